@@ -1,0 +1,1 @@
+"""File IO: the only code that touches files or vendor conventions."""

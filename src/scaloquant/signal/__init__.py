@@ -1,0 +1,1 @@
+"""Pure numpy signal helpers: axes and the FFT/ppm convention, lineshapes, resampling."""

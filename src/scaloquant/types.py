@@ -1,0 +1,237 @@
+"""Frozen data types. Samples are complex FIDs in the internal convention of
+:mod:`scaloquant.signal.axes`; acquisition metadata carry their units in their names; axes are
+derived, never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from .errors import IncompatibleDataError, InvalidDataError, UnknownMetaboliteError
+from .signal import axes
+
+
+def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:
+    arr = np.array(samples, dtype=np.complex128, copy=True)
+    if arr.ndim != ndim:
+        raise InvalidDataError(f"{what} must have {ndim} dimension(s), got shape {arr.shape}")
+    if arr.shape[-1] < 2:
+        raise InvalidDataError(f"{what} has {arr.shape[-1]} point(s); at least 2 are needed")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidDataError(f"{what} contains NaN or Inf samples; check the file or its scaling")
+    arr.setflags(write=False)
+    return arr
+
+
+def _check_acquisition(dwell_time_s: float, spectrometer_freq_mhz: float) -> None:
+    if not (np.isfinite(dwell_time_s) and dwell_time_s > 0):
+        raise InvalidDataError(f"dwell time must be a positive number of seconds, got {dwell_time_s}")
+    if not (np.isfinite(spectrometer_freq_mhz) and spectrometer_freq_mhz > 0):
+        raise InvalidDataError(
+            f"spectrometer frequency must be a positive number of MHz, got {spectrometer_freq_mhz}"
+        )
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """The sampling grid shared by FIDs and basis sets.
+
+    Attributes
+    ----------
+    n_points : number of complex time-domain samples.
+    dwell_time_s : sampling interval in seconds (1 / spectral width).
+    spectrometer_freq_mhz : nucleus Larmor frequency in MHz (sets the Hz <-> ppm scale).
+    ppm_reference : chemical shift of the receiver frequency (0 Hz), ppm.
+    nucleus : e.g. ``"1H"``.
+    """
+
+    n_points: int
+    dwell_time_s: float
+    spectrometer_freq_mhz: float
+    ppm_reference: float = axes.DEFAULT_PPM_REFERENCE_1H
+    nucleus: str = "1H"
+
+    @property
+    def spectral_width_hz(self) -> float:
+        return 1.0 / self.dwell_time_s
+
+    @property
+    def field_strength_t(self) -> float:
+        """Nominal B0 in tesla for 1H (42.577 MHz/T); other nuclei are not converted."""
+        return self.spectrometer_freq_mhz / 42.577478
+
+    def time_axis_s(self) -> np.ndarray:
+        return axes.time_axis_s(self.n_points, self.dwell_time_s)
+
+    def frequency_axis_hz(self) -> np.ndarray:
+        return axes.frequency_axis_hz(self.n_points, self.dwell_time_s)
+
+    def ppm_axis(self) -> np.ndarray:
+        return axes.ppm_axis(
+            self.n_points, self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.n_points} points, dwell {self.dwell_time_s * 1e3:g} ms "
+            f"({self.spectral_width_hz:g} Hz), {self.spectrometer_freq_mhz:g} MHz "
+            f"({self.field_strength_t:.2f} T {self.nucleus}), 0 Hz = {self.ppm_reference:g} ppm"
+        )
+
+
+@dataclass(frozen=True)
+class FID:
+    """One or more complex FIDs on one acquisition grid.
+
+    ``samples`` has shape ``(..., n_points)``: a single FID is 1-D, MRSI or extra NIfTI-MRS
+    dimensions are leading axes. The array is read-only; methods return new objects.
+    """
+
+    samples: np.ndarray
+    dwell_time_s: float
+    spectrometer_freq_mhz: float
+    ppm_reference: float = axes.DEFAULT_PPM_REFERENCE_1H
+    nucleus: str = "1H"
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arr = np.array(self.samples, dtype=np.complex128, copy=True)
+        if arr.ndim < 1:
+            raise InvalidDataError("FID samples must have at least one dimension")
+        object.__setattr__(self, "samples", _frozen_samples(arr, arr.ndim, "FID"))
+        object.__setattr__(self, "dwell_time_s", float(self.dwell_time_s))
+        object.__setattr__(self, "spectrometer_freq_mhz", float(self.spectrometer_freq_mhz))
+        object.__setattr__(self, "ppm_reference", float(self.ppm_reference))
+        object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
+        _check_acquisition(self.dwell_time_s, self.spectrometer_freq_mhz)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.samples.shape[-1])
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.samples.shape[:-1])
+
+    @property
+    def acquisition(self) -> Acquisition:
+        return Acquisition(
+            self.n_points, self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference,
+            self.nucleus,
+        )
+
+    def time_axis_s(self) -> np.ndarray:
+        return self.acquisition.time_axis_s()
+
+    def frequency_axis_hz(self) -> np.ndarray:
+        return self.acquisition.frequency_axis_hz()
+
+    def ppm_axis(self) -> np.ndarray:
+        return self.acquisition.ppm_axis()
+
+    def spectrum(self, n_fft: int | None = None) -> np.ndarray:
+        """``fftshift(fft(samples))`` along the last axis; see :mod:`scaloquant.signal.axes`."""
+        return axes.spectrum(self.samples, n_fft)
+
+    def with_samples(self, samples: np.ndarray, **provenance: Any) -> FID:
+        """A new FID on the same acquisition with other samples (and extra provenance)."""
+        return replace(self, samples=samples, provenance={**self.provenance, **provenance})
+
+
+@dataclass(frozen=True)
+class BasisSet:
+    """Metabolite basis FIDs, one row per metabolite, on one acquisition grid.
+
+    ``fids`` has shape ``(n_metabolites, n_points)``. Names are unique. Extra acquisition facts
+    (sequence, echo time) go in ``metadata``; file names, licences and edits go in ``provenance``.
+    """
+
+    names: tuple[str, ...]
+    fids: np.ndarray
+    dwell_time_s: float
+    spectrometer_freq_mhz: float
+    ppm_reference: float = axes.DEFAULT_PPM_REFERENCE_1H
+    nucleus: str = "1H"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.names)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "fids", _frozen_samples(self.fids, 2, "basis set"))
+        if len(names) != self.fids.shape[0]:
+            raise InvalidDataError(
+                f"basis set has {len(names)} names but {self.fids.shape[0]} FIDs"
+            )
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidDataError(f"basis set has duplicate metabolite names: {', '.join(dup)}")
+        object.__setattr__(self, "dwell_time_s", float(self.dwell_time_s))
+        object.__setattr__(self, "spectrometer_freq_mhz", float(self.spectrometer_freq_mhz))
+        object.__setattr__(self, "ppm_reference", float(self.ppm_reference))
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+        object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
+        _check_acquisition(self.dwell_time_s, self.spectrometer_freq_mhz)
+
+    @property
+    def n_metabolites(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.fids.shape[1])
+
+    @property
+    def acquisition(self) -> Acquisition:
+        return Acquisition(
+            self.n_points, self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference,
+            self.nucleus,
+        )
+
+    def time_axis_s(self) -> np.ndarray:
+        return self.acquisition.time_axis_s()
+
+    def ppm_axis(self) -> np.ndarray:
+        return self.acquisition.ppm_axis()
+
+    def spectra(self, n_fft: int | None = None) -> np.ndarray:
+        """Spectra of every basis FID, shape ``(n_metabolites, n_fft or n_points)``."""
+        return axes.spectrum(self.fids, n_fft)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise UnknownMetaboliteError(
+                f"unknown metabolite {name!r}; the basis set has: {', '.join(self.names)}"
+            ) from None
+
+    def subset(self, names: Sequence[str]) -> BasisSet:
+        """A new basis set with only ``names``, in that order."""
+        idx = [self.index(n) for n in names]
+        return replace(self, names=tuple(names), fids=self.fids[idx])
+
+    def truncated(self, n_points: int) -> BasisSet:
+        """A new basis set keeping the first ``n_points`` samples."""
+        if not 2 <= n_points <= self.n_points:
+            raise IncompatibleDataError(
+                f"cannot truncate a {self.n_points}-point basis to {n_points} points"
+            )
+        return replace(self, fids=self.fids[:, :n_points])
+
+    def content_hash(self) -> str:
+        """SHA-256 of names, samples and grid: identifies the basis a model was trained on."""
+        h = hashlib.sha256()
+        h.update("\n".join(self.names).encode())
+        h.update(np.ascontiguousarray(self.fids, dtype=np.complex128).tobytes())
+        h.update(
+            repr((self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference,
+                  self.nucleus)).encode()
+        )
+        return h.hexdigest()
