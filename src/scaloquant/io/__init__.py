@@ -1,1 +1,42 @@
-"""File IO: the only code that touches files or vendor conventions."""
+"""File IO: the only code that touches files or vendor conventions.
+
+Each format's module converts its sign convention to the internal one of
+:mod:`scaloquant.signal.axes` in its reader and writer, and nowhere else:
+
+========================  ==========================  =======================================
+module                    files                       conversion to the internal convention
+========================  ==========================  =======================================
+:mod:`.lcmodel`           ``.RAW``, ``.H2O``, ``.BASIS``  conjugate
+:mod:`.text`              2/4-column text             conjugate (as the ISMRM 2016 files)
+:mod:`.jmrui`             jMRUI ``.txt``              none
+:mod:`.nifti`             ``.nii``, ``.nii.gz``       none (on-disk samples, not ``img[:]``)
+:mod:`.fsl`               FSL-MRS basis ``.json``     none
+:mod:`.npz`               scaloquant basis ``.npz``   none
+========================  ==========================  =======================================
+"""
+
+from .default import default_basis
+from .dispatch import read_basis, read_fid
+from .fsl import read_fsl_basis, write_fsl_basis
+from .jmrui import read_jmrui_txt
+from .lcmodel import read_lcmodel_basis, read_lcmodel_raw, write_lcmodel_raw
+from .nifti import read_nifti_mrs, write_nifti_mrs
+from .npz import read_basis_npz, write_basis_npz
+from .text import read_text_fid
+
+__all__ = [
+    "default_basis",
+    "read_basis",
+    "read_basis_npz",
+    "read_fid",
+    "read_fsl_basis",
+    "read_jmrui_txt",
+    "read_lcmodel_basis",
+    "read_lcmodel_raw",
+    "read_nifti_mrs",
+    "read_text_fid",
+    "write_basis_npz",
+    "write_fsl_basis",
+    "write_lcmodel_raw",
+    "write_nifti_mrs",
+]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,10 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates the file 0600; give the output the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -51,3 +57,65 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = F
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+@contextlib.contextmanager
+def staged_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a hidden staging folder beside ``path``; on success move its content into ``path``.
+
+    For a command that writes a folder of outputs (``reproduce``, ``evaluate``): nothing appears
+    in ``path`` until every output was written, and a failure leaves ``path`` as it was.
+
+    * ``path`` missing: the staging folder is renamed to ``path`` (one rename).
+    * ``path`` an empty folder: the staged files are moved into it.
+    * ``path`` a non-empty folder: refused unless ``overwrite``; with ``overwrite`` each staged
+      file replaces the file at the same relative path, and files there that this run did not
+      produce (the user's) are kept.
+
+    Missing parent folders are created, as for ``mkdir -p``.
+    """
+    # absolute, so that "." has a name and a parent to stage beside (symlinks are kept)
+    path = Path(os.path.abspath(path))
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} is a file; give a folder for the outputs")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"{path} is not empty; pass --overwrite to replace scaloquant's outputs in it "
+            "(other files there are kept) or choose another folder"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.mkdir (not mkdtemp, which makes it private) so the outputs get the usual permissions
+        staging = path.parent / f".{path.name}.partial-{secrets.token_hex(6)}"
+        staging.mkdir()
+    except OSError as err:
+        raise InputFileError(f"cannot create the output folder {path}: {err.strerror}") from None
+    try:
+        yield staging
+        _move_into_place(staging, path, overwrite=overwrite)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def _move_into_place(staging: Path, path: Path, *, overwrite: bool) -> None:
+    if not path.exists():
+        os.replace(staging, path)
+        return
+    files = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir())
+    # Check every destination before moving anything, so a conflict changes nothing.
+    for rel in files:
+        target = path / rel
+        if target.exists() and not overwrite:  # appeared while the outputs were being made
+            raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it")
+        if target.is_dir():
+            raise OutputExistsError(f"{target} is a folder where an output file belongs; move it")
+        for parent in list(target.parents)[: len(rel.parts) - 1]:
+            if parent.exists() and not parent.is_dir():
+                raise OutputExistsError(
+                    f"{parent} is a file where an output folder belongs; move it"
+                )
+    for rel in files:
+        target = path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, target)

@@ -1,0 +1,173 @@
+"""``scaloquant basis info [PATH] [--plot FILE.png]``: describe a basis set (default: the embedded
+ISMRM 2016 basis) and optionally draw its spectra.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..io import default_basis, read_basis
+from ..io.atomic import check_writable
+from ..signal import axes
+from ..signal.peaks import main_peak_ppm
+from ..types import BasisSet
+
+#: The window of the main-peak column and of the plot, ppm (the paper's fitting range).
+PPM_RANGE = (0.2, 4.3)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "basis",
+        help="inspect basis sets",
+        description="Inspect metabolite basis sets.",
+    )
+    sub = p.add_subparsers(dest="basis_command", metavar="ACTION")
+    sub.required = True
+    info = sub.add_parser(
+        "info",
+        help="print a basis set's acquisition and metabolites",
+        description="Print a basis set's acquisition and a table of its metabolites with their "
+        "main peak and first point; optionally draw every spectrum. Without PATH, the embedded "
+        "ISMRM 2016 basis.",
+    )
+    info.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        metavar="PATH",
+        help="a .BASIS or .npz file, or a folder of FSL-MRS .json, .RAW or .txt "
+        "files (default: the embedded basis)",
+    )
+    info.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help=f"draw every real spectrum, {PPM_RANGE[0]}-{PPM_RANGE[1]} ppm, stacked",
+    )
+    info.add_argument("--overwrite", action="store_true", help="replace an existing plot file")
+    info.add_argument(
+        "--dwell-time-s",
+        type=float,
+        metavar="S",
+        help="dwell time in seconds, for files that do not record it",
+    )
+    info.add_argument(
+        "--spectrometer-freq-mhz",
+        type=float,
+        metavar="MHZ",
+        help="spectrometer frequency in MHz, for files that do not record it",
+    )
+    info.add_argument(
+        "--ppm-reference",
+        type=float,
+        metavar="PPM",
+        help="chemical shift of 0 Hz in ppm (default 4.65 for 1H)",
+    )
+    info.set_defaults(handler=handle_info)
+
+
+def _load(args: argparse.Namespace) -> BasisSet:
+    overrides = {
+        "dwell_time_s": args.dwell_time_s,
+        "spectrometer_freq_mhz": args.spectrometer_freq_mhz,
+        "ppm_reference": args.ppm_reference,
+    }
+    if args.path is None:
+        given = [k for k, v in overrides.items() if v is not None]
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ConfigError(f"{flags} apply to a basis file; give PATH or drop them")
+        return default_basis()
+    return read_basis(args.path, **overrides)
+
+
+def describe(basis: BasisSet, source: str) -> str:
+    """The text ``basis info`` prints: acquisition, then one row per metabolite."""
+    acq = basis.acquisition
+    meta = basis.metadata
+    nominal = f", nominal {meta['field_strength_t']:g} T" if "field_strength_t" in meta else ""
+    lines = [
+        f"source:                 {source}",
+        f"metabolites:            {basis.n_metabolites}",
+        f"points:                 {acq.n_points}",
+        f"dwell time:             {acq.dwell_time_s * 1e3:g} ms",
+        f"spectral width:         {acq.spectral_width_hz:g} Hz",
+        f"spectrometer frequency: {acq.spectrometer_freq_mhz:.10g} MHz",
+        f"field:                  {acq.field_strength_t:.3f} T{nominal}",
+        f"ppm reference:          0 Hz = {acq.ppm_reference:g} ppm",
+        f"nucleus:                {acq.nucleus}",
+    ]
+    if "sequence" in meta or "echo_time_ms" in meta:
+        seq = str(meta.get("sequence", "unknown sequence"))
+        if "echo_time_ms" in meta:
+            seq += f", TE {meta['echo_time_ms']:g} ms"
+        if "te1_ms" in meta and "te2_ms" in meta:
+            seq += f" (TE1 {meta['te1_ms']:g} ms, TE2 {meta['te2_ms']:g} ms)"
+        lines.append(f"sequence:               {seq}")
+    if "licence" in basis.provenance:
+        lines.append(f"licence:                {basis.provenance['licence']}")
+    if "citation" in basis.provenance:
+        lines.append(f"cite:                   {basis.provenance['citation']}")
+    peaks = main_peak_ppm(
+        basis.fids,
+        acq.dwell_time_s,
+        acq.spectrometer_freq_mhz,
+        acq.ppm_reference,
+        ppm_range=PPM_RANGE,
+    )
+    width = max(8, *(len(n) for n in basis.names))
+    lines += ["", f"{'name':<{width}}  main peak (ppm)  first point (real)"]
+    for name, ppm, first in zip(basis.names, peaks, basis.fids[:, 0], strict=True):
+        lines.append(f"{name:<{width}}  {ppm:15.3f}  {first.real:18.4g}")
+    return "\n".join(lines)
+
+
+def plot_spectra(basis: BasisSet, title: str) -> Any:
+    """A figure of every metabolite's real spectrum, each scaled to its maximum, stacked."""
+    from matplotlib.figure import Figure
+
+    n_fft = 2 * basis.n_points  # 2x zero fill: smooth lines for narrow singlets
+    acq = basis.acquisition
+    ppm = axes.ppm_axis(n_fft, acq.dwell_time_s, acq.spectrometer_freq_mhz, acq.ppm_reference)
+    window = (ppm >= PPM_RANGE[0]) & (ppm <= PPM_RANGE[1])
+    spectra = basis.spectra(n_fft).real[:, window]
+    peak = np.abs(spectra).max(axis=1, keepdims=True)
+    spectra = spectra / np.where(peak > 0, peak, 1.0)
+    fig = Figure(figsize=(7.0, 1.0 + 0.45 * basis.n_metabolites))
+    ax = fig.add_subplot()
+    for row, (name, spec) in enumerate(zip(basis.names, spectra, strict=True)):
+        offset = (basis.n_metabolites - 1 - row) * 1.1
+        ax.plot(ppm[window], spec + offset, lw=0.8, color="black")
+        # Labels at the low-ppm edge, where no basis signal of the window lies.
+        ax.text(PPM_RANGE[0] + 0.03, offset + 0.15, name, fontsize=8, va="bottom", ha="right")
+    ax.set_xlim(PPM_RANGE[1], PPM_RANGE[0])  # reversed, as MRS spectra are read
+    ax.set_xlabel("chemical shift (ppm)")
+    ax.set_yticks([])
+    ax.set_title(f"{title}\nreal spectra, each scaled to its maximum", fontsize=9)
+    return fig
+
+
+def handle_info(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        check_writable(args.plot, overwrite=args.overwrite)  # fail before any work
+        if args.plot.suffix.lower() != ".png":
+            raise ConfigError(f"--plot {args.plot}: give a .png file name")
+    basis = _load(args)
+    source = (
+        str(args.path)
+        if args.path is not None
+        else (f"embedded default basis: {basis.provenance.get('dataset', 'ISMRM 2016')}")
+    )
+    print(describe(basis, source))
+    if args.plot is not None:
+        from ..evaluate.figures import save_png
+
+        save_png(plot_spectra(basis, source), args.plot, overwrite=args.overwrite)
+        print(f"\nplot written to {args.plot}")
+    return 0

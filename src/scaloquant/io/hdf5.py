@@ -1,0 +1,264 @@
+"""Simulated datasets in HDF5: a streaming, deterministic writer and a reader.
+
+Layout of a file written by :func:`write_simulation`
+----------------------------------------------------
+datasets (one row per signal)
+    ``fids`` complex64 (N, n_points), internal convention of :mod:`scaloquant.signal.axes`;
+    ``amplitudes`` float32 (N, M), columns in the order of the attribute ``metabolites``;
+    one float32 dataset per other drawn or derived parameter, (N, M), (N,) or (N, H):
+    ``damping_per_s``, ``shift_hz``, and when switched on ``gaussian_damping_per_s``,
+    ``phase0_deg``, ``phase1_deg_per_ppm``, ``snr``, ``baseline_centre_ppm``,
+    ``baseline_fwhm_ppm``, ``baseline_height``, ``reference_height``, ``noise_sd``.
+root attributes
+    ``format`` (``scaloquant-simulation``), ``format_version``, ``metabolites``,
+    ``dwell_time_s``, ``spectrometer_freq_mhz``, ``ppm_reference``, ``nucleus``, ``config`` (the
+    resolved simulation config as JSON), ``seed``, ``scaloquant_version``, ``basis_name``,
+    ``basis_sha256`` (:meth:`scaloquant.types.BasisSet.content_hash`), ``n_signals``.
+
+The same inputs give a byte-identical file: no object keeps a creation time
+(``track_times=False``), and datasets and attributes are created in a fixed order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..errors import InputFileError
+from ..types import FID, BasisSet
+from .atomic import atomic_path
+
+FORMAT_NAME = "scaloquant-simulation"
+FORMAT_VERSION = 1
+_REQUIRED_DATASETS = ("fids", "amplitudes")
+_REQUIRED_ATTRIBUTES = (
+    "metabolites",
+    "dwell_time_s",
+    "spectrometer_freq_mhz",
+    "ppm_reference",
+    "config",
+    "seed",
+)
+
+#: One chunk of signals for the writer: (B, n_points) complex FIDs and per-signal columns by
+#: name, each with B rows (``amplitudes`` among them).
+Chunk = tuple[np.ndarray, Mapping[str, np.ndarray]]
+
+
+def write_simulation(
+    path: str | os.PathLike,
+    chunks: Iterable[Chunk],
+    *,
+    n_signals: int,
+    basis: BasisSet,
+    basis_name: str,
+    config: Mapping[str, Any],
+    seed: int,
+    overwrite: bool = False,
+) -> Path:
+    """Stream ``n_signals`` simulated signals into a new HDF5 file at ``path``, atomically.
+
+    Datasets get their final shape from the first chunk and are filled chunk by chunk, so memory
+    holds one chunk at a time. The file appears at ``path`` only when complete; an existing file
+    is replaced only with ``overwrite``.
+
+    Parameters
+    ----------
+    chunks : ``(fids, columns)`` pairs in signal order; their rows must add up to ``n_signals``.
+    basis : the basis set the signals were made from (names, grid and hash are recorded).
+    basis_name : how the user named the basis (a path, or the default basis).
+    config : the resolved simulation config (stored as JSON).
+    seed : the seed the dataset was made with.
+    """
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        try:
+            _write(tmp, chunks, n_signals, basis, basis_name, config, seed)
+        except OSError as err:
+            raise InputFileError(
+                f"cannot write {path}: {err}; check free disk space and permissions"
+            ) from None
+    return Path(path)
+
+
+def _write(
+    tmp: Path,
+    chunks: Iterable[Chunk],
+    n_signals: int,
+    basis: BasisSet,
+    basis_name: str,
+    config: Mapping[str, Any],
+    seed: int,
+) -> None:
+    with h5py.File(tmp, "w") as f:
+        attrs = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "metabolites": list(basis.names),
+            "dwell_time_s": basis.dwell_time_s,
+            "spectrometer_freq_mhz": basis.spectrometer_freq_mhz,
+            "ppm_reference": basis.ppm_reference,
+            "nucleus": basis.nucleus,
+            "config": json.dumps(dict(config), sort_keys=True),
+            "seed": np.int64(seed),
+            "scaloquant_version": __version__,
+            "basis_name": basis_name,
+            "basis_sha256": basis.content_hash(),
+            "n_signals": np.int64(n_signals),
+        }
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        fids = f.create_dataset(
+            "fids", shape=(n_signals, basis.n_points), dtype=np.complex64, track_times=False
+        )
+        columns: dict[str, h5py.Dataset] = {}
+        row = 0
+        for chunk_fids, chunk_columns in chunks:
+            stop = row + chunk_fids.shape[0]
+            if stop > n_signals:
+                raise ValueError(f"chunks hold more than the announced {n_signals} signals")
+            fids[row:stop] = np.asarray(chunk_fids, dtype=np.complex64)
+            for name, values in chunk_columns.items():
+                if name not in columns:
+                    columns[name] = f.create_dataset(
+                        name,
+                        shape=(n_signals, *np.shape(values)[1:]),
+                        dtype=np.float32,
+                        track_times=False,
+                    )
+                columns[name][row:stop] = np.asarray(values, dtype=np.float32)
+            row = stop
+        if row != n_signals:
+            raise ValueError(f"chunks held {row} signals, {n_signals} were announced")
+
+
+@dataclass(frozen=True)
+class SimulationFile:
+    """Signals read back from a simulation file, with their truth and provenance.
+
+    Attributes
+    ----------
+    fids : FID with samples (k, n_points), the acquisition grid of the file.
+    amplitudes : (k, M) float64, columns in the order of ``metabolites``.
+    metabolites : basis metabolite names.
+    parameters : every other per-signal dataset by name, float64, k rows each.
+    indices : (k,) row numbers of the signals in the file.
+    config : the resolved simulation config.
+    seed : the dataset's seed.
+    version : the scaloquant version that wrote the file.
+    basis_name, basis_sha256 : which basis the signals were made from.
+    n_total : number of signals in the whole file.
+    """
+
+    fids: FID
+    amplitudes: np.ndarray
+    metabolites: tuple[str, ...]
+    parameters: Mapping[str, np.ndarray]
+    indices: np.ndarray
+    config: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    version: str = ""
+    basis_name: str = ""
+    basis_sha256: str = ""
+    n_total: int = 0
+
+
+def _rows(index: int | slice | np.ndarray | None, n_total: int) -> np.ndarray:
+    """Row numbers selected by ``index`` (numpy rules: negative ints count from the end)."""
+    if index is None:
+        return np.arange(n_total)
+    if isinstance(index, slice):
+        return np.arange(n_total)[index]
+    rows = np.atleast_1d(np.asarray(index))
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+        raise TypeError(f"index must be an int, a slice or a 1-D array of ints, got {index!r}")
+    if rows.size and (rows.min() < -n_total or rows.max() >= n_total):
+        raise IndexError(f"index {index!r} is out of range for a file of {n_total} signals")
+    return np.where(rows < 0, rows + n_total, rows)
+
+
+def _read_rows(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``dataset[rows]`` for any rows; h5py needs increasing, unique indices."""
+    if rows.size == 0:
+        return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
+    if rows.size == rows[-1] - rows[0] + 1 and np.all(np.diff(rows) == 1):
+        return dataset[rows[0] : rows[-1] + 1]  # a contiguous block: one read
+    unique, inverse = np.unique(rows, return_inverse=True)
+    return dataset[unique][inverse]
+
+
+def read_simulation(
+    path: str | os.PathLike, *, index: int | slice | np.ndarray | None = None
+) -> SimulationFile:
+    """Read the signals ``index`` selects (all by default) from a file of :func:`write_simulation`.
+
+    An int selects one signal but keeps the leading axis (k = 1). Missing, unreadable, garbled or
+    truncated files and files without the datasets above raise
+    :class:`~scaloquant.errors.InputFileError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise InputFileError(f"{path} {what}; give a simulation file written by scaloquant")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise InputFileError(
+            f"{path} is not a readable HDF5 file (truncated or garbled?); simulate it again"
+        ) from None
+    try:
+        with f:
+            return _read(f, path, index)
+    except (OSError, KeyError, ValueError, json.JSONDecodeError) as err:
+        raise InputFileError(f"{path} is damaged ({err}); simulate it again") from None
+
+
+def _read(f: h5py.File, path: Path, index: Any) -> SimulationFile:
+    for name in _REQUIRED_DATASETS:
+        if not isinstance(f.get(name), h5py.Dataset):
+            raise InputFileError(
+                f"{path} has no dataset {name!r}; it is not a scaloquant simulation file"
+            )
+    missing = [a for a in _REQUIRED_ATTRIBUTES if a not in f.attrs]
+    if missing:
+        raise InputFileError(
+            f"{path} lacks attribute(s) {', '.join(missing)}; it is not a scaloquant "
+            "simulation file"
+        )
+    attrs = f.attrs
+    n_total = int(f["fids"].shape[0])
+    rows = _rows(index, n_total)
+    parameters = {
+        name: _read_rows(ds, rows).astype(np.float64)
+        for name, ds in f.items()
+        if isinstance(ds, h5py.Dataset) and name not in _REQUIRED_DATASETS
+    }
+    fid = FID(
+        samples=_read_rows(f["fids"], rows).reshape(rows.size, -1),
+        dwell_time_s=float(attrs["dwell_time_s"]),
+        spectrometer_freq_mhz=float(attrs["spectrometer_freq_mhz"]),
+        ppm_reference=float(attrs["ppm_reference"]),
+        nucleus=str(attrs.get("nucleus", "1H")),
+        provenance={"file": str(path), "signals": "simulated by scaloquant"},
+    )
+    return SimulationFile(
+        fids=fid,
+        amplitudes=_read_rows(f["amplitudes"], rows).astype(np.float64),
+        metabolites=tuple(str(m) for m in attrs["metabolites"]),
+        parameters=MappingProxyType(parameters),
+        indices=rows,
+        config=MappingProxyType(json.loads(attrs["config"])),
+        seed=int(attrs["seed"]),
+        version=str(attrs.get("scaloquant_version", "")),
+        basis_name=str(attrs.get("basis_name", "")),
+        basis_sha256=str(attrs.get("basis_sha256", "")),
+        n_total=n_total,
+    )

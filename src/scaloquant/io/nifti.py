@@ -1,0 +1,230 @@
+"""NIfTI-MRS files (``.nii`` / ``.nii.gz``), through the ``nifti-mrs`` package.
+
+Format
+------
+A complex NIfTI-2 (or -1) image of shape ``(x, y, z, n_points, *extra)`` with up to three extra
+dimensions (5-7) tagged ``DIM_COIL``, ``DIM_DYN``, ...; the dwell time in ``pixdim[4]``; a JSON
+header extension (code 44) with ``SpectrometerFrequency`` (MHz), ``ResonantNucleus``, optional
+``SpecFreqChemShift`` / ``RxOffset`` (ppm at the receiver frequency), ``EchoTime``, ...
+(https://github.com/wtclarke/mrs_nifti_standard).
+
+Convention
+----------
+The samples *on disk* are in the internal convention of :mod:`scaloquant.signal.axes` (the
+internal convention is the NIfTI-MRS one): no conjugation. Trap: ``nifti_mrs.NIFTI_MRS[...]``
+returns the conjugate of the on-disk data (FSL-MRS's internal convention) and ``gen_nifti_mrs``
+conjugates its input unless ``no_conj=True``. This module therefore reads ``NIFTI_MRS.image[...]``
+(the underlying fslpy image, on-disk values) and writes with ``no_conj=True``: the samples are
+never conjugated, which is the one conversion this format needs.
+
+Samples are exchanged with the time axis last: ``(x, y, z, *extra, n_points)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ConfigError, InputFileError, InvalidDataError
+from ..types import FID
+from ._common import require_file, require_finite
+from .atomic import atomic_path
+
+#: Tags for NIfTI-MRS dimensions 5-7 when the caller gives none (the standard's defaults).
+DEFAULT_DIM_TAGS = ("DIM_COIL", "DIM_DYN", "DIM_INDIRECT_0")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: Above any NMR magnet (1.2 GHz for 1H, 28 T): a larger SpectrometerFrequency is not in MHz.
+MAX_PLAUSIBLE_FREQ_MHZ = 2000.0
+
+
+def is_nifti_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` ends in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+
+
+def read_nifti_mrs(
+    path: str | os.PathLike,
+    *,
+    dwell_time_s: float | None = None,
+    spectrometer_freq_mhz: float | None = None,
+    ppm_reference: float | None = None,
+) -> FID:
+    """Read a NIfTI-MRS file.
+
+    Parameters
+    ----------
+    path : ``.nii`` or ``.nii.gz`` file.
+    dwell_time_s, spectrometer_freq_mhz, ppm_reference : override the header's ``pixdim[4]``
+        (s), ``SpectrometerFrequency`` (MHz) and ``SpecFreqChemShift + RxOffset`` (ppm; 4.65 for
+        1H when absent, as in the ``nifti-mrs`` package).
+
+    Returns
+    -------
+    FID with samples of shape ``(x, y, z, *extra, n_points)``; ``provenance["dim_tags"]`` names
+    the extra dimensions and ``provenance["header"]`` holds the JSON header extension.
+    """
+    # nifti-mrs is imported here, not at module level: it pulls in fslpy (~0.7 s).
+    from nibabel.filebasedimages import ImageFileError
+    from nifti_mrs.nifti_mrs import NIFTI_MRS, NotNIFTI_MRS
+    from nifti_mrs.validator import Error as NiftiMrsValidationError
+
+    path = require_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nmrs = NIFTI_MRS(str(path))
+            on_disk = np.asarray(nmrs.image[:])  # NOT nmrs[:], which is conjugated
+            header = nmrs.hdr_ext.to_dict()
+            file_dwell_s = float(nmrs.dwelltime)
+            file_freq_mhz = float(nmrs.spectrometer_frequency[0])
+            file_ppm = float(nmrs.SpecFreqChemShift) + float(nmrs.RxOffset)
+            nucleus = str(nmrs.nucleus[0])
+            dim_tags = [str(t) for t in nmrs.dim_tags[: max(on_disk.ndim - 4, 0)]]
+    except (NotNIFTI_MRS, NiftiMrsValidationError) as err:
+        raise InputFileError(f"{path} is not valid NIfTI-MRS: {err}") from None
+    except (
+        ImageFileError,
+        OSError,
+        EOFError,
+        zlib.error,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        json.JSONDecodeError,
+    ) as err:
+        raise InputFileError(
+            f"cannot read {path} as NIfTI-MRS ({type(err).__name__}: {str(err)[:80]}); "
+            "the file is truncated, corrupt or not NIfTI"
+        ) from None
+    if on_disk.ndim < 4 or not np.iscomplexobj(on_disk):
+        raise InvalidDataError(
+            f"{path} holds {on_disk.dtype} data of shape {on_disk.shape}; NIfTI-MRS needs complex "
+            "data with at least 4 dimensions"
+        )
+    if spectrometer_freq_mhz is None and not 0 < file_freq_mhz < MAX_PLAUSIBLE_FREQ_MHZ:
+        raise InvalidDataError(
+            f"{path}: SpectrometerFrequency {file_freq_mhz:g} MHz is implausible (written in Hz "
+            "instead of MHz?); pass --spectrometer-freq-mhz"
+        )
+    samples = require_finite(np.moveaxis(on_disk, 3, -1), path)
+    return FID(
+        samples=samples,
+        dwell_time_s=file_dwell_s if dwell_time_s is None else dwell_time_s,
+        spectrometer_freq_mhz=file_freq_mhz
+        if spectrometer_freq_mhz is None
+        else spectrometer_freq_mhz,
+        ppm_reference=file_ppm if ppm_reference is None else ppm_reference,
+        nucleus=nucleus,
+        provenance={
+            "source": str(path),
+            "format": "nifti-mrs",
+            "name": _stem(path),
+            "dim_tags": dim_tags,
+            "header": header,
+        },
+    )
+
+
+def _as_nifti_array(samples: np.ndarray) -> np.ndarray:
+    """``(n)``, ``(k, n)`` or ``(x, y, z, *extra, n)`` -> NIfTI-MRS ``(x, y, z, n, *extra)``."""
+    if samples.ndim == 1:
+        return samples.reshape(1, 1, 1, -1)
+    if samples.ndim == 2:
+        return samples.T.reshape(1, 1, 1, *samples.T.shape)
+    if 4 <= samples.ndim <= 7:
+        return np.moveaxis(samples, -1, 3)
+    raise InvalidDataError(
+        f"cannot store samples of shape {samples.shape} as NIfTI-MRS: give (n_points,), "
+        "(k, n_points) or (x, y, z, [up to 3 extra dims,] n_points)"
+    )
+
+
+def _resolve_tags(fid: FID, n_extra: int, dim_tags: Sequence[str] | None) -> list[str]:
+    from nifti_mrs.definitions import dimension_tags
+
+    if dim_tags is None:
+        from_file = list(fid.provenance.get("dim_tags") or ())
+        if len(from_file) == n_extra:
+            dim_tags = from_file
+        elif fid.samples.ndim == 2:
+            dim_tags = ["DIM_DYN"]
+        else:
+            dim_tags = list(DEFAULT_DIM_TAGS[:n_extra])
+    tags = list(dim_tags)
+    if len(tags) != n_extra:
+        raise ConfigError(f"the data have {n_extra} extra dimension(s) but {len(tags)} tag(s)")
+    unknown = [t for t in tags if t not in dimension_tags]
+    if unknown:
+        raise ConfigError(
+            f"unknown NIfTI-MRS dimension tag(s) {', '.join(unknown)}; use one of "
+            f"{', '.join(dimension_tags)}"
+        )
+    return tags
+
+
+def write_nifti_mrs(
+    path: str | os.PathLike,
+    fid: FID,
+    *,
+    dim_tags: Sequence[str] | None = None,
+    overwrite: bool = False,
+    extra_header: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``fid`` as NIfTI-MRS (atomically).
+
+    Parameters
+    ----------
+    path : output ending in ``.nii`` or ``.nii.gz``; refused if it exists unless ``overwrite``.
+    fid : samples ``(n_points,)`` -> one voxel ``(1, 1, 1, n_points)``; ``(k, n_points)`` -> one
+        voxel with ``k`` along dimension 5; ``(x, y, z, *extra, n_points)`` -> as is.
+    dim_tags : tags of the extra dimensions (default: those read from a NIfTI-MRS file, else
+        ``DIM_DYN`` for 2-D samples and ``DIM_COIL, DIM_DYN, DIM_INDIRECT_0`` otherwise).
+    extra_header : more header-extension fields; standard-defined keys (``EchoTime`` in s,
+        ``SequenceName``...) are stored as such, others as user-defined fields.
+
+    The header records ``SpectrometerFrequency``, ``ResonantNucleus``, ``SpecFreqChemShift``
+    (= ``fid.ppm_reference``), the dwell time (``pixdim[4]``), ``ConversionMethod`` (scaloquant
+    and its version) and ``OriginalFile`` when the FID was read from a file.
+    """
+    from nifti_mrs.create_nmrs import gen_nifti_mrs_hdr_ext
+    from nifti_mrs.definitions import standard_defined
+    from nifti_mrs.hdr_ext import Hdr_Ext
+
+    path = Path(path)
+    if not is_nifti_path(path):
+        raise ConfigError(f"NIfTI-MRS output {path} must end in .nii or .nii.gz")
+    data = _as_nifti_array(fid.samples)
+    tags = _resolve_tags(fid, data.ndim - 4, dim_tags)
+
+    hdr = Hdr_Ext(fid.spectrometer_freq_mhz, fid.nucleus, dimensions=data.ndim)
+    for i, tag in enumerate(tags):
+        hdr.set_dim_info(i, tag)
+    hdr.set_standard_def("SpecFreqChemShift", fid.ppm_reference)
+    hdr.set_standard_def("ConversionMethod", f"scaloquant {__version__}")
+    if "source" in fid.provenance:
+        hdr.set_standard_def("OriginalFile", [Path(str(fid.provenance["source"])).name])
+    for key, value in (extra_header or {}).items():
+        if key in standard_defined:
+            hdr.set_standard_def(key, value)
+        else:
+            hdr.set_user_def(key, value, "added by scaloquant")
+
+    # no_conj=True: the samples are stored as given (see the module docstring).
+    img = gen_nifti_mrs_hdr_ext(data, fid.dwell_time_s, hdr, no_conj=True)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        img.save(tmp)
+    return path

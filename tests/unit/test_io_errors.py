@@ -1,0 +1,288 @@
+"""Bad input: each gets its typed, one-line error naming the file and what to do."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from scaloquant.errors import (
+    ConfigError,
+    IncompatibleDataError,
+    InputFileError,
+    InvalidDataError,
+    MissingMetadataError,
+    OutputExistsError,
+)
+from scaloquant.io import (
+    read_basis,
+    read_basis_npz,
+    read_fid,
+    read_text_fid,
+    write_lcmodel_raw,
+    write_nifti_mrs,
+)
+from scaloquant.types import FID
+
+N = 16
+GRID = {"dwell_time_s": 2.5e-4, "spectrometer_freq_mhz": 123.2}
+RAW_HEADER = " $NMID ID='x', FMTDAT='(2E16.8)' $END\n"
+
+
+def raw_text(values) -> str:
+    return RAW_HEADER + "".join(f" {v}" + ("\n" if i % 2 else "") for i, v in enumerate(values))
+
+
+def jmrui_text(points_header: int, rows: int, datasets: int = 1, freq: str = "1.232E8") -> str:
+    head = [
+        "jMRUI Data Textfile",
+        f"PointsInDataset: {points_header}",
+        f"DatasetsInFile: {datasets}",
+        "SamplingInterval: 2.5E-1",
+        f"TransmitterFrequency: {freq}",
+        "Signal 1 out of 1 in file",
+    ]
+    return "\n".join(head + ["1.0 0.5"] * rows) + "\n"
+
+
+def basis_text(n_values: int, ndatab: int = 8) -> str:
+    return (
+        " $SEQPAR\n HZPPPM = 123.2\n $END\n $BASIS1\n BADELT = 0.00025,\n"
+        f" NDATAB = {ndatab}\n $END\n $BASIS\n METABO = 'A'\n $END\n"
+        + " ".join(["1.0E+00"] * n_values)
+        + "\n"
+    )
+
+
+# (file name, content, reader(path), error type, words the message must contain)
+CASES = [
+    ("x.RAW", raw_text(["1.0"] * 15), lambda p: read_fid(p, **GRID), InputFileError, "odd number"),
+    (
+        "x.RAW",
+        raw_text(["1.0"] * 6 + ["1.0x"] + ["1.0"] * 9),
+        lambda p: read_fid(p, **GRID),
+        InputFileError,
+        "'1.0x', which is not a number",
+    ),
+    (
+        "x.RAW",
+        raw_text(["1.0"] * 6 + ["nan"] + ["1.0"] * 9),
+        lambda p: read_fid(p, **GRID),
+        InvalidDataError,
+        "NaN/Inf",
+    ),
+    (
+        "x.RAW",
+        raw_text(["1.0"] * 16),
+        lambda p: read_fid(p, spectrometer_freq_mhz=123.2),
+        MissingMetadataError,
+        "--dwell-time-s",
+    ),
+    (
+        "x.RAW",
+        raw_text(["1.0"] * 16),
+        lambda p: read_fid(p, dwell_time_s=2.5e-4),
+        MissingMetadataError,
+        "--spectrometer-freq-mhz",
+    ),
+    (
+        "x.RAW",
+        " $NMID ID='x' \n 1.0 2.0\n",
+        lambda p: read_fid(p, **GRID),
+        InputFileError,
+        "no $END",
+    ),
+    ("x.RAW", " 1.0 2.0\n", lambda p: read_fid(p, **GRID), InputFileError, "no $NMID"),
+    (
+        "x.RAW",
+        " $SEQPAR HZPPPM = abc $END\n" + raw_text(["1.0"] * 16),
+        lambda p: read_fid(p, dwell_time_s=2.5e-4),
+        InputFileError,
+        "HZPPPM",
+    ),
+    (
+        "x.H2O",
+        raw_text(["inf"] + ["1.0"] * 15),
+        lambda p: read_fid(p, **GRID),
+        InvalidDataError,
+        "NaN/Inf",
+    ),
+    ("x.BASIS", basis_text(2 * 8 - 4), read_basis, InputFileError, "truncated"),
+    ("x.BASIS", basis_text(2 * 8 + 2), read_basis, InvalidDataError, "header says 8"),
+    (
+        "x.BASIS",
+        basis_text(16).replace("NDATAB = 8", "NDATAB = x"),
+        read_basis,
+        InputFileError,
+        "NDATAB",
+    ),
+    (
+        "x.BASIS",
+        basis_text(16).replace("BADELT = 0.00025", "BADELT = -1."),
+        read_basis,
+        InputFileError,
+        "encrypted",
+    ),
+    ("x.BASIS", " $SEQPAR HZPPPM = 123.2 $END\n", read_basis, InputFileError, "no $BASIS"),
+    (
+        "x.txt",
+        "1.0 2.0\n3.0 4.0\n",
+        lambda p: read_fid(p, dwell_time_s=2.5e-4),
+        MissingMetadataError,
+        "--spectrometer-freq-mhz",
+    ),
+    ("x.txt", "1.0 2.0\n3.0 4.0 5.0\n", lambda p: read_fid(p, **GRID), InputFileError, "columns"),
+    (
+        "x.txt",
+        "1.0 2.0 3.0\n1.0 2.0 3.0\n",
+        lambda p: read_fid(p, **GRID),
+        InputFileError,
+        "columns",
+    ),
+    ("x.txt", "1.0 2.0\n3.0 four\n", lambda p: read_fid(p, **GRID), InputFileError, "'four'"),
+    ("x.txt", "1.0 2.0\nNaN 4.0\n", lambda p: read_fid(p, **GRID), InvalidDataError, "NaN/Inf"),
+    ("x.txt", "", lambda p: read_fid(p, **GRID), InputFileError, "columns"),
+    (
+        "x.txt",
+        "1.0 2.0\n3.0 4.0\n",
+        lambda p: read_text_fid(p, **GRID, signal="water"),
+        InputFileError,
+        "no water",
+    ),
+    ("j.txt", jmrui_text(N, N - 3), read_fid, InputFileError, "truncated"),
+    ("j.txt", jmrui_text(N, N + 1), read_fid, InvalidDataError, f"header says {N}"),
+    ("j.txt", jmrui_text(N, N, datasets=2), read_fid, InputFileError, "signals"),
+    (
+        "j.txt",
+        jmrui_text(N, N, freq="123.2"),
+        read_fid,
+        InvalidDataError,
+        "--spectrometer-freq-mhz",
+    ),
+    (
+        "j.txt",
+        jmrui_text(N, N).replace("SamplingInterval: 2.5E-1\n", ""),
+        read_fid,
+        MissingMetadataError,
+        "--dwell-time-s",
+    ),
+    ("j.txt", jmrui_text(N, 0), read_fid, InputFileError, "2 (re im) or 4"),
+    ("x.xyz", "hello\n", read_fid, InputFileError, "unknown file format"),
+    ("x", "hello\n", read_fid, InputFileError, "unknown file format"),
+    ("x.txt", "\x00\x01binary", lambda p: read_fid(p, **GRID), InputFileError, "binary"),
+    ("x.BASIS", basis_text(16), read_fid, InputFileError, "basis set, not a FID"),
+    ("x.npz", "not a zip", read_basis_npz, InputFileError, "not a scaloquant basis"),
+    ("x.nii", "not nifti at all" * 40, read_fid, InputFileError, "NIfTI"),
+    ("x.nii.gz", "plain text, not gzip", read_fid, InputFileError, "NIfTI"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reader", "error", "words"), CASES, ids=[f"{c[0]}:{c[4]}" for c in CASES]
+)
+def test_bad_file_gets_its_error(tmp_path, name, content, reader, error, words):
+    path = tmp_path / name
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(error) as info:
+        reader(path)
+    message = str(info.value)
+    assert words in message
+    assert "\n" not in message
+    assert str(path) in message or path.name in message
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(InputFileError, match="does not exist"):
+        read_fid(tmp_path / "missing.RAW", **GRID)
+    with pytest.raises(InputFileError, match="is a folder"):
+        read_fid(tmp_path)
+    with pytest.raises(InputFileError, match="does not exist"):
+        read_basis(tmp_path / "missing")
+    with pytest.raises(InputFileError, match="holds no basis files"):
+        read_basis(tmp_path)
+
+
+def test_unknown_override_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown override"):
+        read_fid(tmp_path / "x.RAW", dwell=1.0)
+
+
+def _nifti(path, freq_mhz=123.2, data=None, intent=b"mrs_v0_2"):
+    data = np.ones((1, 1, 1, N), np.complex64) if data is None else data
+    img = nib.Nifti2Image(data, np.eye(4))
+    img.header["pixdim"][4] = 2.5e-4
+    img.header["intent_name"] = intent
+    ext = {"SpectrometerFrequency": [freq_mhz], "ResonantNucleus": ["1H"]}
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(44, json.dumps(ext).encode()))
+    nib.save(img, path)
+    return path
+
+
+def test_nifti_bad_inputs(tmp_path):
+    with pytest.raises(InvalidDataError, match="implausible"):
+        read_fid(_nifti(tmp_path / "hz.nii", freq_mhz=123.2e6))
+    assert read_fid(tmp_path / "hz.nii", spectrometer_freq_mhz=123.2).spectrometer_freq_mhz == 123.2
+    with pytest.raises(InputFileError, match="not valid NIfTI-MRS"):
+        read_fid(_nifti(tmp_path / "plain.nii", intent=b""))
+    bad = np.ones((1, 1, 1, N), np.complex64)
+    bad[0, 0, 0, 3] = np.nan
+    with pytest.raises(InvalidDataError, match="NaN/Inf"):
+        read_fid(_nifti(tmp_path / "nan.nii", data=bad))
+    good = _nifti(tmp_path / "good.nii.gz")
+    truncated = tmp_path / "cut.nii.gz"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(InputFileError):
+        read_fid(truncated)
+    # not compressed despite .gz, and a gzip whose content is not NIfTI
+    (tmp_path / "junk.nii.gz").write_bytes(gzip.compress(b"junk" * 100))
+    with pytest.raises(InputFileError):
+        read_fid(tmp_path / "junk.nii.gz")
+
+
+def test_basis_folder_with_mismatched_files(tmp_path):
+    np.savetxt(tmp_path / "A.txt", np.ones((N, 2)))
+    np.savetxt(tmp_path / "B.txt", np.ones((N + 2, 2)))
+    with pytest.raises(IncompatibleDataError, match="does not match"):
+        read_basis(tmp_path, **GRID)
+
+
+def test_fsl_basis_bad_json(tmp_path):
+    (tmp_path / "A.json").write_text("{not json")
+    with pytest.raises(InputFileError, match="not valid JSON"):
+        read_basis(tmp_path)
+    (tmp_path / "A.json").write_text(json.dumps({"basis": {"basis_re": [1.0]}}))
+    with pytest.raises(InputFileError, match="basis_im"):
+        read_basis(tmp_path)
+    entry = {
+        "basis_re": [1.0, 0.5],
+        "basis_im": [0.0, 0.1],
+        "basis_dwell": 2.5e-4,
+        "basis_centre": 123.2,
+    }
+    (tmp_path / "A.json").write_text(json.dumps({"basis": entry}))
+    (tmp_path / "B.json").write_text(json.dumps({"basis": {**entry, "basis_dwell": 5e-4}}))
+    with pytest.raises(IncompatibleDataError, match="one grid"):
+        read_basis(tmp_path)
+
+
+def test_writers_refuse_bad_requests_and_keep_existing_files(tmp_path):
+    fid = FID(np.ones(N, complex), **GRID)
+    existing = tmp_path / "out.RAW"
+    existing.write_text("keep me")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        write_lcmodel_raw(existing, fid, name="x")
+    assert existing.read_text() == "keep me"
+    with pytest.raises(InvalidDataError, match="one FID"):
+        write_lcmodel_raw(tmp_path / "two.RAW", FID(np.ones((2, N), complex), **GRID), name="x")
+    with pytest.raises(ConfigError, match=r"\.nii"):
+        write_nifti_mrs(tmp_path / "out.txt", fid)
+    with pytest.raises(InvalidDataError, match="cannot store"):
+        write_nifti_mrs(tmp_path / "out.nii", FID(np.ones((2, 2, N), complex), **GRID))
+    with pytest.raises(ConfigError, match="unknown NIfTI-MRS dimension tag"):
+        write_nifti_mrs(
+            tmp_path / "out.nii", FID(np.ones((2, N), complex), **GRID), dim_tags=["DIM_NOPE"]
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.RAW"]  # no partial outputs
