@@ -1,0 +1,289 @@
+"""``scaloquant simulate``: write a seeded dataset of simulated signals (the paper's Eq. 1).
+
+HDF5 output (default) is streamed chunk by chunk; see :mod:`scaloquant.io.hdf5` for its layout.
+``--format nifti`` (or an output named ``*.nii``/``*.nii.gz``) writes one NIfTI-MRS voxel whose
+5th dimension, tagged ``DIM_USER_0``, runs over the signals - they are independent simulated
+signals, not repetitions of one acquisition, so ``DIM_DYN`` (which tools may average) would be
+wrong - plus the truth as ``<stem>_truth.csv`` beside it (:mod:`scaloquant.io.truth_csv`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..io.atomic import atomic_path, check_writable
+from ..simulate import (
+    DEFAULT_CHUNK_SIZE,
+    PER_METABOLITE_FIELDS,
+    BaselineConfig,
+    SimulatedSignals,
+    load_simulation_config,
+    simulate_dataset,
+)
+from ..simulate.dataset import check_run
+from ..types import FID, BasisSet
+
+#: ``--format nifti`` holds every signal in memory, several copies on the way to the file
+#: (measured peak: about 4x the complex128 samples): at most this many complex samples, e.g.
+#: 8192 signals of 2048 points, for a peak of about 1 GB.
+MAX_NIFTI_SAMPLES = 2**24
+#: Runs of at least this many signals show a progress bar even when stderr is not a terminal.
+PROGRESS_MIN_SIGNALS = 100_000
+
+#: Acquisition facts that some basis formats lack: (key, metavar, help).
+_GRID_FLAGS = (
+    ("dwell_time_s", "S", "dwell time in seconds"),
+    ("spectrometer_freq_mhz", "MHZ", "spectrometer frequency in MHz"),
+    ("ppm_reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
+)
+_RANGE_FLAGS = (
+    ("--amplitude-range", "amplitude_range", "amplitudes A_m (multiples of the basis FIDs)"),
+    ("--damping-range", "damping_range_per_s", "Lorentzian damping alpha_m in 1/s"),
+    ("--shift-range", "shift_range_hz", "frequency shifts df_m in Hz"),
+    (
+        "--gaussian-damping-range",
+        "gaussian_damping_range_per_s",
+        "Gaussian damping g in 1/s of exp(-(g t)^2) (gaussian/voigt lineshapes)",
+    ),
+    ("--phase0-range", "phase0_range_deg", "zero-order phase in degrees (off by default)"),
+    (
+        "--phase1-range",
+        "phase1_range_deg_per_ppm",
+        "first-order phase in degrees per ppm from --phase1-pivot (off by default)",
+    ),
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="simulate MRS signals from a basis set (the paper's Eq. 1)",
+        description=(
+            "Simulate signals S[n] = sum_m A_m X_m[n] exp((-alpha_m + i 2 pi df_m) n dT) from a "
+            "basis set with parameters drawn uniformly from configured ranges, and write them "
+            "with every drawn parameter. Defaults reproduce the paper: noiseless, A in [0, 1], "
+            "alpha in [0, 15] 1/s, df in [-3, 3] Hz for all 21 basis signals. Flags override "
+            "the --config file. See docs/simulation-config.yaml."
+        ),
+    )
+    p.add_argument("--n", type=int, required=True, help="number of signals")
+    p.add_argument("--seed", type=int, required=True, help="random seed (same seed, same file)")
+    p.add_argument("--out", type=Path, required=True, help="output file (.h5, or .nii.gz)")
+    p.add_argument("--config", type=Path, help="simulation config file (YAML or TOML)")
+    p.add_argument(
+        "--basis",
+        type=Path,
+        help="basis set file or folder (default: the embedded ISMRM 2016 basis)",
+    )
+    for key, metavar, what in _GRID_FLAGS:
+        p.add_argument(
+            "--" + key.replace("_", "-"),
+            dest=key,
+            type=float,
+            metavar=metavar,
+            help=f"{what}, for --basis files that do not record it",
+        )
+    p.add_argument(
+        "--format",
+        choices=("hdf5", "nifti"),
+        help="output format (default: nifti for *.nii/*.nii.gz, else hdf5)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        help=f"signals made and written at a time (default {DEFAULT_CHUNK_SIZE}); "
+        "does not change the data",
+    )
+    group = p.add_argument_group("overrides of the config file")
+    for flag, key, what in _RANGE_FLAGS:
+        group.add_argument(
+            flag, dest=key, type=float, nargs=2, metavar=("MIN", "MAX"), help=f"range of {what}"
+        )
+    group.add_argument(
+        "--snr",
+        type=float,
+        nargs="+",
+        metavar="SNR",
+        help="add noise at this SNR, or an SNR range MIN MAX (reference peak height over "
+        "the real spectral noise sd)",
+    )
+    group.add_argument(
+        "--phase1-pivot",
+        dest="phase1_pivot_ppm",
+        type=float,
+        metavar="PPM",
+        help="ppm where the first-order phase is zero (default 4.65)",
+    )
+    group.add_argument("--lineshape", choices=("lorentzian", "gaussian", "voigt"))
+    group.add_argument(
+        "--global-shift-damping",
+        action="store_true",
+        help="one shift and damping per signal instead of one per metabolite",
+    )
+    group.add_argument(
+        "--baseline",
+        action="store_true",
+        help="add a smooth random baseline (the config's, or the default one)",
+    )
+    p.set_defaults(handler=run)
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config keys set by flags; unset flags leave the config file's values."""
+    overrides: dict[str, Any] = {}
+    for _, key, _ in _RANGE_FLAGS:
+        if getattr(args, key) is not None:
+            overrides[key] = list(getattr(args, key))
+    if args.snr is not None:
+        if len(args.snr) > 2:
+            raise ConfigError(f"--snr takes one value or MIN MAX, got {len(args.snr)} values")
+        overrides["snr"] = args.snr[0] if len(args.snr) == 1 else list(args.snr)
+    if args.phase1_pivot_ppm is not None:
+        overrides["phase1_pivot_ppm"] = args.phase1_pivot_ppm
+    if args.lineshape is not None:
+        overrides["lineshape"] = args.lineshape
+    if args.global_shift_damping:
+        overrides["per_metabolite"] = False
+    return overrides
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    """``--format``, or the one the output's name implies; refuses a contradicting name."""
+    from ..io.nifti import is_nifti_path
+
+    named_nifti = is_nifti_path(args.out)
+    fmt = args.format or ("nifti" if named_nifti else "hdf5")
+    if fmt == "nifti" and not named_nifti:
+        raise ConfigError(
+            "--format nifti writes NIfTI-MRS: name the output .nii or .nii.gz, "
+            f"e.g. {args.out.with_suffix('.nii.gz')}"
+        )
+    if fmt == "hdf5" and named_nifti:
+        raise ConfigError(
+            f"--format hdf5 writes HDF5, but {args.out} is named as NIfTI; name it .h5 "
+            "or pass --format nifti"
+        )
+    return fmt
+
+
+def _load_basis(args: argparse.Namespace) -> tuple[BasisSet, str]:
+    """The basis and the name recorded for it in the output."""
+    grid = {key: getattr(args, key) for key, _, _ in _GRID_FLAGS if getattr(args, key) is not None}
+    if args.basis is None:
+        if grid:
+            flags = ", ".join("--" + k.replace("_", "-") for k in grid)
+            raise ConfigError(f"{flags} describe a --basis file; give --basis or drop them")
+        from ..io import default_basis
+
+        return default_basis(), "default: ISMRM 2016 PRESS 3 T TE 30 ms (embedded)"
+    from ..io import read_basis
+
+    return read_basis(args.basis, **grid), str(args.basis)
+
+
+def _with_progress(chunks: Iterable[SimulatedSignals], n: int) -> Iterator[SimulatedSignals]:
+    """Pass chunks through, drawing a tqdm bar on stderr on terminals and for long runs."""
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() or n >= PROGRESS_MIN_SIGNALS
+    with tqdm(total=n, unit="signal", disable=not show, file=sys.stderr) as bar:
+        for chunk in chunks:
+            yield chunk
+            bar.update(chunk.fids.shape[0])
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_simulation_config(args.config, _flag_overrides(args))
+    if args.baseline and config.baseline is None:
+        config = dataclasses.replace(config, baseline=BaselineConfig())
+    check_run(args.n, args.seed, args.chunk_size)
+    fmt = _output_format(args)
+    check_writable(args.out, overwrite=args.overwrite)
+    if fmt == "nifti":
+        from ..io.truth_csv import truth_path_for
+
+        check_writable(truth_path_for(args.out), overwrite=args.overwrite)
+    basis, basis_name = _load_basis(args)
+    if fmt == "nifti" and args.n * basis.n_points > MAX_NIFTI_SAMPLES:
+        raise ConfigError(
+            f"--format nifti keeps all signals in memory: at most "
+            f"{MAX_NIFTI_SAMPLES // basis.n_points} signals of {basis.n_points} points; "
+            "use --format hdf5 (streamed) for more"
+        )
+    chunks = _with_progress(
+        simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size), args.n
+    )
+    if fmt == "hdf5":
+        from ..io.hdf5 import write_simulation
+
+        write_simulation(
+            args.out,
+            ((c.fids, c.columns()) for c in chunks),
+            n_signals=args.n,
+            basis=basis,
+            basis_name=basis_name,
+            config=config.to_dict(),
+            seed=args.seed,
+            overwrite=args.overwrite,
+        )
+        written = [args.out]
+    else:
+        provenance = {"config": config.to_dict(), "seed": args.seed, "basis_name": basis_name}
+        written = _write_nifti(
+            args.out,
+            SimulatedSignals.concatenate(list(chunks)),
+            basis,
+            provenance,
+            overwrite=args.overwrite,
+        )
+    print(
+        f"wrote {args.n} simulated signals ({basis.n_metabolites} basis signals, "
+        f"{basis.n_points} points, seed {args.seed}) to {', '.join(map(str, written))}"
+    )
+    return 0
+
+
+def _write_nifti(
+    out: Path,
+    signals: SimulatedSignals,
+    basis: BasisSet,
+    provenance: dict[str, Any],
+    *,
+    overwrite: bool,
+) -> list[Path]:
+    """NIfTI-MRS of the signals plus the truth CSV; neither appears unless both are written."""
+    from .. import __version__
+    from ..io.nifti import write_nifti_mrs
+    from ..io.truth_csv import truth_path_for, write_truth_csv
+
+    truth = truth_path_for(out)
+    fid = FID(
+        samples=signals.fids,
+        dwell_time_s=basis.dwell_time_s,
+        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+        ppm_reference=basis.ppm_reference,
+        nucleus=basis.nucleus,
+    )
+    header = {
+        "scaloquant_simulation": {
+            **provenance,
+            "scaloquant_version": __version__,
+            "basis_sha256": basis.content_hash(),
+            "metabolites": list(basis.names),
+            "dim_5": f"DIM_USER_0 is the simulated signal index; the truth is in {truth.name}",
+        },
+    }
+    labels = {name: basis.names for name in PER_METABOLITE_FIELDS}
+    # the CSV is renamed into place only after the NIfTI file was written (atomically too)
+    with atomic_path(truth, overwrite=overwrite) as tmp_truth:
+        write_truth_csv(tmp_truth, signals.columns(), labels)
+        write_nifti_mrs(out, fid, dim_tags=["DIM_USER_0"], overwrite=overwrite, extra_header=header)
+    return [out, truth]

@@ -1,0 +1,47 @@
+"""The seed paper's signal simulator (its Eq. 1) and seeded simulated datasets.
+
+Building blocks, for training loops that make fresh data per batch with their own generator::
+
+    params = draw_parameters(config, batch, rng, names=basis.names)
+    fids = synthesize(basis.fids, params, basis.dwell_time_s)              # numpy, complex128
+    fids = synthesize_torch(basis_tensor, params, basis.dwell_time_s)      # torch, any device
+
+:func:`simulate_batch` adds the optional baseline, phase and noise (numpy), and
+:func:`simulate_dataset` streams a seeded dataset in chunks. :mod:`.config` gives the defaults
+and where they come from, :mod:`.effects` defines SNR, phase and baseline.
+"""
+
+from .config import (
+    BaselineConfig,
+    MetaboliteRanges,
+    SimulationConfig,
+    load_simulation_config,
+)
+from .dataset import (
+    BLOCK_SIZE,
+    DEFAULT_CHUNK_SIZE,
+    SimulatedSignals,
+    block_generator,
+    simulate_batch,
+    simulate_dataset,
+)
+from .model import synthesize, synthesize_torch
+from .parameters import PER_METABOLITE_FIELDS, SimulationParameters, draw_parameters
+
+__all__ = [
+    "BLOCK_SIZE",
+    "DEFAULT_CHUNK_SIZE",
+    "PER_METABOLITE_FIELDS",
+    "BaselineConfig",
+    "MetaboliteRanges",
+    "SimulatedSignals",
+    "SimulationConfig",
+    "SimulationParameters",
+    "block_generator",
+    "draw_parameters",
+    "load_simulation_config",
+    "simulate_batch",
+    "simulate_dataset",
+    "synthesize",
+    "synthesize_torch",
+]

@@ -1,0 +1,153 @@
+"""Whole simulated signals, one batch at a time or as a seeded stream of chunks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..types import BasisSet
+from . import effects
+from .config import SimulationConfig
+from .model import synthesize
+from .parameters import SimulationParameters, draw_parameters
+
+#: Signals drawn from one generator. Block ``j`` of a seeded dataset always uses the generator
+#: of ``SeedSequence(seed, spawn_key=(j,))``, so the data do not depend on the chunk size, and
+#: the first ``k`` signals are the same for every ``n >= k``.
+BLOCK_SIZE = 256
+#: Default signals per chunk of :func:`simulate_dataset` (about 32 MB of complex128 FIDs).
+DEFAULT_CHUNK_SIZE = 2048
+#: Largest accepted seed (HDF5 stores it as a signed 64-bit integer).
+MAX_SEED = 2**63 - 1
+
+
+class SimulatedSignals(NamedTuple):
+    """A batch of simulated signals with everything needed to reproduce or check them.
+
+    Attributes
+    ----------
+    parameters : the drawn parameters, (B, M) and (B,) arrays.
+    fids : (B, N) complex128 FIDs, internal convention.
+    reference_height : (B,) reference peak height ``H`` (see :mod:`.effects`), or None when
+        neither noise nor baseline needs it.
+    noise_sd : (B,) time-domain noise standard deviation per part, or None (noiseless).
+    """
+
+    parameters: SimulationParameters
+    fids: np.ndarray
+    reference_height: np.ndarray | None = None
+    noise_sd: np.ndarray | None = None
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every per-signal quantity by name: the parameters, then the derived ones."""
+        derived = {"reference_height": self.reference_height, "noise_sd": self.noise_sd}
+        return {**self.parameters.arrays(), **{k: v for k, v in derived.items() if v is not None}}
+
+    def take(self, index: slice) -> SimulatedSignals:
+        def rows(value):
+            return None if value is None else value[index]
+
+        return SimulatedSignals(
+            self.parameters.take(index),
+            self.fids[index],
+            rows(self.reference_height),
+            rows(self.noise_sd),
+        )
+
+    @staticmethod
+    def concatenate(parts: list[SimulatedSignals]) -> SimulatedSignals:
+        def stack(values):
+            return None if values[0] is None else np.concatenate(values, axis=0)
+
+        return SimulatedSignals(
+            SimulationParameters.concatenate([p.parameters for p in parts]),
+            stack([p.fids for p in parts]),
+            stack([p.reference_height for p in parts]),
+            stack([p.noise_sd for p in parts]),
+        )
+
+
+def simulate_batch(
+    basis: BasisSet, config: SimulationConfig, n: int, rng: np.random.Generator
+) -> SimulatedSignals:
+    """Draw parameters and make ``n`` complete signals: Eq. 1, baseline, phase, noise.
+
+    Parameters are drawn first, then the noise, all from ``rng``.
+    """
+    params = draw_parameters(config, n, rng, names=basis.names)
+    fids = synthesize(basis.fids, params, basis.dwell_time_s)
+    acq = basis.acquisition
+    reference_height = None
+    if config.needs_reference_height:
+        mask = effects.reference_window_mask(acq, config.reference_window_ppm)
+        reference_height = effects.reference_peak_height(fids, mask)
+    if params.baseline_height is not None:
+        fids += effects.baseline_fids(
+            acq,
+            params.baseline_centre_ppm,
+            params.baseline_fwhm_ppm,
+            params.baseline_height,
+            reference_height,
+        )
+    fids = effects.apply_phase(
+        fids, acq, params.phase0_deg, params.phase1_deg_per_ppm, config.phase1_pivot_ppm
+    )
+    noise_sd = None
+    if params.snr is not None:
+        noise_sd = effects.noise_sd_for_snr(reference_height, params.snr, acq.n_points)
+        fids += effects.complex_noise(noise_sd, acq.n_points, rng)
+    return SimulatedSignals(params, fids, reference_height, noise_sd)
+
+
+def block_generator(seed: int, block_index: int) -> np.random.Generator:
+    """The generator of block ``block_index`` of the dataset with ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block_index,)))
+
+
+def check_run(n: int, seed: int, chunk_size: int) -> None:
+    """Refuse a negative or non-integer count, seed or chunk size with a clear line."""
+    for what, value, low in (("n", n, 1), ("seed", seed, 0), ("chunk size", chunk_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"{what} must be a whole number >= {low}, got {value!r}")
+    if seed > MAX_SEED:
+        raise ConfigError(f"seed must be at most 2**63 - 1, got {seed}")
+
+
+def simulate_dataset(
+    basis: BasisSet,
+    config: SimulationConfig,
+    n: int,
+    seed: int,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Iterator[SimulatedSignals]:
+    """Stream ``n`` signals in chunks of ``chunk_size`` (the last may be shorter).
+
+    The signals are made in blocks of :data:`BLOCK_SIZE` with one generator each (see
+    :func:`block_generator`): the same seed gives the same signals whatever the chunk size.
+    Config, names and reference window are checked before the first chunk is made.
+    """
+    check_run(n, seed, chunk_size)
+    config.check_names(basis.names)
+    if config.needs_reference_height:
+        effects.reference_window_mask(basis.acquisition, config.reference_window_ppm)
+    return _chunks(basis, config, n, seed, chunk_size)
+
+
+def _chunks(
+    basis: BasisSet, config: SimulationConfig, n: int, seed: int, chunk_size: int
+) -> Iterator[SimulatedSignals]:
+    cached: tuple[int, SimulatedSignals] | None = None  # a block shared by two chunks
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        parts = []
+        for j in range(start // BLOCK_SIZE, math.ceil(stop / BLOCK_SIZE)):
+            if cached is None or cached[0] != j:
+                cached = (j, simulate_batch(basis, config, BLOCK_SIZE, block_generator(seed, j)))
+            first = j * BLOCK_SIZE
+            parts.append(cached[1].take(slice(max(start, first) - first, stop - first)))
+        yield parts[0] if len(parts) == 1 else SimulatedSignals.concatenate(parts)
