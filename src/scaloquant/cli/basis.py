@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import default_basis, read_basis
 from ..io.atomic import check_writable
 from ..signal import axes
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
+from ._common import add_acquisition_flags, load_basis
 
 #: The window of the main-peak column and of the plot, ppm (the paper's fitting range).
 PPM_RANGE = (0.2, 4.3)
@@ -51,40 +51,12 @@ def register(subparsers: Any) -> None:
         help=f"draw every real spectrum, {PPM_RANGE[0]}-{PPM_RANGE[1]} ppm, stacked",
     )
     info.add_argument("--overwrite", action="store_true", help="replace an existing plot file")
-    info.add_argument(
-        "--dwell-time-s",
-        type=float,
-        metavar="S",
-        help="dwell time in seconds, for files that do not record it",
-    )
-    info.add_argument(
-        "--spectrometer-freq-mhz",
-        type=float,
-        metavar="MHZ",
-        help="spectrometer frequency in MHz, for files that do not record it",
-    )
-    info.add_argument(
-        "--ppm-reference",
-        type=float,
-        metavar="PPM",
-        help="chemical shift of 0 Hz in ppm (default 4.65 for 1H)",
-    )
+    add_acquisition_flags(info, applies_to="files")
     info.set_defaults(handler=handle_info)
 
 
 def _load(args: argparse.Namespace) -> BasisSet:
-    overrides = {
-        "dwell_time_s": args.dwell_time_s,
-        "spectrometer_freq_mhz": args.spectrometer_freq_mhz,
-        "ppm_reference": args.ppm_reference,
-    }
-    if args.path is None:
-        given = [k for k, v in overrides.items() if v is not None]
-        if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise ConfigError(f"{flags} apply to a basis file; give PATH or drop them")
-        return default_basis()
-    return read_basis(args.path, **overrides)
+    return load_basis(args.path, args, flag="PATH")[0]
 
 
 def describe(basis: BasisSet, source: str) -> str:

@@ -24,6 +24,7 @@ from ..io.hdf5 import read_simulation
 from ..scalogram import ScalogramConfig, centre_frequencies_hz, preset_names, scalogram
 from ..scalogram.config import ChannelMode
 from ..types import FID
+from ._common import acquisition_overrides, add_acquisition_flags, refuse_acquisition_flags
 
 _SIMULATION_SUFFIXES = (".h5", ".hdf5")
 _OUTPUT_SUFFIXES = (".npy", ".png")
@@ -80,14 +81,7 @@ def register(subparsers: Any) -> None:
         help="output .npy (array + .json beside it) or .png (picture)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    for flag, metavar, what in (
-        ("--dwell-time-s", "S", "dwell time in seconds"),
-        ("--spectrometer-freq-mhz", "MHZ", "spectrometer frequency in MHz"),
-        ("--ppm-reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
-    ):
-        p.add_argument(
-            flag, type=float, metavar=metavar, help=f"{what}, for FID files that do not record it"
-        )
+    add_acquisition_flags(p, applies_to="FID files")
     p.set_defaults(handler=handle)
 
 
@@ -128,21 +122,13 @@ def _config(args: argparse.Namespace) -> ScalogramConfig:
 
 def _read_one(args: argparse.Namespace) -> FID:
     """The selected FID as samples ``(1, n_points)``."""
-    grid = {
-        "dwell_time_s": args.dwell_time_s,
-        "spectrometer_freq_mhz": args.spectrometer_freq_mhz,
-        "ppm_reference": args.ppm_reference,
-    }
     if args.input.suffix.lower() in _SIMULATION_SUFFIXES:
-        given = [k for k, v in grid.items() if v is not None]
-        if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise ConfigError(f"{flags} apply to FID files; a simulation file records its grid")
+        refuse_acquisition_flags(args, "apply to FID files; a simulation file records its grid")
         try:
             return read_simulation(args.input, index=args.index).fids
         except IndexError as err:
             raise ConfigError(f"{err}; choose another --index") from None
-    fid = read_fid(args.input, **grid)
+    fid = read_fid(args.input, **acquisition_overrides(args))
     flat = fid.samples.reshape(-1, fid.n_points)
     n = flat.shape[0]
     if not -n <= args.index < n:

@@ -28,6 +28,7 @@ from ..simulate import (
 )
 from ..simulate.dataset import check_run
 from ..types import FID, BasisSet
+from ._common import add_acquisition_flags, load_basis
 
 #: ``--format nifti`` holds every signal in memory, several copies on the way to the file
 #: (measured peak: about 4x the complex128 samples): at most this many complex samples, e.g.
@@ -36,12 +37,6 @@ MAX_NIFTI_SAMPLES = 2**24
 #: Runs of at least this many signals show a progress bar even when stderr is not a terminal.
 PROGRESS_MIN_SIGNALS = 100_000
 
-#: Acquisition facts that some basis formats lack: (key, metavar, help).
-_GRID_FLAGS = (
-    ("dwell_time_s", "S", "dwell time in seconds"),
-    ("spectrometer_freq_mhz", "MHZ", "spectrometer frequency in MHz"),
-    ("ppm_reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
-)
 _RANGE_FLAGS = (
     ("--amplitude-range", "amplitude_range", "amplitudes A_m (multiples of the basis FIDs)"),
     ("--damping-range", "damping_range_per_s", "Lorentzian damping alpha_m in 1/s"),
@@ -81,14 +76,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="basis set file or folder (default: the embedded ISMRM 2016 basis)",
     )
-    for key, metavar, what in _GRID_FLAGS:
-        p.add_argument(
-            "--" + key.replace("_", "-"),
-            dest=key,
-            type=float,
-            metavar=metavar,
-            help=f"{what}, for --basis files that do not record it",
-        )
+    add_acquisition_flags(p, applies_to="--basis files")
     p.add_argument(
         "--format",
         choices=("hdf5", "nifti"),
@@ -174,21 +162,6 @@ def _output_format(args: argparse.Namespace) -> str:
     return fmt
 
 
-def _load_basis(args: argparse.Namespace) -> tuple[BasisSet, str]:
-    """The basis and the name recorded for it in the output."""
-    grid = {key: getattr(args, key) for key, _, _ in _GRID_FLAGS if getattr(args, key) is not None}
-    if args.basis is None:
-        if grid:
-            flags = ", ".join("--" + k.replace("_", "-") for k in grid)
-            raise ConfigError(f"{flags} describe a --basis file; give --basis or drop them")
-        from ..io import default_basis
-
-        return default_basis(), "default: ISMRM 2016 PRESS 3 T TE 30 ms (embedded)"
-    from ..io import read_basis
-
-    return read_basis(args.basis, **grid), str(args.basis)
-
-
 def _with_progress(chunks: Iterable[SimulatedSignals], n: int) -> Iterator[SimulatedSignals]:
     """Pass chunks through, drawing a tqdm bar on stderr on terminals and for long runs."""
     from tqdm import tqdm
@@ -211,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io.truth_csv import truth_path_for
 
         check_writable(truth_path_for(args.out), overwrite=args.overwrite)
-    basis, basis_name = _load_basis(args)
+    basis, basis_name = load_basis(args.basis, args, flag="--basis")
     if fmt == "nifti" and args.n * basis.n_points > MAX_NIFTI_SAMPLES:
         raise ConfigError(
             f"--format nifti keeps all signals in memory: at most "

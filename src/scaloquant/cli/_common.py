@@ -1,0 +1,59 @@
+"""Pieces shared by several subcommands: the acquisition flags and loading a basis."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..types import BasisSet
+
+#: Acquisition facts some file formats lack: (key, metavar, help).
+ACQUISITION_FLAGS = (
+    ("dwell_time_s", "S", "dwell time in seconds"),
+    ("spectrometer_freq_mhz", "MHZ", "spectrometer frequency in MHz"),
+    ("ppm_reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
+)
+
+#: The name recorded for the embedded basis in outputs.
+DEFAULT_BASIS_NAME = "default: ISMRM 2016 PRESS 3 T TE 30 ms (embedded)"
+
+
+def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -> None:
+    """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz`` and ``--ppm-reference``."""
+    for key, metavar, what in ACQUISITION_FLAGS:
+        parser.add_argument(
+            "--" + key.replace("_", "-"),
+            dest=key,
+            type=float,
+            metavar=metavar,
+            help=f"{what}, for {applies_to} that do not record it",
+        )
+
+
+def acquisition_overrides(args: argparse.Namespace) -> dict[str, float]:
+    """The acquisition flags the user gave, as keyword arguments of the readers."""
+    return {k: getattr(args, k) for k, _, _ in ACQUISITION_FLAGS if getattr(args, k) is not None}
+
+
+def refuse_acquisition_flags(args: argparse.Namespace, why: str) -> None:
+    """Raise a ConfigError naming the acquisition flags given where they do not apply."""
+    given = acquisition_overrides(args)
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ConfigError(f"{flags} {why}")
+
+
+def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tuple[BasisSet, str]:
+    """The basis at ``path`` (or the embedded default when None) and the name to record for it.
+
+    ``flag`` is the option or argument that names the basis file, for the error message.
+    """
+    if path is None:
+        refuse_acquisition_flags(args, f"describe a basis file; give {flag} or drop them")
+        from ..io import default_basis
+
+        return default_basis(), DEFAULT_BASIS_NAME
+    from ..io import read_basis
+
+    return read_basis(path, **acquisition_overrides(args)), str(path)
