@@ -1,0 +1,162 @@
+"""The fit's result, and the spectra it describes, rebuilt for plots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from ..errors import InvalidDataError, UnknownMetaboliteError
+from ..types import FID, BasisSet
+from .config import FitConfig
+from .model import Design, NonlinearParameters, check_compatible
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted parameters and Cramér–Rao bounds of a batch of spectra.
+
+    Shapes use the data's batch shape ``...`` (``()`` for one FID) and ``M`` metabolites, in the
+    order of ``names``. Arrays are read-only.
+
+    Attributes
+    ----------
+    names : metabolite names.
+    amplitudes : ``(..., M)`` amplitudes on the basis scale (data ~ sum of amplitude x basis FID).
+    crlb_sd : ``(..., M)`` Cramér–Rao lower bound of each amplitude, as a standard deviation in
+        amplitude units, from the Fisher information of all fitted parameters (see
+        :mod:`scaloquant.fit.crlb`). For an amplitude at its bound 0 it is still the unconstrained
+        bound at the fitted lineshape (that metabolite's damping and shift are then taken as
+        known, being unidentifiable).
+    crlb_pct : ``(..., M)`` ``100 crlb_sd / amplitude``, LCModel's %SD; ``inf`` for an amplitude
+        of 0.
+    amplitude_covariance : ``(..., M, M)`` the amplitude block of the covariance bound, for the
+        bound of sums and ratios (:meth:`crlb_sd_of_sum`).
+    damping_per_s, shift_hz : ``(..., M)`` fitted extra damping (1/s) and shift (Hz) of each
+        metabolite (equal within a group).
+    phase0_rad : ``(...)`` zero-order phase; ``phase1_rad_per_ppm`` ``(...)`` first-order phase
+        about ``phase1_pivot_ppm``; ``gauss_per_s2`` ``(...)`` Gaussian ``beta``.
+    baseline : ``(..., order + 1)`` complex Legendre coefficients of the baseline (no columns
+        without one), in spectrum units, over the window's ppm scaled to [-1, 1].
+    noise_sd : ``(...)`` noise SD of each real part of the spectrum (unnormalised FFT) used by
+        the bounds, estimated as ``noise_estimate`` says.
+    residual_norm : ``(...)`` ``|data - model|`` over the window (complex 2-norm).
+    n_evaluations : ``(...)`` model evaluations of the optimiser.
+    success : ``(...)`` whether the optimiser met a convergence test; ``messages`` ``(...)`` its
+        reason.
+    ppm : ``(K,)`` chemical shifts of the fitted window's spectral points.
+    config : the options of the fit.
+    """
+
+    names: tuple[str, ...]
+    amplitudes: np.ndarray
+    crlb_sd: np.ndarray
+    crlb_pct: np.ndarray
+    amplitude_covariance: np.ndarray
+    damping_per_s: np.ndarray
+    shift_hz: np.ndarray
+    phase0_rad: np.ndarray
+    phase1_rad_per_ppm: np.ndarray
+    phase1_pivot_ppm: float
+    gauss_per_s2: np.ndarray
+    baseline: np.ndarray
+    noise_sd: np.ndarray
+    noise_estimate: Literal["residual", "region"]
+    residual_norm: np.ndarray
+    n_evaluations: np.ndarray
+    success: np.ndarray
+    messages: np.ndarray
+    ppm: np.ndarray
+    config: FitConfig
+
+    def __post_init__(self) -> None:
+        for value in vars(self).values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.amplitudes.shape[:-1])
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise UnknownMetaboliteError(
+                f"unknown metabolite {name!r}; the fit has: {', '.join(self.names)}"
+            ) from None
+
+    def amplitude_of_sum(self, names: Sequence[str]) -> np.ndarray:
+        """Sum of the amplitudes of ``names`` (e.g. ``("GPC", "PCho")``), ``(...)``."""
+        return self.amplitudes[..., [self.index(n) for n in names]].sum(axis=-1)
+
+    def crlb_sd_of_sum(self, names: Sequence[str]) -> np.ndarray:
+        """Cramér–Rao bound (SD) of the sum of the amplitudes of ``names``, ``(...)``:
+        ``sqrt(w^T C w)`` with ``w`` the indicator of ``names`` and ``C`` the covariance bound,
+        so the (often negative) covariance of overlapping metabolites counts."""
+        w = np.zeros(len(self.names))
+        w[[self.index(n) for n in names]] = 1.0
+        return np.sqrt(np.einsum("i,...ij,j->...", w, self.amplitude_covariance, w))
+
+
+class FitSpectra(NamedTuple):
+    """Spectra over the fitted window for one batch, for plots and checks.
+
+    ``ppm`` ``(K,)``; ``data``, ``model``, ``baseline`` and ``residual`` ``(..., K)`` complex
+    (``model`` includes the baseline; ``residual = data - model``); ``metabolites``
+    ``(..., M, K)``, each metabolite's contribution (amplitude x its phased column).
+    """
+
+    ppm: np.ndarray
+    data: np.ndarray
+    model: np.ndarray
+    baseline: np.ndarray
+    residual: np.ndarray
+    metabolites: np.ndarray
+
+
+def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
+    """Rebuild the model of ``result`` for the spectra of ``fid`` that it was fitted to.
+
+    ``basis`` must be the one given to the fit (same names, same grid).
+    """
+    if tuple(basis.names) != result.names:
+        raise InvalidDataError("the basis set's metabolites differ from those of the fit result")
+    if fid.batch_shape != result.batch_shape:
+        raise InvalidDataError(
+            f"the data have batch shape {fid.batch_shape}, the fit result {result.batch_shape}"
+        )
+    check_compatible(fid, basis)
+    design = Design(basis, result.config)
+    first_of_group = np.array(
+        [np.flatnonzero(design.layout.group_of == g)[0] for g in range(design.layout.n_groups)]
+    )
+    n = int(np.prod(result.batch_shape, dtype=int))
+    m, k = len(result.names), design.ppm.size
+    data = fid.spectrum().reshape(n, -1)[:, design.window]
+    amplitudes = result.amplitudes.reshape(n, m)
+    damping = result.damping_per_s.reshape(n, m)[:, first_of_group]
+    shift = result.shift_hz.reshape(n, m)[:, first_of_group]
+    metabolites = np.empty((n, m, k), dtype=np.complex128)
+    for i in range(n):
+        p = NonlinearParameters(
+            damping[i],
+            shift[i],
+            float(result.phase0_rad.flat[i]),
+            float(result.phase1_rad_per_ppm.flat[i]),
+            float(result.gauss_per_s2.flat[i]),
+        )
+        metabolites[i] = (design.columns(p)[0] * amplitudes[i]).T
+    baseline = result.baseline.reshape(n, -1) @ design.baseline_design.T
+    model = metabolites.sum(axis=1) + baseline
+    shape = result.batch_shape
+    return FitSpectra(
+        ppm=design.ppm,
+        data=data.reshape(*shape, k),
+        model=model.reshape(*shape, k),
+        baseline=baseline.reshape(*shape, k),
+        residual=(data - model).reshape(*shape, k),
+        metabolites=metabolites.reshape(*shape, m, k),
+    )
