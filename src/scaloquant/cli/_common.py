@@ -15,9 +15,6 @@ ACQUISITION_FLAGS = (
     ("ppm_reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
 )
 
-#: The name recorded for the embedded basis in outputs.
-DEFAULT_BASIS_NAME = "default: ISMRM 2016 PRESS 3 T TE 30 ms (embedded)"
-
 
 def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -> None:
     """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz`` and ``--ppm-reference``."""
@@ -51,7 +48,7 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
     """
     if path is None:
         refuse_acquisition_flags(args, f"describe a basis file; give {flag} or drop them")
-        from ..io import default_basis
+        from ..io.default import DEFAULT_BASIS_NAME, default_basis
 
         return default_basis(), DEFAULT_BASIS_NAME
     from ..io import read_basis

@@ -15,6 +15,8 @@ from .npz import load_basis_npz
 
 #: File name of the embedded basis inside ``scaloquant/data``.
 DEFAULT_BASIS_FILE = "ismrm2016_press3t_te30.npz"
+#: The name outputs record for the embedded basis.
+DEFAULT_BASIS_NAME = "default: ISMRM 2016 PRESS 3 T TE 30 ms (embedded)"
 
 
 @lru_cache(maxsize=1)

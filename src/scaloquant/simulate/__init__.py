@@ -22,6 +22,7 @@ from .dataset import (
     DEFAULT_CHUNK_SIZE,
     SimulatedSignals,
     block_generator,
+    render_signals,
     simulate_batch,
     simulate_dataset,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "block_generator",
     "draw_parameters",
     "load_simulation_config",
+    "render_signals",
     "simulate_batch",
     "simulate_dataset",
     "synthesize",

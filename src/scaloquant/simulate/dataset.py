@@ -71,18 +71,21 @@ class SimulatedSignals(NamedTuple):
         )
 
 
-def simulate_batch(
-    basis: BasisSet, config: SimulationConfig, n: int, rng: np.random.Generator
-) -> SimulatedSignals:
-    """Draw parameters and make ``n`` complete signals: Eq. 1, baseline, phase, noise.
+def render_signals(
+    basis: BasisSet,
+    config: SimulationConfig,
+    params: SimulationParameters,
+    reference_height: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Noiseless signals of ``params``: Eq. 1, then the baseline, then the phase.
 
-    Parameters are drawn first, then the noise, all from ``rng``.
+    ``reference_height`` (per signal) scales the baseline humps; when None and the config needs
+    it, it is measured on the Eq. 1 signals (see :func:`effects.reference_peak_height`). Returns
+    the ``(B, N)`` complex FIDs and the reference heights used.
     """
-    params = draw_parameters(config, n, rng, names=basis.names)
     fids = synthesize(basis.fids, params, basis.dwell_time_s)
     acq = basis.acquisition
-    reference_height = None
-    if config.needs_reference_height:
+    if reference_height is None and config.needs_reference_height:
         mask = effects.reference_window_mask(acq, config.reference_window_ppm)
         reference_height = effects.reference_peak_height(fids, mask)
     if params.baseline_height is not None:
@@ -96,10 +99,22 @@ def simulate_batch(
     fids = effects.apply_phase(
         fids, acq, params.phase0_deg, params.phase1_deg_per_ppm, config.phase1_pivot_ppm
     )
+    return fids, reference_height
+
+
+def simulate_batch(
+    basis: BasisSet, config: SimulationConfig, n: int, rng: np.random.Generator
+) -> SimulatedSignals:
+    """Draw parameters and make ``n`` complete signals: Eq. 1, baseline, phase, noise.
+
+    Parameters are drawn first, then the noise, all from ``rng``.
+    """
+    params = draw_parameters(config, n, rng, names=basis.names)
+    fids, reference_height = render_signals(basis, config, params)
     noise_sd = None
     if params.snr is not None:
-        noise_sd = effects.noise_sd_for_snr(reference_height, params.snr, acq.n_points)
-        fids += effects.complex_noise(noise_sd, acq.n_points, rng)
+        noise_sd = effects.noise_sd_for_snr(reference_height, params.snr, basis.n_points)
+        fids += effects.complex_noise(noise_sd, basis.n_points, rng)
     return SimulatedSignals(params, fids, reference_height, noise_sd)
 
 
