@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ScaloquantError
 
-#: Subcommand modules under ``scaloquant.cli``, in the order ``--help`` lists them.
-SUBCOMMANDS = ("basis", "simulate")
+#: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
+#: Only the module of the command being run is imported (some import torch or Lightning, which
+#: takes seconds); the others appear in ``--help`` through this line alone.
+SUBCOMMANDS: dict[str, str] = {
+    "basis": "inspect basis sets",
+    "simulate": "simulate MRS signals from a basis set (the paper's Eq. 1)",
+    "scalogram": "compute the Morse scalogram of one FID (.npy array or .png picture)",
+    "train": "train the scalogram CNN or the spectrum CNN",
+    "evaluate": "evaluate trained checkpoints on a simulated test file",
+    "reproduce": "simulate, train the scalogram CNN and the spectrum CNN, evaluate and compare",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; the full options only of the subcommand named in ``argv`` (all if None)."""
     parser = argparse.ArgumentParser(
         prog="scaloquant",
         description="Quantify MRS metabolites with CNNs on Morse-wavelet scalograms.",
@@ -27,15 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scaloquant {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in SUBCOMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    chosen = set(SUBCOMMANDS) if argv is None else set(SUBCOMMANDS).intersection(argv[:1])
+    for name, help_text in SUBCOMMANDS.items():
+        if name in chosen:
+            importlib.import_module(f"{__name__}.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except ScaloquantError as err:
@@ -44,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"scaloquant {args.command}: interrupted; no output was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 0
 
 
 def run() -> None:  # pragma: no cover - console-script shim

@@ -1,0 +1,186 @@
+"""Evaluate trained checkpoints on a simulated test file: the library side of ``scaloquant
+evaluate``, also used by :func:`scaloquant.reproduce.reproduce`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import IncompatibleDataError, InputFileError
+from ..io import default_basis
+from ..io.atomic import staged_directory
+from ..io.hdf5 import SimulationFile, read_simulation
+from ..simulate import SimulationConfig
+from ..types import FID, BasisSet
+from .bootstrap import check_options
+from .pipeline import SignalExample, representative_index, write_evaluation
+from .rebuild import rebuild_fids
+
+#: Relative tolerance when comparing a model's acquisition grid with a test file's.
+_GRID_RTOL = 1e-6
+
+
+def predict_test_set(quantifier: Any, test: SimulationFile, *, name: str) -> np.ndarray:
+    """Amplitudes ``(n_signals, n_metabolites)`` a trained quantifier estimates for ``test``,
+    with columns in the order of ``test.metabolites``.
+
+    Refuses (IncompatibleDataError) a model trained on other metabolites or another grid.
+    """
+    cfg = quantifier.config
+    for what, model_value, file_value in (
+        ("dwell time (s)", cfg.dwell_time_s, test.fids.dwell_time_s),
+        (
+            "spectrometer frequency (MHz)",
+            cfg.spectrometer_freq_mhz,
+            test.fids.spectrometer_freq_mhz,
+        ),
+    ):
+        if not np.isclose(model_value, file_value, rtol=_GRID_RTOL, atol=0):
+            raise IncompatibleDataError(
+                f"{name} was trained with {what} {model_value:g} but the test file has "
+                f"{file_value:g}; simulate the test set on the model's grid"
+            )
+    model_names = tuple(quantifier.metabolites)
+    missing = [m for m in test.metabolites if m not in model_names]
+    extra = [m for m in model_names if m not in test.metabolites]
+    if missing or extra:
+        raise IncompatibleDataError(
+            f"{name} estimates {', '.join(model_names)} but the test file holds "
+            f"{', '.join(test.metabolites)}; use a model trained with the same basis set"
+        )
+    # a writable copy: torch warns about wrapping the read-only arrays of a frozen FID
+    pred = quantifier.predict(np.array(test.fids.samples))
+    order = [model_names.index(m) for m in test.metabolites]
+    return np.asarray(pred, dtype=np.float64)[:, order]
+
+
+def signal_example(
+    basis: BasisSet | None,
+    test: SimulationFile,
+    predictions: Mapping[str, np.ndarray],
+) -> SignalExample | None:
+    """The Fig. 2 example: the test signal of median error of the first method, rebuilt from
+    each method's estimate; None when ``basis`` is not the one the test set was made with."""
+    if basis is None or basis.names != test.metabolites:
+        return None
+    if test.basis_sha256 and basis.content_hash() != test.basis_sha256:
+        return None
+    first = next(iter(predictions.values()))
+    i = representative_index(test.amplitudes, first)
+    row_params = {k: v[i : i + 1] for k, v in test.parameters.items()}
+    config = SimulationConfig.from_mapping(test.config)
+    grid = test.fids
+
+    def single(samples: np.ndarray, **provenance: Any) -> FID:
+        return FID(
+            samples,
+            grid.dwell_time_s,
+            grid.spectrometer_freq_mhz,
+            grid.ppm_reference,
+            grid.nucleus,
+            provenance,
+        )
+
+    return SignalExample(
+        index=int(test.indices[i]),
+        truth=single(grid.samples[i], signal="test"),
+        estimates={
+            name: single(rebuild_fids(basis, row_params, pred[i : i + 1], config)[0], model=name)
+            for name, pred in predictions.items()
+        },
+    )
+
+
+def method_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Names of checkpoints in reports: the file stem, with ``_2``, ``_3``... for repeats."""
+    names: list[str] = []
+    for path in paths:
+        stem = Path(path).stem
+        name, k = stem, 2
+        while name in names:
+            name, k = f"{stem}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def evaluate_checkpoints(
+    checkpoints: Sequence[str | os.PathLike],
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    n_boot: int = 2000,
+    overwrite: bool = False,
+    basis: BasisSet | None = None,
+) -> dict[str, Any]:
+    """Evaluate each checkpoint on the simulated test file ``data`` and write the evaluation
+    (``metrics.json``, ``report.md``, ``figures/``) into ``out_dir``.
+
+    Parameters
+    ----------
+    checkpoints : ``.ckpt`` files written by ``scaloquant train`` or ``reproduce``.
+    data : a simulation file (``scaloquant simulate``, or ``DIR/data/test.h5`` of ``reproduce``).
+    out_dir : output folder; a non-empty one needs ``overwrite`` (then only our files change).
+    seed : seed of the paired bootstrap.
+    n_boot : bootstrap resamples.
+    basis : the basis the test set was made with, for the Fig. 2 rebuild (default: the embedded
+        basis; Fig. 2 is left out when it is not the test set's basis).
+
+    Returns
+    -------
+    The ``metrics.json`` document.
+    """
+    from ..train import load_quantifier  # torch and Lightning load only when needed
+
+    start = time.perf_counter()
+    check_options(n_boot=n_boot)
+    if not checkpoints:
+        raise InputFileError("give at least one checkpoint with --model")
+    for path in checkpoints:
+        if not Path(path).is_file():
+            raise InputFileError(f"checkpoint {path} does not exist; check the path")
+    names = method_names(checkpoints)
+    with staged_directory(out_dir, overwrite=overwrite) as stage:
+        test = read_simulation(data)
+        predictions: dict[str, np.ndarray] = {}
+        wall_times: dict[str, float] = {"read_test_set": time.perf_counter() - start}
+        for name, path in zip(names, checkpoints, strict=True):
+            t0 = time.perf_counter()
+            predictions[name] = predict_test_set(load_quantifier(path), test, name=name)
+            wall_times[f"predict_{name}"] = time.perf_counter() - t0
+        example = signal_example(basis if basis is not None else default_basis(), test, predictions)
+        context = (
+            f"{len(names)} model(s) evaluated on {test.n_total} simulated test signals from "
+            f"`{data}` (simulation seed {test.seed}, basis {test.basis_name or 'unrecorded'}). "
+            + ("" if example else "Fig. 2 is left out: the test set was made with another basis. ")
+            + "No baseline row: predicting the mean needs the training targets, which a test "
+            "file does not hold."
+        )
+        doc = write_evaluation(
+            stage,
+            truth=test.amplitudes,
+            predictions=predictions,
+            metabolites=test.metabolites,
+            bootstrap_seed=seed,
+            config={
+                "checkpoints": {n: str(p) for n, p in zip(names, checkpoints, strict=True)},
+                "test_data": str(data),
+                "n_signals": test.n_total,
+                "simulation": dict(test.config),
+                "simulation_seed": test.seed,
+                "bootstrap": {"seed": seed, "n_boot": n_boot},
+            },
+            wall_times_s=wall_times,
+            started_at=start,
+            title="scaloquant evaluation",
+            context=context,
+            n_boot=n_boot,
+            example=example,
+        )
+    return doc

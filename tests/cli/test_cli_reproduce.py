@@ -1,0 +1,61 @@
+"""``scaloquant reproduce``: bad input is refused with one line and exit code 2, before any work."""
+
+import pytest
+
+from scaloquant.cli import main
+from scaloquant.errors import ConfigError
+from scaloquant.reproduce import reproduce
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("scaloquant reproduce: error: ")
+    return err[0]
+
+
+def test_unknown_preset_is_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--preset", "huge", "--out", "x"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_unknown_preset_in_the_library(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        reproduce("huge", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_empty_folder_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 2
+    assert "--overwrite" in _one_error_line(capsys)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left
+
+
+def test_output_that_is_a_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.write_text("mine")
+    assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--overwrite"]) == 2
+    assert "is a file" in _one_error_line(capsys)
+    assert out.read_text() == "mine"
+
+
+def test_too_small_test_set(tmp_path, capsys):
+    assert (
+        main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), "--n-test", "1"]) == 2
+    )
+    assert "at least 2" in _one_error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_bootstrap_count_is_refused_before_training(tmp_path, capsys):
+    assert (
+        main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), "--n-boot", "0"]) == 2
+    )
+    assert "bootstrap" in _one_error_line(capsys)
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,141 @@
+"""The CI end-to-end check: a tiny reproduction of the paper, then ``scaloquant evaluate`` on it.
+
+One ``scaloquant reproduce --preset tiny`` run (module fixture) produces every output; the tests
+check the files, that every number is finite, that both trained models beat the predictor of
+the mean of the training targets, and that ``evaluate`` on the same checkpoints and test file
+gives the same numbers.
+"""
+
+import json
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from scaloquant.cli import main
+from scaloquant.io.hdf5 import read_simulation
+from scaloquant.train import load_quantifier
+
+MODELS = ("scalogram_cnn", "spectrum_cnn")
+FIGURES = (
+    "fig2_signal_scalogram_cnn.png",
+    "fig2_signal_spectrum_cnn.png",
+    "fig3_mae_smape.png",
+    "predicted_vs_true.png",
+    "smape_difference_scalogram_cnn_vs_spectrum_cnn.png",
+    "training_curves.png",
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce") / "tiny"
+    assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
+    return out
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def test_every_output_is_written(run):
+    for name in ("metrics.json", "report.md", "data/test.h5"):
+        assert (run / name).is_file(), name
+    for model in MODELS:
+        assert (run / "models" / f"{model}.ckpt").is_file()
+        assert (run / "logs" / model / "metrics.csv").is_file()
+    for name in FIGURES:
+        path = run / "figures" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert mpimg.imread(path).ndim == 3
+    assert not [p for p in run.parent.iterdir() if ".partial" in p.name]
+    assert not [p for p in run.rglob("*") if ".partial" in p.name]
+
+
+def test_metrics_are_finite_and_laid_out_as_the_issue_says(run):
+    doc = json.loads((run / "metrics.json").read_text())
+    assert list(doc["models"]) == list(MODELS)
+    test = read_simulation(run / "data" / "test.h5")
+    for model in MODELS:
+        per = doc["models"][model]["per_metabolite"]
+        assert tuple(per) == test.metabolites
+        assert all(set(v) == {"mae", "mae_std", "smape", "rmse", "r2"} for v in per.values())
+        assert doc["models"][model]["n_signals"] == test.n_total
+    assert all(np.isfinite(x) for x in _numbers(doc["models"]))
+    assert all(np.isfinite(x) for x in _numbers(doc["comparison"]["pairs"]))
+    assert all(np.isfinite(x) and x >= 0 for x in doc["wall_times_s"].values())
+    assert doc["config"]["preset"] == "tiny"
+    assert set(doc["config"]["train"]) == set(MODELS)
+
+
+def test_both_models_beat_the_mean_predictor(run):
+    # A margin (3% in RMSE, 0.05 in R^2) so that a model that learned nothing cannot pass by the
+    # luck of the 200 test signals; the tiny preset is tuned to clear it by far more.
+    doc = json.loads((run / "metrics.json").read_text())
+    baseline = doc["comparison"]["mean_predictor"]
+    for model in MODELS:
+        mean = doc["models"][model]["mean"]
+        assert mean["rmse"] < 0.97 * baseline["mean"]["rmse"], (model, mean, baseline["mean"])
+        assert mean["r2"] > baseline["mean"]["r2"] + 0.05, (model, mean, baseline["mean"])
+        assert doc["models"][model]["pooled_rmse"] < baseline["pooled_rmse"]
+
+
+def test_report_states_the_comparison(run):
+    report = (run / "report.md").read_text()
+    assert "## Verdict" in report
+    assert ("won" in report) or ("no significant difference" in report)
+    assert "95% paired-bootstrap interval" in report
+    for name in FIGURES:
+        assert f"](figures/{name})" in report
+
+
+def test_evaluate_on_the_tiny_checkpoints_agrees_with_reproduce(run, tmp_path, capsys):
+    doc = json.loads((run / "metrics.json").read_text())
+    out = tmp_path / "ev"
+    args = [
+        "evaluate",
+        "--data",
+        str(run / "data" / "test.h5"),
+        "--out",
+        str(out),
+        "--seed",
+        str(doc["config"]["bootstrap"]["seed"]),
+    ]
+    for model in MODELS:
+        args += ["--model", str(run / "models" / f"{model}.ckpt")]
+    assert main(args) == 0
+    assert "scalogram_cnn: mean MAE" in capsys.readouterr().out
+    ev = json.loads((out / "metrics.json").read_text())
+    for model in MODELS:
+        for metabolite, values in doc["models"][model]["per_metabolite"].items():
+            for key, value in values.items():
+                assert ev["models"][model]["per_metabolite"][metabolite][key] == pytest.approx(
+                    value, rel=1e-9, abs=1e-12
+                )
+    assert ev["comparison"]["pairs"] == doc["comparison"]["pairs"]
+    assert (out / "figures" / "fig2_signal_scalogram_cnn.png").is_file()
+
+    # --overwrite replaces our outputs and keeps the user's files
+    (out / "notes.txt").write_text("mine")
+    assert main(args) == 2
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_the_test_set_is_the_one_predicted(run):
+    # Predicting data/test.h5 with the saved checkpoint reproduces the reported MAE: the file,
+    # the checkpoint and the metrics belong together.
+    test = read_simulation(run / "data" / "test.h5")
+    pred = load_quantifier(run / "models" / "spectrum_cnn.ckpt").predict(
+        np.array(test.fids.samples)
+    )
+    doc = json.loads((run / "metrics.json").read_text())
+    reported = [doc["models"]["spectrum_cnn"]["per_metabolite"][m]["mae"] for m in test.metabolites]
+    np.testing.assert_allclose(np.abs(pred - test.amplitudes).mean(axis=0), reported, rtol=1e-6)
