@@ -31,7 +31,9 @@ def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:
 
 def _check_acquisition(dwell_time_s: float, spectrometer_freq_mhz: float) -> None:
     if not (np.isfinite(dwell_time_s) and dwell_time_s > 0):
-        raise InvalidDataError(f"dwell time must be a positive number of seconds, got {dwell_time_s}")
+        raise InvalidDataError(
+            f"dwell time must be a positive number of seconds, got {dwell_time_s}"
+        )
     if not (np.isfinite(spectrometer_freq_mhz) and spectrometer_freq_mhz > 0):
         raise InvalidDataError(
             f"spectrometer frequency must be a positive number of MHz, got {spectrometer_freq_mhz}"
@@ -122,7 +124,10 @@ class FID:
     @property
     def acquisition(self) -> Acquisition:
         return Acquisition(
-            self.n_points, self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference,
+            self.n_points,
+            self.dwell_time_s,
+            self.spectrometer_freq_mhz,
+            self.ppm_reference,
             self.nucleus,
         )
 
@@ -190,7 +195,10 @@ class BasisSet:
     @property
     def acquisition(self) -> Acquisition:
         return Acquisition(
-            self.n_points, self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference,
+            self.n_points,
+            self.dwell_time_s,
+            self.spectrometer_freq_mhz,
+            self.ppm_reference,
             self.nucleus,
         )
 
@@ -231,7 +239,8 @@ class BasisSet:
         h.update("\n".join(self.names).encode())
         h.update(np.ascontiguousarray(self.fids, dtype=np.complex128).tobytes())
         h.update(
-            repr((self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference,
-                  self.nucleus)).encode()
+            repr(
+                (self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference, self.nucleus)
+            ).encode()
         )
         return h.hexdigest()
