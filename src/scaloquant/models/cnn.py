@@ -1,0 +1,145 @@
+"""The two CNNs of the paper: one on 2-D scalograms, one on 1-D spectra, same design.
+
+The paper (Sec. 2.3, Fig. 1) describes "6 blocks, which comprise a Convolutional, Rectifier and
+Max-pooling layer", five max-pooling layers in all, then "a fully connected and a regression layer
+(which has 21 outputs)". In MATLAB the regression layer only adds the loss, so the network ends in
+one linear layer with 21 outputs. Widths and kernel sizes are not given in the paper; ours are
+documented in :data:`DEFAULT_WIDTHS` and :data:`DEFAULT_KERNEL_SIZE`.
+
+Normalisation layers are optional (``norm="batch"`` inserts BatchNorm between convolution and
+ReLU). The paper has none, so the ``paper`` training preset uses ``norm="none"``; the other
+presets use BatchNorm because it let the networks train at the larger learning rates a 2-core CPU
+budget needs (see :mod:`scaloquant.train.config`).
+
+The flattening before the linear layer is deliberate (no global pooling): a metabolite is told
+apart by *where* its peaks are in frequency, which a global average would throw away.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+Norm = Literal["batch", "none"]
+
+#: Channel widths of the six convolution blocks (doubling every other block; the paper gives none).
+DEFAULT_WIDTHS: tuple[int, ...] = (16, 32, 64, 64, 128, 128)
+#: Kernel size of every convolution (3 x 3 in 2-D, 3 in 1-D).
+DEFAULT_KERNEL_SIZE = 3
+
+
+def kernel_tuple(kernel_sizes: int | Sequence[int], n_blocks: int) -> tuple[int, ...]:
+    """One odd kernel size per block from an int (same for all) or a sequence."""
+    if isinstance(kernel_sizes, int):
+        kernels = (kernel_sizes,) * n_blocks
+    else:
+        kernels = tuple(int(k) for k in kernel_sizes)
+    if len(kernels) != n_blocks:
+        raise ConfigError(
+            f"got {len(kernels)} kernel sizes for {n_blocks} blocks; give one per block"
+        )
+    if any(k < 1 or k % 2 == 0 for k in kernels):
+        # odd kernels keep "same" padding symmetric, so the shape rule below is exact
+        raise ConfigError(f"kernel sizes must be odd positive integers, got {list(kernels)}")
+    return kernels
+
+
+class ConvRegressor(nn.Module):
+    """``len(widths)`` blocks of convolution (+ optional BatchNorm) + ReLU, max-pooling (2) after
+    every block but the last, then one linear layer.
+
+    Parameters
+    ----------
+    input_shape : ``(channels, *spatial)``; ``spatial`` has 1 (spectrum) or 2 (scalogram) sizes.
+    widths : output channels of each block.
+    kernel_sizes : odd kernel size per block (or one for all).
+    n_outputs : number of regression outputs (21: 20 metabolites + MM).
+    norm : ``"batch"`` or ``"none"``.
+
+    Shapes: ``forward`` maps ``(B, *input_shape)`` to ``(B, n_outputs)``.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        *,
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        kernel_sizes: int | Sequence[int] = DEFAULT_KERNEL_SIZE,
+        n_outputs: int = 21,
+        norm: Norm = "batch",
+    ) -> None:
+        super().__init__()
+        input_shape = tuple(int(s) for s in input_shape)
+        dims = len(input_shape) - 1
+        if dims not in (1, 2):
+            raise ConfigError(
+                f"input shape {input_shape} must be (channels, length) or (channels, h, w)"
+            )
+        widths = tuple(int(w) for w in widths)
+        if not widths or min(widths) < 1:
+            raise ConfigError(f"widths must be positive integers, got {list(widths)}")
+        if norm not in ("batch", "none"):
+            raise ConfigError(f"norm must be 'batch' or 'none', got {norm!r}")
+        kernels = kernel_tuple(kernel_sizes, len(widths))
+        n_pools = len(widths) - 1
+        spatial = input_shape[1:]
+        if min(spatial) < 2**n_pools:
+            raise ConfigError(
+                f"input of spatial size {spatial} is too small for {n_pools} poolings by 2; "
+                f"each size must be at least {2**n_pools}"
+            )
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        batch_norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        pool = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
+        layers: list[nn.Module] = []
+        c_in = input_shape[0]
+        for i, (width, k) in enumerate(zip(widths, kernels, strict=True)):
+            # a bias before BatchNorm is cancelled by its mean subtraction
+            layers.append(conv(c_in, width, k, padding=k // 2, bias=norm == "none"))
+            if norm == "batch":
+                layers.append(batch_norm(width))
+            layers.append(nn.ReLU(inplace=True))
+            if i < n_pools:
+                layers.append(pool(2))
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        out_spatial = [s // 2**n_pools for s in spatial]  # MaxPool(2) floors each size
+        self.head = nn.Linear(widths[-1] * math.prod(out_spatial), n_outputs)
+        self.input_shape = input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+class ScalogramCNN(ConvRegressor):
+    """The paper's CNN on 2-channel scalograms: ``(B, C, S, T) -> (B, n_outputs)``.
+
+    ``input_shape`` is ``ScalogramConfig.output_shape`` ``(C, S, T)``; the scalogram is computed from
+    the first ``ScalogramConfig.n_points`` samples of the FID (1536 of 2048 in the paper).
+    """
+
+    def __init__(self, input_shape: Sequence[int], **kwargs) -> None:
+        if len(input_shape) != 3:
+            raise ConfigError(
+                f"ScalogramCNN needs a (channels, scales, time) input, got {input_shape}"
+            )
+        super().__init__(input_shape, **kwargs)
+
+
+class SpectrumCNN(ConvRegressor):
+    """The same design with 1-D convolutions on a spectrum: ``(B, 2, L) -> (B, n_outputs)``.
+
+    The 2 channels are the real and imaginary parts of the spectrum (see
+    :class:`scaloquant.models.transforms.SpectrumTransform` for which samples it is computed from).
+    """
+
+    def __init__(self, input_shape: Sequence[int], **kwargs) -> None:
+        if len(input_shape) != 2:
+            raise ConfigError(f"SpectrumCNN needs a (channels, length) input, got {input_shape}")
+        super().__init__(input_shape, **kwargs)

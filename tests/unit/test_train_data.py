@@ -1,0 +1,142 @@
+"""Training data: fresh batches per (seed, epoch, rank, batch), fixed sets, splits, file checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from scaloquant.errors import IncompatibleDataError, InvalidDataError
+from scaloquant.io import default_basis
+from scaloquant.io.hdf5 import write_simulation
+from scaloquant.simulate import SimulationConfig, simulate_dataset
+from scaloquant.train.data import (
+    FreshBatchSampler,
+    FreshDataset,
+    SignalDataModule,
+    SignalSet,
+    _int_seed,
+    read_signal_file,
+    simulate_set,
+    split_signals,
+)
+
+
+@pytest.fixture(scope="module")
+def basis():
+    return default_basis()
+
+
+def _fresh(basis, seed=7, batch_size=4):
+    return FreshDataset(basis, SimulationConfig(), batch_size=batch_size, seed=seed)
+
+
+def test_fresh_batches_are_reproducible_and_differ_by_epoch_rank_batch(basis):
+    ds = _fresh(basis)
+    first = ds[(0, 0, 0)]
+    again = _fresh(basis)[(0, 0, 0)]
+    assert first.fids.dtype == torch.complex64 and first.fids.shape == (4, basis.n_points)
+    assert first.amplitudes.shape == (4, basis.n_metabolites)
+    torch.testing.assert_close(first.amplitudes, again.amplitudes, rtol=0, atol=0)
+    torch.testing.assert_close(first.fids, again.fids, rtol=0, atol=0)
+    for other in [(1, 0, 0), (0, 1, 0), (0, 0, 1)]:
+        assert not torch.equal(first.amplitudes, ds[other].amplitudes), other
+    assert not torch.equal(first.amplitudes, _fresh(basis, seed=8)[(0, 0, 0)].amplitudes)
+
+
+def test_fresh_sampler_follows_the_epoch_lightning_sets(basis):
+    sampler = FreshBatchSampler(3, rank=1)
+    assert list(sampler) == [(0, 1, 0), (0, 1, 1), (0, 1, 2)]
+    sampler.set_epoch(5)
+    assert list(sampler) == [(5, 1, 0), (5, 1, 1), (5, 1, 2)]
+    assert len(sampler) == 3
+
+
+def test_fresh_data_do_not_depend_on_the_number_of_workers(basis):
+    # every worker loads whole batches keyed by (epoch, rank, batch): same data with 0 or 2 workers
+    ds = _fresh(basis)
+    inline = list(DataLoader(ds, batch_size=None, sampler=FreshBatchSampler(4, 0)))
+    workers = list(DataLoader(ds, batch_size=None, sampler=FreshBatchSampler(4, 0), num_workers=2))
+    assert len(inline) == len(workers) == 4
+    for a, b in zip(inline, workers, strict=True):
+        torch.testing.assert_close(a.amplitudes, b.amplitudes, rtol=0, atol=0)
+    fingerprints = {tuple(b.amplitudes[0].tolist()) for b in inline}
+    assert len(fingerprints) == 4  # the four batches differ
+
+
+def test_fixed_set_is_the_seeded_simulation(basis):
+    config = SimulationConfig()
+    a = simulate_set(basis, config, 300, seed=3, key=0)
+    b = simulate_set(basis, config, 300, seed=3, key=0)
+    c = simulate_set(basis, config, 300, seed=3, key=1)
+    assert a.fids.shape == (300, basis.n_points) and a.fids.dtype == np.complex64
+    np.testing.assert_array_equal(a.fids, b.fids)
+    assert not np.array_equal(a.amplitudes, c.amplitudes)
+    # the amplitudes are the simulator's, row by row
+    (chunk,) = list(simulate_dataset(basis, config, 5, seed=_int_seed(3, 0)))
+    np.testing.assert_allclose(a.amplitudes[:5], chunk.parameters.amplitudes, rtol=1e-6)
+
+
+def test_ranks_get_disjoint_shards_of_a_fixed_set(basis):
+    signals = SignalSet(
+        np.zeros((40, 8), np.complex64) + np.arange(40)[:, None],
+        np.arange(40, dtype=np.float32)[:, None],
+    )
+    seen = []
+    for rank in (0, 1):
+        dm = SignalDataModule(
+            basis=basis,
+            train=signals,
+            val=signals,
+            simulation=SimulationConfig(),
+            batch_size=5,
+            eval_batch_size=10,
+            seed=0,
+            n_train=40,
+        )
+        dm._rank_world = lambda rank=rank: (rank, 2)  # what a 2-process trainer reports
+        seen.append({int(a) for batch in dm.train_dataloader() for a in batch.amplitudes[:, 0]})
+    assert seen[0].isdisjoint(seen[1]) and len(seen[0] | seen[1]) == 40
+
+
+def test_split_is_seeded_and_disjoint():
+    signals = SignalSet(np.ones((50, 4), np.complex64), np.arange(50, dtype=np.float32)[:, None])
+    train, val = split_signals(signals, 0.2, seed=1)
+    train2, val2 = split_signals(signals, 0.2, seed=1)
+    assert len(train) == 40 and len(val) == 10
+    np.testing.assert_array_equal(val.amplitudes, val2.amplitudes)
+    assert set(train.amplitudes[:, 0]).isdisjoint(val.amplitudes[:, 0])
+    with pytest.raises(InvalidDataError, match="cannot split"):
+        split_signals(SignalSet(np.ones((1, 4), np.complex64), np.ones((1, 1))), 0.2, seed=1)
+
+
+def test_signal_set_refuses_bad_arrays():
+    with pytest.raises(InvalidDataError, match="complex"):
+        SignalSet(np.ones((3, 4)), np.ones((3, 2)))
+    with pytest.raises(InvalidDataError, match="same n"):
+        SignalSet(np.ones((3, 4), complex), np.ones((2, 2)))
+    with pytest.raises(InvalidDataError, match="NaN"):
+        SignalSet(np.full((3, 4), np.nan, complex), np.ones((3, 2)))
+
+
+def test_signal_file_must_match_the_basis(tmp_path, basis):
+    config = SimulationConfig()
+    path = tmp_path / "sim.h5"
+    chunks = ((c.fids, c.columns()) for c in simulate_dataset(basis, config, 6, seed=1))
+    write_simulation(
+        path,
+        chunks,
+        n_signals=6,
+        basis=basis,
+        basis_name="default",
+        config=config.to_dict(),
+        seed=1,
+    )
+    signals = read_signal_file(path, basis)
+    assert signals.fids.shape == (6, basis.n_points)
+    reordered = basis.subset(basis.names[::-1])
+    with pytest.raises(IncompatibleDataError, match="amplitude columns"):
+        read_signal_file(path, reordered)
+    with pytest.raises(IncompatibleDataError, match="points"):
+        read_signal_file(path, basis.truncated(1024))
