@@ -155,22 +155,30 @@ class _Interrupt(Callback):
 
 @pytest.mark.parametrize("fresh", [False, True])
 def test_resume_continues_from_the_saved_step(tmp_path, basis, fresh):
-    # 160 signals / batch 20 = 8 steps per epoch; validation (and last.ckpt) every 4 steps
-    config = _short(fresh_data=fresh, max_steps=12, batch_size=20)
+    # 160 signals / batch 20 = 8 steps per epoch; validation (and last.ckpt) every 8 steps, so
+    # the checkpoint falls on an epoch boundary and the resumed run must equal an uninterrupted one
+    config = _short(
+        fresh_data=fresh, max_steps=16, batch_size=20, val_check_interval=8, lr_schedule="cosine"
+    )
+    whole = train_model(config, basis, tmp_path / "whole", progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_model(config, basis, tmp_path / "run", progress=False, callbacks=[_Interrupt(6)])
+        train_model(config, basis, tmp_path / "run", progress=False, callbacks=[_Interrupt(10)])
     last = tmp_path / "run" / ".spectrum_cnn.partial" / "last.ckpt"
-    assert read_checkpoint(last)["global_step"] == 4  # saved at the validation of step 4
+    assert read_checkpoint(last)["global_step"] == 8  # saved at the validation of step 8
     assert not (tmp_path / "run" / "spectrum_cnn.ckpt").exists()
     with pytest.raises(OutputExistsError, match="--resume"):
         train_model(config, basis, tmp_path / "run", progress=False)
     resumed = train_model(config, basis, tmp_path / "run", progress=False, resume=True)
-    assert resumed.steps == 12
+    assert resumed.steps == whole.steps == 16
     assert not last.parent.exists()  # the working folder is gone after success
-    # one log across the interruption: validations at steps 4 (before), 8 and 12 (after)
+    a = read_checkpoint(whole.checkpoint_path)["state_dict"]
+    b = read_checkpoint(resumed.checkpoint_path)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    # one log across the interruption: validations at steps 8 (before) and 16 (after)
     with open(tmp_path / "run" / "logs" / "spectrum_cnn" / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [int(r["step"]) + 1 for r in rows if r["val/rmse"]] == [4, 8, 12]
+    assert [int(r["step"]) + 1 for r in rows if r["val/rmse"]] == [8, 16]
     with pytest.raises(InputFileError, match="nothing to resume"):
         train_model(config, basis, tmp_path / "other", progress=False, resume=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -173,6 +175,16 @@ def test_predict_refuses_bad_input(basis, signals):
         q.predict(bad)
     with pytest.raises(InvalidDataError, match="shape"):
         q.predict(signals.fids[None])
+
+
+def test_predict_takes_read_only_arrays_without_warnings(basis, signals):
+    q = Quantifier(_config(basis, "spectrum_cnn"))
+    frozen = signals.fids[:3].astype(np.complex128)
+    frozen.setflags(write=False)  # like the samples of a scaloquant.types.FID
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = q.predict(frozen)
+    np.testing.assert_array_equal(out, q.predict(frozen.copy()))
 
 
 def test_quantifier_config_round_trip_and_checks(basis):

@@ -74,7 +74,11 @@ def register(subparsers: Any) -> None:
         help="draw new training signals every epoch (default: the preset's choice)",
     )
     p.add_argument("--seed", type=int)
-    p.add_argument("--max-epochs", type=int, help="the cpu and quick presets also cap the wall time (max_time_s; change it with --config)")
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        help="the cpu and quick presets also cap the wall time (max_time_s; change it with --config)",
+    )
     p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--devices", help="number of devices or 'auto'")

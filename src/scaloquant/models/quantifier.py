@@ -13,8 +13,8 @@ Input: each FID is divided by its own scale ``s(x)``, the RMS of the samples the
 ``T`` is the scalogram or spectrum transform and ``standardise`` subtracts a fixed mean and
 divides by a fixed std per input row (per channel for a spectrum; per channel and scale for a
 scalogram, whose rows differ in magnitude by orders), measured on training inputs. Per-row
-statistics trained the scalogram CNN faster than per-channel ones (tiny-preset run, 256 steps:
-validation RMSE 0.199 against 0.222). Since ``(k x) / s(k x) = x / s(x)`` for ``k > 0``, quantifying ``k x``
+statistics trained the scalogram CNN faster than per-channel ones (``tiny`` preset, 256 steps:
+validation RMSE 0.213 against 0.222). Since ``(k x) / s(k x) = x / s(x)`` for ``k > 0``, quantifying ``k x``
 gives exactly ``k`` times the amplitudes of ``x`` (issue 5), whatever the network learned, and
 signals of any overall scale (scanner units, another basis normalisation) reach the network at
 the scale it was trained on. ``mu``/``sigma`` are the per-metabolite mean and standard deviation
@@ -260,7 +260,11 @@ class Quantifier(nn.Module):
 
     def check_fids(self, fids: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Validate user FIDs and return them as a complex64 tensor ``(B, n_points)``."""
-        arr = torch.as_tensor(fids)
+        if isinstance(fids, torch.Tensor):
+            arr = fids
+        else:
+            # a copy: read-only arrays (a frozen FID's samples) would make torch warn
+            arr = torch.from_numpy(np.array(fids))
         if arr.ndim == 1:
             arr = arr[None]
         if arr.ndim != 2:

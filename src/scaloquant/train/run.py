@@ -12,6 +12,12 @@ Files (``model`` is ``config.model``)
   CSV log of each session). It survives an interruption so that ``resume=True`` continues from ``last.ckpt``; it is
   removed after a successful run.
 
+Resuming: ``last.ckpt`` is written at every validation, so an interruption loses at most
+``val_check_interval`` steps. Weights, optimiser, schedule, step and epoch counters and the
+early-stopping state are restored; a run resumed in the middle of an epoch starts that epoch's
+data over (Lightning warns about it), so it is not bit-identical to an uninterrupted run unless
+the checkpoint fell on an epoch boundary (``val_check_interval`` a multiple of the epoch length).
+
 Multi-process runs (``strategy="ddp"``): Lightning re-runs the command in one process per extra
 device. Only the launching process checks and writes outputs; every process builds the same data
 and normalisation from the same seed, and draws its own fresh batches.
