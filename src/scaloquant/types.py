@@ -87,39 +87,25 @@ class Acquisition:
         )
 
 
-@dataclass(frozen=True)
-class FID:
-    """One or more complex FIDs on one acquisition grid.
+class _OnGrid:
+    """What FID and BasisSet share: the frozen grid fields, their checks and the derived axes.
 
-    ``samples`` has shape ``(..., n_points)``: a single FID is 1-D, MRSI or extra NIfTI-MRS
-    dimensions are leading axes. The array is read-only; methods return new objects.
+    Subclasses are frozen dataclasses with ``dwell_time_s``, ``spectrometer_freq_mhz``,
+    ``ppm_reference``, ``nucleus`` and ``provenance`` fields and an ``n_points`` property.
     """
 
-    samples: np.ndarray
     dwell_time_s: float
     spectrometer_freq_mhz: float
-    ppm_reference: float = axes.DEFAULT_PPM_REFERENCE_1H
-    nucleus: str = "1H"
-    provenance: Mapping[str, Any] = field(default_factory=dict)
+    ppm_reference: float
+    nucleus: str
+    provenance: Mapping[str, Any]
+    n_points: int
 
-    def __post_init__(self) -> None:
-        arr = np.array(self.samples, dtype=np.complex128, copy=True)
-        if arr.ndim < 1:
-            raise InvalidDataError("FID samples must have at least one dimension")
-        object.__setattr__(self, "samples", _frozen_samples(arr, arr.ndim, "FID"))
-        object.__setattr__(self, "dwell_time_s", float(self.dwell_time_s))
-        object.__setattr__(self, "spectrometer_freq_mhz", float(self.spectrometer_freq_mhz))
-        object.__setattr__(self, "ppm_reference", float(self.ppm_reference))
+    def _freeze_grid(self) -> None:
+        for name in ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference"):
+            object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
         _check_acquisition(self.dwell_time_s, self.spectrometer_freq_mhz)
-
-    @property
-    def n_points(self) -> int:
-        return int(self.samples.shape[-1])
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        return tuple(self.samples.shape[:-1])
 
     @property
     def acquisition(self) -> Acquisition:
@@ -140,6 +126,37 @@ class FID:
     def ppm_axis(self) -> np.ndarray:
         return self.acquisition.ppm_axis()
 
+
+@dataclass(frozen=True)
+class FID(_OnGrid):
+    """One or more complex FIDs on one acquisition grid.
+
+    ``samples`` has shape ``(..., n_points)``: a single FID is 1-D, MRSI or extra NIfTI-MRS
+    dimensions are leading axes. The array is read-only; methods return new objects.
+    """
+
+    samples: np.ndarray
+    dwell_time_s: float
+    spectrometer_freq_mhz: float
+    ppm_reference: float = axes.DEFAULT_PPM_REFERENCE_1H
+    nucleus: str = "1H"
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arr = np.array(self.samples, dtype=np.complex128, copy=True)
+        if arr.ndim < 1:
+            raise InvalidDataError("FID samples must have at least one dimension")
+        object.__setattr__(self, "samples", _frozen_samples(arr, arr.ndim, "FID"))
+        self._freeze_grid()
+
+    @property
+    def n_points(self) -> int:
+        return int(self.samples.shape[-1])
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.samples.shape[:-1])
+
     def spectrum(self, n_fft: int | None = None) -> np.ndarray:
         """``fftshift(fft(samples))`` along the last axis; see :mod:`scaloquant.signal.axes`."""
         return axes.spectrum(self.samples, n_fft)
@@ -150,7 +167,7 @@ class FID:
 
 
 @dataclass(frozen=True)
-class BasisSet:
+class BasisSet(_OnGrid):
     """Metabolite basis FIDs, one row per metabolite, on one acquisition grid.
 
     ``fids`` has shape ``(n_metabolites, n_points)``. Names are unique. Extra acquisition facts
@@ -177,12 +194,8 @@ class BasisSet:
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise InvalidDataError(f"basis set has duplicate metabolite names: {', '.join(dup)}")
-        object.__setattr__(self, "dwell_time_s", float(self.dwell_time_s))
-        object.__setattr__(self, "spectrometer_freq_mhz", float(self.spectrometer_freq_mhz))
-        object.__setattr__(self, "ppm_reference", float(self.ppm_reference))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
-        object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
-        _check_acquisition(self.dwell_time_s, self.spectrometer_freq_mhz)
+        self._freeze_grid()
 
     @property
     def n_metabolites(self) -> int:
@@ -191,22 +204,6 @@ class BasisSet:
     @property
     def n_points(self) -> int:
         return int(self.fids.shape[1])
-
-    @property
-    def acquisition(self) -> Acquisition:
-        return Acquisition(
-            self.n_points,
-            self.dwell_time_s,
-            self.spectrometer_freq_mhz,
-            self.ppm_reference,
-            self.nucleus,
-        )
-
-    def time_axis_s(self) -> np.ndarray:
-        return self.acquisition.time_axis_s()
-
-    def ppm_axis(self) -> np.ndarray:
-        return self.acquisition.ppm_axis()
 
     def spectra(self, n_fft: int | None = None) -> np.ndarray:
         """Spectra of every basis FID, shape ``(n_metabolites, n_fft or n_points)``."""
