@@ -26,13 +26,14 @@ fixed normalisation, which keeps the absolute scale as information but loses the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError, InvalidDataError
 from ..scalogram import MorseScalogram, ScalogramConfig
 from .cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm, ScalogramCNN, SpectrumCNN, kernel_tuple
@@ -121,13 +122,7 @@ class QuantifierConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> QuantifierConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown quantifier setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(d))
+        return dataclass_from_dict(cls, d, "quantifier")
 
 
 def _build_transform(config: QuantifierConfig) -> tuple[nn.Module, tuple[int, ...]]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
 
+from .._config import dataclass_from_dict
 from ..errors import ConfigError
 from . import morse
 
@@ -190,13 +191,7 @@ class ScalogramConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScalogramConfig:
         """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown scalogram setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, "scalogram")
 
     @classmethod
     def preset(cls, name: PresetName, **overrides: Any) -> ScalogramConfig:

@@ -59,6 +59,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from .._config import dataclass_from_dict
 from ..errors import ConfigError
 from ..models.cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm
 from ..models.quantifier import MODEL_KINDS, InputScale, ModelKind, QuantifierConfig
@@ -250,16 +251,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown training setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
-            )
-        try:
-            return cls(**dict(d))
-        except TypeError as err:  # e.g. a list where a number belongs
-            raise ConfigError(f"invalid training setting: {err}") from None
+        return dataclass_from_dict(cls, d, "training")
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
         """A new config with ``overrides`` applied (``None`` values are ignored)."""
