@@ -54,8 +54,7 @@ def predict_test_set(quantifier: Any, test: SimulationFile, *, name: str) -> np.
             f"{name} estimates {', '.join(model_names)} but the test file holds "
             f"{', '.join(test.metabolites)}; use a model trained with the same basis set"
         )
-    # a writable copy: torch warns about wrapping the read-only arrays of a frozen FID
-    pred = quantifier.predict(np.array(test.fids.samples))
+    pred = quantifier.predict(test.fids.samples)  # predict copies read-only arrays itself
     order = [model_names.index(m) for m in test.metabolites]
     return np.asarray(pred, dtype=np.float64)[:, order]
 
