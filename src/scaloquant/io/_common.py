@@ -4,7 +4,9 @@ point counts match, metadata are present. Each failure is a typed one-line error
 
 from __future__ import annotations
 
+import math
 import os
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,19 @@ def require_grid(
                 f"{path} does not record the {what}; pass {flag} (or {keyword}=... in Python)"
             )
     return float(dwell_time_s), float(spectrometer_freq_mhz)
+
+
+def sequence_provenance(sequence: object, echo_time_s: object) -> dict[str, object]:
+    """The provenance keys ``"sequence"`` and ``"echo_time_s"`` for what a header states.
+
+    :func:`scaloquant.signal.match.stated_sequence` reads them to compare the data with a model.
+    A missing or empty name and a missing, non-numeric or non-positive echo time are left out:
+    the check is then skipped rather than guessed.
+    """
+    provenance: dict[str, object] = {}
+    if isinstance(sequence, str) and sequence.strip():
+        provenance["sequence"] = sequence.strip()
+    if isinstance(echo_time_s, Real) and not isinstance(echo_time_s, bool):
+        if math.isfinite(float(echo_time_s)) and echo_time_s > 0:
+            provenance["echo_time_s"] = float(echo_time_s)
+    return provenance

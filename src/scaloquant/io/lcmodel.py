@@ -47,6 +47,7 @@ from ._common import (
     require_count,
     require_finite,
     require_grid,
+    sequence_provenance,
 )
 from .atomic import atomic_path
 
@@ -157,7 +158,9 @@ def read_lcmodel_raw(
     Returns
     -------
     FID with samples of shape ``(n_points,)`` in the internal convention; ``provenance["name"]``
-    is the file name without extension (LCModel ``ID`` fields are often malformed).
+    is the file name without extension (LCModel ``ID`` fields are often malformed);
+    ``provenance["sequence"]`` / ``["echo_time_s"]`` hold ``$SEQPAR``'s ``SEQ`` / ``ECHOT``
+    (ms in the file, s here) when stated.
     """
     text = read_text(path)
     path = Path(path)
@@ -171,6 +174,12 @@ def read_lcmodel_raw(
     dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
     file_fid = require_finite(_numbers(text[groups[-1].end :], path), path)
     header = {f"{g.name}.{k}": v for g in groups for k, v in g.fields.items()}
+    seqpar = [g for g in groups if g.name == "SEQPAR"]
+    echo_time_ms = _float_field(seqpar, ("ECHOT",), path)
+    stated = sequence_provenance(
+        next((g.fields.get("SEQ", "") for g in seqpar), ""),
+        None if echo_time_ms is None else echo_time_ms * 1e-3,
+    )
     return FID(
         samples=np.conj(file_fid),  # LCModel sign -> internal convention
         dwell_time_s=dwell_time_s,
@@ -181,6 +190,7 @@ def read_lcmodel_raw(
             "format": "lcmodel-raw",
             "name": path.stem,
             "header": header,
+            **stated,
         },
     )
 

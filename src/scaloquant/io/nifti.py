@@ -35,7 +35,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, InputFileError, InvalidDataError
 from ..types import FID
-from ._common import require_file, require_finite
+from ._common import require_file, require_finite, sequence_provenance
 from .atomic import atomic_path
 
 #: Tags for NIfTI-MRS dimensions 5-7 when the caller gives none (the standard's defaults).
@@ -74,7 +74,9 @@ def read_nifti_mrs(
     Returns
     -------
     FID with samples of shape ``(x, y, z, *extra, n_points)``; ``provenance["dim_tags"]`` names
-    the extra dimensions and ``provenance["header"]`` holds the JSON header extension.
+    the extra dimensions and ``provenance["header"]`` holds the JSON header extension;
+    ``provenance["sequence"]`` / ``["echo_time_s"]`` hold ``SequenceName`` / ``EchoTime`` (s)
+    when the header states them.
     """
     # nifti-mrs is imported here, not at module level: it pulls in fslpy (~0.7 s).
     from nibabel.filebasedimages import ImageFileError
@@ -135,6 +137,7 @@ def read_nifti_mrs(
             "name": _stem(path),
             "dim_tags": dim_tags,
             "header": header,
+            **sequence_provenance(header.get("SequenceName"), header.get("EchoTime")),
         },
     )
 

@@ -1,0 +1,524 @@
+"""Whether data can go to a model (or be fitted with a basis set), and the safe conversions.
+
+This is the one place that compares an acquisition with the grid a trained model or a basis set
+expects. :func:`match_acquisition` converts where a conversion is exact or safe and refuses the
+rest with one line that says what differs and what to do; :func:`require_same_grid` is the
+strict check for callers that want no conversion at all.
+
+Rules, and why
+--------------
+The checks come first (1, 2, the window of 4, 6), then the conversions in the order 3, 2, 4, 5.
+
+1. **Nucleus** differs: refused, even with ``force``. Chemical shifts, coupling constants and
+   the whole basis belong to one nucleus; nothing converts one into another.
+2. **Spectrometer frequency** (``F`` data, ``F0`` target, relative difference
+   ``|F - F0| / F0``):
+
+   * at most :data:`FREQUENCY_RTOL` (0.1 %): the same scanner up to rounding in the header; the
+     data are labelled with ``F0``. This moves a peak 2.65 ppm from the reference (NAA at 3 T)
+     by at most 0.33 Hz, far below a linewidth.
+   * up to :data:`SAME_FIELD_RTOL` (5 %): the same nominal field on another vendor's scanner
+     (123.2 MHz vs 127.8 MHz at "3 T"). Refused unless ``force``; with it, a ppm-preserving
+     conversion: the dwell time is re-labelled ``dwell * F / F0`` so that every frequency in Hz
+     is multiplied by ``F0 / F`` and every singlet lands at its own ppm on the target's scale,
+     then the FID is resampled to the target's dwell time (rule 4). Linewidths keep their ppm
+     width. What it cannot do: J-coupled multiplets are spaced by ``J`` in Hz, not in ppm, and
+     their strong-coupling patterns depend on ``F``, so multiplets differ slightly from the
+     model's; this is reported in ``warnings``.
+   * more than 5 % (7 T data, 3 T model): refused always. No safe conversion exists (the
+     spectral pattern of every coupled metabolite changes); train or fit with a basis set
+     simulated for that field.
+3. **ppm reference** (the chemical shift of 0 Hz) differs by ``d`` ppm: the FID is multiplied by
+   ``exp(2 pi i (d * F) t)``, an exact frequency shift by ``d * F`` Hz, so every peak keeps its
+   ppm on the target's scale. Automatic, reported.
+4. **Dwell time** (spectral width) differs: Fourier resampling, refused unless ``force`` because
+   the model never saw filtered (band-limited) or interpolated data. The FID's band-limited
+   trigonometric interpolant ``x(t) = (1/N) sum_k X_k exp(2 pi i f_k t)`` (``X = fft(x)``,
+   ``f_k`` the centred DFT frequencies) is restricted to the target band
+   ``-1/(2 dwell0) <= f < 1/(2 dwell0)`` (cropping the centred spectrum when decimating,
+   zero-padding it when interpolating) and evaluated at ``t = m * dwell0`` over the same
+   duration. The ``1/N`` keeps FID amplitudes (the first point is the spectral area). For a
+   whole-number ratio of durations this is "crop or zero-pad the centred spectrum and inverse
+   FFT"; for any ratio it is evaluated exactly with the chirp z-transform (Rabiner, Schafer &
+   Rader, *Bell Syst. Tech. J.* 48:1249, 1969), ``scipy.signal.czt``. Two details of
+   :func:`resample_fid` keep the FID a FID: it is zero-extended (no wrap of its end onto its
+   start) and its first point is halved before and doubled after (the DFT's constant
+   ``x[0]/2`` offset would otherwise be cut with the band). Known limit: a FID jumps from 0 at
+   ``t = 0``, so samples interpolated between old ones near ``t = 0`` carry a small Gibbs
+   ripple.
+   Refused even with ``force`` when the resulting spectrum would not hold the ppm window the
+   model or basis needs (:data:`WINDOW_PPM_1H`, 0.2-4.2 ppm, for 1H; no window is imposed on
+   other nuclei): no conversion invents the missing band. The same check guards rule 3.
+5. **Number of points** differs (at the target's dwell time): truncation or zero-filling at the
+   end of the FID. Automatic, reported.
+6. **Sequence and echo time**, compared only when both the file and the target state them:
+   an echo time differing by more than :data:`ECHO_TIME_ATOL_S` (0.5 ms) or a different
+   sequence family (PRESS, STEAM, sLASER, LASER, SPECIAL, MEGA, HERMES, HERCULES; vendor names
+   such as Siemens ``svs_se``/``svs_st`` and GE ``PROBE-P``/``PROBE-S`` are recognised,
+   case-insensitively) changes J-evolution and relaxation weighting, which biases every
+   amplitude: refused unless ``force``, with it a warning. A sequence name that is not
+   recognised and differs from the target's is not refused (vendors name sequences freely); it
+   is reported in ``warnings`` so the user can check.
+
+Everything works on the last axis: a batch ``(x, y, z, ..., n_points)`` keeps its leading shape.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+import scipy.signal
+
+from ..errors import IncompatibleDataError
+from ..types import FID, Acquisition
+from . import axes
+
+#: Relative spectrometer-frequency difference taken as the same scanner (see rule 2).
+FREQUENCY_RTOL = 1e-3
+#: Relative spectrometer-frequency difference still taken as the same nominal field (rule 2):
+#: vendors put "3 T" between 123.2 MHz and 127.8 MHz (3.7 %).
+SAME_FIELD_RTOL = 0.05
+#: Relative dwell-time difference below which two dwell times are the same (header rounding).
+DWELL_RTOL = 1e-6
+#: ppm-reference difference below which no shift is applied (1e-6 ppm is 1e-4 Hz at 3 T).
+PPM_REFERENCE_ATOL = 1e-6
+#: Echo-time tolerance (rule 6): headers round TE to 0.1-0.5 ms.
+ECHO_TIME_ATOL_S = 0.5e-3
+#: Chemical-shift window a 1H model or fit needs (the fit's default range, 0.2-4.2 ppm).
+WINDOW_PPM_1H = (0.2, 4.2)
+
+#: Sequence families, first match wins (MEGA-PRESS holds "press", sLASER holds "laser"): a
+#: pattern searched in the lower-case name with everything but letters and digits removed.
+_SEQUENCE_FAMILIES = (
+    ("MEGA", r"mega"),
+    ("HERMES", r"hermes"),
+    ("HERCULES", r"hercules"),
+    ("SPECIAL", r"special"),
+    ("sLASER", r"slaser|semilaser"),
+    ("LASER", r"laser"),
+    ("STEAM", r"steam|svsst|probes"),
+    ("PRESS", r"press|svsse|probep"),
+)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """Data on exactly the target grid, and what was done to put them there.
+
+    Attributes
+    ----------
+    fid : the converted FID, samples ``(..., target.n_points)`` with the input's batch shape,
+        the target's dwell time, spectrometer frequency and ppm reference (the input itself when
+        nothing differed).
+    conversions : one human sentence per conversion applied, in order.
+    warnings : what the user should know about the result (forced conversions, sequence or echo
+        time differences accepted with ``force``, unrecognised sequence names).
+    """
+
+    fid: FID
+    conversions: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """One difference that ``force`` may accept: what differs and what the user can do."""
+
+    what: str
+    advice: str
+
+
+def match_acquisition(
+    fid: FID,
+    target: Acquisition,
+    *,
+    sequence: str | None = None,
+    echo_time_s: float | None = None,
+    force: bool = False,
+    target_what: str = "the model",
+) -> Matched:
+    """Put ``fid`` on the ``target`` grid with the safe conversions of the module docstring.
+
+    Parameters
+    ----------
+    fid : data, samples ``(..., n_points)``; its sequence and echo time are read with
+        :func:`stated_sequence`.
+    target : the grid of the model (or basis set).
+    sequence, echo_time_s : the target's sequence name and echo time in s, when known (from
+        :func:`basis_sequence` of the model's basis metadata).
+    force : accept the conversions and differences that are refused by default (another
+        vendor's frequency at the same field, another dwell time, another sequence or TE).
+    target_what : how error messages name the target, e.g. ``"the basis set"``.
+
+    Returns
+    -------
+    :class:`Matched` with the FID on the target grid.
+
+    Raises
+    ------
+    IncompatibleDataError : a difference no conversion can bridge, or one ``force`` would accept
+        when ``force`` is false; the one-line message names the values and the flag to give.
+    """
+    source = _describe_source(fid)
+    acq = fid.acquisition
+    if acq.nucleus != target.nucleus:
+        raise IncompatibleDataError(
+            f"{source}: {acq.nucleus} data, but {target_what} is for {target.nucleus}; no "
+            f"conversion exists between nuclei: use a model or basis set for {acq.nucleus}"
+        )
+    freq_rel = abs(acq.spectrometer_freq_mhz - target.spectrometer_freq_mhz) / (
+        target.spectrometer_freq_mhz
+    )
+    if freq_rel > SAME_FIELD_RTOL:
+        raise IncompatibleDataError(
+            f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
+            "there is no safe conversion between field strengths: train a model (or fit) with a "
+            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass --spectrometer-freq-mhz "
+            "if the header is wrong"
+        )
+    _require_window(acq, target, source, target_what)
+
+    refusals: list[_Refusal] = []
+    warnings: list[str] = []
+    if freq_rel > FREQUENCY_RTOL:
+        refusals.append(
+            _Refusal(
+                f"acquired at {_mhz(acq)} and {target_what} is for {_mhz(target)} "
+                f"({100 * freq_rel:.1f}% apart: the same nominal field, another vendor's frequency)",
+                "pass --force to convert keeping every chemical shift (J-coupled multiplets then "
+                "differ slightly), or --spectrometer-freq-mhz if the header is wrong",
+            )
+        )
+        warnings.append(
+            f"converted from {acq.spectrometer_freq_mhz:g} MHz to "
+            f"{target.spectrometer_freq_mhz:g} MHz: singlets sit at their ppm, but J-coupled "
+            f"multiplets keep their Hz spacing and differ slightly from {target_what}'s"
+        )
+    if not _same_dwell(acq.dwell_time_s, target.dwell_time_s):
+        refusals.append(
+            _Refusal(
+                f"dwell time {_dwell(acq)} and {target_what}'s {_dwell(target)}",
+                "matching them needs Fourier resampling (band-limiting or interpolating the FID), "
+                f"which {target_what} never saw: pass --force to resample anyway, or "
+                "--dwell-time-s if the header is wrong",
+            )
+        )
+        warnings.append(
+            f"Fourier-resampled from {1 / acq.dwell_time_s:g} Hz to "
+            f"{1 / target.dwell_time_s:g} Hz spectral width: {target_what} never saw resampled "
+            "data; check the fit figures"
+        )
+    sequence_refusals, sequence_warnings = _compare_sequences(
+        stated_sequence(fid), (sequence, echo_time_s), target_what
+    )
+    refusals += sequence_refusals
+    warnings += sequence_warnings
+    if refusals and not force:
+        first, others = refusals[0], refusals[1:]
+        also = f" (it also differs: {'; '.join(r.what for r in others)})" if others else ""
+        raise IncompatibleDataError(f"{source}: {first.what}; {first.advice}{also}")
+
+    if acq == target:
+        return Matched(fid, (), tuple(warnings))
+    samples, conversions = _convert(fid.samples, acq, target)
+    provenance = dict(fid.provenance)
+    if conversions:
+        provenance["conversions"] = [*provenance.get("conversions", ()), *conversions]
+    # Values within tolerance (header rounding) take the target's exact value too.
+    matched = replace(
+        fid,
+        samples=samples,
+        dwell_time_s=target.dwell_time_s,
+        spectrometer_freq_mhz=target.spectrometer_freq_mhz,
+        ppm_reference=target.ppm_reference,
+        provenance=provenance,
+    )
+    return Matched(matched, tuple(conversions), tuple(warnings))
+
+
+def _convert(
+    samples: np.ndarray, acq: Acquisition, target: Acquisition
+) -> tuple[np.ndarray, list[str]]:
+    """Apply rules 3, 2, 4 and 5 in that order; the checks were made by the caller."""
+    conversions: list[str] = []
+    freq_mhz, dwell_s = acq.spectrometer_freq_mhz, acq.dwell_time_s
+
+    shift_ppm = acq.ppm_reference - target.ppm_reference
+    if abs(shift_ppm) > PPM_REFERENCE_ATOL:
+        # ppm = ref + f / F on both sides, so a peak at f Hz belongs at f + shift_ppm * F Hz.
+        shift_hz = shift_ppm * freq_mhz
+        time_s = axes.time_axis_s(samples.shape[-1], dwell_s)
+        samples = samples * np.exp(2j * np.pi * shift_hz * time_s)
+        conversions.append(
+            f"shifted by {shift_hz:+.4g} Hz so that 0 Hz is {target.ppm_reference:g} ppm "
+            f"(it was {acq.ppm_reference:g} ppm)"
+        )
+
+    if freq_mhz != target.spectrometer_freq_mhz:
+        ratio = target.spectrometer_freq_mhz / freq_mhz
+        freq_rel = abs(freq_mhz - target.spectrometer_freq_mhz) / target.spectrometer_freq_mhz
+        if freq_rel <= FREQUENCY_RTOL:
+            conversions.append(
+                f"took the data's {freq_mhz:g} MHz as {target.spectrometer_freq_mhz:g} MHz "
+                f"({100 * freq_rel:.3f}% apart, within the {100 * FREQUENCY_RTOL:g}% tolerance)"
+            )
+        else:
+            # Re-labelling the dwell time by F / F0 multiplies every frequency by F0 / F.
+            new_dwell_s = dwell_s / ratio
+            conversions.append(
+                f"converted {freq_mhz:g} MHz -> {target.spectrometer_freq_mhz:g} MHz keeping "
+                f"chemical shifts: dwell time re-labelled {dwell_s * 1e3:.6g} -> "
+                f"{new_dwell_s * 1e3:.6g} ms (every frequency in Hz x {ratio:.6g})"
+            )
+            dwell_s = new_dwell_s
+
+    if not _same_dwell(dwell_s, target.dwell_time_s):
+        n_before = samples.shape[-1]
+        samples = resample_fid(samples, dwell_s, target.dwell_time_s)
+        conversions.append(
+            f"Fourier-resampled dwell time {dwell_s * 1e3:.6g} -> {target.dwell_time_s * 1e3:g} "
+            f"ms ({1 / dwell_s:.6g} -> {1 / target.dwell_time_s:g} Hz spectral width): "
+            f"{n_before} -> {samples.shape[-1]} points over the same "
+            f"{n_before * dwell_s * 1e3:.6g} ms"
+        )
+
+    n_points = samples.shape[-1]
+    if n_points != target.n_points:
+        samples = fit_length(samples, target.n_points)
+        verb = "zero-filled" if n_points < target.n_points else "truncated"
+        conversions.append(f"{verb} {n_points} -> {target.n_points} points")
+    return samples, conversions
+
+
+def resample_fid(samples: np.ndarray, dwell_time_s: float, new_dwell_time_s: float) -> np.ndarray:
+    """Fourier-resample FIDs to another dwell time over the same duration (rule 4).
+
+    The FID, zero-extended to twice its length (nothing was measured after it, and the end of
+    the acquisition must not wrap onto its start), with its first point halved, is expanded as
+    ``x(t) = (1/P) sum_k X_k exp(2 pi i f_k t)`` (``X`` its ``P``-point DFT, ``f_k`` the DFT
+    frequencies). Only the terms in the new band ``-1/(2 new_dwell) <= f_k < 1/(2 new_dwell)``
+    are kept and ``x`` is evaluated at ``t = m * new_dwell_time_s``, ``m = 0 .. M-1``,
+    ``M = floor(N * dwell_time_s / new_dwell_time_s)`` (every new sample inside the
+    acquisition), with the chirp z-transform; then the first point is doubled back.
+
+    Halving the first point removes the constant ``x[0] / 2`` that the DFT of a sampled causal
+    FID adds to every bin (Zhu, Torchia & Bax, J. Magn. Reson. A 105:219, 1993); without it,
+    cropping the band would cut that offset with it (a decimation by 2 would lose a quarter of
+    the first point, i.e. of the spectral area).
+
+    Parameters
+    ----------
+    samples : complex FIDs, shape ``(..., N)``.
+    dwell_time_s, new_dwell_time_s : old and new sampling intervals, s.
+
+    Returns
+    -------
+    Resampled FIDs, shape ``(..., M)``. Samples on the old time grid keep their value up to the
+    part of the spectrum outside the new band; samples between old ones near ``t = 0`` carry a
+    small Gibbs ripple from the FID's jump at ``t = 0``.
+    """
+    n = samples.shape[-1]
+    n_pad = 2 * n
+    n_new = int(math.floor(n * dwell_time_s / new_dwell_time_s + 1e-9))
+    band_edge = n_pad * dwell_time_s / new_dwell_time_s / 2  # band edge in units of bins
+    # Bins -edge <= k < edge; the 1e-9 keeps a whole-number edge on the lower side of the band,
+    # where numpy's fftfreq puts the Nyquist bin.
+    k_lo = max(-n, math.ceil(-band_edge - 1e-9))
+    k_hi = min(n - 1, math.ceil(band_edge - 1e-9) - 1)
+    halved = np.concatenate([0.5 * samples[..., :1], samples[..., 1:]], axis=-1)
+    coefficients = np.fft.fftshift(np.fft.fft(halved, n=n_pad, axis=-1) / n_pad, axes=-1)
+    band = coefficients[..., n + k_lo : n + k_hi + 1]  # index n holds k = 0 after fftshift
+    # sum_q band_q exp(2 pi i (k_lo + q) m r), r = new_dwell / (P dwell): the CZT on the points
+    # z_m = exp(-2 pi i m r) (w = exp(2 pi i r)), times exp(2 pi i k_lo m r).
+    step = new_dwell_time_s / (n_pad * dwell_time_s)
+    out = scipy.signal.czt(band, n_new, w=np.exp(2j * np.pi * step), a=1.0, axis=-1)
+    out = out * np.exp(2j * np.pi * k_lo * step * np.arange(n_new))
+    out[..., 0] *= 2.0
+    return out
+
+
+def fit_length(samples: np.ndarray, n_points: int) -> np.ndarray:
+    """Truncate or zero-fill FIDs at their end to ``n_points``: ``(..., N) -> (..., n_points)``."""
+    n = samples.shape[-1]
+    if n >= n_points:
+        return samples[..., :n_points]
+    pad = [(0, 0)] * (samples.ndim - 1) + [(0, n_points - n)]
+    return np.pad(samples, pad)
+
+
+def require_same_grid(
+    fid_acq: Acquisition, target: Acquisition, *, what: str, target_what: str
+) -> None:
+    """Refuse data whose grid differs from the target's, with no conversion (one line each).
+
+    Parameters
+    ----------
+    fid_acq : the data's grid.
+    target : the grid required (a model's or a basis set's).
+    what, target_what : how the message names them, e.g. ``"the data"``, ``"the basis set"``.
+
+    Raises
+    ------
+    IncompatibleDataError : on the first difference (nucleus, points, dwell time, spectrometer
+        frequency beyond :data:`FREQUENCY_RTOL`, ppm reference).
+    """
+    hint = "scaloquant.signal.match.match_acquisition converts what is safe"
+    if fid_acq.nucleus != target.nucleus:
+        raise IncompatibleDataError(
+            f"{what}: nucleus {fid_acq.nucleus}, {target_what}: {target.nucleus}; use "
+            f"one made for {fid_acq.nucleus}"
+        )
+    if fid_acq.n_points != target.n_points:
+        raise IncompatibleDataError(
+            f"{what}: {fid_acq.n_points} points, {target_what}: {target.n_points}; truncate or "
+            f"zero-fill to match ({hint})"
+        )
+    if not _same_dwell(fid_acq.dwell_time_s, target.dwell_time_s):
+        raise IncompatibleDataError(
+            f"{what}: dwell time {_dwell(fid_acq)}, {target_what}: {_dwell(target)}; use one "
+            f"made for this dwell time, or resample the data ({hint}, with force)"
+        )
+    if not math.isclose(
+        fid_acq.spectrometer_freq_mhz, target.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
+    ):
+        raise IncompatibleDataError(
+            f"{what}: {_mhz(fid_acq)}, {target_what}: {_mhz(target)}; use one made for "
+            "this field strength"
+        )
+    if not math.isclose(fid_acq.ppm_reference, target.ppm_reference, abs_tol=PPM_REFERENCE_ATOL):
+        raise IncompatibleDataError(
+            f"{what}: 0 Hz = {fid_acq.ppm_reference:g} ppm, {target_what}: 0 Hz = "
+            f"{target.ppm_reference:g} ppm; give both the same reference ({hint})"
+        )
+
+
+def stated_sequence(fid: FID) -> tuple[str | None, float | None]:
+    """Sequence name and echo time in s as the file stated them (``None`` where it did not).
+
+    Readers in :mod:`scaloquant.io` record them in ``provenance["sequence"]`` and
+    ``provenance["echo_time_s"]``.
+    """
+    return _sequence_and_te(fid.provenance.get("sequence"), fid.provenance.get("echo_time_s"))
+
+
+def basis_sequence(metadata: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    """Sequence name and echo time in s from basis-set metadata (as a checkpoint carries it).
+
+    Reads ``"sequence"`` and ``"echo_time_ms"`` (the default basis: ``"PRESS"``, 30.0), or
+    ``"echo_time_s"``; a missing, empty or non-positive value gives ``None``.
+    """
+    te = metadata.get("echo_time_s")
+    if te is None and _positive(metadata.get("echo_time_ms")) is not None:
+        te = float(metadata["echo_time_ms"]) * 1e-3
+    return _sequence_and_te(metadata.get("sequence"), te)
+
+
+def sequence_family(name: str) -> str | None:
+    """The sequence family of a header name (``"svs_se"`` -> ``"PRESS"``), ``None`` if unknown."""
+    key = _name_key(name)
+    return next((family for family, pat in _SEQUENCE_FAMILIES if re.search(pat, key)), None)
+
+
+def _sequence_and_te(sequence: Any, echo_time_s: Any) -> tuple[str | None, float | None]:
+    name = sequence.strip() if isinstance(sequence, str) and sequence.strip() else None
+    return name, _positive(echo_time_s)
+
+
+def _positive(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _compare_sequences(
+    data: tuple[str | None, float | None],
+    target: tuple[str | None, float | None],
+    target_what: str,
+) -> tuple[list[_Refusal], list[str]]:
+    """Rule 6: refusals (accepted with force, then also warned) and plain warnings."""
+    (data_seq, data_te), (target_seq, target_te) = data, target
+    refusals, warnings = [], []
+    if data_te is not None and target_te is not None:
+        if abs(data_te - target_te) > ECHO_TIME_ATOL_S:
+            what = f"TE {data_te * 1e3:g} ms and {target_what}'s TE {target_te * 1e3:g} ms"
+            refusals.append(
+                _Refusal(
+                    what,
+                    "J-evolution and T2 weighting differ between echo times, so every amplitude "
+                    f"would be biased: pass --force to quantify anyway, or use {target_what} "
+                    f"trained with a basis set for TE {data_te * 1e3:g} ms",
+                )
+            )
+            warnings.append(f"{what}: amplitudes are biased by the echo-time difference")
+    if data_seq is not None and target_seq is not None:
+        data_family, target_family = sequence_family(data_seq), sequence_family(target_seq)
+        if data_family and target_family and data_family != target_family:
+            what = f"sequence {data_seq} ({data_family}) and {target_what}'s {target_seq}"
+            refusals.append(
+                _Refusal(
+                    what,
+                    "another sequence gives other multiplet shapes and relaxation weighting: "
+                    f"pass --force to quantify anyway, or use {target_what} trained with a "
+                    f"{data_family} basis set",
+                )
+            )
+            warnings.append(f"{what}: amplitudes are biased by the sequence difference")
+        elif (data_family is None or target_family is None) and _name_key(data_seq) != _name_key(
+            target_seq
+        ):
+            warnings.append(
+                f"could not tell whether the data's sequence {data_seq!r} is {target_what}'s "
+                f"{target_seq!r}; check that they match"
+            )
+    return refusals, warnings
+
+
+def _name_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _require_window(acq: Acquisition, target: Acquisition, source: str, target_what: str) -> None:
+    """Refuse when the data's band misses part of the window the target's grid holds (1H)."""
+    if acq.nucleus != "1H":
+        return
+    data_lo, data_hi = _band_ppm(acq)
+    target_lo, target_hi = _band_ppm(target)
+    lo, hi = max(WINDOW_PPM_1H[0], target_lo), min(WINDOW_PPM_1H[1], target_hi)
+    if lo < hi and (lo < data_lo or hi > data_hi):
+        raise IncompatibleDataError(
+            f"{source} covers {data_lo:.2f} to {data_hi:.2f} ppm ({1 / acq.dwell_time_s:g} Hz at "
+            f"{acq.spectrometer_freq_mhz:g} MHz, 0 Hz = {acq.ppm_reference:g} ppm), which misses "
+            f"part of the {lo:g}-{hi:g} ppm {target_what} needs; no conversion can recover it: "
+            "acquire with a wider spectral width, or pass --dwell-time-s if the header is wrong"
+        )
+
+
+def _band_ppm(acq: Acquisition) -> tuple[float, float]:
+    """Lowest and highest chemical shift of the spectrum's band ``[-SW/2, SW/2)``, ppm."""
+    half_ppm = 0.5 / acq.dwell_time_s / acq.spectrometer_freq_mhz
+    return acq.ppm_reference - half_ppm, acq.ppm_reference + half_ppm
+
+
+def _same_dwell(a_s: float, b_s: float) -> bool:
+    return math.isclose(a_s, b_s, rel_tol=DWELL_RTOL)
+
+
+def _mhz(acq: Acquisition) -> str:
+    tesla = f", {acq.field_strength_t:.1f} T" if acq.nucleus == "1H" else ""
+    return f"{acq.spectrometer_freq_mhz:g} MHz ({acq.nucleus}{tesla})"
+
+
+def _dwell(acq: Acquisition) -> str:
+    return f"{acq.dwell_time_s * 1e3:g} ms ({1 / acq.dwell_time_s:g} Hz spectral width)"
+
+
+def _describe_source(fid: FID) -> str:
+    source = fid.provenance.get("source")
+    return PurePath(str(source)).name if source else "the data"
