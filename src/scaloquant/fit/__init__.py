@@ -4,13 +4,15 @@ The reference for every learned estimate: the basis' FIDs, each with a non-negat
 extra damping and a shift (per metabolite or grouped), a global zero- and first-order phase, an
 optional Gaussian broadening and polynomial baseline, fitted over a ppm window in the frequency
 domain by variable projection. :func:`fit_spectra` fits a batch and returns a :class:`FitResult`
-with every amplitude's Cramér–Rao bound as an SD and as a % (LCModel's %SD).
+with every amplitude's Cramér–Rao bound as an SD and as a % (LCModel's %SD);
+:func:`fit_given_amplitudes` fits only the nonlinear parameters around given amplitudes (a
+network's), for its fit figure and as a start (:meth:`FitStart.from_result`) of a full fit.
 """
 
 from .config import FitConfig, FitStart
 from .model import check_compatible
 from .result import FitResult, FitSpectra, fitted_spectra
-from .spectra import fit_spectra
+from .spectra import fit_given_amplitudes, fit_spectra
 
 __all__ = [
     "FitConfig",
@@ -18,6 +20,7 @@ __all__ = [
     "FitSpectra",
     "FitStart",
     "check_compatible",
+    "fit_given_amplitudes",
     "fit_spectra",
     "fitted_spectra",
 ]

@@ -16,14 +16,14 @@ real vectors ``[Re; Im]``, so noise of variance ``sigma^2`` in each of them is w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 
-from ..errors import ConfigError, IncompatibleDataError, UnknownMetaboliteError
+from ..errors import ConfigError, UnknownMetaboliteError
 from ..signal import axes
+from ..signal.match import require_same_grid
 from ..types import FID, BasisSet
 from .config import FitConfig
 
@@ -33,34 +33,11 @@ FREQUENCY_RTOL = 1e-3
 
 
 def check_compatible(fid: FID, basis: BasisSet) -> None:
-    """Refuse data whose grid differs from the basis set's (one clear line each)."""
-    if fid.n_points != basis.n_points:
-        raise IncompatibleDataError(
-            f"the data have {fid.n_points} points and the basis set {basis.n_points}; "
-            f"truncate or zero-fill one of them to match"
-        )
-    if not math.isclose(fid.dwell_time_s, basis.dwell_time_s, rel_tol=1e-6):
-        raise IncompatibleDataError(
-            f"the data's dwell time is {fid.dwell_time_s:g} s and the basis set's "
-            f"{basis.dwell_time_s:g} s; use a basis set simulated for this acquisition"
-        )
-    if not math.isclose(
-        fid.spectrometer_freq_mhz, basis.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
-    ):
-        raise IncompatibleDataError(
-            f"the data were acquired at {fid.spectrometer_freq_mhz:g} MHz and the basis set is "
-            f"for {basis.spectrometer_freq_mhz:g} MHz; use a basis set for this field strength"
-        )
-    if not math.isclose(fid.ppm_reference, basis.ppm_reference, abs_tol=1e-6):
-        raise IncompatibleDataError(
-            f"the data's 0 Hz is {fid.ppm_reference:g} ppm and the basis set's "
-            f"{basis.ppm_reference:g} ppm; give both the same reference"
-        )
-    if fid.nucleus != basis.nucleus:
-        raise IncompatibleDataError(
-            f"the data are {fid.nucleus} and the basis set {basis.nucleus}; use a basis set "
-            f"for this nucleus"
-        )
+    """Refuse data whose grid differs from the basis set's (one clear line each); see
+    :func:`scaloquant.signal.match.require_same_grid`."""
+    require_same_grid(
+        fid.acquisition, basis.acquisition, what="the data", target_what="the basis set"
+    )
 
 
 #: Least cosine similarity of the magnitude spectra of two metabolites fitted twice, with their
@@ -337,52 +314,72 @@ class Design:
         phase = self.phase_factor(p)
         return self.window_dft(z) * phase[:, None], z, phase
 
+    def time_weighted_columns(
+        self, z: np.ndarray, phase: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``exp(i phi) DFT[t z_m]`` and, with a Gaussian, ``exp(i phi) DFT[t^2 z_m]``, each
+        ``(K, n_metabolites)`` (``None`` without a Gaussian): the derivatives of the columns by
+        the damping, shift and Gaussian up to constant factors, shared by
+        :meth:`model_derivatives` and :meth:`column_gradients`."""
+        t_cols = self.window_dft(z * self.time_s) * phase[:, None]
+        if self.layout.gauss.stop == self.layout.gauss.start:
+            return t_cols, None
+        return t_cols, self.window_dft(z * self.time_s**2) * phase[:, None]
+
     def model_derivatives(
-        self, amplitudes: np.ndarray, z: np.ndarray, phase: np.ndarray, cols: np.ndarray
+        self,
+        amplitudes: np.ndarray,
+        z: np.ndarray,
+        phase: np.ndarray,
+        cols: np.ndarray,
+        t_cols: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """Derivatives of the metabolite model ``sum_m a_m S_m(f)`` by each fitted nonlinear
-        parameter, ``(K, P)``, from the modulated FIDs ``z`` and the columns ``S``.
+        parameter, ``(K, P)``, from the modulated FIDs ``z``, the phase factor, the columns
+        ``S`` and (optionally, else computed) :meth:`time_weighted_columns`.
 
         By linearity of the DFT, ``d/d alpha_g = -exp(i phi) DFT[t sum_{m in g} a_m z_m]`` and
-        ``d/d df_g = 2 pi i exp(i phi) DFT[t sum_{m in g} a_m z_m]``: one DFT per group serves
-        both; ``d/d beta = -exp(i phi) DFT[t^2 sum_m a_m z_m]``; the phases multiply the model by
-        ``i`` and ``i (ppm - pivot)``.
+        ``d/d df_g = 2 pi i exp(i phi) DFT[t sum_{m in g} a_m z_m]``: both are sums over the
+        group of ``a_m`` times a time-weighted column; ``d/d beta = -exp(i phi) DFT[t^2 sum_m
+        a_m z_m]``; the phases multiply the model by ``i`` and ``i (ppm - pivot)``.
         """
         lay = self.layout
+        t_z, t2_z = self.time_weighted_columns(z, phase) if t_cols is None else t_cols
         out = np.empty((len(self.window), lay.size), dtype=np.complex128)
-        weighted = amplitudes[:, None] * z
+        t_weighted = t_z * amplitudes
         if lay.n_groups < len(self.names):  # per metabolite, the group sum is the identity
-            weighted = self.group_matrix.T @ weighted
-        t_weighted = self.window_dft(weighted * self.time_s) * phase[:, None]
+            t_weighted = t_weighted @ self.group_matrix
         out[:, lay.damping] = -t_weighted
         out[:, lay.shift] = 2j * np.pi * t_weighted
         model = cols @ amplitudes
         out[:, lay.phase0] = 1j * model[:, None]
         out[:, lay.phase1] = (1j * (self.ppm - self.pivot_ppm) * model)[:, None]
-        if lay.gauss.stop > lay.gauss.start:
-            total = weighted.sum(axis=0, keepdims=True) * self.time_s**2
-            out[:, lay.gauss] = -self.window_dft(total) * phase[:, None]
+        if t2_z is not None:
+            out[:, lay.gauss] = -(t2_z @ amplitudes)[:, None]
         return out
 
     def column_gradients(
-        self, z: np.ndarray, phase: np.ndarray, cols: np.ndarray, residual: np.ndarray
+        self,
+        t_cols: tuple[np.ndarray, np.ndarray | None],
+        cols: np.ndarray,
+        residual: np.ndarray,
     ) -> np.ndarray:
         """``(dA/dtheta_j)^T r`` ``(n_metabolites, P)`` for the real-stacked columns ``A`` and
         the real-stacked residual ``r`` ``(2K,)``: the second term of the Golub–Pereyra
-        Jacobian. The real-stacked inner product of complex ``c X`` with ``r`` is
-        ``Re(c X . conj(r))``."""
+        Jacobian, from :meth:`time_weighted_columns` and the columns. The real-stacked inner
+        product of complex ``c X`` with ``r`` is ``Re(c X . conj(r))``."""
         lay = self.layout
+        t_z, t2_z = t_cols
         k = len(self.window)
         r = residual[:k] - 1j * residual[k:]
         out = np.zeros((len(self.names), lay.size))
-        t1 = (self.window_dft(z * self.time_s) * phase[:, None]).T @ r
+        t1 = t_z.T @ r
         out[:, lay.damping] = np.real(-t1)[:, None] * self.group_matrix
         out[:, lay.shift] = np.real(2j * np.pi * t1)[:, None] * self.group_matrix
         out[:, lay.phase0] = np.real(1j * (cols.T @ r))[:, None]
         out[:, lay.phase1] = np.real(1j * (((self.ppm - self.pivot_ppm) * r) @ cols))[:, None]
-        if lay.gauss.stop > lay.gauss.start:
-            t2 = (self.window_dft(z * self.time_s**2) * phase[:, None]).T @ r
-            out[:, lay.gauss] = np.real(-t2)[:, None]
+        if t2_z is not None:
+            out[:, lay.gauss] = np.real(-(t2_z.T @ r))[:, None]
         return out
 
     def parameter_scale(self) -> np.ndarray:

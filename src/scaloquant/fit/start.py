@@ -52,6 +52,24 @@ def phase0_estimate_rad(design: Design, data: np.ndarray, p: NonlinearParameters
     return float(np.angle(np.sum(c * energy)))
 
 
+def phase0_given_amplitudes_rad(
+    design: Design, data: np.ndarray, p: NonlinearParameters, amplitudes: np.ndarray
+) -> float:
+    """Zero-order phase that best aligns the model of known ``amplitudes`` ``(M,)`` with the
+    data ``(K,)``: ``angle(sum_f conj(m(f)) d(f))``, ``m`` the model at phase 0 with the other
+    parameters of ``p``.
+
+    It minimises ``|d - exp(i phi0) m|^2`` over ``phi0`` exactly (expand the norm: only
+    ``-2 Re(exp(-i phi0) <m, d>)`` depends on it); the baseline is ignored, so with one it is a
+    starting value only.
+    """
+    at_zero = NonlinearParameters(
+        p.damping_per_s, p.shift_hz, 0.0, p.phase1_rad_per_ppm, p.gauss_per_s2
+    )
+    model = design.columns(at_zero)[0] @ amplitudes
+    return float(np.angle(np.vdot(model, data)))
+
+
 def _per_group(name: str, value, batch_shape: tuple[int, ...], design: Design) -> np.ndarray:
     """A start given per spectrum ``(...)`` or per metabolite ``(..., M)`` -> ``(B, n_groups)``."""
     m = len(design.names)

@@ -1,0 +1,105 @@
+"""fit_given_amplitudes (amplitudes held fixed, e.g. a network's) and FitStart.from_result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_fit_model import assert_jacobian_matches_differences, lorentzian_basis
+from test_fit_spectra import CONFIG, as_fid, synthesize
+
+from scaloquant.errors import InvalidDataError
+from scaloquant.fit import FitConfig, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from scaloquant.fit.model import Design, NonlinearParameters
+from scaloquant.fit.varpro import _Projection
+
+
+def test_recovers_phase_and_shift_of_a_default_basis_spectrum():
+    """All 21 metabolites of the default basis with one damping, shift and phase: given the
+    true amplitudes, the phase comes back within 1 degree and the shift within 0.1 Hz (the
+    issue's tolerances; noiseless, so the fit is in fact exact to rounding), also per
+    metabolite under the default per-metabolite grouping."""
+    from scaloquant.io import default_basis
+
+    basis = default_basis()
+    amplitudes = np.random.default_rng(5).uniform(0.1, 1.0, basis.n_metabolites)
+    m = basis.n_metabolites
+    data = synthesize(basis, amplitudes, np.full(m, 6.0), np.full(m, 2.3), phase0=0.6)
+    fid = as_fid(basis, data)
+    result = fit_given_amplitudes(fid, basis, amplitudes)
+    assert np.degrees(abs(float(result.phase0_rad) - 0.6)) < 1.0
+    assert float(result.phase1_rad_per_ppm) == pytest.approx(0.0, abs=1e-4)
+    np.testing.assert_allclose(result.shift_hz, 2.3, atol=0.1)
+    np.testing.assert_allclose(result.damping_per_s, 6.0, atol=0.1)
+    np.testing.assert_array_equal(result.amplitudes, amplitudes)
+    spectra = fitted_spectra(result, fid, basis)
+    assert np.linalg.norm(spectra.residual) < 1e-6 * np.linalg.norm(spectra.data)
+    np.testing.assert_allclose(spectra.metabolites.sum(axis=0), spectra.model, atol=1e-9)
+
+
+def test_small_basis_with_noise_baseline_and_first_order_phase():
+    """Per-metabolite damping and shift, both phases and a baseline, with noise: the errors
+    stay within the tolerances above (the noise, 1% of the largest peak per point in time,
+    moves the phase by about 0.1 degree and the shifts by a few hundredths of a Hz)."""
+    basis = lorentzian_basis()
+    amplitudes = np.array([1.0, 0.4, 0.7, 0.2])
+    damping, shift = np.array([1.0, 6.0, 3.0, 9.0]), np.array([1.5, -2.0, 0.5, 2.5])
+    config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1, phase1_pivot_ppm=4.65)
+    data = synthesize(basis, amplitudes, damping, shift, phase0=-0.5, phase1=0.03)
+    rng = np.random.default_rng(7)
+    noisy = data + 0.01 * (rng.standard_normal(data.size) + 1j * rng.standard_normal(data.size))
+    result = fit_given_amplitudes(as_fid(basis, noisy), basis, amplitudes, config)
+    assert np.degrees(abs(float(result.phase0_rad) + 0.5)) < 1.0
+    assert float(result.phase1_rad_per_ppm) == pytest.approx(0.03, abs=2e-3)
+    np.testing.assert_allclose(result.shift_hz, shift, atol=0.1)
+    assert result.baseline.shape == (2,)
+    assert np.all(np.isnan(result.crlb_sd)) and np.all(np.isnan(result.crlb_pct))
+    assert np.all(np.isnan(result.amplitude_covariance))
+    # The noise estimate from the residual is the spectral SD per real part, 0.01 sqrt(N).
+    assert float(result.noise_sd) == pytest.approx(0.01 * np.sqrt(basis.n_points), rel=0.1)
+
+
+def test_batch_and_a_full_fit_started_from_the_result():
+    """A batch of (2, 2) spectra with amplitudes 10% off (a network's error): the nonlinear
+    parameters are close, and a full fit started from them reaches the exact answer."""
+    basis = lorentzian_basis()
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.2, 1.0, (4, 4))
+    damping, shift = rng.uniform(1, 8, (4, 4)), rng.uniform(-2, 2, (4, 4))
+    data = np.array([synthesize(basis, *p) for p in zip(truth, damping, shift, strict=True)])
+    fid = as_fid(basis, data.reshape(2, 2, -1))
+    estimate = (truth * rng.uniform(0.9, 1.1, truth.shape)).reshape(2, 2, 4)
+    given = fit_given_amplitudes(fid, basis, estimate, CONFIG)
+    assert given.batch_shape == (2, 2)
+    np.testing.assert_array_equal(given.amplitudes, estimate)
+    assert fitted_spectra(given, fid, basis).model.shape == (2, 2, given.ppm.size)
+    start = FitStart.from_result(given)
+    assert start.shift_hz.shape == (2, 2, 4) and start.phase0_rad.shape == (2, 2)
+    config = FitConfig(ppm_range=(0.5, 4.0), continuation_broadening_per_s=())
+    full = fit_spectra(fid, basis, config, start=start)
+    np.testing.assert_allclose(full.amplitudes.reshape(4, 4), truth, atol=1e-7)
+    np.testing.assert_allclose(full.shift_hz.reshape(4, 4), shift, atol=1e-5)
+
+
+def test_bad_amplitudes_are_refused():
+    basis = lorentzian_basis()
+    fid = as_fid(basis, synthesize(basis, np.ones(4), np.zeros(4), np.zeros(4)))
+    with pytest.raises(InvalidDataError, match="shape"):
+        fit_given_amplitudes(fid, basis, np.ones(3), CONFIG)
+    with pytest.raises(InvalidDataError, match="NaN"):
+        fit_given_amplitudes(fid, basis, np.array([1.0, np.nan, 1.0, 1.0]), CONFIG)
+
+
+def test_fixed_amplitude_jacobian_matches_finite_differences():
+    """With the amplitudes held, the residual's Jacobian is ``-P_perp (dA/dtheta) a``: the
+    derivative of the residual itself, also with a baseline projected out and noise."""
+    basis = lorentzian_basis()
+    config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1)
+    design = Design(basis, config)
+    p = NonlinearParameters(np.array([2.0, 4.0, 6.0, 1.0]), np.array([0.5, -1.0, 2.0, 0.0]), 0.2)
+    a = np.array([1.0, 0.5, 0.8, 0.3])
+    rng = np.random.default_rng(2)
+    noise = rng.standard_normal(design.ppm.size) + 1j * rng.standard_normal(design.ppm.size)
+    data = design.columns(p)[0] @ a + noise
+    start = NonlinearParameters(p.damping_per_s + 1.0, p.shift_hz + 0.3, 0.25, 0.01)
+    problem = _Projection(design, data, start, fixed_amplitudes=0.9 * a)
+    assert_jacobian_matches_differences(problem, start.to_vector(design.layout))
