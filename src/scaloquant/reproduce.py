@@ -1,27 +1,42 @@
-"""``reproduce``: the paper's experiment end to end, scalogram CNN against spectrum CNN.
+"""``reproduce``: the paper's experiment end to end, scalogram CNN against spectrum CNN, with the
+classical fit as a third method and the comparison at several SNRs.
 
 Steps: simulate the training and validation signals (shared by both models, as in the paper)
-and one held-out test set; train both models; estimate the test amplitudes with each; evaluate
-(metrics, paired bootstrap, figures, report). Everything is written into a staging folder and
-moved into ``out_dir`` at the end (:func:`scaloquant.io.atomic.staged_directory`)::
+and one noiseless held-out test set; train both models; at each SNR of ``snrs`` add seeded noise
+to the *same* test signals, estimate their amplitudes with each model and fit the first
+``fit_n`` of them with :func:`scaloquant.fit.fit_spectra`; evaluate (metrics per SNR, paired
+bootstrap, figures, report). Everything is written into a staging folder and moved into
+``out_dir`` at the end (:func:`scaloquant.io.atomic.staged_directory`)::
 
     out_dir/metrics.json, out_dir/report.md, out_dir/figures/*.png
     out_dir/models/scalogram_cnn.ckpt, out_dir/models/spectrum_cnn.ckpt
     out_dir/logs/<model>/metrics.csv (training curves), out_dir/logs/<model>/data_streams.json
-    out_dir/data/test.h5 (the test set, :func:`scaloquant.io.hdf5.write_simulation` layout)
+    out_dir/data/test.h5 (the noiseless test set, :func:`scaloquant.io.hdf5.write_simulation`)
+
+The top-level results of ``metrics.json`` (``models``, ``comparison``) are those of the first
+SNR (noiseless when ``inf`` is listed, the paper's case); ``by_snr`` holds every SNR.
+
+Noise: the simulator's SNR definition and noise (:mod:`scaloquant.simulate.effects`): the
+reference peak height of each noiseless Eq. 1 signal over ``SNR sqrt(N)`` is the SD of complex
+white noise. Training with noise: when ``snrs`` holds finite SNRs, both models train on signals
+whose SNR is drawn uniformly between the smallest and the largest of them (the simulator's
+``snr: [min, max]``); noiseless test signals (``inf``) are then the limit beyond the largest.
 
 Seeds: the training and validation sets are those :func:`scaloquant.train.train_model` would
 draw for ``seed``; the test set uses the seed ``SeedSequence([seed, TEST_KEY])`` makes, a stream
-independent of the training streams; the bootstrap uses ``SeedSequence([seed, BOOTSTRAP_KEY])``.
+independent of the training streams; the noise at SNR ``x`` the seed
+``derived_seed(test_seed, round(1000 x))`` (the same noise whatever else is listed); the
+bootstrap ``SeedSequence([seed, BOOTSTRAP_KEY])``.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,21 +45,35 @@ import numpy as np
 from .errors import ConfigError, InputFileError
 from .evaluate.bootstrap import check_options
 from .evaluate.figures import TrainingCurve
-from .evaluate.pipeline import write_evaluation
+from .evaluate.pipeline import SnrCase, write_evaluation
+from .evaluate.report import snr_label
 from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
 from .io.default import DEFAULT_BASIS_NAME, default_basis
-from .io.hdf5 import read_simulation, write_simulation
-from .simulate import SimulationConfig, simulate_dataset
+from .io.hdf5 import SimulationFile, read_simulation, write_simulation
+from .simulate import (
+    SimulationConfig,
+    SimulationParameters,
+    effects,
+    simulate_dataset,
+    synthesize,
+)
 from .types import BasisSet
 
 PresetName = Literal["tiny", "quick", "cpu", "paper"]
 PRESETS: tuple[str, ...] = ("tiny", "quick", "cpu", "paper")
 #: The two methods of the paper, in the order of the comparison (A − B).
 MODELS: tuple[str, ...] = ("scalogram_cnn", "spectrum_cnn")
+#: Name of the classical fit in ``metrics.json``.
+FIT = "fit"
 #: Test signals per preset: the paper held out 20% of 10,000 signals (2,000); fewer for the
 #: short presets, enough for a bootstrap interval of a few SMAPE points.
 N_TEST: dict[str, int] = {"tiny": 200, "quick": 1000, "cpu": 2000, "paper": 2000}
+#: Test signals the fit estimates at each SNR: it fits ~1-3 spectra/s on 2 cores, so these keep
+#: the fit to about the preset's training time or less with four SNRs.
+FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
+#: Worker processes of the fit (the machines this runs on have 2 cores).
+FIT_WORKERS = 2
 #: Keys of the test-set and bootstrap seed streams (far from train's keys 0-3).
 TEST_KEY, BOOTSTRAP_KEY = 0x7E57, 0xB007
 
@@ -96,17 +125,141 @@ def read_training_curve(path: str | os.PathLike) -> TrainingCurve:
     )
 
 
-def _configs(preset: str, seed: int | None, fresh_data: bool | None) -> dict[str, Any]:
+def check_snrs(snrs: Sequence[float]) -> tuple[float, ...]:
+    """The SNRs of a run, noiseless (``inf``) first, then from the largest to the smallest.
+
+    Raises :class:`ConfigError` for an empty list, a repeated value or one that is not > 0.
+    """
+    values = [float(s) for s in snrs]
+    if not values:
+        raise ConfigError("give at least one SNR, e.g. --snr inf or --snr inf,30")
+    bad = [s for s in values if not s > 0]  # also refuses NaN
+    if bad:
+        raise ConfigError(f"SNRs must be > 0 (or inf for noiseless), got {bad[0]:g}")
+    labels = [snr_label(s) for s in values]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise ConfigError(f"SNR {repeated[0]} is listed twice; give each SNR once")
+    return tuple(sorted(values, reverse=True))
+
+
+def parse_snrs(text: str) -> tuple[float, ...]:
+    """``"inf,100,30,10"`` -> ``(inf, 100.0, 30.0, 10.0)`` (see :func:`check_snrs`)."""
+    values = []
+    for item in text.split(","):
+        try:
+            values.append(float(item.strip()))
+        except ValueError:
+            raise ConfigError(
+                f"cannot read {item.strip()!r} as an SNR; give numbers or inf separated by "
+                "commas, e.g. --snr inf,100,30,10"
+            ) from None
+    return check_snrs(values)
+
+
+def training_snr_range(snrs: Sequence[float]) -> tuple[float, float] | None:
+    """The SNR range of the training signals: between the smallest and the largest finite SNR
+    of the run (uniform, the simulator's draw), or None (noiseless training) when it has none.
+
+    Uniform in SNR puts more training signals near the largest SNR than near the smallest; a
+    log-uniform draw would balance them but the simulator does not offer one. Noiseless test
+    signals need no training signals of their own: they are the limit of the largest SNR.
+    """
+    finite = [s for s in snrs if math.isfinite(s)]
+    return (min(finite), max(finite)) if finite else None
+
+
+def noise_seed(test_seed: int, snr: float) -> int:
+    """Seed of the noise added to the test set at ``snr`` (from the SNR itself, so the noise at
+    one SNR does not depend on the other SNRs of the run)."""
+    return derived_seed(test_seed, round(1000 * snr))
+
+
+def reference_heights(basis: BasisSet, test: SimulationFile) -> np.ndarray:
+    """``(n,)`` reference peak height of each test signal: the simulator's SNR reference,
+    measured on its noiseless Eq. 1 signal rebuilt from the stored parameters."""
+    config = SimulationConfig.from_mapping(test.config)
+    stored = {f.name for f in fields(SimulationParameters)} & set(test.parameters)
+    params = SimulationParameters(
+        amplitudes=test.amplitudes, **{k: test.parameters[k] for k in stored - {"amplitudes"}}
+    )
+    mask = effects.reference_window_mask(basis.acquisition, config.reference_window_ppm)
+    return effects.reference_peak_height(synthesize(basis.fids, params, basis.dwell_time_s), mask)
+
+
+def noisy_test_set(
+    test: SimulationFile, basis: BasisSet, snr: float, seed: int | None
+) -> SimulationFile:
+    """``test`` (noiseless) with complex white noise at ``snr`` added with a generator seeded by
+    ``seed``; the same ``test`` for ``snr = inf``. The noise SD per signal is the simulator's
+    (:func:`scaloquant.simulate.effects.noise_sd_for_snr`), recorded as the ``noise_sd`` and
+    ``snr`` parameters."""
+    if math.isinf(snr):
+        return test
+    n, n_points = test.fids.samples.shape
+    height = reference_heights(basis, test)
+    sd = effects.noise_sd_for_snr(height, np.full(n, float(snr)), n_points)
+    noise = effects.complex_noise(sd, n_points, np.random.default_rng(seed))
+    return replace(
+        test,
+        fids=test.fids.with_samples(test.fids.samples + noise, snr=float(snr), noise_seed=seed),
+        parameters={
+            **test.parameters,
+            "reference_height": height,
+            "snr": np.full(n, float(snr)),
+            "noise_sd": sd,
+        },
+    )
+
+
+def fit_test_signals(
+    test: SimulationFile, basis: BasisSet, n: int, *, n_workers: int = FIT_WORKERS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the first ``n`` test signals with :func:`scaloquant.fit.fit_spectra` (default
+    :class:`~scaloquant.fit.FitConfig`): amplitudes ``(n, M)`` and their Cramér–Rao covariance
+    bound ``(n, M, M)``, columns in the order of ``test.metabolites``."""
+    from .fit import FitConfig, fit_spectra
+
+    result = fit_spectra(
+        test.fids.with_samples(test.fids.samples[:n]), basis, FitConfig(), n_workers=n_workers
+    )
+    order = [result.index(m) for m in test.metabolites]
+    cov = np.asarray(result.amplitude_covariance)[:, order][:, :, order]
+    return np.asarray(result.amplitudes)[:, order], cov
+
+
+def _configs(
+    preset: str,
+    seed: int | None,
+    fresh_data: bool | None,
+    snr_range: tuple[float, float] | None,
+    uncertainty: str | None,
+) -> dict[str, Any]:
     from .train import TrainConfig
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return {
-        model: TrainConfig.preset(preset, model=model).with_overrides(
-            {"seed": seed, "fresh_data": fresh_data}
+    if fresh_data is None and snr_range is not None:
+        # a fixed set of noisy signals lets the network memorise their noise, and its standard
+        # deviations then come out too small at low SNR (see scaloquant.train.data): noisy
+        # training draws new signals every epoch unless told otherwise
+        fresh_data = True
+    configs = {}
+    for model in MODELS:
+        config = TrainConfig.preset(preset, model=model)
+        simulation = {
+            **config.simulation,
+            "snr": None if snr_range is None else list(snr_range),
+        }
+        configs[model] = config.with_overrides(
+            {
+                "seed": seed,
+                "fresh_data": fresh_data,
+                "simulation": simulation,
+                "uncertainty": uncertainty,
+            }
         )
-        for model in MODELS
-    }
+    return configs
 
 
 def reproduce(
@@ -116,6 +269,9 @@ def reproduce(
     seed: int | None = None,
     fresh_data: bool | None = None,
     n_test: int | None = None,
+    snrs: Sequence[float] = (math.inf,),
+    fit_n: int | None = None,
+    uncertainty: Literal["none", "gaussian"] | None = None,
     n_boot: int = 2000,
     overwrite: bool = False,
     progress: bool | None = None,
@@ -130,8 +286,15 @@ def reproduce(
     out_dir : output folder; a non-empty one needs ``overwrite``, and then only the files this
         run writes are replaced.
     seed : run seed (default: the preset's); fixes training, validation and test sets.
-    fresh_data : draw new training signals every epoch (default: the preset's choice).
+    fresh_data : draw new training signals every epoch (default: the preset's choice for
+        noiseless training, True when ``snrs`` makes the training noisy).
     n_test : held-out test signals (default :data:`N_TEST` of the preset).
+    snrs : SNRs of the test signals, ``math.inf`` for noiseless (default: noiseless only, the
+        paper); finite ones also make the training noisy (:func:`training_snr_range`).
+    fit_n : test signals the classical fit estimates at each SNR, the first ones (default
+        :data:`FIT_N` of the preset, at most ``n_test``); 0 leaves the fit out.
+    uncertainty : the models' uncertainty head (``"gaussian"`` predicts an SD per amplitude,
+        whose calibration is then reported); default: the preset's.
     n_boot : bootstrap resamples of the paired comparison.
     overwrite : see ``out_dir``.
     progress : Lightning's progress bars (None: when stderr is a terminal).
@@ -144,15 +307,21 @@ def reproduce(
 
     start = time.perf_counter()
     say = log or (lambda _line: None)
-    configs = _configs(preset, seed, fresh_data)
+    snrs = check_snrs(snrs)
+    snr_range = training_snr_range(snrs)
+    configs = _configs(preset, seed, fresh_data, snr_range, uncertainty)
     first = configs[MODELS[0]]
     n_test = N_TEST[preset] if n_test is None else int(n_test)
     if n_test < 2:
         raise ConfigError(f"the test set needs at least 2 signals, got {n_test}")
+    fit_n = min(FIT_N[preset] if fit_n is None else int(fit_n), n_test)
+    if fit_n < 0:
+        raise ConfigError(f"fit_n must be >= 0 (0: no fit), got {fit_n}")
     check_options(n_boot=n_boot)
     basis = default_basis() if basis is None else basis
     basis_name = DEFAULT_BASIS_NAME if basis is default_basis() else "given to reproduce()"
     simulation: SimulationConfig = first.simulation_config()
+    test_simulation = replace(simulation, snr=None)  # noise is added per SNR below
     test_seed = derived_seed(first.seed, TEST_KEY)
     wall: dict[str, float] = {}
 
@@ -162,11 +331,14 @@ def reproduce(
         (stage / "data").mkdir()
         test_path = write_simulation(
             stage / "data" / "test.h5",
-            ((c.fids, c.columns()) for c in simulate_dataset(basis, simulation, n_test, test_seed)),
+            (
+                (c.fids, c.columns())
+                for c in simulate_dataset(basis, test_simulation, n_test, test_seed)
+            ),
             n_signals=n_test,
             basis=basis,
             basis_name=basis_name,
-            config=simulation.to_dict(),
+            config=test_simulation.to_dict(),
             seed=test_seed,
         )
         test = read_simulation(test_path)  # evaluate what was written, not what was meant
@@ -180,7 +352,7 @@ def reproduce(
         )
         wall["simulate"] = time.perf_counter() - t0
 
-        predictions: dict[str, np.ndarray] = {}
+        quantifiers: dict[str, Any] = {}
         curves: dict[str, TrainingCurve] = {}
         for model, config in configs.items():
             say(f"training {model} ({preset} preset)")
@@ -200,12 +372,47 @@ def reproduce(
             )
             wall[f"train_{model}"] = result.wall_time_s
             curves[model] = read_training_curve(result.log_csv_path)
-            say(f"predicting the test set with {model}")
-            t0 = time.perf_counter()
-            predictions[model] = predict_test_set(
-                load_quantifier(result.checkpoint_path), test, name=model
+            quantifiers[model] = load_quantifier(result.checkpoint_path)
+
+        cases: list[SnrCase] = []
+        case_tests: list[SimulationFile] = []
+        for snr in snrs:
+            label = snr_label(snr)
+            seed_noise = None if math.isinf(snr) else noise_seed(test_seed, snr)
+            case_test = noisy_test_set(test, basis, snr, seed_noise)
+            predictions: dict[str, np.ndarray] = {}
+            sds: dict[str, np.ndarray] = {}
+            for model, quantifier in quantifiers.items():
+                say(f"predicting the test set ({_snr_words(label)}) with {model}")
+                t0 = time.perf_counter()
+                if getattr(quantifier, "has_uncertainty", False):
+                    predictions[model], sds[model] = predict_test_set(
+                        quantifier, case_test, name=model, return_sd=True
+                    )
+                else:
+                    predictions[model] = predict_test_set(quantifier, case_test, name=model)
+                wall[f"predict_{model}"] = wall.get(f"predict_{model}", 0.0) + (
+                    time.perf_counter() - t0
+                )
+            partial: dict[str, np.ndarray] = {}
+            covariance = None
+            if fit_n:
+                say(f"fitting the first {fit_n} test signals ({_snr_words(label)})")
+                t0 = time.perf_counter()
+                partial[FIT], covariance = fit_test_signals(case_test, basis, fit_n)
+                wall[f"fit_snr_{label}"] = time.perf_counter() - t0
+            cases.append(
+                SnrCase(
+                    snr=snr,
+                    truth=test.amplitudes,
+                    predictions=predictions,
+                    partial=partial,
+                    crlb_covariance=covariance,
+                    sds=sds,
+                    noise_seed=seed_noise,
+                )
             )
-            wall[f"predict_{model}"] = time.perf_counter() - t0
+            case_tests.append(case_test)
 
         say("evaluating")
         targets = val.amplitudes if train is None else train.amplitudes
@@ -216,38 +423,83 @@ def reproduce(
             "n_test": n_test,
             "test_seed": test_seed,
             "test_data": "data/test.h5",
+            "snrs": [snr_label(s) for s in snrs],
+            "training_snr_range": snr_range,
+            "noise_seeds": {c.label: c.noise_seed for c in cases},
+            "fit": {"n_signals": fit_n, "n_workers": FIT_WORKERS, "config": _fit_config()}
+            if fit_n
+            else None,
             "bootstrap": {"seed": derived_seed(first.seed, BOOTSTRAP_KEY), "n_boot": n_boot},
             "basis": basis_name,
             "train": {model: config.to_dict() for model, config in configs.items()},
         }
-        fresh_note = (
-            "drawn afresh every epoch" if first.fresh_data else f"{first.n_train} fixed signals"
-        )
+        top = cases[0]
         doc = write_evaluation(
             stage,
             truth=test.amplitudes,
-            predictions=predictions,
+            predictions=top.predictions,
+            partial=top.partial,
+            sds=top.sds,
+            by_snr=cases,
             metabolites=test.metabolites,
             bootstrap_seed=resolved["bootstrap"]["seed"],
             config=resolved,
             wall_times_s=wall,
             started_at=start,
-            title=f"scaloquant reproduce --preset {preset}: scalogram CNN vs spectrum CNN",
-            context=(
-                f"Both models were trained on the same simulated signals (training: {fresh_note};"
-                f" validation: {first.n_val} signals; seed {first.seed}) and evaluated on "
-                f"{n_test} held-out test signals (`data/test.h5`, seed {test_seed}), noiseless "
-                "unless the simulation config adds noise. The baseline row predicts the mean of "
-                "the training targets"
-                + (
-                    " (here the validation targets, as training data were drawn afresh)."
-                    if train is None
-                    else "."
-                )
-            ),
+            title=f"scaloquant reproduce --preset {preset}: scalogram CNN vs spectrum CNN"
+            + (" vs the fit" if fit_n else ""),
+            context=_context(first, train is None, n_test, test_seed, snrs, snr_range, fit_n),
             n_boot=n_boot,
             mean_predictor=targets.mean(axis=0),
             curves=curves,
-            example=signal_example(basis, test, predictions),
+            example=signal_example(basis, case_tests[0], top.predictions),
         )
     return ReproduceResult(out_dir=Path(out_dir), metrics=doc)
+
+
+def _snr_words(label: str) -> str:
+    return "noiseless" if label == "inf" else f"SNR {label}"
+
+
+def _fit_config() -> dict[str, Any]:
+    from .fit import FitConfig
+
+    return FitConfig().to_dict()
+
+
+def _context(
+    first: Any,
+    fresh: bool,
+    n_test: int,
+    test_seed: int,
+    snrs: Sequence[float],
+    snr_range: tuple[float, float] | None,
+    fit_n: int,
+) -> str:
+    """The first paragraph of the report: what was trained and tested, and on which signals."""
+    training = "drawn afresh every epoch" if fresh else f"{first.n_train} fixed signals"
+    if snr_range is None:
+        noise = "noiseless, as in the paper"
+    elif snr_range[0] == snr_range[1]:
+        noise = f"with noise at SNR {snr_range[0]:g}"
+    else:
+        noise = f"with noise at an SNR drawn uniformly in [{snr_range[0]:g}, {snr_range[1]:g}]"
+    levels = ", ".join(_snr_words(snr_label(s)) for s in snrs)
+    text = (
+        f"Both models were trained on the same simulated signals (training: {training}, "
+        f"{noise}; validation: {first.n_val} signals; seed {first.seed}) and evaluated on "
+        f"{n_test} held-out test signals (`data/test.h5`, noiseless, seed {test_seed}), at: "
+        f"{levels} (the same signals with seeded noise added)."
+    )
+    if fit_n:
+        text += (
+            f" The classical fit (`scaloquant.fit`, variable projection with Cramér–Rao bounds)"
+            f" estimated the first {fit_n} test signals at each SNR; it takes no part in the "
+            "paired comparison of the models, which uses every test signal."
+        )
+    text += (
+        f" Results before the SNR section are at the first SNR ({_snr_words(snr_label(snrs[0]))})."
+        " The baseline row predicts the mean of the training targets"
+        + (" (here the validation targets, as training data were drawn afresh)." if fresh else ".")
+    )
+    return text

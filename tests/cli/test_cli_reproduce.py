@@ -59,3 +59,66 @@ def test_bad_bootstrap_count_is_refused_before_training(tmp_path, capsys):
     )
     assert "bootstrap" in _one_error_line(capsys)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("snr", "message"),
+    [
+        ("inf,abc", "cannot read 'abc' as an SNR"),
+        ("0", "must be > 0"),
+        ("30,30", "listed twice"),
+    ],
+)
+def test_bad_snr_list_is_refused_before_training(tmp_path, capsys, snr, message):
+    out = tmp_path / "r"
+    assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--snr", snr]) == 2
+    assert message in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_fit_count_must_be_positive(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--fit-n", "0"]) == 2
+    assert "--no-fit" in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_fit_count_and_no_fit_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "reproduce",
+                "--preset",
+                "tiny",
+                "--out",
+                str(tmp_path / "r"),
+                "--no-fit",
+                "--fit-n",
+                "5",
+            ]
+        )
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_snr_summary_lines(capsys):
+    from scaloquant.cli.reproduce import print_snr_summary
+
+    def method(rmse):
+        return {"mean": {"rmse": rmse}}
+
+    print_snr_summary(
+        {
+            "inf": {"subset": None, "crlb": None, "n_signals": 200, "methods": {"a": method(0.2)}},
+            "30": {
+                "subset": {"n_signals": 8, "methods": {"a": method(0.25), "fit": method(0.11)}},
+                "crlb": {"mean": {"rms_sd": 0.1}},
+                "n_signals": 200,
+                "methods": {"a": method(0.24)},
+            },
+        }
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "noiseless: mean RMSE on 200 signals: a 0.2",
+        "SNR 30: mean RMSE on 8 signals: a 0.25, fit 0.11, CRLB (RMS) 0.1",
+    ]

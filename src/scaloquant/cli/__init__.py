@@ -26,6 +26,8 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "train the scalogram CNN or the spectrum CNN",
     "evaluate": "evaluate trained checkpoints on a simulated test file",
     "reproduce": "simulate, train the scalogram CNN and the spectrum CNN, evaluate and compare",
+    "quantify": "quantify real spectra (NIfTI-MRS, LCModel, jMRUI, text) with a trained model",
+    "fit": "fit real spectra with the classical linear-combination model and its CRLB",
 }
 
 

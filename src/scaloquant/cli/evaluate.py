@@ -19,7 +19,10 @@ def register(subparsers: Any) -> None:
             "Estimate the amplitudes of every signal of a simulation file (scaloquant simulate, "
             "or DIR/data/test.h5 of scaloquant reproduce) with each checkpoint, and write "
             "DIR/metrics.json, DIR/report.md and DIR/figures/*.png: MAE, its SD, SMAPE, RMSE and "
-            "R² per metabolite, and a paired-bootstrap comparison of every pair of models."
+            "R² per metabolite, and a paired-bootstrap comparison of every pair of models. For "
+            "models with uncertainty also the coverage of their 68% and 95% intervals per "
+            'metabolite and SNR group (metrics.json "calibration", report.md, '
+            "figures/reliability.png)."
         ),
     )
     p.add_argument(
@@ -64,6 +67,18 @@ def print_summary(doc: dict[str, Any]) -> None:
         )
 
 
+def print_calibration(doc: dict, report: Path) -> None:
+    """One line per model with uncertainty: 95 % coverage over all signals."""
+    for name, table in doc.get("calibration", {}).items():
+        every = table["groups"]["all"]
+        c95 = every["coverage"]["0.95"].values()
+        print(
+            f"{name}: 95% intervals cover {100 * every['mean_coverage']['0.95']:.1f}% of the "
+            f"amplitudes (per metabolite {100 * min(c95):.1f}-{100 * max(c95):.1f}%); "
+            f"per SNR: {report}"
+        )
+
+
 def handle(args: argparse.Namespace) -> int:
     basis, _ = load_basis(args.basis, args, flag="--basis")
     doc = evaluate_checkpoints(
@@ -76,5 +91,6 @@ def handle(args: argparse.Namespace) -> int:
         basis=basis,
     )
     print_summary(doc)
+    print_calibration(doc, args.out / "report.md")
     print(f"report: {args.out / 'report.md'}")
     return 0

@@ -2,7 +2,13 @@
 and ``DIR/train_config.yaml`` (the layout of ``scaloquant reproduce``).
 
 Settings come from the preset, then ``--config FILE`` (YAML, any ``TrainConfig`` field), then
-the flags.
+the flags. The realism flags (``--snr``, ``--phase0-range``, ``--phase1-range``, ``--baseline``)
+change the simulation of the training *and* validation signals, so that early stopping and the
+uncertainty calibration see data drawn the same way as the training data, and they switch on
+fresh training data (unless ``--no-fresh-data``): a network memorises the noise of a fixed noisy
+set (``cpu`` preset spectrum CNN, SNR 8-120: RMSE at SNR < 12 of 0.139 on its training signals
+against 0.202 on new ones), so the variance head, which learns from training residuals, would
+learn that noise hardly matters (95 % intervals covering 76 % at SNR 10).
 """
 
 from __future__ import annotations
@@ -18,13 +24,32 @@ from ..errors import ConfigError, InputFileError
 from ..io import default_basis
 from ..io.atomic import check_writable, write_text_atomic
 from ..models.quantifier import MODEL_KINDS
+from ..models.uncertainty import UNCERTAINTY_KINDS
+from ..simulate import BaselineConfig
 from ..train import (
     PRESETS,
     TrainConfig,
     is_launching_process,
+    read_checkpoint,
     read_signal_file,
     split_signals,
     train_model,
+)
+
+#: The ``[MIN, MAX]`` realism flags: (flag, SimulationConfig key, help).
+_RANGE_FLAGS = (
+    (
+        "--snr",
+        "snr",
+        "add noise at an SNR drawn uniformly from [MIN, MAX] (reference peak height over the "
+        "real spectral noise sd; MIN = MAX for one SNR)",
+    ),
+    ("--phase0-range", "phase0_range_deg", "zero-order phase in degrees"),
+    (
+        "--phase1-range",
+        "phase1_range_deg_per_ppm",
+        "first-order phase in degrees per ppm (zero at 4.65 ppm)",
+    ),
 )
 
 
@@ -73,6 +98,21 @@ def register(subparsers: Any) -> None:
         default=None,
         help="draw new training signals every epoch (default: the preset's choice)",
     )
+    p.add_argument(
+        "--uncertainty",
+        metavar="{" + ",".join(UNCERTAINTY_KINDS) + "}",
+        help="per-amplitude standard deviations: gaussian (a log-variance head, calibrated on "
+        "the validation set; the amplitudes are the same as without) or none (default: gaussian)",
+    )
+    realism = p.add_argument_group(
+        "simulated training and validation signals (override the preset's noiseless, "
+        "phase-free simulation; they imply --fresh-data unless --no-fresh-data)"
+    )
+    for flag, key, what in _RANGE_FLAGS:
+        realism.add_argument(flag, dest=key, type=float, nargs=2, metavar=("MIN", "MAX"), help=what)
+    realism.add_argument(
+        "--baseline", action="store_true", help="add a smooth random baseline (the default one)"
+    )
     p.add_argument("--seed", type=int)
     p.add_argument(
         "--max-epochs",
@@ -114,6 +154,18 @@ def _devices(text: str | None) -> int | str | None:
     return int(text) if text.strip().isdigit() else text
 
 
+def simulation_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Simulation keys set by the realism flags."""
+    overrides = {
+        key: list(getattr(args, key))
+        for _, key, _ in _RANGE_FLAGS
+        if getattr(args, key) is not None
+    }
+    if args.baseline:
+        overrides["baseline"] = BaselineConfig().to_dict()
+    return overrides
+
+
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """Preset, then ``--config``, then flags."""
     config = TrainConfig.preset(args.preset, model=args.model)
@@ -126,12 +178,22 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
             )
         config = config.with_overrides(overrides)
     fresh = args.fresh_data
+    simulation = simulation_overrides(args)
+    if simulation and fresh is None and args.data is None:
+        fresh = True  # see the module docstring: fixed noisy sets are memorised
     if args.data is not None:
         if fresh:
             raise ConfigError("--fresh-data draws its own signals; drop it or drop --data")
+        if simulation:
+            raise ConfigError(
+                "--snr, --phase0-range, --phase1-range and --baseline change simulated signals; "
+                "drop them with --data (simulate the file with them instead)"
+            )
         fresh = False
     return config.with_overrides(
         {
+            "simulation": {**config.simulation, **simulation} if simulation else None,
+            "uncertainty": args.uncertainty,
             "seed": args.seed,
             "max_epochs": args.max_epochs,
             "learning_rate": args.learning_rate,
@@ -190,4 +252,14 @@ def handle(args: argparse.Namespace) -> int:
         f"{result.best_val_rmse:.4g} after {result.steps} steps ({result.epochs} epochs, "
         f"{result.wall_time_s:.0f} s); checkpoint {result.checkpoint_path}"
     )
+    calibration = read_checkpoint(result.checkpoint_path)["scaloquant"].get(
+        "uncertainty_calibration"
+    )
+    if calibration:
+        factors = calibration["factors"].values()
+        print(
+            f"standard deviations calibrated on {calibration['n_signals']} validation signals "
+            f"({100 * calibration['level']:g}% intervals; factors {min(factors):.3g} to "
+            f"{max(factors):.3g})"
+        )
     return 0

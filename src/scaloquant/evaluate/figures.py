@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from ..io.atomic import atomic_path
 from ..types import FID
@@ -256,6 +257,86 @@ def plot_predicted_vs_true(
         handles, labels, loc="outside upper center", ncols=len(labels), markerscale=5, frameon=False
     )
     return fig
+
+
+def plot_error_vs_snr(
+    snrs: Sequence[float],
+    errors: Mapping[str, Mapping[str, np.ndarray]],
+    bounds: Mapping[str, np.ndarray] | None = None,
+    *,
+    ylabel: str,
+    bound_label: str = "CRLB",
+) -> Figure:
+    """Error against SNR, one panel per metabolite (or mean), one line per method.
+
+    Parameters
+    ----------
+    snrs : the SNRs ``(S,)``; ``inf`` (noiseless) is drawn at the right end, labelled ∞.
+    errors : panel title -> method -> errors ``(S,)`` (NaN where a method has none).
+    bounds : panel title -> the bound ``(S,)``, drawn dashed in black; values <= 0 (a noiseless
+        bound) and NaN are not drawn on the logarithmic axis.
+    ylabel : what the errors are (e.g. RMSE and its units).
+    bound_label : legend text of the bound.
+    """
+    snrs = np.asarray(snrs, dtype=np.float64)
+    x = _snr_positions(snrs)
+    n_panels = len(errors)
+    n_cols = min(4, n_panels)
+    n_rows = math.ceil(n_panels / n_cols)
+    fig = Figure(figsize=(3.2 * n_cols, 2.8 * n_rows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
+    for ax, (panel, methods) in zip(axes, errors.items(), strict=False):
+        lines = [
+            (name, _positive(v), f"C{k}", "-", "o") for k, (name, v) in enumerate(methods.items())
+        ]
+        if bounds is not None and panel in bounds:
+            lines.append((bound_label, _positive(bounds[panel]), "black", "--", "x"))
+        floor = _axis_floor(np.isfinite(snrs), [y for _, y, *_ in lines])
+        for name, y, colour, ls, marker in lines:
+            below = y < floor
+            y = np.where(below, floor, y)
+            ax.plot(x, y, ls=ls, marker=marker, ms=4, color=colour, label=name)
+            ax.plot(x[below], y[below], ls="none", marker="v", ms=7, color=colour)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(x, [_snr_tick(s) for s in snrs])
+        ax.xaxis.set_minor_locator(NullLocator())  # only the SNRs of the run as x ticks
+        ax.set_title(panel, fontsize=10)
+        ax.tick_params(labelsize=8)
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    fig.supxlabel(
+        "SNR (NAA peak height / SD of the real spectral noise; ∞: noiseless); "
+        "▼: below the axis (noiseless errors many decades smaller)"
+    )
+    fig.supylabel(ylabel)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False)
+    return fig
+
+
+def _snr_positions(snrs: np.ndarray) -> np.ndarray:
+    # inf has no place on a log axis: put it a factor 3 beyond the largest finite SNR
+    finite = snrs[np.isfinite(snrs)]
+    beyond = 3.0 * finite.max() if finite.size else 1.0
+    return np.where(np.isfinite(snrs), snrs, beyond)
+
+
+def _axis_floor(finite: np.ndarray, series: Sequence[np.ndarray]) -> float:
+    # A noiseless fit is exact to ~1e-8, which would squeeze every noisy error into the top of a
+    # log axis: the axis starts a factor 10 below the smallest error at a finite SNR instead.
+    values = np.concatenate([y[finite] for y in series]) if series else np.array([])
+    values = values[np.isfinite(values)]
+    return float(values.min() / 10.0) if values.size else 0.0
+
+
+def _snr_tick(snr: float) -> str:
+    return "∞" if np.isinf(snr) else f"{snr:g}"
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(values > 0, values, np.nan)
 
 
 def _common_metabolites(tables: Mapping[str, MetricTable]) -> tuple[str, ...]:

@@ -10,20 +10,29 @@ same files with the same layout::
     OUT/figures/smape_difference_<a>_vs_<b>.png   (one per pair of methods)
     OUT/figures/predicted_vs_true.png
     OUT/figures/training_curves.png           (when training logs are given)
+    OUT/figures/error_vs_snr.png              (when per-SNR test sets are given)
+
+Beyond the estimates of every method on every test signal, an evaluation may hold methods run on
+only the first ``k`` signals (the classical fit, too slow for all of them), the predicted standard
+deviations of methods with an uncertainty, and the same test signals at several SNRs
+(:class:`SnrCase`), each with the Cramér–Rao bounds of the fit.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidDataError
 from ..io.atomic import write_text_atomic
 from ..types import FID
 from . import figures
@@ -34,7 +43,17 @@ from .metrics import (
     compute_metrics,
     pooled_rmse_from_matlab_loss,
 )
-from .report import PAPER_N_OUTPUTS, PAPER_VAL_LOSS, metrics_document, render_report
+from .report import (
+    MAIN_METABOLITES,
+    PAPER_N_OUTPUTS,
+    PAPER_VAL_LOSS,
+    compared_methods,
+    metric_of,
+    metrics_document,
+    render_report,
+    snr_label,
+    table_dict,
+)
 
 #: Caption of the rebuilt-signal figure: which parameters are estimated and which are not.
 FIG2_CAPTION = (
@@ -59,6 +78,185 @@ class SignalExample:
     index: int
     truth: FID
     estimates: Mapping[str, FID]
+
+
+#: Sums of metabolites reported beside the single ones: GPC and PCho have their main peaks
+#: 0.74 Hz apart at 3 T, so MRS practice (and LCModel's tables) report their sum, which a fit
+#: and a network estimate far better than either part.
+COMBINED: Mapping[str, tuple[str, ...]] = MappingProxyType({"GPC+PCho": ("GPC", "PCho")})
+
+
+ERROR_VS_SNR_CAPTION = (
+    "Error against SNR: RMSE per method on the same test signals (the fit's when it ran), mean "
+    "over metabolites and the main metabolites; dashed: the RMS over signals of the fit's "
+    "Cramér–Rao bound, which no unbiased estimator's RMSE can go below"
+)
+
+
+@dataclass(frozen=True)
+class SnrCase:
+    """The test signals at one SNR, with every method's estimates of them.
+
+    Attributes
+    ----------
+    snr : SNR of the noise added to the noiseless test signals (the simulator's definition,
+        :mod:`scaloquant.simulate.effects`); ``math.inf`` for the noiseless signals.
+    truth : true amplitudes ``(n, M)``.
+    predictions : method -> amplitudes ``(n, M)`` of the methods that estimated every signal.
+    partial : method -> amplitudes ``(k, M)`` of the methods that estimated only the first ``k``
+        signals (the classical fit, too slow for all of them); one ``k`` for all.
+    crlb_covariance : Cramér–Rao covariance bound of the amplitudes of those first ``k``
+        signals ``(k, M, M)`` (from the fit), or None.
+    sds : method -> predicted standard deviations ``(n, M)``, for the methods of
+        ``predictions`` that give them.
+    noise_seed : seed of the added noise; None for noiseless signals.
+    """
+
+    snr: float
+    truth: np.ndarray
+    predictions: Mapping[str, np.ndarray]
+    partial: Mapping[str, np.ndarray] = field(default_factory=dict)
+    crlb_covariance: np.ndarray | None = None
+    sds: Mapping[str, np.ndarray] = field(default_factory=dict)
+    noise_seed: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``"inf"`` or the SNR as ``%g`` text: the key of this case in ``metrics.json``."""
+        return snr_label(self.snr)
+
+
+def combination_weights(metabolites: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """0/1 weights ``(M, C)`` that sum amplitudes ``(..., M)`` into the :data:`COMBINED` sums
+    whose parts are all in ``metabolites``, and the names of those sums."""
+    names = [c for c, parts in COMBINED.items() if all(p in metabolites for p in parts)]
+    weights = np.zeros((len(metabolites), len(names)))
+    for j, name in enumerate(names):
+        weights[[list(metabolites).index(p) for p in COMBINED[name]], j] = 1.0
+    return weights, names
+
+
+def method_metrics(
+    truth: np.ndarray, pred: np.ndarray, metabolites: Sequence[str]
+) -> dict[str, Any]:
+    """One method's ``metrics.json`` entry (:func:`~.report.table_dict`) with the metrics of
+    the :data:`COMBINED` sums under ``"combined"``; ``truth`` and ``pred`` ``(n, M)``."""
+    truth = np.asarray(truth, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    out = table_dict(compute_metrics(truth, pred, metabolites))
+    weights, names = combination_weights(metabolites)
+    if names:
+        out["combined"] = compute_metrics(truth @ weights, pred @ weights, names).per_metabolite()
+    return out
+
+
+def _spread(sd: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    # sd (k, J): per column the mean bound and its root mean square over signals, which bounds
+    # the RMSE of an unbiased estimator (mean of err^2 >= mean of CRLB^2); non-finite bounds (a
+    # singular Fisher matrix) are left out and counted by the caller.
+    finite = np.where(np.isfinite(sd), sd, np.nan)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(finite, axis=0)
+        rms = np.sqrt(np.nanmean(finite**2, axis=0))
+    return {
+        name: {"mean_sd": float(mean[j]), "rms_sd": float(rms[j])} for j, name in enumerate(names)
+    }
+
+
+def crlb_summary(covariance: np.ndarray, metabolites: Sequence[str]) -> dict[str, Any]:
+    """Per metabolite (and :data:`COMBINED` sum) the mean and RMS over signals of the
+    Cramér–Rao bound, as an SD; ``covariance`` ``(k, M, M)``."""
+    cov = np.asarray(covariance, dtype=np.float64)
+    weights, names = combination_weights(metabolites)
+    with np.errstate(invalid="ignore"):  # a negative variance of a singular bound -> NaN
+        sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+        # the bound of a sum is sqrt(w^T C w): overlapping metabolites' negative covariance counts
+        sd_sum = np.sqrt(np.einsum("mc,kmn,nc->kc", weights, cov, weights))
+    per = _spread(sd, metabolites)
+    return {
+        "n_signals": int(cov.shape[0]),
+        "n_non_finite": int(np.count_nonzero(~np.isfinite(sd))),
+        "per_metabolite": per,
+        "mean": {
+            key: float(np.nanmean([v[key] for v in per.values()])) for key in ("mean_sd", "rms_sd")
+        },
+        "combined": _spread(sd_sum, names),
+    }
+
+
+#: A test set of one SNR group: ``(label, truth (n, M), method -> estimates, method -> SDs)``.
+CalibrationGroup = tuple[str, np.ndarray, Mapping[str, np.ndarray], Mapping[str, np.ndarray]]
+
+
+def calibration_tables(
+    groups: Sequence[CalibrationGroup], metabolites: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Per method with predicted SDs, the coverage of its intervals per metabolite in each group
+    (an SNR, labelled ``"inf"``, ``"30"``...; ``"all"`` for a test set of unknown SNR) and over
+    all of them (:func:`~.calibration.calibration_table`), and the ``(truth, mean, sd)`` of each
+    method and group for :func:`~.calibration.reliability_figure`."""
+    tables: dict[str, Any] = {}
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    methods = list(dict.fromkeys(name for *_, sds in groups for name in sds))
+    if not methods:
+        return tables, curves
+    from . import calibration  # loads torch (through the models' quantile), only when needed
+
+    for name in methods:
+        parts = [
+            (label, np.asarray(truth), np.asarray(pred[name]), np.asarray(sds[name]))
+            for label, truth, pred, sds in groups
+            if name in sds
+        ]
+        tables[name] = calibration.calibration_table(
+            np.concatenate([t for _, t, _, _ in parts]),
+            np.concatenate([p for _, _, p, _ in parts]),
+            np.concatenate([sd for *_, sd in parts]),
+            [label for label, t, _, _ in parts for _ in range(len(t))],
+            metabolites=metabolites,
+        )
+        for label, t, p, sd in parts:
+            words = {"inf": "noiseless", "all": "test set"}.get(label, f"SNR {label}")
+            curves[f"{name}, {words}" if len(methods) > 1 else words] = (t, p, sd)
+    return tables, curves
+
+
+def snr_block(case: SnrCase, metabolites: Sequence[str]) -> dict[str, Any]:
+    """The ``by_snr`` entry of ``case`` in ``metrics.json``.
+
+    ``{"snr", "noise_seed", "n_signals", "methods": {NAME: method_metrics}, "subset": null or
+    {"n_signals": k, "methods": {NAME: ...}} (every method on the first k signals, partial ones
+    included), "crlb": null or crlb_summary}``.
+    """
+    truth = np.asarray(case.truth, dtype=np.float64)
+    subset = None
+    if case.partial:
+        k = {np.shape(p)[0] for p in case.partial.values()}
+        if len(k) != 1:
+            raise InvalidDataError(
+                f"the partial methods estimated different numbers of signals {sorted(k)}"
+            )
+        k = k.pop()
+        subset = {
+            "n_signals": k,
+            "methods": {
+                name: method_metrics(truth[:k], np.asarray(pred)[:k], metabolites)
+                for name, pred in {**case.predictions, **case.partial}.items()
+            },
+        }
+    return {
+        "snr": case.snr,
+        "noise_seed": case.noise_seed,
+        "n_signals": int(truth.shape[0]),
+        "methods": {
+            name: method_metrics(truth, np.asarray(pred), metabolites)
+            for name, pred in case.predictions.items()
+        },
+        "subset": subset,
+        "crlb": None
+        if case.crlb_covariance is None
+        else crlb_summary(case.crlb_covariance, metabolites),
+    }
 
 
 def representative_index(truth: np.ndarray, pred: np.ndarray) -> int:
@@ -103,6 +301,52 @@ def compare_all(
     ]
 
 
+def error_vs_snr_figure(blocks: Mapping[str, Mapping[str, Any]]):
+    """The error-against-SNR figure of the ``by_snr`` entries of ``metrics.json``: RMSE of every
+    method measured on the same signals (:func:`~.report.compared_methods`), mean over
+    metabolites and :data:`~.report.MAIN_METABOLITES`, with the RMS of the fit's CRLB."""
+    entries = list(blocks.values())
+    methods = list(dict.fromkeys(name for b in entries for name in compared_methods(b)))
+    panels = ["mean"] + [
+        name
+        for name in MAIN_METABOLITES
+        if any(
+            not math.isnan(metric_of(m, name, "rmse"))
+            for m in compared_methods(entries[0]).values()
+        )
+    ]
+
+    def series(name: str, method: str) -> np.ndarray:
+        return np.array(
+            [
+                metric_of(compared_methods(b)[method], name, "rmse")
+                if method in compared_methods(b)
+                else np.nan
+                for b in entries
+            ]
+        )
+
+    errors = {
+        ("mean over metabolites" if p == "mean" else p): {m: series(p, m) for m in methods}
+        for p in panels
+    }
+    bounds = None
+    if any(b["crlb"] for b in entries):
+        bounds = {
+            ("mean over metabolites" if p == "mean" else p): np.array(
+                [metric_of(b["crlb"], p, "rms_sd") if b["crlb"] else np.nan for b in entries]
+            )
+            for p in panels
+        }
+    return figures.plot_error_vs_snr(
+        [float(b["snr"]) for b in entries],
+        errors,
+        bounds,
+        ylabel="RMSE (amplitude units)",
+        bound_label="CRLB of the fit (RMS)",
+    )
+
+
 def write_evaluation(
     out_dir: Path,
     *,
@@ -119,6 +363,10 @@ def write_evaluation(
     curves: Mapping[str, figures.TrainingCurve] | None = None,
     example: SignalExample | None = None,
     started_at: float | None = None,
+    partial: Mapping[str, np.ndarray] | None = None,
+    sds: Mapping[str, np.ndarray] | None = None,
+    by_snr: Sequence[SnrCase] | None = None,
+    sd_groups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Compute every metric and comparison and write the evaluation files into ``out_dir``.
 
@@ -140,6 +388,17 @@ def write_evaluation(
     curves : method name -> training curve, for the training-curve figure.
     example : a test signal rebuilt from each method's estimate, for the Fig. 2 panels.
     started_at : ``time.perf_counter()`` at the start of the whole run, for the total time.
+    partial : method -> amplitudes ``(k, M)`` of methods that estimated only the first ``k``
+        test signals (the fit): listed under ``"models"`` with their ``n_signals``, left out of
+        the paired comparison (which needs every signal).
+    sds : method -> predicted standard deviations ``(n_signals, M)`` of methods of
+        ``predictions`` with an uncertainty: ``"calibration"`` (coverage of their 68% and 95%
+        intervals per metabolite) and the reliability figure; with ``by_snr``, the SDs of its
+        cases are used instead, per SNR.
+    by_snr : the same test signals at several SNRs (see :class:`SnrCase`): ``"by_snr"`` in
+        ``metrics.json``, the error-against-SNR tables and figure, and per-SNR calibration.
+    sd_groups : without ``by_snr``, a label per test signal ``(n_signals,)`` (e.g. its SNR
+        group, :func:`~.calibration.snr_groups`) to give the calibration per group as well.
 
     Returns
     -------
@@ -149,11 +408,40 @@ def write_evaluation(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     truth = np.asarray(truth, dtype=np.float64)
+    partial = dict(partial or {})
+    sds = dict(sds or {})
     for name, pred in predictions.items():
         check_predictions(truth, np.asarray(pred), f"predictions of {name}")
+    for name, pred in partial.items():
+        pred = np.asarray(pred)
+        check_predictions(truth[: pred.shape[0]], pred, f"predictions of {name}")
     tables: dict[str, MetricTable] = {
         name: compute_metrics(truth, pred, metabolites) for name, pred in predictions.items()
     }
+    partial_tables = {
+        name: compute_metrics(truth[: np.shape(pred)[0]], pred, metabolites)
+        for name, pred in partial.items()
+    }
+    # calibration per SNR when the run has SNRs, else over the one test set
+    if by_snr:
+        groups = [(c.label, c.truth, c.predictions, c.sds) for c in by_snr]
+    elif sd_groups is not None:
+        labels = np.asarray(sd_groups, dtype=object)
+        groups = [
+            (
+                str(label),
+                truth[labels == label],
+                {k: np.asarray(v)[labels == label] for k, v in predictions.items()},
+                {k: np.asarray(v)[labels == label] for k, v in sds.items()},
+            )
+            for label in dict.fromkeys(labels)
+        ]
+    else:
+        groups = [("all", truth, predictions, sds)]
+    calibration, reliability = calibration_tables(groups, metabolites)
+    snr_blocks = {case.label: snr_block(case, metabolites) for case in by_snr or ()}
+    if by_snr and len(snr_blocks) != len(by_snr):
+        raise InvalidDataError("two test sets have the same SNR; give each SNR once")
     comparisons = compare_all(
         truth, predictions, metabolites, bootstrap_seed=bootstrap_seed, n_boot=n_boot
     )
@@ -194,6 +482,21 @@ def write_evaluation(
             f"smape_difference_{a}_vs_{b}.png",
             f"SMAPE difference {a} − {b} per metabolite with its 95% paired-bootstrap interval",
         )
+    if reliability:
+        from .calibration import reliability_figure
+
+        save(
+            reliability_figure(reliability),
+            "reliability.png",
+            "Reliability of the predicted SDs: observed coverage of the central intervals "
+            "(all metabolites) against their nominal level, per model and SNR",
+        )
+    if snr_blocks:
+        save(
+            error_vs_snr_figure(snr_blocks),
+            "error_vs_snr.png",
+            ERROR_VS_SNR_CAPTION,
+        )
     save(
         figures.plot_predicted_vs_true(truth, predictions, metabolites),
         "predicted_vs_true.png",
@@ -219,6 +522,9 @@ def write_evaluation(
         mean_predictor=baseline,
         config=config,
         wall_times_s=wall_times_s,
+        partial_tables=partial_tables,
+        calibration=calibration or None,
+        by_snr=snr_blocks or None,
     )
     write_text_atomic(out_dir / "metrics.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
     write_text_atomic(

@@ -14,6 +14,13 @@ Layout of ``metrics.json``::
                     "mean_predictor": {"per_metabolite", "mean", "pooled_rmse"} or null,
                     "paper": {...}},
      "config": {...}, "wall_times_s": {...}, "versions": {...}}
+
+``"models"`` also lists methods run on only the first ``k`` test signals (the fit), each with its
+own ``n_signals``; they take no part in ``"comparison"``. Optional keys:
+``"calibration": {NAME: {"coverage": {LEVEL: {MET: fraction}}, "mean": {LEVEL: fraction}}}``
+for methods with predicted SDs, and ``"by_snr": {LABEL: {...}}`` (``LABEL`` ``"inf"`` or the SNR,
+layout in :func:`scaloquant.evaluate.pipeline.snr_block`) for the same test signals at several
+SNRs.
 """
 
 from __future__ import annotations
@@ -64,6 +71,11 @@ def versions() -> dict[str, str]:
     return out
 
 
+def snr_label(snr: float) -> str:
+    """``"inf"`` for noiseless signals, else the SNR as ``%g`` text (``"30"``, ``"12.5"``)."""
+    return "inf" if np.isinf(snr) else f"{snr:g}"
+
+
 def table_dict(table: MetricTable) -> dict[str, Any]:
     """``{"per_metabolite", "mean", "pooled_rmse", "n_signals"}`` of one method."""
     return {
@@ -83,6 +95,9 @@ def metrics_document(
     config: Mapping[str, Any],
     wall_times_s: Mapping[str, float],
     version_info: Mapping[str, str] | None = None,
+    partial_tables: Mapping[str, MetricTable] | None = None,
+    calibration: Mapping[str, Any] | None = None,
+    by_snr: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` document (plain JSON types only).
 
@@ -95,11 +110,17 @@ def metrics_document(
     config : the resolved configuration of the run.
     wall_times_s : named durations in seconds.
     version_info : library versions (default :func:`versions`).
+    partial_tables : metrics of methods run on only the first test signals (added to
+        ``"models"``, not to the comparison with the paper).
+    calibration : ``"calibration"`` (see the module docstring), or None to leave it out.
+    by_snr : ``"by_snr"``, or None to leave it out.
     """
     first = comparisons[0][2] if comparisons else None
     paper_rmse = pooled_rmse_from_matlab_loss(PAPER_VAL_LOSS, PAPER_N_OUTPUTS)
-    return {
-        "models": {name: table_dict(table) for name, table in tables.items()},
+    doc = {
+        "models": {
+            name: table_dict(table) for name, table in {**tables, **(partial_tables or {})}.items()
+        },
         "comparison": {
             "metric": first.metric if first else None,
             "n_boot": first.n_boot if first else None,
@@ -126,6 +147,11 @@ def metrics_document(
         "wall_times_s": {k: float(v) for k, v in wall_times_s.items()},
         "versions": dict(version_info if version_info is not None else versions()),
     }
+    if calibration is not None:
+        doc["calibration"] = plain_json(calibration)
+    if by_snr is not None:
+        doc["by_snr"] = plain_json(by_snr)
+    return doc
 
 
 def plain_json(value: Any) -> Any:
@@ -231,6 +257,125 @@ def _paper_section(doc: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _method_label(name: str, n_signals: int, n_all: int) -> str:
+    return name if n_signals == n_all else f"{name} (first {n_signals} signals)"
+
+
+def _snr_heading(label: str) -> str:
+    return "noiseless" if label == "inf" else f"SNR {label}"
+
+
+#: Main metabolites of the per-SNR tables and figure panels (the issue's list).
+MAIN_METABOLITES: tuple[str, ...] = ("NAA", "Cr", "PCr", "GPC+PCho", "Ins", "Glu")
+
+
+def metric_of(entry: Mapping[str, Any], name: str, metric: str) -> float:
+    """``metric`` of ``name`` (a metabolite, a combined sum, or ``"mean"``) in one method's
+    ``metrics.json`` entry (or a CRLB summary); NaN when it has none."""
+    if name == "mean":
+        return float(entry["mean"][metric])
+    for part in ("per_metabolite", "combined"):
+        if name in entry.get(part, {}):
+            return float(entry[part][name][metric])
+    return float("nan")
+
+
+def compared_methods(block: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The methods of one ``by_snr`` entry measured on the same signals: on the fit's subset
+    when there is one (every method), else on all test signals."""
+    return (block["subset"] or block)["methods"]
+
+
+def _snr_section(by_snr: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    labels = list(by_snr)
+    has_subset = any(b["subset"] for b in by_snr.values())
+    has_crlb = any(b["crlb"] for b in by_snr.values())
+    rows: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for label, block in by_snr.items():
+        for name, m in block["methods"].items():
+            row = f"{name} (all {block['n_signals']})" if has_subset else name
+            rows.setdefault(row, {})[label] = m
+        if block["subset"]:
+            for name, m in block["subset"]["methods"].items():
+                rows.setdefault(f"{name} (first {block['subset']['n_signals']})", {})[label] = m
+    head = "| method | " + " | ".join(_snr_heading(label) for label in labels) + " |"
+    rule = "|---|" + "---:|" * len(labels)
+    lines = [
+        "## Error against SNR",
+        "",
+        "The same test signals (amplitudes, damping, shifts) at every SNR: noiseless, then with "
+        "complex white noise at the SNR (NAA peak height over the SD of the real spectral "
+        "noise), seeded per SNR."
+        + (
+            " The classical fit estimated only the first test signals (it is slow); every "
+            "method is also shown on those same signals, the rows marked *first*."
+            if has_subset
+            else ""
+        ),
+        "",
+    ]
+    for metric in ("mae", "smape", "rmse"):
+        lines += [f"Mean {_METRIC_HEADERS[metric]} over metabolites:", "", head, rule]
+        for row, cells in rows.items():
+            values = [_fmt(cells[x]["mean"][metric]) if x in cells else "–" for x in labels]
+            lines.append(f"| {row} | " + " | ".join(values) + " |")
+        if metric == "rmse" and has_crlb:
+            values = [
+                _fmt(by_snr[x]["crlb"]["mean"]["rms_sd"]) if by_snr[x]["crlb"] else "–"
+                for x in labels
+            ]
+            lines.append("| CRLB of the fit (RMS over signals) | " + " | ".join(values) + " |")
+        lines.append("")
+    if has_crlb:
+        lines += [
+            "The Cramér–Rao bound (CRLB) is the fit's, at its solution with the noise SD "
+            "estimated from its residual; the RMSE of an unbiased estimator cannot fall below "
+            "the RMS of its bound over the signals. A biased estimator can: a network trained on "
+            "a bounded amplitude range pulls noisy estimates towards the middle of it.",
+            "",
+        ]
+    for label, block in by_snr.items():
+        methods = compared_methods(block)
+        crlb = block["crlb"]
+        n = (block["subset"] or block)["n_signals"]
+        lines += [
+            f"### {_snr_heading(label)}: RMSE of the main metabolites ({n} signals)",
+            "",
+            "| metabolite | "
+            + " | ".join(methods)
+            + (" | mean CRLB | RMS CRLB |" if crlb else " |"),
+            "|---|" + "---:|" * (len(methods) + (2 if crlb else 0)),
+        ]
+        for met in (*MAIN_METABOLITES, "mean"):
+            values = [metric_of(m, met, "rmse") for m in methods.values()]
+            if crlb:
+                values += [metric_of(crlb, met, "mean_sd"), metric_of(crlb, met, "rms_sd")]
+            if not all(np.isnan(v) for v in values):
+                lines.append(f"| {met} | " + " | ".join(_fmt(v) for v in values) + " |")
+        lines.append("")
+    return lines
+
+
+def _calibration_section(doc: Mapping[str, Any]) -> list[str]:
+    from .calibration import calibration_markdown  # loads torch; only for models with SDs
+
+    tables = doc.get("calibration", {})
+    if not tables:
+        return []
+    lines = [
+        "## Calibration of the predicted uncertainty",
+        "",
+        "Per model with predicted standard deviations: the percentage of test signals whose "
+        "central 95% interval (estimate ± 1.96 SD) holds the true amplitude, per metabolite "
+        "and SNR (`inf`: noiseless; `all`: every signal). Calibrated SDs give 95%; the target "
+        "is 90–98% per metabolite at each SNR. `metrics.json` has the 68% intervals too.",
+        "",
+    ]
+    for name, table in tables.items():
+        lines += [f"### {name}", "", calibration_markdown(table)]
+    return lines
+
+
 def render_report(
     doc: Mapping[str, Any], figures: Mapping[str, str], *, title: str, context: str
 ) -> str:
@@ -251,7 +396,8 @@ def render_report(
         lines += [verdict(pair, models) + "\n" for pair in comparison["pairs"]]
 
     lines += ["## Mean over metabolites", ""]
-    rows = {name: m["mean"] for name, m in models.items()}
+    n_all = next(iter(models.values()))["n_signals"]
+    rows = {_method_label(name, m["n_signals"], n_all): m["mean"] for name, m in models.items()}
     if comparison["mean_predictor"]:
         rows["mean predictor (baseline)"] = comparison["mean_predictor"]["mean"]
     lines += _metric_table(rows, "method")
@@ -261,6 +407,9 @@ def render_report(
         "The baseline predicts, for every signal, the mean of the training targets.",
         "",
     ]
+    if "by_snr" in doc:
+        lines += _snr_section(doc["by_snr"])
+    lines += _calibration_section(doc)
     lines += _paper_section(doc)
 
     for pair in comparison["pairs"]:
@@ -288,7 +437,8 @@ def render_report(
         ]
 
     for name, m in models.items():
-        lines += [f"## Per metabolite: {name} ({m['n_signals']} test signals)", ""]
+        which = "test signals" if m["n_signals"] == n_all else f"of the {n_all} test signals"
+        lines += [f"## Per metabolite: {name} ({m['n_signals']} {which})", ""]
         lines += _metric_table(m["per_metabolite"], "metabolite")
         lines.append("")
 

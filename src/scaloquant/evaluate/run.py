@@ -16,36 +16,30 @@ from ..errors import IncompatibleDataError, InputFileError
 from ..io import default_basis
 from ..io.atomic import staged_directory
 from ..io.hdf5 import SimulationFile, read_simulation
+from ..signal.match import require_same_grid
 from ..simulate import SimulationConfig
 from ..types import FID, BasisSet
+from . import calibration
 from .bootstrap import check_options
 from .pipeline import SignalExample, representative_index, write_evaluation
 from .rebuild import rebuild_fids
 
-#: Relative tolerance when comparing a model's acquisition grid with a test file's.
-_GRID_RTOL = 1e-6
 
-
-def predict_test_set(quantifier: Any, test: SimulationFile, *, name: str) -> np.ndarray:
+def predict_test_set(
+    quantifier: Any, test: SimulationFile, *, name: str, return_sd: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Amplitudes ``(n_signals, n_metabolites)`` a trained quantifier estimates for ``test``,
-    with columns in the order of ``test.metabolites``.
+    with columns in the order of ``test.metabolites``; with ``return_sd`` also their standard
+    deviations, same shape (NaN for a model without uncertainty).
 
     Refuses (IncompatibleDataError) a model trained on other metabolites or another grid.
     """
-    cfg = quantifier.config
-    for what, model_value, file_value in (
-        ("dwell time (s)", cfg.dwell_time_s, test.fids.dwell_time_s),
-        (
-            "spectrometer frequency (MHz)",
-            cfg.spectrometer_freq_mhz,
-            test.fids.spectrometer_freq_mhz,
-        ),
-    ):
-        if not np.isclose(model_value, file_value, rtol=_GRID_RTOL, atol=0):
-            raise IncompatibleDataError(
-                f"{name} was trained with {what} {model_value:g} but the test file has "
-                f"{file_value:g}; simulate the test set on the model's grid"
-            )
+    require_same_grid(
+        test.fids.acquisition,
+        quantifier.config.acquisition,
+        what="the test file",
+        target_what=f"model {name}",
+    )
     model_names = tuple(quantifier.metabolites)
     missing = [m for m in test.metabolites if m not in model_names]
     extra = [m for m in model_names if m not in test.metabolites]
@@ -54,9 +48,16 @@ def predict_test_set(quantifier: Any, test: SimulationFile, *, name: str) -> np.
             f"{name} estimates {', '.join(model_names)} but the test file holds "
             f"{', '.join(test.metabolites)}; use a model trained with the same basis set"
         )
-    pred = quantifier.predict(test.fids.samples)  # predict copies read-only arrays itself
     order = [model_names.index(m) for m in test.metabolites]
-    return np.asarray(pred, dtype=np.float64)[:, order]
+    # predict copies read-only arrays itself
+    out = quantifier.predict(test.fids.samples, return_sd=return_sd)
+    if not return_sd:
+        return np.asarray(out, dtype=np.float64)[:, order]
+    pred, sd = out
+    return (
+        np.asarray(pred, dtype=np.float64)[:, order],
+        np.asarray(sd, dtype=np.float64)[:, order],
+    )
 
 
 def signal_example(
@@ -119,7 +120,8 @@ def evaluate_checkpoints(
     basis: BasisSet | None = None,
 ) -> dict[str, Any]:
     """Evaluate each checkpoint on the simulated test file ``data`` and write the evaluation
-    (``metrics.json``, ``report.md``, ``figures/``) into ``out_dir``.
+    (``metrics.json``, ``report.md``, ``figures/``) into ``out_dir``; with models that predict
+    standard deviations also their calibration per SNR group of the test file.
 
     Parameters
     ----------
@@ -148,10 +150,14 @@ def evaluate_checkpoints(
     with staged_directory(out_dir, overwrite=overwrite) as stage:
         test = read_simulation(data)
         predictions: dict[str, np.ndarray] = {}
+        sds: dict[str, np.ndarray] = {}
         wall_times: dict[str, float] = {"read_test_set": time.perf_counter() - start}
         for name, path in zip(names, checkpoints, strict=True):
             t0 = time.perf_counter()
-            predictions[name] = predict_test_set(load_quantifier(path), test, name=name)
+            quantifier = load_quantifier(path)
+            predictions[name], sd = predict_test_set(quantifier, test, name=name, return_sd=True)
+            if quantifier.has_uncertainty:
+                sds[name] = sd
             wall_times[f"predict_{name}"] = time.perf_counter() - t0
         example = signal_example(basis if basis is not None else default_basis(), test, predictions)
         context = (
@@ -181,5 +187,9 @@ def evaluate_checkpoints(
             context=context,
             n_boot=n_boot,
             example=example,
+            sds=sds or None,
+            sd_groups=calibration.snr_groups(test.parameters.get("snr"), len(test.amplitudes))
+            if sds
+            else None,
         )
     return doc

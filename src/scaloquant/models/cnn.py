@@ -17,12 +17,14 @@ apart by *where* its peaks are in frequency, which a global average would throw 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import ConfigError
 
@@ -112,9 +114,22 @@ class ConvRegressor(nn.Module):
         out_spatial = [s // 2**n_pools for s in spatial]  # MaxPool(2) floors each size
         self.head = nn.Linear(widths[-1] * math.prod(out_spatial), n_outputs)
         self.input_shape = input_shape
+        #: elements of the largest activation of one signal (a block's convolution output)
+        self.largest_activation = max(
+            width * math.prod(s // 2**i for s in spatial) for i, width in enumerate(widths)
+        )
+
+    @property
+    def n_features(self) -> int:
+        """Length of the flattened feature vector the linear head reads."""
+        return self.head.in_features
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Flattened output of the convolution blocks: ``(B, *input_shape) -> (B, n_features)``."""
+        return torch.flatten(self.features(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.features(x), 1))
+        return self.head(self.embed(x))
 
 
 class ScalogramCNN(ConvRegressor):
@@ -143,3 +158,58 @@ class SpectrumCNN(ConvRegressor):
         if len(input_shape) != 2:
             raise ConfigError(f"SpectrumCNN needs a (channels, length) input, got {input_shape}")
         super().__init__(input_shape, **kwargs)
+
+
+def inference_copy(network: ConvRegressor) -> ConvRegressor:
+    """A copy of ``network`` for fast evaluation: every BatchNorm folded into the convolution
+    before it, and 2-D networks in the channels-last memory format.
+
+    Same outputs as ``network.eval()`` up to float32 rounding (the folded weights are
+    ``W * gamma / sqrt(var + eps)``, biases ``(b - mean) * gamma / sqrt(var + eps) + beta``:
+    :func:`torch.nn.utils.fusion.fuse_conv_bn_eval`). Why: on CPU, eval-mode BatchNorm cost 39 %
+    and max-pooling in NCHW 31 % of the ``cpu``-preset scalogram CNN's time; folding removes the
+    former, channels-last lets oneDNN convolve without layout conversions, max-pooling
+    becomes :class:`MaxPool2x2ChannelsLast`, and each ReLU moves behind its pooling (the same
+    result on a quarter of the elements). The copy
+    has no gradients and must not be trained (its BatchNorm statistics are frozen into it).
+    Inputs of a 2-D copy should be channels-last too
+    (``x.contiguous(memory_format=torch.channels_last)``); others are converted by the first
+    convolution.
+    """
+    fused = copy.deepcopy(network).eval()
+    layers = list(fused.features)
+    for i, layer in enumerate(layers[:-1]):
+        bn = layers[i + 1]
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d)) and isinstance(
+            bn, nn.modules.batchnorm._BatchNorm
+        ):
+            layers[i] = fuse_conv_bn_eval(layer, bn)
+            layers[i + 1] = nn.Identity()
+    layers = [m for m in layers if not isinstance(m, nn.Identity)]
+    if len(fused.input_shape) == 3:
+        layers = [MaxPool2x2ChannelsLast() if isinstance(m, nn.MaxPool2d) else m for m in layers]
+    # max(relu(a), relu(b)) = relu(max(a, b)): pooling first leaves the ReLU a quarter of the work
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], nn.ReLU) and isinstance(
+            layers[i + 1], nn.MaxPool2d | MaxPool2x2ChannelsLast | nn.MaxPool1d
+        ):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    fused.features = nn.Sequential(*layers)
+    if len(fused.input_shape) == 3:
+        fused = fused.to(memory_format=torch.channels_last)
+    return fused.requires_grad_(False)
+
+
+class MaxPool2x2ChannelsLast(nn.Module):
+    """``nn.MaxPool2d(2)`` (odd sizes floored) for channels-last inputs, as two element-wise
+    maxima over strided views of the ``(B, H, W, C)`` memory: exact, and 3.5 times faster than
+    PyTorch's channels-last max-pooling on CPU (24 against 86 ms for 64 x 8 x 128 x 384, 1
+    thread), which also computes the indices a backward pass would need."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        nhwc = x.permute(0, 2, 3, 1)[:, : h // 2 * 2, : w // 2 * 2]
+        # (B, H/2, 2, W/2, 2C): rows in pairs, and each pair of columns side by side in the last axis
+        pairs = nhwc.reshape(b, h // 2, 2, w // 2, 2 * c)
+        rows = torch.maximum(pairs[:, :, 0], pairs[:, :, 1])
+        return torch.maximum(rows[..., :c], rows[..., c:]).permute(0, 3, 1, 2)

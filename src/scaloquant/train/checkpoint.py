@@ -13,9 +13,11 @@ whose ``"scaloquant"`` entry holds plain JSON data:
 * ``train_config`` (:meth:`TrainConfig.to_dict`, including the simulation and scalogram settings
   and the seed), ``seeds`` (how each data stream was seeded), ``data`` (where the data came from);
 * ``global_step``/``epoch`` at saving time, and in the exported file ``training`` (best
-  validation loss, wall time, steps, epochs).
+  validation loss, wall time, steps, epochs) and, for a model with uncertainty,
+  ``uncertainty_calibration`` (level, number of validation signals, factor per metabolite).
 
-The input and output normalisations are buffers of the model and live in ``state_dict``.
+The input and output normalisations and the uncertainty calibration are buffers of the model and
+live in ``state_dict``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from ..types import BasisSet
 from .module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 
 _PREFIX = "quantifier."
+#: Central interval whose coverage the post-hoc calibration makes exact on the validation set.
+CALIBRATION_LEVEL = 0.95
 
 
 def _json_safe(value: Any) -> Any:
@@ -127,9 +131,15 @@ def load_quantifier(
 ) -> Quantifier:
     """Rebuild the trained :class:`Quantifier` (eval mode) from a checkpoint file alone.
 
-    ``quantifier.checkpoint_metadata`` holds the checkpoint's ``"scaloquant"`` metadata.
+    ``quantifier.checkpoint_metadata`` holds the checkpoint's ``"scaloquant"`` metadata, e.g.
+    ``["basis"]["metadata"]`` (sequence, echo time...) and ``["acquisition"]`` (the grid).
     """
     ckpt = read_checkpoint(path, map_location)
+    return quantifier_from_checkpoint(ckpt, path).to(map_location).eval()
+
+
+def quantifier_from_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike) -> Quantifier:
+    """The :class:`Quantifier` of a loaded checkpoint dict (``path`` names it in errors)."""
     meta = ckpt[CHECKPOINT_KEY]
     try:
         quantifier = Quantifier(QuantifierConfig.from_dict(meta["quantifier"]))
@@ -144,4 +154,30 @@ def load_quantifier(
             "it is damaged: retrain"
         ) from None
     quantifier.checkpoint_metadata = meta
-    return quantifier.to(map_location).eval()
+    return quantifier
+
+
+def calibrate_checkpoint(
+    ckpt: dict[str, Any],
+    path: str | os.PathLike,
+    fids: np.ndarray,
+    amplitudes: np.ndarray,
+    *,
+    level: float = CALIBRATION_LEVEL,
+) -> None:
+    """Fit the uncertainty calibration of a loaded checkpoint dict on held-out signals
+    (:meth:`Quantifier.calibrate`) and store it in the dict: the buffer in ``state_dict``, the
+    factors in the metadata. Does nothing for a model without uncertainty."""
+    quantifier = quantifier_from_checkpoint(ckpt, path)
+    if not quantifier.has_uncertainty:
+        return
+    factors = quantifier.calibrate(fids, amplitudes, level=level)
+    ckpt["state_dict"][_PREFIX + "sd_calibration"] = quantifier.sd_calibration.clone()
+    ckpt[CHECKPOINT_KEY]["uncertainty_calibration"] = {
+        "method": "per-metabolite factor on the validation set",
+        "level": level,
+        "n_signals": len(fids),
+        "factors": {
+            name: float(f) for name, f in zip(quantifier.metabolites, factors, strict=True)
+        },
+    }

@@ -63,6 +63,7 @@ from .._config import dataclass_from_dict
 from ..errors import ConfigError
 from ..models.cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm
 from ..models.quantifier import MODEL_KINDS, InputScale, ModelKind, QuantifierConfig
+from ..models.uncertainty import UNCERTAINTY_KINDS, Uncertainty
 from ..scalogram import ScalogramConfig
 from ..simulate import SimulationConfig
 from ..types import BasisSet
@@ -79,8 +80,9 @@ class TrainConfig:
 
     Model
         ``model``, ``widths``, ``kernel_sizes``, ``norm``, ``input_scale``, ``spectrum_n_points``
-        (None: the whole FID), ``spectrum_ppm_range`` (None: no crop): see
-        :class:`scaloquant.models.QuantifierConfig`.
+        (None: the whole FID), ``spectrum_ppm_range`` (None: no crop), ``uncertainty``
+        (``gaussian``, the default also of every preset: a log-variance head that leaves the
+        amplitudes unchanged; ``none``): see :class:`scaloquant.models.QuantifierConfig`.
     Optimisation
         ``batch_size``, ``learning_rate``, ``optimizer`` (``adam`` | ``adamw`` | ``sgdm``:
         momentum 0.9, MATLAB's default), ``weight_decay``, ``lr_schedule`` (``constant`` |
@@ -107,6 +109,7 @@ class TrainConfig:
     input_scale: InputScale = "per_sample"
     spectrum_n_points: int | None = None
     spectrum_ppm_range: tuple[float, float] | None = None
+    uncertainty: Uncertainty = "gaussian"
     batch_size: int = 30
     eval_batch_size: int = 200
     learning_rate: float = 1e-5
@@ -140,6 +143,10 @@ class TrainConfig:
         check(
             self.model in MODEL_KINDS,
             f"unknown model {self.model!r}; choose {' or '.join(MODEL_KINDS)}",
+        )
+        check(
+            self.uncertainty in UNCERTAINTY_KINDS,
+            f"unknown uncertainty {self.uncertainty!r}; choose {' or '.join(UNCERTAINTY_KINDS)}",
         )
         check(
             self.optimizer in ("adam", "adamw", "sgdm"),
@@ -236,6 +243,7 @@ class TrainConfig:
             scalogram=self.scalogram_config().to_dict() if self.model == "scalogram_cnn" else None,
             spectrum_n_points=self.spectrum_n_points,
             spectrum_ppm_range=self.spectrum_ppm_range,
+            uncertainty=self.uncertainty,
         )
 
     # -- (de)serialisation --------------------------------------------------------------------

@@ -5,6 +5,12 @@ deviation of its training targets (``amplitude_std``), so that metabolites with 
 weigh alike; with the paper's ``U[0, 1]`` amplitudes this is the plain MSE times 12.
 Logged: ``train/loss`` (per step), ``val/loss`` and ``val/rmse`` (RMSE of the amplitudes over all
 metabolites and validation signals, in basis units: the figure the paper's 0.148 compares with).
+
+With uncertainty, the optimiser minimises ``loss + nll``: ``nll`` is the Gaussian negative
+log-likelihood of the detached residual (:func:`scaloquant.models.uncertainty.gaussian_nll`),
+whose gradient reaches the log-variance head only, so ``loss`` and everything it trains are
+exactly as without uncertainty; ``train/nll`` and ``val/nll`` are logged beside it, and
+``val/loss`` alone chooses the checkpoint and stops early.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import torch
 from torchmetrics import MeanSquaredError
 
 from ..models.quantifier import Quantifier
+from ..models.uncertainty import gaussian_nll
 from .config import TrainConfig
 from .data import SignalBatch, batch_fingerprint
 
 #: Key of scaloquant's metadata in a checkpoint.
 CHECKPOINT_KEY = "scaloquant"
-#: Version of the metadata layout below; bump on incompatible change.
-CHECKPOINT_FORMAT = 1
+#: Version of the metadata layout below; bump on incompatible change. 2: ``quantifier`` may hold
+#: ``uncertainty`` (older scaloquant would call such a checkpoint damaged).
+CHECKPOINT_FORMAT = 2
 
 
 class QuantifierModule(L.LightningModule):
@@ -62,30 +70,33 @@ class QuantifierModule(L.LightningModule):
     def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ((pred - target) / self.amplitude_std).square().mean()
 
+    def _losses(self, batch: SignalBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Amplitudes ``(B, M)``, the amplitude loss and the variance head's NLL (or None)."""
+        out = self.quantifier.normalised_outputs(batch.fids)
+        pred = self.quantifier.amplitudes_from(out.z, out.scale)
+        nll = None
+        if out.log_var is not None:
+            z_true = self.quantifier.normalised_targets(batch.amplitudes, out.scale)
+            nll = gaussian_nll(out.z, z_true, out.log_var)
+        return pred, self._loss(pred, batch.amplitudes), nll
+
     def training_step(self, batch: SignalBatch, batch_idx: int) -> torch.Tensor:
         if batch_idx == 0:
             self.data_fingerprints[self.current_epoch] = batch_fingerprint(batch)
-        loss = self._loss(self(batch.fids), batch.amplitudes)
-        self.log(
-            "train/loss",
-            loss,
-            on_step=True,
-            on_epoch=False,
-            prog_bar=True,
-            batch_size=len(batch.fids),
-        )
-        return loss
+        _, loss, nll = self._losses(batch)
+        log = dict(on_step=True, on_epoch=False, batch_size=len(batch.fids))
+        self.log("train/loss", loss, prog_bar=True, **log)
+        if nll is None:
+            return loss
+        self.log("train/nll", nll, **log)
+        return loss + nll
 
     def validation_step(self, batch: SignalBatch, batch_idx: int) -> None:
-        pred = self(batch.fids)
-        self.log(
-            "val/loss",
-            self._loss(pred, batch.amplitudes),
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=len(batch.fids),
-        )
+        pred, loss, nll = self._losses(batch)
+        log = dict(on_epoch=True, sync_dist=True, batch_size=len(batch.fids))
+        self.log("val/loss", loss, prog_bar=True, **log)
+        if nll is not None:
+            self.log("val/nll", nll, **log)
         self.val_mse.update(pred, batch.amplitudes)
 
     def on_validation_epoch_end(self) -> None:

@@ -3,7 +3,8 @@
 Files (``model`` is ``config.model``)
 -------------------------------------
 * ``out_dir/<model>.ckpt``: the checkpoint with the best validation loss, written atomically at
-  the end (:mod:`scaloquant.train.checkpoint` lists its contents).
+  the end (:mod:`scaloquant.train.checkpoint` lists its contents); a model with uncertainty gets
+  its calibration factors fitted on the validation set first.
 * ``log_dir/<model>/metrics.csv``: Lightning's CSV log (``train/loss`` per logged step,
   ``val/loss`` and ``val/rmse`` per validation), copied atomically at the end.
 * ``log_dir/<model>/data_streams.json``: per rank, the seed key of its data stream and a
@@ -50,7 +51,7 @@ from ..errors import ConfigError, IncompatibleDataError, InputFileError, OutputE
 from ..io.atomic import atomic_path, check_writable, write_text_atomic
 from ..models.quantifier import Quantifier
 from ..types import BasisSet
-from .checkpoint import checkpoint_metadata
+from .checkpoint import calibrate_checkpoint, checkpoint_metadata
 from .config import TrainConfig
 from .data import (
     FRESH_KEY,
@@ -241,10 +242,16 @@ def _gather_data_streams(module: QuantifierModule, config: TrainConfig) -> list[
 
 
 def _export_checkpoint(
-    best_path: Path, target: Path, training: Mapping[str, Any], *, overwrite: bool
+    best_path: Path,
+    target: Path,
+    training: Mapping[str, Any],
+    val: SignalSet,
+    *,
+    overwrite: bool,
 ) -> None:
     ckpt = torch.load(best_path, map_location="cpu", weights_only=True)
     ckpt[CHECKPOINT_KEY]["training"] = dict(training)
+    calibrate_checkpoint(ckpt, best_path, val.fids, val.amplitudes)
     with atomic_path(target, overwrite=overwrite) as tmp:
         torch.save(ckpt, tmp)
 
@@ -294,12 +301,20 @@ def train_model(
             "fresh_data draws its own training signals; give no training set or "
             "turn fresh_data off (--no-fresh-data)"
         )
+    simulation = config.simulation_config()
+    if config.uncertainty != "none" and not config.fresh_data and simulation.snr is not None:
+        warnings.warn(
+            "training the uncertainty on a fixed set of noisy signals: the network memorises "
+            "their noise and the standard deviations come out too small at low SNR; set "
+            "fresh_data (--fresh-data) for noisy training (see scaloquant.train.data)",
+            UserWarning,
+            stacklevel=2,
+        )
     if is_launching_process():
         _prepare_outputs(
             [ckpt_path, csv_path, streams_path], work_dir, resume=resume, overwrite=overwrite
         )
 
-    simulation = config.simulation_config()
     val = (
         _as_signal_set(val_set, basis, "the validation set")
         if val_set is not None
@@ -413,7 +428,7 @@ def train_model(
         "steps": result.steps,
         "stopped_early": early is not None and early.wait_count >= early.patience,
     }
-    _export_checkpoint(best, ckpt_path, training, overwrite=overwrite)
+    _export_checkpoint(best, ckpt_path, training, val, overwrite=overwrite)
     with atomic_path(csv_path, overwrite=overwrite) as tmp:
         _write_csv(rows, tmp)
     write_text_atomic(

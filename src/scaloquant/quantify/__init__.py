@@ -1,0 +1,45 @@
+"""Apply a trained model (``quantify``) or the classical fit (``fit``) to real files.
+
+Public API::
+
+    inputs = read_inputs(["svs.nii.gz"], water=["water.nii.gz"])   # -> [SpectraInput]
+    run = quantify_inputs(inputs, load_quantifier("model.ckpt"))   # -> Run
+    run = fit_inputs(inputs, default_basis(), basis_name="default")
+    write_run(run, "out/")                                         # results.csv, maps, ...
+
+Water scaling (mM) is in :mod:`scaloquant.quantify.water`.
+"""
+
+from .inputs import SpectraInput, read_inputs, read_water
+from .outputs import write_run
+from .results import COLUMN_DESCRIPTIONS, SpectraResult, tcr_ratios
+from .run import Options, Run, fit_inputs, model_basis, quantify_inputs
+from .water import (
+    WaterScaling,
+    concentrations_mM,
+    metabolite_relaxation_correction,
+    relaxation_corrected_water_mM,
+    signal_per_proton,
+    water_area,
+)
+
+__all__ = [
+    "COLUMN_DESCRIPTIONS",
+    "Options",
+    "Run",
+    "SpectraInput",
+    "SpectraResult",
+    "WaterScaling",
+    "concentrations_mM",
+    "fit_inputs",
+    "metabolite_relaxation_correction",
+    "model_basis",
+    "quantify_inputs",
+    "read_inputs",
+    "read_water",
+    "relaxation_corrected_water_mM",
+    "signal_per_proton",
+    "tcr_ratios",
+    "water_area",
+    "write_run",
+]

@@ -1,0 +1,321 @@
+"""The one output writer of ``quantify`` and ``fit``: a folder with
+
+* ``results.csv``: one row per spectrum (``file``, ``spectrum``, then per metabolite every
+  column of the run, ``<name><suffix>``); ``results.json`` says what each column means;
+* ``maps/<input>/<name><suffix>.nii.gz``: NIfTI maps of MRSI inputs (more than one voxel),
+  shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine;
+* ``figures/<input>_<spectrum>.png``: fit figures;
+* ``summary.md`` and ``summary.html``: notes, then a table per spectrum like LCModel's;
+* ``provenance.json``: version, time, model or basis, input files with SHA-256, options,
+  conversions and warnings.
+
+Everything is written into a hidden staging folder and moved into place at the end
+(:func:`scaloquant.io.atomic.staged_directory`): an error leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import hashlib
+import html
+import io
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..evaluate.figures import save_png
+from ..io.atomic import staged_directory, write_text_atomic
+from .figures import plot_fit
+from .results import COLUMN_DESCRIPTIONS, SpectraResult, percent_sd
+from .run import Run
+
+#: Tables of at most this many spectra in the summary (the CSV has them all).
+MAX_SUMMARY_TABLES = 16
+
+_MODEL_LABEL = {
+    "quantify": "model (network amplitudes, fitted phase/shift/linewidth)",
+    "fit": "fit",
+}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+
+
+def _input_keys(run: Run) -> list[str]:
+    """A unique name per input for map folders and figure files (stem, numbered on clashes)."""
+    keys: list[str] = []
+    for r in run.results:
+        stem, n = _stem(r.input.path), 2
+        key = stem
+        while key in keys:
+            key, n = f"{stem}_{n}", n + 1
+        keys.append(key)
+    return keys
+
+
+def _number(v: float) -> str:
+    return f"{v:.8g}"
+
+
+def column_names(run: Run) -> list[str]:
+    return [f"{n}{s}" for n in run.names for s in run.suffixes]
+
+
+def results_csv(run: Run) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "spectrum", *column_names(run)])
+    for r in run.results:
+        stacked = np.stack([r.columns[s] for s in run.suffixes], axis=-1)  # (N, M, S)
+        for label, row in zip(r.input.labels(), stacked.reshape(len(stacked), -1), strict=True):
+            writer.writerow([r.input.path.name, label, *(_number(v) for v in row)])
+    return buf.getvalue()
+
+
+def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
+    inp = r.input
+    return {
+        "file": str(inp.path),
+        "key": key,
+        "format": inp.fid.provenance.get("format"),
+        "n_spectra": inp.n_spectra,
+        "shape": list(inp.fid.batch_shape),
+        "spectrum_label": (
+            "voxel x,y,z" + "".join(f",{t}" for t in inp.dim_tags)
+            if inp.is_image
+            else "index of the FID in the file"
+        ),
+        "acquisition": inp.fid.acquisition.describe(),
+        "water_reference": None if inp.water_path is None else str(inp.water_path),
+        "water_scaling": None if r.water_scaling is None else r.water_scaling.to_dict(),
+        "conversions": list(r.conversions),
+        "warnings": list(r.warnings),
+    }
+
+
+def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
+    columns = {
+        "file": "input file name",
+        "spectrum": "which spectrum of the file (see inputs[].spectrum_label)",
+    }
+    for n in run.names:
+        for s in run.suffixes:
+            columns[f"{n}{s}"] = f"{n}: {COLUMN_DESCRIPTIONS[s]}"
+    return {
+        "command": run.command,
+        "metabolites": list(run.names),
+        "suffixes": {s or "(none)": COLUMN_DESCRIPTIONS[s] for s in run.suffixes},
+        "columns": columns,
+        "notes": list(run.notes),
+        "inputs": [_input_facts(r, k) for r, k in zip(run.results, keys, strict=True)],
+        "water_scaling": run.facts.get("water_scaling"),
+    }
+
+
+def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
+    import nibabel
+
+    shape = r.input.fid.batch_shape
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = [s for s in ("", run.sd_suffix, "_ratio_tcr", "_mM") if s in run.suffixes]
+    written = []
+    for m, name in enumerate(run.names):
+        for s in kinds:
+            values = r.columns[s][:, m].reshape(shape).astype(np.float32)
+            img = nibabel.Nifti1Image(values, r.input.affine)
+            img.header.set_xyzt_units("mm")
+            img.header["descrip"] = f"scaloquant {name}{s}"[:79].encode()
+            path = folder / f"{name}{s}.nii.gz"
+            nibabel.save(img, str(path))
+            written.append(str(path))
+    return written
+
+
+def _cell(value: float, spec: str) -> str:
+    return format(value, spec) if np.isfinite(value) else "–"
+
+
+def _spectrum_table(run: Run, r: SpectraResult, j: int) -> list[list[str]]:
+    amp = r.columns[""][j]
+    pct = percent_sd(amp, r.columns[run.sd_suffix][j])
+    rows = []
+    for m, name in enumerate(run.names):
+        row = [
+            name,
+            _cell(amp[m], ".4g"),
+            _cell(pct[m], ".0f"),
+            _cell(r.columns["_ratio_tcr"][j, m], ".3f"),
+        ]
+        if "_mM" in run.suffixes:
+            row.append(_cell(r.columns["_mM"][j, m], ".3g"))
+        rows.append(row)
+    return rows
+
+
+def _table_header(run: Run) -> list[str]:
+    sd = "%SD" if run.sd_suffix == "_sd" else "%SD (CRLB)"
+    return ["metabolite", "amplitude", sd, "/tCr", *(["mM"] if "_mM" in run.suffixes else [])]
+
+
+def _summary_blocks(run: Run, keys: list[str]) -> list[tuple[str, Any]]:
+    """The summary as (kind, content) blocks, rendered to Markdown and HTML alike."""
+    blocks: list[tuple[str, Any]] = [
+        (
+            "h1",
+            f"scaloquant {run.command}: {run.n_spectra} spectr{'um' if run.n_spectra == 1 else 'a'}",
+        ),
+        ("list", list(run.notes)),
+    ]
+    for r in run.results:
+        lines = [f"{r.input.path.name}: {r.input.fid.acquisition.describe()}"]
+        lines += [f"conversion: {c}" for c in r.conversions]
+        lines += [f"warning: {w}" for w in r.warnings]
+        blocks.append(("list", lines))
+    shown = 0
+    for r, key in zip(run.results, keys, strict=True):
+        for j, label in enumerate(r.input.labels()):
+            if shown == MAX_SUMMARY_TABLES:
+                break
+            blocks.append(("h2", f"{r.input.path.name}, spectrum {label}"))
+            if j in r.figures:
+                blocks.append(("img", f"figures/{_figure_name(key, label)}"))
+            blocks.append(("table", (_table_header(run), _spectrum_table(run, r, j))))
+            shown += 1
+    if shown < run.n_spectra:
+        blocks.append(
+            (
+                "list",
+                [f"tables of the first {shown} of {run.n_spectra} spectra; all in results.csv"],
+            )
+        )
+    return blocks
+
+
+def _markdown(blocks: list[tuple[str, Any]]) -> str:
+    out = []
+    for kind, content in blocks:
+        if kind == "h1":
+            out.append(f"# {content}\n")
+        elif kind == "h2":
+            out.append(f"## {content}\n")
+        elif kind == "list":
+            out.append("".join(f"- {line}\n" for line in content))
+        elif kind == "img":
+            out.append(f"![fit]({content})\n")
+        else:
+            header, rows = content
+            lines = [header, ["---"] + ["---:"] * (len(header) - 1), *rows]
+            out.append("".join("| " + " | ".join(cells) + " |\n" for cells in lines))
+    return "\n".join(out)
+
+
+def _html(blocks: list[tuple[str, Any]], title: str) -> str:
+    e = html.escape
+    out = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em}td,th{padding:0 .6em;"
+        "text-align:right}td:first-child{text-align:left}img{max-width:100%}</style></head><body>",
+    ]
+    for kind, content in blocks:
+        if kind in ("h1", "h2"):
+            out.append(f"<{kind}>{e(content)}</{kind}>")
+        elif kind == "list":
+            out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in content) + "</ul>")
+        elif kind == "img":
+            out.append(f"<img src='{e(content)}' alt='fit figure'>")
+        else:
+            header, rows = content
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{e(h)}</th>" for h in header)
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows
+                )
+                + "</table>"
+            )
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def _figure_name(key: str, label: str) -> str:
+    return f"{key}_{label.replace(',', '-')}.png"
+
+
+def write_run(
+    run: Run,
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write every output of ``run`` into ``out_dir`` (see the module docstring).
+
+    ``provenance``: more facts for ``provenance.json`` (model file and hash, options).
+    An existing non-empty ``out_dir`` is refused unless ``overwrite``.
+    """
+    keys = _input_keys(run)
+    doc = results_json(run, keys)
+    with staged_directory(out_dir, overwrite=overwrite) as stage:
+        write_text_atomic(stage / "results.csv", results_csv(run))
+        write_text_atomic(
+            stage / "results.json", json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"
+        )
+        maps = []
+        for r, key in zip(run.results, keys, strict=True):
+            if r.input.is_image and int(np.prod(r.input.fid.batch_shape[:3])) > 1:
+                maps += _write_maps(run, r, stage / "maps" / key)
+            for j, spectra in r.figures.items():
+                (stage / "figures").mkdir(exist_ok=True)
+                label = r.input.labels()[j]
+                fig = plot_fit(
+                    spectra,
+                    title=f"{r.input.path.name}, spectrum {label}",
+                    model_label=_MODEL_LABEL[run.command],
+                )
+                save_png(fig, stage / "figures" / _figure_name(key, label))
+        blocks = _summary_blocks(run, keys)
+        write_text_atomic(stage / "summary.md", _markdown(blocks))
+        write_text_atomic(stage / "summary.html", _html(blocks, f"scaloquant {run.command}"))
+        prov = {
+            "command": run.command,
+            "scaloquant_version": __version__,
+            "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **dict(provenance or {}),
+            **{k: v for k, v in run.facts.items()},
+            "inputs": [
+                {
+                    **_input_facts(r, k),
+                    "sha256": file_sha256(r.input.path),
+                    "water_sha256": None
+                    if r.input.water_path is None
+                    else file_sha256(r.input.water_path),
+                }
+                for r, k in zip(run.results, keys, strict=True)
+            ],
+            "outputs": {
+                "maps": [str(Path(m).relative_to(stage)) for m in maps],
+                "figures": sorted(
+                    str(p.relative_to(stage)) for p in (stage / "figures").glob("*.png")
+                ),
+            },
+            "notes": list(run.notes),
+        }
+        write_text_atomic(stage / "provenance.json", json.dumps(prov, indent=2, default=str) + "\n")
+    return Path(out_dir)

@@ -1,0 +1,93 @@
+"""What ``quantify`` and ``fit`` report per spectrum: estimates, ratios to total creatine,
+concentrations, and the description of every column (pure; no file IO)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..fit import FitSpectra
+from ..types import FID
+from .inputs import SpectraInput
+from .water import WaterScaling
+
+#: Total creatine, the denominator of the ratios (as LCModel's "/Cr+PCr").
+TOTAL_CREATINE = ("Cr", "PCr")
+
+#: Description of each per-metabolite column, by suffix (the column is ``<name><suffix>``).
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "": "amplitude on the basis scale (the data are modelled as the sum of amplitude x basis "
+    "FID; it scales with the data)",
+    "_sd": "standard deviation of the amplitude from the network's calibrated uncertainty "
+    "(NaN for a model trained without uncertainty)",
+    "_refined": "amplitude of the full linear-combination fit started from the network's "
+    "estimate (--refine)",
+    "_crlb_sd": "Cramér-Rao lower bound of the fitted amplitude, as a standard deviation "
+    "(amplitude units)",
+    "_crlb_pct": "Cramér-Rao lower bound as % of the fitted amplitude (LCModel's %SD)",
+    "_ratio_tcr": "amplitude / (Cr + PCr amplitudes) of the same spectrum",
+    "_mM": "concentration in mM from the water reference (ISMRM 2016 challenge formula, see "
+    "results.json 'water_scaling')",
+}
+
+
+@dataclass(frozen=True)
+class SpectraResult:
+    """The estimates of one input file's spectra.
+
+    Attributes
+    ----------
+    input : the input, as read.
+    matched : its spectra on the model's (or basis') grid, samples ``(..., n_points)``.
+    conversions, warnings : what matching did and noticed (one sentence each).
+    columns : suffix -> ``(N, M)`` values for the ``N`` spectra (C order of the batch shape) and
+        ``M`` metabolites; suffix ``""`` is the amplitude.
+    figures : the fit figures' spectra, by spectrum index (a few spectra only).
+    water_scaling : the assumptions its mM columns were computed with (None: no mM).
+    """
+
+    input: SpectraInput
+    matched: FID
+    conversions: tuple[str, ...]
+    warnings: tuple[str, ...]
+    columns: Mapping[str, np.ndarray]
+    figures: Mapping[int, FitSpectra] = field(default_factory=dict)
+    water_scaling: WaterScaling | None = None
+
+
+def tcr_ratios(names: Sequence[str], amplitudes: np.ndarray) -> tuple[np.ndarray, str]:
+    """Ratios of ``amplitudes`` ``(..., M)`` to total creatine, and a sentence saying what the
+    denominator was (Cr + PCr, or whichever of them the basis has; all NaN without either).
+
+    A non-positive denominator gives NaN (a ratio to no creatine means nothing).
+    """
+    present = [n for n in TOTAL_CREATINE if n in names]
+    amplitudes = np.asarray(amplitudes, dtype=np.float64)
+    if not present:
+        return (
+            np.full(amplitudes.shape, np.nan),
+            "the basis has neither Cr nor PCr: the _ratio_tcr columns are empty (NaN)",
+        )
+    idx = [list(names).index(n) for n in present]
+    total = amplitudes[..., idx].sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(total > 0, amplitudes / total, np.nan)
+    if len(present) == len(TOTAL_CREATINE):
+        note = "ratios are to total creatine, Cr + PCr"
+    else:
+        missing = next(n for n in TOTAL_CREATINE if n not in present)
+        note = (
+            f"the basis has no {missing}: the _ratio_tcr columns are ratios to {present[0]} alone"
+        )
+    return ratios, note
+
+
+def percent_sd(amplitudes: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``100 sd / |amplitude|`` (inf for a zero amplitude with a finite SD; NaN SD stays NaN)."""
+    amplitudes = np.abs(np.asarray(amplitudes, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(
+            amplitudes > 0, 100.0 * sd / amplitudes, np.where(np.isnan(sd), np.nan, np.inf)
+        )

@@ -1,0 +1,447 @@
+"""``quantify`` and ``fit`` as library calls: match every input to the model's (or basis')
+grid, estimate, derive ratios and concentrations, and gather what the outputs need.
+
+Both commands produce a :class:`Run`, which :func:`scaloquant.quantify.outputs.write_run`
+writes; they differ only in how the columns are estimated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ConfigError, IncompatibleDataError
+from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from ..types import FID, Acquisition, BasisSet
+from .inputs import SpectraInput
+from .results import SpectraResult, tcr_ratios
+from .water import WaterScaling, concentrations_mM, signal_per_proton, water_area
+
+Command = Literal["quantify", "fit"]
+
+#: Fields of a FitResult with the batch shape in front (see :func:`_take`).
+_BATCH_FIELDS = (
+    "amplitudes",
+    "crlb_sd",
+    "crlb_pct",
+    "amplitude_covariance",
+    "damping_per_s",
+    "shift_hz",
+    "phase0_rad",
+    "phase1_rad_per_ppm",
+    "gauss_per_s2",
+    "baseline",
+    "noise_sd",
+    "residual_norm",
+    "n_evaluations",
+    "success",
+    "messages",
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options shared by ``quantify`` and ``fit``.
+
+    Attributes
+    ----------
+    force : accept acquisition mismatches that matching cannot convert safely (with warnings).
+    batch_size : spectra per network batch (None: the model's fastest default,
+        :meth:`~scaloquant.models.Quantifier.default_batch_size`).
+    max_figures : fit figures at most (for the spectra with the largest signal).
+    refine : ``quantify`` only: also run the full fit started from the network's estimate.
+    n_workers : processes of the classical fit.
+    water_scaling : tissue and relaxation assumptions of the mM columns.
+    echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
+        that states its echo time is scaled with that one.
+    fit_config : options of the classical fit (figures, ``--refine``, ``fit``).
+    """
+
+    force: bool = False
+    batch_size: int | None = None
+    max_figures: int = 16
+    refine: bool = False
+    n_workers: int = 1
+    water_scaling: WaterScaling = field(default_factory=WaterScaling)
+    echo_time_given: bool = False
+    fit_config: FitConfig = field(default_factory=FitConfig)
+
+    def __post_init__(self) -> None:
+        if (
+            (self.batch_size is not None and self.batch_size < 1)
+            or self.max_figures < 0
+            or self.n_workers < 1
+        ):
+            raise ConfigError(
+                "--batch-size and --workers must be >= 1 and --max-figures >= 0, got "
+                f"{self.batch_size}, {self.n_workers} and {self.max_figures}"
+            )
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything the outputs of one ``quantify`` or ``fit`` run are written from.
+
+    Attributes
+    ----------
+    command : which command.
+    names : metabolites, in column order.
+    results : one per input file.
+    suffixes : per-metabolite column suffixes, in order (``""`` is the amplitude).
+    sd_suffix : the column that gives the summary's %SD (``"_sd"`` or ``"_crlb_sd"``).
+    notes : sentences for the summary and results.json (ratios, mM, figures...).
+    facts : JSON-able facts for provenance.json (model, basis, water scaling...).
+    """
+
+    command: Command
+    names: tuple[str, ...]
+    results: tuple[SpectraResult, ...]
+    suffixes: tuple[str, ...]
+    sd_suffix: str
+    notes: tuple[str, ...]
+    facts: Mapping[str, Any]
+
+    @property
+    def n_spectra(self) -> int:
+        return sum(r.input.n_spectra for r in self.results)
+
+
+def model_basis(
+    basis_meta: Mapping[str, Any], basis: BasisSet | None, basis_name: str | None
+) -> tuple[BasisSet | None, str]:
+    """The basis a model was trained on: ``basis`` (checked against the checkpoint's hash) or,
+    when None, the embedded default if it is that basis. Returns it (or None) and a sentence."""
+    want = basis_meta.get("content_hash")
+    if basis is not None:
+        if basis.content_hash() != want:
+            raise IncompatibleDataError(
+                f"--basis {basis_name} is not the basis the model was trained on (its content "
+                "hash differs); give that basis, or leave --basis out"
+            )
+        return basis, f"basis: {basis_name} (the model's, hash checked)"
+    from ..io.default import DEFAULT_BASIS_NAME, default_basis
+
+    default = default_basis()
+    if default.content_hash() == want:
+        return default, f"basis: {DEFAULT_BASIS_NAME} (the model's, hash checked)"
+    return None, (
+        "the model was not trained on the embedded basis and no --basis was given: no fit "
+        "figures, no --refine and no mM (give --basis with the training basis)"
+    )
+
+
+def _match(fid: FID, target: Acquisition, stated: Mapping[str, Any], force: bool):
+    from ..signal.match import basis_sequence, match_acquisition
+
+    sequence, echo_time_s = basis_sequence(stated)
+    return match_acquisition(fid, target, sequence=sequence, echo_time_s=echo_time_s, force=force)
+
+
+def _scaling_for(inp: SpectraInput, options: Options) -> WaterScaling:
+    """The water scaling of one input: its file's echo time when it states one and the user
+    gave none (``--force`` may have let a file of another TE through)."""
+    from ..signal.match import stated_sequence
+
+    _, echo_time_s = stated_sequence(inp.fid)
+    if options.echo_time_given or echo_time_s is None:
+        return options.water_scaling
+    return replace(options.water_scaling, echo_time_ms=echo_time_s * 1e3)
+
+
+def _matched_inputs(
+    inputs: Sequence[SpectraInput], target: Acquisition, stated: Mapping[str, Any], force: bool
+) -> list[tuple[SpectraInput, FID, tuple[str, ...], tuple[str, ...]]]:
+    out = []
+    for inp in inputs:
+        m = _match(inp.fid, target, stated, force)
+        out.append((inp, m.fid, tuple(m.conversions), tuple(m.warnings)))
+    return out
+
+
+def _flat(fid: FID) -> np.ndarray:
+    return fid.samples.reshape(-1, fid.n_points)
+
+
+def _figure_choice(matched: Sequence[FID], max_figures: int) -> list[list[int]]:
+    """Per input, the spectra to draw: the ``max_figures`` of largest RMS over all inputs
+    (in MRSI the voxels with signal rather than the corners of the field of view)."""
+    rms = [np.sqrt(np.mean(np.abs(_flat(f)) ** 2, axis=1)) for f in matched]
+    order = sorted(
+        ((float(r), i, j) for i, rs in enumerate(rms) for j, r in enumerate(rs)),
+        key=lambda t: -t[0],
+    )[:max_figures]
+    chosen: list[list[int]] = [[] for _ in matched]
+    for _, i, j in order:
+        chosen[i].append(j)
+    return [sorted(c) for c in chosen]
+
+
+def _take(result: FitResult, index: Sequence[int]) -> FitResult:
+    """The spectra ``index`` (flat C-order indices) of a fit result, as a batch ``(k,)``."""
+    n = int(np.prod(result.batch_shape, dtype=int))
+    nd = len(result.batch_shape)
+    picked = {
+        name: getattr(result, name).reshape(n, *getattr(result, name).shape[nd:])[list(index)]
+        for name in _BATCH_FIELDS
+    }
+    return replace(result, **picked)
+
+
+def _subset(fid: FID, index: Sequence[int]) -> FID:
+    return fid.with_samples(_flat(fid)[list(index)])
+
+
+def _derived(
+    names: tuple[str, ...],
+    amplitudes: np.ndarray,
+    inp: SpectraInput,
+    unit: float | None,
+    scaling: WaterScaling,
+    no_molarity: Sequence[str],
+) -> dict[str, np.ndarray]:
+    ratios, _ = tcr_ratios(names, amplitudes)
+    out = {"_ratio_tcr": ratios}
+    if unit is None:
+        return out
+    water = inp.water_areas_source()
+    if water is None:
+        out["_mM"] = np.full(amplitudes.shape, np.nan)
+        return out
+    areas = np.broadcast_to(water_area(water), inp.fid.batch_shape).reshape(-1)
+    mM = concentrations_mM(amplitudes, areas, unit, scaling)
+    mM[:, [i for i, n in enumerate(names) if n in no_molarity]] = np.nan
+    out["_mM"] = mM
+    return out
+
+
+def _water_notes(
+    inputs: Sequence[SpectraInput], basis: BasisSet | None, scaling: WaterScaling
+) -> tuple[float | None, list[str]]:
+    if not any(inp.water is not None for inp in inputs):
+        return None, ["no water reference: no mM columns (give --water, or an LCModel .H2O)"]
+    if basis is None:
+        return None, ["a water reference was given but the basis is unknown: no mM columns"]
+    try:
+        unit, ref = signal_per_proton(basis)
+    except IncompatibleDataError as err:
+        return None, [str(err)]
+    notes = [
+        f"mM: [H2O]_rc {scaling.to_dict()['relaxation_corrected_water_mM']:.0f} mM x metabolite "
+        f"relaxation {scaling.to_dict()['metabolite_relaxation_correction']:.4f} x amplitude x "
+        f"basis signal per proton ({unit:.6g}, from {ref}) / (water |FID(0)| / 2)"
+        + (f" / (1 - CSF {scaling.tissue_fractions[2]:g})" if scaling.tissue_fractions[2] else "")
+    ]
+    missing = [inp.path.name for inp in inputs if inp.water is None]
+    if missing:
+        notes.append(f"no water reference for {', '.join(missing)}: its mM columns are empty")
+    macromolecules = list(basis.metadata.get("macromolecules") or ())
+    if macromolecules:
+        notes.append(
+            f"{', '.join(macromolecules)}: macromolecules (a measured spectrum, no proton count): "
+            "no mM"
+        )
+    return unit, notes
+
+
+def _finish(
+    command: Command,
+    names: tuple[str, ...],
+    partial: list[tuple[SpectraInput, FID, tuple, tuple, dict[str, np.ndarray], dict]],
+    *,
+    basis: BasisSet | None,
+    base_suffixes: tuple[str, ...],
+    sd_suffix: str,
+    notes: list[str],
+    facts: dict[str, Any],
+    options: Options,
+) -> Run:
+    inputs = [p[0] for p in partial]
+    unit, water_notes = _water_notes(inputs, basis, options.water_scaling)
+    results = []
+    macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
+    for inp, matched, conversions, warnings, columns, figures in partial:
+        scaling = _scaling_for(inp, options)
+        derived = _derived(names, columns[""], inp, unit, scaling, macromolecules)
+        used = scaling if unit is not None and inp.water is not None else None
+        results.append(
+            SpectraResult(
+                inp, matched, conversions, warnings, {**columns, **derived}, figures, used
+            )
+        )
+    _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
+    suffixes = (*base_suffixes, "_ratio_tcr", *(("_mM",) if unit is not None else ()))
+    n_fig = sum(len(r.figures) for r in results)
+    n_all = sum(r.input.n_spectra for r in results)
+    if basis is not None:
+        notes.append(
+            f"fit figures drawn for {n_fig} of {n_all} spectra"
+            + (" (those of largest signal; --max-figures)" if n_fig < n_all else "")
+        )
+    facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
+    return Run(
+        command=command,
+        names=names,
+        results=tuple(results),
+        suffixes=suffixes,
+        sd_suffix=sd_suffix,
+        notes=tuple([*notes, ratio_note, *water_notes]),
+        facts=facts,
+    )
+
+
+def _predict(
+    quantifier: Any, samples: np.ndarray, batch_size: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Amplitudes and SDs ``(N, M)``; SDs NaN for a model trained without uncertainty."""
+    if getattr(quantifier, "has_uncertainty", False):
+        amplitudes, sd = quantifier.predict(samples, batch_size=batch_size, return_sd=True)
+        return np.asarray(amplitudes), np.asarray(sd)
+    amplitudes = np.asarray(quantifier.predict(samples, batch_size=batch_size))
+    return amplitudes, np.full(amplitudes.shape, np.nan)
+
+
+def quantify_inputs(
+    inputs: Sequence[SpectraInput],
+    quantifier: Any,
+    *,
+    basis: BasisSet | None = None,
+    basis_name: str | None = None,
+    options: Options | None = None,
+) -> Run:
+    """Quantify every spectrum of ``inputs`` with a trained :class:`~scaloquant.models.Quantifier`.
+
+    Parameters
+    ----------
+    inputs : from :func:`~scaloquant.quantify.inputs.read_inputs`.
+    quantifier : from :func:`scaloquant.train.load_quantifier` (``checkpoint_metadata`` set).
+    basis : the training basis, when not the embedded default (checked against the
+        checkpoint's hash); needed for the fit figures, ``refine`` and mM.
+    basis_name : how to call ``basis`` in messages.
+    options : see :class:`Options`.
+
+    Raises
+    ------
+    IncompatibleDataError
+        An input does not match the model's acquisition and ``force`` was not given (or no
+        conversion exists), or ``basis`` is not the model's.
+    ConfigError
+        ``refine`` without a known basis.
+    """
+    options = options or Options()
+    meta = quantifier.checkpoint_metadata
+    names = tuple(quantifier.metabolites)
+    target = Acquisition(**meta["acquisition"])
+    basis, basis_note = model_basis(meta["basis"], basis, basis_name)
+    if options.refine and basis is None:
+        raise ConfigError("--refine needs the basis the model was trained on; give it with --basis")
+    matched = _matched_inputs(inputs, target, meta["basis"].get("metadata", {}), options.force)
+    chosen = (
+        _figure_choice([m[1] for m in matched], options.max_figures)
+        if basis is not None
+        else [[] for _ in matched]
+    )
+    partial = []
+    for (inp, fid, conversions, warnings), drawn in zip(matched, chosen, strict=True):
+        amplitudes, sd = _predict(quantifier, _flat(fid), options.batch_size)
+        columns = {"": amplitudes, "_sd": sd}
+        figures = {}
+        if drawn:
+            # one global damping/shift/phase with the network's amplitudes held fixed: a
+            # per-metabolite lineshape would absorb the network's errors and flatter the figure
+            given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
+            spectra = fitted_spectra(given, _subset(fid, drawn), basis)
+            figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
+        if options.refine:
+            flat = fid.with_samples(_flat(fid))
+            start = fit_given_amplitudes(flat, basis, amplitudes)
+            refined = fit_spectra(
+                flat,
+                basis,
+                replace(options.fit_config, phase1_pivot_ppm=start.phase1_pivot_ppm),
+                start=FitStart.from_result(start),
+                n_workers=options.n_workers,
+            )
+            columns |= {
+                "_refined": refined.amplitudes,
+                "_crlb_sd": refined.crlb_sd,
+                "_crlb_pct": refined.crlb_pct,
+            }
+        partial.append((inp, fid, conversions, warnings, columns, figures))
+    base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
+    notes = [basis_note]
+    if not getattr(quantifier, "has_uncertainty", False):
+        notes.append("the model was trained without uncertainty: the _sd columns are empty (NaN)")
+    facts = {
+        "model": {
+            "kind": quantifier.config.model,
+            "acquisition": dict(meta["acquisition"]),
+            "basis": {k: meta["basis"].get(k) for k in ("content_hash", "metadata")},
+            "has_uncertainty": bool(getattr(quantifier, "has_uncertainty", False)),
+        },
+        "basis_note": basis_note,
+        "fit_config": options.fit_config.to_dict() if (options.refine or basis) else None,
+    }
+    return _finish(
+        "quantify",
+        names,
+        partial,
+        basis=basis,
+        base_suffixes=base,
+        sd_suffix="_sd",
+        notes=notes,
+        facts=facts,
+        options=options,
+    )
+
+
+def fit_inputs(
+    inputs: Sequence[SpectraInput],
+    basis: BasisSet,
+    *,
+    basis_name: str,
+    options: Options | None = None,
+) -> Run:
+    """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`),
+    after matching it to the basis' grid as ``quantify`` matches to a model's."""
+    options = options or Options()
+    matched = _matched_inputs(inputs, basis.acquisition, basis.metadata, options.force)
+    chosen = _figure_choice([m[1] for m in matched], options.max_figures)
+    partial = []
+    for (inp, fid, conversions, warnings), drawn in zip(matched, chosen, strict=True):
+        flat = fid.with_samples(_flat(fid))
+        result = fit_spectra(flat, basis, options.fit_config, n_workers=options.n_workers)
+        columns = {
+            "": result.amplitudes,
+            "_crlb_sd": result.crlb_sd,
+            "_crlb_pct": result.crlb_pct,
+        }
+        figures = {}
+        if drawn:
+            spectra = fitted_spectra(_take(result, drawn), _subset(fid, drawn), basis)
+            figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
+        partial.append((inp, fid, conversions, warnings, columns, figures))
+    noise = options.fit_config.noise_estimate
+    notes = [
+        f"basis: {basis_name}",
+        f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
+    ]
+    facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
+    return _finish(
+        "fit",
+        tuple(basis.names),
+        partial,
+        basis=basis,
+        base_suffixes=("", "_crlb_sd", "_crlb_pct"),
+        sd_suffix="_crlb_sd",
+        notes=notes,
+        facts=facts,
+        options=options,
+    )
+
+
+def _row(spectra, k: int):
+    """Spectrum ``k`` of a batch ``(n, ...)`` of fitted spectra."""
+    return type(spectra)(spectra.ppm, *(getattr(spectra, f)[k] for f in spectra._fields[1:]))

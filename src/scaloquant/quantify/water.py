@@ -1,0 +1,199 @@
+"""Metabolite concentrations in mM from an unsuppressed water reference (pure functions).
+
+The formula is the one of the ISMRM 2016 MRS fitting challenge (its README, "Water scaling
+information"; Marjańska et al., Magn Reson Med 2022;87:11-32)::
+
+    [met] = [H2O]_rc * R_met * area_met / area_H2O
+
+    [H2O]_rc = sum_t f_t * d_t / M_H2O * exp(-TE / T2_H2O,t)      (29697 mM for its defaults)
+    R_met    = 1 / exp(-TE / T2_met)                                (1.206 for its defaults)
+
+with ``f_t`` the volume fraction of tissue ``t`` (GM 0.6, WM 0.4), ``d_t`` its water content
+(0.78 and 0.65 g/ml), ``M_H2O = 18.015 g/mol``, water T2 110 and 80 ms, metabolite T2 160 ms,
+TE 30 ms and TR >> T1 (no T1 saturation term). Both areas are **per proton**: the challenge's
+formula divides molecules of water by molecules of metabolite, and one molecule of water gives
+two protons' worth of signal.
+
+How the areas are measured here
+-------------------------------
+* Water: the magnitude of the water FID's first point, ``|w(0)|``. The first point of a FID is
+  the integral of its whole spectrum, whatever the lineshape, so no lineshape model is assumed;
+  the water's SNR makes its noise negligible. Per proton: ``|w(0)| / 2``. It assumes the water
+  FID has the same receiver gain and number of averages as the metabolite data, and a first
+  point free of digital-filter delay (NIfTI-MRS converters remove it).
+* Metabolite: its amplitude ``a`` on the basis scale times the basis set's signal per proton,
+  ``u``. A basis FID simulated for one molecule starts at ``n_protons * u``, but only for
+  uncoupled spins: J-evolution by the echo time makes the first point of a coupled metabolite
+  smaller than its proton count (in the ISMRM 2016 basis at TE 30 ms: Lac 2.90 for 4 protons,
+  Glu 3.88 for 5), while singlets keep it exactly (Cr 5, PCr 5, sIns 6, Gly 2, as the basis
+  README says: "fid[0] = number of protons", plus the 0.1 reference singlet that scaloquant's
+  embedded copy no longer holds). So ``u`` is measured on a singlet-only metabolite of the
+  basis: ``u = |b_Cr(0)| / 5`` (else PCr, else sIns); every metabolite of a basis simulated
+  per molecule shares it. Per proton: ``a * u`` (the signal of one molecule's proton at TE, the
+  basis holding no T2 decay, which ``R_met`` corrects).
+
+Hence::
+
+    [met] = [H2O]_rc * R_met * (a * u) / (|w(0)| / 2) / (1 - f_CSF)
+
+The last factor is 1 for the challenge's defaults (no CSF): with a CSF fraction, the water of
+CSF (0.97 g/ml, Ernst, Kreis & Ross, J Magn Reson B 1993;102:1-8; T2 about 2 s at 3 T) joins
+the sum and the metabolites are taken to live in GM and WM only (Gasparovic et al., Magn Reson
+Med 2006;55:1219-1226), so their concentration is per litre of GM + WM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, IncompatibleDataError
+from ..types import BasisSet
+
+#: g/mol (the challenge README's 18.015).
+WATER_MOLAR_MASS_G_PER_MOL = 18.015
+#: Protons of one water molecule.
+WATER_PROTONS = 2
+#: Metabolites made of uncoupled singlets only, with their protons: their basis FID starts at
+#: exactly ``protons * u`` at any echo time, so they measure ``u`` (first found is used).
+REFERENCE_SINGLETS: tuple[tuple[str, int], ...] = (("Cr", 5), ("PCr", 5), ("sIns", 6))
+TISSUES = ("GM", "WM", "CSF")
+
+
+@dataclass(frozen=True)
+class WaterScaling:
+    """Tissue and relaxation assumptions of the water scaling (defaults: the ISMRM 2016
+    challenge README; CSF values only matter when ``tissue_fractions`` gives CSF a share).
+
+    Attributes
+    ----------
+    tissue_fractions : volume fractions of GM, WM and CSF in the voxel (sum 1).
+    water_content_g_per_ml : water content of GM, WM and CSF, g/ml.
+    water_t2_ms : water T2 of GM, WM and CSF, ms.
+    metabolite_t2_ms : T2 of every metabolite, ms.
+    echo_time_ms : TE of the data and the water reference, ms.
+    """
+
+    tissue_fractions: tuple[float, float, float] = (0.6, 0.4, 0.0)
+    water_content_g_per_ml: tuple[float, float, float] = (0.78, 0.65, 0.97)
+    water_t2_ms: tuple[float, float, float] = (110.0, 80.0, 2030.0)
+    metabolite_t2_ms: float = 160.0
+    echo_time_ms: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("tissue_fractions", "water_content_g_per_ml", "water_t2_ms"):
+            values = _triple(name, getattr(self, name))
+            object.__setattr__(self, name, values)
+        fractions = self.tissue_fractions
+        if min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-3):
+            raise ConfigError(
+                f"tissue fractions GM WM CSF must be >= 0 and sum to 1, got {fractions}"
+            )
+        if fractions[2] >= 1.0:
+            raise ConfigError("the voxel is all CSF; metabolite concentrations need GM or WM")
+        if min(self.water_content_g_per_ml) <= 0 or min(self.water_t2_ms) <= 0:
+            raise ConfigError("water contents and water T2 values must be > 0")
+        for name in ("metabolite_t2_ms", "echo_time_ms"):
+            value = float(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if not math.isfinite(value) or value < 0 or (name == "metabolite_t2_ms" and value == 0):
+                raise ConfigError(f"{name} must be a positive number of ms, got {value}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "tissue_fractions": dict(zip(TISSUES, self.tissue_fractions, strict=True)),
+            "water_content_g_per_ml": dict(zip(TISSUES, self.water_content_g_per_ml, strict=True)),
+            "water_t2_ms": dict(zip(TISSUES, self.water_t2_ms, strict=True)),
+            "metabolite_t2_ms": self.metabolite_t2_ms,
+            "echo_time_ms": self.echo_time_ms,
+            "relaxation_corrected_water_mM": relaxation_corrected_water_mM(self),
+            "metabolite_relaxation_correction": metabolite_relaxation_correction(self),
+        }
+
+
+def _triple(name: str, values: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be three numbers (GM WM CSF), got {values!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) for v in out):
+        raise ConfigError(f"{name} must be three finite numbers (GM WM CSF), got {values!r}")
+    return out  # type: ignore[return-value]
+
+
+def relaxation_corrected_water_mM(scaling: WaterScaling) -> float:
+    """``[H2O]_rc`` in mM: ``sum_t f_t d_t / M_H2O exp(-TE / T2_t)`` (29697 mM by default)."""
+    per_litre = [
+        f * d * 1000.0 / WATER_MOLAR_MASS_G_PER_MOL * math.exp(-scaling.echo_time_ms / t2)
+        for f, d, t2 in zip(
+            scaling.tissue_fractions,
+            scaling.water_content_g_per_ml,
+            scaling.water_t2_ms,
+            strict=True,
+        )
+    ]
+    return 1000.0 * sum(per_litre)  # mol/l -> mM
+
+
+def metabolite_relaxation_correction(scaling: WaterScaling) -> float:
+    """``R_met = exp(TE / T2_met)`` (1.206 by default)."""
+    return math.exp(scaling.echo_time_ms / scaling.metabolite_t2_ms)
+
+
+def water_area(water: np.ndarray) -> np.ndarray:
+    """Area of water FIDs ``(..., n_points)``: ``|w(0)|``, shape ``(...)`` (see module doc)."""
+    return np.abs(np.asarray(water)[..., 0])
+
+
+def signal_per_proton(basis: BasisSet) -> tuple[float, str]:
+    """``u``, the basis' first-point signal per proton, and the singlet metabolite it was
+    measured on (see the module docstring).
+
+    Raises
+    ------
+    IncompatibleDataError
+        The basis holds none of :data:`REFERENCE_SINGLETS`.
+    """
+    for name, protons in REFERENCE_SINGLETS:
+        if name in basis.names:
+            return float(abs(basis.fids[basis.index(name), 0])) / protons, name
+    names = ", ".join(n for n, _ in REFERENCE_SINGLETS)
+    raise IncompatibleDataError(
+        f"the basis set has none of {names}, whose proton count calibrates its scale; "
+        "concentrations in mM cannot be computed (amplitudes and ratios can)"
+    )
+
+
+def concentrations_mM(
+    amplitudes: np.ndarray,
+    water_areas: np.ndarray,
+    unit_per_proton: float,
+    scaling: WaterScaling,
+) -> np.ndarray:
+    """Concentrations in mM (see the module docstring for the formula and its assumptions).
+
+    Parameters
+    ----------
+    amplitudes : ``(..., M)`` amplitudes on the basis scale.
+    water_areas : ``(...)`` water areas ``|w(0)|`` (:func:`water_area`), broadcastable.
+    unit_per_proton : ``u`` of :func:`signal_per_proton`.
+    scaling : tissue and relaxation assumptions.
+
+    Returns
+    -------
+    ``(..., M)`` mM; NaN where the water area is 0.
+    """
+    factor = (
+        relaxation_corrected_water_mM(scaling)
+        * metabolite_relaxation_correction(scaling)
+        * WATER_PROTONS
+        * unit_per_proton
+        / (1.0 - scaling.tissue_fractions[2])
+    )
+    area = np.asarray(water_areas, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_area = np.where(area > 0, factor / area, np.nan)
+    return np.asarray(amplitudes, dtype=np.float64) * per_area[..., None]

@@ -1,0 +1,66 @@
+"""Reading the inputs of ``quantify``/``fit`` (water pairing, labels) and finding the model's
+basis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaloquant.errors import ConfigError, IncompatibleDataError
+from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
+from scaloquant.quantify import model_basis, read_inputs
+from scaloquant.types import FID
+
+
+def _fid(samples) -> FID:
+    return FID(samples=samples, dwell_time_s=2.5e-4, spectrometer_freq_mhz=123.2)
+
+
+def _decay(n=64, first=1.0):
+    return first * np.exp(-np.arange(n) * 2.5e-4 / 0.05).astype(complex)
+
+
+def test_labels_and_water_of_each_format(tmp_path):
+    mrsi = write_nifti_mrs(
+        tmp_path / "m.nii.gz", _fid(np.ones((2, 1, 1, 3, 64))), dim_tags=["DIM_DYN"]
+    )
+    raw = write_lcmodel_raw(tmp_path / "r.RAW", _fid(_decay()), name="r")
+    write_lcmodel_raw(tmp_path / "r.h2o", _fid(_decay(first=7.0)), name="w")
+    lone = write_lcmodel_raw(tmp_path / "lone.RAW", _fid(_decay()), name="x")
+    m, r, lone_in = read_inputs([mrsi, raw, lone])
+    assert m.is_image and m.dim_tags == ("DIM_DYN",) and m.water is None
+    assert m.labels() == ["0,0,0,0", "0,0,0,1", "0,0,0,2", "1,0,0,0", "1,0,0,1", "1,0,0,2"]
+    assert not r.is_image and r.labels() == ["0"] and r.water_path.name == "r.h2o"
+    assert abs(r.water.samples[0]) == pytest.approx(7.0, rel=1e-6)
+    assert lone_in.water is None
+
+
+def test_mrsi_water_is_averaged_over_its_transients_and_broadcast(tmp_path):
+    data = write_nifti_mrs(tmp_path / "d.nii.gz", _fid(np.ones((2, 2, 1, 3, 64))))
+    transients = np.stack([_decay(first=f) for f in (1.0, 3.0)], axis=0)  # mean first point 2
+    water = write_nifti_mrs(
+        tmp_path / "w.nii.gz", _fid(np.broadcast_to(transients, (2, 2, 1, 2, 64)))
+    )
+    (inp,) = read_inputs([data], water=[water])
+    assert inp.water.samples.shape == (2, 2, 1, 64)
+    src = inp.water_areas_source()
+    assert src.shape == (2, 2, 1, 1, 64)
+    assert np.abs(src[..., 0]).ravel() == pytest.approx([2.0] * 4)
+
+
+def test_no_inputs_is_a_config_error():
+    with pytest.raises(ConfigError, match="at least one input"):
+        read_inputs([])
+
+
+def test_model_basis_is_the_embedded_one_only_when_its_hash_matches():
+    basis = default_basis()
+    found, note = model_basis({"content_hash": basis.content_hash()}, None, None)
+    assert found is basis and "hash checked" in note
+    found, note = model_basis({"content_hash": "0" * 64}, None, None)
+    assert found is None and "no fit figures" in note
+    other = basis.subset(["NAA", "Cr"])
+    with pytest.raises(IncompatibleDataError, match="not the basis the model was trained on"):
+        model_basis({"content_hash": basis.content_hash()}, other, "other.npz")
+    found, _ = model_basis({"content_hash": other.content_hash()}, other, "other.npz")
+    assert found is other
