@@ -116,8 +116,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--device",
         choices=("cpu", "cuda", "auto"),
-        default="cpu",
-        help="where the network runs (default: cpu)",
+        default="auto",
+        help="where the network runs (default: auto, a CUDA GPU when there is one)",
     )
     add_io_flags(p)
     p.set_defaults(handler=handle)
