@@ -59,11 +59,15 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 
 def print_summary(doc: dict[str, Any]) -> None:
     """One line per model with its mean metrics (the full tables are in report.md)."""
+    n_all = max((m.get("n_signals", 0) for m in doc["models"].values()), default=0)
     for name, model in doc["models"].items():
         mean = model["mean"]
+        n = model.get("n_signals", n_all)
+        # %.3g: the fit's noiseless errors are many decades below the networks'
         print(
-            f"{name}: mean MAE {mean['mae']:.4f}, SMAPE {mean['smape']:.2f}%, "
-            f"RMSE {mean['rmse']:.4f}, R² {mean['r2']:.3f}"
+            f"{name}: mean MAE {mean['mae']:.3g}, SMAPE {mean['smape']:.3g}%, "
+            f"RMSE {mean['rmse']:.3g}, R² {mean['r2']:.3f}"
+            + (f" (first {n} of {n_all} signals)" if n < n_all else "")
         )
 
 
