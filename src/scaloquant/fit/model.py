@@ -27,10 +27,6 @@ from ..signal.match import require_same_grid
 from ..types import FID, BasisSet
 from .config import FitConfig
 
-#: Relative tolerance on the spectrometer frequency of data and basis: 1e-3 moves a peak 2.65 ppm
-#: from the reference (NAA at 3 T) by 0.33 Hz, well below a linewidth.
-FREQUENCY_RTOL = 1e-3
-
 
 def check_compatible(fid: FID, basis: BasisSet) -> None:
     """Refuse data whose grid differs from the basis set's (one clear line each); see

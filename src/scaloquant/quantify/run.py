@@ -292,17 +292,6 @@ def _finish(
     )
 
 
-def _predict(
-    quantifier: Any, samples: np.ndarray, batch_size: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Amplitudes and SDs ``(N, M)``; SDs NaN for a model trained without uncertainty."""
-    if getattr(quantifier, "has_uncertainty", False):
-        amplitudes, sd = quantifier.predict(samples, batch_size=batch_size, return_sd=True)
-        return np.asarray(amplitudes), np.asarray(sd)
-    amplitudes = np.asarray(quantifier.predict(samples, batch_size=batch_size))
-    return amplitudes, np.full(amplitudes.shape, np.nan)
-
-
 def quantify_inputs(
     inputs: Sequence[SpectraInput],
     quantifier: Any,
@@ -345,7 +334,10 @@ def quantify_inputs(
     )
     partial = []
     for (inp, fid, conversions, warnings), drawn in zip(matched, chosen, strict=True):
-        amplitudes, sd = _predict(quantifier, _flat(fid), options.batch_size)
+        # SDs are NaN for a model trained without uncertainty (Quantifier.predict)
+        amplitudes, sd = quantifier.predict(
+            _flat(fid), batch_size=options.batch_size, return_sd=True
+        )
         columns = {"": amplitudes, "_sd": sd}
         figures = {}
         if drawn:
