@@ -43,7 +43,7 @@ def handle(args: argparse.Namespace) -> int:
     if basis is None:
         basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
     inputs = read_inputs(args.inputs, water=args.water, overrides=acquisition_overrides(args))
-    options = options_from_args(args, echo_time_ms=basis.metadata.get("echo_time_ms"))
+    options = options_from_args(args, basis_metadata=basis.metadata)
     run = fit_inputs(inputs, basis, basis_name=basis_name, options=options)
     write_run(
         run,

@@ -5,6 +5,7 @@ shared with ``scaloquant fit``."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +124,19 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=handle)
 
 
-def options_from_args(args: argparse.Namespace, *, echo_time_ms: float | None, **extra: Any):
+def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **extra: Any):
+    """The quantify/fit options; the echo time is ``--te-ms``, else the basis metadata's, else
+    30 ms."""
     from ..quantify import Options, WaterScaling
+    from ..signal.match import basis_sequence
 
+    _, basis_te_s = basis_sequence(basis_metadata)
+    default_te_ms = 30.0 if basis_te_s is None else basis_te_s * 1e3
     scaling = WaterScaling(
         tissue_fractions=tuple(args.tissue_fractions),
         water_t2_ms=tuple(args.water_t2_ms),
         metabolite_t2_ms=args.metabolite_t2_ms,
-        echo_time_ms=args.te_ms if args.te_ms is not None else (echo_time_ms or 30.0),
+        echo_time_ms=args.te_ms if args.te_ms is not None else default_te_ms,
     )
     return Options(
         force=args.force,
@@ -179,9 +185,11 @@ def handle(args: argparse.Namespace) -> int:
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
     inputs = read_inputs(args.inputs, water=args.water, overrides=acquisition_overrides(args))
-    te_ms = quantifier.checkpoint_metadata["basis"].get("metadata", {}).get("echo_time_ms")
     options = options_from_args(
-        args, echo_time_ms=te_ms, batch_size=args.batch_size, refine=args.refine
+        args,
+        basis_metadata=quantifier.checkpoint_metadata["basis"].get("metadata", {}),
+        batch_size=args.batch_size,
+        refine=args.refine,
     )
     run = quantify_inputs(inputs, quantifier, basis=basis, basis_name=basis_name, options=options)
     write_run(
