@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "quantify": "quantify real spectra (NIfTI-MRS, LCModel, jMRUI, text) with a trained model",
     "fit": "fit real spectra with the classical linear-combination model and its CRLB",
     "convert": "rewrite a FID file as NIfTI-MRS or LCModel .RAW",
+    "export": "export a trained model as ONNX (with a JSON of its pre- and post-processing)",
 }
 
 
