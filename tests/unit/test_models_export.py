@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from _quantifiers import small_config
 
 from scaloquant.io import default_basis
-from scaloquant.models import Quantifier, QuantifierConfig
+from scaloquant.models import Quantifier
 from scaloquant.models.export import dft_matrices, export_onnx
-from scaloquant.scalogram import ScalogramConfig
 from scaloquant.signal import axes
 from scaloquant.simulate import SimulationConfig
 from scaloquant.train.data import draw_signals
@@ -27,22 +27,7 @@ def basis():
 
 
 def _quantifier(basis, model, **kw):
-    config = QuantifierConfig(
-        model=model,
-        metabolites=basis.names,
-        n_points=basis.n_points,
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        ppm_reference=basis.ppm_reference,
-        widths=(4, 4, 8, 8, 8, 8),
-        scalogram=(
-            ScalogramConfig.preset("cpu", n_scales=32, decimation=16).to_dict()
-            if model == "scalogram_cnn"
-            else None
-        ),
-        uncertainty="gaussian",
-        **kw,
-    )
+    config = small_config(basis, model, uncertainty="gaussian", **kw)
     torch.manual_seed(0)
     q = Quantifier(config)
     signals = draw_signals(basis, SimulationConfig(), 64, np.random.default_rng(1))
