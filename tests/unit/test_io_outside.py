@@ -415,8 +415,8 @@ def test_ismrm_challenge_raw_text_and_jmrui_read_to_one_fid(name):
 
 @pytest.mark.parametrize("name", CHALLENGE_NAMES)
 def test_ismrm_challenge_peaks_land_at_their_ppm(name):
-    """On the challenge's exact reference (0 Hz = 4.65 ppm), no shift, no phase: NAA (where it is the
-    tallest narrow peak, datasets 1-23) at 2.01 +- 0.03 ppm; in every spectrum the tallest narrow
+    """On the challenge's exact reference (0 Hz = 4.65 ppm), no shift: NAA (where it is the
+    tallest narrow peak, datasets 1-23) at 2.01 +- 0.03 ppm (measured 2.001-2.017); in every spectrum the tallest narrow
     peak on the metabolite side, Cr at 3.027 and (but in the Cr-only set) Cho at 3.20 +- 0.03,
     water at 4.65 +- 0.03 ppm."""
     fids = read_challenge(name)
@@ -437,8 +437,9 @@ def test_ismrm_challenge_peaks_land_at_their_ppm(name):
 # ---------------------------------------------------------------------------------------------
 # LCModel .BASIS files of other tools
 
-#: (path under ../shared, writer, chemical shift of 0 Hz). Osprey's io_writelcmBASIS shifts
-#: every FID so that 0 Hz is 4.68 ppm (its shift_centerFreq); the .BASIS format cannot say so.
+#: writer: (path under ../shared, chemical shift of 0 Hz in ppm). Osprey's io_writelcmBASIS
+#: shifts every FID so that 0 Hz is 4.68 ppm (its shift_centerFreq; read at 4.65, its NAA sits
+#: at 1.978 ppm); the .BASIS format has no field to say so, hence the reader's ppm_reference.
 OUTSIDE_BASES = {
     "spant": ("data/invivo/philips-press30-spant/lcmodel_reference/3t.basis", 4.65),
     "lcmodel-test-case": ("peers/lcmodel/test_lcm/3t.basis", 4.65),
