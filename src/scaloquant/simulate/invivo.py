@@ -44,7 +44,7 @@ from ..types import Acquisition, BasisSet
 from . import effects
 from .config import BaselineConfig, Range
 from .dataset import BLOCK_SIZE, DEFAULT_CHUNK_SIZE, check_run, stream_blocks
-from .model import synthesize
+from .model import split_exponentials, synthesize
 from .parameters import SimulationParameters
 
 #: Concentration ranges (mM) of normal adult human brain, rounded, per basis name.
@@ -433,17 +433,20 @@ class InvivoParameters:
         stacked = {k: np.concatenate([p.columns()[k] for p in parts], axis=0) for k in keys}
         return parts[0]._with_columns(stacked)
 
-    def basis_lineshape(self) -> SimulationParameters:
-        """Eq. 1 parameters of the basis signals: group terms plus deviations, (B, M) each."""
+    def basis_lineshape(self, *, gaussian: bool = True) -> SimulationParameters:
+        """Eq. 1 parameters of the basis signals: group terms plus deviations, (B, M) each;
+        without the Gaussian factor when ``gaussian`` is false."""
         g = self.group_of_basis
         return SimulationParameters(
             amplitudes=self.concentrations_mm,
             damping_per_s=self.damping_per_s[:, g] + self.damping_dev_per_s,
             shift_hz=self.shift_hz[:, g] + self.shift_dev_hz,
-            gaussian_damping_per_s=np.sqrt(self.gauss_per_s2[:, g]),
+            gaussian_damping_per_s=np.sqrt(self.gauss_per_s2[:, g]) if gaussian else None,
         )
 
-    def component_lineshape(self, which: Sequence[str]) -> SimulationParameters:
+    def component_lineshape(
+        self, which: Sequence[str], *, gaussian: bool = True
+    ) -> SimulationParameters:
         """Eq. 1 parameters of the parametric components ``which`` (their group's terms)."""
         idx = [self.component_names.index(name) for name in which]
         g = self.group_of_component[idx]
@@ -451,8 +454,13 @@ class InvivoParameters:
             amplitudes=self.component_amplitudes_mm[:, idx],
             damping_per_s=self.damping_per_s[:, g],
             shift_hz=self.shift_hz[:, g],
-            gaussian_damping_per_s=np.sqrt(self.gauss_per_s2[:, g]),
+            gaussian_damping_per_s=np.sqrt(self.gauss_per_s2[:, g]) if gaussian else None,
         )
+
+    @property
+    def shares_gaussian(self) -> bool:
+        """Whether every group of every signal has the same ``beta`` (the draws' case)."""
+        return bool(np.all(self.gauss_per_s2 == self.gauss_per_s2[:, :1]))
 
 
 def voigt_fwhm_hz(lorentzian_fwhm_hz, gaussian_fwhm_hz):
@@ -659,18 +667,21 @@ def water_fids(
     magnitude spectrum peaks at ``height * H``: the DFT at the line's own frequency is the
     geometric sum ``(1 - r^N) / (1 - r)``, ``r = exp(-alpha dT)``.
     """
-    t = acquisition.time_axis_s()
+    n_points = acquisition.n_points
     r = np.exp(-damping_per_s * acquisition.dwell_time_s)
     peak = (1.0 - r**acquisition.n_points) / (1.0 - r)
     amplitude = height * reference_height[:, None] / peak * np.exp(1j * np.deg2rad(phase_deg))
     freq_hz = axes.ppm_to_hz(
         centre_ppm, acquisition.spectrometer_freq_mhz, acquisition.ppm_reference
     )
-    rate = -damping_per_s + 2j * np.pi * freq_hz
-    out = np.zeros((centre_ppm.shape[0], acquisition.n_points), dtype=np.complex128)
+    step = (-damping_per_s + 2j * np.pi * freq_hz) * acquisition.dwell_time_s
+    # exp(step n) as products of (B, P) and (B, Q) factors (see model.py): few exponentials
+    outer, inner = split_exponentials(step, n_points)  # (B, W, P), (B, W, Q)
+    outer *= amplitude[..., None]
+    out = np.zeros((centre_ppm.shape[0], outer.shape[2], inner.shape[2]), dtype=np.complex128)
     for k in range(centre_ppm.shape[1]):  # (B, N) at a time, never (B, W, N)
-        out += amplitude[:, k, None] * np.exp(rate[:, k, None] * t)
-    return out
+        out += outer[:, k, :, None] * inner[:, k, None, :]
+    return out.reshape(out.shape[0], -1)[:, :n_points]
 
 
 class InvivoRendering(NamedTuple):
@@ -717,18 +728,31 @@ def render_invivo(
     _check_basis(basis, params, prior_freq_mhz)
     acq = basis.acquisition
     dwell = basis.dwell_time_s
-    fids = synthesize(basis.fids, params.basis_lineshape(), dwell)
+    # one shared Gaussian factor multiplies the sum once instead of every metabolite's term
+    # (the exp of every sample is the cost of the Gaussian in synthesize): the same numbers
+    shared = params.shares_gaussian
+    envelope = None
+    if shared and params.n_signals:
+        g = np.sqrt(params.gauss_per_s2[:, :1])
+        envelope = lineshapes.gaussian_decay(g, acq.time_axis_s())
+
+    def resonances(fids_in: np.ndarray, lineshape: SimulationParameters) -> np.ndarray:
+        out = synthesize(fids_in, lineshape, dwell)
+        return out if envelope is None else out * envelope
+
+    fids = resonances(basis.fids, params.basis_lineshape(gaussian=not shared))
     mm = [x for x in params.component_names if x in MM_COMPONENTS]
     lipids = [x for x in params.component_names if x in LIPID_COMPONENTS]
     if mm:
-        fids += synthesize(
-            parametric_component_fids(mm, acq), params.component_lineshape(mm), dwell
+        fids += resonances(
+            parametric_component_fids(mm, acq), params.component_lineshape(mm, gaussian=not shared)
         )
     mask = effects.reference_window_mask(acq, params.reference_window_ppm)
     reference_height = effects.reference_peak_height(fids, mask)
     if lipids:
-        fids += synthesize(
-            parametric_component_fids(lipids, acq), params.component_lineshape(lipids), dwell
+        fids += resonances(
+            parametric_component_fids(lipids, acq),
+            params.component_lineshape(lipids, gaussian=not shared),
         )
     fids += water_fids(
         acq,
