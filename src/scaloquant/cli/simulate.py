@@ -186,6 +186,28 @@ def _with_progress(chunks: Iterable[SimulatedSignals], n: int) -> Iterator[Simul
             bar.update(chunk.fids.shape[0])
 
 
+def _write_hdf5(
+    args: argparse.Namespace,
+    chunks: Iterable[Any],
+    basis: BasisSet,
+    basis_name: str,
+    config: dict[str, Any],
+) -> None:
+    """Stream the chunks (anything with ``fids`` and ``columns()``) to ``--out`` as HDF5."""
+    from ..io.hdf5 import write_simulation
+
+    write_simulation(
+        args.out,
+        ((c.fids, c.columns()) for c in chunks),
+        n_signals=args.n,
+        basis=basis,
+        basis_name=basis_name,
+        config=config,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+
+
 def _refuse_with_preset(args: argparse.Namespace) -> None:
     """``--preset`` fixes every range: refuse the config file and the range flags with it."""
     given = ["--config"] if args.config is not None else []
@@ -201,7 +223,6 @@ def _refuse_with_preset(args: argparse.Namespace) -> None:
 
 def _run_preset(args: argparse.Namespace) -> int:
     """``--preset invivo``: the prior of :mod:`scaloquant.simulate.invivo`, to HDF5."""
-    from ..io.hdf5 import write_simulation
     from ..simulate.invivo import GROUPS, InvivoPrior, draw_invivo, simulate_invivo_dataset
 
     _refuse_with_preset(args)
@@ -219,22 +240,14 @@ def _run_preset(args: argparse.Namespace) -> int:
         simulate_invivo_dataset(basis, prior, args.n, args.seed, chunk_size=args.chunk_size),
         args.n,
     )
-    write_simulation(
-        args.out,
-        ((c.fids, c.columns()) for c in chunks),
-        n_signals=args.n,
-        basis=basis,
-        basis_name=basis_name,
-        config={
-            "preset": args.preset,
-            # column labels of the (n, G) group and (n, C) component datasets
-            "groups": list(GROUPS),
-            "components": list(layout.component_names),
-            **prior.to_dict(),
-        },
-        seed=args.seed,
-        overwrite=args.overwrite,
-    )
+    config = {
+        "preset": args.preset,
+        # column labels of the (n, G) group and (n, C) component datasets
+        "groups": list(GROUPS),
+        "components": list(layout.component_names),
+        **prior.to_dict(),
+    }
+    _write_hdf5(args, chunks, basis, basis_name, config)
     print(
         f"wrote {args.n} simulated signals (preset {args.preset}, {basis.n_metabolites} basis "
         f"signals, {basis.n_points} points, seed {args.seed}) to {args.out}"
@@ -266,18 +279,7 @@ def run(args: argparse.Namespace) -> int:
         simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size), args.n
     )
     if fmt == "hdf5":
-        from ..io.hdf5 import write_simulation
-
-        write_simulation(
-            args.out,
-            ((c.fids, c.columns()) for c in chunks),
-            n_signals=args.n,
-            basis=basis,
-            basis_name=basis_name,
-            config=config.to_dict(),
-            seed=args.seed,
-            overwrite=args.overwrite,
-        )
+        _write_hdf5(args, chunks, basis, basis_name, config.to_dict())
         written = [args.out]
     else:
         provenance = {"config": config.to_dict(), "seed": args.seed, "basis_name": basis_name}

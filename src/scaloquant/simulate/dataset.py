@@ -90,16 +90,8 @@ def render_signals(
     if reference_height is None and config.needs_reference_height:
         mask = effects.reference_window_mask(acq, config.reference_window_ppm)
         reference_height = effects.reference_peak_height(fids, mask)
-    if params.baseline_height is not None:
-        fids += effects.baseline_fids(
-            acq,
-            params.baseline_centre_ppm,
-            params.baseline_fwhm_ppm,
-            params.baseline_height,
-            reference_height,
-        )
-    fids = effects.apply_phase(
-        fids, acq, params.phase0_deg, params.phase1_deg_per_ppm, config.phase1_pivot_ppm
+    fids = effects.add_baseline_and_phase(
+        fids, acq, params, reference_height, config.phase1_pivot_ppm
     )
     return fids, reference_height
 

@@ -768,15 +768,8 @@ def render_invivo(
             params.eddy_amplitude_rad, params.eddy_time_constant_s, acq.time_axis_s()
         )
     )
-    fids += effects.baseline_fids(
-        acq,
-        params.baseline_centre_ppm,
-        params.baseline_fwhm_ppm,
-        params.baseline_height,
-        reference_height,
-    )
-    fids = effects.apply_phase(
-        fids, acq, params.phase0_deg, params.phase1_deg_per_ppm, params.phase1_pivot_ppm
+    fids = effects.add_baseline_and_phase(
+        fids, acq, params, reference_height, params.phase1_pivot_ppm
     )
     noise_sd = None
     if rng is not None:
