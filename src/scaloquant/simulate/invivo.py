@@ -3,8 +3,8 @@
 The paper's simulator (:mod:`.parameters`) draws every amplitude, damping and shift
 independently and uniformly, which makes spectra no tissue gives: each metabolite with its own
 linewidth, no lipids, no residual water. This prior draws signals that look like short-TE
-brain spectra at 3 T, as the signal model of :mod:`scaloquant.physics` (the batched model of
-the fit) writes them: for spectrum ``b`` and basis signal ``m`` in group ``g(m)``::
+brain spectra at 3 T, in the terms of the batched signal model of the fit
+(``scaloquant.physics``, being written on another branch): for spectrum ``b`` and basis signal ``m`` in group ``g(m)``::
 
     z_bm(t) = c_bm X_m(t) exp((-(alpha_bg + da_bm) + 2 pi i (df_bg + dd_bm)) t - beta_bg t^2)
 
@@ -24,7 +24,8 @@ all concentrations independently of the literature values.
 Draws (:func:`draw_invivo`) and rendering (:func:`render_invivo`) are separate: the parameters
 are a frozen container of numpy arrays (:class:`InvivoParameters`) whose terms are those of the
 physics model (``damping_per_s`` = alpha, ``gauss_per_s2`` = beta, ``shift_hz`` per group,
-``damping_dev_per_s``/``shift_dev_hz`` per metabolite, ``phase0``/``phase1``), so the
+``damping_dev_per_s``/``shift_dev_hz`` per metabolite; phases here in degrees, ``phase0_deg``
+and ``phase1_deg_per_ppm`` with the pivot, where the physics model takes radians), so the
 rendering can later move to the torch model without changing the draws.
 """
 
