@@ -215,3 +215,23 @@ def test_invivo_preset_refuses_range_flags(tmp_path, capsys):
     out = tmp_path / "invivo.h5"
     assert simulate("--preset", "invivo", "--n", 2, "--seed", 2, "--out", out, "--snr", 10) != 0
     assert "--snr" in one_error_line(capsys) and not out.exists()
+
+
+def test_invivo_preset_to_nifti_names_its_truth_columns(tmp_path):
+    nifti = tmp_path / "invivo.nii.gz"
+    assert simulate("--preset", "invivo", "--n", 3, "--seed", 2, "--out", nifti) == 0
+    assert read_nifti_mrs(nifti).samples.shape == (1, 1, 1, 3, 2048)
+    with open(tmp_path / "invivo_truth.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    for column in (
+        "concentrations_mm_NAA",
+        "shift_hz_metabolites",
+        "component_amplitudes_mm_Lip13",
+    ):
+        assert column in rows[0], column
+    h5 = tmp_path / "invivo.h5"
+    assert simulate("--preset", "invivo", "--n", 3, "--seed", 2, "--out", h5) == 0
+    naa = [float(r["concentrations_mm_NAA"]) for r in rows]
+    sim = read_simulation(h5)
+    np.testing.assert_allclose(naa, sim.amplitudes[:, sim.metabolites.index("NAA")], rtol=1e-6)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from ..simulate import (
     PER_METABOLITE_FIELDS,
     BaselineConfig,
     SimulatedSignals,
+    SimulationConfig,
     load_simulation_config,
     simulate_dataset,
 )
@@ -82,7 +83,7 @@ def register(subparsers: Any) -> None:
         help="a fixed, documented prior instead of the config: 'invivo' draws tissue-like 3 T "
         "brain spectra (literature concentrations in mM, group Voigt lines, macromolecules, "
         "lipids, residual water, baseline, eddy-current and zero/first-order phase, SNR 5-150; "
-        "docs/invivo-prior.md); HDF5 output only",
+        "docs/invivo-prior.md)",
     )
     p.add_argument(
         "--basis",
@@ -221,25 +222,37 @@ def _refuse_with_preset(args: argparse.Namespace) -> None:
         )
 
 
-def _run_preset(args: argparse.Namespace) -> int:
-    """``--preset invivo``: the prior of :mod:`scaloquant.simulate.invivo`, to HDF5."""
-    from ..simulate.invivo import GROUPS, InvivoPrior, draw_invivo, simulate_invivo_dataset
+class _Stream(NamedTuple):
+    """What a run streams: chunks (with ``fids`` and ``columns()``), how to join them, the
+    resolved config to record and the names of the truth CSV's 2-D columns."""
 
-    _refuse_with_preset(args)
-    check_run(args.n, args.seed, args.chunk_size)
-    if _output_format(args) != "hdf5":
-        raise ConfigError(
-            f"--preset {args.preset} writes HDF5 only; name the output .h5 (NIfTI-MRS with a "
-            "truth CSV is not wired for presets yet)"
-        )
-    check_writable(args.out, overwrite=args.overwrite)
-    basis, basis_name = load_basis(args.basis, args, flag="--basis")
+    chunks: Iterable[Any]
+    concatenate: Callable[[list[Any]], Any]
+    config: dict[str, Any]
+    labels: dict[str, Sequence[str]]
+
+
+def _config_stream(args: argparse.Namespace, basis: BasisSet, config: SimulationConfig) -> _Stream:
+    return _Stream(
+        simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size),
+        SimulatedSignals.concatenate,
+        config.to_dict(),
+        {name: basis.names for name in PER_METABOLITE_FIELDS},
+    )
+
+
+def _preset_stream(args: argparse.Namespace, basis: BasisSet) -> _Stream:
+    """``--preset invivo``: the prior of :mod:`scaloquant.simulate.invivo`."""
+    from ..simulate.invivo import (
+        GROUPS,
+        InvivoPrior,
+        InvivoSignals,
+        draw_invivo,
+        simulate_invivo_dataset,
+    )
+
     prior = InvivoPrior()
     layout = draw_invivo(prior, basis.names, 0, np.random.default_rng(0))
-    chunks = _with_progress(
-        simulate_invivo_dataset(basis, prior, args.n, args.seed, chunk_size=args.chunk_size),
-        args.n,
-    )
     config = {
         "preset": args.preset,
         # column labels of the (n, G) group and (n, C) component datasets
@@ -247,20 +260,26 @@ def _run_preset(args: argparse.Namespace) -> int:
         "components": list(layout.component_names),
         **prior.to_dict(),
     }
-    _write_hdf5(args, chunks, basis, basis_name, config)
-    print(
-        f"wrote {args.n} simulated signals (preset {args.preset}, {basis.n_metabolites} basis "
-        f"signals, {basis.n_points} points, seed {args.seed}) to {args.out}"
+    per_basis = ("amplitudes", "concentrations_mm", "damping_dev_per_s", "shift_dev_hz")
+    labels: dict[str, Sequence[str]] = {name: basis.names for name in per_basis}
+    labels.update({name: GROUPS for name in ("damping_per_s", "gauss_per_s2", "shift_hz")})
+    labels["component_amplitudes_mm"] = layout.component_names
+    return _Stream(
+        simulate_invivo_dataset(basis, prior, args.n, args.seed, chunk_size=args.chunk_size),
+        InvivoSignals.concatenate,
+        config,
+        labels,
     )
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     if args.preset is not None:
-        return _run_preset(args)
-    config = load_simulation_config(args.config, _flag_overrides(args))
-    if args.baseline and config.baseline is None:
-        config = dataclasses.replace(config, baseline=BaselineConfig())
+        _refuse_with_preset(args)
+        config = None
+    else:
+        config = load_simulation_config(args.config, _flag_overrides(args))
+        if args.baseline and config.baseline is None:
+            config = dataclasses.replace(config, baseline=BaselineConfig())
     check_run(args.n, args.seed, args.chunk_size)
     fmt = _output_format(args)
     check_writable(args.out, overwrite=args.overwrite)
@@ -275,23 +294,24 @@ def run(args: argparse.Namespace) -> int:
             f"{MAX_NIFTI_SAMPLES // basis.n_points} signals of {basis.n_points} points; "
             "use --format hdf5 (streamed) for more"
         )
-    chunks = _with_progress(
-        simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size), args.n
-    )
+    stream = _preset_stream(args, basis) if config is None else _config_stream(args, basis, config)
+    chunks = _with_progress(stream.chunks, args.n)
     if fmt == "hdf5":
-        _write_hdf5(args, chunks, basis, basis_name, config.to_dict())
+        _write_hdf5(args, chunks, basis, basis_name, stream.config)
         written = [args.out]
     else:
-        provenance = {"config": config.to_dict(), "seed": args.seed, "basis_name": basis_name}
+        provenance = {"config": stream.config, "seed": args.seed, "basis_name": basis_name}
         written = _write_nifti(
             args.out,
-            SimulatedSignals.concatenate(list(chunks)),
+            stream.concatenate(list(chunks)),
+            stream.labels,
             basis,
             provenance,
             overwrite=args.overwrite,
         )
+    preset = "" if args.preset is None else f"preset {args.preset}, "
     print(
-        f"wrote {args.n} simulated signals ({basis.n_metabolites} basis signals, "
+        f"wrote {args.n} simulated signals ({preset}{basis.n_metabolites} basis signals, "
         f"{basis.n_points} points, seed {args.seed}) to {', '.join(map(str, written))}"
     )
     return 0
@@ -299,13 +319,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_nifti(
     out: Path,
-    signals: SimulatedSignals,
+    signals: Any,
+    labels: Mapping[str, Sequence[str]],
     basis: BasisSet,
     provenance: dict[str, Any],
     *,
     overwrite: bool,
 ) -> list[Path]:
-    """NIfTI-MRS of the signals plus the truth CSV; neither appears unless both are written."""
+    """NIfTI-MRS of the signals (``fids``, ``columns()``) plus the truth CSV, whose 2-D columns
+    are named by ``labels``; neither file appears unless both are written."""
     from .. import __version__
     from ..io.nifti import write_nifti_mrs
     from ..io.truth_csv import truth_path_for, write_truth_csv
@@ -327,7 +349,6 @@ def _write_nifti(
             "dim_5": f"DIM_USER_0 is the simulated signal index; the truth is in {truth.name}",
         },
     }
-    labels = {name: basis.names for name in PER_METABOLITE_FIELDS}
     # the CSV is renamed into place only after the NIfTI file was written (atomically too)
     with atomic_path(truth, overwrite=overwrite) as tmp_truth:
         write_truth_csv(tmp_truth, signals.columns(), labels)
