@@ -423,3 +423,16 @@ def test_prior_refuses_bad_ranges():
         InvivoPrior(lipid_fraction=1.5)
     with pytest.raises(ConfigError, match="snr_range"):
         InvivoPrior(snr_range=(150.0, 5.0))
+
+
+def test_seeded_stream_does_not_depend_on_the_chunk_size(basis):
+    from scaloquant.simulate.invivo import InvivoSignals, simulate_invivo_dataset
+
+    def run(chunk_size):
+        chunks = list(simulate_invivo_dataset(basis, PRIOR, 260, 4, chunk_size=chunk_size))
+        return InvivoSignals.concatenate(chunks)
+
+    a, b = run(300), run(100)
+    np.testing.assert_array_equal(a.fids, b.fids)
+    for name, value in a.columns().items():
+        np.testing.assert_array_equal(value, b.columns()[name], err_msg=name)
