@@ -1,0 +1,335 @@
+"""What the report shows, as plain data: the overview table of spectra x metabolites (with
+the combined metabolites), the per-spectrum columns a run has (QC...), the acquisition facts
+said once when the inputs share them, and the header. Pure numpy; no plotting, no file IO.
+
+Both renderers (:mod:`scaloquant.report.html` and :mod:`scaloquant.report.markdown`) draw
+from these blocks, so the HTML report and ``summary.md`` say the same things.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..quantify.results import SpectraResult, percent_sd
+from ..quantify.run import Run
+
+#: Combined metabolites as LCModel reports them (name -> the basis names summed); a combination
+#: is shown when the basis has every one of its parts, unless the run has a column of that name.
+COMBINED: dict[str, tuple[str, ...]] = {
+    "tNAA": ("NAA", "NAAG"),
+    "tCr": ("Cr", "PCr"),
+    "tCho": ("GPC", "PCho"),
+    "Glx": ("Glu", "Gln"),
+}
+
+#: %SD above which an estimate is marked unreliable: the LCModel manual's rough criterion of
+#: acceptable reliability (%SD of at most 20), which LCModel users read the tables with.
+SD_LIMIT_PCT = 20.0
+
+#: Rows of the overview table at most (large MRSI grids: their maps and results.csv have all).
+MAX_OVERVIEW_ROWS = 256
+
+Unit = Literal["mM", "ratio", "amplitude"]
+
+#: How each quantity is named in table captions and headers.
+UNIT_LABELS: dict[str, str] = {
+    "mM": "concentration (mM, water-scaled)",
+    "ratio": "ratio to total creatine (/tCr)",
+    "amplitude": "amplitude (basis scale, a.u.)",
+}
+
+# SpectraResult fields that are not per-spectrum columns (everything else of length N is)
+_RESULT_FIELDS = {"input", "matched", "conversions", "warnings", "columns", "figures"}
+
+
+@dataclass(frozen=True)
+class MetaboliteTable:
+    """Every spectrum's estimates, combined metabolites first.
+
+    Attributes
+    ----------
+    names : column names: the combined metabolites the basis allows, then the run's.
+    combined : how many of ``names`` (from the front) are combinations.
+    rows : ``(input index, spectrum index)`` per row, in the order of results.csv.
+    values : unit -> ``(n_rows, len(names))``; ``"amplitude"`` and ``"ratio"`` always,
+        ``"mM"`` when the run has mM columns.
+    pct_sd : ``(n_rows, len(names))`` %SD of the amplitude (NaN when the run has none);
+        a combination's SD is the root sum of squares of its parts' SDs.
+    sd_label : what the %SD is (``"%SD"`` from the network, ``"%SD (CRLB)"`` of the fit).
+    """
+
+    names: tuple[str, ...]
+    combined: int
+    rows: tuple[tuple[int, int], ...]
+    values: Mapping[str, np.ndarray]
+    pct_sd: np.ndarray
+    sd_label: str
+
+    @property
+    def units(self) -> tuple[Unit, ...]:
+        """The units in the order the report shows them: mM (when there), /tCr, amplitude."""
+        return tuple(u for u in ("mM", "ratio", "amplitude") if u in self.values)  # type: ignore[misc]
+
+    @property
+    def unreliable(self) -> np.ndarray:
+        """``(n_rows, len(names))`` True where the %SD exceeds :data:`SD_LIMIT_PCT` (an
+        infinite %SD, a zero estimate with a finite SD, included)."""
+        # on the whole percentage shown, so that a cell reading "20%" is never marked
+        with np.errstate(invalid="ignore"):
+            return np.round(np.nan_to_num(self.pct_sd, nan=0.0)) > SD_LIMIT_PCT
+
+
+def format_value(value: float | None, unit: str = "amplitude") -> str:
+    """3 significant digits (amplitudes have any scale), at most 3 decimals for mM and ratios
+    (as LCModel's tables); NaN or None as an en dash."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    if unit != "amplitude" and abs(value) < 1:
+        return f"{value:.3f}"
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def format_pct(value: float) -> str:
+    """A %SD as a whole percentage (``>999%`` above, LCModel's cap); NaN as an en dash."""
+    if np.isnan(value):
+        return "–"
+    return ">999%" if value > 999 else f"{value:.0f}%"
+
+
+def _combine(values: np.ndarray, index: Sequence[int]) -> np.ndarray:
+    return values[:, list(index)].sum(axis=1)
+
+
+def metabolite_table(run: Run) -> MetaboliteTable:
+    """The estimates of ``run`` as one table, with :data:`COMBINED` prepended.
+
+    A combination's amplitude, ratio and mM are the sums of its parts' (NaN if a part is NaN);
+    its SD is ``sqrt(sum sd_i^2)``, which ignores the parts' correlation (LCModel uses the
+    covariance; NAA and NAAG are anticorrelated, so this overstates the SD of tNAA).
+    """
+    names = list(run.names)
+    combos = {
+        c: [names.index(p) for p in parts]
+        for c, parts in COMBINED.items()
+        if c not in names and all(p in names for p in parts)
+    }
+    units: dict[str, str] = {"amplitude": "", "ratio": "_ratio_tcr"}
+    if "_mM" in run.suffixes:
+        units = {"mM": "_mM", **units}
+    stacked = {
+        u: np.concatenate([r.columns[s] for r in run.results], axis=0) for u, s in units.items()
+    }
+    sd = np.concatenate([r.columns[run.sd_suffix] for r in run.results], axis=0)
+    values = {
+        u: np.column_stack([*(_combine(v, i) for i in combos.values()), v])
+        if combos
+        else v.astype(np.float64)
+        for u, v in stacked.items()
+    }
+    sd_all = (
+        np.column_stack([*(np.sqrt(_combine(sd**2, i)) for i in combos.values()), sd])
+        if combos
+        else sd
+    )
+    rows = tuple((i, j) for i, r in enumerate(run.results) for j in range(r.input.n_spectra))
+    return MetaboliteTable(
+        names=(*combos, *names),
+        combined=len(combos),
+        rows=rows,
+        values=values,
+        pct_sd=percent_sd(values["amplitude"], sd_all),
+        sd_label="%SD" if run.sd_suffix == "_sd" else "%SD (CRLB)",
+    )
+
+
+def spectrum_columns(result: SpectraResult) -> dict[str, list[Any]]:
+    """The per-spectrum columns of one input (QC figures, flags...), by name, ``N`` values each.
+
+    Found without knowing their names: ``columns`` entries of shape ``(N,)`` and any further
+    field of the result that is a mapping of ``(N,)`` arrays (e.g. ``quality``) or a sequence
+    of ``N`` values (e.g. ``qc`` flags). A run without such columns gives ``{}``.
+    """
+    n = result.input.n_spectra
+    found: dict[str, list[Any]] = {}
+
+    def take(name: str, value: Any) -> None:
+        if isinstance(value, np.ndarray) and value.ndim == 1 and value.shape[0] == n:
+            found[name] = value.tolist()
+        elif (
+            isinstance(value, (list, tuple))
+            and len(value) == n
+            and all(isinstance(v, (str, int, float, np.generic)) for v in value)
+        ):
+            found[name] = list(value)
+
+    for name, value in result.columns.items():
+        take(name, np.asarray(value))
+    for f in dataclasses.fields(result):
+        if f.name in _RESULT_FIELDS:
+            continue
+        value = getattr(result, f.name)
+        if isinstance(value, Mapping):
+            for name, v in value.items():
+                take(str(name), np.asarray(v) if isinstance(v, (list, tuple, np.ndarray)) else v)
+        else:
+            take(f.name, value)
+    return found
+
+
+def run_spectrum_columns(run: Run) -> dict[str, list[Any]]:
+    """:func:`spectrum_columns` of every input, stacked in row order; a column missing from
+    some input is None in its rows. Columns in first-seen order, ``qc`` flags last."""
+    per_input = [spectrum_columns(r) for r in run.results]
+    names: list[str] = []
+    for cols in per_input:
+        names += [n for n in cols if n not in names]
+    names.sort(key=lambda n: n == "qc")
+    out: dict[str, list[Any]] = {n: [] for n in names}
+    for r, cols in zip(run.results, per_input, strict=True):
+        for n in names:
+            out[n] += cols.get(n, [None] * r.input.n_spectra)
+    return out
+
+
+def input_label(result: SpectraResult) -> str:
+    """How the report names an input: its unique label when the input has one, else its file
+    name."""
+    return str(getattr(result.input, "label", None) or result.input.path.name)
+
+
+def row_labels(run: Run, rows: Sequence[tuple[int, int]]) -> dict[str, list[str]]:
+    """The label columns of a table of ``rows`` (``(input index, spectrum index)``):
+    ``"input"`` unless there is one input of several spectra, ``"spectrum"`` (``voxel x,y,z``
+    for images) unless every input holds one spectrum."""
+    out = {}
+    several = any(r.input.n_spectra > 1 for r in run.results)
+    if len(run.results) > 1 or not several:
+        out["input"] = [input_label(run.results[i]) for i, _ in rows]
+    if several:
+        labels = {i: r.input.labels() for i, r in enumerate(run.results)}
+        out["spectrum"] = [
+            ("voxel " if run.results[i].input.is_image else "") + labels[i][j] for i, j in rows
+        ]
+    return out
+
+
+def row_titles(run: Run, rows: Sequence[tuple[int, int]]) -> list[str]:
+    """One title per row: the input's label, then the spectrum's when the input has several."""
+    labels = {i: r.input.labels() for i, r in enumerate(run.results)}
+    titles = []
+    for i, j in rows:
+        r = run.results[i]
+        spectrum = (
+            ""
+            if r.input.n_spectra == 1
+            else f", {'voxel ' if r.input.is_image else 'spectrum '}{labels[i][j]}"
+        )
+        titles.append(input_label(r) + spectrum)
+    return titles
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    """What the report says about the inputs, each fact once.
+
+    Attributes
+    ----------
+    shared : (kind, text) facts every input has (kind: ``"acquisition"``, ``"conversion"``,
+        ``"warning"``, ``"water"``).
+    per_input : per input, its label, its number of spectra and the (kind, text) facts the
+        other inputs do not all share.
+    """
+
+    shared: tuple[tuple[str, str], ...]
+    per_input: tuple[tuple[str, int, tuple[tuple[str, str], ...]], ...]
+
+
+def _facts_of(result: SpectraResult) -> list[tuple[str, str]]:
+    facts = [("acquisition", result.input.fid.acquisition.describe())]
+    facts += [("conversion", c) for c in result.conversions]
+    facts += [("warning", w) for w in result.warnings]
+    return facts
+
+
+def _water_facts(run: Run) -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]]]:
+    """The water references as (shared facts, per-input facts): one sentence when every input
+    has one (or none has), else a fact per input."""
+    paths = [r.input.water_path for r in run.results]
+    if all(p is None for p in paths):
+        return [("water", "no water reference")], [[] for _ in paths]
+    if all(p is not None for p in paths):
+        names = [p.name for p in paths]
+        if len(set(paths)) == 1:
+            return [("water", f"water reference {names[0]}")], [[] for _ in paths]
+        return [("water", f"a water reference per input: {_abbreviated(names)}")], [
+            [] for _ in paths
+        ]
+    own = [
+        [("water", "no water reference" if p is None else f"water reference {p.name}")]
+        for p in paths
+    ]
+    return [], own
+
+
+def input_facts(run: Run) -> InputFacts:
+    """Acquisition, conversions, warnings and water references, said once when every input
+    shares them."""
+    each = [_facts_of(r) for r in run.results]
+    shared = [f for f in each[0] if all(f in other for other in each[1:])] if each else []
+    water_shared, water_own = _water_facts(run)
+    per_input = []
+    for r, facts, water in zip(run.results, each, water_own, strict=True):
+        own = [f for f in facts if f not in shared] + water
+        per_input.append((input_label(r), r.input.n_spectra, tuple(own)))
+    return InputFacts(tuple(shared + water_shared), tuple(per_input))
+
+
+@dataclass(frozen=True)
+class ReportHeader:
+    """The report's first lines.
+
+    Attributes
+    ----------
+    title : e.g. ``"scaloquant fit: 21 spectra"``.
+    command : the command as a reader would retype it (the inputs abbreviated).
+    version : scaloquant's version.
+    created_utc : ISO 8601 time the outputs were written.
+    model : the model or basis the estimates come from.
+    """
+
+    title: str
+    command: str
+    version: str
+    created_utc: str
+    model: str
+
+
+def _abbreviated(names: Sequence[str], keep: int = 3) -> str:
+    if len(names) <= keep + 1:
+        return " ".join(names)
+    return f"{' '.join(names[:keep])} ... {names[-1]} ({len(names)} inputs)"
+
+
+def report_header(
+    run: Run, *, version: str, created_utc: str, provenance: Mapping[str, Any] | None = None
+) -> ReportHeader:
+    """The header of ``run``'s report; ``provenance`` as given to ``write_run`` (its
+    ``checkpoint`` path names the model)."""
+    provenance = provenance or {}
+    n = run.n_spectra
+    title = f"scaloquant {run.command}: {n} spectr{'um' if n == 1 else 'a'}"
+    command = f"scaloquant {run.command} {_abbreviated([input_label(r) for r in run.results])}"
+    if run.command == "fit":
+        model = f"linear-combination fit, basis {run.facts.get('basis_name', 'unknown')}"
+    else:
+        kind = (run.facts.get("model") or {}).get("kind", "network")
+        checkpoint = (provenance.get("checkpoint") or {}).get("path")
+        model = f"{kind} model" + (f" {checkpoint}" if checkpoint else "")
+        if run.facts.get("basis_note"):
+            model += f"; {run.facts['basis_note']}"
+    return ReportHeader(title, command, version, created_utc, model)
