@@ -122,6 +122,9 @@ def plot_map(
         xs, ys = np.nonzero(mask)
         ax.scatter(xs, ys, marker="x", s=18, color="white", linewidths=0.8)
     ax.set_title(title, fontsize=9)
+    # a tick per voxel (at most 8 per axis), at its centre
+    ax.set_xticks(np.unique(np.linspace(0, values.shape[0] - 1, min(8, values.shape[0])).round()))
+    ax.set_yticks(np.unique(np.linspace(0, values.shape[1] - 1, min(8, values.shape[1])).round()))
     ax.set_xlabel("x", fontsize=7, labelpad=1)
     ax.set_ylabel("y", fontsize=7, labelpad=1)
     ax.tick_params(labelsize=6, length=2)

@@ -75,7 +75,7 @@ a{color:var(--accent);text-decoration:none}
 .legend{font-size:.9em;color:var(--muted)}
 .legend .swatch{display:inline-block;width:1.1em;height:.9em;background:var(--bad);
 vertical-align:middle;border:1px solid #e3b8b8}
-.maps{display:flex;flex-wrap:wrap;gap:.6em}
+.maps{display:flex;flex-wrap:wrap;gap:.6em;margin-bottom:.6em}
 .maps figure{margin:0;text-align:center}
 .maps img{width:230px;height:auto}
 section.fit{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1em;
@@ -272,25 +272,30 @@ def _central_slice(column: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return column.reshape(*shape[:3], -1)[:, :, shape[2] // 2, 0]
 
 
-def _map_images(table: MetaboliteTable, rows: slice, shape: tuple[int, ...]) -> list[str]:
-    """Maps of the combined metabolites (or the first four) in mM or amplitude, then of their
-    ratios to tCr, as inline ``<figure>`` elements."""
+def _map_images(table: MetaboliteTable, rows: slice, shape: tuple[int, ...]) -> list[list[str]]:
+    """Two rows of inline ``<figure>`` maps: the combined metabolites (or the first four) in mM
+    or amplitude, then their ratios to tCr."""
     from .figures import plot_map, png_bytes
 
     picked = list(range(table.combined)) or list(range(min(4, len(table.names))))
     unit = "mM" if "mM" in table.values else "amplitude"
-    wanted = [(unit, m, table.names[m]) for m in picked]
-    wanted += [("ratio", m, f"{table.names[m]}/tCr") for m in picked if table.names[m] != "tCr"]
-    images = []
-    for u, m, title in wanted:
-        fig = plot_map(
-            _central_slice(table.values[u][rows, m], shape),
-            title=title,
-            unit=_UNIT_HEAD[u],
-            mask=_central_slice(table.unreliable[rows, m], shape),
-        )
-        images.append(f"<figure>{_img(png_bytes(fig, dpi=100), f'{title} map')}</figure>")
-    return images
+    wanted = [
+        [(unit, m, table.names[m]) for m in picked],
+        [("ratio", m, f"{table.names[m]}/tCr") for m in picked if table.names[m] != "tCr"],
+    ]
+    rows_of_images = []
+    for group in wanted:
+        images = []
+        for u, m, title in group:
+            fig = plot_map(
+                _central_slice(table.values[u][rows, m], shape),
+                title=title,
+                unit=_UNIT_HEAD[u],
+                mask=_central_slice(table.unreliable[rows, m], shape),
+            )
+            images.append(f"<figure>{_img(png_bytes(fig, dpi=100), f'{title} map')}</figure>")
+        rows_of_images.append(images)
+    return rows_of_images
 
 
 def _maps(run: Run, table: MetaboliteTable) -> str:
@@ -302,7 +307,11 @@ def _maps(run: Run, table: MetaboliteTable) -> str:
             f"{extra}, {shape[0]} x {shape[1]} voxels, x to the right and y up (array order, "
             f"not a radiological view); white x: {_e(table.sd_label)} &gt; {SD_LIMIT_PCT:g}. "
             "Every metabolite's maps are NIfTI files in maps/.</p>"
-            f"<div class='maps'>{''.join(_map_images(table, rows, shape))}</div>"
+            + "".join(
+                f"<div class='maps'>{''.join(images)}</div>"
+                for images in _map_images(table, rows, shape)
+                if images
+            )
         )
     if not sections:
         return ""
