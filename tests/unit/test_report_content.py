@@ -71,6 +71,19 @@ def test_combined_metabolites_are_sums_with_quadrature_sd():
     assert table.unreliable[1, 3]
 
 
+def test_a_combined_column_of_the_run_is_used_as_it_is():
+    run = _simple_run()
+    names = ("tNAA", *NAMES[2:])  # a basis with one tNAA spectrum instead of NAA and NAAG
+    results = tuple(
+        dataclasses.replace(r, columns={k: v[:, [0, 2, 3, 4]] for k, v in r.columns.items()})
+        for r in run.results
+    )
+    table = metabolite_table(dataclasses.replace(run, names=names, results=results))
+    assert table.names == ("tNAA", "tCr", "Cr", "PCr", "Glu") and table.combined == 2
+    np.testing.assert_allclose(table.values["amplitude"][:, 0], [10, 12])
+    np.testing.assert_allclose(table.pct_sd[:, 0], [10, 10])
+
+
 def test_facts_shared_by_every_input_are_said_once():
     facts = input_facts(_simple_run())
     kinds = [k for k, _ in facts.shared]

@@ -101,48 +101,40 @@ def format_pct(value: float) -> str:
     return ">999%" if value > 999 else f"{value:.0f}%"
 
 
-def _combine(values: np.ndarray, index: Sequence[int]) -> np.ndarray:
-    return values[:, list(index)].sum(axis=1)
-
-
 def metabolite_table(run: Run) -> MetaboliteTable:
-    """The estimates of ``run`` as one table, with :data:`COMBINED` prepended.
+    """The estimates of ``run`` as one table, with :data:`COMBINED` first.
 
-    A combination's amplitude, ratio and mM are the sums of its parts' (NaN if a part is NaN);
-    its SD is ``sqrt(sum sd_i^2)``, which ignores the parts' correlation (LCModel uses the
-    covariance; NAA and NAAG are anticorrelated, so this overstates the SD of tNAA).
+    A combination the run has a column of (e.g. a basis with a ``tNAA`` spectrum) is that
+    column; otherwise, when the basis has its parts, its amplitude, ratio and mM are the sums of
+    its parts' (NaN if a part is NaN) and its SD is ``sqrt(sum sd_i^2)``, which ignores the
+    parts' correlation (LCModel uses the covariance; NAA and NAAG are anticorrelated, so this
+    overstates the SD of tNAA).
     """
     names = list(run.names)
     combos = {
-        c: [names.index(p) for p in parts]
+        c: [names.index(c)] if c in names else [names.index(p) for p in parts]
         for c, parts in COMBINED.items()
-        if c not in names and all(p in names for p in parts)
+        if c in names or all(p in names for p in parts)
     }
+    columns = [*combos.values(), *([i] for i, n in enumerate(names) if n not in combos)]
     units: dict[str, str] = {"amplitude": "", "ratio": "_ratio_tcr"}
     if "_mM" in run.suffixes:
         units = {"mM": "_mM", **units}
-    stacked = {
-        u: np.concatenate([r.columns[s] for r in run.results], axis=0) for u, s in units.items()
-    }
-    sd = np.concatenate([r.columns[run.sd_suffix] for r in run.results], axis=0)
-    values = {
-        u: np.column_stack([*(_combine(v, i) for i in combos.values()), v])
-        if combos
-        else v.astype(np.float64)
-        for u, v in stacked.items()
-    }
-    sd_all = (
-        np.column_stack([*(np.sqrt(_combine(sd**2, i)) for i in combos.values()), sd])
-        if combos
-        else sd
-    )
+
+    def table_of(suffix: str, square: bool = False) -> np.ndarray:
+        v = np.concatenate([r.columns[suffix] for r in run.results], axis=0).astype(np.float64)
+        v = v**2 if square else v
+        return np.column_stack([v[:, index].sum(axis=1) for index in columns])
+
+    values = {u: table_of(s) for u, s in units.items()}
+    sd = np.sqrt(table_of(run.sd_suffix, square=True))
     rows = tuple((i, j) for i, r in enumerate(run.results) for j in range(r.input.n_spectra))
     return MetaboliteTable(
-        names=(*combos, *names),
+        names=(*combos, *(n for n in names if n not in combos)),
         combined=len(combos),
         rows=rows,
         values=values,
-        pct_sd=percent_sd(values["amplitude"], sd_all),
+        pct_sd=percent_sd(values["amplitude"], sd),
         sd_label="%SD" if run.sd_suffix == "_sd" else "%SD (CRLB)",
     )
 
