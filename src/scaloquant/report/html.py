@@ -62,11 +62,18 @@ p.caption{color:var(--muted);margin:.2em 0 .5em;font-size:.92em}
 table{border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums}
 th,td{padding:.2em .45em;border-bottom:1px solid var(--line);text-align:right;vertical-align:top}
 thead th{background:var(--head);position:sticky;top:0;font-weight:600;white-space:nowrap}
-th.row,td.text{text-align:left;white-space:nowrap}
+th.row,td.text,th.text{text-align:left;white-space:nowrap}
+thead th.qc,thead th.text{white-space:normal}
+td.flagged{white-space:normal;min-width:8em}
 th.row{font-weight:500}
+tbody tr{background:#fff}
+table.overview tbody th.row{position:sticky;left:0;background:inherit;z-index:1}
+table.overview thead th:first-child{left:0;z-index:2}
 tbody tr:nth-child(even){background:#f8f9fb}
 th.combined,td.combined{font-weight:650}
 th.first-metabolite,td.first-metabolite,th.first-single,td.first-single{border-left:2px solid var(--line)}
+table.overview{font-size:12px}
+table.overview th,table.overview td{padding:.15em .3em}
 td .sd{display:block;font-size:10.5px;color:var(--muted);line-height:1.1}
 td.unreliable{background:var(--bad)}
 td.unreliable .sd{color:var(--badink);font-weight:700}
@@ -91,7 +98,7 @@ body{font-size:10pt;max-width:none;padding:0}
 .scroll{overflow:visible}
 table{font-size:7.5pt}
 thead{display:table-header-group}
-thead th{position:static}
+thead th,table.overview tbody th.row{position:static}
 tr,figure,img,section.fit{break-inside:avoid;page-break-inside:avoid}
 h2,h3{break-after:avoid;page-break-after:avoid}
 section.fit{grid-template-columns:3fr 2fr}
@@ -148,6 +155,10 @@ def _notes(notes: Sequence[str]) -> str:
     return f"<section id='notes'><h2>Notes</h2><ul class='facts'>{items}</ul></section>"
 
 
+def _is_text(values: Sequence[Any]) -> bool:
+    return any(isinstance(v, str) for v in values)
+
+
 def _qc_cell(value: Any) -> str:
     if value is None:
         return "<td>–</td>"
@@ -192,7 +203,11 @@ def _overview_table(
     labels = row_labels(run, table.rows)
     n_rows = min(len(table.rows), MAX_OVERVIEW_ROWS)
     heads = [f"<th class='row'>{_e(name)}</th>" for name in labels]
-    heads += [f"<th>{_e(name)}</th>" for name in qc]
+    # QC headers may wrap after an underscore (fwhm_<wbr>ppm): they are the results.csv names
+    heads += [
+        f"<th class='{'text' if _is_text(values) else 'qc'}'>{_e(name).replace('_', '_<wbr>')}</th>"
+        for name, values in qc.items()
+    ]
     for m, name in enumerate(table.names):
         cls = _metabolite_classes(table, m)
         attr = f" class='{' '.join(cls)}'" if cls else ""
