@@ -115,7 +115,7 @@ def test_per_spectrum_columns_are_found_and_shown():
     assert list(cols) == ["snr", "fwhm_ppm", "qc"]
     assert cols["qc"] == ["", "low_snr;broad"]
     page = report_html(run, report_header(run, version="0", created_utc="now"))
-    assert "<th>snr</th>" in page and "low_snr, broad" in page
+    assert "<th class='qc'>snr</th>" in page and "low_snr, broad" in page
     assert "| snr | fwhm_ppm | qc |" in report_markdown(
         run, report_header(run, version="0", created_utc="now")
     )
