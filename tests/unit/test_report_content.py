@@ -86,11 +86,13 @@ def test_a_combined_column_of_the_run_is_used_as_it_is():
 
 def test_facts_shared_by_every_input_are_said_once():
     facts = input_facts(_simple_run())
-    kinds = [k for k, _ in facts.shared]
-    assert kinds == ["acquisition", "conversion"]
-    (a_label, _, a_own), (b_label, _, b_own) = facts.per_input
-    assert ("water", "water reference a.H2O") in a_own
-    assert ("warning", "odd") in b_own and ("water", "no water reference") in b_own
+    assert [k for k, _ in facts.shared] == ["acquisition", "conversion"]
+    assert facts.shared_by == "all 2 inputs"
+    assert set(facts.partial) == {
+        ("water", "water reference a.H2O", ("a.RAW",)),
+        ("warning", "odd", ("b.RAW",)),
+        ("water", "no water reference", ("b.RAW",)),
+    }
 
 
 @dataclasses.dataclass(frozen=True)

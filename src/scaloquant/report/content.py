@@ -231,54 +231,55 @@ class InputFacts:
 
     Attributes
     ----------
+    labels : the inputs' labels.
     shared : (kind, text) facts every input has (kind: ``"acquisition"``, ``"conversion"``,
         ``"warning"``, ``"water"``).
-    per_input : per input, its label, its number of spectra and the (kind, text) facts the
-        other inputs do not all share.
+    partial : (kind, text, labels) facts only some inputs have, with those inputs' labels.
     """
 
+    labels: tuple[str, ...]
     shared: tuple[tuple[str, str], ...]
-    per_input: tuple[tuple[str, int, tuple[tuple[str, str], ...]], ...]
+    partial: tuple[tuple[str, str, tuple[str, ...]], ...]
+
+    @property
+    def shared_by(self) -> str:
+        """Who shares the shared facts: ``"the input X"`` or ``"all N inputs"``."""
+        n = len(self.labels)
+        return f"the input {self.labels[0]}" if n == 1 else f"all {n} inputs"
 
 
-def _facts_of(result: SpectraResult) -> list[tuple[str, str]]:
+def _facts_of(result: SpectraResult, water: str) -> list[tuple[str, str]]:
     facts = [("acquisition", result.input.fid.acquisition.describe())]
     facts += [("conversion", c) for c in result.conversions]
     facts += [("warning", w) for w in result.warnings]
-    return facts
+    return facts + [("water", water)]
 
 
-def _water_facts(run: Run) -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]]]:
-    """The water references as (shared facts, per-input facts): one sentence when every input
-    has one (or none has), else a fact per input."""
+def _water_sentences(run: Run) -> list[str]:
+    """Per input, what to say of its water reference; one sentence for all when every input has
+    its own (a .H2O beside each .RAW)."""
     paths = [r.input.water_path for r in run.results]
-    if all(p is None for p in paths):
-        return [("water", "no water reference")], [[] for _ in paths]
-    if all(p is not None for p in paths):
-        names = [p.name for p in paths]
-        if len(set(paths)) == 1:
-            return [("water", f"water reference {names[0]}")], [[] for _ in paths]
-        return [("water", f"a water reference per input: {_abbreviated(names)}")], [
-            [] for _ in paths
-        ]
-    own = [
-        [("water", "no water reference" if p is None else f"water reference {p.name}")]
-        for p in paths
-    ]
-    return [], own
+    if len(paths) > 1 and all(p is not None for p in paths) and len(set(paths)) == len(paths):
+        every = f"a water reference per input: {abbreviated([p.name for p in paths])}"
+        return [every] * len(paths)
+    return ["no water reference" if p is None else f"water reference {p.name}" for p in paths]
 
 
 def input_facts(run: Run) -> InputFacts:
-    """Acquisition, conversions, warnings and water references, said once when every input
-    shares them."""
-    each = [_facts_of(r) for r in run.results]
-    shared = [f for f in each[0] if all(f in other for other in each[1:])] if each else []
-    water_shared, water_own = _water_facts(run)
-    per_input = []
-    for r, facts, water in zip(run.results, each, water_own, strict=True):
-        own = [f for f in facts if f not in shared] + water
-        per_input.append((input_label(r), r.input.n_spectra, tuple(own)))
-    return InputFacts(tuple(shared + water_shared), tuple(per_input))
+    """Acquisition, conversions, warnings and water references: each said once, with the
+    inputs it applies to when not all."""
+    labels = tuple(input_label(r) for r in run.results)
+    each = [_facts_of(r, w) for r, w in zip(run.results, _water_sentences(run), strict=True)]
+    order: list[tuple[str, str]] = []
+    for facts in each:
+        order += [f for f in facts if f not in order]
+    shared = tuple(f for f in order if all(f in facts for facts in each))
+    partial = tuple(
+        (*f, tuple(lab for lab, facts in zip(labels, each, strict=True) if f in facts))
+        for f in order
+        if f not in shared
+    )
+    return InputFacts(labels, shared, partial)
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,8 @@ class ReportHeader:
     model: str
 
 
-def _abbreviated(names: Sequence[str], keep: int = 3) -> str:
+def abbreviated(names: Sequence[str], keep: int = 3) -> str:
+    """``names`` joined by spaces, the middle left out (with the count) beyond ``keep + 1``."""
     if len(names) <= keep + 1:
         return " ".join(names)
     return f"{' '.join(names[:keep])} ... {names[-1]} ({len(names)} inputs)"
@@ -315,7 +317,7 @@ def report_header(
     provenance = provenance or {}
     n = run.n_spectra
     title = f"scaloquant {run.command}: {n} spectr{'um' if n == 1 else 'a'}"
-    command = f"scaloquant {run.command} {_abbreviated([input_label(r) for r in run.results])}"
+    command = f"scaloquant {run.command} {abbreviated([input_label(r) for r in run.results])}"
     if run.command == "fit":
         model = f"linear-combination fit, basis {run.facts.get('basis_name', 'unknown')}"
     else:

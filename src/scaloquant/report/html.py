@@ -27,6 +27,7 @@ from .content import (
     InputFacts,
     MetaboliteTable,
     ReportHeader,
+    abbreviated,
     format_pct,
     format_value,
     input_facts,
@@ -132,20 +133,17 @@ def _fact_items(facts: Sequence[tuple[str, str]]) -> str:
     )
 
 
-def _acquisition(facts: InputFacts, n_inputs: int) -> str:
+def _acquisition(facts: InputFacts) -> str:
     out = ["<section id='acquisition'><h2>Acquisition</h2>"]
     if facts.shared:
-        who = f"the input {facts.per_input[0][0]}" if n_inputs == 1 else f"all {n_inputs} inputs"
-        out.append(f"<p class='caption'>Shared by {who}:</p>")
+        out.append(f"<p class='caption'>Shared by {_e(facts.shared_by)}:</p>")
         out.append(f"<ul class='facts'>{_fact_items(facts.shared)}</ul>")
-    differing = [(label, own) for label, _, own in facts.per_input if own]
-    if differing and n_inputs > 1:
-        out.append("<p class='caption'>Per input, where they differ:</p><ul class='facts'>")
-        for label, own in differing:
-            out.append(f"<li><b>{_e(label)}</b><ul class='facts'>{_fact_items(own)}</ul></li>")
+    if facts.partial:
+        out.append("<p class='caption'>Of some inputs only:</p><ul class='facts'>")
+        out.append(
+            _fact_items([(k, f"{t} ({abbreviated(labels)})") for k, t, labels in facts.partial])
+        )
         out.append("</ul>")
-    elif differing:
-        out.append(f"<ul class='facts'>{_fact_items(differing[0][1])}</ul>")
     out.append("</section>")
     return "".join(out)
 
@@ -412,7 +410,7 @@ def report_html(
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{_e(header.title)}</title><style>{CSS}</style></head><body>",
         _header(header),
-        _acquisition(facts, len(run.results)),
+        _acquisition(facts),
         _notes(run.notes),
         _maps(run, table),  # MRSI: the maps first, as they are read first
         _overview(run, table, set(figures)),

@@ -12,6 +12,7 @@ from .content import (
     SD_LIMIT_PCT,
     UNIT_LABELS,
     ReportHeader,
+    abbreviated,
     format_pct,
     format_value,
     input_facts,
@@ -51,15 +52,14 @@ def report_markdown(
         f"- scaloquant {header.version}, written {header.created_utc}\n",
         "## Acquisition\n",
     ]
-    who = (
-        f"the input {facts.per_input[0][0]}"
-        if len(run.results) == 1
-        else f"all {len(run.results)} inputs"
+    out.append(
+        f"Shared by {facts.shared_by}:\n\n" + "".join(f"- {k}: {t}\n" for k, t in facts.shared)
     )
-    out.append(f"Shared by {who}:\n\n" + "".join(f"- {k}: {t}\n" for k, t in facts.shared))
-    for label, _, own in facts.per_input:
-        if own and len(run.results) > 1:
-            out.append(f"{label}:\n\n" + "".join(f"- {k}: {t}\n" for k, t in own))
+    if facts.partial:
+        out.append(
+            "Of some inputs only:\n\n"
+            + "".join(f"- {k}: {t} ({abbreviated(lab)})\n" for k, t, lab in facts.partial)
+        )
     out.append("## Notes\n")
     out.append("".join(f"- {n}\n" for n in run.notes))
     unit = table.units[0]
