@@ -43,10 +43,16 @@ def find_chromium(given: str | None = None) -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _chromium(chromium: str, args: list[str], timeout_s: float) -> None:
+def _chromium(report: Path, args: list[str], *, chromium: str | None, timeout_s: float) -> None:
+    """Run Chromium headless on ``report`` with ``args``, in a throw-away profile."""
+    exe = find_chromium(chromium)
+    if exe is None:
+        raise FileNotFoundError(
+            "no chromium found; apt-get install -y chromium, or give --chromium"
+        )
     with tempfile.TemporaryDirectory(prefix="scaloquant-chromium-") as profile:
         subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, report.resolve().as_uri()],
             check=True,
             capture_output=True,
             timeout=timeout_s,
@@ -63,16 +69,8 @@ def screenshot(
     timeout_s: float = 120.0,
 ) -> Path:
     """A ``width`` x ``height`` screenshot of the top of ``report``."""
-    exe = find_chromium(chromium)
-    if exe is None:
-        raise FileNotFoundError(
-            "no chromium found; apt-get install -y chromium, or give --chromium"
-        )
-    _chromium(
-        exe,
-        [f"--screenshot={png}", f"--window-size={width},{height}", report.resolve().as_uri()],
-        timeout_s,
-    )
+    args = [f"--screenshot={png.resolve()}", f"--window-size={width},{height}"]
+    _chromium(report, args, chromium=chromium, timeout_s=timeout_s)
     return png
 
 
@@ -80,16 +78,8 @@ def print_pdf(
     report: Path, pdf: Path, *, chromium: str | None = None, timeout_s: float = 120.0
 ) -> Path:
     """``report`` printed to PDF (the page size and margins of its ``@media print`` style)."""
-    exe = find_chromium(chromium)
-    if exe is None:
-        raise FileNotFoundError(
-            "no chromium found; apt-get install -y chromium, or give --chromium"
-        )
-    _chromium(
-        exe,
-        ["--no-pdf-header-footer", f"--print-to-pdf={pdf}", report.resolve().as_uri()],
-        timeout_s,
-    )
+    args = ["--no-pdf-header-footer", f"--print-to-pdf={pdf.resolve()}"]
+    _chromium(report, args, chromium=chromium, timeout_s=timeout_s)
     return pdf
 
 
