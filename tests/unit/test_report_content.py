@@ -11,6 +11,8 @@ import pytest
 
 from scaloquant.quantify import Run, SpectraInput, SpectraResult
 from scaloquant.report import (
+    format_pct,
+    format_value,
     input_facts,
     metabolite_table,
     report_header,
@@ -145,3 +147,14 @@ def test_page_has_one_overview_row_per_spectrum(with_mM):
     assert not parsed.external_urls
     assert page.count("zero-filled to 64 points") == 1  # shared: said once
     assert "scaloquant fit a.RAW b.RAW" in page and "9.9" in page
+
+
+def test_numbers_read_as_in_lcmodel_tables():
+    assert [format_value(v, "ratio") for v in (0.00546, 0.9996, 1.234, np.nan)] == [
+        "0.005",
+        "1",
+        "1.23",
+        "–",
+    ]
+    assert [format_value(v) for v in (1.234e-6, 12345.6)] == ["1.23e-06", "12346"]
+    assert [format_pct(v) for v in (19.6, np.inf, np.nan)] == ["20%", ">999%", "–"]

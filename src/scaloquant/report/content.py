@@ -89,7 +89,7 @@ def format_value(value: float | None, unit: str = "amplitude") -> str:
     (as LCModel's tables); NaN or None as an en dash."""
     if value is None or not np.isfinite(value):
         return "–"
-    if unit != "amplitude" and abs(value) < 1:
+    if unit != "amplitude" and abs(round(value, 3)) < 1:  # 0.9996 reads 1, not 1.000
         return f"{value:.3f}"
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 
