@@ -302,11 +302,11 @@ class ReportHeader:
     model: str
 
 
-def abbreviated(names: Sequence[str], keep: int = 3) -> str:
-    """``names`` joined by spaces, the middle left out (with the count) beyond ``keep + 1``."""
+def abbreviated(names: Sequence[str], keep: int = 3, sep: str = ", ") -> str:
+    """``names`` joined by ``sep``, the middle left out (with the count) beyond ``keep + 1``."""
     if len(names) <= keep + 1:
-        return " ".join(names)
-    return f"{' '.join(names[:keep])} ... {names[-1]} ({len(names)} inputs)"
+        return sep.join(names)
+    return f"{sep.join(names[:keep])}{sep}...{sep}{names[-1]} ({len(names)} inputs)"
 
 
 def report_header(
@@ -317,7 +317,8 @@ def report_header(
     provenance = provenance or {}
     n = run.n_spectra
     title = f"scaloquant {run.command}: {n} spectr{'um' if n == 1 else 'a'}"
-    command = f"scaloquant {run.command} {abbreviated([input_label(r) for r in run.results])}"
+    inputs = abbreviated([input_label(r) for r in run.results], sep=" ")
+    command = f"scaloquant {run.command} {inputs}"
     if run.command == "fit":
         model = f"linear-combination fit, basis {run.facts.get('basis_name', 'unknown')}"
     else:
