@@ -87,7 +87,7 @@ def test_nifti_single_voxel_writes_every_output(tiny_checkpoint, basis, signals,
     )
     assert (out / "figures" / "svs_0-0-0.png").stat().st_size > 1000
     assert "| NAA |" in (out / "summary.md").read_text()
-    assert "<table>" in (out / "summary.html").read_text()
+    assert "<table" in (out / "report.html").read_text()
     prov = json.loads((out / "provenance.json").read_text())
     assert len(prov["checkpoint"]["sha256"]) == 64 and len(prov["inputs"][0]["sha256"]) == 64
     assert prov["scaloquant_version"] and prov["time_utc"]
