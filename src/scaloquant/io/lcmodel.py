@@ -120,10 +120,13 @@ def _fields(body: str) -> dict[str, str]:
 
 
 def _float_field(groups: list[_Namelist], keys: tuple[str, ...], path: Path) -> float | None:
-    """The first of ``keys`` found in any group, as float (Fortran ``D`` exponents accepted)."""
+    """The first of ``keys`` found in any group, as float (Fortran ``D`` exponents accepted).
+
+    An empty value (``ECHOT = ,``, a namelist's null value, as spant writes it) counts as absent.
+    """
     for key in keys:
         for group in groups:
-            if key in group.fields:
+            if group.fields.get(key, "").strip():
                 text = group.fields[key].replace("D", "E").replace("d", "e")
                 try:
                     return float(text)
