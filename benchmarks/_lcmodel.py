@@ -48,8 +48,12 @@ LCMODEL_KEY = 210387309
 #: folder under short names.
 _MAX_PATH = 200
 
+_NUMBER = r"-?\d+\.?\d*(?:[Ee][-+]?\d+)?"
+#: A row of ``$$CONC``: concentration, %SD, ratio, a one-character flag (blank, or a sign such
+#: as ``+`` that LCModel prints flush against the name), name.
 _CONC_ROW = re.compile(
-    r"^\s*(?P<conc>[-+0-9.Ee]+)\s+(?P<sd>\d+)%\s+(?P<ratio>[-+0-9.Ee]+)\s+(?P<name>\S+)\s*$"
+    rf"^\s*(?P<conc>{_NUMBER})\s+(?P<sd>\d+)%\s*(?P<ratio>{_NUMBER})(?P<flag>[^\s\w]?)\s*"
+    r"(?P<name>\S+)\s*$"
 )
 _FWHM = re.compile(r"FWHM\s*=\s*([-+0-9.Ee]+)\s*ppm\s+S/N\s*=\s*([-+0-9.Ee]+)")
 _SHIFT = re.compile(r"Data shift\s*=\s*([-+0-9.Ee]+)\s*ppm")
@@ -120,6 +124,7 @@ class Result:
     denominator : ``NAMREL`` as the table names it (``Cr+PCr`` by default).
     fwhm_ppm, snr : LCModel's linewidth estimate and S/N.
     shift_ppm, phase0_deg, phase1_deg_per_ppm : referencing shift and phases.
+    flags : names that LCModel printed with a flag character before them -> that character.
     diagnostics : the lines of its diagnostic table (warnings and infos).
     seconds : wall time of the run.
     """
@@ -133,6 +138,7 @@ class Result:
     shift_ppm: float
     phase0_deg: float
     phase1_deg_per_ppm: float
+    flags: Mapping[str, str] = field(default_factory=dict)
     diagnostics: tuple[str, ...] = ()
     seconds: float = float("nan")
 
@@ -146,6 +152,7 @@ class Result:
             "shift_ppm": self.shift_ppm,
             "phase0_deg": self.phase0_deg,
             "phase1_deg_per_ppm": self.phase1_deg_per_ppm,
+            "flags": dict(self.flags),
             "diagnostics": list(self.diagnostics),
             "seconds": self.seconds,
         }
@@ -227,7 +234,7 @@ def parse_table(text: str) -> Result:
         raise LCModelError(f"no concentration table in LCModel's output: {text.strip()[:300]!r}")
     conc_lines = blocks["CONC"]
     header = _DENOMINATOR.search(conc_lines[0]) if conc_lines else None
-    concentrations, percent_sd, ratios = {}, {}, {}
+    concentrations, percent_sd, ratios, flags = {}, {}, {}, {}
     for line in conc_lines[1:]:
         m = _CONC_ROW.match(line)
         if m is None:
@@ -236,6 +243,14 @@ def parse_table(text: str) -> Result:
         concentrations[name] = float(m.group("conc"))
         percent_sd[name] = float(m.group("sd"))
         ratios[name] = float(m.group("ratio"))
+        if m.group("flag"):
+            flags[name] = m.group("flag")
+    stated = re.match(r"\s*(\d+)\s+lines", text.split("$$CONC", 1)[1])
+    if stated and len(concentrations) != int(stated.group(1)) - 1:
+        raise LCModelError(
+            f"read {len(concentrations)} rows of LCModel's concentration table but it states "
+            f"{int(stated.group(1)) - 1}; the table format is not the one this parser knows"
+        )
     misc = "\n".join(blocks.get("MISC", []))
     fwhm = _FWHM.search(misc)
     shift = _SHIFT.search(misc)
@@ -250,6 +265,7 @@ def parse_table(text: str) -> Result:
         shift_ppm=float(shift.group(1)) if shift else float("nan"),
         phase0_deg=float(phase.group(1)) if phase else float("nan"),
         phase1_deg_per_ppm=float(phase.group(2)) if phase else float("nan"),
+        flags=flags,
         diagnostics=tuple(line.strip() for line in blocks.get("DIAG", []) if line.strip()),
     )
 
