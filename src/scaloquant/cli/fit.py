@@ -42,7 +42,12 @@ def handle(args: argparse.Namespace) -> int:
     basis, basis_name = read_user_basis(args.basis)
     if basis is None:
         basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
-    inputs = read_inputs(args.inputs, water=args.water, overrides=acquisition_overrides(args))
+    inputs = read_inputs(
+        args.inputs,
+        water=args.water,
+        overrides=acquisition_overrides(args),
+        conjugate=args.conjugate,
+    )
     options = options_from_args(args, basis_metadata=basis.metadata)
     run = fit_inputs(inputs, basis, basis_name=basis_name, options=options)
     write_run(

@@ -41,6 +41,14 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     )
     add_acquisition_flags(p, applies_to="input files")
     p.add_argument(
+        "--conjugate",
+        action="store_true",
+        help="read the input and water files in the other orientation than their format "
+        "defines (their spectra mirrored about the reference): for files that were written "
+        "conjugated, e.g. NIfTI-MRS of scaloquant < 0.2; a warning says when a spectrum looks "
+        "mirrored",
+    )
+    p.add_argument(
         "--max-figures",
         type=int,
         default=16,
@@ -184,7 +192,12 @@ def handle(args: argparse.Namespace) -> int:
 
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
-    inputs = read_inputs(args.inputs, water=args.water, overrides=acquisition_overrides(args))
+    inputs = read_inputs(
+        args.inputs,
+        water=args.water,
+        overrides=acquisition_overrides(args),
+        conjugate=args.conjugate,
+    )
     options = options_from_args(
         args,
         basis_metadata=quantifier.checkpoint_metadata["basis"].get("metadata", {}),

@@ -22,7 +22,7 @@ followed by numbers.
 
 Convention
 ----------
-LCModel stores the complex conjugate of the internal (NIfTI-MRS) convention of
+LCModel stores the complex conjugate of the internal orientation of
 :mod:`scaloquant.signal.axes`: with ``fid = conj(file_fid)`` a peak at ``+f`` Hz appears at
 ``ppm_reference + f / MHz``. The reader and writer below conjugate; nothing else in scaloquant
 knows about it. 0 Hz is 4.65 ppm (LCModel's ``PPMCEN`` default and the ISMRM 2016 basis).
