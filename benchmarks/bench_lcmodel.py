@@ -48,6 +48,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -254,18 +255,19 @@ def _nifti_samples(path: Path) -> np.ndarray:
 
 
 def _nifti_fid(path: Path) -> tuple[FID, np.ndarray]:
-    """scaloquant's FID of a single-voxel NIfTI-MRS file ``(N,)`` in its internal orientation,
-    and the on-disk samples. The internal orientation is the conjugate of the samples on disk
-    (``../shared/data/invivo/README.md``); a reader that does not conjugate (scaloquant main
-    before its NIfTI-MRS orientation fix) is corrected here, with a note."""
+    """scaloquant's FID of a single-voxel NIfTI-MRS file ``(N,)`` (extra dims averaged), and the
+    samples on disk. scaloquant's internal orientation is the conjugate of the NIfTI-MRS samples
+    on disk (``../shared/data/invivo/README.md``); a reader that disagrees is an error here, so
+    that both tools are sure to see the same spectrum."""
     disk = _nifti_samples(path)
     fid = read_fid(path)
     flat = fid.samples.reshape(-1, fid.n_points).mean(axis=0)
-    if not np.allclose(flat, np.conj(disk), rtol=1e-6, atol=1e-9 * np.abs(disk).max()):
-        print(
-            f"note: scaloquant's NIfTI-MRS reader does not conjugate {path.name}; using conj(disk)"
+    if not np.allclose(flat, np.conj(disk), rtol=0, atol=1e-6 * np.abs(disk).max()):
+        raise RuntimeError(
+            f"scaloquant's NIfTI-MRS reader does not give conj(samples on disk) for {path}; "
+            "LCModel and scaloquant would see different spectra"
         )
-    return fid.with_samples(np.conj(disk)), disk
+    return fid.with_samples(flat), disk
 
 
 def _invivo_case(name: str, metab: Path, water: Path | None, basis: Path, folder: Path) -> Case:
@@ -420,10 +422,21 @@ def reference_ratios() -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------- running
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (LCModel runs, the fit's worker
+    processes), user + system: a busy shared machine disturbs it less than the wall clock."""
+    own = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + children.ru_utime + children.ru_stime
+
+
 def run_group(group: Group, exe: Path, folder: Path, workers: int, fit_config: FitConfig) -> dict:
+    cpu0 = cpu_seconds()
     outcomes, lcm_wall = lcm.run_many(
         exe, [c.lcmodel for c in group.cases], folder, group.settings, workers=workers
     )
+    lcm_cpu = cpu_seconds() - cpu0
+    cpu0 = cpu_seconds()
     ours = fit_with_scaloquant(
         [c.fid for c in group.cases],
         [c.water for c in group.cases],
@@ -432,6 +445,7 @@ def run_group(group: Group, exe: Path, folder: Path, workers: int, fit_config: F
         force=group.force,
         fit_config=fit_config,
     )
+    our_cpu = cpu_seconds() - cpu0
     rows = []
     for i, (case, outcome) in enumerate(zip(group.cases, outcomes, strict=True)):
         amps = dict(zip(ours.names, ours.amplitudes[i].tolist(), strict=True))
@@ -458,6 +472,8 @@ def run_group(group: Group, exe: Path, folder: Path, workers: int, fit_config: F
         "n": len(group.cases),
         "lcmodel_wall_s": lcm_wall,
         "scaloquant_wall_s": ours.seconds,
+        "lcmodel_cpu_s": lcm_cpu,
+        "scaloquant_cpu_s": our_cpu,
         "scaloquant_warnings": list(ours.warnings),
         "lcmodel_settings": {
             "water_conc_mM": group.settings.water_conc_mM,
@@ -478,16 +494,21 @@ def print_group(result: dict, workers: int, per_spectrum: int) -> None:
     our_rate = n / result["scaloquant_wall_s"]
     failed = [r["name"] for r in result["rows"] if r["lcmodel"] is None]
     times = [r["lcmodel_seconds"] for r in result["rows"]]
+    lcm_cpu, our_cpu = result["lcmodel_cpu_s"], result["scaloquant_cpu_s"]
     print(f"\n=== {result['label']}: {n} spectra")
     print(
-        f"LCModel, {workers} workers:        {n / result['lcmodel_wall_s']:7.3f} spectra/s "
-        f"({result['lcmodel_wall_s']:.1f} s; median {np.median(times):.2f} s per spectrum)"
+        f"LCModel, {workers} workers:        {lcm_rate:7.3f} spectra/s, {n / lcm_cpu:7.3f} per "
+        f"CPU-s ({result['lcmodel_wall_s']:.1f} s; median {np.median(times):.2f} s per spectrum)"
         + (f"; no result for {', '.join(failed)}" if failed else "")
     )
     print(
-        f"scaloquant fit, {workers} workers: {our_rate:7.3f} spectra/s ({result['scaloquant_wall_s']:.1f} s)"
+        f"scaloquant fit, {workers} workers: {our_rate:7.3f} spectra/s, {n / our_cpu:7.3f} per "
+        f"CPU-s ({result['scaloquant_wall_s']:.1f} s)"
     )
-    print(f"speed ratio scaloquant/LCModel: {our_rate / lcm_rate:.2f}x")
+    print(
+        f"speed ratio scaloquant/LCModel: {our_rate / lcm_rate:.2f}x spectra/s, "
+        f"{lcm_cpu / our_cpu:.2f}x per CPU-s"
+    )
     if result["scaloquant_warnings"]:
         print("scaloquant matching: " + "; ".join(result["scaloquant_warnings"])[:400])
     header = "".join(f"{g:>15s}" for g in GROUPS)
@@ -616,6 +637,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for k, g in enumerate(groups)
         ]
         report["sets"][name] = results
+        # after every set, so that an interrupted run keeps what it measured
+        (out / "results.json").write_text(json.dumps(report, indent=1, default=float))
         if name == "cr":
             print_cr(results)
         else:
@@ -628,9 +651,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             lcm_s = sum(r["lcmodel_wall_s"] for r in results)
             our_s = sum(r["scaloquant_wall_s"] for r in results)
             print(
-                f"{name} overall: LCModel {n / lcm_s:.3f} spectra/s, scaloquant {n / our_s:.3f} spectra/s, ratio {lcm_s / our_s:.2f}x"
+                f"{name} overall: LCModel {n / lcm_s:.3f} spectra/s, scaloquant "
+                f"{n / our_s:.3f} spectra/s, ratio {lcm_s / our_s:.2f}x"
             )
-    (out / "results.json").write_text(json.dumps(report, indent=1, default=float))
     print(f"\nwrote {out / 'results.json'}")
 
 
