@@ -22,10 +22,8 @@ orientation and writes them through scaloquant's writer, then checks what it wro
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,9 +42,9 @@ BUILD_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared/peers/lcmode
 #: build accepts it.
 LCMODEL_KEY = 210387309
 
-#: Longest file name LCModel's CHARACTER variables keep; longer ones are linked into the run
-#: folder under short names.
-_MAX_PATH = 200
+#: Longest file name LCModel keeps (``MCHFIL = 255`` in its ``lcmodel.inc``); longer input
+#: paths are linked into the run folder under short names.
+_MAX_PATH = 255
 
 _NUMBER = r"-?\d+\.?\d*(?:[Ee][-+]?\d+)?"
 #: A row of ``$$CONC``: concentration, %SD, ratio, a one-character flag (blank, or a sign such
@@ -374,15 +372,3 @@ def write_raw(
     if not np.allclose(written, samples, rtol=0, atol=1e-7 * scale):
         raise LCModelError(f"{path}: scaloquant's .RAW writer did not keep LCModel's orientation")
     return path
-
-
-def scratch_folder(out: Path | None) -> Path:
-    """``out`` (created) or a new temporary folder."""
-    if out is None:
-        return Path(tempfile.mkdtemp(prefix="lcmodel-peer-"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -159,3 +159,27 @@ def test_write_raw_keeps_lcmodels_orientation(tmp_path):
     assert np.allclose(written, reference, rtol=0, atol=1e-6 * np.abs(reference).max())
     back = read_lcmodel_raw(path)
     assert np.allclose(back.samples, np.conj(disk), rtol=0, atol=1e-7 * np.abs(disk).max())
+
+
+def test_long_input_paths_are_linked_under_short_names(tmp_path):
+    deep = tmp_path.joinpath(*["d" * 60] * 4)
+    deep.mkdir(parents=True)
+    raw = deep / "data.raw"
+    raw.write_text("x")
+    spectrum = lcm.Spectrum("s", raw, REFERENCE / "3t.basis", 1024, 5e-4, 127.786142)
+    files = lcm.run_files(spectrum, tmp_path)
+    assert files["raw"] == tmp_path / "data.raw" and files["raw"].resolve() == raw
+    assert files["basis"] == (REFERENCE / "3t.basis").resolve()  # short enough: as it is
+
+
+def test_group_ratios_of_the_reference_concentrations_match_lcmodels_combinations():
+    import bench_lcmodel
+
+    result = lcm.parse_table(_reference_table())
+    ratios = bench_lcmodel.group_ratios(result.concentrations)
+    # LCModel's own combined rows, to the rounding of its 3-significant-digit concentrations
+    assert ratios["tNAA"] == pytest.approx(result.ratios["NAA+NAAG"], rel=5e-3)
+    assert ratios["Glx"] == pytest.approx(result.ratios["Glu+Gln"], rel=5e-3)
+    assert ratios["tCho"] == pytest.approx(result.ratios["GPC+PCh"], rel=5e-3)
+    assert ratios["Ins"] == pytest.approx(result.ratios["Ins"], rel=5e-3)
+    assert np.isnan(bench_lcmodel.group_ratios({"NAA": 1.0})["tNAA"])  # no creatine
