@@ -562,14 +562,16 @@ def print_cr(results: Sequence[dict]) -> None:
         lcm_mM = lcm_row["concentrations"].get("Cr+PCr", float("nan")) if lcm_row else float("nan")
         our = row["scaloquant_mM"] or {}
         ours = sum(our.get(n, 0.0) for n in TOTAL_CREATINE) if our else float("nan")
+        if lcm_row:
+            # where LCModel put the signal when it is not creatine (a mis-referenced fit)
+            single = {k: v for k, v in lcm_row["concentrations"].items() if "+" not in k}
+            top = max(single, key=single.get)
+            note = f"shift {lcm_row['shift_ppm']:.3f} ppm, largest {top} {single[top]:.3f}"
+        else:
+            note = row["lcmodel_error"]
         print(
-            f"{result['label']:60s} LCModel Cr+PCr {lcm_mM:7.3f} mM"
-            + (
-                f" (shift {lcm_row['shift_ppm']:.3f} ppm)"
-                if lcm_row
-                else f" ({row['lcmodel_error']})"
-            )
-            + f"   scaloquant Cr+PCr {ours:7.3f} mM"
+            f"{result['label']:52s} LCModel Cr+PCr {lcm_mM:7.3f} mM ({note})"
+            f"   scaloquant Cr+PCr {ours:7.3f} mM"
         )
 
 
