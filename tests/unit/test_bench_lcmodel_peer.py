@@ -183,3 +183,30 @@ def test_group_ratios_of_the_reference_concentrations_match_lcmodels_combination
     assert ratios["tCho"] == pytest.approx(result.ratios["GPC+PCh"], rel=5e-3)
     assert ratios["Ins"] == pytest.approx(result.ratios["Ins"], rel=5e-3)
     assert np.isnan(bench_lcmodel.group_ratios({"NAA": 1.0})["tNAA"])  # no creatine
+
+
+def test_run_many_runs_in_parallel_folders_and_reports_failures(tmp_path):
+    """A stand-in executable (a shell script) that writes the reference table where the
+    control file says, or fails like LCModel for a spectrum named ``bad``."""
+    table = tmp_path / "reference.table"
+    table.write_text(_reference_table())
+    exe = tmp_path / "fake-lcmodel"
+    exe.write_text(
+        "#!/bin/sh\n"
+        "ctl=$(cat)\n"
+        "case \"$ctl\" in *bad.table*) echo ' ***  FATAL ERROR  MYCONT  3'; exit 0;; esac\n"
+        "tab=$(printf '%s\\n' \"$ctl\" | sed -n \"s/^ filtab='\\(.*\\)'$/\\1/p\")\n"
+        f'cp {table} "$tab"\n'
+    )
+    exe.chmod(0o755)
+    spectra = [
+        lcm.Spectrum(name, REFERENCE / "data.raw", REFERENCE / "3t.basis", 1024, 5e-4, 127.786)
+        for name in ("a", "bad", "c")
+    ]
+    outcomes, wall_s = lcm.run_many(exe, spectra, tmp_path / "runs", lcm.Settings(), workers=2)
+    assert [o.spectrum.name for o in outcomes] == ["a", "bad", "c"] and wall_s > 0
+    assert outcomes[0].result.ratios["NAA+NAAG"] == 1.306 and outcomes[0].result.seconds > 0
+    assert outcomes[1].result is None and "MYCONT" in outcomes[1].error
+    assert (tmp_path / "runs/c/c.control").is_file()
+    with pytest.raises(ValueError, match="unique"):
+        lcm.run_many(exe, spectra[:1] * 2, tmp_path / "runs", lcm.Settings())
