@@ -512,7 +512,8 @@ def print_group(result: dict, workers: int, per_spectrum: int) -> None:
     )
     if result["scaloquant_warnings"]:
         print("scaloquant matching: " + "; ".join(result["scaloquant_warnings"])[:400])
-    header = "".join(f"{g:>15s}" for g in GROUPS)
+    width = 22 if result["rows"][0]["truth_ratios"] else 16
+    header = "".join(f"{g:>{width}s}" for g in GROUPS)
     print(
         f"ratios to tCr, LCModel|scaloquant{'|truth' if result['rows'][0]['truth_ratios'] else ''}"
     )
@@ -524,7 +525,7 @@ def print_group(result: dict, workers: int, per_spectrum: int) -> None:
             parts = [_fmt(lcm_r), _fmt(row["scaloquant_ratios"][g])]
             if row["truth_ratios"]:
                 parts.append(_fmt(row["truth_ratios"][g]))
-            cells.append("|".join(p.strip() for p in parts).rjust(15))
+            cells.append("|".join(p.strip() for p in parts).rjust(width))
         extra = ""
         if row["lcmodel"]:
             extra = f"  FWHM {row['lcmodel']['fwhm_ppm']:.3f} ppm, S/N {row['lcmodel']['snr']:.0f}"
@@ -536,23 +537,28 @@ def print_group(result: dict, workers: int, per_spectrum: int) -> None:
 
 
 def _print_errors(result: dict) -> None:
-    """Mean absolute error of the ratios to tCr against the truth, per group and tool."""
+    """Mean and median absolute error of the ratios to tCr against the truth, per group and
+    tool (the median because a ratio to a small true tCr is large and unstable)."""
     rows = [r for r in result["rows"] if r["truth_ratios"]]
     if rows and set(rows[0]["truth"]) == {"Cr"}:
         return
-    print(f"{'MAE of ratio':20s}" + "".join(f"{g:>15s}" for g in GROUPS))
+    print(f"{'abs. error of ratio':28s}" + "".join(f"{g:>10s}" for g in GROUPS))
     for tool in ("lcmodel", "scaloquant"):
-        cells = []
-        for g in GROUPS:
-            err = [
+        errors = {
+            g: [
                 abs(r[f"{tool}_ratios"][g] - r["truth_ratios"][g])
                 for r in rows
                 if r[f"{tool}_ratios"] is not None
                 and np.isfinite(r[f"{tool}_ratios"][g])
                 and np.isfinite(r["truth_ratios"][g])
             ]
-            cells.append(f"{np.mean(err):15.4f}" if err else f"{'nan':>15s}")
-        print(f"{tool:20s}{''.join(cells)}")
+            for g in GROUPS
+        }
+        for stat, fn in (("mean", np.mean), ("median", np.median)):
+            cells = "".join(
+                f"{fn(errors[g]):10.3f}" if errors[g] else f"{'nan':>10s}" for g in GROUPS
+            )
+            print(f"{tool + ' ' + stat:28s}{cells}")
 
 
 def print_cr(results: Sequence[dict]) -> None:
