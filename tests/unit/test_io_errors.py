@@ -287,11 +287,3 @@ def test_writers_refuse_bad_requests_and_keep_existing_files(tmp_path):
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.RAW"]  # no partial outputs
 
-
-def test_lcmodel_basis_with_an_empty_header_value_reads(tmp_path):
-    """spant writes ``ECHOT =  ,`` (a namelist null value): not stated, not an error."""
-    path = tmp_path / "x.BASIS"
-    path.write_text(basis_text(16).replace("HZPPPM = 123.2", "HZPPPM = 123.2,\n ECHOT =  ,"))
-    basis = read_basis(path)
-    assert basis.names == ("A",)
-    assert "echo_time_ms" not in basis.metadata
