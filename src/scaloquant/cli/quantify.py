@@ -188,6 +188,7 @@ def _device(name: str) -> str:
 def handle(args: argparse.Namespace) -> int:
     from ..quantify import quantify_inputs, read_inputs, write_run
     from ..quantify.outputs import file_sha256
+    from ..quantify.run import quality_note
     from ..train import load_quantifier
 
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
@@ -217,5 +218,7 @@ def handle(args: argparse.Namespace) -> int:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.path.name}: {line}")
+    for line in quality_note(run.results):
+        print(line)
     print(f"results: {args.out / 'results.csv'}; summary: {args.out / 'summary.md'}")
     return 0

@@ -31,8 +31,9 @@ import numpy as np
 from .. import __version__
 from ..evaluate.figures import save_png
 from ..io.atomic import staged_directory, write_text_atomic
+from ..signal.quality import QC_FLAGS
 from .figures import plot_fit
-from .results import COLUMN_DESCRIPTIONS, SpectraResult, percent_sd
+from .results import COLUMN_DESCRIPTIONS, QUALITY_COLUMNS, SpectraResult, percent_sd
 from .run import Run
 
 #: Tables of at most this many spectra in the summary (the CSV has them all).
@@ -77,14 +78,22 @@ def column_names(run: Run) -> list[str]:
     return [f"{n}{s}" for n in run.names for s in run.suffixes]
 
 
+#: Quality columns holding numbers (``qc`` holds the flags).
+_QUALITY_NUMBERS = tuple(c for c in QUALITY_COLUMNS if c != "qc")
+
+
 def results_csv(run: Run) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "spectrum", *column_names(run)])
+    writer.writerow(["file", "spectrum", *column_names(run), *QUALITY_COLUMNS])
     for r in run.results:
         stacked = np.stack([r.columns[s] for s in run.suffixes], axis=-1)  # (N, M, S)
-        for label, row in zip(r.input.labels(), stacked.reshape(len(stacked), -1), strict=True):
-            writer.writerow([r.input.path.name, label, *(_number(v) for v in row)])
+        quality = np.stack([r.quality[c] for c in _QUALITY_NUMBERS], axis=-1)  # (N, Q)
+        rows = zip(r.input.labels(), stacked.reshape(len(stacked), -1), quality, r.qc, strict=True)
+        for label, row, figures, flags in rows:
+            writer.writerow(
+                [r.input.path.name, label, *(_number(v) for v in (*row, *figures)), flags]
+            )
     return buf.getvalue()
 
 
@@ -103,6 +112,7 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
         ),
         "acquisition": inp.fid.acquisition.describe(),
         "water_reference": None if inp.water_path is None else str(inp.water_path),
+        "water_reference_quality": {k: _json_number(v) for k, v in r.water_quality.items()},
         "water_scaling": None if r.water_scaling is None else r.water_scaling.to_dict(),
         "conversions": list(r.conversions),
         "warnings": list(r.warnings),
@@ -117,15 +127,33 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
     for n in run.names:
         for s in run.suffixes:
             columns[f"{n}{s}"] = f"{n}: {COLUMN_DESCRIPTIONS[s]}"
+    columns |= QUALITY_COLUMNS
     return {
         "command": run.command,
         "metabolites": list(run.names),
         "suffixes": {s or "(none)": COLUMN_DESCRIPTIONS[s] for s in run.suffixes},
         "columns": columns,
         "notes": list(run.notes),
+        "qc_flags": QC_FLAGS,
         "inputs": [_input_facts(r, k) for r, k in zip(run.results, keys, strict=True)],
+        "spectra": [
+            {
+                "file": r.input.path.name,
+                "spectrum": label,
+                **{c: _json_number(r.quality[c][j]) for c in _QUALITY_NUMBERS},
+                "qc": [f for f in r.qc[j].split(";") if f],
+            }
+            for r in run.results
+            for j, label in enumerate(r.input.labels())
+        ],
         "water_scaling": run.facts.get("water_scaling"),
     }
+
+
+def _json_number(value: float) -> float | None:
+    """A float for JSON, None for NaN or inf (results.json is strict JSON)."""
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
@@ -168,6 +196,18 @@ def _spectrum_table(run: Run, r: SpectraResult, j: int) -> list[list[str]]:
     return rows
 
 
+def _quality_line(r: SpectraResult, j: int) -> str:
+    """SNR, FWHM, fit residual and flags of one spectrum, for the summary."""
+    q = {c: r.quality[c][j] for c in _QUALITY_NUMBERS}
+    line = (
+        f"SNR {_cell(q['snr'], '.0f')} (NAA height / noise SD); NAA FWHM "
+        f"{_cell(q['fwhm_ppm'], '.3f')} ppm ({_cell(q['fwhm_hz'], '.1f')} Hz)"
+    )
+    if np.isfinite(q["fit_residual"]):
+        line += f"; fit residual {q['fit_residual']:.2f}"
+    return line + f"; qc: {r.qc[j].replace(';', ', ') if r.qc[j] else 'ok'}"
+
+
 def _table_header(run: Run) -> list[str]:
     sd = "%SD" if run.sd_suffix == "_sd" else "%SD (CRLB)"
     return ["metabolite", "amplitude", sd, "/tCr", *(["mM"] if "_mM" in run.suffixes else [])]
@@ -193,6 +233,7 @@ def _summary_blocks(run: Run, keys: list[str]) -> list[tuple[str, Any]]:
             if shown == MAX_SUMMARY_TABLES:
                 break
             blocks.append(("h2", f"{r.input.path.name}, spectrum {label}"))
+            blocks.append(("list", [_quality_line(r, j)]))
             if j in r.figures:
                 blocks.append(("img", f"figures/{_figure_name(key, label)}"))
             blocks.append(("table", (_table_header(run), _spectrum_table(run, r, j))))
