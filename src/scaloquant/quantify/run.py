@@ -181,18 +181,20 @@ def _matched_inputs(
     for inp in inputs:
         water_notes, water_quality = inp.water_checks(force)
         m = _match(inp.fid, target, stated, force)
-        fid = m.fid
+        # measured on the data as acquired: resampling to another band would put zeros (no
+        # noise) where the noise is measured
+        raw = inp.fid
         quality = quality_figures(
-            _flat(fid),
-            fid.dwell_time_s,
-            fid.spectrometer_freq_mhz,
-            fid.ppm_reference,
-            proton=fid.nucleus == "1H",
+            _flat(raw),
+            raw.dwell_time_s,
+            raw.spectrometer_freq_mhz,
+            raw.ppm_reference,
+            proton=raw.nucleus == "1H",
         )
         out.append(
             _Prepared(
                 inp,
-                fid,
+                m.fid,
                 tuple(m.conversions),
                 (*inp.checks(), *m.warnings, *water_notes),
                 water_quality,

@@ -148,8 +148,10 @@ TOO_BROAD_PPM = 0.1
 #: 680-3900; 200 is about 4x from either.
 WATER_RATIO = 200.0
 #: Relative fit residual ``|data - model| / |data|`` over the fit window above which the fit did
-#: not explain the spectrum (``residual_large``). The shared in-vivo and challenge spectra give
-#: 0.05-0.35 (the highest for the lowest SNR, whose residual is mostly noise).
+#: not explain the spectrum (``residual_large``). ``scaloquant fit`` with the embedded basis
+#: gives 0.03-0.30 on the shared spectra (ISMRM 2016 challenge datasets 1, 3, 7, 12, 25, 27,
+#: 28; the spant, suspect and Osprey in-vivo spectra, the last two with --force): the highest
+#: for low SNR (residual mostly noise) and in-vivo baselines. Twice the largest.
 RESIDUAL_LARGE = 0.6
 
 #: Every quality flag, with its meaning (the ``qc`` column holds them separated by ``;``).
