@@ -128,6 +128,13 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="where the network runs (default: auto, a CUDA GPU when there is one)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of the network (default: the idle CPUs this process may use, from "
+        "its CPU affinity and the load average; see scaloquant.threads)",
+    )
     add_io_flags(p)
     p.set_defaults(handler=handle)
 
@@ -189,8 +196,12 @@ def handle(args: argparse.Namespace) -> int:
     from ..quantify import quantify_inputs, read_inputs, write_run
     from ..quantify.outputs import file_sha256
     from ..quantify.run import quality_note
+    from ..threads import choose_threads, set_torch_threads
     from ..train import load_quantifier
 
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    set_torch_threads(choose_threads(args.threads))
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
     inputs = read_inputs(

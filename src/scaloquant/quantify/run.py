@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
+from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
 from .results import SpectraResult, tcr_ratios
@@ -459,12 +460,14 @@ def quantify_inputs(
         if drawn:
             # one global damping/shift/phase with the network's amplitudes held fixed: a
             # per-metabolite lineshape would absorb the network's errors and flatter the figure
-            given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
+            with blas_threads(1):  # small matrices; see scaloquant.threads
+                given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
             spectra = fitted_spectra(given, _subset(fid, drawn), basis)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         if options.refine:
             flat = fid.with_samples(_flat(fid))
-            start = fit_given_amplitudes(flat, basis, amplitudes)
+            with blas_threads(1):
+                start = fit_given_amplitudes(flat, basis, amplitudes)
             refined = fit_spectra(
                 flat,
                 basis,
