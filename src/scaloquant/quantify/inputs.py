@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -65,17 +66,12 @@ class SpectraInput:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
         whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`);
         one sentence each."""
-        from ..signal.quality import looks_mirrored, mirror_ratio, mirror_warning
+        from ..signal.quality import looks_mirrored, mirror_warning
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
         if self.fid.nucleus != "1H":
             return tuple(found)
-        fid = self.fid
-        ratios = np.atleast_1d(
-            mirror_ratio(
-                fid.samples, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference
-            )
-        ).ravel()
+        ratios = self.mirror_ratios
         flagged = np.flatnonzero(looks_mirrored(ratios))
         if flagged.size:
             warning = mirror_warning(float(np.median(ratios[flagged])))
@@ -151,6 +147,18 @@ class SpectraInput:
                 )
             notes.append(f"{problem}; used anyway (--force): check the mM columns")
         return tuple(notes), figures
+
+    @cached_property
+    def mirror_ratios(self) -> np.ndarray:
+        """:func:`scaloquant.signal.quality.mirror_ratio` of every spectrum, ``(N,)`` in C order
+        (computed once: :meth:`checks` and the quality figures both use it)."""
+        from ..signal.quality import mirror_ratio
+
+        fid = self.fid
+        ratios = mirror_ratio(
+            fid.samples, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference
+        )
+        return np.atleast_1d(ratios).reshape(-1)
 
     def water_areas_source(self) -> np.ndarray | None:
         """Water samples broadcastable to the spectra: ``(..., n_points_w)`` or None."""

@@ -191,6 +191,7 @@ def _matched_inputs(
             raw.spectrometer_freq_mhz,
             raw.ppm_reference,
             proton=raw.nucleus == "1H",
+            mirror=inp.mirror_ratios if raw.nucleus == "1H" else None,
         )
         out.append(
             _Prepared(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.fft
 from scipy.ndimage import median_filter
 
 from . import axes
@@ -176,6 +177,56 @@ def _band_mask(ppm: np.ndarray, region: tuple[float, float]) -> np.ndarray:
     return (ppm >= lo) & (ppm <= hi)
 
 
+def _window(ppm: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    return np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
+
+
+class _Spectra(NamedTuple):
+    """A batch's spectra ``(B, N)`` and, zero-filled :data:`ZERO_FILL` x, ``(B, ZERO_FILL N)``,
+    with their ppm axes: computed once for every figure, single precision (plenty for
+    quality figures, half the time and memory), unshifted (see :func:`_columns`)."""
+
+    ppm: np.ndarray
+    raw: np.ndarray
+    ppm_zf: np.ndarray
+    raw_zf: np.ndarray
+
+
+def _columns(raw: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Columns ``index`` of ``fftshift(raw)`` without shifting the whole batch."""
+    n = raw.shape[-1]
+    return raw[:, (np.asarray(index) - n // 2) % n]
+
+
+def _spectra(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference) -> _Spectra:
+    n = fids.shape[-1]
+    flat = fids.reshape(-1, n).astype(np.complex64)
+    return _Spectra(
+        axes.ppm_axis(n, dwell_time_s, freq_mhz, ppm_reference),
+        scipy.fft.fft(flat, axis=-1),
+        axes.ppm_axis(ZERO_FILL * n, dwell_time_s, freq_mhz, ppm_reference),
+        scipy.fft.fft(flat, ZERO_FILL * n, axis=-1),
+    )
+
+
+def _noise_sd(s: _Spectra) -> np.ndarray:
+    sum_sq = np.zeros(s.raw.shape[0])
+    dof = 0
+    for region in NOISE_REGIONS_PPM:
+        sel = np.flatnonzero(_band_mask(s.ppm, region))
+        if sel.size < MIN_NOISE_POINTS:
+            continue
+        x = s.ppm[sel] - s.ppm[sel].mean()
+        design = np.stack([np.ones_like(x), x, x**2], axis=1)
+        values = _columns(s.raw, sel).T.astype(np.complex128)
+        coef = np.linalg.lstsq(design, values, rcond=None)[0]
+        sum_sq += (np.abs(values - design @ coef) ** 2).sum(axis=0)
+        dof += 2 * sel.size - 6
+    if dof == 0:
+        return np.full(s.raw.shape[0], np.nan)
+    return np.sqrt(sum_sq / dof)
+
+
 def noise_sd(
     fids: np.ndarray,
     dwell_time_s: float,
@@ -202,67 +253,76 @@ def noise_sd(
     fids = np.asarray(fids)
     n = fids.shape[-1]
     ppm = axes.ppm_axis(n, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    spec = axes.spectrum(fids.reshape(-1, n))
-    sum_sq = np.zeros(spec.shape[0])
-    dof = 0
-    for region in NOISE_REGIONS_PPM:
-        sel = np.flatnonzero(_band_mask(ppm, region))
-        if sel.size < MIN_NOISE_POINTS:
-            continue
-        x = ppm[sel] - ppm[sel].mean()
-        design = np.stack([np.ones_like(x), x, x**2], axis=1)
-        values = spec[:, sel].T
-        coef = np.linalg.lstsq(design, values, rcond=None)[0]
-        sum_sq += (np.abs(values - design @ coef) ** 2).sum(axis=0)
-        dof += 2 * sel.size - 6
-    if dof == 0:
-        return np.full(fids.shape[:-1], np.nan)
-    return np.sqrt(sum_sq / dof).reshape(fids.shape[:-1])
+    raw = scipy.fft.fft(fids.reshape(-1, n), axis=-1)
+    return _noise_sd(_Spectra(ppm, raw, ppm, raw)).reshape(fids.shape[:-1])
 
 
-def _zero_filled(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference):
-    n = fids.shape[-1]
-    n_fft = ZERO_FILL * n
-    ppm = axes.ppm_axis(n_fft, dwell_time_s, freq_mhz, ppm_reference)
-    return ppm, axes.spectrum(fids.reshape(-1, n), n_fft)
-
-
-def _window(ppm: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    return np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
-
-
-def _tallest_peaks(
-    spec: np.ndarray, ppm: np.ndarray, window_ppm: tuple[float, float], remove_baseline: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The tallest point of ``window_ppm`` in each spectrum ``(B, K)`` and the spectrum less its
-    local baseline around it: ``(index (B,), baseline-free spectrum (B, K))``.
+def _peak_segments(
+    ppm: np.ndarray, raw: np.ndarray, window_ppm: tuple[float, float], remove_baseline: bool
+) -> tuple[np.ndarray, int, float] | None:
+    """The tallest point of ``window_ppm`` in each spectrum (``raw`` ``(B, K)``, unshifted, on
+    the axis ``ppm``) and the spectrum around
+    it, less its local baseline: ``(segments (B, 2R + 1) with the peak at column R, R, ppm
+    per point)``, ``R`` the points in :data:`FLANK_PPM` ``[1]``; None where the window is off
+    the axis.
 
     The baseline is the complex straight line through the medians (real and imaginary parts)
     of the two flanks :data:`FLANK_PPM` from the peak: a broad background (macromolecules,
     water tails) that a running median would follow up the peak itself, narrowing it.
     """
     sel = _window(ppm, window_ppm)
-    index = sel[np.argmax(np.abs(spec[:, sel]), axis=1)]
-    if not remove_baseline:
-        return index, spec
-    out = np.empty_like(spec)
-    near, far = FLANK_PPM
-    for b, k in enumerate(index):
-        offset = ppm - ppm[k]
-        points, values = [], []
-        for sign in (-1.0, 1.0):
-            flank = np.flatnonzero((sign * offset >= near) & (sign * offset <= far))
-            if flank.size:
-                row = spec[b, flank]
-                points.append(float(np.median(offset[flank])))
-                values.append(np.median(row.real) + 1j * np.median(row.imag))
-        if len(points) == 2:
-            slope = (values[1] - values[0]) / (points[1] - points[0])
-            baseline = values[0] + slope * (offset - points[0])
-        else:
-            baseline = values[0] if values else 0.0
-        out[b] = spec[b] - baseline
-    return index, out
+    if sel.size == 0:
+        return None
+    step = float(ppm[1] - ppm[0])
+    peak = sel[0] + np.argmax(np.abs(_columns(raw, sel)), axis=1)
+    reach = max(2, int(round(FLANK_PPM[1] / step)))
+    near = min(reach - 1, max(1, int(round(FLANK_PPM[0] / step))))
+    offsets = np.arange(-reach, reach + 1)
+    index = np.clip(peak[:, None] + offsets, 0, ppm.size - 1)
+    segments = np.take_along_axis(raw, (index - ppm.size // 2) % ppm.size, axis=1)
+    segments = segments.astype(np.complex128)
+    if remove_baseline:
+
+        def median(a: np.ndarray) -> np.ndarray:
+            return np.median(a.real, axis=1) + 1j * np.median(a.imag, axis=1)
+
+        left = median(segments[:, : reach - near + 1])  # offsets -reach .. -near
+        right = median(segments[:, reach + near :])  # offsets near .. reach
+        middle = (reach + near) / 2  # where each flank's median sits, points from the peak
+        slope = (right - left) / (2 * middle)
+        segments = segments - (left[:, None] + slope[:, None] * (offsets + middle))
+    return segments, reach, step
+
+
+def _heights(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, ...]):
+    if segments is None:
+        return np.full(batch, np.nan)
+    seg, reach, _ = segments
+    return np.abs(seg[:, reach]).reshape(batch)
+
+
+def _first_below(values: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Fractional points from column 0 (the peak) to where ``values`` ``(B, R)`` first falls
+    below ``half`` ``(B,)``, interpolated linearly; NaN where it does not."""
+    below = values < half[:, None]
+    j = np.argmax(below, axis=1)
+    rows = np.arange(values.shape[0])
+    before, after = values[rows, j - 1], values[rows, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = (before - half) / (before - after)
+    return np.where(below.any(axis=1) & (j > 0), j - 1 + frac, np.nan)
+
+
+def _widths(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, ...]):
+    if segments is None:
+        return np.full(batch, np.nan)
+    seg, reach, step = segments
+    top = seg[:, reach]
+    # zero-order phased at the top: the real part is the absorption line
+    real = (seg * np.exp(-1j * np.angle(top))[:, None]).real
+    half = np.abs(top) / 2
+    width = _first_below(real[:, reach:], half) + _first_below(real[:, reach::-1], half)
+    return np.where(np.abs(top) > 0, width * abs(step), np.nan).reshape(batch)
 
 
 def peak_height(
@@ -278,11 +338,13 @@ def peak_height(
     phased peak whatever its phase. ``(..., n_points) -> (...)``; NaN where the band misses
     the window."""
     fids = np.asarray(fids)
-    ppm, spec = _zero_filled(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    if _window(ppm, window_ppm).size == 0:
-        return np.full(fids.shape[:-1], np.nan)
-    index, clean = _tallest_peaks(spec, ppm, window_ppm, True)
-    return np.abs(clean[np.arange(len(index)), index]).reshape(fids.shape[:-1])
+    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    return _heights(_peak_segments(s.ppm_zf, s.raw_zf, window_ppm, True), fids.shape[:-1])
+
+
+def _snr(height: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(height == 0, 0.0, height / sd)
 
 
 def snr(
@@ -298,14 +360,15 @@ def snr(
     deviation of the noise").
 
     LCModel's S/N divides the height of its fitted spectrum less baseline by **twice** the RMS
-    of its fit residual, so it is about half this figure for a good fit (the Philips spant
-    spectrum of the shared data: 47 here, LCModel 21). ``(..., n_points) -> (...)``; 0 for an
-    empty FID, inf for a noiseless one, NaN where no noise region is covered.
+    of its fit residual, so it is about half this figure for a good fit, less where the
+    residual holds misfit too (the Philips spant spectrum of the shared data: 57 here, LCModel
+    21). ``(..., n_points) -> (...)``; 0 for an empty FID, inf for a noiseless one, NaN where no
+    noise region is covered.
     """
+    fids = np.asarray(fids)
     height = peak_height(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
     sd = noise_sd(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(height == 0, 0.0, height / sd)
+    return _snr(height, sd)
 
 
 def fwhm_ppm(
@@ -323,46 +386,32 @@ def fwhm_ppm(
     :func:`peak_height`; not with ``remove_baseline=False``, for a water reference, whose
     peak dwarfs everything), and phased to zero order at the peak's maximum, so the real part
     is the absorption line; the half-maximum crossings on each side are interpolated linearly
-    between points. For a Lorentzian line of ``1 / (pi T2*)`` Hz it gives that width.
+    between points. For a Lorentzian line of ``1 / (pi T2*)`` Hz it gives that width (a broad
+    line reads a few % narrow: its own tails lift the flanks' baseline).
 
     Returns ``(...)`` widths; NaN where the window is off the band, the peak is zero or a
     crossing is not found within :data:`FLANK_PPM` ``[1]`` of the peak (only noise there).
     Multiply by the spectrometer frequency in MHz for Hz.
     """
     fids = np.asarray(fids)
-    batch = fids.shape[:-1]
-    ppm, spec = _zero_filled(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    if _window(ppm, window_ppm).size == 0:
-        return np.full(batch, np.nan)
-    index, clean = _tallest_peaks(spec, ppm, window_ppm, remove_baseline)
-    step = abs(ppm[1] - ppm[0])
-    reach = int(FLANK_PPM[1] / step)
-    out = np.full(len(index), np.nan)
-    for b, k in enumerate(index):
-        row = clean[b]
-        if row[k] == 0:
-            continue
-        real = (row * np.exp(-1j * np.angle(row[k]))).real
-        half = real[k] / 2
-        left = _crossing(real, k, -1, half, reach)
-        right = _crossing(real, k, 1, half, reach)
-        if left is not None and right is not None:
-            out[b] = abs(right - left) * step
-    return out.reshape(batch)
+    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    segments = _peak_segments(s.ppm_zf, s.raw_zf, window_ppm, remove_baseline)
+    return _widths(segments, fids.shape[:-1])
 
 
-def _crossing(real: np.ndarray, k: int, direction: int, half: float, reach: int) -> float | None:
-    """Fractional index where ``real`` first falls below ``half`` going from ``k``."""
-    j = k
-    for _ in range(reach):
-        nxt = j + direction
-        if nxt < 0 or nxt >= real.size:
-            return None
-        if real[nxt] < half:
-            frac = (real[j] - half) / (real[j] - real[nxt])
-            return j + direction * frac
-        j = nxt
-    return None
+def _water_ratio(s: _Spectra, metabolite_height: np.ndarray) -> np.ndarray:
+    water = _window(
+        s.ppm_zf, (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WINDOW_PPM)
+    )
+    if water.size == 0 or np.isnan(metabolite_height).all():
+        return np.full(s.raw.shape[0], np.nan)
+    water_height = np.abs(_columns(s.raw_zf, water)).max(axis=1).astype(np.float64)
+    # the zero-filled spectrum holds the plain one's points: its water peak is at least theirs
+    band = np.flatnonzero(_band_mask(s.ppm, (-np.inf, np.inf)))
+    dominant = water_height >= np.abs(_columns(s.raw, band)).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(dominant, water_height / metabolite_height, 0.0)
+    return np.where(water_height == 0, np.nan, ratio)
 
 
 def water_ratio(
@@ -373,7 +422,7 @@ def water_ratio(
 ) -> np.ndarray:
     """How much a spectrum looks like a water reference: the height of its tallest point within
     :data:`WATER_HALF_WINDOW_PPM` of :data:`WATER_PPM` over the tallest metabolite peak of
-    :data:`WATER_TEST_WINDOW_PPM` (:func:`peak_height`), ``(..., n_points) -> (...)``.
+    :data:`WATER_TEST_WINDOW_PPM` (as :func:`peak_height`), ``(..., n_points) -> (...)``.
 
     Returns
     -------
@@ -382,22 +431,10 @@ def water_ratio(
     FID or a band missing either window. Compare with :data:`WATER_RATIO`.
     """
     fids = np.asarray(fids)
-    batch = fids.shape[:-1]
-    ppm, spec = _zero_filled(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    water = _window(ppm, (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WINDOW_PPM))
-    metabolites = _window(ppm, WATER_TEST_WINDOW_PPM)
-    if water.size == 0 or metabolites.size == 0:
-        return np.full(batch, np.nan)
-    magnitude = np.abs(spec)
-    band = _band_mask(ppm, (-np.inf, np.inf))
-    water_height = magnitude[:, water].max(axis=1)
-    dominant = water_height >= magnitude[:, band].max(axis=1)
-    index, clean = _tallest_peaks(spec, ppm, WATER_TEST_WINDOW_PPM, True)
-    metabolite_height = np.abs(clean[np.arange(len(index)), index])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(dominant, water_height / metabolite_height, 0.0)
-    ratio = np.where(water_height == 0, np.nan, ratio)
-    return ratio.reshape(batch)
+    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    batch = (s.raw.shape[0],)
+    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), batch)
+    return _water_ratio(s, metabolites).reshape(fids.shape[:-1])
 
 
 def looks_like_water(ratio: np.ndarray | float) -> np.ndarray:
@@ -428,9 +465,11 @@ def quality_figures(
     ppm_reference: float,
     *,
     proton: bool = True,
+    mirror: np.ndarray | None = None,
 ) -> QualityFigures:
-    """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``; ``proton``: the
-    data are 1H (the ppm windows are those of 1H brain spectra; other nuclei get NaN)."""
+    """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``, from one pair of
+    FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
+    nuclei get NaN); ``mirror``: their :func:`mirror_ratio` if already computed."""
     fids = np.asarray(fids)
     batch = fids.shape[:-1]
     empty = ~np.any(fids != 0, axis=-1)
@@ -438,13 +477,17 @@ def quality_figures(
         nan = np.full(batch, np.nan)
         return QualityFigures(nan, nan, nan, nan, nan, empty)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    width = fwhm_ppm(fids, *grid)
+    s = _spectra(fids, *grid)
+    flat = (s.raw.shape[0],)
+    naa = _peak_segments(s.ppm_zf, s.raw_zf, NAA_WINDOW_PPM, True)
+    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), flat)
+    width = _widths(naa, batch)
     return QualityFigures(
-        snr=snr(fids, *grid),
+        snr=_snr(_heights(naa, flat), _noise_sd(s)).reshape(batch),
         fwhm_ppm=width,
         fwhm_hz=width * spectrometer_freq_mhz,
-        water_ratio=water_ratio(fids, *grid),
-        mirror_ratio=mirror_ratio(fids, *grid),
+        water_ratio=_water_ratio(s, metabolites).reshape(batch),
+        mirror_ratio=mirror_ratio(fids, *grid) if mirror is None else np.asarray(mirror),
         empty=empty,
     )
 
