@@ -38,7 +38,8 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 QUALITY_COLUMNS: dict[str, str] = {
     "snr": "NAA peak height (tallest peak of 1.8-2.2 ppm above its local baseline) over the "
     "noise SD of the real spectrum in -2..0 and 9..10 ppm (FSL-MRS/Osprey style; about twice "
-    "LCModel's S/N, which divides by 2x the fit residual's RMS)",
+    "LCModel's S/N, which divides by 2x the fit residual's RMS); NaN where the spectral width "
+    "covers neither noise region",
     "fwhm_hz": "full width at half maximum of the NAA peak, Hz (phased, baseline removed, "
     "interpolated on the spectrum zero-filled 4x)",
     "fwhm_ppm": "the same FWHM in ppm",
