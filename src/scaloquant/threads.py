@@ -8,12 +8,28 @@ share of a parallel region **spin** for a while before sleeping (``OMP_WAIT_POLI
 default). On an idle machine that saves a wake-up; on a machine whose cores are busy with other
 processes, every parallel op waits for a partner thread that the scheduler has put aside, while
 the spinning thread itself takes a core from the others. Measured with
-``benchmarks/bench_quantify.py`` (scalogram CNN, 1024 spectra, 2 threads, 2 cores, one
-busy-loop process beside it, load average 7-8 from other users as well): 34, 25 and 28
-spectra/s with the default policy, 112, 105 and 111 with ``OMP_WAIT_POLICY=PASSIVE``; the issue
-saw 452 then 24 spectra/s when a load arrived between two passes. OpenBLAS (numpy's BLAS) spins
-the same way; the fit already runs it on one thread per process (``scaloquant.fit.spectra``),
-and :func:`blas_threads` does the same for the network's figure fits.
+``benchmarks/bench_quantify.py --load 1`` (scalogram CNN of ``train --preset tiny``, 1024
+spectra, 2 cores shared with other users' jobs at a load average of 8-9, then one busy-loop
+process more), two runs each, spectra/s of three passes:
+
+* libgomp's default, 2 threads: 67 64 56 and 61 44 74; beside the busy loop 33 31 27 and
+  32 26 32;
+* PASSIVE, 2 threads: 173 170 188 and 116 153 148; beside the busy loop 90 86 97 and 85 81 97;
+* PASSIVE, 1 thread (:func:`choose_threads` at load 8.6): 153 167 155 and 301 318 333 (the
+  others' load fell); beside the busy loop 74 85 80 and 97 127 120.
+
+PASSIVE is 2.5-3x faster on the loaded machine and the slowest of three loaded passes stays
+0.76-0.88 of the fastest; from the passes before the busy loop to those beside it speed drops
+to 0.46-0.53 (its share of 2 cores: the issue saw 452 then 24, a 19x drop, with the default).
+One thread instead of two cost about 10 % here and leaves a core to the others. OpenBLAS
+(numpy's BLAS) spins the same way; the fit already runs it on one thread per process
+(``scaloquant.fit.spectra``), and :func:`blas_threads` does the same for quantify's figure and
+``--refine`` start fits.
+
+The cost on an idle machine: ``benchmarks/bench_scalogram.py`` measured the paper-size
+transform at 108 signals/s with PASSIVE against 191 with the default (load average 1). Set
+``OMP_WAIT_POLICY=ACTIVE`` (or ``--threads``) on a machine of your own: a choice the user makes
+stands.
 
 What is done
 ------------
@@ -21,8 +37,9 @@ What is done
   set it. The OpenMP runtime reads it once, when it initialises (the first parallel region
   after ``import torch``), so the ``scaloquant`` command sets it at its entry, before any
   subcommand imports torch; a library user sets it in the environment (or calls this function
-  before importing torch). Its one cost: on an idle machine a parallel region starts a few
-  microseconds later (sleeping threads are woken), which the network's large batches hide.
+  before importing torch). Its cost is on an idle machine, where every parallel region wakes
+  sleeping threads (above: up to 1.8x on the scalogram transform; not measured idle for
+  ``quantify`` here, the machine never was).
 * :func:`choose_threads`: unless told, as many threads as CPUs this process may run on
   (``os.sched_getaffinity``: a container's or ``taskset``'s limit, not the machine's count)
   less those other processes keep busy (the 1-minute load average), at least 1. A thread per
