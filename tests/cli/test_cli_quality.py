@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import nibabel
 import numpy as np
 import pytest
 
@@ -108,6 +109,9 @@ def test_spectra_with_nothing_to_measure_are_flagged_with_nan(
     assert doc["spectra"][1]["snr"] == 0 and "snr" in doc["columns"]
     summary = (out / "summary.md").read_text()
     assert "qc: empty" in summary and "qc: ok" in summary and "SNR" in summary
+    snr = np.asarray(nibabel.load(out / "maps" / "five" / "snr.nii.gz").dataobj)
+    assert snr.shape == (1, 5, 1) and snr[0, 0, 0] == pytest.approx(float(rows[0]["snr"]), 1e-5)
+    assert (out / "maps" / "five" / "fwhm_hz.nii.gz").is_file()
 
 
 def test_fit_gives_nan_and_a_residual(basis, brain, tmp_path):

@@ -3,7 +3,8 @@
 * ``results.csv``: one row per spectrum (``file``, ``spectrum``, then per metabolite every
   column of the run, ``<name><suffix>``); ``results.json`` says what each column means;
 * ``maps/<input>/<name><suffix>.nii.gz``: NIfTI maps of MRSI inputs (more than one voxel),
-  shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine;
+  shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine; ``snr.nii.gz`` and
+  ``fwhm_hz.nii.gz`` beside them;
 * ``figures/<input>_<spectrum>.png``: fit figures;
 * ``summary.md`` and ``summary.html``: notes, then a table per spectrum like LCModel's;
 * ``provenance.json``: version, time, model or basis, input files with SHA-256, options,
@@ -80,6 +81,8 @@ def column_names(run: Run) -> list[str]:
 
 #: Quality columns holding numbers (``qc`` holds the flags).
 _QUALITY_NUMBERS = tuple(c for c in QUALITY_COLUMNS if c != "qc")
+#: Quality figures also written as maps for MRSI (where the voxels with signal are).
+_QUALITY_MAPS = ("snr", "fwhm_hz")
 
 
 def results_csv(run: Run) -> str:
@@ -162,16 +165,16 @@ def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
     shape = r.input.fid.batch_shape
     folder.mkdir(parents=True, exist_ok=True)
     kinds = [s for s in ("", run.sd_suffix, "_ratio_tcr", "_mM") if s in run.suffixes]
+    maps = {f"{name}{s}": r.columns[s][:, m] for m, name in enumerate(run.names) for s in kinds}
+    maps |= {name: r.quality[name] for name in _QUALITY_MAPS}
     written = []
-    for m, name in enumerate(run.names):
-        for s in kinds:
-            values = r.columns[s][:, m].reshape(shape).astype(np.float32)
-            img = nibabel.Nifti1Image(values, r.input.affine)
-            img.header.set_xyzt_units("mm")
-            img.header["descrip"] = f"scaloquant {name}{s}"[:79].encode()
-            path = folder / f"{name}{s}.nii.gz"
-            nibabel.save(img, str(path))
-            written.append(str(path))
+    for name, values in maps.items():
+        img = nibabel.Nifti1Image(values.reshape(shape).astype(np.float32), r.input.affine)
+        img.header.set_xyzt_units("mm")
+        img.header["descrip"] = f"scaloquant {name}"[:79].encode()
+        path = folder / f"{name}.nii.gz"
+        nibabel.save(img, str(path))
+        written.append(str(path))
     return written
 
 
