@@ -177,6 +177,7 @@ def test_challenge_water_as_data_and_data_as_water(tiny_checkpoint, tmp_path, ca
     assert main(["quantify", str(h2o), *base, "--max-figures", "0"]) == 0
     row = _rows(out)[0]
     assert row["qc"] == "water" and np.isnan(float(row["NAA"]))
+    assert float(row["fwhm_hz"]) == pytest.approx(6.0, abs=1)  # its water peak's
     capsys.readouterr()
     other = tmp_path / "other"
     base[3] = str(other)

@@ -122,7 +122,7 @@ class SpectraInput:
         grid = (water.dwell_time_s, water.spectrometer_freq_mhz, water.ppm_reference)
         ratio = float(quality.water_ratio(strongest, *grid))
         half = quality.WATER_HALF_WINDOW_PPM
-        window = (quality.WATER_PPM - half, quality.WATER_PPM + half)
+        window = quality.WATER_WINDOW_PPM
         width = float(quality.fwhm_ppm(strongest, *grid, window, remove_baseline=False))
         figures = {
             "fwhm_ppm": width,

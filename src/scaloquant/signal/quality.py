@@ -105,6 +105,8 @@ WATER_PPM = 4.65
 #: 0.01 ppm/K and references are set to 4.65-4.7 ppm, so 0.3 ppm leaves room for a mis-set
 #: reference or a shimmed frequency offset of 38 Hz at 3 T.
 WATER_HALF_WINDOW_PPM = 0.3
+#: The window itself, ppm.
+WATER_WINDOW_PPM = (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WINDOW_PPM)
 #: Where the NAA singlet (2.01 ppm) is sought: the tallest peak of 1.8-2.2 ppm, as Osprey and
 #: FSL-MRS take "the NAA peak" for their SNR.
 NAA_WINDOW_PPM = (1.8, 2.2)
@@ -400,9 +402,7 @@ def fwhm_ppm(
 
 
 def _water_ratio(s: _Spectra, metabolite_height: np.ndarray) -> np.ndarray:
-    water = _window(
-        s.ppm_zf, (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WINDOW_PPM)
-    )
+    water = _window(s.ppm_zf, WATER_WINDOW_PPM)
     if water.size == 0 or np.isnan(metabolite_height).all():
         return np.full(s.raw.shape[0], np.nan)
     water_height = np.abs(_columns(s.raw_zf, water)).max(axis=1).astype(np.float64)
@@ -445,8 +445,8 @@ def looks_like_water(ratio: np.ndarray | float) -> np.ndarray:
 class QualityFigures(NamedTuple):
     """The quality figures of a batch of spectra, each ``(...)`` (see the functions above).
 
-    ``snr``: :func:`snr`; ``fwhm_ppm``: NAA FWHM (:func:`fwhm_ppm`); ``fwhm_hz``: the same in
-    Hz; ``water_ratio``: :func:`water_ratio`; ``mirror_ratio``: :func:`mirror_ratio` (1H
+    ``snr``: :func:`snr`; ``fwhm_ppm``: NAA FWHM (:func:`fwhm_ppm`), or the water peak's for
+    a spectrum that looks like water (:func:`looks_like_water`); ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`water_ratio`; ``mirror_ratio``: :func:`mirror_ratio` (1H
     only, else NaN); ``empty``: the FID is all zeros.
     """
 
@@ -481,12 +481,16 @@ def quality_figures(
     flat = (s.raw.shape[0],)
     naa = _peak_segments(s.ppm_zf, s.raw_zf, NAA_WINDOW_PPM, True)
     metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), flat)
+    ratio = _water_ratio(s, metabolites).reshape(batch)
     width = _widths(naa, batch)
+    if looks_like_water(ratio).any():  # a water reference's width is its water peak's
+        water = _peak_segments(s.ppm_zf, s.raw_zf, WATER_WINDOW_PPM, False)
+        width = np.where(looks_like_water(ratio), _widths(water, batch), width)
     return QualityFigures(
         snr=_snr(_heights(naa, flat), _noise_sd(s)).reshape(batch),
         fwhm_ppm=width,
         fwhm_hz=width * spectrometer_freq_mhz,
-        water_ratio=_water_ratio(s, metabolites).reshape(batch),
+        water_ratio=ratio,
         mirror_ratio=mirror_ratio(fids, *grid) if mirror is None else np.asarray(mirror),
         empty=empty,
     )
