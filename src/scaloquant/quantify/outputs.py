@@ -227,6 +227,13 @@ def _summary_blocks(run: Run, keys: list[str]) -> list[tuple[str, Any]]:
     ]
     for r in run.results:
         lines = [f"{r.input.path.name}: {r.input.fid.acquisition.describe()}"]
+        if r.water_quality:
+            w = r.water_quality
+            lines.append(
+                f"water reference {r.input.water_path.name}: FWHM {_cell(w['fwhm_hz'], '.1f')} Hz "
+                f"({_cell(w['fwhm_ppm'], '.3f')} ppm), peak {_cell(w['water_ratio'], '.0f')}x the "
+                "tallest metabolite peak"
+            )
         lines += [f"conversion: {c}" for c in r.conversions]
         lines += [f"warning: {w}" for w in r.warnings]
         blocks.append(("list", lines))
