@@ -107,10 +107,25 @@ def choose_threads(requested: int | None = None, *, load: float | None = None) -
 
 
 def set_torch_threads(threads: int) -> None:
-    """``torch.set_num_threads(threads)`` (intra-op threads of the network)."""
+    """``torch.set_num_threads(threads)`` (intra-op threads of the network), for the process."""
     import torch
 
     torch.set_num_threads(int(threads))
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` within the block and restored after it, so
+    that a command run in-process (``scaloquant.cli.main`` from a script or a test) leaves the
+    caller's setting as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager

@@ -50,3 +50,12 @@ def test_blas_threads_limits_and_restores():
         inside = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
         assert all(n == 1 for n in inside)
     assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
+
+
+def test_torch_threads_are_restored():
+    import torch
+
+    before = torch.get_num_threads()
+    with threads.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -193,15 +193,20 @@ def _device(name: str) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..quantify import quantify_inputs, read_inputs, write_run
-    from ..quantify.outputs import file_sha256
-    from ..quantify.run import quality_note
-    from ..threads import choose_threads, set_torch_threads
-    from ..train import load_quantifier
+    from ..threads import choose_threads, torch_threads
 
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    set_torch_threads(choose_threads(args.threads))
+    with torch_threads(choose_threads(args.threads)):  # restored for in-process callers
+        return _quantify(args)
+
+
+def _quantify(args: argparse.Namespace) -> int:
+    from ..quantify import quantify_inputs, read_inputs, write_run
+    from ..quantify.outputs import file_sha256
+    from ..quantify.run import quality_note
+    from ..train import load_quantifier
+
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
     inputs = read_inputs(
