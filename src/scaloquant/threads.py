@@ -26,10 +26,18 @@ One thread instead of two cost about 10 % here and leaves a core to the others. 
 (``scaloquant.fit.spectra``), and :func:`blas_threads` does the same for quantify's figure and
 ``--refine`` start fits.
 
-The cost on an idle machine: ``benchmarks/bench_scalogram.py`` measured the paper-size
-transform at 108 signals/s with PASSIVE against 191 with the default (load average 1). Set
-``OMP_WAIT_POLICY=ACTIVE`` (or ``--threads``) on a machine of your own: a choice the user makes
-stands.
+With a controlled load (``--load 3``: three busy loops, 2 threads, load average 6-8):
+default 27 29 34 spectra/s (0.11 of its passes before the loops), PASSIVE 85 98 123,
+``GOMP_SPINCOUNT=10000`` (a short spin, then sleep) 62 68 62.
+
+The cost, on a machine that is idle or has one competitor: with the load average at 0.7-1 the
+default ran 638 701 711 spectra/s and 481 476 423 beside one busy loop; PASSIVE 510 484 467
+and 308 210 215 (one thread, chosen at load 2: 467 474 537 and 212 263 277); and
+``benchmarks/bench_scalogram.py`` measured the paper-size transform at 108 signals/s with
+PASSIVE against 191 with the default (load average 1). So PASSIVE gives up a third of the
+speed on a quiet machine to keep 3-4x more of it on a crowded one, where the default
+collapses; the default here is the one whose worst case is mild. On a machine of your own set
+``OMP_WAIT_POLICY=ACTIVE`` (and ``--threads``): a choice the user makes stands.
 
 What is done
 ------------
