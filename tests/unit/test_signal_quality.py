@@ -147,6 +147,9 @@ def test_challenge_spectra_and_their_water_references():
         assert 10 < figures.snr[0] < 200, i
         assert figures.water_ratio[0] < quality.WATER_RATIO / 4 < 4 * quality.WATER_RATIO
         assert figures.water_ratio[1] > 3 * quality.WATER_RATIO, i
+        # the mirror check of the same module: stored right, then conjugated (measured 0.08-0.51)
+        assert not quality.looks_mirrored(figures.mirror_ratio[0]), i
+        assert quality.looks_mirrored(quality.mirror_ratio(np.conj(data), *grid)), i
 
 
 @needs_shared
