@@ -286,4 +286,3 @@ def test_writers_refuse_bad_requests_and_keep_existing_files(tmp_path):
             tmp_path / "out.nii", FID(np.ones((2, N), complex), **GRID), dim_tags=["DIM_NOPE"]
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.RAW"]  # no partial outputs
-

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ScaloquantError
+from ..threads import prefer_passive_wait
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
 #: Only the module of the command being run is imported (some import torch or Lightning, which
@@ -53,6 +54,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit code."""
+    # before any subcommand imports torch: OpenMP reads it once (see scaloquant.threads)
+    prefer_passive_wait()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     try:

@@ -38,6 +38,7 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from ..io.default import DEFAULT_BASIS_NAME, default_basis
     from ..quantify import fit_inputs, read_inputs, write_run
+    from ..quantify.run import quality_note
     from .quantify import read_user_basis
 
     basis, basis_name = read_user_basis(args.basis)
@@ -61,5 +62,7 @@ def handle(args: argparse.Namespace) -> int:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.path.name}: {line}")
+    for line in quality_note(run.results):
+        print(line)
     print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
     return 0

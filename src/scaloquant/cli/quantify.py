@@ -129,6 +129,13 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="where the network runs (default: auto, a CUDA GPU when there is one)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of the network (default: the idle CPUs this process may use, from "
+        "its CPU affinity and the load average; see scaloquant.threads)",
+    )
     add_io_flags(p)
     p.set_defaults(handler=handle)
 
@@ -187,8 +194,18 @@ def _device(name: str) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from ..threads import choose_threads, torch_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    with torch_threads(choose_threads(args.threads)):  # restored for in-process callers
+        return _quantify(args)
+
+
+def _quantify(args: argparse.Namespace) -> int:
     from ..quantify import quantify_inputs, read_inputs, write_run
     from ..quantify.outputs import file_sha256
+    from ..quantify.run import quality_note
     from ..train import load_quantifier
 
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
@@ -218,5 +235,7 @@ def handle(args: argparse.Namespace) -> int:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.path.name}: {line}")
+    for line in quality_note(run.results):
+        print(line)
     print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
     return 0

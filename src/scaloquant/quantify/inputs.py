@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -65,17 +66,12 @@ class SpectraInput:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
         whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`);
         one sentence each."""
-        from ..signal.quality import looks_mirrored, mirror_ratio, mirror_warning
+        from ..signal.quality import looks_mirrored, mirror_warning
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
         if self.fid.nucleus != "1H":
             return tuple(found)
-        fid = self.fid
-        ratios = np.atleast_1d(
-            mirror_ratio(
-                fid.samples, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference
-            )
-        ).ravel()
+        ratios = self.mirror_ratios
         flagged = np.flatnonzero(looks_mirrored(ratios))
         if flagged.size:
             warning = mirror_warning(float(np.median(ratios[flagged])))
@@ -86,6 +82,83 @@ class SpectraInput:
                 warning = f"{flagged.size} of {ratios.size} spectra ({which}{more}): {warning}"
             found.append(warning)
         return tuple(found)
+
+    def water_checks(self, force: bool = False) -> tuple[tuple[str, ...], dict[str, float]]:
+        """Check the water reference against the data and that it is water.
+
+        Its nucleus and field must be the data's (:func:`scaloquant.signal.match.
+        compare_reference`); other points or dwell time are reported. For 1H, its dominant peak
+        must lie near 4.65 ppm and dwarf the metabolites
+        (:func:`scaloquant.signal.quality.water_ratio` above
+        :data:`~scaloquant.signal.quality.WATER_RATIO`; for an MRSI reference, in its voxel of
+        largest signal); ``force`` accepts one that does not, with a warning.
+
+        Returns
+        -------
+        The sentences for the user, and the water peak's figures (``fwhm_hz``, ``fwhm_ppm``,
+        ``water_ratio``; empty without a water reference or for other nuclei).
+
+        Raises
+        ------
+        IncompatibleDataError
+            Another nucleus or field, or (without ``force``) not water.
+        """
+        from ..signal import quality
+        from ..signal.match import compare_reference
+
+        water = self.water
+        if water is None:
+            return (), {}
+        what = f"the water reference {self.water_path.name}"
+        notes = list(
+            compare_reference(
+                water.acquisition, self.fid.acquisition, what=what, data_what=self.path.name
+            )
+        )
+        if water.nucleus != "1H":
+            return tuple(notes), {}
+        flat = water.samples.reshape(-1, water.n_points)
+        strongest = flat[int(np.argmax(np.abs(flat[:, 0])))]
+        grid = (water.dwell_time_s, water.spectrometer_freq_mhz, water.ppm_reference)
+        ratio = float(quality.water_ratio(strongest, *grid))
+        half = quality.WATER_HALF_WINDOW_PPM
+        window = quality.WATER_WINDOW_PPM
+        width = float(quality.fwhm_ppm(strongest, *grid, window, remove_baseline=False))
+        figures = {
+            "fwhm_ppm": width,
+            "fwhm_hz": width * water.spectrometer_freq_mhz,
+            "water_ratio": ratio,
+        }
+        if not quality.looks_like_water(ratio):
+            if np.isnan(ratio):
+                why = "it has no signal at 4.65 ppm (empty, or its band misses it)"
+            elif ratio == 0:
+                why = f"its tallest peak is not within {half:g} ppm of {quality.WATER_PPM:g} ppm"
+            else:
+                why = (
+                    f"its water peak is only {ratio:.3g}x the tallest metabolite peak (a water "
+                    f"reference's is over {quality.WATER_RATIO:g}x; is it water-suppressed data?)"
+                )
+            problem = f"{what} does not look like water: {why}"
+            if not force:
+                raise IncompatibleDataError(
+                    f"{problem}; give the unsuppressed water reference of the data, or pass "
+                    "--force to use it anyway"
+                )
+            notes.append(f"{problem}; used anyway (--force): check the mM columns")
+        return tuple(notes), figures
+
+    @cached_property
+    def mirror_ratios(self) -> np.ndarray:
+        """:func:`scaloquant.signal.quality.mirror_ratio` of every spectrum, ``(N,)`` in C order
+        (computed once: :meth:`checks` and the quality figures both use it)."""
+        from ..signal.quality import mirror_ratio
+
+        fid = self.fid
+        ratios = mirror_ratio(
+            fid.samples, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference
+        )
+        return np.atleast_1d(ratios).reshape(-1)
 
     def water_areas_source(self) -> np.ndarray | None:
         """Water samples broadcastable to the spectra: ``(..., n_points_w)`` or None."""

@@ -3,7 +3,8 @@
 * ``results.csv``: one row per spectrum (``file``, ``spectrum``, then per metabolite every
   column of the run, ``<name><suffix>``); ``results.json`` says what each column means;
 * ``maps/<input>/<name><suffix>.nii.gz``: NIfTI maps of MRSI inputs (more than one voxel),
-  shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine;
+  shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine; ``snr.nii.gz`` and
+  ``fwhm_hz.nii.gz`` beside them;
 * ``figures/<input>_<spectrum>.png``: fit figures;
 * ``report.html``: the page a user opens (:mod:`scaloquant.report`): the overview table of
   spectra x metabolites, the fit figures and MRSI maps inlined; ``summary.md``: the same in
@@ -31,7 +32,8 @@ import numpy as np
 
 from .. import __version__
 from ..io.atomic import staged_directory, write_text_atomic
-from .results import COLUMN_DESCRIPTIONS, SpectraResult
+from ..signal.quality import QC_FLAGS
+from .results import COLUMN_DESCRIPTIONS, QUALITY_COLUMNS, SpectraResult
 from .run import Run
 
 _MODEL_LABEL = {
@@ -73,14 +75,24 @@ def column_names(run: Run) -> list[str]:
     return [f"{n}{s}" for n in run.names for s in run.suffixes]
 
 
+#: Quality columns holding numbers (``qc`` holds the flags).
+_QUALITY_NUMBERS = tuple(c for c in QUALITY_COLUMNS if c != "qc")
+#: Quality figures also written as maps for MRSI (where the voxels with signal are).
+_QUALITY_MAPS = ("snr", "fwhm_hz")
+
+
 def results_csv(run: Run) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "spectrum", *column_names(run)])
+    writer.writerow(["file", "spectrum", *column_names(run), *QUALITY_COLUMNS])
     for r in run.results:
         stacked = np.stack([r.columns[s] for s in run.suffixes], axis=-1)  # (N, M, S)
-        for label, row in zip(r.input.labels(), stacked.reshape(len(stacked), -1), strict=True):
-            writer.writerow([r.input.path.name, label, *(_number(v) for v in row)])
+        quality = np.stack([r.quality[c] for c in _QUALITY_NUMBERS], axis=-1)  # (N, Q)
+        rows = zip(r.input.labels(), stacked.reshape(len(stacked), -1), quality, r.qc, strict=True)
+        for label, row, figures, flags in rows:
+            writer.writerow(
+                [r.input.path.name, label, *(_number(v) for v in (*row, *figures)), flags]
+            )
     return buf.getvalue()
 
 
@@ -99,6 +111,7 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
         ),
         "acquisition": inp.fid.acquisition.describe(),
         "water_reference": None if inp.water_path is None else str(inp.water_path),
+        "water_reference_quality": {k: _json_number(v) for k, v in r.water_quality.items()},
         "water_scaling": None if r.water_scaling is None else r.water_scaling.to_dict(),
         "conversions": list(r.conversions),
         "warnings": list(r.warnings),
@@ -113,15 +126,33 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
     for n in run.names:
         for s in run.suffixes:
             columns[f"{n}{s}"] = f"{n}: {COLUMN_DESCRIPTIONS[s]}"
+    columns |= QUALITY_COLUMNS
     return {
         "command": run.command,
         "metabolites": list(run.names),
         "suffixes": {s or "(none)": COLUMN_DESCRIPTIONS[s] for s in run.suffixes},
         "columns": columns,
         "notes": list(run.notes),
+        "qc_flags": QC_FLAGS,
         "inputs": [_input_facts(r, k) for r, k in zip(run.results, keys, strict=True)],
+        "spectra": [
+            {
+                "file": r.input.path.name,
+                "spectrum": label,
+                **{c: _json_number(r.quality[c][j]) for c in _QUALITY_NUMBERS},
+                "qc": [f for f in r.qc[j].split(";") if f],
+            }
+            for r in run.results
+            for j, label in enumerate(r.input.labels())
+        ],
         "water_scaling": run.facts.get("water_scaling"),
     }
+
+
+def _json_number(value: float) -> float | None:
+    """A float for JSON, None for NaN or inf (results.json is strict JSON)."""
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
@@ -130,16 +161,16 @@ def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
     shape = r.input.fid.batch_shape
     folder.mkdir(parents=True, exist_ok=True)
     kinds = [s for s in ("", run.sd_suffix, "_ratio_tcr", "_mM") if s in run.suffixes]
+    maps = {f"{name}{s}": r.columns[s][:, m] for m, name in enumerate(run.names) for s in kinds}
+    maps |= {name: r.quality[name] for name in _QUALITY_MAPS}
     written = []
-    for m, name in enumerate(run.names):
-        for s in kinds:
-            values = r.columns[s][:, m].reshape(shape).astype(np.float32)
-            img = nibabel.Nifti1Image(values, r.input.affine)
-            img.header.set_xyzt_units("mm")
-            img.header["descrip"] = f"scaloquant {name}{s}"[:79].encode()
-            path = folder / f"{name}{s}.nii.gz"
-            nibabel.save(img, str(path))
-            written.append(str(path))
+    for name, values in maps.items():
+        img = nibabel.Nifti1Image(values.reshape(shape).astype(np.float32), r.input.affine)
+        img.header.set_xyzt_units("mm")
+        img.header["descrip"] = f"scaloquant {name}"[:79].encode()
+        path = folder / f"{name}.nii.gz"
+        nibabel.save(img, str(path))
+        written.append(str(path))
     return written
 
 

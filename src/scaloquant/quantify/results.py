@@ -33,6 +33,22 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+#: The per-spectrum quality columns, after the metabolite columns of results.csv (see
+#: :mod:`scaloquant.signal.quality` for each definition and threshold).
+QUALITY_COLUMNS: dict[str, str] = {
+    "snr": "NAA peak height (tallest peak of 1.8-2.2 ppm above its local baseline) over the "
+    "noise SD of the real spectrum in -2..0 and 9..10 ppm (FSL-MRS/Osprey style; about twice "
+    "LCModel's S/N, which divides by 2x the fit residual's RMS); NaN where the spectral width "
+    "covers neither noise region",
+    "fwhm_hz": "full width at half maximum of the NAA peak (of the water peak for a spectrum "
+    "flagged water), Hz (phased, baseline removed, interpolated on the spectrum zero-filled 4x)",
+    "fwhm_ppm": "the same FWHM in ppm",
+    "fit_residual": "|data - model| / |data| over the fit window (NaN without a fit: quantify "
+    "without --refine)",
+    "qc": "quality flags separated by ';' (empty: none); see results.json 'qc_flags'",
+}
+
+
 @dataclass(frozen=True)
 class SpectraResult:
     """The estimates of one input file's spectra.
@@ -46,6 +62,11 @@ class SpectraResult:
         ``M`` metabolites; suffix ``""`` is the amplitude.
     figures : the fit figures' spectra, by spectrum index (a few spectra only).
     water_scaling : the assumptions its mM columns were computed with (None: no mM).
+    quality : name -> ``(N,)`` quality figures (:data:`QUALITY_COLUMNS`).
+    qc : per spectrum, its quality flags separated by ``;`` (``""``: none; see
+        :data:`scaloquant.signal.quality.QC_FLAGS`).
+    water_quality : figures of its water reference's peak (``fwhm_hz``, ``fwhm_ppm``,
+        ``water_ratio``; empty without one).
     """
 
     input: SpectraInput
@@ -55,6 +76,9 @@ class SpectraResult:
     columns: Mapping[str, np.ndarray]
     figures: Mapping[int, FitSpectra] = field(default_factory=dict)
     water_scaling: WaterScaling | None = None
+    quality: Mapping[str, np.ndarray] = field(default_factory=dict)
+    qc: tuple[str, ...] = ()
+    water_quality: Mapping[str, float] = field(default_factory=dict)
 
 
 def tcr_ratios(names: Sequence[str], amplitudes: np.ndarray) -> tuple[np.ndarray, str]:

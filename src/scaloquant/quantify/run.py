@@ -15,6 +15,8 @@ import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
+from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
 from .results import SpectraResult, tcr_ratios
@@ -151,13 +153,57 @@ def _scaling_for(inp: SpectraInput, options: Options) -> WaterScaling:
     return replace(options.water_scaling, echo_time_ms=echo_time_s * 1e3)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One input on the target grid, checked, before estimation.
+
+    ``quality``: the quality figures of its spectra, each ``(N,)``; ``flags``: the QC flags
+    known before estimation (all but ``residual_large``), one list per spectrum.
+    """
+
+    input: SpectraInput
+    fid: FID
+    conversions: tuple[str, ...]
+    warnings: tuple[str, ...]
+    water_quality: dict[str, float]
+    quality: QualityFigures
+    flags: list[list[str]]
+
+    @property
+    def usable(self) -> np.ndarray:
+        """``(N,)`` False for the spectra with nothing to quantify."""
+        return ~unmeasurable(self.flags)
+
+
 def _matched_inputs(
     inputs: Sequence[SpectraInput], target: Acquisition, stated: Mapping[str, Any], force: bool
-) -> list[tuple[SpectraInput, FID, tuple[str, ...], tuple[str, ...]]]:
+) -> list[_Prepared]:
     out = []
     for inp in inputs:
+        water_notes, water_quality = inp.water_checks(force)
         m = _match(inp.fid, target, stated, force)
-        out.append((inp, m.fid, tuple(m.conversions), (*inp.checks(), *m.warnings)))
+        # measured on the data as acquired: resampling to another band would put zeros (no
+        # noise) where the noise is measured
+        raw = inp.fid
+        quality = quality_figures(
+            _flat(raw),
+            raw.dwell_time_s,
+            raw.spectrometer_freq_mhz,
+            raw.ppm_reference,
+            proton=raw.nucleus == "1H",
+            mirror=inp.mirror_ratios if raw.nucleus == "1H" else None,
+        )
+        out.append(
+            _Prepared(
+                inp,
+                m.fid,
+                tuple(m.conversions),
+                (*inp.checks(), *m.warnings, *water_notes),
+                water_quality,
+                quality,
+                qc_flags(quality),
+            )
+        )
     return out
 
 
@@ -165,16 +211,22 @@ def _flat(fid: FID) -> np.ndarray:
     return fid.samples.reshape(-1, fid.n_points)
 
 
-def _figure_choice(matched: Sequence[FID], max_figures: int) -> list[list[int]]:
+def _figure_choice(prepared: Sequence[_Prepared], max_figures: int) -> list[list[int]]:
     """Per input, the spectra to draw: the ``max_figures`` of largest RMS over all inputs
-    (in MRSI the voxels with signal rather than the corners of the field of view)."""
-    rms = [np.sqrt(np.mean(np.abs(_flat(f)) ** 2, axis=1)) for f in matched]
+    (in MRSI the voxels with signal rather than the corners of the field of view), of those
+    with something to quantify."""
+    rms = [
+        np.where(p.usable, np.sqrt(np.mean(np.abs(_flat(p.fid)) ** 2, axis=1)), -np.inf)
+        for p in prepared
+    ]
     order = sorted(
         ((float(r), i, j) for i, rs in enumerate(rms) for j, r in enumerate(rs)),
         key=lambda t: -t[0],
     )[:max_figures]
-    chosen: list[list[int]] = [[] for _ in matched]
-    for _, i, j in order:
+    chosen: list[list[int]] = [[] for _ in prepared]
+    for r, i, j in order:
+        if r == -np.inf:
+            continue
         chosen[i].append(j)
     return [sorted(c) for c in chosen]
 
@@ -246,10 +298,57 @@ def _water_notes(
     return unit, notes
 
 
+def _relative_residual(result: FitResult, fid: FID, basis: BasisSet, chunk: int = 64) -> np.ndarray:
+    """``|data - model| / |data|`` over the fit window of each spectrum of a fit, ``(N,)``
+    (NaN for an empty spectrum); the model rebuilt ``chunk`` spectra at a time to bound the
+    memory of the per-metabolite spectra."""
+    n = int(np.prod(result.batch_shape, dtype=int))
+    out = np.full(n, np.nan)
+    for start in range(0, n, chunk):
+        index = list(range(start, min(n, start + chunk)))
+        spectra = fitted_spectra(_take(result, index), _subset(fid, index), basis)
+        data = np.linalg.norm(spectra.data, axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[index] = np.where(
+                data > 0, np.linalg.norm(spectra.residual, axis=-1) / data, np.nan
+            )
+    return out
+
+
+def _quality_columns(prep: _Prepared, fit_residual: np.ndarray | None) -> dict[str, np.ndarray]:
+    q = prep.quality
+    n = prep.input.n_spectra
+    return {
+        "snr": q.snr.reshape(n),
+        "fwhm_hz": q.fwhm_hz.reshape(n),
+        "fwhm_ppm": q.fwhm_ppm.reshape(n),
+        "fit_residual": np.full(n, np.nan) if fit_residual is None else fit_residual,
+    }
+
+
+def quality_note(results: Sequence[SpectraResult]) -> list[str]:
+    """One sentence counting the flagged spectra by flag (none when nothing was flagged)."""
+    from ..signal.quality import UNMEASURABLE_FLAGS
+
+    counts: dict[str, int] = {}
+    for r in results:
+        for flags in r.qc:
+            for flag in flags.split(";") if flags else ():
+                counts[flag] = counts.get(flag, 0) + 1
+    if not counts:
+        return []
+    n_all = sum(r.input.n_spectra for r in results)
+    parts = ", ".join(f"{n} {flag}" for flag, n in counts.items())
+    return [
+        f"quality flags (column qc) on {n_all} spectra: {parts}; "
+        f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)"
+    ]
+
+
 def _finish(
     command: Command,
     names: tuple[str, ...],
-    partial: list[tuple[SpectraInput, FID, tuple, tuple, dict[str, np.ndarray], dict]],
+    partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, np.ndarray | None]],
     *,
     basis: BasisSet | None,
     base_suffixes: tuple[str, ...],
@@ -258,17 +357,34 @@ def _finish(
     facts: dict[str, Any],
     options: Options,
 ) -> Run:
-    inputs = [p[0] for p in partial]
+    """Flag, blank the estimates of unusable spectra, derive ratios and mM, and gather."""
+    from ..signal.quality import residual_flags
+
+    inputs = [p[0].input for p in partial]
     unit, water_notes = _water_notes(inputs, basis, options.water_scaling)
     results = []
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
-    for inp, matched, conversions, warnings, columns, figures in partial:
+    for prep, columns, figures, fit_residual in partial:
+        inp = prep.input
+        flags = residual_flags(prep.flags, fit_residual)
+        unusable = unmeasurable(flags)
+        # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
+        columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
         scaling = _scaling_for(inp, options)
         derived = _derived(names, columns[""], inp, unit, scaling, macromolecules)
         used = scaling if unit is not None and inp.water is not None else None
         results.append(
             SpectraResult(
-                inp, matched, conversions, warnings, {**columns, **derived}, figures, used
+                inp,
+                prep.fid,
+                prep.conversions,
+                prep.warnings,
+                {**columns, **derived},
+                figures,
+                used,
+                quality=_quality_columns(prep, fit_residual),
+                qc=tuple(";".join(f) for f in flags),
+                water_quality=prep.water_quality,
             )
         )
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
@@ -287,7 +403,7 @@ def _finish(
         results=tuple(results),
         suffixes=suffixes,
         sd_suffix=sd_suffix,
-        notes=tuple([*notes, ratio_note, *water_notes]),
+        notes=tuple([*notes, *quality_note(results), ratio_note, *water_notes]),
         facts=facts,
     )
 
@@ -326,14 +442,16 @@ def quantify_inputs(
     basis, basis_note = model_basis(meta["basis"], basis, basis_name)
     if options.refine and basis is None:
         raise ConfigError("--refine needs the basis the model was trained on; give it with --basis")
-    matched = _matched_inputs(inputs, target, meta["basis"].get("metadata", {}), options.force)
+    prepared = _matched_inputs(inputs, target, meta["basis"].get("metadata", {}), options.force)
     chosen = (
-        _figure_choice([m[1] for m in matched], options.max_figures)
+        _figure_choice(prepared, options.max_figures)
         if basis is not None
-        else [[] for _ in matched]
+        else [[] for _ in prepared]
     )
     partial = []
-    for (inp, fid, conversions, warnings), drawn in zip(matched, chosen, strict=True):
+    for prep, drawn in zip(prepared, chosen, strict=True):
+        fid = prep.fid
+        fit_residual = None
         # SDs are NaN for a model trained without uncertainty (Quantifier.predict)
         amplitudes, sd = quantifier.predict(
             _flat(fid), batch_size=options.batch_size, return_sd=True
@@ -343,12 +461,14 @@ def quantify_inputs(
         if drawn:
             # one global damping/shift/phase with the network's amplitudes held fixed: a
             # per-metabolite lineshape would absorb the network's errors and flatter the figure
-            given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
+            with blas_threads(1):  # small matrices; see scaloquant.threads
+                given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
             spectra = fitted_spectra(given, _subset(fid, drawn), basis)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         if options.refine:
             flat = fid.with_samples(_flat(fid))
-            start = fit_given_amplitudes(flat, basis, amplitudes)
+            with blas_threads(1):
+                start = fit_given_amplitudes(flat, basis, amplitudes)
             refined = fit_spectra(
                 flat,
                 basis,
@@ -361,7 +481,8 @@ def quantify_inputs(
                 "_crlb_sd": refined.crlb_sd,
                 "_crlb_pct": refined.crlb_pct,
             }
-        partial.append((inp, fid, conversions, warnings, columns, figures))
+            fit_residual = _relative_residual(refined, flat, basis)
+        partial.append((prep, columns, figures, fit_residual))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     notes = [basis_note]
     if not getattr(quantifier, "has_uncertainty", False):
@@ -399,10 +520,11 @@ def fit_inputs(
     """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`),
     after matching it to the basis' grid as ``quantify`` matches to a model's."""
     options = options or Options()
-    matched = _matched_inputs(inputs, basis.acquisition, basis.metadata, options.force)
-    chosen = _figure_choice([m[1] for m in matched], options.max_figures)
+    prepared = _matched_inputs(inputs, basis.acquisition, basis.metadata, options.force)
+    chosen = _figure_choice(prepared, options.max_figures)
     partial = []
-    for (inp, fid, conversions, warnings), drawn in zip(matched, chosen, strict=True):
+    for prep, drawn in zip(prepared, chosen, strict=True):
+        fid = prep.fid
         flat = fid.with_samples(_flat(fid))
         result = fit_spectra(flat, basis, options.fit_config, n_workers=options.n_workers)
         columns = {
@@ -414,7 +536,7 @@ def fit_inputs(
         if drawn:
             spectra = fitted_spectra(_take(result, drawn), _subset(fid, drawn), basis)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        partial.append((inp, fid, conversions, warnings, columns, figures))
+        partial.append((prep, columns, figures, _relative_residual(result, flat, basis)))
     noise = options.fit_config.noise_estimate
     notes = [
         f"basis: {basis_name}",

@@ -398,6 +398,45 @@ def require_same_grid(
         )
 
 
+def compare_reference(
+    reference: Acquisition, data: Acquisition, *, what: str, data_what: str = "the data"
+) -> tuple[str, ...]:
+    """Check a reference scan (the water reference) against the data it belongs to.
+
+    A reference is acquired in the same session, on the same scanner: its nucleus and its
+    spectrometer frequency (within :data:`FREQUENCY_RTOL`) must be the data's, whatever
+    ``force`` says, since another field means another session's or another subject's file.
+    Its points and dwell time may differ (the water area, ``|w(0)|``, depends on neither): each
+    difference gives one sentence, returned for the user to see.
+
+    Raises
+    ------
+    IncompatibleDataError : another nucleus or field (one line naming both values).
+    """
+    advice = "give the water reference acquired with the data (--water), or none"
+    if reference.nucleus != data.nucleus:
+        raise IncompatibleDataError(
+            f"{what} is {reference.nucleus} and {data_what} {data.nucleus}; {advice}"
+        )
+    if not math.isclose(
+        reference.spectrometer_freq_mhz, data.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
+    ):
+        raise IncompatibleDataError(
+            f"{what} was acquired at {_mhz(reference)} and {data_what} at {_mhz(data)}: "
+            f"not the same scanner; {advice}"
+        )
+    notes = []
+    if reference.n_points != data.n_points or not _same_dwell(
+        reference.dwell_time_s, data.dwell_time_s
+    ):
+        notes.append(
+            f"{what} has {reference.n_points} points at {_dwell(reference)}, {data_what} "
+            f"{data.n_points} at {_dwell(data)}: fine for its area |w(0)|, which depends on "
+            "neither"
+        )
+    return tuple(notes)
+
+
 def stated_sequence(fid: FID) -> tuple[str | None, float | None]:
     """Sequence name and echo time in s as the file stated them (``None`` where it did not).
 

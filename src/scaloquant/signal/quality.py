@@ -1,4 +1,4 @@
-"""Cheap checks of an input spectrum before it is quantified.
+"""Cheap checks of an input spectrum before it is quantified, and its quality figures.
 
 :func:`mirror_ratio` tells a 1H brain spectrum stored in the wrong orientation (the complex
 conjugate: mirrored about the receiver frequency, NAA at 7.3 ppm instead of 2.0) from one stored
@@ -17,7 +17,10 @@ spectra and the lowest-SNR challenge spectra), their mirror images 1.85-25, and 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import scipy.fft
 from scipy.ndimage import median_filter
 
 from . import axes
@@ -87,3 +90,454 @@ def mirror_warning(ratio: float) -> str:
         "mirror image of 0.5-4.2 ppm than in it; the file is probably stored in the other "
         "orientation (complex conjugate): check it, and read it with --conjugate if so"
     )
+
+
+# --- quality figures -----------------------------------------------------------------------
+#
+# What a user checks before trusting an estimate (LCModel prints them under its table, FSL-MRS
+# and Osprey in their QC reports): the signal-to-noise ratio, the linewidth and, after a fit,
+# the residual; and, before anything, whether there is a brain spectrum at all (not an empty
+# FID, not a water reference). Everything below works on the unnormalised spectrum of
+# :func:`scaloquant.signal.axes.spectrum` and on the last axis of a batch ``(..., n_points)``.
+
+#: Chemical shift of water at body temperature, ppm (the usual ppm reference of 1H data).
+WATER_PPM = 4.65
+#: Half-width of the window where a water reference's peak must lie, ppm: water moves by about
+#: 0.01 ppm/K and references are set to 4.65-4.7 ppm, so 0.3 ppm leaves room for a mis-set
+#: reference or a shimmed frequency offset of 38 Hz at 3 T.
+WATER_HALF_WINDOW_PPM = 0.3
+#: The window itself, ppm.
+WATER_WINDOW_PPM = (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WINDOW_PPM)
+#: Where the NAA singlet (2.01 ppm) is sought: the tallest peak of 1.8-2.2 ppm, as Osprey and
+#: FSL-MRS take "the NAA peak" for their SNR.
+NAA_WINDOW_PPM = (1.8, 2.2)
+#: Window of the metabolite signal a water reference is compared with: NAA, Cr and Cho
+#: (1.8-3.4 ppm), far enough from water (1.25 ppm) that its tails do not count.
+WATER_TEST_WINDOW_PPM = (1.8, 3.4)
+#: Signal-free regions where the noise is measured, ppm: upfield of every metabolite and lipid
+#: (Osprey's and LCModel's -2..0 ppm) and downfield of the amide protons (9-10 ppm). Both are
+#: pooled where the spectral width covers them.
+NOISE_REGIONS_PPM = ((-2.0, 0.0), (9.0, 10.0))
+#: Fraction of the band left out at each edge when looking for noise: the anti-alias filter of
+#: the receiver attenuates the last few per cent.
+BAND_EDGE_FRACTION = 0.02
+#: A noise region with fewer spectral points than this is not used (the SD of fewer is too
+#: uncertain: 16 points give it to about 18 %).
+MIN_NOISE_POINTS = 16
+#: Zero-filling factor for peak heights and widths: the FWHM is interpolated between points
+#: of a spectrum zero-filled 4x, so a 0.08 ppm line spans 10 or more points at 1 Hz/point.
+ZERO_FILL = 4
+#: Distance of the two flanks of a peak from its top, ppm: their medians set the straight
+#: baseline under it. 0.15 ppm is 3 half-widths of a 0.1 ppm line (its tail there is 10 % of
+#: its height); 0.3 ppm is the widest a window may reach before the next metabolite's peak.
+FLANK_PPM = (0.15, 0.3)
+
+#: SNR below which a spectrum has nothing to measure (``no_signal``). Pure complex Gaussian
+#: noise gives SNRs of 2-6 by this definition (the largest of a few hundred Rayleigh values
+#: over the NAA window: median 2.9-3.2, 99.9th percentile 4.7-5.4, largest 5.9 over 2000 noise
+#: spectra on each of five 3 T grids of the shared data); the weakest real spectra give 11.5
+#: (the lowest-SNR ISMRM 2016 challenge spectrum, dataset27, and the metabolite-nulled
+#: macromolecule spectra of the Osprey examples), brain spectra usually 30-150. 8 sits between
+#: (about LCModel's S/N 3-4, see :func:`snr`).
+NO_SIGNAL_SNR = 8.0
+#: NAA FWHM above which the lines are too broad for a reliable fit (``too_broad``), ppm: the
+#: limit of LCModel's manual for a 1H brain spectrum (its FWHM "should be < 0.1 ppm"). The
+#: shared in-vivo spectra give 0.043-0.056 ppm; the ISMRM 2016 challenge spectra 0.040-0.16,
+#: its broadened ones (datasets 3, 25, 26, 28) above the limit.
+TOO_BROAD_PPM = 0.1
+#: Water-peak height over the tallest metabolite peak above which a spectrum is a water
+#: reference (``water``; :func:`water_ratio`). Measured on the shared data: water-suppressed
+#: spectra give 0 (water not the tallest peak: the challenge) to 51 (the Siemens suspect
+#: spectrum's residual water; Osprey's 40, spant's 8), their unsuppressed water references
+#: 680-3900; 200 is about 4x from either.
+WATER_RATIO = 200.0
+#: Relative fit residual ``|data - model| / |data|`` over the fit window above which the fit did
+#: not explain the spectrum (``residual_large``). ``scaloquant fit`` with the embedded basis
+#: gives 0.03-0.30 on the shared spectra (ISMRM 2016 challenge datasets 1, 3, 7, 12, 25, 27,
+#: 28; the spant, suspect and Osprey in-vivo spectra, the last two with --force): the highest
+#: for low SNR (residual mostly noise) and in-vivo baselines. Twice the largest.
+RESIDUAL_LARGE = 0.6
+
+#: Every quality flag, with its meaning (the ``qc`` column holds them separated by ``;``).
+QC_FLAGS: dict[str, str] = {
+    "empty": "the FID is all zeros: nothing to measure (estimates NaN)",
+    "no_signal": f"SNR below {NO_SIGNAL_SNR:g}: noise only, nothing to measure (estimates NaN)",
+    "water": "the spectrum looks like an unsuppressed water reference (its water peak is more "
+    f"than {WATER_RATIO:g}x the tallest metabolite peak): not quantified (estimates NaN)",
+    "mirrored": "the spectrum looks mirrored about the reference (stored conjugated?): check it, "
+    "and read it with --conjugate if so",
+    "too_broad": f"NAA FWHM above {TOO_BROAD_PPM:g} ppm: lines too broad for a reliable fit",
+    "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
+    "the spectrum",
+}
+#: Flags whose spectra are not quantified: their estimates are NaN, never a number.
+UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
+
+
+def _band_mask(ppm: np.ndarray, region: tuple[float, float]) -> np.ndarray:
+    edge = BAND_EDGE_FRACTION * (ppm.max() - ppm.min())
+    lo, hi = max(region[0], ppm.min() + edge), min(region[1], ppm.max() - edge)
+    return (ppm >= lo) & (ppm <= hi)
+
+
+def _window(ppm: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    return np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
+
+
+class _Spectra(NamedTuple):
+    """A batch's spectra ``(B, N)`` and, zero-filled :data:`ZERO_FILL` x, ``(B, ZERO_FILL N)``,
+    with their ppm axes: computed once for every figure, single precision (plenty for
+    quality figures, half the time and memory), unshifted (see :func:`_columns`)."""
+
+    ppm: np.ndarray
+    raw: np.ndarray
+    ppm_zf: np.ndarray
+    raw_zf: np.ndarray
+
+
+def _columns(raw: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Columns ``index`` of ``fftshift(raw)`` without shifting the whole batch."""
+    n = raw.shape[-1]
+    return raw[:, (np.asarray(index) - n // 2) % n]
+
+
+def _spectra(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference) -> _Spectra:
+    n = fids.shape[-1]
+    flat = fids.reshape(-1, n).astype(np.complex64)
+    return _Spectra(
+        axes.ppm_axis(n, dwell_time_s, freq_mhz, ppm_reference),
+        scipy.fft.fft(flat, axis=-1),
+        axes.ppm_axis(ZERO_FILL * n, dwell_time_s, freq_mhz, ppm_reference),
+        scipy.fft.fft(flat, ZERO_FILL * n, axis=-1),
+    )
+
+
+def _noise_sd(s: _Spectra) -> np.ndarray:
+    sum_sq = np.zeros(s.raw.shape[0])
+    dof = 0
+    for region in NOISE_REGIONS_PPM:
+        sel = np.flatnonzero(_band_mask(s.ppm, region))
+        if sel.size < MIN_NOISE_POINTS:
+            continue
+        x = s.ppm[sel] - s.ppm[sel].mean()
+        design = np.stack([np.ones_like(x), x, x**2], axis=1)
+        values = _columns(s.raw, sel).T.astype(np.complex128)
+        coef = np.linalg.lstsq(design, values, rcond=None)[0]
+        sum_sq += (np.abs(values - design @ coef) ** 2).sum(axis=0)
+        dof += 2 * sel.size - 6
+    if dof == 0:
+        return np.full(s.raw.shape[0], np.nan)
+    return np.sqrt(sum_sq / dof)
+
+
+def noise_sd(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+) -> np.ndarray:
+    """Noise SD of each real part of the spectrum, from the signal-free regions.
+
+    Each region of :data:`NOISE_REGIONS_PPM` inside the band (less :data:`BAND_EDGE_FRACTION`
+    at each edge) with at least :data:`MIN_NOISE_POINTS` points has a complex quadratic
+    removed (a baseline or water tail is not noise); the residuals of all regions are pooled:
+    ``sd = sqrt(sum |r|^2 / (2 K - 6 R))`` for ``K`` points in ``R`` regions.
+
+    Parameters
+    ----------
+    fids : complex FIDs, ``(..., n_points)``.
+    dwell_time_s, spectrometer_freq_mhz, ppm_reference : the acquisition grid.
+
+    Returns
+    -------
+    ``(...)`` SDs on the scale of ``axes.spectrum`` (unnormalised FFT, no zero-filling); NaN
+    where no region is covered.
+    """
+    fids = np.asarray(fids)
+    n = fids.shape[-1]
+    ppm = axes.ppm_axis(n, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    raw = scipy.fft.fft(fids.reshape(-1, n), axis=-1)
+    return _noise_sd(_Spectra(ppm, raw, ppm, raw)).reshape(fids.shape[:-1])
+
+
+def _peak_segments(
+    ppm: np.ndarray, raw: np.ndarray, window_ppm: tuple[float, float], remove_baseline: bool
+) -> tuple[np.ndarray, int, float] | None:
+    """The tallest point of ``window_ppm`` in each spectrum (``raw`` ``(B, K)``, unshifted, on
+    the axis ``ppm``) and the spectrum around
+    it, less its local baseline: ``(segments (B, 2R + 1) with the peak at column R, R, ppm
+    per point)``, ``R`` the points in :data:`FLANK_PPM` ``[1]``; None where the window is off
+    the axis.
+
+    The baseline is the complex straight line through the medians (real and imaginary parts)
+    of the two flanks :data:`FLANK_PPM` from the peak: a broad background (macromolecules,
+    water tails) that a running median would follow up the peak itself, narrowing it.
+    """
+    sel = _window(ppm, window_ppm)
+    if sel.size == 0:
+        return None
+    step = float(ppm[1] - ppm[0])
+    peak = sel[0] + np.argmax(np.abs(_columns(raw, sel)), axis=1)
+    reach = max(2, int(round(FLANK_PPM[1] / step)))
+    near = min(reach - 1, max(1, int(round(FLANK_PPM[0] / step))))
+    offsets = np.arange(-reach, reach + 1)
+    index = np.clip(peak[:, None] + offsets, 0, ppm.size - 1)
+    segments = np.take_along_axis(raw, (index - ppm.size // 2) % ppm.size, axis=1)
+    segments = segments.astype(np.complex128)
+    if remove_baseline:
+
+        def median(a: np.ndarray) -> np.ndarray:
+            return np.median(a.real, axis=1) + 1j * np.median(a.imag, axis=1)
+
+        left = median(segments[:, : reach - near + 1])  # offsets -reach .. -near
+        right = median(segments[:, reach + near :])  # offsets near .. reach
+        middle = (reach + near) / 2  # where each flank's median sits, points from the peak
+        slope = (right - left) / (2 * middle)
+        segments = segments - (left[:, None] + slope[:, None] * (offsets + middle))
+    return segments, reach, step
+
+
+def _heights(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, ...]):
+    if segments is None:
+        return np.full(batch, np.nan)
+    seg, reach, _ = segments
+    return np.abs(seg[:, reach]).reshape(batch)
+
+
+def _first_below(values: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Fractional points from column 0 (the peak) to where ``values`` ``(B, R)`` first falls
+    below ``half`` ``(B,)``, interpolated linearly; NaN where it does not."""
+    below = values < half[:, None]
+    j = np.argmax(below, axis=1)
+    rows = np.arange(values.shape[0])
+    before, after = values[rows, j - 1], values[rows, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = (before - half) / (before - after)
+    return np.where(below.any(axis=1) & (j > 0), j - 1 + frac, np.nan)
+
+
+def _widths(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, ...]):
+    if segments is None:
+        return np.full(batch, np.nan)
+    seg, reach, step = segments
+    top = seg[:, reach]
+    # zero-order phased at the top: the real part is the absorption line
+    real = (seg * np.exp(-1j * np.angle(top))[:, None]).real
+    half = np.abs(top) / 2
+    width = _first_below(real[:, reach:], half) + _first_below(real[:, reach::-1], half)
+    return np.where(np.abs(top) > 0, width * abs(step), np.nan).reshape(batch)
+
+
+def peak_height(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+    window_ppm: tuple[float, float] = NAA_WINDOW_PPM,
+) -> np.ndarray:
+    """Height of the tallest peak in ``window_ppm`` above its local baseline: ``|S - B|`` at the
+    tallest point of the spectrum zero-filled :data:`ZERO_FILL` x, ``B`` a straight line
+    through its flanks (:data:`FLANK_PPM` from the peak). The modulus is the height of the
+    phased peak whatever its phase. ``(..., n_points) -> (...)``; NaN where the band misses
+    the window."""
+    fids = np.asarray(fids)
+    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    return _heights(_peak_segments(s.ppm_zf, s.raw_zf, window_ppm, True), fids.shape[:-1])
+
+
+def _snr(height: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(height == 0, 0.0, height / sd)
+
+
+def snr(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+) -> np.ndarray:
+    """Signal-to-noise ratio: the NAA peak height (the tallest peak of
+    :data:`NAA_WINDOW_PPM`, :func:`peak_height`) over the noise SD of the real part of the
+    spectrum (:func:`noise_sd`), the definition of FSL-MRS and Osprey and of the consensus
+    (Near et al., NMR Biomed 2021;34:e4257: "the NAA peak height divided by the standard
+    deviation of the noise").
+
+    LCModel's S/N divides the height of its fitted spectrum less baseline by **twice** the RMS
+    of its fit residual, so it is about half this figure for a good fit, less where the
+    residual holds misfit too (the Philips spant spectrum of the shared data: 57 here, LCModel
+    21). ``(..., n_points) -> (...)``; 0 for an empty FID, inf for a noiseless one, NaN where no
+    noise region is covered.
+    """
+    fids = np.asarray(fids)
+    height = peak_height(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    sd = noise_sd(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    return _snr(height, sd)
+
+
+def fwhm_ppm(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+    window_ppm: tuple[float, float] = NAA_WINDOW_PPM,
+    *,
+    remove_baseline: bool = True,
+) -> np.ndarray:
+    """Full width at half maximum of the tallest peak of ``window_ppm``, ppm.
+
+    The spectrum is zero-filled :data:`ZERO_FILL` x, its local baseline removed (as in
+    :func:`peak_height`; not with ``remove_baseline=False``, for a water reference, whose
+    peak dwarfs everything), and phased to zero order at the peak's maximum, so the real part
+    is the absorption line; the half-maximum crossings on each side are interpolated linearly
+    between points. For a Lorentzian line of ``1 / (pi T2*)`` Hz it gives that width (a broad
+    line reads a few % narrow: its own tails lift the flanks' baseline).
+
+    Returns ``(...)`` widths; NaN where the window is off the band, the peak is zero or a
+    crossing is not found within :data:`FLANK_PPM` ``[1]`` of the peak (only noise there).
+    Multiply by the spectrometer frequency in MHz for Hz.
+    """
+    fids = np.asarray(fids)
+    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    segments = _peak_segments(s.ppm_zf, s.raw_zf, window_ppm, remove_baseline)
+    return _widths(segments, fids.shape[:-1])
+
+
+def _water_ratio(s: _Spectra, metabolite_height: np.ndarray) -> np.ndarray:
+    water = _window(s.ppm_zf, WATER_WINDOW_PPM)
+    if water.size == 0 or np.isnan(metabolite_height).all():
+        return np.full(s.raw.shape[0], np.nan)
+    water_height = np.abs(_columns(s.raw_zf, water)).max(axis=1).astype(np.float64)
+    # the zero-filled spectrum holds the plain one's points: its water peak is at least theirs
+    band = np.flatnonzero(_band_mask(s.ppm, (-np.inf, np.inf)))
+    dominant = water_height >= np.abs(_columns(s.raw, band)).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(dominant, water_height / metabolite_height, 0.0)
+    return np.where(water_height == 0, np.nan, ratio)
+
+
+def water_ratio(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+) -> np.ndarray:
+    """How much a spectrum looks like a water reference: the height of its tallest point within
+    :data:`WATER_HALF_WINDOW_PPM` of :data:`WATER_PPM` over the tallest metabolite peak of
+    :data:`WATER_TEST_WINDOW_PPM` (as :func:`peak_height`), ``(..., n_points) -> (...)``.
+
+    Returns
+    -------
+    The ratio where the water window holds the tallest point of the whole band (less its
+    edges), else 0 (the dominant peak is elsewhere: not a water reference); NaN for an empty
+    FID or a band missing either window. Compare with :data:`WATER_RATIO`.
+    """
+    fids = np.asarray(fids)
+    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    batch = (s.raw.shape[0],)
+    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), batch)
+    return _water_ratio(s, metabolites).reshape(fids.shape[:-1])
+
+
+def looks_like_water(ratio: np.ndarray | float) -> np.ndarray:
+    """Whether :func:`water_ratio` says water reference (False where it is NaN)."""
+    return np.nan_to_num(np.asarray(ratio, dtype=float), nan=0.0) > WATER_RATIO
+
+
+class QualityFigures(NamedTuple):
+    """The quality figures of a batch of spectra, each ``(...)`` (see the functions above).
+
+    ``snr``: :func:`snr`; ``fwhm_ppm``: NAA FWHM (:func:`fwhm_ppm`), or the water peak's for
+    a spectrum that looks like water (:func:`looks_like_water`); ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`water_ratio`; ``mirror_ratio``: :func:`mirror_ratio` (1H
+    only, else NaN); ``empty``: the FID is all zeros.
+    """
+
+    snr: np.ndarray
+    fwhm_ppm: np.ndarray
+    fwhm_hz: np.ndarray
+    water_ratio: np.ndarray
+    mirror_ratio: np.ndarray
+    empty: np.ndarray
+
+
+def quality_figures(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+    *,
+    proton: bool = True,
+    mirror: np.ndarray | None = None,
+) -> QualityFigures:
+    """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``, from one pair of
+    FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
+    nuclei get NaN); ``mirror``: their :func:`mirror_ratio` if already computed."""
+    fids = np.asarray(fids)
+    batch = fids.shape[:-1]
+    empty = ~np.any(fids != 0, axis=-1)
+    if not proton:
+        nan = np.full(batch, np.nan)
+        return QualityFigures(nan, nan, nan, nan, nan, empty)
+    grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    s = _spectra(fids, *grid)
+    flat = (s.raw.shape[0],)
+    naa = _peak_segments(s.ppm_zf, s.raw_zf, NAA_WINDOW_PPM, True)
+    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), flat)
+    ratio = _water_ratio(s, metabolites).reshape(batch)
+    width = _widths(naa, batch)
+    if looks_like_water(ratio).any():  # a water reference's width is its water peak's
+        water = _peak_segments(s.ppm_zf, s.raw_zf, WATER_WINDOW_PPM, False)
+        width = np.where(looks_like_water(ratio), _widths(water, batch), width)
+    return QualityFigures(
+        snr=_snr(_heights(naa, flat), _noise_sd(s)).reshape(batch),
+        fwhm_ppm=width,
+        fwhm_hz=width * spectrometer_freq_mhz,
+        water_ratio=ratio,
+        mirror_ratio=mirror_ratio(fids, *grid) if mirror is None else np.asarray(mirror),
+        empty=empty,
+    )
+
+
+def qc_flags(figures: QualityFigures) -> list[list[str]]:
+    """The :data:`QC_FLAGS` of each spectrum known before any fit (all but
+    ``residual_large``, see :func:`residual_flags`), in C order of the batch.
+
+    An empty spectrum gets ``empty`` alone; one that looks like water gets ``water`` without
+    ``no_signal`` (its NAA window holds noise beside a huge peak); ``too_broad`` only for a
+    spectrum with none of the others (the width of noise means nothing).
+    """
+    n = int(np.size(figures.empty))
+    flat = {name: np.asarray(v).reshape(n) for name, v in figures._asdict().items()}
+    out = []
+    for i in range(n):
+        if flat["empty"][i]:
+            out.append(["empty"])
+            continue
+        flags = []
+        if looks_like_water(flat["water_ratio"][i]):
+            flags.append("water")
+        elif flat["snr"][i] < NO_SIGNAL_SNR:  # NaN (no noise region): not flagged
+            flags.append("no_signal")
+        if looks_mirrored(flat["mirror_ratio"][i]):
+            flags.append("mirrored")
+        if not flags and flat["fwhm_ppm"][i] > TOO_BROAD_PPM:
+            flags.append("too_broad")
+        out.append(flags)
+    return out
+
+
+def residual_flags(flags: list[list[str]], fit_residual: np.ndarray | None) -> list[list[str]]:
+    """``flags`` with ``residual_large`` added where the relative fit residual ``(N,)``
+    exceeds :data:`RESIDUAL_LARGE` (new lists; ``None``: no fit, nothing added)."""
+    if fit_residual is None:
+        return [list(f) for f in flags]
+    residual = np.asarray(fit_residual).reshape(len(flags))
+    return [
+        [*f, "residual_large"] if r > RESIDUAL_LARGE and "empty" not in f else list(f)
+        for f, r in zip(flags, residual, strict=True)
+    ]
+
+
+def unmeasurable(flags: list[list[str]]) -> np.ndarray:
+    """``(N,)`` True for the spectra whose flags say there is nothing to quantify
+    (:data:`UNMEASURABLE_FLAGS`): their estimates must be NaN."""
+    return np.array([any(f in UNMEASURABLE_FLAGS for f in fl) for fl in flags], dtype=bool)

@@ -1,0 +1,146 @@
+"""How many threads inference and the fit use, and how idle threads wait, so that speed holds
+when other processes share the CPUs.
+
+Why
+---
+libgomp (the OpenMP runtime of the PyTorch CPU wheels on Linux) lets a thread that finished its
+share of a parallel region **spin** for a while before sleeping (``OMP_WAIT_POLICY=ACTIVE``-like
+default). On an idle machine that saves a wake-up; on a machine whose cores are busy with other
+processes, every parallel op waits for a partner thread that the scheduler has put aside, while
+the spinning thread itself takes a core from the others. Measured with
+``benchmarks/bench_quantify.py --load 1`` (scalogram CNN of ``train --preset tiny``, 1024
+spectra, 2 cores shared with other users' jobs at a load average of 8-9, then one busy-loop
+process more), two runs each, spectra/s of three passes:
+
+* libgomp's default, 2 threads: 67 64 56 and 61 44 74; beside the busy loop 33 31 27 and
+  32 26 32;
+* PASSIVE, 2 threads: 173 170 188 and 116 153 148; beside the busy loop 90 86 97 and 85 81 97;
+* PASSIVE, 1 thread (:func:`choose_threads` at load 8.6): 153 167 155 and 301 318 333 (the
+  others' load fell); beside the busy loop 74 85 80 and 97 127 120.
+
+PASSIVE is 2.5-3x faster on the loaded machine and the slowest of three loaded passes stays
+0.76-0.88 of the fastest; from the passes before the busy loop to those beside it speed drops
+to 0.46-0.53 (its share of 2 cores: the issue saw 452 then 24, a 19x drop, with the default).
+One thread instead of two cost about 10 % here and leaves a core to the others. OpenBLAS
+(numpy's BLAS) spins the same way; the fit already runs it on one thread per process
+(``scaloquant.fit.spectra``), and :func:`blas_threads` does the same for quantify's figure and
+``--refine`` start fits.
+
+With a controlled load (``--load 3``: three busy loops, 2 threads, load average 6-8):
+default 27 29 34 spectra/s (0.11 of its passes before the loops), PASSIVE 85 98 123,
+``GOMP_SPINCOUNT=10000`` (a short spin, then sleep) 62 68 62.
+
+The cost, on a machine that is idle or has one competitor: with the load average at 0.7-1 the
+default ran 638 701 711 spectra/s and 481 476 423 beside one busy loop; PASSIVE 510 484 467
+and 308 210 215 (one thread, chosen at load 2: 467 474 537 and 212 263 277); and
+``benchmarks/bench_scalogram.py`` measured the paper-size transform at 108 signals/s with
+PASSIVE against 191 with the default (load average 1). So PASSIVE gives up a third of the
+speed on a quiet machine to keep 3-4x more of it on a crowded one, where the default
+collapses; the default here is the one whose worst case is mild. On a machine of your own set
+``OMP_WAIT_POLICY=ACTIVE`` (and ``--threads``): a choice the user makes stands.
+
+What is done
+------------
+* :func:`prefer_passive_wait`: ``OMP_WAIT_POLICY=PASSIVE`` in the environment unless the user
+  set it. The OpenMP runtime reads it once, when it initialises (the first parallel region
+  after ``import torch``), so the ``scaloquant`` command sets it at its entry, before any
+  subcommand imports torch; a library user sets it in the environment (or calls this function
+  before importing torch). Its cost is on an idle machine, where every parallel region wakes
+  sleeping threads (above: up to 1.8x on the scalogram transform; not measured idle for
+  ``quantify`` here, the machine never was).
+* :func:`choose_threads`: unless told, as many threads as CPUs this process may run on
+  (``os.sched_getaffinity``: a container's or ``taskset``'s limit, not the machine's count)
+  less those other processes keep busy (the 1-minute load average), at least 1. A thread per
+  idle core; no thread that could only wait for a busy one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+
+#: The environment variable of the OpenMP wait policy (read by libgomp and Intel's libiomp).
+WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
+
+
+def prefer_passive_wait(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` in ``environ`` (default ``os.environ``) unless it is set.
+
+    Returns whether it was set here. It only takes effect if the OpenMP runtime has not yet
+    initialised (before torch runs its first parallel op; see the module docstring).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(WAIT_POLICY_ENV):
+        return False
+    environ[WAIT_POLICY_ENV] = "PASSIVE"
+    return True
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_threads(requested: int | None = None, *, load: float | None = None) -> int:
+    """Threads for torch (and a BLAS) in this process.
+
+    Parameters
+    ----------
+    requested : the user's choice; returned as is when given (>= 1).
+    load : processes wanting a CPU besides this one (default: the 1-minute load average, read
+        before the work starts, when it counts the others).
+
+    Returns
+    -------
+    ``available_cpus() - floor(load)``, clipped to ``[1, available_cpus()]``: on 2 CPUs, 2
+    threads below a load of 1 (an idle machine with a little background), 1 above.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads must be >= 1, got {requested}")
+        return int(requested)
+    cpus = available_cpus()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    idle = cpus - int(math.floor(load))
+    return max(1, min(cpus, idle))
+
+
+def set_torch_threads(threads: int) -> None:
+    """``torch.set_num_threads(threads)`` (intra-op threads of the network), for the process."""
+    import torch
+
+    torch.set_num_threads(int(threads))
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` within the block and restored after it, so
+    that a command run in-process (``scaloquant.cli.main`` from a script or a test) leaves the
+    caller's setting as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def blas_threads(threads: int = 1) -> Iterator[None]:
+    """Limit BLAS (OpenBLAS, MKL) to ``threads`` within the block (threadpoolctl): the fit's
+    matrices are small, and threaded BLAS on busy cores spins as libgomp does."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(threads), user_api="blas"):
+        yield

@@ -1,0 +1,179 @@
+"""Quality figures (SNR, FWHM, flags) of :mod:`scaloquant.signal.quality`: known answers on analytic lines and
+noise, then the shared real spectra (the thresholds' measurements; skipped without them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scaloquant.errors import IncompatibleDataError
+from scaloquant.signal import quality
+from scaloquant.signal.match import compare_reference
+from scaloquant.types import Acquisition
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+CHALLENGE = SHARED / "ismrm2016-challenge" / "datasets_LCModel"
+INVIVO = SHARED / "invivo"
+CHALLENGE_GRID = {"dwell_time_s": 0.00025, "spectrometer_freq_mhz": 123.261703}
+
+N, DWELL_S, FREQ_MHZ, REF_PPM = 2048, 0.00025, 123.2, 4.65
+GRID = (DWELL_S, FREQ_MHZ, REF_PPM)
+
+
+def _line(shift_ppm: float, width_hz: float, amplitude: float = 1.0, phase: float = 0.0):
+    """A Lorentzian FID of FWHM ``width_hz`` at ``shift_ppm`` in the internal orientation
+    (``ppm = ref + f / F``, :mod:`scaloquant.signal.axes`)."""
+    t = np.arange(N) * DWELL_S
+    f_hz = (shift_ppm - REF_PPM) * FREQ_MHZ
+    return amplitude * np.exp(1j * phase + 2j * np.pi * f_hz * t - np.pi * width_hz * t)
+
+
+def _noise(rng, sd: float, shape=()):
+    return sd * (rng.standard_normal((*shape, N)) + 1j * rng.standard_normal((*shape, N)))
+
+
+def test_fwhm_of_an_analytic_lorentzian():
+    # Interpolated on the 4x zero-filled spectrum. The straight baseline through the flanks
+    # (0.15-0.3 ppm away) sits on the line's own Lorentzian tails, (w/2)^2 / d^2 of its height:
+    # 1.5 % for 6 Hz, 5 % for 12 Hz, which narrows it by about as much; hence 2 % and 6 %.
+    for width_hz, phase, rel in ((6.0, 0.0, 0.02), (12.0, 1.0, 0.06), (3.0, -2.5, 0.02)):
+        fid = _line(2.01, width_hz, phase=phase)
+        assert quality.fwhm_ppm(fid, *GRID) * FREQ_MHZ == pytest.approx(width_hz, rel=rel)
+
+
+def test_snr_is_peak_height_over_noise_sd():
+    rng = np.random.default_rng(1)
+    fid = _line(2.01, 6.0, amplitude=1.0)
+    height = np.abs(np.fft.fft(fid, 4 * N)).max()  # the noiseless peak
+    sd_time = 0.05
+    noisy = fid + _noise(rng, sd_time)
+    # white noise of SD s per real part gives s sqrt(N) per real part of the unnormalised FFT
+    assert quality.noise_sd(noisy, *GRID) == pytest.approx(sd_time * np.sqrt(N), rel=0.1)
+    assert quality.snr(noisy, *GRID) == pytest.approx(height / (sd_time * np.sqrt(N)), rel=0.1)
+    assert quality.snr(fid, *GRID) > 1e4  # noiseless: only the line's far tails there
+    assert quality.snr(np.zeros(N, complex), *GRID) == 0
+
+
+def test_noise_alone_is_below_the_no_signal_threshold():
+    rng = np.random.default_rng(2)
+    snr = quality.snr(_noise(rng, 1.0, (300,)), *GRID)
+    assert snr.max() < quality.NO_SIGNAL_SNR and np.median(snr) > 2
+
+
+def test_flags_of_synthetic_spectra():
+    rng = np.random.default_rng(3)
+    brain = _line(2.01, 6.0) + 0.8 * _line(3.03, 6.0) + 0.2 * _line(4.65, 10.0) + _noise(rng, 0.01)
+    fids = np.stack(
+        [
+            brain,
+            np.zeros(N, complex),
+            _noise(rng, 1.0),
+            _line(4.65, 6.0) * 1e3 + brain,  # a water reference (metabolites under it)
+            np.conj(brain),  # mirrored about 4.65 ppm
+            _line(2.01, 20.0) + _line(3.03, 20.0) + _noise(rng, 0.01),  # 0.16 ppm lines
+        ]
+    )
+    flags = quality.qc_flags(quality.quality_figures(fids, *GRID))
+    assert flags == [
+        [],
+        ["empty"],
+        ["no_signal"],
+        ["water"],
+        ["no_signal", "mirrored"],
+        ["too_broad"],
+    ]
+    assert quality.unmeasurable(flags).tolist() == [False, True, True, True, True, False]
+    with_fit = quality.residual_flags(flags, np.array([0.1, np.nan, 1.0, 0.2, 0.9, 0.7]))
+    assert [f[-1:] for f in with_fit] == [
+        [],
+        ["empty"],
+        ["residual_large"],
+        ["water"],
+        ["residual_large"],
+        ["residual_large"],
+    ]
+
+
+def test_batch_equals_item_by_item():
+    rng = np.random.default_rng(4)
+    fids = np.stack([_line(2.01, w) + _noise(rng, 0.02) for w in (4.0, 8.0, 12.0)])
+    batch = quality.quality_figures(fids.reshape(3, 1, N), *GRID)
+    for i, fid in enumerate(fids):
+        one = quality.quality_figures(fid, *GRID)
+        for name in ("snr", "fwhm_ppm", "water_ratio", "mirror_ratio"):
+            assert getattr(batch, name)[i, 0] == pytest.approx(float(getattr(one, name)))
+
+
+def test_reference_of_another_field_or_nucleus_is_refused():
+    data = Acquisition(2048, 0.00025, 123.2)
+    with pytest.raises(IncompatibleDataError, match="297.2 MHz"):
+        compare_reference(Acquisition(2048, 0.00025, 297.2), data, what="the water reference w")
+    with pytest.raises(IncompatibleDataError, match="31P"):
+        compare_reference(
+            Acquisition(2048, 0.00025, 49.9, nucleus="31P"), data, what="the water reference w"
+        )
+    assert compare_reference(Acquisition(2048, 0.00025, 123.21), data, what="w") == ()
+    (note,) = compare_reference(Acquisition(4096, 0.0005, 123.2), data, what="w")
+    assert "4096 points" in note and "|w(0)|" in note
+
+
+def _read(path: Path, **overrides):
+    from scaloquant.io import read_fid
+
+    fid = read_fid(path, **overrides)
+    samples = fid.samples.reshape(-1, fid.n_points).mean(axis=0)
+    return samples, (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+
+
+needs_shared = pytest.mark.skipif(
+    not CHALLENGE.is_dir() or not INVIVO.is_dir(),
+    reason=f"the shared real spectra are not at {SHARED}",
+)
+
+
+@needs_shared
+def test_challenge_spectra_and_their_water_references():
+    broad = {3, 25, 26, 28}  # the challenge's broadened spectra
+    for i in range(1, 29):
+        data, grid = _read(CHALLENGE / f"dataset{i}.RAW", **CHALLENGE_GRID)
+        water, _ = _read(CHALLENGE / f"dataset{i}.H2O", **CHALLENGE_GRID)
+        figures = quality.quality_figures(np.stack([data, water]), *grid)
+        flags = quality.qc_flags(figures)
+        assert flags[0] == (["too_broad"] if i in broad else []), i
+        assert flags[1] == ["water"], i
+        # measured 11.5 (dataset27) to 140; water-suppressed ratio <= 8, references >= 680
+        assert 10 < figures.snr[0] < 200, i
+        assert figures.water_ratio[0] < quality.WATER_RATIO / 4 < 4 * quality.WATER_RATIO
+        assert figures.water_ratio[1] > 3 * quality.WATER_RATIO, i
+        # the mirror check of the same module: stored right, then conjugated (measured 0.08-0.51)
+        assert not quality.looks_mirrored(figures.mirror_ratio[0]), i
+        assert quality.looks_mirrored(quality.mirror_ratio(np.conj(data), *grid)), i
+
+
+@needs_shared
+def test_invivo_spectra_in_plausible_ranges():
+    spant = INVIVO / "philips-press30-spant" / "nifti_spec2nii"
+    data, grid = _read(spant / "metab.nii.gz")
+    figures = quality.quality_figures(data, *grid)
+    # LCModel: S/N 21 (height over 2x the residual RMS), FWHM 0.084 ppm (of its lineshape
+    # model); here 57 (height over the noise SD: about 2x LCModel's and more, its residual
+    # holding misfit besides noise) and 0.051 ppm (the NAA peak measured directly)
+    assert 40 < figures.snr < 80
+    assert 0.04 < figures.fwhm_ppm < 0.07
+    assert quality.qc_flags(figures) == [[]]
+    water, wgrid = _read(spant / "wref.nii.gz")
+    assert quality.looks_like_water(quality.water_ratio(water, *wgrid))
+    others = [
+        INVIVO / "siemens-press30-suspect" / "nifti" / "SVS_30_rda.nii.gz",
+        *sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*act*.nii.gz")),
+    ]
+    for path in others:
+        data, grid = _read(path)
+        ratio = quality.water_ratio(data, *grid)
+        assert ratio < quality.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
+        assert quality.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name
+    for path in sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*ref*.nii.gz")):
+        water, grid = _read(path)
+        assert quality.water_ratio(water, *grid) > 2 * quality.WATER_RATIO, path.name

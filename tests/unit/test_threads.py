@@ -1,0 +1,61 @@
+"""The thread and wait policy of :mod:`scaloquant.threads`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from scaloquant import threads
+
+
+def test_passive_wait_unless_the_user_chose():
+    env: dict[str, str] = {}
+    assert threads.prefer_passive_wait(env) and env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert not threads.prefer_passive_wait(env) and env["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_command_sets_it_before_a_subcommand_runs(monkeypatch):
+    from scaloquant.cli import main
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_threads_follow_the_idle_cpus(monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda: 4)
+    assert threads.choose_threads(load=0.3) == 4
+    assert threads.choose_threads(load=1.0) == 3
+    assert threads.choose_threads(load=2.7) == 2
+    assert threads.choose_threads(load=9.0) == 1  # never fewer than one
+    assert threads.choose_threads(3, load=9.0) == 3  # the user's choice stands
+    with pytest.raises(ValueError):
+        threads.choose_threads(0)
+
+
+def test_available_cpus_is_the_affinity():
+    if hasattr(os, "sched_getaffinity"):
+        assert threads.available_cpus() == len(os.sched_getaffinity(0))
+    assert threads.available_cpus() >= 1
+
+
+def test_blas_threads_limits_and_restores():
+    from threadpoolctl import threadpool_info
+
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    with threads.blas_threads(1):
+        inside = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        assert all(n == 1 for n in inside)
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
+
+
+def test_torch_threads_are_restored():
+    import torch
+
+    before = torch.get_num_threads()
+    with threads.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
