@@ -248,11 +248,31 @@ class InputFacts:
         return f"the input {self.labels[0]}" if n == 1 else f"all {n} inputs"
 
 
+def _water_quality(result: SpectraResult) -> list[tuple[str, str]]:
+    """The water reference's peak figures (:mod:`scaloquant.signal.quality`), when measured."""
+    q = result.water_quality
+    if not q or result.input.water_path is None:
+        return []
+
+    def number(key: str, spec: str) -> str:
+        value = q.get(key, float("nan"))
+        return format(value, spec) if np.isfinite(value) else "–"
+
+    return [
+        (
+            "water",
+            f"water reference {result.input.water_path.name}: FWHM {number('fwhm_hz', '.1f')} "
+            f"Hz ({number('fwhm_ppm', '.3f')} ppm), peak {number('water_ratio', '.0f')}x the "
+            "tallest metabolite peak",
+        )
+    ]
+
+
 def _facts_of(result: SpectraResult, water: str) -> list[tuple[str, str]]:
     facts = [("acquisition", result.input.fid.acquisition.describe())]
     facts += [("conversion", c) for c in result.conversions]
     facts += [("warning", w) for w in result.warnings]
-    return facts + [("water", water)]
+    return [*facts, ("water", water), *_water_quality(result)]
 
 
 def _water_sentences(run: Run) -> list[str]:
