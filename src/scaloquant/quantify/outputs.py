@@ -7,10 +7,13 @@
 * ``figures/<input>_<spectrum>.png``: fit figures;
 * ``summary.md`` and ``summary.html``: notes, then a table per spectrum like LCModel's;
 * ``provenance.json``: version, time, model or basis, input files with SHA-256, options,
-  conversions and warnings.
+  conversions, warnings and the list of outputs.
 
-Everything is written into a hidden staging folder and moved into place at the end
-(:func:`scaloquant.io.atomic.staged_directory`): an error leaves no partial output.
+Inputs are named by their label (:func:`scaloquant.quantify.inputs.input_labels`): the file
+name, or the shortest path that tells it from the other inputs. Everything is written into a
+hidden staging folder and moved into place at the end
+(:func:`scaloquant.io.atomic.staged_directory`): an error leaves no partial output, and
+``overwrite`` replaces the earlier run's whole set of outputs (:func:`previous_outputs`).
 """
 
 from __future__ import annotations
@@ -52,16 +55,22 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+def _stem(label: str) -> str:
+    """The label without the file's extension, folders joined by ``_`` (a file name)."""
+    if label.lower().endswith(".nii.gz"):
+        label = label[: -len(".nii.gz")]
+    else:
+        head, dot, ext = label.rpartition(".")
+        label = head if dot and head and "/" not in ext else label
+    return label.replace("/", "_").replace(" #", "_")
 
 
 def _input_keys(run: Run) -> list[str]:
-    """A unique name per input for map folders and figure files (stem, numbered on clashes)."""
+    """A unique name per input for map folders and figure files (from its label, numbered on
+    the rare clash)."""
     keys: list[str] = []
     for r in run.results:
-        stem, n = _stem(r.input.path), 2
+        stem, n = _stem(r.input.label), 2
         key = stem
         while key in keys:
             key, n = f"{stem}_{n}", n + 1
@@ -84,7 +93,7 @@ def results_csv(run: Run) -> str:
     for r in run.results:
         stacked = np.stack([r.columns[s] for s in run.suffixes], axis=-1)  # (N, M, S)
         for label, row in zip(r.input.labels(), stacked.reshape(len(stacked), -1), strict=True):
-            writer.writerow([r.input.path.name, label, *(_number(v) for v in row)])
+            writer.writerow([r.input.label, label, *(_number(v) for v in row)])
     return buf.getvalue()
 
 
@@ -92,6 +101,7 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
     inp = r.input
     return {
         "file": str(inp.path),
+        "label": inp.label,
         "key": key,
         "format": inp.fid.provenance.get("format"),
         "n_spectra": inp.n_spectra,
@@ -104,6 +114,7 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
         "acquisition": inp.fid.acquisition.describe(),
         "water_reference": None if inp.water_path is None else str(inp.water_path),
         "water_scaling": None if r.water_scaling is None else r.water_scaling.to_dict(),
+        "header_overrides": dict(inp.fid.provenance.get("header_overrides") or {}),
         "conversions": list(r.conversions),
         "warnings": list(r.warnings),
     }
@@ -111,7 +122,8 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
 
 def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
     columns = {
-        "file": "input file name",
+        "file": "input file: its name, or its shortest path that tells it from the other "
+        "inputs (inputs[].label)",
         "spectrum": "which spectrum of the file (see inputs[].spectrum_label)",
     }
     for n in run.names:
@@ -183,7 +195,7 @@ def _summary_blocks(run: Run, keys: list[str]) -> list[tuple[str, Any]]:
         ("list", list(run.notes)),
     ]
     for r in run.results:
-        lines = [f"{r.input.path.name}: {r.input.fid.acquisition.describe()}"]
+        lines = [f"{r.input.label}: {r.input.fid.acquisition.describe()}"]
         lines += [f"conversion: {c}" for c in r.conversions]
         lines += [f"warning: {w}" for w in r.warnings]
         blocks.append(("list", lines))
@@ -192,7 +204,7 @@ def _summary_blocks(run: Run, keys: list[str]) -> list[tuple[str, Any]]:
         for j, label in enumerate(r.input.labels()):
             if shown == MAX_SUMMARY_TABLES:
                 break
-            blocks.append(("h2", f"{r.input.path.name}, spectrum {label}"))
+            blocks.append(("h2", f"{r.input.label}, spectrum {label}"))
             if j in r.figures:
                 blocks.append(("img", f"figures/{_figure_name(key, label)}"))
             blocks.append(("table", (_table_header(run), _spectrum_table(run, r, j))))
@@ -258,6 +270,31 @@ def _figure_name(key: str, label: str) -> str:
     return f"{key}_{label.replace(',', '-')}.png"
 
 
+#: The files every run writes, whatever its inputs.
+_FIXED_OUTPUTS = ("results.csv", "results.json", "summary.md", "summary.html", "provenance.json")
+
+
+def previous_outputs(out_dir: str | os.PathLike) -> list[str]:
+    """The outputs of an earlier ``quantify``/``fit`` run in ``out_dir``, relative to it: the
+    fixed files and what its ``provenance.json`` lists under ``outputs`` (figures, maps...);
+    when that cannot be read but a ``results.csv`` is there, ``figures/*.png`` and
+    ``maps/*/*.nii.gz``. ``--overwrite`` removes them, so no figure of the earlier run is left
+    beside the new results."""
+    out_dir = Path(out_dir)
+    found = [name for name in _FIXED_OUTPUTS if (out_dir / name).is_file()]
+    try:
+        listed = json.loads((out_dir / "provenance.json").read_text())["outputs"]
+        found += [str(p) for paths in listed.values() for p in paths if isinstance(p, str)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        if (out_dir / "results.csv").is_file():
+            found += [
+                str(p.relative_to(out_dir))
+                for pattern in ("figures/*.png", "maps/*/*.nii.gz")
+                for p in out_dir.glob(pattern)
+            ]
+    return found
+
+
 def write_run(
     run: Run,
     out_dir: str | os.PathLike,
@@ -268,11 +305,14 @@ def write_run(
     """Write every output of ``run`` into ``out_dir`` (see the module docstring).
 
     ``provenance``: more facts for ``provenance.json`` (model file and hash, options).
-    An existing non-empty ``out_dir`` is refused unless ``overwrite``.
+    An existing non-empty ``out_dir`` is refused unless ``overwrite``; with ``overwrite`` the
+    earlier run's outputs there are replaced as a whole (:func:`previous_outputs`) and other
+    files are kept.
     """
     keys = _input_keys(run)
     doc = results_json(run, keys)
-    with staged_directory(out_dir, overwrite=overwrite) as stage:
+    stale = previous_outputs(out_dir) if overwrite else []
+    with staged_directory(out_dir, overwrite=overwrite, replaces=stale) as stage:
         write_text_atomic(stage / "results.csv", results_csv(run))
         write_text_atomic(
             stage / "results.json", json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"
@@ -286,7 +326,7 @@ def write_run(
                 label = r.input.labels()[j]
                 fig = plot_fit(
                     spectra,
-                    title=f"{r.input.path.name}, spectrum {label}",
+                    title=f"{r.input.label}, spectrum {label}",
                     model_label=_MODEL_LABEL[run.command],
                 )
                 save_png(fig, stage / "figures" / _figure_name(key, label))
