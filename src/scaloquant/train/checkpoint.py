@@ -140,17 +140,21 @@ def _unreadable_checkpoint(path: Path, err: Exception) -> str:
             is_zip = f.read(4) == b"PK\x03\x04"
     except OSError:
         is_zip = False
-    if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+    text = str(err).lower()
+    if isinstance(err, pickle.UnpicklingError) and "weights only" in text and "global" in text:
         return (
             f"{path} holds Python objects that a scaloquant checkpoint does not (only tensors "
             "and plain data are loaded, for safety); use a .ckpt written by scaloquant train"
         )
     if is_zip:
         return (
-            f"checkpoint {path} is damaged or cut short ({type(err).__name__}); copy it again "
-            "or retrain"
+            f"checkpoint {path} is damaged or cut short (corrupt: {type(err).__name__}); copy it "
+            "again or retrain"
         )
-    return f"{path} is not a PyTorch checkpoint; give the .ckpt file written by scaloquant train"
+    return (
+        f"{path} is not a PyTorch checkpoint (or it is corrupt); give the .ckpt file written by "
+        "scaloquant train"
+    )
 
 
 def load_quantifier(
