@@ -267,8 +267,8 @@ def check_trainer_settings(config: TrainConfig) -> None:
             )
             advice = "give a number >= 1 or auto"
         elif any(word in low for word in ("gpu", "cuda", "mps", "tpu", "accelerator")):
-            what = f"--accelerator {config.accelerator}: {text[:120]}"
-            advice = "no such device is available here; use --accelerator cpu (or auto)"
+            what = f"--accelerator {config.accelerator}: no such device here ({text[:100]})"
+            advice = "use --accelerator cpu (or auto)"
         else:
             what = f"Lightning refused the trainer settings ({text[:160]})"
             advice = "check --accelerator, --devices, --strategy and --num-nodes"
