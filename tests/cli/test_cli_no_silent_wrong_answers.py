@@ -30,6 +30,7 @@ from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
 JMRUI_NAA = Path("/work/shared/data/ismrm2016/basis/jmrui/NAA.txt")
+BASIS_FILE = Path("/work/shared/data/ismrm2016/basis/lcmodel/press3T_30ms.BASIS")
 TEXT_DATASET = Path("/work/shared/data/ismrm2016-challenge/datasets_text/dataset1.txt")
 #: A place not even root can write (tests run as root here, which ignores chmod 0o555): sysfs
 #: refuses new folders (EPERM as root, EROFS when mounted read-only, EACCES for other users).
@@ -173,6 +174,19 @@ def test_ppm_reference_flag_against_a_recorded_one(
     assert "records a ppm reference of 4.7 ppm but --ppm-reference gives 4.65 ppm" in (
         _one_error(capsys, "quantify")
     )
+
+
+@pytest.mark.skipif(not BASIS_FILE.is_file(), reason="needs the shared ISMRM 2016 .BASIS")
+def test_basis_files_follow_the_same_rule(tmp_path, capsys):
+    info = ["basis", "info", str(BASIS_FILE)]
+    assert main([*info, "--spectrometer-freq-mhz", "297.2"]) == 2
+    line = _one_error(capsys, "basis")
+    assert "records a spectrometer frequency of 123.261703 MHz but --spectrometer-freq-mhz " in (
+        line
+    )
+    assert main([*info, "--spectrometer-freq-mhz", "123.261703"]) == 0
+    assert main([*info, "--spectrometer-freq-mhz", "297.2", "--override-header"]) == 0
+    assert "297.2" in capsys.readouterr().out
 
 
 def test_fit_refuses_a_contradicting_flag_too(basis, signals, tmp_path, capsys):
@@ -342,8 +356,8 @@ TRAIN_YAML = (
 )
 
 
-def _train(out: Path, *extra: str) -> int:
-    config = out.parent / "tiny.yaml"
+def _train(out: Path, *extra: str, config_dir: Path | None = None) -> int:
+    config = (config_dir or out.parent) / "tiny.yaml"
     config.write_text(TRAIN_YAML)
     argv = ["train", "--model", "spectrum_cnn", "--preset", "tiny", "--config", str(config)]
     return main([*argv, "--out", str(out), *extra])
@@ -364,6 +378,20 @@ def test_train_hardware_settings_get_one_line_before_any_output(tmp_path, capsys
     assert _train(out, *flags) == 2
     assert words in _one_error(capsys, "train")
     assert not out.exists()
+
+
+@needs_read_only
+def test_train_refusal_after_the_folders_were_made_leaves_none(tmp_path, capsys):
+    missing = ["--data", str(tmp_path / "missing.h5")]  # read after the output folder is made
+    out = tmp_path / "new" / "run"
+    assert _train(out, *missing, config_dir=tmp_path) == 2
+    assert "missing.h5" in _one_error(capsys, "train")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    (kept / "mine").mkdir(parents=True)
+    assert _train(kept, *missing, config_dir=tmp_path) == 2
+    capsys.readouterr()
+    assert sorted(p.name for p in kept.rglob("*")) == ["mine"]
 
 
 @needs_read_only

@@ -14,6 +14,7 @@ learn that noise hardly matters (95 % intervals covering 76 % at SNR 10).
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,34 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _folders(out: Path) -> set[Path]:
+    """``out``, the folders under it and its ancestors that exist now."""
+    found = {p for p in (out, *out.parents) if p.is_dir()}
+    if out.is_dir():
+        found.update(p for p in out.rglob("*") if p.is_dir())
+    return found
+
+
+def _remove_new_empty_folders(out: Path, before: set[Path]) -> None:
+    """After a failure: remove the folders this run made and left empty (deepest first)."""
+    made = sorted(_folders(out) - before, key=lambda p: len(p.parts), reverse=True)
+    for folder in made:
+        with contextlib.suppress(OSError):  # never hide the error that got us here
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+
 def handle(args: argparse.Namespace) -> int:
+    before = _folders(args.out)
+    try:
+        return _train(args)
+    except BaseException:
+        if is_launching_process():
+            _remove_new_empty_folders(args.out, before)
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
     config = build_config(args)
     check_trainer_settings(config)  # before the output folder is made
     out: Path = args.out
