@@ -284,7 +284,12 @@ def previous_outputs(out_dir: str | os.PathLike) -> list[str]:
     found = [name for name in _FIXED_OUTPUTS if (out_dir / name).is_file()]
     try:
         listed = json.loads((out_dir / "provenance.json").read_text())["outputs"]
-        found += [str(p) for paths in listed.values() for p in paths if isinstance(p, str)]
+        found += [
+            str(p)
+            for paths in listed.values()
+            for p in (paths if isinstance(paths, list) else [paths])
+            if isinstance(p, str)
+        ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         if (out_dir / "results.csv").is_file():
             found += [
