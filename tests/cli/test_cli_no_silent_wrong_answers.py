@@ -516,9 +516,9 @@ def test_same_file_names_in_two_folders_are_told_apart(tiny_checkpoint, basis, s
         "s1_metab_0-0-0.png",
         "s2_metab_0-0-0.png",
     ]
-    summary = (out / "summary.md").read_text()
-    assert "## s1/metab.nii.gz, spectrum 0,0,0" in summary
-    assert "## s2/metab.nii.gz, spectrum 0,0,0" in summary
+    for page in ("summary.md", "report.html"):
+        text = (out / page).read_text()
+        assert "fit of s1/metab.nii.gz" in text and "fit of s2/metab.nii.gz" in text, page
 
 
 # 8. --overwrite replaces the whole set of outputs ---------------------------------------------
@@ -539,9 +539,9 @@ def test_overwrite_replaces_every_earlier_output_and_keeps_user_files(
         "figures/my_sketch.png",
         "my_notes.txt",
         "provenance.json",
+        "report.html",
         "results.csv",
         "results.json",
-        "summary.html",
         "summary.md",
     ]
     assert [r["file"] for r in _rows(out)] == ["svs.nii.gz"]

@@ -281,6 +281,17 @@ def test_lcmodel_basis_as_lcmodel_writes_it(tmp_path):
     assert read_lcmodel_basis(path).names == basis.names
 
 
+def test_lcmodel_basis_with_an_empty_namelist_value(tmp_path):
+    """spant writes ``ECHOT =  ,`` when it does not know the echo time: a Fortran namelist null
+    (the variable keeps its default), read as absent rather than refused."""
+    path = tmp_path / "spant.BASIS"
+    write_lcmodel_basis(path, ["NAA"], lorentzian()[None])
+    path.write_text(path.read_text().replace(" ECHOT = 30.,", " ECHOT =  ,"))
+    basis = read_basis(path)
+    assert basis.metadata == {"sequence": "PRESS"}
+    np.testing.assert_allclose(peak(basis.fids), [PPM], atol=TOL_PPM)
+
+
 def test_fsl_json_as_fsl_mrs_writes_it(tmp_path):
     """FSL-MRS's internal orientation is ours; it writes basis.conj() (fsl_io.write_fsl_basis_file)
     and conjugates again on reading (readFSLBasisFiles)."""

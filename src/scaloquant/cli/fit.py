@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
             "Inputs are matched to the basis' acquisition as in scaloquant quantify, and the "
             "outputs have its layout: DIR/results.csv (amplitude, <name>_crlb_sd, "
             "<name>_crlb_pct, ratio to Cr+PCr, mM with a water reference), results.json, fit "
-            "figures, NIfTI maps for MRSI, summary.md/.html and provenance.json."
+            "figures, NIfTI maps for MRSI, report.html (one self-contained page: overview table, "
+            "figures, maps), summary.md and provenance.json."
         ),
     )
     p.add_argument(
@@ -63,5 +64,5 @@ def handle(args: argparse.Namespace) -> int:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")
-    print(f"results: {args.out / 'results.csv'}; summary: {args.out / 'summary.md'}")
+    print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
     return 0

@@ -99,7 +99,8 @@ def register(subparsers: Any) -> None:
             "model's acquisition and safely converted (zero-filling, truncation...) or refused "
             "unless --force. Writes DIR/results.csv (amplitude, SD, ratio to Cr+PCr and, with a "
             "water reference, mM per metabolite), results.json (what each column means), fit "
-            "figures, NIfTI maps for MRSI, summary.md/.html and provenance.json."
+            "figures, NIfTI maps for MRSI, report.html (one self-contained page: overview table, "
+            "figures, maps), summary.md and provenance.json."
         ),
     )
     p.add_argument("--model", type=Path, required=True, metavar="CKPT", help="trained checkpoint")
@@ -220,5 +221,5 @@ def handle(args: argparse.Namespace) -> int:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")
-    print(f"results: {args.out / 'results.csv'}; summary: {args.out / 'summary.md'}")
+    print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
     return 0

@@ -3,7 +3,10 @@
 Each format's module converts its orientation to the internal one of
 :mod:`scaloquant.signal.axes` (FSL-MRS's internal orientation, ppm increasing with the
 ``fftshift(fft)`` index) in its reader and writer, and nowhere else. Every row is checked against
-files that another tool wrote (``tests/unit/test_io_outside.py``) where ``../shared`` has them:
+files that another tool wrote (``tests/unit/test_io_outside.py``) where ``../shared`` has them,
+which it has for all but FSL-MRS ``.json`` (FSL-MRS is not on PyPI; that row is checked against
+FSL-MRS's code, ``fsl_io.write_fsl_basis_file`` / ``readFSLBasisFiles``, in
+``tests/unit/test_io_roundtrip.py``) and scaloquant's own ``.npz``:
 
 ========================  ==========================  =======================================
 module                    files                       conversion to the internal convention

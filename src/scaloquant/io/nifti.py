@@ -180,7 +180,9 @@ def legacy_orientation_warning(header: Mapping[str, Any], path: str | os.PathLik
     """
     method = str(header.get("ConversionMethod") or "")
     found = re.fullmatch(r"\s*scaloquant\s+(\d+)\.(\d+)\S*\s*", method)
-    if not found or tuple(int(g) for g in found.groups()) >= FIRST_STANDARD_VERSION:
+    if not found or "+unknown" in method:  # another tool, or an uninstalled source tree
+        return None
+    if tuple(int(g) for g in found.groups()) >= FIRST_STANDARD_VERSION:
         return None
     return (
         f"{Path(path).name} was written by {method.strip()}, which stored NIfTI-MRS samples in "

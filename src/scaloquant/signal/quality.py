@@ -51,8 +51,9 @@ def mirror_ratio(
     Returns
     -------
     Ratios, shape ``(...)``: below 1 for a correctly stored 1H brain spectrum, above
-    :data:`MIRRORED_RATIO` for a mirrored one; NaN where the spectral width does not cover both
-    windows or the spectrum has no peaks at all (an empty FID).
+    :data:`MIRRORED_RATIO` for a mirrored one (inf when all peaks are in the mirror window); NaN
+    where the spectral width does not cover both windows or the spectrum has no peaks at all
+    (an empty FID).
     """
     fids = np.asarray(fids)
     n_points = fids.shape[-1]
@@ -69,7 +70,7 @@ def mirror_ratio(
     peaks = np.clip(magnitude - broad, 0.0, None)
     signal, mirrored = peaks[:, inside].sum(axis=1), peaks[:, mirror].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(signal > 0, mirrored / signal, np.nan)
+        ratio = np.where(signal > 0, mirrored / signal, np.where(mirrored > 0, np.inf, np.nan))
     return ratio.reshape(batch)
 
 
