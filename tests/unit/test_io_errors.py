@@ -144,7 +144,7 @@ CASES = [
     ),
     ("x.txt", "1.0 2.0\n3.0 four\n", lambda p: read_fid(p, **GRID), InputFileError, "'four'"),
     ("x.txt", "1.0 2.0\nNaN 4.0\n", lambda p: read_fid(p, **GRID), InvalidDataError, "NaN/Inf"),
-    ("x.txt", "", lambda p: read_fid(p, **GRID), InputFileError, "columns"),
+    ("x.txt", "", lambda p: read_fid(p, **GRID), InputFileError, "is empty"),
     (
         "x.txt",
         "1.0 2.0\n3.0 4.0\n",

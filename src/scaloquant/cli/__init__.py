@@ -2,7 +2,9 @@
 
 Each subcommand module defines ``register(subparsers)``, which adds its parser and sets
 ``handler=<function(args) -> int>``. Handlers parse, build a config, call the library and write
-outputs; a :class:`~scaloquant.errors.ScaloquantError` becomes one line on stderr and exit code 2.
+outputs; a :class:`~scaloquant.errors.ScaloquantError` becomes one line on stderr and exit code 2,
+and so does any ``OSError`` (a full disk, a read-only folder): the writers are atomic, so such an
+error leaves no partial file behind.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import ScaloquantError
+from ..errors import ScaloquantError, os_error_message
 from ..threads import prefer_passive_wait
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
@@ -64,11 +66,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scaloquant {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"scaloquant {args.command}: interrupted; no output was written", file=sys.stderr)
+        # a handler that leaves something to continue from says so (train: --resume)
+        hint = getattr(args, "interrupt_hint", None)
+        what = hint(args) if hint else "no output was written"
+        print(f"scaloquant {args.command}: interrupted; {what}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
         return 0
+    except OSError as err:
+        # after BrokenPipeError (an OSError too); everything that writes is atomic, so the
+        # outputs are either complete or absent
+        print(f"scaloquant {args.command}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
 
 
 def run() -> None:  # pragma: no cover - console-script shim

@@ -17,15 +17,23 @@ ACQUISITION_FLAGS = (
 
 
 def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -> None:
-    """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz`` and ``--ppm-reference``."""
+    """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz``, ``--ppm-reference`` and
+    ``--override-header``."""
     for key, metavar, what in ACQUISITION_FLAGS:
         parser.add_argument(
             "--" + key.replace("_", "-"),
             dest=key,
             type=float,
             metavar=metavar,
-            help=f"{what}, for {applies_to} that do not record it",
+            help=f"{what}, for {applies_to} that do not record it (a file's own value wins; "
+            "one that differs is refused unless --override-header)",
         )
+    parser.add_argument(
+        "--override-header",
+        action="store_true",
+        help="let the three flags above replace the values that files record (the header is "
+        "wrong); each replacement is reported with the results",
+    )
 
 
 def acquisition_overrides(args: argparse.Namespace) -> dict[str, float]:
@@ -35,7 +43,7 @@ def acquisition_overrides(args: argparse.Namespace) -> dict[str, float]:
 
 def refuse_acquisition_flags(args: argparse.Namespace, why: str) -> None:
     """Raise a ConfigError naming the acquisition flags given where they do not apply."""
-    given = acquisition_overrides(args)
+    given = [*acquisition_overrides(args), *(["override_header"] if args.override_header else [])]
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise ConfigError(f"{flags} {why}")
@@ -53,4 +61,7 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
         return default_basis(), DEFAULT_BASIS_NAME
     from ..io import read_basis
 
-    return read_basis(path, **acquisition_overrides(args)), str(path)
+    return (
+        read_basis(path, override_header=args.override_header, **acquisition_overrides(args)),
+        str(path),
+    )

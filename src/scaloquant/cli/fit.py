@@ -36,11 +36,13 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from ..io.atomic import check_output_dir
     from ..io.default import DEFAULT_BASIS_NAME, default_basis
     from ..quantify import fit_inputs, read_inputs, write_run
     from ..quantify.run import quality_note
     from .quantify import read_user_basis
 
+    check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     basis, basis_name = read_user_basis(args.basis)
     if basis is None:
         basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
@@ -48,6 +50,7 @@ def handle(args: argparse.Namespace) -> int:
         args.inputs,
         water=args.water,
         overrides=acquisition_overrides(args),
+        override_header=args.override_header,
         conjugate=args.conjugate,
     )
     options = options_from_args(args, basis_metadata=basis.metadata)
@@ -61,7 +64,7 @@ def handle(args: argparse.Namespace) -> int:
     print(f"fitted {run.n_spectra} spectra from {len(inputs)} file(s)")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
-            print(f"{r.input.path.name}: {line}")
+            print(f"{r.input.label}: {line}")
     for line in quality_note(run.results):
         print(line)
     print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")

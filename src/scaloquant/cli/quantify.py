@@ -203,17 +203,20 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _quantify(args: argparse.Namespace) -> int:
+    from ..io.atomic import check_output_dir
     from ..quantify import quantify_inputs, read_inputs, write_run
     from ..quantify.outputs import file_sha256
     from ..quantify.run import quality_note
     from ..train import load_quantifier
 
+    check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
     inputs = read_inputs(
         args.inputs,
         water=args.water,
         overrides=acquisition_overrides(args),
+        override_header=args.override_header,
         conjugate=args.conjugate,
     )
     options = options_from_args(
@@ -234,7 +237,7 @@ def _quantify(args: argparse.Namespace) -> int:
     print(f"quantified {run.n_spectra} spectra from {len(inputs)} file(s)")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
-            print(f"{r.input.path.name}: {line}")
+            print(f"{r.input.label}: {line}")
     for line in quality_note(run.results):
         print(line)
     print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")

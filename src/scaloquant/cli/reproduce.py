@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ def register(subparsers: Any) -> None:
             "protocol, for a GPU)."
         ),
     )
+    # "--snr -5,10": argparse (< 3.13) takes "-5,10" for an option, as it only knows "-5" as a
+    # negative number, and answers "expected one argument"; 3.13's rule (a dash then a digit)
+    # lets the list through to parse_snrs, which says what is wrong with it.
+    p._negative_number_matcher = re.compile(r"^-\.?\d")
     p.add_argument("--preset", choices=PRESETS, required=True, help="training preset")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--seed", type=int, help="run seed (default: the preset's)")

@@ -128,7 +128,7 @@ def _read_one(args: argparse.Namespace) -> FID:
             return read_simulation(args.input, index=args.index).fids
         except IndexError as err:
             raise ConfigError(f"{err}; choose another --index") from None
-    fid = read_fid(args.input, **acquisition_overrides(args))
+    fid = read_fid(args.input, override_header=args.override_header, **acquisition_overrides(args))
     flat = fid.samples.reshape(-1, fid.n_points)
     n = flat.shape[0]
     if not -n <= args.index < n:

@@ -14,13 +14,14 @@ learn that noise hardly matters (95 % intervals covering 76 % at SNR 10).
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .. import __version__
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError, InputFileError, OutputWriteError, os_error_message
 from ..io import default_basis
 from ..io.atomic import check_writable, write_text_atomic
 from ..models.quantifier import MODEL_KINDS
@@ -29,6 +30,7 @@ from ..simulate import BaselineConfig
 from ..train import (
     PRESETS,
     TrainConfig,
+    check_trainer_settings,
     is_launching_process,
     read_checkpoint,
     read_signal_file,
@@ -129,7 +131,23 @@ def register(subparsers: Any) -> None:
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.set_defaults(handler=handle)
+    p.set_defaults(handler=handle, interrupt_hint=interrupt_hint)
+
+
+def _last_checkpoint(args: argparse.Namespace) -> Path:
+    """Where ``train_model`` keeps the checkpoint an interrupted run resumes from."""
+    return args.out / "models" / f".{args.model}.partial" / "last.ckpt"
+
+
+def interrupt_hint(args: argparse.Namespace) -> str:
+    """What an interruption leaves: a checkpoint to continue from, or nothing."""
+    last = _last_checkpoint(args)
+    if last.is_file():
+        return (
+            f"the final outputs were not written; the last checkpoint {last} is kept: run the "
+            "same command with --resume to continue from it"
+        )
+    return "no output was written (no checkpoint had been saved yet)"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -207,8 +225,36 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _folders(out: Path) -> set[Path]:
+    """``out``, the folders under it and its ancestors that exist now."""
+    found = {p for p in (out, *out.parents) if p.is_dir()}
+    if out.is_dir():
+        found.update(p for p in out.rglob("*") if p.is_dir())
+    return found
+
+
+def _remove_new_empty_folders(out: Path, before: set[Path]) -> None:
+    """After a failure: remove the folders this run made and left empty (deepest first)."""
+    made = sorted(_folders(out) - before, key=lambda p: len(p.parts), reverse=True)
+    for folder in made:
+        with contextlib.suppress(OSError):  # never hide the error that got us here
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+
 def handle(args: argparse.Namespace) -> int:
+    before = _folders(args.out)
+    try:
+        return _train(args)
+    except BaseException:
+        if is_launching_process():
+            _remove_new_empty_folders(args.out, before)
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
     config = build_config(args)
+    check_trainer_settings(config)  # before the output folder is made
     out: Path = args.out
     config_path = out / "train_config.yaml"
     if is_launching_process():
@@ -230,17 +276,27 @@ def handle(args: argparse.Namespace) -> int:
     if args.val_data is not None:
         val_set = read_signal_file(args.val_data, basis)
         source["val"] = str(args.val_data)
-    result = train_model(
-        config,
-        basis,
-        out / "models",
-        log_dir=out / "logs",
-        train_set=train_set,
-        val_set=val_set,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        data_source=source,
-    )
+    try:
+        result = train_model(
+            config,
+            basis,
+            out / "models",
+            log_dir=out / "logs",
+            train_set=train_set,
+            val_set=val_set,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            data_source=source,
+        )
+    except OSError as err:
+        last = _last_checkpoint(args)
+        kept = (
+            f"; the last checkpoint {last} is kept: once that is fixed, run the same command "
+            "with --resume"
+            if last.is_file()
+            else ""
+        )
+        raise OutputWriteError(os_error_message(err) + kept) from None
     if not result.is_global_zero:
         return 0
     resolved = {"scaloquant_version": __version__, "data": source, "train": config.to_dict()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from numbers import Real
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def read_text(path: str | os.PathLike) -> str:
         raise InputFileError(f"cannot read {path}: {err.strerror}; check its permissions") from None
     if b"\x00" in raw[:4096]:
         raise InputFileError(f"{path} is a binary file, not text; check the file format")
+    if not raw.strip():
+        raise InputFileError(f"{path} is empty; check the file (was it copied completely?)")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -67,6 +70,54 @@ def _is_float(token: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _unsigned_width(token: str) -> int:
+    return len(token.lstrip("+-"))
+
+
+def require_complete_last_row(rows: list[list[str]], path: Path) -> None:
+    """Refuse a file cut in the middle of its last number.
+
+    Where every other row writes each column with the same number of characters (any fixed
+    format, ``%.7e`` and the like; the sign is not counted), a shorter number in the last row is
+    what remains of one that was cut. Free-format files (widths that vary) are not judged.
+    """
+    if len(rows) < 3:
+        return
+    body, last = rows[:-1], rows[-1]
+    for col, token in enumerate(last):
+        widths = {_unsigned_width(r[col]) for r in body if len(r) > col}
+        if len(widths) == 1 and _unsigned_width(token) < (width := widths.pop()):
+            raise InputFileError(
+                f"{path} is truncated: its last row ends in {token!r}, shorter than the "
+                f"{width}-character numbers of every other row; re-export or copy the file again"
+            )
+
+
+def require_fixed_width_lines(lines: list[str], fmt: str | None, path: Path) -> None:
+    """Refuse a last data line that does not fill its Fortran format (LCModel ``FMTDAT`` /
+    ``FMTBAS``, e.g. ``(8E13.5)``: up to 8 numbers of 13 characters per line): shorter than its
+    numbers' fields, it was cut in the middle of a number.
+
+    Judged only for a plain ``(rEw.d)`` format that every other line follows exactly (a writer
+    that states one format and writes another is left alone, as before).
+    """
+    found = re.fullmatch(r"\s*\(\s*(\d*)\s*[EFDGefdg]\s*(\d+)(?:\.\d+)?\s*\)\s*", fmt or "")
+    lines = [line.rstrip() for line in lines if line.strip()]
+    if not found or not lines:
+        return
+    per_line, width = int(found.group(1) or 1), int(found.group(2))
+    if any(len(line) != per_line * width for line in lines[:-1]):
+        return
+    last = lines[-1]
+    n = len(last.split())
+    if n > per_line or len(last) != n * width:
+        raise InputFileError(
+            f"{path} is truncated: its last line ends in {last.split()[-1]!r}, which does not "
+            f"fill the {width}-character numbers of its format {fmt.strip()}; re-export or copy "
+            "the file again"
+        )
 
 
 def interleaved_to_complex(values: np.ndarray, path: Path) -> np.ndarray:
@@ -125,6 +176,16 @@ def require_grid(
                 f"{path} does not record the {what}; pass {flag} (or {keyword}=... in Python)"
             )
     return float(dwell_time_s), float(spectrometer_freq_mhz)
+
+
+def recorded_grid(**values: float | None) -> dict[str, float]:
+    """The acquisition values a file itself records (``dwell_time_s``, ``spectrometer_freq_mhz``,
+    ``ppm_reference``), for ``provenance["recorded"]``; missing ones (None) are left out.
+
+    :func:`scaloquant.io.read_fid` compares them with the values the caller gives: a file's own
+    value wins, and one contradicting it is refused unless ``override_header``.
+    """
+    return {k: float(v) for k, v in values.items() if v is not None}
 
 
 def sequence_provenance(sequence: object, echo_time_s: object) -> dict[str, object]:

@@ -10,14 +10,15 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePath
 
 from ..errors import InputFileError, OutputExistsError
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; refuse a missing parent folder."""
+    """Refuse an existing output unless ``overwrite``; refuse a missing parent folder or one
+    that cannot be written (so that commands refuse it before their work, not after)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
@@ -25,6 +26,7 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
         raise OutputExistsError(f"{path} is a folder; give a file name")
     if not path.parent.exists():
         raise InputFileError(f"folder {path.parent} does not exist; create it first")
+    _probe_writable(path.parent, path)
     return path
 
 
@@ -59,20 +61,32 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = F
     return Path(path)
 
 
-@contextlib.contextmanager
-def staged_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a hidden staging folder beside ``path``; on success move its content into ``path``.
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
 
-    For a command that writes a folder of outputs (``reproduce``, ``evaluate``): nothing appears
-    in ``path`` until every output was written, and a failure leaves ``path`` as it was.
 
-    * ``path`` missing: the staging folder is renamed to ``path`` (one rename).
-    * ``path`` an empty folder: the staged files are moved into it.
-    * ``path`` a non-empty folder: refused unless ``overwrite``; with ``overwrite`` each staged
-      file replaces the file at the same relative path, and files there that this run did not
-      produce (the user's) are kept.
+def _probe_writable(folder: Path, target: Path) -> None:
+    """Create and remove a hidden folder in ``folder``: the one test of writability that holds
+    for root too (``os.access`` says yes to root on a read-only bind mount)."""
+    if not folder.is_dir():
+        raise InputFileError(f"{folder} is a file, so {target} cannot be made; choose another path")
+    try:
+        probe = tempfile.mkdtemp(prefix=".scaloquant-probe-", dir=folder)
+        os.rmdir(probe)
+    except OSError as err:
+        raise InputFileError(
+            f"cannot write {target} ({folder}: {err.strerror}); choose a place you can write to"
+        ) from None
 
-    Missing parent folders are created, as for ``mkdir -p``.
+
+def check_output_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Check, before any work, that :func:`staged_directory` can write ``path``.
+
+    Refuses a file at ``path``, a non-empty folder unless ``overwrite``, and a place that
+    cannot be written (the folder itself, or the nearest existing folder above it, where the
+    missing ones would be made). Returns the absolute path.
     """
     # absolute, so that "." has a name and a parent to stage beside (symlinks are kept)
     path = Path(os.path.abspath(path))
@@ -83,6 +97,36 @@ def staged_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
             f"{path} is not empty; pass --overwrite to replace scaloquant's outputs in it "
             "(other files there are kept) or choose another folder"
         )
+    # the staging folder is made beside path, the outputs are moved into it
+    _probe_writable(_nearest_existing(path.parent), path)
+    if path.is_dir():
+        _probe_writable(path, path)
+    return path
+
+
+@contextlib.contextmanager
+def staged_directory(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    replaces: Iterable[str | os.PathLike] = (),
+) -> Iterator[Path]:
+    """Yield a hidden staging folder beside ``path``; on success move its content into ``path``.
+
+    For a command that writes a folder of outputs (``reproduce``, ``evaluate``): nothing appears
+    in ``path`` until every output was written, and a failure leaves ``path`` as it was.
+
+    * ``path`` missing: the staging folder is renamed to ``path`` (one rename).
+    * ``path`` an empty folder: the staged files are moved into it.
+    * ``path`` a non-empty folder: refused unless ``overwrite``; with ``overwrite`` each staged
+      file replaces the file at the same relative path, the files of ``replaces`` (paths
+      relative to ``path``: the outputs of an earlier run) that this run did not produce are
+      removed once the new ones are in place, and every other file (the user's) is kept.
+
+    Missing parent folders are created, as for ``mkdir -p``. Commands that compute for long
+    call :func:`check_output_dir` first, so that a bad ``path`` is refused before the work.
+    """
+    path = check_output_dir(path, overwrite=overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # os.mkdir (not mkdtemp, which makes it private) so the outputs get the usual permissions
@@ -92,17 +136,34 @@ def staged_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
         raise InputFileError(f"cannot create the output folder {path}: {err.strerror}") from None
     try:
         yield staging
-        _move_into_place(staging, path, overwrite=overwrite)
+        made = _move_into_place(staging, path, overwrite=overwrite)
+        if overwrite:
+            _remove_stale(path, replaces, keep=made)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
 
 
-def _move_into_place(staging: Path, path: Path, *, overwrite: bool) -> None:
+def _remove_stale(path: Path, replaces: Iterable[str | os.PathLike], keep: set[PurePath]) -> None:
+    """Remove the earlier outputs ``replaces`` (relative to ``path``) not in ``keep``, and the
+    folders they leave empty; a path outside ``path`` is ignored."""
+    for rel in {PurePath(r) for r in replaces} - keep:
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            continue
+        target = path / rel
+        if target.is_file() or target.is_symlink():
+            target.unlink()
+            for parent in list(target.parents)[: len(rel.parts) - 1]:
+                if parent.is_dir() and not any(parent.iterdir()):
+                    parent.rmdir()
+
+
+def _move_into_place(staging: Path, path: Path, *, overwrite: bool) -> set[PurePath]:
+    """Move the staged files into ``path``; returns their paths relative to it."""
+    files = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir())
     if not path.exists():
         os.replace(staging, path)
-        return
-    files = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir())
+        return set(files)
     # Check every destination before moving anything, so a conflict changes nothing.
     for rel in files:
         target = path / rel
@@ -119,3 +180,4 @@ def _move_into_place(staging: Path, path: Path, *, overwrite: bool) -> None:
         target = path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / rel, target)
+    return set(files)

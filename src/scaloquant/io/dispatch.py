@@ -28,6 +28,18 @@ from .npz import read_basis_npz
 from .text import read_text_fid
 
 _OVERRIDES = ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference")
+#: What each acquisition value is called in messages: (words, unit, flag).
+_WHAT = {
+    "dwell_time_s": ("dwell time", "s", "--dwell-time-s"),
+    "spectrometer_freq_mhz": ("spectrometer frequency", "MHz", "--spectrometer-freq-mhz"),
+    "ppm_reference": ("ppm reference", "ppm", "--ppm-reference"),
+}
+#: A given value within these of the file's own is the same value (the file's is kept): header
+#: rounding, not a contradiction. NIfTI stores the dwell time as float32 (6e-8 relative); jMRUI
+#: headers round the frequency to 5 digits (the ISMRM 2016 files: 1.2322E8 Hz for 123.261703
+#: MHz, 3e-4 apart), the 0.1 % that scaloquant.signal.match takes as the same scanner too.
+_SAME_RTOL = {"dwell_time_s": 1e-6, "spectrometer_freq_mhz": 1e-3}
+_SAME_PPM_ATOL = 1e-4
 _FID_HELP = ".nii, .nii.gz, .RAW, .H2O or .txt (jMRUI or plain text)"
 _BASIS_HELP = "a .BASIS or .npz file, or a folder of FSL-MRS .json, LCModel .RAW or .txt files"
 
@@ -37,6 +49,61 @@ def _overrides(given: dict[str, Any]) -> dict[str, float]:
     if unknown:
         raise ConfigError(f"unknown override(s) {', '.join(unknown)}; use {', '.join(_OVERRIDES)}")
     return {k: float(v) for k, v in given.items() if v is not None}
+
+
+def _agrees(key: str, given: float, recorded: float) -> bool:
+    if key == "ppm_reference":
+        return abs(given - recorded) <= _SAME_PPM_ATOL
+    return abs(given - recorded) <= _SAME_RTOL[key] * abs(recorded)
+
+
+def reconcile_header(
+    obj: FID | BasisSet, given: dict[str, float], *, override_header: bool, path: Path
+) -> FID | BasisSet:
+    """Apply the caller's acquisition values to what a reader returned, the file's own winning.
+
+    ``obj`` was read with ``given`` applied; ``obj.provenance["recorded"]`` holds the values the
+    file itself records. A given value equal to the recorded one (within header rounding) gives
+    way to the file's; one that contradicts it is refused unless ``override_header``, and an
+    override is recorded in ``provenance["header_overrides"]`` (``{key: {"recorded": v,
+    "used": v}}``) and as a warning. Values the file does not record are taken as given.
+
+    Raises
+    ------
+    ConfigError
+        A given value contradicts the file's own and ``override_header`` is false.
+    """
+    recorded = dict(obj.provenance.get("recorded") or {})
+    keep: dict[str, float] = {}
+    overridden: dict[str, dict[str, float]] = {}
+    for key, value in given.items():
+        if key not in recorded:
+            continue
+        if _agrees(key, value, recorded[key]):
+            keep[key] = recorded[key]
+            continue
+        words, unit, flag = _WHAT[key]
+        if not override_header:
+            raise ConfigError(
+                f"{path} records a {words} of {recorded[key]:.10g} {unit} but {flag} gives "
+                f"{value:.10g} {unit}; drop {flag} to use the file's value (the flag is for files "
+                "that do not record it) or add --override-header to replace it"
+            )
+        overridden[key] = {"recorded": recorded[key], "used": value}
+    if not keep and not overridden:
+        return obj
+    provenance = dict(obj.provenance)
+    if overridden:
+        provenance["header_overrides"] = overridden
+        provenance["warnings"] = [
+            *(provenance.get("warnings") or ()),
+            *(
+                f"--override-header: {_WHAT[k][0]} {v['used']:.10g} {_WHAT[k][1]} used instead of "
+                f"the {v['recorded']:.10g} {_WHAT[k][1]} the file records"
+                for k, v in overridden.items()
+            ),
+        ]
+    return replace(obj, **keep, provenance=provenance)
 
 
 def _suffix(path: Path) -> str:
@@ -81,11 +148,20 @@ def _existing(path: str | os.PathLike) -> Path:
     return path
 
 
-def read_fid(path: str | os.PathLike, *, conjugate: bool = False, **overrides: float | None) -> FID:
+def read_fid(
+    path: str | os.PathLike,
+    *,
+    conjugate: bool = False,
+    override_header: bool = False,
+    **overrides: float | None,
+) -> FID:
     """Read a FID file, picking the reader by extension and content.
 
     ``overrides``: ``dwell_time_s``, ``spectrometer_freq_mhz``, ``ppm_reference`` (``None``
-    values are ignored); formats lacking a value need it, and say which flag gives it.
+    values are ignored); formats lacking a value need it, and say which flag gives it. A value
+    the file records wins: a given one that contradicts it raises
+    :class:`~scaloquant.errors.ConfigError` unless ``override_header`` (see
+    :func:`reconcile_header`).
     ``conjugate``: take the complex conjugate of what the format's reader gives, for a file
     written in the other orientation than its format defines (its spectrum mirrored about the
     reference); recorded as ``provenance["conjugated"]``.
@@ -95,14 +171,20 @@ def read_fid(path: str | os.PathLike, *, conjugate: bool = False, **overrides: f
     if path.is_dir():
         raise InputFileError(f"{path} is a folder; give a FID file ({_FID_HELP})")
     fid = _fid_reader(path)(path, **given)
+    fid = reconcile_header(fid, given, override_header=override_header, path=path)
     if conjugate:
         fid = fid.with_samples(np.conj(fid.samples), conjugated=True)
     return fid
 
 
-def _basis_from_fid_files(files: list[Path], source: Path, kind: str, given: dict) -> BasisSet:
+def _basis_from_fid_files(
+    files: list[Path], source: Path, kind: str, given: dict, override_header: bool
+) -> BasisSet:
     """One basis metabolite per file, named after the file; all must share one grid."""
-    fids = [_fid_reader(f)(f, **given) for f in files]
+    fids = [
+        reconcile_header(_fid_reader(f)(f, **given), given, override_header=override_header, path=f)
+        for f in files
+    ]
     first = fids[0]
     for fid, f in zip(fids, files, strict=True):
         grid = (fid.samples.shape, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
@@ -133,35 +215,45 @@ def _basis_from_fid_files(files: list[Path], source: Path, kind: str, given: dic
     )
 
 
-def _with_grid(basis: BasisSet, given: dict[str, float]) -> BasisSet:
-    return replace(basis, **given) if given else basis
+def _npz_basis(path: Path, given: dict[str, float]) -> BasisSet:
+    """A ``.npz`` basis records its whole grid; ``given`` values are applied over it."""
+    basis = read_basis_npz(path)
+    recorded = {k: float(getattr(basis, k)) for k in _OVERRIDES}
+    return replace(basis, **given, provenance={**basis.provenance, "recorded": recorded})
 
 
-def read_basis(path: str | os.PathLike, **overrides: float | None) -> BasisSet:
+def read_basis(
+    path: str | os.PathLike, *, override_header: bool = False, **overrides: float | None
+) -> BasisSet:
     """Read a basis set: a file (``.BASIS``, ``.npz``, or one FID file) or a folder.
 
     A folder of FSL-MRS ``.json`` files is read as FSL-MRS; otherwise its ``.RAW`` files, or
     failing those its ``.txt`` files (jMRUI or plain text), one metabolite each, named after
-    the file, in sorted order. ``overrides`` as in :func:`read_fid`.
+    the file, in sorted order. ``overrides`` and ``override_header`` as in :func:`read_fid`.
     """
     given = _overrides(overrides)
     path = _existing(path)
+    basis = _read_basis(path, given, override_header)
+    return reconcile_header(basis, given, override_header=override_header, path=path)
+
+
+def _read_basis(path: Path, given: dict[str, float], override_header: bool) -> BasisSet:
     if path.is_dir():
         if any(path.glob("*.json")):
             return read_fsl_basis(path, **given)
         for suffix, kind in ((".raw", "lcmodel-raw-folder"), (".txt", "txt-folder")):
             files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() == suffix)
             if files:
-                return _basis_from_fid_files(files, path, kind, given)
+                return _basis_from_fid_files(files, path, kind, given, override_header)
         raise InputFileError(f"{path} holds no basis files; give {_BASIS_HELP}")
     suffix = _suffix(path)
     if suffix == ".basis":
         return read_lcmodel_basis(path, **given)
     if suffix == ".npz":
-        return _with_grid(read_basis_npz(path), given)
+        return _npz_basis(path, given)
     if is_nifti_path(path):
         raise InputFileError(
             f"{path}: NIfTI-MRS has no standard place for metabolite names, so it is not read as "
             f"a basis; give {_BASIS_HELP}"
         )
-    return _basis_from_fid_files([path], path, "single-fid", given)
+    return _basis_from_fid_files([path], path, "single-fid", given, override_header)

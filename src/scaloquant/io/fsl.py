@@ -112,7 +112,11 @@ def read_fsl_basis(
         spectrometer_freq_mhz=first[3] if spectrometer_freq_mhz is None else spectrometer_freq_mhz,
         ppm_reference=ppm_reference,
         metadata={"fwhm_hz": [e[4] for e in entries]},
-        provenance={"source": str(folder), "format": "fsl-mrs-basis"},
+        provenance={
+            "source": str(folder),
+            "format": "fsl-mrs-basis",
+            "recorded": {"dwell_time_s": first[2], "spectrometer_freq_mhz": first[3]},
+        },
     )
 
 

@@ -25,7 +25,15 @@ import numpy as np
 from ..errors import InputFileError, InvalidDataError
 from ..signal import axes
 from ..types import FID
-from ._common import parse_floats, read_text, require_count, require_finite, require_grid
+from ._common import (
+    parse_floats,
+    read_text,
+    recorded_grid,
+    require_complete_last_row,
+    require_count,
+    require_finite,
+    require_grid,
+)
 
 #: First line of every jMRUI text file; :func:`scaloquant.io.read_fid` sniffs it.
 MAGIC = "jMRUI Data Textfile"
@@ -90,17 +98,22 @@ def read_jmrui_txt(
             f"{path} has no 'Signal 1 out of N in file' line; the file is truncated or garbled"
         )
     fields = _header(text[: starts[0].start()])
+    interval_ms = _header_float(fields, "SamplingInterval", path)
+    freq_hz = _header_float(fields, "TransmitterFrequency", path)
+    if spectrometer_freq_mhz is None and freq_hz is not None and freq_hz < 1e6:
+        raise InvalidDataError(
+            f"{path}: TransmitterFrequency {freq_hz:g} Hz is below 1 MHz, so not in Hz as "
+            "jMRUI specifies; pass --spectrometer-freq-mhz"
+        )
+    recorded = recorded_grid(
+        dwell_time_s=None if interval_ms is None else interval_ms * 1e-3,
+        # a value below 1 MHz is not a frequency in Hz: not taken as recorded
+        spectrometer_freq_mhz=None if freq_hz is None or freq_hz < 1e6 else freq_hz * 1e-6,
+    )
     if dwell_time_s is None:
-        interval_ms = _header_float(fields, "SamplingInterval", path)
-        dwell_time_s = None if interval_ms is None else interval_ms * 1e-3
+        dwell_time_s = recorded.get("dwell_time_s")
     if spectrometer_freq_mhz is None:
-        freq_hz = _header_float(fields, "TransmitterFrequency", path)
-        if freq_hz is not None and freq_hz < 1e6:
-            raise InvalidDataError(
-                f"{path}: TransmitterFrequency {freq_hz:g} Hz is below 1 MHz, so not in Hz as "
-                "jMRUI specifies; pass --spectrometer-freq-mhz"
-            )
-        spectrometer_freq_mhz = None if freq_hz is None else freq_hz * 1e-6
+        spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
     dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
 
     n_points = _header_count(fields, "PointsInDataset", path)
@@ -111,12 +124,14 @@ def read_jmrui_txt(
     for start, nxt in zip(starts, [*starts[1:], None], strict=True):
         body = text[start.end() : nxt.start() if nxt else len(text)]
         rows = [line.split() for line in body.splitlines()[1:] if line.strip()]
-        if not rows or {len(r) for r in rows} - {2, 4}:
+        widths = {len(r) for r in rows}
+        if len(widths) != 1 or widths - {2, 4}:
             raise InputFileError(
                 f"{path}: every data row must hold 2 (re im) or 4 (re im re_spec im_spec) "
-                "numbers; the file is truncated or garbled"
+                "numbers, all rows alike; the file is truncated or garbled"
             )
         require_count(len(rows), n_points or len(rows), path)
+        require_complete_last_row(rows, path)
         signals.append(parse_floats([t for r in rows for t in r[:2]], path).reshape(-1, 2))
     if len({s.shape[0] for s in signals}) != 1:
         raise InvalidDataError(f"{path}: its signals have different numbers of points")
@@ -132,5 +147,6 @@ def read_jmrui_txt(
             "format": "jmrui-text",
             "name": path.stem,
             "header": fields,
+            "recorded": recorded,
         },
     )

@@ -44,8 +44,10 @@ from ._common import (
     interleaved_to_complex,
     parse_floats,
     read_text,
+    recorded_grid,
     require_count,
     require_finite,
+    require_fixed_width_lines,
     require_grid,
     sequence_provenance,
 )
@@ -137,7 +139,10 @@ def _float_field(groups: list[_Namelist], keys: tuple[str, ...], path: Path) -> 
     return None
 
 
-def _numbers(text: str, path: Path) -> np.ndarray:
+def _numbers(text: str, path: Path, fmt: str | None = None) -> np.ndarray:
+    """The complex numbers of a data section; ``fmt`` (``FMTDAT``/``FMTBAS``) lets a number cut
+    off at the end be told from a whole one (:func:`require_fixed_width_lines`)."""
+    require_fixed_width_lines(text.splitlines(), fmt, path)
     return interleaved_to_complex(parse_floats(text.split(), path), path)
 
 
@@ -169,12 +174,20 @@ def read_lcmodel_raw(
     groups = _namelists(text, path)
     if not any(g.name == "NMID" for g in groups):
         raise InputFileError(f"{path} has no $NMID header; it is not an LCModel .RAW/.H2O file")
+    recorded = recorded_grid(
+        dwell_time_s=_float_field(groups, _DWELL_KEYS, path),
+        spectrometer_freq_mhz=_float_field(groups, ("HZPPPM",), path),
+    )
     if dwell_time_s is None:
-        dwell_time_s = _float_field(groups, _DWELL_KEYS, path)
+        dwell_time_s = recorded.get("dwell_time_s")
     if spectrometer_freq_mhz is None:
-        spectrometer_freq_mhz = _float_field(groups, ("HZPPPM",), path)
+        spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
     dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
-    file_fid = require_finite(_numbers(text[groups[-1].end :], path), path)
+    nmid = next(g.fields for g in groups if g.name == "NMID")
+    file_fid = require_finite(_numbers(text[groups[-1].end :], path, nmid.get("FMTDAT")), path)
+    n_stated = _float_field(groups, ("NUNFIL",), path)
+    if n_stated is not None:
+        require_count(file_fid.size, int(n_stated), path, what="points (NUNFIL)")
     header = {f"{g.name}.{k}": v for g in groups for k, v in g.fields.items()}
     seqpar = [g for g in groups if g.name == "SEQPAR"]
     echo_time_ms = _float_field(seqpar, ("ECHOT",), path)
@@ -192,6 +205,7 @@ def read_lcmodel_raw(
             "format": "lcmodel-raw",
             "name": path.stem,
             "header": header,
+            "recorded": recorded,
             **stated,
         },
     )
@@ -227,15 +241,19 @@ def read_lcmodel_basis(
     n_data = _float_field(header, ("NDATAB",), path)
     if n_data is None or n_data < 2 or n_data != int(n_data):
         raise InputFileError(f"{path}: $BASIS1 lacks a valid NDATAB; the header is damaged")
+    recorded = recorded_grid(
+        dwell_time_s=_float_field(header, ("BADELT",), path),
+        spectrometer_freq_mhz=_float_field(header, ("HZPPPM",), path),
+    )
+    if recorded.get("dwell_time_s", 1.0) <= 0:
+        raise InputFileError(
+            f"{path} is an encrypted LCModel basis (BADELT <= 0) and cannot be read; "
+            "use an unencrypted basis for your sequence"
+        )
     if dwell_time_s is None:
-        dwell_time_s = _float_field(header, ("BADELT",), path)
-        if dwell_time_s is not None and dwell_time_s <= 0:
-            raise InputFileError(
-                f"{path} is an encrypted LCModel basis (BADELT <= 0) and cannot be read; "
-                "use an unencrypted basis for your sequence"
-            )
+        dwell_time_s = recorded.get("dwell_time_s")
     if spectrometer_freq_mhz is None:
-        spectrometer_freq_mhz = _float_field(header, ("HZPPPM",), path)
+        spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
     dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
 
     names, fids = [], []
@@ -245,7 +263,8 @@ def read_lcmodel_basis(
         if not name:
             raise InputFileError(f"{path}: a $BASIS block has no METABO name; fix the file")
         stop = groups[i + 1].start if i + 1 < len(groups) else len(text)
-        spec = require_finite(_numbers(text[group.end : stop], path), path)
+        fmt = next((g.fields.get("FMTBAS") for g in header if "FMTBAS" in g.fields), None)
+        spec = require_finite(_numbers(text[group.end : stop], path, fmt), path)
         require_count(spec.size, int(n_data), path, what=f"points for {name} (NDATAB)")
         ishift = _float_field([group], ("ISHIFT",), path) or 0.0
         names.append(name)
@@ -269,7 +288,7 @@ def read_lcmodel_basis(
         spectrometer_freq_mhz=spectrometer_freq_mhz,
         ppm_reference=ppm_reference,
         metadata=metadata,
-        provenance={"source": str(path), "format": "lcmodel-basis"},
+        provenance={"source": str(path), "format": "lcmodel-basis", "recorded": recorded},
     )
 
 

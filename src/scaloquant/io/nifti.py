@@ -43,7 +43,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, InputFileError, InvalidDataError
 from ..types import FID
-from ._common import require_file, require_finite, sequence_provenance
+from ._common import recorded_grid, require_file, require_finite, sequence_provenance
 from .atomic import atomic_path
 
 #: Tags for NIfTI-MRS dimensions 5-7 when the caller gives none (the standard's defaults).
@@ -104,7 +104,9 @@ def read_nifti_mrs(
             nucleus = str(nmrs.nucleus[0])
             dim_tags = [str(t) for t in nmrs.dim_tags[: max(on_disk.ndim - 4, 0)]]
     except (NotNIFTI_MRS, NiftiMrsValidationError) as err:
-        raise InputFileError(f"{path} is not valid NIfTI-MRS: {err}") from None
+        raise InputFileError(
+            f"{path} is not valid NIfTI-MRS: {' '.join(str(err).split())[:200]}"
+        ) from None
     except (
         ImageFileError,
         OSError,
@@ -117,7 +119,8 @@ def read_nifti_mrs(
         json.JSONDecodeError,
     ) as err:
         raise InputFileError(
-            f"cannot read {path} as NIfTI-MRS ({type(err).__name__}: {str(err)[:80]}); "
+            f"cannot read {path} as NIfTI-MRS ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:80]}); "
             "the file is truncated, corrupt or not NIfTI"
         ) from None
     if on_disk.ndim < 4 or not np.iscomplexobj(on_disk):
@@ -125,11 +128,19 @@ def read_nifti_mrs(
             f"{path} holds {on_disk.dtype} data of shape {on_disk.shape}; NIfTI-MRS needs complex "
             "data with at least 4 dimensions"
         )
-    if spectrometer_freq_mhz is None and not 0 < file_freq_mhz < MAX_PLAUSIBLE_FREQ_MHZ:
+    plausible = 0 < file_freq_mhz < MAX_PLAUSIBLE_FREQ_MHZ
+    if spectrometer_freq_mhz is None and not plausible:
         raise InvalidDataError(
             f"{path}: SpectrometerFrequency {file_freq_mhz:g} MHz is implausible (written in Hz "
             "instead of MHz?); pass --spectrometer-freq-mhz"
         )
+    recorded = recorded_grid(
+        dwell_time_s=file_dwell_s,
+        # an implausible frequency (in Hz?) is not taken as recorded: the flag gives it
+        spectrometer_freq_mhz=file_freq_mhz if plausible else None,
+        # without SpecFreqChemShift, 4.65 ppm is nifti-mrs' default, not the file's statement
+        ppm_reference=file_ppm if "SpecFreqChemShift" in header else None,
+    )
     # NIfTI-MRS on-disk orientation -> internal orientation (see the module docstring).
     samples = np.conj(require_finite(np.moveaxis(on_disk, 3, -1), path))
     legacy = legacy_orientation_warning(header, path)
@@ -147,6 +158,7 @@ def read_nifti_mrs(
             "name": _stem(path),
             "dim_tags": dim_tags,
             "header": header,
+            "recorded": recorded,
             **sequence_provenance(header.get("SequenceName"), header.get("EchoTime")),
             **({"warnings": [legacy]} if legacy else {}),
         },

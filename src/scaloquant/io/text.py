@@ -27,7 +27,13 @@ import numpy as np
 from ..errors import ConfigError, InputFileError
 from ..signal import axes
 from ..types import FID
-from ._common import parse_floats, read_text, require_finite, require_grid
+from ._common import (
+    parse_floats,
+    read_text,
+    require_complete_last_row,
+    require_finite,
+    require_grid,
+)
 
 _COLUMNS = {"metabolite": 0, "water": 2}
 
@@ -57,7 +63,6 @@ def read_text_fid(
         raise ConfigError(f"signal must be one of {', '.join(_COLUMNS)}, got {signal!r}")
     text = read_text(path)
     path = Path(path)
-    dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
     rows = [
         line.split()
         for line in text.splitlines()
@@ -69,6 +74,8 @@ def read_text_fid(
             f"{path} is not a text FID: every row must have 2 (re im) or 4 (re im water_re "
             "water_im) columns; the file is truncated, garbled or in another format"
         )
+    require_complete_last_row(rows, path)
+    dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
     values = parse_floats([t for r in rows for t in r], path).reshape(len(rows), -1)
     if signal == "water" and values.shape[1] != 4:
         raise InputFileError(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, IncompatibleDataError
+from ..errors import ConfigError, IncompatibleDataError, InputFileError
 from ..io import read_fid, read_text_fid
 from ..types import FID
 
@@ -36,6 +36,8 @@ class SpectraInput:
     water_path : where the water reference came from.
     affine : the NIfTI-MRS voxel-to-world matrix ``(4, 4)``; None for other formats.
     dim_tags : NIfTI-MRS tags of the extra dimensions (``()`` for other formats).
+    label : how outputs name the file, unique within a run (:func:`input_labels`; default: the
+        file name).
     """
 
     path: Path
@@ -44,6 +46,11 @@ class SpectraInput:
     water_path: Path | None
     affine: np.ndarray | None
     dim_tags: tuple[str, ...]
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.path.name)
 
     @property
     def is_image(self) -> bool:
@@ -172,6 +179,28 @@ class SpectraInput:
         return samples
 
 
+def input_labels(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """A unique label per input: its shortest trailing path that no other input shares.
+
+    ``a/s1/metab.nii.gz`` and ``a/s2/metab.nii.gz`` -> ``s1/metab.nii.gz``, ``s2/metab.nii.gz``;
+    a file name alone where it is unique. The same file given twice gets ``#2``, ``#3``...
+    """
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    labels = []
+    for i, mine in enumerate(parts):
+        others = [p for j, p in enumerate(parts) if j != i and p != mine]
+        k = 1
+        while k < len(mine) and any(p[-k:] == mine[-k:] for p in others):
+            k += 1
+        labels.append("/".join(mine[-k:]).lstrip("/") or str(paths[i]))
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[i] = f"{label} #{seen[label]}"
+    return labels
+
+
 def _nifti_affine(path: Path) -> np.ndarray:
     import nibabel
 
@@ -182,23 +211,38 @@ def _conjugated(fid: FID, conjugate: bool) -> FID:
     return fid.with_samples(np.conj(fid.samples), conjugated=True) if conjugate else fid
 
 
-def read_water(path: Path, overrides: Mapping[str, float], conjugate: bool = False) -> FID:
+def read_water(
+    path: Path,
+    overrides: Mapping[str, float],
+    conjugate: bool = False,
+    override_header: bool = False,
+) -> FID:
     """A water reference file; of a 4-column text file, its water columns."""
-    fid = read_fid(path, conjugate=conjugate, **overrides)
+    fid = read_fid(path, conjugate=conjugate, override_header=override_header, **overrides)
     if fid.provenance.get("format") == "text" and fid.provenance.get("n_columns") == 4:
         return _conjugated(read_text_fid(path, signal="water", **overrides), conjugate)
     return fid
 
 
 def _auto_water(
-    path: Path, fid: FID, overrides: Mapping[str, float], conjugate: bool
+    path: Path, fid: FID, overrides: Mapping[str, float], conjugate: bool, override_header: bool
 ) -> tuple[FID, Path] | None:
     fmt = fid.provenance.get("format")
     if fmt == "lcmodel-raw" and path.suffix.lower() == ".raw":
         for suffix in (".H2O", ".h2o"):
             candidate = path.with_suffix(suffix)
             if candidate.is_file():
-                return read_fid(candidate, conjugate=conjugate, **overrides), candidate
+                water = read_fid(
+                    candidate, conjugate=conjugate, override_header=override_header, **overrides
+                )
+                if water.n_points != fid.n_points:
+                    # LCModel reads both with one NUNFIL: a difference is a cut-off file
+                    raise InputFileError(
+                        f"{path} holds {fid.n_points} points but its water reference "
+                        f"{candidate.name} {water.n_points}; LCModel needs both the same: one of "
+                        "them is truncated, re-export or copy it again"
+                    )
+                return water, candidate
     if fmt == "text" and fid.provenance.get("n_columns") == 4:
         water = read_text_fid(path, signal="water", **overrides)
         return _conjugated(water, conjugate), path
@@ -226,6 +270,7 @@ def read_inputs(
     *,
     water: Sequence[str | os.PathLike] = (),
     overrides: Mapping[str, float] | None = None,
+    override_header: bool = False,
     conjugate: bool = False,
 ) -> list[SpectraInput]:
     """Read every input file and its water reference.
@@ -236,7 +281,10 @@ def read_inputs(
     water : no file (automatic, see the module docstring), one file for all inputs, or one per
         input in the same order.
     overrides : ``dwell_time_s``, ``spectrometer_freq_mhz``, ``ppm_reference`` for formats that
-        lack them (applied to the water files too).
+        lack them (applied to the water files too); a file's own value wins over them.
+    override_header : let ``overrides`` replace values the files record (see
+        :func:`scaloquant.io.dispatch.reconcile_header`); each replacement is a warning of its
+        input.
     conjugate : read every input and water file in the other orientation than its format
         defines (``--conjugate``; see :func:`scaloquant.io.read_fid`).
 
@@ -258,14 +306,15 @@ def read_inputs(
             "inputs or one per input, in the same order"
         )
     out = []
+    labels = input_labels(paths)
     for i, path in enumerate(paths):
-        fid = read_fid(path, conjugate=conjugate, **overrides)
+        fid = read_fid(path, conjugate=conjugate, override_header=override_header, **overrides)
         found: tuple[FID, Path] | None
         if water_paths:
             w_path = water_paths[0] if len(water_paths) == 1 else water_paths[i]
-            found = read_water(w_path, overrides, conjugate), w_path
+            found = read_water(w_path, overrides, conjugate, override_header), w_path
         else:
-            found = _auto_water(path, fid, overrides, conjugate)
+            found = _auto_water(path, fid, overrides, conjugate, override_header)
         is_image = fid.provenance.get("format") == "nifti-mrs"
         water_fid, water_path = found if found else (None, None)
         if water_fid is not None and is_image:
@@ -282,6 +331,7 @@ def read_inputs(
                 water_path=water_path,
                 affine=_nifti_affine(path) if is_image else None,
                 dim_tags=tuple(fid.provenance.get("dim_tags") or ()) if is_image else (),
+                label=labels[i],
             )
         )
     return out

@@ -10,10 +10,13 @@
   spectra x metabolites, the fit figures and MRSI maps inlined; ``summary.md``: the same in
   plain text;
 * ``provenance.json``: version, time, model or basis, input files with SHA-256, options,
-  conversions and warnings.
+  conversions, warnings and the list of outputs.
 
-Everything is written into a hidden staging folder and moved into place at the end
-(:func:`scaloquant.io.atomic.staged_directory`): an error leaves no partial output.
+Inputs are named by their label (:func:`scaloquant.quantify.inputs.input_labels`): the file
+name, or the shortest path that tells it from the other inputs. Everything is written into a
+hidden staging folder and moved into place at the end
+(:func:`scaloquant.io.atomic.staged_directory`): an error leaves no partial output, and
+``overwrite`` replaces the earlier run's whole set of outputs (:func:`previous_outputs`).
 """
 
 from __future__ import annotations
@@ -50,16 +53,22 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+def _stem(label: str) -> str:
+    """The label without the file's extension, folders joined by ``_`` (a file name)."""
+    if label.lower().endswith(".nii.gz"):
+        label = label[: -len(".nii.gz")]
+    else:
+        head, dot, ext = label.rpartition(".")
+        label = head if dot and head and "/" not in ext else label
+    return label.replace("/", "_").replace(" #", "_")
 
 
 def _input_keys(run: Run) -> list[str]:
-    """A unique name per input for map folders and figure files (stem, numbered on clashes)."""
+    """A unique name per input for map folders and figure files (from its label, numbered on
+    the rare clash)."""
     keys: list[str] = []
     for r in run.results:
-        stem, n = _stem(r.input.path), 2
+        stem, n = _stem(r.input.label), 2
         key = stem
         while key in keys:
             key, n = f"{stem}_{n}", n + 1
@@ -90,9 +99,7 @@ def results_csv(run: Run) -> str:
         quality = np.stack([r.quality[c] for c in _QUALITY_NUMBERS], axis=-1)  # (N, Q)
         rows = zip(r.input.labels(), stacked.reshape(len(stacked), -1), quality, r.qc, strict=True)
         for label, row, figures, flags in rows:
-            writer.writerow(
-                [r.input.path.name, label, *(_number(v) for v in (*row, *figures)), flags]
-            )
+            writer.writerow([r.input.label, label, *(_number(v) for v in (*row, *figures)), flags])
     return buf.getvalue()
 
 
@@ -100,6 +107,7 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
     inp = r.input
     return {
         "file": str(inp.path),
+        "label": inp.label,
         "key": key,
         "format": inp.fid.provenance.get("format"),
         "n_spectra": inp.n_spectra,
@@ -113,6 +121,7 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
         "water_reference": None if inp.water_path is None else str(inp.water_path),
         "water_reference_quality": {k: _json_number(v) for k, v in r.water_quality.items()},
         "water_scaling": None if r.water_scaling is None else r.water_scaling.to_dict(),
+        "header_overrides": dict(inp.fid.provenance.get("header_overrides") or {}),
         "conversions": list(r.conversions),
         "warnings": list(r.warnings),
     }
@@ -120,7 +129,8 @@ def _input_facts(r: SpectraResult, key: str) -> dict[str, Any]:
 
 def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
     columns = {
-        "file": "input file name",
+        "file": "input file: its name, or its shortest path that tells it from the other "
+        "inputs (inputs[].label)",
         "spectrum": "which spectrum of the file (see inputs[].spectrum_label)",
     }
     for n in run.names:
@@ -178,6 +188,43 @@ def _figure_name(key: str, label: str) -> str:
     return f"{key}_{label.replace(',', '-')}.png"
 
 
+#: The files every run writes, whatever its inputs.
+_FIXED_OUTPUTS = (
+    "results.csv",
+    "results.json",
+    "summary.md",
+    "report.html",
+    "summary.html",  # the summary page before report.html
+    "provenance.json",
+)
+
+
+def previous_outputs(out_dir: str | os.PathLike) -> list[str]:
+    """The outputs of an earlier ``quantify``/``fit`` run in ``out_dir``, relative to it: the
+    fixed files and what its ``provenance.json`` lists under ``outputs`` (figures, maps...);
+    when that cannot be read but a ``results.csv`` is there, ``figures/*.png`` and
+    ``maps/*/*.nii.gz``. ``--overwrite`` removes them, so no figure of the earlier run is left
+    beside the new results."""
+    out_dir = Path(out_dir)
+    found = [name for name in _FIXED_OUTPUTS if (out_dir / name).is_file()]
+    try:
+        listed = json.loads((out_dir / "provenance.json").read_text())["outputs"]
+        found += [
+            str(p)
+            for paths in listed.values()
+            for p in (paths if isinstance(paths, list) else [paths])
+            if isinstance(p, str)
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        if (out_dir / "results.csv").is_file():
+            found += [
+                str(p.relative_to(out_dir))
+                for pattern in ("figures/*.png", "maps/*/*.nii.gz")
+                for p in out_dir.glob(pattern)
+            ]
+    return found
+
+
 def write_run(
     run: Run,
     out_dir: str | os.PathLike,
@@ -188,7 +235,9 @@ def write_run(
     """Write every output of ``run`` into ``out_dir`` (see the module docstring).
 
     ``provenance``: more facts for ``provenance.json`` (model file and hash, options).
-    An existing non-empty ``out_dir`` is refused unless ``overwrite``.
+    An existing non-empty ``out_dir`` is refused unless ``overwrite``; with ``overwrite`` the
+    earlier run's outputs there are replaced as a whole (:func:`previous_outputs`) and other
+    files are kept.
     """
     from ..report import report_header, report_html, report_markdown
     from ..report.figures import plot_fit, png_bytes
@@ -196,7 +245,8 @@ def write_run(
     keys = _input_keys(run)
     doc = results_json(run, keys)
     created_utc = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    with staged_directory(out_dir, overwrite=overwrite) as stage:
+    stale = previous_outputs(out_dir) if overwrite else []
+    with staged_directory(out_dir, overwrite=overwrite, replaces=stale) as stage:
         write_text_atomic(stage / "results.csv", results_csv(run))
         write_text_atomic(
             stage / "results.json", json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"
@@ -212,7 +262,7 @@ def write_run(
                 label = r.input.labels()[j]
                 fig = plot_fit(
                     spectra,
-                    title=f"{r.input.path.name}, spectrum {label}",
+                    title=f"{r.input.label}, spectrum {label}",
                     model_label=_MODEL_LABEL[run.command],
                     names=run.names,
                 )

@@ -72,15 +72,13 @@ class Options:
     fit_config: FitConfig = field(default_factory=FitConfig)
 
     def __post_init__(self) -> None:
-        if (
-            (self.batch_size is not None and self.batch_size < 1)
-            or self.max_figures < 0
-            or self.n_workers < 1
+        for flag, value, least in (
+            ("--batch-size", self.batch_size, 1),
+            ("--workers", self.n_workers, 1),
+            ("--max-figures", self.max_figures, 0),
         ):
-            raise ConfigError(
-                "--batch-size and --workers must be >= 1 and --max-figures >= 0, got "
-                f"{self.batch_size}, {self.n_workers} and {self.max_figures}"
-            )
+            if value is not None and value < least:
+                raise ConfigError(f"{flag} must be >= {least}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -135,11 +133,18 @@ def model_basis(
     )
 
 
-def _match(fid: FID, target: Acquisition, stated: Mapping[str, Any], force: bool):
+def _match(fid: FID, target: Acquisition, stated: Mapping[str, Any], force: bool, target_what: str):
     from ..signal.match import basis_sequence, match_acquisition
 
     sequence, echo_time_s = basis_sequence(stated)
-    return match_acquisition(fid, target, sequence=sequence, echo_time_s=echo_time_s, force=force)
+    return match_acquisition(
+        fid,
+        target,
+        sequence=sequence,
+        echo_time_s=echo_time_s,
+        force=force,
+        target_what=target_what,
+    )
 
 
 def _scaling_for(inp: SpectraInput, options: Options) -> WaterScaling:
@@ -176,12 +181,17 @@ class _Prepared:
 
 
 def _matched_inputs(
-    inputs: Sequence[SpectraInput], target: Acquisition, stated: Mapping[str, Any], force: bool
+    inputs: Sequence[SpectraInput],
+    target: Acquisition,
+    stated: Mapping[str, Any],
+    force: bool,
+    target_what: str,
 ) -> list[_Prepared]:
+    """Each input on the target grid, checked; ``target_what`` names the target in refusals."""
     out = []
     for inp in inputs:
         water_notes, water_quality = inp.water_checks(force)
-        m = _match(inp.fid, target, stated, force)
+        m = _match(inp.fid, target, stated, force, target_what)
         # measured on the data as acquired: resampling to another band would put zeros (no
         # noise) where the noise is measured
         raw = inp.fid
@@ -286,7 +296,7 @@ def _water_notes(
         f"basis signal per proton ({unit:.6g}, from {ref}) / (water |FID(0)| / 2)"
         + (f" / (1 - CSF {scaling.tissue_fractions[2]:g})" if scaling.tissue_fractions[2] else "")
     ]
-    missing = [inp.path.name for inp in inputs if inp.water is None]
+    missing = [inp.label for inp in inputs if inp.water is None]
     if missing:
         notes.append(f"no water reference for {', '.join(missing)}: its mM columns are empty")
     macromolecules = list(basis.metadata.get("macromolecules") or ())
@@ -442,7 +452,9 @@ def quantify_inputs(
     basis, basis_note = model_basis(meta["basis"], basis, basis_name)
     if options.refine and basis is None:
         raise ConfigError("--refine needs the basis the model was trained on; give it with --basis")
-    prepared = _matched_inputs(inputs, target, meta["basis"].get("metadata", {}), options.force)
+    prepared = _matched_inputs(
+        inputs, target, meta["basis"].get("metadata", {}), options.force, "the model"
+    )
     chosen = (
         _figure_choice(prepared, options.max_figures)
         if basis is not None
@@ -520,7 +532,9 @@ def fit_inputs(
     """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`),
     after matching it to the basis' grid as ``quantify`` matches to a model's."""
     options = options or Options()
-    prepared = _matched_inputs(inputs, basis.acquisition, basis.metadata, options.force)
+    prepared = _matched_inputs(
+        inputs, basis.acquisition, basis.metadata, options.force, "the basis set"
+    )
     chosen = _figure_choice(prepared, options.max_figures)
     partial = []
     for prep, drawn in zip(prepared, chosen, strict=True):

@@ -180,7 +180,7 @@ def match_acquisition(
             f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
             "there is no safe conversion between field strengths: train a model (or fit) with a "
             f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass --spectrometer-freq-mhz "
-            "if the header is wrong"
+            "with --override-header if the header is wrong"
         )
     _require_window(acq, target, source, target_what)
 
@@ -192,7 +192,8 @@ def match_acquisition(
                 f"acquired at {_mhz(acq)} and {target_what} is for {_mhz(target)} "
                 f"({100 * freq_rel:.1f}% apart: the same nominal field, another vendor's frequency)",
                 "pass --force to convert keeping every chemical shift (J-coupled multiplets then "
-                "differ slightly), or --spectrometer-freq-mhz if the header is wrong",
+                "differ slightly), or --spectrometer-freq-mhz with --override-header if the "
+                "header is wrong",
             )
         )
         warnings.append(
@@ -206,7 +207,7 @@ def match_acquisition(
                 f"dwell time {_dwell(acq)} and {target_what}'s {_dwell(target)}",
                 "matching them needs Fourier resampling (band-limiting or interpolating the FID), "
                 f"which {target_what} never saw: pass --force to resample anyway, or "
-                "--dwell-time-s if the header is wrong",
+                "--dwell-time-s with --override-header if the header is wrong",
             )
         )
         warnings.append(
@@ -535,7 +536,8 @@ def _require_window(acq: Acquisition, target: Acquisition, source: str, target_w
             f"{source} covers {data_lo:.2f} to {data_hi:.2f} ppm ({1 / acq.dwell_time_s:g} Hz at "
             f"{acq.spectrometer_freq_mhz:g} MHz, 0 Hz = {acq.ppm_reference:g} ppm), which misses "
             f"part of the {lo:g}-{hi:g} ppm {target_what} needs; no conversion can recover it: "
-            "acquire with a wider spectral width, or pass --dwell-time-s if the header is wrong"
+            "acquire with a wider spectral width, or pass --dwell-time-s with --override-header "
+            "if the header is wrong"
         )
 
 

@@ -20,7 +20,7 @@ from .data import (
     split_signals,
 )
 from .module import QuantifierModule
-from .run import TrainResult, is_launching_process, train_model
+from .run import TrainResult, check_trainer_settings, is_launching_process, train_model
 
 __all__ = [
     "PRESETS",
@@ -31,6 +31,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "checkpoint_metadata",
+    "check_trainer_settings",
     "is_launching_process",
     "load_quantifier",
     "read_checkpoint",

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,11 @@ from typing import Any
 import lightning
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .. import __version__
 from ..errors import InputFileError
+from ..io.atomic import atomic_path
 from ..models.quantifier import Quantifier, QuantifierConfig
 from ..types import BasisSet
 from .module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
@@ -42,6 +43,20 @@ from .module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 _PREFIX = "quantifier."
 #: Central interval whose coverage the post-hoc calibration makes exact on the validation set.
 CALIBRATION_LEVEL = 0.95
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic: each ``last.ckpt`` / ``best.ckpt`` is written
+    to a hidden temporary file beside it and renamed over it, so that a full disk or a kill
+    mid-write leaves the previous complete checkpoint (and no cut-off file filling the disk)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, overwrite=True) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
 def _json_safe(value: Any) -> Any:
@@ -99,19 +114,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        OSError,
-        ValueError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-    ) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputFileError(
-            f"cannot read checkpoint {path} ({reason[:120]}); it is corrupt or not a PyTorch "
-            "checkpoint: retrain or copy it again"
-        ) from None
+    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a foreign file
+        raise InputFileError(_unreadable_checkpoint(path, err)) from None
     meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or "quantifier" not in meta or "state_dict" not in ckpt:
         raise InputFileError(
@@ -124,6 +128,33 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"({__version__}) reads; upgrade scaloquant"
         )
     return ckpt
+
+
+def _unreadable_checkpoint(path: Path, err: Exception) -> str:
+    """Why ``torch.load`` failed, in the user's terms (PyTorch's own text is long and speaks of
+    its internals: a text file gives ``KeyError: 101``, a pickle "Weights only load failed...")."""
+    if isinstance(err, (PermissionError, IsADirectoryError, FileNotFoundError)):
+        return f"cannot read checkpoint {path}: {err.strerror or err}; check the file"
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+    except OSError:
+        is_zip = False
+    text = str(err).lower()
+    if isinstance(err, pickle.UnpicklingError) and "weights only" in text and "global" in text:
+        return (
+            f"{path} holds Python objects that a scaloquant checkpoint does not (only tensors "
+            "and plain data are loaded, for safety); use a .ckpt written by scaloquant train"
+        )
+    if is_zip:
+        return (
+            f"checkpoint {path} is damaged or cut short (corrupt: {type(err).__name__}); copy it "
+            "again or retrain"
+        )
+    return (
+        f"{path} is not a PyTorch checkpoint (or it is corrupt); give the .ckpt file written by "
+        "scaloquant train"
+    )
 
 
 def load_quantifier(

@@ -30,6 +30,7 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import sys
@@ -44,6 +45,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
@@ -51,7 +53,7 @@ from ..errors import ConfigError, IncompatibleDataError, InputFileError, OutputE
 from ..io.atomic import atomic_path, check_writable, write_text_atomic
 from ..models.quantifier import Quantifier
 from ..types import BasisSet
-from .checkpoint import calibrate_checkpoint, checkpoint_metadata
+from .checkpoint import AtomicCheckpointIO, calibrate_checkpoint, checkpoint_metadata
 from .config import TrainConfig
 from .data import (
     FRESH_KEY,
@@ -219,8 +221,60 @@ def _build_trainer(
         enable_model_summary=False,
         use_distributed_sampler=False,  # SignalDataModule shards by rank itself
         default_root_dir=work_dir,
+        plugins=[AtomicCheckpointIO()],
     )
     return trainer, checkpoint, early
+
+
+def check_trainer_settings(config: TrainConfig) -> None:
+    """Refuse hardware settings Lightning cannot use (``accelerator``, ``devices``,
+    ``strategy``, ``num_nodes``) within milliseconds, before any output or data is made, with
+    one line that names the setting (Lightning's own messages are long and speak of
+    ``Trainer(...)``).
+
+    Raises
+    ------
+    ConfigError
+        E.g. ``--accelerator gpu`` without a GPU, ``--devices 0``, ``--strategy nonsense``.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)  # no "GPU available: ..." lines for this throwaway trainer
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            L.Trainer(
+                accelerator=config.accelerator,
+                devices=config.devices,
+                strategy=config.strategy,
+                num_nodes=config.num_nodes,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as err:
+        text = " ".join(str(err).split())
+        low = text.lower()
+        if "strategy" in low:
+            what = f"--strategy {config.strategy!r} is not a strategy Lightning knows"
+            advice = "use auto, ddp, ddp_spawn or fsdp"
+        elif "num_nodes" in low:
+            what = f"--num-nodes must be a whole number >= 1, got {config.num_nodes}"
+            advice = "give 1 for one machine"
+        elif "devices" in low:
+            what = (
+                f"--devices {config.devices!r} is not valid for --accelerator {config.accelerator}"
+            )
+            advice = "give a number >= 1 or auto"
+        elif any(word in low for word in ("gpu", "cuda", "mps", "tpu", "accelerator")):
+            what = f"--accelerator {config.accelerator}: no such device here ({text[:100]})"
+            advice = "use --accelerator cpu (or auto)"
+        else:
+            what = f"Lightning refused the trainer settings ({text[:160]})"
+            advice = "check --accelerator, --devices, --strategy and --num-nodes"
+        raise ConfigError(f"{what}; {advice}") from None
+    finally:
+        logging.disable(previous)
 
 
 def _gather_data_streams(module: QuantifierModule, config: TrainConfig) -> list[dict[str, Any]]:
@@ -310,6 +364,7 @@ def train_model(
             UserWarning,
             stacklevel=2,
         )
+    check_trainer_settings(config)
     if is_launching_process():
         _prepare_outputs(
             [ckpt_path, csv_path, streams_path], work_dir, resume=resume, overwrite=overwrite
@@ -390,7 +445,11 @@ def train_model(
         except SystemExit:
             # Lightning exits on Ctrl+C; turn it back into an interruption for our caller
             if trainer.interrupted:
+                _drop_unresumable(work_dir)
                 raise KeyboardInterrupt from None
+            raise
+        except KeyboardInterrupt:
+            _drop_unresumable(work_dir)
             raise
     streams = _gather_data_streams(module, config)
     result = TrainResult(
@@ -438,6 +497,13 @@ def train_model(
     )
     shutil.rmtree(work_dir, ignore_errors=True)
     return result
+
+
+def _drop_unresumable(work_dir: Path) -> None:
+    """After an interruption: keep the working folder only when it holds a checkpoint to
+    resume from (``last.ckpt``); otherwise it is of no use and would block the next run."""
+    if is_launching_process() and not (work_dir / "last.ckpt").is_file():
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _read_csv_logs(paths: list[Path]) -> list[dict[str, str]]:

@@ -1,0 +1,616 @@
+"""Issue 11, "no silent wrong answers", through the CLI: every refusal is exit code 2 and exactly
+one line on stderr (no traceback), leaves no partial output and no existing file changed; what
+is accepted is reported in the outputs.
+
+Cases: header values against the acquisition flags (1), truncated numeric files (3), ``--out``
+checked before the work (5), one line for every error including ``OSError`` and a full disk,
+with no half-written file (6), unique input labels (7), ``--overwrite`` replacing the whole set
+of outputs (8), and the smaller messages (10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import errno
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import lightning  # noqa: F401 - imported here, its log handler keeps pytest's stderr, not capsys'
+import numpy as np
+import pytest
+import torch
+
+from scaloquant.cli import main
+from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
+from scaloquant.simulate import SimulationConfig, simulate_batch
+from scaloquant.types import FID
+
+JMRUI_NAA = Path("/work/shared/data/ismrm2016/basis/jmrui/NAA.txt")
+BASIS_FILE = Path("/work/shared/data/ismrm2016/basis/lcmodel/press3T_30ms.BASIS")
+TEXT_DATASET = Path("/work/shared/data/ismrm2016-challenge/datasets_text/dataset1.txt")
+#: A place not even root can write (tests run as root here, which ignores chmod 0o555): sysfs
+#: refuses new folders (EPERM as root, EROFS when mounted read-only, EACCES for other users).
+READ_ONLY = Path("/sys/scaloquant-out")
+
+
+@pytest.fixture(scope="module")
+def basis():
+    return default_basis()
+
+
+@pytest.fixture(scope="module")
+def signals(basis):
+    """4 noiseless simulated FIDs on the embedded basis' grid, (4, 2048)."""
+    return simulate_batch(basis, SimulationConfig(), 4, np.random.default_rng(11)).fids
+
+
+def _fid(basis, samples, **kw) -> FID:
+    grid = dict(
+        dwell_time_s=basis.dwell_time_s,
+        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+        ppm_reference=basis.ppm_reference,
+    )
+    return FID(samples=samples, **{**grid, **kw})
+
+
+def _sys_is_read_only() -> bool:
+    try:
+        READ_ONLY.mkdir()
+    except OSError:
+        return True
+    READ_ONLY.rmdir()
+    return False
+
+
+needs_read_only = pytest.mark.skipif(
+    not _sys_is_read_only(), reason=f"{READ_ONLY.parent} can be written here"
+)
+
+
+def _one_error(capsys, command: str) -> str:
+    """The one stderr line of a refusal (and that there is only one, without a traceback)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith(f"scaloquant {command}: ")
+    return lines[0]
+
+
+def _quantify(ckpt, out, *inputs, extra=()):
+    return main(["quantify", *map(str, inputs), "--model", str(ckpt), "--out", str(out), *extra])
+
+
+def _bare_raw(path: Path, fid: FID) -> Path:
+    """An LCModel .RAW that records no dwell time nor frequency (only $NMID), as most do."""
+    write_lcmodel_raw(path, fid, name=path.stem)
+    text = path.read_text()
+    path.write_text(text[text.index(" $NMID") :])
+    return path
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _no_staging_left(folder: Path) -> None:
+    assert not [p for p in folder.iterdir() if ".partial-" in p.name or "probe" in p.name]
+
+
+# 1. Recorded header values against the acquisition flags -------------------------------------
+
+
+GRID_FLAGS = ["--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.261703"]
+
+
+def test_flag_contradicting_a_nifti_header_is_refused(
+    tiny_checkpoint, basis, signals, tmp_path, capsys
+):
+    raw = _bare_raw(tmp_path / "a.RAW", _fid(basis, signals[0]))
+    f7t = write_nifti_mrs(
+        tmp_path / "f7t.nii.gz", _fid(basis, signals[1], spectrometer_freq_mhz=297.2)
+    )
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, raw, f7t, extra=GRID_FLAGS) == 2
+    line = _one_error(capsys, "quantify")
+    assert "f7t.nii.gz records a spectrometer frequency of 297.2 MHz" in line
+    assert "--spectrometer-freq-mhz gives 123.261703 MHz" in line
+    assert "--override-header" in line
+    assert not out.exists()
+
+
+def test_flag_equal_to_the_header_and_for_a_bare_raw_is_accepted(
+    tiny_checkpoint, basis, signals, tmp_path
+):
+    raw = _bare_raw(tmp_path / "a.RAW", _fid(basis, signals[0]))
+    f3t = write_nifti_mrs(tmp_path / "f3t.nii.gz", _fid(basis, signals[1]))
+    out = tmp_path / "out"
+    extra = [*GRID_FLAGS, "--max-figures", "0"]
+    assert _quantify(tiny_checkpoint, out, raw, f3t, extra=extra) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert [i["header_overrides"] for i in doc["inputs"]] == [{}, {}]
+    assert not any("override" in w for i in doc["inputs"] for w in i["warnings"])
+
+
+def test_override_header_replaces_a_wrong_header_and_says_so(
+    tiny_checkpoint, basis, signals, tmp_path, capsys
+):
+    # a 3 T acquisition whose header wrongly says 7 T
+    wrong = write_nifti_mrs(
+        tmp_path / "wrong.nii.gz", _fid(basis, signals[0], spectrometer_freq_mhz=297.2)
+    )
+    out = tmp_path / "out"
+    extra = [*GRID_FLAGS, "--override-header", "--max-figures", "0"]
+    assert _quantify(tiny_checkpoint, out, wrong, extra=extra) == 0
+    assert "--override-header" in capsys.readouterr().out
+    want = {"spectrometer_freq_mhz": {"recorded": 297.2, "used": 123.261703}}
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["inputs"][0]["header_overrides"] == want
+    assert doc["inputs"][0]["acquisition"].count("123.26") == 1
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["inputs"][0]["header_overrides"] == want
+    summary = (out / "summary.md").read_text()
+    assert "--override-header: spectrometer frequency 123.261703 MHz used instead of the " in (
+        summary
+    )
+
+
+def test_ppm_reference_flag_against_a_recorded_one(
+    tiny_checkpoint, basis, signals, tmp_path, capsys
+):
+    path = write_nifti_mrs(tmp_path / "ref.nii.gz", _fid(basis, signals[0], ppm_reference=4.7))
+    assert (
+        _quantify(tiny_checkpoint, tmp_path / "out", path, extra=["--ppm-reference", "4.65"]) == 2
+    )
+    assert "records a ppm reference of 4.7 ppm but --ppm-reference gives 4.65 ppm" in (
+        _one_error(capsys, "quantify")
+    )
+
+
+@pytest.mark.skipif(not BASIS_FILE.is_file(), reason="needs the shared ISMRM 2016 .BASIS")
+def test_basis_files_follow_the_same_rule(tmp_path, capsys):
+    info = ["basis", "info", str(BASIS_FILE)]
+    assert main([*info, "--spectrometer-freq-mhz", "297.2"]) == 2
+    line = _one_error(capsys, "basis")
+    assert "records a spectrometer frequency of 123.261703 MHz but --spectrometer-freq-mhz " in (
+        line
+    )
+    assert main([*info, "--spectrometer-freq-mhz", "123.261703"]) == 0
+    assert main([*info, "--spectrometer-freq-mhz", "297.2", "--override-header"]) == 0
+    assert "297.2" in capsys.readouterr().out
+
+
+def test_fit_refuses_a_contradicting_flag_too(basis, signals, tmp_path, capsys):
+    f7t = write_nifti_mrs(
+        tmp_path / "f7t.nii.gz", _fid(basis, signals[1], spectrometer_freq_mhz=297.2)
+    )
+    assert main(["fit", str(f7t), "--out", str(tmp_path / "o"), *GRID_FLAGS]) == 2
+    assert "records a spectrometer frequency of 297.2 MHz" in _one_error(capsys, "fit")
+
+
+# 3. Truncated numeric files --------------------------------------------------------------------
+
+
+def _cut(path: Path, n_chars: int) -> Path:
+    path.write_text(path.read_text()[:-n_chars])
+    return path
+
+
+def test_raw_cut_mid_number_is_refused(tiny_checkpoint, basis, signals, tmp_path, capsys):
+    raw = write_lcmodel_raw(tmp_path / "cut.RAW", _fid(basis, signals[0]), name="cut")
+    _cut(raw, 6)  # inside the imaginary part of the last point: still an even count
+    assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
+    line = _one_error(capsys, "quantify")
+    assert "cut.RAW is truncated: its last line ends in" in line and "(2E16.8)" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_raw_with_8_numbers_a_line_cut_to_1023_points_is_refused(
+    tiny_checkpoint, basis, signals, tmp_path, capsys
+):
+    # the ISMRM 2016 layout: FMTDAT (8E13.5); cut after 5 numbers of the last line and part of a
+    # sixth, the file held an even 2046 numbers: 1023 points, zero-filled before
+    values = np.conj(signals[0][:1024]).view(np.float64)
+    lines = ["".join(f"{v:13.5E}" for v in values[i : i + 8]) for i in range(0, values.size, 8)]
+    text = " $NMID ID='x', FMTDAT='(8E13.5)' $END\n" + "\n".join(lines) + "\n"
+    raw = tmp_path / "x.RAW"
+    raw.write_text(text[: text.rstrip().rfind("E") - 3])
+    assert _quantify(tiny_checkpoint, tmp_path / "out", raw, extra=GRID_FLAGS) == 2
+    assert "x.RAW is truncated" in _one_error(capsys, "quantify")
+
+
+def test_raw_shorter_than_its_h2o_is_refused(tiny_checkpoint, basis, signals, tmp_path, capsys):
+    raw = write_lcmodel_raw(tmp_path / "d.RAW", _fid(basis, signals[0]), name="d")
+    write_lcmodel_raw(tmp_path / "d.H2O", _fid(basis, signals[1]), name="w")
+    text = raw.read_text()
+    raw.write_text(text[: text.rstrip("\n").rfind("\n") + 1])  # the last line dropped whole
+    assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
+    line = _one_error(capsys, "quantify")
+    assert "d.RAW holds 2047 points but its water reference d.H2O 2048" in line
+
+
+def test_raw_count_against_its_nunfil(tiny_checkpoint, basis, signals, tmp_path, capsys):
+    raw = write_lcmodel_raw(tmp_path / "n.RAW", _fid(basis, signals[0]), name="n")
+    raw.write_text(raw.read_text().replace(" TRAMP = 1.\n", " TRAMP = 1.,\n NUNFIL = 4096\n"))
+    assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
+    assert "header says 4096 points (NUNFIL) but it holds 2048" in _one_error(capsys, "quantify")
+
+
+def test_raw_with_an_odd_token_is_refused(tiny_checkpoint, basis, signals, tmp_path, capsys):
+    raw = write_lcmodel_raw(tmp_path / "o.RAW", _fid(basis, signals[0]), name="o")
+    header, data = raw.read_text().rsplit(" $END\n", 1)
+    lines = data.splitlines()
+    lines[5] = f"{'1.2.3E+00':>16}" + lines[5][16:]  # one garbled number, in its column
+    raw.write_text(header + " $END\n" + "\n".join(lines) + "\n")
+    assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
+    assert "'1.2.3E+00', which is not a number" in _one_error(capsys, "quantify")
+
+
+@pytest.mark.skipif(not JMRUI_NAA.is_file(), reason="needs the shared ISMRM 2016 jMRUI basis")
+def test_jmrui_cut_mid_number_or_short_of_points_is_refused(tiny_checkpoint, tmp_path, capsys):
+    cut = tmp_path / "cut.txt"
+    shutil.copy(JMRUI_NAA, cut)
+    _cut(cut, 4)
+    assert _quantify(tiny_checkpoint, tmp_path / "o1", cut) == 2
+    assert "cut.txt is truncated: its last row ends in" in _one_error(capsys, "quantify")
+    short = tmp_path / "short.txt"
+    text = JMRUI_NAA.read_text().rstrip("\n")
+    short.write_text(text[: text.rfind("\n")] + "\n")  # one row fewer than PointsInDataset
+    assert _quantify(tiny_checkpoint, tmp_path / "o2", short) == 2
+    assert "short.txt is truncated: its header says 2048 points but it holds 2047" in _one_error(
+        capsys, "quantify"
+    )
+
+
+@pytest.mark.skipif(not TEXT_DATASET.is_file(), reason="needs the shared ISMRM 2016 challenge")
+def test_text_cut_mid_number_is_refused(tiny_checkpoint, tmp_path, capsys):
+    cut = _cut(Path(shutil.copy(TEXT_DATASET, tmp_path / "cut.txt")), 5)
+    assert _quantify(tiny_checkpoint, tmp_path / "out", cut, extra=GRID_FLAGS) == 2
+    assert "cut.txt is truncated: its last row ends in" in _one_error(capsys, "quantify")
+
+
+def test_basis_cut_mid_number_is_refused(basis, tmp_path, capsys):
+    from scaloquant.io.lcmodel import read_lcmodel_basis  # noqa: F401 - the reader under test
+
+    src = Path("/work/shared/data/ismrm2016/basis/lcmodel")
+    found = sorted(src.glob("*.BASIS")) if src.is_dir() else []
+    if not found:
+        pytest.skip("needs the shared ISMRM 2016 .BASIS file")
+    cut = _cut(Path(shutil.copy(found[0], tmp_path / "cut.BASIS")), 4)
+    assert main(["basis", "info", str(cut)]) == 2
+    assert "cut.BASIS" in _one_error(capsys, "basis")
+
+
+# 5. --out checked before any work --------------------------------------------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make the computing of quantify and fit fail loudly, to show it is never reached."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computed before --out was checked")
+
+    monkeypatch.setattr("scaloquant.quantify.quantify_inputs", boom)
+    monkeypatch.setattr("scaloquant.quantify.fit_inputs", boom)
+    monkeypatch.setattr("scaloquant.train.load_quantifier", boom)
+
+
+@needs_read_only
+@pytest.mark.parametrize("command", ["quantify", "fit"])
+def test_out_refused_before_any_work(
+    command, tiny_checkpoint, basis, signals, tmp_path, capsys, no_work
+):
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    model = ["--model", str(tiny_checkpoint)] if command == "quantify" else []
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("keep")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = {
+        full: "is not empty; pass --overwrite",
+        a_file / "out": "is a file",
+        READ_ONLY: "choose a place you can write to",
+    }
+    for out, words in cases.items():
+        assert main([command, str(path), *model, "--out", str(out)]) == 2
+        assert words in _one_error(capsys, command)
+    assert _snapshot(full) == {"mine.txt": b"keep"} and a_file.read_text() == "x"
+    _no_staging_left(tmp_path)
+
+
+# 6. One line for every error, no half-written file --------------------------------------------
+
+
+def test_non_checkpoint_files_get_one_line(tiny_checkpoint, basis, signals, tmp_path, capsys):
+    data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    text = tmp_path / "notes.ckpt"
+    text.write_text("eeny meeny\n")
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save(argparse.Namespace(a=1), pickled)
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(Path(tiny_checkpoint).read_bytes()[:5000])
+    for ckpt, words in (
+        (text, "notes.ckpt is not a PyTorch checkpoint"),
+        (pickled, "holds Python objects that a scaloquant checkpoint does not"),
+        (cut, "cut.ckpt is damaged or cut short"),
+    ):
+        assert _quantify(ckpt, tmp_path / "out", data) == 2
+        line = _one_error(capsys, "quantify")
+        assert words in line and "Weights only" not in line and "KeyError" not in line
+
+
+TRAIN_YAML = (
+    "n_train: 96\nn_val: 32\nmax_steps: 6\nmax_epochs: 3\nval_check_interval: 3\n"
+    "early_stopping_patience: 10\n"
+)
+
+
+def _train(out: Path, *extra: str, config_dir: Path | None = None) -> int:
+    config = (config_dir or out.parent) / "tiny.yaml"
+    config.write_text(TRAIN_YAML)
+    argv = ["train", "--model", "spectrum_cnn", "--preset", "tiny", "--config", str(config)]
+    return main([*argv, "--out", str(out), *extra])
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--accelerator", "gpu"], "--accelerator gpu"),
+        (["--devices", "0"], "--devices 0 is not valid"),
+        (["--strategy", "nonsense"], "--strategy 'nonsense' is not a strategy"),
+    ],
+)
+def test_train_hardware_settings_get_one_line_before_any_output(tmp_path, capsys, flags, words):
+    if flags[0] == "--accelerator" and torch.cuda.is_available():
+        pytest.skip("a GPU is available here")
+    out = tmp_path / "run"
+    assert _train(out, *flags) == 2
+    assert words in _one_error(capsys, "train")
+    assert not out.exists()
+
+
+@needs_read_only
+def test_train_refusal_after_the_folders_were_made_leaves_none(tmp_path, capsys):
+    missing = ["--data", str(tmp_path / "missing.h5")]  # read after the output folder is made
+    out = tmp_path / "new" / "run"
+    assert _train(out, *missing, config_dir=tmp_path) == 2
+    assert "missing.h5" in _one_error(capsys, "train")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    (kept / "mine").mkdir(parents=True)
+    assert _train(kept, *missing, config_dir=tmp_path) == 2
+    capsys.readouterr()
+    assert sorted(p.name for p in kept.rglob("*")) == ["mine"]
+
+
+@needs_read_only
+def test_read_only_out_is_one_line_for_every_writer(
+    tiny_checkpoint, basis, signals, tmp_path, capsys
+):
+    data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    runs = {
+        "simulate": [
+            "simulate",
+            "--n",
+            "4",
+            "--seed",
+            "1",
+            "--out",
+            str(READ_ONLY.parent / "s.h5"),
+        ],
+        "train": ["train", "--preset", "tiny", "--out", str(READ_ONLY)],
+        "quantify": [
+            "quantify",
+            str(data),
+            "--model",
+            str(tiny_checkpoint),
+            "--out",
+            str(READ_ONLY),
+        ],
+        "fit": ["fit", str(data), "--out", str(READ_ONLY)],
+    }
+    for command, argv in runs.items():
+        assert main(argv) == 2, command
+        line = _one_error(capsys, command)
+        assert re.search(r"not permitted|[Rr]ead-only|[Pp]ermission denied", line), line
+        assert "choose a" in line, line
+
+
+def _disk_full(path) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_quantify_full_disk_leaves_no_output(
+    tiny_checkpoint, basis, signals, tmp_path, capsys, monkeypatch
+):
+    import scaloquant.quantify.outputs as outputs
+
+    data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, data, extra=["--max-figures", "1"]) == 0
+    before = _snapshot(out)
+    write = outputs.write_text_atomic
+
+    def full_at_provenance(path, text, **kw):
+        if Path(path).name == "provenance.json":
+            with open(path, "w") as f:  # a cut-off file, as a full disk leaves one
+                f.write(text[:10])
+            raise _disk_full(path)
+        return write(path, text, **kw)
+
+    monkeypatch.setattr(outputs, "write_text_atomic", full_at_provenance)
+    fresh = tmp_path / "fresh"
+    assert _quantify(tiny_checkpoint, fresh, data) == 2
+    assert "no space left on the device" in _one_error(capsys, "quantify")
+    assert not fresh.exists()
+    assert _quantify(tiny_checkpoint, out, data, extra=["--overwrite"]) == 2
+    line = _one_error(capsys, "quantify")
+    assert "no space left on the device" in line and ".partial-" not in line
+    assert _snapshot(out) == before
+    _no_staging_left(tmp_path)
+
+
+def _failing_saves(monkeypatch, fail_from: int) -> None:
+    """Lightning's checkpoint writes: the ``fail_from``-th and later write half the file and
+    then fail with ENOSPC, as on a disk that fills up."""
+    import lightning.fabric.plugins.io.torch_io as torch_io
+
+    calls = {"n": 0}
+    save = torch_io._atomic_save
+
+    def save_or_fill(checkpoint, path):
+        calls["n"] += 1
+        if calls["n"] < fail_from:
+            return save(checkpoint, path)
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04" + b"\0" * 1000)
+        raise _disk_full(path)
+
+    monkeypatch.setattr(torch_io, "_atomic_save", save_or_fill)
+
+
+def test_train_full_disk_leaves_no_cut_off_checkpoint(tmp_path, capsys, monkeypatch):
+    _failing_saves(monkeypatch, fail_from=1)
+    out = tmp_path / "run"
+    assert _train(out) == 2
+    line = _one_error(capsys, "train")
+    assert "no space left on the device" in line and "--resume" not in line
+    assert not [p for p in out.rglob("*") if p.is_file() and ".ckpt" in p.name]
+
+
+def test_train_full_disk_later_keeps_the_whole_checkpoints(tmp_path, capsys, monkeypatch):
+    _failing_saves(monkeypatch, fail_from=2)  # the first validation: best.ckpt, then last fails
+    out = tmp_path / "run"
+    assert _train(out) == 2
+    assert "no space left on the device" in _one_error(capsys, "train")
+    ckpts = [p for p in out.rglob("*") if p.is_file() and ".ckpt" in p.name]
+    assert [p.name for p in ckpts] == ["best.ckpt"]  # no cut-off last.ckpt, no temporary file
+    torch.load(ckpts[0], map_location="cpu", weights_only=True)  # whole
+
+
+# 7. Unique input labels ------------------------------------------------------------------------
+
+
+def test_same_file_names_in_two_folders_are_told_apart(tiny_checkpoint, basis, signals, tmp_path):
+    paths = []
+    for k, folder in enumerate(("s1", "s2")):
+        (tmp_path / folder).mkdir()
+        paths.append(write_nifti_mrs(tmp_path / folder / "metab.nii.gz", _fid(basis, signals[k])))
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, *paths, extra=["--max-figures", "2"]) == 0
+    assert [r["file"] for r in _rows(out)] == ["s1/metab.nii.gz", "s2/metab.nii.gz"]
+    doc = json.loads((out / "results.json").read_text())
+    assert [i["label"] for i in doc["inputs"]] == ["s1/metab.nii.gz", "s2/metab.nii.gz"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "s1_metab_0-0-0.png",
+        "s2_metab_0-0-0.png",
+    ]
+    for page in ("summary.md", "report.html"):
+        text = (out / page).read_text()
+        assert "fit of s1/metab.nii.gz" in text and "fit of s2/metab.nii.gz" in text, page
+
+
+# 8. --overwrite replaces the whole set of outputs ---------------------------------------------
+
+
+def test_overwrite_replaces_every_earlier_output_and_keeps_user_files(
+    tiny_checkpoint, basis, signals, tmp_path
+):
+    mrsi = write_nifti_mrs(tmp_path / "mrsi.nii.gz", _fid(basis, signals.reshape(2, 2, 1, -1)))
+    svs = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, mrsi, svs, extra=["--max-figures", "3"]) == 0
+    assert len(list((out / "figures").glob("*.png"))) == 3 and (out / "maps" / "mrsi").is_dir()
+    (out / "my_notes.txt").write_text("mine")
+    (out / "figures" / "my_sketch.png").write_bytes(b"mine")
+    assert _quantify(tiny_checkpoint, out, svs, extra=["--overwrite", "--max-figures", "0"]) == 0
+    assert sorted(_snapshot(out)) == [
+        "figures/my_sketch.png",
+        "my_notes.txt",
+        "provenance.json",
+        "report.html",
+        "results.csv",
+        "results.json",
+        "summary.md",
+    ]
+    assert [r["file"] for r in _rows(out)] == ["svs.nii.gz"]
+
+
+# 10. Smaller messages --------------------------------------------------------------------------
+
+
+def test_empty_txt_says_it_is_empty(tiny_checkpoint, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert _quantify(tiny_checkpoint, tmp_path / "out", empty) == 2
+    line = _one_error(capsys, "quantify")
+    assert "empty.txt is empty" in line and "dwell" not in line
+
+
+def test_truncated_nifti_is_one_line(tiny_checkpoint, basis, signals, tmp_path, capsys):
+    path = write_nifti_mrs(tmp_path / "cut.nii.gz", _fid(basis, signals[0]))
+    path.write_bytes(path.read_bytes()[:-200])
+    assert _quantify(tiny_checkpoint, tmp_path / "out", path) == 2
+    assert "cut.nii.gz" in _one_error(capsys, "quantify")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "0"], "--workers must be >= 1, got 0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--max-figures", "-1"], "--max-figures must be >= 0, got -1"),
+    ],
+)
+def test_count_options_name_only_the_bad_one(
+    tiny_checkpoint, basis, signals, tmp_path, capsys, flags, message
+):
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    assert _quantify(tiny_checkpoint, tmp_path / "out", path, extra=flags) == 2
+    assert _one_error(capsys, "quantify").endswith(f"error: {message}")
+
+
+def test_fit_mismatch_speaks_of_the_basis_set(basis, signals, tmp_path, capsys):
+    path = write_nifti_mrs(
+        tmp_path / "d.nii.gz", _fid(basis, signals[0], dwell_time_s=2 * basis.dwell_time_s)
+    )
+    assert main(["fit", str(path), "--out", str(tmp_path / "out")]) == 2
+    line = _one_error(capsys, "fit")
+    assert "the basis set" in line and "the model" not in line
+
+
+def test_train_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("scaloquant.cli.train.train_model", interrupted)
+    out = tmp_path / "run"
+    assert _train(out) == 130
+    assert _one_error(capsys, "train").endswith(
+        "interrupted; no output was written (no checkpoint had been saved yet)"
+    )
+    last = out / "models" / ".spectrum_cnn.partial" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"")
+    assert _train(out, "--resume") == 130
+    line = _one_error(capsys, "train")
+    assert f"the last checkpoint {last} is kept" in line and "with --resume" in line
+
+
+@pytest.mark.parametrize("argv", [["--snr", "-5,10"], ["--snr=-5,10"]])
+def test_reproduce_negative_snr_gets_scaloquants_message(tmp_path, capsys, argv):
+    assert main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), *argv]) == 2
+    line = _one_error(capsys, "reproduce")
+    assert re.search(r"SNRs must be > 0 .*got -5$", line)
+    assert not (tmp_path / "r").exists()
