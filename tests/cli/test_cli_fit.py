@@ -46,7 +46,10 @@ def test_fit_mrsi_recovers_noiseless_amplitudes_with_the_quantify_layout(
         tmp_path / "mrsi.nii.gz", _fid(basis, simulated.fids.reshape(2, 1, 1, -1))
     )
     out = tmp_path / "out"
-    assert main(["fit", str(path), "--out", str(out), "--max-figures", "1"]) == 0
+    assert (
+        main(["fit", str(path), "--out", str(out), "--max-figures", "1", "--preset", "simulated"])
+        == 0
+    )
     rows = _rows(out)
     assert [r["spectrum"] for r in rows] == ["0,0,0", "1,0,0"]
     assert list(rows[0])[:6] == [

@@ -39,6 +39,10 @@ _BATCH_FIELDS = (
     "n_evaluations",
     "success",
     "messages",
+    "gauss_by_metabolite_per_s2",
+    "linewidth_hz",
+    "linewidth_ppm",
+    "snr",
 )
 
 
@@ -186,6 +190,7 @@ def _take(result: FitResult, index: Sequence[int]) -> FitResult:
     picked = {
         name: getattr(result, name).reshape(n, *getattr(result, name).shape[nd:])[list(index)]
         for name in _BATCH_FIELDS
+        if getattr(result, name) is not None  # fields only some solvers fill
     }
     return replace(result, **picked)
 
@@ -397,11 +402,27 @@ def fit_inputs(
     options: Options | None = None,
 ) -> Run:
     """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`),
-    after matching it to the basis' grid as ``quantify`` matches to a model's."""
+    after matching it to the basis' grid as ``quantify`` matches to a model's.
+
+    With the batched solver the basis goes to each input's grid instead (in
+    :func:`~scaloquant.fit.fit_spectra`; the conversions are reported with the input's), the
+    inputs are only checked against the basis' sequence and echo time, and the columns gain
+    LCModel's combined rows (tNAA, tCr, tCho, Glx, CRLB from the covariance) and a
+    ``_quality`` entry ``(N, 3)``: FWHM in Hz and ppm, and SNR per spectrum."""
+    from ..fit.result import combined
+
     options = options or Options()
-    matched = _matched_inputs(inputs, basis.acquisition, basis.metadata, options.force)
+    batched = options.fit_config.solver == "batched"
+    if batched:
+        matched = [
+            _matched_inputs([inp], inp.fid.acquisition, basis.metadata, options.force)[0]
+            for inp in inputs
+        ]
+    else:
+        matched = _matched_inputs(inputs, basis.acquisition, basis.metadata, options.force)
     chosen = _figure_choice([m[1] for m in matched], options.max_figures)
     partial = []
+    names = tuple(basis.names)
     for (inp, fid, conversions, warnings), drawn in zip(matched, chosen, strict=True):
         flat = fid.with_samples(_flat(fid))
         result = fit_spectra(flat, basis, options.fit_config, n_workers=options.n_workers)
@@ -410,6 +431,20 @@ def fit_inputs(
             "_crlb_sd": result.crlb_sd,
             "_crlb_pct": result.crlb_pct,
         }
+        if batched:
+            sums = combined(result)
+            names = (*result.names, *sums)
+            amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
+            sd = np.stack([s for _, s in sums.values()], axis=-1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
+            columns = {
+                "": np.concatenate([result.amplitudes, amplitude], axis=-1),
+                "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
+                "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
+                "_quality": np.stack([result.linewidth_hz, result.linewidth_ppm, result.snr], -1),
+            }
+            conversions = (*conversions, *result.conversions)
         figures = {}
         if drawn:
             spectra = fitted_spectra(_take(result, drawn), _subset(fid, drawn), basis)
@@ -421,9 +456,14 @@ def fit_inputs(
         f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
     ]
     facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
+    if batched:
+        from ..fit.batched import prepare_basis
+
+        # the names and macromolecules of the fitted model; areas do not depend on the grid
+        basis = prepare_basis(basis, options.fit_config)
     return _finish(
         "fit",
-        tuple(basis.names),
+        names,
         partial,
         basis=basis,
         base_suffixes=("", "_crlb_sd", "_crlb_pct"),
