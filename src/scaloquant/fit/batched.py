@@ -59,7 +59,7 @@ from .config import FitConfig, macromolecule_names
 from .model import metabolite_and_mm_groups
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit.
-COST_RTOL = 1e-7
+COST_RTOL = 1e-6
 #: Relative cost decrease ending a continuation stage (it only has to reach the right basin).
 STAGE_COST_RTOL = 1e-5
 #: Iterations of a continuation stage.
@@ -150,6 +150,7 @@ class Problem:
     baseline_solve: torch.Tensor  # (nb, K) (B^T B + lambda P)^-1 B^T
     baseline_ed: float  # effective dimension per real part
     free: torch.Tensor  # (P,) bool
+    free_index: torch.Tensor  # (P_free,) long: the free parameters, the columns of D
     lower: torch.Tensor  # (P,)
     upper: torch.Tensor  # (P,)
     prior_precision: torch.Tensor  # (P,) 1 / s_j^2 (0 without a prior)
@@ -291,6 +292,7 @@ def make_problem(
         baseline_solve=torch.as_tensor(solve, **f64),
         baseline_ed=ed,
         free=torch.as_tensor(free, device=dev),
+        free_index=torch.as_tensor(np.flatnonzero(free), dtype=torch.long, device=dev),
         lower=torch.as_tensor(lower, **f64),
         upper=torch.as_tensor(upper, **f64),
         prior_precision=torch.as_tensor(precision, **f64),
@@ -308,6 +310,16 @@ def data_window(problem: Problem, fids: torch.Tensor) -> torch.Tensor:
 def stack(u: torch.Tensor) -> torch.Tensor:
     """Complex ``(B, K, ...)`` -> real ``(B, 2K, ...)``: real parts over imaginary parts."""
     return torch.cat([u.real, u.imag], dim=1)
+
+
+def _whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """``C u`` for real-stacked ``u`` ``(B, 2K, p)`` -> ``(B, 2 nb, p)``."""
+    return problem.baseline_whiten2 @ u
+
+
+def _inner(u: torch.Tensor, cu: torch.Tensor, v: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
+    """``<u, v>_W = u^T v - (C u)^T (C v)`` from vectors and their :func:`_whiten` images."""
+    return u.mT @ v - cu.mT @ cv
 
 
 def _w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -373,36 +385,48 @@ class Evaluation:
     amplitudes: torch.Tensor  # (B, M)
     passive: torch.Tensor  # (B, M)
     columns: torch.Tensor  # (B, 2K, M) real-stacked
-    derivs: torch.Tensor  # (B, 2K, P) real-stacked D = (dS/dtheta) a
+    derivs: torch.Tensor  # (B, 2K, P_free) real-stacked D = (dS/dtheta) a
     residual: torch.Tensor  # (B, 2K, 1) real-stacked y - S a (before the baseline)
     gram: torch.Tensor  # (B, M, M)
+    w_columns: torch.Tensor  # (B, 2 nb, M) C S
+    w_derivs: torch.Tensor  # (B, 2 nb, P_free) C D
+    w_residual: torch.Tensor  # (B, 2 nb, 1) C r
 
 
 def _derivative_columns(
     problem: Problem, z: torch.Tensor, phase: torch.Tensor, cols: torch.Tensor, a: torch.Tensor
 ) -> torch.Tensor:
-    """``D = (dS/dtheta) a`` ``(B, K, P)`` (module docstring of :mod:`scaloquant.physics.model`
-    for the terms): ``dS_m/d alpha = -T1_m``, ``dS_m/d df = 2 pi i T1_m``, ``dS_m/d beta =
-    -T2_m``, ``dS/d phi0 = i S``, ``dS/d phi1 = i (ppm - pivot) S`` with
-    ``T_k = exp(i phi) DFT[t^k z]``."""
+    """``D = (dS/dtheta) a`` for the free parameters, ``(B, K, P_free)`` in the order of
+    ``problem.free_index``: ``dS_m/d alpha = -T1_m``, ``dS_m/d df = 2 pi i T1_m``,
+    ``dS_m/d beta = -T2_m``, ``dS/d phi0 = i S``, ``dS/d phi1 = i (ppm - pivot) S`` with
+    ``T_k = exp(i phi) DFT[t^k z]``.
+
+    By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
+    members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)``; per-metabolite ``T1`` is
+    transformed only when per-metabolite deviations are fitted."""
     sl = problem.slices()
     b, k, m = cols.shape
+    free = problem.free
     out = torch.zeros(b, k, problem.size, dtype=cols.dtype, device=cols.device)
-    t1 = window_columns(z * problem.time_s, problem.fft_index) * phase[..., None]
-    t1a = t1 * a[:, None, :].to(t1.dtype)
-    gm = problem.group_matrix.to(t1.dtype)
-    t1g = t1a @ gm
+    gm = problem.group_matrix.to(cols.dtype)
+    az = z * a[..., None].to(z.dtype)
+    grouped = az.new_zeros(b, problem.n_groups, az.shape[-1]).index_add_(1, problem.group_of, az)
+    if bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any()):
+        t1a = window_columns(az * problem.time_s, problem.fft_index) * phase[..., None]
+        out[..., sl["damping_dev"]] = -t1a
+        out[..., sl["shift_dev"]] = (2j * math.pi) * t1a
+        t1g = t1a @ gm
+    else:
+        t1g = window_columns(grouped * problem.time_s, problem.fft_index) * phase[..., None]
     out[..., sl["damping"]] = -t1g
     out[..., sl["shift"]] = (2j * math.pi) * t1g
     if problem.gaussian:
-        t2 = window_columns(z * problem.time_s**2, problem.fft_index) * phase[..., None]
-        out[..., sl["gauss"]] = -(t2 * a[:, None, :].to(t2.dtype)) @ gm
+        t2g = window_columns(grouped * problem.time_s**2, problem.fft_index) * phase[..., None]
+        out[..., sl["gauss"]] = -t2g
     model = cols @ a[..., None].to(cols.dtype)
     out[..., sl["phase0"]] = 1j * model
     out[..., sl["phase1"]] = 1j * (problem.ppm - problem.pivot_ppm)[:, None] * model
-    out[..., sl["damping_dev"]] = -t1a
-    out[..., sl["shift_dev"]] = (2j * math.pi) * t1a
-    return out
+    return out[..., problem.free_index]
 
 
 def _unpack(problem: Problem, theta: torch.Tensor):
@@ -437,28 +461,44 @@ def evaluate(
     passive: torch.Tensor | None = None,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
-    ``(B, K)``, with its amplitudes and Jacobian terms."""
+    ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
+    columns, data, residual and derivatives are formed once and shared by every inner
+    product."""
     cols_c, z, phase = columns(problem, theta)
     cols = stack(cols_c)
     ys = stack(y[..., None])
-    gram = _w_inner(problem, cols, cols)
-    h = _w_inner(problem, cols, ys)[..., 0]
+    w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
+    gram = _inner(cols, w_cols, cols, w_cols)
+    h = _inner(cols, w_cols, ys, w_y)[..., 0]
     a, passive = nnls_gram(gram, h, passive)
     residual = ys - cols @ a[..., None]
-    data_cost = _w_inner(problem, residual, residual)[..., 0, 0]
+    w_residual = w_y - w_cols @ a[..., None]
+    data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
     prior = (problem.prior_precision * theta**2 * problem.free).sum(-1) * noise_var
     derivs = stack(_derivative_columns(problem, z, phase, cols_c, a))
-    return Evaluation(data_cost + prior, a, passive, cols, derivs, residual, gram)
+    return Evaluation(
+        data_cost + prior,
+        a,
+        passive,
+        cols,
+        derivs,
+        residual,
+        gram,
+        w_cols,
+        _whiten(problem, derivs),
+        w_residual,
+    )
 
 
 def _normal_equations(
     problem: Problem, ev: Evaluation, theta: torch.Tensor, noise_var: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gauss–Newton matrix ``(B, P, P)`` and gradient ``(B, P)`` (Kaufman, ``W`` metric)."""
-    d = ev.derivs
-    jtj = _w_inner(problem, d, d)
-    grad = -_w_inner(problem, d, ev.residual)[..., 0]
-    e = _w_inner(problem, ev.columns, d)  # (B, M, P)
+    """Gauss–Newton matrix ``(B, P_free, P_free)`` and gradient ``(B, P_free)`` over the free
+    parameters (Kaufman, ``W`` metric)."""
+    d, wd = ev.derivs, ev.w_derivs
+    jtj = _inner(d, wd, d, wd)
+    grad = -_inner(d, wd, ev.residual, ev.w_residual)[..., 0]
+    e = _inner(ev.columns, ev.w_columns, d, wd)  # (B, M, P_free)
     f = ev.passive
     both = f[:, :, None] & f[:, None, :]
     masked = torch.where(both, ev.gram, torch.zeros_like(ev.gram)) + torch.diag_embed(
@@ -466,26 +506,28 @@ def _normal_equations(
     )
     e_f = e * f[..., None]
     jtj = jtj - e_f.mT @ torch.linalg.solve(masked, e_f)
-    prior = problem.prior_precision * noise_var[:, None] * problem.free
+    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
     jtj = jtj + torch.diag_embed(prior)
-    grad = grad + prior * theta
+    grad = grad + prior * theta[:, problem.free_index]
     return jtj, grad
 
 
 def _step(
-    problem: Problem, jtj: torch.Tensor, grad: torch.Tensor, lam: torch.Tensor, free: torch.Tensor
+    problem: Problem, jtj: torch.Tensor, grad: torch.Tensor, lam: torch.Tensor, held: torch.Tensor
 ) -> torch.Tensor:
-    """LM step ``-(J^T J + lam diag) ^-1 g`` over the ``free`` ``(B, P)`` parameters (others
-    0)."""
+    """LM step ``-(J^T J + lam diag)^-1 g`` over the free parameters, ``(B, P_free)``, with
+    those ``held`` ``(B, P_free)`` (on a bound) kept at 0."""
+    scale = problem.scale[problem.free_index]
     diag = torch.diagonal(jtj, dim1=-2, dim2=-1)
     # a floor on the scaling keeps unidentifiable parameters (a group with no amplitude) still
-    floor = 1e-8 * (diag * problem.scale**2).amax(-1, keepdim=True) / problem.scale**2
+    floor = 1e-8 * (diag * scale**2).amax(-1, keepdim=True) / scale**2
     scaling = torch.maximum(diag, floor.clamp_min(1e-300))
     a = jtj + torch.diag_embed(lam[:, None] * scaling + 1e-12 * scaling)
-    both = free[:, :, None] & free[:, None, :]
-    eye = torch.eye(problem.size, dtype=a.dtype, device=a.device)
+    move = ~held
+    both = move[:, :, None] & move[:, None, :]
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
     a = torch.where(both, a, eye)
-    g = torch.where(free, grad, torch.zeros_like(grad))
+    g = torch.where(move, grad, torch.zeros_like(grad))
     return -torch.linalg.solve(a, g[..., None])[..., 0]
 
 
@@ -532,11 +574,14 @@ def levenberg_marquardt(
         sub = _take(ev, idx)
         jtj, grad = _normal_equations(problem, sub, theta[idx], noise_var[idx])
         # parameters on a bound that the gradient pushes outwards are held there (projected LM)
-        at_lower = (theta[idx] <= lower[idx]) & (grad > 0)
-        at_upper = (theta[idx] >= upper[idx]) & (grad < 0)
-        free = problem.free & ~at_lower & ~at_upper
-        step = _step(problem, jtj, grad, lam[idx], free)
-        trial = torch.minimum(torch.maximum(theta[idx] + step, lower[idx]), upper[idx])
+        fi = problem.free_index
+        current = theta[idx][:, fi]
+        held = ((current <= lower[idx][:, fi]) & (grad > 0)) | (
+            (current >= upper[idx][:, fi]) & (grad < 0)
+        )
+        trial = theta[idx].clone()
+        trial[:, fi] += _step(problem, jtj, grad, lam[idx], held)
+        trial = torch.minimum(torch.maximum(trial, lower[idx]), upper[idx])
         new = evaluate(problem, trial, y[idx], noise_var[idx], sub.passive)
         better = new.cost < sub.cost
         gain = (sub.cost - new.cost) / sub.cost.abs().clamp_min(1e-300)
@@ -609,27 +654,25 @@ def baseline_coefficients(problem: Problem, residual: torch.Tensor) -> torch.Ten
 def crlb(
     problem: Problem, ev: Evaluation, noise_var: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Covariance bound of ``(amplitudes, theta)`` and the identifiable-parameter mask.
+    """Covariance bound of ``(amplitudes, free theta)`` and the identifiable-parameter mask.
 
     Fisher information ``F / sigma^2`` with ``F = [[<S,S>_W, <S,D'>_W], [<D',S>_W,
     <D',D'>_W + sigma^2 diag(1/s^2)]]``, ``D'`` the derivative columns of the free,
     identifiable parameters; the baseline with its penalty is eliminated exactly through ``W``
-    (a Schur complement), so its cost is included. Returns ``(cov (B, M + P, M + P), ident
-    (B, P))``; rows of parameters left out are those of an identity (no coupling).
+    (a Schur complement), so its cost is included. Returns ``(cov (B, M + P_free, M +
+    P_free), ident (B, P_free))``; rows of parameters left out are those of an identity.
     """
     m = problem.n_metabolites
     d = ev.derivs
-    prior = problem.prior_precision * noise_var[:, None]
-    norms = d.abs().square().sum(1)
-    ident = problem.free & ((norms > 0) | (prior > 0))
+    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
+    ident = (d.square().sum(1) > 0) | (prior > 0)
     d = d * ident[:, None, :]
     full = torch.cat([ev.columns, d], dim=-1)
     fisher = _w_inner(problem, full, full)
-    p = problem.size
     extra = torch.cat([prior.new_zeros(prior.shape[0], m), prior * ident], dim=-1)
     keep = torch.cat([ident.new_ones(ident.shape[0], m), ident], dim=-1)
-    fisher = fisher + torch.diag_embed(extra * keep)
-    eye = torch.eye(m + p, dtype=fisher.dtype, device=fisher.device)
+    fisher = fisher + torch.diag_embed(extra)
+    eye = torch.eye(fisher.shape[-1], dtype=fisher.dtype, device=fisher.device)
     both = keep[:, :, None] & keep[:, None, :]
     fisher = torch.where(both, fisher, eye)
     scale = torch.sqrt(torch.diagonal(fisher, dim1=-2, dim2=-1)).clamp_min(1e-300)
@@ -675,8 +718,7 @@ def _noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
     """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
     r = complex_residual(ev)
     r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-    norms = ev.derivs.abs().square().sum(1)
-    n_theta = (problem.free & (norms > 0)).sum(-1)
+    n_theta = (ev.derivs.square().sum(1) > 0).sum(-1)
     n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed
     dof = (2 * r.shape[-1] - n_free).clamp_min(1)
     return r.abs().square().sum(-1) / dof
@@ -742,18 +784,22 @@ def _solve_chunk(
             cost_rtol=STAGE_COST_RTOL,
         )
         theta = sol.theta
-    lower, upper = _bounds(final, centre, config)
-    sol = levenberg_marquardt(
-        final, theta, y, ones, lower, upper, max_iterations=config.max_iterations
-    )
-    iterations = sol.iterations
-    noise_var = (
-        _noise_var_from_residual(final, sol.evaluation) if region_var is None else region_var
-    )
+    iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+    if refine is None or region_var is None:
+        # without deviations this is the fit; with them, it gives the noise level that weighs
+        # their priors when no signal-free region does
+        lower, upper = _bounds(final, centre, config)
+        sol = levenberg_marquardt(
+            final, theta, y, ones, lower, upper, max_iterations=config.max_iterations
+        )
+        iterations, theta = sol.iterations, sol.theta
+        noise_var = _noise_var_from_residual(final, sol.evaluation)
+    else:
+        noise_var = region_var
     if refine is not None:
         lower, upper = _bounds(refine, centre, config)
         sol = levenberg_marquardt(
-            refine, sol.theta, y, noise_var, lower, upper, max_iterations=config.max_iterations
+            refine, theta, y, noise_var, lower, upper, max_iterations=config.max_iterations
         )
         iterations = iterations + sol.iterations
         final = refine
