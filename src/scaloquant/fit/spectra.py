@@ -454,7 +454,8 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
         result,
         **{
             name: getattr(result, name).reshape(
-                -1, *getattr(result, name).shape[len(result.batch_shape) :]
+                int(np.prod(result.batch_shape, dtype=int)),
+                *getattr(result, name).shape[len(result.batch_shape) :],
             )
             for name in (
                 "amplitudes",
