@@ -68,7 +68,8 @@ PROVENANCE = {
     },
     "changes": [
         "0 ppm reference singlet removed from every FID",
-        "conjugated to the NIfTI-MRS convention (spectrum = fftshift(fft(fid)), ppm increasing)",
+        "conjugated to the internal orientation (FSL-MRS's: spectrum = fftshift(fft(fid)), ppm "
+        "increasing; the conjugate of the NIfTI-MRS on-disk and LCModel orientation)",
         "stored as complex64 in a scaloquant .npz",
     ],
 }

@@ -189,3 +189,49 @@ def test_unwritable_output(tmp_path, capsys, where):
     assert simulate("--n", 3, "--seed", 0, "--out", out) == 2
     one_error_line(capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_invivo_preset_writes_concentrations_and_its_prior(tmp_path, capsys):
+    out = tmp_path / "invivo.h5"
+    assert simulate("--preset", "invivo", "--n", 6, "--seed", 2, "--out", out) == 0
+    assert "preset invivo" in capsys.readouterr().out
+    sim = read_simulation(out)
+    assert sim.fids.samples.shape == (6, 2048)
+    assert sim.config["preset"] == "invivo" and sim.config["groups"] == [
+        "metabolites",
+        "macromolecules",
+        "lipids",
+    ]
+    assert sim.config["snr_range"] == [5.0, 150.0]
+    conc = sim.parameters["concentrations_mm"]
+    np.testing.assert_allclose(conc, sim.amplitudes)
+    naa = sim.metabolites.index("NAA")
+    assert np.all((conc[:, naa] >= 0) & (conc[:, naa] <= 34.0))
+    assert sim.parameters["damping_per_s"].shape == (6, 3)
+    assert np.all((sim.parameters["snr"] >= 5) & (sim.parameters["snr"] <= 150))
+
+
+def test_invivo_preset_refuses_range_flags(tmp_path, capsys):
+    out = tmp_path / "invivo.h5"
+    assert simulate("--preset", "invivo", "--n", 2, "--seed", 2, "--out", out, "--snr", 10) != 0
+    assert "--snr" in one_error_line(capsys) and not out.exists()
+
+
+def test_invivo_preset_to_nifti_names_its_truth_columns(tmp_path):
+    nifti = tmp_path / "invivo.nii.gz"
+    assert simulate("--preset", "invivo", "--n", 3, "--seed", 2, "--out", nifti) == 0
+    assert read_nifti_mrs(nifti).samples.shape == (1, 1, 1, 3, 2048)
+    with open(tmp_path / "invivo_truth.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    for column in (
+        "concentrations_mm_NAA",
+        "shift_hz_metabolites",
+        "component_amplitudes_mm_Lip13",
+    ):
+        assert column in rows[0], column
+    h5 = tmp_path / "invivo.h5"
+    assert simulate("--preset", "invivo", "--n", 3, "--seed", 2, "--out", h5) == 0
+    naa = [float(r["concentrations_mm_NAA"]) for r in rows]
+    sim = read_simulation(h5)
+    np.testing.assert_allclose(naa, sim.amplitudes[:, sim.metabolites.index("NAA")], rtol=1e-6)

@@ -102,7 +102,7 @@ def test_licence_and_attribution_ship_with_the_data():
         "CC BY-SA 4.0",
         "bc9c506d3a33242b1c1356ffa27777db726d0942",
         "singlet",
-        "NIfTI-MRS convention",
+        "internal orientation",
     ):
         assert fact in attribution
 

@@ -116,14 +116,15 @@ def test_nifti_round_trip_single_voxel(tmp_path, fid):
     assert header["OriginalFile"] == ["analytic.RAW"]
 
 
-def test_nifti_on_disk_is_internal_and_nifti_mrs_accessor_is_conjugate(tmp_path, fid):
-    """The trap: nifti_mrs's img[:] is the conjugate of what is on disk."""
+def test_nifti_on_disk_is_the_conjugate_and_nifti_mrs_accessor_gives_internal(tmp_path, fid):
+    """NIfTI-MRS Appendix A: on disk the conjugate of the internal (FSL-MRS internal)
+    orientation; nifti_mrs's img[:], which FSL-MRS reads through, conjugates back."""
     from nifti_mrs.nifti_mrs import NIFTI_MRS
 
     out = write_nifti_mrs(tmp_path / "lor.nii", fid)
     on_disk = np.asanyarray(nib.load(out).dataobj)[0, 0, 0]
-    np.testing.assert_array_equal(on_disk, fid.samples)
-    np.testing.assert_array_equal(NIFTI_MRS(str(out))[:][0, 0, 0], np.conj(fid.samples))
+    np.testing.assert_array_equal(on_disk, np.conj(fid.samples))
+    np.testing.assert_array_equal(NIFTI_MRS(str(out))[:][0, 0, 0], fid.samples)
 
 
 def test_nifti_written_file_is_valid_nifti_mrs(tmp_path, fid):
@@ -280,9 +281,21 @@ def test_lcmodel_basis_as_lcmodel_writes_it(tmp_path):
     assert read_lcmodel_basis(path).names == basis.names
 
 
+def test_lcmodel_basis_with_an_empty_namelist_value(tmp_path):
+    """spant writes ``ECHOT =  ,`` when it does not know the echo time: a Fortran namelist null
+    (the variable keeps its default), read as absent rather than refused."""
+    path = tmp_path / "spant.BASIS"
+    write_lcmodel_basis(path, ["NAA"], lorentzian()[None])
+    path.write_text(path.read_text().replace(" ECHOT = 30.,", " ECHOT =  ,"))
+    basis = read_basis(path)
+    assert basis.metadata == {"sequence": "PRESS"}
+    np.testing.assert_allclose(peak(basis.fids), [PPM], atol=TOL_PPM)
+
+
 def test_fsl_json_as_fsl_mrs_writes_it(tmp_path):
-    """FSL-MRS holds conj(fid) internally and writes basis.conj() (fsl_io.write_fsl_basis_file)."""
-    fsl_internal = np.conj(lorentzian())
+    """FSL-MRS's internal orientation is ours; it writes basis.conj() (fsl_io.write_fsl_basis_file)
+    and conjugates again on reading (readFSLBasisFiles)."""
+    fsl_internal = lorentzian()
     stored = fsl_internal.conj()
     folder = tmp_path / "fsl"
     folder.mkdir()
@@ -308,8 +321,9 @@ def test_fsl_json_as_fsl_mrs_writes_it(tmp_path):
 
 
 def test_nifti_built_with_nibabel_following_the_standard(tmp_path):
-    """Independent of the nifti-mrs package: NIfTI-2, complex64, intent mrs_v0_2, ext code 44."""
-    data = lorentzian().astype(np.complex64).reshape(1, 1, 1, N)
+    """Independent of the nifti-mrs package: NIfTI-2, complex64, intent mrs_v0_2, ext code 44,
+    samples in the standard's (Levitt's) orientation, the conjugate of the internal one."""
+    data = np.conj(lorentzian()).astype(np.complex64).reshape(1, 1, 1, N)
     img = nib.Nifti2Image(data, affine=np.eye(4))
     img.header["pixdim"][4] = DWELL_S
     img.header.set_xyzt_units(xyz="mm", t="sec")
@@ -335,8 +349,11 @@ SPEC2NII = shutil.which("spec2nii") or (Path(sys.executable).parent / "spec2nii"
 
 
 @pytest.mark.skipif(not Path(SPEC2NII).exists(), reason="spec2nii is not installed")
-def test_spec2nii_conversion_of_an_lcmodel_raw(tmp_path):
-    """spec2nii converts an LCModel .RAW to NIfTI-MRS (conjugating it): the peak must stay.
+def test_spec2nii_raw_subcommand_writes_the_opposite_orientation(tmp_path):
+    """spec2nii's ``raw`` (LCModel) subcommand conjugates the .RAW and stores the result
+    unconjugated: the opposite orientation to its vendor converters (and to the standard), a
+    known exception (../shared/data/invivo/README.md). Read as it is, the peak is mirrored and
+    the mirror check flags it; with ``conjugate=True`` it is the original.
 
     The .RAW has LCModel's own minimal header ($NMID only): spec2nii (0.8.15) turns a $SEQPAR
     HZPPPM into SpectrometerFrequency in Hz, which the NIfTI-MRS reader refuses as implausible.
@@ -366,6 +383,9 @@ def test_spec2nii_conversion_of_an_lcmodel_raw(tmp_path):
         check=True,
         capture_output=True,
     )
-    converted = read_fid(tmp_path / "s2n.nii.gz")
+    as_stored = read_fid(tmp_path / "s2n.nii.gz")
+    assert_peak(as_stored, expected=2 * 4.65 - PPM, ppm_range=(4.7, 9.0))
+    converted = read_fid(tmp_path / "s2n.nii.gz", conjugate=True)
+    assert converted.provenance["conjugated"] is True
     assert_peak(converted)
     np.testing.assert_allclose(converted.samples.reshape(-1), lorentzian(), atol=1e-7)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _quantifiers import SMALL_SCALOGRAM, small_config
 
 from scaloquant.errors import ConfigError, IncompatibleDataError, InvalidDataError
 from scaloquant.io import default_basis
@@ -18,12 +19,9 @@ from scaloquant.models import (
     SpectrumTransform,
     spectrum_bins,
 )
-from scaloquant.scalogram import ScalogramConfig
 from scaloquant.signal import axes
 from scaloquant.train import TrainConfig
 from scaloquant.train.data import draw_signals
-
-SMALL_SCALOGRAM = ScalogramConfig.preset("cpu", n_scales=32, decimation=16)
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +36,7 @@ def signals(basis):
     return draw_signals(basis, SimulationConfig(), 48, np.random.default_rng(0))
 
 
-def _config(basis, model, **kw):
-    base = dict(
-        model=model,
-        metabolites=basis.names,
-        n_points=basis.n_points,
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        ppm_reference=basis.ppm_reference,
-        widths=(4, 4, 8, 8, 8, 8),
-        scalogram=SMALL_SCALOGRAM.to_dict() if model == "scalogram_cnn" else None,
-    )
-    return QuantifierConfig(**{**base, **kw})
+_config = small_config
 
 
 @pytest.mark.parametrize("preset", ["tiny", "quick", "cpu", "paper"])

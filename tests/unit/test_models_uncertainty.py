@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from _quantifiers import small_config
 
 from scaloquant.errors import ConfigError, InvalidDataError
 from scaloquant.io import default_basis
@@ -19,11 +20,9 @@ from scaloquant.models import (
     normal_quantile,
 )
 from scaloquant.models.cnn import MaxPool2x2ChannelsLast
-from scaloquant.scalogram import ScalogramConfig
 from scaloquant.simulate import SimulationConfig
 from scaloquant.train.data import draw_signals
 
-SMALL_SCALOGRAM = ScalogramConfig.preset("cpu", n_scales=32, decimation=16)
 MODELS = ("scalogram_cnn", "spectrum_cnn")
 
 
@@ -39,17 +38,7 @@ def signals(basis):
 
 
 def _quantifier(basis, signals, model, **kw):
-    config = QuantifierConfig(
-        model=model,
-        metabolites=basis.names,
-        n_points=basis.n_points,
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        ppm_reference=basis.ppm_reference,
-        widths=(4, 4, 8, 8, 8, 8),
-        scalogram=SMALL_SCALOGRAM.to_dict() if model == "scalogram_cnn" else None,
-        **kw,
-    )
+    config = small_config(basis, model, **kw)
     torch.manual_seed(0)
     q = Quantifier(config)
     fids = torch.from_numpy(signals.fids)

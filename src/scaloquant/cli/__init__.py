@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, str] = {
     "reproduce": "simulate, train the scalogram CNN and the spectrum CNN, evaluate and compare",
     "quantify": "quantify real spectra (NIfTI-MRS, LCModel, jMRUI, text) with a trained model",
     "fit": "fit real spectra with the classical linear-combination model and its CRLB",
+    "convert": "rewrite a FID file as NIfTI-MRS or LCModel .RAW",
+    "export": "export a trained model as ONNX (with a JSON of its pre- and post-processing)",
 }
 
 

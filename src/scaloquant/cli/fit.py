@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
             "DIR/results.csv (amplitude, <name>_crlb_sd, <name>_crlb_pct, ratio to Cr+PCr, mM "
             "with a water reference; tNAA, tCr, tCho and Glx rows with their CRLB from the "
             "covariance), fit_quality.csv (linewidth and SNR per spectrum), results.json, fit "
-            "figures, NIfTI maps for MRSI, summary.md/.html and provenance.json."
+            "figures, NIfTI maps for MRSI, report.html (one self-contained page: overview "
+            "table, figures, maps), summary.md and provenance.json."
         ),
     )
     p.add_argument(
@@ -174,7 +175,12 @@ def handle(args: argparse.Namespace) -> int:
     if basis is None:
         basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
     fit_config = fit_config_from_args(args)
-    inputs = read_inputs(args.inputs, water=args.water, overrides=acquisition_overrides(args))
+    inputs = read_inputs(
+        args.inputs,
+        water=args.water,
+        overrides=acquisition_overrides(args),
+        conjugate=args.conjugate,
+    )
     options = options_from_args(args, basis_metadata=basis.metadata, fit_config=fit_config)
     run = fit_inputs(inputs, basis, basis_name=basis_name, options=options)
     write_run(
@@ -192,5 +198,5 @@ def handle(args: argparse.Namespace) -> int:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.path.name}: {line}")
-    print(f"results: {args.out / 'results.csv'}; summary: {args.out / 'summary.md'}")
+    print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
     return 0

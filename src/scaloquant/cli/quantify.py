@@ -41,6 +41,14 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     )
     add_acquisition_flags(p, applies_to="input files")
     p.add_argument(
+        "--conjugate",
+        action="store_true",
+        help="read the input and water files in the other orientation than their format "
+        "defines (their spectra mirrored about the reference): for files that were written "
+        "conjugated, e.g. NIfTI-MRS of scaloquant < 0.2; a warning says when a spectrum looks "
+        "mirrored",
+    )
+    p.add_argument(
         "--max-figures",
         type=int,
         default=16,
@@ -91,7 +99,8 @@ def register(subparsers: Any) -> None:
             "model's acquisition and safely converted (zero-filling, truncation...) or refused "
             "unless --force. Writes DIR/results.csv (amplitude, SD, ratio to Cr+PCr and, with a "
             "water reference, mM per metabolite), results.json (what each column means), fit "
-            "figures, NIfTI maps for MRSI, summary.md/.html and provenance.json."
+            "figures, NIfTI maps for MRSI, report.html (one self-contained page: overview table, "
+            "figures, maps), summary.md and provenance.json."
         ),
     )
     p.add_argument("--model", type=Path, required=True, metavar="CKPT", help="trained checkpoint")
@@ -184,7 +193,12 @@ def handle(args: argparse.Namespace) -> int:
 
     quantifier = load_quantifier(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
-    inputs = read_inputs(args.inputs, water=args.water, overrides=acquisition_overrides(args))
+    inputs = read_inputs(
+        args.inputs,
+        water=args.water,
+        overrides=acquisition_overrides(args),
+        conjugate=args.conjugate,
+    )
     options = options_from_args(
         args,
         basis_metadata=quantifier.checkpoint_metadata["basis"].get("metadata", {}),
@@ -204,5 +218,5 @@ def handle(args: argparse.Namespace) -> int:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.path.name}: {line}")
-    print(f"results: {args.out / 'results.csv'}; summary: {args.out / 'summary.md'}")
+    print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
     return 0

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from ..errors import ConfigError
 from ..io.atomic import atomic_path, check_writable
@@ -23,6 +25,7 @@ from ..simulate import (
     PER_METABOLITE_FIELDS,
     BaselineConfig,
     SimulatedSignals,
+    SimulationConfig,
     load_simulation_config,
     simulate_dataset,
 )
@@ -36,6 +39,9 @@ from ._common import add_acquisition_flags, load_basis
 MAX_NIFTI_SAMPLES = 2**24
 #: Runs of at least this many signals show a progress bar even when stderr is not a terminal.
 PROGRESS_MIN_SIGNALS = 100_000
+
+#: Values of ``--preset``.
+PRESETS = ("invivo",)
 
 _RANGE_FLAGS = (
     ("--amplitude-range", "amplitude_range", "amplitudes A_m (multiples of the basis FIDs)"),
@@ -71,6 +77,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, required=True, help="random seed (same seed, same file)")
     p.add_argument("--out", type=Path, required=True, help="output file (.h5, or .nii.gz)")
     p.add_argument("--config", type=Path, help="simulation config file (YAML or TOML)")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="a fixed, documented prior instead of the config: 'invivo' draws tissue-like 3 T "
+        "brain spectra (literature concentrations in mM, group Voigt lines, macromolecules, "
+        "lipids, residual water, baseline, eddy-current and zero/first-order phase, SNR 5-150; "
+        "docs/invivo-prior.md)",
+    )
     p.add_argument(
         "--basis",
         type=Path,
@@ -173,10 +187,99 @@ def _with_progress(chunks: Iterable[SimulatedSignals], n: int) -> Iterator[Simul
             bar.update(chunk.fids.shape[0])
 
 
+def _write_hdf5(
+    args: argparse.Namespace,
+    chunks: Iterable[Any],
+    basis: BasisSet,
+    basis_name: str,
+    config: dict[str, Any],
+) -> None:
+    """Stream the chunks (anything with ``fids`` and ``columns()``) to ``--out`` as HDF5."""
+    from ..io.hdf5 import write_simulation
+
+    write_simulation(
+        args.out,
+        ((c.fids, c.columns()) for c in chunks),
+        n_signals=args.n,
+        basis=basis,
+        basis_name=basis_name,
+        config=config,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+
+
+def _refuse_with_preset(args: argparse.Namespace) -> None:
+    """``--preset`` fixes every range: refuse the config file and the range flags with it."""
+    given = ["--config"] if args.config is not None else []
+    given += ["--" + k.replace("_", "-") for k in _flag_overrides(args)]
+    if args.baseline:
+        given.append("--baseline")
+    if given:
+        raise ConfigError(
+            f"--preset {args.preset} fixes every range; drop {', '.join(given)} "
+            "(or drop --preset to use them)"
+        )
+
+
+class _Stream(NamedTuple):
+    """What a run streams: chunks (with ``fids`` and ``columns()``), how to join them, the
+    resolved config to record and the names of the truth CSV's 2-D columns."""
+
+    chunks: Iterable[Any]
+    concatenate: Callable[[list[Any]], Any]
+    config: dict[str, Any]
+    labels: dict[str, Sequence[str]]
+
+
+def _config_stream(args: argparse.Namespace, basis: BasisSet, config: SimulationConfig) -> _Stream:
+    return _Stream(
+        simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size),
+        SimulatedSignals.concatenate,
+        config.to_dict(),
+        {name: basis.names for name in PER_METABOLITE_FIELDS},
+    )
+
+
+def _preset_stream(args: argparse.Namespace, basis: BasisSet) -> _Stream:
+    """``--preset invivo``: the prior of :mod:`scaloquant.simulate.invivo`."""
+    from ..simulate.invivo import (
+        GROUPS,
+        InvivoPrior,
+        InvivoSignals,
+        draw_invivo,
+        simulate_invivo_dataset,
+    )
+
+    prior = InvivoPrior()
+    layout = draw_invivo(prior, basis.names, 0, np.random.default_rng(0))
+    config = {
+        "preset": args.preset,
+        # column labels of the (n, G) group and (n, C) component datasets
+        "groups": list(GROUPS),
+        "components": list(layout.component_names),
+        **prior.to_dict(),
+    }
+    per_basis = ("amplitudes", "concentrations_mm", "damping_dev_per_s", "shift_dev_hz")
+    labels: dict[str, Sequence[str]] = {name: basis.names for name in per_basis}
+    labels.update({name: GROUPS for name in ("damping_per_s", "gauss_per_s2", "shift_hz")})
+    labels["component_amplitudes_mm"] = layout.component_names
+    return _Stream(
+        simulate_invivo_dataset(basis, prior, args.n, args.seed, chunk_size=args.chunk_size),
+        InvivoSignals.concatenate,
+        config,
+        labels,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    config = load_simulation_config(args.config, _flag_overrides(args))
-    if args.baseline and config.baseline is None:
-        config = dataclasses.replace(config, baseline=BaselineConfig())
+    if args.preset is not None:
+        _refuse_with_preset(args)
+        config = None
+    else:
+        config = load_simulation_config(args.config, _flag_overrides(args))
+        if args.baseline and config.baseline is None:
+            config = dataclasses.replace(config, baseline=BaselineConfig())
     check_run(args.n, args.seed, args.chunk_size)
     fmt = _output_format(args)
     check_writable(args.out, overwrite=args.overwrite)
@@ -191,34 +294,24 @@ def run(args: argparse.Namespace) -> int:
             f"{MAX_NIFTI_SAMPLES // basis.n_points} signals of {basis.n_points} points; "
             "use --format hdf5 (streamed) for more"
         )
-    chunks = _with_progress(
-        simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size), args.n
-    )
+    stream = _preset_stream(args, basis) if config is None else _config_stream(args, basis, config)
+    chunks = _with_progress(stream.chunks, args.n)
     if fmt == "hdf5":
-        from ..io.hdf5 import write_simulation
-
-        write_simulation(
-            args.out,
-            ((c.fids, c.columns()) for c in chunks),
-            n_signals=args.n,
-            basis=basis,
-            basis_name=basis_name,
-            config=config.to_dict(),
-            seed=args.seed,
-            overwrite=args.overwrite,
-        )
+        _write_hdf5(args, chunks, basis, basis_name, stream.config)
         written = [args.out]
     else:
-        provenance = {"config": config.to_dict(), "seed": args.seed, "basis_name": basis_name}
+        provenance = {"config": stream.config, "seed": args.seed, "basis_name": basis_name}
         written = _write_nifti(
             args.out,
-            SimulatedSignals.concatenate(list(chunks)),
+            stream.concatenate(list(chunks)),
+            stream.labels,
             basis,
             provenance,
             overwrite=args.overwrite,
         )
+    preset = "" if args.preset is None else f"preset {args.preset}, "
     print(
-        f"wrote {args.n} simulated signals ({basis.n_metabolites} basis signals, "
+        f"wrote {args.n} simulated signals ({preset}{basis.n_metabolites} basis signals, "
         f"{basis.n_points} points, seed {args.seed}) to {', '.join(map(str, written))}"
     )
     return 0
@@ -226,13 +319,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_nifti(
     out: Path,
-    signals: SimulatedSignals,
+    signals: Any,
+    labels: Mapping[str, Sequence[str]],
     basis: BasisSet,
     provenance: dict[str, Any],
     *,
     overwrite: bool,
 ) -> list[Path]:
-    """NIfTI-MRS of the signals plus the truth CSV; neither appears unless both are written."""
+    """NIfTI-MRS of the signals (``fids``, ``columns()``) plus the truth CSV, whose 2-D columns
+    are named by ``labels``; neither file appears unless both are written."""
     from .. import __version__
     from ..io.nifti import write_nifti_mrs
     from ..io.truth_csv import truth_path_for, write_truth_csv
@@ -254,7 +349,6 @@ def _write_nifti(
             "dim_5": f"DIM_USER_0 is the simulated signal index; the truth is in {truth.name}",
         },
     }
-    labels = {name: basis.names for name in PER_METABOLITE_FIELDS}
     # the CSV is renamed into place only after the NIfTI file was written (atomically too)
     with atomic_path(truth, overwrite=overwrite) as tmp_truth:
         write_truth_csv(tmp_truth, signals.columns(), labels)

@@ -23,13 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
 
 import numpy as np
 
 from ..errors import InvalidDataError
 
-MetricName = Literal["mae", "mae_std", "smape", "rmse", "r2"]
 MetricFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 

@@ -1,7 +1,12 @@
 """File IO: the only code that touches files or vendor conventions.
 
-Each format's module converts its sign convention to the internal one of
-:mod:`scaloquant.signal.axes` in its reader and writer, and nowhere else:
+Each format's module converts its orientation to the internal one of
+:mod:`scaloquant.signal.axes` (FSL-MRS's internal orientation, ppm increasing with the
+``fftshift(fft)`` index) in its reader and writer, and nowhere else. Every row is checked against
+files that another tool wrote (``tests/unit/test_io_outside.py``) where ``../shared`` has them,
+which it has for all but FSL-MRS ``.json`` (FSL-MRS is not on PyPI; that row is checked against
+FSL-MRS's code, ``fsl_io.write_fsl_basis_file`` / ``readFSLBasisFiles``, in
+``tests/unit/test_io_roundtrip.py``) and scaloquant's own ``.npz``:
 
 ========================  ==========================  =======================================
 module                    files                       conversion to the internal convention
@@ -9,8 +14,8 @@ module                    files                       conversion to the internal
 :mod:`.lcmodel`           ``.RAW``, ``.H2O``, ``.BASIS``  conjugate
 :mod:`.text`              2/4-column text             conjugate (as the ISMRM 2016 files)
 :mod:`.jmrui`             jMRUI ``.txt``              none
-:mod:`.nifti`             ``.nii``, ``.nii.gz``       none (on-disk samples, not ``img[:]``)
-:mod:`.fsl`               FSL-MRS basis ``.json``     none
+:mod:`.nifti`             ``.nii``, ``.nii.gz``       conjugate (NIfTI-MRS Appendix A)
+:mod:`.fsl`               FSL-MRS basis ``.json``     conjugate (as FSL-MRS's own reader)
 :mod:`.npz`               scaloquant basis ``.npz``   none
 ========================  ==========================  =======================================
 """

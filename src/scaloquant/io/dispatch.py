@@ -81,17 +81,23 @@ def _existing(path: str | os.PathLike) -> Path:
     return path
 
 
-def read_fid(path: str | os.PathLike, **overrides: float | None) -> FID:
+def read_fid(path: str | os.PathLike, *, conjugate: bool = False, **overrides: float | None) -> FID:
     """Read a FID file, picking the reader by extension and content.
 
     ``overrides``: ``dwell_time_s``, ``spectrometer_freq_mhz``, ``ppm_reference`` (``None``
     values are ignored); formats lacking a value need it, and say which flag gives it.
+    ``conjugate``: take the complex conjugate of what the format's reader gives, for a file
+    written in the other orientation than its format defines (its spectrum mirrored about the
+    reference); recorded as ``provenance["conjugated"]``.
     """
     given = _overrides(overrides)
     path = _existing(path)
     if path.is_dir():
         raise InputFileError(f"{path} is a folder; give a FID file ({_FID_HELP})")
-    return _fid_reader(path)(path, **given)
+    fid = _fid_reader(path)(path, **given)
+    if conjugate:
+        fid = fid.with_samples(np.conj(fid.samples), conjugated=True)
+    return fid
 
 
 def _basis_from_fid_files(files: list[Path], source: Path, kind: str, given: dict) -> BasisSet:

@@ -7,13 +7,15 @@ Each ``<name>.json`` holds ``{"basis": {"basis_re": [...], "basis_im": [...], "b
 simulated metabolites, the spin system and density matrix, which are not needed here. FSL-MRS
 reads the ``*.json`` files of a folder in sorted file-name order; so does this module.
 
-Convention
-----------
-FSL-MRS works internally with the conjugate of the NIfTI-MRS convention and conjugates when it
-writes these files (``fsl_io.write_fsl_basis_file``: ``basis.conj().real``) and when it reads them
-(``readFSLBasisFiles``), so the JSON samples are in the internal (NIfTI-MRS) convention of
-:mod:`scaloquant.signal.axes`: no conjugation here. The files record no ppm reference; FSL-MRS
-takes 4.65 ppm for 1H, as does this reader by default.
+Orientation
+-----------
+FSL-MRS's internal orientation is the internal one of :mod:`scaloquant.signal.axes`, and it
+conjugates when it writes these files (``fsl_io.write_fsl_basis_file`` stores
+``basis.conj().real`` / ``.imag``) and again when it reads them (``readFSLBasisFiles`` returns
+``np.array(basis).conj()``). The JSON samples are therefore in the NIfTI-MRS / LCModel on-disk
+orientation, and this module conjugates on read and on write. (scaloquant 0.1 did not, and read
+FSL-MRS basis folders mirrored.) The files record no ppm reference; FSL-MRS takes 4.65 ppm for
+1H, as does this reader by default.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def _read_entry(path: Path) -> tuple[str, np.ndarray, float, float, float | None
             f"and {im_part.shape}"
         )
     name = str(basis.get("basis_name") or path.stem)
-    return name, require_finite(re_part + 1j * im_part, path), dwell_time_s, freq_mhz, fwhm_hz
+    # FSL-MRS file orientation (= NIfTI-MRS on disk) -> internal orientation.
+    fid = np.conj(require_finite(re_part + 1j * im_part, path))
+    return name, fid, dwell_time_s, freq_mhz, fwhm_hz
 
 
 def read_fsl_basis(
@@ -103,7 +107,7 @@ def read_fsl_basis(
             )
     return BasisSet(
         names=tuple(e[0] for e in entries),
-        fids=np.array([e[1] for e in entries]),  # already internal convention
+        fids=np.array([e[1] for e in entries]),
         dwell_time_s=first[2] if dwell_time_s is None else dwell_time_s,
         spectrometer_freq_mhz=first[3] if spectrometer_freq_mhz is None else spectrometer_freq_mhz,
         ppm_reference=ppm_reference,
@@ -132,10 +136,11 @@ def write_fsl_basis(folder: str | os.PathLike, basis: BasisSet, *, overwrite: bo
         widths = [None] * basis.n_metabolites
     folder.mkdir(parents=True, exist_ok=True)
     for name, fid, width, target in zip(basis.names, basis.fids, widths, targets, strict=True):
+        on_disk = np.conj(fid)  # internal -> FSL-MRS file orientation, as FSL-MRS writes it
         content = {
             "basis": {
-                "basis_re": fid.real.tolist(),  # internal convention, as FSL-MRS stores it
-                "basis_im": fid.imag.tolist(),
+                "basis_re": on_disk.real.tolist(),
+                "basis_im": on_disk.imag.tolist(),
                 "basis_dwell": basis.dwell_time_s,
                 "basis_centre": basis.spectrometer_freq_mhz,
                 "basis_width": width,

@@ -9,7 +9,7 @@ line ``Signal k out of n in file`` followed by ``PointsInDataset`` rows of ``re 
 
 Convention
 ----------
-jMRUI files are already in the internal (NIfTI-MRS) convention of :mod:`scaloquant.signal.axes`:
+jMRUI files are already in the internal orientation of :mod:`scaloquant.signal.axes`:
 no conjugation (checked: the ISMRM 2016 ``jmrui/NAA.txt`` equals ``conj(text/NAA.txt)`` and its
 NAA singlet lands at 2.006 ppm as stored).
 """

@@ -22,7 +22,7 @@ followed by numbers.
 
 Convention
 ----------
-LCModel stores the complex conjugate of the internal (NIfTI-MRS) convention of
+LCModel stores the complex conjugate of the internal orientation of
 :mod:`scaloquant.signal.axes`: with ``fid = conj(file_fid)`` a peak at ``+f`` Hz appears at
 ``ppm_reference + f / MHz``. The reader and writer below conjugate; nothing else in scaloquant
 knows about it. 0 Hz is 4.65 ppm (LCModel's ``PPMCEN`` default and the ISMRM 2016 basis).
@@ -120,10 +120,12 @@ def _fields(body: str) -> dict[str, str]:
 
 
 def _float_field(groups: list[_Namelist], keys: tuple[str, ...], path: Path) -> float | None:
-    """The first of ``keys`` found in any group, as float (Fortran ``D`` exponents accepted)."""
+    """The first of ``keys`` given a value in any group, as float (Fortran ``D`` exponents
+    accepted). An empty value (``ECHOT = ,`` as spant writes it) is a Fortran namelist null,
+    which leaves the variable unset: it counts as absent."""
     for key in keys:
         for group in groups:
-            if key in group.fields:
+            if group.fields.get(key, "").strip():
                 text = group.fields[key].replace("D", "E").replace("d", "e")
                 try:
                     return float(text)

@@ -8,14 +8,21 @@ header extension (code 44) with ``SpectrometerFrequency`` (MHz), ``ResonantNucle
 ``SpecFreqChemShift`` / ``RxOffset`` (ppm at the receiver frequency), ``EchoTime``, ...
 (https://github.com/wtclarke/mrs_nifti_standard).
 
-Convention
-----------
-The samples *on disk* are in the internal convention of :mod:`scaloquant.signal.axes` (the
-internal convention is the NIfTI-MRS one): no conjugation. Trap: ``nifti_mrs.NIFTI_MRS[...]``
-returns the conjugate of the on-disk data (FSL-MRS's internal convention) and ``gen_nifti_mrs``
-conjugates its input unless ``no_conj=True``. This module therefore reads ``NIFTI_MRS.image[...]``
-(the underlying fslpy image, on-disk values) and writes with ``no_conj=True``: the samples are
-never conjugated, which is the one conversion this format needs.
+Orientation
+-----------
+The samples *on disk* follow the NIfTI-MRS specification (Appendix A, Levitt's convention): with
+``fftshift(fft(fid))`` the chemical shift *decreases* with the index, as in LCModel ``.RAW``
+files. The internal orientation of :mod:`scaloquant.signal.axes` (FSL-MRS's internal one) is
+their complex conjugate, so this module conjugates on read and on write, explicitly, and nowhere
+else. (It is what ``nifti_mrs``'s accessor ``NIFTI_MRS[...]`` and ``gen_nifti_mrs`` do too; the
+code conjugates the raw ``image`` itself so that the one conversion is visible here.) Checked
+against files of other tools in ``tests/unit/test_io_outside.py``: spec2nii's Philips
+conversion equals the LCModel ``.RAW`` of the same spectrum, and what this module writes reads
+back through ``nifti_mrs`` (``img[:]``, as FSL-MRS reads it) with NAA at 2.01 ppm.
+
+scaloquant 0.1 wrote NIfTI-MRS samples unconjugated (the mirror image for every other tool);
+its files name it in ``ConversionMethod`` and are read with a warning (see
+:func:`legacy_orientation_warning`).
 
 Samples are exchanged with the time axis last: ``(x, y, z, *extra, n_points)``.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -88,7 +96,7 @@ def read_nifti_mrs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             nmrs = NIFTI_MRS(str(path))
-            on_disk = np.asarray(nmrs.image[:])  # NOT nmrs[:], which is conjugated
+            on_disk = np.asarray(nmrs.image[:])
             header = nmrs.hdr_ext.to_dict()
             file_dwell_s = float(nmrs.dwelltime)
             file_freq_mhz = float(nmrs.spectrometer_frequency[0])
@@ -122,7 +130,9 @@ def read_nifti_mrs(
             f"{path}: SpectrometerFrequency {file_freq_mhz:g} MHz is implausible (written in Hz "
             "instead of MHz?); pass --spectrometer-freq-mhz"
         )
-    samples = require_finite(np.moveaxis(on_disk, 3, -1), path)
+    # NIfTI-MRS on-disk orientation -> internal orientation (see the module docstring).
+    samples = np.conj(require_finite(np.moveaxis(on_disk, 3, -1), path))
+    legacy = legacy_orientation_warning(header, path)
     return FID(
         samples=samples,
         dwell_time_s=file_dwell_s if dwell_time_s is None else dwell_time_s,
@@ -138,7 +148,35 @@ def read_nifti_mrs(
             "dim_tags": dim_tags,
             "header": header,
             **sequence_provenance(header.get("SequenceName"), header.get("EchoTime")),
+            **({"warnings": [legacy]} if legacy else {}),
         },
+    )
+
+
+#: The first scaloquant version that writes NIfTI-MRS in the standard's orientation.
+FIRST_STANDARD_VERSION = (0, 2)
+
+
+def legacy_orientation_warning(header: Mapping[str, Any], path: str | os.PathLike) -> str | None:
+    """A warning for a file written by scaloquant before 0.2, else None.
+
+    Those versions stored the samples unconjugated: a spectrum they simulated or converted from
+    ``.RAW``/text/jMRUI is on disk as its mirror image (for every tool, this one included), while
+    one they read from another tool's NIfTI-MRS was stored back as it came (correct). The header
+    cannot tell which, so the file is read by the standard and the user is told how to check it
+    and how to convert it.
+    """
+    method = str(header.get("ConversionMethod") or "")
+    found = re.fullmatch(r"\s*scaloquant\s+(\d+)\.(\d+)\S*\s*", method)
+    if not found or "+unknown" in method:  # another tool, or an uninstalled source tree
+        return None
+    if tuple(int(g) for g in found.groups()) >= FIRST_STANDARD_VERSION:
+        return None
+    return (
+        f"{Path(path).name} was written by {method.strip()}, which stored NIfTI-MRS samples in "
+        "the opposite orientation to the standard (simulated or .RAW/text/jMRUI-converted spectra show mirrored about the "
+        "reference); if NAA is not at 2.01 ppm or the mirror check flags it, read it with "
+        "--conjugate, or rewrite it once with 'scaloquant convert --conjugate IN OUT.nii.gz'"
     )
 
 
@@ -226,8 +264,9 @@ def write_nifti_mrs(
         else:
             hdr.set_user_def(key, value, "added by scaloquant")
 
-    # no_conj=True: the samples are stored as given (see the module docstring).
-    img = gen_nifti_mrs_hdr_ext(data, fid.dwell_time_s, hdr, no_conj=True)
+    # Internal orientation -> NIfTI-MRS on-disk orientation (see the module docstring); done
+    # here rather than by gen_nifti_mrs so that the conversion is explicit.
+    img = gen_nifti_mrs_hdr_ext(np.conj(data), fid.dwell_time_s, hdr, no_conj=True)
     with atomic_path(path, overwrite=overwrite) as tmp:
         img.save(tmp)
     return path

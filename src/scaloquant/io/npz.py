@@ -3,7 +3,7 @@
 Format (``format_version`` 1)
 -----------------------------
 * ``names``: unicode array ``(n_metabolites,)``.
-* ``fids``: complex array ``(n_metabolites, n_points)`` in the internal (NIfTI-MRS) convention of
+* ``fids``: complex array ``(n_metabolites, n_points)`` in the internal orientation of
   :mod:`scaloquant.signal.axes`: no conjugation on read or write.
 * ``info``: 0-d unicode array, JSON with ``dwell_time_s``, ``spectrometer_freq_mhz``,
   ``ppm_reference``, ``nucleus``, ``metadata``, ``provenance`` and ``format_version``.

@@ -11,7 +11,7 @@ the caller supplies them.
 
 Convention
 ----------
-Like LCModel files, the ISMRM text files hold the complex conjugate of the internal (NIfTI-MRS)
+Like LCModel files, the ISMRM text files hold the complex conjugate of the internal
 convention of :mod:`scaloquant.signal.axes` (checked: NAA lands at 2.006 ppm only after
 conjugation). The reader conjugates; nothing else in scaloquant knows about it.
 """

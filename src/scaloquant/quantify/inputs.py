@@ -61,6 +61,32 @@ class SpectraInput:
             return ["0"]
         return [",".join(str(i) for i in index) for index in np.ndindex(*shape)]
 
+    def checks(self) -> tuple[str, ...]:
+        """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
+        whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`);
+        one sentence each."""
+        from ..signal.quality import looks_mirrored, mirror_ratio, mirror_warning
+
+        found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
+        if self.fid.nucleus != "1H":
+            return tuple(found)
+        fid = self.fid
+        ratios = np.atleast_1d(
+            mirror_ratio(
+                fid.samples, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference
+            )
+        ).ravel()
+        flagged = np.flatnonzero(looks_mirrored(ratios))
+        if flagged.size:
+            warning = mirror_warning(float(np.median(ratios[flagged])))
+            if ratios.size > 1:
+                labels = self.labels()
+                which = ", ".join(labels[i] for i in flagged[:5])
+                more = f" and {flagged.size - 5} more" if flagged.size > 5 else ""
+                warning = f"{flagged.size} of {ratios.size} spectra ({which}{more}): {warning}"
+            found.append(warning)
+        return tuple(found)
+
     def water_areas_source(self) -> np.ndarray | None:
         """Water samples broadcastable to the spectra: ``(..., n_points_w)`` or None."""
         if self.water is None:
@@ -79,23 +105,30 @@ def _nifti_affine(path: Path) -> np.ndarray:
     return np.asarray(nibabel.load(str(path)).affine, dtype=np.float64)
 
 
-def read_water(path: Path, overrides: Mapping[str, float]) -> FID:
+def _conjugated(fid: FID, conjugate: bool) -> FID:
+    return fid.with_samples(np.conj(fid.samples), conjugated=True) if conjugate else fid
+
+
+def read_water(path: Path, overrides: Mapping[str, float], conjugate: bool = False) -> FID:
     """A water reference file; of a 4-column text file, its water columns."""
-    fid = read_fid(path, **overrides)
+    fid = read_fid(path, conjugate=conjugate, **overrides)
     if fid.provenance.get("format") == "text" and fid.provenance.get("n_columns") == 4:
-        return read_text_fid(path, signal="water", **overrides)
+        return _conjugated(read_text_fid(path, signal="water", **overrides), conjugate)
     return fid
 
 
-def _auto_water(path: Path, fid: FID, overrides: Mapping[str, float]) -> tuple[FID, Path] | None:
+def _auto_water(
+    path: Path, fid: FID, overrides: Mapping[str, float], conjugate: bool
+) -> tuple[FID, Path] | None:
     fmt = fid.provenance.get("format")
     if fmt == "lcmodel-raw" and path.suffix.lower() == ".raw":
         for suffix in (".H2O", ".h2o"):
             candidate = path.with_suffix(suffix)
             if candidate.is_file():
-                return read_fid(candidate, **overrides), candidate
+                return read_fid(candidate, conjugate=conjugate, **overrides), candidate
     if fmt == "text" and fid.provenance.get("n_columns") == 4:
-        return read_text_fid(path, signal="water", **overrides), path
+        water = read_text_fid(path, signal="water", **overrides)
+        return _conjugated(water, conjugate), path
     return None
 
 
@@ -120,6 +153,7 @@ def read_inputs(
     *,
     water: Sequence[str | os.PathLike] = (),
     overrides: Mapping[str, float] | None = None,
+    conjugate: bool = False,
 ) -> list[SpectraInput]:
     """Read every input file and its water reference.
 
@@ -130,6 +164,8 @@ def read_inputs(
         input in the same order.
     overrides : ``dwell_time_s``, ``spectrometer_freq_mhz``, ``ppm_reference`` for formats that
         lack them (applied to the water files too).
+    conjugate : read every input and water file in the other orientation than its format
+        defines (``--conjugate``; see :func:`scaloquant.io.read_fid`).
 
     Raises
     ------
@@ -150,13 +186,13 @@ def read_inputs(
         )
     out = []
     for i, path in enumerate(paths):
-        fid = read_fid(path, **overrides)
+        fid = read_fid(path, conjugate=conjugate, **overrides)
         found: tuple[FID, Path] | None
         if water_paths:
             w_path = water_paths[0] if len(water_paths) == 1 else water_paths[i]
-            found = read_water(w_path, overrides), w_path
+            found = read_water(w_path, overrides, conjugate), w_path
         else:
-            found = _auto_water(path, fid, overrides)
+            found = _auto_water(path, fid, overrides, conjugate)
         is_image = fid.provenance.get("format") == "nifti-mrs"
         water_fid, water_path = found if found else (None, None)
         if water_fid is not None and is_image:

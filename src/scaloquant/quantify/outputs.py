@@ -5,7 +5,9 @@
 * ``maps/<input>/<name><suffix>.nii.gz``: NIfTI maps of MRSI inputs (more than one voxel),
   shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine;
 * ``figures/<input>_<spectrum>.png``: fit figures;
-* ``summary.md`` and ``summary.html``: notes, then a table per spectrum like LCModel's;
+* ``report.html``: the page a user opens (:mod:`scaloquant.report`): the overview table of
+  spectra x metabolites, the fit figures and MRSI maps inlined; ``summary.md``: the same in
+  plain text;
 * ``provenance.json``: version, time, model or basis, input files with SHA-256, options,
   conversions and warnings.
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import csv
 import datetime
 import hashlib
-import html
 import io
 import json
 import os
@@ -29,14 +30,9 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..evaluate.figures import save_png
 from ..io.atomic import staged_directory, write_text_atomic
-from .figures import plot_fit
-from .results import COLUMN_DESCRIPTIONS, SpectraResult, percent_sd
+from .results import COLUMN_DESCRIPTIONS, SpectraResult
 from .run import Run
-
-#: Tables of at most this many spectra in the summary (the CSV has them all).
-MAX_SUMMARY_TABLES = 16
 
 _MODEL_LABEL = {
     "quantify": "model (network amplitudes, fitted phase/shift/linewidth)",
@@ -147,113 +143,6 @@ def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
     return written
 
 
-def _cell(value: float, spec: str) -> str:
-    return format(value, spec) if np.isfinite(value) else "–"
-
-
-def _spectrum_table(run: Run, r: SpectraResult, j: int) -> list[list[str]]:
-    amp = r.columns[""][j]
-    pct = percent_sd(amp, r.columns[run.sd_suffix][j])
-    rows = []
-    for m, name in enumerate(run.names):
-        row = [
-            name,
-            _cell(amp[m], ".4g"),
-            _cell(pct[m], ".0f"),
-            _cell(r.columns["_ratio_tcr"][j, m], ".3f"),
-        ]
-        if "_mM" in run.suffixes:
-            row.append(_cell(r.columns["_mM"][j, m], ".3g"))
-        rows.append(row)
-    return rows
-
-
-def _table_header(run: Run) -> list[str]:
-    sd = "%SD" if run.sd_suffix == "_sd" else "%SD (CRLB)"
-    return ["metabolite", "amplitude", sd, "/tCr", *(["mM"] if "_mM" in run.suffixes else [])]
-
-
-def _summary_blocks(run: Run, keys: list[str]) -> list[tuple[str, Any]]:
-    """The summary as (kind, content) blocks, rendered to Markdown and HTML alike."""
-    blocks: list[tuple[str, Any]] = [
-        (
-            "h1",
-            f"scaloquant {run.command}: {run.n_spectra} spectr{'um' if run.n_spectra == 1 else 'a'}",
-        ),
-        ("list", list(run.notes)),
-    ]
-    for r in run.results:
-        lines = [f"{r.input.path.name}: {r.input.fid.acquisition.describe()}"]
-        lines += [f"conversion: {c}" for c in r.conversions]
-        lines += [f"warning: {w}" for w in r.warnings]
-        blocks.append(("list", lines))
-    shown = 0
-    for r, key in zip(run.results, keys, strict=True):
-        for j, label in enumerate(r.input.labels()):
-            if shown == MAX_SUMMARY_TABLES:
-                break
-            blocks.append(("h2", f"{r.input.path.name}, spectrum {label}"))
-            if j in r.figures:
-                blocks.append(("img", f"figures/{_figure_name(key, label)}"))
-            blocks.append(("table", (_table_header(run), _spectrum_table(run, r, j))))
-            shown += 1
-    if shown < run.n_spectra:
-        blocks.append(
-            (
-                "list",
-                [f"tables of the first {shown} of {run.n_spectra} spectra; all in results.csv"],
-            )
-        )
-    return blocks
-
-
-def _markdown(blocks: list[tuple[str, Any]]) -> str:
-    out = []
-    for kind, content in blocks:
-        if kind == "h1":
-            out.append(f"# {content}\n")
-        elif kind == "h2":
-            out.append(f"## {content}\n")
-        elif kind == "list":
-            out.append("".join(f"- {line}\n" for line in content))
-        elif kind == "img":
-            out.append(f"![fit]({content})\n")
-        else:
-            header, rows = content
-            lines = [header, ["---"] + ["---:"] * (len(header) - 1), *rows]
-            out.append("".join("| " + " | ".join(cells) + " |\n" for cells in lines))
-    return "\n".join(out)
-
-
-def _html(blocks: list[tuple[str, Any]], title: str) -> str:
-    e = html.escape
-    out = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em}td,th{padding:0 .6em;"
-        "text-align:right}td:first-child{text-align:left}img{max-width:100%}</style></head><body>",
-    ]
-    for kind, content in blocks:
-        if kind in ("h1", "h2"):
-            out.append(f"<{kind}>{e(content)}</{kind}>")
-        elif kind == "list":
-            out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in content) + "</ul>")
-        elif kind == "img":
-            out.append(f"<img src='{e(content)}' alt='fit figure'>")
-        else:
-            header, rows = content
-            out.append(
-                "<table><tr>"
-                + "".join(f"<th>{e(h)}</th>" for h in header)
-                + "</tr>"
-                + "".join(
-                    "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows
-                )
-                + "</table>"
-            )
-    out.append("</body></html>\n")
-    return "\n".join(out)
-
-
 def _figure_name(key: str, label: str) -> str:
     return f"{key}_{label.replace(',', '-')}.png"
 
@@ -270,15 +159,21 @@ def write_run(
     ``provenance``: more facts for ``provenance.json`` (model file and hash, options).
     An existing non-empty ``out_dir`` is refused unless ``overwrite``.
     """
+    from ..report import report_header, report_html, report_markdown
+    from ..report.figures import plot_fit, png_bytes
+
     keys = _input_keys(run)
     doc = results_json(run, keys)
+    created_utc = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with staged_directory(out_dir, overwrite=overwrite) as stage:
         write_text_atomic(stage / "results.csv", results_csv(run))
         write_text_atomic(
             stage / "results.json", json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"
         )
         maps = []
-        for r, key in zip(run.results, keys, strict=True):
+        pngs: dict[tuple[int, int], bytes] = {}
+        figure_files: dict[tuple[int, int], str] = {}
+        for i, (r, key) in enumerate(zip(run.results, keys, strict=True)):
             if r.input.is_image and int(np.prod(r.input.fid.batch_shape[:3])) > 1:
                 maps += _write_maps(run, r, stage / "maps" / key)
             for j, spectra in r.figures.items():
@@ -288,15 +183,21 @@ def write_run(
                     spectra,
                     title=f"{r.input.path.name}, spectrum {label}",
                     model_label=_MODEL_LABEL[run.command],
+                    names=run.names,
                 )
-                save_png(fig, stage / "figures" / _figure_name(key, label))
-        blocks = _summary_blocks(run, keys)
-        write_text_atomic(stage / "summary.md", _markdown(blocks))
-        write_text_atomic(stage / "summary.html", _html(blocks, f"scaloquant {run.command}"))
+                # rendered once: the same bytes are the figure file and the report's image
+                pngs[i, j] = png_bytes(fig)
+                figure_files[i, j] = f"figures/{_figure_name(key, label)}"
+                (stage / figure_files[i, j]).write_bytes(pngs[i, j])
+        header = report_header(
+            run, version=__version__, created_utc=created_utc, provenance=provenance
+        )
+        write_text_atomic(stage / "summary.md", report_markdown(run, header, figure_files))
+        write_text_atomic(stage / "report.html", report_html(run, header, pngs))
         prov = {
             "command": run.command,
             "scaloquant_version": __version__,
-            "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "time_utc": created_utc,
             **dict(provenance or {}),
             **{k: v for k, v in run.facts.items()},
             "inputs": [
@@ -314,6 +215,7 @@ def write_run(
                 "figures": sorted(
                     str(p.relative_to(stage)) for p in (stage / "figures").glob("*.png")
                 ),
+                "report": ["report.html", "summary.md"],
             },
             "notes": list(run.notes),
         }

@@ -161,7 +161,7 @@ def _matched_inputs(
     out = []
     for inp in inputs:
         m = _match(inp.fid, target, stated, force)
-        out.append((inp, m.fid, tuple(m.conversions), tuple(m.warnings)))
+        out.append((inp, m.fid, tuple(m.conversions), (*inp.checks(), *m.warnings)))
     return out
 
 

@@ -1,7 +1,7 @@
 """The one place where scaloquant's frequency and ppm convention lives.
 
-Internal convention (the NIfTI-MRS one)
----------------------------------------
+Internal orientation (FSL-MRS's internal one)
+---------------------------------------------
 * A FID is sampled at ``t_n = n * dwell_time_s``, ``n = 0 .. N-1``; the first point is not scaled.
 * Its spectrum is ``fftshift(fft(fid))`` (numpy's forward FFT, ``exp(-2 pi i k n / N)``, no
   normalisation).  A component ``exp(+2 pi i f t)`` therefore appears at frequency ``+f``.
@@ -11,8 +11,16 @@ Internal convention (the NIfTI-MRS one)
 * ``ppm_reference`` is the chemical shift of the receiver frequency, 4.65 ppm for the ISMRM 2016
   basis and 4.65 for 1H by default (the water resonance near body temperature).
 
-File formats with another sign (LCModel ``.RAW``/``.BASIS``, the ISMRM text files) are conjugated in
-their reader and writer in :mod:`scaloquant.io` and nowhere else.
+Files store the other orientation
+---------------------------------
+The NIfTI-MRS specification (Appendix A, Levitt's convention) stores the complex conjugate of the
+internal samples: on disk, with ``fftshift(fft(fid))`` the chemical shift *decreases* with the
+index, ``ppm = ppm_reference - f / spectrometer_freq_mhz``. LCModel ``.RAW``/``.H2O``/``.BASIS``,
+the ISMRM 2016 text files and spec2nii's vendor conversions are in that orientation too; jMRUI
+text files and FSL-MRS's internal arrays are in the internal one. Each reader and writer in
+:mod:`scaloquant.io` converts its format (see the table in its package docstring), nowhere else;
+a file that arrives the other way can be read with ``conjugate=True`` (``--conjugate``), and
+:func:`scaloquant.signal.quality.mirror_check` flags spectra that look mirrored.
 """
 
 from __future__ import annotations

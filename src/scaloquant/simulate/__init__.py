@@ -8,7 +8,8 @@ Building blocks, for training loops that make fresh data per batch with their ow
 
 :func:`simulate_batch` adds the optional baseline, phase and noise (numpy), and
 :func:`simulate_dataset` streams a seeded dataset in chunks. :mod:`.config` gives the defaults
-and where they come from, :mod:`.effects` defines SNR, phase and baseline.
+and where they come from, :mod:`.effects` defines SNR, phase and baseline. :mod:`.invivo` is the
+``invivo`` preset: a documented prior of tissue-like 3 T spectra (``docs/invivo-prior.md``).
 """
 
 from .config import (
@@ -26,12 +27,22 @@ from .dataset import (
     simulate_batch,
     simulate_dataset,
 )
+from .invivo import (
+    InvivoParameters,
+    InvivoPrior,
+    draw_invivo,
+    render_invivo,
+    simulate_invivo_batch,
+    simulate_invivo_dataset,
+)
 from .model import synthesize, synthesize_torch
 from .parameters import PER_METABOLITE_FIELDS, SimulationParameters, draw_parameters
 
 __all__ = [
     "BLOCK_SIZE",
     "DEFAULT_CHUNK_SIZE",
+    "InvivoParameters",
+    "InvivoPrior",
     "PER_METABOLITE_FIELDS",
     "BaselineConfig",
     "MetaboliteRanges",
@@ -39,11 +50,15 @@ __all__ = [
     "SimulationConfig",
     "SimulationParameters",
     "block_generator",
+    "draw_invivo",
     "draw_parameters",
     "load_simulation_config",
+    "render_invivo",
     "render_signals",
     "simulate_batch",
     "simulate_dataset",
+    "simulate_invivo_batch",
+    "simulate_invivo_dataset",
     "synthesize",
     "synthesize_torch",
 ]

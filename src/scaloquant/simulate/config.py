@@ -24,7 +24,6 @@ Ranges are ``[min, max]`` pairs; ``min == max`` gives a fixed value.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -345,10 +344,6 @@ class SimulationConfig:
             "phase1_pivot_ppm": self.phase1_pivot_ppm,
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
         }
-
-    def to_json(self) -> str:
-        """The resolved config as one JSON text (stored in output files)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
     def uses_gaussian(self) -> bool:

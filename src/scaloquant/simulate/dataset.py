@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -23,6 +23,8 @@ BLOCK_SIZE = 256
 DEFAULT_CHUNK_SIZE = 2048
 #: Largest accepted seed (HDF5 stores it as a signed 64-bit integer).
 MAX_SEED = 2**63 - 1
+
+_Block = TypeVar("_Block", bound=Any)
 
 
 class SimulatedSignals(NamedTuple):
@@ -88,16 +90,8 @@ def render_signals(
     if reference_height is None and config.needs_reference_height:
         mask = effects.reference_window_mask(acq, config.reference_window_ppm)
         reference_height = effects.reference_peak_height(fids, mask)
-    if params.baseline_height is not None:
-        fids += effects.baseline_fids(
-            acq,
-            params.baseline_centre_ppm,
-            params.baseline_fwhm_ppm,
-            params.baseline_height,
-            reference_height,
-        )
-    fids = effects.apply_phase(
-        fids, acq, params.phase0_deg, params.phase1_deg_per_ppm, config.phase1_pivot_ppm
+    fids = effects.add_baseline_and_phase(
+        fids, acq, params, reference_height, config.phase1_pivot_ppm
     )
     return fids, reference_height
 
@@ -150,19 +144,27 @@ def simulate_dataset(
     config.check_names(basis.names)
     if config.needs_reference_height:
         effects.reference_window_mask(basis.acquisition, config.reference_window_ppm)
-    return _chunks(basis, config, n, seed, chunk_size)
+    return stream_blocks(
+        lambda rng: simulate_batch(basis, config, BLOCK_SIZE, rng), n, seed, chunk_size
+    )
 
 
-def _chunks(
-    basis: BasisSet, config: SimulationConfig, n: int, seed: int, chunk_size: int
-) -> Iterator[SimulatedSignals]:
-    cached: tuple[int, SimulatedSignals] | None = None  # a block shared by two chunks
+def stream_blocks(
+    make_block: Callable[[np.random.Generator], _Block], n: int, seed: int, chunk_size: int
+) -> Iterator[_Block]:
+    """Chunks of ``chunk_size`` signals cut from blocks of :data:`BLOCK_SIZE`.
+
+    ``make_block(rng)`` makes block ``j`` from :func:`block_generator` ``(seed, j)``; its result
+    has ``take(slice)``, ``fids`` and a static ``concatenate(parts)`` (:class:`SimulatedSignals`
+    or the ``invivo`` preset's signals).
+    """
+    cached: tuple[int, _Block] | None = None  # a block shared by two chunks
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         parts = []
         for j in range(start // BLOCK_SIZE, math.ceil(stop / BLOCK_SIZE)):
             if cached is None or cached[0] != j:
-                cached = (j, simulate_batch(basis, config, BLOCK_SIZE, block_generator(seed, j)))
+                cached = (j, make_block(block_generator(seed, j)))
             first = j * BLOCK_SIZE
             parts.append(cached[1].take(slice(max(start, first) - first, stop - first)))
-        yield parts[0] if len(parts) == 1 else SimulatedSignals.concatenate(parts)
+        yield parts[0] if len(parts) == 1 else type(parts[0]).concatenate(parts)

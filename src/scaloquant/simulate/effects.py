@@ -118,6 +118,30 @@ def apply_phase(
     return axes.fid_from_spectrum(axes.spectrum(fids) * ramp)
 
 
+def add_baseline_and_phase(
+    fids: np.ndarray,
+    acquisition: Acquisition,
+    params,
+    reference_height: np.ndarray | None,
+    pivot_ppm: float,
+) -> np.ndarray:
+    """(B, N) ``fids`` plus the baseline humps of ``params``, then phased (a new array).
+
+    ``params`` has ``baseline_centre_ppm``, ``baseline_fwhm_ppm``, ``baseline_height`` (None: no
+    baseline), ``phase0_deg`` and ``phase1_deg_per_ppm`` (either may be None), as the
+    simulator's and the ``invivo`` preset's parameters do.
+    """
+    if params.baseline_height is not None:
+        fids = fids + baseline_fids(
+            acquisition,
+            params.baseline_centre_ppm,
+            params.baseline_fwhm_ppm,
+            params.baseline_height,
+            reference_height,
+        )
+    return apply_phase(fids, acquisition, params.phase0_deg, params.phase1_deg_per_ppm, pivot_ppm)
+
+
 def noise_sd_for_snr(reference_height: np.ndarray, snr: np.ndarray, n_points: int) -> np.ndarray:
     """(B,) time-domain standard deviation per real/imaginary part for the SNR definition."""
     return reference_height / (snr * np.sqrt(n_points))

@@ -1,0 +1,374 @@
+"""LCModel as a benchmark peer: its control file, its ``.RAW`` input, its runs and its table.
+
+LCModel (S. Provencher, Magn Reson Med 1993;30:672-679; Fortran 77 source, BSD-3) is built by
+``../shared/peers/lcmodel/build.sh``, which prints the executable's path. It is a peer in
+``benchmarks/``, never a dependency of the package or of its tests: nothing under ``src/``
+imports this module.
+
+One run is ``lcmodel < control`` in a folder of its own. The control file is LCModel's
+defaults plus the keys that describe the data and where the files are (:func:`control_text`);
+LCModel reads its settings only from there, and the data's dwell time and frequency are not in
+a ``.RAW`` header it reads. It writes its results as a text table (``FILTAB``, ``LTABLE=7``),
+which :func:`parse_table` reads: the concentration table (``$$CONC``: concentration, %SD and
+ratio to the ``NAMREL`` metabolite, Cr+PCr by default) and the misc table (``$$MISC``: FWHM,
+S/N, data shift, phases). ``FILPS`` is required: without it LCModel stops with
+``FATAL ERROR MYCONT 3``.
+
+Orientation: LCModel's ``.RAW`` holds ``conj`` of scaloquant's internal FID
+(:mod:`scaloquant.io.lcmodel`); it equals the samples of a NIfTI-MRS file on disk
+(``../shared/data/invivo/README.md``). :func:`write_raw` takes the samples in LCModel's
+orientation and writes them through scaloquant's writer, then checks what it wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from scaloquant.io import write_lcmodel_raw
+from scaloquant.types import FID
+
+#: The builder in the shared folder (relative to the repository root: ``../shared/...``).
+BUILD_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared/peers/lcmodel/build.sh"
+
+#: The KEY of LCModel's own test control file (``test_lcm/control.file``); the open-source
+#: build accepts it.
+LCMODEL_KEY = 210387309
+
+#: Longest file name LCModel keeps (``MCHFIL = 255`` in its ``lcmodel.inc``); longer input
+#: paths are linked into the run folder under short names.
+_MAX_PATH = 255
+
+_NUMBER = r"-?\d+\.?\d*(?:[Ee][-+]?\d+)?"
+#: A row of ``$$CONC``: concentration, %SD, ratio, a one-character flag (blank, or a sign such
+#: as ``+`` that LCModel prints flush against the name), name.
+_CONC_ROW = re.compile(
+    rf"^\s*(?P<conc>{_NUMBER})\s+(?P<sd>\d+)%\s*(?P<ratio>{_NUMBER})(?P<flag>[^\s\w]?)\s*"
+    r"(?P<name>\S+)\s*$"
+)
+_FWHM = re.compile(r"FWHM\s*=\s*([-+0-9.Ee]+)\s*ppm\s+S/N\s*=\s*([-+0-9.Ee]+)")
+_SHIFT = re.compile(r"Data shift\s*=\s*([-+0-9.Ee]+)\s*ppm")
+_PHASE = re.compile(r"Ph:\s*([-+0-9.Ee]+)\s*deg\s+([-+0-9.Ee]+)\s*deg/ppm")
+_DENOMINATOR = re.compile(r"%SD\s+/(\S+)")
+
+
+class LCModelError(RuntimeError):
+    """LCModel could not be built, or a run gave no table (its message is included)."""
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One spectrum for LCModel: its files and the grid its control file must state.
+
+    Attributes
+    ----------
+    name : a label (also the stem of the run's output files).
+    raw : the ``.RAW`` file (LCModel orientation).
+    basis : the ``.BASIS`` file.
+    n_points : complex points of the FID (``NUNFIL``).
+    dwell_time_s : ``DELTAT``, s.
+    spectrometer_freq_mhz : ``HZPPPM``, MHz.
+    water : the unsuppressed water ``.RAW`` (``FILH2O``; ``DOWS=T`` scales to it), or None.
+    echo_time_ms : ``ECHOT``, ms (LCModel drops a ratio prior above 49 ms), or None.
+    """
+
+    name: str
+    raw: Path
+    basis: Path
+    n_points: int
+    dwell_time_s: float
+    spectrometer_freq_mhz: float
+    water: Path | None = None
+    echo_time_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run changes from LCModel's defaults beyond the grid and the files.
+
+    Attributes
+    ----------
+    ppm_start, ppm_end : ``PPMST`` / ``PPMEND``, the fitted range in ppm (None: LCModel's
+        default, 4.0 to 0.2 ppm).
+    water_conc_mM : ``WCONC`` (None: LCModel's 35880 mM); only used with a water file.
+    water_attenuation : ``ATTH2O`` (None: LCModel's 0.7); only used with a water file.
+    extra : further ``key=value`` lines, verbatim (e.g. ``("shifmn=-0.05,-0.05",)``).
+    """
+
+    ppm_start: float | None = None
+    ppm_end: float | None = None
+    water_conc_mM: float | None = None
+    water_attenuation: float | None = None
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """LCModel's estimates for one spectrum (from its ``.table``).
+
+    Attributes
+    ----------
+    concentrations : metabolite or combination (``NAA+NAAG``) -> concentration (basis units,
+        or mM when scaled to water), in table order.
+    percent_sd : the same keys -> %SD (LCModel's Cramér-Rao bound in %; 999 = not determined).
+    ratios : the same keys -> ratio to ``denominator`` as LCModel prints it (3 digits).
+    denominator : ``NAMREL`` as the table names it (``Cr+PCr`` by default).
+    fwhm_ppm, snr : LCModel's linewidth estimate and S/N.
+    shift_ppm, phase0_deg, phase1_deg_per_ppm : referencing shift and phases.
+    flags : names that LCModel printed with a flag character before them -> that character.
+    diagnostics : the lines of its diagnostic table (warnings and infos).
+    seconds : wall time of the run.
+    """
+
+    concentrations: Mapping[str, float]
+    percent_sd: Mapping[str, float]
+    ratios: Mapping[str, float]
+    denominator: str
+    fwhm_ppm: float
+    snr: float
+    shift_ppm: float
+    phase0_deg: float
+    phase1_deg_per_ppm: float
+    flags: Mapping[str, str] = field(default_factory=dict)
+    diagnostics: tuple[str, ...] = ()
+    seconds: float = float("nan")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "concentrations": dict(self.concentrations),
+            "percent_sd": dict(self.percent_sd),
+            f"ratio_to_{self.denominator}": dict(self.ratios),
+            "fwhm_ppm": self.fwhm_ppm,
+            "snr": self.snr,
+            "shift_ppm": self.shift_ppm,
+            "phase0_deg": self.phase0_deg,
+            "phase1_deg_per_ppm": self.phase1_deg_per_ppm,
+            "flags": dict(self.flags),
+            "diagnostics": list(self.diagnostics),
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One spectrum's run: its result, or the reason it has none."""
+
+    spectrum: Spectrum
+    result: Result | None
+    error: str | None = None
+    seconds: float = float("nan")
+    files: Mapping[str, Path] = field(default_factory=dict)
+
+
+def build(script: Path = BUILD_SCRIPT) -> Path:
+    """Build LCModel once (cached by the script) and return the executable's path."""
+    if not script.is_file():
+        raise LCModelError(f"{script} not found; give the executable with --lcmodel")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    exe = Path(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else None
+    if proc.returncode != 0 or exe is None or not exe.is_file():
+        raise LCModelError(f"building LCModel failed: {proc.stderr.strip()[-500:]}")
+    return exe
+
+
+def _quoted(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def control_text(spectrum: Spectrum, files: Mapping[str, Path], settings: Settings) -> str:
+    """The ``$LCMODL`` namelist of one run.
+
+    Parameters
+    ----------
+    spectrum : the data and its grid.
+    files : the paths as LCModel must open them: ``raw``, ``basis``, ``table``, ``ps`` and,
+        with a water reference, ``water`` (see :func:`run_files`).
+    settings : changes beyond the grid (none: LCModel's defaults).
+    """
+    lines = [
+        f"key={LCMODEL_KEY}",
+        f"nunfil={spectrum.n_points}",
+        f"deltat={spectrum.dwell_time_s!r}",
+        f"hzpppm={spectrum.spectrometer_freq_mhz!r}",
+        f"filbas={_quoted(files['basis'])}",
+        f"filraw={_quoted(files['raw'])}",
+        f"filtab={_quoted(files['table'])}",
+        "ltable=7",
+        f"filps={_quoted(files['ps'])}",
+    ]
+    if spectrum.echo_time_ms is not None:
+        lines.append(f"echot={spectrum.echo_time_ms!r}")
+    if "water" in files:
+        lines += [f"filh2o={_quoted(files['water'])}", "dows=T"]
+        if settings.water_conc_mM is not None:
+            lines.append(f"wconc={settings.water_conc_mM!r}")
+        if settings.water_attenuation is not None:
+            lines.append(f"atth2o={settings.water_attenuation!r}")
+    if settings.ppm_start is not None:
+        lines.append(f"ppmst={settings.ppm_start!r}")
+    if settings.ppm_end is not None:
+        lines.append(f"ppmend={settings.ppm_end!r}")
+    lines += list(settings.extra)
+    return "$LCMODL\n" + "".join(f" {line}\n" for line in lines) + "$END\n"
+
+
+def parse_table(text: str) -> Result:
+    """LCModel's ``.table`` text (``LTABLE=7``) -> :class:`Result` (``seconds`` left NaN).
+
+    Raises
+    ------
+    LCModelError
+        No ``$$CONC`` table (the run failed; the text is LCModel's message).
+    """
+    blocks = _blocks(text)
+    if "CONC" not in blocks:
+        raise LCModelError(f"no concentration table in LCModel's output: {text.strip()[:300]!r}")
+    conc_lines = blocks["CONC"]
+    header = _DENOMINATOR.search(conc_lines[0]) if conc_lines else None
+    concentrations, percent_sd, ratios, flags = {}, {}, {}, {}
+    for line in conc_lines[1:]:
+        m = _CONC_ROW.match(line)
+        if m is None:
+            continue
+        name = m.group("name")
+        concentrations[name] = float(m.group("conc"))
+        percent_sd[name] = float(m.group("sd"))
+        ratios[name] = float(m.group("ratio"))
+        if m.group("flag"):
+            flags[name] = m.group("flag")
+    stated = re.match(r"\s*(\d+)\s+lines", text.split("$$CONC", 1)[1])
+    if stated and len(concentrations) != int(stated.group(1)) - 1:
+        raise LCModelError(
+            f"read {len(concentrations)} rows of LCModel's concentration table but it states "
+            f"{int(stated.group(1)) - 1}; the table format is not the one this parser knows"
+        )
+    misc = "\n".join(blocks.get("MISC", []))
+    fwhm = _FWHM.search(misc)
+    shift = _SHIFT.search(misc)
+    phase = _PHASE.search(misc)
+    return Result(
+        concentrations=concentrations,
+        percent_sd=percent_sd,
+        ratios=ratios,
+        denominator=header.group(1) if header else "?",
+        fwhm_ppm=float(fwhm.group(1)) if fwhm else float("nan"),
+        snr=float(fwhm.group(2)) if fwhm else float("nan"),
+        shift_ppm=float(shift.group(1)) if shift else float("nan"),
+        phase0_deg=float(phase.group(1)) if phase else float("nan"),
+        phase1_deg_per_ppm=float(phase.group(2)) if phase else float("nan"),
+        flags=flags,
+        diagnostics=tuple(line.strip() for line in blocks.get("DIAG", []) if line.strip()),
+    )
+
+
+def _blocks(text: str) -> dict[str, list[str]]:
+    """``$$NAME n lines ...`` sections of a table: name -> the lines that follow its title."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("$$"):
+            current = blocks.setdefault(line[2:].split()[0], [])
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def run_files(spectrum: Spectrum, folder: Path) -> dict[str, Path]:
+    """The paths one run opens and writes, in ``folder``; inputs with long paths are linked
+    into it under short names."""
+
+    def short(path: Path, name: str) -> Path:
+        path = path.resolve()
+        if len(str(path)) <= _MAX_PATH:
+            return path
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(path)
+        return link
+
+    files = {
+        "raw": short(spectrum.raw, "data.raw"),
+        "basis": short(spectrum.basis, "basis.basis"),
+        "table": folder / f"{spectrum.name}.table",
+        "ps": folder / f"{spectrum.name}.ps",
+        "control": folder / f"{spectrum.name}.control",
+    }
+    if spectrum.water is not None:
+        files["water"] = short(spectrum.water, "water.h2o")
+    return files
+
+
+def run_one(exe: Path, spectrum: Spectrum, folder: Path, settings: Settings) -> Outcome:
+    """Run LCModel on one spectrum in ``folder`` (created); never raises for a failed fit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = run_files(spectrum, folder)
+    files["control"].write_text(control_text(spectrum, files, settings))
+    t0 = time.perf_counter()
+    with files["control"].open() as control:
+        proc = subprocess.run(
+            [str(exe)], stdin=control, cwd=folder, capture_output=True, text=True, check=False
+        )
+    seconds = time.perf_counter() - t0
+    if not files["table"].is_file():
+        message = (proc.stdout + proc.stderr).strip().replace("\n", " ")
+        return Outcome(spectrum, None, f"LCModel wrote no table: {message[:300]}", seconds, files)
+    try:
+        result = parse_table(files["table"].read_text())
+    except LCModelError as err:
+        return Outcome(spectrum, None, str(err), seconds, files)
+    return Outcome(spectrum, replace(result, seconds=seconds), None, seconds, files)
+
+
+def run_many(
+    exe: Path,
+    spectra: Sequence[Spectrum],
+    folder: Path,
+    settings: Settings,
+    *,
+    workers: int = 2,
+) -> tuple[list[Outcome], float]:
+    """Run every spectrum, ``workers`` LCModel processes at a time (one folder each, since
+    LCModel writes scratch files in its working directory). Returns the outcomes in input
+    order and the wall time of the whole batch in s."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    names = [s.name for s in spectra]
+    if len(set(names)) != len(names):
+        raise ValueError("spectrum names must be unique (they name the run folders)")
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(lambda s: run_one(exe, s, folder / s.name, settings), spectra))
+    return outcomes, time.perf_counter() - t0
+
+
+def write_raw(
+    path: Path,
+    samples: np.ndarray,
+    *,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    name: str,
+) -> Path:
+    """Write one FID whose ``samples`` ``(n_points,)`` are in LCModel's orientation (NIfTI-MRS
+    on-disk samples) as a ``.RAW`` with scaloquant's writer, and check the file holds them.
+
+    scaloquant's writer takes its internal orientation (the conjugate), so the samples are
+    conjugated on the way in; the check reads the numbers back and fails loudly if the writer's
+    convention ever changes.
+    """
+    samples = np.asarray(samples, dtype=np.complex128).reshape(-1)
+    fid = FID(np.conj(samples), dwell_time_s, spectrometer_freq_mhz)
+    write_lcmodel_raw(path, fid, name=name, overwrite=True)
+    body = path.read_text().rsplit("$END", 1)[1].split()
+    written = np.array(body, dtype=np.float64).view(np.complex128)
+    scale = np.abs(samples).max() or 1.0
+    if not np.allclose(written, samples, rtol=0, atol=1e-7 * scale):
+        raise LCModelError(f"{path}: scaloquant's .RAW writer did not keep LCModel's orientation")
+    return path

@@ -1,0 +1,670 @@
+"""LCModel and scaloquant's fit on the same spectra, in one run: speed and ratios side by side.
+
+LCModel 6.3 (built from its BSD-3 source by ``../shared/peers/lcmodel/build.sh``) runs with its
+default control file plus the keys that describe the data (grid, files, water reference; see
+``benchmarks/_lcmodel.py``), ``--workers`` spectra at a time. scaloquant fits the same spectra
+with the same basis through :func:`fit_with_scaloquant` (``scaloquant fit``'s library path,
+``--workers`` processes). Both are timed from their inputs on disk or in memory to their
+estimates; LCModel's time includes its process start and its PostScript output, which it cannot
+skip.
+
+Sets (``--sets``, comma-separated; all by default):
+
+* ``challenge``: the 28 spectra of the ISMRM 2016 fitting challenge (``.RAW`` + ``.H2O``, 2048
+  points, 0.25 ms, 123.261703 MHz) with its basis ``press3T_30ms.BASIS``. The true values are
+  not public here: ratios side by side, LCModel's mM with the challenge's water scaling.
+* ``cr``: the challenge's creatine-only water-scaling spectrum, which must give 10 mM. LCModel
+  runs with its water defaults (``WCONC`` 35880 mM, ``ATTH2O`` 0.7) and with the challenge's
+  water scaling (``WCONC`` = [H2O]_rc x R_met = 29697 x 1.206 mM, ``ATTH2O`` 1, the
+  assumptions of scaloquant's mM), each as it is and with the referencing shift limited to
+  +-0.05 ppm (``SHIFMN``/``SHIFMX``): with only creatine in the spectrum, LCModel's default
+  referencing can take the Cr singlet for choline.
+* ``invivo``: the scanner spectra of ``../shared/data/invivo`` as spec2nii wrote them
+  (NIfTI-MRS): Philips PRESS TE 30 from spant with ``3t.basis`` (checked against LCModel 6.3's
+  reference table), Osprey's Philips PRESS TE 35 and TE 30 subjects with Osprey's TE 35 basis,
+  Siemens PRESS TE 30 from suspect with LCModel's ``press_30ms_3T.basis``. For LCModel they are
+  written as ``.RAW`` from the NIfTI-MRS samples on disk (its orientation); scaloquant fits
+  them with ``force`` (other grids and TE than the bases'), as ``scaloquant fit --force``.
+* ``simulated``: ``--n-sim`` spectra of the default simulator (``scaloquant simulate``'s: the
+  ISMRM 2016 basis, amplitudes U[0, 1], damping U[0, 15] 1/s, shift U[-3, 3] Hz) with noise at
+  ``--snr``; the truth is known, so the errors of the ratios are printed. LCModel fits them
+  with ``press3T_30ms.BASIS`` (the same metabolite FIDs; scaloquant's embedded copy lacks the
+  0 ppm reference singlet).
+
+Ratios are to total creatine (Cr + PCr), of tNAA (NAA + NAAG), tCho (GPC + PCho/PCh), Glx (Glu
++ Gln), Ins, GSH and GABA, computed the same way from both tools' per-metabolite estimates.
+``--out DIR`` keeps LCModel's run folders (control, table, PostScript) and writes
+``results.json`` (LCModel's full tables, scaloquant's amplitudes, ratios and times).
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_lcmodel.py [--sets challenge,cr,invivo,simulated]
+        [--workers 2] [--n-sim 64] [--snr 30] [--seed 0] [--out DIR] [--lcmodel EXE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import _lcmodel as lcm
+from scaloquant.fit import FitConfig
+from scaloquant.io import default_basis, read_fid, read_lcmodel_basis
+from scaloquant.quantify import Options, fit_inputs
+from scaloquant.quantify.inputs import SpectraInput
+from scaloquant.quantify.water import (
+    WaterScaling,
+    metabolite_relaxation_correction,
+    relaxation_corrected_water_mM,
+)
+from scaloquant.simulate import SimulationConfig, simulate_batch
+from scaloquant.types import FID, BasisSet
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CHALLENGE = SHARED / "data/ismrm2016-challenge"
+CHALLENGE_BASIS = SHARED / "data/ismrm2016/basis/lcmodel/press3T_30ms.BASIS"
+CHALLENGE_GRID = {"dwell_time_s": 2.5e-4, "spectrometer_freq_mhz": 123.261703}
+INVIVO = SHARED / "data/invivo"
+SPANT_REFERENCE = INVIVO / "philips-press30-spant/lcmodel_reference"
+OSPREY_BASIS = (
+    INVIVO / "philips-press-osprey/basis_philips_press35/3T_PRESS_Philips_35ms_noMM.BASIS"
+)
+#: The challenge's own statement: this spectrum holds 10 mM creatine.
+CR_TRUE_MM = 10.0
+
+TOTAL_CREATINE = ("Cr", "PCr")
+#: Groups reported as ratios to total creatine; names of every basis used here.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "tNAA": ("NAA", "NAAG"),
+    "tCho": ("GPC", "PCho", "PCh"),
+    "Glx": ("Glu", "Gln"),
+    "Ins": ("Ins",),
+    "GSH": ("GSH",),
+    "GABA": ("GABA",),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One spectrum, as each tool takes it.
+
+    Attributes
+    ----------
+    name : label.
+    lcmodel : LCModel's files and grid.
+    fid : the same spectrum for scaloquant, internal orientation, samples ``(n_points,)``.
+    water : its water reference for scaloquant (samples ``(n_points_w,)``), or None.
+    truth : metabolite -> true amplitude (basis scale) or concentration, when known.
+    """
+
+    name: str
+    lcmodel: lcm.Spectrum
+    fid: FID
+    water: FID | None = None
+    truth: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Cases fitted with one basis (LCModel's file, scaloquant's reading of it)."""
+
+    label: str
+    basis: BasisSet
+    cases: list[Case]
+    settings: lcm.Settings = field(default_factory=lcm.Settings)
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class ScaloquantFit:
+    """scaloquant's estimates: ``amplitudes`` / ``mM`` ``(n, M)`` by ``names``."""
+
+    names: tuple[str, ...]
+    amplitudes: np.ndarray
+    mM: np.ndarray | None
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+
+def fit_with_scaloquant(
+    fids: Sequence[FID],
+    waters: Sequence[FID | None],
+    basis: BasisSet,
+    *,
+    workers: int,
+    force: bool,
+    fit_config: FitConfig,
+) -> ScaloquantFit:
+    """Fit ``fids`` (each ``(n_points,)``, internal orientation) with ``basis`` the way
+    ``scaloquant fit`` does; the one place to switch when the fit engine changes.
+
+    Spectra that share a grid (and all have, or all lack, a water reference) go in one batch,
+    as ``scaloquant fit`` takes a multi-spectrum file.
+    """
+    options = Options(force=force, max_figures=0, n_workers=workers, fit_config=fit_config)
+    batches: list[list[int]] = []
+    for i, fid in enumerate(fids):
+        last = batches[-1][-1] if batches else None
+        if last is not None and _same_batch(fids[last], waters[last], fid, waters[i]):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    inputs = [
+        _as_input(f"batch{k}", [fids[i] for i in b], [waters[i] for i in b])
+        for k, b in enumerate(batches)
+    ]
+    t0 = time.perf_counter()
+    run = fit_inputs(
+        inputs, basis, basis_name=str(basis.provenance.get("source", "basis")), options=options
+    )
+    seconds = time.perf_counter() - t0
+    amplitudes = np.concatenate([r.columns[""] for r in run.results])
+    has_mM = all("_mM" in r.columns for r in run.results)
+    mM = np.concatenate([r.columns["_mM"] for r in run.results]) if has_mM else None
+    warnings = tuple(w for r in run.results for w in (*r.conversions, *r.warnings))
+    return ScaloquantFit(tuple(run.names), amplitudes, mM, seconds, tuple(dict.fromkeys(warnings)))
+
+
+def _same_batch(a: FID, wa: FID | None, b: FID, wb: FID | None) -> bool:
+    same = (a.n_points, a.dwell_time_s, a.spectrometer_freq_mhz, a.ppm_reference) == (
+        b.n_points,
+        b.dwell_time_s,
+        b.spectrometer_freq_mhz,
+        b.ppm_reference,
+    ) and a.provenance.get("echo_time_s") == b.provenance.get("echo_time_s")
+    if (wa is None) != (wb is None):
+        return False
+    return same and (wa is None or wa.n_points == wb.n_points)
+
+
+def _as_input(label: str, fids: Sequence[FID], waters: Sequence[FID | None]) -> SpectraInput:
+    fid = fids[0].with_samples(np.stack([f.samples for f in fids]))
+    water = None
+    if waters[0] is not None:
+        water = waters[0].with_samples(np.stack([w.samples for w in waters]))
+    return SpectraInput(Path(label), fid, water, None, None, ())
+
+
+# ---------------------------------------------------------------------------------- the sets
+def _challenge_water_settings(extra: tuple[str, ...] = ()) -> lcm.Settings:
+    """LCModel's WCONC x ATTH2O set to the challenge's [H2O]_rc x R_met (scaloquant's default
+    water scaling), so both tools scale with the same assumptions."""
+    scaling = WaterScaling()
+    wconc = relaxation_corrected_water_mM(scaling) * metabolite_relaxation_correction(scaling)
+    return lcm.Settings(water_conc_mM=round(wconc, 2), water_attenuation=1.0, extra=extra)
+
+
+def _raw_case(name: str, raw: Path, truth: Mapping[str, float] | None = None) -> Case:
+    fid = read_fid(raw, **CHALLENGE_GRID)
+    water_path = raw.with_suffix(".H2O")
+    water = read_fid(water_path, **CHALLENGE_GRID) if water_path.is_file() else None
+    spectrum = lcm.Spectrum(
+        name,
+        raw,
+        CHALLENGE_BASIS,
+        fid.n_points,
+        CHALLENGE_GRID["dwell_time_s"],
+        CHALLENGE_GRID["spectrometer_freq_mhz"],
+        water=water_path if water is not None else None,
+        echo_time_ms=30.0,
+    )
+    return Case(name, spectrum, fid, water, truth)
+
+
+def challenge_set() -> list[Group]:
+    folder = CHALLENGE / "datasets_LCModel"
+    cases = [_raw_case(f"dataset{i}", folder / f"dataset{i}.RAW") for i in range(1, 29)]
+    basis = read_lcmodel_basis(CHALLENGE_BASIS)
+    return [
+        Group("ISMRM 2016 challenge, press3T_30ms.BASIS", basis, cases, _challenge_water_settings())
+    ]
+
+
+def cr_set() -> list[Group]:
+    raw = CHALLENGE / "Cr_water_scaling_LCModel/Cr_10mM_test_water_scaling.RAW"
+    basis = read_lcmodel_basis(CHALLENGE_BASIS)
+    truth = {"Cr": CR_TRUE_MM}
+    limited = ("shifmn=-0.05,-0.05", "shifmx=0.05,0.05")
+    variants = [
+        ("LCModel water defaults (WCONC 35880, ATTH2O 0.7)", lcm.Settings()),
+        ("LCModel water defaults, shift +-0.05 ppm", lcm.Settings(extra=limited)),
+        ("challenge water scaling", _challenge_water_settings()),
+        ("challenge water scaling, shift +-0.05 ppm", _challenge_water_settings(limited)),
+    ]
+    return [
+        Group(f"Cr 10 mM, {label}", basis, [_raw_case(f"cr{k}", raw, truth)], settings)
+        for k, (label, settings) in enumerate(variants)
+    ]
+
+
+def _nifti_samples(path: Path) -> np.ndarray:
+    """The NIfTI-MRS samples as stored (LCModel's orientation), extra dims averaged: ``(N,)``."""
+    import nibabel
+
+    data = np.asarray(nibabel.load(str(path)).dataobj)
+    return data.reshape(-1, data.shape[3] if data.ndim > 3 else data.shape[-1]).mean(axis=0)
+
+
+def _nifti_fid(path: Path) -> tuple[FID, np.ndarray]:
+    """scaloquant's FID of a single-voxel NIfTI-MRS file ``(N,)`` (extra dims averaged), and the
+    samples on disk. scaloquant's internal orientation is the conjugate of the NIfTI-MRS samples
+    on disk (``../shared/data/invivo/README.md``); a reader that disagrees is an error here, so
+    that both tools are sure to see the same spectrum."""
+    disk = _nifti_samples(path)
+    fid = read_fid(path)
+    flat = fid.samples.reshape(-1, fid.n_points).mean(axis=0)
+    if not np.allclose(flat, np.conj(disk), rtol=0, atol=1e-6 * np.abs(disk).max()):
+        raise RuntimeError(
+            f"scaloquant's NIfTI-MRS reader does not give conj(samples on disk) for {path}; "
+            "LCModel and scaloquant would see different spectra"
+        )
+    return fid.with_samples(flat), disk
+
+
+def _invivo_case(name: str, metab: Path, water: Path | None, basis: Path, folder: Path) -> Case:
+    fid, disk = _nifti_fid(metab)
+    raw = lcm.write_raw(
+        folder / f"{name}.RAW",
+        disk,
+        dwell_time_s=fid.dwell_time_s,
+        spectrometer_freq_mhz=fid.spectrometer_freq_mhz,
+        name=name,
+    )
+    water_fid, h2o = None, None
+    if water is not None:
+        water_fid, water_disk = _nifti_fid(water)
+        h2o = lcm.write_raw(
+            folder / f"{name}.H2O",
+            water_disk,
+            dwell_time_s=water_fid.dwell_time_s,
+            spectrometer_freq_mhz=water_fid.spectrometer_freq_mhz,
+            name=f"{name}_water",
+        )
+    echo_time_s = fid.provenance.get("echo_time_s")
+    spectrum = lcm.Spectrum(
+        name,
+        raw,
+        basis,
+        fid.n_points,
+        fid.dwell_time_s,
+        fid.spectrometer_freq_mhz,
+        water=h2o,
+        echo_time_ms=None if echo_time_s is None else round(float(echo_time_s) * 1e3, 3),
+    )
+    return Case(name, spectrum, fid, water_fid)
+
+
+def invivo_set(folder: Path) -> list[Group]:
+    folder.mkdir(parents=True, exist_ok=True)
+    spant = INVIVO / "philips-press30-spant/nifti_spec2nii"
+    osprey = INVIVO / "philips-press-osprey/nifti"
+    te30 = osprey / "UnEdited_with_MM_data"
+    siemens = INVIVO / "siemens-press30-suspect"
+    groups = [
+        Group(
+            "Philips PRESS TE30 (spant), 3t.basis",
+            read_lcmodel_basis(SPANT_REFERENCE / "3t.basis"),
+            [
+                _invivo_case(
+                    "philips_spant",
+                    spant / "metab.nii.gz",
+                    spant / "wref.nii.gz",
+                    SPANT_REFERENCE / "3t.basis",
+                    folder,
+                )
+            ],
+            force=True,
+        ),
+        Group(
+            "Philips PRESS TE35 and TE30 (Osprey), Osprey's TE35 basis",
+            read_lcmodel_basis(OSPREY_BASIS),
+            [
+                *(
+                    _invivo_case(
+                        f"osprey_te35_sub{s}",
+                        osprey / f"UnEdited/sub-0{s}_PRESS_35_act.nii.gz",
+                        osprey / f"UnEdited/sub-0{s}_PRESS_35_ref.nii.gz",
+                        OSPREY_BASIS,
+                        folder,
+                    )
+                    for s in (1, 2)
+                ),
+                *(
+                    _invivo_case(
+                        f"osprey_te30_sub{s}",
+                        te30 / f"sub-0{s}_ses-01_PRESS_raw-act_noID.nii.gz",
+                        te30 / f"sub-0{s}_ses-01_PRESS_raw-ref_noID.nii.gz",
+                        OSPREY_BASIS,
+                        folder,
+                    )
+                    for s in (1, 2)
+                ),
+            ],
+            force=True,
+        ),
+        Group(
+            "Siemens PRESS TE30 (suspect), press_30ms_3T.basis",
+            read_lcmodel_basis(siemens / "press_30ms_3T.basis"),
+            [
+                _invivo_case(
+                    "siemens_suspect",
+                    siemens / "nifti/SVS_30_rda.nii.gz",
+                    None,
+                    siemens / "press_30ms_3T.basis",
+                    folder,
+                )
+            ],
+            force=True,
+        ),
+    ]
+    return groups
+
+
+def simulated_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
+    folder.mkdir(parents=True, exist_ok=True)
+    basis = default_basis()
+    config = SimulationConfig.from_mapping({"snr": [snr, snr]})
+    signals = simulate_batch(basis, config, n, np.random.default_rng(seed))
+    cases = []
+    for i, samples in enumerate(signals.fids):
+        fid = FID(samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+        name = f"sim{i:04d}"
+        raw = lcm.write_raw(
+            folder / f"{name}.RAW",
+            np.conj(samples),
+            dwell_time_s=basis.dwell_time_s,
+            spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+            name=name,
+        )
+        spectrum = lcm.Spectrum(
+            name,
+            raw,
+            CHALLENGE_BASIS,
+            basis.n_points,
+            basis.dwell_time_s,
+            basis.spectrometer_freq_mhz,
+            echo_time_ms=30.0,
+        )
+        truth = dict(zip(basis.names, signals.parameters.amplitudes[i], strict=True))
+        cases.append(Case(name, spectrum, fid, None, truth))
+    return [
+        Group(
+            f"simulated SNR {snr:g}, seed {seed}, embedded basis / press3T_30ms.BASIS", basis, cases
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------------- ratios
+def group_ratios(values: Mapping[str, float]) -> dict[str, float]:
+    """Ratios to Cr + PCr of :data:`GROUPS` from per-metabolite values (NaN where the basis
+    lacks a group or the creatine is not positive)."""
+    tcr = sum(values.get(n, 0.0) for n in TOTAL_CREATINE)
+    out = {}
+    for group, names in GROUPS.items():
+        present = [n for n in names if n in values]
+        out[group] = sum(values[n] for n in present) / tcr if present and tcr > 0 else float("nan")
+    return out
+
+
+def reference_ratios() -> dict[str, float]:
+    """LCModel 6.3's published ratios for the Philips spant spectrum (its reference table)."""
+    with (SPANT_REFERENCE / "out_ref_build_table.csv").open() as f:
+        return {row["metabolite"]: float(row["ratio_to_CrPCr"]) for row in csv.DictReader(f)}
+
+
+# ---------------------------------------------------------------------------------- running
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (LCModel runs, the fit's worker
+    processes), user + system: a busy shared machine disturbs it less than the wall clock."""
+    own = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + children.ru_utime + children.ru_stime
+
+
+def run_group(group: Group, exe: Path, folder: Path, workers: int, fit_config: FitConfig) -> dict:
+    cpu0 = cpu_seconds()
+    outcomes, lcm_wall = lcm.run_many(
+        exe, [c.lcmodel for c in group.cases], folder, group.settings, workers=workers
+    )
+    lcm_cpu = cpu_seconds() - cpu0
+    cpu0 = cpu_seconds()
+    ours = fit_with_scaloquant(
+        [c.fid for c in group.cases],
+        [c.water for c in group.cases],
+        group.basis,
+        workers=workers,
+        force=group.force,
+        fit_config=fit_config,
+    )
+    our_cpu = cpu_seconds() - cpu0
+    rows = []
+    for i, (case, outcome) in enumerate(zip(group.cases, outcomes, strict=True)):
+        amps = dict(zip(ours.names, ours.amplitudes[i].tolist(), strict=True))
+        mM = (
+            dict(zip(ours.names, ours.mM[i].tolist(), strict=True)) if ours.mM is not None else None
+        )
+        lcm_result = outcome.result
+        rows.append(
+            {
+                "name": case.name,
+                "truth": dict(case.truth) if case.truth else None,
+                "lcmodel": lcm_result.to_dict() if lcm_result else None,
+                "lcmodel_error": outcome.error,
+                "lcmodel_seconds": outcome.seconds,
+                "lcmodel_ratios": group_ratios(lcm_result.concentrations) if lcm_result else None,
+                "scaloquant_amplitudes": amps,
+                "scaloquant_mM": mM,
+                "scaloquant_ratios": group_ratios(amps),
+                "truth_ratios": group_ratios(case.truth) if case.truth else None,
+            }
+        )
+    return {
+        "label": group.label,
+        "n": len(group.cases),
+        "lcmodel_wall_s": lcm_wall,
+        "scaloquant_wall_s": ours.seconds,
+        "lcmodel_cpu_s": lcm_cpu,
+        "scaloquant_cpu_s": our_cpu,
+        "scaloquant_warnings": list(ours.warnings),
+        "lcmodel_settings": {
+            "water_conc_mM": group.settings.water_conc_mM,
+            "water_attenuation": group.settings.water_attenuation,
+            "extra": list(group.settings.extra),
+        },
+        "rows": rows,
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "   nan" if x is None or not np.isfinite(x) else f"{x:6.3f}"
+
+
+def print_group(result: dict, workers: int, per_spectrum: int) -> None:
+    n = result["n"]
+    lcm_rate = n / result["lcmodel_wall_s"]
+    our_rate = n / result["scaloquant_wall_s"]
+    failed = [r["name"] for r in result["rows"] if r["lcmodel"] is None]
+    times = [r["lcmodel_seconds"] for r in result["rows"]]
+    lcm_cpu, our_cpu = result["lcmodel_cpu_s"], result["scaloquant_cpu_s"]
+    print(f"\n=== {result['label']}: {n} spectra")
+    print(
+        f"LCModel, {workers} workers:        {lcm_rate:7.3f} spectra/s, {n / lcm_cpu:7.3f} per "
+        f"CPU-s ({result['lcmodel_wall_s']:.1f} s; median {np.median(times):.2f} s per spectrum)"
+        + (f"; no result for {', '.join(failed)}" if failed else "")
+    )
+    print(
+        f"scaloquant fit, {workers} workers: {our_rate:7.3f} spectra/s, {n / our_cpu:7.3f} per "
+        f"CPU-s ({result['scaloquant_wall_s']:.1f} s)"
+    )
+    print(
+        f"speed ratio scaloquant/LCModel: {our_rate / lcm_rate:.2f}x spectra/s, "
+        f"{lcm_cpu / our_cpu:.2f}x per CPU-s"
+    )
+    if result["scaloquant_warnings"]:
+        print("scaloquant matching: " + "; ".join(result["scaloquant_warnings"])[:400])
+    width = 22 if result["rows"][0]["truth_ratios"] else 16
+    header = "".join(f"{g:>{width}s}" for g in GROUPS)
+    print(
+        f"ratios to tCr, LCModel|scaloquant{'|truth' if result['rows'][0]['truth_ratios'] else ''}"
+    )
+    print(f"{'spectrum':20s}{header}")
+    for row in result["rows"][:per_spectrum]:
+        cells = []
+        for g in GROUPS:
+            lcm_r = row["lcmodel_ratios"][g] if row["lcmodel_ratios"] else None
+            parts = [_fmt(lcm_r), _fmt(row["scaloquant_ratios"][g])]
+            if row["truth_ratios"]:
+                parts.append(_fmt(row["truth_ratios"][g]))
+            cells.append("|".join(p.strip() for p in parts).rjust(width))
+        extra = ""
+        if row["lcmodel"]:
+            extra = f"  FWHM {row['lcmodel']['fwhm_ppm']:.3f} ppm, S/N {row['lcmodel']['snr']:.0f}"
+        print(f"{row['name']:20s}{''.join(cells)}{extra}")
+    if len(result["rows"]) > per_spectrum:
+        print(f"... {len(result['rows']) - per_spectrum} more in results.json")
+    if result["rows"][0]["truth_ratios"]:
+        _print_errors(result)
+
+
+def _print_errors(result: dict) -> None:
+    """Mean and median absolute error of the ratios to tCr against the truth, per group and
+    tool (the median because a ratio to a small true tCr is large and unstable)."""
+    rows = [r for r in result["rows"] if r["truth_ratios"]]
+    if rows and set(rows[0]["truth"]) == {"Cr"}:
+        return
+    print(f"{'abs. error of ratio':28s}" + "".join(f"{g:>10s}" for g in GROUPS))
+    for tool in ("lcmodel", "scaloquant"):
+        errors = {
+            g: [
+                abs(r[f"{tool}_ratios"][g] - r["truth_ratios"][g])
+                for r in rows
+                if r[f"{tool}_ratios"] is not None
+                and np.isfinite(r[f"{tool}_ratios"][g])
+                and np.isfinite(r["truth_ratios"][g])
+            ]
+            for g in GROUPS
+        }
+        for stat, fn in (("mean", np.mean), ("median", np.median)):
+            cells = "".join(
+                f"{fn(errors[g]):10.3f}" if errors[g] else f"{'nan':>10s}" for g in GROUPS
+            )
+            print(f"{tool + ' ' + stat:28s}{cells}")
+
+
+def print_cr(results: Sequence[dict]) -> None:
+    print(f"\n=== Cr water-scaling spectrum: true {CR_TRUE_MM:g} mM creatine")
+    for result in results:
+        row = result["rows"][0]
+        lcm_row = row["lcmodel"]
+        lcm_mM = lcm_row["concentrations"].get("Cr+PCr", float("nan")) if lcm_row else float("nan")
+        our = row["scaloquant_mM"] or {}
+        ours = sum(our.get(n, 0.0) for n in TOTAL_CREATINE) if our else float("nan")
+        if lcm_row:
+            # where LCModel put the signal when it is not creatine (a mis-referenced fit)
+            single = {k: v for k, v in lcm_row["concentrations"].items() if "+" not in k}
+            top = max(single, key=single.get)
+            note = f"shift {lcm_row['shift_ppm']:.3f} ppm, largest {top} {single[top]:.3f}"
+        else:
+            note = row["lcmodel_error"]
+        print(
+            f"{result['label']:52s} LCModel Cr+PCr {lcm_mM:7.3f} mM ({note})"
+            f"   scaloquant Cr+PCr {ours:7.3f} mM"
+        )
+
+
+def print_reference_check(results: Sequence[dict]) -> None:
+    rows = [r for res in results for r in res["rows"] if r["name"] == "philips_spant"]
+    if not rows or rows[0]["lcmodel"] is None:
+        return
+    ours = rows[0]["lcmodel"]["ratio_to_Cr+PCr"]
+    ref = reference_ratios()
+    common = [k for k in ref if k in ours]
+    worst = max(abs(ours[k] - ref[k]) for k in common)
+    print(
+        f"\nLCModel on the Philips spant spectrum (NIfTI-MRS -> .RAW by this harness) vs LCModel "
+        f"6.3's reference table: {len(common)} ratios, largest difference {worst:.3f} "
+        f"(NAA+NAAG {ours.get('NAA+NAAG')} vs {ref['NAA+NAAG']}, Glu+Gln {ours.get('Glu+Gln')} vs "
+        f"{ref['Glu+Gln']}, Ins {ours.get('Ins')} vs {ref['Ins']}, GPC+PCh {ours.get('GPC+PCh')} vs "
+        f"{ref['GPC+PCh']})"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sets", default="challenge,cr,invivo,simulated", help="comma-separated sets"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="parallel spectra of each tool")
+    parser.add_argument("--n-sim", type=int, default=64, help="simulated spectra")
+    parser.add_argument("--snr", type=float, default=30.0, help="SNR of the simulated spectra")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated spectra")
+    parser.add_argument("--out", type=Path, help="folder for LCModel's runs and results.json")
+    parser.add_argument("--lcmodel", type=Path, help="LCModel executable (default: build it)")
+    parser.add_argument(
+        "--baseline-order", type=int, help="scaloquant fit: polynomial baseline degree"
+    )
+    parser.add_argument("--show", type=int, default=30, help="spectra printed per set")
+    args = parser.parse_args(argv)
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = set(sets) - {"challenge", "cr", "invivo", "simulated"}
+    if unknown:
+        parser.error(
+            f"unknown sets {sorted(unknown)}; choose from challenge, cr, invivo, simulated"
+        )
+    if not SHARED.is_dir():
+        parser.error(f"{SHARED} is missing: this benchmark needs the shared data folder")
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-lcmodel-"))
+    out.mkdir(parents=True, exist_ok=True)
+    exe = args.lcmodel or lcm.build()
+    fit_config = FitConfig(baseline_order=args.baseline_order)
+    print(
+        f"LCModel {exe}; scaloquant fit {fit_config.to_dict() if args.baseline_order is not None else 'FitConfig()'}; "
+        f"{args.workers} workers each; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; out {out}"
+    )
+    report: dict[str, object] = {"workers": args.workers, "lcmodel": str(exe), "sets": {}}
+    for name in sets:
+        if name == "challenge":
+            groups = challenge_set()
+        elif name == "cr":
+            groups = cr_set()
+        elif name == "invivo":
+            groups = invivo_set(out / "invivo_raw")
+        else:
+            groups = simulated_set(out / "simulated_raw", args.n_sim, args.snr, args.seed)
+        results = [
+            run_group(g, exe, out / "lcmodel_runs" / name / f"group{k}", args.workers, fit_config)
+            for k, g in enumerate(groups)
+        ]
+        report["sets"][name] = results
+        # after every set, so that an interrupted run keeps what it measured
+        (out / "results.json").write_text(json.dumps(report, indent=1, default=float))
+        if name == "cr":
+            print_cr(results)
+        else:
+            for result in results:
+                print_group(result, args.workers, args.show)
+        if name == "invivo":
+            print_reference_check(results)
+        if len(results) > 1 and name != "cr":
+            n = sum(r["n"] for r in results)
+            lcm_s = sum(r["lcmodel_wall_s"] for r in results)
+            our_s = sum(r["scaloquant_wall_s"] for r in results)
+            print(
+                f"{name} overall: LCModel {n / lcm_s:.3f} spectra/s, scaloquant "
+                f"{n / our_s:.3f} spectra/s, ratio {lcm_s / our_s:.2f}x"
+            )
+    print(f"\nwrote {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

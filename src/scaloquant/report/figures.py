@@ -1,0 +1,134 @@
+"""The report's figures, drawn with matplotlib (imported by this module only; the report's other
+modules import it lazily): the fit of one spectrum, LCModel-style, and the small metabolite
+maps of an MRSI input. :func:`png_bytes` renders a figure in memory, for the figure files and
+the images inlined in ``report.html`` alike.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..fit import FitSpectra
+from .content import COMBINED
+
+#: Chemical-shift window drawn (the fit's default window).
+PPM_RANGE = (0.2, 4.2)
+
+#: Resolution of every PNG (as :func:`scaloquant.evaluate.figures.save_png`).
+DPI = 120
+
+#: Components drawn under the fit, when the basis has their parts (Ins: myo-inositol).
+COMPONENTS: dict[str, tuple[str, ...]] = {**COMBINED, "Ins": ("Ins",)}
+
+_COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
+
+
+def png_bytes(fig: Figure, *, dpi: int = DPI) -> bytes:
+    """``fig`` as PNG bytes (Agg, tight bounding box)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _components(spectra: FitSpectra, names: Sequence[str], window: np.ndarray):
+    """(label, real part over ``window``) of each of :data:`COMPONENTS` the basis has."""
+    names = list(names)
+    out = []
+    for label, parts in COMPONENTS.items():
+        if names and all(p in names for p in parts):
+            idx = [names.index(p) for p in parts]
+            out.append((label, np.real(spectra.metabolites[idx].sum(axis=0))[window]))
+    return out
+
+
+def plot_fit(
+    spectra: FitSpectra, *, title: str, model_label: str, names: Sequence[str] = ()
+) -> Figure:
+    """One spectrum's fit, LCModel-style: the residual on top, then data, fit and baseline,
+    then the main components (:data:`COMPONENTS`) offset below; real parts on a reversed ppm
+    axis.
+
+    Parameters
+    ----------
+    spectra : one spectrum's :class:`~scaloquant.fit.FitSpectra` (``data`` ``(K,)``,
+        ``metabolites`` ``(M, K)``).
+    title : the figure title (input and spectrum).
+    model_label : what the model is (e.g. the network's amplitudes with a fitted lineshape).
+    names : the ``M`` metabolite names of ``spectra.metabolites``; without them no components
+        are drawn.
+    """
+    ppm = spectra.ppm
+    window = (ppm >= PPM_RANGE[0]) & (ppm <= PPM_RANGE[1])
+    x = ppm[window]
+    data, model, baseline, residual = (
+        np.real(a)[window]
+        for a in (spectra.data, spectra.model, spectra.baseline, spectra.residual)
+    )
+    components = _components(spectra, names, window)
+    fig = Figure(figsize=(8, 5.2 if components else 4.5), layout="constrained")
+    ax = fig.subplots()
+    top = max(float(np.max(data)), float(np.max(model)))
+    span = top - min(float(np.min(data)), float(np.min(baseline)))
+    gap = 0.05 * span
+    # the residual sits above the spectra, the components below, as in LCModel's plots
+    above = top - float(np.min(residual)) + gap
+    ax.plot(x, residual + above, color="tab:gray", lw=0.8, label="residual (offset)")
+    ax.plot(x, data, color="black", lw=0.9, label="data")
+    ax.plot(x, model, color="tab:red", lw=1.1, label=model_label)
+    ax.plot(x, baseline, color="tab:blue", lw=0.9, ls="--", label="baseline")
+    level = min(float(np.min(data)), float(np.min(baseline))) - gap
+    for (label, trace), colour in zip(components, _COMPONENT_COLOURS, strict=False):
+        level -= max(float(np.max(trace)), 0.0) + gap
+        ax.plot(x, trace + level, color=colour, lw=0.8)
+        # labelled at the right end, where none of these components has signal
+        ax.text(PPM_RANGE[0], level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour)
+        level += min(float(np.min(trace)), 0.0)
+    ax.set_xlim(PPM_RANGE[1], PPM_RANGE[0])  # reversed: chemical shift decreases to the right
+    ax.set_xlabel("chemical shift (ppm)")
+    ax.set_ylabel("real part of spectrum (a.u.)")
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    fig.legend(loc="outside lower center", ncols=4, frameon=False, fontsize=8)
+    return fig
+
+
+def plot_map(
+    values: np.ndarray, *, title: str, unit: str, mask: np.ndarray | None = None
+) -> Figure:
+    """A small map of one slice, voxel ``x`` to the right and ``y`` up (array order, not a
+    radiological view), with a colour bar.
+
+    Parameters
+    ----------
+    values : ``(x, y)`` one slice.
+    title : the metabolite (e.g. ``"tNAA"`` or ``"tNAA/tCr"``).
+    unit : the colour bar's label.
+    mask : ``(x, y)`` True where the estimate is unreliable (%SD > 20): crossed out.
+    """
+    fig = Figure(figsize=(2.6, 2.3), layout="constrained")
+    ax = fig.subplots()
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0.0, 1.0)
+    image = ax.imshow(
+        values.T, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest"
+    )
+    if mask is not None and mask.any():
+        xs, ys = np.nonzero(mask)
+        ax.scatter(xs, ys, marker="x", s=18, color="white", linewidths=0.8)
+    ax.set_title(title, fontsize=9)
+    # a tick per voxel (at most 8 per axis), at its centre
+    ax.set_xticks(np.unique(np.linspace(0, values.shape[0] - 1, min(8, values.shape[0])).round()))
+    ax.set_yticks(np.unique(np.linspace(0, values.shape[1] - 1, min(8, values.shape[1])).round()))
+    ax.set_xlabel("x", fontsize=7, labelpad=1)
+    ax.set_ylabel("y", fontsize=7, labelpad=1)
+    ax.tick_params(labelsize=6, length=2)
+    bar = fig.colorbar(image, ax=ax, shrink=0.85)
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label(unit, fontsize=7)
+    return fig
