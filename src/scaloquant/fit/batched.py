@@ -70,14 +70,24 @@ LM_START, LM_UP, LM_DOWN = 1e-3, 10.0, 0.3
 LM_MAX = 1e10
 
 
-def prepare_basis(basis: BasisSet, config: FitConfig) -> BasisSet:
+def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = True) -> BasisSet:
     """The basis the batched model uses: the macromolecules of ``config.macromolecules``
     (``"basis"``: as given; ``"none"``: removed; ``"parametric"``: replaced by LCModel's
     components; ``"auto"``: the measured ones plus LCModel's parametric lipids (Lip09, Lip13,
     Lip20: a measured macromolecule spectrum holds no lipids, which tumour spectra and
-    scalp contamination bring) if the basis has any, else all of LCModel's components)."""
+    scalp contamination bring) if the basis has any and ``same_scanner``, else all of
+    LCModel's components).
+
+    ``same_scanner``: the data were acquired at the basis' spectrometer frequency (see
+    :func:`same_scanner`). Metabolite basis spectra are simulated and carry over to another
+    vendor's scanner by the ppm-preserving rescale; a *measured* macromolecule spectrum
+    belongs to the scanner, sequence and subjects it was measured with, so for data from
+    another vendor ``"auto"`` uses LCModel's parametric components instead, as LCModel does
+    unless given a macromolecule spectrum measured with the data's own protocol."""
     mm = macromolecule_names(basis.names, basis.metadata)
     choice = config.macromolecules
+    if choice == "auto" and not same_scanner:
+        choice = "parametric"
     if choice == "basis":
         return basis
     if choice == "auto" and mm:
@@ -106,6 +116,14 @@ def prepare_basis(basis: BasisSet, config: FitConfig) -> BasisSet:
             "macromolecules": [*macromolecule_names(kept.names, kept.metadata), *names],
         },
     )
+
+
+def same_scanner(basis_mhz: float, data_mhz: float) -> bool:
+    """Whether data at ``data_mhz`` come from the basis' scanner type: the spectrometer
+    frequencies agree to :data:`scaloquant.signal.match.FREQUENCY_RTOL` (0.1 %)."""
+    from ..signal.match import FREQUENCY_RTOL
+
+    return abs(data_mhz - basis_mhz) <= FREQUENCY_RTOL * basis_mhz
 
 
 def group_layout(basis: BasisSet, config: FitConfig) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -258,10 +258,18 @@ def _assemble(
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
     """The basis on the data's grid with the configured macromolecules, and the conversions."""
     from ..signal.basis_grid import basis_on_grid
-    from .batched import prepare_basis
+    from .batched import prepare_basis, same_scanner
 
     on_grid, conversions = basis_on_grid(basis, fid.acquisition)
-    return prepare_basis(on_grid, config), conversions
+    scanner = same_scanner(basis.spectrometer_freq_mhz, fid.spectrometer_freq_mhz)
+    prepared = prepare_basis(on_grid, config, same_scanner=scanner)
+    if config.macromolecules == "auto" and not scanner and prepared.names != on_grid.names:
+        conversions = (
+            *conversions,
+            "the basis' measured macromolecules replaced by LCModel's parametric ones (the "
+            "data come from another scanner type)",
+        )
+    return prepared, conversions
 
 
 def _start_arrays(

@@ -457,10 +457,11 @@ def fit_inputs(
     ]
     facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
     if batched:
-        from ..fit.batched import prepare_basis
+        from ..fit.batched import prepare_basis, same_scanner
 
         # the names and macromolecules of the fitted model; areas do not depend on the grid
-        basis = prepare_basis(basis, options.fit_config)
+        scanner = same_scanner(basis.spectrometer_freq_mhz, matched[0][1].spectrometer_freq_mhz)
+        basis = prepare_basis(basis, options.fit_config, same_scanner=scanner)
     return _finish(
         "fit",
         names,
