@@ -159,10 +159,10 @@ def write_fit_quality(path: Path, run) -> None:
         writer = csv.writer(f)
         writer.writerow(["input", "index", "fwhm_hz", "fwhm_ppm", "snr"])
         for r in run.results:
-            quality = r.columns.get("_quality")
-            if quality is None:
+            if "snr" not in r.columns:
                 continue
-            for i, (hz, ppm, snr) in enumerate(quality):
+            rows = zip(r.columns["fwhm_hz"], r.columns["fwhm_ppm"], r.columns["snr"], strict=True)
+            for i, (hz, ppm, snr) in enumerate(rows):
                 writer.writerow([r.input.path.name, i, f"{hz:.4g}", f"{ppm:.4g}", f"{snr:.4g}"])
 
 

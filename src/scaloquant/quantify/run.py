@@ -408,7 +408,8 @@ def fit_inputs(
     :func:`~scaloquant.fit.fit_spectra`; the conversions are reported with the input's), the
     inputs are only checked against the basis' sequence and echo time, and the columns gain
     LCModel's combined rows (tNAA, tCr, tCho, Glx, CRLB from the covariance) and a
-    ``_quality`` entry ``(N, 3)``: FWHM in Hz and ppm, and SNR per spectrum."""
+    per-spectrum ``(N,)`` entries ``fwhm_hz``, ``fwhm_ppm`` (the NAA linewidth) and ``snr``
+    (LCModel's S/N), which the report lists per spectrum."""
     from ..fit.result import combined
 
     options = options or Options()
@@ -442,7 +443,9 @@ def fit_inputs(
                 "": np.concatenate([result.amplitudes, amplitude], axis=-1),
                 "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
                 "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
-                "_quality": np.stack([result.linewidth_hz, result.linewidth_ppm, result.snr], -1),
+                "fwhm_hz": result.linewidth_hz,
+                "fwhm_ppm": result.linewidth_ppm,
+                "snr": result.snr,
             }
             conversions = (*conversions, *result.conversions)
         figures = {}
