@@ -409,6 +409,7 @@ class Evaluation:
     w_columns: torch.Tensor  # (B, 2 nb, M) C S
     w_derivs: torch.Tensor  # (B, 2 nb, P_free) C D
     w_residual: torch.Tensor  # (B, 2 nb, 1) C r
+    pending: tuple | None = None  # (z, phase, complex columns) until the derivatives are formed
 
 
 def _derivative_columns(
@@ -477,11 +478,15 @@ def evaluate(
     y: torch.Tensor,
     noise_var: torch.Tensor,
     passive: torch.Tensor | None = None,
+    *,
+    derivatives: bool = True,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
     columns, data, residual and derivatives are formed once and shared by every inner
-    product."""
+    product. With ``derivatives=False`` (a trial step, most of which are rejected) the
+    derivative columns are left empty and the modulated FIDs and phase kept in ``pending`` for
+    :func:`_with_derivatives`."""
     cols_c, z, phase = columns(problem, theta)
     cols = stack(cols_c)
     ys = stack(y[..., None])
@@ -493,19 +498,21 @@ def evaluate(
     w_residual = w_y - w_cols @ a[..., None]
     data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
     prior = (problem.prior_precision * theta**2 * problem.free).sum(-1) * noise_var
-    derivs = stack(_derivative_columns(problem, z, phase, cols_c, a))
-    return Evaluation(
-        data_cost + prior,
-        a,
-        passive,
-        cols,
-        derivs,
-        residual,
-        gram,
-        w_cols,
-        _whiten(problem, derivs),
-        w_residual,
+    empty = cols.new_zeros(cols.shape[0], 0, 0)
+    ev = Evaluation(
+        data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
     )
+    ev.pending = (z, phase, cols_c)
+    return _with_derivatives(problem, ev) if derivatives else ev
+
+
+def _with_derivatives(problem: Problem, ev: Evaluation) -> Evaluation:
+    """``ev`` with its derivative columns, from the modulated FIDs kept in ``ev.pending``."""
+    z, phase, cols_c = ev.pending
+    ev.derivs = stack(_derivative_columns(problem, z, phase, cols_c, ev.amplitudes))
+    ev.w_derivs = _whiten(problem, ev.derivs)
+    ev.pending = None
+    return ev
 
 
 def _normal_equations(
@@ -549,6 +556,9 @@ def _step(
     return -torch.linalg.solve(a, g[..., None])[..., 0]
 
 
+_STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f != "pending")
+
+
 @dataclass
 class Solution:
     theta: torch.Tensor  # (B, P)
@@ -558,11 +568,14 @@ class Solution:
 
 
 def _take(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
-    return Evaluation(*(getattr(ev, f)[idx] for f in ev.__dataclass_fields__))
+    out = Evaluation(*(getattr(ev, f)[idx] for f in _STORED))
+    if ev.pending is not None:
+        out.pending = tuple(t[idx] for t in ev.pending)
+    return out
 
 
 def _put(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
-    for name in ev.__dataclass_fields__:
+    for name in _STORED:
         getattr(ev, name)[idx] = getattr(new, name)
 
 
@@ -600,13 +613,14 @@ def levenberg_marquardt(
         trial = theta[idx].clone()
         trial[:, fi] += _step(problem, jtj, grad, lam[idx], held)
         trial = torch.minimum(torch.maximum(trial, lower[idx]), upper[idx])
-        new = evaluate(problem, trial, y[idx], noise_var[idx], sub.passive)
+        new = evaluate(problem, trial, y[idx], noise_var[idx], sub.passive, derivatives=False)
         better = new.cost < sub.cost
         gain = (sub.cost - new.cost) / sub.cost.abs().clamp_min(1e-300)
         iterations[idx] += 1
         acc = idx[better]
         theta[acc] = trial[better]
-        _put(ev, acc, _take(new, better))
+        if acc.numel():
+            _put(ev, acc, _with_derivatives(problem, _take(new, better)))
         lam[idx] = torch.where(better, lam[idx] * LM_DOWN, lam[idx] * LM_UP)
         done = (better & (gain < cost_rtol)) | (lam[idx] > LM_MAX)
         converged[idx] = done

@@ -79,7 +79,7 @@ def modulated_fids(
     z = basis_fids * _exp_ramp(rates, time_s)
     if gauss_per_s2 is not None:
         beta = gauss_per_s2[:, group_of] if group_of is not None else gauss_per_s2
-        z = z * torch.exp(-beta[..., None] * time_s**2).to(z.dtype)
+        z = z * torch.exp(-beta[..., None] * time_s**2)
     return z
 
 
