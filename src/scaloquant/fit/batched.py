@@ -46,17 +46,19 @@ deviations' priors), with the baseline eliminated exactly by the same Schur comp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..physics.model import lineshape_rates, modulated_fids, phase_factor, window_columns
+from ..signal.match import FREQUENCY_RTOL
 from ..types import BasisSet
 from .config import FitConfig, macromolecule_names
-from .model import metabolite_and_mm_groups
+from .model import make_layout, metabolite_and_mm_groups
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit.
 COST_RTOL = 1e-6
@@ -105,8 +107,6 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
         basis.spectrometer_freq_mhz,
         basis.ppm_reference,
     )
-    from dataclasses import replace
-
     return replace(
         kept,
         names=(*kept.names, *names),
@@ -121,8 +121,6 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
 def same_scanner(basis_mhz: float, data_mhz: float) -> bool:
     """Whether data at ``data_mhz`` come from the basis' scanner type: the spectrometer
     frequencies agree to :data:`scaloquant.signal.match.FREQUENCY_RTOL` (0.1 %)."""
-    from ..signal.match import FREQUENCY_RTOL
-
     return abs(data_mhz - basis_mhz) <= FREQUENCY_RTOL * basis_mhz
 
 
@@ -135,8 +133,6 @@ def group_layout(basis: BasisSet, config: FitConfig) -> tuple[np.ndarray, tuple[
         return np.zeros(len(names), dtype=int), ("all",)
     if config.grouping == "metabolites_and_mm":
         return metabolite_and_mm_groups(names, basis.metadata)
-    from .model import make_layout
-
     layout = make_layout(names, config)
     return layout.group_of, layout.group_names
 
@@ -210,8 +206,6 @@ def make_problem(
     device: str | torch.device = "cpu",
 ) -> Problem:
     """The :class:`Problem` of ``basis`` (on the data's grid, after :func:`prepare_basis`)."""
-    from ..errors import ConfigError
-
     dev = torch.device(device)
     f64 = dict(dtype=torch.float64, device=dev)
     group_of, group_names = group_layout(basis, config)
