@@ -46,7 +46,10 @@ def test_fit_mrsi_recovers_noiseless_amplitudes_with_the_quantify_layout(
         tmp_path / "mrsi.nii.gz", _fid(basis, simulated.fids.reshape(2, 1, 1, -1))
     )
     out = tmp_path / "out"
-    assert main(["fit", str(path), "--out", str(out), "--max-figures", "1"]) == 0
+    assert (
+        main(["fit", str(path), "--out", str(out), "--max-figures", "1", "--preset", "simulated"])
+        == 0
+    )
     rows = _rows(out)
     assert [r["spectrum"] for r in rows] == ["0,0,0", "1,0,0"]
     assert list(rows[0])[:6] == [
@@ -92,3 +95,26 @@ def test_fit_refuses_a_7t_file(basis, simulated, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scaloquant fit: error: ")
     assert not out.exists()
+
+
+def test_fit_model_flags_override_preset_and_config_file(tmp_path):
+    import argparse
+
+    from scaloquant.cli.fit import fit_config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    settings = tmp_path / "fit.yaml"
+    settings.write_text("baseline_ed_per_ppm: 3.0\nppm_range: [0.5, 4.0]\n")
+    groups = tmp_path / "groups.txt"
+    groups.write_text("NAA, NAAG\nCr PCr\n")
+    args = parser.parse_args(
+        ["fit", "x.RAW", "--out", "o", "--config", str(settings), "--baseline", "poly:3",
+         "--groups", str(groups), "--mm", "parametric", "--lineshape", "lorentzian"]
+    )  # fmt: skip
+    config = fit_config_from_args(args)
+    assert config.solver == "batched" and config.baseline_kind == "poly"
+    assert config.baseline_order == 3 and config.baseline_ed_per_ppm == 3.0
+    assert config.ppm_range == (0.5, 4.0) and config.macromolecules == "parametric"
+    assert config.grouping == (("NAA", "NAAG"), ("Cr", "PCr"))
+    assert config.lineshape_kind == "lorentzian" and not config.gaussian

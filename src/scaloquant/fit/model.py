@@ -25,7 +25,7 @@ from ..errors import ConfigError, UnknownMetaboliteError
 from ..signal import axes
 from ..signal.match import require_same_grid
 from ..types import FID, BasisSet
-from .config import FitConfig
+from .config import FitConfig, macromolecule_names
 
 
 def check_compatible(fid: FID, basis: BasisSet) -> None:
@@ -88,6 +88,21 @@ class Layout:
         return self.gauss.stop
 
 
+def metabolite_and_mm_groups(
+    names: tuple[str, ...], metadata=None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Groups for ``grouping="metabolites_and_mm"``: the metabolites, the macromolecules, and
+    the lipids (names beginning with Lip), each present kind one group:
+    ``(group_of (M,), group names)``."""
+    mm = set(macromolecule_names(names, metadata))
+    kinds = [
+        "lipids" if n.lower().startswith("lip") else "macromolecules" if n in mm else "metabolites"
+        for n in names
+    ]
+    group_names = tuple(k for k in ("metabolites", "macromolecules", "lipids") if k in kinds)
+    return np.array([group_names.index(k) for k in kinds]), group_names
+
+
 def make_layout(names: tuple[str, ...], config: FitConfig) -> Layout:
     """The parameter layout for metabolites ``names`` under ``config.grouping``."""
     n = len(names)
@@ -95,6 +110,8 @@ def make_layout(names: tuple[str, ...], config: FitConfig) -> Layout:
         group_of, group_names = np.arange(n), names
     elif config.grouping == "global":
         group_of, group_names = np.zeros(n, dtype=int), ("all",)
+    elif config.grouping == "metabolites_and_mm":
+        group_of, group_names = metabolite_and_mm_groups(names)
     else:
         group_of = np.full(n, -1)
         group_names = []

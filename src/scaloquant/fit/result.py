@@ -48,6 +48,16 @@ class FitResult:
         reason.
     ppm : ``(K,)`` chemical shifts of the fitted window's spectral points.
     config : the options of the fit.
+    gauss_by_metabolite_per_s2 : ``(..., M)`` Gaussian ``beta`` of each metabolite's group
+        (batched solver; ``None`` for the scipy one, whose ``beta`` is global).
+    linewidth_hz : ``(...)`` FWHM of the fitted NAA singlet at 2.01 ppm (Cr's at 3.03 ppm
+        without NAA), Hz: the tissue linewidth LCModel reports as FWHM; ``None`` when not
+        computed. ``linewidth_ppm`` divides it by the spectrometer frequency.
+    snr : ``(...)`` LCModel's S/N: the largest value of the real, phase-corrected metabolite
+        model over the window (baseline excluded) over twice the RMS of the residual's real
+        part; ``None`` when not computed.
+    conversions : what was done to the basis to put it on the data's grid
+        (:func:`scaloquant.signal.basis_grid.basis_on_grid`).
     """
 
     names: tuple[str, ...]
@@ -70,6 +80,11 @@ class FitResult:
     messages: np.ndarray
     ppm: np.ndarray
     config: FitConfig
+    gauss_by_metabolite_per_s2: np.ndarray | None = None
+    linewidth_hz: np.ndarray | None = None
+    linewidth_ppm: np.ndarray | None = None
+    snr: np.ndarray | None = None
+    conversions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -101,6 +116,27 @@ class FitResult:
         return np.sqrt(np.einsum("i,...ij,j->...", w, self.amplitude_covariance, w))
 
 
+#: LCModel's combined rows: name -> the metabolites summed (those missing from a basis are
+#: left out; a combination with none present is skipped).
+COMBINATIONS: dict[str, tuple[str, ...]] = {
+    "tNAA": ("NAA", "NAAG"),
+    "tCr": ("Cr", "PCr"),
+    "tCho": ("GPC", "PCho"),
+    "Glx": ("Glu", "Gln"),
+}
+
+
+def combined(result: FitResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The :data:`COMBINATIONS` present in ``result``: name -> ``(amplitude (...), CRLB SD
+    (...))``, the SD from the full covariance (:meth:`FitResult.crlb_sd_of_sum`)."""
+    out = {}
+    for name, parts in COMBINATIONS.items():
+        present = [p for p in parts if p in result.names]
+        if present:
+            out[name] = (result.amplitude_of_sum(present), result.crlb_sd_of_sum(present))
+    return out
+
+
 class FitSpectra(NamedTuple):
     """Spectra over the fitted window for one batch, for plots and checks.
 
@@ -122,12 +158,16 @@ def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
 
     ``basis`` must be the one given to the fit (same names, same grid).
     """
-    if tuple(basis.names) != result.names:
-        raise InvalidDataError("the basis set's metabolites differ from those of the fit result")
     if fid.batch_shape != result.batch_shape:
         raise InvalidDataError(
             f"the data have batch shape {fid.batch_shape}, the fit result {result.batch_shape}"
         )
+    if result.config.solver == "batched":
+        from .spectra import batched_spectra
+
+        return batched_spectra(result, fid, basis)
+    if tuple(basis.names) != result.names:
+        raise InvalidDataError("the basis set's metabolites differ from those of the fit result")
     check_compatible(fid, basis)
     design = Design(basis, result.config)
     first_of_group = np.array(

@@ -9,11 +9,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, InvalidDataError
+from ..signal import axes
 from ..types import FID, BasisSet
 from .config import FitConfig, FitStart
 from .crlb import covariance_bound, full_jacobian, region_noise_sd, residual_noise_sd
 from .model import Design, NonlinearParameters, check_compatible
-from .result import FitResult
+from .result import FitResult, FitSpectra
 from .start import phase0_given_amplitudes_rad, starting_parameters
 from .varpro import SingleFit, fit_one, fit_one_given_amplitudes, stage_designs
 
@@ -70,12 +71,17 @@ def fit_spectra(
 
     Parameters
     ----------
-    fid : samples ``(..., n_points)`` on the basis set's grid (same points, dwell time,
-        spectrometer frequency within 0.1%, ppm reference and nucleus).
+    fid : samples ``(..., n_points)``. With ``config.solver == "scipy"`` on the basis set's
+        grid (same points, dwell time, spectrometer frequency within 0.1%, ppm reference and
+        nucleus); with ``"batched"`` the basis is resampled to the data's grid
+        (:func:`scaloquant.signal.basis_grid.basis_on_grid`: same nucleus, field within 5%),
+        and macromolecules/lipids are set up as ``config.macromolecules`` says, so the
+        result's ``names`` may differ from the basis'.
     basis : the metabolites to fit (use ``basis.subset(...)`` to fit fewer).
     config : options; default :class:`FitConfig()`.
     start : optional starting values (e.g. from a network), see :class:`FitStart`.
-    n_workers : processes to fit spectra in parallel (1: in this process).
+    n_workers : processes to fit spectra in parallel (1: in this process; the batched solver
+        ignores it and uses torch's threads or ``config.device``).
 
     Returns
     -------
@@ -95,6 +101,8 @@ def fit_spectra(
     config = config or FitConfig()
     if not (isinstance(n_workers, int) and n_workers >= 1):
         raise ConfigError(f"n_workers must be an integer >= 1, got {n_workers!r}")
+    if config.solver == "batched":
+        return _fit_batched(fid, basis, config, start)
     check_compatible(fid, basis)
     stages = stage_designs(basis, config)
     design = stages[-1]
@@ -244,4 +252,236 @@ def _assemble(
         messages=batch([f.message for f in single]),
         ppm=design.ppm,
         config=design.config,
+    )
+
+
+def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
+    """The basis on the data's grid with the configured macromolecules, and the conversions."""
+    from ..signal.basis_grid import basis_on_grid
+    from .batched import prepare_basis, same_scanner
+
+    on_grid, conversions = basis_on_grid(basis, fid.acquisition)
+    scanner = same_scanner(basis.spectrometer_freq_mhz, fid.spectrometer_freq_mhz)
+    prepared = prepare_basis(on_grid, config, same_scanner=scanner)
+    if config.macromolecules == "auto" and not scanner and prepared.names != on_grid.names:
+        conversions = (
+            *conversions,
+            "the basis' measured macromolecules replaced by LCModel's parametric ones (the "
+            "data come from another scanner type)",
+        )
+    return prepared, conversions
+
+
+def _start_arrays(
+    start: FitStart | None, batch_shape: tuple[int, ...], m: int
+) -> dict[str, np.ndarray]:
+    """A :class:`FitStart` as flat arrays: ``(B, M)`` for damping and shift, ``(B,)`` else."""
+    if start is None:
+        return {}
+    n = int(np.prod(batch_shape, dtype=int))
+    out = {}
+    for name in ("damping_per_s", "shift_hz"):
+        value = getattr(start, name)
+        if value is not None:
+            arr = np.asarray(value)
+            if arr.shape[-1:] != (m,) or arr.ndim != len(batch_shape) + 1:
+                arr = np.broadcast_to(arr.reshape(*arr.shape, 1), (*batch_shape, m))
+            out[name] = np.broadcast_to(arr, (*batch_shape, m)).reshape(n, m)
+    for name in ("phase0_rad", "phase1_rad_per_ppm", "gauss_per_s2"):
+        value = getattr(start, name)
+        if value is not None:
+            out[name] = np.broadcast_to(np.asarray(value), batch_shape).reshape(n)
+    return out
+
+
+def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None) -> FitResult:
+    """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
+    from . import batched
+
+    prepared, conversions = _prepared(basis, fid, config)
+    batch_shape = fid.batch_shape
+    fids = fid.samples.reshape(-1, fid.n_points)
+    n, m = fids.shape[0], prepared.n_metabolites
+    try:
+        region = region_noise_sd(
+            fid.spectrum().reshape(n, -1), fid.ppm_axis(), config.noise_ppm_range
+        )
+    except ConfigError:
+        if config.noise_estimate == "region":
+            raise
+        region = None
+    try:
+        start_arrays = _start_arrays(start, batch_shape, m)
+    except ValueError:
+        raise InvalidDataError(
+            f"starting values must have the data's batch shape {batch_shape} (or a last axis "
+            f"of {m} metabolites)"
+        ) from None
+    fit = batched.solve(fids, prepared, config, region_noise_sd=region, start=start_arrays)
+    problem = batched.make_problem(prepared, config, device="cpu")
+    sd = np.sqrt(np.diagonal(fit.covariance, axis1=1, axis2=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(fit.amplitudes > 0, 100.0 * sd / fit.amplitudes, np.inf)
+    pct[np.isnan(sd)] = np.nan
+    first_metabolite = int(np.flatnonzero(problem.group_of.numpy() == 0)[0])
+
+    def batch(values, *tail: int) -> np.ndarray:
+        return np.asarray(values).reshape((*batch_shape, *tail))
+
+    result = FitResult(
+        names=prepared.names,
+        amplitudes=batch(fit.amplitudes, m),
+        crlb_sd=batch(sd, m),
+        crlb_pct=batch(pct, m),
+        amplitude_covariance=batch(fit.covariance, m, m),
+        damping_per_s=batch(fit.damping_per_s, m),
+        shift_hz=batch(fit.shift_hz, m),
+        phase0_rad=batch(fit.phase0_rad),
+        phase1_rad_per_ppm=batch(fit.phase1_rad_per_ppm),
+        phase1_pivot_ppm=float(problem.pivot_ppm),
+        gauss_per_s2=batch(fit.gauss_per_s2[:, first_metabolite]),
+        baseline=batch(fit.baseline, fit.baseline.shape[1]),
+        noise_sd=batch(fit.noise_sd),
+        noise_estimate=config.noise_estimate,
+        residual_norm=batch(fit.residual_norm),
+        n_evaluations=batch(fit.iterations),
+        success=batch(fit.converged),
+        messages=batch(
+            np.where(fit.converged, "converged", "iteration limit reached").astype(object)
+        ),
+        ppm=problem.ppm.numpy(),
+        config=config,
+        gauss_by_metabolite_per_s2=batch(fit.gauss_per_s2, m),
+        conversions=conversions,
+    )
+    spectra = _rebuild(result, fids, prepared, problem)
+    linewidth = _linewidth_hz(result, prepared)
+    real_residual = np.sqrt(np.mean(spectra.residual.real**2, axis=-1))
+    phased = spectra.metabolites.sum(axis=-2) * np.exp(-1j * result.phase0_rad.reshape(-1, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = phased.real.max(axis=-1) / (2 * real_residual)
+    return replace(
+        result,
+        linewidth_hz=batch(linewidth),
+        linewidth_ppm=batch(linewidth / fid.spectrometer_freq_mhz),
+        snr=batch(snr),
+    )
+
+
+def _modulated(result: FitResult, basis: BasisSet, index: np.ndarray | None = None):
+    """Per-metabolite modulated FIDs ``(B, M', N)`` of the flat result (metabolites
+    ``index``, all by default), through :func:`scaloquant.physics.model.modulated_fids`."""
+    import torch
+
+    from ..physics.model import modulated_fids
+
+    m = len(result.names)
+    index = np.arange(m) if index is None else index
+    damping = result.damping_per_s.reshape(-1, m)[:, index]
+    shift = result.shift_hz.reshape(-1, m)[:, index]
+    gauss = result.gauss_by_metabolite_per_s2.reshape(-1, m)[:, index]
+    rates = torch.complex(torch.as_tensor(-damping), torch.as_tensor(2 * np.pi * shift))
+    z = modulated_fids(
+        torch.as_tensor(basis.fids[index]),
+        torch.as_tensor(basis.time_axis_s()),
+        rates,
+        torch.as_tensor(gauss),
+    )
+    return z.numpy()
+
+
+def _rebuild(result: FitResult, fids: np.ndarray, basis: BasisSet, problem) -> FitSpectra:
+    """The fitted spectra of a batched result over its window (flat batch ``(B, ...)``)."""
+    window = problem.window
+    data = axes.spectrum(fids)[:, window]
+    z = _modulated(result, basis)
+    n = fids.shape[0]
+    phase = np.exp(
+        1j
+        * (
+            result.phase0_rad.reshape(n, 1)
+            + result.phase1_rad_per_ppm.reshape(n, 1) * (result.ppm - result.phase1_pivot_ppm)
+        )
+    )
+    columns = axes.spectrum(z)[..., window] * phase[:, None, :]
+    metabolites = columns * result.amplitudes.reshape(n, -1, 1)
+    baseline = result.baseline.reshape(n, -1) @ problem.baseline_design.numpy().T
+    model = metabolites.sum(axis=1) + baseline
+    return FitSpectra(result.ppm, data, model, baseline, data - model, metabolites)
+
+
+def _linewidth_hz(result: FitResult, basis: BasisSet) -> np.ndarray:
+    """FWHM (Hz) of the fitted NAA singlet near 2.01 ppm (Cr's near 3.03 ppm without NAA),
+    read off the real part of its 8x zero-filled spectrum; NaN without either."""
+    singlets = (("NAA", 2.01), ("Cr", 3.03))
+    name, centre = next(((n, c) for n, c in singlets if n in result.names), (None, 0.0))
+    if name is None:
+        return np.full(int(np.prod(result.batch_shape, dtype=int)), np.nan)
+    i = result.names.index(name)
+    z = _modulated(result, basis, np.array([i]))[:, 0]
+    n_fft = 8 * z.shape[-1]
+    spec = axes.spectrum(z, n_fft).real
+    hz = axes.frequency_axis_hz(n_fft, basis.dwell_time_s)
+    ppm = basis.ppm_reference + hz / basis.spectrometer_freq_mhz
+    near = np.flatnonzero(np.abs(ppm - centre) < 0.15)
+    out = np.full(z.shape[0], np.nan)
+    for b, row in enumerate(spec[:, near]):
+        top = int(np.argmax(row))
+        half = row[top] / 2
+        if half <= 0:
+            continue
+        left = top
+        while left > 0 and row[left] > half:
+            left -= 1
+        right = top
+        while right < row.size - 1 and row[right] > half:
+            right += 1
+        if row[left] > half or row[right] > half:
+            continue
+
+        f = hz[near]
+        out[b] = _crossing(f, row, right, right - 1, half) - _crossing(f, row, left, left + 1, half)
+    return out
+
+
+def _crossing(hz: np.ndarray, row: np.ndarray, a: int, c: int, half: float) -> float:
+    """Frequency where ``row`` crosses ``half`` between samples ``a`` and ``c`` (linear)."""
+    return hz[a] + (half - row[a]) / (row[c] - row[a]) * (hz[c] - hz[a])
+
+
+def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
+    """:func:`~scaloquant.fit.fitted_spectra` for a result of the batched solver: ``basis``
+    is the one given to the fit (it is prepared again the same way)."""
+    from . import batched
+
+    prepared, _ = _prepared(basis, fid, result.config)
+    if prepared.names != result.names:
+        raise InvalidDataError("the basis set's metabolites differ from those of the fit result")
+    problem = batched.make_problem(prepared, result.config, device="cpu")
+    flat = replace(
+        result,
+        **{
+            name: getattr(result, name).reshape(
+                int(np.prod(result.batch_shape, dtype=int)),
+                *getattr(result, name).shape[len(result.batch_shape) :],
+            )
+            for name in (
+                "amplitudes",
+                "damping_per_s",
+                "shift_hz",
+                "phase0_rad",
+                "phase1_rad_per_ppm",
+                "baseline",
+                "gauss_by_metabolite_per_s2",
+            )
+        },
+    )
+    spectra = _rebuild(flat, fid.samples.reshape(-1, fid.n_points), prepared, problem)
+    shape = result.batch_shape
+    return FitSpectra(
+        spectra.ppm,
+        *(
+            getattr(spectra, f).reshape(*shape, *getattr(spectra, f).shape[1:])
+            for f in spectra._fields[1:]
+        ),
     )

@@ -32,9 +32,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-import yaml
-
-from ..errors import ConfigError, InputFileError, UnknownMetaboliteError
+from .._config import read_mapping
+from ..errors import ConfigError, UnknownMetaboliteError
 
 Lineshape = Literal["lorentzian", "gaussian", "voigt"]
 Range = tuple[float, float]
@@ -369,23 +368,6 @@ class SimulationConfig:
             )
 
 
-def _read_toml(text: str, path: Path) -> Any:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise ConfigError(
-                f"reading {path} needs Python >= 3.11 or the 'tomli' package; "
-                "install tomli or write the config as YAML"
-            ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"cannot parse {path} as TOML: {err}; fix the file") from None
-
-
 def load_simulation_config(
     path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None
 ) -> SimulationConfig:
@@ -395,27 +377,5 @@ def load_simulation_config(
     combines with the rest of the file as if it had been written there. ``path=None`` starts from
     the defaults; an empty file gives the defaults too.
     """
-    data = {} if path is None else _read_mapping(Path(path))
+    data = {} if path is None else read_mapping(Path(path))
     return SimulationConfig.from_mapping({**data, **(overrides or {})})
-
-
-def _read_mapping(path: Path) -> Mapping[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError(f"config file {path} does not exist; check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputFileError(f"cannot read config file {path}: {err}") from None
-    if path.suffix.lower() == ".toml":
-        data = _read_toml(text, path)
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            detail = " ".join(str(err).split())
-            raise ConfigError(f"cannot parse {path} as YAML ({detail}); fix the file") from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-    return data

@@ -1,0 +1,903 @@
+"""The batched fit: variable projection with non-negative amplitudes and Levenberg–Marquardt,
+many spectra in one torch program (CPU or CUDA, float64).
+
+Model (:mod:`scaloquant.physics.model`) of spectrum ``b`` over the window's ``K`` bins::
+
+    y_b(f) ~ sum_m a_bm S_bm(f; theta_b) + sum_k c_bk B_k(f),   a_bm >= 0, c_bk complex
+
+with ``theta`` the nonlinear parameters: per group a damping ``alpha`` (1/s), a shift ``df``
+(Hz) and a Gaussian ``beta`` (1/s^2), the global ``phi0``, ``phi1``, and optional per-metabolite
+deviations ``da``, ``dd`` held by soft Gaussian priors of SD ``damping_prior_sd_per_s`` and
+``shift_prior_sd_hz`` (LCModel's approach). The objective is::
+
+    Phi(theta) = min_{a >= 0, c} |y - S a - B c|^2 + lambda |D2 c|^2 + sigma^2 sum_j (u_j / s_j)^2
+
+over the real and imaginary parts (``u`` the deviations, ``sigma`` the noise SD per real part).
+
+Baseline elimination. For fixed ``a`` the penalised baseline is solved in closed form, which
+leaves the residual metric ``W = I - B (B^T B + lambda P)^-1 B^T``: inner products
+``<u, v>_W = Re(u^H v) - Re((C u)^H (C v))`` with ``C = R^-1 B^T`` (``R R^T = B^T B + lambda
+P``, the real design applied to the real and imaginary parts alike). Everything below is in
+Gram form in that metric, ``G = <S, S>_W`` ``(M, M)`` and ``h = <S, y>_W`` ``(M,)``, so no
+``(K, K)`` matrix is formed.
+
+Amplitudes. ``min_{a >= 0} a^T G a - 2 h^T a`` by block principal pivoting (Kim & Park, SIAM J
+Sci Comput 33:3261, 2011): batched exchanges of the passive set with a solve of the passive
+block each step, exact on the final active set, finite termination guaranteed by its backup
+rule, warm-started from the previous evaluation's set.
+
+Nonlinear parameters. Levenberg–Marquardt (Marquardt's diagonal scaling), one damping factor
+per spectrum, on the variable-projection functional with Kaufman's Jacobian (BIT 15:49, 1975)
+in the ``W`` metric: with ``D = (dS/dtheta) a`` ``(K, P)`` and ``E = <S_F, D>_W`` over the
+passive set ``F``, ``J^T J = <D, D>_W - E^T G_FF^-1 E`` and the gradient ``-<D, r>_W``, plus
+the priors' diagonal. Bounds are enforced by projection. ``dS/dtheta`` needs two more FFTs
+(of ``t z`` and, with a Gaussian, ``t^2 z``). Spectra that have converged leave the batch.
+
+Global strategy, batched: a cross-correlation start for the shift and a least-squares start
+for ``phi0``; the continuation stages of :mod:`scaloquant.fit.varpro` (data and basis broadened
+alike by ``exp(-L t)``, coarse to fine); the per-metabolite deviations are freed only in the
+final stage, with ``sigma`` taken from the previous stage's residual (or the signal-free region).
+
+Cramér–Rao bounds (:func:`crlb`): the Fisher information of all parameters (amplitudes,
+identifiable nonlinear parameters, baseline with its penalty as a Gaussian prior, the
+deviations' priors), with the baseline eliminated exactly by the same Schur complement ``W``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..physics import baseline as baseline_designs
+from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
+from ..physics.model import lineshape_rates, modulated_fids, phase_factor, window_columns
+from ..signal.match import FREQUENCY_RTOL
+from ..types import BasisSet
+from .config import FitConfig, macromolecule_names
+from .model import make_layout, metabolite_and_mm_groups
+
+#: Relative cost decrease below which an accepted LM step ends a spectrum's fit.
+COST_RTOL = 1e-6
+#: Relative cost decrease ending a continuation stage (it only has to reach the right basin).
+STAGE_COST_RTOL = 1e-5
+#: Iterations of a continuation stage.
+STAGE_ITERATIONS = 25
+#: LM damping factor: start, and the factors after a rejected / accepted step.
+LM_START, LM_UP, LM_DOWN = 1e-3, 10.0, 0.3
+#: Above this damping factor a spectrum is taken as converged (no step lowers its cost).
+LM_MAX = 1e10
+
+
+def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = True) -> BasisSet:
+    """The basis the batched model uses: the macromolecules of ``config.macromolecules``
+    (``"basis"``: as given; ``"none"``: removed; ``"parametric"``: replaced by LCModel's
+    components; ``"auto"``: the measured ones plus LCModel's parametric lipids (Lip09, Lip13,
+    Lip20: a measured macromolecule spectrum holds no lipids, which tumour spectra and
+    scalp contamination bring) if the basis has any and ``same_scanner``, else all of
+    LCModel's components).
+
+    ``same_scanner``: the data were acquired at the basis' spectrometer frequency (see
+    :func:`same_scanner`). Metabolite basis spectra are simulated and carry over to another
+    vendor's scanner by the ppm-preserving rescale; a *measured* macromolecule spectrum
+    belongs to the scanner, sequence and subjects it was measured with, so for data from
+    another vendor ``"auto"`` uses LCModel's parametric components instead, as LCModel does
+    unless given a macromolecule spectrum measured with the data's own protocol."""
+    mm = macromolecule_names(basis.names, basis.metadata)
+    choice = config.macromolecules
+    if choice == "auto" and not same_scanner:
+        choice = "parametric"
+    if choice == "basis":
+        return basis
+    if choice == "auto" and mm:
+        kept, names = basis, tuple(n for n in LCMODEL_COMPONENTS if n.startswith("Lip"))
+        names = tuple(n for n in names if n not in basis.names)
+    else:
+        kept = basis.subset([n for n in basis.names if n not in mm])
+        names = () if choice == "none" else tuple(LCMODEL_COMPONENTS)
+    if not names:
+        return kept
+    fids = parametric_components(
+        names,
+        basis.n_points,
+        basis.dwell_time_s,
+        basis.spectrometer_freq_mhz,
+        basis.ppm_reference,
+    )
+    return replace(
+        kept,
+        names=(*kept.names, *names),
+        fids=np.concatenate([kept.fids, fids]),
+        metadata={
+            **kept.metadata,
+            "macromolecules": [*macromolecule_names(kept.names, kept.metadata), *names],
+        },
+    )
+
+
+def same_scanner(basis_mhz: float, data_mhz: float) -> bool:
+    """Whether data at ``data_mhz`` come from the basis' scanner type: the spectrometer
+    frequencies agree to :data:`scaloquant.signal.match.FREQUENCY_RTOL` (0.1 %)."""
+    return abs(data_mhz - basis_mhz) <= FREQUENCY_RTOL * basis_mhz
+
+
+def group_layout(basis: BasisSet, config: FitConfig) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``(group_of (M,), group names)`` for ``config.grouping``."""
+    names = basis.names
+    if config.grouping == "per_metabolite":
+        return np.arange(len(names)), names
+    if config.grouping == "global":
+        return np.zeros(len(names), dtype=int), ("all",)
+    if config.grouping == "metabolites_and_mm":
+        return metabolite_and_mm_groups(names, basis.metadata)
+    layout = make_layout(names, config)
+    return layout.group_of, layout.group_names
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything about the model that does not depend on the spectrum (tensors on one device).
+
+    Parameter layout of ``theta`` ``(B, P)``, ``P = 3 G + 2 + 2 M``: damping ``(G)``, shift
+    ``(G)``, Gaussian ``(G)``, phi0, phi1, damping deviations ``(M)``, shift deviations ``(M)``;
+    ``free`` ``(P,)`` marks the fitted ones (the others keep their start).
+    """
+
+    names: tuple[str, ...]
+    group_of: torch.Tensor  # (M,) long
+    group_names: tuple[str, ...]
+    group_matrix: torch.Tensor  # (M, G)
+    fids: torch.Tensor  # (M, N) complex basis FIDs (broadened in a continuation stage)
+    time_s: torch.Tensor  # (N,)
+    apodisation: torch.Tensor  # (N,) exp(-L t) of the stage, for the data
+    fft_index: torch.Tensor  # (K,) long: window bins in the data's unshifted N-point FFT
+    reference_magnitude: torch.Tensor  # (N,) |FFT| of group 0's damped sum, for the xcorr
+    window: np.ndarray  # (K,) indices into the shifted spectrum
+    ppm: torch.Tensor  # (K,)
+    pivot_ppm: float
+    baseline_design: torch.Tensor  # (K, nb) real
+    baseline_whiten: torch.Tensor  # (nb, K) C = R^-1 B^T
+    baseline_whiten2: torch.Tensor  # (2 nb, 2K) C for real-stacked vectors (block diagonal)
+    baseline_solve: torch.Tensor  # (nb, K) (B^T B + lambda P)^-1 B^T
+    baseline_ed: float  # effective dimension per real part
+    free: torch.Tensor  # (P,) bool
+    free_index: torch.Tensor  # (P_free,) long: the free parameters, the columns of D
+    lower: torch.Tensor  # (P,)
+    upper: torch.Tensor  # (P,)
+    prior_precision: torch.Tensor  # (P,) 1 / s_j^2 (0 without a prior)
+    scale: torch.Tensor  # (P,) typical sizes for the LM scaling floor
+    gaussian: bool
+    lorentzian: bool
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_names)
+
+    @property
+    def n_metabolites(self) -> int:
+        return len(self.names)
+
+    def slices(self) -> dict[str, slice]:
+        g, m = self.n_groups, self.n_metabolites
+        return {
+            "damping": slice(0, g),
+            "shift": slice(g, 2 * g),
+            "gauss": slice(2 * g, 3 * g),
+            "phase0": slice(3 * g, 3 * g + 1),
+            "phase1": slice(3 * g + 1, 3 * g + 2),
+            "damping_dev": slice(3 * g + 2, 3 * g + 2 + m),
+            "shift_dev": slice(3 * g + 2 + m, 3 * g + 2 + 2 * m),
+        }
+
+    @property
+    def size(self) -> int:
+        return 3 * self.n_groups + 2 + 2 * self.n_metabolites
+
+
+def make_problem(
+    basis: BasisSet,
+    config: FitConfig,
+    *,
+    broadening_per_s: float = 0.0,
+    deviations: bool = True,
+    device: str | torch.device = "cpu",
+) -> Problem:
+    """The :class:`Problem` of ``basis`` (on the data's grid, after :func:`prepare_basis`)."""
+    dev = torch.device(device)
+    f64 = dict(dtype=torch.float64, device=dev)
+    group_of, group_names = group_layout(basis, config)
+    m, g = basis.n_metabolites, len(group_names)
+    ppm_all = basis.ppm_axis()
+    lo, hi = config.ppm_range
+    if lo < ppm_all[0] or hi > ppm_all[-1]:
+        raise ConfigError(
+            f"ppm_range ({lo:g}, {hi:g}) is not inside the data's ppm axis "
+            f"({ppm_all[0]:.2f}, {ppm_all[-1]:.2f}); narrow it"
+        )
+    window = np.flatnonzero((ppm_all >= lo) & (ppm_all <= hi))
+    ppm = ppm_all[window]
+    fft_index = np.fft.fftshift(np.arange(basis.n_points))[window]
+    time_s = basis.time_axis_s()
+    apod = np.exp(-broadening_per_s * time_s)
+    if config.baseline_kind == "spline":
+        design, penalty = baseline_designs.bspline_baseline(ppm, config.baseline_knot_spacing_ppm)
+        smoothing = baseline_designs.smoothing_for_ed(
+            design, penalty, config.baseline_ed_per_ppm * (hi - lo)
+        )
+    elif config.baseline_kind == "poly":
+        design = baseline_designs.legendre_baseline(ppm, config.baseline_order)
+        penalty, smoothing = np.zeros((design.shape[1],) * 2), 0.0
+    else:
+        design, penalty, smoothing = np.zeros((ppm.size, 0)), np.zeros((0, 0)), 0.0
+    if design.shape[1]:
+        gram = design.T @ design + smoothing * penalty
+        chol = np.linalg.cholesky(gram)
+        whiten = np.linalg.solve(chol, design.T)
+        solve = np.linalg.solve(gram, design.T)
+        ed = float(np.trace(design @ solve))
+    else:
+        whiten = solve = np.zeros((0, ppm.size))
+        ed = 0.0
+    n_param = 3 * g + 2 + 2 * m
+    if 2 * ppm.size <= m + n_param + 2 * ed:
+        raise ConfigError(
+            f"ppm_range ({lo:g}, {hi:g}) holds {ppm.size} spectral points, too few for the "
+            "model; widen it or fit fewer parameters"
+        )
+    free = np.zeros(n_param, dtype=bool)
+    lower = np.full(n_param, -np.inf)
+    upper = np.full(n_param, np.inf)
+    precision = np.zeros(n_param)
+    scale = np.ones(n_param)
+    lorentzian = config.lineshape_kind != "gaussian"
+    gaussian = config.lineshape_kind != "lorentzian"
+    free[0:g] = lorentzian
+    free[g : 2 * g] = True
+    free[2 * g : 3 * g] = gaussian
+    free[3 * g] = config.fit_phase0
+    free[3 * g + 1] = config.fit_phase1
+    lower[0:g], upper[0:g] = config.damping_bounds_per_s
+    lower[2 * g : 3 * g], upper[2 * g : 3 * g] = config.gauss_bounds_per_s2
+    scale[0:g], scale[g : 2 * g], scale[2 * g : 3 * g] = 5.0, 1.0, 100.0
+    scale[3 * g], scale[3 * g + 1] = 0.1, 0.01
+    dev_d = slice(3 * g + 2, 3 * g + 2 + m)
+    dev_s = slice(3 * g + 2 + m, n_param)
+    if deviations and config.damping_prior_sd_per_s is not None and lorentzian:
+        free[dev_d] = True
+        precision[dev_d] = config.damping_prior_sd_per_s**-2
+        lower[dev_d], upper[dev_d] = -4 * config.damping_prior_sd_per_s, np.inf
+    if deviations and config.shift_prior_sd_hz is not None:
+        free[dev_s] = True
+        precision[dev_s] = config.shift_prior_sd_hz**-2
+        lower[dev_s] = -4 * config.shift_prior_sd_hz
+        upper[dev_s] = 4 * config.shift_prior_sd_hz
+    scale[dev_d], scale[dev_s] = 1.0, 0.2
+    group_matrix = np.zeros((m, g))
+    group_matrix[np.arange(m), group_of] = 1.0
+    pivot = basis.ppm_reference if config.phase1_pivot_ppm is None else config.phase1_pivot_ppm
+    return Problem(
+        names=basis.names,
+        group_of=torch.as_tensor(group_of, dtype=torch.long, device=dev),
+        group_names=tuple(group_names),
+        group_matrix=torch.as_tensor(group_matrix, **f64),
+        fids=torch.as_tensor(basis.fids * apod, dtype=torch.complex128, device=dev),
+        time_s=torch.as_tensor(time_s, **f64),
+        apodisation=torch.as_tensor(apod, **f64),
+        fft_index=torch.as_tensor(fft_index, dtype=torch.long, device=dev),
+        reference_magnitude=torch.as_tensor(
+            np.abs(
+                np.fft.fft((basis.fids[group_of == group_of[0]] * np.exp(-2.0 * time_s)).sum(0))
+            ),
+            **f64,
+        ),
+        window=window,
+        ppm=torch.as_tensor(ppm, **f64),
+        pivot_ppm=float(pivot),
+        baseline_design=torch.as_tensor(design, **f64),
+        baseline_whiten=torch.as_tensor(whiten, **f64),
+        baseline_whiten2=torch.as_tensor(
+            np.block([[whiten, np.zeros_like(whiten)], [np.zeros_like(whiten), whiten]]), **f64
+        ),
+        baseline_solve=torch.as_tensor(solve, **f64),
+        baseline_ed=ed,
+        free=torch.as_tensor(free, device=dev),
+        free_index=torch.as_tensor(np.flatnonzero(free), dtype=torch.long, device=dev),
+        lower=torch.as_tensor(lower, **f64),
+        upper=torch.as_tensor(upper, **f64),
+        prior_precision=torch.as_tensor(precision, **f64),
+        scale=torch.as_tensor(scale, **f64),
+        gaussian=gaussian,
+        lorentzian=lorentzian,
+    )
+
+
+def data_window(problem: Problem, fids: torch.Tensor) -> torch.Tensor:
+    """The window of the spectra of ``fids`` ``(B, N)`` as the stage sees them: ``(B, K)``."""
+    return torch.fft.fft(fids * problem.apodisation, dim=-1)[..., problem.fft_index]
+
+
+def stack(u: torch.Tensor) -> torch.Tensor:
+    """Complex ``(B, K, ...)`` -> real ``(B, 2K, ...)``: real parts over imaginary parts."""
+    return torch.cat([u.real, u.imag], dim=1)
+
+
+def _whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """``C u`` for real-stacked ``u`` ``(B, 2K, p)`` -> ``(B, 2 nb, p)``."""
+    return problem.baseline_whiten2 @ u
+
+
+def _inner(u: torch.Tensor, cu: torch.Tensor, v: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
+    """``<u, v>_W = u^T v - (C u)^T (C v)`` from vectors and their :func:`_whiten` images."""
+    return u.mT @ v - cu.mT @ cv
+
+
+def _w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``<u, v>_W`` for real-stacked ``u`` ``(B, 2K, p)``, ``v`` ``(B, 2K, q)`` -> ``(B, p, q)``.
+
+    The baseline part ``(C u)^T (C v)`` applies ``C`` to the real and imaginary halves alike.
+    """
+    out = u.mT @ v
+    c = problem.baseline_whiten2
+    if c.shape[0]:
+        cu = c @ u
+        cv = cu if v is u else c @ v
+        out = out - cu.mT @ cv
+    return out
+
+
+def nnls_gram(
+    gram: torch.Tensor, h: torch.Tensor, passive: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``argmin_{x >= 0} x^T G x - 2 h^T x`` for a batch: ``G`` ``(B, M, M)`` SPD, ``h``
+    ``(B, M)``; block principal pivoting (module docstring). ``passive`` ``(B, M)`` bool is a
+    starting guess of the non-zero set. Returns ``(x (B, M), passive set (B, M))``."""
+    b, m = h.shape
+    eye = torch.eye(m, dtype=gram.dtype, device=gram.device)
+    ridge = 1e-13 * torch.diagonal(gram, dim1=-2, dim2=-1).amax(-1).clamp_min(1e-300)
+    gram = gram + ridge[:, None, None] * eye
+    f = (h > 0) if passive is None else passive.clone()
+    best = torch.full((b,), m + 1, device=h.device)
+    backup = torch.full((b,), 3, device=h.device)
+    done = torch.zeros(b, dtype=torch.bool, device=h.device)
+    tol = 1e-12 * h.abs().amax(-1, keepdim=True).clamp_min(1e-300)
+    x = torch.zeros_like(h)
+    for _ in range(5 * m + 10):
+        both = f[:, :, None] & f[:, None, :]
+        masked = torch.where(both, gram, torch.zeros_like(gram)) + torch.diag_embed(
+            (~f).to(gram.dtype)
+        )
+        x = torch.linalg.solve(masked, torch.where(f, h, torch.zeros_like(h)))
+        dual = (gram @ x[..., None])[..., 0] - h
+        xs = x.abs().amax(-1, keepdim=True).clamp_min(1e-300)
+        infeasible = (f & (x < -1e-12 * xs)) | (~f & (dual < -tol))
+        count = infeasible.sum(-1)
+        done = done | (count == 0)
+        if bool(done.all()):
+            break
+        better = count < best
+        best = torch.where(better, count, best)
+        backup = torch.where(better, torch.full_like(backup, 3), backup - 1)
+        full = better | (backup > 0)
+        last = (m - 1) - torch.argmax(infeasible.flip(-1).to(torch.int8), dim=-1)
+        single = torch.nn.functional.one_hot(last, m).bool() & infeasible
+        swap = torch.where(full[:, None], infeasible, single) & ~done[:, None]
+        f = f ^ swap
+    x = torch.where(f, x, torch.zeros_like(x)).clamp_min(0.0)
+    return x, f & (x > 0)
+
+
+@dataclass
+class Evaluation:
+    """The model at ``theta`` for a batch (shapes for ``B`` spectra)."""
+
+    cost: torch.Tensor  # (B,) Phi
+    amplitudes: torch.Tensor  # (B, M)
+    passive: torch.Tensor  # (B, M)
+    columns: torch.Tensor  # (B, 2K, M) real-stacked
+    derivs: torch.Tensor  # (B, 2K, P_free) real-stacked D = (dS/dtheta) a
+    residual: torch.Tensor  # (B, 2K, 1) real-stacked y - S a (before the baseline)
+    gram: torch.Tensor  # (B, M, M)
+    w_columns: torch.Tensor  # (B, 2 nb, M) C S
+    w_derivs: torch.Tensor  # (B, 2 nb, P_free) C D
+    w_residual: torch.Tensor  # (B, 2 nb, 1) C r
+    pending: tuple | None = None  # (z, phase, complex columns) until the derivatives are formed
+
+
+def _derivative_columns(
+    problem: Problem, z: torch.Tensor, phase: torch.Tensor, cols: torch.Tensor, a: torch.Tensor
+) -> torch.Tensor:
+    """``D = (dS/dtheta) a`` for the free parameters, ``(B, K, P_free)`` in the order of
+    ``problem.free_index``: ``dS_m/d alpha = -T1_m``, ``dS_m/d df = 2 pi i T1_m``,
+    ``dS_m/d beta = -T2_m``, ``dS/d phi0 = i S``, ``dS/d phi1 = i (ppm - pivot) S`` with
+    ``T_k = exp(i phi) DFT[t^k z]``.
+
+    By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
+    members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)``; per-metabolite ``T1`` is
+    transformed only when per-metabolite deviations are fitted."""
+    sl = problem.slices()
+    b, k, m = cols.shape
+    free = problem.free
+    out = torch.zeros(b, k, problem.size, dtype=cols.dtype, device=cols.device)
+    gm = problem.group_matrix.to(cols.dtype)
+    az = z * a[..., None].to(z.dtype)
+    grouped = az.new_zeros(b, problem.n_groups, az.shape[-1]).index_add_(1, problem.group_of, az)
+    if bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any()):
+        t1a = window_columns(az * problem.time_s, problem.fft_index) * phase[..., None]
+        out[..., sl["damping_dev"]] = -t1a
+        out[..., sl["shift_dev"]] = (2j * math.pi) * t1a
+        t1g = t1a @ gm
+    else:
+        t1g = window_columns(grouped * problem.time_s, problem.fft_index) * phase[..., None]
+    out[..., sl["damping"]] = -t1g
+    out[..., sl["shift"]] = (2j * math.pi) * t1g
+    if problem.gaussian:
+        t2g = window_columns(grouped * problem.time_s**2, problem.fft_index) * phase[..., None]
+        out[..., sl["gauss"]] = -t2g
+    model = cols @ a[..., None].to(cols.dtype)
+    out[..., sl["phase0"]] = 1j * model
+    out[..., sl["phase1"]] = 1j * (problem.ppm - problem.pivot_ppm)[:, None] * model
+    return out[..., problem.free_index]
+
+
+def _unpack(problem: Problem, theta: torch.Tensor):
+    sl = problem.slices()
+    damping = (
+        theta[:, sl["damping"]] if problem.lorentzian else torch.zeros_like(theta[:, sl["damping"]])
+    )
+    rates = lineshape_rates(
+        damping,
+        theta[:, sl["shift"]],
+        problem.group_of,
+        theta[:, sl["damping_dev"]],
+        theta[:, sl["shift_dev"]],
+    )
+    gauss = theta[:, sl["gauss"]] if problem.gaussian else None
+    return rates, gauss, theta[:, sl["phase0"]][:, 0], theta[:, sl["phase1"]][:, 0]
+
+
+def columns(problem: Problem, theta: torch.Tensor):
+    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N)``, phase ``(B, K)``."""
+    rates, gauss, phi0, phi1 = _unpack(problem, theta)
+    z = modulated_fids(problem.fids, problem.time_s, rates, gauss, problem.group_of)
+    phase = phase_factor(phi0, phi1, problem.ppm, problem.pivot_ppm)
+    return window_columns(z, problem.fft_index) * phase[..., None], z, phase
+
+
+def evaluate(
+    problem: Problem,
+    theta: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    passive: torch.Tensor | None = None,
+    *,
+    derivatives: bool = True,
+) -> Evaluation:
+    """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
+    ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
+    columns, data, residual and derivatives are formed once and shared by every inner
+    product. With ``derivatives=False`` (a trial step, most of which are rejected) the
+    derivative columns are left empty and the modulated FIDs and phase kept in ``pending`` for
+    :func:`_with_derivatives`."""
+    cols_c, z, phase = columns(problem, theta)
+    cols = stack(cols_c)
+    ys = stack(y[..., None])
+    w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
+    gram = _inner(cols, w_cols, cols, w_cols)
+    h = _inner(cols, w_cols, ys, w_y)[..., 0]
+    a, passive = nnls_gram(gram, h, passive)
+    residual = ys - cols @ a[..., None]
+    w_residual = w_y - w_cols @ a[..., None]
+    data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
+    prior = (problem.prior_precision * theta**2 * problem.free).sum(-1) * noise_var
+    empty = cols.new_zeros(cols.shape[0], 0, 0)
+    ev = Evaluation(
+        data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
+    )
+    ev.pending = (z, phase, cols_c)
+    return _with_derivatives(problem, ev) if derivatives else ev
+
+
+def _with_derivatives(problem: Problem, ev: Evaluation) -> Evaluation:
+    """``ev`` with its derivative columns, from the modulated FIDs kept in ``ev.pending``."""
+    z, phase, cols_c = ev.pending
+    ev.derivs = stack(_derivative_columns(problem, z, phase, cols_c, ev.amplitudes))
+    ev.w_derivs = _whiten(problem, ev.derivs)
+    ev.pending = None
+    return ev
+
+
+def _normal_equations(
+    problem: Problem, ev: Evaluation, theta: torch.Tensor, noise_var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss–Newton matrix ``(B, P_free, P_free)`` and gradient ``(B, P_free)`` over the free
+    parameters (Kaufman, ``W`` metric)."""
+    d, wd = ev.derivs, ev.w_derivs
+    jtj = _inner(d, wd, d, wd)
+    grad = -_inner(d, wd, ev.residual, ev.w_residual)[..., 0]
+    e = _inner(ev.columns, ev.w_columns, d, wd)  # (B, M, P_free)
+    f = ev.passive
+    both = f[:, :, None] & f[:, None, :]
+    masked = torch.where(both, ev.gram, torch.zeros_like(ev.gram)) + torch.diag_embed(
+        (~f).to(ev.gram.dtype)
+    )
+    e_f = e * f[..., None]
+    jtj = jtj - e_f.mT @ torch.linalg.solve(masked, e_f)
+    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
+    jtj = jtj + torch.diag_embed(prior)
+    grad = grad + prior * theta[:, problem.free_index]
+    return jtj, grad
+
+
+def _step(
+    problem: Problem, jtj: torch.Tensor, grad: torch.Tensor, lam: torch.Tensor, held: torch.Tensor
+) -> torch.Tensor:
+    """LM step ``-(J^T J + lam diag)^-1 g`` over the free parameters, ``(B, P_free)``, with
+    those ``held`` ``(B, P_free)`` (on a bound) kept at 0."""
+    scale = problem.scale[problem.free_index]
+    diag = torch.diagonal(jtj, dim1=-2, dim2=-1)
+    # a floor on the scaling keeps unidentifiable parameters (a group with no amplitude) still
+    floor = 1e-8 * (diag * scale**2).amax(-1, keepdim=True) / scale**2
+    scaling = torch.maximum(diag, floor.clamp_min(1e-300))
+    a = jtj + torch.diag_embed(lam[:, None] * scaling + 1e-12 * scaling)
+    move = ~held
+    both = move[:, :, None] & move[:, None, :]
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    a = torch.where(both, a, eye)
+    g = torch.where(move, grad, torch.zeros_like(grad))
+    return -torch.linalg.solve(a, g[..., None])[..., 0]
+
+
+_STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f != "pending")
+
+
+@dataclass
+class Solution:
+    theta: torch.Tensor  # (B, P)
+    evaluation: Evaluation
+    iterations: torch.Tensor  # (B,)
+    converged: torch.Tensor  # (B,)
+
+
+def _take(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
+    out = Evaluation(*(getattr(ev, f)[idx] for f in _STORED))
+    if ev.pending is not None:
+        out.pending = tuple(t[idx] for t in ev.pending)
+    return out
+
+
+def _put(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
+    for name in _STORED:
+        getattr(ev, name)[idx] = getattr(new, name)
+
+
+def levenberg_marquardt(
+    problem: Problem,
+    theta: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    *,
+    max_iterations: int,
+    cost_rtol: float = COST_RTOL,
+) -> Solution:
+    """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
+    ``upper`` ``(B, P)``; spectra leave the batch as they converge."""
+    theta = torch.minimum(torch.maximum(theta, lower), upper)
+    ev = evaluate(problem, theta, y, noise_var)
+    b = theta.shape[0]
+    lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
+    iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
+    converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
+    for _ in range(max_iterations):
+        idx = torch.nonzero(~converged)[:, 0]
+        if idx.numel() == 0:
+            break
+        sub = _take(ev, idx)
+        jtj, grad = _normal_equations(problem, sub, theta[idx], noise_var[idx])
+        # parameters on a bound that the gradient pushes outwards are held there (projected LM)
+        fi = problem.free_index
+        current = theta[idx][:, fi]
+        held = ((current <= lower[idx][:, fi]) & (grad > 0)) | (
+            (current >= upper[idx][:, fi]) & (grad < 0)
+        )
+        trial = theta[idx].clone()
+        trial[:, fi] += _step(problem, jtj, grad, lam[idx], held)
+        trial = torch.minimum(torch.maximum(trial, lower[idx]), upper[idx])
+        new = evaluate(problem, trial, y[idx], noise_var[idx], sub.passive, derivatives=False)
+        better = new.cost < sub.cost
+        gain = (sub.cost - new.cost) / sub.cost.abs().clamp_min(1e-300)
+        iterations[idx] += 1
+        acc = idx[better]
+        theta[acc] = trial[better]
+        if acc.numel():
+            _put(ev, acc, _with_derivatives(problem, _take(new, better)))
+        lam[idx] = torch.where(better, lam[idx] * LM_DOWN, lam[idx] * LM_UP)
+        done = (better & (gain < cost_rtol)) | (lam[idx] > LM_MAX)
+        converged[idx] = done
+    return Solution(theta, ev, iterations, converged)
+
+
+def cross_correlation_shift_hz(
+    problem: Problem, y: torch.Tensor, shift_range_hz: tuple[float, float], dwell_time_s: float
+) -> torch.Tensor:
+    """One shift per spectrum (Hz) from the cross-correlation of the window's magnitude with
+    that of the metabolites' sum (group 0), over integer bins of ``shift_range_hz``, refined by
+    a parabola: ``(B,)``."""
+    n = problem.apodisation.shape[-1]
+    bin_hz = 1.0 / (n * dwell_time_s)
+    lo, hi = shift_range_hz
+    lags = torch.arange(
+        int(math.ceil(lo / bin_hz)), int(math.floor(hi / bin_hz)) + 1, device=y.device
+    )
+    ref = problem.reference_magnitude[(problem.fft_index[None, :] - lags[:, None]) % n]  # (L, K)
+    score = (y.abs() @ ref.T) / ref.norm(dim=1)
+    best = score.argmax(-1)
+    inner = best.clamp(1, lags.numel() - 2)
+    rows = torch.arange(y.shape[0], device=y.device)
+    left, mid, right = (score[rows, inner + k] for k in (-1, 0, 1))
+    curv = left - 2 * mid + right
+    refine = (best == inner) & (curv < 0)
+    offset = torch.where(refine, 0.5 * (left - right) / torch.where(refine, curv, -1.0), 0.0)
+    return ((lags[best] + offset) * bin_hz).clamp(lo, hi)
+
+
+def phase0_start(problem: Problem, theta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``phi0`` from an unconstrained complex least-squares fit of the columns (at
+    ``phi0 = 0``) with the baseline: the energy-weighted angle of the complex amplitudes."""
+    sl = problem.slices()
+    at_zero = theta.clone()
+    at_zero[:, sl["phase0"]] = 0.0
+    cols = columns(problem, at_zero)[0]
+    c_mat = problem.baseline_whiten.to(cols.dtype)
+    gram = cols.mH @ cols
+    rhs = cols.mH @ y[..., None]
+    if c_mat.shape[0]:
+        gram = gram - (c_mat @ cols).mH @ (c_mat @ cols)
+        rhs = rhs - (c_mat @ cols).mH @ (c_mat @ y[..., None])
+    m = cols.shape[-1]
+    ridge = 1e-10 * torch.diagonal(gram, dim1=-2, dim2=-1).real.amax(-1)
+    coef = torch.linalg.solve(gram + ridge[:, None, None] * torch.eye(m, device=y.device), rhs)
+    energy = torch.diagonal(gram, dim1=-2, dim2=-1).real
+    return torch.angle((coef[..., 0] * energy).sum(-1))
+
+
+def complex_residual(ev: Evaluation) -> torch.Tensor:
+    """The real-stacked ``y - S a`` of ``ev`` as complex ``(B, K)``."""
+    r = ev.residual[..., 0]
+    k = r.shape[-1] // 2
+    return torch.complex(r[:, :k], r[:, k:])
+
+
+def baseline_coefficients(problem: Problem, residual: torch.Tensor) -> torch.Tensor:
+    """Complex baseline coefficients ``(B, nb)`` for a complex residual ``y - S a`` ``(B, K)``."""
+    return residual @ problem.baseline_solve.T.to(residual.dtype)
+
+
+def crlb(
+    problem: Problem, ev: Evaluation, noise_var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Covariance bound of ``(amplitudes, free theta)`` and the identifiable-parameter mask.
+
+    Fisher information ``F / sigma^2`` with ``F = [[<S,S>_W, <S,D'>_W], [<D',S>_W,
+    <D',D'>_W + sigma^2 diag(1/s^2)]]``, ``D'`` the derivative columns of the free,
+    identifiable parameters; the baseline with its penalty is eliminated exactly through ``W``
+    (a Schur complement), so its cost is included. Returns ``(cov (B, M + P_free, M +
+    P_free), ident (B, P_free))``; rows of parameters left out are those of an identity.
+    """
+    m = problem.n_metabolites
+    d = ev.derivs
+    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
+    ident = (d.square().sum(1) > 0) | (prior > 0)
+    d = d * ident[:, None, :]
+    full = torch.cat([ev.columns, d], dim=-1)
+    fisher = _w_inner(problem, full, full)
+    extra = torch.cat([prior.new_zeros(prior.shape[0], m), prior * ident], dim=-1)
+    keep = torch.cat([ident.new_ones(ident.shape[0], m), ident], dim=-1)
+    fisher = fisher + torch.diag_embed(extra)
+    eye = torch.eye(fisher.shape[-1], dtype=fisher.dtype, device=fisher.device)
+    both = keep[:, :, None] & keep[:, None, :]
+    fisher = torch.where(both, fisher, eye)
+    scale = torch.sqrt(torch.diagonal(fisher, dim1=-2, dim2=-1)).clamp_min(1e-300)
+    normed = fisher / (scale[:, :, None] * scale[:, None, :])
+    inv = torch.linalg.pinv(normed, hermitian=True)
+    cov = noise_var[:, None, None] * inv / (scale[:, :, None] * scale[:, None, :])
+    return cov, ident
+
+
+#: Spectra per tensor program on a CPU (working arrays of a few tens of MB) and on a GPU.
+CPU_CHUNK = 32
+GPU_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class BatchedFit:
+    """The batched fit of ``B`` spectra as numpy arrays (``M`` metabolites, ``G`` groups)."""
+
+    amplitudes: np.ndarray  # (B, M)
+    covariance: np.ndarray  # (B, M, M)
+    damping_per_s: np.ndarray  # (B, M) group value + deviation
+    shift_hz: np.ndarray  # (B, M)
+    gauss_per_s2: np.ndarray  # (B, M)
+    phase0_rad: np.ndarray  # (B,)
+    phase1_rad_per_ppm: np.ndarray  # (B,)
+    baseline: np.ndarray  # (B, nb) complex
+    noise_sd: np.ndarray  # (B,)
+    residual_norm: np.ndarray  # (B,)
+    iterations: np.ndarray  # (B,)
+    converged: np.ndarray  # (B,)
+
+
+def _bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
+    lower = problem.lower.expand(centre_hz.shape[0], -1).clone()
+    upper = problem.upper.expand(centre_hz.shape[0], -1).clone()
+    sl = problem.slices()["shift"]
+    lower[:, sl] = centre_hz[:, None] + config.shift_bounds_hz[0]
+    upper[:, sl] = centre_hz[:, None] + config.shift_bounds_hz[1]
+    return lower, upper
+
+
+def _noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
+    """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
+    r = complex_residual(ev)
+    r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+    n_theta = (ev.derivs.square().sum(1) > 0).sum(-1)
+    n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed
+    dof = (2 * r.shape[-1] - n_free).clamp_min(1)
+    return r.abs().square().sum(-1) / dof
+
+
+def _start_theta(
+    problem: Problem, config: FitConfig, y: torch.Tensor, dwell_time_s: float, start
+) -> torch.Tensor:
+    sl = problem.slices()
+    b = y.shape[0]
+    theta = torch.zeros(b, problem.size, dtype=torch.float64, device=y.device)
+    theta[:, sl["damping"]] = config.initial_damping_per_s if problem.lorentzian else 0.0
+    theta[:, sl["gauss"]] = config.initial_gauss_per_s2 if problem.gaussian else 0.0
+    if config.initial_shift == "xcorr":
+        shift = cross_correlation_shift_hz(problem, y, config.global_shift_range_hz, dwell_time_s)
+        theta[:, sl["shift"]] = shift[:, None]
+    counts = problem.group_matrix.sum(0)
+
+    def tensor(value) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(value, dtype=np.float64), device=y.device)
+
+    for name, key in (("damping_per_s", "damping"), ("shift_hz", "shift")):
+        if name in start:  # (B, M) per metabolite: averaged within each group
+            theta[:, sl[key]] = tensor(start[name]) @ problem.group_matrix / counts
+    for name, key in (("phase1_rad_per_ppm", "phase1"), ("gauss_per_s2", "gauss")):
+        if name in start:  # (B,)
+            theta[:, sl[key]] = tensor(start[name])[:, None]
+    return theta
+
+
+def _solve_chunk(
+    stages: list[Problem],
+    final: Problem,
+    refine: Problem | None,
+    config: FitConfig,
+    fids: torch.Tensor,
+    dwell_time_s: float,
+    region_var: torch.Tensor | None,
+    start,
+) -> BatchedFit:
+    sl = final.slices()
+    y = data_window(final, fids)
+    theta = _start_theta(final, config, y, dwell_time_s, start)
+    centre = theta[:, sl["shift"]].mean(-1)
+    first = stages[0] if stages else final
+    if config.fit_phase0:
+        if "phase0_rad" in start:
+            arr = np.asarray(start["phase0_rad"], dtype=np.float64)
+            theta[:, sl["phase0"]] = torch.as_tensor(arr, device=y.device)[:, None]
+        else:
+            theta[:, sl["phase0"]] = phase0_start(first, theta, data_window(first, fids))[:, None]
+    ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
+    for stage in stages:
+        lower, upper = _bounds(stage, centre, config)
+        sol = levenberg_marquardt(
+            stage,
+            theta,
+            data_window(stage, fids),
+            ones,
+            lower,
+            upper,
+            max_iterations=STAGE_ITERATIONS,
+            cost_rtol=STAGE_COST_RTOL,
+        )
+        theta = sol.theta
+    iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+    if refine is None or region_var is None:
+        # without deviations this is the fit; with them, it gives the noise level that weighs
+        # their priors when no signal-free region does
+        lower, upper = _bounds(final, centre, config)
+        sol = levenberg_marquardt(
+            final, theta, y, ones, lower, upper, max_iterations=config.max_iterations
+        )
+        iterations, theta = sol.iterations, sol.theta
+        noise_var = _noise_var_from_residual(final, sol.evaluation)
+    else:
+        noise_var = region_var
+    if refine is not None:
+        lower, upper = _bounds(refine, centre, config)
+        sol = levenberg_marquardt(
+            refine, theta, y, noise_var, lower, upper, max_iterations=config.max_iterations
+        )
+        iterations = iterations + sol.iterations
+        final = refine
+    ev = sol.evaluation
+    if config.noise_estimate == "residual":
+        noise_var = _noise_var_from_residual(final, ev)
+    cov, _ = crlb(final, ev, noise_var)
+    m = final.n_metabolites
+    theta = sol.theta
+    rates_damping = theta[:, sl["damping"]][:, final.group_of] * final.lorentzian
+    damping = rates_damping + theta[:, sl["damping_dev"]]
+    shift = theta[:, sl["shift"]][:, final.group_of] + theta[:, sl["shift_dev"]]
+    gauss = theta[:, sl["gauss"]][:, final.group_of] * final.gaussian
+    residual = complex_residual(ev)
+    coef = baseline_coefficients(final, residual)
+    full_residual = residual - coef @ final.baseline_design.T.to(coef.dtype)
+
+    def out(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy()
+
+    return BatchedFit(
+        amplitudes=out(ev.amplitudes),
+        covariance=out(cov[:, :m, :m]),
+        damping_per_s=out(damping),
+        shift_hz=out(shift),
+        gauss_per_s2=out(gauss),
+        phase0_rad=out(theta[:, sl["phase0"]][:, 0]),
+        phase1_rad_per_ppm=out(theta[:, sl["phase1"]][:, 0]),
+        baseline=out(coef),
+        noise_sd=out(noise_var.sqrt()),
+        residual_norm=out(full_residual.abs().square().sum(-1).sqrt()),
+        iterations=out(iterations),
+        converged=out(sol.converged),
+    )
+
+
+def solve(
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    *,
+    region_noise_sd: np.ndarray | None = None,
+    start: dict[str, np.ndarray] | None = None,
+) -> BatchedFit:
+    """Fit FIDs ``(B, N)`` on ``basis``' grid (already :func:`prepare_basis`-ed) in chunks of
+    :data:`CPU_CHUNK` (:data:`GPU_CHUNK` on a GPU) spectra on ``config.device``.
+
+    ``region_noise_sd`` ``(B,)``: noise SD per real part from a signal-free region (used for
+    the priors' weight, and for the bounds when ``config.noise_estimate == "region"``);
+    ``start``: starting values by name, ``damping_per_s``/``shift_hz`` ``(B, M)``,
+    ``phase0_rad``/``phase1_rad_per_ppm``/``gauss_per_s2`` ``(B,)``."""
+    device = torch.device(config.device)
+    with_deviations = (
+        config.shift_prior_sd_hz is not None or config.damping_prior_sd_per_s is not None
+    )
+    stages = [
+        make_problem(basis, config, broadening_per_s=L, deviations=False, device=device)
+        for L in config.continuation_broadening_per_s
+    ]
+    final = make_problem(basis, config, deviations=False, device=device)
+    refine = make_problem(basis, config, device=device) if with_deviations else None
+    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
+    parts = []
+    for lo in range(0, fids.shape[0], chunk):
+        x = torch.as_tensor(np.array(fids[lo : lo + chunk]), dtype=torch.complex128, device=device)
+        region = None
+        if region_noise_sd is not None:
+            region = torch.as_tensor(region_noise_sd[lo : lo + chunk] ** 2, device=device)
+        part_start = {k: v[lo : lo + chunk] for k, v in (start or {}).items()}
+        parts.append(
+            _solve_chunk(stages, final, refine, config, x, basis.dwell_time_s, region, part_start)
+        )
+    return BatchedFit(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
+    )
