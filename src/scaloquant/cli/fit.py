@@ -8,7 +8,6 @@ flags, each overriding the one before."""
 from __future__ import annotations
 
 import argparse
-import csv
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
