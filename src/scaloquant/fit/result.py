@@ -9,6 +9,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from ..errors import InvalidDataError, UnknownMetaboliteError
+from ..metabolites import COMBINATIONS, indices_of
 from ..types import FID, BasisSet
 from .config import FitConfig
 from .model import Design, NonlinearParameters, check_compatible
@@ -116,22 +117,14 @@ class FitResult:
         return np.sqrt(np.einsum("i,...ij,j->...", w, self.amplitude_covariance, w))
 
 
-#: LCModel's combined rows: name -> the metabolites summed (those missing from a basis are
-#: left out; a combination with none present is skipped).
-COMBINATIONS: dict[str, tuple[str, ...]] = {
-    "tNAA": ("NAA", "NAAG"),
-    "tCr": ("Cr", "PCr"),
-    "tCho": ("GPC", "PCho"),
-    "Glx": ("Glu", "Gln"),
-}
-
-
 def combined(result: FitResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The :data:`COMBINATIONS` present in ``result``: name -> ``(amplitude (...), CRLB SD
-    (...))``, the SD from the full covariance (:meth:`FitResult.crlb_sd_of_sum`)."""
+    """LCModel's combined rows (:data:`scaloquant.metabolites.COMBINATIONS`, under any
+    spelling of the basis) present in ``result``: name -> ``(amplitude (...), CRLB SD (...))``,
+    the SD from the full covariance (:meth:`FitResult.crlb_sd_of_sum`); parts missing from the
+    basis are left out, a combination with none present is skipped."""
     out = {}
     for name, parts in COMBINATIONS.items():
-        present = [p for p in parts if p in result.names]
+        present = [result.names[i] for i in indices_of(parts, result.names)]
         if present:
             out[name] = (result.amplitude_of_sum(present), result.crlb_sd_of_sum(present))
     return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..fit import FitSpectra
+from ..metabolites import canonical, indices_of
 from ..types import FID
 from .inputs import SpectraInput
 from .water import WaterScaling
@@ -87,18 +88,18 @@ def tcr_ratios(names: Sequence[str], amplitudes: np.ndarray) -> tuple[np.ndarray
 
     A non-positive denominator gives NaN (a ratio to no creatine means nothing).
     """
-    present = [n for n in TOTAL_CREATINE if n in names]
+    idx = indices_of(TOTAL_CREATINE, names)
+    present = [canonical(names[i]) for i in idx]
     amplitudes = np.asarray(amplitudes, dtype=np.float64)
     if not present:
         return (
             np.full(amplitudes.shape, np.nan),
             "the basis has neither Cr nor PCr: the _ratio_tcr columns are empty (NaN)",
         )
-    idx = [list(names).index(n) for n in present]
     total = amplitudes[..., idx].sum(axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(total > 0, amplitudes / total, np.nan)
-    if len(present) == len(TOTAL_CREATINE):
+    if set(present) == set(TOTAL_CREATINE):
         note = "ratios are to total creatine, Cr + PCr"
     else:
         missing = next(n for n in TOTAL_CREATINE if n not in present)

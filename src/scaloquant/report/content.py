@@ -15,17 +15,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..metabolites import COMBINATIONS, has_all, indices_of
 from ..quantify.results import SpectraResult, percent_sd
 from ..quantify.run import Run
 
-#: Combined metabolites as LCModel reports them (name -> the basis names summed); a combination
-#: is shown when the basis has every one of its parts, unless the run has a column of that name.
-COMBINED: dict[str, tuple[str, ...]] = {
-    "tNAA": ("NAA", "NAAG"),
-    "tCr": ("Cr", "PCr"),
-    "tCho": ("GPC", "PCho"),
-    "Glx": ("Glu", "Gln"),
-}
+#: Combined metabolites as LCModel reports them (name -> the metabolites summed, under any
+#: spelling of the basis, :mod:`scaloquant.metabolites`); a combination is shown when the basis
+#: has every one of its parts, unless the run has a column of that name.
+COMBINED = COMBINATIONS
 
 #: %SD above which an estimate is marked unreliable: the LCModel manual's rough criterion of
 #: acceptable reliability (%SD of at most 20), which LCModel users read the tables with.
@@ -112,9 +109,9 @@ def metabolite_table(run: Run) -> MetaboliteTable:
     """
     names = list(run.names)
     combos = {
-        c: [names.index(c)] if c in names else [names.index(p) for p in parts]
+        c: [names.index(c)] if c in names else indices_of(parts, names)
         for c, parts in COMBINED.items()
-        if c in names or all(p in names for p in parts)
+        if c in names or has_all(parts, names)
     }
     columns = [*combos.values(), *([i] for i, n in enumerate(names) if n not in combos)]
     units: dict[str, str] = {"amplitude": "", "ratio": "_ratio_tcr"}

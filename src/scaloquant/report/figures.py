@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..fit import FitSpectra
+from ..metabolites import has_all, indices_of
 from .content import COMBINED
 
 #: Chemical-shift window drawn (the fit's default window).
@@ -39,8 +40,8 @@ def _components(spectra: FitSpectra, names: Sequence[str], window: np.ndarray):
     names = list(names)
     out = []
     for label, parts in COMPONENTS.items():
-        if names and all(p in names for p in parts):
-            idx = [names.index(p) for p in parts]
+        if names and has_all(parts, names):
+            idx = indices_of(parts, names)
             out.append((label, np.real(spectra.metabolites[idx].sum(axis=0))[window]))
     return out
 

@@ -40,6 +40,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError, UnknownMetaboliteError
+from ..metabolites import canonical
 from ..signal import axes, lineshapes
 from ..types import Acquisition, BasisSet
 from . import effects
@@ -79,10 +80,6 @@ LITERATURE_CONCENTRATIONS_MM: Mapping[str, Range] = MappingProxyType(
     }
 )
 
-#: Other spellings of the same metabolites in common basis sets (Osprey, FSL-MRS, LCModel).
-NAME_ALIASES: Mapping[str, str] = MappingProxyType(
-    {"PCh": "PCho", "mI": "Ins", "sI": "sIns", "Scyllo": "sIns", "Cre": "Cr"}
-)
 
 #: Basis names of a measured macromolecule spectrum.
 MEASURED_MM_NAMES = ("Mac", "MM", "MMBL", "MMexp")
@@ -317,7 +314,7 @@ class InvivoPrior:
 
     def concentration_range_mm(self, name: str) -> Range:
         """Literature range of basis name ``name`` (aliases resolved)."""
-        key = NAME_ALIASES.get(name, name)
+        key = canonical(name)
         if key not in self.concentrations_mm:
             raise UnknownMetaboliteError(
                 f"the invivo prior has no concentration range for {name!r}; known: "
@@ -541,7 +538,7 @@ def draw_invivo(
     ----------
     prior : the ranges.
     basis_names : basis metabolite names; each needs a concentration range (aliases in
-        :data:`NAME_ALIASES`) or is a measured macromolecule (:data:`MEASURED_MM_NAMES`).
+        :func:`scaloquant.metabolites.canonical`) or is a measured macromolecule (:data:`MEASURED_MM_NAMES`).
     n : number of signals, >= 0.
     rng : the only source of randomness.
     """
@@ -568,7 +565,7 @@ def draw_invivo(
     independent = rng.random(n) < prior.independent_fraction
     conc = np.where(independent[:, None], free, literature)
 
-    cr = [i for i, x in enumerate(names) if NAME_ALIASES.get(x, x) in ("Cr", "PCr")]
+    cr = [i for i, x in enumerate(names) if canonical(x) in ("Cr", "PCr")]
     tcr = conc[:, cr].sum(axis=1) if cr else np.full(n, _TCR_FALLBACK_MM)
     tcr_max = sum(ranges[i, 1] for i in cr) if cr else _TCR_FALLBACK_MM
     mm_ratio = rng.uniform(*prior.mm_per_tcr_range, size=n)
