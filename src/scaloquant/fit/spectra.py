@@ -257,10 +257,12 @@ def _assemble(
 
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
     """The basis on the data's grid with the configured macromolecules, and the conversions."""
-    from ..signal.basis_grid import basis_on_grid
+    from ..signal.basis_grid import basis_on_grid, basis_reference_from_singlets
     from .batched import prepare_basis, same_scanner
 
+    basis, referenced = basis_reference_from_singlets(basis)
     on_grid, conversions = basis_on_grid(basis, fid.acquisition)
+    conversions = (*referenced, *conversions)
     scanner = same_scanner(basis.spectrometer_freq_mhz, fid.spectrometer_freq_mhz)
     prepared = prepare_basis(on_grid, config, same_scanner=scanner)
     if config.macromolecules == "auto" and not scanner and prepared.names != on_grid.names:
