@@ -378,8 +378,8 @@ class FitStart:
 #:
 #: ``"invivo"``: the model LCModel and FSL-MRS users expect for tissue spectra: one group of
 #: metabolites and one of macromolecules/lipids each sharing a Voigt lineshape and a shift, small
-#: per-metabolite shift/damping deviations under soft Gaussian priors (SD 1 Hz, about 0.008 ppm
-#: at 3 T, and 3/s; LCModel's approach), a penalised cubic spline baseline (knots 0.15 ppm apart,
+#: per-metabolite shift/damping deviations under soft Gaussian priors (SD 0.5 Hz and 0.5/s:
+#: LCModel's defaults at 3 T, DESDSH 0.004 ppm and DESDT2 0.4/s scaled by sqrt(MHz / 85.16)), a penalised cubic spline baseline (knots 0.15 ppm apart,
 #: 2 effective dimensions per ppm; :mod:`scaloquant.physics.baseline`), the measured
 #: macromolecule spectrum of the basis or LCModel's parametric components when it has none, over
 #: 0.2-4.2 ppm, solved by the batched variable-projection Levenberg–Marquardt fit on a torch
@@ -396,8 +396,8 @@ FIT_PRESETS: dict[str, FitConfig] = {
         lineshape="voigt",
         baseline="spline",
         macromolecules="auto",
-        shift_prior_sd_hz=1.0,
-        damping_prior_sd_per_s=3.0,
+        shift_prior_sd_hz=0.5,
+        damping_prior_sd_per_s=0.5,
         global_shift_range_hz=(-25.0, 25.0),
         shift_bounds_hz=(-10.0, 10.0),
         damping_bounds_per_s=(0.0, 60.0),
