@@ -126,6 +126,9 @@ class FitConfig:
     initial_gauss_per_s2 : starting Gaussian ``beta`` with a Voigt or Gaussian lineshape
         (batched).
     max_iterations : Levenberg–Marquardt iterations per stage (batched).
+    water_removal : batched only: ``"hlsvd"`` subtracts the residual water (the HLSVD components
+        between 4.4 and 5.2 ppm, :mod:`scaloquant.signal.water`) from the data before the fit;
+        ``"none"`` fits the data as they are.
     device : torch device of the batched solver (``"cpu"``, ``"cuda"``).
     """
 
@@ -160,6 +163,7 @@ class FitConfig:
     initial_gauss_per_s2: float = 0.0
     max_iterations: int = 60
     device: str = "cpu"
+    water_removal: Literal["none", "hlsvd"] = "none"
 
     def __post_init__(self) -> None:
         self._resolve_model_choices()
@@ -248,6 +252,8 @@ class FitConfig:
         ):
             _check_range(name, getattr(self, name))
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if self.water_removal not in ("none", "hlsvd"):
+            raise ConfigError(f"water_removal must be none or hlsvd, got {self.water_removal!r}")
         if self.gauss_bounds_per_s2[0] < 0:
             raise ConfigError("gauss_bounds_per_s2 must be >= 0: beta is a Gaussian decay rate")
         if isinstance(self.grouping, str):

@@ -274,6 +274,17 @@ def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, t
     return prepared, conversions
 
 
+def _without_water(fid: FID, config: FitConfig) -> np.ndarray:
+    """The FIDs ``(B, N)`` the batched fit sees: less their residual water with
+    ``config.water_removal == "hlsvd"`` (:func:`scaloquant.signal.water.remove_water`)."""
+    fids = fid.samples.reshape(-1, fid.n_points)
+    if config.water_removal != "hlsvd":
+        return fids
+    from ..signal.water import remove_water
+
+    return remove_water(fids, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+
+
 def _start_arrays(
     start: FitStart | None, batch_shape: tuple[int, ...], m: int
 ) -> dict[str, np.ndarray]:
@@ -302,7 +313,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
 
     prepared, conversions = _prepared(basis, fid, config)
     batch_shape = fid.batch_shape
-    fids = fid.samples.reshape(-1, fid.n_points)
+    fids = _without_water(fid, config)
     n, m = fids.shape[0], prepared.n_metabolites
     try:
         region = region_noise_sd(
@@ -478,7 +489,7 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
             )
         },
     )
-    spectra = _rebuild(flat, fid.samples.reshape(-1, fid.n_points), prepared, problem)
+    spectra = _rebuild(flat, _without_water(fid, result.config), prepared, problem)
     shape = result.batch_shape
     return FitSpectra(
         spectra.ppm,
