@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.signal import axes
-from scaloquant.signal.basis_grid import basis_on_grid
+from scaloquant.signal.basis_grid import basis_on_grid, basis_reference_from_singlets
 from scaloquant.types import Acquisition, BasisSet
 
 
@@ -49,3 +51,48 @@ def test_same_grid_is_returned_unchanged_and_other_fields_refused():
         basis_on_grid(basis, Acquisition(2048, 2.5e-4, 297.2))
     with pytest.raises(IncompatibleDataError, match="31P"):
         basis_on_grid(basis, Acquisition(2048, 2.5e-4, 123.261703, nucleus="31P"))
+
+
+INVIVO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "invivo"
+
+
+def singlet_basis(ref_written: float, ref_read: float, with_cr: bool = True) -> BasisSet:
+    """NAA (2.008 ppm) and Cr (3.027 ppm) singlets written with 0 Hz at ``ref_written`` and
+    labelled as if 0 Hz were ``ref_read`` (what a ``.BASIS`` without its reference gives)."""
+    n, dwell, mhz = 2048, 2.5e-4, 127.75
+    t = np.arange(n) * dwell
+    names = ("NAA", "Cr") if with_cr else ("NAA", "Glu")
+    fids = np.stack(
+        [np.exp((2j * np.pi * (p - ref_written) * mhz - np.pi * 2.0) * t) for p in (2.008, 3.027)]
+    )
+    return BasisSet(names, fids, dwell, mhz, ref_read)
+
+
+def test_basis_reference_found_from_its_singlets():
+    """A basis written with 0 Hz at 4.68 ppm but read as 4.65 (Osprey's .BASIS) is corrected
+    to 4.68; one whose singlets sit where they belong, or that lacks Cr, is left alone."""
+    out, note = basis_reference_from_singlets(singlet_basis(4.68, 4.65))
+    assert out.ppm_reference == pytest.approx(4.68) and len(note) == 1
+    assert "4.68" in note[0]
+    same = singlet_basis(4.65, 4.65)
+    assert basis_reference_from_singlets(same) == (same, ())
+    no_cr = singlet_basis(4.68, 4.65, with_cr=False)
+    assert basis_reference_from_singlets(no_cr) == (no_cr, ())
+
+
+@pytest.mark.skipif(not INVIVO.is_dir(), reason="../shared/data/invivo is absent")
+def test_osprey_basis_reference_is_4_68_and_lcmodel_bases_4_65():
+    """Osprey's LCModel basis puts 0 Hz at 4.68 ppm (its NAA reads 1.978 ppm at 4.65); the
+    spant, LCModel (suspect) and embedded bases are at 4.65 and stay untouched."""
+    from scaloquant.io import default_basis, read_basis
+
+    osprey = read_basis(
+        INVIVO / "philips-press-osprey/basis_philips_press35/3T_PRESS_Philips_35ms_noMM.BASIS"
+    )
+    assert basis_reference_from_singlets(osprey)[0].ppm_reference == pytest.approx(4.68)
+    for basis in (
+        default_basis(),
+        read_basis(INVIVO / "siemens-press30-suspect/press_30ms_3T.basis"),
+        read_basis(INVIVO / "philips-press30-spant/lcmodel_reference/3t.basis"),
+    ):
+        assert basis_reference_from_singlets(basis)[1] == ()

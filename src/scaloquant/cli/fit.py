@@ -81,6 +81,12 @@ def register(subparsers: Any) -> None:
         "parametric components, or none",
     )
     m.add_argument("--ppm-range", type=float, nargs=2, metavar=("LO", "HI"))
+    m.add_argument(
+        "--water-removal",
+        choices=("none", "hlsvd"),
+        help="hlsvd: subtract the residual water (HLSVD components at 4.4-5.2 ppm) from the "
+        "data before the fit (default: none)",
+    )
     m.add_argument("--device", help="torch device of the batched solver, e.g. cpu or cuda")
     p.set_defaults(handler=handle)
 
@@ -144,6 +150,8 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["ppm_range"] = tuple(args.ppm_range)
     if args.device:
         flags["device"] = args.device
+    if args.water_removal:
+        flags["water_removal"] = args.water_removal
     if flags and config.solver == "scipy" and args.preset == "simulated":
         # the model choices beyond the per-metabolite model need the batched solver
         batched_only = {"baseline", "macromolecules", "device"} & set(flags)

@@ -621,6 +621,18 @@ def levenberg_marquardt(
     return Solution(theta, ev, iterations, converged)
 
 
+#: Width (ppm) of the running mean removed from the magnitudes before the cross-correlation.
+XCORR_HIGHPASS_PPM = 0.2
+
+
+def _highpass(mag: torch.Tensor, half: int) -> torch.Tensor:
+    """``mag`` ``(R, K)`` less its running mean over ``2 half + 1`` bins (shorter at the ends)."""
+    smooth = torch.nn.functional.avg_pool1d(
+        mag[:, None, :], 2 * half + 1, stride=1, padding=half, count_include_pad=False
+    )[:, 0, :]
+    return mag - smooth
+
+
 def cross_correlation_shift_hz(
     problem: Problem, y: torch.Tensor, shift_range_hz: tuple[float, float], dwell_time_s: float
 ) -> torch.Tensor:
@@ -634,7 +646,13 @@ def cross_correlation_shift_hz(
         int(math.ceil(lo / bin_hz)), int(math.floor(hi / bin_hz)) + 1, device=y.device
     )
     ref = problem.reference_magnitude[(problem.fft_index[None, :] - lags[:, None]) % n]  # (L, K)
-    score = (y.abs() @ ref.T) / ref.norm(dim=1)
+    # only the lines count, not broad signal (residual water's tail, lipids, baseline), which
+    # would pull the basis' mass towards it: each magnitude less its running mean over
+    # XCORR_HIGHPASS_PPM
+    ppm_step = float(abs(problem.ppm[1] - problem.ppm[0]))
+    half = max(1, int(round(0.5 * XCORR_HIGHPASS_PPM / ppm_step)))
+    ref = _highpass(ref, half)
+    score = (_highpass(y.abs(), half) @ ref.T) / ref.norm(dim=1).clamp_min(1e-300)
     best = score.argmax(-1)
     inner = best.clamp(1, lags.numel() - 2)
     rows = torch.arange(y.shape[0], device=y.device)

@@ -126,6 +126,9 @@ class FitConfig:
     initial_gauss_per_s2 : starting Gaussian ``beta`` with a Voigt or Gaussian lineshape
         (batched).
     max_iterations : Levenberg–Marquardt iterations per stage (batched).
+    water_removal : batched only: ``"hlsvd"`` subtracts the residual water (the HLSVD components
+        between 4.4 and 5.2 ppm, :mod:`scaloquant.signal.water`) from the data before the fit;
+        ``"none"`` fits the data as they are.
     device : torch device of the batched solver (``"cpu"``, ``"cuda"``).
     """
 
@@ -160,6 +163,7 @@ class FitConfig:
     initial_gauss_per_s2: float = 0.0
     max_iterations: int = 60
     device: str = "cpu"
+    water_removal: Literal["none", "hlsvd"] = "none"
 
     def __post_init__(self) -> None:
         self._resolve_model_choices()
@@ -248,6 +252,8 @@ class FitConfig:
         ):
             _check_range(name, getattr(self, name))
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if self.water_removal not in ("none", "hlsvd"):
+            raise ConfigError(f"water_removal must be none or hlsvd, got {self.water_removal!r}")
         if self.gauss_bounds_per_s2[0] < 0:
             raise ConfigError("gauss_bounds_per_s2 must be >= 0: beta is a Gaussian decay rate")
         if isinstance(self.grouping, str):
@@ -378,8 +384,8 @@ class FitStart:
 #:
 #: ``"invivo"``: the model LCModel and FSL-MRS users expect for tissue spectra: one group of
 #: metabolites and one of macromolecules/lipids each sharing a Voigt lineshape and a shift, small
-#: per-metabolite shift/damping deviations under soft Gaussian priors (SD 1 Hz, about 0.008 ppm
-#: at 3 T, and 3/s; LCModel's approach), a penalised cubic spline baseline (knots 0.15 ppm apart,
+#: per-metabolite shift/damping deviations under soft Gaussian priors (SD 0.5 Hz and 0.5/s:
+#: LCModel's defaults at 3 T, DESDSH 0.004 ppm and DESDT2 0.4/s scaled by sqrt(MHz / 85.16)), a penalised cubic spline baseline (knots 0.15 ppm apart,
 #: 2 effective dimensions per ppm; :mod:`scaloquant.physics.baseline`), the measured
 #: macromolecule spectrum of the basis or LCModel's parametric components when it has none, over
 #: 0.2-4.2 ppm, solved by the batched variable-projection Levenberg–Marquardt fit on a torch
@@ -396,8 +402,8 @@ FIT_PRESETS: dict[str, FitConfig] = {
         lineshape="voigt",
         baseline="spline",
         macromolecules="auto",
-        shift_prior_sd_hz=1.0,
-        damping_prior_sd_per_s=3.0,
+        shift_prior_sd_hz=0.5,
+        damping_prior_sd_per_s=0.5,
         global_shift_range_hz=(-25.0, 25.0),
         shift_bounds_hz=(-10.0, 10.0),
         damping_bounds_per_s=(0.0, 60.0),

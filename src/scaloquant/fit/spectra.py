@@ -257,10 +257,12 @@ def _assemble(
 
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
     """The basis on the data's grid with the configured macromolecules, and the conversions."""
-    from ..signal.basis_grid import basis_on_grid
+    from ..signal.basis_grid import basis_on_grid, basis_reference_from_singlets
     from .batched import prepare_basis, same_scanner
 
+    basis, referenced = basis_reference_from_singlets(basis)
     on_grid, conversions = basis_on_grid(basis, fid.acquisition)
+    conversions = (*referenced, *conversions)
     scanner = same_scanner(basis.spectrometer_freq_mhz, fid.spectrometer_freq_mhz)
     prepared = prepare_basis(on_grid, config, same_scanner=scanner)
     if config.macromolecules == "auto" and not scanner and prepared.names != on_grid.names:
@@ -270,6 +272,17 @@ def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, t
             "data come from another scanner type)",
         )
     return prepared, conversions
+
+
+def _without_water(fid: FID, config: FitConfig) -> np.ndarray:
+    """The FIDs ``(B, N)`` the batched fit sees: less their residual water with
+    ``config.water_removal == "hlsvd"`` (:func:`scaloquant.signal.water.remove_water`)."""
+    fids = fid.samples.reshape(-1, fid.n_points)
+    if config.water_removal != "hlsvd":
+        return fids
+    from ..signal.water import remove_water
+
+    return remove_water(fids, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
 
 
 def _start_arrays(
@@ -300,7 +313,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
 
     prepared, conversions = _prepared(basis, fid, config)
     batch_shape = fid.batch_shape
-    fids = fid.samples.reshape(-1, fid.n_points)
+    fids = _without_water(fid, config)
     n, m = fids.shape[0], prepared.n_metabolites
     try:
         region = region_noise_sd(
@@ -476,7 +489,7 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
             )
         },
     )
-    spectra = _rebuild(flat, fid.samples.reshape(-1, fid.n_points), prepared, problem)
+    spectra = _rebuild(flat, _without_water(fid, result.config), prepared, problem)
     shape = result.batch_shape
     return FitSpectra(
         spectra.ppm,

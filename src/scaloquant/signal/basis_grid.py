@@ -20,6 +20,13 @@ noiseless, so interpolating it costs nothing but a tiny Gibbs ripple near ``t = 
 5. **Points**: truncation or zero-filling at the end to the data's number of points.
 
 Each step that changed something is reported in one sentence.
+
+Before these steps, :func:`basis_reference_from_singlets` checks the basis' *own* ppm reference:
+formats such as LCModel's ``.BASIS`` do not record it (4.65 ppm is assumed), and some tools
+write their bases with 0 Hz at another value (Osprey's at 4.68 ppm). The NAA (2.008 ppm) and
+Cr (3.027 ppm) CH3 singlets of the basis are located; when both sit more than
+:data:`SINGLET_REFERENCE_MIN_PPM` away from where they belong, by the same amount (within
+:data:`SINGLET_REFERENCE_AGREE_PPM`), the basis' reference is corrected by that amount.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import IncompatibleDataError
+from ..metabolites import canonical
 from ..types import Acquisition, BasisSet
 from . import axes
 from .match import DWELL_RTOL, PPM_REFERENCE_ATOL, SAME_FIELD_RTOL, fit_length, resample_fid
@@ -108,3 +116,63 @@ def basis_on_grid(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple
         provenance=provenance,
     )
     return on_grid, tuple(conversions)
+
+
+#: Chemical shifts of the singlets that locate a basis' reference, ppm (Govindaraju et al.,
+#: NMR Biomed 13:129, 2000: NAA CH3 2.008, Cr CH3 3.027).
+REFERENCE_SINGLETS_PPM = {"NAA": 2.008, "Cr": 3.027}
+#: Smallest offset of the singlets that is corrected, ppm: simulated bases place them within
+#: 0.003 ppm (line shape of the simulation, digital resolution); 0.01 ppm is 1.3 Hz at 3 T.
+SINGLET_REFERENCE_MIN_PPM = 0.01
+#: The singlets must agree on the offset within this, ppm (else the basis is left alone).
+SINGLET_REFERENCE_AGREE_PPM = 0.005
+#: Largest offset corrected, ppm (beyond it the singlets are not where a 1H basis has them).
+SINGLET_REFERENCE_MAX_PPM = 0.2
+
+
+def _singlet_ppm(basis: BasisSet, index: int, expected_ppm: float) -> float:
+    """Position (ppm) of the tallest point of the basis spectrum ``index`` within 0.25 ppm of
+    ``expected_ppm``, with 1 Hz Lorentzian broadening, 8-fold zero-filling and a parabola."""
+    n = basis.n_points
+    t = axes.time_axis_s(n, basis.dwell_time_s)
+    fid = basis.fids[index] * np.exp(-np.pi * t)
+    spec = np.fft.fftshift(np.fft.fft(fid, 8 * n)).real
+    freq = np.fft.fftshift(np.fft.fftfreq(8 * n, basis.dwell_time_s))
+    ppm = basis.ppm_reference + freq / basis.spectrometer_freq_mhz
+    near = np.flatnonzero(np.abs(ppm - expected_ppm) <= 0.25)
+    if near.size < 3:
+        return math.nan
+    k = near[np.argmax(spec[near])]
+    if 0 < k < spec.size - 1:
+        left, mid, right = spec[k - 1], spec[k], spec[k + 1]
+        curv = left - 2 * mid + right
+        offset = 0.5 * (left - right) / curv if curv < 0 else 0.0
+    else:
+        offset = 0.0
+    return float(ppm[k] + offset * (ppm[1] - ppm[0]))
+
+
+def basis_reference_from_singlets(basis: BasisSet) -> tuple[BasisSet, tuple[str, ...]]:
+    """The basis with its ppm reference corrected from its NAA and Cr singlets (module
+    docstring), and the sentence saying so; the basis as it is (and ``()``) when it lacks
+    either singlet, when they sit where they belong, or when they disagree."""
+    names = [canonical(n) for n in basis.names]
+    offsets = []
+    for name, expected in REFERENCE_SINGLETS_PPM.items():
+        if name not in names:
+            return basis, ()
+        offsets.append(_singlet_ppm(basis, names.index(name), expected) - expected)
+    if not all(math.isfinite(o) for o in offsets):
+        return basis, ()
+    offset = float(np.mean(offsets))
+    if (
+        abs(offset) < SINGLET_REFERENCE_MIN_PPM
+        or abs(offset) > SINGLET_REFERENCE_MAX_PPM
+        or max(offsets) - min(offsets) > SINGLET_REFERENCE_AGREE_PPM
+    ):
+        return basis, ()
+    reference = round(basis.ppm_reference - offset, 3)
+    return replace(basis, ppm_reference=reference), (
+        f"basis reference taken as {reference:g} ppm (its NAA and Cr singlets sat "
+        f"{offset:+.3f} ppm from 2.008 and 3.027 ppm with 0 Hz at {basis.ppm_reference:g} ppm)",
+    )
