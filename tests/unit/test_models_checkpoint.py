@@ -4,10 +4,6 @@ editing the caller's dict."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,21 +15,8 @@ from scaloquant.models import CheckpointMetadata, LoadedModel, Quantifier, load_
 from scaloquant.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, STATE_PREFIX
 from scaloquant.simulate import SimulationConfig
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 
-
-def _python(code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter on this source tree (its own ``sys.modules``)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
-
-
-def test_loading_a_checkpoint_imports_no_lightning(tiny_checkpoint):
+def test_loading_a_checkpoint_imports_no_lightning(tiny_checkpoint, fresh_python):
     code = (
         "import sys\n"
         "from scaloquant.models.checkpoint import load_model\n"
@@ -42,7 +25,7 @@ def test_loading_a_checkpoint_imports_no_lightning(tiny_checkpoint):
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('lightning', 'pytorch_lightning', 'lightning_fabric', 'matplotlib')))\n"
     )
-    proc = _python(code)
+    proc = fresh_python(code)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]"
 
