@@ -61,7 +61,8 @@ def _json_safe(value: Any) -> Any:
 def checkpoint_metadata(
     basis: BasisSet, *, seeds: Mapping[str, Any], data: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The run-independent part of the checkpoint metadata (see the module docstring)."""
+    """The run-independent part of the checkpoint metadata (the layout is in
+    :mod:`scaloquant.models.checkpoint`)."""
     return _json_safe(
         {
             "scaloquant_version": __version__,
