@@ -40,12 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from scaloquant.io import default_basis
+    from scaloquant.models import load_model
     from scaloquant.simulate import SimulationConfig
-    from scaloquant.train import load_quantifier
     from scaloquant.train.data import draw_signals
 
     torch.set_num_threads(args.threads)
-    q = load_quantifier(args.model)
+    q = load_model(args.model).quantifier
     config = SimulationConfig.from_mapping({"snr": [10.0, 100.0]})
     fids = draw_signals(default_basis(), config, args.n, np.random.default_rng(0)).fids
 

@@ -126,16 +126,17 @@ def main() -> None:
     _set_wait_policy(args.wait_policy)
 
     from scaloquant.io import default_basis
+    from scaloquant.models import load_model
     from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs, write_run
     from scaloquant.threads import choose_threads, set_torch_threads
-    from scaloquant.train import load_quantifier
 
     threads = choose_threads(args.threads)
     set_torch_threads(threads)
     basis = default_basis()
     n = int(np.prod(SHAPE))
     fids = _slice(basis, n, args.snr, args.seed)
-    quantifier = load_quantifier(args.model)
+    model = load_model(args.model)
+    quantifier = model.quantifier
     print(
         f"model {args.model} ({quantifier.config.model}), {n} voxels {SHAPE}, SNR {args.snr:g}, "
         f"{threads} threads of {os.cpu_count()} CPUs, OMP_WAIT_POLICY "
@@ -154,13 +155,13 @@ def main() -> None:
         # warm-up on 64 voxels (several full batches): imports, oneDNN's kernel set-up for the
         # batch shape, the basis hash
         small = _write(tmp / "small.nii.gz", basis, fids[:64].reshape(8, 8, 1, -1))
-        write_run(quantify_inputs(read_inputs([small]), quantifier, options=options), tmp / "w")
+        write_run(quantify_inputs(read_inputs([small]), model, options=options), tmp / "w")
 
         def once(name: str) -> tuple[float, float, float, float]:
             t0 = time.perf_counter()
             inputs = read_inputs([slice_path])
             t1 = time.perf_counter()
-            run = quantify_inputs(inputs, quantifier, options=options)
+            run = quantify_inputs(inputs, model, options=options)
             t2 = time.perf_counter()
             write_run(run, tmp / name)
             return t0, t1, t2, time.perf_counter()

@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="session")
+def fresh_python():
+    """Run a code string in a new interpreter on this source tree, with its own ``sys.modules``
+    (to check what an import or a command loads); returns the completed process."""
+
+    def run(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONPATH": path},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
 
 
 @pytest.fixture(scope="session")

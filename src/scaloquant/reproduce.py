@@ -302,7 +302,8 @@ def reproduce(
     basis : basis set (default: the embedded ISMRM 2016 basis).
     """
     # torch and Lightning load only when a run starts
-    from .train import load_quantifier, simulate_set, train_model
+    from .models.checkpoint import load_model
+    from .train import simulate_set, train_model
     from .train.data import TRAIN_KEY, VAL_KEY
 
     start = time.perf_counter()
@@ -372,7 +373,7 @@ def reproduce(
             )
             wall[f"train_{model}"] = result.wall_time_s
             curves[model] = read_training_curve(result.log_csv_path)
-            quantifiers[model] = load_quantifier(result.checkpoint_path)
+            quantifiers[model] = load_model(result.checkpoint_path).quantifier
 
         cases: list[SnrCase] = []
         case_tests: list[SimulationFile] = []

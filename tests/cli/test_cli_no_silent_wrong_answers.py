@@ -302,7 +302,7 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr("scaloquant.quantify.quantify_inputs", boom)
     monkeypatch.setattr("scaloquant.quantify.fit_inputs", boom)
-    monkeypatch.setattr("scaloquant.train.load_quantifier", boom)
+    monkeypatch.setattr("scaloquant.models.checkpoint.load_model", boom)
 
 
 @needs_read_only

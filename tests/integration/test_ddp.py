@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scaloquant.train import load_quantifier
+from scaloquant.models import load_model
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -55,8 +55,8 @@ def test_ddp_two_cpu_processes(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = out / "models" / "spectrum_cnn.ckpt"
-    q = load_quantifier(ckpt)
-    assert q.checkpoint_metadata["training"]["steps"] == 6
+    loaded = load_model(ckpt)
+    assert loaded.metadata.training["steps"] == 6
     streams = json.loads((out / "logs" / "spectrum_cnn" / "data_streams.json").read_text())
     assert streams["world_size"] == 2
     ranks = {r["rank"]: r for r in streams["ranks"]}

@@ -17,8 +17,8 @@ from scaloquant.cli import main
 from scaloquant.evaluate.run import predict_test_set
 from scaloquant.io.default import default_basis
 from scaloquant.io.hdf5 import read_simulation
+from scaloquant.models import load_model
 from scaloquant.reproduce import noisy_test_set
-from scaloquant.train import load_quantifier
 
 MODELS = ("scalogram_cnn", "spectrum_cnn")
 FIGURES = (
@@ -157,7 +157,7 @@ def test_the_test_set_is_the_one_predicted(run):
     # Predicting data/test.h5 with the saved checkpoint reproduces the reported MAE: the file,
     # the checkpoint and the metrics belong together.
     test = read_simulation(run / "data" / "test.h5")
-    pred = load_quantifier(run / "models" / "spectrum_cnn.ckpt").predict(
+    pred = load_model(run / "models" / "spectrum_cnn.ckpt").quantifier.predict(
         np.array(test.fids.samples)
     )
     doc = json.loads((run / "metrics.json").read_text())
@@ -172,7 +172,7 @@ def test_the_noisy_results_belong_to_the_recorded_noise(run):
     block = doc["by_snr"]["30"]
     test = read_simulation(run / "data" / "test.h5")
     noisy = noisy_test_set(test, default_basis(), 30.0, block["noise_seed"])
-    quantifier = load_quantifier(run / "models" / "spectrum_cnn.ckpt")
+    quantifier = load_model(run / "models" / "spectrum_cnn.ckpt").quantifier
     pred = predict_test_set(quantifier, noisy, name="spectrum_cnn")
     reported = [
         block["methods"]["spectrum_cnn"]["per_metabolite"][m]["mae"] for m in test.metabolites
@@ -206,7 +206,9 @@ def test_the_fit_and_its_bounds(run):
 
 def test_calibration_is_reported_for_models_with_uncertainty(run):
     doc = json.loads((run / "metrics.json").read_text())
-    with_sd = [m for m in MODELS if load_quantifier(run / "models" / f"{m}.ckpt").has_uncertainty]
+    with_sd = [
+        m for m in MODELS if load_model(run / "models" / f"{m}.ckpt").quantifier.has_uncertainty
+    ]
     assert list(doc.get("calibration", {})) == with_sd
     for model in with_sd:
         groups = doc["calibration"][model]["groups"]

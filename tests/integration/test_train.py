@@ -14,7 +14,8 @@ from lightning.pytorch.callbacks import Callback
 from scaloquant import __version__
 from scaloquant.errors import ConfigError, InputFileError, OutputExistsError
 from scaloquant.io import default_basis
-from scaloquant.train import TrainConfig, load_quantifier, read_checkpoint, train_model
+from scaloquant.models import load_model
+from scaloquant.train import TrainConfig, read_checkpoint, train_model
 from scaloquant.train.data import VAL_KEY, simulate_set
 
 MODELS = ("scalogram_cnn", "spectrum_cnn")
@@ -66,7 +67,7 @@ def test_tiny_training_beats_predicting_the_mean(trained, test_set, model):
     assert result.checkpoint_path == out / f"{model}.ckpt" and result.checkpoint_path.is_file()
     assert result.log_csv_path == out / "logs" / model / "metrics.csv"
     assert result.steps > 0 and np.isfinite(result.best_val_loss)
-    q = load_quantifier(result.checkpoint_path)
+    q = load_model(result.checkpoint_path).quantifier
     pred = q.predict(test_set.fids)
     truth = test_set.amplitudes
     rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
@@ -80,17 +81,20 @@ def test_tiny_training_beats_predicting_the_mean(trained, test_set, model):
 def test_checkpoint_round_trip_reproduces_the_logged_validation(trained, basis, model):
     out, results = trained
     config, result = results[model]
-    q = load_quantifier(result.checkpoint_path)
+    loaded = load_model(result.checkpoint_path)
+    q = loaded.quantifier
     # the reloaded model reproduces, on the seeded validation set, the RMSE logged in training
     val = simulate_set(basis, config.simulation_config(), config.n_val, config.seed, VAL_KEY)
     pred = q.predict(val.fids, batch_size=50)
     rmse = float(np.sqrt(np.mean((pred - val.amplitudes) ** 2)))
     assert rmse == pytest.approx(result.best_val_rmse, rel=1e-4)
     # a second load predicts identically (same inputs, same batching)
-    again = load_quantifier(result.checkpoint_path).predict(val.fids, batch_size=50)
+    again = load_model(result.checkpoint_path).quantifier.predict(val.fids, batch_size=50)
     np.testing.assert_array_equal(pred, again)
 
     meta = read_checkpoint(result.checkpoint_path)["scaloquant"]
+    assert loaded.metadata.to_dict() == meta
+    assert loaded.metadata.training["steps"] == result.steps
     assert meta["basis"]["content_hash"] == basis.content_hash()
     assert tuple(meta["basis"]["names"]) == basis.names == q.metabolites
     assert meta["basis"]["metadata"]["echo_time_ms"] == 30.0
@@ -190,18 +194,18 @@ def test_training_that_never_validates_is_refused(tmp_path, basis):
 
 def test_bad_checkpoints_get_clear_errors(tmp_path, trained):
     with pytest.raises(InputFileError, match="does not exist"):
-        load_quantifier(tmp_path / "missing.ckpt")
+        load_model(tmp_path / "missing.ckpt")
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint at all")
     with pytest.raises(InputFileError, match="corrupt"):
-        load_quantifier(garbage)
+        load_model(garbage)
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {}}, other)
     with pytest.raises(InputFileError, match="not a scaloquant checkpoint"):
-        load_quantifier(other)
+        load_model(other)
     out, results = trained
     truncated = tmp_path / "truncated.ckpt"
     data = results["spectrum_cnn"][1].checkpoint_path.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputFileError, match="corrupt"):
-        load_quantifier(truncated)
+        load_model(truncated)

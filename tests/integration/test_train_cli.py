@@ -9,8 +9,9 @@ import yaml
 from scaloquant.cli import main
 from scaloquant.io import default_basis
 from scaloquant.io.hdf5 import write_simulation
+from scaloquant.models import load_model
 from scaloquant.simulate import SimulationConfig, simulate_dataset
-from scaloquant.train import TrainConfig, load_quantifier
+from scaloquant.train import TrainConfig
 
 
 def _write_sim(path, basis, n, seed):
@@ -70,8 +71,8 @@ def test_train_writes_the_reproduce_layout_from_a_data_file(tmp_path, capsys):
     assert config.seed == 3 and config.learning_rate == 0.002 and config.max_steps == 8
     assert config.fresh_data is False  # --data implies a fixed set
     assert resolved["data"]["train"] == str(data)
-    meta = load_quantifier(ckpt).checkpoint_metadata
-    assert meta["data"]["n_train"] == 160 and meta["data"]["n_val"] == 40  # 80/20 of 200
+    meta = load_model(ckpt).metadata
+    assert meta.data["n_train"] == 160 and meta.data["n_val"] == 40  # 80/20 of 200
 
     # a second run refuses to touch the outputs
     before = ckpt.read_bytes()

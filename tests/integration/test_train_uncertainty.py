@@ -16,8 +16,9 @@ from scaloquant.cli.train import build_config
 from scaloquant.evaluate.calibration import coverage
 from scaloquant.io import default_basis
 from scaloquant.io.hdf5 import write_simulation
+from scaloquant.models import load_model
 from scaloquant.simulate import SimulationConfig, simulate_dataset
-from scaloquant.train import TrainConfig, load_quantifier, read_checkpoint, train_model
+from scaloquant.train import TrainConfig, read_checkpoint, train_model
 from scaloquant.train.data import VAL_KEY, simulate_set
 
 NOISY = {"snr": [10.0, 100.0]}
@@ -80,18 +81,18 @@ def test_variance_head_leaves_the_amplitude_weights_bit_identical(trained):
 
 def test_checkpoint_holds_the_calibration_fitted_on_the_validation_set(trained, basis):
     config, result = trained["gaussian"]
-    q = load_quantifier(result.checkpoint_path)
+    loaded = load_model(result.checkpoint_path)
+    q, meta = loaded.quantifier, loaded.metadata
     assert q.has_uncertainty
-    meta = q.checkpoint_metadata
-    assert meta["format"] == 2 and meta["quantifier"]["uncertainty"] == "gaussian"
-    cal = meta["uncertainty_calibration"]
+    assert meta.format == 2 and meta.quantifier["uncertainty"] == "gaussian"
+    cal = meta.uncertainty_calibration
     assert cal["level"] == 0.95 and cal["n_signals"] == 80
     factors = np.array([cal["factors"][m] for m in q.metabolites])
     np.testing.assert_allclose(q.sd_calibration.numpy(), factors, rtol=1e-6)
     assert not np.allclose(factors, 1.0)
     # the basis metadata quantify checks the data against
-    assert meta["basis"]["metadata"] == dict(basis.metadata)
-    assert meta["acquisition"]["n_points"] == basis.n_points
+    assert meta.basis_metadata == dict(basis.metadata)
+    assert meta.acquisition["n_points"] == basis.n_points
     val = simulate_set(basis, config.simulation_config(), config.n_val, config.seed, VAL_KEY)
     mean, sd = q.predict(val.fids, return_sd=True)
     # exactly calibrated on these 80 signals: 76 or 77 of them inside per metabolite
@@ -110,7 +111,7 @@ def test_checkpoint_without_the_setting_loads_without_uncertainty(trained, tmp_p
     ckpt["scaloquant"]["format"] = 1
     old = tmp_path / "old.ckpt"
     torch.save(ckpt, old)
-    q = load_quantifier(old)
+    q = load_model(old).quantifier
     assert not q.has_uncertainty
     fids = simulate_set(default_basis(), SimulationConfig(), 4, 0, 7).fids
     mean, sd = q.predict(fids, return_sd=True)

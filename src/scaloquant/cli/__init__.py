@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
 from ..errors import ScaloquantError, os_error_message
 from ..threads import prefer_passive_wait
 
@@ -36,13 +35,33 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: argparse's version action, with the version read only when asked (see
+    ``scaloquant.__getattr__``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from .. import __version__
+
+        print(f"scaloquant {__version__}")
+        parser.exit()
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; the full options only of the subcommand named in ``argv`` (all if None)."""
     parser = argparse.ArgumentParser(
         prog="scaloquant",
         description="Quantify MRS metabolites with CNNs on Morse-wavelet scalograms.",
     )
-    parser.add_argument("--version", action="version", version=f"scaloquant {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     chosen = set(SUBCOMMANDS) if argv is None else set(SUBCOMMANDS).intersection(argv[:1])

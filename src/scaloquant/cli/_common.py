@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..types import BasisSet
+
+if TYPE_CHECKING:  # numpy loads only with a basis, not for --help
+    from ..types import BasisSet
 
 #: Acquisition facts some file formats lack: (key, metavar, help).
 ACQUISITION_FLAGS = (

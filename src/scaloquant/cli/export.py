@@ -26,10 +26,10 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from ..models.checkpoint import load_model
     from ..models.export import export_onnx
-    from ..train import load_quantifier
 
-    quantifier = load_quantifier(args.model)
+    quantifier = load_model(args.model).quantifier
     onnx_path, sidecar = export_onnx(quantifier, args.onnx, overwrite=args.overwrite)
     print(
         f"wrote {onnx_path} and {sidecar} ({quantifier.config.model}, "

@@ -204,13 +204,13 @@ def handle(args: argparse.Namespace) -> int:
 
 def _quantify(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
+    from ..models.checkpoint import load_model  # torch only: no Lightning to apply a model
     from ..quantify import quantify_inputs, read_inputs, write_run
     from ..quantify.outputs import file_sha256
     from ..quantify.run import quality_note
-    from ..train import load_quantifier
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
-    quantifier = load_quantifier(args.model, map_location=_device(args.device))
+    model = load_model(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
     inputs = read_inputs(
         args.inputs,
@@ -221,11 +221,11 @@ def _quantify(args: argparse.Namespace) -> int:
     )
     options = options_from_args(
         args,
-        basis_metadata=quantifier.checkpoint_metadata["basis"].get("metadata", {}),
+        basis_metadata=model.metadata.basis_metadata,
         batch_size=args.batch_size,
         refine=args.refine,
     )
-    run = quantify_inputs(inputs, quantifier, basis=basis, basis_name=basis_name, options=options)
+    run = quantify_inputs(inputs, model, basis=basis, basis_name=basis_name, options=options)
     write_run(
         run,
         args.out,

@@ -137,7 +137,7 @@ def evaluate_checkpoints(
     -------
     The ``metrics.json`` document.
     """
-    from ..train import load_quantifier  # torch and Lightning load only when needed
+    from ..models.checkpoint import load_model  # torch loads only when needed
 
     start = time.perf_counter()
     check_options(n_boot=n_boot)
@@ -154,7 +154,7 @@ def evaluate_checkpoints(
         wall_times: dict[str, float] = {"read_test_set": time.perf_counter() - start}
         for name, path in zip(names, checkpoints, strict=True):
             t0 = time.perf_counter()
-            quantifier = load_quantifier(path)
+            quantifier = load_model(path).quantifier
             predictions[name], sd = predict_test_set(quantifier, test, name=name, return_sd=True)
             if quantifier.has_uncertainty:
                 sds[name] = sd

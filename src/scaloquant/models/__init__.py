@@ -1,6 +1,7 @@
 """Plain ``nn.Module`` networks and the :class:`Quantifier` (transform + normalisation + CNN),
-usable without the trainer."""
+usable without the trainer, and checkpoints read back without it (:mod:`.checkpoint`)."""
 
+from .checkpoint import CheckpointMetadata, LoadedModel, load_model, read_checkpoint
 from .cnn import (
     DEFAULT_KERNEL_SIZE,
     DEFAULT_WIDTHS,
@@ -19,6 +20,8 @@ from .uncertainty import (
 )
 
 __all__ = [
+    "CheckpointMetadata",
+    "LoadedModel",
     "DEFAULT_KERNEL_SIZE",
     "DEFAULT_WIDTHS",
     "MODEL_KINDS",
@@ -33,6 +36,8 @@ __all__ = [
     "calibration_factors",
     "gaussian_nll",
     "inference_copy",
+    "load_model",
     "normal_quantile",
+    "read_checkpoint",
     "spectrum_bins",
 ]

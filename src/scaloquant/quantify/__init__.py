@@ -3,7 +3,7 @@
 Public API::
 
     inputs = read_inputs(["svs.nii.gz"], water=["water.nii.gz"])   # -> [SpectraInput]
-    run = quantify_inputs(inputs, load_quantifier("model.ckpt"))   # -> Run
+    run = quantify_inputs(inputs, load_model("model.ckpt"))        # -> Run (models.load_model)
     run = fit_inputs(inputs, default_basis(), basis_name="default")
     write_run(run, "out/")                                         # results.csv, maps, ...
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..fit import FitSpectra
 from ..io.atomic import staged_directory, write_text_atomic
 from ..signal.quality import QC_FLAGS
 from .results import COLUMN_DESCRIPTIONS, QUALITY_COLUMNS, SpectraResult
@@ -225,6 +226,14 @@ def previous_outputs(out_dir: str | os.PathLike) -> list[str]:
     return found
 
 
+def _fit_png(run: Run, spectra: FitSpectra, *, title: str) -> bytes:
+    """One spectrum's fit figure as PNG bytes (matplotlib loads here, only when drawing)."""
+    from ..report.figures import plot_fit, png_bytes
+
+    fig = plot_fit(spectra, title=title, model_label=_MODEL_LABEL[run.command], names=run.names)
+    return png_bytes(fig)
+
+
 def write_run(
     run: Run,
     out_dir: str | os.PathLike,
@@ -240,7 +249,6 @@ def write_run(
     files are kept.
     """
     from ..report import report_header, report_html, report_markdown
-    from ..report.figures import plot_fit, png_bytes
 
     keys = _input_keys(run)
     doc = results_json(run, keys)
@@ -260,14 +268,8 @@ def write_run(
             for j, spectra in r.figures.items():
                 (stage / "figures").mkdir(exist_ok=True)
                 label = r.input.labels()[j]
-                fig = plot_fit(
-                    spectra,
-                    title=f"{r.input.label}, spectrum {label}",
-                    model_label=_MODEL_LABEL[run.command],
-                    names=run.names,
-                )
                 # rendered once: the same bytes are the figure file and the report's image
-                pngs[i, j] = png_bytes(fig)
+                pngs[i, j] = _fit_png(run, spectra, title=f"{r.input.label}, spectrum {label}")
                 figure_files[i, j] = f"figures/{_figure_name(key, label)}"
                 (stage / figure_files[i, j]).write_bytes(pngs[i, j])
         header = report_header(

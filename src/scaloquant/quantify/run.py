@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
 from .results import SpectraResult, tcr_ratios
 from .water import WaterScaling, concentrations_mM, signal_per_proton, water_area
+
+if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
+    from ..models.checkpoint import LoadedModel
 
 Command = Literal["quantify", "fit"]
 
@@ -425,7 +428,7 @@ def _finish(
 
 def quantify_inputs(
     inputs: Sequence[SpectraInput],
-    quantifier: Any,
+    model: LoadedModel,
     *,
     basis: BasisSet | None = None,
     basis_name: str | None = None,
@@ -436,7 +439,8 @@ def quantify_inputs(
     Parameters
     ----------
     inputs : from :func:`~scaloquant.quantify.inputs.read_inputs`.
-    quantifier : from :func:`scaloquant.train.load_quantifier` (``checkpoint_metadata`` set).
+    model : the trained network and its checkpoint's metadata, from
+        :func:`scaloquant.models.load_model`.
     basis : the training basis, when not the embedded default (checked against the
         checkpoint's hash); needed for the fit figures, ``refine`` and mM.
     basis_name : how to call ``basis`` in messages.
@@ -451,15 +455,13 @@ def quantify_inputs(
         ``refine`` without a known basis.
     """
     options = options or Options()
-    meta = quantifier.checkpoint_metadata
+    quantifier, meta = model.quantifier, model.metadata
     names = tuple(quantifier.metabolites)
-    target = Acquisition(**meta["acquisition"])
-    basis, basis_note = model_basis(meta["basis"], basis, basis_name)
+    target = Acquisition(**meta.acquisition)
+    basis, basis_note = model_basis(meta.basis, basis, basis_name)
     if options.refine and basis is None:
         raise ConfigError("--refine needs the basis the model was trained on; give it with --basis")
-    prepared = _matched_inputs(
-        inputs, target, meta["basis"].get("metadata", {}), options.force, "the model"
-    )
+    prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
     chosen = (
         _figure_choice(prepared, options.max_figures)
         if basis is not None
@@ -502,14 +504,14 @@ def quantify_inputs(
         partial.append((prep, columns, figures, fit_residual))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     notes = [basis_note]
-    if not getattr(quantifier, "has_uncertainty", False):
+    if not quantifier.has_uncertainty:
         notes.append("the model was trained without uncertainty: the _sd columns are empty (NaN)")
     facts = {
         "model": {
             "kind": quantifier.config.model,
-            "acquisition": dict(meta["acquisition"]),
-            "basis": {k: meta["basis"].get(k) for k in ("content_hash", "metadata")},
-            "has_uncertainty": bool(getattr(quantifier, "has_uncertainty", False)),
+            "acquisition": dict(meta.acquisition),
+            "basis": {k: meta.basis.get(k) for k in ("content_hash", "metadata")},
+            "has_uncertainty": quantifier.has_uncertainty,
         },
         "basis_note": basis_note,
         "fit_config": options.fit_config.to_dict() if (options.refine or basis) else None,

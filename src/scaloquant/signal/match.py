@@ -73,7 +73,6 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-import scipy.signal
 
 from ..errors import IncompatibleDataError
 from ..types import FID, Acquisition
@@ -337,8 +336,10 @@ def resample_fid(samples: np.ndarray, dwell_time_s: float, new_dwell_time_s: flo
     band = coefficients[..., n + k_lo : n + k_hi + 1]  # index n holds k = 0 after fftshift
     # sum_q band_q exp(2 pi i (k_lo + q) m r), r = new_dwell / (P dwell): the CZT on the points
     # z_m = exp(-2 pi i m r) (w = exp(2 pi i r)), times exp(2 pi i k_lo m r).
+    from scipy.signal import czt  # ~1 s to import: only when a dwell time changes
+
     step = new_dwell_time_s / (n_pad * dwell_time_s)
-    out = scipy.signal.czt(band, n_new, w=np.exp(2j * np.pi * step), a=1.0, axis=-1)
+    out = czt(band, n_new, w=np.exp(2j * np.pi * step), a=1.0, axis=-1)
     out = out * np.exp(2j * np.pi * k_lo * step * np.arange(n_new))
     out[..., 0] *= 2.0
     return out

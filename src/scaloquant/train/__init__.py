@@ -4,11 +4,16 @@ Public API::
 
     config = TrainConfig.preset("cpu", model="scalogram_cnn")
     result = train_model(config, basis, out_dir)          # -> TrainResult
-    quantifier = load_quantifier(result.checkpoint_path)  # -> models.Quantifier
-    amplitudes = quantifier.predict(fids)                 # (B, M) numpy
+    loaded = load_model(result.checkpoint_path)           # -> models.LoadedModel
+    amplitudes = loaded.quantifier.predict(fids)          # (B, M) numpy
+
+Loading a checkpoint needs no Lightning: :func:`load_model` is
+:func:`scaloquant.models.checkpoint.load_model`, re-exported; code that only applies a model
+imports it from there.
 """
 
-from .checkpoint import checkpoint_metadata, load_quantifier, read_checkpoint
+from ..models.checkpoint import CheckpointMetadata, LoadedModel, load_model, read_checkpoint
+from .checkpoint import checkpoint_metadata
 from .config import PRESETS, TrainConfig
 from .data import (
     SignalBatch,
@@ -24,6 +29,8 @@ from .run import TrainResult, check_trainer_settings, is_launching_process, trai
 
 __all__ = [
     "PRESETS",
+    "CheckpointMetadata",
+    "LoadedModel",
     "QuantifierModule",
     "SignalBatch",
     "SignalDataModule",
@@ -33,7 +40,7 @@ __all__ = [
     "checkpoint_metadata",
     "check_trainer_settings",
     "is_launching_process",
-    "load_quantifier",
+    "load_model",
     "read_checkpoint",
     "read_signal_file",
     "seed_sequence",

@@ -24,16 +24,11 @@ import lightning as L
 import torch
 from torchmetrics import MeanSquaredError
 
+from ..models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 from ..models.quantifier import Quantifier
 from ..models.uncertainty import gaussian_nll
 from .config import TrainConfig
 from .data import SignalBatch, batch_fingerprint
-
-#: Key of scaloquant's metadata in a checkpoint.
-CHECKPOINT_KEY = "scaloquant"
-#: Version of the metadata layout below; bump on incompatible change. 2: ``quantifier`` may hold
-#: ``uncertainty`` (older scaloquant would call such a checkpoint damaged).
-CHECKPOINT_FORMAT = 2
 
 
 class QuantifierModule(L.LightningModule):

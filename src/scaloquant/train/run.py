@@ -51,6 +51,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from ..errors import ConfigError, IncompatibleDataError, InputFileError, OutputExistsError
 from ..io.atomic import atomic_path, check_writable, write_text_atomic
+from ..models.checkpoint import CHECKPOINT_KEY
 from ..models.quantifier import Quantifier
 from ..types import BasisSet
 from .checkpoint import AtomicCheckpointIO, calibrate_checkpoint, checkpoint_metadata
@@ -66,7 +67,7 @@ from .data import (
     seed_sequence,
     simulate_set,
 )
-from .module import CHECKPOINT_KEY, QuantifierModule
+from .module import QuantifierModule
 
 #: Training signals used to fit the normalisation (enough for stable means and deviations).
 N_NORMALISATION = 2000
@@ -303,9 +304,9 @@ def _export_checkpoint(
     *,
     overwrite: bool,
 ) -> None:
-    ckpt = torch.load(best_path, map_location="cpu", weights_only=True)
-    ckpt[CHECKPOINT_KEY]["training"] = dict(training)
-    calibrate_checkpoint(ckpt, best_path, val.fids, val.amplitudes)
+    best = torch.load(best_path, map_location="cpu", weights_only=True)
+    best = {**best, CHECKPOINT_KEY: {**best[CHECKPOINT_KEY], "training": dict(training)}}
+    ckpt = calibrate_checkpoint(best, best_path, val.fids, val.amplitudes)
     with atomic_path(target, overwrite=overwrite) as tmp:
         torch.save(ckpt, tmp)
 

@@ -1,0 +1,68 @@
+"""``scaloquant quantify --help`` and ``fit --help`` start without the trainer or the plotting
+library (each takes seconds to import), and their runs load Lightning never and matplotlib only
+to draw a figure; checked in a fresh interpreter's ``sys.modules``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+HEAVY = ("lightning", "pytorch_lightning", "lightning_fabric", "matplotlib")
+
+
+@pytest.mark.parametrize(
+    ("command", "heavy"),
+    [
+        # quantify's options need nothing numerical: not even torch or scipy
+        ("quantify", (*HEAVY, "torch", "scipy")),
+        ("fit", HEAVY),  # its --preset choices come from scaloquant.fit (numpy, scipy, torch)
+    ],
+)
+def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_python):
+    code = (
+        "import sys\n"
+        "from scaloquant.cli import main\n"
+        "try:\n"
+        f"    main([{command!r}, '--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))\n"
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.rstrip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("command", "figures", "expected"),
+    [
+        ("quantify", "0", []),
+        ("fit", "0", []),
+        ("fit", "1", ["matplotlib"]),  # drawing a fit figure is what loads it
+    ],
+)
+def test_runs_import_no_lightning_and_matplotlib_only_to_draw(
+    command, figures, expected, tiny_checkpoint, tmp_path, fresh_python
+):
+    from scaloquant.io import default_basis, write_nifti_mrs
+    from scaloquant.simulate import SimulationConfig, simulate_batch
+    from scaloquant.types import FID
+
+    basis = default_basis()
+    samples = simulate_batch(basis, SimulationConfig(), 1, np.random.default_rng(3)).fids[0]
+    grid = {
+        k: getattr(basis, k) for k in ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference")
+    }
+    svs = write_nifti_mrs(tmp_path / "svs.nii.gz", FID(samples=samples, **grid))
+    args = [command, str(svs), "--out", str(tmp_path / "out"), "--max-figures", figures]
+    if command == "quantify":
+        args += ["--model", str(tiny_checkpoint)]
+    code = (
+        "import sys\n"
+        "from scaloquant.cli import main\n"
+        f"assert main({args!r}) == 0\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.rstrip().splitlines()[-1] == repr(expected)
