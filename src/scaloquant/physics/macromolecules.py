@@ -2,9 +2,9 @@
 measured macromolecule spectrum.
 
 Each component is a sum of Gaussian lines (ppm, FWHM in ppm, relative area), as LCModel
-simulates them by default when ``NSIMUL`` > 0: the ``CHSIMU`` entries of the LCModel manual
-(Provencher, "LCModel & LCMgui User's Manual", sec. 11.7, default ``CHSIMU`` for brain at short
-TE). Centre and width are the manual's starting values; LCModel lets each line move and
+simulates them by default when ``NSIMUL`` > 0: the ``CHSIMU`` entries of LCModel 6.3 (``DATA
+chsimu`` in ``LCModel.f``, BSD-3, checked against ``../shared/peers/lcmodel/source``; Lip13 is its
+default pair Lip13a + Lip13b, both at 1.28 ppm). Centre and width are the manual's starting values; LCModel lets each line move and
 broaden slightly under priors, here the group's shared shift, damping and Gaussian do.
 """
 
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-#: name -> ((ppm, FWHM ppm, relative area), ...), LCModel manual sec. 11.7 default CHSIMU.
+#: name -> ((ppm, FWHM ppm, relative area), ...), LCModel 6.3's default CHSIMU.
 LCMODEL_COMPONENTS: dict[str, tuple[tuple[float, float, float], ...]] = {
     "MM09": ((0.91, 0.14, 3.0),),
     "MM12": ((1.21, 0.15, 2.0),),

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError, UnknownMetaboliteError
 from ..metabolites import canonical
+from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..signal import axes, lineshapes
 from ..types import Acquisition, BasisSet
 from . import effects
@@ -85,21 +86,9 @@ LITERATURE_CONCENTRATIONS_MM: Mapping[str, Range] = MappingProxyType(
 MEASURED_MM_NAMES = ("Mac", "MM", "MMBL", "MMexp")
 
 #: Parametric macromolecule and lipid components: name -> ((ppm, FWHM ppm, relative area), ...),
-#: the default ``CHSIMU`` of the LCModel manual (Provencher, LCModel & LCMgui User's Manual,
-#: sec. 11.7, brain at short TE), as remembered; the same table as
-#: ``scaloquant.physics.macromolecules.LCMODEL_COMPONENTS`` except that the narrow second
-#: Lip13 line sits at 1.30 ppm (the manual's value as the task states it) rather than 1.28.
+#: the fit's table (LCModel's default ``CHSIMU``), so that simulation and fit share one model.
 PARAMETRIC_COMPONENTS: Mapping[str, tuple[tuple[float, float, float], ...]] = MappingProxyType(
-    {
-        "MM09": ((0.91, 0.14, 3.0),),
-        "MM12": ((1.21, 0.15, 2.0),),
-        "MM14": ((1.43, 0.17, 2.0),),
-        "MM17": ((1.67, 0.15, 2.0),),
-        "MM20": ((2.08, 0.15, 1.33), (2.25, 0.20, 0.33), (1.95, 0.15, 0.33), (3.00, 0.20, 0.40)),
-        "Lip09": ((0.89, 0.14, 3.0),),
-        "Lip13": ((1.28, 0.15, 2.0), (1.30, 0.089, 2.0)),
-        "Lip20": ((2.04, 0.15, 1.33), (2.25, 0.15, 0.67), (2.80, 0.20, 0.87)),
-    }
+    LCMODEL_COMPONENTS
 )
 MM_COMPONENTS = ("MM09", "MM12", "MM14", "MM17", "MM20")
 LIPID_COMPONENTS = ("Lip09", "Lip13", "Lip20")
