@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ._common import acquisition_overrides
 from .quantify import add_io_flags, options_from_args, run_provenance
 
 _GROUP_PRESETS = ("metabolites_and_mm", "per_metabolite", "global")
@@ -163,22 +162,15 @@ def fit_config_from_args(args: argparse.Namespace):
 def handle(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
     from ..io.default import DEFAULT_BASIS_NAME, default_basis
-    from ..quantify import fit_inputs, read_inputs, write_run
-    from ..quantify.run import quality_note
-    from .quantify import read_user_basis
+    from ..quantify import fit_inputs, write_run
+    from .quantify import inputs_from_args, print_run, read_user_basis
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     basis, basis_name = read_user_basis(args.basis)
     if basis is None:
         basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
     fit_config = fit_config_from_args(args)
-    inputs = read_inputs(
-        args.inputs,
-        water=args.water,
-        overrides=acquisition_overrides(args),
-        override_header=args.override_header,
-        conjugate=args.conjugate,
-    )
+    inputs = inputs_from_args(args)
     options = options_from_args(args, basis_metadata=basis.metadata, fit_config=fit_config)
     run = fit_inputs(inputs, basis, basis_name=basis_name, options=options)
     write_run(
@@ -191,11 +183,5 @@ def handle(args: argparse.Namespace) -> int:
             fit_config=fit_config.to_dict(),
         ),
     )
-    print(f"fitted {run.n_spectra} spectra from {len(inputs)} file(s)")
-    for r in run.results:
-        for line in (*r.conversions, *r.warnings):
-            print(f"{r.input.label}: {line}")
-    for line in quality_note(run.results):
-        print(line)
-    print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
+    print_run(run, "fitted", len(inputs), args.out)
     return 0

@@ -205,20 +205,13 @@ def handle(args: argparse.Namespace) -> int:
 def _quantify(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
     from ..models.checkpoint import load_model  # torch only: no Lightning to apply a model
-    from ..quantify import quantify_inputs, read_inputs, write_run
+    from ..quantify import quantify_inputs, write_run
     from ..quantify.outputs import file_sha256
-    from ..quantify.run import quality_note
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     model = load_model(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
-    inputs = read_inputs(
-        args.inputs,
-        water=args.water,
-        overrides=acquisition_overrides(args),
-        override_header=args.override_header,
-        conjugate=args.conjugate,
-    )
+    inputs = inputs_from_args(args)
     options = options_from_args(
         args,
         basis_metadata=model.metadata.basis_metadata,
@@ -234,11 +227,32 @@ def _quantify(args: argparse.Namespace) -> int:
             args, checkpoint={"path": str(args.model), "sha256": file_sha256(args.model)}
         ),
     )
-    print(f"quantified {run.n_spectra} spectra from {len(inputs)} file(s)")
+    print_run(run, "quantified", len(inputs), args.out)
+    return 0
+
+
+def inputs_from_args(args: argparse.Namespace) -> list:
+    """The input files and their water references, read as the io flags say (quantify, fit)."""
+    from ..quantify import read_inputs
+
+    return read_inputs(
+        args.inputs,
+        water=args.water,
+        overrides=acquisition_overrides(args),
+        override_header=args.override_header,
+        conjugate=args.conjugate,
+    )
+
+
+def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
+    """What a run did, for the terminal: counts, each input's conversions and warnings, the
+    quality flags, where the results are (quantify, fit)."""
+    from ..quantify.run import quality_note
+
+    print(f"{verb} {run.n_spectra} spectra from {n_files} file(s)")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")
     for line in quality_note(run.results):
         print(line)
-    print(f"results: {args.out / 'results.csv'}; report: {args.out / 'report.html'}")
-    return 0
+    print(f"results: {out / 'results.csv'}; report: {out / 'report.html'}")

@@ -172,9 +172,13 @@ def read_fid(
         raise InputFileError(f"{path} is a folder; give a FID file ({_FID_HELP})")
     fid = _fid_reader(path)(path, **given)
     fid = reconcile_header(fid, given, override_header=override_header, path=path)
-    if conjugate:
-        fid = fid.with_samples(np.conj(fid.samples), conjugated=True)
-    return fid
+    return conjugated(fid) if conjugate else fid
+
+
+def conjugated(fid: FID) -> FID:
+    """``fid`` read the other way than its format defines (``--conjugate``): the complex
+    conjugate of its samples, recorded as ``provenance["conjugated"]``."""
+    return fid.with_samples(np.conj(fid.samples), conjugated=True)
 
 
 def _basis_from_fid_files(

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError, InputFileError
 from ..io import read_fid, read_text_fid
+from ..io.dispatch import conjugated
 from ..types import FID
 
 #: Leading axes of NIfTI-MRS samples that are space; the rest (DIM_COIL, DIM_DYN...) are "extra".
@@ -208,7 +209,7 @@ def _nifti_affine(path: Path) -> np.ndarray:
 
 
 def _conjugated(fid: FID, conjugate: bool) -> FID:
-    return fid.with_samples(np.conj(fid.samples), conjugated=True) if conjugate else fid
+    return conjugated(fid) if conjugate else fid
 
 
 def read_water(
