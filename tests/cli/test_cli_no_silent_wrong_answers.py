@@ -23,6 +23,7 @@ import lightning  # noqa: F401 - imported here, its log handler keeps pytest's s
 import numpy as np
 import pytest
 import torch
+from _fids import fid_on_grid
 
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
@@ -48,13 +49,7 @@ def signals(basis):
     return simulate_batch(basis, SimulationConfig(), 4, np.random.default_rng(11)).fids
 
 
-def _fid(basis, samples, **kw) -> FID:
-    grid = dict(
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        ppm_reference=basis.ppm_reference,
-    )
-    return FID(samples=samples, **{**grid, **kw})
+_fid = fid_on_grid
 
 
 def _sys_is_read_only() -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel
 import numpy as np
 import pytest
+from _fids import fid_on_grid
 
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
@@ -43,13 +44,7 @@ def brain(basis):
     return fids + sd * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
 
 
-def _fid(basis, samples, **kw) -> FID:
-    grid = dict(
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        ppm_reference=basis.ppm_reference,
-    )
-    return FID(samples=samples, **{**grid, **kw})
+_fid = fid_on_grid
 
 
 def _water(basis, n_points=None, **kw) -> FID:

@@ -10,6 +10,7 @@ import json
 import nibabel
 import numpy as np
 import pytest
+from _fids import fid_on_grid
 
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
@@ -30,13 +31,7 @@ def signals(basis):
     return simulate_batch(basis, SimulationConfig(), 16, np.random.default_rng(5)).fids
 
 
-def _fid(basis, samples, **kw) -> FID:
-    grid = dict(
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        ppm_reference=basis.ppm_reference,
-    )
-    return FID(samples=samples, **{**grid, **kw})
+_fid = fid_on_grid
 
 
 def _water(basis, first_point: float) -> FID:
