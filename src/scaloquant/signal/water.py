@@ -10,9 +10,12 @@ components whose frequency lies in the water band (:data:`WATER_BAND_PPM`) are s
 whole FID. Only those are touched: a metabolite line below the band stays in the data.
 
 The same decomposition measures a line's signal at t = 0 apart from the rest of the FID
-(:func:`band_amplitude`): the area of a water reference, or of a singlet metabolite of a basis
-set whose FID also holds a reference peak (the ISMRM 2016 basis' 0 ppm singlet) or a first point
-that is not the signal's value at t = 0 (LCModel bases and Philips water references halve it).
+(:func:`band_amplitude`): the singlet metabolite of a simulated basis set whose FID also holds a
+reference peak (the ISMRM 2016 basis' 0 ppm singlet) or a first point that is not the signal's
+value at t = 0 (LCModel's makebasis halves it). Not for in-vivo water references: their lines are
+no sum of a few exponentials and their first samples are altered, and on the Philips ones the
+value at t = 0 moved by 10-30 % with the samples the decomposition started from
+(:func:`scaloquant.quantify.water.water_area` extrapolates their magnitude instead).
 """
 
 from __future__ import annotations
