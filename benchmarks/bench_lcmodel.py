@@ -190,10 +190,11 @@ def _same_batch(a: FID, wa: FID | None, b: FID, wb: FID | None) -> bool:
 
 def _as_input(label: str, fids: Sequence[FID], waters: Sequence[FID | None]) -> SpectraInput:
     fid = fids[0].with_samples(np.stack([f.samples for f in fids]))
-    water = None
+    water = water_path = None
     if waters[0] is not None:
         water = waters[0].with_samples(np.stack([w.samples for w in waters]))
-    return SpectraInput(Path(label), fid, water, None, None, ())
+        water_path = Path(f"{label}-water")  # named in the notes of the water checks
+    return SpectraInput(Path(label), fid, water, water_path, None, ())
 
 
 # ---------------------------------------------------------------------------------- the sets
