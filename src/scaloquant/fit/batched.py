@@ -51,11 +51,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IncompatibleDataError
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..physics.model import lineshape_rates, modulated_fids, phase_factor, window_columns
 from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
+from ..physics.scale import signal_per_proton
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..types import BasisSet
 from .config import FitConfig, macromolecule_names
@@ -108,6 +109,12 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
         basis.spectrometer_freq_mhz,
         basis.ppm_reference,
     )
+    try:
+        # LCModel states a component's amplitude in protons of the basis' scale, so that its
+        # amplitudes read like the metabolites' (MM09/tCr as in LCModel's table)
+        fids = fids * signal_per_proton(basis)[0]
+    except IncompatibleDataError:
+        pass  # no singlet to measure the scale on: amplitudes in units of the relative areas
     return replace(
         kept,
         names=(*kept.names, *names),

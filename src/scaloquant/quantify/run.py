@@ -15,12 +15,13 @@ import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from ..physics.scale import signal_per_proton
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
 from .results import SpectraResult, tcr_ratios
-from .water import WaterScaling, concentrations_mM, signal_per_proton, water_area
+from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
     from ..models.checkpoint import LoadedModel

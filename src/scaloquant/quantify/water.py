@@ -59,22 +59,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, IncompatibleDataError
-from ..types import Acquisition, BasisSet
+from ..errors import ConfigError
+from ..types import Acquisition
 
 #: g/mol (the challenge README's 18.015).
 WATER_MOLAR_MASS_G_PER_MOL = 18.015
 #: Protons of one water molecule.
 WATER_PROTONS = 2
-#: Metabolites made of uncoupled singlets only, with their protons and the band (ppm) that holds
-#: their lines (Cr/PCr 3.03 and 3.92, sIns 3.34, with room for another basis' referencing) and
-#: no exchangeable NH line (Cr 6.6 ppm in some bases): their lines start at exactly
-#: ``protons * u`` at any echo time, so they measure ``u`` (first found is used).
-REFERENCE_SINGLETS: tuple[tuple[str, int, tuple[float, float]], ...] = (
-    ("Cr", 5, (2.6, 4.3)),
-    ("PCr", 5, (2.6, 4.3)),
-    ("sIns", 6, (3.0, 3.7)),
-)
 #: The water area is extrapolated from this sample on (LCModel's log-linear water area starts
 #: at its 10th, NWSST): Philips water references (as spec2nii writes them) hold a first point
 #: about half the next and a second about 5 % above the trend of the following ones.
@@ -190,40 +181,6 @@ def water_area(water: np.ndarray, acquisition: Acquisition) -> np.ndarray:
         coef, *_ = np.linalg.lstsq(design, np.log(flat[ok]).T, rcond=None)
         area[ok] = np.exp(coef[0])
     return area.reshape(x.shape[:-1])
-
-
-def _band_amplitude(
-    fids: np.ndarray, acquisition: Acquisition, band_ppm: tuple[float, float]
-) -> np.ndarray:
-    from ..signal.water import band_amplitude
-
-    return band_amplitude(
-        fids,
-        acquisition.dwell_time_s,
-        acquisition.spectrometer_freq_mhz,
-        acquisition.ppm_reference,
-        band_ppm,
-    )
-
-
-def signal_per_proton(basis: BasisSet) -> tuple[float, str]:
-    """``u``, the basis' first-point signal per proton, and the singlet metabolite it was
-    measured on (see the module docstring).
-
-    Raises
-    ------
-    IncompatibleDataError
-        The basis holds none of :data:`REFERENCE_SINGLETS`.
-    """
-    for name, protons, band in REFERENCE_SINGLETS:
-        if name in basis.names:
-            fid = basis.fids[basis.index(name)]
-            return float(abs(_band_amplitude(fid, basis.acquisition, band))) / protons, name
-    names = ", ".join(n for n, *_ in REFERENCE_SINGLETS)
-    raise IncompatibleDataError(
-        f"the basis set has none of {names}, whose proton count calibrates its scale; "
-        "concentrations in mM cannot be computed (amplitudes and ratios can)"
-    )
 
 
 def concentrations_mM(
