@@ -146,6 +146,23 @@ class FitSpectra(NamedTuple):
     metabolites: np.ndarray
 
 
+def phase_corrected(spectra: FitSpectra, result: FitResult) -> FitSpectra:
+    """``spectra`` of ``result`` with its fitted phases removed: every array times
+    ``exp(-i (phi0 + phi1 (ppm - pivot)))``, so that lines are in absorption mode, as LCModel
+    and FSL-MRS draw them (the data as the scanner stored them may be in any phase)."""
+    phi0 = np.asarray(result.phase0_rad, dtype=np.float64)[..., None]
+    phi1 = np.asarray(result.phase1_rad_per_ppm, dtype=np.float64)[..., None]
+    undo = np.exp(-1j * (phi0 + phi1 * (spectra.ppm - result.phase1_pivot_ppm)))
+    return FitSpectra(
+        ppm=spectra.ppm,
+        data=spectra.data * undo,
+        model=spectra.model * undo,
+        baseline=spectra.baseline * undo,
+        residual=spectra.residual * undo,
+        metabolites=spectra.metabolites * undo[..., None, :],
+    )
+
+
 def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
     """Rebuild the model of ``result`` for the spectra of ``fid`` that it was fitted to.
 

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError
-from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from ..fit import (
+    FitConfig,
+    FitResult,
+    FitStart,
+    fit_given_amplitudes,
+    fit_spectra,
+    fitted_spectra,
+    phase_corrected,
+)
 from ..physics.scale import signal_per_proton
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
@@ -485,7 +493,7 @@ def quantify_inputs(
             # per-metabolite lineshape would absorb the network's errors and flatter the figure
             with blas_threads(1):  # small matrices; see scaloquant.threads
                 given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
-            spectra = fitted_spectra(given, _subset(fid, drawn), basis)
+            spectra = phase_corrected(fitted_spectra(given, _subset(fid, drawn), basis), given)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         if options.refine:
             flat = fid.with_samples(_flat(fid))
@@ -590,7 +598,8 @@ def fit_inputs(
             prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
         figures = {}
         if drawn:
-            spectra = fitted_spectra(_take(result, drawn), _subset(fid, drawn), basis)
+            shown = _take(result, drawn)
+            spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         partial.append((prep, columns, figures, _relative_residual(result, flat, basis)))
     noise = options.fit_config.noise_estimate

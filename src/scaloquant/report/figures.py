@@ -51,7 +51,7 @@ def plot_fit(
 ) -> Figure:
     """One spectrum's fit, LCModel-style: the residual on top, then data, fit and baseline,
     then the main components (:data:`COMPONENTS`) offset below; real parts on a reversed ppm
-    axis.
+    axis (callers pass the spectra phase-corrected, :func:`scaloquant.fit.result.phase_corrected`).
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def plot_fit(
         level += min(float(np.min(trace)), 0.0)
     ax.set_xlim(PPM_RANGE[1], PPM_RANGE[0])  # reversed: chemical shift decreases to the right
     ax.set_xlabel("chemical shift (ppm)")
-    ax.set_ylabel("real part of spectrum (a.u.)")
+    ax.set_ylabel("real part, phase-corrected (a.u.)")
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
     for side in ("top", "right", "left"):
