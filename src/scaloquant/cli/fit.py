@@ -74,6 +74,12 @@ def register(subparsers: Any) -> None:
         help="spline[:KNOT_SPACING_PPM] (penalised cubic spline), poly:DEGREE or none",
     )
     m.add_argument(
+        "--baseline-stiffness",
+        choices=("fixed", "ftest"),
+        help="spline stiffness: fixed (2 effective dimensions per ppm, the default) or ftest "
+        "(chosen per spectrum by LCModel's F-test rule among 1-4 per ppm)",
+    )
+    m.add_argument(
         "--mm",
         choices=("auto", "basis", "parametric", "none"),
         help="macromolecules/lipids: the basis' (auto adds parametric lipids), LCModel's "
@@ -149,6 +155,8 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["grouping"] = _groups(args.groups)
     if args.baseline:
         flags |= _baseline(args.baseline)
+    if args.baseline_stiffness:
+        flags["baseline_stiffness"] = args.baseline_stiffness
     if args.mm:
         flags["macromolecules"] = args.mm
     if args.ratio_priors:
@@ -161,7 +169,13 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["water_removal"] = args.water_removal
     if flags and config.solver == "scipy" and args.preset == "simulated":
         # the model choices beyond the per-metabolite model need the batched solver
-        batched_only = {"baseline", "macromolecules", "ratio_priors", "device"} & set(flags)
+        batched_only = {
+            "baseline",
+            "baseline_stiffness",
+            "macromolecules",
+            "ratio_priors",
+            "device",
+        } & set(flags)
         if batched_only or flags.get("lineshape") == "gaussian":
             flags["solver"] = "batched"
     return replace(config, **flags)

@@ -116,6 +116,12 @@ class FitConfig:
         ``baseline_knot_spacing_ppm`` apart, stiffness from ``baseline_ed_per_ppm`` effective
         dimensions per ppm; :mod:`scaloquant.physics.baseline`); ``None`` follows
         ``baseline_order``.
+    baseline_stiffness : batched spline baseline only: ``"fixed"`` (``baseline_ed_per_ppm``
+        for every spectrum) or ``"ftest"``: per spectrum, the stiffest of
+        ``baseline_ed_candidates_per_ppm`` whose residual stays within an F-test of the most
+        flexible candidate's at probability ``baseline_ftest_probability`` (LCModel's rule for
+        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``);
+        :func:`scaloquant.fit.batched.choose_baseline_ed`.
     macromolecules : batched only: ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -162,6 +168,9 @@ class FitConfig:
     baseline: Literal["none", "poly", "spline"] | None = None
     baseline_knot_spacing_ppm: float = 0.15
     baseline_ed_per_ppm: float = 2.0
+    baseline_stiffness: Literal["fixed", "ftest"] = "fixed"
+    baseline_ed_candidates_per_ppm: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
+    baseline_ftest_probability: float = 0.05
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None
@@ -233,6 +242,25 @@ class FitConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if self.baseline_stiffness not in ("fixed", "ftest"):
+            raise ConfigError(
+                f"baseline_stiffness must be 'fixed' or 'ftest', got {self.baseline_stiffness!r}"
+            )
+        try:
+            candidates = tuple(sorted(float(v) for v in self.baseline_ed_candidates_per_ppm))
+        except (TypeError, ValueError):
+            candidates = ()
+        if not candidates or not all(math.isfinite(v) and v > 0 for v in candidates):
+            raise ConfigError(
+                "baseline_ed_candidates_per_ppm must hold positive numbers, got "
+                f"{self.baseline_ed_candidates_per_ppm!r}"
+            )
+        object.__setattr__(self, "baseline_ed_candidates_per_ppm", candidates)
+        if not 0 < self.baseline_ftest_probability < 1:
+            raise ConfigError(
+                "baseline_ftest_probability must be in (0, 1), got "
+                f"{self.baseline_ftest_probability!r}"
+            )
         if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
             raise ConfigError(
                 f"max_iterations must be an integer >= 1, got {self.max_iterations!r}"

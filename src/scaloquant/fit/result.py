@@ -59,6 +59,9 @@ class FitResult:
         part; ``None`` when not computed.
     conversions : what was done to the basis to put it on the data's grid
         (:func:`scaloquant.signal.basis_grid.basis_on_grid`).
+    baseline_ed_per_ppm : ``(...)`` effective dimensions per ppm of the spline baseline each
+        spectrum was fitted with (chosen per spectrum with ``baseline_stiffness="ftest"``); NaN
+        without a spline baseline, ``None`` from the scipy solver.
     """
 
     names: tuple[str, ...]
@@ -86,6 +89,7 @@ class FitResult:
     linewidth_ppm: np.ndarray | None = None
     snr: np.ndarray | None = None
     conversions: tuple[str, ...] = ()
+    baseline_ed_per_ppm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():

@@ -57,6 +57,7 @@ _BATCH_FIELDS = (
     "linewidth_hz",
     "linewidth_ppm",
     "snr",
+    "baseline_ed_per_ppm",
 )
 
 
