@@ -378,7 +378,8 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
 def _finish(
     command: Command,
     names: tuple[str, ...],
-    partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, np.ndarray | None]],
+    # per input: prepared spectra, estimate columns, figures, (fit residual, fitted FWHM ppm)
+    partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, tuple]],
     *,
     basis: BasisSet | None,
     base_suffixes: tuple[str, ...],
@@ -388,15 +389,16 @@ def _finish(
     options: Options,
 ) -> Run:
     """Flag, blank the estimates of unusable spectra, derive ratios and mM, and gather."""
-    from ..signal.quality import residual_flags
+    from ..signal.quality import fit_flags
 
     inputs = [p[0].input for p in partial]
     unit, water_notes = _water_notes(inputs, basis, options.water_scaling)
     results = []
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
-    for prep, columns, figures, fit_residual in partial:
+    for prep, columns, figures, checks in partial:
         inp = prep.input
-        flags = residual_flags(prep.flags, fit_residual)
+        fit_residual, fit_linewidth_ppm = checks
+        flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm)
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
@@ -482,7 +484,7 @@ def quantify_inputs(
     partial = []
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
-        fit_residual = None
+        fit_residual = fit_linewidth = None
         # SDs are NaN for a model trained without uncertainty (Quantifier.predict)
         amplitudes, sd = quantifier.predict(
             _flat(fid), batch_size=options.batch_size, return_sd=True
@@ -513,7 +515,8 @@ def quantify_inputs(
                 "_crlb_pct": refined.crlb_pct,
             }
             fit_residual = _relative_residual(refined, flat, basis)
-        partial.append((prep, columns, figures, fit_residual))
+            fit_linewidth = refined.linewidth_ppm
+        partial.append((prep, columns, figures, (fit_residual, fit_linewidth)))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     notes = [basis_note]
     if not quantifier.has_uncertainty:
@@ -602,7 +605,8 @@ def fit_inputs(
             shown = _take(result, drawn)
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        partial.append((prep, columns, figures, _relative_residual(result, flat, basis)))
+        checks = (_relative_residual(result, flat, basis), result.linewidth_ppm)
+        partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
         f"basis: {basis_name}",
