@@ -178,7 +178,7 @@ def noise_seed(test_seed: int, snr: float) -> int:
 def reference_heights(basis: BasisSet, test: SimulationFile) -> np.ndarray:
     """``(n,)`` reference peak height of each test signal: the simulator's SNR reference,
     measured on its noiseless Eq. 1 signal rebuilt from the stored parameters."""
-    config = SimulationConfig.from_mapping(test.config)
+    config = SimulationConfig.from_dict(test.config)
     stored = {f.name for f in fields(SimulationParameters)} & set(test.parameters)
     params = SimulationParameters(
         amplitudes=test.amplitudes, **{k: test.parameters[k] for k in stored - {"amplitudes"}}

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import InvalidDataError
 from ..io.atomic import write_text_atomic
+from ..report.figures import save_png
 from ..types import FID
 from . import figures
 from .bootstrap import PairedBootstrap, paired_bootstrap
@@ -455,7 +456,7 @@ def write_evaluation(
     written: dict[str, str] = {}
 
     def save(fig, name: str, caption: str) -> None:
-        figures.save_png(fig, fig_dir / name)
+        save_png(fig, fig_dir / name)
         written[caption] = f"figures/{name}"
 
     if example is not None:

@@ -74,7 +74,7 @@ def signal_example(
     first = next(iter(predictions.values()))
     i = representative_index(test.amplitudes, first)
     row_params = {k: v[i : i + 1] for k, v in test.parameters.items()}
-    config = SimulationConfig.from_mapping(test.config)
+    config = SimulationConfig.from_dict(test.config)
     grid = test.fids
 
     def single(samples: np.ndarray, **provenance: Any) -> FID:

@@ -9,10 +9,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from itertools import pairwise
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, InvalidDataError
 
 if TYPE_CHECKING:  # result.py imports this module
@@ -333,6 +334,12 @@ class FitConfig:
             return [plain(x) for x in v] if isinstance(v, tuple) else v
 
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitConfig:
+        """Rebuild a config from :meth:`to_dict` output (or a config file's mapping); unknown
+        keys are an error."""
+        return dataclass_from_dict(cls, data, "fit")
 
 
 @dataclass(frozen=True)

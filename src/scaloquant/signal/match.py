@@ -70,13 +70,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from ..errors import IncompatibleDataError
-from ..types import FID, Acquisition
+from ..errors import IncompatibleDataError, NeedsOption, Option
 from . import axes
+from .grid import Acquisition
 
 #: Relative spectrometer-frequency difference taken as the same scanner (see rule 2).
 FREQUENCY_RTOL = 1e-3
@@ -106,8 +106,24 @@ _SEQUENCE_FAMILIES = (
 )
 
 
+class OnGrid(Protocol):
+    """What :func:`match_acquisition` needs of the data: :class:`scaloquant.types.FID` (which
+    this module, below ``types``, does not import) or any frozen dataclass with these
+    attributes and the fields ``samples``, ``dwell_time_s``, ``spectrometer_freq_mhz``,
+    ``ppm_reference`` and ``provenance`` (set with :func:`dataclasses.replace`)."""
+
+    samples: np.ndarray
+    provenance: Mapping[str, Any]
+
+    @property
+    def acquisition(self) -> Acquisition: ...
+
+
+Data = TypeVar("Data", bound=OnGrid)
+
+
 @dataclass(frozen=True)
-class Matched:
+class Matched(Generic[Data]):
     """Data on exactly the target grid, and what was done to put them there.
 
     Attributes
@@ -120,7 +136,7 @@ class Matched:
         time differences accepted with ``force``, unrecognised sequence names).
     """
 
-    fid: FID
+    fid: Data
     conversions: tuple[str, ...]
     warnings: tuple[str, ...]
 
@@ -130,24 +146,24 @@ class _Refusal:
     """One difference that ``force`` may accept: what differs and what the user can do."""
 
     what: str
-    advice: str
+    advice: tuple[str | Option, ...]
 
 
 def match_acquisition(
-    fid: FID,
+    fid: Data,
     target: Acquisition,
     *,
     sequence: str | None = None,
     echo_time_s: float | None = None,
     force: bool = False,
     target_what: str = "the model",
-) -> Matched:
+) -> Matched[Data]:
     """Put ``fid`` on the ``target`` grid with the safe conversions of the module docstring.
 
     Parameters
     ----------
-    fid : data, samples ``(..., n_points)``; its sequence and echo time are read with
-        :func:`stated_sequence`.
+    fid : data (a :class:`scaloquant.types.FID`, see :class:`OnGrid`), samples
+        ``(..., n_points)``; its sequence and echo time are read with :func:`stated_sequence`.
     target : the grid of the model (or basis set).
     sequence, echo_time_s : the target's sequence name and echo time in s, when known (from
         :func:`basis_sequence` of the model's basis metadata).
@@ -161,8 +177,10 @@ def match_acquisition(
 
     Raises
     ------
-    IncompatibleDataError : a difference no conversion can bridge, or one ``force`` would accept
-        when ``force`` is false; the one-line message names the values and the flag to give.
+    IncompatibleDataError : a difference no conversion can bridge; :class:`NeedsOption` (one
+        of them) when an option would accept or correct it (``force``, a corrected header
+        value): the one-line message names the values, and the options as
+        :class:`~scaloquant.errors.Option` parts that the CLI words as its flags.
     """
     source = _describe_source(fid)
     acq = fid.acquisition
@@ -175,11 +193,12 @@ def match_acquisition(
         target.spectrometer_freq_mhz
     )
     if freq_rel > SAME_FIELD_RTOL:
-        raise IncompatibleDataError(
+        raise NeedsOption(
             f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
             "there is no safe conversion between field strengths: train a model (or fit) with a "
-            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass --spectrometer-freq-mhz "
-            "with --override-header if the header is wrong"
+            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass ",
+            Option("override_freq"),
+            " if the header is wrong",
         )
     _require_window(acq, target, source, target_what)
 
@@ -190,9 +209,14 @@ def match_acquisition(
             _Refusal(
                 f"acquired at {_mhz(acq)} and {target_what} is for {_mhz(target)} "
                 f"({100 * freq_rel:.1f}% apart: the same nominal field, another vendor's frequency)",
-                "pass --force to convert keeping every chemical shift (J-coupled multiplets then "
-                "differ slightly), or --spectrometer-freq-mhz with --override-header if the "
-                "header is wrong",
+                (
+                    "pass ",
+                    Option("force"),
+                    " to convert keeping every chemical shift (J-coupled multiplets then differ "
+                    "slightly), or ",
+                    Option("override_freq"),
+                    " if the header is wrong",
+                ),
             )
         )
         warnings.append(
@@ -204,9 +228,14 @@ def match_acquisition(
         refusals.append(
             _Refusal(
                 f"dwell time {_dwell(acq)} and {target_what}'s {_dwell(target)}",
-                "matching them needs Fourier resampling (band-limiting or interpolating the FID), "
-                f"which {target_what} never saw: pass --force to resample anyway, or "
-                "--dwell-time-s with --override-header if the header is wrong",
+                (
+                    "matching them needs Fourier resampling (band-limiting or interpolating the "
+                    f"FID), which {target_what} never saw: pass ",
+                    Option("force"),
+                    " to resample anyway, or ",
+                    Option("override_dwell"),
+                    " if the header is wrong",
+                ),
             )
         )
         warnings.append(
@@ -222,7 +251,7 @@ def match_acquisition(
     if refusals and not force:
         first, others = refusals[0], refusals[1:]
         also = f" (it also differs: {'; '.join(r.what for r in others)})" if others else ""
-        raise IncompatibleDataError(f"{source}: {first.what}; {first.advice}{also}")
+        raise NeedsOption(f"{source}: {first.what}; ", *first.advice, also)
 
     if acq == target:
         return Matched(fid, (), tuple(warnings))
@@ -370,7 +399,7 @@ def require_same_grid(
     IncompatibleDataError : on the first difference (nucleus, points, dwell time, spectrometer
         frequency beyond :data:`FREQUENCY_RTOL`, ppm reference).
     """
-    hint = "scaloquant.signal.match.match_acquisition converts what is safe"
+    hint = "scaloquant.signal.match.match_acquisition converts what is safe"  # a library call
     if fid_acq.nucleus != target.nucleus:
         raise IncompatibleDataError(
             f"{what}: nucleus {fid_acq.nucleus}, {target_what}: {target.nucleus}; use "
@@ -415,17 +444,18 @@ def compare_reference(
     ------
     IncompatibleDataError : another nucleus or field (one line naming both values).
     """
-    advice = "give the water reference acquired with the data (--water), or none"
+    advice = ("give the water reference acquired with the data (", Option("water"), "), or none")
     if reference.nucleus != data.nucleus:
-        raise IncompatibleDataError(
-            f"{what} is {reference.nucleus} and {data_what} {data.nucleus}; {advice}"
+        raise NeedsOption(
+            f"{what} is {reference.nucleus} and {data_what} {data.nucleus}; ", *advice
         )
     if not math.isclose(
         reference.spectrometer_freq_mhz, data.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
     ):
-        raise IncompatibleDataError(
+        raise NeedsOption(
             f"{what} was acquired at {_mhz(reference)} and {data_what} at {_mhz(data)}: "
-            f"not the same scanner; {advice}"
+            "not the same scanner; ",
+            *advice,
         )
     notes = []
     if reference.n_points != data.n_points or not _same_dwell(
@@ -439,7 +469,7 @@ def compare_reference(
     return tuple(notes)
 
 
-def stated_sequence(fid: FID) -> tuple[str | None, float | None]:
+def stated_sequence(fid: OnGrid) -> tuple[str | None, float | None]:
     """Sequence name and echo time in s as the file stated them (``None`` where it did not).
 
     Readers in :mod:`scaloquant.io` record them in ``provenance["sequence"]`` and
@@ -492,9 +522,13 @@ def _compare_sequences(
             refusals.append(
                 _Refusal(
                     what,
-                    "J-evolution and T2 weighting differ between echo times, so every amplitude "
-                    f"would be biased: pass --force to quantify anyway, or use {target_what} "
-                    f"trained with a basis set for TE {data_te * 1e3:g} ms",
+                    (
+                        "J-evolution and T2 weighting differ between echo times, so every "
+                        "amplitude would be biased: pass ",
+                        Option("force"),
+                        f" to quantify anyway, or use {target_what} trained with a basis set "
+                        f"for TE {data_te * 1e3:g} ms",
+                    ),
                 )
             )
             warnings.append(f"{what}: amplitudes are biased by the echo-time difference")
@@ -505,9 +539,13 @@ def _compare_sequences(
             refusals.append(
                 _Refusal(
                     what,
-                    "another sequence gives other multiplet shapes and relaxation weighting: "
-                    f"pass --force to quantify anyway, or use {target_what} trained with a "
-                    f"{data_family} basis set",
+                    (
+                        "another sequence gives other multiplet shapes and relaxation "
+                        "weighting: pass ",
+                        Option("force"),
+                        f" to quantify anyway, or use {target_what} trained with a "
+                        f"{data_family} basis set",
+                    ),
                 )
             )
             warnings.append(f"{what}: amplitudes are biased by the sequence difference")
@@ -533,12 +571,13 @@ def _require_window(acq: Acquisition, target: Acquisition, source: str, target_w
     target_lo, target_hi = _band_ppm(target)
     lo, hi = max(WINDOW_PPM_1H[0], target_lo), min(WINDOW_PPM_1H[1], target_hi)
     if lo < hi and (lo < data_lo or hi > data_hi):
-        raise IncompatibleDataError(
+        raise NeedsOption(
             f"{source} covers {data_lo:.2f} to {data_hi:.2f} ppm ({1 / acq.dwell_time_s:g} Hz at "
             f"{acq.spectrometer_freq_mhz:g} MHz, 0 Hz = {acq.ppm_reference:g} ppm), which misses "
             f"part of the {lo:g}-{hi:g} ppm {target_what} needs; no conversion can recover it: "
-            "acquire with a wider spectral width, or pass --dwell-time-s with --override-header "
-            "if the header is wrong"
+            "acquire with a wider spectral width, or pass ",
+            Option("override_dwell"),
+            " if the header is wrong",
         )
 
 
@@ -561,6 +600,6 @@ def _dwell(acq: Acquisition) -> str:
     return f"{acq.dwell_time_s * 1e3:g} ms ({1 / acq.dwell_time_s:g} Hz spectral width)"
 
 
-def _describe_source(fid: FID) -> str:
+def _describe_source(fid: OnGrid) -> str:
     source = fid.provenance.get("source")
     return PurePath(str(source)).name if source else "the data"

@@ -221,7 +221,7 @@ class TrainConfig:
 
     # -- sub-configurations -------------------------------------------------------------------
     def simulation_config(self) -> SimulationConfig:
-        return SimulationConfig.from_mapping(self.simulation)
+        return SimulationConfig.from_dict(self.simulation)
 
     def scalogram_config(self) -> ScalogramConfig:
         return ScalogramConfig.from_dict(self.scalogram)

@@ -38,9 +38,9 @@ import numpy as np
 
 from ..errors import IncompatibleDataError
 from ..metabolites import canonical
+from ..signal import axes
+from ..signal.match import DWELL_RTOL, PPM_REFERENCE_ATOL, SAME_FIELD_RTOL, fit_length, resample_fid
 from ..types import Acquisition, BasisSet
-from . import axes
-from .match import DWELL_RTOL, PPM_REFERENCE_ATOL, SAME_FIELD_RTOL, fit_length, resample_fid
 
 
 def basis_on_grid(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple[str, ...]]:
