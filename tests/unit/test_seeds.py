@@ -11,7 +11,6 @@ import pytest
 from scaloquant import seeds
 from scaloquant.reproduce import noise_seed
 from scaloquant.simulate import block_generator
-from scaloquant.train.data import seed_sequence as train_seed_sequence
 
 
 def test_keys_are_unchanged():
@@ -47,7 +46,7 @@ def test_32_bit_seeds_of_the_training_sets(seed, key, expected):
 
 
 def test_training_streams():
-    fresh = np.random.default_rng(train_seed_sequence(5, seeds.FRESH_KEY, 2, 0, 7))
+    fresh = np.random.default_rng(seeds.seed_sequence(5, seeds.FRESH_KEY, 2, 0, 7))
     assert fresh.integers(0, 2**31, 3).tolist() == [1951733649, 179221319, 1655536081]
     norm = seeds.generator(5, seeds.NORM_KEY)
     assert norm.integers(0, 2**31, 3).tolist() == [2085592306, 1528632259, 614053383]
