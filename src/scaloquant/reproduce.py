@@ -52,6 +52,7 @@ from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
 from .io.default import DEFAULT_BASIS_NAME, default_basis
 from .io.hdf5 import SimulationFile, read_simulation, write_simulation
+from .presets import PRESETS, PresetName
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
 from .simulate import (
     SimulationConfig,
@@ -62,8 +63,6 @@ from .simulate import (
 )
 from .types import BasisSet
 
-PresetName = Literal["tiny", "quick", "cpu", "paper"]
-PRESETS: tuple[str, ...] = ("tiny", "quick", "cpu", "paper")
 #: The two methods of the paper, in the order of the comparison (A − B).
 MODELS: tuple[str, ...] = ("scalogram_cnn", "spectrum_cnn")
 #: Name of the classical fit in ``metrics.json``.

@@ -32,7 +32,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "scaloquant"
 #: Kept in step with the table of ``docs/architecture.md``.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors", ("errors",)),
-    ("foundations", ("scaloquant", "metabolites", "threads", "_stats", "_config", "seeds")),
+    (
+        "foundations",
+        ("scaloquant", "metabolites", "threads", "_stats", "_config", "seeds", "presets"),
+    ),
     ("conventions", ("signal", "physics")),
     ("types", ("types",)),
     ("engines", ("simulate", "scalogram", "fit", "io")),

@@ -13,8 +13,20 @@ from ._common import acquisition_overrides, add_acquisition_flags
 _FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text"
 
 
+def _numbers(values: Any) -> str:
+    """``(0.6, 0.4, 0.0)`` -> ``"0.6 0.4 0"``, as the flags take them."""
+    return " ".join(f"{v:g}" for v in (values if isinstance(values, tuple) else (values,)))
+
+
 def add_io_flags(p: argparse.ArgumentParser) -> None:
-    """Inputs, water, matching, output and water-scaling flags (quantify and fit)."""
+    """Inputs, water, matching, output and water-scaling flags (quantify and fit); their
+    defaults are those of :class:`~scaloquant.quantify.Options` and
+    :class:`~scaloquant.quantify.WaterScaling`."""
+    from .._config import dataclass_defaults
+    from ..quantify.options import Options  # no torch: quantify --help stays light
+    from ..quantify.water import WaterScaling
+
+    options, water = dataclass_defaults(Options), dataclass_defaults(WaterScaling)
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=_FORMATS)
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument(
@@ -49,52 +61,59 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-figures",
         type=int,
-        default=16,
+        default=options["max_figures"],
         metavar="N",
-        help="fit figures at most, for the spectra of largest signal (default: 16)",
+        help="fit figures at most, for the spectra of largest signal (default: "
+        f"{options['max_figures']})",
     )
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="fit processes (default: 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=options["n_workers"],
+        metavar="N",
+        help=f"fit processes (default: {options['n_workers']})",
+    )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
     w.add_argument(
         "--tissue-fractions",
         type=float,
         nargs=3,
         metavar=("GM", "WM", "CSF"),
-        default=(0.6, 0.4, 0.0),
-        help="voxel volume fractions (default: 0.6 0.4 0)",
+        default=water["tissue_fractions"],
+        help=f"voxel volume fractions (default: {_numbers(water['tissue_fractions'])})",
     )
     w.add_argument(
         "--te-ms",
         type=float,
         metavar="MS",
         help="echo time for the relaxation terms (default: the file's, else the model's or "
-        "basis', else 30)",
+        f"basis', else {_numbers(water['echo_time_ms'])})",
     )
     w.add_argument(
         "--water-t2-ms",
         type=float,
         nargs=3,
         metavar=("GM", "WM", "CSF"),
-        default=(110.0, 80.0, 2030.0),
-        help="water T2 per tissue (default: 110 80 2030)",
+        default=water["water_t2_ms"],
+        help=f"water T2 per tissue (default: {_numbers(water['water_t2_ms'])})",
     )
     w.add_argument(
         "--metabolite-t2-ms",
         type=float,
-        default=160.0,
+        default=water["metabolite_t2_ms"],
         metavar="MS",
-        help="metabolite T2 (default: 160)",
+        help=f"metabolite T2 (default: {_numbers(water['metabolite_t2_ms'])})",
     )
 
 
 def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **extra: Any):
     """The quantify/fit options; the echo time is ``--te-ms``, else the basis metadata's, else
-    30 ms."""
+    :class:`~scaloquant.quantify.WaterScaling`'s default (30 ms)."""
     from ..quantify import Options, WaterScaling
     from ..signal.match import basis_sequence
 
     _, basis_te_s = basis_sequence(basis_metadata)
-    default_te_ms = 30.0 if basis_te_s is None else basis_te_s * 1e3
+    default_te_ms = WaterScaling.echo_time_ms if basis_te_s is None else basis_te_s * 1e3
     scaling = WaterScaling(
         tissue_fractions=tuple(args.tissue_fractions),
         water_t2_ms=tuple(args.water_t2_ms),

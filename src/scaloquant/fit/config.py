@@ -15,6 +15,7 @@ import numpy as np
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError, InvalidDataError
+from ..signal.axes import WINDOW_PPM_1H
 
 if TYPE_CHECKING:  # result.py imports this module
     from .result import FitResult
@@ -133,7 +134,7 @@ class FitConfig:
     device : torch device of the batched solver (``"cpu"``, ``"cuda"``).
     """
 
-    ppm_range: tuple[float, float] = (0.2, 4.2)
+    ppm_range: tuple[float, float] = WINDOW_PPM_1H
     grouping: Grouping = "per_metabolite"
     damping_bounds_per_s: tuple[float, float] = (0.0, 50.0)
     shift_bounds_hz: tuple[float, float] = (-5.0, 5.0)

@@ -18,11 +18,9 @@ from ..fit import FitSpectra
 from ..io.atomic import atomic_path
 from ..metabolites import has_all, indices_of
 from ..signal import axes
+from ..signal.axes import WINDOW_PPM_1H
 from ..types import BasisSet
 from .content import COMBINED
-
-#: Chemical-shift window drawn (the fit's default window).
-PPM_RANGE = (0.2, 4.2)
 
 #: Resolution of every PNG.
 DPI = 120
@@ -48,7 +46,7 @@ def save_png(fig: Figure, path: str | os.PathLike, *, overwrite: bool = False) -
 
 
 def plot_basis_spectra(
-    basis: BasisSet, title: str, *, ppm_range: tuple[float, float] = PPM_RANGE
+    basis: BasisSet, title: str, *, ppm_range: tuple[float, float] = WINDOW_PPM_1H
 ) -> Figure:
     """A figure of every metabolite's real spectrum over ``ppm_range`` (low, high), each scaled
     to its maximum, stacked (``scaloquant basis info --plot``)."""
@@ -101,7 +99,7 @@ def plot_fit(
         are drawn.
     """
     ppm = spectra.ppm
-    window = (ppm >= PPM_RANGE[0]) & (ppm <= PPM_RANGE[1])
+    window = (ppm >= WINDOW_PPM_1H[0]) & (ppm <= WINDOW_PPM_1H[1])
     x = ppm[window]
     data, model, baseline, residual = (
         np.real(a)[window]
@@ -124,9 +122,13 @@ def plot_fit(
         level -= max(float(np.max(trace)), 0.0) + gap
         ax.plot(x, trace + level, color=colour, lw=0.8)
         # labelled at the right end, where none of these components has signal
-        ax.text(PPM_RANGE[0], level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour)
+        ax.text(
+            WINDOW_PPM_1H[0], level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour
+        )
         level += min(float(np.min(trace)), 0.0)
-    ax.set_xlim(PPM_RANGE[1], PPM_RANGE[0])  # reversed: chemical shift decreases to the right
+    ax.set_xlim(
+        WINDOW_PPM_1H[1], WINDOW_PPM_1H[0]
+    )  # reversed: chemical shift decreases to the right
     ax.set_xlabel("chemical shift (ppm)")
     ax.set_ylabel("real part of spectrum (a.u.)")
     ax.set_yticks([])

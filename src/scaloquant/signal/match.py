@@ -76,6 +76,7 @@ import numpy as np
 
 from ..errors import IncompatibleDataError, NeedsOption, Option
 from . import axes
+from .axes import WINDOW_PPM_1H
 from .grid import Acquisition
 
 #: Relative spectrometer-frequency difference taken as the same scanner (see rule 2).
@@ -89,8 +90,6 @@ DWELL_RTOL = 1e-6
 PPM_REFERENCE_ATOL = 1e-6
 #: Echo-time tolerance (rule 6): headers round TE to 0.1-0.5 ms.
 ECHO_TIME_ATOL_S = 0.5e-3
-#: Chemical-shift window a 1H model or fit needs (the fit's default range, 0.2-4.2 ppm).
-WINDOW_PPM_1H = (0.2, 4.2)
 
 #: Sequence families, first match wins (MEGA-PRESS holds "press", sLASER holds "laser"): a
 #: pattern searched in the lower-case name with everything but letters and digits removed.
