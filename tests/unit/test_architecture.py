@@ -210,3 +210,15 @@ def test_the_reading_catches_a_violation():
         "scaloquant.signal",
     ]
     assert LAYER_OF[_room("scaloquant.types")] > LAYER_OF["signal"]  # would be refused
+
+
+def test_the_docs_table_is_the_layer_table():
+    """``docs/architecture.md`` draws the same layers, in the same order, with the same rooms."""
+    doc = PACKAGE.parents[1] / "docs" / "architecture.md"
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in doc.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and not line.startswith("| layer")
+    ]
+    documented = [(name, tuple(r.strip("` ") for r in rooms.split(","))) for name, rooms, _ in rows]
+    assert documented == list(LAYERS)
