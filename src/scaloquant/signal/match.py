@@ -119,6 +119,8 @@ class OnGrid(Protocol):
 
 
 Data = TypeVar("Data", bound=OnGrid)
+#: A frozen dataclass with the grid fields: a FID or a basis set.
+Gridded = TypeVar("Gridded")
 
 
 @dataclass(frozen=True)
@@ -183,22 +185,7 @@ def match_acquisition(
     """
     source = _describe_source(fid)
     acq = fid.acquisition
-    if acq.nucleus != target.nucleus:
-        raise IncompatibleDataError(
-            f"{source}: {acq.nucleus} data, but {target_what} is for {target.nucleus}; no "
-            f"conversion exists between nuclei: use a model or basis set for {acq.nucleus}"
-        )
-    freq_rel = abs(acq.spectrometer_freq_mhz - target.spectrometer_freq_mhz) / (
-        target.spectrometer_freq_mhz
-    )
-    if freq_rel > SAME_FIELD_RTOL:
-        raise NeedsOption(
-            f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
-            "there is no safe conversion between field strengths: train a model (or fit) with a "
-            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass ",
-            Option("override_freq"),
-            " if the header is wrong",
-        )
+    freq_rel = require_same_field(acq, target, source=source, target_what=target_what)
     _require_window(acq, target, source, target_what)
 
     refusals: list[_Refusal] = []
@@ -259,68 +246,145 @@ def match_acquisition(
     if conversions:
         provenance["conversions"] = [*provenance.get("conversions", ()), *conversions]
     # Values within tolerance (header rounding) take the target's exact value too.
-    matched = replace(
-        fid,
-        samples=samples,
+    matched = relabelled(fid, target, provenance, samples=samples)
+    return Matched(matched, tuple(conversions), tuple(warnings))
+
+
+def require_same_field(
+    acq: Acquisition, target: Acquisition, *, source: str, target_what: str
+) -> float:
+    """Rules 1 and 2's refusals, whatever ``force`` says: another nucleus, or a spectrometer
+    frequency more than :data:`SAME_FIELD_RTOL` from the target's (another field strength).
+
+    Returns the relative frequency difference ``|F - F0| / F0`` (``F0`` the target's). ``source``
+    and ``target_what`` name the two in the message (``"scan.nii.gz"``, ``"the model"``).
+    """
+    if acq.nucleus != target.nucleus:
+        raise IncompatibleDataError(
+            f"{source}: {acq.nucleus} data, but {target_what} is for {target.nucleus}; no "
+            f"conversion exists between nuclei: use a model or basis set for {acq.nucleus}"
+        )
+    freq_rel = abs(acq.spectrometer_freq_mhz - target.spectrometer_freq_mhz) / (
+        target.spectrometer_freq_mhz
+    )
+    if freq_rel > SAME_FIELD_RTOL:
+        raise NeedsOption(
+            f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
+            "there is no safe conversion between field strengths: train a model (or fit) with a "
+            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass ",
+            Option("override_freq"),
+            " if the header is wrong",
+        )
+    return freq_rel
+
+
+@dataclass(frozen=True)
+class GridSteps:
+    """What :func:`to_grid` did, for the caller to word (``None``: the step was not needed).
+
+    Attributes
+    ----------
+    shift_hz : rule 3, the frequency shift applied, Hz.
+    resampled : rule 4, ``(dwell time before, points before, points after)``.
+    fitted_from_points : rule 5, the number of points before truncation or zero-filling.
+    """
+
+    shift_hz: float | None = None
+    resampled: tuple[float, int, int] | None = None
+    fitted_from_points: int | None = None
+
+
+def to_grid(
+    samples: np.ndarray, acq: Acquisition, target: Acquisition, *, dwell_time_s: float
+) -> tuple[np.ndarray, GridSteps]:
+    """Rules 3, 4 and 5 in that order, with no checks (the caller made them): FIDs
+    ``(..., acq.n_points)`` on ``acq`` -> ``(..., target.n_points)`` on ``target``.
+
+    ``dwell_time_s`` is the data's dwell time after rule 2, which the caller decides (and
+    words): ``acq.dwell_time_s``, or re-labelled ``dwell * F / F0`` to keep chemical shifts.
+    The shift of rule 3 is made on the grid as acquired (``acq``).
+    """
+    steps: dict[str, Any] = {}
+    shift_ppm = acq.ppm_reference - target.ppm_reference
+    if abs(shift_ppm) > PPM_REFERENCE_ATOL:
+        # ppm = ref + f / F on both sides, so a peak at f Hz belongs at f + shift_ppm * F Hz.
+        shift_hz = shift_ppm * acq.spectrometer_freq_mhz
+        time_s = axes.time_axis_s(samples.shape[-1], acq.dwell_time_s)
+        samples = samples * np.exp(2j * np.pi * shift_hz * time_s)
+        steps["shift_hz"] = shift_hz
+    if not _same_dwell(dwell_time_s, target.dwell_time_s):
+        n_before = samples.shape[-1]
+        samples = resample_fid(samples, dwell_time_s, target.dwell_time_s)
+        steps["resampled"] = (dwell_time_s, n_before, samples.shape[-1])
+    if samples.shape[-1] != target.n_points:
+        steps["fitted_from_points"] = samples.shape[-1]
+        samples = fit_length(samples, target.n_points)
+    return samples, GridSteps(**steps)
+
+
+def relabelled(
+    data: Gridded, target: Acquisition, provenance: Mapping[str, Any], **arrays: Any
+) -> Gridded:
+    """``data`` (a frozen FID or basis set) with the target's dwell time, spectrometer frequency
+    and ppm reference, ``provenance`` and the converted ``arrays`` (``samples=...`` or
+    ``fids=...``, already on the target's grid): the last step of every conversion."""
+    return replace(
+        data,
         dwell_time_s=target.dwell_time_s,
         spectrometer_freq_mhz=target.spectrometer_freq_mhz,
         ppm_reference=target.ppm_reference,
         provenance=provenance,
+        **arrays,
     )
-    return Matched(matched, tuple(conversions), tuple(warnings))
+
+
+def fitted_length(n_points: int, target_n_points: int) -> str:
+    """``"zero-filled 1024 -> 2048 points"`` or ``"truncated ..."`` (rule 5, for a message)."""
+    verb = "zero-filled" if n_points < target_n_points else "truncated"
+    return f"{verb} {n_points} -> {target_n_points} points"
 
 
 def _convert(
     samples: np.ndarray, acq: Acquisition, target: Acquisition
 ) -> tuple[np.ndarray, list[str]]:
-    """Apply rules 3, 2, 4 and 5 in that order; the checks were made by the caller."""
-    conversions: list[str] = []
-    freq_mhz, dwell_s = acq.spectrometer_freq_mhz, acq.dwell_time_s
-
-    shift_ppm = acq.ppm_reference - target.ppm_reference
-    if abs(shift_ppm) > PPM_REFERENCE_ATOL:
-        # ppm = ref + f / F on both sides, so a peak at f Hz belongs at f + shift_ppm * F Hz.
-        shift_hz = shift_ppm * freq_mhz
-        time_s = axes.time_axis_s(samples.shape[-1], dwell_s)
-        samples = samples * np.exp(2j * np.pi * shift_hz * time_s)
-        conversions.append(
-            f"shifted by {shift_hz:+.4g} Hz so that 0 Hz is {target.ppm_reference:g} ppm "
-            f"(it was {acq.ppm_reference:g} ppm)"
-        )
-
-    if freq_mhz != target.spectrometer_freq_mhz:
-        ratio = target.spectrometer_freq_mhz / freq_mhz
-        freq_rel = abs(freq_mhz - target.spectrometer_freq_mhz) / target.spectrometer_freq_mhz
+    """Apply rules 3, 2, 4 and 5 in that order (rule 2 here, the others by :func:`to_grid`) and
+    say what was done; the checks were made by the caller."""
+    freq_mhz, target_mhz = acq.spectrometer_freq_mhz, target.spectrometer_freq_mhz
+    rule2: list[str] = []
+    dwell_s = acq.dwell_time_s
+    if freq_mhz != target_mhz:
+        ratio = target_mhz / freq_mhz
+        freq_rel = abs(freq_mhz - target_mhz) / target_mhz
         if freq_rel <= FREQUENCY_RTOL:
-            conversions.append(
-                f"took the data's {freq_mhz:g} MHz as {target.spectrometer_freq_mhz:g} MHz "
+            rule2.append(
+                f"took the data's {freq_mhz:g} MHz as {target_mhz:g} MHz "
                 f"({100 * freq_rel:.3f}% apart, within the {100 * FREQUENCY_RTOL:g}% tolerance)"
             )
         else:
             # Re-labelling the dwell time by F / F0 multiplies every frequency by F0 / F.
-            new_dwell_s = dwell_s / ratio
-            conversions.append(
-                f"converted {freq_mhz:g} MHz -> {target.spectrometer_freq_mhz:g} MHz keeping "
-                f"chemical shifts: dwell time re-labelled {dwell_s * 1e3:.6g} -> "
-                f"{new_dwell_s * 1e3:.6g} ms (every frequency in Hz x {ratio:.6g})"
+            dwell_s = acq.dwell_time_s / ratio
+            rule2.append(
+                f"converted {freq_mhz:g} MHz -> {target_mhz:g} MHz keeping "
+                f"chemical shifts: dwell time re-labelled {acq.dwell_time_s * 1e3:.6g} -> "
+                f"{dwell_s * 1e3:.6g} ms (every frequency in Hz x {ratio:.6g})"
             )
-            dwell_s = new_dwell_s
-
-    if not _same_dwell(dwell_s, target.dwell_time_s):
-        n_before = samples.shape[-1]
-        samples = resample_fid(samples, dwell_s, target.dwell_time_s)
+    samples, steps = to_grid(samples, acq, target, dwell_time_s=dwell_s)
+    conversions: list[str] = []
+    if steps.shift_hz is not None:
+        conversions.append(
+            f"shifted by {steps.shift_hz:+.4g} Hz so that 0 Hz is {target.ppm_reference:g} ppm "
+            f"(it was {acq.ppm_reference:g} ppm)"
+        )
+    conversions += rule2
+    if steps.resampled is not None:
+        dwell_s, n_before, n_after = steps.resampled
         conversions.append(
             f"Fourier-resampled dwell time {dwell_s * 1e3:.6g} -> {target.dwell_time_s * 1e3:g} "
             f"ms ({1 / dwell_s:.6g} -> {1 / target.dwell_time_s:g} Hz spectral width): "
-            f"{n_before} -> {samples.shape[-1]} points over the same "
-            f"{n_before * dwell_s * 1e3:.6g} ms"
+            f"{n_before} -> {n_after} points over the same {n_before * dwell_s * 1e3:.6g} ms"
         )
-
-    n_points = samples.shape[-1]
-    if n_points != target.n_points:
-        samples = fit_length(samples, target.n_points)
-        verb = "zero-filled" if n_points < target.n_points else "truncated"
-        conversions.append(f"{verb} {n_points} -> {target.n_points} points")
+    if steps.fitted_from_points is not None:
+        conversions.append(fitted_length(steps.fitted_from_points, target.n_points))
     return samples, conversions
 
 
