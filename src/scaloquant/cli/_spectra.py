@@ -24,7 +24,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     :class:`~scaloquant.quantify.WaterScaling`."""
     from .._config import dataclass_defaults
     from ..quantify.options import Options  # no torch: quantify --help stays light
-    from ..quantify.water import WaterScaling
+    from ..quantify.water import TISSUES, WaterScaling
 
     options, water = dataclass_defaults(Options), dataclass_defaults(WaterScaling)
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=_FORMATS)
@@ -74,13 +74,13 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         help=f"fit processes (default: {options['n_workers']})",
     )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
+    per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}
+    fractions = water["tissue_fractions"]
     w.add_argument(
         "--tissue-fractions",
-        type=float,
-        nargs=3,
-        metavar=("GM", "WM", "CSF"),
-        default=water["tissue_fractions"],
-        help=f"voxel volume fractions (default: {_numbers(water['tissue_fractions'])})",
+        **per_tissue,
+        default=fractions,
+        help=f"voxel volume fractions (default: {_numbers(fractions)})",
     )
     w.add_argument(
         "--te-ms",
@@ -89,13 +89,12 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         help="echo time for the relaxation terms (default: the file's, else the model's or "
         f"basis', else {_numbers(water['echo_time_ms'])})",
     )
+    t2 = water["water_t2_ms"]
     w.add_argument(
         "--water-t2-ms",
-        type=float,
-        nargs=3,
-        metavar=("GM", "WM", "CSF"),
-        default=water["water_t2_ms"],
-        help=f"water T2 per tissue (default: {_numbers(water['water_t2_ms'])})",
+        **per_tissue,
+        default=t2,
+        help=f"water T2 per tissue (default: {_numbers(t2)})",
     )
     w.add_argument(
         "--metabolite-t2-ms",
