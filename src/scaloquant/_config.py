@@ -5,19 +5,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from typing import Any, TypeVar
 
 from .errors import ConfigError
 
 T = TypeVar("T")
-
-
-def dataclass_defaults(cls: type) -> dict[str, Any]:
-    """The default of every field of the dataclass ``cls`` that has a plain one (not a
-    ``default_factory``): what a front end shows and uses as its own defaults, so that each
-    default is written once, in the dataclass."""
-    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 def dataclass_from_dict(cls: type[T], data: Mapping[str, Any], what: str) -> T:

@@ -13,6 +13,21 @@ from ._common import acquisition_overrides, add_acquisition_flags
 _FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text"
 
 
+#: The defaults of :class:`scaloquant.quantify.Options` and
+#: :class:`~scaloquant.quantify.WaterScaling` that the flags show and use. Written here rather
+#: than read from the classes (``dataclasses.fields``) because importing them loads numpy (and
+#: ``dataclasses``, ``inspect``), which would make ``quantify --help`` (0.06 s) several times
+#: slower; ``tests/cli/test_cli_quantify.py`` checks that they are the classes' defaults.
+OPTION_DEFAULTS: dict[str, Any] = {"max_figures": 16, "n_workers": 1}
+WATER_DEFAULTS: dict[str, Any] = {
+    "tissue_fractions": (0.6, 0.4, 0.0),
+    "water_t2_ms": (110.0, 80.0, 2030.0),
+    "metabolite_t2_ms": 160.0,
+    "echo_time_ms": 30.0,
+}
+TISSUES = ("GM", "WM", "CSF")
+
+
 def _numbers(values: Any) -> str:
     """``(0.6, 0.4, 0.0)`` -> ``"0.6 0.4 0"``, as the flags take them."""
     return " ".join(f"{v:g}" for v in (values if isinstance(values, tuple) else (values,)))
@@ -22,11 +37,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     """Inputs, water, matching, output and water-scaling flags (quantify and fit); their
     defaults are those of :class:`~scaloquant.quantify.Options` and
     :class:`~scaloquant.quantify.WaterScaling`."""
-    from .._config import dataclass_defaults
-    from ..quantify.options import Options  # no torch: quantify --help stays light
-    from ..quantify.water import TISSUES, WaterScaling
-
-    options, water = dataclass_defaults(Options), dataclass_defaults(WaterScaling)
+    options, water = OPTION_DEFAULTS, WATER_DEFAULTS
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=_FORMATS)
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument(
@@ -112,7 +123,7 @@ def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **ex
     from ..signal.match import basis_sequence
 
     _, basis_te_s = basis_sequence(basis_metadata)
-    default_te_ms = WaterScaling.echo_time_ms if basis_te_s is None else basis_te_s * 1e3
+    default_te_ms = WATER_DEFAULTS["echo_time_ms"] if basis_te_s is None else basis_te_s * 1e3
     scaling = WaterScaling(
         tissue_fractions=tuple(args.tissue_fractions),
         water_t2_ms=tuple(args.water_t2_ms),

@@ -8,18 +8,17 @@ writes; they differ only in how the columns are estimated.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError
-from ..fit import FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
-from .options import Options
 from .results import SpectraResult, tcr_ratios
 from .water import WaterScaling, concentrations_mM, signal_per_proton, water_area
 
@@ -50,6 +49,43 @@ _BATCH_FIELDS = (
     "linewidth_ppm",
     "snr",
 )
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options shared by ``quantify`` and ``fit``.
+
+    Attributes
+    ----------
+    force : accept acquisition mismatches that matching cannot convert safely (with warnings).
+    batch_size : spectra per network batch (None: the model's fastest default,
+        :meth:`~scaloquant.models.Quantifier.default_batch_size`).
+    max_figures : fit figures at most (for the spectra with the largest signal).
+    refine : ``quantify`` only: also run the full fit started from the network's estimate.
+    n_workers : processes of the classical fit.
+    water_scaling : tissue and relaxation assumptions of the mM columns.
+    echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
+        that states its echo time is scaled with that one.
+    fit_config : options of the classical fit (figures, ``--refine``, ``fit``).
+    """
+
+    force: bool = False
+    batch_size: int | None = None
+    max_figures: int = 16
+    refine: bool = False
+    n_workers: int = 1
+    water_scaling: WaterScaling = field(default_factory=WaterScaling)
+    echo_time_given: bool = False
+    fit_config: FitConfig = field(default_factory=FitConfig)
+
+    def __post_init__(self) -> None:
+        for flag, value, least in (
+            ("--batch-size", self.batch_size, 1),
+            ("--workers", self.n_workers, 1),
+            ("--max-figures", self.max_figures, 0),
+        ):
+            if value is not None and value < least:
+                raise ConfigError(f"{flag} must be >= {least}, got {value}")
 
 
 @dataclass(frozen=True)
