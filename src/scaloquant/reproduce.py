@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import ConfigError, InputFileError
-from .evaluate.bootstrap import check_options
+from .evaluate.bootstrap import DEFAULT_N_BOOT, check_options
 from .evaluate.figures import TrainingCurve
 from .evaluate.pipeline import SnrCase, write_evaluation
 from .evaluate.report import snr_label
@@ -265,7 +265,7 @@ def reproduce(
     snrs: Sequence[float] = (math.inf,),
     fit_n: int | None = None,
     uncertainty: Literal["none", "gaussian"] | None = None,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     overwrite: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,

@@ -72,7 +72,14 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
 
 def add_output_flags(p: argparse.ArgumentParser) -> None:
     """``--n-boot`` and ``--overwrite``, shared with ``scaloquant reproduce``."""
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    from ..evaluate.bootstrap import DEFAULT_N_BOOT  # evaluate and reproduce load it anyway
+
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=DEFAULT_N_BOOT,
+        help=f"bootstrap resamples (default: {DEFAULT_N_BOOT})",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

@@ -37,7 +37,7 @@ from ..io.atomic import write_text_atomic
 from ..report.figures import save_png
 from ..types import FID
 from . import figures
-from .bootstrap import PairedBootstrap, paired_bootstrap
+from .bootstrap import DEFAULT_N_BOOT, PairedBootstrap, paired_bootstrap
 from .metrics import (
     MetricTable,
     check_predictions,
@@ -276,7 +276,7 @@ def compare_all(
     metabolites: Sequence[str],
     *,
     bootstrap_seed: int,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     metric: str = "smape",
 ) -> list[tuple[str, str, PairedBootstrap]]:
     """Paired bootstrap of ``metric`` for every pair of methods, in the order given.
@@ -359,7 +359,7 @@ def write_evaluation(
     wall_times_s: Mapping[str, float],
     title: str,
     context: str,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     mean_predictor: np.ndarray | None = None,
     curves: Mapping[str, figures.TrainingCurve] | None = None,
     example: SignalExample | None = None,
