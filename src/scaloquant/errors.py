@@ -68,6 +68,9 @@ class Option:
     def __repr__(self) -> str:
         return f"Option({self.key!r})"
 
+    def __reduce__(self):
+        return (Option, (self.key,))
+
 
 #: How the library words the options that :class:`NeedsOption` messages name (its keyword
 #: arguments); a front end words them its own way (the CLI: ``scaloquant.cli.OPTION_FLAGS``).
@@ -96,6 +99,9 @@ class NeedsOption(IncompatibleDataError):
     def worded(self, words: Mapping[str, str]) -> str:
         """The message with every option named by ``words[key]``."""
         return "".join(words[p.key] if isinstance(p, Option) else p for p in self.parts)
+
+    def __reduce__(self):  # keep the parts across processes (the fit's workers)
+        return (type(self), self.parts)
 
 
 def _user_path(filename: object) -> str:
