@@ -33,7 +33,7 @@ def basis():
 
 @pytest.fixture(scope="module")
 def signals(basis):
-    config = SimulationConfig.from_mapping({"snr": [10, 100]})
+    config = SimulationConfig.from_dict({"snr": [10, 100]})
     return draw_signals(basis, config, 64, np.random.default_rng(1))
 
 

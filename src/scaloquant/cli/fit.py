@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .quantify import add_io_flags, options_from_args, run_provenance
+from ._spectra import add_io_flags, options_from_args, run_provenance
 
 _GROUP_PRESETS = ("metabolites_and_mm", "per_metabolite", "global")
 
@@ -141,13 +141,12 @@ def _baseline(spec: str) -> dict[str, Any]:
 
 def fit_config_from_args(args: argparse.Namespace):
     """The preset, then the ``--config`` file, then the model flags."""
-    from .._config import dataclass_from_dict, read_mapping
     from ..fit.config import FIT_PRESETS, FitConfig
+    from ..io.config import read_config
 
     config = FIT_PRESETS[args.preset]
     if args.config is not None:
-        settings = {**config.to_dict(), **read_mapping(args.config)}
-        config = dataclass_from_dict(FitConfig, settings, "fit")
+        config = read_config(args.config, FitConfig.from_dict, defaults=config.to_dict())
     flags: dict[str, Any] = {}
     if args.lineshape:
         flags["lineshape"] = args.lineshape
@@ -184,8 +183,9 @@ def fit_config_from_args(args: argparse.Namespace):
 def handle(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
     from ..io.default import DEFAULT_BASIS_NAME, default_basis
-    from ..quantify import fit_inputs, write_run
-    from .quantify import inputs_from_args, print_run, read_user_basis
+    from ..quantify import fit_inputs
+    from ..report import write_run
+    from ._spectra import inputs_from_args, print_run, read_user_basis
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     basis, basis_name = read_user_basis(args.basis)

@@ -9,11 +9,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from itertools import pairwise
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, InvalidDataError
+from ..signal.axes import WINDOW_PPM_1H
 
 if TYPE_CHECKING:  # result.py imports this module
     from .result import FitResult
@@ -143,7 +145,7 @@ class FitConfig:
     device : torch device of the batched solver (``"cpu"``, ``"cuda"``).
     """
 
-    ppm_range: tuple[float, float] = (0.2, 4.2)
+    ppm_range: tuple[float, float] = WINDOW_PPM_1H
     grouping: Grouping = "per_metabolite"
     damping_bounds_per_s: tuple[float, float] = (0.0, 50.0)
     shift_bounds_hz: tuple[float, float] = (-5.0, 5.0)
@@ -372,6 +374,12 @@ class FitConfig:
             return [plain(x) for x in v] if isinstance(v, tuple) else v
 
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitConfig:
+        """Rebuild a config from :meth:`to_dict` output (or a config file's mapping); unknown
+        keys are an error."""
+        return dataclass_from_dict(cls, data, "fit")
 
 
 @dataclass(frozen=True)

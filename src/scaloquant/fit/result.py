@@ -58,7 +58,7 @@ class FitResult:
         model over the window (baseline excluded) over twice the RMS of the residual's real
         part; ``None`` when not computed.
     conversions : what was done to the basis to put it on the data's grid
-        (:func:`scaloquant.signal.basis_grid.basis_on_grid`).
+        (:func:`scaloquant.fit.basis_grid.basis_on_grid`).
     baseline_ed_per_ppm : ``(...)`` effective dimensions per ppm of the spline baseline each
         spectrum was fitted with (chosen per spectrum with ``baseline_stiffness="ftest"``); NaN
         without a spline baseline, ``None`` from the scipy solver.

@@ -74,7 +74,7 @@ def fit_spectra(
     fid : samples ``(..., n_points)``. With ``config.solver == "scipy"`` on the basis set's
         grid (same points, dwell time, spectrometer frequency within 0.1%, ppm reference and
         nucleus); with ``"batched"`` the basis is resampled to the data's grid
-        (:func:`scaloquant.signal.basis_grid.basis_on_grid`: same nucleus, field within 5%),
+        (:func:`scaloquant.fit.basis_grid.basis_on_grid`: same nucleus, field within 5%),
         and macromolecules/lipids are set up as ``config.macromolecules`` says, so the
         result's ``names`` may differ from the basis'.
     basis : the metabolites to fit (use ``basis.subset(...)`` to fit fewer).
@@ -257,7 +257,7 @@ def _assemble(
 
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
     """The basis on the data's grid with the configured macromolecules, and the conversions."""
-    from ..signal.basis_grid import basis_on_grid, basis_reference_from_singlets
+    from .basis_grid import basis_on_grid, basis_reference_from_singlets
     from .batched import prepare_basis, same_scanner
 
     basis, referenced = basis_reference_from_singlets(basis)

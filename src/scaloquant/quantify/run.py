@@ -1,7 +1,7 @@
 """``quantify`` and ``fit`` as library calls: match every input to the model's (or basis')
 grid, estimate, derive ratios and concentrations, and gather what the outputs need.
 
-Both commands produce a :class:`Run`, which :func:`scaloquant.quantify.outputs.write_run`
+Both commands produce a :class:`Run`, which :func:`scaloquant.report.outputs.write_run`
 writes; they differ only in how the columns are estimated.
 """
 
