@@ -115,8 +115,8 @@ def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
     basis' molecules: MM09 (AMP 3) at amplitude 1 holds the signal of three protons of one basis
     molecule, ``3 u`` with ``u`` measured on Cr's singlets. Checked on the embedded basis and on
     Osprey's LCModel basis, whose first points are scaled unlike ours (``u`` 1 vs 0.0092)."""
+    from scaloquant.fit.scale import signal_per_proton
     from scaloquant.io import read_lcmodel_basis
-    from scaloquant.physics.scale import signal_per_proton
 
     if source == "default":
         basis = default_basis()

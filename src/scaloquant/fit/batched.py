@@ -56,11 +56,11 @@ from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..physics.model import lineshape_rates, modulated_fids, phase_factor, window_columns
 from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
-from ..physics.scale import signal_per_proton
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..types import BasisSet
 from .config import FitConfig, macromolecule_names
 from .model import make_layout, metabolite_and_mm_groups
+from .scale import signal_per_proton
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit.
 COST_RTOL = 1e-6

@@ -10,7 +10,7 @@ Public API::
 Water scaling (mM) is in :mod:`scaloquant.quantify.water`.
 """
 
-from ..physics.scale import signal_per_proton
+from ..fit.scale import signal_per_proton
 from .inputs import SpectraInput, read_inputs, read_water
 from .results import COLUMN_DESCRIPTIONS, SpectraResult, tcr_ratios
 from .run import Options, Run, fit_inputs, model_basis, quantify_inputs

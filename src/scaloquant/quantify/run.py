@@ -23,7 +23,7 @@ from ..fit import (
     fitted_spectra,
     phase_corrected,
 )
-from ..physics.scale import signal_per_proton
+from ..fit.scale import signal_per_proton
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
