@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from ..models.physics import PHYSICS_KINDS
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
@@ -459,19 +460,28 @@ def quantify_inputs(
     names = tuple(quantifier.metabolites)
     target = Acquisition(**meta.acquisition)
     basis, basis_note = model_basis(meta.basis, basis, basis_name)
+    physics = quantifier.config.model in PHYSICS_KINDS
+    if options.refine and physics:
+        raise ConfigError(
+            "--refine is for the regression CNNs; a physics-head model already ends with the "
+            "fit's polish iterations (its amplitudes are least-squares ones)"
+        )
     if options.refine and basis is None:
         raise ConfigError("--refine needs the basis the model was trained on; give it with --basis")
     prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
+    # a physics-head model's names include the fit's macromolecules and lipids, which the
+    # figures' fit with given amplitudes (on the training basis) does not know
     chosen = (
         _figure_choice(prepared, options.max_figures)
-        if basis is not None
+        if basis is not None and not physics
         else [[] for _ in prepared]
     )
     partial = []
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         fit_residual = None
-        # SDs are NaN for a model trained without uncertainty (Quantifier.predict)
+        # SDs are NaN for a model trained without uncertainty (Quantifier.predict); a
+        # physics-head model gives the CRLB SDs of its polished fit
         amplitudes, sd = quantifier.predict(
             _flat(fid), batch_size=options.batch_size, return_sd=True
         )
