@@ -5,6 +5,7 @@ accuracy; that is measured by ``benchmarks/bench_physics.py``)."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,24 @@ def test_physics_flags_and_regression_flags_are_kept_apart(tmp_path, capsys, tra
     assert code == 2
     assert "--refine" in _error_line(capsys, "quantify")
     assert not out.exists()
+
+
+CHALLENGE_BASIS = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ismrm2016" / "basis" / "jmrui"
+)
+
+
+@pytest.mark.skipif(
+    not CHALLENGE_BASIS.is_dir(), reason="../shared/data/ismrm2016/basis/jmrui is not present"
+)
+def test_train_for_an_outside_basis_file(tmp_path):
+    """The ISMRM 2016 basis as jMRUI text files (22 signals with Ace, 123.22 MHz; not the
+    embedded npz): the model takes its names, grid and measured macromolecules."""
+    out = tmp_path / "run"
+    args = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--out", str(out)]
+    assert main([*args, "--basis", str(CHALLENGE_BASIS), "--simulation", "invivo"]) == 0
+    loaded = load_model(out / "models" / "spectrum_physics.ckpt")
+    names = loaded.quantifier.metabolites
+    assert "Ace" in names and "Mac" in names and names[-3:] == ("Lip09", "Lip13", "Lip20")
+    assert loaded.metadata.acquisition["spectrometer_freq_mhz"] == pytest.approx(123.22)
+    assert loaded.metadata.basis["content_hash"] != default_basis().content_hash()

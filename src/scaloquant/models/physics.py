@@ -172,6 +172,8 @@ class PhysicsQuantifierConfig:
             norm=self.norm,
             scalogram=None if self.scalogram is None else dict(self.scalogram),
             spectrum_ppm_range=self.spectrum_ppm_range,
+            # the input is scaled by PhysicsQuantifier.window_scaled already
+            input_scale="fixed",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -355,10 +357,20 @@ class PhysicsQuantifier(nn.Module):
         """The fit's data window ``(B, K)`` of FIDs ``(B, N)``."""
         return batched.data_window(self.problem(), fids.to(torch.complex128))
 
+    def window_scaled(self, fids: torch.Tensor) -> torch.Tensor:
+        """FIDs ``(B, N)`` divided by the RMS of their spectrum over the fit's window
+        (complex64): the encoder's input. The parameters do not depend on the signal's scale,
+        and taking it from the window keeps residual water outside it (up to 20 times the NAA
+        peak in the ``invivo`` prior) from shrinking the metabolites the network sees, as the
+        RMS of the whole FID would."""
+        y = self.data_window(fids)
+        rms = y.abs().square().mean(-1).sqrt().clamp_min(1e-30)
+        return (fids.to(torch.complex128) / rms[:, None]).to(torch.complex64)
+
     def network_theta(self, fids: torch.Tensor, *, inference: bool = False) -> torch.Tensor:
         """The network's parameters ``theta`` ``(B, P)`` (float64) for FIDs ``(B, N)``."""
         network = self.encoder.inference_network() if inference else None
-        out = self.encoder.normalised_outputs(fids.to(torch.complex64), network=network)
+        out = self.encoder.normalised_outputs(self.window_scaled(fids), network=network)
         return theta_from_outputs(self.problem(), out.z, self.range_low, self.range_high)
 
     @torch.no_grad()
@@ -451,7 +463,8 @@ class PhysicsQuantifier(nn.Module):
         de-normalisation stays the identity (the head's outputs are mapped by
         :func:`theta_from_outputs`)."""
         n_out = n_outputs(self.n_groups)
-        self.encoder.fit_normalisation(fids, torch.zeros(len(fids), n_out))
+        x = self.window_scaled(torch.as_tensor(fids))
+        self.encoder.fit_normalisation(x, torch.zeros(len(fids), n_out))
 
 
 #: The ``invivo`` simulation's lineshape group of each of the fit's group names
