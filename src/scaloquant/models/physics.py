@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -49,6 +49,12 @@ PhysicsKind = Literal["spectrum_physics", "scalogram_physics"]
 PHYSICS_KINDS: tuple[str, ...] = ("spectrum_physics", "scalogram_physics")
 #: The regression CNN each physics model uses as its encoder.
 ENCODER_OF = {"spectrum_physics": "spectrum_cnn", "scalogram_physics": "scalogram_cnn"}
+#: The scalogram encoder's default (:meth:`ScalogramConfig.preset` arguments): the ``cpu``
+#: preset's span with ``complex`` channels (the paper's ``abs_re_im`` cannot see a conjugation,
+#: ``pos_neg`` not the zero-order phase; issue 13), 64 scales and every 8th column: 4 times
+#: fewer outputs than ``cpu``, whose encoder took 3.5 s per training step of 32 signals on one
+#: CPU thread (the spectrum encoder 0.06 s).
+DEFAULT_PHYSICS_SCALOGRAM = {"name": "cpu", "channels": "complex", "n_scales": 64, "decimation": 8}
 #: Default polish iterations (``K``); see the measurements in the module's commit notes.
 DEFAULT_POLISH_ITERATIONS = 5
 
@@ -264,17 +270,21 @@ def normalised_theta(
 
 
 def least_squares_amplitudes(
-    problem: batched.Problem, theta: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-8
+    problem: batched.Problem, theta: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-6
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable amplitudes for training: the unconstrained least-squares solution in the
     fit's baseline-eliminating metric ``W`` (:mod:`scaloquant.fit.batched`), clamped at 0, and
     the relative residual ``|y - S a|_W^2 / |y|_W^2`` ``(B,)`` with those clamped amplitudes.
 
-    ``theta`` ``(B, P)``, ``y`` ``(B, K)`` -> ``(a (B, M), relative residual (B,))``. ``ridge``
-    is relative to the Gram matrix' largest diagonal (keeps unidentifiable columns solvable).
+    ``theta`` ``(B, P)``, ``y`` ``(B, K)`` -> ``(a (B, M), relative residual (B,))``, computed
+    in ``problem``'s precision (:func:`problem_in`: single precision halves the cost of the
+    training loss). ``ridge`` is relative to the Gram matrix' largest diagonal (keeps
+    unidentifiable columns solvable, and the single-precision solve stable).
     """
+    dtype = problem.time_s.dtype
+    theta = theta.to(dtype)
     cols = batched.stack(batched.columns(problem, theta)[0])
-    ys = batched.stack(y[..., None])
+    ys = batched.stack(y.to(problem.fids.dtype)[..., None])
     gram = batched.w_inner(problem, cols, cols)
     h = batched.w_inner(problem, cols, ys)
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
@@ -284,6 +294,20 @@ def least_squares_amplitudes(
     cost = batched.w_inner(problem, r, r)[:, 0, 0]
     norm = batched.w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
     return a, cost / norm
+
+
+def problem_in(problem: batched.Problem, dtype: torch.dtype) -> batched.Problem:
+    """``problem`` with its real tensors in ``dtype`` and its complex ones in the matching
+    complex type (integer and boolean tensors as they are)."""
+    cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+    changes = {}
+    for name in problem.__dataclass_fields__:
+        value = getattr(problem, name)
+        if isinstance(value, torch.Tensor) and value.is_complex():
+            changes[name] = value.to(cdtype)
+        elif isinstance(value, torch.Tensor) and value.is_floating_point():
+            changes[name] = value.to(dtype)
+    return replace(problem, **changes)
 
 
 def basis_from_config(config: PhysicsQuantifierConfig, fids: np.ndarray) -> BasisSet:
@@ -337,20 +361,24 @@ class PhysicsQuantifier(nn.Module):
     def basis(self) -> BasisSet:
         return basis_from_config(self.config, self.basis_fids.detach().cpu().numpy())
 
-    def problem(self, *, deviations: bool = True) -> batched.Problem:
+    def problem(
+        self, *, deviations: bool = True, dtype: torch.dtype = torch.float64
+    ) -> batched.Problem:
         """The fit's :class:`~scaloquant.fit.batched.Problem` on the module's device (cached;
-        rebuilt when the basis buffer changes, e.g. after loading weights)."""
-        key = (deviations, self.basis_fids.device, self.basis_fids._version)
+        rebuilt when the basis buffer changes, e.g. after loading weights). ``dtype``
+        ``float32`` gives a single-precision copy (:func:`problem_in`), for the training loss."""
+        key = (deviations, dtype, self.basis_fids.device, self.basis_fids._version)
         key = (*key, self.basis_fids.data_ptr())
         if key not in self._problems:
-            self._problems = {
-                key: batched.make_problem(
-                    self.basis(),
-                    self.config.fit_config,
-                    deviations=deviations,
-                    device=self.basis_fids.device,
-                )
-            }
+            if {k[2:] for k in self._problems} != {key[2:]}:
+                self._problems = {}
+            problem = batched.make_problem(
+                self.basis(),
+                self.config.fit_config,
+                deviations=deviations,
+                device=self.basis_fids.device,
+            )
+            self._problems[key] = problem_in(problem, dtype)
         return self._problems[key]
 
     def data_window(self, fids: torch.Tensor) -> torch.Tensor:
@@ -530,7 +558,7 @@ def build_physics_quantifier(
     (:func:`scaloquant.fit.spectra.prepared_on_grid`).
 
     ``fit_config``: the model (default ``FIT_PRESETS["invivo"]``); ``scalogram``: the
-    scalogram encoder's settings (default the ``cpu`` preset with ``complex`` channels);
+    scalogram encoder's settings (default :data:`DEFAULT_PHYSICS_SCALOGRAM`);
     ``options``: other :class:`PhysicsQuantifierConfig` fields. Returns ``(model, the basis
     on the grid before macromolecules are added (what a simulation renders), conversions)``.
     """
@@ -544,7 +572,7 @@ def build_physics_quantifier(
     acquisition = basis.acquisition if acquisition is None else acquisition
     on_grid, prepared, conversions = prepared_on_grid(basis, acquisition, fit_config)
     if model == "scalogram_physics" and scalogram is None:
-        scalogram = ScalogramConfig.preset("cpu", channels="complex").to_dict()
+        scalogram = ScalogramConfig.preset(**DEFAULT_PHYSICS_SCALOGRAM).to_dict()
     config = PhysicsQuantifierConfig(
         model=model,
         metabolites=prepared.names,
