@@ -145,3 +145,16 @@ def test_scalogram_encoder_and_config_round_trip():
     assert model.encoder.input_shape[0] == 4  # complex channels see phase and conjugation
     with pytest.raises(ConfigError):
         PhysicsQuantifierConfig.from_dict({**model.config.to_dict(), "model": "spectrum_cnn"})
+
+
+def test_amplitudes_and_sds_scale_with_the_data(built):
+    """The encoder sees the FID over its window's RMS and NNLS is linear: ``k x`` gives ``k``
+    times the amplitudes and SDs (float64 fit; the float32 network sees the same input)."""
+    model, on_grid, _ = built
+    rng = np.random.default_rng(6)
+    params = draw_invivo(InvivoPrior(), on_grid.names, 2, rng)
+    fids = render_invivo(on_grid, params, rng).fids
+    a, sd = model.predict(fids, return_sd=True, polish_iterations=2)
+    a3, sd3 = model.predict(1e3 * fids, return_sd=True, polish_iterations=2)
+    np.testing.assert_allclose(a3, 1e3 * a, rtol=1e-5, atol=1e-6 * a3.max())
+    np.testing.assert_allclose(sd3, 1e3 * sd, rtol=1e-4, atol=1e-6 * sd3.max())

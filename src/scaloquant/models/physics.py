@@ -347,7 +347,9 @@ class PhysicsQuantifier(nn.Module):
         low, high = _ranges(config, self.n_groups)
         self.register_buffer("range_low", low)
         self.register_buffer("range_high", high)
+        # Problems by (deviations, dtype), for the basis buffer in the state recorded beside
         self._problems: dict[tuple, batched.Problem] = {}
+        self._problem_state: tuple | None = None
 
     @property
     def metabolites(self) -> tuple[str, ...]:
@@ -367,11 +369,12 @@ class PhysicsQuantifier(nn.Module):
         """The fit's :class:`~scaloquant.fit.batched.Problem` on the module's device (cached;
         rebuilt when the basis buffer changes, e.g. after loading weights). ``dtype``
         ``float32`` gives a single-precision copy (:func:`problem_in`), for the training loss."""
-        key = (deviations, dtype, self.basis_fids.device, self.basis_fids._version)
-        key = (*key, self.basis_fids.data_ptr())
+        basis = self.basis_fids
+        state = (basis.device, basis._version, basis.data_ptr())
+        if self._problem_state != state:
+            self._problems, self._problem_state = {}, state
+        key = (deviations, dtype)
         if key not in self._problems:
-            if {k[2:] for k in self._problems} != {key[2:]}:
-                self._problems = {}
             problem = batched.make_problem(
                 self.basis(),
                 self.config.fit_config,
