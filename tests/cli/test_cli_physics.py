@@ -106,3 +106,38 @@ def test_train_for_an_outside_basis_file(tmp_path):
     assert "Ace" in names and "Mac" in names and names[-3:] == ("Lip09", "Lip13", "Lip20")
     assert loaded.metadata.acquisition["spectrometer_freq_mhz"] == pytest.approx(123.22)
     assert loaded.metadata.basis["content_hash"] != default_basis().content_hash()
+
+
+PHILIPS = (
+    Path(__file__).resolve().parents[2]
+    / ".."
+    / "shared"
+    / "data"
+    / "invivo"
+    / "philips-press30-spant"
+    / "nifti_spec2nii"
+    / "metab.nii.gz"
+)
+
+
+@pytest.mark.skipif(
+    not PHILIPS.is_file(), reason="../shared/data/invivo/philips-press30-spant is not present"
+)
+def test_train_on_a_scanners_grid_then_quantify_without_force(tmp_path, capsys):
+    """A Philips PRESS file (1024 points, 2000 Hz, 127.79 MHz; the embedded basis: 2048, 4000
+    Hz, 123.26 MHz): the model is trained on the file's grid, with LCModel's parametric
+    macromolecules (another scanner type), and quantify takes the file as it is."""
+    out = tmp_path / "run"
+    args = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--out", str(out)]
+    assert main([*args, "--grid-from", str(PHILIPS)]) == 0
+    assert "basis: " in capsys.readouterr().out  # the conversion to the grid is reported
+    ckpt = out / "models" / "spectrum_physics.ckpt"
+    loaded = load_model(ckpt)
+    assert loaded.metadata.acquisition["n_points"] == 1024
+    assert loaded.metadata.acquisition["spectrometer_freq_mhz"] == pytest.approx(127.786142)
+    assert "MM09" in loaded.quantifier.metabolites and "Mac" not in loaded.quantifier.metabolites
+    res = tmp_path / "res"
+    assert main(["quantify", str(PHILIPS), "--model", str(ckpt), "--out", str(res)]) == 0
+    with open(res / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["NAA"]))

@@ -85,6 +85,14 @@ def register(subparsers: Any) -> None:
         help="training signals: the invivo preset (docs/invivo-prior.md; the only choice)",
     )
     physics.add_argument(
+        "--grid-from",
+        type=Path,
+        metavar="DATA",
+        help="train on the acquisition grid of this data file (points, dwell time, field; a "
+        "file that records them, e.g. NIfTI-MRS), the basis resampled to it as the fit does "
+        "(default: the basis' own grid)",
+    )
+    physics.add_argument(
         "--max-steps", type=int, help="optimiser steps (one fresh batch of signals each)"
     )
     physics.add_argument(
@@ -297,6 +305,7 @@ def _train(args: argparse.Namespace) -> int:
         return _train_physics(args)
     for given, flag in (
         (args.basis, "--basis"),
+        (args.grid_from, "--grid-from"),
         (args.simulation, "--simulation"),
         (args.max_steps, "--max-steps"),
         (args.polish_iterations, "--polish-iterations"),
@@ -402,7 +411,7 @@ def physics_config(args: argparse.Namespace):
 
 
 def _train_physics(args: argparse.Namespace) -> int:
-    from ..io import read_basis
+    from ..io import read_basis, read_fid
     from ..train.physics import train_physics
 
     config = physics_config(args)
@@ -410,15 +419,22 @@ def _train_physics(args: argparse.Namespace) -> int:
     checkpoint = out / "models" / f"{args.model}.ckpt"
     config_path = out / "train_config.yaml"
     basis = default_basis() if args.basis is None else read_basis(args.basis)
+    acquisition = None if args.grid_from is None else read_fid(args.grid_from).acquisition
     checkpoint.parent.mkdir(parents=True, exist_ok=True)  # removed again if left empty
     for path in (checkpoint, config_path):
         check_writable(path, overwrite=args.overwrite)
-    result = train_physics(config, basis, checkpoint)
-    source = {"train": "simulated (invivo)", "basis": str(args.basis or "embedded")}
+    result = train_physics(config, basis, checkpoint, acquisition=acquisition)
+    source = {
+        "train": "simulated (invivo)",
+        "basis": str(args.basis or "embedded"),
+        "grid": str(args.grid_from or "the basis'"),
+    }
     resolved = {"scaloquant_version": __version__, "data": source, "train": config.to_dict()}
     write_text_atomic(
         config_path, yaml.safe_dump(resolved, sort_keys=False), overwrite=args.overwrite
     )
+    for sentence in result.conversions:
+        print(f"basis: {sentence}")
     print(
         f"{args.model}: best val loss {result.best_val_loss:.4g} after {result.steps} steps "
         f"({result.wall_time_s:.0f} s); checkpoint {result.checkpoint_path}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from ..models.physics import (
     least_squares_amplitudes,
     normalised_theta,
 )
-from ..simulate.invivo import InvivoPrior, simulate_invivo_batch
+from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
 from ..types import Acquisition, BasisSet
 from .checkpoint import _json_safe, checkpoint_metadata
 
@@ -139,10 +139,14 @@ PHYSICS_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class PhysicsTrainResult:
+    """What :func:`train_physics` did: the checkpoint, its validation loss, the steps and wall
+    time, and how the basis was converted to the acquisition grid (sentences)."""
+
     checkpoint_path: Path
     best_val_loss: float
     steps: int
     wall_time_s: float
+    conversions: tuple[str, ...] = ()
 
 
 def _signals(basis: BasisSet, prior: InvivoPrior, n: int, rng: np.random.Generator):
@@ -208,6 +212,10 @@ def train_physics(
         polish_iterations=config.polish_iterations,
         widths=config.widths,
     )
+    if set(MM_COMPONENTS) <= set(model.metabolites) and prior.macromolecules == "measured":
+        # the fit models the macromolecules by LCModel's components here (a basis without a
+        # measured spectrum, or data from another scanner type): simulate them so too
+        prior = replace(prior, macromolecules="parametric")
     norm = _signals(on_grid, prior, config.n_normalisation, norm_rng)
     model.fit_normalisation(torch.as_tensor(norm.fids))
     val = _signals(on_grid, prior, config.n_val, val_rng)
@@ -274,7 +282,7 @@ def train_physics(
         },
         training={"best_val_loss": best, "steps": step, "wall_time_s": wall},
     )
-    return PhysicsTrainResult(path, best, step, wall)
+    return PhysicsTrainResult(path, best, step, wall, tuple(conversions))
 
 
 def write_physics_checkpoint(
