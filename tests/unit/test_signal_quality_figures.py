@@ -107,6 +107,16 @@ def test_flags_of_synthetic_spectra():
         ["too_broad"],
     ]
     assert quality.fit_flags(flags, None, np.full(6, 0.05)) == flags
+    # fitted metabolites far larger than the data: a baseline cancels them
+    over = quality.fit_flags(flags, None, None, np.array([7.95, 8.0, 8.0, 8.0, 1.18, 2.5]))
+    assert [f[-1:] for f in over] == [
+        ["baseline_cancels"],
+        ["empty"],
+        ["no_signal"],
+        ["water"],
+        ["mirrored"],
+        ["baseline_cancels"],
+    ]
 
 
 def test_batch_equals_item_by_item():

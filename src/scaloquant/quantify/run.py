@@ -329,21 +329,26 @@ def _water_notes(
     return unit, notes
 
 
-def _relative_residual(result: FitResult, fid: FID, basis: BasisSet, chunk: int = 64) -> np.ndarray:
-    """``|data - model| / |data|`` over the fit window of each spectrum of a fit, ``(N,)``
-    (NaN for an empty spectrum); the model rebuilt ``chunk`` spectra at a time to bound the
-    memory of the per-metabolite spectra."""
+def _fit_checks(
+    result: FitResult, fid: FID, basis: BasisSet, chunk: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(|data - model| / |data|, |metabolites| / |data|)`` over the fit window of each
+    spectrum of a fit, ``(N,)`` each (NaN for an empty spectrum; ``metabolites`` the model
+    without its baseline); the model rebuilt ``chunk`` spectra at a time to bound the memory of
+    the per-metabolite spectra."""
     n = int(np.prod(result.batch_shape, dtype=int))
-    out = np.full(n, np.nan)
+    residual, metabolites = np.full(n, np.nan), np.full(n, np.nan)
     for start in range(0, n, chunk):
         index = list(range(start, min(n, start + chunk)))
         spectra = fitted_spectra(_take(result, index), _subset(fid, index), basis)
         data = np.linalg.norm(spectra.data, axis=-1)
+        model = np.linalg.norm(spectra.metabolites.sum(axis=-2), axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[index] = np.where(
+            residual[index] = np.where(
                 data > 0, np.linalg.norm(spectra.residual, axis=-1) / data, np.nan
             )
-    return out
+            metabolites[index] = np.where(data > 0, model / data, np.nan)
+    return residual, metabolites
 
 
 def _quality_columns(prep: _Prepared, fit_residual: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -379,7 +384,8 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
 def _finish(
     command: Command,
     names: tuple[str, ...],
-    # per input: prepared spectra, estimate columns, figures, (fit residual, fitted FWHM ppm)
+    # per input: prepared spectra, estimate columns, figures, and of the fit (or None): relative
+    # residual, fitted FWHM (ppm), metabolite model over data
     partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, tuple]],
     *,
     basis: BasisSet | None,
@@ -398,8 +404,8 @@ def _finish(
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
     for prep, columns, figures, checks in partial:
         inp = prep.input
-        fit_residual, fit_linewidth_ppm = checks
-        flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm)
+        fit_residual, fit_linewidth_ppm, fit_metabolites = checks
+        flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm, fit_metabolites)
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
@@ -493,7 +499,7 @@ def quantify_inputs(
     partial = []
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
-        fit_residual = fit_linewidth = None
+        fit_residual = fit_linewidth = fit_metabolites = None
         # SDs are NaN for a model trained without uncertainty (Quantifier.predict); a
         # physics-head model gives the CRLB SDs of its polished fit
         amplitudes, sd = quantifier.predict(
@@ -524,9 +530,9 @@ def quantify_inputs(
                 "_crlb_sd": refined.crlb_sd,
                 "_crlb_pct": refined.crlb_pct,
             }
-            fit_residual = _relative_residual(refined, flat, basis)
+            fit_residual, fit_metabolites = _fit_checks(refined, flat, basis)
             fit_linewidth = refined.linewidth_ppm
-        partial.append((prep, columns, figures, (fit_residual, fit_linewidth)))
+        partial.append((prep, columns, figures, (fit_residual, fit_linewidth, fit_metabolites)))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     notes = [basis_note]
     if not quantifier.has_uncertainty:
@@ -615,7 +621,8 @@ def fit_inputs(
             shown = _take(result, drawn)
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        checks = (_relative_residual(result, flat, basis), result.linewidth_ppm)
+        residual, metabolites = _fit_checks(result, flat, basis)
+        checks = (residual, result.linewidth_ppm, metabolites)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
