@@ -62,13 +62,20 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
     basis = default_basis()
     signals = simulate_invivo_batch(basis, InvivoPrior(), 2, np.random.default_rng(0))
     path = write_nifti_mrs(tmp_path / "svs.nii.gz", fid_on_grid(basis, signals.fids[0]))
+    # an unsuppressed water reference: one line at the reference frequency
+    water_fid = 2e4 * np.exp(-8.0 * basis.time_axis_s()).astype(np.complex128)
+    water = write_nifti_mrs(tmp_path / "water.nii.gz", fid_on_grid(basis, water_fid))
     out = tmp_path / "out"
-    assert main(["quantify", str(path), "--model", str(trained), "--out", str(out)]) == 0
+    args = ["quantify", str(path), "--water", str(water), "--model", str(trained)]
+    assert main([*args, "--out", str(out)]) == 0
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
     for name in ("NAA", "Cr", "Lip13"):
         assert float(rows[0][name]) >= 0 and np.isfinite(float(rows[0][f"{name}_sd"]))
+    # molarity for metabolites only: the fit's lipids have no proton count
+    assert np.isfinite(float(rows[0]["NAA_mM"]))
+    assert np.isnan(float(rows[0]["Lip13_mM"])) and np.isnan(float(rows[0]["Mac_mM"]))
     assert (out / "provenance.json").is_file()
 
 

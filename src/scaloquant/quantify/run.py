@@ -551,7 +551,8 @@ def quantify_inputs(
         "quantify",
         names,
         partial,
-        basis=basis,
+        # a physics-head model's own prepared basis names its macromolecules and lipids
+        basis=quantifier.basis() if physics else basis,
         base_suffixes=base,
         sd_suffix="_sd",
         notes=notes,
