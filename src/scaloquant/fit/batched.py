@@ -460,7 +460,7 @@ def _derivative_columns(
     free = problem.free
     out = torch.zeros(b, k, problem.size, dtype=cols.dtype, device=cols.device)
     time = problem.time_s
-    zd = z.to(DERIVATIVE_DTYPE)
+    zd = z.to(DERIVATIVE_DTYPE, copy=True)
     deviations = bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any())
     grouped = None
     if problem.gaussian or not deviations:
@@ -474,7 +474,8 @@ def _derivative_columns(
 
     g = problem.n_groups
     if deviations:
-        t1a = transform(times_real(zd, time)) * a[:, None, :].to(cols.dtype)
+        torch.view_as_real(zd).mul_(time.to(zd.real.dtype)[:, None])  # zd is a copy: t z
+        t1a = transform(zd) * a[:, None, :].to(cols.dtype)
         out[..., sl["damping_dev"]] = -t1a
         out[..., sl["shift_dev"]] = (2j * math.pi) * t1a
         t1g = t1a @ problem.group_matrix.to(cols.dtype)
@@ -646,32 +647,47 @@ def levenberg_marquardt(
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
     converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
+    # the spectra still running, compacted: their rows are copied out of the batch only when
+    # some converge (and written back then), not at every iteration
+    active = torch.arange(b, device=theta.device)
+    cur, th, yy, nv, lo, hi = ev, theta.clone(), y, noise_var, lower, upper
+    fi = problem.free_index
     for _ in range(max_iterations):
-        idx = torch.nonzero(~converged)[:, 0]
-        if idx.numel() == 0:
+        if active.numel() == 0:
             break
-        sub = _take(ev, idx)
-        jtj, grad = _normal_equations(problem, sub, theta[idx], noise_var[idx])
+        jtj, grad = _normal_equations(problem, cur, th, nv)
         # parameters on a bound that the gradient pushes outwards are held there (projected LM)
-        fi = problem.free_index
-        current = theta[idx][:, fi]
-        held = ((current <= lower[idx][:, fi]) & (grad > 0)) | (
-            (current >= upper[idx][:, fi]) & (grad < 0)
-        )
-        trial = theta[idx].clone()
-        trial[:, fi] += _step(problem, jtj, grad, lam[idx], held)
-        trial = torch.minimum(torch.maximum(trial, lower[idx]), upper[idx])
-        new = evaluate(problem, trial, y[idx], noise_var[idx], sub.passive, derivatives=False)
-        better = new.cost < sub.cost
-        gain = (sub.cost - new.cost) / sub.cost.abs().clamp_min(1e-300)
-        iterations[idx] += 1
-        acc = idx[better]
-        theta[acc] = trial[better]
-        if acc.numel():
-            _put(ev, acc, _with_derivatives(problem, _take(new, better)))
-        lam[idx] = torch.where(better, lam[idx] * LM_DOWN, lam[idx] * LM_UP)
-        done = (better & (gain < cost_rtol)) | (lam[idx] > LM_MAX)
-        converged[idx] = done
+        current = th[:, fi]
+        held = ((current <= lo[:, fi]) & (grad > 0)) | ((current >= hi[:, fi]) & (grad < 0))
+        trial = th.clone()
+        trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
+        trial = torch.minimum(torch.maximum(trial, lo), hi)
+        new = evaluate(problem, trial, yy, nv, cur.passive, derivatives=False)
+        better = new.cost < cur.cost
+        gain = (cur.cost - new.cost) / cur.cost.abs().clamp_min(1e-300)
+        iterations[active] += 1
+        lam[active] = torch.where(better, lam[active] * LM_DOWN, lam[active] * LM_UP)
+        done = (better & (gain < cost_rtol)) | (lam[active] > LM_MAX)
+        if bool(better.all()):
+            cur, th = _with_derivatives(problem, new), trial
+        elif bool(better.any()):
+            _put(cur, torch.nonzero(better)[:, 0], _with_derivatives(problem, _take(new, better)))
+            th[better] = trial[better]
+        if bool(done.any()):
+            finished = active[done]
+            converged[finished] = True
+            theta[finished] = th[done]
+            if cur is not ev:
+                _put(ev, finished, _take(cur, done))
+            keep = ~done
+            if bool(keep.any()):
+                cur = _take(cur, keep)
+            active, th = active[keep], th[keep]
+            yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
+    if active.numel():
+        theta[active] = th
+        if cur is not ev:
+            _put(ev, active, cur)
     return Solution(theta, ev, iterations, converged)
 
 
@@ -941,10 +957,10 @@ def _solve_chunk(
 def _stage_problem(
     basis: BasisSet, config: FitConfig, broadening_per_s: float, device: torch.device
 ) -> Problem:
-    """The :class:`Problem` of a continuation stage, on :func:`stage_points` samples (all of
-    them where the truncated window would hold too few points for the model)."""
+    """The :class:`Problem` of a continuation stage, on :func:`stage_points` samples, or twice,
+    four times... as many where the truncated window would hold too few points for the model."""
     keep = stage_points(basis.n_points, basis.dwell_time_s, broadening_per_s)
-    if keep < basis.n_points:
+    while keep < basis.n_points:
         try:
             return make_problem(
                 basis.truncated(keep),
@@ -954,7 +970,7 @@ def _stage_problem(
                 device=device,
             )
         except ConfigError:
-            pass
+            keep *= 2
     return make_problem(
         basis, config, broadening_per_s=broadening_per_s, deviations=False, device=device
     )
