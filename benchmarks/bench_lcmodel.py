@@ -52,13 +52,14 @@ import resource
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 import _lcmodel as lcm
 from scaloquant.fit import FitConfig
+from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis, read_fid, read_lcmodel_basis
 from scaloquant.quantify import Options, fit_inputs
 from scaloquant.quantify.inputs import SpectraInput
@@ -189,10 +190,11 @@ def _same_batch(a: FID, wa: FID | None, b: FID, wb: FID | None) -> bool:
 
 def _as_input(label: str, fids: Sequence[FID], waters: Sequence[FID | None]) -> SpectraInput:
     fid = fids[0].with_samples(np.stack([f.samples for f in fids]))
-    water = None
+    water = water_path = None
     if waters[0] is not None:
         water = waters[0].with_samples(np.stack([w.samples for w in waters]))
-    return SpectraInput(Path(label), fid, water, None, None, ())
+        water_path = Path(f"{label}-water")  # named in the notes of the water checks
+    return SpectraInput(Path(label), fid, water, water_path, None, ())
 
 
 # ---------------------------------------------------------------------------------- the sets
@@ -350,6 +352,25 @@ def invivo_set(folder: Path) -> list[Group]:
                     for s in (1, 2)
                 ),
             ],
+            force=True,
+        ),
+        Group(
+            # the data's own echo time: the ISMRM 2016 PRESS TE 30 basis (123.2 MHz), its
+            # measured macromolecules left out by both tools (LCModel adds its parametric
+            # MM/lipids, as scaloquant's default does for data from another scanner type)
+            "Philips PRESS TE30 (Osprey), ISMRM 2016 TE30 basis without Mac",
+            read_lcmodel_basis(CHALLENGE_BASIS),
+            [
+                _invivo_case(
+                    f"osprey_te30_sub{s}_ismrm",
+                    te30 / f"sub-0{s}_ses-01_PRESS_raw-act_noID.nii.gz",
+                    te30 / f"sub-0{s}_ses-01_PRESS_raw-ref_noID.nii.gz",
+                    CHALLENGE_BASIS,
+                    folder,
+                )
+                for s in (1, 2)
+            ],
+            lcm.Settings(extra=("nomit=1", "chomit(1)='Mac'")),
             force=True,
         ),
         Group(
@@ -611,6 +632,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="folder for LCModel's runs and results.json")
     parser.add_argument("--lcmodel", type=Path, help="LCModel executable (default: build it)")
     parser.add_argument(
+        "--preset",
+        choices=sorted(FIT_PRESETS),
+        default="invivo",
+        help="scaloquant fit's preset (default: invivo, the CLI's default)",
+    )
+    parser.add_argument(
+        "--ratio-priors",
+        choices=("none", "mm", "lcmodel"),
+        help="scaloquant fit: LCModel's amplitude-ratio priors (default: the preset's)",
+    )
+    parser.add_argument(
         "--baseline-order", type=int, help="scaloquant fit: polynomial baseline degree"
     )
     parser.add_argument("--show", type=int, default=30, help="spectra printed per set")
@@ -626,9 +658,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-lcmodel-"))
     out.mkdir(parents=True, exist_ok=True)
     exe = args.lcmodel or lcm.build()
-    fit_config = FitConfig(baseline_order=args.baseline_order)
+    fit_config = FIT_PRESETS[args.preset]
+    changes: dict[str, object] = {}
+    if args.baseline_order is not None:
+        changes |= {"baseline": "poly", "baseline_order": args.baseline_order}
+    if args.ratio_priors is not None:
+        changes["ratio_priors"] = args.ratio_priors
+    fit_config = replace(fit_config, **changes)
     print(
-        f"LCModel {exe}; scaloquant fit {fit_config.to_dict() if args.baseline_order is not None else 'FitConfig()'}; "
+        f"LCModel {exe}; scaloquant fit --preset {args.preset} {changes or ''}; "
         f"{args.workers} workers each; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; out {out}"
     )
     report: dict[str, object] = {"workers": args.workers, "lcmodel": str(exe), "sets": {}}

@@ -4,6 +4,7 @@ item by item, and its Cramér–Rao bounds against the spread over noise draws."
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from scaloquant.io import default_basis
 from scaloquant.physics.model import lineshape_rates, synthesize
 from scaloquant.types import FID
 
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 NAMES = ("Mac", "Cr", "PCr", "NAA", "PCho", "Ins", "Glu")
 
 
@@ -105,3 +107,27 @@ def test_crlb_matches_the_spread_over_noise_draws(small):
         spread = np.std(result.amplitude_of_sum(names))
         bound = np.median(result.crlb_sd_of_sum(names))
         assert 0.75 < spread / bound < 1.25, (names, spread, bound)
+
+
+@pytest.mark.parametrize("source", ["default", "osprey"])
+def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
+    """LCModel's ``AMP`` of a simulated component is its number of protons, on the scale of the
+    basis' molecules: MM09 (AMP 3) at amplitude 1 holds the signal of three protons of one basis
+    molecule, ``3 u`` with ``u`` measured on Cr's singlets. Checked on the embedded basis and on
+    Osprey's LCModel basis, whose first points are scaled unlike ours (``u`` 1 vs 0.0092)."""
+    from scaloquant.io import read_lcmodel_basis
+    from scaloquant.physics.scale import signal_per_proton
+
+    if source == "default":
+        basis = default_basis()
+    else:
+        path = SHARED / "data/invivo/philips-press-osprey/basis_philips_press35"
+        if not path.is_dir():
+            pytest.skip(f"{path} is absent (the shared data folder is not beside the project)")
+        basis = read_lcmodel_basis(path / "3T_PRESS_Philips_35ms_noMM.BASIS")
+    prepared = bt.prepare_basis(basis, replace(FIT_PRESETS["invivo"], macromolecules="parametric"))
+    unit = signal_per_proton(basis)[0]
+    mm09 = prepared.fids[prepared.index("MM09")]
+    mm20 = prepared.fids[prepared.index("MM20")]
+    assert abs(mm09[0]) == pytest.approx(3.0 * unit, rel=1e-9)
+    assert abs(mm20[0]) == pytest.approx((1.33 + 0.33 + 0.33 + 0.40) * unit, rel=1e-9)

@@ -79,6 +79,12 @@ def register(subparsers: Any) -> None:
         help="macromolecules/lipids: the basis' (auto adds parametric lipids), LCModel's "
         "parametric components, or none",
     )
+    m.add_argument(
+        "--ratio-priors",
+        choices=("none", "mm", "lcmodel"),
+        help="LCModel's soft priors on amplitude ratios: mm (its macromolecule/lipid ratios), "
+        "lcmodel (those and its metabolite ratios: Asp, GABA, Glc, Scyllo, Tau, GSH) or none",
+    )
     m.add_argument("--ppm-range", type=float, nargs=2, metavar=("LO", "HI"))
     m.add_argument(
         "--water-removal",
@@ -145,6 +151,8 @@ def fit_config_from_args(args: argparse.Namespace):
         flags |= _baseline(args.baseline)
     if args.mm:
         flags["macromolecules"] = args.mm
+    if args.ratio_priors:
+        flags["ratio_priors"] = args.ratio_priors
     if args.ppm_range:
         flags["ppm_range"] = tuple(args.ppm_range)
     if args.device:
@@ -153,7 +161,7 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["water_removal"] = args.water_removal
     if flags and config.solver == "scipy" and args.preset == "simulated":
         # the model choices beyond the per-metabolite model need the batched solver
-        batched_only = {"baseline", "macromolecules", "device"} & set(flags)
+        batched_only = {"baseline", "macromolecules", "ratio_priors", "device"} & set(flags)
         if batched_only or flags.get("lineshape") == "gaussian":
             flags["solver"] = "batched"
     return replace(config, **flags)

@@ -51,7 +51,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IncompatibleDataError
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..physics.model import (
@@ -61,7 +61,9 @@ from ..physics.model import (
     times_real,
     window_columns,
 )
-from ..signal.match import FREQUENCY_RTOL
+from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
+from ..physics.scale import signal_per_proton
+from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..types import BasisSet
 from .config import FitConfig, macromolecule_names
 from .model import make_layout, metabolite_and_mm_groups
@@ -113,6 +115,12 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
         basis.spectrometer_freq_mhz,
         basis.ppm_reference,
     )
+    try:
+        # LCModel states a component's amplitude in protons of the basis' scale, so that its
+        # amplitudes read like the metabolites' (MM09/tCr as in LCModel's table)
+        fids = fids * signal_per_proton(basis)[0]
+    except IncompatibleDataError:
+        pass  # no singlet to measure the scale on: amplitudes in units of the relative areas
     return replace(
         kept,
         names=(*kept.names, *names),
@@ -177,6 +185,10 @@ class Problem:
     scale: torch.Tensor  # (P,) typical sizes for the LM scaling floor
     gaussian: bool
     lorentzian: bool
+    ratio_coefficients: torch.Tensor  # (R, M) amplitude-ratio priors (physics.priors.RatioRows)
+    ratio_scale_terms: torch.Tensor  # (R, M)
+    ratio_sd: torch.Tensor  # (R,)
+    ratio_labels: tuple[str, ...]
 
     @property
     def n_groups(self) -> int:
@@ -284,6 +296,12 @@ def make_problem(
     group_matrix = np.zeros((m, g))
     group_matrix[np.arange(m), group_of] = 1.0
     pivot = basis.ppm_reference if config.phase1_pivot_ppm is None else config.phase1_pivot_ppm
+    echo_time_s = basis_sequence(basis.metadata)[1]
+    ratios = ratio_rows(
+        RATIO_PRIOR_SETS[config.ratio_priors],
+        basis.names,
+        None if echo_time_s is None else 1e3 * echo_time_s,
+    )
     return Problem(
         names=basis.names,
         group_of=torch.as_tensor(group_of, dtype=torch.long, device=dev),
@@ -317,6 +335,10 @@ def make_problem(
         scale=torch.as_tensor(scale, **f64),
         gaussian=gaussian,
         lorentzian=lorentzian,
+        ratio_coefficients=torch.as_tensor(ratios.coefficients, **f64),
+        ratio_scale_terms=torch.as_tensor(ratios.scale_terms, **f64),
+        ratio_sd=torch.as_tensor(ratios.sd, **f64),
+        ratio_labels=ratios.labels,
     )
 
 
@@ -529,23 +551,30 @@ def evaluate(
     passive: torch.Tensor | None = None,
     *,
     derivatives: bool = True,
+    amplitude_prior: torch.Tensor | None = None,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
     columns, data, residual and derivatives are formed once and shared by every inner
     product. With ``derivatives=False`` (a trial step, most of which are rejected) the
     derivative columns are left empty and the modulated FIDs and phase kept in ``pending`` for
-    :func:`_with_derivatives`."""
+    :func:`_with_derivatives`. ``amplitude_prior`` ``(B, M, M)``: the quadratic ``a^T Q a``
+    of amplitude-ratio priors (:func:`amplitude_prior`), added to the Gram matrix and the
+    cost."""
     cols_c, z, phase = columns(problem, theta)
     cols = stack(cols_c)
     ys = stack(y[..., None])
     w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
     gram = _inner(cols, w_cols, cols, w_cols)
     h = _inner(cols, w_cols, ys, w_y)[..., 0]
+    if amplitude_prior is not None:
+        gram = gram + amplitude_prior
     a, passive = nnls_gram(gram, h, passive)
     residual = ys - cols @ a[..., None]
     w_residual = w_y - w_cols @ a[..., None]
     data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
+    if amplitude_prior is not None:
+        data_cost = data_cost + (a[:, None, :] @ amplitude_prior @ a[..., None])[..., 0, 0]
     prior = (problem.prior_precision * theta**2 * problem.free).sum(-1) * noise_var
     empty = cols.new_zeros(cols.shape[0], 0, 0)
     ev = Evaluation(
@@ -638,11 +667,13 @@ def levenberg_marquardt(
     *,
     max_iterations: int,
     cost_rtol: float = COST_RTOL,
+    amplitude_prior: torch.Tensor | None = None,
 ) -> Solution:
     """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
-    ``upper`` ``(B, P)``; spectra leave the batch as they converge."""
+    ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
+    ``(B, M, M)``: see :func:`evaluate`."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
-    ev = evaluate(problem, theta, y, noise_var)
+    ev = evaluate(problem, theta, y, noise_var, amplitude_prior=amplitude_prior)
     b = theta.shape[0]
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
@@ -651,6 +682,7 @@ def levenberg_marquardt(
     # some converge (and written back then), not at every iteration
     active = torch.arange(b, device=theta.device)
     cur, th, yy, nv, lo, hi = ev, theta.clone(), y, noise_var, lower, upper
+    prior = amplitude_prior
     fi = problem.free_index
     for _ in range(max_iterations):
         if active.numel() == 0:
@@ -662,7 +694,9 @@ def levenberg_marquardt(
         trial = th.clone()
         trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
         trial = torch.minimum(torch.maximum(trial, lo), hi)
-        new = evaluate(problem, trial, yy, nv, cur.passive, derivatives=False)
+        new = evaluate(
+            problem, trial, yy, nv, cur.passive, derivatives=False, amplitude_prior=prior
+        )
         better = new.cost < cur.cost
         gain = (cur.cost - new.cost) / cur.cost.abs().clamp_min(1e-300)
         iterations[active] += 1
@@ -684,6 +718,7 @@ def levenberg_marquardt(
                 cur = _take(cur, keep)
             active, th = active[keep], th[keep]
             yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
+            prior = None if prior is None else prior[keep]
     if active.numel():
         theta[active] = th
         if cur is not ev:
@@ -733,6 +768,23 @@ def cross_correlation_shift_hz(
     return ((lags[best] + offset) * bin_hz).clamp(lo, hi)
 
 
+def amplitude_prior(
+    problem: Problem, amplitudes: torch.Tensor, noise_var: torch.Tensor
+) -> torch.Tensor | None:
+    """``Q`` ``(B, M, M)`` of ``problem``'s amplitude-ratio priors
+    (:func:`scaloquant.physics.priors.prior_matrix`) for preliminary ``amplitudes`` ``(B, M)``
+    and the noise variance ``(B,)``; ``None`` when no prior applies."""
+    if not problem.ratio_labels:
+        return None
+    return prior_matrix(
+        problem.ratio_coefficients,
+        problem.ratio_scale_terms,
+        problem.ratio_sd,
+        amplitudes,
+        noise_var,
+    )
+
+
 def phase0_start(problem: Problem, theta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``phi0`` from an unconstrained complex least-squares fit of the columns (at
     ``phi0 = 0``) with the baseline: the energy-weighted angle of the complex amplitudes."""
@@ -766,7 +818,10 @@ def baseline_coefficients(problem: Problem, residual: torch.Tensor) -> torch.Ten
 
 
 def crlb(
-    problem: Problem, ev: Evaluation, noise_var: torch.Tensor
+    problem: Problem,
+    ev: Evaluation,
+    noise_var: torch.Tensor,
+    amplitude_prior: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Covariance bound of ``(amplitudes, free theta)`` and the identifiable-parameter mask.
 
@@ -775,6 +830,8 @@ def crlb(
     identifiable parameters; the baseline with its penalty is eliminated exactly through ``W``
     (a Schur complement), so its cost is included. Returns ``(cov (B, M + P_free, M +
     P_free), ident (B, P_free))``; rows of parameters left out are those of an identity.
+    ``amplitude_prior`` ``(B, M, M)`` (:func:`amplitude_prior`, in the same ``sigma^2`` units)
+    adds to the amplitudes' block: a Gaussian prior is information.
     """
     m = problem.n_metabolites
     d = ev.derivs
@@ -786,6 +843,8 @@ def crlb(
     extra = torch.cat([prior.new_zeros(prior.shape[0], m), prior * ident], dim=-1)
     keep = torch.cat([ident.new_ones(ident.shape[0], m), ident], dim=-1)
     fisher = fisher + torch.diag_embed(extra)
+    if amplitude_prior is not None:
+        fisher[:, :m, :m] += amplitude_prior
     eye = torch.eye(fisher.shape[-1], dtype=fisher.dtype, device=fisher.device)
     both = keep[:, :, None] & keep[:, None, :]
     fisher = torch.where(both, fisher, eye)
@@ -903,6 +962,7 @@ def _solve_chunk(
         )
         theta = sol.theta
     iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+    preliminary = None
     if refine is None or region_var is None:
         # without deviations this is the fit; with them, it gives the noise level that weighs
         # their priors when no signal-free region does
@@ -914,17 +974,44 @@ def _solve_chunk(
         noise_var = _noise_var_from_residual(final, sol.evaluation)
     else:
         noise_var = region_var
+    prior_q = None
+    if final.ratio_labels:
+        # the ratio priors' widths scale with a preliminary fit's amplitudes (LCModel's)
+        preliminary = evaluate(final, theta, y, ones, derivatives=False).amplitudes
+        prior_q = amplitude_prior(final, preliminary, noise_var)
+        if refine is None:
+            lower, upper = _bounds(final, centre, config)
+            sol = levenberg_marquardt(
+                final,
+                theta,
+                y,
+                noise_var,
+                lower,
+                upper,
+                max_iterations=config.max_iterations,
+                amplitude_prior=prior_q,
+            )
+            iterations = iterations + sol.iterations
     if refine is not None:
         lower, upper = _bounds(refine, centre, config)
         sol = levenberg_marquardt(
-            refine, theta, y, noise_var, lower, upper, max_iterations=config.max_iterations
+            refine,
+            theta,
+            y,
+            noise_var,
+            lower,
+            upper,
+            max_iterations=config.max_iterations,
+            amplitude_prior=prior_q,
         )
         iterations = iterations + sol.iterations
         final = refine
     ev = sol.evaluation
     if config.noise_estimate == "residual":
         noise_var = _noise_var_from_residual(final, ev)
-    cov, _ = crlb(final, ev, noise_var)
+    if preliminary is not None:
+        prior_q = amplitude_prior(final, preliminary, noise_var)
+    cov, _ = crlb(final, ev, noise_var, prior_q)
     m = final.n_metabolites
     theta = sol.theta
     rates_damping = theta[:, sl["damping"]][:, final.group_of] * final.lorentzian

@@ -123,6 +123,11 @@ class FitConfig:
     shift_prior_sd_hz, damping_prior_sd_per_s : batched only: per-metabolite deviations from
         their group's shift and damping, held by zero-mean Gaussian priors of these SDs
         (LCModel's approach); ``None`` for none.
+    ratio_priors : batched only: soft Gaussian priors on amplitude ratios, LCModel's
+        ``CHRATO`` (:mod:`scaloquant.physics.priors`): ``"none"``, ``"mm"`` (its
+        macromolecule/lipid ratios, which only apply to the parametric components) or
+        ``"lcmodel"`` (those and its metabolite priors: Asp, GABA, Glc, Scyllo, Tau to NAA + Cr
+        + 3 Cho, GSH to Gln + GSH); their widths scale with a preliminary fit's amplitudes.
     initial_gauss_per_s2 : starting Gaussian ``beta`` with a Voigt or Gaussian lineshape
         (batched).
     max_iterations : Levenberg–Marquardt iterations per stage (batched).
@@ -160,6 +165,7 @@ class FitConfig:
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None
+    ratio_priors: Literal["none", "mm", "lcmodel"] = "none"
     initial_gauss_per_s2: float = 0.0
     max_iterations: int = 60
     device: str = "cpu"
@@ -194,6 +200,10 @@ class FitConfig:
                 "macromolecules must be 'basis', 'parametric', 'none' or 'auto', got "
                 f"{self.macromolecules!r}"
             )
+        if self.ratio_priors not in ("none", "mm", "lcmodel"):
+            raise ConfigError(
+                f"ratio_priors must be 'none', 'mm' or 'lcmodel', got {self.ratio_priors!r}"
+            )
         if self.solver == "scipy":
             unsupported = [
                 what
@@ -201,6 +211,7 @@ class FitConfig:
                     ("lineshape='gaussian'", self.lineshape_kind == "gaussian"),
                     ("baseline='spline'", self.baseline_kind == "spline"),
                     ("macromolecules other than 'basis'", self.macromolecules != "basis"),
+                    ("ratio priors", self.ratio_priors != "none"),
                     (
                         "per-metabolite priors",
                         self.shift_prior_sd_hz is not None

@@ -10,6 +10,7 @@ Public API::
 Water scaling (mM) is in :mod:`scaloquant.quantify.water`.
 """
 
+from ..physics.scale import signal_per_proton
 from .inputs import SpectraInput, read_inputs, read_water
 from .outputs import write_run
 from .results import COLUMN_DESCRIPTIONS, SpectraResult, tcr_ratios
@@ -19,7 +20,6 @@ from .water import (
     concentrations_mM,
     metabolite_relaxation_correction,
     relaxation_corrected_water_mM,
-    signal_per_proton,
     water_area,
 )
 

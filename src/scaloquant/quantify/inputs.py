@@ -117,7 +117,9 @@ class SpectraInput:
         water = self.water
         if water is None:
             return (), {}
-        what = f"the water reference {self.water_path.name}"
+        # a water FID handed over in-process (no file) is named by its data file
+        source = self.water_path.name if self.water_path is not None else f"of {self.path.name}"
+        what = f"the water reference {source}"
         notes = list(
             compare_reference(
                 water.acquisition, self.fid.acquisition, what=what, data_what=self.path.name

@@ -15,12 +15,13 @@ import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
+from ..physics.scale import signal_per_proton
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
 from .results import SpectraResult, tcr_ratios
-from .water import WaterScaling, concentrations_mM, signal_per_proton, water_area
+from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
     from ..models.checkpoint import LoadedModel
@@ -280,7 +281,8 @@ def _derived(
     if water is None:
         out["_mM"] = np.full(amplitudes.shape, np.nan)
         return out
-    areas = np.broadcast_to(water_area(water), inp.fid.batch_shape).reshape(-1)
+    areas = np.broadcast_to(water_area(water, inp.water.acquisition), inp.fid.batch_shape)
+    areas = areas.reshape(-1)
     mM = concentrations_mM(amplitudes, areas, unit, scaling)
     mM[:, [i for i, n in enumerate(names) if n in no_molarity]] = np.nan
     out["_mM"] = mM
@@ -301,7 +303,8 @@ def _water_notes(
     notes = [
         f"mM: [H2O]_rc {scaling.to_dict()['relaxation_corrected_water_mM']:.0f} mM x metabolite "
         f"relaxation {scaling.to_dict()['metabolite_relaxation_correction']:.4f} x amplitude x "
-        f"basis signal per proton ({unit:.6g}, from {ref}) / (water |FID(0)| / 2)"
+        f"basis signal per proton ({unit:.6g}, {ref}'s lines at t = 0) / (water |w(0)| / 2, "
+        "extrapolated from its samples 4 onwards)"
         + (f" / (1 - CSF {scaling.tissue_fractions[2]:g})" if scaling.tissue_fractions[2] else "")
     ]
     missing = [inp.label for inp in inputs if inp.water is None]

@@ -16,21 +16,30 @@ two protons' worth of signal.
 
 How the areas are measured here
 -------------------------------
-* Water: the magnitude of the water FID's first point, ``|w(0)|``. The first point of a FID is
-  the integral of its whole spectrum, whatever the lineshape, so no lineshape model is assumed;
-  the water's SNR makes its noise negligible. Per proton: ``|w(0)| / 2``. It assumes the water
-  FID has the same receiver gain and number of averages as the metabolite data, and a first
-  point free of digital-filter delay (NIfTI-MRS converters remove it).
+Both areas are the value at t = 0 of the lines that make them: a FID's value at t = 0 is the
+integral of its spectrum whatever the lineshape. It is not simply the first point: LCModel
+bases made by makebasis (``3t.basis``, ``press_30ms_3T.basis``, Osprey's) and Philips water
+references (as spec2nii reads them) store a first point about half the lines' value at t = 0,
+and the ISMRM 2016 basis adds a 0.1 reference singlet at 0 ppm to every metabolite ("fid[0] =
+number of protons + 0.1", its README); the first point would take the first two for half the
+signal (mM off by about 2x) and the third for 2 % more creatine.
+
+* Water: ``|w(0)|`` extrapolated from the magnitude of samples 4, 5, ... (:func:`water_area`:
+  a quadratic in ``t`` through ``log |w|``, exact for a Voigt line at any frequency and
+  phase, blind to the first samples); per proton ``|w(0)| / 2``. It assumes the water FID has
+  the same receiver gain and number of averages as the metabolite data.
 * Metabolite: its amplitude ``a`` on the basis scale times the basis set's signal per proton,
   ``u``. A basis FID simulated for one molecule starts at ``n_protons * u``, but only for
   uncoupled spins: J-evolution by the echo time makes the first point of a coupled metabolite
   smaller than its proton count (in the ISMRM 2016 basis at TE 30 ms: Lac 2.90 for 4 protons,
-  Glu 3.88 for 5), while singlets keep it exactly (Cr 5, PCr 5, sIns 6, Gly 2, as the basis
-  README says: "fid[0] = number of protons", plus the 0.1 reference singlet that scaloquant's
-  embedded copy no longer holds). So ``u`` is measured on a singlet-only metabolite of the
-  basis: ``u = |b_Cr(0)| / 5`` (else PCr, else sIns); every metabolite of a basis simulated
-  per molecule shares it. Per proton: ``a * u`` (the signal of one molecule's proton at TE, the
-  basis holding no T2 decay, which ``R_met`` corrects).
+  Glu 3.88 for 5), while singlets keep it exactly (Cr 5, PCr 5, sIns 6, Gly 2). So ``u`` is
+  measured on the lines of a singlet-only metabolite of the basis, within their band: ``u =
+  |b_Cr(0)| / 5`` (else PCr, else sIns); every metabolite of a basis simulated per molecule
+  shares it. The lines' value at t = 0 is measured by HLSVD (:func:`scaloquant.signal.water.
+  band_amplitude`: the damped exponentials of samples 1, 2, ... whose frequency lies in the
+  singlet's band, carried back to t = 0; exact on a simulated basis). Per proton: ``a * u``
+  (the signal of one molecule's proton at TE, the basis holding no T2 decay, which ``R_met``
+  corrects).
 
 Hence::
 
@@ -50,16 +59,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, IncompatibleDataError
-from ..types import BasisSet
+from ..errors import ConfigError
+from ..types import Acquisition
 
 #: g/mol (the challenge README's 18.015).
 WATER_MOLAR_MASS_G_PER_MOL = 18.015
 #: Protons of one water molecule.
 WATER_PROTONS = 2
-#: Metabolites made of uncoupled singlets only, with their protons: their basis FID starts at
-#: exactly ``protons * u`` at any echo time, so they measure ``u`` (first found is used).
-REFERENCE_SINGLETS: tuple[tuple[str, int], ...] = (("Cr", 5), ("PCr", 5), ("sIns", 6))
+#: The water area is extrapolated from this sample on (LCModel's log-linear water area starts
+#: at its 10th, NWSST): Philips water references (as spec2nii writes them) hold a first point
+#: about half the next and a second about 5 % above the trend of the following ones.
+WATER_FIT_START = 4
+#: ... up to this time (ms), where a 6 Hz line keeps 70 % of its signal ...
+WATER_FIT_MS = 20.0
+#: ... and over this many samples at least.
+WATER_FIT_MIN_POINTS = 16
 TISSUES = ("GM", "WM", "CSF")
 
 
@@ -143,28 +157,30 @@ def metabolite_relaxation_correction(scaling: WaterScaling) -> float:
     return math.exp(scaling.echo_time_ms / scaling.metabolite_t2_ms)
 
 
-def water_area(water: np.ndarray) -> np.ndarray:
-    """Area of water FIDs ``(..., n_points)``: ``|w(0)|``, shape ``(...)`` (see module doc)."""
-    return np.abs(np.asarray(water)[..., 0])
-
-
-def signal_per_proton(basis: BasisSet) -> tuple[float, str]:
-    """``u``, the basis' first-point signal per proton, and the singlet metabolite it was
-    measured on (see the module docstring).
-
-    Raises
-    ------
-    IncompatibleDataError
-        The basis holds none of :data:`REFERENCE_SINGLETS`.
-    """
-    for name, protons in REFERENCE_SINGLETS:
-        if name in basis.names:
-            return float(abs(basis.fids[basis.index(name), 0])) / protons, name
-    names = ", ".join(n for n, _ in REFERENCE_SINGLETS)
-    raise IncompatibleDataError(
-        f"the basis set has none of {names}, whose proton count calibrates its scale; "
-        "concentrations in mM cannot be computed (amplitudes and ratios can)"
-    )
+def water_area(water: np.ndarray, acquisition: Acquisition) -> np.ndarray:
+    """Area of water FIDs ``(..., n_points)`` on the grid of ``acquisition``: ``|w(0)|``
+    extrapolated from samples :data:`WATER_FIT_START` onwards, shape ``(...)`` (see the module
+    docstring). ``log |w(t)|`` is fitted by a quadratic in ``t`` over the samples from
+    :data:`WATER_FIT_START` to :data:`WATER_FIT_MS` (at least :data:`WATER_FIT_MIN_POINTS`):
+    exact for a Voigt line (``log A - pi FWHM_L t - (g t)^2``) at any frequency and phase, and
+    blind to the first samples, which converters and vendors' digital filters alter. 0 where
+    a FID has no signal there."""
+    x = np.abs(np.asarray(water, dtype=np.complex128))
+    n = x.shape[-1]
+    start = min(WATER_FIT_START, max(n - 3, 0))
+    stop = int(round(WATER_FIT_MS * 1e-3 / acquisition.dwell_time_s)) + 1
+    stop = min(n, max(stop, start + WATER_FIT_MIN_POINTS))
+    if stop - start < 3:
+        return x[..., 0]
+    t = np.arange(start, stop) * acquisition.dwell_time_s
+    design = np.stack([np.ones_like(t), t, t * t], axis=1)
+    flat = x[..., start:stop].reshape(-1, stop - start)
+    ok = np.all(flat > 0, axis=1)
+    area = np.zeros(flat.shape[0])
+    if ok.any():
+        coef, *_ = np.linalg.lstsq(design, np.log(flat[ok]).T, rcond=None)
+        area[ok] = np.exp(coef[0])
+    return area.reshape(x.shape[:-1])
 
 
 def concentrations_mM(
