@@ -77,8 +77,10 @@ from .model import make_layout, metabolite_and_mm_groups
 #: iterations of the final run 13.3 -> 9.9, 23.5 -> 17.8, 14.2 -> 9.7, mean absolute errors
 #: against the truth unchanged (3.668 -> 3.666 mM, 0.1104 -> 0.1105).
 COST_RTOL = 1e-5
-#: Relative cost decrease ending a continuation stage (it only has to reach the right basin).
-STAGE_COST_RTOL = 1e-5
+#: Relative cost decrease ending a continuation stage (it only has to reach the right basin):
+#: 1e-4 (was 1e-5) took 14 -> 11 and 12 -> 10 stage iterations on tissue-like and challenge
+#: spectra with the same errors against the truth.
+STAGE_COST_RTOL = 1e-4
 #: Iterations of a continuation stage.
 STAGE_ITERATIONS = 25
 #: LM damping factor: start, and the factors after a rejected / accepted step.

@@ -367,7 +367,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
         gauss_by_metabolite_per_s2=batch(fit.gauss_per_s2, m),
         conversions=conversions,
     )
-    spectra = _rebuild(result, fids, prepared, problem)
+    spectra = _rebuild(result, fids, prepared, problem, summed=True)
     linewidth = _linewidth_hz(result, prepared)
     real_residual = np.sqrt(np.mean(spectra.residual.real**2, axis=-1))
     phased = spectra.metabolites.sum(axis=-2) * np.exp(-1j * result.phase0_rad.reshape(-1, 1))
@@ -381,18 +381,24 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
     )
 
 
-def _modulated(result: FitResult, basis: BasisSet, index: np.ndarray | None = None):
-    """Per-metabolite modulated FIDs ``(B, M', N)`` of the flat result (metabolites
-    ``index``, all by default), through :func:`scaloquant.physics.model.modulated_fids`."""
+def _modulated(
+    result: FitResult,
+    basis: BasisSet,
+    index: np.ndarray | None = None,
+    rows: slice = slice(None),
+):
+    """Per-metabolite modulated FIDs ``(B', M', N)`` of the flat result (metabolites
+    ``index``, all by default; spectra ``rows``, all by default), through
+    :func:`scaloquant.physics.model.modulated_fids`."""
     import torch
 
     from ..physics.model import modulated_fids
 
     m = len(result.names)
     index = np.arange(m) if index is None else index
-    damping = result.damping_per_s.reshape(-1, m)[:, index]
-    shift = result.shift_hz.reshape(-1, m)[:, index]
-    gauss = result.gauss_by_metabolite_per_s2.reshape(-1, m)[:, index]
+    damping = result.damping_per_s.reshape(-1, m)[rows][:, index]
+    shift = result.shift_hz.reshape(-1, m)[rows][:, index]
+    gauss = result.gauss_by_metabolite_per_s2.reshape(-1, m)[rows][:, index]
     rates = torch.complex(torch.as_tensor(-damping), torch.as_tensor(2 * np.pi * shift))
     z = modulated_fids(
         torch.as_tensor(basis.fids[index]),
@@ -403,12 +409,21 @@ def _modulated(result: FitResult, basis: BasisSet, index: np.ndarray | None = No
     return z.numpy()
 
 
-def _rebuild(result: FitResult, fids: np.ndarray, basis: BasisSet, problem) -> FitSpectra:
-    """The fitted spectra of a batched result over its window (flat batch ``(B, ...)``)."""
+#: Spectra whose model is rebuilt at a time (bounds the ``(B, M, N)`` modulated FIDs).
+REBUILD_CHUNK = 128
+
+
+def _rebuild(
+    result: FitResult, fids: np.ndarray, basis: BasisSet, problem, *, summed: bool = False
+) -> FitSpectra:
+    """The fitted spectra of a batched result over its window (flat batch ``(B, ...)``),
+    :data:`REBUILD_CHUNK` spectra at a time. ``summed``: ``metabolites`` holds only their
+    amplitude-weighted sum ``(B, 1, K)``, one transform per spectrum instead of one per
+    metabolite (what the SNR needs)."""
     window = problem.window
     data = axes.spectrum(fids)[:, window]
-    z = _modulated(result, basis)
     n = fids.shape[0]
+    amplitudes = result.amplitudes.reshape(n, -1)
     phase = np.exp(
         1j
         * (
@@ -416,8 +431,15 @@ def _rebuild(result: FitResult, fids: np.ndarray, basis: BasisSet, problem) -> F
             + result.phase1_rad_per_ppm.reshape(n, 1) * (result.ppm - result.phase1_pivot_ppm)
         )
     )
-    columns = axes.spectrum(z)[..., window] * phase[:, None, :]
-    metabolites = columns * result.amplitudes.reshape(n, -1, 1)
+    parts = []
+    for lo in range(0, n, REBUILD_CHUNK):
+        rows = slice(lo, min(n, lo + REBUILD_CHUNK))
+        z = _modulated(result, basis, rows=rows)
+        if summed:  # (b, 1, M) @ (b, M, N): the model's time signal
+            z = amplitudes[rows, None, :].astype(z.dtype) @ z
+        columns = axes.spectrum(z)[..., window] * phase[rows, None, :]
+        parts.append(columns if summed else columns * amplitudes[rows, :, None])
+    metabolites = np.concatenate(parts)
     baseline = result.baseline.reshape(n, -1) @ problem.baseline_design.numpy().T
     model = metabolites.sum(axis=1) + baseline
     return FitSpectra(result.ppm, data, model, baseline, data - model, metabolites)
