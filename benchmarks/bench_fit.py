@@ -195,7 +195,7 @@ def main() -> None:
     )
     clean = simulate_batch(basis, SimulationConfig(), args.n, np.random.default_rng(args.seed))
     compare(basis, clean, "noiseless", args.workers, args.peer_n, args.start_error_sd, args.seed)
-    noisy_config = SimulationConfig.from_mapping({"snr": [args.snr, args.snr]})
+    noisy_config = SimulationConfig.from_dict({"snr": [args.snr, args.snr]})
     noisy = simulate_batch(basis, noisy_config, args.n, np.random.default_rng(args.seed))
     compare(
         basis, noisy, f"SNR-{args.snr:g}", args.workers, args.peer_n, args.start_error_sd, args.seed

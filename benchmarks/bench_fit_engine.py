@@ -137,7 +137,7 @@ def main() -> None:
     threads = choose_threads(args.threads)
     torch.set_num_threads(threads)
     basis = default_basis()
-    config = SimulationConfig.from_mapping({"snr": [args.snr, args.snr]})
+    config = SimulationConfig.from_dict({"snr": [args.snr, args.snr]})
     signals = simulate_batch(basis, config, args.n, np.random.default_rng(args.seed))
     fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     truth = signals.parameters.amplitudes

@@ -394,7 +394,7 @@ def invivo_set(folder: Path) -> list[Group]:
 def simulated_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
     folder.mkdir(parents=True, exist_ok=True)
     basis = default_basis()
-    config = SimulationConfig.from_mapping({"snr": [snr, snr]})
+    config = SimulationConfig.from_dict({"snr": [snr, snr]})
     signals = simulate_batch(basis, config, n, np.random.default_rng(seed))
     cases = []
     for i, samples in enumerate(signals.fids):

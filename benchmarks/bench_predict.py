@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     q = load_model(args.model).quantifier
-    config = SimulationConfig.from_mapping({"snr": [10.0, 100.0]})
+    config = SimulationConfig.from_dict({"snr": [10.0, 100.0]})
     fids = draw_signals(default_basis(), config, args.n, np.random.default_rng(0)).fids
 
     def peer(batch_size: int) -> np.ndarray:

@@ -50,7 +50,7 @@ SHAPE = (32, 32, 1)
 def _slice(basis, n: int, snr: float, seed: int) -> np.ndarray:
     from scaloquant.simulate import SimulationConfig, simulate_batch
 
-    config = SimulationConfig.from_mapping({"snr": snr})
+    config = SimulationConfig.from_dict({"snr": snr})
     fids = simulate_batch(basis, config, n, np.random.default_rng(seed)).fids
     return fids
 

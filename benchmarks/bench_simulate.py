@@ -39,7 +39,7 @@ from scaloquant.simulate import (
     synthesize_torch,
 )
 
-EXTRAS = SimulationConfig.from_mapping(
+EXTRAS = SimulationConfig.from_dict(
     {
         "snr": [10, 50],
         "phase0_range_deg": [-30, 30],

@@ -8,6 +8,7 @@ bug and keeps its traceback.
 import errno
 import os
 import re
+from collections.abc import Mapping
 
 #: The hidden names the atomic writers use (:mod:`scaloquant.io.atomic`): a staging folder
 #: ``.NAME.partial-<hex>`` and a temporary file ``.NAME.<8 random characters><suffixes>``.
@@ -51,6 +52,56 @@ class OutputWriteError(ScaloquantError):
 
 class IncompatibleDataError(ScaloquantError):
     """Data do not match what a basis set or trained model expects (field, dwell time, points...)."""
+
+
+class Option:
+    """A caller's option named in a message of :class:`NeedsOption`, by its key in
+    :data:`OPTION_WORDS` (``Option("force")``)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        if key not in OPTION_WORDS:
+            raise KeyError(f"unknown option {key!r}; known: {', '.join(OPTION_WORDS)}")
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Option({self.key!r})"
+
+    def __reduce__(self):
+        return (Option, (self.key,))
+
+
+#: How the library words the options that :class:`NeedsOption` messages name (its keyword
+#: arguments); a front end words them its own way (the CLI: ``scaloquant.cli.OPTION_FLAGS``).
+OPTION_WORDS: Mapping[str, str] = {
+    "force": "force=True",
+    "override_freq": "the right spectrometer frequency (overriding the header's)",
+    "override_dwell": "the right dwell time (overriding the header's)",
+    "water": "water",
+}
+
+
+class NeedsOption(IncompatibleDataError):
+    """An incompatibility that one of the caller's options accepts or corrects.
+
+    The message is a sequence of literal text and :class:`Option` parts, so that the layer that
+    raises it states the facts without knowing how its caller names the options: ``str(err)``
+    words them as the library's keywords (:data:`OPTION_WORDS`), :meth:`worded` as a front end
+    does (the CLI maps them to its flags). ``options`` lists the keys named, in order.
+    """
+
+    def __init__(self, *parts: str | Option) -> None:
+        self.parts = parts
+        self.options = tuple(p.key for p in parts if isinstance(p, Option))
+        super().__init__(self.worded(OPTION_WORDS))
+
+    def worded(self, words: Mapping[str, str]) -> str:
+        """The message with every option named by ``words[key]``."""
+        return "".join(words[p.key] if isinstance(p, Option) else p for p in self.parts)
+
+    def __reduce__(self):  # keep the parts across processes (the fit's workers)
+        return (type(self), self.parts)
 
 
 def _user_path(filename: object) -> str:

@@ -22,7 +22,8 @@ white noise. Training with noise: when ``snrs`` holds finite SNRs, both models t
 whose SNR is drawn uniformly between the smallest and the largest of them (the simulator's
 ``snr: [min, max]``); noiseless test signals (``inf``) are then the limit beyond the largest.
 
-Seeds: the training and validation sets are those :func:`scaloquant.train.train_model` would
+Seeds (all derived in :mod:`scaloquant.seeds`): the training and validation sets are those
+:func:`scaloquant.train.train_model` would
 draw for ``seed``; the test set uses the seed ``SeedSequence([seed, TEST_KEY])`` makes, a stream
 independent of the training streams; the noise at SNR ``x`` the seed
 ``derived_seed(test_seed, round(1000 x))`` (the same noise whatever else is listed); the
@@ -43,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import ConfigError, InputFileError
-from .evaluate.bootstrap import check_options
+from .evaluate.bootstrap import DEFAULT_N_BOOT, check_options
 from .evaluate.figures import TrainingCurve
 from .evaluate.pipeline import SnrCase, write_evaluation
 from .evaluate.report import snr_label
@@ -51,6 +52,8 @@ from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
 from .io.default import DEFAULT_BASIS_NAME, default_basis
 from .io.hdf5 import SimulationFile, read_simulation, write_simulation
+from .presets import PRESETS, PresetName
+from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
 from .simulate import (
     SimulationConfig,
     SimulationParameters,
@@ -60,8 +63,6 @@ from .simulate import (
 )
 from .types import BasisSet
 
-PresetName = Literal["tiny", "quick", "cpu", "paper"]
-PRESETS: tuple[str, ...] = ("tiny", "quick", "cpu", "paper")
 #: The two methods of the paper, in the order of the comparison (A − B).
 MODELS: tuple[str, ...] = ("scalogram_cnn", "spectrum_cnn")
 #: Name of the classical fit in ``metrics.json``.
@@ -74,8 +75,6 @@ N_TEST: dict[str, int] = {"tiny": 200, "quick": 1000, "cpu": 2000, "paper": 2000
 FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
 #: Worker processes of the fit (the machines this runs on have 2 cores).
 FIT_WORKERS = 2
-#: Keys of the test-set and bootstrap seed streams (far from train's keys 0-3).
-TEST_KEY, BOOTSTRAP_KEY = 0x7E57, 0xB007
 
 
 @dataclass(frozen=True)
@@ -88,12 +87,6 @@ class ReproduceResult:
     @property
     def wall_times_s(self) -> dict[str, float]:
         return self.metrics["wall_times_s"]
-
-
-def derived_seed(seed: int, key: int) -> int:
-    """A seed for the stream ``key`` of a run seeded with ``seed`` (63-bit, HDF5-safe)."""
-    state = np.random.SeedSequence([int(seed), int(key)]).generate_state(2, np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1]))
 
 
 def read_training_curve(path: str | os.PathLike) -> TrainingCurve:
@@ -178,7 +171,7 @@ def noise_seed(test_seed: int, snr: float) -> int:
 def reference_heights(basis: BasisSet, test: SimulationFile) -> np.ndarray:
     """``(n,)`` reference peak height of each test signal: the simulator's SNR reference,
     measured on its noiseless Eq. 1 signal rebuilt from the stored parameters."""
-    config = SimulationConfig.from_mapping(test.config)
+    config = SimulationConfig.from_dict(test.config)
     stored = {f.name for f in fields(SimulationParameters)} & set(test.parameters)
     params = SimulationParameters(
         amplitudes=test.amplitudes, **{k: test.parameters[k] for k in stored - {"amplitudes"}}
@@ -272,7 +265,7 @@ def reproduce(
     snrs: Sequence[float] = (math.inf,),
     fit_n: int | None = None,
     uncertainty: Literal["none", "gaussian"] | None = None,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     overwrite: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -304,7 +297,6 @@ def reproduce(
     # torch and Lightning load only when a run starts
     from .models.checkpoint import load_model
     from .train import simulate_set, train_model
-    from .train.data import TRAIN_KEY, VAL_KEY
 
     start = time.perf_counter()
     say = log or (lambda _line: None)

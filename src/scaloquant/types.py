@@ -15,6 +15,9 @@ import numpy as np
 
 from .errors import IncompatibleDataError, InvalidDataError, UnknownMetaboliteError
 from .signal import axes
+from .signal.grid import Acquisition
+
+__all__ = ["FID", "Acquisition", "BasisSet"]
 
 
 def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:
@@ -37,53 +40,6 @@ def _check_acquisition(dwell_time_s: float, spectrometer_freq_mhz: float) -> Non
     if not (np.isfinite(spectrometer_freq_mhz) and spectrometer_freq_mhz > 0):
         raise InvalidDataError(
             f"spectrometer frequency must be a positive number of MHz, got {spectrometer_freq_mhz}"
-        )
-
-
-@dataclass(frozen=True)
-class Acquisition:
-    """The sampling grid shared by FIDs and basis sets.
-
-    Attributes
-    ----------
-    n_points : number of complex time-domain samples.
-    dwell_time_s : sampling interval in seconds (1 / spectral width).
-    spectrometer_freq_mhz : nucleus Larmor frequency in MHz (sets the Hz <-> ppm scale).
-    ppm_reference : chemical shift of the receiver frequency (0 Hz), ppm.
-    nucleus : e.g. ``"1H"``.
-    """
-
-    n_points: int
-    dwell_time_s: float
-    spectrometer_freq_mhz: float
-    ppm_reference: float = axes.DEFAULT_PPM_REFERENCE_1H
-    nucleus: str = "1H"
-
-    @property
-    def spectral_width_hz(self) -> float:
-        return 1.0 / self.dwell_time_s
-
-    @property
-    def field_strength_t(self) -> float:
-        """Nominal B0 in tesla for 1H (42.577 MHz/T); other nuclei are not converted."""
-        return self.spectrometer_freq_mhz / 42.577478
-
-    def time_axis_s(self) -> np.ndarray:
-        return axes.time_axis_s(self.n_points, self.dwell_time_s)
-
-    def frequency_axis_hz(self) -> np.ndarray:
-        return axes.frequency_axis_hz(self.n_points, self.dwell_time_s)
-
-    def ppm_axis(self) -> np.ndarray:
-        return axes.ppm_axis(
-            self.n_points, self.dwell_time_s, self.spectrometer_freq_mhz, self.ppm_reference
-        )
-
-    def describe(self) -> str:
-        return (
-            f"{self.n_points} points, dwell {self.dwell_time_s * 1e3:g} ms "
-            f"({self.spectral_width_hz:g} Hz), {self.spectrometer_freq_mhz:g} MHz "
-            f"({self.field_strength_t:.2f} T {self.nucleus}), 0 Hz = {self.ppm_reference:g} ppm"
         )
 
 

@@ -123,6 +123,24 @@ def test_flag_contradicting_a_nifti_header_is_refused(
     assert not out.exists()
 
 
+def test_a_refused_match_names_the_flags_that_accept_or_correct_it(
+    tiny_checkpoint, basis, signals, tmp_path, capsys
+):
+    # another vendor's 3 T frequency: signal.match states the facts and names the options; the
+    # CLI words those as its flags (scaloquant.cli.OPTION_FLAGS)
+    other = write_nifti_mrs(
+        tmp_path / "vendor.nii.gz", _fid(basis, signals[0], spectrometer_freq_mhz=127.8)
+    )
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, other) == 2
+    line = _one_error(capsys, "quantify")
+    assert "vendor.nii.gz: acquired at 127.8 MHz" in line
+    assert "pass --force to convert keeping every chemical shift" in line
+    assert "or --spectrometer-freq-mhz with --override-header if the header is wrong" in line
+    assert "force=True" not in line
+    assert not out.exists()
+
+
 def test_flag_equal_to_the_header_and_for_a_bare_raw_is_accepted(
     tiny_checkpoint, basis, signals, tmp_path
 ):
@@ -429,7 +447,7 @@ def _disk_full(path) -> OSError:
 def test_quantify_full_disk_leaves_no_output(
     tiny_checkpoint, basis, signals, tmp_path, capsys, monkeypatch
 ):
-    import scaloquant.quantify.outputs as outputs
+    import scaloquant.report.outputs as outputs
 
     data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
     out = tmp_path / "out"

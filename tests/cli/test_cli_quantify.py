@@ -331,3 +331,37 @@ def test_mirrored_nifti_is_warned_about(tiny_checkpoint, basis, signals, tmp_pat
         assert ("mirrored.nii.gz: the spectrum looks mirrored" in printed) is warned
         stored = json.loads((out / "results.json").read_text())["inputs"][0]["warnings"]
         assert any("looks mirrored" in w for w in stored) is warned
+
+
+@pytest.mark.parametrize("command", ["quantify", "fit"])
+def test_flag_defaults_are_the_library_defaults(command):
+    """The flags give the library's defaults: the CLI writes those of ``quantify.Options`` and
+    ``WaterScaling`` down (reading the classes would load numpy for ``--help``), and this checks
+    them against the classes' fields, so that the two cannot drift apart."""
+    from dataclasses import MISSING, fields
+
+    from scaloquant.cli import build_parser
+    from scaloquant.cli._spectra import OPTION_DEFAULTS, TISSUES, WATER_DEFAULTS
+    from scaloquant.quantify import Options, WaterScaling
+    from scaloquant.quantify.water import TISSUES as WATER_TISSUES
+
+    def dataclass_defaults(cls):
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    required = ["--model", "m.ckpt"] if command == "quantify" else []
+    args = build_parser([command]).parse_args([command, "x.nii", "--out", "o", *required])
+    water, options = dataclass_defaults(WaterScaling), dataclass_defaults(Options)
+    assert WATER_DEFAULTS == {k: water[k] for k in WATER_DEFAULTS} and TISSUES == WATER_TISSUES
+    assert OPTION_DEFAULTS == {k: options[k] for k in OPTION_DEFAULTS}
+    assert tuple(args.tissue_fractions) == water["tissue_fractions"]
+    assert tuple(args.water_t2_ms) == water["water_t2_ms"]
+    assert args.metabolite_t2_ms == water["metabolite_t2_ms"]
+    assert (args.max_figures, args.workers) == (options["max_figures"], options["n_workers"])
+    made = options_of(args)
+    assert made.water_scaling == WaterScaling() and made.max_figures == Options().max_figures
+
+
+def options_of(args):
+    from scaloquant.cli._spectra import options_from_args
+
+    return options_from_args(args, basis_metadata={})

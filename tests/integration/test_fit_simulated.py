@@ -16,7 +16,7 @@ from scaloquant.types import FID
 @pytest.fixture(scope="module")
 def noisy():
     basis = default_basis()
-    config = SimulationConfig.from_mapping({"snr": [30, 30]})
+    config = SimulationConfig.from_dict({"snr": [30, 30]})
     signals = simulate_batch(basis, config, 3, np.random.default_rng(5))
     fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     return basis, signals, fid

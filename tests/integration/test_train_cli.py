@@ -115,7 +115,7 @@ def test_wrong_metabolite_columns_and_bad_config_file(tmp_path, capsys):
     assert (
         main(["train", "--preset", "tiny", "--out", str(tmp_path / "o"), "--config", str(bad)]) == 2
     )
-    assert "not valid YAML" in _error_line(capsys)
+    assert "as YAML" in _error_line(capsys)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("learning_rte: 0.1\n")
     assert (

@@ -175,7 +175,7 @@ def test_bad_flags_are_one_line(tmp_path, capsys, monkeypatch, extra, message):
 def test_evaluate_writes_the_calibration_of_models_with_uncertainty(
     trained, basis, tmp_path, capsys
 ):
-    config = SimulationConfig.from_mapping(NOISY)
+    config = SimulationConfig.from_dict(NOISY)
     data = tmp_path / "test.h5"
     write_simulation(
         data,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from scaloquant.errors import IncompatibleDataError
+from scaloquant.fit.basis_grid import basis_on_grid, basis_reference_from_singlets
 from scaloquant.signal import axes
-from scaloquant.signal.basis_grid import basis_on_grid, basis_reference_from_singlets
 from scaloquant.types import Acquisition, BasisSet
 
 

@@ -115,8 +115,8 @@ def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
     basis' molecules: MM09 (AMP 3) at amplitude 1 holds the signal of three protons of one basis
     molecule, ``3 u`` with ``u`` measured on Cr's singlets. Checked on the embedded basis and on
     Osprey's LCModel basis, whose first points are scaled unlike ours (``u`` 1 vs 0.0092)."""
+    from scaloquant.fit.scale import signal_per_proton
     from scaloquant.io import read_lcmodel_basis
-    from scaloquant.physics.scale import signal_per_proton
 
     if source == "default":
         basis = default_basis()
@@ -131,3 +131,33 @@ def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
     mm20 = prepared.fids[prepared.index("MM20")]
     assert abs(mm09[0]) == pytest.approx(3.0 * unit, rel=1e-9)
     assert abs(mm20[0]) == pytest.approx((1.33 + 0.33 + 0.33 + 0.40) * unit, rel=1e-9)
+
+
+def test_baseline_stiffness_follows_the_data(small):
+    """LCModel's rule (``baseline_stiffness="ftest"``): data whose baseline is a straight line
+    (in the spline penalty's null space) get a stiff one (1 or 1.5 or 2 effective dimensions per
+    ppm: a flexible spline only fits noise there); the same data on a baseline
+    that undulates every 0.5 ppm, which only a flexible spline follows, get the most flexible."""
+    basis, config, _, fids = small
+    rng = np.random.default_rng(11)
+    noise = (
+        0.002
+        * np.abs(fids).max()
+        * (rng.normal(size=fids.shape) + 1j * rng.normal(size=fids.shape))
+    )
+    ppm = basis.ppm_axis()
+    wave = np.where((ppm > 0) & (ppm < 4.5), np.sin(2 * np.pi * ppm / 0.5), 0.0)
+    spectrum = np.fft.fftshift(np.fft.fft(fids[:2] + noise[:2], axis=-1), axes=-1)
+    wavy = np.fft.ifft(
+        np.fft.ifftshift(spectrum + 0.3 * np.abs(spectrum).max() * wave, axes=-1), axis=-1
+    )
+    data = np.concatenate([fids[:2] + noise[:2], wavy])
+    ftest = replace(config, baseline_stiffness="ftest")
+    fid = FID(data, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    result = fit_spectra(fid, basis, ftest)
+    candidates = ftest.baseline_ed_candidates_per_ppm
+    # noise alone decides among the stiff ones (the F-test's point): stiffer than the default
+    assert np.all(result.baseline_ed_per_ppm[:2] <= 2.0)
+    np.testing.assert_array_equal(result.baseline_ed_per_ppm[2:], candidates[-1])
+    fixed = fit_spectra(fid.with_samples(data[:2]), basis, config)
+    np.testing.assert_array_equal(fixed.baseline_ed_per_ppm, config.baseline_ed_per_ppm)

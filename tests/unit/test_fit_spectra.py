@@ -14,7 +14,7 @@ from scaloquant.errors import (
     InvalidDataError,
     UnknownMetaboliteError,
 )
-from scaloquant.fit import FitConfig, FitStart, fit_spectra, fitted_spectra
+from scaloquant.fit import FitConfig, FitStart, fit_spectra, fitted_spectra, phase_corrected
 from scaloquant.fit.model import Design, NonlinearParameters
 from scaloquant.signal import axes
 from scaloquant.types import FID
@@ -58,6 +58,12 @@ def test_noiseless_recovery_with_phases():
     np.testing.assert_allclose(spectra.model + spectra.residual, spectra.data, atol=1e-9)
     np.testing.assert_allclose(spectra.metabolites.sum(axis=0), spectra.model, atol=1e-9)
     assert np.linalg.norm(spectra.residual) < 1e-6 * np.linalg.norm(spectra.data)
+    # drawn phase-corrected: the data equal the unphased spectrum built without any phase
+    shown = phase_corrected(spectra, result)
+    unphased = axes.spectrum(synthesize(basis, amplitudes, damping, shift))
+    window = (basis.ppm_axis() >= 0.5) & (basis.ppm_axis() <= 4.0)
+    np.testing.assert_allclose(shown.data, unphased[window], atol=1e-9 * np.abs(unphased).max())
+    np.testing.assert_allclose(shown.model + shown.residual, shown.data, atol=1e-9)
 
 
 def test_batch_equals_item_by_item_and_workers():

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from scaloquant.cli import error_message
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.io.default import default_basis
 from scaloquant.io.lcmodel import read_lcmodel_raw, write_lcmodel_raw
@@ -158,7 +159,18 @@ def test_refuses_another_dwell_time_without_force_and_says_which_flag():
     message = str(err.value)
     assert "dwell time 0.125 ms (8000 Hz spectral width)" in message
     assert "0.25 ms (4000 Hz spectral width)" in message
-    assert "--force" in message and "--dwell-time-s" in message
+    # the facts name the options; the CLI words them as its flags
+    assert err.value.options == ("force", "override_dwell")
+    assert "pass force=True to resample anyway" in message
+    flags = error_message(err.value)
+    assert "pass --force to resample anyway, or --dwell-time-s with --override-header" in flags
+    assert (
+        flags.replace("--force", "force=True").replace(
+            "--dwell-time-s with --override-header",
+            "the right dwell time (overriding the header's)",
+        )
+        == message
+    )
 
 
 def test_refuses_another_vendors_frequency_without_force():
@@ -166,7 +178,9 @@ def test_refuses_another_vendors_frequency_without_force():
         match_acquisition(data(freq_mhz=127.8), TARGET)
     message = str(err.value)
     assert "127.8 MHz" in message and "3.7% apart" in message
-    assert "--force" in message and "--spectrometer-freq-mhz" in message
+    assert err.value.options == ("force", "override_freq")
+    assert "--force" in error_message(err.value)
+    assert "--spectrometer-freq-mhz with --override-header" in error_message(err.value)
     matched = match_acquisition(data(freq_mhz=127.8), TARGET, force=True)
     assert any("J-coupled multiplets" in w for w in matched.warnings)
 
@@ -183,7 +197,7 @@ def test_echo_time_mismatch_is_refused_without_force_and_warned_with_it():
     with pytest.raises(IncompatibleDataError) as err:
         match_acquisition(fid, TARGET, sequence="PRESS", echo_time_s=0.030)
     assert "TE 35 ms and the model's TE 30 ms" in str(err.value)
-    assert "--force" in str(err.value)
+    assert err.value.options == ("force",) and "--force" in error_message(err.value)
     matched = match_acquisition(fid, TARGET, sequence="PRESS", echo_time_s=0.030, force=True)
     assert len(matched.warnings) == 1 and "TE 35 ms" in matched.warnings[0]
     # Within the 0.5 ms tolerance, or unstated on either side: nothing to say.

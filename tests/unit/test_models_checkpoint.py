@@ -61,7 +61,7 @@ def _uncertainty_checkpoint() -> tuple[dict, np.ndarray, np.ndarray]:
     torch.manual_seed(0)
     q = Quantifier(small_config(basis, "spectrum_cnn", uncertainty="gaussian"))
     signals = draw_signals(
-        basis, SimulationConfig.from_mapping({"snr": [10, 100]}), 32, np.random.default_rng(1)
+        basis, SimulationConfig.from_dict({"snr": [10, 100]}), 32, np.random.default_rng(1)
     )
     q.fit_normalisation(torch.from_numpy(signals.fids), torch.from_numpy(signals.amplitudes))
     ckpt = {

@@ -9,7 +9,7 @@ from scaloquant.simulate import SimulationConfig, simulate_batch
 
 def test_rebuild_with_true_amplitudes_gives_the_noiseless_signal():
     basis = default_basis()
-    config = SimulationConfig.from_mapping({"phase0_range_deg": [-30, 30], "baseline": {}})
+    config = SimulationConfig.from_dict({"phase0_range_deg": [-30, 30], "baseline": {}})
     sim = simulate_batch(basis, config, 3, np.random.default_rng(5))
     params = {k: v for k, v in sim.parameters.arrays().items() if k != "amplitudes"}
     params["reference_height"] = sim.reference_height

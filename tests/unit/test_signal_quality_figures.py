@@ -85,7 +85,7 @@ def test_flags_of_synthetic_spectra():
         ["too_broad"],
     ]
     assert quality.unmeasurable(flags).tolist() == [False, True, True, True, True, False]
-    with_fit = quality.residual_flags(flags, np.array([0.1, np.nan, 1.0, 0.2, 0.9, 0.7]))
+    with_fit = quality.fit_flags(flags, np.array([0.1, np.nan, 1.0, 0.2, 0.9, 0.7]))
     assert [f[-1:] for f in with_fit] == [
         [],
         ["empty"],
@@ -94,6 +94,19 @@ def test_flags_of_synthetic_spectra():
         ["residual_large"],
         ["residual_large"],
     ]
+    # the fitted lines' width flags what the spectrum's own NAA did not (a spectrum drowned in
+    # an artefact); never twice, never for a spectrum with nothing to measure
+    widths = np.array([0.21, 0.3, 0.3, 0.3, 0.3, 0.3])
+    with_width = quality.fit_flags(flags, None, widths)
+    assert with_width == [
+        ["too_broad"],
+        ["empty"],
+        ["no_signal"],
+        ["water"],
+        ["no_signal", "mirrored"],
+        ["too_broad"],
+    ]
+    assert quality.fit_flags(flags, None, np.full(6, 0.05)) == flags
 
 
 def test_batch_equals_item_by_item():

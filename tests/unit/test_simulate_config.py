@@ -6,18 +6,24 @@ import numpy as np
 import pytest
 
 from scaloquant.errors import ConfigError, InputFileError, UnknownMetaboliteError
+from scaloquant.io.config import read_config
 from scaloquant.simulate import (
     BaselineConfig,
     SimulationConfig,
     draw_parameters,
-    load_simulation_config,
 )
+
+
+def load_simulation_config(path, overrides=None):
+    """A simulation config file read the way ``scaloquant simulate --config`` reads it."""
+    return read_config(path, SimulationConfig.from_dict, overrides=overrides)
+
 
 DOC_CONFIG = Path(__file__).resolve().parents[2] / "docs" / "simulation-config.yaml"
 
 
 def test_defaults_are_the_paper_model():
-    c = SimulationConfig.from_mapping({})
+    c = SimulationConfig.from_dict({})
     assert c == SimulationConfig()
     assert c.amplitude_range == (0.0, 1.0)
     assert c.damping_range_per_s == (0.0, 15.0)
@@ -33,7 +39,7 @@ def test_documented_example_is_the_default():
 
 
 def test_round_trip_through_to_dict():
-    c = SimulationConfig.from_mapping(
+    c = SimulationConfig.from_dict(
         {
             "snr": [10, 40],
             "lineshape": "voigt",
@@ -43,14 +49,14 @@ def test_round_trip_through_to_dict():
             "overrides": {"Mac": {"amplitude_range": [0.5, 1]}},
         }
     )
-    assert SimulationConfig.from_mapping(c.to_dict()) == c
+    assert SimulationConfig.from_dict(c.to_dict()) == c
     assert c.gaussian_damping_range_per_s == (0.0, 9.0)  # the voigt default, now explicit
     assert c.baseline == BaselineConfig(n_humps=2)
     assert c.to_dict()["overrides"] == {"Mac": {"amplitude_range": [0.5, 1.0]}}
 
 
 def test_single_snr_is_a_fixed_range():
-    assert SimulationConfig.from_mapping({"snr": 25}).snr == (25.0, 25.0)
+    assert SimulationConfig.from_dict({"snr": 25}).snr == (25.0, 25.0)
 
 
 def test_yaml_and_toml_files(tmp_path):
@@ -106,20 +112,20 @@ def test_empty_file_gives_defaults(tmp_path):
 )
 def test_invalid_values_are_refused_with_one_line(mapping, message):
     with pytest.raises(ConfigError) as err:
-        SimulationConfig.from_mapping(mapping)
+        SimulationConfig.from_dict(mapping)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_unknown_key_lists_the_valid_ones():
     with pytest.raises(ConfigError) as err:
-        SimulationConfig.from_mapping({"snrr": 3})
+        SimulationConfig.from_dict({"snrr": 3})
     text = str(err.value)
     assert "'snrr'" in text and "valid keys: amplitude_range" in text and "baseline" in text
 
 
 def test_unknown_metabolite_names_the_valid_ones():
-    c = SimulationConfig.from_mapping({"overrides": {"Foo": {"amplitude_range": [0, 1]}}})
+    c = SimulationConfig.from_dict({"overrides": {"Foo": {"amplitude_range": [0, 1]}}})
     with pytest.raises(UnknownMetaboliteError) as err:
         draw_parameters(c, 2, np.random.default_rng(0), names=["NAA", "Cr"])
     assert "Foo" in str(err.value) and "valid names: NAA, Cr" in str(err.value)

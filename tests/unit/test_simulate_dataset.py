@@ -10,7 +10,7 @@ from scaloquant.types import BasisSet
 
 N, DWELL_S, MHZ, REF = 256, 5e-4, 123.26, 4.65
 # noise, phases and baseline on: every random stream of a block is exercised
-FULL = SimulationConfig.from_mapping(
+FULL = SimulationConfig.from_dict(
     {
         "snr": [10, 30],
         "phase0_range_deg": [-30, 30],
@@ -81,6 +81,6 @@ def test_bad_run_arguments_are_refused_before_any_work(basis, n, seed, chunk, me
 
 
 def test_unknown_override_is_refused_before_any_work(basis):
-    config = SimulationConfig.from_mapping({"overrides": {"GABA": {"amplitude_range": [0, 1]}}})
+    config = SimulationConfig.from_dict({"overrides": {"GABA": {"amplitude_range": [0, 1]}}})
     with pytest.raises(UnknownMetaboliteError, match="valid names: Cr, NAA, Lac"):
         simulate_dataset(basis, config, 5, 0)

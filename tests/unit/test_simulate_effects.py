@@ -25,7 +25,7 @@ def singlet_basis(damping_per_s=10.0, peaks=(("Cr", 3.03), ("NAA", 2.01), ("Lac"
 
 def simulate(basis, mapping, n=32, seed=0):
     return simulate_batch(
-        basis, SimulationConfig.from_mapping(mapping), n, np.random.default_rng(seed)
+        basis, SimulationConfig.from_dict(mapping), n, np.random.default_rng(seed)
     )
 
 

@@ -15,7 +15,7 @@ from scaloquant.simulate import SimulatedSignals, SimulationConfig, simulate_dat
 from scaloquant.types import BasisSet
 
 N, DWELL_S, MHZ, REF = 128, 5e-4, 123.26, 4.65
-CONFIG = SimulationConfig.from_mapping({"snr": [20, 40], "phase0_range_deg": [-10, 10]})
+CONFIG = SimulationConfig.from_dict({"snr": [20, 40], "phase0_range_deg": [-10, 10]})
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_round_trip(tmp_path, basis):
     assert set(got.parameters) == set(want.columns()) - {"amplitudes"}
     np.testing.assert_allclose(got.parameters["snr"], want.parameters.snr, rtol=1e-7)
     assert got.metabolites == ("Cr", "NAA") and got.seed == 4 and got.version == __version__
-    assert SimulationConfig.from_mapping(got.config) == CONFIG
+    assert SimulationConfig.from_dict(got.config) == CONFIG
     assert got.basis_name == "two singlets" and got.n_total == 30
 
 

@@ -39,7 +39,7 @@ def rel_err(a, b):
 
 
 def draw(n, n_met, lineshape="lorentzian", seed=1):
-    config = SimulationConfig.from_mapping({"lineshape": lineshape})
+    config = SimulationConfig.from_dict({"lineshape": lineshape})
     names = [f"m{i}" for i in range(n_met)]
     return draw_parameters(config, n, np.random.default_rng(seed), names=names)
 

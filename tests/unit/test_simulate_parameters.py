@@ -11,7 +11,7 @@ NAMES = ["Mac", "NAA", "Cr"]
 
 def draw(mapping, n=2000, seed=0):
     return draw_parameters(
-        SimulationConfig.from_mapping(mapping), n, np.random.default_rng(seed), names=NAMES
+        SimulationConfig.from_dict(mapping), n, np.random.default_rng(seed), names=NAMES
     )
 
 

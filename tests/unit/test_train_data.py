@@ -10,13 +10,13 @@ from torch.utils.data import DataLoader
 from scaloquant.errors import IncompatibleDataError, InvalidDataError
 from scaloquant.io import default_basis
 from scaloquant.io.hdf5 import write_simulation
+from scaloquant.seeds import derived_seed
 from scaloquant.simulate import SimulationConfig, simulate_dataset
 from scaloquant.train.data import (
     FreshBatchSampler,
     FreshDataset,
     SignalDataModule,
     SignalSet,
-    _int_seed,
     read_signal_file,
     simulate_set,
     split_signals,
@@ -74,7 +74,7 @@ def test_fixed_set_is_the_seeded_simulation(basis):
     np.testing.assert_array_equal(a.fids, b.fids)
     assert not np.array_equal(a.amplitudes, c.amplitudes)
     # the amplitudes are the simulator's, row by row
-    (chunk,) = list(simulate_dataset(basis, config, 5, seed=_int_seed(3, 0)))
+    (chunk,) = list(simulate_dataset(basis, config, 5, seed=derived_seed(3, 0, bits=32)))
     np.testing.assert_allclose(a.amplitudes[:5], chunk.parameters.amplitudes, rtol=1e-6)
 
 

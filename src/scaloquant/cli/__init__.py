@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import ScaloquantError, os_error_message
+from ..errors import NeedsOption, ScaloquantError, os_error_message
 from ..threads import prefer_passive_wait
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
@@ -73,6 +73,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: The flags that give the library's options (:data:`scaloquant.errors.OPTION_WORDS`): errors
+#: of the pure layers name options by key, and the CLI words them as its flags.
+OPTION_FLAGS = {
+    "force": "--force",
+    "override_freq": "--spectrometer-freq-mhz with --override-header",
+    "override_dwell": "--dwell-time-s with --override-header",
+    "water": "--water",
+}
+
+
+def error_message(err: ScaloquantError) -> str:
+    """The one line the user reads: the library's message, options named as flags."""
+    return err.worded(OPTION_FLAGS) if isinstance(err, NeedsOption) else str(err)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit code."""
     # before any subcommand imports torch: OpenMP reads it once (see scaloquant.threads)
@@ -82,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ScaloquantError as err:
-        print(f"scaloquant {args.command}: error: {err}", file=sys.stderr)
+        print(f"scaloquant {args.command}: error: {error_message(err)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         # a handler that leaves something to continue from says so (train: --resume)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 
@@ -68,3 +68,34 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
         read_basis(path, override_header=args.override_header, **acquisition_overrides(args)),
         str(path),
     )
+
+
+def add_output_flags(p: argparse.ArgumentParser) -> None:
+    """``--n-boot`` and ``--overwrite``, shared with ``scaloquant reproduce``."""
+    from ..evaluate.bootstrap import DEFAULT_N_BOOT  # evaluate and reproduce load it anyway
+
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=DEFAULT_N_BOOT,
+        help=f"bootstrap resamples (default: {DEFAULT_N_BOOT})",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty DIR, replacing earlier scaloquant outputs (other files kept)",
+    )
+
+
+def print_summary(doc: dict[str, Any]) -> None:
+    """One line per model with its mean metrics (the full tables are in report.md)."""
+    n_all = max((m.get("n_signals", 0) for m in doc["models"].values()), default=0)
+    for name, model in doc["models"].items():
+        mean = model["mean"]
+        n = model.get("n_signals", n_all)
+        # %.3g: the fit's noiseless errors are many decades below the networks'
+        print(
+            f"{name}: mean MAE {mean['mae']:.3g}, SMAPE {mean['smape']:.3g}%, "
+            f"RMSE {mean['rmse']:.3g}, R² {mean['r2']:.3f}"
+            + (f" (first {n} of {n_all} signals)" if n < n_all else "")
+        )

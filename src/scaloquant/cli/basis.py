@@ -8,11 +8,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import ConfigError
 from ..io.atomic import check_writable
-from ..signal import axes
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
 from ._common import add_acquisition_flags, load_basis
@@ -100,31 +97,6 @@ def describe(basis: BasisSet, source: str) -> str:
     return "\n".join(lines)
 
 
-def plot_spectra(basis: BasisSet, title: str) -> Any:
-    """A figure of every metabolite's real spectrum, each scaled to its maximum, stacked."""
-    from matplotlib.figure import Figure
-
-    n_fft = 2 * basis.n_points  # 2x zero fill: smooth lines for narrow singlets
-    acq = basis.acquisition
-    ppm = axes.ppm_axis(n_fft, acq.dwell_time_s, acq.spectrometer_freq_mhz, acq.ppm_reference)
-    window = (ppm >= PPM_RANGE[0]) & (ppm <= PPM_RANGE[1])
-    spectra = basis.spectra(n_fft).real[:, window]
-    peak = np.abs(spectra).max(axis=1, keepdims=True)
-    spectra = spectra / np.where(peak > 0, peak, 1.0)
-    fig = Figure(figsize=(7.0, 1.0 + 0.45 * basis.n_metabolites))
-    ax = fig.add_subplot()
-    for row, (name, spec) in enumerate(zip(basis.names, spectra, strict=True)):
-        offset = (basis.n_metabolites - 1 - row) * 1.1
-        ax.plot(ppm[window], spec + offset, lw=0.8, color="black")
-        # Labels at the low-ppm edge, where no basis signal of the window lies.
-        ax.text(PPM_RANGE[0] + 0.03, offset + 0.15, name, fontsize=8, va="bottom", ha="right")
-    ax.set_xlim(PPM_RANGE[1], PPM_RANGE[0])  # reversed, as MRS spectra are read
-    ax.set_xlabel("chemical shift (ppm)")
-    ax.set_yticks([])
-    ax.set_title(f"{title}\nreal spectra, each scaled to its maximum", fontsize=9)
-    return fig
-
-
 def handle_info(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_writable(args.plot, overwrite=args.overwrite)  # fail before any work
@@ -138,8 +110,9 @@ def handle_info(args: argparse.Namespace) -> int:
     )
     print(describe(basis, source))
     if args.plot is not None:
-        from ..evaluate.figures import save_png
+        from ..report.figures import plot_basis_spectra, save_png
 
-        save_png(plot_spectra(basis, source), args.plot, overwrite=args.overwrite)
+        fig = plot_basis_spectra(basis, source, ppm_range=PPM_RANGE)
+        save_png(fig, args.plot, overwrite=args.overwrite)
         print(f"\nplot written to {args.plot}")
     return 0

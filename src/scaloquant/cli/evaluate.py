@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluate.run import evaluate_checkpoints
-from ._common import add_acquisition_flags, load_basis
+from ._common import add_acquisition_flags, add_output_flags, load_basis, print_summary
 
 
 def register(subparsers: Any) -> None:
@@ -45,30 +45,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     add_output_flags(p)
     p.set_defaults(handler=handle)
-
-
-def add_output_flags(p: argparse.ArgumentParser) -> None:
-    """``--n-boot`` and ``--overwrite``, shared with ``scaloquant reproduce``."""
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty DIR, replacing earlier scaloquant outputs (other files kept)",
-    )
-
-
-def print_summary(doc: dict[str, Any]) -> None:
-    """One line per model with its mean metrics (the full tables are in report.md)."""
-    n_all = max((m.get("n_signals", 0) for m in doc["models"].values()), default=0)
-    for name, model in doc["models"].items():
-        mean = model["mean"]
-        n = model.get("n_signals", n_all)
-        # %.3g: the fit's noiseless errors are many decades below the networks'
-        print(
-            f"{name}: mean MAE {mean['mae']:.3g}, SMAPE {mean['smape']:.3g}%, "
-            f"RMSE {mean['rmse']:.3g}, R² {mean['r2']:.3f}"
-            + (f" (first {n} of {n_all} signals)" if n < n_all else "")
-        )
 
 
 def print_calibration(doc: dict, report: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .quantify import add_io_flags, options_from_args, run_provenance
+from ._spectra import add_io_flags, options_from_args, run_provenance
 
 _GROUP_PRESETS = ("metabolites_and_mm", "per_metabolite", "global")
 
@@ -72,6 +72,12 @@ def register(subparsers: Any) -> None:
         "--baseline",
         metavar="SPEC",
         help="spline[:KNOT_SPACING_PPM] (penalised cubic spline), poly:DEGREE or none",
+    )
+    m.add_argument(
+        "--baseline-stiffness",
+        choices=("fixed", "ftest"),
+        help="spline stiffness: fixed (2 effective dimensions per ppm, the default) or ftest "
+        "(chosen per spectrum by LCModel's F-test rule among 1-4 per ppm)",
     )
     m.add_argument(
         "--mm",
@@ -135,13 +141,12 @@ def _baseline(spec: str) -> dict[str, Any]:
 
 def fit_config_from_args(args: argparse.Namespace):
     """The preset, then the ``--config`` file, then the model flags."""
-    from .._config import dataclass_from_dict, read_mapping
     from ..fit.config import FIT_PRESETS, FitConfig
+    from ..io.config import read_config
 
     config = FIT_PRESETS[args.preset]
     if args.config is not None:
-        settings = {**config.to_dict(), **read_mapping(args.config)}
-        config = dataclass_from_dict(FitConfig, settings, "fit")
+        config = read_config(args.config, FitConfig.from_dict, defaults=config.to_dict())
     flags: dict[str, Any] = {}
     if args.lineshape:
         flags["lineshape"] = args.lineshape
@@ -149,6 +154,8 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["grouping"] = _groups(args.groups)
     if args.baseline:
         flags |= _baseline(args.baseline)
+    if args.baseline_stiffness:
+        flags["baseline_stiffness"] = args.baseline_stiffness
     if args.mm:
         flags["macromolecules"] = args.mm
     if args.ratio_priors:
@@ -161,7 +168,13 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["water_removal"] = args.water_removal
     if flags and config.solver == "scipy" and args.preset == "simulated":
         # the model choices beyond the per-metabolite model need the batched solver
-        batched_only = {"baseline", "macromolecules", "ratio_priors", "device"} & set(flags)
+        batched_only = {
+            "baseline",
+            "baseline_stiffness",
+            "macromolecules",
+            "ratio_priors",
+            "device",
+        } & set(flags)
         if batched_only or flags.get("lineshape") == "gaussian":
             flags["solver"] = "batched"
     return replace(config, **flags)
@@ -170,8 +183,9 @@ def fit_config_from_args(args: argparse.Namespace):
 def handle(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
     from ..io.default import DEFAULT_BASIS_NAME, default_basis
-    from ..quantify import fit_inputs, write_run
-    from .quantify import inputs_from_args, print_run, read_user_basis
+    from ..quantify import fit_inputs
+    from ..report import write_run
+    from ._spectra import inputs_from_args, print_run, read_user_basis
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     basis, basis_name = read_user_basis(args.basis)

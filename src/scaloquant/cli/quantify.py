@@ -5,88 +5,18 @@ shared with ``scaloquant fit``."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import acquisition_overrides, add_acquisition_flags
-
-_FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text"
-
-
-def add_io_flags(p: argparse.ArgumentParser) -> None:
-    """Inputs, water, matching, output and water-scaling flags (quantify and fit)."""
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=_FORMATS)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    p.add_argument(
-        "--water",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="unsuppressed water reference for mM: once for all inputs or once per input "
-        "(default: the .H2O beside a .RAW, the water columns of a 4-column text file)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="accept an acquisition that does not match (field, dwell time, points, sequence, "
-        "TE), converting where possible; warnings go to the summary",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty DIR, replacing earlier scaloquant outputs (other files kept)",
-    )
-    add_acquisition_flags(p, applies_to="input files")
-    p.add_argument(
-        "--conjugate",
-        action="store_true",
-        help="read the input and water files in the other orientation than their format "
-        "defines (their spectra mirrored about the reference): for files that were written "
-        "conjugated, e.g. NIfTI-MRS of scaloquant < 0.2; a warning says when a spectrum looks "
-        "mirrored",
-    )
-    p.add_argument(
-        "--max-figures",
-        type=int,
-        default=16,
-        metavar="N",
-        help="fit figures at most, for the spectra of largest signal (default: 16)",
-    )
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="fit processes (default: 1)")
-    w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
-    w.add_argument(
-        "--tissue-fractions",
-        type=float,
-        nargs=3,
-        metavar=("GM", "WM", "CSF"),
-        default=(0.6, 0.4, 0.0),
-        help="voxel volume fractions (default: 0.6 0.4 0)",
-    )
-    w.add_argument(
-        "--te-ms",
-        type=float,
-        metavar="MS",
-        help="echo time for the relaxation terms (default: the file's, else the model's or "
-        "basis', else 30)",
-    )
-    w.add_argument(
-        "--water-t2-ms",
-        type=float,
-        nargs=3,
-        metavar=("GM", "WM", "CSF"),
-        default=(110.0, 80.0, 2030.0),
-        help="water T2 per tissue (default: 110 80 2030)",
-    )
-    w.add_argument(
-        "--metabolite-t2-ms",
-        type=float,
-        default=160.0,
-        metavar="MS",
-        help="metabolite T2 (default: 160)",
-    )
+from ._spectra import (
+    add_io_flags,
+    inputs_from_args,
+    options_from_args,
+    print_run,
+    read_user_basis,
+    run_provenance,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -140,49 +70,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=handle)
 
 
-def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **extra: Any):
-    """The quantify/fit options; the echo time is ``--te-ms``, else the basis metadata's, else
-    30 ms."""
-    from ..quantify import Options, WaterScaling
-    from ..signal.match import basis_sequence
-
-    _, basis_te_s = basis_sequence(basis_metadata)
-    default_te_ms = 30.0 if basis_te_s is None else basis_te_s * 1e3
-    scaling = WaterScaling(
-        tissue_fractions=tuple(args.tissue_fractions),
-        water_t2_ms=tuple(args.water_t2_ms),
-        metabolite_t2_ms=args.metabolite_t2_ms,
-        echo_time_ms=args.te_ms if args.te_ms is not None else default_te_ms,
-    )
-    return Options(
-        force=args.force,
-        max_figures=args.max_figures,
-        n_workers=args.workers,
-        water_scaling=scaling,
-        echo_time_given=args.te_ms is not None,
-        **extra,
-    )
-
-
-def run_provenance(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
-    """The options as given (paths as text) and ``more``, for provenance.json."""
-    options = {
-        k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k not in ("handler",)
-    }
-    return {"options": options, **more}
-
-
-def read_user_basis(path: Path | None):
-    """The ``--basis`` file (it must record its own grid) and its name, or (None, None)."""
-    if path is None:
-        return None, None
-    from ..io import read_basis
-
-    return read_basis(path), str(path)
-
-
 def _device(name: str) -> str:
     import torch
 
@@ -205,8 +92,8 @@ def handle(args: argparse.Namespace) -> int:
 def _quantify(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
     from ..models.checkpoint import load_model  # torch only: no Lightning to apply a model
-    from ..quantify import quantify_inputs, write_run
-    from ..quantify.outputs import file_sha256
+    from ..quantify import quantify_inputs
+    from ..report.outputs import file_sha256, write_run
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     model = load_model(args.model, map_location=_device(args.device))
@@ -229,30 +116,3 @@ def _quantify(args: argparse.Namespace) -> int:
     )
     print_run(run, "quantified", len(inputs), args.out)
     return 0
-
-
-def inputs_from_args(args: argparse.Namespace) -> list:
-    """The input files and their water references, read as the io flags say (quantify, fit)."""
-    from ..quantify import read_inputs
-
-    return read_inputs(
-        args.inputs,
-        water=args.water,
-        overrides=acquisition_overrides(args),
-        override_header=args.override_header,
-        conjugate=args.conjugate,
-    )
-
-
-def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
-    """What a run did, for the terminal: counts, each input's conversions and warnings, the
-    quality flags, where the results are (quantify, fit)."""
-    from ..quantify.run import quality_note
-
-    print(f"{verb} {run.n_spectra} spectra from {n_files} file(s)")
-    for r in run.results:
-        for line in (*r.conversions, *r.warnings):
-            print(f"{r.input.label}: {line}")
-    for line in quality_note(run.results):
-        print(line)
-    print(f"results: {out / 'results.csv'}; report: {out / 'report.html'}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..reproduce import FIT_N, PRESETS, parse_snrs, reproduce
-from .evaluate import add_output_flags, print_summary
+from ._common import add_output_flags, print_summary
 
 
 def register(subparsers: Any) -> None:

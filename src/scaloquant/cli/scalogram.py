@@ -164,7 +164,7 @@ def _write_png(
     fid: FID,
     info: dict[str, Any],
 ) -> None:
-    from ..scalogram.plot import scalogram_figure  # matplotlib loads only when drawing
+    from ..report.scalogram import scalogram_figure  # matplotlib loads only when drawing
 
     title = f"{args.input.name} signal {args.index}: Morse scalogram {data.shape}"
     fig = scalogram_figure(

@@ -20,13 +20,13 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..io.atomic import atomic_path, check_writable
+from ..io.config import read_config
 from ..simulate import (
     DEFAULT_CHUNK_SIZE,
     PER_METABOLITE_FIELDS,
     BaselineConfig,
     SimulatedSignals,
     SimulationConfig,
-    load_simulation_config,
     simulate_dataset,
 )
 from ..simulate.dataset import check_run
@@ -277,7 +277,9 @@ def run(args: argparse.Namespace) -> int:
         _refuse_with_preset(args)
         config = None
     else:
-        config = load_simulation_config(args.config, _flag_overrides(args))
+        config = read_config(
+            args.config, SimulationConfig.from_dict, overrides=_flag_overrides(args)
+        )
         if args.baseline and config.baseline is None:
             config = dataclasses.replace(config, baseline=BaselineConfig())
     check_run(args.n, args.seed, args.chunk_size)

@@ -21,9 +21,10 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..errors import ConfigError, InputFileError, OutputWriteError, os_error_message
+from ..errors import ConfigError, OutputWriteError, os_error_message
 from ..io import default_basis
 from ..io.atomic import check_writable, write_text_atomic
+from ..io.config import read_mapping
 from ..models.quantifier import MODEL_KINDS
 from ..models.uncertainty import UNCERTAINTY_KINDS
 from ..simulate import BaselineConfig
@@ -150,22 +151,6 @@ def interrupt_hint(args: argparse.Namespace) -> str:
     return "no output was written (no checkpoint had been saved yet)"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputFileError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise InputFileError(
-            f"config file {path} is not valid YAML ({type(err).__name__}); fix it"
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of TrainConfig fields")
-    return data
-
-
 def _devices(text: str | None) -> int | str | None:
     if text is None:
         return None
@@ -188,7 +173,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     """Preset, then ``--config``, then flags."""
     config = TrainConfig.preset(args.preset, model=args.model)
     if args.config is not None:
-        overrides = _read_yaml(args.config)
+        overrides = dict(read_mapping(args.config))
         if overrides.get("model", args.model) != args.model:
             raise ConfigError(
                 f"{args.config} sets model {overrides['model']!r} but --model is "

@@ -16,6 +16,9 @@ import numpy as np
 from ..errors import ConfigError
 from .metrics import HIGHER_IS_BETTER, METRICS, check_predictions
 
+#: Bootstrap resamples of every paired comparison unless told otherwise (``--n-boot``).
+DEFAULT_N_BOOT = 2000
+
 #: Which method an interval favours: ``"a"``, ``"b"`` or ``"none"`` (the interval includes 0).
 Side = Literal["a", "b", "none"]
 
@@ -95,7 +98,9 @@ def _side(low: float, high: float, metric: str) -> Side:
     return "none"
 
 
-def check_options(*, metric: str = "smape", n_boot: int = 2000, confidence: float = 0.95) -> None:
+def check_options(
+    *, metric: str = "smape", n_boot: int = DEFAULT_N_BOOT, confidence: float = 0.95
+) -> None:
     """Raise :class:`ConfigError` for an unknown metric, ``n_boot < 1`` or a confidence outside
     (0, 1); callers check before long work so that a typo does not cost a training run."""
     if metric not in METRICS:
@@ -113,7 +118,7 @@ def paired_bootstrap(
     *,
     rng: np.random.Generator,
     metric: str = "smape",
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     confidence: float = 0.95,
     metabolites: Sequence[str] | None = None,
 ) -> PairedBootstrap:

@@ -2,30 +2,26 @@
 
 Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
 global figure registry, no backend switch: ``Figure.savefig`` renders PNG through Agg), and
-:func:`save_png` writes it atomically. Spectra are drawn on a reversed ppm axis, as MRS users read
+:func:`scaloquant.report.figures.save_png` writes it atomically. Spectra are drawn on a reversed ppm axis, as MRS users read
 them; the axis itself comes from :mod:`scaloquant.signal.axes` through :class:`~scaloquant.types.FID`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from ..io.atomic import atomic_path
 from ..types import FID
 from .bootstrap import PairedBootstrap
 from .metrics import MetricTable
 
 #: The paper's Fig. 2 colours: ground truth orange, estimate violet, residual green.
 _TRUTH_COLOUR, _ESTIMATE_COLOUR, _RESIDUAL_COLOUR = "tab:orange", "darkviolet", "tab:green"
-_DPI = 120
 
 
 @dataclass(frozen=True)
@@ -45,13 +41,6 @@ class TrainingCurve:
     val_step: np.ndarray
     val_loss: np.ndarray
     val_rmse: np.ndarray | None = None
-
-
-def save_png(fig: Figure, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically (refusing an existing file unless asked)."""
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
-    return Path(path)
 
 
 def plot_signal_estimate(

@@ -34,9 +34,10 @@ import numpy as np
 
 from ..errors import InvalidDataError
 from ..io.atomic import write_text_atomic
+from ..report.figures import save_png
 from ..types import FID
 from . import figures
-from .bootstrap import PairedBootstrap, paired_bootstrap
+from .bootstrap import DEFAULT_N_BOOT, PairedBootstrap, paired_bootstrap
 from .metrics import (
     MetricTable,
     check_predictions,
@@ -275,7 +276,7 @@ def compare_all(
     metabolites: Sequence[str],
     *,
     bootstrap_seed: int,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     metric: str = "smape",
 ) -> list[tuple[str, str, PairedBootstrap]]:
     """Paired bootstrap of ``metric`` for every pair of methods, in the order given.
@@ -358,7 +359,7 @@ def write_evaluation(
     wall_times_s: Mapping[str, float],
     title: str,
     context: str,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     mean_predictor: np.ndarray | None = None,
     curves: Mapping[str, figures.TrainingCurve] | None = None,
     example: SignalExample | None = None,
@@ -455,7 +456,7 @@ def write_evaluation(
     written: dict[str, str] = {}
 
     def save(fig, name: str, caption: str) -> None:
-        figures.save_png(fig, fig_dir / name)
+        save_png(fig, fig_dir / name)
         written[caption] = f"figures/{name}"
 
     if example is not None:

@@ -50,7 +50,8 @@ _METRIC_HEADERS = {
 
 def versions() -> dict[str, str]:
     """Versions of scaloquant, Python and the libraries that produced the numbers."""
-    import h5py
+    from importlib.metadata import version
+
     import matplotlib
     import torch
 
@@ -60,7 +61,7 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "torch": torch.__version__,
         "matplotlib": matplotlib.__version__,
-        "h5py": h5py.__version__,
+        "h5py": version("h5py"),  # io.hdf5 imports the module itself
     }
     try:
         import lightning

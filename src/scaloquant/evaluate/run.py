@@ -20,7 +20,7 @@ from ..signal.match import require_same_grid
 from ..simulate import SimulationConfig
 from ..types import FID, BasisSet
 from . import calibration
-from .bootstrap import check_options
+from .bootstrap import DEFAULT_N_BOOT, check_options
 from .pipeline import SignalExample, representative_index, write_evaluation
 from .rebuild import rebuild_fids
 
@@ -74,7 +74,7 @@ def signal_example(
     first = next(iter(predictions.values()))
     i = representative_index(test.amplitudes, first)
     row_params = {k: v[i : i + 1] for k, v in test.parameters.items()}
-    config = SimulationConfig.from_mapping(test.config)
+    config = SimulationConfig.from_dict(test.config)
     grid = test.fids
 
     def single(samples: np.ndarray, **provenance: Any) -> FID:
@@ -115,7 +115,7 @@ def evaluate_checkpoints(
     out_dir: str | os.PathLike,
     *,
     seed: int = 0,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     overwrite: bool = False,
     basis: BasisSet | None = None,
 ) -> dict[str, Any]:

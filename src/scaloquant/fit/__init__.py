@@ -11,7 +11,7 @@ network's), for its fit figure and as a start (:meth:`FitStart.from_result`) of 
 
 from .config import FitConfig, FitStart
 from .model import check_compatible
-from .result import FitResult, FitSpectra, fitted_spectra
+from .result import FitResult, FitSpectra, fitted_spectra, phase_corrected
 from .spectra import fit_given_amplitudes, fit_spectra
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "fit_given_amplitudes",
     "fit_spectra",
     "fitted_spectra",
+    "phase_corrected",
 ]

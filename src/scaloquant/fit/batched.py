@@ -62,11 +62,11 @@ from ..physics.model import (
     window_columns,
 )
 from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
-from ..physics.scale import signal_per_proton
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..types import BasisSet
 from .config import FitConfig, macromolecule_names
 from .model import make_layout, metabolite_and_mm_groups
+from .scale import signal_per_proton
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit. At a good fit
 #: the cost is about ``2K sigma^2`` (``K`` ~ 250 window bins), and moving an estimate by one
@@ -1110,3 +1110,72 @@ def solve(
     return BatchedFit(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
     )
+
+
+def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
+    """``theta`` ``(B, P)`` in ``problem``'s layout that reproduces the lineshapes of ``fit``
+    (spectra ``rows``): group damping and shift at 0 and each metabolite's whole damping and
+    shift as its deviation, each group's Gaussian from its first member, the phases."""
+    dev = problem.ppm.device
+    sl = problem.slices()
+    damping = torch.as_tensor(fit.damping_per_s[rows], dtype=torch.float64, device=dev)
+    theta = torch.zeros(damping.shape[0], problem.size, dtype=torch.float64, device=dev)
+    theta[:, sl["damping_dev"]] = damping
+    theta[:, sl["shift_dev"]] = torch.as_tensor(fit.shift_hz[rows], device=dev)
+    group_of = problem.group_of.cpu().numpy()
+    first = [int(np.flatnonzero(group_of == g)[0]) for g in range(problem.n_groups)]
+    theta[:, sl["gauss"]] = torch.as_tensor(fit.gauss_per_s2[rows][:, first], device=dev)
+    theta[:, sl["phase0"]] = torch.as_tensor(fit.phase0_rad[rows], device=dev)[:, None]
+    theta[:, sl["phase1"]] = torch.as_tensor(fit.phase1_rad_per_ppm[rows], device=dev)[:, None]
+    return theta
+
+
+def choose_baseline_ed(
+    fids: np.ndarray, basis: BasisSet, config: FitConfig, reference: BatchedFit
+) -> np.ndarray:
+    """The spline baseline's effective dimensions per ppm for each spectrum ``(B,)``: the
+    stiffest of ``config.baseline_ed_candidates_per_ppm`` whose residual sum of squares ``S``
+    stays within ``S_ref (1 + n / (2K - n) F^-1(p; n, 2K - n))`` of the most flexible one's
+    ``S_ref``, ``n`` the degrees of freedom of that reference solution (active amplitudes,
+    free nonlinear parameters, twice the baseline's effective dimension), ``2K`` the real data
+    points, ``p`` = ``config.baseline_ftest_probability``: LCModel's choice of its baseline
+    regulariser (the largest ``alphaB`` whose Fisher variance ratio to the reference solution
+    has a probability to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in ``LCModel.f``).
+
+    ``reference``: the fit of ``fids`` with the most flexible candidate; every candidate is
+    evaluated at its lineshapes and phases, the amplitudes and baseline solved anew (a
+    stiffer baseline refitted from there can only do better, so the rule errs towards the
+    flexible side by the lineshape's adaptation to that baseline).
+    """
+    from scipy.special import fdtri
+
+    device = torch.device(config.device)
+    candidates = config.baseline_ed_candidates_per_ppm
+    problems = [
+        make_problem(basis, replace(config, baseline_ed_per_ppm=ed), device=device)
+        for ed in candidates
+    ]
+    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
+    n = fids.shape[0]
+    ssq = np.empty((len(candidates), n))
+    dof = np.empty(n)
+    for lo in range(0, n, chunk):
+        rows = slice(lo, min(n, lo + chunk))
+        x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
+        zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
+        for k, problem in enumerate(problems):
+            ev = evaluate(
+                problem, _theta_of(problem, reference, rows), data_window(problem, x), zeros,
+                derivatives=False,
+            )  # fmt: skip
+            r = complex_residual(ev)
+            r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+            ssq[k, rows] = r.abs().square().sum(-1).cpu().numpy()
+        flexible = problems[-1]
+        free = int(flexible.free.sum())
+        dof[rows] = ev.passive.sum(-1).cpu().numpy() + free + 2 * flexible.baseline_ed
+    points = 2 * problems[-1].ppm.numel()
+    dof = np.clip(dof, 1, points - 2)
+    aim = 1 + dof / (points - dof) * fdtri(dof, points - dof, config.baseline_ftest_probability)
+    within = ssq <= ssq[-1] * aim  # (C, B); the reference always is
+    return np.asarray(candidates)[np.argmax(within, axis=0)]

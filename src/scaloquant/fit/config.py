@@ -9,11 +9,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from itertools import pairwise
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, InvalidDataError
+from ..signal.axes import WINDOW_PPM_1H
 
 if TYPE_CHECKING:  # result.py imports this module
     from .result import FitResult
@@ -116,6 +118,12 @@ class FitConfig:
         ``baseline_knot_spacing_ppm`` apart, stiffness from ``baseline_ed_per_ppm`` effective
         dimensions per ppm; :mod:`scaloquant.physics.baseline`); ``None`` follows
         ``baseline_order``.
+    baseline_stiffness : batched spline baseline only: ``"fixed"`` (``baseline_ed_per_ppm``
+        for every spectrum) or ``"ftest"``: per spectrum, the stiffest of
+        ``baseline_ed_candidates_per_ppm`` whose residual stays within an F-test of the most
+        flexible candidate's at probability ``baseline_ftest_probability`` (LCModel's rule for
+        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``);
+        :func:`scaloquant.fit.batched.choose_baseline_ed`.
     macromolecules : batched only: ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -137,7 +145,7 @@ class FitConfig:
     device : torch device of the batched solver (``"cpu"``, ``"cuda"``).
     """
 
-    ppm_range: tuple[float, float] = (0.2, 4.2)
+    ppm_range: tuple[float, float] = WINDOW_PPM_1H
     grouping: Grouping = "per_metabolite"
     damping_bounds_per_s: tuple[float, float] = (0.0, 50.0)
     shift_bounds_hz: tuple[float, float] = (-5.0, 5.0)
@@ -162,6 +170,9 @@ class FitConfig:
     baseline: Literal["none", "poly", "spline"] | None = None
     baseline_knot_spacing_ppm: float = 0.15
     baseline_ed_per_ppm: float = 2.0
+    baseline_stiffness: Literal["fixed", "ftest"] = "fixed"
+    baseline_ed_candidates_per_ppm: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
+    baseline_ftest_probability: float = 0.05
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None
@@ -233,6 +244,25 @@ class FitConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if self.baseline_stiffness not in ("fixed", "ftest"):
+            raise ConfigError(
+                f"baseline_stiffness must be 'fixed' or 'ftest', got {self.baseline_stiffness!r}"
+            )
+        try:
+            candidates = tuple(sorted(float(v) for v in self.baseline_ed_candidates_per_ppm))
+        except (TypeError, ValueError):
+            candidates = ()
+        if not candidates or not all(math.isfinite(v) and v > 0 for v in candidates):
+            raise ConfigError(
+                "baseline_ed_candidates_per_ppm must hold positive numbers, got "
+                f"{self.baseline_ed_candidates_per_ppm!r}"
+            )
+        object.__setattr__(self, "baseline_ed_candidates_per_ppm", candidates)
+        if not 0 < self.baseline_ftest_probability < 1:
+            raise ConfigError(
+                "baseline_ftest_probability must be in (0, 1), got "
+                f"{self.baseline_ftest_probability!r}"
+            )
         if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
             raise ConfigError(
                 f"max_iterations must be an integer >= 1, got {self.max_iterations!r}"
@@ -344,6 +374,12 @@ class FitConfig:
             return [plain(x) for x in v] if isinstance(v, tuple) else v
 
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitConfig:
+        """Rebuild a config from :meth:`to_dict` output (or a config file's mapping); unknown
+        keys are an error."""
+        return dataclass_from_dict(cls, data, "fit")
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,10 @@ class FitResult:
         model over the window (baseline excluded) over twice the RMS of the residual's real
         part; ``None`` when not computed.
     conversions : what was done to the basis to put it on the data's grid
-        (:func:`scaloquant.signal.basis_grid.basis_on_grid`).
+        (:func:`scaloquant.fit.basis_grid.basis_on_grid`).
+    baseline_ed_per_ppm : ``(...)`` effective dimensions per ppm of the spline baseline each
+        spectrum was fitted with (chosen per spectrum with ``baseline_stiffness="ftest"``); NaN
+        without a spline baseline, ``None`` from the scipy solver.
     """
 
     names: tuple[str, ...]
@@ -86,6 +89,7 @@ class FitResult:
     linewidth_ppm: np.ndarray | None = None
     snr: np.ndarray | None = None
     conversions: tuple[str, ...] = ()
+    baseline_ed_per_ppm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -144,6 +148,23 @@ class FitSpectra(NamedTuple):
     baseline: np.ndarray
     residual: np.ndarray
     metabolites: np.ndarray
+
+
+def phase_corrected(spectra: FitSpectra, result: FitResult) -> FitSpectra:
+    """``spectra`` of ``result`` with its fitted phases removed: every array times
+    ``exp(-i (phi0 + phi1 (ppm - pivot)))``, so that lines are in absorption mode, as LCModel
+    and FSL-MRS draw them (the data as the scanner stored them may be in any phase)."""
+    phi0 = np.asarray(result.phase0_rad, dtype=np.float64)[..., None]
+    phi1 = np.asarray(result.phase1_rad_per_ppm, dtype=np.float64)[..., None]
+    undo = np.exp(-1j * (phi0 + phi1 * (spectra.ppm - result.phase1_pivot_ppm)))
+    return FitSpectra(
+        ppm=spectra.ppm,
+        data=spectra.data * undo,
+        model=spectra.model * undo,
+        baseline=spectra.baseline * undo,
+        residual=spectra.residual * undo,
+        metabolites=spectra.metabolites * undo[..., None, :],
+    )
 
 
 def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:

@@ -74,7 +74,7 @@ def fit_spectra(
     fid : samples ``(..., n_points)``. With ``config.solver == "scipy"`` on the basis set's
         grid (same points, dwell time, spectrometer frequency within 0.1%, ppm reference and
         nucleus); with ``"batched"`` the basis is resampled to the data's grid
-        (:func:`scaloquant.signal.basis_grid.basis_on_grid`: same nucleus, field within 5%),
+        (:func:`scaloquant.fit.basis_grid.basis_on_grid`: same nucleus, field within 5%),
         and macromolecules/lipids are set up as ``config.macromolecules`` says, so the
         result's ``names`` may differ from the basis'.
     basis : the metabolites to fit (use ``basis.subset(...)`` to fit fewer).
@@ -257,7 +257,7 @@ def _assemble(
 
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
     """The basis on the data's grid with the configured macromolecules, and the conversions."""
-    from ..signal.basis_grid import basis_on_grid, basis_reference_from_singlets
+    from .basis_grid import basis_on_grid, basis_reference_from_singlets
     from .batched import prepare_basis, same_scanner
 
     basis, referenced = basis_reference_from_singlets(basis)
@@ -307,6 +307,53 @@ def _start_arrays(
     return out
 
 
+def _solve(
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    region: np.ndarray | None,
+    start: dict[str, np.ndarray],
+):
+    """``(BatchedFit, baseline effective dimensions per ppm (B,), NaN without a spline)`` of
+    :func:`scaloquant.fit.batched.solve`; with ``config.baseline_stiffness == "ftest"`` (a
+    spline baseline) first with the most flexible candidate baseline, then each spectrum refitted
+    from there (without the continuation stages) with the stiffness
+    :func:`~scaloquant.fit.batched.choose_baseline_ed` chooses for it."""
+    from . import batched
+
+    if config.baseline_kind != "spline" or config.baseline_stiffness != "ftest":
+        fit = batched.solve(fids, basis, config, region_noise_sd=region, start=start)
+        fixed = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
+        return fit, np.full(fids.shape[0], fixed)
+    flexible = max(config.baseline_ed_candidates_per_ppm)
+    reference_config = replace(config, baseline_ed_per_ppm=flexible)
+    fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
+    chosen = batched.choose_baseline_ed(fids, basis, config, fit)
+    parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
+    groups = batched.make_problem(basis, config).group_of.numpy()
+    first = [int(np.flatnonzero(groups == g)[0]) for g in range(groups.max() + 1)]
+    for ed in np.unique(chosen):
+        if ed == flexible:
+            continue
+        rows = np.flatnonzero(chosen == ed)
+        again = batched.solve(
+            fids[rows],
+            basis,
+            replace(config, baseline_ed_per_ppm=float(ed), continuation_broadening_per_s=()),
+            region_noise_sd=None if region is None else region[rows],
+            start={
+                "damping_per_s": fit.damping_per_s[rows],
+                "shift_hz": fit.shift_hz[rows],
+                "phase0_rad": fit.phase0_rad[rows],
+                "phase1_rad_per_ppm": fit.phase1_rad_per_ppm[rows],
+                "gauss_per_s2": fit.gauss_per_s2[rows][:, first].mean(axis=1),
+            },
+        )
+        for name, value in parts.items():
+            value[rows] = getattr(again, name)
+    return replace(fit, **parts), chosen
+
+
 def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None) -> FitResult:
     """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
     from . import batched
@@ -330,7 +377,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
             f"starting values must have the data's batch shape {batch_shape} (or a last axis "
             f"of {m} metabolites)"
         ) from None
-    fit = batched.solve(fids, prepared, config, region_noise_sd=region, start=start_arrays)
+    fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
     problem = batched.make_problem(prepared, config, device="cpu")
     sd = np.sqrt(np.diagonal(fit.covariance, axis1=1, axis2=2))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -366,6 +413,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
         config=config,
         gauss_by_metabolite_per_s2=batch(fit.gauss_per_s2, m),
         conversions=conversions,
+        baseline_ed_per_ppm=batch(baseline_ed),
     )
     spectra = _rebuild(result, fids, prepared, problem, summed=True)
     linewidth = _linewidth_hz(result, prepared)

@@ -282,3 +282,28 @@ def write_nifti_mrs(
     with atomic_path(path, overwrite=overwrite) as tmp:
         img.save(tmp)
     return path
+
+
+def read_nifti_affine(path: str | os.PathLike) -> np.ndarray:
+    """The voxel-to-world affine ``(4, 4)`` of a NIfTI file (float64), for maps written beside
+    it with :func:`write_nifti_map`."""
+    import nibabel
+
+    return np.asarray(nibabel.load(str(path)).affine, dtype=np.float64)
+
+
+def write_nifti_map(
+    path: str | os.PathLike, values: np.ndarray, affine: np.ndarray, *, description: str
+) -> Path:
+    """Write a real-valued map ``(x, y, z[, ...])`` as a float32 NIfTI-1 image with ``affine``,
+    spatial units mm and ``description`` (cut to the 79 characters of ``descrip``).
+
+    Written in place (the caller stages the folder it writes into, as
+    :func:`scaloquant.io.atomic.staged_directory` does)."""
+    import nibabel
+
+    img = nibabel.Nifti1Image(np.asarray(values).astype(np.float32), affine)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = description[:79].encode()
+    nibabel.save(img, str(path))
+    return Path(path)

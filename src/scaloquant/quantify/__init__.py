@@ -5,14 +5,13 @@ Public API::
     inputs = read_inputs(["svs.nii.gz"], water=["water.nii.gz"])   # -> [SpectraInput]
     run = quantify_inputs(inputs, load_model("model.ckpt"))        # -> Run (models.load_model)
     run = fit_inputs(inputs, default_basis(), basis_name="default")
-    write_run(run, "out/")                                         # results.csv, maps, ...
+    write_run(run, "out/")           # scaloquant.report.write_run: results.csv, maps, ...
 
 Water scaling (mM) is in :mod:`scaloquant.quantify.water`.
 """
 
-from ..physics.scale import signal_per_proton
+from ..fit.scale import signal_per_proton
 from .inputs import SpectraInput, read_inputs, read_water
-from .outputs import write_run
 from .results import COLUMN_DESCRIPTIONS, SpectraResult, tcr_ratios
 from .run import Options, Run, fit_inputs, model_basis, quantify_inputs
 from .water import (
@@ -41,5 +40,4 @@ __all__ = [
     "signal_per_proton",
     "tcr_ratios",
     "water_area",
-    "write_run",
 ]

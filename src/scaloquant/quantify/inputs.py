@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ConfigError, IncompatibleDataError, InputFileError
 from ..io import read_fid, read_text_fid
 from ..io.dispatch import conjugated
+from ..io.nifti import read_nifti_affine
 from ..types import FID
 
 #: Leading axes of NIfTI-MRS samples that are space; the rest (DIM_COIL, DIM_DYN...) are "extra".
@@ -204,12 +205,6 @@ def input_labels(paths: Sequence[str | os.PathLike]) -> list[str]:
     return labels
 
 
-def _nifti_affine(path: Path) -> np.ndarray:
-    import nibabel
-
-    return np.asarray(nibabel.load(str(path)).affine, dtype=np.float64)
-
-
 def _conjugated(fid: FID, conjugate: bool) -> FID:
     return conjugated(fid) if conjugate else fid
 
@@ -332,7 +327,7 @@ def read_inputs(
                 fid=fid,
                 water=water_fid,
                 water_path=water_path,
-                affine=_nifti_affine(path) if is_image else None,
+                affine=read_nifti_affine(path) if is_image else None,
                 dim_tags=tuple(fid.provenance.get("dim_tags") or ()) if is_image else (),
                 label=labels[i],
             )

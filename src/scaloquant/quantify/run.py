@@ -1,7 +1,7 @@
 """``quantify`` and ``fit`` as library calls: match every input to the model's (or basis')
 grid, estimate, derive ratios and concentrations, and gather what the outputs need.
 
-Both commands produce a :class:`Run`, which :func:`scaloquant.quantify.outputs.write_run`
+Both commands produce a :class:`Run`, which :func:`scaloquant.report.outputs.write_run`
 writes; they differ only in how the columns are estimated.
 """
 
@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError
-from ..fit import FitConfig, FitResult, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
-from ..physics.scale import signal_per_proton
+from ..fit import (
+    FitConfig,
+    FitResult,
+    FitStart,
+    fit_given_amplitudes,
+    fit_spectra,
+    fitted_spectra,
+    phase_corrected,
+)
+from ..fit.scale import signal_per_proton
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
@@ -49,6 +57,7 @@ _BATCH_FIELDS = (
     "linewidth_hz",
     "linewidth_ppm",
     "snr",
+    "baseline_ed_per_ppm",
 )
 
 
@@ -369,7 +378,8 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
 def _finish(
     command: Command,
     names: tuple[str, ...],
-    partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, np.ndarray | None]],
+    # per input: prepared spectra, estimate columns, figures, (fit residual, fitted FWHM ppm)
+    partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, tuple]],
     *,
     basis: BasisSet | None,
     base_suffixes: tuple[str, ...],
@@ -379,15 +389,16 @@ def _finish(
     options: Options,
 ) -> Run:
     """Flag, blank the estimates of unusable spectra, derive ratios and mM, and gather."""
-    from ..signal.quality import residual_flags
+    from ..signal.quality import fit_flags
 
     inputs = [p[0].input for p in partial]
     unit, water_notes = _water_notes(inputs, basis, options.water_scaling)
     results = []
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
-    for prep, columns, figures, fit_residual in partial:
+    for prep, columns, figures, checks in partial:
         inp = prep.input
-        flags = residual_flags(prep.flags, fit_residual)
+        fit_residual, fit_linewidth_ppm = checks
+        flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm)
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
@@ -473,7 +484,7 @@ def quantify_inputs(
     partial = []
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
-        fit_residual = None
+        fit_residual = fit_linewidth = None
         # SDs are NaN for a model trained without uncertainty (Quantifier.predict)
         amplitudes, sd = quantifier.predict(
             _flat(fid), batch_size=options.batch_size, return_sd=True
@@ -485,7 +496,7 @@ def quantify_inputs(
             # per-metabolite lineshape would absorb the network's errors and flatter the figure
             with blas_threads(1):  # small matrices; see scaloquant.threads
                 given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
-            spectra = fitted_spectra(given, _subset(fid, drawn), basis)
+            spectra = phase_corrected(fitted_spectra(given, _subset(fid, drawn), basis), given)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         if options.refine:
             flat = fid.with_samples(_flat(fid))
@@ -504,7 +515,8 @@ def quantify_inputs(
                 "_crlb_pct": refined.crlb_pct,
             }
             fit_residual = _relative_residual(refined, flat, basis)
-        partial.append((prep, columns, figures, fit_residual))
+            fit_linewidth = refined.linewidth_ppm
+        partial.append((prep, columns, figures, (fit_residual, fit_linewidth)))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     notes = [basis_note]
     if not quantifier.has_uncertainty:
@@ -590,9 +602,11 @@ def fit_inputs(
             prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
         figures = {}
         if drawn:
-            spectra = fitted_spectra(_take(result, drawn), _subset(fid, drawn), basis)
+            shown = _take(result, drawn)
+            spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        partial.append((prep, columns, figures, _relative_residual(result, flat, basis)))
+        checks = (_relative_residual(result, flat, basis), result.linewidth_ppm)
+        partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
         f"basis: {basis_name}",

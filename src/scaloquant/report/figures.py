@@ -7,19 +7,22 @@ the images inlined in ``report.html`` alike.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..fit import FitSpectra
+from ..io.atomic import atomic_path
 from ..metabolites import has_all, indices_of
+from ..signal import axes
+from ..signal.axes import WINDOW_PPM_1H
+from ..types import BasisSet
 from .content import COMBINED
 
-#: Chemical-shift window drawn (the fit's default window).
-PPM_RANGE = (0.2, 4.2)
-
-#: Resolution of every PNG (as :func:`scaloquant.evaluate.figures.save_png`).
+#: Resolution of every PNG.
 DPI = 120
 
 #: Components drawn under the fit, when the basis has their parts (Ins: myo-inositol).
@@ -33,6 +36,39 @@ def png_bytes(fig: Figure, *, dpi: int = DPI) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+def save_png(fig: Figure, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically (refusing an existing file unless asked)."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    return Path(path)
+
+
+def plot_basis_spectra(
+    basis: BasisSet, title: str, *, ppm_range: tuple[float, float] = WINDOW_PPM_1H
+) -> Figure:
+    """A figure of every metabolite's real spectrum over ``ppm_range`` (low, high), each scaled
+    to its maximum, stacked (``scaloquant basis info --plot``)."""
+    n_fft = 2 * basis.n_points  # 2x zero fill: smooth lines for narrow singlets
+    acq = basis.acquisition
+    ppm = axes.ppm_axis(n_fft, acq.dwell_time_s, acq.spectrometer_freq_mhz, acq.ppm_reference)
+    window = (ppm >= ppm_range[0]) & (ppm <= ppm_range[1])
+    spectra = basis.spectra(n_fft).real[:, window]
+    peak = np.abs(spectra).max(axis=1, keepdims=True)
+    spectra = spectra / np.where(peak > 0, peak, 1.0)
+    fig = Figure(figsize=(7.0, 1.0 + 0.45 * basis.n_metabolites))
+    ax = fig.add_subplot()
+    for row, (name, spec) in enumerate(zip(basis.names, spectra, strict=True)):
+        offset = (basis.n_metabolites - 1 - row) * 1.1
+        ax.plot(ppm[window], spec + offset, lw=0.8, color="black")
+        # Labels at the low-ppm edge, where no basis signal of the window lies.
+        ax.text(ppm_range[0] + 0.03, offset + 0.15, name, fontsize=8, va="bottom", ha="right")
+    ax.set_xlim(ppm_range[1], ppm_range[0])  # reversed, as MRS spectra are read
+    ax.set_xlabel("chemical shift (ppm)")
+    ax.set_yticks([])
+    ax.set_title(f"{title}\nreal spectra, each scaled to its maximum", fontsize=9)
+    return fig
 
 
 def _components(spectra: FitSpectra, names: Sequence[str], window: np.ndarray):
@@ -51,7 +87,7 @@ def plot_fit(
 ) -> Figure:
     """One spectrum's fit, LCModel-style: the residual on top, then data, fit and baseline,
     then the main components (:data:`COMPONENTS`) offset below; real parts on a reversed ppm
-    axis.
+    axis (callers pass the spectra phase-corrected, :func:`scaloquant.fit.result.phase_corrected`).
 
     Parameters
     ----------
@@ -63,7 +99,7 @@ def plot_fit(
         are drawn.
     """
     ppm = spectra.ppm
-    window = (ppm >= PPM_RANGE[0]) & (ppm <= PPM_RANGE[1])
+    window = (ppm >= WINDOW_PPM_1H[0]) & (ppm <= WINDOW_PPM_1H[1])
     x = ppm[window]
     data, model, baseline, residual = (
         np.real(a)[window]
@@ -86,11 +122,15 @@ def plot_fit(
         level -= max(float(np.max(trace)), 0.0) + gap
         ax.plot(x, trace + level, color=colour, lw=0.8)
         # labelled at the right end, where none of these components has signal
-        ax.text(PPM_RANGE[0], level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour)
+        ax.text(
+            WINDOW_PPM_1H[0], level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour
+        )
         level += min(float(np.min(trace)), 0.0)
-    ax.set_xlim(PPM_RANGE[1], PPM_RANGE[0])  # reversed: chemical shift decreases to the right
+    ax.set_xlim(
+        WINDOW_PPM_1H[1], WINDOW_PPM_1H[0]
+    )  # reversed: chemical shift decreases to the right
     ax.set_xlabel("chemical shift (ppm)")
-    ax.set_ylabel("real part of spectrum (a.u.)")
+    ax.set_ylabel("real part, phase-corrected (a.u.)")
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
     for side in ("top", "right", "left"):

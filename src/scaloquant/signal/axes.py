@@ -29,6 +29,10 @@ import numpy as np
 
 #: Default receiver reference for 1H MRS, ppm (ISMRM 2016 challenge basis: 0 Hz = 4.65 ppm).
 DEFAULT_PPM_REFERENCE_1H = 4.65
+#: The chemical-shift window of 1H metabolites, ppm (low, high): the fit's default range
+#: (:class:`scaloquant.fit.FitConfig`), what a 1H model or basis needs the data to cover
+#: (:mod:`scaloquant.signal.match`, rule 4) and what the report's fit figures draw.
+WINDOW_PPM_1H = (0.2, 4.2)
 
 
 def time_axis_s(n_points: int, dwell_time_s: float) -> np.ndarray:

@@ -70,13 +70,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from ..errors import IncompatibleDataError
-from ..types import FID, Acquisition
+from ..errors import IncompatibleDataError, NeedsOption, Option
 from . import axes
+from .axes import WINDOW_PPM_1H
+from .grid import Acquisition
 
 #: Relative spectrometer-frequency difference taken as the same scanner (see rule 2).
 FREQUENCY_RTOL = 1e-3
@@ -89,8 +90,6 @@ DWELL_RTOL = 1e-6
 PPM_REFERENCE_ATOL = 1e-6
 #: Echo-time tolerance (rule 6): headers round TE to 0.1-0.5 ms.
 ECHO_TIME_ATOL_S = 0.5e-3
-#: Chemical-shift window a 1H model or fit needs (the fit's default range, 0.2-4.2 ppm).
-WINDOW_PPM_1H = (0.2, 4.2)
 
 #: Sequence families, first match wins (MEGA-PRESS holds "press", sLASER holds "laser"): a
 #: pattern searched in the lower-case name with everything but letters and digits removed.
@@ -106,8 +105,26 @@ _SEQUENCE_FAMILIES = (
 )
 
 
+class OnGrid(Protocol):
+    """What :func:`match_acquisition` needs of the data: :class:`scaloquant.types.FID` (which
+    this module, below ``types``, does not import) or any frozen dataclass with these
+    attributes and the fields ``samples``, ``dwell_time_s``, ``spectrometer_freq_mhz``,
+    ``ppm_reference`` and ``provenance`` (set with :func:`dataclasses.replace`)."""
+
+    samples: np.ndarray
+    provenance: Mapping[str, Any]
+
+    @property
+    def acquisition(self) -> Acquisition: ...
+
+
+Data = TypeVar("Data", bound=OnGrid)
+#: A frozen dataclass with the grid fields: a FID or a basis set.
+Gridded = TypeVar("Gridded")
+
+
 @dataclass(frozen=True)
-class Matched:
+class Matched(Generic[Data]):
     """Data on exactly the target grid, and what was done to put them there.
 
     Attributes
@@ -120,7 +137,7 @@ class Matched:
         time differences accepted with ``force``, unrecognised sequence names).
     """
 
-    fid: FID
+    fid: Data
     conversions: tuple[str, ...]
     warnings: tuple[str, ...]
 
@@ -130,24 +147,24 @@ class _Refusal:
     """One difference that ``force`` may accept: what differs and what the user can do."""
 
     what: str
-    advice: str
+    advice: tuple[str | Option, ...]
 
 
 def match_acquisition(
-    fid: FID,
+    fid: Data,
     target: Acquisition,
     *,
     sequence: str | None = None,
     echo_time_s: float | None = None,
     force: bool = False,
     target_what: str = "the model",
-) -> Matched:
+) -> Matched[Data]:
     """Put ``fid`` on the ``target`` grid with the safe conversions of the module docstring.
 
     Parameters
     ----------
-    fid : data, samples ``(..., n_points)``; its sequence and echo time are read with
-        :func:`stated_sequence`.
+    fid : data (a :class:`scaloquant.types.FID`, see :class:`OnGrid`), samples
+        ``(..., n_points)``; its sequence and echo time are read with :func:`stated_sequence`.
     target : the grid of the model (or basis set).
     sequence, echo_time_s : the target's sequence name and echo time in s, when known (from
         :func:`basis_sequence` of the model's basis metadata).
@@ -161,26 +178,14 @@ def match_acquisition(
 
     Raises
     ------
-    IncompatibleDataError : a difference no conversion can bridge, or one ``force`` would accept
-        when ``force`` is false; the one-line message names the values and the flag to give.
+    IncompatibleDataError : a difference no conversion can bridge; :class:`NeedsOption` (one
+        of them) when an option would accept or correct it (``force``, a corrected header
+        value): the one-line message names the values, and the options as
+        :class:`~scaloquant.errors.Option` parts that the CLI words as its flags.
     """
     source = _describe_source(fid)
     acq = fid.acquisition
-    if acq.nucleus != target.nucleus:
-        raise IncompatibleDataError(
-            f"{source}: {acq.nucleus} data, but {target_what} is for {target.nucleus}; no "
-            f"conversion exists between nuclei: use a model or basis set for {acq.nucleus}"
-        )
-    freq_rel = abs(acq.spectrometer_freq_mhz - target.spectrometer_freq_mhz) / (
-        target.spectrometer_freq_mhz
-    )
-    if freq_rel > SAME_FIELD_RTOL:
-        raise IncompatibleDataError(
-            f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
-            "there is no safe conversion between field strengths: train a model (or fit) with a "
-            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass --spectrometer-freq-mhz "
-            "with --override-header if the header is wrong"
-        )
+    freq_rel = require_same_field(acq, target, source=source, target_what=target_what)
     _require_window(acq, target, source, target_what)
 
     refusals: list[_Refusal] = []
@@ -190,9 +195,14 @@ def match_acquisition(
             _Refusal(
                 f"acquired at {_mhz(acq)} and {target_what} is for {_mhz(target)} "
                 f"({100 * freq_rel:.1f}% apart: the same nominal field, another vendor's frequency)",
-                "pass --force to convert keeping every chemical shift (J-coupled multiplets then "
-                "differ slightly), or --spectrometer-freq-mhz with --override-header if the "
-                "header is wrong",
+                (
+                    "pass ",
+                    Option("force"),
+                    " to convert keeping every chemical shift (J-coupled multiplets then differ "
+                    "slightly), or ",
+                    Option("override_freq"),
+                    " if the header is wrong",
+                ),
             )
         )
         warnings.append(
@@ -204,9 +214,14 @@ def match_acquisition(
         refusals.append(
             _Refusal(
                 f"dwell time {_dwell(acq)} and {target_what}'s {_dwell(target)}",
-                "matching them needs Fourier resampling (band-limiting or interpolating the FID), "
-                f"which {target_what} never saw: pass --force to resample anyway, or "
-                "--dwell-time-s with --override-header if the header is wrong",
+                (
+                    "matching them needs Fourier resampling (band-limiting or interpolating the "
+                    f"FID), which {target_what} never saw: pass ",
+                    Option("force"),
+                    " to resample anyway, or ",
+                    Option("override_dwell"),
+                    " if the header is wrong",
+                ),
             )
         )
         warnings.append(
@@ -222,7 +237,7 @@ def match_acquisition(
     if refusals and not force:
         first, others = refusals[0], refusals[1:]
         also = f" (it also differs: {'; '.join(r.what for r in others)})" if others else ""
-        raise IncompatibleDataError(f"{source}: {first.what}; {first.advice}{also}")
+        raise NeedsOption(f"{source}: {first.what}; ", *first.advice, also)
 
     if acq == target:
         return Matched(fid, (), tuple(warnings))
@@ -231,68 +246,145 @@ def match_acquisition(
     if conversions:
         provenance["conversions"] = [*provenance.get("conversions", ()), *conversions]
     # Values within tolerance (header rounding) take the target's exact value too.
-    matched = replace(
-        fid,
-        samples=samples,
+    matched = relabelled(fid, target, provenance, samples=samples)
+    return Matched(matched, tuple(conversions), tuple(warnings))
+
+
+def require_same_field(
+    acq: Acquisition, target: Acquisition, *, source: str, target_what: str
+) -> float:
+    """Rules 1 and 2's refusals, whatever ``force`` says: another nucleus, or a spectrometer
+    frequency more than :data:`SAME_FIELD_RTOL` from the target's (another field strength).
+
+    Returns the relative frequency difference ``|F - F0| / F0`` (``F0`` the target's). ``source``
+    and ``target_what`` name the two in the message (``"scan.nii.gz"``, ``"the model"``).
+    """
+    if acq.nucleus != target.nucleus:
+        raise IncompatibleDataError(
+            f"{source}: {acq.nucleus} data, but {target_what} is for {target.nucleus}; no "
+            f"conversion exists between nuclei: use a model or basis set for {acq.nucleus}"
+        )
+    freq_rel = abs(acq.spectrometer_freq_mhz - target.spectrometer_freq_mhz) / (
+        target.spectrometer_freq_mhz
+    )
+    if freq_rel > SAME_FIELD_RTOL:
+        raise NeedsOption(
+            f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
+            "there is no safe conversion between field strengths: train a model (or fit) with a "
+            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass ",
+            Option("override_freq"),
+            " if the header is wrong",
+        )
+    return freq_rel
+
+
+@dataclass(frozen=True)
+class GridSteps:
+    """What :func:`to_grid` did, for the caller to word (``None``: the step was not needed).
+
+    Attributes
+    ----------
+    shift_hz : rule 3, the frequency shift applied, Hz.
+    resampled : rule 4, ``(dwell time before, points before, points after)``.
+    fitted_from_points : rule 5, the number of points before truncation or zero-filling.
+    """
+
+    shift_hz: float | None = None
+    resampled: tuple[float, int, int] | None = None
+    fitted_from_points: int | None = None
+
+
+def to_grid(
+    samples: np.ndarray, acq: Acquisition, target: Acquisition, *, dwell_time_s: float
+) -> tuple[np.ndarray, GridSteps]:
+    """Rules 3, 4 and 5 in that order, with no checks (the caller made them): FIDs
+    ``(..., acq.n_points)`` on ``acq`` -> ``(..., target.n_points)`` on ``target``.
+
+    ``dwell_time_s`` is the data's dwell time after rule 2, which the caller decides (and
+    words): ``acq.dwell_time_s``, or re-labelled ``dwell * F / F0`` to keep chemical shifts.
+    The shift of rule 3 is made on the grid as acquired (``acq``).
+    """
+    steps: dict[str, Any] = {}
+    shift_ppm = acq.ppm_reference - target.ppm_reference
+    if abs(shift_ppm) > PPM_REFERENCE_ATOL:
+        # ppm = ref + f / F on both sides, so a peak at f Hz belongs at f + shift_ppm * F Hz.
+        shift_hz = shift_ppm * acq.spectrometer_freq_mhz
+        time_s = axes.time_axis_s(samples.shape[-1], acq.dwell_time_s)
+        samples = samples * np.exp(2j * np.pi * shift_hz * time_s)
+        steps["shift_hz"] = shift_hz
+    if not _same_dwell(dwell_time_s, target.dwell_time_s):
+        n_before = samples.shape[-1]
+        samples = resample_fid(samples, dwell_time_s, target.dwell_time_s)
+        steps["resampled"] = (dwell_time_s, n_before, samples.shape[-1])
+    if samples.shape[-1] != target.n_points:
+        steps["fitted_from_points"] = samples.shape[-1]
+        samples = fit_length(samples, target.n_points)
+    return samples, GridSteps(**steps)
+
+
+def relabelled(
+    data: Gridded, target: Acquisition, provenance: Mapping[str, Any], **arrays: Any
+) -> Gridded:
+    """``data`` (a frozen FID or basis set) with the target's dwell time, spectrometer frequency
+    and ppm reference, ``provenance`` and the converted ``arrays`` (``samples=...`` or
+    ``fids=...``, already on the target's grid): the last step of every conversion."""
+    return replace(
+        data,
         dwell_time_s=target.dwell_time_s,
         spectrometer_freq_mhz=target.spectrometer_freq_mhz,
         ppm_reference=target.ppm_reference,
         provenance=provenance,
+        **arrays,
     )
-    return Matched(matched, tuple(conversions), tuple(warnings))
+
+
+def fitted_length(n_points: int, target_n_points: int) -> str:
+    """``"zero-filled 1024 -> 2048 points"`` or ``"truncated ..."`` (rule 5, for a message)."""
+    verb = "zero-filled" if n_points < target_n_points else "truncated"
+    return f"{verb} {n_points} -> {target_n_points} points"
 
 
 def _convert(
     samples: np.ndarray, acq: Acquisition, target: Acquisition
 ) -> tuple[np.ndarray, list[str]]:
-    """Apply rules 3, 2, 4 and 5 in that order; the checks were made by the caller."""
-    conversions: list[str] = []
-    freq_mhz, dwell_s = acq.spectrometer_freq_mhz, acq.dwell_time_s
-
-    shift_ppm = acq.ppm_reference - target.ppm_reference
-    if abs(shift_ppm) > PPM_REFERENCE_ATOL:
-        # ppm = ref + f / F on both sides, so a peak at f Hz belongs at f + shift_ppm * F Hz.
-        shift_hz = shift_ppm * freq_mhz
-        time_s = axes.time_axis_s(samples.shape[-1], dwell_s)
-        samples = samples * np.exp(2j * np.pi * shift_hz * time_s)
-        conversions.append(
-            f"shifted by {shift_hz:+.4g} Hz so that 0 Hz is {target.ppm_reference:g} ppm "
-            f"(it was {acq.ppm_reference:g} ppm)"
-        )
-
-    if freq_mhz != target.spectrometer_freq_mhz:
-        ratio = target.spectrometer_freq_mhz / freq_mhz
-        freq_rel = abs(freq_mhz - target.spectrometer_freq_mhz) / target.spectrometer_freq_mhz
+    """Apply rules 3, 2, 4 and 5 in that order (rule 2 here, the others by :func:`to_grid`) and
+    say what was done; the checks were made by the caller."""
+    freq_mhz, target_mhz = acq.spectrometer_freq_mhz, target.spectrometer_freq_mhz
+    rule2: list[str] = []
+    dwell_s = acq.dwell_time_s
+    if freq_mhz != target_mhz:
+        ratio = target_mhz / freq_mhz
+        freq_rel = abs(freq_mhz - target_mhz) / target_mhz
         if freq_rel <= FREQUENCY_RTOL:
-            conversions.append(
-                f"took the data's {freq_mhz:g} MHz as {target.spectrometer_freq_mhz:g} MHz "
+            rule2.append(
+                f"took the data's {freq_mhz:g} MHz as {target_mhz:g} MHz "
                 f"({100 * freq_rel:.3f}% apart, within the {100 * FREQUENCY_RTOL:g}% tolerance)"
             )
         else:
             # Re-labelling the dwell time by F / F0 multiplies every frequency by F0 / F.
-            new_dwell_s = dwell_s / ratio
-            conversions.append(
-                f"converted {freq_mhz:g} MHz -> {target.spectrometer_freq_mhz:g} MHz keeping "
-                f"chemical shifts: dwell time re-labelled {dwell_s * 1e3:.6g} -> "
-                f"{new_dwell_s * 1e3:.6g} ms (every frequency in Hz x {ratio:.6g})"
+            dwell_s = acq.dwell_time_s / ratio
+            rule2.append(
+                f"converted {freq_mhz:g} MHz -> {target_mhz:g} MHz keeping "
+                f"chemical shifts: dwell time re-labelled {acq.dwell_time_s * 1e3:.6g} -> "
+                f"{dwell_s * 1e3:.6g} ms (every frequency in Hz x {ratio:.6g})"
             )
-            dwell_s = new_dwell_s
-
-    if not _same_dwell(dwell_s, target.dwell_time_s):
-        n_before = samples.shape[-1]
-        samples = resample_fid(samples, dwell_s, target.dwell_time_s)
+    samples, steps = to_grid(samples, acq, target, dwell_time_s=dwell_s)
+    conversions: list[str] = []
+    if steps.shift_hz is not None:
+        conversions.append(
+            f"shifted by {steps.shift_hz:+.4g} Hz so that 0 Hz is {target.ppm_reference:g} ppm "
+            f"(it was {acq.ppm_reference:g} ppm)"
+        )
+    conversions += rule2
+    if steps.resampled is not None:
+        dwell_s, n_before, n_after = steps.resampled
         conversions.append(
             f"Fourier-resampled dwell time {dwell_s * 1e3:.6g} -> {target.dwell_time_s * 1e3:g} "
             f"ms ({1 / dwell_s:.6g} -> {1 / target.dwell_time_s:g} Hz spectral width): "
-            f"{n_before} -> {samples.shape[-1]} points over the same "
-            f"{n_before * dwell_s * 1e3:.6g} ms"
+            f"{n_before} -> {n_after} points over the same {n_before * dwell_s * 1e3:.6g} ms"
         )
-
-    n_points = samples.shape[-1]
-    if n_points != target.n_points:
-        samples = fit_length(samples, target.n_points)
-        verb = "zero-filled" if n_points < target.n_points else "truncated"
-        conversions.append(f"{verb} {n_points} -> {target.n_points} points")
+    if steps.fitted_from_points is not None:
+        conversions.append(fitted_length(steps.fitted_from_points, target.n_points))
     return samples, conversions
 
 
@@ -370,7 +462,7 @@ def require_same_grid(
     IncompatibleDataError : on the first difference (nucleus, points, dwell time, spectrometer
         frequency beyond :data:`FREQUENCY_RTOL`, ppm reference).
     """
-    hint = "scaloquant.signal.match.match_acquisition converts what is safe"
+    hint = "scaloquant.signal.match.match_acquisition converts what is safe"  # a library call
     if fid_acq.nucleus != target.nucleus:
         raise IncompatibleDataError(
             f"{what}: nucleus {fid_acq.nucleus}, {target_what}: {target.nucleus}; use "
@@ -415,17 +507,18 @@ def compare_reference(
     ------
     IncompatibleDataError : another nucleus or field (one line naming both values).
     """
-    advice = "give the water reference acquired with the data (--water), or none"
+    advice = ("give the water reference acquired with the data (", Option("water"), "), or none")
     if reference.nucleus != data.nucleus:
-        raise IncompatibleDataError(
-            f"{what} is {reference.nucleus} and {data_what} {data.nucleus}; {advice}"
+        raise NeedsOption(
+            f"{what} is {reference.nucleus} and {data_what} {data.nucleus}; ", *advice
         )
     if not math.isclose(
         reference.spectrometer_freq_mhz, data.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
     ):
-        raise IncompatibleDataError(
+        raise NeedsOption(
             f"{what} was acquired at {_mhz(reference)} and {data_what} at {_mhz(data)}: "
-            f"not the same scanner; {advice}"
+            "not the same scanner; ",
+            *advice,
         )
     notes = []
     if reference.n_points != data.n_points or not _same_dwell(
@@ -439,7 +532,7 @@ def compare_reference(
     return tuple(notes)
 
 
-def stated_sequence(fid: FID) -> tuple[str | None, float | None]:
+def stated_sequence(fid: OnGrid) -> tuple[str | None, float | None]:
     """Sequence name and echo time in s as the file stated them (``None`` where it did not).
 
     Readers in :mod:`scaloquant.io` record them in ``provenance["sequence"]`` and
@@ -492,9 +585,13 @@ def _compare_sequences(
             refusals.append(
                 _Refusal(
                     what,
-                    "J-evolution and T2 weighting differ between echo times, so every amplitude "
-                    f"would be biased: pass --force to quantify anyway, or use {target_what} "
-                    f"trained with a basis set for TE {data_te * 1e3:g} ms",
+                    (
+                        "J-evolution and T2 weighting differ between echo times, so every "
+                        "amplitude would be biased: pass ",
+                        Option("force"),
+                        f" to quantify anyway, or use {target_what} trained with a basis set "
+                        f"for TE {data_te * 1e3:g} ms",
+                    ),
                 )
             )
             warnings.append(f"{what}: amplitudes are biased by the echo-time difference")
@@ -505,9 +602,13 @@ def _compare_sequences(
             refusals.append(
                 _Refusal(
                     what,
-                    "another sequence gives other multiplet shapes and relaxation weighting: "
-                    f"pass --force to quantify anyway, or use {target_what} trained with a "
-                    f"{data_family} basis set",
+                    (
+                        "another sequence gives other multiplet shapes and relaxation "
+                        "weighting: pass ",
+                        Option("force"),
+                        f" to quantify anyway, or use {target_what} trained with a "
+                        f"{data_family} basis set",
+                    ),
                 )
             )
             warnings.append(f"{what}: amplitudes are biased by the sequence difference")
@@ -533,12 +634,13 @@ def _require_window(acq: Acquisition, target: Acquisition, source: str, target_w
     target_lo, target_hi = _band_ppm(target)
     lo, hi = max(WINDOW_PPM_1H[0], target_lo), min(WINDOW_PPM_1H[1], target_hi)
     if lo < hi and (lo < data_lo or hi > data_hi):
-        raise IncompatibleDataError(
+        raise NeedsOption(
             f"{source} covers {data_lo:.2f} to {data_hi:.2f} ppm ({1 / acq.dwell_time_s:g} Hz at "
             f"{acq.spectrometer_freq_mhz:g} MHz, 0 Hz = {acq.ppm_reference:g} ppm), which misses "
             f"part of the {lo:g}-{hi:g} ppm {target_what} needs; no conversion can recover it: "
-            "acquire with a wider spectral width, or pass --dwell-time-s with --override-header "
-            "if the header is wrong"
+            "acquire with a wider spectral width, or pass ",
+            Option("override_dwell"),
+            " if the header is wrong",
         )
 
 
@@ -561,6 +663,6 @@ def _dwell(acq: Acquisition) -> str:
     return f"{acq.dwell_time_s * 1e3:g} ms ({1 / acq.dwell_time_s:g} Hz spectral width)"
 
 
-def _describe_source(fid: FID) -> str:
+def _describe_source(fid: OnGrid) -> str:
     source = fid.provenance.get("source")
     return PurePath(str(source)).name if source else "the data"

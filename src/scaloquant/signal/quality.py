@@ -166,7 +166,8 @@ QC_FLAGS: dict[str, str] = {
     f"than {WATER_RATIO:g}x the tallest metabolite peak): not quantified (estimates NaN)",
     "mirrored": "the spectrum looks mirrored about the reference (stored conjugated?): check it, "
     "and read it with --conjugate if so",
-    "too_broad": f"NAA FWHM above {TOO_BROAD_PPM:g} ppm: lines too broad for a reliable fit",
+    "too_broad": f"NAA FWHM (of the spectrum or of the fitted lines) above {TOO_BROAD_PPM:g} ppm: "
+    "lines too broad for a reliable fit",
     "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
     "the spectrum",
 }
@@ -499,7 +500,7 @@ def quality_figures(
 
 def qc_flags(figures: QualityFigures) -> list[list[str]]:
     """The :data:`QC_FLAGS` of each spectrum known before any fit (all but
-    ``residual_large``, see :func:`residual_flags`), in C order of the batch.
+    ``residual_large``, see :func:`fit_flags`), in C order of the batch.
 
     An empty spectrum gets ``empty`` alone; one that looks like water gets ``water`` without
     ``no_signal`` (its NAA window holds noise beside a huge peak); ``too_broad`` only for a
@@ -525,16 +526,32 @@ def qc_flags(figures: QualityFigures) -> list[list[str]]:
     return out
 
 
-def residual_flags(flags: list[list[str]], fit_residual: np.ndarray | None) -> list[list[str]]:
-    """``flags`` with ``residual_large`` added where the relative fit residual ``(N,)``
-    exceeds :data:`RESIDUAL_LARGE` (new lists; ``None``: no fit, nothing added)."""
-    if fit_residual is None:
-        return [list(f) for f in flags]
-    residual = np.asarray(fit_residual).reshape(len(flags))
-    return [
-        [*f, "residual_large"] if r > RESIDUAL_LARGE and "empty" not in f else list(f)
-        for f, r in zip(flags, residual, strict=True)
-    ]
+def fit_flags(
+    flags: list[list[str]],
+    fit_residual: np.ndarray | None,
+    fit_linewidth_ppm: np.ndarray | None = None,
+) -> list[list[str]]:
+    """``flags`` with what a fit tells (new lists; ``None``: no such figure, nothing added):
+    ``residual_large`` where the relative fit residual ``(N,)`` exceeds
+    :data:`RESIDUAL_LARGE`; ``too_broad`` where the fitted lineshape's FWHM ``(N,)`` (of its
+    NAA singlet) exceeds :data:`TOO_BROAD_PPM` though the spectrum's own NAA did not show it (a
+    spectrum whose metabolites drown in an artefact: the fit broadened them to follow it, and a
+    baseline of the opposite sign cancelled them, ISMRM 2016 challenge dataset 24)."""
+    n = len(flags)
+    residual = None if fit_residual is None else np.asarray(fit_residual).reshape(n)
+    width = None if fit_linewidth_ppm is None else np.asarray(fit_linewidth_ppm).reshape(n)
+    out = []
+    for i, f in enumerate(flags):
+        f = list(f)
+        if "empty" not in f:
+            if residual is not None and residual[i] > RESIDUAL_LARGE:
+                f.append("residual_large")
+            measurable = not any(flag in UNMEASURABLE_FLAGS for flag in f)
+            if width is not None and measurable and "too_broad" not in f:
+                if width[i] > TOO_BROAD_PPM:
+                    f.append("too_broad")
+        out.append(f)
+    return out
 
 
 def unmeasurable(flags: list[list[str]]) -> np.ndarray:

@@ -16,7 +16,6 @@ from .config import (
     BaselineConfig,
     MetaboliteRanges,
     SimulationConfig,
-    load_simulation_config,
 )
 from .dataset import (
     BLOCK_SIZE,
@@ -52,7 +51,6 @@ __all__ = [
     "block_generator",
     "draw_invivo",
     "draw_parameters",
-    "load_simulation_config",
     "render_invivo",
     "render_signals",
     "simulate_batch",

@@ -25,14 +25,11 @@ Ranges are ``[min, max]`` pairs; ``min == max`` gives a fixed value.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from .._config import read_mapping
 from ..errors import ConfigError, UnknownMetaboliteError
 
 Lineshape = Literal["lorentzian", "gaussian", "voigt"]
@@ -128,7 +125,7 @@ class MetaboliteRanges:
     gaussian_damping_range_per_s: Range | None = None
 
     @classmethod
-    def from_mapping(cls, mapping: Any, context: str) -> MetaboliteRanges:
+    def from_dict(cls, mapping: Any, context: str) -> MetaboliteRanges:
         keys = [f.name for f in fields(cls)]
         m = _check_keys(mapping, keys, context)
         return cls(
@@ -172,7 +169,7 @@ class BaselineConfig:
     height_range: Range = (0.0, 0.3)
 
     @classmethod
-    def from_mapping(cls, mapping: Any) -> BaselineConfig:
+    def from_dict(cls, mapping: Any) -> BaselineConfig:
         keys = [f.name for f in fields(cls)]
         m = _check_keys(mapping, keys, "baseline")
         n_humps = m.get("n_humps", cls.n_humps)
@@ -201,7 +198,7 @@ class BaselineConfig:
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Parameter ranges of the simulator; build it with :meth:`from_mapping` to validate.
+    """Parameter ranges of the simulator; build it with :meth:`from_dict` to validate.
 
     Attributes
     ----------
@@ -243,7 +240,7 @@ class SimulationConfig:
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any] | None = None) -> SimulationConfig:
+    def from_dict(cls, mapping: Mapping[str, Any] | None = None) -> SimulationConfig:
         """Validate a plain mapping (from YAML, TOML or CLI flags); missing keys take defaults.
 
         Raises :class:`~scaloquant.errors.ConfigError` with one line naming the bad key.
@@ -277,7 +274,7 @@ class SimulationConfig:
                 f"overrides must map metabolite names to ranges, got {overrides_in!r}"
             )
         overrides = {
-            str(name): MetaboliteRanges.from_mapping(ranges, f"overrides.{name}")
+            str(name): MetaboliteRanges.from_dict(ranges, f"overrides.{name}")
             for name, ranges in overrides_in.items()
         }
         for name, ranges in overrides.items():
@@ -324,11 +321,11 @@ class SimulationConfig:
             phase1_pivot_ppm=_number(
                 m.get("phase1_pivot_ppm", d.phase1_pivot_ppm), "phase1_pivot_ppm"
             ),
-            baseline=None if baseline_in is None else BaselineConfig.from_mapping(baseline_in),
+            baseline=None if baseline_in is None else BaselineConfig.from_dict(baseline_in),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-ready mapping; ``from_mapping(to_dict())`` gives the same config."""
+        """Plain JSON/YAML-ready mapping; ``from_dict(to_dict())`` gives the same config."""
         return {
             "amplitude_range": _as_list(self.amplitude_range),
             "damping_range_per_s": _as_list(self.damping_range_per_s),
@@ -366,16 +363,3 @@ class SimulationConfig:
                 f"overrides name metabolite(s) not in the basis set: {', '.join(unknown)}; "
                 f"valid names: {', '.join(names)}"
             )
-
-
-def load_simulation_config(
-    path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None
-) -> SimulationConfig:
-    """Read a simulation config from YAML (``.yaml``, ``.yml``, other) or TOML and validate it.
-
-    ``overrides`` (e.g. CLI flags) replace the file's top-level keys before validation, so a flag
-    combines with the rest of the file as if it had been written there. ``path=None`` starts from
-    the defaults; an empty file gives the defaults too.
-    """
-    data = {} if path is None else read_mapping(Path(path))
-    return SimulationConfig.from_mapping({**data, **(overrides or {})})

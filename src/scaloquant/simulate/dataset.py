@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from ..errors import ConfigError
+from ..seeds import generator
 from ..types import BasisSet
 from . import effects
 from .config import SimulationConfig
@@ -114,7 +115,7 @@ def simulate_batch(
 
 def block_generator(seed: int, block_index: int) -> np.random.Generator:
     """The generator of block ``block_index`` of the dataset with ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block_index,)))
+    return generator(seed, block=block_index)
 
 
 def check_run(n: int, seed: int, chunk_size: int) -> None:

@@ -39,6 +39,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError, UnknownMetaboliteError
 from ..metabolites import canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
@@ -310,6 +311,19 @@ class InvivoPrior:
                 f"{', '.join(self.concentrations_mm)}; give one in InvivoPrior.concentrations_mm"
             )
         return self.concentrations_mm[key]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InvivoPrior:
+        """Rebuild a prior from :meth:`to_dict` output (lists as ranges, ``baseline`` as a
+        mapping); unknown keys are an error."""
+        plain: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "baseline" and isinstance(value, Mapping):
+                value = BaselineConfig.from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            plain[key] = value
+        return dataclass_from_dict(cls, plain, "invivo prior")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready mapping of every range (recorded in output files)."""

@@ -64,12 +64,11 @@ from ..errors import ConfigError
 from ..models.cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm
 from ..models.quantifier import MODEL_KINDS, InputScale, ModelKind, QuantifierConfig
 from ..models.uncertainty import UNCERTAINTY_KINDS, Uncertainty
+from ..presets import PRESETS, PresetName
 from ..scalogram import ScalogramConfig
 from ..simulate import SimulationConfig
 from ..types import BasisSet
 
-PresetName = Literal["tiny", "quick", "cpu", "paper"]
-PRESETS: tuple[str, ...] = ("tiny", "quick", "cpu", "paper")
 Optimizer = Literal["adam", "adamw", "sgdm"]
 LrSchedule = Literal["constant", "cosine"]
 
@@ -221,7 +220,7 @@ class TrainConfig:
 
     # -- sub-configurations -------------------------------------------------------------------
     def simulation_config(self) -> SimulationConfig:
-        return SimulationConfig.from_mapping(self.simulation)
+        return SimulationConfig.from_dict(self.simulation)
 
     def scalogram_config(self) -> ScalogramConfig:
         return ScalogramConfig.from_dict(self.scalogram)

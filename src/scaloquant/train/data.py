@@ -2,7 +2,8 @@
 
 Seeds
 -----
-Every random stream is ``numpy.random.SeedSequence([seed, KEY, ...])`` with a fixed key per use:
+Every random stream is ``numpy.random.SeedSequence([seed, KEY, ...])`` with a fixed key per use
+(:mod:`scaloquant.seeds` derives them all):
 :data:`TRAIN_KEY` (the fixed training set), :data:`VAL_KEY` (the validation set, the same whatever
 ``fresh_data`` is), :data:`FRESH_KEY` (fresh batches), :data:`NORM_KEY` (the sample used to fit the
 normalisation when training on fresh data). A fresh batch is drawn from
@@ -55,10 +56,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..errors import IncompatibleDataError, InvalidDataError
 from ..io.hdf5 import read_simulation
+from ..seeds import FRESH_KEY, VAL_KEY, derived_seed, seed_sequence
 from ..simulate import SimulationConfig, simulate_batch, simulate_dataset
 from ..types import BasisSet
-
-TRAIN_KEY, VAL_KEY, FRESH_KEY, NORM_KEY = 0, 1, 2, 3
 
 
 class SignalBatch(NamedTuple):
@@ -94,15 +94,6 @@ class SignalSet:
         return len(self.fids)
 
 
-def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
-    """The seed sequence of one stream (see the module docstring)."""
-    return np.random.SeedSequence([int(seed), *(int(k) for k in key)])
-
-
-def _int_seed(seed: int, *key: int) -> int:
-    return int(seed_sequence(seed, *key).generate_state(1, np.uint32)[0])
-
-
 def draw_signals(
     basis: BasisSet, config: SimulationConfig, n: int, rng: np.random.Generator
 ) -> SignalSet:
@@ -117,7 +108,7 @@ def simulate_set(
 ) -> SignalSet:
     """A fixed, seeded set of ``n`` signals (streamed in chunks by :func:`simulate_dataset`)."""
     fids, amps = [], []
-    for chunk in simulate_dataset(basis, config, n, _int_seed(seed, key)):
+    for chunk in simulate_dataset(basis, config, n, derived_seed(seed, key, bits=32)):
         fids.append(chunk.fids.astype(np.complex64))
         amps.append(chunk.parameters.amplitudes.astype(np.float32))
     return SignalSet(np.concatenate(fids), np.concatenate(amps))

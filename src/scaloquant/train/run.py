@@ -53,20 +53,11 @@ from ..errors import ConfigError, IncompatibleDataError, InputFileError, OutputE
 from ..io.atomic import atomic_path, check_writable, write_text_atomic
 from ..models.checkpoint import CHECKPOINT_KEY
 from ..models.quantifier import Quantifier
+from ..seeds import FRESH_KEY, NORM_KEY, TRAIN_KEY, VAL_KEY, seed_sequence
 from ..types import BasisSet
 from .checkpoint import AtomicCheckpointIO, calibrate_checkpoint, checkpoint_metadata
 from .config import TrainConfig
-from .data import (
-    FRESH_KEY,
-    NORM_KEY,
-    TRAIN_KEY,
-    VAL_KEY,
-    SignalDataModule,
-    SignalSet,
-    draw_signals,
-    seed_sequence,
-    simulate_set,
-)
+from .data import SignalDataModule, SignalSet, draw_signals, simulate_set
 from .module import QuantifierModule
 
 #: Training signals used to fit the normalisation (enough for stable means and deviations).

@@ -36,11 +36,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import IncompatibleDataError
 from ..metabolites import canonical
+from ..signal import axes
+from ..signal.match import fitted_length, relabelled, require_same_field, to_grid
 from ..types import Acquisition, BasisSet
-from . import axes
-from .match import DWELL_RTOL, PPM_REFERENCE_ATOL, SAME_FIELD_RTOL, fit_length, resample_fid
 
 
 def basis_on_grid(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple[str, ...]]:
@@ -58,64 +57,41 @@ def basis_on_grid(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple
 
     Raises
     ------
-    IncompatibleDataError : another nucleus, or a spectrometer frequency more than 5 % away.
+    IncompatibleDataError : another nucleus, or a spectrometer frequency more than 5 % away
+        (:func:`scaloquant.signal.match.require_same_field`, the check of ``quantify``).
     """
     src = basis.acquisition
-    if src.nucleus != target.nucleus:
-        raise IncompatibleDataError(
-            f"the data are {target.nucleus} and the basis set {src.nucleus}; use a basis set "
-            f"for {target.nucleus}"
-        )
-    freq_rel = abs(target.spectrometer_freq_mhz - src.spectrometer_freq_mhz) / (
-        src.spectrometer_freq_mhz
-    )
-    if freq_rel > SAME_FIELD_RTOL:
-        raise IncompatibleDataError(
-            f"the data were acquired at {target.spectrometer_freq_mhz:g} MHz and the basis set "
-            f"is for {src.spectrometer_freq_mhz:g} MHz ({100 * freq_rel:.0f}% apart, another "
-            "field strength): use a basis set simulated for the data's field"
-        )
-    fids = basis.fids
+    require_same_field(target, src, source="the data", target_what="the basis set")
     dwell_s = src.dwell_time_s
-    conversions: list[str] = []
-    shift_ppm = src.ppm_reference - target.ppm_reference
-    if abs(shift_ppm) > PPM_REFERENCE_ATOL:
-        shift_hz = shift_ppm * src.spectrometer_freq_mhz
-        fids = fids * np.exp(2j * np.pi * shift_hz * axes.time_axis_s(fids.shape[-1], dwell_s))
-        conversions.append(
-            f"basis shifted by {shift_hz:+.4g} Hz so that 0 Hz is {target.ppm_reference:g} ppm"
-        )
-    if target.spectrometer_freq_mhz != src.spectrometer_freq_mhz:
+    rescaled = target.spectrometer_freq_mhz != src.spectrometer_freq_mhz
+    if rescaled:  # step 3, for any difference (the data's frequency is the truth)
         dwell_s = dwell_s * src.spectrometer_freq_mhz / target.spectrometer_freq_mhz
+    fids, steps = to_grid(basis.fids, src, target, dwell_time_s=dwell_s)
+    conversions: list[str] = []
+    if steps.shift_hz is not None:
+        conversions.append(
+            f"basis shifted by {steps.shift_hz:+.4g} Hz so that 0 Hz is "
+            f"{target.ppm_reference:g} ppm"
+        )
+    if rescaled:
         conversions.append(
             f"basis rescaled from {src.spectrometer_freq_mhz:g} to "
             f"{target.spectrometer_freq_mhz:g} MHz keeping chemical shifts (dwell time "
             f"re-labelled {src.dwell_time_s * 1e3:.6g} -> {dwell_s * 1e3:.6g} ms)"
         )
-    if not math.isclose(dwell_s, target.dwell_time_s, rel_tol=DWELL_RTOL):
-        n_before = fids.shape[-1]
-        fids = resample_fid(fids, dwell_s, target.dwell_time_s)
+    if steps.resampled is not None:
+        _, n_before, n_after = steps.resampled
         conversions.append(
             f"basis Fourier-resampled to the data's dwell time {target.dwell_time_s * 1e3:g} ms "
             f"({1 / dwell_s:.6g} -> {1 / target.dwell_time_s:g} Hz): {n_before} -> "
-            f"{fids.shape[-1]} points"
+            f"{n_after} points"
         )
-    if fids.shape[-1] != target.n_points:
-        verb = "zero-filled" if fids.shape[-1] < target.n_points else "truncated"
-        conversions.append(f"basis {verb} {fids.shape[-1]} -> {target.n_points} points")
-        fids = fit_length(fids, target.n_points)
+    if steps.fitted_from_points is not None:
+        conversions.append(f"basis {fitted_length(steps.fitted_from_points, target.n_points)}")
     if not conversions:
         return basis, ()
     provenance = {**basis.provenance, "conversions": [*conversions]}
-    on_grid = replace(
-        basis,
-        fids=fids,
-        dwell_time_s=target.dwell_time_s,
-        spectrometer_freq_mhz=target.spectrometer_freq_mhz,
-        ppm_reference=target.ppm_reference,
-        provenance=provenance,
-    )
-    return on_grid, tuple(conversions)
+    return relabelled(basis, target, provenance, fids=fids), tuple(conversions)
 
 
 #: Chemical shifts of the singlets that locate a basis' reference, ppm (Govindaraju et al.,

@@ -1,7 +1,8 @@
 """A figure of one scalogram for a person to look at: time in ms, frequency in Hz and ppm.
 
-Kept out of ``scaloquant.scalogram``'s imports so the transform never loads matplotlib. The figure
-is built on a bare ``Figure`` (no pyplot, no global backend state).
+It lives with the other figures in ``report`` so that ``scaloquant.scalogram`` (a pure layer)
+never imports matplotlib. The figure is built on a bare ``Figure`` (no pyplot, no global
+backend state).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..scalogram.axes import Side, centre_frequencies_hz, channel_names, time_axis_ms
+from ..scalogram.config import ScalogramConfig
 from ..signal import axes as signal_axes
-from .axes import Side, centre_frequencies_hz, channel_names, time_axis_ms
-from .config import ScalogramConfig
 
 
 def _channel_side(config: ScalogramConfig, channel: int) -> tuple[Side, str]:

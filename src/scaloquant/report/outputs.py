@@ -12,6 +12,9 @@
 * ``provenance.json``: version, time, model or basis, input files with SHA-256, options,
   conversions, warnings and the list of outputs.
 
+It lives in the writers' room (``report``): the jobs of :mod:`scaloquant.quantify` compute a
+:class:`~scaloquant.quantify.Run` and return it; the CLI hands it to :func:`write_run`.
+
 Inputs are named by their label (:func:`scaloquant.quantify.inputs.input_labels`): the file
 name, or the shortest path that tells it from the other inputs. Everything is written into a
 hidden staging folder and moved into place at the end
@@ -36,9 +39,10 @@ import numpy as np
 from .. import __version__
 from ..fit import FitSpectra
 from ..io.atomic import staged_directory, write_text_atomic
+from ..io.nifti import write_nifti_map
+from ..quantify.results import COLUMN_DESCRIPTIONS, QUALITY_COLUMNS, SpectraResult
+from ..quantify.run import Run
 from ..signal.quality import QC_FLAGS
-from .results import COLUMN_DESCRIPTIONS, QUALITY_COLUMNS, SpectraResult
-from .run import Run
 
 _MODEL_LABEL = {
     "quantify": "model (network amplitudes, fitted phase/shift/linewidth)",
@@ -167,8 +171,6 @@ def _json_number(value: float) -> float | None:
 
 
 def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
-    import nibabel
-
     shape = r.input.fid.batch_shape
     folder.mkdir(parents=True, exist_ok=True)
     kinds = [s for s in ("", run.sd_suffix, "_ratio_tcr", "_mM") if s in run.suffixes]
@@ -176,11 +178,10 @@ def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
     maps |= {name: r.quality[name] for name in _QUALITY_MAPS}
     written = []
     for name, values in maps.items():
-        img = nibabel.Nifti1Image(values.reshape(shape).astype(np.float32), r.input.affine)
-        img.header.set_xyzt_units("mm")
-        img.header["descrip"] = f"scaloquant {name}"[:79].encode()
         path = folder / f"{name}.nii.gz"
-        nibabel.save(img, str(path))
+        write_nifti_map(
+            path, values.reshape(shape), r.input.affine, description=f"scaloquant {name}"
+        )
         written.append(str(path))
     return written
 
@@ -228,7 +229,7 @@ def previous_outputs(out_dir: str | os.PathLike) -> list[str]:
 
 def _fit_png(run: Run, spectra: FitSpectra, *, title: str) -> bytes:
     """One spectrum's fit figure as PNG bytes (matplotlib loads here, only when drawing)."""
-    from ..report.figures import plot_fit, png_bytes
+    from .figures import plot_fit, png_bytes
 
     fig = plot_fit(spectra, title=title, model_label=_MODEL_LABEL[run.command], names=run.names)
     return png_bytes(fig)
@@ -248,7 +249,9 @@ def write_run(
     earlier run's outputs there are replaced as a whole (:func:`previous_outputs`) and other
     files are kept.
     """
-    from ..report import report_header, report_html, report_markdown
+    from .content import report_header
+    from .html import report_html
+    from .markdown import report_markdown
 
     keys = _input_keys(run)
     doc = results_json(run, keys)

@@ -1,0 +1,186 @@
+"""What ``scaloquant quantify`` and ``scaloquant fit`` share: their input, matching, output and
+water-scaling flags, the options and provenance built from them, and what a run prints."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._common import acquisition_overrides, add_acquisition_flags
+
+_FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text"
+
+
+#: The defaults of :class:`scaloquant.quantify.Options` and
+#: :class:`~scaloquant.quantify.WaterScaling` that the flags show and use. Written here rather
+#: than read from the classes (``dataclasses.fields``) because importing them loads numpy (and
+#: ``dataclasses``, ``inspect``), which would make ``quantify --help`` (0.06 s) several times
+#: slower; ``tests/cli/test_cli_quantify.py`` checks that they are the classes' defaults.
+OPTION_DEFAULTS: dict[str, Any] = {"max_figures": 16, "n_workers": 1}
+WATER_DEFAULTS: dict[str, Any] = {
+    "tissue_fractions": (0.6, 0.4, 0.0),
+    "water_t2_ms": (110.0, 80.0, 2030.0),
+    "metabolite_t2_ms": 160.0,
+    "echo_time_ms": 30.0,
+}
+TISSUES = ("GM", "WM", "CSF")
+
+
+def _numbers(values: Any) -> str:
+    """``(0.6, 0.4, 0.0)`` -> ``"0.6 0.4 0"``, as the flags take them."""
+    return " ".join(f"{v:g}" for v in (values if isinstance(values, tuple) else (values,)))
+
+
+def add_io_flags(p: argparse.ArgumentParser) -> None:
+    """Inputs, water, matching, output and water-scaling flags (quantify and fit); their
+    defaults are those of :class:`~scaloquant.quantify.Options` and
+    :class:`~scaloquant.quantify.WaterScaling`."""
+    options, water = OPTION_DEFAULTS, WATER_DEFAULTS
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=_FORMATS)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--water",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="unsuppressed water reference for mM: once for all inputs or once per input "
+        "(default: the .H2O beside a .RAW, the water columns of a 4-column text file)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="accept an acquisition that does not match (field, dwell time, points, sequence, "
+        "TE), converting where possible; warnings go to the summary",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty DIR, replacing earlier scaloquant outputs (other files kept)",
+    )
+    add_acquisition_flags(p, applies_to="input files")
+    p.add_argument(
+        "--conjugate",
+        action="store_true",
+        help="read the input and water files in the other orientation than their format "
+        "defines (their spectra mirrored about the reference): for files that were written "
+        "conjugated, e.g. NIfTI-MRS of scaloquant < 0.2; a warning says when a spectrum looks "
+        "mirrored",
+    )
+    p.add_argument(
+        "--max-figures",
+        type=int,
+        default=options["max_figures"],
+        metavar="N",
+        help="fit figures at most, for the spectra of largest signal (default: "
+        f"{options['max_figures']})",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=options["n_workers"],
+        metavar="N",
+        help=f"fit processes (default: {options['n_workers']})",
+    )
+    w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
+    per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}
+    fractions = water["tissue_fractions"]
+    w.add_argument(
+        "--tissue-fractions",
+        **per_tissue,
+        default=fractions,
+        help=f"voxel volume fractions (default: {_numbers(fractions)})",
+    )
+    w.add_argument(
+        "--te-ms",
+        type=float,
+        metavar="MS",
+        help="echo time for the relaxation terms (default: the file's, else the model's or "
+        f"basis', else {_numbers(water['echo_time_ms'])})",
+    )
+    t2 = water["water_t2_ms"]
+    w.add_argument(
+        "--water-t2-ms",
+        **per_tissue,
+        default=t2,
+        help=f"water T2 per tissue (default: {_numbers(t2)})",
+    )
+    w.add_argument(
+        "--metabolite-t2-ms",
+        type=float,
+        default=water["metabolite_t2_ms"],
+        metavar="MS",
+        help=f"metabolite T2 (default: {_numbers(water['metabolite_t2_ms'])})",
+    )
+
+
+def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **extra: Any):
+    """The quantify/fit options; the echo time is ``--te-ms``, else the basis metadata's, else
+    :class:`~scaloquant.quantify.WaterScaling`'s default (30 ms)."""
+    from ..quantify import Options, WaterScaling
+    from ..signal.match import basis_sequence
+
+    _, basis_te_s = basis_sequence(basis_metadata)
+    default_te_ms = WATER_DEFAULTS["echo_time_ms"] if basis_te_s is None else basis_te_s * 1e3
+    scaling = WaterScaling(
+        tissue_fractions=tuple(args.tissue_fractions),
+        water_t2_ms=tuple(args.water_t2_ms),
+        metabolite_t2_ms=args.metabolite_t2_ms,
+        echo_time_ms=args.te_ms if args.te_ms is not None else default_te_ms,
+    )
+    return Options(
+        force=args.force,
+        max_figures=args.max_figures,
+        n_workers=args.workers,
+        water_scaling=scaling,
+        echo_time_given=args.te_ms is not None,
+        **extra,
+    )
+
+
+def run_provenance(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
+    """The options as given (paths as text) and ``more``, for provenance.json."""
+    options = {
+        k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k not in ("handler",)
+    }
+    return {"options": options, **more}
+
+
+def read_user_basis(path: Path | None):
+    """The ``--basis`` file (it must record its own grid) and its name, or (None, None)."""
+    if path is None:
+        return None, None
+    from ..io import read_basis
+
+    return read_basis(path), str(path)
+
+
+def inputs_from_args(args: argparse.Namespace) -> list:
+    """The input files and their water references, read as the io flags say (quantify, fit)."""
+    from ..quantify import read_inputs
+
+    return read_inputs(
+        args.inputs,
+        water=args.water,
+        overrides=acquisition_overrides(args),
+        override_header=args.override_header,
+        conjugate=args.conjugate,
+    )
+
+
+def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
+    """What a run did, for the terminal: counts, each input's conversions and warnings, the
+    quality flags, where the results are (quantify, fit)."""
+    from ..quantify.run import quality_note
+
+    print(f"{verb} {run.n_spectra} spectra from {n_files} file(s)")
+    for r in run.results:
+        for line in (*r.conversions, *r.warnings):
+            print(f"{r.input.label}: {line}")
+    for line in quality_note(run.results):
+        print(line)
+    print(f"results: {out / 'results.csv'}; report: {out / 'report.html'}")

@@ -1,0 +1,77 @@
+"""Config files: the one reader of YAML and TOML settings for every command.
+
+A config file holds a top-level mapping of a config class's fields; :func:`read_config` reads
+it and hands the plain dict to the class's ``from_dict`` (each config class of
+:mod:`scaloquant.simulate`, :mod:`scaloquant.fit`, :mod:`scaloquant.scalogram`,
+:mod:`scaloquant.train` and :mod:`scaloquant.models` has the same ``from_dict``/``to_dict``
+pair), so the pure layers never touch a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from ..errors import ConfigError, InputFileError
+
+T = TypeVar("T")
+
+
+def _read_toml(text: str, path: Path) -> Any:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ConfigError(
+                f"reading {path} needs Python >= 3.11 or the 'tomli' package; "
+                "install tomli or write the config as YAML"
+            ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"cannot parse {path} as TOML: {err}; fix the file") from None
+
+
+def read_mapping(path: Path) -> Mapping[str, Any]:
+    """The top-level mapping of a YAML (any suffix but ``.toml``) or TOML file (``{}`` if
+    empty); unreadable or malformed files raise one clear line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(f"config file {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputFileError(f"cannot read config file {path}: {err}") from None
+    if path.suffix.lower() == ".toml":
+        data = _read_toml(text, path)
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            detail = " ".join(str(err).split())
+            raise ConfigError(f"cannot parse {path} as YAML ({detail}); fix the file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def read_config(
+    path: str | os.PathLike | None,
+    from_dict: Callable[[Mapping[str, Any]], T],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> T:
+    """A config object from ``defaults``, then the file's keys, then ``overrides`` (e.g. CLI
+    flags), each replacing the top-level keys of the one before, validated by ``from_dict``
+    (e.g. ``SimulationConfig.from_dict``). ``path=None`` reads no file; an empty file adds
+    nothing."""
+    data = {} if path is None else read_mapping(Path(path))
+    return from_dict({**(defaults or {}), **data, **(overrides or {})})

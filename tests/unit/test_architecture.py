@@ -1,0 +1,224 @@
+"""The rooms of ``src/scaloquant`` and the one-way flow between them (``docs/architecture.md``).
+
+Every module is parsed with :mod:`ast` and every import is read, at any depth (imports inside
+functions count: a lazy import is still an arrow). A *room* is the first name under
+``scaloquant`` (``scaloquant.fit.batched`` is in ``fit``, ``scaloquant.types`` in ``types``);
+the package itself (``from scaloquant import __version__``) is the room ``scaloquant``.
+
+Rules
+-----
+1. **One-way layers**: a module imports only its own room and rooms of *lower* layers
+   (:data:`LAYERS`, lowest first). Two rooms on one layer do not import each other.
+2. **Nothing imports the CLI**: only ``cli`` (and ``__main__``) import ``scaloquant.cli``; inside
+   ``cli`` a handler imports only the package and the private shared modules (``cli/_*.py``),
+   never another handler.
+3. **No trainer, no plotting below the jobs**: rooms below :data:`JOBS_LAYER` import neither
+   Lightning nor matplotlib.
+4. **File formats live in io**: outside ``io`` (and the ``cli`` edge), nothing imports a file-format
+   library (:data:`FORMAT_LIBRARIES`): readers and writers own their format's quirks.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "scaloquant"
+
+#: The layers, lowest first: a room may import the rooms of the layers below its own.
+#: Kept in step with the table of ``docs/architecture.md``.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("errors", ("errors",)),
+    (
+        "foundations",
+        ("scaloquant", "metabolites", "threads", "_stats", "_config", "seeds", "presets"),
+    ),
+    ("conventions", ("signal", "physics")),
+    ("types", ("types",)),
+    ("engines", ("simulate", "scalogram", "fit", "io")),
+    ("networks", ("models",)),
+    ("jobs", ("train", "quantify")),
+    ("writers", ("report",)),
+    ("evaluation", ("evaluate",)),
+    ("reproduction", ("reproduce",)),
+    ("cli", ("cli",)),
+    ("entry", ("__main__",)),
+)
+#: Lightning and matplotlib are allowed from this layer up (the trainer, the drawing jobs).
+JOBS_LAYER = "jobs"
+HEAVY_LIBRARIES = ("lightning", "pytorch_lightning", "lightning_fabric", "matplotlib")
+#: Libraries that read or write a file format; only ``io`` (and the ``cli`` edge) use them.
+FORMAT_LIBRARIES = ("yaml", "tomllib", "tomli", "h5py", "nibabel", "nifti_mrs")
+
+LAYER_OF = {room: i for i, (_, rooms) in enumerate(LAYERS) for room in rooms}
+LAYER_NAMES = [name for name, _ in LAYERS]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _imports(source: str, module: str, is_package: bool) -> Iterator[tuple[str, int]]:
+    """``(imported module, line)`` for every import in ``source`` of ``module``, at any depth,
+    relative ones resolved."""
+    package = module if is_package else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source, module)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            if target == "scaloquant":  # from scaloquant import x: x may be a room
+                for alias in node.names:
+                    sub = f"scaloquant.{alias.name}"
+                    yield (sub if _room(sub) in LAYER_OF else "scaloquant"), node.lineno
+            else:
+                yield target, node.lineno
+
+
+def _all_imports() -> list[tuple[str, str, str, int]]:
+    """``(module, its room, imported module, line)`` over the whole package."""
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        source = path.read_text(encoding="utf-8")
+        for target, line in _imports(source, module, path.name == "__init__.py"):
+            out.append((module, _room(module), target, line))
+    return out
+
+
+IMPORTS = _all_imports()
+
+
+def _internal(target: str) -> bool:
+    return target == "scaloquant" or target.startswith("scaloquant.")
+
+
+def test_every_room_has_a_layer():
+    rooms = {room for _, room, _, _ in IMPORTS} | {
+        _room(_module_name(p)) for p in PACKAGE.rglob("*.py")
+    }
+    missing = sorted(rooms - set(LAYER_OF))
+    assert not missing, f"rooms without a layer in LAYERS (add them, and to the docs): {missing}"
+
+
+def test_the_parser_sees_lazy_and_relative_imports():
+    """The checks below are only as good as this reading of the source."""
+    found = {(m, t) for m, _, t, _ in IMPORTS}
+    # a relative import at module level, and one inside a function (cli.scalogram draws lazily)
+    assert ("scaloquant.types", "scaloquant.signal") in found or (
+        "scaloquant.types",
+        "scaloquant.signal.axes",
+    ) in found
+    lazy = [
+        t
+        for m, _, t, _ in IMPORTS
+        if m == "scaloquant.cli.scalogram" and t.startswith("scaloquant.report")
+    ]
+    assert lazy, "the lazy figure import of cli.scalogram was not seen"
+
+
+def test_dependencies_run_one_way_down_the_layers():
+    upward = [
+        f"{module}:{line} imports {target} ({room} is on layer "
+        f"{LAYER_NAMES[LAYER_OF[room]]}, {_room(target)} on {LAYER_NAMES[LAYER_OF[_room(target)]]})"
+        for module, room, target, line in IMPORTS
+        if _internal(target)
+        and _room(target) != room
+        and _room(target) in LAYER_OF
+        and room in LAYER_OF
+        and LAYER_OF[_room(target)] >= LAYER_OF[room]
+    ]
+    assert not upward, "arrows that run up or sideways:\n" + "\n".join(upward)
+
+
+def test_nothing_outside_the_cli_imports_it():
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module, room, target, line in IMPORTS
+        if _internal(target) and _room(target) == "cli" and room not in ("cli", "__main__")
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_cli_handlers_do_not_import_each_other():
+    handlers = {_module_name(p) for p in (PACKAGE / "cli").glob("*.py")} - {"scaloquant.cli"}
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module, room, target, line in IMPORTS
+        if room == "cli"
+        and module in handlers
+        and not module.rsplit(".", 1)[1].startswith("_")
+        and target in handlers
+        and target != module
+        and not target.rsplit(".", 1)[1].startswith("_")
+    ]
+    assert not bad, "share through cli/_common.py instead:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("libraries", [HEAVY_LIBRARIES], ids=["lightning-matplotlib"])
+def test_no_trainer_or_plotting_below_the_jobs(libraries):
+    jobs = LAYER_NAMES.index(JOBS_LAYER)
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module, room, target, line in IMPORTS
+        if LAYER_OF.get(room, jobs) < jobs and target.split(".")[0] in libraries
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_file_formats_are_read_and_written_in_io():
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module, room, target, line in IMPORTS
+        if room not in ("io", "cli") and target.split(".")[0] in FORMAT_LIBRARIES
+    ]
+    assert not bad, "go through scaloquant.io:\n" + "\n".join(bad)
+
+
+def test_the_reading_catches_a_violation():
+    """A known-bad module, read as if it sat in ``scaloquant/signal/``: every arrow is seen."""
+    source = (
+        "import numpy\n"
+        "def f():\n"
+        "    from ..types import FID\n"
+        "    import matplotlib.pyplot\n"
+        "    from .. import cli\n"
+        "    from . import axes\n"
+    )
+    got = [t for t, _ in _imports(source, "scaloquant.signal.probe", False)]
+    assert got == [
+        "numpy",
+        "scaloquant.types",
+        "matplotlib.pyplot",
+        "scaloquant.cli",
+        "scaloquant.signal",
+    ]
+    assert LAYER_OF[_room("scaloquant.types")] > LAYER_OF["signal"]  # would be refused
+
+
+def test_the_docs_table_is_the_layer_table():
+    """``docs/architecture.md`` draws the same layers, in the same order, with the same rooms."""
+    doc = PACKAGE.parents[1] / "docs" / "architecture.md"
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in doc.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and not line.startswith("| layer")
+    ]
+    documented = [(name, tuple(r.strip("` ") for r in rooms.split(","))) for name, rooms, _ in rows]
+    assert documented == list(LAYERS)
