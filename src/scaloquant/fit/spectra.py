@@ -358,18 +358,22 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
     """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
     from . import batched
 
-    prepared, conversions = _prepared(basis, fid, config)
+    # numpy's BLAS on one thread around the solver (as in _fit_chunk): the basis, water and
+    # noise steps and the rebuilt spectra below call it on small matrices, where a threaded
+    # BLAS spins on busy cores (64 spectra: 1.6x the CPU time of the whole fit without this)
+    with threadpool_limits(limits=1, user_api="blas"):
+        prepared, conversions = _prepared(basis, fid, config)
+        fids = _without_water(fid, config)
+        n, m = fids.shape[0], prepared.n_metabolites
+        try:
+            region = region_noise_sd(
+                fid.spectrum().reshape(n, -1), fid.ppm_axis(), config.noise_ppm_range
+            )
+        except ConfigError:
+            if config.noise_estimate == "region":
+                raise
+            region = None
     batch_shape = fid.batch_shape
-    fids = _without_water(fid, config)
-    n, m = fids.shape[0], prepared.n_metabolites
-    try:
-        region = region_noise_sd(
-            fid.spectrum().reshape(n, -1), fid.ppm_axis(), config.noise_ppm_range
-        )
-    except ConfigError:
-        if config.noise_estimate == "region":
-            raise
-        region = None
     try:
         start_arrays = _start_arrays(start, batch_shape, m)
     except ValueError:
@@ -415,8 +419,9 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
         conversions=conversions,
         baseline_ed_per_ppm=batch(baseline_ed),
     )
-    spectra = _rebuild(result, fids, prepared, problem, summed=True)
-    linewidth = _linewidth_hz(result, prepared)
+    with threadpool_limits(limits=1, user_api="blas"):  # see _fit_chunk
+        spectra = _rebuild(result, fids, prepared, problem, summed=True)
+        linewidth = _linewidth_hz(result, prepared)
     real_residual = np.sqrt(np.mean(spectra.residual.real**2, axis=-1))
     phased = spectra.metabolites.sum(axis=-2) * np.exp(-1j * result.phase0_rad.reshape(-1, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -483,8 +488,8 @@ def _rebuild(
     for lo in range(0, n, REBUILD_CHUNK):
         rows = slice(lo, min(n, lo + REBUILD_CHUNK))
         z = _modulated(result, basis, rows=rows)
-        if summed:  # (b, 1, M) @ (b, M, N): the model's time signal
-            z = amplitudes[rows, None, :].astype(z.dtype) @ z
+        if summed:  # the model's time signal (b, 1, N)
+            z = np.einsum("bm,bmn->bn", amplitudes[rows].astype(z.dtype), z)[:, None, :]
         columns = axes.spectrum(z)[..., window] * phase[rows, None, :]
         parts.append(columns if summed else columns * amplitudes[rows, :, None])
     metabolites = np.concatenate(parts)
