@@ -31,11 +31,13 @@ per spectrum, on the variable-projection functional with Kaufman's Jacobian (BIT
 in the ``W`` metric: with ``D = (dS/dtheta) a`` ``(K, P)`` and ``E = <S_F, D>_W`` over the
 passive set ``F``, ``J^T J = <D, D>_W - E^T G_FF^-1 E`` and the gradient ``-<D, r>_W``, plus
 the priors' diagonal. Bounds are enforced by projection. ``dS/dtheta`` needs two more FFTs
-(of ``t z`` and, with a Gaussian, ``t^2 z``). Spectra that have converged leave the batch.
+(of ``t z`` and, with a Gaussian, ``t^2 z``; in :data:`DERIVATIVE_DTYPE`). Spectra that have
+converged leave the batch.
 
 Global strategy, batched: a cross-correlation start for the shift and a least-squares start
 for ``phi0``; the continuation stages of :mod:`scaloquant.fit.varpro` (data and basis broadened
-alike by ``exp(-L t)``, coarse to fine); the per-metabolite deviations are freed only in the
+alike by ``exp(-L t)``, coarse to fine, each on the FID's first samples while ``exp(-L t)`` is
+above 0.1: :func:`stage_points`); the per-metabolite deviations are freed only in the
 final stage, with ``sigma`` taken from the previous stage's residual (or the signal-free region).
 
 Cramér–Rao bounds (:func:`crlb`): the Fisher information of all parameters (amplitudes,
