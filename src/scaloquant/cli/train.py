@@ -25,6 +25,7 @@ from ..errors import ConfigError, OutputWriteError, os_error_message
 from ..io import default_basis
 from ..io.atomic import check_writable, write_text_atomic
 from ..io.config import read_mapping
+from ..models.physics import PHYSICS_KINDS
 from ..models.quantifier import MODEL_KINDS
 from ..models.uncertainty import UNCERTAINTY_KINDS
 from ..simulate import BaselineConfig
@@ -67,8 +68,38 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--model",
         default="scalogram_cnn",
-        metavar="{" + ",".join(MODEL_KINDS) + "}",
-        help="which network (default: scalogram_cnn)",
+        metavar="{" + ",".join((*MODEL_KINDS, *PHYSICS_KINDS)) + "}",
+        help="which network (default: scalogram_cnn); the *_physics models predict the fit's "
+        "nonlinear parameters and solve the amplitudes (scaloquant.models.physics)",
+    )
+    physics = p.add_argument_group("physics-head models (spectrum_physics, scalogram_physics)")
+    physics.add_argument(
+        "--basis",
+        type=Path,
+        metavar="FILE",
+        help="basis set to train for (any format quantify reads; default: the embedded one)",
+    )
+    physics.add_argument(
+        "--simulation",
+        default=None,
+        metavar="{invivo}",
+        help="training signals: the invivo preset (docs/invivo-prior.md; the only choice)",
+    )
+    physics.add_argument(
+        "--grid-from",
+        type=Path,
+        metavar="DATA",
+        help="train on the acquisition grid of this data file (points, dwell time, field; a "
+        "file that records them, e.g. NIfTI-MRS), the basis resampled to it as the fit does "
+        "(default: the basis' own grid)",
+    )
+    physics.add_argument(
+        "--max-steps", type=int, help="optimiser steps (one fresh batch of signals each)"
+    )
+    physics.add_argument(
+        "--polish-iterations",
+        type=int,
+        help="Levenberg-Marquardt iterations after the network, stored as the model's default",
     )
     p.add_argument(
         "--preset",
@@ -237,7 +268,38 @@ def handle(args: argparse.Namespace) -> int:
         raise
 
 
+#: Flags of the regression CNNs' trainer that a physics-head model does not take.
+_REGRESSION_ONLY = (
+    ("data", "--data"),
+    ("val_data", "--val-data"),
+    ("fresh_data", "--fresh-data"),
+    ("uncertainty", "--uncertainty"),
+    ("snr", "--snr"),
+    ("phase0_range_deg", "--phase0-range"),
+    ("phase1_range_deg_per_ppm", "--phase1-range"),
+    ("max_epochs", "--max-epochs"),
+    ("devices", "--devices"),
+    ("accelerator", "--accelerator"),
+    ("strategy", "--strategy"),
+    ("num_nodes", "--num-nodes"),
+)
+
+
 def _train(args: argparse.Namespace) -> int:
+    if args.model in PHYSICS_KINDS:
+        return _train_physics(args)
+    for given, flag in (
+        (args.basis, "--basis"),
+        (args.grid_from, "--grid-from"),
+        (args.simulation, "--simulation"),
+        (args.max_steps, "--max-steps"),
+        (args.polish_iterations, "--polish-iterations"),
+    ):
+        if given is not None:
+            raise ConfigError(
+                f"{flag} is for the physics-head models (--model spectrum_physics or "
+                "scalogram_physics); the regression CNNs train on the paper's simulator"
+            )
     config = build_config(args)
     check_trainer_settings(config)  # before the output folder is made
     out: Path = args.out
@@ -303,4 +365,63 @@ def _train(args: argparse.Namespace) -> int:
             f"({100 * calibration['level']:g}% intervals; factors {min(factors):.3g} to "
             f"{max(factors):.3g})"
         )
+    return 0
+
+
+def physics_config(args: argparse.Namespace):
+    """The physics trainer's settings: preset, then ``--config``, then flags."""
+    from ..train.physics import PhysicsTrainConfig
+
+    used = [flag for key, flag in _REGRESSION_ONLY if getattr(args, key, None) not in (None, False)]
+    used += ["--baseline"] if args.baseline else []
+    used += ["--resume"] if args.resume else []
+    if used:
+        raise ConfigError(
+            f"{', '.join(used)} do(es) not apply to {args.model} (it trains on fresh invivo "
+            "signals); drop them"
+        )
+    if args.simulation not in (None, "invivo"):
+        raise ConfigError(f"--simulation must be invivo, got {args.simulation!r}")
+    overrides = dict(read_mapping(args.config)) if args.config is not None else {}
+    flags = {
+        "seed": args.seed,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "max_steps": args.max_steps,
+        "polish_iterations": args.polish_iterations,
+    }
+    overrides |= {k: v for k, v in flags.items() if v is not None}
+    overrides["model"] = args.model
+    return PhysicsTrainConfig.preset(args.preset, **overrides)
+
+
+def _train_physics(args: argparse.Namespace) -> int:
+    from ..io import read_basis, read_fid
+    from ..train.physics import train_physics
+
+    config = physics_config(args)
+    out: Path = args.out
+    checkpoint = out / "models" / f"{args.model}.ckpt"
+    config_path = out / "train_config.yaml"
+    basis = default_basis() if args.basis is None else read_basis(args.basis)
+    acquisition = None if args.grid_from is None else read_fid(args.grid_from).acquisition
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)  # removed again if left empty
+    for path in (checkpoint, config_path):
+        check_writable(path, overwrite=args.overwrite)
+    result = train_physics(config, basis, checkpoint, acquisition=acquisition)
+    source = {
+        "train": "simulated (invivo)",
+        "basis": str(args.basis or "embedded"),
+        "grid": str(args.grid_from or "the basis'"),
+    }
+    resolved = {"scaloquant_version": __version__, "data": source, "train": config.to_dict()}
+    write_text_atomic(
+        config_path, yaml.safe_dump(resolved, sort_keys=False), overwrite=args.overwrite
+    )
+    for sentence in result.conversions:
+        print(f"basis: {sentence}")
+    print(
+        f"{args.model}: best val loss {result.best_val_loss:.4g} after {result.steps} steps "
+        f"({result.wall_time_s:.0f} s); checkpoint {result.checkpoint_path}"
+    )
     return 0

@@ -412,6 +412,11 @@ def _w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     return out
 
 
+def w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Public name of the ``W`` inner product (:func:`_w_inner`), for the physics-head models."""
+    return _w_inner(problem, u, v)
+
+
 def nnls_gram(
     gram: torch.Tensor, h: torch.Tensor, passive: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -900,6 +905,18 @@ def _bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
     lower[:, sl] = centre_hz[:, None] + config.shift_bounds_hz[0]
     upper[:, sl] = centre_hz[:, None] + config.shift_bounds_hz[1]
     return lower, upper
+
+
+def parameter_bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
+    """``(lower, upper)`` ``(B, P)`` of the fit: ``problem``'s bounds with the group shifts
+    within ``config.shift_bounds_hz`` of ``centre_hz`` ``(B,)`` (public name of
+    :func:`_bounds`, for the physics-head models)."""
+    return _bounds(problem, centre_hz, config)
+
+
+def noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
+    """Public name of :func:`_noise_var_from_residual` (for the physics-head models)."""
+    return _noise_var_from_residual(problem, ev)
 
 
 def _noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:

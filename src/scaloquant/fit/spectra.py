@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
-from ..types import FID, BasisSet
+from ..types import FID, Acquisition, BasisSet
 from .config import FitConfig, FitStart
 from .crlb import covariance_bound, full_jacobian, region_noise_sd, residual_noise_sd
 from .model import Design, NonlinearParameters, check_compatible
@@ -257,13 +257,23 @@ def _assemble(
 
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
     """The basis on the data's grid with the configured macromolecules, and the conversions."""
+    _, prepared, conversions = prepared_on_grid(basis, fid.acquisition, config)
+    return prepared, conversions
+
+
+def prepared_on_grid(
+    basis: BasisSet, acquisition: Acquisition, config: FitConfig
+) -> tuple[BasisSet, BasisSet, tuple[str, ...]]:
+    """How the batched fit prepares ``basis`` for data on ``acquisition``: ``(the basis on
+    that grid (its reference corrected from its singlets where needed), that basis with the
+    configured macromolecules (what the fit's model uses), the conversions made)``."""
     from .basis_grid import basis_on_grid, basis_reference_from_singlets
     from .batched import prepare_basis, same_scanner
 
     basis, referenced = basis_reference_from_singlets(basis)
-    on_grid, conversions = basis_on_grid(basis, fid.acquisition)
+    on_grid, conversions = basis_on_grid(basis, acquisition)
     conversions = (*referenced, *conversions)
-    scanner = same_scanner(basis.spectrometer_freq_mhz, fid.spectrometer_freq_mhz)
+    scanner = same_scanner(basis.spectrometer_freq_mhz, acquisition.spectrometer_freq_mhz)
     prepared = prepare_basis(on_grid, config, same_scanner=scanner)
     if config.macromolecules == "auto" and not scanner and prepared.names != on_grid.names:
         conversions = (
@@ -271,7 +281,7 @@ def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, t
             "the basis' measured macromolecules replaced by LCModel's parametric ones (the "
             "data come from another scanner type)",
         )
-    return prepared, conversions
+    return on_grid, prepared, conversions
 
 
 def _without_water(fid: FID, config: FitConfig) -> np.ndarray:

@@ -37,13 +37,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .. import __version__
-from ..errors import InputFileError
+from ..errors import ConfigError, InputFileError
 from .quantifier import Quantifier, QuantifierConfig
+
+if TYPE_CHECKING:
+    from .physics import PhysicsQuantifier  # noqa: F401 (annotations)
 
 #: Key of scaloquant's metadata in a checkpoint.
 CHECKPOINT_KEY = "scaloquant"
@@ -136,7 +139,7 @@ class LoadedModel:
     """A trained :class:`Quantifier` (eval mode) with the metadata of the checkpoint it came
     from."""
 
-    quantifier: Quantifier
+    quantifier: Quantifier | PhysicsQuantifier
     metadata: CheckpointMetadata
 
 
@@ -197,7 +200,7 @@ def _unreadable_checkpoint(path: Path, err: Exception) -> str:
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the trained :class:`Quantifier` (eval mode, on ``map_location``) from a
+    """Rebuild the trained :class:`Quantifier` or physics-head model (eval mode, on ``map_location``) from a
     checkpoint file alone, with the checkpoint's metadata.
 
     Raises :class:`InputFileError` for a file that is not a readable scaloquant checkpoint or
@@ -214,19 +217,32 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     return LoadedModel(quantifier, metadata)
 
 
-def quantifier_from_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike) -> Quantifier:
+def _new_model(description: Mapping[str, Any]) -> Quantifier | PhysicsQuantifier:
+    """An untrained model of the checkpoint's ``quantifier`` description: a regression
+    :class:`Quantifier` or a :class:`~scaloquant.models.physics.PhysicsQuantifier` (whose basis
+    is a buffer, loaded with the weights)."""
+    from .physics import PHYSICS_KINDS, PhysicsQuantifier, PhysicsQuantifierConfig
+
+    if description.get("model") in PHYSICS_KINDS:
+        return PhysicsQuantifier(PhysicsQuantifierConfig.from_dict(description))
+    return Quantifier(QuantifierConfig.from_dict(description))
+
+
+def quantifier_from_checkpoint(
+    ckpt: Mapping[str, Any], path: str | os.PathLike
+) -> Quantifier | PhysicsQuantifier:
     """The :class:`Quantifier` of a loaded checkpoint dict (``path`` names it in errors); the
     dict is left as it was (the weights are copied into the new model)."""
     meta = ckpt[CHECKPOINT_KEY]
     try:
-        quantifier = Quantifier(QuantifierConfig.from_dict(meta["quantifier"]))
+        quantifier = _new_model(meta["quantifier"])
         state = {
             k[len(STATE_PREFIX) :]: v
             for k, v in ckpt["state_dict"].items()
             if k.startswith(STATE_PREFIX)
         }
         quantifier.load_state_dict(state, strict=True)
-    except (RuntimeError, KeyError, TypeError) as err:
+    except (RuntimeError, KeyError, TypeError, ConfigError) as err:
         reason = str(err).strip().splitlines()[0][:160]
         raise InputFileError(
             f"checkpoint {path} does not match its own model description ({reason}); "

@@ -24,6 +24,7 @@ from ..fit import (
     phase_corrected,
 )
 from ..fit.scale import signal_per_proton
+from ..models.physics import PHYSICS_KINDS
 from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
@@ -473,19 +474,28 @@ def quantify_inputs(
     names = tuple(quantifier.metabolites)
     target = Acquisition(**meta.acquisition)
     basis, basis_note = model_basis(meta.basis, basis, basis_name)
+    physics = quantifier.config.model in PHYSICS_KINDS
+    if options.refine and physics:
+        raise ConfigError(
+            "--refine is for the regression CNNs; a physics-head model already ends with the "
+            "fit's polish iterations (its amplitudes are least-squares ones)"
+        )
     if options.refine and basis is None:
         raise ConfigError("--refine needs the basis the model was trained on; give it with --basis")
     prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
+    # a physics-head model's names include the fit's macromolecules and lipids, which the
+    # figures' fit with given amplitudes (on the training basis) does not know
     chosen = (
         _figure_choice(prepared, options.max_figures)
-        if basis is not None
+        if basis is not None and not physics
         else [[] for _ in prepared]
     )
     partial = []
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         fit_residual = fit_linewidth = None
-        # SDs are NaN for a model trained without uncertainty (Quantifier.predict)
+        # SDs are NaN for a model trained without uncertainty (Quantifier.predict); a
+        # physics-head model gives the CRLB SDs of its polished fit
         amplitudes, sd = quantifier.predict(
             _flat(fid), batch_size=options.batch_size, return_sd=True
         )

@@ -1,0 +1,143 @@
+"""``scaloquant train --model spectrum_physics`` and ``quantify --model`` with its checkpoint,
+in-process with the ``tiny`` preset (a few steps: the outputs and refusals matter here, not the
+accuracy; that is measured by ``benchmarks/bench_physics.py``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _fids import fid_on_grid
+
+from scaloquant.cli import main
+from scaloquant.io import default_basis, write_nifti_mrs
+from scaloquant.models import load_model
+from scaloquant.models.physics import PhysicsQuantifier
+from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("physics")
+    code = main(
+        [
+            "train",
+            "--model",
+            "spectrum_physics",
+            "--preset",
+            "tiny",
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+        ]
+    )
+    assert code == 0
+    return out / "models" / "spectrum_physics.ckpt"
+
+
+def _error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"scaloquant {command}: error: ")
+    return err[0]
+
+
+def test_checkpoint_loads_without_lightning_with_typed_metadata(trained):
+    loaded = load_model(trained)
+    assert isinstance(loaded.quantifier, PhysicsQuantifier)
+    meta = loaded.metadata
+    assert meta.quantifier["model"] == "spectrum_physics"
+    assert meta.quantifier["fit"]["grouping"] == "metabolites_and_mm"
+    assert meta.acquisition["n_points"] == 2048
+    assert meta.basis["content_hash"] == default_basis().content_hash()
+    assert meta.train_config["seed"] == 3 and meta.training["steps"] == 3
+    assert "Lip13" in loaded.quantifier.metabolites
+    assert (trained.parent.parent / "train_config.yaml").is_file()
+
+
+def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
+    basis = default_basis()
+    signals = simulate_invivo_batch(basis, InvivoPrior(), 2, np.random.default_rng(0))
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", fid_on_grid(basis, signals.fids[0]))
+    out = tmp_path / "out"
+    assert main(["quantify", str(path), "--model", str(trained), "--out", str(out)]) == 0
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    for name in ("NAA", "Cr", "Lip13"):
+        assert float(rows[0][name]) >= 0 and np.isfinite(float(rows[0][f"{name}_sd"]))
+    assert (out / "provenance.json").is_file()
+
+
+def test_physics_flags_and_regression_flags_are_kept_apart(tmp_path, capsys, trained):
+    out = tmp_path / "x"
+    assert main(["train", "--model", "spectrum_physics", "--out", str(out), "--snr", "5", "9"]) == 2
+    assert "--snr" in _error_line(capsys, "train")
+    assert main(["train", "--model", "spectrum_cnn", "--out", str(out), "--basis", "b.npz"]) == 2
+    assert "--basis" in _error_line(capsys, "train")
+    assert not out.exists()
+    basis = default_basis()
+    path = write_nifti_mrs(tmp_path / "a.nii.gz", fid_on_grid(basis, basis.fids.sum(0)))
+    code = main(["quantify", str(path), "--model", str(trained), "--out", str(out), "--refine"])
+    assert code == 2
+    assert "--refine" in _error_line(capsys, "quantify")
+    assert not out.exists()
+
+
+CHALLENGE_BASIS = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ismrm2016" / "basis" / "jmrui"
+)
+
+
+@pytest.mark.skipif(
+    not CHALLENGE_BASIS.is_dir(), reason="../shared/data/ismrm2016/basis/jmrui is not present"
+)
+def test_train_for_an_outside_basis_file(tmp_path):
+    """The ISMRM 2016 basis as jMRUI text files (22 signals with Ace, 123.22 MHz; not the
+    embedded npz): the model takes its names, grid and measured macromolecules."""
+    out = tmp_path / "run"
+    args = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--out", str(out)]
+    assert main([*args, "--basis", str(CHALLENGE_BASIS), "--simulation", "invivo"]) == 0
+    loaded = load_model(out / "models" / "spectrum_physics.ckpt")
+    names = loaded.quantifier.metabolites
+    assert "Ace" in names and "Mac" in names and names[-3:] == ("Lip09", "Lip13", "Lip20")
+    assert loaded.metadata.acquisition["spectrometer_freq_mhz"] == pytest.approx(123.22)
+    assert loaded.metadata.basis["content_hash"] != default_basis().content_hash()
+
+
+PHILIPS = (
+    Path(__file__).resolve().parents[2]
+    / ".."
+    / "shared"
+    / "data"
+    / "invivo"
+    / "philips-press30-spant"
+    / "nifti_spec2nii"
+    / "metab.nii.gz"
+)
+
+
+@pytest.mark.skipif(
+    not PHILIPS.is_file(), reason="../shared/data/invivo/philips-press30-spant is not present"
+)
+def test_train_on_a_scanners_grid_then_quantify_without_force(tmp_path, capsys):
+    """A Philips PRESS file (1024 points, 2000 Hz, 127.79 MHz; the embedded basis: 2048, 4000
+    Hz, 123.26 MHz): the model is trained on the file's grid, with LCModel's parametric
+    macromolecules (another scanner type), and quantify takes the file as it is."""
+    out = tmp_path / "run"
+    args = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--out", str(out)]
+    assert main([*args, "--grid-from", str(PHILIPS)]) == 0
+    assert "basis: " in capsys.readouterr().out  # the conversion to the grid is reported
+    ckpt = out / "models" / "spectrum_physics.ckpt"
+    loaded = load_model(ckpt)
+    assert loaded.metadata.acquisition["n_points"] == 1024
+    assert loaded.metadata.acquisition["spectrometer_freq_mhz"] == pytest.approx(127.786142)
+    assert "MM09" in loaded.quantifier.metabolites and "Mac" not in loaded.quantifier.metabolites
+    res = tmp_path / "res"
+    assert main(["quantify", str(PHILIPS), "--model", str(ckpt), "--out", str(res)]) == 0
+    with open(res / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["NAA"]))

@@ -1,0 +1,160 @@
+"""Physics-head quantifiers: the network's parameters -> NNLS -> LM polish -> CRLB.
+
+Known answers: with the true nonlinear parameters of a noiseless ``invivo`` spectrum in place of
+the network's, the fit's NNLS returns the true amplitudes (rounding level); the polish recovers
+them from a perturbed start; a batch equals item by item.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _quantifiers import SMALL_SCALOGRAM
+
+from scaloquant.errors import ConfigError, IncompatibleDataError
+from scaloquant.io import default_basis
+from scaloquant.models.physics import (
+    PhysicsQuantifierConfig,
+    build_physics_quantifier,
+    invivo_truth,
+    least_squares_amplitudes,
+    normalised_theta,
+    theta_from_outputs,
+)
+from scaloquant.simulate import BaselineConfig
+from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+
+SMALL = dict(widths=(4, 4, 8, 8, 8, 8))
+#: No water, eddy currents or baseline humps: every term the fit's model can represent.
+CLEAN = dict(
+    water_fraction=0.0, eddy_fraction=0.0, baseline=BaselineConfig(height_range=(0.0, 0.0))
+)
+
+
+@pytest.fixture(scope="module")
+def built():
+    torch.manual_seed(0)
+    return build_physics_quantifier("spectrum_physics", default_basis(), **SMALL)
+
+
+def _clean_signals(on_grid, n, seed, **prior):
+    params = draw_invivo(
+        InvivoPrior(**{**CLEAN, **prior}), on_grid.names, n, np.random.default_rng(seed)
+    )
+    return params, render_invivo(on_grid, params).fids
+
+
+@pytest.mark.parametrize("lipid_fraction", [0.0, 1.0])
+def test_true_parameters_give_true_amplitudes(built, lipid_fraction):
+    model, on_grid, _ = built
+    params, fids = _clean_signals(on_grid, 6, 1, lipid_fraction=lipid_fraction)
+    theta, amplitudes = invivo_truth(model.problem(), params)
+    est = model.eval().estimate(
+        torch.as_tensor(fids), polish_iterations=0, network_theta=torch.as_tensor(theta)
+    )
+    # float64 model and data: rounding level relative to the largest amplitude (~20 mM)
+    np.testing.assert_allclose(est.amplitudes.numpy(), amplitudes, atol=1e-6 * amplitudes.max())
+    assert est.sd.shape == amplitudes.shape and bool(torch.isfinite(est.sd).all())
+
+
+def test_polish_recovers_the_truth_from_a_perturbed_start(built):
+    model, on_grid, _ = built
+    params, fids = _clean_signals(on_grid, 4, 2, lipid_fraction=0.0)
+    problem = model.problem()
+    theta, amplitudes = invivo_truth(problem, params)
+    start = torch.as_tensor(theta).clone()
+    sl = problem.slices()
+    start[:, sl["damping"]] += 2.0
+    start[:, sl["shift"]] += 1.5
+    start[:, sl["phase0"]] += 0.1
+    start[:, sl["damping_dev"]] = 0.0
+    start[:, sl["shift_dev"]] = 0.0
+    x = torch.as_tensor(fids)
+    before = model.estimate(x, polish_iterations=0, network_theta=start)
+    after = model.estimate(x, polish_iterations=40, network_theta=start)
+    err_before = np.abs(before.amplitudes.numpy() - amplitudes).mean()
+    err_after = np.abs(after.amplitudes.numpy() - amplitudes).mean()
+    # a noiseless spectrum: the polish must close almost all of the start's error (the
+    # deviations' priors hold them slightly off their true values, so not to rounding level)
+    assert err_after < 0.05 * err_before
+    assert err_after < 0.02
+
+
+def test_batch_equals_item_by_item(built):
+    model, on_grid, _ = built
+    rng = np.random.default_rng(3)
+    params = draw_invivo(InvivoPrior(), on_grid.names, 3, rng)
+    fids = torch.as_tensor(render_invivo(on_grid, params, rng).fids)
+    model.eval()
+    whole = model.estimate(fids, polish_iterations=3)
+    for i in range(3):
+        one = model.estimate(fids[i : i + 1], polish_iterations=3)
+        torch.testing.assert_close(one.amplitudes[0], whole.amplitudes[i], rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(one.theta[0], whole.theta[i], rtol=1e-6, atol=1e-8)
+
+
+def test_outputs_map_into_the_ranges_and_back(built):
+    model, _, _ = built
+    problem = model.problem()
+    g = problem.n_groups
+    z = torch.randn(5, 3 * g + 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    theta = theta_from_outputs(problem, z, model.range_low, model.range_high)
+    u, phi0 = normalised_theta(problem, theta, model.range_low, model.range_high)
+    torch.testing.assert_close(
+        u, torch.sigmoid(torch.cat([z[:, : 3 * g], z[:, 3 * g : 3 * g + 1]], 1))
+    )
+    torch.testing.assert_close(phi0, torch.atan2(z[:, -1], z[:, -2]))
+    assert bool((theta[:, 3 * g + 2 :] == 0).all())  # deviations start at 0
+
+
+def test_differentiable_least_squares_at_the_truth(built):
+    model, on_grid, _ = built
+    params, fids = _clean_signals(on_grid, 3, 4, lipid_fraction=0.0)
+    problem = model.problem(deviations=False)
+    theta, amplitudes = invivo_truth(problem, params)
+    theta = torch.as_tensor(theta).requires_grad_(True)
+    y = model.data_window(torch.as_tensor(fids))
+    a, relative = least_squares_amplitudes(problem, theta, y, ridge=1e-14)
+    np.testing.assert_allclose(a.detach().numpy(), amplitudes, atol=1e-5 * amplitudes.max())
+    assert float(relative.detach().max()) < 1e-10
+    relative.sum().backward()
+    assert bool(torch.isfinite(theta.grad).all())
+
+
+def test_predict_interface_and_errors(built):
+    model, on_grid, _ = built
+    params, fids = _clean_signals(on_grid, 5, 5)
+    amplitudes, sd = model.predict(fids, batch_size=2, return_sd=True)
+    assert amplitudes.shape == sd.shape == (5, len(model.metabolites))
+    assert (amplitudes >= 0).all()
+    with pytest.raises(IncompatibleDataError):
+        model.predict(fids[:, :1024])
+
+
+def test_scalogram_encoder_and_config_round_trip():
+    model, _, _ = build_physics_quantifier(
+        "scalogram_physics",
+        default_basis(),
+        scalogram=SMALL_SCALOGRAM.to_dict() | {"channels": "complex"},
+        polish_iterations=2,
+        **SMALL,
+    )
+    again = PhysicsQuantifierConfig.from_dict(model.config.to_dict())
+    assert again == model.config
+    assert model.encoder.input_shape[0] == 4  # complex channels see phase and conjugation
+    with pytest.raises(ConfigError):
+        PhysicsQuantifierConfig.from_dict({**model.config.to_dict(), "model": "spectrum_cnn"})
+
+
+def test_amplitudes_and_sds_scale_with_the_data(built):
+    """The encoder sees the FID over its window's RMS and NNLS is linear: ``k x`` gives ``k``
+    times the amplitudes and SDs (float64 fit; the float32 network sees the same input)."""
+    model, on_grid, _ = built
+    rng = np.random.default_rng(6)
+    params = draw_invivo(InvivoPrior(), on_grid.names, 2, rng)
+    fids = render_invivo(on_grid, params, rng).fids
+    a, sd = model.predict(fids, return_sd=True, polish_iterations=2)
+    a3, sd3 = model.predict(1e3 * fids, return_sd=True, polish_iterations=2)
+    np.testing.assert_allclose(a3, 1e3 * a, rtol=1e-5, atol=1e-6 * a3.max())
+    np.testing.assert_allclose(sd3, 1e3 * sd, rtol=1e-4, atol=1e-6 * sd3.max())
