@@ -100,7 +100,10 @@ def modulated_fids(
     exponentials, not ``(B, M, N)``) and applied in place, slice by slice where the groups are
     few contiguous runs of metabolites (the usual layout), else gathered.
     """
-    z = _exp_ramp(rates, time_s).mul_(basis_fids)
+    dtype = torch.promote_types(torch.promote_types(basis_fids.dtype, rates.dtype), time_s.dtype)
+    if gauss_per_s2 is not None:
+        dtype = torch.promote_types(dtype, gauss_per_s2.dtype)
+    z = _exp_ramp(rates, time_s).to(dtype).mul_(basis_fids)  # the dtype of the plain product
     if gauss_per_s2 is None:
         return z
     gauss = torch.exp(-gauss_per_s2[..., None] * time_s**2)
