@@ -1,4 +1,5 @@
-"""Speed of the batched fit engine against the scipy fit it replaces, in the same run.
+"""Speed of the batched fit engine against the scipy fit it replaces and against LCModel, in
+the same run.
 
 Spectra: the default simulator (ISMRM 2016 basis, 21 signals x 2048 points, amplitudes U[0, 1],
 per-metabolite damping U[0, 15] 1/s and shift U[-3, 3] Hz) with noise at ``--snr``. Fitted by
@@ -8,15 +9,28 @@ per-metabolite damping U[0, 15] 1/s and shift U[-3, 3] Hz) with noise at ``--snr
 2. ``invivo``: ``FIT_PRESETS["invivo"]`` (batched, groups + Voigt + priors + spline baseline +
    measured MM and parametric lipids);
 3. ``simulated-batched``: the per-metabolite model on the batched solver;
+4. ``invivo`` on ``--n`` tissue-like spectra of the ``invivo`` simulation preset
+   (:func:`scaloquant.simulate.simulate_invivo_batch`: group lineshapes, macromolecules, lipids,
+   residual water, baseline), the family the in-vivo model is made for: on the default
+   simulator's spectra its groups cannot follow each metabolite's own lineshape and the fit
+   crawls (more iterations);
+5. LCModel (``../shared/peers/lcmodel/build.sh``, default control file plus the grid keys,
+   ``--lcmodel-workers`` processes) on the first ``--lcmodel-n`` default-simulator spectra, with
+   ``press3T_30ms.BASIS``; skipped with a message when it cannot be built.
 
 each reported as spectra per second of wall time and of process CPU time (a busy shared machine
-disturbs the second less), with the amplitude MAE against the truth for the per-metabolite
-models (the in-vivo model does not match these spectra' per-metabolite lineshapes, so its MAE
-is not an accuracy figure). With ``--mrsi`` also a 32 x 32 MRSI slice end to end:
-``scaloquant fit`` in-process on a NIfTI-MRS file of 1024 such spectra, outputs included.
+disturbs the second less; LCModel's runs are child processes, so only its wall time counts),
+with the amplitude MAE against the truth for the per-metabolite models (the in-vivo model does
+not match these spectra's per-metabolite lineshapes, so its MAE is not an accuracy figure), and
+the batched runs' speed as a multiple of LCModel's. With ``--mrsi`` also a 32 x 32 MRSI slice end
+to end: ``scaloquant fit`` in-process on a NIfTI-MRS file of 1024 such spectra, outputs included.
 
-Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--old-n 8] [--snr 30] [--threads 1]
-[--seed 1] [--mrsi]``
+Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_threads` (2 on an idle
+2-core machine, 1 when other processes keep a core busy), with OpenMP's passive wait
+(:func:`scaloquant.threads.prefer_passive_wait`), as the ``scaloquant`` command runs.
+
+Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--old-n 8] [--snr 30] [--threads N]
+[--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi]``
 """
 
 from __future__ import annotations
@@ -26,14 +40,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from scaloquant.threads import choose_threads, prefer_passive_wait
 
-from scaloquant.fit import fit_spectra
-from scaloquant.fit.config import FIT_PRESETS
-from scaloquant.io import default_basis
-from scaloquant.simulate import SimulationConfig, simulate_batch
-from scaloquant.types import FID
+prefer_passive_wait()  # before torch initialises OpenMP, as the scaloquant command does
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import _lcmodel as lcm  # noqa: E402
+from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS  # noqa: E402
+from scaloquant.fit import fit_spectra  # noqa: E402
+from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
+from scaloquant.io import default_basis  # noqa: E402
+from scaloquant.simulate import (  # noqa: E402
+    InvivoPrior,
+    SimulationConfig,
+    simulate_batch,
+    simulate_invivo_batch,
+)
+from scaloquant.types import FID  # noqa: E402
 
 
 def timed(fn, *args, **kwargs):
@@ -58,34 +83,90 @@ def mrsi_end_to_end(basis, signals, shape=(32, 32)) -> float:
         return time.perf_counter() - start
 
 
+def lcmodel_speed(signals, basis, n: int, workers: int) -> tuple[float | None, str]:
+    """LCModel's spectra per second of wall time on the first ``n`` spectra, and a note."""
+    try:
+        exe = lcm.build()
+    except lcm.LCModelError as err:
+        return None, f"LCModel skipped: {err}"
+    if not LCMODEL_BASIS.is_file():
+        return None, f"LCModel skipped: its basis {LCMODEL_BASIS} is missing"
+    with tempfile.TemporaryDirectory() as tmp:
+        spectra = []
+        for i, samples in enumerate(signals.fids[:n]):
+            name = f"sim{i:04d}"
+            raw = lcm.write_raw(
+                Path(tmp) / f"{name}.RAW",
+                np.conj(samples),
+                dwell_time_s=basis.dwell_time_s,
+                spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+                name=name,
+            )
+            spectra.append(
+                lcm.Spectrum(
+                    name,
+                    raw,
+                    LCMODEL_BASIS,
+                    basis.n_points,
+                    basis.dwell_time_s,
+                    basis.spectrometer_freq_mhz,
+                    echo_time_ms=30.0,
+                )
+            )
+        outcomes, wall = lcm.run_many(
+            exe, spectra, Path(tmp) / "runs", lcm.Settings(), workers=workers
+        )
+    failed = sum(o.result is None for o in outcomes)
+    note = f"{workers} processes" + (f", {failed} of {n} without a table" if failed else "")
+    return n / wall, note
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64, help="spectra of the batched runs")
     parser.add_argument("--old-n", type=int, default=8, help="spectra of the scipy run")
     parser.add_argument("--snr", type=float, default=30.0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: choose_threads())"
+    )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lcmodel-n", type=int, default=16, help="spectra for LCModel (0: none)")
+    parser.add_argument("--lcmodel-workers", type=int, default=2, help="LCModel processes")
     parser.add_argument("--mrsi", action="store_true", help="also time a 32 x 32 MRSI slice")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = choose_threads(args.threads)
+    torch.set_num_threads(threads)
     basis = default_basis()
     config = SimulationConfig.from_dict({"snr": [args.snr, args.snr]})
     signals = simulate_batch(basis, config, args.n, np.random.default_rng(args.seed))
     fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     truth = signals.parameters.amplitudes
-    print(f"{args.n} spectra at SNR {args.snr:g}, torch threads {args.threads}")
+    print(f"{args.n} spectra at SNR {args.snr:g}, torch threads {threads}")
+    lcmodel_rate = None
+    if args.lcmodel_n > 0:
+        lcmodel_rate, note = lcmodel_speed(signals, basis, args.lcmodel_n, args.lcmodel_workers)
+        if lcmodel_rate is None:
+            print(note)
+        else:
+            print(f"{'LCModel (' + note + ')':28s} {lcmodel_rate:7.2f} spectra/s wall")
+    tissue = simulate_invivo_batch(basis, InvivoPrior(), args.n, np.random.default_rng(args.seed))
+    tissue_fid = fid.with_samples(tissue.fids)
     runs = [
         ("scipy (simulated preset)", "simulated", args.old_n),
         ("batched invivo", "invivo", args.n),
         ("batched simulated-batched", "simulated-batched", args.n),
+        ("batched invivo, tissue-like", "invivo", args.n),
     ]
     for label, preset, n in runs:
-        part = fid.with_samples(fid.samples[:n])
+        source = tissue_fid if "tissue" in label else fid
+        part = source.with_samples(source.samples[:n])
         result, wall, cpu = timed(fit_spectra, part, basis, FIT_PRESETS[preset])
         line = f"{label:28s} {n / wall:7.2f} spectra/s wall, {n / cpu:7.2f} per CPU-s"
         if preset != "invivo":
             mae = np.mean(np.abs(result.amplitudes - truth[:n]))
             line += f", amplitude MAE {mae:.4f}"
+        if lcmodel_rate is not None and preset != "simulated":
+            line += f", {n / wall / lcmodel_rate:.0f}x LCModel"
         print(line)
     if args.mrsi:
         print(f"32 x 32 MRSI slice end to end (invivo): {mrsi_end_to_end(basis, signals):.1f} s")

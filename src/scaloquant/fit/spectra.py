@@ -368,18 +368,22 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
     """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
     from . import batched
 
-    prepared, conversions = _prepared(basis, fid, config)
+    # numpy's BLAS on one thread around the solver (as in _fit_chunk): the basis, water and
+    # noise steps and the rebuilt spectra below call it on small matrices, where a threaded
+    # BLAS spins on busy cores (64 spectra: 1.6x the CPU time of the whole fit without this)
+    with threadpool_limits(limits=1, user_api="blas"):
+        prepared, conversions = _prepared(basis, fid, config)
+        fids = _without_water(fid, config)
+        n, m = fids.shape[0], prepared.n_metabolites
+        try:
+            region = region_noise_sd(
+                fid.spectrum().reshape(n, -1), fid.ppm_axis(), config.noise_ppm_range
+            )
+        except ConfigError:
+            if config.noise_estimate == "region":
+                raise
+            region = None
     batch_shape = fid.batch_shape
-    fids = _without_water(fid, config)
-    n, m = fids.shape[0], prepared.n_metabolites
-    try:
-        region = region_noise_sd(
-            fid.spectrum().reshape(n, -1), fid.ppm_axis(), config.noise_ppm_range
-        )
-    except ConfigError:
-        if config.noise_estimate == "region":
-            raise
-        region = None
     try:
         start_arrays = _start_arrays(start, batch_shape, m)
     except ValueError:
@@ -425,8 +429,9 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
         conversions=conversions,
         baseline_ed_per_ppm=batch(baseline_ed),
     )
-    spectra = _rebuild(result, fids, prepared, problem)
-    linewidth = _linewidth_hz(result, prepared)
+    with threadpool_limits(limits=1, user_api="blas"):  # see _fit_chunk
+        spectra = _rebuild(result, fids, prepared, problem, summed=True)
+        linewidth = _linewidth_hz(result, prepared)
     real_residual = np.sqrt(np.mean(spectra.residual.real**2, axis=-1))
     phased = spectra.metabolites.sum(axis=-2) * np.exp(-1j * result.phase0_rad.reshape(-1, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -439,18 +444,24 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
     )
 
 
-def _modulated(result: FitResult, basis: BasisSet, index: np.ndarray | None = None):
-    """Per-metabolite modulated FIDs ``(B, M', N)`` of the flat result (metabolites
-    ``index``, all by default), through :func:`scaloquant.physics.model.modulated_fids`."""
+def _modulated(
+    result: FitResult,
+    basis: BasisSet,
+    index: np.ndarray | None = None,
+    rows: slice = slice(None),
+):
+    """Per-metabolite modulated FIDs ``(B', M', N)`` of the flat result (metabolites
+    ``index``, all by default; spectra ``rows``, all by default), through
+    :func:`scaloquant.physics.model.modulated_fids`."""
     import torch
 
     from ..physics.model import modulated_fids
 
     m = len(result.names)
     index = np.arange(m) if index is None else index
-    damping = result.damping_per_s.reshape(-1, m)[:, index]
-    shift = result.shift_hz.reshape(-1, m)[:, index]
-    gauss = result.gauss_by_metabolite_per_s2.reshape(-1, m)[:, index]
+    damping = result.damping_per_s.reshape(-1, m)[rows][:, index]
+    shift = result.shift_hz.reshape(-1, m)[rows][:, index]
+    gauss = result.gauss_by_metabolite_per_s2.reshape(-1, m)[rows][:, index]
     rates = torch.complex(torch.as_tensor(-damping), torch.as_tensor(2 * np.pi * shift))
     z = modulated_fids(
         torch.as_tensor(basis.fids[index]),
@@ -461,12 +472,21 @@ def _modulated(result: FitResult, basis: BasisSet, index: np.ndarray | None = No
     return z.numpy()
 
 
-def _rebuild(result: FitResult, fids: np.ndarray, basis: BasisSet, problem) -> FitSpectra:
-    """The fitted spectra of a batched result over its window (flat batch ``(B, ...)``)."""
+#: Spectra whose model is rebuilt at a time (bounds the ``(B, M, N)`` modulated FIDs).
+REBUILD_CHUNK = 128
+
+
+def _rebuild(
+    result: FitResult, fids: np.ndarray, basis: BasisSet, problem, *, summed: bool = False
+) -> FitSpectra:
+    """The fitted spectra of a batched result over its window (flat batch ``(B, ...)``),
+    :data:`REBUILD_CHUNK` spectra at a time. ``summed``: ``metabolites`` holds only their
+    amplitude-weighted sum ``(B, 1, K)``, one transform per spectrum instead of one per
+    metabolite (what the SNR needs)."""
     window = problem.window
     data = axes.spectrum(fids)[:, window]
-    z = _modulated(result, basis)
     n = fids.shape[0]
+    amplitudes = result.amplitudes.reshape(n, -1)
     phase = np.exp(
         1j
         * (
@@ -474,8 +494,15 @@ def _rebuild(result: FitResult, fids: np.ndarray, basis: BasisSet, problem) -> F
             + result.phase1_rad_per_ppm.reshape(n, 1) * (result.ppm - result.phase1_pivot_ppm)
         )
     )
-    columns = axes.spectrum(z)[..., window] * phase[:, None, :]
-    metabolites = columns * result.amplitudes.reshape(n, -1, 1)
+    parts = []
+    for lo in range(0, n, REBUILD_CHUNK):
+        rows = slice(lo, min(n, lo + REBUILD_CHUNK))
+        z = _modulated(result, basis, rows=rows)
+        if summed:  # the model's time signal (b, 1, N)
+            z = np.einsum("bm,bmn->bn", amplitudes[rows].astype(z.dtype), z)[:, None, :]
+        columns = axes.spectrum(z)[..., window] * phase[rows, None, :]
+        parts.append(columns if summed else columns * amplitudes[rows, :, None])
+    metabolites = np.concatenate(parts)
     baseline = result.baseline.reshape(n, -1) @ problem.baseline_design.numpy().T
     model = metabolites.sum(axis=1) + baseline
     return FitSpectra(result.ppm, data, model, baseline, data - model, metabolites)
