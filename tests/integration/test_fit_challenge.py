@@ -160,7 +160,7 @@ def test_the_challenges_own_jmrui_basis_gives_what_the_embedded_one_gives():
     """The same simulation as the embedded basis, as the challenge distributes it in jMRUI text
     (123.22 MHz in its header, a 0.1 reference singlet at 0 ppm in every metabolite, and
     acetate, a 1.90 ppm singlet tissue lacks): on the brain-like datasets 1-21 tNAA, tCr and
-    tCho agree with the embedded basis' within 3 % (before the start's reference used only the
+    tCho agree with the embedded basis' within half their CRLB, by a median under 1 % (before the start's reference used only the
     main singlets, the acetate line drew 7 spectra 0.1 ppm off and three ended at tCr 0)."""
     from scaloquant.io import read_basis
 
@@ -174,4 +174,8 @@ def test_the_challenges_own_jmrui_basis_gives_what_the_embedded_one_gives():
     ours = combined(fit_spectra(fid, default_basis(), FIT_PRESETS["invivo"]))
     theirs = combined(fit_spectra(fid, read_basis(JMRUI_BASIS), FIT_PRESETS["invivo"]))
     for name in ("tNAA", "tCr", "tCho"):
-        np.testing.assert_allclose(theirs[name][0], ours[name][0], rtol=0.03, err_msg=name)
+        # the bases differ by acetate and the header's rounded frequency: estimates may move by
+        # a fraction of their noise, not more
+        gap = np.abs(theirs[name][0] - ours[name][0])
+        assert np.all(gap < 0.5 * ours[name][1]), (name, gap / ours[name][1])
+        assert np.median(gap / ours[name][0]) < 0.01, name
