@@ -160,8 +160,9 @@ def test_the_challenges_own_jmrui_basis_gives_what_the_embedded_one_gives():
     """The same simulation as the embedded basis, as the challenge distributes it in jMRUI text
     (123.22 MHz in its header, a 0.1 reference singlet at 0 ppm in every metabolite, and
     acetate, a 1.90 ppm singlet tissue lacks): on the brain-like datasets 1-21 tNAA, tCr and
-    tCho agree with the embedded basis' within half their CRLB, by a median under 1 % (before the start's reference used only the
-    main singlets, the acetate line drew 7 spectra 0.1 ppm off and three ended at tCr 0)."""
+    tCho agree with the embedded basis' within half their CRLB, by a median under 1 % (before
+    the start's reference used only the main singlets, the acetate line drew 7 spectra 0.1 ppm
+    off and three ended at tCr 0)."""
     from scaloquant.io import read_basis
 
     fids = [
