@@ -118,3 +118,19 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
     assert config.ppm_range == (0.5, 4.0) and config.macromolecules == "parametric"
     assert config.grouping == (("NAA", "NAAG"), ("Cr", "PCr"))
     assert config.lineshape_kind == "lorentzian" and not config.gaussian
+
+
+def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
+    """``--threads N`` runs the solver on N torch threads and gives the caller its own back (the
+    CLI runs in-process in tests and notebooks); N < 1 is one line and exit 2, nothing written."""
+    import torch
+
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, simulated.fids[0]))
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "--out", str(out), "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert not out.exists()
+    before = torch.get_num_threads()
+    assert main(["fit", str(path), "--out", str(out), "--threads", "1", "--max-figures", "0"]) == 0
+    assert torch.get_num_threads() == before
+    assert len(_rows(out)) == 1

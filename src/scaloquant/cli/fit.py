@@ -99,6 +99,13 @@ def register(subparsers: Any) -> None:
         "data before the fit (default: none)",
     )
     m.add_argument("--device", help="torch device of the batched solver, e.g. cpu or cuda")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of the batched solver (default: the idle CPUs this process may use, "
+        "from its CPU affinity and the load average; see scaloquant.threads)",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -181,6 +188,16 @@ def fit_config_from_args(args: argparse.Namespace):
 
 
 def handle(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..threads import choose_threads, torch_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    with torch_threads(choose_threads(args.threads)):  # restored for in-process callers
+        return _fit(args)
+
+
+def _fit(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
     from ..io.default import DEFAULT_BASIS_NAME, default_basis
     from ..quantify import fit_inputs
