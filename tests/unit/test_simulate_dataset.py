@@ -5,8 +5,8 @@ import pytest
 
 from scaloquant.errors import ConfigError, UnknownMetaboliteError
 from scaloquant.signal import lineshapes
-from scaloquant.simulate import BLOCK_SIZE, SimulatedSignals, SimulationConfig, simulate_dataset
-from scaloquant.types import BasisSet
+from scaloquant.simulate import BLOCK_SIZE, SimulationConfig, simulate_dataset
+from scaloquant.types import BasisSet, SignalSet
 
 N, DWELL_S, MHZ, REF = 256, 5e-4, 123.26, 4.65
 # noise, phases and baseline on: every random stream of a block is exercised
@@ -30,7 +30,7 @@ def basis():
 
 
 def collect(basis, n, seed, chunk_size, config=FULL):
-    return SimulatedSignals.concatenate(
+    return SignalSet.concatenate(
         list(simulate_dataset(basis, config, n, seed, chunk_size=chunk_size))
     )
 
