@@ -132,7 +132,7 @@ def compare(
 ) -> None:
     """Ours with 1 and ``workers`` processes, the refine path, then the peer on the first
     ``peer_n`` spectra."""
-    truth = signals.parameters.amplitudes
+    truth = signals.amplitudes
     n = truth.shape[0]
     fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     config = FitConfig()

@@ -140,7 +140,7 @@ def main() -> None:
     config = SimulationConfig.from_dict({"snr": [args.snr, args.snr]})
     signals = simulate_batch(basis, config, args.n, np.random.default_rng(args.seed))
     fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-    truth = signals.parameters.amplitudes
+    truth = signals.amplitudes
     print(f"{args.n} spectra at SNR {args.snr:g}, torch threads {threads}")
     lcmodel_rate = None
     if args.lcmodel_n > 0:

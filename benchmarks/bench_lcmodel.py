@@ -416,7 +416,7 @@ def simulated_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
             basis.spectrometer_freq_mhz,
             echo_time_ms=30.0,
         )
-        truth = dict(zip(basis.names, signals.parameters.amplitudes[i], strict=True))
+        truth = dict(zip(basis.names, signals.amplitudes[i], strict=True))
         cases.append(Case(name, spectrum, fid, None, truth))
     return [
         Group(

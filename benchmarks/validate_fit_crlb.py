@@ -55,7 +55,7 @@ def main() -> None:
     basis = default_basis()
     rng = np.random.default_rng(args.seed)
     clean = simulate_batch(basis, SimulationConfig(), 1, rng)
-    truth = clean.parameters.amplitudes[0]
+    truth = clean.amplitudes[0]
     mask = effects.reference_window_mask(basis.acquisition, (1.9, 2.1))
     height = effects.reference_peak_height(clean.fids, mask)
     noise_sd = effects.noise_sd_for_snr(height, np.array([args.snr]), basis.n_points)

@@ -37,7 +37,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,17 +51,11 @@ from .evaluate.report import snr_label
 from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
 from .io.default import DEFAULT_BASIS_NAME, default_basis
-from .io.hdf5 import SimulationFile, read_simulation, write_simulation
+from .io.hdf5 import read_simulation, write_simulation
 from .presets import PRESETS, PresetName
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
-from .simulate import (
-    SimulationConfig,
-    SimulationParameters,
-    effects,
-    simulate_dataset,
-    synthesize,
-)
-from .types import BasisSet
+from .simulate import SimulationConfig, add_noise, simulate_dataset
+from .types import BasisSet, SignalSet
 
 #: The two methods of the paper, in the order of the comparison (A − B).
 MODELS: tuple[str, ...] = ("scalogram_cnn", "spectrum_cnn")
@@ -168,54 +162,15 @@ def noise_seed(test_seed: int, snr: float) -> int:
     return derived_seed(test_seed, round(1000 * snr))
 
 
-def reference_heights(basis: BasisSet, test: SimulationFile) -> np.ndarray:
-    """``(n,)`` reference peak height of each test signal: the simulator's SNR reference,
-    measured on its noiseless Eq. 1 signal rebuilt from the stored parameters."""
-    config = SimulationConfig.from_dict(test.config)
-    stored = {f.name for f in fields(SimulationParameters)} & set(test.parameters)
-    params = SimulationParameters(
-        amplitudes=test.amplitudes, **{k: test.parameters[k] for k in stored - {"amplitudes"}}
-    )
-    mask = effects.reference_window_mask(basis.acquisition, config.reference_window_ppm)
-    return effects.reference_peak_height(synthesize(basis.fids, params, basis.dwell_time_s), mask)
-
-
-def noisy_test_set(
-    test: SimulationFile, basis: BasisSet, snr: float, seed: int | None
-) -> SimulationFile:
-    """``test`` (noiseless) with complex white noise at ``snr`` added with a generator seeded by
-    ``seed``; the same ``test`` for ``snr = inf``. The noise SD per signal is the simulator's
-    (:func:`scaloquant.simulate.effects.noise_sd_for_snr`), recorded as the ``noise_sd`` and
-    ``snr`` parameters."""
-    if math.isinf(snr):
-        return test
-    n, n_points = test.fids.samples.shape
-    height = reference_heights(basis, test)
-    sd = effects.noise_sd_for_snr(height, np.full(n, float(snr)), n_points)
-    noise = effects.complex_noise(sd, n_points, np.random.default_rng(seed))
-    return replace(
-        test,
-        fids=test.fids.with_samples(test.fids.samples + noise, snr=float(snr), noise_seed=seed),
-        parameters={
-            **test.parameters,
-            "reference_height": height,
-            "snr": np.full(n, float(snr)),
-            "noise_sd": sd,
-        },
-    )
-
-
 def fit_test_signals(
-    test: SimulationFile, basis: BasisSet, n: int, *, n_workers: int = FIT_WORKERS
+    test: SignalSet, basis: BasisSet, n: int, *, n_workers: int = FIT_WORKERS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit the first ``n`` test signals with :func:`scaloquant.fit.fit_spectra` (default
     :class:`~scaloquant.fit.FitConfig`): amplitudes ``(n, M)`` and their Cramér–Rao covariance
     bound ``(n, M, M)``, columns in the order of ``test.metabolites``."""
     from .fit import FitConfig, fit_spectra
 
-    result = fit_spectra(
-        test.fids.with_samples(test.fids.samples[:n]), basis, FitConfig(), n_workers=n_workers
-    )
+    result = fit_spectra(test.take(slice(0, n)).fid, basis, FitConfig(), n_workers=n_workers)
     order = [result.index(m) for m in test.metabolites]
     cov = np.asarray(result.amplitude_covariance)[:, order][:, :, order]
     return np.asarray(result.amplitudes)[:, order], cov
@@ -324,10 +279,7 @@ def reproduce(
         (stage / "data").mkdir()
         test_path = write_simulation(
             stage / "data" / "test.h5",
-            (
-                (c.fids, c.columns())
-                for c in simulate_dataset(basis, test_simulation, n_test, test_seed)
-            ),
+            simulate_dataset(basis, test_simulation, n_test, test_seed),
             n_signals=n_test,
             basis=basis,
             basis_name=basis_name,
@@ -354,8 +306,8 @@ def reproduce(
                 basis,
                 stage / "models",
                 log_dir=stage / "logs",
-                train_set=None if train is None else (train.fids, train.amplitudes),
-                val_set=(val.fids, val.amplitudes),
+                train_set=train,
+                val_set=val,
                 progress=progress,
                 data_source={
                     "train": "fresh every epoch" if train is None else "simulated",
@@ -368,11 +320,11 @@ def reproduce(
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
 
         cases: list[SnrCase] = []
-        case_tests: list[SimulationFile] = []
+        case_tests: list[SignalSet] = []
         for snr in snrs:
             label = snr_label(snr)
             seed_noise = None if math.isinf(snr) else noise_seed(test_seed, snr)
-            case_test = noisy_test_set(test, basis, snr, seed_noise)
+            case_test = add_noise(test, basis, snr, seed_noise)
             predictions: dict[str, np.ndarray] = {}
             sds: dict[str, np.ndarray] = {}
             for model, quantifier in quantifiers.items():

@@ -17,7 +17,7 @@ from .errors import IncompatibleDataError, InvalidDataError, UnknownMetaboliteEr
 from .signal import axes
 from .signal.grid import Acquisition
 
-__all__ = ["FID", "Acquisition", "BasisSet"]
+__all__ = ["FID", "Acquisition", "BasisSet", "SignalSet"]
 
 
 def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:
@@ -197,3 +197,122 @@ class BasisSet(_OnGrid):
             ).encode()
         )
         return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SignalSet:
+    """A set of simulated signals with their truth and provenance: what the simulator makes, a
+    simulation file holds (:mod:`scaloquant.io.hdf5`) and training and testing use.
+
+    The arrays keep the dtype they are given (the simulator and the file reader give complex128
+    FIDs and float64 truth; training casts to complex64 and float32) and are not copied.
+
+    Attributes
+    ----------
+    fids : (n, N) complex FIDs, internal convention of :mod:`scaloquant.signal.axes`.
+    amplitudes : (n, M) true amplitudes, columns in the order of ``metabolites``.
+    metabolites : the M basis metabolite names.
+    acquisition : the sampling grid of the FIDs (``N`` points).
+    parameters : every other per-signal quantity by name, n rows each: the simulator's drawn
+        parameters (``damping_per_s``, ``shift_hz``, ...) and derived ones (``reference_height``,
+        ``noise_sd``), in the order a simulation file stores them.
+    indices : (n,) row numbers of the signals in their file, or None (not from a file).
+    config : the resolved simulation config (a mapping, as stored in a file).
+    seed : the dataset's seed, or None.
+    version : the scaloquant version that wrote the file ("" when not read from one).
+    basis_name, basis_sha256 : which basis the signals were made from ("" when unknown).
+    n_total : number of signals in the whole file (0 when not read from one).
+    """
+
+    fids: np.ndarray
+    amplitudes: np.ndarray
+    metabolites: tuple[str, ...]
+    acquisition: Acquisition
+    parameters: Mapping[str, np.ndarray] = field(default_factory=dict)
+    indices: np.ndarray | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    version: str = ""
+    basis_name: str = ""
+    basis_sha256: str = ""
+    n_total: int = 0
+
+    def __post_init__(self) -> None:
+        fids, amps = np.asarray(self.fids), np.asarray(self.amplitudes)
+        if fids.ndim != 2 or amps.ndim != 2 or len(fids) != len(amps):
+            raise InvalidDataError(
+                f"a signal set needs fids (n, N) and amplitudes (n, M) with the same n; got "
+                f"{fids.shape} and {amps.shape}"
+            )
+        if not np.iscomplexobj(fids):
+            raise InvalidDataError("simulated FIDs must be complex")
+        if not (np.all(np.isfinite(fids)) and np.all(np.isfinite(amps))):
+            raise InvalidDataError("the signals contain NaN or Inf values")
+        metabolites = tuple(str(m) for m in self.metabolites)
+        if len(metabolites) != amps.shape[1]:
+            raise InvalidDataError(
+                f"{amps.shape[1]} amplitude columns for {len(metabolites)} metabolite names"
+            )
+        if fids.shape[1] != self.acquisition.n_points:
+            raise InvalidDataError(
+                f"{fids.shape[1]}-point FIDs on a {self.acquisition.n_points}-point grid"
+            )
+        for name, values in self.parameters.items():
+            if len(values) != len(fids):
+                raise InvalidDataError(f"parameter {name} has {len(values)} rows, not {len(fids)}")
+        object.__setattr__(self, "fids", fids)
+        object.__setattr__(self, "amplitudes", amps)
+        object.__setattr__(self, "metabolites", metabolites)
+        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+        object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+
+    def __len__(self) -> int:
+        return len(self.fids)
+
+    @property
+    def fid(self) -> FID:
+        """The FIDs as an :class:`FID` on ``acquisition`` (a complex128 copy)."""
+        acq = self.acquisition
+        provenance = {"signals": "simulated by scaloquant"}
+        return FID(
+            self.fids,
+            acq.dwell_time_s,
+            acq.spectrometer_freq_mhz,
+            acq.ppm_reference,
+            acq.nucleus,
+            provenance,
+        )
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every per-signal quantity by name: ``amplitudes``, then ``parameters``."""
+        return {"amplitudes": self.amplitudes, **self.parameters}
+
+    def take(self, index: slice | np.ndarray) -> SignalSet:
+        """The signals ``index`` selects (rows of every array), with the same provenance."""
+        return replace(
+            self,
+            fids=self.fids[index],
+            amplitudes=self.amplitudes[index],
+            parameters={k: v[index] for k, v in self.parameters.items()},
+            indices=None if self.indices is None else self.indices[index],
+        )
+
+    def with_arrays(self, fids: np.ndarray, amplitudes: np.ndarray) -> SignalSet:
+        """The same set with other FID and amplitude arrays (e.g. cast for training)."""
+        return replace(self, fids=fids, amplitudes=amplitudes)
+
+    @staticmethod
+    def concatenate(parts: Sequence[SignalSet]) -> SignalSet:
+        """Stack sets of the same grid, names and parameters along the signal axis."""
+        first = parts[0]
+        indices = [p.indices for p in parts]
+        return replace(
+            first,
+            fids=np.concatenate([p.fids for p in parts], axis=0),
+            amplitudes=np.concatenate([p.amplitudes for p in parts], axis=0),
+            parameters={
+                k: np.concatenate([p.parameters[k] for p in parts], axis=0)
+                for k in first.parameters
+            },
+            indices=None if any(i is None for i in indices) else np.concatenate(indices),
+        )

@@ -98,7 +98,7 @@ def test_corrupt_checkpoint(tmp_path, files, capsys):
     basis, config = default_basis(), SimulationConfig()
     data = write_simulation(
         tmp_path / "sim.h5",
-        ((c.fids, c.columns()) for c in simulate_dataset(basis, config, 4, 0)),
+        simulate_dataset(basis, config, 4, 0),
         n_signals=4,
         basis=basis,
         basis_name="default",

@@ -61,7 +61,7 @@ def test_fit_mrsi_recovers_noiseless_amplitudes_with_the_quantify_layout(
         "Mac_ratio_tcr",
     ]
     fitted = np.array([[float(r[n]) for n in basis.names] for r in rows])
-    truth = simulated.parameters.amplitudes
+    truth = simulated.amplitudes
     # noiseless spectra of the fit's own model family: the fit's documented accuracy is a mean
     # MAE of about 1e-3 over 100 spectra, with rare local minima; 0.02 leaves room for one
     assert np.mean(np.abs(fitted - truth)) < 0.02

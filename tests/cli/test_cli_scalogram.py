@@ -46,7 +46,7 @@ def test_npy_is_the_paper_scalogram_of_the_chosen_signal(sim_file, tmp_path, cap
     assert "(2, 340, 1536)" in stdout
     data = np.load(out)
     assert data.dtype == np.float32 and data.shape == (2, 340, 1536)
-    fid = read_simulation(sim_file, index=1).fids
+    fid = read_simulation(sim_file, index=1).fid
     expected = scalogram(torch.tensor(fid.samples[0]), ScalogramConfig.preset("paper"))
     np.testing.assert_array_equal(data, expected.numpy())
     info = json.loads((tmp_path / "s.json").read_text())

@@ -34,8 +34,8 @@ def test_default_run_writes_the_paper_dataset(tmp_path, capsys):
     sim = read_simulation(out)
     basis = default_basis()
     assert sim.metabolites == basis.names and len(sim.metabolites) == 21
-    assert sim.fids.samples.shape == (10, 2048)
-    assert sim.fids.dwell_time_s == 2.5e-4 and sim.fids.ppm_reference == 4.65
+    assert sim.fids.shape == (10, 2048)
+    assert sim.acquisition.dwell_time_s == 2.5e-4 and sim.acquisition.ppm_reference == 4.65
     assert (
         sim.amplitudes.shape == (10, 21) and 0 <= sim.amplitudes.min() <= sim.amplitudes.max() <= 1
     )
@@ -96,8 +96,8 @@ def test_nifti_output_with_truth_csv(tmp_path):
     assert fid.dwell_time_s == 2.5e-4 and fid.ppm_reference == pytest.approx(4.65)
     sim = read_simulation(h5)
     # NIfTI keeps float64, HDF5 float32: agreement to float32 rounding of the largest sample
-    scale = np.abs(sim.fids.samples).max()
-    np.testing.assert_allclose(fid.samples[0, 0, 0], sim.fids.samples, rtol=0, atol=1e-6 * scale)
+    scale = np.abs(sim.fids).max()
+    np.testing.assert_allclose(fid.samples[0, 0, 0], sim.fids, rtol=0, atol=1e-6 * scale)
     with open(tmp_path / "sim_truth.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["index"]) for r in rows] == [0, 1, 2, 3, 4]
@@ -119,7 +119,7 @@ def test_user_basis_file(tmp_path):
     out = tmp_path / "sim.h5"
     assert simulate("--n", 4, "--seed", 0, "--out", out, "--basis", path) == 0
     sim = read_simulation(out)
-    assert sim.metabolites == ("Cr", "NAA") and sim.fids.samples.shape == (4, 512)
+    assert sim.metabolites == ("Cr", "NAA") and sim.fids.shape == (4, 512)
     assert sim.basis_name == str(path)
 
 
@@ -196,7 +196,7 @@ def test_invivo_preset_writes_concentrations_and_its_prior(tmp_path, capsys):
     assert simulate("--preset", "invivo", "--n", 6, "--seed", 2, "--out", out) == 0
     assert "preset invivo" in capsys.readouterr().out
     sim = read_simulation(out)
-    assert sim.fids.samples.shape == (6, 2048)
+    assert sim.fids.shape == (6, 2048)
     assert sim.config["preset"] == "invivo" and sim.config["groups"] == [
         "metabolites",
         "macromolecules",

@@ -26,7 +26,7 @@ def test_noise_estimates_match_the_simulated_noise(noisy):
     """Both estimates recover the spectral noise SD (time-domain SD x sqrt(N)). The residual
     one has about 500 degrees of freedom (SD error ~3%), the region one about 250 (~5%)."""
     basis, signals, fid = noisy
-    expected = signals.noise_sd * np.sqrt(basis.n_points)
+    expected = signals.parameters["noise_sd"] * np.sqrt(basis.n_points)
     residual = fit_spectra(fid, basis)
     np.testing.assert_allclose(residual.noise_sd, expected, rtol=0.12)
     region = fit_spectra(fid, basis, replace(FitConfig(), noise_estimate="region"))
@@ -47,7 +47,7 @@ def test_bounds_are_sane_and_the_model_explains_the_data(noisy):
     assert np.all(np.isfinite(result.crlb_sd))
     assert np.all(result.crlb_sd > 0)
     # At SNR 30 the NAA estimate is within 4 bounds of the truth.
-    err = np.abs(result.amplitudes[:, naa] - signals.parameters.amplitudes[:, naa])
+    err = np.abs(result.amplitudes[:, naa] - signals.amplitudes[:, naa])
     assert np.all(err < 4 * result.crlb_sd[:, naa])
     spectra = fitted_spectra(result, fid, basis)
     # The residual is noise: its SD per real part equals the estimated noise SD (dof-corrected).

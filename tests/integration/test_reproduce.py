@@ -18,7 +18,7 @@ from scaloquant.evaluate.run import predict_test_set
 from scaloquant.io.default import default_basis
 from scaloquant.io.hdf5 import read_simulation
 from scaloquant.models import load_model
-from scaloquant.reproduce import noisy_test_set
+from scaloquant.simulate import add_noise
 
 MODELS = ("scalogram_cnn", "spectrum_cnn")
 FIGURES = (
@@ -157,9 +157,7 @@ def test_the_test_set_is_the_one_predicted(run):
     # Predicting data/test.h5 with the saved checkpoint reproduces the reported MAE: the file,
     # the checkpoint and the metrics belong together.
     test = read_simulation(run / "data" / "test.h5")
-    pred = load_model(run / "models" / "spectrum_cnn.ckpt").quantifier.predict(
-        np.array(test.fids.samples)
-    )
+    pred = load_model(run / "models" / "spectrum_cnn.ckpt").quantifier.predict(np.array(test.fids))
     doc = json.loads((run / "metrics.json").read_text())
     reported = [doc["models"]["spectrum_cnn"]["per_metabolite"][m]["mae"] for m in test.metabolites]
     np.testing.assert_allclose(np.abs(pred - test.amplitudes).mean(axis=0), reported, rtol=1e-6)
@@ -171,7 +169,7 @@ def test_the_noisy_results_belong_to_the_recorded_noise(run):
     doc = json.loads((run / "metrics.json").read_text())
     block = doc["by_snr"]["30"]
     test = read_simulation(run / "data" / "test.h5")
-    noisy = noisy_test_set(test, default_basis(), 30.0, block["noise_seed"])
+    noisy = add_noise(test, default_basis(), 30.0, block["noise_seed"])
     quantifier = load_model(run / "models" / "spectrum_cnn.ckpt").quantifier
     pred = predict_test_set(quantifier, noisy, name="spectrum_cnn")
     reported = [

@@ -16,7 +16,7 @@ from scaloquant.train import TrainConfig
 
 def _write_sim(path, basis, n, seed):
     config = SimulationConfig()
-    chunks = ((c.fids, c.columns()) for c in simulate_dataset(basis, config, n, seed=seed))
+    chunks = simulate_dataset(basis, config, n, seed=seed)
     write_simulation(
         path,
         chunks,

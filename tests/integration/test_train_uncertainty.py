@@ -179,7 +179,7 @@ def test_evaluate_writes_the_calibration_of_models_with_uncertainty(
     data = tmp_path / "test.h5"
     write_simulation(
         data,
-        ((c.fids, c.columns()) for c in simulate_dataset(basis, config, 120, seed=11)),
+        simulate_dataset(basis, config, 120, seed=11),
         n_signals=120,
         basis=basis,
         basis_name="default",

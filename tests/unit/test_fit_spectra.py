@@ -165,7 +165,7 @@ def test_default_simulator_noiseless_recovery(default_basis_and_signals):
     all four must be exact to 1e-6 (float64 rounding leaves about 1e-13)."""
     basis, signals = default_basis_and_signals
     result = fit_spectra(as_fid(basis, signals.fids), basis)
-    mae = np.abs(result.amplitudes - signals.parameters.amplitudes).mean(axis=1)
+    mae = np.abs(result.amplitudes - signals.amplitudes).mean(axis=1)
     assert np.all(mae < 1e-6)
     assert np.all(result.success)
 

@@ -9,16 +9,9 @@ import pytest
 from scaloquant.errors import ConfigError
 from scaloquant.io.default import DEFAULT_BASIS_NAME, default_basis
 from scaloquant.io.hdf5 import read_simulation, write_simulation
-from scaloquant.reproduce import (
-    check_snrs,
-    noise_seed,
-    noisy_test_set,
-    parse_snrs,
-    reference_heights,
-    training_snr_range,
-)
+from scaloquant.reproduce import check_snrs, noise_seed, parse_snrs, training_snr_range
 from scaloquant.signal import axes
-from scaloquant.simulate import SimulationConfig, simulate_dataset
+from scaloquant.simulate import SimulationConfig, add_noise, reference_heights, simulate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +21,7 @@ def test_set(tmp_path_factory):
     path = tmp_path_factory.mktemp("snr") / "test.h5"
     write_simulation(
         path,
-        ((c.fids, c.columns()) for c in simulate_dataset(basis, config, 64, 5)),
+        simulate_dataset(basis, config, 64, 5),
         n_signals=64,
         basis=basis,
         basis_name=DEFAULT_BASIS_NAME,
@@ -73,8 +66,8 @@ def test_training_range():
 
 def test_noise_follows_the_simulators_snr_definition(test_set):
     basis, test = test_set
-    noisy = noisy_test_set(test, basis, 25.0, seed=7)
-    noise = noisy.fids.samples - test.fids.samples
+    noisy = add_noise(test, basis, 25.0, seed=7)
+    noise = noisy.fids - test.fids
     # SNR = NAA peak height of the noiseless signal / SD of the real part of the noise spectrum:
     # with 2048 points per signal the SD is estimated to ~1.6%; over 64 signals the mean ratio
     # is within 2% of 25
@@ -83,9 +76,9 @@ def test_noise_follows_the_simulators_snr_definition(test_set):
     assert np.mean(height / noise_sd) == pytest.approx(25.0, rel=0.02)
     # the reference is the NAA singlet of the noiseless (here: Eq. 1, no phase or baseline)
     # signal, as the simulator measures it (rtol: the file stores complex64 samples)
-    ppm = test.fids.ppm_axis()
+    ppm = test.acquisition.ppm_axis()
     window = (ppm >= 1.9) & (ppm <= 2.1)
-    direct = axes.spectrum(test.fids.samples).real[:, window].max(axis=1)
+    direct = axes.spectrum(test.fids).real[:, window].max(axis=1)
     np.testing.assert_allclose(height, np.maximum(direct, 0), rtol=1e-6)
     np.testing.assert_allclose(noisy.parameters["noise_sd"], height / (25.0 * np.sqrt(2048)))
     # the same signals: truth and every other parameter unchanged
@@ -95,10 +88,10 @@ def test_noise_follows_the_simulators_snr_definition(test_set):
 
 def test_noise_is_seeded_and_the_noiseless_set_is_kept(test_set):
     basis, test = test_set
-    a = noisy_test_set(test, basis, 30.0, seed=noise_seed(11, 30.0))
-    b = noisy_test_set(test, basis, 30.0, seed=noise_seed(11, 30.0))
-    c = noisy_test_set(test, basis, 30.0, seed=noise_seed(11, 10.0))
-    np.testing.assert_array_equal(a.fids.samples, b.fids.samples)
-    assert not np.allclose(a.fids.samples, c.fids.samples)
-    assert noisy_test_set(test, basis, math.inf, seed=None) is test
+    a = add_noise(test, basis, 30.0, seed=noise_seed(11, 30.0))
+    b = add_noise(test, basis, 30.0, seed=noise_seed(11, 30.0))
+    c = add_noise(test, basis, 30.0, seed=noise_seed(11, 10.0))
+    np.testing.assert_array_equal(a.fids, b.fids)
+    assert not np.allclose(a.fids, c.fids)
+    assert add_noise(test, basis, math.inf, seed=None) is test
     assert noise_seed(11, 30.0) != noise_seed(11, 100.0) != noise_seed(12, 100.0)

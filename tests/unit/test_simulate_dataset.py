@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from scaloquant.errors import ConfigError, UnknownMetaboliteError
+from scaloquant.errors import ConfigError, InvalidDataError, UnknownMetaboliteError
 from scaloquant.signal import lineshapes
-from scaloquant.simulate import BLOCK_SIZE, SimulatedSignals, SimulationConfig, simulate_dataset
-from scaloquant.types import BasisSet
+from scaloquant.simulate import BLOCK_SIZE, SimulationConfig, simulate_dataset
+from scaloquant.types import BasisSet, SignalSet
 
 N, DWELL_S, MHZ, REF = 256, 5e-4, 123.26, 4.65
 # noise, phases and baseline on: every random stream of a block is exercised
@@ -30,7 +30,7 @@ def basis():
 
 
 def collect(basis, n, seed, chunk_size, config=FULL):
-    return SimulatedSignals.concatenate(
+    return SignalSet.concatenate(
         list(simulate_dataset(basis, config, n, seed, chunk_size=chunk_size))
     )
 
@@ -84,3 +84,22 @@ def test_unknown_override_is_refused_before_any_work(basis):
     config = SimulationConfig.from_dict({"overrides": {"GABA": {"amplitude_range": [0, 1]}}})
     with pytest.raises(UnknownMetaboliteError, match="valid names: Cr, NAA, Lac"):
         simulate_dataset(basis, config, 5, 0)
+
+
+def test_signal_set_take_and_concatenate_are_inverse(basis):
+    whole = next(simulate_dataset(basis, FULL, 10, 2))
+    parts = [whole.take(slice(0, 3)), whole.take(slice(3, 10))]
+    joined = SignalSet.concatenate(parts)
+    np.testing.assert_array_equal(joined.fids, whole.fids)
+    assert joined.columns().keys() == whole.columns().keys()
+    for key, value in whole.columns().items():
+        np.testing.assert_array_equal(joined.columns()[key], value)
+    assert joined.metabolites == basis.names and joined.acquisition == basis.acquisition
+    with pytest.raises(InvalidDataError, match="rows"):
+        SignalSet(
+            whole.fids,
+            whole.amplitudes,
+            whole.metabolites,
+            whole.acquisition,
+            {"snr": np.ones(3)},
+        )

@@ -7,7 +7,7 @@ import pytest
 
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.signal import axes, lineshapes
-from scaloquant.simulate import SimulationConfig, simulate_batch, synthesize
+from scaloquant.simulate import SimulationConfig, drawn_parameters, simulate_batch, synthesize
 from scaloquant.simulate.effects import baseline_fids
 from scaloquant.types import BasisSet
 
@@ -31,7 +31,7 @@ def simulate(basis, mapping, n=32, seed=0):
 
 def clean_copy(basis, out):
     """The same signals without baseline, phase and noise (Eq. 1 only)."""
-    return synthesize(basis.fids, out.parameters, basis.dwell_time_s)
+    return synthesize(basis.fids, drawn_parameters(out), basis.dwell_time_s)
 
 
 def freq_axis_zf():
@@ -84,26 +84,26 @@ def test_snr_definition_holds():
     ppm = basis.ppm_axis()
     window = (ppm >= 1.9) & (ppm <= 2.1)
     height = axes.spectrum(clean).real[:, window].max(axis=1)  # the reference peak, by hand
-    np.testing.assert_allclose(out.reference_height, height, rtol=1e-12)
+    np.testing.assert_allclose(out.parameters["reference_height"], height, rtol=1e-12)
     noise_spectrum = axes.spectrum(out.fids - clean)
     # in units of (peak height / SNR) the real and imaginary noise have sd 1; 64 x 2048 values
     # estimate an sd to ~0.3 %, so 2 % is a safe and still sharp bound
     for part in (noise_spectrum.real, noise_spectrum.imag):
         scaled = part / (height / 25.0)[:, None]
         assert abs(scaled.std() - 1.0) < 0.02
-    np.testing.assert_allclose(out.noise_sd, height / (25 * np.sqrt(N)), rtol=1e-12)
+    np.testing.assert_allclose(out.parameters["noise_sd"], height / (25 * np.sqrt(N)), rtol=1e-12)
 
 
 def test_snr_range_is_drawn_per_signal():
     out = simulate(singlet_basis(), {"snr": [5, 50]}, n=16)
-    assert out.parameters.snr.min() >= 5 and out.parameters.snr.max() <= 50
-    assert np.unique(out.noise_sd).size == 16
+    assert out.parameters["snr"].min() >= 5 and out.parameters["snr"].max() <= 50
+    assert np.unique(out.parameters["noise_sd"]).size == 16
 
 
 def test_noiseless_by_default():
     basis = singlet_basis()
     out = simulate(basis, {}, n=4)
-    assert out.noise_sd is None and out.reference_height is None
+    assert "noise_sd" not in out.parameters and "reference_height" not in out.parameters
     np.testing.assert_array_equal(out.fids, clean_copy(basis, out))
 
 
@@ -229,10 +229,10 @@ def test_baseline_is_reproduced_from_its_recorded_parameters():
     p = out.parameters
     recorded = baseline_fids(
         basis.acquisition,
-        p.baseline_centre_ppm,
-        p.baseline_fwhm_ppm,
-        p.baseline_height,
-        out.reference_height,
+        p["baseline_centre_ppm"],
+        p["baseline_fwhm_ppm"],
+        p["baseline_height"],
+        out.parameters["reference_height"],
     )
     np.testing.assert_allclose(out.fids - clean_copy(basis, out), recorded, atol=1e-9)
     assert np.abs(recorded).max() > 0

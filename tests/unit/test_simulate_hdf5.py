@@ -11,8 +11,8 @@ from scaloquant import __version__
 from scaloquant.errors import InputFileError, OutputExistsError
 from scaloquant.io.hdf5 import read_simulation, write_simulation
 from scaloquant.signal import lineshapes
-from scaloquant.simulate import SimulatedSignals, SimulationConfig, simulate_dataset
-from scaloquant.types import BasisSet
+from scaloquant.simulate import SimulationConfig, simulate_dataset
+from scaloquant.types import BasisSet, SignalSet
 
 N, DWELL_S, MHZ, REF = 128, 5e-4, 123.26, 4.65
 CONFIG = SimulationConfig.from_dict({"snr": [20, 40], "phase0_range_deg": [-10, 10]})
@@ -30,7 +30,7 @@ def write(path, basis, n=30, seed=4, chunk_size=8, **kwargs):
     chunks = simulate_dataset(basis, CONFIG, n, seed, chunk_size=chunk_size)
     return write_simulation(
         path,
-        ((c.fids, c.columns()) for c in chunks),
+        chunks,
         n_signals=n,
         basis=basis,
         basis_name="two singlets",
@@ -68,18 +68,22 @@ def test_layout_matches_the_issue(tmp_path, basis):
 
 def test_round_trip(tmp_path, basis):
     path = write(tmp_path / "sim.h5", basis)
-    want = SimulatedSignals.concatenate(list(simulate_dataset(basis, CONFIG, 30, 4)))
+    want = SignalSet.concatenate(list(simulate_dataset(basis, CONFIG, 30, 4)))
     got = read_simulation(path)
-    assert got.fids.samples.shape == (30, N)
-    np.testing.assert_array_equal(got.fids.samples, want.fids.astype(np.complex64))
-    assert (got.fids.dwell_time_s, got.fids.spectrometer_freq_mhz, got.fids.ppm_reference) == (
+    assert got.fids.shape == (30, N)
+    np.testing.assert_array_equal(got.fids, want.fids.astype(np.complex64))
+    assert (
+        got.acquisition.dwell_time_s,
+        got.acquisition.spectrometer_freq_mhz,
+        got.acquisition.ppm_reference,
+    ) == (
         DWELL_S,
         MHZ,
         REF,
     )
-    np.testing.assert_array_equal(got.amplitudes, want.parameters.amplitudes.astype(np.float32))
+    np.testing.assert_array_equal(got.amplitudes, want.amplitudes.astype(np.float32))
     assert set(got.parameters) == set(want.columns()) - {"amplitudes"}
-    np.testing.assert_allclose(got.parameters["snr"], want.parameters.snr, rtol=1e-7)
+    np.testing.assert_allclose(got.parameters["snr"], want.parameters["snr"], rtol=1e-7)
     assert got.metabolites == ("Cr", "NAA") and got.seed == 4 and got.version == __version__
     assert SimulationConfig.from_dict(got.config) == CONFIG
     assert got.basis_name == "two singlets" and got.n_total == 30
@@ -94,7 +98,7 @@ def test_index_selects_rows(tmp_path, basis, index, rows):
     everything = read_simulation(path)
     part = read_simulation(path, index=index)
     np.testing.assert_array_equal(part.indices, rows)
-    np.testing.assert_array_equal(part.fids.samples, everything.fids.samples[rows])
+    np.testing.assert_array_equal(part.fids, everything.fids[rows])
     np.testing.assert_array_equal(part.amplitudes, everything.amplitudes[rows])
     np.testing.assert_array_equal(
         part.parameters["shift_hz"], everything.parameters["shift_hz"][rows]
@@ -127,7 +131,7 @@ def test_existing_output_is_untouched_without_overwrite(tmp_path, basis):
 def test_failed_write_leaves_no_file(tmp_path, basis):
     def broken():
         chunks = simulate_dataset(basis, CONFIG, 30, 0, chunk_size=8)
-        yield next((c.fids, c.columns()) for c in chunks)
+        yield next(iter(chunks))
         raise OSError(28, "No space left on device")
 
     with pytest.raises(InputFileError, match="cannot write .*free disk space"):

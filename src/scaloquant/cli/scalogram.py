@@ -125,7 +125,7 @@ def _read_one(args: argparse.Namespace) -> FID:
     if args.input.suffix.lower() in _SIMULATION_SUFFIXES:
         refuse_acquisition_flags(args, "apply to FID files; a simulation file records its grid")
         try:
-            return read_simulation(args.input, index=args.index).fids
+            return read_simulation(args.input, index=args.index).fid
         except IndexError as err:
             raise ConfigError(f"{err}; choose another --index") from None
     fid = read_fid(args.input, override_header=args.override_header, **acquisition_overrides(args))

@@ -25,12 +25,11 @@ from ..simulate import (
     DEFAULT_CHUNK_SIZE,
     PER_METABOLITE_FIELDS,
     BaselineConfig,
-    SimulatedSignals,
     SimulationConfig,
     simulate_dataset,
 )
 from ..simulate.dataset import check_run
-from ..types import FID, BasisSet
+from ..types import FID, BasisSet, SignalSet
 from ._common import add_acquisition_flags, load_basis
 
 #: ``--format nifti`` holds every signal in memory, several copies on the way to the file
@@ -176,7 +175,7 @@ def _output_format(args: argparse.Namespace) -> str:
     return fmt
 
 
-def _with_progress(chunks: Iterable[SimulatedSignals], n: int) -> Iterator[SimulatedSignals]:
+def _with_progress(chunks: Iterable[SignalSet], n: int) -> Iterator[SignalSet]:
     """Pass chunks through, drawing a tqdm bar on stderr on terminals and for long runs."""
     from tqdm import tqdm
 
@@ -199,7 +198,7 @@ def _write_hdf5(
 
     write_simulation(
         args.out,
-        ((c.fids, c.columns()) for c in chunks),
+        chunks,
         n_signals=args.n,
         basis=basis,
         basis_name=basis_name,
@@ -235,7 +234,7 @@ class _Stream(NamedTuple):
 def _config_stream(args: argparse.Namespace, basis: BasisSet, config: SimulationConfig) -> _Stream:
     return _Stream(
         simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size),
-        SimulatedSignals.concatenate,
+        SignalSet.concatenate,
         config.to_dict(),
         {name: basis.names for name in PER_METABOLITE_FIELDS},
     )

@@ -15,18 +15,17 @@ import numpy as np
 from ..errors import IncompatibleDataError, InputFileError
 from ..io import default_basis
 from ..io.atomic import staged_directory
-from ..io.hdf5 import SimulationFile, read_simulation
+from ..io.hdf5 import read_simulation
 from ..signal.match import require_same_grid
-from ..simulate import SimulationConfig
-from ..types import FID, BasisSet
+from ..simulate import rebuild_fids
+from ..types import FID, BasisSet, SignalSet
 from . import calibration
 from .bootstrap import DEFAULT_N_BOOT, check_options
 from .pipeline import SignalExample, representative_index, write_evaluation
-from .rebuild import rebuild_fids
 
 
 def predict_test_set(
-    quantifier: Any, test: SimulationFile, *, name: str, return_sd: bool = False
+    quantifier: Any, test: SignalSet, *, name: str, return_sd: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Amplitudes ``(n_signals, n_metabolites)`` a trained quantifier estimates for ``test``,
     with columns in the order of ``test.metabolites``; with ``return_sd`` also their standard
@@ -35,7 +34,7 @@ def predict_test_set(
     Refuses (IncompatibleDataError) a model trained on other metabolites or another grid.
     """
     require_same_grid(
-        test.fids.acquisition,
+        test.acquisition,
         quantifier.config.acquisition,
         what="the test file",
         target_what=f"model {name}",
@@ -50,7 +49,7 @@ def predict_test_set(
         )
     order = [model_names.index(m) for m in test.metabolites]
     # predict copies read-only arrays itself
-    out = quantifier.predict(test.fids.samples, return_sd=return_sd)
+    out = quantifier.predict(test.fids, return_sd=return_sd)
     if not return_sd:
         return np.asarray(out, dtype=np.float64)[:, order]
     pred, sd = out
@@ -62,7 +61,7 @@ def predict_test_set(
 
 def signal_example(
     basis: BasisSet | None,
-    test: SimulationFile,
+    test: SignalSet,
     predictions: Mapping[str, np.ndarray],
 ) -> SignalExample | None:
     """The Fig. 2 example: the test signal of median error of the first method, rebuilt from
@@ -73,9 +72,8 @@ def signal_example(
         return None
     first = next(iter(predictions.values()))
     i = representative_index(test.amplitudes, first)
-    row_params = {k: v[i : i + 1] for k, v in test.parameters.items()}
-    config = SimulationConfig.from_dict(test.config)
-    grid = test.fids
+    row = test.take(slice(i, i + 1))
+    grid = test.acquisition
 
     def single(samples: np.ndarray, **provenance: Any) -> FID:
         return FID(
@@ -88,10 +86,10 @@ def signal_example(
         )
 
     return SignalExample(
-        index=int(test.indices[i]),
-        truth=single(grid.samples[i], signal="test"),
+        index=int(test.indices[i]) if test.indices is not None else i,
+        truth=single(test.fids[i], signal="test"),
         estimates={
-            name: single(rebuild_fids(basis, row_params, pred[i : i + 1], config)[0], model=name)
+            name: single(rebuild_fids(basis, row, pred[i : i + 1])[0], model=name)
             for name, pred in predictions.items()
         },
     )

@@ -24,17 +24,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
 
 from .. import __version__
 from ..errors import InputFileError
-from ..types import FID, BasisSet
+from ..signal.grid import Acquisition
+from ..types import BasisSet, SignalSet
 from .atomic import atomic_path
 
 FORMAT_NAME = "scaloquant-simulation"
@@ -49,9 +48,15 @@ _REQUIRED_ATTRIBUTES = (
     "seed",
 )
 
-#: One chunk of signals for the writer: (B, n_points) complex FIDs and per-signal columns by
-#: name, each with B rows (``amplitudes`` among them).
-Chunk = tuple[np.ndarray, Mapping[str, np.ndarray]]
+
+class Chunk(Protocol):
+    """One chunk of signals for the writer: a :class:`~scaloquant.types.SignalSet`, or the
+    ``invivo`` preset's signals: (B, n_points) complex ``fids`` and per-signal ``columns()`` by
+    name, each with B rows (``amplitudes`` among them)."""
+
+    fids: np.ndarray
+
+    def columns(self) -> Mapping[str, np.ndarray]: ...
 
 
 def write_simulation(
@@ -73,7 +78,7 @@ def write_simulation(
 
     Parameters
     ----------
-    chunks : ``(fids, columns)`` pairs in signal order; their rows must add up to ``n_signals``.
+    chunks : signal sets in signal order; their rows must add up to ``n_signals``.
     basis : the basis set the signals were made from (names, grid and hash are recorded).
     basis_name : how the user named the basis (a path, or the default basis).
     config : the resolved simulation config (stored as JSON).
@@ -121,7 +126,8 @@ def _write(
         )
         columns: dict[str, h5py.Dataset] = {}
         row = 0
-        for chunk_fids, chunk_columns in chunks:
+        for chunk in chunks:
+            chunk_fids, chunk_columns = chunk.fids, chunk.columns()
             stop = row + chunk_fids.shape[0]
             if stop > n_signals:
                 raise ValueError(f"chunks hold more than the announced {n_signals} signals")
@@ -138,37 +144,6 @@ def _write(
             row = stop
         if row != n_signals:
             raise ValueError(f"chunks held {row} signals, {n_signals} were announced")
-
-
-@dataclass(frozen=True)
-class SimulationFile:
-    """Signals read back from a simulation file, with their truth and provenance.
-
-    Attributes
-    ----------
-    fids : FID with samples (k, n_points), the acquisition grid of the file.
-    amplitudes : (k, M) float64, columns in the order of ``metabolites``.
-    metabolites : basis metabolite names.
-    parameters : every other per-signal dataset by name, float64, k rows each.
-    indices : (k,) row numbers of the signals in the file.
-    config : the resolved simulation config.
-    seed : the dataset's seed.
-    version : the scaloquant version that wrote the file.
-    basis_name, basis_sha256 : which basis the signals were made from.
-    n_total : number of signals in the whole file.
-    """
-
-    fids: FID
-    amplitudes: np.ndarray
-    metabolites: tuple[str, ...]
-    parameters: Mapping[str, np.ndarray]
-    indices: np.ndarray
-    config: Mapping[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    version: str = ""
-    basis_name: str = ""
-    basis_sha256: str = ""
-    n_total: int = 0
 
 
 def _rows(index: int | slice | np.ndarray | None, n_total: int) -> np.ndarray:
@@ -197,7 +172,7 @@ def _read_rows(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
 
 def read_simulation(
     path: str | os.PathLike, *, index: int | slice | np.ndarray | None = None
-) -> SimulationFile:
+) -> SignalSet:
     """Read the signals ``index`` selects (all by default) from a file of :func:`write_simulation`.
 
     An int selects one signal but keeps the leading axis (k = 1). Missing, unreadable, garbled or
@@ -221,7 +196,7 @@ def read_simulation(
         raise InputFileError(f"{path} is damaged ({err}); simulate it again") from None
 
 
-def _read(f: h5py.File, path: Path, index: Any) -> SimulationFile:
+def _read(f: h5py.File, path: Path, index: Any) -> SignalSet:
     for name in _REQUIRED_DATASETS:
         if not isinstance(f.get(name), h5py.Dataset):
             raise InputFileError(
@@ -241,21 +216,22 @@ def _read(f: h5py.File, path: Path, index: Any) -> SimulationFile:
         for name, ds in f.items()
         if isinstance(ds, h5py.Dataset) and name not in _REQUIRED_DATASETS
     }
-    fid = FID(
-        samples=_read_rows(f["fids"], rows).reshape(rows.size, -1),
-        dwell_time_s=float(attrs["dwell_time_s"]),
-        spectrometer_freq_mhz=float(attrs["spectrometer_freq_mhz"]),
-        ppm_reference=float(attrs["ppm_reference"]),
-        nucleus=str(attrs.get("nucleus", "1H")),
-        provenance={"file": str(path), "signals": "simulated by scaloquant"},
-    )
-    return SimulationFile(
-        fids=fid,
+    fids = _read_rows(f["fids"], rows).reshape(rows.size, -1)
+    return SignalSet(
+        # complex128, as the simulator makes them (the file stores complex64)
+        fids=fids.astype(np.complex128),
         amplitudes=_read_rows(f["amplitudes"], rows).astype(np.float64),
         metabolites=tuple(str(m) for m in attrs["metabolites"]),
-        parameters=MappingProxyType(parameters),
+        acquisition=Acquisition(
+            n_points=fids.shape[-1],
+            dwell_time_s=float(attrs["dwell_time_s"]),
+            spectrometer_freq_mhz=float(attrs["spectrometer_freq_mhz"]),
+            ppm_reference=float(attrs["ppm_reference"]),
+            nucleus=str(attrs.get("nucleus", "1H")),
+        ),
+        parameters=parameters,
         indices=rows,
-        config=MappingProxyType(json.loads(attrs["config"])),
+        config=json.loads(attrs["config"]),
         seed=int(attrs["seed"]),
         version=str(attrs.get("scaloquant_version", "")),
         basis_name=str(attrs.get("basis_name", "")),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, TypeVar
+from dataclasses import fields, replace
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IncompatibleDataError
 from ..seeds import generator
-from ..types import BasisSet
+from ..types import BasisSet, SignalSet
 from . import effects
 from .config import SimulationConfig
 from .model import synthesize
@@ -28,50 +29,36 @@ MAX_SEED = 2**63 - 1
 _Block = TypeVar("_Block", bound=Any)
 
 
-class SimulatedSignals(NamedTuple):
-    """A batch of simulated signals with everything needed to reproduce or check them.
+def signal_set(
+    basis: BasisSet,
+    params: SimulationParameters,
+    fids: np.ndarray,
+    reference_height: np.ndarray | None = None,
+    noise_sd: np.ndarray | None = None,
+) -> SignalSet:
+    """The :class:`~scaloquant.types.SignalSet` of signals made from ``params`` on ``basis``:
+    the drawn parameters, then the derived ``reference_height`` and ``noise_sd`` when given."""
+    derived = {"reference_height": reference_height, "noise_sd": noise_sd}
+    arrays = params.arrays()
+    return SignalSet(
+        fids=fids,
+        amplitudes=arrays.pop("amplitudes"),
+        metabolites=basis.names,
+        acquisition=basis.acquisition,
+        parameters={**arrays, **{k: v for k, v in derived.items() if v is not None}},
+    )
 
-    Attributes
-    ----------
-    parameters : the drawn parameters, (B, M) and (B,) arrays.
-    fids : (B, N) complex128 FIDs, internal convention.
-    reference_height : (B,) reference peak height ``H`` (see :mod:`.effects`), or None when
-        neither noise nor baseline needs it.
-    noise_sd : (B,) time-domain noise standard deviation per part, or None (noiseless).
-    """
 
-    parameters: SimulationParameters
-    fids: np.ndarray
-    reference_height: np.ndarray | None = None
-    noise_sd: np.ndarray | None = None
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """Every per-signal quantity by name: the parameters, then the derived ones."""
-        derived = {"reference_height": self.reference_height, "noise_sd": self.noise_sd}
-        return {**self.parameters.arrays(), **{k: v for k, v in derived.items() if v is not None}}
-
-    def take(self, index: slice) -> SimulatedSignals:
-        def rows(value):
-            return None if value is None else value[index]
-
-        return SimulatedSignals(
-            self.parameters.take(index),
-            self.fids[index],
-            rows(self.reference_height),
-            rows(self.noise_sd),
-        )
-
-    @staticmethod
-    def concatenate(parts: list[SimulatedSignals]) -> SimulatedSignals:
-        def stack(values):
-            return None if values[0] is None else np.concatenate(values, axis=0)
-
-        return SimulatedSignals(
-            SimulationParameters.concatenate([p.parameters for p in parts]),
-            stack([p.fids for p in parts]),
-            stack([p.reference_height for p in parts]),
-            stack([p.noise_sd for p in parts]),
-        )
+def drawn_parameters(
+    signals: SignalSet, amplitudes: np.ndarray | None = None
+) -> SimulationParameters:
+    """The drawn parameters of ``signals`` (read from a file, say) as
+    :class:`SimulationParameters`, with other ``amplitudes`` ``(n, M)`` when given."""
+    names = {f.name for f in fields(SimulationParameters)} - {"amplitudes"}
+    return SimulationParameters(
+        amplitudes=signals.amplitudes if amplitudes is None else amplitudes,
+        **{k: np.asarray(v) for k, v in signals.parameters.items() if k in names},
+    )
 
 
 def render_signals(
@@ -99,7 +86,7 @@ def render_signals(
 
 def simulate_batch(
     basis: BasisSet, config: SimulationConfig, n: int, rng: np.random.Generator
-) -> SimulatedSignals:
+) -> SignalSet:
     """Draw parameters and make ``n`` complete signals: Eq. 1, baseline, phase, noise.
 
     Parameters are drawn first, then the noise, all from ``rng``.
@@ -110,7 +97,7 @@ def simulate_batch(
     if params.snr is not None:
         noise_sd = effects.noise_sd_for_snr(reference_height, params.snr, basis.n_points)
         fids += effects.complex_noise(noise_sd, basis.n_points, rng)
-    return SimulatedSignals(params, fids, reference_height, noise_sd)
+    return signal_set(basis, params, fids, reference_height, noise_sd)
 
 
 def block_generator(seed: int, block_index: int) -> np.random.Generator:
@@ -134,7 +121,7 @@ def simulate_dataset(
     seed: int,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-) -> Iterator[SimulatedSignals]:
+) -> Iterator[SignalSet]:
     """Stream ``n`` signals in chunks of ``chunk_size`` (the last may be shorter).
 
     The signals are made in blocks of :data:`BLOCK_SIZE` with one generator each (see
@@ -156,7 +143,7 @@ def stream_blocks(
     """Chunks of ``chunk_size`` signals cut from blocks of :data:`BLOCK_SIZE`.
 
     ``make_block(rng)`` makes block ``j`` from :func:`block_generator` ``(seed, j)``; its result
-    has ``take(slice)``, ``fids`` and a static ``concatenate(parts)`` (:class:`SimulatedSignals`
+    has ``take(slice)``, ``fids`` and a static ``concatenate(parts)`` (:class:`~scaloquant.types.SignalSet`
     or the ``invivo`` preset's signals).
     """
     cached: tuple[int, _Block] | None = None  # a block shared by two chunks
@@ -169,3 +156,71 @@ def stream_blocks(
             first = j * BLOCK_SIZE
             parts.append(cached[1].take(slice(max(start, first) - first, stop - first)))
         yield parts[0] if len(parts) == 1 else type(parts[0]).concatenate(parts)
+
+
+def reference_heights(basis: BasisSet, signals: SignalSet) -> np.ndarray:
+    """``(n,)`` reference peak height of each signal: the simulator's SNR reference, measured on
+    its noiseless Eq. 1 signal rebuilt from the stored parameters (window of ``signals.config``)."""
+    config = SimulationConfig.from_dict(signals.config)
+    mask = effects.reference_window_mask(basis.acquisition, config.reference_window_ppm)
+    fids = synthesize(basis.fids, drawn_parameters(signals), basis.dwell_time_s)
+    return effects.reference_peak_height(fids, mask)
+
+
+def add_noise(signals: SignalSet, basis: BasisSet, snr: float, seed: int | None) -> SignalSet:
+    """``signals`` (noiseless) with complex white noise at ``snr`` added with a generator seeded
+    by ``seed``; the same ``signals`` for ``snr = inf``. The noise SD per signal is the
+    simulator's (:func:`.effects.noise_sd_for_snr`), recorded with the reference heights as the
+    ``reference_height``, ``noise_sd`` and ``snr`` parameters."""
+    if math.isinf(snr):
+        return signals
+    n, n_points = signals.fids.shape
+    height = reference_heights(basis, signals)
+    sd = effects.noise_sd_for_snr(height, np.full(n, float(snr)), n_points)
+    noise = effects.complex_noise(sd, n_points, np.random.default_rng(seed))
+    return replace(
+        signals,
+        fids=signals.fids + noise,
+        parameters={
+            **signals.parameters,
+            "reference_height": height,
+            "snr": np.full(n, float(snr)),
+            "noise_sd": sd,
+        },
+    )
+
+
+def rebuild_fids(
+    basis: BasisSet,
+    signals: SignalSet,
+    amplitudes: np.ndarray,
+    config: SimulationConfig | None = None,
+) -> np.ndarray:
+    """FIDs of ``signals`` rendered again with other ``amplitudes`` and the true signals' other
+    parameters (damping, shift, Gaussian damping, and the phase and baseline when the signals
+    have them; for the paper's Fig. 2); noise is not added.
+
+    Parameters
+    ----------
+    basis : the basis the signals were simulated with (same names and order).
+    signals : k signals with their stored parameters (``reference_height`` when a baseline was
+        added).
+    amplitudes : amplitudes ``(k, n_metabolites)``.
+    config : the simulation config of the signals (phase pivot); default ``signals.config``.
+
+    Returns
+    -------
+    Complex FIDs ``(k, n_points)``, noiseless.
+    """
+    amplitudes = np.atleast_2d(np.asarray(amplitudes, dtype=np.float64))
+    if amplitudes.shape[1] != basis.n_metabolites:
+        raise IncompatibleDataError(
+            f"{amplitudes.shape[1]} amplitudes per signal for a {basis.n_metabolites}-metabolite basis"
+        )
+    if config is None:
+        config = SimulationConfig.from_dict(signals.config)
+    reference_height = signals.parameters.get("reference_height")
+    if reference_height is not None:
+        reference_height = np.asarray(reference_height)
+    params = drawn_parameters(signals, amplitudes)
+    return render_signals(basis, config, params, reference_height)[0]

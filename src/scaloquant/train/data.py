@@ -46,7 +46,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import lightning as L
@@ -58,7 +57,7 @@ from ..errors import IncompatibleDataError, InvalidDataError
 from ..io.hdf5 import read_simulation
 from ..seeds import FRESH_KEY, VAL_KEY, derived_seed, seed_sequence
 from ..simulate import SimulationConfig, simulate_batch, simulate_dataset
-from ..types import BasisSet
+from ..types import BasisSet, SignalSet
 
 
 class SignalBatch(NamedTuple):
@@ -68,54 +67,37 @@ class SignalBatch(NamedTuple):
     amplitudes: torch.Tensor
 
 
-@dataclass(frozen=True)
-class SignalSet:
-    """A fixed set of signals: ``fids`` complex ``(n, N)``, ``amplitudes`` ``(n, M)``."""
-
-    fids: np.ndarray
-    amplitudes: np.ndarray
-
-    def __post_init__(self) -> None:
-        fids = np.asarray(self.fids)
-        amps = np.asarray(self.amplitudes, dtype=np.float32)
-        if fids.ndim != 2 or amps.ndim != 2 or len(fids) != len(amps):
-            raise InvalidDataError(
-                f"a signal set needs fids (n, N) and amplitudes (n, M) with the same n; got "
-                f"{fids.shape} and {amps.shape}"
-            )
-        if not np.iscomplexobj(fids):
-            raise InvalidDataError("training FIDs must be complex")
-        if not (np.all(np.isfinite(fids)) and np.all(np.isfinite(amps))):
-            raise InvalidDataError("training data contain NaN or Inf values")
-        object.__setattr__(self, "fids", np.ascontiguousarray(fids, dtype=np.complex64))
-        object.__setattr__(self, "amplitudes", amps)
-
-    def __len__(self) -> int:
-        return len(self.fids)
+def for_training(signals: SignalSet) -> SignalSet:
+    """``signals`` with the dtypes training uses: complex64 FIDs, float32 amplitudes."""
+    return signals.with_arrays(
+        np.ascontiguousarray(signals.fids, dtype=np.complex64),
+        np.asarray(signals.amplitudes, dtype=np.float32),
+    )
 
 
 def draw_signals(
     basis: BasisSet, config: SimulationConfig, n: int, rng: np.random.Generator
 ) -> SignalSet:
     """``n`` complete signals (Eq. 1 plus any configured baseline, phase and noise) drawn from
-    ``config`` by ``rng`` (:func:`scaloquant.simulate.simulate_batch`)."""
-    signals = simulate_batch(basis, config, n, rng)
-    return SignalSet(signals.fids, signals.parameters.amplitudes)
+    ``config`` by ``rng`` (:func:`scaloquant.simulate.simulate_batch`), cast for training."""
+    return for_training(simulate_batch(basis, config, n, rng))
 
 
 def simulate_set(
     basis: BasisSet, config: SimulationConfig, n: int, seed: int, key: int
 ) -> SignalSet:
-    """A fixed, seeded set of ``n`` signals (streamed in chunks by :func:`simulate_dataset`)."""
-    fids, amps = [], []
-    for chunk in simulate_dataset(basis, config, n, derived_seed(seed, key, bits=32)):
-        fids.append(chunk.fids.astype(np.complex64))
-        amps.append(chunk.parameters.amplitudes.astype(np.float32))
-    return SignalSet(np.concatenate(fids), np.concatenate(amps))
+    """A fixed, seeded set of ``n`` signals (streamed in chunks by :func:`simulate_dataset`),
+    cast for training."""
+    chunks = [
+        for_training(chunk)
+        for chunk in simulate_dataset(basis, config, n, derived_seed(seed, key, bits=32))
+    ]
+    return chunks[0] if len(chunks) == 1 else SignalSet.concatenate(chunks)
 
 
 class ArrayDataset(Dataset):
-    """Map-style dataset over a :class:`SignalSet`; an item is ``(fid (N,), amplitudes (M,))``."""
+    """Map-style dataset over a :class:`~scaloquant.types.SignalSet` cast by
+    :func:`for_training`; an item is ``(fid (N,), amplitudes (M,))``."""
 
     def __init__(self, signals: SignalSet) -> None:
         self.fids = torch.from_numpy(signals.fids)
@@ -276,14 +258,13 @@ def read_signal_file(path: str | os.PathLike, basis: BasisSet) -> SignalSet:
             f"{path} has amplitude columns {', '.join(sim.metabolites)} but the basis has "
             f"{', '.join(basis.names)}; simulate the data with this basis"
         )
-    if sim.fids.n_points != basis.n_points or not np.isclose(
-        sim.fids.dwell_time_s, basis.dwell_time_s
-    ):
+    acq = sim.acquisition
+    if acq.n_points != basis.n_points or not np.isclose(acq.dwell_time_s, basis.dwell_time_s):
         raise IncompatibleDataError(
-            f"{path} holds {sim.fids.n_points}-point FIDs at {sim.fids.dwell_time_s * 1e3:g} ms "
+            f"{path} holds {acq.n_points}-point FIDs at {acq.dwell_time_s * 1e3:g} ms "
             f"but the basis has {basis.n_points} points at {basis.dwell_time_s * 1e3:g} ms"
         )
-    return SignalSet(sim.fids.samples, sim.amplitudes)
+    return for_training(sim)
 
 
 def split_signals(
@@ -298,7 +279,4 @@ def split_signals(
         )
     order = np.random.default_rng(seed_sequence(seed, VAL_KEY)).permutation(len(signals))
     val, train = order[:n_val], order[n_val:]
-    return (
-        SignalSet(signals.fids[train], signals.amplitudes[train]),
-        SignalSet(signals.fids[val], signals.amplitudes[val]),
-    )
+    return signals.take(train), signals.take(val)

@@ -54,10 +54,10 @@ from ..io.atomic import atomic_path, check_writable, write_text_atomic
 from ..models.checkpoint import CHECKPOINT_KEY
 from ..models.quantifier import Quantifier
 from ..seeds import FRESH_KEY, NORM_KEY, TRAIN_KEY, VAL_KEY, seed_sequence
-from ..types import BasisSet
+from ..types import BasisSet, SignalSet
 from .checkpoint import AtomicCheckpointIO, calibrate_checkpoint, checkpoint_metadata
 from .config import TrainConfig
-from .data import SignalDataModule, SignalSet, draw_signals, simulate_set
+from .data import SignalDataModule, draw_signals, for_training, simulate_set
 from .module import QuantifierModule
 
 #: Training signals used to fit the normalisation (enough for stable means and deviations).
@@ -95,31 +95,35 @@ def is_launching_process() -> bool:
 
 
 def _as_signal_set(data: Any, basis: BasisSet, what: str) -> SignalSet:
+    """A given set or a user's ``(fids, amplitudes)`` pair, checked against ``basis`` and cast
+    for training (a pair gets the basis's names and grid)."""
     if isinstance(data, SignalSet):
-        signals = data
+        fids, amplitudes = data.fids, data.amplitudes
     else:
         try:
             fids, amplitudes = data
         except (TypeError, ValueError):
             raise ConfigError(f"{what} must be a (fids, amplitudes) pair") from None
-        signals = SignalSet(fids, amplitudes)
-    if signals.fids.shape[1] != basis.n_points:
+        fids, amplitudes = np.asarray(fids), np.asarray(amplitudes)
+    if fids.ndim == 2 and fids.shape[1] != basis.n_points:
         raise IncompatibleDataError(
-            f"{what} has {signals.fids.shape[1]}-point FIDs but the basis has {basis.n_points}; "
+            f"{what} has {fids.shape[1]}-point FIDs but the basis has {basis.n_points}; "
             "simulate the data with this basis"
         )
-    if signals.amplitudes.shape[1] != basis.n_metabolites:
+    if amplitudes.ndim == 2 and amplitudes.shape[1] != basis.n_metabolites:
         raise IncompatibleDataError(
-            f"{what} has {signals.amplitudes.shape[1]} amplitude columns but the basis has "
+            f"{what} has {amplitudes.shape[1]} amplitude columns but the basis has "
             f"{basis.n_metabolites} metabolites ({', '.join(basis.names)})"
         )
-    return signals
+    if not isinstance(data, SignalSet):
+        data = SignalSet(fids, amplitudes, basis.names, basis.acquisition)
+    return for_training(data)
 
 
 def _subset(signals: SignalSet, n: int) -> SignalSet:
     # evenly spaced rows, in case a user's file is ordered by some parameter
     idx = np.unique(np.linspace(0, len(signals) - 1, min(n, len(signals))).round().astype(int))
-    return SignalSet(signals.fids[idx], signals.amplitudes[idx])
+    return signals.take(idx)
 
 
 def _prepare_outputs(paths: list[Path], work_dir: Path, *, resume: bool, overwrite: bool) -> None:
