@@ -88,6 +88,9 @@ def test_cr_10mM_set_gives_the_creatine_its_water_reference_scales_to(tmp_path, 
     expected = 10.0 * readme_water / abs(water.samples[0])
     assert float(row["tCr_mM"]) == pytest.approx(expected, rel=5e-3)
     assert float(row["tCr_mM"]) == pytest.approx(FSL_MRS_CR_MM, rel=1e-2)
+    # its linewidth is the creatine's (no NAA): the basis' 2 Hz Lorentzian broadened by 3 Hz
+    assert float(row["fwhm_hz"]) == pytest.approx(5.0, abs=0.3)
+    assert row["qc"] == ""
 
 
 PHILIPS = DATA.parent / "invivo" / "philips-press30-spant" / "lcmodel_reference" / "data.raw"

@@ -41,8 +41,9 @@ QUALITY_COLUMNS: dict[str, str] = {
     "noise SD of the real spectrum in -2..0 and 9..10 ppm (FSL-MRS/Osprey style; about twice "
     "LCModel's S/N, which divides by 2x the fit residual's RMS); NaN where the spectral width "
     "covers neither noise region",
-    "fwhm_hz": "full width at half maximum of the NAA peak (of the water peak for a spectrum "
-    "flagged water), Hz (phased, baseline removed, interpolated on the spectrum zero-filled 4x)",
+    "fwhm_hz": "full width at half maximum of the NAA peak (of the Cr peak where taller, of the "
+    "water peak for a spectrum flagged water), Hz (phased, baseline removed, interpolated on "
+    "the spectrum zero-filled 4x)",
     "fwhm_ppm": "the same FWHM in ppm",
     "fit_residual": "|data - model| / |data| over the fit window (NaN without a fit: quantify "
     "without --refine)",

@@ -111,6 +111,10 @@ WATER_WINDOW_PPM = (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WI
 #: Where the NAA singlet (2.01 ppm) is sought: the tallest peak of 1.8-2.2 ppm, as Osprey and
 #: FSL-MRS take "the NAA peak" for their SNR.
 NAA_WINDOW_PPM = (1.8, 2.2)
+#: Window of the creatine methyl singlet (3.03 ppm), whose width stands for the linewidth where
+#: it is taller than NAA's peak (a creatine phantom such as the ISMRM 2016 challenge's
+#: ``Cr_10mM`` spectrum, whose NAA window holds noise and was read as a 31 Hz line; tumours).
+CR_WINDOW_PPM = (2.9, 3.1)
 #: Window of the metabolite signal a water reference is compared with: NAA, Cr and Cho
 #: (1.8-3.4 ppm), far enough from water (1.25 ppm) that its tails do not count.
 WATER_TEST_WINDOW_PPM = (1.8, 3.4)
@@ -173,7 +177,8 @@ QC_FLAGS: dict[str, str] = {
     f"than {WATER_RATIO:g}x the tallest metabolite peak): not quantified (estimates NaN)",
     "mirrored": "the spectrum looks mirrored about the reference (stored conjugated?): check it, "
     "and read it with --conjugate if so",
-    "too_broad": f"NAA FWHM (of the spectrum or of the fitted lines) above {TOO_BROAD_PPM:g} ppm: "
+    "too_broad": f"NAA FWHM (Cr's where taller; of the spectrum or of the fitted lines) above "
+    f"{TOO_BROAD_PPM:g} ppm: "
     "lines too broad for a reliable fit",
     "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
     "the spectrum",
@@ -495,6 +500,10 @@ def quality_figures(
     metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), flat)
     ratio = _water_ratio(s, metabolites).reshape(batch)
     width = _widths(naa, batch)
+    cr = _peak_segments(s.ppm_zf, s.raw_zf, CR_WINDOW_PPM, True)
+    if cr is not None:
+        taller = (_heights(cr, flat) > _heights(naa, flat)).reshape(batch)
+        width = np.where(taller, _widths(cr, batch), width)
     if looks_like_water(ratio).any():  # a water reference's width is its water peak's
         water = _peak_segments(s.ppm_zf, s.raw_zf, WATER_WINDOW_PPM, False)
         width = np.where(looks_like_water(ratio), _widths(water, batch), width)
