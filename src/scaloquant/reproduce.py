@@ -45,14 +45,15 @@ import numpy as np
 
 from .errors import ConfigError, InputFileError
 from .evaluate.bootstrap import DEFAULT_N_BOOT, check_options
-from .evaluate.figures import TrainingCurve
-from .evaluate.pipeline import SnrCase, write_evaluation
+from .evaluate.curves import TrainingCurve
+from .evaluate.pipeline import SnrCase, evaluate_snr_cases
 from .evaluate.report import snr_label
 from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
 from .io.default import DEFAULT_BASIS_NAME, default_basis
 from .io.hdf5 import SimulationFile, read_simulation, write_simulation
 from .presets import PRESETS, PresetName
+from .report.evaluation import write_evaluation
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
 from .simulate import (
     SimulationConfig,
@@ -426,15 +427,9 @@ def reproduce(
             "basis": basis_name,
             "train": {model: config.to_dict() for model, config in configs.items()},
         }
-        top = cases[0]
-        doc = write_evaluation(
-            stage,
-            truth=test.amplitudes,
-            predictions=top.predictions,
-            partial=top.partial,
-            sds=top.sds,
-            by_snr=cases,
-            metabolites=test.metabolites,
+        evaluation = evaluate_snr_cases(
+            cases,
+            test.metabolites,
             bootstrap_seed=resolved["bootstrap"]["seed"],
             config=resolved,
             wall_times_s=wall,
@@ -445,9 +440,10 @@ def reproduce(
             n_boot=n_boot,
             mean_predictor=targets.mean(axis=0),
             curves=curves,
-            example=signal_example(basis, case_tests[0], top.predictions),
+            example=signal_example(basis, case_tests[0], cases[0].predictions),
         )
-    return ReproduceResult(out_dir=Path(out_dir), metrics=doc)
+        write_evaluation(evaluation, stage)
+    return ReproduceResult(out_dir=Path(out_dir), metrics=evaluation.metrics)
 
 
 def _snr_words(label: str) -> str:

@@ -41,8 +41,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engines", ("simulate", "scalogram", "fit", "io")),
     ("networks", ("models",)),
     ("jobs", ("train", "quantify")),
-    ("writers", ("report",)),
+    # evaluate computes a typed Evaluation from the jobs' estimates; report writes it (and a
+    # quantify Run), so the writers sit above every room whose results they write
     ("evaluation", ("evaluate",)),
+    ("writers", ("report",)),
     ("reproduction", ("reproduce",)),
     ("cli", ("cli",)),
     ("entry", ("__main__",)),
