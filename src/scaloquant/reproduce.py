@@ -442,8 +442,8 @@ def reproduce(
             curves=curves,
             example=signal_example(basis, case_tests[0], cases[0].predictions),
         )
-        write_evaluation(evaluation, stage)
-    return ReproduceResult(out_dir=Path(out_dir), metrics=evaluation.metrics)
+        doc = write_evaluation(evaluation, stage)
+    return ReproduceResult(out_dir=Path(out_dir), metrics=doc)
 
 
 def _snr_words(label: str) -> str:

@@ -60,15 +60,13 @@ COMMON = dict(
 
 def _evaluate(out, truth, predictions, **kwargs):
     evaluation = evaluate_predictions(truth, predictions, METABOLITES, **COMMON, **kwargs)
-    write_evaluation(evaluation, out)
-    return evaluation.metrics
+    return write_evaluation(evaluation, out)
 
 
 def _write(tmp_path, truth, cases):
     evaluation = evaluate_snr_cases(cases, METABOLITES, **COMMON)
     assert np.array_equal(evaluation.truth, truth)
-    write_evaluation(evaluation, tmp_path)
-    return evaluation.metrics
+    return write_evaluation(evaluation, tmp_path)
 
 
 def test_by_snr_layout_and_the_subset(tmp_path):

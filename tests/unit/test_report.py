@@ -59,8 +59,7 @@ def _write(tmp_path, truth, preds, **kwargs):
         curves=curves,
         **kwargs,
     )
-    write_evaluation(evaluation, tmp_path)
-    return evaluation.metrics
+    return write_evaluation(evaluation, tmp_path)
 
 
 def test_metrics_json_has_the_issue_layout(tmp_path):

@@ -68,8 +68,7 @@ def handle(args: argparse.Namespace) -> int:
         args.models, args.data, seed=args.seed, n_boot=args.n_boot, basis=basis
     )
     with staged_directory(args.out, overwrite=args.overwrite) as stage:
-        write_evaluation(evaluation, stage)
-    doc = evaluation.metrics
+        doc = write_evaluation(evaluation, stage)
     print_summary(doc)
     print_calibration(doc, args.out / "report.md")
     print(f"report: {args.out / 'report.md'}")
