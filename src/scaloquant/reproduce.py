@@ -32,7 +32,6 @@ bootstrap ``SeedSequence([seed, BOOTSTRAP_KEY])``.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -43,15 +42,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ConfigError, InputFileError
+from .errors import ConfigError
 from .evaluate.bootstrap import DEFAULT_N_BOOT, check_options
-from .evaluate.curves import TrainingCurve
 from .evaluate.pipeline import SnrCase, evaluate_snr_cases
 from .evaluate.report import snr_label
 from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
 from .io.default import DEFAULT_BASIS_NAME, default_basis
 from .io.hdf5 import SimulationFile, read_simulation, write_simulation
+from .io.training_log import TrainingCurve
 from .presets import PRESETS, PresetName
 from .report.evaluation import write_evaluation
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
@@ -88,35 +87,6 @@ class ReproduceResult:
     @property
     def wall_times_s(self) -> dict[str, float]:
         return self.metrics["wall_times_s"]
-
-
-def read_training_curve(path: str | os.PathLike) -> TrainingCurve:
-    """Training and validation loss from a Lightning CSV log (``train/loss``, ``val/loss`` and,
-    when logged, ``val/rmse``)."""
-    train_step, train_loss, val_step, val_loss, val_rmse = [], [], [], [], []
-    try:
-        with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                step = row.get("step", "")
-                if not step:
-                    continue
-                if row.get("train/loss"):
-                    train_step.append(int(step))
-                    train_loss.append(float(row["train/loss"]))
-                if row.get("val/loss"):
-                    val_step.append(int(step))
-                    val_loss.append(float(row["val/loss"]))
-                    val_rmse.append(float(row.get("val/rmse") or "nan"))
-    except (OSError, ValueError, csv.Error) as err:
-        raise InputFileError(f"cannot read the training log {path} ({err})") from None
-    rmse = np.array(val_rmse)
-    return TrainingCurve(
-        np.array(train_step),
-        np.array(train_loss),
-        np.array(val_step),
-        np.array(val_loss),
-        rmse if rmse.size and np.all(np.isfinite(rmse)) else None,
-    )
 
 
 def check_snrs(snrs: Sequence[float]) -> tuple[float, ...]:
@@ -365,7 +335,8 @@ def reproduce(
                 },
             )
             wall[f"train_{model}"] = result.wall_time_s
-            curves[model] = read_training_curve(result.log_csv_path)
+            if result.curve is not None:  # None only in the extra processes of a multi-GPU run
+                curves[model] = result.curve
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
 
         cases: list[SnrCase] = []

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from scaloquant.errors import InvalidDataError, OutputExistsError
-from scaloquant.evaluate.curves import TrainingCurve
 from scaloquant.evaluate.pipeline import SignalExample, evaluate_predictions, representative_index
 from scaloquant.evaluate.report import plain_json, verdict
+from scaloquant.io.training_log import TrainingCurve
 from scaloquant.report.evaluation import write_evaluation
 from scaloquant.types import FID
 
@@ -185,7 +185,10 @@ def test_plain_json():
 
 
 def test_read_training_curve(tmp_path):
-    from scaloquant.reproduce import read_training_curve
+    from scaloquant.io.training_log import read_log_rows, training_curve
+
+    def read_training_curve(path):
+        return training_curve(read_log_rows(path))
 
     log = tmp_path / "metrics.csv"
     log.write_text(

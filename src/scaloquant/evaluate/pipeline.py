@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidDataError
+from ..io.training_log import TrainingCurve
 from ..types import FID
 from .bootstrap import DEFAULT_N_BOOT, PairedBootstrap, paired_bootstrap
-from .curves import TrainingCurve
 from .metrics import MetricTable, check_predictions, compute_metrics
 from .report import metrics_document, snr_label, table_dict
 

@@ -19,8 +19,8 @@ from matplotlib.ticker import NullLocator
 
 from ..evaluate.bootstrap import PairedBootstrap
 from ..evaluate.calibration import RELIABILITY_LEVELS, TARGET_95, observed_coverage
-from ..evaluate.curves import TrainingCurve
 from ..evaluate.metrics import MetricTable
+from ..io.training_log import TrainingCurve
 from ..types import FID
 
 #: The paper's Fig. 2 colours: ground truth orange, estimate violet, residual green.
