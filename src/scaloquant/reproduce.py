@@ -350,12 +350,9 @@ def reproduce(
             for model, quantifier in quantifiers.items():
                 say(f"predicting the test set ({_snr_words(label)}) with {model}")
                 t0 = time.perf_counter()
+                predictions[model], sd = predict_test_set(quantifier, case_test, name=model)
                 if getattr(quantifier, "has_uncertainty", False):
-                    predictions[model], sds[model] = predict_test_set(
-                        quantifier, case_test, name=model, return_sd=True
-                    )
-                else:
-                    predictions[model] = predict_test_set(quantifier, case_test, name=model)
+                    sds[model] = sd
                 wall[f"predict_{model}"] = wall.get(f"predict_{model}", 0.0) + (
                     time.perf_counter() - t0
                 )

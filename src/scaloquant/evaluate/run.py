@@ -26,11 +26,11 @@ from .rebuild import rebuild_fids
 
 
 def predict_test_set(
-    quantifier: Any, test: SimulationFile, *, name: str, return_sd: bool = False
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    quantifier: Any, test: SimulationFile, *, name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Amplitudes ``(n_signals, n_metabolites)`` a trained quantifier estimates for ``test``,
-    with columns in the order of ``test.metabolites``; with ``return_sd`` also their standard
-    deviations, same shape (NaN for a model without uncertainty).
+    with columns in the order of ``test.metabolites``, and their standard deviations, same
+    shape (NaN for a model without uncertainty).
 
     Refuses (IncompatibleDataError) a model trained on other metabolites or another grid.
     """
@@ -50,10 +50,7 @@ def predict_test_set(
         )
     order = [model_names.index(m) for m in test.metabolites]
     # predict copies read-only arrays itself
-    out = quantifier.predict(test.fids.samples, return_sd=return_sd)
-    if not return_sd:
-        return np.asarray(out, dtype=np.float64)[:, order]
-    pred, sd = out
+    pred, sd = quantifier.predict_with_sd(test.fids.samples)
     return (
         np.asarray(pred, dtype=np.float64)[:, order],
         np.asarray(sd, dtype=np.float64)[:, order],
@@ -148,7 +145,7 @@ def evaluate_checkpoints(
     for name, path in zip(names, checkpoints, strict=True):
         t0 = time.perf_counter()
         quantifier = load_model(path).quantifier
-        predictions[name], sd = predict_test_set(quantifier, test, name=name, return_sd=True)
+        predictions[name], sd = predict_test_set(quantifier, test, name=name)
         if quantifier.has_uncertainty:
             sds[name] = sd
         wall_times[f"predict_{name}"] = time.perf_counter() - t0
