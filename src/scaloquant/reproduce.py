@@ -32,7 +32,6 @@ bootstrap ``SeedSequence([seed, BOOTSTRAP_KEY])``.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -43,16 +42,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ConfigError, InputFileError
+from .errors import ConfigError
 from .evaluate.bootstrap import DEFAULT_N_BOOT, check_options
-from .evaluate.figures import TrainingCurve
-from .evaluate.pipeline import SnrCase, write_evaluation
+from .evaluate.pipeline import SnrCase, evaluate_snr_cases
 from .evaluate.report import snr_label
 from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
 from .io.default import DEFAULT_BASIS_NAME, default_basis
 from .io.hdf5 import read_simulation, write_simulation
+from .io.training_log import TrainingCurve
 from .presets import PRESETS, PresetName
+from .report.evaluation import write_evaluation
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
 from .simulate import SimulationConfig, add_noise, simulate_dataset
 from .types import BasisSet, SignalSet
@@ -81,35 +81,6 @@ class ReproduceResult:
     @property
     def wall_times_s(self) -> dict[str, float]:
         return self.metrics["wall_times_s"]
-
-
-def read_training_curve(path: str | os.PathLike) -> TrainingCurve:
-    """Training and validation loss from a Lightning CSV log (``train/loss``, ``val/loss`` and,
-    when logged, ``val/rmse``)."""
-    train_step, train_loss, val_step, val_loss, val_rmse = [], [], [], [], []
-    try:
-        with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                step = row.get("step", "")
-                if not step:
-                    continue
-                if row.get("train/loss"):
-                    train_step.append(int(step))
-                    train_loss.append(float(row["train/loss"]))
-                if row.get("val/loss"):
-                    val_step.append(int(step))
-                    val_loss.append(float(row["val/loss"]))
-                    val_rmse.append(float(row.get("val/rmse") or "nan"))
-    except (OSError, ValueError, csv.Error) as err:
-        raise InputFileError(f"cannot read the training log {path} ({err})") from None
-    rmse = np.array(val_rmse)
-    return TrainingCurve(
-        np.array(train_step),
-        np.array(train_loss),
-        np.array(val_step),
-        np.array(val_loss),
-        rmse if rmse.size and np.all(np.isfinite(rmse)) else None,
-    )
 
 
 def check_snrs(snrs: Sequence[float]) -> tuple[float, ...]:
@@ -316,7 +287,8 @@ def reproduce(
                 },
             )
             wall[f"train_{model}"] = result.wall_time_s
-            curves[model] = read_training_curve(result.log_csv_path)
+            if result.curve is not None:  # None only in the extra processes of a multi-GPU run
+                curves[model] = result.curve
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
 
         cases: list[SnrCase] = []
@@ -330,12 +302,9 @@ def reproduce(
             for model, quantifier in quantifiers.items():
                 say(f"predicting the test set ({_snr_words(label)}) with {model}")
                 t0 = time.perf_counter()
+                predictions[model], sd = predict_test_set(quantifier, case_test, name=model)
                 if getattr(quantifier, "has_uncertainty", False):
-                    predictions[model], sds[model] = predict_test_set(
-                        quantifier, case_test, name=model, return_sd=True
-                    )
-                else:
-                    predictions[model] = predict_test_set(quantifier, case_test, name=model)
+                    sds[model] = sd
                 wall[f"predict_{model}"] = wall.get(f"predict_{model}", 0.0) + (
                     time.perf_counter() - t0
                 )
@@ -378,15 +347,9 @@ def reproduce(
             "basis": basis_name,
             "train": {model: config.to_dict() for model, config in configs.items()},
         }
-        top = cases[0]
-        doc = write_evaluation(
-            stage,
-            truth=test.amplitudes,
-            predictions=top.predictions,
-            partial=top.partial,
-            sds=top.sds,
-            by_snr=cases,
-            metabolites=test.metabolites,
+        evaluation = evaluate_snr_cases(
+            cases,
+            test.metabolites,
             bootstrap_seed=resolved["bootstrap"]["seed"],
             config=resolved,
             wall_times_s=wall,
@@ -397,8 +360,9 @@ def reproduce(
             n_boot=n_boot,
             mean_predictor=targets.mean(axis=0),
             curves=curves,
-            example=signal_example(basis, case_tests[0], top.predictions),
+            example=signal_example(basis, case_tests[0], cases[0].predictions),
         )
+        doc = write_evaluation(evaluation, stage)
     return ReproduceResult(out_dir=Path(out_dir), metrics=doc)
 
 

@@ -171,7 +171,7 @@ def test_the_noisy_results_belong_to_the_recorded_noise(run):
     test = read_simulation(run / "data" / "test.h5")
     noisy = add_noise(test, default_basis(), 30.0, block["noise_seed"])
     quantifier = load_model(run / "models" / "spectrum_cnn.ckpt").quantifier
-    pred = predict_test_set(quantifier, noisy, name="spectrum_cnn")
+    pred, _ = predict_test_set(quantifier, noisy, name="spectrum_cnn")
     reported = [
         block["methods"]["spectrum_cnn"]["per_metabolite"][m]["mae"] for m in test.metabolites
     ]

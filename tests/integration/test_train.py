@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from scaloquant import __version__
 from scaloquant.errors import ConfigError, InputFileError, OutputExistsError
 from scaloquant.io import default_basis
+from scaloquant.io.training_log import read_log_rows, training_curve
 from scaloquant.models import load_model
 from scaloquant.train import TrainConfig, read_checkpoint, train_model
 from scaloquant.train.data import VAL_KEY, simulate_set
@@ -67,6 +68,14 @@ def test_tiny_training_beats_predicting_the_mean(trained, test_set, model):
     assert result.checkpoint_path == out / f"{model}.ckpt" and result.checkpoint_path.is_file()
     assert result.log_csv_path == out / "logs" / model / "metrics.csv"
     assert result.steps > 0 and np.isfinite(result.best_val_loss)
+    # the curve the trainer returns (read from its logs once) is the one of the log it wrote
+    written = training_curve(read_log_rows(result.log_csv_path))
+    assert result.curve is not None and result.curve.val_loss.size > 0
+    for field in dataclasses.fields(written):
+        got, want = getattr(result.curve, field.name), getattr(written, field.name)
+        assert (got is None) == (want is None), field.name
+        if want is not None:
+            np.testing.assert_array_equal(got, want)
     q = load_model(result.checkpoint_path).quantifier
     pred = q.predict(test_set.fids)
     truth = test_set.amplitudes

@@ -94,7 +94,7 @@ def test_checkpoint_holds_the_calibration_fitted_on_the_validation_set(trained, 
     assert meta.basis_metadata == dict(basis.metadata)
     assert meta.acquisition["n_points"] == basis.n_points
     val = simulate_set(basis, config.simulation_config(), config.n_val, config.seed, VAL_KEY)
-    mean, sd = q.predict(val.fids, return_sd=True)
+    mean, sd = q.predict_with_sd(val.fids)
     # exactly calibrated on these 80 signals: 76 or 77 of them inside per metabolite
     np.testing.assert_allclose(coverage(val.amplitudes, mean, sd * (1 + 1e-6)), 0.95, atol=0.0126)
 
@@ -114,7 +114,7 @@ def test_checkpoint_without_the_setting_loads_without_uncertainty(trained, tmp_p
     q = load_model(old).quantifier
     assert not q.has_uncertainty
     fids = simulate_set(default_basis(), SimulationConfig(), 4, 0, 7).fids
-    mean, sd = q.predict(fids, return_sd=True)
+    mean, sd = q.predict_with_sd(fids)
     assert np.all(np.isfinite(mean)) and np.all(np.isnan(sd))
 
 

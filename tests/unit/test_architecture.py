@@ -13,7 +13,8 @@ Rules
    ``cli`` a handler imports only the package and the private shared modules (``cli/_*.py``),
    never another handler.
 3. **No trainer, no plotting below the jobs**: rooms below :data:`JOBS_LAYER` import neither
-   Lightning nor matplotlib.
+   Lightning nor matplotlib; matplotlib starts at :data:`WRITERS_LAYER` (the jobs and the
+   evaluation compute without it).
 4. **File formats live in io**: outside ``io`` (and the ``cli`` edge), nothing imports a file-format
    library (:data:`FORMAT_LIBRARIES`): readers and writers own their format's quirks.
 """
@@ -41,14 +42,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engines", ("simulate", "scalogram", "fit", "io")),
     ("networks", ("models",)),
     ("jobs", ("train", "quantify")),
-    ("writers", ("report",)),
+    # evaluate computes a typed Evaluation from the jobs' estimates; report writes it (and a
+    # quantify Run), so the writers sit above every room whose results they write
     ("evaluation", ("evaluate",)),
+    ("writers", ("report",)),
     ("reproduction", ("reproduce",)),
     ("cli", ("cli",)),
     ("entry", ("__main__",)),
 )
 #: Lightning and matplotlib are allowed from this layer up (the trainer, the drawing jobs).
 JOBS_LAYER = "jobs"
+#: matplotlib is allowed from this layer up (the writers draw; what they draw is computed below).
+WRITERS_LAYER = "writers"
 HEAVY_LIBRARIES = ("lightning", "pytorch_lightning", "lightning_fabric", "matplotlib")
 #: Libraries that read or write a file format; only ``io`` (and the ``cli`` edge) use them.
 FORMAT_LIBRARIES = ("yaml", "tomllib", "tomli", "h5py", "nibabel", "nifti_mrs")
@@ -180,6 +185,16 @@ def test_no_trainer_or_plotting_below_the_jobs(libraries):
         if LAYER_OF.get(room, jobs) < jobs and target.split(".")[0] in libraries
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_plotting_starts_at_the_writers():
+    writers = LAYER_NAMES.index(WRITERS_LAYER)
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module, room, target, line in IMPORTS
+        if LAYER_OF.get(room, writers) < writers and target.split(".")[0] == "matplotlib"
+    ]
+    assert not bad, "draw in report/, compute below it:\n" + "\n".join(bad)
 
 
 def test_file_formats_are_read_and_written_in_io():

@@ -13,9 +13,9 @@ from scaloquant.evaluate.calibration import (
     calibration_table,
     coverage,
     observed_coverage,
-    reliability_figure,
     snr_groups,
 )
+from scaloquant.report.evaluation_figures import reliability_figure
 
 
 def _gaussian(n, m, scale, seed=0):

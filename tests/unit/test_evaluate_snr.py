@@ -13,9 +13,11 @@ from scaloquant.evaluate.pipeline import (
     SnrCase,
     combination_weights,
     crlb_summary,
+    evaluate_predictions,
+    evaluate_snr_cases,
     method_metrics,
-    write_evaluation,
 )
+from scaloquant.report.evaluation import write_evaluation
 
 METABOLITES = ["NAA", "Cr", "PCr", "GPC", "PCho", "Ins", "Glu"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -46,25 +48,25 @@ def _cases(n=150, k=30, seed=0):
     return truth, cases
 
 
+COMMON = dict(
+    bootstrap_seed=3,
+    config={},
+    wall_times_s={},
+    title="snr unit test",
+    context="synthetic estimates",
+    n_boot=50,
+)
+
+
 def _evaluate(out, truth, predictions, **kwargs):
-    return write_evaluation(
-        out,
-        truth=truth,
-        predictions=predictions,
-        metabolites=METABOLITES,
-        bootstrap_seed=3,
-        config={},
-        wall_times_s={},
-        title="snr unit test",
-        context="synthetic estimates",
-        n_boot=50,
-        **kwargs,
-    )
+    evaluation = evaluate_predictions(truth, predictions, METABOLITES, **COMMON, **kwargs)
+    return write_evaluation(evaluation, out)
 
 
 def _write(tmp_path, truth, cases):
-    first = cases[0]
-    return _evaluate(tmp_path, truth, first.predictions, partial=first.partial, by_snr=cases)
+    evaluation = evaluate_snr_cases(cases, METABOLITES, **COMMON)
+    assert np.array_equal(evaluation.truth, truth)
+    return write_evaluation(evaluation, tmp_path)
 
 
 def test_by_snr_layout_and_the_subset(tmp_path):

@@ -54,7 +54,7 @@ def test_dft_matrices_are_the_unitary_shifted_fft():
 @pytest.mark.parametrize("ppm_range", [None, (0.2, 4.3)])
 def test_spectrum_model_graph_holds_the_transform(tmp_path, basis, ppm_range):
     q, fids = _quantifier(basis, "spectrum_cnn", spectrum_ppm_range=ppm_range)
-    amplitudes, sd = q.predict(fids, return_sd=True)
+    amplitudes, sd = q.predict_with_sd(fids)
     onnx_path, sidecar = export_onnx(q, tmp_path / "m.onnx")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     inputs = np.stack([fids.real, fids.imag], axis=1).astype(np.float32)
@@ -73,7 +73,7 @@ def test_spectrum_model_graph_holds_the_transform(tmp_path, basis, ppm_range):
 
 def test_scalogram_model_graph_starts_after_the_transform(tmp_path, basis):
     q, fids = _quantifier(basis, "scalogram_cnn")
-    amplitudes, sd = q.predict(fids, return_sd=True)
+    amplitudes, sd = q.predict_with_sd(fids)
     onnx_path, sidecar = export_onnx(q, tmp_path / "s.onnx")
     description = json.loads(sidecar.read_text())
     assert description["transform_in_graph"] is False

@@ -125,7 +125,7 @@ def test_differentiable_least_squares_at_the_truth(built):
 def test_predict_interface_and_errors(built):
     model, on_grid, _ = built
     params, fids = _clean_signals(on_grid, 5, 5)
-    amplitudes, sd = model.predict(fids, batch_size=2, return_sd=True)
+    amplitudes, sd = model.predict_with_sd(fids, batch_size=2)
     assert amplitudes.shape == sd.shape == (5, len(model.metabolites))
     assert (amplitudes >= 0).all()
     with pytest.raises(IncompatibleDataError):
@@ -154,7 +154,7 @@ def test_amplitudes_and_sds_scale_with_the_data(built):
     rng = np.random.default_rng(6)
     params = draw_invivo(InvivoPrior(), on_grid.names, 2, rng)
     fids = render_invivo(on_grid, params, rng).fids
-    a, sd = model.predict(fids, return_sd=True, polish_iterations=2)
-    a3, sd3 = model.predict(1e3 * fids, return_sd=True, polish_iterations=2)
+    a, sd = model.predict_with_sd(fids, polish_iterations=2)
+    a3, sd3 = model.predict_with_sd(1e3 * fids, polish_iterations=2)
     np.testing.assert_allclose(a3, 1e3 * a, rtol=1e-5, atol=1e-6 * a3.max())
     np.testing.assert_allclose(sd3, 1e3 * sd, rtol=1e-4, atol=1e-6 * sd3.max())

@@ -92,26 +92,26 @@ def test_predict_sd_shapes_scale_and_nan_without_uncertainty(basis, signals, mod
     q = _quantifier(basis, signals, model, uncertainty="gaussian")
     _scramble_head(q)
     fids = signals.fids[:6].astype(np.complex128)
-    mean, sd = q.predict(fids, batch_size=4, return_sd=True)
+    mean, sd = q.predict_with_sd(fids, batch_size=4)
     assert mean.shape == sd.shape == (6, 21) and sd.dtype == np.float64
     assert np.all(np.isfinite(sd)) and np.all(sd > 0)
     np.testing.assert_array_equal(mean, q.predict(fids, batch_size=4))
     # item by item equals the batch (float32 sums in another order: 1e-5)
-    single = np.stack([q.predict(f, return_sd=True)[1][0] for f in fids])
+    single = np.stack([q.predict_with_sd(f)[1][0] for f in fids])
     np.testing.assert_allclose(single, sd, rtol=1e-5)
     # the SD follows the data's scale like the amplitudes do (issue 5)
     for k in (1e-3, 250.0):
-        m_k, sd_k = q.predict(k * fids, return_sd=True)
+        m_k, sd_k = q.predict_with_sd(k * fids)
         np.testing.assert_allclose(sd_k, k * sd, rtol=1e-5)
         np.testing.assert_allclose(m_k, k * mean, rtol=1e-5)
     # the calibration factor multiplies the SD of its metabolite only (same batches: float32
     # sums in another batch order differ in the last bit)
     q.sd_calibration[3] = 2.0
-    _, sd2 = q.predict(fids, batch_size=4, return_sd=True)
+    _, sd2 = q.predict_with_sd(fids, batch_size=4)
     np.testing.assert_allclose(sd2[:, 3], 2 * sd[:, 3], rtol=1e-6)
     np.testing.assert_array_equal(np.delete(sd2, 3, axis=1), np.delete(sd, 3, axis=1))
     plain = _quantifier(basis, signals, model)
-    m_plain, sd_plain = plain.predict(fids, return_sd=True)
+    m_plain, sd_plain = plain.predict_with_sd(fids)
     assert m_plain.shape == sd_plain.shape and np.all(np.isnan(sd_plain))
 
 
@@ -166,7 +166,7 @@ def test_inference_copy_is_rebuilt_when_the_weights_change(basis, signals):
 def test_predict_restores_training_mode_and_uses_no_autograd(basis, signals):
     q = _quantifier(basis, signals, "spectrum_cnn", uncertainty="gaussian")
     q.train()
-    mean, sd = q.predict(signals.fids[:3], return_sd=True)
+    mean, sd = q.predict_with_sd(signals.fids[:3])
     assert q.training and np.all(np.isfinite(mean)) and np.all(np.isfinite(sd))
 
 
@@ -176,7 +176,7 @@ def test_calibrate_makes_the_95_percent_interval_exact_on_its_signals(basis, sig
     factors = q.calibrate(signals.fids, signals.amplitudes, level=0.95)
     assert factors.shape == (21,) and np.all(factors > 0)
     torch.testing.assert_close(q.sd_calibration, torch.from_numpy(factors).float())
-    mean, sd = q.predict(signals.fids, return_sd=True)
+    mean, sd = q.predict_with_sd(signals.fids)
     inside = np.abs(signals.amplitudes - mean) <= normal_quantile(0.95) * sd * (1 + 1e-6)
     # the factor is the 95 % quantile of |error| / sd: with 64 signals, the 95 % interval holds
     # between floor and ceil of 0.95 * 64 (linear interpolation between order statistics)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from scaloquant.errors import InvalidDataError, OutputExistsError
-from scaloquant.evaluate.figures import TrainingCurve
-from scaloquant.evaluate.pipeline import SignalExample, representative_index, write_evaluation
+from scaloquant.evaluate.pipeline import SignalExample, evaluate_predictions, representative_index
 from scaloquant.evaluate.report import plain_json, verdict
+from scaloquant.io.training_log import TrainingCurve
+from scaloquant.report.evaluation import write_evaluation
 from scaloquant.types import FID
 
 METABOLITES = ["NAA", "Cr", "Cho", "Mac"]
@@ -44,11 +45,10 @@ def _write(tmp_path, truth, preds, **kwargs):
         )
         for name in preds
     }
-    return write_evaluation(
-        tmp_path,
-        truth=truth,
-        predictions=preds,
-        metabolites=METABOLITES,
+    evaluation = evaluate_predictions(
+        truth,
+        preds,
+        METABOLITES,
         bootstrap_seed=11,
         config={"preset": "unit", "snr": float("inf"), "path": tmp_path},
         wall_times_s={"evaluate": 1.5},
@@ -59,6 +59,7 @@ def _write(tmp_path, truth, preds, **kwargs):
         curves=curves,
         **kwargs,
     )
+    return write_evaluation(evaluation, tmp_path)
 
 
 def test_metrics_json_has_the_issue_layout(tmp_path):
@@ -184,7 +185,10 @@ def test_plain_json():
 
 
 def test_read_training_curve(tmp_path):
-    from scaloquant.reproduce import read_training_curve
+    from scaloquant.io.training_log import read_log_rows, training_curve
+
+    def read_training_curve(path):
+        return training_curve(read_log_rows(path))
 
     log = tmp_path / "metrics.csv"
     log.write_text(

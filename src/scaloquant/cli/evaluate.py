@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluate.run import evaluate_checkpoints
+from ..io.atomic import check_output_dir, staged_directory
+from ..report.evaluation import write_evaluation
 from ._common import add_acquisition_flags, add_output_flags, load_basis, print_summary
 
 
@@ -61,15 +63,12 @@ def print_calibration(doc: dict, report: Path) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     basis, _ = load_basis(args.basis, args, flag="--basis")
-    doc = evaluate_checkpoints(
-        args.models,
-        args.data,
-        args.out,
-        seed=args.seed,
-        n_boot=args.n_boot,
-        overwrite=args.overwrite,
-        basis=basis,
+    check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
+    evaluation = evaluate_checkpoints(
+        args.models, args.data, seed=args.seed, n_boot=args.n_boot, basis=basis
     )
+    with staged_directory(args.out, overwrite=args.overwrite) as stage:
+        doc = write_evaluation(evaluation, stage)
     print_summary(doc)
     print_calibration(doc, args.out / "report.md")
     print(f"report: {args.out / 'report.md'}")

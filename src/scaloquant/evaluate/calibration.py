@@ -1,5 +1,6 @@
 """Calibration of predicted standard deviations: interval coverage, tables over SNRs, the
-reliability diagram.
+points of the reliability diagram (drawn by
+:func:`scaloquant.report.evaluation_figures.reliability_figure`).
 
 A model's central interval at level ``p`` for one amplitude is ``mean +- q_p sd`` with ``q_p`` the
 normal quantile (1.96 for 95 %); its *coverage* is the fraction of test signals whose true
@@ -8,7 +9,7 @@ every subgroup (here: every SNR), which the reliability diagram shows as lines o
 (Kuleshov et al. 2018, "Accurate uncertainties for deep learning using calibrated regression",
 Sec. 3). The issue's acceptance band for the 95 % interval is 90-98 % per metabolite at each SNR.
 
-All functions but :func:`reliability_figure` are pure numpy.
+All functions are pure numpy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .._stats import normal_quantile
 from ..errors import InvalidDataError
@@ -182,41 +182,3 @@ def calibration_markdown(table: Mapping[str, Any], *, level: float = 0.95) -> st
     counts = [str(groups[lb]["n_signals"]) for lb in labels]
     lines.append("| signals | " + " | ".join(counts) + " |")
     return "\n".join(lines) + "\n"
-
-
-def reliability_figure(
-    groups: Mapping[str, tuple[Any, Any, Any]],
-    *,
-    levels: Sequence[float] = RELIABILITY_LEVELS,
-    title: str = "Reliability of the predicted standard deviations",
-) -> Figure:
-    """Reliability diagram: observed coverage (pooled over metabolites) against nominal level,
-    one line per group (e.g. per SNR, or per model and SNR), and the diagonal.
-
-    Parameters
-    ----------
-    groups : label -> ``(truth, mean, sd)``, each ``(n_signals, M)``.
-    levels : nominal levels on the x axis.
-    """
-    fig = Figure(figsize=(5.2, 5.0))
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", linewidth=1, label="ideal")
-    lo, hi = TARGET_95
-    ax.plot([0.95, 0.95], [lo, hi], color="tab:red", linewidth=4, alpha=0.35, label="95 % target")
-    for label, (truth, mean, sd) in groups.items():
-        ax.plot(
-            levels,
-            observed_coverage(truth, mean, sd, levels),
-            marker="o",
-            markersize=3,
-            label=str(label),
-        )
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
-    ax.set_xlabel("nominal coverage of the central interval")
-    ax.set_ylabel("observed coverage (all metabolites)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    return fig

@@ -1,16 +1,9 @@
-"""One evaluation, from predictions on a test set to ``metrics.json``, ``report.md`` and figures.
+"""One evaluation, from predictions on a test set to one frozen :class:`Evaluation`: every metric
+table, paired comparison, calibration table and per-SNR block, computed once.
 
-Both ``scaloquant evaluate`` and ``scaloquant reproduce`` end here, so the two commands write the
-same files with the same layout::
-
-    OUT/metrics.json
-    OUT/report.md
-    OUT/figures/fig2_signal_<method>.png      (when a rebuilt example signal is given)
-    OUT/figures/fig3_mae_smape.png
-    OUT/figures/smape_difference_<a>_vs_<b>.png   (one per pair of methods)
-    OUT/figures/predicted_vs_true.png
-    OUT/figures/training_curves.png           (when training logs are given)
-    OUT/figures/error_vs_snr.png              (when per-SNR test sets are given)
+Both ``scaloquant evaluate`` and ``scaloquant reproduce`` compute it here and write it with
+:func:`scaloquant.report.evaluation.write_evaluation`, so the two commands write the same files
+with the same layout (``metrics.json``, ``report.md``, ``figures/``).
 
 Beyond the estimates of every method on every test signal, an evaluation may hold methods run on
 only the first ``k`` signals (the classical fit, too slow for all of them), the predicted standard
@@ -20,49 +13,21 @@ deviations of methods with an uncertainty, and the same test signals at several 
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidDataError
-from ..io.atomic import write_text_atomic
-from ..report.figures import save_png
+from ..io.training_log import TrainingCurve
 from ..types import FID
-from . import figures
 from .bootstrap import DEFAULT_N_BOOT, PairedBootstrap, paired_bootstrap
-from .metrics import (
-    MetricTable,
-    check_predictions,
-    compute_metrics,
-    pooled_rmse_from_matlab_loss,
-)
-from .report import (
-    MAIN_METABOLITES,
-    PAPER_N_OUTPUTS,
-    PAPER_VAL_LOSS,
-    compared_methods,
-    metric_of,
-    metrics_document,
-    render_report,
-    snr_label,
-    table_dict,
-)
-
-#: Caption of the rebuilt-signal figure: which parameters are estimated and which are not.
-FIG2_CAPTION = (
-    "Estimate rebuilt with Eq. (1) from the amplitudes the model estimated; the damping, frequency "
-    "shift and every other signal parameter are taken from the truth (the networks estimate "
-    "amplitudes only) and no noise is added, so the residual shows the amplitude errors (and the "
-    "noise, if the test set has any)."
-)
+from .metrics import MetricTable, check_predictions, compute_metrics
+from .report import metrics_document, snr_label, table_dict
 
 
 @dataclass(frozen=True)
@@ -85,13 +50,6 @@ class SignalExample:
 #: 0.74 Hz apart at 3 T, so MRS practice (and LCModel's tables) report their sum, which a fit
 #: and a network estimate far better than either part.
 COMBINED: Mapping[str, tuple[str, ...]] = MappingProxyType({"GPC+PCho": ("GPC", "PCho")})
-
-
-ERROR_VS_SNR_CAPTION = (
-    "Error against SNR: RMSE per method on the same test signals (the fit's when it ran), mean "
-    "over metabolites and the main metabolites; dashed: the RMS over signals of the fit's "
-    "Cramér–Rao bound, which no unbiased estimator's RMSE can go below"
-)
 
 
 @dataclass(frozen=True)
@@ -142,10 +100,15 @@ def method_metrics(
 ) -> dict[str, Any]:
     """One method's ``metrics.json`` entry (:func:`~.report.table_dict`) with the metrics of
     the :data:`COMBINED` sums under ``"combined"``; ``truth`` and ``pred`` ``(n, M)``."""
+    return _method_entry(compute_metrics(truth, pred, metabolites), truth, pred)
+
+
+def _method_entry(table: MetricTable, truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    # method_metrics of a table already computed from truth and pred (n, M)
     truth = np.asarray(truth, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.float64)
-    out = table_dict(compute_metrics(truth, pred, metabolites))
-    weights, names = combination_weights(metabolites)
+    out = table_dict(table)
+    weights, names = combination_weights(table.metabolites)
     if names:
         out["combined"] = compute_metrics(truth @ weights, pred @ weights, names).per_metabolite()
     return out
@@ -195,7 +158,7 @@ def calibration_tables(
     """Per method with predicted SDs, the coverage of its intervals per metabolite in each group
     (an SNR, labelled ``"inf"``, ``"30"``...; ``"all"`` for a test set of unknown SNR) and over
     all of them (:func:`~.calibration.calibration_table`), and the ``(truth, mean, sd)`` of each
-    method and group for :func:`~.calibration.reliability_figure`."""
+    method and group for :func:`scaloquant.report.evaluation_figures.reliability_figure`."""
     tables: dict[str, Any] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     methods = list(dict.fromkeys(name for *_, sds in groups for name in sds))
@@ -222,12 +185,20 @@ def calibration_tables(
     return tables, curves
 
 
-def snr_block(case: SnrCase, metabolites: Sequence[str]) -> dict[str, Any]:
+def snr_block(
+    case: SnrCase,
+    metabolites: Sequence[str],
+    *,
+    tables: Mapping[str, MetricTable] | None = None,
+    partial_tables: Mapping[str, MetricTable] | None = None,
+) -> dict[str, Any]:
     """The ``by_snr`` entry of ``case`` in ``metrics.json``.
 
     ``{"snr", "noise_seed", "n_signals", "methods": {NAME: method_metrics}, "subset": null or
     {"n_signals": k, "methods": {NAME: ...}} (every method on the first k signals, partial ones
-    included), "crlb": null or crlb_summary}``.
+    included), "crlb": null or crlb_summary}``. ``tables`` (of ``case.predictions`` on every
+    signal) and ``partial_tables`` (of ``case.partial``), when already computed, are used instead
+    of computing them again.
     """
     truth = np.asarray(case.truth, dtype=np.float64)
     subset = None
@@ -238,19 +209,25 @@ def snr_block(case: SnrCase, metabolites: Sequence[str]) -> dict[str, Any]:
                 f"the partial methods estimated different numbers of signals {sorted(k)}"
             )
         k = k.pop()
+        done = dict(partial_tables or {})
         subset = {
             "n_signals": k,
             "methods": {
-                name: method_metrics(truth[:k], np.asarray(pred)[:k], metabolites)
+                name: _method_entry(done[name], truth[:k], np.asarray(pred)[:k])
+                if name in done
+                else method_metrics(truth[:k], np.asarray(pred)[:k], metabolites)
                 for name, pred in {**case.predictions, **case.partial}.items()
             },
         }
+    done = dict(tables or {})
     return {
         "snr": case.snr,
         "noise_seed": case.noise_seed,
         "n_signals": int(truth.shape[0]),
         "methods": {
-            name: method_metrics(truth, np.asarray(pred), metabolites)
+            name: _method_entry(done[name], truth, np.asarray(pred))
+            if name in done
+            else method_metrics(truth, np.asarray(pred), metabolites)
             for name, pred in case.predictions.items()
         },
         "subset": subset,
@@ -302,58 +279,46 @@ def compare_all(
     ]
 
 
-def error_vs_snr_figure(blocks: Mapping[str, Mapping[str, Any]]):
-    """The error-against-SNR figure of the ``by_snr`` entries of ``metrics.json``: RMSE of every
-    method measured on the same signals (:func:`~.report.compared_methods`), mean over
-    metabolites and :data:`~.report.MAIN_METABOLITES`, with the RMS of the fit's CRLB."""
-    entries = list(blocks.values())
-    methods = list(dict.fromkeys(name for b in entries for name in compared_methods(b)))
-    panels = ["mean"] + [
-        name
-        for name in MAIN_METABOLITES
-        if any(
-            not math.isnan(metric_of(m, name, "rmse"))
-            for m in compared_methods(entries[0]).values()
-        )
-    ]
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything an evaluation computed, once: what :func:`scaloquant.report.evaluation.
+    write_evaluation` writes (``metrics.json``, ``report.md``, figures).
 
-    def series(name: str, method: str) -> np.ndarray:
-        return np.array(
-            [
-                metric_of(compared_methods(b)[method], name, "rmse")
-                if method in compared_methods(b)
-                else np.nan
-                for b in entries
-            ]
-        )
+    Attributes
+    ----------
+    metabolites : column names, ``(M,)``.
+    truth : true amplitudes ``(n, M)`` of the test set (of the first SNR with several).
+    predictions : method -> amplitudes ``(n, M)`` of the methods that estimated every signal.
+    tables : method -> its :class:`~.metrics.MetricTable` on the test set (of ``predictions``).
+    comparisons : ``(a, b, result)`` of the paired bootstrap of every pair of ``predictions``.
+    reliability : curve label -> ``(truth, mean, sd)`` ``(n_g, M)`` each, for the reliability
+        figure; empty without predicted SDs.
+    by_snr : SNR label -> its ``by_snr`` block (:func:`snr_block`); empty without SNR cases.
+    example : the Fig. 2 signal rebuilt from each method's estimate, or None.
+    curves : method -> its training curve; empty when none was given.
+    metrics : the ``metrics.json`` document (plain JSON types), built from the above.
+    title, context : heading and first paragraph of ``report.md``.
+    """
 
-    errors = {
-        ("mean over metabolites" if p == "mean" else p): {m: series(p, m) for m in methods}
-        for p in panels
-    }
-    bounds = None
-    if any(b["crlb"] for b in entries):
-        bounds = {
-            ("mean over metabolites" if p == "mean" else p): np.array(
-                [metric_of(b["crlb"], p, "rms_sd") if b["crlb"] else np.nan for b in entries]
-            )
-            for p in panels
-        }
-    return figures.plot_error_vs_snr(
-        [float(b["snr"]) for b in entries],
-        errors,
-        bounds,
-        ylabel="RMSE (amplitude units)",
-        bound_label="CRLB of the fit (RMS)",
-    )
+    metabolites: tuple[str, ...]
+    truth: np.ndarray
+    predictions: Mapping[str, np.ndarray]
+    tables: Mapping[str, MetricTable]
+    comparisons: tuple[tuple[str, str, PairedBootstrap], ...]
+    reliability: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    by_snr: Mapping[str, Mapping[str, Any]]
+    example: SignalExample | None
+    curves: Mapping[str, TrainingCurve]
+    metrics: dict[str, Any]
+    title: str
+    context: str
 
 
-def write_evaluation(
-    out_dir: Path,
-    *,
+def evaluate_predictions(
     truth: np.ndarray,
     predictions: Mapping[str, np.ndarray],
     metabolites: Sequence[str],
+    *,
     bootstrap_seed: int,
     config: Mapping[str, Any],
     wall_times_s: Mapping[str, float],
@@ -361,20 +326,17 @@ def write_evaluation(
     context: str,
     n_boot: int = DEFAULT_N_BOOT,
     mean_predictor: np.ndarray | None = None,
-    curves: Mapping[str, figures.TrainingCurve] | None = None,
+    curves: Mapping[str, TrainingCurve] | None = None,
     example: SignalExample | None = None,
     started_at: float | None = None,
     partial: Mapping[str, np.ndarray] | None = None,
     sds: Mapping[str, np.ndarray] | None = None,
-    by_snr: Sequence[SnrCase] | None = None,
     sd_groups: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Compute every metric and comparison and write the evaluation files into ``out_dir``.
+) -> Evaluation:
+    """Every metric and comparison of the methods' estimates of one test set.
 
     Parameters
     ----------
-    out_dir : an existing folder (normally the staging folder of
-        :func:`scaloquant.io.atomic.staged_directory`); files already there are not replaced.
     truth : true amplitudes ``(n_signals, n_metabolites)``.
     predictions : method name -> estimated amplitudes, same shape as ``truth``.
     metabolites : column names.
@@ -394,39 +356,14 @@ def write_evaluation(
         the paired comparison (which needs every signal).
     sds : method -> predicted standard deviations ``(n_signals, M)`` of methods of
         ``predictions`` with an uncertainty: ``"calibration"`` (coverage of their 68% and 95%
-        intervals per metabolite) and the reliability figure; with ``by_snr``, the SDs of its
-        cases are used instead, per SNR.
-    by_snr : the same test signals at several SNRs (see :class:`SnrCase`): ``"by_snr"`` in
-        ``metrics.json``, the error-against-SNR tables and figure, and per-SNR calibration.
-    sd_groups : without ``by_snr``, a label per test signal ``(n_signals,)`` (e.g. its SNR
-        group, :func:`~.calibration.snr_groups`) to give the calibration per group as well.
-
-    Returns
-    -------
-    dict
-        The ``metrics.json`` document.
+        intervals per metabolite) and the reliability figure.
+    sd_groups : a label per test signal ``(n_signals,)`` (e.g. its SNR group,
+        :func:`~.calibration.snr_groups`) to give the calibration per group as well.
     """
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
     truth = np.asarray(truth, dtype=np.float64)
-    partial = dict(partial or {})
     sds = dict(sds or {})
-    for name, pred in predictions.items():
-        check_predictions(truth, np.asarray(pred), f"predictions of {name}")
-    for name, pred in partial.items():
-        pred = np.asarray(pred)
-        check_predictions(truth[: pred.shape[0]], pred, f"predictions of {name}")
-    tables: dict[str, MetricTable] = {
-        name: compute_metrics(truth, pred, metabolites) for name, pred in predictions.items()
-    }
-    partial_tables = {
-        name: compute_metrics(truth[: np.shape(pred)[0]], pred, metabolites)
-        for name, pred in partial.items()
-    }
-    # calibration per SNR when the run has SNRs, else over the one test set
-    if by_snr:
-        groups = [(c.label, c.truth, c.predictions, c.sds) for c in by_snr]
-    elif sd_groups is not None:
+    if sd_groups is not None:
         labels = np.asarray(sd_groups, dtype=object)
         groups = [
             (
@@ -439,10 +376,121 @@ def write_evaluation(
         ]
     else:
         groups = [("all", truth, predictions, sds)]
-    calibration, reliability = calibration_tables(groups, metabolites)
-    snr_blocks = {case.label: snr_block(case, metabolites) for case in by_snr or ()}
-    if by_snr and len(snr_blocks) != len(by_snr):
+    return _evaluate(
+        truth,
+        predictions,
+        dict(partial or {}),
+        metabolites,
+        groups=groups,
+        cases=(),
+        t0=t0,
+        bootstrap_seed=bootstrap_seed,
+        config=config,
+        wall_times_s=wall_times_s,
+        title=title,
+        context=context,
+        n_boot=n_boot,
+        mean_predictor=mean_predictor,
+        curves=curves,
+        example=example,
+        started_at=started_at,
+    )
+
+
+def evaluate_snr_cases(
+    cases: Sequence[SnrCase],
+    metabolites: Sequence[str],
+    *,
+    bootstrap_seed: int,
+    config: Mapping[str, Any],
+    wall_times_s: Mapping[str, float],
+    title: str,
+    context: str,
+    n_boot: int = DEFAULT_N_BOOT,
+    mean_predictor: np.ndarray | None = None,
+    curves: Mapping[str, TrainingCurve] | None = None,
+    example: SignalExample | None = None,
+    started_at: float | None = None,
+) -> Evaluation:
+    """:func:`evaluate_predictions` of the same test signals at several SNRs: the top-level
+    results are those of the first case (its truth, predictions, partial methods), ``by_snr``
+    holds every case, and the calibration is given per SNR (from each case's ``sds``).
+
+    Raises :class:`InvalidDataError` when two cases have the same SNR; other parameters as
+    :func:`evaluate_predictions`.
+    """
+    t0 = time.perf_counter()
+    if not cases:
+        raise InvalidDataError("give at least one SNR case")
+    labels = [case.label for case in cases]
+    if len(set(labels)) != len(labels):
         raise InvalidDataError("two test sets have the same SNR; give each SNR once")
+    top = cases[0]
+    return _evaluate(
+        np.asarray(top.truth, dtype=np.float64),
+        top.predictions,
+        dict(top.partial),
+        metabolites,
+        groups=[(c.label, c.truth, c.predictions, c.sds) for c in cases],
+        cases=cases,
+        t0=t0,
+        bootstrap_seed=bootstrap_seed,
+        config=config,
+        wall_times_s=wall_times_s,
+        title=title,
+        context=context,
+        n_boot=n_boot,
+        mean_predictor=mean_predictor,
+        curves=curves,
+        example=example,
+        started_at=started_at,
+    )
+
+
+def _evaluate(
+    truth: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    partial: Mapping[str, np.ndarray],
+    metabolites: Sequence[str],
+    *,
+    groups: Sequence[CalibrationGroup],
+    cases: Sequence[SnrCase],
+    t0: float,
+    bootstrap_seed: int,
+    config: Mapping[str, Any],
+    wall_times_s: Mapping[str, float],
+    title: str,
+    context: str,
+    n_boot: int,
+    mean_predictor: np.ndarray | None,
+    curves: Mapping[str, TrainingCurve] | None,
+    example: SignalExample | None,
+    started_at: float | None,
+) -> Evaluation:
+    # the shared body of evaluate_predictions and evaluate_snr_cases; with cases, truth,
+    # predictions and partial are those of cases[0], whose tables are computed once
+    for name, pred in predictions.items():
+        check_predictions(truth, np.asarray(pred), f"predictions of {name}")
+    for name, pred in partial.items():
+        pred = np.asarray(pred)
+        check_predictions(truth[: pred.shape[0]], pred, f"predictions of {name}")
+    tables: dict[str, MetricTable] = {
+        name: compute_metrics(truth, pred, metabolites) for name, pred in predictions.items()
+    }
+    partial_tables = {
+        name: compute_metrics(truth[: np.shape(pred)[0]], pred, metabolites)
+        for name, pred in partial.items()
+    }
+    calibration, reliability = calibration_tables(groups, metabolites)
+    snr_blocks = {
+        case.label: snr_block(
+            case,
+            metabolites,
+            tables=tables if i == 0 else None,
+            partial_tables=partial_tables if i == 0 else None,
+        )
+        for i, case in enumerate(cases)
+    }
     comparisons = compare_all(
         truth, predictions, metabolites, bootstrap_seed=bootstrap_seed, n_boot=n_boot
     )
@@ -450,68 +498,6 @@ def write_evaluation(
     if mean_predictor is not None:
         constant = np.broadcast_to(np.asarray(mean_predictor, dtype=np.float64), truth.shape)
         baseline = compute_metrics(truth, constant, metabolites)
-
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    written: dict[str, str] = {}
-
-    def save(fig, name: str, caption: str) -> None:
-        save_png(fig, fig_dir / name)
-        written[caption] = f"figures/{name}"
-
-    if example is not None:
-        for name, estimate in example.estimates.items():
-            save(
-                figures.plot_signal_estimate(
-                    example.truth,
-                    estimate,
-                    title=f"{name}: test signal {example.index}",
-                    caption=FIG2_CAPTION,
-                ),
-                f"fig2_signal_{name}.png",
-                f"Fig. 2 ({name}): test signal {example.index} (median error of "
-                f"{next(iter(predictions))}), its estimate and the residual",
-            )
-    save(
-        figures.plot_error_bars(tables),
-        "fig3_mae_smape.png",
-        "Fig. 3: per-metabolite MAE with the SD of the absolute error (left), SMAPE (right)",
-    )
-    for a, b, res in comparisons:
-        save(
-            figures.plot_paired_difference(res, a, b),
-            f"smape_difference_{a}_vs_{b}.png",
-            f"SMAPE difference {a} − {b} per metabolite with its 95% paired-bootstrap interval",
-        )
-    if reliability:
-        from .calibration import reliability_figure
-
-        save(
-            reliability_figure(reliability),
-            "reliability.png",
-            "Reliability of the predicted SDs: observed coverage of the central intervals "
-            "(all metabolites) against their nominal level, per model and SNR",
-        )
-    if snr_blocks:
-        save(
-            error_vs_snr_figure(snr_blocks),
-            "error_vs_snr.png",
-            ERROR_VS_SNR_CAPTION,
-        )
-    save(
-        figures.plot_predicted_vs_true(truth, predictions, metabolites),
-        "predicted_vs_true.png",
-        "Estimated against true amplitude, per metabolite (black: identity)",
-    )
-    if curves:
-        save(
-            figures.plot_training_curves(
-                curves, reference_rmse=pooled_rmse_from_matlab_loss(PAPER_VAL_LOSS, PAPER_N_OUTPUTS)
-            ),
-            "training_curves.png",
-            "Training curves: loss, and validation RMSE per amplitude against the paper's 0.148",
-        )
-
     now = time.perf_counter()
     wall_times_s = {**wall_times_s, "evaluate": now - t0}
     if started_at is not None:
@@ -527,8 +513,17 @@ def write_evaluation(
         calibration=calibration or None,
         by_snr=snr_blocks or None,
     )
-    write_text_atomic(out_dir / "metrics.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    write_text_atomic(
-        out_dir / "report.md", render_report(doc, written, title=title, context=context)
+    return Evaluation(
+        metabolites=tuple(metabolites),
+        truth=truth,
+        predictions=MappingProxyType(dict(predictions)),
+        tables=MappingProxyType(tables),
+        comparisons=tuple(comparisons),
+        reliability=MappingProxyType(reliability),
+        by_snr=MappingProxyType(snr_blocks),
+        example=example,
+        curves=MappingProxyType(dict(curves or {})),
+        metrics=doc,
+        title=title,
+        context=context,
     )
-    return doc

@@ -52,7 +52,6 @@ def versions() -> dict[str, str]:
     """Versions of scaloquant, Python and the libraries that produced the numbers."""
     from importlib.metadata import version
 
-    import matplotlib
     import torch
 
     out = {
@@ -60,7 +59,7 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": torch.__version__,
-        "matplotlib": matplotlib.__version__,
+        "matplotlib": version("matplotlib"),  # the figures' library, not loaded to compute
         "h5py": version("h5py"),  # io.hdf5 imports the module itself
     }
     try:

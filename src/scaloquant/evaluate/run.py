@@ -1,5 +1,6 @@
-"""Evaluate trained checkpoints on a simulated test file: the library side of ``scaloquant
-evaluate``, also used by :func:`scaloquant.reproduce.reproduce`.
+"""Evaluate trained checkpoints on a simulated test file: the job of ``scaloquant evaluate``
+(written by :func:`scaloquant.report.evaluation.write_evaluation`); its prediction and Fig. 2
+helpers are also used by :func:`scaloquant.reproduce.reproduce`.
 """
 
 from __future__ import annotations
@@ -14,22 +15,21 @@ import numpy as np
 
 from ..errors import IncompatibleDataError, InputFileError
 from ..io import default_basis
-from ..io.atomic import staged_directory
 from ..io.hdf5 import read_simulation
 from ..signal.match import require_same_grid
 from ..simulate import rebuild_fids
 from ..types import FID, BasisSet, SignalSet
 from . import calibration
 from .bootstrap import DEFAULT_N_BOOT, check_options
-from .pipeline import SignalExample, representative_index, write_evaluation
+from .pipeline import Evaluation, SignalExample, evaluate_predictions, representative_index
 
 
 def predict_test_set(
-    quantifier: Any, test: SignalSet, *, name: str, return_sd: bool = False
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    quantifier: Any, test: SignalSet, *, name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Amplitudes ``(n_signals, n_metabolites)`` a trained quantifier estimates for ``test``,
-    with columns in the order of ``test.metabolites``; with ``return_sd`` also their standard
-    deviations, same shape (NaN for a model without uncertainty).
+    with columns in the order of ``test.metabolites``, and their standard deviations, same
+    shape (NaN for a model without uncertainty).
 
     Refuses (IncompatibleDataError) a model trained on other metabolites or another grid.
     """
@@ -49,10 +49,7 @@ def predict_test_set(
         )
     order = [model_names.index(m) for m in test.metabolites]
     # predict copies read-only arrays itself
-    out = quantifier.predict(test.fids, return_sd=return_sd)
-    if not return_sd:
-        return np.asarray(out, dtype=np.float64)[:, order]
-    pred, sd = out
+    pred, sd = quantifier.predict_with_sd(test.fids)
     return (
         np.asarray(pred, dtype=np.float64)[:, order],
         np.asarray(sd, dtype=np.float64)[:, order],
@@ -110,30 +107,24 @@ def method_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 def evaluate_checkpoints(
     checkpoints: Sequence[str | os.PathLike],
     data: str | os.PathLike,
-    out_dir: str | os.PathLike,
     *,
     seed: int = 0,
     n_boot: int = DEFAULT_N_BOOT,
-    overwrite: bool = False,
     basis: BasisSet | None = None,
-) -> dict[str, Any]:
-    """Evaluate each checkpoint on the simulated test file ``data`` and write the evaluation
-    (``metrics.json``, ``report.md``, ``figures/``) into ``out_dir``; with models that predict
-    standard deviations also their calibration per SNR group of the test file.
+) -> Evaluation:
+    """Evaluate each checkpoint on the simulated test file ``data`` (metrics, paired comparison,
+    Fig. 2 example); with models that predict standard deviations also their calibration per SNR
+    group of the test file. :func:`scaloquant.report.evaluation.write_evaluation` writes it
+    (``metrics.json``, ``report.md``, ``figures/``).
 
     Parameters
     ----------
     checkpoints : ``.ckpt`` files written by ``scaloquant train`` or ``reproduce``.
     data : a simulation file (``scaloquant simulate``, or ``DIR/data/test.h5`` of ``reproduce``).
-    out_dir : output folder; a non-empty one needs ``overwrite`` (then only our files change).
     seed : seed of the paired bootstrap.
     n_boot : bootstrap resamples.
     basis : the basis the test set was made with, for the Fig. 2 rebuild (default: the embedded
         basis; Fig. 2 is left out when it is not the test set's basis).
-
-    Returns
-    -------
-    The ``metrics.json`` document.
     """
     from ..models.checkpoint import load_model  # torch loads only when needed
 
@@ -145,49 +136,46 @@ def evaluate_checkpoints(
         if not Path(path).is_file():
             raise InputFileError(f"checkpoint {path} does not exist; check the path")
     names = method_names(checkpoints)
-    with staged_directory(out_dir, overwrite=overwrite) as stage:
-        test = read_simulation(data)
-        predictions: dict[str, np.ndarray] = {}
-        sds: dict[str, np.ndarray] = {}
-        wall_times: dict[str, float] = {"read_test_set": time.perf_counter() - start}
-        for name, path in zip(names, checkpoints, strict=True):
-            t0 = time.perf_counter()
-            quantifier = load_model(path).quantifier
-            predictions[name], sd = predict_test_set(quantifier, test, name=name, return_sd=True)
-            if quantifier.has_uncertainty:
-                sds[name] = sd
-            wall_times[f"predict_{name}"] = time.perf_counter() - t0
-        example = signal_example(basis if basis is not None else default_basis(), test, predictions)
-        context = (
-            f"{len(names)} model(s) evaluated on {test.n_total} simulated test signals from "
-            f"`{data}` (simulation seed {test.seed}, basis {test.basis_name or 'unrecorded'}). "
-            + ("" if example else "Fig. 2 is left out: the test set was made with another basis. ")
-            + "No baseline row: predicting the mean needs the training targets, which a test "
-            "file does not hold."
-        )
-        doc = write_evaluation(
-            stage,
-            truth=test.amplitudes,
-            predictions=predictions,
-            metabolites=test.metabolites,
-            bootstrap_seed=seed,
-            config={
-                "checkpoints": {n: str(p) for n, p in zip(names, checkpoints, strict=True)},
-                "test_data": str(data),
-                "n_signals": test.n_total,
-                "simulation": dict(test.config),
-                "simulation_seed": test.seed,
-                "bootstrap": {"seed": seed, "n_boot": n_boot},
-            },
-            wall_times_s=wall_times,
-            started_at=start,
-            title="scaloquant evaluation",
-            context=context,
-            n_boot=n_boot,
-            example=example,
-            sds=sds or None,
-            sd_groups=calibration.snr_groups(test.parameters.get("snr"), len(test.amplitudes))
-            if sds
-            else None,
-        )
-    return doc
+    test = read_simulation(data)
+    predictions: dict[str, np.ndarray] = {}
+    sds: dict[str, np.ndarray] = {}
+    wall_times: dict[str, float] = {"read_test_set": time.perf_counter() - start}
+    for name, path in zip(names, checkpoints, strict=True):
+        t0 = time.perf_counter()
+        quantifier = load_model(path).quantifier
+        predictions[name], sd = predict_test_set(quantifier, test, name=name)
+        if quantifier.has_uncertainty:
+            sds[name] = sd
+        wall_times[f"predict_{name}"] = time.perf_counter() - t0
+    example = signal_example(basis if basis is not None else default_basis(), test, predictions)
+    context = (
+        f"{len(names)} model(s) evaluated on {test.n_total} simulated test signals from "
+        f"`{data}` (simulation seed {test.seed}, basis {test.basis_name or 'unrecorded'}). "
+        + ("" if example else "Fig. 2 is left out: the test set was made with another basis. ")
+        + "No baseline row: predicting the mean needs the training targets, which a test "
+        "file does not hold."
+    )
+    return evaluate_predictions(
+        test.amplitudes,
+        predictions,
+        test.metabolites,
+        bootstrap_seed=seed,
+        config={
+            "checkpoints": {n: str(p) for n, p in zip(names, checkpoints, strict=True)},
+            "test_data": str(data),
+            "n_signals": test.n_total,
+            "simulation": dict(test.config),
+            "simulation_seed": test.seed,
+            "bootstrap": {"seed": seed, "n_boot": n_boot},
+        },
+        wall_times_s=wall_times,
+        started_at=start,
+        title="scaloquant evaluation",
+        context=context,
+        n_boot=n_boot,
+        example=example,
+        sds=sds or None,
+        sd_groups=calibration.snr_groups(test.parameters.get("snr"), len(test.amplitudes))
+        if sds
+        else None,
+    )

@@ -460,13 +460,23 @@ class PhysicsQuantifier(nn.Module):
         fids: np.ndarray | torch.Tensor,
         *,
         batch_size: int | None = None,
-        return_sd: bool = False,
         polish_iterations: int | None = None,
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Amplitudes ``(B, M)`` (and CRLB SDs) of complex FIDs, in batches of ``batch_size``
-        (default :data:`scaloquant.fit.batched.CPU_CHUNK` on a CPU, ``GPU_CHUNK`` else), eval
-        mode (restored afterwards); the interface of
-        :meth:`scaloquant.models.Quantifier.predict`."""
+    ) -> np.ndarray:
+        """Amplitudes ``(B, M)`` of complex FIDs, in batches of ``batch_size`` (default
+        :data:`scaloquant.fit.batched.CPU_CHUNK` on a CPU, ``GPU_CHUNK`` else), eval mode
+        (restored afterwards); the interface of :meth:`scaloquant.models.Quantifier.predict`."""
+        return self.predict_with_sd(
+            fids, batch_size=batch_size, polish_iterations=polish_iterations
+        )[0]
+
+    def predict_with_sd(
+        self,
+        fids: np.ndarray | torch.Tensor,
+        *,
+        batch_size: int | None = None,
+        polish_iterations: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict`'s amplitudes ``(B, M)`` and their CRLB SDs ``(B, M)``."""
         arr = self.check_fids(fids)
         device = self.basis_fids.device
         if batch_size is None:
@@ -485,8 +495,6 @@ class PhysicsQuantifier(nn.Module):
             self.train(was_training)
         m = len(self.metabolites)
         a = torch.cat(amps).numpy() if amps else np.zeros((0, m))
-        if not return_sd:
-            return a
         return a, (torch.cat(sds).numpy() if sds else np.zeros((0, m)))
 
     @torch.no_grad()

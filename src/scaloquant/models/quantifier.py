@@ -441,27 +441,35 @@ class Quantifier(nn.Module):
         return max(1, min(MAX_BATCH_SIZE, CPU_ACTIVATION_BUDGET_BYTES // per_signal))
 
     def predict(
-        self,
-        fids: np.ndarray | torch.Tensor,
-        *,
-        batch_size: int | None = None,
-        return_sd: bool = False,
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        self, fids: np.ndarray | torch.Tensor, *, batch_size: int | None = None
+    ) -> np.ndarray:
         """Amplitudes of complex FIDs, in batches on the model's device, in eval mode (the
-        training/eval mode is restored afterwards).
+        training/eval mode is restored afterwards); :meth:`predict_with_sd` also gives their
+        standard deviations.
 
         Parameters
         ----------
         fids : complex ``(B, n_points)``, or one FID ``(n_points,)``.
         batch_size : FIDs per forward pass (None: :meth:`default_batch_size`).
-        return_sd : also return the standard deviations.
 
         Returns
         -------
         amplitudes : ``(B, M)`` float64 on the basis scale, columns in :attr:`metabolites` order.
-        sd : ``(B, M)`` float64 calibrated standard deviations on the same scale (NaN for a
-            model without uncertainty); only with ``return_sd``.
         """
+        return self._predict(fids, batch_size, with_sd=False)[0]
+
+    def predict_with_sd(
+        self, fids: np.ndarray | torch.Tensor, *, batch_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict`'s amplitudes ``(B, M)`` and their calibrated standard deviations
+        ``(B, M)`` float64 on the same scale (NaN for a model without uncertainty)."""
+        amps, sd = self._predict(fids, batch_size, with_sd=True)
+        return amps, (np.full(amps.shape, np.nan) if sd is None else sd)
+
+    def _predict(
+        self, fids: np.ndarray | torch.Tensor, batch_size: int | None, *, with_sd: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        # amplitudes (B, M) and, with with_sd and an uncertainty head, their SDs (B, M)
         arr = self.check_fids(fids)
         device = self.fixed_scale.device
         batch_size = self.default_batch_size() if batch_size is None else int(batch_size)
@@ -479,16 +487,13 @@ class Quantifier(nn.Module):
                         arr[i : i + batch_size].to(device), network=network
                     )
                     amplitudes.append(self.amplitudes_from(out.z, out.scale).double().cpu())
-                    if return_sd and out.log_var is not None:
+                    if with_sd and out.log_var is not None:
                         sds.append(self.sd_from(out.log_var, out.scale).double().cpu())
         finally:
             self.train(was_training)
         n_met = len(self.metabolites)
         amps = torch.cat(amplitudes).numpy() if amplitudes else np.zeros((0, n_met))
-        if not return_sd:
-            return amps
-        sd = torch.cat(sds).numpy() if sds else np.full(amps.shape, np.nan)
-        return amps, sd
+        return amps, (torch.cat(sds).numpy() if sds else None)
 
     def calibrate(
         self,
@@ -510,7 +515,7 @@ class Quantifier(nn.Module):
         if not self.has_uncertainty:
             raise ConfigError("this model has no uncertainty head to calibrate")
         self.sd_calibration.fill_(1.0)
-        mean, sd = self.predict(fids, batch_size=batch_size, return_sd=True)
+        mean, sd = self.predict_with_sd(fids, batch_size=batch_size)
         factors = calibration_factors(np.asarray(amplitudes, dtype=np.float64), mean, sd, level)
         self.sd_calibration.copy_(torch.from_numpy(factors))
         return factors

@@ -500,11 +500,9 @@ def quantify_inputs(
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         fit_residual = fit_linewidth = fit_metabolites = None
-        # SDs are NaN for a model trained without uncertainty (Quantifier.predict); a
+        # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd); a
         # physics-head model gives the CRLB SDs of its polished fit
-        amplitudes, sd = quantifier.predict(
-            _flat(fid), batch_size=options.batch_size, return_sd=True
-        )
+        amplitudes, sd = quantifier.predict_with_sd(_flat(fid), batch_size=options.batch_size)
         columns = {"": amplitudes, "_sd": sd}
         figures = {}
         if drawn:

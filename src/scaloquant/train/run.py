@@ -51,6 +51,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from ..errors import ConfigError, IncompatibleDataError, InputFileError, OutputExistsError
 from ..io.atomic import atomic_path, check_writable, write_text_atomic
+from ..io.training_log import TrainingCurve, read_log_rows, training_curve
 from ..models.checkpoint import CHECKPOINT_KEY
 from ..models.quantifier import Quantifier
 from ..seeds import FRESH_KEY, NORM_KEY, TRAIN_KEY, VAL_KEY, seed_sequence
@@ -71,7 +72,9 @@ class TrainResult:
     ``best_val_loss``/``best_val_rmse`` are those of the exported checkpoint; ``wall_time_s`` covers
     data preparation and training in this call; ``epochs``/``steps`` count completed epochs and
     optimizer steps (including those before a resume). ``is_global_zero`` is False in the extra
-    processes of a multi-process run, which write nothing.
+    processes of a multi-process run, which write nothing. ``curve`` is the training curve of
+    ``log_csv_path`` (every session of a resumed run), read from the logs once; None in the extra
+    processes.
     """
 
     checkpoint_path: Path
@@ -82,6 +85,7 @@ class TrainResult:
     epochs: int
     steps: int
     is_global_zero: bool = True
+    curve: TrainingCurve | None = None
 
 
 def is_launching_process() -> bool:
@@ -474,7 +478,7 @@ def train_model(
         )
     )
     best_rmse = _best_rmse(rows)
-    result = dataclasses.replace(result, best_val_rmse=best_rmse)
+    result = dataclasses.replace(result, best_val_rmse=best_rmse, curve=training_curve(rows))
     training = {
         "best_val_loss": result.best_val_loss,
         "best_val_rmse": best_rmse,
@@ -504,11 +508,7 @@ def _drop_unresumable(work_dir: Path) -> None:
 
 def _read_csv_logs(paths: list[Path]) -> list[dict[str, str]]:
     """Rows of Lightning CSV logs, in session order."""
-    rows: list[dict[str, str]] = []
-    for path in paths:
-        with open(path, newline="") as fh:
-            rows.extend(csv.DictReader(fh))
-    return rows
+    return [row for path in paths for row in read_log_rows(path)]
 
 
 def _write_csv(rows: list[dict[str, str]], path: Path) -> None:

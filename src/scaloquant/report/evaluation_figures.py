@@ -1,46 +1,30 @@
 """Figures of an evaluation, like the paper's, drawn from arrays with matplotlib.
 
-Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
-global figure registry, no backend switch: ``Figure.savefig`` renders PNG through Agg), and
-:func:`scaloquant.report.figures.save_png` writes it atomically. Spectra are drawn on a reversed ppm axis, as MRS users read
-them; the axis itself comes from :mod:`scaloquant.signal.axes` through :class:`~scaloquant.types.FID`.
+Each ``plot_*`` function (and :func:`reliability_figure`) returns a
+:class:`matplotlib.figure.Figure` built without pyplot (no global figure registry, no backend
+switch: ``Figure.savefig`` renders PNG through Agg), and :func:`.figures.save_png` writes it
+atomically. Spectra are drawn on a reversed ppm axis, as MRS users read them; the axis itself
+comes from :mod:`scaloquant.signal.axes` through :class:`~scaloquant.types.FID`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from ..evaluate.bootstrap import PairedBootstrap
+from ..evaluate.calibration import RELIABILITY_LEVELS, TARGET_95, observed_coverage
+from ..evaluate.metrics import MetricTable
+from ..io.training_log import TrainingCurve
 from ..types import FID
-from .bootstrap import PairedBootstrap
-from .metrics import MetricTable
 
 #: The paper's Fig. 2 colours: ground truth orange, estimate violet, residual green.
 _TRUTH_COLOUR, _ESTIMATE_COLOUR, _RESIDUAL_COLOUR = "tab:orange", "darkviolet", "tab:green"
-
-
-@dataclass(frozen=True)
-class TrainingCurve:
-    """Losses logged during training; steps are optimiser steps.
-
-    Attributes
-    ----------
-    train_step, train_loss : arrays ``(n_train_points,)``.
-    val_step, val_loss : arrays ``(n_val_points,)``.
-    val_rmse : RMSE of the validation amplitudes in amplitude units, ``(n_val_points,)``, or
-        None when the log has none.
-    """
-
-    train_step: np.ndarray
-    train_loss: np.ndarray
-    val_step: np.ndarray
-    val_loss: np.ndarray
-    val_rmse: np.ndarray | None = None
 
 
 def plot_signal_estimate(
@@ -336,3 +320,41 @@ def _common_metabolites(tables: Mapping[str, MetricTable]) -> tuple[str, ...]:
         if table.metabolites != first:
             raise ValueError(f"{name} was evaluated on other metabolites than the first method")
     return first
+
+
+def reliability_figure(
+    groups: Mapping[str, tuple[Any, Any, Any]],
+    *,
+    levels: Sequence[float] = RELIABILITY_LEVELS,
+    title: str = "Reliability of the predicted standard deviations",
+) -> Figure:
+    """Reliability diagram: observed coverage (pooled over metabolites) against nominal level,
+    one line per group (e.g. per SNR, or per model and SNR), and the diagonal.
+
+    Parameters
+    ----------
+    groups : label -> ``(truth, mean, sd)``, each ``(n_signals, M)``.
+    levels : nominal levels on the x axis.
+    """
+    fig = Figure(figsize=(5.2, 5.0))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", linewidth=1, label="ideal")
+    lo, hi = TARGET_95
+    ax.plot([0.95, 0.95], [lo, hi], color="tab:red", linewidth=4, alpha=0.35, label="95 % target")
+    for label, (truth, mean, sd) in groups.items():
+        ax.plot(
+            levels,
+            observed_coverage(truth, mean, sd, levels),
+            marker="o",
+            markersize=3,
+            label=str(label),
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("observed coverage (all metabolites)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
