@@ -200,3 +200,11 @@ def test_invivo_spectra_in_plausible_ranges():
     for path in sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*ref*.nii.gz")):
         water, grid = _read(path)
         assert quality.water_ratio(water, *grid) > 2 * quality.WATER_RATIO, path.name
+
+
+def test_every_flag_has_its_meaning_for_users():
+    """The flags are decided in ``signal.quality`` (a pure layer, no wording for users); what
+    they mean, with the flag names of the CLI, is written once in ``quantify.results``."""
+    from scaloquant.quantify.results import QC_FLAGS
+
+    assert tuple(QC_FLAGS) == quality.FLAG_NAMES

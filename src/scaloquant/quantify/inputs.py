@@ -75,7 +75,8 @@ class SpectraInput:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
         whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`);
         one sentence each."""
-        from ..signal.quality import looks_mirrored, mirror_warning
+        from ..signal.quality import looks_mirrored
+        from .results import mirror_warning
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
         if self.fid.nucleus != "1H":

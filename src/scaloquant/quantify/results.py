@@ -10,6 +10,13 @@ import numpy as np
 
 from ..fit import FitSpectra
 from ..metabolites import canonical, indices_of
+from ..signal.quality import (
+    METABOLITES_OVER_DATA,
+    NO_SIGNAL_SNR,
+    RESIDUAL_LARGE,
+    TOO_BROAD_PPM,
+    WATER_RATIO,
+)
 from ..types import FID
 from .inputs import SpectraInput
 from .water import WaterScaling
@@ -32,6 +39,34 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "_mM": "concentration in mM from the water reference (ISMRM 2016 challenge formula, see "
     "results.json 'water_scaling')",
 }
+
+#: Every quality flag of :mod:`scaloquant.signal.quality`, with its meaning for users (the
+#: ``qc`` column holds them separated by ``;``; ``results.json`` lists them).
+QC_FLAGS: dict[str, str] = {
+    "empty": "the FID is all zeros: nothing to measure (estimates NaN)",
+    "no_signal": f"SNR below {NO_SIGNAL_SNR:g}: noise only, nothing to measure (estimates NaN)",
+    "water": "the spectrum looks like an unsuppressed water reference (its water peak is more "
+    f"than {WATER_RATIO:g}x the tallest metabolite peak): not quantified (estimates NaN)",
+    "mirrored": "the spectrum looks mirrored about the reference (stored conjugated?): check it, "
+    "and read it with --conjugate if so",
+    "too_broad": f"NAA FWHM (Cr's where taller; of the spectrum or of the fitted lines) above "
+    f"{TOO_BROAD_PPM:g} ppm: "
+    "lines too broad for a reliable fit",
+    "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
+    "the spectrum",
+    "baseline_cancels": f"the fitted metabolites are more than {METABOLITES_OVER_DATA:g}x the data "
+    "over the fit window, cancelled by a baseline of the opposite sign: the estimates mean "
+    "nothing",
+}
+
+
+def mirror_warning(ratio: float) -> str:
+    """The sentence printed and stored for a spectrum that looks mirrored."""
+    return (
+        f"the spectrum looks mirrored about the reference: {ratio:.1f}x more peak signal in the "
+        "mirror image of 0.5-4.2 ppm than in it; the file is probably stored in the other "
+        "orientation (complex conjugate): check it, and read it with --conjugate if so"
+    )
 
 
 #: The per-spectrum quality columns, after the metabolite columns of results.csv (see
@@ -66,7 +101,7 @@ class SpectraResult:
     water_scaling : the assumptions its mM columns were computed with (None: no mM).
     quality : name -> ``(N,)`` quality figures (:data:`QUALITY_COLUMNS`).
     qc : per spectrum, its quality flags separated by ``;`` (``""``: none; see
-        :data:`scaloquant.signal.quality.QC_FLAGS`).
+        :data:`QC_FLAGS`).
     water_quality : figures of its water reference's peak (``fwhm_hz``, ``fwhm_ppm``,
         ``water_ratio``; empty without one).
     """

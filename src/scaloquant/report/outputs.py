@@ -40,9 +40,8 @@ from .. import __version__
 from ..fit import FitSpectra
 from ..io.atomic import staged_directory, write_text_atomic
 from ..io.nifti import write_nifti_map
-from ..quantify.results import COLUMN_DESCRIPTIONS, QUALITY_COLUMNS, SpectraResult
+from ..quantify.results import COLUMN_DESCRIPTIONS, QC_FLAGS, QUALITY_COLUMNS, SpectraResult
 from ..quantify.run import Run
-from ..signal.quality import QC_FLAGS
 
 _MODEL_LABEL = {
     "quantify": "model (network amplitudes, fitted phase/shift/linewidth)",

@@ -83,15 +83,6 @@ def looks_mirrored(ratio: np.ndarray | float) -> np.ndarray:
     return np.nan_to_num(ratio, nan=0.0) > MIRRORED_RATIO
 
 
-def mirror_warning(ratio: float) -> str:
-    """The sentence printed and stored for a spectrum that looks mirrored."""
-    return (
-        f"the spectrum looks mirrored about the reference: {ratio:.1f}x more peak signal in the "
-        "mirror image of 0.5-4.2 ppm than in it; the file is probably stored in the other "
-        "orientation (complex conjugate): check it, and read it with --conjugate if so"
-    )
-
-
 # --- quality figures -----------------------------------------------------------------------
 #
 # What a user checks before trusting an estimate (LCModel prints them under its table, FSL-MRS
@@ -169,23 +160,17 @@ RESIDUAL_LARGE = 0.6
 #: dataset 24, whose metabolites drown in a water artefact. Between them.
 METABOLITES_OVER_DATA = 2.0
 
-#: Every quality flag, with its meaning (the ``qc`` column holds them separated by ``;``).
-QC_FLAGS: dict[str, str] = {
-    "empty": "the FID is all zeros: nothing to measure (estimates NaN)",
-    "no_signal": f"SNR below {NO_SIGNAL_SNR:g}: noise only, nothing to measure (estimates NaN)",
-    "water": "the spectrum looks like an unsuppressed water reference (its water peak is more "
-    f"than {WATER_RATIO:g}x the tallest metabolite peak): not quantified (estimates NaN)",
-    "mirrored": "the spectrum looks mirrored about the reference (stored conjugated?): check it, "
-    "and read it with --conjugate if so",
-    "too_broad": f"NAA FWHM (Cr's where taller; of the spectrum or of the fitted lines) above "
-    f"{TOO_BROAD_PPM:g} ppm: "
-    "lines too broad for a reliable fit",
-    "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
-    "the spectrum",
-    "baseline_cancels": f"the fitted metabolites are more than {METABOLITES_OVER_DATA:g}x the data "
-    "over the fit window, cancelled by a baseline of the opposite sign: the estimates mean "
-    "nothing",
-}
+#: Every quality flag (the ``qc`` column holds them separated by ``;``); their meanings for
+#: users are :data:`scaloquant.quantify.results.QC_FLAGS`.
+FLAG_NAMES: tuple[str, ...] = (
+    "empty",
+    "no_signal",
+    "water",
+    "mirrored",
+    "too_broad",
+    "residual_large",
+    "baseline_cancels",
+)
 #: Flags whose spectra are not quantified: their estimates are NaN, never a number.
 UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
 
@@ -518,7 +503,7 @@ def quality_figures(
 
 
 def qc_flags(figures: QualityFigures) -> list[list[str]]:
-    """The :data:`QC_FLAGS` of each spectrum known before any fit (all but
+    """The :data:`FLAG_NAMES` of each spectrum known before any fit (all but
     ``residual_large``, see :func:`fit_flags`), in C order of the batch.
 
     An empty spectrum gets ``empty`` alone; one that looks like water gets ``water`` without
