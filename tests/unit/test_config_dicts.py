@@ -10,6 +10,7 @@ import pytest
 from scaloquant.errors import ConfigError
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.io.config import read_config
+from scaloquant.quantify import WaterScaling
 from scaloquant.scalogram import ScalogramConfig
 from scaloquant.simulate import BaselineConfig, InvivoPrior, SimulationConfig
 from scaloquant.train.config import TrainConfig
@@ -22,6 +23,7 @@ CONFIGS = [
     FitConfig(),
     FIT_PRESETS["invivo"],
     TrainConfig.preset("tiny"),
+    WaterScaling(tissue_fractions=(0.5, 0.3, 0.2), echo_time_ms=35.0),
 ]
 
 

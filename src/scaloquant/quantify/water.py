@@ -54,8 +54,8 @@ Med 2006;55:1219-1226), so their concentration is per litre of GM + WM.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -115,6 +115,29 @@ class WaterScaling:
             object.__setattr__(self, name, value)
             if not math.isfinite(value) or value < 0 or (name == "metabolite_t2_ms" and value == 0):
                 raise ConfigError(f"{name} must be a positive number of ms, got {value}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> WaterScaling:
+        """Rebuild from :meth:`to_dict` (its derived figures are recomputed, not read; the
+        per-tissue values as ``{"GM": .., "WM": .., "CSF": ..}`` or a sequence in that order)."""
+        derived = {"relaxation_corrected_water_mM", "metabolite_relaxation_correction"}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known - derived)
+        if unknown:
+            raise ConfigError(
+                f"unknown water-scaling setting(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(known))}"
+            )
+        values = {}
+        for name in known & set(d):
+            value = d[name]
+            if isinstance(value, Mapping):
+                missing = [t for t in TISSUES if t not in value]
+                if missing or set(value) - set(TISSUES):
+                    raise ConfigError(f"{name} must give {', '.join(TISSUES)}, got {dict(value)}")
+                value = tuple(value[t] for t in TISSUES)
+            values[name] = value
+        return cls(**values)
 
     def to_dict(self) -> dict[str, object]:
         return {
