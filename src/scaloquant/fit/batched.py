@@ -1039,23 +1039,12 @@ def _solve_chunk(
         # the ratio priors' widths scale with a preliminary fit's amplitudes (LCModel's)
         preliminary = evaluate(final, theta, y, ones, derivatives=False).amplitudes
         prior_q = amplitude_prior(final, preliminary, noise_var)
-        if refine is None:
-            lower, upper = _bounds(final, centre, config)
-            sol = levenberg_marquardt(
-                final,
-                theta,
-                y,
-                noise_var,
-                lower,
-                upper,
-                max_iterations=config.max_iterations,
-                amplitude_prior=prior_q,
-            )
-            iterations = iterations + sol.iterations
-    if refine is not None:
-        lower, upper = _bounds(refine, centre, config)
+    # the last pass: with the deviations (refine), or again with the ratio priors
+    last = refine if refine is not None else (final if prior_q is not None else None)
+    if last is not None:
+        lower, upper = _bounds(last, centre, config)
         sol = levenberg_marquardt(
-            refine,
+            last,
             theta,
             y,
             noise_var,
@@ -1065,7 +1054,7 @@ def _solve_chunk(
             amplitude_prior=prior_q,
         )
         iterations = iterations + sol.iterations
-        final = refine
+        final = last
     ev = sol.evaluation
     if config.noise_estimate == "residual":
         noise_var = _noise_var_from_residual(final, ev)
