@@ -44,7 +44,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .evaluate.bootstrap import DEFAULT_N_BOOT, check_options
-from .evaluate.pipeline import SnrCase, evaluate_snr_cases
+from .evaluate.pipeline import Evaluation, SnrCase, evaluate_snr_cases
 from .evaluate.report import snr_label
 from .evaluate.run import predict_test_set, signal_example
 from .io.atomic import staged_directory
@@ -73,9 +73,12 @@ FIT_WORKERS = 2
 
 @dataclass(frozen=True)
 class ReproduceResult:
-    """Outcome of :func:`reproduce`: the output folder and the ``metrics.json`` document."""
+    """Outcome of :func:`reproduce`: the output folder, the computed
+    :class:`~scaloquant.evaluate.pipeline.Evaluation` (what the report says, typed) and the
+    ``metrics.json`` document its writer wrote."""
 
     out_dir: Path
+    evaluation: Evaluation
     metrics: dict[str, Any]
 
     @property
@@ -363,7 +366,7 @@ def reproduce(
             example=signal_example(basis, case_tests[0], cases[0].predictions),
         )
         doc = write_evaluation(evaluation, stage)
-    return ReproduceResult(out_dir=Path(out_dir), metrics=doc)
+    return ReproduceResult(out_dir=Path(out_dir), evaluation=evaluation, metrics=doc)
 
 
 def _snr_words(label: str) -> str:
