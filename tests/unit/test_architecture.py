@@ -35,7 +35,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors", ("errors",)),
     (
         "foundations",
-        ("scaloquant", "metabolites", "threads", "_stats", "_config", "seeds", "presets"),
+        (
+            "scaloquant",
+            "metabolites",
+            "threads",
+            "_stats",
+            "_config",
+            "seeds",
+            "presets",
+            "defaults",
+        ),
     ),
     ("conventions", ("signal", "physics")),
     ("types", ("types",)),

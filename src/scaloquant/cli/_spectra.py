@@ -8,24 +8,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import defaults
 from ._common import acquisition_overrides, add_acquisition_flags
 
 _FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text"
 
 
 #: The defaults of :class:`scaloquant.quantify.Options` and
-#: :class:`~scaloquant.quantify.WaterScaling` that the flags show and use. Written here rather
-#: than read from the classes (``dataclasses.fields``) because importing them loads numpy (and
-#: ``dataclasses``, ``inspect``), which would make ``quantify --help`` (0.06 s) several times
-#: slower; ``tests/cli/test_cli_quantify.py`` checks that they are the classes' defaults.
-OPTION_DEFAULTS: dict[str, Any] = {"max_figures": 16, "n_workers": 1}
-WATER_DEFAULTS: dict[str, Any] = {
-    "tissue_fractions": (0.6, 0.4, 0.0),
-    "water_t2_ms": (110.0, 80.0, 2030.0),
-    "metabolite_t2_ms": 160.0,
-    "echo_time_ms": 30.0,
+#: :class:`~scaloquant.quantify.WaterScaling` that the flags show and use, read from
+#: :mod:`scaloquant.defaults`, the one module where the classes take them from too: importing
+#: the classes would load numpy and make ``quantify --help`` (0.05 s) several times slower.
+OPTION_DEFAULTS: dict[str, Any] = {
+    "max_figures": defaults.MAX_FIGURES,
+    "n_workers": defaults.N_WORKERS,
 }
-TISSUES = ("GM", "WM", "CSF")
+WATER_DEFAULTS: dict[str, Any] = {
+    "tissue_fractions": defaults.TISSUE_FRACTIONS,
+    "water_t2_ms": defaults.WATER_T2_MS,
+    "metabolite_t2_ms": defaults.METABOLITE_T2_MS,
+    "echo_time_ms": defaults.ECHO_TIME_MS,
+}
+TISSUES = defaults.TISSUES
 
 
 def _numbers(values: Any) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .. import defaults
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import (
     FitConfig,
@@ -82,9 +83,9 @@ class Options:
 
     force: bool = False
     batch_size: int | None = None
-    max_figures: int = 16
+    max_figures: int = defaults.MAX_FIGURES
     refine: bool = False
-    n_workers: int = 1
+    n_workers: int = defaults.N_WORKERS
     water_scaling: WaterScaling = field(default_factory=WaterScaling)
     echo_time_given: bool = False
     fit_config: FitConfig = field(default_factory=FitConfig)

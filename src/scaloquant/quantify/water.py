@@ -59,6 +59,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .. import defaults
 from ..errors import ConfigError
 from ..types import Acquisition
 
@@ -74,7 +75,7 @@ WATER_FIT_START = 4
 WATER_FIT_MS = 20.0
 #: ... and over this many samples at least.
 WATER_FIT_MIN_POINTS = 16
-TISSUES = ("GM", "WM", "CSF")
+TISSUES = defaults.TISSUES
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,11 @@ class WaterScaling:
     echo_time_ms : TE of the data and the water reference, ms.
     """
 
-    tissue_fractions: tuple[float, float, float] = (0.6, 0.4, 0.0)
-    water_content_g_per_ml: tuple[float, float, float] = (0.78, 0.65, 0.97)
-    water_t2_ms: tuple[float, float, float] = (110.0, 80.0, 2030.0)
-    metabolite_t2_ms: float = 160.0
-    echo_time_ms: float = 30.0
+    tissue_fractions: tuple[float, float, float] = defaults.TISSUE_FRACTIONS
+    water_content_g_per_ml: tuple[float, float, float] = defaults.WATER_CONTENT_G_PER_ML
+    water_t2_ms: tuple[float, float, float] = defaults.WATER_T2_MS
+    metabolite_t2_ms: float = defaults.METABOLITE_T2_MS
+    echo_time_ms: float = defaults.ECHO_TIME_MS
 
     def __post_init__(self) -> None:
         for name in ("tissue_fractions", "water_content_g_per_ml", "water_t2_ms"):

@@ -1,0 +1,28 @@
+"""Defaults that a fast front end reads without loading numpy: one place for each, used by the
+library's dataclasses (:class:`scaloquant.quantify.Options`,
+:class:`scaloquant.quantify.WaterScaling`) and by the CLI's flags (``scaloquant quantify --help``
+stays fast because this module imports nothing).
+
+Water scaling: the ISMRM 2016 fitting challenge's tissue and relaxation values (its README), with
+CSF from Ernst, Kreis & Ross (J Magn Reson B 1993;102:1-8, water content) and about 2 s of T2 at
+3 T; see :mod:`scaloquant.quantify.water`.
+"""
+
+from __future__ import annotations
+
+#: Tissue classes of the per-tissue water-scaling values, in their order.
+TISSUES: tuple[str, str, str] = ("GM", "WM", "CSF")
+#: Volume fractions of GM, WM and CSF in the voxel.
+TISSUE_FRACTIONS: tuple[float, float, float] = (0.6, 0.4, 0.0)
+#: Water content of GM, WM and CSF, g/ml.
+WATER_CONTENT_G_PER_ML: tuple[float, float, float] = (0.78, 0.65, 0.97)
+#: Water T2 of GM, WM and CSF, ms.
+WATER_T2_MS: tuple[float, float, float] = (110.0, 80.0, 2030.0)
+#: T2 of every metabolite, ms.
+METABOLITE_T2_MS = 160.0
+#: Echo time of data and water reference when neither the file nor the basis states one, ms.
+ECHO_TIME_MS = 30.0
+#: Fit figures drawn at most per run (for the spectra with the largest signal).
+MAX_FIGURES = 16
+#: Processes of the scipy fit.
+N_WORKERS = 1
