@@ -185,6 +185,6 @@ def test_challenge_water_as_data_and_data_as_water(tiny_checkpoint, tmp_path, ca
     assert main(["quantify", str(raw), *base, "--max-figures", "0"]) == 0  # its own .H2O
     row = _rows(other)[0]
     assert row["qc"] == "" and 50 < float(row["snr"]) < 90  # measured 68
-    assert "water reference dataset1.H2O: FWHM 6.0 Hz" in (other / "summary.md").read_text()
+    assert "| dataset1.RAW | dataset1.H2O | 6.0 | 0.049 |" in (other / "summary.md").read_text()
     doc = json.loads((other / "results.json").read_text())
     assert doc["inputs"][0]["water_reference_quality"]["fwhm_hz"] == pytest.approx(6.0, abs=1)

@@ -158,3 +158,20 @@ def test_numbers_read_as_in_lcmodel_tables():
     ]
     assert [format_value(v) for v in (1.234e-6, 12345.6)] == ["1.23e-06", "12346"]
     assert [format_pct(v) for v in (19.6, np.inf, np.nan)] == ["20%", ">999%", "–"]
+
+
+def test_water_reference_figures_form_one_table_not_a_sentence_each():
+    """Each input's measured water peak (28 for the challenge) is a row of one small table, not
+    a sentence each above the overview; inputs without a measured water reference have none."""
+    figures = {"fwhm_hz": 6.04, "fwhm_ppm": 0.049, "water_ratio": 1554.4}
+    a = _result("a.RAW", [[10, 2, 6, 2, 8]], [[1, 0.2, 0.6, 0.2, 4]], water="a.H2O")
+    a = dataclasses.replace(a, water_quality=figures)
+    b = _result("b.RAW", [[12, 0, 5, 3, 9]], [[1.2, 0.3, 0.5, 0.3, 0.9]])
+    run = _run(a, b)
+    facts = input_facts(run)
+    assert facts.water == (("a.RAW", "a.H2O", "6.0", "0.049", "1554x"),)
+    assert not any("FWHM" in text for _, text in facts.shared + tuple(p[:2] for p in facts.partial))
+    header = report_header(run, version="0", created_utc="now")
+    html = report_html(run, header)
+    assert "<table class='water'>" in html and "<td>1554x</td>" in html
+    assert "| a.RAW | a.H2O | 6.0 | 0.049 | 1554x |" in report_markdown(run, header)

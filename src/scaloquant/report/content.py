@@ -237,6 +237,7 @@ class InputFacts:
     labels: tuple[str, ...]
     shared: tuple[tuple[str, str], ...]
     partial: tuple[tuple[str, str, tuple[str, ...]], ...]
+    water: tuple[tuple[str, str, str, str, str], ...] = ()
 
     @property
     def shared_by(self) -> str:
@@ -245,31 +246,36 @@ class InputFacts:
         return f"the input {self.labels[0]}" if n == 1 else f"all {n} inputs"
 
 
-def _water_quality(result: SpectraResult) -> list[tuple[str, str]]:
-    """The water reference's peak figures (:mod:`scaloquant.signal.quality`), when measured."""
+#: Columns of :attr:`InputFacts.water`: one row per input with a measured water reference.
+WATER_COLUMNS = ("input", "water reference", "FWHM (Hz)", "FWHM (ppm)", "peak / metabolites'")
+
+
+def _water_quality(result: SpectraResult) -> tuple[str, str, str, str, str] | None:
+    """The water reference's peak figures (:mod:`scaloquant.signal.quality`) as a row of
+    :data:`WATER_COLUMNS`, when measured: a table row each, not a sentence each (28 inputs gave
+    28 sentences above the overview)."""
     q = result.water_quality
     if not q or result.input.water_path is None:
-        return []
+        return None
 
     def number(key: str, spec: str) -> str:
         value = q.get(key, float("nan"))
         return format(value, spec) if np.isfinite(value) else "–"
 
-    return [
-        (
-            "water",
-            f"water reference {result.input.water_path.name}: FWHM {number('fwhm_hz', '.1f')} "
-            f"Hz ({number('fwhm_ppm', '.3f')} ppm), peak {number('water_ratio', '.0f')}x the "
-            "tallest metabolite peak",
-        )
-    ]
+    return (
+        input_label(result),
+        result.input.water_path.name,
+        number("fwhm_hz", ".1f"),
+        number("fwhm_ppm", ".3f"),
+        f"{number('water_ratio', '.0f')}x",
+    )
 
 
 def _facts_of(result: SpectraResult, water: str) -> list[tuple[str, str]]:
     facts = [("acquisition", result.input.fid.acquisition.describe())]
     facts += [("conversion", c) for c in result.conversions]
     facts += [("warning", w) for w in result.warnings]
-    return [*facts, ("water", water), *_water_quality(result)]
+    return [*facts, ("water", water)]
 
 
 def _water_sentences(run: Run) -> list[str]:
@@ -296,7 +302,8 @@ def input_facts(run: Run) -> InputFacts:
         for f in order
         if f not in shared
     )
-    return InputFacts(labels, shared, partial)
+    water = tuple(row for r in run.results if (row := _water_quality(r)) is not None)
+    return InputFacts(labels, shared, partial, water)
 
 
 @dataclass(frozen=True)

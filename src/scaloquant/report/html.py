@@ -24,6 +24,7 @@ from .content import (
     MAX_OVERVIEW_ROWS,
     SD_LIMIT_PCT,
     UNIT_LABELS,
+    WATER_COLUMNS,
     InputFacts,
     MetaboliteTable,
     ReportHeader,
@@ -144,6 +145,15 @@ def _acquisition(facts: InputFacts) -> str:
             _fact_items([(k, f"{t} ({abbreviated(labels)})") for k, t, labels in facts.partial])
         )
         out.append("</ul>")
+    if facts.water:
+        head = "".join(f"<th>{_e(c)}</th>" for c in WATER_COLUMNS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in facts.water
+        )
+        out.append(
+            "<p class='caption'>Water references (peak: over the tallest metabolite peak):</p>"
+            f"<table class='water'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
     out.append("</section>")
     return "".join(out)
 

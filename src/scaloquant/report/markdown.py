@@ -11,6 +11,7 @@ from .content import (
     MAX_OVERVIEW_ROWS,
     SD_LIMIT_PCT,
     UNIT_LABELS,
+    WATER_COLUMNS,
     ReportHeader,
     abbreviated,
     format_pct,
@@ -59,6 +60,16 @@ def report_markdown(
         out.append(
             "Of some inputs only:\n\n"
             + "".join(f"- {k}: {t} ({abbreviated(lab)})\n" for k, t, lab in facts.partial)
+        )
+    if facts.water:
+        out.append(
+            "Water references (peak: over the tallest metabolite peak):\n\n"
+            + "| "
+            + " | ".join(WATER_COLUMNS)
+            + " |\n|"
+            + "---|" * len(WATER_COLUMNS)
+            + "\n"
+            + "".join("| " + " | ".join(row) + " |\n" for row in facts.water)
         )
     out.append("## Notes\n")
     out.append("".join(f"- {n}\n" for n in run.notes))
