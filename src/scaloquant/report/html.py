@@ -145,17 +145,25 @@ def _acquisition(facts: InputFacts) -> str:
             _fact_items([(k, f"{t} ({abbreviated(labels)})") for k, t, labels in facts.partial])
         )
         out.append("</ul>")
-    if facts.water:
-        head = "".join(f"<th>{_e(c)}</th>" for c in WATER_COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in facts.water
-        )
-        out.append(
-            "<p class='caption'>Water references (peak: over the tallest metabolite peak):</p>"
-            f"<table class='water'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        )
     out.append("</section>")
     return "".join(out)
+
+
+def _water(facts: InputFacts) -> str:
+    """The water references' peak figures, one row per input (after the overview: checked
+    after the estimates are read, and 28 rows would push them off the first screen)."""
+    if not facts.water:
+        return ""
+    head = "".join(f"<th>{_e(c)}</th>" for c in WATER_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in facts.water
+    )
+    return (
+        "<section id='water'><h2>Water references</h2>"
+        "<p class='caption'>peak: the water peak over the tallest metabolite peak</p>"
+        f"<table class='water'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        "</section>"
+    )
 
 
 def _notes(notes: Sequence[str]) -> str:
@@ -424,6 +432,7 @@ def report_html(
         _notes(run.notes),
         _maps(run, table),  # MRSI: the maps first, as they are read first
         _overview(run, table, set(figures)),
+        _water(facts),
         _fits(run, table, figures),
         _columns_footer(run),
         "</body></html>\n",

@@ -61,16 +61,6 @@ def report_markdown(
             "Of some inputs only:\n\n"
             + "".join(f"- {k}: {t} ({abbreviated(lab)})\n" for k, t, lab in facts.partial)
         )
-    if facts.water:
-        out.append(
-            "Water references (peak: over the tallest metabolite peak):\n\n"
-            + "| "
-            + " | ".join(WATER_COLUMNS)
-            + " |\n|"
-            + "---|" * len(WATER_COLUMNS)
-            + "\n"
-            + "".join("| " + " | ".join(row) + " |\n" for row in facts.water)
-        )
     out.append("## Notes\n")
     out.append("".join(f"- {n}\n" for n in run.notes))
     unit = table.units[0]
@@ -96,6 +86,12 @@ def report_markdown(
     if len(table.rows) > MAX_OVERVIEW_ROWS:
         out.append(
             f"The first {MAX_OVERVIEW_ROWS} of {len(table.rows)} spectra; all in results.csv.\n"
+        )
+    if facts.water:
+        out.append("## Water references\n")
+        out.append(
+            "peak: the water peak over the tallest metabolite peak\n\n"
+            + _table(list(WATER_COLUMNS), [list(row) for row in facts.water], 2)
         )
     if figure_files:
         out.append("## Fits\n")
