@@ -79,6 +79,8 @@ OPTION_WORDS: Mapping[str, str] = {
     "override_freq": "the right spectrometer frequency (overriding the header's)",
     "override_dwell": "the right dwell time (overriding the header's)",
     "water": "water",
+    "basis": "basis",
+    "refine": "refine=True",
 }
 
 

@@ -33,3 +33,19 @@ def test_the_parts_survive_pickling():
     assert type(back) is NeedsOption and back.options == ("override_dwell",)
     assert error_message(back) == error_message(err)
     assert "--dwell-time-s with --override-header" in error_message(back)
+
+
+def test_a_wrong_basis_for_a_model_names_the_option_as_the_caller_names_it():
+    """``quantify`` (a job) states that the basis is not the model's without knowing the CLI:
+    the library words the option as its keyword, the CLI as its flag."""
+    from scaloquant.io import default_basis
+    from scaloquant.quantify import model_basis
+
+    with pytest.raises(NeedsOption) as caught:
+        model_basis({"content_hash": "not this basis"}, default_basis(), "mine.BASIS")
+    assert caught.value.options == ("basis", "basis")
+    assert str(caught.value).startswith("basis mine.BASIS is not the basis the model was")
+    assert error_message(caught.value) == (
+        "--basis mine.BASIS is not the basis the model was trained on (its content hash "
+        "differs); give that basis, or leave --basis out"
+    )

@@ -80,6 +80,8 @@ OPTION_FLAGS = {
     "override_freq": "--spectrometer-freq-mhz with --override-header",
     "override_dwell": "--dwell-time-s with --override-header",
     "water": "--water",
+    "basis": "--basis",
+    "refine": "--refine",
 }
 
 

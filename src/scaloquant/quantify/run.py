@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .. import defaults
-from ..errors import ConfigError, IncompatibleDataError
+from ..errors import ConfigError, IncompatibleDataError, NeedsOption, Option
 from ..fit import (
     FitConfig,
     FitResult,
@@ -136,9 +136,12 @@ def model_basis(
     want = basis_meta.get("content_hash")
     if basis is not None:
         if basis.content_hash() != want:
-            raise IncompatibleDataError(
-                f"--basis {basis_name} is not the basis the model was trained on (its content "
-                "hash differs); give that basis, or leave --basis out"
+            raise NeedsOption(
+                Option("basis"),
+                f" {basis_name} is not the basis the model was trained on (its content hash "
+                "differs); give that basis, or leave ",
+                Option("basis"),
+                " out",
             )
         return basis, f"basis: {basis_name} (the model's, hash checked)"
     from ..io.default import DEFAULT_BASIS_NAME, default_basis
@@ -488,7 +491,10 @@ def quantify_inputs(
             "fit's polish iterations (its amplitudes are least-squares ones)"
         )
     if options.refine and basis is None:
-        raise ConfigError("--refine needs the basis the model was trained on; give it with --basis")
+        raise NeedsOption(
+            Option("refine"), " needs the basis the model was trained on; give it with ",
+            Option("basis"),
+        )  # fmt: skip
     prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
     # a physics-head model's names include the fit's macromolecules and lipids, which the
     # figures' fit with given amplitudes (on the training basis) does not know
