@@ -65,13 +65,7 @@ class _OnGrid:
 
     @property
     def acquisition(self) -> Acquisition:
-        return Acquisition(
-            self.n_points,
-            self.dwell_time_s,
-            self.spectrometer_freq_mhz,
-            self.ppm_reference,
-            self.nucleus,
-        )
+        return Acquisition.of(self)
 
     def time_axis_s(self) -> np.ndarray:
         return self.acquisition.time_axis_s()

@@ -156,13 +156,7 @@ class PhysicsQuantifierConfig:
 
     @property
     def acquisition(self) -> Acquisition:
-        return Acquisition(
-            self.n_points,
-            self.dwell_time_s,
-            self.spectrometer_freq_mhz,
-            self.ppm_reference,
-            self.nucleus,
-        )
+        return Acquisition.of(self)
 
     def encoder_config(self, n_outputs: int) -> QuantifierConfig:
         """The regression CNN used as encoder, with ``n_outputs`` outputs."""

@@ -171,13 +171,7 @@ class QuantifierConfig:
     @property
     def acquisition(self) -> Acquisition:
         """The acquisition grid of the training signals."""
-        return Acquisition(
-            self.n_points,
-            self.dwell_time_s,
-            self.spectrometer_freq_mhz,
-            self.ppm_reference,
-            self.nucleus,
-        )
+        return Acquisition.of(self)
 
     @property
     def n_used(self) -> int:

@@ -8,6 +8,7 @@ part of the convention of :mod:`.axes`: the pure functions that compare or conve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,18 @@ class Acquisition:
     spectrometer_freq_mhz: float
     ppm_reference: float = axes.DEFAULT_PPM_REFERENCE_1H
     nucleus: str = "1H"
+
+    @classmethod
+    def of(cls, grid: Any) -> Acquisition:
+        """The grid of any object with these five attributes (an FID, a basis set, a model's
+        configuration), as an :class:`Acquisition`."""
+        return cls(
+            grid.n_points,
+            grid.dwell_time_s,
+            grid.spectrometer_freq_mhz,
+            grid.ppm_reference,
+            grid.nucleus,
+        )
 
     @property
     def spectral_width_hz(self) -> float:
