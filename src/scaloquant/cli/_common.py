@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,3 +100,26 @@ def print_summary(doc: dict[str, Any]) -> None:
             f"RMSE {mean['rmse']:.3g}, R² {mean['r2']:.3f}"
             + (f" (first {n} of {n_all} signals)" if n < n_all else "")
         )
+
+
+def add_threads_flag(p: argparse.ArgumentParser, *, what: str) -> None:
+    """``--threads N``: the torch CPU threads of ``what`` (quantify's network, fit's solver)."""
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help=f"CPU threads of {what} (default: the idle CPUs this process may use, from its CPU "
+        "affinity and the load average; see scaloquant.threads)",
+    )
+
+
+def with_threads(args: argparse.Namespace, run: Callable[[argparse.Namespace], int]) -> int:
+    """``run(args)`` on the torch threads ``--threads`` asks for (default
+    :func:`scaloquant.threads.choose_threads`), the caller's own restored afterwards (the CLI
+    runs in-process in tests and notebooks)."""
+    from ..threads import choose_threads, torch_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    with torch_threads(choose_threads(args.threads)):
+        return run(args)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ._common import add_threads_flag, with_threads
 from ._spectra import add_io_flags, options_from_args, run_provenance
 
 _GROUP_PRESETS = ("metabolites_and_mm", "per_metabolite", "global")
@@ -99,13 +100,7 @@ def register(subparsers: Any) -> None:
         "data before the fit (default: none)",
     )
     m.add_argument("--device", help="torch device of the batched solver, e.g. cpu or cuda")
-    p.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        help="CPU threads of the batched solver (default: the idle CPUs this process may use, "
-        "from its CPU affinity and the load average; see scaloquant.threads)",
-    )
+    add_threads_flag(p, what="the batched solver")
     p.set_defaults(handler=handle)
 
 
@@ -188,13 +183,7 @@ def fit_config_from_args(args: argparse.Namespace):
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..threads import choose_threads, torch_threads
-
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    with torch_threads(choose_threads(args.threads)):  # restored for in-process callers
-        return _fit(args)
+    return with_threads(args, _fit)
 
 
 def _fit(args: argparse.Namespace) -> int:

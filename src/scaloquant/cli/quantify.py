@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ._common import add_threads_flag, with_threads
 from ._spectra import (
     add_io_flags,
     inputs_from_args,
@@ -59,13 +60,7 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="where the network runs (default: auto, a CUDA GPU when there is one)",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        help="CPU threads of the network (default: the idle CPUs this process may use, from "
-        "its CPU affinity and the load average; see scaloquant.threads)",
-    )
+    add_threads_flag(p, what="the network")
     add_io_flags(p)
     p.set_defaults(handler=handle)
 
@@ -81,12 +76,7 @@ def _device(name: str) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..threads import choose_threads, torch_threads
-
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    with torch_threads(choose_threads(args.threads)):  # restored for in-process callers
-        return _quantify(args)
+    return with_threads(args, _quantify)
 
 
 def _quantify(args: argparse.Namespace) -> int:
