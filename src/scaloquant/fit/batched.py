@@ -1152,6 +1152,12 @@ def solve(
     )
 
 
+def first_members(group_of: np.ndarray) -> list[int]:
+    """The first metabolite of each group ``0 .. G - 1`` (whose group values a per-metabolite
+    result carries), from ``group_of`` ``(M,)``."""
+    return [int(np.flatnonzero(group_of == g)[0]) for g in range(int(group_of.max()) + 1)]
+
+
 def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     """``theta`` ``(B, P)`` in ``problem``'s layout that reproduces the lineshapes of ``fit``
     (spectra ``rows``): group damping and shift at 0 and each metabolite's whole damping and
@@ -1162,8 +1168,7 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     theta = torch.zeros(damping.shape[0], problem.size, dtype=torch.float64, device=dev)
     theta[:, sl["damping_dev"]] = damping
     theta[:, sl["shift_dev"]] = torch.as_tensor(fit.shift_hz[rows], device=dev)
-    group_of = problem.group_of.cpu().numpy()
-    first = [int(np.flatnonzero(group_of == g)[0]) for g in range(problem.n_groups)]
+    first = first_members(problem.group_of.cpu().numpy())
     theta[:, sl["gauss"]] = torch.as_tensor(fit.gauss_per_s2[rows][:, first], device=dev)
     theta[:, sl["phase0"]] = torch.as_tensor(fit.phase0_rad[rows], device=dev)[:, None]
     theta[:, sl["phase1"]] = torch.as_tensor(fit.phase1_rad_per_ppm[rows], device=dev)[:, None]

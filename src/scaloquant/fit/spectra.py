@@ -340,8 +340,7 @@ def _solve(
     fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
     chosen = batched.choose_baseline_ed(fids, basis, config, fit)
     parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
-    groups = batched.make_problem(basis, config).group_of.numpy()
-    first = [int(np.flatnonzero(groups == g)[0]) for g in range(groups.max() + 1)]
+    first = batched.first_members(batched.group_layout(basis, config)[0])
     for ed in np.unique(chosen):
         if ed == flexible:
             continue
