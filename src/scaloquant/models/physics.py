@@ -550,6 +550,41 @@ def invivo_truth(problem: batched.Problem, params) -> tuple[np.ndarray, np.ndarr
     return theta, amplitudes
 
 
+def default_truth(
+    problem: batched.Problem, params, names, pivot_ppm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The true ``theta`` ``(B, P)`` and amplitudes ``(B, M)`` of the default simulator's
+    parameters (:class:`scaloquant.simulate.SimulationParameters` of basis ``names``, phase
+    pivot ``pivot_ppm``) in ``problem``'s layout.
+
+    Each group's damping and shift are the mean over its metabolites (one metabolite per group
+    in the per-metabolite model, where they are exact); phases degrees to radians, the
+    first-order phase moved to ``problem.pivot_ppm``; deviations 0. Names the draw lacks get 0.
+    """
+    n, m = np.shape(params.amplitudes)[0], problem.n_metabolites
+    col = {name: i for i, name in enumerate(names)}
+    sl = problem.slices()
+    theta = np.zeros((n, problem.size))
+    amplitudes = np.zeros((n, m))
+    group_of = problem.group_of.cpu().numpy()
+    damping, shift, count = (np.zeros((n, problem.n_groups)) for _ in range(3))
+    for j, name in enumerate(problem.names):
+        if name in col:
+            amplitudes[:, j] = params.amplitudes[:, col[name]]
+            damping[:, group_of[j]] += params.damping_per_s[:, col[name]]
+            shift[:, group_of[j]] += params.shift_hz[:, col[name]]
+            count[:, group_of[j]] += 1
+    count = np.maximum(count, 1)
+    theta[:, sl["damping"]] = damping / count * problem.lorentzian
+    theta[:, sl["shift"]] = shift / count
+    zeros = np.zeros(n)
+    phase0 = zeros if params.phase0_deg is None else np.deg2rad(params.phase0_deg)
+    phase1 = zeros if params.phase1_deg_per_ppm is None else np.deg2rad(params.phase1_deg_per_ppm)
+    theta[:, sl["phase0"]] = (phase0 + phase1 * (problem.pivot_ppm - pivot_ppm))[:, None]
+    theta[:, sl["phase1"]] = phase1[:, None]
+    return theta, amplitudes
+
+
 def build_physics_quantifier(
     model: PhysicsKind,
     basis: BasisSet,

@@ -28,22 +28,26 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError
+from ..fit.config import FIT_PRESETS
 from ..models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, STATE_PREFIX
 from ..models.physics import (
     PHYSICS_KINDS,
     PhysicsQuantifier,
     build_physics_quantifier,
+    default_truth,
     invivo_truth,
     least_squares_amplitudes,
     normalised_theta,
 )
+from ..simulate import SimulationConfig
+from ..simulate.dataset import drawn_parameters, simulate_batch
 from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
 from ..types import Acquisition, BasisSet
 from .checkpoint import _json_safe, checkpoint_metadata
@@ -68,6 +72,9 @@ class PhysicsTrainConfig:
     polish_iterations : ``K`` stored in the model (quantify's default).
     widths : encoder channel widths (:data:`scaloquant.models.cnn.DEFAULT_WIDTHS` by default).
     seed : the root of every generator.
+    simulation : ``"invivo"`` (the tissue-like prior and the fit's grouped ``invivo`` model) or
+        ``"default"`` (the paper's simulator, :func:`scaloquant.simulate.simulate_batch`, and the
+        fit's per-metabolite batched model ``FIT_PRESETS["simulated-batched"]``).
     """
 
     model: str
@@ -83,6 +90,7 @@ class PhysicsTrainConfig:
     polish_iterations: int = 5
     widths: tuple[int, ...] = (16, 32, 64, 64, 128, 128)
     seed: int = 0
+    simulation: Literal["invivo", "default"] = "invivo"
 
     def __post_init__(self) -> None:
         if self.model not in PHYSICS_KINDS:
@@ -101,6 +109,8 @@ class PhysicsTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.simulation not in ("invivo", "default"):
+            raise ConfigError(f"unknown simulation {self.simulation!r}; choose invivo or default")
         if not (self.learning_rate > 0 and self.reconstruction_weight >= 0):
             raise ConfigError("learning_rate must be > 0 and reconstruction_weight >= 0")
 
@@ -159,12 +169,16 @@ def physics_loss(
     params,
     reconstruction_weight: float,
     reconstruction_signals: int | None = None,
+    *,
+    truth: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss (module docstring) of FIDs ``(B, N)`` with ``invivo`` parameters
-    ``params``, the reconstruction term over the first ``reconstruction_signals`` (all: None);
-    returns it and its terms."""
+    ``params`` (or the true ``(theta (B, P), amplitudes (B, M))`` given as ``truth``), the
+    reconstruction term over the first ``reconstruction_signals`` (all: None); returns it and
+    its terms."""
     problem = model.problem(deviations=False)
-    theta_true, amplitudes = (torch.as_tensor(a) for a in invivo_truth(problem, params))
+    truth = invivo_truth(problem, params) if truth is None else truth
+    theta_true, amplitudes = (torch.as_tensor(a) for a in truth)
     theta = model.network_theta(fids)
     u, phi0 = normalised_theta(problem, theta, model.range_low, model.range_high)
     u_true, phi0_true = normalised_theta(problem, theta_true, model.range_low, model.range_high)
@@ -196,12 +210,17 @@ def train_physics(
     *,
     acquisition: Acquisition | None = None,
     prior: InvivoPrior | None = None,
+    simulation_config: SimulationConfig | None = None,
     log=print,
 ) -> PhysicsTrainResult:
     """Train a physics-head model for ``basis`` on ``acquisition`` (default the basis' grid)
     and write its checkpoint to ``path`` (module docstring). ``log`` gets one line per
-    validation."""
+    validation. With ``config.simulation == "default"`` the signals come from the default
+    simulator with ``simulation_config`` (default :class:`SimulationConfig`) and the model is the
+    fit's per-metabolite batched one; ``prior`` is for ``"invivo"``."""
     prior = InvivoPrior() if prior is None else prior
+    default = config.simulation == "default"
+    simulation_config = SimulationConfig() if simulation_config is None else simulation_config
     seeds = np.random.SeedSequence(config.seed).spawn(4)
     init, norm_rng, train_rng, val_rng = (np.random.default_rng(s) for s in seeds)
     torch.manual_seed(int(init.integers(2**62)))  # the network's initial weights
@@ -211,14 +230,32 @@ def train_physics(
         acquisition,
         polish_iterations=config.polish_iterations,
         widths=config.widths,
+        fit_config=FIT_PRESETS["simulated-batched"] if default else None,
     )
-    if set(MM_COMPONENTS) <= set(model.metabolites) and prior.macromolecules == "measured":
+    if default:
+        problem = model.problem(deviations=False)
+
+        def draw(n: int, rng: np.random.Generator):
+            signals = simulate_batch(on_grid, simulation_config, n, rng)
+            truth = default_truth(
+                problem,
+                drawn_parameters(signals),
+                signals.metabolites,
+                simulation_config.phase1_pivot_ppm,
+            )
+            return signals, truth
+    elif set(MM_COMPONENTS) <= set(model.metabolites) and prior.macromolecules == "measured":
         # the fit models the macromolecules by LCModel's components here (a basis without a
         # measured spectrum, or data from another scanner type): simulate them so too
         prior = replace(prior, macromolecules="parametric")
-    norm = _signals(on_grid, prior, config.n_normalisation, norm_rng)
+    if not default:
+
+        def draw(n: int, rng: np.random.Generator):
+            return _signals(on_grid, prior, n, rng), None
+
+    norm, _ = draw(config.n_normalisation, norm_rng)
     model.fit_normalisation(torch.as_tensor(norm.fids))
-    val = _signals(on_grid, prior, config.n_val, val_rng)
+    val, val_truth = draw(config.n_val, val_rng)
     val_fids = torch.as_tensor(val.fids)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     start = time.perf_counter()
@@ -228,7 +265,7 @@ def train_physics(
         model.eval()
         with torch.no_grad():
             loss, terms = physics_loss(
-                model, val_fids, val.parameters, config.reconstruction_weight
+                model, val_fids, val.parameters, config.reconstruction_weight, truth=val_truth
             )
         model.train()
         log(
@@ -241,13 +278,14 @@ def train_physics(
     while step < config.max_steps:
         if config.max_time_s is not None and time.perf_counter() - start > config.max_time_s:
             break
-        batch = _signals(on_grid, prior, config.batch_size, train_rng)
+        batch, batch_truth = draw(config.batch_size, train_rng)
         loss, _ = physics_loss(
             model,
             torch.as_tensor(batch.fids),
             batch.parameters,
             config.reconstruction_weight,
             config.reconstruction_signals,
+            truth=batch_truth,
         )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -276,8 +314,9 @@ def train_physics(
         },
         data={
             "train": "simulated",
-            "simulation": "invivo",
-            "prior": prior.to_dict(),
+            "simulation": config.simulation,
+            "prior": None if default else prior.to_dict(),
+            "simulation_config": simulation_config.to_dict() if default else None,
             "conversions": list(conversions),
         },
         training={"best_val_loss": best, "steps": step, "wall_time_s": wall},
