@@ -1,20 +1,28 @@
-"""``reproduce``: the paper's experiment end to end, scalogram CNN against spectrum CNN, with the
-classical fit as a third method and the comparison at several SNRs.
+"""``reproduce``: the paper's experiment end to end, scalogram CNN against spectrum CNN, with
+their physics-head models (issue 13) and the classical fit, compared at several SNRs.
 
-Steps: simulate the training and validation signals (shared by both models, as in the paper)
-and one noiseless held-out test set; train both models; at each SNR of ``snrs`` add seeded noise
-to the *same* test signals, estimate their amplitudes with each model and fit the first
-``fit_n`` of them with :func:`scaloquant.fit.fit_spectra`; evaluate (metrics per SNR, paired
-bootstrap, figures, report). Everything is written into a staging folder and moved into
-``out_dir`` at the end (:func:`scaloquant.io.atomic.staged_directory`)::
+Steps: simulate the training and validation signals (shared by both CNNs, as in the paper)
+and one noiseless held-out test set; train both regression CNNs, then both physics-head models
+(:mod:`scaloquant.models.physics`: the same two CNNs as encoders of the fit's per-metabolite
+model, trained on fresh signals of the same simulator and SNR range,
+:func:`scaloquant.train.physics.train_physics` with ``simulation="default"``); at each SNR of
+``snrs`` add seeded noise to the *same* test signals, estimate their amplitudes with each of the
+four models and fit the first ``fit_n`` of them with :func:`scaloquant.fit.fit_spectra`;
+evaluate (metrics per SNR, the paired bootstrap of scalogram against spectrum CNN and of
+scalogram against spectrum physics model, a summary of every method with slopes, calibration
+and speed, and the encoders' errors on the nonlinear parameters,
+:mod:`scaloquant.evaluate.encoders`; figures, report). Everything is written into a staging
+folder and moved into ``out_dir`` at the end (:func:`scaloquant.io.atomic.staged_directory`)::
 
     out_dir/metrics.json, out_dir/report.md, out_dir/figures/*.png
-    out_dir/models/scalogram_cnn.ckpt, out_dir/models/spectrum_cnn.ckpt
-    out_dir/logs/<model>/metrics.csv (training curves), out_dir/logs/<model>/data_streams.json
+    out_dir/models/{scalogram_cnn,spectrum_cnn,scalogram_physics,spectrum_physics}.ckpt
+    out_dir/logs/<cnn>/metrics.csv (training curves), out_dir/logs/<cnn>/data_streams.json
     out_dir/data/test.h5 (the noiseless test set, :func:`scaloquant.io.hdf5.write_simulation`)
 
 The top-level results of ``metrics.json`` (``models``, ``comparison``) are those of the first
-SNR (noiseless when ``inf`` is listed, the paper's case); ``by_snr`` holds every SNR.
+SNR (noiseless when ``inf`` is listed, the paper's case); ``by_snr`` holds every SNR (each with
+its ``summary`` of every method), ``encoders`` the encoders' comparison per SNR and
+``speed_spectra_per_s`` each method's speed in the run.
 
 Noise: the simulator's SNR definition and noise (:mod:`scaloquant.simulate.effects`): the
 reference peak height of each noiseless Eq. 1 signal over ``SNR sqrt(N)`` is the SD of complex
@@ -27,7 +35,8 @@ Seeds (all derived in :mod:`scaloquant.seeds`): the training and validation sets
 draw for ``seed``; the test set uses the seed ``SeedSequence([seed, TEST_KEY])`` makes, a stream
 independent of the training streams; the noise at SNR ``x`` the seed
 ``derived_seed(test_seed, round(1000 x))`` (the same noise whatever else is listed); the
-bootstrap ``SeedSequence([seed, BOOTSTRAP_KEY])``.
+bootstrap ``SeedSequence([seed, BOOTSTRAP_KEY])``; both physics models train with
+``PhysicsTrainConfig.seed = seed`` (the same training signals for both).
 """
 
 from __future__ import annotations
@@ -59,6 +68,20 @@ from .types import BasisSet, SignalSet
 
 #: The two methods of the paper, in the order of the comparison (A − B).
 MODELS: tuple[str, ...] = ("scalogram_cnn", "spectrum_cnn")
+#: The physics-head models (issue 13), the same two encoders, in the order of their comparison.
+PHYSICS_MODELS: tuple[str, ...] = ("scalogram_physics", "spectrum_physics")
+#: Relative scalogram change below which a channel mode counts as blind to a change of the
+#: signal (rounding of the float64 transform is ~1e-7 for ``pos_neg`` under a phase).
+BLIND_BELOW = 1e-5
+#: Wall-time cap of each physics model's training per preset, s (None: the physics preset's
+#: own, :data:`scaloquant.train.physics.PHYSICS_PRESETS`): ``quick`` keeps the whole run within
+#: 5 minutes on 2 cores, ``cpu`` within 30.
+PHYSICS_TRAIN_S: dict[str, float | None] = {
+    "tiny": None,
+    "quick": 45.0,
+    "cpu": 240.0,
+    "paper": None,
+}
 #: Name of the classical fit in ``metrics.json``.
 FIT = "fit"
 #: Test signals per preset: the paper held out 20% of 10,000 signals (2,000); fewer for the
@@ -224,8 +247,12 @@ def reproduce(
     basis : basis set (default: the embedded ISMRM 2016 basis).
     """
     # torch and Lightning load only when a run starts
+    from .evaluate.encoders import encoder_comparison, network_parameters, parameter_errors
     from .models.checkpoint import load_model
+    from .models.physics import default_truth
+    from .simulate.dataset import drawn_parameters
     from .train import simulate_set, train_model
+    from .train.physics import train_physics
 
     start = time.perf_counter()
     say = log or (lambda _line: None)
@@ -294,7 +321,26 @@ def reproduce(
                 curves[model] = result.curve
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
 
+        physics_configs = _physics_configs(preset, first.seed)
+        for model, config in physics_configs.items():
+            say(f"training {model} ({preset} preset, the default simulator)")
+            result = train_physics(
+                config,
+                basis,
+                stage / "models" / f"{model}.ckpt",
+                simulation_config=simulation,
+                log=lambda line, model=model: say(f"{model}: {line}"),
+            )
+            wall[f"train_{model}"] = result.wall_time_s
+            quantifiers[model] = load_model(result.checkpoint_path).quantifier
+        physics = quantifiers[PHYSICS_MODELS[0]]
+        problem = physics.problem(deviations=False)
+        true_theta, _ = default_truth(
+            problem, drawn_parameters(test), test.metabolites, test_simulation.phase1_pivot_ppm
+        )
+
         cases: list[SnrCase] = []
+        encoders: dict[str, Any] = {}
         case_tests: list[SignalSet] = []
         for snr in snrs:
             label = snr_label(snr)
@@ -311,6 +357,25 @@ def reproduce(
                 wall[f"predict_{model}"] = wall.get(f"predict_{model}", 0.0) + (
                     time.perf_counter() - t0
                 )
+            errors = {}
+            for model in PHYSICS_MODELS:
+                t0 = time.perf_counter()
+                theta = network_parameters(quantifiers[model], case_test.fids)
+                errors[model] = parameter_errors(
+                    problem.slices(), theta, true_theta, lorentzian=problem.lorentzian
+                )
+                wall[f"encode_{model}"] = wall.get(f"encode_{model}", 0.0) + (
+                    time.perf_counter() - t0
+                )
+            encoders[label] = encoder_comparison(
+                errors[PHYSICS_MODELS[0]],
+                errors[PHYSICS_MODELS[1]],
+                problem.group_names,
+                a=PHYSICS_MODELS[0],
+                b=PHYSICS_MODELS[1],
+                bootstrap_seed=derived_seed(first.seed, BOOTSTRAP_KEY),
+                n_boot=n_boot,
+            )
             partial: dict[str, np.ndarray] = {}
             covariance = None
             if fit_n:
@@ -349,6 +414,23 @@ def reproduce(
             "bootstrap": {"seed": derived_seed(first.seed, BOOTSTRAP_KEY), "n_boot": n_boot},
             "basis": basis_name,
             "train": {model: config.to_dict() for model, config in configs.items()},
+            "train_physics": {
+                model: {**config.to_dict(), "simulation_config": simulation.to_dict()}
+                for model, config in physics_configs.items()
+            },
+        }
+        n_cases = len(cases)
+        speed = {
+            model: n_test * n_cases / wall[f"predict_{model}"]
+            for model in quantifiers
+            if wall[f"predict_{model}"] > 0
+        }
+        fit_s = sum(wall.get(f"fit_snr_{c.label}", 0.0) for c in cases)
+        if fit_n and fit_s > 0:
+            speed[FIT] = fit_n * n_cases / fit_s
+        extra = {
+            "encoders": _encoder_block(quantifiers, basis, test, encoders),
+            "speed_spectra_per_s": speed,
         }
         evaluation = evaluate_snr_cases(
             cases,
@@ -357,16 +439,87 @@ def reproduce(
             config=resolved,
             wall_times_s=wall,
             started_at=start,
-            title=f"scaloquant reproduce --preset {preset}: scalogram CNN vs spectrum CNN"
-            + (" vs the fit" if fit_n else ""),
+            title=f"scaloquant reproduce --preset {preset}: scalogram CNN vs spectrum CNN, "
+            "and their physics-head models" + (" vs the fit" if fit_n else ""),
             context=_context(first, train is None, n_test, test_seed, snrs, snr_range, fit_n),
             n_boot=n_boot,
             mean_predictor=targets.mean(axis=0),
             curves=curves,
-            example=signal_example(basis, case_tests[0], cases[0].predictions),
+            # the rebuilt signal of Fig. 2 takes every parameter but the amplitudes from the
+            # truth: it describes the regression CNNs, not the physics models
+            example=signal_example(
+                basis, case_tests[0], {m: cases[0].predictions[m] for m in MODELS}
+            ),
+            pairs=[MODELS, PHYSICS_MODELS],
+            extra=extra,
         )
         doc = write_evaluation(evaluation, stage)
     return ReproduceResult(out_dir=Path(out_dir), evaluation=evaluation, metrics=doc)
+
+
+def _physics_configs(preset: str, seed: int) -> dict[str, Any]:
+    """The physics models' training settings: the physics preset of the same name on the
+    default simulator, with the run's seed and the time cap of :data:`PHYSICS_TRAIN_S`."""
+    from .train.physics import PhysicsTrainConfig
+
+    cap = PHYSICS_TRAIN_S[preset]
+    overrides: dict[str, Any] = {"simulation": "default", "seed": int(seed)}
+    if cap is not None:
+        overrides["max_time_s"] = cap
+    return {m: PhysicsTrainConfig.preset(preset, model=m, **overrides) for m in PHYSICS_MODELS}
+
+
+def _encoder_block(
+    quantifiers: dict[str, Any], basis: BasisSet, test: SignalSet, by_snr: dict[str, Any]
+) -> dict[str, Any]:
+    """``encoders`` of ``metrics.json``: the comparison per SNR, the encoders' scalogram
+    channels beside the paper's, and what each channel mode cannot see, measured on the first
+    test signal (:func:`~scaloquant.evaluate.encoders.channel_blindness`)."""
+    from .evaluate.encoders import channel_blindness
+
+    a, b = PHYSICS_MODELS
+    settings = dict(quantifiers[a].config.scalogram)
+    channels = {
+        a: settings["channels"],
+        "scalogram_cnn": quantifiers["scalogram_cnn"].config.scalogram["channels"],
+    }
+    blind = channel_blindness(test.fids[0], settings, basis.dwell_time_s)
+    words = "; ".join(
+        f"`{mode}` {d['conjugation']:.2g} under conjugation and {d['phase0']:.2g} under a "
+        "0.5 rad zero-order phase"
+        for mode, d in blind.items()
+    )
+    blind_to = {
+        mode: [
+            w
+            for w, key in (("conjugation", "conjugation"), ("the zero-order phase", "phase0"))
+            if d[key] < BLIND_BELOW
+        ]
+        for mode, d in blind.items()
+    }
+    sees = "; ".join(
+        f"`{mode}` is blind to {' and '.join(what)}" if what else f"`{mode}` sees both"
+        for mode, what in blind_to.items()
+    )
+    about = (
+        f"The physics models' encoders predict the nonlinear parameters of the fit's model "
+        f"(per lineshape group a damping and a shift, and the phases); their errors at `K = 0` "
+        f"(the network alone) are compared on the same test spectra by the paired bootstrap of "
+        f"the mean absolute error over groups. Channels: the scalogram encoder of {a} uses "
+        f"`{channels[a]}`, the paper's scalogram CNN (scalogram_cnn here) "
+        f"`{channels['scalogram_cnn']}`. Relative change of the scalogram of the first test "
+        f"signal when the signal is changed: {words}. So {sees} (a change below "
+        f"{BLIND_BELOW:g} counts as unseen); a phase-predicting encoder needs channels that "
+        "see the phase."
+    )
+    return {
+        "a": a,
+        "b": b,
+        "channels": channels,
+        "channel_blindness": blind,
+        "about": about,
+        "by_snr": by_snr,
+    }
 
 
 def _snr_words(label: str) -> str:
@@ -409,6 +562,12 @@ def _context(
             f" estimated the first {fit_n} test signals at each SNR; it takes no part in the "
             "paired comparison of the models, which uses every test signal."
         )
+    text += (
+        " The physics-head models (scalogram_physics, spectrum_physics: the same two CNNs "
+        "predicting the fit's nonlinear parameters, amplitudes by non-negative least squares, "
+        "then the fit's polish) were trained on fresh signals of the same simulator and SNR "
+        "range, with the same seed for both."
+    )
     text += (
         f" Results before the SNR section are at the first SNR ({_snr_words(snr_label(snrs[0]))})."
         " The baseline row predicts the mean of the training targets"

@@ -67,6 +67,26 @@ def coverage(truth: Any, mean: Any, sd: Any, level: float = 0.95) -> np.ndarray:
     return np.where(np.all(np.isfinite(sd), axis=0), fraction, np.nan)
 
 
+def z_score_summary(truth: Any, mean: Any, sd: Any) -> dict[str, float | int]:
+    """How well standard deviations describe the errors, pooled over signals and metabolites:
+    the fraction of ``|mean - truth| <= k sd`` for ``k`` 1 and 2, and the SD of the z-scores
+    ``(mean - truth) / sd`` (1 for calibrated Gaussian errors). Entries with a non-finite or zero
+    SD (a model without uncertainty; an amplitude held at 0 by the non-negativity) are left out
+    and counted in ``n_left_out``; ``(n_signals, M)`` inputs."""
+    truth, mean, sd = _arrays(truth, mean, sd)
+    usable = np.isfinite(sd) & (sd > 0)
+    if not usable.any():
+        nan = float("nan")
+        return {"within_1sd": nan, "within_2sd": nan, "z_sd": nan, "n_left_out": int(sd.size)}
+    z = (mean - truth)[usable] / sd[usable]
+    return {
+        "within_1sd": float(np.mean(np.abs(z) <= 1.0)),
+        "within_2sd": float(np.mean(np.abs(z) <= 2.0)),
+        "z_sd": float(np.std(z)),
+        "n_left_out": int(np.count_nonzero(~usable)),
+    }
+
+
 def observed_coverage(
     truth: Any, mean: Any, sd: Any, levels: Sequence[float] = RELIABILITY_LEVELS
 ) -> np.ndarray:

@@ -74,6 +74,20 @@ def r2(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 #: Metric name -> function; the order is the column order of tables and ``metrics.json``.
+def slope(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Slope of the ordinary least-squares line (with intercept) of estimate against truth, per
+    metabolite, ``(n, M) -> (M,)``: 1 for an unbiased estimator, below 1 for one that shrinks
+    towards its training prior (issue 13); NaN for a constant truth. Not a metric of
+    :data:`METRICS` (no per-signal terms to resample)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    dt = truth - truth.mean(axis=-2, keepdims=True)
+    dp = pred - pred.mean(axis=-2, keepdims=True)
+    var = np.sum(dt * dt, axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(var > 0, np.sum(dt * dp, axis=-2) / var, np.nan)
+
+
 METRICS: Mapping[str, MetricFn] = MappingProxyType(
     {"mae": mae, "mae_std": mae_std, "smape": smape, "rmse": rmse, "r2": r2}
 )

@@ -27,7 +27,7 @@ from ..io.training_log import TrainingCurve
 from ..types import FID
 from .bootstrap import DEFAULT_N_BOOT, PairedBootstrap, paired_bootstrap
 from .metrics import MetricTable, check_predictions, compute_metrics
-from .report import metrics_document, snr_label, table_dict
+from .report import metrics_document, plain_json, snr_label, table_dict
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,73 @@ def crlb_summary(covariance: np.ndarray, metabolites: Sequence[str]) -> dict[str
     }
 
 
+#: The issue's main quantities whose slope of estimate against truth the summary gives: single
+#: metabolites and sums (the basis' names they need must all be present).
+SLOPE_QUANTITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "NAA": ("NAA",),
+        "Cr+PCr": ("Cr", "PCr"),
+        "GPC+PCho": ("GPC", "PCho"),
+        "Ins": ("Ins",),
+        "Glu": ("Glu",),
+    }
+)
+
+
+def method_summary(
+    truth: np.ndarray, pred: np.ndarray, sd: np.ndarray | None, metabolites: Sequence[str]
+) -> dict[str, Any]:
+    """One row of the methods' summary: ``{"n_signals", "mae", "smape" (means over
+    metabolites), "slopes": {QUANTITY: slope} (:data:`SLOPE_QUANTITIES` present, OLS with
+    intercept), and with SDs ``(n, M)`` "within_1sd", "within_2sd", "z_sd", "n_left_out"
+    (:func:`~.calibration.z_score_summary`)}``; ``truth``, ``pred`` ``(n, M)``."""
+    from .calibration import z_score_summary
+    from .metrics import slope
+
+    truth = np.asarray(truth, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    table = compute_metrics(truth, pred, metabolites).mean()
+    names = list(metabolites)
+    quantities = {
+        q: [names.index(p) for p in parts]
+        for q, parts in SLOPE_QUANTITIES.items()
+        if all(p in names for p in parts)
+    }
+    out: dict[str, Any] = {
+        "n_signals": int(truth.shape[0]),
+        "mae": float(table["mae"]),
+        "smape": float(table["smape"]),
+        "slopes": {
+            q: float(
+                slope(truth[:, cols].sum(1, keepdims=True), pred[:, cols].sum(1, keepdims=True))[0]
+            )
+            for q, cols in quantities.items()
+        },
+    }
+    if sd is not None:
+        out.update(z_score_summary(truth, pred, sd))
+    return out
+
+
+def case_summary(case: SnrCase, metabolites: Sequence[str]) -> dict[str, Any]:
+    """:func:`method_summary` of every method of ``case``: those of ``case.predictions`` on
+    every signal (with their ``case.sds``), the partial ones on their first ``k`` (with the
+    SDs of ``case.crlb_covariance`` when given, the fit's Cramér–Rao bounds)."""
+    truth = np.asarray(case.truth, dtype=np.float64)
+    out = {
+        name: method_summary(truth, pred, case.sds.get(name), metabolites)
+        for name, pred in case.predictions.items()
+    }
+    crlb_sd = None
+    if case.crlb_covariance is not None:
+        with np.errstate(invalid="ignore"):
+            crlb_sd = np.sqrt(np.diagonal(np.asarray(case.crlb_covariance), axis1=1, axis2=2))
+    for name, pred in case.partial.items():
+        k = np.shape(pred)[0]
+        out[name] = method_summary(truth[:k], pred, crlb_sd, metabolites)
+    return out
+
+
 #: A test set of one SNR group: ``(label, truth (n, M), method -> estimates, method -> SDs)``.
 CalibrationGroup = tuple[str, np.ndarray, Mapping[str, np.ndarray], Mapping[str, np.ndarray]]
 
@@ -196,7 +263,7 @@ def snr_block(
 
     ``{"snr", "noise_seed", "n_signals", "methods": {NAME: method_metrics}, "subset": null or
     {"n_signals": k, "methods": {NAME: ...}} (every method on the first k signals, partial ones
-    included), "crlb": null or crlb_summary}``. ``tables`` (of ``case.predictions`` on every
+    included), "crlb": null or crlb_summary, "summary": case_summary}``. ``tables`` (of ``case.predictions`` on every
     signal) and ``partial_tables`` (of ``case.partial``), when already computed, are used instead
     of computing them again.
     """
@@ -234,6 +301,7 @@ def snr_block(
         "crlb": None
         if case.crlb_covariance is None
         else crlb_summary(case.crlb_covariance, metabolites),
+        "summary": case_summary(case, metabolites),
     }
 
 
@@ -255,8 +323,10 @@ def compare_all(
     bootstrap_seed: int,
     n_boot: int = DEFAULT_N_BOOT,
     metric: str = "smape",
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str, PairedBootstrap]]:
-    """Paired bootstrap of ``metric`` for every pair of methods, in the order given.
+    """Paired bootstrap of ``metric`` for every pair of methods, in the order given, or for
+    ``pairs`` ``(a, b)`` of them only.
 
     Every pair is resampled with a generator seeded by ``bootstrap_seed``, so all pairs see the
     same resampled test sets.
@@ -275,7 +345,7 @@ def compare_all(
                 metabolites=metabolites,
             ),
         )
-        for a, b in combinations(predictions, 2)
+        for a, b in (combinations(predictions, 2) if pairs is None else pairs)
     ]
 
 
@@ -394,6 +464,8 @@ def evaluate_predictions(
         curves=curves,
         example=example,
         started_at=started_at,
+        pairs=None,
+        extra=None,
     )
 
 
@@ -411,10 +483,16 @@ def evaluate_snr_cases(
     curves: Mapping[str, TrainingCurve] | None = None,
     example: SignalExample | None = None,
     started_at: float | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """:func:`evaluate_predictions` of the same test signals at several SNRs: the top-level
     results are those of the first case (its truth, predictions, partial methods), ``by_snr``
     holds every case, and the calibration is given per SNR (from each case's ``sds``).
+
+    ``pairs``: the ``(a, b)`` methods of the paired comparison (default every pair);
+    ``extra``: further top-level entries of ``metrics.json`` (e.g. ``reproduce``'s encoder
+    comparison and speeds), written as given (plain JSON types).
 
     Raises :class:`InvalidDataError` when two cases have the same SNR; other parameters as
     :func:`evaluate_predictions`.
@@ -444,6 +522,8 @@ def evaluate_snr_cases(
         curves=curves,
         example=example,
         started_at=started_at,
+        pairs=pairs,
+        extra=extra,
     )
 
 
@@ -466,6 +546,8 @@ def _evaluate(
     curves: Mapping[str, TrainingCurve] | None,
     example: SignalExample | None,
     started_at: float | None,
+    pairs: Sequence[tuple[str, str]] | None,
+    extra: Mapping[str, Any] | None,
 ) -> Evaluation:
     # the shared body of evaluate_predictions and evaluate_snr_cases; with cases, truth,
     # predictions and partial are those of cases[0], whose tables are computed once
@@ -492,7 +574,7 @@ def _evaluate(
         for i, case in enumerate(cases)
     }
     comparisons = compare_all(
-        truth, predictions, metabolites, bootstrap_seed=bootstrap_seed, n_boot=n_boot
+        truth, predictions, metabolites, bootstrap_seed=bootstrap_seed, n_boot=n_boot, pairs=pairs
     )
     baseline = None
     if mean_predictor is not None:
@@ -513,6 +595,7 @@ def _evaluate(
         calibration=calibration or None,
         by_snr=snr_blocks or None,
     )
+    doc.update(plain_json(dict(extra or {})))
     return Evaluation(
         metabolites=tuple(metabolites),
         truth=truth,

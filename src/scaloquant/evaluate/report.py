@@ -218,6 +218,119 @@ def verdict(pair: Mapping[str, Any], models: Mapping[str, Any]) -> str:
     return head + tail
 
 
+def encoder_verdict(comparison: Mapping[str, Any]) -> str:
+    """One sentence from :func:`encoder_comparison`: whether encoder ``a`` predicts the
+    nonlinear parameters better than ``b``, and per parameter the two mean absolute errors with
+    the difference's interval."""
+    a, b = comparison["a"], comparison["b"]
+    params = comparison["parameters"]
+    sides = {name: p["mean"]["favours"] for name, p in params.items()}
+    better_a = [k for k, side in sides.items() if side == "a"]
+    better_b = [k for k, side in sides.items() if side == "b"]
+    neither = [k for k, side in sides.items() if side == "none"]
+    parts = [f"{a} is better on {', '.join(better_a)}"] if better_a else []
+    if better_b:
+        parts.append(f"{b} is better on {', '.join(better_b)}")
+    if neither:
+        parts.append(f"no significant difference on {', '.join(neither)}")
+    if params and len(better_a) == len(params):
+        head = f"**{a} predicts the nonlinear parameters better than {b}**, on every parameter"
+    elif not better_a:
+        head = f"**{a} does not predict the nonlinear parameters better than {b}**: " + "; ".join(
+            parts
+        )
+    else:
+        head = "Mixed: " + "; ".join(parts)
+    pct = round(100 * next(iter(params.values()))["confidence"]) if params else 95
+    details = "; ".join(
+        f"{name} MAE {p['mae_a']:.3g} against {p['mae_b']:.3g} {p['unit']} "
+        f"({a} − {b} = {_signed(p['mean']['diff'])}, {pct}% interval "
+        f"{_signed(p['mean']['low'])} to {_signed(p['mean']['high'])})"
+        for name, p in params.items()
+    )
+    return f"{head} ({comparison['n_signals']} test spectra, network alone, K = 0): {details}."
+
+
+def _summary_section(doc: Mapping[str, Any]) -> list[str]:
+    """Every method at every SNR in one table each: accuracy, slopes, calibration, speed
+    (the ``summary`` of each ``by_snr`` block, the speeds of ``speed_spectra_per_s``)."""
+    blocks = {k: b for k, b in doc.get("by_snr", {}).items() if b.get("summary")}
+    if not blocks:
+        return []
+    speed = doc.get("speed_spectra_per_s", {})
+    quantities = list(
+        dict.fromkeys(
+            q for b in blocks.values() for m in b["summary"].values() for q in m["slopes"]
+        )
+    )
+    lines = [
+        "## All methods: accuracy, slopes, calibration, speed",
+        "",
+        "Per SNR, every method on the test spectra it estimated (the fit on the first ones "
+        "only): mean MAE and SMAPE over metabolites; the slope of estimate against truth "
+        "(ordinary least squares with intercept; 1 is unbiased, below 1 shrinks towards the "
+        "training prior); for methods with SDs (the models' own, the physics models' and the "
+        "fit's Cramér–Rao bounds) the fraction of errors within 1 and 2 SDs (68 % and 95 % for "
+        "calibrated Gaussian errors) and the SD of the z-scores (1 when calibrated); and the "
+        "spectra per second each method estimated in this run (prediction only, all SNRs).",
+        "",
+    ]
+    for label, block in blocks.items():
+        lines += [
+            f"### {_snr_heading(label)}",
+            "",
+            "| method | spectra | MAE | SMAPE (%) | "
+            + " | ".join(f"slope {q}" for q in quantities)
+            + " | within 1 SD | within 2 SD | z-score SD | spectra/s |",
+            "|---|" + "---:|" * (len(quantities) + 8),
+        ]
+        for name, m in block["summary"].items():
+            slopes = [_fmt(m["slopes"].get(q, float("nan")), 3) for q in quantities]
+            cal = [
+                f"{100 * m[k]:.1f} %" if isinstance(m.get(k), float) and np.isfinite(m[k]) else "–"
+                for k in ("within_1sd", "within_2sd")
+            ]
+            z = m.get("z_sd")
+            rate = speed.get(name)
+            lines.append(
+                f"| {name} | {m['n_signals']} | {_fmt(m['mae'])} | {_fmt(m['smape'])} | "
+                + " | ".join(slopes)
+                + f" | {cal[0]} | {cal[1]} | "
+                + (_fmt(z, 3) if isinstance(z, float) and np.isfinite(z) else "–")
+                + f" | {_fmt(rate, 3) if rate is not None else '–'} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _encoder_section(doc: Mapping[str, Any]) -> list[str]:
+    """The encoders' comparison on the nonlinear parameters (``encoders`` of ``metrics.json``,
+    :func:`scaloquant.evaluate.encoders.encoder_comparison` per SNR)."""
+    enc = doc.get("encoders")
+    if not enc:
+        return []
+    a, b = enc["a"], enc["b"]
+    lines = ["## Encoders: the nonlinear parameters", "", enc["about"], ""]
+    for label, comparison in enc["by_snr"].items():
+        lines += [
+            f"### {_snr_heading(label)}",
+            "",
+            encoder_verdict(comparison),
+            "",
+            f"| parameter | {a} MAE | {b} MAE | difference | 95% interval | favours |",
+            "|---|---:|---:|---:|---|---|",
+        ]
+        for name, p in comparison["parameters"].items():
+            favours = {"a": a, "b": b, "none": "none (includes 0)"}[p["mean"]["favours"]]
+            lines.append(
+                f"| {name} ({p['unit']}) | {_fmt(p['mae_a'])} | {_fmt(p['mae_b'])} | "
+                f"{_signed(p['mean']['diff'])} | {_signed(p['mean']['low'])} to "
+                f"{_signed(p['mean']['high'])} | {favours} |"
+            )
+        lines.append("")
+    return lines
+
+
 def _metric_table(rows: Mapping[str, Mapping[str, float]], first_column: str) -> list[str]:
     lines = [
         f"| {first_column} | " + " | ".join(_METRIC_HEADERS[m] for m in METRICS) + " |",
@@ -394,6 +507,9 @@ def render_report(
     if comparison["pairs"]:
         lines += ["## Verdict", ""]
         lines += [verdict(pair, models) + "\n" for pair in comparison["pairs"]]
+        if doc.get("encoders"):
+            first = next(iter(doc["encoders"]["by_snr"].values()))
+            lines += ["Nonlinear parameters: " + encoder_verdict(first) + "\n"]
 
     lines += ["## Mean over metabolites", ""]
     n_all = next(iter(models.values()))["n_signals"]
@@ -409,6 +525,8 @@ def render_report(
     ]
     if "by_snr" in doc:
         lines += _snr_section(doc["by_snr"])
+    lines += _summary_section(doc)
+    lines += _encoder_section(doc)
     lines += _calibration_section(doc)
     lines += _paper_section(doc)
 
