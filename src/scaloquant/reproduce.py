@@ -73,20 +73,27 @@ PHYSICS_MODELS: tuple[str, ...] = ("scalogram_physics", "spectrum_physics")
 #: Relative scalogram change below which a channel mode counts as blind to a change of the
 #: signal (rounding of the float64 transform is ~1e-7 for ``pos_neg`` under a phase).
 BLIND_BELOW = 1e-5
+#: Polish iterations ``K`` of the physics models per preset (None: the model's default,
+#: :data:`scaloquant.models.physics.DEFAULT_POLISH_ITERATIONS` or the physics preset's):
+#: ``tiny`` (CI) takes one, as its 3-step networks are only there to exercise the pipeline.
+PHYSICS_POLISH: dict[str, int | None] = {"tiny": 1, "quick": None, "cpu": None, "paper": None}
 #: Wall-time cap of each physics model's training per preset, s (None: the physics preset's
 #: own, :data:`scaloquant.train.physics.PHYSICS_PRESETS`): ``quick`` keeps the whole run within
 #: 5 minutes on 2 cores, ``cpu`` within 30.
 PHYSICS_TRAIN_S: dict[str, float | None] = {
     "tiny": None,
-    "quick": 45.0,
+    "quick": 40.0,
     "cpu": 240.0,
     "paper": None,
 }
 #: Name of the classical fit in ``metrics.json``.
 FIT = "fit"
 #: Test signals per preset: the paper held out 20% of 10,000 signals (2,000); fewer for the
-#: short presets, enough for a bootstrap interval of a few SMAPE points.
-N_TEST: dict[str, int] = {"tiny": 200, "quick": 1000, "cpu": 2000, "paper": 2000}
+#: short presets, enough for a bootstrap interval of a few SMAPE points (quick, 500: the
+#: scalogram CNN's SMAPE minus the spectrum CNN's +10.5 points, interval +10.1 to +11 on 1000
+#: test signals; 500 keeps the physics models' polish, ~10 spectra/s each on 2 busy cores,
+#: inside the preset's 5 minutes).
+N_TEST: dict[str, int] = {"tiny": 200, "quick": 500, "cpu": 2000, "paper": 2000}
 #: Test signals the fit estimates at each SNR: it fits ~1-3 spectra/s on 2 cores, so these keep
 #: the fit to about the preset's training time or less with four SNRs.
 FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
@@ -459,13 +466,16 @@ def reproduce(
 
 def _physics_configs(preset: str, seed: int) -> dict[str, Any]:
     """The physics models' training settings: the physics preset of the same name on the
-    default simulator, with the run's seed and the time cap of :data:`PHYSICS_TRAIN_S`."""
+    default simulator, with the run's seed, the time cap of :data:`PHYSICS_TRAIN_S` and the
+    polish of :data:`PHYSICS_POLISH`."""
     from .train.physics import PhysicsTrainConfig
 
-    cap = PHYSICS_TRAIN_S[preset]
+    cap, polish = PHYSICS_TRAIN_S[preset], PHYSICS_POLISH[preset]
     overrides: dict[str, Any] = {"simulation": "default", "seed": int(seed)}
     if cap is not None:
         overrides["max_time_s"] = cap
+    if polish is not None:
+        overrides["polish_iterations"] = polish
     return {m: PhysicsTrainConfig.preset(preset, model=m, **overrides) for m in PHYSICS_MODELS}
 
 

@@ -1,10 +1,11 @@
 """The CI end-to-end check: a tiny reproduction of the paper, then ``scaloquant evaluate`` on it.
 
 One ``scaloquant reproduce --preset tiny --snr inf,30 --fit-n 8`` run (module fixture) produces
-every output; the tests check the files, that every number is finite, that both trained models
+every output; the tests check the files, that every number is finite, that both trained CNNs
 beat the predictor of the mean of the training targets, that ``evaluate`` on the same
 checkpoints and test file gives the same numbers, that the SNR-30 results belong to the recorded
-noise, and that the fit is there with its bounds.
+noise, that the fit is there with its bounds, and that the physics-head models are trained,
+loadable and compared (four models and the fit at each SNR, the encoders' paired interval).
 """
 
 import json
@@ -14,13 +15,19 @@ import numpy as np
 import pytest
 
 from scaloquant.cli import main
+from scaloquant.evaluate.encoders import network_parameters, parameter_errors
 from scaloquant.evaluate.run import predict_test_set
 from scaloquant.io.default import default_basis
 from scaloquant.io.hdf5 import read_simulation
 from scaloquant.models import load_model
-from scaloquant.simulate import add_noise
+from scaloquant.models.physics import PhysicsQuantifier, default_truth
+from scaloquant.simulate import SimulationConfig, add_noise
+from scaloquant.simulate.dataset import drawn_parameters
 
 MODELS = ("scalogram_cnn", "spectrum_cnn")
+PHYSICS = ("scalogram_physics", "spectrum_physics")
+ALL = (*MODELS, *PHYSICS)
+SLOPES = {"NAA", "Cr+PCr", "GPC+PCho", "Ins", "Glu"}
 FIGURES = (
     "fig2_signal_scalogram_cnn.png",
     "fig2_signal_spectrum_cnn.png",
@@ -58,6 +65,8 @@ def test_every_output_is_written(run):
     for model in MODELS:
         assert (run / "models" / f"{model}.ckpt").is_file()
         assert (run / "logs" / model / "metrics.csv").is_file()
+    for model in PHYSICS:
+        assert (run / "models" / f"{model}.ckpt").is_file()
     for name in FIGURES:
         path = run / "figures" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -68,11 +77,11 @@ def test_every_output_is_written(run):
 
 def test_metrics_are_finite_and_laid_out_as_the_issue_says(run):
     doc = json.loads((run / "metrics.json").read_text())
-    assert list(doc["models"]) == [*MODELS, "fit"]
+    assert list(doc["models"]) == [*ALL, "fit"]
     assert doc["models"]["fit"]["n_signals"] == FIT_N
-    assert [(p["a"], p["b"]) for p in doc["comparison"]["pairs"]] == [MODELS]
+    assert [(p["a"], p["b"]) for p in doc["comparison"]["pairs"]] == [MODELS, PHYSICS]
     test = read_simulation(run / "data" / "test.h5")
-    for model in MODELS:
+    for model in ALL:
         per = doc["models"][model]["per_metabolite"]
         assert tuple(per) == test.metabolites
         assert all(set(v) == {"mae", "mae_std", "smape", "rmse", "r2"} for v in per.values())
@@ -82,13 +91,18 @@ def test_metrics_are_finite_and_laid_out_as_the_issue_says(run):
     assert all(np.isfinite(x) and x >= 0 for x in doc["wall_times_s"].values())
     assert doc["config"]["preset"] == "tiny"
     assert set(doc["config"]["train"]) == set(MODELS)
+    assert set(doc["config"]["train_physics"]) == set(PHYSICS)
+    for model in PHYSICS:  # the default simulator, with the CNNs' noise
+        config = doc["config"]["train_physics"][model]
+        assert config["simulation"] == "default"
+        assert config["simulation_config"]["snr"] == [30.0, 30.0]
     assert doc["config"]["snrs"] == ["inf", "30"]
     for model in MODELS:  # trained with noise at the run's one finite SNR
         assert doc["config"]["train"][model]["simulation"]["snr"] == [30.0, 30.0]
     assert list(doc["by_snr"]) == ["inf", "30"]
     for block in doc["by_snr"].values():
-        assert list(block["methods"]) == list(MODELS)
-        assert list(block["subset"]["methods"]) == [*MODELS, "fit"]
+        assert list(block["methods"]) == list(ALL)
+        assert list(block["subset"]["methods"]) == [*ALL, "fit"]
         assert block["subset"]["n_signals"] == FIT_N
         assert all(np.isfinite(x) for x in _numbers(block["methods"]))
         assert all(np.isfinite(x) for x in _numbers(block["subset"]))
@@ -97,6 +111,74 @@ def test_metrics_are_finite_and_laid_out_as_the_issue_says(run):
     for model in MODELS:
         assert doc["models"][model]["mean"] == noiseless["methods"][model]["mean"]
     assert doc["models"]["fit"]["mean"] == noiseless["subset"]["methods"]["fit"]["mean"]
+
+
+def test_physics_checkpoints_load_and_estimate_the_test_metabolites(run):
+    test = read_simulation(run / "data" / "test.h5")
+    for model in PHYSICS:
+        loaded = load_model(run / "models" / f"{model}.ckpt")
+        assert isinstance(loaded.quantifier, PhysicsQuantifier)
+        assert loaded.quantifier.config.model == model
+        assert loaded.quantifier.metabolites == test.metabolites
+    assert (
+        load_model(run / "models" / "scalogram_physics.ckpt").quantifier.config.scalogram[
+            "channels"
+        ]
+        == "complex"
+    )
+
+
+def test_every_method_is_summarised_at_every_snr(run):
+    doc = json.loads((run / "metrics.json").read_text())
+    test = read_simulation(run / "data" / "test.h5")
+    for label, block in doc["by_snr"].items():
+        summary = block["summary"]
+        assert list(summary) == [*ALL, "fit"], label
+        for name, row in summary.items():
+            assert row["n_signals"] == (FIT_N if name == "fit" else test.n_total)
+            assert set(row["slopes"]) == SLOPES
+            assert np.isfinite(row["mae"]) and np.isfinite(row["smape"])
+        for name in (*PHYSICS, "fit"):  # CRLB SDs
+            assert 0 <= summary[name]["within_1sd"] <= summary[name]["within_2sd"] <= 1
+        assert block["methods"]["spectrum_physics"]["mean"]["mae"] == pytest.approx(
+            summary["spectrum_physics"]["mae"]
+        )
+    speed = doc["speed_spectra_per_s"]
+    assert set(speed) == {*ALL, "fit"} and all(v > 0 for v in speed.values())
+    report = (run / "report.md").read_text()
+    assert "## All methods: accuracy, slopes, calibration, speed" in report
+    assert "| spectrum_physics | 200 |" in report
+
+
+def test_the_encoders_are_compared_with_an_interval(run):
+    doc = json.loads((run / "metrics.json").read_text())
+    enc = doc["encoders"]
+    assert (enc["a"], enc["b"]) == PHYSICS
+    assert list(enc["by_snr"]) == ["inf", "30"]
+    for comparison in enc["by_snr"].values():
+        assert list(comparison["parameters"]) == ["damping", "shift", "phase0"]
+        for p in comparison["parameters"].values():
+            mean = p["mean"]
+            assert np.isfinite([mean["low"], mean["high"], mean["diff"]]).all()
+            assert mean["low"] <= mean["high"] and mean["favours"] in ("a", "b", "none")
+            assert mean["diff"] == pytest.approx(p["mae_a"] - p["mae_b"])
+    assert enc["channels"] == {"scalogram_physics": "complex", "scalogram_cnn": "abs_re_im"}
+    assert enc["channel_blindness"]["abs_re_im"]["conjugation"] < 1e-5
+    assert enc["channel_blindness"]["pos_neg"]["phase0"] < 1e-5
+    report = (run / "report.md").read_text()
+    assert "## Encoders: the nonlinear parameters" in report
+    assert "Nonlinear parameters: " in report and "`abs_re_im` is blind to conjugation" in report
+    # the noiseless errors come from the saved checkpoints and test file: recompute one
+    test = read_simulation(run / "data" / "test.h5")
+    quantifier = load_model(run / "models" / "spectrum_physics.ckpt").quantifier
+    problem = quantifier.problem(deviations=False)
+    pivot = SimulationConfig.from_dict(test.config).phase1_pivot_ppm
+    truth, _ = default_truth(problem, drawn_parameters(test), test.metabolites, pivot)
+    theta = network_parameters(quantifier, test.fids)
+    shift = parameter_errors(problem.slices(), theta, truth)["shift"]
+    assert enc["by_snr"]["inf"]["parameters"]["shift"]["mae_b"] == pytest.approx(
+        shift.mean(), rel=1e-9
+    )
 
 
 def test_both_models_beat_the_mean_predictor(run):
@@ -143,7 +225,7 @@ def test_evaluate_on_the_tiny_checkpoints_agrees_with_reproduce(run, tmp_path, c
                 assert ev["models"][model]["per_metabolite"][metabolite][key] == pytest.approx(
                     value, rel=1e-9, abs=1e-12
                 )
-    assert ev["comparison"]["pairs"] == doc["comparison"]["pairs"]
+    assert ev["comparison"]["pairs"] == doc["comparison"]["pairs"][:1]  # the CNNs' pair
     assert (out / "figures" / "fig2_signal_scalogram_cnn.png").is_file()
 
     # --overwrite replaces our outputs and keeps the user's files

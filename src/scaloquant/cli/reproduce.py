@@ -16,14 +16,19 @@ from ._common import add_output_flags, print_summary
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "reproduce",
-        help="simulate, train the scalogram CNN and the spectrum CNN, evaluate and compare",
+        help="simulate, train the scalogram and spectrum CNNs and their physics-head models, "
+        "evaluate and compare with the fit",
         description=(
             "Reproduce the paper end to end: simulate training, validation and one held-out test "
-            "set, train both CNNs on the same signals, estimate the test signals at each --snr "
-            "with both and fit the first --fit-n of them with the classical fit, and write "
-            "DIR/metrics.json, DIR/report.md (which model won, with a paired-bootstrap interval; "
-            "error against SNR with the fit's Cramér–Rao bounds), DIR/figures/*.png, "
-            "DIR/models/{scalogram_cnn,spectrum_cnn}.ckpt, DIR/logs/ and DIR/data/test.h5. "
+            "set, train both CNNs on the same signals and both physics-head models (the same "
+            "CNNs predicting the fit's nonlinear parameters) on the same simulator, estimate the "
+            "test signals at each --snr with all four and fit the first --fit-n of them with the "
+            "classical fit, and write DIR/metrics.json, DIR/report.md (which model won, with a "
+            "paired-bootstrap interval; every method's accuracy, slopes, calibration and speed; "
+            "whether the scalogram encoder predicts the nonlinear parameters better than the "
+            "spectrum encoder; error against SNR with the fit's Cramér–Rao bounds), "
+            "DIR/figures/*.png, DIR/models/{scalogram,spectrum}_{cnn,physics}.ckpt, DIR/logs/ and "
+            "DIR/data/test.h5. "
             "Presets: tiny (CI, a few minutes), quick (~5-8 min on 2 cores), cpu (the paper's 10,000 "
             "signals at a reduced scalogram size, <= 30 min on 2 cores), paper (the paper's "
             "protocol, for a GPU)."

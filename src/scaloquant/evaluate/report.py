@@ -282,7 +282,7 @@ def _summary_section(doc: Mapping[str, Any]) -> list[str]:
             "| method | spectra | MAE | SMAPE (%) | "
             + " | ".join(f"slope {q}" for q in quantities)
             + " | within 1 SD | within 2 SD | z-score SD | spectra/s |",
-            "|---|" + "---:|" * (len(quantities) + 8),
+            "|---|" + "---:|" * (len(quantities) + 7),
         ]
         for name, m in block["summary"].items():
             slopes = [_fmt(m["slopes"].get(q, float("nan")), 3) for q in quantities]
