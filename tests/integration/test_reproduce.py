@@ -287,8 +287,9 @@ def test_the_fit_and_its_bounds(run):
 def test_calibration_is_reported_for_models_with_uncertainty(run):
     doc = json.loads((run / "metrics.json").read_text())
     with_sd = [
-        m for m in MODELS if load_model(run / "models" / f"{m}.ckpt").quantifier.has_uncertainty
+        m for m in ALL if load_model(run / "models" / f"{m}.ckpt").quantifier.has_uncertainty
     ]
+    assert set(PHYSICS) <= set(with_sd)  # CRLB SDs
     assert list(doc.get("calibration", {})) == with_sd
     for model in with_sd:
         groups = doc["calibration"][model]["groups"]
