@@ -82,7 +82,7 @@ PHYSICS_POLISH: dict[str, int | None] = {"tiny": 1, "quick": None, "cpu": None, 
 #: 5 minutes on 2 cores, ``cpu`` within 30.
 PHYSICS_TRAIN_S: dict[str, float | None] = {
     "tiny": None,
-    "quick": 40.0,
+    "quick": 30.0,
     "cpu": 240.0,
     "paper": None,
 }
@@ -90,9 +90,9 @@ PHYSICS_TRAIN_S: dict[str, float | None] = {
 FIT = "fit"
 #: Test signals per preset: the paper held out 20% of 10,000 signals (2,000); fewer for the
 #: short presets, enough for a bootstrap interval of a few SMAPE points (quick, 500: the
-#: scalogram CNN's SMAPE minus the spectrum CNN's +10.5 points, interval +10.1 to +11 on 1000
-#: test signals; 500 keeps the physics models' polish, ~10 spectra/s each on 2 busy cores,
-#: inside the preset's 5 minutes).
+#: scalogram CNN's SMAPE minus the spectrum CNN's +11.7 points, interval +11.1 to +12.2; 1000
+#: gave +10.5, +10.1 to +11). 500 for quick halves the physics models' polish, the slowest
+#: step of the run (4 spectra/s per model measured on 2 cores shared with other work).
 N_TEST: dict[str, int] = {"tiny": 200, "quick": 500, "cpu": 2000, "paper": 2000}
 #: Test signals the fit estimates at each SNR: it fits ~1-3 spectra/s on 2 cores, so these keep
 #: the fit to about the preset's training time or less with four SNRs.

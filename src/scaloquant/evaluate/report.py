@@ -269,15 +269,15 @@ def _summary_section(doc: Mapping[str, Any]) -> list[str]:
         "Per SNR, every method on the test spectra it estimated (the fit on the first ones "
         "only): mean MAE and SMAPE over metabolites; the slope of estimate against truth "
         "(ordinary least squares with intercept; 1 is unbiased, below 1 shrinks towards the "
-        "training prior); for methods with SDs (the models' own, the physics models' and the "
-        "fit's Cramér–Rao bounds) the fraction of errors within 1 and 2 SDs (68 % and 95 % for "
+        "training prior); for methods with SDs (the regression CNNs' predicted SDs; the "
+        "Cramér–Rao bounds of the physics models' polished model and of the fit) the fraction of errors within 1 and 2 SDs (68 % and 95 % for "
         "calibrated Gaussian errors) and the SD of the z-scores (1 when calibrated); and the "
         "spectra per second each method estimated in this run (prediction only, all SNRs).",
         "",
     ]
     for label, block in blocks.items():
         lines += [
-            f"### {_snr_heading(label)}",
+            f"### All methods, {_snr_heading(label)}",
             "",
             "| method | spectra | MAE | SMAPE (%) | "
             + " | ".join(f"slope {q}" for q in quantities)
@@ -313,7 +313,7 @@ def _encoder_section(doc: Mapping[str, Any]) -> list[str]:
     lines = ["## Encoders: the nonlinear parameters", "", enc["about"], ""]
     for label, comparison in enc["by_snr"].items():
         lines += [
-            f"### {_snr_heading(label)}",
+            f"### Encoders, {_snr_heading(label)}",
             "",
             encoder_verdict(comparison),
             "",
