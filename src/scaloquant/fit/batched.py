@@ -1112,6 +1112,13 @@ def _stage_problem(
     )
 
 
+def stage_problem(
+    basis: BasisSet, config: FitConfig, broadening_per_s: float, device: torch.device
+) -> Problem:
+    """Public name of :func:`_stage_problem` (for the physics-head models' polish)."""
+    return _stage_problem(basis, config, broadening_per_s, device)
+
+
 def solve(
     fids: np.ndarray,
     basis: BasisSet,

@@ -88,6 +88,11 @@ class PhysicsQuantifierConfig:
     phase1_range_rad_per_ppm : first-order phase range about the fit's pivot, rad/ppm (default
         +-0.5: about 3 times the ``invivo`` simulation's +-10 deg/ppm).
     polish_iterations : ``K``, Levenberg–Marquardt iterations after the network (0: none).
+    polish_broadening_per_s : continuation stages of the polish, 1/s, decreasing (the fit's
+        ``continuation_broadening_per_s``, :mod:`scaloquant.fit.varpro`): before the ``K``
+        iterations, Levenberg–Marquardt from the network's start on data and basis broadened
+        by ``exp(-L t)`` for each ``L`` (on the FID's first samples, as the fit's stages), which
+        widens the basin of the narrow lines' shifts; ``()`` for none (``K = 0``: never).
     network_sd_factors : per amplitude ``(M,)``: the factors that calibrate the network's own
         SD (the CRLB at the network's parameters, :attr:`PhysicsEstimate.network_sd`), measured
         on the validation set at training time so that its z-scores have unit RMS
@@ -112,6 +117,7 @@ class PhysicsQuantifierConfig:
     gauss_range_per_s2: tuple[float, float] | None = None
     phase1_range_rad_per_ppm: tuple[float, float] = (-0.5, 0.5)
     polish_iterations: int = DEFAULT_POLISH_ITERATIONS
+    polish_broadening_per_s: tuple[float, ...] = ()
     network_sd_factors: tuple[float, ...] | None = None
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     kernel_sizes: tuple[int, ...] = (DEFAULT_KERNEL_SIZE,) * len(DEFAULT_WIDTHS)
@@ -145,6 +151,14 @@ class PhysicsQuantifierConfig:
         object.__setattr__(self, "kernel_sizes", kernel_tuple(self.kernel_sizes, len(self.widths)))
         if self.spectrum_ppm_range is not None:
             object.__setattr__(self, "spectrum_ppm_range", _pair("ppm", self.spectrum_ppm_range))
+        stages = tuple(float(v) for v in self.polish_broadening_per_s)
+        if not all(math.isfinite(v) and v > 0 for v in stages) or any(
+            a <= b for a, b in zip(stages, stages[1:], strict=False)
+        ):
+            raise ConfigError(
+                f"polish_broadening_per_s must hold positive, decreasing values, got {stages}"
+            )
+        object.__setattr__(self, "polish_broadening_per_s", stages)
         if self.network_sd_factors is not None:
             factors = tuple(float(f) for f in self.network_sd_factors)
             if len(factors) != len(self.metabolites) or not all(
@@ -426,6 +440,17 @@ class PhysicsQuantifier(nn.Module):
             self._problems[key] = problem_in(problem, dtype)
         return self._problems[key]
 
+    def stage_problem(self, broadening_per_s: float) -> batched.Problem:
+        """The fit's continuation stage ``broadening_per_s`` (no deviations; cached with
+        :meth:`problem`'s)."""
+        self.problem()  # drops the cache when the basis buffer has changed
+        key = ("stage", float(broadening_per_s))
+        if key not in self._problems:
+            self._problems[key] = batched.stage_problem(
+                self.basis(), self.config.fit_config, broadening_per_s, self.basis_fids.device
+            )
+        return self._problems[key]
+
     def data_window(self, fids: torch.Tensor) -> torch.Tensor:
         """The fit's data window ``(B, K)`` of FIDs ``(B, N)``."""
         return batched.data_window(self.problem(), fids.to(torch.complex128))
@@ -474,7 +499,22 @@ class PhysicsQuantifier(nn.Module):
         network_sd = sd0 * self.network_sd_factors
         theta = theta0
         centre = theta0[:, problem.slices()["shift"]].mean(-1)
-        lower, upper = batched.parameter_bounds(problem, centre, self.config.fit_config)
+        fit_config = self.config.fit_config
+        if k:
+            for broadening in self.config.polish_broadening_per_s:
+                stage = self.stage_problem(broadening)
+                low, high = batched.parameter_bounds(stage, centre, fit_config)
+                theta = batched.levenberg_marquardt(
+                    stage,
+                    theta,
+                    batched.data_window(stage, fids.to(torch.complex128)),
+                    ones,
+                    low,
+                    high,
+                    max_iterations=batched.STAGE_ITERATIONS,
+                    cost_rtol=batched.STAGE_COST_RTOL,
+                ).theta
+        lower, upper = batched.parameter_bounds(problem, centre, fit_config)
         if k and not bool((problem.prior_precision > 0).any()):
             # no priors to weigh (e.g. the per-metabolite model of the default simulation): the
             # noise level plays no part in the steps, and one LM call keeps its damping factor
