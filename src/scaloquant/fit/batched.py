@@ -705,6 +705,16 @@ def _put(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
         getattr(ev, name)[idx] = getattr(new, name)
 
 
+def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
+    """Public name of :func:`_take` (the rows ``idx`` of an evaluation)."""
+    return _take(ev, idx)
+
+
+def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
+    """Public name of :func:`_put` (write ``new`` into the rows ``idx`` of ``ev``)."""
+    _put(ev, idx, new)
+
+
 def levenberg_marquardt(
     problem: Problem,
     theta: torch.Tensor,

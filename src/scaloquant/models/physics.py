@@ -8,13 +8,18 @@ Pipeline for complex FIDs ``x`` ``(B, N)`` on the model's acquisition grid::
     a0     = NNLS(S(theta0), y)                 scaloquant.fit.batched.evaluate
     theta  = LM^K(theta0)                       scaloquant.fit.batched.levenberg_marquardt
     a, sd  = NNLS(S(theta), y), CRLB(theta)     scaloquant.fit.batched.crlb
+    sd_net = c * CRLB(theta0)                   the network's own SD, c calibrated per amplitude
 
 ``y`` is the data window of the fit (:func:`scaloquant.fit.batched.data_window`) and ``S`` its
 model columns (:mod:`scaloquant.physics.model`); the basis (on the acquisition grid, with the
 fit's macromolecules, :func:`scaloquant.fit.batched.prepare_basis`) is a buffer of the module, so
 a checkpoint needs no basis file. ``K = 0`` is the network with NNLS only. Amplitudes are on the
 basis scale, as the fit's; the per-metabolite deviations of the fit's ``invivo`` model are not
-predicted (they start at 0 and only the polish moves them).
+predicted (they start at 0 and only the polish moves them). The model is the fit's ``invivo``
+preset (three lineshape groups) for the ``invivo`` simulation, or its per-metabolite
+``simulated-batched`` preset for the paper's default simulator (one group per metabolite); with
+the latter the polish first runs the fit's continuation stages from the network's start
+(``polish_broadening_per_s``).
 
 Network outputs (``3 G + 3`` for ``G`` lineshape groups), each mapped into a documented range
 (:class:`PhysicsQuantifierConfig`) by a logistic function, so every prediction is a valid
@@ -80,7 +85,8 @@ class PhysicsQuantifierConfig:
         in amplitude order.
     macromolecules : which of them are macromolecules or lipids (basis metadata of the fit).
     n_points, dwell_time_s, spectrometer_freq_mhz, ppm_reference, nucleus : acquisition grid.
-    fit : :meth:`FitConfig.to_dict` of the model (default: ``FIT_PRESETS["invivo"]``).
+    fit : :meth:`FitConfig.to_dict` of the model (default: ``FIT_PRESETS["invivo"]``; the
+        default simulation's models use ``FIT_PRESETS["simulated-batched"]``).
     damping_range_per_s, shift_range_hz, gauss_range_per_s2 : ranges of the network's group
         damping ``alpha`` (1/s), shift (Hz) and Gaussian ``beta`` (1/s^2); default the fit's
         bounds (0-60 1/s, +-25 Hz = its global shift search, 0-3000 1/s^2) so that every
@@ -88,6 +94,9 @@ class PhysicsQuantifierConfig:
     phase1_range_rad_per_ppm : first-order phase range about the fit's pivot, rad/ppm (default
         +-0.5: about 3 times the ``invivo`` simulation's +-10 deg/ppm).
     polish_iterations : ``K``, Levenberg–Marquardt iterations after the network (0: none).
+    polish_moves : after the polish, the scipy fit's global moves, batched: resets of groups
+        lost on a bound and twin swaps (Cr/PCr, GPC/PCho), each kept where the cost drops
+        (only without priors, i.e. the per-metabolite model of the default simulation).
     polish_broadening_per_s : continuation stages of the polish, 1/s, decreasing (the fit's
         ``continuation_broadening_per_s``, :mod:`scaloquant.fit.varpro`): before the ``K``
         iterations, Levenberg–Marquardt from the network's start on data and basis broadened
@@ -118,6 +127,7 @@ class PhysicsQuantifierConfig:
     phase1_range_rad_per_ppm: tuple[float, float] = (-0.5, 0.5)
     polish_iterations: int = DEFAULT_POLISH_ITERATIONS
     polish_broadening_per_s: tuple[float, ...] = ()
+    polish_moves: bool = False
     network_sd_factors: tuple[float, ...] | None = None
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     kernel_sizes: tuple[int, ...] = (DEFAULT_KERNEL_SIZE,) * len(DEFAULT_WIDTHS)
@@ -440,6 +450,78 @@ class PhysicsQuantifier(nn.Module):
             self._problems[key] = problem_in(problem, dtype)
         return self._problems[key]
 
+    def twin_groups(self) -> tuple[tuple[int, int, float], ...]:
+        """The fit's twin pairs ``(g, h, f_h - f_g)`` of single-metabolite groups (Cr/PCr,
+        GPC/PCho; :class:`scaloquant.fit.model.Design`) in the groups of :meth:`problem`."""
+        from ..fit.model import Design
+
+        key = ("twins",)
+        problem = self.problem()
+        if key not in self._problems:
+            design = Design(self.basis(), self.config.fit_config)
+            first = batched.first_members(design.layout.group_of)
+            group_of = problem.group_of.cpu().numpy()
+            self._problems[key] = tuple(
+                (int(group_of[first[g]]), int(group_of[first[h]]), offset)
+                for g, h, offset in design.twin_groups
+            )
+        return self._problems[key]
+
+    def _global_moves(self, theta, ev, y, noise_var, lower, upper, k: int):
+        """The scipy fit's global moves (:mod:`scaloquant.fit.varpro`), batched, after the
+        polish: groups lost on a shift bound or near the damping's upper bound restarted from
+        the median damping and shift of the others, then each twin pair's dampings and shifts
+        exchanged; each move is ``k`` LM iterations, kept per spectrum where the cost drops.
+        Returns ``(theta, evaluation)``."""
+        from ..fit.varpro import LOST_MARGIN
+
+        problem = self.problem()
+        sl = problem.slices()
+        d_lo, d_hi = self.config.fit_config.damping_bounds_per_s
+
+        def attempt(rows: torch.Tensor, trial: torch.Tensor) -> None:
+            nonlocal theta
+            sol = batched.levenberg_marquardt(
+                problem,
+                trial,
+                y[rows],
+                noise_var[rows],
+                lower[rows],
+                upper[rows],
+                max_iterations=k,
+            )
+            better = sol.evaluation.cost < ev.cost[rows]
+            if bool(better.any()):
+                idx = rows[better]
+                batched.put_rows(ev, idx, batched.take_rows(sol.evaluation, better))
+                theta = theta.clone()
+                theta[idx] = sol.theta[better]
+
+        shift, damping = theta[:, sl["shift"]], theta[:, sl["damping"]]
+        s_lo, s_hi = lower[:, sl["shift"]], upper[:, sl["shift"]]
+        margin = LOST_MARGIN * (s_hi - s_lo) / 2
+        lost = (shift <= s_lo + margin) | (shift >= s_hi - margin)
+        if problem.lorentzian:
+            lost |= damping >= d_hi - LOST_MARGIN * (d_hi - d_lo)
+        rows = torch.nonzero(lost.any(1) & ~lost.all(1))[:, 0]
+        if rows.numel():
+            trial = theta[rows].clone()
+            keep = lost[rows]
+            for key, values in (("shift", shift[rows]), ("damping", damping[rows])):
+                median = torch.where(keep, torch.nan, values).nanmedian(-1).values
+                part = trial[:, sl[key]]
+                trial[:, sl[key]] = torch.where(keep, median[:, None], part)
+            attempt(rows, trial)
+        everyone = torch.arange(theta.shape[0], device=theta.device)
+        for g, h, offset in self.twin_groups():
+            trial = theta.clone()
+            d, s = sl["damping"].start, sl["shift"].start
+            trial[:, [d + g, d + h]] = theta[:, [d + h, d + g]]
+            trial[:, s + g] = theta[:, s + h] + offset
+            trial[:, s + h] = theta[:, s + g] - offset
+            attempt(everyone, trial)
+        return theta, ev
+
     def stage_problem(self, broadening_per_s: float) -> batched.Problem:
         """The fit's continuation stage ``broadening_per_s`` (no deviations; cached with
         :meth:`problem`'s)."""
@@ -525,6 +607,8 @@ class PhysicsQuantifier(nn.Module):
                 problem, theta, y, noise_var, lower, upper, max_iterations=k
             )
             theta, ev = sol.theta, sol.evaluation
+            if self.config.polish_moves:
+                theta, ev = self._global_moves(theta, ev, y, noise_var, lower, upper, k)
             noise_var = batched.noise_var_from_residual(problem, ev)
             k = 0
         for _ in range(k):
