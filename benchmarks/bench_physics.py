@@ -86,7 +86,7 @@ def _summary(label, names, est, sd, truth, seconds, n, network_sd=None):
         slopes.append(f"{key} {np.polyfit(te, ee, 1)[0]:.3f}")
     beyond = np.mean(np.abs(e - t) > 3 * s)
     print(
-        f"  {label:<28} MAE {mae:.4f}{unit}  beyond 3 CRLB {100 * beyond:5.1f} %  "
+        f"  {label:<28} MAE {mae:<7.4g}{unit}  beyond 3 CRLB {100 * beyond:5.1f} %  "
         f"{1e3 * seconds / n:7.1f} ms/spectrum  slopes: {', '.join(slopes)}{calibration}"
     )
 
