@@ -707,6 +707,16 @@ def _put(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
         getattr(ev, name)[idx] = getattr(new, name)
 
 
+def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
+    """Public name of :func:`_take` (the rows ``idx`` of an evaluation)."""
+    return _take(ev, idx)
+
+
+def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
+    """Public name of :func:`_put` (write ``new`` into the rows ``idx`` of ``ev``)."""
+    _put(ev, idx, new)
+
+
 def levenberg_marquardt(
     problem: Problem,
     theta: torch.Tensor,
@@ -1144,6 +1154,13 @@ def _stage_problem(
     return make_problem(
         basis, config, broadening_per_s=broadening_per_s, deviations=False, device=device
     )
+
+
+def stage_problem(
+    basis: BasisSet, config: FitConfig, broadening_per_s: float, device: torch.device
+) -> Problem:
+    """Public name of :func:`_stage_problem` (for the physics-head models' polish)."""
+    return _stage_problem(basis, config, broadening_per_s, device)
 
 
 def solve(
