@@ -271,7 +271,7 @@ def test_default_simulation_moves_undo_a_twin_swap():
     model, on_grid, _ = _default_built(simulation)
     problem = model.problem()
     fids, theta, amplitudes = _default_signals(on_grid, simulation, 3, 4, problem)
-    assert model.twin_groups()  # Cr/PCr (and GPC/PCho) in the embedded basis
+    assert model.twin_pairs()  # Cr/PCr (and GPC/PCho) in the embedded basis
     sl = problem.slices()
     cr, pcr = on_grid.names.index("Cr"), on_grid.names.index("PCr")
     start = torch.as_tensor(theta).clone()

@@ -1134,7 +1134,7 @@ def continuation(
     return theta, centre
 
 
-def _stage_problem(
+def stage_problem(
     basis: BasisSet, config: FitConfig, broadening_per_s: float, device: torch.device
 ) -> Problem:
     """The :class:`Problem` of a continuation stage, on :func:`stage_points` samples, or twice,
@@ -1156,13 +1156,6 @@ def _stage_problem(
     )
 
 
-def stage_problem(
-    basis: BasisSet, config: FitConfig, broadening_per_s: float, device: torch.device
-) -> Problem:
-    """Public name of :func:`_stage_problem` (for the physics-head models' polish)."""
-    return _stage_problem(basis, config, broadening_per_s, device)
-
-
 def solve(
     fids: np.ndarray,
     basis: BasisSet,
@@ -1182,9 +1175,7 @@ def solve(
     with_deviations = (
         config.shift_prior_sd_hz is not None or config.damping_prior_sd_per_s is not None
     )
-    stages = [
-        _stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s
-    ]
+    stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
     final = make_problem(basis, config, deviations=False, device=device)
     refine = make_problem(basis, config, device=device) if with_deviations else None
     from . import search

@@ -44,7 +44,7 @@ from torch import nn
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError
-from ..fit import batched
+from ..fit import batched, search
 from ..fit.config import FitConfig
 from ..types import Acquisition, BasisSet
 from .cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm, kernel_tuple
@@ -94,11 +94,12 @@ class PhysicsQuantifierConfig:
     phase1_range_rad_per_ppm : first-order phase range about the fit's pivot, rad/ppm (default
         +-0.5: about 3 times the ``invivo`` simulation's +-10 deg/ppm).
     polish_iterations : ``K``, Levenberg–Marquardt iterations after the network (0: none).
-    polish_moves : after the polish, the scipy fit's global moves, batched: resets of groups
-        lost on a bound and twin swaps (Cr/PCr, GPC/PCho), each kept where the cost drops
-        (only without priors, i.e. the per-metabolite model of the default simulation).
+    polish_moves : after the polish, the batched fit's global moves
+        (:func:`scaloquant.fit.search.global_moves`): resets of groups lost on a bound and twin
+        swaps (Cr/PCr, GPC/PCho), each kept where the cost drops (only without priors, i.e.
+        the per-metabolite model of the default simulation).
     polish_broadening_per_s : continuation stages of the polish, 1/s, decreasing (the fit's
-        ``continuation_broadening_per_s``, :mod:`scaloquant.fit.varpro`): before the ``K``
+        ``continuation_broadening_per_s``, :func:`scaloquant.fit.batched.continuation`): before the ``K``
         iterations, Levenberg–Marquardt from the network's start on data and basis broadened
         by ``exp(-L t)`` for each ``L`` (on the FID's first samples, as the fit's stages), which
         widens the basin of the narrow lines' shifts; ``()`` for none (``K = 0``: never).
@@ -450,77 +451,16 @@ class PhysicsQuantifier(nn.Module):
             self._problems[key] = problem_in(problem, dtype)
         return self._problems[key]
 
-    def twin_groups(self) -> tuple[tuple[int, int, float], ...]:
-        """The fit's twin pairs ``(g, h, f_h - f_g)`` of single-metabolite groups (Cr/PCr,
-        GPC/PCho; :class:`scaloquant.fit.model.Design`) in the groups of :meth:`problem`."""
-        from ..fit.model import Design
-
-        key = ("twins",)
+    def twin_pairs(self) -> tuple[tuple[int, int, float], ...]:
+        """The fit's twin pairs ``(g, h, f_h - f_g)`` (Cr/PCr, GPC/PCho) in the groups of
+        :meth:`problem` (:func:`scaloquant.fit.search.twins`, cached with the problems)."""
         problem = self.problem()
+        key = ("twins",)
         if key not in self._problems:
-            design = Design(self.basis(), self.config.fit_config)
-            first = batched.first_members(design.layout.group_of)
-            group_of = problem.group_of.cpu().numpy()
-            self._problems[key] = tuple(
-                (int(group_of[first[g]]), int(group_of[first[h]]), offset)
-                for g, h, offset in design.twin_groups
+            self._problems[key] = search.twins(
+                self.basis(), self.config.fit_config, problem.group_of.cpu().numpy()
             )
         return self._problems[key]
-
-    def _global_moves(self, theta, ev, y, noise_var, lower, upper, k: int):
-        """The scipy fit's global moves (:mod:`scaloquant.fit.varpro`), batched, after the
-        polish: groups lost on a shift bound or near the damping's upper bound restarted from
-        the median damping and shift of the others, then each twin pair's dampings and shifts
-        exchanged; each move is ``k`` LM iterations, kept per spectrum where the cost drops.
-        Returns ``(theta, evaluation)``."""
-        from ..fit.varpro import LOST_MARGIN
-
-        problem = self.problem()
-        sl = problem.slices()
-        d_lo, d_hi = self.config.fit_config.damping_bounds_per_s
-
-        def attempt(rows: torch.Tensor, trial: torch.Tensor) -> None:
-            nonlocal theta
-            sol = batched.levenberg_marquardt(
-                problem,
-                trial,
-                y[rows],
-                noise_var[rows],
-                lower[rows],
-                upper[rows],
-                max_iterations=k,
-            )
-            better = sol.evaluation.cost < ev.cost[rows]
-            if bool(better.any()):
-                idx = rows[better]
-                batched.put_rows(ev, idx, batched.take_rows(sol.evaluation, better))
-                theta = theta.clone()
-                theta[idx] = sol.theta[better]
-
-        shift, damping = theta[:, sl["shift"]], theta[:, sl["damping"]]
-        s_lo, s_hi = lower[:, sl["shift"]], upper[:, sl["shift"]]
-        margin = LOST_MARGIN * (s_hi - s_lo) / 2
-        lost = (shift <= s_lo + margin) | (shift >= s_hi - margin)
-        if problem.lorentzian:
-            lost |= damping >= d_hi - LOST_MARGIN * (d_hi - d_lo)
-        rows = torch.nonzero(lost.any(1) & ~lost.all(1))[:, 0]
-        if rows.numel():
-            trial = theta[rows].clone()
-            keep = lost[rows]
-            for key, values in (("shift", shift[rows]), ("damping", damping[rows])):
-                median = torch.where(keep, torch.nan, values).nanmedian(-1).values
-                part = trial[:, sl[key]]
-                trial[:, sl[key]] = torch.where(keep, median[:, None], part)
-            attempt(rows, trial)
-        everyone = torch.arange(theta.shape[0], device=theta.device)
-        for g, h, offset in self.twin_groups():
-            trial = theta.clone()
-            d, s = sl["damping"].start, sl["shift"].start
-            trial[:, [d + g, d + h]] = theta[:, [d + h, d + g]]
-            trial[:, s + g] = theta[:, s + h] + offset
-            trial[:, s + h] = theta[:, s + g] - offset
-            attempt(everyone, trial)
-        return theta, ev
 
     def stage_problem(self, broadening_per_s: float) -> batched.Problem:
         """The fit's continuation stage ``broadening_per_s`` (no deviations; cached with
@@ -582,20 +522,11 @@ class PhysicsQuantifier(nn.Module):
         theta = theta0
         centre = theta0[:, problem.slices()["shift"]].mean(-1)
         fit_config = self.config.fit_config
-        if k:
-            for broadening in self.config.polish_broadening_per_s:
-                stage = self.stage_problem(broadening)
-                low, high = batched.parameter_bounds(stage, centre, fit_config)
-                theta = batched.levenberg_marquardt(
-                    stage,
-                    theta,
-                    batched.data_window(stage, fids.to(torch.complex128)),
-                    ones,
-                    low,
-                    high,
-                    max_iterations=batched.STAGE_ITERATIONS,
-                    cost_rtol=batched.STAGE_COST_RTOL,
-                ).theta
+        if k and self.config.polish_broadening_per_s:
+            stages = [self.stage_problem(b) for b in self.config.polish_broadening_per_s]
+            theta, centre = batched.continuation(
+                stages, fit_config, fids.to(torch.complex128), theta, centre
+            )
         lower, upper = batched.parameter_bounds(problem, centre, fit_config)
         if k and not bool((problem.prior_precision > 0).any()):
             # no priors to weigh (e.g. the per-metabolite model of the default simulation): the
@@ -606,9 +537,11 @@ class PhysicsQuantifier(nn.Module):
             sol = batched.levenberg_marquardt(
                 problem, theta, y, noise_var, lower, upper, max_iterations=k
             )
-            theta, ev = sol.theta, sol.evaluation
             if self.config.polish_moves:
-                theta, ev = self._global_moves(theta, ev, y, noise_var, lower, upper, k)
+                sol = search.global_moves(
+                    problem, fit_config, sol, y, noise_var, centre, self.twin_pairs()
+                )
+            theta, ev = sol.theta, sol.evaluation
             noise_var = batched.noise_var_from_residual(problem, ev)
             k = 0
         for _ in range(k):
