@@ -15,6 +15,7 @@ from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
 from scaloquant.models.physics import PhysicsQuantifier
+from scaloquant.simulate import SimulationConfig, simulate_dataset
 from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
 
 
@@ -148,3 +149,42 @@ def test_train_on_a_scanners_grid_then_quantify_without_force(tmp_path, capsys):
     with open(res / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and np.isfinite(float(rows[0]["NAA"]))
+
+
+def test_train_on_the_default_simulator_then_quantify(tmp_path, capsys):
+    """``--simulation default``: the paper's simulator (here with noise, ``--snr``), the fit's
+    per-metabolite model; the checkpoint records the simulation and quantify reads it."""
+    out = tmp_path / "run"
+    args = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--out", str(out)]
+    assert main([*args, "--simulation", "default", "--snr", "20", "40"]) == 0
+    ckpt = out / "models" / "spectrum_physics.ckpt"
+    loaded = load_model(ckpt)
+    meta = loaded.metadata
+    assert meta.data["simulation"] == "default"
+    assert meta.data["simulation_config"]["snr"] == [20.0, 40.0]
+    assert meta.train_config["simulation"] == "default"
+    assert meta.quantifier["fit"]["grouping"] == "per_metabolite"
+    model = loaded.quantifier
+    assert model.metabolites == default_basis().names  # the basis' own Mac, no lipids
+    factors = model.config.network_sd_factors
+    assert len(factors) == len(model.metabolites) and min(factors) > 0
+    basis = default_basis()
+    signals = next(simulate_dataset(basis, SimulationConfig(snr=(30.0, 30.0)), 2, 5))
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", fid_on_grid(basis, signals.fids[0]))
+    res = tmp_path / "res"
+    assert main(["quantify", str(path), "--model", str(ckpt), "--out", str(res)]) == 0
+    with open(res / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    assert np.isfinite(float(rows[0]["NAA"])) and np.isfinite(float(rows[0]["NAA_sd"]))
+
+
+def test_simulation_flag_errors(tmp_path, capsys):
+    out = tmp_path / "x"
+    args = ["train", "--model", "spectrum_physics", "--out", str(out)]
+    assert main([*args, "--simulation", "paper"]) == 2
+    assert "--simulation must be one of invivo, default" in _error_line(capsys, "train")
+    # the realism flags change the default simulation only
+    assert main([*args, "--baseline"]) == 2
+    assert "--baseline" in _error_line(capsys, "train")
+    assert not out.exists()

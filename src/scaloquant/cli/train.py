@@ -28,7 +28,7 @@ from ..io.config import read_mapping
 from ..models.physics import PHYSICS_KINDS
 from ..models.quantifier import MODEL_KINDS
 from ..models.uncertainty import UNCERTAINTY_KINDS
-from ..simulate import BaselineConfig
+from ..simulate import BaselineConfig, SimulationConfig
 from ..train import (
     PRESETS,
     TrainConfig,
@@ -82,8 +82,11 @@ def register(subparsers: Any) -> None:
     physics.add_argument(
         "--simulation",
         default=None,
-        metavar="{invivo}",
-        help="training signals: the invivo preset (docs/invivo-prior.md; the only choice)",
+        metavar="{invivo,default}",
+        help="training signals: the invivo preset (docs/invivo-prior.md; default) or the "
+        "paper's default simulator (Eq. 1, a damping and a shift per metabolite; the model is "
+        "then the fit's per-metabolite one; --snr, --phase0-range, --phase1-range and "
+        "--baseline change it)",
     )
     physics.add_argument(
         "--grid-from",
@@ -368,20 +371,32 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Realism flags that a physics-head model takes with ``--simulation default``.
+_DEFAULT_SIMULATION_FLAGS = ("snr", "phase0_range_deg", "phase1_range_deg_per_ppm")
+
+
 def physics_config(args: argparse.Namespace):
     """The physics trainer's settings: preset, then ``--config``, then flags."""
-    from ..train.physics import PhysicsTrainConfig
+    from ..train.physics import SIMULATIONS, PhysicsTrainConfig
 
-    used = [flag for key, flag in _REGRESSION_ONLY if getattr(args, key, None) not in (None, False)]
-    used += ["--baseline"] if args.baseline else []
+    if args.simulation not in (None, *SIMULATIONS):
+        raise ConfigError(
+            f"--simulation must be one of {', '.join(SIMULATIONS)}, got {args.simulation!r}"
+        )
+    default = args.simulation == "default"
+    used = [
+        flag
+        for key, flag in _REGRESSION_ONLY
+        if getattr(args, key, None) not in (None, False)
+        and not (default and key in _DEFAULT_SIMULATION_FLAGS)
+    ]
+    used += ["--baseline"] if args.baseline and not default else []
     used += ["--resume"] if args.resume else []
     if used:
         raise ConfigError(
-            f"{', '.join(used)} do(es) not apply to {args.model} (it trains on fresh invivo "
-            "signals); drop them"
+            f"{', '.join(used)} do(es) not apply to {args.model} (it trains on fresh "
+            f"{args.simulation or 'invivo'} signals); drop them"
         )
-    if args.simulation not in (None, "invivo"):
-        raise ConfigError(f"--simulation must be invivo, got {args.simulation!r}")
     overrides = dict(read_mapping(args.config)) if args.config is not None else {}
     flags = {
         "seed": args.seed,
@@ -389,6 +404,7 @@ def physics_config(args: argparse.Namespace):
         "batch_size": args.batch_size,
         "max_steps": args.max_steps,
         "polish_iterations": args.polish_iterations,
+        "simulation": args.simulation,
     }
     overrides |= {k: v for k, v in flags.items() if v is not None}
     overrides["model"] = args.model
@@ -408,12 +424,19 @@ def _train_physics(args: argparse.Namespace) -> int:
     checkpoint.parent.mkdir(parents=True, exist_ok=True)  # removed again if left empty
     for path in (checkpoint, config_path):
         check_writable(path, overwrite=args.overwrite)
-    result = train_physics(config, basis, checkpoint, acquisition=acquisition)
+    simulation_config = None
+    if config.simulation == "default":
+        simulation_config = SimulationConfig.from_dict(simulation_overrides(args))
+    result = train_physics(
+        config, basis, checkpoint, acquisition=acquisition, simulation_config=simulation_config
+    )
     source = {
-        "train": "simulated (invivo)",
+        "train": f"simulated ({config.simulation})",
         "basis": str(args.basis or "embedded"),
         "grid": str(args.grid_from or "the basis'"),
     }
+    if simulation_config is not None:
+        source["simulation"] = simulation_config.to_dict()
     resolved = {"scaloquant_version": __version__, "data": source, "train": config.to_dict()}
     write_text_atomic(
         config_path, yaml.safe_dump(resolved, sort_keys=False), overwrite=args.overwrite

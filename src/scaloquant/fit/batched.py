@@ -39,6 +39,8 @@ for ``phi0``; the continuation stages of :mod:`scaloquant.fit.varpro` (data and 
 alike by ``exp(-L t)``, coarse to fine, each on the FID's first samples while ``exp(-L t)`` is
 above 0.1: :func:`stage_points`); the per-metabolite deviations are freed only in the
 final stage, with ``sigma`` taken from the previous stage's residual (or the signal-free region).
+With ``grouping="per_metabolite"`` also the re-centred shift bounds, resets, twin swaps and
+second search of :mod:`scaloquant.fit.varpro`, batched (:mod:`scaloquant.fit.search`).
 
 Cramér–Rao bounds (:func:`crlb`): the Fisher information of all parameters (amplitudes,
 identifiable nonlinear parameters, baseline with its penalty as a Gaussian prior, the
@@ -705,6 +707,16 @@ def _put(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
         getattr(ev, name)[idx] = getattr(new, name)
 
 
+def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
+    """Public name of :func:`_take` (the rows ``idx`` of an evaluation)."""
+    return _take(ev, idx)
+
+
+def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
+    """Public name of :func:`_put` (write ``new`` into the rows ``idx`` of ``ev``)."""
+    _put(ev, idx, new)
+
+
 def levenberg_marquardt(
     problem: Problem,
     theta: torch.Tensor,
@@ -995,7 +1007,12 @@ def _solve_chunk(
     dwell_time_s: float,
     region_var: torch.Tensor | None,
     start,
+    twin_pairs: tuple | None = None,
 ) -> BatchedFit:
+    """One chunk of :func:`solve`; ``twin_pairs`` (not None: the per-metabolite model) turns on
+    the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`."""
+    from . import search
+
     sl = final.slices()
     y = data_window(final, fids)
     theta = _start_theta(final, config, y, dwell_time_s, start)
@@ -1008,19 +1025,7 @@ def _solve_chunk(
         else:
             theta[:, sl["phase0"]] = phase0_start(first, theta, data_window(first, fids))[:, None]
     ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-    for stage in stages:
-        lower, upper = _bounds(stage, centre, config)
-        sol = levenberg_marquardt(
-            stage,
-            theta,
-            data_window(stage, fids),
-            ones,
-            lower,
-            upper,
-            max_iterations=STAGE_ITERATIONS,
-            cost_rtol=STAGE_COST_RTOL,
-        )
-        theta = sol.theta
+    theta, centre = continuation(stages, config, fids, theta, centre, twin_pairs is not None)
     iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
     preliminary = None
     if refine is None or region_var is None:
@@ -1030,6 +1035,12 @@ def _solve_chunk(
         sol = levenberg_marquardt(
             final, theta, y, ones, lower, upper, max_iterations=config.max_iterations
         )
+        if twin_pairs is not None:
+            sol = search.global_moves(final, config, sol, y, ones, centre, twin_pairs)
+            if region_var is not None:
+                sol = search.second_search(
+                    stages, final, config, fids, y, sol, centre, twin_pairs, region_var
+                )
         iterations, theta = sol.iterations, sol.theta
         noise_var = _noise_var_from_residual(final, sol.evaluation)
     else:
@@ -1090,7 +1101,40 @@ def _solve_chunk(
     )
 
 
-def _stage_problem(
+def continuation(
+    stages: list[Problem],
+    config: FitConfig,
+    fids: torch.Tensor,
+    theta: torch.Tensor,
+    centre: torch.Tensor,
+    recentre: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The continuation stages from ``theta`` ``(B, P)`` for FIDs ``fids`` ``(B, N)``, shift
+    bounds about ``centre`` ``(B,)``: ``(theta, centre)`` after the last. ``recentre``: the
+    bounds of each next stage are centred on the amplitude-weighted median shift of the groups
+    found (:func:`scaloquant.fit.search.weighted_median_shift`)."""
+    from . import search
+
+    ones = torch.ones(fids.shape[0], dtype=torch.float64, device=fids.device)
+    for stage in stages:
+        lower, upper = _bounds(stage, centre, config)
+        sol = levenberg_marquardt(
+            stage,
+            theta,
+            data_window(stage, fids),
+            ones,
+            lower,
+            upper,
+            max_iterations=STAGE_ITERATIONS,
+            cost_rtol=STAGE_COST_RTOL,
+        )
+        theta = sol.theta
+        if recentre:
+            centre = search.weighted_median_shift(stage, theta, sol.evaluation.amplitudes, centre)
+    return theta, centre
+
+
+def stage_problem(
     basis: BasisSet, config: FitConfig, broadening_per_s: float, device: torch.device
 ) -> Problem:
     """The :class:`Problem` of a continuation stage, on :func:`stage_points` samples, or twice,
@@ -1131,11 +1175,14 @@ def solve(
     with_deviations = (
         config.shift_prior_sd_hz is not None or config.damping_prior_sd_per_s is not None
     )
-    stages = [
-        _stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s
-    ]
+    stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
     final = make_problem(basis, config, deviations=False, device=device)
     refine = make_problem(basis, config, device=device) if with_deviations else None
+    from . import search
+
+    twin_pairs = None
+    if search.applies(config):
+        twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
     chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
     parts = []
     for lo in range(0, fids.shape[0], chunk):
@@ -1145,7 +1192,17 @@ def solve(
             region = torch.as_tensor(region_noise_sd[lo : lo + chunk] ** 2, device=device)
         part_start = {k: v[lo : lo + chunk] for k, v in (start or {}).items()}
         parts.append(
-            _solve_chunk(stages, final, refine, config, x, basis.dwell_time_s, region, part_start)
+            _solve_chunk(
+                stages,
+                final,
+                refine,
+                config,
+                x,
+                basis.dwell_time_s,
+                region,
+                part_start,
+                twin_pairs,
+            )
         )
     return BatchedFit(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)

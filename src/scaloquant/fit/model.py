@@ -42,6 +42,40 @@ def check_compatible(fid: FID, basis: BasisSet) -> None:
 TWIN_MIN_SIMILARITY = 0.9
 
 
+def twin_groups(
+    basis: BasisSet, config: FitConfig, group_of: np.ndarray, damped: np.ndarray
+) -> tuple[tuple[int, int, float], ...]:
+    """Pairs of single-metabolite groups ``(g, h, f_h - f_g)`` with near-identical spectra
+    whose labels a local fit can swap (Cr/PCr, GPC/PCho): largest peaks in the window
+    (``f``, Hz, 8x zero-filled) within ``config.twin_max_separation_hz``, and magnitude
+    spectra with a cosine similarity of at least :data:`TWIN_MIN_SIMILARITY`.
+
+    ``group_of`` ``(M,)`` the group of each metabolite; ``damped`` ``(M, N)`` the basis FIDs
+    damped by the starting damping. Used by both solvers (:mod:`.varpro`, :mod:`.search`)."""
+    n_groups = int(group_of.max()) + 1
+    n_fft = 8 * damped.shape[1]
+    ppm = axes.ppm_axis(n_fft, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    lo, hi = config.ppm_range
+    inside = (ppm >= lo) & (ppm <= hi)
+    magnitude = np.abs(axes.spectrum(damped, n_fft)[:, inside])
+    main_hz = ppm[inside][np.argmax(magnitude, axis=1)] * basis.spectrometer_freq_mhz
+    unit = magnitude / np.linalg.norm(magnitude, axis=1, keepdims=True)
+    sizes = np.bincount(group_of, minlength=n_groups)
+    member = [np.flatnonzero(group_of == g)[0] for g in range(n_groups)]
+    pairs = []
+    for g in range(n_groups):
+        for h in range(g + 1, n_groups):
+            m, n = member[g], member[h]
+            offset = main_hz[n] - main_hz[m]
+            if (
+                sizes[g] == sizes[h] == 1
+                and abs(offset) <= config.twin_max_separation_hz
+                and unit[m] @ unit[n] >= TWIN_MIN_SIMILARITY
+            ):
+                pairs.append((g, h, float(offset)))
+    return tuple(pairs)
+
+
 def stack_complex(z: np.ndarray) -> np.ndarray:
     """``(K, ...)`` complex -> ``(2K, ...)`` real: real parts over imaginary parts."""
     return np.concatenate([z.real, z.imag], axis=0)
@@ -257,39 +291,7 @@ class Design:
         # Magnitude of the basis sum over the whole spectrum, for the cross-correlation start.
         damped = self.fids * np.exp(-config.initial_damping_per_s * self.time_s)
         self.reference_magnitude = np.abs(scipy.fft.fft(damped.sum(axis=0)))
-        self.twin_groups = self._twin_groups(basis, damped)
-
-    def _twin_groups(
-        self, basis: BasisSet, damped: np.ndarray
-    ) -> tuple[tuple[int, int, float], ...]:
-        """Pairs of single-metabolite groups ``(g, h, f_h - f_g)`` with near-identical spectra
-        whose labels a local fit can swap (Cr/PCr, GPC/PCho): largest peaks in the window
-        (``f``, Hz, 8x zero-filled) within ``config.twin_max_separation_hz``, and magnitude
-        spectra with a cosine similarity of at least :data:`TWIN_MIN_SIMILARITY`."""
-        lay = self.layout
-        n_fft = 8 * self.n_points
-        ppm = axes.ppm_axis(
-            n_fft, self.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference
-        )
-        lo, hi = self.config.ppm_range
-        inside = (ppm >= lo) & (ppm <= hi)
-        magnitude = np.abs(axes.spectrum(damped, n_fft)[:, inside])
-        main_hz = ppm[inside][np.argmax(magnitude, axis=1)] * basis.spectrometer_freq_mhz
-        unit = magnitude / np.linalg.norm(magnitude, axis=1, keepdims=True)
-        sizes = np.bincount(lay.group_of, minlength=lay.n_groups)
-        member = [np.flatnonzero(lay.group_of == g)[0] for g in range(lay.n_groups)]
-        pairs = []
-        for g in range(lay.n_groups):
-            for h in range(g + 1, lay.n_groups):
-                m, n = member[g], member[h]
-                offset = main_hz[n] - main_hz[m]
-                if (
-                    sizes[g] == sizes[h] == 1
-                    and abs(offset) <= self.config.twin_max_separation_hz
-                    and unit[m] @ unit[n] >= TWIN_MIN_SIMILARITY
-                ):
-                    pairs.append((g, h, float(offset)))
-        return tuple(pairs)
+        self.twin_groups = twin_groups(basis, config, self.layout.group_of, damped)
 
     def data_window(self, fids: np.ndarray) -> np.ndarray:
         """The window of the spectra of data ``fids`` ``(..., n_points of the data)`` as this

@@ -8,13 +8,18 @@ Pipeline for complex FIDs ``x`` ``(B, N)`` on the model's acquisition grid::
     a0     = NNLS(S(theta0), y)                 scaloquant.fit.batched.evaluate
     theta  = LM^K(theta0)                       scaloquant.fit.batched.levenberg_marquardt
     a, sd  = NNLS(S(theta), y), CRLB(theta)     scaloquant.fit.batched.crlb
+    sd_net = c * CRLB(theta0)                   the network's own SD, c calibrated per amplitude
 
 ``y`` is the data window of the fit (:func:`scaloquant.fit.batched.data_window`) and ``S`` its
 model columns (:mod:`scaloquant.physics.model`); the basis (on the acquisition grid, with the
 fit's macromolecules, :func:`scaloquant.fit.batched.prepare_basis`) is a buffer of the module, so
 a checkpoint needs no basis file. ``K = 0`` is the network with NNLS only. Amplitudes are on the
 basis scale, as the fit's; the per-metabolite deviations of the fit's ``invivo`` model are not
-predicted (they start at 0 and only the polish moves them).
+predicted (they start at 0 and only the polish moves them). The model is the fit's ``invivo``
+preset (three lineshape groups) for the ``invivo`` simulation, or its per-metabolite
+``simulated-batched`` preset for the paper's default simulator (one group per metabolite); with
+the latter the polish first runs the fit's continuation stages from the network's start
+(``polish_broadening_per_s``).
 
 Network outputs (``3 G + 3`` for ``G`` lineshape groups), each mapped into a documented range
 (:class:`PhysicsQuantifierConfig`) by a logistic function, so every prediction is a valid
@@ -39,7 +44,7 @@ from torch import nn
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError
-from ..fit import batched
+from ..fit import batched, search
 from ..fit.config import FitConfig
 from ..types import Acquisition, BasisSet
 from .cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm, kernel_tuple
@@ -80,7 +85,8 @@ class PhysicsQuantifierConfig:
         in amplitude order.
     macromolecules : which of them are macromolecules or lipids (basis metadata of the fit).
     n_points, dwell_time_s, spectrometer_freq_mhz, ppm_reference, nucleus : acquisition grid.
-    fit : :meth:`FitConfig.to_dict` of the model (default: ``FIT_PRESETS["invivo"]``).
+    fit : :meth:`FitConfig.to_dict` of the model (default: ``FIT_PRESETS["invivo"]``; the
+        default simulation's models use ``FIT_PRESETS["simulated-batched"]``).
     damping_range_per_s, shift_range_hz, gauss_range_per_s2 : ranges of the network's group
         damping ``alpha`` (1/s), shift (Hz) and Gaussian ``beta`` (1/s^2); default the fit's
         bounds (0-60 1/s, +-25 Hz = its global shift search, 0-3000 1/s^2) so that every
@@ -88,6 +94,19 @@ class PhysicsQuantifierConfig:
     phase1_range_rad_per_ppm : first-order phase range about the fit's pivot, rad/ppm (default
         +-0.5: about 3 times the ``invivo`` simulation's +-10 deg/ppm).
     polish_iterations : ``K``, Levenberg–Marquardt iterations after the network (0: none).
+    polish_moves : after the polish, the batched fit's global moves
+        (:func:`scaloquant.fit.search.global_moves`): resets of groups lost on a bound and twin
+        swaps (Cr/PCr, GPC/PCho), each kept where the cost drops (only without priors, i.e.
+        the per-metabolite model of the default simulation).
+    polish_broadening_per_s : continuation stages of the polish, 1/s, decreasing (the fit's
+        ``continuation_broadening_per_s``, :func:`scaloquant.fit.batched.continuation`): before the ``K``
+        iterations, Levenberg–Marquardt from the network's start on data and basis broadened
+        by ``exp(-L t)`` for each ``L`` (on the FID's first samples, as the fit's stages), which
+        widens the basin of the narrow lines' shifts; ``()`` for none (``K = 0``: never).
+    network_sd_factors : per amplitude ``(M,)``: the factors that calibrate the network's own
+        SD (the CRLB at the network's parameters, :attr:`PhysicsEstimate.network_sd`), measured
+        on the validation set at training time so that its z-scores have unit RMS
+        (:func:`network_sd_factors`); ``None``: uncalibrated (factors 1).
     widths, kernel_sizes, norm, scalogram, spectrum_ppm_range : the encoder
         (:class:`~scaloquant.models.quantifier.QuantifierConfig`). The scalogram encoder's
         default channels are ``complex`` (the paper's ``abs_re_im`` cannot see a conjugation and
@@ -108,6 +127,9 @@ class PhysicsQuantifierConfig:
     gauss_range_per_s2: tuple[float, float] | None = None
     phase1_range_rad_per_ppm: tuple[float, float] = (-0.5, 0.5)
     polish_iterations: int = DEFAULT_POLISH_ITERATIONS
+    polish_broadening_per_s: tuple[float, ...] = ()
+    polish_moves: bool = False
+    network_sd_factors: tuple[float, ...] | None = None
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     kernel_sizes: tuple[int, ...] = (DEFAULT_KERNEL_SIZE,) * len(DEFAULT_WIDTHS)
     norm: Norm = "batch"
@@ -140,6 +162,24 @@ class PhysicsQuantifierConfig:
         object.__setattr__(self, "kernel_sizes", kernel_tuple(self.kernel_sizes, len(self.widths)))
         if self.spectrum_ppm_range is not None:
             object.__setattr__(self, "spectrum_ppm_range", _pair("ppm", self.spectrum_ppm_range))
+        stages = tuple(float(v) for v in self.polish_broadening_per_s)
+        if not all(math.isfinite(v) and v > 0 for v in stages) or any(
+            a <= b for a, b in zip(stages, stages[1:], strict=False)
+        ):
+            raise ConfigError(
+                f"polish_broadening_per_s must hold positive, decreasing values, got {stages}"
+            )
+        object.__setattr__(self, "polish_broadening_per_s", stages)
+        if self.network_sd_factors is not None:
+            factors = tuple(float(f) for f in self.network_sd_factors)
+            if len(factors) != len(self.metabolites) or not all(
+                math.isfinite(f) and f > 0 for f in factors
+            ):
+                raise ConfigError(
+                    f"network_sd_factors must be {len(self.metabolites)} positive numbers, one "
+                    f"per amplitude, got {self.network_sd_factors!r}"
+                )
+            object.__setattr__(self, "network_sd_factors", factors)
         if not (isinstance(self.polish_iterations, int) and self.polish_iterations >= 0):
             raise ConfigError(
                 f"polish_iterations must be an integer >= 0, got {self.polish_iterations!r}"
@@ -206,7 +246,9 @@ class PhysicsEstimate(NamedTuple):
     ``amplitudes`` ``(B, M)``; ``sd`` ``(B, M)`` CRLB standard deviations of the polished model;
     ``theta`` ``(B, P)`` the fit's parameter layout (:class:`scaloquant.fit.batched.Problem`);
     ``network_theta`` ``(B, P)`` the network's prediction before the polish; ``noise_sd``
-    ``(B,)`` per real part (from the residual).
+    ``(B,)`` per real part (from the residual); ``network_sd`` ``(B, M)`` the network's own
+    SD: the CRLB at ``network_theta`` (noise level from its residual) times the calibration
+    factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`).
     """
 
     amplitudes: torch.Tensor
@@ -214,6 +256,7 @@ class PhysicsEstimate(NamedTuple):
     theta: torch.Tensor
     network_theta: torch.Tensor
     noise_sd: torch.Tensor
+    network_sd: torch.Tensor
 
 
 def n_outputs(n_groups: int) -> int:
@@ -305,6 +348,29 @@ def problem_in(problem: batched.Problem, dtype: torch.dtype) -> batched.Problem:
     return replace(problem, **changes)
 
 
+def _crlb_sd(problem: batched.Problem, ev: batched.Evaluation, noise_var: torch.Tensor):
+    """CRLB standard deviations ``(B, M)`` of the amplitudes of evaluation ``ev``."""
+    cov, _ = batched.crlb(problem, ev, noise_var)
+    m = problem.n_metabolites
+    return torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).clamp_min(0).sqrt()
+
+
+def network_sd_factors(
+    amplitudes: np.ndarray, sd: np.ndarray, truth: np.ndarray, *, floor: float = 1e-3
+) -> tuple[float, ...]:
+    """Per-amplitude calibration factors ``(M,)`` of the network's SD: the RMS over spectra of
+    the z-scores ``(a - a_true) / sd`` (bias included), so that the scaled z-scores have unit
+    RMS on the spectra given (``(n, M)`` each: the validation set at training time). Amplitudes
+    whose SD is 0 (no signal in the window) get factor 1; factors are at least ``floor``."""
+    sd = np.asarray(sd, dtype=np.float64)
+    ok = sd > 0
+    z = np.where(ok, (np.asarray(amplitudes) - np.asarray(truth)) / np.where(ok, sd, 1.0), 0.0)
+    count = ok.sum(0)
+    rms = np.sqrt((z**2).sum(0) / np.maximum(count, 1))
+    rms = np.where((count > 0) & np.isfinite(rms), rms, 1.0)
+    return tuple(float(f) for f in np.maximum(rms, floor))
+
+
 def basis_from_config(config: PhysicsQuantifierConfig, fids: np.ndarray) -> BasisSet:
     """The prepared basis of ``config`` with basis FIDs ``fids`` ``(M, N)``."""
     return BasisSet(
@@ -355,6 +421,12 @@ class PhysicsQuantifier(nn.Module):
         """CRLB standard deviations come with every estimate."""
         return True
 
+    @property
+    def network_sd_factors(self) -> torch.Tensor:
+        """``(M,)`` calibration factors of the network's own SD (ones when uncalibrated)."""
+        factors = self.config.network_sd_factors or (1.0,) * len(self.metabolites)
+        return torch.tensor(factors, dtype=torch.float64, device=self.basis_fids.device)
+
     def basis(self) -> BasisSet:
         return basis_from_config(self.config, self.basis_fids.detach().cpu().numpy())
 
@@ -377,6 +449,28 @@ class PhysicsQuantifier(nn.Module):
                 device=self.basis_fids.device,
             )
             self._problems[key] = problem_in(problem, dtype)
+        return self._problems[key]
+
+    def twin_pairs(self) -> tuple[tuple[int, int, float], ...]:
+        """The fit's twin pairs ``(g, h, f_h - f_g)`` (Cr/PCr, GPC/PCho) in the groups of
+        :meth:`problem` (:func:`scaloquant.fit.search.twins`, cached with the problems)."""
+        problem = self.problem()
+        key = ("twins",)
+        if key not in self._problems:
+            self._problems[key] = search.twins(
+                self.basis(), self.config.fit_config, problem.group_of.cpu().numpy()
+            )
+        return self._problems[key]
+
+    def stage_problem(self, broadening_per_s: float) -> batched.Problem:
+        """The fit's continuation stage ``broadening_per_s`` (no deviations; cached with
+        :meth:`problem`'s)."""
+        self.problem()  # drops the cache when the basis buffer has changed
+        key = ("stage", float(broadening_per_s))
+        if key not in self._problems:
+            self._problems[key] = batched.stage_problem(
+                self.basis(), self.config.fit_config, broadening_per_s, self.basis_fids.device
+            )
         return self._problems[key]
 
     def data_window(self, fids: torch.Tensor) -> torch.Tensor:
@@ -423,9 +517,33 @@ class PhysicsQuantifier(nn.Module):
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
         ev = batched.evaluate(problem, theta0, y, ones)
         noise_var = batched.noise_var_from_residual(problem, ev)
+        sd0 = _crlb_sd(problem, ev, noise_var)  # the CRLB at the network's parameters
+        network_sd = sd0 * self.network_sd_factors
         theta = theta0
         centre = theta0[:, problem.slices()["shift"]].mean(-1)
-        lower, upper = batched.parameter_bounds(problem, centre, self.config.fit_config)
+        fit_config = self.config.fit_config
+        if k and self.config.polish_broadening_per_s:
+            stages = [self.stage_problem(b) for b in self.config.polish_broadening_per_s]
+            theta, centre = batched.continuation(
+                stages, fit_config, fids.to(torch.complex128), theta, centre
+            )
+        lower, upper = batched.parameter_bounds(problem, centre, fit_config)
+        if k and not bool((problem.prior_precision > 0).any()):
+            # no priors to weigh (e.g. the per-metabolite model of the default simulation): the
+            # noise level plays no part in the steps, and one LM call keeps its damping factor
+            # from one iteration to the next (restarted at each call it stalls: noiseless
+            # default spectra from a start 2/s, 1 Hz off, 64 spectra, amplitude MAE 0.12 after
+            # 40 one-iteration calls against 0.063 after one call of 60)
+            sol = batched.levenberg_marquardt(
+                problem, theta, y, noise_var, lower, upper, max_iterations=k
+            )
+            if self.config.polish_moves:
+                sol = search.global_moves(
+                    problem, fit_config, sol, y, noise_var, centre, self.twin_pairs()
+                )
+            theta, ev = sol.theta, sol.evaluation
+            noise_var = batched.noise_var_from_residual(problem, ev)
+            k = 0
         for _ in range(k):
             # one iteration at a time, the noise level (which weighs the deviations' priors)
             # taken again from each residual: from the network's start it is far too high and
@@ -437,10 +555,8 @@ class PhysicsQuantifier(nn.Module):
             )
             theta, ev = sol.theta, sol.evaluation
             noise_var = batched.noise_var_from_residual(problem, ev)
-        cov, _ = batched.crlb(problem, ev, noise_var)
-        m = problem.n_metabolites
-        sd = torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).clamp_min(0).sqrt()
-        return PhysicsEstimate(ev.amplitudes, sd, theta, theta0, noise_var.sqrt())
+        sd = sd0 if theta is theta0 else _crlb_sd(problem, ev, noise_var)
+        return PhysicsEstimate(ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd)
 
     def check_fids(self, fids: np.ndarray | torch.Tensor) -> torch.Tensor:
         """User FIDs as a validated complex128 tensor ``(B, n_points)``."""
@@ -469,8 +585,10 @@ class PhysicsQuantifier(nn.Module):
         *,
         batch_size: int | None = None,
         polish_iterations: int | None = None,
+        network_sd: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict`'s amplitudes ``(B, M)`` and their CRLB SDs ``(B, M)``."""
+        """:meth:`predict`'s amplitudes ``(B, M)`` and their CRLB SDs ``(B, M)``, or with
+        ``network_sd`` the network's own calibrated SDs (:attr:`PhysicsEstimate.network_sd`)."""
         arr = self.check_fids(fids)
         device = self.basis_fids.device
         if batch_size is None:
@@ -484,7 +602,7 @@ class PhysicsQuantifier(nn.Module):
             for i in range(0, len(arr), batch_size):
                 est = self.estimate(arr[i : i + batch_size], polish_iterations=polish_iterations)
                 amps.append(est.amplitudes.cpu())
-                sds.append(est.sd.cpu())
+                sds.append((est.network_sd if network_sd else est.sd).cpu())
         finally:
             self.train(was_training)
         m = len(self.metabolites)
@@ -551,38 +669,60 @@ def invivo_truth(problem: batched.Problem, params) -> tuple[np.ndarray, np.ndarr
 
 
 def default_truth(
-    problem: batched.Problem, params, names, pivot_ppm: float
+    problem: batched.Problem,
+    params,
+    names: tuple[str, ...],
+    phase1_pivot_ppm: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The true ``theta`` ``(B, P)`` and amplitudes ``(B, M)`` of the default simulator's
-    parameters (:class:`scaloquant.simulate.SimulationParameters` of basis ``names``, phase
-    pivot ``pivot_ppm``) in ``problem``'s layout.
+    parameters (:class:`scaloquant.simulate.SimulationParameters` over the basis ``names``,
+    the paper's Eq. 1) in ``problem``'s layout.
 
-    Each group's damping and shift are the mean over its metabolites (one metabolite per group
-    in the per-metabolite model, where they are exact); phases degrees to radians, the
-    first-order phase moved to ``problem.pivot_ppm``; deviations 0. Names the draw lacks get 0.
+    Per metabolite: the damping and shift of a group are the means of its members', the
+    members' differences from them go to the deviations (exact with the per-metabolite model
+    of ``FIT_PRESETS["simulated-batched"]``, whose groups have one member each); the Gaussian
+    ``exp(-(g t)^2)`` is the fit's ``beta = g^2`` (mean per group; the fit has no Gaussian
+    deviations). Phases (0 where the simulation draws none): degrees to radians, the
+    first-order phase moved from the simulation's pivot ``phase1_pivot_ppm`` to
+    ``problem.pivot_ppm``. Amplitudes by name (names the draw lacks get 0). Not representable
+    and so absent: the simulator's baseline humps (the fit's baseline, where it has one,
+    absorbs them).
     """
-    n, m = np.shape(params.amplitudes)[0], problem.n_metabolites
+    n, m = params.n_signals, problem.n_metabolites
     col = {name: i for i, name in enumerate(names)}
+    index = np.array([col.get(name, -1) for name in problem.names])
+    have = index >= 0
+
+    def per_metabolite(values: np.ndarray | None) -> np.ndarray:
+        out = np.zeros((n, m))
+        if values is not None:
+            out[:, have] = np.asarray(values)[:, index[have]]
+        return out
+
+    group = problem.group_matrix.cpu().numpy()  # (M, G)
+    members = np.maximum((group * have[:, None]).sum(0), 1)
+    group_of = problem.group_of.cpu().numpy()
+
+    def group_mean(values: np.ndarray) -> np.ndarray:
+        return (values * have) @ group / members
+
     sl = problem.slices()
     theta = np.zeros((n, problem.size))
-    amplitudes = np.zeros((n, m))
-    group_of = problem.group_of.cpu().numpy()
-    damping, shift, count = (np.zeros((n, problem.n_groups)) for _ in range(3))
-    for j, name in enumerate(problem.names):
-        if name in col:
-            amplitudes[:, j] = params.amplitudes[:, col[name]]
-            damping[:, group_of[j]] += params.damping_per_s[:, col[name]]
-            shift[:, group_of[j]] += params.shift_hz[:, col[name]]
-            count[:, group_of[j]] += 1
-    count = np.maximum(count, 1)
-    theta[:, sl["damping"]] = damping / count * problem.lorentzian
-    theta[:, sl["shift"]] = shift / count
-    zeros = np.zeros(n)
-    phase0 = zeros if params.phase0_deg is None else np.deg2rad(params.phase0_deg)
-    phase1 = zeros if params.phase1_deg_per_ppm is None else np.deg2rad(params.phase1_deg_per_ppm)
-    theta[:, sl["phase0"]] = (phase0 + phase1 * (problem.pivot_ppm - pivot_ppm))[:, None]
+    damping = per_metabolite(params.damping_per_s) * problem.lorentzian
+    shift = per_metabolite(params.shift_hz)
+    theta[:, sl["damping"]] = group_mean(damping)
+    theta[:, sl["shift"]] = group_mean(shift)
+    theta[:, sl["damping_dev"]] = (damping - theta[:, sl["damping"]][:, group_of]) * have
+    theta[:, sl["shift_dev"]] = (shift - theta[:, sl["shift"]][:, group_of]) * have
+    if params.gaussian_damping_per_s is not None and problem.gaussian:
+        theta[:, sl["gauss"]] = group_mean(per_metabolite(params.gaussian_damping_per_s) ** 2)
+    phase0 = np.zeros(n) if params.phase0_deg is None else np.deg2rad(params.phase0_deg)
+    phase1 = (
+        np.zeros(n) if params.phase1_deg_per_ppm is None else np.deg2rad(params.phase1_deg_per_ppm)
+    )
+    theta[:, sl["phase0"]] = (phase0 + phase1 * (problem.pivot_ppm - phase1_pivot_ppm))[:, None]
     theta[:, sl["phase1"]] = phase1[:, None]
-    return theta, amplitudes
+    return theta, per_metabolite(params.amplitudes)
 
 
 def build_physics_quantifier(

@@ -78,6 +78,13 @@ def _exp_ramp(rate: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
     return ramp if outer * inner == n else ramp[..., :n]
 
 
+def exp_ramp(rate: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
+    """``exp(rate t)``, ``(..., R)`` rates over a uniform ``time_s`` ``(N,)`` -> ``(..., R, N)``,
+    by the split exponentials of the model (few ``exp`` calls, exact to rounding): the one ramp
+    for every geometric series of the package (lineshapes, residual water, first-order phase)."""
+    return _exp_ramp(rate, time_s)
+
+
 def times_real(z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """``z * real`` for complex ``z`` and a real factor broadcast against it, without
     promoting the factor to complex (half the arithmetic and no complex temporary)."""

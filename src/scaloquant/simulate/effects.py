@@ -27,11 +27,12 @@ Baseline
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import IncompatibleDataError
+from ..physics.model import exp_ramp
 from ..signal import axes, lineshapes
 from ..types import Acquisition
-from .model import split_exponentials
 
 
 def reference_window_mask(acquisition: Acquisition, window_ppm: tuple[float, float]) -> np.ndarray:
@@ -104,7 +105,7 @@ def apply_phase(
             return fids
         return fids * np.exp(1j * np.deg2rad(phase0_deg))[:, None]
     # the phase is linear in the bin index k: ppm_k = ppm_0 + k * ppm_step, so the factor is
-    # exp(i theta_0) * exp(i dtheta k), a geometric ramp built from split exponentials
+    # exp(i theta_0) * exp(i dtheta k), a geometric ramp (the physics model's, few exponentials)
     ppm = acquisition.ppm_axis()
     n_points = ppm.size
     ppm_step = (ppm[-1] - ppm[0]) / (n_points - 1)
@@ -112,9 +113,9 @@ def apply_phase(
     start_deg = phase1 * (ppm[0] - pivot_ppm)
     if phase0_deg is not None:
         start_deg = start_deg + phase0_deg
-    outer, inner = split_exponentials(1j * np.deg2rad(phase1 * ppm_step), n_points)
-    outer *= np.exp(1j * np.deg2rad(start_deg))[:, None]
-    ramp = (outer[:, :, None] * inner[:, None, :]).reshape(phase1.size, -1)[:, :n_points]
+    step = torch.from_numpy(1j * np.deg2rad(phase1 * ppm_step))  # (B,) per bin
+    ramp = exp_ramp(step, torch.arange(n_points, dtype=torch.float64)).numpy()
+    ramp *= np.exp(1j * np.deg2rad(start_deg))[:, None]
     return axes.fid_from_spectrum(axes.spectrum(fids) * ramp)
 
 

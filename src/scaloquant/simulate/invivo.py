@@ -25,8 +25,9 @@ Draws (:func:`draw_invivo`) and rendering (:func:`render_invivo`) are separate: 
 are a frozen container of numpy arrays (:class:`InvivoParameters`) whose terms are those of the
 physics model (``damping_per_s`` = alpha, ``gauss_per_s2`` = beta, ``shift_hz`` per group,
 ``damping_dev_per_s``/``shift_dev_hz`` per metabolite; phases here in degrees, ``phase0_deg``
-and ``phase1_deg_per_ppm`` with the pivot, where the physics model takes radians), so the
-rendering can later move to the torch model without changing the draws.
+and ``phase1_deg_per_ppm`` with the pivot, where the physics model takes radians). The
+resonances are rendered by the physics model (through :func:`.model.synthesize`), the water
+lines and the first-order phase by its ramp.
 """
 
 from __future__ import annotations
@@ -38,17 +39,19 @@ from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+import torch
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError, UnknownMetaboliteError
 from ..metabolites import canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
+from ..physics.model import exp_ramp
 from ..signal import axes, lineshapes
 from ..types import Acquisition, BasisSet
 from . import effects
 from .config import BaselineConfig, Range
 from .dataset import BLOCK_SIZE, DEFAULT_CHUNK_SIZE, check_run, stream_blocks
-from .model import split_exponentials, synthesize
+from .model import synthesize
 from .parameters import SimulationParameters
 
 #: Concentration ranges (mM) of normal adult human brain, rounded, per basis name.
@@ -668,21 +671,16 @@ def water_fids(
     magnitude spectrum peaks at ``height * H``: the DFT at the line's own frequency is the
     geometric sum ``(1 - r^N) / (1 - r)``, ``r = exp(-alpha dT)``.
     """
-    n_points = acquisition.n_points
     r = np.exp(-damping_per_s * acquisition.dwell_time_s)
     peak = (1.0 - r**acquisition.n_points) / (1.0 - r)
     amplitude = height * reference_height[:, None] / peak * np.exp(1j * np.deg2rad(phase_deg))
     freq_hz = axes.ppm_to_hz(
         centre_ppm, acquisition.spectrometer_freq_mhz, acquisition.ppm_reference
     )
-    step = (-damping_per_s + 2j * np.pi * freq_hz) * acquisition.dwell_time_s
-    # exp(step n) as products of (B, P) and (B, Q) factors (see model.py): few exponentials
-    outer, inner = split_exponentials(step, n_points)  # (B, W, P), (B, W, Q)
-    outer *= amplitude[..., None]
-    out = np.zeros((centre_ppm.shape[0], outer.shape[2], inner.shape[2]), dtype=np.complex128)
-    for k in range(centre_ppm.shape[1]):  # (B, N) at a time, never (B, W, N)
-        out += outer[:, k, :, None] * inner[:, k, None, :]
-    return out.reshape(out.shape[0], -1)[:, :n_points]
+    rate = torch.from_numpy(-damping_per_s + 2j * np.pi * freq_hz)  # (B, W), 1/s
+    # exp(rate t) by the physics model's ramp (few exponentials); W is a few lines
+    ramp = exp_ramp(rate, torch.from_numpy(acquisition.time_axis_s()))  # (B, W, N)
+    return torch.einsum("bw,bwn->bn", torch.from_numpy(amplitude), ramp).numpy()
 
 
 class InvivoRendering(NamedTuple):
@@ -730,7 +728,7 @@ def render_invivo(
     acq = basis.acquisition
     dwell = basis.dwell_time_s
     # one shared Gaussian factor multiplies the sum once instead of every metabolite's term
-    # (the exp of every sample is the cost of the Gaussian in synthesize): the same numbers
+    # (the exp of every sample is the cost of a Gaussian per metabolite): the same numbers
     shared = params.shares_gaussian
     envelope = None
     if shared and params.n_signals:

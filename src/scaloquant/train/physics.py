@@ -1,19 +1,26 @@
 """Training the physics-head models (:mod:`scaloquant.models.physics`) on the ``invivo``
-simulation, for any basis and acquisition grid.
+simulation or the paper's default simulator, for any basis and acquisition grid.
 
 A plain torch loop (the model's training step is one loss over freshly simulated signals; no
-epochs, no data files). Each step draws ``batch_size`` new signals from the ``invivo`` prior
-(:func:`scaloquant.simulate.invivo.simulate_invivo_batch`) on the basis resampled to the
-acquisition grid as the batched fit resamples it, and minimises::
+epochs, no data files). Each step draws ``batch_size`` new signals on the basis resampled to
+the acquisition grid as the batched fit resamples it, from the ``invivo`` prior
+(:func:`scaloquant.simulate.invivo.simulate_invivo_batch`; the model is the fit's grouped
+``FIT_PRESETS["invivo"]``) or, with ``simulation="default"``, from the paper's Eq. 1 simulator
+(:func:`scaloquant.simulate.simulate_batch` with a :class:`~scaloquant.simulate
+.SimulationConfig`, which draws a damping and a shift per metabolite; the model is then the
+fit's per-metabolite ``FIT_PRESETS["simulated-batched"]``), and minimises::
 
     loss = mean_j (u_j - u_j*)^2 + mean (1 - cos(phi0 - phi0*))
            + reconstruction_weight * |y - S(theta) a|_W^2 / |y|_W^2
 
 ``u`` the network's ranged parameters in ``[0, 1]`` (:func:`~scaloquant.models.physics
-.normalised_theta`), ``*`` the truth (:func:`~scaloquant.models.physics.invivo_truth`), and the
+.normalised_theta`), ``*`` the truth (:func:`~scaloquant.models.physics.invivo_truth`,
+:func:`~scaloquant.models.physics.default_truth`), and the
 last term the relative residual of the data window through the differentiable model with
 clamped least-squares amplitudes (:func:`~scaloquant.models.physics.least_squares_amplitudes`).
-The weights with the lowest loss on a fixed validation set are kept. Every random number comes
+The weights with the lowest loss on a fixed validation set are kept; on that set the
+network's own SD is then calibrated (:func:`~scaloquant.models.physics.network_sd_factors`).
+Every random number comes
 from generators spawned from ``seed`` (network initialisation, normalisation signals, training
 stream, validation set).
 
@@ -24,8 +31,9 @@ holds :meth:`PhysicsQuantifierConfig.to_dict`, weights under ``quantifier.``), r
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +43,6 @@ import torch
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError
-from ..fit.config import FIT_PRESETS
 from ..models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, STATE_PREFIX
 from ..models.physics import (
     PHYSICS_KINDS,
@@ -44,13 +51,20 @@ from ..models.physics import (
     default_truth,
     invivo_truth,
     least_squares_amplitudes,
+    network_sd_factors,
     normalised_theta,
 )
-from ..simulate import SimulationConfig
-from ..simulate.dataset import drawn_parameters, simulate_batch
+from ..simulate import SimulationConfig, drawn_parameters, simulate_batch
 from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
 from ..types import Acquisition, BasisSet
 from .checkpoint import _json_safe, checkpoint_metadata
+
+#: The training simulations of the physics-head models.
+SIMULATIONS: tuple[str, ...] = ("invivo", "default")
+#: Default polish iterations ``K`` per simulation: ``invivo`` 5 (docs/physics-models.md: 5
+#: matched 20 at SNR 30); ``default`` 20 (noiseless default spectra, 50, a ``quick`` network:
+#: amplitude MAE 0.0021 against 0.0050 with 5; at SNR 30 0.098 and 0.097).
+DEFAULT_POLISH: dict[str, int] = {"invivo": 5, "default": 20}
 
 
 @dataclass(frozen=True)
@@ -69,12 +83,13 @@ class PhysicsTrainConfig:
         (:func:`physics_loss`; the validation loss uses all).
     n_val : fixed validation signals, evaluated every ``validate_every`` steps and at the end.
     n_normalisation : signals for the encoder's input standardisation.
-    polish_iterations : ``K`` stored in the model (quantify's default).
+    polish_iterations : ``K`` stored in the model (quantify's default); ``None``: the
+        simulation's (:data:`DEFAULT_POLISH`).
+    simulation : the training signals: ``"invivo"`` (docs/invivo-prior.md; the model is the
+        fit's ``invivo`` preset) or ``"default"`` (the paper's Eq. 1 simulator; the model is
+        the fit's per-metabolite ``simulated-batched`` preset).
     widths : encoder channel widths (:data:`scaloquant.models.cnn.DEFAULT_WIDTHS` by default).
     seed : the root of every generator.
-    simulation : ``"invivo"`` (the tissue-like prior and the fit's grouped ``invivo`` model) or
-        ``"default"`` (the paper's simulator, :func:`scaloquant.simulate.simulate_batch`, and the
-        fit's per-metabolite batched model ``FIT_PRESETS["simulated-batched"]``).
     """
 
     model: str
@@ -87,7 +102,7 @@ class PhysicsTrainConfig:
     n_val: int = 128
     validate_every: int = 100
     n_normalisation: int = 256
-    polish_iterations: int = 5
+    polish_iterations: int | None = None
     widths: tuple[int, ...] = (16, 32, 64, 64, 128, 128)
     seed: int = 0
     simulation: Literal["invivo", "default"] = "invivo"
@@ -97,7 +112,14 @@ class PhysicsTrainConfig:
             raise ConfigError(
                 f"unknown physics model {self.model!r}; choose one of {', '.join(PHYSICS_KINDS)}"
             )
+        if self.simulation not in SIMULATIONS:
+            raise ConfigError(
+                f"simulation must be one of {', '.join(SIMULATIONS)}, got {self.simulation!r}"
+            )
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        k = self.polish_iterations
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+            raise ConfigError(f"polish_iterations must be None or an integer >= 0, got {k!r}")
         for name in (
             "max_steps",
             "batch_size",
@@ -109,8 +131,6 @@ class PhysicsTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.simulation not in ("invivo", "default"):
-            raise ConfigError(f"unknown simulation {self.simulation!r}; choose invivo or default")
         if not (self.learning_rate > 0 and self.reconstruction_weight >= 0):
             raise ConfigError("learning_rate must be > 0 and reconstruction_weight >= 0")
 
@@ -159,26 +179,113 @@ class PhysicsTrainResult:
     conversions: tuple[str, ...] = ()
 
 
-def _signals(basis: BasisSet, prior: InvivoPrior, n: int, rng: np.random.Generator):
-    return simulate_invivo_batch(basis, prior, n, rng)
+#: A batch of training signals: ``(fids (n, N) complex, true theta (n, P), true amplitudes
+#: (n, M))`` in the model's layout.
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def signal_source(
+    model: PhysicsQuantifier,
+    on_grid: BasisSet,
+    simulation: str,
+    prior: InvivoPrior,
+    simulation_config: SimulationConfig,
+) -> Callable[[int, np.random.Generator], Batch]:
+    """``draw(n, rng)``: ``n`` fresh signals of ``simulation`` rendered on ``on_grid`` with
+    their truth in ``model``'s parameter layout (:data:`Batch`)."""
+    problem = model.problem()
+    if simulation == "invivo":
+
+        def draw(n: int, rng: np.random.Generator) -> Batch:
+            signals = simulate_invivo_batch(on_grid, prior, n, rng)
+            return (signals.fids, *invivo_truth(problem, signals.parameters))
+
+        return draw
+
+    def draw_default(n: int, rng: np.random.Generator) -> Batch:
+        signals = simulate_batch(on_grid, simulation_config, n, rng)
+        truth = default_truth(
+            problem,
+            drawn_parameters(signals),
+            on_grid.names,
+            simulation_config.phase1_pivot_ppm,
+        )
+        return (signals.fids, *truth)
+
+    return draw_default
+
+
+def default_simulation_model(
+    simulation_config: SimulationConfig,
+) -> tuple[Any, dict[str, tuple[float, float]]]:
+    """The fit's model and the physics model's options (network output ranges, polish stages)
+    for the default simulator:
+    ``FIT_PRESETS["simulated-batched"]`` (a Lorentzian damping and a shift per metabolite, as
+    the simulator draws them; no baseline, as the paper's Eq. 1 has none: with the true
+    parameters it reproduces noiseless simulated amplitudes to 4e-11 relative; the invivo
+    preset's spline baseline where the simulation adds baseline humps, a Voigt lineshape where
+    it draws Gaussian damping), and ranges that cover the simulation's (its damping, shift,
+    Gaussian and first-order phase ranges, overrides included, widened by a quarter of their
+    width on each side within the fit's bounds): a narrower range than the fit's bounds puts
+    the network's resolution where the parameters are. The polish runs the fit's continuation
+    stages (``polish_broadening_per_s``, 40 and 10 1/s) from the network's start: noiseless
+    default spectra, 50, a ``quick`` spectrum_physics network, 60 iterations: amplitude MAE
+    0.035 without, 0.024 after one stage of 10 1/s, 0.012 after 40 and 10; then the fit's
+    global moves (``polish_moves``: resets of lost metabolites, Cr/PCr and GPC/PCho swaps),
+    0.0050 (``K = 5``) and 0.0021 (``K = 20``)."""
+    from ..fit.config import FIT_PRESETS
+
+    fit = FIT_PRESETS["simulated-batched"]
+    changes: dict[str, Any] = {}
+    if simulation_config.baseline is not None:
+        changes["baseline"] = FIT_PRESETS["invivo"].baseline
+    if simulation_config.uses_gaussian:
+        changes["lineshape"] = "voigt" if simulation_config.uses_lorentzian else "gaussian"
+    fit = replace(fit, **changes) if changes else fit
+
+    def covering(attribute: str) -> tuple[float, float]:
+        ranges = [getattr(simulation_config, attribute)]
+        ranges += [getattr(o, attribute) for o in simulation_config.overrides.values()]
+        lo = min(r[0] for r in ranges if r is not None)
+        hi = max(r[1] for r in ranges if r is not None)
+        margin = 0.25 * max(hi - lo, 1e-3)
+        return lo - margin, hi + margin
+
+    def within(pair: tuple[float, float], bounds: tuple[float, float]) -> tuple[float, float]:
+        return max(pair[0], bounds[0]), min(pair[1], bounds[1])
+
+    ranges = {
+        "damping_range_per_s": within(covering("damping_range_per_s"), fit.damping_bounds_per_s),
+        "shift_range_hz": within(covering("shift_range_hz"), fit.global_shift_range_hz),
+    }
+    if simulation_config.uses_gaussian:
+        g_lo, g_hi = covering("gaussian_damping_range_per_s")
+        ranges["gauss_range_per_s2"] = within(
+            (max(g_lo, 0.0) ** 2, g_hi**2), fit.gauss_bounds_per_s2
+        )
+    ranges["polish_broadening_per_s"] = fit.continuation_broadening_per_s
+    ranges["polish_moves"] = True
+    if simulation_config.phase1_range_deg_per_ppm is not None:
+        widest = max(abs(v) for v in simulation_config.phase1_range_deg_per_ppm)
+        half = max(0.5, 1.25 * math.radians(widest))
+        ranges["phase1_range_rad_per_ppm"] = (-half, half)
+    return fit, ranges
 
 
 def physics_loss(
     model: PhysicsQuantifier,
     fids: torch.Tensor,
-    params,
+    theta_true: np.ndarray | torch.Tensor,
+    amplitudes: np.ndarray | torch.Tensor,
     reconstruction_weight: float,
     reconstruction_signals: int | None = None,
-    *,
-    truth: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss (module docstring) of FIDs ``(B, N)`` with ``invivo`` parameters
-    ``params`` (or the true ``(theta (B, P), amplitudes (B, M))`` given as ``truth``), the
+    """The training loss (module docstring) of FIDs ``(B, N)`` with true parameters
+    ``theta_true`` ``(B, P)`` and amplitudes ``(B, M)`` (:func:`signal_source`), the
     reconstruction term over the first ``reconstruction_signals`` (all: None); returns it and
     its terms."""
     problem = model.problem(deviations=False)
-    truth = invivo_truth(problem, params) if truth is None else truth
-    theta_true, amplitudes = (torch.as_tensor(a) for a in truth)
+    theta_true, amplitudes = torch.as_tensor(theta_true), torch.as_tensor(amplitudes)
     theta = model.network_theta(fids)
     u, phi0 = normalised_theta(problem, theta, model.range_low, model.range_high)
     u_true, phi0_true = normalised_theta(problem, theta_true, model.range_low, model.range_high)
@@ -214,49 +321,44 @@ def train_physics(
     log=print,
 ) -> PhysicsTrainResult:
     """Train a physics-head model for ``basis`` on ``acquisition`` (default the basis' grid)
-    and write its checkpoint to ``path`` (module docstring). ``log`` gets one line per
-    validation. With ``config.simulation == "default"`` the signals come from the default
-    simulator with ``simulation_config`` (default :class:`SimulationConfig`) and the model is the
-    fit's per-metabolite batched one; ``prior`` is for ``"invivo"``."""
+    and write its checkpoint to ``path`` (module docstring). ``prior``: the ``invivo``
+    simulation's (default :class:`InvivoPrior`); ``simulation_config``: the default
+    simulation's (default ``SimulationConfig()``, the paper's noiseless Eq. 1; its ``snr``
+    adds noise). ``log`` gets one line per validation."""
+    if config.simulation == "invivo" and simulation_config is not None:
+        raise ConfigError("simulation_config is for simulation='default'; give prior instead")
+    if config.simulation == "default" and prior is not None:
+        raise ConfigError("prior is for simulation='invivo'; give simulation_config instead")
     prior = InvivoPrior() if prior is None else prior
-    default = config.simulation == "default"
     simulation_config = SimulationConfig() if simulation_config is None else simulation_config
     seeds = np.random.SeedSequence(config.seed).spawn(4)
     init, norm_rng, train_rng, val_rng = (np.random.default_rng(s) for s in seeds)
     torch.manual_seed(int(init.integers(2**62)))  # the network's initial weights
+    options: dict[str, Any] = {}
+    if config.simulation == "default":
+        simulation_config.check_names(basis.names)
+        fit_config, options = default_simulation_model(simulation_config)
+        options["fit_config"] = fit_config
     model, on_grid, conversions = build_physics_quantifier(
         config.model,
         basis,
         acquisition,
-        polish_iterations=config.polish_iterations,
+        polish_iterations=(
+            DEFAULT_POLISH[config.simulation]
+            if config.polish_iterations is None
+            else config.polish_iterations
+        ),
         widths=config.widths,
-        fit_config=FIT_PRESETS["simulated-batched"] if default else None,
+        **options,
     )
-    if default:
-        problem = model.problem(deviations=False)
-
-        def draw(n: int, rng: np.random.Generator):
-            signals = simulate_batch(on_grid, simulation_config, n, rng)
-            truth = default_truth(
-                problem,
-                drawn_parameters(signals),
-                signals.metabolites,
-                simulation_config.phase1_pivot_ppm,
-            )
-            return signals, truth
-    elif set(MM_COMPONENTS) <= set(model.metabolites) and prior.macromolecules == "measured":
+    if set(MM_COMPONENTS) <= set(model.metabolites) and prior.macromolecules == "measured":
         # the fit models the macromolecules by LCModel's components here (a basis without a
         # measured spectrum, or data from another scanner type): simulate them so too
         prior = replace(prior, macromolecules="parametric")
-    if not default:
-
-        def draw(n: int, rng: np.random.Generator):
-            return _signals(on_grid, prior, n, rng), None
-
-    norm, _ = draw(config.n_normalisation, norm_rng)
-    model.fit_normalisation(torch.as_tensor(norm.fids))
-    val, val_truth = draw(config.n_val, val_rng)
-    val_fids = torch.as_tensor(val.fids)
+    draw = signal_source(model, on_grid, config.simulation, prior, simulation_config)
+    model.fit_normalisation(torch.as_tensor(draw(config.n_normalisation, norm_rng)[0]))
+    val_fids, val_theta, val_amplitudes = draw(config.n_val, val_rng)
+    val_fids = torch.as_tensor(val_fids)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     start = time.perf_counter()
     best, best_state, step = float("inf"), None, 0
@@ -265,7 +367,7 @@ def train_physics(
         model.eval()
         with torch.no_grad():
             loss, terms = physics_loss(
-                model, val_fids, val.parameters, config.reconstruction_weight, truth=val_truth
+                model, val_fids, val_theta, val_amplitudes, config.reconstruction_weight
             )
         model.train()
         log(
@@ -278,14 +380,14 @@ def train_physics(
     while step < config.max_steps:
         if config.max_time_s is not None and time.perf_counter() - start > config.max_time_s:
             break
-        batch, batch_truth = draw(config.batch_size, train_rng)
+        fids, theta_true, amplitudes = draw(config.batch_size, train_rng)
         loss, _ = physics_loss(
             model,
-            torch.as_tensor(batch.fids),
-            batch.parameters,
+            torch.as_tensor(fids),
+            theta_true,
+            amplitudes,
             config.reconstruction_weight,
             config.reconstruction_signals,
-            truth=batch_truth,
         )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -301,8 +403,19 @@ def train_physics(
         best = validate()
         best_state = model.state_dict()
     model.load_state_dict(best_state)
+    # the network's own SD: the CRLB at its parameters, scaled per amplitude so that its
+    # z-scores on the validation set have unit RMS
+    model.eval()
+    est = model.estimate(val_fids, polish_iterations=0)
+    factors = network_sd_factors(est.amplitudes.numpy(), est.sd.numpy(), val_amplitudes)
+    model.config = replace(model.config, network_sd_factors=factors)
     wall = time.perf_counter() - start
     path = Path(path)
+    simulation = (
+        {"prior": prior.to_dict()}
+        if config.simulation == "invivo"
+        else {"simulation_config": simulation_config.to_dict()}
+    )
     write_physics_checkpoint(
         model,
         basis,
@@ -315,8 +428,7 @@ def train_physics(
         data={
             "train": "simulated",
             "simulation": config.simulation,
-            "prior": None if default else prior.to_dict(),
-            "simulation_config": simulation_config.to_dict() if default else None,
+            **simulation,
             "conversions": list(conversions),
         },
         training={"best_val_loss": best, "steps": step, "wall_time_s": wall},
@@ -364,6 +476,10 @@ def write_physics_checkpoint(
 
 __all__ = [
     "PHYSICS_PRESETS",
+    "DEFAULT_POLISH",
+    "SIMULATIONS",
+    "default_simulation_model",
+    "signal_source",
     "PhysicsTrainConfig",
     "PhysicsTrainResult",
     "physics_loss",

@@ -1,0 +1,224 @@
+"""The global moves of the batched fit for the per-metabolite model, batched.
+
+With a shift and a damping per metabolite (``grouping="per_metabolite"``, the ``simulated``
+presets) the residual has many local minima: multiplets a few Hz apart and near-identical
+spectra (Cr/PCr, GPC/PCho) let a metabolite settle on a neighbour's line, and no continuous
+path leads a local fit out. :mod:`scaloquant.fit.varpro` escapes them with three measures, made
+here for a whole batch at once on :func:`scaloquant.fit.batched.levenberg_marquardt`:
+
+* Re-centred shift bounds (:func:`weighted_median_shift`): after every continuation stage the
+  shift bounds are centred on the amplitude-weighted median shift of the groups found, not on
+  the cross-correlation start, which follows the largest peaks and can miss it by 2-3 Hz.
+* Resets (``FitConfig.max_resets``): a group whose shift ends in the outer
+  :data:`LOST_MARGIN` of its bounds, or whose damping ends in the top :data:`LOST_MARGIN` of its
+  range, has usually wandered onto another line; it restarts from the median damping and shift
+  of the others, and the refit is kept for the spectra whose cost drops.
+* Twin swaps (``FitConfig.twin_max_separation_hz``, :func:`scaloquant.fit.model.twin_groups`):
+  the fit is repeated with the lineshapes of a twin pair exchanged, kept where the cost drops.
+* A second search (:func:`second_search`): where the residual is clearly larger than an
+  independent noise estimate (:data:`MISFIT_RATIO`, the spectrum's signal-free region), the
+  whole search is repeated from all groups at the weighted median shift of the first, and the
+  better one kept.
+
+A move is a probe of :data:`PROBE_ITERATIONS` LM iterations first; only the spectra whose cost
+is by then within ``1 + PROBE_MARGIN`` of their current cost are fitted to the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..types import BasisSet
+from . import batched
+from .config import FitConfig
+from .model import twin_groups
+
+#: Share of the shift bounds' half-width (and of the damping range, at its top) in which a
+#: group counts as lost (the value of :data:`scaloquant.fit.varpro.LOST_MARGIN`).
+LOST_MARGIN = 0.2
+#: LM iterations of a move's probe, and the margin over the current cost it must be within.
+PROBE_ITERATIONS = 5
+PROBE_MARGIN = 0.05
+#: A residual above this many times the independent noise estimate (per real part, from a
+#: signal-free region) calls for a second search (:data:`scaloquant.fit.varpro.MISFIT_RATIO`).
+MISFIT_RATIO = 1.5
+
+
+def applies(config: FitConfig) -> bool:
+    """The moves serve the per-metabolite model (groups of one metabolite each)."""
+    return config.grouping == "per_metabolite"
+
+
+def twins(basis: BasisSet, config: FitConfig, group_of: np.ndarray) -> tuple:
+    """The twin pairs ``(g, h, f_h - f_g)`` of ``basis`` (prepared for the fit) under its
+    groups ``group_of`` ``(M,)``: :func:`scaloquant.fit.model.twin_groups` with the basis
+    damped by the starting damping."""
+    if config.twin_max_separation_hz <= 0:
+        return ()
+    damped = basis.fids * np.exp(-config.initial_damping_per_s * basis.time_axis_s())
+    return twin_groups(basis, config, group_of, damped)
+
+
+def weighted_median_shift(
+    problem: batched.Problem, theta: torch.Tensor, amplitudes: torch.Tensor, previous: torch.Tensor
+) -> torch.Tensor:
+    """``(B,)`` amplitude-weighted median of the group shifts of ``theta`` ``(B, P)``
+    (amplitudes ``(B, M)``); ``previous`` ``(B,)`` where every amplitude is 0. Weighted, so that
+    small metabolites, whose shifts are poorly determined in noisy data, do not move it."""
+    shift = theta[:, problem.slices()["shift"]]
+    weight = amplitudes.to(shift.dtype) @ problem.group_matrix
+    order = torch.argsort(shift, dim=-1)
+    cumulative = torch.cumsum(torch.gather(weight, 1, order), dim=-1)
+    half = cumulative[:, -1:] / 2
+    index = torch.searchsorted(cumulative.contiguous(), half.contiguous()).clamp_max(
+        shift.shape[1] - 1
+    )
+    median = torch.gather(torch.gather(shift, 1, order), 1, index)[:, 0]
+    return torch.where(cumulative[:, -1] > 0, median, previous)
+
+
+def lost_groups(
+    problem: batched.Problem, config: FitConfig, theta: torch.Tensor, centre_hz: torch.Tensor
+) -> torch.Tensor:
+    """``(B, G)``: groups whose shift lies in the outer :data:`LOST_MARGIN` of its bounds about
+    ``centre_hz`` ``(B,)`` or whose damping lies in the top :data:`LOST_MARGIN` of its range."""
+    sl = problem.slices()
+    lo, hi = config.shift_bounds_hz
+    margin = LOST_MARGIN * (hi - lo) / 2
+    shift = theta[:, sl["shift"]] - centre_hz[:, None]
+    lost = (shift <= lo + margin) | (shift >= hi - margin)
+    if problem.lorentzian:
+        d_lo, d_hi = config.damping_bounds_per_s
+        lost |= theta[:, sl["damping"]] >= d_hi - LOST_MARGIN * (d_hi - d_lo)
+    return lost
+
+
+def _median_of_others(values: torch.Tensor, lost: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` median of ``values`` ``(B, G)`` over the groups not ``lost``."""
+    return torch.nanmedian(values.masked_fill(lost, float("nan")), dim=-1).values
+
+
+def global_moves(
+    problem: batched.Problem,
+    config: FitConfig,
+    solution: batched.Solution,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    centre_hz: torch.Tensor,
+    twin_pairs: tuple,
+) -> batched.Solution:
+    """Resets of lost groups and twin swaps (module docstring) from ``solution`` of the data
+    windows ``y`` ``(B, K)``, each kept for the spectra whose cost drops; returns the best fit
+    of every spectrum, its iterations counting those of the moves."""
+    lower, upper = batched.parameter_bounds(problem, centre_hz, config)
+    sl = problem.slices()
+    theta = solution.theta.clone()
+    cost = solution.evaluation.cost.clone()
+    iterations = solution.iterations.clone()
+
+    def attempt(rows: torch.Tensor, trial: torch.Tensor) -> torch.Tensor:
+        """Fit ``trial`` ``(R, P)`` for the spectra ``rows`` ``(R,)``; keep it where the cost
+        drops. Returns the mask ``(R,)`` of the kept ones."""
+        kept = torch.zeros(rows.numel(), dtype=torch.bool, device=theta.device)
+        if rows.numel() == 0:
+            return kept
+
+        def fit(sub: torch.Tensor, start: torch.Tensor, n_iter: int) -> batched.Solution:
+            r = rows[sub]
+            return batched.levenberg_marquardt(
+                problem, start, y[r], noise_var[r], lower[r], upper[r], max_iterations=n_iter
+            )
+
+        everyone = torch.arange(rows.numel(), device=theta.device)
+        probe = fit(everyone, trial, PROBE_ITERATIONS)
+        iterations[rows] += probe.iterations
+        final_theta, final_cost = probe.theta, probe.evaluation.cost.clone()
+        going = ~probe.converged & (probe.evaluation.cost <= (1 + PROBE_MARGIN) * cost[rows])
+        if bool(going.any()):
+            sub = torch.nonzero(going)[:, 0]
+            rest = fit(sub, probe.theta[sub], config.max_iterations)
+            iterations[rows[sub]] += rest.iterations
+            final_theta[sub], final_cost[sub] = rest.theta, rest.evaluation.cost
+        kept = final_cost < cost[rows]
+        theta[rows[kept]] = final_theta[kept]
+        cost[rows[kept]] = final_cost[kept]
+        return kept
+
+    for _ in range(config.max_resets):
+        lost = lost_groups(problem, config, theta, centre_hz)
+        rows = torch.nonzero(lost.any(-1) & ~lost.all(-1))[:, 0]
+        if rows.numel() == 0:
+            break
+        trial = theta[rows].clone()
+        lost = lost[rows]
+        for key in ("damping", "shift"):
+            values = trial[:, sl[key]]
+            median = _median_of_others(values, lost)
+            trial[:, sl[key]] = torch.where(lost, median[:, None], values)
+        if not bool(attempt(rows, trial).any()):
+            break
+    everyone = torch.arange(theta.shape[0], device=theta.device)
+    for g, h, offset_hz in twin_pairs:
+        trial = theta.clone()
+        d, s = sl["damping"].start, sl["shift"].start
+        trial[:, [d + g, d + h]] = theta[:, [d + h, d + g]]
+        trial[:, s + g] = theta[:, s + h] + offset_hz
+        trial[:, s + h] = theta[:, s + g] - offset_hz
+        attempt(everyone, trial)
+    if torch.equal(theta, solution.theta):
+        return batched.Solution(theta, solution.evaluation, iterations, solution.converged)
+    # the evaluation (and convergence) at the best parameters: a short polish from there
+    last = batched.levenberg_marquardt(
+        problem, theta, y, noise_var, lower, upper, max_iterations=config.max_iterations
+    )
+    return batched.Solution(
+        last.theta, last.evaluation, iterations + last.iterations, last.converged
+    )
+
+
+def second_search(
+    stages: list[batched.Problem],
+    final: batched.Problem,
+    config: FitConfig,
+    fids: torch.Tensor,
+    y: torch.Tensor,
+    solution: batched.Solution,
+    centre_hz: torch.Tensor,
+    twin_pairs: tuple,
+    region_var: torch.Tensor,
+) -> batched.Solution:
+    """The search again (continuation, final fit, moves) for the spectra of ``fids`` ``(B, N)``
+    whose cost in ``solution`` exceeds :data:`MISFIT_RATIO` squared times that of noise of
+    variance ``region_var`` ``(B,)`` (per real part), from every group at the median shift
+    ``centre_hz`` ``(B,)`` and the starting damping; kept where the cost drops."""
+    n_real = 2 * y.shape[-1]
+    misfit = solution.evaluation.cost > MISFIT_RATIO**2 * n_real * region_var
+    rows = torch.nonzero(misfit)[:, 0]
+    if rows.numel() == 0:
+        return solution
+    sl = final.slices()
+    theta = solution.theta[rows].clone()
+    theta[:, sl["damping"]] = config.initial_damping_per_s if final.lorentzian else 0.0
+    theta[:, sl["shift"]] = centre_hz[rows, None]
+    centre = centre_hz[rows]
+    theta, centre = batched.continuation(stages, config, fids[rows], theta, centre, True)
+    lower, upper = batched.parameter_bounds(final, centre, config)
+    ones = torch.ones(rows.numel(), dtype=torch.float64, device=y.device)
+    sol = batched.levenberg_marquardt(
+        final, theta, y[rows], ones, lower, upper, max_iterations=config.max_iterations
+    )
+    sol = global_moves(final, config, sol, y[rows], ones, centre, twin_pairs)
+    better = sol.evaluation.cost < solution.evaluation.cost[rows]
+    if not bool(better.any()):
+        return solution
+    won = rows[better]
+    theta = solution.theta.clone()
+    theta[won] = sol.theta[better]
+    iterations = solution.iterations.clone()
+    iterations[rows] += sol.iterations
+    converged = solution.converged.clone()
+    converged[won] = sol.converged[better]
+    ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
+    evaluation = batched.evaluate(final, theta, y, ones)  # at the best of the two, every row
+    return batched.Solution(theta, evaluation, iterations, converged)
