@@ -93,7 +93,7 @@ FIT = "fit"
 #: short presets, enough for a bootstrap interval of a few SMAPE points (quick, 500: the
 #: scalogram CNN's SMAPE minus the spectrum CNN's +11.7 points, interval +11.1 to +12.2; 1000
 #: gave +10.5, +10.1 to +11). 500 for quick halves the physics models' polish, the slowest
-#: step of the run (4 spectra/s per model measured on 2 cores shared with other work).
+#: step of the run (2-4 spectra/s per model measured on 2 cores shared with other work).
 N_TEST: dict[str, int] = {"tiny": 200, "quick": 500, "cpu": 2000, "paper": 2000}
 #: Test signals the fit estimates at each SNR: it fits ~1-3 spectra/s on 2 cores, so these keep
 #: the fit to about the preset's training time or less with four SNRs.
