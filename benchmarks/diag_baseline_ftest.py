@@ -4,12 +4,15 @@ Every spectrum is fitted with the ``invivo`` preset at each fixed stiffness of `
 (effective dimensions per ppm; ``--ppm-range``, LCModel's 0.2-4.0 by default). For each, the
 residual sum of squares of the phased spectrum is taken two ways: the complex residual (``N`` =
 2K real numbers over the K window points, the baseline's effective dimension counted twice,
-as :func:`scaloquant.fit.batched.choose_baseline_ed` does) and its real part only (``N`` = K,
-the baseline once: LCModel fits the real part of the phased spectrum). The stiffest candidate
+the package's first port of the rule) and its real part only (``N`` = K, the baseline once:
+LCModel fits the real part of the phased spectrum, and so does
+:func:`scaloquant.fit.batched.choose_baseline_ed` now). The stiffest candidate
 whose sum stays within ``1 + n / (N - n) F^-1(p; n, N - n)`` of the most flexible one's (``n``:
 active amplitudes, free nonlinear parameters and the baseline's dimensions of the most flexible
 fit) is printed for p = 0.02, 0.05, 0.08 (LCModel's ``PRMNMX``), with the ratios to tCr at every
-candidate. Compare LCModel's own choice with ``diag_invivo_components.py CASE``.
+candidate, and the wall time of one fit with the preset's fixed stiffness and with
+``baseline_stiffness="ftest"`` (the package's rule: one fit per candidate). Compare LCModel's
+own choice with ``diag_invivo_components.py CASE``.
 
 Usage::
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                 for key, members in RATIOS.items()
             ]
             print(f"    {ed:g} ED/ppm: " + "  ".join(parts))
+        seconds = []
+        for stiffness in ("fixed", "ftest"):
+            config = replace(base, baseline_stiffness=stiffness)
+            t0 = time.perf_counter()
+            fit_spectra(case.fid, group.basis, config)
+            seconds.append(time.perf_counter() - t0)
+        print(f"    one fit: fixed {seconds[0]:.2f} s, ftest {seconds[1]:.2f} s")
     return 0
 
 
