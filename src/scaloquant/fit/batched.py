@@ -50,6 +50,7 @@ deviations' priors), with the baseline eliminated exactly by the same Schur comp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -1233,22 +1234,35 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
 
 
 def choose_baseline_ed(
-    fids: np.ndarray, basis: BasisSet, config: FitConfig, reference: BatchedFit
+    fids: np.ndarray, basis: BasisSet, config: FitConfig, fits: Sequence[BatchedFit]
 ) -> np.ndarray:
     """The spline baseline's effective dimensions per ppm for each spectrum ``(B,)``: the
     stiffest of ``config.baseline_ed_candidates_per_ppm`` whose residual sum of squares ``S``
-    stays within ``S_ref (1 + n / (2K - n) F^-1(p; n, 2K - n))`` of the most flexible one's
+    stays within ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))`` of the most flexible one's
     ``S_ref``, ``n`` the degrees of freedom of that reference solution (active amplitudes,
-    free nonlinear parameters, twice the baseline's effective dimension), ``2K`` the real data
-    points, ``p`` = ``config.baseline_ftest_probability``: LCModel's choice of its baseline
-    regulariser (the largest ``alphaB`` whose Fisher variance ratio to the reference solution
-    has a probability to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in ``LCModel.f``).
+    free nonlinear parameters, the baseline's effective dimension), ``p`` =
+    ``config.baseline_ftest_probability``: LCModel's choice of its baseline regulariser (the
+    largest ``alphaB`` whose Fisher variance ratio to the reference solution has a probability
+    to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in ``LCModel.f``). As LCModel
+    fits the real part of the phased spectrum, ``S`` is the sum over the real part of the
+    residual with the fitted phases removed, ``K`` the window's points, and the baseline
+    counts once (on the complex residual with ``2K`` and twice the baseline, the rule picked
+    3 effective dimensions per ppm on the spant spectrum where LCModel's ``alphaB`` is 2, and
+    6-7 on the Osprey spectra where LCModel's is 5-7; on the real part 1 and 4-6:
+    ``benchmarks/diag_baseline_ftest.py``, docs/fit.md).
 
-    ``reference``: the fit of ``fids`` with the most flexible candidate; every candidate is
-    evaluated at its lineshapes and phases, the amplitudes and baseline solved anew (a
-    stiffer baseline refitted from there can only do better, so the rule errs towards the
-    flexible side by the lineshape's adaptation to that baseline).
+    ``fits``: the fits of ``fids`` with each candidate, in the order of
+    ``config.baseline_ed_candidates_per_ppm`` (the last, the most flexible, is the reference;
+    its phases remove the phase from every residual). Each candidate is scored at its own fit:
+    scoring all at the reference's lineshape picked 3-4 per ppm on spant, a lineshape adapted
+    to the flexible baseline favouring it.
     """
+    if len(fits) != len(config.baseline_ed_candidates_per_ppm):
+        raise ValueError(
+            f"choose_baseline_ed needs one fit per candidate ({len(config.baseline_ed_candidates_per_ppm)}), "
+            f"got {len(fits)}"
+        )
+    reference = fits[-1]
     from scipy.special import fdtri
 
     device = torch.device(config.device)
@@ -1265,18 +1279,22 @@ def choose_baseline_ed(
         rows = slice(lo, min(n, lo + chunk))
         x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
         zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
+        phi0 = torch.as_tensor(reference.phase0_rad[rows], device=device)[:, None]
+        phi1 = torch.as_tensor(reference.phase1_rad_per_ppm[rows], device=device)[:, None]
+        offset = problems[-1].ppm - problems[-1].pivot_ppm
+        unphase = torch.exp(-1j * (phi0 + phi1 * offset.to(phi1.dtype)))  # (b, K)
         for k, problem in enumerate(problems):
             ev = evaluate(
-                problem, _theta_of(problem, reference, rows), data_window(problem, x), zeros,
+                problem, _theta_of(problem, fits[k], rows), data_window(problem, x), zeros,
                 derivatives=False,
             )  # fmt: skip
             r = complex_residual(ev)
             r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-            ssq[k, rows] = r.abs().square().sum(-1).cpu().numpy()
+            ssq[k, rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
         flexible = problems[-1]
         free = int(flexible.free.sum())
-        dof[rows] = ev.passive.sum(-1).cpu().numpy() + free + 2 * flexible.baseline_ed
-    points = 2 * problems[-1].ppm.numel()
+        dof[rows] = ev.passive.sum(-1).cpu().numpy() + free + flexible.baseline_ed
+    points = problems[-1].ppm.numel()
     dof = np.clip(dof, 1, points - 2)
     aim = 1 + dof / (points - dof) * fdtri(dof, points - dof, config.baseline_ftest_probability)
     within = ssq <= ssq[-1] * aim  # (C, B); the reference always is
