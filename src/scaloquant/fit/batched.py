@@ -542,10 +542,9 @@ def _derivative_columns(
     deviations = bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any())
     grouped = None
     if problem.gaussian or not deviations:
-        az = times_real(zd, a[..., None])
-        grouped = az.new_zeros(b, problem.n_groups, az.shape[-1]).index_add_(
-            1, problem.group_of, az
-        )
+        # sum_m in g a_m z_m as one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
+        weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
+        grouped = weights.to(zd.dtype) @ zd
 
     def transform(u: torch.Tensor) -> torch.Tensor:
         return window_columns(u, problem.fft_index).to(cols.dtype) * phase[..., None]

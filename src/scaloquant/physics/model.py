@@ -139,9 +139,14 @@ def window_columns(z: torch.Tensor, fft_index: torch.Tensor) -> torch.Tensor:
     """Spectrum bins of the window for time signals ``z`` ``(B, M, N)`` -> ``(B, K, M)``.
 
     ``fft_index`` ``(K,)`` holds the window's bins in the unshifted order of ``fft`` (equal to
-    ``fftshift(fft(z))[..., window]`` without shifting the whole spectrum).
+    ``fftshift(fft(z))[..., window]`` without shifting the whole spectrum). A window of
+    consecutive bins (one that does not wrap around bin 0) is returned as a view, not gathered.
     """
-    return torch.fft.fft(z, dim=-1)[..., fft_index].transpose(-1, -2)
+    spectrum = torch.fft.fft(z, dim=-1)
+    k = fft_index.numel()
+    if k > 1 and bool((fft_index.diff() == 1).all()):
+        return spectrum.narrow(-1, int(fft_index[0]), k).transpose(-1, -2)
+    return spectrum[..., fft_index].transpose(-1, -2)
 
 
 def phase_factor(
