@@ -57,6 +57,8 @@ _FWHM = re.compile(r"FWHM\s*=\s*([-+0-9.Ee]+)\s*ppm\s+S/N\s*=\s*([-+0-9.Ee]+)")
 _SHIFT = re.compile(r"Data shift\s*=\s*([-+0-9.Ee]+)\s*ppm")
 _PHASE = re.compile(r"Ph:\s*([-+0-9.Ee]+)\s*deg\s+([-+0-9.Ee]+)\s*deg/ppm")
 _DENOMINATOR = re.compile(r"%SD\s+/(\S+)")
+_ALPHAS = re.compile(r"alphaB,S\s*=\s*([-+0-9.Ee]+)\s*,\s*([-+0-9.Ee]+)")
+_KNOTS = re.compile(r"(\d+)\s+spline knots")
 
 
 class LCModelError(RuntimeError):
@@ -125,6 +127,9 @@ class Result:
     flags : names that LCModel printed with a flag character before them -> that character.
     diagnostics : the lines of its diagnostic table (warnings and infos).
     seconds : wall time of the run.
+    alpha_b, alpha_s : the baseline and lineshape regularisers LCModel chose (``alphaB,S``),
+        NaN when the table does not state them.
+    n_knots : the baseline's number of spline functions (``NBACKG``; 0 when not stated).
     """
 
     concentrations: Mapping[str, float]
@@ -139,6 +144,9 @@ class Result:
     flags: Mapping[str, str] = field(default_factory=dict)
     diagnostics: tuple[str, ...] = ()
     seconds: float = float("nan")
+    alpha_b: float = float("nan")
+    alpha_s: float = float("nan")
+    n_knots: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -153,6 +161,9 @@ class Result:
             "flags": dict(self.flags),
             "diagnostics": list(self.diagnostics),
             "seconds": self.seconds,
+            "alpha_b": self.alpha_b,
+            "alpha_s": self.alpha_s,
+            "n_knots": self.n_knots,
         }
 
 
@@ -253,6 +264,8 @@ def parse_table(text: str) -> Result:
     fwhm = _FWHM.search(misc)
     shift = _SHIFT.search(misc)
     phase = _PHASE.search(misc)
+    alphas = _ALPHAS.search(misc)
+    knots = _KNOTS.search(misc)
     return Result(
         concentrations=concentrations,
         percent_sd=percent_sd,
@@ -265,7 +278,139 @@ def parse_table(text: str) -> Result:
         phase1_deg_per_ppm=float(phase.group(2)) if phase else float("nan"),
         flags=flags,
         diagnostics=tuple(line.strip() for line in blocks.get("DIAG", []) if line.strip()),
+        alpha_b=float(alphas.group(1)) if alphas else float("nan"),
+        alpha_s=float(alphas.group(2)) if alphas else float("nan"),
+        n_knots=int(knots.group(1)) if knots else 0,
     )
+
+
+@dataclass(frozen=True)
+class Coord:
+    """LCModel's plot data (``.coord``, ``LCOORD=9``), all on its ppm axis ``(NY,)``.
+
+    Attributes
+    ----------
+    ppm : the axis, descending (``PPMST`` to ``PPMEND``).
+    data : the phased data (real part, LCModel's scale).
+    fit : the fit, baseline included.
+    background : the baseline (zeros when LCModel fitted none).
+    components : name -> that metabolite's fitted curve *plus the baseline*, as LCModel writes
+        it; only with ``NEACH`` >= 1 (``NEACH=999``: every metabolite with a positive
+        concentration).
+    """
+
+    ppm: np.ndarray
+    data: np.ndarray
+    fit: np.ndarray
+    background: np.ndarray
+    components: Mapping[str, np.ndarray]
+
+
+_COORD_TITLE = re.compile(r"^\s*(\d+) points on ppm-axis = NY")
+_COORD_COMPONENT = re.compile(r"^\s*(\S+)\s+Conc\. =\s*(\S+)")
+
+
+def parse_coord(text: str) -> Coord:
+    """LCModel's ``.coord`` text -> :class:`Coord`.
+
+    Raises
+    ------
+    LCModelError
+        No ``points on ppm-axis`` line, or a block shorter than ``NY`` numbers.
+    """
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _COORD_TITLE.match(line)), None)
+    if start is None:
+        raise LCModelError("no 'points on ppm-axis' line: not an LCModel .coord file")
+    ny = int(_COORD_TITLE.match(lines[start]).group(1))
+    titles: list[tuple[str, int]] = [("ppm", start)]
+    for i in range(start + 1, len(lines)):
+        line = lines[i]
+        if "phased data points follow" in line:
+            titles.append(("data", i))
+        elif "points of the fit to the data follow" in line:
+            titles.append(("fit", i))
+        elif "background values follow" in line:
+            titles.append(("background", i))
+        elif (m := _COORD_COMPONENT.match(line)) is not None:
+            titles.append((m.group(1), i))
+        elif "lines in following" in line:
+            break
+    blocks: dict[str, np.ndarray] = {}
+    for name, i in titles:
+        numbers: list[float] = []
+        j = i + 1
+        while len(numbers) < ny and j < len(lines):
+            try:
+                numbers += [float(v) for v in lines[j].split()]
+            except ValueError:  # the next block's title: this one is short
+                break
+            j += 1
+        if len(numbers) != ny:
+            raise LCModelError(f".coord block {name!r} holds {len(numbers)} numbers, not {ny}")
+        blocks[name] = np.array(numbers)
+    fixed = ("ppm", "data", "fit", "background")
+    if not {"data", "fit"} <= blocks.keys():
+        raise LCModelError(".coord file without its data or fit block")
+    return Coord(
+        ppm=blocks["ppm"],
+        data=blocks["data"],
+        fit=blocks["fit"],
+        background=blocks.get("background", np.zeros(ny)),
+        components={k: v for k, v in blocks.items() if k not in fixed},
+    )
+
+
+def lcmodel_roughness(n_knots: int) -> np.ndarray:
+    """LCModel's squared baseline regulariser for ``n_knots`` cubic B-splines on unit knot
+    spacing ``(n_knots, n_knots)``: ``6 x`` the integrated products of their second
+    derivatives (16, -9, 0, 1 off the diagonal), with its end rows as ``GBACKG`` in
+    ``LCModel.f`` sets them."""
+    if n_knots < 6:
+        raise ValueError(f"LCModel's baseline needs at least 6 spline functions, got {n_knots}")
+    r = np.zeros((n_knots, n_knots))
+    for i in range(n_knots):
+        r[i, i] = 16.0
+        if i + 1 < n_knots:
+            r[i, i + 1] = -9.0
+        if i + 3 < n_knots:
+            r[i, i + 3] = 1.0
+    r[0, 0] = r[-1, -1] = 2.0
+    r[0, 1] = r[-2, -1] = -3.0
+    r[1, 1] = r[-2, -2] = 8.0
+    r[1, 2] = r[-3, -2] = -6.0
+    r[2, 2] = r[-3, -3] = 14.0
+    return np.triu(r) + np.triu(r, 1).T
+
+
+def baseline_ed_per_ppm(
+    ppm: np.ndarray, alpha_b: float, n_knots: int, sd_ref: float, rms_amplitude: float
+) -> float:
+    """The effective dimension per ppm (scaloquant's measure of a spline baseline's
+    flexibility, :mod:`scaloquant.physics.baseline`) of the baseline LCModel fitted with
+    regulariser ``alpha_b`` on its axis ``ppm`` ``(NY,)``.
+
+    LCModel (``GBACKG``, ``SETREG`` and the regulariser rows of the normal equations in
+    ``LCModel.f``): ``n_knots`` cubic B-splines, knot spacing ``delta = span / (n_knots - 3)``,
+    scaled by ``RMSAMP / delta`` (``rms_amplitude``: the RMS modulus of the complex data in the
+    window); the rows ``SDREF alphaB sqrt(R) / delta^4`` appended to the real-part residuals,
+    ``R`` = :func:`lcmodel_roughness`, ``SDREF`` (``sd_ref``) its running estimate of the fit's
+    SD. So the smoother is ``B (B^T B + (SDREF alphaB)^2 R / delta^8)^-1 B^T`` and its trace,
+    per ppm of window, is the returned figure. ``sd_ref`` and ``rms_amplitude`` must be on one
+    scale (e.g. the ``.coord`` file's): only their ratio matters.
+    """
+    from scipy.interpolate import BSpline
+
+    ppm = np.asarray(ppm, dtype=np.float64)
+    x = ppm.max() - ppm
+    span = float(x.max())
+    delta = span / (n_knots - 3)
+    knots = delta * (np.arange(n_knots + 4) - 3.0)  # centres from -delta to span + delta
+    design = BSpline.design_matrix(np.clip(x, 0, span * (1 - 1e-12)), knots, 3).toarray()
+    design *= rms_amplitude / delta
+    gram = design.T @ design
+    penalty = (sd_ref * alpha_b) ** 2 * lcmodel_roughness(n_knots) / delta**8
+    return float(np.trace(np.linalg.solve(gram + penalty, gram))) / span
 
 
 def _blocks(text: str) -> dict[str, list[str]]:

@@ -27,7 +27,8 @@ to end: ``scaloquant fit`` in-process on a NIfTI-MRS file of 1024 such spectra, 
 
 Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_threads` (2 on an idle
 2-core machine, 1 when other processes keep a core busy), with OpenMP's passive wait
-(:func:`scaloquant.threads.prefer_passive_wait`), as the ``scaloquant`` command runs.
+(:func:`scaloquant.threads.prefer_passive_wait`) and transparent huge pages for torch's tensors
+(:func:`scaloquant.threads.prefer_huge_pages`), as the ``scaloquant`` command runs.
 
 Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--old-n 8] [--snr 30] [--threads N]
 [--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi]``
@@ -40,9 +41,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from scaloquant.threads import choose_threads, prefer_passive_wait
+from scaloquant.threads import choose_threads, prefer_huge_pages, prefer_passive_wait
 
-prefer_passive_wait()  # before torch initialises OpenMP, as the scaloquant command does
+# before torch initialises OpenMP and allocates, as the scaloquant command does
+prefer_passive_wait()
+prefer_huge_pages()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

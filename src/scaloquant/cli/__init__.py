@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import NeedsOption, ScaloquantError, os_error_message
-from ..threads import prefer_passive_wait
+from ..threads import prefer_huge_pages, prefer_passive_wait
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
 #: Only the module of the command being run is imported (some import torch or Lightning, which
@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit code."""
     # before any subcommand imports torch: OpenMP reads it once (see scaloquant.threads)
     prefer_passive_wait()
+    prefer_huge_pages()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     try:

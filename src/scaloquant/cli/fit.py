@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
         "--baseline-stiffness",
         choices=("fixed", "ftest"),
         help="spline stiffness: fixed (2 effective dimensions per ppm, the default) or ftest "
-        "(chosen per spectrum by LCModel's F-test rule among 1-4 per ppm)",
+        "(chosen per spectrum by LCModel's F-test rule among 1-7 per ppm)",
     )
     m.add_argument(
         "--mm",

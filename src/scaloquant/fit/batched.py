@@ -50,6 +50,7 @@ deviations' priors), with the baseline eliminated exactly by the same Schur comp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -513,6 +514,13 @@ class Evaluation:
 #: steers the Levenberg–Marquardt steps (every accepted step is judged by the float64 cost), and
 #: single precision (relative error ~1e-7) halves the largest cost of an accepted step.
 DERIVATIVE_DTYPE = torch.complex64
+#: Complex dtype of the modulated FIDs and their FFTs in the Levenberg–Marquardt iterations of
+#: :func:`_solve_chunk` (the columns are rounded once and every product with them stays
+#: float64). Rounding the columns to single precision (relative error ~1e-7) perturbs an SNR-30
+#: cost by ~1e-8 of itself, three decades below :data:`COST_RTOL`; half the memory traffic and
+#: FFT work of an evaluation. The evaluation a fit ends with (amplitudes, CRLBs, residual) is
+#: formed again in float64 at the final parameters.
+TRIAL_DTYPE = torch.complex64
 
 
 def _derivative_columns(
@@ -532,25 +540,26 @@ def _derivative_columns(
     free = problem.free
     out = torch.zeros(b, k, problem.size, dtype=cols.dtype, device=cols.device)
     time = problem.time_s
-    zd = z.to(DERIVATIVE_DTYPE, copy=True)
+    # z is the evaluation's own (B, M, N) array, used only here: overwritten when in that dtype
+    zd = z if z.dtype == DERIVATIVE_DTYPE else z.to(DERIVATIVE_DTYPE)
     deviations = bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any())
     grouped = None
     if problem.gaussian or not deviations:
-        az = times_real(zd, a[..., None])
-        grouped = az.new_zeros(b, problem.n_groups, az.shape[-1]).index_add_(
-            1, problem.group_of, az
-        )
+        # sum_m in g a_m z_m as one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
+        weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
+        grouped = weights.to(zd.dtype) @ zd
 
     def transform(u: torch.Tensor) -> torch.Tensor:
         return window_columns(u, problem.fft_index).to(cols.dtype) * phase[..., None]
 
     g = problem.n_groups
     if deviations:
-        torch.view_as_real(zd).mul_(time.to(zd.real.dtype)[:, None])  # zd is a copy: t z
+        torch.view_as_real(zd).mul_(time.to(zd.real.dtype)[:, None])  # t z, in place
         t1a = transform(zd) * a[:, None, :].to(cols.dtype)
         out[..., sl["damping_dev"]] = -t1a
         out[..., sl["shift_dev"]] = (2j * math.pi) * t1a
-        t1g = t1a @ problem.group_matrix.to(cols.dtype)
+        # one (B K, M) x (M, G) product, not B broadcast ones
+        t1g = (t1a.reshape(b * k, m) @ problem.group_matrix.to(cols.dtype)).reshape(b, k, g)
         if problem.gaussian:
             t2g = transform(times_real(grouped, time**2))
     else:
@@ -566,6 +575,8 @@ def _derivative_columns(
     model = cols @ a[..., None].to(cols.dtype)
     out[..., sl["phase0"]] = 1j * model
     out[..., sl["phase1"]] = 1j * (problem.ppm - problem.pivot_ppm)[:, None] * model
+    if problem.free_index.numel() == problem.size:  # all free: no gathered copy
+        return out
     return out[..., problem.free_index]
 
 
@@ -585,12 +596,18 @@ def _unpack(problem: Problem, theta: torch.Tensor):
     return rates, gauss, theta[:, sl["phase0"]][:, 0], theta[:, sl["phase1"]][:, 0]
 
 
-def columns(problem: Problem, theta: torch.Tensor):
-    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N)``, phase ``(B, K)``."""
+def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | None = None):
+    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N)``, phase ``(B, K)``.
+
+    ``column_dtype``: the complex dtype of ``z`` and its FFT (default: the basis'; e.g.
+    :data:`TRIAL_DTYPE`); ``S`` is returned in the basis' dtype all the same."""
     rates, gauss, phi0, phi1 = _unpack(problem, theta)
-    z = modulated_fids(problem.fids, problem.time_s, rates, gauss, problem.group_of)
+    z = modulated_fids(
+        problem.fids, problem.time_s, rates, gauss, problem.group_of, dtype=column_dtype
+    )
     phase = phase_factor(phi0, phi1, problem.ppm, problem.pivot_ppm)
-    return window_columns(z, problem.fft_index) * phase[..., None], z, phase
+    cols = window_columns(z, problem.fft_index).to(problem.fids.dtype)
+    return cols * phase[..., None], z, phase
 
 
 def evaluate(
@@ -602,6 +619,7 @@ def evaluate(
     *,
     derivatives: bool = True,
     amplitude_prior: torch.Tensor | None = None,
+    column_dtype: torch.dtype | None = None,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
@@ -610,8 +628,8 @@ def evaluate(
     derivative columns are left empty and the modulated FIDs and phase kept in ``pending`` for
     :func:`_with_derivatives`. ``amplitude_prior`` ``(B, M, M)``: the quadratic ``a^T Q a``
     of amplitude-ratio priors (:func:`amplitude_prior`), added to the Gram matrix and the
-    cost."""
-    cols_c, z, phase = columns(problem, theta)
+    cost. ``column_dtype``: see :func:`columns`."""
+    cols_c, z, phase = columns(problem, theta, column_dtype)
     cols = stack(cols_c)
     ys = stack(y[..., None])
     w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
@@ -650,7 +668,8 @@ def _normal_equations(
     parameters (Kaufman, ``W`` metric)."""
     d, wd = ev.derivs, ev.w_derivs
     jtj = _inner(d, wd, d, wd)
-    grad = -_inner(d, wd, ev.residual, ev.w_residual)[..., 0]
+    # as row vectors: (1, 2K) x (2K, P) products, several times faster than (P, 2K) x (2K, 1)
+    grad = -_inner(ev.residual, ev.w_residual, d, wd)[:, 0, :]
     e = _inner(ev.columns, ev.w_columns, d, wd)  # (B, M, P_free)
     f = ev.passive
     both = f[:, :, None] & f[:, None, :]
@@ -728,12 +747,16 @@ def levenberg_marquardt(
     max_iterations: int,
     cost_rtol: float = COST_RTOL,
     amplitude_prior: torch.Tensor | None = None,
+    column_dtype: torch.dtype | None = None,
 ) -> Solution:
     """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
     ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
-    ``(B, M, M)``: see :func:`evaluate`."""
+    ``(B, M, M)``: see :func:`evaluate`. ``column_dtype``: the iterations' (:func:`columns`;
+    e.g. :data:`TRIAL_DTYPE`), the returned evaluation formed again in the basis' dtype."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
-    ev = evaluate(problem, theta, y, noise_var, amplitude_prior=amplitude_prior)
+    ev = evaluate(
+        problem, theta, y, noise_var, amplitude_prior=amplitude_prior, column_dtype=column_dtype
+    )
     b = theta.shape[0]
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
@@ -755,7 +778,14 @@ def levenberg_marquardt(
         trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
         trial = torch.minimum(torch.maximum(trial, lo), hi)
         new = evaluate(
-            problem, trial, yy, nv, cur.passive, derivatives=False, amplitude_prior=prior
+            problem,
+            trial,
+            yy,
+            nv,
+            cur.passive,
+            derivatives=False,
+            amplitude_prior=prior,
+            column_dtype=column_dtype,
         )
         better = new.cost < cur.cost
         gain = (cur.cost - new.cost) / cur.cost.abs().clamp_min(1e-300)
@@ -783,6 +813,8 @@ def levenberg_marquardt(
         theta[active] = th
         if cur is not ev:
             _put(ev, active, cur)
+    if column_dtype is not None and column_dtype != problem.fids.dtype:
+        ev = evaluate(problem, theta, y, noise_var, ev.passive, amplitude_prior=amplitude_prior)
     return Solution(theta, ev, iterations, converged)
 
 
@@ -1033,7 +1065,14 @@ def _solve_chunk(
         # their priors when no signal-free region does
         lower, upper = _bounds(final, centre, config)
         sol = levenberg_marquardt(
-            final, theta, y, ones, lower, upper, max_iterations=config.max_iterations
+            final,
+            theta,
+            y,
+            ones,
+            lower,
+            upper,
+            max_iterations=config.max_iterations,
+            column_dtype=TRIAL_DTYPE,
         )
         if twin_pairs is not None:
             sol = search.global_moves(final, config, sol, y, ones, centre, twin_pairs)
@@ -1063,6 +1102,7 @@ def _solve_chunk(
             upper,
             max_iterations=config.max_iterations,
             amplitude_prior=prior_q,
+            column_dtype=TRIAL_DTYPE,
         )
         iterations = iterations + sol.iterations
         final = last
@@ -1127,6 +1167,7 @@ def continuation(
             upper,
             max_iterations=STAGE_ITERATIONS,
             cost_rtol=STAGE_COST_RTOL,
+            column_dtype=TRIAL_DTYPE,
         )
         theta = sol.theta
         if recentre:
@@ -1233,22 +1274,35 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
 
 
 def choose_baseline_ed(
-    fids: np.ndarray, basis: BasisSet, config: FitConfig, reference: BatchedFit
+    fids: np.ndarray, basis: BasisSet, config: FitConfig, fits: Sequence[BatchedFit]
 ) -> np.ndarray:
     """The spline baseline's effective dimensions per ppm for each spectrum ``(B,)``: the
     stiffest of ``config.baseline_ed_candidates_per_ppm`` whose residual sum of squares ``S``
-    stays within ``S_ref (1 + n / (2K - n) F^-1(p; n, 2K - n))`` of the most flexible one's
+    stays within ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))`` of the most flexible one's
     ``S_ref``, ``n`` the degrees of freedom of that reference solution (active amplitudes,
-    free nonlinear parameters, twice the baseline's effective dimension), ``2K`` the real data
-    points, ``p`` = ``config.baseline_ftest_probability``: LCModel's choice of its baseline
-    regulariser (the largest ``alphaB`` whose Fisher variance ratio to the reference solution
-    has a probability to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in ``LCModel.f``).
+    free nonlinear parameters, the baseline's effective dimension), ``p`` =
+    ``config.baseline_ftest_probability``: LCModel's choice of its baseline regulariser (the
+    largest ``alphaB`` whose Fisher variance ratio to the reference solution has a probability
+    to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in ``LCModel.f``). As LCModel
+    fits the real part of the phased spectrum, ``S`` is the sum over the real part of the
+    residual with the fitted phases removed, ``K`` the window's points, and the baseline
+    counts once (on the complex residual with ``2K`` and twice the baseline, the rule picked
+    3 effective dimensions per ppm on the spant spectrum where LCModel's ``alphaB`` is 2, and
+    6-7 on the Osprey spectra where LCModel's is 5-7; on the real part 1 and 4-6:
+    ``benchmarks/diag_baseline_ftest.py``, docs/fit.md).
 
-    ``reference``: the fit of ``fids`` with the most flexible candidate; every candidate is
-    evaluated at its lineshapes and phases, the amplitudes and baseline solved anew (a
-    stiffer baseline refitted from there can only do better, so the rule errs towards the
-    flexible side by the lineshape's adaptation to that baseline).
+    ``fits``: the fits of ``fids`` with each candidate, in the order of
+    ``config.baseline_ed_candidates_per_ppm`` (the last, the most flexible, is the reference;
+    its phases remove the phase from every residual). Each candidate is scored at its own fit:
+    scoring all at the reference's lineshape picked 3-4 per ppm on spant, a lineshape adapted
+    to the flexible baseline favouring it.
     """
+    if len(fits) != len(config.baseline_ed_candidates_per_ppm):
+        raise ValueError(
+            f"choose_baseline_ed needs one fit per candidate ({len(config.baseline_ed_candidates_per_ppm)}), "
+            f"got {len(fits)}"
+        )
+    reference = fits[-1]
     from scipy.special import fdtri
 
     device = torch.device(config.device)
@@ -1265,18 +1319,22 @@ def choose_baseline_ed(
         rows = slice(lo, min(n, lo + chunk))
         x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
         zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
+        phi0 = torch.as_tensor(reference.phase0_rad[rows], device=device)[:, None]
+        phi1 = torch.as_tensor(reference.phase1_rad_per_ppm[rows], device=device)[:, None]
+        offset = problems[-1].ppm - problems[-1].pivot_ppm
+        unphase = torch.exp(-1j * (phi0 + phi1 * offset.to(phi1.dtype)))  # (b, K)
         for k, problem in enumerate(problems):
             ev = evaluate(
-                problem, _theta_of(problem, reference, rows), data_window(problem, x), zeros,
+                problem, _theta_of(problem, fits[k], rows), data_window(problem, x), zeros,
                 derivatives=False,
             )  # fmt: skip
             r = complex_residual(ev)
             r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-            ssq[k, rows] = r.abs().square().sum(-1).cpu().numpy()
+            ssq[k, rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
         flexible = problems[-1]
         free = int(flexible.free.sum())
-        dof[rows] = ev.passive.sum(-1).cpu().numpy() + free + 2 * flexible.baseline_ed
-    points = 2 * problems[-1].ppm.numel()
+        dof[rows] = ev.passive.sum(-1).cpu().numpy() + free + flexible.baseline_ed
+    points = problems[-1].ppm.numel()
     dof = np.clip(dof, 1, points - 2)
     aim = 1 + dof / (points - dof) * fdtri(dof, points - dof, config.baseline_ftest_probability)
     within = ssq <= ssq[-1] * aim  # (C, B); the reference always is

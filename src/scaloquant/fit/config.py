@@ -125,7 +125,10 @@ class FitConfig:
         ``baseline_ed_candidates_per_ppm`` whose residual stays within an F-test of the most
         flexible candidate's at probability ``baseline_ftest_probability`` (LCModel's rule for
         its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``);
-        :func:`scaloquant.fit.batched.choose_baseline_ed`.
+        :func:`scaloquant.fit.batched.choose_baseline_ed`. The candidates, 1 to 7 per ppm, span
+        LCModel's own range: its ``alphaB`` from ``ALPBMN`` (its F-test reference) to
+        ``ALPBMX`` is 7.3 to 1.1-2.4 effective dimensions per ppm on the in-vivo spectra of
+        ``../shared`` (``benchmarks/_lcmodel.py``, :func:`baseline_ed_per_ppm`).
     macromolecules : batched only: ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -173,7 +176,7 @@ class FitConfig:
     baseline_knot_spacing_ppm: float = 0.15
     baseline_ed_per_ppm: float = 2.0
     baseline_stiffness: Literal["fixed", "ftest"] = "fixed"
-    baseline_ed_candidates_per_ppm: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
+    baseline_ed_candidates_per_ppm: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
     baseline_ftest_probability: float = 0.05
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None

@@ -326,40 +326,42 @@ def _solve(
 ):
     """``(BatchedFit, baseline effective dimensions per ppm (B,), NaN without a spline)`` of
     :func:`scaloquant.fit.batched.solve`; with ``config.baseline_stiffness == "ftest"`` (a
-    spline baseline) first with the most flexible candidate baseline, then each spectrum refitted
-    from there (without the continuation stages) with the stiffness
-    :func:`~scaloquant.fit.batched.choose_baseline_ed` chooses for it."""
+    spline baseline) first with the most flexible candidate baseline, then refitted from there
+    (without the continuation stages) with every stiffer candidate, each spectrum keeping the
+    fit of the stiffness :func:`~scaloquant.fit.batched.choose_baseline_ed` chooses for it."""
     from . import batched
 
     if config.baseline_kind != "spline" or config.baseline_stiffness != "ftest":
         fit = batched.solve(fids, basis, config, region_noise_sd=region, start=start)
         fixed = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
         return fit, np.full(fids.shape[0], fixed)
-    flexible = max(config.baseline_ed_candidates_per_ppm)
-    reference_config = replace(config, baseline_ed_per_ppm=flexible)
+    candidates = config.baseline_ed_candidates_per_ppm
+    reference_config = replace(config, baseline_ed_per_ppm=candidates[-1])
     fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
-    chosen = batched.choose_baseline_ed(fids, basis, config, fit)
-    parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
     first = batched.first_members(batched.group_layout(basis, config)[0])
-    for ed in np.unique(chosen):
-        if ed == flexible:
-            continue
-        rows = np.flatnonzero(chosen == ed)
-        again = batched.solve(
-            fids[rows],
+    fits = [
+        batched.solve(
+            fids,
             basis,
             replace(config, baseline_ed_per_ppm=float(ed), continuation_broadening_per_s=()),
-            region_noise_sd=None if region is None else region[rows],
+            region_noise_sd=region,
             start={
-                "damping_per_s": fit.damping_per_s[rows],
-                "shift_hz": fit.shift_hz[rows],
-                "phase0_rad": fit.phase0_rad[rows],
-                "phase1_rad_per_ppm": fit.phase1_rad_per_ppm[rows],
-                "gauss_per_s2": fit.gauss_per_s2[rows][:, first].mean(axis=1),
+                "damping_per_s": fit.damping_per_s,
+                "shift_hz": fit.shift_hz,
+                "phase0_rad": fit.phase0_rad,
+                "phase1_rad_per_ppm": fit.phase1_rad_per_ppm,
+                "gauss_per_s2": fit.gauss_per_s2[:, first].mean(axis=1),
             },
         )
+        for ed in candidates[:-1]
+    ]
+    fits.append(fit)
+    chosen = batched.choose_baseline_ed(fids, basis, config, fits)
+    parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
+    for k, ed in enumerate(candidates[:-1]):
+        rows = np.flatnonzero(chosen == ed)
         for name, value in parts.items():
-            value[rows] = getattr(again, name)
+            value[rows] = getattr(fits[k], name)[rows]
     return replace(fit, **parts), chosen
 
 

@@ -589,6 +589,20 @@ class PhysicsQuantifier(nn.Module):
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict`'s amplitudes ``(B, M)`` and their CRLB SDs ``(B, M)``, or with
         ``network_sd`` the network's own calibrated SDs (:attr:`PhysicsEstimate.network_sd`)."""
+        a, crlb_sd, net_sd = self.predict_with_sds(
+            fids, batch_size=batch_size, polish_iterations=polish_iterations
+        )
+        return a, (net_sd if network_sd else crlb_sd)
+
+    def predict_with_sds(
+        self,
+        fids: np.ndarray | torch.Tensor,
+        *,
+        batch_size: int | None = None,
+        polish_iterations: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Amplitudes ``(B, M)``, their CRLB SDs from the polished model and the network's own
+        calibrated SDs (each ``(B, M)``), in batches of ``batch_size`` (as :meth:`predict`)."""
         arr = self.check_fids(fids)
         device = self.basis_fids.device
         if batch_size is None:
@@ -597,17 +611,18 @@ class PhysicsQuantifier(nn.Module):
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
         was_training = self.training
         self.eval()
-        amps, sds = [], []
+        parts: list[tuple[torch.Tensor, ...]] = []
         try:
             for i in range(0, len(arr), batch_size):
                 est = self.estimate(arr[i : i + batch_size], polish_iterations=polish_iterations)
-                amps.append(est.amplitudes.cpu())
-                sds.append((est.network_sd if network_sd else est.sd).cpu())
+                parts.append((est.amplitudes.cpu(), est.sd.cpu(), est.network_sd.cpu()))
         finally:
             self.train(was_training)
         m = len(self.metabolites)
-        a = torch.cat(amps).numpy() if amps else np.zeros((0, m))
-        return a, (torch.cat(sds).numpy() if sds else np.zeros((0, m)))
+        if not parts:
+            return np.zeros((0, m)), np.zeros((0, m)), np.zeros((0, m))
+        a, crlb_sd, net_sd = (torch.cat(column).numpy() for column in zip(*parts, strict=True))
+        return a, crlb_sd, net_sd
 
     @torch.no_grad()
     def fit_normalisation(self, fids: torch.Tensor) -> None:

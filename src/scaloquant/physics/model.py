@@ -59,12 +59,16 @@ def _ramp_split(n: int) -> int:
     return root
 
 
-def _exp_ramp(rate: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
+def _exp_ramp(
+    rate: torch.Tensor, time_s: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """``exp(rate t)`` for ``rate`` ``(..., R)`` and a uniform ``time_s`` ``(N,)``: ``(..., R, N)``.
 
     The time index is split as ``n = Q p + q`` (``Q ~ sqrt(N)``), so only ``N/Q + Q``
     exponentials per rate are evaluated and the rest are products: exact to rounding and several
     times faster than ``exp`` of every sample, which otherwise dominates a model evaluation.
+    ``dtype``: the complex dtype of the products (default: that of ``rate t``); the
+    exponentials are evaluated in the arguments' precision and rounded to it once.
     """
     n = time_s.shape[0]
     inner = _ramp_split(n)
@@ -73,7 +77,10 @@ def _exp_ramp(rate: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
     q = torch.arange(inner, dtype=time_s.dtype, device=time_s.device) * dt
     p = torch.arange(outer, dtype=time_s.dtype, device=time_s.device) * (inner * dt)
     r = rate[..., None]
-    ramp = torch.exp(r * p)[..., :, None] * torch.exp(r * q)[..., None, :]
+    coarse, fine = torch.exp(r * p), torch.exp(r * q)
+    if dtype is not None:
+        coarse, fine = coarse.to(dtype), fine.to(dtype)
+    ramp = coarse[..., :, None] * fine[..., None, :]
     ramp = ramp.reshape(*rate.shape, outer * inner)
     return ramp if outer * inner == n else ramp[..., :n]
 
@@ -98,6 +105,7 @@ def modulated_fids(
     rates: torch.Tensor,
     gauss_per_s2: torch.Tensor | None = None,
     group_of: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """``z_bm(t) = X_m(t) exp(rate_bm t - beta_bg(m) t^2)``, ``(B, M, N)``.
 
@@ -105,15 +113,21 @@ def modulated_fids(
     :func:`lineshape_rates`; ``gauss_per_s2`` ``(B, G)`` (with ``group_of`` ``(M,)``) or ``None``
     for a Lorentzian lineshape. The Gaussian factor is evaluated once per group (``(B, G, N)``
     exponentials, not ``(B, M, N)``) and applied in place, slice by slice where the groups are
-    few contiguous runs of metabolites (the usual layout), else gathered.
+    few contiguous runs of metabolites (the usual layout), else gathered. ``dtype``: the
+    complex dtype of ``z`` (default: that of the plain product of the arguments); with
+    ``torch.complex64`` the exponentials are still evaluated in the arguments' precision and
+    rounded once, and the basis is rounded to it (the fit's trial steps, see
+    :data:`scaloquant.fit.batched.TRIAL_DTYPE`).
     """
-    dtype = torch.promote_types(torch.promote_types(basis_fids.dtype, rates.dtype), time_s.dtype)
-    if gauss_per_s2 is not None:
-        dtype = torch.promote_types(dtype, gauss_per_s2.dtype)
-    z = _exp_ramp(rates, time_s).to(dtype).mul_(basis_fids)  # the dtype of the plain product
+    if dtype is None:  # the dtype of the plain product
+        dtype = torch.promote_types(basis_fids.dtype, rates.dtype)
+        dtype = torch.promote_types(dtype, time_s.dtype)
+        if gauss_per_s2 is not None:
+            dtype = torch.promote_types(dtype, gauss_per_s2.dtype)
+    z = _exp_ramp(rates, time_s, dtype).to(dtype).mul_(basis_fids.to(dtype))
     if gauss_per_s2 is None:
         return z
-    gauss = torch.exp(-gauss_per_s2[..., None] * time_s**2)
+    gauss = torch.exp(-gauss_per_s2[..., None] * time_s**2).to(z.real.dtype)
     if group_of is None:
         torch.view_as_real(z).mul_(gauss[..., None])
         return z
@@ -132,9 +146,14 @@ def window_columns(z: torch.Tensor, fft_index: torch.Tensor) -> torch.Tensor:
     """Spectrum bins of the window for time signals ``z`` ``(B, M, N)`` -> ``(B, K, M)``.
 
     ``fft_index`` ``(K,)`` holds the window's bins in the unshifted order of ``fft`` (equal to
-    ``fftshift(fft(z))[..., window]`` without shifting the whole spectrum).
+    ``fftshift(fft(z))[..., window]`` without shifting the whole spectrum). A window of
+    consecutive bins (one that does not wrap around bin 0) is returned as a view, not gathered.
     """
-    return torch.fft.fft(z, dim=-1)[..., fft_index].transpose(-1, -2)
+    spectrum = torch.fft.fft(z, dim=-1)
+    k = fft_index.numel()
+    if k > 1 and bool((fft_index.diff() == 1).all()):
+        return spectrum.narrow(-1, int(fft_index[0]), k).transpose(-1, -2)
+    return spectrum[..., fft_index].transpose(-1, -2)
 
 
 def phase_factor(

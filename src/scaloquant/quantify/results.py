@@ -29,11 +29,12 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "": "amplitude on the basis scale (the data are modelled as the sum of amplitude x basis "
     "FID; it scales with the data)",
     "_sd": "standard deviation of the amplitude from the network's calibrated uncertainty "
-    "(NaN for a model trained without uncertainty)",
+    "(NaN for a model trained without uncertainty; for a physics-head model the Cramér-Rao "
+    "bound at the network's parameters times factors calibrated on its validation set)",
     "_refined": "amplitude of the full linear-combination fit started from the network's "
     "estimate (--refine)",
-    "_crlb_sd": "Cramér-Rao lower bound of the fitted amplitude, as a standard deviation "
-    "(amplitude units)",
+    "_crlb_sd": "Cramér-Rao lower bound of the fitted amplitude (of a physics-head model: of its "
+    "polished fit), as a standard deviation (amplitude units)",
     "_crlb_pct": "Cramér-Rao lower bound as % of the fitted amplitude (LCModel's %SD)",
     "_ratio_tcr": "amplitude / (Cr + PCr amplitudes) of the same spectrum",
     "_mM": "concentration in mM from the water reference (ISMRM 2016 challenge formula, see "

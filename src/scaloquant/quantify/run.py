@@ -507,10 +507,18 @@ def quantify_inputs(
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         fit_residual = fit_linewidth = fit_metabolites = None
-        # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd); a
-        # physics-head model gives the CRLB SDs of its polished fit
-        amplitudes, sd = quantifier.predict_with_sd(_flat(fid), batch_size=options.batch_size)
-        columns = {"": amplitudes, "_sd": sd}
+        if physics:
+            # the CRLB of the polished fit, and the network's own calibrated SD
+            amplitudes, crlb_sd, sd = quantifier.predict_with_sds(
+                _flat(fid), batch_size=options.batch_size
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
+            columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
+        else:
+            # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd)
+            amplitudes, sd = quantifier.predict_with_sd(_flat(fid), batch_size=options.batch_size)
+            columns = {"": amplitudes, "_sd": sd}
         figures = {}
         if drawn:
             # one global damping/shift/phase with the network's amplitudes held fixed: a
@@ -539,9 +547,16 @@ def quantify_inputs(
             fit_linewidth = refined.linewidth_ppm
         partial.append((prep, columns, figures, (fit_residual, fit_linewidth, fit_metabolites)))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
+    if physics:
+        base = ("", "_sd", "_crlb_sd", "_crlb_pct")
     notes = [basis_note]
     if not quantifier.has_uncertainty:
         notes.append("the model was trained without uncertainty: the _sd columns are empty (NaN)")
+    if physics and quantifier.config.network_sd_factors is None:
+        notes.append(
+            "the model's own SD was not calibrated at training time: the _sd columns are the "
+            "Cramér-Rao bound at the network's parameters, unscaled"
+        )
     facts = {
         "model": {
             "kind": quantifier.config.model,
@@ -559,7 +574,8 @@ def quantify_inputs(
         # a physics-head model's own prepared basis names its macromolecules and lipids
         basis=quantifier.basis() if physics else basis,
         base_suffixes=base,
-        sd_suffix="_sd",
+        # a physics-head model's summary reads the CRLB of its polished fit, as the fit's
+        sd_suffix="_crlb_sd" if physics else "_sd",
         notes=notes,
         facts=facts,
         options=options,

@@ -1,0 +1,105 @@
+"""LCModel's F-test for the baseline stiffness, done with full refits, on the in-vivo spectra.
+
+Every spectrum is fitted with the ``invivo`` preset at each fixed stiffness of ``--candidates``
+(effective dimensions per ppm; ``--ppm-range``, LCModel's 0.2-4.0 by default). For each, the
+residual sum of squares of the phased spectrum is taken two ways: the complex residual (``N`` =
+2K real numbers over the K window points, the baseline's effective dimension counted twice,
+the package's first port of the rule) and its real part only (``N`` = K, the baseline once:
+LCModel fits the real part of the phased spectrum, and so does
+:func:`scaloquant.fit.batched.choose_baseline_ed` now). The stiffest candidate
+whose sum stays within ``1 + n / (N - n) F^-1(p; n, N - n)`` of the most flexible one's (``n``:
+active amplitudes, free nonlinear parameters and the baseline's dimensions of the most flexible
+fit) is printed for p = 0.02, 0.05, 0.08 (LCModel's ``PRMNMX``), with the ratios to tCr at every
+candidate, and the wall time of one fit with the preset's fixed stiffness and with
+``baseline_stiffness="ftest"`` (the package's rule: one fit per candidate). Compare LCModel's
+own choice with ``diag_invivo_components.py CASE``.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/diag_baseline_ftest.py CASE[,CASE...]
+        [--candidates 1,1.5,2,3,4,5,6,7] [--ppm-range 0.2 4.0]
+
+CASE: ``bench_lcmodel.py``'s in-vivo names (``philips_spant``, ``osprey_te30_sub1_ismrm``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from scipy.special import fdtri
+
+import bench_lcmodel as bl
+from scaloquant.fit import batched, fit_spectra, fitted_spectra
+from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.result import phase_corrected
+from scaloquant.fit.spectra import prepared_on_grid
+
+RATIOS = {"tNAA": ("NAA", "NAAG"), "tCho": ("GPC", "PCho", "PCh"), "Glx": ("Glu", "Gln"),
+          "Ins": ("Ins",)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases")
+    parser.add_argument("--candidates", default="1,1.5,2,3,4,5,6,7")
+    parser.add_argument("--ppm-range", nargs=2, type=float, default=(0.2, 4.0))
+    args = parser.parse_args(argv)
+    candidates = sorted(float(v) for v in args.candidates.split(","))
+    groups = bl.invivo_set(Path(tempfile.mkdtemp(prefix="diag_ftest_")))
+    found = {c.name: (g, c) for g in groups for c in g.cases}
+    for name in args.cases.split(","):
+        if name not in found:
+            print(f"unknown case {name!r}; choose from {', '.join(found)}")
+            return 1
+        group, case = found[name]
+        base = replace(FIT_PRESETS["invivo"], ppm_range=tuple(args.ppm_range))
+        fits, ssq_complex, ssq_real = [], [], []
+        for ed in candidates:
+            result = fit_spectra(case.fid, group.basis, replace(base, baseline_ed_per_ppm=ed))
+            residual = phase_corrected(
+                fitted_spectra(result, case.fid, group.basis), result
+            ).residual
+            fits.append(result)
+            ssq_complex.append(float(np.sum(np.abs(residual) ** 2)))
+            ssq_real.append(float(np.sum(residual.real**2)))
+        _, prepared, _ = prepared_on_grid(group.basis, case.fid.acquisition, base)
+        flexible = replace(base, baseline_ed_per_ppm=candidates[-1])
+        problem = batched.make_problem(prepared, flexible, device="cpu")
+        k = problem.ppm.numel()
+        shared = int((fits[-1].amplitudes > 0).sum()) + int(problem.free.sum())
+        for label, ssq, n_points, dof in (
+            ("complex", ssq_complex, 2 * k, shared + 2 * problem.baseline_ed),
+            ("real", ssq_real, k, shared + problem.baseline_ed),
+        ):
+            line = f"{name:24s} {label:7s} N {n_points} n {dof:.0f}"
+            for p in (0.02, 0.05, 0.08):
+                bound = 1 + dof / (n_points - dof) * fdtri(dof, n_points - dof, p)
+                pick = next(e for e, s in zip(candidates, ssq, strict=True) if s <= ssq[-1] * bound)
+                line += f"  p {p}: bound {bound:.3f} -> {pick:g}"
+            print(line + "  SSQ/SSQ_ref " + " ".join(f"{s / ssq[-1]:.3f}" for s in ssq))
+        names = fits[0].names
+        for ed, result in zip(candidates, fits, strict=True):
+            a = result.amplitudes.reshape(-1)
+            tcr = sum(a[names.index(n)] for n in ("Cr", "PCr") if n in names)
+            parts = [
+                f"{key} {sum(a[names.index(n)] for n in members if n in names) / tcr:.3f}"
+                for key, members in RATIOS.items()
+            ]
+            print(f"    {ed:g} ED/ppm: " + "  ".join(parts))
+        seconds = []
+        for stiffness in ("fixed", "ftest"):
+            config = replace(base, baseline_stiffness=stiffness)
+            t0 = time.perf_counter()
+            fit_spectra(case.fid, group.basis, config)
+            seconds.append(time.perf_counter() - t0)
+        print(f"    one fit: fixed {seconds[0]:.2f} s, ftest {seconds[1]:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
