@@ -619,6 +619,7 @@ def evaluate(
     *,
     derivatives: bool = True,
     amplitude_prior: torch.Tensor | None = None,
+    fixed_amplitudes: torch.Tensor | None = None,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
@@ -627,7 +628,10 @@ def evaluate(
     derivative columns are left empty and the modulated FIDs and phase kept in ``pending`` for
     :func:`_with_derivatives`. ``amplitude_prior`` ``(B, M, M)``: the quadratic ``a^T Q a``
     of amplitude-ratio priors (:func:`amplitude_prior`), added to the Gram matrix and the
-    cost."""
+    cost. ``fixed_amplitudes`` ``(B, M)`` (any sign): the amplitudes are held at these, not
+    solved; the passive set is then empty, so that the Jacobian is ``-(dS/dtheta) a`` alone
+    (no Kaufman term: ``a`` does not depend on ``theta``) and the residual's degrees of freedom
+    count no amplitude."""
     cols_c, z, phase = columns(problem, theta)
     cols = stack(cols_c)
     ys = stack(y[..., None])
@@ -636,7 +640,11 @@ def evaluate(
     h = _inner(cols, w_cols, ys, w_y)[..., 0]
     if amplitude_prior is not None:
         gram = gram + amplitude_prior
-    a, passive = nnls_gram(gram, h, passive)
+    if fixed_amplitudes is None:
+        a, passive = nnls_gram(gram, h, passive)
+    else:
+        a = fixed_amplitudes.to(gram.dtype, copy=True)  # rows are written in place later
+        passive = torch.zeros_like(a, dtype=torch.bool)
     residual = ys - cols @ a[..., None]
     w_residual = w_y - w_cols @ a[..., None]
     data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
@@ -736,12 +744,20 @@ def levenberg_marquardt(
     max_iterations: int,
     cost_rtol: float = COST_RTOL,
     amplitude_prior: torch.Tensor | None = None,
+    fixed_amplitudes: torch.Tensor | None = None,
 ) -> Solution:
     """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
     ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
-    ``(B, M, M)``: see :func:`evaluate`."""
+    ``(B, M, M)``, ``fixed_amplitudes`` ``(B, M)``: see :func:`evaluate`."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
-    ev = evaluate(problem, theta, y, noise_var, amplitude_prior=amplitude_prior)
+    ev = evaluate(
+        problem,
+        theta,
+        y,
+        noise_var,
+        amplitude_prior=amplitude_prior,
+        fixed_amplitudes=fixed_amplitudes,
+    )
     b = theta.shape[0]
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
@@ -750,7 +766,7 @@ def levenberg_marquardt(
     # some converge (and written back then), not at every iteration
     active = torch.arange(b, device=theta.device)
     cur, th, yy, nv, lo, hi = ev, theta.clone(), y, noise_var, lower, upper
-    prior = amplitude_prior
+    prior, fixed = amplitude_prior, fixed_amplitudes
     fi = problem.free_index
     for _ in range(max_iterations):
         if active.numel() == 0:
@@ -763,7 +779,14 @@ def levenberg_marquardt(
         trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
         trial = torch.minimum(torch.maximum(trial, lo), hi)
         new = evaluate(
-            problem, trial, yy, nv, cur.passive, derivatives=False, amplitude_prior=prior
+            problem,
+            trial,
+            yy,
+            nv,
+            cur.passive,
+            derivatives=False,
+            amplitude_prior=prior,
+            fixed_amplitudes=fixed,
         )
         better = new.cost < cur.cost
         gain = (cur.cost - new.cost) / cur.cost.abs().clamp_min(1e-300)
@@ -787,6 +810,7 @@ def levenberg_marquardt(
             active, th = active[keep], th[keep]
             yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
             prior = None if prior is None else prior[keep]
+            fixed = None if fixed is None else fixed[keep]
     if active.numel():
         theta[active] = th
         if cur is not ev:
@@ -995,7 +1019,7 @@ def _start_theta(
     counts = problem.group_matrix.sum(0)
 
     def tensor(value) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(value, dtype=np.float64), device=y.device)
+        return torch.as_tensor(np.array(value, dtype=np.float64), device=y.device)
 
     for name, key in (("damping_per_s", "damping"), ("shift_hz", "shift")):
         if name in start:  # (B, M) per metabolite: averaged within each group
@@ -1080,7 +1104,22 @@ def _solve_chunk(
     if preliminary is not None:
         prior_q = amplitude_prior(final, preliminary, noise_var)
     cov, _ = crlb(final, ev, noise_var, prior_q)
-    m = final.n_metabolites
+    return _batched_fit(
+        final, sol, noise_var, cov[:, : final.n_metabolites, : final.n_metabolites], iterations
+    )
+
+
+def _batched_fit(
+    final: Problem,
+    sol: Solution,
+    noise_var: torch.Tensor,
+    covariance: torch.Tensor,
+    iterations: torch.Tensor,
+) -> BatchedFit:
+    """The :class:`BatchedFit` of ``sol`` of ``final``, with the noise variance ``(B,)``, the
+    amplitudes' covariance ``(B, M, M)`` and the iterations ``(B,)``."""
+    sl = final.slices()
+    ev = sol.evaluation
     theta = sol.theta
     rates_damping = theta[:, sl["damping"]][:, final.group_of] * final.lorentzian
     damping = rates_damping + theta[:, sl["damping_dev"]]
@@ -1095,7 +1134,7 @@ def _solve_chunk(
 
     return BatchedFit(
         amplitudes=out(ev.amplitudes),
-        covariance=out(cov[:, :m, :m]),
+        covariance=out(covariance),
         damping_per_s=out(damping),
         shift_hz=out(shift),
         gauss_per_s2=out(gauss),
@@ -1214,6 +1253,91 @@ def solve(
                 twin_pairs,
             )
         )
+    return BatchedFit(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
+    )
+
+
+def phase0_given_amplitudes(
+    problem: Problem, theta: torch.Tensor, y: torch.Tensor, amplitudes: torch.Tensor
+) -> torch.Tensor:
+    """``phi0`` ``(B,)`` that aligns the model ``S a`` of the given ``amplitudes`` ``(B, M)``
+    (at ``theta`` with ``phi0 = 0``) with the data windows ``y`` ``(B, K)``: the angle of
+    ``<S a, y>_W``, the baseline's span removed (as
+    :func:`scaloquant.fit.start.phase0_given_amplitudes_rad`)."""
+    at_zero = theta.clone()
+    at_zero[:, problem.slices()["phase0"]] = 0.0
+    model = (columns(problem, at_zero)[0] @ amplitudes.to(y.dtype)[..., None])[..., 0]
+    inner = (model.conj() * y).sum(-1)
+    c_mat = problem.baseline_whiten.to(y.dtype)
+    if c_mat.shape[0]:
+        inner = inner - ((model @ c_mat.T).conj() * (y @ c_mat.T)).sum(-1)
+    return torch.angle(inner)
+
+
+def solve_given_amplitudes(
+    fids: np.ndarray, basis: BasisSet, config: FitConfig, amplitudes: np.ndarray
+) -> BatchedFit:
+    """Fit only the nonlinear parameters of FIDs ``(B, N)`` on ``basis``' grid (already
+    :func:`prepare_basis`-ed) with the amplitudes held at ``amplitudes`` ``(B, M)`` (any sign),
+    in chunks as :func:`solve`: one damping, shift (and Gaussian) for all metabolites with the
+    phases, started from the cross-correlation shift, ``config.initial_damping_per_s`` and the
+    ``phi0`` that aligns the model with the data (:func:`phase0_given_amplitudes`); then, with
+    more than one group, a damping and shift per group started from those, with the resets
+    and twin swaps of :mod:`scaloquant.fit.search` for the per-metabolite model (the stages of
+    :func:`scaloquant.fit.varpro.fit_one_given_amplitudes`). No per-metabolite deviations and
+    no continuation stages. The covariance is NaN (bounds of amplitudes that were not
+    estimated would mean nothing); the noise SD from the residual, counting the nonlinear and
+    baseline parameters as fitted."""
+    from . import search
+
+    device = torch.device(config.device)
+    common = make_problem(
+        basis, replace(config, grouping="global"), deviations=False, device=device
+    )
+    final = make_problem(basis, config, deviations=False, device=device)
+    twin_pairs = None
+    if search.applies(config) and final.n_groups > 1:
+        twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
+    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
+    parts = []
+    for lo in range(0, fids.shape[0], chunk):
+        x = torch.as_tensor(np.array(fids[lo : lo + chunk]), dtype=torch.complex128, device=device)
+        a = torch.as_tensor(amplitudes[lo : lo + chunk], dtype=torch.float64, device=device)
+        ones = torch.ones(x.shape[0], dtype=torch.float64, device=device)
+        y = data_window(common, x)
+        theta = _start_theta(common, config, y, basis.dwell_time_s, {})
+        sl = common.slices()
+        if config.fit_phase0:
+            theta[:, sl["phase0"]] = phase0_given_amplitudes(common, theta, y, a)[:, None]
+        centre = theta[:, sl["shift"]].mean(-1)
+        lower, upper = _bounds(common, centre, config)
+        sol = levenberg_marquardt(
+            common, theta, y, ones, lower, upper,
+            max_iterations=config.max_iterations, fixed_amplitudes=a,
+        )  # fmt: skip
+        problem, iterations = common, sol.iterations
+        if final.n_groups > 1:
+            fs = final.slices()
+            theta = torch.zeros(x.shape[0], final.size, dtype=torch.float64, device=device)
+            for key in ("damping", "shift", "gauss"):
+                theta[:, fs[key]] = sol.theta[:, sl[key]]
+            for key in ("phase0", "phase1"):
+                theta[:, fs[key]] = sol.theta[:, sl[key]]
+            lower, upper = _bounds(final, centre, config)
+            sol = levenberg_marquardt(
+                final, theta, y, ones, lower, upper,
+                max_iterations=config.max_iterations, fixed_amplitudes=a,
+            )  # fmt: skip
+            if twin_pairs is not None:
+                sol = search.global_moves(
+                    final, config, sol, y, ones, centre, twin_pairs, fixed_amplitudes=a
+                )
+            problem, iterations = final, iterations + sol.iterations
+        noise_var = _noise_var_from_residual(problem, sol.evaluation)
+        m = final.n_metabolites
+        nan = torch.full((x.shape[0], m, m), float("nan"), dtype=torch.float64, device=device)
+        parts.append(_batched_fit(problem, sol, noise_var, nan, iterations))
     return BatchedFit(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
     )
