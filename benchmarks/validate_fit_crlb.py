@@ -5,14 +5,15 @@ One spectrum of the default simulator (``SimulationConfig()``, ``--seed``) gets 
 independent noise draws at ``--snr`` with the simulator's SNR definition (NAA reference peak
 height of the real noiseless spectrum in 1.9-2.1 ppm over the SD of the real part of the noise
 spectrum, :mod:`scaloquant.simulate.effects`), and each is fitted with the preset
-``--preset`` (default ``simulated``, the library's default :class:`~scaloquant.fit.FitConfig`). For NAA, Cr, PCr, GPC + PCho (the bound of a sum, from the
+``--preset`` (default ``simulated``, on the batched solver; ``simulated-scipy`` is the
+library's default :class:`~scaloquant.fit.FitConfig`). For NAA, Cr, PCr, GPC + PCho (the bound of a sum, from the
 covariance), Ins and Glu it prints the SD of the estimates, the mean reported CRLB, their ratio
 (the issue's criterion: within 1 +- 0.25), the bound at the truth (the noiseless spectrum's
 Jacobian with the true noise SD) and the bias.
 
 Too slow for the test suite (200 fits of 21 metabolites, about a minute on 2 cores); run:
 ``python benchmarks/validate_fit_crlb.py [--draws 200] [--snr 30] [--seed 0] [--workers 2]
-[--preset simulated-batched]`` (``--workers`` serves the scipy solver only).
+[--preset simulated-scipy]`` (``--workers`` serves the scipy solver only).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def main() -> None:
             names=np.array(basis.names),
         )
     # the bound at the truth from the scipy fit's Jacobian (the same per-metabolite model)
-    truth_cov = bound_at_truth(basis, FIT_PRESETS["simulated"], clean.fids[0], spectral_sd)
+    truth_cov = bound_at_truth(basis, FIT_PRESETS["simulated-scipy"], clean.fids[0], spectral_sd)
 
     print(
         f"{args.draws} noise draws at SNR {args.snr:g} of spectrum seed {args.seed}; "

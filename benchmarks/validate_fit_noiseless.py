@@ -5,7 +5,7 @@ absolute error below 1e-3 on every one). Prints the mean, median and largest MAE
 above 1e-3 and the speed (one torch thread).
 
 Too slow for the test suite (64 fits take 15-30 s batched, 40 s with scipy); run:
-``python benchmarks/validate_fit_noiseless.py [--n 64] [--seed 0] [--preset simulated-batched]``
+``python benchmarks/validate_fit_noiseless.py [--n 64] [--seed 0] [--preset simulated]``
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--preset", choices=sorted(FIT_PRESETS), default="simulated-batched")
+    parser.add_argument("--preset", choices=sorted(FIT_PRESETS), default="simulated")
     args = parser.parse_args()
     torch.set_num_threads(1)
     basis = default_basis()

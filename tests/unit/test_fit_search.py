@@ -13,7 +13,7 @@ from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
-CONFIG = FIT_PRESETS["simulated-batched"]
+CONFIG = FIT_PRESETS["simulated"]
 
 
 @pytest.fixture(scope="module")
