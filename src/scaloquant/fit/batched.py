@@ -26,9 +26,10 @@ Sci Comput 33:3261, 2011): batched exchanges of the passive set with a solve of 
 block each step, exact on the final active set, finite termination guaranteed by its backup
 rule, warm-started from the previous evaluation's set.
 
-Nonlinear parameters. Levenberg–Marquardt (Marquardt's diagonal scaling, or Levenberg's in
-the parameters scaled by typical sizes for the per-metabolite model: :data:`SCALING_FLOOR_GROUPED`),
-one damping factor per spectrum, on the variable-projection functional with Kaufman's Jacobian (BIT 15:49, 1975)
+Nonlinear parameters. Levenberg–Marquardt (Marquardt's diagonal scaling; for the
+per-metabolite model Levenberg's in the parameters scaled by typical sizes, see
+:data:`SCALING_FLOOR_PER_METABOLITE`), one damping factor per spectrum, on the
+variable-projection functional with Kaufman's Jacobian (BIT 15:49, 1975)
 in the ``W`` metric: with ``D = (dS/dtheta) a`` ``(K, P)`` and ``E = <S_F, D>_W`` over the
 passive set ``F``, ``J^T J = <D, D>_W - E^T G_FF^-1 E`` and the gradient ``-<D, r>_W``, plus
 the priors' diagonal. Bounds are enforced by projection. ``dS/dtheta`` needs two more FFTs
