@@ -1053,7 +1053,7 @@ def _solve_chunk(
     first = stages[0] if stages else final
     if config.fit_phase0:
         if "phase0_rad" in start:
-            arr = np.asarray(start["phase0_rad"], dtype=np.float64)
+            arr = np.array(start["phase0_rad"], dtype=np.float64)
             theta[:, sl["phase0"]] = torch.as_tensor(arr, device=y.device)[:, None]
         else:
             theta[:, sl["phase0"]] = phase0_start(first, theta, data_window(first, fids))[:, None]
