@@ -4,11 +4,11 @@ the same run.
 Spectra: the default simulator (ISMRM 2016 basis, 21 signals x 2048 points, amplitudes U[0, 1],
 per-metabolite damping U[0, 15] 1/s and shift U[-3, 3] Hz) with noise at ``--snr``. Fitted by
 
-1. ``scipy``: ``FIT_PRESETS["simulated"]``, the per-metabolite scipy fit (one spectrum at a
+1. ``scipy``: ``FIT_PRESETS["simulated-scipy"]``, the per-metabolite scipy fit (one spectrum at a
    time, 1 process), on the first ``--old-n`` spectra;
 2. ``invivo``: ``FIT_PRESETS["invivo"]`` (batched, groups + Voigt + priors + spline baseline +
    measured MM and parametric lipids);
-3. ``simulated-batched``: the per-metabolite model on the batched solver;
+3. ``simulated``: the per-metabolite model on the batched solver;
 4. ``invivo`` on ``--n`` tissue-like spectra of the ``invivo`` simulation preset
    (:func:`scaloquant.simulate.simulate_invivo_batch`: group lineshapes, macromolecules, lipids,
    residual water, baseline), the family the in-vivo model is made for: on the default
@@ -155,9 +155,9 @@ def main() -> None:
     tissue = simulate_invivo_batch(basis, InvivoPrior(), args.n, np.random.default_rng(args.seed))
     tissue_fid = fid.with_samples(tissue.fids)
     runs = [
-        ("scipy (simulated preset)", "simulated", args.old_n),
+        ("scipy (simulated-scipy preset)", "simulated-scipy", args.old_n),
         ("batched invivo", "invivo", args.n),
-        ("batched simulated-batched", "simulated-batched", args.n),
+        ("batched simulated", "simulated", args.n),
         ("batched invivo, tissue-like", "invivo", args.n),
     ]
     for label, preset, n in runs:
@@ -168,7 +168,7 @@ def main() -> None:
         if preset != "invivo":
             mae = np.mean(np.abs(result.amplitudes - truth[:n]))
             line += f", amplitude MAE {mae:.4f}"
-        if lcmodel_rate is not None and preset != "simulated":
+        if lcmodel_rate is not None and preset != "simulated-scipy":
             line += f", {n / wall / lcmodel_rate:.0f}x LCModel"
         print(line)
     if args.mrsi:

@@ -598,10 +598,10 @@ def test_fit_mismatch_speaks_of_the_basis_set(basis, signals, tmp_path, capsys):
     path = write_nifti_mrs(
         tmp_path / "d.nii.gz", _fid(basis, signals[0], dwell_time_s=2 * basis.dwell_time_s)
     )
-    # the per-metabolite preset matches the data to the basis' grid (the in-vivo default
-    # resamples the basis to the data instead, so it accepts another dwell time)
+    # the scipy per-metabolite preset matches the data to the basis' grid (the batched presets
+    # resample the basis to the data instead, so they accept another dwell time)
     out = tmp_path / "out"
-    assert main(["fit", str(path), "--preset", "simulated", "--out", str(out)]) == 2
+    assert main(["fit", str(path), "--preset", "simulated-scipy", "--out", str(out)]) == 2
     line = _one_error(capsys, "fit")
     assert "the basis set" in line and "the model" not in line
 

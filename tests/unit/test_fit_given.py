@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from test_fit_model import assert_jacobian_matches_differences, lorentzian_basis
@@ -103,3 +105,96 @@ def test_fixed_amplitude_jacobian_matches_finite_differences():
     start = NonlinearParameters(p.damping_per_s + 1.0, p.shift_hz + 0.3, 0.25, 0.01)
     problem = _Projection(design, data, start, fixed_amplitudes=0.9 * a)
     assert_jacobian_matches_differences(problem, start.to_vector(design.layout))
+
+
+BATCHED = FitConfig(ppm_range=(0.5, 4.0), solver="batched")
+
+
+def test_batched_recovers_phase_and_shift_of_a_default_basis_spectrum():
+    """The first test on the batched solver (``solve_given_amplitudes``): one damping and shift
+    for all 21 metabolites, then one per metabolite with the resets and twin swaps."""
+    from scaloquant.io import default_basis
+
+    basis = default_basis()
+    amplitudes = np.random.default_rng(5).uniform(0.1, 1.0, basis.n_metabolites)
+    m = basis.n_metabolites
+    data = synthesize(basis, amplitudes, np.full(m, 6.0), np.full(m, 2.3), phase0=0.6)
+    fid = as_fid(basis, data)
+    for grouping in ("global", "per_metabolite"):
+        config = FitConfig(grouping=grouping, solver="batched")
+        result = fit_given_amplitudes(fid, basis, amplitudes, config)
+        assert np.degrees(abs(float(result.phase0_rad) - 0.6)) < 1.0
+        assert float(result.phase1_rad_per_ppm) == pytest.approx(0.0, abs=1e-4)
+        np.testing.assert_allclose(result.shift_hz, 2.3, atol=0.1)
+        np.testing.assert_allclose(result.damping_per_s, 6.0, atol=0.1)
+        np.testing.assert_array_equal(result.amplitudes, amplitudes)
+        assert np.all(np.isnan(result.crlb_sd)) and np.all(np.isnan(result.amplitude_covariance))
+        spectra = fitted_spectra(result, fid, basis)
+        assert np.linalg.norm(spectra.residual) < 1e-6 * np.linalg.norm(spectra.data)
+
+
+def test_batched_with_noise_baseline_first_order_phase_and_wrong_amplitudes():
+    """Per-metabolite damping and shift, both phases and a baseline, with noise, as the scipy
+    test above; a batch of two, the second with amplitudes 10 % off (held as given, any sign
+    accepted) and a full batched fit started from the result reaching the truth."""
+    basis = lorentzian_basis()
+    amplitudes = np.array([1.0, 0.4, 0.7, 0.2])
+    damping, shift = np.array([1.0, 6.0, 3.0, 9.0]), np.array([1.5, -2.0, 0.5, 2.5])
+    config = replace(BATCHED, baseline_order=1, phase1_pivot_ppm=4.65)
+    data = synthesize(basis, amplitudes, damping, shift, phase0=-0.5, phase1=0.03)
+    rng = np.random.default_rng(7)
+    noisy = data + 0.01 * (rng.standard_normal(data.size) + 1j * rng.standard_normal(data.size))
+    given = np.stack([amplitudes, amplitudes * np.array([1.1, 0.9, 1.05, -0.1])])
+    result = fit_given_amplitudes(as_fid(basis, np.stack([noisy, noisy])), basis, given, config)
+    np.testing.assert_array_equal(result.amplitudes, given)
+    assert np.degrees(abs(float(result.phase0_rad[0]) + 0.5)) < 1.0
+    assert float(result.phase1_rad_per_ppm[0]) == pytest.approx(0.03, abs=2e-3)
+    np.testing.assert_allclose(result.shift_hz[0], shift, atol=0.1)
+    assert result.baseline.shape == (2, 2)
+    # the residual's noise: the spectral SD per real part, 0.01 sqrt(N)
+    assert float(result.noise_sd[0]) == pytest.approx(0.01 * np.sqrt(basis.n_points), rel=0.1)
+    assert float(result.noise_sd[1]) > 2 * float(result.noise_sd[0])  # the wrong amplitudes
+    full = fit_spectra(
+        as_fid(basis, np.stack([data, data])),
+        basis,
+        replace(config, continuation_broadening_per_s=()),
+        start=FitStart.from_result(result),
+    )
+    np.testing.assert_allclose(full.amplitudes, [amplitudes, amplitudes], atol=1e-6)
+
+
+def test_batched_fixed_amplitude_gradient_matches_finite_differences():
+    """With the amplitudes held, the batched gradient (``_normal_equations``, passive set
+    empty: no Kaufman term) is half the derivative of the cost, with a baseline and noise."""
+    import torch
+
+    from scaloquant.fit import batched
+
+    basis = lorentzian_basis()
+    config = replace(BATCHED, baseline_order=1)
+    problem = batched.make_problem(basis, config, deviations=False)
+    sl = problem.slices()
+    rng = np.random.default_rng(2)
+    data = synthesize(basis, np.array([1.0, 0.5, 0.8, 0.3]), np.array([2.0, 4, 6, 1]), np.zeros(4))
+    data = data + 0.01 * (rng.standard_normal(data.size) + 1j * rng.standard_normal(data.size))
+    y = batched.data_window(problem, torch.as_tensor(data[None]))
+    theta = torch.zeros(1, problem.size, dtype=torch.float64)
+    theta[:, sl["damping"]] = torch.tensor([3.0, 5.0, 5.0, 2.0], dtype=torch.float64)
+    theta[:, sl["shift"]] = torch.tensor([0.3, -0.2, 0.1, 0.4], dtype=torch.float64)
+    theta[:, sl["phase0"]], theta[:, sl["phase1"]] = 0.2, 0.01
+    a = torch.tensor([[0.9, 0.6, -0.2, 0.3]], dtype=torch.float64)
+    ones = torch.ones(1, dtype=torch.float64)
+    ev = batched.evaluate(problem, theta, y, ones, fixed_amplitudes=a)
+    assert not bool(ev.passive.any())
+    _, grad = batched._normal_equations(problem, ev, theta, ones)
+    for k, j in enumerate(problem.free_index.tolist()):
+        step = 1e-6
+        up, down = theta.clone(), theta.clone()
+        up[0, j] += step
+        down[0, j] -= step
+        cost = [
+            float(batched.evaluate(problem, t, y, ones, fixed_amplitudes=a).cost)
+            for t in (up, down)
+        ]
+        numeric = (cost[0] - cost[1]) / (2 * step) / 2
+        assert float(grad[0, k]) == pytest.approx(numeric, rel=2e-4, abs=1e-6)

@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
             "per-metabolite deviations under priors, a penalised spline baseline, 0.2-4.2 ppm; "
             "the basis is resampled to the data's grid (another vendor's frequency at the same "
             "field, dwell time, points), so no --force is needed for that. --preset simulated "
-            "is the per-metabolite model for spectra of scaloquant's simulator. Outputs: "
+            "is the per-metabolite model for spectra of scaloquant's simulator (batched; "
+            "simulated-scipy: the same on scipy, one spectrum at a time). Outputs: "
             "DIR/results.csv (amplitude, <name>_crlb_sd, <name>_crlb_pct, ratio to Cr+PCr, mM "
             "with a water reference; tNAA, tCr, tCho and Glx rows with their CRLB from the "
             "covariance; snr, fwhm, fit_residual and qc flags per spectrum), results.json, fit "
@@ -168,7 +169,7 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["device"] = args.device
     if args.water_removal:
         flags["water_removal"] = args.water_removal
-    if flags and config.solver == "scipy" and args.preset == "simulated":
+    if flags and config.solver == "scipy" and args.preset == "simulated-scipy":
         # the model choices beyond the per-metabolite model need the batched solver
         batched_only = {
             "baseline",

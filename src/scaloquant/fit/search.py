@@ -107,10 +107,12 @@ def global_moves(
     noise_var: torch.Tensor,
     centre_hz: torch.Tensor,
     twin_pairs: tuple,
+    fixed_amplitudes: torch.Tensor | None = None,
 ) -> batched.Solution:
     """Resets of lost groups and twin swaps (module docstring) from ``solution`` of the data
     windows ``y`` ``(B, K)``, each kept for the spectra whose cost drops; returns the best fit
-    of every spectrum, its iterations counting those of the moves."""
+    of every spectrum, its iterations counting those of the moves. ``fixed_amplitudes``
+    ``(B, M)``: amplitudes held fixed (:func:`scaloquant.fit.batched.evaluate`)."""
     lower, upper = batched.parameter_bounds(problem, centre_hz, config)
     sl = problem.slices()
     theta = solution.theta.clone()
@@ -127,7 +129,14 @@ def global_moves(
         def fit(sub: torch.Tensor, start: torch.Tensor, n_iter: int) -> batched.Solution:
             r = rows[sub]
             return batched.levenberg_marquardt(
-                problem, start, y[r], noise_var[r], lower[r], upper[r], max_iterations=n_iter
+                problem,
+                start,
+                y[r],
+                noise_var[r],
+                lower[r],
+                upper[r],
+                max_iterations=n_iter,
+                fixed_amplitudes=None if fixed_amplitudes is None else fixed_amplitudes[r],
             )
 
         everyone = torch.arange(rows.numel(), device=theta.device)
@@ -170,7 +179,14 @@ def global_moves(
         return batched.Solution(theta, solution.evaluation, iterations, solution.converged)
     # the evaluation (and convergence) at the best parameters: a short polish from there
     last = batched.levenberg_marquardt(
-        problem, theta, y, noise_var, lower, upper, max_iterations=config.max_iterations
+        problem,
+        theta,
+        y,
+        noise_var,
+        lower,
+        upper,
+        max_iterations=config.max_iterations,
+        fixed_amplitudes=fixed_amplitudes,
     )
     return batched.Solution(
         last.theta, last.evaluation, iterations + last.iterations, last.converged

@@ -150,6 +150,10 @@ def fit_given_amplitudes(
     from those, with the restarts and twin swaps of :mod:`scaloquant.fit.varpro`. A baseline,
     if configured, is projected out and solved last.
 
+    With ``config.solver == "batched"`` the batched solver does the same stages
+    (:func:`scaloquant.fit.batched.solve_given_amplitudes`; the basis resampled to the data's
+    grid as :func:`fit_spectra` does, ``macromolecules="basis"``).
+
     The default grouping here is ``"global"``: a network's amplitudes come without lineshapes
     of their own, and a damping and shift per metabolite would partly absorb the amplitudes'
     errors (a flattering figure) at twenty times the cost (100-120 evaluations per spectrum
@@ -182,7 +186,8 @@ def fit_given_amplitudes(
         As for :func:`fit_spectra`.
     """
     config = config or FitConfig(grouping="global")
-    check_compatible(fid, basis)
+    if config.solver != "batched":
+        check_compatible(fid, basis)
     batch_shape, m = fid.batch_shape, basis.n_metabolites
     values = np.asarray(amplitudes, dtype=np.float64)
     if values.shape != (*batch_shape, m):
@@ -192,6 +197,8 @@ def fit_given_amplitudes(
         )
     if not np.all(np.isfinite(values)):
         raise InvalidDataError("amplitudes contain NaN or Inf; give finite values")
+    if config.solver == "batched":
+        return _given_batched(fid, basis, values.reshape(-1, m), config)
     final = Design(basis, config)
     common = Design(basis, replace(config, grouping="global"))
     designs = [common] if final.layout.n_groups == 1 else [common, final]
@@ -213,6 +220,27 @@ def fit_given_amplitudes(
             fit = fit_one_given_amplitudes(designs, fids[i], starts[i], values[i])
             fits.append((fit, unbounded, residual_noise_sd(fit, n_free)))
     return _assemble(final, fits, batch_shape)
+
+
+def _given_batched(
+    fid: FID, basis: BasisSet, amplitudes: np.ndarray, config: FitConfig
+) -> FitResult:
+    """:func:`fit_given_amplitudes` on the batched solver
+    (:func:`scaloquant.fit.batched.solve_given_amplitudes`), ``amplitudes`` ``(B, M)``."""
+    from . import batched
+
+    with threadpool_limits(limits=1, user_api="blas"):  # see _fit_batched
+        prepared, conversions = _prepared(basis, fid, config)
+        if prepared.names != basis.names:
+            raise ConfigError(
+                "amplitudes are given for the basis' metabolites, but macromolecules="
+                f"{config.macromolecules!r} changes them; use macromolecules='basis'"
+            )
+        fids = _without_water(fid, config)
+    fit = batched.solve_given_amplitudes(fids, prepared, config, amplitudes)
+    fixed = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
+    baseline_ed = np.full(fids.shape[0], fixed)
+    return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 
 
 def _assemble(
@@ -367,8 +395,6 @@ def _solve(
 
 def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None) -> FitResult:
     """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
-    from . import batched
-
     # numpy's BLAS on one thread around the solver (as in _fit_chunk): the basis, water and
     # noise steps and the rebuilt spectra below call it on small matrices, where a threaded
     # BLAS spins on busy cores (64 spectra: 1.6x the CPU time of the whole fit without this)
@@ -393,6 +419,24 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
             f"of {m} metabolites)"
         ) from None
     fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
+    return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
+
+
+def _batched_result(
+    fit,
+    baseline_ed: np.ndarray,
+    fid: FID,
+    fids: np.ndarray,
+    prepared: BasisSet,
+    config: FitConfig,
+    conversions: tuple[str, ...],
+) -> FitResult:
+    """The :class:`FitResult` of a :class:`~scaloquant.fit.batched.BatchedFit` of the FIDs
+    ``fids`` ``(B, N)`` (``fid``'s, as fitted) on ``prepared``, with the outputs derived from
+    the fitted spectra (linewidth, SNR)."""
+    from . import batched
+
+    batch_shape, m = fid.batch_shape, prepared.n_metabolites
     problem = batched.make_problem(prepared, config, device="cpu")
     sd = np.sqrt(np.diagonal(fit.covariance, axis1=1, axis2=2))
     with np.errstate(divide="ignore", invalid="ignore"):
