@@ -1081,6 +1081,7 @@ class BatchedFit:
     residual_norm: np.ndarray  # (B,)
     iterations: np.ndarray  # (B,)
     converged: np.ndarray  # (B,)
+    lineshape_kernel: np.ndarray  # (B, J + 1) free-form kernel, centre first (kernel_weights)
 
 
 def _bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
@@ -1247,6 +1248,7 @@ def _solve_chunk(
         residual_norm=out(full_residual.abs().square().sum(-1).sqrt()),
         iterations=out(iterations),
         converged=out(sol.converged),
+        lineshape_kernel=out(kernel_weights(final, theta)),
     )
 
 
@@ -1372,7 +1374,8 @@ def first_members(group_of: np.ndarray) -> list[int]:
 def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     """``theta`` ``(B, P)`` in ``problem``'s layout that reproduces the lineshapes of ``fit``
     (spectra ``rows``): group damping and shift at 0 and each metabolite's whole damping and
-    shift as its deviation, each group's Gaussian from its first member, the phases."""
+    shift as its deviation, each group's Gaussian from its first member, the phases, the
+    free-form kernel."""
     dev = problem.ppm.device
     sl = problem.slices()
     damping = torch.as_tensor(fit.damping_per_s[rows], dtype=torch.float64, device=dev)
@@ -1383,6 +1386,7 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     theta[:, sl["gauss"]] = torch.as_tensor(fit.gauss_per_s2[rows][:, first], device=dev)
     theta[:, sl["phase0"]] = torch.as_tensor(fit.phase0_rad[rows], device=dev)[:, None]
     theta[:, sl["phase1"]] = torch.as_tensor(fit.phase1_rad_per_ppm[rows], device=dev)[:, None]
+    theta[:, sl["kernel"]] = torch.as_tensor(fit.lineshape_kernel[rows][:, 1:], device=dev)
     return theta
 
 
