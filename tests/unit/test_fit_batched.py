@@ -214,3 +214,19 @@ def test_freeform_lineshape_recovers_a_kernel(small, kernel):
     np.testing.assert_allclose(
         rebuilt, free.residual_norm, rtol=1e-3, atol=1e-6 * np.abs(spectra.data).max()
     )
+
+
+@pytest.mark.parametrize("about", ["lcmodel", "delta"])
+def test_kernel_prior_is_the_second_differences_of_the_kernel(about):
+    """``x^T Q x + 2 q^T x + c`` equals ``|D2 s|^2 / sd^2`` of the whole kernel (zero outside)
+    computed directly, or of its departure from a delta."""
+    half, sd = 2, 0.1
+    q_mat, q_vec, const = bt.kernel_prior(half, sd, about)
+    x = np.random.default_rng(4).uniform(0, 0.2, 2 * half)
+    offsets = [j for j in range(-half, half + 1) if j != 0]
+    s = np.zeros(2 * half + 3)
+    s[half + 1] = 1.0 - x.sum() - (1.0 if about == "delta" else 0.0)
+    for j, w in zip(offsets, x, strict=True):
+        s[j + half + 1] = w
+    direct = np.sum(np.diff(s, n=2) ** 2) / sd**2
+    assert x @ q_mat @ x + 2 * q_vec @ x + const == pytest.approx(direct, rel=1e-12)

@@ -248,12 +248,16 @@ def kernel_bins(basis: BasisSet, config: FitConfig) -> int:
     return max(1, round(config.freeform_halfwidth_hz / bin_hz))
 
 
-def kernel_prior(half_bins: int, sd: float) -> tuple[np.ndarray, np.ndarray, float]:
+def kernel_prior(
+    half_bins: int, sd: float, about: str = "lcmodel"
+) -> tuple[np.ndarray, np.ndarray, float]:
     """``(Q (J, J), q (J,), c)`` of the kernel's smoothness prior ``|D2 s|^2 / sd^2`` written in
     its off-centre weights ``x`` (``s = e0 + E x``: centre ``1 - sum x``), ``D2`` the second
     differences of ``s`` on bins ``-J-1..J+1`` (zero beyond the kernel; LCModel's penalty on its
     lineshape's second differences), ``J = 2 half_bins`` off-centre weights in the order of
-    :func:`make_problem`'s offsets."""
+    :func:`make_problem`'s offsets. ``about="delta"``: the second differences of ``s - e0``,
+    the kernel's departure from a delta (``q = 0``, ``c = 0``: the Voigt model costs
+    nothing)."""
     offsets = [0] + [j for j in range(-half_bins, half_bins + 1) if j != 0]
     width = 2 * half_bins + 3  # bins -J-1 .. J+1
     embed = np.zeros((width, len(offsets) - 1))
@@ -264,6 +268,8 @@ def kernel_prior(half_bins: int, sd: float) -> tuple[np.ndarray, np.ndarray, flo
         embed[half_bins + 1, col] = -1.0
     d2 = np.diff(np.eye(width), n=2, axis=0)
     a, c = d2 @ embed / sd, d2 @ centre / sd
+    if about == "delta":
+        c = np.zeros_like(c)
     return a.T @ a, a.T @ c, float(c @ c)
 
 
@@ -350,7 +356,9 @@ def make_problem(
         free[kern] = True
         lower[kern], upper[kern] = 0.0, 1.0
         scale[kern] = 0.05
-        q_mat, q_vec, constant = kernel_prior(half, config.freeform_smoothness_sd)
+        q_mat, q_vec, constant = kernel_prior(
+            half, config.freeform_smoothness_sd, config.freeform_prior
+        )
         penalty[kern, kern], linear[kern] = q_mat, q_vec
     if deviations and config.damping_prior_sd_per_s is not None and lorentzian:
         free[dev_d] = True

@@ -123,6 +123,9 @@ class FitConfig:
         per-metabolite deviations (:func:`scaloquant.fit.batched.make_problem`).
     freeform_halfwidth_hz : half-width of the free-form kernel, Hz.
     freeform_smoothness_sd : SD of the kernel's second differences (its smoothness prior).
+    freeform_prior : ``"lcmodel"``: the prior on the kernel's own second differences (LCModel's;
+        a delta kernel costs ``6 / sd^2`` noise variances, so it favours a smooth kernel);
+        ``"delta"``: on its departure from a delta (the Voigt fit costs nothing).
     baseline : ``"none"``, ``"poly"`` (Legendre, degree ``baseline_order``, default 2) or
         ``"spline"`` (batched only: penalised cubic B-splines, knots
         ``baseline_knot_spacing_ppm`` apart, stiffness from ``baseline_ed_per_ppm`` effective
@@ -182,6 +185,7 @@ class FitConfig:
     lineshape: Literal["lorentzian", "voigt", "gaussian", "freeform"] | None = None
     freeform_halfwidth_hz: float = 5.0
     freeform_smoothness_sd: float = 0.1
+    freeform_prior: Literal["lcmodel", "delta"] = "lcmodel"
     baseline: Literal["none", "poly", "spline"] | None = None
     baseline_knot_spacing_ppm: float = 0.15
     baseline_ed_per_ppm: float = 2.0
@@ -266,6 +270,10 @@ class FitConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if self.freeform_prior not in ("lcmodel", "delta"):
+            raise ConfigError(
+                f"freeform_prior must be 'lcmodel' or 'delta', got {self.freeform_prior!r}"
+            )
         if self.baseline_stiffness not in ("fixed", "ftest"):
             raise ConfigError(
                 f"baseline_stiffness must be 'fixed' or 'ftest', got {self.baseline_stiffness!r}"
