@@ -23,7 +23,7 @@ the truth.
 (:func:`scaloquant.simulate.simulate_dataset` with ``SimulationConfig()``, seed ``--seed``, a
 stream independent of any training seed's; the SNR set is the same draw with the simulator's
 noise at ``--snr``), for models trained with ``--simulation default``; the fits are
-``FIT_PRESETS["simulated-batched"]`` and the scipy ``simulated`` preset (``--no-scipy`` leaves
+``FIT_PRESETS["simulated"]`` (batched) and the scipy ``simulated-scipy`` preset (``--no-scipy`` leaves
 the latter out), on the same spectra. MAE over the 20 metabolites (``Mac`` left out), in the
 simulator's amplitude units (``[0, 1]``). For ``K = 0`` the calibration of the network's own SD
 (:attr:`scaloquant.models.physics.PhysicsEstimate.network_sd`) is printed too: the share of
@@ -165,10 +165,10 @@ def main_default(args, models) -> None:
         print(f"{label}: {args.n} default-simulator spectra (seed {args.seed})")
         _models_on(models, params_truth, fids, args.polish, args.n, unit="")
         if not args.no_fit:
-            batched = FIT_PRESETS["simulated-batched"]
-            _fit("fit (simulated-batched)", fids, basis, batched, truth, args.n)
+            _fit("fit (simulated)", fids, basis, FIT_PRESETS["simulated"], truth, args.n)
             if not args.no_scipy:
-                _fit("fit (simulated, scipy)", fids, basis, FIT_PRESETS["simulated"], truth, args.n)
+                scipy_fit = FIT_PRESETS["simulated-scipy"]
+                _fit("fit (simulated-scipy)", fids, basis, scipy_fit, truth, args.n)
 
 
 def main() -> None:

@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="YAML or TOML file of fit settings (FitConfig fields) on top of the preset",
     )
-    m.add_argument("--lineshape", choices=("voigt", "lorentzian", "gaussian"))
+    m.add_argument("--lineshape", choices=("voigt", "lorentzian", "gaussian", "freeform"))
     m.add_argument(
         "--groups",
         metavar="NAME|FILE",
@@ -178,7 +178,7 @@ def fit_config_from_args(args: argparse.Namespace):
             "ratio_priors",
             "device",
         } & set(flags)
-        if batched_only or flags.get("lineshape") == "gaussian":
+        if batched_only or flags.get("lineshape") in ("gaussian", "freeform"):
             flags["solver"] = "batched"
     return replace(config, **flags)
 

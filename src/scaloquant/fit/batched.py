@@ -63,6 +63,7 @@ from ..metabolites import canonical
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..physics.model import (
+    kernel_window_columns,
     lineshape_rates,
     modulated_fids,
     phase_factor,
@@ -184,9 +185,11 @@ def group_layout(basis: BasisSet, config: FitConfig) -> tuple[np.ndarray, tuple[
 class Problem:
     """Everything about the model that does not depend on the spectrum (tensors on one device).
 
-    Parameter layout of ``theta`` ``(B, P)``, ``P = 3 G + 2 + 2 M``: damping ``(G)``, shift
-    ``(G)``, Gaussian ``(G)``, phi0, phi1, damping deviations ``(M)``, shift deviations ``(M)``;
-    ``free`` ``(P,)`` marks the fitted ones (the others keep their start).
+    Parameter layout of ``theta`` ``(B, P)``, ``P = 3 G + 2 + 2 M + J``: damping ``(G)``,
+    shift ``(G)``, Gaussian ``(G)``, phi0, phi1, damping deviations ``(M)``, shift deviations
+    ``(M)``, the free-form kernel's weights off its centre ``(J)`` (``J = 0`` but with
+    ``lineshape="freeform"``; the centre weight is 1 less their sum); ``free`` ``(P,)`` marks
+    the fitted ones (the others keep their start).
     """
 
     names: tuple[str, ...]
@@ -219,6 +222,11 @@ class Problem:
     ratio_scale_terms: torch.Tensor  # (R, M)
     ratio_sd: torch.Tensor  # (R,)
     ratio_labels: tuple[str, ...]
+    kernel_offsets: torch.Tensor  # (J + 1,) long: bins of the kernel's weights, centre (0) first
+    kernel_active: bool  # the kernel is fitted (its columns are convolved)
+    kernel_penalty: torch.Tensor  # (P, P) Q of the kernel's prior x^T Q x + 2 q^T x + c
+    kernel_linear: torch.Tensor  # (P,) q
+    kernel_constant: float  # c
 
     @property
     def n_groups(self) -> int:
@@ -238,11 +246,46 @@ class Problem:
             "phase1": slice(3 * g + 1, 3 * g + 2),
             "damping_dev": slice(3 * g + 2, 3 * g + 2 + m),
             "shift_dev": slice(3 * g + 2 + m, 3 * g + 2 + 2 * m),
+            "kernel": slice(3 * g + 2 + 2 * m, self.size),
         }
 
     @property
     def size(self) -> int:
-        return 3 * self.n_groups + 2 + 2 * self.n_metabolites
+        return 3 * self.n_groups + 2 + 2 * self.n_metabolites + self.kernel_offsets.numel() - 1
+
+
+def kernel_bins(basis: BasisSet, config: FitConfig) -> int:
+    """Half-width ``J`` (bins) of the free-form kernel on ``basis``' full grid: the bins within
+    ``config.freeform_halfwidth_hz``, at least 1; 0 without ``lineshape="freeform"``."""
+    if config.lineshape_kind != "freeform":
+        return 0
+    bin_hz = 1.0 / (basis.n_points * basis.dwell_time_s)
+    return max(1, round(config.freeform_halfwidth_hz / bin_hz))
+
+
+def kernel_prior(
+    half_bins: int, sd: float, about: str = "lcmodel"
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(Q (J, J), q (J,), c)`` of the kernel's smoothness prior ``|D2 s|^2 / sd^2`` written in
+    its off-centre weights ``x`` (``s = e0 + E x``: centre ``1 - sum x``), ``D2`` the second
+    differences of ``s`` on bins ``-J-1..J+1`` (zero beyond the kernel; LCModel's penalty on its
+    lineshape's second differences), ``J = 2 half_bins`` off-centre weights in the order of
+    :func:`make_problem`'s offsets. ``about="delta"``: the second differences of ``s - e0``,
+    the kernel's departure from a delta (``q = 0``, ``c = 0``: the Voigt model costs
+    nothing)."""
+    offsets = [0] + [j for j in range(-half_bins, half_bins + 1) if j != 0]
+    width = 2 * half_bins + 3  # bins -J-1 .. J+1
+    embed = np.zeros((width, len(offsets) - 1))
+    centre = np.zeros(width)
+    centre[half_bins + 1] = 1.0
+    for col, j in enumerate(offsets[1:]):
+        embed[j + half_bins + 1, col] = 1.0
+        embed[half_bins + 1, col] = -1.0
+    d2 = np.diff(np.eye(width), n=2, axis=0)
+    a, c = d2 @ embed / sd, d2 @ centre / sd
+    if about == "delta":
+        c = np.zeros_like(c)
+    return a.T @ a, a.T @ c, float(c @ c)
 
 
 def make_problem(
@@ -252,8 +295,13 @@ def make_problem(
     broadening_per_s: float = 0.0,
     deviations: bool = True,
     device: str | torch.device = "cpu",
+    half_kernel_bins: int | None = None,
 ) -> Problem:
-    """The :class:`Problem` of ``basis`` (on the data's grid, after :func:`prepare_basis`)."""
+    """The :class:`Problem` of ``basis`` (on the data's grid, after :func:`prepare_basis`).
+
+    ``deviations``: fit the per-metabolite deviations that have priors, and the free-form
+    kernel; ``half_kernel_bins``: the kernel's ``J`` (default :func:`kernel_bins` of ``basis``;
+    a continuation stage on fewer points keeps the full grid's layout)."""
     dev = torch.device(device)
     f64 = dict(dtype=torch.float64, device=dev)
     group_of, group_names = group_layout(basis, config)
@@ -289,7 +337,10 @@ def make_problem(
     else:
         whiten = solve = np.zeros((0, ppm.size))
         ed = 0.0
-    n_param = 3 * g + 2 + 2 * m
+    half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
+    offsets = [0] + [j for j in range(-half, half + 1) if j != 0]
+    n_kernel = len(offsets) - 1
+    n_param = 3 * g + 2 + 2 * m + n_kernel
     if 2 * ppm.size <= m + n_param + 2 * ed:
         raise ConfigError(
             f"ppm_range ({lo:g}, {hi:g}) holds {ppm.size} spectral points, too few for the "
@@ -312,7 +363,18 @@ def make_problem(
     scale[0:g], scale[g : 2 * g], scale[2 * g : 3 * g] = 5.0, 1.0, 100.0
     scale[3 * g], scale[3 * g + 1] = 0.1, 0.01
     dev_d = slice(3 * g + 2, 3 * g + 2 + m)
-    dev_s = slice(3 * g + 2 + m, n_param)
+    dev_s = slice(3 * g + 2 + m, 3 * g + 2 + 2 * m)
+    kern = slice(3 * g + 2 + 2 * m, n_param)
+    penalty, linear, constant = np.zeros((n_param, n_param)), np.zeros(n_param), 0.0
+    kernel_active = deviations and n_kernel > 0
+    if kernel_active:
+        free[kern] = True
+        lower[kern], upper[kern] = 0.0, 1.0
+        scale[kern] = 0.05
+        q_mat, q_vec, constant = kernel_prior(
+            half, config.freeform_smoothness_sd, config.freeform_prior
+        )
+        penalty[kern, kern], linear[kern] = q_mat, q_vec
     if deviations and config.damping_prior_sd_per_s is not None and lorentzian:
         free[dev_d] = True
         precision[dev_d] = config.damping_prior_sd_per_s**-2
@@ -367,6 +429,11 @@ def make_problem(
         ratio_scale_terms=torch.as_tensor(ratios.scale_terms, **f64),
         ratio_sd=torch.as_tensor(ratios.sd, **f64),
         ratio_labels=ratios.labels,
+        kernel_offsets=torch.as_tensor(offsets, dtype=torch.long, device=dev),
+        kernel_active=kernel_active,
+        kernel_penalty=torch.as_tensor(penalty, **f64),
+        kernel_linear=torch.as_tensor(linear, **f64),
+        kernel_constant=constant,
     )
 
 
@@ -542,7 +609,12 @@ TRIAL_DTYPE = torch.complex64
 
 
 def _derivative_columns(
-    problem: Problem, z: torch.Tensor, phase: torch.Tensor, cols: torch.Tensor, a: torch.Tensor
+    problem: Problem,
+    z: torch.Tensor,
+    phase: torch.Tensor,
+    cols: torch.Tensor,
+    a: torch.Tensor,
+    kernel: torch.Tensor,
 ) -> torch.Tensor:
     """``D = (dS/dtheta) a`` for the free parameters, ``(B, K, P_free)`` in the order of
     ``problem.free_index``: ``dS_m/d alpha = -T1_m``, ``dS_m/d df = 2 pi i T1_m``,
@@ -552,7 +624,9 @@ def _derivative_columns(
     By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
     members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)``; per-metabolite ``T1`` is
     transformed only when per-metabolite deviations are fitted. The FFTs run in
-    :data:`DERIVATIVE_DTYPE`."""
+    :data:`DERIVATIVE_DTYPE`. With a fitted free-form kernel ``kernel`` ``(B, J + 1)`` every
+    transform is convolved with it, and ``dS/dx_j = exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]``
+    (``W_j`` the window read ``j`` bins off): one more FFT, the rest are reads."""
     sl = problem.slices()
     b, k, m = cols.shape
     free = problem.free
@@ -562,13 +636,20 @@ def _derivative_columns(
     zd = z if z.dtype == DERIVATIVE_DTYPE else z.to(DERIVATIVE_DTYPE)
     deviations = bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any())
     grouped = None
+    if problem.kernel_active:  # before t z overwrites zd
+        za = a[:, None, :].to(zd.dtype) @ zd  # (B, 1, N)
+        spec = torch.fft.fft(za, dim=-1)[:, 0]
+        n = za.shape[-1]
+        reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
+        kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(cols.dtype)
+        out[..., sl["kernel"]] = kcols * phase[..., None]
     if problem.gaussian or not deviations:
         # sum_m in g a_m z_m as one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
         weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
         grouped = weights.to(zd.dtype) @ zd
 
     def transform(u: torch.Tensor) -> torch.Tensor:
-        return window_columns(u, problem.fft_index).to(cols.dtype) * phase[..., None]
+        return _window(problem, u, kernel).to(cols.dtype) * phase[..., None]
 
     g = problem.n_groups
     if deviations:
@@ -598,6 +679,21 @@ def _derivative_columns(
     return out[..., problem.free_index]
 
 
+def _window(problem: Problem, z: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Window columns ``(B, K, X)`` of ``z`` ``(B, X, N)``, convolved with ``kernel``
+    ``(B, J + 1)`` where ``problem`` fits one."""
+    if problem.kernel_active:
+        return kernel_window_columns(z, problem.fft_index, problem.kernel_offsets, kernel)
+    return window_columns(z, problem.fft_index)
+
+
+def kernel_weights(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
+    """The free-form kernel ``(B, J + 1)`` at ``theta``: centre ``1 - sum x`` first, then the
+    off-centre weights ``x`` in the order of ``problem.kernel_offsets[1:]``."""
+    x = theta[:, problem.slices()["kernel"]]
+    return torch.cat([1.0 - x.sum(-1, keepdim=True), x], dim=-1)
+
+
 def _unpack(problem: Problem, theta: torch.Tensor):
     sl = problem.slices()
     damping = (
@@ -615,7 +711,9 @@ def _unpack(problem: Problem, theta: torch.Tensor):
 
 
 def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | None = None):
-    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N)``, phase ``(B, K)``.
+    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N)``, phase ``(B, K)``,
+    free-form kernel ``(B, J + 1)`` (:func:`kernel_weights`; ``S`` convolved with it where
+    ``problem.kernel_active``).
 
     ``column_dtype``: the complex dtype of ``z`` and its FFT (default: the basis'; e.g.
     :data:`TRIAL_DTYPE`); ``S`` is returned in the basis' dtype all the same."""
@@ -624,8 +722,9 @@ def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | N
         problem.fids, problem.time_s, rates, gauss, problem.group_of, dtype=column_dtype
     )
     phase = phase_factor(phi0, phi1, problem.ppm, problem.pivot_ppm)
-    cols = window_columns(z, problem.fft_index).to(problem.fids.dtype)
-    return cols * phase[..., None], z, phase
+    kernel = kernel_weights(problem, theta)
+    cols = _window(problem, z, kernel).to(problem.fids.dtype)
+    return cols * phase[..., None], z, phase, kernel
 
 
 def evaluate(
@@ -651,7 +750,7 @@ def evaluate(
     the amplitudes are held at these, not solved; the passive set is then empty, so that the
     Jacobian is ``-(dS/dtheta) a`` alone (no Kaufman term: ``a`` does not depend on ``theta``)
     and the residual's degrees of freedom count no amplitude."""
-    cols_c, z, phase = columns(problem, theta, column_dtype)
+    cols_c, z, phase, kernel = columns(problem, theta, column_dtype)
     cols = stack(cols_c)
     ys = stack(y[..., None])
     w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
@@ -669,19 +768,28 @@ def evaluate(
     data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
     if amplitude_prior is not None:
         data_cost = data_cost + (a[:, None, :] @ amplitude_prior @ a[..., None])[..., 0, 0]
-    prior = (problem.prior_precision * theta**2 * problem.free).sum(-1) * noise_var
+    prior = (problem.prior_precision * theta**2 * problem.free).sum(-1)
+    if problem.kernel_active:
+        prior = prior + _kernel_penalty(problem, theta)
+    prior = prior * noise_var
     empty = cols.new_zeros(cols.shape[0], 0, 0)
     ev = Evaluation(
         data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
     )
-    ev.pending = (z, phase, cols_c)
+    ev.pending = (z, phase, cols_c, kernel)
     return _with_derivatives(problem, ev) if derivatives else ev
+
+
+def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
+    """The kernel's prior ``x^T Q x + 2 q^T x + c`` ``(B,)`` (in units of the noise variance)."""
+    quad = ((theta @ problem.kernel_penalty) * theta).sum(-1)
+    return quad + 2 * theta @ problem.kernel_linear + problem.kernel_constant
 
 
 def _with_derivatives(problem: Problem, ev: Evaluation) -> Evaluation:
     """``ev`` with its derivative columns, from the modulated FIDs kept in ``ev.pending``."""
-    z, phase, cols_c = ev.pending
-    ev.derivs = stack(_derivative_columns(problem, z, phase, cols_c, ev.amplitudes))
+    z, phase, cols_c, kernel = ev.pending
+    ev.derivs = stack(_derivative_columns(problem, z, phase, cols_c, ev.amplitudes, kernel))
     ev.w_derivs = _whiten(problem, ev.derivs)
     ev.pending = None
     return ev
@@ -707,6 +815,12 @@ def _normal_equations(
     prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
     jtj = jtj + torch.diag_embed(prior)
     grad = grad + prior * theta[:, problem.free_index]
+    if problem.kernel_active:
+        fi = problem.free_index
+        q_free = problem.kernel_penalty[fi][:, fi]
+        jtj = jtj + noise_var[:, None, None] * q_free
+        half_grad = theta @ problem.kernel_penalty + problem.kernel_linear
+        grad = grad + noise_var[:, None] * half_grad[:, fi]
     return jtj, grad
 
 
@@ -970,6 +1084,9 @@ def crlb(
     extra = torch.cat([prior.new_zeros(prior.shape[0], m), prior * ident], dim=-1)
     keep = torch.cat([ident.new_ones(ident.shape[0], m), ident], dim=-1)
     fisher = fisher + torch.diag_embed(extra)
+    if problem.kernel_active:
+        fi = problem.free_index
+        fisher[:, m:, m:] += noise_var[:, None, None] * problem.kernel_penalty[fi][:, fi]
     if amplitude_prior is not None:
         fisher[:, :m, :m] += amplitude_prior
     eye = torch.eye(fisher.shape[-1], dtype=fisher.dtype, device=fisher.device)
@@ -1007,6 +1124,7 @@ class BatchedFit:
     residual_norm: np.ndarray  # (B,)
     iterations: np.ndarray  # (B,)
     converged: np.ndarray  # (B,)
+    lineshape_kernel: np.ndarray  # (B, J + 1) free-form kernel, centre first (kernel_weights)
 
 
 def _bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
@@ -1188,6 +1306,7 @@ def _batched_fit(
         residual_norm=out(full_residual.abs().square().sum(-1).sqrt()),
         iterations=out(iterations),
         converged=out(sol.converged),
+        lineshape_kernel=out(kernel_weights(final, theta)),
     )
 
 
@@ -1231,6 +1350,7 @@ def stage_problem(
     """The :class:`Problem` of a continuation stage, on :func:`stage_points` samples, or twice,
     four times... as many where the truncated window would hold too few points for the model."""
     keep = stage_points(basis.n_points, basis.dwell_time_s, broadening_per_s)
+    half = kernel_bins(basis, config)
     while keep < basis.n_points:
         try:
             return make_problem(
@@ -1239,6 +1359,7 @@ def stage_problem(
                 broadening_per_s=broadening_per_s,
                 deviations=False,
                 device=device,
+                half_kernel_bins=half,
             )
         except ConfigError:
             keep *= 2
@@ -1264,7 +1385,9 @@ def solve(
     ``phase0_rad``/``phase1_rad_per_ppm``/``gauss_per_s2`` ``(B,)``."""
     device = torch.device(config.device)
     with_deviations = (
-        config.shift_prior_sd_hz is not None or config.damping_prior_sd_per_s is not None
+        config.shift_prior_sd_hz is not None
+        or config.damping_prior_sd_per_s is not None
+        or config.lineshape_kind == "freeform"
     )
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
     final = make_problem(basis, config, deviations=False, device=device)
@@ -1394,7 +1517,8 @@ def first_members(group_of: np.ndarray) -> list[int]:
 def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     """``theta`` ``(B, P)`` in ``problem``'s layout that reproduces the lineshapes of ``fit``
     (spectra ``rows``): group damping and shift at 0 and each metabolite's whole damping and
-    shift as its deviation, each group's Gaussian from its first member, the phases."""
+    shift as its deviation, each group's Gaussian from its first member, the phases, the
+    free-form kernel."""
     dev = problem.ppm.device
     sl = problem.slices()
     damping = torch.as_tensor(fit.damping_per_s[rows], dtype=torch.float64, device=dev)
@@ -1405,6 +1529,7 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     theta[:, sl["gauss"]] = torch.as_tensor(fit.gauss_per_s2[rows][:, first], device=dev)
     theta[:, sl["phase0"]] = torch.as_tensor(fit.phase0_rad[rows], device=dev)[:, None]
     theta[:, sl["phase1"]] = torch.as_tensor(fit.phase1_rad_per_ppm[rows], device=dev)[:, None]
+    theta[:, sl["kernel"]] = torch.as_tensor(fit.lineshape_kernel[rows][:, 1:], device=dev)
     return theta
 
 

@@ -114,7 +114,18 @@ class FitConfig:
         and twin swaps) or ``"batched"`` (:mod:`scaloquant.fit.batched`: many spectra in one
         torch program, the basis resampled to the data, the model choices below).
     lineshape : ``"lorentzian"``, ``"voigt"`` or ``"gaussian"`` (batched only) per group;
-        ``None`` follows ``gaussian``.
+        ``None`` follows ``gaussian``. ``"freeform"`` (batched only): the group Voigt lineshapes,
+        and every column convolved with one kernel per spectrum shared by all basis signals
+        (LCModel's free-form lineshape): ``2 J + 1`` weights on whole frequency bins ``-J..J``
+        (``J`` the bins within ``freeform_halfwidth_hz``), summing to 1, non-negative off the
+        centre, under a second-difference smoothness prior of SD ``freeform_smoothness_sd``
+        (in units of the noise, as the deviations' priors); fitted in the last pass, with the
+        per-metabolite deviations (:func:`scaloquant.fit.batched.make_problem`).
+    freeform_halfwidth_hz : half-width of the free-form kernel, Hz.
+    freeform_smoothness_sd : SD of the kernel's second differences (its smoothness prior).
+    freeform_prior : ``"lcmodel"``: the prior on the kernel's own second differences (LCModel's;
+        a delta kernel costs ``6 / sd^2`` noise variances, so it favours a smooth kernel);
+        ``"delta"``: on its departure from a delta (the Voigt fit costs nothing).
     baseline : ``"none"``, ``"poly"`` (Legendre, degree ``baseline_order``, default 2) or
         ``"spline"`` (batched only: penalised cubic B-splines, knots
         ``baseline_knot_spacing_ppm`` apart, stiffness from ``baseline_ed_per_ppm`` effective
@@ -171,7 +182,10 @@ class FitConfig:
     max_evaluations: int = 100
     tolerance: float = 1e-6
     solver: Literal["scipy", "batched"] = "scipy"
-    lineshape: Literal["lorentzian", "voigt", "gaussian"] | None = None
+    lineshape: Literal["lorentzian", "voigt", "gaussian", "freeform"] | None = None
+    freeform_halfwidth_hz: float = 5.0
+    freeform_smoothness_sd: float = 0.1
+    freeform_prior: Literal["lcmodel", "delta"] = "lcmodel"
     baseline: Literal["none", "poly", "spline"] | None = None
     baseline_knot_spacing_ppm: float = 0.15
     baseline_ed_per_ppm: float = 2.0
@@ -195,9 +209,10 @@ class FitConfig:
         """Fill ``lineshape``/``gaussian`` and ``baseline``/``baseline_order`` from each other
         (the older fields stay valid) and check the choices each solver supports."""
         if self.lineshape is not None:
-            if self.lineshape not in ("lorentzian", "voigt", "gaussian"):
+            if self.lineshape not in ("lorentzian", "voigt", "gaussian", "freeform"):
                 raise ConfigError(
-                    f"lineshape must be 'lorentzian', 'voigt' or 'gaussian', got {self.lineshape!r}"
+                    "lineshape must be 'lorentzian', 'voigt', 'gaussian' or 'freeform', got "
+                    f"{self.lineshape!r}"
                 )
             object.__setattr__(self, "gaussian", self.lineshape != "lorentzian")
         if self.baseline is not None:
@@ -225,6 +240,7 @@ class FitConfig:
                 what
                 for what, used in (
                     ("lineshape='gaussian'", self.lineshape_kind == "gaussian"),
+                    ("lineshape='freeform'", self.lineshape_kind == "freeform"),
                     ("baseline='spline'", self.baseline_kind == "spline"),
                     ("macromolecules other than 'basis'", self.macromolecules != "basis"),
                     ("ratio priors", self.ratio_priors != "none"),
@@ -245,10 +261,19 @@ class FitConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be None or > 0, got {value!r}")
-        for name in ("baseline_knot_spacing_ppm", "baseline_ed_per_ppm"):
+        for name in (
+            "baseline_knot_spacing_ppm",
+            "baseline_ed_per_ppm",
+            "freeform_halfwidth_hz",
+            "freeform_smoothness_sd",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if self.freeform_prior not in ("lcmodel", "delta"):
+            raise ConfigError(
+                f"freeform_prior must be 'lcmodel' or 'delta', got {self.freeform_prior!r}"
+            )
         if self.baseline_stiffness not in ("fixed", "ftest"):
             raise ConfigError(
                 f"baseline_stiffness must be 'fixed' or 'ftest', got {self.baseline_stiffness!r}"
@@ -274,7 +299,7 @@ class FitConfig:
             )
 
     @property
-    def lineshape_kind(self) -> Literal["lorentzian", "voigt", "gaussian"]:
+    def lineshape_kind(self) -> Literal["lorentzian", "voigt", "gaussian", "freeform"]:
         """``lineshape``, or when not given, Voigt with ``gaussian`` and Lorentzian without."""
         if self.lineshape is not None:
             return self.lineshape

@@ -59,6 +59,9 @@ class FitResult:
         part; ``None`` when not computed.
     conversions : what was done to the basis to put it on the data's grid
         (:func:`scaloquant.fit.basis_grid.basis_on_grid`).
+    lineshape_kernel : ``(..., 2 J + 1)`` the free-form lineshape's kernel (``lineshape=
+        "freeform"``) on bin offsets ``0, -J..-1, 1..J`` (centre first; the offsets of
+        :func:`scaloquant.fit.batched.make_problem`); ``None`` otherwise.
     baseline_ed_per_ppm : ``(...)`` effective dimensions per ppm of the spline baseline each
         spectrum was fitted with (chosen per spectrum with ``baseline_stiffness="ftest"``); NaN
         without a spline baseline, ``None`` from the scipy solver.
@@ -90,6 +93,7 @@ class FitResult:
     snr: np.ndarray | None = None
     conversions: tuple[str, ...] = ()
     baseline_ed_per_ppm: np.ndarray | None = None
+    lineshape_kernel: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():

@@ -473,6 +473,11 @@ def _batched_result(
         gauss_by_metabolite_per_s2=batch(fit.gauss_per_s2, m),
         conversions=conversions,
         baseline_ed_per_ppm=batch(baseline_ed),
+        lineshape_kernel=(
+            batch(fit.lineshape_kernel, fit.lineshape_kernel.shape[1])
+            if problem.kernel_offsets.numel() > 1
+            else None
+        ),
     )
     with threadpool_limits(limits=1, user_api="blas"):  # see _fit_chunk
         spectra = _rebuild(result, fids, prepared, problem, summed=True)
@@ -545,7 +550,17 @@ def _rebuild(
         z = _modulated(result, basis, rows=rows)
         if summed:  # the model's time signal (b, 1, N)
             z = np.einsum("bm,bmn->bn", amplitudes[rows].astype(z.dtype), z)[:, None, :]
-        columns = axes.spectrum(z)[..., window] * phase[rows, None, :]
+        spectrum = axes.spectrum(z)
+        if result.lineshape_kernel is None:
+            columns = spectrum[..., window]
+        else:  # the free-form kernel: sum_j s_j S(f_k - j), as batched.kernel_window_columns
+            kernel = result.lineshape_kernel.reshape(n, -1)[rows]
+            offsets = problem.kernel_offsets.tolist()
+            columns = sum(
+                kernel[:, i, None, None] * np.roll(spectrum, j, axis=-1)[..., window]
+                for i, j in enumerate(offsets)
+            )
+        columns = columns * phase[rows, None, :]
         parts.append(columns if summed else columns * amplitudes[rows, :, None])
     metabolites = np.concatenate(parts)
     baseline = result.baseline.reshape(n, -1) @ problem.baseline_design.numpy().T
@@ -616,7 +631,9 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
                 "phase1_rad_per_ppm",
                 "baseline",
                 "gauss_by_metabolite_per_s2",
+                "lineshape_kernel",
             )
+            if getattr(result, name) is not None
         },
     )
     spectra = _rebuild(flat, _without_water(fid, result.config), prepared, problem)

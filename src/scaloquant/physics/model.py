@@ -156,6 +156,24 @@ def window_columns(z: torch.Tensor, fft_index: torch.Tensor) -> torch.Tensor:
     return spectrum[..., fft_index].transpose(-1, -2)
 
 
+def kernel_window_columns(
+    z: torch.Tensor, fft_index: torch.Tensor, offsets: torch.Tensor, kernel: torch.Tensor
+) -> torch.Tensor:
+    """Window bins of ``DFT[z]`` convolved with a kernel on whole bins, ``(B, X, N)`` -> ``(B,
+    K, X)``: ``sum_j s_bj DFT[z](f_k - j)`` for ``offsets`` ``j`` ``(J,)`` long and ``kernel``
+    ``s`` ``(B, J)`` (LCModel's free-form lineshape; each term is the spectrum read ``j`` bins
+    off, so a kernel costs one FFT like :func:`window_columns`, which a delta kernel equals).
+    The bins wrap around the ``N``-point spectrum as the DFT does."""
+    spectrum = torch.fft.fft(z, dim=-1)
+    n = z.shape[-1]
+    out = None
+    for j in range(offsets.numel()):
+        idx = torch.remainder(fft_index - offsets[j], n)
+        term = spectrum[..., idx] * kernel[:, j, None, None].to(spectrum.dtype)
+        out = term if out is None else out.add_(term)
+    return out.transpose(-1, -2)
+
+
 def phase_factor(
     phase0_rad: torch.Tensor,
     phase1_rad_per_ppm: torch.Tensor,

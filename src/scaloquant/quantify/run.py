@@ -60,6 +60,7 @@ _BATCH_FIELDS = (
     "linewidth_ppm",
     "snr",
     "baseline_ed_per_ppm",
+    "lineshape_kernel",
 )
 
 

@@ -8,7 +8,7 @@ the acquisition grid as the batched fit resamples it, from the ``invivo`` prior
 ``FIT_PRESETS["invivo"]``) or, with ``simulation="default"``, from the paper's Eq. 1 simulator
 (:func:`scaloquant.simulate.simulate_batch` with a :class:`~scaloquant.simulate
 .SimulationConfig`, which draws a damping and a shift per metabolite; the model is then the
-fit's per-metabolite ``FIT_PRESETS["simulated-batched"]``), and minimises::
+fit's per-metabolite ``FIT_PRESETS["simulated"]``), and minimises::
 
     loss = mean_j (u_j - u_j*)^2 + mean (1 - cos(phi0 - phi0*))
            + reconstruction_weight * |y - S(theta) a|_W^2 / |y|_W^2
@@ -87,7 +87,7 @@ class PhysicsTrainConfig:
         simulation's (:data:`DEFAULT_POLISH`).
     simulation : the training signals: ``"invivo"`` (docs/invivo-prior.md; the model is the
         fit's ``invivo`` preset) or ``"default"`` (the paper's Eq. 1 simulator; the model is
-        the fit's per-metabolite ``simulated-batched`` preset).
+        the fit's per-metabolite ``simulated`` preset (batched)).
     widths : encoder channel widths (:data:`scaloquant.models.cnn.DEFAULT_WIDTHS` by default).
     seed : the root of every generator.
     """
@@ -220,7 +220,7 @@ def default_simulation_model(
 ) -> tuple[Any, dict[str, tuple[float, float]]]:
     """The fit's model and the physics model's options (network output ranges, polish stages)
     for the default simulator:
-    ``FIT_PRESETS["simulated-batched"]`` (a Lorentzian damping and a shift per metabolite, as
+    ``FIT_PRESETS["simulated"]`` (a Lorentzian damping and a shift per metabolite, as
     the simulator draws them; no baseline, as the paper's Eq. 1 has none: with the true
     parameters it reproduces noiseless simulated amplitudes to 4e-11 relative; the invivo
     preset's spline baseline where the simulation adds baseline humps, a Voigt lineshape where
@@ -235,7 +235,7 @@ def default_simulation_model(
     0.0050 (``K = 5``) and 0.0021 (``K = 20``)."""
     from ..fit.config import FIT_PRESETS
 
-    fit = FIT_PRESETS["simulated-batched"]
+    fit = FIT_PRESETS["simulated"]
     changes: dict[str, Any] = {}
     if simulation_config.baseline is not None:
         changes["baseline"] = FIT_PRESETS["invivo"].baseline
