@@ -85,8 +85,9 @@ def ratio_line(
         bad = tol is not None and not abs(rel) <= tol
         fails += bad
         line += f"  {key} {ours:.3f}/{ref:.3f} ({100 * rel:+.0f}%){'*' if bad else ''}"
-    if "fit_residual" in row:
-        line += f"  residual {float(row['fit_residual']):.3f}"
+    residual = float(row.get("fit_residual") or "nan")
+    if residual == residual:  # quantify leaves it empty (NaN) for a model
+        line += f"  residual {residual:.3f}"
     return line, fails
 
 
