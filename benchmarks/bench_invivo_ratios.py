@@ -10,10 +10,14 @@ go to every command, e.g. ``--ppm-range 0.2 4.0`` or ``--water-removal hlsvd``. 
 more than the case's tolerance (the issue's: 15 % for spant, 20 % for Osprey; none for the
 Siemens spectrum, which has no reference but LCModel's) is starred.
 
+``--physics CASE=CKPT ...`` adds, under a case's fit line, the line of ``scaloquant quantify
+--model CKPT`` (a ``spectrum_physics`` checkpoint trained with ``--grid-from`` on the case's file
+and ``--basis`` on its basis, see docs/physics-models.md) on the same input, in the same format.
+
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--verbose]
-        [-- scaloquant fit flags...]
+        [--physics CASE=CKPT ...] [-- scaloquant fit flags...]
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from scaloquant.metabolites import COMBINATIONS, indices_of
 
 INVIVO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "invivo"
 OSP = INVIVO / "philips-press-osprey" / "nifti"
@@ -43,6 +49,48 @@ CASES = {
 }  # fmt: skip
 
 
+def ratio_tcr(row: dict[str, str], key: str) -> float:
+    """``key``'s ratio to tCr in a ``results.csv`` row: its own column, else (quantify writes no
+    combined columns) the sum of its parts' (``COMBINATIONS``); NaN when it has no part."""
+    column = f"{key}_ratio_tcr"
+    if column in row:
+        return float(row[column])
+    names = [c[: -len("_ratio_tcr")] for c in row if c.endswith("_ratio_tcr")]
+    parts = indices_of(COMBINATIONS.get(key, (key,)), names)
+    if not parts:
+        return float("nan")
+    return sum(float(row[f"{names[i]}_ratio_tcr"]) for i in parts)
+
+
+def run_case(cmd: list[str], out: Path, verbose: bool) -> dict[str, str] | str:
+    """Run one scaloquant command writing ``out/results.csv``: its first row, or the tail of
+    its stderr when it failed."""
+    if verbose:
+        print(" ".join(cmd))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    if done.returncode:
+        return done.stderr[-2000:]
+    with open(out / "results.csv", newline="") as handle:
+        return next(csv.DictReader(handle))
+
+
+def ratio_line(
+    label: str, row: dict[str, str], reference: dict[str, float], tol: float | None
+) -> tuple[str, int]:
+    """The table line of one result row against the reference ratios, and its starred count."""
+    line, fails = f"{label:18s}", 0
+    for key, ref in reference.items():
+        ours = ratio_tcr(row, key)
+        rel = ours / ref - 1
+        bad = tol is not None and not abs(rel) <= tol
+        fails += bad
+        line += f"  {key} {ours:.3f}/{ref:.3f} ({100 * rel:+.0f}%){'*' if bad else ''}"
+    residual = float(row.get("fit_residual") or "nan")
+    if residual == residual:  # quantify leaves it empty (NaN) for a model
+        line += f"  residual {residual:.3f}"
+    return line, fails
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
@@ -53,7 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--cases", help="comma-separated subset of " + ", ".join(CASES))
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--physics",
+        nargs="+",
+        default=[],
+        metavar="CASE=CKPT",
+        help="physics-model checkpoint per case",
+    )
     args = parser.parse_args(argv)
+    physics: dict[str, Path] = {}
+    for item in args.physics:
+        name, sep, ckpt = item.partition("=")
+        if not sep or name not in CASES:
+            print(f"--physics takes CASE=CKPT with CASE one of {', '.join(CASES)}; got {item!r}")
+            return 2
+        physics[name] = Path(ckpt)
     if not INVIVO.is_dir():
         print(f"{INVIVO} is absent")
         return 1
@@ -63,24 +125,27 @@ def main(argv: list[str] | None = None) -> int:
         inputs, reference, tol = CASES[name]
         out = args.out / name
         cmd = [sys.executable, "-m", "scaloquant", "fit", *map(str, inputs), "--out", str(out)]
-        cmd += ["--overwrite", *extra]
-        if args.verbose:
-            print(" ".join(cmd))
-        done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-        if done.returncode:
-            print(f"{name}: failed\n{done.stderr[-2000:]}")
+        row = run_case([*cmd, "--overwrite", *extra], out, args.verbose)
+        if isinstance(row, str):
+            print(f"{name}: failed\n{row}")
             fails += 1
             continue
-        with open(out / "results.csv", newline="") as handle:
-            row = next(csv.DictReader(handle))
-        line = f"{name:18s}"
-        for key, ref in reference.items():
-            ours = float(row[f"{key}_ratio_tcr"])
-            rel = ours / ref - 1
-            bad = tol is not None and abs(rel) > tol
+        line, bad = ratio_line(name, row, reference, tol)
+        fails += bad
+        print(line, flush=True)
+        if name in physics:
+            out = args.out / f"{name}-physics"
+            model = ["--model", str(physics[name]), "--out", str(out), "--overwrite"]
+            # one data file per case; the case's basis is in the checkpoint
+            cmd = [sys.executable, "-m", "scaloquant", "quantify", str(inputs[0]), *model]
+            row = run_case(cmd, out, args.verbose)
+            if isinstance(row, str):
+                print(f"{name} physics: failed\n{row}")
+                fails += 1
+                continue
+            line, bad = ratio_line("  physics", row, reference, tol)
             fails += bad
-            line += f"  {key} {ours:.3f}/{ref:.3f} ({100 * rel:+.0f}%){'*' if bad else ''}"
-        print(line + f"  residual {float(row['fit_residual']):.3f}", flush=True)
+            print(line, flush=True)
     print(f"ratios outside tolerance: {fails}")
     return 0
 
