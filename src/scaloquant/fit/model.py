@@ -40,6 +40,14 @@ def check_compatible(fid: FID, basis: BasisSet) -> None:
 #: lineshapes swapped (0.94 for Cr/PCr, 0.97 for GPC/PCho; at most 0.84 for other close pairs of
 #: the default basis, e.g. Gly/Ins).
 TWIN_MIN_SIMILARITY = 0.9
+#: The global moves of both solvers (:mod:`scaloquant.fit.varpro`, :mod:`scaloquant.fit.search`):
+#: a group is restarted as lost when its shift lies within this fraction of the half-width of the
+#: shift bounds from one of them, or its damping within this fraction of the damping range from
+#: the upper bound.
+LOST_MARGIN = 0.2
+#: Residual SD, relative to an independent noise estimate (a signal-free region), above which
+#: the search is repeated from a second start (both solvers).
+MISFIT_RATIO = 1.5
 
 
 def twin_groups(

@@ -32,17 +32,11 @@ import torch
 from ..types import BasisSet
 from . import batched
 from .config import FitConfig
-from .model import twin_groups
+from .model import LOST_MARGIN, MISFIT_RATIO, twin_groups
 
-#: Share of the shift bounds' half-width (and of the damping range, at its top) in which a
-#: group counts as lost (the value of :data:`scaloquant.fit.varpro.LOST_MARGIN`).
-LOST_MARGIN = 0.2
 #: LM iterations of a move's probe, and the margin over the current cost it must be within.
 PROBE_ITERATIONS = 5
 PROBE_MARGIN = 0.05
-#: A residual above this many times the independent noise estimate (per real part, from a
-#: signal-free region) calls for a second search (:data:`scaloquant.fit.varpro.MISFIT_RATIO`).
-MISFIT_RATIO = 1.5
 
 
 def applies(config: FitConfig) -> bool:

@@ -67,7 +67,7 @@ from scipy.optimize import least_squares, nnls
 
 from ..types import BasisSet
 from .config import FitConfig
-from .model import Design, NonlinearParameters, stack_complex
+from .model import LOST_MARGIN, MISFIT_RATIO, Design, NonlinearParameters, stack_complex
 
 #: Fraction of the signal left where a broadened continuation stage truncates its FIDs.
 STAGE_TRUNCATION_LEVEL = 1e-4
@@ -80,13 +80,6 @@ STAGE_TOLERANCE = 1e-3
 #: noisy cost were within 5% of it, for 45% of the evaluations.
 MOVE_PROBE_EVALUATIONS = 5
 MOVE_PROBE_MARGIN = 0.05
-#: A group is restarted as lost (:func:`_global_moves`) when its shift lies within this fraction
-#: of the half-width of the shift bounds from one of them, or its damping within this fraction of
-#: the damping range from the upper bound.
-LOST_MARGIN = 0.2
-#: Residual SD, relative to an independent noise estimate, above which :func:`fit_one` repeats
-#: its search from a second start.
-MISFIT_RATIO = 1.5
 #: Convergence tolerance of the final stage's search (its first fit and the restarts and swaps
 #: of :func:`_global_moves`): only the best of them is then polished to ``config.tolerance``.
 SEARCH_TOLERANCE = 1e-5
