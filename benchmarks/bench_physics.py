@@ -33,14 +33,24 @@ estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussi
 
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
-[--no-fit]``
+[--no-fit] [--quantify N [--quantify-fit-n 32]]``
+
+``--quantify N``: end to end instead (file in, results out): ``scaloquant quantify`` on one
+NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` for every checkpoint and every
+``--polish`` K, and ``scaloquant fit --preset simulated`` on its first ``--quantify-fit-n``, each
+a new process with ``--threads`` (``main_end_to_end``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -247,6 +257,73 @@ def main_default(args, models) -> None:
         _models_on(models, params_truth, fids, args.polish, args.n, unit="", fit=fit)
 
 
+def _cli(args: list[str], threads: int) -> float:
+    """Wall seconds of ``scaloquant ARGS --threads T`` in a new process (start and imports
+    included: what a user waits for)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "scaloquant", *args, "--threads", str(threads)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def main_end_to_end(args) -> None:
+    """``--quantify N``: file in, results out. ``N`` default-simulator spectra at ``--snr``
+    written as one NIfTI-MRS file; ``scaloquant quantify FILE --model CKPT --max-figures 0``
+    for every checkpoint at every ``--polish`` K (a copy of the checkpoint with
+    ``polish_iterations = K``), and ``scaloquant fit FILE --preset simulated`` on the first
+    ``--quantify-fit-n`` of them, each with ``--threads``."""
+    from scaloquant.io import write_nifti_mrs
+    from scaloquant.models.checkpoint import CHECKPOINT_KEY
+
+    basis = default_basis()
+    config = replace(SimulationConfig(), snr=(args.snr, args.snr))
+    data = next(simulate_dataset(basis, config, args.quantify, args.seed, chunk_size=args.quantify))
+
+    def fid(samples):
+        return FID(
+            samples=samples[:, None, None, :],
+            dwell_time_s=basis.dwell_time_s,
+            spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+            ppm_reference=basis.ppm_reference,
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        every = write_nifti_mrs(tmp / "all.nii.gz", fid(data.fids))
+        print(
+            f"end to end: {args.quantify} default-simulator spectra at SNR {args.snr:g} in one "
+            f"NIfTI-MRS file, --threads {args.threads}, load average {os.getloadavg()[0]:.1f}"
+        )
+        for i, path in enumerate(args.checkpoints):
+            for k in args.polish:
+                ckpt = torch.load(path, weights_only=True)
+                ckpt[CHECKPOINT_KEY]["quantifier"]["polish_iterations"] = k
+                copy = tmp / f"model{i}_k{k}.ckpt"
+                torch.save(ckpt, copy)
+                out = tmp / f"out{i}_k{k}"
+                cmd = ["quantify", str(every), "--model", str(copy), "--out", str(out)]
+                seconds = _cli([*cmd, "--max-figures", "0"], args.threads)
+                name = ckpt[CHECKPOINT_KEY]["quantifier"]["model"]
+                print(
+                    f"  scaloquant quantify --model {name} K={k}: {seconds:.1f} s, "
+                    f"{args.quantify / seconds:.1f} spectra/s"
+                )
+        n_fit = min(args.quantify_fit_n, args.quantify)
+        if n_fit:
+            part = write_nifti_mrs(tmp / "part.nii.gz", fid(data.fids[:n_fit]))
+            cmd = ["fit", str(part), "--preset", "simulated", "--out", str(tmp / "fit")]
+            seconds = _cli([*cmd, "--max-figures", "0"], args.threads)
+            print(
+                f"  scaloquant fit --preset simulated ({n_fit} of them): {seconds:.1f} s, "
+                f"{n_fit / seconds:.2f} spectra/s"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="*")
@@ -264,7 +341,18 @@ def main() -> None:
         help="representable: without residual water, eddy-current phase and baseline humps, "
         "the terms the fit's model lacks (it has a spline baseline, no water, no eddy currents)",
     )
+    ap.add_argument(
+        "--quantify",
+        type=int,
+        default=0,
+        metavar="N",
+        help="end to end instead: scaloquant quantify on a file of N spectra (and fit)",
+    )
+    ap.add_argument("--quantify-fit-n", type=int, default=32)
     args = ap.parse_args()
+    if args.quantify:
+        main_end_to_end(args)
+        return
     torch.set_num_threads(args.threads)
     models = [load_model(path).quantifier for path in args.checkpoints]
     if args.simulation == "default":

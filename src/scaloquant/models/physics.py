@@ -66,11 +66,9 @@ DEFAULT_POLISH_ITERATIONS = 5
 #: Relative residual ``|y - S a|_W^2 / |y|_W^2`` below which a polished spectrum counts as
 #: fitted exactly and is spared the global moves (:meth:`PhysicsQuantifier.moves_where_inexact`).
 #: Noise keeps it far above this at any SNR the simulator draws (SNR 1000: ~1e-6); noiseless
-#: spectra the polish has solved are at 1e-20 or below.
+#: spectra the polish has solved end at 1e-15 or below (64 noiseless default spectra, the
+#: ``quick`` network, ``K = 20``: 44 there, the other 20 at 5e-4 to 4e-3, local minima).
 EXACT_RELATIVE_COST = 1e-12
-#: The polish's LM iterations with single-precision columns (:data:`scaloquant.fit.batched.TRIAL_DTYPE`,
-#: as the fit's own iterations; the final evaluation in float64).
-POLISH_TRIAL_COLUMNS = True
 
 
 def _tuples(value: Any) -> Any:
@@ -634,7 +632,10 @@ class PhysicsQuantifier(nn.Module):
                 lower,
                 upper,
                 max_iterations=k,
-                column_dtype=batched.TRIAL_DTYPE if POLISH_TRIAL_COLUMNS else None,
+                # single-precision columns, as the fit's iterations (the evaluation it returns
+                # is formed again in float64): 64 noiseless spectra, K = 20 without moves,
+                # 55.1 -> 34.6 s, same MAE
+                column_dtype=batched.TRIAL_DTYPE,
             )
             if self.config.polish_moves:
                 sol = self.moves_where_inexact(problem, sol, y, noise_var, centre)
