@@ -552,9 +552,11 @@ class PhysicsQuantifier(nn.Module):
         rows = torch.nonzero(sol.evaluation.cost / norm > EXACT_RELATIVE_COST)[:, 0]
         if rows.numel() == 0:
             return sol
+        # the LM's own evaluation of those rows (what the moves got before the selection; no
+        # second evaluation)
         sub = batched.Solution(
             sol.theta[rows],
-            batched.evaluate(problem, sol.theta[rows], y[rows], noise_var[rows]),
+            batched._take(sol.evaluation, rows),
             sol.iterations[rows],
             sol.converged[rows],
         )
