@@ -99,8 +99,8 @@ def register(subparsers: Any) -> None:
         help="hlsvd: subtract the residual water (HLSVD components at 4.4-5.2 ppm) from the "
         "data before the fit (default: none)",
     )
-    m.add_argument("--device", help="torch device of the batched solver, e.g. cpu or cuda")
-    add_threads_flag(p, what="the batched solver")
+    m.add_argument("--device", help="torch device of the solver, e.g. cpu or cuda")
+    add_threads_flag(p, what="the solver")
     p.set_defaults(handler=handle)
 
 

@@ -75,7 +75,8 @@ class Options:
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
     max_figures : fit figures at most (for the spectra with the largest signal).
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
-    n_workers : processes of the classical fit.
+    n_workers : no longer used (the processes of the retired scipy fit; the fit runs on torch's
+        threads); kept for callers that pass it.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
         that states its echo time is scaled with that one.
