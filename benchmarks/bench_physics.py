@@ -22,16 +22,15 @@ the truth.
 ``--simulation default``: test spectra of the paper's default simulator instead
 (:func:`scaloquant.simulate.simulate_dataset` with ``SimulationConfig()``, seed ``--seed``, a
 stream independent of any training seed's; the SNR set is the same draw with the simulator's
-noise at ``--snr``), for models trained with ``--simulation default``; the fits are
-``FIT_PRESETS["simulated"]`` (batched) and the scipy ``simulated-scipy`` preset (``--no-scipy`` leaves
-the latter out), on the same spectra. MAE over the 20 metabolites (``Mac`` left out), in the
+noise at ``--snr``), for models trained with ``--simulation default``; the fit is
+``FIT_PRESETS["simulated"]``, on the same spectra. MAE over the 20 metabolites (``Mac`` left out), in the
 simulator's amplitude units (``[0, 1]``). For ``K = 0`` the calibration of the network's own SD
 (:attr:`scaloquant.models.physics.PhysicsEstimate.network_sd`) is printed too: the share of
 estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussian SD).
 
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
-[--no-fit] [--no-scipy]``
+[--no-fit]``
 """
 
 from __future__ import annotations
@@ -166,9 +165,6 @@ def main_default(args, models) -> None:
         _models_on(models, params_truth, fids, args.polish, args.n, unit="")
         if not args.no_fit:
             _fit("fit (simulated)", fids, basis, FIT_PRESETS["simulated"], truth, args.n)
-            if not args.no_scipy:
-                scipy_fit = FIT_PRESETS["simulated-scipy"]
-                _fit("fit (simulated-scipy)", fids, basis, scipy_fit, truth, args.n)
 
 
 def main() -> None:
@@ -180,7 +176,6 @@ def main() -> None:
     ap.add_argument("--polish", type=int, nargs="+", default=[0, 5, 20])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-fit", action="store_true")
-    ap.add_argument("--no-scipy", action="store_true", help="default simulation: no scipy fit")
     ap.add_argument("--simulation", choices=("invivo", "default"), default="invivo")
     ap.add_argument(
         "--prior",

@@ -32,7 +32,7 @@ def test_weighted_median_shift_is_the_amplitude_weighted_median(problem):
     previous = torch.full((b,), 0.7, dtype=torch.float64)
     got = search.weighted_median_shift(problem, theta, torch.as_tensor(amplitudes), previous)
     weight = amplitudes @ problem.group_matrix.numpy()
-    for i in range(b - 1):  # the definition, spectrum by spectrum (as fit.varpro's)
+    for i in range(b - 1):  # the definition, spectrum by spectrum
         order = np.argsort(shifts[i])
         cumulative = np.cumsum(weight[i][order])
         want = shifts[i][order][np.searchsorted(cumulative, cumulative[-1] / 2)]

@@ -303,3 +303,15 @@ def test_default_simulation_moves_undo_a_twin_swap():
         est = model.estimate(x, polish_iterations=20, network_theta=start)
         errors[moves] = np.abs(est.amplitudes.numpy() - amplitudes).mean()
     assert errors[True] < 1e-6 < 1e-3 < errors[False]
+
+
+def test_checkpoints_saved_with_the_scipy_solvers_settings_still_load():
+    """A physics-head checkpoint stores ``FitConfig.to_dict()``; those saved before the scipy
+    solver was retired also hold ``solver="batched"``, ``tolerance`` and ``max_evaluations``
+    (as lists where tuples belong): they rebuild the same model."""
+    from scaloquant.fit.config import FIT_PRESETS
+    from scaloquant.models.physics import fit_config_from_dict
+
+    for preset in FIT_PRESETS.values():
+        old = {**preset.to_dict(), "solver": "batched", "tolerance": 1e-6, "max_evaluations": 100}
+        assert fit_config_from_dict(old) == preset

@@ -37,12 +37,14 @@ the priors' diagonal. Bounds are enforced by projection. ``dS/dtheta`` needs two
 converged leave the batch.
 
 Global strategy, batched: a cross-correlation start for the shift and a least-squares start
-for ``phi0``; the continuation stages of :mod:`scaloquant.fit.varpro` (data and basis broadened
-alike by ``exp(-L t)``, coarse to fine, each on the FID's first samples while ``exp(-L t)`` is
-above 0.1: :func:`stage_points`); the per-metabolite deviations are freed only in the
+for ``phi0``; continuation stages (``FitConfig.continuation_broadening_per_s``: data and basis
+broadened alike by ``exp(-L t)``, coarse to fine, each on the FID's first samples while
+``exp(-L t)`` is above 0.1: :func:`stage_points`; exact, not approximate, since the same factor
+multiplies data and model, and with large ``L`` multiplets merge and the residual is smooth in
+the shifts, so each stage only has to reach the next one's basin); the per-metabolite deviations are freed only in the
 final stage, with ``sigma`` taken from the previous stage's residual (or the signal-free region).
 With ``grouping="per_metabolite"`` also the re-centred shift bounds, resets, twin swaps and
-second search of :mod:`scaloquant.fit.varpro`, batched (:mod:`scaloquant.fit.search`).
+second search of :mod:`scaloquant.fit.search`.
 
 Cramér–Rao bounds (:func:`crlb`): the Fisher information of all parameters (amplitudes,
 identifiable nonlinear parameters, baseline with its penalty as a Gaussian prior, the
@@ -74,7 +76,7 @@ from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..types import BasisSet
 from .config import FitConfig, macromolecule_names
-from .model import make_layout, metabolite_and_mm_groups
+from .model import metabolite_and_mm_groups, named_groups
 from .scale import signal_per_proton
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit. At a good fit
@@ -177,8 +179,7 @@ def group_layout(basis: BasisSet, config: FitConfig) -> tuple[np.ndarray, tuple[
         return np.zeros(len(names), dtype=int), ("all",)
     if config.grouping == "metabolites_and_mm":
         return metabolite_and_mm_groups(names, basis.metadata)
-    layout = make_layout(names, config)
-    return layout.group_of, layout.group_names
+    return named_groups(names, config.grouping)
 
 
 @dataclass(frozen=True)
@@ -1428,8 +1429,8 @@ def phase0_given_amplitudes(
 ) -> torch.Tensor:
     """``phi0`` ``(B,)`` that aligns the model ``S a`` of the given ``amplitudes`` ``(B, M)``
     (at ``theta`` with ``phi0 = 0``) with the data windows ``y`` ``(B, K)``: the angle of
-    ``<S a, y>_W``, the baseline's span removed (as
-    :func:`scaloquant.fit.start.phase0_given_amplitudes_rad`)."""
+    ``<S a, y>_W``, the baseline's span removed: it minimises ``|y - exp(i phi0) S a|_W^2``
+    over ``phi0`` exactly (only ``-2 Re(exp(-i phi0) <S a, y>_W)`` depends on it)."""
     at_zero = theta.clone()
     at_zero[:, problem.slices()["phase0"]] = 0.0
     model = (columns(problem, at_zero)[0] @ amplitudes.to(y.dtype)[..., None])[..., 0]
@@ -1449,8 +1450,8 @@ def solve_given_amplitudes(
     phases, started from the cross-correlation shift, ``config.initial_damping_per_s`` and the
     ``phi0`` that aligns the model with the data (:func:`phase0_given_amplitudes`); then, with
     more than one group, a damping and shift per group started from those, with the resets
-    and twin swaps of :mod:`scaloquant.fit.search` for the per-metabolite model (the stages of
-    :func:`scaloquant.fit.varpro.fit_one_given_amplitudes`). No per-metabolite deviations and
+    and twin swaps of :mod:`scaloquant.fit.search` for the per-metabolite model. No
+    per-metabolite deviations and
     no continuation stages. The covariance is NaN (bounds of amplitudes that were not
     estimated would mean nothing); the noise SD from the residual, counting the nonlinear and
     baseline parameters as fitted."""

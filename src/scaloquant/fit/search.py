@@ -1,10 +1,11 @@
 """The global moves of the batched fit for the per-metabolite model, batched.
 
 With a shift and a damping per metabolite (``grouping="per_metabolite"``, the ``simulated``
-presets) the residual has many local minima: multiplets a few Hz apart and near-identical
+preset) the residual has many local minima: multiplets a few Hz apart and near-identical
 spectra (Cr/PCr, GPC/PCho) let a metabolite settle on a neighbour's line, and no continuous
-path leads a local fit out. :mod:`scaloquant.fit.varpro` escapes them with three measures, made
-here for a whole batch at once on :func:`scaloquant.fit.batched.levenberg_marquardt`:
+path leads a local fit out. The measures below escape them (those of the scipy fit this
+package had until issue 12, made here for a whole batch at once on
+:func:`scaloquant.fit.batched.levenberg_marquardt`):
 
 * Re-centred shift bounds (:func:`weighted_median_shift`): after every continuation stage the
   shift bounds are centred on the amplitude-weighted median shift of the groups found, not on

@@ -70,8 +70,9 @@ def _tuples(value: Any) -> Any:
 
 
 def fit_config_from_dict(d: Mapping[str, Any]) -> FitConfig:
-    """A :class:`FitConfig` from :meth:`FitConfig.to_dict` (lists back to tuples)."""
-    return dataclass_from_dict(FitConfig, {k: _tuples(v) for k, v in d.items()}, "fit")
+    """A :class:`FitConfig` from :meth:`FitConfig.to_dict` (lists back to tuples; the settings
+    of the retired scipy solver that older checkpoints hold, as :meth:`FitConfig.from_dict`)."""
+    return FitConfig.from_dict({k: _tuples(v) for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -785,8 +786,6 @@ def build_physics_quantifier(
     from ..scalogram import ScalogramConfig
 
     fit_config = FIT_PRESETS["invivo"] if fit_config is None else fit_config
-    if fit_config.solver != "batched":
-        raise ConfigError("a physics-head model needs the batched fit (solver='batched')")
     acquisition = basis.acquisition if acquisition is None else acquisition
     on_grid, prepared, conversions = prepared_on_grid(basis, acquisition, fit_config)
     if model == "scalogram_physics" and scalogram is None:

@@ -75,7 +75,8 @@ class Options:
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
     max_figures : fit figures at most (for the spectra with the largest signal).
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
-    n_workers : processes of the classical fit.
+    n_workers : no longer used (the processes of the retired scipy fit; the fit runs on torch's
+        threads); kept for callers that pass it.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
         that states its echo time is scaled with that one.
@@ -271,7 +272,7 @@ def _take(result: FitResult, index: Sequence[int]) -> FitResult:
     picked = {
         name: getattr(result, name).reshape(n, *getattr(result, name).shape[nd:])[list(index)]
         for name in _BATCH_FIELDS
-        if getattr(result, name) is not None  # fields only some solvers fill
+        if getattr(result, name) is not None  # fields some configurations leave empty
     }
     return replace(result, **picked)
 
@@ -590,30 +591,21 @@ def fit_inputs(
     basis_name: str,
     options: Options | None = None,
 ) -> Run:
-    """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`),
-    after matching it to the basis' grid as ``quantify`` matches to a model's.
+    """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`).
 
-    With the batched solver the basis goes to each input's grid instead (in
-    :func:`~scaloquant.fit.fit_spectra`; the conversions are reported with the input's), the
-    inputs are only checked against the basis' sequence and echo time, and the columns gain
-    LCModel's combined rows (tNAA, tCr, tCho, Glx, CRLB from the covariance). The per-spectrum
-    SNR and linewidth are the quality figures measured on the data
+    The basis goes to each input's grid (in :func:`~scaloquant.fit.fit_spectra`; the
+    conversions are reported with the input's), the inputs are only checked against the basis'
+    sequence and echo time, and the columns gain LCModel's combined rows (tNAA, tCr, tCho, Glx,
+    CRLB from the covariance). The per-spectrum SNR and linewidth are the quality figures measured on the data
     (:mod:`scaloquant.signal.quality`), for the fit as for ``quantify``."""
     from ..fit.result import combined
 
     options = options or Options()
-    batched = options.fit_config.solver == "batched"
-    if batched:  # the basis goes to each input's grid (in fit_spectra), not the data to its
-        prepared = [
-            _matched_inputs(
-                [inp], inp.fid.acquisition, basis.metadata, options.force, "the basis set"
-            )[0]
-            for inp in inputs
-        ]
-    else:
-        prepared = _matched_inputs(
-            inputs, basis.acquisition, basis.metadata, options.force, "the basis set"
-        )
+    # the basis goes to each input's grid (in fit_spectra), not the data to its
+    prepared = [
+        _matched_inputs([i], i.fid.acquisition, basis.metadata, options.force, "the basis set")[0]
+        for i in inputs
+    ]
     chosen = _figure_choice(prepared, options.max_figures)
     partial = []
     names = tuple(basis.names)
@@ -621,24 +613,18 @@ def fit_inputs(
         fid = prep.fid
         flat = fid.with_samples(_flat(fid))
         result = fit_spectra(flat, basis, options.fit_config, n_workers=options.n_workers)
+        sums = combined(result)
+        names = (*result.names, *sums)
+        amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
+        sd = np.stack([s for _, s in sums.values()], axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
         columns = {
-            "": result.amplitudes,
-            "_crlb_sd": result.crlb_sd,
-            "_crlb_pct": result.crlb_pct,
+            "": np.concatenate([result.amplitudes, amplitude], axis=-1),
+            "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
+            "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
         }
-        if batched:
-            sums = combined(result)
-            names = (*result.names, *sums)
-            amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
-            sd = np.stack([s for _, s in sums.values()], axis=-1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
-            columns = {
-                "": np.concatenate([result.amplitudes, amplitude], axis=-1),
-                "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
-                "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
-            }
-            prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
+        prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
         figures = {}
         if drawn:
             shown = _take(result, drawn)
@@ -653,12 +639,11 @@ def fit_inputs(
         f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
     ]
     facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
-    if batched:
-        from ..fit.batched import prepare_basis, same_scanner
+    from ..fit.batched import prepare_basis, same_scanner
 
-        # the names and macromolecules of the fitted model; areas do not depend on the grid
-        scanner = same_scanner(basis.spectrometer_freq_mhz, prepared[0].fid.spectrometer_freq_mhz)
-        basis = prepare_basis(basis, options.fit_config, same_scanner=scanner)
+    # the names and macromolecules of the fitted model; areas do not depend on the grid
+    scanner = same_scanner(basis.spectrometer_freq_mhz, prepared[0].fid.spectrometer_freq_mhz)
+    basis = prepare_basis(basis, options.fit_config, same_scanner=scanner)
     return _finish(
         "fit",
         names,
