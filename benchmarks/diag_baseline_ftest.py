@@ -10,14 +10,18 @@ LCModel fits the real part of the phased spectrum, and so does
 whose sum stays within ``1 + n / (N - n) F^-1(p; n, N - n)`` of the most flexible one's (``n``:
 active amplitudes, free nonlinear parameters and the baseline's dimensions of the most flexible
 fit) is printed for p = 0.02, 0.05, 0.08 (LCModel's ``PRMNMX``), with the ratios to tCr at every
-candidate, and the wall time of one fit with the preset's fixed stiffness and with
-``baseline_stiffness="ftest"`` (the package's rule: one fit per candidate). Compare LCModel's
-own choice with ``diag_invivo_components.py CASE``.
+candidate (``--no-scan`` skips these fits), then for each ``baseline_stiffness`` of ``--modes``
+the least wall and CPU time of ``--repeat`` fits (1 torch thread), the stiffness it chose and the ratios to tCr:
+``fixed`` (the preset's), ``ftest`` (the package's rule: candidates scored at the most flexible
+fit's lineshape, refits from the stiffest that passes there) and ``ftest-all`` (a refit per
+candidate). ``--set key=value`` changes the preset (values as JSON, e.g. ``--set
+lineshape=freeform``). Compare LCModel's own choice with ``diag_invivo_components.py CASE``.
 
 Usage::
 
     PYTHONPATH=src python benchmarks/diag_baseline_ftest.py CASE[,CASE...]
-        [--candidates 1,1.5,2,3,4,5,6,7] [--ppm-range 0.2 4.0]
+        [--candidates 1,1.5,2,3,4,5,6,7] [--ppm-range 0.2 4.0] [--no-scan] [--repeat 3]
+        [--modes fixed,ftest,ftest-all] [--set key=value ...]
 
 CASE: ``bench_lcmodel.py``'s in-vivo names (``philips_spant``, ``osprey_te30_sub1_ismrm``, ...).
 """
@@ -31,11 +35,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.special import fdtri
 
 import bench_lcmodel as bl
+from diag_invivo_components import _config
 from scaloquant.fit import batched, fit_spectra, fitted_spectra
-from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.result import phase_corrected
 from scaloquant.fit.spectra import prepared_on_grid
 
@@ -48,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cases")
     parser.add_argument("--candidates", default="1,1.5,2,3,4,5,6,7")
     parser.add_argument("--ppm-range", nargs=2, type=float, default=(0.2, 4.0))
+    parser.add_argument("--no-scan", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="timed fits per mode (the least)")
+    parser.add_argument("--modes", default="fixed,ftest,ftest-all")
+    parser.add_argument("--set", action="append", default=[], help="FitConfig key=value (JSON)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)
     candidates = sorted(float(v) for v in args.candidates.split(","))
     groups = bl.invivo_set(Path(tempfile.mkdtemp(prefix="diag_ftest_")))
     found = {c.name: (g, c) for g in groups for c in g.cases}
@@ -57,7 +67,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown case {name!r}; choose from {', '.join(found)}")
             return 1
         group, case = found[name]
-        base = replace(FIT_PRESETS["invivo"], ppm_range=tuple(args.ppm_range))
+        base = replace(
+            _config(args.set),
+            ppm_range=tuple(args.ppm_range),
+            baseline_ed_candidates_per_ppm=tuple(candidates),
+        )
+        for stiffness in args.modes.split(","):
+            config = replace(base, baseline_stiffness=stiffness)
+            wall, cpu = [], []
+            for _ in range(args.repeat):
+                t0, c0 = time.perf_counter(), time.process_time()
+                result = fit_spectra(case.fid, group.basis, config)
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+            picked = float(result.baseline_ed_per_ppm.reshape(-1)[0])
+            print(
+                f"{name:24s} {stiffness:9s} wall {min(wall):5.2f} s cpu {min(cpu):5.2f} s  "
+                f"{picked:g} ED/ppm  " + _ratios(result),
+                flush=True,
+            )
+        if args.no_scan:
+            continue
         fits, ssq_complex, ssq_real = [], [], []
         for ed in candidates:
             result = fit_spectra(case.fid, group.basis, replace(base, baseline_ed_per_ppm=ed))
@@ -82,23 +112,20 @@ def main(argv: list[str] | None = None) -> int:
                 pick = next(e for e, s in zip(candidates, ssq, strict=True) if s <= ssq[-1] * bound)
                 line += f"  p {p}: bound {bound:.3f} -> {pick:g}"
             print(line + "  SSQ/SSQ_ref " + " ".join(f"{s / ssq[-1]:.3f}" for s in ssq))
-        names = fits[0].names
         for ed, result in zip(candidates, fits, strict=True):
-            a = result.amplitudes.reshape(-1)
-            tcr = sum(a[names.index(n)] for n in ("Cr", "PCr") if n in names)
-            parts = [
-                f"{key} {sum(a[names.index(n)] for n in members if n in names) / tcr:.3f}"
-                for key, members in RATIOS.items()
-            ]
-            print(f"    {ed:g} ED/ppm: " + "  ".join(parts))
-        seconds = []
-        for stiffness in ("fixed", "ftest"):
-            config = replace(base, baseline_stiffness=stiffness)
-            t0 = time.perf_counter()
-            fit_spectra(case.fid, group.basis, config)
-            seconds.append(time.perf_counter() - t0)
-        print(f"    one fit: fixed {seconds[0]:.2f} s, ftest {seconds[1]:.2f} s")
+            print(f"    {ed:g} ED/ppm: " + _ratios(result))
     return 0
+
+
+def _ratios(result) -> str:
+    """The ratios of :data:`RATIOS` to tCr of a one-spectrum fit."""
+    names = result.names
+    a = result.amplitudes.reshape(-1)
+    tcr = sum(a[names.index(n)] for n in ("Cr", "PCr") if n in names)
+    return "  ".join(
+        f"{key} {sum(a[names.index(n)] for n in members if n in names) / tcr:.3f}"
+        for key, members in RATIOS.items()
+    )
 
 
 if __name__ == "__main__":

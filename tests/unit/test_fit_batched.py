@@ -230,3 +230,73 @@ def test_kernel_prior_is_the_second_differences_of_the_kernel(about):
         s[j + half + 1] = w
     direct = np.sum(np.diff(s, n=2) ** 2) / sd**2
     assert x @ q_mat @ x + 2 * q_vec @ x + const == pytest.approx(direct, rel=1e-12)
+
+
+def _fwhm_oracle(z: np.ndarray, dwell_time_s: float, ppm_of_hz, centre_ppm: float) -> float:
+    """FWHM (Hz) of the real spectrum of ``z`` ``(N,)`` zero-filled 64 times, read off its
+    half maximum by linear interpolation on each side of the peak within 0.15 ppm of
+    ``centre_ppm`` (float64 numpy)."""
+    n_fft = 64 * z.size
+    spec = np.fft.fftshift(np.fft.fft(z, n_fft)).real
+    hz = np.fft.fftshift(np.fft.fftfreq(n_fft, dwell_time_s))
+    near = np.abs(ppm_of_hz(hz) - centre_ppm) < 0.15
+    spec, hz = spec[near], hz[near]
+    top = int(np.argmax(spec))
+    half = spec[top] / 2
+    left = np.flatnonzero(spec[:top] <= half)[-1]
+    right = top + np.flatnonzero(spec[top:] <= half)[0]
+    f_left = np.interp(half, spec[left : left + 2], hz[left : left + 2])
+    f_right = np.interp(half, spec[right - 1 : right + 1][::-1], hz[right - 1 : right + 1][::-1])
+    return float(f_right - f_left)
+
+
+def test_fitted_linewidth_includes_the_freeform_kernel(small):
+    """The fit's FWHM (``FitResult.linewidth_hz``, :func:`scaloquant.fit.spectra._linewidth_hz`)
+    is that of the NAA line convolved with the free-form kernel: against a float64 numpy
+    oracle that applies the kernel in the time domain (a shift of ``j`` bins of the ``N``-point
+    spectrum is the modulation ``exp(2 pi i j n / N)``) and reads the half maximum off a 64x
+    zero-filled spectrum. A delta kernel gives the Voigt line's FWHM; the asymmetric kernel of
+    :func:`test_freeform_lineshape_recovers_a_kernel` widens it by about 2 Hz."""
+    from scaloquant.fit.result import FitResult
+    from scaloquant.fit.spectra import _linewidth_hz
+
+    basis, config, _, _ = small
+    m, b = basis.n_metabolites, 2
+    damping, shift, gauss = 8.0, 0.7, 60.0
+    offsets = bt.kernel_offsets(3)
+    asymmetric = {-2: 0.05, -1: 0.2, 0: 0.45, 1: 0.2, 2: 0.07, 3: 0.03}
+    kernel = np.array([[float(j == 0) for j in offsets], [asymmetric.get(j, 0.0) for j in offsets]])
+    zeros = np.zeros((b, m))
+    result = FitResult(
+        names=basis.names, amplitudes=np.ones((b, m)), crlb_sd=zeros, crlb_pct=zeros,
+        amplitude_covariance=np.zeros((b, m, m)), damping_per_s=np.full((b, m), damping),
+        shift_hz=np.full((b, m), shift), phase0_rad=np.zeros(b), phase1_rad_per_ppm=np.zeros(b),
+        phase1_pivot_ppm=basis.ppm_reference, gauss_per_s2=np.full(b, gauss),
+        baseline=np.zeros((b, 0)), noise_sd=np.ones(b), noise_estimate="residual",
+        residual_norm=np.zeros(b), n_evaluations=np.zeros(b), success=np.ones(b, dtype=bool),
+        messages=np.array(["", ""], dtype=object), ppm=basis.ppm_axis(), config=config,
+        gauss_by_metabolite_per_s2=np.full((b, m), gauss), lineshape_kernel=kernel,
+    )  # fmt: skip
+    got = _linewidth_hz(result, basis)
+    t = basis.time_axis_s()
+    n = np.arange(basis.n_points)
+    line = basis.fids[basis.index("NAA")] * np.exp(
+        (-damping + 2j * np.pi * shift) * t - gauss * t**2
+    )
+    expected = [
+        _fwhm_oracle(
+            line
+            * sum(
+                w * np.exp(2j * np.pi * j * n / n.size) for w, j in zip(row, offsets, strict=True)
+            ),
+            basis.dwell_time_s,
+            lambda hz: basis.ppm_reference + hz / basis.spectrometer_freq_mhz,
+            2.01,
+        )
+        for row in kernel
+    ]
+    print(f"FWHM {got} Hz, oracle {expected}")
+    np.testing.assert_allclose(got, expected, atol=0.02)
+    without = _linewidth_hz(replace(result, lineshape_kernel=None), basis)
+    np.testing.assert_allclose(without, got[0], rtol=1e-12)
+    assert got[1] > got[0] + 1.0

@@ -263,6 +263,13 @@ def kernel_bins(basis: BasisSet, config: FitConfig) -> int:
     return max(1, round(config.freeform_halfwidth_hz / bin_hz))
 
 
+def kernel_offsets(half_bins: int) -> list[int]:
+    """Bin offsets of the free-form kernel's weights, centre first: ``0, -J..-1, 1..J`` for
+    ``J = half_bins`` (the order of :attr:`Problem.kernel_offsets` and of
+    ``FitResult.lineshape_kernel``)."""
+    return [0] + [j for j in range(-half_bins, half_bins + 1) if j != 0]
+
+
 def kernel_prior(
     half_bins: int, sd: float, about: str = "lcmodel"
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -273,7 +280,7 @@ def kernel_prior(
     :func:`make_problem`'s offsets. ``about="delta"``: the second differences of ``s - e0``,
     the kernel's departure from a delta (``q = 0``, ``c = 0``: the Voigt model costs
     nothing)."""
-    offsets = [0] + [j for j in range(-half_bins, half_bins + 1) if j != 0]
+    offsets = kernel_offsets(half_bins)
     width = 2 * half_bins + 3  # bins -J-1 .. J+1
     embed = np.zeros((width, len(offsets) - 1))
     centre = np.zeros(width)
@@ -338,7 +345,7 @@ def make_problem(
         whiten = solve = np.zeros((0, ppm.size))
         ed = 0.0
     half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
-    offsets = [0] + [j for j in range(-half, half + 1) if j != 0]
+    offsets = kernel_offsets(half)
     n_kernel = len(offsets) - 1
     n_param = 3 * g + 2 + 2 * m + n_kernel
     if 2 * ppm.size <= m + n_param + 2 * ed:
@@ -1533,6 +1540,70 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     return theta
 
 
+def _real_ssq(
+    fids: np.ndarray, problem: Problem, fit: BatchedFit, reference: BatchedFit
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(S (B,), active amplitudes (B,))``: the sum of squares of the real part of ``fit``'s
+    residual over ``problem``'s window (amplitudes and baseline solved at ``fit``'s lineshape
+    and ``problem``'s stiffness) with ``reference``'s phases removed."""
+    device = problem.ppm.device
+    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
+    n = fids.shape[0]
+    ssq, active = np.empty(n), np.empty(n)
+    offset = problem.ppm - problem.pivot_ppm
+    for lo in range(0, n, chunk):
+        rows = slice(lo, min(n, lo + chunk))
+        x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
+        zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
+        phi0 = torch.as_tensor(reference.phase0_rad[rows], device=device)[:, None]
+        phi1 = torch.as_tensor(reference.phase1_rad_per_ppm[rows], device=device)[:, None]
+        unphase = torch.exp(-1j * (phi0 + phi1 * offset.to(phi1.dtype)))  # (b, K)
+        ev = evaluate(
+            problem, _theta_of(problem, fit, rows), data_window(problem, x), zeros,
+            derivatives=False,
+        )  # fmt: skip
+        r = complex_residual(ev)
+        r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+        ssq[rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
+        active[rows] = ev.passive.sum(-1).cpu().numpy()
+    return ssq, active
+
+
+def baseline_ftest_bound(
+    fids: np.ndarray, basis: BasisSet, config: FitConfig, reference: BatchedFit
+) -> np.ndarray:
+    """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave under
+    LCModel's F-test (:func:`choose_baseline_ed`): ``S_ref (1 + n / (K - n) F^-1(p; n, K -
+    n))`` of ``reference``, the fit with the most flexible candidate."""
+    from scipy.special import fdtri
+
+    flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
+    problem = make_problem(basis, flexible, device=torch.device(config.device))
+    ssq, active = _real_ssq(fids, problem, reference, reference)
+    points = problem.ppm.numel()
+    dof = np.clip(active + int(problem.free.sum()) + problem.baseline_ed, 1, points - 2)
+    aim = 1 + dof / (points - dof) * fdtri(dof, points - dof, config.baseline_ftest_probability)
+    return ssq * aim
+
+
+def baseline_ftest_ssq(
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    ed_per_ppm: float,
+    fit: BatchedFit,
+    reference: BatchedFit,
+) -> np.ndarray:
+    """The residual sum of squares ``(B,)`` that :func:`choose_baseline_ed` compares with
+    :func:`baseline_ftest_bound`: the real part of the residual of ``fit``'s lineshape with a
+    baseline of ``ed_per_ppm`` effective dimensions per ppm (amplitudes and baseline solved
+    again), ``reference``'s phases removed."""
+    problem = make_problem(
+        basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=torch.device(config.device)
+    )
+    return _real_ssq(fids, problem, fit, reference)[0]
+
+
 def choose_baseline_ed(
     fids: np.ndarray, basis: BasisSet, config: FitConfig, fits: Sequence[BatchedFit]
 ) -> np.ndarray:
@@ -1563,39 +1634,13 @@ def choose_baseline_ed(
             f"got {len(fits)}"
         )
     reference = fits[-1]
-    from scipy.special import fdtri
-
-    device = torch.device(config.device)
+    bound = baseline_ftest_bound(fids, basis, config, reference)
     candidates = config.baseline_ed_candidates_per_ppm
-    problems = [
-        make_problem(basis, replace(config, baseline_ed_per_ppm=ed), device=device)
-        for ed in candidates
-    ]
-    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
-    n = fids.shape[0]
-    ssq = np.empty((len(candidates), n))
-    dof = np.empty(n)
-    for lo in range(0, n, chunk):
-        rows = slice(lo, min(n, lo + chunk))
-        x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
-        zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
-        phi0 = torch.as_tensor(reference.phase0_rad[rows], device=device)[:, None]
-        phi1 = torch.as_tensor(reference.phase1_rad_per_ppm[rows], device=device)[:, None]
-        offset = problems[-1].ppm - problems[-1].pivot_ppm
-        unphase = torch.exp(-1j * (phi0 + phi1 * offset.to(phi1.dtype)))  # (b, K)
-        for k, problem in enumerate(problems):
-            ev = evaluate(
-                problem, _theta_of(problem, fits[k], rows), data_window(problem, x), zeros,
-                derivatives=False,
-            )  # fmt: skip
-            r = complex_residual(ev)
-            r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-            ssq[k, rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
-        flexible = problems[-1]
-        free = int(flexible.free.sum())
-        dof[rows] = ev.passive.sum(-1).cpu().numpy() + free + flexible.baseline_ed
-    points = problems[-1].ppm.numel()
-    dof = np.clip(dof, 1, points - 2)
-    aim = 1 + dof / (points - dof) * fdtri(dof, points - dof, config.baseline_ftest_probability)
-    within = ssq <= ssq[-1] * aim  # (C, B); the reference always is
+    within = np.stack(
+        [
+            baseline_ftest_ssq(fids, basis, config, ed, fit, reference) <= bound
+            for ed, fit in zip(candidates[:-1], fits[:-1], strict=True)
+        ]
+        + [np.ones(fids.shape[0], dtype=bool)]
+    )  # (C, B); the reference always is within
     return np.asarray(candidates)[np.argmax(within, axis=0)]

@@ -189,7 +189,7 @@ class FitConfig:
     baseline: Literal["none", "poly", "spline"] | None = None
     baseline_knot_spacing_ppm: float = 0.15
     baseline_ed_per_ppm: float = 2.0
-    baseline_stiffness: Literal["fixed", "ftest"] = "fixed"
+    baseline_stiffness: Literal["fixed", "ftest", "ftest-all", "ftest-one"] = "fixed"
     baseline_ed_candidates_per_ppm: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
     baseline_ftest_probability: float = 0.05
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
@@ -274,7 +274,7 @@ class FitConfig:
             raise ConfigError(
                 f"freeform_prior must be 'lcmodel' or 'delta', got {self.freeform_prior!r}"
             )
-        if self.baseline_stiffness not in ("fixed", "ftest"):
+        if self.baseline_stiffness not in ("fixed", "ftest", "ftest-all", "ftest-one"):
             raise ConfigError(
                 f"baseline_stiffness must be 'fixed' or 'ftest', got {self.baseline_stiffness!r}"
             )
