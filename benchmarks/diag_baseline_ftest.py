@@ -1,29 +1,30 @@
-"""LCModel's F-test for the baseline stiffness, done with full refits, on the in-vivo spectra.
+"""LCModel's F-test for the baseline stiffness on the in-vivo spectra: the package's rule against
+full refits at every candidate.
 
-Every spectrum is fitted with the ``invivo`` preset at each fixed stiffness of ``--candidates``
-(effective dimensions per ppm; ``--ppm-range``, LCModel's 0.2-4.0 by default). For each, the
-residual sum of squares of the phased spectrum is taken two ways: the complex residual (``N`` =
-2K real numbers over the K window points, the baseline's effective dimension counted twice,
-the package's first port of the rule) and its real part only (``N`` = K, the baseline once:
-LCModel fits the real part of the phased spectrum, and so does
-:func:`scaloquant.fit.batched.choose_baseline_ed` now). The stiffest candidate
-whose sum stays within ``1 + n / (N - n) F^-1(p; n, N - n)`` of the most flexible one's (``n``:
-active amplitudes, free nonlinear parameters and the baseline's dimensions of the most flexible
-fit) is printed for p = 0.02, 0.05, 0.08 (LCModel's ``PRMNMX``), with the ratios to tCr at every
-candidate (``--no-scan`` skips these fits), then for each ``baseline_stiffness`` of ``--modes``
-the least wall and CPU time of ``--repeat`` fits (1 torch thread), the stiffness it chose and the ratios to tCr:
-``fixed`` (the preset's), ``ftest`` (the package's rule: candidates scored at the most flexible
-fit's lineshape, refits from the stiffest that passes there) and ``ftest-all`` (a refit per
-candidate). ``--set key=value`` changes the preset (values as JSON, e.g. ``--set
+First, for each ``baseline_stiffness`` of ``--modes`` (``fixed``: the preset's 2 ED/ppm;
+``ftest``: the package's rule, :func:`scaloquant.fit.spectra._solve`), the least wall and CPU
+time of ``--repeat`` fits of the spectrum (1 torch thread), the stiffness chosen and the ratios
+to tCr. Then (``--no-scan`` skips it) every spectrum is fitted with the ``invivo`` preset at each
+fixed stiffness of ``--candidates`` (effective dimensions per ppm; ``--ppm-range``, LCModel's
+0.2-4.0 by default). For each, the residual sum of squares of the phased spectrum is taken two
+ways: the complex residual (``N`` = 2K real numbers over the K window points, the baseline's
+effective dimension counted twice, the package's first port of the rule) and its real part only
+(``N`` = K, the baseline once: LCModel fits the real part of the phased spectrum, and so does
+:func:`scaloquant.fit.batched.baseline_ftest_bound` now). The stiffest candidate whose sum
+stays within ``1 + n / (N - n) F^-1(p; n, N - n)`` of the most flexible one's (``n``: active
+amplitudes, free nonlinear parameters and the baseline's dimensions of the most flexible fit)
+is printed for p = 0.02, 0.05, 0.08 (LCModel's ``PRMNMX``), with the ratios to tCr at every
+candidate. ``--set key=value`` changes the preset (values as JSON, e.g. ``--set
 lineshape=freeform``). Compare LCModel's own choice with ``diag_invivo_components.py CASE``.
 
 Usage::
 
     PYTHONPATH=src python benchmarks/diag_baseline_ftest.py CASE[,CASE...]
         [--candidates 1,1.5,2,3,4,5,6,7] [--ppm-range 0.2 4.0] [--no-scan] [--repeat 3]
-        [--modes fixed,ftest,ftest-all] [--set key=value ...]
+        [--modes fixed,ftest] [--set key=value ...]
 
-CASE: ``bench_lcmodel.py``'s in-vivo names (``philips_spant``, ``osprey_te30_sub1_ismrm``, ...).
+CASE: ``bench_lcmodel.py``'s in-vivo names (``philips_spant``, ``osprey_te30_sub1_ismrm``, ...,
+``siemens_suspect``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ppm-range", nargs=2, type=float, default=(0.2, 4.0))
     parser.add_argument("--no-scan", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="timed fits per mode (the least)")
-    parser.add_argument("--modes", default="fixed,ftest,ftest-all")
+    parser.add_argument("--modes", default="fixed,ftest")
     parser.add_argument("--set", action="append", default=[], help="FitConfig key=value (JSON)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -133,12 +133,9 @@ def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
     assert abs(mm20[0]) == pytest.approx((1.33 + 0.33 + 0.33 + 0.40) * unit, rel=1e-9)
 
 
-def test_baseline_stiffness_follows_the_data(small):
-    """LCModel's rule (``baseline_stiffness="ftest"``): data whose baseline is a straight line
-    (in the spline penalty's null space) get a stiff one (1 or 1.5 or 2 effective dimensions per
-    ppm: a flexible spline only fits noise there); the same data on a baseline
-    that undulates every 0.5 ppm, which only a flexible spline follows, get one of the two most
-    flexible."""
+def stiffness_data(small) -> FID:
+    """Two noisy spectra of ``small`` on its straight baselines, then the same two on a baseline
+    that undulates every 0.5 ppm as well."""
     basis, config, _, fids = small
     rng = np.random.default_rng(11)
     noise = (
@@ -153,8 +150,19 @@ def test_baseline_stiffness_follows_the_data(small):
         np.fft.ifftshift(spectrum + 0.3 * np.abs(spectrum).max() * wave, axes=-1), axis=-1
     )
     data = np.concatenate([fids[:2] + noise[:2], wavy])
+    return FID(data, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+
+
+def test_baseline_stiffness_follows_the_data(small):
+    """LCModel's rule (``baseline_stiffness="ftest"``): data whose baseline is a straight line
+    (in the spline penalty's null space) get a stiff one (1 or 1.5 or 2 effective dimensions per
+    ppm: a flexible spline only fits noise there); the same data on a baseline
+    that undulates every 0.5 ppm, which only a flexible spline follows, get one of the two most
+    flexible."""
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    data = fid.samples
     ftest = replace(config, baseline_stiffness="ftest")
-    fid = FID(data, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     result = fit_spectra(fid, basis, ftest)
     candidates = ftest.baseline_ed_candidates_per_ppm
     # noise alone decides among the stiff ones (the F-test's point): stiffer than the default
@@ -163,6 +171,60 @@ def test_baseline_stiffness_follows_the_data(small):
     assert np.all(result.baseline_ed_per_ppm[2:] >= candidates[-2])
     fixed = fit_spectra(fid.with_samples(data[:2]), basis, config)
     np.testing.assert_array_equal(fixed.baseline_ed_per_ppm, config.baseline_ed_per_ppm)
+
+
+def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
+    """The cheap search of ``baseline_stiffness="ftest"`` (scores at the flexible fit's
+    lineshape, then refits one candidate stiffer at a time; ``fit.spectra._solve``) against the
+    rule done in full: every candidate refitted from the most flexible fit, the stiffest whose
+    real-part residual is within the F-test bound. Same choice, and the fit kept is that
+    candidate's refit."""
+    from scaloquant.fit import spectra as sp
+    from scaloquant.fit.crlb import region_noise_sd
+
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    ftest = replace(config, baseline_stiffness="ftest")
+    prepared = sp._prepared(basis, fid, ftest)[0]
+    x = sp._without_water(fid, ftest)
+    region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), ftest.noise_ppm_range)
+    fit, chosen = sp._solve(x, prepared, ftest, region, {})
+    candidates = ftest.baseline_ed_candidates_per_ppm
+    reference = bt.solve(
+        x, prepared, replace(ftest, baseline_ed_per_ppm=candidates[-1]), region_noise_sd=region
+    )
+    first = bt.first_members(bt.group_layout(prepared, ftest)[0])
+    start = {
+        "damping_per_s": reference.damping_per_s,
+        "shift_hz": reference.shift_hz,
+        "phase0_rad": reference.phase0_rad,
+        "phase1_rad_per_ppm": reference.phase1_rad_per_ppm,
+        "gauss_per_s2": reference.gauss_per_s2[:, first].mean(axis=1),
+    }
+    bound = bt.baseline_ftest_bound(x, prepared, ftest, reference)
+    refits = [
+        bt.solve(
+            x,
+            prepared,
+            replace(ftest, baseline_ed_per_ppm=ed, continuation_broadening_per_s=()),
+            region_noise_sd=region,
+            start=start,
+        )
+        for ed in candidates[:-1]
+    ] + [reference]
+    within = np.stack(
+        [
+            bt.baseline_ftest_ssq(x, prepared, ftest, ed, refit, reference) <= bound
+            for ed, refit in zip(candidates, refits, strict=True)
+        ]
+    )
+    expected = np.asarray(candidates)[np.argmax(within, axis=0)]
+    print(f"chosen {chosen}, every candidate refitted {expected}")
+    np.testing.assert_array_equal(chosen, expected)
+    assert len(set(chosen.tolist())) > 1  # the data ask for different stiffnesses
+    for b, ed in enumerate(chosen):
+        k = candidates.index(ed)
+        np.testing.assert_allclose(fit.amplitudes[b], refits[k].amplitudes[b], rtol=1e-9)
 
 
 def convolved(fids: np.ndarray, kernel: dict[int, float]) -> np.ndarray:

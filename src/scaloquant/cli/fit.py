@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument(
         "--baseline-stiffness",
-        choices=("fixed", "ftest", "ftest-all", "ftest-one"),
+        choices=("fixed", "ftest"),
         help="spline stiffness: fixed (2 effective dimensions per ppm, the default) or ftest "
         "(chosen per spectrum by LCModel's F-test rule among 1-7 per ppm)",
     )

@@ -52,7 +52,6 @@ deviations' priors), with the baseline eliminated exactly by the same Schur comp
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -1572,9 +1571,20 @@ def _real_ssq(
 def baseline_ftest_bound(
     fids: np.ndarray, basis: BasisSet, config: FitConfig, reference: BatchedFit
 ) -> np.ndarray:
-    """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave under
-    LCModel's F-test (:func:`choose_baseline_ed`): ``S_ref (1 + n / (K - n) F^-1(p; n, K -
-    n))`` of ``reference``, the fit with the most flexible candidate."""
+    """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
+    ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))``, ``S_ref`` that of ``reference`` (the fit
+    with the most flexible of ``config.baseline_ed_candidates_per_ppm``), ``n`` its degrees
+    of freedom (active amplitudes, free nonlinear parameters, the baseline's effective
+    dimension), ``p`` = ``config.baseline_ftest_probability``: LCModel's choice of its
+    baseline regulariser (the largest ``alphaB`` whose Fisher variance ratio to the reference
+    solution has a probability to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in
+    ``LCModel.f``); ``baseline_stiffness="ftest"`` keeps the stiffest candidate within it
+    (``fit.spectra._solve``). As LCModel fits the real part of the phased spectrum, ``S`` is
+    the sum over the real part of the residual with the fitted phases removed, ``K`` the
+    window's points, and the baseline counts once (on the complex residual with ``2K`` and
+    twice the baseline, the rule picked 3 effective dimensions per ppm on the spant spectrum
+    where LCModel's ``alphaB`` is 2, and 6-7 on the Osprey spectra where LCModel's is 5-7; on
+    the real part 1 and 4-6: ``benchmarks/diag_baseline_ftest.py``, docs/fit.md)."""
     from scipy.special import fdtri
 
     flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
@@ -1594,53 +1604,13 @@ def baseline_ftest_ssq(
     fit: BatchedFit,
     reference: BatchedFit,
 ) -> np.ndarray:
-    """The residual sum of squares ``(B,)`` that :func:`choose_baseline_ed` compares with
-    :func:`baseline_ftest_bound`: the real part of the residual of ``fit``'s lineshape with a
-    baseline of ``ed_per_ppm`` effective dimensions per ppm (amplitudes and baseline solved
-    again), ``reference``'s phases removed."""
+    """The residual sum of squares ``(B,)`` compared with :func:`baseline_ftest_bound`: the
+    real part of the residual at ``fit``'s lineshape with a baseline of ``ed_per_ppm``
+    effective dimensions per ppm (amplitudes and baseline solved again), ``reference``'s
+    phases removed. Scored at a fit with that stiffness, or (cheaply) at the reference's: a
+    lineshape adapted to the flexible baseline favours it (on spant the first port of the
+    rule, scoring every candidate there, picked 3-4 per ppm where refits give 1-2)."""
     problem = make_problem(
         basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=torch.device(config.device)
     )
     return _real_ssq(fids, problem, fit, reference)[0]
-
-
-def choose_baseline_ed(
-    fids: np.ndarray, basis: BasisSet, config: FitConfig, fits: Sequence[BatchedFit]
-) -> np.ndarray:
-    """The spline baseline's effective dimensions per ppm for each spectrum ``(B,)``: the
-    stiffest of ``config.baseline_ed_candidates_per_ppm`` whose residual sum of squares ``S``
-    stays within ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))`` of the most flexible one's
-    ``S_ref``, ``n`` the degrees of freedom of that reference solution (active amplitudes,
-    free nonlinear parameters, the baseline's effective dimension), ``p`` =
-    ``config.baseline_ftest_probability``: LCModel's choice of its baseline regulariser (the
-    largest ``alphaB`` whose Fisher variance ratio to the reference solution has a probability
-    to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in ``LCModel.f``). As LCModel
-    fits the real part of the phased spectrum, ``S`` is the sum over the real part of the
-    residual with the fitted phases removed, ``K`` the window's points, and the baseline
-    counts once (on the complex residual with ``2K`` and twice the baseline, the rule picked
-    3 effective dimensions per ppm on the spant spectrum where LCModel's ``alphaB`` is 2, and
-    6-7 on the Osprey spectra where LCModel's is 5-7; on the real part 1 and 4-6:
-    ``benchmarks/diag_baseline_ftest.py``, docs/fit.md).
-
-    ``fits``: the fits of ``fids`` with each candidate, in the order of
-    ``config.baseline_ed_candidates_per_ppm`` (the last, the most flexible, is the reference;
-    its phases remove the phase from every residual). Each candidate is scored at its own fit:
-    scoring all at the reference's lineshape picked 3-4 per ppm on spant, a lineshape adapted
-    to the flexible baseline favouring it.
-    """
-    if len(fits) != len(config.baseline_ed_candidates_per_ppm):
-        raise ValueError(
-            f"choose_baseline_ed needs one fit per candidate ({len(config.baseline_ed_candidates_per_ppm)}), "
-            f"got {len(fits)}"
-        )
-    reference = fits[-1]
-    bound = baseline_ftest_bound(fids, basis, config, reference)
-    candidates = config.baseline_ed_candidates_per_ppm
-    within = np.stack(
-        [
-            baseline_ftest_ssq(fids, basis, config, ed, fit, reference) <= bound
-            for ed, fit in zip(candidates[:-1], fits[:-1], strict=True)
-        ]
-        + [np.ones(fids.shape[0], dtype=bool)]
-    )  # (C, B); the reference always is within
-    return np.asarray(candidates)[np.argmax(within, axis=0)]

@@ -135,8 +135,9 @@ class FitConfig:
         for every spectrum) or ``"ftest"``: per spectrum, the stiffest of
         ``baseline_ed_candidates_per_ppm`` whose residual stays within an F-test of the most
         flexible candidate's at probability ``baseline_ftest_probability`` (LCModel's rule for
-        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``);
-        :func:`scaloquant.fit.batched.choose_baseline_ed`. The candidates, 1 to 7 per ppm, span
+        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``;
+        :func:`scaloquant.fit.batched.baseline_ftest_bound`), found with about two refits a
+        spectrum (``fit.spectra._solve``). The candidates, 1 to 7 per ppm, span
         LCModel's own range: its ``alphaB`` from ``ALPBMN`` (its F-test reference) to
         ``ALPBMX`` is 7.3 to 1.1-2.4 effective dimensions per ppm on the in-vivo spectra of
         ``../shared`` (``benchmarks/_lcmodel.py``, :func:`baseline_ed_per_ppm`).
@@ -189,7 +190,7 @@ class FitConfig:
     baseline: Literal["none", "poly", "spline"] | None = None
     baseline_knot_spacing_ppm: float = 0.15
     baseline_ed_per_ppm: float = 2.0
-    baseline_stiffness: Literal["fixed", "ftest", "ftest-all", "ftest-one"] = "fixed"
+    baseline_stiffness: Literal["fixed", "ftest"] = "fixed"
     baseline_ed_candidates_per_ppm: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
     baseline_ftest_probability: float = 0.05
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
@@ -274,7 +275,7 @@ class FitConfig:
             raise ConfigError(
                 f"freeform_prior must be 'lcmodel' or 'delta', got {self.freeform_prior!r}"
             )
-        if self.baseline_stiffness not in ("fixed", "ftest", "ftest-all", "ftest-one"):
+        if self.baseline_stiffness not in ("fixed", "ftest"):
             raise ConfigError(
                 f"baseline_stiffness must be 'fixed' or 'ftest', got {self.baseline_stiffness!r}"
             )
