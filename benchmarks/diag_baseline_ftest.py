@@ -15,13 +15,15 @@ stays within ``1 + n / (N - n) F^-1(p; n, N - n)`` of the most flexible one's (`
 amplitudes, free nonlinear parameters and the baseline's dimensions of the most flexible fit)
 is printed for p = 0.02, 0.05, 0.08 (LCModel's ``PRMNMX``), with the ratios to tCr at every
 candidate. ``--set key=value`` changes the preset (values as JSON, e.g. ``--set
-lineshape=freeform``). Compare LCModel's own choice with ``diag_invivo_components.py CASE``.
+lineshape=freeform``). ``--kernel-sds`` adds the same F-test over the free-form kernel's
+smoothness SD at the stiffness ``ftest`` chose (LCModel's ``alphaS`` chosen with its ``alphaB``
+held). Compare LCModel's own choice with ``diag_invivo_components.py CASE``.
 
 Usage::
 
     PYTHONPATH=src python benchmarks/diag_baseline_ftest.py CASE[,CASE...]
         [--candidates 1,1.5,2,3,4,5,6,7] [--ppm-range 0.2 4.0] [--no-scan] [--repeat 3]
-        [--modes fixed,ftest] [--set key=value ...]
+        [--modes fixed,ftest] [--set key=value ...] [--kernel-sds 0.03,0.1,0.3,1]
 
 CASE: ``bench_lcmodel.py``'s in-vivo names (``philips_spant``, ``osprey_te30_sub1_ismrm``, ...,
 ``siemens_suspect``).
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed fits per mode (the least)")
     parser.add_argument("--modes", default="fixed,ftest")
     parser.add_argument("--set", action="append", default=[], help="FitConfig key=value (JSON)")
+    parser.add_argument("--kernel-sds", help="e.g. 0.03,0.1,0.3,1: the F-test over the kernel SD")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     candidates = sorted(float(v) for v in args.candidates.split(","))
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{picked:g} ED/ppm  " + _ratios(result),
                 flush=True,
             )
+        if args.kernel_sds:
+            _kernel_sd_ftest(name, case, group, base, args.kernel_sds)
         if args.no_scan:
             continue
         fits, ssq_complex, ssq_real = [], [], []
@@ -116,6 +121,38 @@ def main(argv: list[str] | None = None) -> int:
         for ed, result in zip(candidates, fits, strict=True):
             print(f"    {ed:g} ED/ppm: " + _ratios(result))
     return 0
+
+
+def _kernel_sd_ftest(name, case, group, base, sds_text: str) -> None:
+    """The same F-test over the free-form kernel's smoothness SD (LCModel's ``alphaS`` with its
+    ``alphaB`` held, ``IALPHA = 2`` in ``RFALSI``): full fits at the baseline stiffness
+    ``ftest`` chose, for each SD of ``sds_text``; the smoothest whose real-part residual stays
+    within the bound of the most flexible SD's (p = 0.05), and the ratios at each SD."""
+    sds = sorted(float(v) for v in sds_text.split(","))
+    config = replace(base, lineshape="freeform")
+    chosen = fit_spectra(case.fid, group.basis, replace(config, baseline_stiffness="ftest"))
+    ed = float(chosen.baseline_ed_per_ppm.reshape(-1)[0])
+    fits, ssq = [], []
+    for sd in sds:
+        at = replace(config, baseline_ed_per_ppm=ed, freeform_smoothness_sd=sd)
+        result = fit_spectra(case.fid, group.basis, at)
+        residual = phase_corrected(fitted_spectra(result, case.fid, group.basis), result).residual
+        fits.append(result)
+        ssq.append(float(np.sum(residual.real**2)))
+    _, prepared, _ = prepared_on_grid(group.basis, case.fid.acquisition, config)
+    flexible = replace(config, baseline_ed_per_ppm=ed, freeform_smoothness_sd=sds[-1])
+    problem = batched.make_problem(prepared, flexible, device="cpu")
+    k = problem.ppm.numel()
+    dof = int((fits[-1].amplitudes > 0).sum()) + int(problem.free.sum()) + problem.baseline_ed
+    bound = 1 + dof / (k - dof) * fdtri(dof, k - dof, 0.05)
+    pick = next(sd for sd, s in zip(sds, ssq, strict=True) if s <= ssq[-1] * bound)
+    print(
+        f"{name:24s} kernel SD at {ed:g} ED/ppm: K {k} n {dof:.0f} bound {bound:.3f}  SSQ/SSQ_ref "
+        + " ".join(f"{s / ssq[-1]:.3f}" for s in ssq)
+        + f" -> SD {pick:g}"
+    )
+    for sd, result in zip(sds, fits, strict=True):
+        print(f"    SD {sd:g}: " + _ratios(result))
 
 
 def _ratios(result) -> str:
