@@ -54,7 +54,6 @@ deviations' priors), with the baseline eliminated exactly by the same Schur comp
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -264,6 +263,13 @@ def kernel_bins(basis: BasisSet, config: FitConfig) -> int:
     return max(1, round(config.freeform_halfwidth_hz / bin_hz))
 
 
+def kernel_offsets(half_bins: int) -> list[int]:
+    """Bin offsets of the free-form kernel's weights, centre first: ``0, -J..-1, 1..J`` for
+    ``J = half_bins`` (the order of :attr:`Problem.kernel_offsets` and of
+    ``FitResult.lineshape_kernel``)."""
+    return [0] + [j for j in range(-half_bins, half_bins + 1) if j != 0]
+
+
 def kernel_prior(
     half_bins: int, sd: float, about: str = "lcmodel"
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -274,7 +280,7 @@ def kernel_prior(
     :func:`make_problem`'s offsets. ``about="delta"``: the second differences of ``s - e0``,
     the kernel's departure from a delta (``q = 0``, ``c = 0``: the Voigt model costs
     nothing)."""
-    offsets = [0] + [j for j in range(-half_bins, half_bins + 1) if j != 0]
+    offsets = kernel_offsets(half_bins)
     width = 2 * half_bins + 3  # bins -J-1 .. J+1
     embed = np.zeros((width, len(offsets) - 1))
     centre = np.zeros(width)
@@ -339,7 +345,7 @@ def make_problem(
         whiten = solve = np.zeros((0, ppm.size))
         ed = 0.0
     half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
-    offsets = [0] + [j for j in range(-half, half + 1) if j != 0]
+    offsets = kernel_offsets(half)
     n_kernel = len(offsets) - 1
     n_param = 3 * g + 2 + 2 * m + n_kernel
     if 2 * ppm.size <= m + n_param + 2 * ed:
@@ -1534,69 +1540,78 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
     return theta
 
 
-def choose_baseline_ed(
-    fids: np.ndarray, basis: BasisSet, config: FitConfig, fits: Sequence[BatchedFit]
-) -> np.ndarray:
-    """The spline baseline's effective dimensions per ppm for each spectrum ``(B,)``: the
-    stiffest of ``config.baseline_ed_candidates_per_ppm`` whose residual sum of squares ``S``
-    stays within ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))`` of the most flexible one's
-    ``S_ref``, ``n`` the degrees of freedom of that reference solution (active amplitudes,
-    free nonlinear parameters, the baseline's effective dimension), ``p`` =
-    ``config.baseline_ftest_probability``: LCModel's choice of its baseline regulariser (the
-    largest ``alphaB`` whose Fisher variance ratio to the reference solution has a probability
-    to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in ``LCModel.f``). As LCModel
-    fits the real part of the phased spectrum, ``S`` is the sum over the real part of the
-    residual with the fitted phases removed, ``K`` the window's points, and the baseline
-    counts once (on the complex residual with ``2K`` and twice the baseline, the rule picked
-    3 effective dimensions per ppm on the spant spectrum where LCModel's ``alphaB`` is 2, and
-    6-7 on the Osprey spectra where LCModel's is 5-7; on the real part 1 and 4-6:
-    ``benchmarks/diag_baseline_ftest.py``, docs/fit.md).
-
-    ``fits``: the fits of ``fids`` with each candidate, in the order of
-    ``config.baseline_ed_candidates_per_ppm`` (the last, the most flexible, is the reference;
-    its phases remove the phase from every residual). Each candidate is scored at its own fit:
-    scoring all at the reference's lineshape picked 3-4 per ppm on spant, a lineshape adapted
-    to the flexible baseline favouring it.
-    """
-    if len(fits) != len(config.baseline_ed_candidates_per_ppm):
-        raise ValueError(
-            f"choose_baseline_ed needs one fit per candidate ({len(config.baseline_ed_candidates_per_ppm)}), "
-            f"got {len(fits)}"
-        )
-    reference = fits[-1]
-    from scipy.special import fdtri
-
-    device = torch.device(config.device)
-    candidates = config.baseline_ed_candidates_per_ppm
-    problems = [
-        make_problem(basis, replace(config, baseline_ed_per_ppm=ed), device=device)
-        for ed in candidates
-    ]
+def _real_ssq(
+    fids: np.ndarray, problem: Problem, fit: BatchedFit, reference: BatchedFit
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(S (B,), active amplitudes (B,))``: the sum of squares of the real part of ``fit``'s
+    residual over ``problem``'s window (amplitudes and baseline solved at ``fit``'s lineshape
+    and ``problem``'s stiffness) with ``reference``'s phases removed."""
+    device = problem.ppm.device
     chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
     n = fids.shape[0]
-    ssq = np.empty((len(candidates), n))
-    dof = np.empty(n)
+    ssq, active = np.empty(n), np.empty(n)
+    offset = problem.ppm - problem.pivot_ppm
     for lo in range(0, n, chunk):
         rows = slice(lo, min(n, lo + chunk))
         x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
         zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
         phi0 = torch.as_tensor(reference.phase0_rad[rows], device=device)[:, None]
         phi1 = torch.as_tensor(reference.phase1_rad_per_ppm[rows], device=device)[:, None]
-        offset = problems[-1].ppm - problems[-1].pivot_ppm
         unphase = torch.exp(-1j * (phi0 + phi1 * offset.to(phi1.dtype)))  # (b, K)
-        for k, problem in enumerate(problems):
-            ev = evaluate(
-                problem, _theta_of(problem, fits[k], rows), data_window(problem, x), zeros,
-                derivatives=False,
-            )  # fmt: skip
-            r = complex_residual(ev)
-            r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-            ssq[k, rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
-        flexible = problems[-1]
-        free = int(flexible.free.sum())
-        dof[rows] = ev.passive.sum(-1).cpu().numpy() + free + flexible.baseline_ed
-    points = problems[-1].ppm.numel()
-    dof = np.clip(dof, 1, points - 2)
+        ev = evaluate(
+            problem, _theta_of(problem, fit, rows), data_window(problem, x), zeros,
+            derivatives=False,
+        )  # fmt: skip
+        r = complex_residual(ev)
+        r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+        ssq[rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
+        active[rows] = ev.passive.sum(-1).cpu().numpy()
+    return ssq, active
+
+
+def baseline_ftest_bound(
+    fids: np.ndarray, basis: BasisSet, config: FitConfig, reference: BatchedFit
+) -> np.ndarray:
+    """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
+    ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))``, ``S_ref`` that of ``reference`` (the fit
+    with the most flexible of ``config.baseline_ed_candidates_per_ppm``), ``n`` its degrees
+    of freedom (active amplitudes, free nonlinear parameters, the baseline's effective
+    dimension), ``p`` = ``config.baseline_ftest_probability``: LCModel's choice of its
+    baseline regulariser (the largest ``alphaB`` whose Fisher variance ratio to the reference
+    solution has a probability to reject between 0.02 and 0.08; ``TWOREG``, ``FSHSSQ`` in
+    ``LCModel.f``); ``baseline_stiffness="ftest"`` keeps the stiffest candidate within it
+    (``fit.spectra._solve``). As LCModel fits the real part of the phased spectrum, ``S`` is
+    the sum over the real part of the residual with the fitted phases removed, ``K`` the
+    window's points, and the baseline counts once (on the complex residual with ``2K`` and
+    twice the baseline, the rule picked 3 effective dimensions per ppm on the spant spectrum
+    where LCModel's ``alphaB`` is 2, and 6-7 on the Osprey spectra where LCModel's is 5-7; on
+    the real part 1 and 4-6: ``benchmarks/diag_baseline_ftest.py``, docs/fit.md)."""
+    from scipy.special import fdtri
+
+    flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
+    problem = make_problem(basis, flexible, device=torch.device(config.device))
+    ssq, active = _real_ssq(fids, problem, reference, reference)
+    points = problem.ppm.numel()
+    dof = np.clip(active + int(problem.free.sum()) + problem.baseline_ed, 1, points - 2)
     aim = 1 + dof / (points - dof) * fdtri(dof, points - dof, config.baseline_ftest_probability)
-    within = ssq <= ssq[-1] * aim  # (C, B); the reference always is
-    return np.asarray(candidates)[np.argmax(within, axis=0)]
+    return ssq * aim
+
+
+def baseline_ftest_ssq(
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    ed_per_ppm: float,
+    fit: BatchedFit,
+    reference: BatchedFit,
+) -> np.ndarray:
+    """The residual sum of squares ``(B,)`` compared with :func:`baseline_ftest_bound`: the
+    real part of the residual at ``fit``'s lineshape with a baseline of ``ed_per_ppm``
+    effective dimensions per ppm (amplitudes and baseline solved again), ``reference``'s
+    phases removed. Scored at a fit with that stiffness, or (cheaply) at the reference's: a
+    lineshape adapted to the flexible baseline favours it (on spant the first port of the
+    rule, scoring every candidate there, picked 3-4 per ppm where refits give 1-2)."""
+    problem = make_problem(
+        basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=torch.device(config.device)
+    )
+    return _real_ssq(fids, problem, fit, reference)[0]

@@ -126,8 +126,9 @@ class FitConfig:
         for every spectrum) or ``"ftest"``: per spectrum, the stiffest of
         ``baseline_ed_candidates_per_ppm`` whose residual stays within an F-test of the most
         flexible candidate's at probability ``baseline_ftest_probability`` (LCModel's rule for
-        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``);
-        :func:`scaloquant.fit.batched.choose_baseline_ed`. The candidates, 1 to 7 per ppm, span
+        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``;
+        :func:`scaloquant.fit.batched.baseline_ftest_bound`), found with about two refits a
+        spectrum (``fit.spectra._solve``). The candidates, 1 to 7 per ppm, span
         LCModel's own range: its ``alphaB`` from ``ALPBMN`` (its F-test reference) to
         ``ALPBMX`` is 7.3 to 1.1-2.4 effective dimensions per ppm on the in-vivo spectra of
         ``../shared`` (``benchmarks/_lcmodel.py``, :func:`baseline_ed_per_ppm`).

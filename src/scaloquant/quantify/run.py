@@ -357,6 +357,30 @@ def _fit_checks(
     return residual, metabolites
 
 
+def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
+    """The :data:`~scaloquant.quantify.results.FIT_FACTS` of a fit of the flat ``fid`` that
+    it has, ``(N, ...)`` each: ``lineshape_kernel`` ``(N, 2, 2 J + 1)``, offsets (Hz, on
+    ``fid``'s grid, where the batched fit convolves) and weights, ascending."""
+    n = int(np.prod(result.batch_shape, dtype=int))
+    out = {}
+    for name, value in (
+        ("fwhm_hz", result.linewidth_hz),
+        ("baseline_ed_per_ppm", result.baseline_ed_per_ppm),
+    ):
+        if value is not None:
+            out[name] = np.asarray(value, dtype=np.float64).reshape(n)
+    if result.lineshape_kernel is not None:
+        from ..fit.batched import kernel_offsets
+
+        kernel = result.lineshape_kernel.reshape(n, -1)
+        offsets = np.asarray(kernel_offsets((kernel.shape[1] - 1) // 2))
+        order = np.argsort(offsets)
+        bin_hz = 1.0 / (fid.n_points * fid.dwell_time_s)
+        hz = np.broadcast_to(offsets[order] * bin_hz, kernel.shape)
+        out["lineshape_kernel"] = np.stack([hz, kernel[:, order]], axis=1)
+    return out
+
+
 def _quality_columns(prep: _Prepared, fit_residual: np.ndarray | None) -> dict[str, np.ndarray]:
     q = prep.quality
     n = prep.input.n_spectra
@@ -391,7 +415,7 @@ def _finish(
     command: Command,
     names: tuple[str, ...],
     # per input: prepared spectra, estimate columns, figures, and of the fit (or None): relative
-    # residual, fitted FWHM (ppm), metabolite model over data
+    # residual, fitted FWHM (ppm), metabolite model over data, and its facts (_fit_facts)
     partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, tuple]],
     *,
     basis: BasisSet | None,
@@ -410,7 +434,7 @@ def _finish(
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
     for prep, columns, figures, checks in partial:
         inp = prep.input
-        fit_residual, fit_linewidth_ppm, fit_metabolites = checks
+        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
         flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm, fit_metabolites)
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
@@ -430,6 +454,7 @@ def _finish(
                 quality=_quality_columns(prep, fit_residual),
                 qc=tuple(";".join(f) for f in flags),
                 water_quality=prep.water_quality,
+                fit=fit_facts,
             )
         )
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
@@ -509,6 +534,7 @@ def quantify_inputs(
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         fit_residual = fit_linewidth = fit_metabolites = None
+        fit_facts: dict[str, np.ndarray] = {}
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
             amplitudes, crlb_sd, sd = quantifier.predict_with_sds(
@@ -547,7 +573,9 @@ def quantify_inputs(
             }
             fit_residual, fit_metabolites = _fit_checks(refined, flat, basis)
             fit_linewidth = refined.linewidth_ppm
-        partial.append((prep, columns, figures, (fit_residual, fit_linewidth, fit_metabolites)))
+            fit_facts = _fit_facts(refined, flat)
+        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts)
+        partial.append((prep, columns, figures, checks))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     if physics:
         base = ("", "_sd", "_crlb_sd", "_crlb_pct")
@@ -631,7 +659,7 @@ def fit_inputs(
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         residual, metabolites = _fit_checks(result, flat, basis)
-        checks = (residual, result.linewidth_ppm, metabolites)
+        checks = (residual, result.linewidth_ppm, metabolites, _fit_facts(result, flat))
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
