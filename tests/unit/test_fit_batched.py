@@ -180,7 +180,7 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     real-part residual is within the F-test bound. Same choice, and the fit kept is that
     candidate's refit."""
     from scaloquant.fit import spectra as sp
-    from scaloquant.fit.crlb import region_noise_sd
+    from scaloquant.fit.spectra import region_noise_sd
 
     basis, config, _, _ = small
     fid = stiffness_data(small)
