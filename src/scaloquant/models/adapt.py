@@ -124,9 +124,7 @@ def _relative(
     return torch.cat(out).to(torch.float64) if out else torch.zeros(0, dtype=torch.float64)
 
 
-def reconstruction_error(
-    model: PhysicsQuantifier, fids: np.ndarray | torch.Tensor
-) -> np.ndarray:
+def reconstruction_error(model: PhysicsQuantifier, fids: np.ndarray | torch.Tensor) -> np.ndarray:
     """Per spectrum ``(B,)``: ``|y - S(theta) a|_W^2 / |y|_W^2`` of FIDs ``(B, N)`` on the
     model's grid, ``theta`` the network's parameters (``K = 0``), ``a`` the clamped
     least-squares amplitudes (:func:`~scaloquant.models.physics.least_squares_amplitudes`),
