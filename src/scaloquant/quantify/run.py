@@ -510,7 +510,8 @@ def quantify_inputs(
         fit_residual = fit_linewidth = fit_metabolites = None
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
-            amplitudes, crlb_sd, sd = quantifier.predict_with_sds(
+            # fit_residual: the final model's, as the fit's column (relative_fit_residual)
+            amplitudes, crlb_sd, sd, fit_residual = quantifier.predict_with_checks(
                 _flat(fid), batch_size=options.batch_size
             )
             with np.errstate(divide="ignore", invalid="ignore"):
