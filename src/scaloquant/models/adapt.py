@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,7 +59,7 @@ class AdaptConfig:
     """
 
     steps: int = 100
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     batch_size: int = 32
     check_every: int = 25
     seed: int = 0
@@ -209,4 +212,33 @@ def adapt_encoder(
     )
 
 
-__all__ = ["AdaptConfig", "AdaptResult", "adapt_encoder", "reconstruction_error"]
+def write_adapted_checkpoint(
+    metadata: Mapping[str, Any],
+    result: AdaptResult,
+    path: str | os.PathLike,
+    *,
+    source: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write the adapted model of ``result`` as a checkpoint (atomically): the metadata of the
+    checkpoint it came from (``metadata``: :meth:`CheckpointMetadata.to_dict`) with an
+    ``adaptation`` entry (:meth:`AdaptResult.facts` and ``source``, e.g. the original file's
+    path and SHA-256), and the adapted weights. :func:`scaloquant.models.load_model` reads it
+    as any other."""
+    from ..io.atomic import atomic_path
+    from .checkpoint import CHECKPOINT_KEY, STATE_PREFIX
+
+    meta = dict(metadata)
+    meta["adaptation"] = {**result.facts(), "source": dict(source or {})}
+    state = {STATE_PREFIX + k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        torch.save({CHECKPOINT_KEY: meta, "state_dict": state}, tmp)
+
+
+__all__ = [
+    "AdaptConfig",
+    "AdaptResult",
+    "adapt_encoder",
+    "reconstruction_error",
+    "write_adapted_checkpoint",
+]
