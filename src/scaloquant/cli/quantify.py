@@ -21,7 +21,7 @@ from ._spectra import (
 
 #: :class:`scaloquant.models.adapt.AdaptConfig`'s defaults, for the help text (kept equal by
 #: tests/cli/test_cli_adapt.py; the CLI's help must not load torch).
-ADAPT_DEFAULTS = {"steps": 100, "learning_rate": 1e-3}
+ADAPT_DEFAULTS = {"steps": 100, "learning_rate": 1e-4}
 
 
 def register(subparsers: Any) -> None:

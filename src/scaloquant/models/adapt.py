@@ -59,7 +59,7 @@ class AdaptConfig:
     """
 
     steps: int = 100
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
     batch_size: int = 32
     check_every: int = 25
     seed: int = 0
