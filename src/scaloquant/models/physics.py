@@ -249,7 +249,9 @@ class PhysicsEstimate(NamedTuple):
     ``network_theta`` ``(B, P)`` the network's prediction before the polish; ``noise_sd``
     ``(B,)`` per real part (from the residual); ``network_sd`` ``(B, M)`` the network's own
     SD: the CRLB at ``network_theta`` (noise level from its residual) times the calibration
-    factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`).
+    factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`);
+    ``fit_residual`` ``(B,)`` the final model's :func:`relative_fit_residual` (quantify's
+    ``fit_residual`` column, as the fit's).
     """
 
     amplitudes: torch.Tensor
@@ -258,6 +260,7 @@ class PhysicsEstimate(NamedTuple):
     network_theta: torch.Tensor
     noise_sd: torch.Tensor
     network_sd: torch.Tensor
+    fit_residual: torch.Tensor | None = None
 
 
 def n_outputs(n_groups: int) -> int:
@@ -354,6 +357,20 @@ def _crlb_sd(problem: batched.Problem, ev: batched.Evaluation, noise_var: torch.
     cov, _ = batched.crlb(problem, ev, noise_var)
     m = problem.n_metabolites
     return torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).clamp_min(0).sqrt()
+
+
+def relative_fit_residual(
+    problem: batched.Problem, ev: batched.Evaluation, y: torch.Tensor
+) -> torch.Tensor:
+    """``|y - S a - B c| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation
+    ``ev``, the baseline ``B c`` solved from the residual as the fit solves it: the definition
+    of the fit's ``fit_residual`` quality column (``scaloquant.quantify.run._fit_checks``, the
+    Euclidean norms of the data and the residual over the window); NaN for an empty window."""
+    r = batched.complex_residual(ev)
+    r = r - batched.baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+    data = torch.linalg.vector_norm(y, dim=-1)
+    ratio = torch.linalg.vector_norm(r, dim=-1) / data.clamp_min(1e-300)
+    return torch.where(data > 0, ratio, torch.full_like(ratio, math.nan))
 
 
 def network_sd_factors(
@@ -579,7 +596,10 @@ class PhysicsQuantifier(nn.Module):
             theta, ev = sol.theta, sol.evaluation
             noise_var = batched.noise_var_from_residual(problem, ev)
         sd = sd0 if theta is theta0 else _crlb_sd(problem, ev, noise_var)
-        return PhysicsEstimate(ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd)
+        residual = relative_fit_residual(problem, ev, y)
+        return PhysicsEstimate(
+            ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd, residual
+        )
 
     def check_fids(self, fids: np.ndarray | torch.Tensor) -> torch.Tensor:
         """User FIDs as a validated complex128 tensor ``(B, n_points)``."""
@@ -626,6 +646,19 @@ class PhysicsQuantifier(nn.Module):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Amplitudes ``(B, M)``, their CRLB SDs from the polished model and the network's own
         calibrated SDs (each ``(B, M)``), in batches of ``batch_size`` (as :meth:`predict`)."""
+        return self.predict_with_checks(
+            fids, batch_size=batch_size, polish_iterations=polish_iterations
+        )[:3]
+
+    def predict_with_checks(
+        self,
+        fids: np.ndarray | torch.Tensor,
+        *,
+        batch_size: int | None = None,
+        polish_iterations: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict_with_sds`' three arrays and the final model's relative fit residual
+        ``(B,)`` (:func:`relative_fit_residual`, quantify's ``fit_residual`` column)."""
         arr = self.check_fids(fids)
         device = self.basis_fids.device
         if batch_size is None:
@@ -638,14 +671,23 @@ class PhysicsQuantifier(nn.Module):
         try:
             for i in range(0, len(arr), batch_size):
                 est = self.estimate(arr[i : i + batch_size], polish_iterations=polish_iterations)
-                parts.append((est.amplitudes.cpu(), est.sd.cpu(), est.network_sd.cpu()))
+                parts.append(
+                    (
+                        est.amplitudes.cpu(),
+                        est.sd.cpu(),
+                        est.network_sd.cpu(),
+                        est.fit_residual.cpu(),
+                    )
+                )
         finally:
             self.train(was_training)
         m = len(self.metabolites)
         if not parts:
-            return np.zeros((0, m)), np.zeros((0, m)), np.zeros((0, m))
-        a, crlb_sd, net_sd = (torch.cat(column).numpy() for column in zip(*parts, strict=True))
-        return a, crlb_sd, net_sd
+            return np.zeros((0, m)), np.zeros((0, m)), np.zeros((0, m)), np.zeros(0)
+        a, crlb_sd, net_sd, residual = (
+            torch.cat(column).numpy() for column in zip(*parts, strict=True)
+        )
+        return a, crlb_sd, net_sd, residual
 
     @torch.no_grad()
     def fit_normalisation(self, fids: torch.Tensor) -> None:

@@ -81,8 +81,8 @@ QUALITY_COLUMNS: dict[str, str] = {
     "water peak for a spectrum flagged water), Hz (phased, baseline removed, interpolated on "
     "the spectrum zero-filled 4x)",
     "fwhm_ppm": "the same FWHM in ppm",
-    "fit_residual": "|data - model| / |data| over the fit window (NaN without a fit: quantify "
-    "without --refine)",
+    "fit_residual": "|data - model| / |data| over the fit window (the model with its baseline; "
+    "a physics-head model's final model; NaN without a fit: a regression CNN without --refine)",
     "qc": "quality flags separated by ';' (empty: none); see results.json 'qc_flags'",
 }
 

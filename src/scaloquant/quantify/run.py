@@ -34,6 +34,7 @@ from .results import SpectraResult, tcr_ratios
 from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
+    from ..models.adapt import AdaptConfig, AdaptResult
     from ..models.checkpoint import LoadedModel
 
 Command = Literal["quantify", "fit"]
@@ -81,6 +82,9 @@ class Options:
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
         that states its echo time is scaled with that one.
     fit_config : options of the classical fit (figures, ``--refine``, ``fit``).
+    adapt : ``quantify`` with a physics-head model only: fine-tune a copy of its encoder on the
+        run's usable spectra by the reconstruction loss before quantifying them
+        (:func:`scaloquant.models.adapt.adapt_encoder`); None: no adaptation.
     """
 
     force: bool = False
@@ -91,6 +95,7 @@ class Options:
     water_scaling: WaterScaling = field(default_factory=WaterScaling)
     echo_time_given: bool = False
     fit_config: FitConfig = field(default_factory=FitConfig)
+    adapt: AdaptConfig | None = None
 
     def __post_init__(self) -> None:
         for flag, value, least in (
@@ -115,6 +120,7 @@ class Run:
     sd_suffix : the column that gives the summary's %SD (``"_sd"`` or ``"_crlb_sd"``).
     notes : sentences for the summary and results.json (ratios, mM, figures...).
     facts : JSON-able facts for provenance.json (model, basis, water scaling...).
+    adaptation : ``quantify --adapt``: the adapted model and its figures (None otherwise).
     """
 
     command: Command
@@ -124,6 +130,7 @@ class Run:
     sd_suffix: str
     notes: tuple[str, ...]
     facts: Mapping[str, Any]
+    adaptation: AdaptResult | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_spectra(self) -> int:
@@ -522,7 +529,17 @@ def quantify_inputs(
             Option("refine"), " needs the basis the model was trained on; give it with ",
             Option("basis"),
         )  # fmt: skip
+    if options.adapt is not None and not physics:
+        raise ConfigError(
+            f"--adapt needs a physics-head model (spectrum_physics, scalogram_physics); "
+            f"{quantifier.config.model} is a regression CNN, which has no reconstruction to "
+            "adapt to"
+        )
     prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
+    adaptation = None
+    if options.adapt is not None:
+        adaptation = _adapted(quantifier, prepared, options.adapt)
+        quantifier = adaptation.model
     # a physics-head model's names include the fit's macromolecules and lipids, which the
     # figures' fit with given amplitudes (on the training basis) does not know
     chosen = (
@@ -537,7 +554,8 @@ def quantify_inputs(
         fit_facts: dict[str, np.ndarray] = {}
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
-            amplitudes, crlb_sd, sd = quantifier.predict_with_sds(
+            # fit_residual: the final model's, as the fit's column (relative_fit_residual)
+            amplitudes, crlb_sd, sd, fit_residual = quantifier.predict_with_checks(
                 _flat(fid), batch_size=options.batch_size
             )
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -587,7 +605,10 @@ def quantify_inputs(
             "the model's own SD was not calibrated at training time: the _sd columns are the "
             "Cramér-Rao bound at the network's parameters, unscaled"
         )
+    if adaptation is not None:
+        notes.append(adaptation_note(adaptation))
     facts = {
+        "adaptation": None if adaptation is None else adaptation.facts(),
         "model": {
             "kind": quantifier.config.model,
             "acquisition": dict(meta.acquisition),
@@ -597,7 +618,7 @@ def quantify_inputs(
         "basis_note": basis_note,
         "fit_config": options.fit_config.to_dict() if (options.refine or basis) else None,
     }
-    return _finish(
+    run = _finish(
         "quantify",
         names,
         partial,
@@ -609,6 +630,38 @@ def quantify_inputs(
         notes=notes,
         facts=facts,
         options=options,
+    )
+    return replace(run, adaptation=adaptation)
+
+
+def _adapted(quantifier, prepared: Sequence[_Prepared], config: AdaptConfig) -> AdaptResult:
+    """``quantify --adapt``: a copy of the physics-head ``quantifier`` whose encoder is
+    fine-tuned on the usable spectra of every input (on the model's grid, as they are
+    quantified) by the reconstruction loss (:func:`scaloquant.models.adapt.adapt_encoder`)."""
+    from ..models.adapt import adapt_encoder
+
+    spectra = [_flat(p.fid)[p.usable] for p in prepared]
+    fids = np.concatenate(spectra) if spectra else np.zeros((0, 0), np.complex128)
+    if len(fids) == 0:
+        raise ConfigError("--adapt: no usable spectrum to adapt the model to (all are flagged)")
+    return adapt_encoder(quantifier, fids, config)
+
+
+def adaptation_note(result: AdaptResult) -> str:
+    """One sentence on what ``--adapt`` did (summary, results.json, the terminal)."""
+    c = result.config
+    kept = (
+        f"weights of step {result.best_step} kept"
+        if result.best_step
+        else "no step lowered it: the model as trained was used"
+    )
+    return (
+        f"--adapt: the encoder fine-tuned on the {result.n_spectra} usable spectra of this run by "
+        f"the reconstruction loss alone ({c.steps} steps of {min(c.batch_size, result.n_spectra)}"
+        f" spectra, learning rate "
+        f"{c.learning_rate:g}, seed {c.seed}; {result.wall_time_s:.1f} s): mean relative "
+        f"residual at the network's parameters {result.reconstruction_before:.4g} -> "
+        f"{result.reconstruction_after:.4g} ({kept}); the checkpoint file is unchanged"
     )
 
 
