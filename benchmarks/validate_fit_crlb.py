@@ -7,9 +7,13 @@ height of the real noiseless spectrum in 1.9-2.1 ppm over the SD of the real par
 spectrum, :mod:`scaloquant.simulate.effects`), and each is fitted with the preset
 ``--preset`` (default ``simulated``, on the batched solver; ``simulated-scipy`` is the
 library's default :class:`~scaloquant.fit.FitConfig`). For NAA, Cr, PCr, GPC + PCho (the bound of a sum, from the
-covariance), Ins and Glu it prints the SD of the estimates, the mean reported CRLB, their ratio
-(the issue's criterion: within 1 +- 0.25), the bound at the truth (the noiseless spectrum's
-Jacobian with the true noise SD) and the bias.
+covariance), Ins and Glu it prints the SD of the estimates, the mean reported CRLB, their ratio,
+the bound at the truth (the Fisher information of the true model with the true noise: the
+batched per-metabolite fit of the noiseless spectrum from the true parameters, its covariance
+scaled to the true noise variance), the SD over it, and the bias. The issue's criterion (SD
+within 1 +- 0.25 of the CRLB) is judged against both: the bound at the truth is the Cramér–Rao
+bound proper (a bound for unbiased estimators at the true parameters); the mean reported bound
+checks what the fit reports.
 
 Too slow for the test suite (200 fits of 21 metabolites, about a minute on 2 cores); run:
 ``python benchmarks/validate_fit_crlb.py [--draws 200] [--snr 30] [--seed 0] [--workers 2]
@@ -20,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from scaloquant.fit import fit_spectra
-from scaloquant.fit.config import FIT_PRESETS
-from scaloquant.fit.crlb import covariance_bound, full_jacobian
-from scaloquant.fit.start import starting_parameters
-from scaloquant.fit.varpro import fit_one, stage_designs
+from scaloquant.fit.config import FIT_PRESETS, FitStart
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, effects, simulate_batch
 from scaloquant.types import FID
@@ -35,15 +37,24 @@ from scaloquant.types import FID
 QUANTITIES = (("NAA",), ("Cr",), ("PCr",), ("GPC", "PCho"), ("Ins",), ("Glu",))
 
 
-def bound_at_truth(basis, config, fid_clean: np.ndarray, spectral_sd: float) -> np.ndarray:
-    """Covariance bound ``(M, M)`` at the noiseless spectrum's exact fit, with the true noise."""
-    stages = stage_designs(basis, config)
-    final = stages[-1]
-    start = starting_parameters(final, final.data_window(fid_clean[None]), None, (1,))[0]
-    fit = fit_one(stages, fid_clean, start)
-    jac, _ = full_jacobian(final, fit)
-    m = basis.n_metabolites
-    return covariance_bound(jac, spectral_sd)[:m, :m]
+def bound_at_truth(basis, clean, spectral_sd: float) -> np.ndarray:
+    """Covariance bound ``(M, M)`` of the amplitudes at the true parameters of the noiseless
+    signal ``clean`` (a :class:`~scaloquant.types.SignalSet` of one) with the true noise SD
+    per real part ``spectral_sd``: the batched per-metabolite fit of the noiseless spectrum from
+    the true damping, shift and phases (no continuation; it ends on the truth), its bound
+    scaled from its residual noise estimate to the true noise variance."""
+    config = replace(FIT_PRESETS["simulated"], continuation_broadening_per_s=())
+    start = FitStart(
+        damping_per_s=clean.parameters["damping_per_s"],
+        shift_hz=clean.parameters["shift_hz"],
+        phase0_rad=np.zeros(1),
+        phase1_rad_per_ppm=np.zeros(1),
+    )
+    fid = FID(clean.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    fit = fit_spectra(fid, basis, config, start=start)
+    if not fit.noise_sd[0] > 0:
+        raise SystemExit("the noiseless fit has no residual to scale its bound from")
+    return fit.amplitude_covariance[0] * (spectral_sd / fit.noise_sd[0]) ** 2
 
 
 def main() -> None:
@@ -82,8 +93,7 @@ def main() -> None:
             truth=truth,
             names=np.array(basis.names),
         )
-    # the bound at the truth from the scipy fit's Jacobian (the same per-metabolite model)
-    truth_cov = bound_at_truth(basis, FIT_PRESETS["simulated-scipy"], clean.fids[0], spectral_sd)
+    truth_cov = bound_at_truth(basis, clean, spectral_sd)
 
     print(
         f"{args.draws} noise draws at SNR {args.snr:g} of spectrum seed {args.seed}; "
@@ -92,9 +102,9 @@ def main() -> None:
     )
     print(
         f"{'quantity':10s} {'truth':>7s} {'mean':>7s} {'bias':>8s} {'SD':>8s} "
-        f"{'CRLB':>8s} {'SD/CRLB':>8s} {'CRLB@truth':>10s} {'at 0':>5s}"
+        f"{'CRLB':>8s} {'SD/CRLB':>8s} {'CRLB@truth':>10s} {'SD/C@truth':>10s} {'at 0':>5s}"
     )
-    ok = True
+    ok = ok_truth = True
     for names in QUANTITIES:
         w = np.zeros(basis.n_metabolites)
         w[[basis.index(n) for n in names]] = 1.0
@@ -104,13 +114,19 @@ def main() -> None:
         at_truth = float(np.sqrt(w @ truth_cov @ w))
         ratio = sd / crlb
         ok &= abs(ratio - 1) <= 0.25
+        ok_truth &= abs(sd / at_truth - 1) <= 0.25
         at_zero = np.count_nonzero(result.amplitudes[:, w > 0] == 0)
         print(
             f"{'+'.join(names):10s} {truth @ w:7.3f} {estimates.mean():7.3f} "
             f"{estimates.mean() - truth @ w:+8.4f} {sd:8.4f} {crlb:8.4f} {ratio:8.2f} "
-            f"{at_truth:10.4f} {at_zero:5d}"
+            f"{at_truth:10.4f} {sd / at_truth:10.2f} {at_zero:5d}"
         )
-    print("criterion SD within +-25% of the CRLB for all:", "met" if ok else "NOT met")
+    print(
+        "criterion SD within +-25% of the CRLB for all: at the truth",
+        "met" if ok_truth else "NOT met",
+        "; of the mean reported CRLB",
+        "met" if ok else "NOT met",
+    )
 
 
 if __name__ == "__main__":
