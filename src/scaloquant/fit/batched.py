@@ -115,7 +115,8 @@ LM_MAX = 1e10
 #: metabolite move by tiny steps of tiny gain far from their minimum, and the gain alone
 #: stopped there: 200 SNR-30 draws (``benchmarks/validate_fit_crlb.py``, seed 0), the cost
 #: with this rule lower by > 0.1 (> 1) noise variances in 31 (17) draws, higher in 10 (other
-#: basins), the same within 0.01 in 146; model evaluations 63.6 -> 84.0 per spectrum. The
+#: basins), the same within 0.01 in 146; model evaluations 63.6 -> 84.0 per spectrum
+#: (``bench_fit_engine.py``: 3.46 -> 2.63 spectra per CPU-s; docs/fit.md has a looser variant). The
 #: grouped models keep the gain alone (Marquardt's scaling moves every parameter by its own
 #: curvature).
 
