@@ -1,20 +1,18 @@
-"""Speed of the batched fit engine against the scipy fit it replaces and against LCModel, in
-the same run.
+"""Speed of the fit engine against LCModel, in the same run (the scipy fit it replaced, before
+it was retired: docs/fit.md).
 
 Spectra: the default simulator (ISMRM 2016 basis, 21 signals x 2048 points, amplitudes U[0, 1],
 per-metabolite damping U[0, 15] 1/s and shift U[-3, 3] Hz) with noise at ``--snr``. Fitted by
 
-1. ``scipy``: ``FIT_PRESETS["simulated-scipy"]``, the per-metabolite scipy fit (one spectrum at a
-   time, 1 process), on the first ``--old-n`` spectra;
-2. ``invivo``: ``FIT_PRESETS["invivo"]`` (batched, groups + Voigt + priors + spline baseline +
+1. ``invivo``: ``FIT_PRESETS["invivo"]`` (groups + Voigt + priors + spline baseline +
    measured MM and parametric lipids);
-3. ``simulated``: the per-metabolite model on the batched solver;
-4. ``invivo`` on ``--n`` tissue-like spectra of the ``invivo`` simulation preset
+2. ``simulated``: the per-metabolite model;
+3. ``invivo`` on ``--n`` tissue-like spectra of the ``invivo`` simulation preset
    (:func:`scaloquant.simulate.simulate_invivo_batch`: group lineshapes, macromolecules, lipids,
    residual water, baseline), the family the in-vivo model is made for: on the default
    simulator's spectra its groups cannot follow each metabolite's own lineshape and the fit
    crawls (more iterations);
-5. LCModel (``../shared/peers/lcmodel/build.sh``, default control file plus the grid keys,
+4. LCModel (``../shared/peers/lcmodel/build.sh``, default control file plus the grid keys,
    ``--lcmodel-workers`` processes) on the first ``--lcmodel-n`` default-simulator spectra, with
    ``press3T_30ms.BASIS``; skipped with a message when it cannot be built.
 
@@ -22,7 +20,7 @@ each reported as spectra per second of wall time and of process CPU time (a busy
 disturbs the second less; LCModel's runs are child processes, so only its wall time counts),
 with the amplitude MAE against the truth for the per-metabolite models (the in-vivo model does
 not match these spectra's per-metabolite lineshapes, so its MAE is not an accuracy figure), and
-the batched runs' speed as a multiple of LCModel's. With ``--mrsi`` also a 32 x 32 MRSI slice end
+each run's speed as a multiple of LCModel's. With ``--mrsi`` also a 32 x 32 MRSI slice end
 to end: ``scaloquant fit`` in-process on a NIfTI-MRS file of 1024 such spectra, outputs included.
 
 Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_threads` (2 on an idle
@@ -30,7 +28,7 @@ Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_thread
 (:func:`scaloquant.threads.prefer_passive_wait`) and transparent huge pages for torch's tensors
 (:func:`scaloquant.threads.prefer_huge_pages`), as the ``scaloquant`` command runs.
 
-Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--old-n 8] [--snr 30] [--threads N]
+Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--snr 30] [--threads N]
 [--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi]``
 """
 
@@ -127,7 +125,6 @@ def lcmodel_speed(signals, basis, n: int, workers: int) -> tuple[float | None, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64, help="spectra of the batched runs")
-    parser.add_argument("--old-n", type=int, default=8, help="spectra of the scipy run")
     parser.add_argument("--snr", type=float, default=30.0)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: choose_threads())"
@@ -155,10 +152,9 @@ def main() -> None:
     tissue = simulate_invivo_batch(basis, InvivoPrior(), args.n, np.random.default_rng(args.seed))
     tissue_fid = fid.with_samples(tissue.fids)
     runs = [
-        ("scipy (simulated-scipy preset)", "simulated-scipy", args.old_n),
-        ("batched invivo", "invivo", args.n),
-        ("batched simulated", "simulated", args.n),
-        ("batched invivo, tissue-like", "invivo", args.n),
+        ("invivo", "invivo", args.n),
+        ("simulated", "simulated", args.n),
+        ("invivo, tissue-like", "invivo", args.n),
     ]
     for label, preset, n in runs:
         source = tissue_fid if "tissue" in label else fid
@@ -168,7 +164,7 @@ def main() -> None:
         if preset != "invivo":
             mae = np.mean(np.abs(result.amplitudes - truth[:n]))
             line += f", amplitude MAE {mae:.4f}"
-        if lcmodel_rate is not None and preset != "simulated-scipy":
+        if lcmodel_rate is not None:
             line += f", {n / wall / lcmodel_rate:.0f}x LCModel"
         print(line)
     if args.mrsi:

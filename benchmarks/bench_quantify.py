@@ -12,7 +12,7 @@ write ``results.csv``, ``results.json``, the NIfTI maps, the summary and ``prove
 Peer: the project's classical fit (``scaloquant fit``, :func:`scaloquant.fit.fit_spectra`, the
 reference of issue 6; LCModel takes about 1.3 s per spectrum on this machine, from the issue)
 through the same pipeline, on a ``--peer-n``-voxel slice of the same spectra (fitting all 1024
-would take minutes); with ``--peer-workers`` processes.
+would take minutes), preset ``simulated`` (``FitConfig()``) on torch's threads.
 
 Threads and load: by default the benchmark does what ``scaloquant quantify`` does
 (:mod:`scaloquant.threads`): ``OMP_WAIT_POLICY=PASSIVE`` unless set (``--wait-policy unset``
@@ -25,7 +25,7 @@ default policy). Prints spectra per second of each pass, the split of the best p
 the load average and the wait policy.
 
 Usage: ``python benchmarks/bench_quantify.py [--model CKPT] [--threads N] [--load 1]
-[--wait-policy passive] [--snr 30] [--peer-n 16] [--peer-workers 2] [--batch-size 64]
+[--wait-policy passive] [--snr 30] [--peer-n 16] [--batch-size 64]
 [--seed 0]``
 """
 
@@ -118,7 +118,6 @@ def main() -> None:
     )
     p.add_argument("--snr", type=float, default=30.0)
     p.add_argument("--peer-n", type=int, default=16)
-    p.add_argument("--peer-workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, help="default: the model's own default")
     p.add_argument("--repeats", type=int, default=3, help="timed passes; the best is reported")
     p.add_argument("--seed", type=int, default=0)
@@ -184,7 +183,7 @@ def main() -> None:
         t0, t1, t2, t3 = min(times, key=lambda t: t[-1] - t[0])
         ours = n / (t3 - t0)
 
-        peer_options = Options(max_figures=0, n_workers=args.peer_workers)
+        peer_options = Options(max_figures=0)
         t4 = time.perf_counter()
         peer_run = fit_inputs(
             read_inputs([peer_path]), basis, basis_name="default", options=peer_options
@@ -197,10 +196,7 @@ def main() -> None:
         f"quantify: {ours:.1f} spectra/s end to end, best of {args.repeats} ({t3 - t0:.2f} s: "
         f"read {t1 - t0:.2f} s, match + predict {t2 - t1:.2f} s, write {t3 - t2:.2f} s)"
     )
-    print(
-        f"peer, classical fit (scaloquant fit, {args.peer_workers} processes, {args.peer_n} "
-        f"voxels): {peer:.2f} spectra/s"
-    )
+    print(f"peer, classical fit (scaloquant fit, {args.peer_n} voxels): {peer:.2f} spectra/s")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     print(
         f"ratio quantify / fit: {ours / peer:.0f}x; target >= 500 spectra/s: "

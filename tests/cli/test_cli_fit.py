@@ -113,7 +113,7 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
          "--groups", str(groups), "--mm", "parametric", "--lineshape", "lorentzian"]
     )  # fmt: skip
     config = fit_config_from_args(args)
-    assert config.solver == "batched" and config.baseline_kind == "poly"
+    assert config.baseline_kind == "poly"
     assert config.baseline_order == 3 and config.baseline_ed_per_ppm == 3.0
     assert config.ppm_range == (0.5, 4.0) and config.macromolecules == "parametric"
     assert config.grouping == (("NAA", "NAAG"), ("Cr", "PCr"))
@@ -134,3 +134,41 @@ def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
     assert main(["fit", str(path), "--out", str(out), "--threads", "1", "--max-figures", "0"]) == 0
     assert torch.get_num_threads() == before
     assert len(_rows(out)) == 1
+
+
+def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated, tmp_path):
+    """``results.json`` lists per spectrum what the batched fit chose and measured beyond the
+    columns (``spectra[].fit``): its FWHM, baseline stiffness and free-form kernel, equal to
+    the library's :class:`~scaloquant.fit.FitResult` of the same fit (offsets on the data's
+    grid, ``1 / (N dt)`` Hz per bin, ascending)."""
+    from dataclasses import replace
+
+    from scaloquant.fit import batched, fit_spectra
+    from scaloquant.fit.config import FIT_PRESETS
+
+    fid = _fid(basis, simulated.fids[0])
+    path = write_nifti_mrs(tmp_path / "one.nii.gz", fid)
+    out = tmp_path / "out"
+    flags = ["--lineshape", "freeform", "--max-figures", "0"]
+    assert main(["fit", str(path), "--out", str(out), *flags]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    facts = doc["spectra"][0]["fit"]
+    assert (
+        set(facts)
+        == set(doc["fit_facts"])
+        == {
+            "fwhm_hz",
+            "baseline_ed_per_ppm",
+            "lineshape_kernel",
+        }
+    )
+    result = fit_spectra(fid, basis, replace(FIT_PRESETS["invivo"], lineshape="freeform"))
+    kernel = result.lineshape_kernel.reshape(-1)
+    offsets = np.array(batched.kernel_offsets((kernel.size - 1) // 2))
+    order = np.argsort(offsets)
+    bin_hz = 1 / (basis.n_points * basis.dwell_time_s)
+    np.testing.assert_allclose(facts["lineshape_kernel"]["offset_hz"], offsets[order] * bin_hz)
+    np.testing.assert_allclose(facts["lineshape_kernel"]["weight"], kernel[order], atol=1e-6)
+    assert sum(facts["lineshape_kernel"]["weight"]) == pytest.approx(1.0)
+    assert facts["fwhm_hz"] == pytest.approx(float(result.linewidth_hz.reshape(-1)[0]), rel=1e-6)
+    assert facts["baseline_ed_per_ppm"] == 2.0

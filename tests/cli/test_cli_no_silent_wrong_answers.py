@@ -596,14 +596,27 @@ def test_count_options_name_only_the_bad_one(
 
 def test_fit_mismatch_speaks_of_the_basis_set(basis, signals, tmp_path, capsys):
     path = write_nifti_mrs(
-        tmp_path / "d.nii.gz", _fid(basis, signals[0], dwell_time_s=2 * basis.dwell_time_s)
+        tmp_path / "d.nii.gz", _fid(basis, signals[0], spectrometer_freq_mhz=297.2)
     )
-    # the scipy per-metabolite preset matches the data to the basis' grid (the batched presets
-    # resample the basis to the data instead, so they accept another dwell time)
+    # the fit resamples the basis to the data's grid, but not across field strengths
     out = tmp_path / "out"
-    assert main(["fit", str(path), "--preset", "simulated-scipy", "--out", str(out)]) == 2
+    assert main(["fit", str(path), "--preset", "simulated", "--out", str(out)]) == 2
     line = _one_error(capsys, "fit")
     assert "the basis set" in line and "the model" not in line
+
+
+def test_fit_names_what_replaced_the_scipy_solver(basis, signals, tmp_path, capsys):
+    """The retired scipy solver, named as a preset or in a config file: one line each, saying
+    what to use instead, and no output."""
+    path = write_nifti_mrs(tmp_path / "d.nii.gz", _fid(basis, signals[0]))
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "--preset", "simulated-scipy", "--out", str(out)]) == 2
+    assert "use --preset simulated" in _one_error(capsys, "fit")
+    settings = tmp_path / "fit.yaml"
+    settings.write_text("solver: scipy\n")
+    assert main(["fit", str(path), "--config", str(settings), "--out", str(out)]) == 2
+    assert "one solver" in _one_error(capsys, "fit")
+    assert not out.exists()
 
 
 def test_train_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):

@@ -41,11 +41,11 @@ def test_from_dict_refuses_an_unknown_key(config):
 
 def test_read_config_layers_defaults_file_and_overrides(tmp_path):
     toml = tmp_path / "fit.toml"
-    toml.write_text("lineshape = 'lorentzian'\nmax_evaluations = 50\n")
+    toml.write_text("lineshape = 'lorentzian'\nmax_iterations = 50\n")
     base = FIT_PRESETS["invivo"]
     config = read_config(
-        toml, FitConfig.from_dict, defaults=base.to_dict(), overrides={"max_evaluations": 70}
+        toml, FitConfig.from_dict, defaults=base.to_dict(), overrides={"max_iterations": 70}
     )
-    assert config.lineshape == "lorentzian" and config.max_evaluations == 70
+    assert config.lineshape == "lorentzian" and config.max_iterations == 70
     assert config.ppm_range == base.ppm_range  # the rest from the defaults
     assert read_config(None, FitConfig.from_dict) == FitConfig()

@@ -133,12 +133,9 @@ def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
     assert abs(mm20[0]) == pytest.approx((1.33 + 0.33 + 0.33 + 0.40) * unit, rel=1e-9)
 
 
-def test_baseline_stiffness_follows_the_data(small):
-    """LCModel's rule (``baseline_stiffness="ftest"``): data whose baseline is a straight line
-    (in the spline penalty's null space) get a stiff one (1 or 1.5 or 2 effective dimensions per
-    ppm: a flexible spline only fits noise there); the same data on a baseline
-    that undulates every 0.5 ppm, which only a flexible spline follows, get one of the two most
-    flexible."""
+def stiffness_data(small) -> FID:
+    """Two noisy spectra of ``small`` on its straight baselines, then the same two on a baseline
+    that undulates every 0.5 ppm as well."""
     basis, config, _, fids = small
     rng = np.random.default_rng(11)
     noise = (
@@ -153,8 +150,19 @@ def test_baseline_stiffness_follows_the_data(small):
         np.fft.ifftshift(spectrum + 0.3 * np.abs(spectrum).max() * wave, axes=-1), axis=-1
     )
     data = np.concatenate([fids[:2] + noise[:2], wavy])
+    return FID(data, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+
+
+def test_baseline_stiffness_follows_the_data(small):
+    """LCModel's rule (``baseline_stiffness="ftest"``): data whose baseline is a straight line
+    (in the spline penalty's null space) get a stiff one (1 or 1.5 or 2 effective dimensions per
+    ppm: a flexible spline only fits noise there); the same data on a baseline
+    that undulates every 0.5 ppm, which only a flexible spline follows, get one of the two most
+    flexible."""
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    data = fid.samples
     ftest = replace(config, baseline_stiffness="ftest")
-    fid = FID(data, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     result = fit_spectra(fid, basis, ftest)
     candidates = ftest.baseline_ed_candidates_per_ppm
     # noise alone decides among the stiff ones (the F-test's point): stiffer than the default
@@ -163,6 +171,60 @@ def test_baseline_stiffness_follows_the_data(small):
     assert np.all(result.baseline_ed_per_ppm[2:] >= candidates[-2])
     fixed = fit_spectra(fid.with_samples(data[:2]), basis, config)
     np.testing.assert_array_equal(fixed.baseline_ed_per_ppm, config.baseline_ed_per_ppm)
+
+
+def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
+    """The cheap search of ``baseline_stiffness="ftest"`` (scores at the flexible fit's
+    lineshape, then refits one candidate stiffer at a time; ``fit.spectra._solve``) against the
+    rule done in full: every candidate refitted from the most flexible fit, the stiffest whose
+    real-part residual is within the F-test bound. Same choice, and the fit kept is that
+    candidate's refit."""
+    from scaloquant.fit import spectra as sp
+    from scaloquant.fit.spectra import region_noise_sd
+
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    ftest = replace(config, baseline_stiffness="ftest")
+    prepared = sp._prepared(basis, fid, ftest)[0]
+    x = sp._without_water(fid, ftest)
+    region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), ftest.noise_ppm_range)
+    fit, chosen = sp._solve(x, prepared, ftest, region, {})
+    candidates = ftest.baseline_ed_candidates_per_ppm
+    reference = bt.solve(
+        x, prepared, replace(ftest, baseline_ed_per_ppm=candidates[-1]), region_noise_sd=region
+    )
+    first = bt.first_members(bt.group_layout(prepared, ftest)[0])
+    start = {
+        "damping_per_s": reference.damping_per_s,
+        "shift_hz": reference.shift_hz,
+        "phase0_rad": reference.phase0_rad,
+        "phase1_rad_per_ppm": reference.phase1_rad_per_ppm,
+        "gauss_per_s2": reference.gauss_per_s2[:, first].mean(axis=1),
+    }
+    bound = bt.baseline_ftest_bound(x, prepared, ftest, reference)
+    refits = [
+        bt.solve(
+            x,
+            prepared,
+            replace(ftest, baseline_ed_per_ppm=ed, continuation_broadening_per_s=()),
+            region_noise_sd=region,
+            start=start,
+        )
+        for ed in candidates[:-1]
+    ] + [reference]
+    within = np.stack(
+        [
+            bt.baseline_ftest_ssq(x, prepared, ftest, ed, refit, reference) <= bound
+            for ed, refit in zip(candidates, refits, strict=True)
+        ]
+    )
+    expected = np.asarray(candidates)[np.argmax(within, axis=0)]
+    print(f"chosen {chosen}, every candidate refitted {expected}")
+    np.testing.assert_array_equal(chosen, expected)
+    assert len(set(chosen.tolist())) > 1  # the data ask for different stiffnesses
+    for b, ed in enumerate(chosen):
+        k = candidates.index(ed)
+        np.testing.assert_allclose(fit.amplitudes[b], refits[k].amplitudes[b], rtol=1e-9)
 
 
 def convolved(fids: np.ndarray, kernel: dict[int, float]) -> np.ndarray:
@@ -230,3 +292,73 @@ def test_kernel_prior_is_the_second_differences_of_the_kernel(about):
         s[j + half + 1] = w
     direct = np.sum(np.diff(s, n=2) ** 2) / sd**2
     assert x @ q_mat @ x + 2 * q_vec @ x + const == pytest.approx(direct, rel=1e-12)
+
+
+def _fwhm_oracle(z: np.ndarray, dwell_time_s: float, ppm_of_hz, centre_ppm: float) -> float:
+    """FWHM (Hz) of the real spectrum of ``z`` ``(N,)`` zero-filled 64 times, read off its
+    half maximum by linear interpolation on each side of the peak within 0.15 ppm of
+    ``centre_ppm`` (float64 numpy)."""
+    n_fft = 64 * z.size
+    spec = np.fft.fftshift(np.fft.fft(z, n_fft)).real
+    hz = np.fft.fftshift(np.fft.fftfreq(n_fft, dwell_time_s))
+    near = np.abs(ppm_of_hz(hz) - centre_ppm) < 0.15
+    spec, hz = spec[near], hz[near]
+    top = int(np.argmax(spec))
+    half = spec[top] / 2
+    left = np.flatnonzero(spec[:top] <= half)[-1]
+    right = top + np.flatnonzero(spec[top:] <= half)[0]
+    f_left = np.interp(half, spec[left : left + 2], hz[left : left + 2])
+    f_right = np.interp(half, spec[right - 1 : right + 1][::-1], hz[right - 1 : right + 1][::-1])
+    return float(f_right - f_left)
+
+
+def test_fitted_linewidth_includes_the_freeform_kernel(small):
+    """The fit's FWHM (``FitResult.linewidth_hz``, :func:`scaloquant.fit.spectra._linewidth_hz`)
+    is that of the NAA line convolved with the free-form kernel: against a float64 numpy
+    oracle that applies the kernel in the time domain (a shift of ``j`` bins of the ``N``-point
+    spectrum is the modulation ``exp(2 pi i j n / N)``) and reads the half maximum off a 64x
+    zero-filled spectrum. A delta kernel gives the Voigt line's FWHM; the asymmetric kernel of
+    :func:`test_freeform_lineshape_recovers_a_kernel` widens it by about 2 Hz."""
+    from scaloquant.fit.result import FitResult
+    from scaloquant.fit.spectra import _linewidth_hz
+
+    basis, config, _, _ = small
+    m, b = basis.n_metabolites, 2
+    damping, shift, gauss = 8.0, 0.7, 60.0
+    offsets = bt.kernel_offsets(3)
+    asymmetric = {-2: 0.05, -1: 0.2, 0: 0.45, 1: 0.2, 2: 0.07, 3: 0.03}
+    kernel = np.array([[float(j == 0) for j in offsets], [asymmetric.get(j, 0.0) for j in offsets]])
+    zeros = np.zeros((b, m))
+    result = FitResult(
+        names=basis.names, amplitudes=np.ones((b, m)), crlb_sd=zeros, crlb_pct=zeros,
+        amplitude_covariance=np.zeros((b, m, m)), damping_per_s=np.full((b, m), damping),
+        shift_hz=np.full((b, m), shift), phase0_rad=np.zeros(b), phase1_rad_per_ppm=np.zeros(b),
+        phase1_pivot_ppm=basis.ppm_reference, gauss_per_s2=np.full(b, gauss),
+        baseline=np.zeros((b, 0)), noise_sd=np.ones(b), noise_estimate="residual",
+        residual_norm=np.zeros(b), n_evaluations=np.zeros(b), success=np.ones(b, dtype=bool),
+        messages=np.array(["", ""], dtype=object), ppm=basis.ppm_axis(), config=config,
+        gauss_by_metabolite_per_s2=np.full((b, m), gauss), lineshape_kernel=kernel,
+    )  # fmt: skip
+    got = _linewidth_hz(result, basis)
+    t = basis.time_axis_s()
+    n = np.arange(basis.n_points)
+    line = basis.fids[basis.index("NAA")] * np.exp(
+        (-damping + 2j * np.pi * shift) * t - gauss * t**2
+    )
+    expected = [
+        _fwhm_oracle(
+            line
+            * sum(
+                w * np.exp(2j * np.pi * j * n / n.size) for w, j in zip(row, offsets, strict=True)
+            ),
+            basis.dwell_time_s,
+            lambda hz: basis.ppm_reference + hz / basis.spectrometer_freq_mhz,
+            2.01,
+        )
+        for row in kernel
+    ]
+    print(f"FWHM {got} Hz, oracle {expected}")
+    np.testing.assert_allclose(got, expected, atol=0.02)
+    without = _linewidth_hz(replace(result, lineshape_kernel=None), basis)
+    np.testing.assert_allclose(without, got[0], rtol=1e-12)
+    assert got[1] > got[0] + 1.0

@@ -6,58 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_fit_model import assert_jacobian_matches_differences, lorentzian_basis
+from test_fit_model import lorentzian_basis
 from test_fit_spectra import CONFIG, as_fid, synthesize
 
 from scaloquant.errors import InvalidDataError
 from scaloquant.fit import FitConfig, FitStart, fit_given_amplitudes, fit_spectra, fitted_spectra
-from scaloquant.fit.model import Design, NonlinearParameters
-from scaloquant.fit.varpro import _Projection
-
-
-def test_recovers_phase_and_shift_of_a_default_basis_spectrum():
-    """All 21 metabolites of the default basis with one damping, shift and phase: given the
-    true amplitudes, the phase comes back within 1 degree and the shift within 0.1 Hz (the
-    issue's tolerances; noiseless, so the fit is in fact exact to rounding), also per
-    metabolite under the default per-metabolite grouping."""
-    from scaloquant.io import default_basis
-
-    basis = default_basis()
-    amplitudes = np.random.default_rng(5).uniform(0.1, 1.0, basis.n_metabolites)
-    m = basis.n_metabolites
-    data = synthesize(basis, amplitudes, np.full(m, 6.0), np.full(m, 2.3), phase0=0.6)
-    fid = as_fid(basis, data)
-    result = fit_given_amplitudes(fid, basis, amplitudes)
-    assert np.degrees(abs(float(result.phase0_rad) - 0.6)) < 1.0
-    assert float(result.phase1_rad_per_ppm) == pytest.approx(0.0, abs=1e-4)
-    np.testing.assert_allclose(result.shift_hz, 2.3, atol=0.1)
-    np.testing.assert_allclose(result.damping_per_s, 6.0, atol=0.1)
-    np.testing.assert_array_equal(result.amplitudes, amplitudes)
-    spectra = fitted_spectra(result, fid, basis)
-    assert np.linalg.norm(spectra.residual) < 1e-6 * np.linalg.norm(spectra.data)
-    np.testing.assert_allclose(spectra.metabolites.sum(axis=0), spectra.model, atol=1e-9)
-
-
-def test_small_basis_with_noise_baseline_and_first_order_phase():
-    """Per-metabolite damping and shift, both phases and a baseline, with noise: the errors
-    stay within the tolerances above (the noise, 1% of the largest peak per point in time,
-    moves the phase by about 0.1 degree and the shifts by a few hundredths of a Hz)."""
-    basis = lorentzian_basis()
-    amplitudes = np.array([1.0, 0.4, 0.7, 0.2])
-    damping, shift = np.array([1.0, 6.0, 3.0, 9.0]), np.array([1.5, -2.0, 0.5, 2.5])
-    config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1, phase1_pivot_ppm=4.65)
-    data = synthesize(basis, amplitudes, damping, shift, phase0=-0.5, phase1=0.03)
-    rng = np.random.default_rng(7)
-    noisy = data + 0.01 * (rng.standard_normal(data.size) + 1j * rng.standard_normal(data.size))
-    result = fit_given_amplitudes(as_fid(basis, noisy), basis, amplitudes, config)
-    assert np.degrees(abs(float(result.phase0_rad) + 0.5)) < 1.0
-    assert float(result.phase1_rad_per_ppm) == pytest.approx(0.03, abs=2e-3)
-    np.testing.assert_allclose(result.shift_hz, shift, atol=0.1)
-    assert result.baseline.shape == (2,)
-    assert np.all(np.isnan(result.crlb_sd)) and np.all(np.isnan(result.crlb_pct))
-    assert np.all(np.isnan(result.amplitude_covariance))
-    # The noise estimate from the residual is the spectral SD per real part, 0.01 sqrt(N).
-    assert float(result.noise_sd) == pytest.approx(0.01 * np.sqrt(basis.n_points), rel=0.1)
 
 
 def test_batch_and_a_full_fit_started_from_the_result():
@@ -91,28 +44,12 @@ def test_bad_amplitudes_are_refused():
         fit_given_amplitudes(fid, basis, np.array([1.0, np.nan, 1.0, 1.0]), CONFIG)
 
 
-def test_fixed_amplitude_jacobian_matches_finite_differences():
-    """With the amplitudes held, the residual's Jacobian is ``-P_perp (dA/dtheta) a``: the
-    derivative of the residual itself, also with a baseline projected out and noise."""
-    basis = lorentzian_basis()
-    config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1)
-    design = Design(basis, config)
-    p = NonlinearParameters(np.array([2.0, 4.0, 6.0, 1.0]), np.array([0.5, -1.0, 2.0, 0.0]), 0.2)
-    a = np.array([1.0, 0.5, 0.8, 0.3])
-    rng = np.random.default_rng(2)
-    noise = rng.standard_normal(design.ppm.size) + 1j * rng.standard_normal(design.ppm.size)
-    data = design.columns(p)[0] @ a + noise
-    start = NonlinearParameters(p.damping_per_s + 1.0, p.shift_hz + 0.3, 0.25, 0.01)
-    problem = _Projection(design, data, start, fixed_amplitudes=0.9 * a)
-    assert_jacobian_matches_differences(problem, start.to_vector(design.layout))
-
-
-BATCHED = FitConfig(ppm_range=(0.5, 4.0), solver="batched")
-
-
-def test_batched_recovers_phase_and_shift_of_a_default_basis_spectrum():
-    """The first test on the batched solver (``solve_given_amplitudes``): one damping and shift
-    for all 21 metabolites, then one per metabolite with the resets and twin swaps."""
+def test_recovers_phase_and_shift_of_a_default_basis_spectrum():
+    """All 21 metabolites of the default basis with one damping, shift and phase: given the
+    true amplitudes, the phase comes back within 1 degree and the shift within 0.1 Hz (the
+    issue's tolerances; noiseless, so the fit is in fact exact), with one damping and shift for
+    all (``fit_given_amplitudes``' default) and then one per metabolite with the resets and
+    twin swaps."""
     from scaloquant.io import default_basis
 
     basis = default_basis()
@@ -121,7 +58,7 @@ def test_batched_recovers_phase_and_shift_of_a_default_basis_spectrum():
     data = synthesize(basis, amplitudes, np.full(m, 6.0), np.full(m, 2.3), phase0=0.6)
     fid = as_fid(basis, data)
     for grouping in ("global", "per_metabolite"):
-        config = FitConfig(grouping=grouping, solver="batched")
+        config = FitConfig(grouping=grouping)
         result = fit_given_amplitudes(fid, basis, amplitudes, config)
         assert np.degrees(abs(float(result.phase0_rad) - 0.6)) < 1.0
         assert float(result.phase1_rad_per_ppm) == pytest.approx(0.0, abs=1e-4)
@@ -131,16 +68,18 @@ def test_batched_recovers_phase_and_shift_of_a_default_basis_spectrum():
         assert np.all(np.isnan(result.crlb_sd)) and np.all(np.isnan(result.amplitude_covariance))
         spectra = fitted_spectra(result, fid, basis)
         assert np.linalg.norm(spectra.residual) < 1e-6 * np.linalg.norm(spectra.data)
+        np.testing.assert_allclose(spectra.metabolites.sum(axis=0), spectra.model, atol=1e-9)
 
 
-def test_batched_with_noise_baseline_first_order_phase_and_wrong_amplitudes():
-    """Per-metabolite damping and shift, both phases and a baseline, with noise, as the scipy
-    test above; a batch of two, the second with amplitudes 10 % off (held as given, any sign
+def test_with_noise_baseline_first_order_phase_and_wrong_amplitudes():
+    """Per-metabolite damping and shift, both phases and a baseline, with noise: the errors stay
+    within the tolerances above (the noise, 1% of the largest peak per point in time, moves the
+    phase by about 0.1 degree and the shifts by a few hundredths of a Hz); a batch of two, the second with amplitudes 10 % off (held as given, any sign
     accepted) and a full batched fit started from the result reaching the truth."""
     basis = lorentzian_basis()
     amplitudes = np.array([1.0, 0.4, 0.7, 0.2])
     damping, shift = np.array([1.0, 6.0, 3.0, 9.0]), np.array([1.5, -2.0, 0.5, 2.5])
-    config = replace(BATCHED, baseline_order=1, phase1_pivot_ppm=4.65)
+    config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1, phase1_pivot_ppm=4.65)
     data = synthesize(basis, amplitudes, damping, shift, phase0=-0.5, phase1=0.03)
     rng = np.random.default_rng(7)
     noisy = data + 0.01 * (rng.standard_normal(data.size) + 1j * rng.standard_normal(data.size))
@@ -163,7 +102,7 @@ def test_batched_with_noise_baseline_first_order_phase_and_wrong_amplitudes():
     np.testing.assert_allclose(full.amplitudes, [amplitudes, amplitudes], atol=1e-6)
 
 
-def test_batched_fixed_amplitude_gradient_matches_finite_differences():
+def test_fixed_amplitude_gradient_matches_finite_differences():
     """With the amplitudes held, the batched gradient (``_normal_equations``, passive set
     empty: no Kaufman term) is half the derivative of the cost, with a baseline and noise."""
     import torch
@@ -171,7 +110,7 @@ def test_batched_fixed_amplitude_gradient_matches_finite_differences():
     from scaloquant.fit import batched
 
     basis = lorentzian_basis()
-    config = replace(BATCHED, baseline_order=1)
+    config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1)
     problem = batched.make_problem(basis, config, deviations=False)
     sl = problem.slices()
     rng = np.random.default_rng(2)

@@ -347,8 +347,22 @@ def test_predict_estimates_are_one_pass_of_estimate(built):
     p = model.predict_estimates(fids, batch_size=2, polish_iterations=2)
     est = model.estimate(torch.as_tensor(fids), polish_iterations=2)
     for got, want in zip(
-        p, (est.amplitudes, est.sd, est.network_sd, est.network_theta), strict=True
+        p,
+        (est.amplitudes, est.sd, est.network_sd, est.network_theta, est.fit_residual),
+        strict=True,
     ):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-8)
     a, crlb_sd, net_sd = model.predict_with_sds(fids, polish_iterations=2)
     np.testing.assert_array_equal(a, model.predict_estimates(fids, polish_iterations=2).amplitudes)
+
+
+def test_checkpoints_saved_with_the_scipy_solvers_settings_still_load():
+    """A physics-head checkpoint stores ``FitConfig.to_dict()``; those saved before the scipy
+    solver was retired also hold ``solver="batched"``, ``tolerance`` and ``max_evaluations``
+    (as lists where tuples belong): they rebuild the same model."""
+    from scaloquant.fit.config import FIT_PRESETS
+    from scaloquant.models.physics import fit_config_from_dict
+
+    for preset in FIT_PRESETS.values():
+        old = {**preset.to_dict(), "solver": "batched", "tolerance": 1e-6, "max_evaluations": 100}
+        assert fit_config_from_dict(old) == preset

@@ -85,7 +85,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=options["n_workers"],
         metavar="N",
-        help=f"fit processes (default: {options['n_workers']})",
+        help="no longer used: the fit runs all spectra in one torch program on --threads "
+        "threads (kept so that older command lines still run)",
     )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
     per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}

@@ -33,8 +33,7 @@ def register(subparsers: Any) -> None:
             "per-metabolite deviations under priors, a penalised spline baseline, 0.2-4.2 ppm; "
             "the basis is resampled to the data's grid (another vendor's frequency at the same "
             "field, dwell time, points), so no --force is needed for that. --preset simulated "
-            "is the per-metabolite model for spectra of scaloquant's simulator (batched; "
-            "simulated-scipy: the same on scipy, one spectrum at a time). Outputs: "
+            "is the per-metabolite model for spectra of scaloquant's simulator. Outputs: "
             "DIR/results.csv (amplitude, <name>_crlb_sd, <name>_crlb_pct, ratio to Cr+PCr, mM "
             "with a water reference; tNAA, tCr, tCho and Glx rows with their CRLB from the "
             "covariance; snr, fwhm, fit_residual and qc flags per spectrum), results.json, fit "
@@ -52,8 +51,8 @@ def register(subparsers: Any) -> None:
     m = p.add_argument_group("fit model (each overrides --preset and --config)")
     m.add_argument(
         "--preset",
-        choices=sorted(FIT_PRESETS),
         default="invivo",
+        metavar="{" + ",".join(sorted(FIT_PRESETS)) + "}",
         help="named model (default: invivo)",
     )
     m.add_argument(
@@ -100,8 +99,8 @@ def register(subparsers: Any) -> None:
         help="hlsvd: subtract the residual water (HLSVD components at 4.4-5.2 ppm) from the "
         "data before the fit (default: none)",
     )
-    m.add_argument("--device", help="torch device of the batched solver, e.g. cpu or cuda")
-    add_threads_flag(p, what="the batched solver")
+    m.add_argument("--device", help="torch device of the solver, e.g. cpu or cuda")
+    add_threads_flag(p, what="the solver")
     p.set_defaults(handler=handle)
 
 
@@ -144,9 +143,19 @@ def _baseline(spec: str) -> dict[str, Any]:
 
 def fit_config_from_args(args: argparse.Namespace):
     """The preset, then the ``--config`` file, then the model flags."""
+    from ..errors import ConfigError
     from ..fit.config import FIT_PRESETS, FitConfig
     from ..io.config import read_config
 
+    if args.preset == "simulated-scipy":
+        raise ConfigError(
+            "--preset simulated-scipy no longer exists (the scipy solver was retired); use "
+            "--preset simulated, the same per-metabolite model"
+        )
+    if args.preset not in FIT_PRESETS:
+        raise ConfigError(
+            f"--preset {args.preset!r} is not a preset; choose {', '.join(sorted(FIT_PRESETS))}"
+        )
     config = FIT_PRESETS[args.preset]
     if args.config is not None:
         config = read_config(args.config, FitConfig.from_dict, defaults=config.to_dict())
@@ -169,17 +178,6 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["device"] = args.device
     if args.water_removal:
         flags["water_removal"] = args.water_removal
-    if flags and config.solver == "scipy" and args.preset == "simulated-scipy":
-        # the model choices beyond the per-metabolite model need the batched solver
-        batched_only = {
-            "baseline",
-            "baseline_stiffness",
-            "macromolecules",
-            "ratio_priors",
-            "device",
-        } & set(flags)
-        if batched_only or flags.get("lineshape") in ("gaussian", "freeform"):
-            flags["solver"] = "batched"
     return replace(config, **flags)
 
 

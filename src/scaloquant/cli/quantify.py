@@ -19,6 +19,10 @@ from ._spectra import (
     run_provenance,
 )
 
+#: :class:`scaloquant.models.adapt.AdaptConfig`'s defaults, for the help text (kept equal by
+#: tests/cli/test_cli_adapt.py; the CLI's help must not load torch).
+ADAPT_DEFAULTS = {"steps": 100, "learning_rate": 1e-4}
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -46,6 +50,38 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also fit every spectrum with the classical fit started from the network's "
         "estimate (columns <name>_refined, _crlb_sd, _crlb_pct)",
+    )
+    p.add_argument(
+        "--adapt",
+        action="store_true",
+        help="physics-head models: before quantifying, fine-tune a copy of the model's encoder "
+        "on the input spectra themselves by the reconstruction loss (no labels; test-time "
+        "adaptation, docs/physics-models.md); the summary gives the residual before and after",
+    )
+    p.add_argument(
+        "--adapt-steps",
+        type=int,
+        metavar="N",
+        help=f"optimiser steps of --adapt (default {ADAPT_DEFAULTS['steps']})",
+    )
+    p.add_argument(
+        "--adapt-lr",
+        type=float,
+        metavar="X",
+        help=f"learning rate of --adapt (default {ADAPT_DEFAULTS['learning_rate']:g})",
+    )
+    p.add_argument(
+        "--adapt-seed",
+        type=int,
+        metavar="S",
+        help="seed of --adapt's mini-batch order (default 0)",
+    )
+    p.add_argument(
+        "--save-adapted",
+        type=Path,
+        metavar="CKPT",
+        help="with --adapt: also write the adapted model as a checkpoint (refused if it exists, "
+        "unless --overwrite)",
     )
     p.add_argument(
         "--batch-size",
@@ -86,6 +122,7 @@ def _quantify(args: argparse.Namespace) -> int:
     from ..report.outputs import file_sha256, write_run
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
+    adapt = _adapt_config(args)
     model = load_model(args.model, map_location=_device(args.device))
     basis, basis_name = read_user_basis(args.basis)
     inputs = inputs_from_args(args)
@@ -94,6 +131,7 @@ def _quantify(args: argparse.Namespace) -> int:
         basis_metadata=model.metadata.basis_metadata,
         batch_size=args.batch_size,
         refine=args.refine,
+        adapt=adapt,
     )
     run = quantify_inputs(inputs, model, basis=basis, basis_name=basis_name, options=options)
     write_run(
@@ -104,5 +142,47 @@ def _quantify(args: argparse.Namespace) -> int:
             args, checkpoint={"path": str(args.model), "sha256": file_sha256(args.model)}
         ),
     )
+    if run.adaptation is not None:
+        from ..quantify.run import adaptation_note
+
+        print(adaptation_note(run.adaptation))
+        if args.save_adapted is not None:
+            from ..models.adapt import write_adapted_checkpoint
+
+            write_adapted_checkpoint(
+                model.metadata.to_dict(),
+                run.adaptation,
+                args.save_adapted,
+                source={"path": str(args.model), "sha256": file_sha256(args.model)},
+                overwrite=args.overwrite,
+            )
+            print(f"adapted model: {args.save_adapted}")
     print_run(run, "quantified", len(inputs), args.out)
     return 0
+
+
+def _adapt_config(args: argparse.Namespace):
+    """The :class:`~scaloquant.models.adapt.AdaptConfig` of the flags (None without --adapt);
+    --save-adapted checked before any work."""
+    given = {
+        "--adapt-steps": args.adapt_steps,
+        "--adapt-lr": args.adapt_lr,
+        "--adapt-seed": args.adapt_seed,
+        "--save-adapted": args.save_adapted,
+    }
+    if not args.adapt:
+        stray = [flag for flag, value in given.items() if value is not None]
+        if stray:
+            raise ConfigError(f"{', '.join(stray)} only with --adapt")
+        return None
+    from ..io.atomic import check_writable
+    from ..models.adapt import AdaptConfig
+
+    if args.save_adapted is not None:
+        check_writable(args.save_adapted, overwrite=args.overwrite)
+    values = {
+        "steps": args.adapt_steps,
+        "learning_rate": args.adapt_lr,
+        "seed": args.adapt_seed,
+    }
+    return AdaptConfig(**{k: v for k, v in values.items() if v is not None})

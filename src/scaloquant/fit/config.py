@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import InitVar, dataclass, fields
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -93,28 +93,19 @@ class FitConfig:
         spectra of data and basis sum) or ``"zero"``.
     continuation_broadening_per_s : extra Lorentzian broadening ``L`` (1/s) of data and basis in
         the stages fitted before the final, unbroadened one, decreasing; ``()`` for none (see
-        :mod:`scaloquant.fit.varpro`).
-    max_resets : how many times metabolites that end on a bound are restarted (the scipy
-        solver, and the batched one with ``grouping="per_metabolite"``,
-        :mod:`scaloquant.fit.search`).
+        :mod:`scaloquant.fit.batched`).
+    max_resets : how many times metabolites that end on a bound are restarted (with
+        ``grouping="per_metabolite"``, :mod:`scaloquant.fit.search`).
     twin_max_separation_hz : metabolites whose largest peaks lie this close (Cr/PCr and GPC/PCho
         in the default basis, 0.74 Hz apart at 3 T) get a second fit with their lineshapes
-        swapped; 0 disables it (both solvers, as ``max_resets``).
-    max_evaluations : limit on model evaluations per local fit (``least_squares``
-        ``max_nfev``). A fit that needs more is crawling along a flat valley of a noisy cost
-        (small metabolites fitting noise), where further steps no longer change the estimates
-        beyond their noise.
-    tolerance : ``ftol``, ``xtol`` and ``gtol`` of ``scipy.optimize.least_squares``. With noise,
-        the cost ``|r|^2`` is about ``2K sigma^2`` over ``K`` window points, and moving an
-        estimate by one standard deviation changes it by about ``sigma^2``; stopping when a
-        step gains less than ``1e-6`` of the cost (``K`` ~ 250, so ~5e-4 ``sigma^2``) leaves
-        the estimates a few hundredths of an SD from the minimum. Noiseless fits converge
-        quadratically and reach rounding level anyway.
-    solver : ``"scipy"`` (one spectrum at a time, :mod:`scaloquant.fit.varpro`, with restarts
-        and twin swaps) or ``"batched"`` (:mod:`scaloquant.fit.batched`: many spectra in one
-        torch program, the basis resampled to the data, the model choices below).
-    lineshape : ``"lorentzian"``, ``"voigt"`` or ``"gaussian"`` (batched only) per group;
-        ``None`` follows ``gaussian``. ``"freeform"`` (batched only): the group Voigt lineshapes,
+        swapped; 0 disables it (as ``max_resets``).
+    solver : retired (issue 12): the fit has one solver, the batched one
+        (:mod:`scaloquant.fit.batched`: many spectra in one torch program, the basis resampled
+        to the data). Not a field: ``"batched"`` is accepted and ignored, so code, config files
+        and checkpoints that name it keep working; ``"scipy"`` is refused with one line
+        (:func:`retired_settings`).
+    lineshape : ``"lorentzian"``, ``"voigt"`` or ``"gaussian"`` per group; ``None`` follows
+        ``gaussian``. ``"freeform"``: the group Voigt lineshapes,
         and every column convolved with one kernel per spectrum shared by all basis signals
         (LCModel's free-form lineshape): ``2 J + 1`` weights on whole frequency bins ``-J..J``
         (``J`` the bins within ``freeform_halfwidth_hz``), summing to 1, non-negative off the
@@ -127,38 +118,38 @@ class FitConfig:
         a delta kernel costs ``6 / sd^2`` noise variances, so it favours a smooth kernel);
         ``"delta"``: on its departure from a delta (the Voigt fit costs nothing).
     baseline : ``"none"``, ``"poly"`` (Legendre, degree ``baseline_order``, default 2) or
-        ``"spline"`` (batched only: penalised cubic B-splines, knots
+        ``"spline"`` (penalised cubic B-splines, knots
         ``baseline_knot_spacing_ppm`` apart, stiffness from ``baseline_ed_per_ppm`` effective
         dimensions per ppm; :mod:`scaloquant.physics.baseline`); ``None`` follows
         ``baseline_order``.
-    baseline_stiffness : batched spline baseline only: ``"fixed"`` (``baseline_ed_per_ppm``
+    baseline_stiffness : spline baseline only: ``"fixed"`` (``baseline_ed_per_ppm``
         for every spectrum) or ``"ftest"``: per spectrum, the stiffest of
         ``baseline_ed_candidates_per_ppm`` whose residual stays within an F-test of the most
         flexible candidate's at probability ``baseline_ftest_probability`` (LCModel's rule for
-        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``);
-        :func:`scaloquant.fit.batched.choose_baseline_ed`. The candidates, 1 to 7 per ppm, span
+        its baseline regulariser, ``PRMNMX`` 0.02-0.08 in ``LCModel.f``;
+        :func:`scaloquant.fit.batched.baseline_ftest_bound`), found with about two refits a
+        spectrum (``fit.spectra._solve``). The candidates, 1 to 7 per ppm, span
         LCModel's own range: its ``alphaB`` from ``ALPBMN`` (its F-test reference) to
         ``ALPBMX`` is 7.3 to 1.1-2.4 effective dimensions per ppm on the in-vivo spectra of
         ``../shared`` (``benchmarks/_lcmodel.py``, :func:`baseline_ed_per_ppm`).
-    macromolecules : batched only: ``"basis"`` (as the basis has them), ``"parametric"``
+    macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
         :func:`scaloquant.fit.batched.prepare_basis`.
-    shift_prior_sd_hz, damping_prior_sd_per_s : batched only: per-metabolite deviations from
+    shift_prior_sd_hz, damping_prior_sd_per_s : per-metabolite deviations from
         their group's shift and damping, held by zero-mean Gaussian priors of these SDs
         (LCModel's approach); ``None`` for none.
-    ratio_priors : batched only: soft Gaussian priors on amplitude ratios, LCModel's
+    ratio_priors : soft Gaussian priors on amplitude ratios, LCModel's
         ``CHRATO`` (:mod:`scaloquant.physics.priors`): ``"none"``, ``"mm"`` (its
         macromolecule/lipid ratios, which only apply to the parametric components) or
         ``"lcmodel"`` (those and its metabolite priors: Asp, GABA, Glc, Scyllo, Tau to NAA + Cr
         + 3 Cho, GSH to Gln + GSH); their widths scale with a preliminary fit's amplitudes.
-    initial_gauss_per_s2 : starting Gaussian ``beta`` with a Voigt or Gaussian lineshape
-        (batched).
-    max_iterations : Levenberg–Marquardt iterations per stage (batched).
-    water_removal : batched only: ``"hlsvd"`` subtracts the residual water (the HLSVD components
+    initial_gauss_per_s2 : starting Gaussian ``beta`` with a Voigt or Gaussian lineshape.
+    max_iterations : Levenberg–Marquardt iterations per stage.
+    water_removal : ``"hlsvd"`` subtracts the residual water (the HLSVD components
         between 4.4 and 5.2 ppm, :mod:`scaloquant.signal.water`) from the data before the fit;
         ``"none"`` fits the data as they are.
-    device : torch device of the batched solver (``"cpu"``, ``"cuda"``).
+    device : torch device of the solver (``"cpu"``, ``"cuda"``).
     """
 
     ppm_range: tuple[float, float] = WINDOW_PPM_1H
@@ -179,9 +170,6 @@ class FitConfig:
     continuation_broadening_per_s: tuple[float, ...] = (40.0, 10.0)
     max_resets: int = 2
     twin_max_separation_hz: float = 1.0
-    max_evaluations: int = 100
-    tolerance: float = 1e-6
-    solver: Literal["scipy", "batched"] = "scipy"
     lineshape: Literal["lorentzian", "voigt", "gaussian", "freeform"] | None = None
     freeform_halfwidth_hz: float = 5.0
     freeform_smoothness_sd: float = 0.1
@@ -200,14 +188,16 @@ class FitConfig:
     max_iterations: int = 60
     device: str = "cpu"
     water_removal: Literal["none", "hlsvd"] = "none"
+    solver: InitVar[str | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, solver: str | None) -> None:
+        retired_settings({} if solver is None else {"solver": solver})
         self._resolve_model_choices()
         self._check_fields()
 
     def _resolve_model_choices(self) -> None:
         """Fill ``lineshape``/``gaussian`` and ``baseline``/``baseline_order`` from each other
-        (the older fields stay valid) and check the choices each solver supports."""
+        (the older fields stay valid) and check the choices."""
         if self.lineshape is not None:
             if self.lineshape not in ("lorentzian", "voigt", "gaussian", "freeform"):
                 raise ConfigError(
@@ -224,8 +214,6 @@ class FitConfig:
                 object.__setattr__(self, "baseline_order", 2)
             if self.baseline != "poly":
                 object.__setattr__(self, "baseline_order", None)
-        if self.solver not in ("scipy", "batched"):
-            raise ConfigError(f"solver must be 'scipy' or 'batched', got {self.solver!r}")
         if self.macromolecules not in ("basis", "parametric", "none", "auto"):
             raise ConfigError(
                 "macromolecules must be 'basis', 'parametric', 'none' or 'auto', got "
@@ -235,28 +223,6 @@ class FitConfig:
             raise ConfigError(
                 f"ratio_priors must be 'none', 'mm' or 'lcmodel', got {self.ratio_priors!r}"
             )
-        if self.solver == "scipy":
-            unsupported = [
-                what
-                for what, used in (
-                    ("lineshape='gaussian'", self.lineshape_kind == "gaussian"),
-                    ("lineshape='freeform'", self.lineshape_kind == "freeform"),
-                    ("baseline='spline'", self.baseline_kind == "spline"),
-                    ("macromolecules other than 'basis'", self.macromolecules != "basis"),
-                    ("ratio priors", self.ratio_priors != "none"),
-                    (
-                        "per-metabolite priors",
-                        self.shift_prior_sd_hz is not None
-                        or self.damping_prior_sd_per_s is not None,
-                    ),
-                )
-                if used
-            ]
-            if unsupported:
-                raise ConfigError(
-                    f"solver='scipy' does not support {', '.join(unsupported)}; use "
-                    "solver='batched'"
-                )
         for name in ("shift_prior_sd_hz", "damping_prior_sd_per_s"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
@@ -390,12 +356,6 @@ class FitConfig:
             raise ConfigError(
                 f"twin_max_separation_hz must be >= 0, got {self.twin_max_separation_hz}"
             )
-        if not (isinstance(self.max_evaluations, int) and self.max_evaluations >= 1):
-            raise ConfigError(
-                f"max_evaluations must be an integer >= 1, got {self.max_evaluations!r}"
-            )
-        if not (math.isfinite(self.tolerance) and 0 < self.tolerance < 1):
-            raise ConfigError(f"tolerance must be in (0, 1), got {self.tolerance}")
 
     def to_dict(self) -> dict:
         """Plain JSON-able values (tuples become lists), e.g. for a provenance file."""
@@ -408,8 +368,32 @@ class FitConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FitConfig:
         """Rebuild a config from :meth:`to_dict` output (or a config file's mapping); unknown
-        keys are an error."""
+        keys are an error, the settings of the retired scipy solver as
+        :func:`retired_settings` says."""
+        data = dict(data)
+        retired_settings(data)
+        for name in RETIRED_SETTINGS:
+            data.pop(name, None)
         return dataclass_from_dict(cls, data, "fit")
+
+
+#: Settings of the scipy solver retired in issue 12, which older config files and checkpoints
+#: (``FitConfig.to_dict``) hold: ``solver`` (only ``"batched"`` is still accepted) and the
+#: stopping rules of ``scipy.optimize.least_squares``, ``tolerance`` and ``max_evaluations``,
+#: which the batched solver never read (its own is ``max_iterations``); :meth:`FitConfig.from_dict`
+#: drops them.
+RETIRED_SETTINGS = ("solver", "tolerance", "max_evaluations")
+
+
+def retired_settings(data: Mapping[str, Any]) -> None:
+    """Refuse, with one line, a ``solver`` other than ``"batched"`` in ``data`` (a config's
+    settings): the scipy solver was retired."""
+    solver = data.get("solver")
+    if solver is not None and solver != "batched":
+        raise ConfigError(
+            f"solver {solver!r} no longer exists: the fit has one solver, the batched one; drop "
+            "the setting (preset 'simulated' is the per-metabolite model the scipy fit had)"
+        )
 
 
 @dataclass(frozen=True)
@@ -467,18 +451,14 @@ class FitStart:
 #: macromolecule spectrum of the basis or LCModel's parametric components when it has none, over
 #: 0.2-4.2 ppm, solved by the batched variable-projection Levenberg–Marquardt fit on a torch
 #: device. The global shift search spans ±25 Hz (0.2 ppm at 3 T: frequency drift and
-#: referencing errors of real scans). ``"simulated"``: the per-metabolite model for spectra of
-#: the simulator (the family of the paper's Eq. 1): a damping and a shift per metabolite, no
-#: baseline, on the batched solver, with the restarts, twin swaps, re-centred shift bounds and
-#: second search of the scipy fit made batched
-#: (:mod:`scaloquant.fit.search`) and the LM damping in scaled parameters as scipy's
+#: referencing errors of real scans). ``"simulated"`` (``FitConfig()``): the per-metabolite model
+#: for spectra of the simulator (the family of the paper's Eq. 1): a damping and a shift per
+#: metabolite, no baseline, with the restarts, twin swaps, re-centred shift bounds and second
+#: search of :mod:`scaloquant.fit.search` and the LM damping in scaled parameters
 #: (:data:`scaloquant.fit.batched.SCALING_FLOOR_PER_METABOLITE`): exact on 64 of 64 noiseless
 #: spectra of the default simulator, SD within 1 +- 0.1 of the CRLB at SNR 30 (Glu 1.42).
-#: ``"simulated-scipy"``: the same model on scipy's trust-region fit, one spectrum at a time
-#: (the library default ``FitConfig()``; exact on noiseless spectra too).
 FIT_PRESETS: dict[str, FitConfig] = {
     "invivo": FitConfig(
-        solver="batched",
         grouping="metabolites_and_mm",
         lineshape="voigt",
         baseline="spline",
@@ -493,6 +473,5 @@ FIT_PRESETS: dict[str, FitConfig] = {
         initial_gauss_per_s2=50.0,
         continuation_broadening_per_s=(10.0,),
     ),
-    "simulated": FitConfig(solver="batched"),
-    "simulated-scipy": FitConfig(),
+    "simulated": FitConfig(),
 }

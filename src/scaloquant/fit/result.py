@@ -12,7 +12,6 @@ from ..errors import InvalidDataError, UnknownMetaboliteError
 from ..metabolites import COMBINATIONS, indices_of
 from ..types import FID, BasisSet
 from .config import FitConfig
-from .model import Design, NonlinearParameters, check_compatible
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class FitResult:
     amplitudes : ``(..., M)`` amplitudes on the basis scale (data ~ sum of amplitude x basis FID).
     crlb_sd : ``(..., M)`` Cramér–Rao lower bound of each amplitude, as a standard deviation in
         amplitude units, from the Fisher information of all fitted parameters (see
-        :mod:`scaloquant.fit.crlb`). For an amplitude at its bound 0 it is still the unconstrained
+        :func:`scaloquant.fit.batched.crlb`). For an amplitude at its bound 0 it is still the unconstrained
         bound at the fitted lineshape (that metabolite's damping and shift are then taken as
         known, being unidentifiable).
     crlb_pct : ``(..., M)`` ``100 crlb_sd / amplitude``, LCModel's %SD; ``inf`` for an amplitude
@@ -44,13 +43,13 @@ class FitResult:
     noise_sd : ``(...)`` noise SD of each real part of the spectrum (unnormalised FFT) used by
         the bounds, estimated as ``noise_estimate`` says.
     residual_norm : ``(...)`` ``|data - model|`` over the window (complex 2-norm).
-    n_evaluations : ``(...)`` model evaluations of the optimiser.
+    n_evaluations : ``(...)`` Levenberg–Marquardt iterations of the optimiser.
     success : ``(...)`` whether the optimiser met a convergence test; ``messages`` ``(...)`` its
         reason.
     ppm : ``(K,)`` chemical shifts of the fitted window's spectral points.
     config : the options of the fit.
     gauss_by_metabolite_per_s2 : ``(..., M)`` Gaussian ``beta`` of each metabolite's group
-        (batched solver; ``None`` for the scipy one, whose ``beta`` is global).
+        (``None`` in results of the retired scipy solver, whose ``beta`` was global).
     linewidth_hz : ``(...)`` FWHM of the fitted NAA singlet at 2.01 ppm (Cr's at 3.03 ppm
         without NAA), Hz: the tissue linewidth LCModel reports as FWHM; ``None`` when not
         computed. ``linewidth_ppm`` divides it by the spectrometer frequency.
@@ -64,7 +63,7 @@ class FitResult:
         :func:`scaloquant.fit.batched.make_problem`); ``None`` otherwise.
     baseline_ed_per_ppm : ``(...)`` effective dimensions per ppm of the spline baseline each
         spectrum was fitted with (chosen per spectrum with ``baseline_stiffness="ftest"``); NaN
-        without a spline baseline, ``None`` from the scipy solver.
+        without a spline baseline (``None`` in results of the retired scipy solver).
     """
 
     names: tuple[str, ...]
@@ -180,41 +179,6 @@ def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
         raise InvalidDataError(
             f"the data have batch shape {fid.batch_shape}, the fit result {result.batch_shape}"
         )
-    if result.config.solver == "batched":
-        from .spectra import batched_spectra
+    from .spectra import batched_spectra
 
-        return batched_spectra(result, fid, basis)
-    if tuple(basis.names) != result.names:
-        raise InvalidDataError("the basis set's metabolites differ from those of the fit result")
-    check_compatible(fid, basis)
-    design = Design(basis, result.config)
-    first_of_group = np.array(
-        [np.flatnonzero(design.layout.group_of == g)[0] for g in range(design.layout.n_groups)]
-    )
-    n = int(np.prod(result.batch_shape, dtype=int))
-    m, k = len(result.names), design.ppm.size
-    data = fid.spectrum().reshape(n, -1)[:, design.window]
-    amplitudes = result.amplitudes.reshape(n, m)
-    damping = result.damping_per_s.reshape(n, m)[:, first_of_group]
-    shift = result.shift_hz.reshape(n, m)[:, first_of_group]
-    metabolites = np.empty((n, m, k), dtype=np.complex128)
-    for i in range(n):
-        p = NonlinearParameters(
-            damping[i],
-            shift[i],
-            float(result.phase0_rad.flat[i]),
-            float(result.phase1_rad_per_ppm.flat[i]),
-            float(result.gauss_per_s2.flat[i]),
-        )
-        metabolites[i] = (design.columns(p)[0] * amplitudes[i]).T
-    baseline = result.baseline.reshape(n, -1) @ design.baseline_design.T
-    model = metabolites.sum(axis=1) + baseline
-    shape = result.batch_shape
-    return FitSpectra(
-        ppm=design.ppm,
-        data=data.reshape(*shape, k),
-        model=model.reshape(*shape, k),
-        baseline=baseline.reshape(*shape, k),
-        residual=(data - model).reshape(*shape, k),
-        metabolites=metabolites.reshape(*shape, m, k),
-    )
+    return batched_spectra(result, fid, basis)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -12,48 +11,7 @@ from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
 from ..types import FID, Acquisition, BasisSet
 from .config import FitConfig, FitStart
-from .crlb import covariance_bound, full_jacobian, region_noise_sd, residual_noise_sd
-from .model import Design, NonlinearParameters, check_compatible
 from .result import FitResult, FitSpectra
-from .start import phase0_given_amplitudes_rad, starting_parameters
-from .varpro import SingleFit, fit_one, fit_one_given_amplitudes, stage_designs
-
-
-def _fit_and_bound(
-    stages: list[Design],
-    fid: np.ndarray,
-    start: NonlinearParameters,
-    region_sd: float | None,
-    noise_hint: float | None,
-) -> tuple[SingleFit, np.ndarray, float]:
-    """Fit one FID ``(n_points,)`` and bound its amplitudes:
-    ``(fit, covariance (M, M), noise_sd)``."""
-    fit = fit_one(stages, fid, start, noise_hint)
-    design = stages[-1]
-    jac, identifiable = full_jacobian(design, fit)
-    if region_sd is None:
-        n_free = (
-            np.count_nonzero(fit.amplitudes)
-            + np.count_nonzero(identifiable)
-            + design.baseline.shape[1]
-        )
-        noise_sd = residual_noise_sd(fit, n_free)
-    else:
-        noise_sd = region_sd
-    m = len(design.names)
-    return fit, covariance_bound(jac, noise_sd)[:m, :m], noise_sd
-
-
-def _fit_chunk(
-    stages, fids, starts, region_sd, noise_hint
-) -> list[tuple[SingleFit, np.ndarray, float]]:
-    # One BLAS thread: the matrices are small (about 500 x 44), and threaded BLAS made each
-    # decomposition up to 100 times slower on a busy 2-core machine (measured with OpenBLAS).
-    with threadpool_limits(limits=1, user_api="blas"):
-        return [
-            _fit_and_bound(stages, *args)
-            for args in zip(fids, starts, region_sd, noise_hint, strict=True)
-        ]
 
 
 def fit_spectra(
@@ -66,22 +24,23 @@ def fit_spectra(
 ) -> FitResult:
     """Fit every spectrum of ``fid`` as a linear combination of ``basis``.
 
-    See :mod:`scaloquant.fit.model` for the model, :mod:`scaloquant.fit.varpro` for the method
-    and :mod:`scaloquant.fit.crlb` for the bounds.
+    See :mod:`scaloquant.physics.model` for the model and :mod:`scaloquant.fit.batched` for the
+    method and the bounds (:mod:`scaloquant.fit.search` for the per-metabolite model's global
+    moves).
 
     Parameters
     ----------
-    fid : samples ``(..., n_points)``. With ``config.solver == "scipy"`` on the basis set's
-        grid (same points, dwell time, spectrometer frequency within 0.1%, ppm reference and
-        nucleus); with ``"batched"`` the basis is resampled to the data's grid
-        (:func:`scaloquant.fit.basis_grid.basis_on_grid`: same nucleus, field within 5%),
-        and macromolecules/lipids are set up as ``config.macromolecules`` says, so the
-        result's ``names`` may differ from the basis'.
+    fid : samples ``(..., n_points)``. The basis is resampled to the data's grid
+        (:func:`scaloquant.fit.basis_grid.basis_on_grid`: same nucleus, field within 5%), and
+        macromolecules/lipids are set up as ``config.macromolecules`` says, so the result's
+        ``names`` may differ from the basis'.
     basis : the metabolites to fit (use ``basis.subset(...)`` to fit fewer).
-    config : options; default :class:`FitConfig()`.
+    config : options; default :class:`FitConfig()` (the per-metabolite model of preset
+        ``simulated``).
     start : optional starting values (e.g. from a network), see :class:`FitStart`.
-    n_workers : processes to fit spectra in parallel (1: in this process; the batched solver
-        ignores it and uses torch's threads or ``config.device``).
+    n_workers : kept for callers that pass it (``quantify --workers``); must be an integer
+        >= 1, and does not change the fit: the solver runs on torch's threads or
+        ``config.device``.
 
     Returns
     -------
@@ -91,7 +50,7 @@ def fit_spectra(
     Raises
     ------
     IncompatibleDataError
-        The data's grid differs from the basis set's.
+        The data's nucleus or field differs from the basis set's.
     ConfigError
         The ppm window or noise region lies off the data's axis, holds too few points, or a
         grouping names an unknown metabolite.
@@ -101,37 +60,7 @@ def fit_spectra(
     config = config or FitConfig()
     if not (isinstance(n_workers, int) and n_workers >= 1):
         raise ConfigError(f"n_workers must be an integer >= 1, got {n_workers!r}")
-    if config.solver == "batched":
-        return _fit_batched(fid, basis, config, start)
-    check_compatible(fid, basis)
-    stages = stage_designs(basis, config)
-    design = stages[-1]
-    batch_shape = fid.batch_shape
-    fids = fid.samples.reshape(-1, fid.n_points)
-    data = design.data_window(fids)
-    n = data.shape[0]
-    try:
-        noise_hint = region_noise_sd(
-            fid.spectrum().reshape(n, -1), fid.ppm_axis(), config.noise_ppm_range
-        )
-    except ConfigError:
-        if config.noise_estimate == "region":
-            raise
-        noise_hint = [None] * n
-    region_sd = noise_hint if config.noise_estimate == "region" else [None] * n
-    with threadpool_limits(limits=1, user_api="blas"):  # see _fit_chunk
-        starts = starting_parameters(design, data, start, batch_shape)
-    if n_workers == 1 or n == 1:
-        fits = _fit_chunk(stages, fids, starts, region_sd, noise_hint)
-    else:
-        bounds = np.linspace(0, n, min(n, 4 * n_workers) + 1).astype(int)
-        chunks = [
-            (stages, fids[a:b], starts[a:b], region_sd[a:b], noise_hint[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            fits = [f for part in pool.map(_fit_chunk, *zip(*chunks, strict=True)) for f in part]
-    return _assemble(design, fits, batch_shape)
+    return _fit_batched(fid, basis, config, start)
 
 
 def fit_given_amplitudes(
@@ -141,18 +70,15 @@ def fit_given_amplitudes(
 
     For a network's estimate: the result draws its fit figure (:func:`fitted_spectra`) and
     starts a full fit (``fit_spectra(..., start=FitStart.from_result(result))``). The model is
-    that of :func:`fit_spectra` (:mod:`scaloquant.fit.model`) with ``a_m`` given. Each spectrum
-    is fitted in small bounded least-squares problems: first one damping and shift for all
-    metabolites with the phases (and Gaussian, if configured), started from the
-    cross-correlation shift, ``config.initial_damping_per_s`` and the zero-order phase that
-    aligns the model with the data (:func:`~scaloquant.fit.start.phase0_given_amplitudes_rad`);
-    then, unless ``config.grouping`` is ``"global"``, a damping and shift per group started
-    from those, with the restarts and twin swaps of :mod:`scaloquant.fit.varpro`. A baseline,
-    if configured, is projected out and solved last.
-
-    With ``config.solver == "batched"`` the batched solver does the same stages
-    (:func:`scaloquant.fit.batched.solve_given_amplitudes`; the basis resampled to the data's
-    grid as :func:`fit_spectra` does, ``macromolecules="basis"``).
+    that of :func:`fit_spectra` with ``a_m`` given, solved by
+    :func:`scaloquant.fit.batched.solve_given_amplitudes` for all spectra at once: first one
+    damping and shift for all metabolites with the phases (and Gaussian, if configured),
+    started from the cross-correlation shift, ``config.initial_damping_per_s`` and the
+    zero-order phase that aligns the model with the data; then, unless ``config.grouping`` is
+    ``"global"``, a damping and shift per group started from those, with the restarts and twin
+    swaps of :mod:`scaloquant.fit.search` for the per-metabolite model. A baseline, if
+    configured, is eliminated in closed form. The basis is resampled to the data's grid as
+    :func:`fit_spectra` does (``macromolecules="basis"``).
 
     The default grouping here is ``"global"``: a network's amplitudes come without lineshapes
     of their own, and a damping and shift per metabolite would partly absorb the amplitudes'
@@ -163,7 +89,7 @@ def fit_given_amplitudes(
 
     Parameters
     ----------
-    fid : samples ``(..., n_points)`` on the basis set's grid.
+    fid : samples ``(..., n_points)``.
     basis : the metabolites of ``amplitudes``, in their order.
     amplitudes : ``(..., M)`` amplitudes on the basis scale, finite (any sign: a network's
         estimate is drawn as it is).
@@ -179,15 +105,13 @@ def fit_given_amplitudes(
     Raises
     ------
     IncompatibleDataError
-        The data's grid differs from the basis set's.
+        The data's nucleus or field differs from the basis set's.
     InvalidDataError
         ``amplitudes`` has the wrong shape or is not finite.
     ConfigError
         As for :func:`fit_spectra`.
     """
     config = config or FitConfig(grouping="global")
-    if config.solver != "batched":
-        check_compatible(fid, basis)
     batch_shape, m = fid.batch_shape, basis.n_metabolites
     values = np.asarray(amplitudes, dtype=np.float64)
     if values.shape != (*batch_shape, m):
@@ -197,29 +121,7 @@ def fit_given_amplitudes(
         )
     if not np.all(np.isfinite(values)):
         raise InvalidDataError("amplitudes contain NaN or Inf; give finite values")
-    if config.solver == "batched":
-        return _given_batched(fid, basis, values.reshape(-1, m), config)
-    final = Design(basis, config)
-    common = Design(basis, replace(config, grouping="global"))
-    designs = [common] if final.layout.n_groups == 1 else [common, final]
-    fids = fid.samples.reshape(-1, fid.n_points)
-    values = values.reshape(-1, m)
-    data = common.data_window(fids)
-    n = data.shape[0]
-    # The general start, with the zero-order phase left at 0 and then aligned to the model.
-    starts = starting_parameters(common, data, FitStart(phase0_rad=0.0), batch_shape)
-    starts = [
-        replace(p, phase0_rad=phase0_given_amplitudes_rad(common, d, p, a))
-        for p, d, a in zip(starts, data, values, strict=True)
-    ]
-    n_free = final.layout.size + final.baseline.shape[1]
-    unbounded = np.full((m, m), np.nan)
-    with threadpool_limits(limits=1, user_api="blas"):  # see _fit_chunk
-        fits = []
-        for i in range(n):
-            fit = fit_one_given_amplitudes(designs, fids[i], starts[i], values[i])
-            fits.append((fit, unbounded, residual_noise_sd(fit, n_free)))
-    return _assemble(final, fits, batch_shape)
+    return _given_batched(fid, basis, values.reshape(-1, m), config)
 
 
 def _given_batched(
@@ -243,44 +145,27 @@ def _given_batched(
     return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 
 
-def _assemble(
-    design: Design, fits: list[tuple[SingleFit, np.ndarray, float]], shape: tuple[int, ...]
-) -> FitResult:
-    group_of = design.layout.group_of
-    single = [f for f, _, _ in fits]
-    amplitudes = np.array([f.amplitudes for f in single])
-    cov = np.array([c for _, c, _ in fits])
-    sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(amplitudes > 0, 100.0 * sd / amplitudes, np.inf)
-    pct[np.isnan(sd)] = np.nan
+def region_noise_sd(
+    spectra: np.ndarray, ppm: np.ndarray, ppm_range: tuple[float, float]
+) -> np.ndarray:
+    """Noise SD per real part from a signal-free region, ``(B, N)`` spectra -> ``(B,)``.
 
-    def batch(values, *tail: int) -> np.ndarray:
-        return np.asarray(values).reshape((*shape, *tail))
-
-    m = len(design.names)
-    return FitResult(
-        names=design.names,
-        amplitudes=batch(amplitudes, m),
-        crlb_sd=batch(sd, m),
-        crlb_pct=batch(pct, m),
-        amplitude_covariance=batch(cov, m, m),
-        damping_per_s=batch([f.parameters.damping_per_s[group_of] for f in single], m),
-        shift_hz=batch([f.parameters.shift_hz[group_of] for f in single], m),
-        phase0_rad=batch([f.parameters.phase0_rad for f in single]),
-        phase1_rad_per_ppm=batch([f.parameters.phase1_rad_per_ppm for f in single]),
-        phase1_pivot_ppm=float(design.pivot_ppm),
-        gauss_per_s2=batch([f.parameters.gauss_per_s2 for f in single]),
-        baseline=batch([f.baseline for f in single], design.baseline_design.shape[1]),
-        noise_sd=batch([s for _, _, s in fits]),
-        noise_estimate=design.config.noise_estimate,
-        residual_norm=batch([np.linalg.norm(f.residual) for f in single]),
-        n_evaluations=batch([f.n_evaluations for f in single]),
-        success=batch([f.success for f in single]),
-        messages=batch([f.message for f in single]),
-        ppm=design.ppm,
-        config=design.config,
-    )
+    A straight complex line is removed first (two complex parameters), so a slowly varying
+    residual baseline or water tail does not count as noise.
+    """
+    lo, hi = ppm_range
+    sel = np.flatnonzero((ppm >= lo) & (ppm <= hi))
+    if sel.size < 8:
+        raise ConfigError(
+            f"noise_ppm_range ({lo:g}, {hi:g}) holds {sel.size} spectral points of the data "
+            f"(axis {ppm[0]:.2f} to {ppm[-1]:.2f} ppm); pick a signal-free range with at least 8"
+        )
+    design = np.stack([np.ones(sel.size), ppm[sel] - ppm[sel].mean()], axis=1)
+    region = spectra[:, sel].T
+    coef = np.linalg.lstsq(design, region, rcond=None)[0]
+    res = region - design @ coef
+    dof = 2 * sel.size - 4
+    return np.sqrt((np.abs(res) ** 2).sum(axis=0) / dof)
 
 
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:
@@ -326,23 +211,38 @@ def _without_water(fid: FID, config: FitConfig) -> np.ndarray:
 def _start_arrays(
     start: FitStart | None, batch_shape: tuple[int, ...], m: int
 ) -> dict[str, np.ndarray]:
-    """A :class:`FitStart` as flat arrays: ``(B, M)`` for damping and shift, ``(B,)`` else."""
+    """A :class:`FitStart` as flat arrays: ``(B, M)`` for damping and shift, ``(B,)`` else;
+    a value of another shape is refused with one line naming it."""
     if start is None:
         return {}
     n = int(np.prod(batch_shape, dtype=int))
     out = {}
-    for name in ("damping_per_s", "shift_hz"):
+    for name in ("damping_per_s", "shift_hz", "phase0_rad", "phase1_rad_per_ppm", "gauss_per_s2"):
         value = getattr(start, name)
-        if value is not None:
-            arr = np.asarray(value)
+        if value is None:
+            continue
+        arr = np.asarray(value)
+        per_metabolite = name in ("damping_per_s", "shift_hz")
+        try:
+            if not per_metabolite:
+                out[name] = np.broadcast_to(arr, batch_shape).reshape(n)
+                continue
             if arr.shape[-1:] != (m,) or arr.ndim != len(batch_shape) + 1:
                 arr = np.broadcast_to(arr.reshape(*arr.shape, 1), (*batch_shape, m))
             out[name] = np.broadcast_to(arr, (*batch_shape, m)).reshape(n, m)
-    for name in ("phase0_rad", "phase1_rad_per_ppm", "gauss_per_s2"):
-        value = getattr(start, name)
-        if value is not None:
-            out[name] = np.broadcast_to(np.asarray(value), batch_shape).reshape(n)
+        except ValueError:
+            shapes = f"{batch_shape}"
+            if per_metabolite:
+                shapes += f" or per metabolite {(*batch_shape, m)}"
+            raise InvalidDataError(
+                f"starting value {name} has shape {arr.shape}; give one value per spectrum {shapes}"
+            ) from None
     return out
+
+
+def _rows(fit, rows: np.ndarray):
+    """The spectra ``rows`` of a :class:`~scaloquant.fit.batched.BatchedFit`."""
+    return replace(fit, **{f: getattr(fit, f)[rows] for f in fit.__dataclass_fields__})
 
 
 def _solve(
@@ -353,13 +253,26 @@ def _solve(
     start: dict[str, np.ndarray],
 ):
     """``(BatchedFit, baseline effective dimensions per ppm (B,), NaN without a spline)`` of
-    :func:`scaloquant.fit.batched.solve`; with ``config.baseline_stiffness == "ftest"`` (a
-    spline baseline) first with the most flexible candidate baseline, then refitted from there
-    (without the continuation stages) with every stiffer candidate, each spectrum keeping the
-    fit of the stiffness :func:`~scaloquant.fit.batched.choose_baseline_ed` chooses for it."""
+    :func:`scaloquant.fit.batched.solve`. With ``config.baseline_stiffness == "ftest"`` (a
+    spline baseline), LCModel's rule: each spectrum keeps the fit of the stiffest candidate
+    whose real-part residual stays within the F-test bound of the most flexible candidate's
+    fit (:func:`~scaloquant.fit.batched.baseline_ftest_bound`), found cheaply:
+
+    1. the fit with the most flexible candidate (the reference);
+    2. every candidate scored at the reference's lineshape, amplitudes and baseline solved
+       again (no refit; :func:`~scaloquant.fit.batched.baseline_ftest_ssq`): a lineshape
+       adapted to the flexible baseline can only favour it, so the stiffest candidate that
+       passes there is an upper bound of the flexibility;
+    3. refits from the reference (without the continuation stages) one candidate stiffer at a
+       time while they pass, each round one batched fit per candidate in use; a spectrum whose
+       first stiffer refit fails is refitted at the candidate of step 2, and while that refit
+       fails the bound, one candidate more flexible (up to the reference).
+
+    Measured (docs/fit.md): the same choice as refitting every candidate on the six in-vivo
+    spectra of ``../shared``, with 2 refits a spectrum instead of 7."""
     from . import batched
 
-    if config.baseline_kind != "spline" or config.baseline_stiffness != "ftest":
+    if config.baseline_kind != "spline" or config.baseline_stiffness == "fixed":
         fit = batched.solve(fids, basis, config, region_noise_sd=region, start=start)
         fixed = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
         return fit, np.full(fids.shape[0], fixed)
@@ -367,37 +280,78 @@ def _solve(
     reference_config = replace(config, baseline_ed_per_ppm=candidates[-1])
     fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
     first = batched.first_members(batched.group_layout(basis, config)[0])
-    fits = [
-        batched.solve(
-            fids,
+
+    def refit(k: int, rows: np.ndarray):
+        """The spectra ``rows`` refitted from the reference with candidate ``k``."""
+        return batched.solve(
+            fids[rows],
             basis,
-            replace(config, baseline_ed_per_ppm=float(ed), continuation_broadening_per_s=()),
-            region_noise_sd=region,
+            replace(config, baseline_ed_per_ppm=candidates[k], continuation_broadening_per_s=()),
+            region_noise_sd=None if region is None else region[rows],
             start={
-                "damping_per_s": fit.damping_per_s,
-                "shift_hz": fit.shift_hz,
-                "phase0_rad": fit.phase0_rad,
-                "phase1_rad_per_ppm": fit.phase1_rad_per_ppm,
-                "gauss_per_s2": fit.gauss_per_s2[:, first].mean(axis=1),
+                "damping_per_s": fit.damping_per_s[rows],
+                "shift_hz": fit.shift_hz[rows],
+                "phase0_rad": fit.phase0_rad[rows],
+                "phase1_rad_per_ppm": fit.phase1_rad_per_ppm[rows],
+                "gauss_per_s2": fit.gauss_per_s2[rows][:, first].mean(axis=1),
             },
         )
-        for ed in candidates[:-1]
-    ]
-    fits.append(fit)
-    chosen = batched.choose_baseline_ed(fids, basis, config, fits)
+
+    bound = batched.baseline_ftest_bound(fids, basis, config, fit)
+    within = np.stack(
+        [
+            batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) <= bound
+            for ed in candidates[:-1]
+        ]
+        + [np.ones(fids.shape[0], dtype=bool)]
+    )  # (C, B) at the reference's lineshape
+    index = np.argmax(within, axis=0)
     parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
-    for k, ed in enumerate(candidates[:-1]):
-        rows = np.flatnonzero(chosen == ed)
+    refitted = index == len(candidates) - 1  # the reference is that candidate's fit
+
+    def keep(sub, rows: np.ndarray) -> None:
         for name, value in parts.items():
-            value[rows] = getattr(fits[k], name)[rows]
-    return replace(fit, **parts), chosen
+            value[rows] = getattr(sub, name)
+        refitted[rows] = True
+
+    trial = index - 1
+    searching = trial >= 0
+    while searching.any():
+        for k in np.unique(trial[searching]):
+            rows = np.flatnonzero(searching & (trial == k))
+            sub = refit(int(k), rows)
+            ssq = batched.baseline_ftest_ssq(
+                fids[rows], basis, config, candidates[k], sub, _rows(fit, rows)
+            )
+            ok = ssq <= bound[rows]
+            keep(_rows(sub, ok), rows[ok])
+            index[rows[ok]] = k
+            trial[rows[ok]] = k - 1
+            searching[rows[~ok]] = False
+        searching &= trial >= 0
+    # the first step stiffer failed: refit at step 2's candidate, and while that refit fails
+    # the bound (a refit minimises the complex cost with its priors, not this sum), one more
+    # flexible, up to the reference
+    while not refitted.all():
+        for k in np.unique(index[~refitted]):
+            rows = np.flatnonzero(~refitted & (index == k))
+            sub = refit(int(k), rows)
+            ssq = batched.baseline_ftest_ssq(
+                fids[rows], basis, config, candidates[k], sub, _rows(fit, rows)
+            )
+            ok = ssq <= bound[rows]
+            keep(_rows(sub, ok), rows[ok])
+            index[rows[~ok]] = k + 1
+        refitted |= index == len(candidates) - 1
+    return replace(fit, **parts), np.asarray(candidates)[index]
 
 
 def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None) -> FitResult:
     """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
-    # numpy's BLAS on one thread around the solver (as in _fit_chunk): the basis, water and
-    # noise steps and the rebuilt spectra below call it on small matrices, where a threaded
-    # BLAS spins on busy cores (64 spectra: 1.6x the CPU time of the whole fit without this)
+    # numpy's BLAS on one thread around the solver: the basis, water and noise steps and the
+    # rebuilt spectra below call it on small matrices, where a threaded BLAS spins on busy
+    # cores (64 spectra: 1.6x the CPU time of the whole fit without this; OpenBLAS made such
+    # decompositions up to 100 times slower on a busy 2-core machine)
     with threadpool_limits(limits=1, user_api="blas"):
         prepared, conversions = _prepared(basis, fid, config)
         fids = _without_water(fid, config)
@@ -411,13 +365,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
                 raise
             region = None
     batch_shape = fid.batch_shape
-    try:
-        start_arrays = _start_arrays(start, batch_shape, m)
-    except ValueError:
-        raise InvalidDataError(
-            f"starting values must have the data's batch shape {batch_shape} (or a last axis "
-            f"of {m} metabolites)"
-        ) from None
+    start_arrays = _start_arrays(start, batch_shape, m)
     fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
     return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 
@@ -479,7 +427,7 @@ def _batched_result(
             else None
         ),
     )
-    with threadpool_limits(limits=1, user_api="blas"):  # see _fit_chunk
+    with threadpool_limits(limits=1, user_api="blas"):  # see _fit_batched
         spectra = _rebuild(result, fids, prepared, problem, summed=True)
         linewidth = _linewidth_hz(result, prepared)
     real_residual = np.sqrt(np.mean(spectra.residual.real**2, axis=-1))
@@ -568,17 +516,34 @@ def _rebuild(
     return FitSpectra(result.ppm, data, model, baseline, data - model, metabolites)
 
 
+#: Zero-filling factor of the spectrum :func:`_linewidth_hz` reads the FWHM off.
+LINEWIDTH_ZERO_FILL = 8
+
+
 def _linewidth_hz(result: FitResult, basis: BasisSet) -> np.ndarray:
     """FWHM (Hz) of the fitted NAA singlet near 2.01 ppm (Cr's near 3.03 ppm without NAA),
-    read off the real part of its 8x zero-filled spectrum; NaN without either."""
+    read off the real part of its :data:`LINEWIDTH_ZERO_FILL`-times zero-filled spectrum,
+    convolved with the free-form kernel when the fit has one (its weights on bins ``0, -J..-1,
+    1..J`` of the unfilled grid: shifts of ``LINEWIDTH_ZERO_FILL`` bins here, as
+    :func:`_rebuild` convolves the model); NaN without either singlet."""
     singlets = (("NAA", 2.01), ("Cr", 3.03))
     name, centre = next(((n, c) for n, c in singlets if n in result.names), (None, 0.0))
     if name is None:
         return np.full(int(np.prod(result.batch_shape, dtype=int)), np.nan)
     i = result.names.index(name)
     z = _modulated(result, basis, np.array([i]))[:, 0]
-    n_fft = 8 * z.shape[-1]
-    spec = axes.spectrum(z, n_fft).real
+    n_fft = LINEWIDTH_ZERO_FILL * z.shape[-1]
+    spec = axes.spectrum(z, n_fft)
+    if result.lineshape_kernel is not None:
+        from .batched import kernel_offsets
+
+        kernel = result.lineshape_kernel.reshape(z.shape[0], -1)
+        offsets = kernel_offsets((kernel.shape[1] - 1) // 2)
+        spec = sum(
+            kernel[:, k, None] * np.roll(spec, LINEWIDTH_ZERO_FILL * j, axis=-1)
+            for k, j in enumerate(offsets)
+        )
+    spec = spec.real
     hz = axes.frequency_axis_hz(n_fft, basis.dwell_time_s)
     ppm = basis.ppm_reference + hz / basis.spectrometer_freq_mhz
     near = np.flatnonzero(np.abs(ppm - centre) < 0.15)

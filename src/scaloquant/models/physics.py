@@ -76,8 +76,9 @@ def _tuples(value: Any) -> Any:
 
 
 def fit_config_from_dict(d: Mapping[str, Any]) -> FitConfig:
-    """A :class:`FitConfig` from :meth:`FitConfig.to_dict` (lists back to tuples)."""
-    return dataclass_from_dict(FitConfig, {k: _tuples(v) for k, v in d.items()}, "fit")
+    """A :class:`FitConfig` from :meth:`FitConfig.to_dict` (lists back to tuples; the settings
+    of the retired scipy solver that older checkpoints hold, as :meth:`FitConfig.from_dict`)."""
+    return FitConfig.from_dict({k: _tuples(v) for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,9 @@ class PhysicsEstimate(NamedTuple):
     ``network_theta`` ``(B, P)`` the network's prediction before the polish; ``noise_sd``
     ``(B,)`` per real part (from the residual); ``network_sd`` ``(B, M)`` the network's own
     SD: the CRLB at ``network_theta`` (noise level from its residual) times the calibration
-    factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`).
+    factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`);
+    ``fit_residual`` ``(B,)`` the final model's :func:`relative_fit_residual` (quantify's
+    ``fit_residual`` column, as the fit's).
     """
 
     amplitudes: torch.Tensor
@@ -263,18 +266,21 @@ class PhysicsEstimate(NamedTuple):
     network_theta: torch.Tensor
     noise_sd: torch.Tensor
     network_sd: torch.Tensor
+    fit_residual: torch.Tensor | None = None
 
 
 class PhysicsPrediction(NamedTuple):
     """What :meth:`PhysicsQuantifier.predict_estimates` returns for ``B`` spectra (float64
     numpy arrays): ``amplitudes``, ``sd`` (CRLB of the polished model) and ``network_sd`` (the
     network's own calibrated SD), each ``(B, M)``, and ``network_theta`` ``(B, P)``, the
-    network's parameters in the fit's layout (:class:`PhysicsEstimate`)."""
+    network's parameters in the fit's layout, and ``fit_residual`` ``(B,)`` the final model's
+    relative fit residual (:class:`PhysicsEstimate`)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
     network_sd: np.ndarray
     network_theta: np.ndarray
+    fit_residual: np.ndarray
 
 
 def n_outputs(n_groups: int) -> int:
@@ -371,6 +377,20 @@ def _crlb_sd(problem: batched.Problem, ev: batched.Evaluation, noise_var: torch.
     cov, _ = batched.crlb(problem, ev, noise_var)
     m = problem.n_metabolites
     return torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).clamp_min(0).sqrt()
+
+
+def relative_fit_residual(
+    problem: batched.Problem, ev: batched.Evaluation, y: torch.Tensor
+) -> torch.Tensor:
+    """``|y - S a - B c| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation
+    ``ev``, the baseline ``B c`` solved from the residual as the fit solves it: the definition
+    of the fit's ``fit_residual`` quality column (``scaloquant.quantify.run._fit_checks``, the
+    Euclidean norms of the data and the residual over the window); NaN for an empty window."""
+    r = batched.complex_residual(ev)
+    r = r - batched.baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+    data = torch.linalg.vector_norm(y, dim=-1)
+    ratio = torch.linalg.vector_norm(r, dim=-1) / data.clamp_min(1e-300)
+    return torch.where(data > 0, ratio, torch.full_like(ratio, math.nan))
 
 
 def network_sd_factors(
@@ -656,7 +676,10 @@ class PhysicsQuantifier(nn.Module):
             theta, ev = sol.theta, sol.evaluation
             noise_var = batched.noise_var_from_residual(problem, ev)
         sd = sd0 if theta is theta0 else _crlb_sd(problem, ev, noise_var)
-        return PhysicsEstimate(ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd)
+        residual = relative_fit_residual(problem, ev, y)
+        return PhysicsEstimate(
+            ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd, residual
+        )
 
     def check_fids(self, fids: np.ndarray | torch.Tensor) -> torch.Tensor:
         """User FIDs as a validated complex128 tensor ``(B, n_points)``."""
@@ -706,6 +729,18 @@ class PhysicsQuantifier(nn.Module):
         p = self.predict_estimates(fids, batch_size=batch_size, polish_iterations=polish_iterations)
         return p.amplitudes, p.sd, p.network_sd
 
+    def predict_with_checks(
+        self,
+        fids: np.ndarray | torch.Tensor,
+        *,
+        batch_size: int | None = None,
+        polish_iterations: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict_with_sds`' three arrays and the final model's relative fit residual
+        ``(B,)`` (:func:`relative_fit_residual`, quantify's ``fit_residual`` column)."""
+        p = self.predict_estimates(fids, batch_size=batch_size, polish_iterations=polish_iterations)
+        return p.amplitudes, p.sd, p.network_sd, p.fit_residual
+
     def predict_estimates(
         self,
         fids: np.ndarray | torch.Tensor,
@@ -713,9 +748,9 @@ class PhysicsQuantifier(nn.Module):
         batch_size: int | None = None,
         polish_iterations: int | None = None,
     ) -> PhysicsPrediction:
-        """:meth:`predict_with_sds`' arrays and the network's parameters ``(B, P)``
-        (:attr:`PhysicsEstimate.network_theta`), in batches of ``batch_size`` (as
-        :meth:`predict`), as numpy arrays."""
+        """:meth:`predict_with_sds`' arrays, the network's parameters ``(B, P)``
+        (:attr:`PhysicsEstimate.network_theta`) and the relative fit residual ``(B,)``, in
+        batches of ``batch_size`` (as :meth:`predict`), as numpy arrays."""
         arr = self.check_fids(fids)
         device = self.basis_fids.device
         if batch_size is None:
@@ -729,13 +764,20 @@ class PhysicsQuantifier(nn.Module):
             for i in range(0, len(arr), batch_size):
                 est = self.estimate(arr[i : i + batch_size], polish_iterations=polish_iterations)
                 parts.append(
-                    (est.amplitudes, est.sd, est.network_sd, est.network_theta.to(torch.float64))
+                    (
+                        est.amplitudes,
+                        est.sd,
+                        est.network_sd,
+                        est.network_theta.to(torch.float64),
+                        est.fit_residual,
+                    )
                 )
         finally:
             self.train(was_training)
         if not parts:
             m, p = len(self.metabolites), self.problem().size
-            return PhysicsPrediction(*(np.zeros((0, n)) for n in (m, m, m, p)))
+            empty = (np.zeros((0, n)) for n in (m, m, m, p))
+            return PhysicsPrediction(*empty, np.zeros(0))
         return PhysicsPrediction(
             *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
         )
@@ -879,8 +921,6 @@ def build_physics_quantifier(
     from ..scalogram import ScalogramConfig
 
     fit_config = FIT_PRESETS["invivo"] if fit_config is None else fit_config
-    if fit_config.solver != "batched":
-        raise ConfigError("a physics-head model needs the batched fit (solver='batched')")
     acquisition = basis.acquisition if acquisition is None else acquisition
     on_grid, prepared, conversions = prepared_on_grid(basis, acquisition, fit_config)
     if model == "scalogram_physics" and scalogram is None:

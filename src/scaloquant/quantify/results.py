@@ -81,9 +81,22 @@ QUALITY_COLUMNS: dict[str, str] = {
     "water peak for a spectrum flagged water), Hz (phased, baseline removed, interpolated on "
     "the spectrum zero-filled 4x)",
     "fwhm_ppm": "the same FWHM in ppm",
-    "fit_residual": "|data - model| / |data| over the fit window (NaN without a fit: quantify "
-    "without --refine)",
+    "fit_residual": "|data - model| / |data| over the fit window (the model with its baseline; "
+    "a physics-head model's final model; NaN without a fit: a regression CNN without --refine)",
     "qc": "quality flags separated by ';' (empty: none); see results.json 'qc_flags'",
+}
+
+
+#: Per-spectrum facts of a batched fit that ``results.json`` lists under ``spectra[].fit``
+#: (:attr:`SpectraResult.fit`).
+FIT_FACTS: dict[str, str] = {
+    "fwhm_hz": "FWHM of the fitted NAA singlet (Cr's without NAA), Hz: its Voigt line convolved "
+    "with the free-form kernel when there is one (LCModel's FWHM); the fit's own, beside the "
+    "fwhm_hz column measured on the data",
+    "baseline_ed_per_ppm": "effective dimensions per ppm of the spline baseline the spectrum was "
+    "fitted with (chosen per spectrum with --baseline-stiffness ftest); null without a spline",
+    "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
+    "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
 }
 
 
@@ -105,6 +118,8 @@ class SpectraResult:
         :data:`QC_FLAGS`).
     water_quality : figures of its water reference's peak (``fwhm_hz``, ``fwhm_ppm``,
         ``water_ratio``; empty without one).
+    fit : per spectrum, what the fit chose or measured beyond the columns
+        (:data:`FIT_FACTS`; empty without a batched fit): name -> ``(N, ...)``.
     """
 
     input: SpectraInput
@@ -117,6 +132,7 @@ class SpectraResult:
     quality: Mapping[str, np.ndarray] = field(default_factory=dict)
     qc: tuple[str, ...] = ()
     water_quality: Mapping[str, float] = field(default_factory=dict)
+    fit: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def tcr_ratios(names: Sequence[str], amplitudes: np.ndarray) -> tuple[np.ndarray, str]:

@@ -34,6 +34,7 @@ from .results import SpectraResult, tcr_ratios
 from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
+    from ..models.adapt import AdaptConfig, AdaptResult
     from ..models.checkpoint import LoadedModel
 
 Command = Literal["quantify", "fit"]
@@ -75,11 +76,15 @@ class Options:
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
     max_figures : fit figures at most (for the spectra with the largest signal).
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
-    n_workers : processes of the classical fit.
+    n_workers : no longer used (the processes of the retired scipy fit; the fit runs on torch's
+        threads); kept for callers that pass it.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
         that states its echo time is scaled with that one.
     fit_config : options of the classical fit (figures, ``--refine``, ``fit``).
+    adapt : ``quantify`` with a physics-head model only: fine-tune a copy of its encoder on the
+        run's usable spectra by the reconstruction loss before quantifying them
+        (:func:`scaloquant.models.adapt.adapt_encoder`); None: no adaptation.
     """
 
     force: bool = False
@@ -90,6 +95,7 @@ class Options:
     water_scaling: WaterScaling = field(default_factory=WaterScaling)
     echo_time_given: bool = False
     fit_config: FitConfig = field(default_factory=FitConfig)
+    adapt: AdaptConfig | None = None
 
     def __post_init__(self) -> None:
         for flag, value, least in (
@@ -114,6 +120,7 @@ class Run:
     sd_suffix : the column that gives the summary's %SD (``"_sd"`` or ``"_crlb_sd"``).
     notes : sentences for the summary and results.json (ratios, mM, figures...).
     facts : JSON-able facts for provenance.json (model, basis, water scaling...).
+    adaptation : ``quantify --adapt``: the adapted model and its figures (None otherwise).
     """
 
     command: Command
@@ -123,6 +130,7 @@ class Run:
     sd_suffix: str
     notes: tuple[str, ...]
     facts: Mapping[str, Any]
+    adaptation: AdaptResult | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_spectra(self) -> int:
@@ -271,7 +279,7 @@ def _take(result: FitResult, index: Sequence[int]) -> FitResult:
     picked = {
         name: getattr(result, name).reshape(n, *getattr(result, name).shape[nd:])[list(index)]
         for name in _BATCH_FIELDS
-        if getattr(result, name) is not None  # fields only some solvers fill
+        if getattr(result, name) is not None  # fields some configurations leave empty
     }
     return replace(result, **picked)
 
@@ -356,6 +364,30 @@ def _fit_checks(
     return residual, metabolites
 
 
+def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
+    """The :data:`~scaloquant.quantify.results.FIT_FACTS` of a fit of the flat ``fid`` that
+    it has, ``(N, ...)`` each: ``lineshape_kernel`` ``(N, 2, 2 J + 1)``, offsets (Hz, on
+    ``fid``'s grid, where the batched fit convolves) and weights, ascending."""
+    n = int(np.prod(result.batch_shape, dtype=int))
+    out = {}
+    for name, value in (
+        ("fwhm_hz", result.linewidth_hz),
+        ("baseline_ed_per_ppm", result.baseline_ed_per_ppm),
+    ):
+        if value is not None:
+            out[name] = np.asarray(value, dtype=np.float64).reshape(n)
+    if result.lineshape_kernel is not None:
+        from ..fit.batched import kernel_offsets
+
+        kernel = result.lineshape_kernel.reshape(n, -1)
+        offsets = np.asarray(kernel_offsets((kernel.shape[1] - 1) // 2))
+        order = np.argsort(offsets)
+        bin_hz = 1.0 / (fid.n_points * fid.dwell_time_s)
+        hz = np.broadcast_to(offsets[order] * bin_hz, kernel.shape)
+        out["lineshape_kernel"] = np.stack([hz, kernel[:, order]], axis=1)
+    return out
+
+
 def _quality_columns(prep: _Prepared, fit_residual: np.ndarray | None) -> dict[str, np.ndarray]:
     q = prep.quality
     n = prep.input.n_spectra
@@ -390,7 +422,7 @@ def _finish(
     command: Command,
     names: tuple[str, ...],
     # per input: prepared spectra, estimate columns, figures, and of the fit (or None): relative
-    # residual, fitted FWHM (ppm), metabolite model over data
+    # residual, fitted FWHM (ppm), metabolite model over data, and its facts (_fit_facts)
     partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, tuple]],
     *,
     basis: BasisSet | None,
@@ -409,7 +441,7 @@ def _finish(
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
     for prep, columns, figures, checks in partial:
         inp = prep.input
-        fit_residual, fit_linewidth_ppm, fit_metabolites = checks
+        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
         flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm, fit_metabolites)
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
@@ -429,6 +461,7 @@ def _finish(
                 quality=_quality_columns(prep, fit_residual),
                 qc=tuple(";".join(f) for f in flags),
                 water_quality=prep.water_quality,
+                fit=fit_facts,
             )
         )
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
@@ -496,7 +529,17 @@ def quantify_inputs(
             Option("refine"), " needs the basis the model was trained on; give it with ",
             Option("basis"),
         )  # fmt: skip
+    if options.adapt is not None and not physics:
+        raise ConfigError(
+            f"--adapt needs a physics-head model (spectrum_physics, scalogram_physics); "
+            f"{quantifier.config.model} is a regression CNN, which has no reconstruction to "
+            "adapt to"
+        )
     prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
+    adaptation = None
+    if options.adapt is not None:
+        adaptation = _adapted(quantifier, prepared, options.adapt)
+        quantifier = adaptation.model
     # a physics-head model's names include the fit's macromolecules and lipids, which the
     # figures' fit with given amplitudes (on the training basis) does not know
     chosen = (
@@ -508,9 +551,11 @@ def quantify_inputs(
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         fit_residual = fit_linewidth = fit_metabolites = None
+        fit_facts: dict[str, np.ndarray] = {}
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
-            amplitudes, crlb_sd, sd = quantifier.predict_with_sds(
+            # fit_residual: the final model's, as the fit's column (relative_fit_residual)
+            amplitudes, crlb_sd, sd, fit_residual = quantifier.predict_with_checks(
                 _flat(fid), batch_size=options.batch_size
             )
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -546,7 +591,9 @@ def quantify_inputs(
             }
             fit_residual, fit_metabolites = _fit_checks(refined, flat, basis)
             fit_linewidth = refined.linewidth_ppm
-        partial.append((prep, columns, figures, (fit_residual, fit_linewidth, fit_metabolites)))
+            fit_facts = _fit_facts(refined, flat)
+        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts)
+        partial.append((prep, columns, figures, checks))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     if physics:
         base = ("", "_sd", "_crlb_sd", "_crlb_pct")
@@ -558,7 +605,10 @@ def quantify_inputs(
             "the model's own SD was not calibrated at training time: the _sd columns are the "
             "Cramér-Rao bound at the network's parameters, unscaled"
         )
+    if adaptation is not None:
+        notes.append(adaptation_note(adaptation))
     facts = {
+        "adaptation": None if adaptation is None else adaptation.facts(),
         "model": {
             "kind": quantifier.config.model,
             "acquisition": dict(meta.acquisition),
@@ -568,7 +618,7 @@ def quantify_inputs(
         "basis_note": basis_note,
         "fit_config": options.fit_config.to_dict() if (options.refine or basis) else None,
     }
-    return _finish(
+    run = _finish(
         "quantify",
         names,
         partial,
@@ -581,6 +631,38 @@ def quantify_inputs(
         facts=facts,
         options=options,
     )
+    return replace(run, adaptation=adaptation)
+
+
+def _adapted(quantifier, prepared: Sequence[_Prepared], config: AdaptConfig) -> AdaptResult:
+    """``quantify --adapt``: a copy of the physics-head ``quantifier`` whose encoder is
+    fine-tuned on the usable spectra of every input (on the model's grid, as they are
+    quantified) by the reconstruction loss (:func:`scaloquant.models.adapt.adapt_encoder`)."""
+    from ..models.adapt import adapt_encoder
+
+    spectra = [_flat(p.fid)[p.usable] for p in prepared]
+    fids = np.concatenate(spectra) if spectra else np.zeros((0, 0), np.complex128)
+    if len(fids) == 0:
+        raise ConfigError("--adapt: no usable spectrum to adapt the model to (all are flagged)")
+    return adapt_encoder(quantifier, fids, config)
+
+
+def adaptation_note(result: AdaptResult) -> str:
+    """One sentence on what ``--adapt`` did (summary, results.json, the terminal)."""
+    c = result.config
+    kept = (
+        f"weights of step {result.best_step} kept"
+        if result.best_step
+        else "no step lowered it: the model as trained was used"
+    )
+    return (
+        f"--adapt: the encoder fine-tuned on the {result.n_spectra} usable spectra of this run by "
+        f"the reconstruction loss alone ({c.steps} steps of {min(c.batch_size, result.n_spectra)}"
+        f" spectra, learning rate "
+        f"{c.learning_rate:g}, seed {c.seed}; {result.wall_time_s:.1f} s): mean relative "
+        f"residual at the network's parameters {result.reconstruction_before:.4g} -> "
+        f"{result.reconstruction_after:.4g} ({kept}); the checkpoint file is unchanged"
+    )
 
 
 def fit_inputs(
@@ -590,30 +672,21 @@ def fit_inputs(
     basis_name: str,
     options: Options | None = None,
 ) -> Run:
-    """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`),
-    after matching it to the basis' grid as ``quantify`` matches to a model's.
+    """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`).
 
-    With the batched solver the basis goes to each input's grid instead (in
-    :func:`~scaloquant.fit.fit_spectra`; the conversions are reported with the input's), the
-    inputs are only checked against the basis' sequence and echo time, and the columns gain
-    LCModel's combined rows (tNAA, tCr, tCho, Glx, CRLB from the covariance). The per-spectrum
-    SNR and linewidth are the quality figures measured on the data
+    The basis goes to each input's grid (in :func:`~scaloquant.fit.fit_spectra`; the
+    conversions are reported with the input's), the inputs are only checked against the basis'
+    sequence and echo time, and the columns gain LCModel's combined rows (tNAA, tCr, tCho, Glx,
+    CRLB from the covariance). The per-spectrum SNR and linewidth are the quality figures measured on the data
     (:mod:`scaloquant.signal.quality`), for the fit as for ``quantify``."""
     from ..fit.result import combined
 
     options = options or Options()
-    batched = options.fit_config.solver == "batched"
-    if batched:  # the basis goes to each input's grid (in fit_spectra), not the data to its
-        prepared = [
-            _matched_inputs(
-                [inp], inp.fid.acquisition, basis.metadata, options.force, "the basis set"
-            )[0]
-            for inp in inputs
-        ]
-    else:
-        prepared = _matched_inputs(
-            inputs, basis.acquisition, basis.metadata, options.force, "the basis set"
-        )
+    # the basis goes to each input's grid (in fit_spectra), not the data to its
+    prepared = [
+        _matched_inputs([i], i.fid.acquisition, basis.metadata, options.force, "the basis set")[0]
+        for i in inputs
+    ]
     chosen = _figure_choice(prepared, options.max_figures)
     partial = []
     names = tuple(basis.names)
@@ -621,31 +694,25 @@ def fit_inputs(
         fid = prep.fid
         flat = fid.with_samples(_flat(fid))
         result = fit_spectra(flat, basis, options.fit_config, n_workers=options.n_workers)
+        sums = combined(result)
+        names = (*result.names, *sums)
+        amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
+        sd = np.stack([s for _, s in sums.values()], axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
         columns = {
-            "": result.amplitudes,
-            "_crlb_sd": result.crlb_sd,
-            "_crlb_pct": result.crlb_pct,
+            "": np.concatenate([result.amplitudes, amplitude], axis=-1),
+            "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
+            "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
         }
-        if batched:
-            sums = combined(result)
-            names = (*result.names, *sums)
-            amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
-            sd = np.stack([s for _, s in sums.values()], axis=-1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
-            columns = {
-                "": np.concatenate([result.amplitudes, amplitude], axis=-1),
-                "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
-                "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
-            }
-            prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
+        prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
         figures = {}
         if drawn:
             shown = _take(result, drawn)
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         residual, metabolites = _fit_checks(result, flat, basis)
-        checks = (residual, result.linewidth_ppm, metabolites)
+        checks = (residual, result.linewidth_ppm, metabolites, _fit_facts(result, flat))
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
@@ -653,12 +720,11 @@ def fit_inputs(
         f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
     ]
     facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
-    if batched:
-        from ..fit.batched import prepare_basis, same_scanner
+    from ..fit.batched import prepare_basis, same_scanner
 
-        # the names and macromolecules of the fitted model; areas do not depend on the grid
-        scanner = same_scanner(basis.spectrometer_freq_mhz, prepared[0].fid.spectrometer_freq_mhz)
-        basis = prepare_basis(basis, options.fit_config, same_scanner=scanner)
+    # the names and macromolecules of the fitted model; areas do not depend on the grid
+    scanner = same_scanner(basis.spectrometer_freq_mhz, prepared[0].fid.spectrometer_freq_mhz)
+    basis = prepare_basis(basis, options.fit_config, same_scanner=scanner)
     return _finish(
         "fit",
         names,

@@ -1,7 +1,9 @@
 """The one output writer of ``quantify`` and ``fit``: a folder with
 
 * ``results.csv``: one row per spectrum (``file``, ``spectrum``, then per metabolite every
-  column of the run, ``<name><suffix>``); ``results.json`` says what each column means;
+  column of the run, ``<name><suffix>``); ``results.json`` says what each column means, and
+  lists per spectrum its quality figures and, after a batched fit, what the fit chose or
+  measured (``spectra[].fit``: fitted FWHM, baseline stiffness, free-form kernel);
 * ``maps/<input>/<name><suffix>.nii.gz``: NIfTI maps of MRSI inputs (more than one voxel),
   shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine; ``snr.nii.gz`` and
   ``fwhm_hz.nii.gz`` beside them;
@@ -40,7 +42,13 @@ from .. import __version__
 from ..fit import FitSpectra
 from ..io.atomic import staged_directory, write_text_atomic
 from ..io.nifti import write_nifti_map
-from ..quantify.results import COLUMN_DESCRIPTIONS, QC_FLAGS, QUALITY_COLUMNS, SpectraResult
+from ..quantify.results import (
+    COLUMN_DESCRIPTIONS,
+    FIT_FACTS,
+    QC_FLAGS,
+    QUALITY_COLUMNS,
+    SpectraResult,
+)
 from ..quantify.run import Run
 
 _MODEL_LABEL = {
@@ -148,6 +156,7 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
         "columns": columns,
         "notes": list(run.notes),
         "qc_flags": QC_FLAGS,
+        **({"fit_facts": FIT_FACTS} if any(r.fit for r in run.results) else {}),
         "inputs": [_input_facts(r, k) for r, k in zip(run.results, keys, strict=True)],
         "spectra": [
             {
@@ -155,12 +164,28 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
                 "spectrum": label,
                 **{c: _json_number(r.quality[c][j]) for c in _QUALITY_NUMBERS},
                 "qc": [f for f in r.qc[j].split(";") if f],
+                **({"fit": _fit_facts(r, j)} if r.fit else {}),
             }
             for r in run.results
             for j, label in enumerate(r.input.labels())
         ],
         "water_scaling": run.facts.get("water_scaling"),
     }
+
+
+def _fit_facts(r: SpectraResult, j: int) -> dict[str, Any]:
+    """Spectrum ``j``'s :attr:`SpectraResult.fit` for results.json (:data:`FIT_FACTS`)."""
+    out: dict[str, Any] = {}
+    for name, values in r.fit.items():
+        if name == "lineshape_kernel":
+            hz, weights = values[j]
+            out[name] = {
+                "offset_hz": [_json_number(v) for v in hz],
+                "weight": [_json_number(v) for v in weights],
+            }
+        else:
+            out[name] = _json_number(values[j])
+    return out
 
 
 def _json_number(value: float) -> float | None:

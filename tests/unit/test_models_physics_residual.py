@@ -1,0 +1,62 @@
+"""The ``fit_residual`` of a physics-head model (:func:`scaloquant.models.physics
+.relative_fit_residual`), the definition of the fit's quality column: ``|data - model| /
+|data|`` over the fit window, the model with its baseline.
+
+Known answers: at the true parameters of a noiseless spectrum the model is the data (rounding
+level); with complex white noise added, the residual is the noise's own spectrum over the window
+(numpy oracle ``|fft(noise)[window]| / |fft(data)[window]|``) less the few dimensions the model
+absorbs (amplitudes and spline baseline: ~3 % of the window's here).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scaloquant.io import default_basis
+from scaloquant.models.physics import build_physics_quantifier, invivo_truth
+from scaloquant.simulate import BaselineConfig
+from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+
+CLEAN = dict(
+    water_fraction=0.0, eddy_fraction=0.0, baseline=BaselineConfig(height_range=(0.0, 0.0))
+)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    torch.manual_seed(0)
+    model, on_grid, _ = build_physics_quantifier(
+        "spectrum_physics", default_basis(), widths=(4, 4, 8, 8, 8, 8)
+    )
+    params = draw_invivo(InvivoPrior(**CLEAN), on_grid.names, 4, np.random.default_rng(3))
+    theta, _ = invivo_truth(model.problem(), params)
+    return model.eval(), render_invivo(on_grid, params).fids, torch.as_tensor(theta)
+
+
+def test_residual_is_zero_at_the_truth(clean):
+    model, fids, theta = clean
+    est = model.estimate(torch.as_tensor(fids), polish_iterations=0, network_theta=theta)
+    assert est.fit_residual.shape == (4,)
+    assert float(est.fit_residual.max()) < 1e-7
+
+
+def test_residual_is_the_noise_over_the_window(clean):
+    model, fids, theta = clean
+    rng = np.random.default_rng(4)
+    scale = 0.05 * np.abs(fids).max()
+    noise = scale * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
+    noisy = fids + noise
+    est = model.estimate(torch.as_tensor(noisy), polish_iterations=0, network_theta=theta)
+    window = model.problem().fft_index.numpy()
+    oracle = np.linalg.norm(np.fft.fft(noise)[:, window], axis=-1) / np.linalg.norm(
+        np.fft.fft(noisy)[:, window], axis=-1
+    )
+    assert oracle.min() > 0.05  # a residual worth measuring
+    got = est.fit_residual.numpy()
+    # below the noise by the share of dimensions the model absorbs, never above it
+    assert np.all(got <= oracle) and np.all(got > 0.95 * oracle), (got, oracle)
+    # and what predict_with_checks returns (the quantify column) is this number
+    *_, residual = model.predict_with_checks(noisy, polish_iterations=0)
+    assert residual.shape == (4,) and np.all(np.isfinite(residual))
