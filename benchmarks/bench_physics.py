@@ -23,30 +23,43 @@ the truth.
 (:func:`scaloquant.simulate.simulate_dataset` with ``SimulationConfig()``, seed ``--seed``, a
 stream independent of any training seed's; the SNR set is the same draw with the simulator's
 noise at ``--snr``), for models trained with ``--simulation default``; the fit is
-``FIT_PRESETS["simulated"]``, on the same spectra. MAE over the 20 metabolites (``Mac`` left out), in the
+``FIT_PRESETS["simulated"]`` (batched), on the same spectra, and run first: after each polished
+model's summary, per spectrum, the share of spectra where the polish ends at a lower, the same
+(relative difference <= 1e-3) or a higher cost than the fit's (another local minimum), with
+both mean absolute errors on each share. MAE over the 20 metabolites (``Mac`` left out), in the
 simulator's amplitude units (``[0, 1]``). For ``K = 0`` the calibration of the network's own SD
 (:attr:`scaloquant.models.physics.PhysicsEstimate.network_sd`) is printed too: the share of
 estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussian SD).
 
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
-[--no-fit]``
+[--no-fit] [--quantify N [--quantify-fit-n 32]]``
+
+``--quantify N``: end to end instead (file in, results out): ``scaloquant quantify`` on one
+NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` for every checkpoint and every
+``--polish`` K, and ``scaloquant fit --preset simulated`` on its first ``--quantify-fit-n``, each
+a new process with ``--threads`` (``main_end_to_end``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from scaloquant.fit import fit_spectra
+from scaloquant.fit import batched, fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
-from scaloquant.models.physics import default_truth, invivo_truth
+from scaloquant.models.physics import EXACT_RELATIVE_COST, default_truth, invivo_truth
 from scaloquant.simulate import BaselineConfig, SimulationConfig, drawn_parameters, simulate_dataset
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
 from scaloquant.types import FID
@@ -90,8 +103,73 @@ def _summary(label, names, est, sd, truth, seconds, n, network_sd=None):
     )
 
 
-def _models_on(models, params_truth, fids, polish, n, unit=" mM"):
-    """Print every model's parameter errors and, for each ``K``, its amplitude summary."""
+def _estimate_with_cost(model, x, k, batch=128):
+    """Amplitudes, CRLB SDs ``(n, M)``, the polished model's cost ``(n,)`` (the fit's
+    objective, :func:`scaloquant.fit.batched.evaluate`) after ``K = k`` and the cost of an exact
+    fit ``(n,)`` (1e-12 of the data's squared norm)."""
+    model.eval()
+    problem = model.problem()
+    parts = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = x[i : i + batch].to(torch.complex128)
+            est = model.estimate(xb, polish_iterations=k)
+            y = model.data_window(xb)
+            ones = torch.ones(len(xb), dtype=torch.float64)
+            cost = batched.evaluate(problem, est.theta, y, ones).cost
+            # a noiseless spectrum fitted exactly has a cost of rounding size: compare costs
+            # above a floor of 1e-12 of the data's (ours: EXACT_RELATIVE_COST)
+            floor = EXACT_RELATIVE_COST * y.abs().square().sum(-1)
+            parts.append((est.amplitudes, est.sd, cost.clamp_min(floor), floor))
+    return (torch.cat(c).numpy() for c in zip(*parts, strict=True))
+
+
+def _fit_cost(model, fit, x):
+    """The cost ``(n,)`` of the fit's parameters (``fit``: a per-metabolite
+    :class:`~scaloquant.fit.FitResult` of FIDs ``x`` ``(n, N)``) in ``model``'s problem (the same
+    model), so that both are measured alike."""
+    problem = model.problem()
+    sl = problem.slices()
+    col = [list(fit.names).index(m) for m in model.metabolites]
+    counts = problem.group_matrix.sum(0)
+    theta = torch.zeros(len(x), problem.size, dtype=torch.float64)
+    for key, values in (("damping", fit.damping_per_s), ("shift", fit.shift_hz)):
+        theta[:, sl[key]] = torch.as_tensor(np.asarray(values)[:, col]) @ problem.group_matrix
+        theta[:, sl[key]] /= counts
+    theta[:, sl["phase0"]] = torch.as_tensor(np.array(fit.phase0_rad))[:, None]
+    theta[:, sl["phase1"]] = torch.as_tensor(np.array(fit.phase1_rad_per_ppm))[:, None]
+    y = model.data_window(x)
+    ones = torch.ones(len(x), dtype=torch.float64)
+    return batched.evaluate(problem, theta, y, ones, derivatives=False).cost.numpy()
+
+
+def _pairing(cost, floor, fit, amps, names, truth):
+    """Per spectrum against the fit (``fit``: its cost and amplitudes, same spectra): where the
+    polish ends at a lower, the same (relative difference <= 1e-3) or a higher cost, i.e. in
+    another local minimum, and the two mean absolute errors there."""
+    metabolites = [x for x in truth["names"] if x != "Mac"]
+    t = _columns(truth["names"], truth["amplitudes"], metabolites)
+    e_model = np.abs(_columns(names, amps, metabolites) - t).mean(1)
+    e_fit = np.abs(_columns(fit["names"], fit["amplitudes"], metabolites) - t).mean(1)
+    fit_cost = np.maximum(fit["cost"], floor)
+    rel = (cost - fit_cost) / fit_cost
+    parts = []
+    for label, mask in (
+        ("lower", rel < -1e-3),
+        ("same", np.abs(rel) <= 1e-3),
+        ("higher", rel > 1e-3),
+    ):
+        if mask.any():
+            parts.append(
+                f"{label} {100 * mask.mean():.0f} % (MAE {e_model[mask].mean():.4g} vs "
+                f"fit {e_fit[mask].mean():.4g})"
+            )
+    print(f"    cost against the fit's, per spectrum: {'; '.join(parts)}")
+
+
+def _models_on(models, params_truth, fids, polish, n, unit=" mM", fit=None):
+    """Print every model's parameter errors and, for each ``K``, its amplitude summary (with
+    ``fit``, the per-metabolite fit's result on the same spectra, the pairing with it)."""
     x = torch.as_tensor(fids)
     for model in models:
         problem = model.problem()
@@ -115,7 +193,10 @@ def _models_on(models, params_truth, fids, polish, n, unit=" mM"):
         )
         for k in polish:
             start = time.perf_counter()
-            amps, sd = model.predict_with_sd(fids, polish_iterations=k)
+            if k and fit is not None:
+                amps, sd, cost, floor = _estimate_with_cost(model, x, k)
+            else:
+                amps, sd = model.predict_with_sd(fids, polish_iterations=k)
             seconds = time.perf_counter() - start
             network_sd = None
             if k == 0:
@@ -130,6 +211,13 @@ def _models_on(models, params_truth, fids, polish, n, unit=" mM"):
                 n,
                 network_sd,
             )
+            if k and fit is not None:
+                paired = {
+                    "names": fit.names,
+                    "amplitudes": fit.amplitudes,
+                    "cost": _fit_cost(model, fit, x),
+                }
+                _pairing(cost, floor, paired, amps, model.metabolites, truth)
 
 
 def _fit(label, fids, basis, config, truth, n):
@@ -143,6 +231,7 @@ def _fit(label, fids, basis, config, truth, n):
     result = fit_spectra(fid, basis, config)
     seconds = time.perf_counter() - start
     _summary(label, result.names, result.amplitudes, result.crlb_sd, truth, seconds, n)
+    return result
 
 
 def main_default(args, models) -> None:
@@ -162,9 +251,77 @@ def main_default(args, models) -> None:
 
     for label, fids in (("noiseless", noiseless.fids), (f"SNR {args.snr:g}", noisy.fids)):
         print(f"{label}: {args.n} default-simulator spectra (seed {args.seed})")
-        _models_on(models, params_truth, fids, args.polish, args.n, unit="")
+        fit = None
         if not args.no_fit:
-            _fit("fit (simulated)", fids, basis, FIT_PRESETS["simulated"], truth, args.n)
+            fit = _fit("fit (simulated)", fids, basis, FIT_PRESETS["simulated"], truth, args.n)
+        _models_on(models, params_truth, fids, args.polish, args.n, unit="", fit=fit)
+
+
+def _cli(args: list[str], threads: int) -> float:
+    """Wall seconds of ``scaloquant ARGS --threads T`` in a new process (start and imports
+    included: what a user waits for)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "scaloquant", *args, "--threads", str(threads)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def main_end_to_end(args) -> None:
+    """``--quantify N``: file in, results out. ``N`` default-simulator spectra at ``--snr``
+    written as one NIfTI-MRS file; ``scaloquant quantify FILE --model CKPT --max-figures 0``
+    for every checkpoint at every ``--polish`` K (a copy of the checkpoint with
+    ``polish_iterations = K``), and ``scaloquant fit FILE --preset simulated`` on the first
+    ``--quantify-fit-n`` of them, each with ``--threads``."""
+    from scaloquant.io import write_nifti_mrs
+    from scaloquant.models.checkpoint import CHECKPOINT_KEY
+
+    basis = default_basis()
+    config = replace(SimulationConfig(), snr=(args.snr, args.snr))
+    data = next(simulate_dataset(basis, config, args.quantify, args.seed, chunk_size=args.quantify))
+
+    def fid(samples):
+        return FID(
+            samples=samples[:, None, None, :],
+            dwell_time_s=basis.dwell_time_s,
+            spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+            ppm_reference=basis.ppm_reference,
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        every = write_nifti_mrs(tmp / "all.nii.gz", fid(data.fids))
+        print(
+            f"end to end: {args.quantify} default-simulator spectra at SNR {args.snr:g} in one "
+            f"NIfTI-MRS file, --threads {args.threads}, load average {os.getloadavg()[0]:.1f}"
+        )
+        for i, path in enumerate(args.checkpoints):
+            for k in args.polish:
+                ckpt = torch.load(path, weights_only=True)
+                ckpt[CHECKPOINT_KEY]["quantifier"]["polish_iterations"] = k
+                copy = tmp / f"model{i}_k{k}.ckpt"
+                torch.save(ckpt, copy)
+                out = tmp / f"out{i}_k{k}"
+                cmd = ["quantify", str(every), "--model", str(copy), "--out", str(out)]
+                seconds = _cli([*cmd, "--max-figures", "0"], args.threads)
+                name = ckpt[CHECKPOINT_KEY]["quantifier"]["model"]
+                print(
+                    f"  scaloquant quantify --model {name} K={k}: {seconds:.1f} s, "
+                    f"{args.quantify / seconds:.1f} spectra/s"
+                )
+        n_fit = min(args.quantify_fit_n, args.quantify)
+        if n_fit:
+            part = write_nifti_mrs(tmp / "part.nii.gz", fid(data.fids[:n_fit]))
+            cmd = ["fit", str(part), "--preset", "simulated", "--out", str(tmp / "fit")]
+            seconds = _cli([*cmd, "--max-figures", "0"], args.threads)
+            print(
+                f"  scaloquant fit --preset simulated ({n_fit} of them): {seconds:.1f} s, "
+                f"{n_fit / seconds:.2f} spectra/s"
+            )
 
 
 def main() -> None:
@@ -184,7 +341,18 @@ def main() -> None:
         help="representable: without residual water, eddy-current phase and baseline humps, "
         "the terms the fit's model lacks (it has a spline baseline, no water, no eddy currents)",
     )
+    ap.add_argument(
+        "--quantify",
+        type=int,
+        default=0,
+        metavar="N",
+        help="end to end instead: scaloquant quantify on a file of N spectra (and fit)",
+    )
+    ap.add_argument("--quantify-fit-n", type=int, default=32)
     args = ap.parse_args()
+    if args.quantify:
+        main_end_to_end(args)
+        return
     torch.set_num_threads(args.threads)
     models = [load_model(path).quantifier for path in args.checkpoints]
     if args.simulation == "default":

@@ -16,6 +16,7 @@ import pytest
 
 from scaloquant.cli import main
 from scaloquant.evaluate.encoders import network_parameters, parameter_errors
+from scaloquant.evaluate.pipeline import NETWORK_SD
 from scaloquant.evaluate.run import predict_test_set
 from scaloquant.io.default import default_basis
 from scaloquant.io.hdf5 import read_simulation
@@ -290,8 +291,10 @@ def test_calibration_is_reported_for_models_with_uncertainty(run):
         m for m in ALL if load_model(run / "models" / f"{m}.ckpt").quantifier.has_uncertainty
     ]
     assert set(PHYSICS) <= set(with_sd)  # CRLB SDs
-    assert list(doc.get("calibration", {})) == with_sd
-    for model in with_sd:
+    # and the physics models' network SDs, calibrated beside their CRLBs
+    network = [f"{m}{NETWORK_SD}" for m in PHYSICS]
+    assert list(doc.get("calibration", {})) == with_sd + network
+    for model in with_sd + network:
         groups = doc["calibration"][model]["groups"]
         assert list(groups) == ["30", "inf", "all"]
         assert all(0 <= v <= 1 for v in groups["30"]["coverage"]["0.95"].values())

@@ -10,6 +10,7 @@ import pytest
 
 from scaloquant.errors import InvalidDataError
 from scaloquant.evaluate.pipeline import (
+    NETWORK_SD,
     SnrCase,
     combination_weights,
     crlb_summary,
@@ -221,3 +222,27 @@ def test_calibration_per_snr_from_predicted_sds(tmp_path):
     path = tmp_path / "figures" / "reliability.png"
     assert path.read_bytes()[:8] == PNG_MAGIC
     assert "](figures/reliability.png)" in report
+
+
+def test_a_second_sd_is_calibrated_beside_the_first(tmp_path):
+    # a physics model's CRLB (sds) and its network's own SD (network_sds): each calibrated
+    # under its own name, with the same estimates (the network SD here is exact, the CRLB
+    # half of it: coverage P(|z| < 0.98) = 67 %)
+    rng = np.random.default_rng(4)
+    n, m = 2000, len(METABOLITES)
+    truth = rng.uniform(0, 1, (n, m))
+    sd_true = np.full((n, m), 0.05)
+    pred = truth + rng.normal(0, 1, (n, m)) * sd_true
+    case = SnrCase(
+        snr=30.0,
+        truth=truth,
+        predictions={"physics": pred},
+        sds={"physics": sd_true / 2},
+        network_sds={"physics": sd_true},
+    )
+    doc = _write(tmp_path, truth, [case])
+    network = doc["calibration"][f"physics{NETWORK_SD}"]["groups"]["all"]["mean_coverage"]
+    crlb = doc["calibration"]["physics"]["groups"]["all"]["mean_coverage"]
+    assert network["0.95"] == pytest.approx(0.95, abs=0.02)
+    assert crlb["0.95"] == pytest.approx(0.672, abs=0.02)
+    assert list(doc["models"]) == ["physics"]  # a calibration entry, not a method

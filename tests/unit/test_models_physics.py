@@ -305,6 +305,57 @@ def test_default_simulation_moves_undo_a_twin_swap():
     assert errors[True] < 1e-6 < 1e-3 < errors[False]
 
 
+def test_default_simulation_moves_skip_exactly_fitted_spectra():
+    """The moves run only where the polished model is not exact: in one batch, spectra started
+    at the truth keep the polish's parameters untouched (no move probed them), and the
+    twin-swapped ones are still repaired."""
+    simulation = SimulationConfig()
+    model, on_grid, _ = _default_built(simulation)
+    problem = model.problem()
+    # the spectra of test_default_simulation_moves_undo_a_twin_swap, twice: from the truth,
+    # then from the truth with Cr's and PCr's lineshapes exchanged
+    fids, theta, amplitudes = _default_signals(on_grid, simulation, 3, 4, problem)
+    fids, amplitudes = np.concatenate([fids, fids]), np.concatenate([amplitudes, amplitudes])
+    sl = problem.slices()
+    cr, pcr = on_grid.names.index("Cr"), on_grid.names.index("PCr")
+    start = torch.as_tensor(np.concatenate([theta, theta]))
+    d, s = sl["damping"].start, sl["shift"].start
+    exact, swapped = [0, 1, 2], [3, 4, 5]
+    for key in (d, s):
+        start[swapped, key + cr], start[swapped, key + pcr] = (
+            start[swapped, key + pcr].clone(),
+            start[swapped, key + cr].clone(),
+        )
+    x = torch.as_tensor(fids)
+    model.eval()
+    est = {}
+    for moves in (False, True):
+        model.config = replace(model.config, polish_moves=moves, polish_broadening_per_s=())
+        est[moves] = model.estimate(x, polish_iterations=20, network_theta=start)
+    assert torch.equal(est[True].theta[exact], est[False].theta[exact])
+    errors = np.abs(est[True].amplitudes.numpy() - amplitudes).mean(1)
+    assert errors.max() < 1e-6
+    assert np.abs(est[False].amplitudes.numpy() - amplitudes)[swapped].mean() > 1e-3
+
+
+def test_predict_estimates_are_one_pass_of_estimate(built):
+    """predict_estimates (reproduce's single pass) gives estimate's amplitudes, both SDs and
+    the network's parameters, batched as asked."""
+    model, on_grid, _ = built
+    _, fids = _clean_signals(on_grid, 5, 6)
+    model.eval()
+    p = model.predict_estimates(fids, batch_size=2, polish_iterations=2)
+    est = model.estimate(torch.as_tensor(fids), polish_iterations=2)
+    for got, want in zip(
+        p,
+        (est.amplitudes, est.sd, est.network_sd, est.network_theta, est.fit_residual),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-8)
+    a, crlb_sd, net_sd = model.predict_with_sds(fids, polish_iterations=2)
+    np.testing.assert_array_equal(a, model.predict_estimates(fids, polish_iterations=2).amplitudes)
+
+
 def test_checkpoints_saved_with_the_scipy_solvers_settings_still_load():
     """A physics-head checkpoint stores ``FitConfig.to_dict()``; those saved before the scipy
     solver was retired also hold ``solver="batched"``, ``tolerance`` and ``max_evaluations``

@@ -69,6 +69,9 @@ class SnrCase:
     sds : method -> predicted standard deviations ``(n, M)``, for the methods of
         ``predictions`` that give them.
     noise_seed : seed of the added noise; None for noiseless signals.
+    network_sds : method -> a second SD ``(n, M)`` of the methods of ``predictions`` that
+        give one: the physics-head models' own calibrated SD (their ``sds`` are the polished
+        model's CRLBs); calibrated beside ``sds`` as method ``"<method>`` + :data:`NETWORK_SD`.
     """
 
     snr: float
@@ -78,11 +81,24 @@ class SnrCase:
     crlb_covariance: np.ndarray | None = None
     sds: Mapping[str, np.ndarray] = field(default_factory=dict)
     noise_seed: int | None = None
+    network_sds: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         """``"inf"`` or the SNR as ``%g`` text: the key of this case in ``metrics.json``."""
         return snr_label(self.snr)
+
+    def calibration_group(self) -> CalibrationGroup:
+        """This case for :func:`calibration_tables`: every SD of ``sds`` and, as method
+        ``"<method>`` + :data:`NETWORK_SD`, of ``network_sds``, with its method's estimates."""
+        extra = {f"{name}{NETWORK_SD}": name for name in self.network_sds}
+        predictions = {**self.predictions, **{k: self.predictions[v] for k, v in extra.items()}}
+        sds = {**self.sds, **{k: self.network_sds[v] for k, v in extra.items()}}
+        return self.label, self.truth, predictions, sds
+
+
+#: Suffix of a method's name for the calibration of its second SD (:attr:`SnrCase.network_sds`).
+NETWORK_SD = " (network SD)"
 
 
 def combination_weights(metabolites: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -509,7 +525,7 @@ def evaluate_snr_cases(
         top.predictions,
         dict(top.partial),
         metabolites,
-        groups=[(c.label, c.truth, c.predictions, c.sds) for c in cases],
+        groups=[c.calibration_group() for c in cases],
         cases=cases,
         t0=t0,
         bootstrap_seed=bootstrap_seed,

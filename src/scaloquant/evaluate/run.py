@@ -33,6 +33,32 @@ def predict_test_set(
 
     Refuses (IncompatibleDataError) a model trained on other metabolites or another grid.
     """
+    order = _test_columns(quantifier, test, name)
+    # predict copies read-only arrays itself
+    pred, sd = quantifier.predict_with_sd(test.fids)
+    return (
+        np.asarray(pred, dtype=np.float64)[:, order],
+        np.asarray(sd, dtype=np.float64)[:, order],
+    )
+
+
+def predict_physics_test_set(quantifier: Any, test: SignalSet, *, name: str) -> Any:
+    """A physics-head model's :class:`~scaloquant.models.physics.PhysicsPrediction` of
+    ``test`` (amplitudes, CRLB SDs, the network's own SDs, each ``(n_signals, n_metabolites)``
+    with columns in the order of ``test.metabolites``, and the network's parameters ``(n, P)``
+    in the fit's layout), from one pass: what :func:`predict_test_set` and
+    :func:`scaloquant.evaluate.encoders.network_parameters` give. Refuses as
+    :func:`predict_test_set`."""
+    order = _test_columns(quantifier, test, name)
+    p = quantifier.predict_estimates(test.fids)
+    return p._replace(
+        amplitudes=p.amplitudes[:, order], sd=p.sd[:, order], network_sd=p.network_sd[:, order]
+    )
+
+
+def _test_columns(quantifier: Any, test: SignalSet, name: str) -> list[int]:
+    """The model's amplitude columns in the order of ``test.metabolites``, after checking
+    that the model's grid and metabolites are the test set's (IncompatibleDataError)."""
     require_same_grid(
         test.acquisition,
         quantifier.config.acquisition,
@@ -47,13 +73,7 @@ def predict_test_set(
             f"{name} estimates {', '.join(model_names)} but the test file holds "
             f"{', '.join(test.metabolites)}; use a model trained with the same basis set"
         )
-    order = [model_names.index(m) for m in test.metabolites]
-    # predict copies read-only arrays itself
-    pred, sd = quantifier.predict_with_sd(test.fids)
-    return (
-        np.asarray(pred, dtype=np.float64)[:, order],
-        np.asarray(sd, dtype=np.float64)[:, order],
-    )
+    return [model_names.index(m) for m in test.metabolites]
 
 
 def signal_example(
