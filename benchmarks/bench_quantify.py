@@ -126,7 +126,8 @@ def main() -> None:
 
     from scaloquant.io import default_basis
     from scaloquant.models import load_model
-    from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs, write_run
+    from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs
+    from scaloquant.report import write_run
     from scaloquant.threads import choose_threads, set_torch_threads
 
     threads = choose_threads(args.threads)
