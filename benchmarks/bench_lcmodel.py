@@ -4,7 +4,7 @@ LCModel 6.3 (built from its BSD-3 source by ``../shared/peers/lcmodel/build.sh``
 default control file plus the keys that describe the data (grid, files, water reference; see
 ``benchmarks/_lcmodel.py``), ``--workers`` spectra at a time. scaloquant fits the same spectra
 with the same basis through :func:`fit_with_scaloquant` (``scaloquant fit``'s library path,
-``--workers`` processes). Both are timed from their inputs on disk or in memory to their
+``--workers`` torch threads). Both are timed from their inputs on disk or in memory to their
 estimates; LCModel's time includes its process start and its PostScript output, which it cannot
 skip.
 
@@ -69,6 +69,7 @@ from scaloquant.quantify.water import (
     relaxation_corrected_water_mM,
 )
 from scaloquant.simulate import SimulationConfig, simulate_batch
+from scaloquant.threads import torch_threads
 from scaloquant.types import FID, BasisSet
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -152,7 +153,7 @@ def fit_with_scaloquant(
     Spectra that share a grid (and all have, or all lack, a water reference) go in one batch,
     as ``scaloquant fit`` takes a multi-spectrum file.
     """
-    options = Options(force=force, max_figures=0, n_workers=workers, fit_config=fit_config)
+    options = Options(force=force, max_figures=0, fit_config=fit_config)
     batches: list[list[int]] = []
     for i, fid in enumerate(fids):
         last = batches[-1][-1] if batches else None
@@ -165,9 +166,10 @@ def fit_with_scaloquant(
         for k, b in enumerate(batches)
     ]
     t0 = time.perf_counter()
-    run = fit_inputs(
-        inputs, basis, basis_name=str(basis.provenance.get("source", "basis")), options=options
-    )
+    with torch_threads(workers):
+        run = fit_inputs(
+            inputs, basis, basis_name=str(basis.provenance.get("source", "basis")), options=options
+        )
     seconds = time.perf_counter() - t0
     amplitudes = np.concatenate([r.columns[""] for r in run.results])
     has_mM = all("_mM" in r.columns for r in run.results)

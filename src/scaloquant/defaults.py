@@ -24,5 +24,3 @@ METABOLITE_T2_MS = 160.0
 ECHO_TIME_MS = 30.0
 #: Fit figures drawn at most per run (for the spectra with the largest signal).
 MAX_FIGURES = 16
-#: Processes of the retired scipy fit (``--workers``, no longer used; kept for older callers).
-N_WORKERS = 1

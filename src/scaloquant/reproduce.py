@@ -100,8 +100,6 @@ N_TEST: dict[str, int] = {"tiny": 200, "quick": 500, "cpu": 2000, "paper": 2000}
 #: Test signals the fit estimates at each SNR: it fits ~1-3 spectra/s on 2 cores, so these keep
 #: the fit to about the preset's training time or less with four SNRs.
 FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
-#: Worker processes of the fit (the machines this runs on have 2 cores).
-FIT_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -169,15 +167,13 @@ def noise_seed(test_seed: int, snr: float) -> int:
     return derived_seed(test_seed, round(1000 * snr))
 
 
-def fit_test_signals(
-    test: SignalSet, basis: BasisSet, n: int, *, n_workers: int = FIT_WORKERS
-) -> tuple[np.ndarray, np.ndarray]:
+def fit_test_signals(test: SignalSet, basis: BasisSet, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Fit the first ``n`` test signals with :func:`scaloquant.fit.fit_spectra` (default
     :class:`~scaloquant.fit.FitConfig`): amplitudes ``(n, M)`` and their Cramér–Rao covariance
     bound ``(n, M, M)``, columns in the order of ``test.metabolites``."""
     from .fit import FitConfig, fit_spectra
 
-    result = fit_spectra(test.take(slice(0, n)).fid, basis, FitConfig(), n_workers=n_workers)
+    result = fit_spectra(test.take(slice(0, n)).fid, basis, FitConfig())
     order = [result.index(m) for m in test.metabolites]
     cov = np.asarray(result.amplitude_covariance)[:, order][:, :, order]
     return np.asarray(result.amplitudes)[:, order], cov
@@ -420,9 +416,7 @@ def reproduce(
             "snrs": [snr_label(s) for s in snrs],
             "training_snr_range": snr_range,
             "noise_seeds": {c.label: c.noise_seed for c in cases},
-            "fit": {"n_signals": fit_n, "n_workers": FIT_WORKERS, "config": _fit_config()}
-            if fit_n
-            else None,
+            "fit": {"n_signals": fit_n, "config": _fit_config()} if fit_n else None,
             "bootstrap": {"seed": derived_seed(first.seed, BOOTSTRAP_KEY), "n_boot": n_boot},
             "basis": basis_name,
             "train": {model: config.to_dict() for model, config in configs.items()},

@@ -581,7 +581,6 @@ def test_truncated_nifti_is_one_line(tiny_checkpoint, basis, signals, tmp_path, 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--workers", "0"], "--workers must be >= 1, got 0"),
         (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         (["--max-figures", "-1"], "--max-figures must be >= 0, got -1"),
     ],

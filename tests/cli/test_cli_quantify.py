@@ -356,7 +356,7 @@ def test_flag_defaults_are_the_library_defaults(command):
     assert tuple(args.tissue_fractions) == water["tissue_fractions"]
     assert tuple(args.water_t2_ms) == water["water_t2_ms"]
     assert args.metabolite_t2_ms == water["metabolite_t2_ms"]
-    assert (args.max_figures, args.workers) == (options["max_figures"], options["n_workers"])
+    assert args.max_figures == options["max_figures"]
     made = options_of(args)
     assert made.water_scaling == WaterScaling() and made.max_figures == Options().max_figures
 

@@ -252,8 +252,6 @@ def test_invalid_ranges_for_the_data():
         fit_spectra(fid, basis, replace(CONFIG, grouping=(("A", "B"), ("B", "C"))))
     with pytest.raises(InvalidDataError, match="shift_hz"):
         fit_spectra(fid, basis, CONFIG, start=FitStart(shift_hz=np.zeros(3)))
-    with pytest.raises(ConfigError, match="n_workers"):
-        fit_spectra(fid, basis, CONFIG, n_workers=0)
 
 
 def test_config_round_trips_through_plain_values():

@@ -20,7 +20,6 @@ _FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2
 #: the classes would load numpy and make ``quantify --help`` (0.05 s) several times slower.
 OPTION_DEFAULTS: dict[str, Any] = {
     "max_figures": defaults.MAX_FIGURES,
-    "n_workers": defaults.N_WORKERS,
 }
 WATER_DEFAULTS: dict[str, Any] = {
     "tissue_fractions": defaults.TISSUE_FRACTIONS,
@@ -80,14 +79,6 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         help="fit figures at most, for the spectra of largest signal (default: "
         f"{options['max_figures']})",
     )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=options["n_workers"],
-        metavar="N",
-        help="no longer used: the fit runs all spectra in one torch program on --threads "
-        "threads (kept so that older command lines still run)",
-    )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
     per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}
     fractions = water["tissue_fractions"]
@@ -137,7 +128,6 @@ def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **ex
     return Options(
         force=args.force,
         max_figures=args.max_figures,
-        n_workers=args.workers,
         water_scaling=scaling,
         echo_time_given=args.te_ms is not None,
         **extra,

@@ -20,7 +20,6 @@ def fit_spectra(
     config: FitConfig | None = None,
     *,
     start: FitStart | None = None,
-    n_workers: int = 1,
 ) -> FitResult:
     """Fit every spectrum of ``fid`` as a linear combination of ``basis``.
 
@@ -38,9 +37,6 @@ def fit_spectra(
     config : options; default :class:`FitConfig()` (the per-metabolite model of preset
         ``simulated``).
     start : optional starting values (e.g. from a network), see :class:`FitStart`.
-    n_workers : kept for callers that pass it (``quantify --workers``); must be an integer
-        >= 1, and does not change the fit: the solver runs on torch's threads or
-        ``config.device``.
 
     Returns
     -------
@@ -58,8 +54,6 @@ def fit_spectra(
         A starting value has the wrong shape or is not finite.
     """
     config = config or FitConfig()
-    if not (isinstance(n_workers, int) and n_workers >= 1):
-        raise ConfigError(f"n_workers must be an integer >= 1, got {n_workers!r}")
     return _fit_batched(fid, basis, config, start)
 
 

@@ -76,8 +76,6 @@ class Options:
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
     max_figures : fit figures at most (for the spectra with the largest signal).
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
-    n_workers : no longer used (the processes of the retired scipy fit; the fit runs on torch's
-        threads); kept for callers that pass it.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
         that states its echo time is scaled with that one.
@@ -91,7 +89,6 @@ class Options:
     batch_size: int | None = None
     max_figures: int = defaults.MAX_FIGURES
     refine: bool = False
-    n_workers: int = defaults.N_WORKERS
     water_scaling: WaterScaling = field(default_factory=WaterScaling)
     echo_time_given: bool = False
     fit_config: FitConfig = field(default_factory=FitConfig)
@@ -100,7 +97,6 @@ class Options:
     def __post_init__(self) -> None:
         for flag, value, least in (
             ("--batch-size", self.batch_size, 1),
-            ("--workers", self.n_workers, 1),
             ("--max-figures", self.max_figures, 0),
         ):
             if value is not None and value < least:
@@ -582,7 +578,6 @@ def quantify_inputs(
                 basis,
                 replace(options.fit_config, phase1_pivot_ppm=start.phase1_pivot_ppm),
                 start=FitStart.from_result(start),
-                n_workers=options.n_workers,
             )
             columns |= {
                 "_refined": refined.amplitudes,
@@ -693,7 +688,7 @@ def fit_inputs(
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         flat = fid.with_samples(_flat(fid))
-        result = fit_spectra(flat, basis, options.fit_config, n_workers=options.n_workers)
+        result = fit_spectra(flat, basis, options.fit_config)
         sums = combined(result)
         names = (*result.names, *sums)
         amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
