@@ -12,7 +12,7 @@ truth, the spectra per second of wall and of process CPU time, and the baseline 
 chosen. Variants (:data:`VARIANTS`): ``default`` is ``FIT_PRESETS["invivo"]``, the others
 change it as their name says (``ftest``: ``baseline_stiffness="ftest"``; ``4.0``: the
 0.2-4.0 ppm window; ``edN``: a fixed ``N`` effective dimensions per ppm; ``hlsvd``:
-``water_removal="hlsvd"``). ``--prior-set
+``water_removal="hlsvd"``; ``nested``: ``ftest`` with ``baseline_ftest_rule="nested"``). ``--prior-set
 key=value`` (JSON values, repeatable) changes the prior (:meth:`InvivoPrior.to_dict` keys; e.g.
 ``water_fraction=0``, ``lipid_fraction=0``, ``baseline={"height_range": [0, 0]}``) to see which
 of its terms a variant loses on.
@@ -52,6 +52,10 @@ VARIANTS = {
     ),
     "freeform-ftest": replace(INVIVO, lineshape="freeform", baseline_stiffness="ftest"),
     "hlsvd": replace(INVIVO, water_removal="hlsvd"),
+    "nested": replace(INVIVO, baseline_stiffness="ftest", baseline_ftest_rule="nested"),
+    "nested-4.0": replace(
+        INVIVO, baseline_stiffness="ftest", baseline_ftest_rule="nested", ppm_range=(0.2, 4.0)
+    ),
     "ftest-hlsvd": replace(INVIVO, baseline_stiffness="ftest", water_removal="hlsvd"),
     "4.0-ed4-hlsvd": replace(
         INVIVO, ppm_range=(0.2, 4.0), baseline_ed_per_ppm=4.0, water_removal="hlsvd"
