@@ -11,15 +11,20 @@ and the lipids left out), their means, the share of estimates more than 3 CRLB S
 truth, the spectra per second of wall and of process CPU time, and the baseline stiffnesses
 chosen. Variants (:data:`VARIANTS`): ``default`` is ``FIT_PRESETS["invivo"]``, the others
 change it as their name says (``ftest``: ``baseline_stiffness="ftest"``; ``4.0``: the
-0.2-4.0 ppm window; ``edN``: a fixed ``N`` effective dimensions per ppm).
+0.2-4.0 ppm window; ``edN``: a fixed ``N`` effective dimensions per ppm; ``hlsvd``:
+``water_removal="hlsvd"``; ``nested``: ``ftest`` with ``baseline_ftest_rule="nested"``). ``--prior-set
+key=value`` (JSON values, repeatable) changes the prior (:meth:`InvivoPrior.to_dict` keys; e.g.
+``water_fraction=0``, ``lipid_fraction=0``, ``baseline={"height_range": [0, 0]}``) to see which
+of its terms a variant loses on.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_invivo_default.py [--n 64] [--snr 30]
-[--seed 5] [--variants default,freeform-ftest-4.0] [--save OUT.npz]``
+[--seed 5] [--variants default,freeform-ftest-4.0] [--prior-set key=value ...] [--save OUT.npz]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +51,15 @@ VARIANTS = {
         INVIVO, lineshape="freeform", baseline_stiffness="ftest", ppm_range=(0.2, 4.0)
     ),
     "freeform-ftest": replace(INVIVO, lineshape="freeform", baseline_stiffness="ftest"),
+    "hlsvd": replace(INVIVO, water_removal="hlsvd"),
+    "nested": replace(INVIVO, baseline_stiffness="ftest", baseline_ftest_rule="nested"),
+    "nested-4.0": replace(
+        INVIVO, baseline_stiffness="ftest", baseline_ftest_rule="nested", ppm_range=(0.2, 4.0)
+    ),
+    "ftest-hlsvd": replace(INVIVO, baseline_stiffness="ftest", water_removal="hlsvd"),
+    "4.0-ed4-hlsvd": replace(
+        INVIVO, ppm_range=(0.2, 4.0), baseline_ed_per_ppm=4.0, water_removal="hlsvd"
+    ),
 }
 
 
@@ -56,7 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--variants", default="default,freeform-ftest-4.0")
     parser.add_argument("--save", type=Path, help="npz of every variant's estimates and stiffness")
+    parser.add_argument("--prior-set", action="append", default=[], help="prior key=JSON")
     args = parser.parse_args(argv)
+    prior_dict = InvivoPrior(snr_range=(args.snr, args.snr)).to_dict()
+    for item in args.prior_set:
+        key, _, value = item.partition("=")
+        if key not in prior_dict:
+            print(f"unknown prior key {key!r}; choose from {', '.join(prior_dict)}")
+            return 2
+        value = json.loads(value)
+        if key == "baseline":
+            value = {**prior_dict["baseline"], **value}
+        prior_dict[key] = value
+    prior = InvivoPrior.from_dict(prior_dict)
     chosen = args.variants.split(",")
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown:
@@ -64,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(1)
     basis = default_basis()
-    signals = simulate_invivo_batch(
-        basis, InvivoPrior(snr_range=(args.snr, args.snr)), args.n, np.random.default_rng(args.seed)
-    )
+    signals = simulate_invivo_batch(basis, prior, args.n, np.random.default_rng(args.seed))
     fid = FID(
         samples=signals.fids,
         dwell_time_s=basis.dwell_time_s,
@@ -75,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     metabolites = [n for n in basis.names if n != "Mac"]
     truth = signals.parameters.concentrations_mm[:, [basis.names.index(n) for n in metabolites]]
-    print(f"{args.n} invivo spectra at SNR {args.snr:g} (seed {args.seed}), 1 torch thread")
+    changed = f", prior {' '.join(args.prior_set)}" if args.prior_set else ""
+    print(
+        f"{args.n} invivo spectra at SNR {args.snr:g} (seed {args.seed}){changed}, 1 torch thread"
+    )
     rows, saved = {}, {"truth": truth}
     for name in chosen:
         wall, cpu = time.perf_counter(), time.process_time()

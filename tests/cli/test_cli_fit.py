@@ -118,6 +118,10 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
     assert config.ppm_range == (0.5, 4.0) and config.macromolecules == "parametric"
     assert config.grouping == (("NAA", "NAAG"), ("Cr", "PCr"))
     assert config.lineshape_kind == "lorentzian" and not config.gaussian
+    for flag, rule in (("ftest", "region"), ("ftest-nested", "nested")):
+        args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--baseline-stiffness", flag])
+        config = fit_config_from_args(args)
+        assert config.baseline_stiffness == "ftest" and config.baseline_ftest_rule == rule
 
 
 def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):

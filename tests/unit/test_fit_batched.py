@@ -362,3 +362,38 @@ def test_fitted_linewidth_includes_the_freeform_kernel(small):
     without = _linewidth_hz(replace(result, lineshape_kernel=None), basis)
     np.testing.assert_allclose(without, got[0], rtol=1e-12)
     assert got[1] > got[0] + 1.0
+
+
+def test_nested_ftest_follows_the_data(small):
+    """The nested-fits bound (``baseline_ftest_rule="nested"``): the known answers of
+    :func:`test_baseline_stiffness_follows_the_data` (straight-line baseline: stiff, 2 or less
+    per ppm; a baseline undulating every 0.5 ppm: one of the two most flexible), and the bound
+    itself: ``S_ref`` at the reference, above it for stiffer candidates, growing with the
+    dimensions dropped, tighter than LCModel's region bound."""
+    from scaloquant.fit import spectra as sp
+
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    nested = replace(config, baseline_stiffness="ftest", baseline_ftest_rule="nested")
+    result = fit_spectra(fid, basis, nested)
+    candidates = nested.baseline_ed_candidates_per_ppm
+    assert np.all(result.baseline_ed_per_ppm[:2] <= 2.0)
+    assert np.all(result.baseline_ed_per_ppm[2:] >= candidates[-2])
+
+    prepared = sp._prepared(basis, fid, nested)[0]
+    x = sp._without_water(fid, nested)
+    flexible = replace(nested, baseline_ed_per_ppm=candidates[-1])
+    reference = bt.solve(x, prepared, flexible)
+    ssq = bt.baseline_ftest_ssq(x, prepared, nested, candidates[-1], reference, reference)
+    np.testing.assert_allclose(
+        bt.baseline_ftest_bound(x, prepared, nested, reference, candidates[-1]), ssq
+    )
+    region = bt.baseline_ftest_bound(
+        x, prepared, replace(nested, baseline_ftest_rule="region"), reference
+    )
+    bound = bt.baseline_ftest_bound(x, prepared, nested, reference, candidates[0])
+    ratio = bound / ssq
+    assert np.all(ratio > 1) and np.all(bound < region)
+    # more dimensions dropped, more increase allowed
+    bounds = [bt.baseline_ftest_bound(x, prepared, nested, reference, ed) for ed in candidates]
+    assert np.all(np.diff(np.stack(bounds), axis=0) <= 0)

@@ -76,9 +76,10 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument(
         "--baseline-stiffness",
-        choices=("fixed", "ftest"),
-        help="spline stiffness: fixed (2 effective dimensions per ppm, the default) or ftest "
-        "(chosen per spectrum by LCModel's F-test rule among 1-7 per ppm)",
+        choices=("fixed", "ftest", "ftest-nested"),
+        help="spline stiffness: fixed (2 effective dimensions per ppm, the default), ftest "
+        "(chosen per spectrum by LCModel's F-test rule among 1-7 per ppm) or ftest-nested "
+        "(the same candidates, the F-test of nested fits on the dimensions dropped)",
     )
     m.add_argument(
         "--mm",
@@ -166,7 +167,10 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["grouping"] = _groups(args.groups)
     if args.baseline:
         flags |= _baseline(args.baseline)
-    if args.baseline_stiffness:
+    if args.baseline_stiffness == "ftest-nested":
+        flags["baseline_stiffness"] = "ftest"
+        flags["baseline_ftest_rule"] = "nested"
+    elif args.baseline_stiffness:
         flags["baseline_stiffness"] = args.baseline_stiffness
     if args.mm:
         flags["macromolecules"] = args.mm

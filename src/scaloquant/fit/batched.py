@@ -1592,7 +1592,11 @@ def _real_ssq(
 
 
 def baseline_ftest_bound(
-    fids: np.ndarray, basis: BasisSet, config: FitConfig, reference: BatchedFit
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    reference: BatchedFit,
+    ed_per_ppm: float | None = None,
 ) -> np.ndarray:
     """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
     ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))``, ``S_ref`` that of ``reference`` (the fit
@@ -1607,16 +1611,30 @@ def baseline_ftest_bound(
     window's points, and the baseline counts once (on the complex residual with ``2K`` and
     twice the baseline, the rule picked 3 effective dimensions per ppm on the spant spectrum
     where LCModel's ``alphaB`` is 2, and 6-7 on the Osprey spectra where LCModel's is 5-7; on
-    the real part 1 and 4-6: ``benchmarks/diag_baseline_ftest.py``, docs/fit.md)."""
+    the real part 1 and 4-6: ``benchmarks/diag_baseline_ftest.py``, docs/fit.md).
+
+    With ``config.baseline_ftest_rule == "nested"`` the bound is that of the candidate
+    ``ed_per_ppm`` (required then): the extra-sum-of-squares F-test of nested fits,
+    ``S_ref (1 + dn / (K - n) F^-1(1 - p; dn, K - n))``, ``dn`` the effective dimensions the
+    candidate's baseline has fewer than the reference's (0: no increase allowed)."""
     from scipy.special import fdtri
 
     flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
-    problem = make_problem(basis, flexible, device=torch.device(config.device))
+    device = torch.device(config.device)
+    problem = make_problem(basis, flexible, device=device)
     ssq, active = _real_ssq(fids, problem, reference, reference)
     points = problem.ppm.numel()
     dof = np.clip(active + int(problem.free.sum()) + problem.baseline_ed, 1, points - 2)
-    aim = 1 + dof / (points - dof) * fdtri(dof, points - dof, config.baseline_ftest_probability)
-    return ssq * aim
+    p = config.baseline_ftest_probability
+    if config.baseline_ftest_rule == "region":
+        return ssq * (1 + dof / (points - dof) * fdtri(dof, points - dof, p))
+    if ed_per_ppm is None:
+        raise ValueError("the nested F-test bound is per candidate: give ed_per_ppm")
+    stiff = make_problem(basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=device)
+    dn = problem.baseline_ed - stiff.baseline_ed
+    if dn <= 1e-9:
+        return ssq
+    return ssq * (1 + dn / (points - dof) * fdtri(dn, points - dof, 1 - p))
 
 
 def baseline_ftest_ssq(

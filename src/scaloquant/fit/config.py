@@ -132,6 +132,11 @@ class FitConfig:
         LCModel's own range: its ``alphaB`` from ``ALPBMN`` (its F-test reference) to
         ``ALPBMX`` is 7.3 to 1.1-2.4 effective dimensions per ppm on the in-vivo spectra of
         ``../shared`` (``benchmarks/_lcmodel.py``, :func:`baseline_ed_per_ppm`).
+    baseline_ftest_rule : the bound of ``"ftest"``: ``"region"`` (LCModel's: the stiff fit's
+        residual within the confidence region of all ``n`` parameters of the reference) or
+        ``"nested"`` (the extra-sum-of-squares F-test of nested fits at level
+        ``baseline_ftest_probability``, on the effective dimensions the stiffer baseline drops;
+        opt-in, docs/fit.md "What the simulated spectra ask of the baseline").
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -180,6 +185,7 @@ class FitConfig:
     baseline_stiffness: Literal["fixed", "ftest"] = "fixed"
     baseline_ed_candidates_per_ppm: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
     baseline_ftest_probability: float = 0.05
+    baseline_ftest_rule: Literal["region", "nested"] = "region"
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None
@@ -254,6 +260,11 @@ class FitConfig:
                 f"{self.baseline_ed_candidates_per_ppm!r}"
             )
         object.__setattr__(self, "baseline_ed_candidates_per_ppm", candidates)
+        if self.baseline_ftest_rule not in ("region", "nested"):
+            raise ConfigError(
+                "baseline_ftest_rule must be 'region' or 'nested', got "
+                f"{self.baseline_ftest_rule!r}"
+            )
         if not 0 < self.baseline_ftest_probability < 1:
             raise ConfigError(
                 "baseline_ftest_probability must be in (0, 1), got "

@@ -291,11 +291,16 @@ def _solve(
             },
         )
 
-    bound = batched.baseline_ftest_bound(fids, basis, config, fit)
+    # (C, B): one row for every candidate (the same row under LCModel's rule)
+    bound = np.stack(
+        [batched.baseline_ftest_bound(fids, basis, config, fit, ed) for ed in candidates]
+        if config.baseline_ftest_rule == "nested"
+        else [batched.baseline_ftest_bound(fids, basis, config, fit)] * len(candidates)
+    )
     within = np.stack(
         [
-            batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) <= bound
-            for ed in candidates[:-1]
+            batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) <= bound[k]
+            for k, ed in enumerate(candidates[:-1])
         ]
         + [np.ones(fids.shape[0], dtype=bool)]
     )  # (C, B) at the reference's lineshape
@@ -317,7 +322,7 @@ def _solve(
             ssq = batched.baseline_ftest_ssq(
                 fids[rows], basis, config, candidates[k], sub, _rows(fit, rows)
             )
-            ok = ssq <= bound[rows]
+            ok = ssq <= bound[k, rows]
             keep(_rows(sub, ok), rows[ok])
             index[rows[ok]] = k
             trial[rows[ok]] = k - 1
@@ -333,7 +338,7 @@ def _solve(
             ssq = batched.baseline_ftest_ssq(
                 fids[rows], basis, config, candidates[k], sub, _rows(fit, rows)
             )
-            ok = ssq <= bound[rows]
+            ok = ssq <= bound[k, rows]
             keep(_rows(sub, ok), rows[ok])
             index[rows[~ok]] = k + 1
         refitted |= index == len(candidates) - 1
