@@ -483,6 +483,7 @@ FIT_PRESETS: dict[str, FitConfig] = {
         initial_damping_per_s=3.0,
         initial_gauss_per_s2=50.0,
         continuation_broadening_per_s=(10.0,),
+        water_removal="hlsvd",
     ),
     "simulated": FitConfig(),
 }
