@@ -11,27 +11,22 @@ range, where the sigmoid saturates: mean error 23.0 Hz, largest 26.3 Hz, in the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from test_models_adapt import TRAIN_PRIOR
 
 from scaloquant.errors import ConfigError
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.models.physics import invivo_truth
-from scaloquant.simulate import BaselineConfig
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 
-#: bench_adapt.py's training distribution: what the fit's model represents, narrow.
-PRIOR = InvivoPrior(
-    water_fraction=0.0,
-    eddy_fraction=0.0,
-    baseline=BaselineConfig(height_range=(0.0, 0.0)),
-    shift_range_ppm=(-0.02, 0.02),
-    singlet_fwhm_range_ppm=(0.03, 0.06),
-    phase0_range_deg=(-20.0, 20.0),
-)
+#: bench_adapt.py's training distribution: the adaptation test's, at the prior's SNR 5-150.
+PRIOR = replace(TRAIN_PRIOR, snr_range=InvivoPrior().snr_range)
 
 
 def _shift_errors(tmp_path, **changes) -> np.ndarray:
