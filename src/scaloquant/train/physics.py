@@ -71,7 +71,7 @@ SIMULATIONS: tuple[str, ...] = ("invivo", "default")
 DEFAULT_POLISH: dict[str, int] = {"invivo": 5, "default": 20}
 #: Line broadening of the reconstruction term, 1/s (the fit's first continuation stage). The
 #: unbroadened residual has a basin of about +-5 Hz in the metabolites' shift (16 noiseless
-#: spectra of bench_adapt.py's prior, every shift moved by 5, 10, 20 Hz: mean relative residual
+#: spectra of bench_adapt.py's prior, their shift moved by +5, +10, +20 Hz: mean relative residual
 #: 0.64, 0.66, 0.54) and falls again towards the range edge, so a shift that leaves the basin
 #: is driven into the sigmoid's saturation, where the supervised term's gradient vanishes;
 #: broadening widens the basin (docs/physics-models.md, "The reconstruction term").
