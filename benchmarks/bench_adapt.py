@@ -20,10 +20,11 @@ out) against the truth, of the network alone (``K = 0``) and after the model's p
 (``--polish`` iterations), and the wall time of the adaptation (this process's threads).
 
 The model is trained on the supervised loss alone (``--reconstruction-weight 0``, the default
-here): with the training loss's default weight 1 on this narrow prior, 600 steps (seeds 0 and
-1) left the metabolites' shift at the edge of the network's range (+24 and -24 Hz, truth within
-+-2.5 Hz; the sigmoid saturated), a model not worth adapting; with weight 0, 500 steps: shift
-error 0.38 Hz.
+here and, since it was measured, of the training loss): with the unbroadened reconstruction
+term at weight 1 on this narrow prior, 600 steps (seeds 0 and 1) left the metabolites' shift
+at the edge of the network's range (+24 and -24 Hz, truth within +-2.5 Hz; the sigmoid
+saturated), a model not worth adapting; with weight 0, 500 steps: shift error 0.38 Hz
+(docs/physics-models.md, "The reconstruction term"; benchmarks/bench_physics_loss.py).
 
 Usage: ``python benchmarks/bench_adapt.py [--ckpt CKPT | --train-steps 500 --save CKPT]
 [--n 256] [--snr 30] [--steps 50 100 200] [--lr 1e-3 3e-4] [--polish 5] [--seed 7]
