@@ -539,7 +539,9 @@ class PhysicsQuantifier(nn.Module):
         (``batched.cross_correlation_shift_hz`` over the window ``y`` ``(B, K)``; ``cost``
         ``(B,)`` is ``theta``'s). A real spectrum unlike the training signals can push the
         predicted shift far off (the spant Philips spectrum, 400 s `quick` model: -24 Hz against
-        the fit's -1.8 Hz, tNAA/tCr 0 after the polish; 1.10 from the shift checked here)."""
+        the fit's -1.8 Hz, tNAA/tCr 0 after the polish; 1.10 from the shift checked here; that
+        model was trained with the unbroadened reconstruction term, which drove its shift output
+        to the range edge; retrained with the supervised-only default: -1.14 Hz)."""
         sl = problem.slices()["shift"]
         shift = batched.cross_correlation_shift_hz(
             problem,
