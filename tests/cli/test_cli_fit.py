@@ -176,3 +176,24 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     assert sum(facts["lineshape_kernel"]["weight"]) == pytest.approx(1.0)
     assert facts["fwhm_hz"] == pytest.approx(float(result.linewidth_hz.reshape(-1)[0]), rel=1e-6)
     assert facts["baseline_ed_per_ppm"] == 2.0
+
+
+def test_fit_facts_of_an_unusable_spectrum_are_blank(basis, simulated, tmp_path):
+    """An all-zero FID beside a good one: its estimates are NaN, and so are its fitted FWHM,
+    baseline stiffness and kernel weights (``null`` in results.json; a number there would be
+    a fit of nothing), while the good spectrum's stay and the kernel's offsets are kept."""
+    samples = np.stack([simulated.fids[0], np.zeros_like(simulated.fids[0])])
+    path = write_nifti_mrs(tmp_path / "two.nii.gz", _fid(basis, samples))
+    out = tmp_path / "out"
+    flags = ["--lineshape", "freeform", "--max-figures", "0"]
+    assert main(["fit", str(path), "--out", str(out), *flags]) == 0
+    good, empty = json.loads((out / "results.json").read_text())["spectra"]
+    assert "empty" in empty["qc"]
+    assert empty["fit"]["fwhm_hz"] is None and empty["fit"]["baseline_ed_per_ppm"] is None
+    assert all(w is None for w in empty["fit"]["lineshape_kernel"]["weight"])
+    assert (
+        empty["fit"]["lineshape_kernel"]["offset_hz"]
+        == good["fit"]["lineshape_kernel"]["offset_hz"]
+    )
+    assert good["fit"]["fwhm_hz"] > 0 and good["fit"]["baseline_ed_per_ppm"] == 2.0
+    assert sum(good["fit"]["lineshape_kernel"]["weight"]) == pytest.approx(1.0)

@@ -384,6 +384,25 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
     return out
 
 
+def _blank_fit_facts(
+    facts: dict[str, np.ndarray] | None, unusable: np.ndarray
+) -> dict[str, np.ndarray] | None:
+    """``facts`` (:func:`_fit_facts`) with NaN for the ``unusable`` ``(N,)`` spectra: a fitted
+    FWHM, stiffness or kernel of a spectrum with nothing to measure means nothing either (the
+    kernel's offsets, a property of the grid, are kept)."""
+    if not facts or not unusable.any():
+        return facts
+    out = {}
+    for name, value in facts.items():
+        value = np.array(value, dtype=np.float64, copy=True)
+        if name == "lineshape_kernel":
+            value[unusable, 1] = np.nan
+        else:
+            value[unusable] = np.nan
+        out[name] = value
+    return out
+
+
 def _quality_columns(prep: _Prepared, fit_residual: np.ndarray | None) -> dict[str, np.ndarray]:
     q = prep.quality
     n = prep.input.n_spectra
@@ -442,6 +461,7 @@ def _finish(
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
+        fit_facts = _blank_fit_facts(fit_facts, unusable)
         scaling = _scaling_for(inp, options)
         derived = _derived(names, columns[""], inp, unit, scaling, macromolecules)
         used = scaling if unit is not None and inp.water is not None else None
