@@ -144,6 +144,13 @@ class FitConfig:
     shift_prior_sd_hz, damping_prior_sd_per_s : per-metabolite deviations from
         their group's shift and damping, held by zero-mean Gaussian priors of these SDs
         (LCModel's approach); ``None`` for none.
+    damping_spread_prior_sd_per_s, shift_spread_prior_sd_hz : with several groups (the
+        per-metabolite model above all), each group's damping and shift held about the
+        groups' unweighted mean (the spectrum's common damping and shift, itself free) by a
+        Gaussian prior of this SD, ``sum_g (x_g - mean x)^2 / sd^2`` noise variances
+        (:func:`scaloquant.fit.batched.spread_prior`); added in the last pass, after the
+        search, weighted by the noise variance (the signal-free region's, else the residual's)
+        and part of the CRLB; ``None`` for none.
     ratio_priors : soft Gaussian priors on amplitude ratios, LCModel's
         ``CHRATO`` (:mod:`scaloquant.physics.priors`): ``"none"``, ``"mm"`` (its
         macromolecule/lipid ratios, which only apply to the parametric components) or
@@ -189,6 +196,8 @@ class FitConfig:
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None
+    damping_spread_prior_sd_per_s: float | None = None
+    shift_spread_prior_sd_hz: float | None = None
     ratio_priors: Literal["none", "mm", "lcmodel"] = "none"
     initial_gauss_per_s2: float = 0.0
     max_iterations: int = 60
@@ -229,7 +238,12 @@ class FitConfig:
             raise ConfigError(
                 f"ratio_priors must be 'none', 'mm' or 'lcmodel', got {self.ratio_priors!r}"
             )
-        for name in ("shift_prior_sd_hz", "damping_prior_sd_per_s"):
+        for name in (
+            "shift_prior_sd_hz",
+            "damping_prior_sd_per_s",
+            "damping_spread_prior_sd_per_s",
+            "shift_spread_prior_sd_hz",
+        ):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be None or > 0, got {value!r}")
