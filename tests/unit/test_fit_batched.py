@@ -475,7 +475,24 @@ def test_spread_priors_keep_a_noiseless_fit_exact():
     z = basis.fids * np.exp((-damping[:, None] + 2j * np.pi * shift[:, None]) * t)
     fid = FID(amplitudes @ z, basis.dwell_time_s, basis.spectrometer_freq_mhz, 4.65)
     result = fit_spectra(fid, basis, config)
-    plain = fit_spectra(fid, basis, FitConfig())
+    plain = fit_spectra(fid, basis, FIT_PRESETS["simulated-plain"])
     np.testing.assert_allclose(result.amplitudes, plain.amplitudes, rtol=1e-6)
     np.testing.assert_allclose(result.amplitudes, amplitudes, rtol=1e-4)
     np.testing.assert_allclose(result.damping_per_s, damping, atol=1e-2)
+
+
+def test_spread_prior_defaults_are_the_simulators_spread():
+    """The default spread priors are the SDs of the default simulator's uniform draws."""
+    from scaloquant.fit.config import SIMULATOR_DAMPING_SD_PER_S, SIMULATOR_SHIFT_SD_HZ
+    from scaloquant.simulate import SimulationConfig
+
+    sim = SimulationConfig()
+    for (lo, hi), sd in (
+        (sim.damping_range_per_s, SIMULATOR_DAMPING_SD_PER_S),
+        (sim.shift_range_hz, SIMULATOR_SHIFT_SD_HZ),
+    ):
+        assert sd == pytest.approx((hi - lo) / np.sqrt(12.0), rel=1e-12)
+    assert FIT_PRESETS["simulated"] == FitConfig()
+    assert FIT_PRESETS["simulated"].has_spread_priors
+    assert not FIT_PRESETS["simulated-plain"].has_spread_priors
+    assert not FIT_PRESETS["invivo"].has_spread_priors

@@ -315,8 +315,9 @@ def kernel_prior(
 def spread_prior(n_groups: int, sd: float) -> np.ndarray:
     """``Q`` ``(G, G)`` of the prior ``x^T Q x = sum_g (x_g - mean(x))^2 / sd^2`` on the
     groups' dampings or shifts ``x``: each held about the groups' (unweighted) mean, the
-    spectrum's common value, by a Gaussian of SD ``sd`` (``FitConfig.damping_spread_prior_sd_per_s``,
-    ``shift_spread_prior_sd_hz``); the common value itself is free."""
+    spectrum's common value, by a Gaussian of SD ``sd``
+    (``FitConfig.damping_spread_prior_sd_per_s``, ``shift_spread_prior_sd_hz``; the
+    per-metabolite model's); the common value itself is free."""
     centred = np.eye(n_groups) - np.full((n_groups, n_groups), 1.0 / n_groups)
     return centred / sd**2
 
@@ -408,7 +409,7 @@ def make_problem(
             half, config.freeform_smoothness_sd, config.freeform_prior
         )
         penalty[kern, kern], linear[kern] = q_mat, q_vec
-    spread = deviations and g > 1
+    spread = deviations and g > 1 and config.has_spread_priors
     if spread and config.damping_spread_prior_sd_per_s is not None and lorentzian:
         penalty[0:g, 0:g] = spread_prior(g, config.damping_spread_prior_sd_per_s)
     if spread and config.shift_spread_prior_sd_hz is not None:
@@ -1438,8 +1439,7 @@ def solve(
     with_deviations = (
         config.shift_prior_sd_hz is not None
         or config.damping_prior_sd_per_s is not None
-        or config.shift_spread_prior_sd_hz is not None
-        or config.damping_spread_prior_sd_per_s is not None
+        or config.has_spread_priors
         or config.lineshape_kind == "freeform"
     )
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
