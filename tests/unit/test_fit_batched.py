@@ -466,9 +466,9 @@ def test_spread_priors_in_the_cost_and_the_crlb():
 
 
 def test_spread_priors_keep_a_noiseless_fit_exact():
-    """The priors weigh with the noise variance (the signal-free region's: here only the
-    singlets' tails, SD 0.004 against peaks of ~500): on noiseless singlets with dampings and
-    shifts far apart (14 and 12 prior SDs) the fit with them is the plain fit to 1e-6."""
+    """The priors weigh with the noise variance of the residual before them: on noiseless
+    singlets with dampings and shifts far apart (14 and 12 prior SDs) the fit with them is the
+    plain fit to 1e-6."""
     basis, t = _two_singlets()
     config = FitConfig(damping_spread_prior_sd_per_s=1.0, shift_spread_prior_sd_hz=0.2)
     damping, shift, amplitudes = np.array([1.0, 14.0]), np.array([2.5, -2.5]), np.array([1.0, 0.6])

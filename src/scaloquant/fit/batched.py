@@ -1284,9 +1284,9 @@ def _solve_chunk(
                     stages, final, config, fids, y, sol, centre, twin_pairs, region_var
                 )
         iterations, theta = sol.iterations, sol.theta
+        # (the per-metabolite model's spread priors weigh with this residual's variance, not
+        # the region's: it vanishes on noiseless spectra, whose region holds the lines' tails)
         noise_var = _noise_var_from_residual(final, sol.evaluation)
-        if region_var is not None and refine is not None:
-            noise_var = region_var
     else:
         noise_var = region_var
     prior_q = None

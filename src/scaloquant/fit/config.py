@@ -158,8 +158,8 @@ class FitConfig:
         the metabolites' unweighted mean (the spectrum's common damping and shift, itself
         free) by a Gaussian prior of this SD, ``sum_m (x_m - mean x)^2 / sd^2`` noise
         variances (:func:`scaloquant.fit.batched.spread_prior`); added in a last pass after
-        the search, weighted by the noise variance (the signal-free region's, else the
-        residual's), and part of the CRLB. Default: the SDs of the default simulator's
+        the search, weighted by the noise variance of the residual before it (0 on a
+        noiseless spectrum, which the fit then meets exactly), and part of the CRLB. Default: the SDs of the default simulator's
         uniform draws, :data:`SIMULATOR_DAMPING_SD_PER_S` and :data:`SIMULATOR_SHIFT_SD_HZ`
         (docs/fit.md); ``None`` for none (preset ``simulated-plain``).
     ratio_priors : soft Gaussian priors on amplitude ratios, LCModel's
