@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from scaloquant.fit import FitConfig, fit_spectra, fitted_spectra
+from scaloquant.fit import fit_spectra, fitted_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -30,7 +30,7 @@ def test_noise_estimates_match_the_simulated_noise(noisy):
     expected = signals.parameters["noise_sd"] * np.sqrt(basis.n_points)
     residual = fit_spectra(fid, basis)
     np.testing.assert_allclose(residual.noise_sd, expected, rtol=0.12)
-    region = fit_spectra(fid, basis, replace(FitConfig(), noise_estimate="region"))
+    region = fit_spectra(fid, basis, replace(FIT_PRESETS["simulated"], noise_estimate="region"))
     np.testing.assert_allclose(region.noise_sd, expected, rtol=0.15)
     # The noise region does not change the fit itself, only the bounds' scale: exactly in
     # proportion without priors; with the default's spread priors (information of a fixed

@@ -492,7 +492,7 @@ def test_spread_prior_defaults_are_the_simulators_spread():
         (sim.shift_range_hz, SIMULATOR_SHIFT_SD_HZ),
     ):
         assert sd == pytest.approx((hi - lo) / np.sqrt(12.0), rel=1e-12)
-    assert FIT_PRESETS["simulated"] == FitConfig()
+    assert FIT_PRESETS["simulated-plain"] == FitConfig()
     assert FIT_PRESETS["simulated"].has_spread_priors
     assert not FIT_PRESETS["simulated-plain"].has_spread_priors
     assert not FIT_PRESETS["invivo"].has_spread_priors

@@ -159,9 +159,11 @@ class FitConfig:
         free) by a Gaussian prior of this SD, ``sum_m (x_m - mean x)^2 / sd^2`` noise
         variances (:func:`scaloquant.fit.batched.spread_prior`); added in a last pass after
         the search, weighted by the noise variance of the residual before it (0 on a
-        noiseless spectrum, which the fit then meets exactly), and part of the CRLB. Default: the SDs of the default simulator's
-        uniform draws, :data:`SIMULATOR_DAMPING_SD_PER_S` and :data:`SIMULATOR_SHIFT_SD_HZ`
-        (docs/fit.md); ``None`` for none (preset ``simulated-plain``).
+        noiseless spectrum, which the fit then meets exactly), and part of the CRLB.
+        ``None`` (the default, so configs and checkpoints written before them keep their
+        model) for none; preset ``simulated`` sets the SDs of the default simulator's uniform
+        draws, :data:`SIMULATOR_DAMPING_SD_PER_S` and :data:`SIMULATOR_SHIFT_SD_HZ`
+        (docs/fit.md).
     ratio_priors : soft Gaussian priors on amplitude ratios, LCModel's
         ``CHRATO`` (:mod:`scaloquant.physics.priors`): ``"none"``, ``"mm"`` (its
         macromolecule/lipid ratios, which only apply to the parametric components) or
@@ -207,8 +209,8 @@ class FitConfig:
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None
-    damping_spread_prior_sd_per_s: float | None = SIMULATOR_DAMPING_SD_PER_S
-    shift_spread_prior_sd_hz: float | None = SIMULATOR_SHIFT_SD_HZ
+    damping_spread_prior_sd_per_s: float | None = None
+    shift_spread_prior_sd_hz: float | None = None
     ratio_priors: Literal["none", "mm", "lcmodel"] = "none"
     initial_gauss_per_s2: float = 0.0
     max_iterations: int = 60
@@ -496,7 +498,7 @@ class FitStart:
 #: macromolecule spectrum of the basis or LCModel's parametric components when it has none, over
 #: 0.2-4.2 ppm, solved by the batched variable-projection Levenberg–Marquardt fit on a torch
 #: device. The global shift search spans ±25 Hz (0.2 ppm at 3 T: frequency drift and
-#: referencing errors of real scans). ``"simulated"`` (``FitConfig()``): the per-metabolite model
+#: referencing errors of real scans). ``"simulated"`` (``fit_spectra``'s default): the per-metabolite model
 #: for spectra of the simulator (the family of the paper's Eq. 1): a damping and a shift per
 #: metabolite, no baseline, with the restarts, twin swaps, re-centred shift bounds and second
 #: search of :mod:`scaloquant.fit.search` and the LM damping in scaled parameters
@@ -504,8 +506,8 @@ class FitStart:
 #: dampings and shifts held about their common value by the spread priors of the simulator's
 #: own spread (``damping_spread_prior_sd_per_s``): exact on 64 of 64 noiseless spectra of the
 #: default simulator, SD within +-25 % of the CRLB at SNR 30 for NAA, Cr, PCr, GPC+PCho, Ins
-#: and Glu on spectrum seeds 0-2 (docs/fit.md). ``"simulated-plain"``: the same without the
-#: spread priors (Glu's SD 1.37 times its CRLB on seed 0).
+#: and Glu on spectrum seeds 0-2 (docs/fit.md). ``"simulated-plain"`` (``FitConfig()``): the
+#: same without the spread priors (Glu's SD 1.37 times its CRLB on seed 0).
 FIT_PRESETS: dict[str, FitConfig] = {
     "invivo": FitConfig(
         grouping="metabolites_and_mm",
@@ -522,9 +524,10 @@ FIT_PRESETS: dict[str, FitConfig] = {
         initial_gauss_per_s2=50.0,
         continuation_broadening_per_s=(10.0,),
         water_removal="hlsvd",
-        damping_spread_prior_sd_per_s=None,
-        shift_spread_prior_sd_hz=None,
     ),
-    "simulated": FitConfig(),
-    "simulated-plain": FitConfig(damping_spread_prior_sd_per_s=None, shift_spread_prior_sd_hz=None),
+    "simulated": FitConfig(
+        damping_spread_prior_sd_per_s=SIMULATOR_DAMPING_SD_PER_S,
+        shift_spread_prior_sd_hz=SIMULATOR_SHIFT_SD_HZ,
+    ),
+    "simulated-plain": FitConfig(),
 }
