@@ -16,6 +16,9 @@ bound proper (a bound for unbiased estimators at the true parameters); the mean 
 checks what the fit reports. Also printed: the robust SD (1.4826 MAD) over the bound at the
 truth and the skewness of the estimates (a heavy tail or a second basin shows in them).
 ``--start truth`` fits every draw from the true parameters: the estimator without the search.
+``--preset simulated-plain`` (or ``--damping-spread-sd 0 --shift-spread-sd 0``): the
+per-metabolite model without its spread priors; the bound at the truth is that of the model
+fitted, its priors included (:func:`bound_at_truth`).
 
 Too slow for the test suite (200 fits of 21 metabolites, one to five minutes on 2 shared
 cores); run: ``python benchmarks/validate_fit_crlb.py [--draws 200] [--snr 30] [--seed 0]
