@@ -6,7 +6,8 @@ per-metabolite damping U[0, 15] 1/s and shift U[-3, 3] Hz) with noise at ``--snr
 
 1. ``invivo``: ``FIT_PRESETS["invivo"]`` (groups + Voigt + priors + spline baseline +
    measured MM and parametric lipids);
-2. ``simulated``: the per-metabolite model;
+2. ``simulated``: the per-metabolite model (with ``--plain`` also ``simulated-plain``, the same
+   without its spread priors);
 3. ``invivo`` on ``--n`` tissue-like spectra of the ``invivo`` simulation preset
    (:func:`scaloquant.simulate.simulate_invivo_batch`: group lineshapes, macromolecules, lipids,
    residual water, baseline), the family the in-vivo model is made for: on the default
@@ -29,7 +30,7 @@ Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_thread
 (:func:`scaloquant.threads.prefer_huge_pages`), as the ``scaloquant`` command runs.
 
 Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--snr 30] [--threads N]
-[--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi]``
+[--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi] [--plain]``
 """
 
 from __future__ import annotations
@@ -133,6 +134,11 @@ def main() -> None:
     parser.add_argument("--lcmodel-n", type=int, default=16, help="spectra for LCModel (0: none)")
     parser.add_argument("--lcmodel-workers", type=int, default=2, help="LCModel processes")
     parser.add_argument("--mrsi", action="store_true", help="also time a 32 x 32 MRSI slice")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="also fit with simulated-plain (the per-metabolite model without spread priors)",
+    )
     args = parser.parse_args()
     threads = choose_threads(args.threads)
     torch.set_num_threads(threads)
@@ -154,6 +160,7 @@ def main() -> None:
     runs = [
         ("invivo", "invivo", args.n),
         ("simulated", "simulated", args.n),
+        *([("simulated-plain", "simulated-plain", args.n)] if args.plain else []),
         ("invivo, tissue-like", "invivo", args.n),
     ]
     for label, preset, n in runs:

@@ -13,10 +13,10 @@ from scipy.optimize import nnls
 
 from scaloquant.fit import batched as bt
 from scaloquant.fit import fit_spectra, fitted_spectra
-from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.io import default_basis
 from scaloquant.physics.model import kernel_window_columns, lineshape_rates, synthesize
-from scaloquant.types import FID
+from scaloquant.types import FID, BasisSet
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 NAMES = ("Mac", "Cr", "PCr", "NAA", "PCho", "Ins", "Glu")
@@ -399,3 +399,100 @@ def test_nested_ftest_follows_the_data(small):
     # more dimensions dropped, more increase allowed
     bounds = [bt.baseline_ftest_bound(x, prepared, nested, reference, ed) for ed in candidates]
     assert np.all(np.diff(np.stack(bounds), axis=0) <= 0)
+
+
+def _two_singlets() -> tuple:
+    """A basis of two Lorentzian singlets (2.0 and 3.0 ppm), 512 points at 4 kHz, 123.2 MHz."""
+    n, dwell, mhz = 512, 2.5e-4, 123.2
+    t = np.arange(n) * dwell
+    hz = (np.array([2.0, 3.0]) - 4.65)[:, None] * mhz
+    fids = np.exp((2j * np.pi * hz - 5.0) * t)
+    return BasisSet(("A", "B"), fids, dwell, mhz, ppm_reference=4.65), t
+
+
+def test_spread_priors_in_the_cost_and_the_crlb():
+    """Known answer on two singlets, a damping and a shift each (phases fixed): the spread
+    priors add ``sigma^2 sum_g (x_g - mean x)^2 / sd^2`` to the cost, and the bound is the
+    inverse of the numpy Fisher information (analytic derivatives, float64) plus their ``Q``."""
+    basis, t = _two_singlets()
+    config = FitConfig(
+        fit_phase0=False,
+        fit_phase1=False,
+        ppm_range=(1.0, 4.0),
+        damping_spread_prior_sd_per_s=2.0,
+        shift_spread_prior_sd_hz=0.5,
+    )
+    plain_config = replace(
+        config, damping_spread_prior_sd_per_s=None, shift_spread_prior_sd_hz=None
+    )
+    with_prior, plain = bt.make_problem(basis, config), bt.make_problem(basis, plain_config)
+    assert with_prior.penalty_active and not plain.penalty_active
+    damping, shift, amplitudes = np.array([3.0, 8.0]), np.array([0.4, -0.6]), np.array([1.0, 0.5])
+    theta = torch.zeros(1, with_prior.size, dtype=torch.float64)
+    theta[0, 0:2], theta[0, 2:4] = torch.as_tensor(damping), torch.as_tensor(shift)
+    z = basis.fids * np.exp((-damping[:, None] + 2j * np.pi * shift[:, None]) * t)
+    rng = np.random.default_rng(0)
+    data = amplitudes @ z + 0.01 * (rng.normal(size=t.size) + 1j * rng.normal(size=t.size))
+    y = bt.data_window(with_prior, torch.as_tensor(data[None]))
+    noise_var = torch.tensor([500.0], dtype=torch.float64)  # the priors matter
+    ev = bt.evaluate(with_prior, theta, y, noise_var)
+    ev_plain = bt.evaluate(plain, theta, y, noise_var)
+    # (3 - 5.5)^2 + (8 - 5.5)^2 = 12.5 over 2^2; (0.4 + 0.1)^2 + (-0.6 + 0.1)^2 = 0.5 over 0.5^2
+    expected = 500.0 * (12.5 / 4.0 + 0.5 / 0.25)
+    assert float(ev.cost - ev_plain.cost) == pytest.approx(expected, rel=1e-12)
+
+    a = ev.amplitudes[0].numpy()
+    index = with_prior.fft_index.numpy()
+
+    def window(x: np.ndarray) -> np.ndarray:
+        return np.fft.fft(x, axis=-1)[..., index]
+
+    cols = window(z)  # (2, K)
+    d_damping = a[:, None] * window(-t * z)
+    d_shift = a[:, None] * window(2j * np.pi * t * z)
+    jac = np.concatenate([cols, d_damping, d_shift]).T  # (K, 6)
+    jac = np.concatenate([jac.real, jac.imag])
+    fisher = jac.T @ jac / 500.0
+    centred = np.eye(2) - 0.5
+    fisher[2:4, 2:4] += centred / 2.0**2
+    fisher[4:6, 4:6] += centred / 0.5**2
+    cov, _ = bt.crlb(with_prior, ev, noise_var)
+    # the derivative columns are formed in complex64 (bt.DERIVATIVE_DTYPE): 1e-5 relative
+    np.testing.assert_allclose(cov[0].numpy(), np.linalg.inv(fisher), rtol=1e-4, atol=1e-12)
+    without = np.linalg.inv(jac.T @ jac / 500.0)
+    assert np.all(np.diag(without)[:2] > 1.05 * np.diag(cov[0].numpy())[:2])
+    cov_plain, _ = bt.crlb(plain, ev_plain, noise_var)
+    assert np.all(np.diag(cov[0].numpy())[:2] < np.diag(cov_plain[0].numpy())[:2])
+
+
+def test_spread_priors_keep_a_noiseless_fit_exact():
+    """The priors weigh with the noise variance of the residual before them: on noiseless
+    singlets with dampings and shifts far apart (14 and 12 prior SDs) the fit with them is the
+    plain fit to 1e-6."""
+    basis, t = _two_singlets()
+    config = FitConfig(damping_spread_prior_sd_per_s=1.0, shift_spread_prior_sd_hz=0.2)
+    damping, shift, amplitudes = np.array([1.0, 14.0]), np.array([2.5, -2.5]), np.array([1.0, 0.6])
+    z = basis.fids * np.exp((-damping[:, None] + 2j * np.pi * shift[:, None]) * t)
+    fid = FID(amplitudes @ z, basis.dwell_time_s, basis.spectrometer_freq_mhz, 4.65)
+    result = fit_spectra(fid, basis, config)
+    plain = fit_spectra(fid, basis, FIT_PRESETS["simulated-plain"])
+    np.testing.assert_allclose(result.amplitudes, plain.amplitudes, rtol=1e-6)
+    np.testing.assert_allclose(result.amplitudes, amplitudes, rtol=1e-4)
+    np.testing.assert_allclose(result.damping_per_s, damping, atol=1e-2)
+
+
+def test_spread_prior_defaults_are_the_simulators_spread():
+    """The default spread priors are the SDs of the default simulator's uniform draws."""
+    from scaloquant.fit.config import SIMULATOR_DAMPING_SD_PER_S, SIMULATOR_SHIFT_SD_HZ
+    from scaloquant.simulate import SimulationConfig
+
+    sim = SimulationConfig()
+    for (lo, hi), sd in (
+        (sim.damping_range_per_s, SIMULATOR_DAMPING_SD_PER_S),
+        (sim.shift_range_hz, SIMULATOR_SHIFT_SD_HZ),
+    ):
+        assert sd == pytest.approx((hi - lo) / np.sqrt(12.0), rel=1e-12)
+    assert FIT_PRESETS["simulated-plain"] == FitConfig()
+    assert FIT_PRESETS["simulated"].has_spread_priors
+    assert not FIT_PRESETS["simulated-plain"].has_spread_priors
+    assert not FIT_PRESETS["invivo"].has_spread_priors

@@ -13,7 +13,10 @@ from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, effects, simulate_batch
 from scaloquant.types import FID
 
-CONFIG = FIT_PRESETS["simulated"]
+#: the search runs before the ``simulated`` preset's spread priors (a last pass after it): its
+#: known answers are those of the model without them (draw 174 below with the priors: Glu
+#: within 0.5 Hz of the fit from the truth all the same, data cost 484.6, the priors' trade)
+CONFIG = FIT_PRESETS["simulated-plain"]
 
 
 @pytest.fixture(scope="module")

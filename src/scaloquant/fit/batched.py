@@ -235,9 +235,12 @@ class Problem:
     ratio_labels: tuple[str, ...]
     kernel_offsets: torch.Tensor  # (J + 1,) long: bins of the kernel's weights, centre (0) first
     kernel_active: bool  # the kernel is fitted (its columns are convolved)
-    kernel_penalty: torch.Tensor  # (P, P) Q of the kernel's prior x^T Q x + 2 q^T x + c
+    kernel_penalty: torch.Tensor  # (P, P) Q of the quadratic priors x^T Q x + 2 q^T x + c
     kernel_linear: torch.Tensor  # (P,) q
     kernel_constant: float  # c
+    #: ``kernel_penalty`` is in the cost: the free-form kernel's prior and/or the group
+    #: spread priors (:func:`spread_prior`)
+    penalty_active: bool = False
     #: an LM run stops only where the undamped step, too, predicts a relative decrease below
     #: its tolerance (the per-metabolite model; see the note at LM_MAX)
     gauss_newton_stop: bool = False
@@ -307,6 +310,16 @@ def kernel_prior(
     if about == "delta":
         c = np.zeros_like(c)
     return a.T @ a, a.T @ c, float(c @ c)
+
+
+def spread_prior(n_groups: int, sd: float) -> np.ndarray:
+    """``Q`` ``(G, G)`` of the prior ``x^T Q x = sum_g (x_g - mean(x))^2 / sd^2`` on the
+    groups' dampings or shifts ``x``: each held about the groups' (unweighted) mean, the
+    spectrum's common value, by a Gaussian of SD ``sd``
+    (``FitConfig.damping_spread_prior_sd_per_s``, ``shift_spread_prior_sd_hz``; the
+    per-metabolite model's); the common value itself is free."""
+    centred = np.eye(n_groups) - np.full((n_groups, n_groups), 1.0 / n_groups)
+    return centred / sd**2
 
 
 def make_problem(
@@ -396,6 +409,11 @@ def make_problem(
             half, config.freeform_smoothness_sd, config.freeform_prior
         )
         penalty[kern, kern], linear[kern] = q_mat, q_vec
+    spread = deviations and g > 1 and config.has_spread_priors
+    if spread and config.damping_spread_prior_sd_per_s is not None and lorentzian:
+        penalty[0:g, 0:g] = spread_prior(g, config.damping_spread_prior_sd_per_s)
+    if spread and config.shift_spread_prior_sd_hz is not None:
+        penalty[g : 2 * g, g : 2 * g] = spread_prior(g, config.shift_spread_prior_sd_hz)
     if deviations and config.damping_prior_sd_per_s is not None and lorentzian:
         free[dev_d] = True
         precision[dev_d] = config.damping_prior_sd_per_s**-2
@@ -455,6 +473,7 @@ def make_problem(
         kernel_penalty=torch.as_tensor(penalty, **f64),
         kernel_linear=torch.as_tensor(linear, **f64),
         kernel_constant=constant,
+        penalty_active=kernel_active or bool(penalty.any()),
         gauss_newton_stop=config.grouping == "per_metabolite",
     )
 
@@ -791,7 +810,7 @@ def evaluate(
     if amplitude_prior is not None:
         data_cost = data_cost + (a[:, None, :] @ amplitude_prior @ a[..., None])[..., 0, 0]
     prior = (problem.prior_precision * theta**2 * problem.free).sum(-1)
-    if problem.kernel_active:
+    if problem.penalty_active:
         prior = prior + _kernel_penalty(problem, theta)
     prior = prior * noise_var
     empty = cols.new_zeros(cols.shape[0], 0, 0)
@@ -803,7 +822,8 @@ def evaluate(
 
 
 def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
-    """The kernel's prior ``x^T Q x + 2 q^T x + c`` ``(B,)`` (in units of the noise variance)."""
+    """The quadratic priors ``x^T Q x + 2 q^T x + c`` ``(B,)`` (the kernel's and the group
+    spread priors; in units of the noise variance)."""
     quad = ((theta @ problem.kernel_penalty) * theta).sum(-1)
     return quad + 2 * theta @ problem.kernel_linear + problem.kernel_constant
 
@@ -837,7 +857,7 @@ def _normal_equations(
     prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
     jtj = jtj + torch.diag_embed(prior)
     grad = grad + prior * theta[:, problem.free_index]
-    if problem.kernel_active:
+    if problem.penalty_active:
         fi = problem.free_index
         q_free = problem.kernel_penalty[fi][:, fi]
         jtj = jtj + noise_var[:, None, None] * q_free
@@ -1113,7 +1133,7 @@ def crlb(
     extra = torch.cat([prior.new_zeros(prior.shape[0], m), prior * ident], dim=-1)
     keep = torch.cat([ident.new_ones(ident.shape[0], m), ident], dim=-1)
     fisher = fisher + torch.diag_embed(extra)
-    if problem.kernel_active:
+    if problem.penalty_active:
         fi = problem.free_index
         fisher[:, m:, m:] += noise_var[:, None, None] * problem.kernel_penalty[fi][:, fi]
     if amplitude_prior is not None:
@@ -1242,9 +1262,10 @@ def _solve_chunk(
     theta, centre = continuation(stages, config, fids, theta, centre, twin_pairs is not None)
     iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
     preliminary = None
-    if refine is None or region_var is None:
+    if refine is None or region_var is None or twin_pairs is not None:
         # without deviations this is the fit; with them, it gives the noise level that weighs
-        # their priors when no signal-free region does
+        # their priors when no signal-free region does (and for the per-metabolite model the
+        # search, before its spread priors, if any, are added in the last pass)
         lower, upper = _bounds(final, centre, config)
         sol = levenberg_marquardt(
             final,
@@ -1263,6 +1284,8 @@ def _solve_chunk(
                     stages, final, config, fids, y, sol, centre, twin_pairs, region_var
                 )
         iterations, theta = sol.iterations, sol.theta
+        # (the per-metabolite model's spread priors weigh with this residual's variance, not
+        # the region's: it vanishes on noiseless spectra, whose region holds the lines' tails)
         noise_var = _noise_var_from_residual(final, sol.evaluation)
     else:
         noise_var = region_var
@@ -1416,6 +1439,7 @@ def solve(
     with_deviations = (
         config.shift_prior_sd_hz is not None
         or config.damping_prior_sd_per_s is not None
+        or config.has_spread_priors
         or config.lineshape_kind == "freeform"
     )
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]

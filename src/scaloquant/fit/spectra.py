@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
 from ..types import FID, Acquisition, BasisSet
-from .config import FitConfig, FitStart
+from .config import FIT_PRESETS, FitConfig, FitStart
 from .result import FitResult, FitSpectra
 
 
@@ -34,8 +34,8 @@ def fit_spectra(
         macromolecules/lipids are set up as ``config.macromolecules`` says, so the result's
         ``names`` may differ from the basis'.
     basis : the metabolites to fit (use ``basis.subset(...)`` to fit fewer).
-    config : options; default :class:`FitConfig()` (the per-metabolite model of preset
-        ``simulated``).
+    config : options; default ``FIT_PRESETS["simulated"]`` (the per-metabolite model with
+        its spread priors; ``FitConfig()`` is the same without them, ``simulated-plain``).
     start : optional starting values (e.g. from a network), see :class:`FitStart`.
 
     Returns
@@ -53,7 +53,7 @@ def fit_spectra(
     InvalidDataError
         A starting value has the wrong shape or is not finite.
     """
-    config = config or FitConfig()
+    config = config or FIT_PRESETS["simulated"]
     return _fit_batched(fid, basis, config, start)
 
 

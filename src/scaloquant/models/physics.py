@@ -17,7 +17,8 @@ a checkpoint needs no basis file. ``K = 0`` is the network with NNLS only. Ampli
 basis scale, as the fit's; the per-metabolite deviations of the fit's ``invivo`` model are not
 predicted (they start at 0 and only the polish moves them). The model is the fit's ``invivo``
 preset (three lineshape groups) for the ``invivo`` simulation, or its per-metabolite
-``simulated`` preset (batched) for the paper's default simulator (one group per metabolite); with
+``simulated-plain`` preset (batched; without the ``simulated`` preset's spread priors) for the
+paper's default simulator (one group per metabolite); with
 the latter the polish first runs the fit's continuation stages from the network's start
 (``polish_broadening_per_s``).
 
@@ -93,7 +94,7 @@ class PhysicsQuantifierConfig:
     macromolecules : which of them are macromolecules or lipids (basis metadata of the fit).
     n_points, dwell_time_s, spectrometer_freq_mhz, ppm_reference, nucleus : acquisition grid.
     fit : :meth:`FitConfig.to_dict` of the model (default: ``FIT_PRESETS["invivo"]``; the
-        default simulation's models use ``FIT_PRESETS["simulated"]``).
+        default simulation's models use ``FIT_PRESETS["simulated-plain"]``).
     damping_range_per_s, shift_range_hz, gauss_range_per_s2 : ranges of the network's group
         damping ``alpha`` (1/s), shift (Hz) and Gaussian ``beta`` (1/s^2); default the fit's
         bounds (0-60 1/s, +-25 Hz = its global shift search, 0-3000 1/s^2) so that every
