@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -78,11 +79,11 @@ def full_svd_taken(fids: np.ndarray) -> int:
     return count
 
 
-def timed(run, *args, **kwargs) -> tuple[np.ndarray, float]:
-    """``(run(...), seconds)``."""
-    start = time.perf_counter()
+def timed(run, *args, **kwargs) -> tuple[np.ndarray, float, float]:
+    """``(run(...), seconds of wall time, seconds of this process' CPU time)``."""
+    start, cpu = time.perf_counter(), time.process_time()
     out = run(*args, **kwargs)
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> int:
@@ -93,13 +94,15 @@ def main() -> int:
     args = parser.parse_args()
     sets = spectra_sets(args.n, args.seed)
     totals = np.zeros(4)
+    cpu_total = 0.0
     print(f"{'set':58s} {'B':>4s} {'full SVD':>9s} {'new':>7s} {'ratio':>6s} "
           f"{'T=' + str(args.threads):>7s} {'max |diff|/|water|':>18s} {'by SVD':>6s}")  # fmt: skip
     with threadpool_limits(limits=1, user_api="blas"):
         for name, fids, grid in sets:
-            ref, t_ref = timed(reference, fids, grid)
-            new, t_new = timed(remove_water, fids, *grid)
-            par, t_par = timed(remove_water, fids, *grid, threads=args.threads)
+            ref, t_ref, _ = timed(reference, fids, grid)
+            new, t_new, _ = timed(remove_water, fids, *grid)
+            par, t_par, cpu_par = timed(remove_water, fids, *grid, threads=args.threads)
+            cpu_total += cpu_par
             water = np.abs(fids - ref).max(axis=-1)
             diff = np.abs(new - ref).max(axis=-1)
             rel = np.max(diff / np.where(water > 0, water, np.inf))
@@ -115,7 +118,8 @@ def main() -> int:
     print(
         f"all {int(b)} spectra: full SVD {1e3 * t_ref / b:.1f} ms, new {1e3 * t_new / b:.1f} ms "
         f"per spectrum ({t_ref / t_new:.1f}x); {args.threads} threads "
-        f"{1e3 * t_par / b:.1f} ms ({t_ref / t_par:.1f}x)"
+        f"{1e3 * t_par / b:.1f} ms ({t_ref / t_par:.1f}x), using {cpu_total / t_par:.2f} CPUs "
+        f"(CPU time / wall time; {os.getloadavg()[0]:.1f} load average at the end)"
     )
     return 0
 

@@ -20,12 +20,14 @@ value at t = 0 moved by 10-30 % with the samples the decomposition started from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import ctypes
+import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 from . import axes
 
@@ -81,18 +83,74 @@ def _signal_subspace(x: np.ndarray, rows: int, n_components: int) -> np.ndarray:
     ``s_K / s_1 >= GRAM_MIN_SINGULAR_RATIO``; else from the full SVD of ``H``."""
     k = min(n_components, rows)
     # eigenvalues ascending: the last k, reversed, are the leading singular directions
-    values, vectors = scipy.linalg.eigh(
-        _hankel_gram(x, rows),
-        lower=True,
-        subset_by_index=[rows - k, rows - 1],
-        driver="evr",
-        overwrite_a=True,
-        check_finite=False,
-    )
+    values, vectors = _leading_eigh(_hankel_gram(x, rows), k)
     if values[0] >= GRAM_MIN_SINGULAR_RATIO**2 * values[-1] > 0:
         return vectors[:, ::-1]
     hankel = np.lib.stride_tricks.sliding_window_view(x, x.shape[0] - rows + 1)[:rows]
     return np.linalg.svd(hankel, full_matrices=False)[0][:, :k]
+
+
+def _capsule_function(capsule: object, nargs: int) -> ctypes._CFuncPtr:
+    """The C function of a ``scipy.linalg.cython_lapack`` capsule, callable through ctypes
+    with ``nargs`` pointer arguments (ctypes releases the GIL for the call)."""
+    name = ctypes.pythonapi.PyCapsule_GetName
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * nargs)(pointer(capsule, name(capsule)))
+
+
+@functools.cache
+def _zheevr() -> ctypes._CFuncPtr:
+    """LAPACK's ``zheevr`` (a subset of a Hermitian eigenproblem, MRRR), from scipy's Cython
+    LAPACK (imported on first use: scipy.linalg takes a while)."""
+    import scipy.linalg.cython_lapack
+
+    return _capsule_function(scipy.linalg.cython_lapack.__pyx_capi__["zheevr"], 23)
+
+
+def _leading_eigh(lower: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest eigenvalues ``(k,)``, ascending, and their eigenvectors ``(n, k)`` of
+    the Hermitian matrix whose lower triangle is ``lower`` ``(n, n)`` (C order; overwritten).
+
+    What ``scipy.linalg.eigh(lower, lower=True, subset_by_index=[n - k, n - 1],
+    driver="evr")`` computes (LAPACK's ``zheevr``; the same to rounding), but called through
+    ctypes, which releases the GIL: scipy's wrapper holds it for the whole call, so threads
+    decomposing other FIDs (:func:`_each_fid`) would wait on it (measured: a 0.9 s call let
+    the interpreter's other thread run 21 ticks, this one 774). Read in Fortran order the
+    C-order lower triangle is the upper triangle of the conjugate matrix, whose eigenvectors
+    are the conjugates."""
+    n = lower.shape[0]
+    if lower.dtype != np.complex128 or not lower.flags.c_contiguous or not 1 <= k <= n:
+        raise ValueError(f"need a C-ordered complex128 (n, n) matrix and 1 <= k <= n, got k={k}")
+    values = np.zeros(n)
+    vectors = np.zeros((k, n), dtype=np.complex128)  # Fortran (n, k)
+    support = np.zeros(2 * k, dtype=np.int32)
+    found, info = ctypes.c_int(0), ctypes.c_int(0)
+    zero = ctypes.c_double(0.0)
+
+    def call(work: np.ndarray, rwork: np.ndarray, iwork: np.ndarray, query: bool) -> None:
+        sizes = [-1, -1, -1] if query else [work.size, rwork.size, iwork.size]
+        ints = [ctypes.c_int(v) for v in (n, n, n - k + 1, n, n, *sizes)]
+        _zheevr()(
+            *(ctypes.byref(ctypes.c_char(c)) for c in (b"V", b"I", b"U")),
+            ctypes.byref(ints[0]), lower.ctypes.data, ctypes.byref(ints[1]),
+            ctypes.byref(zero), ctypes.byref(zero), ctypes.byref(ints[2]), ctypes.byref(ints[3]),
+            ctypes.byref(zero), ctypes.byref(found), values.ctypes.data, vectors.ctypes.data,
+            ctypes.byref(ints[4]), support.ctypes.data, work.ctypes.data, ctypes.byref(ints[5]),
+            rwork.ctypes.data, ctypes.byref(ints[6]), iwork.ctypes.data, ctypes.byref(ints[7]),
+            ctypes.byref(info),
+        )  # fmt: skip
+        if info.value != 0:
+            raise np.linalg.LinAlgError(f"LAPACK zheevr failed (info {info.value})")
+
+    sizes = np.zeros(1, np.complex128), np.zeros(1), np.zeros(1, np.int32)
+    call(*sizes, query=True)
+    work = np.zeros(int(sizes[0][0].real), np.complex128)
+    call(work, np.zeros(int(sizes[1][0])), np.zeros(int(sizes[2][0]), np.int32), query=False)
+    if found.value != k:
+        raise np.linalg.LinAlgError(f"LAPACK zheevr found {found.value} of {k} eigenvalues")
+    return values[:k], vectors.conj().T
 
 
 def _hankel_gram(x: np.ndarray, rows: int) -> np.ndarray:
@@ -200,20 +258,18 @@ def remove_water(
 
 def _each_fid(
     work: Callable[[np.ndarray], T], fids: np.ndarray, threads: int
-) -> Iterator[tuple[int, T]]:
+) -> list[tuple[int, T]]:
     """``(b, work(fids[b]))`` for the FIDs ``(B, N)`` that are not all zero, in order.
 
-    With ``threads > 1`` the FIDs are shared among that many threads: the decomposition's
-    LAPACK calls release the GIL, and each FID is computed whole by one thread with the
-    caller's BLAS threads (the fit runs them on one), so the results are those of one thread,
-    bit for bit, whatever the count (2 threads on 2 idle cores: 1.9 times the FIDs per second,
-    ``benchmarks/bench_water.py``)."""
+    BLAS and LAPACK on one thread (the matrices are small; the fit does the same), and with
+    ``threads > 1`` the FIDs shared among that many threads: the decomposition's LAPACK calls
+    release the GIL (:func:`_leading_eigh`, numpy's), and each FID is computed whole by one
+    thread, so the results are bit for bit those of one thread whatever the count."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     rows = [b for b in range(fids.shape[0]) if np.any(fids[b])]
-    if threads == 1 or len(rows) < 2:
-        for b in rows:
-            yield b, work(fids[b])
-        return
-    with ThreadPoolExecutor(max_workers=min(threads, len(rows))) as pool:
-        yield from zip(rows, pool.map(lambda b: work(fids[b]), rows), strict=True)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if threads == 1 or len(rows) < 2:
+            return [(b, work(fids[b])) for b in rows]
+        with ThreadPoolExecutor(max_workers=min(threads, len(rows))) as pool:
+            return list(zip(rows, pool.map(lambda b: work(fids[b]), rows), strict=True))
