@@ -118,9 +118,10 @@ def main() -> int:
                        for run in runs)  # fmt: skip
             b = fids.shape[0]
             totals += (b, t_ref, t_new, t_par, cpu_par)
+            by_svd = full_svd_taken(fids)
             print(
                 f"{name:58s} {b:4d} {1e3 * t_ref / b:7.1f}ms {1e3 * t_new / b:5.1f}ms "
-                f"{t_ref / t_new:5.1f}x {1e3 * t_par / b:5.1f}ms {rel:18.1e} {full_svd_taken(fids):6d}"
+                f"{t_ref / t_new:5.1f}x {1e3 * t_par / b:5.1f}ms {rel:18.1e} {by_svd:6d}"
                 + ("" if same else "  the FIDs changed between runs or thread counts!")
             )
     b, t_ref, t_new, t_par, cpu_par = totals

@@ -5,9 +5,11 @@ the NAA singlet (the suspect Siemens PRESS spectrum: 25 times). Its tails reach 
 window (to 4.2 ppm and below), where the penalised baseline, stiff by design, cannot follow them
 and the metabolites and macromolecules absorb them instead. HLSVD (Barkhuijsen et al., J Magn
 Reson 73:553, 1987; Pijnappel et al., J Magn Reson 97:122, 1992) models the FID as a sum of
-:data:`HLSVD_COMPONENTS` damped complex exponentials from the SVD of its Hankel matrix; the
-components whose frequency lies in the water band (:data:`WATER_BAND_PPM`) are subtracted from the
-whole FID. Only those are touched: a metabolite line below the band stays in the data.
+:data:`HLSVD_COMPONENTS` damped complex exponentials from the leading singular vectors of its
+Hankel matrix (here from its Gram matrix, :func:`_signal_subspace`: the SVD's to rounding at
+less than half its cost, docs/fit.md "How the HLSVD is computed"); the components whose
+frequency lies in the water band (:data:`WATER_BAND_PPM`) are subtracted from the whole FID.
+Only those are touched: a metabolite line below the band stays in the data.
 
 The same decomposition measures a line's signal at t = 0 apart from the rest of the FID
 (:func:`band_amplitude`): the singlet metabolite of a simulated basis set whose FID also holds a
@@ -66,7 +68,7 @@ def hlsvd_components(
 #: The Gram matrix' subspace is used while the K-th singular value of the Hankel matrix is at
 #: least this fraction of the first: its error is the SVD's times ``s_1 / (2 s_K)`` (the
 #: squared condition), here at most 5e3 times (scanner and tissue-like spectra: ``s_1 / s_25``
-#: 5-1200, FIDs equal to the SVD's to 4e-11 of their water); below it, on noiseless signals of
+#: 5-1200, FIDs equal to the SVD's to 1e-10 of their water); below it, on noiseless signals of
 #: a few lines (a simulated basis set's singlets), rounding decides the small components and
 #: the full SVD is taken.
 GRAM_MIN_SINGULAR_RATIO = 1e-4
@@ -79,7 +81,7 @@ def _signal_subspace(x: np.ndarray, rows: int, n_components: int) -> np.ndarray:
 
     From the leading eigenvectors of ``G = H H^H`` (:func:`_hankel_gram`, O(n^2) from the
     Hankel structure) by LAPACK's subset eigensolver (``zheevr``): the same span as the SVD's
-    to rounding at a third to a half of its cost (``benchmarks/bench_water.py``), when
+    to rounding at 2-2.7 times less time (``benchmarks/bench_water.py``), when
     ``s_K / s_1 >= GRAM_MIN_SINGULAR_RATIO``; else from the full SVD of ``H``."""
     k = min(n_components, rows)
     # eigenvalues ascending: the last k, reversed, are the leading singular directions
