@@ -7,11 +7,14 @@ Spectra: the scanner spectra of ``../shared/data/invivo`` (every FID of their NI
 files, as ``scaloquant fit`` reads them) and ``--n`` tissue-like simulated spectra
 (``simulate_invivo_batch(default_basis(), InvivoPrior(), n, default_rng(--seed))``, the
 ``invivo`` preset's test bed). BLAS on one thread (as the fit runs it); ``--threads`` adds a
-run of ``remove_water(..., threads=T)``. Wall time, the fastest of ``--repeats`` alternated runs.
+run of ``remove_water(..., threads=T)``. Wall time, the fastest of ``--repeats`` alternated
+runs. ``--fit N`` first profiles the ``invivo`` fit of N tissue-like spectra with the old and
+the new HLSVD.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_water.py [--n 128] [--seed 1] [--threads 2] [--repeats 3]
+    PYTHONPATH=src python benchmarks/bench_water.py [--n 128] [--seed 1] [--threads 2]
+        [--repeats 3] [--fit 128]
 """
 
 from __future__ import annotations
@@ -86,13 +89,60 @@ def timed(run, *args, **kwargs) -> tuple[np.ndarray, float, float]:
     return out, time.perf_counter() - start, time.process_time() - cpu
 
 
+def fit_profile(n: int, seed: int) -> None:
+    """``fit_spectra(FIT_PRESETS["invivo"])`` of ``n`` tissue-like spectra on one torch
+    thread, under cProfile, with the full-SVD HLSVD put in place of ``remove_water`` (before)
+    and with the package's (now): wall and CPU seconds, and ``remove_water``'s."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    from scaloquant.fit import fit_spectra
+    from scaloquant.fit.config import FIT_PRESETS
+    from scaloquant.signal import water
+    from scaloquant.types import FID
+
+    torch.set_num_threads(1)
+    basis = default_basis()
+    sim = simulate_invivo_batch(basis, InvivoPrior(), n, np.random.default_rng(seed))
+    acq = basis.acquisition
+    fid = FID(sim.fids, acq.dwell_time_s, acq.spectrometer_freq_mhz, acq.ppm_reference)
+
+    def full_svd(fids, dwell_time_s, mhz, ref, band_ppm=WATER_BAND_PPM, threads=1):
+        return reference(np.asarray(fids, dtype=np.complex128), (dwell_time_s, mhz, ref))
+
+    package = water.remove_water
+    for label, remove in (("before (full SVD)", full_svd), ("now", package)):
+        water.remove_water = remove  # the fit imports it from the module when it runs
+        try:
+            profile = cProfile.Profile()
+            start, cpu = time.perf_counter(), time.process_time()
+            profile.runcall(fit_spectra, fid, basis, FIT_PRESETS["invivo"])
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        finally:
+            water.remove_water = package
+        stats = pstats.Stats(profile).stats
+        inside = max(v[3] for k, v in stats.items() if k[2] in ("remove_water", "full_svd"))
+        print(
+            f"fit of {n} tissue-like spectra, invivo, 1 thread, {label}: {wall:.1f} s wall "
+            f"({n / wall:.2f} spectra/s), {cpu:.1f} s CPU, remove_water {inside:.1f} s "
+            f"({100 * inside / wall:.0f} % of the wall time, profiled)"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=128, help="simulated spectra")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="threads of the extra run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each; the fastest counts")
+    parser.add_argument(
+        "--fit", type=int, default=0, help="also profile the invivo fit of this many spectra"
+    )
     args = parser.parse_args()
+    if args.fit:
+        fit_profile(args.fit, args.seed)
     sets = spectra_sets(args.n, args.seed)
     totals = np.zeros(5)  # spectra, seconds: full SVD, new, threaded; threaded's CPU seconds
     print(f"{'set':58s} {'B':>4s} {'full SVD':>9s} {'new':>7s} {'ratio':>6s} "
