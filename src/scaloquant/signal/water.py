@@ -160,8 +160,8 @@ def _hankel_gram(x: np.ndarray, rows: int) -> np.ndarray:
     ``H[i, j] = x[i + j]`` of ``x`` ``(n,)`` with ``c = n - rows + 1`` columns (upper triangle
     left 0), in O(n^2) from the structure: ``G[i + 1, j + 1] = G[i, j] + x[i + c] x*[j + c]
     - x[i] x*[j]``, so column ``j + 1`` is column ``j`` shifted down one plus a rank-2 term,
-    from the first column ``G[:, 0]`` (one matrix-vector product); an O(n^3) matrix product
-    in place (the same to rounding: 1.5e-15 of ``max |G|`` on a tissue-like FID)."""
+    from the first column ``G[:, 0]`` (one matrix-vector product), instead of an O(n^3)
+    matrix product (the same to rounding: 1.5e-15 of ``max |G|`` on a tissue-like FID)."""
     cols = x.shape[0] - rows + 1
     gram = np.zeros((rows, rows), dtype=np.complex128)
     gram[:, 0] = np.lib.stride_tricks.sliding_window_view(x, cols)[:rows] @ x[:cols].conj()
