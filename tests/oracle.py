@@ -92,3 +92,41 @@ def window_columns(
     shifted spectrum, whose ppm are ``ppm`` ``(K,)``: ``(K, M)``."""
     spec = axes.spectrum(z)[:, window]
     return (spec * np.exp(1j * (phase0_rad + phase1_rad_per_ppm * (ppm - pivot_ppm)))).T
+
+
+def hlsvd_full_svd(
+    fid: np.ndarray, dwell_time_s: float, n_components: int = 25, n_points: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HLSVD of one FID ``(N,)`` the textbook way (Barkhuijsen 1987; Pijnappel 1992): the full
+    SVD of the ``(n/2, n/2 + 1)`` Hankel matrix of its first ``n_points`` samples, the poles
+    from the shift invariance of the leading ``n_components`` left singular vectors, the
+    amplitudes by least squares over the samples (numpy's complex power for the Vandermonde
+    matrix). ``(frequencies Hz (K,), amplitudes (K,), poles (K,))``; growing poles are put on
+    the unit circle, as the package does (:func:`scaloquant.signal.water.hlsvd_components`,
+    which takes the subspace from the Gram matrix instead)."""
+    n = min(fid.shape[-1], n_points)
+    x = np.asarray(fid[:n], dtype=np.complex128)
+    rows = n // 2
+    hankel = np.lib.stride_tricks.sliding_window_view(x, n - rows + 1)[:rows]
+    u, _, _ = np.linalg.svd(hankel, full_matrices=False)
+    uk = u[:, : min(n_components, u.shape[1])]
+    poles = np.linalg.eigvals(np.linalg.lstsq(uk[:-1], uk[1:], rcond=None)[0])
+    poles = np.where(np.abs(poles) > 1.0, poles / np.abs(poles), poles)
+    amps = np.linalg.lstsq(poles[None, :] ** np.arange(n)[:, None], x, rcond=None)[0]
+    return np.angle(poles) / (2 * np.pi * dwell_time_s), amps, poles
+
+
+def hlsvd_band_fid(
+    fid: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+    band_ppm: tuple[float, float],
+) -> np.ndarray:
+    """The FID ``(N,)`` of the :func:`hlsvd_full_svd` components of ``fid`` with a frequency
+    in ``band_ppm`` (what the package's ``remove_water`` subtracts), over all ``N`` samples."""
+    freq_hz, amps, poles = hlsvd_full_svd(fid, dwell_time_s)
+    ppm = axes.hz_to_ppm(freq_hz, spectrometer_freq_mhz, ppm_reference)
+    inside = (ppm >= band_ppm[0]) & (ppm <= band_ppm[1]) & (np.abs(poles) > 0)
+    steps = np.arange(fid.shape[-1])[:, None]
+    return (amps[inside] * poles[inside] ** steps).sum(-1)

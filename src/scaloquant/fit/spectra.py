@@ -193,13 +193,23 @@ def prepared_on_grid(
 
 def _without_water(fid: FID, config: FitConfig) -> np.ndarray:
     """The FIDs ``(B, N)`` the batched fit sees: less their residual water with
-    ``config.water_removal == "hlsvd"`` (:func:`scaloquant.signal.water.remove_water`)."""
+    ``config.water_removal == "hlsvd"`` (:func:`scaloquant.signal.water.remove_water`), on
+    as many threads as the solver's torch threads (``--threads``; the result is the same on
+    any number)."""
     fids = fid.samples.reshape(-1, fid.n_points)
     if config.water_removal != "hlsvd":
         return fids
+    import torch
+
     from ..signal.water import remove_water
 
-    return remove_water(fids, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    return remove_water(
+        fids,
+        fid.dwell_time_s,
+        fid.spectrometer_freq_mhz,
+        fid.ppm_reference,
+        threads=torch.get_num_threads(),
+    )
 
 
 def _start_arrays(
