@@ -103,12 +103,16 @@ def _capsule_function(capsule: object, nargs: int) -> ctypes._CFuncPtr:
 
 
 @functools.cache
-def _zheevr() -> ctypes._CFuncPtr:
+def _zheevr() -> ctypes._CFuncPtr | None:
     """LAPACK's ``zheevr`` (a subset of a Hermitian eigenproblem, MRRR), from scipy's Cython
-    LAPACK (imported on first use: scipy.linalg takes a while)."""
+    LAPACK (imported on first use: scipy.linalg takes a while); ``None`` where this scipy
+    does not expose it so (then scipy's own wrapper is used, same result, GIL held)."""
     import scipy.linalg.cython_lapack
 
-    return _capsule_function(scipy.linalg.cython_lapack.__pyx_capi__["zheevr"], 23)
+    try:
+        return _capsule_function(scipy.linalg.cython_lapack.__pyx_capi__["zheevr"], 23)
+    except (AttributeError, KeyError, TypeError, ValueError, OSError):
+        return None
 
 
 def _leading_eigh(lower: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +129,12 @@ def _leading_eigh(lower: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = lower.shape[0]
     if lower.dtype != np.complex128 or not lower.flags.c_contiguous or not 1 <= k <= n:
         raise ValueError(f"need a C-ordered complex128 (n, n) matrix and 1 <= k <= n, got k={k}")
+    if _zheevr() is None:
+        import scipy.linalg
+
+        return scipy.linalg.eigh(
+            lower, lower=True, subset_by_index=[n - k, n - 1], driver="evr", overwrite_a=True
+        )
     values = np.zeros(n)
     vectors = np.zeros((k, n), dtype=np.complex128)  # Fortran (n, k)
     support = np.zeros(2 * k, dtype=np.int32)
