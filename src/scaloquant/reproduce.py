@@ -168,12 +168,13 @@ def noise_seed(test_seed: int, snr: float) -> int:
 
 
 def fit_test_signals(test: SignalSet, basis: BasisSet, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the first ``n`` test signals with :func:`scaloquant.fit.fit_spectra` (default
-    :class:`~scaloquant.fit.FitConfig`): amplitudes ``(n, M)`` and their Cramér–Rao covariance
-    bound ``(n, M, M)``, columns in the order of ``test.metabolites``."""
-    from .fit import FitConfig, fit_spectra
+    """Fit the first ``n`` test signals with :func:`scaloquant.fit.fit_spectra` (the
+    per-metabolite ``simulated`` preset, spread priors included: the model the physics models
+    polish with): amplitudes ``(n, M)`` and their Cramér–Rao covariance bound ``(n, M, M)``,
+    columns in the order of ``test.metabolites``."""
+    from .fit import fit_spectra
 
-    result = fit_spectra(test.take(slice(0, n)).fid, basis, FitConfig())
+    result = fit_spectra(test.take(slice(0, n)).fid, basis, _reference_fit())
     order = [result.index(m) for m in test.metabolites]
     cov = np.asarray(result.amplitude_covariance)[:, order][:, :, order]
     return np.asarray(result.amplitudes)[:, order], cov
@@ -507,10 +508,14 @@ def _snr_words(label: str) -> str:
     return "noiseless" if label == "inf" else f"SNR {label}"
 
 
-def _fit_config() -> dict[str, Any]:
-    from .fit import FitConfig
+def _reference_fit():
+    from .fit.config import FIT_PRESETS
 
-    return FitConfig().to_dict()
+    return FIT_PRESETS["simulated"]
+
+
+def _fit_config() -> dict[str, Any]:
+    return _reference_fit().to_dict()
 
 
 def _context(

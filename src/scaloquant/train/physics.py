@@ -242,7 +242,7 @@ def default_simulation_model(
 ) -> tuple[Any, dict[str, tuple[float, float]]]:
     """The fit's model and the physics model's options (network output ranges, polish stages)
     for the default simulator:
-    ``FIT_PRESETS["simulated-plain"]`` (a Lorentzian damping and a shift per metabolite, as
+    ``FIT_PRESETS["simulated"]`` (a Lorentzian damping and a shift per metabolite, as
     the simulator draws them; no baseline, as the paper's Eq. 1 has none: with the true
     parameters it reproduces noiseless simulated amplitudes to 4e-11 relative; the invivo
     preset's spline baseline where the simulation adds baseline humps, a Voigt lineshape where
@@ -257,10 +257,9 @@ def default_simulation_model(
     0.0050 (``K = 5``) and 0.0021 (``K = 20``)."""
     from ..fit.config import FIT_PRESETS
 
-    # without the fit's spread priors: the polish weighs priors with the residual's variance
-    # at the network's start, which on noiseless spectra held it off the truth (amplitude MAE
-    # 0.036 instead of < 1e-3, tests/unit/test_models_physics.py)
-    fit = FIT_PRESETS["simulated-plain"]
+    # the fit's per-metabolite model with its spread priors: the polish adds them in a last
+    # pass weighed with the polished residual's variance, as the fit does
+    fit = FIT_PRESETS["simulated"]
     changes: dict[str, Any] = {}
     if simulation_config.baseline is not None:
         changes["baseline"] = FIT_PRESETS["invivo"].baseline
