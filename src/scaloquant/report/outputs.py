@@ -265,10 +265,13 @@ def write_run(
     *,
     overwrite: bool = False,
     provenance: Mapping[str, Any] | None = None,
+    map_figures: bool = True,
 ) -> Path:
     """Write every output of ``run`` into ``out_dir`` (see the module docstring).
 
     ``provenance``: more facts for ``provenance.json`` (model file and hash, options).
+    ``map_figures``: draw the MRSI maps into ``report.html`` (the CLI: off with
+    ``--max-figures 0``; the NIfTI maps are written either way).
     An existing non-empty ``out_dir`` is refused unless ``overwrite``; with ``overwrite`` the
     earlier run's outputs there are replaced as a whole (:func:`previous_outputs`) and other
     files are kept.
@@ -303,7 +306,7 @@ def write_run(
             run, version=__version__, created_utc=created_utc, provenance=provenance
         )
         write_text_atomic(stage / "summary.md", report_markdown(run, header, figure_files))
-        write_text_atomic(stage / "report.html", report_html(run, header, pngs))
+        write_text_atomic(stage / "report.html", report_html(run, header, pngs, map_figures=map_figures))
         prov = {
             "command": run.command,
             "scaloquant_version": __version__,
