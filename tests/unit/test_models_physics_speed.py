@@ -31,7 +31,11 @@ def noisy():
     fit_config, ranges = default_simulation_model(simulation)
     torch.manual_seed(0)
     model, on_grid, _ = build_physics_quantifier(
-        "spectrum_physics", default_basis(), fit_config=fit_config, widths=(4, 4, 8, 8, 8, 8), **ranges
+        "spectrum_physics",
+        default_basis(),
+        fit_config=fit_config,
+        widths=(4, 4, 8, 8, 8, 8),
+        **ranges,
     )
     problem = model.problem()
     signals = next(simulate_dataset(on_grid, simulation, 12, 5))

@@ -306,7 +306,9 @@ def write_run(
             run, version=__version__, created_utc=created_utc, provenance=provenance
         )
         write_text_atomic(stage / "summary.md", report_markdown(run, header, figure_files))
-        write_text_atomic(stage / "report.html", report_html(run, header, pngs, map_figures=map_figures))
+        write_text_atomic(
+            stage / "report.html", report_html(run, header, pngs, map_figures=map_figures)
+        )
         prov = {
             "command": run.command,
             "scaloquant_version": __version__,
