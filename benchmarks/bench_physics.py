@@ -33,18 +33,22 @@ estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussi
 
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
-[--no-fit] [--quantify N [--quantify-fit-n 32]]``
+[--no-fit] [--quantify N [--quantify-fit-n 32] [--lcmodel-n 16] [--lcmodel-workers 2]]``
 
 ``--quantify N``: end to end instead (file in, results out): ``scaloquant quantify`` on one
-NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` for every checkpoint and every
-``--polish`` K, and ``scaloquant fit --preset simulated`` on its first ``--quantify-fit-n``, each
-a new process with ``--threads`` (``main_end_to_end``).
+MRSI-like NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` for every checkpoint
+and every ``--polish`` K (and on a file of one spectrum: the fixed start-up cost), ``scaloquant
+fit --preset simulated`` on its first ``--quantify-fit-n`` and LCModel on its first
+``--lcmodel-n``, each a new process with ``--threads``; wall and CPU seconds, spectra/s and the
+ratios (``main_end_to_end``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -257,10 +261,13 @@ def main_default(args, models) -> None:
         _models_on(models, params_truth, fids, args.polish, args.n, unit="", fit=fit)
 
 
-def _cli(args: list[str], threads: int) -> float:
-    """Wall seconds of ``scaloquant ARGS --threads T`` in a new process (start and imports
-    included: what a user waits for)."""
+def _cli(args: list[str], threads: int) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, of the child process) of ``scaloquant ARGS
+    --threads T`` in a new process (start and imports included: what a user waits for). On a
+    machine shared with other work the CPU seconds are the steadier figure: the wall time
+    grows with the others' load."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "scaloquant", *args, "--threads", str(threads)],
@@ -268,15 +275,39 @@ def _cli(args: list[str], threads: int) -> float:
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _grid_shape(n: int) -> tuple[int, int, int]:
+    """An MRSI-like ``(x, y, 1)`` grid of ``n`` voxels: square where ``n`` is a square, else
+    ``(n, 1, 1)``."""
+    side = math.isqrt(n)
+    return (side, side, 1) if side * side == n else (n, 1, 1)
+
+
+def _rate(label: str, n: int, wall: float, cpu: float) -> float:
+    print(
+        f"  {label}: {wall:.1f} s wall, {cpu:.1f} s CPU; {n / wall:.1f} spectra/s of wall time, "
+        f"{n / cpu:.1f} per CPU second"
+    )
+    return n / wall
 
 
 def main_end_to_end(args) -> None:
-    """``--quantify N``: file in, results out. ``N`` default-simulator spectra at ``--snr``
-    written as one NIfTI-MRS file; ``scaloquant quantify FILE --model CKPT --max-figures 0``
-    for every checkpoint at every ``--polish`` K (a copy of the checkpoint with
-    ``polish_iterations = K``), and ``scaloquant fit FILE --preset simulated`` on the first
-    ``--quantify-fit-n`` of them, each with ``--threads``."""
+    """``--quantify N``: file in, results out, in one run with the fit and LCModel on the same
+    spectra. ``N`` default-simulator spectra at ``--snr`` written as one MRSI-like NIfTI-MRS
+    file (a square grid where ``N`` is a square); ``scaloquant quantify FILE --model CKPT
+    --max-figures 0`` for every checkpoint at every ``--polish`` K (a copy of the checkpoint
+    with ``polish_iterations = K``), first on a file of 1 spectrum (the fixed start-up cost:
+    imports, checkpoint, reading and writing), then on the N (the rate end to end, and the rate
+    with the start-up cost taken off); ``scaloquant fit FILE --preset simulated`` on the first
+    ``--quantify-fit-n``, and LCModel on the first ``--lcmodel-n`` (``--lcmodel-workers``
+    processes; ``benchmarks/bench_fit_engine.py``'s ``lcmodel_speed``), each with
+    ``--threads``; then the speed of each quantify run as a multiple of the fit's and
+    LCModel's."""
     from scaloquant.io import write_nifti_mrs
     from scaloquant.models.checkpoint import CHECKPOINT_KEY
 
@@ -284,20 +315,24 @@ def main_end_to_end(args) -> None:
     config = replace(SimulationConfig(), snr=(args.snr, args.snr))
     data = next(simulate_dataset(basis, config, args.quantify, args.seed, chunk_size=args.quantify))
 
-    def fid(samples):
+    def fid(samples, shape):
         return FID(
-            samples=samples[:, None, None, :],
+            samples=samples.reshape(*shape, -1),
             dwell_time_s=basis.dwell_time_s,
             spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
             ppm_reference=basis.ppm_reference,
         )
 
+    rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        every = write_nifti_mrs(tmp / "all.nii.gz", fid(data.fids))
+        shape = _grid_shape(args.quantify)
+        every = write_nifti_mrs(tmp / "all.nii.gz", fid(data.fids, shape))
+        one = write_nifti_mrs(tmp / "one.nii.gz", fid(data.fids[:1], (1, 1, 1)))
         print(
             f"end to end: {args.quantify} default-simulator spectra at SNR {args.snr:g} in one "
-            f"NIfTI-MRS file, --threads {args.threads}, load average {os.getloadavg()[0]:.1f}"
+            f"NIfTI-MRS file ({' x '.join(map(str, shape))} voxels), --threads {args.threads}, "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         for i, path in enumerate(args.checkpoints):
             for k in args.polish:
@@ -305,23 +340,49 @@ def main_end_to_end(args) -> None:
                 ckpt[CHECKPOINT_KEY]["quantifier"]["polish_iterations"] = k
                 copy = tmp / f"model{i}_k{k}.ckpt"
                 torch.save(ckpt, copy)
-                out = tmp / f"out{i}_k{k}"
-                cmd = ["quantify", str(every), "--model", str(copy), "--out", str(out)]
-                seconds = _cli([*cmd, "--max-figures", "0"], args.threads)
                 name = ckpt[CHECKPOINT_KEY]["quantifier"]["model"]
+                times = {}
+                for label, data_file in (("1", one), ("N", every)):
+                    out = tmp / f"out{i}_k{k}_{label}"
+                    cmd = ["quantify", str(data_file), "--model", str(copy), "--out", str(out)]
+                    times[label] = _cli([*cmd, "--max-figures", "0"], args.threads)
+                (w1, c1), (wn, cn) = times["1"], times["N"]
                 print(
-                    f"  scaloquant quantify --model {name} K={k}: {seconds:.1f} s, "
-                    f"{args.quantify / seconds:.1f} spectra/s"
+                    f"  scaloquant quantify --model {name} K={k}: start-up (1 spectrum) "
+                    f"{w1:.1f} s wall, {c1:.1f} s CPU"
                 )
+                rates[f"{name} K={k}"] = _rate(f"  {args.quantify} spectra", args.quantify, wn, cn)
+                if args.quantify > 1 and wn > w1 and cn > c1:
+                    _rate("  start-up taken off", args.quantify - 1, wn - w1, cn - c1)
         n_fit = min(args.quantify_fit_n, args.quantify)
         if n_fit:
-            part = write_nifti_mrs(tmp / "part.nii.gz", fid(data.fids[:n_fit]))
+            part = write_nifti_mrs(tmp / "part.nii.gz", fid(data.fids[:n_fit], (n_fit, 1, 1)))
             cmd = ["fit", str(part), "--preset", "simulated", "--out", str(tmp / "fit")]
-            seconds = _cli([*cmd, "--max-figures", "0"], args.threads)
-            print(
-                f"  scaloquant fit --preset simulated ({n_fit} of them): {seconds:.1f} s, "
-                f"{n_fit / seconds:.2f} spectra/s"
+            wall, cpu = _cli([*cmd, "--max-figures", "0"], args.threads)
+            rates["fit"] = _rate(
+                f"scaloquant fit --preset simulated ({n_fit} of them)", n_fit, wall, cpu
             )
+    if args.lcmodel_n:
+        from bench_fit_engine import lcmodel_speed
+
+        rate, note = lcmodel_speed(
+            data, basis, min(args.lcmodel_n, args.quantify), args.lcmodel_workers
+        )
+        if rate is None:
+            print(f"  {note}")
+        else:
+            print(
+                f"  LCModel ({min(args.lcmodel_n, args.quantify)} of them, {note}): {rate:.2f} spectra/s of wall time"
+            )
+            rates["LCModel"] = rate
+    for ref in ("fit", "LCModel"):
+        if ref in rates:
+            ratios = ", ".join(
+                f"{label} {rate / rates[ref]:.0f}x"
+                for label, rate in rates.items()
+                if " K=" in label
+            )
+            print(f"  speed of wall time against {ref}'s: {ratios}")
 
 
 def main() -> None:
@@ -349,6 +410,8 @@ def main() -> None:
         help="end to end instead: scaloquant quantify on a file of N spectra (and fit)",
     )
     ap.add_argument("--quantify-fit-n", type=int, default=32)
+    ap.add_argument("--lcmodel-n", type=int, default=16, help="--quantify: LCModel's spectra")
+    ap.add_argument("--lcmodel-workers", type=int, default=2)
     args = ap.parse_args()
     if args.quantify:
         main_end_to_end(args)

@@ -89,6 +89,25 @@ def test_mrsi_report_has_the_overview_maps_and_figures(mrsi_report):
     _self_contained(text, page)
 
 
+def test_mrsi_report_without_figures_points_to_the_nifti_maps(
+    mrsi_report, tiny_checkpoint, tmp_path
+):
+    """``--max-figures 0``: no fit figure and no map drawn (matplotlib's cost per map does
+    not shrink with the file), the NIfTI maps written as with figures."""
+    source = next((mrsi_report / "maps").iterdir())
+    out = tmp_path / "out"
+    path = mrsi_report.parent / "mrsi.nii.gz"
+    argv = ["quantify", str(path), "--model", str(tiny_checkpoint), "--out", str(out)]
+    assert main([*argv, "--max-figures", "0"]) == 0
+    text = (out / "report.html").read_text()
+    page = ReportPage(text)
+    assert page.rows["overview"] == 16 and "id='maps'" in text
+    assert len(page.images) == 0 and "maps not drawn (--max-figures 0)" in text
+    drawn = sorted(p.name for p in source.iterdir())
+    written = sorted(p.name for p in (out / "maps" / source.name).iterdir())
+    assert written == drawn and len(written) > 7
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install -y chromium)")
 @pytest.mark.parametrize("which", ["fit_report", "mrsi_report"])
 def test_report_renders_in_headless_chromium(which, request, tmp_path):

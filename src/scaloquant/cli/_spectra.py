@@ -77,7 +77,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=options["max_figures"],
         metavar="N",
         help="fit figures at most, for the spectra of largest signal (default: "
-        f"{options['max_figures']})",
+        f"{options['max_figures']}); 0 also leaves the MRSI maps out of report.html (their "
+        "NIfTI files are written all the same)",
     )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
     per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}

@@ -210,6 +210,7 @@ def _fit(args: argparse.Namespace) -> int:
         run,
         args.out,
         overwrite=args.overwrite,
+        map_figures=args.max_figures > 0,
         provenance=run_provenance(
             args,
             basis={"name": basis_name, "hash": basis.content_hash()},

@@ -138,6 +138,7 @@ def _quantify(args: argparse.Namespace) -> int:
         run,
         args.out,
         overwrite=args.overwrite,
+        map_figures=args.max_figures > 0,
         provenance=run_provenance(
             args, checkpoint={"path": str(args.model), "sha256": file_sha256(args.model)}
         ),

