@@ -257,7 +257,8 @@ def main_default(args, models) -> None:
         print(f"{label}: {args.n} default-simulator spectra (seed {args.seed})")
         fit = None
         if not args.no_fit:
-            fit = _fit("fit (simulated)", fids, basis, FIT_PRESETS["simulated"], truth, args.n)
+            preset = args.fit_preset or "simulated"
+            fit = _fit(f"fit ({preset})", fids, basis, FIT_PRESETS[preset], truth, args.n)
         _models_on(models, params_truth, fids, args.polish, args.n, unit="", fit=fit)
 
 
@@ -412,12 +413,22 @@ def main() -> None:
     ap.add_argument("--quantify-fit-n", type=int, default=32)
     ap.add_argument("--lcmodel-n", type=int, default=16, help="--quantify: LCModel's spectra")
     ap.add_argument("--lcmodel-workers", type=int, default=2)
+    ap.add_argument(
+        "--fit-preset",
+        choices=sorted(FIT_PRESETS),
+        help="--simulation default: the fit's preset of the fit arm and of the models' polish "
+        "(default: simulated for the fit arm, each model its checkpoint's), e.g. simulated "
+        "for a per-metabolite model saved with simulated-plain",
+    )
     args = ap.parse_args()
     if args.quantify:
         main_end_to_end(args)
         return
     torch.set_num_threads(args.threads)
     models = [load_model(path).quantifier for path in args.checkpoints]
+    if args.fit_preset:
+        for model in models:
+            model.polish_with(FIT_PRESETS[args.fit_preset])
     if args.simulation == "default":
         main_default(args, models)
         return

@@ -369,3 +369,18 @@ def test_checkpoints_saved_with_the_scipy_solvers_settings_still_load():
     for preset in FIT_PRESETS.values():
         old = {**preset.to_dict(), "solver": "batched", "tolerance": 1e-6, "max_evaluations": 100}
         assert fit_config_from_dict(old) == preset
+
+
+def test_polish_with_another_fit_model_of_the_same_parameters():
+    """A per-metabolite model is polished with the plain per-metabolite fit instead of its
+    spread priors on request (problems rebuilt: no penalty), and refuses a fit model with
+    other parameters (the in-vivo groups) in one error naming what differs."""
+    from scaloquant.fit.config import FIT_PRESETS
+
+    model, _, _ = _default_built(SimulationConfig())
+    assert model.problem().penalty_active
+    model.polish_with(FIT_PRESETS["simulated-plain"])
+    assert not model.config.fit_config.has_spread_priors
+    assert not model.problem().penalty_active
+    with pytest.raises(ConfigError, match="grouping"):
+        model.polish_with(FIT_PRESETS["invivo"])

@@ -751,6 +751,27 @@ class PhysicsQuantifier(nn.Module):
             ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd, residual
         )
 
+    def polish_with(self, fit: FitConfig) -> None:
+        """Polish with ``fit`` instead of the checkpoint's fit model, where both have the same
+        parameters (grouping, lineshape, baseline, macromolecules, window): e.g. a
+        per-metabolite model saved with ``simulated-plain`` polished with the ``simulated``
+        preset's spread priors (priors only weigh the parameters; the network is unchanged).
+
+        Raises
+        ------
+        ConfigError
+            ``fit`` has other parameters than the network predicts."""
+        own = self.config.fit_config
+        same = ("grouping", "lineshape_kind", "baseline_kind", "macromolecules", "ppm_range")
+        differ = [name for name in same if getattr(fit, name) != getattr(own, name)]
+        if differ:
+            raise ConfigError(
+                f"this model cannot be polished with that fit model: its {', '.join(differ)} "
+                "differ from the checkpoint's (the network predicts the checkpoint's parameters)"
+            )
+        self.config = replace(self.config, fit=fit.to_dict())
+        self._problem_state = None  # the problems are built again from the new model
+
     def check_fids(self, fids: np.ndarray | torch.Tensor) -> torch.Tensor:
         """User FIDs as a validated complex128 tensor ``(B, n_points)``."""
         self.encoder.check_fids(fids)  # shape, grid, dtype and finiteness, one-line errors
