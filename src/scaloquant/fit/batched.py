@@ -1143,9 +1143,35 @@ def crlb(
     fisher = torch.where(both, fisher, eye)
     scale = torch.sqrt(torch.diagonal(fisher, dim1=-2, dim2=-1)).clamp_min(1e-300)
     normed = fisher / (scale[:, :, None] * scale[:, None, :])
-    inv = torch.linalg.pinv(normed, hermitian=True)
-    cov = noise_var[:, None, None] * inv / (scale[:, :, None] * scale[:, None, :])
+    cov = noise_var[:, None, None] * _inverse(normed) / (scale[:, :, None] * scale[:, None, :])
     return cov, ident
+
+
+#: Largest diagonal element of the inverse of a unit-diagonal Fisher matrix that :func:`crlb`
+#: takes from a Cholesky factorisation. Below it the smallest eigenvalue exceeds ``1 / (n
+#: 1e10)`` while the largest is at most ``n`` (the trace), so the matrix is far from the ``n
+#: eps`` relative cut-off of :func:`torch.linalg.pinv` (which then is the plain inverse) and
+#: both give the same bound; above it (or where the factorisation fails) the pseudo-inverse is
+#: taken. The batched Cholesky is several times cheaper than the eigen-decomposition of the
+#: pseudo-inverse, which took most of ``quantify``'s time at ``K = 0`` (65 x 65 matrices of the
+#: per-metabolite model; benchmarks/bench_physics.py ``--quantify``).
+CHOLESKY_INVERSE_MAX = 1e10
+
+
+def _inverse(normed: torch.Tensor) -> torch.Tensor:
+    """Inverse of symmetric positive semi-definite matrices ``(B, n, n)`` with a unit diagonal:
+    by Cholesky where well conditioned (:data:`CHOLESKY_INVERSE_MAX`), else the pseudo-inverse
+    (rank-deficient rows: unidentifiable parameters)."""
+    eye = torch.eye(normed.shape[-1], dtype=normed.dtype, device=normed.device)
+    factor, info = torch.linalg.cholesky_ex(normed)
+    # a failed factorisation (info > 0) is replaced by the identity, its row redone below
+    inv = torch.cholesky_inverse(torch.where((info == 0)[:, None, None], factor, eye))
+    diag = torch.diagonal(inv, dim1=-2, dim2=-1)
+    good = (info == 0) & torch.isfinite(diag).all(-1) & (diag.amax(-1) < CHOLESKY_INVERSE_MAX)
+    if not bool(good.all()):
+        bad = torch.nonzero(~good)[:, 0]
+        inv[bad] = torch.linalg.pinv(normed[bad], hermitian=True)
+    return inv
 
 
 #: Spectra per tensor program on a CPU (working arrays of about 100 MB) and on a GPU. Spectra

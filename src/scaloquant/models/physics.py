@@ -381,53 +381,16 @@ def problem_in(problem: batched.Problem, dtype: torch.dtype) -> batched.Problem:
 #: spectra at SNR 30 (a ``train --preset tiny`` network): amplitudes moved by at most 4e-7 of
 #: their CRLB SD (1.5e-7 of the spectrum's largest amplitude), SDs by at most 3e-7 relative
 #: (``tests/unit/test_models_physics_speed.py`` bounds both at 1e-4); 2.5x faster at ``K = 0``
-#: with :func:`_crlb_sd`'s Cholesky route (docs/physics-models.md).
+#: with the CRLB's Cholesky route (:data:`scaloquant.fit.batched.CHOLESKY_INVERSE_MAX`).
 NETWORK_COLUMN_DTYPE = batched.TRIAL_DTYPE
-
-#: Largest diagonal element of the inverse of the unit-diagonal Fisher matrix that
-#: :func:`_crlb_sd` accepts from its Cholesky route. Below it the smallest eigenvalue exceeds
-#: ``1 / (n 1e10)`` while the largest is at most ``n`` (the trace), so the matrix is far from the
-#: ``n eps`` relative cut-off of :func:`torch.linalg.pinv` (which then is the plain inverse) and
-#: both routes give the same bound; above it (or where the factorisation fails) the pseudo-inverse
-#: of :func:`scaloquant.fit.batched.crlb` is used.
-CHOLESKY_INVERSE_MAX = 1e10
 
 
 def _crlb_sd(problem: batched.Problem, ev: batched.Evaluation, noise_var: torch.Tensor):
-    """CRLB standard deviations ``(B, M)`` of the amplitudes of evaluation ``ev``: the bound of
-    :func:`scaloquant.fit.batched.crlb` (the same Fisher matrix, normalised to a unit
-    diagonal), inverted by a batched Cholesky factorisation where that is well conditioned
-    (:data:`CHOLESKY_INVERSE_MAX`) and by the eigen-decomposition pseudo-inverse of ``crlb``
-    elsewhere. The pseudo-inverse took most of the time of ``quantify`` at ``K = 0`` (65 x 65
-    matrices of the per-metabolite model; benchmarks/bench_physics.py ``--quantify``)."""
+    """CRLB standard deviations ``(B, M)`` of the amplitudes of evaluation ``ev``: the fit's
+    bound (:func:`scaloquant.fit.batched.crlb`, priors included)."""
+    cov, _ = batched.crlb(problem, ev, noise_var)
     m = problem.n_metabolites
-    d = ev.derivs
-    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
-    ident = (d.square().sum(1) > 0) | (prior > 0)
-    full = torch.cat([ev.columns, d * ident[:, None, :]], dim=-1)
-    fisher = batched.w_inner(problem, full, full)
-    extra = torch.cat([prior.new_zeros(prior.shape[0], m), prior * ident], dim=-1)
-    keep = torch.cat([ident.new_ones(ident.shape[0], m), ident], dim=-1)
-    fisher = fisher + torch.diag_embed(extra)
-    if problem.kernel_active:
-        fi = problem.free_index
-        fisher[:, m:, m:] += noise_var[:, None, None] * problem.kernel_penalty[fi][:, fi]
-    eye = torch.eye(fisher.shape[-1], dtype=fisher.dtype, device=fisher.device)
-    fisher = torch.where(keep[:, :, None] & keep[:, None, :], fisher, eye)
-    scale = torch.sqrt(torch.diagonal(fisher, dim1=-2, dim2=-1)).clamp_min(1e-300)
-    normed = fisher / (scale[:, :, None] * scale[:, None, :])
-    factor, info = torch.linalg.cholesky_ex(normed)
-    # a failed factorisation (info > 0) is replaced by the identity, its row redone below
-    inv = torch.cholesky_inverse(torch.where((info == 0)[:, None, None], factor, eye))
-    diag = torch.diagonal(inv, dim1=-2, dim2=-1)
-    good = (info == 0) & torch.isfinite(diag).all(-1) & (diag.amax(-1) < CHOLESKY_INVERSE_MAX)
-    if not bool(good.all()):
-        bad = torch.nonzero(~good)[:, 0]
-        diag = diag.clone()
-        pinv = torch.linalg.pinv(normed[bad], hermitian=True)
-        diag[bad] = torch.diagonal(pinv, dim1=-2, dim2=-1)
-    var = noise_var[:, None] * diag[:, :m] / scale[:, :m].square()
-    return var.clamp_min(0).sqrt()
+    return torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).clamp_min(0).sqrt()
 
 
 def relative_fit_residual(
