@@ -64,6 +64,10 @@ class FitResult:
     baseline_ed_per_ppm : ``(...)`` effective dimensions per ppm of the spline baseline each
         spectrum was fitted with (chosen per spectrum with ``baseline_stiffness="ftest"``); NaN
         without a spline baseline (``None`` in results of the retired scipy solver).
+    removed_water : ``(..., N)`` complex, the residual water subtracted from each FID before
+        the fit (``water_removal="hlsvd"``: its HLSVD components in the water band), in the
+        data's orientation; ``None`` when nothing was removed. Kept so that the fitted
+        spectra are rebuilt from the data the fit saw without decomposing them again.
     """
 
     names: tuple[str, ...]
@@ -93,6 +97,7 @@ class FitResult:
     conversions: tuple[str, ...] = ()
     baseline_ed_per_ppm: np.ndarray | None = None
     lineshape_kernel: np.ndarray | None = None
+    removed_water: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():

@@ -435,6 +435,11 @@ def _batched_result(
             if problem.kernel_offsets.numel() > 1
             else None
         ),
+        removed_water=(
+            batch(fid.samples.reshape(fids.shape) - fids, fids.shape[-1])
+            if config.water_removal == "hlsvd"
+            else None
+        ),
     )
     with threadpool_limits(limits=1, user_api="blas"):  # see _fit_batched
         spectra = _rebuild(result, fids, prepared, problem, summed=True)
@@ -610,7 +615,12 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
             if getattr(result, name) is not None
         },
     )
-    spectra = _rebuild(flat, _without_water(fid, result.config), prepared, problem)
+    fids = fid.samples.reshape(flat.amplitudes.shape[0], -1)
+    if result.removed_water is not None:  # the data as fitted, without a second HLSVD
+        fids = fids - result.removed_water.reshape(fids.shape)
+    else:
+        fids = _without_water(fid, result.config)
+    spectra = _rebuild(flat, fids, prepared, problem)
     shape = result.batch_shape
     return FitSpectra(
         spectra.ppm,
