@@ -80,15 +80,33 @@ BLIND_BELOW = 1e-5
 #: tiny run with ``K = 1`` (the polish has its own tests, tests/unit/test_models_physics.py).
 PHYSICS_POLISH: dict[str, int | None] = {"tiny": 0, "quick": None, "cpu": None, "paper": None}
 #: Wall-time cap of each physics model's training per preset, s (None: the physics preset's
-#: own, :data:`scaloquant.train.physics.PHYSICS_PRESETS`): ``quick`` keeps the whole run within
-#: 5 minutes on 2 cores, ``cpu`` within 30; ``paper`` half an hour each (the physics trainer
-#: runs on the CPU, and its ``paper`` preset's 100,000 steps would take days there).
+#: own, :data:`scaloquant.train.physics.PHYSICS_PRESETS`, or none where :data:`PHYSICS_TRAIN_STEPS`
+#: caps the steps instead): ``cpu`` keeps the whole run within 30 minutes on 2 cores;
+#: ``paper`` half an hour each (the physics trainer runs on the CPU, and its ``paper`` preset's
+#: 100,000 steps would take days there).
 PHYSICS_TRAIN_S: dict[str, float | None] = {
     "tiny": None,
-    "quick": 30.0,
+    "quick": None,
     "cpu": 240.0,
     "paper": 1800.0,
 }
+#: Training steps of each physics model per preset, instead of a wall-time cap (None: the
+#: physics preset's ``max_steps`` and :data:`PHYSICS_TRAIN_S`): a step cap gives the same
+#: networks, and so the same numbers, on any machine under any load. ``quick``: the steps the
+#: former 30 s wall-time cap gave each model on 2 idle cores (three runs of final main:
+#: scalogram 97-103, spectrum 605-718; at load 5 the cap gave 38 and 290, and the polish then
+#: started further off and took longer).
+PHYSICS_TRAIN_STEPS: dict[str, dict[str, int] | None] = {
+    "tiny": None,
+    "quick": {"scalogram_physics": 100, "spectrum_physics": 650},
+    "cpu": None,
+    "paper": None,
+}
+#: Presets whose regression CNNs train for their preset's epochs without its wall-time cap in
+#: ``reproduce`` (the same networks on any machine under any load). ``quick``: its 5 epochs (625
+#: steps) took 86 s (scalogram CNN) and 34 s (spectrum CNN) on 2 idle cores, within the preset's
+#: 100 s cap, which under load stopped them early instead (at load 5: after 277 and 491 steps).
+CNN_STEPS_ONLY: frozenset[str] = frozenset({"quick"})
 #: Name of the classical fit in ``metrics.json``.
 FIT = "fit"
 #: Test signals per preset: the paper held out 20% of 10,000 signals (2,000); fewer for the
@@ -210,6 +228,8 @@ def _configs(
                 "uncertainty": uncertainty,
             }
         )
+        if preset in CNN_STEPS_ONLY:  # with_overrides ignores None values
+            configs[model] = replace(configs[model], max_time_s=None)
     return configs
 
 
@@ -465,17 +485,24 @@ def reproduce(
 
 def _physics_configs(preset: str, seed: int) -> dict[str, Any]:
     """The physics models' training settings: the physics preset of the same name on the
-    default simulator, with the run's seed, the time cap of :data:`PHYSICS_TRAIN_S` and the
-    polish of :data:`PHYSICS_POLISH`."""
+    default simulator, with the run's seed, the step cap of :data:`PHYSICS_TRAIN_STEPS` (no
+    time cap then) or the time cap of :data:`PHYSICS_TRAIN_S`, and the polish of
+    :data:`PHYSICS_POLISH`."""
     from .train.physics import PhysicsTrainConfig
 
     cap, polish = PHYSICS_TRAIN_S[preset], PHYSICS_POLISH[preset]
-    overrides: dict[str, Any] = {"simulation": "default", "seed": int(seed)}
-    if cap is not None:
-        overrides["max_time_s"] = cap
-    if polish is not None:
-        overrides["polish_iterations"] = polish
-    return {m: PhysicsTrainConfig.preset(preset, model=m, **overrides) for m in PHYSICS_MODELS}
+    steps = PHYSICS_TRAIN_STEPS[preset]
+    configs = {}
+    for model in PHYSICS_MODELS:
+        overrides: dict[str, Any] = {"simulation": "default", "seed": int(seed)}
+        if steps is not None:
+            overrides |= {"max_steps": steps[model], "max_time_s": None}
+        elif cap is not None:
+            overrides["max_time_s"] = cap
+        if polish is not None:
+            overrides["polish_iterations"] = polish
+        configs[model] = PhysicsTrainConfig.preset(preset, model=model, **overrides)
+    return configs
 
 
 def _encoder_block(
