@@ -11,7 +11,7 @@ training steps (from their checkpoints); the load average before and after (othe
 machine stretch the wall times, not the CPU times), and the peak memory.
 
 Usage: ``python benchmarks/bench_reproduce.py [--preset quick] [--out DIR] [--snr inf]
-[--seed 0] [--threads N]``
+[--seed 0] [--threads N] [--sequential]``
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ def main() -> None:
     p.add_argument("--snr", default="inf", help="SNRs as reproduce's --snr (default: inf)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="the physics models' polish and the fit one after the other (reproduce.SIDE_BY_SIDE "
+        "False) instead of side by side",
+    )
     args = p.parse_args()
     # as the CLI does, before torch loads (scaloquant.threads): OpenMP threads that spin while
     # waiting cost up to 10 times the time on a machine shared with other jobs
@@ -43,8 +49,11 @@ def main() -> None:
     prefer_huge_pages()
     import torch
 
+    from scaloquant import reproduce as reproduce_module
     from scaloquant.models.checkpoint import CHECKPOINT_KEY, read_checkpoint
     from scaloquant.reproduce import PHYSICS_MODELS, parse_snrs, reproduce
+
+    reproduce_module.SIDE_BY_SIDE = not args.sequential
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -95,6 +104,7 @@ def main() -> None:
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
+        f"{'sequential' if args.sequential else 'side by side'}; "
         f"threads {torch.get_num_threads()}, load average before {load_before[0]:.2f}, after "
         f"{load_after[0]:.2f} (1 min); peak memory {peak:.0f} MB; output {out}"
     )

@@ -46,6 +46,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,7 @@ from .presets import PRESETS, PresetName
 from .report.evaluation import write_evaluation
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
 from .simulate import SimulationConfig, add_noise, simulate_dataset
+from .threads import run_side_by_side
 from .types import BasisSet, SignalSet
 
 #: The two methods of the paper, in the order of the comparison (A − B).
@@ -118,6 +120,15 @@ N_TEST: dict[str, int] = {"tiny": 200, "quick": 500, "cpu": 2000, "paper": 2000}
 #: Test signals the fit estimates at each SNR: it fits ~1-3 spectra/s on 2 cores, so these keep
 #: the fit to about the preset's training time or less with four SNRs.
 FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
+
+#: Whether the physics models' polish and the fit of each SNR run side by side
+#: (:func:`scaloquant.threads.run_side_by_side`: a Python thread per job, at most one per CPU,
+#: torch's threads shared out among them; one thread each on 2 CPUs) instead of one after the
+#: other with every thread. The three are independent, deterministic and spend their time in
+#: small torch operations that use a second thread poorly (:mod:`scaloquant.threads`); their
+#: ``speed_spectra_per_s`` are then each measured beside the others. False: one after the
+#: other (``benchmarks/bench_reproduce.py --sequential`` measures both).
+SIDE_BY_SIDE = True
 
 
 @dataclass(frozen=True)
@@ -348,15 +359,28 @@ def reproduce(
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
 
         physics_configs = _physics_configs(preset, first.seed)
-        for model, config in physics_configs.items():
-            say(f"training {model} ({preset} preset, the default simulator)")
-            result = train_physics(
-                config,
-                basis,
-                stage / "models" / f"{model}.ckpt",
-                simulation_config=simulation,
-                log=lambda line, model=model: say(f"{model}: {line}"),
-            )
+        # side by side where steps cap the training (a time cap would give each model fewer
+        # steps beside the other); train_physics seeds each network under a lock
+        side_by_side = SIDE_BY_SIDE and all(c.max_time_s is None for c in physics_configs.values())
+        say(
+            f"training {', '.join(physics_configs)} ({preset} preset, the default simulator"
+            + (", side by side)" if side_by_side else ")")
+        )
+        trained = run_side_by_side(
+            {
+                model: partial(
+                    train_physics,
+                    config,
+                    basis,
+                    stage / "models" / f"{model}.ckpt",
+                    simulation_config=simulation,
+                    log=lambda line, model=model: say(f"{model}: {line}"),
+                )
+                for model, config in physics_configs.items()
+            },
+            workers=None if side_by_side else 1,
+        )
+        for model, (result, _) in trained.items():
             wall[f"train_{model}"] = result.wall_time_s
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
         physics = quantifiers[PHYSICS_MODELS[0]]
@@ -376,24 +400,38 @@ def reproduce(
             sds: dict[str, np.ndarray] = {}
             network_sds: dict[str, np.ndarray] = {}
             errors = {}
-            for model, quantifier in quantifiers.items():
+            for model in MODELS:
                 say(f"predicting the test set ({_snr_words(label)}) with {model}")
                 t0 = time.perf_counter()
-                if model in PHYSICS_MODELS:
-                    # one pass gives the amplitudes, both SDs and the network's parameters
-                    p = predict_physics_test_set(quantifier, case_test, name=model)
-                    predictions[model], sds[model] = p.amplitudes, p.sd
-                    network_sds[model] = p.network_sd
-                    errors[model] = parameter_errors(
-                        problem.slices(), p.network_theta, true_theta, lorentzian=problem.lorentzian
-                    )
-                else:
-                    predictions[model], sd = predict_test_set(quantifier, case_test, name=model)
-                    if getattr(quantifier, "has_uncertainty", False):
-                        sds[model] = sd
-                wall[f"predict_{model}"] = wall.get(f"predict_{model}", 0.0) + (
-                    time.perf_counter() - t0
+                quantifier = quantifiers[model]
+                predictions[model], sd = predict_test_set(quantifier, case_test, name=model)
+                if getattr(quantifier, "has_uncertainty", False):
+                    sds[model] = sd
+                _add(wall, f"predict_{model}", time.perf_counter() - t0)
+            # the physics models' polish and the fit, side by side (one thread each on 2 CPUs;
+            # SIDE_BY_SIDE): one pass per physics model gives the amplitudes, both SDs and the
+            # network's parameters
+            jobs: dict[str, Callable[[], Any]] = {
+                model: partial(predict_physics_test_set, quantifiers[model], case_test, name=model)
+                for model in PHYSICS_MODELS
+            }
+            if fit_n:
+                jobs[FIT] = partial(fit_test_signals, case_test, basis, fit_n)
+            say(
+                f"predicting the test set ({_snr_words(label)}) with "
+                + ", ".join(PHYSICS_MODELS)
+                + (f" and fitting its first {fit_n} signals" if fit_n else "")
+                + (", side by side" if SIDE_BY_SIDE else "")
+            )
+            done = run_side_by_side(jobs, workers=None if SIDE_BY_SIDE else 1)
+            for model in PHYSICS_MODELS:
+                p, spent = done[model]
+                predictions[model], sds[model] = p.amplitudes, p.sd
+                network_sds[model] = p.network_sd
+                errors[model] = parameter_errors(
+                    problem.slices(), p.network_theta, true_theta, lorentzian=problem.lorentzian
                 )
+                _add(wall, f"predict_{model}", spent)
             encoders[label] = encoder_comparison(
                 errors[PHYSICS_MODELS[0]],
                 errors[PHYSICS_MODELS[1]],
@@ -403,19 +441,16 @@ def reproduce(
                 bootstrap_seed=derived_seed(first.seed, BOOTSTRAP_KEY),
                 n_boot=n_boot,
             )
-            partial: dict[str, np.ndarray] = {}
+            partial_predictions: dict[str, np.ndarray] = {}
             covariance = None
             if fit_n:
-                say(f"fitting the first {fit_n} test signals ({_snr_words(label)})")
-                t0 = time.perf_counter()
-                partial[FIT], covariance = fit_test_signals(case_test, basis, fit_n)
-                wall[f"fit_snr_{label}"] = time.perf_counter() - t0
+                (partial_predictions[FIT], covariance), wall[f"fit_snr_{label}"] = done[FIT]
             cases.append(
                 SnrCase(
                     snr=snr,
                     truth=test.amplitudes,
                     predictions=predictions,
-                    partial=partial,
+                    partial=partial_predictions,
                     crlb_covariance=covariance,
                     sds=sds,
                     noise_seed=seed_noise,
@@ -530,6 +565,10 @@ def _encoder_block(
     }
 
 
+def _add(wall: dict[str, float], key: str, seconds: float) -> None:
+    wall[key] = wall.get(key, 0.0) + seconds
+
+
 def _snr_words(label: str) -> str:
     return "noiseless" if label == "inf" else f"SNR {label}"
 
@@ -576,6 +615,12 @@ def _context(
         "then the fit's polish) were trained on fresh signals of the same simulator and SNR "
         "range, with the same seed for both."
     )
+    if SIDE_BY_SIDE:
+        text += (
+            " The physics models' estimates and the fit of each SNR ran side by side (a thread"
+            " each, torch's threads shared out among them), so each one's speed was measured"
+            " beside the others."
+        )
     text += (
         f" Results before the SNR section are at the first SNR ({_snr_words(snr_label(snrs[0]))})."
         " The baseline row predicts the mean of the training targets"

@@ -81,3 +81,31 @@ def test_a_step_cap_gives_the_same_network_whatever_the_clock(tmp_path, monkeypa
     assert fast_state.keys() == slow_state.keys()
     for key in fast_state:
         assert torch.equal(fast_state[key], slow_state[key]), key
+
+
+def test_two_models_trained_side_by_side_get_the_weights_of_their_seeds(tmp_path):
+    from scaloquant.threads import run_side_by_side, torch_threads
+
+    basis = default_basis()
+
+    def job(model, folder):
+        config = PhysicsTrainConfig.preset(
+            "tiny", model=model, simulation="default", max_steps=2, max_time_s=None, seed=11
+        )
+        return lambda: train_physics(
+            config,
+            basis,
+            tmp_path / folder / f"{model}.ckpt",
+            simulation_config=SimulationConfig(),
+            log=lambda _line: None,
+        )
+
+    models = ("scalogram_physics", "spectrum_physics")
+    with torch_threads(1):  # the same threads per operation both ways
+        alone = run_side_by_side({m: job(m, "alone") for m in models}, workers=1)
+    together = run_side_by_side({m: job(m, "together") for m in models}, workers=2)
+    for model in models:
+        a = torch.load(alone[model][0].checkpoint_path, weights_only=True)["state_dict"]
+        b = torch.load(together[model][0].checkpoint_path, weights_only=True)["state_dict"]
+        for key in a:
+            assert torch.equal(a[key], b[key]), (model, key)
