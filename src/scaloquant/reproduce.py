@@ -125,7 +125,8 @@ FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
 #: (:func:`scaloquant.threads.run_side_by_side`: a Python thread per job, at most one per CPU,
 #: torch's threads shared out among them; one thread each on 2 CPUs) instead of one after the
 #: other with every thread. The three are independent, deterministic and spend their time in
-#: small torch operations that use a second thread poorly (:mod:`scaloquant.threads`); their
+#: small torch operations, where a second thread of the same operation adds ~10 %
+#: (:mod:`scaloquant.threads`, measured on quantify) and a second job up to twice; their
 #: ``speed_spectra_per_s`` are then each measured beside the others. False: one after the
 #: other (``benchmarks/bench_reproduce.py --sequential`` measures both).
 SIDE_BY_SIDE = True
