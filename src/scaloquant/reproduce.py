@@ -286,6 +286,7 @@ def reproduce(
     """
     # torch and Lightning load only when a run starts
     from .evaluate.encoders import encoder_comparison, parameter_errors
+    from .fit.batched import CPU_CHUNK
     from .models.checkpoint import load_model
     from .models.physics import default_truth
     from .simulate.dataset import drawn_parameters
@@ -412,12 +413,18 @@ def reproduce(
             # the physics models' polish and the fit, side by side (one thread each on 2 CPUs;
             # SIDE_BY_SIDE): one pass per physics model gives the amplitudes, both SDs and the
             # network's parameters
-            jobs: dict[str, Callable[[], Any]] = {
-                model: partial(predict_physics_test_set, quantifiers[model], case_test, name=model)
-                for model in PHYSICS_MODELS
-            }
-            if fit_n:
-                jobs[FIT] = partial(fit_test_signals, case_test, basis, fit_n)
+            # network's parameters; each in the polish's own chunks of CPU_CHUNK spectra (the
+            # same chunks as one call, so the same numbers), so that the jobs share the CPUs
+            # evenly (the scalogram model's polish took twice the spectrum model's)
+            jobs: dict[Any, Callable[[], Any]] = {}
+            for model in PHYSICS_MODELS:
+                for start in range(0, n_test, CPU_CHUNK):
+                    part = case_test.take(slice(start, start + CPU_CHUNK))
+                    jobs[model, start] = partial(
+                        predict_physics_test_set, quantifiers[model], part, name=model
+                    )
+                if fit_n and model == PHYSICS_MODELS[0]:  # the longer job first
+                    jobs[FIT] = partial(fit_test_signals, case_test, basis, fit_n)
             say(
                 f"predicting the test set ({_snr_words(label)}) with "
                 + ", ".join(PHYSICS_MODELS)
@@ -426,7 +433,10 @@ def reproduce(
             )
             done = run_side_by_side(jobs, workers=None if SIDE_BY_SIDE else 1)
             for model in PHYSICS_MODELS:
-                p, spent = done[model]
+                parts = [done[key] for key in jobs if isinstance(key, tuple) and key[0] == model]
+                fields = zip(*(result for result, _ in parts), strict=True)
+                p = parts[0][0]._make(map(np.concatenate, fields))
+                spent = sum(seconds for _, seconds in parts)
                 predictions[model], sds[model] = p.amplitudes, p.sd
                 network_sds[model] = p.network_sd
                 errors[model] = parameter_errors(
