@@ -418,9 +418,9 @@ def reproduce(
             # evenly (the scalogram model's polish took twice the spectrum model's)
             jobs: dict[Any, Callable[[], Any]] = {}
             for model in PHYSICS_MODELS:
-                for start in range(0, n_test, CPU_CHUNK):
-                    part = case_test.take(slice(start, start + CPU_CHUNK))
-                    jobs[model, start] = partial(
+                for row in range(0, n_test, CPU_CHUNK):
+                    part = case_test.take(slice(row, row + CPU_CHUNK))
+                    jobs[model, row] = partial(
                         predict_physics_test_set, quantifiers[model], part, name=model
                     )
                 if fit_n and model == PHYSICS_MODELS[0]:  # the longer job first
