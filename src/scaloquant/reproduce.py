@@ -46,6 +46,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,7 @@ from .presets import PRESETS, PresetName
 from .report.evaluation import write_evaluation
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
 from .simulate import SimulationConfig, add_noise, simulate_dataset
+from .threads import run_side_by_side
 from .types import BasisSet, SignalSet
 
 #: The two methods of the paper, in the order of the comparison (A − B).
@@ -80,15 +82,33 @@ BLIND_BELOW = 1e-5
 #: tiny run with ``K = 1`` (the polish has its own tests, tests/unit/test_models_physics.py).
 PHYSICS_POLISH: dict[str, int | None] = {"tiny": 0, "quick": None, "cpu": None, "paper": None}
 #: Wall-time cap of each physics model's training per preset, s (None: the physics preset's
-#: own, :data:`scaloquant.train.physics.PHYSICS_PRESETS`): ``quick`` keeps the whole run within
-#: 5 minutes on 2 cores, ``cpu`` within 30; ``paper`` half an hour each (the physics trainer
-#: runs on the CPU, and its ``paper`` preset's 100,000 steps would take days there).
+#: own, :data:`scaloquant.train.physics.PHYSICS_PRESETS`, or none where :data:`PHYSICS_TRAIN_STEPS`
+#: caps the steps instead): ``cpu`` keeps the whole run within 30 minutes on 2 cores;
+#: ``paper`` half an hour each (the physics trainer runs on the CPU, and its ``paper`` preset's
+#: 100,000 steps would take days there).
 PHYSICS_TRAIN_S: dict[str, float | None] = {
     "tiny": None,
-    "quick": 30.0,
+    "quick": None,
     "cpu": 240.0,
     "paper": 1800.0,
 }
+#: Training steps of each physics model per preset, instead of a wall-time cap (None: the
+#: physics preset's ``max_steps`` and :data:`PHYSICS_TRAIN_S`): a step cap gives the same
+#: networks, and so the same numbers, on any machine under any load. ``quick``: the steps the
+#: former 30 s wall-time cap gave each model on 2 idle cores (three runs of final main:
+#: scalogram 97-103, spectrum 605-718; at load 5 the cap gave 38 and 290, and the polish then
+#: started further off and took longer).
+PHYSICS_TRAIN_STEPS: dict[str, dict[str, int] | None] = {
+    "tiny": None,
+    "quick": {"scalogram_physics": 100, "spectrum_physics": 650},
+    "cpu": None,
+    "paper": None,
+}
+#: Presets whose regression CNNs train for their preset's epochs without its wall-time cap in
+#: ``reproduce`` (the same networks on any machine under any load). ``quick``: its 5 epochs (625
+#: steps) took 86 s (scalogram CNN) and 34 s (spectrum CNN) on 2 idle cores, within the preset's
+#: 100 s cap, which under load stopped them early instead (at load 5: after 277 and 491 steps).
+CNN_STEPS_ONLY: frozenset[str] = frozenset({"quick"})
 #: Name of the classical fit in ``metrics.json``.
 FIT = "fit"
 #: Test signals per preset: the paper held out 20% of 10,000 signals (2,000); fewer for the
@@ -100,6 +120,16 @@ N_TEST: dict[str, int] = {"tiny": 200, "quick": 500, "cpu": 2000, "paper": 2000}
 #: Test signals the fit estimates at each SNR: it fits ~1-3 spectra/s on 2 cores, so these keep
 #: the fit to about the preset's training time or less with four SNRs.
 FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
+
+#: Whether the physics models' polish and the fit of each SNR run side by side
+#: (:func:`scaloquant.threads.run_side_by_side`: a Python thread per job, at most one per CPU,
+#: torch's threads shared out among them; one thread each on 2 CPUs) instead of one after the
+#: other with every thread. The three are independent, deterministic and spend their time in
+#: small torch operations, where a second thread of the same operation adds ~10 %
+#: (:mod:`scaloquant.threads`, measured on quantify) and a second job up to twice; their
+#: ``speed_spectra_per_s`` are then each measured beside the others. False: one after the
+#: other (``benchmarks/bench_reproduce.py --sequential`` measures both).
+SIDE_BY_SIDE = True
 
 
 @dataclass(frozen=True)
@@ -211,6 +241,8 @@ def _configs(
                 "uncertainty": uncertainty,
             }
         )
+        if preset in CNN_STEPS_ONLY:  # with_overrides ignores None values
+            configs[model] = replace(configs[model], max_time_s=None)
     return configs
 
 
@@ -255,6 +287,7 @@ def reproduce(
     """
     # torch and Lightning load only when a run starts
     from .evaluate.encoders import encoder_comparison, parameter_errors
+    from .fit.batched import CPU_CHUNK
     from .models.checkpoint import load_model
     from .models.physics import default_truth
     from .simulate.dataset import drawn_parameters
@@ -329,15 +362,28 @@ def reproduce(
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
 
         physics_configs = _physics_configs(preset, first.seed)
-        for model, config in physics_configs.items():
-            say(f"training {model} ({preset} preset, the default simulator)")
-            result = train_physics(
-                config,
-                basis,
-                stage / "models" / f"{model}.ckpt",
-                simulation_config=simulation,
-                log=lambda line, model=model: say(f"{model}: {line}"),
-            )
+        # side by side where steps cap the training (a time cap would give each model fewer
+        # steps beside the other); train_physics seeds each network under a lock
+        side_by_side = SIDE_BY_SIDE and all(c.max_time_s is None for c in physics_configs.values())
+        say(
+            f"training {', '.join(physics_configs)} ({preset} preset, the default simulator"
+            + (", side by side)" if side_by_side else ")")
+        )
+        trained = run_side_by_side(
+            {
+                model: partial(
+                    train_physics,
+                    config,
+                    basis,
+                    stage / "models" / f"{model}.ckpt",
+                    simulation_config=simulation,
+                    log=lambda line, model=model: say(f"{model}: {line}"),
+                )
+                for model, config in physics_configs.items()
+            },
+            workers=None if side_by_side else 1,
+        )
+        for model, (result, _) in trained.items():
             wall[f"train_{model}"] = result.wall_time_s
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
         physics = quantifiers[PHYSICS_MODELS[0]]
@@ -357,24 +403,47 @@ def reproduce(
             sds: dict[str, np.ndarray] = {}
             network_sds: dict[str, np.ndarray] = {}
             errors = {}
-            for model, quantifier in quantifiers.items():
+            for model in MODELS:
                 say(f"predicting the test set ({_snr_words(label)}) with {model}")
                 t0 = time.perf_counter()
-                if model in PHYSICS_MODELS:
-                    # one pass gives the amplitudes, both SDs and the network's parameters
-                    p = predict_physics_test_set(quantifier, case_test, name=model)
-                    predictions[model], sds[model] = p.amplitudes, p.sd
-                    network_sds[model] = p.network_sd
-                    errors[model] = parameter_errors(
-                        problem.slices(), p.network_theta, true_theta, lorentzian=problem.lorentzian
+                quantifier = quantifiers[model]
+                predictions[model], sd = predict_test_set(quantifier, case_test, name=model)
+                if getattr(quantifier, "has_uncertainty", False):
+                    sds[model] = sd
+                _add(wall, f"predict_{model}", time.perf_counter() - t0)
+            # the physics models' polish and the fit, side by side (one thread each on 2 CPUs;
+            # SIDE_BY_SIDE): one pass per physics model gives the amplitudes, both SDs and the
+            # network's parameters
+            # network's parameters; each in the polish's own chunks of CPU_CHUNK spectra (the
+            # same chunks as one call, so the same numbers), so that the jobs share the CPUs
+            # evenly (the scalogram model's polish took twice the spectrum model's)
+            jobs: dict[Any, Callable[[], Any]] = {}
+            for model in PHYSICS_MODELS:
+                for row in range(0, n_test, CPU_CHUNK):
+                    part = case_test.take(slice(row, row + CPU_CHUNK))
+                    jobs[model, row] = partial(
+                        predict_physics_test_set, quantifiers[model], part, name=model
                     )
-                else:
-                    predictions[model], sd = predict_test_set(quantifier, case_test, name=model)
-                    if getattr(quantifier, "has_uncertainty", False):
-                        sds[model] = sd
-                wall[f"predict_{model}"] = wall.get(f"predict_{model}", 0.0) + (
-                    time.perf_counter() - t0
+                if fit_n and model == PHYSICS_MODELS[0]:  # the longer job first
+                    jobs[FIT] = partial(fit_test_signals, case_test, basis, fit_n)
+            say(
+                f"predicting the test set ({_snr_words(label)}) with "
+                + ", ".join(PHYSICS_MODELS)
+                + (f" and fitting its first {fit_n} signals" if fit_n else "")
+                + (", side by side" if SIDE_BY_SIDE else "")
+            )
+            done = run_side_by_side(jobs, workers=None if SIDE_BY_SIDE else 1)
+            for model in PHYSICS_MODELS:
+                parts = [done[key] for key in jobs if isinstance(key, tuple) and key[0] == model]
+                fields = zip(*(result for result, _ in parts), strict=True)
+                p = parts[0][0]._make(map(np.concatenate, fields))
+                spent = sum(seconds for _, seconds in parts)
+                predictions[model], sds[model] = p.amplitudes, p.sd
+                network_sds[model] = p.network_sd
+                errors[model] = parameter_errors(
+                    problem.slices(), p.network_theta, true_theta, lorentzian=problem.lorentzian
                 )
+                _add(wall, f"predict_{model}", spent)
             encoders[label] = encoder_comparison(
                 errors[PHYSICS_MODELS[0]],
                 errors[PHYSICS_MODELS[1]],
@@ -384,19 +453,16 @@ def reproduce(
                 bootstrap_seed=derived_seed(first.seed, BOOTSTRAP_KEY),
                 n_boot=n_boot,
             )
-            partial: dict[str, np.ndarray] = {}
+            partial_predictions: dict[str, np.ndarray] = {}
             covariance = None
             if fit_n:
-                say(f"fitting the first {fit_n} test signals ({_snr_words(label)})")
-                t0 = time.perf_counter()
-                partial[FIT], covariance = fit_test_signals(case_test, basis, fit_n)
-                wall[f"fit_snr_{label}"] = time.perf_counter() - t0
+                (partial_predictions[FIT], covariance), wall[f"fit_snr_{label}"] = done[FIT]
             cases.append(
                 SnrCase(
                     snr=snr,
                     truth=test.amplitudes,
                     predictions=predictions,
-                    partial=partial,
+                    partial=partial_predictions,
                     crlb_covariance=covariance,
                     sds=sds,
                     noise_seed=seed_noise,
@@ -466,17 +532,24 @@ def reproduce(
 
 def _physics_configs(preset: str, seed: int) -> dict[str, Any]:
     """The physics models' training settings: the physics preset of the same name on the
-    default simulator, with the run's seed, the time cap of :data:`PHYSICS_TRAIN_S` and the
-    polish of :data:`PHYSICS_POLISH`."""
+    default simulator, with the run's seed, the step cap of :data:`PHYSICS_TRAIN_STEPS` (no
+    time cap then) or the time cap of :data:`PHYSICS_TRAIN_S`, and the polish of
+    :data:`PHYSICS_POLISH`."""
     from .train.physics import PhysicsTrainConfig
 
     cap, polish = PHYSICS_TRAIN_S[preset], PHYSICS_POLISH[preset]
-    overrides: dict[str, Any] = {"simulation": "default", "seed": int(seed)}
-    if cap is not None:
-        overrides["max_time_s"] = cap
-    if polish is not None:
-        overrides["polish_iterations"] = polish
-    return {m: PhysicsTrainConfig.preset(preset, model=m, **overrides) for m in PHYSICS_MODELS}
+    steps = PHYSICS_TRAIN_STEPS[preset]
+    configs = {}
+    for model in PHYSICS_MODELS:
+        overrides: dict[str, Any] = {"simulation": "default", "seed": int(seed)}
+        if steps is not None:
+            overrides |= {"max_steps": steps[model], "max_time_s": None}
+        elif cap is not None:
+            overrides["max_time_s"] = cap
+        if polish is not None:
+            overrides["polish_iterations"] = polish
+        configs[model] = PhysicsTrainConfig.preset(preset, model=model, **overrides)
+    return configs
 
 
 def _encoder_block(
@@ -502,6 +575,10 @@ def _encoder_block(
         "blind_below": BLIND_BELOW,
         "by_snr": by_snr,
     }
+
+
+def _add(wall: dict[str, float], key: str, seconds: float) -> None:
+    wall[key] = wall.get(key, 0.0) + seconds
 
 
 def _snr_words(label: str) -> str:
@@ -554,6 +631,12 @@ def _context(
         "then the fit's polish) were trained on fresh signals of the same simulator and SNR "
         "range, with the same seed for both."
     )
+    if SIDE_BY_SIDE:
+        text += (
+            " The physics models' estimates and the fit of each SNR ran side by side (a thread"
+            " each, torch's threads shared out among them), so each one's speed was measured"
+            " beside the others."
+        )
     text += (
         f" Results before the SNR section are at the first SNR ({_snr_words(snr_label(snrs[0]))})."
         " The baseline row predicts the mean of the training targets"

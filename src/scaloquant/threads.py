@@ -70,8 +70,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, MutableMapping
+import time
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 #: The environment variable of the OpenMP wait policy (read by libgomp and Intel's libiomp).
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
@@ -173,3 +176,36 @@ def blas_threads(threads: int = 1) -> Iterator[None]:
 
     with threadpool_limits(limits=int(threads), user_api="blas"):
         yield
+
+
+def run_side_by_side(
+    jobs: Mapping[str, Callable[[], Any]], workers: int | None = None
+) -> dict[str, tuple[Any, float]]:
+    """Run independent ``jobs`` (name -> function of no arguments) side by side in ``workers``
+    Python threads (default: one per job, at most :func:`available_cpus`), torch's intra-op
+    threads shared out among them (``torch.get_num_threads() // workers``, at least 1; the
+    caller's setting restored afterwards). Returns name -> ``(result, wall s of that job)``,
+    in the order of ``jobs``; a job's exception is raised here.
+
+    For jobs that spend their time in torch or numpy operations (which release the GIL) and
+    use no random generator shared between them: the batched fit and the physics models'
+    polish. Where 2 threads of one op use 2 cores poorly (PASSIVE waiting, small operations:
+    the module docstring), one thread per job on each core does more in the same time.
+    """
+    import torch
+
+    if not jobs:
+        return {}
+    workers = min(len(jobs), available_cpus()) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+
+    def timed(job: Callable[[], Any]) -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        result = job()
+        return result, time.perf_counter() - t0
+
+    per_job = max(1, torch.get_num_threads() // workers)
+    with torch_threads(per_job), ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(timed, job) for name, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}

@@ -9,6 +9,7 @@ loadable and compared (four models and the fit at each SNR, the encoders' paired
 """
 
 import json
+import time
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -45,8 +46,17 @@ FIT_N = 8
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce") / "tiny"
     args = ["reproduce", "--preset", "tiny", "--out", str(out), "--snr", "inf,30"]
+    t0 = time.perf_counter()
     assert main([*args, "--fit-n", str(FIT_N)]) == 0
+    (out.parent / "elapsed_s").write_text(str(time.perf_counter() - t0))
     return out
+
+
+def test_the_total_time_is_the_runs(run):
+    times = json.loads((run / "metrics.json").read_text())["wall_times_s"]
+    elapsed = float((run.parent / "elapsed_s").read_text())
+    # stages may overlap (side by side): the total is at least the longest and at most the run
+    assert max(v for k, v in times.items() if k != "total") <= times["total"] <= elapsed
 
 
 def _numbers(value):
@@ -244,6 +254,18 @@ def test_the_test_set_is_the_one_predicted(run):
     doc = json.loads((run / "metrics.json").read_text())
     reported = [doc["models"]["spectrum_cnn"]["per_metabolite"][m]["mae"] for m in test.metabolites]
     np.testing.assert_allclose(np.abs(pred - test.amplitudes).mean(axis=0), reported, rtol=1e-6)
+
+
+def test_the_physics_models_results_are_those_of_one_call_on_the_test_set(run):
+    # reproduce polishes the test set in chunks, side by side: the same numbers as one call
+    test = read_simulation(run / "data" / "test.h5")
+    doc = json.loads((run / "metrics.json").read_text())
+    for model in PHYSICS:
+        quantifier = load_model(run / "models" / f"{model}.ckpt").quantifier
+        order = [list(quantifier.metabolites).index(m) for m in test.metabolites]
+        pred = quantifier.predict(np.array(test.fids))[:, order]
+        reported = [doc["models"][model]["per_metabolite"][m]["mae"] for m in test.metabolites]
+        np.testing.assert_allclose(np.abs(pred - test.amplitudes).mean(axis=0), reported, rtol=1e-6)
 
 
 def test_the_noisy_results_belong_to_the_recorded_noise(run):

@@ -34,6 +34,7 @@ holds :meth:`PhysicsQuantifierConfig.to_dict`, weights under ``quantifier.``), r
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -344,6 +345,12 @@ def physics_loss(
     return loss, terms
 
 
+#: Held while a network is seeded and built: its initial weights are the only draw of torch's
+#: global generator in training (the signals come from numpy generators of its own), so that
+#: two models trained side by side in threads (``reproduce``) get the weights of their seeds.
+_INITIALISING = threading.Lock()
+
+
 def train_physics(
     config: PhysicsTrainConfig,
     basis: BasisSet,
@@ -367,24 +374,25 @@ def train_physics(
     simulation_config = SimulationConfig() if simulation_config is None else simulation_config
     seeds = np.random.SeedSequence(config.seed).spawn(4)
     init, norm_rng, train_rng, val_rng = (np.random.default_rng(s) for s in seeds)
-    torch.manual_seed(int(init.integers(2**62)))  # the network's initial weights
     options: dict[str, Any] = {}
     if config.simulation == "default":
         simulation_config.check_names(basis.names)
         fit_config, options = default_simulation_model(simulation_config)
         options["fit_config"] = fit_config
-    model, on_grid, conversions = build_physics_quantifier(
-        config.model,
-        basis,
-        acquisition,
-        polish_iterations=(
-            DEFAULT_POLISH[config.simulation]
-            if config.polish_iterations is None
-            else config.polish_iterations
-        ),
-        widths=config.widths,
-        **options,
-    )
+    with _INITIALISING:  # torch's global generator: one network at a time (threads)
+        torch.manual_seed(int(init.integers(2**62)))  # the network's initial weights
+        model, on_grid, conversions = build_physics_quantifier(
+            config.model,
+            basis,
+            acquisition,
+            polish_iterations=(
+                DEFAULT_POLISH[config.simulation]
+                if config.polish_iterations is None
+                else config.polish_iterations
+            ),
+            widths=config.widths,
+            **options,
+        )
     if set(MM_COMPONENTS) <= set(model.metabolites) and prior.macromolecules == "measured":
         # the fit models the macromolecules by LCModel's components here (a basis without a
         # measured spectrum, or data from another scanner type): simulate them so too
