@@ -638,67 +638,107 @@ def _derivative_columns(
     a: torch.Tensor,
     kernel: torch.Tensor,
 ) -> torch.Tensor:
-    """``D = (dS/dtheta) a`` for the free parameters, ``(B, K, P_free)`` in the order of
-    ``problem.free_index``: ``dS_m/d alpha = -T1_m``, ``dS_m/d df = 2 pi i T1_m``,
-    ``dS_m/d beta = -T2_m``, ``dS/d phi0 = i S``, ``dS/d phi1 = i (ppm - pivot) S`` with
-    ``T_k = exp(i phi) DFT[t^k z]``.
+    """``D = (dS/dtheta) a`` for the free parameters, real-stacked ``(B, 2K, P_free)`` (see
+    :func:`stack`) in the order of ``problem.free_index``: ``dS_m/d alpha = -T1_m``,
+    ``dS_m/d df = 2 pi i T1_m``, ``dS_m/d beta = -T2_m``, ``dS/d phi0 = i S``,
+    ``dS/d phi1 = i (ppm - pivot) S`` with ``T_k = exp(i phi) DFT[t^k z]``.
 
     By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
-    members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)``; per-metabolite ``T1`` is
-    transformed only when per-metabolite deviations are fitted. The FFTs run in
-    :data:`DERIVATIVE_DTYPE`. With a fitted free-form kernel ``kernel`` ``(B, J + 1)`` every
-    transform is convolved with it, and ``dS/dx_j = exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]``
-    (``W_j`` the window read ``j`` bins off): one more FFT, the rest are reads."""
+    members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)`` (with one metabolite per
+    group the sums are the weighted ``z`` themselves, scaled in place, not a product with the
+    ``(G, M)`` membership); per-metabolite ``T1`` is transformed only when per-metabolite
+    deviations are fitted. The FFTs run in :data:`DERIVATIVE_DTYPE`. With a fitted free-form
+    kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and ``dS/dx_j =
+    exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j`` bins off): one
+    more FFT, the rest are reads. Each block is written once into the real-stacked result;
+    the columns of fixed parameters are never formed."""
     sl = problem.slices()
     b, k, m = cols.shape
-    free = problem.free
-    out = torch.zeros(b, k, problem.size, dtype=cols.dtype, device=cols.device)
+    free = problem.free.tolist()
     time = problem.time_s
     # z is the evaluation's own (B, M, N) array, used only here: overwritten when in that dtype
     zd = z if z.dtype == DERIVATIVE_DTYPE else z.to(DERIVATIVE_DTYPE)
-    deviations = bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any())
-    grouped = None
+    time_d = time.to(zd.real.dtype)
+    out = cols.real.new_empty(b, 2, k, problem.free_index.numel())
+    first = {}  # the first column of each parameter block in the free order
+    position = 0
+    for key, s in sl.items():
+        first[key] = position
+        position += sum(free[s])
+
+    def put(key: str, block: torch.Tensor, factor: float, imaginary: bool = False) -> None:
+        """Write ``factor`` (times ``i`` if ``imaginary``) times the complex ``block`` ``(B, K,
+        width)`` into the free columns of parameter block ``key``."""
+        s = sl[key]
+        mask = free[s]
+        if not any(mask):
+            return
+        if not all(mask):
+            block = block[..., torch.as_tensor(mask, device=block.device)]
+        dst = out[..., first[key] : first[key] + block.shape[-1]]
+        re, im = (block.imag, block.real) if imaginary else (block.real, block.imag)
+        torch.mul(re, -factor if imaginary else factor, out=dst[:, 0])
+        torch.mul(im, factor, out=dst[:, 1])
+
+    deviations = any(free[sl["damping_dev"]]) or any(free[sl["shift_dev"]])
+    identity = problem.n_groups == m and bool(
+        (problem.group_of == torch.arange(m, device=problem.group_of.device)).all()
+    )
     if problem.kernel_active:  # before t z overwrites zd
         za = a[:, None, :].to(zd.dtype) @ zd  # (B, 1, N)
         spec = torch.fft.fft(za, dim=-1)[:, 0]
         n = za.shape[-1]
         reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
         kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(cols.dtype)
-        out[..., sl["kernel"]] = kcols * phase[..., None]
+        put("kernel", kcols * phase[..., None], 1.0)
+    grouped = None
     if problem.gaussian or not deviations:
-        # sum_m in g a_m z_m as one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
-        weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
-        grouped = weights.to(zd.dtype) @ zd
+        # sum_m in g a_m z_m: a_m z_m itself with one metabolite per group (in place when zd is
+        # not needed again), else one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
+        if identity:
+            a_d = a.to(time_d.dtype)[:, :, None, None]
+            grouped = torch.view_as_complex(
+                torch.view_as_real(zd).mul_(a_d) if not deviations else torch.view_as_real(zd) * a_d
+            )
+        else:
+            weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
+            grouped = weights.to(zd.dtype) @ zd
 
     def transform(u: torch.Tensor) -> torch.Tensor:
         return _window(problem, u, kernel).to(cols.dtype) * phase[..., None]
 
     g = problem.n_groups
+    t2g = None
     if deviations:
-        torch.view_as_real(zd).mul_(time.to(zd.real.dtype)[:, None])  # t z, in place
+        torch.view_as_real(zd).mul_(time_d[:, None])  # t z, in place
         t1a = transform(zd) * a[:, None, :].to(cols.dtype)
-        out[..., sl["damping_dev"]] = -t1a
-        out[..., sl["shift_dev"]] = (2j * math.pi) * t1a
+        put("damping_dev", t1a, -1.0)
+        put("shift_dev", t1a, 2 * math.pi, imaginary=True)
         # one (B K, M) x (M, G) product, not B broadcast ones
         t1g = (t1a.reshape(b * k, m) @ problem.group_matrix.to(cols.dtype)).reshape(b, k, g)
         if problem.gaussian:
             t2g = transform(times_real(grouped, time**2))
     else:
-        parts = [times_real(grouped, time)]
+        # t z (and t^2 z) of the groups written into one array, transformed together
+        parts = 2 if problem.gaussian else 1
+        both = grouped.new_empty(b, parts * g, grouped.shape[-1])
+        torch.mul(torch.view_as_real(grouped), time_d[:, None], out=torch.view_as_real(both[:, :g]))
         if problem.gaussian:
-            parts.append(times_real(grouped, time**2))
-        both = transform(torch.cat(parts, dim=1))
+            torch.mul(
+                torch.view_as_real(grouped),
+                (time**2).to(time_d.dtype)[:, None],
+                out=torch.view_as_real(both[:, g:]),
+            )
+        both = transform(both)
         t1g, t2g = both[..., :g], both[..., g:]
-    out[..., sl["damping"]] = -t1g
-    out[..., sl["shift"]] = (2j * math.pi) * t1g
+    put("damping", t1g, -1.0)
+    put("shift", t1g, 2 * math.pi, imaginary=True)
     if problem.gaussian:
-        out[..., sl["gauss"]] = -t2g
+        put("gauss", t2g, -1.0)
     model = cols @ a[..., None].to(cols.dtype)
-    out[..., sl["phase0"]] = 1j * model
-    out[..., sl["phase1"]] = 1j * (problem.ppm - problem.pivot_ppm)[:, None] * model
-    if problem.free_index.numel() == problem.size:  # all free: no gathered copy
-        return out
-    return out[..., problem.free_index]
+    put("phase0", model, 1.0, imaginary=True)
+    put("phase1", (problem.ppm - problem.pivot_ppm)[:, None] * model, 1.0, imaginary=True)
+    return out.view(b, 2 * k, -1)
 
 
 def _window(problem: Problem, z: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -811,7 +851,7 @@ def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
 def _with_derivatives(problem: Problem, ev: Evaluation) -> Evaluation:
     """``ev`` with its derivative columns, from the modulated FIDs kept in ``ev.pending``."""
     z, phase, cols_c, kernel = ev.pending
-    ev.derivs = stack(_derivative_columns(problem, z, phase, cols_c, ev.amplitudes, kernel))
+    ev.derivs = _derivative_columns(problem, z, phase, cols_c, ev.amplitudes, kernel)
     ev.w_derivs = _whiten(problem, ev.derivs)
     ev.pending = None
     return ev
