@@ -862,6 +862,13 @@ def _normal_equations(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss–Newton matrix ``(B, P_free, P_free)`` and gradient ``(B, P_free)`` over the free
     parameters (Kaufman, ``W`` metric)."""
+    jtj, grad = _data_normal_equations(problem, ev)
+    return _with_priors(problem, jtj, grad, theta, noise_var)
+
+
+def _data_normal_equations(problem: Problem, ev: Evaluation) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data's part of :func:`_normal_equations` (no priors): ``J^T J`` ``(B, P_free,
+    P_free)`` and gradient ``(B, P_free)``, from ``ev``'s columns alone."""
     d, wd = ev.derivs, ev.w_derivs
     jtj = _inner(d, wd, d, wd)
     # as row vectors: (1, 2K) x (2K, P) products, several times faster than (P, 2K) x (2K, 1)
@@ -874,6 +881,18 @@ def _normal_equations(
     )
     e_f = e * f[..., None]
     jtj = jtj - e_f.mT @ torch.linalg.solve(masked, e_f)
+    return jtj, grad
+
+
+def _with_priors(
+    problem: Problem,
+    jtj: torch.Tensor,
+    grad: torch.Tensor,
+    theta: torch.Tensor,
+    noise_var: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_data_normal_equations`' ``(jtj, grad)`` with the priors' terms at ``theta``
+    ``(B, P)`` and the noise variance ``(B,)`` added (new tensors)."""
     prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
     jtj = jtj + torch.diag_embed(prior)
     grad = grad + prior * theta[:, problem.free_index]
@@ -962,16 +981,25 @@ def levenberg_marquardt(
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
     converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
-    # the spectra still running, compacted: their rows are copied out of the batch only when
-    # some converge (and written back then), not at every iteration
+    # the returned evaluation is formed again at the end (other dtype): the iterations keep
+    # only each spectrum's passive set, not its evaluation
+    again = column_dtype is not None and column_dtype != problem.fids.dtype
+    passive_all = ev.passive.clone()
+    # the spectra still running, compacted, with what the next step needs of their current
+    # evaluation: the data's normal equations (formed once per accepted step, not again after
+    # a rejected one), cost and passive set. The evaluations' (B, 2K, .) arrays are never
+    # compacted; an accepted one is written into ``ev`` (at its rows of the whole batch) only
+    # where ``ev`` is returned
     active = torch.arange(b, device=theta.device)
-    cur, th, yy, nv, lo, hi = ev, theta.clone(), y, noise_var, lower, upper
+    jtj_d, grad_d = _data_normal_equations(problem, ev)
+    cost, passive = ev.cost.clone(), ev.passive.clone()
+    th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     prior, fixed = amplitude_prior, fixed_amplitudes
     fi = problem.free_index
     for _ in range(max_iterations):
         if active.numel() == 0:
             break
-        jtj, grad = _normal_equations(problem, cur, th, nv)
+        jtj, grad = _with_priors(problem, jtj_d, grad_d, th, nv)
         # parameters on a bound that the gradient pushes outwards are held there (projected LM)
         current = th[:, fi]
         held = ((current <= lo[:, fi]) & (grad > 0)) | ((current >= hi[:, fi]) & (grad < 0))
@@ -987,49 +1015,57 @@ def levenberg_marquardt(
             trial,
             yy,
             nv,
-            cur.passive,
+            passive,
             derivatives=False,
             amplitude_prior=prior,
             column_dtype=column_dtype,
             fixed_amplitudes=fixed,
         )
-        better = new.cost < cur.cost
-        gain = (cur.cost - new.cost) / cur.cost.abs().clamp_min(1e-300)
+        better = new.cost < cost
+        gain = (cost - new.cost) / cost.abs().clamp_min(1e-300)
         iterations[active] += 1
         lam[active] = torch.where(better, lam[active] * LM_DOWN, lam[active] * LM_UP)
         stalled = better & (gain < cost_rtol)
         if problem.gauss_newton_stop:
-            stalled &= predicted < cost_rtol * cur.cost.abs()
+            stalled &= predicted < cost_rtol * cost.abs()
         done = stalled | (lam[active] > LM_MAX)
-        if bool(better.all()):
-            cur, th = _with_derivatives(problem, new), trial
-        elif bool(better.any()):
-            _put(cur, torch.nonzero(better)[:, 0], _with_derivatives(problem, _take(new, better)))
-            th[better] = trial[better]
+        if bool(better.any()):
+            every = bool(better.all())
+            rows = None if every else torch.nonzero(better)[:, 0]
+            accepted = _with_derivatives(problem, new if every else _take(new, rows))
+            jtj_new, grad_new = _data_normal_equations(problem, accepted)
+            if every:
+                jtj_d, grad_d, th = jtj_new, grad_new, trial
+                cost, passive = accepted.cost.clone(), accepted.passive.clone()
+            else:
+                jtj_d[rows], grad_d[rows], th[rows] = jtj_new, grad_new, trial[rows]
+                cost[rows], passive[rows] = accepted.cost, accepted.passive
+            where = active if every else active[rows]
+            passive_all[where] = accepted.passive
+            if not again:
+                if every and where.numel() == b:
+                    ev = accepted
+                else:
+                    _put(ev, where, accepted)
         if bool(done.any()):
             finished = active[done]
             converged[finished] = True
             theta[finished] = th[done]
-            if cur is not ev:
-                _put(ev, finished, _take(cur, done))
             keep = ~done
-            if bool(keep.any()):
-                cur = _take(cur, keep)
-            active, th = active[keep], th[keep]
+            active, th, jtj_d, grad_d = active[keep], th[keep], jtj_d[keep], grad_d[keep]
+            cost, passive = cost[keep], passive[keep]
             yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
             prior = None if prior is None else prior[keep]
             fixed = None if fixed is None else fixed[keep]
     if active.numel():
         theta[active] = th
-        if cur is not ev:
-            _put(ev, active, cur)
-    if column_dtype is not None and column_dtype != problem.fids.dtype:
+    if again:
         ev = evaluate(
             problem,
             theta,
             y,
             noise_var,
-            ev.passive,
+            passive_all,
             amplitude_prior=amplitude_prior,
             fixed_amplitudes=fixed_amplitudes,
         )
