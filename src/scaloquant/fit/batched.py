@@ -64,6 +64,7 @@ from ..metabolites import canonical
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..physics.model import (
+    fft,
     kernel_window_columns,
     lineshape_rates,
     modulated_fids,
@@ -499,7 +500,7 @@ def data_window(problem: Problem, fids: torch.Tensor) -> torch.Tensor:
     """The window of the spectra of ``fids`` ``(B, N)`` as the stage sees them: ``(B, K)``
     (their first ``N'`` samples when the stage's basis is truncated to ``N'``)."""
     n = problem.apodisation.shape[-1]
-    return torch.fft.fft(fids[..., :n] * problem.apodisation, dim=-1)[..., problem.fft_index]
+    return fft(fids[..., :n] * problem.apodisation)[..., problem.fft_index]
 
 
 #: A continuation stage fits the first ``N / 2^k`` samples of data and basis alike: the fewest
@@ -686,7 +687,7 @@ def _derivative_columns(
     )
     if problem.kernel_active:  # before t z overwrites zd
         za = a[:, None, :].to(zd.dtype) @ zd  # (B, 1, N)
-        spec = torch.fft.fft(za, dim=-1)[:, 0]
+        spec = fft(za)[:, 0]
         n = za.shape[-1]
         reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
         kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(cols.dtype)
