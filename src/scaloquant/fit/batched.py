@@ -64,6 +64,7 @@ from ..metabolites import canonical
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..physics.model import (
+    fft,
     kernel_window_columns,
     lineshape_rates,
     modulated_fids,
@@ -518,7 +519,7 @@ def data_window(problem: Problem, fids: torch.Tensor) -> torch.Tensor:
     """The window of the spectra of ``fids`` ``(B, N)`` as the stage sees them: ``(B, K)``
     (their first ``N'`` samples when the stage's basis is truncated to ``N'``)."""
     n = problem.apodisation.shape[-1]
-    return torch.fft.fft(fids[..., :n] * problem.apodisation, dim=-1)[..., problem.fft_index]
+    return fft(fids[..., :n] * problem.apodisation)[..., problem.fft_index]
 
 
 #: A continuation stage fits the first ``N / 2^k`` samples of data and basis alike: the fewest
@@ -657,67 +658,107 @@ def _derivative_columns(
     a: torch.Tensor,
     kernel: torch.Tensor,
 ) -> torch.Tensor:
-    """``D = (dS/dtheta) a`` for the free parameters, ``(B, K, P_free)`` in the order of
-    ``problem.free_index``: ``dS_m/d alpha = -T1_m``, ``dS_m/d df = 2 pi i T1_m``,
-    ``dS_m/d beta = -T2_m``, ``dS/d phi0 = i S``, ``dS/d phi1 = i (ppm - pivot) S`` with
-    ``T_k = exp(i phi) DFT[t^k z]``.
+    """``D = (dS/dtheta) a`` for the free parameters, real-stacked ``(B, 2K, P_free)`` (see
+    :func:`stack`) in the order of ``problem.free_index``: ``dS_m/d alpha = -T1_m``,
+    ``dS_m/d df = 2 pi i T1_m``, ``dS_m/d beta = -T2_m``, ``dS/d phi0 = i S``,
+    ``dS/d phi1 = i (ppm - pivot) S`` with ``T_k = exp(i phi) DFT[t^k z]``.
 
     By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
-    members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)``; per-metabolite ``T1`` is
-    transformed only when per-metabolite deviations are fitted. The FFTs run in
-    :data:`DERIVATIVE_DTYPE`. With a fitted free-form kernel ``kernel`` ``(B, J + 1)`` every
-    transform is convolved with it, and ``dS/dx_j = exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]``
-    (``W_j`` the window read ``j`` bins off): one more FFT, the rest are reads."""
+    members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)`` (with one metabolite per
+    group the sums are the weighted ``z`` themselves, scaled in place, not a product with the
+    ``(G, M)`` membership); per-metabolite ``T1`` is transformed only when per-metabolite
+    deviations are fitted. The FFTs run in :data:`DERIVATIVE_DTYPE`. With a fitted free-form
+    kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and ``dS/dx_j =
+    exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j`` bins off): one
+    more FFT, the rest are reads. Each block is written once into the real-stacked result;
+    the columns of fixed parameters are never formed."""
     sl = problem.slices()
     b, k, m = cols.shape
-    free = problem.free
-    out = torch.zeros(b, k, problem.size, dtype=cols.dtype, device=cols.device)
+    free = problem.free.tolist()
     time = problem.time_s
     # z is the evaluation's own (B, M, N) array, used only here: overwritten when in that dtype
     zd = z if z.dtype == DERIVATIVE_DTYPE else z.to(DERIVATIVE_DTYPE)
-    deviations = bool(free[sl["damping_dev"]].any() or free[sl["shift_dev"]].any())
-    grouped = None
+    time_d = time.to(zd.real.dtype)
+    out = cols.real.new_empty(b, 2, k, problem.free_index.numel())
+    first = {}  # the first column of each parameter block in the free order
+    position = 0
+    for key, s in sl.items():
+        first[key] = position
+        position += sum(free[s])
+
+    def put(key: str, block: torch.Tensor, factor: float, imaginary: bool = False) -> None:
+        """Write ``factor`` (times ``i`` if ``imaginary``) times the complex ``block`` ``(B, K,
+        width)`` into the free columns of parameter block ``key``."""
+        s = sl[key]
+        mask = free[s]
+        if not any(mask):
+            return
+        if not all(mask):
+            block = block[..., torch.as_tensor(mask, device=block.device)]
+        dst = out[..., first[key] : first[key] + block.shape[-1]]
+        re, im = (block.imag, block.real) if imaginary else (block.real, block.imag)
+        torch.mul(re, -factor if imaginary else factor, out=dst[:, 0])
+        torch.mul(im, factor, out=dst[:, 1])
+
+    deviations = any(free[sl["damping_dev"]]) or any(free[sl["shift_dev"]])
+    identity = problem.n_groups == m and bool(
+        (problem.group_of == torch.arange(m, device=problem.group_of.device)).all()
+    )
     if problem.kernel_active:  # before t z overwrites zd
         za = a[:, None, :].to(zd.dtype) @ zd  # (B, 1, N)
-        spec = torch.fft.fft(za, dim=-1)[:, 0]
+        spec = fft(za)[:, 0]
         n = za.shape[-1]
         reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
         kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(cols.dtype)
-        out[..., sl["kernel"]] = kcols * phase[..., None]
+        put("kernel", kcols * phase[..., None], 1.0)
+    grouped = None
     if problem.gaussian or not deviations:
-        # sum_m in g a_m z_m as one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
-        weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
-        grouped = weights.to(zd.dtype) @ zd
+        # sum_m in g a_m z_m: a_m z_m itself with one metabolite per group (in place when zd is
+        # not needed again), else one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
+        if identity:
+            a_d = a.to(time_d.dtype)[:, :, None, None]
+            grouped = torch.view_as_complex(
+                torch.view_as_real(zd).mul_(a_d) if not deviations else torch.view_as_real(zd) * a_d
+            )
+        else:
+            weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
+            grouped = weights.to(zd.dtype) @ zd
 
     def transform(u: torch.Tensor) -> torch.Tensor:
         return _window(problem, u, kernel).to(cols.dtype) * phase[..., None]
 
     g = problem.n_groups
+    t2g = None
     if deviations:
-        torch.view_as_real(zd).mul_(time.to(zd.real.dtype)[:, None])  # t z, in place
+        torch.view_as_real(zd).mul_(time_d[:, None])  # t z, in place
         t1a = transform(zd) * a[:, None, :].to(cols.dtype)
-        out[..., sl["damping_dev"]] = -t1a
-        out[..., sl["shift_dev"]] = (2j * math.pi) * t1a
+        put("damping_dev", t1a, -1.0)
+        put("shift_dev", t1a, 2 * math.pi, imaginary=True)
         # one (B K, M) x (M, G) product, not B broadcast ones
         t1g = (t1a.reshape(b * k, m) @ problem.group_matrix.to(cols.dtype)).reshape(b, k, g)
         if problem.gaussian:
             t2g = transform(times_real(grouped, time**2))
     else:
-        parts = [times_real(grouped, time)]
+        # t z (and t^2 z) of the groups written into one array, transformed together
+        parts = 2 if problem.gaussian else 1
+        both = grouped.new_empty(b, parts * g, grouped.shape[-1])
+        torch.mul(torch.view_as_real(grouped), time_d[:, None], out=torch.view_as_real(both[:, :g]))
         if problem.gaussian:
-            parts.append(times_real(grouped, time**2))
-        both = transform(torch.cat(parts, dim=1))
+            torch.mul(
+                torch.view_as_real(grouped),
+                (time**2).to(time_d.dtype)[:, None],
+                out=torch.view_as_real(both[:, g:]),
+            )
+        both = transform(both)
         t1g, t2g = both[..., :g], both[..., g:]
-    out[..., sl["damping"]] = -t1g
-    out[..., sl["shift"]] = (2j * math.pi) * t1g
+    put("damping", t1g, -1.0)
+    put("shift", t1g, 2 * math.pi, imaginary=True)
     if problem.gaussian:
-        out[..., sl["gauss"]] = -t2g
+        put("gauss", t2g, -1.0)
     model = cols @ a[..., None].to(cols.dtype)
-    out[..., sl["phase0"]] = 1j * model
-    out[..., sl["phase1"]] = 1j * (problem.ppm - problem.pivot_ppm)[:, None] * model
-    if problem.free_index.numel() == problem.size:  # all free: no gathered copy
-        return out
-    return out[..., problem.free_index]
+    put("phase0", model, 1.0, imaginary=True)
+    put("phase1", (problem.ppm - problem.pivot_ppm)[:, None] * model, 1.0, imaginary=True)
+    return out.view(b, 2 * k, -1)
 
 
 def _window(problem: Problem, z: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -831,7 +872,7 @@ def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
 def _with_derivatives(problem: Problem, ev: Evaluation) -> Evaluation:
     """``ev`` with its derivative columns, from the modulated FIDs kept in ``ev.pending``."""
     z, phase, cols_c, kernel = ev.pending
-    ev.derivs = stack(_derivative_columns(problem, z, phase, cols_c, ev.amplitudes, kernel))
+    ev.derivs = _derivative_columns(problem, z, phase, cols_c, ev.amplitudes, kernel)
     ev.w_derivs = _whiten(problem, ev.derivs)
     ev.pending = None
     return ev
@@ -842,6 +883,13 @@ def _normal_equations(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss–Newton matrix ``(B, P_free, P_free)`` and gradient ``(B, P_free)`` over the free
     parameters (Kaufman, ``W`` metric)."""
+    jtj, grad = _data_normal_equations(problem, ev)
+    return _with_priors(problem, jtj, grad, theta, noise_var)
+
+
+def _data_normal_equations(problem: Problem, ev: Evaluation) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data's part of :func:`_normal_equations` (no priors): ``J^T J`` ``(B, P_free,
+    P_free)`` and gradient ``(B, P_free)``, from ``ev``'s columns alone."""
     d, wd = ev.derivs, ev.w_derivs
     jtj = _inner(d, wd, d, wd)
     # as row vectors: (1, 2K) x (2K, P) products, several times faster than (P, 2K) x (2K, 1)
@@ -854,6 +902,18 @@ def _normal_equations(
     )
     e_f = e * f[..., None]
     jtj = jtj - e_f.mT @ torch.linalg.solve(masked, e_f)
+    return jtj, grad
+
+
+def _with_priors(
+    problem: Problem,
+    jtj: torch.Tensor,
+    grad: torch.Tensor,
+    theta: torch.Tensor,
+    noise_var: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_data_normal_equations`' ``(jtj, grad)`` with the priors' terms at ``theta``
+    ``(B, P)`` and the noise variance ``(B,)`` added (new tensors)."""
     prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
     jtj = jtj + torch.diag_embed(prior)
     grad = grad + prior * theta[:, problem.free_index]
@@ -942,16 +1002,25 @@ def levenberg_marquardt(
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
     converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
-    # the spectra still running, compacted: their rows are copied out of the batch only when
-    # some converge (and written back then), not at every iteration
+    # the returned evaluation is formed again at the end (other dtype): the iterations keep
+    # only each spectrum's passive set, not its evaluation
+    again = column_dtype is not None and column_dtype != problem.fids.dtype
+    passive_all = ev.passive.clone()
+    # the spectra still running, compacted, with what the next step needs of their current
+    # evaluation: the data's normal equations (formed once per accepted step, not again after
+    # a rejected one), cost and passive set. The evaluations' (B, 2K, .) arrays are never
+    # compacted; an accepted one is written into ``ev`` (at its rows of the whole batch) only
+    # where ``ev`` is returned
     active = torch.arange(b, device=theta.device)
-    cur, th, yy, nv, lo, hi = ev, theta.clone(), y, noise_var, lower, upper
+    jtj_d, grad_d = _data_normal_equations(problem, ev)
+    cost, passive = ev.cost.clone(), ev.passive.clone()
+    th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     prior, fixed = amplitude_prior, fixed_amplitudes
     fi = problem.free_index
     for _ in range(max_iterations):
         if active.numel() == 0:
             break
-        jtj, grad = _normal_equations(problem, cur, th, nv)
+        jtj, grad = _with_priors(problem, jtj_d, grad_d, th, nv)
         # parameters on a bound that the gradient pushes outwards are held there (projected LM)
         current = th[:, fi]
         held = ((current <= lo[:, fi]) & (grad > 0)) | ((current >= hi[:, fi]) & (grad < 0))
@@ -967,49 +1036,57 @@ def levenberg_marquardt(
             trial,
             yy,
             nv,
-            cur.passive,
+            passive,
             derivatives=False,
             amplitude_prior=prior,
             column_dtype=column_dtype,
             fixed_amplitudes=fixed,
         )
-        better = new.cost < cur.cost
-        gain = (cur.cost - new.cost) / cur.cost.abs().clamp_min(1e-300)
+        better = new.cost < cost
+        gain = (cost - new.cost) / cost.abs().clamp_min(1e-300)
         iterations[active] += 1
         lam[active] = torch.where(better, lam[active] * LM_DOWN, lam[active] * LM_UP)
         stalled = better & (gain < cost_rtol)
         if problem.gauss_newton_stop:
-            stalled &= predicted < cost_rtol * cur.cost.abs()
+            stalled &= predicted < cost_rtol * cost.abs()
         done = stalled | (lam[active] > LM_MAX)
-        if bool(better.all()):
-            cur, th = _with_derivatives(problem, new), trial
-        elif bool(better.any()):
-            _put(cur, torch.nonzero(better)[:, 0], _with_derivatives(problem, _take(new, better)))
-            th[better] = trial[better]
+        if bool(better.any()):
+            every = bool(better.all())
+            rows = None if every else torch.nonzero(better)[:, 0]
+            accepted = _with_derivatives(problem, new if every else _take(new, rows))
+            jtj_new, grad_new = _data_normal_equations(problem, accepted)
+            if every:
+                jtj_d, grad_d, th = jtj_new, grad_new, trial
+                cost, passive = accepted.cost.clone(), accepted.passive.clone()
+            else:
+                jtj_d[rows], grad_d[rows], th[rows] = jtj_new, grad_new, trial[rows]
+                cost[rows], passive[rows] = accepted.cost, accepted.passive
+            where = active if every else active[rows]
+            passive_all[where] = accepted.passive
+            if not again:
+                if every and where.numel() == b:
+                    ev = accepted
+                else:
+                    _put(ev, where, accepted)
         if bool(done.any()):
             finished = active[done]
             converged[finished] = True
             theta[finished] = th[done]
-            if cur is not ev:
-                _put(ev, finished, _take(cur, done))
             keep = ~done
-            if bool(keep.any()):
-                cur = _take(cur, keep)
-            active, th = active[keep], th[keep]
+            active, th, jtj_d, grad_d = active[keep], th[keep], jtj_d[keep], grad_d[keep]
+            cost, passive = cost[keep], passive[keep]
             yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
             prior = None if prior is None else prior[keep]
             fixed = None if fixed is None else fixed[keep]
     if active.numel():
         theta[active] = th
-        if cur is not ev:
-            _put(ev, active, cur)
-    if column_dtype is not None and column_dtype != problem.fids.dtype:
+    if again:
         ev = evaluate(
             problem,
             theta,
             y,
             noise_var,
-            ev.passive,
+            passive_all,
             amplitude_prior=amplitude_prior,
             fixed_amplitudes=fixed_amplitudes,
         )

