@@ -61,6 +61,7 @@ _BATCH_FIELDS = (
     "linewidth_ppm",
     "snr",
     "baseline_ed_per_ppm",
+    "removed_water",
     "lineshape_kernel",
 )
 
