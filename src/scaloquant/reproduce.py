@@ -413,7 +413,6 @@ def reproduce(
                 _add(wall, f"predict_{model}", time.perf_counter() - t0)
             # the physics models' polish and the fit, side by side (one thread each on 2 CPUs;
             # SIDE_BY_SIDE): one pass per physics model gives the amplitudes, both SDs and the
-            # network's parameters
             # network's parameters; each in the polish's own chunks of CPU_CHUNK spectra (the
             # same chunks as one call, so the same numbers), so that the jobs share the CPUs
             # evenly (the scalogram model's polish took twice the spectrum model's)
