@@ -659,7 +659,7 @@ class PhysicsQuantifier(nn.Module):
         # the per-metabolite model's spread priors (fit_config.has_spread_priors) are added,
         # as in the fit, in a last pass weighed with the polished residual's variance: weighed
         # at the network's start they held a noiseless polish off the truth (MAE 0.036)
-        spread = fit_config.grouping == "per_metabolite" and fit_config.has_spread_priors
+        spread = fit_config.has_spread_priors
         if k and not bool((problem.prior_precision > 0).any()):
             # no priors to weigh (e.g. the per-metabolite model of the default simulation): the
             # noise level plays no part in the steps, and one LM call keeps its damping factor
