@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -108,6 +108,32 @@ class FitResult:
     def batch_shape(self) -> tuple[int, ...]:
         return tuple(self.amplitudes.shape[:-1])
 
+    def flat(self) -> FitResult:
+        """The result with its spectra in one batch axis ``(B,)`` (C order): every field of
+        :data:`BATCH_FIELDS` reshaped, the rest as they are."""
+        n = int(np.prod(self.batch_shape, dtype=int))
+        nd = len(self.batch_shape)
+        return replace(
+            self,
+            **{
+                name: value.reshape(n, *value.shape[nd:])
+                for name in BATCH_FIELDS
+                if (value := getattr(self, name)) is not None
+            },
+        )
+
+    def take(self, index: Sequence[int]) -> FitResult:
+        """The spectra ``index`` (flat C-order indices) as a batch ``(k,)``."""
+        flat = self.flat()
+        return replace(
+            flat,
+            **{
+                name: value[list(index)]
+                for name in BATCH_FIELDS
+                if (value := getattr(flat, name)) is not None
+            },
+        )
+
     def index(self, name: str) -> int:
         try:
             return self.names.index(name)
@@ -173,6 +199,34 @@ def phase_corrected(spectra: FitSpectra, result: FitResult) -> FitSpectra:
         residual=spectra.residual * undo,
         metabolites=spectra.metabolites * undo[..., None, :],
     )
+
+
+#: The fields of :class:`FitResult` with one entry per spectrum (the batch shape in front); the
+#: others (``names``, ``ppm``, ``config``...) describe the whole fit.
+BATCH_FIELDS = (
+    "amplitudes",
+    "crlb_sd",
+    "crlb_pct",
+    "amplitude_covariance",
+    "damping_per_s",
+    "shift_hz",
+    "phase0_rad",
+    "phase1_rad_per_ppm",
+    "gauss_per_s2",
+    "baseline",
+    "noise_sd",
+    "residual_norm",
+    "n_evaluations",
+    "success",
+    "messages",
+    "gauss_by_metabolite_per_s2",
+    "linewidth_hz",
+    "linewidth_ppm",
+    "snr",
+    "baseline_ed_per_ppm",
+    "lineshape_kernel",
+    "removed_water",
+)
 
 
 def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:

@@ -595,31 +595,11 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
     if prepared.names != result.names:
         raise InvalidDataError("the basis set's metabolites differ from those of the fit result")
     problem = batched.make_problem(prepared, result.config, device="cpu")
-    flat = replace(
-        result,
-        **{
-            name: getattr(result, name).reshape(
-                int(np.prod(result.batch_shape, dtype=int)),
-                *getattr(result, name).shape[len(result.batch_shape) :],
-            )
-            for name in (
-                "amplitudes",
-                "damping_per_s",
-                "shift_hz",
-                "phase0_rad",
-                "phase1_rad_per_ppm",
-                "baseline",
-                "gauss_by_metabolite_per_s2",
-                "lineshape_kernel",
-            )
-            if getattr(result, name) is not None
-        },
-    )
-    fids = fid.samples.reshape(flat.amplitudes.shape[0], -1)
-    if result.removed_water is not None:  # the data as fitted, without a second HLSVD
-        fids = fids - result.removed_water.reshape(fids.shape)
-    else:
+    flat = result.flat()
+    if result.removed_water is None:
         fids = _without_water(fid, result.config)
+    else:  # the data as fitted, without a second HLSVD
+        fids = fid.samples.reshape(-1, fid.n_points) - flat.removed_water
     spectra = _rebuild(flat, fids, prepared, problem)
     shape = result.batch_shape
     return FitSpectra(

@@ -39,32 +39,6 @@ if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
 
 Command = Literal["quantify", "fit"]
 
-#: Fields of a FitResult with the batch shape in front (see :func:`_take`).
-_BATCH_FIELDS = (
-    "amplitudes",
-    "crlb_sd",
-    "crlb_pct",
-    "amplitude_covariance",
-    "damping_per_s",
-    "shift_hz",
-    "phase0_rad",
-    "phase1_rad_per_ppm",
-    "gauss_per_s2",
-    "baseline",
-    "noise_sd",
-    "residual_norm",
-    "n_evaluations",
-    "success",
-    "messages",
-    "gauss_by_metabolite_per_s2",
-    "linewidth_hz",
-    "linewidth_ppm",
-    "snr",
-    "baseline_ed_per_ppm",
-    "removed_water",
-    "lineshape_kernel",
-)
-
 
 @dataclass(frozen=True)
 class Options:
@@ -269,18 +243,6 @@ def _figure_choice(prepared: Sequence[_Prepared], max_figures: int) -> list[list
     return [sorted(c) for c in chosen]
 
 
-def _take(result: FitResult, index: Sequence[int]) -> FitResult:
-    """The spectra ``index`` (flat C-order indices) of a fit result, as a batch ``(k,)``."""
-    n = int(np.prod(result.batch_shape, dtype=int))
-    nd = len(result.batch_shape)
-    picked = {
-        name: getattr(result, name).reshape(n, *getattr(result, name).shape[nd:])[list(index)]
-        for name in _BATCH_FIELDS
-        if getattr(result, name) is not None  # fields some configurations leave empty
-    }
-    return replace(result, **picked)
-
-
 def _subset(fid: FID, index: Sequence[int]) -> FID:
     return fid.with_samples(_flat(fid)[list(index)])
 
@@ -350,7 +312,7 @@ def _fit_checks(
     residual, metabolites = np.full(n, np.nan), np.full(n, np.nan)
     for start in range(0, n, chunk):
         index = list(range(start, min(n, start + chunk)))
-        spectra = fitted_spectra(_take(result, index), _subset(fid, index), basis)
+        spectra = fitted_spectra(result.take(index), _subset(fid, index), basis)
         data = np.linalg.norm(spectra.data, axis=-1)
         model = np.linalg.norm(spectra.metabolites.sum(axis=-2), axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -724,7 +686,7 @@ def fit_inputs(
         prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
         figures = {}
         if drawn:
-            shown = _take(result, drawn)
+            shown = result.take(drawn)
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         residual, metabolites = _fit_checks(result, flat, basis)
