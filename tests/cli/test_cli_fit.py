@@ -8,6 +8,7 @@ import json
 import nibabel
 import numpy as np
 import pytest
+import torch
 
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
@@ -153,7 +154,9 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     fid = _fid(basis, simulated.fids[0])
     path = write_nifti_mrs(tmp_path / "one.nii.gz", fid)
     out = tmp_path / "out"
-    flags = ["--lineshape", "freeform", "--max-figures", "0"]
+    # One thread on both sides: the CLI's default follows the load average, and another
+    # thread count sums the free-form fit in another order (FWHM 2e-6 relative apart).
+    flags = ["--lineshape", "freeform", "--max-figures", "0", "--threads", "1"]
     assert main(["fit", str(path), "--out", str(out), *flags]) == 0
     doc = json.loads((out / "results.json").read_text())
     facts = doc["spectra"][0]["fit"]
@@ -166,7 +169,12 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
             "lineshape_kernel",
         }
     )
-    result = fit_spectra(fid, basis, replace(FIT_PRESETS["invivo"], lineshape="freeform"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = fit_spectra(fid, basis, replace(FIT_PRESETS["invivo"], lineshape="freeform"))
+    finally:
+        torch.set_num_threads(threads)
     kernel = result.lineshape_kernel.reshape(-1)
     offsets = np.array(batched.kernel_offsets((kernel.size - 1) // 2))
     order = np.argsort(offsets)
@@ -185,7 +193,9 @@ def test_fit_facts_of_an_unusable_spectrum_are_blank(basis, simulated, tmp_path)
     samples = np.stack([simulated.fids[0], np.zeros_like(simulated.fids[0])])
     path = write_nifti_mrs(tmp_path / "two.nii.gz", _fid(basis, samples))
     out = tmp_path / "out"
-    flags = ["--lineshape", "freeform", "--max-figures", "0"]
+    # One thread on both sides: the CLI's default follows the load average, and another
+    # thread count sums the free-form fit in another order (FWHM 2e-6 relative apart).
+    flags = ["--lineshape", "freeform", "--max-figures", "0", "--threads", "1"]
     assert main(["fit", str(path), "--out", str(out), *flags]) == 0
     good, empty = json.loads((out / "results.json").read_text())["spectra"]
     assert "empty" in empty["qc"]
