@@ -35,7 +35,7 @@ estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussi
 
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
-[--no-fit] [--quantify N [--quantify-fit-n 32] [--lcmodel-n 16] [--lcmodel-workers 2]]``
+[--no-fit] [--noisy-only] [--quantify N [--quantify-fit-n 32] [--lcmodel-n 16] [--lcmodel-workers 2]]``
 
 ``--quantify N``: end to end instead (file in, results out): ``scaloquant quantify`` on one
 MRSI-like NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` for every checkpoint
@@ -295,7 +295,8 @@ def main_default(args, models) -> None:
     def params_truth(problem):
         return default_truth(problem, params, basis.names, config.phase1_pivot_ppm)
 
-    for label, fids in (("noiseless", noiseless.fids), (f"SNR {args.snr:g}", noisy.fids)):
+    sets = [("noiseless", noiseless.fids), (f"SNR {args.snr:g}", noisy.fids)]
+    for label, fids in sets[1:] if args.noisy_only else sets:
         print(f"{label}: {args.n} default-simulator spectra (seed {args.seed})")
         fit = None
         if not args.no_fit:
@@ -437,6 +438,11 @@ def main() -> None:
     ap.add_argument("--polish", type=int, nargs="+", default=[0, 5, 20])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-fit", action="store_true")
+    ap.add_argument(
+        "--noisy-only",
+        action="store_true",
+        help="--simulation default: the --snr set alone (the same spectra, no noiseless set)",
+    )
     ap.add_argument("--simulation", choices=("invivo", "default"), default="invivo")
     ap.add_argument(
         "--prior",
