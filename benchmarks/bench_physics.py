@@ -26,14 +26,16 @@ noise at ``--snr``), for models trained with ``--simulation default``; the fit i
 ``FIT_PRESETS["simulated"]`` (batched), on the same spectra, and run first: after each polished
 model's summary, per spectrum, the share of spectra where the polish ends at a lower, the same
 (relative difference <= 1e-3) or a higher cost than the fit's (another local minimum), with
-both mean absolute errors on each share. MAE over the 20 metabolites (``Mac`` left out), in the
+both mean absolute errors on each share; and, per estimate, the counts beyond 3 CRLB in both,
+in the polish only and in the fit only, McNemar's exact p and the 95 % interval of the
+difference of the shares (spectra resampled). MAE over the 20 metabolites (``Mac`` left out), in the
 simulator's amplitude units (``[0, 1]``). For ``K = 0`` the calibration of the network's own SD
 (:attr:`scaloquant.models.physics.PhysicsEstimate.network_sd`) is printed too: the share of
 estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussian SD).
 
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
-[--no-fit] [--quantify N [--quantify-fit-n 32] [--lcmodel-n 16] [--lcmodel-workers 2]]``
+[--no-fit] [--noisy-only] [--quantify N [--quantify-fit-n 32] [--lcmodel-n 16] [--lcmodel-workers 2]]``
 
 ``--quantify N``: end to end instead (file in, results out): ``scaloquant quantify`` on one
 MRSI-like NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` for every checkpoint
@@ -58,7 +60,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 
+from scaloquant.evaluate import paired_bootstrap
 from scaloquant.fit import batched, fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
@@ -107,10 +111,11 @@ def _summary(label, names, est, sd, truth, seconds, n, network_sd=None):
     )
 
 
-def _estimate_with_cost(model, x, k, batch=128):
+def _estimate_with_cost(model, x, k, noise_var, batch=128):
     """Amplitudes, CRLB SDs ``(n, M)``, the polished model's cost ``(n,)`` (the fit's
-    objective, :func:`scaloquant.fit.batched.evaluate`) after ``K = k`` and the cost of an exact
-    fit ``(n,)`` (1e-12 of the data's squared norm)."""
+    objective, :func:`scaloquant.fit.batched.evaluate`, its priors weighed with the noise
+    variance ``noise_var`` ``(n,)``) after ``K = k`` and the cost of an exact fit ``(n,)``
+    (1e-12 of the data's squared norm)."""
     model.eval()
     problem = model.problem()
     parts = []
@@ -119,8 +124,8 @@ def _estimate_with_cost(model, x, k, batch=128):
             xb = x[i : i + batch].to(torch.complex128)
             est = model.estimate(xb, polish_iterations=k)
             y = model.data_window(xb)
-            ones = torch.ones(len(xb), dtype=torch.float64)
-            cost = batched.evaluate(problem, est.theta, y, ones).cost
+            var = torch.as_tensor(noise_var[i : i + batch], dtype=torch.float64)
+            cost = batched.evaluate(problem, est.theta, y, var).cost
             # a noiseless spectrum fitted exactly has a cost of rounding size: compare costs
             # above a floor of 1e-12 of the data's (ours: EXACT_RELATIVE_COST)
             floor = EXACT_RELATIVE_COST * y.abs().square().sum(-1)
@@ -131,7 +136,8 @@ def _estimate_with_cost(model, x, k, batch=128):
 def _fit_cost(model, fit, x):
     """The cost ``(n,)`` of the fit's parameters (``fit``: a per-metabolite
     :class:`~scaloquant.fit.FitResult` of FIDs ``x`` ``(n, N)``) in ``model``'s problem (the same
-    model), so that both are measured alike."""
+    model, the priors weighed with the fit's noise variance, as the polish's cost), so that both
+    are measured alike."""
     problem = model.problem()
     sl = problem.slices()
     col = [list(fit.names).index(m) for m in model.metabolites]
@@ -143,8 +149,8 @@ def _fit_cost(model, fit, x):
     theta[:, sl["phase0"]] = torch.as_tensor(np.array(fit.phase0_rad))[:, None]
     theta[:, sl["phase1"]] = torch.as_tensor(np.array(fit.phase1_rad_per_ppm))[:, None]
     y = model.data_window(x)
-    ones = torch.ones(len(x), dtype=torch.float64)
-    return batched.evaluate(problem, theta, y, ones, derivatives=False).cost.numpy()
+    var = torch.as_tensor(np.asarray(fit.noise_sd) ** 2, dtype=torch.float64)
+    return batched.evaluate(problem, theta, y, var, derivatives=False).cost.numpy()
 
 
 def _pairing(cost, floor, fit, amps, names, truth):
@@ -169,6 +175,39 @@ def _pairing(cost, floor, fit, amps, names, truth):
                 f"fit {e_fit[mask].mean():.4g})"
             )
     print(f"    cost against the fit's, per spectrum: {'; '.join(parts)}")
+
+
+def _beyond_pairing(names, amps, sd, fit, truth):
+    """Per estimate against the fit (``fit``: its amplitudes and CRLB SDs, same spectra): more
+    than 3 CRLB SDs from the truth in both, in the polish only or in the fit only; McNemar's
+    exact test on the discordant estimates (``binomtest``: the two only-counts equally likely),
+    and the 95 % paired bootstrap interval of the difference of the shares (polish - fit), the
+    spectra resampled (:func:`scaloquant.evaluate.paired_bootstrap`: the estimates of one
+    spectrum are not independent)."""
+    metabolites = [x for x in truth["names"] if x != "Mac"]
+    t = _columns(truth["names"], truth["amplitudes"], metabolites)
+
+    def beyond(source_names, a, s):
+        err = np.abs(_columns(source_names, a, metabolites) - t)
+        return err > 3 * _columns(source_names, s, metabolites)
+
+    mine, theirs = beyond(names, amps, sd), beyond(fit["names"], fit["amplitudes"], fit["sd"])
+    only_mine, only_fit = int((mine & ~theirs).sum()), int((theirs & ~mine).sum())
+    p = binomtest(only_mine, only_mine + only_fit).pvalue if only_mine + only_fit else 1.0
+    # the share of each method is the mean absolute "error" of its indicators against 0
+    boot = paired_bootstrap(
+        np.zeros(mine.shape),
+        mine.astype(float),
+        theirs.astype(float),
+        rng=np.random.default_rng(0),
+        metric="mae",
+    )
+    print(
+        f"    beyond 3 CRLB against the fit's, per estimate: both {int((mine & theirs).sum())}, "
+        f"polish only {only_mine}, fit only {only_fit} (McNemar exact p {p:.2g}); difference "
+        f"{100 * boot.mean_diff:+.2f} % points, 95 % interval over spectra "
+        f"[{100 * boot.mean_low:+.2f}, {100 * boot.mean_high:+.2f}]"
+    )
 
 
 def _models_on(models, params_truth, fids, polish, n, unit=" mM", fit=None):
@@ -198,7 +237,8 @@ def _models_on(models, params_truth, fids, polish, n, unit=" mM", fit=None):
         for k in polish:
             start = time.perf_counter()
             if k and fit is not None:
-                amps, sd, cost, floor = _estimate_with_cost(model, x, k)
+                fit_var = np.asarray(fit.noise_sd) ** 2
+                amps, sd, cost, floor = _estimate_with_cost(model, x, k, fit_var)
             else:
                 amps, sd = model.predict_with_sd(fids, polish_iterations=k)
             seconds = time.perf_counter() - start
@@ -219,9 +259,11 @@ def _models_on(models, params_truth, fids, polish, n, unit=" mM", fit=None):
                 paired = {
                     "names": fit.names,
                     "amplitudes": fit.amplitudes,
+                    "sd": fit.crlb_sd,
                     "cost": _fit_cost(model, fit, x),
                 }
                 _pairing(cost, floor, paired, amps, model.metabolites, truth)
+                _beyond_pairing(model.metabolites, amps, sd, paired, truth)
 
 
 def _fit(label, fids, basis, config, truth, n):
@@ -253,7 +295,8 @@ def main_default(args, models) -> None:
     def params_truth(problem):
         return default_truth(problem, params, basis.names, config.phase1_pivot_ppm)
 
-    for label, fids in (("noiseless", noiseless.fids), (f"SNR {args.snr:g}", noisy.fids)):
+    sets = [("noiseless", noiseless.fids), (f"SNR {args.snr:g}", noisy.fids)]
+    for label, fids in sets[1:] if args.noisy_only else sets:
         print(f"{label}: {args.n} default-simulator spectra (seed {args.seed})")
         fit = None
         if not args.no_fit:
@@ -395,6 +438,11 @@ def main() -> None:
     ap.add_argument("--polish", type=int, nargs="+", default=[0, 5, 20])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-fit", action="store_true")
+    ap.add_argument(
+        "--noisy-only",
+        action="store_true",
+        help="--simulation default: the --snr set alone (the same spectra, no noiseless set)",
+    )
     ap.add_argument("--simulation", choices=("invivo", "default"), default="invivo")
     ap.add_argument(
         "--prior",
