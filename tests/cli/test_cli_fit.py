@@ -249,3 +249,33 @@ def test_representative_voxels_skip_unusable_and_unfitted_spectra():
     assert representative_voxels(residual, usable, 10) == [2, 5, 3, 0]
     assert representative_voxels(residual, usable, 0) == []
     assert representative_voxels(residual, np.zeros(6, bool), 3) == []
+
+
+def test_fit_leaves_out_the_voxels_with_nothing_to_quantify(basis, simulated, tmp_path):
+    """Voxels flagged empty or no_signal before the fit (outside the head) are not fitted:
+    NaN estimates, fit residual and fit facts, as before; the other voxels' numbers are those
+    of a file without them (each spectrum is fitted on its own, whatever its batch)."""
+    rng = np.random.default_rng(6)
+    noise = 0.01 * np.abs(simulated.fids[0]).max()
+    noise = noise * (rng.standard_normal(basis.n_points) + 1j * rng.standard_normal(basis.n_points))
+    zero = np.zeros(basis.n_points, complex)
+    samples = np.stack([simulated.fids[0], noise, zero, simulated.fids[1]]).reshape(2, 2, 1, -1)
+    mixed = write_nifti_mrs(tmp_path / "mixed.nii.gz", _fid(basis, samples))
+    alone = write_nifti_mrs(
+        tmp_path / "alone.nii.gz", _fid(basis, simulated.fids.reshape(2, 1, 1, -1))
+    )
+    flags = ["--max-figures", "0", "--threads", "1"]
+    assert main(["fit", str(mixed), "--out", str(tmp_path / "m"), *flags]) == 0
+    assert main(["fit", str(alone), "--out", str(tmp_path / "a"), *flags]) == 0
+    mixed_rows, alone_rows = _rows(tmp_path / "m"), _rows(tmp_path / "a")
+    assert [r["qc"] for r in mixed_rows][1:3] == ["no_signal", "empty"]
+    for r in mixed_rows[1:3]:
+        assert np.isnan(float(r["NAA"])) and np.isnan(float(r["fit_residual"]))
+    for got, want in zip([mixed_rows[0], mixed_rows[3]], alone_rows, strict=True):
+        for col in ("NAA", "tCr", "Glx_crlb_sd", "NAA_ratio_tcr", "fit_residual", "qc"):
+            if col == "qc":
+                assert got[col] == want[col]
+            else:
+                np.testing.assert_allclose(float(got[col]), float(want[col]), rtol=1e-9)
+    spectra = json.loads((tmp_path / "m" / "results.json").read_text())["spectra"]
+    assert spectra[1]["fit"]["fwhm_hz"] is None and spectra[0]["fit"]["fwhm_hz"] > 0

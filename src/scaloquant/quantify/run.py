@@ -7,6 +7,7 @@ writes; they differ only in how the columns are estimated.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -707,7 +708,14 @@ def fit_inputs(
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         flat = fid.with_samples(_flat(fid))
-        result = fit_spectra(flat, basis, options.fit_config)
+        # the spectra with nothing to quantify (empty, no_signal, water: in MRSI the voxels
+        # outside the head) are not fitted, as LCModel's and FSL-MRS's MRSI fits take a mask:
+        # their estimates would be NaN all the same (_finish)
+        fitted = np.flatnonzero(prep.usable)
+        if fitted.size in (0, prep.input.n_spectra):
+            fitted = np.arange(prep.input.n_spectra)
+        spread = functools.partial(_spread, rows=fitted, n=prep.input.n_spectra)
+        result = fit_spectra(flat.with_samples(flat.samples[fitted]), basis, options.fit_config)
         sums = combined(result)
         names = (*result.names, *sums)
         amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
@@ -715,21 +723,24 @@ def fit_inputs(
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
         columns = {
-            "": np.concatenate([result.amplitudes, amplitude], axis=-1),
-            "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
-            "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
+            "": spread(np.concatenate([result.amplitudes, amplitude], axis=-1)),
+            "_crlb_sd": spread(np.concatenate([result.crlb_sd, sd], axis=-1)),
+            "_crlb_pct": spread(np.concatenate([result.crlb_pct, pct], axis=-1)),
         }
         prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
-        residual, metabolites = _fit_checks(result)
+        residual, metabolites = (spread(v) for v in _fit_checks(result))
         if prep.input.is_mrsi:
             k = min(options.mrsi_figures, options.max_figures)
             drawn = sorted(representative_voxels(residual, prep.usable, k))
         figures = {}
-        if drawn:
-            shown = result.take(drawn)
+        if drawn:  # usable spectra only, all fitted
+            shown = result.take(np.searchsorted(fitted, drawn).tolist())
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        checks = (residual, result.linewidth_ppm, metabolites, _fit_facts(result, flat))
+        facts = {name: spread(v) for name, v in _fit_facts(result, flat).items()}
+        if "lineshape_kernel" in facts:  # the offsets, a property of the grid, for every row
+            facts["lineshape_kernel"][:, 0] = facts["lineshape_kernel"][fitted[0], 0]
+        checks = (residual, spread(result.linewidth_ppm), metabolites, facts)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
@@ -753,6 +764,14 @@ def fit_inputs(
         facts=facts,
         options=options,
     )
+
+
+def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """``values`` ``(len(rows), ...)`` of the spectra ``rows`` as ``(n, ...)``, NaN elsewhere."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full((n, *values.shape[1:]), np.nan)
+    out[rows] = values
+    return out
 
 
 def _row(spectra, k: int):
