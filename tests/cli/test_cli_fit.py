@@ -238,6 +238,12 @@ def test_fit_of_an_mrsi_slice_draws_representative_voxels(basis, tmp_path):
     out2 = tmp_path / "out2"
     assert main(["fit", str(path), "--out", str(out2), *flags, "--max-figures", "1"]) == 0
     assert len(list((out2 / "figures").glob("*.png"))) == 1  # the best fit
+    out3 = tmp_path / "out3"
+    assert main(["fit", str(path), "--out", str(out3), *flags, "--max-figures", "0"]) == 0
+    assert not (out3 / "figures").exists()
+    assert (
+        "no fit figure drawn for the 9 voxels of slice.nii.gz" in (out3 / "summary.md").read_text()
+    )
 
 
 def test_representative_voxels_skip_unusable_and_unfitted_spectra():

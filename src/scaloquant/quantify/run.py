@@ -282,11 +282,16 @@ def figure_note(results: Sequence[SpectraResult], *, representative: bool) -> li
         drawn = sorted(r.figures, key=lambda j: r.quality["fit_residual"][j])
         labels = r.input.labels()
         voxels = ", ".join(f"{labels[j]} ({r.quality['fit_residual'][j]:.3g})" for j in drawn)
+        if not drawn:
+            parts.append(
+                f"no fit figure drawn for the {r.input.n_spectra} voxels of {r.input.label} "
+                "(--mrsi-figures N draws N of them)"
+            )
+            continue
         parts.append(
             f"fit figures drawn for {len(drawn)} of {r.input.n_spectra} voxels of "
             f"{r.input.label}: the voxels at evenly spaced ranks of the fit residual, best to "
-            f"worst{': ' + voxels if voxels else ''} (--mrsi-figures N for more; the maps show "
-            "every voxel)"
+            f"worst: {voxels} (--mrsi-figures N for more; the maps show every voxel)"
         )
     return ["; ".join(parts)] if parts else []
 
