@@ -24,3 +24,6 @@ METABOLITE_T2_MS = 160.0
 ECHO_TIME_MS = 30.0
 #: Fit figures drawn at most per run (for the spectra with the largest signal).
 MAX_FIGURES = 16
+#: Fit figures drawn per MRSI input by ``fit`` (voxels at evenly spaced ranks of the fit
+#: residual: best, quartiles, median, worst); its maps are what a user of a slice reads first.
+MRSI_FIGURES = 5

@@ -219,3 +219,79 @@ def test_fit_draws_a_subset_of_water_removed_spectra(basis, simulated, tmp_path)
     assert main(["fit", str(path), "--out", str(out), "--max-figures", "1"]) == 0
     assert len(_rows(out)) == 3
     assert len(list((out / "figures").glob("*.png"))) >= 1
+
+
+def test_fit_of_an_mrsi_slice_draws_representative_voxels(basis, tmp_path):
+    """An MRSI input draws ``--mrsi-figures`` voxels at evenly spaced ranks of the fit residual
+    (best, median, worst for 3), not the largest signals, and says so in the terminal, the
+    summary and the report; the maps are drawn for every voxel as before; ``--max-figures``
+    still caps it."""
+    from scaloquant.quantify.run import representative_voxels
+
+    signals = simulate_batch(basis, SimulationConfig(), 9, np.random.default_rng(3)).fids
+    path = write_nifti_mrs(tmp_path / "slice.nii.gz", _fid(basis, signals.reshape(3, 3, 1, -1)))
+    out = tmp_path / "out"
+    flags = ["--preset", "simulated", "--mrsi-figures", "3"]
+    assert main(["fit", str(path), "--out", str(out), *flags]) == 0
+    rows = _rows(out)
+    residual = np.array([float(r["fit_residual"]) for r in rows])
+    order = np.argsort(residual)
+    want = sorted(order[[0, 4, 8]])  # best, median, worst of 9
+    assert sorted(representative_voxels(residual, np.ones(9, bool), 3)) == want
+    labels = [rows[j]["spectrum"].replace(",", "-") for j in want]
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == sorted(
+        f"slice_{label}.png" for label in labels
+    )
+    summary = (out / "summary.md").read_text()
+    assert "fit figures drawn for 3 of 9 voxels of slice.nii.gz" in summary
+    assert "--mrsi-figures N for more" in (out / "report.html").read_text()
+    out2 = tmp_path / "out2"
+    assert main(["fit", str(path), "--out", str(out2), *flags, "--max-figures", "1"]) == 0
+    assert len(list((out2 / "figures").glob("*.png"))) == 1  # the best fit
+    out3 = tmp_path / "out3"
+    assert main(["fit", str(path), "--out", str(out3), *flags, "--max-figures", "0"]) == 0
+    assert not (out3 / "figures").exists()
+    assert (
+        "no fit figure drawn for the 9 voxels of slice.nii.gz" in (out3 / "summary.md").read_text()
+    )
+
+
+def test_representative_voxels_skip_unusable_and_unfitted_spectra():
+    from scaloquant.quantify.run import representative_voxels
+
+    residual = np.array([0.5, np.nan, 0.1, 0.3, 0.9, 0.2])
+    usable = np.array([True, True, True, True, False, True])
+    assert representative_voxels(residual, usable, 3) == [2, 3, 0]  # best, median, worst
+    assert representative_voxels(residual, usable, 10) == [2, 5, 3, 0]
+    assert representative_voxels(residual, usable, 0) == []
+    assert representative_voxels(residual, np.zeros(6, bool), 3) == []
+
+
+def test_fit_leaves_out_the_voxels_with_nothing_to_quantify(basis, simulated, tmp_path):
+    """Voxels flagged empty or no_signal before the fit (outside the head) are not fitted:
+    NaN estimates, fit residual and fit facts, as before; the other voxels' numbers are those
+    of a file without them (each spectrum is fitted on its own, whatever its batch)."""
+    rng = np.random.default_rng(6)
+    noise = 0.01 * np.abs(simulated.fids[0]).max()
+    noise = noise * (rng.standard_normal(basis.n_points) + 1j * rng.standard_normal(basis.n_points))
+    zero = np.zeros(basis.n_points, complex)
+    samples = np.stack([simulated.fids[0], noise, zero, simulated.fids[1]]).reshape(2, 2, 1, -1)
+    mixed = write_nifti_mrs(tmp_path / "mixed.nii.gz", _fid(basis, samples))
+    alone = write_nifti_mrs(
+        tmp_path / "alone.nii.gz", _fid(basis, simulated.fids.reshape(2, 1, 1, -1))
+    )
+    flags = ["--max-figures", "0", "--threads", "1"]
+    assert main(["fit", str(mixed), "--out", str(tmp_path / "m"), *flags]) == 0
+    assert main(["fit", str(alone), "--out", str(tmp_path / "a"), *flags]) == 0
+    mixed_rows, alone_rows = _rows(tmp_path / "m"), _rows(tmp_path / "a")
+    assert [r["qc"] for r in mixed_rows][1:3] == ["no_signal", "empty"]
+    for r in mixed_rows[1:3]:
+        assert np.isnan(float(r["NAA"])) and np.isnan(float(r["fit_residual"]))
+    for got, want in zip([mixed_rows[0], mixed_rows[3]], alone_rows, strict=True):
+        for col in ("NAA", "tCr", "Glx_crlb_sd", "NAA_ratio_tcr", "fit_residual", "qc"):
+            if col == "qc":
+                assert got[col] == want[col]
+            else:
+                np.testing.assert_allclose(float(got[col]), float(want[col]), rtol=1e-9)
+    spectra = json.loads((tmp_path / "m" / "results.json").read_text())["spectra"]
+    assert spectra[1]["fit"]["fwhm_hz"] is None and spectra[0]["fit"]["fwhm_hz"] > 0

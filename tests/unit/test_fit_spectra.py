@@ -314,3 +314,26 @@ def test_fitted_spectra_reuse_the_removed_water():
         np.testing.assert_allclose(getattr(kept, name), getattr(again, name), atol=1e-9)
     plain = fit_spectra(fid, basis, replace(FIT_PRESETS["invivo"], water_removal="none"))
     assert plain.removed_water is None
+
+
+def test_relative_residual_and_metabolite_fraction_are_those_of_the_rebuilt_model():
+    """The fit's checks (``relative_residual``, ``metabolite_fraction``: the quality column
+    ``fit_residual`` and the baseline check) equal the norms of the spectra rebuilt metabolite
+    by metabolite (:func:`fitted_spectra`) to rounding; NaN for an empty spectrum; 0 residual
+    on noiseless data of the model."""
+    basis = lorentzian_basis()
+    amplitudes = np.array([1.0, 0.5, 2.0, 0.3])
+    damping, shift = np.array([3.0, 5.0, 4.0, 6.0]), np.array([1.0, -2.0, 0.5, 1.5])
+    clean = synthesize(basis, amplitudes, damping, shift)
+    rng = np.random.default_rng(2)
+    noisy = clean + 0.02 * (rng.standard_normal(clean.size) + 1j * rng.standard_normal(clean.size))
+    fid = as_fid(basis, np.stack([clean, noisy, np.zeros_like(clean)]))
+    result = fit_spectra(fid, basis, CONFIG)
+    spectra = fitted_spectra(result, fid, basis)
+    data = np.linalg.norm(spectra.data[:2], axis=-1)
+    residual = np.linalg.norm(spectra.residual[:2], axis=-1) / data
+    fraction = np.linalg.norm(spectra.metabolites[:2].sum(axis=-2), axis=-1) / data
+    np.testing.assert_allclose(result.relative_residual[:2], residual, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(result.metabolite_fraction[:2], fraction, rtol=1e-12)
+    assert result.relative_residual[0] < 1e-6 and result.relative_residual[1] > 1e-3
+    assert np.isnan(result.relative_residual[2]) and np.isnan(result.metabolite_fraction[2])

@@ -77,8 +77,9 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=options["max_figures"],
         metavar="N",
         help="fit figures at most, for the spectra of largest signal (default: "
-        f"{options['max_figures']}); 0 also leaves the MRSI maps out of report.html (their "
-        "NIfTI files are written all the same)",
+        f"{options['max_figures']}; fit draws representative voxels of an MRSI input instead, "
+        "--mrsi-figures); 0 also leaves the MRSI maps out of report.html (their NIfTI files "
+        "are written all the same)",
     )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
     per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}
@@ -170,7 +171,7 @@ def inputs_from_args(args: argparse.Namespace) -> list:
 def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     """What a run did, for the terminal: counts, each input's conversions and warnings, the
     quality flags, where the results are (quantify, fit)."""
-    from ..quantify.run import quality_note
+    from ..quantify.run import figure_note, quality_note
 
     print(f"{verb} {run.n_spectra} spectra from {n_files} file(s)")
     for r in run.results:
@@ -178,4 +179,7 @@ def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
             print(f"{r.input.label}: {line}")
     for line in quality_note(run.results):
         print(line)
+    if run.command == "fit" and any(r.input.is_mrsi for r in run.results):
+        for line in figure_note(run.results, representative=True):
+            print(line)
     print(f"results: {out / 'results.csv'}; report: {out / 'report.html'}")

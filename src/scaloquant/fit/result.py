@@ -68,6 +68,12 @@ class FitResult:
         the fit (``water_removal="hlsvd"``: its HLSVD components in the water band), in the
         data's orientation; ``None`` when nothing was removed. Kept so that the fitted
         spectra are rebuilt from the data the fit saw without decomposing them again.
+    relative_residual : ``(...)`` ``|data - model| / |data|`` over the window (Euclidean
+        norms, the model with its baseline; NaN for an empty spectrum): the ``fit_residual``
+        quality column; ``None`` when not computed.
+    metabolite_fraction : ``(...)`` ``|metabolite model| / |data|`` over the window (the
+        model without its baseline; NaN for an empty spectrum), the check that the baseline
+        did not take the signal; ``None`` when not computed.
     """
 
     names: tuple[str, ...]
@@ -98,6 +104,8 @@ class FitResult:
     baseline_ed_per_ppm: np.ndarray | None = None
     lineshape_kernel: np.ndarray | None = None
     removed_water: np.ndarray | None = None
+    relative_residual: np.ndarray | None = None
+    metabolite_fraction: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -226,6 +234,8 @@ BATCH_FIELDS = (
     "baseline_ed_per_ppm",
     "lineshape_kernel",
     "removed_water",
+    "relative_residual",
+    "metabolite_fraction",
 )
 
 

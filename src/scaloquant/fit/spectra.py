@@ -445,14 +445,20 @@ def _batched_result(
         spectra = _rebuild(result, fids, prepared, problem, summed=True)
         linewidth = _linewidth_hz(result, prepared)
     real_residual = np.sqrt(np.mean(spectra.residual.real**2, axis=-1))
-    phased = spectra.metabolites.sum(axis=-2) * np.exp(-1j * result.phase0_rad.reshape(-1, 1))
+    metabolites = spectra.metabolites.sum(axis=-2)
+    phased = metabolites * np.exp(-1j * result.phase0_rad.reshape(-1, 1))
+    data = np.linalg.norm(spectra.data, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = phased.real.max(axis=-1) / (2 * real_residual)
+        relative = np.where(data > 0, np.linalg.norm(spectra.residual, axis=-1) / data, np.nan)
+        fraction = np.where(data > 0, np.linalg.norm(metabolites, axis=-1) / data, np.nan)
     return replace(
         result,
         linewidth_hz=batch(linewidth),
         linewidth_ppm=batch(linewidth / fid.spectrometer_freq_mhz),
         snr=batch(snr),
+        relative_residual=batch(relative),
+        metabolite_fraction=batch(fraction),
     )
 
 

@@ -60,6 +60,11 @@ class SpectraInput:
         return self.affine is not None
 
     @property
+    def is_mrsi(self) -> bool:
+        """An image of more than one voxel (MRSI): maps are written and drawn for it."""
+        return self.is_image and int(np.prod(self.fid.batch_shape[:3], dtype=int)) > 1
+
+    @property
     def n_spectra(self) -> int:
         return int(np.prod(self.fid.batch_shape, dtype=int))
 

@@ -82,7 +82,9 @@ QUALITY_COLUMNS: dict[str, str] = {
     "the spectrum zero-filled 4x)",
     "fwhm_ppm": "the same FWHM in ppm",
     "fit_residual": "|data - model| / |data| over the fit window (the model with its baseline; "
-    "a physics-head model's final model; NaN without a fit: a regression CNN without --refine)",
+    "a physics-head model's final model; NaN without a fit: a regression CNN without --refine, "
+    "or a spectrum with nothing to quantify (qc empty, no_signal or water), which fit leaves "
+    "out)",
     "qc": "quality flags separated by ';' (empty: none); see results.json 'qc_flags'",
 }
 

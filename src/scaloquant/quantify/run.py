@@ -7,6 +7,7 @@ writes; they differ only in how the columns are estimated.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .. import defaults
-from ..errors import ConfigError, IncompatibleDataError, NeedsOption, Option
+from ..errors import ConfigError, IncompatibleDataError, InvalidDataError, NeedsOption, Option
 from ..fit import (
     FitConfig,
     FitResult,
@@ -49,7 +50,10 @@ class Options:
     force : accept acquisition mismatches that matching cannot convert safely (with warnings).
     batch_size : spectra per network batch (None: the model's fastest default,
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
-    max_figures : fit figures at most (for the spectra with the largest signal).
+    max_figures : fit figures at most (for the spectra with the largest signal); 0 draws none.
+    mrsi_figures : ``fit`` only: fit figures per MRSI input (at most ``max_figures``), of the
+        voxels at evenly spaced ranks of the fit residual (:func:`representative_voxels`);
+        its voxels do not compete for ``max_figures`` with the largest signals of other inputs.
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
@@ -63,6 +67,7 @@ class Options:
     force: bool = False
     batch_size: int | None = None
     max_figures: int = defaults.MAX_FIGURES
+    mrsi_figures: int = defaults.MRSI_FIGURES
     refine: bool = False
     water_scaling: WaterScaling = field(default_factory=WaterScaling)
     echo_time_given: bool = False
@@ -73,6 +78,7 @@ class Options:
         for flag, value, least in (
             ("--batch-size", self.batch_size, 1),
             ("--max-figures", self.max_figures, 0),
+            ("--mrsi-figures", self.mrsi_figures, 0),
         ):
             if value is not None and value < least:
                 raise ConfigError(f"{flag} must be >= {least}, got {value}")
@@ -223,13 +229,16 @@ def _flat(fid: FID) -> np.ndarray:
     return fid.samples.reshape(-1, fid.n_points)
 
 
-def _figure_choice(prepared: Sequence[_Prepared], max_figures: int) -> list[list[int]]:
+def _figure_choice(
+    prepared: Sequence[_Prepared], max_figures: int, skip: Sequence[bool] = ()
+) -> list[list[int]]:
     """Per input, the spectra to draw: the ``max_figures`` of largest RMS over all inputs
     (in MRSI the voxels with signal rather than the corners of the field of view), of those
-    with something to quantify."""
+    with something to quantify; none of the inputs whose ``skip`` is True."""
+    skip = list(skip) or [False] * len(prepared)
     rms = [
-        np.where(p.usable, np.sqrt(np.mean(np.abs(_flat(p.fid)) ** 2, axis=1)), -np.inf)
-        for p in prepared
+        np.where(p.usable & (not s), np.sqrt(np.mean(np.abs(_flat(p.fid)) ** 2, axis=1)), -np.inf)
+        for p, s in zip(prepared, skip, strict=True)
     ]
     order = sorted(
         ((float(r), i, j) for i, rs in enumerate(rms) for j, r in enumerate(rs)),
@@ -241,6 +250,50 @@ def _figure_choice(prepared: Sequence[_Prepared], max_figures: int) -> list[list
             continue
         chosen[i].append(j)
     return [sorted(c) for c in chosen]
+
+
+def representative_voxels(residual: np.ndarray, usable: np.ndarray, k: int) -> list[int]:
+    """The ``k`` spectra at evenly spaced ranks of the fit ``residual`` ``(N,)`` among the
+    ``usable`` ``(N,)`` ones with a finite residual, best first: for ``k = 5`` the best, the
+    quartiles, the median and the worst fit (fewer when fewer are usable)."""
+    candidates = np.flatnonzero(usable & np.isfinite(residual))
+    if k <= 0 or candidates.size == 0:
+        return []
+    ranked = candidates[np.argsort(residual[candidates], kind="stable")]
+    ranks = np.unique(np.round(np.linspace(0, ranked.size - 1, min(k, ranked.size))).astype(int))
+    return [int(i) for i in ranked[ranks]]
+
+
+def figure_note(results: Sequence[SpectraResult], *, representative: bool) -> list[str]:
+    """What the fit figures show, one sentence: how many of how many spectra, chosen how
+    (``representative``: MRSI inputs by :func:`representative_voxels`, ``fit``)."""
+    n_all = sum(r.input.n_spectra for r in results)
+    mrsi = [r for r in results if representative and r.input.is_mrsi]
+    others = [r for r in results if r not in mrsi]
+    n_fig = sum(len(r.figures) for r in others)
+    n_other = sum(r.input.n_spectra for r in others)
+    parts = []
+    if others and (n_fig or not mrsi):
+        parts.append(
+            f"fit figures drawn for {n_fig} of {n_other if mrsi else n_all} spectra"
+            + (" (those of largest signal; --max-figures)" if n_fig < n_other else "")
+        )
+    for r in mrsi:
+        drawn = sorted(r.figures, key=lambda j: r.quality["fit_residual"][j])
+        labels = r.input.labels()
+        voxels = ", ".join(f"{labels[j]} ({r.quality['fit_residual'][j]:.3g})" for j in drawn)
+        if not drawn:
+            parts.append(
+                f"no fit figure drawn for the {r.input.n_spectra} voxels of {r.input.label} "
+                "(--mrsi-figures N draws N of them)"
+            )
+            continue
+        parts.append(
+            f"fit figures drawn for {len(drawn)} of {r.input.n_spectra} voxels of "
+            f"{r.input.label}: the voxels at evenly spaced ranks of the fit residual, best to "
+            f"worst: {voxels} (--mrsi-figures N for more; the maps show every voxel)"
+        )
+    return ["; ".join(parts)] if parts else []
 
 
 def _subset(fid: FID, index: Sequence[int]) -> FID:
@@ -301,26 +354,17 @@ def _water_notes(
     return unit, notes
 
 
-def _fit_checks(
-    result: FitResult, fid: FID, basis: BasisSet, chunk: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
+def _fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
     """``(|data - model| / |data|, |metabolites| / |data|)`` over the fit window of each
     spectrum of a fit, ``(N,)`` each (NaN for an empty spectrum; ``metabolites`` the model
-    without its baseline); the model rebuilt ``chunk`` spectra at a time to bound the memory of
-    the per-metabolite spectra."""
+    without its baseline): :attr:`FitResult.relative_residual` and
+    :attr:`~FitResult.metabolite_fraction`, which the fit measures on the model it rebuilds for
+    its SNR (rebuilding every spectrum's model again here: 1.7 of the 61 s of a 16 x 16
+    slice)."""
     n = int(np.prod(result.batch_shape, dtype=int))
-    residual, metabolites = np.full(n, np.nan), np.full(n, np.nan)
-    for start in range(0, n, chunk):
-        index = list(range(start, min(n, start + chunk)))
-        spectra = fitted_spectra(result.take(index), _subset(fid, index), basis)
-        data = np.linalg.norm(spectra.data, axis=-1)
-        model = np.linalg.norm(spectra.metabolites.sum(axis=-2), axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            residual[index] = np.where(
-                data > 0, np.linalg.norm(spectra.residual, axis=-1) / data, np.nan
-            )
-            metabolites[index] = np.where(data > 0, model / data, np.nan)
-    return residual, metabolites
+    if result.relative_residual is None or result.metabolite_fraction is None:
+        raise InvalidDataError("the fit result has no residual checks (not a batched fit)")
+    return result.relative_residual.reshape(n), result.metabolite_fraction.reshape(n)
 
 
 def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
@@ -445,13 +489,8 @@ def _finish(
         )
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
     suffixes = (*base_suffixes, "_ratio_tcr", *(("_mM",) if unit is not None else ()))
-    n_fig = sum(len(r.figures) for r in results)
-    n_all = sum(r.input.n_spectra for r in results)
     if basis is not None:
-        notes.append(
-            f"fit figures drawn for {n_fig} of {n_all} spectra"
-            + (" (those of largest signal; --max-figures)" if n_fig < n_all else "")
-        )
+        notes += figure_note(results, representative=command == "fit")
     facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
     return Run(
         command=command,
@@ -567,7 +606,7 @@ def quantify_inputs(
                 "_crlb_sd": refined.crlb_sd,
                 "_crlb_pct": refined.crlb_pct,
             }
-            fit_residual, fit_metabolites = _fit_checks(refined, flat, basis)
+            fit_residual, fit_metabolites = _fit_checks(refined)
             fit_linewidth = refined.linewidth_ppm
             fit_facts = _fit_facts(refined, flat)
         checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts)
@@ -665,13 +704,23 @@ def fit_inputs(
         _matched_inputs([i], i.fid.acquisition, basis.metadata, options.force, "the basis set")[0]
         for i in inputs
     ]
-    chosen = _figure_choice(prepared, options.max_figures)
+    # MRSI inputs: voxels representative of the fit (chosen from its residuals below), not the
+    # largest signals (16 figures: 8 of the 61 s of a 16 x 16 slice; the maps show every voxel)
+    mrsi = [p.input.is_mrsi for p in prepared]
+    chosen = _figure_choice(prepared, options.max_figures, skip=mrsi)
     partial = []
     names = tuple(basis.names)
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         flat = fid.with_samples(_flat(fid))
-        result = fit_spectra(flat, basis, options.fit_config)
+        # the spectra with nothing to quantify (empty, no_signal, water: in MRSI the voxels
+        # outside the head) are not fitted, as LCModel's and FSL-MRS's MRSI fits take a mask:
+        # their estimates would be NaN all the same (_finish)
+        fitted = np.flatnonzero(prep.usable)
+        if fitted.size in (0, prep.input.n_spectra):
+            fitted = np.arange(prep.input.n_spectra)
+        spread = functools.partial(_spread, rows=fitted, n=prep.input.n_spectra)
+        result = fit_spectra(flat.with_samples(flat.samples[fitted]), basis, options.fit_config)
         sums = combined(result)
         names = (*result.names, *sums)
         amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
@@ -679,18 +728,24 @@ def fit_inputs(
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
         columns = {
-            "": np.concatenate([result.amplitudes, amplitude], axis=-1),
-            "_crlb_sd": np.concatenate([result.crlb_sd, sd], axis=-1),
-            "_crlb_pct": np.concatenate([result.crlb_pct, pct], axis=-1),
+            "": spread(np.concatenate([result.amplitudes, amplitude], axis=-1)),
+            "_crlb_sd": spread(np.concatenate([result.crlb_sd, sd], axis=-1)),
+            "_crlb_pct": spread(np.concatenate([result.crlb_pct, pct], axis=-1)),
         }
         prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
+        residual, metabolites = (spread(v) for v in _fit_checks(result))
+        if prep.input.is_mrsi:
+            k = min(options.mrsi_figures, options.max_figures)
+            drawn = sorted(representative_voxels(residual, prep.usable, k))
         figures = {}
-        if drawn:
-            shown = result.take(drawn)
+        if drawn:  # usable spectra only, all fitted
+            shown = result.take(np.searchsorted(fitted, drawn).tolist())
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        residual, metabolites = _fit_checks(result, flat, basis)
-        checks = (residual, result.linewidth_ppm, metabolites, _fit_facts(result, flat))
+        facts = {name: spread(v) for name, v in _fit_facts(result, flat).items()}
+        if "lineshape_kernel" in facts:  # the offsets, a property of the grid, for every row
+            facts["lineshape_kernel"][:, 0] = facts["lineshape_kernel"][fitted[0], 0]
+        checks = (residual, spread(result.linewidth_ppm), metabolites, facts)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
@@ -714,6 +769,14 @@ def fit_inputs(
         facts=facts,
         options=options,
     )
+
+
+def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """``values`` ``(len(rows), ...)`` of the spectra ``rows`` as ``(n, ...)``, NaN elsewhere."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full((n, *values.shape[1:]), np.nan)
+    out[rows] = values
+    return out
 
 
 def _row(spectra, k: int):

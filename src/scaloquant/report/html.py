@@ -292,7 +292,7 @@ def _map_slices(run: Run):
     for i, r in enumerate(run.results):
         n = r.input.n_spectra
         shape = r.input.fid.batch_shape
-        if r.input.is_image and int(np.prod(shape[:3])) > 1:
+        if r.input.is_mrsi:
             yield i, input_label(r), shape, slice(start, start + n)
         start += n
 

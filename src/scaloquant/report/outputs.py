@@ -310,7 +310,7 @@ def write_run(
         pngs: dict[tuple[int, int], bytes] = {}
         figure_files: dict[tuple[int, int], str] = {}
         for i, (r, key) in enumerate(zip(run.results, keys, strict=True)):
-            if r.input.is_image and int(np.prod(r.input.fid.batch_shape[:3])) > 1:
+            if r.input.is_mrsi:
                 maps += _write_maps(run, r, stage / "maps" / key)
             for j, spectra in r.figures.items():
                 (stage / "figures").mkdir(exist_ok=True)
