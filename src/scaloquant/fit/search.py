@@ -108,11 +108,14 @@ def global_moves(
     centre_hz: torch.Tensor,
     twin_pairs: tuple,
     fixed_amplitudes: torch.Tensor | None = None,
+    stop_var: torch.Tensor | None = None,
 ) -> batched.Solution:
     """Resets of lost groups and twin swaps (module docstring) from ``solution`` of the data
     windows ``y`` ``(B, K)``, each kept for the spectra whose cost drops; returns the best fit
     of every spectrum, its iterations counting those of the moves. ``fixed_amplitudes``
-    ``(B, M)``: amplitudes held fixed (:func:`scaloquant.fit.batched.evaluate`)."""
+    ``(B, M)``: amplitudes held fixed (:func:`scaloquant.fit.batched.evaluate`); ``stop_var``
+    ``(B,)``: the noise variance of the LM's stopping rule
+    (:func:`scaloquant.fit.batched.levenberg_marquardt`)."""
     lower, upper = batched.parameter_bounds(problem, centre_hz, config)
     sl = problem.slices()
     theta = solution.theta.clone()
@@ -138,6 +141,7 @@ def global_moves(
                 max_iterations=n_iter,
                 column_dtype=batched.TRIAL_DTYPE,
                 fixed_amplitudes=None if fixed_amplitudes is None else fixed_amplitudes[r],
+                stop_var=None if stop_var is None else stop_var[r],
             )
 
         everyone = torch.arange(rows.numel(), device=theta.device)
@@ -205,6 +209,7 @@ def global_moves(
         max_iterations=config.max_iterations,
         fixed_amplitudes=fixed_amplitudes,
         column_dtype=batched.TRIAL_DTYPE,
+        stop_var=stop_var,
     )
     return batched.Solution(
         last.theta, last.evaluation, iterations + last.iterations, last.converged
@@ -241,9 +246,11 @@ def second_search(
     ones = torch.ones(rows.numel(), dtype=torch.float64, device=y.device)
     sol = batched.levenberg_marquardt(
         final, theta, y[rows], ones, lower, upper, max_iterations=config.max_iterations,
-        column_dtype=batched.TRIAL_DTYPE,
+        column_dtype=batched.TRIAL_DTYPE, stop_var=region_var[rows],
     )  # fmt: skip
-    sol = global_moves(final, config, sol, y[rows], ones, centre, twin_pairs)
+    sol = global_moves(
+        final, config, sol, y[rows], ones, centre, twin_pairs, stop_var=region_var[rows]
+    )
     better = sol.evaluation.cost < solution.evaluation.cost[rows]
     if not bool(better.any()):
         return solution
