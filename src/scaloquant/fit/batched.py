@@ -146,7 +146,8 @@ LM_MAX = 1e10
 #: basins), the same within 0.01 in 146; model evaluations 63.6 -> 84.0 per spectrum
 #: (``bench_fit_engine.py``: 3.46 -> 2.63 spectra per CPU-s; docs/fit.md has a looser variant). The
 #: grouped models keep the gain alone (Marquardt's scaling moves every parameter by its own
-#: curvature).
+#: curvature). Where a noise variance is given (``stop_var``, the per-metabolite model's passes
+#: in :func:`solve`) both thresholds are :data:`COST_NOISE_TOL` noise variances instead.
 
 
 def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = True) -> BasisSet:
