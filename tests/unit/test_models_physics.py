@@ -114,10 +114,20 @@ def test_batch_equals_item_by_item(built):
     fids = torch.as_tensor(render_invivo(on_grid, params, rng).fids)
     model.eval()
     whole = model.estimate(fids, polish_iterations=3)
+    # The LM's trial steps use single-precision columns (batched.TRIAL_DTYPE), summed in another
+    # order for another batch size: the same fit to a small fraction of the uncertainty, not to
+    # float64 rounding (amplitudes ~1e-5 relative, a near-zero shift deviation ~2e-8 Hz apart).
+    # Amplitudes in units of their CRLB SD, parameters in units of their LM scale
+    # (Problem.scale: 0.2 Hz for a shift deviation).
+    scale = model.problem().scale
     for i in range(3):
         one = model.estimate(fids[i : i + 1], polish_iterations=3)
-        torch.testing.assert_close(one.amplitudes[0], whole.amplitudes[i], rtol=1e-6, atol=1e-8)
-        torch.testing.assert_close(one.theta[0], whole.theta[i], rtol=1e-6, atol=1e-8)
+        sd = whole.sd[i].clamp_min(1e-12)
+        assert float(((one.amplitudes[0] - whole.amplitudes[i]).abs() / sd).max()) < 1e-3
+        torch.testing.assert_close(one.sd[0], whole.sd[i], rtol=1e-4, atol=1e-12)
+        torch.testing.assert_close(
+            one.theta[0] / scale, whole.theta[i] / scale, rtol=1e-5, atol=1e-5
+        )
 
 
 def test_outputs_map_into_the_ranges_and_back(built):
