@@ -117,6 +117,17 @@ def test_flags_of_synthetic_spectra():
         ["mirrored"],
         ["baseline_cancels"],
     ]
+    # fitted metabolites explaining almost none of a spectrum with signal: the baseline took it
+    # (0.41 the lowest of the shared spectra; NaN adds nothing)
+    under = quality.fit_flags(flags, None, None, np.array([0.0, 0.0, 0.0, 0.0, 0.41, np.nan]))
+    assert under == [
+        ["no_metabolites"],
+        ["empty"],
+        ["no_signal"],
+        ["water"],
+        ["no_signal", "mirrored"],
+        ["too_broad"],
+    ]
 
 
 def test_batch_equals_item_by_item():

@@ -12,6 +12,7 @@ from ..fit import FitSpectra
 from ..metabolites import canonical, indices_of
 from ..signal.quality import (
     METABOLITES_OVER_DATA,
+    METABOLITES_OVER_DATA_MIN,
     NO_SIGNAL_SNR,
     RESIDUAL_LARGE,
     TOO_BROAD_PPM,
@@ -58,6 +59,9 @@ QC_FLAGS: dict[str, str] = {
     "baseline_cancels": f"the fitted metabolites are more than {METABOLITES_OVER_DATA:g}x the data "
     "over the fit window, cancelled by a baseline of the opposite sign: the estimates mean "
     "nothing",
+    "no_metabolites": f"the fitted metabolites (macromolecules included) are less than "
+    f"{METABOLITES_OVER_DATA_MIN:g}x the data over the fit window: the baseline or an artefact "
+    "took the signal, and the estimates (near 0) mean nothing; check the spectrum",
 }
 
 

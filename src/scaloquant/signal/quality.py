@@ -166,6 +166,13 @@ RESIDUAL_LARGE = 0.6
 #: TE 30/35 and metabolite-nulled, and suspect in-vivo spectra: 0.41-1.18) and 7.95 on challenge
 #: dataset 24, whose metabolites drown in a water artefact. Between them.
 METABOLITES_OVER_DATA = 2.0
+#: ... and below which the fitted metabolites (macromolecules and lipids included) explain
+#: almost none of a spectrum that has signal: the baseline or an artefact took it, and the
+#: amplitudes (all near 0) mean nothing (``no_metabolites``). The same shared spectra give 0.41
+#: and above, metabolite-nulled ones included (their macromolecules are in the model); a
+#: ``spectrum_physics`` model on challenge dataset 24 gives 0 (every amplitude 0, no flag before
+#: this one). About 4x below the lowest.
+METABOLITES_OVER_DATA_MIN = 0.1
 
 #: Every quality flag (the ``qc`` column holds them separated by ``;``); their meanings for
 #: users are :data:`scaloquant.quantify.results.QC_FLAGS`.
@@ -177,6 +184,7 @@ FLAG_NAMES: tuple[str, ...] = (
     "too_broad",
     "residual_large",
     "baseline_cancels",
+    "no_metabolites",
 )
 #: Flags whose spectra are not quantified: their estimates are NaN, never a number.
 UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
@@ -550,7 +558,8 @@ def fit_flags(
     spectrum whose metabolites drown in an artefact: the fit broadened them to follow it, and a
     baseline of the opposite sign cancelled them, ISMRM 2016 challenge dataset 24);
     ``baseline_cancels`` where the fitted metabolites' norm over the data's ``(N,)`` exceeds
-    :data:`METABOLITES_OVER_DATA`."""
+    :data:`METABOLITES_OVER_DATA`, ``no_metabolites`` where it is below
+    :data:`METABOLITES_OVER_DATA_MIN` (NaN: nothing added)."""
     n = len(flags)
     residual = None if fit_residual is None else np.asarray(fit_residual).reshape(n)
     width = None if fit_linewidth_ppm is None else np.asarray(fit_linewidth_ppm).reshape(n)
@@ -567,6 +576,8 @@ def fit_flags(
                     f.append("too_broad")
             if over is not None and measurable and over[i] > METABOLITES_OVER_DATA:
                 f.append("baseline_cancels")
+            if over is not None and measurable and over[i] < METABOLITES_OVER_DATA_MIN:
+                f.append("no_metabolites")
         out.append(f)
     return out
 
