@@ -75,7 +75,11 @@ def mirror_ratio(
     lo = max(0, int(used[0]) - width // 2)
     hi = min(n_points, int(used[-1]) + width // 2 + 1)
     magnitude = np.abs(axes.spectrum(fids.reshape(-1, n_points)))[:, lo:hi]
-    broad = median_filter(magnitude, size=(1, width), mode="nearest")
+    # row by row: scipy's 1-D median filter (a running heap) is ~10x faster than its n-D rank
+    # filter with a (1, width) footprint, with the same numbers (4096 x 1100 points, 4.1 -> 0.4 s)
+    broad = np.empty_like(magnitude)
+    for row, out in zip(magnitude, broad, strict=True):
+        median_filter(row, size=width, mode="nearest", output=out)
     peaks = np.clip(magnitude - broad, 0.0, None)
     signal = peaks[:, inside[lo:hi]].sum(axis=1)
     mirrored = peaks[:, mirror[lo:hi]].sum(axis=1)
