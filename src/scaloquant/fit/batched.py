@@ -1213,8 +1213,9 @@ def crlb(
     d, wd, cols, wc = ev.derivs, ev.w_derivs, ev.columns, ev.w_columns
     prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
     # a derivative column that is not identifiable is all zeros: its rows and columns of the
-    # Fisher matrix are zeros, replaced by the identity's below (no masking of D needed)
-    ident = (d.square().sum(1) > 0) | (prior > 0)
+    # Fisher matrix are zeros, replaced by the identity's below (no masking of D needed). The
+    # norm is 0 (or NaN) exactly where the sum of squares is: without a (B, 2K, P) temporary
+    ident = (torch.linalg.vector_norm(d, dim=1) > 0) | (prior > 0)
     # by blocks from the evaluation's columns and whitened images: no (B, 2K, M + P) copy, and
     # the lower-left block is the transpose of the upper-right one (a third fewer products)
     fisher = cols.new_empty(d.shape[0], m + d.shape[-1], m + d.shape[-1])

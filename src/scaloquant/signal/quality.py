@@ -523,19 +523,25 @@ def qc_flags(figures: QualityFigures) -> list[list[str]]:
     """
     n = int(np.size(figures.empty))
     flat = {name: np.asarray(v).reshape(n) for name, v in figures._asdict().items()}
+    # each test on the whole batch at once (a loop of scalar tests took 0.5 s for 4096 spectra)
+    empty = flat["empty"].tolist()
+    water = looks_like_water(flat["water_ratio"]).tolist()
+    no_signal = (flat["snr"] < NO_SIGNAL_SNR).tolist()  # NaN (no noise region): not flagged
+    mirrored = looks_mirrored(flat["mirror_ratio"]).tolist()
+    broad = (flat["fwhm_ppm"] > TOO_BROAD_PPM).tolist()
     out = []
     for i in range(n):
-        if flat["empty"][i]:
+        if empty[i]:
             out.append(["empty"])
             continue
         flags = []
-        if looks_like_water(flat["water_ratio"][i]):
+        if water[i]:
             flags.append("water")
-        elif flat["snr"][i] < NO_SIGNAL_SNR:  # NaN (no noise region): not flagged
+        elif no_signal[i]:
             flags.append("no_signal")
-        if looks_mirrored(flat["mirror_ratio"][i]):
+        if mirrored[i]:
             flags.append("mirrored")
-        if not flags and flat["fwhm_ppm"][i] > TOO_BROAD_PPM:
+        if not flags and broad[i]:
             flags.append("too_broad")
         out.append(flags)
     return out
