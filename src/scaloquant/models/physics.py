@@ -757,9 +757,10 @@ class PhysicsQuantifier(nn.Module):
         batch_size: int | None = None,
         polish_iterations: int | None = None,
     ) -> np.ndarray:
-        """Amplitudes ``(B, M)`` of complex FIDs, in batches of ``batch_size`` (default
-        :data:`scaloquant.fit.batched.CPU_CHUNK` on a CPU, ``GPU_CHUNK`` else), eval mode
-        (restored afterwards); the interface of :meth:`scaloquant.models.Quantifier.predict`."""
+        """Amplitudes ``(B, M)`` of complex FIDs, in batches of ``batch_size`` (default on a CPU
+        :data:`NETWORK_CPU_CHUNK` at ``K = 0``, run side by side on torch's threads, else
+        :data:`scaloquant.fit.batched.CPU_CHUNK`; ``GPU_CHUNK`` on a GPU), eval mode (restored
+        afterwards); the interface of :meth:`scaloquant.models.Quantifier.predict`."""
         return self.predict_with_sd(
             fids, batch_size=batch_size, polish_iterations=polish_iterations
         )[0]
@@ -836,7 +837,10 @@ class PhysicsQuantifier(nn.Module):
             if k == 0 and cpu and torch.get_num_threads() > 1 and len(starts) > 1:
                 # K = 0: a batch per thread, each on one core, rather than every small
                 # operation of one batch split over the threads (the same numbers: each
-                # batch's result does not depend on the others)
+                # batch's result does not depend on the others); the cached problem and
+                # inference network built here, once, not by two threads at the same time
+                self.problem()
+                self.encoder.inference_network()
                 jobs = {str(i): (lambda i=i: part(i)) for i in starts}
                 parts = [result for result, _ in run_side_by_side(jobs).values()]
             else:
