@@ -133,7 +133,13 @@ def _quantify(args: argparse.Namespace) -> int:
         refine=args.refine,
         adapt=adapt,
     )
-    run = quantify_inputs(inputs, model, basis=basis, basis_name=basis_name, options=options)
+    import scipy.fft
+    import torch
+
+    # the quality checks' FFTs (scipy's, numpy arrays) on the run's threads too: the same
+    # transforms, split by rows (the model's own FFTs already take torch's thread count)
+    with scipy.fft.set_workers(torch.get_num_threads()):
+        run = quantify_inputs(inputs, model, basis=basis, basis_name=basis_name, options=options)
     write_run(
         run,
         args.out,

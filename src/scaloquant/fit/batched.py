@@ -757,7 +757,7 @@ def _derivative_columns(
     g = problem.n_groups
     t2g = None
     if deviations:
-        torch.view_as_real(zd).mul_(time_d[:, None])  # t z, in place
+        _times_time(zd, time_d, out=zd)  # t z, in place
         t1a = transform(zd) * a[:, None, :].to(cols.dtype)
         put("damping_dev", t1a, -1.0)
         put("shift_dev", t1a, 2 * math.pi, imaginary=True)
@@ -768,14 +768,12 @@ def _derivative_columns(
     else:
         # t z (and t^2 z) of the groups written into one array, transformed together
         parts = 2 if problem.gaussian else 1
-        both = grouped.new_empty(b, parts * g, grouped.shape[-1])
-        torch.mul(torch.view_as_real(grouped), time_d[:, None], out=torch.view_as_real(both[:, :g]))
         if problem.gaussian:
-            torch.mul(
-                torch.view_as_real(grouped),
-                (time**2).to(time_d.dtype)[:, None],
-                out=torch.view_as_real(both[:, g:]),
-            )
+            both = grouped.new_empty(b, parts * g, grouped.shape[-1])
+            _times_time(grouped, time_d, out=both[:, :g])
+            _times_time(grouped, (time**2).to(time_d.dtype), out=both[:, g:])
+        else:  # grouped is this function's own: t z in place
+            both = _times_time(grouped, time_d, out=grouped)
         both = transform(both)
         t1g, t2g = both[..., :g], both[..., g:]
     put("damping", t1g, -1.0)
@@ -786,6 +784,17 @@ def _derivative_columns(
     put("phase0", model, 1.0, imaginary=True)
     put("phase1", (problem.ppm - problem.pivot_ppm)[:, None] * model, 1.0, imaginary=True)
     return out.view(b, 2 * k, -1)
+
+
+def _times_time(z: torch.Tensor, time: torch.Tensor, *, out: torch.Tensor) -> torch.Tensor:
+    """``z * time`` for complex ``z`` ``(..., N)`` and a real ``time`` ``(N,)`` of its real
+    dtype, written into ``out`` (``z`` itself for in place). The real and imaginary parts are
+    multiplied as one flat ``(..., 2N)`` row by the interleaved factor: the same products as
+    ``view_as_real(z) * time[:, None]``, whose innermost broadcast dimension of 2 made it
+    2.5-3x slower (``(32, 21, 2048)`` complex64, 1 thread: 5.5 -> 2.1 ms)."""
+    pairs = time.repeat_interleave(2)
+    torch.mul(torch.view_as_real(z).flatten(-2), pairs, out=torch.view_as_real(out).flatten(-2))
+    return out
 
 
 def _window(problem: Problem, z: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -1236,12 +1245,19 @@ def crlb(
     adds to the amplitudes' block: a Gaussian prior is information.
     """
     m = problem.n_metabolites
-    d = ev.derivs
+    d, wd, cols, wc = ev.derivs, ev.w_derivs, ev.columns, ev.w_columns
     prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
-    ident = (d.square().sum(1) > 0) | (prior > 0)
-    d = d * ident[:, None, :]
-    full = torch.cat([ev.columns, d], dim=-1)
-    fisher = _w_inner(problem, full, full)
+    # a derivative column that is not identifiable is all zeros: its rows and columns of the
+    # Fisher matrix are zeros, replaced by the identity's below (no masking of D needed). The
+    # norm is 0 (or NaN) exactly where the sum of squares is: without a (B, 2K, P) temporary
+    ident = (torch.linalg.vector_norm(d, dim=1) > 0) | (prior > 0)
+    # by blocks from the evaluation's columns and whitened images: no (B, 2K, M + P) copy, and
+    # the lower-left block is the transpose of the upper-right one (a third fewer products)
+    fisher = cols.new_empty(d.shape[0], m + d.shape[-1], m + d.shape[-1])
+    fisher[:, :m, :m] = _inner(cols, wc, cols, wc)
+    fisher[:, :m, m:] = _inner(cols, wc, d, wd)
+    fisher[:, m:, :m] = fisher[:, :m, m:].mT
+    fisher[:, m:, m:] = _inner(d, wd, d, wd)
     extra = torch.cat([prior.new_zeros(prior.shape[0], m), prior * ident], dim=-1)
     keep = torch.cat([ident.new_ones(ident.shape[0], m), ident], dim=-1)
     fisher = fisher + torch.diag_embed(extra)

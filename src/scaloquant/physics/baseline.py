@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.interpolate import BSpline
 
 #: Effective dimensions of the spline baseline per ppm of window (module docstring).
 DEFAULT_ED_PER_PPM = 2.0
@@ -56,6 +55,8 @@ def bspline_baseline(ppm: np.ndarray, spacing_ppm: float) -> tuple[np.ndarray, n
     knots = lo + h * np.arange(-degree, n_intervals + degree + 1)
     n_basis = len(knots) - degree - 1
     x = np.clip(ppm, lo, hi - 1e-12 * max(1.0, abs(hi)))
+    from scipy.interpolate import BSpline  # ~0.6 s to import: only for a spline baseline
+
     design = BSpline.design_matrix(x, knots, degree).toarray()
     d2 = np.diff(np.eye(n_basis), n=2, axis=0)
     return design, d2.T @ d2

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize, special
 
 #: MATLAB's default Morse wavelet: symmetry gamma = 3, time-bandwidth product P**2 = 60, so
 #: beta = P**2 / gamma = 20.
@@ -73,6 +72,8 @@ def _power_moment(p: float, gamma: float) -> float:
 
     Substituting ``u = 2 w**gamma`` turns the integral into Euler's Gamma function.
     """
+    from scipy import special  # when a filter bank is built, not at every model's import
+
     a = (p + 1.0) / gamma
     return float(special.gammaln(a) - math.log(gamma) - a * math.log(2.0))
 
@@ -114,6 +115,10 @@ def nyquist_level_frequency(
     upper = 2.0 * w_psi
     while excess(upper) > 0:
         upper *= 2.0
+    # scipy.optimize only here: importing it eagerly put ~0.5 s (scipy.linalg and more) on the
+    # start-up of every command that loads a model
+    from scipy import optimize
+
     return optimize.brentq(excess, w_psi, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps)
 
 

@@ -75,7 +75,11 @@ def mirror_ratio(
     lo = max(0, int(used[0]) - width // 2)
     hi = min(n_points, int(used[-1]) + width // 2 + 1)
     magnitude = np.abs(axes.spectrum(fids.reshape(-1, n_points)))[:, lo:hi]
-    broad = median_filter(magnitude, size=(1, width), mode="nearest")
+    # row by row: scipy's 1-D median filter (a running heap) is ~10x faster than its n-D rank
+    # filter with a (1, width) footprint, with the same numbers (4096 x 1100 points, 4.1 -> 0.4 s)
+    broad = np.empty_like(magnitude)
+    for row, out in zip(magnitude, broad, strict=True):
+        median_filter(row, size=width, mode="nearest", output=out)
     peaks = np.clip(magnitude - broad, 0.0, None)
     signal = peaks[:, inside[lo:hi]].sum(axis=1)
     mirrored = peaks[:, mirror[lo:hi]].sum(axis=1)
@@ -527,19 +531,25 @@ def qc_flags(figures: QualityFigures) -> list[list[str]]:
     """
     n = int(np.size(figures.empty))
     flat = {name: np.asarray(v).reshape(n) for name, v in figures._asdict().items()}
+    # each test on the whole batch at once (a loop of scalar tests took 0.5 s for 4096 spectra)
+    empty = flat["empty"].tolist()
+    water = looks_like_water(flat["water_ratio"]).tolist()
+    no_signal = (flat["snr"] < NO_SIGNAL_SNR).tolist()  # NaN (no noise region): not flagged
+    mirrored = looks_mirrored(flat["mirror_ratio"]).tolist()
+    broad = (flat["fwhm_ppm"] > TOO_BROAD_PPM).tolist()
     out = []
     for i in range(n):
-        if flat["empty"][i]:
+        if empty[i]:
             out.append(["empty"])
             continue
         flags = []
-        if looks_like_water(flat["water_ratio"][i]):
+        if water[i]:
             flags.append("water")
-        elif flat["snr"][i] < NO_SIGNAL_SNR:  # NaN (no noise region): not flagged
+        elif no_signal[i]:
             flags.append("no_signal")
-        if looks_mirrored(flat["mirror_ratio"][i]):
+        if mirrored[i]:
             flags.append("mirrored")
-        if not flags and flat["fwhm_ppm"][i] > TOO_BROAD_PPM:
+        if not flags and broad[i]:
             flags.append("too_broad")
         out.append(flags)
     return out
