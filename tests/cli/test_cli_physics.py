@@ -80,13 +80,15 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
         # LCModel's %SD: infinite for an amplitude of 0
         assert np.isfinite(float(rows[0][f"{name}_crlb_pct"])) == (float(rows[0][name]) > 0)
     model = load_model(trained).quantifier
-    a, crlb_sd, network_sd, residual = model.predict_with_checks(
+    a, crlb_sd, network_sd, residual, fraction = model.predict_with_checks(
         fid_on_grid(basis, signals.fids[0]).samples
     )
     naa = model.metabolites.index("NAA")
     # the final model's relative residual, as the fit's column (was empty for these models)
     assert 0 < residual[0] < 10
     np.testing.assert_allclose(float(rows[0]["fit_residual"]), residual[0], rtol=1e-5)
+    # a spectrum of metabolites: neither metabolites-over-data flag
+    assert 0.1 < fraction[0] < 2 and rows[0]["qc"] == ""
     np.testing.assert_allclose(float(rows[0]["NAA_crlb_sd"]), crlb_sd[0, naa], rtol=1e-5)
     np.testing.assert_allclose(float(rows[0]["NAA_sd"]), network_sd[0, naa], rtol=1e-5)
     # molarity for metabolites only: the fit's lipids have no proton count

@@ -58,5 +58,35 @@ def test_residual_is_the_noise_over_the_window(clean):
     # below the noise by the share of dimensions the model absorbs, never above it
     assert np.all(got <= oracle) and np.all(got > 0.95 * oracle), (got, oracle)
     # and what predict_with_checks returns (the quantify column) is this number
-    *_, residual = model.predict_with_checks(noisy, polish_iterations=0)
+    *_, residual, _ = model.predict_with_checks(noisy, polish_iterations=0)
     assert residual.shape == (4,) and np.all(np.isfinite(residual))
+
+
+def test_metabolite_fraction_is_the_metabolites_over_the_data(clean):
+    """:func:`metabolite_fraction` (quantify's ``baseline_cancels`` / ``no_metabolites``
+    checks): 1 at the truth of a noiseless spectrum; under a smooth hump, ``|S a| / |y|`` with
+    ``S a`` formed from the float64 columns at the same parameters and the returned amplitudes
+    (not from the residual, as the function forms it), falling as the hump grows."""
+    from scaloquant.fit import batched
+
+    model, fids, theta = clean
+    est = model.estimate(torch.as_tensor(fids), polish_iterations=0, network_theta=theta)
+    np.testing.assert_allclose(est.metabolite_fraction.numpy(), 1.0, atol=1e-7)
+    problem = model.problem()
+    window = problem.fft_index.numpy()
+    bins = np.arange(fids.shape[-1])
+    shape = np.exp(-0.5 * ((bins - window[len(window) // 2]) / (len(window) / 6)) ** 2)
+    hump = np.fft.ifft(shape) / np.linalg.norm(shape[window])
+    size = np.linalg.norm(np.fft.fft(fids)[:, window], axis=-1)[:, None]
+    fractions = []
+    for times in (1.0, 30.0):
+        data = torch.as_tensor(fids + times * size * hump)
+        est = model.estimate(data, polish_iterations=0, network_theta=theta)
+        y = model.data_window(data)
+        ones = torch.ones(len(y), dtype=torch.float64)
+        columns = batched.evaluate(problem, theta, y, ones, derivatives=False).columns
+        metabolites = torch.linalg.vector_norm(columns @ est.amplitudes[..., None], dim=(1, 2))
+        oracle = (metabolites / torch.linalg.vector_norm(y, dim=-1)).numpy()
+        np.testing.assert_allclose(est.metabolite_fraction.numpy(), oracle, rtol=1e-5)
+        fractions.append(oracle)
+    assert np.all(fractions[1] < 0.5 * fractions[0])

@@ -260,7 +260,8 @@ class PhysicsEstimate(NamedTuple):
     SD: the CRLB at ``network_theta`` (noise level from its residual) times the calibration
     factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`);
     ``fit_residual`` ``(B,)`` the final model's :func:`relative_fit_residual` (quantify's
-    ``fit_residual`` column, as the fit's).
+    ``fit_residual`` column, as the fit's); ``metabolite_fraction`` ``(B,)`` its
+    :func:`metabolite_fraction` (the ``baseline_cancels`` / ``no_metabolites`` checks).
     """
 
     amplitudes: torch.Tensor
@@ -270,20 +271,22 @@ class PhysicsEstimate(NamedTuple):
     noise_sd: torch.Tensor
     network_sd: torch.Tensor
     fit_residual: torch.Tensor | None = None
+    metabolite_fraction: torch.Tensor | None = None
 
 
 class PhysicsPrediction(NamedTuple):
     """What :meth:`PhysicsQuantifier.predict_estimates` returns for ``B`` spectra (float64
     numpy arrays): ``amplitudes``, ``sd`` (CRLB of the polished model) and ``network_sd`` (the
     network's own calibrated SD), each ``(B, M)``, and ``network_theta`` ``(B, P)``, the
-    network's parameters in the fit's layout, and ``fit_residual`` ``(B,)`` the final model's
-    relative fit residual (:class:`PhysicsEstimate`)."""
+    network's parameters in the fit's layout, ``fit_residual`` ``(B,)`` the final model's
+    relative fit residual and ``metabolite_fraction`` ``(B,)`` (:class:`PhysicsEstimate`)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
     network_sd: np.ndarray
     network_theta: np.ndarray
     fit_residual: np.ndarray
+    metabolite_fraction: np.ndarray
 
 
 def n_outputs(n_groups: int) -> int:
@@ -411,6 +414,17 @@ def relative_fit_residual(
     r = r - batched.baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
     data = torch.linalg.vector_norm(y, dim=-1)
     ratio = torch.linalg.vector_norm(r, dim=-1) / data.clamp_min(1e-300)
+    return torch.where(data > 0, ratio, torch.full_like(ratio, math.nan))
+
+
+def metabolite_fraction(ev: batched.Evaluation, y: torch.Tensor) -> torch.Tensor:
+    """``|S a| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation ``ev``: the
+    fitted metabolites (macromolecules and lipids included, the baseline not) against the data,
+    as the fit's :attr:`scaloquant.fit.FitResult.metabolite_fraction` (the quality checks
+    ``baseline_cancels`` and ``no_metabolites``); NaN for an empty window."""
+    model = y - batched.complex_residual(ev)
+    data = torch.linalg.vector_norm(y, dim=-1)
+    ratio = torch.linalg.vector_norm(model, dim=-1) / data.clamp_min(1e-300)
     return torch.where(data > 0, ratio, torch.full_like(ratio, math.nan))
 
 
@@ -717,8 +731,9 @@ class PhysicsQuantifier(nn.Module):
             noise_var = batched.noise_var_from_residual(problem, ev)
         sd = sd0 if theta is theta0 else _crlb_sd(problem, ev, noise_var)
         residual = relative_fit_residual(problem, ev, y)
+        fraction = metabolite_fraction(ev, y)
         return PhysicsEstimate(
-            ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd, residual
+            ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd, residual, fraction
         )
 
     def polish_with(self, fit: FitConfig) -> None:
@@ -798,11 +813,12 @@ class PhysicsQuantifier(nn.Module):
         *,
         batch_size: int | None = None,
         polish_iterations: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`predict_with_sds`' three arrays and the final model's relative fit residual
-        ``(B,)`` (:func:`relative_fit_residual`, quantify's ``fit_residual`` column)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict_with_sds`' three arrays, the final model's relative fit residual
+        ``(B,)`` (:func:`relative_fit_residual`, quantify's ``fit_residual`` column) and its
+        :func:`metabolite_fraction` ``(B,)`` (quantify's metabolites-over-data checks)."""
         p = self.predict_estimates(fids, batch_size=batch_size, polish_iterations=polish_iterations)
-        return p.amplitudes, p.sd, p.network_sd, p.fit_residual
+        return p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction
 
     def predict_estimates(
         self,
@@ -830,7 +846,8 @@ class PhysicsQuantifier(nn.Module):
         def part(i: int) -> tuple[torch.Tensor, ...]:
             est = self.estimate(arr[i : i + batch_size], polish_iterations=k)
             theta = est.network_theta.to(torch.float64)
-            return est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual
+            fraction = est.metabolite_fraction
+            return est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction
 
         starts = range(0, len(arr), batch_size)
         try:
@@ -850,7 +867,7 @@ class PhysicsQuantifier(nn.Module):
         if not parts:
             m, p = len(self.metabolites), self.problem().size
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
-            return PhysicsPrediction(*empty, np.zeros(0))
+            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0))
         return PhysicsPrediction(
             *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
         )

@@ -572,8 +572,9 @@ def quantify_inputs(
         fit_facts: dict[str, np.ndarray] = {}
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
-            # fit_residual: the final model's, as the fit's column (relative_fit_residual)
-            amplitudes, crlb_sd, sd, fit_residual = quantifier.predict_with_checks(
+            # fit_residual and the metabolites over the data: the final model's, as the fit's
+            # column and checks (relative_fit_residual, metabolite_fraction)
+            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = quantifier.predict_with_checks(
                 _flat(fid), batch_size=options.batch_size
             )
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -171,11 +171,11 @@ RESIDUAL_LARGE = 0.6
 #: dataset 24, whose metabolites drown in a water artefact. Between them.
 METABOLITES_OVER_DATA = 2.0
 #: ... and below which the fitted metabolites (macromolecules and lipids included) explain
-#: almost none of a spectrum that has signal: the baseline or an artefact took it, and the
-#: amplitudes (all near 0) mean nothing (``no_metabolites``). The same shared spectra give 0.41
-#: and above, metabolite-nulled ones included (their macromolecules are in the model); a
-#: ``spectrum_physics`` model on challenge dataset 24 gives 0 (every amplitude 0, no flag before
-#: this one). About 4x below the lowest.
+#: almost none of a spectrum that has signal (``no_metabolites``): what ``baseline_cancels``
+#: misses, a baseline or an artefact that took the signal with no metabolites of the opposite
+#: sign under it, the amplitudes near 0. The same shared spectra give 0.41 and above,
+#: metabolite-nulled ones included (their macromolecules are in the model): none is flagged.
+#: About 4x below the lowest.
 METABOLITES_OVER_DATA_MIN = 0.1
 
 #: Every quality flag (the ``qc`` column holds them separated by ``;``); their meanings for
