@@ -92,6 +92,41 @@ def test_batch_equals_item_by_item(small):
         np.testing.assert_allclose(one.crlb_sd, batch.crlb_sd[i], rtol=1e-6)
 
 
+def test_chunk_ranges_share_a_batch_among_workers():
+    """As few chunks as the size allows, a multiple of the workers where each gets at least
+    ``SIDE_BY_SIDE_MIN`` spectra; every spectrum once, in order."""
+    assert bt.chunk_ranges(128, 128, 1) == [(0, 128)]
+    assert bt.chunk_ranges(128, 128, 2) == [(0, 64), (64, 128)]
+    assert bt.chunk_ranges(1024, 128, 2) == [(lo, lo + 128) for lo in range(0, 1024, 128)]
+    assert bt.chunk_ranges(300, 128, 2) == [(0, 75), (75, 150), (150, 225), (225, 300)]
+    assert bt.chunk_ranges(2 * bt.SIDE_BY_SIDE_MIN - 1, 128, 2) == [(0, 63)]
+    assert bt.chunk_ranges(5, 2, 1) == [(0, 2), (2, 4), (4, 5)]
+    assert bt.chunk_ranges(0, 128, 2) == []
+
+
+def test_chunks_side_by_side_give_the_one_chunk_fit(small, monkeypatch):
+    """Two torch threads fit a chunk each side by side (``batched.solve``): the same fit as
+    the one chunk on one thread, to the rounding of the single-precision trial columns."""
+    basis, config, _, fids = small
+    fid = FID(fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    noisy = fid.with_samples(
+        fids + 0.02 * np.random.default_rng(5).normal(size=fids.shape) * np.abs(fids).max()
+    )
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fit_spectra(noisy, basis, config)
+        monkeypatch.setattr(bt, "SIDE_BY_SIDE_MIN", 1)
+        monkeypatch.setattr(bt, "available_cpus", lambda: 2)
+        torch.set_num_threads(2)
+        assert len(bt.chunk_ranges(len(fids), bt.CPU_CHUNK, 2)) == 2
+        side = fit_spectra(noisy, basis, config)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(side.amplitudes, one.amplitudes, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(side.crlb_sd, one.crlb_sd, rtol=1e-5)
+
+
 def test_crlb_matches_the_spread_over_noise_draws(small):
     """96 noise draws of one spectrum at SNR 30 (largest peak / noise SD per real part): the SD
     of the NAA, Cr+PCr and Ins estimates lies within 25% of their bounds (the SD of an SD
