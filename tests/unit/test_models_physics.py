@@ -361,7 +361,14 @@ def test_predict_estimates_are_one_pass_of_estimate(built):
     est = model.estimate(torch.as_tensor(fids), polish_iterations=2)
     for got, want in zip(
         p,
-        (est.amplitudes, est.sd, est.network_sd, est.network_theta, est.fit_residual),
+        (
+            est.amplitudes,
+            est.sd,
+            est.network_sd,
+            est.network_theta,
+            est.fit_residual,
+            est.metabolite_fraction,
+        ),
         strict=True,
     ):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-8)
