@@ -45,6 +45,23 @@ def test_threads_follow_the_idle_cpus(monkeypatch):
         threads.choose_threads(0)
 
 
+def test_runnable_now_counts_where_the_average_lags(monkeypatch):
+    """The 1-minute load average still counts a job that ended; the processes runnable now
+    (``/proc/loadavg``'s ``R/T``, less this one) decide where fewer."""
+    assert threads.runnable_others("1.15 1.28 1.19 1/79 20836") == 0.0
+    assert threads.runnable_others("3.90 2.10 1.00 4/212 9") == 3.0
+    assert threads.runnable_others("garbage") is None
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.3, 1.0, 0.8))
+    monkeypatch.setattr(threads, "runnable_others", lambda: 0.0)
+    assert threads.choose_threads() == 2  # idle now, busy a minute ago
+    monkeypatch.setattr(threads, "runnable_others", lambda: 3.0)
+    assert threads.choose_threads() == 1  # the average is the lower figure: it stands
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(threads, "runnable_others", lambda: None)  # no /proc
+    assert threads.choose_threads() == 1
+
+
 def test_available_cpus_is_the_affinity():
     if hasattr(os, "sched_getaffinity"):
         assert threads.available_cpus() == len(os.sched_getaffinity(0))
