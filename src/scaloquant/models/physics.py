@@ -412,9 +412,7 @@ def relative_fit_residual(
     Euclidean norms of the data and the residual over the window); NaN for an empty window."""
     r = batched.complex_residual(ev)
     r = r - batched.baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-    data = torch.linalg.vector_norm(y, dim=-1)
-    ratio = torch.linalg.vector_norm(r, dim=-1) / data.clamp_min(1e-300)
-    return torch.where(data > 0, ratio, torch.full_like(ratio, math.nan))
+    return _over_data(r, y)
 
 
 def metabolite_fraction(ev: batched.Evaluation, y: torch.Tensor) -> torch.Tensor:
@@ -422,9 +420,13 @@ def metabolite_fraction(ev: batched.Evaluation, y: torch.Tensor) -> torch.Tensor
     fitted metabolites (macromolecules and lipids included, the baseline not) against the data,
     as the fit's :attr:`scaloquant.fit.FitResult.metabolite_fraction` (the quality checks
     ``baseline_cancels`` and ``no_metabolites``); NaN for an empty window."""
-    model = y - batched.complex_residual(ev)
+    return _over_data(y - batched.complex_residual(ev), y)
+
+
+def _over_data(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``|x| / |y|`` ``(B,)`` of windows ``(B, K)``; NaN where ``y`` is all zeros."""
     data = torch.linalg.vector_norm(y, dim=-1)
-    ratio = torch.linalg.vector_norm(model, dim=-1) / data.clamp_min(1e-300)
+    ratio = torch.linalg.vector_norm(x, dim=-1) / data.clamp_min(1e-300)
     return torch.where(data > 0, ratio, torch.full_like(ratio, math.nan))
 
 
