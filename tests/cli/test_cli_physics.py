@@ -97,6 +97,42 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
     assert (out / "provenance.json").is_file()
 
 
+def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_path, monkeypatch):
+    """As ``fit``: the empty voxel of an MRSI input is not given to the model; its row is NaN
+    (estimates, SDs, residual) and flagged, the others are the model's estimates of them."""
+    basis = default_basis()
+    signals = next(simulate_dataset(basis, SimulationConfig(snr=(50.0, 50.0)), 3, 2)).fids
+    samples = np.concatenate([signals[:1], np.zeros_like(signals[:1]), signals[1:]])
+    path = write_nifti_mrs(
+        tmp_path / "mrsi.nii.gz", fid_on_grid(basis, samples.reshape(4, 1, 1, -1))
+    )
+    seen: list[int] = []
+    original = PhysicsQuantifier.predict_with_checks
+
+    def spy(self, fids, **kwargs):
+        seen.append(len(fids))
+        return original(self, fids, **kwargs)
+
+    monkeypatch.setattr(PhysicsQuantifier, "predict_with_checks", spy)
+    out = tmp_path / "out"
+    assert main(["quantify", str(path), "--model", str(trained), "--out", str(out)]) == 0
+    assert seen == [3]
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["qc"] for r in rows] == ["", "empty", "", ""]
+    for column in ("NAA", "NAA_sd", "NAA_crlb_sd", "fit_residual"):
+        assert np.isnan(float(rows[1][column]))
+    monkeypatch.undo()
+    a, crlb_sd, _, residual, _ = load_model(trained).quantifier.predict_with_checks(
+        np.delete(samples, 1, axis=0)
+    )
+    naa = load_model(trained).quantifier.metabolites.index("NAA")
+    got = np.array([float(rows[j]["NAA"]) for j in (0, 2, 3)])
+    np.testing.assert_allclose(got, a[:, naa], rtol=1e-6)
+    got = np.array([float(rows[j]["fit_residual"]) for j in (0, 2, 3)])
+    np.testing.assert_allclose(got, residual, rtol=1e-6)
+
+
 def test_physics_flags_and_regression_flags_are_kept_apart(tmp_path, capsys, trained):
     out = tmp_path / "x"
     assert main(["train", "--model", "spectrum_physics", "--out", str(out), "--snr", "5", "9"]) == 2

@@ -255,6 +255,77 @@ def test_refine_adds_the_fit_columns(tiny_checkpoint, basis, signals, tmp_path):
     )
 
 
+def _spy_rows(monkeypatch, cls, method):
+    """Record the number of spectra each call of ``cls.method`` is given."""
+    seen: list[int] = []
+    original = getattr(cls, method)
+
+    def spy(self, fids, *args, **kwargs):
+        seen.append(len(fids))
+        return original(self, fids, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, spy)
+    return seen
+
+
+def test_mrsi_empty_voxel_is_not_run_through_the_model(
+    tiny_checkpoint, basis, signals, tmp_path, monkeypatch
+):
+    """As ``fit``: an empty voxel of an MRSI input is not given to the network (its row is NaN,
+    flagged); without a fit residual (no --refine) the figures are the largest signals."""
+    from scaloquant.models import Quantifier
+
+    samples = signals[:4].copy()
+    samples[2] = 0  # outside the head
+    path = write_nifti_mrs(tmp_path / "mrsi.nii.gz", _fid(basis, samples.reshape(2, 2, 1, -1)))
+    seen = _spy_rows(monkeypatch, Quantifier, "predict_with_sd")
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, path, extra=["--max-figures", "2"]) == 0
+    assert seen == [3]
+    rows = _rows(out)
+    assert rows[2]["qc"] == "empty" and np.isnan(float(rows[2]["NAA"]))
+    assert all(np.isfinite(float(rows[j]["NAA"])) for j in (0, 1, 3))
+    rms = np.sqrt(np.mean(np.abs(samples) ** 2, axis=1))
+    largest = sorted(np.argsort(-rms)[:2])
+    labels = [rows[j]["spectrum"].replace(",", "-") for j in largest]
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
+        f"mrsi_{label}.png" for label in labels
+    ]
+
+
+def test_mrsi_refine_draws_representative_voxels_as_fit(
+    tiny_checkpoint, basis, signals, tmp_path, monkeypatch
+):
+    """With --refine (a fit residual for every voxel) an MRSI input draws ``--mrsi-figures``
+    voxels at evenly spaced ranks of the refined fit's residual, of the usable voxels, as
+    ``fit`` does (``representative_voxels``), and says so; the empty voxel is neither given to
+    the network nor refined."""
+    from scaloquant.models import Quantifier
+    from scaloquant.quantify.run import representative_voxels
+
+    samples = signals[:5].copy()
+    samples[1] = 0
+    path = write_nifti_mrs(tmp_path / "slice.nii.gz", _fid(basis, samples.reshape(5, 1, 1, -1)))
+    seen = _spy_rows(monkeypatch, Quantifier, "predict_with_sd")
+    out = tmp_path / "out"
+    flags = ["--refine", "--mrsi-figures", "3"]
+    assert _quantify(tiny_checkpoint, out, path, extra=flags) == 0
+    assert seen == [4]
+    rows = _rows(out)
+    residual = _column(rows, "fit_residual")
+    assert np.isnan(residual[1]) and np.isnan(float(rows[1]["NAA_refined"]))
+    usable = np.array([r["qc"] != "empty" for r in rows])
+    finite = np.flatnonzero(usable)
+    order = finite[np.argsort(residual[finite])]
+    want = sorted(order[[0, 2, 3]].tolist())  # best, median (rank round(1.5) = 2), worst
+    assert sorted(representative_voxels(residual, usable, 3)) == want
+    labels = [rows[j]["spectrum"].replace(",", "-") for j in want]
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == sorted(
+        f"slice_{label}.png" for label in labels
+    )
+    assert "fit figures drawn for 3 of 5 voxels of slice.nii.gz" in (out / "summary.md").read_text()
+
+
 def test_water_files_must_be_one_or_one_per_input(
     tiny_checkpoint, basis, signals, tmp_path, capsys
 ):

@@ -20,6 +20,7 @@ _FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2
 #: the classes would load numpy and make ``quantify --help`` (0.05 s) several times slower.
 OPTION_DEFAULTS: dict[str, Any] = {
     "max_figures": defaults.MAX_FIGURES,
+    "mrsi_figures": defaults.MRSI_FIGURES,
 }
 WATER_DEFAULTS: dict[str, Any] = {
     "tissue_fractions": defaults.TISSUE_FRACTIONS,
@@ -77,9 +78,19 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=options["max_figures"],
         metavar="N",
         help="fit figures at most, for the spectra of largest signal (default: "
-        f"{options['max_figures']}; fit draws representative voxels of an MRSI input instead, "
-        "--mrsi-figures); 0 also leaves the MRSI maps out of report.html (their NIfTI files "
-        "are written all the same)",
+        f"{options['max_figures']}; fit and quantify --refine draw representative voxels of "
+        "an MRSI input instead, --mrsi-figures); 0 also leaves the MRSI maps out of "
+        "report.html (their NIfTI files are written all the same)",
+    )
+    p.add_argument(
+        "--mrsi-figures",
+        type=int,
+        default=options["mrsi_figures"],
+        metavar="N",
+        help="fit figures per MRSI input (at most --max-figures) where there is a fit residual "
+        "for every voxel (fit; quantify --refine): the voxels at N evenly spaced ranks of the "
+        f"fit residual, best to worst (default: {options['mrsi_figures']}: best, quartiles, "
+        "median, worst); the maps show every voxel",
     )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
     per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}
@@ -130,6 +141,7 @@ def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **ex
     return Options(
         force=args.force,
         max_figures=args.max_figures,
+        mrsi_figures=args.mrsi_figures,
         water_scaling=scaling,
         echo_time_given=args.te_ms is not None,
         **extra,

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import defaults
 from ._common import add_threads_flag, with_threads
 from ._spectra import add_io_flags, options_from_args, run_provenance
 
@@ -50,15 +49,6 @@ def register(subparsers: Any) -> None:
         "PRESS 3 T TE 30 ms basis)",
     )
     add_io_flags(p)
-    p.add_argument(
-        "--mrsi-figures",
-        type=int,
-        default=defaults.MRSI_FIGURES,
-        metavar="N",
-        help="fit figures per MRSI input (at most --max-figures): the voxels at N evenly "
-        "spaced ranks of the fit residual, best to worst (default: "
-        f"{defaults.MRSI_FIGURES}: best, quartiles, median, worst); the maps show every voxel",
-    )
     m = p.add_argument_group("fit model (each overrides --preset and --config)")
     m.add_argument(
         "--preset",
@@ -218,7 +208,6 @@ def _fit(args: argparse.Namespace) -> int:
         args,
         basis_metadata=basis.metadata,
         fit_config=fit_config,
-        mrsi_figures=args.mrsi_figures,
     )
     run = fit_inputs(inputs, basis, basis_name=basis_name, options=options)
     write_run(

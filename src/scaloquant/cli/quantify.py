@@ -112,7 +112,12 @@ def _device(name: str) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    return with_threads(args, _quantify)
+    from ..readahead import read_ahead
+
+    # the NIfTI files read and decompressed while torch loads (scaloquant.readahead)
+    nifti = [p for p in (*args.inputs, *args.water) if str(p).lower().endswith((".nii", ".nii.gz"))]
+    with read_ahead(nifti):
+        return with_threads(args, _quantify)
 
 
 def _quantify(args: argparse.Namespace) -> int:

@@ -552,20 +552,25 @@ class PhysicsQuantifier(nn.Module):
         """The fit's data window ``(B, K)`` of FIDs ``(B, N)``."""
         return batched.data_window(self.problem(), fids.to(torch.complex128))
 
-    def window_scaled(self, fids: torch.Tensor) -> torch.Tensor:
+    def window_scaled(self, fids: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         """FIDs ``(B, N)`` divided by the RMS of their spectrum over the fit's window
         (complex64): the encoder's input. The parameters do not depend on the signal's scale,
         and taking it from the window keeps residual water outside it (up to 20 times the NAA
         peak in the ``invivo`` prior) from shrinking the metabolites the network sees, as the
-        RMS of the whole FID would."""
-        y = self.data_window(fids)
+        RMS of the whole FID would. ``window``: :meth:`data_window` of ``fids`` if the caller
+        has it already."""
+        y = self.data_window(fids) if window is None else window
         rms = y.abs().square().mean(-1).sqrt().clamp_min(1e-30)
         return (fids.to(torch.complex128) / rms[:, None]).to(torch.complex64)
 
-    def network_theta(self, fids: torch.Tensor, *, inference: bool = False) -> torch.Tensor:
-        """The network's parameters ``theta`` ``(B, P)`` (float64) for FIDs ``(B, N)``."""
+    def network_theta(
+        self, fids: torch.Tensor, *, inference: bool = False, window: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The network's parameters ``theta`` ``(B, P)`` (float64) for FIDs ``(B, N)``
+        (``window``: their :meth:`data_window`, if the caller has it)."""
         network = self.encoder.inference_network() if inference else None
-        out = self.encoder.normalised_outputs(self.window_scaled(fids), network=network)
+        x = self.window_scaled(fids, window)
+        out = self.encoder.normalised_outputs(x, network=network)
         return theta_from_outputs(self.problem(), out.z, self.range_low, self.range_high)
 
     def checked_start(
@@ -662,7 +667,9 @@ class PhysicsQuantifier(nn.Module):
         fids = fids.to(self.basis_fids.device)
         y = self.data_window(fids)
         theta0 = (
-            self.network_theta(fids, inference=True) if network_theta is None else network_theta
+            self.network_theta(fids, inference=True, window=y)
+            if network_theta is None
+            else network_theta
         )
         theta0 = theta0.to(torch.float64)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)

@@ -51,9 +51,11 @@ class Options:
     batch_size : spectra per network batch (None: the model's fastest default,
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
     max_figures : fit figures at most (for the spectra with the largest signal); 0 draws none.
-    mrsi_figures : ``fit`` only: fit figures per MRSI input (at most ``max_figures``), of the
-        voxels at evenly spaced ranks of the fit residual (:func:`representative_voxels`);
-        its voxels do not compete for ``max_figures`` with the largest signals of other inputs.
+    mrsi_figures : ``fit``, and ``quantify --refine`` with a regression CNN (the runs with a fit
+        residual for every voxel and fit figures): fit figures per MRSI input (at most
+        ``max_figures``), of the voxels at evenly spaced ranks of the fit residual
+        (:func:`representative_voxels`); its voxels do not compete for ``max_figures`` with the
+        largest signals of other inputs.
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
@@ -453,8 +455,10 @@ def _finish(
     notes: list[str],
     facts: dict[str, Any],
     options: Options,
+    representative: bool,
 ) -> Run:
-    """Flag, blank the estimates of unusable spectra, derive ratios and mM, and gather."""
+    """Flag, blank the estimates of unusable spectra, derive ratios and mM, and gather
+    (``representative``: the MRSI inputs' figures are :func:`representative_voxels`)."""
     from ..signal.quality import fit_flags
 
     inputs = [p[0].input for p in partial]
@@ -490,7 +494,7 @@ def _finish(
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
     suffixes = (*base_suffixes, "_ratio_tcr", *(("_mM",) if unit is not None else ()))
     if basis is not None:
-        notes += figure_note(results, representative=command == "fit")
+        notes += figure_note(results, representative=representative)
     facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
     return Run(
         command=command,
@@ -560,30 +564,62 @@ def quantify_inputs(
         quantifier = adaptation.model
     # a physics-head model's names include the fit's macromolecules and lipids, which the
     # figures' fit with given amplitudes (on the training basis) does not know
+    drawing = basis is not None and not physics
+    # MRSI inputs with --refine: voxels representative of the refined fit, as ``fit`` draws
+    # them (below); without a fit residual, the largest signals of all inputs
+    representative = [options.refine and p.input.is_mrsi for p in prepared]
     chosen = (
-        _figure_choice(prepared, options.max_figures)
-        if basis is not None and not physics
+        _figure_choice(prepared, options.max_figures, skip=representative)
+        if drawing
         else [[] for _ in prepared]
     )
     partial = []
-    for prep, drawn in zip(prepared, chosen, strict=True):
+    for prep, drawn, by_residual in zip(prepared, chosen, representative, strict=True):
         fid = prep.fid
+        # as ``fit``: the spectra with nothing to quantify are not run through the model (their
+        # estimates are NaN all the same, _finish)
+        rows = _estimated_rows(prep)
+        spread = functools.partial(_spread, rows=rows, n=prep.input.n_spectra)
+        estimated = _flat(fid) if rows.size == prep.input.n_spectra else _flat(fid)[rows]
         fit_residual = fit_linewidth = fit_metabolites = None
         fit_facts: dict[str, np.ndarray] = {}
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
             # fit_residual and the metabolites over the data: the final model's, as the fit's
             # column and checks (relative_fit_residual, metabolite_fraction)
-            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = quantifier.predict_with_checks(
-                _flat(fid), batch_size=options.batch_size
+            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(
+                spread, quantifier.predict_with_checks(estimated, batch_size=options.batch_size)
             )
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
             columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
         else:
             # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd)
-            amplitudes, sd = quantifier.predict_with_sd(_flat(fid), batch_size=options.batch_size)
+            amplitudes, sd = map(
+                spread, quantifier.predict_with_sd(estimated, batch_size=options.batch_size)
+            )
             columns = {"": amplitudes, "_sd": sd}
+        if options.refine:
+            flat = fid.with_samples(estimated)
+            with blas_threads(1):
+                start = fit_given_amplitudes(flat, basis, amplitudes[rows])
+            refined = fit_spectra(
+                flat,
+                basis,
+                replace(options.fit_config, phase1_pivot_ppm=start.phase1_pivot_ppm),
+                start=FitStart.from_result(start),
+            )
+            columns |= {
+                "_refined": spread(refined.amplitudes),
+                "_crlb_sd": spread(refined.crlb_sd),
+                "_crlb_pct": spread(refined.crlb_pct),
+            }
+            fit_residual, fit_metabolites = (spread(v) for v in _fit_checks(refined))
+            fit_linewidth = spread(refined.linewidth_ppm)
+            fit_facts = _spread_fit_facts(refined, flat, rows, prep.input.n_spectra)
+        if drawing and by_residual:
+            k = min(options.mrsi_figures, options.max_figures)
+            drawn = sorted(representative_voxels(fit_residual, prep.usable, k))
         figures = {}
         if drawn:
             # one global damping/shift/phase with the network's amplitudes held fixed: a
@@ -592,24 +628,6 @@ def quantify_inputs(
                 given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
             spectra = phase_corrected(fitted_spectra(given, _subset(fid, drawn), basis), given)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        if options.refine:
-            flat = fid.with_samples(_flat(fid))
-            with blas_threads(1):
-                start = fit_given_amplitudes(flat, basis, amplitudes)
-            refined = fit_spectra(
-                flat,
-                basis,
-                replace(options.fit_config, phase1_pivot_ppm=start.phase1_pivot_ppm),
-                start=FitStart.from_result(start),
-            )
-            columns |= {
-                "_refined": refined.amplitudes,
-                "_crlb_sd": refined.crlb_sd,
-                "_crlb_pct": refined.crlb_pct,
-            }
-            fit_residual, fit_metabolites = _fit_checks(refined)
-            fit_linewidth = refined.linewidth_ppm
-            fit_facts = _fit_facts(refined, flat)
         checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts)
         partial.append((prep, columns, figures, checks))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
@@ -648,6 +666,7 @@ def quantify_inputs(
         notes=notes,
         facts=facts,
         options=options,
+        representative=options.refine,
     )
     return replace(run, adaptation=adaptation)
 
@@ -714,12 +733,9 @@ def fit_inputs(
     for prep, drawn in zip(prepared, chosen, strict=True):
         fid = prep.fid
         flat = fid.with_samples(_flat(fid))
-        # the spectra with nothing to quantify (empty, no_signal, water: in MRSI the voxels
-        # outside the head) are not fitted, as LCModel's and FSL-MRS's MRSI fits take a mask:
-        # their estimates would be NaN all the same (_finish)
-        fitted = np.flatnonzero(prep.usable)
-        if fitted.size in (0, prep.input.n_spectra):
-            fitted = np.arange(prep.input.n_spectra)
+        # the spectra with nothing to quantify are not fitted: their estimates would be NaN
+        # all the same (_finish)
+        fitted = _estimated_rows(prep)
         spread = functools.partial(_spread, rows=fitted, n=prep.input.n_spectra)
         result = fit_spectra(flat.with_samples(flat.samples[fitted]), basis, options.fit_config)
         sums = combined(result)
@@ -743,9 +759,7 @@ def fit_inputs(
             shown = result.take(np.searchsorted(fitted, drawn).tolist())
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        facts = {name: spread(v) for name, v in _fit_facts(result, flat).items()}
-        if "lineshape_kernel" in facts:  # the offsets, a property of the grid, for every row
-            facts["lineshape_kernel"][:, 0] = facts["lineshape_kernel"][fitted[0], 0]
+        facts = _spread_fit_facts(result, flat, fitted, prep.input.n_spectra)
         checks = (residual, spread(result.linewidth_ppm), metabolites, facts)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
@@ -769,11 +783,35 @@ def fit_inputs(
         notes=notes,
         facts=facts,
         options=options,
+        representative=True,
     )
+
+
+def _estimated_rows(prep: _Prepared) -> np.ndarray:
+    """The rows of ``prep`` to estimate: its usable spectra (in MRSI not the voxels outside
+    the head: empty, no_signal, water), as LCModel's and FSL-MRS's MRSI fits take a mask;
+    all of them where none or all are usable."""
+    rows = np.flatnonzero(prep.usable)
+    if rows.size in (0, prep.input.n_spectra):
+        return np.arange(prep.input.n_spectra)
+    return rows
+
+
+def _spread_fit_facts(
+    result: FitResult, fid: FID, rows: np.ndarray, n: int
+) -> dict[str, np.ndarray]:
+    """:func:`_fit_facts` of a fit of the spectra ``rows`` of ``fid`` as ``(n, ...)`` arrays,
+    NaN for the other rows (the kernel's offsets, a property of the grid, on every row)."""
+    facts = {name: _spread(v, rows, n) for name, v in _fit_facts(result, fid).items()}
+    if "lineshape_kernel" in facts:
+        facts["lineshape_kernel"][:, 0] = facts["lineshape_kernel"][rows[0], 0]
+    return facts
 
 
 def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     """``values`` ``(len(rows), ...)`` of the spectra ``rows`` as ``(n, ...)``, NaN elsewhere."""
+    if len(rows) == n:  # every spectrum estimated: the values as they are
+        return values
     values = np.asarray(values, dtype=np.float64)
     out = np.full((n, *values.shape[1:]), np.nan)
     out[rows] = values

@@ -58,6 +58,12 @@ _MODEL_LABEL = {
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file (taken from :mod:`scaloquant.readahead` if it read the file)."""
+    from .. import readahead
+
+    known = readahead.sha256(path)
+    if known is not None:
+        return known
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

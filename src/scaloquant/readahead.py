@@ -1,0 +1,122 @@
+"""Read input files on a background thread while the command starts.
+
+``scaloquant quantify`` spends its first seconds importing torch and loading the model (one
+core, the GIL held), then reads its inputs: a gzip NIfTI-MRS file of an MRSI slice is
+decompressed on one core too (4096 spectra, 134 MB: 1.5 s of zlib). zlib and hashlib release
+the GIL while they work, so :func:`read_ahead` reads, hashes and decompresses the files on a
+thread started before the imports, and the reader (:func:`scaloquant.io.nifti.read_nifti_mrs`)
+and the provenance (:func:`scaloquant.report.outputs.file_sha256`) take the results with
+:func:`content` and :func:`sha256`; only the bytes move between the threads (no parsing, no
+imports, no warnings filters on the thread: they are not thread-safe). Standard library only:
+the thread must start before numpy loads.
+
+A file that changed after it was read ahead (size or modification time), or whose reading
+failed, is read again the ordinary way, so its errors and messages are the reader's own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+def _key(path: str | os.PathLike) -> tuple[str, int, int] | None:
+    """The file's real path, size and modification time (None if it cannot be read)."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return real, st.st_size, st.st_mtime_ns
+
+
+@dataclass
+class _Entry:
+    done: threading.Event = field(default_factory=threading.Event)
+    content: bytes | None = None
+    sha256: str | None = None
+
+
+_ENTRIES: dict[tuple[str, int, int], _Entry] = {}
+_LOCK = threading.Lock()
+
+
+def gunzip_if_gz(path: str, raw: bytes) -> bytes:
+    """The content of a ``.gz`` file (every gzip member, CRC checked), other files as read."""
+    return gzip.decompress(raw) if path.lower().endswith(".gz") else raw
+
+
+def _work(items: list[tuple[str, _Entry]], decode: Callable[[str, bytes], bytes]) -> None:
+    for path, entry in items:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+            entry.sha256 = hashlib.sha256(raw).hexdigest()
+            entry.content = decode(path, raw)
+        except Exception:  # noqa: BLE001 - read again on the main thread, with its errors
+            entry.content = None
+        finally:
+            entry.done.set()
+
+
+@contextmanager
+def read_ahead(
+    paths: Iterable[str | os.PathLike],
+    *,
+    decode: Callable[[str, bytes], bytes] = gunzip_if_gz,
+) -> Iterator[None]:
+    """Within the block, ``paths`` are read, hashed (SHA-256 of the file) and decoded
+    (``decode(path, raw)``: by default gunzipped when they end in ``.gz``) on one background
+    thread, in order; the results are dropped at the end of the block."""
+    items = []
+    with _LOCK:
+        for path in dict.fromkeys(str(p) for p in paths):
+            key = _key(path)
+            if key is not None and key not in _ENTRIES:
+                _ENTRIES[key] = _Entry()
+                items.append((key, path))
+    thread = threading.Thread(
+        target=_work,
+        args=([(path, _ENTRIES[key]) for key, path in items], decode),
+        name="scaloquant-read-ahead",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+        with _LOCK:
+            for key, _ in items:
+                _ENTRIES.pop(key, None)
+
+
+def _entry(path: str | os.PathLike) -> _Entry | None:
+    key = _key(path)
+    with _LOCK:
+        entry = _ENTRIES.get(key) if key is not None else None
+    if entry is None:
+        return None
+    entry.done.wait()
+    return entry
+
+
+def content(path: str | os.PathLike) -> bytes | None:
+    """The decoded content of ``path`` if it is being read ahead and has not changed since
+    (waiting for it), else None: read it yourself. Given once: a second call reads again."""
+    entry = _entry(path)
+    if entry is None:
+        return None
+    value, entry.content = entry.content, None  # the memory is freed once it is taken
+    return value
+
+
+def sha256(path: str | os.PathLike) -> str | None:
+    """The SHA-256 of ``path``'s bytes if it was read ahead and has not changed, else None."""
+    entry = _entry(path)
+    return None if entry is None else entry.sha256

@@ -1,0 +1,56 @@
+"""``scaloquant.readahead``: files read, hashed and gunzipped on a thread give what reading them
+on the spot gives; a file changed since, or read outside the block, is read again."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+
+import numpy as np
+
+from scaloquant import readahead
+from scaloquant.io.nifti import read_nifti_mrs, write_nifti_mrs
+from scaloquant.types import FID
+
+
+def test_content_and_digest_are_the_files(tmp_path):
+    raw = os.urandom(300_000)
+    gz = tmp_path / "a.nii.gz"
+    gz.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))  # two members
+    plain = tmp_path / "b.nii"
+    plain.write_bytes(raw)
+    with readahead.read_ahead([gz, plain, gz]):
+        assert readahead.sha256(gz) == hashlib.sha256(gz.read_bytes()).hexdigest()
+        assert readahead.content(gz) == raw
+        assert readahead.content(gz) is None  # given once
+        assert readahead.content(plain) == raw
+    assert readahead.content(plain) is None and readahead.sha256(gz) is None
+
+
+def test_a_changed_or_unreadable_file_is_read_again(tmp_path):
+    path = tmp_path / "c.nii.gz"
+    path.write_bytes(gzip.compress(b"first"))
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"not gzip")
+    with readahead.read_ahead([path, bad, tmp_path / "missing.nii"]):
+        assert readahead.sha256(path) is not None
+        path.write_bytes(gzip.compress(b"second, longer"))
+        assert readahead.content(path) is None and readahead.sha256(path) is None
+        assert readahead.content(bad) is None  # the reader raises its own error
+        assert readahead.content(tmp_path / "missing.nii") is None
+
+
+def test_nifti_read_ahead_equals_the_file_read_on_the_spot(tmp_path):
+    rng = np.random.default_rng(0)
+    samples = rng.standard_normal((3, 2, 1, 2, 64)) + 1j * rng.standard_normal((3, 2, 1, 2, 64))
+    fid = FID(samples, 2.5e-4, 123.2, 4.65)
+    for name in ("m.nii.gz", "m.nii"):
+        path = write_nifti_mrs(tmp_path / name, fid, dim_tags=["DIM_DYN"])
+        spot = read_nifti_mrs(path)
+        with readahead.read_ahead([path]):
+            ahead = read_nifti_mrs(path)
+        np.testing.assert_array_equal(ahead.samples, spot.samples)
+        np.testing.assert_array_equal(spot.samples, fid.samples)
+        assert ahead.samples.flags.c_contiguous and ahead.samples.dtype == spot.samples.dtype
+        assert ahead.provenance == spot.provenance
