@@ -42,6 +42,12 @@ class _Entry:
     sha256: str | None = None
 
 
+#: Files are read ahead, in order, while their sizes on disk sum to at most this many bytes; the
+#: rest are read the ordinary way when their turn comes. Each file read ahead is held (gunzipped:
+#: several times its size on disk) until its reader takes it, so without a bound a command given
+#: many large files would hold them all at once.
+READ_AHEAD_MAX_BYTES = 512 * 2**20
+
 _ENTRIES: dict[tuple[str, int, int], _Entry] = {}
 _LOCK = threading.Lock()
 
@@ -72,14 +78,20 @@ def read_ahead(
 ) -> Iterator[None]:
     """Within the block, ``paths`` are read, hashed (SHA-256 of the file) and decoded
     (``decode(path, raw)``: by default gunzipped when they end in ``.gz``) on one background
-    thread, in order; the results are dropped at the end of the block."""
+    thread, in order, up to :data:`READ_AHEAD_MAX_BYTES` of them on disk; the results are
+    dropped at the end of the block."""
     items = []
+    total = 0
     with _LOCK:
         for path in dict.fromkeys(str(p) for p in paths):
             key = _key(path)
-            if key is not None and key not in _ENTRIES:
-                _ENTRIES[key] = _Entry()
-                items.append((key, path))
+            if key is None or key in _ENTRIES:
+                continue
+            total += key[1]
+            if total > READ_AHEAD_MAX_BYTES:
+                break
+            _ENTRIES[key] = _Entry()
+            items.append((key, path))
     thread = threading.Thread(
         target=_work,
         args=([(path, _ENTRIES[key]) for key, path in items], decode),

@@ -54,3 +54,16 @@ def test_nifti_read_ahead_equals_the_file_read_on_the_spot(tmp_path):
         np.testing.assert_array_equal(spot.samples, fid.samples)
         assert ahead.samples.flags.c_contiguous and ahead.samples.dtype == spot.samples.dtype
         assert ahead.provenance == spot.provenance
+
+
+def test_files_beyond_the_byte_bound_are_not_held(tmp_path, monkeypatch):
+    monkeypatch.setattr(readahead, "READ_AHEAD_MAX_BYTES", 1500)
+    paths = []
+    for name in ("a.nii", "b.nii", "c.nii"):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(os.urandom(700))
+    with readahead.read_ahead(paths):
+        # the first two (1400 bytes) are read ahead, the third is left to its reader
+        assert readahead.content(paths[0]) == paths[0].read_bytes()
+        assert readahead.content(paths[1]) == paths[1].read_bytes()
+        assert readahead.content(paths[2]) is None and readahead.sha256(paths[2]) is None
