@@ -31,6 +31,15 @@ WATER_DEFAULTS: dict[str, Any] = {
 TISSUES = defaults.TISSUES
 
 
+def read_inputs_ahead(args: argparse.Namespace):
+    """A context in which the NIfTI inputs and water references of ``args`` are read and
+    gunzipped on a thread while the command imports torch (:mod:`scaloquant.readahead`)."""
+    from ..readahead import read_ahead
+
+    paths = (*args.inputs, *(args.water or ()))
+    return read_ahead(p for p in paths if str(p).lower().endswith((".nii", ".nii.gz")))
+
+
 def _numbers(values: Any) -> str:
     """``(0.6, 0.4, 0.0)`` -> ``"0.6 0.4 0"``, as the flags take them."""
     return " ".join(f"{v:g}" for v in (values if isinstance(values, tuple) else (values,)))

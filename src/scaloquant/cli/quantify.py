@@ -15,6 +15,7 @@ from ._spectra import (
     inputs_from_args,
     options_from_args,
     print_run,
+    read_inputs_ahead,
     read_user_basis,
     run_provenance,
 )
@@ -112,11 +113,7 @@ def _device(name: str) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..readahead import read_ahead
-
-    # the NIfTI files read and decompressed while torch loads (scaloquant.readahead)
-    nifti = [p for p in (*args.inputs, *args.water) if str(p).lower().endswith((".nii", ".nii.gz"))]
-    with read_ahead(nifti):
+    with read_inputs_ahead(args):
         return with_threads(args, _quantify)
 
 
