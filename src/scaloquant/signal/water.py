@@ -10,6 +10,12 @@ Hankel matrix (here from its Gram matrix, :func:`_signal_subspace`: the SVD's to
 less than half its cost, docs/fit.md "How the HLSVD is computed"); the components whose
 frequency lies in the water band (:data:`WATER_BAND_PPM`) are subtracted from the whole FID.
 Only those are touched: a metabolite line below the band stays in the data.
+:func:`remove_water` decomposes only the band and its surroundings
+(:func:`band_limited_components`: mixed to 0 Hz, low-pass filtered and decimated, a
+frequency-selective HLSVD whose filter leaves the first samples undistorted, as Sundin et al.'s
+maximum-phase FIR filters do, J Magn Reson 1999): a Hankel matrix of ~48 rows instead of 256 at
+4000 Hz, exact on sums of exponentials, 8-12 times cheaper, and as close to the true water as
+the full band's (docs/fit.md "Band-limited HLSVD (session 9)").
 
 The same decomposition measures a line's signal at t = 0 apart from the rest of the FID
 (:func:`band_amplitude`): the singlet metabolite of a simulated basis set whose FID also holds a
