@@ -233,3 +233,23 @@ def test_scipy_wrapper_gives_the_same_subspace_where_the_capsule_is_missing(monk
     np.testing.assert_allclose(fallback[0], direct[0], rtol=1e-10)
     overlap = np.abs(fallback[1].conj().T @ direct[1])
     np.testing.assert_allclose(overlap, np.eye(5), atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("n", "dwell", "mhz", "band"),
+    [
+        (2048, 1 / 1200, 123.2, WATER_BAND_PPM),  # D would be 1
+        (128, 2.5e-4, 123.26, WATER_BAND_PPM),  # 128 samples: 20 decimated, fewer than 48
+        (2048, 2.5e-4, 123.26, (1.0, 6.0)),  # the band and its margins wider than 800 Hz
+    ],
+)
+def test_band_limited_hlsvd_falls_back_to_the_full_band_where_decimation_cannot_serve(
+    n, dwell, mhz, band
+):
+    metabolites, water, _ = _metabolites_and_water(n, dwell, mhz)
+    rng = np.random.default_rng(5)
+    x = (metabolites + water + 0.02 * (rng.standard_normal(n) + 1j * rng.standard_normal(n)))[None]
+    np.testing.assert_array_equal(
+        remove_water(x, dwell, mhz, 4.65, band),
+        remove_water(x, dwell, mhz, 4.65, band, full_band=True),
+    )

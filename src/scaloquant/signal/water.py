@@ -233,6 +233,9 @@ DECIMATED_BANDWIDTH_PPM = 5.5
 #: 12 over the decimated band's 5.5-6.5 ppm give the water and its neighbours the same room or
 #: more; docs/fit.md "Band-limited HLSVD (session 9)").
 BAND_HLSVD_COMPONENTS = 12
+#: Fewer decimated samples than this (a FID of fewer than ~250 samples at 4000 Hz) and the
+#: full-band HLSVD is taken instead: the 12 components need a Hankel matrix of 24 rows or more.
+MIN_DECIMATED_SAMPLES = 4 * BAND_HLSVD_COMPONENTS
 #: Stop-band attenuation (dB) of the filter: what it lets through of a line that it aliases
 #: into the band (the NAA singlet at 2 ppm: 1e-3 of it).
 FILTER_ATTENUATION_DB = 60.0
@@ -274,7 +277,8 @@ def band_limited_components(
     in the decimated band (the band with its margins lies well inside it) and ``c = d / G(z')``.
     The Hankel matrix has ``M / 2`` rows for ``M ~ 512 / D`` decimated samples (4000 Hz: 48, not
     256). Where ``D`` would be 1 (a sampling rate below twice :data:`DECIMATED_BANDWIDTH_PPM`),
-    the full-band HLSVD (:func:`band_components`)."""
+    the band with its margins does not fit the decimated band, or fewer than
+    :data:`MIN_DECIMATED_SAMPLES` would be left: the full-band HLSVD (:func:`band_components`)."""
     sampling_hz = 1.0 / dwell_time_s
     edges = np.sort(
         axes.ppm_to_hz(np.asarray(band_ppm, float), spectrometer_freq_mhz, ppm_reference)
@@ -282,11 +286,13 @@ def band_limited_components(
     centre_hz = float(edges.mean())
     pass_hz = float(edges[1] - edges[0]) / 2 + BAND_MARGIN_PPM * spectrometer_freq_mhz
     step = int(sampling_hz // (DECIMATED_BANDWIDTH_PPM * spectrometer_freq_mhz))
-    if step < 2:
-        return band_components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference, band_ppm)
     # a line aliased by the decimation lands in the band only from beyond rate - pass_hz
-    taps = _lowpass_taps(pass_hz, sampling_hz / step - pass_hz, sampling_hz)
+    stop_hz = sampling_hz / max(step, 1) - pass_hz
     n = min(fid.shape[-1], HLSVD_POINTS)
+    taps = _lowpass_taps(pass_hz, stop_hz, sampling_hz) if step >= 2 and stop_hz > pass_hz else None
+    if taps is None or (n - taps.size) // step + 1 < MIN_DECIMATED_SAMPLES:
+        # nothing to gain (D = 1), a band too wide for its margins, or too few samples left
+        return band_components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference, band_ppm)
     shift = np.exp(-2j * np.pi * centre_hz * dwell_time_s)  # e^{-i w_c}
     x = np.asarray(fid[:n], dtype=np.complex128) * _powers(np.array([shift]), n)[:, 0]
     windows = np.lib.stride_tricks.sliding_window_view(x, taps.size)[::step]
