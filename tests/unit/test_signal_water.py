@@ -14,10 +14,13 @@ import pytest
 import oracle
 from scaloquant.io import read_fid
 from scaloquant.signal import axes
+from scaloquant.signal import water as water_module
 from scaloquant.signal.water import (
     GRAM_MIN_SINGULAR_RATIO,
+    MAX_BAND_RESIDUAL_TO_NOISE,
     WATER_BAND_PPM,
     band_limited_components,
+    band_residual_to_noise,
     hlsvd_components,
     remove_water,
 )
@@ -113,9 +116,10 @@ def test_band_limited_water_removal_of_a_scanner_spectrum_is_the_full_bands_with
     path,
 ):
     """On the scanner spectra the two decompositions model the water's non-Lorentzian shape
-    with different components, and differ in the fit's window by up to 0.18 of its largest
-    magnitude (measured: Osprey TE 35 sub-01; spant 0.08; the Siemens spectrum, 1200 Hz, is
-    not decimated and keeps the full band's result): the size of what the full band's own
+    with different components, and differ in the fit's window by up to 0.08 of its largest
+    magnitude (measured: spant; 0.18 on Osprey TE 35 sub-01, whose band-limited residual, 7.4
+    times the noise's, now sends it to the full band; the Siemens spectrum, 1200 Hz, is not
+    decimated and keeps the full band's result): the size of what the full band's own
     result moves by with 24 components instead of 25 (up to 0.29 on these spectra). What it
     leaves at 4.5-4.9 ppm is at most twice the full band's (measured 0.92-1.69 times on the 8
     scanner spectra; the full band's: 0.3-7 % of the data's peak there)."""
@@ -129,8 +133,8 @@ def test_band_limited_water_removal_of_a_scanner_spectrum_is_the_full_bands_with
     spec = {name: axes.spectrum(v) for name, v in (("x", x[0]), ("full", full), ("lim", limited))}
     diff = np.abs(spec["lim"] - spec["full"])[window].max() / np.abs(spec["full"][window]).max()
     assert diff < 0.25, diff
-    if "SVS" in path:  # 1200 Hz: not decimated
-        np.testing.assert_array_equal(limited, full)
+    if "SVS" in path or "_35_" in path:  # 1200 Hz: not decimated; Osprey: residual 7.4 noise
+        assert _same(limited, full)
     left = {name: np.abs(spec[name][band]).max() for name in ("full", "lim")}
     assert left["full"] < 0.1 * np.abs(spec["x"][band]).max()
     assert left["lim"] < 2.0 * left["full"], left
@@ -249,7 +253,67 @@ def test_band_limited_hlsvd_falls_back_to_the_full_band_where_decimation_cannot_
     metabolites, water, _ = _metabolites_and_water(n, dwell, mhz)
     rng = np.random.default_rng(5)
     x = (metabolites + water + 0.02 * (rng.standard_normal(n) + 1j * rng.standard_normal(n)))[None]
-    np.testing.assert_array_equal(
+    assert _same(
         remove_water(x, dwell, mhz, 4.65, band),
         remove_water(x, dwell, mhz, 4.65, band, full_band=True),
     )
+
+
+def _same(out, full):
+    """The same FIDs to rounding: a process' first HLSVD can differ from the next in the last
+    digits (measured 2e-12 of 30 with multithreaded BLAS); the band-limited HLSVD's differ from
+    the full band's by 1e-3 or more."""
+    return np.abs(out - full).max() <= 1e-9 * np.abs(full).max()
+
+
+def _drifting_water_with_a_broad_skirt(n, dwell, mhz, drift_hz_per_s):
+    """A water of 30 times NAA whose frequency drifts by ``drift_hz_per_s`` (the phase
+    ``pi r t^2``: no sum of damped exponentials), under a broad dispersive Gaussian skirt (60 Hz,
+    a third of its height), with the metabolites of :func:`_metabolites_and_water` and noise 2 %
+    of NAA."""
+    t = np.arange(n) * dwell
+    metabolites, _, _ = _metabolites_and_water(n, dwell, mhz)
+    water = _line(t, 4.65, mhz, 4.68, 30.0, 8.0) * np.exp(1j * np.pi * drift_hz_per_s * t**2)
+    gauss = np.exp(-((np.pi * 60.0 * t) ** 2) / (4 * np.log(2)))
+    skirt = _line(t, 4.65, mhz, 4.68, 10.0, 0.0, np.pi / 2) * gauss
+    rng = np.random.default_rng(0)
+    noise = 0.02 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    return (metabolites + water + skirt + noise)[None]
+
+
+@pytest.mark.parametrize(("n", "dwell", "mhz"), GRIDS)
+@pytest.mark.parametrize(("drift", "full_band"), [(0.0, False), (300.0, True)])
+def test_band_limited_hlsvd_falls_back_to_the_full_band_where_its_model_leaves_more_than_noise(
+    monkeypatch, n, dwell, mhz, drift, full_band
+):
+    """A broad skirt under a Lorentzian water is modelled by the 12 components to the noise
+    (residual measured 0.9-1.0 times the noise's): kept. A water whose frequency drifts by 300
+    Hz/s is not (7.2-12 times): the full-band HLSVD's result."""
+    seen = []
+
+    def spy(*args):
+        seen.append(band_residual_to_noise(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(water_module, "band_residual_to_noise", spy)
+    x = _drifting_water_with_a_broad_skirt(n, dwell, mhz, drift)
+    out = remove_water(x, dwell, mhz, 4.65)
+    assert len(seen) == 1
+    if full_band:
+        assert seen[0] > 1.5 * MAX_BAND_RESIDUAL_TO_NOISE, seen
+    else:
+        assert seen[0] < 1.2, seen
+    assert _same(out, remove_water(x, dwell, mhz, 4.65, full_band=True)) == full_band
+
+
+@pytest.mark.skipif(not INVIVO.is_dir(), reason="../shared/data/invivo is absent")
+@pytest.mark.parametrize(("path", "full_band"), [(SCANNER[1], False), (SCANNER[2], True)])
+def test_band_limited_hlsvd_of_a_scanner_spectrum_falls_back_where_its_residual_says_so(
+    path, full_band
+):
+    """spant's spectrum: residual 2.1 times the noise's, band-limited; Osprey TE 35 sub-01 (the
+    water with broad dispersive skirts): 7.4 times, the full band's result."""
+    fid = read_fid(INVIVO / path)
+    x = fid.samples.reshape(-1, fid.n_points)
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    assert _same(remove_water(x, *grid), remove_water(x, *grid, full_band=True)) == full_band
