@@ -10,9 +10,10 @@ is the spectrum without it. Printed per set: ms per spectrum of each (the fastes
 ``--repeats`` alternated runs, BLAS on one thread, as the fit runs it), the difference of the
 water-removed FIDs (largest over the samples, relative to the largest sample of the water the
 full-band HLSVD removes) and of their spectra in the fit's window 0.2-4.2 ppm (relative to
-the window's largest magnitude), and on the simulated spectra what each leaves of the true
-water in that window (same scale). ``--fit N`` also fits N tissue-like spectra with the
-``invivo`` preset on one torch thread with each (CPU seconds, MAE against the truth, and the
+the window's largest magnitude), the band-limited model's residual in units of the noise's
+(``chi``: above ``MAX_BAND_RESIDUAL_TO_NOISE`` the full band is taken), and on the simulated
+spectra what each leaves of the true water in that window (same scale). ``--fit N`` also fits
+N tissue-like spectra with the ``invivo`` preset on one torch thread with each (CPU seconds, MAE against the truth, and the
 amplitudes' differences in units of their CRLB).
 
 Usage::
@@ -33,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from scaloquant.io import default_basis, read_fid
 from scaloquant.signal import axes
-from scaloquant.signal.water import remove_water
+from scaloquant.signal.water import MAX_BAND_RESIDUAL_TO_NOISE, remove_water
 from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,30 @@ def timed(run, *args, **kwargs) -> tuple[np.ndarray, float, float]:
     start, cpu = time.perf_counter(), time.process_time()
     out = run(*args, **kwargs)
     return out, time.perf_counter() - start, time.process_time() - cpu
+
+
+def residuals_to_noise(fids: np.ndarray, grid: Grid) -> np.ndarray:
+    """The band-limited model's residual over its decimated samples in units of the noise's
+    (``signal.water.band_residual_to_noise``, which decides the fallback to the full band), per
+    FID ``(B,)``; NaN where the FID is not decimated."""
+    from scaloquant.signal import water
+
+    values, package = [], water.band_residual_to_noise
+
+    def recorded(*args):
+        values.append(package(*args))
+        return values[-1]
+
+    out = np.full(fids.shape[0], np.nan)
+    water.band_residual_to_noise = recorded
+    try:
+        for b, fid in enumerate(fids):
+            values.clear()
+            remove_water(fid[None], *grid)
+            out[b] = values[0] if values else np.nan
+    finally:
+        water.band_residual_to_noise = package
+    return out
 
 
 def fit_comparison(n: int, seed: int) -> None:
@@ -150,7 +175,7 @@ def main() -> int:
     sets = spectra_sets(args.n, args.seed)
     totals = np.zeros(3)  # spectra, seconds: full band, band-limited
     print(f"{'set':44s} {'B':>4s} {'full':>7s} {'limited':>7s} {'ratio':>6s} "
-          f"{'max|diff|/|water|':>17s} {'window diff':>11s}")  # fmt: skip
+          f"{'max|diff|/|water|':>17s} {'window diff':>11s} {'chi':>5s}")  # fmt: skip
     with threadpool_limits(limits=1, user_api="blas"):
         for name, fids, grid in sets:
             # alternated, the fastest of the repeats: the others' jobs come and go
@@ -166,13 +191,19 @@ def main() -> int:
             b = fids.shape[0]
             totals += (b, t_full, t_lim)
             spread = f"{np.max(win):.1e}" if b == 1 else f"{np.median(win):.1e} med"
+            chi = residuals_to_noise(fids, grid)
             print(
                 f"{name[:44]:44s} {b:4d} {1e3 * t_full / b:5.1f}ms {1e3 * t_lim / b:5.1f}ms "
                 f"{t_full / t_lim:5.1f}x {np.max(rel) if b == 1 else np.median(rel):17.1e} "
-                f"{spread:>11s}"
+                f"{spread:>11s} {np.median(chi):5.2f}"
             )
             if b > 1:
-                print(f"{'':44s} max: {np.max(rel):.1e}, window {np.max(win):.1e}")
+                print(
+                    f"{'':44s} max: {np.max(rel):.1e}, window {np.max(win):.1e}; chi 99 % "
+                    f"{np.nanquantile(chi, 0.99):.2f}, max {np.nanmax(chi):.2f}, "
+                    f"{int(np.sum(chi > MAX_BAND_RESIDUAL_TO_NOISE))} above "
+                    f"{MAX_BAND_RESIDUAL_TO_NOISE:g} (full band)"
+                )
     b, t_full, t_lim = totals
     print(
         f"all {int(b)} spectra: full band {1e3 * t_full / b:.1f} ms, band-limited "
