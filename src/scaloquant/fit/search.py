@@ -19,8 +19,9 @@ package had until issue 12, made here for a whole batch at once on
   A kept swap moves the other groups too and can leave one on a bound, so the spectra with a
   kept swap that lowered the cost by more than :data:`FOLLOW_MIN` noise variances get the
   resets again (200 SNR-30 draws of ``benchmarks/validate_fit_crlb.py``, seed 0: draw 174
-  ended with Glu on its lower shift bound, -6.35 Hz, at a cost of 496.5 noise variances; with the reset after the swap at 2.61 Hz and 477.2, the fit from the true
-  parameters at 2.44 Hz and 461.0; ``tests/unit/test_fit_search.py``).
+  ended with Glu on its lower shift bound, -6.35 Hz, at a cost of 496.5 noise variances;
+  with the reset after the swap at 2.61 Hz and 477.2, the fit from the true parameters at
+  2.44 Hz and 461.0; ``tests/unit/test_fit_search.py``).
 * A second search (:func:`second_search`): where the residual is clearly larger than an
   independent noise estimate (:data:`MISFIT_RATIO`, the spectrum's signal-free region), the
   whole search is repeated from all groups at the weighted median shift of the first, and the
