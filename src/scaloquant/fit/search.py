@@ -17,10 +17,11 @@ package had until issue 12, made here for a whole batch at once on
 * Twin swaps (``FitConfig.twin_max_separation_hz``, :func:`scaloquant.fit.model.twin_groups`):
   the fit is repeated with the lineshapes of a twin pair exchanged, kept where the cost drops.
   A kept swap moves the other groups too and can leave one on a bound, so the spectra with a
-  kept swap get the resets again (200 SNR-30 draws of ``benchmarks/validate_fit_crlb.py``,
-  seed 0: draw 174 ended with Glu on its lower shift bound, -6.35 Hz, at a cost of 496.5 noise
-  variances; with the reset after the swap at 2.61 Hz and 477.2, the fit from the true
-  parameters at 2.44 Hz and 461.0; ``tests/unit/test_fit_search.py``).
+  kept swap that lowered the cost by more than :data:`FOLLOW_MIN` noise variances get the
+  resets again (200 SNR-30 draws of ``benchmarks/validate_fit_crlb.py``, seed 0: draw 174
+  ended with Glu on its lower shift bound, -6.35 Hz, at a cost of 496.5 noise variances;
+  with the reset after the swap at 2.61 Hz and 477.2, the fit from the true parameters at
+  2.44 Hz and 461.0; ``tests/unit/test_fit_search.py``).
 * A second search (:func:`second_search`): where the residual is clearly larger than an
   independent noise estimate (:data:`MISFIT_RATIO`, the spectrum's signal-free region), the
   whole search is repeated from all groups at the weighted median shift of the first, and the
@@ -43,6 +44,13 @@ from .model import LOST_MARGIN, MISFIT_RATIO, twin_groups
 #: LM iterations of a move's probe, and the margin over the current cost it must be within.
 PROBE_ITERATIONS = 5
 PROBE_MARGIN = 0.05
+#: A kept move counts as one that moved the fit (and so calls for another round of resets, or,
+#: for a swap, the resets after the swaps) only where it lowered the cost by more than this many
+#: noise variances (``stop_var``): of the 39 Cr/PCr swaps kept on 128 SNR-30 spectra of
+#: ``bench_fit_engine.py`` (seed 1), 30 lowered it by under 0.05, the same minimum found again.
+#: 0.5 (was: any decrease): 406 -> 393 probes, LM iterations per spectrum 75.95 -> 74.98, no
+#: amplitude moved by more than 0.03 CRLB SD.
+FOLLOW_MIN = 0.5
 
 
 def applies(config: FitConfig) -> bool:
@@ -124,7 +132,8 @@ def global_moves(
 
     def attempt(rows: torch.Tensor, trial: torch.Tensor) -> torch.Tensor:
         """Fit ``trial`` ``(R, P)`` for the spectra ``rows`` ``(R,)``; keep it where the cost
-        drops. Returns the mask ``(R,)`` of the kept ones."""
+        drops. Returns the mask ``(R,)`` of the kept ones that moved the fit
+        (:data:`FOLLOW_MIN`)."""
         kept = torch.zeros(rows.numel(), dtype=torch.bool, device=theta.device)
         if rows.numel() == 0:
             return kept
@@ -155,9 +164,12 @@ def global_moves(
             iterations[rows[sub]] += rest.iterations
             final_theta[sub], final_cost[sub] = rest.theta, rest.evaluation.cost
         kept = final_cost < cost[rows]
+        moved = kept
+        if stop_var is not None:
+            moved = kept & (cost[rows] - final_cost > FOLLOW_MIN * stop_var[rows])
         theta[rows[kept]] = final_theta[kept]
         cost[rows[kept]] = final_cost[kept]
-        return kept
+        return moved
 
     def resets(candidates: torch.Tensor) -> None:
         """Up to ``config.max_resets`` rounds of resets for the spectra ``candidates`` ``(B,)``.
