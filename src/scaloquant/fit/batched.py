@@ -734,17 +734,19 @@ def _derivative_columns(
         (problem.group_of == torch.arange(m, device=problem.group_of.device)).all()
     )
     if problem.kernel_active:  # before t z overwrites zd
-        spec = fft(real_weighted_sum(a[:, None, :], zd))[:, 0]  # DFT[sum_m a_m z_m]
-        n = zd.shape[-1]
+        za = real_weighted_sum(a[:, None, :], zd)  # sum_m a_m z_m, (B, 1, N)
+        spec = fft(za, overwrite=True)[:, 0]
+        n = za.shape[-1]
         reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
         kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(cols.dtype)
         put("kernel", kcols * phase[..., None], 1.0)
 
     def transform(u: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """The phased window columns of ``u`` ``(B, X, N)``, times real ``weights`` ``(B, X)``
-        (the amplitudes, applied to the ``(B, K, X)`` columns, not to ``u``)."""
+        """The phased window columns of ``u`` ``(B, X, N)`` (this function's own: its FFT
+        is written over it), times real ``weights`` ``(B, X)`` (the amplitudes, applied to the
+        ``(B, K, X)`` columns, not to ``u``)."""
         factor = phase[..., None] if weights is None else phase[..., None] * weights[:, None, :]
-        return _window(problem, u, kernel).to(cols.dtype) * factor
+        return _window(problem, u, kernel, overwrite=True).to(cols.dtype) * factor
 
     g = problem.n_groups
     t2 = (time**2).to(time_d.dtype)
@@ -792,12 +794,17 @@ def _derivative_columns(
     return out.view(b, 2 * k, -1)
 
 
-def _window(problem: Problem, z: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def _window(
+    problem: Problem, z: torch.Tensor, kernel: torch.Tensor, *, overwrite: bool = False
+) -> torch.Tensor:
     """Window columns ``(B, K, X)`` of ``z`` ``(B, X, N)``, convolved with ``kernel``
-    ``(B, J + 1)`` where ``problem`` fits one."""
+    ``(B, J + 1)`` where ``problem`` fits one; ``overwrite``: ``z`` may be overwritten
+    (:func:`scaloquant.physics.model.fft`)."""
     if problem.kernel_active:
-        return kernel_window_columns(z, problem.fft_index, problem.kernel_offsets, kernel)
-    return window_columns(z, problem.fft_index)
+        return kernel_window_columns(
+            z, problem.fft_index, problem.kernel_offsets, kernel, overwrite=overwrite
+        )
+    return window_columns(z, problem.fft_index, overwrite=overwrite)
 
 
 def kernel_weights(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
