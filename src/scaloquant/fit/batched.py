@@ -695,12 +695,12 @@ def _derivative_columns(
     By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
     members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)`` (with one metabolite per
     group the columns of ``t^k z`` themselves, multiplied by ``a_m`` after the transform, not
-    a product with the ``(G, M)`` membership); per-metabolite ``T1`` is transformed only when per-metabolite
-    deviations are fitted. The FFTs run in :data:`DERIVATIVE_DTYPE`. With a fitted free-form
-    kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and ``dS/dx_j =
-    exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j`` bins off): one
-    more FFT, the rest are reads. Each block is written once into the real-stacked result;
-    the columns of fixed parameters are never formed."""
+    a product with the ``(G, M)`` membership); per-metabolite ``T1`` is transformed only when
+    per-metabolite deviations are fitted. The FFTs run in :data:`DERIVATIVE_DTYPE`. With a
+    fitted free-form kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and
+    ``dS/dx_j = exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j``
+    bins off): one more FFT, the rest are reads. Each block is written once into the
+    real-stacked result; the columns of fixed parameters are never formed."""
     sl = problem.slices()
     b, k, m = cols.shape
     free = problem.free.tolist()
@@ -753,10 +753,9 @@ def _derivative_columns(
     # the groups' sums sum_m in g a_m z_m: one real (G, M) x (M, 2N) product per spectrum;
     # with one metabolite per group none is formed: by linearity of the DFT the columns of z
     # (t z, t^2 z) are transformed and multiplied by a_m after (a (B, K, M), not (B, M, N), pass)
-    weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
     grouped = None
     if not identity and (problem.gaussian or not deviations):
-        grouped = real_weighted_sum(weights, zd)
+        grouped = real_weighted_sum(a[:, None, :] * problem.group_matrix.T, zd)  # (B, G, N)
     t2g = None
     if deviations:
         if problem.gaussian:  # t^2 of the groups' sums, before t z overwrites zd
