@@ -1371,7 +1371,8 @@ def _noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
     """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
     r = complex_residual(ev)
     r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-    n_theta = (ev.derivs.square().sum(1) > 0).sum(-1)
+    # the identifiable parameters, as in crlb: no (B, 2K, P) temporary of squares
+    n_theta = (torch.linalg.vector_norm(ev.derivs, dim=1) > 0).sum(-1)
     n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed
     dof = (2 * r.shape[-1] - n_free).clamp_min(1)
     return r.abs().square().sum(-1) / dof
