@@ -138,3 +138,73 @@ def test_synthesize_is_the_amplitude_weighted_sum(setup):
     z = model.modulated_fids(torch.as_tensor(fids), t, rates, torch.as_tensor(p["gauss"]), g)
     out = model.synthesize(torch.as_tensor(fids), t, a, rates, torch.as_tensor(p["gauss"]), g)
     np.testing.assert_allclose(out.numpy(), np.einsum("bm,bmn->bn", a.numpy(), z.numpy()))
+
+
+def test_times_real_equals_the_complex_product():
+    """The interleaved real product (new array, into ``out``, in place, a column that is not
+    contiguous, a factor broadcast along the rows or per row) is the complex product with the
+    factor promoted, exactly."""
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(4, 3, 16, dtype=torch.complex128, generator=gen)
+    for real in (
+        torch.rand(16, dtype=torch.float64, generator=gen),
+        torch.rand(4, 1, 16, dtype=torch.float64, generator=gen),
+        torch.rand(4, 3, 1, dtype=torch.float64, generator=gen),
+    ):
+        want = z * real.to(z.dtype)
+        assert torch.equal(model.times_real(z, real), want)
+        out = torch.empty_like(z)
+        assert model.times_real(z, real, out=out) is out and torch.equal(out, want)
+        same = z.clone()
+        assert model.times_real(same, real, out=same) is same and torch.equal(same, want)
+    strided = z.mT  # (4, 16, 3): rows not contiguous
+    real = torch.rand(3, dtype=torch.float64, generator=gen)
+    assert torch.equal(model.times_real(strided, real), strided * real.to(z.dtype))
+    copy = strided.clone().mT.contiguous().mT  # the same layout, its own memory
+    model.times_real(copy, real, out=copy)
+    assert torch.equal(copy, strided * real.to(z.dtype))
+
+
+def test_times_real_in_place_keeps_the_gradient():
+    leaf = torch.randn(2, 8, dtype=torch.complex128, requires_grad=True)
+    real = torch.rand(8, dtype=torch.float64)
+    z = leaf * 1.0
+    model.times_real(z, real, out=z).abs().square().sum().backward()
+    torch.testing.assert_close(leaf.grad, 2 * leaf.detach() * real**2)
+
+
+def test_real_weighted_sum_equals_the_complex_product():
+    gen = torch.Generator().manual_seed(4)
+    z = torch.randn(5, 6, 32, dtype=torch.complex64, generator=gen)
+    w = torch.rand(5, 2, 6, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(
+        model.real_weighted_sum(w, z), w.to(z.dtype) @ z, rtol=1e-6, atol=1e-6
+    )
+    assert model.real_weighted_sum(w[0], z).shape == (5, 2, 32)  # one (G, M) for the batch
+
+
+def test_fft_over_its_input_equals_the_fft():
+    z = torch.randn(3, 64, dtype=torch.complex64, generator=torch.Generator().manual_seed(5))
+    want = model.fft(z.clone())
+    assert torch.equal(model.fft(z, overwrite=True), want)
+
+
+@pytest.mark.parametrize("max_runs", [2, 8])
+def test_gaussian_of_group_runs_equals_per_metabolite_decay(setup, monkeypatch, max_runs):
+    """Groups in runs of metabolites, applied run by run, and more than ``MAX_GAUSS_RUNS``
+    runs, where the factor is gathered per metabolite: both the decay of each member."""
+    monkeypatch.setattr(model, "MAX_GAUSS_RUNS", max_runs)
+    fids, *_ = setup
+    m = fids.shape[0]
+    group_of = torch.arange(m) % 2  # alternating groups: m runs
+    t = torch.as_tensor(np.arange(fids.shape[1]) * DWELL_S)
+    gen = torch.Generator().manual_seed(6)
+    rates = torch.complex(
+        -10 * torch.rand(3, m, generator=gen, dtype=torch.float64),
+        50 * torch.randn(3, m, generator=gen, dtype=torch.float64),
+    )
+    beta = 200 * torch.rand(3, 2, generator=gen, dtype=torch.float64)
+    base = torch.as_tensor(fids)
+    got = model.modulated_fids(base, t, rates, beta, group_of)
+    want = base * torch.exp(rates[..., None] * t - beta[:, group_of, None] * t**2)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12 * want.abs().max().item())

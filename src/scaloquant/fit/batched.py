@@ -69,6 +69,7 @@ from ..physics.model import (
     lineshape_rates,
     modulated_fids,
     phase_factor,
+    real_weighted_sum,
     times_real,
     window_columns,
 )
@@ -705,13 +706,13 @@ def _derivative_columns(
 
     By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
     members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)`` (with one metabolite per
-    group the sums are the weighted ``z`` themselves, scaled in place, not a product with the
-    ``(G, M)`` membership); per-metabolite ``T1`` is transformed only when per-metabolite
-    deviations are fitted. The FFTs run in :data:`DERIVATIVE_DTYPE`. With a fitted free-form
-    kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and ``dS/dx_j =
-    exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j`` bins off): one
-    more FFT, the rest are reads. Each block is written once into the real-stacked result;
-    the columns of fixed parameters are never formed."""
+    group the columns of ``t^k z`` themselves, multiplied by ``a_m`` after the transform, not
+    a product with the ``(G, M)`` membership); per-metabolite ``T1`` is transformed only when
+    per-metabolite deviations are fitted. The FFTs run in :data:`DERIVATIVE_DTYPE`. With a
+    fitted free-form kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and
+    ``dS/dx_j = exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j``
+    bins off): one more FFT, the rest are reads. Each block is written once into the
+    real-stacked result; the columns of fixed parameters are never formed."""
     sl = problem.slices()
     b, k, m = cols.shape
     free = problem.free.tolist()
@@ -745,49 +746,54 @@ def _derivative_columns(
         (problem.group_of == torch.arange(m, device=problem.group_of.device)).all()
     )
     if problem.kernel_active:  # before t z overwrites zd
-        za = a[:, None, :].to(zd.dtype) @ zd  # (B, 1, N)
-        spec = fft(za)[:, 0]
+        za = real_weighted_sum(a[:, None, :], zd)  # sum_m a_m z_m, (B, 1, N)
+        spec = fft(za, overwrite=True)[:, 0]
         n = za.shape[-1]
         reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
         kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(cols.dtype)
         put("kernel", kcols * phase[..., None], 1.0)
-    grouped = None
-    if problem.gaussian or not deviations:
-        # sum_m in g a_m z_m: a_m z_m itself with one metabolite per group (in place when zd is
-        # not needed again), else one (G, M) x (M, N) product per spectrum (no (B, M, N) a z)
-        if identity:
-            a_d = a.to(time_d.dtype)[:, :, None, None]
-            grouped = torch.view_as_complex(
-                torch.view_as_real(zd).mul_(a_d) if not deviations else torch.view_as_real(zd) * a_d
-            )
-        else:
-            weights = a[:, None, :] * problem.group_matrix.T  # (B, G, M)
-            grouped = weights.to(zd.dtype) @ zd
 
-    def transform(u: torch.Tensor) -> torch.Tensor:
-        return _window(problem, u, kernel).to(cols.dtype) * phase[..., None]
+    def transform(u: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The phased window columns of ``u`` ``(B, X, N)`` (this function's own: its FFT
+        is written over it), times real ``weights`` ``(B, X)`` (the amplitudes, applied to the
+        ``(B, K, X)`` columns, not to ``u``)."""
+        factor = phase[..., None] if weights is None else phase[..., None] * weights[:, None, :]
+        return _window(problem, u, kernel, overwrite=True).to(cols.dtype) * factor
 
     g = problem.n_groups
+    t2 = (time**2).to(time_d.dtype)
+    # the groups' sums sum_m in g a_m z_m: one real (G, M) x (M, 2N) product per spectrum;
+    # with one metabolite per group none is formed: by linearity of the DFT the columns of z
+    # (t z, t^2 z) are transformed and multiplied by a_m after (a (B, K, M), not (B, M, N), pass)
+    grouped = None
+    if not identity and (problem.gaussian or not deviations):
+        grouped = real_weighted_sum(a[:, None, :] * problem.group_matrix.T, zd)  # (B, G, N)
     t2g = None
     if deviations:
-        _times_time(zd, time_d, out=zd)  # t z, in place
-        t1a = transform(zd) * a[:, None, :].to(cols.dtype)
+        if problem.gaussian:  # t^2 of the groups' sums, before t z overwrites zd
+            if identity:
+                t2g = transform(times_real(zd, t2), a)
+            else:
+                t2g = transform(times_real(grouped, t2, out=grouped))
+        times_real(zd, time_d, out=zd)  # t z, in place
+        t1a = transform(zd, a)
         put("damping_dev", t1a, -1.0)
         put("shift_dev", t1a, 2 * math.pi, imaginary=True)
         # one (B K, M) x (M, G) product, not B broadcast ones
         t1g = (t1a.reshape(b * k, m) @ problem.group_matrix.to(cols.dtype)).reshape(b, k, g)
-        if problem.gaussian:
-            t2g = transform(times_real(grouped, time**2))
     else:
         # t z (and t^2 z) of the groups written into one array, transformed together
-        parts = 2 if problem.gaussian else 1
+        source = zd if identity else grouped  # this function's own: t z in place
         if problem.gaussian:
-            both = grouped.new_empty(b, parts * g, grouped.shape[-1])
-            _times_time(grouped, time_d, out=both[:, :g])
-            _times_time(grouped, (time**2).to(time_d.dtype), out=both[:, g:])
-        else:  # grouped is this function's own: t z in place
-            both = _times_time(grouped, time_d, out=grouped)
-        both = transform(both)
+            both = source.new_empty(b, 2 * g, source.shape[-1])
+            times_real(source, time_d, out=both[:, :g])
+            times_real(source, t2, out=both[:, g:])
+        else:
+            both = times_real(source, time_d, out=source)
+        scale = None
+        if identity:
+            scale = torch.cat([a, a], dim=-1) if problem.gaussian else a
+        both = transform(both, scale)
         t1g, t2g = both[..., :g], both[..., g:]
     put("damping", t1g, -1.0)
     put("shift", t1g, 2 * math.pi, imaginary=True)
@@ -799,23 +805,17 @@ def _derivative_columns(
     return out.view(b, 2 * k, -1)
 
 
-def _times_time(z: torch.Tensor, time: torch.Tensor, *, out: torch.Tensor) -> torch.Tensor:
-    """``z * time`` for complex ``z`` ``(..., N)`` and a real ``time`` ``(N,)`` of its real
-    dtype, written into ``out`` (``z`` itself for in place). The real and imaginary parts are
-    multiplied as one flat ``(..., 2N)`` row by the interleaved factor: the same products as
-    ``view_as_real(z) * time[:, None]``, whose innermost broadcast dimension of 2 made it
-    2.5-3x slower (``(32, 21, 2048)`` complex64, 1 thread: 5.5 -> 2.1 ms)."""
-    pairs = time.repeat_interleave(2)
-    torch.mul(torch.view_as_real(z).flatten(-2), pairs, out=torch.view_as_real(out).flatten(-2))
-    return out
-
-
-def _window(problem: Problem, z: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def _window(
+    problem: Problem, z: torch.Tensor, kernel: torch.Tensor, *, overwrite: bool = False
+) -> torch.Tensor:
     """Window columns ``(B, K, X)`` of ``z`` ``(B, X, N)``, convolved with ``kernel``
-    ``(B, J + 1)`` where ``problem`` fits one."""
+    ``(B, J + 1)`` where ``problem`` fits one; ``overwrite``: ``z`` may be overwritten
+    (:func:`scaloquant.physics.model.fft`)."""
     if problem.kernel_active:
-        return kernel_window_columns(z, problem.fft_index, problem.kernel_offsets, kernel)
-    return window_columns(z, problem.fft_index)
+        return kernel_window_columns(
+            z, problem.fft_index, problem.kernel_offsets, kernel, overwrite=overwrite
+        )
+    return window_columns(z, problem.fft_index, overwrite=overwrite)
 
 
 def kernel_weights(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
@@ -1390,7 +1390,8 @@ def _noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
     """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
     r = complex_residual(ev)
     r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-    n_theta = (ev.derivs.square().sum(1) > 0).sum(-1)
+    # the identifiable parameters, as in crlb: no (B, 2K, P) temporary of squares
+    n_theta = (torch.linalg.vector_norm(ev.derivs, dim=1) > 0).sum(-1)
     n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed
     dof = (2 * r.shape[-1] - n_free).clamp_min(1)
     return r.abs().square().sum(-1) / dof
