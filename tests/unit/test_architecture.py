@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "scaloquant",
             "metabolites",
             "threads",
+            "readahead",
             "_stats",
             "_config",
             "seeds",
