@@ -242,6 +242,17 @@ def test_nifti_bad_inputs(tmp_path):
         read_fid(tmp_path / "junk.nii.gz")
 
 
+def test_nifti_of_random_bytes_says_one_thing(tmp_path, capfd):
+    """A .nii of random bytes (no NIfTI-1/-2 header size) is refused as nibabel.load refuses
+    it, without nibabel's attempts to mend the header printed before the error."""
+    path = tmp_path / "random.nii"
+    path.write_bytes(np.random.default_rng(0).bytes(600))
+    with pytest.raises(InputFileError, match="Cannot work out file type"):
+        read_fid(path)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
 def test_basis_folder_with_mismatched_files(tmp_path):
     np.savetxt(tmp_path / "A.txt", np.ones((N, 2)))
     np.savetxt(tmp_path / "B.txt", np.ones((N + 2, 2)))
