@@ -267,18 +267,20 @@ class _MaxPoolBy2(torch.autograd.Function):
 
 
 class MaxPool2dBy2(nn.MaxPool2d):
-    """``nn.MaxPool2d(2)`` for training: the same values and gradients
-    (:class:`_MaxPoolBy2`; NaN windows aside), from four strided views instead of
-    PyTorch's CPU kernel, which also writes an int64 index per output. Why: that kernel took
-    20-24 % of the CPU time of a training step of the ``quick`` scalogram and spectrum CNNs
-    (torch.profiler, 1 thread); see ``docs/benchmarks.md``, "Where the quick preset's time
-    goes". A subclass, so that code that looks for ``nn.MaxPool2d`` (e.g.
+    """``nn.MaxPool2d(2)`` with the same values and gradients (:class:`_MaxPoolBy2`; NaN
+    windows aside), faster on the CPU for contiguous inputs (others go to PyTorch's kernel).
+    Why: PyTorch's CPU kernel took 20-24 % of the CPU time of a training step of the
+    ``quick`` scalogram and spectrum CNNs (torch.profiler, 1 thread); this one made a
+    ``quick`` spectrum CNN step 18 % cheaper (docs/benchmarks.md, "Where the quick preset's
+    time goes"). A subclass, so that code that looks for ``nn.MaxPool2d`` (e.g.
     :func:`inference_copy`) still finds it."""
 
     def __init__(self) -> None:
         super().__init__(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or not x.is_contiguous():
+            return super().forward(x)  # GPUs' own kernels are fast; other layouts: PyTorch's
         return _MaxPoolBy2.apply(x, 2)
 
 
@@ -289,4 +291,6 @@ class MaxPool1dBy2(nn.MaxPool1d):
         super().__init__(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or not x.is_contiguous():
+            return super().forward(x)
         return _MaxPoolBy2.apply(x, 1)
