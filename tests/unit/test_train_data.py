@@ -88,6 +88,19 @@ def test_fixed_set_is_the_seeded_simulation(basis):
     np.testing.assert_allclose(a.amplitudes[:5], chunk.amplitudes, rtol=1e-6)
 
 
+def _fixed_module(basis, signals, **kw):
+    """A data module over one fixed set, used for training and validation."""
+    return SignalDataModule(
+        basis=basis,
+        train=signals,
+        val=signals,
+        simulation=SimulationConfig(),
+        seed=0,
+        n_train=len(signals),
+        **kw,
+    )
+
+
 def test_ranks_get_disjoint_shards_of_a_fixed_set(basis):
     signals = _set(
         np.zeros((40, 8), np.complex64) + np.arange(40)[:, None],
@@ -95,16 +108,7 @@ def test_ranks_get_disjoint_shards_of_a_fixed_set(basis):
     )
     seen = []
     for rank in (0, 1):
-        dm = SignalDataModule(
-            basis=basis,
-            train=signals,
-            val=signals,
-            simulation=SimulationConfig(),
-            batch_size=5,
-            eval_batch_size=10,
-            seed=0,
-            n_train=40,
-        )
+        dm = _fixed_module(basis, signals, batch_size=5, eval_batch_size=10)
         dm._rank_world = lambda rank=rank: (rank, 2)  # what a 2-process trainer reports
         seen.append({int(a) for batch in dm.train_dataloader() for a in batch.amplitudes[:, 0]})
     assert seen[0].isdisjoint(seen[1]) and len(seen[0] | seen[1]) == 40
@@ -160,15 +164,11 @@ def test_kept_inputs_are_those_of_each_batch(basis, model):
     fids = torch.from_numpy(signals.fids)
     quantifier.fit_normalisation(fids, torch.from_numpy(signals.amplitudes))
     features, scale = network_inputs(quantifier, signals, batch_size=16)
-    dm = SignalDataModule(
-        basis=basis,
-        train=signals,
-        val=signals,
-        simulation=SimulationConfig(),
+    dm = _fixed_module(
+        basis,
+        signals,
         batch_size=8,
         eval_batch_size=8,
-        seed=0,
-        n_train=40,
         inputs=lambda s: network_inputs(quantifier, s, batch_size=16),
     )
     dm.setup("fit")
