@@ -266,9 +266,20 @@ class _MaxPoolBy2(torch.autograd.Function):
         return (grad.squeeze(-2) if ctx.dims == 1 else grad), None
 
 
+def _pools_faster(x: torch.Tensor) -> bool:
+    """Whether :class:`_MaxPoolBy2` beats PyTorch's kernel on ``x``: in training (a gradient
+    to compute: PyTorch's kernel then also writes the indices) of contiguous CPU tensors. Without
+    a gradient PyTorch's own is as fast or faster (1-D: 0.6 against 2.8 ms for 32 x 8 x 2048),
+    GPUs have their own kernels, and exports (``torch.onnx``, no gradient) see plain pooling."""
+    return (
+        x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu" and x.is_contiguous()
+    )
+
+
 class MaxPool2dBy2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)`` with the same values and gradients (:class:`_MaxPoolBy2`; NaN
-    windows aside), faster on the CPU for contiguous inputs (others go to PyTorch's kernel).
+    windows aside), faster in training on the CPU (elsewhere PyTorch's kernel:
+    :func:`_pools_faster`).
     Why: PyTorch's CPU kernel took 20-24 % of the CPU time of a training step of the
     ``quick`` scalogram and spectrum CNNs (torch.profiler, 1 thread); this one made a
     ``quick`` spectrum CNN step 18 % cheaper (docs/benchmarks.md, "Where the quick preset's
@@ -279,8 +290,8 @@ class MaxPool2dBy2(nn.MaxPool2d):
         super().__init__(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or not x.is_contiguous():
-            return super().forward(x)  # GPUs' own kernels are fast; other layouts: PyTorch's
+        if not _pools_faster(x):
+            return super().forward(x)
         return _MaxPoolBy2.apply(x, 2)
 
 
@@ -291,6 +302,6 @@ class MaxPool1dBy2(nn.MaxPool1d):
         super().__init__(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or not x.is_contiguous():
+        if not _pools_faster(x):
             return super().forward(x)
         return _MaxPoolBy2.apply(x, 1)
