@@ -276,7 +276,22 @@ def _pools_faster(x: torch.Tensor) -> bool:
     )
 
 
-class MaxPool2dBy2(nn.MaxPool2d):
+class _PoolBy2:
+    """``forward`` of the pooling layers below: :class:`_MaxPoolBy2` over the last
+    ``pooled_dims`` axes where it is faster, PyTorch's pooling (the base class) elsewhere."""
+
+    pooled_dims: int
+
+    def __init__(self) -> None:
+        super().__init__(2)  # the nn.MaxPool*d base: kernel 2 (and stride 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _pools_faster(x):
+            return super().forward(x)
+        return _MaxPoolBy2.apply(x, self.pooled_dims)
+
+
+class MaxPool2dBy2(_PoolBy2, nn.MaxPool2d):
     """``nn.MaxPool2d(2)`` with the same values and gradients (:class:`_MaxPoolBy2`; NaN
     windows aside), faster in training on the CPU (elsewhere PyTorch's kernel:
     :func:`_pools_faster`).
@@ -286,22 +301,10 @@ class MaxPool2dBy2(nn.MaxPool2d):
     time goes"). A subclass, so that code that looks for ``nn.MaxPool2d`` (e.g.
     :func:`inference_copy`) still finds it."""
 
-    def __init__(self) -> None:
-        super().__init__(2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _pools_faster(x):
-            return super().forward(x)
-        return _MaxPoolBy2.apply(x, 2)
+    pooled_dims = 2
 
 
-class MaxPool1dBy2(nn.MaxPool1d):
+class MaxPool1dBy2(_PoolBy2, nn.MaxPool1d):
     """``nn.MaxPool1d(2)`` computed as :class:`MaxPool2dBy2` (two strided views)."""
 
-    def __init__(self) -> None:
-        super().__init__(2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _pools_faster(x):
-            return super().forward(x)
-        return _MaxPoolBy2.apply(x, 1)
+    pooled_dims = 1
