@@ -155,6 +155,26 @@ def test_same_seed_gives_identical_weights(tmp_path, basis):
     )
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_kept_inputs_give_the_weights_of_recomputed_ones(tmp_path, basis, model, monkeypatch):
+    from scaloquant.train import run
+
+    calls = []
+    kept = run.network_inputs
+    monkeypatch.setattr(run, "network_inputs", lambda *a, **k: calls.append(1) or kept(*a, **k))
+    config = _short(model, max_steps=12, accelerator="cpu")
+    a = train_model(config, basis, tmp_path / "a", progress=False)
+    assert len(calls) == 2  # training and validation sets, once each
+    monkeypatch.setattr(run, "INPUT_CACHE_BYTES", 0)
+    b = train_model(config, basis, tmp_path / "b", progress=False)
+    assert len(calls) == 2
+    sa = read_checkpoint(a.checkpoint_path)["state_dict"]
+    sb = read_checkpoint(b.checkpoint_path)["state_dict"]
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
+    assert a.best_val_loss == b.best_val_loss
+
+
 class _Interrupt(Callback):
     """Fails after ``step`` optimizer steps, like a crash or a killed job."""
 

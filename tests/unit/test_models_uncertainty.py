@@ -19,7 +19,7 @@ from scaloquant.models import (
     inference_copy,
     normal_quantile,
 )
-from scaloquant.models.cnn import MaxPool2x2ChannelsLast
+from scaloquant.models.cnn import MaxPool1dBy2, MaxPool2dBy2, MaxPool2x2ChannelsLast
 from scaloquant.simulate import SimulationConfig
 from scaloquant.train.data import draw_signals
 
@@ -238,6 +238,36 @@ def test_channels_last_max_pool_equals_max_pool_2d(shape):
     out = MaxPool2x2ChannelsLast()(x)
     torch.testing.assert_close(out, torch.nn.MaxPool2d(2)(x), rtol=0, atol=0)
     assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize(
+    ("shape", "ours", "torchs"),
+    [
+        ((3, 5, 8, 12), MaxPool2dBy2, torch.nn.MaxPool2d),
+        ((2, 4, 7, 9), MaxPool2dBy2, torch.nn.MaxPool2d),
+        ((3, 5, 12), MaxPool1dBy2, torch.nn.MaxPool1d),
+        ((2, 4, 11), MaxPool1dBy2, torch.nn.MaxPool1d),
+    ],
+)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_by_2_has_pytorchs_values_and_gradients(shape, ours, torchs, ties):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(shape, generator=gen)
+    if ties:  # after a ReLU: many equal zeros, and equal positive values in one window
+        x = torch.randint(-2, 3, shape, generator=gen).float().relu()
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_a, out_b = ours()(a), torchs(2)(b)
+    grad = torch.randn(out_b.shape, generator=gen)
+    grad[0] = -0.0  # PyTorch adds the gradient to zeros: -0 arrives as +0
+    out_a.backward(grad)
+    out_b.backward(grad)
+    assert torch.equal(out_a, out_b) and out_a.is_contiguous()
+    # the gradient goes to the first maximal element of each window, as PyTorch's
+    assert torch.equal(a.grad, b.grad)
+    assert torch.equal(a.grad.signbit(), b.grad.signbit())
+    # other layouts are PyTorch's own
+    cl = x.transpose(-1, -2)
+    torch.testing.assert_close(ours()(cl), torchs(2)(cl), rtol=0, atol=0)
 
 
 def test_default_batch_size_keeps_the_largest_activation_in_the_budget(basis, signals):

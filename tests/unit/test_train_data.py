@@ -10,12 +10,15 @@ from torch.utils.data import DataLoader
 from scaloquant.errors import IncompatibleDataError, InvalidDataError
 from scaloquant.io import default_basis
 from scaloquant.io.hdf5 import write_simulation
+from scaloquant.models.quantifier import Quantifier
 from scaloquant.seeds import derived_seed
 from scaloquant.simulate import SimulationConfig, simulate_dataset
+from scaloquant.train import TrainConfig
 from scaloquant.train.data import (
     FreshBatchSampler,
     FreshDataset,
     SignalDataModule,
+    network_inputs,
     read_signal_file,
     simulate_set,
     split_signals,
@@ -85,6 +88,19 @@ def test_fixed_set_is_the_seeded_simulation(basis):
     np.testing.assert_allclose(a.amplitudes[:5], chunk.amplitudes, rtol=1e-6)
 
 
+def _fixed_module(basis, signals, **kw):
+    """A data module over one fixed set, used for training and validation."""
+    return SignalDataModule(
+        basis=basis,
+        train=signals,
+        val=signals,
+        simulation=SimulationConfig(),
+        seed=0,
+        n_train=len(signals),
+        **kw,
+    )
+
+
 def test_ranks_get_disjoint_shards_of_a_fixed_set(basis):
     signals = _set(
         np.zeros((40, 8), np.complex64) + np.arange(40)[:, None],
@@ -92,16 +108,7 @@ def test_ranks_get_disjoint_shards_of_a_fixed_set(basis):
     )
     seen = []
     for rank in (0, 1):
-        dm = SignalDataModule(
-            basis=basis,
-            train=signals,
-            val=signals,
-            simulation=SimulationConfig(),
-            batch_size=5,
-            eval_batch_size=10,
-            seed=0,
-            n_train=40,
-        )
+        dm = _fixed_module(basis, signals, batch_size=5, eval_batch_size=10)
         dm._rank_world = lambda rank=rank: (rank, 2)  # what a 2-process trainer reports
         seen.append({int(a) for batch in dm.train_dataloader() for a in batch.amplitudes[:, 0]})
     assert seen[0].isdisjoint(seen[1]) and len(seen[0] | seen[1]) == 40
@@ -147,3 +154,27 @@ def test_signal_file_must_match_the_basis(tmp_path, basis):
         read_signal_file(path, reordered)
     with pytest.raises(IncompatibleDataError, match="points"):
         read_signal_file(path, basis.truncated(1024))
+
+
+@pytest.mark.parametrize("model", ["scalogram_cnn", "spectrum_cnn"])
+def test_kept_inputs_are_those_of_each_batch(basis, model):
+    config = TrainConfig.preset("tiny", model=model)
+    signals = simulate_set(basis, config.simulation_config(), 40, seed=3, key=0)
+    quantifier = Quantifier(config.quantifier_config(basis))
+    fids = torch.from_numpy(signals.fids)
+    quantifier.fit_normalisation(fids, torch.from_numpy(signals.amplitudes))
+    features, scale = network_inputs(quantifier, signals, batch_size=16)
+    dm = _fixed_module(
+        basis,
+        signals,
+        batch_size=8,
+        eval_batch_size=8,
+        inputs=lambda s: network_inputs(quantifier, s, batch_size=16),
+    )
+    dm.setup("fit")
+    for batch in dm.train_dataloader():
+        # the same bits as computed batch by batch from the shuffled FIDs
+        expected = quantifier.features(batch.fids)
+        assert torch.equal(batch.features, expected[0]) and torch.equal(batch.scale, expected[1])
+    assert torch.equal(next(iter(dm.val_dataloader())).features, features[:8])
+    assert torch.equal(scale, quantifier.features(fids)[1])

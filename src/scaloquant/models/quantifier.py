@@ -298,12 +298,20 @@ class Quantifier(nn.Module):
         return feats, scale
 
     def normalised_outputs(
-        self, fids: torch.Tensor, *, network: ConvRegressor | None = None
+        self,
+        fids: torch.Tensor,
+        *,
+        network: ConvRegressor | None = None,
+        features: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> NormalisedOutput:
         """Network outputs for complex FIDs ``(B, n_points)`` (``network``: another copy of the
-        CNN, e.g. the fused inference copy; default :attr:`network`)."""
+        CNN, e.g. the fused inference copy; default :attr:`network`; ``features``: what
+        :meth:`features` gives for ``fids`` with this network, computed beforehand, e.g. once
+        for a fixed training set: :class:`scaloquant.train.data.SignalDataModule`)."""
         network = self.network if network is None else network
-        feats, scale = self.features(fids, channels_last=network is not self.network)
+        if features is None:
+            features = self.features(fids, channels_last=network is not self.network)
+        feats, scale = features
         embedding = network.embed(feats)
         log_var = None
         if self.has_uncertainty:

@@ -37,15 +37,21 @@ training residuals, then under-rated the noise and its 95 % intervals covered 76
 With fresh data: 94.3 % at SNR 10 (and a lower RMSE, 0.206 against 0.229 at SNR 10). So
 ``scaloquant train --snr`` (and the other realism flags) imply ``--fresh-data``.
 
-Scalograms are never stored: batches carry complex FIDs and the model computes its input transform
-batch by batch on its own device.
+Network inputs: batches carry complex FIDs, and the model computes its input transform batch by
+batch on its own device; for a fixed set, :class:`SignalDataModule` can instead compute every
+signal's standardised input once (``inputs``, :func:`network_inputs`) and hand it out with the
+batches, the same values as batch by batch (each signal's transform is computed on its own;
+checked bit for bit in ``tests/unit/test_train.py``). ``train_model`` does so on the CPU when
+the inputs fit :data:`scaloquant.train.run.INPUT_CACHE_BYTES`: the ``quick`` scalogram CNN
+recomputed each of its 2 x 64 x 192 scalograms in every one of its 5 epochs (a sixth of a
+training step's CPU time); kept, its 4,000 + 500 inputs take 442 MB.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import lightning as L
@@ -55,16 +61,25 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..errors import IncompatibleDataError, InvalidDataError
 from ..io.hdf5 import read_simulation
+from ..models.quantifier import Quantifier
 from ..seeds import FRESH_KEY, VAL_KEY, derived_seed, seed_sequence
 from ..simulate import SimulationConfig, simulate_batch, simulate_dataset
 from ..types import BasisSet, SignalSet
 
 
 class SignalBatch(NamedTuple):
-    """One batch: complex FIDs ``(B, N)`` (complex64) and their amplitudes ``(B, M)`` (float32)."""
+    """One batch: complex FIDs ``(B, N)`` (complex64) and their amplitudes ``(B, M)`` (float32);
+    with precomputed inputs also the network's standardised inputs ``(B, *input_shape)`` and
+    the FIDs' scales ``(B,)`` (:meth:`scaloquant.models.Quantifier.features`), else None."""
 
     fids: torch.Tensor
     amplitudes: torch.Tensor
+    features: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
+
+
+#: A set's network inputs: standardised inputs ``(n, *input_shape)`` and scales ``(n,)``.
+NetworkInputs = tuple[torch.Tensor, torch.Tensor]
 
 
 def for_training(signals: SignalSet) -> SignalSet:
@@ -95,19 +110,38 @@ def simulate_set(
     return chunks[0] if len(chunks) == 1 else SignalSet.concatenate(chunks)
 
 
+def network_inputs(
+    quantifier: Quantifier, signals: SignalSet, *, batch_size: int = 256
+) -> NetworkInputs:
+    """Every signal's standardised network input and scale
+    (:meth:`~scaloquant.models.Quantifier.features`, on the quantifier's device), computed in
+    batches of ``batch_size`` into one preallocated tensor."""
+    fids = torch.from_numpy(signals.fids)
+    device = quantifier.fixed_scale.device
+    features = torch.empty((len(fids), *quantifier.input_shape), device=device)
+    scale = torch.empty(len(fids), device=device)
+    with torch.no_grad():
+        for i in range(0, len(fids), batch_size):
+            rows = slice(i, i + batch_size)
+            features[rows], scale[rows] = quantifier.features(fids[rows].to(device))
+    return features, scale
+
+
 class ArrayDataset(Dataset):
     """Map-style dataset over a :class:`~scaloquant.types.SignalSet` cast by
-    :func:`for_training`; an item is ``(fid (N,), amplitudes (M,))``."""
+    :func:`for_training`; an item is ``(fid (N,), amplitudes (M,))``, followed by the signal's
+    network input and scale when ``inputs`` (:func:`network_inputs`) are given."""
 
-    def __init__(self, signals: SignalSet) -> None:
-        self.fids = torch.from_numpy(signals.fids)
-        self.amplitudes = torch.from_numpy(signals.amplitudes)
+    def __init__(self, signals: SignalSet, inputs: NetworkInputs | None = None) -> None:
+        self.arrays = (torch.from_numpy(signals.fids), torch.from_numpy(signals.amplitudes))
+        if inputs is not None:
+            self.arrays += tuple(inputs)
 
     def __len__(self) -> int:
-        return len(self.fids)
+        return len(self.arrays[0])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fids[index], self.amplitudes[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(array[index] for array in self.arrays)
 
 
 class FreshBatchSampler(Sampler):
@@ -149,9 +183,8 @@ class FreshDataset(Dataset):
         return SignalBatch(torch.from_numpy(signals.fids), torch.from_numpy(signals.amplitudes))
 
 
-def _collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> SignalBatch:
-    fids, amps = zip(*items, strict=True)
-    return SignalBatch(torch.stack(fids), torch.stack(amps))
+def _collate(items: list[tuple[torch.Tensor, ...]]) -> SignalBatch:
+    return SignalBatch(*(torch.stack(field) for field in zip(*items, strict=True)))
 
 
 def batch_fingerprint(batch: SignalBatch) -> str:
@@ -170,6 +203,10 @@ class SignalDataModule(L.LightningDataModule):
     val : fixed validation set.
     simulation : simulation settings for fresh data.
     batch_size, eval_batch_size, seed, num_workers, n_train : as in ``TrainConfig``.
+    inputs : None, or a function that gives a fixed set's network inputs
+        (:func:`network_inputs` of the model being trained): called once for the training
+        (if fixed) and validation sets in :meth:`setup`, whose results then come with every
+        batch instead of being recomputed in every epoch.
     """
 
     def __init__(
@@ -184,8 +221,12 @@ class SignalDataModule(L.LightningDataModule):
         seed: int,
         n_train: int,
         num_workers: int = 0,
+        inputs: Callable[[SignalSet], NetworkInputs] | None = None,
     ) -> None:
         super().__init__()
+        self.inputs = inputs
+        self.train_inputs: NetworkInputs | None = None
+        self.val_inputs: NetworkInputs | None = None
         self.basis = basis
         self.train = train
         self.val = val
@@ -195,6 +236,14 @@ class SignalDataModule(L.LightningDataModule):
         self.seed = seed
         self.n_train = n_train
         self.num_workers = num_workers
+
+    def setup(self, stage: str) -> None:
+        if self.inputs is None:
+            return
+        if self.train is not None and self.train_inputs is None:
+            self.train_inputs = self.inputs(self.train)
+        if self.val_inputs is None:
+            self.val_inputs = self.inputs(self.val)
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -227,7 +276,7 @@ class SignalDataModule(L.LightningDataModule):
             drop_last=True,
         )
         return DataLoader(
-            ArrayDataset(self.train),
+            ArrayDataset(self.train, self.train_inputs),
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
@@ -241,7 +290,7 @@ class SignalDataModule(L.LightningDataModule):
             range(len(self.val)), num_replicas=world, rank=rank, shuffle=False
         )
         return DataLoader(
-            ArrayDataset(self.val),
+            ArrayDataset(self.val, self.val_inputs),
             batch_size=self.eval_batch_size,
             sampler=sampler,
             collate_fn=_collate,

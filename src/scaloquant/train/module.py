@@ -67,7 +67,8 @@ class QuantifierModule(L.LightningModule):
 
     def _losses(self, batch: SignalBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Amplitudes ``(B, M)``, the amplitude loss and the variance head's NLL (or None)."""
-        out = self.quantifier.normalised_outputs(batch.fids)
+        features = None if batch.features is None else (batch.features, batch.scale)
+        out = self.quantifier.normalised_outputs(batch.fids, features=features)
         pred = self.quantifier.amplitudes_from(out.z, out.scale)
         nll = None
         if out.log_var is not None:
