@@ -399,7 +399,6 @@ def make_problem(
     time_s = basis.time_axis_s()
     apod = np.exp(-broadening_per_s * time_s)
     half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
-    grid = _model_grid(basis, basis.fids * apod, fft_index, half, config.decimate_model)
     if config.baseline_kind == "spline":
         design, penalty = baseline_designs.bspline_baseline(ppm, config.baseline_knot_spacing_ppm)
         smoothing = baseline_designs.smoothing_for_ed(
@@ -480,6 +479,7 @@ def make_problem(
         basis.names,
         None if echo_time_s is None else 1e3 * echo_time_s,
     )
+    grid = _model_grid(basis, basis.fids * apod, fft_index, half, config.decimate_model)
     return Problem(
         names=basis.names,
         group_of=torch.as_tensor(group_of, dtype=torch.long, device=dev),
@@ -561,9 +561,7 @@ def _model_grid(
         dec = band_decimation(fids, basis.dwell_time_s, signed, margin)
     if dec is None:
         none = np.zeros(0, dtype=np.int64)
-        return _ModelGrid(
-            fids, time_s, fft_index, none, fids[:, :0], time_s[:0], np.zeros((0, 0))
-        )
+        return _ModelGrid(fids, time_s, fft_index, none, fids[:, :0], time_s[:0], np.zeros((0, 0)))
     return _ModelGrid(
         dec.decimate(fids),
         time_s[:: dec.factor],
@@ -1519,9 +1517,12 @@ def _solve_chunk(
     region_var: torch.Tensor | None,
     start,
     twin_pairs: tuple | None = None,
+    exact: Problem | None = None,
 ) -> BatchedFit:
     """One chunk of :func:`solve`; ``twin_pairs`` (not None: the per-metabolite model) turns on
-    the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`."""
+    the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`;
+    ``exact``: the last pass's problem on all ``N`` samples where its own is decimated
+    (:func:`finish_on_the_full_grid`)."""
     from . import search
 
     sl = final.slices()
@@ -1566,11 +1567,13 @@ def _solve_chunk(
                     stages, final, config, fids, y, sol, centre, twin_pairs, region_var
                 )
         iterations, theta = sol.iterations, sol.theta
+        last_noise = ones
         # (the per-metabolite model's spread priors weigh with this residual's variance, not
         # the region's: it vanishes on noiseless spectra, whose region holds the lines' tails)
         noise_var = _noise_var_from_residual(final, sol.evaluation)
     else:
         noise_var = region_var
+    lower, upper = _bounds(final, centre, config)
     prior_q = None
     if final.ratio_labels:
         # the ratio priors' widths scale with a preliminary fit's amplitudes (LCModel's)
@@ -1580,6 +1583,7 @@ def _solve_chunk(
     last = refine if refine is not None else (final if prior_q is not None else None)
     if last is not None:
         lower, upper = _bounds(last, centre, config)
+        last_noise = noise_var
         sol = levenberg_marquardt(
             last,
             theta,
@@ -1594,6 +1598,13 @@ def _solve_chunk(
         )
         iterations = iterations + sol.iterations
         final = last
+    if exact is not None:
+        sol = finish_on_the_full_grid(
+            exact, sol, y, last_noise, lower, upper, prior_q if last is not None else None,
+            stop_var, config.max_iterations,
+        )  # fmt: skip
+        iterations = iterations + sol.iterations
+        final = exact
     ev = sol.evaluation
     if config.noise_estimate == "residual":
         noise_var = _noise_var_from_residual(final, ev)
@@ -1602,6 +1613,40 @@ def _solve_chunk(
     cov, _ = crlb(final, ev, noise_var, prior_q)
     return _batched_fit(
         final, sol, noise_var, cov[:, : final.n_metabolites, : final.n_metabolites], iterations
+    )
+
+
+def finish_on_the_full_grid(
+    exact: Problem,
+    sol: Solution,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    amplitude_prior: torch.Tensor | None,
+    stop_var: torch.Tensor | None,
+    max_iterations: int,
+    fixed_amplitudes: torch.Tensor | None = None,
+) -> Solution:
+    """The fit on all ``N`` samples (``exact``, the last pass's problem undecimated) from the
+    decimated model's solution ``sol``: the decimated model's window bins lie within 1e-4 of
+    the full model's (:mod:`scaloquant.signal.decimate`), so its minimum lies within a
+    Gauss–Newton step or two of the full model's (an SNR-30 spectrum's cost gains less than
+    :data:`COST_RTOL` and stops after one trial; a noiseless one converges to rounding, as
+    without decimation, within ``max_iterations``). Amplitudes, CRLBs and residual are the full model's; the decimation
+    only makes the iterations before cheaper."""
+    return levenberg_marquardt(
+        exact,
+        sol.theta,
+        y,
+        noise_var,
+        lower,
+        upper,
+        max_iterations=max_iterations,
+        amplitude_prior=amplitude_prior,
+        column_dtype=TRIAL_DTYPE,
+        stop_var=stop_var,
+        fixed_amplitudes=fixed_amplitudes,
     )
 
 
@@ -1728,6 +1773,11 @@ def solve(
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
     final = make_problem(basis, config, deviations=False, device=device)
     refine = make_problem(basis, config, device=device) if with_deviations else None
+    last = refine if refine is not None else final
+    exact = None
+    if last.fids.shape[-1] != basis.n_points:  # decimated: the last iterations on all N
+        full = replace(config, decimate_model=False)
+        exact = make_problem(basis, full, deviations=with_deviations, device=device)
     from . import search
 
     twin_pairs = None
@@ -1748,7 +1798,16 @@ def solve(
             region = torch.as_tensor(region_noise_sd[lo:hi] ** 2, device=device)
         part_start = {k: v[lo:hi] for k, v in (start or {}).items()}
         return _solve_chunk(
-            stages, final, refine, config, x, basis.dwell_time_s, region, part_start, twin_pairs
+            stages,
+            final,
+            refine,
+            config,
+            x,
+            basis.dwell_time_s,
+            region,
+            part_start,
+            twin_pairs,
+            exact,
         )
 
     if workers > 1 and len(ranges) > 1:
@@ -1799,6 +1858,12 @@ def solve_given_amplitudes(
         basis, replace(config, grouping="global"), deviations=False, device=device
     )
     final = make_problem(basis, config, deviations=False, device=device)
+    last = final if final.n_groups > 1 else common
+    exact = None
+    if last.fids.shape[-1] != basis.n_points:  # decimated: the last iterations on all N
+        grouping = config.grouping if final.n_groups > 1 else "global"
+        full = replace(config, grouping=grouping, decimate_model=False)
+        exact = make_problem(basis, full, deviations=False, device=device)
     twin_pairs = None
     if search.applies(config) and final.n_groups > 1:
         twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
@@ -1837,6 +1902,12 @@ def solve_given_amplitudes(
                     final, config, sol, y, ones, centre, twin_pairs, fixed_amplitudes=a
                 )
             problem, iterations = final, iterations + sol.iterations
+        if exact is not None:
+            sol = finish_on_the_full_grid(
+                exact, sol, y, ones, lower, upper, None, None, config.max_iterations,
+                fixed_amplitudes=a,
+            )  # fmt: skip
+            problem, iterations = exact, iterations + sol.iterations
         noise_var = _noise_var_from_residual(problem, sol.evaluation)
         m = final.n_metabolites
         nan = torch.full((x.shape[0], m, m), float("nan"), dtype=torch.float64, device=device)
