@@ -1599,12 +1599,12 @@ def _solve_chunk(
         iterations = iterations + sol.iterations
         final = last
     if exact is not None:
+        before = sol.iterations
         sol = finish_on_the_full_grid(
-            exact, sol, y, last_noise, lower, upper, prior_q if last is not None else None,
-            stop_var, config.max_iterations,
+            exact, final, sol, y, last_noise, lower, upper,
+            prior_q if last is not None else None, stop_var, config.max_iterations,
         )  # fmt: skip
-        iterations = iterations + sol.iterations
-        final = exact
+        iterations = iterations + (sol.iterations - before)
     ev = sol.evaluation
     if config.noise_estimate == "residual":
         noise_var = _noise_var_from_residual(final, ev)
@@ -1616,8 +1616,17 @@ def _solve_chunk(
     )
 
 
+#: Spectra whose window's largest bin exceeds this many times the residual's noise SD are
+#: fitted to their end on all ``N`` samples (:func:`finish_on_the_full_grid`): 1000, where the
+#: decimated model's error (<= 1e-4 of a column's largest bin, ~3e-6 typical) reaches a few
+#: percent of the noise; below it the decimated minimum is the full model's within ~1e-2 of a
+#: CRLB SD (docs/fit.md "The model on the window's band").
+FULL_GRID_SNR = 1000.0
+
+
 def finish_on_the_full_grid(
     exact: Problem,
+    decimated: Problem,
     sol: Solution,
     y: torch.Tensor,
     noise_var: torch.Tensor,
@@ -1628,26 +1637,39 @@ def finish_on_the_full_grid(
     max_iterations: int,
     fixed_amplitudes: torch.Tensor | None = None,
 ) -> Solution:
-    """The fit on all ``N`` samples (``exact``, the last pass's problem undecimated) from the
-    decimated model's solution ``sol``: the decimated model's window bins lie within 1e-4 of
-    the full model's (:mod:`scaloquant.signal.decimate`), so its minimum lies within a
-    Gauss–Newton step or two of the full model's (an SNR-30 spectrum's cost gains less than
-    :data:`COST_RTOL` and stops after one trial; a noiseless one converges to rounding, as
-    without decimation, within ``max_iterations``). Amplitudes, CRLBs and residual are the full model's; the decimation
-    only makes the iterations before cheaper."""
-    return levenberg_marquardt(
+    """``sol`` of the decimated model (``decimated``), with the spectra whose window peak is
+    above :data:`FULL_GRID_SNR` times their residual's noise SD (noiseless and near-noiseless
+    ones, whose fit the decimated model's error would limit) fitted on from there with
+    ``exact`` (the same problem on all ``N`` samples): Levenberg–Marquardt iterations (at most
+    ``max_iterations``) that end on the full model's minimum, to rounding on a noiseless
+    spectrum as without decimation. The others keep the decimated model's fit."""
+    sigma = _noise_var_from_residual(decimated, sol.evaluation).sqrt()
+    rows = torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * sigma)[:, 0]
+    if rows.numel() == 0:
+        return sol
+
+    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[rows]
+
+    more = levenberg_marquardt(
         exact,
-        sol.theta,
-        y,
-        noise_var,
-        lower,
-        upper,
+        sol.theta[rows],
+        y[rows],
+        noise_var[rows],
+        lower[rows],
+        upper[rows],
         max_iterations=max_iterations,
-        amplitude_prior=amplitude_prior,
+        amplitude_prior=pick(amplitude_prior),
         column_dtype=TRIAL_DTYPE,
-        stop_var=stop_var,
-        fixed_amplitudes=fixed_amplitudes,
+        stop_var=pick(stop_var),
+        fixed_amplitudes=pick(fixed_amplitudes),
     )
+    out = Solution(sol.theta.clone(), sol.evaluation, sol.iterations.clone(), sol.converged.clone())
+    out.theta[rows] = more.theta
+    _put(out.evaluation, rows, more.evaluation)
+    out.iterations[rows] += more.iterations
+    out.converged[rows] = more.converged
+    return out
 
 
 def _batched_fit(
@@ -1903,11 +1925,12 @@ def solve_given_amplitudes(
                 )
             problem, iterations = final, iterations + sol.iterations
         if exact is not None:
+            before = sol.iterations
             sol = finish_on_the_full_grid(
-                exact, sol, y, ones, lower, upper, None, None, config.max_iterations,
+                exact, problem, sol, y, ones, lower, upper, None, None, config.max_iterations,
                 fixed_amplitudes=a,
             )  # fmt: skip
-            problem, iterations = exact, iterations + sol.iterations
+            iterations = iterations + (sol.iterations - before)
         noise_var = _noise_var_from_residual(problem, sol.evaluation)
         m = final.n_metabolites
         nan = torch.full((x.shape[0], m, m), float("nan"), dtype=torch.float64, device=device)
