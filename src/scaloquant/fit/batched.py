@@ -74,6 +74,7 @@ from ..physics.model import (
     window_columns,
 )
 from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
+from ..signal.decimate import MARGIN_PPM, band_decimation
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..threads import available_cpus, run_side_by_side
 from ..types import BasisSet
@@ -242,10 +243,20 @@ class Problem:
     group_of: torch.Tensor  # (M,) long
     group_names: tuple[str, ...]
     group_matrix: torch.Tensor  # (M, G)
-    fids: torch.Tensor  # (M, N) complex basis FIDs (broadened in a continuation stage)
-    time_s: torch.Tensor  # (N,)
+    #: the model's grid: the basis FIDs (broadened in a continuation stage) on the window's
+    #: band decimated by D (signal.decimate; D = 1: all N samples), their sample times, and
+    #: the window's bins in their unshifted FFT
+    fids: torch.Tensor  # (M, N / D) complex
+    time_s: torch.Tensor  # (N / D,)
+    fft_index: torch.Tensor  # (K,) long
+    #: the decimated samples formed exactly (R = 0 without decimation): the mixed basis at the
+    #: full-rate samples they read, those samples' times, and the real weights (S, R)
+    edge_rows: torch.Tensor  # (R,) long
+    edge_fids: torch.Tensor  # (M, S) complex
+    edge_time_s: torch.Tensor  # (S,)
+    edge_weights: torch.Tensor  # (S, R)
     apodisation: torch.Tensor  # (N,) exp(-L t) of the stage, for the data
-    fft_index: torch.Tensor  # (K,) long: window bins in the data's unshifted N-point FFT
+    data_fft_index: torch.Tensor  # (K,) long: window bins in the data's unshifted N-point FFT
     reference_magnitude: torch.Tensor  # (N,) |FFT| the xcorr start slides (_reference_magnitude)
     window: np.ndarray  # (K,) indices into the shifted spectrum
     ppm: torch.Tensor  # (K,)
@@ -387,6 +398,7 @@ def make_problem(
     fft_index = np.fft.fftshift(np.arange(basis.n_points))[window]
     time_s = basis.time_axis_s()
     apod = np.exp(-broadening_per_s * time_s)
+    half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
     if config.baseline_kind == "spline":
         design, penalty = baseline_designs.bspline_baseline(ppm, config.baseline_knot_spacing_ppm)
         smoothing = baseline_designs.smoothing_for_ed(
@@ -406,7 +418,6 @@ def make_problem(
     else:
         whiten = solve = np.zeros((0, ppm.size))
         ed = 0.0
-    half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
     offsets = kernel_offsets(half)
     n_kernel = len(offsets) - 1
     n_param = 3 * g + 2 + 2 * m + n_kernel
@@ -468,15 +479,21 @@ def make_problem(
         basis.names,
         None if echo_time_s is None else 1e3 * echo_time_s,
     )
+    grid = _model_grid(basis, basis.fids * apod, fft_index, half, config.decimate_model)
     return Problem(
         names=basis.names,
         group_of=torch.as_tensor(group_of, dtype=torch.long, device=dev),
         group_names=tuple(group_names),
         group_matrix=torch.as_tensor(group_matrix, **f64),
-        fids=torch.as_tensor(basis.fids * apod, dtype=torch.complex128, device=dev),
-        time_s=torch.as_tensor(time_s, **f64),
+        fids=torch.as_tensor(grid.fids, dtype=torch.complex128, device=dev),
+        time_s=torch.as_tensor(grid.time_s, **f64),
+        fft_index=torch.as_tensor(grid.fft_index, dtype=torch.long, device=dev),
+        edge_rows=torch.as_tensor(grid.edge_rows, dtype=torch.long, device=dev),
+        edge_fids=torch.as_tensor(grid.edge_fids, dtype=torch.complex128, device=dev),
+        edge_time_s=torch.as_tensor(grid.edge_time_s, **f64),
+        edge_weights=torch.as_tensor(grid.edge_weights, **f64),
         apodisation=torch.as_tensor(apod, **f64),
-        fft_index=torch.as_tensor(fft_index, dtype=torch.long, device=dev),
+        data_fft_index=torch.as_tensor(fft_index, dtype=torch.long, device=dev),
         reference_magnitude=torch.as_tensor(_reference_magnitude(basis, group_of, window), **f64),
         window=window,
         ppm=torch.as_tensor(ppm, **f64),
@@ -510,6 +527,49 @@ def make_problem(
         kernel_constant=constant,
         penalty_active=kernel_active or bool(penalty.any()),
         gauss_newton_stop=config.grouping == "per_metabolite",
+    )
+
+
+@dataclass(frozen=True)
+class _ModelGrid:
+    """Where :class:`Problem`'s model columns are formed (its fields of the same names)."""
+
+    fids: np.ndarray  # (M, N / D)
+    time_s: np.ndarray  # (N / D,)
+    fft_index: np.ndarray  # (K,)
+    edge_rows: np.ndarray  # (R,)
+    edge_fids: np.ndarray  # (M, S)
+    edge_time_s: np.ndarray  # (S,)
+    edge_weights: np.ndarray  # (S, R)
+
+
+def _model_grid(
+    basis: BasisSet, fids: np.ndarray, fft_index: np.ndarray, half_kernel_bins: int, decimate: bool
+) -> _ModelGrid:
+    """The model's grid for the (broadened) basis ``fids`` ``(M, N)`` and the window's bins
+    ``fft_index`` (unshifted, of the ``N``-point FFT): the window's band decimated
+    (:func:`scaloquant.signal.decimate.band_decimation`, a pass band of
+    :data:`~scaloquant.signal.decimate.MARGIN_PPM` and the free-form kernel's reach beyond
+    the window) where ``decimate`` and it is accurate for this basis, else all ``N`` samples."""
+    n = basis.n_points
+    time_s = basis.time_axis_s()
+    dec = None
+    if decimate:
+        bin_hz = 1.0 / (basis.dwell_time_s * n)
+        margin = int(np.ceil(MARGIN_PPM * basis.spectrometer_freq_mhz / bin_hz)) + half_kernel_bins
+        signed = np.where(fft_index < n // 2, fft_index, fft_index - n)
+        dec = band_decimation(fids, basis.dwell_time_s, signed, margin)
+    if dec is None:
+        none = np.zeros(0, dtype=np.int64)
+        return _ModelGrid(fids, time_s, fft_index, none, fids[:, :0], time_s[:0], np.zeros((0, 0)))
+    return _ModelGrid(
+        dec.decimate(fids),
+        time_s[:: dec.factor],
+        dec.window_bins,
+        dec.edge_rows,
+        dec.mixed(fids)[:, dec.edge_samples],
+        time_s[dec.edge_samples],
+        dec.edge_weights,
     )
 
 
@@ -553,7 +613,7 @@ def data_window(problem: Problem, fids: torch.Tensor) -> torch.Tensor:
     """The window of the spectra of ``fids`` ``(B, N)`` as the stage sees them: ``(B, K)``
     (their first ``N'`` samples when the stage's basis is truncated to ``N'``)."""
     n = problem.apodisation.shape[-1]
-    return fft(fids[..., :n] * problem.apodisation)[..., problem.fft_index]
+    return fft(fids[..., :n] * problem.apodisation)[..., problem.data_fft_index]
 
 
 #: A continuation stage fits the first ``N / 2^k`` samples of data and basis alike: the fewest
@@ -668,7 +728,7 @@ class Evaluation:
     w_columns: torch.Tensor  # (B, 2 nb, M) C S
     w_derivs: torch.Tensor  # (B, 2 nb, P_free) C D
     w_residual: torch.Tensor  # (B, 2 nb, 1) C r
-    pending: tuple | None = None  # (z, phase, complex columns) until the derivatives are formed
+    pending: tuple | None = None  # (z, edge, phase, complex columns, kernel) until derivatives
 
 
 #: Complex dtype of the FFTs of the derivative columns (``t z``, ``t^2 z``). The Jacobian only
@@ -687,6 +747,7 @@ TRIAL_DTYPE = torch.complex64
 def _derivative_columns(
     problem: Problem,
     z: torch.Tensor,
+    edge: torch.Tensor,
     phase: torch.Tensor,
     cols: torch.Tensor,
     a: torch.Tensor,
@@ -705,13 +766,16 @@ def _derivative_columns(
     fitted free-form kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and
     ``dS/dx_j = exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j``
     bins off): one more FFT, the rest are reads. Each block is written once into the
-    real-stacked result; the columns of fixed parameters are never formed."""
+    real-stacked result; the columns of fixed parameters are never formed. On a decimated
+    model grid each ``t^k`` product's edge rows are formed from the full-rate samples ``edge``
+    ``(B, M, S)`` (:func:`_put_edge_rows`): the derivatives of the model as it is formed."""
     sl = problem.slices()
     b, k, m = cols.shape
     free = problem.free.tolist()
     time = problem.time_s
     # z is the evaluation's own (B, M, N) array, used only here: overwritten when in that dtype
     zd = z if z.dtype == DERIVATIVE_DTYPE else z.to(DERIVATIVE_DTYPE)
+    ed = edge.to(DERIVATIVE_DTYPE)
     time_d = time.to(zd.real.dtype)
     out = cols.real.new_empty(b, 2, k, problem.free_index.numel())
     first = {}  # the first column of each parameter block in the free order
@@ -758,17 +822,24 @@ def _derivative_columns(
     # the groups' sums sum_m in g a_m z_m: one real (G, M) x (M, 2N) product per spectrum;
     # with one metabolite per group none is formed: by linearity of the DFT the columns of z
     # (t z, t^2 z) are transformed and multiplied by a_m after (a (B, K, M), not (B, M, N), pass)
-    grouped = None
+    grouped = grouped_edge = None
     if not identity and (problem.gaussian or not deviations):
-        grouped = real_weighted_sum(a[:, None, :] * problem.group_matrix.T, zd)  # (B, G, N)
+        weights = a[:, None, :] * problem.group_matrix.T
+        grouped = real_weighted_sum(weights, zd)  # (B, G, N)
+        grouped_edge = real_weighted_sum(weights, ed)
     t2g = None
     if deviations:
         if problem.gaussian:  # t^2 of the groups' sums, before t z overwrites zd
             if identity:
-                t2g = transform(times_real(zd, t2), a)
+                u = times_real(zd, t2)
+                _put_edge_rows(problem, u, ed, 2)
+                t2g = transform(u, a)
             else:
-                t2g = transform(times_real(grouped, t2, out=grouped))
+                times_real(grouped, t2, out=grouped)
+                _put_edge_rows(problem, grouped, grouped_edge, 2)
+                t2g = transform(grouped)
         times_real(zd, time_d, out=zd)  # t z, in place
+        _put_edge_rows(problem, zd, ed, 1)
         t1a = transform(zd, a)
         put("damping_dev", t1a, -1.0)
         put("shift_dev", t1a, 2 * math.pi, imaginary=True)
@@ -777,12 +848,16 @@ def _derivative_columns(
     else:
         # t z (and t^2 z) of the groups written into one array, transformed together
         source = zd if identity else grouped  # this function's own: t z in place
+        source_edge = ed if identity else grouped_edge
         if problem.gaussian:
             both = source.new_empty(b, 2 * g, source.shape[-1])
             times_real(source, time_d, out=both[:, :g])
             times_real(source, t2, out=both[:, g:])
+            _put_edge_rows(problem, both[:, :g], source_edge, 1)
+            _put_edge_rows(problem, both[:, g:], source_edge, 2)
         else:
             both = times_real(source, time_d, out=source)
+            _put_edge_rows(problem, both, source_edge, 1)
         scale = None
         if identity:
             scale = torch.cat([a, a], dim=-1) if problem.gaussian else a
@@ -835,9 +910,10 @@ def _unpack(problem: Problem, theta: torch.Tensor):
 
 
 def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | None = None):
-    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N)``, phase ``(B, K)``,
-    free-form kernel ``(B, J + 1)`` (:func:`kernel_weights`; ``S`` convolved with it where
-    ``problem.kernel_active``).
+    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N / D)`` on the model's
+    grid, their full-rate samples at the edge rows' reads ``(B, M, S)`` (:class:`Problem`),
+    phase ``(B, K)``, free-form kernel ``(B, J + 1)`` (:func:`kernel_weights`; ``S``
+    convolved with it where ``problem.kernel_active``).
 
     ``column_dtype``: the complex dtype of ``z`` and its FFT (default: the basis'; e.g.
     :data:`TRIAL_DTYPE`); ``S`` is returned in the basis' dtype all the same."""
@@ -845,10 +921,33 @@ def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | N
     z = modulated_fids(
         problem.fids, problem.time_s, rates, gauss, problem.group_of, dtype=column_dtype
     )
+    edge = modulated_fids(
+        problem.edge_fids,
+        problem.edge_time_s,
+        rates,
+        gauss,
+        problem.group_of,
+        dtype=z.dtype,
+        uniform=False,
+    )
+    _put_edge_rows(problem, z, edge)
     phase = phase_factor(phi0, phi1, problem.ppm, problem.pivot_ppm)
     kernel = kernel_weights(problem, theta)
     cols = _window(problem, z, kernel).to(problem.fids.dtype)
-    return cols * phase[..., None], z, phase, kernel
+    return cols * phase[..., None], z, edge, phase, kernel
+
+
+def _put_edge_rows(
+    problem: Problem, u: torch.Tensor, edge: torch.Tensor, time_power: int = 0
+) -> None:
+    """Write the edge rows of ``u`` ``(B, X, N / D)`` (a decimated ``t^p z``) from the full-rate
+    samples ``edge`` ``(B, X, S)`` of the ``z`` it came from, times ``t^time_power``: ``sum_s
+    w[s, n] t_s^p z[s]`` (:mod:`scaloquant.signal.decimate`). Nothing without decimation."""
+    if not problem.edge_rows.numel():
+        return
+    if time_power:
+        edge = times_real(edge, problem.edge_time_s**time_power)
+    u[..., problem.edge_rows] = (edge @ problem.edge_weights.to(edge.dtype)).to(u.dtype)
 
 
 def evaluate(
@@ -874,7 +973,7 @@ def evaluate(
     the amplitudes are held at these, not solved; the passive set is then empty, so that the
     Jacobian is ``-(dS/dtheta) a`` alone (no Kaufman term: ``a`` does not depend on ``theta``)
     and the residual's degrees of freedom count no amplitude."""
-    cols_c, z, phase, kernel = columns(problem, theta, column_dtype)
+    cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype)
     cols = stack(cols_c)
     ys = stack(y[..., None])
     w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
@@ -900,7 +999,7 @@ def evaluate(
     ev = Evaluation(
         data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
     )
-    ev.pending = (z, phase, cols_c, kernel)
+    ev.pending = (z, edge, phase, cols_c, kernel)
     return _with_derivatives(problem, ev) if derivatives else ev
 
 
@@ -913,8 +1012,8 @@ def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
 
 def _with_derivatives(problem: Problem, ev: Evaluation) -> Evaluation:
     """``ev`` with its derivative columns, from the modulated FIDs kept in ``ev.pending``."""
-    z, phase, cols_c, kernel = ev.pending
-    ev.derivs = _derivative_columns(problem, z, phase, cols_c, ev.amplitudes, kernel)
+    z, edge, phase, cols_c, kernel = ev.pending
+    ev.derivs = _derivative_columns(problem, z, edge, phase, cols_c, ev.amplitudes, kernel)
     ev.w_derivs = _whiten(problem, ev.derivs)
     ev.pending = None
     return ev
@@ -1167,7 +1266,7 @@ def cross_correlation_shift_hz(
     lags = torch.arange(
         int(math.ceil(lo / bin_hz)), int(math.floor(hi / bin_hz)) + 1, device=y.device
     )
-    ref = problem.reference_magnitude[(problem.fft_index[None, :] - lags[:, None]) % n]  # (L, K)
+    ref = problem.reference_magnitude[(problem.data_fft_index[None, :] - lags[:, None]) % n]
     # only the lines count, not broad signal (residual water's tail, lipids, baseline), which
     # would pull the basis' mass towards it: each magnitude less its running mean over
     # XCORR_HIGHPASS_PPM
@@ -1418,9 +1517,12 @@ def _solve_chunk(
     region_var: torch.Tensor | None,
     start,
     twin_pairs: tuple | None = None,
+    exact: Problem | None = None,
 ) -> BatchedFit:
     """One chunk of :func:`solve`; ``twin_pairs`` (not None: the per-metabolite model) turns on
-    the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`."""
+    the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`;
+    ``exact``: the last pass's problem on all ``N`` samples where its own is decimated
+    (:func:`finish_on_the_full_grid`)."""
     from . import search
 
     sl = final.slices()
@@ -1465,11 +1567,13 @@ def _solve_chunk(
                     stages, final, config, fids, y, sol, centre, twin_pairs, region_var
                 )
         iterations, theta = sol.iterations, sol.theta
+        last_noise = ones
         # (the per-metabolite model's spread priors weigh with this residual's variance, not
         # the region's: it vanishes on noiseless spectra, whose region holds the lines' tails)
         noise_var = _noise_var_from_residual(final, sol.evaluation)
     else:
         noise_var = region_var
+    lower, upper = _bounds(final, centre, config)
     prior_q = None
     if final.ratio_labels:
         # the ratio priors' widths scale with a preliminary fit's amplitudes (LCModel's)
@@ -1479,6 +1583,7 @@ def _solve_chunk(
     last = refine if refine is not None else (final if prior_q is not None else None)
     if last is not None:
         lower, upper = _bounds(last, centre, config)
+        last_noise = noise_var
         sol = levenberg_marquardt(
             last,
             theta,
@@ -1493,6 +1598,13 @@ def _solve_chunk(
         )
         iterations = iterations + sol.iterations
         final = last
+    if exact is not None:
+        before = sol.iterations
+        sol = finish_on_the_full_grid(
+            exact, final, sol, y, last_noise, lower, upper,
+            prior_q if last is not None else None, stop_var, config.max_iterations,
+        )  # fmt: skip
+        iterations = iterations + (sol.iterations - before)
     ev = sol.evaluation
     if config.noise_estimate == "residual":
         noise_var = _noise_var_from_residual(final, ev)
@@ -1502,6 +1614,62 @@ def _solve_chunk(
     return _batched_fit(
         final, sol, noise_var, cov[:, : final.n_metabolites, : final.n_metabolites], iterations
     )
+
+
+#: Spectra whose window's largest bin exceeds this many times the residual's noise SD are
+#: fitted to their end on all ``N`` samples (:func:`finish_on_the_full_grid`): 1000, where the
+#: decimated model's error (<= 1e-4 of a column's largest bin, ~3e-6 typical) reaches a few
+#: percent of the noise; below it the decimated minimum is the full model's within ~1e-2 of a
+#: CRLB SD (docs/fit.md "The model on the window's band").
+FULL_GRID_SNR = 1000.0
+
+
+def finish_on_the_full_grid(
+    exact: Problem,
+    decimated: Problem,
+    sol: Solution,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    amplitude_prior: torch.Tensor | None,
+    stop_var: torch.Tensor | None,
+    max_iterations: int,
+    fixed_amplitudes: torch.Tensor | None = None,
+) -> Solution:
+    """``sol`` of the decimated model (``decimated``), with the spectra whose window peak is
+    above :data:`FULL_GRID_SNR` times their residual's noise SD (noiseless and near-noiseless
+    ones, whose fit the decimated model's error would limit) fitted on from there with
+    ``exact`` (the same problem on all ``N`` samples): Levenberg–Marquardt iterations (at most
+    ``max_iterations``) that end on the full model's minimum, to rounding on a noiseless
+    spectrum as without decimation. The others keep the decimated model's fit."""
+    sigma = _noise_var_from_residual(decimated, sol.evaluation).sqrt()
+    rows = torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * sigma)[:, 0]
+    if rows.numel() == 0:
+        return sol
+
+    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[rows]
+
+    more = levenberg_marquardt(
+        exact,
+        sol.theta[rows],
+        y[rows],
+        noise_var[rows],
+        lower[rows],
+        upper[rows],
+        max_iterations=max_iterations,
+        amplitude_prior=pick(amplitude_prior),
+        column_dtype=TRIAL_DTYPE,
+        stop_var=pick(stop_var),
+        fixed_amplitudes=pick(fixed_amplitudes),
+    )
+    out = Solution(sol.theta.clone(), sol.evaluation, sol.iterations.clone(), sol.converged.clone())
+    out.theta[rows] = more.theta
+    _put(out.evaluation, rows, more.evaluation)
+    out.iterations[rows] += more.iterations
+    out.converged[rows] = more.converged
+    return out
 
 
 def _batched_fit(
@@ -1627,6 +1795,11 @@ def solve(
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
     final = make_problem(basis, config, deviations=False, device=device)
     refine = make_problem(basis, config, device=device) if with_deviations else None
+    last = refine if refine is not None else final
+    exact = None
+    if last.fids.shape[-1] != basis.n_points:  # decimated: the last iterations on all N
+        full = replace(config, decimate_model=False)
+        exact = make_problem(basis, full, deviations=with_deviations, device=device)
     from . import search
 
     twin_pairs = None
@@ -1647,7 +1820,16 @@ def solve(
             region = torch.as_tensor(region_noise_sd[lo:hi] ** 2, device=device)
         part_start = {k: v[lo:hi] for k, v in (start or {}).items()}
         return _solve_chunk(
-            stages, final, refine, config, x, basis.dwell_time_s, region, part_start, twin_pairs
+            stages,
+            final,
+            refine,
+            config,
+            x,
+            basis.dwell_time_s,
+            region,
+            part_start,
+            twin_pairs,
+            exact,
         )
 
     if workers > 1 and len(ranges) > 1:
@@ -1698,6 +1880,12 @@ def solve_given_amplitudes(
         basis, replace(config, grouping="global"), deviations=False, device=device
     )
     final = make_problem(basis, config, deviations=False, device=device)
+    last = final if final.n_groups > 1 else common
+    exact = None
+    if last.fids.shape[-1] != basis.n_points:  # decimated: the last iterations on all N
+        grouping = config.grouping if final.n_groups > 1 else "global"
+        full = replace(config, grouping=grouping, decimate_model=False)
+        exact = make_problem(basis, full, deviations=False, device=device)
     twin_pairs = None
     if search.applies(config) and final.n_groups > 1:
         twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
@@ -1736,6 +1924,13 @@ def solve_given_amplitudes(
                     final, config, sol, y, ones, centre, twin_pairs, fixed_amplitudes=a
                 )
             problem, iterations = final, iterations + sol.iterations
+        if exact is not None:
+            before = sol.iterations
+            sol = finish_on_the_full_grid(
+                exact, problem, sol, y, ones, lower, upper, None, None, config.max_iterations,
+                fixed_amplitudes=a,
+            )  # fmt: skip
+            iterations = iterations + (sol.iterations - before)
         noise_var = _noise_var_from_residual(problem, sol.evaluation)
         m = final.n_metabolites
         nan = torch.full((x.shape[0], m, m), float("nan"), dtype=torch.float64, device=device)

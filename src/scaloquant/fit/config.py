@@ -178,6 +178,11 @@ class FitConfig:
         between 4.4 and 5.2 ppm, :mod:`scaloquant.signal.water`) from the data before the fit;
         ``"none"`` fits the data as they are.
     device : torch device of the solver (``"cpu"``, ``"cuda"``).
+    decimate_model : form the model's columns from the window's band decimated to ``N / D``
+        samples (:mod:`scaloquant.signal.decimate`: their window bins within
+        :data:`~scaloquant.signal.decimate.MAX_RELATIVE_ERROR` of the full model's, checked
+        for each basis, which is otherwise fitted in full) instead of all ``N``; ``False``
+        for the full model (docs/fit.md "The model on the window's band").
     """
 
     ppm_range: tuple[float, float] = WINDOW_PPM_1H
@@ -218,6 +223,7 @@ class FitConfig:
     initial_gauss_per_s2: float = 0.0
     max_iterations: int = 60
     device: str = "cpu"
+    decimate_model: bool = True
     water_removal: Literal["none", "hlsvd"] = "none"
     solver: InitVar[str | None] = None
 

@@ -387,6 +387,14 @@ def problem_in(problem: batched.Problem, dtype: torch.dtype) -> batched.Problem:
 #: (``tests/unit/test_models_physics_speed.py`` bounds both at 1e-4); 2.5x faster at ``K = 0``
 #: with the CRLB's Cholesky route (:data:`scaloquant.fit.batched.CHOLESKY_INVERSE_MAX`).
 NETWORK_COLUMN_DTYPE = batched.TRIAL_DTYPE
+#: The network's model (its training loss, the evaluation at its parameters, the polish) is
+#: formed on all ``N`` samples, not on the fit's decimated band
+#: (:attr:`~scaloquant.fit.config.FitConfig.decimate_model`): its known answers at the true
+#: parameters (exact to rounding) and the polish's test of an exactly fitted spectrum (no
+#: global moves where the residual is at rounding level) need the exact model; the decimated
+#: one is 1e-5 off at the truth. Decimating it is the next step for the network's speed
+#: (docs/fit.md "The model on the window's band").
+NETWORK_MODEL_DECIMATED = False
 #: Spectra per batch of :meth:`PhysicsQuantifier.predict_estimates` at ``K = 0`` on a CPU
 #: (the polish keeps :data:`scaloquant.fit.batched.CPU_CHUNK`, whose larger chunks share the
 #: tail of slow spectra): a ``(64, M, N)`` complex64 array of modulated FIDs is ~11 MB for the
@@ -519,7 +527,7 @@ class PhysicsQuantifier(nn.Module):
         if key not in self._problems:
             problem = batched.make_problem(
                 self.basis(),
-                self.config.fit_config,
+                replace(self.config.fit_config, decimate_model=NETWORK_MODEL_DECIMATED),
                 deviations=deviations,
                 device=self.basis_fids.device,
             )
@@ -544,7 +552,10 @@ class PhysicsQuantifier(nn.Module):
         key = ("stage", float(broadening_per_s))
         if key not in self._problems:
             self._problems[key] = batched.stage_problem(
-                self.basis(), self.config.fit_config, broadening_per_s, self.basis_fids.device
+                self.basis(),
+                replace(self.config.fit_config, decimate_model=NETWORK_MODEL_DECIMATED),
+                broadening_per_s,
+                self.basis_fids.device,
             )
         return self._problems[key]
 

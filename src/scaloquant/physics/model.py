@@ -96,6 +96,27 @@ def _exp_ramp(
     return ramp if outer * inner == n else ramp[..., :n]
 
 
+def _exp_runs(
+    rate: torch.Tensor, time_s: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """``exp(rate t)`` ``(..., R, N)`` for sample times ``time_s`` ``(N,)`` made of a few
+    uniform runs (the edge samples of a decimated model: the FID's first and last samples):
+    :func:`_exp_ramp` over each run from its start, times ``exp(rate t_0)``."""
+    n = time_s.shape[0]
+    if n < 2:
+        out = _exp(rate[..., None] * time_s)
+        return out if dtype is None else out.to(dtype)
+    step = time_s[1:] - time_s[:-1]
+    breaks = (torch.nonzero(~torch.isclose(step, step[0]))[:, 0] + 1).tolist()
+    parts = []
+    for lo, hi in zip([0, *breaks], [*breaks, n], strict=True):
+        run = time_s[lo:hi]
+        ramp = _exp_ramp(rate, run - run[0], dtype)
+        start = _exp(rate * run[0])
+        parts.append(ramp * (start if dtype is None else start.to(dtype))[..., None])
+    return torch.cat(parts, dim=-1)
+
+
 def exp_ramp(rate: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
     """``exp(rate t)``, ``(..., R)`` rates over a uniform ``time_s`` ``(N,)`` -> ``(..., R, N)``,
     by the split exponentials of the model (few ``exp`` calls, exact to rounding): the one ramp
@@ -150,6 +171,8 @@ def modulated_fids(
     gauss_per_s2: torch.Tensor | None = None,
     group_of: torch.Tensor | None = None,
     dtype: torch.dtype | None = None,
+    *,
+    uniform: bool = True,
 ) -> torch.Tensor:
     """``z_bm(t) = X_m(t) exp(rate_bm t - beta_bg(m) t^2)``, ``(B, M, N)``.
 
@@ -161,14 +184,20 @@ def modulated_fids(
     complex dtype of ``z`` (default: that of the plain product of the arguments); with
     ``torch.complex64`` the exponentials are still evaluated in the arguments' precision and
     rounded once, and the basis is rounded to it (the fit's trial steps, see
-    :data:`scaloquant.fit.batched.TRIAL_DTYPE`).
+    :data:`scaloquant.fit.batched.TRIAL_DTYPE`). ``uniform=False``: ``time_s`` is any set of
+    sample times (the edge samples of a decimated model), not a uniform grid, and every
+    exponential is evaluated (:func:`_exp_ramp` needs the uniform grid).
     """
     if dtype is None:  # the dtype of the plain product
         dtype = torch.promote_types(basis_fids.dtype, rates.dtype)
         dtype = torch.promote_types(dtype, time_s.dtype)
         if gauss_per_s2 is not None:
             dtype = torch.promote_types(dtype, gauss_per_s2.dtype)
-    z = _exp_ramp(rates, time_s, dtype).to(dtype).mul_(basis_fids.to(dtype))
+    if uniform:
+        ramp = _exp_ramp(rates, time_s, dtype)
+    else:
+        ramp = _exp_runs(rates, time_s, dtype)
+    z = ramp.to(dtype).mul_(basis_fids.to(dtype))
     if gauss_per_s2 is None:
         return z
     gauss = torch.exp(-gauss_per_s2[..., None] * time_s**2)  # (B, G, N), rounded once below

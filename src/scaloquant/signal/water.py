@@ -38,6 +38,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import axes
+from .decimate import lowpass_taps
 
 #: Damped exponentials of the HLSVD model (Osprey and FSL-MRS use 20-25).
 HLSVD_COMPONENTS = 25
@@ -248,20 +249,6 @@ FILTER_ATTENUATION_DB = 60.0
 MAX_BAND_RESIDUAL_TO_NOISE = 4.0
 
 
-def _lowpass_taps(pass_hz: float, stop_hz: float, sampling_hz: float) -> np.ndarray:
-    """A linear-phase low-pass FIR filter ``(L,)``, unit gain at 0 Hz, flat to ``pass_hz`` and
-    down by :data:`FILTER_ATTENUATION_DB` from ``stop_hz``: a Kaiser-windowed sinc with Kaiser's
-    length and ``beta`` for that attenuation and transition (Oppenheim & Schafer, 7.5.3)."""
-    width = 2 * np.pi * (stop_hz - pass_hz) / sampling_hz
-    a = FILTER_ATTENUATION_DB
-    taps = int(np.ceil((a - 8.0) / (2.285 * width))) + 1
-    cutoff = 0.5 * (pass_hz + stop_hz) / sampling_hz  # cycles per sample
-    h = np.sinc(2 * cutoff * (np.arange(taps) - (taps - 1) / 2)) * np.kaiser(
-        taps, 0.1102 * (a - 8.7)
-    )
-    return h / h.sum()
-
-
 def band_limited_components(
     fid: np.ndarray,
     dwell_time_s: float,
@@ -272,7 +259,7 @@ def band_limited_components(
     """What :func:`band_components` returns, ``(c (K,), z (K,))`` with the FID's components
     in ``band_ppm`` as ``sum_k c_k z_k^n``, from a frequency-selective HLSVD of its first
     :data:`HLSVD_POINTS` samples ``x``: mixed by ``exp(-i w_c n)`` (``w_c`` the band's centre),
-    filtered by the low-pass ``h`` (:func:`_lowpass_taps`: the band and
+    filtered by the low-pass ``h`` (:func:`~scaloquant.signal.decimate.lowpass_taps`: the band and
     :data:`BAND_MARGIN_PPM` pass) and decimated by ``D``,
     ``y[m] = sum_j h[j] x[mD + j] exp(-i w_c (mD + j))``.
 
@@ -298,7 +285,11 @@ def band_limited_components(
     # a line aliased by the decimation lands in the band only from beyond rate - pass_hz
     stop_hz = sampling_hz / max(step, 1) - pass_hz
     n = min(fid.shape[-1], HLSVD_POINTS)
-    taps = _lowpass_taps(pass_hz, stop_hz, sampling_hz) if step >= 2 and stop_hz > pass_hz else None
+    taps = (
+        lowpass_taps(pass_hz, stop_hz, sampling_hz, FILTER_ATTENUATION_DB)
+        if step >= 2 and stop_hz > pass_hz
+        else None
+    )
     if taps is None or (n - taps.size) // step + 1 < MIN_DECIMATED_SAMPLES:
         # nothing to gain (D = 1), a band too wide for its margins, or too few samples left
         return band_components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference, band_ppm)
