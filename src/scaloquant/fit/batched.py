@@ -1641,8 +1641,9 @@ def finish_on_the_full_grid(
     above :data:`FULL_GRID_SNR` times their residual's noise SD (noiseless and near-noiseless
     ones, whose fit the decimated model's error would limit) fitted on from there with
     ``exact`` (the same problem on all ``N`` samples): Levenberg–Marquardt iterations (at most
-    ``max_iterations``) that end on the full model's minimum, to rounding on a noiseless
-    spectrum as without decimation. The others keep the decimated model's fit."""
+    ``max_iterations``) that end on the full model's minimum, where its stopping rule ends them
+    (a noiseless spectrum within ~1e-5, as without decimation). The others keep the decimated
+    model's fit."""
     sigma = _noise_var_from_residual(decimated, sol.evaluation).sqrt()
     rows = torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * sigma)[:, 0]
     if rows.numel() == 0:
