@@ -826,7 +826,8 @@ def _derivative_columns(
     if not identity and (problem.gaussian or not deviations):
         weights = a[:, None, :] * problem.group_matrix.T
         grouped = real_weighted_sum(weights, zd)  # (B, G, N)
-        grouped_edge = real_weighted_sum(weights, ed)
+        if problem.edge_rows.numel():
+            grouped_edge = real_weighted_sum(weights, ed)
     t2g = None
     if deviations:
         if problem.gaussian:  # t^2 of the groups' sums, before t z overwrites zd
@@ -921,16 +922,18 @@ def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | N
     z = modulated_fids(
         problem.fids, problem.time_s, rates, gauss, problem.group_of, dtype=column_dtype
     )
-    edge = modulated_fids(
-        problem.edge_fids,
-        problem.edge_time_s,
-        rates,
-        gauss,
-        problem.group_of,
-        dtype=z.dtype,
-        uniform=False,
-    )
-    _put_edge_rows(problem, z, edge)
+    edge = z[..., :0]  # no edge rows without decimation
+    if problem.edge_rows.numel():
+        edge = modulated_fids(
+            problem.edge_fids,
+            problem.edge_time_s,
+            rates,
+            gauss,
+            problem.group_of,
+            dtype=z.dtype,
+            uniform=False,
+        )
+        _put_edge_rows(problem, z, edge)
     phase = phase_factor(phi0, phi1, problem.ppm, problem.pivot_ppm)
     kernel = kernel_weights(problem, theta)
     cols = _window(problem, z, kernel).to(problem.fids.dtype)
@@ -1616,6 +1619,22 @@ def _solve_chunk(
     )
 
 
+def full_grid_twin(
+    problem: Problem,
+    basis: BasisSet,
+    config: FitConfig,
+    *,
+    deviations: bool,
+    device: torch.device,
+) -> Problem | None:
+    """``problem`` (made of ``basis`` and ``config`` with ``deviations``) on all ``N`` samples,
+    for :func:`finish_on_the_full_grid`, where it is decimated; ``None`` where it is not."""
+    if problem.fids.shape[-1] == basis.n_points:
+        return None
+    full = replace(config, decimate_model=False)
+    return make_problem(basis, full, deviations=deviations, device=device)
+
+
 #: Spectra whose window's largest bin exceeds this many times the residual's noise SD are
 #: fitted to their end on all ``N`` samples (:func:`finish_on_the_full_grid`): 1000, where the
 #: decimated model's error (<= 1e-4 of a column's largest bin, ~3e-6 typical) reaches a few
@@ -1797,10 +1816,7 @@ def solve(
     final = make_problem(basis, config, deviations=False, device=device)
     refine = make_problem(basis, config, device=device) if with_deviations else None
     last = refine if refine is not None else final
-    exact = None
-    if last.fids.shape[-1] != basis.n_points:  # decimated: the last iterations on all N
-        full = replace(config, decimate_model=False)
-        exact = make_problem(basis, full, deviations=with_deviations, device=device)
+    exact = full_grid_twin(last, basis, config, deviations=with_deviations, device=device)
     from . import search
 
     twin_pairs = None
@@ -1877,16 +1893,11 @@ def solve_given_amplitudes(
     from . import search
 
     device = torch.device(config.device)
-    common = make_problem(
-        basis, replace(config, grouping="global"), deviations=False, device=device
-    )
+    global_config = replace(config, grouping="global")
+    common = make_problem(basis, global_config, deviations=False, device=device)
     final = make_problem(basis, config, deviations=False, device=device)
-    last = final if final.n_groups > 1 else common
-    exact = None
-    if last.fids.shape[-1] != basis.n_points:  # decimated: the last iterations on all N
-        grouping = config.grouping if final.n_groups > 1 else "global"
-        full = replace(config, grouping=grouping, decimate_model=False)
-        exact = make_problem(basis, full, deviations=False, device=device)
+    last, last_config = (final, config) if final.n_groups > 1 else (common, global_config)
+    exact = full_grid_twin(last, basis, last_config, deviations=False, device=device)
     twin_pairs = None
     if search.applies(config) and final.n_groups > 1:
         twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())

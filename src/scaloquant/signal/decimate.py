@@ -94,10 +94,6 @@ class BandDecimation:
     edge_samples: np.ndarray
     edge_weights: np.ndarray
 
-    @property
-    def n_decimated(self) -> int:
-        return self.n_points // self.factor
-
     def mixed(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(..., N)`` times ``exp(-2 pi i c n / N)``: the band's centre to 0 Hz."""
         n = np.arange(self.n_points)
