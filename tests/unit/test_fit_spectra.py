@@ -242,6 +242,15 @@ def test_invalid_ranges_for_the_data():
         fit_spectra(fid, basis, FitConfig(ppm_range=(0.2, 40.0)))
     with pytest.raises(ConfigError, match="too few"):
         fit_spectra(fid, basis, FitConfig(ppm_range=(2.0, 2.1)))
+    # one bin, or none: refused as too few, not left to the spline baseline's design
+    ppm = basis.ppm_axis()
+    step = ppm[1] - ppm[0]
+    for lo, hi in (
+        (ppm[100] - 0.1 * step, ppm[100] + 0.1 * step),
+        (ppm[100] + 0.2 * step, ppm[100] + 0.4 * step),
+    ):
+        with pytest.raises(ConfigError, match="too few"):
+            fit_spectra(fid, basis, replace(CONFIG, ppm_range=(lo, hi), baseline="spline"))
     with pytest.raises(ConfigError, match="noise_ppm_range"):
         fit_spectra(
             fid, basis, replace(CONFIG, noise_estimate="region", noise_ppm_range=(30.0, 31.0))

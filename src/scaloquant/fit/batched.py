@@ -368,6 +368,13 @@ def spread_prior(n_groups: int, sd: float) -> np.ndarray:
     return centred / sd**2
 
 
+def _too_few_points(lo: float, hi: float, points: int) -> ConfigError:
+    return ConfigError(
+        f"ppm_range ({lo:g}, {hi:g}) holds {points} spectral points, too few for the model; "
+        "widen it or fit fewer parameters"
+    )
+
+
 def make_problem(
     basis: BasisSet,
     config: FitConfig,
@@ -399,6 +406,8 @@ def make_problem(
     time_s = basis.time_axis_s()
     apod = np.exp(-broadening_per_s * time_s)
     half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
+    if ppm.size < 2:  # no baseline design, and no model, spans fewer than two points
+        raise _too_few_points(lo, hi, ppm.size)
     if config.baseline_kind == "spline":
         design, penalty = baseline_designs.bspline_baseline(ppm, config.baseline_knot_spacing_ppm)
         smoothing = baseline_designs.smoothing_for_ed(
@@ -422,10 +431,7 @@ def make_problem(
     n_kernel = len(offsets) - 1
     n_param = 3 * g + 2 + 2 * m + n_kernel
     if 2 * ppm.size <= m + n_param + 2 * ed:
-        raise ConfigError(
-            f"ppm_range ({lo:g}, {hi:g}) holds {ppm.size} spectral points, too few for the "
-            "model; widen it or fit fewer parameters"
-        )
+        raise _too_few_points(lo, hi, ppm.size)
     free = np.zeros(n_param, dtype=bool)
     lower = np.full(n_param, -np.inf)
     upper = np.full(n_param, np.inf)
