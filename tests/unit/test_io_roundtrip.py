@@ -164,6 +164,24 @@ def test_nifti_extra_dims_and_tags_round_trip(tmp_path):
     assert again.provenance["dim_tags"] == ["DIM_COIL", "DIM_DYN"]
 
 
+def test_nifti_samples_copied_by_tiles_are_the_conjugate_in_c_order(tmp_path):
+    # shapes that cut the tiles (256 voxels x 64 points) off at every edge, and a round trip
+    from scaloquant.io.nifti import _conjugated_c_order
+
+    rng = np.random.default_rng(1)
+    for shape in [(1, 1, 1, 7), (300, 1, 1, 130), (40, 9, 2, 3, 65), (3, 5, 1, 2, 2, 129)]:
+        on_disk = np.asfortranarray(rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+        moved = np.moveaxis(on_disk, 3, -1)
+        out = _conjugated_c_order(moved)
+        assert out.flags.c_contiguous
+        np.testing.assert_array_equal(out, np.conjugate(moved))
+    samples = rng.standard_normal((300, 2, 1, 3, 70)) + 1j * rng.standard_normal((300, 2, 1, 3, 70))
+    fid = FID(samples, DWELL_S, MHZ)
+    np.testing.assert_array_equal(
+        read_nifti_mrs(write_nifti_mrs(tmp_path / "t.nii", fid)).samples, samples
+    )
+
+
 def test_npz_basis_round_trip_is_exact_and_deterministic(tmp_path):
     basis = BasisSet(
         ("A", "B"),

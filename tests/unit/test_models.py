@@ -164,6 +164,23 @@ def test_predict_refuses_bad_input(basis, signals):
         q.predict(signals.fids[None])
 
 
+def test_all_finite_is_isfinite_all():
+    from scaloquant.models.quantifier import all_finite
+
+    x = torch.randn(6, 33, dtype=torch.complex64)
+    assert all_finite(x) and all_finite(x.real)
+    for bad in (float("nan"), float("inf"), -float("inf"), complex(0, float("nan"))):
+        y = x.clone()
+        y[4, 7] = bad
+        assert not all_finite(y)
+    # a sum that overflows on finite samples (float32 max 3.4e38): checked sample by sample
+    big = torch.full((4, 8), 3e38 + 3e38j, dtype=torch.complex64)
+    assert not torch.isfinite(torch.view_as_real(big).sum())  # the fast test cannot tell
+    assert all_finite(big)
+    big[1, 1] = complex(float("inf"), 0)
+    assert not all_finite(big)
+
+
 def test_predict_takes_read_only_arrays_without_warnings(basis, signals):
     q = Quantifier(_config(basis, "spectrum_cnn"))
     frozen = signals.fids[:3].astype(np.complex128)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 
 import numpy as np
+import pytest
 
 from scaloquant import readahead
 from scaloquant.io.nifti import read_nifti_mrs, write_nifti_mrs
@@ -67,3 +69,20 @@ def test_files_beyond_the_byte_bound_are_not_held(tmp_path, monkeypatch):
         assert readahead.content(paths[0]) == paths[0].read_bytes()
         assert readahead.content(paths[1]) == paths[1].read_bytes()
         assert readahead.content(paths[2]) is None and readahead.sha256(paths[2]) is None
+
+
+def test_gunzip_is_gzip_decompress():
+    raw = os.urandom(50_000) + bytes(50_000)
+    one = gzip.compress(raw)
+    # several members with zero padding between them, as gzip.decompress reads them
+    several = gzip.compress(raw[:10]) + bytes(5) + gzip.compress(raw[10:]) + bytes(3)
+    for data in (one, several, gzip.compress(b""), b""):
+        assert readahead.gunzip(data) == gzip.decompress(data)
+    corrupt = bytearray(one)
+    corrupt[-6] ^= 1  # the CRC
+    for bad in (bytes(corrupt), b"not gzip", one + b"trailing"):
+        with pytest.raises(zlib.error):
+            readahead.gunzip(bad)
+    for truncated in (one[:-3], one[:100]):
+        with pytest.raises(EOFError):
+            readahead.gunzip(truncated)

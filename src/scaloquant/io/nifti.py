@@ -149,7 +149,7 @@ def read_nifti_mrs(
     # n_points) view is free (the moved axes otherwise cost a transposing copy at each
     # reshape: two per quantify run, 0.25 s each for 4096 x 2048 points)
     moved = require_finite(np.moveaxis(on_disk, 3, -1), path)
-    samples = np.conjugate(moved, out=np.empty(moved.shape, moved.dtype))
+    samples = _conjugated_c_order(moved)
     legacy = legacy_orientation_warning(header, path)
     return FID(
         samples=samples,
@@ -170,6 +170,31 @@ def read_nifti_mrs(
             **({"warnings": [legacy]} if legacy else {}),
         },
     )
+
+
+#: Tiles of :func:`_conjugated_c_order`: voxels along the first two axes, points.
+_TILE_VOXELS, _TILE_POINTS = 256, 64
+
+
+def _conjugated_c_order(moved: np.ndarray) -> np.ndarray:
+    """``conj(moved)`` as a new C-order array, ``moved`` ``(x, y, ..., n_points)`` the view of
+    the NIfTI image with its time axis last (the voxels' x contiguous on disk, the points far
+    apart): copied tile by tile, about 256 voxels x 64 points (256 kB) at a time, so that what
+    is read and what is written both stay in the cache, where one whole-array copy streams
+    through memory with one of the two strided (16384 voxels of 2048 points: 1.87 -> 0.89 s).
+    The same numbers in the same places as ``np.conjugate(moved)`` into a C-order array."""
+    out = np.empty(moved.shape, moved.dtype)
+    if moved.ndim < 3:
+        return np.conjugate(moved, out=out)
+    n_x, n_y, n_points = moved.shape[0], moved.shape[1], moved.shape[-1]
+    step_x = min(n_x, _TILE_VOXELS)
+    step_y = max(1, _TILE_VOXELS // step_x)
+    for x in range(0, n_x, step_x):
+        for y in range(0, n_y, step_y):
+            for t in range(0, n_points, _TILE_POINTS):
+                tile = (slice(x, x + step_x), slice(y, y + step_y), ..., slice(t, t + _TILE_POINTS))
+                np.conjugate(moved[tile], out=out[tile])
+    return out
 
 
 def _nifti_image(path: Path):

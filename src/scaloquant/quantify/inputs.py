@@ -71,10 +71,15 @@ class SpectraInput:
     def labels(self) -> list[str]:
         """One label per spectrum in C order: voxel ``"x,y,z"`` plus extra-dimension indices
         for NIfTI-MRS, the index for other formats."""
+        return list(self._labels)
+
+    @cached_property
+    def _labels(self) -> tuple[str, ...]:
+        # formed once: the writers ask for them five times (4096 voxels: 0.05 s each)
         shape = self.fid.batch_shape
         if not shape:
-            return ["0"]
-        return [",".join(str(i) for i in index) for index in np.ndindex(*shape)]
+            return ("0",)
+        return tuple(",".join(map(str, index)) for index in np.ndindex(*shape))
 
     def checks(self) -> tuple[str, ...]:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
