@@ -84,7 +84,9 @@ def test_metabolite_fraction_is_the_metabolites_over_the_data(clean):
         est = model.estimate(data, polish_iterations=0, network_theta=theta)
         y = model.data_window(data)
         ones = torch.ones(len(y), dtype=torch.float64)
-        columns = batched.evaluate(problem, theta, y, ones, derivatives=False).columns
+        # the columns of the model the estimate used (the decimated band's)
+        predicting = model.predicting_problem()
+        columns = batched.evaluate(predicting, theta, y, ones, derivatives=False).columns
         metabolites = torch.linalg.vector_norm(columns @ est.amplitudes[..., None], dim=(1, 2))
         oracle = (metabolites / torch.linalg.vector_norm(y, dim=-1)).numpy()
         np.testing.assert_allclose(est.metabolite_fraction.numpy(), oracle, rtol=1e-5)

@@ -118,3 +118,39 @@ def test_batches_side_by_side_give_the_numbers_of_one_thread(noisy):
     assert one.amplitudes.shape == (12, len(model.metabolites))
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_decimated_model_predicts_as_the_full_one(noisy, monkeypatch):
+    """The prediction's model on the fit's decimated band
+    (:data:`~scaloquant.models.physics.NETWORK_MODEL_DECIMATED`), against all ``N`` samples:
+    at ``K = 0`` (noisy spectra, a start off the truth) the amplitudes and SDs move by a small
+    fraction of the CRLB (the decimated model is within ~1e-5 of a column's largest bin); and at
+    the truth of noiseless spectra both give the same numbers (the near-noiseless spectra are
+    evaluated on all ``N`` samples)."""
+    model, fids, theta = noisy
+    problem = model.predicting_problem()
+    assert problem.fids.shape[-1] < model.config.n_points  # decimated: this test runs it
+    fast = model.estimate(fids, polish_iterations=0, network_theta=theta)
+    monkeypatch.setattr(physics, "NETWORK_MODEL_DECIMATED", False)
+    full = model.estimate(fids, polish_iterations=0, network_theta=theta)
+    sd = full.sd
+    amplitude_change = ((fast.amplitudes - full.amplitudes).abs() / sd).max()
+    assert 0 < float(amplitude_change) < 0.01, float(amplitude_change)
+    assert float(((fast.sd - sd).abs() / sd).max()) < 0.01
+    monkeypatch.undo()
+
+    simulation = SimulationConfig()
+    signals = next(simulate_dataset(model.basis(), simulation, 6, 8))
+    truth, _ = default_truth(
+        model.problem(),
+        drawn_parameters(signals),
+        model.basis().names,
+        simulation.phase1_pivot_ppm,
+    )
+    clean, at = torch.as_tensor(signals.fids), torch.as_tensor(truth)
+    est = model.estimate(clean, polish_iterations=0, network_theta=at)
+    # single-precision columns: within ~1e-7 of the truth, as the full model's
+    np.testing.assert_allclose(est.amplitudes.numpy(), signals.amplitudes, atol=1e-6)
+    monkeypatch.setattr(physics, "NETWORK_MODEL_DECIMATED", False)
+    on_all = model.estimate(clean, polish_iterations=0, network_theta=at)
+    torch.testing.assert_close(est.amplitudes, on_all.amplitudes, rtol=0.0, atol=1e-12)

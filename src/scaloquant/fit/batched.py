@@ -1649,6 +1649,36 @@ def full_grid_twin(
 FULL_GRID_SNR = 1000.0
 
 
+def near_noiseless_rows(decimated: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
+    """Indices of the spectra of evaluation ``ev`` (of ``decimated``) over windows ``y``
+    ``(B, K)`` whose window peak is above :data:`FULL_GRID_SNR` times their residual's noise
+    SD: those that :func:`finish_on_the_full_grid` and :func:`evaluate_on_the_full_grid`
+    take to the full model."""
+    sigma = _noise_var_from_residual(decimated, ev).sqrt()
+    return torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * sigma)[:, 0]
+
+
+def evaluate_on_the_full_grid(
+    exact: Problem,
+    decimated: Problem,
+    theta: torch.Tensor,
+    ev: Evaluation,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    column_dtype: torch.dtype | None = None,
+) -> Evaluation:
+    """``ev``, the evaluation of ``decimated`` at ``theta`` ``(B, P)``, with the near-noiseless
+    spectra's rows (:func:`near_noiseless_rows`) evaluated again with ``exact`` (the same problem
+    on all ``N`` samples; ``column_dtype`` as :func:`evaluate`'s): a model evaluated at
+    parameters without fitting (the physics-head network's), exact to rounding at the truth as
+    the full model is. ``ev`` is updated in place and returned."""
+    rows = near_noiseless_rows(decimated, ev, y)
+    if rows.numel():
+        more = evaluate(exact, theta[rows], y[rows], noise_var[rows], column_dtype=column_dtype)
+        _put(ev, rows, more)
+    return ev
+
+
 def finish_on_the_full_grid(
     exact: Problem,
     decimated: Problem,
@@ -1669,8 +1699,7 @@ def finish_on_the_full_grid(
     ``max_iterations``) that end on the full model's minimum, where its stopping rule ends them
     (a noiseless spectrum within ~1e-5, as without decimation). The others keep the decimated
     model's fit."""
-    sigma = _noise_var_from_residual(decimated, sol.evaluation).sqrt()
-    rows = torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * sigma)[:, 0]
+    rows = near_noiseless_rows(decimated, sol.evaluation, y)
     if rows.numel() == 0:
         return sol
 

@@ -72,6 +72,11 @@ DEFAULT_POLISH_ITERATIONS = 5
 #: spectra the polish has solved end at 1e-15 or below (64 noiseless default spectra, the
 #: ``quick`` network, ``K = 20``: 44 there, the other 20 at 5e-4 to 4e-3, local minima).
 EXACT_RELATIVE_COST = 1e-12
+#: :data:`EXACT_RELATIVE_COST` of the model on the fit's decimated band
+#: (:data:`NETWORK_MODEL_DECIMATED`), whose error keeps a noiseless spectrum's relative residual
+#: at ~1e-10 (64 noiseless default spectra, the ``quick`` network, ``K = 20``: 1.2e-10 to 2.1e-10
+#: at the 70th percentile; SNR 1000: 6.7e-7 and above).
+EXACT_RELATIVE_COST_DECIMATED = 1e-8
 
 
 def _tuples(value: Any) -> Any:
@@ -387,14 +392,15 @@ def problem_in(problem: batched.Problem, dtype: torch.dtype) -> batched.Problem:
 #: (``tests/unit/test_models_physics_speed.py`` bounds both at 1e-4); 2.5x faster at ``K = 0``
 #: with the CRLB's Cholesky route (:data:`scaloquant.fit.batched.CHOLESKY_INVERSE_MAX`).
 NETWORK_COLUMN_DTYPE = batched.TRIAL_DTYPE
-#: The network's model (its training loss, the evaluation at its parameters, the polish) is
-#: formed on all ``N`` samples, not on the fit's decimated band
-#: (:attr:`~scaloquant.fit.config.FitConfig.decimate_model`): its known answers at the true
-#: parameters (exact to rounding) and the polish's test of an exactly fitted spectrum (no
-#: global moves where the residual is at rounding level) need the exact model; the decimated
-#: one is 1e-5 off at the truth. Decimating it is the next step for the network's speed
-#: (docs/fit.md "The model on the window's band").
-NETWORK_MODEL_DECIMATED = False
+#: The network's model where it predicts (:meth:`PhysicsQuantifier.estimate`: the evaluation
+#: at the network's parameters, its CRLB, the polish) is formed on the fit's decimated band
+#: (:attr:`~scaloquant.fit.config.FitConfig.decimate_model`, docs/fit.md "The model on the
+#: window's band"), and, as in the fit, near-noiseless spectra end on all ``N`` samples
+#: (:func:`scaloquant.fit.batched.evaluate_on_the_full_grid` at ``K = 0``,
+#: :func:`~scaloquant.fit.batched.finish_on_the_full_grid` after a polish), so that the known
+#: answers at the true parameters stay exact to rounding. Training (its loss, ``--adapt``)
+#: stays on all ``N`` samples: the trained weights do not depend on it.
+NETWORK_MODEL_DECIMATED = True
 #: Spectra per batch of :meth:`PhysicsQuantifier.predict_estimates` at ``K = 0`` on a CPU
 #: (the polish keeps :data:`scaloquant.fit.batched.CPU_CHUNK`, whose larger chunks share the
 #: tail of slow spectra): a ``(64, M, N)`` complex64 array of modulated FIDs is ~11 MB for the
@@ -513,26 +519,48 @@ class PhysicsQuantifier(nn.Module):
     def basis(self) -> BasisSet:
         return basis_from_config(self.config, self.basis_fids.detach().cpu().numpy())
 
+    def _grid_config(self, decimated: bool) -> FitConfig:
+        """The fit model, decimated where ``decimated`` and the model allows it."""
+        fit = self.config.fit_config
+        return replace(fit, decimate_model=decimated and fit.decimate_model)
+
     def problem(
-        self, *, deviations: bool = True, dtype: torch.dtype = torch.float64
+        self,
+        *,
+        deviations: bool = True,
+        dtype: torch.dtype = torch.float64,
+        decimated: bool = False,
     ) -> batched.Problem:
         """The fit's :class:`~scaloquant.fit.batched.Problem` on the module's device (cached;
         rebuilt when the basis buffer changes, e.g. after loading weights). ``dtype``
-        ``float32`` gives a single-precision copy (:func:`problem_in`), for the training loss."""
+        ``float32`` gives a single-precision copy (:func:`problem_in`), for the training loss.
+        ``decimated``: on the fit's decimated band (:data:`NETWORK_MODEL_DECIMATED`), else on
+        all ``N`` samples."""
         basis = self.basis_fids
         state = (basis.device, basis._version, basis.data_ptr())
         if self._problem_state != state:
             self._problems, self._problem_state = {}, state
-        key = (deviations, dtype)
+        key = (deviations, dtype, decimated)
         if key not in self._problems:
             problem = batched.make_problem(
                 self.basis(),
-                replace(self.config.fit_config, decimate_model=NETWORK_MODEL_DECIMATED),
+                self._grid_config(decimated),
                 deviations=deviations,
                 device=self.basis_fids.device,
             )
             self._problems[key] = problem_in(problem, dtype)
         return self._problems[key]
+
+    def predicting_problem(self, *, deviations: bool = True) -> batched.Problem:
+        """The problem :meth:`estimate` predicts with (:data:`NETWORK_MODEL_DECIMATED`)."""
+        return self.problem(deviations=deviations, decimated=NETWORK_MODEL_DECIMATED)
+
+    def exact_twin(self, problem: batched.Problem, *, deviations: bool) -> batched.Problem | None:
+        """``problem`` (one of :meth:`problem`'s, with ``deviations``) on all ``N`` samples, for
+        the near-noiseless spectra, where it is decimated; ``None`` where it is not."""
+        if problem.fids.shape[-1] == self.config.n_points:
+            return None
+        return self.problem(deviations=deviations)
 
     def twin_pairs(self) -> tuple[tuple[int, int, float], ...]:
         """The fit's twin pairs ``(g, h, f_h - f_g)`` (Cr/PCr, GPC/PCho) in the groups of
@@ -545,15 +573,15 @@ class PhysicsQuantifier(nn.Module):
             )
         return self._problems[key]
 
-    def stage_problem(self, broadening_per_s: float) -> batched.Problem:
+    def stage_problem(self, broadening_per_s: float, *, decimated: bool = False) -> batched.Problem:
         """The fit's continuation stage ``broadening_per_s`` (no deviations; cached with
-        :meth:`problem`'s)."""
+        :meth:`problem`'s; ``decimated`` as there)."""
         self.problem()  # drops the cache when the basis buffer has changed
-        key = ("stage", float(broadening_per_s))
+        key = ("stage", float(broadening_per_s), decimated)
         if key not in self._problems:
             self._problems[key] = batched.stage_problem(
                 self.basis(),
-                replace(self.config.fit_config, decimate_model=NETWORK_MODEL_DECIMATED),
+                self._grid_config(decimated),
                 broadening_per_s,
                 self.basis_fids.device,
             )
@@ -621,10 +649,13 @@ class PhysicsQuantifier(nn.Module):
         ``|y - S a|_W^2 / |y|_W^2`` above :data:`EXACT_RELATIVE_COST` (a noiseless spectrum the
         polish has fitted; no move can lower its cost by anything that matters, and probing
         them took most of the polish's time on noiseless spectra). ``centre`` ``(B,)``: the
-        shift bounds' centre. Returns the solution of every spectrum."""
+        shift bounds' centre; on a decimated ``problem`` the threshold is
+        :data:`EXACT_RELATIVE_COST_DECIMATED`. Returns the solution of every spectrum."""
         ys = batched.stack(y[..., None])
         norm = batched.w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
-        rows = torch.nonzero(sol.evaluation.cost / norm > EXACT_RELATIVE_COST)[:, 0]
+        decimated = problem.fids.shape[-1] != self.config.n_points
+        exact = EXACT_RELATIVE_COST_DECIMATED if decimated else EXACT_RELATIVE_COST
+        rows = torch.nonzero(sol.evaluation.cost / norm > exact)[:, 0]
         if rows.numel() == 0:
             return sol
         # the LM's own evaluation of those rows (what the moves got before the selection; no
@@ -646,19 +677,21 @@ class PhysicsQuantifier(nn.Module):
         )
         if rows.numel() == y.shape[0]:
             return moved
-        theta, iterations, converged = (
+        # every spectrum's own evaluation: the moved ones' from the moves
+        everyone = torch.arange(y.shape[0], device=rows.device)
+        out = batched.Solution(
             sol.theta.clone(),
+            batched._take(sol.evaluation, everyone),
             sol.iterations.clone(),
             sol.converged.clone(),
         )
-        theta[rows], iterations[rows], converged[rows] = (
+        out.theta[rows], out.iterations[rows], out.converged[rows] = (
             moved.theta,
             moved.iterations,
             moved.converged,
         )
-        return batched.Solution(
-            theta, batched.evaluate(problem, theta, y, noise_var), iterations, converged
-        )
+        batched._put(out.evaluation, rows, moved.evaluation)
+        return out
 
     @torch.no_grad()
     def estimate(
@@ -674,7 +707,8 @@ class PhysicsQuantifier(nn.Module):
         parameters to use instead of the network's (e.g. the truth, for a known-answer test).
         """
         k = self.config.polish_iterations if polish_iterations is None else polish_iterations
-        problem = self.problem()
+        problem = self.predicting_problem()
+        exact = self.exact_twin(problem, deviations=True)
         fids = fids.to(self.basis_fids.device)
         y = self.data_window(fids)
         theta0 = (
@@ -685,6 +719,10 @@ class PhysicsQuantifier(nn.Module):
         theta0 = theta0.to(torch.float64)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
         ev = batched.evaluate(problem, theta0, y, ones, column_dtype=NETWORK_COLUMN_DTYPE)
+        if exact is not None:
+            ev = batched.evaluate_on_the_full_grid(
+                exact, problem, theta0, ev, y, ones, NETWORK_COLUMN_DTYPE
+            )
         noise_var = batched.noise_var_from_residual(problem, ev)
         sd0 = _crlb_sd(problem, ev, noise_var)  # the CRLB at the network's parameters
         network_sd = sd0 * self.network_sd_factors
@@ -692,7 +730,10 @@ class PhysicsQuantifier(nn.Module):
         centre = theta[:, problem.slices()["shift"]].mean(-1)
         fit_config = self.config.fit_config
         if k and self.config.polish_broadening_per_s:
-            stages = [self.stage_problem(b) for b in self.config.polish_broadening_per_s]
+            stages = [
+                self.stage_problem(b, decimated=NETWORK_MODEL_DECIMATED)
+                for b in self.config.polish_broadening_per_s
+            ]
             theta, centre = batched.continuation(
                 stages, fit_config, fids.to(torch.complex128), theta, centre
             )
@@ -707,7 +748,7 @@ class PhysicsQuantifier(nn.Module):
             # from one iteration to the next (restarted at each call it stalls: noiseless
             # default spectra from a start 2/s, 1 Hz off, 64 spectra, amplitude MAE 0.12 after
             # 40 one-iteration calls against 0.063 after one call of 60)
-            searched = self.problem(deviations=False) if spread else problem
+            searched = self.predicting_problem(deviations=False) if spread else problem
             sol = batched.levenberg_marquardt(
                 searched,
                 theta,
@@ -723,6 +764,10 @@ class PhysicsQuantifier(nn.Module):
             )
             if self.config.polish_moves:
                 sol = self.moves_where_inexact(searched, sol, y, noise_var, centre)
+            if not spread and exact is not None:
+                sol = batched.finish_on_the_full_grid(
+                    exact, problem, sol, y, noise_var, lower, upper, None, None, k
+                )
             noise_var = batched.noise_var_from_residual(searched, sol.evaluation)
             if spread:
                 sol = batched.levenberg_marquardt(
@@ -735,6 +780,10 @@ class PhysicsQuantifier(nn.Module):
                     max_iterations=k,
                     column_dtype=batched.TRIAL_DTYPE,
                 )
+                if exact is not None:
+                    sol = batched.finish_on_the_full_grid(
+                        exact, problem, sol, y, noise_var, lower, upper, None, None, k
+                    )
                 noise_var = batched.noise_var_from_residual(problem, sol.evaluation)
             theta, ev = sol.theta, sol.evaluation
             k = 0
@@ -746,6 +795,13 @@ class PhysicsQuantifier(nn.Module):
             # start's noise level kept; the fit's no-deviation stage first: 0.06)
             sol = batched.levenberg_marquardt(
                 problem, theta, y, noise_var, lower, upper, max_iterations=1
+            )
+            theta, ev = sol.theta, sol.evaluation
+            noise_var = batched.noise_var_from_residual(problem, ev)
+        if k and exact is not None:
+            # near-noiseless spectra end on all N samples, with the last noise level
+            sol = batched.finish_on_the_full_grid(
+                exact, problem, sol, y, noise_var, lower, upper, None, None, k
             )
             theta, ev = sol.theta, sol.evaluation
             noise_var = batched.noise_var_from_residual(problem, ev)
@@ -877,6 +933,7 @@ class PhysicsQuantifier(nn.Module):
                 # batch's result does not depend on the others); the cached problem and
                 # inference network built here, once, not by two threads at the same time
                 self.problem()
+                self.predicting_problem()
                 self.encoder.inference_network()
                 jobs = {str(i): (lambda i=i: part(i)) for i in starts}
                 parts = [result for result, _ in run_side_by_side(jobs).values()]
