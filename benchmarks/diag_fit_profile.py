@@ -71,8 +71,8 @@ def compare(a_path: str, b_path: str) -> None:
         worst = z.max(-1)
         off = np.flatnonzero(worst > 0.05)
         line = (
-            f"{run:10s} |diff|/CRLB SD median {np.median(z):.1e} p99 {np.quantile(z, 0.99):.3f} "
-            f"max {z.max():.3f} ({len(off)} spectra > 0.05: {off[:8].tolist()}); "
+            f"{run:10s} |diff|/CRLB SD median {np.median(z):.1e} p99 {np.quantile(z, 0.99):.2g} "
+            f"max {z.max():.2g} ({len(off)} spectra > 0.05: {off[:8].tolist()}); "
             f"CPU s {float(a[f'{run}_cpu']):.2f} -> {float(b[f'{run}_cpu']):.2f} "
             f"(x{float(a[f'{run}_cpu'] / b[f'{run}_cpu']):.2f}); iterations "
             f"{a[f'{run}_it'].mean():.1f} -> {b[f'{run}_it'].mean():.1f}"
