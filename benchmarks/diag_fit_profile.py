@@ -25,39 +25,27 @@ import pstats
 import time
 from pathlib import Path
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait
+# first: it sets OpenMP's passive wait and huge pages before torch loads, as the command does
+import bench_fit_engine
 
-prefer_passive_wait()
-prefer_huge_pages()
+engine_spectra = bench_fit_engine.engine_spectra
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from scaloquant.fit import fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
-from scaloquant.io import default_basis  # noqa: E402
-from scaloquant.simulate import (  # noqa: E402
-    InvivoPrior,
-    SimulationConfig,
-    simulate_batch,
-    simulate_invivo_batch,
-)
-from scaloquant.types import FID  # noqa: E402
 
 RUNS = {"invivo": "invivo", "simulated": "simulated", "tissue": "invivo"}
 
 
 def spectra(n: int, seed: int = 1, snr: float = 30.0):
-    """``(basis, {run: (FID, truth)})`` as ``bench_fit_engine.py`` draws them."""
-    basis = default_basis()
-    config = SimulationConfig.from_dict({"snr": [snr, snr]})
-    signals = simulate_batch(basis, config, n, np.random.default_rng(seed))
-    fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-    tissue = simulate_invivo_batch(basis, InvivoPrior(), n, np.random.default_rng(seed))
+    """``(basis, {run: (FID, truth)})`` of ``bench_fit_engine.py``'s spectra."""
+    basis, signals, fid, tissue_fid = engine_spectra(n, snr, seed)
     return basis, {
         "invivo": (fid, signals.amplitudes),
         "simulated": (fid, signals.amplitudes),
-        "tissue": (fid.with_samples(tissue.fids), None),
+        "tissue": (tissue_fid, None),
     }
 
 
