@@ -69,6 +69,18 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def engine_spectra(n: int, snr: float, seed: int):
+    """The benchmark's spectra, ``(basis, signals, fid, tissue_fid)``: ``n`` spectra of the
+    default simulator at ``snr`` (``signals``, also as the :class:`FID` ``fid``) and ``n``
+    tissue-like ones of the ``invivo`` simulation preset, each drawn from ``seed``."""
+    basis = default_basis()
+    config = SimulationConfig.from_dict({"snr": [snr, snr]})
+    signals = simulate_batch(basis, config, n, np.random.default_rng(seed))
+    fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    tissue = simulate_invivo_batch(basis, InvivoPrior(), n, np.random.default_rng(seed))
+    return basis, signals, fid, fid.with_samples(tissue.fids)
+
+
 def mrsi_end_to_end(basis, signals, threads: int, shape=(32, 32)) -> float:
     """Seconds of ``scaloquant fit --threads threads`` on a ``shape`` NIfTI-MRS slice,
     in-process (the benchmark's threads: the command's default reads the load average, which
@@ -145,10 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = choose_threads(args.threads)
     torch.set_num_threads(threads)
-    basis = default_basis()
-    config = SimulationConfig.from_dict({"snr": [args.snr, args.snr]})
-    signals = simulate_batch(basis, config, args.n, np.random.default_rng(args.seed))
-    fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    basis, signals, fid, tissue_fid = engine_spectra(args.n, args.snr, args.seed)
     truth = signals.amplitudes
     print(f"{args.n} spectra at SNR {args.snr:g}, torch threads {threads}")
     lcmodel_rate = None
@@ -158,8 +167,6 @@ def main() -> None:
             print(note)
         else:
             print(f"{'LCModel (' + note + ')':28s} {lcmodel_rate:7.2f} spectra/s wall")
-    tissue = simulate_invivo_batch(basis, InvivoPrior(), args.n, np.random.default_rng(args.seed))
-    tissue_fid = fid.with_samples(tissue.fids)
     runs = [
         ("invivo", "invivo", args.n),
         ("simulated", "simulated", args.n),

@@ -109,10 +109,10 @@ class Counter:
         finally:
             self.full = False
 
-    def wrap_derivs(self, problem, ev):
+    def wrap_derivs(self, problem, ev, *args):
         if self.current is not None and not self.full:
             self.stats[self.current]["accepted"] += ev.cost.shape[0]
-        return self.derivs(problem, ev)
+        return self.derivs(problem, ev, *args)
 
 
 def ratio_mae(result, tissue, names) -> float:

@@ -108,13 +108,17 @@ def _exp_runs(
         return out if dtype is None else out.to(dtype)
     step = time_s[1:] - time_s[:-1]
     breaks = (torch.nonzero(~torch.isclose(step, step[0]))[:, 0] + 1).tolist()
-    parts = []
-    for lo, hi in zip([0, *breaks], [*breaks, n], strict=True):
-        run = time_s[lo:hi]
-        ramp = _exp_ramp(rate, run - run[0], dtype)
-        start = _exp(rate * run[0])
-        parts.append(ramp * (start if dtype is None else start.to(dtype))[..., None])
-    return torch.cat(parts, dim=-1)
+    runs = list(zip([0, *breaks], [*breaks, n], strict=True))
+    # one ramp from 0 over the longest run serves every run (same step), each times
+    # exp(rate t_0) of its start, written into place: half the exponentials of a ramp per run
+    lo, hi = max(runs, key=lambda run: run[1] - run[0])
+    ramp = _exp_ramp(rate, time_s[lo:hi] - time_s[lo], dtype)
+    out = ramp.new_empty(*ramp.shape[:-1], n)
+    for lo, hi in runs:
+        start = _exp(rate * time_s[lo])
+        start = start if dtype is None else start.to(dtype)
+        torch.mul(ramp[..., : hi - lo], start[..., None], out=out[..., lo:hi])
+    return out
 
 
 def exp_ramp(rate: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,135 @@
+"""Where one ``fit_spectra`` call's time goes, and a branch's results against another's.
+
+The three runs of ``bench_fit_engine.py`` (default simulator, seed 1, SNR 30: ``invivo`` and
+``simulated``; tissue-like spectra of the ``invivo`` simulation preset: ``invivo``), ``--n``
+spectra each, 1 torch thread unless ``--threads``.
+
+* ``--profile DIR``: per run a cProfile of the call (``DIR/RUN.pstats``, top functions by own
+  time printed) and, with ``--ops``, a ``torch.profiler`` table of the tensor ops with their
+  input shapes (``DIR/RUN.ops.txt``).
+* ``--save FILE.npz``: amplitudes, CRLB SDs, iterations and CPU seconds of each run;
+  ``--compare A.npz B.npz``: per run the amplitude differences in units of A's CRLB SD
+  (median, p99, max, and the spectra above 0.05), the MAE against the truth for
+  ``simulated``, and the CPU-seconds ratio.
+
+Usage: ``PYTHONPATH=src python benchmarks/diag_fit_profile.py [--n 128] [--runs invivo
+simulated tissue] [--threads 1] [--profile DIR [--ops]] [--save FILE.npz]`` or
+``... --compare A.npz B.npz``
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from pathlib import Path
+
+# first: it sets OpenMP's passive wait and huge pages before torch loads, as the command does
+import bench_fit_engine
+
+engine_spectra = bench_fit_engine.engine_spectra
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from scaloquant.fit import fit_spectra  # noqa: E402
+from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
+
+RUNS = {"invivo": "invivo", "simulated": "simulated", "tissue": "invivo"}
+
+
+def spectra(n: int, seed: int = 1, snr: float = 30.0):
+    """``(basis, {run: (FID, truth)})`` of ``bench_fit_engine.py``'s spectra."""
+    basis, signals, fid, tissue_fid = engine_spectra(n, snr, seed)
+    return basis, {
+        "invivo": (fid, signals.amplitudes),
+        "simulated": (fid, signals.amplitudes),
+        "tissue": (tissue_fid, None),
+    }
+
+
+def compare(a_path: str, b_path: str) -> None:
+    a, b = np.load(a_path), np.load(b_path)
+    for run in RUNS:
+        if f"{run}_amp" not in a or f"{run}_amp" not in b:
+            continue
+        amp_a, amp_b, sd = a[f"{run}_amp"], b[f"{run}_amp"], a[f"{run}_sd"]
+        z = np.abs(amp_b - amp_a) / np.where(sd > 0, sd, np.inf)
+        worst = z.max(-1)
+        off = np.flatnonzero(worst > 0.05)
+        line = (
+            f"{run:10s} |diff|/CRLB SD median {np.median(z):.1e} p99 {np.quantile(z, 0.99):.2g} "
+            f"max {z.max():.2g} ({len(off)} spectra > 0.05: {off[:8].tolist()}); "
+            f"CPU s {float(a[f'{run}_cpu']):.2f} -> {float(b[f'{run}_cpu']):.2f} "
+            f"(x{float(a[f'{run}_cpu'] / b[f'{run}_cpu']):.2f}); iterations "
+            f"{a[f'{run}_it'].mean():.1f} -> {b[f'{run}_it'].mean():.1f}"
+        )
+        if f"{run}_truth" in a:
+            t = a[f"{run}_truth"]
+            line += f"; MAE {np.abs(amp_a - t).mean():.5f} -> {np.abs(amp_b - t).mean():.5f}"
+        print(line)
+        for i in off[:8]:
+            print(f"   spectrum {i}: cost {a[f'{run}_res'][i]:.6g} -> {b[f'{run}_res'][i]:.6g}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=128)
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--ops", action="store_true")
+    parser.add_argument("--save", default=None)
+    parser.add_argument("--compare", nargs=2, default=None)
+    args = parser.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return
+    torch.set_num_threads(args.threads)
+    basis, data = spectra(args.n)
+    saved = {}
+    for run in args.runs:
+        fid, truth = data[run]
+        config = FIT_PRESETS[RUNS[run]]
+        fit_spectra(fid.with_samples(fid.samples[:4]), basis, config)  # warm-up
+        prof = cProfile.Profile() if args.profile else None
+        wall, cpu = time.perf_counter(), time.process_time()
+        if prof:
+            prof.enable()
+        result = fit_spectra(fid, basis, config)
+        if prof:
+            prof.disable()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"{run}: {args.n / wall:.2f} spectra/s wall, {args.n / cpu:.2f} per CPU-s")
+        saved |= {
+            f"{run}_amp": result.amplitudes,
+            f"{run}_sd": result.crlb_sd,
+            f"{run}_it": np.asarray(result.n_evaluations),
+            f"{run}_res": np.asarray(result.residual_norm),
+            f"{run}_cpu": cpu,
+        }
+        if truth is not None and truth.shape == result.amplitudes.shape:
+            saved[f"{run}_truth"] = truth
+        if prof:
+            out = Path(args.profile)
+            out.mkdir(parents=True, exist_ok=True)
+            prof.dump_stats(out / f"{run}.pstats")
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            if args.ops:
+                with torch.profiler.profile(record_shapes=True) as tp:
+                    fit_spectra(fid, basis, config)
+                table = tp.key_averages(group_by_input_shape=True).table(
+                    sort_by="self_cpu_time_total", row_limit=60, max_name_column_width=40
+                )
+                by_name = tp.key_averages().table(
+                    sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=40
+                )
+                (out / f"{run}.ops.txt").write_text(by_name + "\n" + table)
+                print(by_name)
+    if args.save:
+        np.savez(args.save, **saved)
+
+
+if __name__ == "__main__":
+    main()
