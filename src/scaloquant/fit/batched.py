@@ -1729,13 +1729,17 @@ def full_grid_twin(
 FULL_GRID_SNR = 1000.0
 
 
-def near_noiseless_rows(decimated: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
+def near_noiseless_rows(
+    decimated: Problem, ev: Evaluation, y: torch.Tensor, residual_var: torch.Tensor | None = None
+) -> torch.Tensor:
     """Indices of the spectra of evaluation ``ev`` (of ``decimated``) over windows ``y``
     ``(B, K)`` whose window peak is above :data:`FULL_GRID_SNR` times their residual's noise
-    SD: those that :func:`finish_on_the_full_grid` and :func:`evaluate_on_the_full_grid`
-    take to the full model."""
-    sigma = _noise_var_from_residual(decimated, ev).sqrt()
-    return torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * sigma)[:, 0]
+    SD (``residual_var``, :func:`noise_var_from_residual` of ``ev``, if the caller has it):
+    those that :func:`finish_on_the_full_grid` and :func:`evaluate_on_the_full_grid` take to
+    the full model."""
+    if residual_var is None:
+        residual_var = _noise_var_from_residual(decimated, ev)
+    return torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * residual_var.sqrt())[:, 0]
 
 
 def evaluate_on_the_full_grid(
@@ -1746,17 +1750,21 @@ def evaluate_on_the_full_grid(
     y: torch.Tensor,
     noise_var: torch.Tensor,
     column_dtype: torch.dtype | None = None,
-) -> Evaluation:
-    """``ev``, the evaluation of ``decimated`` at ``theta`` ``(B, P)``, with the near-noiseless
-    spectra's rows (:func:`near_noiseless_rows`) evaluated again with ``exact`` (the same problem
-    on all ``N`` samples; ``column_dtype`` as :func:`evaluate`'s): a model evaluated at
-    parameters without fitting (the physics-head network's), exact to rounding at the truth as
-    the full model is. ``ev`` is updated in place and returned."""
-    rows = near_noiseless_rows(decimated, ev, y)
+) -> tuple[Evaluation, torch.Tensor]:
+    """``ev``, the evaluation of ``decimated`` at ``theta`` ``(B, P)`` (with ``noise_var``), with
+    the near-noiseless spectra's rows (:func:`near_noiseless_rows`) evaluated again with
+    ``exact`` (the same problem on all ``N`` samples; ``column_dtype`` as :func:`evaluate`'s):
+    a model evaluated at parameters without fitting (the physics-head network's), exact to
+    rounding at the truth as the full model is. ``ev`` is updated in place and returned with
+    its residual's noise variance (:func:`noise_var_from_residual`, formed once: the rows'
+    choice needs it too)."""
+    residual_var = _noise_var_from_residual(decimated, ev)
+    rows = near_noiseless_rows(decimated, ev, y, residual_var)
     if rows.numel():
         more = evaluate(exact, theta[rows], y[rows], noise_var[rows], column_dtype=column_dtype)
         _put(ev, rows, more)
-    return ev
+        residual_var[rows] = _noise_var_from_residual(decimated, more)
+    return ev, residual_var
 
 
 def finish_on_the_full_grid(

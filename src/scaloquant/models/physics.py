@@ -555,12 +555,14 @@ class PhysicsQuantifier(nn.Module):
         """The problem :meth:`estimate` predicts with (:data:`NETWORK_MODEL_DECIMATED`)."""
         return self.problem(deviations=deviations, decimated=NETWORK_MODEL_DECIMATED)
 
+    def _decimated(self, problem: batched.Problem) -> bool:
+        """Whether ``problem`` (one of :meth:`problem`'s) is formed on fewer than ``N`` samples."""
+        return problem.fids.shape[-1] != self.config.n_points
+
     def exact_twin(self, problem: batched.Problem, *, deviations: bool) -> batched.Problem | None:
         """``problem`` (one of :meth:`problem`'s, with ``deviations``) on all ``N`` samples, for
         the near-noiseless spectra, where it is decimated; ``None`` where it is not."""
-        if problem.fids.shape[-1] == self.config.n_points:
-            return None
-        return self.problem(deviations=deviations)
+        return self.problem(deviations=deviations) if self._decimated(problem) else None
 
     def twin_pairs(self) -> tuple[tuple[int, int, float], ...]:
         """The fit's twin pairs ``(g, h, f_h - f_g)`` (Cr/PCr, GPC/PCho) in the groups of
@@ -653,8 +655,7 @@ class PhysicsQuantifier(nn.Module):
         :data:`EXACT_RELATIVE_COST_DECIMATED`. Returns the solution of every spectrum."""
         ys = batched.stack(y[..., None])
         norm = batched.w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
-        decimated = problem.fids.shape[-1] != self.config.n_points
-        exact = EXACT_RELATIVE_COST_DECIMATED if decimated else EXACT_RELATIVE_COST
+        exact = EXACT_RELATIVE_COST_DECIMATED if self._decimated(problem) else EXACT_RELATIVE_COST
         rows = torch.nonzero(sol.evaluation.cost / norm > exact)[:, 0]
         if rows.numel() == 0:
             return sol
@@ -719,11 +720,12 @@ class PhysicsQuantifier(nn.Module):
         theta0 = theta0.to(torch.float64)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
         ev = batched.evaluate(problem, theta0, y, ones, column_dtype=NETWORK_COLUMN_DTYPE)
-        if exact is not None:
-            ev = batched.evaluate_on_the_full_grid(
+        if exact is None:
+            noise_var = batched.noise_var_from_residual(problem, ev)
+        else:
+            ev, noise_var = batched.evaluate_on_the_full_grid(
                 exact, problem, theta0, ev, y, ones, NETWORK_COLUMN_DTYPE
             )
-        noise_var = batched.noise_var_from_residual(problem, ev)
         sd0 = _crlb_sd(problem, ev, noise_var)  # the CRLB at the network's parameters
         network_sd = sd0 * self.network_sd_factors
         theta = self.checked_start(problem, y, theta0, ev.cost) if k else theta0
