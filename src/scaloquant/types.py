@@ -21,7 +21,9 @@ __all__ = ["FID", "Acquisition", "BasisSet", "SignalSet"]
 
 
 def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:
-    arr = np.array(samples, dtype=np.complex128, copy=True)
+    """``samples`` as a read-only complex128 array: a copy, except of an array handed over (see
+    :func:`_handed_over`), which is taken as it is."""
+    arr = samples if _handed_over(samples) else np.array(samples, dtype=np.complex128, copy=True)
     if arr.ndim != ndim:
         raise InvalidDataError(f"{what} must have {ndim} dimension(s), got shape {arr.shape}")
     if arr.shape[-1] < 2:
@@ -30,6 +32,20 @@ def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:
         raise InvalidDataError(f"{what} contains NaN or Inf samples; check the file or its scaling")
     arr.setflags(write=False)
     return arr
+
+
+def _handed_over(samples: Any) -> bool:
+    """Whether ``samples`` is a complex128 C-order array that owns its memory and is read-only
+    already: nobody can write through it (no view of a writable array), so a frozen object may
+    keep it without a copy (the readers hand theirs over so; a FID's own samples are such an
+    array too). Every other array or sequence is copied."""
+    return (
+        isinstance(samples, np.ndarray)
+        and samples.dtype == np.complex128
+        and samples.flags.c_contiguous
+        and samples.flags.owndata
+        and not samples.flags.writeable
+    )
 
 
 def _check_acquisition(dwell_time_s: float, spectrometer_freq_mhz: float) -> None:
@@ -93,10 +109,12 @@ class FID(_OnGrid):
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        arr = np.array(self.samples, dtype=np.complex128, copy=True)
-        if arr.ndim < 1:
+        # one copy at most (_frozen_samples; it was copied twice: 16384 x 2048 samples, 0.28 s
+        # each)
+        ndim = np.ndim(self.samples)
+        if ndim < 1:
             raise InvalidDataError("FID samples must have at least one dimension")
-        object.__setattr__(self, "samples", _frozen_samples(arr, arr.ndim, "FID"))
+        object.__setattr__(self, "samples", _frozen_samples(self.samples, ndim, "FID"))
         self._freeze_grid()
 
     @property

@@ -140,6 +140,14 @@ def test_batch_equals_item_by_item():
             assert getattr(batch, name)[i, 0] == pytest.approx(float(getattr(one, name)))
 
 
+def test_window_columns_are_those_of_the_shifted_spectrum():
+    # runs inside the array, wrapping round its end, and scattered columns
+    raw = np.arange(2 * 10, dtype=float).reshape(2, 10) + 1j
+    shifted = np.fft.fftshift(raw, axes=-1)
+    for index in (np.arange(6, 9), np.arange(2, 8), np.arange(0, 10), np.array([1, 4, 5])):
+        assert np.array_equal(quality._columns(raw, index), shifted[:, index])
+
+
 def test_reference_of_another_field_or_nucleus_is_refused():
     data = Acquisition(2048, 0.00025, 123.2)
     with pytest.raises(IncompatibleDataError, match="297.2 MHz"):

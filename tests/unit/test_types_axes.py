@@ -50,6 +50,24 @@ def test_fid_is_frozen_and_copies_input():
     assert fid.acquisition.field_strength_t == pytest.approx(2.894, abs=1e-3)
 
 
+def test_fid_takes_a_handed_over_array_and_copies_any_other():
+    data = lorentzian_fid(2.0).astype(np.complex128)
+    data.setflags(write=False)  # read-only and owning its memory: handed over, kept as is
+    assert FID(data, DWELL_S, MHZ).samples is data
+    # a read-only view of a writable array is copied (the writable one could change it)
+    source = lorentzian_fid(2.0).astype(np.complex128)
+    view = source[:]
+    view.setflags(write=False)
+    fid = FID(view, DWELL_S, MHZ)
+    assert fid.samples is not view
+    source[0] = 99
+    assert fid.samples[0] != 99
+    # a FID made from another's samples shares them (both read-only)
+    assert FID(fid.samples, DWELL_S, MHZ).samples is fid.samples
+    # other dtypes are copied into complex128
+    assert FID(data.astype(np.complex64), DWELL_S, MHZ).samples.dtype == np.complex128
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_fid_rejects_non_finite_samples(bad):
     data = lorentzian_fid(2.0)

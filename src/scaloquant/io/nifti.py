@@ -150,6 +150,8 @@ def read_nifti_mrs(
     # reshape: two per quantify run, 0.25 s each for 4096 x 2048 points)
     moved = require_finite(np.moveaxis(on_disk, 3, -1), path)
     samples = _conjugated_c_order(moved)
+    # handed over: FID keeps this new read-only array as it is, where it is complex128 (no copy)
+    samples.setflags(write=False)
     legacy = legacy_orientation_warning(header, path)
     return FID(
         samples=samples,

@@ -839,9 +839,9 @@ class PhysicsQuantifier(nn.Module):
         """User FIDs as a validated complex128 tensor ``(B, n_points)``."""
         # one copy of an array (read-only arrays, a frozen FID's samples, would make torch warn)
         raw = fids if isinstance(fids, torch.Tensor) else torch.from_numpy(np.array(fids))
-        self.encoder.check_fids(raw)  # shape, grid, dtype and finiteness, one-line errors
-        # the encoder's check casts to complex64; the fit keeps the data's precision
-        return (raw[None] if raw.ndim == 1 else raw).to(torch.complex128)
+        # shape, grid, dtype and finiteness, one-line errors; the fit keeps the data's
+        # precision (no complex64 copy to check and discard: 4096 x 2048 samples, ~0.1 s)
+        return self.encoder.check_fids(raw, torch.complex128)
 
     def predict(
         self,

@@ -400,8 +400,12 @@ class Quantifier(nn.Module):
         x = fids[..., : self.config.n_used]
         return (x.real.square() + x.imag.square()).mean(dim=-1).sqrt().clamp_min(_TINY_SCALE)
 
-    def check_fids(self, fids: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Validate user FIDs and return them as a complex64 tensor ``(B, n_points)``."""
+    def check_fids(
+        self, fids: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.complex64
+    ) -> torch.Tensor:
+        """Validate user FIDs and return them as a ``dtype`` tensor ``(B, n_points)``
+        (complex64: the network's input; the physics-head models keep the data's complex128,
+        :meth:`scaloquant.models.physics.PhysicsQuantifier.check_fids`); finite in ``dtype``."""
         if isinstance(fids, torch.Tensor):
             arr = fids
         else:
@@ -420,7 +424,7 @@ class Quantifier(nn.Module):
             )
         if not torch.is_complex(arr):
             raise InvalidDataError("FIDs must be complex; pass real + 1j * imaginary samples")
-        arr = arr.to(torch.complex64)
+        arr = arr.to(dtype)
         if not all_finite(arr):
             raise InvalidDataError("FIDs contain NaN or Inf samples; check the data")
         return arr

@@ -74,7 +74,10 @@ def mirror_ratio(
     used = np.nonzero(inside | mirror)[0]
     lo = max(0, int(used[0]) - width // 2)
     hi = min(n_points, int(used[-1]) + width // 2 + 1)
-    magnitude = np.abs(axes.spectrum(fids.reshape(-1, n_points)))[:, lo:hi]
+    # the shifted spectrum's bins lo..hi read from the unshifted one (no fftshift copy), and
+    # only their magnitude
+    raw = np.fft.fft(fids.reshape(-1, n_points), axis=-1)
+    magnitude = np.abs(_columns(raw, np.arange(lo, hi)))
     # row by row: scipy's 1-D median filter (a running heap) is ~10x faster than its n-D rank
     # filter with a (1, width) footprint, with the same numbers (4096 x 1100 points, 4.1 -> 0.4 s)
     broad = np.empty_like(magnitude)
@@ -216,9 +219,19 @@ class _Spectra(NamedTuple):
 
 
 def _columns(raw: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Columns ``index`` of ``fftshift(raw)`` without shifting the whole batch."""
+    """Columns ``index`` of ``fftshift(raw)`` without shifting the whole batch. A run of
+    consecutive columns (every window of an axis) is read as one or two slices of ``raw``
+    (a view, or one copy where the run wraps round), not gathered column by column (the
+    quality figures of 4096 spectra: 0.29 -> 0.03 s)."""
     n = raw.shape[-1]
-    return raw[:, (np.asarray(index) - n // 2) % n]
+    index = np.asarray(index)
+    size = index.size
+    if size and index[-1] - index[0] == size - 1 and np.all(np.diff(index) == 1):
+        start = int(index[0] - n // 2) % n
+        if start + size <= n:
+            return raw[:, start : start + size]
+        return np.concatenate([raw[:, start:], raw[:, : start + size - n]], axis=1)
+    return raw[:, (index - n // 2) % n]
 
 
 def _spectra(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference) -> _Spectra:
