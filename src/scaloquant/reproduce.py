@@ -223,11 +223,20 @@ def _train_regression(
     config: Any, basis: BasisSet, out_dir: Path, *, log: Callable[[str], None], **options: Any
 ) -> Any:
     """:func:`scaloquant.train.train_model` of one regression CNN, as a job of
-    :func:`scaloquant.threads.run_in_processes` (``log`` gets a line when it ends)."""
+    :func:`scaloquant.threads.run_in_processes` (``log`` gets a line per validation and one
+    when it ends, as the physics models' training does)."""
+    from lightning.pytorch.callbacks import Callback
+
     from .train import train_model
 
+    class ValidationLines(Callback):
+        def on_validation_end(self, trainer: Any, module: Any) -> None:
+            rmse = trainer.callback_metrics.get("val/rmse")
+            if not trainer.sanity_checking and rmse is not None:
+                log(f"step {trainer.global_step}: val RMSE {float(rmse):.4f}")
+
     options.setdefault("progress", False)  # one bar per process would interleave
-    result = train_model(config, basis, out_dir, **options)
+    result = train_model(config, basis, out_dir, callbacks=[ValidationLines()], **options)
     log(
         f"{result.steps} steps in {result.wall_time_s:.0f} s, "
         f"validation RMSE {result.best_val_rmse:.4f}"
