@@ -2,12 +2,13 @@
 their physics-head models (issue 13) and the classical fit, compared at several SNRs.
 
 Steps: simulate the training and validation signals (shared by both CNNs, as in the paper)
-and one noiseless held-out test set; train both regression CNNs, then both physics-head models
+and one noiseless held-out test set; train both regression CNNs and both physics-head models
 (:mod:`scaloquant.models.physics`: the same two CNNs as encoders of the fit's per-metabolite
 model, trained on fresh signals of the same simulator and SNR range,
-:func:`scaloquant.train.physics.train_physics` with ``simulation="default"``); at each SNR of
-``snrs`` add seeded noise to the *same* test signals, estimate their amplitudes with each of the
-four models and fit the first ``fit_n`` of them with :func:`scaloquant.fit.fit_spectra`;
+:func:`scaloquant.train.physics.train_physics` with ``simulation="default"``), side by side
+in processes of their own where steps cap every training (:data:`TRAIN_IN_PROCESSES`); at
+each SNR of ``snrs`` add seeded noise to the *same* test signals, estimate their amplitudes
+with each of the four models and fit the first ``fit_n`` of them with :func:`scaloquant.fit.fit_spectra`;
 evaluate (metrics per SNR, the paired bootstrap of scalogram against spectrum CNN and of
 scalogram against spectrum physics model, a summary of every method with slopes, calibration
 and speed, and the encoders' errors on the nonlinear parameters,
@@ -65,7 +66,7 @@ from .presets import PRESETS, PresetName
 from .report.evaluation import write_evaluation
 from .seeds import BOOTSTRAP_KEY, TEST_KEY, TRAIN_KEY, VAL_KEY, derived_seed
 from .simulate import SimulationConfig, add_noise, simulate_dataset
-from .threads import run_side_by_side
+from .threads import available_cpus, run_in_processes, run_side_by_side
 from .types import BasisSet, SignalSet
 
 #: The two methods of the paper, in the order of the comparison (A − B).
@@ -130,6 +131,14 @@ FIT_N: dict[str, int] = {"tiny": 20, "quick": 100, "cpu": 200, "paper": 200}
 #: ``speed_spectra_per_s`` are then each measured beside the others. False: one after the
 #: other (``benchmarks/bench_reproduce.py --sequential`` measures both).
 SIDE_BY_SIDE = True
+#: Whether the four trainings run side by side in processes of their own
+#: (:func:`scaloquant.threads.run_in_processes`, one torch thread each on 2 CPUs) where steps
+#: cap all of them (``quick``, ``tiny``) and no GPU is there; otherwise the regression CNNs
+#: train one after the other in this process with every thread, then the physics models side
+#: by side in threads (:data:`SIDE_BY_SIDE`). A regression CNN's training step used about 1.3
+#: of 2 cores with 2 threads (small operations, PASSIVE waiting), and the physics models'
+#: trainings do not depend on the CNNs, so two processes keep both cores busy.
+TRAIN_IN_PROCESSES = True
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,41 @@ def fit_test_signals(test: SignalSet, basis: BasisSet, n: int) -> tuple[np.ndarr
     order = [result.index(m) for m in test.metabolites]
     cov = np.asarray(result.amplitude_covariance)[:, order][:, :, order]
     return np.asarray(result.amplitudes)[:, order], cov
+
+
+def _train_regression(
+    config: Any, basis: BasisSet, out_dir: Path, *, log: Callable[[str], None], **options: Any
+) -> Any:
+    """:func:`scaloquant.train.train_model` of one regression CNN, as a job of
+    :func:`scaloquant.threads.run_in_processes` (``log`` gets a line per validation and one
+    when it ends, as the physics models' training does)."""
+    from lightning.pytorch.callbacks import Callback
+
+    from .train import train_model
+
+    class ValidationLines(Callback):
+        def on_validation_end(self, trainer: Any, module: Any) -> None:
+            rmse = trainer.callback_metrics.get("val/rmse")
+            if not trainer.sanity_checking and rmse is not None:
+                log(f"step {trainer.global_step}: val RMSE {float(rmse):.4f}")
+
+    options.setdefault("progress", False)  # one bar per process would interleave
+    result = train_model(config, basis, out_dir, callbacks=[ValidationLines()], **options)
+    log(
+        f"{result.steps} steps in {result.wall_time_s:.0f} s, "
+        f"validation RMSE {result.best_val_rmse:.4f}"
+    )
+    return result
+
+
+def _trains_on_the_cpu(configs: Sequence[Any]) -> bool:
+    """Whether every regression CNN of ``configs`` trains on the CPU (Lightning's ``auto``
+    takes a GPU where there is one)."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    gpu = torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+    return all(c.accelerator == "cpu" or (c.accelerator == "auto" and not gpu) for c in configs)
 
 
 def _configs(
@@ -291,7 +335,7 @@ def reproduce(
     from .models.checkpoint import load_model
     from .models.physics import default_truth
     from .simulate.dataset import drawn_parameters
-    from .train import simulate_set, train_model
+    from .train import simulate_set
     from .train.physics import train_physics
 
     start = time.perf_counter()
@@ -340,51 +384,77 @@ def reproduce(
 
         quantifiers: dict[str, Any] = {}
         curves: dict[str, TrainingCurve] = {}
-        for model, config in configs.items():
-            say(f"training {model} ({preset} preset)")
-            result = train_model(
+        physics_configs = _physics_configs(preset, first.seed)
+        cnn_jobs = {
+            model: partial(
+                _train_regression,
                 config,
                 basis,
                 stage / "models",
                 log_dir=stage / "logs",
                 train_set=train,
                 val_set=val,
-                progress=progress,
                 data_source={
                     "train": "fresh every epoch" if train is None else "simulated",
                     "val": "simulated",
                     "test": "data/test.h5",
                 },
             )
-            wall[f"train_{model}"] = result.wall_time_s
-            if result.curve is not None:  # None only in the extra processes of a multi-GPU run
-                curves[model] = result.curve
-            quantifiers[model] = load_model(result.checkpoint_path).quantifier
-
-        physics_configs = _physics_configs(preset, first.seed)
-        # side by side where steps cap the training (a time cap would give each model fewer
-        # steps beside the other); train_physics seeds each network under a lock
-        side_by_side = SIDE_BY_SIDE and all(c.max_time_s is None for c in physics_configs.values())
-        say(
-            f"training {', '.join(physics_configs)} ({preset} preset, the default simulator"
-            + (", side by side)" if side_by_side else ")")
+            for model, config in configs.items()
+        }
+        physics_jobs = {
+            model: partial(
+                train_physics,
+                config,
+                basis,
+                stage / "models" / f"{model}.ckpt",
+                simulation_config=simulation,
+            )
+            for model, config in physics_configs.items()
+        }
+        # side by side only where steps cap every training (a time cap would give each model
+        # fewer steps beside the others)
+        physics_side_by_side = SIDE_BY_SIDE and all(
+            c.max_time_s is None for c in physics_configs.values()
         )
-        trained = run_side_by_side(
-            {
-                model: partial(
-                    train_physics,
-                    config,
-                    basis,
-                    stage / "models" / f"{model}.ckpt",
-                    simulation_config=simulation,
-                    log=lambda line, model=model: say(f"{model}: {line}"),
+        in_processes = (
+            physics_side_by_side
+            and TRAIN_IN_PROCESSES
+            and available_cpus() > 1
+            and all(c.max_time_s is None for c in configs.values())
+            and _trains_on_the_cpu(list(configs.values()))
+        )
+        trained: dict[str, tuple[Any, float]] = {}
+        if in_processes:
+            say(
+                f"training {', '.join([*configs, *physics_configs])} ({preset} preset), side by side"
+            )
+            trained = run_in_processes(
+                {**cnn_jobs, **physics_jobs}, log=lambda name, line: say(f"{name}: {line}")
+            )
+        else:
+            for model, job in cnn_jobs.items():
+                say(f"training {model} ({preset} preset)")
+                trained[model] = (
+                    job(log=lambda line, model=model: say(f"{model}: {line}"), progress=progress),
+                    0.0,
                 )
-                for model, config in physics_configs.items()
-            },
-            workers=None if side_by_side else 1,
-        )
-        for model, (result, _) in trained.items():
+            say(
+                f"training {', '.join(physics_configs)} ({preset} preset, the default simulator"
+                + (", side by side)" if physics_side_by_side else ")")
+            )
+            trained |= run_side_by_side(
+                {
+                    model: partial(job, log=lambda line, model=model: say(f"{model}: {line}"))
+                    for model, job in physics_jobs.items()
+                },
+                workers=None if physics_side_by_side else 1,
+            )
+        for model in [*configs, *physics_configs]:
+            result, _ = trained[model]
             wall[f"train_{model}"] = result.wall_time_s
+            if model in configs and result.curve is not None:
+                curves[model] = result.curve  # None only in the extra processes of multi-GPU runs
             quantifiers[model] = load_model(result.checkpoint_path).quantifier
         physics = quantifiers[PHYSICS_MODELS[0]]
         problem = physics.problem(deviations=False)

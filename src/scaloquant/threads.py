@@ -73,9 +73,12 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
+
+from .errors import ScaloquantError
 
 #: The environment variable of the OpenMP wait policy (read by libgomp and Intel's libiomp).
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
@@ -244,3 +247,83 @@ def run_side_by_side(
     with torch_threads(per_job), ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(timed, job) for name, job in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+#: The queue of a worker process of :func:`run_in_processes` for its jobs' log lines (set
+#: when the process starts, by :func:`_start_worker`).
+_WORKER_LOG: Any = None
+
+
+def _start_worker(queue: Any, threads: int) -> None:
+    global _WORKER_LOG
+    _WORKER_LOG = queue
+    set_torch_threads(threads)
+
+
+def _send_line(name: str, line: str) -> None:
+    _WORKER_LOG.put((name, str(line)))
+
+
+def _run_job(name: str, job: Callable[..., Any]) -> tuple[Any, float]:
+    from functools import partial
+
+    t0 = time.perf_counter()
+    result = job(log=partial(_send_line, name))
+    return result, time.perf_counter() - t0
+
+
+def run_in_processes(
+    jobs: Mapping[str, Callable[..., Any]],
+    workers: int | None = None,
+    log: Callable[[str, str], None] | None = None,
+) -> dict[str, tuple[Any, float]]:
+    """Run independent ``jobs`` (name -> picklable function called as ``job(log=...)``) in
+    ``workers`` new processes (``spawn``; default one per job, at most :func:`available_cpus`),
+    each with ``torch.get_num_threads() // workers`` torch threads (at least 1). A job starts
+    when a process is free, in the order of ``jobs`` (put the longest first). Its ``log`` sends
+    one line at a time to ``log(name, line)``, called here (in a thread of this process) as
+    the line arrives. Returns name -> ``(result, wall s of that job)`` in the order of
+    ``jobs``; a job's exception is raised here once the jobs already running have ended.
+
+    For jobs that a Python thread cannot run beside another: the regression CNNs' Lightning
+    training seeds and reads torch's global generator and holds the GIL between its small
+    operations (:func:`run_side_by_side` shares one process). A process costs its start (Python,
+    torch and the job's modules: ~4-6 s of CPU) and a copy of the job's arguments.
+    """
+    import multiprocessing
+    import threading
+
+    import torch
+
+    if not jobs:
+        return {}
+    workers = min(len(jobs), available_cpus()) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    per_job = max(1, torch.get_num_threads() // workers)
+    context = multiprocessing.get_context("spawn")
+    queue = context.SimpleQueue()
+
+    def relay() -> None:
+        while (item := queue.get()) is not None:
+            if log is not None:
+                log(*item)
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(queue, per_job)
+    )
+    try:
+        futures = {name: pool.submit(_run_job, name, job) for name, job in jobs.items()}
+        try:
+            return {name: future.result() for name, future in futures.items()}
+        except BrokenProcessPool as err:
+            raise ScaloquantError(
+                "a worker process ended without a result (it was killed, e.g. for lack of "
+                "memory); free memory or run one job at a time, and run again"
+            ) from err
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        queue.put(None)
+        reader.join()

@@ -5,6 +5,7 @@ derived, never stored.
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,17 @@ from .signal import axes
 from .signal.grid import Acquisition
 
 __all__ = ["FID", "Acquisition", "BasisSet", "SignalSet"]
+
+
+def _read_only(mapping: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(mapping)
+
+
+# The frozen types keep their mappings as read-only views (MappingProxyType), which pickle
+# cannot copy; registered here, a view pickles as a view of a copy of its mapping, so that these
+# types (and the configs that use views too) reach other processes
+# (scaloquant.threads.run_in_processes).
+copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
 
 
 def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:

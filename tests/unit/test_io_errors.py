@@ -236,6 +236,12 @@ def test_nifti_bad_inputs(tmp_path):
     truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     with pytest.raises(InputFileError):
         read_fid(truncated)
+    # a flipped byte in the compressed stream: zlib's check fails, and the line names zlib
+    flipped = bytearray(good.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF
+    (tmp_path / "flipped.nii.gz").write_bytes(bytes(flipped))
+    with pytest.raises(InputFileError, match=r"\(zlib error: Error -3 .*corrupt or not NIfTI"):
+        read_fid(tmp_path / "flipped.nii.gz")
     # not compressed despite .gz, and a gzip whose content is not NIfTI
     (tmp_path / "junk.nii.gz").write_bytes(gzip.compress(b"junk" * 100))
     with pytest.raises(InputFileError):

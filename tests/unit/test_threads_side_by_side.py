@@ -1,5 +1,5 @@
-"""``run_side_by_side``: independent jobs in threads give what they give one after the other,
-in the jobs' order, with torch's threads shared out and restored."""
+"""``run_side_by_side`` (threads) and ``run_in_processes``: independent jobs side by side give
+what they give one after the other, in the jobs' order, with torch's threads shared out."""
 
 import threading
 
@@ -51,3 +51,93 @@ def test_a_failing_job_raises_here():
     with pytest.raises(ValueError, match="boom"):
         run_side_by_side({"ok": lambda: 1, "bad": bad})
     assert run_side_by_side({}) == {}
+
+
+# run_in_processes: its jobs must be picklable, so they are functions of this module (the
+# worker processes import it by name; spawn gives them this process' sys.path)
+
+
+def _meet(here, there, value, *, log):
+    """Mark ``here``, wait (at most 120 s) until the other job marked ``there``: both jobs
+    run at once, or this one times out."""
+    import os
+    import time as clock
+    from pathlib import Path
+
+    import torch as worker_torch
+
+    Path(here).touch()
+    deadline = clock.monotonic() + 120
+    while not Path(there).exists():
+        if clock.monotonic() > deadline:
+            raise TimeoutError(f"{there} never appeared: the jobs did not run at once")
+        clock.sleep(0.01)
+    log(f"{value} met")
+    log("second line")
+    return os.getpid(), worker_torch.get_num_threads(), value
+
+
+def _basis_checksum(basis, *, log):
+    return basis.names, complex(basis.fids.sum()), dict(basis.metadata)
+
+
+def _fails(*, log):
+    raise ValueError("boom in a worker")
+
+
+def _dies(*, log):
+    import os
+
+    os._exit(3)
+
+
+def test_processes_run_at_once_in_the_jobs_order_with_their_share_of_threads(tmp_path):
+    import os
+    from functools import partial
+
+    from scaloquant.io.default import default_basis
+    from scaloquant.threads import run_in_processes
+
+    lines = []
+    a, b = tmp_path / "a", tmp_path / "b"
+    basis = default_basis()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        done = run_in_processes(
+            {
+                "second": partial(_meet, b, a, 2),
+                "first": partial(_meet, a, b, 1),
+            },
+            workers=2,
+            log=lambda name, line: lines.append((name, line)),
+        )
+        assert torch.get_num_threads() == 2  # this process' own setting is untouched
+        (names, total, metadata), _ = run_in_processes(
+            {"basis": partial(_basis_checksum, basis)}, workers=1
+        )["basis"]
+    finally:
+        torch.set_num_threads(before)
+    assert list(done) == ["second", "first"]
+    pids = {name: pid for name, ((pid, _, _), _) in done.items()}
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+    assert [threads for (_, threads, _), _ in done.values()] == [1, 1]
+    assert [value for (_, _, value), _ in done.values()] == [2, 1]
+    assert all(spent > 0 for _, spent in done.values())
+    for name, value in (("first", 1), ("second", 2)):  # each job's lines, in its order
+        assert [line for n, line in lines if n == name] == [f"{value} met", "second line"]
+    # a frozen type with read-only mappings reaches the worker whole (scaloquant.types)
+    assert names == basis.names
+    assert total == complex(basis.fids.sum())
+    assert metadata == dict(basis.metadata)
+
+
+def test_a_job_that_fails_or_dies_in_its_process_is_reported_here():
+    from scaloquant.errors import ScaloquantError
+    from scaloquant.threads import run_in_processes
+
+    with pytest.raises(ValueError, match="boom in a worker"):
+        run_in_processes({"bad": _fails}, workers=1)
+    with pytest.raises(ScaloquantError, match="ended without a result"):
+        run_in_processes({"dies": _dies}, workers=1)
+    assert run_in_processes({}) == {}

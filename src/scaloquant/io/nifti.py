@@ -121,9 +121,10 @@ def read_nifti_mrs(
         TypeError,
         json.JSONDecodeError,
     ) as err:
+        # zlib names its exception class "error"
+        kind = "zlib error" if isinstance(err, zlib.error) else type(err).__name__
         raise InputFileError(
-            f"cannot read {path} as NIfTI-MRS ({type(err).__name__}: "
-            f"{' '.join(str(err).split())[:80]}); "
+            f"cannot read {path} as NIfTI-MRS ({kind}: {' '.join(str(err).split())[:80]}); "
             "the file is truncated, corrupt or not NIfTI"
         ) from None
     if on_disk.ndim < 4 or not np.iscomplexobj(on_disk):
