@@ -244,14 +244,32 @@ def _train_regression(
     return result
 
 
-def _trains_on_the_cpu(configs: Sequence[Any]) -> bool:
-    """Whether every regression CNN of ``configs`` trains on the CPU (Lightning's ``auto``
-    takes a GPU where there is one)."""
-    import torch
+def _training_layout(
+    configs: dict[str, Any], physics_configs: dict[str, Any], *, gpu: bool | None = None
+) -> tuple[bool, bool]:
+    """``(physics side by side, all four in processes)``: the physics models train side by
+    side where :data:`SIDE_BY_SIDE` and steps cap both (a time cap would give each model fewer
+    steps beside the other); all four trainings go to processes of their own where, besides,
+    :data:`TRAIN_IN_PROCESSES`, there are 2 CPUs or more, steps cap the regression CNNs too and
+    they train on the CPU (``gpu``: whether Lightning's ``auto`` finds a GPU; default: asks
+    torch)."""
+    if gpu is None:
+        import torch
 
-    mps = getattr(torch.backends, "mps", None)
-    gpu = torch.cuda.is_available() or bool(mps is not None and mps.is_available())
-    return all(c.accelerator == "cpu" or (c.accelerator == "auto" and not gpu) for c in configs)
+        mps = getattr(torch.backends, "mps", None)
+        gpu = torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+    physics = SIDE_BY_SIDE and all(c.max_time_s is None for c in physics_configs.values())
+    processes = (
+        physics
+        and TRAIN_IN_PROCESSES
+        and available_cpus() > 1
+        and all(c.max_time_s is None for c in configs.values())
+        and all(
+            c.accelerator == "cpu" or (c.accelerator == "auto" and not gpu)
+            for c in configs.values()
+        )
+    )
+    return physics, processes
 
 
 def _configs(
@@ -412,18 +430,7 @@ def reproduce(
             )
             for model, config in physics_configs.items()
         }
-        # side by side only where steps cap every training (a time cap would give each model
-        # fewer steps beside the others)
-        physics_side_by_side = SIDE_BY_SIDE and all(
-            c.max_time_s is None for c in physics_configs.values()
-        )
-        in_processes = (
-            physics_side_by_side
-            and TRAIN_IN_PROCESSES
-            and available_cpus() > 1
-            and all(c.max_time_s is None for c in configs.values())
-            and _trains_on_the_cpu(list(configs.values()))
-        )
+        physics_side_by_side, in_processes = _training_layout(configs, physics_configs)
         trained: dict[str, tuple[Any, float]] = {}
         if in_processes:
             say(

@@ -109,3 +109,29 @@ def test_two_models_trained_side_by_side_get_the_weights_of_their_seeds(tmp_path
         b = torch.load(together[model][0].checkpoint_path, weights_only=True)["state_dict"]
         for key in a:
             assert torch.equal(a[key], b[key]), (model, key)
+
+
+def test_the_trainings_that_go_to_processes(monkeypatch):
+    """quick and tiny (steps cap every training) train all four models side by side in
+    processes on 2 CPUs; cpu and paper (time caps), a GPU, one CPU or the switches off keep
+    the CNNs in this process, one after the other."""
+    from scaloquant import reproduce as module
+
+    def layout(preset, gpu=False):
+        return module._training_layout(
+            _configs(preset, None, None, None, None), _physics_configs(preset, 0), gpu=gpu
+        )
+
+    monkeypatch.setattr(module, "available_cpus", lambda: 2)
+    assert layout("quick") == layout("tiny") == (True, True)
+    assert layout("cpu") == (False, False)  # time caps: each model alone
+    assert layout("paper") == (False, False)
+    assert layout("quick", gpu=True) == (True, False)
+    monkeypatch.setattr(module, "TRAIN_IN_PROCESSES", False)
+    assert layout("quick") == (True, False)
+    monkeypatch.setattr(module, "TRAIN_IN_PROCESSES", True)
+    monkeypatch.setattr(module, "SIDE_BY_SIDE", False)
+    assert layout("quick") == (False, False)
+    monkeypatch.setattr(module, "SIDE_BY_SIDE", True)
+    monkeypatch.setattr(module, "available_cpus", lambda: 1)
+    assert layout("quick") == (True, False)
