@@ -328,7 +328,11 @@ class _BandPlan(NamedTuple):
         """The FID's ``(c, z)`` of decimated components ``(d, w)`` (any shape): ``z'`` the
         ``D``-th root of ``w`` in the decimated band, ``c = d / G(z')``, ``z = z' e^{i w_c}``."""
         mixed = np.abs(w) ** (1.0 / self.step) * np.exp(1j * np.angle(w) / self.step)
-        gain = np.moveaxis(_powers(mixed, self.taps.size), -1, -2) @ self.taps  # G(z')
+        # G(z') = sum_j h[j] z'^j by Horner's rule, element by element (a matrix product's or
+        # a reduction's rounding would depend on how many components are stacked with it)
+        gain = np.full(mixed.shape, self.taps[-1], dtype=np.complex128)
+        for tap in self.taps[-2::-1]:
+            gain = gain * mixed + tap
         return d / gain, mixed / self.shift
 
 
@@ -482,8 +486,11 @@ def remove_water(
     water the same to 1e-11 of it on the benchmark's, the in-vivo and the challenge's FIDs,
     ``benchmarks/diag_water_batched.py``); the FIDs it leaves (an ill-conditioned Gram matrix,
     a band that 12 components do not model) are decomposed one at a time as before.
-    ``threads``: FIDs decomposed at once there (:func:`_each_fid`; the result does not depend
-    on it)."""
+    ``threads``: batches (at least one per thread, of at most :data:`WATER_CHUNK` FIDs) and
+    FIDs decomposed at once (:func:`_each_fid`); the result does not depend on it (each FID's
+    decomposition is the same in any batch)."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     out = np.array(fids, dtype=np.complex128, copy=True)
     n = out.shape[-1]
     plan = _band_plan(n, dwell_time_s, spectrometer_freq_mhz, ppm_reference, tuple(band_ppm))
@@ -491,11 +498,25 @@ def remove_water(
     left = np.full(out.shape[0], 2 if full_band else 1)
     if not full_band and plan is not None:
         nonzero = np.flatnonzero(np.any(out, axis=-1))
-        for lo in range(0, nonzero.size, WATER_CHUNK):
-            rows = nonzero[lo : lo + WATER_CHUNK]
-            with threadpool_limits(limits=1, user_api="blas"):
-                amps, poles, left[rows] = _band_limited_batch(out[rows], plan, dwell_time_s)
-                out[rows] -= (_powers(poles, n) @ amps[..., None])[..., 0]
+        size = min(WATER_CHUNK, -(-nonzero.size // threads))  # a chunk per thread at least
+
+        def batch(lo: int) -> None:
+            rows = nonzero[lo : lo + size]
+            amps, poles, left[rows] = _band_limited_batch(out[rows], plan, dwell_time_s)
+            powers = _powers(poles, n)
+            # one component after the other: a FID's result does not depend on how many
+            # all-zero components its batch pads it with (a matrix product's rounding would)
+            for k in range(amps.shape[-1]):
+                out[rows] -= powers[..., k] * amps[:, k, None]
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            starts = range(0, nonzero.size, max(size, 1))
+            if threads == 1 or len(starts) < 2:
+                for lo in starts:
+                    batch(lo)
+            else:  # numpy's and torch's batched kernels release the GIL
+                with ThreadPoolExecutor(max_workers=min(threads, len(starts))) as pool:
+                    list(pool.map(batch, starts))
 
     for status, components in ((1, band_limited_components), (2, band_components)):
 
