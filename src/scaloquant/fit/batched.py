@@ -53,6 +53,7 @@ deviations' priors), with the baseline eliminated exactly by the same Schur comp
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -74,6 +75,7 @@ from ..physics.model import (
     window_columns,
 )
 from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
+from ..signal import axes
 from ..signal.decimate import MARGIN_PPM, band_decimation
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..threads import available_cpus, run_side_by_side
@@ -412,10 +414,10 @@ def make_problem(
     if ppm.size < 2:  # no baseline design, and no model, spans fewer than two points
         raise _too_few_points(lo, hi, ppm.size)
     if config.baseline_kind == "spline":
-        design, penalty = baseline_designs.bspline_baseline(ppm, config.baseline_knot_spacing_ppm)
-        smoothing = baseline_designs.smoothing_for_ed(
-            design, penalty, config.baseline_ed_per_ppm * (hi - lo)
+        design, penalty, smoothing = _spline_baseline(
+            ppm.tobytes(), config.baseline_knot_spacing_ppm, config.baseline_ed_per_ppm * (hi - lo)
         )
+        design, penalty = np.array(design), np.array(penalty)  # out of the cache
     elif config.baseline_kind == "poly":
         design = baseline_designs.legendre_baseline(ppm, config.baseline_order)
         penalty, smoothing = np.zeros((design.shape[1],) * 2), 0.0
@@ -559,6 +561,23 @@ class _ModelGrid:
     edge_weights: np.ndarray  # (S, R)
 
 
+@functools.lru_cache(maxsize=8)
+def _spline_baseline(
+    ppm_bytes: bytes, knot_spacing_ppm: float, target_ed: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The penalised spline baseline of the window's ppm axis (its float64 bytes): ``(design,
+    penalty, smoothing)`` of :func:`~scaloquant.physics.baseline.bspline_baseline` and
+    :func:`~scaloquant.physics.baseline.smoothing_for_ed` (80 bisection steps), computed once
+    for the :class:`Problem` s of a fit (its stages, the final, the full-grid twin, the
+    result's); read-only."""
+    ppm = np.frombuffer(ppm_bytes, dtype=np.float64)
+    design, penalty = baseline_designs.bspline_baseline(ppm, knot_spacing_ppm)
+    smoothing = baseline_designs.smoothing_for_ed(design, penalty, target_ed)
+    design.setflags(write=False)
+    penalty.setflags(write=False)
+    return design, penalty, smoothing
+
+
 def _model_grid(
     basis: BasisSet, fids: np.ndarray, fft_index: np.ndarray, half_kernel_bins: int, decimate: bool
 ) -> _ModelGrid:
@@ -566,15 +585,39 @@ def _model_grid(
     ``fft_index`` (unshifted, of the ``N``-point FFT): the window's band decimated
     (:func:`scaloquant.signal.decimate.band_decimation`, a pass band of
     :data:`~scaloquant.signal.decimate.MARGIN_PPM` and the free-form kernel's reach beyond
-    the window) where ``decimate`` and it is accurate for this basis, else all ``N`` samples."""
-    n = basis.n_points
-    time_s = basis.time_axis_s()
+    the window) where ``decimate`` and it is accurate for this basis, else all ``N`` samples.
+    Computed once for the same arguments (the final, refined, full-grid twin's and result's
+    problems of a fit share them) and copied out of the cache."""
+    fids = np.ascontiguousarray(fids, dtype=np.complex128)
+    index = np.ascontiguousarray(fft_index, dtype=np.int64)
+    grid = _cached_model_grid(
+        fids.tobytes(), fids.shape, index.tobytes(), basis.n_points, basis.dwell_time_s,
+        basis.spectrometer_freq_mhz, half_kernel_bins, decimate,
+    )  # fmt: skip
+    return _ModelGrid(*(np.array(getattr(grid, f)) for f in _ModelGrid.__dataclass_fields__))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_model_grid(
+    fids_bytes: bytes,
+    shape: tuple[int, int],
+    index_bytes: bytes,
+    n: int,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    half_kernel_bins: int,
+    decimate: bool,
+) -> _ModelGrid:
+    """:func:`_model_grid` of its arguments as bytes (hashable)."""
+    fids = np.frombuffer(fids_bytes, dtype=np.complex128).reshape(shape)
+    fft_index = np.frombuffer(index_bytes, dtype=np.int64)
+    time_s = axes.time_axis_s(n, dwell_time_s)
     dec = None
     if decimate:
-        bin_hz = 1.0 / (basis.dwell_time_s * n)
-        margin = int(np.ceil(MARGIN_PPM * basis.spectrometer_freq_mhz / bin_hz)) + half_kernel_bins
+        bin_hz = 1.0 / (dwell_time_s * n)
+        margin = int(np.ceil(MARGIN_PPM * spectrometer_freq_mhz / bin_hz)) + half_kernel_bins
         signed = np.where(fft_index < n // 2, fft_index, fft_index - n)
-        dec = band_decimation(fids, basis.dwell_time_s, signed, margin)
+        dec = band_decimation(fids, dwell_time_s, signed, margin)
     if dec is None:
         none = np.zeros(0, dtype=np.int64)
         return _ModelGrid(fids, time_s, fft_index, none, fids[:, :0], time_s[:0], np.zeros((0, 0)))

@@ -481,11 +481,15 @@ def _modulated(
     shift = result.shift_hz.reshape(-1, m)[rows][:, index]
     gauss = result.gauss_by_metabolite_per_s2.reshape(-1, m)[rows][:, index]
     rates = torch.complex(torch.as_tensor(-damping), torch.as_tensor(2 * np.pi * shift))
+    # the metabolites of a group share their Gaussian: its factor once per distinct column
+    # (as the fit's model evaluates it), not once per metabolite
+    gauss, group_of = np.unique(gauss, axis=1, return_inverse=True)
     z = modulated_fids(
         torch.as_tensor(basis.fids[index]),
         torch.as_tensor(basis.time_axis_s()),
         rates,
         torch.as_tensor(gauss),
+        torch.as_tensor(group_of.reshape(-1)),
     )
     return z.numpy()
 
@@ -517,7 +521,7 @@ def _rebuild(
         rows = slice(lo, min(n, lo + REBUILD_CHUNK))
         z = _modulated(result, basis, rows=rows)
         if summed:  # the model's time signal (b, 1, N)
-            z = np.einsum("bm,bmn->bn", amplitudes[rows].astype(z.dtype), z)[:, None, :]
+            z = amplitudes[rows, None, :].astype(z.dtype) @ z
         spectrum = axes.spectrum(z)
         if result.lineshape_kernel is None:
             columns = spectrum[..., window]

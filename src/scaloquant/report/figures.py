@@ -152,8 +152,10 @@ def plot_map(
     unit : the colour bar's label.
     mask : ``(x, y)`` True where the estimate is unreliable (%SD > 20): crossed out.
     """
-    fig = Figure(figsize=(2.6, 2.3), layout="constrained")
-    ax = fig.subplots()
+    # axes at fixed places, not matplotlib's constrained layout (its solver took half of a
+    # map's time: 0.34 -> 0.15 s CPU a map, the same picture to a few pixels of margin)
+    fig = Figure(figsize=(2.6, 2.3))
+    ax = fig.add_axes((0.13, 0.13, 0.64, 0.75))
     finite = values[np.isfinite(values)]
     vmin, vmax = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0.0, 1.0)
     image = ax.imshow(
@@ -169,7 +171,9 @@ def plot_map(
     ax.set_xlabel("x", fontsize=7, labelpad=1)
     ax.set_ylabel("y", fontsize=7, labelpad=1)
     ax.tick_params(labelsize=6, length=2)
-    bar = fig.colorbar(image, ax=ax, shrink=0.85)
+    ax.apply_aspect()  # the image's square voxels set the axes' box: the bar beside it
+    box = ax.get_position()
+    bar = fig.colorbar(image, cax=fig.add_axes((box.x1 + 0.04, box.y0, 0.04, box.height)))
     bar.ax.tick_params(labelsize=6)
     bar.set_label(unit, fontsize=7)
     return fig
