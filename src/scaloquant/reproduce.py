@@ -8,12 +8,12 @@ model, trained on fresh signals of the same simulator and SNR range,
 :func:`scaloquant.train.physics.train_physics` with ``simulation="default"``), side by side
 in processes of their own where steps cap every training (:data:`TRAIN_IN_PROCESSES`); at
 each SNR of ``snrs`` add seeded noise to the *same* test signals, estimate their amplitudes
-with each of the four models and fit the first ``fit_n`` of them with :func:`scaloquant.fit.fit_spectra`;
-evaluate (metrics per SNR, the paired bootstrap of scalogram against spectrum CNN and of
-scalogram against spectrum physics model, a summary of every method with slopes, calibration
-and speed, and the encoders' errors on the nonlinear parameters,
-:mod:`scaloquant.evaluate.encoders`; figures, report). Everything is written into a staging
-folder and moved into ``out_dir`` at the end (:func:`scaloquant.io.atomic.staged_directory`)::
+with each of the four models and fit the first ``fit_n`` of them with
+:func:`scaloquant.fit.fit_spectra`; evaluate (metrics per SNR, the paired bootstrap of
+scalogram against spectrum CNN and of scalogram against spectrum physics model, a summary of
+every method with slopes, calibration and speed, and the encoders' errors on the nonlinear
+parameters, :mod:`scaloquant.evaluate.encoders`; figures, report). Everything is written into a
+staging folder and moved into ``out_dir`` at the end (:func:`scaloquant.io.atomic.staged_directory`)::
 
     out_dir/metrics.json, out_dir/report.md, out_dir/figures/*.png
     out_dir/models/{scalogram_cnn,spectrum_cnn,scalogram_physics,spectrum_physics}.ckpt
@@ -135,9 +135,12 @@ SIDE_BY_SIDE = True
 #: (:func:`scaloquant.threads.run_in_processes`, one torch thread each on 2 CPUs) where steps
 #: cap all of them (``quick``, ``tiny``) and no GPU is there; otherwise the regression CNNs
 #: train one after the other in this process with every thread, then the physics models side
-#: by side in threads (:data:`SIDE_BY_SIDE`). A regression CNN's training step used about 1.3
-#: of 2 cores with 2 threads (small operations, PASSIVE waiting), and the physics models'
-#: trainings do not depend on the CNNs, so two processes keep both cores busy.
+#: by side in threads (:data:`SIDE_BY_SIDE`). The physics models' trainings do not depend on the
+#: CNNs, so two processes keep both cores busy: ``quick`` on 2 idle cores, three pairs of runs,
+#: 0.89-0.96 of the former wall time (the scalogram CNN alone 1.6-1.7x slower on one thread
+#: than on two, beside the other three in the other process); on cores shared with other jobs
+#: a CNN's second thread mostly waits (125 scalogram-CNN steps at load 3: 20.5 s on one thread,
+#: 35 s on two). docs/benchmarks.md, "The four trainings side by side in processes".
 TRAIN_IN_PROCESSES = True
 
 

@@ -76,6 +76,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from .errors import ScaloquantError
@@ -265,8 +266,6 @@ def _send_line(name: str, line: str) -> None:
 
 
 def _run_job(name: str, job: Callable[..., Any]) -> tuple[Any, float]:
-    from functools import partial
-
     t0 = time.perf_counter()
     result = job(log=partial(_send_line, name))
     return result, time.perf_counter() - t0
