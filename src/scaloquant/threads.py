@@ -255,10 +255,29 @@ def run_side_by_side(
 _WORKER_LOG: Any = None
 
 
-def _start_worker(queue: Any, threads: int) -> None:
+#: Seconds between a worker's checks that the process which started it is still there.
+PARENT_CHECK_S = 0.5
+
+
+def _start_worker(queue: Any, threads: int, parent_pid: int) -> None:
     global _WORKER_LOG
+    import threading
+
     _WORKER_LOG = queue
     set_torch_threads(threads)
+    threading.Thread(
+        target=_end_with_parent, args=(parent_pid,), name="scaloquant-parent-watch", daemon=True
+    ).start()
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """A worker's watch: end this process once the one that started it is gone. A parent
+    killed outright (``SIGKILL``, the out-of-memory killer) cannot stop its workers, and
+    Lightning's training ignores ``SIGTERM``: without the watch they would go on computing,
+    for minutes, results nobody reads. POSIX: the orphan's parent becomes another process."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
 
 
 def _send_line(name: str, line: str) -> None:
@@ -283,6 +302,8 @@ def run_in_processes(
     one line at a time to ``log(name, line)``, called here (in a thread of this process) as
     the line arrives. Returns name -> ``(result, wall s of that job)`` in the order of
     ``jobs``; a job's exception is raised here once the jobs already running have ended.
+    Interrupted here (``KeyboardInterrupt``, ``SystemExit``), it kills its workers before it
+    re-raises; a worker whose starter is gone (killed) ends itself (:func:`_end_with_parent`).
 
     For jobs that a Python thread cannot run beside another: the regression CNNs' Lightning
     training seeds and reads torch's global generator and holds the GIL between its small
@@ -310,8 +331,12 @@ def run_in_processes(
 
     reader = threading.Thread(target=relay, daemon=True)
     reader.start()
+    others = {child.pid for child in multiprocessing.active_children()}
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(queue, per_job)
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(queue, per_job, os.getpid()),
     )
     try:
         futures = {name: pool.submit(_run_job, name, job) for name, job in jobs.items()}
@@ -322,6 +347,14 @@ def run_in_processes(
                 "a worker process ended without a result (it was killed, e.g. for lack of "
                 "memory); free memory or run one job at a time, and run again"
             ) from err
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl+C or SIGTERM (the CLI raises it as an interruption) while the jobs run: end the
+        # workers now, rather than wait in the shutdown below for trainings nobody will read
+        # (Lightning's training ignores SIGTERM; Ctrl+C reaches them already)
+        for child in multiprocessing.active_children():
+            if child.pid not in others:
+                child.kill()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         queue.put(None)

@@ -1,6 +1,7 @@
 """``run_side_by_side`` (threads) and ``run_in_processes``: independent jobs side by side give
 what they give one after the other, in the jobs' order, with torch's threads shared out."""
 
+import sys
 import threading
 
 import pytest
@@ -141,3 +142,67 @@ def test_a_job_that_fails_or_dies_in_its_process_is_reported_here():
     with pytest.raises(ScaloquantError, match="ended without a result"):
         run_in_processes({"dies": _dies}, workers=1)
     assert run_in_processes({}) == {}
+
+
+_ORPHAN_DRIVER = """
+import os, sys, time
+from pathlib import Path
+
+from scaloquant.threads import run_in_processes
+
+
+def wait(*, log):
+    Path(sys.argv[1]).write_text(str(os.getpid()))
+    time.sleep(300)
+
+
+if __name__ == "__main__":
+    run_in_processes({"wait": wait}, workers=1)
+"""
+
+
+def _running(pid):
+    """Whether process ``pid`` runs (an ended one that nobody has reaped yet, a zombie, does
+    not: where the orphan's new parent is slow to reap it, ``kill(pid, 0)`` still finds it)."""
+    import os
+    from pathlib import Path
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX: an orphan gets a new parent id")
+def test_a_worker_ends_itself_when_the_process_that_started_it_is_killed(tmp_path):
+    """A parent killed outright cannot stop its workers; each worker watches for it
+    (``_end_with_parent``) and ends within a few of its checks, not after its job."""
+    import os
+    import signal
+    import subprocess
+    import time as clock
+
+    driver, pid_file = tmp_path / "driver.py", tmp_path / "worker.pid"
+    driver.write_text(_ORPHAN_DRIVER)
+    parent = subprocess.Popen([sys.executable, str(driver), str(pid_file)])
+    try:
+        deadline = clock.monotonic() + 120
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert parent.poll() is None, "the driver ended before its worker started"
+            assert clock.monotonic() < deadline, "the worker never started"
+            clock.sleep(0.05)
+        worker = int(pid_file.read_text())
+        os.kill(worker, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = clock.monotonic() + 30
+        while clock.monotonic() < deadline and _running(worker):
+            clock.sleep(0.1)
+        if _running(worker):
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the orphaned worker was still running 30 s after its parent was killed")
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -4,16 +4,21 @@ Each subcommand module defines ``register(subparsers)``, which adds its parser a
 ``handler=<function(args) -> int>``. Handlers parse, build a config, call the library and write
 outputs; a :class:`~scaloquant.errors.ScaloquantError` becomes one line on stderr and exit code 2,
 and so does any ``OSError`` (a full disk, a read-only folder): the writers are atomic, so such an
-error leaves no partial file behind.
+error leaves no partial file behind. Ctrl+C (exit 130) and ``SIGTERM`` (``kill``, a batch
+system's time limit; exit 143) end a command the same way: one line, its clean-up run, no partial
+output, no worker process left running.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from ..errors import NeedsOption, ScaloquantError, os_error_message
 from ..threads import prefer_huge_pages, prefer_passive_wait
@@ -97,8 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefer_huge_pages()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    terminated: list[int] = []
     try:
-        return int(args.handler(args) or 0)
+        with _terminate_as_interrupt(terminated):
+            return int(args.handler(args) or 0)
     except ScaloquantError as err:
         print(f"scaloquant {args.command}: error: {error_message(err)}", file=sys.stderr)
         return err.exit_code
@@ -106,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a handler that leaves something to continue from says so (train: --resume)
         hint = getattr(args, "interrupt_hint", None)
         what = hint(args) if hint else "no output was written"
-        print(f"scaloquant {args.command}: interrupted; {what}", file=sys.stderr)
-        return 130
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        print(f"scaloquant {args.command}: {how}; {what}", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
         return 0
@@ -116,6 +124,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         # outputs are either complete or absent
         print(f"scaloquant {args.command}: error: {os_error_message(err)}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt(received: list[int]) -> Iterator[None]:
+    """While a command runs, ``SIGTERM`` (``kill``, a batch system's time limit) ends it as
+    Ctrl+C does: raised as ``KeyboardInterrupt`` (noted in ``received``), so that its clean-up
+    runs (staging folders removed, worker processes ended), where Python's default would end
+    the process on the spot and leave them. A second ``SIGTERM`` during the clean-up is
+    ignored. In the main thread only (``signal`` allows no other); the former handler comes
+    back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def run() -> None:  # pragma: no cover - console-script shim
