@@ -1,9 +1,13 @@
 """``staged_directory``: a folder of outputs appears whole or not at all, user files survive."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from scaloquant.errors import OutputExistsError
-from scaloquant.io.atomic import staged_directory
+from scaloquant.io.atomic import _owner, staged_directory
 
 
 def _write_outputs(folder, text):
@@ -92,3 +96,33 @@ def test_current_folder_as_output(tmp_path, monkeypatch):
         _write_outputs(stage, "1")
     assert (out / "metrics.json").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="tells a dead process by kill(pid, 0)")
+def test_staging_folders_of_killed_runs_are_removed_others_kept(tmp_path):
+    """A run killed outright leaves its hidden staging folder; the next run into the same
+    place removes those whose process is gone on this host, and only those."""
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = int(ended.stdout)  # its process has ended (and was reaped by run)
+    out = tmp_path / "out"
+    other_host = f"{(int(_owner()[:8], 16) + 1) & 0xFFFFFFFF:08x}{dead:08x}"
+    left = {
+        "killed": f".out.partial-{_owner(dead)}0123456789ab",
+        "running": f".out.partial-{_owner(os.getppid())}0123456789ab",  # alive: a run now
+        "other host": f".out.partial-{other_host}0123456789ab",
+        "former name": ".out.partial-0123456789ab",
+        "another output": f".other.partial-{_owner(dead)}0123456789ab",
+    }
+    for name in left.values():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "big.h5").write_text("x")
+    with staged_directory(out) as stage:
+        (stage / "metrics.json").write_text("1")
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"out", *(v for k, v in left.items() if k != "killed")}
+    assert (out / "metrics.json").read_text() == "1"

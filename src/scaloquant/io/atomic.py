@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
+import socket
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
 
@@ -124,13 +127,16 @@ def staged_directory(
       removed once the new ones are in place, and every other file (the user's) is kept.
 
     Missing parent folders are created, as for ``mkdir -p``. Commands that compute for long
-    call :func:`check_output_dir` first, so that a bad ``path`` is refused before the work.
+    call :func:`check_output_dir` first, so that a bad ``path`` is refused before the work. The
+    staging folder's name says which host and process made it; staging folders of ``path``
+    left by killed runs are removed when the next run starts (:func:`_remove_abandoned`).
     """
     path = check_output_dir(path, overwrite=overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(path)
         # os.mkdir (not mkdtemp, which makes it private) so the outputs get the usual permissions
-        staging = path.parent / f".{path.name}.partial-{secrets.token_hex(6)}"
+        staging = path.parent / f".{path.name}.partial-{_owner()}{secrets.token_hex(6)}"
         staging.mkdir()
     except OSError as err:
         raise InputFileError(f"cannot create the output folder {path}: {err.strerror}") from None
@@ -142,6 +148,35 @@ def staged_directory(
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def _owner(pid: int | None = None) -> str:
+    """The staging folder's owner as 16 hex digits: this host's name (CRC-32) and a process id
+    (default this one's), so that a later run can tell a folder whose run was killed."""
+    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+    return f"{host:08x}{(os.getpid() if pid is None else pid) & 0xFFFFFFFF:08x}"
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove the staging folders of ``path`` left by runs on this host whose process no longer
+    exists: a run killed outright (``SIGKILL``, the out-of-memory killer) cannot remove its own,
+    and it may hold gigabytes of simulated signals and checkpoints. A folder of a live process
+    (a run writing the same place now), of another host (a shared file system) or of the
+    former name format is left. POSIX only (Windows has no harmless ``kill(pid, 0)``)."""
+    if os.name != "posix":
+        return
+    host = _owner()[:8]
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.partial-{host}([0-9a-f]{{8}})[0-9a-f]{{12}}")
+    for folder in path.parent.iterdir():
+        found = pattern.fullmatch(folder.name)
+        if not found or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            os.kill(int(found.group(1), 16), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # a process of another user: alive
+            continue
 
 
 def _remove_stale(path: Path, replaces: Iterable[str | os.PathLike], keep: set[PurePath]) -> None:
