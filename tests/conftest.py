@@ -32,6 +32,24 @@ def fresh_python():
 
 
 @pytest.fixture(scope="session")
+def process_running():
+    """Whether a process id runs: an ended process that nobody has reaped yet (a zombie, e.g. an
+    orphan whose new parent is slow to reap it) does not, though ``kill(pid, 0)`` finds it."""
+
+    def running(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:  # no /proc here (and kill found it), or it ended just now
+            return not Path("/proc/self").exists()
+
+    return running
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A spectrum CNN trained for a few steps on the embedded basis (about 10 s), for tests
     that need a real checkpoint but not an accurate one (``quantify`` and the like)."""

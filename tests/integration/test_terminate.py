@@ -37,15 +37,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def test_sigterm_ends_reproduce_and_its_workers_and_leaves_nothing(tmp_path):
+def test_sigterm_ends_reproduce_and_its_workers_and_leaves_nothing(tmp_path, process_running):
     out = tmp_path / "tiny"
     cmd = [sys.executable, "-m", "scaloquant", "reproduce", "--preset", "tiny", "--out", str(out)]
     run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -68,9 +60,9 @@ def test_sigterm_ends_reproduce_and_its_workers_and_leaves_nothing(tmp_path):
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no staging folder left
     deadline = time.monotonic() + 10
-    while any(_running(w) for w in workers) and time.monotonic() < deadline:
+    while any(process_running(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = [w for w in workers if _running(w)]
+    left = [w for w in workers if process_running(w)]
     for w in left:
         os.kill(w, signal.SIGKILL)
     assert not left, "worker processes still ran after the command ended"

@@ -161,22 +161,8 @@ if __name__ == "__main__":
 """
 
 
-def _running(pid):
-    """Whether process ``pid`` runs (an ended one that nobody has reaped yet, a zombie, does
-    not: where the orphan's new parent is slow to reap it, ``kill(pid, 0)`` still finds it)."""
-    import os
-    from pathlib import Path
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX: an orphan gets a new parent id")
-def test_a_worker_ends_itself_when_the_process_that_started_it_is_killed(tmp_path):
+def test_a_worker_ends_itself_when_the_process_that_started_it_is_killed(tmp_path, process_running):
     """A parent killed outright cannot stop its workers; each worker watches for it
     (``_end_with_parent``) and ends within a few of its checks, not after its job."""
     import os
@@ -198,9 +184,9 @@ def test_a_worker_ends_itself_when_the_process_that_started_it_is_killed(tmp_pat
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=30)
         deadline = clock.monotonic() + 30
-        while clock.monotonic() < deadline and _running(worker):
+        while clock.monotonic() < deadline and process_running(worker):
             clock.sleep(0.1)
-        if _running(worker):
+        if process_running(worker):
             os.kill(worker, signal.SIGKILL)
             pytest.fail("the orphaned worker was still running 30 s after its parent was killed")
     finally:
