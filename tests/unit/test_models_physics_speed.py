@@ -82,6 +82,7 @@ def test_crlb_sd_of_an_unidentifiable_amplitude_takes_the_pseudo_inverse(noisy, 
     ev = batched.evaluate(problem, theta, y, ones)
     ev.columns[:, :, 1] = ev.columns[:, :, 0]
     ev.w_columns[:, :, 1] = ev.w_columns[:, :, 0]
+    ev.gram = batched.w_inner(problem, ev.columns, ev.columns)  # crlb's amplitude block
     noise_var = batched.noise_var_from_residual(problem, ev)
     got = physics._crlb_sd(problem, ev, noise_var)
     want = _crlb_oracle(problem, ev, noise_var, monkeypatch)

@@ -81,17 +81,23 @@ class SpectraInput:
             return ("0",)
         return tuple(",".join(map(str, index)) for index in np.ndindex(*shape))
 
-    def checks(self) -> tuple[str, ...]:
+    def checks(self, mirror_ratios: np.ndarray | None = None) -> tuple[str, ...]:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
-        whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`);
+        whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`,
+        ``(N,)`` in C order: ``mirror_ratios`` where the quality figures formed them already);
         one sentence each."""
-        from ..signal.quality import looks_mirrored
+        from ..signal.quality import looks_mirrored, mirror_ratio
         from .results import mirror_warning
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
-        if self.fid.nucleus != "1H":
+        fid = self.fid
+        if fid.nucleus != "1H":
             return tuple(found)
-        ratios = self.mirror_ratios
+        if mirror_ratios is None:
+            mirror_ratios = mirror_ratio(
+                fid.samples, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference
+            )
+        ratios = np.atleast_1d(mirror_ratios).reshape(-1)
         flagged = np.flatnonzero(looks_mirrored(ratios))
         if flagged.size:
             warning = mirror_warning(float(np.median(ratios[flagged])))
@@ -169,18 +175,6 @@ class SpectraInput:
                 )
             notes.append(f"{problem}; used anyway (--force): check the mM columns")
         return tuple(notes), figures
-
-    @cached_property
-    def mirror_ratios(self) -> np.ndarray:
-        """:func:`scaloquant.signal.quality.mirror_ratio` of every spectrum, ``(N,)`` in C order
-        (computed once: :meth:`checks` and the quality figures both use it)."""
-        from ..signal.quality import mirror_ratio
-
-        fid = self.fid
-        ratios = mirror_ratio(
-            fid.samples, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference
-        )
-        return np.atleast_1d(ratios).reshape(-1)
 
     def water_areas_source(self) -> np.ndarray | None:
         """Water samples broadcastable to the spectra: ``(..., n_points_w)`` or None."""

@@ -203,7 +203,8 @@ def _matched_inputs(
         water_notes, water_quality = inp.water_checks(force)
         m = _match(inp.fid, target, stated, force, target_what)
         # measured on the data as acquired: resampling to another band would put zeros (no
-        # noise) where the noise is measured
+        # noise) where the noise is measured; the mirror ratios from the figures' spectra (one
+        # FFT of the data for both)
         raw = inp.fid
         quality = quality_figures(
             _flat(raw),
@@ -211,14 +212,13 @@ def _matched_inputs(
             raw.spectrometer_freq_mhz,
             raw.ppm_reference,
             proton=raw.nucleus == "1H",
-            mirror=inp.mirror_ratios if raw.nucleus == "1H" else None,
         )
         out.append(
             _Prepared(
                 inp,
                 m.fid,
                 tuple(m.conversions),
-                (*inp.checks(), *m.warnings, *water_notes),
+                (*inp.checks(quality.mirror_ratio), *m.warnings, *water_notes),
                 water_quality,
                 quality,
                 qc_flags(quality),

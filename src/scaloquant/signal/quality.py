@@ -43,6 +43,8 @@ def mirror_ratio(
     dwell_time_s: float,
     spectrometer_freq_mhz: float,
     ppm_reference: float,
+    *,
+    spectrum: np.ndarray | None = None,
 ) -> np.ndarray:
     """Peak signal in the mirror image of the metabolite window over that in the window.
 
@@ -50,6 +52,8 @@ def mirror_ratio(
     ----------
     fids : complex FIDs in the internal orientation, shape ``(..., n_points)``.
     dwell_time_s, spectrometer_freq_mhz, ppm_reference : the acquisition grid.
+    spectrum : their FFT along the last axis, ``(prod(...), n_points)``, where already formed
+        (:func:`quality_figures`'s single-precision one); else it is formed here.
 
     Returns
     -------
@@ -76,8 +80,8 @@ def mirror_ratio(
     hi = min(n_points, int(used[-1]) + width // 2 + 1)
     # the shifted spectrum's bins lo..hi read from the unshifted one (no fftshift copy), and
     # only their magnitude
-    raw = np.fft.fft(fids.reshape(-1, n_points), axis=-1)
-    magnitude = np.abs(_columns(raw, np.arange(lo, hi)))
+    raw = np.fft.fft(fids.reshape(-1, n_points), axis=-1) if spectrum is None else spectrum
+    magnitude = np.abs(_columns(raw, np.arange(lo, hi))).astype(np.float64, copy=False)
     # row by row: scipy's 1-D median filter (a running heap) is ~10x faster than its n-D rank
     # filter with a (1, width) footprint, with the same numbers (4096 x 1100 points, 4.1 -> 0.4 s)
     broad = np.empty_like(magnitude)
@@ -503,7 +507,8 @@ def quality_figures(
 ) -> QualityFigures:
     """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``, from one pair of
     FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
-    nuclei get NaN); ``mirror``: their :func:`mirror_ratio` if already computed."""
+    nuclei get NaN); ``mirror``: their :func:`mirror_ratio` if already computed (else it is
+    computed from the same single-precision spectra)."""
     fids = np.asarray(fids)
     batch = fids.shape[:-1]
     empty = ~np.any(fids != 0, axis=-1)
@@ -529,7 +534,9 @@ def quality_figures(
         fwhm_ppm=width,
         fwhm_hz=width * spectrometer_freq_mhz,
         water_ratio=ratio,
-        mirror_ratio=mirror_ratio(fids, *grid) if mirror is None else np.asarray(mirror),
+        mirror_ratio=(
+            mirror_ratio(fids, *grid, spectrum=s.raw) if mirror is None else np.asarray(mirror)
+        ),
         empty=empty,
     )
 

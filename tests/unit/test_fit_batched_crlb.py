@@ -1,0 +1,184 @@
+"""The Cramér–Rao bound of the batched fit (:func:`scaloquant.fit.batched.crlb`) against a
+Fisher matrix formed from scratch (numpy, the ``W`` metric written out, pseudo-inverse), and its
+edge cases: parameters that no data inform (zero derivative columns), a derivative column inside
+the baseline's span, the amplitude prior an evaluation carries or a caller passes, and the dtypes
+of the derivative columns and of the whole problem."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from scaloquant.fit import batched as bt
+from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.io import default_basis
+from scaloquant.models.physics import problem_in
+
+NAMES = ("Mac", "Cr", "PCr", "NAA", "PCho", "Ins", "Glu")
+
+
+@pytest.fixture(scope="module")
+def case():
+    """The ``invivo`` model (spline baseline, per-metabolite deviations with priors) of seven
+    basis spectra, three noisy spectra and a start off their parameters; the amplitudes held
+    fixed (the macromolecules' at 0 in the second spectrum: its group parameters are then
+    informed by no data)."""
+    basis = default_basis().subset(NAMES)
+    config = replace(
+        FIT_PRESETS["invivo"], macromolecules="basis", water_removal="none", decimate_model=False
+    )
+    problem = bt.make_problem(bt.prepare_basis(basis, config), config)
+    rng = np.random.default_rng(5)
+    amplitudes = rng.uniform(0.5, 1.5, (3, len(NAMES)))
+    amplitudes[1, 0] = 0.0
+    fids = amplitudes @ basis.fids
+    fids = fids + 0.02 * (rng.normal(size=fids.shape) + 1j * rng.normal(size=fids.shape))
+    y = bt.data_window(problem, torch.as_tensor(fids))
+    theta = bt._start_theta(problem, config, y, basis.dwell_time_s, {})
+    theta = theta + 0.01 * torch.as_tensor(rng.normal(size=theta.shape)) * problem.free
+    noise_var = torch.tensor([0.8, 1.0, 1.3], dtype=torch.float64)
+    fixed = torch.as_tensor(amplitudes)
+    return problem, theta, y, noise_var, fixed
+
+
+def _oracle(problem, ev, noise_var, amplitude_prior=None):
+    """``sigma^2 pinv(F)`` over the identifiable parameters, ``F = J^T J - (C J)^T (C J)`` (+
+    priors) from the real-stacked ``J = [S, D]`` in numpy; rows of the others the identity's."""
+    c = problem.baseline_whiten.numpy()
+    m = problem.n_metabolites
+    prior = (problem.prior_precision[problem.free_index] * noise_var[:, None]).numpy()
+    out = []
+    for b in range(ev.columns.shape[0]):
+        jac = np.concatenate([ev.columns[b].numpy(), ev.derivs[b].numpy()], axis=1)
+        half = jac.shape[0] // 2
+        cj = np.concatenate([c @ jac[:half], c @ jac[half:]])
+        fisher = jac.T @ jac - cj.T @ cj
+        fisher[m:, m:] += np.diag(prior[b])
+        if amplitude_prior is not None:
+            fisher[:m, :m] += amplitude_prior[b].numpy()
+        keep = np.concatenate([np.ones(m, bool), (np.abs(jac[:, m:]).sum(0) > 0) | (prior[b] > 0)])
+        cov = np.eye(len(keep))
+        cov[np.ix_(keep, keep)] = float(noise_var[b]) * np.linalg.pinv(
+            fisher[np.ix_(keep, keep)], hermitian=True
+        )
+        out.append(cov)
+    return np.stack(out)
+
+
+def _assert_bound(cov, want, tol=1e-6):
+    """``cov`` equals ``want`` to ``tol`` of the bound's scale: ``sqrt(want_ii want_jj)``."""
+    got = np.asarray(cov)
+    d = np.sqrt(np.diagonal(want, axis1=-2, axis2=-1))
+    assert float((np.abs(got - want) / (d[:, :, None] * d[:, None, :])).max()) < tol
+
+
+def _amplitude_sd(cov, m):
+    return torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).sqrt()
+
+
+def test_crlb_equals_the_fisher_matrix_formed_from_scratch(case):
+    """The bound from the evaluation's Gram block and derivative columns is the pseudo-inverse
+    of the numpy Fisher matrix; the group parameters of a group whose amplitudes are all 0 are
+    left out (identity rows), the others kept."""
+    problem, theta, y, noise_var, fixed = case
+    ev = bt.evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    cov, ident = bt.crlb(problem, ev, noise_var)
+    zero = torch.linalg.vector_norm(ev.derivs, dim=1) == 0
+    assert bool(zero[1].any()) and not bool(zero[0].any())
+    prior = problem.prior_precision[problem.free_index] > 0
+    assert torch.equal(ident, ~zero | prior)
+    _assert_bound(cov.numpy(), _oracle(problem, ev, noise_var))
+
+
+def test_a_derivative_column_inside_the_baseline_span_is_left_out(case):
+    """A derivative column that the baseline absorbs (a constant over the window: the spline's
+    roughness penalty leaves it free) is not a zero column, but its whitened Fisher diagonal is
+    0 to rounding, of either sign (a NaN bound before it was told apart): the parameter is left
+    out as a zero column's, and the amplitudes' bound is that without it; with a prior on it,
+    it stays."""
+    problem, theta, y, noise_var, fixed = case
+    ev = bt.evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    m = problem.n_metabolites
+    j = int(problem.slices()["phase1"].start)  # a free parameter without a prior
+    assert float(problem.prior_precision[problem.free_index][j]) == 0.0
+    # a constant over the window: the spline baseline's span, free of its roughness penalty
+    k = ev.derivs.shape[1] // 2
+    flat = torch.ones(1, k, 1, dtype=torch.complex128)
+    column = bt.stack(flat).expand(ev.derivs.shape[0], -1, -1)
+    column = column * torch.linalg.vector_norm(ev.derivs[:, :, j], dim=1)[:, None, None]
+    dropped = replace(ev, derivs=ev.derivs.clone(), w_derivs=ev.w_derivs.clone())
+    dropped.derivs[:, :, j] = 0.0
+    dropped.w_derivs[:, :, j] = 0.0
+    inside = replace(ev, derivs=dropped.derivs.clone(), w_derivs=dropped.w_derivs.clone())
+    inside.derivs[:, :, j : j + 1] = column
+    inside.w_derivs[:, :, j : j + 1] = bt._whiten(problem, column)
+    whitened = bt._inner(
+        column, inside.w_derivs[:, :, j : j + 1], column, bt._whiten(problem, column)
+    )
+    assert bool((whitened[:, 0, 0].abs() < 1e-10 * (column**2).sum((1, 2))).all())
+    cov, ident = bt.crlb(problem, inside, noise_var)
+    cov_dropped, ident_dropped = bt.crlb(problem, dropped, noise_var)
+    assert not bool(ident[:, j].any()) and not bool(ident_dropped[:, j].any())
+    assert bool(torch.isfinite(cov).all())
+    torch.testing.assert_close(
+        _amplitude_sd(cov, m), _amplitude_sd(cov_dropped, m), rtol=1e-6, atol=0.0
+    )
+    precision = problem.prior_precision.clone()
+    precision[problem.free_index[j]] = 4.0
+    with_prior = replace(problem, prior_precision=precision)
+    cov_prior, ident_prior = bt.crlb(with_prior, inside, noise_var)
+    assert bool(ident_prior[:, j].all()) and bool(torch.isfinite(cov_prior).all())
+    # informed by its prior alone (and rounding): its variance is the prior's, 1 / 4
+    torch.testing.assert_close(
+        cov_prior[:, m + j, m + j], torch.full((3,), 0.25, dtype=torch.float64), rtol=1e-3, atol=0
+    )
+
+
+def test_the_amplitude_prior_of_the_evaluation_or_of_the_caller(case):
+    """An evaluation made with an amplitude prior carries it in its Gram block, and the bound
+    without one passed includes it; a prior passed replaces the evaluation's (the fit weighs its
+    prior with the noise level it ends with): both equal the numpy Fisher matrix with that
+    prior."""
+    problem, theta, y, noise_var, fixed = case
+    m = problem.n_metabolites
+    rng = np.random.default_rng(9)
+    g = torch.as_tensor(rng.normal(size=(3, m, m)))
+    q = 50.0 * g @ g.mT / m
+    ev = bt.evaluate(problem, theta, y, noise_var, amplitude_prior=q, fixed_amplitudes=fixed)
+    cov, _ = bt.crlb(problem, ev, noise_var)
+    _assert_bound(cov.numpy(), _oracle(problem, ev, noise_var, q))
+    other = 0.25 * q
+    cov_other, _ = bt.crlb(problem, ev, noise_var, other)
+    want = _oracle(problem, ev, noise_var, other)
+    _assert_bound(cov_other.numpy(), want)
+    assert bool((_amplitude_sd(cov, m) < _amplitude_sd(cov_other, m)).all())
+
+
+def test_the_bound_is_formed_in_the_gram_blocks_dtype(case):
+    """Single-precision derivative columns beside float64 columns give a float64 bound near the
+    float64 one; a single-precision problem gives a single-precision bound near it too."""
+    problem, theta, y, noise_var, fixed = case
+    m = problem.n_metabolites
+    ev = bt.evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    want = _amplitude_sd(bt.crlb(problem, ev, noise_var)[0], m)
+    low = bt.evaluate(
+        problem, theta, y, noise_var, fixed_amplitudes=fixed, derivative_dtype=torch.float32
+    )
+    assert low.derivs.dtype == torch.float32 and low.gram.dtype == torch.float64
+    cov, _ = bt.crlb(problem, low, noise_var)
+    assert cov.dtype == torch.float64
+    torch.testing.assert_close(_amplitude_sd(cov, m), want, rtol=1e-4, atol=0.0)
+    single = problem_in(problem, torch.float32)
+    ev32 = bt.evaluate(
+        single,
+        theta.float(),
+        y.to(torch.complex64),
+        noise_var.float(),
+        fixed_amplitudes=fixed.float(),
+    )
+    cov32, _ = bt.crlb(single, ev32, noise_var.float())
+    assert cov32.dtype == torch.float32
+    torch.testing.assert_close(_amplitude_sd(cov32, m).double(), want, rtol=1e-2, atol=0.0)
