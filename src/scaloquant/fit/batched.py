@@ -1372,13 +1372,16 @@ def levenberg_marquardt(
                 passive_all[active[rows]] = new.passive[rows]
             # the derivatives (and normal equations) of an accepted step serve the next step,
             # and the returned evaluation where it is not formed again: where it is, a spectrum
-            # that ends here (or at the last iteration) does not need them
+            # that ends here (or at the last iteration) does not need them, unless the others'
+            # are formed from the whole trial batch (no subset copied)
             need = better
             if again:
                 need = better & ~done if iteration + 1 < max_iterations else better & False
+            if every and bool(need.any()):
+                need = better  # all of them: one copy of a subset would cost more
             if bool(need.any()):
-                if not bool(need.all()):
-                    rows, every = torch.nonzero(need)[:, 0], False
+                if not every:
+                    rows = torch.nonzero(need)[:, 0]
                 accepted = _with_derivatives(
                     problem, new if every else _take(new, rows), normal_dtype
                 )
