@@ -619,3 +619,37 @@ def test_spread_prior_defaults_are_the_simulators_spread():
     assert FIT_PRESETS["simulated"].has_spread_priors
     assert not FIT_PRESETS["simulated-plain"].has_spread_priors
     assert not FIT_PRESETS["invivo"].has_spread_priors
+
+
+def test_lm_gives_up_only_where_its_model_sees_no_lower_minimum(small):
+    """``levenberg_marquardt(give_up=...)``: with the bar above the start's cost the run is the
+    run without it (the cost only falls, and the model's minimum lies below it); with the bar
+    below any cost, every spectrum stops at once, unmoved, counted as finished. ``final_derivatives=False`` leaves the
+    returned evaluation without derivative columns and its cost as it is."""
+    basis, config, _, fids = small
+    problem = bt.make_problem(bt.prepare_basis(basis, config), config)
+    x = torch.as_tensor(fids)
+    y = bt.data_window(problem, x)
+    theta = bt._start_theta(problem, config, y, basis.dwell_time_s, {})
+    ones = torch.ones(x.shape[0], dtype=torch.float64)
+    lower, upper = bt.parameter_bounds(
+        problem, theta[:, problem.slices()["shift"]].mean(-1), config
+    )
+
+    def run(**kw):
+        return bt.levenberg_marquardt(
+            problem, theta, y, ones, lower, upper, max_iterations=40,
+            column_dtype=bt.TRIAL_DTYPE, **kw,
+        )  # fmt: skip
+
+    start = bt.evaluate(problem, torch.minimum(torch.maximum(theta, lower), upper), y, ones)
+    plain = run()
+    above = run(give_up=start.cost + 1.0, final_derivatives=False)
+    torch.testing.assert_close(above.theta, plain.theta, rtol=0, atol=0)
+    torch.testing.assert_close(above.evaluation.cost, plain.evaluation.cost, rtol=1e-12, atol=0)
+    assert torch.equal(above.iterations, plain.iterations)
+    assert above.evaluation.derivs.numel() == 0 and plain.evaluation.derivs.numel() > 0
+    below = run(give_up=torch.zeros_like(start.cost) - 1.0)
+    assert bool(below.converged.all()) and int(below.iterations.sum()) == 0
+    torch.testing.assert_close(below.evaluation.cost, start.cost, rtol=1e-12, atol=0)
+    assert bool((plain.evaluation.cost < start.cost).all())

@@ -1253,6 +1253,8 @@ def levenberg_marquardt(
     column_dtype: torch.dtype | None = None,
     fixed_amplitudes: torch.Tensor | None = None,
     stop_var: torch.Tensor | None = None,
+    give_up: torch.Tensor | None = None,
+    final_derivatives: bool = True,
 ) -> Solution:
     """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
     ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
@@ -1260,7 +1262,12 @@ def levenberg_marquardt(
     iterations' (:func:`columns`; e.g. :data:`TRIAL_DTYPE`), the returned evaluation formed
     again in the basis' dtype. ``stop_var`` ``(B,)``: a noise variance per real part of the
     data (a signal-free region's) for the noise-scaled stopping rule (:data:`COST_NOISE_TOL`);
-    ``None``: the relative rule (``cost_rtol``)."""
+    ``None``: the relative rule (``cost_rtol``). ``give_up`` ``(B,)``: a cost; a spectrum
+    whose Gauss-Newton model predicts no minimum below it (the cost less the undamped step's
+    predicted decrease is at least this) stops there, counted as converged (a global move that
+    cannot beat the fit it would replace, :mod:`scaloquant.fit.search`).
+    ``final_derivatives=False``: the evaluation formed again at the end (``column_dtype``) is
+    left without its derivative columns, for callers that read only its cost and amplitudes."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     # the returned evaluation is formed again at the end (other dtype): the iterations keep
     # only each spectrum's passive set, not its evaluation, and their normal equations are
@@ -1292,21 +1299,45 @@ def levenberg_marquardt(
     cost, passive = ev.cost.clone(), ev.passive.clone()
     th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     sv = stop_var
-    prior, fixed = amplitude_prior, fixed_amplitudes
+    prior, fixed, gu = amplitude_prior, fixed_amplitudes, give_up
     fi = problem.free_index
-    for _ in range(max_iterations):
+
+    def finish(done: torch.Tensor) -> None:
+        """The spectra ``done`` (a mask over ``active``) leave the batch."""
+        nonlocal active, th, jtj_d, grad_d, cost, passive, yy, nv, lo, hi, sv, prior, fixed, gu
+        finished = active[done]
+        converged[finished] = True
+        theta[finished] = th[done]
+        keep = ~done
+        active, th, jtj_d, grad_d = active[keep], th[keep], jtj_d[keep], grad_d[keep]
+        cost, passive = cost[keep], passive[keep]
+        yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
+        sv = None if sv is None else sv[keep]
+        prior = None if prior is None else prior[keep]
+        fixed = None if fixed is None else fixed[keep]
+        gu = None if gu is None else gu[keep]
+
+    for iteration in range(max_iterations):
         if active.numel() == 0:
             break
         jtj, grad = _with_priors(problem, jtj_d, grad_d, th, nv)
         # parameters on a bound that the gradient pushes outwards are held there (projected LM)
         current = th[:, fi]
         held = ((current <= lo[:, fi]) & (grad > 0)) | ((current >= hi[:, fi]) & (grad < 0))
-        trial = th.clone()
-        trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
-        if problem.gauss_newton_stop:
+        if problem.gauss_newton_stop or gu is not None:
             # the decrease the undamped (Gauss-Newton) step predicts, for the stopping rule
             undamped = _step(problem, jtj, grad, torch.zeros_like(lam[active]), held)
             predicted = -(grad * undamped).sum(-1)
+            if gu is not None:
+                hopeless = cost - predicted >= gu
+                if bool(hopeless.any()):
+                    finish(hopeless)
+                    if active.numel() == 0:
+                        break
+                    keep = ~hopeless
+                    jtj, grad, held, predicted = jtj[keep], grad[keep], held[keep], predicted[keep]
+        trial = th.clone()
+        trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
         trial = torch.minimum(torch.maximum(trial, lo), hi)
         new = evaluate(
             problem,
@@ -1333,32 +1364,40 @@ def levenberg_marquardt(
         if bool(better.any()):
             every = bool(better.all())
             rows = None if every else torch.nonzero(better)[:, 0]
-            accepted = _with_derivatives(problem, new if every else _take(new, rows), normal_dtype)
-            jtj_new, grad_new = _data_normal_equations(problem, accepted)
             if every:
-                jtj_d, grad_d, th = jtj_new, grad_new, trial
-                cost, passive = accepted.cost.clone(), accepted.passive.clone()
+                th, cost, passive = trial, new.cost.clone(), new.passive.clone()
+                passive_all[active] = new.passive
             else:
-                jtj_d[rows], grad_d[rows], th[rows] = jtj_new, grad_new, trial[rows]
-                cost[rows], passive[rows] = accepted.cost, accepted.passive
-            where = active if every else active[rows]
-            passive_all[where] = accepted.passive
-            if not again:
-                if every and where.numel() == b:
-                    ev = accepted
+                th[rows], cost[rows], passive[rows] = trial[rows], new.cost[rows], new.passive[rows]
+                passive_all[active[rows]] = new.passive[rows]
+            # the derivatives (and normal equations) of an accepted step serve the next step,
+            # and the returned evaluation where it is not formed again: where it is, a spectrum
+            # that ends here (or at the last iteration) does not need them, unless the others'
+            # are formed from the whole trial batch (no subset copied)
+            need = better
+            if again:
+                need = better & ~done if iteration + 1 < max_iterations else better & False
+            if every and bool(need.any()):
+                need = better  # all of them: one copy of a subset would cost more
+            if bool(need.any()):
+                if not every:
+                    rows = torch.nonzero(need)[:, 0]
+                accepted = _with_derivatives(
+                    problem, new if every else _take(new, rows), normal_dtype
+                )
+                jtj_new, grad_new = _data_normal_equations(problem, accepted)
+                if every:
+                    jtj_d, grad_d = jtj_new, grad_new
                 else:
-                    _put(ev, where, accepted)
+                    jtj_d[rows], grad_d[rows] = jtj_new, grad_new
+                if not again:
+                    where = active if every else active[rows]
+                    if every and where.numel() == b:
+                        ev = accepted
+                    else:
+                        _put(ev, where, accepted)
         if bool(done.any()):
-            finished = active[done]
-            converged[finished] = True
-            theta[finished] = th[done]
-            keep = ~done
-            active, th, jtj_d, grad_d = active[keep], th[keep], jtj_d[keep], grad_d[keep]
-            cost, passive = cost[keep], passive[keep]
-            yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
-            sv = None if sv is None else sv[keep]
-            prior = None if prior is None else prior[keep]
-            fixed = None if fixed is None else fixed[keep]
+            finish(done)
     if active.numel():
         theta[active] = th
     if again:
@@ -1368,9 +1407,12 @@ def levenberg_marquardt(
             y,
             noise_var,
             passive_all,
+            derivatives=final_derivatives,
             amplitude_prior=amplitude_prior,
             fixed_amplitudes=fixed_amplitudes,
         )
+        if not final_derivatives:
+            ev.pending = None  # the modulated FIDs, kept for derivatives nobody asks for
     return Solution(theta, ev, iterations, converged)
 
 
@@ -1953,6 +1995,7 @@ def continuation(
             max_iterations=STAGE_ITERATIONS,
             cost_rtol=STAGE_COST_RTOL,
             column_dtype=TRIAL_DTYPE,
+            final_derivatives=False,
         )
         theta = sol.theta
         if recentre:
