@@ -83,7 +83,7 @@ def test_stack_and_whiten_keep_their_values_in_either_layout():
 
 def test_single_precision_normal_equations_are_the_double_ones(small):
     """The normal equations from float32 derivative columns (what
-    :data:`NORMAL_EQUATIONS_DTYPE` may select) against float64 ones, at a point off the
+    :data:`lm.NORMAL_EQUATIONS_DTYPE` may select) against float64 ones, at a point off the
     minimum
     (decimated model, per-metabolite deviations): ``J^T J`` within 1e-5 of its largest element
     (measured 1.4e-6), the gradient (formed in float64 from the same single-precision values)

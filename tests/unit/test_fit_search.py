@@ -82,7 +82,7 @@ def test_a_small_metabolite_does_not_jump_onto_a_neighbours_line():
     """Spectrum 34 of 64 noiseless default-simulator spectra (seed 0), the one that ended in a
     local minimum with Marquardt's curvature scaling of the LM damping (Glc at the damping's top,
     PE on a line 5.8 Hz away; amplitude MAE 4.5e-2): with Levenberg's damping in the scaled
-    parameters (``SCALING_FLOOR_PER_METABOLITE``) it is recovered exactly."""
+    parameters (``problem.SCALING_FLOOR_PER_METABOLITE``) it is recovered exactly."""
     basis = default_basis()
     signals = simulate_batch(basis, SimulationConfig(), 64, np.random.default_rng(0))
     fid = FID(

@@ -34,9 +34,7 @@ from ..errors import ConfigError, IncompatibleDataError
 from ..metabolites import canonical
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
-from ..physics.model import (
-    fft,
-)
+from ..physics.model import fft
 from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
 from ..signal import axes
 from ..signal.decimate import MARGIN_PPM, band_decimation
