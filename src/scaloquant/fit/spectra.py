@@ -526,7 +526,7 @@ def _rebuild(
         spectrum = axes.spectrum(z)
         if result.lineshape_kernel is None:
             columns = spectrum[..., window]
-        else:  # the free-form kernel: sum_j s_j S(f_k - j), as batched.kernel_window_columns
+        else:  # the free-form kernel: sum_j s_j S(f_k - j), as physics.model.kernel_window_columns
             kernel = result.lineshape_kernel.reshape(n, -1)[rows]
             offsets = problem.kernel_offsets.tolist()
             columns = sum(

@@ -360,7 +360,7 @@ def least_squares_amplitudes(
     problem: Problem, theta: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-6
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable amplitudes for training: the unconstrained least-squares solution in the
-    fit's baseline-eliminating metric ``W`` (:mod:`scaloquant.fit.batched`), clamped at 0, and
+    fit's baseline-eliminating metric ``W`` (:mod:`scaloquant.fit.evaluation`), clamped at 0, and
     the relative residual ``|y - S a|_W^2 / |y|_W^2`` ``(B,)`` with those clamped amplitudes.
 
     ``theta`` ``(B, P)``, ``y`` ``(B, K)`` -> ``(a (B, M), relative residual (B,))``, computed
