@@ -603,7 +603,7 @@ class PhysicsQuantifier(nn.Module):
 
     def data_window(self, fids: torch.Tensor) -> torch.Tensor:
         """The fit's data window ``(B, K)`` of FIDs ``(B, N)``."""
-        return data_window(self.problem(), fids.to(torch.complex128))
+        return data_window(self.problem(), fids.to(torch.complex128))  # fit.problem.data_window
 
     def window_scaled(self, fids: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         """FIDs ``(B, N)`` divided by the RMS of their spectrum over the fit's window
