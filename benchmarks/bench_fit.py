@@ -40,7 +40,10 @@ import numpy as np
 import torch
 from scipy.optimize import least_squares, nnls
 
-from scaloquant.fit import FitConfig, FitStart, batched, fit_given_amplitudes, fit_spectra
+from scaloquant.fit import FitConfig, FitStart, fit_given_amplitudes, fit_spectra
+from scaloquant.fit.evaluation import columns, evaluate, stack
+from scaloquant.fit.problem import data_window, make_problem, parameter_bounds
+from scaloquant.fit.start import cross_correlation_shift_hz, phase0_start
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
@@ -57,13 +60,11 @@ def _peer_one(problem, config: FitConfig, y: torch.Tensor, dwell_time_s: float) 
     sl = problem.slices()
     theta = torch.zeros(1, problem.size, dtype=torch.float64)
     theta[:, sl["damping"]] = config.initial_damping_per_s
-    shift = batched.cross_correlation_shift_hz(
-        problem, y, config.global_shift_range_hz, dwell_time_s
-    )
+    shift = cross_correlation_shift_hz(problem, y, config.global_shift_range_hz, dwell_time_s)
     theta[:, sl["shift"]] = shift[:, None]
-    theta[:, sl["phase0"]] = batched.phase0_start(problem, theta, y)[:, None]
-    lower, upper = batched.parameter_bounds(problem, shift, config)
-    ys = batched.stack(y[..., None])[0, :, 0].numpy()
+    theta[:, sl["phase0"]] = phase0_start(problem, theta, y)[:, None]
+    lower, upper = parameter_bounds(problem, shift, config)
+    ys = stack(y[..., None])[0, :, 0].numpy()
     ones = torch.ones(1, dtype=torch.float64)
 
     def split(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,15 +74,15 @@ def _peer_one(problem, config: FitConfig, y: torch.Tensor, dwell_time_s: float) 
 
     def fun(x: np.ndarray) -> np.ndarray:
         a, t = split(x)
-        model = batched.columns(problem, t)[0] @ a.to(torch.complex128)[..., None]
-        return ys - batched.stack(model)[0, :, 0].numpy()
+        model = columns(problem, t)[0] @ a.to(torch.complex128)[..., None]
+        return ys - stack(model)[0, :, 0].numpy()
 
     def jac(x: np.ndarray) -> np.ndarray:
         a, t = split(x)
-        ev = batched.evaluate(problem, t, y, ones, fixed_amplitudes=a)
+        ev = evaluate(problem, t, y, ones, fixed_amplitudes=a)
         return -torch.cat([ev.columns[0], ev.derivs[0].to(torch.float64)], dim=-1).numpy()
 
-    cols = batched.stack(batched.columns(problem, theta)[0])[0].numpy()
+    cols = stack(columns(problem, theta)[0])[0].numpy()
     x0 = np.concatenate([nnls(cols, ys)[0], theta[0, free].numpy()])
     lo = np.concatenate([np.zeros(m), lower[0, free].numpy()])
     hi = np.concatenate([np.full(m, np.inf), upper[0, free].numpy()])
@@ -102,8 +103,8 @@ def _peer_one(problem, config: FitConfig, y: torch.Tensor, dwell_time_s: float) 
 
 def peer_full_nlls(fid: FID, basis, config: FitConfig) -> np.ndarray:
     """The peer on every spectrum of ``fid`` ``(B, N)``, with the fit's starts: ``(B, M)``."""
-    problem = batched.make_problem(basis, config, deviations=False)
-    data = batched.data_window(problem, torch.as_tensor(np.array(fid.samples)))
+    problem = make_problem(basis, config, deviations=False)
+    data = data_window(problem, torch.as_tensor(np.array(fid.samples)))
     return np.array([_peer_one(problem, config, y[None], basis.dwell_time_s) for y in data])
 
 

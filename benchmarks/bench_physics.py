@@ -64,8 +64,9 @@ import torch
 from scipy.stats import binomtest
 
 from scaloquant.evaluate import paired_bootstrap
-from scaloquant.fit import batched, fit_spectra
+from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.evaluation import evaluate
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.models.physics import EXACT_RELATIVE_COST, default_truth, invivo_truth
@@ -114,7 +115,7 @@ def _summary(label, names, est, sd, truth, seconds, n, network_sd=None):
 
 def _estimate_with_cost(model, x, k, noise_var, batch=128):
     """Amplitudes, CRLB SDs ``(n, M)``, the polished model's cost ``(n,)`` (the fit's
-    objective, :func:`scaloquant.fit.batched.evaluate`, its priors weighed with the noise
+    objective, :func:`scaloquant.fit.evaluation.evaluate`, its priors weighed with the noise
     variance ``noise_var`` ``(n,)``) after ``K = k`` and the cost of an exact fit ``(n,)``
     (1e-12 of the data's squared norm)."""
     model.eval()
@@ -126,7 +127,7 @@ def _estimate_with_cost(model, x, k, noise_var, batch=128):
             est = model.estimate(xb, polish_iterations=k)
             y = model.data_window(xb)
             var = torch.as_tensor(noise_var[i : i + batch], dtype=torch.float64)
-            cost = batched.evaluate(problem, est.theta, y, var).cost
+            cost = evaluate(problem, est.theta, y, var).cost
             # a noiseless spectrum fitted exactly has a cost of rounding size: compare costs
             # above a floor of 1e-12 of the data's (ours: EXACT_RELATIVE_COST)
             floor = EXACT_RELATIVE_COST * y.abs().square().sum(-1)
@@ -151,7 +152,7 @@ def _fit_cost(model, fit, x):
     theta[:, sl["phase1"]] = torch.as_tensor(np.array(fit.phase1_rad_per_ppm))[:, None]
     y = model.data_window(x)
     var = torch.as_tensor(np.asarray(fit.noise_sd) ** 2, dtype=torch.float64)
-    return batched.evaluate(problem, theta, y, var, derivatives=False).cost.numpy()
+    return evaluate(problem, theta, y, var, derivatives=False).cost.numpy()
 
 
 def _pairing(cost, floor, fit, amps, names, truth):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from bench_adapt import TRAIN_PRIOR
-from scaloquant.fit import batched
+from scaloquant.fit.problem import data_window
 from scaloquant.io import default_basis
 from scaloquant.models.physics import build_physics_quantifier, least_squares_amplitudes, problem_in
 from scaloquant.simulate import SimulationConfig
@@ -71,7 +71,7 @@ for step in range(1, steps + 1):
         b = float(mode.split("broad")[1])
         loss, _ = physics_loss(model, torch.as_tensor(f), t, a, 0.0, 8)
         st = problem_in(model.stage_problem(b), torch.float32)
-        yb = batched.data_window(st, torch.as_tensor(f[:8]).to(torch.complex128))
+        yb = data_window(st, torch.as_tensor(f[:8]).to(torch.complex128))
         _, rel = least_squares_amplitudes(st, model.network_theta(torch.as_tensor(f[:8])), yb)
         loss = loss + ww * rel.mean()
     else:

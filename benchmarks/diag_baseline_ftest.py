@@ -43,7 +43,8 @@ from scipy.special import fdtri
 
 import bench_lcmodel as bl
 from diag_invivo_components import _config
-from scaloquant.fit import batched, fit_spectra, fitted_spectra
+from scaloquant.fit import fit_spectra, fitted_spectra
+from scaloquant.fit.problem import make_problem
 from scaloquant.fit.result import phase_corrected
 from scaloquant.fit.spectra import prepared_on_grid
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             ssq_real.append(float(np.sum(residual.real**2)))
         _, prepared, _ = prepared_on_grid(group.basis, case.fid.acquisition, base)
         flexible = replace(base, baseline_ed_per_ppm=candidates[-1])
-        problem = batched.make_problem(prepared, flexible, device="cpu")
+        problem = make_problem(prepared, flexible, device="cpu")
         k = problem.ppm.numel()
         shared = int((fits[-1].amplitudes > 0).sum()) + int(problem.free.sum())
         for label, ssq, n_points, dof in (
@@ -141,7 +142,7 @@ def _kernel_sd_ftest(name, case, group, base, sds_text: str) -> None:
         ssq.append(float(np.sum(residual.real**2)))
     _, prepared, _ = prepared_on_grid(group.basis, case.fid.acquisition, config)
     flexible = replace(config, baseline_ed_per_ppm=ed, freeform_smoothness_sd=sds[-1])
-    problem = batched.make_problem(prepared, flexible, device="cpu")
+    problem = make_problem(prepared, flexible, device="cpu")
     k = problem.ppm.numel()
     dof = int((fits[-1].amplitudes > 0).sum()) + int(problem.free.sum()) + problem.baseline_ed
     bound = 1 + dof / (k - dof) * fdtri(dof, k - dof, 0.05)

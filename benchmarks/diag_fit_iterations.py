@@ -2,7 +2,7 @@
 
 Fits the spectra of ``bench_fit_engine.py`` (default simulator, seed 1, SNR 30; and the
 tissue-like ``invivo`` simulation) with ``fit_spectra`` and counts, per call site of
-:func:`scaloquant.fit.batched.levenberg_marquardt` (continuation stage, main/last pass, global
+:func:`scaloquant.fit.lm.levenberg_marquardt` (continuation stage, main/last pass, global
 moves of :mod:`scaloquant.fit.search`, second search): calls, spectra entering, trial
 evaluations summed over the spectra still running (= LM iterations), derivative evaluations
 (accepted steps whose derivatives were formed), batched evaluation calls (a fixed cost each),
@@ -17,6 +17,7 @@ simulated tissue] [--threads 1]``
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import time
 from collections import defaultdict
@@ -29,7 +30,7 @@ prefer_huge_pages()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from scaloquant.fit import batched, fit_spectra  # noqa: E402
+from scaloquant.fit import batched, evaluation, fit_spectra, lm, search  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 from scaloquant.io import default_basis  # noqa: E402
 from scaloquant.simulate import (  # noqa: E402
@@ -43,6 +44,14 @@ from scaloquant.types import FID  # noqa: E402
 SITES = ("stage", "main", "probe", "rest", "polish", "second")
 TAIL = 4
 _probe = [False]
+#: The functions counted, with every module that looks each up at call time (where the wrapper
+#: is installed): the LM runs of the driver and of the global moves, the model evaluations of
+#: the LM loop, the driver and the moves, the derivatives of the LM loop and of an evaluation.
+WRAPPED = (
+    ("levenberg_marquardt", (batched, search)),
+    ("evaluate", (lm, batched, search)),
+    ("_with_derivatives", (lm, evaluation)),
+)
 
 
 def site() -> str:
@@ -63,23 +72,24 @@ class Counter:
         self.stats = defaultdict(lambda: defaultdict(float))
         self.current: str | None = None
         self.full = False
-        self.lm = batched.levenberg_marquardt
-        self.evaluate = batched.evaluate
-        self.derivs = batched._with_derivatives
+        self.lm = lm.levenberg_marquardt
+        self.evaluate = evaluation.evaluate
+        self.derivs = evaluation._with_derivatives
 
     def install(self) -> None:
-        batched.levenberg_marquardt = self.wrap_lm
-        batched.evaluate = self.wrap_evaluate
-        batched._with_derivatives = self.wrap_derivs
+        wrappers = (self.wrap_lm, self.wrap_evaluate, self.wrap_derivs)
+        for (name, modules), wrapper in zip(WRAPPED, wrappers, strict=True):
+            for module in modules:
+                setattr(module, name, wrapper)
 
     def remove(self) -> None:
-        batched.levenberg_marquardt = self.lm
-        batched.evaluate = self.evaluate
-        batched._with_derivatives = self.derivs
+        for (name, modules), original in zip(
+            WRAPPED, (self.lm, self.evaluate, self.derivs), strict=True
+        ):
+            for module in modules:
+                setattr(module, name, original)
 
     def wrap_lm(self, *args, **kwargs):
-        from scaloquant.fit import search
-
         _probe[0] = kwargs.get("max_iterations") == search.PROBE_ITERATIONS
         name = site()
         s = self.stats[name]
@@ -138,15 +148,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", nargs="+", default=["invivo", "simulated", "tissue"])
     parser.add_argument(
-        "--set", nargs="*", default=[], help="module constants, e.g. batched.LM_DOWN=0.3"
+        "--set",
+        nargs="*",
+        default=[],
+        help="constants of scaloquant.fit modules, e.g. lm.LM_DOWN=0.3",
     )
     args = parser.parse_args()
-    from scaloquant.fit import search
-
     for item in args.set:
         target, value = item.split("=", 1)
         module, name = target.split(".")
-        setattr({"batched": batched, "search": search}[module], name, eval(value))
+        setattr(importlib.import_module(f"scaloquant.fit.{module}"), name, eval(value))
     torch.set_num_threads(args.threads)
     basis = default_basis()
     config = SimulationConfig.from_dict({"snr": [30.0, 30.0]})

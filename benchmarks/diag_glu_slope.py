@@ -48,9 +48,12 @@ import torch
 
 from bench_physics import SLOPES
 from scaloquant.evaluate.metrics import slope
-from scaloquant.fit import batched, fit_spectra
+from scaloquant.fit import batched, evaluation, fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.evaluation import evaluate, w_inner
+from scaloquant.fit.problem import data_window, make_problem
 from scaloquant.fit.spectra import prepared_on_grid
+from scaloquant.fit.start import _start_theta
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, simulate_dataset
 from scaloquant.types import FID
@@ -62,8 +65,8 @@ QUANTITIES = {**SLOPES, "Glx": ("Glu", "Gln")}
 @contextlib.contextmanager
 def unconstrained_amplitudes():
     """Within: every evaluation of the batched fit solves its amplitudes by unconstrained least
-    squares (``batched.nnls_gram`` replaced; the same ridge), all of them passive."""
-    original = batched.nnls_gram
+    squares (``evaluation.nnls_gram`` replaced; the same ridge), all of them passive."""
+    original = evaluation.nnls_gram
 
     def solve(gram, h, passive=None):
         eye = torch.eye(h.shape[-1], dtype=gram.dtype, device=gram.device)
@@ -71,11 +74,11 @@ def unconstrained_amplitudes():
         x = torch.linalg.solve(gram + ridge[:, None, None] * eye, h)
         return x, torch.ones_like(h, dtype=torch.bool)
 
-    batched.nnls_gram = solve
+    evaluation.nnls_gram = solve
     try:
         yield
     finally:
-        batched.nnls_gram = original
+        evaluation.nnls_gram = original
 
 
 def summed(names, values, parts):
@@ -139,15 +142,15 @@ def bins_table(names, result, truth):
 
 def at_fixed_lineshapes(problem, theta, y, noise_var):
     """``(NNLS, unconstrained)`` amplitudes ``(B, M)`` at the nonlinear parameters ``theta``."""
-    ev = batched.evaluate(problem, theta, y, noise_var, derivatives=False)
-    step = torch.linalg.solve(ev.gram, batched.w_inner(problem, ev.columns, ev.residual)[..., 0])
+    ev = evaluate(problem, theta, y, noise_var, derivatives=False)
+    step = torch.linalg.solve(ev.gram, w_inner(problem, ev.columns, ev.residual)[..., 0])
     return ev.amplitudes.numpy(), (ev.amplitudes + step).numpy()
 
 
 def fixed_lineshapes(basis, config, result, noisy, truth):
     _, prepared, _ = prepared_on_grid(basis, basis.acquisition, config)
-    problem = batched.make_problem(prepared, config)
-    y = batched.data_window(problem, torch.as_tensor(noisy.fids, dtype=torch.complex128))
+    problem = make_problem(prepared, config)
+    y = data_window(problem, torch.as_tensor(noisy.fids, dtype=torch.complex128))
     nv = torch.as_tensor(result.noise_sd**2)
     fitted = SimpleNamespace(
         damping_per_s=np.array(result.damping_per_s),
@@ -160,7 +163,7 @@ def fixed_lineshapes(basis, config, result, noisy, truth):
     theta = batched._theta_of(problem, fitted, slice(None))
     true_start = {k: noisy.parameters[k] for k in ("damping_per_s", "shift_hz")}
     zero_shift = replace(config, initial_shift="zero")
-    theta_true = batched._start_theta(problem, zero_shift, y, basis.dwell_time_s, true_start)
+    theta_true = _start_theta(problem, zero_shift, y, basis.dwell_time_s, true_start)
     g = basis.names.index("Glu")
     metabolites = [j for j, n in enumerate(basis.names) if n != "Mac"]
     print("  amplitudes solved again, lineshapes held: Glu slope, MAE")
@@ -196,7 +199,7 @@ def expected_slopes(basis, config, noiseless, noise_sd, truth, draws, rng):
     nnls = []
     for _ in range(draws):
         z = torch.as_tensor(rng.standard_normal((n, m, 1)))
-        a, _ = batched.nnls_gram(info, (info @ tt + chol @ z)[..., 0])
+        a, _ = evaluation.nnls_gram(info, (info @ tt + chol @ z)[..., 0])
         nnls.append(a[:, g].numpy())
     print(
         f"  expected Glu slope under the CRLB at the truth (mean Glu bound {sd.mean():.4f}; "

@@ -35,8 +35,11 @@ import numpy as np
 import torch
 from scipy.stats import median_abs_deviation, skew
 
-from scaloquant.fit import batched, fit_spectra
+from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS, FitConfig, FitStart
+from scaloquant.fit.crlb import crlb
+from scaloquant.fit.evaluation import evaluate
+from scaloquant.fit.problem import data_window, make_problem
 from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, effects, simulate_batch
@@ -59,7 +62,7 @@ def true_start(clean, n: int) -> FitStart:
 def bound_at_truth(basis, clean, spectral_sd: float, config: FitConfig) -> np.ndarray:
     """Covariance bound ``(M, M)`` of the amplitudes at the true parameters of the noiseless
     signal ``clean`` (a :class:`~scaloquant.types.SignalSet` of one) with the true noise SD
-    per real part ``spectral_sd``: the batched fit's bound (:func:`scaloquant.fit.batched.crlb`)
+    per real part ``spectral_sd``: the batched fit's bound (:func:`scaloquant.fit.crlb.crlb`)
     of the model of ``config``'s last pass (its priors included, weighted by the true noise
     variance) evaluated at the true damping, shift and phases (0) and the true amplitudes
     (the non-negative least squares of the noiseless spectrum there)."""
@@ -67,17 +70,17 @@ def bound_at_truth(basis, clean, spectral_sd: float, config: FitConfig) -> np.nd
     _, prepared, _ = prepared_on_grid(basis, fid.acquisition, config)
     if prepared.names != basis.names:
         raise SystemExit("the fit's basis differs from the simulator's; no bound at the truth")
-    problem = batched.make_problem(prepared, config)
+    problem = make_problem(prepared, config)
     sl = problem.slices()
     theta = torch.zeros(1, problem.size, dtype=torch.float64)
     counts = problem.group_matrix.sum(0)
     for name, key in (("damping_per_s", "damping"), ("shift_hz", "shift")):
         values = torch.as_tensor(clean.parameters[name], dtype=torch.float64)
         theta[:, sl[key]] = values @ problem.group_matrix / counts
-    y = batched.data_window(problem, torch.as_tensor(clean.fids, dtype=torch.complex128))
+    y = data_window(problem, torch.as_tensor(clean.fids, dtype=torch.complex128))
     noise_var = torch.tensor([spectral_sd**2], dtype=torch.float64)
-    ev = batched.evaluate(problem, theta, y, noise_var)
-    cov, _ = batched.crlb(problem, ev, noise_var)
+    ev = evaluate(problem, theta, y, noise_var)
+    cov, _ = crlb(problem, ev, noise_var)
     m = problem.n_metabolites
     return cov[0, :m, :m].numpy()
 

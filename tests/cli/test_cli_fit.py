@@ -148,8 +148,9 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     grid, ``1 / (N dt)`` Hz per bin, ascending)."""
     from dataclasses import replace
 
-    from scaloquant.fit import batched, fit_spectra
+    from scaloquant.fit import fit_spectra
     from scaloquant.fit.config import FIT_PRESETS
+    from scaloquant.fit.problem import kernel_offsets
 
     fid = _fid(basis, simulated.fids[0])
     path = write_nifti_mrs(tmp_path / "one.nii.gz", fid)
@@ -176,7 +177,7 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     finally:
         torch.set_num_threads(threads)
     kernel = result.lineshape_kernel.reshape(-1)
-    offsets = np.array(batched.kernel_offsets((kernel.size - 1) // 2))
+    offsets = np.array(kernel_offsets((kernel.size - 1) // 2))
     order = np.argsort(offsets)
     bin_hz = 1 / (basis.n_points * basis.dwell_time_s)
     np.testing.assert_allclose(facts["lineshape_kernel"]["offset_hz"], offsets[order] * bin_hz)

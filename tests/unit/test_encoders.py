@@ -19,7 +19,7 @@ from scaloquant.evaluate.report import encoder_verdict
 from scaloquant.io.default import default_basis
 from scaloquant.scalogram import ScalogramConfig
 
-# layout of a 2-group problem (fit.batched.Problem.slices): damping, shift, gauss, phi0, phi1
+# layout of a 2-group problem (fit.problem.Problem.slices): damping, shift, gauss, phi0, phi1
 SLICES = {
     "damping": slice(0, 2),
     "shift": slice(2, 4),

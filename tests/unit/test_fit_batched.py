@@ -11,9 +11,29 @@ import pytest
 import torch
 from scipy.optimize import nnls
 
-from scaloquant.fit import batched as bt
-from scaloquant.fit import fit_spectra, fitted_spectra
+from scaloquant.fit import batched, fit_spectra, fitted_spectra
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
+from scaloquant.fit.crlb import crlb
+from scaloquant.fit.evaluation import (
+    _whiten,
+    _with_derivatives,
+    evaluate,
+    nnls_gram,
+    spd_solve,
+    stack,
+)
+from scaloquant.fit.lm import _data_normal_equations, levenberg_marquardt
+from scaloquant.fit.problem import (
+    _runs,
+    data_window,
+    group_layout,
+    kernel_offsets,
+    kernel_prior,
+    make_problem,
+    parameter_bounds,
+    prepare_basis,
+)
+from scaloquant.fit.start import _start_theta
 from scaloquant.io import default_basis
 from scaloquant.physics.model import kernel_window_columns, lineshape_rates, synthesize
 from scaloquant.types import FID, BasisSet
@@ -29,7 +49,7 @@ def test_nnls_gram_equals_scipy_nnls():
     y = rng.normal(size=(6, 40))
     gram = torch.as_tensor(a.transpose(0, 2, 1) @ a)
     h = torch.as_tensor(np.einsum("bkm,bk->bm", a, y))
-    x, passive = bt.nnls_gram(gram, h)
+    x, passive = nnls_gram(gram, h)
     for b in range(6):
         np.testing.assert_allclose(x[b].numpy(), nnls(a[b], y[b])[0], atol=1e-9)
     assert torch.equal(passive, x > 0)
@@ -43,44 +63,44 @@ def test_spd_solve_takes_lu_where_cholesky_fails():
     a = torch.as_tensor(a @ a.transpose(0, 2, 1))
     a[1] = torch.as_tensor(np.diag([1.0, -2.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0]))
     b = torch.as_tensor(rng.normal(size=(3, 8, 2)))
-    torch.testing.assert_close(bt.spd_solve(a, b), torch.linalg.solve(a, b), rtol=1e-10, atol=0)
+    torch.testing.assert_close(spd_solve(a, b), torch.linalg.solve(a, b), rtol=1e-10, atol=0)
 
 
 def test_stack_and_whiten_keep_their_values_in_either_layout():
-    """:func:`batched.stack` stores the real-stacked columns column by column; it holds the
-    real parts over the imaginary ones all the same, and :func:`batched._whiten` gives the same
+    """:func:`stack` stores the real-stacked columns column by column; it holds the
+    real parts over the imaginary ones all the same, and :func:`_whiten` gives the same
     ``C u`` for that layout and the row-major one."""
     rng = np.random.default_rng(3)
     u = torch.as_tensor(rng.normal(size=(2, 6, 4)) + 1j * rng.normal(size=(2, 6, 4)))
-    stacked = bt.stack(u)
+    stacked = stack(u)
     assert torch.equal(stacked, torch.cat([u.real, u.imag], dim=1))
     assert stacked.mT.is_contiguous()
     c = torch.as_tensor(rng.normal(size=(3, 6)))
     problem = type("P", (), {"baseline_whiten": c})()
-    torch.testing.assert_close(bt._whiten(problem, stacked), bt._whiten(problem, stacked.clone()))
-    assert bt._runs(np.array([0, 1, 2, 9, 10])) == ((0, 3), (9, 11))
+    torch.testing.assert_close(_whiten(problem, stacked), _whiten(problem, stacked.clone()))
+    assert _runs(np.array([0, 1, 2, 9, 10])) == ((0, 3), (9, 11))
 
 
 def test_single_precision_normal_equations_are_the_double_ones(small):
     """The normal equations from float32 derivative columns (what
-    :data:`batched.NORMAL_EQUATIONS_DTYPE` may select) against float64 ones, at a point off the
+    :data:`lm.NORMAL_EQUATIONS_DTYPE` may select) against float64 ones, at a point off the
     minimum
     (decimated model, per-metabolite deviations): ``J^T J`` within 1e-5 of its largest element
     (measured 1.4e-6), the gradient (formed in float64 from the same single-precision values)
     within 1e-6 of its norm."""
     basis, config, _, fids = small
     config = replace(config, decimate_model=True)
-    problem = bt.make_problem(bt.prepare_basis(basis, config), config)
+    problem = make_problem(prepare_basis(basis, config), config)
     x = torch.as_tensor(fids)
-    y = bt.data_window(problem, x)
-    theta = bt._start_theta(problem, config, y, basis.dwell_time_s, {})
+    y = data_window(problem, x)
+    theta = _start_theta(problem, config, y, basis.dwell_time_s, {})
     ones = torch.ones(x.shape[0], dtype=torch.float64)
     out = []
     for dtype in (None, torch.float32):
-        ev = bt.evaluate(problem, theta, y, ones, derivatives=False, column_dtype=bt.TRIAL_DTYPE)
-        ev = bt._with_derivatives(problem, ev, dtype)
+        ev = evaluate(problem, theta, y, ones, derivatives=False, column_dtype=batched.TRIAL_DTYPE)
+        ev = _with_derivatives(problem, ev, dtype)
         assert ev.derivs.dtype == (dtype or torch.float64)
-        out.append(bt._data_normal_equations(problem, ev))
+        out.append(_data_normal_equations(problem, ev))
     (jtj, grad), (jtj32, grad32) = out
     assert jtj32.dtype == grad32.dtype == torch.float64
     scale = jtj.abs().amax((-2, -1), keepdim=True)
@@ -91,7 +111,7 @@ def test_single_precision_normal_equations_are_the_double_ones(small):
 def model_data(basis, config, amplitudes, damping, shift, gauss, phi0, baseline_slope):
     """FIDs of the batched model itself: one lineshape per group, a zero-order phase, and a
     straight-line baseline (in the null space of the spline's penalty) added to the spectrum."""
-    problem = bt.make_problem(basis, config, deviations=False)
+    problem = make_problem(basis, config, deviations=False)
     rates = lineshape_rates(torch.as_tensor(damping), torch.as_tensor(shift), problem.group_of)
     fids = synthesize(
         problem.fids, problem.time_s, torch.as_tensor(amplitudes), rates,
@@ -149,8 +169,8 @@ def test_decimated_model_fits_as_the_full_model(small, lineshape):
         # other: the bounds at those points agree to a few 1e-3)
         np.testing.assert_allclose(dec.crlb_sd, full.crlb_sd, rtol=1e-2)
         np.testing.assert_allclose(dec.residual_norm, full.residual_norm, rtol=1e-3)
-    problem = bt.make_problem(
-        bt.prepare_basis(basis, config), replace(config, decimate_model=True), deviations=False
+    problem = make_problem(
+        prepare_basis(basis, config), replace(config, decimate_model=True), deviations=False
     )
     assert problem.fids.shape[-1] == basis.n_points // 4 and problem.edge_rows.numel() > 0
 
@@ -182,13 +202,13 @@ def test_batch_equals_item_by_item(small):
 def test_chunk_ranges_share_a_batch_among_workers():
     """As few chunks as the size allows, a multiple of the workers where each gets at least
     ``SIDE_BY_SIDE_MIN`` spectra; every spectrum once, in order."""
-    assert bt.chunk_ranges(128, 128, 1) == [(0, 128)]
-    assert bt.chunk_ranges(128, 128, 2) == [(0, 64), (64, 128)]
-    assert bt.chunk_ranges(1024, 128, 2) == [(lo, lo + 128) for lo in range(0, 1024, 128)]
-    assert bt.chunk_ranges(300, 128, 2) == [(0, 75), (75, 150), (150, 225), (225, 300)]
-    assert bt.chunk_ranges(2 * bt.SIDE_BY_SIDE_MIN - 1, 128, 2) == [(0, 63)]
-    assert bt.chunk_ranges(5, 2, 1) == [(0, 2), (2, 4), (4, 5)]
-    assert bt.chunk_ranges(0, 128, 2) == []
+    assert batched.chunk_ranges(128, 128, 1) == [(0, 128)]
+    assert batched.chunk_ranges(128, 128, 2) == [(0, 64), (64, 128)]
+    assert batched.chunk_ranges(1024, 128, 2) == [(lo, lo + 128) for lo in range(0, 1024, 128)]
+    assert batched.chunk_ranges(300, 128, 2) == [(0, 75), (75, 150), (150, 225), (225, 300)]
+    assert batched.chunk_ranges(2 * batched.SIDE_BY_SIDE_MIN - 1, 128, 2) == [(0, 63)]
+    assert batched.chunk_ranges(5, 2, 1) == [(0, 2), (2, 4), (4, 5)]
+    assert batched.chunk_ranges(0, 128, 2) == []
 
 
 def test_chunks_side_by_side_give_the_one_chunk_fit(small, monkeypatch):
@@ -203,10 +223,10 @@ def test_chunks_side_by_side_give_the_one_chunk_fit(small, monkeypatch):
     try:
         torch.set_num_threads(1)
         one = fit_spectra(noisy, basis, config)
-        monkeypatch.setattr(bt, "SIDE_BY_SIDE_MIN", 1)
-        monkeypatch.setattr(bt, "available_cpus", lambda: 2)
+        monkeypatch.setattr(batched, "SIDE_BY_SIDE_MIN", 1)
+        monkeypatch.setattr(batched, "available_cpus", lambda: 2)
         torch.set_num_threads(2)
-        assert len(bt.chunk_ranges(len(fids), bt.CPU_CHUNK, 2)) == 2
+        assert len(batched.chunk_ranges(len(fids), batched.CPU_CHUNK, 2)) == 2
         side = fit_spectra(noisy, basis, config)
     finally:
         torch.set_num_threads(threads)
@@ -249,7 +269,7 @@ def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
         if not path.is_dir():
             pytest.skip(f"{path} is absent (the shared data folder is not beside the project)")
         basis = read_lcmodel_basis(path / "3T_PRESS_Philips_35ms_noMM.BASIS")
-    prepared = bt.prepare_basis(basis, replace(FIT_PRESETS["invivo"], macromolecules="parametric"))
+    prepared = prepare_basis(basis, replace(FIT_PRESETS["invivo"], macromolecules="parametric"))
     unit = signal_per_proton(basis)[0]
     mm09 = prepared.fids[prepared.index("MM09")]
     mm20 = prepared.fids[prepared.index("MM20")]
@@ -314,10 +334,10 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), ftest.noise_ppm_range)
     fit, chosen = sp._solve(x, prepared, ftest, region, {})
     candidates = ftest.baseline_ed_candidates_per_ppm
-    reference = bt.solve(
+    reference = batched.solve(
         x, prepared, replace(ftest, baseline_ed_per_ppm=candidates[-1]), region_noise_sd=region
     )
-    first = bt.first_members(bt.group_layout(prepared, ftest)[0])
+    first = batched.first_members(group_layout(prepared, ftest)[0])
     start = {
         "damping_per_s": reference.damping_per_s,
         "shift_hz": reference.shift_hz,
@@ -325,9 +345,9 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
         "phase1_rad_per_ppm": reference.phase1_rad_per_ppm,
         "gauss_per_s2": reference.gauss_per_s2[:, first].mean(axis=1),
     }
-    bound = bt.baseline_ftest_bound(x, prepared, ftest, reference)
+    bound = batched.baseline_ftest_bound(x, prepared, ftest, reference)
     refits = [
-        bt.solve(
+        batched.solve(
             x,
             prepared,
             replace(ftest, baseline_ed_per_ppm=ed, continuation_broadening_per_s=()),
@@ -338,7 +358,7 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     ] + [reference]
     within = np.stack(
         [
-            bt.baseline_ftest_ssq(x, prepared, ftest, ed, refit, reference) <= bound
+            batched.baseline_ftest_ssq(x, prepared, ftest, ed, refit, reference) <= bound
             for ed, refit in zip(candidates, refits, strict=True)
         ]
     )
@@ -407,7 +427,7 @@ def test_kernel_prior_is_the_second_differences_of_the_kernel(about):
     """``x^T Q x + 2 q^T x + c`` equals ``|D2 s|^2 / sd^2`` of the whole kernel (zero outside)
     computed directly, or of its departure from a delta."""
     half, sd = 2, 0.1
-    q_mat, q_vec, const = bt.kernel_prior(half, sd, about)
+    q_mat, q_vec, const = kernel_prior(half, sd, about)
     x = np.random.default_rng(4).uniform(0, 0.2, 2 * half)
     offsets = [j for j in range(-half, half + 1) if j != 0]
     s = np.zeros(2 * half + 3)
@@ -449,7 +469,7 @@ def test_fitted_linewidth_includes_the_freeform_kernel(small):
     basis, config, _, _ = small
     m, b = basis.n_metabolites, 2
     damping, shift, gauss = 8.0, 0.7, 60.0
-    offsets = bt.kernel_offsets(3)
+    offsets = kernel_offsets(3)
     asymmetric = {-2: 0.05, -1: 0.2, 0: 0.45, 1: 0.2, 2: 0.07, 3: 0.03}
     kernel = np.array([[float(j == 0) for j in offsets], [asymmetric.get(j, 0.0) for j in offsets]])
     zeros = np.zeros((b, m))
@@ -507,19 +527,19 @@ def test_nested_ftest_follows_the_data(small):
     prepared = sp._prepared(basis, fid, nested)[0]
     x = sp._without_water(fid, nested)
     flexible = replace(nested, baseline_ed_per_ppm=candidates[-1])
-    reference = bt.solve(x, prepared, flexible)
-    ssq = bt.baseline_ftest_ssq(x, prepared, nested, candidates[-1], reference, reference)
+    reference = batched.solve(x, prepared, flexible)
+    ssq = batched.baseline_ftest_ssq(x, prepared, nested, candidates[-1], reference, reference)
     np.testing.assert_allclose(
-        bt.baseline_ftest_bound(x, prepared, nested, reference, candidates[-1]), ssq
+        batched.baseline_ftest_bound(x, prepared, nested, reference, candidates[-1]), ssq
     )
-    region = bt.baseline_ftest_bound(
+    region = batched.baseline_ftest_bound(
         x, prepared, replace(nested, baseline_ftest_rule="region"), reference
     )
-    bound = bt.baseline_ftest_bound(x, prepared, nested, reference, candidates[0])
+    bound = batched.baseline_ftest_bound(x, prepared, nested, reference, candidates[0])
     ratio = bound / ssq
     assert np.all(ratio > 1) and np.all(bound < region)
     # more dimensions dropped, more increase allowed
-    bounds = [bt.baseline_ftest_bound(x, prepared, nested, reference, ed) for ed in candidates]
+    bounds = [batched.baseline_ftest_bound(x, prepared, nested, reference, ed) for ed in candidates]
     assert np.all(np.diff(np.stack(bounds), axis=0) <= 0)
 
 
@@ -548,7 +568,7 @@ def test_spread_priors_in_the_cost_and_the_crlb():
     plain_config = replace(
         config, damping_spread_prior_sd_per_s=None, shift_spread_prior_sd_hz=None
     )
-    with_prior, plain = bt.make_problem(basis, config), bt.make_problem(basis, plain_config)
+    with_prior, plain = make_problem(basis, config), make_problem(basis, plain_config)
     assert with_prior.penalty_active and not plain.penalty_active
     damping, shift, amplitudes = np.array([3.0, 8.0]), np.array([0.4, -0.6]), np.array([1.0, 0.5])
     theta = torch.zeros(1, with_prior.size, dtype=torch.float64)
@@ -556,10 +576,10 @@ def test_spread_priors_in_the_cost_and_the_crlb():
     z = basis.fids * np.exp((-damping[:, None] + 2j * np.pi * shift[:, None]) * t)
     rng = np.random.default_rng(0)
     data = amplitudes @ z + 0.01 * (rng.normal(size=t.size) + 1j * rng.normal(size=t.size))
-    y = bt.data_window(with_prior, torch.as_tensor(data[None]))
+    y = data_window(with_prior, torch.as_tensor(data[None]))
     noise_var = torch.tensor([500.0], dtype=torch.float64)  # the priors matter
-    ev = bt.evaluate(with_prior, theta, y, noise_var)
-    ev_plain = bt.evaluate(plain, theta, y, noise_var)
+    ev = evaluate(with_prior, theta, y, noise_var)
+    ev_plain = evaluate(plain, theta, y, noise_var)
     # (3 - 5.5)^2 + (8 - 5.5)^2 = 12.5 over 2^2; (0.4 + 0.1)^2 + (-0.6 + 0.1)^2 = 0.5 over 0.5^2
     expected = 500.0 * (12.5 / 4.0 + 0.5 / 0.25)
     assert float(ev.cost - ev_plain.cost) == pytest.approx(expected, rel=1e-12)
@@ -579,12 +599,12 @@ def test_spread_priors_in_the_cost_and_the_crlb():
     centred = np.eye(2) - 0.5
     fisher[2:4, 2:4] += centred / 2.0**2
     fisher[4:6, 4:6] += centred / 0.5**2
-    cov, _ = bt.crlb(with_prior, ev, noise_var)
-    # the derivative columns are formed in complex64 (bt.DERIVATIVE_DTYPE): 1e-5 relative
+    cov, _ = crlb(with_prior, ev, noise_var)
+    # the derivative columns are formed in complex64 (DERIVATIVE_DTYPE): 1e-5 relative
     np.testing.assert_allclose(cov[0].numpy(), np.linalg.inv(fisher), rtol=1e-4, atol=1e-12)
     without = np.linalg.inv(jac.T @ jac / 500.0)
     assert np.all(np.diag(without)[:2] > 1.05 * np.diag(cov[0].numpy())[:2])
-    cov_plain, _ = bt.crlb(plain, ev_plain, noise_var)
+    cov_plain, _ = crlb(plain, ev_plain, noise_var)
     assert np.all(np.diag(cov[0].numpy())[:2] < np.diag(cov_plain[0].numpy())[:2])
 
 
@@ -627,22 +647,20 @@ def test_lm_gives_up_only_where_its_model_sees_no_lower_minimum(small):
     below any cost, every spectrum stops at once, unmoved, counted as finished. ``final_derivatives=False`` leaves the
     returned evaluation without derivative columns and its cost as it is."""
     basis, config, _, fids = small
-    problem = bt.make_problem(bt.prepare_basis(basis, config), config)
+    problem = make_problem(prepare_basis(basis, config), config)
     x = torch.as_tensor(fids)
-    y = bt.data_window(problem, x)
-    theta = bt._start_theta(problem, config, y, basis.dwell_time_s, {})
+    y = data_window(problem, x)
+    theta = _start_theta(problem, config, y, basis.dwell_time_s, {})
     ones = torch.ones(x.shape[0], dtype=torch.float64)
-    lower, upper = bt.parameter_bounds(
-        problem, theta[:, problem.slices()["shift"]].mean(-1), config
-    )
+    lower, upper = parameter_bounds(problem, theta[:, problem.slices()["shift"]].mean(-1), config)
 
     def run(**kw):
-        return bt.levenberg_marquardt(
+        return levenberg_marquardt(
             problem, theta, y, ones, lower, upper, max_iterations=40,
-            column_dtype=bt.TRIAL_DTYPE, **kw,
+            column_dtype=batched.TRIAL_DTYPE, **kw,
         )  # fmt: skip
 
-    start = bt.evaluate(problem, torch.minimum(torch.maximum(theta, lower), upper), y, ones)
+    start = evaluate(problem, torch.minimum(torch.maximum(theta, lower), upper), y, ones)
     plain = run()
     above = run(give_up=start.cost + 1.0, final_derivatives=False)
     torch.testing.assert_close(above.theta, plain.theta, rtol=0, atol=0)

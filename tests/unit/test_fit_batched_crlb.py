@@ -1,4 +1,4 @@
-"""The Cramér–Rao bound of the batched fit (:func:`scaloquant.fit.batched.crlb`) against a
+"""The Cramér–Rao bound of the batched fit (:func:`scaloquant.fit.crlb.crlb`) against a
 Fisher matrix formed from scratch (numpy, the ``W`` metric written out, pseudo-inverse), and its
 edge cases: parameters that no data inform (zero derivative columns), a derivative column inside
 the baseline's span, the amplitude prior an evaluation carries or a caller passes, and the dtypes
@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from scaloquant.fit import batched as bt
 from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.crlb import crlb
+from scaloquant.fit.evaluation import _inner, _whiten, evaluate, stack
+from scaloquant.fit.problem import data_window, make_problem, prepare_basis
+from scaloquant.fit.start import _start_theta
 from scaloquant.io import default_basis
 from scaloquant.models.physics import problem_in
 
@@ -30,14 +33,14 @@ def case():
     config = replace(
         FIT_PRESETS["invivo"], macromolecules="basis", water_removal="none", decimate_model=False
     )
-    problem = bt.make_problem(bt.prepare_basis(basis, config), config)
+    problem = make_problem(prepare_basis(basis, config), config)
     rng = np.random.default_rng(5)
     amplitudes = rng.uniform(0.5, 1.5, (3, len(NAMES)))
     amplitudes[1, 0] = 0.0
     fids = amplitudes @ basis.fids
     fids = fids + 0.02 * (rng.normal(size=fids.shape) + 1j * rng.normal(size=fids.shape))
-    y = bt.data_window(problem, torch.as_tensor(fids))
-    theta = bt._start_theta(problem, config, y, basis.dwell_time_s, {})
+    y = data_window(problem, torch.as_tensor(fids))
+    theta = _start_theta(problem, config, y, basis.dwell_time_s, {})
     theta = theta + 0.01 * torch.as_tensor(rng.normal(size=theta.shape)) * problem.free
     noise_var = torch.tensor([0.8, 1.0, 1.3], dtype=torch.float64)
     fixed = torch.as_tensor(amplitudes)
@@ -84,8 +87,8 @@ def test_crlb_equals_the_fisher_matrix_formed_from_scratch(case):
     of the numpy Fisher matrix; the group parameters of a group whose amplitudes are all 0 are
     left out (identity rows), the others kept."""
     problem, theta, y, noise_var, fixed = case
-    ev = bt.evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
-    cov, ident = bt.crlb(problem, ev, noise_var)
+    ev = evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    cov, ident = crlb(problem, ev, noise_var)
     zero = torch.linalg.vector_norm(ev.derivs, dim=1) == 0
     assert bool(zero[1].any()) and not bool(zero[0].any())
     prior = problem.prior_precision[problem.free_index] > 0
@@ -100,27 +103,25 @@ def test_a_derivative_column_inside_the_baseline_span_is_left_out(case):
     out as a zero column's, and the amplitudes' bound is that without it; with a prior on it,
     it stays."""
     problem, theta, y, noise_var, fixed = case
-    ev = bt.evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    ev = evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
     m = problem.n_metabolites
     j = int(problem.slices()["phase1"].start)  # a free parameter without a prior
     assert float(problem.prior_precision[problem.free_index][j]) == 0.0
     # a constant over the window: the spline baseline's span, free of its roughness penalty
     k = ev.derivs.shape[1] // 2
     flat = torch.ones(1, k, 1, dtype=torch.complex128)
-    column = bt.stack(flat).expand(ev.derivs.shape[0], -1, -1)
+    column = stack(flat).expand(ev.derivs.shape[0], -1, -1)
     column = column * torch.linalg.vector_norm(ev.derivs[:, :, j], dim=1)[:, None, None]
     dropped = replace(ev, derivs=ev.derivs.clone(), w_derivs=ev.w_derivs.clone())
     dropped.derivs[:, :, j] = 0.0
     dropped.w_derivs[:, :, j] = 0.0
     inside = replace(ev, derivs=dropped.derivs.clone(), w_derivs=dropped.w_derivs.clone())
     inside.derivs[:, :, j : j + 1] = column
-    inside.w_derivs[:, :, j : j + 1] = bt._whiten(problem, column)
-    whitened = bt._inner(
-        column, inside.w_derivs[:, :, j : j + 1], column, bt._whiten(problem, column)
-    )
+    inside.w_derivs[:, :, j : j + 1] = _whiten(problem, column)
+    whitened = _inner(column, inside.w_derivs[:, :, j : j + 1], column, _whiten(problem, column))
     assert bool((whitened[:, 0, 0].abs() < 1e-10 * (column**2).sum((1, 2))).all())
-    cov, ident = bt.crlb(problem, inside, noise_var)
-    cov_dropped, ident_dropped = bt.crlb(problem, dropped, noise_var)
+    cov, ident = crlb(problem, inside, noise_var)
+    cov_dropped, ident_dropped = crlb(problem, dropped, noise_var)
     assert not bool(ident[:, j].any()) and not bool(ident_dropped[:, j].any())
     assert bool(torch.isfinite(cov).all())
     torch.testing.assert_close(
@@ -129,7 +130,7 @@ def test_a_derivative_column_inside_the_baseline_span_is_left_out(case):
     precision = problem.prior_precision.clone()
     precision[problem.free_index[j]] = 4.0
     with_prior = replace(problem, prior_precision=precision)
-    cov_prior, ident_prior = bt.crlb(with_prior, inside, noise_var)
+    cov_prior, ident_prior = crlb(with_prior, inside, noise_var)
     assert bool(ident_prior[:, j].all()) and bool(torch.isfinite(cov_prior).all())
     # informed by its prior alone (and rounding): its variance is the prior's, 1 / 4
     torch.testing.assert_close(
@@ -147,11 +148,11 @@ def test_the_amplitude_prior_of_the_evaluation_or_of_the_caller(case):
     rng = np.random.default_rng(9)
     g = torch.as_tensor(rng.normal(size=(3, m, m)))
     q = 50.0 * g @ g.mT / m
-    ev = bt.evaluate(problem, theta, y, noise_var, amplitude_prior=q, fixed_amplitudes=fixed)
-    cov, _ = bt.crlb(problem, ev, noise_var)
+    ev = evaluate(problem, theta, y, noise_var, amplitude_prior=q, fixed_amplitudes=fixed)
+    cov, _ = crlb(problem, ev, noise_var)
     _assert_bound(cov.numpy(), _oracle(problem, ev, noise_var, q))
     other = 0.25 * q
-    cov_other, _ = bt.crlb(problem, ev, noise_var, other)
+    cov_other, _ = crlb(problem, ev, noise_var, other)
     want = _oracle(problem, ev, noise_var, other)
     _assert_bound(cov_other.numpy(), want)
     assert bool((_amplitude_sd(cov, m) < _amplitude_sd(cov_other, m)).all())
@@ -162,23 +163,23 @@ def test_the_bound_is_formed_in_the_gram_blocks_dtype(case):
     float64 one; a single-precision problem gives a single-precision bound near it too."""
     problem, theta, y, noise_var, fixed = case
     m = problem.n_metabolites
-    ev = bt.evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
-    want = _amplitude_sd(bt.crlb(problem, ev, noise_var)[0], m)
-    low = bt.evaluate(
+    ev = evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    want = _amplitude_sd(crlb(problem, ev, noise_var)[0], m)
+    low = evaluate(
         problem, theta, y, noise_var, fixed_amplitudes=fixed, derivative_dtype=torch.float32
     )
     assert low.derivs.dtype == torch.float32 and low.gram.dtype == torch.float64
-    cov, _ = bt.crlb(problem, low, noise_var)
+    cov, _ = crlb(problem, low, noise_var)
     assert cov.dtype == torch.float64
     torch.testing.assert_close(_amplitude_sd(cov, m), want, rtol=1e-4, atol=0.0)
     single = problem_in(problem, torch.float32)
-    ev32 = bt.evaluate(
+    ev32 = evaluate(
         single,
         theta.float(),
         y.to(torch.complex64),
         noise_var.float(),
         fixed_amplitudes=fixed.float(),
     )
-    cov32, _ = bt.crlb(single, ev32, noise_var.float())
+    cov32, _ = crlb(single, ev32, noise_var.float())
     assert cov32.dtype == torch.float32
     torch.testing.assert_close(_amplitude_sd(cov32, m).double(), want, rtol=1e-2, atol=0.0)

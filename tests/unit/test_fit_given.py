@@ -107,33 +107,32 @@ def test_fixed_amplitude_gradient_matches_finite_differences():
     empty: no Kaufman term) is half the derivative of the cost, with a baseline and noise."""
     import torch
 
-    from scaloquant.fit import batched
+    from scaloquant.fit.evaluation import evaluate
+    from scaloquant.fit.lm import _normal_equations
+    from scaloquant.fit.problem import data_window, make_problem
 
     basis = lorentzian_basis()
     config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1)
-    problem = batched.make_problem(basis, config, deviations=False)
+    problem = make_problem(basis, config, deviations=False)
     sl = problem.slices()
     rng = np.random.default_rng(2)
     data = synthesize(basis, np.array([1.0, 0.5, 0.8, 0.3]), np.array([2.0, 4, 6, 1]), np.zeros(4))
     data = data + 0.01 * (rng.standard_normal(data.size) + 1j * rng.standard_normal(data.size))
-    y = batched.data_window(problem, torch.as_tensor(data[None]))
+    y = data_window(problem, torch.as_tensor(data[None]))
     theta = torch.zeros(1, problem.size, dtype=torch.float64)
     theta[:, sl["damping"]] = torch.tensor([3.0, 5.0, 5.0, 2.0], dtype=torch.float64)
     theta[:, sl["shift"]] = torch.tensor([0.3, -0.2, 0.1, 0.4], dtype=torch.float64)
     theta[:, sl["phase0"]], theta[:, sl["phase1"]] = 0.2, 0.01
     a = torch.tensor([[0.9, 0.6, -0.2, 0.3]], dtype=torch.float64)
     ones = torch.ones(1, dtype=torch.float64)
-    ev = batched.evaluate(problem, theta, y, ones, fixed_amplitudes=a)
+    ev = evaluate(problem, theta, y, ones, fixed_amplitudes=a)
     assert not bool(ev.passive.any())
-    _, grad = batched._normal_equations(problem, ev, theta, ones)
+    _, grad = _normal_equations(problem, ev, theta, ones)
     for k, j in enumerate(problem.free_index.tolist()):
         step = 1e-6
         up, down = theta.clone(), theta.clone()
         up[0, j] += step
         down[0, j] -= step
-        cost = [
-            float(batched.evaluate(problem, t, y, ones, fixed_amplitudes=a).cost)
-            for t in (up, down)
-        ]
+        cost = [float(evaluate(problem, t, y, ones, fixed_amplitudes=a).cost) for t in (up, down)]
         numeric = (cost[0] - cost[1]) / (2 * step) / 2
         assert float(grad[0, k]) == pytest.approx(numeric, rel=2e-4, abs=1e-6)

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from scaloquant.fit import FitConfig, batched
+from scaloquant.fit import FitConfig
+from scaloquant.fit.evaluation import columns, evaluate, stack
+from scaloquant.fit.lm import _normal_equations
+from scaloquant.fit.problem import Problem, data_window, make_problem
 from scaloquant.signal import axes
 from scaloquant.types import BasisSet
 
@@ -34,7 +37,7 @@ def lorentzian_basis() -> BasisSet:
     return BasisSet(tuple(lines), np.array(fids), DWELL_S, FREQ_MHZ, 4.65)
 
 
-def theta_of(problem: batched.Problem, damping, shift, phase0=0.0, phase1=0.0, gauss=0.0):
+def theta_of(problem: Problem, damping, shift, phase0=0.0, phase1=0.0, gauss=0.0):
     """``theta`` ``(1, P)`` with the given group parameters (per group arrays or scalars)."""
     sl = problem.slices()
     theta = torch.zeros(1, problem.size, dtype=torch.float64)
@@ -47,10 +50,10 @@ def theta_of(problem: batched.Problem, damping, shift, phase0=0.0, phase1=0.0, g
 
 def test_window_dft_equals_the_axes_convention():
     basis = lorentzian_basis()
-    problem = batched.make_problem(basis, FitConfig(ppm_range=(0.5, 4.0)), deviations=False)
+    problem = make_problem(basis, FitConfig(ppm_range=(0.5, 4.0)), deviations=False)
     z = basis.fids * np.exp(-2.0 * basis.time_axis_s())
     window = axes.spectrum(z)[:, problem.window]
-    got = batched.data_window(problem, torch.as_tensor(z)).numpy()
+    got = data_window(problem, torch.as_tensor(z)).numpy()
     np.testing.assert_allclose(got, window, rtol=1e-12, atol=1e-12 * np.abs(window).max())
     ppm = problem.ppm.numpy()
     assert ppm.min() >= 0.5 and ppm.max() <= 4.0
@@ -61,11 +64,11 @@ def test_shift_moves_a_singlet_by_that_many_hz():
     basis = lorentzian_basis().subset(["A"])
     # the modulated FIDs on the full grid (a decimated model's are mixed to its band's centre)
     config = FitConfig(ppm_range=(0.5, 4.0), continuation_broadening_per_s=(), decimate_model=False)
-    problem = batched.make_problem(basis, config, deviations=False)
+    problem = make_problem(basis, config, deviations=False)
     n_fft = 16 * N_POINTS
     ppm = axes.ppm_axis(n_fft, DWELL_S, FREQ_MHZ, 4.65)
     for shift_hz in (0.0, 3.5, -6.0):
-        z = batched.columns(problem, theta_of(problem, [0.0], [shift_hz]))[1].numpy()[0]
+        z = columns(problem, theta_of(problem, [0.0], [shift_hz]))[1].numpy()[0]
         peak = ppm[np.argmax(axes.spectrum(z, n_fft)[0].real)]
         # 16x zero-filling: the peak lands within half a fine bin (0.12 Hz) of 2.01 ppm + shift.
         assert (peak - 2.01) * FREQ_MHZ == pytest.approx(shift_hz, abs=0.13)
@@ -81,21 +84,21 @@ IDS = ["per_metabolite", "global+voigt", "grouped+baseline+voigt"]
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_model_derivatives_match_finite_differences(config):
-    """``D = (dS/dtheta) a`` of :func:`scaloquant.fit.batched.evaluate` (its FFTs in single
-    precision, :data:`~scaloquant.fit.batched.DERIVATIVE_DTYPE`) against central differences
+    """``D = (dS/dtheta) a`` of :func:`scaloquant.fit.evaluation.evaluate` (its FFTs in single
+    precision, :data:`~scaloquant.fit.evaluation.DERIVATIVE_DTYPE`) against central differences
     of the float64 model ``S a``, for every free parameter."""
     basis = lorentzian_basis()
-    problem = batched.make_problem(basis, config, deviations=False)
+    problem = make_problem(basis, config, deviations=False)
     g = problem.n_groups
     gauss = 40.0 if config.lineshape_kind == "voigt" else 0.0
     theta = theta_of(problem, np.linspace(2, 8, g), np.linspace(-2, 3, g), 0.3, 0.05, gauss)
     a = torch.tensor([[1.0, 0.5, 0.8, 0.3]], dtype=torch.float64)
     y = torch.zeros(1, problem.ppm.numel(), dtype=torch.complex128)
     ones = torch.ones(1, dtype=torch.float64)
-    analytic = batched.evaluate(problem, theta, y, ones, fixed_amplitudes=a).derivs[0].numpy()
+    analytic = evaluate(problem, theta, y, ones, fixed_amplitudes=a).derivs[0].numpy()
 
     def model(t: torch.Tensor) -> np.ndarray:
-        return batched.stack(batched.columns(problem, t)[0] @ a.to(torch.complex128)[..., None])
+        return stack(columns(problem, t)[0] @ a.to(torch.complex128)[..., None])
 
     for k, j in enumerate(problem.free_index.tolist()):
         h = 1e-6 * max(1.0, abs(float(theta[0, j])))
@@ -116,10 +119,10 @@ def test_varpro_gradient_is_exact_with_a_residual():
     vanishes at their optimum (Golub & Pereyra)."""
     basis = lorentzian_basis()
     config = FitConfig(ppm_range=(0.5, 4.0), baseline_order=1, lineshape="voigt")
-    problem = batched.make_problem(basis, config, deviations=False)
+    problem = make_problem(basis, config, deviations=False)
     truth = theta_of(problem, [2.0, 4.0, 6.0, 1.0], [0.5, -1.0, 2.0, 0.0], 0.2, 0.01, 30.0)
     a = torch.tensor([[1.0, 0.5, 0.8, 0.3]], dtype=torch.complex128)
-    clean = (batched.columns(problem, truth)[0] @ a[..., None])[..., 0]
+    clean = (columns(problem, truth)[0] @ a[..., None])[..., 0]
     rng = np.random.default_rng(1)
     k = problem.ppm.numel()
     noise = 2.0 * (rng.standard_normal(k) + 1j * rng.standard_normal(k))
@@ -127,15 +130,15 @@ def test_varpro_gradient_is_exact_with_a_residual():
     y = clean + line + torch.as_tensor(noise)
     theta = theta_of(problem, [3.0, 5.0, 7.0, 2.0], [0.8, -0.7, 2.3, 0.3], 0.25, 0.0, 20.0)
     ones = torch.ones(1, dtype=torch.float64)
-    ev = batched.evaluate(problem, theta, y, ones)
+    ev = evaluate(problem, theta, y, ones)
     assert float(ev.cost) > 1e-2 * float((y.abs() ** 2).sum())  # far from an exact fit
     assert bool(ev.passive.all())  # the active set does not change within +-h
-    _, grad = batched._normal_equations(problem, ev, theta, ones)
+    _, grad = _normal_equations(problem, ev, theta, ones)
     for k, j in enumerate(problem.free_index.tolist()):
         step = 1e-6 * max(1.0, abs(float(theta[0, j])))
         up, down = theta.clone(), theta.clone()
         up[0, j] += step
         down[0, j] -= step
-        cost = [float(batched.evaluate(problem, t, y, ones).cost) for t in (up, down)]
+        cost = [float(evaluate(problem, t, y, ones).cost) for t in (up, down)]
         numeric = (cost[0] - cost[1]) / (2 * step) / 2
         assert float(grad[0, k]) == pytest.approx(numeric, rel=2e-4, abs=1e-4)

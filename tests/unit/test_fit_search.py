@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from scaloquant.fit import batched, fit_spectra, search
+from scaloquant.fit import fit_spectra, search
 from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.problem import make_problem
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, effects, simulate_batch
 from scaloquant.types import FID
@@ -21,7 +22,7 @@ CONFIG = FIT_PRESETS["simulated-plain"]
 
 @pytest.fixture(scope="module")
 def problem():
-    return batched.make_problem(default_basis(), CONFIG, deviations=False, device="cpu")
+    return make_problem(default_basis(), CONFIG, deviations=False, device="cpu")
 
 
 def test_weighted_median_shift_is_the_amplitude_weighted_median(problem):
@@ -81,7 +82,7 @@ def test_a_small_metabolite_does_not_jump_onto_a_neighbours_line():
     """Spectrum 34 of 64 noiseless default-simulator spectra (seed 0), the one that ended in a
     local minimum with Marquardt's curvature scaling of the LM damping (Glc at the damping's top,
     PE on a line 5.8 Hz away; amplitude MAE 4.5e-2): with Levenberg's damping in the scaled
-    parameters (``batched.SCALING_FLOOR_PER_METABOLITE``) it is recovered exactly."""
+    parameters (``problem.SCALING_FLOOR_PER_METABOLITE``) it is recovered exactly."""
     basis = default_basis()
     signals = simulate_batch(basis, SimulationConfig(), 64, np.random.default_rng(0))
     fid = FID(

@@ -17,11 +17,11 @@ from scaloquant.errors import (
 from scaloquant.fit import (
     FitConfig,
     FitStart,
-    batched,
     fit_spectra,
     fitted_spectra,
     phase_corrected,
 )
+from scaloquant.fit.problem import make_problem
 from scaloquant.signal import axes
 from scaloquant.types import FID
 
@@ -96,7 +96,7 @@ def test_baseline_gaussian_and_global_grouping():
     amplitudes = np.array([0.9, 0.3, 0.6, 0.5])
     data = synthesize(basis, amplitudes, np.full(4, 4.0), np.full(4, 1.2), phase0=-0.3, gauss=60.0)
     config = FitConfig(ppm_range=(0.5, 4.0), grouping="global", gaussian=True, baseline_order=2)
-    problem = batched.make_problem(basis, config)
+    problem = make_problem(basis, config)
     coef = np.array([2.0 - 1.0j, 0.5j, -1.0])
     # Add a known baseline over the window; outside it the spectrum is left alone.
     spectrum = axes.spectrum(data)

@@ -67,7 +67,7 @@ def test_metabolite_fraction_is_the_metabolites_over_the_data(clean):
     checks): 1 at the truth of a noiseless spectrum; under a smooth hump, ``|S a| / |y|`` with
     ``S a`` formed from the float64 columns at the same parameters and the returned amplitudes
     (not from the residual, as the function forms it), falling as the hump grows."""
-    from scaloquant.fit import batched
+    from scaloquant.fit.evaluation import evaluate
 
     model, fids, theta = clean
     est = model.estimate(torch.as_tensor(fids), polish_iterations=0, network_theta=theta)
@@ -86,7 +86,7 @@ def test_metabolite_fraction_is_the_metabolites_over_the_data(clean):
         ones = torch.ones(len(y), dtype=torch.float64)
         # the columns of the model the estimate used (the decimated band's)
         predicting = model.predicting_problem()
-        columns = batched.evaluate(predicting, theta, y, ones, derivatives=False).columns
+        columns = evaluate(predicting, theta, y, ones, derivatives=False).columns
         metabolites = torch.linalg.vector_norm(columns @ est.amplitudes[..., None], dim=(1, 2))
         oracle = (metabolites / torch.linalg.vector_norm(y, dim=-1)).numpy()
         np.testing.assert_allclose(est.metabolite_fraction.numpy(), oracle, rtol=1e-5)

@@ -1,7 +1,7 @@
 """The shortcuts of the physics-head models' evaluation at the network's parameters
 (:mod:`scaloquant.models.physics`), against the float64 route they replace:
 
-* the CRLB of :func:`scaloquant.fit.batched.crlb` (Cholesky inverse where well conditioned)
+* the CRLB of :func:`scaloquant.fit.crlb.crlb` (Cholesky inverse where well conditioned)
   equals the eigen-decomposition pseudo-inverse's to rounding level, on both the Cholesky and
   the fallback route, priors included (the per-metabolite model's spread priors);
 * single-precision model columns (:data:`~scaloquant.models.physics.NETWORK_COLUMN_DTYPE`)
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from scaloquant.fit import batched
+from scaloquant.fit import crlb
+from scaloquant.fit.evaluation import evaluate, noise_var_from_residual, w_inner
 from scaloquant.io import default_basis
 from scaloquant.models import physics
 from scaloquant.models.physics import build_physics_quantifier, default_truth
@@ -52,7 +53,7 @@ def noisy():
 def _crlb_oracle(problem, ev, noise_var, monkeypatch):
     """The bound by the pseudo-inverse alone (every row refused by the Cholesky route)."""
     with monkeypatch.context() as patch:
-        patch.setattr(batched, "CHOLESKY_INVERSE_MAX", 0.0)
+        patch.setattr(crlb, "CHOLESKY_INVERSE_MAX", 0.0)
         return physics._crlb_sd(problem, ev, noise_var)
 
 
@@ -64,8 +65,8 @@ def test_crlb_by_cholesky_equals_the_pseudo_inverse(noisy, monkeypatch):
     assert problem.penalty_active
     y = model.data_window(fids)
     ones = torch.ones(len(fids), dtype=torch.float64)
-    ev = batched.evaluate(problem, theta, y, ones)
-    noise_var = batched.noise_var_from_residual(problem, ev)
+    ev = evaluate(problem, theta, y, ones)
+    noise_var = noise_var_from_residual(problem, ev)
     got = physics._crlb_sd(problem, ev, noise_var)
     want = _crlb_oracle(problem, ev, noise_var, monkeypatch)
     assert bool((want > 0).all())
@@ -79,11 +80,11 @@ def test_crlb_sd_of_an_unidentifiable_amplitude_takes_the_pseudo_inverse(noisy, 
     problem = model.problem()
     y = model.data_window(fids)
     ones = torch.ones(len(fids), dtype=torch.float64)
-    ev = batched.evaluate(problem, theta, y, ones)
+    ev = evaluate(problem, theta, y, ones)
     ev.columns[:, :, 1] = ev.columns[:, :, 0]
     ev.w_columns[:, :, 1] = ev.w_columns[:, :, 0]
-    ev.gram = batched.w_inner(problem, ev.columns, ev.columns)  # crlb's amplitude block
-    noise_var = batched.noise_var_from_residual(problem, ev)
+    ev.gram = w_inner(problem, ev.columns, ev.columns)  # crlb's amplitude block
+    noise_var = noise_var_from_residual(problem, ev)
     got = physics._crlb_sd(problem, ev, noise_var)
     want = _crlb_oracle(problem, ev, noise_var, monkeypatch)
     torch.testing.assert_close(got, want, rtol=1e-8, atol=0.0)

@@ -48,7 +48,7 @@ def parameter_errors(
     slices: Mapping[str, slice], theta: np.ndarray, truth: np.ndarray, *, lorentzian: bool = True
 ) -> dict[str, np.ndarray]:
     """Absolute errors of predicted parameters ``theta`` ``(n, P)`` against ``truth`` ``(n, P)``
-    (both in the layout ``slices`` of :meth:`scaloquant.fit.batched.Problem.slices`):
+    (both in the layout ``slices`` of :meth:`scaloquant.fit.problem.Problem.slices`):
     ``{"damping": (n, G) 1/s (only for a Lorentzian model), "shift": (n, G) Hz, "phase0": (n, 1)
     degrees, the difference wrapped to [-180, 180] first}``."""
     theta = np.asarray(theta, dtype=np.float64)

@@ -123,7 +123,7 @@ class FitConfig:
         (``J`` the bins within ``freeform_halfwidth_hz``), summing to 1, non-negative off the
         centre, under a second-difference smoothness prior of SD ``freeform_smoothness_sd``
         (in units of the noise, as the deviations' priors); fitted in the last pass, with the
-        per-metabolite deviations (:func:`scaloquant.fit.batched.make_problem`).
+        per-metabolite deviations (:func:`scaloquant.fit.problem.make_problem`).
     freeform_halfwidth_hz : half-width of the free-form kernel, Hz.
     freeform_smoothness_sd : SD of the kernel's second differences (its smoothness prior).
     freeform_prior : ``"lcmodel"``: the prior on the kernel's own second differences (LCModel's;
@@ -152,7 +152,7 @@ class FitConfig:
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
-        :func:`scaloquant.fit.batched.prepare_basis`.
+        :func:`scaloquant.fit.problem.prepare_basis`.
     shift_prior_sd_hz, damping_prior_sd_per_s : per-metabolite deviations from
         their group's shift and damping, held by zero-mean Gaussian priors of these SDs
         (LCModel's approach); ``None`` for none.
@@ -160,7 +160,7 @@ class FitConfig:
         only (other groupings ignore them): each metabolite's damping and shift held about
         the metabolites' unweighted mean (the spectrum's common damping and shift, itself
         free) by a Gaussian prior of this SD, ``sum_m (x_m - mean x)^2 / sd^2`` noise
-        variances (:func:`scaloquant.fit.batched.spread_prior`); added in a last pass after
+        variances (:func:`scaloquant.fit.problem.spread_prior`); added in a last pass after
         the search, weighted by the noise variance of the residual before it (0 on a
         noiseless spectrum, which the fit then meets exactly), and part of the CRLB.
         ``None`` (the default, so configs and checkpoints written before them keep their
@@ -511,7 +511,7 @@ class FitStart:
 #: for spectra of the simulator (the family of the paper's Eq. 1): a damping and a shift per
 #: metabolite, no baseline, with the restarts, twin swaps, re-centred shift bounds and second
 #: search of :mod:`scaloquant.fit.search` and the LM damping in scaled parameters
-#: (:data:`scaloquant.fit.batched.SCALING_FLOOR_PER_METABOLITE`), and in a last pass the
+#: (:data:`scaloquant.fit.problem.SCALING_FLOOR_PER_METABOLITE`), and in a last pass the
 #: dampings and shifts held about their common value by the spread priors of the simulator's
 #: own spread (``damping_spread_prior_sd_per_s``): exact on 64 of 64 noiseless spectra of the
 #: default simulator, SD within +-25 % of the CRLB at SNR 30 for NAA, Cr, PCr, GPC+PCho, Ins

@@ -27,7 +27,7 @@ class FitResult:
     amplitudes : ``(..., M)`` amplitudes on the basis scale (data ~ sum of amplitude x basis FID).
     crlb_sd : ``(..., M)`` Cramér–Rao lower bound of each amplitude, as a standard deviation in
         amplitude units, from the Fisher information of all fitted parameters (see
-        :func:`scaloquant.fit.batched.crlb`). For an amplitude at its bound 0 it is still the unconstrained
+        :func:`scaloquant.fit.crlb.crlb`). For an amplitude at its bound 0 it is still the unconstrained
         bound at the fitted lineshape (that metabolite's damping and shift are then taken as
         known, being unidentifiable).
     crlb_pct : ``(..., M)`` ``100 crlb_sd / amplitude``, LCModel's %SD; ``inf`` for an amplitude
@@ -60,7 +60,7 @@ class FitResult:
         (:func:`scaloquant.fit.basis_grid.basis_on_grid`).
     lineshape_kernel : ``(..., 2 J + 1)`` the free-form lineshape's kernel (``lineshape=
         "freeform"``) on bin offsets ``0, -J..-1, 1..J`` (centre first; the offsets of
-        :func:`scaloquant.fit.batched.make_problem`); ``None`` otherwise.
+        :func:`scaloquant.fit.problem.make_problem`); ``None`` otherwise.
     baseline_ed_per_ppm : ``(...)`` effective dimensions per ppm of the spline baseline each
         spectrum was fitted with (chosen per spectrum with ``baseline_stiffness="ftest"``); NaN
         without a spline baseline (``None`` in results of the retired scipy solver).

@@ -5,7 +5,7 @@ preset) the residual has many local minima: multiplets a few Hz apart and near-i
 spectra (Cr/PCr, GPC/PCho) let a metabolite settle on a neighbour's line, and no continuous
 path leads a local fit out. The measures below escape them (those of the scipy fit this
 package had until issue 12, made here for a whole batch at once on
-:func:`scaloquant.fit.batched.levenberg_marquardt`):
+:func:`scaloquant.fit.lm.levenberg_marquardt`):
 
 * Re-centred shift bounds (:func:`weighted_median_shift`): after every continuation stage the
   shift bounds are centred on the amplitude-weighted median shift of the groups found, not on
@@ -39,7 +39,10 @@ import torch
 from ..types import BasisSet
 from . import batched
 from .config import FitConfig
+from .evaluation import evaluate
+from .lm import Solution, levenberg_marquardt
 from .model import LOST_MARGIN, MISFIT_RATIO, twin_groups
+from .problem import Problem, parameter_bounds
 
 #: LM iterations of a move's probe, and the margin over the current cost it must be within.
 PROBE_ITERATIONS = 5
@@ -53,7 +56,7 @@ PROBE_MARGIN = 0.05
 FOLLOW_MIN = 0.5
 #: A move fitted to the end after its probe gives up where its Gauss-Newton model predicts no
 #: minimum below the current cost plus this many noise variances (``stop_var``;
-#: :func:`scaloquant.fit.batched.levenberg_marquardt` ``give_up``): it would not be kept. Not in the
+#: :func:`scaloquant.fit.lm.levenberg_marquardt` ``give_up``): it would not be kept. Not in the
 #: probes: from a swapped or reset start the model's predicted decrease is far below the one
 #: the iterations find (applied there with no margin, 21 of 128 spectra lost a kept move). 128
 #: SNR-30 spectra of ``bench_fit_engine.py`` (seed 1), amplitudes against the search without
@@ -79,7 +82,7 @@ def twins(basis: BasisSet, config: FitConfig, group_of: np.ndarray) -> tuple:
 
 
 def weighted_median_shift(
-    problem: batched.Problem, theta: torch.Tensor, amplitudes: torch.Tensor, previous: torch.Tensor
+    problem: Problem, theta: torch.Tensor, amplitudes: torch.Tensor, previous: torch.Tensor
 ) -> torch.Tensor:
     """``(B,)`` amplitude-weighted median of the group shifts of ``theta`` ``(B, P)``
     (amplitudes ``(B, M)``); ``previous`` ``(B,)`` where every amplitude is 0. Weighted, so that
@@ -97,7 +100,7 @@ def weighted_median_shift(
 
 
 def lost_groups(
-    problem: batched.Problem, config: FitConfig, theta: torch.Tensor, centre_hz: torch.Tensor
+    problem: Problem, config: FitConfig, theta: torch.Tensor, centre_hz: torch.Tensor
 ) -> torch.Tensor:
     """``(B, G)``: groups whose shift lies in the outer :data:`LOST_MARGIN` of its bounds about
     ``centre_hz`` ``(B,)`` or whose damping lies in the top :data:`LOST_MARGIN` of its range."""
@@ -118,23 +121,23 @@ def _median_of_others(values: torch.Tensor, lost: torch.Tensor) -> torch.Tensor:
 
 
 def global_moves(
-    problem: batched.Problem,
+    problem: Problem,
     config: FitConfig,
-    solution: batched.Solution,
+    solution: Solution,
     y: torch.Tensor,
     noise_var: torch.Tensor,
     centre_hz: torch.Tensor,
     twin_pairs: tuple,
     fixed_amplitudes: torch.Tensor | None = None,
     stop_var: torch.Tensor | None = None,
-) -> batched.Solution:
+) -> Solution:
     """Resets of lost groups and twin swaps (module docstring) from ``solution`` of the data
     windows ``y`` ``(B, K)``, each kept for the spectra whose cost drops; returns the best fit
     of every spectrum, its iterations counting those of the moves. ``fixed_amplitudes``
-    ``(B, M)``: amplitudes held fixed (:func:`scaloquant.fit.batched.evaluate`); ``stop_var``
+    ``(B, M)``: amplitudes held fixed (:func:`scaloquant.fit.evaluation.evaluate`); ``stop_var``
     ``(B,)``: the noise variance of the LM's stopping rule
-    (:func:`scaloquant.fit.batched.levenberg_marquardt`)."""
-    lower, upper = batched.parameter_bounds(problem, centre_hz, config)
+    (:func:`scaloquant.fit.lm.levenberg_marquardt`)."""
+    lower, upper = parameter_bounds(problem, centre_hz, config)
     sl = problem.slices()
     theta = solution.theta.clone()
     cost = solution.evaluation.cost.clone()
@@ -150,9 +153,9 @@ def global_moves(
 
         def fit(
             sub: torch.Tensor, start: torch.Tensor, n_iter: int, give_up: torch.Tensor | None = None
-        ) -> batched.Solution:
+        ) -> Solution:
             r = rows[sub]
-            return batched.levenberg_marquardt(
+            return levenberg_marquardt(
                 problem,
                 start,
                 y[r],
@@ -227,9 +230,9 @@ def global_moves(
     # a swap moves the other groups too: one that the swap left on a bound gets its reset
     resets(swapped)
     if torch.equal(theta, solution.theta):
-        return batched.Solution(theta, solution.evaluation, iterations, solution.converged)
+        return Solution(theta, solution.evaluation, iterations, solution.converged)
     # the evaluation (and convergence) at the best parameters: a short polish from there
-    last = batched.levenberg_marquardt(
+    last = levenberg_marquardt(
         problem,
         theta,
         y,
@@ -241,22 +244,20 @@ def global_moves(
         column_dtype=batched.TRIAL_DTYPE,
         stop_var=stop_var,
     )
-    return batched.Solution(
-        last.theta, last.evaluation, iterations + last.iterations, last.converged
-    )
+    return Solution(last.theta, last.evaluation, iterations + last.iterations, last.converged)
 
 
 def second_search(
-    stages: list[batched.Problem],
-    final: batched.Problem,
+    stages: list[Problem],
+    final: Problem,
     config: FitConfig,
     fids: torch.Tensor,
     y: torch.Tensor,
-    solution: batched.Solution,
+    solution: Solution,
     centre_hz: torch.Tensor,
     twin_pairs: tuple,
     region_var: torch.Tensor,
-) -> batched.Solution:
+) -> Solution:
     """The search again (continuation, final fit, moves) for the spectra of ``fids`` ``(B, N)``
     whose cost in ``solution`` exceeds :data:`MISFIT_RATIO` squared times that of noise of
     variance ``region_var`` ``(B,)`` (per real part), from every group at the median shift
@@ -272,9 +273,9 @@ def second_search(
     theta[:, sl["shift"]] = centre_hz[rows, None]
     centre = centre_hz[rows]
     theta, centre = batched.continuation(stages, config, fids[rows], theta, centre, True)
-    lower, upper = batched.parameter_bounds(final, centre, config)
+    lower, upper = parameter_bounds(final, centre, config)
     ones = torch.ones(rows.numel(), dtype=torch.float64, device=y.device)
-    sol = batched.levenberg_marquardt(
+    sol = levenberg_marquardt(
         final, theta, y[rows], ones, lower, upper, max_iterations=config.max_iterations,
         column_dtype=batched.TRIAL_DTYPE, stop_var=region_var[rows],
     )  # fmt: skip
@@ -292,5 +293,5 @@ def second_search(
     converged = solution.converged.clone()
     converged[won] = sol.converged[better]
     ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-    evaluation = batched.evaluate(final, theta, y, ones)  # at the best of the two, every row
-    return batched.Solution(theta, evaluation, iterations, converged)
+    evaluation = evaluate(final, theta, y, ones)  # at the best of the two, every row
+    return Solution(theta, evaluation, iterations, converged)

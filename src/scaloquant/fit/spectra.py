@@ -175,7 +175,7 @@ def prepared_on_grid(
     that grid (its reference corrected from its singlets where needed), that basis with the
     configured macromolecules (what the fit's model uses), the conversions made)``."""
     from .basis_grid import basis_on_grid, basis_reference_from_singlets
-    from .batched import prepare_basis, same_scanner
+    from .problem import prepare_basis, same_scanner
 
     basis, referenced = basis_reference_from_singlets(basis)
     on_grid, conversions = basis_on_grid(basis, acquisition)
@@ -275,6 +275,7 @@ def _solve(
     Measured (docs/fit.md): the same choice as refitting every candidate on the six in-vivo
     spectra of ``../shared``, with 2 refits a spectrum instead of 7."""
     from . import batched
+    from .problem import group_layout
 
     if config.baseline_kind != "spline" or config.baseline_stiffness == "fixed":
         fit = batched.solve(fids, basis, config, region_noise_sd=region, start=start)
@@ -283,7 +284,7 @@ def _solve(
     candidates = config.baseline_ed_candidates_per_ppm
     reference_config = replace(config, baseline_ed_per_ppm=candidates[-1])
     fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
-    first = batched.first_members(batched.group_layout(basis, config)[0])
+    first = batched.first_members(group_layout(basis, config)[0])
 
     def refit(k: int, rows: np.ndarray):
         """The spectra ``rows`` refitted from the reference with candidate ``k``."""
@@ -391,10 +392,10 @@ def _batched_result(
     """The :class:`FitResult` of a :class:`~scaloquant.fit.batched.BatchedFit` of the FIDs
     ``fids`` ``(B, N)`` (``fid``'s, as fitted) on ``prepared``, with the outputs derived from
     the fitted spectra (linewidth, SNR)."""
-    from . import batched
+    from .problem import make_problem
 
     batch_shape, m = fid.batch_shape, prepared.n_metabolites
-    problem = batched.make_problem(prepared, config, device="cpu")
+    problem = make_problem(prepared, config, device="cpu")
     sd = np.sqrt(np.diagonal(fit.covariance, axis1=1, axis2=2))
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(fit.amplitudes > 0, 100.0 * sd / fit.amplitudes, np.inf)
@@ -525,7 +526,7 @@ def _rebuild(
         spectrum = axes.spectrum(z)
         if result.lineshape_kernel is None:
             columns = spectrum[..., window]
-        else:  # the free-form kernel: sum_j s_j S(f_k - j), as batched.kernel_window_columns
+        else:  # the free-form kernel: sum_j s_j S(f_k - j), as physics.model.kernel_window_columns
             kernel = result.lineshape_kernel.reshape(n, -1)[rows]
             offsets = problem.kernel_offsets.tolist()
             columns = sum(
@@ -559,7 +560,7 @@ def _linewidth_hz(result: FitResult, basis: BasisSet) -> np.ndarray:
     n_fft = LINEWIDTH_ZERO_FILL * z.shape[-1]
     spec = axes.spectrum(z, n_fft)
     if result.lineshape_kernel is not None:
-        from .batched import kernel_offsets
+        from .problem import kernel_offsets
 
         kernel = result.lineshape_kernel.reshape(z.shape[0], -1)
         offsets = kernel_offsets((kernel.shape[1] - 1) // 2)
@@ -599,12 +600,12 @@ def _crossing(hz: np.ndarray, row: np.ndarray, a: int, c: int, half: float) -> f
 def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
     """:func:`~scaloquant.fit.fitted_spectra` for a result of the batched solver: ``basis``
     is the one given to the fit (it is prepared again the same way)."""
-    from . import batched
+    from .problem import make_problem
 
     prepared, _ = _prepared(basis, fid, result.config)
     if prepared.names != result.names:
         raise InvalidDataError("the basis set's metabolites differ from those of the fit result")
-    problem = batched.make_problem(prepared, result.config, device="cpu")
+    problem = make_problem(prepared, result.config, device="cpu")
     flat = result.flat()
     if result.removed_water is None:
         fids = _without_water(fid, result.config)

@@ -5,14 +5,14 @@ least squares, and ``K`` Levenberg–Marquardt iterations of the fit polish the 
 Pipeline for complex FIDs ``x`` ``(B, N)`` on the model's acquisition grid::
 
     theta0 = parameters(encoder(x))             network: group damping, shift, Gaussian, phases
-    a0     = NNLS(S(theta0), y)                 scaloquant.fit.batched.evaluate
-    theta  = LM^K(theta0)                       scaloquant.fit.batched.levenberg_marquardt
-    a, sd  = NNLS(S(theta), y), CRLB(theta)     scaloquant.fit.batched.crlb
+    a0     = NNLS(S(theta0), y)                 scaloquant.fit.evaluation.evaluate
+    theta  = LM^K(theta0)                       scaloquant.fit.lm.levenberg_marquardt
+    a, sd  = NNLS(S(theta), y), CRLB(theta)     scaloquant.fit.crlb.crlb
     sd_net = c * CRLB(theta0)                   the network's own SD, c calibrated per amplitude
 
-``y`` is the data window of the fit (:func:`scaloquant.fit.batched.data_window`) and ``S`` its
+``y`` is the data window of the fit (:func:`scaloquant.fit.problem.data_window`) and ``S`` its
 model columns (:mod:`scaloquant.physics.model`); the basis (on the acquisition grid, with the
-fit's macromolecules, :func:`scaloquant.fit.batched.prepare_basis`) is a buffer of the module, so
+fit's macromolecules, :func:`scaloquant.fit.problem.prepare_basis`) is a buffer of the module, so
 a checkpoint needs no basis file. ``K = 0`` is the network with NNLS only. Amplitudes are on the
 basis scale, as the fit's; the per-metabolite deviations of the fit's ``invivo`` model are not
 predicted (they start at 0 and only the polish moves them). The model is the fit's ``invivo``
@@ -48,6 +48,20 @@ from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import batched, search
 from ..fit.config import FitConfig
+from ..fit.crlb import crlb
+from ..fit.evaluation import (
+    Evaluation,
+    baseline_coefficients,
+    columns,
+    complex_residual,
+    evaluate,
+    noise_var_from_residual,
+    stack,
+    w_inner,
+)
+from ..fit.lm import Solution, _put, _take, levenberg_marquardt
+from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
+from ..fit.start import cross_correlation_shift_hz
 from ..threads import run_side_by_side
 from ..types import Acquisition, BasisSet
 from .cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm, kernel_tuple
@@ -259,7 +273,7 @@ class PhysicsEstimate(NamedTuple):
     """What :meth:`PhysicsQuantifier.estimate` returns for ``B`` spectra (float64 tensors).
 
     ``amplitudes`` ``(B, M)``; ``sd`` ``(B, M)`` CRLB standard deviations of the polished model;
-    ``theta`` ``(B, P)`` the fit's parameter layout (:class:`scaloquant.fit.batched.Problem`);
+    ``theta`` ``(B, P)`` the fit's parameter layout (:class:`scaloquant.fit.problem.Problem`);
     ``network_theta`` ``(B, P)`` the network's prediction before the polish; ``noise_sd``
     ``(B,)`` per real part (from the residual); ``network_sd`` ``(B, M)`` the network's own
     SD: the CRLB at ``network_theta`` (noise level from its residual) times the calibration
@@ -314,7 +328,7 @@ def _ranges(config: PhysicsQuantifierConfig, n_groups: int) -> tuple[torch.Tenso
 
 
 def theta_from_outputs(
-    problem: batched.Problem, outputs: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+    problem: Problem, outputs: torch.Tensor, low: torch.Tensor, high: torch.Tensor
 ) -> torch.Tensor:
     """The fit's ``theta`` ``(B, P)`` (float64; deviations 0) from network outputs ``(B, 3 G +
     3)`` (module docstring); ``low``, ``high`` ``(3 G + 1,)``."""
@@ -332,7 +346,7 @@ def theta_from_outputs(
 
 
 def normalised_theta(
-    problem: batched.Problem, theta: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+    problem: Problem, theta: torch.Tensor, low: torch.Tensor, high: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``theta`` ``(B, P)`` in the network's units: ``(u (B, 3 G + 1)`` in ``[0, 1]`` for the
     ranged parameters, ``phi0 (B,)`` in rad)`` (the inverse of :func:`theta_from_outputs` before
@@ -343,10 +357,10 @@ def normalised_theta(
 
 
 def least_squares_amplitudes(
-    problem: batched.Problem, theta: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-6
+    problem: Problem, theta: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-6
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable amplitudes for training: the unconstrained least-squares solution in the
-    fit's baseline-eliminating metric ``W`` (:mod:`scaloquant.fit.batched`), clamped at 0, and
+    fit's baseline-eliminating metric ``W`` (:mod:`scaloquant.fit.evaluation`), clamped at 0, and
     the relative residual ``|y - S a|_W^2 / |y|_W^2`` ``(B,)`` with those clamped amplitudes.
 
     ``theta`` ``(B, P)``, ``y`` ``(B, K)`` -> ``(a (B, M), relative residual (B,))``, computed
@@ -356,20 +370,20 @@ def least_squares_amplitudes(
     """
     dtype = problem.time_s.dtype
     theta = theta.to(dtype)
-    cols = batched.stack(batched.columns(problem, theta)[0])
-    ys = batched.stack(y.to(problem.fids.dtype)[..., None])
-    gram = batched.w_inner(problem, cols, cols)
-    h = batched.w_inner(problem, cols, ys)
+    cols = stack(columns(problem, theta)[0])
+    ys = stack(y.to(problem.fids.dtype)[..., None])
+    gram = w_inner(problem, cols, cols)
+    h = w_inner(problem, cols, ys)
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
     scale = torch.diagonal(gram, dim1=-2, dim2=-1).amax(-1).clamp_min(1e-300)
     a = torch.linalg.solve(gram + ridge * scale[:, None, None] * eye, h)[..., 0].clamp_min(0.0)
     r = ys - cols @ a[..., None]
-    cost = batched.w_inner(problem, r, r)[:, 0, 0]
-    norm = batched.w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
+    cost = w_inner(problem, r, r)[:, 0, 0]
+    norm = w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
     return a, cost / norm
 
 
-def problem_in(problem: batched.Problem, dtype: torch.dtype) -> batched.Problem:
+def problem_in(problem: Problem, dtype: torch.dtype) -> Problem:
     """``problem`` with its real tensors in ``dtype`` and its complex ones in the matching
     complex type (integer and boolean tensors as they are)."""
     cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
@@ -390,7 +404,7 @@ def problem_in(problem: batched.Problem, dtype: torch.dtype) -> batched.Problem:
 #: spectra at SNR 30 (a ``train --preset tiny`` network): amplitudes moved by at most 4e-7 of
 #: their CRLB SD (1.5e-7 of the spectrum's largest amplitude), SDs by at most 3e-7 relative
 #: (``tests/unit/test_models_physics_speed.py`` bounds both at 1e-4); 2.5x faster at ``K = 0``
-#: with the CRLB's Cholesky route (:data:`scaloquant.fit.batched.CHOLESKY_INVERSE_MAX`).
+#: with the CRLB's Cholesky route (:data:`scaloquant.fit.crlb.CHOLESKY_INVERSE_MAX`).
 NETWORK_COLUMN_DTYPE = batched.TRIAL_DTYPE
 #: The network's model where it predicts (:meth:`PhysicsQuantifier.estimate`: the evaluation
 #: at the network's parameters, its CRLB, the polish) is formed on the fit's decimated band
@@ -409,32 +423,30 @@ NETWORK_MODEL_DECIMATED = True
 NETWORK_CPU_CHUNK = 64
 
 
-def _crlb_sd(problem: batched.Problem, ev: batched.Evaluation, noise_var: torch.Tensor):
+def _crlb_sd(problem: Problem, ev: Evaluation, noise_var: torch.Tensor):
     """CRLB standard deviations ``(B, M)`` of the amplitudes of evaluation ``ev``: the fit's
-    bound (:func:`scaloquant.fit.batched.crlb`, priors included)."""
-    cov, _ = batched.crlb(problem, ev, noise_var)
+    bound (:func:`scaloquant.fit.crlb.crlb`, priors included)."""
+    cov, _ = crlb(problem, ev, noise_var)
     m = problem.n_metabolites
     return torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).clamp_min(0).sqrt()
 
 
-def relative_fit_residual(
-    problem: batched.Problem, ev: batched.Evaluation, y: torch.Tensor
-) -> torch.Tensor:
+def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
     """``|y - S a - B c| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation
     ``ev``, the baseline ``B c`` solved from the residual as the fit solves it: the definition
     of the fit's ``fit_residual`` quality column (``scaloquant.quantify.run._fit_checks``, the
     Euclidean norms of the data and the residual over the window); NaN for an empty window."""
-    r = batched.complex_residual(ev)
-    r = r - batched.baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+    r = complex_residual(ev)
+    r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
     return _over_data(r, y)
 
 
-def metabolite_fraction(ev: batched.Evaluation, y: torch.Tensor) -> torch.Tensor:
+def metabolite_fraction(ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
     """``|S a| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation ``ev``: the
     fitted metabolites (macromolecules and lipids included, the baseline not) against the data,
     as the fit's :attr:`scaloquant.fit.FitResult.metabolite_fraction` (the quality checks
     ``baseline_cancels`` and ``no_metabolites``); NaN for an empty window."""
-    return _over_data(y - batched.complex_residual(ev), y)
+    return _over_data(y - complex_residual(ev), y)
 
 
 def _over_data(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -491,14 +503,14 @@ class PhysicsQuantifier(nn.Module):
                 f"basis FIDs have shape {fids.shape}; the model needs {(m, n)}"
             )
         self.register_buffer("basis_fids", torch.tensor(np.array(fids), dtype=torch.complex128))
-        groups, _ = batched.group_layout(basis_from_config(config, fids), config.fit_config)
+        groups, _ = group_layout(basis_from_config(config, fids), config.fit_config)
         self.n_groups = int(groups.max()) + 1
         self.encoder = Quantifier(config.encoder_config(n_outputs(self.n_groups)))
         low, high = _ranges(config, self.n_groups)
         self.register_buffer("range_low", low)
         self.register_buffer("range_high", high)
         # Problems by (deviations, dtype), for the basis buffer in the state recorded beside
-        self._problems: dict[tuple, batched.Problem] = {}
+        self._problems: dict[tuple, Problem] = {}
         self._problem_state: tuple | None = None
 
     @property
@@ -530,8 +542,8 @@ class PhysicsQuantifier(nn.Module):
         deviations: bool = True,
         dtype: torch.dtype = torch.float64,
         decimated: bool = False,
-    ) -> batched.Problem:
-        """The fit's :class:`~scaloquant.fit.batched.Problem` on the module's device (cached;
+    ) -> Problem:
+        """The fit's :class:`~scaloquant.fit.problem.Problem` on the module's device (cached;
         rebuilt when the basis buffer changes, e.g. after loading weights). ``dtype``
         ``float32`` gives a single-precision copy (:func:`problem_in`), for the training loss.
         ``decimated``: on the fit's decimated band (:data:`NETWORK_MODEL_DECIMATED`), else on
@@ -542,7 +554,7 @@ class PhysicsQuantifier(nn.Module):
             self._problems, self._problem_state = {}, state
         key = (deviations, dtype, decimated)
         if key not in self._problems:
-            problem = batched.make_problem(
+            problem = make_problem(
                 self.basis(),
                 self._grid_config(decimated),
                 deviations=deviations,
@@ -551,15 +563,15 @@ class PhysicsQuantifier(nn.Module):
             self._problems[key] = problem_in(problem, dtype)
         return self._problems[key]
 
-    def predicting_problem(self, *, deviations: bool = True) -> batched.Problem:
+    def predicting_problem(self, *, deviations: bool = True) -> Problem:
         """The problem :meth:`estimate` predicts with (:data:`NETWORK_MODEL_DECIMATED`)."""
         return self.problem(deviations=deviations, decimated=NETWORK_MODEL_DECIMATED)
 
-    def _decimated(self, problem: batched.Problem) -> bool:
+    def _decimated(self, problem: Problem) -> bool:
         """Whether ``problem`` (one of :meth:`problem`'s) is formed on fewer than ``N`` samples."""
         return problem.fids.shape[-1] != self.config.n_points
 
-    def exact_twin(self, problem: batched.Problem, *, deviations: bool) -> batched.Problem | None:
+    def exact_twin(self, problem: Problem, *, deviations: bool) -> Problem | None:
         """``problem`` (one of :meth:`problem`'s, with ``deviations``) on all ``N`` samples, for
         the near-noiseless spectra, where it is decimated; ``None`` where it is not."""
         return self.problem(deviations=deviations) if self._decimated(problem) else None
@@ -575,7 +587,7 @@ class PhysicsQuantifier(nn.Module):
             )
         return self._problems[key]
 
-    def stage_problem(self, broadening_per_s: float, *, decimated: bool = False) -> batched.Problem:
+    def stage_problem(self, broadening_per_s: float, *, decimated: bool = False) -> Problem:
         """The fit's continuation stage ``broadening_per_s`` (no deviations; cached with
         :meth:`problem`'s; ``decimated`` as there)."""
         self.problem()  # drops the cache when the basis buffer has changed
@@ -591,7 +603,7 @@ class PhysicsQuantifier(nn.Module):
 
     def data_window(self, fids: torch.Tensor) -> torch.Tensor:
         """The fit's data window ``(B, K)`` of FIDs ``(B, N)``."""
-        return batched.data_window(self.problem(), fids.to(torch.complex128))
+        return data_window(self.problem(), fids.to(torch.complex128))  # fit.problem.data_window
 
     def window_scaled(self, fids: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         """FIDs ``(B, N)`` divided by the RMS of their spectrum over the fit's window
@@ -615,18 +627,18 @@ class PhysicsQuantifier(nn.Module):
         return theta_from_outputs(self.problem(), out.z, self.range_low, self.range_high)
 
     def checked_start(
-        self, problem: batched.Problem, y: torch.Tensor, theta: torch.Tensor, cost: torch.Tensor
+        self, problem: Problem, y: torch.Tensor, theta: torch.Tensor, cost: torch.Tensor
     ) -> torch.Tensor:
         """The polish's start ``(B, P)``: ``theta`` (the network's), or, for the spectra where
         that gives a lower cost, ``theta`` with every group shift set to the fit's own start
-        (``batched.cross_correlation_shift_hz`` over the window ``y`` ``(B, K)``; ``cost``
+        (``cross_correlation_shift_hz`` over the window ``y`` ``(B, K)``; ``cost``
         ``(B,)`` is ``theta``'s). A real spectrum unlike the training signals can push the
         predicted shift far off (the spant Philips spectrum, 400 s `quick` model: -24 Hz against
         the fit's -1.8 Hz, tNAA/tCr 0 after the polish; 1.10 from the shift checked here; that
         model was trained with the unbroadened reconstruction term, which drove its shift output
         to the range edge; retrained with the supervised-only default: -1.14 Hz)."""
         sl = problem.slices()["shift"]
-        shift = batched.cross_correlation_shift_hz(
+        shift = cross_correlation_shift_hz(
             problem,
             y,
             self.config.fit_config.global_shift_range_hz,
@@ -635,17 +647,17 @@ class PhysicsQuantifier(nn.Module):
         other = theta.clone()
         other[:, sl] = shift[:, None].to(theta.dtype)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-        better = batched.evaluate(problem, other, y, ones).cost < cost
+        better = evaluate(problem, other, y, ones).cost < cost
         return torch.where(better[:, None], other, theta)
 
     def moves_where_inexact(
         self,
-        problem: batched.Problem,
-        sol: batched.Solution,
+        problem: Problem,
+        sol: Solution,
         y: torch.Tensor,
         noise_var: torch.Tensor,
         centre: torch.Tensor,
-    ) -> batched.Solution:
+    ) -> Solution:
         """The fit's global moves (:func:`scaloquant.fit.search.global_moves`) from ``sol`` for
         the spectra of ``y`` ``(B, K)`` whose model is not already exact: relative residual
         ``|y - S a|_W^2 / |y|_W^2`` above :data:`EXACT_RELATIVE_COST` (a noiseless spectrum the
@@ -653,17 +665,17 @@ class PhysicsQuantifier(nn.Module):
         them took most of the polish's time on noiseless spectra). ``centre`` ``(B,)``: the
         shift bounds' centre; on a decimated ``problem`` the threshold is
         :data:`EXACT_RELATIVE_COST_DECIMATED`. Returns the solution of every spectrum."""
-        ys = batched.stack(y[..., None])
-        norm = batched.w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
+        ys = stack(y[..., None])
+        norm = w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
         exact = EXACT_RELATIVE_COST_DECIMATED if self._decimated(problem) else EXACT_RELATIVE_COST
         rows = torch.nonzero(sol.evaluation.cost / norm > exact)[:, 0]
         if rows.numel() == 0:
             return sol
         # the LM's own evaluation of those rows (what the moves got before the selection; no
         # second evaluation)
-        sub = batched.Solution(
+        sub = Solution(
             sol.theta[rows],
-            batched._take(sol.evaluation, rows),
+            _take(sol.evaluation, rows),
             sol.iterations[rows],
             sol.converged[rows],
         )
@@ -680,9 +692,9 @@ class PhysicsQuantifier(nn.Module):
             return moved
         # every spectrum's own evaluation: the moved ones' from the moves
         everyone = torch.arange(y.shape[0], device=rows.device)
-        out = batched.Solution(
+        out = Solution(
             sol.theta.clone(),
-            batched._take(sol.evaluation, everyone),
+            _take(sol.evaluation, everyone),
             sol.iterations.clone(),
             sol.converged.clone(),
         )
@@ -691,7 +703,7 @@ class PhysicsQuantifier(nn.Module):
             moved.iterations,
             moved.converged,
         )
-        batched._put(out.evaluation, rows, moved.evaluation)
+        _put(out.evaluation, rows, moved.evaluation)
         return out
 
     @torch.no_grad()
@@ -719,9 +731,9 @@ class PhysicsQuantifier(nn.Module):
         )
         theta0 = theta0.to(torch.float64)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-        ev = batched.evaluate(problem, theta0, y, ones, column_dtype=NETWORK_COLUMN_DTYPE)
+        ev = evaluate(problem, theta0, y, ones, column_dtype=NETWORK_COLUMN_DTYPE)
         if exact is None:
-            noise_var = batched.noise_var_from_residual(problem, ev)
+            noise_var = noise_var_from_residual(problem, ev)
         else:
             ev, noise_var = batched.evaluate_on_the_full_grid(
                 exact, problem, theta0, ev, y, ones, NETWORK_COLUMN_DTYPE
@@ -739,7 +751,7 @@ class PhysicsQuantifier(nn.Module):
             theta, centre = batched.continuation(
                 stages, fit_config, fids.to(torch.complex128), theta, centre
             )
-        lower, upper = batched.parameter_bounds(problem, centre, fit_config)
+        lower, upper = parameter_bounds(problem, centre, fit_config)
         # the per-metabolite model's spread priors (fit_config.has_spread_priors) are added,
         # as in the fit, in a last pass weighed with the polished residual's variance: weighed
         # at the network's start they held a noiseless polish off the truth (MAE 0.036)
@@ -751,7 +763,7 @@ class PhysicsQuantifier(nn.Module):
             # default spectra from a start 2/s, 1 Hz off, 64 spectra, amplitude MAE 0.12 after
             # 40 one-iteration calls against 0.063 after one call of 60)
             searched = self.predicting_problem(deviations=False) if spread else problem
-            sol = batched.levenberg_marquardt(
+            sol = levenberg_marquardt(
                 searched,
                 theta,
                 y,
@@ -770,9 +782,9 @@ class PhysicsQuantifier(nn.Module):
                 sol = batched.finish_on_the_full_grid(
                     exact, problem, sol, y, noise_var, lower, upper, None, None, k
                 )
-            noise_var = batched.noise_var_from_residual(searched, sol.evaluation)
+            noise_var = noise_var_from_residual(searched, sol.evaluation)
             if spread:
-                sol = batched.levenberg_marquardt(
+                sol = levenberg_marquardt(
                     problem,
                     sol.theta,
                     y,
@@ -786,7 +798,7 @@ class PhysicsQuantifier(nn.Module):
                     sol = batched.finish_on_the_full_grid(
                         exact, problem, sol, y, noise_var, lower, upper, None, None, k
                     )
-                noise_var = batched.noise_var_from_residual(problem, sol.evaluation)
+                noise_var = noise_var_from_residual(problem, sol.evaluation)
             theta, ev = sol.theta, sol.evaluation
             k = 0
         for _ in range(k):
@@ -795,18 +807,16 @@ class PhysicsQuantifier(nn.Module):
             # would hold the deviations at 0 (noiseless invivo spectra, 10 iterations from a
             # start 2/s, 1.5 Hz, 0.1 rad off: amplitude MAE 0.005 against 0.22 with the
             # start's noise level kept; the fit's no-deviation stage first: 0.06)
-            sol = batched.levenberg_marquardt(
-                problem, theta, y, noise_var, lower, upper, max_iterations=1
-            )
+            sol = levenberg_marquardt(problem, theta, y, noise_var, lower, upper, max_iterations=1)
             theta, ev = sol.theta, sol.evaluation
-            noise_var = batched.noise_var_from_residual(problem, ev)
+            noise_var = noise_var_from_residual(problem, ev)
         if k and exact is not None:
             # near-noiseless spectra end on all N samples, with the last noise level
             sol = batched.finish_on_the_full_grid(
                 exact, problem, sol, y, noise_var, lower, upper, None, None, k
             )
             theta, ev = sol.theta, sol.evaluation
-            noise_var = batched.noise_var_from_residual(problem, ev)
+            noise_var = noise_var_from_residual(problem, ev)
         sd = sd0 if theta is theta0 else _crlb_sd(problem, ev, noise_var)
         residual = relative_fit_residual(problem, ev, y)
         fraction = metabolite_fraction(ev, y)
@@ -966,7 +976,7 @@ class PhysicsQuantifier(nn.Module):
 _INVIVO_GROUP = {"metabolites": 0, "macromolecules": 1, "lipids": 2}
 
 
-def invivo_truth(problem: batched.Problem, params) -> tuple[np.ndarray, np.ndarray]:
+def invivo_truth(problem: Problem, params) -> tuple[np.ndarray, np.ndarray]:
     """The true ``theta`` ``(B, P)`` and amplitudes ``(B, M)`` of ``invivo`` parameters
     (:class:`scaloquant.simulate.invivo.InvivoParameters`) in ``problem``'s layout.
 
@@ -1011,7 +1021,7 @@ def invivo_truth(problem: batched.Problem, params) -> tuple[np.ndarray, np.ndarr
 
 
 def default_truth(
-    problem: batched.Problem,
+    problem: Problem,
     params,
     names: tuple[str, ...],
     phase1_pivot_ppm: float,

@@ -382,7 +382,7 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
         if value is not None:
             out[name] = np.asarray(value, dtype=np.float64).reshape(n)
     if result.lineshape_kernel is not None:
-        from ..fit.batched import kernel_offsets
+        from ..fit.problem import kernel_offsets
 
         kernel = result.lineshape_kernel.reshape(n, -1)
         offsets = np.asarray(kernel_offsets((kernel.shape[1] - 1) // 2))
@@ -768,7 +768,7 @@ def fit_inputs(
         f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
     ]
     facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
-    from ..fit.batched import prepare_basis, same_scanner
+    from ..fit.problem import prepare_basis, same_scanner
 
     # the names and macromolecules of the fitted model; areas do not depend on the grid
     scanner = same_scanner(basis.spectrometer_freq_mhz, prepared[0].fid.spectrometer_freq_mhz)

@@ -46,7 +46,7 @@ import torch
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError
-from ..fit import batched
+from ..fit.problem import data_window
 from ..models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, STATE_PREFIX
 from ..models.physics import (
     PHYSICS_KINDS,
@@ -334,7 +334,7 @@ def physics_loss(
         single = model.problem(deviations=False, dtype=torch.float32)
     else:
         single = problem_in(model.stage_problem(broadening_per_s), torch.float32)
-    y = batched.data_window(single, fids[:n].to(torch.complex128))
+    y = data_window(single, fids[:n].to(torch.complex128))
     _, relative = least_squares_amplitudes(single, theta[:n], y)
     reconstruction = relative.mean()
     loss = supervised + reconstruction_weight * reconstruction

@@ -1,0 +1,119 @@
+"""Cramér–Rao bounds of the batched fit (:func:`crlb`).
+
+The Fisher information of all parameters (amplitudes, identifiable nonlinear parameters,
+baseline with its penalty as a Gaussian prior, the deviations' priors), with the baseline
+eliminated exactly by the same Schur complement ``W`` as the fit's
+(:mod:`scaloquant.fit.evaluation`), inverted by Cholesky where well conditioned and by the
+pseudo-inverse elsewhere. The measured thresholds are documented at
+:data:`BASELINE_ABSORBED_RTOL` and :data:`CHOLESKY_INVERSE_MAX`; the bounds against Monte Carlo
+SDs in ``docs/fit.md`` ("SD over noise draws against the CRLB").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .evaluation import Evaluation, _inner
+from .problem import Problem
+
+
+def crlb(
+    problem: Problem,
+    ev: Evaluation,
+    noise_var: torch.Tensor,
+    amplitude_prior: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Covariance bound of ``(amplitudes, free theta)`` and the identifiable-parameter mask.
+
+    Fisher information ``F / sigma^2`` with ``F = [[<S,S>_W, <S,D'>_W], [<D',S>_W,
+    <D',D'>_W + sigma^2 diag(1/s^2)]]``, ``D'`` the derivative columns of the free,
+    identifiable parameters; the baseline with its penalty is eliminated exactly through ``W``
+    (a Schur complement), so its cost is included. Returns ``(cov (B, M + P_free, M +
+    P_free), ident (B, P_free))`` in the dtype of the evaluation's Gram block (the derivative
+    columns are taken to it); rows of parameters left out are those of an identity.
+
+    The amplitudes' block is the evaluation's own Gram matrix ``ev.gram`` (with the amplitude
+    prior the evaluation had, if any: a Gaussian prior is information). ``amplitude_prior``
+    ``(B, M, M)`` (:func:`~scaloquant.fit.problem.amplitude_prior`, in the same ``sigma^2`` units)
+    replaces it: the block is then formed again from the columns plus this prior (the fit weighs its
+    prior with the noise level it ends with, which its last evaluation's prior need not have).
+    """
+    m = problem.n_metabolites
+    dtype = ev.gram.dtype
+    d, wd = ev.derivs.to(dtype), ev.w_derivs.to(dtype)
+    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
+    n = m + d.shape[-1]
+    # by blocks from the evaluation's Gram matrix, columns and whitened images: no (B, 2K, M +
+    # P) copy, and the lower-left block is the transpose of the upper-right one
+    fisher = ev.gram.new_empty(d.shape[0], n, n)
+    if amplitude_prior is None:
+        fisher[:, :m, :m] = ev.gram
+    else:
+        fisher[:, :m, :m] = _inner(ev.columns, ev.w_columns, ev.columns, ev.w_columns)
+        fisher[:, :m, :m] += amplitude_prior
+    fisher[:, :m, m:] = _inner(ev.columns, ev.w_columns, d, wd)
+    fisher[:, m:, :m] = fisher[:, :m, m:].mT
+    plain = d.mT @ d
+    fisher[:, m:, m:] = plain - wd.mT @ wd
+    # a derivative column that no data inform is all zeros (D = (dS/dtheta) a, a = 0) or, where
+    # the baseline absorbs it, of a whitened norm 0 to rounding (its diagonal then as likely
+    # negative as not: a NaN scale below): told apart by the whitened diagonal against the
+    # plain one (the column's sum of squares), its rows and columns are replaced by the
+    # identity's below (no masking of D needed); unless a prior informs it
+    data = torch.diagonal(fisher[:, m:, m:], dim1=-2, dim2=-1)
+    informed = data > BASELINE_ABSORBED_RTOL * torch.diagonal(plain, dim1=-2, dim2=-1)
+    ident = informed | (prior > 0)
+    del plain
+    torch.diagonal(fisher, dim1=-2, dim2=-1)[:, m:] += prior * ident
+    if problem.penalty_active:
+        fi = problem.free_index
+        fisher[:, m:, m:] += noise_var[:, None, None] * problem.kernel_penalty[fi][:, fi]
+    _identity_rows(fisher, ~ident, m)
+    scale = torch.sqrt(torch.diagonal(fisher, dim1=-2, dim2=-1)).clamp_min(1e-300)
+    outer = scale[:, :, None] * scale[:, None, :]
+    cov = _inverse(fisher.div_(outer))
+    return cov.mul_(noise_var[:, None, None]).div_(outer), ident
+
+
+#: Smallest whitened Fisher diagonal of a derivative column, relative to its sum of squares, that
+#: :func:`crlb` takes as information: below it the baseline absorbs the column (its whitened
+#: norm is rounding: 2e-15 of the plain one for a constant over the window under the ``invivo``
+#: spline baseline, whose roughness penalty leaves constants free), and the parameter is left
+#: out as one whose column is zero. The columns of parameters that the data inform keep 0.3-1
+#: of their norm there (``invivo``, seven metabolites).
+BASELINE_ABSORBED_RTOL = 1e-10
+
+
+def _identity_rows(fisher: torch.Tensor, drop: torch.Tensor, m: int) -> None:
+    """Rows and columns ``m + j`` of ``fisher`` ``(B, n, n)`` where ``drop`` ``(B, n - m)``,
+    in place, made those of the identity."""
+    full = torch.cat([drop.new_zeros(drop.shape[0], m), drop], dim=-1)
+    fisher.masked_fill_(full[:, :, None] | full[:, None, :], 0.0)
+    torch.diagonal(fisher, dim1=-2, dim2=-1).masked_fill_(full, 1.0)
+
+
+#: Largest diagonal element of the inverse of a unit-diagonal Fisher matrix that :func:`crlb`
+#: takes from a Cholesky factorisation. Below it the smallest eigenvalue exceeds ``1 / (n
+#: 1e10)`` while the largest is at most ``n`` (the trace), so the matrix is far from the ``n
+#: eps`` relative cut-off of :func:`torch.linalg.pinv` (which then is the plain inverse) and
+#: both give the same bound; above it (or where the factorisation fails) the pseudo-inverse is
+#: taken. The batched Cholesky is several times cheaper than the eigen-decomposition of the
+#: pseudo-inverse, which took most of ``quantify``'s time at ``K = 0`` (65 x 65 matrices of the
+#: per-metabolite model; benchmarks/bench_physics.py ``--quantify``).
+CHOLESKY_INVERSE_MAX = 1e10
+
+
+def _inverse(normed: torch.Tensor) -> torch.Tensor:
+    """Inverse of symmetric positive semi-definite matrices ``(B, n, n)`` with a unit diagonal:
+    by Cholesky where well conditioned (:data:`CHOLESKY_INVERSE_MAX`), else the pseudo-inverse
+    (rank-deficient rows: unidentifiable parameters)."""
+    eye = torch.eye(normed.shape[-1], dtype=normed.dtype, device=normed.device)
+    factor, info = torch.linalg.cholesky_ex(normed)
+    # a failed factorisation (info > 0) is replaced by the identity, its row redone below
+    inv = torch.cholesky_inverse(torch.where((info == 0)[:, None, None], factor, eye))
+    diag = torch.diagonal(inv, dim1=-2, dim2=-1)
+    good = (info == 0) & torch.isfinite(diag).all(-1) & (diag.amax(-1) < CHOLESKY_INVERSE_MAX)
+    if not bool(good.all()):
+        bad = torch.nonzero(~good)[:, 0]
+        inv[bad] = torch.linalg.pinv(normed[bad], hermitian=True)
+    return inv

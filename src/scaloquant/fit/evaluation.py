@@ -1,0 +1,498 @@
+"""The evaluation of the batched fit's objective at ``theta``: the model columns ``S`` and
+their derivatives, the inner products in the baseline-eliminated metric, the non-negative
+amplitudes, and the residual and noise variance that follow (:func:`evaluate` ->
+:class:`Evaluation`).
+
+Baseline elimination. For fixed ``a`` the penalised baseline is solved in closed form, which
+leaves the residual metric ``W = I - B (B^T B + lambda P)^-1 B^T``: inner products
+``<u, v>_W = Re(u^H v) - Re((C u)^H (C v))`` with ``C = R^-1 B^T`` (``R R^T = B^T B + lambda
+P``, the real design applied to the real and imaginary parts alike). Everything below is in
+Gram form in that metric, ``G = <S, S>_W`` ``(M, M)`` and ``h = <S, y>_W`` ``(M,)``, so no
+``(K, K)`` matrix is formed.
+
+Amplitudes. ``min_{a >= 0} a^T G a - 2 h^T a`` by block principal pivoting (Kim & Park, SIAM J
+Sci Comput 33:3261, 2011): batched exchanges of the passive set with a solve of the passive
+block each step, exact on the final active set, finite termination guaranteed by its backup
+rule, warm-started from the previous evaluation's set.
+
+Derivatives. ``dS/dtheta`` needs two more FFTs (of ``t z`` and, with a Gaussian, ``t^2 z``; in
+:data:`DERIVATIVE_DTYPE`), taken only when a step is accepted (:func:`_with_derivatives`).
+The measured choices (dtypes, the column layout) are documented at their constants and in
+``docs/fit.md`` ("Cheaper model evaluations", "Where the fit's time goes").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..physics.model import (
+    fft,
+    kernel_window_columns,
+    lineshape_rates,
+    modulated_fids,
+    phase_factor,
+    real_weighted_sum,
+    times_real,
+    window_columns,
+)
+from .problem import Problem
+
+
+def stack(u: torch.Tensor) -> torch.Tensor:
+    """Complex ``(B, K, ...)`` -> real ``(B, 2K, ...)``: real parts over imaginary parts.
+
+    Stored column by column (the ``2K`` axis innermost in memory, as the transposed window
+    columns of :func:`scaloquant.physics.model.window_columns` are): the copy reads and writes
+    along the columns, not across them (the column-major result of the row-major stacking was
+    a strided transposition), and :func:`_whiten` is one product for all columns."""
+    return torch.cat([u.real.movedim(1, -1), u.imag.movedim(1, -1)], dim=-1).movedim(-1, 1)
+
+
+def _whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """``C u`` for real-stacked ``u`` ``(B, 2K, p)`` -> ``(B, 2 nb, p)``: the ``(nb, K)`` matrix
+    ``C`` applied to the real and the imaginary half alike (the block-diagonal
+    ``baseline_whiten2`` without its zero blocks)."""
+    c = problem.baseline_whiten.to(u.dtype)
+    b, k2, p = u.shape
+    if u.mT.is_contiguous():  # stored column by column (stack, _derivative_columns)
+        # one (B p 2, K) x (K, nb) product; the result is stored column by column too
+        return (u.mT.reshape(b, p, 2, k2 // 2) @ c.mT).reshape(b, p, -1).mT
+    return (c @ u.reshape(b, 2, k2 // 2, p)).reshape(b, 2 * c.shape[0], p)
+
+
+def _inner(u: torch.Tensor, cu: torch.Tensor, v: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
+    """``<u, v>_W = u^T v - (C u)^T (C v)`` from vectors and their :func:`_whiten` images."""
+    return u.mT @ v - cu.mT @ cv
+
+
+def _w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``<u, v>_W`` for real-stacked ``u`` ``(B, 2K, p)``, ``v`` ``(B, 2K, q)`` -> ``(B, p, q)``.
+
+    The baseline part ``(C u)^T (C v)`` applies ``C`` to the real and imaginary halves alike.
+    """
+    out = u.mT @ v
+    if problem.baseline_whiten.shape[0]:
+        cu = _whiten(problem, u)
+        cv = cu if v is u else _whiten(problem, v)
+        out = out - cu.mT @ cv
+    return out
+
+
+def w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Public name of the ``W`` inner product (:func:`_w_inner`), for the physics-head models."""
+    return _w_inner(problem, u, v)
+
+
+def spd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a^-1 b`` for symmetric positive definite ``a`` ``(B, n, n)`` and ``b`` ``(B, n, r)``:
+    by Cholesky, and by LU (:func:`torch.linalg.solve`) for the matrices whose factorisation
+    fails (not numerically positive definite). The fit's systems (a passive set's Gram block,
+    the Levenberg–Marquardt matrix) are SPD; batched Cholesky takes 25-35 % less time than
+    LU on their ``(128, 21-59, 21-59)`` shapes (1 thread), the same solution to rounding."""
+    factor, info = torch.linalg.cholesky_ex(a)
+    failed = info != 0
+    if not bool(failed.any()):
+        return torch.cholesky_solve(b, factor)
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    x = torch.cholesky_solve(b, torch.where(failed[:, None, None], eye, factor))
+    rows = torch.nonzero(failed)[:, 0]
+    x[rows] = torch.linalg.solve(a[rows], b[rows])
+    return x
+
+
+def nnls_gram(
+    gram: torch.Tensor, h: torch.Tensor, passive: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``argmin_{x >= 0} x^T G x - 2 h^T x`` for a batch: ``G`` ``(B, M, M)`` SPD, ``h``
+    ``(B, M)``; block principal pivoting (module docstring). ``passive`` ``(B, M)`` bool is a
+    starting guess of the non-zero set. Returns ``(x (B, M), passive set (B, M))``."""
+    b, m = h.shape
+    eye = torch.eye(m, dtype=gram.dtype, device=gram.device)
+    ridge = 1e-13 * torch.diagonal(gram, dim1=-2, dim2=-1).amax(-1).clamp_min(1e-300)
+    gram = gram + ridge[:, None, None] * eye
+    f = (h > 0) if passive is None else passive.clone()
+    best = torch.full((b,), m + 1, device=h.device)
+    backup = torch.full((b,), 3, device=h.device)
+    done = torch.zeros(b, dtype=torch.bool, device=h.device)
+    tol = 1e-12 * h.abs().amax(-1, keepdim=True).clamp_min(1e-300)
+    x = torch.zeros_like(h)
+    for _ in range(5 * m + 10):
+        both = f[:, :, None] & f[:, None, :]
+        masked = torch.where(both, gram, torch.zeros_like(gram)) + torch.diag_embed(
+            (~f).to(gram.dtype)
+        )
+        x = spd_solve(masked, torch.where(f, h, torch.zeros_like(h))[..., None])[..., 0]
+        dual = (gram @ x[..., None])[..., 0] - h
+        xs = x.abs().amax(-1, keepdim=True).clamp_min(1e-300)
+        infeasible = (f & (x < -1e-12 * xs)) | (~f & (dual < -tol))
+        count = infeasible.sum(-1)
+        done = done | (count == 0)
+        if bool(done.all()):
+            break
+        better = count < best
+        best = torch.where(better, count, best)
+        backup = torch.where(better, torch.full_like(backup, 3), backup - 1)
+        full = better | (backup > 0)
+        last = (m - 1) - torch.argmax(infeasible.flip(-1).to(torch.int8), dim=-1)
+        single = torch.nn.functional.one_hot(last, m).bool() & infeasible
+        swap = torch.where(full[:, None], infeasible, single) & ~done[:, None]
+        f = f ^ swap
+    x = torch.where(f, x, torch.zeros_like(x)).clamp_min(0.0)
+    return x, f & (x > 0)
+
+
+@dataclass
+class Evaluation:
+    """The model at ``theta`` for a batch (shapes for ``B`` spectra)."""
+
+    cost: torch.Tensor  # (B,) Phi
+    amplitudes: torch.Tensor  # (B, M)
+    passive: torch.Tensor  # (B, M)
+    columns: torch.Tensor  # (B, 2K, M) real-stacked
+    derivs: torch.Tensor  # (B, 2K, P_free) real-stacked D = (dS/dtheta) a
+    residual: torch.Tensor  # (B, 2K, 1) real-stacked y - S a (before the baseline)
+    gram: torch.Tensor  # (B, M, M)
+    w_columns: torch.Tensor  # (B, 2 nb, M) C S
+    w_derivs: torch.Tensor  # (B, 2 nb, P_free) C D
+    w_residual: torch.Tensor  # (B, 2 nb, 1) C r
+    pending: tuple | None = None  # (z, edge, phase, complex columns, kernel) until derivatives
+
+
+#: Complex dtype of the FFTs of the derivative columns (``t z``, ``t^2 z``). The Jacobian only
+#: steers the Levenberg–Marquardt steps (every accepted step is judged by the float64 cost), and
+#: single precision (relative error ~1e-7) halves the largest cost of an accepted step.
+DERIVATIVE_DTYPE = torch.complex64
+
+
+def _derivative_columns(
+    problem: Problem,
+    z: torch.Tensor,
+    edge: torch.Tensor,
+    phase: torch.Tensor,
+    cols: torch.Tensor,
+    a: torch.Tensor,
+    kernel: torch.Tensor,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """``D = (dS/dtheta) a`` for the free parameters, real-stacked ``(B, 2K, P_free)`` (see
+    :func:`stack`; real ``dtype``, default the columns') in the order of
+    ``problem.free_index``: ``dS_m/d alpha = -T1_m``,
+    ``dS_m/d df = 2 pi i T1_m``, ``dS_m/d beta = -T2_m``, ``dS/d phi0 = i S``,
+    ``dS/d phi1 = i (ppm - pivot) S`` with ``T_k = exp(i phi) DFT[t^k z]``.
+
+    By linearity of the DFT a group's column is the DFT of the amplitude-weighted sum of its
+    members' ``t^k z``: ``(B, G, N)`` FFTs instead of ``(B, M, N)`` (with one metabolite per
+    group the columns of ``t^k z`` themselves, multiplied by ``a_m`` after the transform, not
+    a product with the ``(G, M)`` membership); per-metabolite ``T1`` is transformed only when
+    per-metabolite deviations are fitted. The FFTs run in :data:`DERIVATIVE_DTYPE`. With a
+    fitted free-form kernel ``kernel`` ``(B, J + 1)`` every transform is convolved with it, and
+    ``dS/dx_j = exp(i phi) (W_j - W_0) DFT[sum_m a_m z_m]`` (``W_j`` the window read ``j``
+    bins off): one more FFT, the rest are reads. Each block is written once into the
+    real-stacked result; the columns of fixed parameters are never formed. On a decimated
+    model grid each ``t^k`` product's edge rows are formed from the full-rate samples ``edge``
+    ``(B, M, S)`` (:func:`_put_edge_rows`): the derivatives of the model as it is formed."""
+    sl = problem.slices()
+    b, k, m = cols.shape
+    free = problem.free.tolist()
+    time = problem.time_s
+    # z is the evaluation's own (B, M, N) array, used only here: overwritten when in that dtype
+    zd = z if z.dtype == DERIVATIVE_DTYPE else z.to(DERIVATIVE_DTYPE)
+    ed = edge.to(DERIVATIVE_DTYPE)
+    time_d = time.to(zd.real.dtype)
+    # (B, 2, K, P_free) stored column by column, as the transposed window columns written
+    # into it are (see stack)
+    out = cols.real.new_empty(b, problem.free_index.numel(), 2, k, dtype=dtype)
+    out = out.permute(0, 2, 3, 1)
+    # the blocks' complex dtype: the result's (single precision: no complex128 pass)
+    work = torch.promote_types(out.dtype, torch.complex64)
+    first = {}  # the first column of each parameter block in the free order
+    position = 0
+    for key, s in sl.items():
+        first[key] = position
+        position += sum(free[s])
+
+    def put(key: str, block: torch.Tensor, factor: float, imaginary: bool = False) -> None:
+        """Write ``factor`` (times ``i`` if ``imaginary``) times the complex ``block`` ``(B, K,
+        width)`` into the free columns of parameter block ``key``."""
+        s = sl[key]
+        mask = free[s]
+        if not any(mask):
+            return
+        if not all(mask):
+            block = block[..., torch.as_tensor(mask, device=block.device)]
+        dst = out[..., first[key] : first[key] + block.shape[-1]]
+        re, im = (block.imag, block.real) if imaginary else (block.real, block.imag)
+        torch.mul(re, -factor if imaginary else factor, out=dst[:, 0])
+        torch.mul(im, factor, out=dst[:, 1])
+
+    deviations = any(free[sl["damping_dev"]]) or any(free[sl["shift_dev"]])
+    identity = problem.n_groups == m and bool(
+        (problem.group_of == torch.arange(m, device=problem.group_of.device)).all()
+    )
+    if problem.kernel_active:  # before t z overwrites zd
+        za = real_weighted_sum(a[:, None, :], zd)  # sum_m a_m z_m, (B, 1, N)
+        spec = fft(za, overwrite=True)[:, 0]
+        n = za.shape[-1]
+        reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
+        kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(work)
+        put("kernel", kcols * phase[..., None].to(work), 1.0)
+
+    def transform(u: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The phased window columns of ``u`` ``(B, X, N)`` (this function's own: its FFT
+        is written over it), times real ``weights`` ``(B, X)`` (the amplitudes, applied to the
+        ``(B, K, X)`` columns, not to ``u``)."""
+        # the factor laid out as the window's transposed columns, so that the product is too
+        factor = phase[:, None, :] if weights is None else phase[:, None, :] * weights[..., None]
+        return _window(problem, u, kernel, overwrite=True).to(work) * factor.to(work).mT
+
+    g = problem.n_groups
+    t2 = (time**2).to(time_d.dtype)
+    # the groups' sums sum_m in g a_m z_m: one real (G, M) x (M, 2N) product per spectrum;
+    # with one metabolite per group none is formed: by linearity of the DFT the columns of z
+    # (t z, t^2 z) are transformed and multiplied by a_m after (a (B, K, M), not (B, M, N), pass)
+    grouped = grouped_edge = None
+    if not identity and (problem.gaussian or not deviations):
+        weights = a[:, None, :] * problem.group_matrix.T
+        grouped = real_weighted_sum(weights, zd)  # (B, G, N)
+        if problem.edge_rows.numel():
+            grouped_edge = real_weighted_sum(weights, ed)
+    t2g = None
+    if deviations:
+        if problem.gaussian:  # t^2 of the groups' sums, before t z overwrites zd
+            if identity:
+                u = times_real(zd, t2)
+                _put_edge_rows(problem, u, ed, 2)
+                t2g = transform(u, a)
+            else:
+                times_real(grouped, t2, out=grouped)
+                _put_edge_rows(problem, grouped, grouped_edge, 2)
+                t2g = transform(grouped)
+        times_real(zd, time_d, out=zd)  # t z, in place
+        _put_edge_rows(problem, zd, ed, 1)
+        t1a = transform(zd, a)
+        put("damping_dev", t1a, -1.0)
+        put("shift_dev", t1a, 2 * math.pi, imaginary=True)
+        # the groups' sums of the (B, K, M) columns stored column by column: one real product
+        # over their memory, (G, M) x (B, M, 2K)
+        t1g = real_weighted_sum(problem.group_matrix.T, t1a.mT.contiguous()).mT
+    else:
+        # t z (and t^2 z) of the groups written into one array, transformed together
+        source = zd if identity else grouped  # this function's own: t z in place
+        source_edge = ed if identity else grouped_edge
+        if problem.gaussian:
+            both = source.new_empty(b, 2 * g, source.shape[-1])
+            times_real(source, time_d, out=both[:, :g])
+            times_real(source, t2, out=both[:, g:])
+            _put_edge_rows(problem, both[:, :g], source_edge, 1)
+            _put_edge_rows(problem, both[:, g:], source_edge, 2)
+        else:
+            both = times_real(source, time_d, out=source)
+            _put_edge_rows(problem, both, source_edge, 1)
+        scale = None
+        if identity:
+            scale = torch.cat([a, a], dim=-1) if problem.gaussian else a
+        both = transform(both, scale)
+        t1g, t2g = both[..., :g], both[..., g:]
+    put("damping", t1g, -1.0)
+    put("shift", t1g, 2 * math.pi, imaginary=True)
+    if problem.gaussian:
+        put("gauss", t2g, -1.0)
+    model = cols @ a[..., None].to(cols.dtype)
+    put("phase0", model, 1.0, imaginary=True)
+    put("phase1", (problem.ppm - problem.pivot_ppm)[:, None] * model, 1.0, imaginary=True)
+    return out.view(b, 2 * k, -1)
+
+
+def _window(
+    problem: Problem, z: torch.Tensor, kernel: torch.Tensor, *, overwrite: bool = False
+) -> torch.Tensor:
+    """Window columns ``(B, K, X)`` of ``z`` ``(B, X, N)``, convolved with ``kernel``
+    ``(B, J + 1)`` where ``problem`` fits one; ``overwrite``: ``z`` may be overwritten
+    (:func:`scaloquant.physics.model.fft`)."""
+    if problem.kernel_active:
+        return kernel_window_columns(
+            z, problem.fft_index, problem.kernel_offsets, kernel, overwrite=overwrite
+        )
+    return window_columns(z, problem.fft_index, overwrite=overwrite)
+
+
+def kernel_weights(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
+    """The free-form kernel ``(B, J + 1)`` at ``theta``: centre ``1 - sum x`` first, then the
+    off-centre weights ``x`` in the order of ``problem.kernel_offsets[1:]``."""
+    x = theta[:, problem.slices()["kernel"]]
+    return torch.cat([1.0 - x.sum(-1, keepdim=True), x], dim=-1)
+
+
+def _unpack(problem: Problem, theta: torch.Tensor):
+    sl = problem.slices()
+    damping = (
+        theta[:, sl["damping"]] if problem.lorentzian else torch.zeros_like(theta[:, sl["damping"]])
+    )
+    rates = lineshape_rates(
+        damping,
+        theta[:, sl["shift"]],
+        problem.group_of,
+        theta[:, sl["damping_dev"]],
+        theta[:, sl["shift_dev"]],
+    )
+    gauss = theta[:, sl["gauss"]] if problem.gaussian else None
+    return rates, gauss, theta[:, sl["phase0"]][:, 0], theta[:, sl["phase1"]][:, 0]
+
+
+def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | None = None):
+    """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N / D)`` on the model's
+    grid, their full-rate samples at the edge rows' reads ``(B, M, S)``
+    (:class:`~scaloquant.fit.problem.Problem`), phase ``(B, K)``, free-form kernel ``(B, J + 1)``
+    (:func:`kernel_weights`; ``S`` convolved with it where ``problem.kernel_active``).
+
+    ``column_dtype``: the complex dtype of ``z`` and its FFT (default: the basis'; e.g.
+    :data:`~scaloquant.fit.batched.TRIAL_DTYPE`); ``S`` is returned in the basis' dtype all the
+    same."""
+    rates, gauss, phi0, phi1 = _unpack(problem, theta)
+    z = modulated_fids(
+        problem.fids, problem.time_s, rates, gauss, problem.group_of, dtype=column_dtype
+    )
+    edge = z[..., :0]  # no edge rows without decimation
+    if problem.edge_rows.numel():
+        edge = modulated_fids(
+            problem.edge_fids,
+            problem.edge_time_s,
+            rates,
+            gauss,
+            problem.group_of,
+            dtype=z.dtype,
+            uniform=False,
+        )
+        _put_edge_rows(problem, z, edge)
+    phase = phase_factor(phi0, phi1, problem.ppm, problem.pivot_ppm)
+    kernel = kernel_weights(problem, theta)
+    # the phase product promotes single-precision columns (TRIAL_DTYPE) to the basis' dtype
+    # in the same pass (no separate conversion)
+    cols = (_window(problem, z, kernel) * phase[..., None]).to(problem.fids.dtype)
+    return cols, z, edge, phase, kernel
+
+
+def _put_edge_rows(
+    problem: Problem, u: torch.Tensor, edge: torch.Tensor, time_power: int = 0
+) -> None:
+    """Write the edge rows of ``u`` ``(B, X, N / D)`` (a decimated ``t^p z``) from the full-rate
+    samples ``edge`` ``(B, X, S)`` of the ``z`` it came from, times ``t^time_power``: ``sum_s
+    w[s, n] t_s^p z[s]`` (:mod:`scaloquant.signal.decimate`). Nothing without decimation."""
+    if not problem.edge_rows.numel():
+        return
+    if time_power:
+        edge = times_real(edge, problem.edge_time_s**time_power)
+    # the real weights on the real and imaginary parts (a quarter of the complex product's
+    # arithmetic), written run by run as slices (index_put on the last axis is a slow gather)
+    weights = problem.edge_weights.to(edge.real.dtype)
+    rows = torch.complex(edge.real @ weights, edge.imag @ weights).to(u.dtype)
+    done = 0
+    for first, stop in problem.edge_runs:
+        u[..., first:stop] = rows[..., done : done + stop - first]
+        done += stop - first
+
+
+def evaluate(
+    problem: Problem,
+    theta: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    passive: torch.Tensor | None = None,
+    *,
+    derivatives: bool = True,
+    amplitude_prior: torch.Tensor | None = None,
+    column_dtype: torch.dtype | None = None,
+    fixed_amplitudes: torch.Tensor | None = None,
+    derivative_dtype: torch.dtype | None = None,
+) -> Evaluation:
+    """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
+    ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
+    columns, data, residual and derivatives are formed once and shared by every inner
+    product. With ``derivatives=False`` (a trial step, most of which are rejected) the
+    derivative columns are left empty and the modulated FIDs and phase kept in ``pending`` for
+    :func:`_with_derivatives`. ``amplitude_prior`` ``(B, M, M)``: the quadratic ``a^T Q a``
+    of amplitude-ratio priors (:func:`~scaloquant.fit.problem.amplitude_prior`), added to the Gram
+    matrix and the cost. ``column_dtype``: see :func:`columns`. ``fixed_amplitudes`` ``(B, M)`` (any
+    sign): the amplitudes are held at these, not solved; the passive set is then empty, so that the
+    Jacobian is ``-(dS/dtheta) a`` alone (no Kaufman term: ``a`` does not depend on ``theta``)
+    and the residual's degrees of freedom count no amplitude. ``derivative_dtype``: the real
+    dtype of the derivative columns (:func:`_with_derivatives`; default the columns')."""
+    cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype)
+    cols = stack(cols_c)
+    ys = stack(y[..., None])
+    w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
+    gram = _inner(cols, w_cols, cols, w_cols)
+    h = _inner(cols, w_cols, ys, w_y)[..., 0]
+    if amplitude_prior is not None:
+        gram = gram + amplitude_prior
+    if fixed_amplitudes is None:
+        a, passive = nnls_gram(gram, h, passive)
+    else:
+        a = fixed_amplitudes.to(gram.dtype, copy=True)  # rows are written in place later
+        passive = torch.zeros_like(a, dtype=torch.bool)
+    residual = ys - cols @ a[..., None]
+    w_residual = w_y - w_cols @ a[..., None]
+    data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
+    if amplitude_prior is not None:
+        data_cost = data_cost + (a[:, None, :] @ amplitude_prior @ a[..., None])[..., 0, 0]
+    prior = (problem.prior_precision * theta**2 * problem.free).sum(-1)
+    if problem.penalty_active:
+        prior = prior + _kernel_penalty(problem, theta)
+    prior = prior * noise_var
+    empty = cols.new_zeros(cols.shape[0], 0, 0)
+    ev = Evaluation(
+        data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
+    )
+    ev.pending = (z, edge, phase, cols_c, kernel)
+    return _with_derivatives(problem, ev, derivative_dtype) if derivatives else ev
+
+
+def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
+    """The quadratic priors ``x^T Q x + 2 q^T x + c`` ``(B,)`` (the kernel's and the group
+    spread priors; in units of the noise variance)."""
+    quad = ((theta @ problem.kernel_penalty) * theta).sum(-1)
+    return quad + 2 * theta @ problem.kernel_linear + problem.kernel_constant
+
+
+def _with_derivatives(
+    problem: Problem, ev: Evaluation, dtype: torch.dtype | None = None
+) -> Evaluation:
+    """``ev`` with its derivative columns (real ``dtype``, default the columns'; e.g.
+    :data:`~scaloquant.fit.lm.NORMAL_EQUATIONS_DTYPE`), from the modulated FIDs kept in
+    ``ev.pending``."""
+    z, edge, phase, cols_c, kernel = ev.pending
+    ev.derivs = _derivative_columns(problem, z, edge, phase, cols_c, ev.amplitudes, kernel, dtype)
+    ev.w_derivs = _whiten(problem, ev.derivs)
+    ev.pending = None
+    return ev
+
+
+def complex_residual(ev: Evaluation) -> torch.Tensor:
+    """The real-stacked ``y - S a`` of ``ev`` as complex ``(B, K)``."""
+    r = ev.residual[..., 0]
+    k = r.shape[-1] // 2
+    return torch.complex(r[:, :k], r[:, k:])
+
+
+def baseline_coefficients(problem: Problem, residual: torch.Tensor) -> torch.Tensor:
+    """Complex baseline coefficients ``(B, nb)`` for a complex residual ``y - S a`` ``(B, K)``."""
+    return residual @ problem.baseline_solve.T.to(residual.dtype)
+
+
+def noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
+    """Public name of :func:`_noise_var_from_residual` (for the physics-head models)."""
+    return _noise_var_from_residual(problem, ev)
+
+
+def _noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
+    """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
+    r = complex_residual(ev)
+    r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+    # the identifiable parameters, as in crlb: no (B, 2K, P) temporary of squares
+    n_theta = (torch.linalg.vector_norm(ev.derivs, dim=1) > 0).sum(-1)
+    n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed
+    dof = (2 * r.shape[-1] - n_free).clamp_min(1)
+    return r.abs().square().sum(-1) / dof

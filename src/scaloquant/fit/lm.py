@@ -1,0 +1,365 @@
+"""The Levenberg–Marquardt solver of the batched fit (:func:`levenberg_marquardt` ->
+:class:`Solution`): the normal equations with the priors, the damped step, the stopping rules.
+
+Nonlinear parameters. Levenberg–Marquardt (Marquardt's diagonal scaling; for the
+per-metabolite model Levenberg's in the parameters scaled by typical sizes, see
+:data:`~scaloquant.fit.problem.SCALING_FLOOR_PER_METABOLITE`), one damping factor per
+spectrum, on the variable-projection functional (:mod:`scaloquant.fit.evaluation`) with
+Kaufman's Jacobian (BIT 15:49, 1975) in the ``W`` metric: with ``D = (dS/dtheta) a`` ``(K, P)``
+and ``E = <S_F, D>_W`` over the passive set ``F``, ``J^T J = <D, D>_W - E^T G_FF^-1 E`` and the
+gradient ``-<D, r>_W``, plus the priors' diagonal. Bounds are enforced by projection. Spectra
+that have converged leave the batch.
+
+The measured choices (tolerances, damping factors, dtypes) are documented at their constants
+and in ``docs/fit.md`` ("Fewer iterations", sessions 8, 9 and 13).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .evaluation import Evaluation, _inner, _with_derivatives, evaluate, spd_solve
+from .problem import Problem
+
+#: Relative cost decrease below which an accepted LM step ends a spectrum's fit. At a good fit
+#: the cost is about ``2K sigma^2`` (``K`` ~ 250 window bins), and moving an estimate by one
+#: standard deviation changes it by about ``sigma^2``; a last gain of 1e-5 of the cost
+#: (~5e-3 ``sigma^2``, with about as much left when LM converges linearly) leaves the estimates
+#: within ~0.1 SD of the minimum. Measured against 1e-6 (64 tissue-like ``invivo`` spectra, 64
+#: default-simulator spectra with ``simulated-batched``, the 28 challenge spectra): mean
+#: iterations of the final run 13.3 -> 9.9, 23.5 -> 17.8, 14.2 -> 9.7, mean absolute errors
+#: against the truth unchanged (3.668 -> 3.666 mM, 0.1104 -> 0.1105).
+COST_RTOL = 1e-5
+#: The noise-scaled stopping rule (``levenberg_marquardt(stop_var=...)``, the per-metabolite
+#: model's passes): an accepted step ends a spectrum's run when it lowered the cost by less than
+#: ``COST_NOISE_TOL`` noise variances and the undamped step predicts no more than that. In the
+#: quadratic model the cost above its minimum, in noise variances, is the squared Mahalanobis
+#: distance of the parameters from it in CRLB units, so 0.03 leaves every parameter within
+#: ~0.17 CRLB SD (most far closer). The noise variance is the smaller of the signal-free
+#: region's and the current residual's (``cost / 2K``): on noiseless spectra, whose region
+#: holds the lines' tails, the latter keeps the rule relative (~6e-5 of the cost) and strict.
+#: Measured on the trajectories of 64 SNR-30 spectra of ``bench_fit_engine.py`` (seed 1) run
+#: to a strict end, cost left above the strict minimum at the stop, in noise variances (median
+#: / 90th percentile): the per-metabolite main pass 21.9 -> 16.7 iterations, 0.001 / 0.004 ->
+#: 0.007 / 0.045; its last pass 15.5 -> 10.6, 0.001 / 0.005 -> 0.008 / 0.029. The grouped
+#: models keep the relative rule: with the noise rule the in-vivo model took more iterations
+#: on the default simulator's spectra (23.7 -> 27.2; it does not fit them, and the region's
+#: noise is far below the residual) and as many on tissue-like ones (9.8 -> 10.0).
+COST_NOISE_TOL = 0.03
+#: LM damping factor: start, and the factors after a rejected / accepted step. LM_DOWN 0.5
+#: (was 0.3; the same spectra): rejected steps per spectrum (trials that cost an evaluation and
+#: move nothing) 7.0 -> 4.7 (``invivo`` final pass), 8.0 -> 4.4 (per-metabolite main passes),
+#: 2.5 -> 2.0 (tissue-like), and fewer iterations in all (23.7 -> 22.1, 37.4 -> 34.0, 9.8 ->
+#: 9.7); LM_UP 4 (was 10) took more (28.5). Session 9 measured the gain-ratio rule (lower the
+#: damping by 1/3 only after a step whose gain ratio is >= 0.75; Madsen, Nielsen & Tingleff
+#: 2004, sec. 3.1): 1-3 % fewer iterations (``invivo`` 34.2 -> 33.3, tissue-like 18.6 -> 18.5),
+#: but with the band-limited water removal it took the spant Philips spectrum to a worse
+#: minimum (relative residual 0.0955 -> 0.0960, Glx/tCr 1.371 -> 1.219 against LCModel's
+#: 1.510), so the fixed factor stays (docs/fit.md "Fewer iterations, again (session 9)").
+LM_START, LM_UP, LM_DOWN = 1e-3, 10.0, 0.5
+#: Above this damping factor a spectrum is taken as converged (no step lowers its cost).
+LM_MAX = 1e10
+#: The stopping rule of the per-metabolite model (``Problem.gauss_newton_stop``): an accepted
+#: step's relative gain below ``cost_rtol`` ends a run only where the undamped (Gauss-Newton)
+#: step predicts a relative decrease below it too. With Levenberg's damping (the scaling floor
+#: of 1) the damping is set by the largest scaled curvature, so the parameters of a small
+#: metabolite move by tiny steps of tiny gain far from their minimum, and the gain alone
+#: stopped there: 200 SNR-30 draws (``benchmarks/validate_fit_crlb.py``, seed 0), the cost
+#: with this rule lower by > 0.1 (> 1) noise variances in 31 (17) draws, higher in 10 (other
+#: basins), the same within 0.01 in 146; model evaluations 63.6 -> 84.0 per spectrum
+#: (``bench_fit_engine.py``: 3.46 -> 2.63 spectra per CPU-s; docs/fit.md has a looser variant). The
+#: grouped models keep the gain alone (Marquardt's scaling moves every parameter by its own
+#: curvature). Where a noise variance is given (``stop_var``, the per-metabolite model's passes
+#: in :func:`~scaloquant.fit.batched.solve`) both thresholds are :data:`COST_NOISE_TOL` noise
+#: variances instead.
+
+#: Real dtype of the derivative columns and of their products (``J^T J``, ``E``) in the
+#: Levenberg–Marquardt iterations that run in :data:`~scaloquant.fit.batched.TRIAL_DTYPE` (the
+#: evaluation they return, whose covariance :func:`~scaloquant.fit.crlb.crlb` forms, is formed again
+#: in float64; the gradient and the Schur complement with the Gram block stay float64 in any case).
+#: float32 (the columns hold single-precision values already, so ``J^T J`` moves by ~1e-6 of its
+#: largest element) took the normal equations from 41 to 29 ms per accepted step (128 ``invivo``
+#: spectra, 1 thread), but the changed steps ended the relative stopping rule elsewhere on 1-2 of
+#: 128 default-simulator spectra (up to 0.2 CRLB SD; with float64 the fit is main's to 1e-6 SD)
+#: and, measured end to end on a loaded machine, paid nothing visible: float64.
+NORMAL_EQUATIONS_DTYPE = torch.float64
+
+
+def _normal_equations(
+    problem: Problem, ev: Evaluation, theta: torch.Tensor, noise_var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss–Newton matrix ``(B, P_free, P_free)`` and gradient ``(B, P_free)`` over the free
+    parameters (Kaufman, ``W`` metric)."""
+    jtj, grad = _data_normal_equations(problem, ev)
+    return _with_priors(problem, jtj, grad, theta, noise_var)
+
+
+def _data_normal_equations(problem: Problem, ev: Evaluation) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data's part of :func:`_normal_equations` (no priors): ``J^T J`` ``(B, P_free,
+    P_free)`` and gradient ``(B, P_free)``, from ``ev``'s columns alone. ``J^T J`` and ``E``
+    are formed in the derivative columns' dtype (:data:`NORMAL_EQUATIONS_DTYPE` in the
+    iterations), the gradient and the Schur complement in the Gram's (float64)."""
+    d, wd = ev.derivs, ev.w_derivs
+    wide = ev.gram.dtype
+
+    def low(t: torch.Tensor) -> torch.Tensor:
+        return t.to(d.dtype)
+
+    jtj = _inner(d, wd, d, wd).to(wide)
+    # the gradient in the Gram's precision: it sets where the iterations end (a noiseless fit
+    # of a nearly collinear pair, Cr and PCr, stopped 4e-5 off with a single-precision one);
+    # as row vectors: (1, 2K) x (2K, P) products, several times faster than (P, 2K) x (2K, 1)
+    grad = -_inner(ev.residual, ev.w_residual, d.to(wide), wd.to(wide))[:, 0, :]
+    e = _inner(low(ev.columns), low(ev.w_columns), d, wd).to(wide)  # (B, M, P_free)
+    f = ev.passive
+    both = f[:, :, None] & f[:, None, :]
+    masked = torch.where(both, ev.gram, torch.zeros_like(ev.gram)) + torch.diag_embed(
+        (~f).to(ev.gram.dtype)
+    )
+    e_f = e * f[..., None]
+    jtj = jtj - e_f.mT @ spd_solve(masked, e_f)
+    return jtj, grad
+
+
+def _with_priors(
+    problem: Problem,
+    jtj: torch.Tensor,
+    grad: torch.Tensor,
+    theta: torch.Tensor,
+    noise_var: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_data_normal_equations`' ``(jtj, grad)`` with the priors' terms at ``theta``
+    ``(B, P)`` and the noise variance ``(B,)`` added (new tensors)."""
+    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
+    jtj = jtj + torch.diag_embed(prior)
+    grad = grad + prior * theta[:, problem.free_index]
+    if problem.penalty_active:
+        fi = problem.free_index
+        q_free = problem.kernel_penalty[fi][:, fi]
+        jtj = jtj + noise_var[:, None, None] * q_free
+        half_grad = theta @ problem.kernel_penalty + problem.kernel_linear
+        grad = grad + noise_var[:, None] * half_grad[:, fi]
+    return jtj, grad
+
+
+def _step(
+    problem: Problem, jtj: torch.Tensor, grad: torch.Tensor, lam: torch.Tensor, held: torch.Tensor
+) -> torch.Tensor:
+    """LM step ``-(J^T J + lam diag)^-1 g`` over the free parameters, ``(B, P_free)``, with
+    those ``held`` ``(B, P_free)`` (on a bound) kept at 0."""
+    scale = problem.scale[problem.free_index]
+    diag = torch.diagonal(jtj, dim1=-2, dim2=-1)
+    # the floor (SCALING_FLOOR_*): keeps unidentifiable parameters (a group with no amplitude)
+    # still; at 1 it is the scaling itself, the same damping of every theta_j / s_j
+    floor = problem.scaling_floor * (diag * scale**2).amax(-1, keepdim=True) / scale**2
+    scaling = torch.maximum(diag, floor.clamp_min(1e-300))
+    a = jtj + torch.diag_embed(lam[:, None] * scaling + 1e-12 * scaling)
+    move = ~held
+    both = move[:, :, None] & move[:, None, :]
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    a = torch.where(both, a, eye)
+    g = torch.where(move, grad, torch.zeros_like(grad))
+    return -spd_solve(a, g[..., None])[..., 0]
+
+
+_STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f != "pending")
+
+
+@dataclass
+class Solution:
+    theta: torch.Tensor  # (B, P)
+    evaluation: Evaluation
+    iterations: torch.Tensor  # (B,)
+    converged: torch.Tensor  # (B,)
+
+
+def _take(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
+    out = Evaluation(*(getattr(ev, f)[idx] for f in _STORED))
+    if ev.pending is not None:
+        out.pending = tuple(t[idx] for t in ev.pending)
+    return out
+
+
+def _put(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
+    for name in _STORED:
+        getattr(ev, name)[idx] = getattr(new, name)
+
+
+def levenberg_marquardt(
+    problem: Problem,
+    theta: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    *,
+    max_iterations: int,
+    cost_rtol: float = COST_RTOL,
+    amplitude_prior: torch.Tensor | None = None,
+    column_dtype: torch.dtype | None = None,
+    fixed_amplitudes: torch.Tensor | None = None,
+    stop_var: torch.Tensor | None = None,
+    give_up: torch.Tensor | None = None,
+    final_derivatives: bool = True,
+) -> Solution:
+    """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
+    ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
+    ``(B, M, M)``, ``fixed_amplitudes`` ``(B, M)``: see :func:`~scaloquant.fit.evaluation.evaluate`.
+    ``column_dtype``: the iterations' (:func:`~scaloquant.fit.evaluation.columns`; e.g.
+    :data:`~scaloquant.fit.batched.TRIAL_DTYPE`), the returned evaluation formed again in the basis'
+    dtype. ``stop_var`` ``(B,)``: a noise variance per real part of the data (a signal-free
+    region's) for the noise-scaled stopping rule (:data:`COST_NOISE_TOL`);
+    ``None``: the relative rule (``cost_rtol``). ``give_up`` ``(B,)``: a cost; a spectrum
+    whose Gauss-Newton model predicts no minimum below it (the cost less the undamped step's
+    predicted decrease is at least this) stops there, counted as converged (a global move that
+    cannot beat the fit it would replace, :mod:`scaloquant.fit.search`).
+    ``final_derivatives=False``: the evaluation formed again at the end (``column_dtype``) is
+    left without its derivative columns, for callers that read only its cost and amplitudes."""
+    theta = torch.minimum(torch.maximum(theta, lower), upper)
+    # the returned evaluation is formed again at the end (other dtype): the iterations keep
+    # only each spectrum's passive set, not its evaluation, and their normal equations are
+    # formed in NORMAL_EQUATIONS_DTYPE
+    again = column_dtype is not None and column_dtype != problem.fids.dtype
+    normal_dtype = NORMAL_EQUATIONS_DTYPE if again else None
+    ev = evaluate(
+        problem,
+        theta,
+        y,
+        noise_var,
+        amplitude_prior=amplitude_prior,
+        fixed_amplitudes=fixed_amplitudes,
+        column_dtype=column_dtype,
+        derivative_dtype=normal_dtype,
+    )
+    b = theta.shape[0]
+    lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
+    iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
+    converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
+    passive_all = ev.passive.clone()
+    # the spectra still running, compacted, with what the next step needs of their current
+    # evaluation: the data's normal equations (formed once per accepted step, not again after
+    # a rejected one), cost and passive set. The evaluations' (B, 2K, .) arrays are never
+    # compacted; an accepted one is written into ``ev`` (at its rows of the whole batch) only
+    # where ``ev`` is returned
+    active = torch.arange(b, device=theta.device)
+    jtj_d, grad_d = _data_normal_equations(problem, ev)
+    cost, passive = ev.cost.clone(), ev.passive.clone()
+    th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
+    sv = stop_var
+    prior, fixed, gu = amplitude_prior, fixed_amplitudes, give_up
+    fi = problem.free_index
+
+    def finish(done: torch.Tensor) -> None:
+        """The spectra ``done`` (a mask over ``active``) leave the batch."""
+        nonlocal active, th, jtj_d, grad_d, cost, passive, yy, nv, lo, hi, sv, prior, fixed, gu
+        finished = active[done]
+        converged[finished] = True
+        theta[finished] = th[done]
+        keep = ~done
+        active, th, jtj_d, grad_d = active[keep], th[keep], jtj_d[keep], grad_d[keep]
+        cost, passive = cost[keep], passive[keep]
+        yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
+        sv = None if sv is None else sv[keep]
+        prior = None if prior is None else prior[keep]
+        fixed = None if fixed is None else fixed[keep]
+        gu = None if gu is None else gu[keep]
+
+    for iteration in range(max_iterations):
+        if active.numel() == 0:
+            break
+        jtj, grad = _with_priors(problem, jtj_d, grad_d, th, nv)
+        # parameters on a bound that the gradient pushes outwards are held there (projected LM)
+        current = th[:, fi]
+        held = ((current <= lo[:, fi]) & (grad > 0)) | ((current >= hi[:, fi]) & (grad < 0))
+        if problem.gauss_newton_stop or gu is not None:
+            # the decrease the undamped (Gauss-Newton) step predicts, for the stopping rule
+            undamped = _step(problem, jtj, grad, torch.zeros_like(lam[active]), held)
+            predicted = -(grad * undamped).sum(-1)
+            if gu is not None:
+                hopeless = cost - predicted >= gu
+                if bool(hopeless.any()):
+                    finish(hopeless)
+                    if active.numel() == 0:
+                        break
+                    keep = ~hopeless
+                    jtj, grad, held, predicted = jtj[keep], grad[keep], held[keep], predicted[keep]
+        trial = th.clone()
+        trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
+        trial = torch.minimum(torch.maximum(trial, lo), hi)
+        new = evaluate(
+            problem,
+            trial,
+            yy,
+            nv,
+            passive,
+            derivatives=False,
+            amplitude_prior=prior,
+            column_dtype=column_dtype,
+            fixed_amplitudes=fixed,
+        )
+        better = new.cost < cost
+        iterations[active] += 1
+        lam[active] = torch.where(better, lam[active] * LM_DOWN, lam[active] * LM_UP)
+        if sv is None:
+            tolerance = cost_rtol * cost.abs()
+        else:  # the smaller of two noise estimates: the region's and the residual's (2K reals)
+            tolerance = COST_NOISE_TOL * torch.minimum(sv, cost.abs() / (2 * yy.shape[-1]))
+        stalled = better & (cost - new.cost < tolerance)
+        if problem.gauss_newton_stop:
+            stalled &= predicted < tolerance
+        done = stalled | (lam[active] > LM_MAX)
+        if bool(better.any()):
+            every = bool(better.all())
+            rows = None if every else torch.nonzero(better)[:, 0]
+            if every:
+                th, cost, passive = trial, new.cost.clone(), new.passive.clone()
+                passive_all[active] = new.passive
+            else:
+                th[rows], cost[rows], passive[rows] = trial[rows], new.cost[rows], new.passive[rows]
+                passive_all[active[rows]] = new.passive[rows]
+            # the derivatives (and normal equations) of an accepted step serve the next step,
+            # and the returned evaluation where it is not formed again: where it is, a spectrum
+            # that ends here (or at the last iteration) does not need them, unless the others'
+            # are formed from the whole trial batch (no subset copied)
+            need = better
+            if again:
+                need = better & ~done if iteration + 1 < max_iterations else better & False
+            if every and bool(need.any()):
+                need = better  # all of them: one copy of a subset would cost more
+            if bool(need.any()):
+                if not every:
+                    rows = torch.nonzero(need)[:, 0]
+                accepted = _with_derivatives(
+                    problem, new if every else _take(new, rows), normal_dtype
+                )
+                jtj_new, grad_new = _data_normal_equations(problem, accepted)
+                if every:
+                    jtj_d, grad_d = jtj_new, grad_new
+                else:
+                    jtj_d[rows], grad_d[rows] = jtj_new, grad_new
+                if not again:
+                    where = active if every else active[rows]
+                    if every and where.numel() == b:
+                        ev = accepted
+                    else:
+                        _put(ev, where, accepted)
+        if bool(done.any()):
+            finish(done)
+    if active.numel():
+        theta[active] = th
+    if again:
+        ev = evaluate(
+            problem,
+            theta,
+            y,
+            noise_var,
+            passive_all,
+            derivatives=final_derivatives,
+            amplitude_prior=amplitude_prior,
+            fixed_amplitudes=fixed_amplitudes,
+        )
+        if not final_derivatives:
+            ev.pending = None  # the modulated FIDs, kept for derivatives nobody asks for
+    return Solution(theta, ev, iterations, converged)
