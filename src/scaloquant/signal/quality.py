@@ -503,12 +503,10 @@ def quality_figures(
     ppm_reference: float,
     *,
     proton: bool = True,
-    mirror: np.ndarray | None = None,
 ) -> QualityFigures:
     """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``, from one pair of
     FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
-    nuclei get NaN); ``mirror``: their :func:`mirror_ratio` if already computed (else it is
-    computed from the same single-precision spectra)."""
+    nuclei get NaN); :func:`mirror_ratio` from the same single-precision spectra."""
     fids = np.asarray(fids)
     batch = fids.shape[:-1]
     empty = ~np.any(fids != 0, axis=-1)
@@ -534,9 +532,7 @@ def quality_figures(
         fwhm_ppm=width,
         fwhm_hz=width * spectrometer_freq_mhz,
         water_ratio=ratio,
-        mirror_ratio=(
-            mirror_ratio(fids, *grid, spectrum=s.raw) if mirror is None else np.asarray(mirror)
-        ),
+        mirror_ratio=mirror_ratio(fids, *grid, spectrum=s.raw),
         empty=empty,
     )
 
