@@ -325,7 +325,8 @@ def levenberg_marquardt(
             # are formed from the whole trial batch (no subset copied)
             need = better
             if again:
-                need = better & ~done if iteration + 1 < max_iterations else better & False
+                last = iteration + 1 == max_iterations
+                need = torch.zeros_like(better) if last else better & ~done
             if every and bool(need.any()):
                 need = better  # all of them: one copy of a subset would cost more
             if bool(need.any()):
