@@ -30,7 +30,7 @@ prefer_huge_pages()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from scaloquant.fit import batched, evaluation, fit_spectra, lm, search  # noqa: E402
+from scaloquant.fit import batched, evaluation, fit_spectra, lm, search, stages  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 from scaloquant.io import default_basis  # noqa: E402
 from scaloquant.simulate import (  # noqa: E402
@@ -48,9 +48,9 @@ _probe = [False]
 #: is installed): the LM runs of the driver and of the global moves, the model evaluations of
 #: the LM loop, the driver and the moves, the derivatives of the LM loop and of an evaluation.
 WRAPPED = (
-    ("levenberg_marquardt", (batched, search)),
+    ("levenberg_marquardt", (batched, search, stages)),
     ("evaluate", (lm, batched, search)),
-    ("_with_derivatives", (lm, evaluation)),
+    ("with_derivatives", (lm, evaluation)),
 )
 
 
@@ -74,7 +74,7 @@ class Counter:
         self.full = False
         self.lm = lm.levenberg_marquardt
         self.evaluate = evaluation.evaluate
-        self.derivs = evaluation._with_derivatives
+        self.derivs = evaluation.with_derivatives
 
     def install(self) -> None:
         wrappers = (self.wrap_lm, self.wrap_evaluate, self.wrap_derivs)

@@ -53,7 +53,7 @@ from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.evaluation import evaluate, w_inner
 from scaloquant.fit.problem import data_window, make_problem
 from scaloquant.fit.spectra import prepared_on_grid
-from scaloquant.fit.start import _start_theta
+from scaloquant.fit.start import start_theta
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, simulate_dataset
 from scaloquant.types import FID
@@ -163,7 +163,7 @@ def fixed_lineshapes(basis, config, result, noisy, truth):
     theta = batched._theta_of(problem, fitted, slice(None))
     true_start = {k: noisy.parameters[k] for k in ("damping_per_s", "shift_hz")}
     zero_shift = replace(config, initial_shift="zero")
-    theta_true = _start_theta(problem, zero_shift, y, basis.dwell_time_s, true_start)
+    theta_true = start_theta(problem, zero_shift, y, basis.dwell_time_s, true_start)
     g = basis.names.index("Glu")
     metabolites = [j for j, n in enumerate(basis.names) if n != "Mac"]
     print("  amplitudes solved again, lineshapes held: Glu slope, MAE")

@@ -9,7 +9,7 @@ seconds; a part's time includes the parts it calls, the table says which):
 * ``fit_inputs``: the fit of every input (``quantify.fit_inputs``), of which ``water``
   (``fit.spectra._without_water``), ``solve`` (``fit.spectra._solve``), ``result``
   (``fit.spectra._batched_result``: SNR, linewidth) and ``figure spectra``
-  (``fit.result.fitted_spectra`` of the drawn voxels);
+  (``fit.spectra.fitted_spectra`` of the drawn voxels);
 * ``write_run``: every output, of which ``maps`` (the report's map images,
   ``report.html._maps``), ``fit figures`` (``report.outputs._fit_png``) and ``NIfTI maps``
   (``report.outputs._write_maps``).

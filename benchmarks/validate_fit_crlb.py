@@ -36,10 +36,11 @@ import torch
 from scipy.stats import median_abs_deviation, skew
 
 from scaloquant.fit import fit_spectra
-from scaloquant.fit.config import FIT_PRESETS, FitConfig, FitStart
+from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.crlb import crlb
 from scaloquant.fit.evaluation import evaluate
 from scaloquant.fit.problem import data_window, make_problem
+from scaloquant.fit.result import FitStart
 from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import default_basis
 from scaloquant.simulate import SimulationConfig, effects, simulate_batch

@@ -17,6 +17,9 @@ Rules
    evaluation compute without it).
 4. **File formats live in io**: outside ``io`` (and the ``cli`` edge), nothing imports a file-format
    library (:data:`FORMAT_LIBRARIES`): readers and writers own their format's quirks.
+5. **No cycle between modules**: inside a room too, the module-level import graph (lazy imports
+   and ``TYPE_CHECKING`` imports count) has no cycle, so every module can be read, tested and
+   changed knowing only the modules below it.
 """
 
 from __future__ import annotations
@@ -235,6 +238,98 @@ def test_the_reading_catches_a_violation():
         "scaloquant.signal",
     ]
     assert LAYER_OF[_room("scaloquant.types")] > LAYER_OF["signal"]  # would be refused
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _module_targets(source: str, module: str, is_package: bool) -> Iterator[str]:
+    """The package's modules that ``module`` imports: ``from PKG import name`` counts as an
+    arrow to ``PKG.name`` where that is a module, else to ``PKG``."""
+    package = module if is_package else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source, module)):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name in MODULES)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in MODULES:
+                    yield sub
+                elif target in MODULES:
+                    yield target
+
+
+def _module_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of ``graph``: its strongly connected components of more than one module
+    (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    graph = {
+        module: set(
+            _module_targets(path.read_text(encoding="utf-8"), module, path.name == "__init__.py")
+        )
+        - {module}
+        for module, path in MODULES.items()
+    }
+    cycles = _module_cycles(graph)
+    assert not cycles, "modules that import each other (directly or round a loop):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
+def test_the_cycle_check_finds_a_loop():
+    """A lazy import back (``fit.batched`` -> ``fit.search`` -> ``fit.batched`` inside a
+    function, as these two modules had until session 14) is a cycle; a chain is not."""
+    source = "def f():\n    from . import batched\n"
+    back = set(_module_targets(source, "scaloquant.fit.search", False))
+    assert back == {"scaloquant.fit.batched"}
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _module_cycles(graph) == [["a", "b", "c"]]
+    assert _module_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
 def test_the_docs_table_is_the_layer_table():

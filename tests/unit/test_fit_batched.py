@@ -11,16 +11,16 @@ import pytest
 import torch
 from scipy.optimize import nnls
 
-from scaloquant.fit import batched, fit_spectra, fitted_spectra
+from scaloquant.fit import batched, fit_spectra, fitted_spectra, stages
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.crlb import crlb
 from scaloquant.fit.evaluation import (
-    _whiten,
-    _with_derivatives,
     evaluate,
     nnls_gram,
     spd_solve,
     stack,
+    whiten,
+    with_derivatives,
 )
 from scaloquant.fit.lm import _data_normal_equations, levenberg_marquardt
 from scaloquant.fit.problem import (
@@ -33,7 +33,7 @@ from scaloquant.fit.problem import (
     parameter_bounds,
     prepare_basis,
 )
-from scaloquant.fit.start import _start_theta
+from scaloquant.fit.start import start_theta
 from scaloquant.io import default_basis
 from scaloquant.physics.model import kernel_window_columns, lineshape_rates, synthesize
 from scaloquant.types import FID, BasisSet
@@ -68,7 +68,7 @@ def test_spd_solve_takes_lu_where_cholesky_fails():
 
 def test_stack_and_whiten_keep_their_values_in_either_layout():
     """:func:`stack` stores the real-stacked columns column by column; it holds the
-    real parts over the imaginary ones all the same, and :func:`_whiten` gives the same
+    real parts over the imaginary ones all the same, and :func:`whiten` gives the same
     ``C u`` for that layout and the row-major one."""
     rng = np.random.default_rng(3)
     u = torch.as_tensor(rng.normal(size=(2, 6, 4)) + 1j * rng.normal(size=(2, 6, 4)))
@@ -77,7 +77,7 @@ def test_stack_and_whiten_keep_their_values_in_either_layout():
     assert stacked.mT.is_contiguous()
     c = torch.as_tensor(rng.normal(size=(3, 6)))
     problem = type("P", (), {"baseline_whiten": c})()
-    torch.testing.assert_close(_whiten(problem, stacked), _whiten(problem, stacked.clone()))
+    torch.testing.assert_close(whiten(problem, stacked), whiten(problem, stacked.clone()))
     assert _runs(np.array([0, 1, 2, 9, 10])) == ((0, 3), (9, 11))
 
 
@@ -93,12 +93,12 @@ def test_single_precision_normal_equations_are_the_double_ones(small):
     problem = make_problem(prepare_basis(basis, config), config)
     x = torch.as_tensor(fids)
     y = data_window(problem, x)
-    theta = _start_theta(problem, config, y, basis.dwell_time_s, {})
+    theta = start_theta(problem, config, y, basis.dwell_time_s, {})
     ones = torch.ones(x.shape[0], dtype=torch.float64)
     out = []
     for dtype in (None, torch.float32):
-        ev = evaluate(problem, theta, y, ones, derivatives=False, column_dtype=batched.TRIAL_DTYPE)
-        ev = _with_derivatives(problem, ev, dtype)
+        ev = evaluate(problem, theta, y, ones, derivatives=False, column_dtype=stages.TRIAL_DTYPE)
+        ev = with_derivatives(problem, ev, dtype)
         assert ev.derivs.dtype == (dtype or torch.float64)
         out.append(_data_normal_equations(problem, ev))
     (jtj, grad), (jtj32, grad32) = out
@@ -650,14 +650,14 @@ def test_lm_gives_up_only_where_its_model_sees_no_lower_minimum(small):
     problem = make_problem(prepare_basis(basis, config), config)
     x = torch.as_tensor(fids)
     y = data_window(problem, x)
-    theta = _start_theta(problem, config, y, basis.dwell_time_s, {})
+    theta = start_theta(problem, config, y, basis.dwell_time_s, {})
     ones = torch.ones(x.shape[0], dtype=torch.float64)
     lower, upper = parameter_bounds(problem, theta[:, problem.slices()["shift"]].mean(-1), config)
 
     def run(**kw):
         return levenberg_marquardt(
             problem, theta, y, ones, lower, upper, max_iterations=40,
-            column_dtype=batched.TRIAL_DTYPE, **kw,
+            column_dtype=stages.TRIAL_DTYPE, **kw,
         )  # fmt: skip
 
     start = evaluate(problem, torch.minimum(torch.maximum(theta, lower), upper), y, ones)

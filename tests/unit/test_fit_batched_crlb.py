@@ -14,9 +14,9 @@ import torch
 
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.crlb import crlb
-from scaloquant.fit.evaluation import _inner, _whiten, evaluate, stack
+from scaloquant.fit.evaluation import evaluate, stack, whiten, whitened_inner
 from scaloquant.fit.problem import data_window, make_problem, prepare_basis
-from scaloquant.fit.start import _start_theta
+from scaloquant.fit.start import start_theta
 from scaloquant.io import default_basis
 from scaloquant.models.physics import problem_in
 
@@ -40,7 +40,7 @@ def case():
     fids = amplitudes @ basis.fids
     fids = fids + 0.02 * (rng.normal(size=fids.shape) + 1j * rng.normal(size=fids.shape))
     y = data_window(problem, torch.as_tensor(fids))
-    theta = _start_theta(problem, config, y, basis.dwell_time_s, {})
+    theta = start_theta(problem, config, y, basis.dwell_time_s, {})
     theta = theta + 0.01 * torch.as_tensor(rng.normal(size=theta.shape)) * problem.free
     noise_var = torch.tensor([0.8, 1.0, 1.3], dtype=torch.float64)
     fixed = torch.as_tensor(amplitudes)
@@ -117,8 +117,10 @@ def test_a_derivative_column_inside_the_baseline_span_is_left_out(case):
     dropped.w_derivs[:, :, j] = 0.0
     inside = replace(ev, derivs=dropped.derivs.clone(), w_derivs=dropped.w_derivs.clone())
     inside.derivs[:, :, j : j + 1] = column
-    inside.w_derivs[:, :, j : j + 1] = _whiten(problem, column)
-    whitened = _inner(column, inside.w_derivs[:, :, j : j + 1], column, _whiten(problem, column))
+    inside.w_derivs[:, :, j : j + 1] = whiten(problem, column)
+    whitened = whitened_inner(
+        column, inside.w_derivs[:, :, j : j + 1], column, whiten(problem, column)
+    )
     assert bool((whitened[:, 0, 0].abs() < 1e-10 * (column**2).sum((1, 2))).all())
     cov, ident = crlb(problem, inside, noise_var)
     cov_dropped, ident_dropped = crlb(problem, dropped, noise_var)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from scaloquant.fit import fit_spectra, search
+from scaloquant.fit import fit_spectra, search, stages
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.problem import make_problem
 from scaloquant.io import default_basis
@@ -34,7 +34,7 @@ def test_weighted_median_shift_is_the_amplitude_weighted_median(problem):
     amplitudes = rng.uniform(0, 1, (b, m)) * (rng.uniform(size=(b, m)) > 0.3)
     amplitudes[-1] = 0.0  # no amplitude at all: the previous centre stays
     previous = torch.full((b,), 0.7, dtype=torch.float64)
-    got = search.weighted_median_shift(problem, theta, torch.as_tensor(amplitudes), previous)
+    got = stages.weighted_median_shift(problem, theta, torch.as_tensor(amplitudes), previous)
     weight = amplitudes @ problem.group_matrix.numpy()
     for i in range(b - 1):  # the definition, spectrum by spectrum
         order = np.argsort(shifts[i])

@@ -114,7 +114,7 @@ def test_batch_equals_item_by_item(built):
     fids = torch.as_tensor(render_invivo(on_grid, params, rng).fids)
     model.eval()
     whole = model.estimate(fids, polish_iterations=3)
-    # The LM's trial steps use single-precision columns (batched.TRIAL_DTYPE), summed in another
+    # The LM's trial steps use single-precision columns (stages.TRIAL_DTYPE), summed in another
     # order for another batch size: the same fit to a small fraction of the uncertainty, not to
     # float64 rounding (amplitudes ~1e-5 relative, a near-zero shift deviation ~2e-8 Hz apart).
     # Amplitudes in units of their CRLB SD, parameters in units of their LM scale

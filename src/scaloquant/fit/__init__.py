@@ -10,9 +10,9 @@ with every amplitude's Cramér–Rao bound as an SD and as a % (LCModel's %SD);
 network's), for its fit figure and as a start (:meth:`FitStart.from_result`) of a full fit.
 """
 
-from .config import FitConfig, FitStart
-from .result import FitResult, FitSpectra, fitted_spectra, phase_corrected
-from .spectra import fit_given_amplitudes, fit_spectra
+from .config import FitConfig
+from .result import FitResult, FitSpectra, FitStart, phase_corrected
+from .spectra import fit_given_amplitudes, fit_spectra, fitted_spectra
 
 __all__ = [
     "FitConfig",

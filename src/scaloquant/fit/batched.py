@@ -9,6 +9,7 @@ return a :class:`BatchedFit`; the baseline F-test's helpers are here too. Its pa
 * :mod:`scaloquant.fit.lm`: the Levenberg–Marquardt solver;
 * :mod:`scaloquant.fit.start`: the cross-correlation shift and ``phi0`` starts;
 * :mod:`scaloquant.fit.crlb`: the Cramér–Rao bounds;
+* :mod:`scaloquant.fit.stages`: the continuation stages;
 * :mod:`scaloquant.fit.search`: the per-metabolite model's global moves.
 
 Global strategy, batched: a cross-correlation start for the shift and a least-squares start
@@ -31,50 +32,30 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import ConfigError
 from ..threads import available_cpus, run_side_by_side
 from ..types import BasisSet
+from . import search
 from .config import FitConfig
 from .crlb import crlb
 from .evaluation import (
     Evaluation,
-    _noise_var_from_residual,
     baseline_coefficients,
     complex_residual,
     evaluate,
     kernel_weights,
+    noise_var_from_residual,
 )
-from .lm import Solution, _put, levenberg_marquardt
+from .lm import Solution, levenberg_marquardt, put_rows
 from .problem import (
     Problem,
-    _bounds,
     amplitude_prior,
     data_window,
-    kernel_bins,
     make_problem,
-    stage_points,
+    parameter_bounds,
 )
-from .start import _start_theta, phase0_given_amplitudes, phase0_start
+from .stages import TRIAL_DTYPE, continuation, stage_problem
+from .start import phase0_given_amplitudes, phase0_start, start_theta
 
-#: Relative cost decrease ending a continuation stage (it only has to reach the right basin):
-#: 1e-4 (was 1e-5) took 14 -> 11 and 12 -> 10 stage iterations on tissue-like and challenge
-#: spectra with the same errors against the truth; 1e-3 (was 1e-4; 64 SNR-30 spectra of
-#: ``bench_fit_engine.py``, seed 1): ``invivo`` 13.0 -> 9.6 stage iterations on the default
-#: simulator's spectra, 11.5 -> 8.8 on tissue-like ones (ratio-to-tCr MAE 0.2129 -> 0.2130),
-#: the per-metabolite model's two stages 40.2 -> 32.8 (MAE 0.0679 -> 0.0682).
-STAGE_COST_RTOL = 1e-3
-#: Iterations of a continuation stage. 12 (was 25; the same spectra): the per-metabolite
-#: model's two stages 40.2 -> 23.3 iterations (most of its spectra ran to 25 in each; MAE
-#: 0.0679 -> 0.0673, and the main pass after them no longer), tissue-like ratio MAE 0.2129 ->
-#: 0.2124; 8 cost accuracy on tissue-like spectra (ratio MAE 0.2280).
-STAGE_ITERATIONS = 12
-#: Complex dtype of the modulated FIDs and their FFTs in the Levenberg–Marquardt iterations of
-#: :func:`_solve_chunk` (the columns are rounded once and every product with them stays
-#: float64). Rounding the columns to single precision (relative error ~1e-7) perturbs an SNR-30
-#: cost by ~1e-8 of itself, three decades below :data:`~scaloquant.fit.lm.COST_RTOL`; half the
-#: memory traffic and FFT work of an evaluation. The evaluation a fit ends with (amplitudes, CRLBs,
-#: residual) is formed again in float64 at the final parameters.
-TRIAL_DTYPE = torch.complex64
 #: Spectra per tensor program on a CPU (working arrays of about 100 MB) and on a GPU. Spectra
 #: leave the batch as they converge, so a chunk's last iterations run a few slow spectra at a
 #: cost per iteration dominated by fixed overheads; a larger chunk shares that tail among more
@@ -134,11 +115,9 @@ def _solve_chunk(
     the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`;
     ``exact``: the last pass's problem on all ``N`` samples where its own is decimated
     (:func:`finish_on_the_full_grid`)."""
-    from . import search
-
     sl = final.slices()
     y = data_window(final, fids)
-    theta = _start_theta(final, config, y, dwell_time_s, start)
+    theta = start_theta(final, config, y, dwell_time_s, start)
     centre = theta[:, sl["shift"]].mean(-1)
     first = stages[0] if stages else final
     if config.fit_phase0:
@@ -157,7 +136,7 @@ def _solve_chunk(
         # without deviations this is the fit; with them, it gives the noise level that weighs
         # their priors when no signal-free region does (and for the per-metabolite model the
         # search, before its spread priors, if any, are added in the last pass)
-        lower, upper = _bounds(final, centre, config)
+        lower, upper = parameter_bounds(final, centre, config)
         sol = levenberg_marquardt(
             final,
             theta,
@@ -181,10 +160,10 @@ def _solve_chunk(
         last_noise = ones
         # (the per-metabolite model's spread priors weigh with this residual's variance, not
         # the region's: it vanishes on noiseless spectra, whose region holds the lines' tails)
-        noise_var = _noise_var_from_residual(final, sol.evaluation)
+        noise_var = noise_var_from_residual(final, sol.evaluation)
     else:
         noise_var = region_var
-    lower, upper = _bounds(final, centre, config)
+    lower, upper = parameter_bounds(final, centre, config)
     prior_q = None
     if final.ratio_labels:
         # the ratio priors' widths scale with a preliminary fit's amplitudes (LCModel's)
@@ -193,7 +172,7 @@ def _solve_chunk(
     # the last pass: with the deviations (refine), or again with the ratio priors
     last = refine if refine is not None else (final if prior_q is not None else None)
     if last is not None:
-        lower, upper = _bounds(last, centre, config)
+        lower, upper = parameter_bounds(last, centre, config)
         last_noise = noise_var
         sol = levenberg_marquardt(
             last,
@@ -218,7 +197,7 @@ def _solve_chunk(
         iterations = iterations + (sol.iterations - before)
     ev = sol.evaluation
     if config.noise_estimate == "residual":
-        noise_var = _noise_var_from_residual(final, ev)
+        noise_var = noise_var_from_residual(final, ev)
     if preliminary is not None:
         prior_q = amplitude_prior(final, preliminary, noise_var)
     cov, _ = crlb(final, ev, noise_var, prior_q)
@@ -260,7 +239,7 @@ def near_noiseless_rows(
     the caller has it): those that :func:`finish_on_the_full_grid` and
     :func:`evaluate_on_the_full_grid` take to the full model."""
     if residual_var is None:
-        residual_var = _noise_var_from_residual(decimated, ev)
+        residual_var = noise_var_from_residual(decimated, ev)
     return torch.nonzero(y.abs().amax(-1) > FULL_GRID_SNR * residual_var.sqrt())[:, 0]
 
 
@@ -281,12 +260,12 @@ def evaluate_on_the_full_grid(
     updated in place and returned with its residual's noise variance
     (:func:`~scaloquant.fit.evaluation.noise_var_from_residual`, formed once: the rows' choice needs
     it too)."""
-    residual_var = _noise_var_from_residual(decimated, ev)
+    residual_var = noise_var_from_residual(decimated, ev)
     rows = near_noiseless_rows(decimated, ev, y, residual_var)
     if rows.numel():
         more = evaluate(exact, theta[rows], y[rows], noise_var[rows], column_dtype=column_dtype)
-        _put(ev, rows, more)
-        residual_var[rows] = _noise_var_from_residual(decimated, more)
+        put_rows(ev, rows, more)
+        residual_var[rows] = noise_var_from_residual(decimated, more)
     return ev, residual_var
 
 
@@ -332,7 +311,7 @@ def finish_on_the_full_grid(
     )
     out = Solution(sol.theta.clone(), sol.evaluation, sol.iterations.clone(), sol.converged.clone())
     out.theta[rows] = more.theta
-    _put(out.evaluation, rows, more.evaluation)
+    put_rows(out.evaluation, rows, more.evaluation)
     out.iterations[rows] += more.iterations
     out.converged[rows] = more.converged
     return out
@@ -378,66 +357,6 @@ def _batched_fit(
     )
 
 
-def continuation(
-    stages: list[Problem],
-    config: FitConfig,
-    fids: torch.Tensor,
-    theta: torch.Tensor,
-    centre: torch.Tensor,
-    recentre: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The continuation stages from ``theta`` ``(B, P)`` for FIDs ``fids`` ``(B, N)``, shift
-    bounds about ``centre`` ``(B,)``: ``(theta, centre)`` after the last. ``recentre``: the
-    bounds of each next stage are centred on the amplitude-weighted median shift of the groups
-    found (:func:`scaloquant.fit.search.weighted_median_shift`)."""
-    from . import search
-
-    ones = torch.ones(fids.shape[0], dtype=torch.float64, device=fids.device)
-    for stage in stages:
-        lower, upper = _bounds(stage, centre, config)
-        sol = levenberg_marquardt(
-            stage,
-            theta,
-            data_window(stage, fids),
-            ones,
-            lower,
-            upper,
-            max_iterations=STAGE_ITERATIONS,
-            cost_rtol=STAGE_COST_RTOL,
-            column_dtype=TRIAL_DTYPE,
-            final_derivatives=False,
-        )
-        theta = sol.theta
-        if recentre:
-            centre = search.weighted_median_shift(stage, theta, sol.evaluation.amplitudes, centre)
-    return theta, centre
-
-
-def stage_problem(
-    basis: BasisSet, config: FitConfig, broadening_per_s: float, device: torch.device
-) -> Problem:
-    """The :class:`~scaloquant.fit.problem.Problem` of a continuation stage, on
-    :func:`~scaloquant.fit.problem.stage_points` samples, or twice, four times... as many where the
-    truncated window would hold too few points for the model."""
-    keep = stage_points(basis.n_points, basis.dwell_time_s, broadening_per_s)
-    half = kernel_bins(basis, config)
-    while keep < basis.n_points:
-        try:
-            return make_problem(
-                basis.truncated(keep),
-                config,
-                broadening_per_s=broadening_per_s,
-                deviations=False,
-                device=device,
-                half_kernel_bins=half,
-            )
-        except ConfigError:
-            keep *= 2
-    return make_problem(
-        basis, config, broadening_per_s=broadening_per_s, deviations=False, device=device
-    )
-
-
 def solve(
     fids: np.ndarray,
     basis: BasisSet,
@@ -466,8 +385,6 @@ def solve(
     refine = make_problem(basis, config, device=device) if with_deviations else None
     last = refine if refine is not None else final
     exact = full_grid_twin(last, basis, config, deviations=with_deviations, device=device)
-    from . import search
-
     twin_pairs = None
     if search.applies(config):
         twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
@@ -522,8 +439,6 @@ def solve_given_amplitudes(
     no continuation stages. The covariance is NaN (bounds of amplitudes that were not
     estimated would mean nothing); the noise SD from the residual, counting the nonlinear and
     baseline parameters as fitted."""
-    from . import search
-
     device = torch.device(config.device)
     global_config = replace(config, grouping="global")
     common = make_problem(basis, global_config, deviations=False, device=device)
@@ -540,12 +455,12 @@ def solve_given_amplitudes(
         a = torch.as_tensor(amplitudes[lo : lo + chunk], dtype=torch.float64, device=device)
         ones = torch.ones(x.shape[0], dtype=torch.float64, device=device)
         y = data_window(common, x)
-        theta = _start_theta(common, config, y, basis.dwell_time_s, {})
+        theta = start_theta(common, config, y, basis.dwell_time_s, {})
         sl = common.slices()
         if config.fit_phase0:
             theta[:, sl["phase0"]] = phase0_given_amplitudes(common, theta, y, a)[:, None]
         centre = theta[:, sl["shift"]].mean(-1)
-        lower, upper = _bounds(common, centre, config)
+        lower, upper = parameter_bounds(common, centre, config)
         sol = levenberg_marquardt(
             common, theta, y, ones, lower, upper,
             max_iterations=config.max_iterations, fixed_amplitudes=a,
@@ -558,7 +473,7 @@ def solve_given_amplitudes(
                 theta[:, fs[key]] = sol.theta[:, sl[key]]
             for key in ("phase0", "phase1"):
                 theta[:, fs[key]] = sol.theta[:, sl[key]]
-            lower, upper = _bounds(final, centre, config)
+            lower, upper = parameter_bounds(final, centre, config)
             sol = levenberg_marquardt(
                 final, theta, y, ones, lower, upper,
                 max_iterations=config.max_iterations, fixed_amplitudes=a,
@@ -575,7 +490,7 @@ def solve_given_amplitudes(
                 fixed_amplitudes=a,
             )  # fmt: skip
             iterations = iterations + (sol.iterations - before)
-        noise_var = _noise_var_from_residual(problem, sol.evaluation)
+        noise_var = noise_var_from_residual(problem, sol.evaluation)
         m = final.n_metabolites
         nan = torch.full((x.shape[0], m, m), float("nan"), dtype=torch.float64, device=device)
         parts.append(_batched_fit(problem, sol, noise_var, nan, iterations))

@@ -9,16 +9,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, dataclass, fields
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Literal
-
-import numpy as np
+from typing import Any, Literal
 
 from .._config import dataclass_from_dict
-from ..errors import ConfigError, InvalidDataError
+from ..errors import ConfigError
 from ..signal.axes import WINDOW_PPM_1H
-
-if TYPE_CHECKING:  # result.py imports this module
-    from .result import FitResult
 
 #: How metabolites share their damping and shift: one pair each, one pair for all, all
 #: metabolites in one group and macromolecules/lipids in another (FSL-MRS's in-vivo default), or
@@ -449,51 +444,6 @@ def retired_settings(data: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"solver {solver!r} no longer exists: the fit has one solver, the batched one; drop "
             "the setting (preset 'simulated' is the per-metabolite model the scipy fit had)"
-        )
-
-
-@dataclass(frozen=True)
-class FitStart:
-    """Optional starting values, each of the batch shape of the data (``(...)``) or with a last
-    axis of metabolites (``(..., n_metabolites)``); ``None`` keeps the default start.
-
-    Amplitudes have no starting value: variable projection solves them exactly for any damping,
-    shift and phase, so a network's amplitude estimate is not needed here; its damping, shift
-    and phase estimates (when it makes them) are. A per-metabolite start is averaged within a
-    group when metabolites share a damping and shift.
-    """
-
-    damping_per_s: np.ndarray | None = None
-    shift_hz: np.ndarray | None = None
-    phase0_rad: np.ndarray | None = None
-    phase1_rad_per_ppm: np.ndarray | None = None
-    gauss_per_s2: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            arr = np.array(value, dtype=np.float64, copy=True)
-            if not np.all(np.isfinite(arr)):
-                raise InvalidDataError(f"starting value {f.name} contains NaN or Inf")
-            arr.setflags(write=False)
-            object.__setattr__(self, f.name, arr)
-
-    @classmethod
-    def from_result(cls, result: FitResult) -> FitStart:
-        """Start from the nonlinear parameters of an earlier fit (for example
-        :func:`~scaloquant.fit.fit_given_amplitudes` around a network's amplitudes): its
-        per-metabolite damping and shift, phases and Gaussian, of its batch shape.
-
-        The phases are about ``result.phase1_pivot_ppm``; start a fit with that pivot.
-        """
-        return cls(
-            damping_per_s=result.damping_per_s,
-            shift_hz=result.shift_hz,
-            phase0_rad=result.phase0_rad,
-            phase1_rad_per_ppm=result.phase1_rad_per_ppm,
-            gauss_per_s2=result.gauss_per_s2,
         )
 
 

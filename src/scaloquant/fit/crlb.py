@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .evaluation import Evaluation, _inner
+from .evaluation import Evaluation, whitened_inner
 from .problem import Problem
 
 
@@ -49,9 +49,9 @@ def crlb(
     if amplitude_prior is None:
         fisher[:, :m, :m] = ev.gram
     else:
-        fisher[:, :m, :m] = _inner(ev.columns, ev.w_columns, ev.columns, ev.w_columns)
+        fisher[:, :m, :m] = whitened_inner(ev.columns, ev.w_columns, ev.columns, ev.w_columns)
         fisher[:, :m, :m] += amplitude_prior
-    fisher[:, :m, m:] = _inner(ev.columns, ev.w_columns, d, wd)
+    fisher[:, :m, m:] = whitened_inner(ev.columns, ev.w_columns, d, wd)
     fisher[:, m:, :m] = fisher[:, :m, m:].mT
     plain = d.mT @ d
     fisher[:, m:, m:] = plain - wd.mT @ wd

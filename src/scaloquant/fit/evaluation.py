@@ -16,7 +16,7 @@ block each step, exact on the final active set, finite termination guaranteed by
 rule, warm-started from the previous evaluation's set.
 
 Derivatives. ``dS/dtheta`` needs two more FFTs (of ``t z`` and, with a Gaussian, ``t^2 z``; in
-:data:`DERIVATIVE_DTYPE`), taken only when a step is accepted (:func:`_with_derivatives`).
+:data:`DERIVATIVE_DTYPE`), taken only when a step is accepted (:func:`with_derivatives`).
 The measured choices (dtypes, the column layout) are documented at their constants and in
 ``docs/fit.md`` ("Cheaper model evaluations", "Where the fit's time goes").
 """
@@ -47,11 +47,11 @@ def stack(u: torch.Tensor) -> torch.Tensor:
     Stored column by column (the ``2K`` axis innermost in memory, as the transposed window
     columns of :func:`scaloquant.physics.model.window_columns` are): the copy reads and writes
     along the columns, not across them (the column-major result of the row-major stacking was
-    a strided transposition), and :func:`_whiten` is one product for all columns."""
+    a strided transposition), and :func:`whiten` is one product for all columns."""
     return torch.cat([u.real.movedim(1, -1), u.imag.movedim(1, -1)], dim=-1).movedim(-1, 1)
 
 
-def _whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+def whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
     """``C u`` for real-stacked ``u`` ``(B, 2K, p)`` -> ``(B, 2 nb, p)``: the ``(nb, K)`` matrix
     ``C`` applied to the real and the imaginary half alike (the block-diagonal
     ``baseline_whiten2`` without its zero blocks)."""
@@ -63,27 +63,24 @@ def _whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
     return (c @ u.reshape(b, 2, k2 // 2, p)).reshape(b, 2 * c.shape[0], p)
 
 
-def _inner(u: torch.Tensor, cu: torch.Tensor, v: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
-    """``<u, v>_W = u^T v - (C u)^T (C v)`` from vectors and their :func:`_whiten` images."""
+def whitened_inner(
+    u: torch.Tensor, cu: torch.Tensor, v: torch.Tensor, cv: torch.Tensor
+) -> torch.Tensor:
+    """``<u, v>_W = u^T v - (C u)^T (C v)`` from vectors and their :func:`whiten` images."""
     return u.mT @ v - cu.mT @ cv
 
 
-def _w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``<u, v>_W`` for real-stacked ``u`` ``(B, 2K, p)``, ``v`` ``(B, 2K, q)`` -> ``(B, p, q)``.
 
     The baseline part ``(C u)^T (C v)`` applies ``C`` to the real and imaginary halves alike.
     """
     out = u.mT @ v
     if problem.baseline_whiten.shape[0]:
-        cu = _whiten(problem, u)
-        cv = cu if v is u else _whiten(problem, v)
+        cu = whiten(problem, u)
+        cv = cu if v is u else whiten(problem, v)
         out = out - cu.mT @ cv
     return out
-
-
-def w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Public name of the ``W`` inner product (:func:`_w_inner`), for the physics-head models."""
-    return _w_inner(problem, u, v)
 
 
 def spd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -349,7 +346,7 @@ def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | N
     (:func:`kernel_weights`; ``S`` convolved with it where ``problem.kernel_active``).
 
     ``column_dtype``: the complex dtype of ``z`` and its FFT (default: the basis'; e.g.
-    :data:`~scaloquant.fit.batched.TRIAL_DTYPE`); ``S`` is returned in the basis' dtype all the
+    :data:`~scaloquant.fit.stages.TRIAL_DTYPE`); ``S`` is returned in the basis' dtype all the
     same."""
     rates, gauss, phi0, phi1 = _unpack(problem, theta)
     z = modulated_fids(
@@ -413,19 +410,19 @@ def evaluate(
     columns, data, residual and derivatives are formed once and shared by every inner
     product. With ``derivatives=False`` (a trial step, most of which are rejected) the
     derivative columns are left empty and the modulated FIDs and phase kept in ``pending`` for
-    :func:`_with_derivatives`. ``amplitude_prior`` ``(B, M, M)``: the quadratic ``a^T Q a``
+    :func:`with_derivatives`. ``amplitude_prior`` ``(B, M, M)``: the quadratic ``a^T Q a``
     of amplitude-ratio priors (:func:`~scaloquant.fit.problem.amplitude_prior`), added to the Gram
     matrix and the cost. ``column_dtype``: see :func:`columns`. ``fixed_amplitudes`` ``(B, M)`` (any
     sign): the amplitudes are held at these, not solved; the passive set is then empty, so that the
     Jacobian is ``-(dS/dtheta) a`` alone (no Kaufman term: ``a`` does not depend on ``theta``)
     and the residual's degrees of freedom count no amplitude. ``derivative_dtype``: the real
-    dtype of the derivative columns (:func:`_with_derivatives`; default the columns')."""
+    dtype of the derivative columns (:func:`with_derivatives`; default the columns')."""
     cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype)
     cols = stack(cols_c)
     ys = stack(y[..., None])
-    w_cols, w_y = _whiten(problem, cols), _whiten(problem, ys)
-    gram = _inner(cols, w_cols, cols, w_cols)
-    h = _inner(cols, w_cols, ys, w_y)[..., 0]
+    w_cols, w_y = whiten(problem, cols), whiten(problem, ys)
+    gram = whitened_inner(cols, w_cols, cols, w_cols)
+    h = whitened_inner(cols, w_cols, ys, w_y)[..., 0]
     if amplitude_prior is not None:
         gram = gram + amplitude_prior
     if fixed_amplitudes is None:
@@ -435,7 +432,7 @@ def evaluate(
         passive = torch.zeros_like(a, dtype=torch.bool)
     residual = ys - cols @ a[..., None]
     w_residual = w_y - w_cols @ a[..., None]
-    data_cost = _inner(residual, w_residual, residual, w_residual)[..., 0, 0]
+    data_cost = whitened_inner(residual, w_residual, residual, w_residual)[..., 0, 0]
     if amplitude_prior is not None:
         data_cost = data_cost + (a[:, None, :] @ amplitude_prior @ a[..., None])[..., 0, 0]
     prior = (problem.prior_precision * theta**2 * problem.free).sum(-1)
@@ -447,7 +444,7 @@ def evaluate(
         data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
     )
     ev.pending = (z, edge, phase, cols_c, kernel)
-    return _with_derivatives(problem, ev, derivative_dtype) if derivatives else ev
+    return with_derivatives(problem, ev, derivative_dtype) if derivatives else ev
 
 
 def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
@@ -457,7 +454,7 @@ def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
     return quad + 2 * theta @ problem.kernel_linear + problem.kernel_constant
 
 
-def _with_derivatives(
+def with_derivatives(
     problem: Problem, ev: Evaluation, dtype: torch.dtype | None = None
 ) -> Evaluation:
     """``ev`` with its derivative columns (real ``dtype``, default the columns'; e.g.
@@ -465,7 +462,7 @@ def _with_derivatives(
     ``ev.pending``."""
     z, edge, phase, cols_c, kernel = ev.pending
     ev.derivs = _derivative_columns(problem, z, edge, phase, cols_c, ev.amplitudes, kernel, dtype)
-    ev.w_derivs = _whiten(problem, ev.derivs)
+    ev.w_derivs = whiten(problem, ev.derivs)
     ev.pending = None
     return ev
 
@@ -483,11 +480,6 @@ def baseline_coefficients(problem: Problem, residual: torch.Tensor) -> torch.Ten
 
 
 def noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
-    """Public name of :func:`_noise_var_from_residual` (for the physics-head models)."""
-    return _noise_var_from_residual(problem, ev)
-
-
-def _noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
     """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
     r = complex_residual(ev)
     r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)

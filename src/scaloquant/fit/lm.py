@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .evaluation import Evaluation, _inner, _with_derivatives, evaluate, spd_solve
+from .evaluation import Evaluation, evaluate, spd_solve, whitened_inner, with_derivatives
 from .problem import Problem
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit. At a good fit
@@ -76,7 +76,7 @@ LM_MAX = 1e10
 #: variances instead.
 
 #: Real dtype of the derivative columns and of their products (``J^T J``, ``E``) in the
-#: Levenberg–Marquardt iterations that run in :data:`~scaloquant.fit.batched.TRIAL_DTYPE` (the
+#: Levenberg–Marquardt iterations that run in :data:`~scaloquant.fit.stages.TRIAL_DTYPE` (the
 #: evaluation they return, whose covariance :func:`~scaloquant.fit.crlb.crlb` forms, is formed again
 #: in float64; the gradient and the Schur complement with the Gram block stay float64 in any case).
 #: float32 (the columns hold single-precision values already, so ``J^T J`` moves by ~1e-6 of its
@@ -107,12 +107,12 @@ def _data_normal_equations(problem: Problem, ev: Evaluation) -> tuple[torch.Tens
     def low(t: torch.Tensor) -> torch.Tensor:
         return t.to(d.dtype)
 
-    jtj = _inner(d, wd, d, wd).to(wide)
+    jtj = whitened_inner(d, wd, d, wd).to(wide)
     # the gradient in the Gram's precision: it sets where the iterations end (a noiseless fit
     # of a nearly collinear pair, Cr and PCr, stopped 4e-5 off with a single-precision one);
     # as row vectors: (1, 2K) x (2K, P) products, several times faster than (P, 2K) x (2K, 1)
-    grad = -_inner(ev.residual, ev.w_residual, d.to(wide), wd.to(wide))[:, 0, :]
-    e = _inner(low(ev.columns), low(ev.w_columns), d, wd).to(wide)  # (B, M, P_free)
+    grad = -whitened_inner(ev.residual, ev.w_residual, d.to(wide), wd.to(wide))[:, 0, :]
+    e = whitened_inner(low(ev.columns), low(ev.w_columns), d, wd).to(wide)  # (B, M, P_free)
     f = ev.passive
     both = f[:, :, None] & f[:, None, :]
     masked = torch.where(both, ev.gram, torch.zeros_like(ev.gram)) + torch.diag_embed(
@@ -175,14 +175,14 @@ class Solution:
     converged: torch.Tensor  # (B,)
 
 
-def _take(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
+def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
     out = Evaluation(*(getattr(ev, f)[idx] for f in _STORED))
     if ev.pending is not None:
         out.pending = tuple(t[idx] for t in ev.pending)
     return out
 
 
-def _put(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
+def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
     for name in _STORED:
         getattr(ev, name)[idx] = getattr(new, name)
 
@@ -208,7 +208,7 @@ def levenberg_marquardt(
     ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
     ``(B, M, M)``, ``fixed_amplitudes`` ``(B, M)``: see :func:`~scaloquant.fit.evaluation.evaluate`.
     ``column_dtype``: the iterations' (:func:`~scaloquant.fit.evaluation.columns`; e.g.
-    :data:`~scaloquant.fit.batched.TRIAL_DTYPE`), the returned evaluation formed again in the basis'
+    :data:`~scaloquant.fit.stages.TRIAL_DTYPE`), the returned evaluation formed again in the basis'
     dtype. ``stop_var`` ``(B,)``: a noise variance per real part of the data (a signal-free
     region's) for the noise-scaled stopping rule (:data:`COST_NOISE_TOL`);
     ``None``: the relative rule (``cost_rtol``). ``give_up`` ``(B,)``: a cost; a spectrum
@@ -332,8 +332,8 @@ def levenberg_marquardt(
             if bool(need.any()):
                 if not every:
                     rows = torch.nonzero(need)[:, 0]
-                accepted = _with_derivatives(
-                    problem, new if every else _take(new, rows), normal_dtype
+                accepted = with_derivatives(
+                    problem, new if every else take_rows(new, rows), normal_dtype
                 )
                 jtj_new, grad_new = _data_normal_equations(problem, accepted)
                 if every:
@@ -345,7 +345,7 @@ def levenberg_marquardt(
                     if every and where.numel() == b:
                         ev = accepted
                     else:
-                        _put(ev, where, accepted)
+                        put_rows(ev, where, accepted)
         if bool(done.any()):
             finish(done)
     if active.numel():

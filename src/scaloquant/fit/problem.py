@@ -612,17 +612,12 @@ def amplitude_prior(
     )
 
 
-def _bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
+def parameter_bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
+    """``(lower, upper)`` ``(B, P)`` of the fit: ``problem``'s bounds with the group shifts
+    within ``config.shift_bounds_hz`` of ``centre_hz`` ``(B,)``."""
     lower = problem.lower.expand(centre_hz.shape[0], -1).clone()
     upper = problem.upper.expand(centre_hz.shape[0], -1).clone()
     sl = problem.slices()["shift"]
     lower[:, sl] = centre_hz[:, None] + config.shift_bounds_hz[0]
     upper[:, sl] = centre_hz[:, None] + config.shift_bounds_hz[1]
     return lower, upper
-
-
-def parameter_bounds(problem: Problem, centre_hz: torch.Tensor, config: FitConfig):
-    """``(lower, upper)`` ``(B, P)`` of the fit: ``problem``'s bounds with the group shifts
-    within ``config.shift_bounds_hz`` of ``centre_hz`` ``(B,)`` (public name of
-    :func:`_bounds`, for the physics-head models)."""
-    return _bounds(problem, centre_hz, config)

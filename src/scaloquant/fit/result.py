@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal, NamedTuple
 
 import numpy as np
 
 from ..errors import InvalidDataError, UnknownMetaboliteError
 from ..metabolites import COMBINATIONS, indices_of
-from ..types import FID, BasisSet
 from .config import FitConfig
 
 
@@ -163,6 +162,51 @@ class FitResult:
         return np.sqrt(np.einsum("i,...ij,j->...", w, self.amplitude_covariance, w))
 
 
+@dataclass(frozen=True)
+class FitStart:
+    """Optional starting values, each of the batch shape of the data (``(...)``) or with a last
+    axis of metabolites (``(..., n_metabolites)``); ``None`` keeps the default start.
+
+    Amplitudes have no starting value: variable projection solves them exactly for any damping,
+    shift and phase, so a network's amplitude estimate is not needed here; its damping, shift
+    and phase estimates (when it makes them) are. A per-metabolite start is averaged within a
+    group when metabolites share a damping and shift.
+    """
+
+    damping_per_s: np.ndarray | None = None
+    shift_hz: np.ndarray | None = None
+    phase0_rad: np.ndarray | None = None
+    phase1_rad_per_ppm: np.ndarray | None = None
+    gauss_per_s2: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            arr = np.array(value, dtype=np.float64, copy=True)
+            if not np.all(np.isfinite(arr)):
+                raise InvalidDataError(f"starting value {f.name} contains NaN or Inf")
+            arr.setflags(write=False)
+            object.__setattr__(self, f.name, arr)
+
+    @classmethod
+    def from_result(cls, result: FitResult) -> FitStart:
+        """Start from the nonlinear parameters of an earlier fit (for example
+        :func:`~scaloquant.fit.fit_given_amplitudes` around a network's amplitudes): its
+        per-metabolite damping and shift, phases and Gaussian, of its batch shape.
+
+        The phases are about ``result.phase1_pivot_ppm``; start a fit with that pivot.
+        """
+        return cls(
+            damping_per_s=result.damping_per_s,
+            shift_hz=result.shift_hz,
+            phase0_rad=result.phase0_rad,
+            phase1_rad_per_ppm=result.phase1_rad_per_ppm,
+            gauss_per_s2=result.gauss_per_s2,
+        )
+
+
 def combined(result: FitResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """LCModel's combined rows (:data:`scaloquant.metabolites.COMBINATIONS`, under any
     spelling of the basis) present in ``result``: name -> ``(amplitude (...), CRLB SD (...))``,
@@ -237,17 +281,3 @@ BATCH_FIELDS = (
     "relative_residual",
     "metabolite_fraction",
 )
-
-
-def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
-    """Rebuild the model of ``result`` for the spectra of ``fid`` that it was fitted to.
-
-    ``basis`` must be the one given to the fit (same names, same grid).
-    """
-    if fid.batch_shape != result.batch_shape:
-        raise InvalidDataError(
-            f"the data have batch shape {fid.batch_shape}, the fit result {result.batch_shape}"
-        )
-    from .spectra import batched_spectra
-
-    return batched_spectra(result, fid, basis)

@@ -7,7 +7,7 @@ path leads a local fit out. The measures below escape them (those of the scipy f
 package had until issue 12, made here for a whole batch at once on
 :func:`scaloquant.fit.lm.levenberg_marquardt`):
 
-* Re-centred shift bounds (:func:`weighted_median_shift`): after every continuation stage the
+* Re-centred shift bounds (:func:`~scaloquant.fit.stages.weighted_median_shift`): after every continuation stage the
   shift bounds are centred on the amplitude-weighted median shift of the groups found, not on
   the cross-correlation start, which follows the largest peaks and can miss it by 2-3 Hz.
 * Resets (``FitConfig.max_resets``): a group whose shift ends in the outer
@@ -37,12 +37,12 @@ import numpy as np
 import torch
 
 from ..types import BasisSet
-from . import batched
 from .config import FitConfig
 from .evaluation import evaluate
 from .lm import Solution, levenberg_marquardt
 from .model import LOST_MARGIN, MISFIT_RATIO, twin_groups
 from .problem import Problem, parameter_bounds
+from .stages import TRIAL_DTYPE, continuation
 
 #: LM iterations of a move's probe, and the margin over the current cost it must be within.
 PROBE_ITERATIONS = 5
@@ -79,24 +79,6 @@ def twins(basis: BasisSet, config: FitConfig, group_of: np.ndarray) -> tuple:
         return ()
     damped = basis.fids * np.exp(-config.initial_damping_per_s * basis.time_axis_s())
     return twin_groups(basis, config, group_of, damped)
-
-
-def weighted_median_shift(
-    problem: Problem, theta: torch.Tensor, amplitudes: torch.Tensor, previous: torch.Tensor
-) -> torch.Tensor:
-    """``(B,)`` amplitude-weighted median of the group shifts of ``theta`` ``(B, P)``
-    (amplitudes ``(B, M)``); ``previous`` ``(B,)`` where every amplitude is 0. Weighted, so that
-    small metabolites, whose shifts are poorly determined in noisy data, do not move it."""
-    shift = theta[:, problem.slices()["shift"]]
-    weight = amplitudes.to(shift.dtype) @ problem.group_matrix
-    order = torch.argsort(shift, dim=-1)
-    cumulative = torch.cumsum(torch.gather(weight, 1, order), dim=-1)
-    half = cumulative[:, -1:] / 2
-    index = torch.searchsorted(cumulative.contiguous(), half.contiguous()).clamp_max(
-        shift.shape[1] - 1
-    )
-    median = torch.gather(torch.gather(shift, 1, order), 1, index)[:, 0]
-    return torch.where(cumulative[:, -1] > 0, median, previous)
 
 
 def lost_groups(
@@ -163,7 +145,7 @@ def global_moves(
                 lower[r],
                 upper[r],
                 max_iterations=n_iter,
-                column_dtype=batched.TRIAL_DTYPE,
+                column_dtype=TRIAL_DTYPE,
                 fixed_amplitudes=None if fixed_amplitudes is None else fixed_amplitudes[r],
                 stop_var=None if stop_var is None else stop_var[r],
                 give_up=give_up,
@@ -241,7 +223,7 @@ def global_moves(
         upper,
         max_iterations=config.max_iterations,
         fixed_amplitudes=fixed_amplitudes,
-        column_dtype=batched.TRIAL_DTYPE,
+        column_dtype=TRIAL_DTYPE,
         stop_var=stop_var,
     )
     return Solution(last.theta, last.evaluation, iterations + last.iterations, last.converged)
@@ -272,12 +254,12 @@ def second_search(
     theta[:, sl["damping"]] = config.initial_damping_per_s if final.lorentzian else 0.0
     theta[:, sl["shift"]] = centre_hz[rows, None]
     centre = centre_hz[rows]
-    theta, centre = batched.continuation(stages, config, fids[rows], theta, centre, True)
+    theta, centre = continuation(stages, config, fids[rows], theta, centre, True)
     lower, upper = parameter_bounds(final, centre, config)
     ones = torch.ones(rows.numel(), dtype=torch.float64, device=y.device)
     sol = levenberg_marquardt(
         final, theta, y[rows], ones, lower, upper, max_iterations=config.max_iterations,
-        column_dtype=batched.TRIAL_DTYPE, stop_var=region_var[rows],
+        column_dtype=TRIAL_DTYPE, stop_var=region_var[rows],
     )  # fmt: skip
     sol = global_moves(
         final, config, sol, y[rows], ones, centre, twin_pairs, stop_var=region_var[rows]

@@ -10,8 +10,8 @@ from threadpoolctl import threadpool_limits
 from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
 from ..types import FID, Acquisition, BasisSet
-from .config import FIT_PRESETS, FitConfig, FitStart
-from .result import FitResult, FitSpectra
+from .config import FIT_PRESETS, FitConfig
+from .result import FitResult, FitSpectra, FitStart
 
 
 def fit_spectra(
@@ -620,3 +620,15 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
             for f in spectra._fields[1:]
         ),
     )
+
+
+def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
+    """Rebuild the model of ``result`` for the spectra of ``fid`` that it was fitted to.
+
+    ``basis`` must be the one given to the fit (same names, same grid).
+    """
+    if fid.batch_shape != result.batch_shape:
+        raise InvalidDataError(
+            f"the data have batch shape {fid.batch_shape}, the fit result {result.batch_shape}"
+        )
+    return batched_spectra(result, fid, basis)

@@ -1,5 +1,5 @@
 """The start of the batched fit: the nonlinear parameters before the first Levenberg–Marquardt
-step (:func:`_start_theta`).
+step (:func:`start_theta`).
 
 A cross-correlation start for the shift (:func:`cross_correlation_shift_hz`: the window's
 magnitude against that of the basis' main singlets, each less its running mean, refined by a
@@ -82,7 +82,7 @@ def phase0_start(problem: Problem, theta: torch.Tensor, y: torch.Tensor) -> torc
     return torch.angle((coef[..., 0] * energy).sum(-1))
 
 
-def _start_theta(
+def start_theta(
     problem: Problem, config: FitConfig, y: torch.Tensor, dwell_time_s: float, start
 ) -> torch.Tensor:
     sl = problem.slices()

@@ -46,7 +46,7 @@ from torch import nn
 
 from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError
-from ..fit import batched, search
+from ..fit import batched, search, stages
 from ..fit.config import FitConfig
 from ..fit.crlb import crlb
 from ..fit.evaluation import (
@@ -59,7 +59,7 @@ from ..fit.evaluation import (
     stack,
     w_inner,
 )
-from ..fit.lm import Solution, _put, _take, levenberg_marquardt
+from ..fit.lm import Solution, levenberg_marquardt, put_rows, take_rows
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
 from ..fit.start import cross_correlation_shift_hz
 from ..threads import run_side_by_side
@@ -128,7 +128,7 @@ class PhysicsQuantifierConfig:
         swaps (Cr/PCr, GPC/PCho), each kept where the cost drops (only without priors, i.e.
         the per-metabolite model of the default simulation).
     polish_broadening_per_s : continuation stages of the polish, 1/s, decreasing (the fit's
-        ``continuation_broadening_per_s``, :func:`scaloquant.fit.batched.continuation`): before the ``K``
+        ``continuation_broadening_per_s``, :func:`scaloquant.fit.stages.continuation`): before the ``K``
         iterations, Levenberg–Marquardt from the network's start on data and basis broadened
         by ``exp(-L t)`` for each ``L`` (on the FID's first samples, as the fit's stages), which
         widens the basin of the narrow lines' shifts; ``()`` for none (``K = 0``: never).
@@ -400,12 +400,12 @@ def problem_in(problem: Problem, dtype: torch.dtype) -> Problem:
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
 #: parameters (its NNLS amplitudes, residual and CRLB: the ``K = 0`` outputs, and the polish's
 #: start); every product with the columns stays float64, as in the fit's trial evaluations
-#: (:data:`scaloquant.fit.batched.TRIAL_DTYPE`). Against complex128 on 512 default-simulator
+#: (:data:`scaloquant.fit.stages.TRIAL_DTYPE`). Against complex128 on 512 default-simulator
 #: spectra at SNR 30 (a ``train --preset tiny`` network): amplitudes moved by at most 4e-7 of
 #: their CRLB SD (1.5e-7 of the spectrum's largest amplitude), SDs by at most 3e-7 relative
 #: (``tests/unit/test_models_physics_speed.py`` bounds both at 1e-4); 2.5x faster at ``K = 0``
 #: with the CRLB's Cholesky route (:data:`scaloquant.fit.crlb.CHOLESKY_INVERSE_MAX`).
-NETWORK_COLUMN_DTYPE = batched.TRIAL_DTYPE
+NETWORK_COLUMN_DTYPE = stages.TRIAL_DTYPE
 #: The network's model where it predicts (:meth:`PhysicsQuantifier.estimate`: the evaluation
 #: at the network's parameters, its CRLB, the polish) is formed on the fit's decimated band
 #: (:attr:`~scaloquant.fit.config.FitConfig.decimate_model`, docs/fit.md "The model on the
@@ -593,7 +593,7 @@ class PhysicsQuantifier(nn.Module):
         self.problem()  # drops the cache when the basis buffer has changed
         key = ("stage", float(broadening_per_s), decimated)
         if key not in self._problems:
-            self._problems[key] = batched.stage_problem(
+            self._problems[key] = stages.stage_problem(
                 self.basis(),
                 self._grid_config(decimated),
                 broadening_per_s,
@@ -675,7 +675,7 @@ class PhysicsQuantifier(nn.Module):
         # second evaluation)
         sub = Solution(
             sol.theta[rows],
-            _take(sol.evaluation, rows),
+            take_rows(sol.evaluation, rows),
             sol.iterations[rows],
             sol.converged[rows],
         )
@@ -694,7 +694,7 @@ class PhysicsQuantifier(nn.Module):
         everyone = torch.arange(y.shape[0], device=rows.device)
         out = Solution(
             sol.theta.clone(),
-            _take(sol.evaluation, everyone),
+            take_rows(sol.evaluation, everyone),
             sol.iterations.clone(),
             sol.converged.clone(),
         )
@@ -703,7 +703,7 @@ class PhysicsQuantifier(nn.Module):
             moved.iterations,
             moved.converged,
         )
-        _put(out.evaluation, rows, moved.evaluation)
+        put_rows(out.evaluation, rows, moved.evaluation)
         return out
 
     @torch.no_grad()
@@ -744,12 +744,12 @@ class PhysicsQuantifier(nn.Module):
         centre = theta[:, problem.slices()["shift"]].mean(-1)
         fit_config = self.config.fit_config
         if k and self.config.polish_broadening_per_s:
-            stages = [
+            stage_problems = [
                 self.stage_problem(b, decimated=NETWORK_MODEL_DECIMATED)
                 for b in self.config.polish_broadening_per_s
             ]
-            theta, centre = batched.continuation(
-                stages, fit_config, fids.to(torch.complex128), theta, centre
+            theta, centre = stages.continuation(
+                stage_problems, fit_config, fids.to(torch.complex128), theta, centre
             )
         lower, upper = parameter_bounds(problem, centre, fit_config)
         # the per-metabolite model's spread priors (fit_config.has_spread_priors) are added,
@@ -774,7 +774,7 @@ class PhysicsQuantifier(nn.Module):
                 # single-precision columns, as the fit's iterations (the evaluation it returns
                 # is formed again in float64): 64 noiseless spectra, K = 20 without moves,
                 # 55.1 -> 34.6 s, same MAE
-                column_dtype=batched.TRIAL_DTYPE,
+                column_dtype=stages.TRIAL_DTYPE,
             )
             if self.config.polish_moves:
                 sol = self.moves_where_inexact(searched, sol, y, noise_var, centre)
@@ -792,7 +792,7 @@ class PhysicsQuantifier(nn.Module):
                     lower,
                     upper,
                     max_iterations=k,
-                    column_dtype=batched.TRIAL_DTYPE,
+                    column_dtype=stages.TRIAL_DTYPE,
                 )
                 if exact is not None:
                     sol = batched.finish_on_the_full_grid(

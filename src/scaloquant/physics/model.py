@@ -188,7 +188,7 @@ def modulated_fids(
     complex dtype of ``z`` (default: that of the plain product of the arguments); with
     ``torch.complex64`` the exponentials are still evaluated in the arguments' precision and
     rounded once, and the basis is rounded to it (the fit's trial steps, see
-    :data:`scaloquant.fit.batched.TRIAL_DTYPE`). ``uniform=False``: ``time_s`` is any set of
+    :data:`scaloquant.fit.stages.TRIAL_DTYPE`). ``uniform=False``: ``time_s`` is any set of
     sample times (the edge samples of a decimated model), not a uniform grid, and every
     exponential is evaluated (:func:`_exp_ramp` needs the uniform grid).
     """

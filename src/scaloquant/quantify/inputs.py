@@ -25,6 +25,15 @@ from ..types import FID
 N_SPATIAL = 3
 
 
+def mirror_warning(ratio: float) -> str:
+    """The sentence printed and stored for a spectrum that looks mirrored."""
+    return (
+        f"the spectrum looks mirrored about the reference: {ratio:.1f}x more peak signal in the "
+        "mirror image of 0.5-4.2 ppm than in it; the file is probably stored in the other "
+        "orientation (complex conjugate): check it, and read it with --conjugate if so"
+    )
+
+
 @dataclass(frozen=True)
 class SpectraInput:
     """One input file, read.
@@ -87,7 +96,6 @@ class SpectraInput:
         ``(N,)`` in C order: ``mirror_ratios`` where the quality figures formed them already);
         one sentence each."""
         from ..signal.quality import looks_mirrored, mirror_ratio
-        from .results import mirror_warning
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
         fid = self.fid

@@ -65,15 +65,6 @@ QC_FLAGS: dict[str, str] = {
 }
 
 
-def mirror_warning(ratio: float) -> str:
-    """The sentence printed and stored for a spectrum that looks mirrored."""
-    return (
-        f"the spectrum looks mirrored about the reference: {ratio:.1f}x more peak signal in the "
-        "mirror image of 0.5-4.2 ppm than in it; the file is probably stored in the other "
-        "orientation (complex conjugate): check it, and read it with --conjugate if so"
-    )
-
-
 #: The per-spectrum quality columns, after the metabolite columns of results.csv (see
 #: :mod:`scaloquant.signal.quality` for each definition and threshold).
 QUALITY_COLUMNS: dict[str, str] = {

@@ -96,7 +96,7 @@ class PhysicsTrainConfig:
         (docs/physics-models.md, "The reconstruction term").
     reconstruction_broadening_per_s : the reconstruction term compares data and model both
         broadened by ``exp(-L t)`` (the fit's continuation stage ``L``,
-        :func:`scaloquant.fit.batched.stage_problem`), which widens the residual's basin in the
+        :func:`scaloquant.fit.stages.stage_problem`), which widens the residual's basin in the
         shift (:data:`RECONSTRUCTION_BROADENING_PER_S`); ``None``: the unbroadened model.
     reconstruction_signals : signals of each batch whose reconstruction term is computed
         (:func:`physics_loss`; the validation loss uses all).
