@@ -79,7 +79,7 @@ ENCODER_OF = {"spectrum_physics": "spectrum_cnn", "scalogram_physics": "scalogra
 DEFAULT_PHYSICS_SCALOGRAM = {"name": "cpu", "channels": "complex", "n_scales": 64, "decimation": 8}
 #: Default polish iterations (``K``): on spectra the fit's model describes, 5 matched 20 (SNR 30)
 #: and the full fit, at a quarter of the cost of 20
-#: (docs/history/physics-models-log.md "Measured").
+#: (docs/history/physics-models-log.md "Measured (2 shared CPU cores").
 DEFAULT_POLISH_ITERATIONS = 5
 #: Relative residual ``|y - S a|_W^2 / |y|_W^2`` below which a polished spectrum counts as
 #: fitted exactly and is spared the global moves (:meth:`PhysicsQuantifier.moves_where_inexact`).
