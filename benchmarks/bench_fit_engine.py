@@ -1,5 +1,5 @@
 """Speed of the fit engine against LCModel, in the same run (the scipy fit it replaced, before
-it was retired: docs/fit.md).
+it was retired: docs/history/fit-log.md "The scipy solver retired").
 
 Spectra: the default simulator (ISMRM 2016 basis, 21 signals x 2048 points, amplitudes U[0, 1],
 per-metabolite damping U[0, 15] 1/s and shift U[-3, 3] Hz) with noise at ``--snr``. Fitted by

@@ -12,7 +12,8 @@ Siemens spectrum, which has no reference but LCModel's) is starred.
 
 ``--physics CASE=CKPT ...`` adds, under a case's fit line, the line of ``scaloquant quantify
 --model CKPT`` (a ``spectrum_physics`` checkpoint trained with ``--grid-from`` on the case's file
-and ``--basis`` on its basis, see docs/physics-models.md) on the same input, in the same format.
+and ``--basis`` on its basis, see docs/history/physics-models-log.md "Scanner spectra") on the same
+input, in the same format.
 
 Usage::
 

@@ -1,6 +1,6 @@
 """Why Glu's slope of estimate against truth is below 0.95 for the fit on 600 SNR-30 spectra of
-the default simulator (issue 13's done-when 1; docs/physics-models.md, "Glu's slope on larger
-sets (session 10)").
+the default simulator (issue 13's done-when 1; docs/history/physics-models-log.md, "Glu's slope
+on larger sets (session 10)").
 
 ``--n`` spectra of ``simulate_dataset(default_basis(), SimulationConfig(), n, seed)`` at
 ``--snr`` (the same draw as ``bench_physics.py --simulation default``), fitted with

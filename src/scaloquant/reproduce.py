@@ -140,7 +140,7 @@ SIDE_BY_SIDE = True
 #: 0.89-0.96 of the former wall time (the scalogram CNN alone 1.6-1.7x slower on one thread
 #: than on two, beside the other three in the other process); on cores shared with other jobs
 #: a CNN's second thread mostly waits (125 scalogram-CNN steps at load 3: 20.5 s on one thread,
-#: 35 s on two). docs/benchmarks.md, "The four trainings side by side in processes".
+#: 35 s on two). docs/history/benchmarks-log.md, "The four trainings side by side in processes".
 TRAIN_IN_PROCESSES = True
 
 

@@ -22,7 +22,7 @@ basin); the per-metabolite deviations are freed only in the final stage, with ``
 from the previous stage's residual (or the signal-free region). With
 ``grouping="per_metabolite"`` also the re-centred shift bounds, resets, twin swaps and second
 search of :mod:`scaloquant.fit.search`. Measured choices: at their constants and in
-``docs/fit.md``.
+``docs/fit.md`` ("The solver's constants").
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def full_grid_twin(
 #: fitted to their end on all ``N`` samples (:func:`finish_on_the_full_grid`): 1000, where the
 #: decimated model's error (<= 1e-4 of a column's largest bin, ~3e-6 typical) reaches a few
 #: percent of the noise; below it the decimated minimum is the full model's within ~1e-2 of a
-#: CRLB SD (docs/fit.md "The model on the window's band").
+#: CRLB SD (docs/history/fit-log.md "The model on the window's band").
 FULL_GRID_SNR = 1000.0
 
 
@@ -573,7 +573,8 @@ def baseline_ftest_bound(
     window's points, and the baseline counts once (on the complex residual with ``2K`` and
     twice the baseline, the rule picked 3 effective dimensions per ppm on the spant spectrum
     where LCModel's ``alphaB`` is 2, and 6-7 on the Osprey spectra where LCModel's is 5-7; on
-    the real part 1 and 4-6: ``benchmarks/diag_baseline_ftest.py``, docs/fit.md).
+    the real part 1 and 4-6: ``benchmarks/diag_baseline_ftest.py``,
+    docs/history/fit-log.md "The in-vivo disagreement with LCModel").
 
     With ``config.baseline_ftest_rule == "nested"`` the bound is that of the candidate
     ``ed_per_ppm`` (required then): the extra-sum-of-squares F-test of nested fits,

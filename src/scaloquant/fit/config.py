@@ -102,7 +102,8 @@ class FitConfig:
         ``grouping="per_metabolite"``, :mod:`scaloquant.fit.search`), before and again after
         the twin swaps. 1 (was 2; 128 SNR-30 spectra of ``bench_fit_engine.py``, seed 1): the
         second round changed 1 of 128 spectra's amplitudes by more than 0.1 CRLB SD (by 1.1),
-        amplitude MAE 0.0653 with it and 0.0652 without, 8 % of the CPU time (docs/fit.md).
+        amplitude MAE 0.0653 with it and 0.0652 without, 8 % of the CPU time
+        (docs/history/fit-log.md "Fewer iterations, again (session 9)").
     twin_max_separation_hz : metabolites whose largest peaks lie this close (Cr/PCr and GPC/PCho
         in the default basis, 0.74 Hz apart at 3 T) get a second fit with their lineshapes
         swapped; 0 disables it (as ``max_resets``).
@@ -143,7 +144,7 @@ class FitConfig:
         residual within the confidence region of all ``n`` parameters of the reference) or
         ``"nested"`` (the extra-sum-of-squares F-test of nested fits at level
         ``baseline_ftest_probability``, on the effective dimensions the stiffer baseline drops;
-        opt-in, docs/fit.md "What the simulated spectra ask of the baseline").
+        opt-in, docs/history/fit-log.md "What the simulated spectra ask of the baseline").
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -161,7 +162,7 @@ class FitConfig:
         ``None`` (the default, so configs and checkpoints written before them keep their
         model) for none; preset ``simulated`` sets the SDs of the default simulator's uniform
         draws, :data:`SIMULATOR_DAMPING_SD_PER_S` and :data:`SIMULATOR_SHIFT_SD_HZ`
-        (docs/fit.md).
+        (docs/history/fit-log.md "The per-metabolite model's spread priors").
     ratio_priors : soft Gaussian priors on amplitude ratios, LCModel's
         ``CHRATO`` (:mod:`scaloquant.physics.priors`): ``"none"``, ``"mm"`` (its
         macromolecule/lipid ratios, which only apply to the parametric components) or
@@ -177,7 +178,7 @@ class FitConfig:
         samples (:mod:`scaloquant.signal.decimate`: their window bins within
         :data:`~scaloquant.signal.decimate.MAX_RELATIVE_ERROR` of the full model's, checked
         for each basis, which is otherwise fitted in full) instead of all ``N``; ``False``
-        for the full model (docs/fit.md "The model on the window's band").
+        for the full model (docs/history/fit-log.md "The model on the window's band").
     """
 
     ppm_range: tuple[float, float] = WINDOW_PPM_1H
@@ -465,8 +466,8 @@ def retired_settings(data: Mapping[str, Any]) -> None:
 #: dampings and shifts held about their common value by the spread priors of the simulator's
 #: own spread (``damping_spread_prior_sd_per_s``): exact on 64 of 64 noiseless spectra of the
 #: default simulator, SD within +-25 % of the CRLB at SNR 30 for NAA, Cr, PCr, GPC+PCho, Ins
-#: and Glu on spectrum seeds 0-2 (docs/fit.md). ``"simulated-plain"`` (``FitConfig()``): the
-#: same without the spread priors (Glu's SD 1.37 times its CRLB on seed 0).
+#: and Glu on spectrum seeds 0-2 (docs/fit.md "Where it stands"). ``"simulated-plain"``
+#: (``FitConfig()``): the same without the spread priors (Glu's SD 1.37 times its CRLB on seed 0).
 FIT_PRESETS: dict[str, FitConfig] = {
     "invivo": FitConfig(
         grouping="metabolites_and_mm",

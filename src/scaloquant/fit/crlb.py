@@ -6,7 +6,7 @@ eliminated exactly by the same Schur complement ``W`` as the fit's
 (:mod:`scaloquant.fit.evaluation`), inverted by Cholesky where well conditioned and by the
 pseudo-inverse elsewhere. The measured thresholds are documented at
 :data:`BASELINE_ABSORBED_RTOL` and :data:`CHOLESKY_INVERSE_MAX`; the bounds against Monte Carlo
-SDs in ``docs/fit.md`` ("SD over noise draws against the CRLB").
+SDs in ``docs/history/fit-log.md`` ("SD over noise draws against the CRLB").
 """
 
 from __future__ import annotations

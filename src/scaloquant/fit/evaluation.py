@@ -18,7 +18,7 @@ rule, warm-started from the previous evaluation's set.
 Derivatives. ``dS/dtheta`` needs two more FFTs (of ``t z`` and, with a Gaussian, ``t^2 z``; in
 :data:`DERIVATIVE_DTYPE`), taken only when a step is accepted (:func:`with_derivatives`).
 The measured choices (dtypes, the column layout) are documented at their constants and in
-``docs/fit.md`` ("Cheaper model evaluations", "Where the fit's time goes").
+``docs/history/fit-log.md`` ("Cheaper model evaluations", "Where the fit's time goes").
 """
 
 from __future__ import annotations

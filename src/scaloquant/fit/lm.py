@@ -11,7 +11,7 @@ gradient ``-<D, r>_W``, plus the priors' diagonal. Bounds are enforced by projec
 that have converged leave the batch.
 
 The measured choices (tolerances, damping factors, dtypes) are documented at their constants
-and in ``docs/fit.md`` ("Fewer iterations", sessions 8, 9 and 13).
+and in ``docs/history/fit-log.md`` ("Fewer iterations", sessions 8, 9 and 13).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ COST_NOISE_TOL = 0.03
 #: 2004, sec. 3.1): 1-3 % fewer iterations (``invivo`` 34.2 -> 33.3, tissue-like 18.6 -> 18.5),
 #: but with the band-limited water removal it took the spant Philips spectrum to a worse
 #: minimum (relative residual 0.0955 -> 0.0960, Glx/tCr 1.371 -> 1.219 against LCModel's
-#: 1.510), so the fixed factor stays (docs/fit.md "Fewer iterations, again (session 9)").
+#: 1.510), so the fixed factor stays (docs/history/fit-log.md "Fewer iterations, again
+#: (session 9)").
 LM_START, LM_UP, LM_DOWN = 1e-3, 10.0, 0.5
 #: Above this damping factor a spectrum is taken as converged (no step lowers its cost).
 LM_MAX = 1e10
@@ -69,7 +70,8 @@ LM_MAX = 1e10
 #: stopped there: 200 SNR-30 draws (``benchmarks/validate_fit_crlb.py``, seed 0), the cost
 #: with this rule lower by > 0.1 (> 1) noise variances in 31 (17) draws, higher in 10 (other
 #: basins), the same within 0.01 in 146; model evaluations 63.6 -> 84.0 per spectrum
-#: (``bench_fit_engine.py``: 3.46 -> 2.63 spectra per CPU-s; docs/fit.md has a looser variant). The
+#: (``bench_fit_engine.py``: 3.46 -> 2.63 spectra per CPU-s; docs/history/fit-log.md "SD over
+#: noise draws against the CRLB" has a looser variant). The
 #: grouped models keep the gain alone (Marquardt's scaling moves every parameter by its own
 #: curvature). Where a noise variance is given (``stop_var``, the per-metabolite model's passes
 #: in :func:`~scaloquant.fit.batched.solve`) both thresholds are :data:`COST_NOISE_TOL` noise

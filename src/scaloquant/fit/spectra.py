@@ -272,8 +272,9 @@ def _solve(
        first stiffer refit fails is refitted at the candidate of step 2, and while that refit
        fails the bound, one candidate more flexible (up to the reference).
 
-    Measured (docs/fit.md): the same choice as refitting every candidate on the six in-vivo
-    spectra of ``../shared``, with 2 refits a spectrum instead of 7."""
+    Measured (docs/history/fit-log.md "The F-test made cheap"): the same choice as refitting
+    every candidate on the six in-vivo spectra of ``../shared``, with 2 refits a spectrum instead
+    of 7."""
     from . import batched
     from .problem import group_layout
 

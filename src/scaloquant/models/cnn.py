@@ -297,8 +297,8 @@ class MaxPool2dBy2(_PoolBy2, nn.MaxPool2d):
     :func:`_pools_faster`).
     Why: PyTorch's CPU kernel took 20-24 % of the CPU time of a training step of the
     ``quick`` scalogram and spectrum CNNs (torch.profiler, 1 thread); this one made a
-    ``quick`` spectrum CNN step 18 % cheaper (docs/benchmarks.md, "Where the quick preset's
-    time goes"). A subclass, so that code that looks for ``nn.MaxPool2d`` (e.g.
+    ``quick`` spectrum CNN step 18 % cheaper (docs/history/benchmarks-log.md, "Where the quick
+    preset's time goes"). A subclass, so that code that looks for ``nn.MaxPool2d`` (e.g.
     :func:`inference_copy`) still finds it."""
 
     pooled_dims = 2

@@ -78,7 +78,8 @@ ENCODER_OF = {"spectrum_physics": "spectrum_cnn", "scalogram_physics": "scalogra
 #: CPU thread (the spectrum encoder 0.06 s).
 DEFAULT_PHYSICS_SCALOGRAM = {"name": "cpu", "channels": "complex", "n_scales": 64, "decimation": 8}
 #: Default polish iterations (``K``): on spectra the fit's model describes, 5 matched 20 (SNR 30)
-#: and the full fit, at a quarter of the cost of 20 (docs/physics-models.md).
+#: and the full fit, at a quarter of the cost of 20
+#: (docs/history/physics-models-log.md "Measured (2 shared CPU cores").
 DEFAULT_POLISH_ITERATIONS = 5
 #: Relative residual ``|y - S a|_W^2 / |y|_W^2`` below which a polished spectrum counts as
 #: fitted exactly and is spared the global moves (:meth:`PhysicsQuantifier.moves_where_inexact`).
@@ -408,8 +409,8 @@ def problem_in(problem: Problem, dtype: torch.dtype) -> Problem:
 NETWORK_COLUMN_DTYPE = stages.TRIAL_DTYPE
 #: The network's model where it predicts (:meth:`PhysicsQuantifier.estimate`: the evaluation
 #: at the network's parameters, its CRLB, the polish) is formed on the fit's decimated band
-#: (:attr:`~scaloquant.fit.config.FitConfig.decimate_model`, docs/fit.md "The model on the
-#: window's band"), and, as in the fit, near-noiseless spectra end on all ``N`` samples
+#: (:attr:`~scaloquant.fit.config.FitConfig.decimate_model`, docs/history/fit-log.md "The model
+#: on the window's band"), and, as in the fit, near-noiseless spectra end on all ``N`` samples
 #: (:func:`scaloquant.fit.batched.evaluate_on_the_full_grid` at ``K = 0``,
 #: :func:`~scaloquant.fit.batched.finish_on_the_full_grid` after a polish), so that the known
 #: answers at the true parameters stay exact to rounding. Training (its loss, ``--adapt``)

@@ -7,7 +7,7 @@ and the metabolites and macromolecules absorb them instead. HLSVD (Barkhuijsen e
 Reson 73:553, 1987; Pijnappel et al., J Magn Reson 97:122, 1992) models the FID as a sum of
 :data:`HLSVD_COMPONENTS` damped complex exponentials from the leading singular vectors of its
 Hankel matrix (here from its Gram matrix, :func:`_signal_subspace`: the SVD's to rounding at
-less than half its cost, docs/fit.md "How the HLSVD is computed"); the components whose
+less than half its cost, docs/history/fit-log.md "How the HLSVD is computed"); the components whose
 frequency lies in the water band (:data:`WATER_BAND_PPM`) are subtracted from the whole FID.
 Only those are touched: a metabolite line below the band stays in the data.
 :func:`remove_water` decomposes only the band and its surroundings
@@ -15,7 +15,7 @@ Only those are touched: a metabolite line below the band stays in the data.
 frequency-selective HLSVD whose filter leaves the first samples undistorted, as Sundin et al.'s
 maximum-phase FIR filters do, J Magn Reson 1999): a Hankel matrix of ~48 rows instead of 256 at
 4000 Hz, exact on sums of exponentials, 8-12 times cheaper, and as close to the true water as
-the full band's (docs/fit.md "Band-limited HLSVD (session 9)").
+the full band's (docs/history/fit-log.md "Band-limited HLSVD (session 9)").
 
 The same decomposition measures a line's signal at t = 0 apart from the rest of the FID
 (:func:`band_amplitude`): the singlet metabolite of a simulated basis set whose FID also holds a
@@ -235,7 +235,7 @@ BAND_MARGIN_PPM = 0.8
 DECIMATED_BANDWIDTH_PPM = 5.5
 #: ... and decomposed into this many damped exponentials (the full band's 25 span 8-30 ppm;
 #: 12 over the decimated band's 5.5-6.5 ppm give the water and its neighbours the same room or
-#: more; docs/fit.md "Band-limited HLSVD (session 9)").
+#: more; docs/history/fit-log.md "Band-limited HLSVD (session 9)").
 BAND_HLSVD_COMPONENTS = 12
 #: Fewer decimated samples than this (a FID of fewer than ~250 samples at 4000 Hz) and the
 #: full-band HLSVD is taken instead: the 12 components need a Hankel matrix of 24 rows or more.
@@ -248,7 +248,7 @@ FILTER_ATTENUATION_DB = 60.0
 #: from the spectrum's signal-free regions, :func:`scaloquant.signal.quality.noise_sd`); above,
 #: the band holds more than 12 damped exponentials model (a water with broad non-Lorentzian
 #: skirts) and the full-band HLSVD is taken. Measured: tissue-like 99 % at 3.8-3.9, max 4.4-4.9;
-#: scanner 1.9-7.4 (docs/fit.md "Band-limited HLSVD (session 9)").
+#: scanner 1.9-7.4 (docs/history/fit-log.md "Band-limited HLSVD (session 9)").
 MAX_BAND_RESIDUAL_TO_NOISE = 4.0
 
 

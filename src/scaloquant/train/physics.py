@@ -66,8 +66,8 @@ from .checkpoint import _json_safe, checkpoint_metadata
 
 #: The training simulations of the physics-head models.
 SIMULATIONS: tuple[str, ...] = ("invivo", "default")
-#: Default polish iterations ``K`` per simulation: ``invivo`` 5 (docs/physics-models.md: 5
-#: matched 20 at SNR 30); ``default`` 20 (noiseless default spectra, 50, a ``quick`` network:
+#: Default polish iterations ``K`` per simulation: ``invivo`` 5 (5 matched 20 at SNR 30:
+#: docs/history/physics-models-log.md "Measured (2 shared CPU cores"); ``default`` 20 (noiseless default spectra, 50, a ``quick`` network:
 #: amplitude MAE 0.0021 against 0.0050 with 5; at SNR 30 0.098 and 0.097).
 DEFAULT_POLISH: dict[str, int] = {"invivo": 5, "default": 20}
 #: Line broadening of the reconstruction term, 1/s (the fit's first continuation stage). The
