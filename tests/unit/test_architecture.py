@@ -87,6 +87,14 @@ def _room(module: str) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
+def _from_target(node: ast.ImportFrom, package: str) -> str:
+    """The module a ``from ... import`` in ``package`` names, relative levels resolved."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
 def _imports(source: str, module: str, is_package: bool) -> Iterator[tuple[str, int]]:
     """``(imported module, line)`` for every import in ``source`` of ``module``, at any depth,
     relative ones resolved."""
@@ -96,11 +104,7 @@ def _imports(source: str, module: str, is_package: bool) -> Iterator[tuple[str, 
             for alias in node.names:
                 yield alias.name, node.lineno
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                target = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                target = node.module or ""
+            target = _from_target(node, package)
             if target == "scaloquant":  # from scaloquant import x: x may be a room
                 for alias in node.names:
                     sub = f"scaloquant.{alias.name}"
@@ -251,11 +255,7 @@ def _module_targets(source: str, module: str, is_package: bool) -> Iterator[str]
         if isinstance(node, ast.Import):
             yield from (a.name for a in node.names if a.name in MODULES)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                target = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                target = node.module or ""
+            target = _from_target(node, package)
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 if sub in MODULES:
