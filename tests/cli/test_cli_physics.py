@@ -98,20 +98,6 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
     assert (out / "provenance.json").is_file()
 
 
-def _model_calls(monkeypatch) -> list[int]:
-    """The number of spectra of each call of ``PhysicsQuantifier.predict_with_checks`` from now
-    on (the model called as before)."""
-    seen: list[int] = []
-    original = PhysicsQuantifier.predict_with_checks
-
-    def spy(self, fids, **kwargs):
-        seen.append(len(fids))
-        return original(self, fids, **kwargs)
-
-    monkeypatch.setattr(PhysicsQuantifier, "predict_with_checks", spy)
-    return seen
-
-
 def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_path, monkeypatch):
     """As ``fit``: the empty voxel of an MRSI input is not given to the model; its row is NaN
     (estimates, SDs, residual) and flagged, the others are the model's estimates of them."""
@@ -121,7 +107,14 @@ def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_pa
     path = write_nifti_mrs(
         tmp_path / "mrsi.nii.gz", fid_on_grid(basis, samples.reshape(4, 1, 1, -1))
     )
-    seen = _model_calls(monkeypatch)
+    seen: list[int] = []
+    original = PhysicsQuantifier.predict_with_checks
+
+    def spy(self, fids, **kwargs):
+        seen.append(len(fids))
+        return original(self, fids, **kwargs)
+
+    monkeypatch.setattr(PhysicsQuantifier, "predict_with_checks", spy)
     out = tmp_path / "out"
     assert main(["quantify", str(path), "--model", str(trained), "--out", str(out)]) == 0
     assert seen == [3]
@@ -160,7 +153,14 @@ def test_quality_checks_beside_the_estimates_give_the_serial_outputs(
     nothing = write_nifti_mrs(
         tmp_path / "empty.nii.gz", fid_on_grid(basis, np.zeros((2, 1, 1, samples.shape[-1])))
     )
-    seen = _model_calls(monkeypatch)
+    seen: list[int] = []
+    original = PhysicsQuantifier.predict_with_checks
+
+    def spy(self, fids, **kwargs):
+        seen.append(len(fids))
+        return original(self, fids, **kwargs)
+
+    monkeypatch.setattr(PhysicsQuantifier, "predict_with_checks", spy)
     monkeypatch.setattr(quantify_run, "QUALITY_CHUNK", 2)
     # the model's batches of 2: the first chunk's one usable voxel waits for the next chunk's
     monkeypatch.setattr(PhysicsQuantifier, "default_batch_size", lambda self, k=None: 2)
