@@ -5,7 +5,6 @@ accuracy; that is measured by ``benchmarks/bench_physics.py``)."""
 from __future__ import annotations
 
 import csv
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -132,61 +131,6 @@ def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_pa
     np.testing.assert_allclose(got, a[:, naa], rtol=1e-6)
     got = np.array([float(rows[j]["fit_residual"]) for j in (0, 2, 3)])
     np.testing.assert_allclose(got, residual, rtol=1e-6)
-
-
-def test_quality_checks_beside_the_estimates_give_the_serial_outputs(
-    trained, tmp_path, monkeypatch
-):
-    """With more than one thread the quality checks of the next chunk run beside the model's
-    estimates of the chunk before (``quantify.run._checked_and_estimated``): the usable voxels
-    of each chunk go to the model, the empty ones never, and every output is the one-thread
-    run's, byte for byte; an input with no usable voxel has every voxel estimated, as before."""
-    from scaloquant.quantify import run as quantify_run
-
-    basis = default_basis()
-    signals = next(simulate_dataset(basis, SimulationConfig(snr=(50.0, 50.0)), 4, 5)).fids
-    empty = np.zeros_like(signals[:1])
-    samples = np.concatenate([signals[:1], empty, signals[1:3], empty, signals[3:]])
-    path = write_nifti_mrs(
-        tmp_path / "mrsi.nii.gz", fid_on_grid(basis, samples.reshape(6, 1, 1, -1))
-    )
-    nothing = write_nifti_mrs(
-        tmp_path / "empty.nii.gz", fid_on_grid(basis, np.zeros((2, 1, 1, samples.shape[-1])))
-    )
-    seen: list[int] = []
-    original = PhysicsQuantifier.predict_with_checks
-
-    def spy(self, fids, **kwargs):
-        seen.append(len(fids))
-        return original(self, fids, **kwargs)
-
-    monkeypatch.setattr(PhysicsQuantifier, "predict_with_checks", spy)
-    monkeypatch.setattr(quantify_run, "QUALITY_CHUNK", 2)
-    # the model's batches of 2: the first chunk's one usable voxel waits for the next chunk's
-    monkeypatch.setattr(PhysicsQuantifier, "default_batch_size", lambda self, k=None: 2)
-    outputs = {}
-    for threads in ("1", "2"):
-        seen.clear()
-        out = tmp_path / f"out{threads}"
-        args = ["quantify", str(path), str(nothing), "--model", str(trained), "--out", str(out)]
-        assert main([*args, "--threads", threads]) == 0
-        # one thread: each input's usable voxels at once; two: whole batches as the chunks'
-        # checks find them (voxels 0, 2 | 3, 5), the voxels of an input with none usable at once
-        assert seen == ([4, 2] if threads == "1" else [2, 2, 2])
-        outputs[threads] = {
-            name: (out / name).read_bytes() for name in ("results.csv", "results.json")
-        } | {
-            str(p.relative_to(out)): gzip.decompress(p.read_bytes())  # not the gzip header's time
-            for p in sorted((out / "maps").rglob("*.nii.gz"))
-        }
-    assert outputs["1"] == outputs["2"]
-    with open(tmp_path / "out2" / "results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert [r["qc"] == "empty" for r in rows] == [False, True, False, False, True, False] + [
-        True,
-        True,
-    ]
-    assert all(np.isfinite(float(r["NAA"])) == (r["qc"] != "empty") for r in rows)
 
 
 def test_physics_flags_and_regression_flags_are_kept_apart(tmp_path, capsys, trained):

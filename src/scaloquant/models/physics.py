@@ -908,15 +908,6 @@ class PhysicsQuantifier(nn.Module):
         p = self.predict_estimates(fids, batch_size=batch_size, polish_iterations=polish_iterations)
         return p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction
 
-    def default_batch_size(self, polish_iterations: int | None = None) -> int:
-        """Spectra per batch of :meth:`predict_estimates` by default: on a CPU
-        :data:`NETWORK_CPU_CHUNK` at ``K = 0`` (``polish_iterations``, default the config's),
-        else :data:`scaloquant.fit.batched.CPU_CHUNK`; ``GPU_CHUNK`` on a GPU."""
-        k = self.config.polish_iterations if polish_iterations is None else polish_iterations
-        if self.basis_fids.device.type != "cpu":
-            return batched.GPU_CHUNK
-        return NETWORK_CPU_CHUNK if k == 0 else batched.CPU_CHUNK
-
     def predict_estimates(
         self,
         fids: np.ndarray | torch.Tensor,
@@ -928,10 +919,13 @@ class PhysicsQuantifier(nn.Module):
         (:attr:`PhysicsEstimate.network_theta`) and the relative fit residual ``(B,)``, in
         batches of ``batch_size`` (as :meth:`predict`), as numpy arrays."""
         arr = self.check_fids(fids)
+        device = self.basis_fids.device
         k = self.config.polish_iterations if polish_iterations is None else polish_iterations
-        cpu = self.basis_fids.device.type == "cpu"
+        cpu = device.type == "cpu"
         if batch_size is None:
-            batch_size = self.default_batch_size(k)
+            batch_size = (
+                (NETWORK_CPU_CHUNK if k == 0 else batched.CPU_CHUNK) if cpu else batched.GPU_CHUNK
+            )
         if batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
         was_training = self.training

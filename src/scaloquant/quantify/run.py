@@ -8,7 +8,7 @@ writes; they differ only in how the columns are estimated.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -173,10 +173,7 @@ class _Prepared:
     """One input on the target grid, checked, before estimation.
 
     ``quality``: the quality figures of its spectra, each ``(N,)``; ``flags``: the QC flags
-    known before estimation (all but ``residual_large``), one list per spectrum;
-    ``estimates``: the model's estimates of the rows :func:`_estimated_rows` chooses, where
-    they were made while the quality figures were computed (:func:`_checked_and_estimated`),
-    else None.
+    known before estimation (all but ``residual_large``), one list per spectrum.
     """
 
     input: SpectraInput
@@ -186,7 +183,6 @@ class _Prepared:
     water_quality: dict[str, float]
     quality: QualityFigures
     flags: list[list[str]]
-    estimates: tuple[np.ndarray, ...] | None = None
 
     @property
     def usable(self) -> np.ndarray:
@@ -200,12 +196,8 @@ def _matched_inputs(
     stated: Mapping[str, Any],
     force: bool,
     target_what: str,
-    estimate: tuple[Estimator, int] | None = None,
 ) -> list[_Prepared]:
-    """Each input on the target grid, checked; ``target_what`` names the target in refusals.
-    ``estimate``: the model's estimates of FIDs ``(B, N)`` and its batch size, the estimates
-    made while the quality figures are computed (:func:`_checked_and_estimated`; None:
-    estimated afterwards by the caller)."""
+    """Each input on the target grid, checked; ``target_what`` names the target in refusals."""
     out = []
     for inp in inputs:
         water_notes, water_quality = inp.water_checks(force)
@@ -213,12 +205,14 @@ def _matched_inputs(
         # measured on the data as acquired: resampling to another band would put zeros (no
         # noise) where the noise is measured; the mirror ratios from the figures' spectra (one
         # FFT of the data for both)
-        estimates = None
-        if estimate is None:
-            quality = _quality(inp.fid)
-            flags = qc_flags(quality)
-        else:
-            quality, flags, estimates = _checked_and_estimated(inp.fid, m.fid, *estimate)
+        raw = inp.fid
+        quality = quality_figures(
+            _flat(raw),
+            raw.dwell_time_s,
+            raw.spectrometer_freq_mhz,
+            raw.ppm_reference,
+            proton=raw.nucleus == "1H",
+        )
         out.append(
             _Prepared(
                 inp,
@@ -227,87 +221,10 @@ def _matched_inputs(
                 (*inp.checks(quality.mirror_ratio), *m.warnings, *water_notes),
                 water_quality,
                 quality,
-                flags,
-                estimates,
+                qc_flags(quality),
             )
         )
     return out
-
-
-#: The model's estimates of FIDs ``(B, N)`` (e.g. :meth:`~scaloquant.models.physics.
-#: PhysicsQuantifier.predict_with_checks`): a tuple of arrays ``(B, ...)``.
-Estimator = Callable[[np.ndarray], tuple[np.ndarray, ...]]
-
-#: Spectra per chunk of the quality figures that :func:`_checked_and_estimated` computes on a
-#: thread of its own while the model estimates the chunk before (a multiple of the network's
-#: ``K = 0`` batch, :data:`scaloquant.models.physics.NETWORK_CPU_CHUNK`).
-QUALITY_CHUNK = 1024
-
-
-def _quality(raw: FID, rows: slice = slice(None)) -> QualityFigures:
-    """The quality figures ``(B,)`` of the spectra ``rows`` of ``raw`` (the data as acquired)."""
-    return quality_figures(
-        _flat(raw)[rows],
-        raw.dwell_time_s,
-        raw.spectrometer_freq_mhz,
-        raw.ppm_reference,
-        proton=raw.nucleus == "1H",
-    )
-
-
-def _checked_and_estimated(
-    raw: FID, fid: FID, estimate: Estimator, batch_size: int
-) -> tuple[QualityFigures, list[list[str]], tuple[np.ndarray, ...]]:
-    """The quality figures and flags of ``raw`` (as :func:`_quality` and
-    :func:`~scaloquant.signal.quality.qc_flags`) and ``estimate``'s estimates of the rows of
-    ``fid`` (``raw`` on the model's grid) that :func:`_estimated_rows` chooses, the two side
-    by side: the figures of :data:`QUALITY_CHUNK` spectra at a time on a thread of their own
-    while the usable spectra of the chunks before are estimated (on the model's threads), so
-    that the checks, single-threaded for the most part, do not leave a core idle (16384
-    spectra: ~4 s of CPU; docs/physics-models.md, session 14).
-
-    The same numbers as the checks of all spectra at once (row by row) and as one estimate of
-    the chosen rows: ``estimate`` is given whole batches of ``batch_size`` of them (the
-    model's batches: the same spectra in each batch as in one call), the rest at the end."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    n = int(np.prod(raw.batch_shape, dtype=int))
-    flat = _flat(fid)
-    chunks = [slice(i, min(i + QUALITY_CHUNK, n)) for i in range(0, n, QUALITY_CHUNK)]
-    figures: list[QualityFigures] = []
-    flags: list[list[str]] = []
-    parts = []
-    waiting = np.zeros(0, dtype=np.intp)  # usable rows not yet estimated
-
-    def estimated(rows: np.ndarray) -> None:
-        contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size
-        parts.append(estimate(flat[rows[0] : rows[-1] + 1] if contiguous else flat[rows]))
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scaloquant-quality")
-    try:
-        # one worker: the chunks in order, each figured while those before are estimated
-        pending = [pool.submit(_quality, raw, rows) for rows in chunks]
-        for rows, future in zip(chunks, pending, strict=True):
-            quality = future.result()
-            chunk_flags = qc_flags(quality)
-            usable = rows.start + np.flatnonzero(~unmeasurable(chunk_flags))
-            waiting = np.concatenate([waiting, usable])
-            whole = waiting.size - waiting.size % batch_size
-            if whole:
-                estimated(waiting[:whole])
-                waiting = waiting[whole:]
-            figures.append(quality)
-            flags += chunk_flags
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if waiting.size:
-        estimated(waiting)
-    if not figures:  # no spectrum at all
-        return _quality(raw), flags, estimate(flat)
-    quality = QualityFigures(*(np.concatenate(f) for f in zip(*figures, strict=True)))
-    if not parts:  # no usable spectrum: every one is estimated (_estimated_rows)
-        return quality, flags, estimate(flat)
-    return quality, flags, tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
 def _flat(fid: FID) -> np.ndarray:
@@ -640,17 +557,7 @@ def quantify_inputs(
             f"{quantifier.config.model} is a regression CNN, which has no reconstruction to "
             "adapt to"
         )
-    estimate = None
-    if physics and options.adapt is None and _side_by_side(quantifier):
-        # the quality checks of the next spectra on a thread beside the model's estimates
-        batch_size = options.batch_size or quantifier.default_batch_size()
-        estimate = (
-            functools.partial(quantifier.predict_with_checks, batch_size=batch_size),
-            batch_size,
-        )
-    prepared = _matched_inputs(
-        inputs, target, meta.basis_metadata, options.force, "the model", estimate
-    )
+    prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
     adaptation = None
     if options.adapt is not None:
         adaptation = _adapted(quantifier, prepared, options.adapt)
@@ -680,10 +587,9 @@ def quantify_inputs(
             # the CRLB of the polished fit, and the network's own calibrated SD
             # fit_residual and the metabolites over the data: the final model's, as the fit's
             # column and checks (relative_fit_residual, metabolite_fraction)
-            values = prep.estimates
-            if values is None:
-                values = quantifier.predict_with_checks(estimated, batch_size=options.batch_size)
-            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(spread, values)
+            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(
+                spread, quantifier.predict_with_checks(estimated, batch_size=options.batch_size)
+            )
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
             columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
@@ -763,15 +669,6 @@ def quantify_inputs(
         representative=options.refine,
     )
     return replace(run, adaptation=adaptation)
-
-
-def _side_by_side(quantifier) -> bool:
-    """Whether the quality checks run beside the model's estimates
-    (:func:`_checked_and_estimated`): on a CPU, with more than one torch thread (``--threads
-    1`` asks for one core)."""
-    import torch
-
-    return quantifier.basis_fids.device.type == "cpu" and torch.get_num_threads() > 1
 
 
 def _adapted(quantifier, prepared: Sequence[_Prepared], config: AdaptConfig) -> AdaptResult:
