@@ -71,7 +71,19 @@ def test_files_beyond_the_byte_bound_are_not_held(tmp_path, monkeypatch):
         assert readahead.content(paths[2]) is None and readahead.sha256(paths[2]) is None
 
 
-def test_gunzip_is_gzip_decompress():
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request, monkeypatch):
+    """:func:`readahead.gunzip` with ISA-L's inflate (the optional ``isal``; skipped where it is
+    not installed) and with zlib's alone."""
+    if request.param == "isal":
+        if readahead._isal_zlib is None:
+            pytest.skip("isal is not installed (optional: scaloquant[fast-read])")
+    else:
+        monkeypatch.setattr(readahead, "_isal_zlib", None)
+    return request.param
+
+
+def test_gunzip_is_gzip_decompress(inflater):
     raw = os.urandom(50_000) + bytes(50_000)
     one = gzip.compress(raw)
     # several members with zero padding between them, as gzip.decompress reads them
