@@ -37,8 +37,9 @@ STAGE_COST_RTOL = 1e-3
 #: 0.0679 -> 0.0673, and the main pass after them no longer), tissue-like ratio MAE 0.2129 ->
 #: 0.2124; 8 cost accuracy on tissue-like spectra (ratio MAE 0.2280).
 STAGE_ITERATIONS = 12
-#: Complex dtype of the modulated FIDs and their FFTs in the Levenberg–Marquardt iterations of
-#: :func:`_solve_chunk` (the columns are rounded once and every product with them stays
+#: Complex dtype of the modulated FIDs and their FFTs in the fit's Levenberg–Marquardt
+#: iterations (the stages here, the final pass of :mod:`scaloquant.fit.batched`, the moves of
+#: :mod:`scaloquant.fit.search`; the columns are rounded once and every product with them stays
 #: float64). Rounding the columns to single precision (relative error ~1e-7) perturbs an SNR-30
 #: cost by ~1e-8 of itself, three decades below :data:`~scaloquant.fit.lm.COST_RTOL`; half the
 #: memory traffic and FFT work of an evaluation. The evaluation a fit ends with (amplitudes, CRLBs,
