@@ -450,8 +450,10 @@ def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | N
     phase = phase_factor(phi0, phi1, problem.ppm, problem.pivot_ppm)
     kernel = kernel_weights(problem, theta)
     # the phase product promotes single-precision columns (TRIAL_DTYPE) to the basis' dtype
-    # in the same pass (no separate conversion)
-    cols = (_window(problem, z, kernel) * phase[..., None]).to(problem.fids.dtype)
+    # in the same pass (no separate conversion), over the window's rows as the FFT stores
+    # them (B, M, K), not over its transposed view
+    window = _window(problem, z, kernel).mT
+    cols = (window * phase[:, None, :]).to(problem.fids.dtype).mT
     return cols, z, edge, phase, kernel
 
 
