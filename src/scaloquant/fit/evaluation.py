@@ -503,6 +503,7 @@ def evaluate(
     column_dtype: torch.dtype | None = None,
     fixed_amplitudes: torch.Tensor | None = None,
     derivative_dtype: torch.dtype | None = None,
+    full_derivatives: bool = True,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
@@ -515,7 +516,8 @@ def evaluate(
     sign): the amplitudes are held at these, not solved; the passive set is then empty, so that the
     Jacobian is ``-(dS/dtheta) a`` alone (no Kaufman term: ``a`` does not depend on ``theta``)
     and the residual's degrees of freedom count no amplitude. ``derivative_dtype``: the real
-    dtype of the derivative columns (:func:`with_derivatives`; default the columns')."""
+    dtype of the derivative columns (:func:`with_derivatives`; default the columns').
+    ``full_derivatives``: :func:`with_derivatives`' ``full``."""
     cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype)
     cols = stack(cols_c)
     ys = stack(y[..., None])
@@ -543,7 +545,9 @@ def evaluate(
         data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
     )
     ev.pending = (z, edge, phase, cols_c, kernel)
-    return with_derivatives(problem, ev, derivative_dtype) if derivatives else ev
+    if not derivatives:
+        return ev
+    return with_derivatives(problem, ev, derivative_dtype, full=full_derivatives)
 
 
 def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:

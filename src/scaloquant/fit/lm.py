@@ -245,13 +245,12 @@ def levenberg_marquardt(
         theta,
         y,
         noise_var,
-        derivatives=False,
         amplitude_prior=amplitude_prior,
         fixed_amplitudes=fixed_amplitudes,
         column_dtype=column_dtype,
+        derivative_dtype=normal_dtype,
+        full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
     )
-    # the full columns only where this evaluation (or one with its rows) is returned
-    ev = with_derivatives(problem, ev, normal_dtype, full=not again)
     b = theta.shape[0]
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
