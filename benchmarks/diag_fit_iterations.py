@@ -125,10 +125,10 @@ class Counter:
         finally:
             self.full = False
 
-    def wrap_derivs(self, problem, ev, *args):
+    def wrap_derivs(self, problem, ev, *args, **kwargs):
         if self.current is not None and not self.full:
             self.stats[self.current]["accepted"] += ev.cost.shape[0]
-        return self.derivs(problem, ev, *args)
+        return self.derivs(problem, ev, *args, **kwargs)
 
 
 def ratio_mae(result, tissue, names) -> float:

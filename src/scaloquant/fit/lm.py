@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .evaluation import Evaluation, evaluate, spd_solve, whitened_inner, with_derivatives
+from .evaluation import Evaluation, evaluate, pair_products, spd_solve, with_derivatives
 from .problem import Problem
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit. At a good fit
@@ -100,21 +100,33 @@ def _normal_equations(
 
 def _data_normal_equations(problem: Problem, ev: Evaluation) -> tuple[torch.Tensor, torch.Tensor]:
     """The data's part of :func:`_normal_equations` (no priors): ``J^T J`` ``(B, P_free,
-    P_free)`` and gradient ``(B, P_free)``, from ``ev``'s columns alone. ``J^T J`` and ``E``
-    are formed in the derivative columns' dtype (:data:`NORMAL_EQUATIONS_DTYPE` in the
-    iterations), the gradient and the Schur complement in the Gram's (float64)."""
-    d, wd = ev.derivs, ev.w_derivs
+    P_free)`` and gradient ``(B, P_free)``, from ``ev``'s columns and its compact derivative
+    columns (``ev.jacobian``, :class:`~scaloquant.fit.evaluation.Jacobian`). ``J^T J`` and
+    ``E`` are formed in the derivative columns' dtype (:data:`NORMAL_EQUATIONS_DTYPE` in the
+    iterations), the gradient and the Schur complement in the Gram's (float64).
+
+    Every product is one of the base columns' real and imaginary parts
+    (:func:`~scaloquant.fit.evaluation.pair_products`): ``<D_p, D_p'> = c_p c_p' <J^s U_j,
+    J^s' U_j'>`` with ``<J U, J V> = <U, V>`` and ``<J U, V> = -<U, J V>``."""
+    jac = ev.jacobian
     wide = ev.gram.dtype
-
-    def low(t: torch.Tensor) -> torch.Tensor:
-        return t.to(d.dtype)
-
-    jtj = whitened_inner(d, wd, d, wd).to(wide)
+    b, q, _, k = jac.base.shape
+    u2 = jac.base.reshape(b, 2 * q, k)  # interleaved rows: Re U_0, Im U_0, Re U_1, ...
+    cu2 = jac.w_base.reshape(b, 2 * q, -1)
+    idx, coef = jac.index, jac.coef.to(wide)
+    gh = pair_products(u2 @ u2.mT - cu2 @ cu2.mT).to(wide)  # [<U, U>, <U, J U>] (B, q, 2q)
+    turned = torch.cat([-gh[..., q:], gh[..., :q]], dim=-1)  # [<J U, U>, <J U, J U>]
+    every = torch.cat([gh, turned], dim=1)  # (B, 2q, 2q)
+    jtj = every[:, idx][:, :, idx] * (coef[:, None] * coef)
     # the gradient in the Gram's precision: it sets where the iterations end (a noiseless fit
-    # of a nearly collinear pair, Cr and PCr, stopped 4e-5 off with a single-precision one);
-    # as row vectors: (1, 2K) x (2K, P) products, several times faster than (P, 2K) x (2K, 1)
-    grad = -whitened_inner(ev.residual, ev.w_residual, d.to(wide), wd.to(wide))[:, 0, :]
-    e = whitened_inner(low(ev.columns), low(ev.w_columns), d, wd).to(wide)  # (B, M, P_free)
+    # of a nearly collinear pair, Cr and PCr, stopped 4e-5 off with a single-precision one)
+    u2w, cu2w = u2.to(wide), cu2.to(wide)
+    r2, cr2 = ev.residual.reshape(b, 2, k), ev.w_residual.reshape(b, 2, -1)
+    grad = -pair_products(r2 @ u2w.mT - cr2 @ cu2w.mT)[:, 0, idx] * coef
+    m = ev.columns.shape[-1]
+    s2 = ev.columns.to(u2.dtype).mT.reshape(b, 2 * m, k)
+    cs2 = ev.w_columns.to(u2.dtype).mT.reshape(b, 2 * m, -1)
+    e = pair_products(s2 @ u2.mT - cs2 @ cu2.mT).to(wide)[:, :, idx] * coef  # (B, M, P_free)
     f = ev.passive
     both = f[:, :, None] & f[:, None, :]
     masked = torch.where(both, ev.gram, torch.zeros_like(ev.gram)) + torch.diag_embed(
@@ -166,7 +178,7 @@ def _step(
     return -spd_solve(a, g[..., None])[..., 0]
 
 
-_STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f != "pending")
+_STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f not in ("pending", "jacobian"))
 
 
 @dataclass
@@ -181,12 +193,15 @@ def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
     out = Evaluation(*(getattr(ev, f)[idx] for f in _STORED))
     if ev.pending is not None:
         out.pending = tuple(t[idx] for t in ev.pending)
+    if ev.jacobian is not None:
+        out.jacobian = ev.jacobian.take(idx)
     return out
 
 
 def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
     for name in _STORED:
         getattr(ev, name)[idx] = getattr(new, name)
+    ev.jacobian = None  # the rows written hold full columns only
 
 
 def levenberg_marquardt(
@@ -234,6 +249,7 @@ def levenberg_marquardt(
         fixed_amplitudes=fixed_amplitudes,
         column_dtype=column_dtype,
         derivative_dtype=normal_dtype,
+        full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
     )
     b = theta.shape[0]
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
@@ -335,7 +351,7 @@ def levenberg_marquardt(
                 if not every:
                     rows = torch.nonzero(need)[:, 0]
                 accepted = with_derivatives(
-                    problem, new if every else take_rows(new, rows), normal_dtype
+                    problem, new if every else take_rows(new, rows), normal_dtype, full=not again
                 )
                 jtj_new, grad_new = _data_normal_equations(problem, accepted)
                 if every:
