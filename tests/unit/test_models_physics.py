@@ -353,7 +353,10 @@ def test_default_simulation_moves_skip_exactly_fitted_spectra():
 
 def test_predict_estimates_are_one_pass_of_estimate(built):
     """predict_estimates (reproduce's single pass) gives estimate's amplitudes, both SDs and
-    the network's parameters, batched as asked."""
+    the network's parameters, batched as asked (to rounding: the polish's single-precision trial
+    columns are summed in another order in batches of 2 than of 5, which moved a small amplitude
+    (0.405 beside 98) by 1.1e-6 of itself with the packages of 2026-12-03; the tolerance is relative
+    to each output's largest value, the scale that rounding works on)."""
     model, on_grid, _ = built
     _, fids = _clean_signals(on_grid, 5, 6)
     model.eval()
@@ -371,7 +374,8 @@ def test_predict_estimates_are_one_pass_of_estimate(built):
         ),
         strict=True,
     ):
-        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-8)
+        want = want.numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max() + 1e-12)
     a, crlb_sd, net_sd = model.predict_with_sds(fids, polish_iterations=2)
     np.testing.assert_array_equal(a, model.predict_estimates(fids, polish_iterations=2).amplitudes)
 
