@@ -530,8 +530,9 @@ def quality_figures(
 #: ``QUALITY_BLOCK x 4 n_points`` complex64 (8 MB at 2048 points), so the blocks' working arrays
 #: are the same few allocations over again rather than one pass's ~0.5 GB per 4096 spectra,
 #: touched for the first time page by page (with transparent huge pages, compacted for): 4096
-#: spectra, ``quantify``'s first call, 1.6 s of CPU of which 1.1 of the system in one pass
-#: (docs/history/physics-models-log.md, session 15).
+#: spectra, the first call in a process, 1.5-1.9 s of CPU (1.2-1.4 of it the system's) in one
+#: pass, 0.39-0.41 s in blocks of 128 (256: 0.39, 512: 0.38 with 3.5x the page faults;
+#: docs/history/physics-models-log.md, session 15).
 QUALITY_BLOCK = 128
 
 
