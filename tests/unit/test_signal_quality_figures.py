@@ -254,3 +254,33 @@ def test_every_flag_has_its_meaning_for_users():
     from scaloquant.quantify.results import QC_FLAGS
 
     assert tuple(QC_FLAGS) == quality.FLAG_NAMES
+
+
+def test_figures_by_blocks_equal_one_pass_and_hold_one_block_at_a_time(monkeypatch):
+    """:func:`~scaloquant.signal.quality.quality_figures` takes a batch
+    :data:`~scaloquant.signal.quality.QUALITY_BLOCK` spectra at a time: the same numbers, bit
+    for bit, as one pass over the whole batch (every figure is a spectrum's own), and the
+    working memory of one block, not of the batch (its spectra zero-filled 4x alone are
+    ``B x 4 N`` complex64)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(9)
+    widths = rng.uniform(3.0, 14.0, 40)
+    fids = np.stack([_line(2.01, w) + 0.6 * _line(3.03, w) for w in widths])
+    fids = (fids + _noise(rng, 0.02, (40,))).reshape(5, 8, N)
+    fids[0, 0] = 0.0  # an empty one among them
+    monkeypatch.setattr(quality, "QUALITY_BLOCK", 1000)
+    whole = quality.quality_figures(fids, *GRID)
+    monkeypatch.setattr(quality, "QUALITY_BLOCK", 6)
+    tracemalloc.start()
+    try:
+        blocks = quality.quality_figures(fids, *GRID)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    for name, a, b in zip(whole._fields, whole, blocks, strict=True):
+        assert a.shape == (5, 8), name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert whole.empty[0, 0] and np.isnan(whole.fwhm_ppm[0, 0])
+    one_pass_zero_filled = 40 * 4 * N * np.dtype(np.complex64).itemsize
+    assert peak < one_pass_zero_filled, peak

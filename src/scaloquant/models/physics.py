@@ -36,6 +36,7 @@ amplitudes by least squares generalise beyond the concentrations of the training
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, NamedTuple
@@ -486,6 +487,16 @@ def basis_from_config(config: PhysicsQuantifierConfig, fids: np.ndarray) -> Basi
     )
 
 
+def _shared_tensor(arr: np.ndarray) -> torch.Tensor:
+    """``arr`` as a tensor on its own memory (:func:`torch.from_numpy`), without torch's
+    warning for a read-only array: the caller promises not to write to it."""
+    if arr.flags.writeable:
+        return torch.from_numpy(arr)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr)
+
+
 class PhysicsQuantifier(nn.Module):
     """Encoder CNN + the fit's model: FIDs ``(B, N)`` -> amplitudes, CRLB SDs, parameters.
 
@@ -846,10 +857,17 @@ class PhysicsQuantifier(nn.Module):
         self.config = replace(self.config, fit=fit.to_dict())
         self._problem_state = None  # the problems are built again from the new model
 
-    def check_fids(self, fids: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """User FIDs as a validated complex128 tensor ``(B, n_points)``."""
-        # one copy of an array (read-only arrays, a frozen FID's samples, would make torch warn)
-        raw = fids if isinstance(fids, torch.Tensor) else torch.from_numpy(np.array(fids))
+    def check_fids(self, fids: np.ndarray | torch.Tensor, *, copy: bool = True) -> torch.Tensor:
+        """User FIDs as a validated complex128 tensor ``(B, n_points)``. ``copy=False``: a
+        complex128 array's memory is shared, not copied, read-only ones (a frozen FID's samples)
+        included, for callers that only read the tensor (:meth:`predict_estimates`)."""
+        if isinstance(fids, torch.Tensor):
+            raw = fids
+        elif copy:
+            # one copy of an array (read-only arrays would make torch warn)
+            raw = torch.from_numpy(np.array(fids))
+        else:
+            raw = _shared_tensor(np.asarray(fids))
         # shape, grid, dtype and finiteness, one-line errors; the fit keeps the data's
         # precision (no complex64 copy to check and discard: 4096 x 2048 samples, ~0.1 s)
         return self.encoder.check_fids(raw, torch.complex128)
@@ -919,7 +937,9 @@ class PhysicsQuantifier(nn.Module):
         """:meth:`predict_with_sds`' arrays, the network's parameters ``(B, P)``
         (:attr:`PhysicsEstimate.network_theta`) and the relative fit residual ``(B,)``, in
         batches of ``batch_size`` (as :meth:`predict`), as numpy arrays."""
-        arr = self.check_fids(fids)
+        # the batches below only read the samples: no copy of them all (16384 spectra: 0.5 GB
+        # of new memory, touched page by page)
+        arr = self.check_fids(fids, copy=False)
         device = self.basis_fids.device
         k = self.config.polish_iterations if polish_iterations is None else polish_iterations
         cpu = device.type == "cpu"

@@ -506,13 +506,42 @@ def quality_figures(
 ) -> QualityFigures:
     """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``, from one pair of
     FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
-    nuclei get NaN); :func:`mirror_ratio` from the same single-precision spectra."""
+    nuclei get NaN); :func:`mirror_ratio` from the same single-precision spectra.
+
+    Every figure is a spectrum's own, so the batch is taken :data:`QUALITY_BLOCK` spectra at a
+    time (the same numbers, bit for bit, as in one pass)."""
     fids = np.asarray(fids)
     batch = fids.shape[:-1]
-    empty = ~np.any(fids != 0, axis=-1)
     if not proton:
         nan = np.full(batch, np.nan)
-        return QualityFigures(nan, nan, nan, nan, nan, empty)
+        return QualityFigures(nan, nan, nan, nan, nan, ~np.any(fids != 0, axis=-1))
+    grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    flat = fids.reshape(-1, fids.shape[-1])
+    if flat.shape[0] <= QUALITY_BLOCK:
+        return QualityFigures(*(v.reshape(batch) for v in _block_figures(flat, *grid)))
+    blocks = [
+        _block_figures(flat[i : i + QUALITY_BLOCK], *grid)
+        for i in range(0, flat.shape[0], QUALITY_BLOCK)
+    ]
+    return QualityFigures(*(np.concatenate(v).reshape(batch) for v in zip(*blocks, strict=True)))
+
+
+#: Spectra whose quality figures are formed together. Their spectra zero-filled 4x are
+#: ``QUALITY_BLOCK x 4 n_points`` complex64 (8 MB at 2048 points), so the blocks' working arrays
+#: are the same few allocations over again rather than one pass's ~0.5 GB per 4096 spectra,
+#: touched for the first time page by page (with transparent huge pages, compacted for): 4096
+#: spectra, the first call in a process, 1.5-1.9 s of CPU (1.2-1.4 of it the system's) in one
+#: pass, 0.39-0.41 s in blocks of 128 (256: 0.39, 512: 0.38 with 3.5x the page faults;
+#: docs/history/physics-models-log.md, session 15).
+QUALITY_BLOCK = 128
+
+
+def _block_figures(
+    fids: np.ndarray, dwell_time_s: float, spectrometer_freq_mhz: float, ppm_reference: float
+) -> QualityFigures:
+    """:func:`quality_figures` of 1H FIDs ``(B, n_points)``, in one pass."""
+    batch = fids.shape[:-1]
+    empty = ~np.any(fids != 0, axis=-1)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
     s = _spectra(fids, *grid)
     flat = (s.raw.shape[0],)
