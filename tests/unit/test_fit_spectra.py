@@ -346,3 +346,47 @@ def test_relative_residual_and_metabolite_fraction_are_those_of_the_rebuilt_mode
     np.testing.assert_allclose(result.metabolite_fraction[:2], fraction, rtol=1e-12)
     assert result.relative_residual[0] < 1e-6 and result.relative_residual[1] > 1e-3
     assert np.isnan(result.relative_residual[2]) and np.isnan(result.metabolite_fraction[2])
+
+
+def test_derived_outputs_rebuilt_in_chunks_side_by_side_equal_one_chunk(monkeypatch):
+    """The outputs derived from the rebuilt spectra (SNR, linewidth, residual checks), rebuilt
+    in chunks of ``REBUILD_CHUNK`` spectra side by side on 2 threads, equal those of one chunk
+    to the bit: each spectrum's numbers are its own."""
+    import scaloquant.fit.spectra as spectra_module
+    from scaloquant import threads
+    from scaloquant.types import BasisSet
+
+    four = lorentzian_basis()  # its first line renamed NAA: the linewidth's singlet
+    basis = BasisSet(
+        ("NAA", *four.names[1:]),
+        four.fids,
+        four.dwell_time_s,
+        four.spectrometer_freq_mhz,
+        four.ppm_reference,
+    )
+    rng = np.random.default_rng(3)
+    samples = []
+    for _ in range(5):
+        clean = synthesize(
+            basis, rng.uniform(0.3, 2.0, 4), rng.uniform(2.0, 6.0, 4), rng.uniform(-2.0, 2.0, 4)
+        )
+        noise = np.array([1.0, 1j]) @ rng.standard_normal((2, clean.size))
+        samples.append(clean + 0.02 * noise)
+    fid = as_fid(basis, np.stack(samples))
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    with threads.torch_threads(2):
+        whole = fit_spectra(fid, basis, CONFIG)
+        jobs = []
+        original = threads.run_side_by_side
+
+        def spy(chunks, workers=None):
+            jobs.append(len(chunks))
+            return original(chunks, workers)
+
+        monkeypatch.setattr(threads, "run_side_by_side", spy)
+        monkeypatch.setattr(spectra_module, "REBUILD_CHUNK", 2)
+        chunked = fit_spectra(fid, basis, CONFIG)
+    assert jobs == [3]
+    assert np.isfinite(whole.linewidth_hz).all() and np.isfinite(whole.snr).all()
+    for name in ("amplitudes", "snr", "linewidth_hz", "relative_residual", "metabolite_fraction"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
