@@ -55,40 +55,11 @@ def bspline_baseline(ppm: np.ndarray, spacing_ppm: float) -> tuple[np.ndarray, n
     knots = lo + h * np.arange(-degree, n_intervals + degree + 1)
     n_basis = len(knots) - degree - 1
     x = np.clip(ppm, lo, hi - 1e-12 * max(1.0, abs(hi)))
-    design = bspline_design(x, knots, degree)
+    from scipy.interpolate import BSpline  # ~0.6 s to import: only for a spline baseline
+
+    design = BSpline.design_matrix(x, knots, degree).toarray()
     d2 = np.diff(np.eye(n_basis), n=2, axis=0)
     return design, d2.T @ d2
-
-
-def bspline_design(x: np.ndarray, knots: np.ndarray, degree: int) -> np.ndarray:
-    """The B-spline basis of ``degree`` on the sorted ``knots`` ``(T,)`` at ``x`` ``(K,)``
-    (within ``[knots[degree], knots[T - degree - 1])``): ``(K, T - degree - 1)``, dense.
-
-    De Boor's recursion for the ``degree + 1`` non-zero functions on each point's knot
-    interval (de Boor, A Practical Guide to Splines, 1978, ch. X), in the order of operations
-    of scipy's ``BSpline.design_matrix`` (``_deBoor_D``), whose matrix it equals to the bit
-    (``tests/unit/test_physics_baseline.py``; distinct knots assumed, as
-    :func:`bspline_baseline`'s are). Here rather than scipy's because importing
-    ``scipy.interpolate`` (with ``scipy.optimize``, ``scipy.sparse``, ``scipy.spatial``) took
-    0.09-0.15 s of the first fit with a spline baseline in a process, ~0.6 s on a slower
-    machine (docs/history/fit-log.md "Both cores, and the first call (session 15)")."""
-    n_basis = knots.size - degree - 1
-    # the interval [knots[l], knots[l + 1]) of each point, among the spline's own
-    ell = np.clip(np.searchsorted(knots, x, side="right") - 1, degree, n_basis - 1)
-    h = np.zeros((x.size, degree + 1))
-    h[:, 0] = 1.0
-    for j in range(1, degree + 1):
-        previous = h[:, :j].copy()
-        h[:, 0] = 0.0
-        for m in range(1, j + 1):
-            right, left = knots[ell + m], knots[ell + m - j]
-            w = previous[:, m - 1] / (right - left)
-            h[:, m - 1] += w * (right - x)
-            h[:, m] = w * (x - left)
-    design = np.zeros((x.size, n_basis))
-    columns = ell[:, None] - degree + np.arange(degree + 1)
-    design[np.arange(x.size)[:, None], columns] = h
-    return design
 
 
 def effective_dimension(design: np.ndarray, penalty: np.ndarray, smoothing: float) -> float:
