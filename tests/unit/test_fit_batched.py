@@ -611,7 +611,10 @@ def test_spread_priors_in_the_cost_and_the_crlb():
 def test_spread_priors_keep_a_noiseless_fit_exact():
     """The priors weigh with the noise variance of the residual before them: on noiseless
     singlets with dampings and shifts far apart (14 and 12 prior SDs) the fit with them is the
-    plain fit to 1e-6."""
+    plain fit to 1e-5. Both stop at the solver's tolerance, ~2e-5 of the truth here, so they agree
+    to that convergence, not to the last digits (8.6e-7 apart, 1.4e-6 relative, with the packages
+    of 2026-12-03 against < 1e-6 before); with noise of 1e-3 of the peak added, where the priors do
+    weigh, the two fits differ by 2.1e-5 relative, with 1e-2 by 2e-3."""
     basis, t = _two_singlets()
     config = FitConfig(damping_spread_prior_sd_per_s=1.0, shift_spread_prior_sd_hz=0.2)
     damping, shift, amplitudes = np.array([1.0, 14.0]), np.array([2.5, -2.5]), np.array([1.0, 0.6])
@@ -619,7 +622,7 @@ def test_spread_priors_keep_a_noiseless_fit_exact():
     fid = FID(amplitudes @ z, basis.dwell_time_s, basis.spectrometer_freq_mhz, 4.65)
     result = fit_spectra(fid, basis, config)
     plain = fit_spectra(fid, basis, FIT_PRESETS["simulated-plain"])
-    np.testing.assert_allclose(result.amplitudes, plain.amplitudes, rtol=1e-6)
+    np.testing.assert_allclose(result.amplitudes, plain.amplitudes, rtol=1e-5)
     np.testing.assert_allclose(result.amplitudes, amplitudes, rtol=1e-4)
     np.testing.assert_allclose(result.damping_per_s, damping, atol=1e-2)
 
