@@ -44,6 +44,7 @@ shifted.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,7 @@ import pytest
 from scipy.ndimage import median_filter
 
 from scaloquant.cli import main
+from scaloquant.errors import InputFileError
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import (
     default_basis,
@@ -300,6 +302,60 @@ def test_spec2nii_run_now_writes_what_the_shared_files_hold(tmp_path, case):
         before.spectrometer_freq_mhz,
         before.ppm_reference,
     )
+
+
+#: The vendor files a user may give ``scaloquant`` directly, with the spec2nii run above that
+#: converts each: the error names the command, and that command writes the shared NIfTI-MRS.
+SCANNER_FILES = {
+    "siemens-rda": (f"{SIEMENS}/SVS_30.rda", "Siemens RDA"),
+    "siemens-dicom": (f"{SIEMENS}/SVS_30.IMA", "Siemens DICOM"),
+    "philips-osprey-te35": (SPEC2NII_RUNS["philips-osprey-te35"][0][1], "Philips SDAT"),
+    "philips-osprey-te35-spar": (SPEC2NII_RUNS["philips-osprey-te35"][0][2], "Philips SPAR"),
+    "philips-spant-metab": (SPEC2NII_RUNS["philips-spant-metab"][0][1], "Philips SDAT"),
+}
+
+
+@pytest.mark.slow  # runs spec2nii
+@pytest.mark.parametrize("case", list(SCANNER_FILES))
+def test_scanner_file_is_refused_with_the_spec2nii_command_that_converts_it(
+    tmp_path, monkeypatch, capsys, case
+):
+    """A vendor file given to ``scaloquant fit``: one line naming the format and the spec2nii
+    command (with the partner file of a Philips pair found beside it), exit 2, no output
+    folder; and that command, run as printed, writes what spec2nii wrote for the shared files."""
+    relative, what = SCANNER_FILES[case]
+    path = shared(relative)
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "--out", str(out), "--max-figures", "0"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"is a {what} " in line and "scaloquant does not read" in line
+    command = line.split("(pip install spec2nii): ", 1)[1]
+    command, given = command.split("; then give ")
+    args = shlex.split(command)
+    assert args[0] == "spec2nii"
+    monkeypatch.chdir(tmp_path)
+    run_spec2nii(*args[1:])
+    case_run = case.removesuffix("-spar")
+    expected = read_fid(shared(SPEC2NII_RUNS[case_run][1]))
+    now = read_fid(tmp_path / given)
+    np.testing.assert_array_equal(now.samples, expected.samples)
+    assert not out.exists()
+
+
+def test_text_files_under_scanner_suffixes_are_still_read(tmp_path):
+    """Only binary files (or DICOM's magic word) under a scanner's suffix are refused: an
+    LCModel .RAW saved as ``.dat`` reads as before; a DICOM without a suffix is named."""
+    fid = FID(np.exp(-np.arange(64) / 10).astype(np.complex64), 2.5e-4, 123.2)
+    raw = tmp_path / "spectrum.raw"
+    write_lcmodel_raw(raw, fid, name="spectrum")
+    dat = tmp_path / "spectrum.dat"
+    dat.write_bytes(raw.read_bytes())
+    read = read_fid(dat, dwell_time_s=2.5e-4, spectrometer_freq_mhz=123.2)
+    np.testing.assert_allclose(read.samples, fid.samples, rtol=1e-6)
+    dicom = tmp_path / "IM0001"
+    dicom.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00" * 64)
+    with pytest.raises(InputFileError, match=r"is a DICOM file .*spec2nii dicom -f IM0001"):
+        read_fid(dicom)
 
 
 @pytest.mark.slow  # runs spec2nii

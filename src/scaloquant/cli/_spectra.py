@@ -11,7 +11,10 @@ from typing import Any
 from .. import defaults
 from ._common import acquisition_overrides, add_acquisition_flags
 
-_FORMATS = "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text"
+_FORMATS = (
+    "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text "
+    "(scanner files: convert them with spec2nii; given one, the error names the command)"
+)
 
 
 #: The defaults of :class:`scaloquant.quantify.Options` and

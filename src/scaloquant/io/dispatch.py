@@ -2,13 +2,15 @@
 
 FIDs: ``.nii`` / ``.nii.gz`` (NIfTI-MRS), ``.raw`` / ``.h2o`` (LCModel), ``.txt`` (jMRUI when
 its first line says so, else plain text); any other file is sniffed for a jMRUI or LCModel
-header. Basis sets: ``.basis`` (LCModel), ``.npz`` (scaloquant), a folder of FSL-MRS ``.json``
+header. A scanner's own file (Siemens RDA, DICOM or twix, Philips SDAT/SPAR or data/list, GE
+P-file) is refused with the spec2nii command that converts it to NIfTI-MRS. Basis sets: ``.basis`` (LCModel), ``.npz`` (scaloquant), a folder of FSL-MRS ``.json``
 files, or a folder of FID files (``.raw``, then ``.txt``) named after their metabolites.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +43,24 @@ _WHAT = {
 _SAME_RTOL = {"dwell_time_s": 1e-6, "spectrometer_freq_mhz": 1e-3}
 _SAME_PPM_ATOL = 1e-4
 _FID_HELP = ".nii, .nii.gz, .RAW, .H2O or .txt (jMRUI or plain text)"
+#: Scanner formats that scaloquant does not read: spec2nii, the field's converter (FSL-MRS asks
+#: for the same step), writes them as NIfTI-MRS. Suffix -> (what the file is, spec2nii's
+#: subcommand, the files it takes: ``file`` is the given one, a suffix its partner beside it).
+_SCANNER_FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    ".rda": ("a Siemens RDA file", "rda", ("file",)),
+    ".ima": ("a Siemens DICOM file", "dicom", ("file",)),
+    ".dcm": ("a DICOM file (Siemens; Philips: spec2nii philips_dcm)", "dicom", ("file",)),
+    ".dat": ("a Siemens twix file", "twix -e image", ("file",)),
+    ".sdat": ("a Philips SDAT file", "philips", ("file", ".spar")),
+    ".spar": ("a Philips SPAR header", "philips", (".sdat", "file")),
+    ".data": ("a Philips data/list file", "philips_dl", ("file", ".list", ".spar")),
+    ".list": ("a Philips data/list header", "philips_dl", (".data", "file", ".spar")),
+    ".7": ("a GE P-file", "ge", ("file",)),
+}
+#: The scanner formats' text headers; their other files are binary (a text ``.dat`` is not twix).
+_SCANNER_TEXT_HEADERS = (".spar", ".list")
+#: DICOM's magic word, after its 128-byte preamble (for DICOM files without a suffix).
+_DICOM_MAGIC = (128, b"DICM")
 _BASIS_HELP = "a .BASIS or .npz file, or a folder of FSL-MRS .json, LCModel .RAW or .txt files"
 
 
@@ -131,6 +151,9 @@ def _fid_reader(path: Path) -> Callable[..., FID]:
         raise InputFileError(
             f"{path} is a basis set, not a FID; read it with read_basis / 'scaloquant basis info'"
         )
+    scanner = _scanner_format(path, suffix)
+    if scanner is not None:
+        raise InputFileError(scanner)
     head = read_text(path).lstrip()[:4000]
     if head.startswith(JMRUI_MAGIC):
         return read_jmrui_txt
@@ -139,6 +162,45 @@ def _fid_reader(path: Path) -> Callable[..., FID]:
     raise InputFileError(
         f"{path}: unknown file format {suffix or '(no extension)'}; scaloquant reads {_FID_HELP}"
     )
+
+
+def _scanner_format(path: Path, suffix: str) -> str | None:
+    """For a scanner's own file (:data:`_SCANNER_FORMATS`, or DICOM by its magic word), the
+    one-line error that names it and gives the spec2nii command that converts it; else None."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    start, magic = _DICOM_MAGIC
+    if head[start : start + len(magic)] == magic:
+        known = _SCANNER_FORMATS[".ima" if suffix == ".ima" else ".dcm"]
+    elif suffix in _SCANNER_TEXT_HEADERS or (suffix in _SCANNER_FORMATS and b"\x00" in head):
+        known = _SCANNER_FORMATS[suffix]
+    else:  # a text file of another format under a scanner's suffix (e.g. a .dat of numbers)
+        return None
+    what, subcommand, takes = known
+    files = " ".join(shlex.quote(str(path if t == "file" else _partner(path, t))) for t in takes)
+    stem = path.name.split(".")[0] or "converted"
+    return (
+        f"{path} is {what}, which scaloquant does not read: convert it to NIfTI-MRS with spec2nii "
+        f"(pip install spec2nii): spec2nii {subcommand} -f {shlex.quote(stem)} -o nifti {files}; "
+        f"then give nifti/{stem}.nii.gz"
+    )
+
+
+def _partner(path: Path, suffix: str) -> Path:
+    """The file beside ``path`` with its stem and ``suffix`` in any case (Philips pairs are
+    ``.SDAT``/``.SPAR`` or lower case), or that name in ``path``'s case if there is none."""
+    want = (path.stem + suffix).lower()
+    try:
+        for other in path.parent.iterdir():
+            if other.name.lower() == want:
+                return other
+    except OSError:
+        pass
+    upper = path.suffix.isupper()
+    return path.with_suffix(suffix.upper() if upper else suffix)
 
 
 def _existing(path: str | os.PathLike) -> Path:
