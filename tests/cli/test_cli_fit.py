@@ -72,7 +72,11 @@ def test_fit_mrsi_recovers_noiseless_amplitudes_with_the_quantify_layout(
     assert len(list((out / "figures").glob("*.png"))) == 1
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["command"] == "fit" and len(prov["basis"]["hash"]) == 64
-    assert "%SD (CRLB)" in (out / "summary.md").read_text()
+    # the command line as given, options included, so that the run can be retyped
+    given = f"scaloquant fit {path} --out {out} --max-figures 1 --preset simulated"
+    assert prov["command_line"] == given and "argv" not in prov["options"]
+    summary = (out / "summary.md").read_text()
+    assert "%SD (CRLB)" in summary and f"- command: `{given}`" in summary
 
 
 def test_fit_raw_with_water_reports_mM(basis, simulated, tmp_path):

@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefer_huge_pages()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    args.argv = argv  # the command line as given, for provenance and the report
     terminated: list[int] = []
     try:
         with _terminate_as_interrupt(terminated):

@@ -4,6 +4,7 @@ water-scaling flags, the options and provenance built from them, and what a run 
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -161,13 +162,16 @@ def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **ex
 
 
 def run_provenance(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
-    """The options as given (paths as text) and ``more``, for provenance.json."""
+    """The command line as given (``command_line``, shell-quoted, when ``cli.main`` parsed it),
+    the options it gave (paths as text) and ``more``, for provenance.json and the report."""
     options = {
         k: [str(x) for x in v] if isinstance(v, list) else (str(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
-        if k not in ("handler",)
+        if k not in ("handler", "argv")
     }
-    return {"options": options, **more}
+    argv = getattr(args, "argv", None)
+    line = {} if argv is None else {"command_line": shlex.join(["scaloquant", *argv])}
+    return {**line, "options": options, **more}
 
 
 def read_user_basis(path: Path | None):

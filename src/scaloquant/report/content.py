@@ -316,7 +316,8 @@ class ReportHeader:
     Attributes
     ----------
     title : e.g. ``"scaloquant fit: 21 spectra"``.
-    command : the command as a reader would retype it (the inputs abbreviated).
+    command : the command line as given (provenance's ``command_line``), or without it the
+        subcommand and its inputs (abbreviated).
     version : scaloquant's version.
     created_utc : ISO 8601 time the outputs were written.
     model : the model or basis the estimates come from.
@@ -340,12 +341,12 @@ def report_header(
     run: Run, *, version: str, created_utc: str, provenance: Mapping[str, Any] | None = None
 ) -> ReportHeader:
     """The header of ``run``'s report; ``provenance`` as given to ``write_run`` (its
-    ``checkpoint`` path names the model)."""
+    ``command_line`` is the command shown, its ``checkpoint`` path names the model)."""
     provenance = provenance or {}
     n = run.n_spectra
     title = f"scaloquant {run.command}: {n} spectr{'um' if n == 1 else 'a'}"
     inputs = abbreviated([input_label(r) for r in run.results], sep=" ")
-    command = f"scaloquant {run.command} {inputs}"
+    command = provenance.get("command_line") or f"scaloquant {run.command} {inputs}"
     if run.command == "fit":
         model = f"linear-combination fit, basis {run.facts.get('basis_name', 'unknown')}"
     else:
