@@ -36,8 +36,13 @@ from scaloquant.evaluate.metrics import smape
 from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
-from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
-from scaloquant.types import FID
+from scaloquant.simulate.invivo import (
+    MEASURED_MM_NAMES,
+    InvivoPrior,
+    InvivoSignals,
+    simulate_invivo_batch,
+)
+from scaloquant.types import FID, BasisSet
 
 INVIVO = FIT_PRESETS["invivo"]
 VARIANTS = {
@@ -61,6 +66,23 @@ VARIANTS = {
         INVIVO, ppm_range=(0.2, 4.0), baseline_ed_per_ppm=4.0, water_removal="hlsvd"
     ),
 }
+
+
+def tissue_spectra(prior: InvivoPrior, n: int, seed: int) -> tuple[BasisSet, InvivoSignals, FID]:
+    """``n`` tissue-like spectra of ``prior`` on the embedded ISMRM 2016 basis, drawn from
+    ``seed``: the basis, the signals (truth in ``signals.parameters``) and the spectra as one
+    :class:`FID` ``(n, n_points)``, internal orientation. The amplitude of a basis FID is the
+    concentration in mM (:mod:`scaloquant.simulate.invivo`), so ``concentrations_mm`` are the
+    true amplitudes in basis units (``Mac``'s: a multiple of the measured spectrum)."""
+    basis = default_basis()
+    signals = simulate_invivo_batch(basis, prior, n, np.random.default_rng(seed))
+    fid = FID(
+        samples=signals.fids,
+        dwell_time_s=basis.dwell_time_s,
+        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+        ppm_reference=basis.ppm_reference,
+    )
+    return basis, signals, fid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,15 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
         return 2
     torch.set_num_threads(1)
-    basis = default_basis()
-    signals = simulate_invivo_batch(basis, prior, args.n, np.random.default_rng(args.seed))
-    fid = FID(
-        samples=signals.fids,
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        ppm_reference=basis.ppm_reference,
-    )
-    metabolites = [n for n in basis.names if n != "Mac"]
+    basis, signals, fid = tissue_spectra(prior, args.n, args.seed)
+    metabolites = [n for n in basis.names if n not in MEASURED_MM_NAMES]
     truth = signals.parameters.concentrations_mm[:, [basis.names.index(n) for n in metabolites]]
     changed = f", prior {' '.join(args.prior_set)}" if args.prior_set else ""
     print(

@@ -30,16 +30,36 @@ Sets (``--sets``, comma-separated; all by default):
   ``--snr``; the truth is known, so the errors of the ratios are printed. LCModel fits them
   with ``press3T_30ms.BASIS`` (the same metabolite FIDs; scaloquant's embedded copy lacks the
   0 ppm reference singlet).
+* ``tissue``: ``--n-tissue`` tissue-like spectra of the ``invivo`` simulation prior at
+  ``--snr`` (``bench_invivo_default.tissue_spectra``, the spectra of ``bench_invivo_default.py``:
+  group Voigt lines, per-metabolite deviations, the basis' measured ``Mac``, lipids in a quarter
+  of them, baseline, residual water, eddy-current and any phase; docs/invivo-prior.md) on the
+  embedded basis, LCModel with ``press3T_30ms.BASIS`` twice: its defaults (the basis' ``Mac``
+  and its own simulated MM09-MM20 and lipids, what a user gets) and with its simulated MM
+  omitted (``CHOMIT``: the basis' ``Mac`` and its lipids, the model of the simulation and of
+  scaloquant's ``--mm auto`` on these data; omitting ``Mac`` instead, as the ``invivo`` set's
+  ISMRM row does for scanner data, would leave LCModel without the simulation's MM shape).
+  scaloquant fits them once per row (two timings). The truth is the drawn
+  ``concentrations_mm``: the amplitude of each basis FID, in basis units = mM of the
+  simulation (:mod:`scaloquant.simulate.invivo`).
 
 Ratios are to total creatine (Cr + PCr), of tNAA (NAA + NAAG), tCho (GPC + PCho/PCh), Glx (Glu
 + Gln), Ins, GSH and GABA, computed the same way from both tools' per-metabolite estimates.
-``--out DIR`` keeps LCModel's run folders (control, table, PostScript) and writes
-``results.json`` (LCModel's full tables, scaloquant's amplitudes, ratios and times).
+With a truth (``simulated``, ``tissue``) the errors of these ratios are printed (mean and median
+absolute, median relative %), and every metabolite (the measured ``Mac`` left out) referenced to
+the true tCr, ``estimate x true tCr / estimated tCr``: LCModel's unscaled concentrations carry an
+unknown global scale, which this drops, and both tools are judged alike (:func:`accuracy_of`:
+MAE in mM and SMAPE per tool and metabolite, the metabolites missed, estimate 0 where the truth >
+0.5 mM, and the share of errors beyond 3 of the tool's own SDs: LCModel's %SD x concentration,
+scaloquant's CRLB, each scaled with its estimate). ``--out DIR`` keeps LCModel's run folders
+(control, table, PostScript) and writes ``results.json`` (LCModel's full tables, scaloquant's
+amplitudes and CRLB SDs, ratios, times and the accuracy).
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_lcmodel.py [--sets challenge,cr,invivo,simulated]
-        [--workers 2] [--n-sim 64] [--snr 30] [--seed 0] [--out DIR] [--lcmodel EXE]
+    PYTHONPATH=src python benchmarks/bench_lcmodel.py [--sets challenge,cr,invivo,simulated,tissue]
+        [--workers 2] [--n-sim 64] [--n-tissue 64] [--snr 30] [--seed 0] [--out DIR]
+        [--lcmodel EXE]
 """
 
 from __future__ import annotations
@@ -58,6 +78,8 @@ from pathlib import Path
 import numpy as np
 
 import _lcmodel as lcm
+from bench_invivo_default import tissue_spectra
+from scaloquant.evaluate.metrics import mae, smape
 from scaloquant.fit import FitConfig
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis, read_fid, read_lcmodel_basis
@@ -68,7 +90,8 @@ from scaloquant.quantify.water import (
     metabolite_relaxation_correction,
     relaxation_corrected_water_mM,
 )
-from scaloquant.simulate import SimulationConfig, simulate_batch
+from scaloquant.simulate import InvivoPrior, SimulationConfig, simulate_batch
+from scaloquant.simulate.invivo import MEASURED_MM_NAMES
 from scaloquant.threads import torch_threads
 from scaloquant.types import FID, BasisSet
 
@@ -129,13 +152,15 @@ class Group:
 
 @dataclass(frozen=True)
 class ScaloquantFit:
-    """scaloquant's estimates: ``amplitudes`` / ``mM`` ``(n, M)`` by ``names``."""
+    """scaloquant's estimates: ``amplitudes`` / ``mM`` / their CRLB SDs ``crlb_sd`` (basis
+    units) ``(n, M)`` by ``names``."""
 
     names: tuple[str, ...]
     amplitudes: np.ndarray
     mM: np.ndarray | None
     seconds: float
     warnings: tuple[str, ...] = ()
+    crlb_sd: np.ndarray | None = None
 
 
 def fit_with_scaloquant(
@@ -174,8 +199,12 @@ def fit_with_scaloquant(
     amplitudes = np.concatenate([r.columns[""] for r in run.results])
     has_mM = all("_mM" in r.columns for r in run.results)
     mM = np.concatenate([r.columns["_mM"] for r in run.results]) if has_mM else None
+    has_sd = all("_crlb_sd" in r.columns for r in run.results)
+    sd = np.concatenate([r.columns["_crlb_sd"] for r in run.results]) if has_sd else None
     warnings = tuple(w for r in run.results for w in (*r.conversions, *r.warnings))
-    return ScaloquantFit(tuple(run.names), amplitudes, mM, seconds, tuple(dict.fromkeys(warnings)))
+    return ScaloquantFit(
+        tuple(run.names), amplitudes, mM, seconds, tuple(dict.fromkeys(warnings)), crlb_sd=sd
+    )
 
 
 def _same_batch(a: FID, wa: FID | None, b: FID, wb: FID | None) -> bool:
@@ -393,15 +422,18 @@ def invivo_set(folder: Path) -> list[Group]:
     return groups
 
 
-def simulated_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
+def _simulated_cases(
+    folder: Path, prefix: str, basis: BasisSet, fids: np.ndarray, amplitudes: np.ndarray
+) -> list[Case]:
+    """Spectra simulated on the embedded basis, ``fids`` ``(n, n_points)`` in internal
+    orientation with true ``amplitudes`` ``(n, M)`` by ``basis.names``: written as ``.RAW`` (its
+    conjugate) for LCModel with ``press3T_30ms.BASIS`` (the same metabolite FIDs plus the 0 ppm
+    reference singlet that the embedded copy lacks), TE 30 ms."""
     folder.mkdir(parents=True, exist_ok=True)
-    basis = default_basis()
-    config = SimulationConfig.from_dict({"snr": [snr, snr]})
-    signals = simulate_batch(basis, config, n, np.random.default_rng(seed))
     cases = []
-    for i, samples in enumerate(signals.fids):
+    for i, samples in enumerate(fids):
         fid = FID(samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-        name = f"sim{i:04d}"
+        name = f"{prefix}{i:04d}"
         raw = lcm.write_raw(
             folder / f"{name}.RAW",
             np.conj(samples),
@@ -418,12 +450,56 @@ def simulated_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
             basis.spectrometer_freq_mhz,
             echo_time_ms=30.0,
         )
-        truth = dict(zip(basis.names, signals.amplitudes[i], strict=True))
+        truth = dict(zip(basis.names, amplitudes[i].tolist(), strict=True))
         cases.append(Case(name, spectrum, fid, None, truth))
+    return cases
+
+
+def simulated_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
+    basis = default_basis()
+    config = SimulationConfig.from_dict({"snr": [snr, snr]})
+    signals = simulate_batch(basis, config, n, np.random.default_rng(seed))
+    cases = _simulated_cases(folder, "sim", basis, signals.fids, signals.amplitudes)
     return [
         Group(
             f"simulated SNR {snr:g}, seed {seed}, embedded basis / press3T_30ms.BASIS", basis, cases
         )
+    ]
+
+
+#: LCModel's own simulated macromolecules (``CHSIMU``'s MM components, manual sec. 11.7); its
+#: simulated lipids (Lip09, Lip13a-b, Lip20) are not among them.
+LCMODEL_SIMULATED_MM = ("MM09", "MM12", "MM14", "MM17", "MM20")
+
+
+def tissue_settings() -> dict[str, lcm.Settings]:
+    """LCModel's settings of the ``tissue`` set, by label: its defaults (``press3T_30ms.BASIS``'s
+    measured ``Mac`` *and* LCModel's simulated MM09-MM20 and lipids, what a user gets), and
+    the same with its simulated MM omitted (``CHOMIT``), which leaves the model of the
+    simulation and of scaloquant's ``--mm auto`` for these data: the measured ``Mac`` plus
+    parametric lipids."""
+    omit = tuple(f"chomit({k})='{name}'" for k, name in enumerate(LCMODEL_SIMULATED_MM, 1))
+    return {
+        "LCModel defaults (basis Mac + its MM09-MM20 + lipids)": lcm.Settings(),
+        "LCModel, its MM09-MM20 omitted (basis Mac + lipids)": lcm.Settings(
+            extra=(f"nomit={len(LCMODEL_SIMULATED_MM)}", *omit)
+        ),
+    }
+
+
+def tissue_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
+    """``n`` tissue-like spectra (``bench_invivo_default.tissue_spectra``: the ``invivo``
+    simulation prior at a fixed SNR on the embedded basis), once per LCModel setting of
+    :func:`tissue_settings`. The truth is the drawn ``concentrations_mm``: the amplitude of each
+    basis FID in basis units (= mM of the simulation; ``Mac``'s a multiple of the measured
+    spectrum), the units of scaloquant's amplitudes and, to a factor, of LCModel's unscaled
+    concentrations."""
+    basis, signals, _ = tissue_spectra(InvivoPrior(snr_range=(snr, snr)), n, seed)
+    amplitudes = signals.parameters.concentrations_mm
+    cases = _simulated_cases(folder, "tissue", basis, signals.fids, amplitudes)
+    return [
+        Group(f"tissue SNR {snr:g}, seed {seed}, {label}", basis, cases, settings)
+        for label, settings in tissue_settings().items()
     ]
 
 
@@ -443,6 +519,162 @@ def reference_ratios() -> dict[str, float]:
     """LCModel 6.3's published ratios for the Philips spant spectrum (its reference table)."""
     with (SPANT_REFERENCE / "out_ref_build_table.csv").open() as f:
         return {row["metabolite"]: float(row["ratio_to_CrPCr"]) for row in csv.DictReader(f)}
+
+
+# ---------------------------------------------------------------------------------- accuracy
+#: Tools compared, as the keys of results.json's rows name them.
+TOOLS = ("lcmodel", "scaloquant")
+#: A true concentration (mM) above which an estimate of 0 counts as a missed metabolite.
+PRESENT_MM = 0.5
+#: Metabolites of the tCr-referenced table printed per tool (all are in results.json).
+SHOWN_METABOLITES = ("NAA", "Cr", "PCr", "GPC", "PCho", "Ins", "Glu", "Gln", "GSH")
+
+
+def ratio_errors(rows: Sequence[Mapping], tool: str) -> dict[str, dict[str, float]]:
+    """Errors of ``tool``'s ratios to tCr against the truth's over results.json's ``rows``,
+    per group of :data:`GROUPS`: ``mean`` and ``median`` absolute error and ``median_rel_pct``,
+    the median of ``|error| / true ratio`` in % (over true ratios > 0). A spectrum whose ratio
+    or true ratio is NaN (no result, no creatine) is left out of that group. NaN where none
+    is left."""
+    out = {}
+    for group in GROUPS:
+        pairs = np.array(
+            [
+                (r[f"{tool}_ratios"][group], r["truth_ratios"][group])
+                for r in rows
+                if r[f"{tool}_ratios"] is not None and r["truth_ratios"] is not None
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 2)
+        pairs = pairs[np.isfinite(pairs).all(axis=1)]
+        error = np.abs(pairs[:, 0] - pairs[:, 1])
+        positive = pairs[:, 1] > 0
+        relative = error[positive] / pairs[positive, 1]
+        out[group] = {
+            "mean": float(error.mean()) if error.size else float("nan"),
+            "median": float(np.median(error)) if error.size else float("nan"),
+            "median_rel_pct": float(100 * np.median(relative)) if relative.size else float("nan"),
+        }
+    return out
+
+
+def tool_estimates(
+    rows: Sequence[Mapping], tool: str, names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``tool``'s estimates and their SDs by ``names``, each ``(n_rows, M)`` (NaN rows where
+    the tool gave no result): LCModel's unscaled concentrations and SD = %SD x concentration
+    / 100 (its %SD is capped at 999, and an estimate of 0 has SD 0); scaloquant's amplitudes and
+    CRLB SDs (basis units)."""
+    if tool not in TOOLS:
+        raise ValueError(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}")
+    est = np.full((len(rows), len(names)), np.nan)
+    sd = np.full_like(est, np.nan)
+    for i, row in enumerate(rows):
+        if tool == "lcmodel" and row["lcmodel"] is not None:
+            conc, pct = row["lcmodel"]["concentrations"], row["lcmodel"]["percent_sd"]
+            est[i] = [conc.get(n, np.nan) for n in names]
+            sd[i] = [conc.get(n, np.nan) * pct.get(n, np.nan) / 100 for n in names]
+        elif tool == "scaloquant":
+            est[i] = [row["scaloquant_amplitudes"][n] for n in names]
+            if row.get("scaloquant_crlb_sd") is not None:
+                sd[i] = [row["scaloquant_crlb_sd"][n] for n in names]
+    return est, sd
+
+
+def tcr_factor(estimates: np.ndarray, names: Sequence[str], true_tcr: np.ndarray) -> np.ndarray:
+    """Per spectrum, true tCr / estimated tCr (Cr + PCr among ``names``) of ``estimates``
+    ``(n, M)``: ``(n,)``, NaN where the estimated tCr is not positive. Multiplying a tool's
+    estimates by it references them to the true tCr, so an unknown global scale (LCModel's
+    unscaled concentrations) drops out and both tools are judged alike."""
+    columns = [names.index(n) for n in TOTAL_CREATINE if n in names]
+    est_tcr = estimates[:, columns].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(est_tcr > 0, true_tcr / est_tcr, np.nan)
+
+
+def tcr_referenced_accuracy(
+    truth: np.ndarray, estimates: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str]
+) -> dict[str, object]:
+    """Accuracy of each tool's estimates referenced to the true tCr (:func:`tcr_factor`).
+
+    Parameters
+    ----------
+    truth : true amplitudes ``(n, M)`` by ``names`` (mM of the simulation; Cr and PCr among them).
+    estimates : tool -> (estimates, SDs), each ``(n, M)`` by ``names``, NaN rows where it gave
+        no result.
+    names : the metabolites.
+
+    Returns
+    -------
+    ``n_spectra`` (those where every tool has finite estimates and a positive tCr: the same
+    spectra for all tools) of ``n_total``, and per tool: ``mae_mM`` and ``smape_pct`` (the mean
+    over the metabolites of :func:`~scaloquant.evaluate.metrics.mae` and ``smape``),
+    ``missed`` of ``present`` (estimate <= 0 where the truth > :data:`PRESENT_MM`),
+    ``beyond_3sd`` (share of all estimates whose error exceeds 3 of the tool's own SDs, the SD
+    scaled with the estimate), ``beyond_3sd_nonzero`` (the same share among the estimates > 0:
+    LCModel's SD of an estimate of 0 is 0, so each of its zeros counts as beyond) and
+    ``per_metabolite`` (MAE, SMAPE, missed, present per name; ``beyond_3sd`` a count). Cr + PCr
+    referenced equals the true tCr by construction; Cr and PCr each do not.
+    """
+    true_tcr = truth[:, [names.index(n) for n in TOTAL_CREATINE if n in names]].sum(axis=1)
+    factors = {tool: tcr_factor(est, names, true_tcr) for tool, (est, _) in estimates.items()}
+    ok = np.ones(truth.shape[0], dtype=bool)
+    for tool, (est, _) in estimates.items():
+        ok &= np.isfinite(est).all(axis=1) & np.isfinite(factors[tool])
+    out: dict[str, object] = {"n_spectra": int(ok.sum()), "n_total": int(truth.shape[0])}
+    t = truth[ok]
+    present = t > PRESENT_MM
+    for tool, (est, sd) in estimates.items():
+        factor = factors[tool][ok, None]
+        ref, ref_sd = est[ok] * factor, sd[ok] * factor
+        m, s = mae(t, ref), smape(t, ref)
+        nonzero = est[ok] > 0
+        missed = present & ~nonzero
+        beyond = np.abs(ref - t) > 3 * ref_sd
+        out[tool] = {
+            "mae_mM": float(m.mean()),
+            "smape_pct": float(s.mean()),
+            "missed": int(missed.sum()),
+            "present": int(present.sum()),
+            "beyond_3sd": float(beyond.mean()) if beyond.size else float("nan"),
+            "beyond_3sd_nonzero": float(beyond[nonzero].mean()) if nonzero.any() else float("nan"),
+            "per_metabolite": {
+                n: {
+                    "mae_mM": float(m[j]),
+                    "smape_pct": float(s[j]),
+                    "missed": int(missed[:, j].sum()),
+                    "present": int(present[:, j].sum()),
+                    "beyond_3sd": int(beyond[:, j].sum()),
+                }
+                for j, n in enumerate(names)
+            },
+        }
+    return out
+
+
+def _has_full_truth(rows: Sequence[Mapping]) -> bool:
+    """The rows' truth holds every metabolite (not only the creatine of the ``cr`` set)."""
+    return bool(rows) and rows[0]["truth"] is not None and set(rows[0]["truth"]) != {"Cr"}
+
+
+def accuracy_of(rows: Sequence[Mapping]) -> dict[str, object] | None:
+    """:func:`tcr_referenced_accuracy` of both tools over results.json's ``rows`` (the
+    metabolites of the truth, measured macromolecules left out), plus scaloquant's amplitudes
+    against the truth as they are (``scaloquant_absolute``: ``bench_invivo_default.py``'s
+    figure, on the same spectra); None without a full truth."""
+    if not _has_full_truth(rows):
+        return None
+    names = [n for n in rows[0]["truth"] if n not in MEASURED_MM_NAMES]
+    truth = np.array([[r["truth"][n] for n in names] for r in rows], dtype=np.float64)
+    estimates = {tool: tool_estimates(rows, tool, names) for tool in TOOLS}
+    out = tcr_referenced_accuracy(truth, estimates, names)
+    ours = estimates["scaloquant"][0]
+    ok = np.isfinite(ours).all(axis=1)
+    out["scaloquant_absolute"] = {
+        "mae_mM": float(mae(truth[ok], ours[ok]).mean()),
+        "smape_pct": float(smape(truth[ok], ours[ok]).mean()),
+    }
+    return out
 
 
 # ---------------------------------------------------------------------------------- running
@@ -476,6 +708,8 @@ def run_group(group: Group, exe: Path, folder: Path, workers: int, fit_config: F
         mM = (
             dict(zip(ours.names, ours.mM[i].tolist(), strict=True)) if ours.mM is not None else None
         )
+        sd = ours.crlb_sd
+        crlb_sd = dict(zip(ours.names, sd[i].tolist(), strict=True)) if sd is not None else None
         lcm_result = outcome.result
         rows.append(
             {
@@ -487,6 +721,7 @@ def run_group(group: Group, exe: Path, folder: Path, workers: int, fit_config: F
                 "lcmodel_ratios": group_ratios(lcm_result.concentrations) if lcm_result else None,
                 "scaloquant_amplitudes": amps,
                 "scaloquant_mM": mM,
+                "scaloquant_crlb_sd": crlb_sd,
                 "scaloquant_ratios": group_ratios(amps),
                 "truth_ratios": group_ratios(case.truth) if case.truth else None,
             }
@@ -505,6 +740,7 @@ def run_group(group: Group, exe: Path, folder: Path, workers: int, fit_config: F
             "extra": list(group.settings.extra),
         },
         "rows": rows,
+        "accuracy": accuracy_of(rows),
     }
 
 
@@ -555,33 +791,63 @@ def print_group(result: dict, workers: int, per_spectrum: int) -> None:
         print(f"{row['name']:20s}{''.join(cells)}{extra}")
     if len(result["rows"]) > per_spectrum:
         print(f"... {len(result['rows']) - per_spectrum} more in results.json")
-    if result["rows"][0]["truth_ratios"]:
+    if _has_full_truth(result["rows"]):
         _print_errors(result)
+        _print_accuracy(result["accuracy"])
 
 
 def _print_errors(result: dict) -> None:
-    """Mean and median absolute error of the ratios to tCr against the truth, per group and
-    tool (the median because a ratio to a small true tCr is large and unstable)."""
-    rows = [r for r in result["rows"] if r["truth_ratios"]]
-    if rows and set(rows[0]["truth"]) == {"Cr"}:
-        return
-    print(f"{'abs. error of ratio':28s}" + "".join(f"{g:>10s}" for g in GROUPS))
-    for tool in ("lcmodel", "scaloquant"):
-        errors = {
-            g: [
-                abs(r[f"{tool}_ratios"][g] - r["truth_ratios"][g])
-                for r in rows
-                if r[f"{tool}_ratios"] is not None
-                and np.isfinite(r[f"{tool}_ratios"][g])
-                and np.isfinite(r["truth_ratios"][g])
-            ]
-            for g in GROUPS
-        }
-        for stat, fn in (("mean", np.mean), ("median", np.median)):
-            cells = "".join(
-                f"{fn(errors[g]):10.3f}" if errors[g] else f"{'nan':>10s}" for g in GROUPS
-            )
-            print(f"{tool + ' ' + stat:28s}{cells}")
+    """Errors of the ratios to tCr against the truth (:func:`ratio_errors`), per group and tool
+    (the median too because a ratio to a small true tCr is large and unstable)."""
+    print(f"{'error of ratio to tCr':28s}" + "".join(f"{g:>10s}" for g in GROUPS))
+    for tool in TOOLS:
+        errors = ratio_errors(result["rows"], tool)
+        for stat, label, fmt in (
+            ("mean", "mean abs.", "10.3f"),
+            ("median", "median abs.", "10.3f"),
+            ("median_rel_pct", "median rel. %", "10.1f"),
+        ):
+            cells = "".join(format(errors[g][stat], fmt) for g in GROUPS)
+            print(f"{tool + ' ' + label:28s}{cells}")
+
+
+def _print_accuracy(acc: dict) -> None:
+    """The tCr-referenced accuracy of :func:`accuracy_of`, both tools side by side."""
+    print(
+        f"referenced to the true tCr (estimate / estimated tCr x true tCr), "
+        f"{len(acc['lcmodel']['per_metabolite'])} metabolites, {acc['n_spectra']} of "
+        f"{acc['n_total']} spectra (both tools with a result and a positive tCr); MAE in basis "
+        "units (the tissue set's: mM):"
+    )
+    print(
+        f"{'':12s}{'MAE':>8s}{'SMAPE %':>9s}  missed (0 where truth > {PRESENT_MM:g} mM)"
+        f"  error > 3 own SDs (of the estimates > 0)"
+    )
+    for tool in TOOLS:
+        a = acc[tool]
+        print(
+            f"{tool:12s}{a['mae_mM']:8.3f}{a['smape_pct']:9.1f}  {a['missed']:5d} of "
+            f"{a['present']:5d} ({100 * a['missed'] / max(a['present'], 1):4.1f} %)"
+            f"{' ' * 14}{100 * a['beyond_3sd']:5.1f} % ({100 * a['beyond_3sd_nonzero']:4.1f} %)"
+        )
+    absolute = acc["scaloquant_absolute"]
+    print(
+        f"scaloquant's amplitudes as they are (no referencing): MAE {absolute['mae_mM']:.3f}, "
+        f"SMAPE {absolute['smape_pct']:.1f} %"
+    )
+    shown = [n for n in SHOWN_METABOLITES if n in acc["lcmodel"]["per_metabolite"]]
+    print(f"{'MAE / SMAPE %':18s}" + "".join(f"{n:>13s}" for n in shown))
+    for tool in TOOLS:
+        per = acc[tool]["per_metabolite"]
+        cells = "".join(f"{per[n]['mae_mM']:6.2f} /{per[n]['smape_pct']:5.1f}" for n in shown)
+        print(f"{tool:18s}{cells}")
+    lcm_per, our_per = acc["lcmodel"]["per_metabolite"], acc["scaloquant"]["per_metabolite"]
+    for tool, other, per, other_per in (
+        ("LCModel", "scaloquant", lcm_per, our_per),
+        ("scaloquant", "LCModel", our_per, lcm_per),
+    ):
+        wins = [n for n in per if per[n]["mae_mM"] < other_per[n]["mae_mM"]]
+        print(f"lower MAE than {other}: {tool} on {len(wins)}: {', '.join(wins)}")
 
 
 def print_cr(results: Sequence[dict]) -> None:
@@ -622,15 +888,22 @@ def print_reference_check(results: Sequence[dict]) -> None:
     )
 
 
+#: The sets, in the order they run (all by default).
+SETS = ("challenge", "cr", "invivo", "simulated", "tissue")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sets", default="challenge,cr,invivo,simulated", help="comma-separated sets"
-    )
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated sets")
     parser.add_argument("--workers", type=int, default=2, help="parallel spectra of each tool")
     parser.add_argument("--n-sim", type=int, default=64, help="simulated spectra")
-    parser.add_argument("--snr", type=float, default=30.0, help="SNR of the simulated spectra")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated spectra")
+    parser.add_argument("--n-tissue", type=int, default=64, help="tissue-like spectra")
+    parser.add_argument(
+        "--snr", type=float, default=30.0, help="SNR of the simulated and tissue-like spectra"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the simulated and tissue-like spectra"
+    )
     parser.add_argument("--out", type=Path, help="folder for LCModel's runs and results.json")
     parser.add_argument("--lcmodel", type=Path, help="LCModel executable (default: build it)")
     parser.add_argument(
@@ -650,11 +923,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--show", type=int, default=30, help="spectra printed per set")
     args = parser.parse_args(argv)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = set(sets) - {"challenge", "cr", "invivo", "simulated"}
+    unknown = set(sets) - set(SETS)
     if unknown:
-        parser.error(
-            f"unknown sets {sorted(unknown)}; choose from challenge, cr, invivo, simulated"
-        )
+        parser.error(f"unknown sets {sorted(unknown)}; choose from {', '.join(SETS)}")
     if not SHARED.is_dir():
         parser.error(f"{SHARED} is missing: this benchmark needs the shared data folder")
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-lcmodel-"))
@@ -679,6 +950,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             groups = cr_set()
         elif name == "invivo":
             groups = invivo_set(out / "invivo_raw")
+        elif name == "tissue":
+            groups = tissue_set(out / "tissue_raw", args.n_tissue, args.snr, args.seed)
         else:
             groups = simulated_set(out / "simulated_raw", args.n_sim, args.snr, args.seed)
         results = [
