@@ -121,7 +121,7 @@ def first_imports() -> Iterator[None]:
     """The block's imports, where torch is not yet imported (a new process: the command), with
     Python's cyclic garbage collector off, and the objects made until then frozen afterwards
     (:func:`gc.freeze`: later full collections skip them). Importing torch, scipy and the
-    package creates ~10^6 objects that live as long as the process and that no collection
+    package creates ~285,000 objects that live as long as the process and that no collection
     frees; with the collector on, its collections during the imports scan them again and again
     (`import torch, scipy.fft, scipy.ndimage` and the quantify modules, five alternations: 1.90
     -> 1.36 s of CPU; switched on again without the freeze, the next collections scan them
