@@ -366,11 +366,14 @@ def _derivative_columns(
         # the factor laid out as the window's transposed columns, so that the product is too
         factor = phase[:, None, :] if weights is None else phase[:, None, :] * weights[..., None]
         window = _window(problem, u, kernel, overwrite=True)
-        if workspace is None:
+        if workspace is None or problem.kernel_active:
             return window.to(work) * factor.to(work).mT
-        # the same product in the workspace's array, laid out as window.to(work) is
-        b, kk, x = window.shape
-        out = workspace.take(f"transform{len(transformed)}", (b, x, kk), work, window.device).mT
+        # the same product in the workspace's array, laid out as window.to(work) is for the
+        # window's transposed columns (the layouts, so the same kernels and bits, checked
+        # without a fitted kernel only: with one, the plain product)
+        batch, rows, width = window.shape
+        name = f"transform{len(transformed)}"
+        out = workspace.take(name, (batch, width, rows), work, window.device).mT
         transformed.append(out)
         return out.copy_(window).mul_(factor.to(work).mT)
 
@@ -532,9 +535,10 @@ def columns(
     # in the same pass (no separate conversion), over the window's rows as the FFT stores
     # them (B, M, K), not over its transposed view
     window = _window(problem, z, kernel).mT
-    if workspace is None:
+    if workspace is None or problem.kernel_active:
         cols = (window * phase[:, None, :]).to(problem.fids.dtype)
-    else:  # the same product in the workspace's array, C order as the product's own
+    else:  # the same product in the workspace's array, C order as the product's own (checked
+        # without a fitted kernel, as in _derivative_columns)
         work = torch.promote_types(window.dtype, phase.dtype)
         cols = workspace.take("window", window.shape, work, window.device).copy_(window)
         cols = cols.mul_(phase[:, None, :]).to(problem.fids.dtype)
