@@ -66,3 +66,33 @@ def test_runs_import_no_lightning_and_matplotlib_only_to_draw(
     proc = fresh_python(code)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.rstrip().splitlines()[-1] == repr(expected)
+
+
+def test_the_first_imports_run_without_the_collector_and_are_frozen(fresh_python):
+    """In a new process (torch not yet imported) :func:`first_imports` imports with the cyclic
+    garbage collector off and freezes what the imports made (later full collections skip it),
+    the collector on again afterwards; where torch is imported already (the CLI in-process, as
+    here) it changes nothing: no collector switched off, nothing of the caller's frozen."""
+    code = (
+        "import gc, sys\n"
+        "from scaloquant.cli._common import first_imports\n"
+        "assert 'torch' not in sys.modules and gc.get_freeze_count() == 0\n"
+        "with first_imports():\n"
+        "    off = not gc.isenabled()\n"
+        "    import torch\n"
+        "print(off, gc.isenabled(), gc.get_freeze_count() > 100000)\n"
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.rstrip().splitlines()[-1] == "True True True"
+
+    import gc
+
+    import torch  # noqa: F401
+
+    from scaloquant.cli._common import first_imports
+
+    frozen = gc.get_freeze_count()
+    with first_imports():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen and gc.isenabled()

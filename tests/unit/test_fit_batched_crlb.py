@@ -2,7 +2,9 @@
 Fisher matrix formed from scratch (numpy, the ``W`` metric written out, pseudo-inverse), and its
 edge cases: parameters that no data inform (zero derivative columns), a derivative column inside
 the baseline's span, the amplitude prior an evaluation carries or a caller passes, and the dtypes
-of the derivative columns and of the whole problem."""
+of the derivative columns and of the whole problem. The variances alone
+(:func:`~scaloquant.fit.crlb.crlb_variances`) against the bound's diagonal, and an evaluation and
+its variances in a reused :class:`~scaloquant.fit.evaluation.Workspace` against those without."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from scaloquant.fit import crlb as crlb_module
 from scaloquant.fit.config import FIT_PRESETS
-from scaloquant.fit.crlb import crlb
-from scaloquant.fit.evaluation import evaluate, stack, whiten, whitened_inner
+from scaloquant.fit.crlb import crlb, crlb_variances
+from scaloquant.fit.evaluation import Workspace, evaluate, stack, whiten, whitened_inner
 from scaloquant.fit.problem import data_window, make_problem, prepare_basis
 from scaloquant.fit.start import start_theta
 from scaloquant.io import default_basis
@@ -185,3 +188,46 @@ def test_the_bound_is_formed_in_the_gram_blocks_dtype(case):
     cov32, _ = crlb(single, ev32, noise_var.float())
     assert cov32.dtype == torch.float32
     torch.testing.assert_close(_amplitude_sd(cov32, m).double(), want, rtol=1e-2, atol=0.0)
+
+
+def test_the_variances_alone_are_the_bounds_diagonal(case, monkeypatch):
+    """:func:`crlb_variances` (the inverse's diagonal from the Cholesky factor's inverse) is the
+    diagonal of :func:`crlb`'s covariance to rounding, with the same mask, on the Cholesky route
+    and on the pseudo-inverse route alike (every row refused by the Cholesky route)."""
+    problem, theta, y, noise_var, fixed = case
+    ev = evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    for route in ("cholesky", "pseudo-inverse"):
+        if route == "pseudo-inverse":
+            monkeypatch.setattr(crlb_module, "CHOLESKY_INVERSE_MAX", 0.0)
+        cov, ident = crlb(problem, ev, noise_var)
+        var, ident_var = crlb_variances(problem, ev, noise_var)
+        assert torch.equal(ident_var, ident)
+        want = torch.diagonal(cov, dim1=-2, dim2=-1)
+        torch.testing.assert_close(var, want, rtol=1e-11, atol=0.0, msg=route)
+
+
+def test_an_evaluation_in_a_reused_workspace_is_the_one_without(case):
+    """An evaluation (the grouped ``invivo`` model with deviations: two transformed blocks)
+    and its variances written into a :class:`Workspace` equal those without one bit for bit;
+    a second evaluation of the same shape reuses the same arrays, and the first one's are then
+    overwritten (the workspace's contract: one evaluation at a time)."""
+    problem, theta, y, noise_var, _ = case
+    fields = ("cost", "amplitudes", "columns", "derivs", "residual", "gram", "w_derivs")
+    workspace = Workspace()
+    first = evaluate(problem, theta, y, noise_var, workspace=workspace)
+    columns_before = first.columns.clone()
+    arrays = {name: a.data_ptr() for name, a in workspace._arrays.items()}
+    assert {"columns", "data", "base", "derivatives", "window"} <= set(arrays)
+    assert any(name.startswith("transform") for name in arrays)
+    for shifted in (theta, theta + 1e-3 * problem.free):
+        plain = evaluate(problem, shifted, y, noise_var)
+        reused = evaluate(problem, shifted, y, noise_var, workspace=workspace)
+        for field in fields:
+            assert torch.equal(getattr(reused, field), getattr(plain, field)), field
+        var, ident = crlb_variances(problem, reused, noise_var, workspace=workspace)
+        want, want_ident = crlb_variances(problem, plain, noise_var)
+        assert torch.equal(var, want) and torch.equal(ident, want_ident)
+        assert {name: a.data_ptr() for name, a in workspace._arrays.items() if name in arrays} == (
+            arrays
+        )
+    assert not torch.equal(first.columns, columns_before)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from scaloquant.fit import crlb
-from scaloquant.fit.evaluation import evaluate, noise_var_from_residual, w_inner
+from scaloquant.fit.evaluation import Workspace, evaluate, noise_var_from_residual, w_inner
 from scaloquant.io import default_basis
 from scaloquant.models import physics
 from scaloquant.models.physics import build_physics_quantifier, default_truth
@@ -120,6 +120,21 @@ def test_batches_side_by_side_give_the_numbers_of_one_thread(noisy):
     assert one.amplitudes.shape == (12, len(model.metabolites))
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_batches_in_one_workspace_give_the_numbers_without_one(noisy):
+    """The estimates of batches one after another in one :class:`Workspace` (as
+    :meth:`predict_estimates` runs each thread's batches; a smaller last batch takes new arrays
+    and the next full one its own again) are those without one, bit for bit, at ``K = 0`` and
+    with a polish (which evaluates outside the workspace)."""
+    model, fids, _ = noisy
+    for k in (0, 1):
+        workspace = Workspace()
+        for start, stop in ((0, 5), (5, 10), (10, 12), (0, 5)):
+            got = model.estimate(fids[start:stop], polish_iterations=k, workspace=workspace)
+            want = model.estimate(fids[start:stop], polish_iterations=k)
+            for name, a, b in zip(want._fields, got, want, strict=True):
+                assert torch.equal(a, b), (k, start, name)
 
 
 def test_the_decimated_model_predicts_as_the_full_one(noisy, monkeypatch):

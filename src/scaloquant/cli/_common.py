@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import gc
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +114,30 @@ def add_threads_flag(p: argparse.ArgumentParser, *, what: str) -> None:
         help=f"CPU threads of {what} (default: the idle CPUs this process may use, from its CPU "
         "affinity and the load average; see scaloquant.threads)",
     )
+
+
+@contextmanager
+def first_imports() -> Iterator[None]:
+    """The block's imports, where torch is not yet imported (a new process: the command), with
+    Python's cyclic garbage collector off, and the objects made until then frozen afterwards
+    (:func:`gc.freeze`: later full collections skip them). Importing torch, scipy and the
+    package creates ~285,000 objects that live as long as the process and that no collection
+    frees; with the collector on, its collections during the imports scan them again and again
+    (`import torch, scipy.fft, scipy.ndimage` and the quantify modules, five alternations: 1.90
+    -> 1.36 s of CPU; switched on again without the freeze, the next collections scan them
+    once more: 1.66 against 1.50 s with an object churn after, 1.24 frozen;
+    docs/history/physics-models-log.md "Where quantify's time goes (session 16, `quant16`)").
+    Where torch is already imported (the CLI run in-process by a test or a notebook) nothing is
+    changed: freezing the caller's objects would keep its garbage."""
+    if "torch" in sys.modules or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def with_threads(args: argparse.Namespace, run: Callable[[argparse.Namespace], int]) -> int:

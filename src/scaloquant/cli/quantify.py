@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import add_threads_flag, with_threads
+from ._common import add_threads_flag, first_imports, with_threads
 from ._spectra import (
     add_io_flags,
     inputs_from_args,
@@ -114,7 +114,20 @@ def _device(name: str) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     with read_inputs_ahead(args):
+        with first_imports():
+            _import_the_run()
         return with_threads(args, _quantify)
+
+
+def _import_the_run() -> None:
+    """The modules every ``quantify`` run imports (torch, scipy's FFT, the model and quantify
+    packages), in one block (:func:`~scaloquant.cli._common.first_imports`); the file readers'
+    (nibabel) stay with the format that needs them."""
+    import scipy.fft  # noqa: F401
+    import torch  # noqa: F401
+
+    from .. import quantify  # noqa: F401
+    from ..models import checkpoint  # noqa: F401
 
 
 def _quantify(args: argparse.Namespace) -> int:

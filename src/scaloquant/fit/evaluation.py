@@ -44,14 +44,64 @@ from ..physics.model import (
 from .problem import Problem
 
 
-def stack(u: torch.Tensor) -> torch.Tensor:
+class Workspace:
+    """Arrays that one evaluation after another reuses (an ``evaluate`` at the network's
+    parameters per batch of a physics-head model at ``K = 0``, and its CRLB), taken by name:
+    the same memory each time the shape and dtype are the same, so that a batch's largest
+    arrays are not allocated and touched for the first time again (page by page) in every
+    batch. Whoever passes one guarantees that nothing taken from it in an earlier call is
+    still read: the :class:`Evaluation` whose columns and derivative columns live here is
+    dropped before the next call with the same workspace (one workspace per thread). The
+    fit's own iterations keep earlier evaluations and pass none."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, torch.Tensor] = {}
+
+    def take(
+        self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """The uninitialised array ``name`` of ``shape`` and ``dtype`` (C order): the one taken
+        before under that name where they match, else a new one kept in its place."""
+        shape = tuple(shape)
+        array = self._arrays.get(name)
+        if (
+            array is None
+            or tuple(array.shape) != shape
+            or array.dtype != dtype
+            or array.device != torch.device(device)
+        ):
+            array = torch.empty(shape, dtype=dtype, device=device)
+            self._arrays[name] = array
+        return array
+
+
+def workspace_array(
+    workspace: Workspace | None,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
+    """An uninitialised C-order array: ``workspace``'s ``name`` where one is given."""
+    if workspace is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return workspace.take(name, shape, dtype, device)
+
+
+def stack(u: torch.Tensor, workspace: Workspace | None = None, name: str = "stack") -> torch.Tensor:
     """Complex ``(B, K, ...)`` -> real ``(B, 2K, ...)``: real parts over imaginary parts.
 
     Stored column by column (the ``2K`` axis innermost in memory, as the transposed window
     columns of :func:`scaloquant.physics.model.window_columns` are): the copy reads and writes
     along the columns, not across them (the column-major result of the row-major stacking was
-    a strided transposition), and :func:`whiten` is one product for all columns."""
-    return torch.cat([u.real.movedim(1, -1), u.imag.movedim(1, -1)], dim=-1).movedim(-1, 1)
+    a strided transposition), and :func:`whiten` is one product for all columns.
+    ``workspace``: written into its array ``name`` (:class:`Workspace`)."""
+    parts = [u.real.movedim(1, -1), u.imag.movedim(1, -1)]
+    if workspace is None:
+        return torch.cat(parts, dim=-1).movedim(-1, 1)
+    shape = (*parts[0].shape[:-1], 2 * parts[0].shape[-1])
+    out = workspace.take(name, shape, parts[0].dtype, u.device)
+    return torch.cat(parts, dim=-1, out=out).movedim(-1, 1)
 
 
 def whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
@@ -200,14 +250,27 @@ class Jacobian:
     def take(self, idx: torch.Tensor) -> Jacobian:
         return Jacobian(self.base[idx], self.w_base[idx], self.index, self.coef)
 
-    def full(self, base: torch.Tensor) -> torch.Tensor:
+    def full(self, base: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``D`` (or ``C D`` for ``w_base``) real-stacked ``(B, 2 rows, P_free)`` from ``base``
-        ``(B, q, 2, rows)`` (stored column by column, as :func:`stack`'s)."""
+        ``(B, q, 2, rows)`` (stored column by column, as :func:`stack`'s); ``out``: a C-order
+        ``(B, 2 P_free, rows)`` array of ``base``'s dtype to write it into."""
         b, q, _, rows = base.shape
-        turned = torch.stack([-base[:, :, 1], base[:, :, 0]], dim=2)  # J U
-        both = torch.cat([base, turned], dim=1)[:, self.index]  # (B, P_free, 2, rows)
-        both = both * self.coef.to(both.dtype)[:, None, None]
-        return both.reshape(b, self.index.numel(), 2 * rows).mT
+        # one gather of the parts, scaled in place: column p's real half is part 2j (2j + 1,
+        # negated, for J U_j = (-Im U_j, Re U_j)) and its imaginary half part 2j + 1 (2j);
+        # x (-c) is -(x c) bit for bit. No J U, concatenation or product copies of D: 4-5
+        # new (B, P_free, 2, rows) arrays were most of K = 0's new memory per batch
+        imaginary = self.index >= q
+        j = torch.where(imaginary, self.index - q, self.index)
+        parts = torch.stack([2 * j + imaginary, 2 * j + ~imaginary], dim=-1).reshape(-1)
+        coef = self.coef.to(base.dtype)
+        factor = torch.stack([torch.where(imaginary, -coef, coef), coef], dim=-1).reshape(-1)
+        parts_of = base.reshape(b, 2 * q, rows)
+        if out is None:
+            out = parts_of.index_select(1, parts)  # (B, 2 P_free, rows)
+        else:
+            torch.index_select(parts_of, 1, parts, out=out)
+        out.mul_(factor[:, None])
+        return out.view(b, self.index.numel(), 2 * rows).mT
 
 
 def pair_products(x: torch.Tensor) -> torch.Tensor:
@@ -235,6 +298,7 @@ def _derivative_columns(
     a: torch.Tensor,
     kernel: torch.Tensor,
     dtype: torch.dtype | None = None,
+    workspace: Workspace | None = None,
 ) -> torch.Tensor:
     """``D = (dS/dtheta) a`` for the free parameters as a :class:`Jacobian` (its base columns
     in real ``dtype``, default the columns'; ``D`` itself ``(B, 2K, P_free)`` real-stacked by
@@ -255,7 +319,8 @@ def _derivative_columns(
     model grid each ``t^k`` product's edge rows are formed from the full-rate samples ``edge``
     ``(B, M, S)`` (:func:`_put_edge_rows`): the derivatives of the model as it is formed. Each
     distinct block is copied once into the base columns (real and imaginary parts, cast); the
-    damping's and the shift's columns of a block are one base column and its ``J`` image."""
+    damping's and the shift's columns of a block are one base column and its ``J`` image.
+    ``workspace``: the base columns are written into its array ``"base"``."""
     sl = problem.slices()
     b, k, m = cols.shape
     free = problem.free.tolist()
@@ -300,7 +365,19 @@ def _derivative_columns(
         ``(B, K, X)`` columns, not to ``u``)."""
         # the factor laid out as the window's transposed columns, so that the product is too
         factor = phase[:, None, :] if weights is None else phase[:, None, :] * weights[..., None]
-        return _window(problem, u, kernel, overwrite=True).to(work) * factor.to(work).mT
+        window = _window(problem, u, kernel, overwrite=True)
+        if workspace is None or problem.kernel_active:
+            return window.to(work) * factor.to(work).mT
+        # the same product in the workspace's array, laid out as window.to(work) is for the
+        # window's transposed columns (the layouts, so the same kernels and bits, checked
+        # without a fitted kernel only: with one, the plain product)
+        batch, rows, width = window.shape
+        name = f"transform{len(transformed)}"
+        out = workspace.take(name, (batch, width, rows), work, window.device).mT
+        transformed.append(out)
+        return out.copy_(window).mul_(factor.to(work).mT)
+
+    transformed: list[torch.Tensor] = []  # the workspace's arrays taken by transform
 
     g = problem.n_groups
     t2 = (time**2).to(time_d.dtype)
@@ -363,7 +440,7 @@ def _derivative_columns(
     for block in blocks:
         starts.append(starts[-1] + block.shape[-1])
     q = starts[-1]
-    base = cols.real.new_empty(b, q, 2, k, dtype=real)
+    base = workspace_array(workspace, "base", (b, q, 2, k), real, cols.device)
     for block, start in zip(blocks, starts, strict=False):
         dst = base[:, start : start + block.shape[-1]]
         dst.copy_(torch.view_as_real(block).permute(0, 2, 3, 1))
@@ -422,7 +499,12 @@ def _unpack(problem: Problem, theta: torch.Tensor):
     return rates, gauss, theta[:, sl["phase0"]][:, 0], theta[:, sl["phase1"]][:, 0]
 
 
-def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | None = None):
+def columns(
+    problem: Problem,
+    theta: torch.Tensor,
+    column_dtype: torch.dtype | None = None,
+    workspace: Workspace | None = None,
+):
     """Model columns ``S`` ``(B, K, M)``, modulated FIDs ``z`` ``(B, M, N / D)`` on the model's
     grid, their full-rate samples at the edge rows' reads ``(B, M, S)``
     (:class:`~scaloquant.fit.problem.Problem`), phase ``(B, K)``, free-form kernel ``(B, J + 1)``
@@ -430,7 +512,7 @@ def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | N
 
     ``column_dtype``: the complex dtype of ``z`` and its FFT (default: the basis'; e.g.
     :data:`~scaloquant.fit.stages.TRIAL_DTYPE`); ``S`` is returned in the basis' dtype all the
-    same."""
+    same. ``workspace``: ``S`` is formed in its array ``"window"`` (:class:`Workspace`)."""
     rates, gauss, phi0, phi1 = _unpack(problem, theta)
     z = modulated_fids(
         problem.fids, problem.time_s, rates, gauss, problem.group_of, dtype=column_dtype
@@ -453,8 +535,14 @@ def columns(problem: Problem, theta: torch.Tensor, column_dtype: torch.dtype | N
     # in the same pass (no separate conversion), over the window's rows as the FFT stores
     # them (B, M, K), not over its transposed view
     window = _window(problem, z, kernel).mT
-    cols = (window * phase[:, None, :]).to(problem.fids.dtype).mT
-    return cols, z, edge, phase, kernel
+    if workspace is None or problem.kernel_active:
+        cols = (window * phase[:, None, :]).to(problem.fids.dtype)
+    else:  # the same product in the workspace's array, C order as the product's own (checked
+        # without a fitted kernel, as in _derivative_columns)
+        work = torch.promote_types(window.dtype, phase.dtype)
+        cols = workspace.take("window", window.shape, work, window.device).copy_(window)
+        cols = cols.mul_(phase[:, None, :]).to(problem.fids.dtype)
+    return cols.mT, z, edge, phase, kernel
 
 
 def _interleaved(weights: torch.Tensor) -> torch.Tensor:
@@ -504,6 +592,7 @@ def evaluate(
     fixed_amplitudes: torch.Tensor | None = None,
     derivative_dtype: torch.dtype | None = None,
     full_derivatives: bool = True,
+    workspace: Workspace | None = None,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
@@ -517,10 +606,12 @@ def evaluate(
     Jacobian is ``-(dS/dtheta) a`` alone (no Kaufman term: ``a`` does not depend on ``theta``)
     and the residual's degrees of freedom count no amplitude. ``derivative_dtype``: the real
     dtype of the derivative columns (:func:`with_derivatives`; default the columns').
-    ``full_derivatives``: :func:`with_derivatives`' ``full``."""
-    cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype)
-    cols = stack(cols_c)
-    ys = stack(y[..., None])
+    ``full_derivatives``: :func:`with_derivatives`' ``full``. ``workspace``: the columns, the
+    data and the derivative columns are written into its arrays (:class:`Workspace`: the
+    returned evaluation's arrays are valid until the next call with it)."""
+    cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype, workspace)
+    cols = stack(cols_c, workspace, "columns")
+    ys = stack(y[..., None], workspace, "data")
     w_cols, w_y = whiten(problem, cols), whiten(problem, ys)
     gram = whitened_inner(cols, w_cols, cols, w_cols)
     h = whitened_inner(cols, w_cols, ys, w_y)[..., 0]
@@ -547,7 +638,9 @@ def evaluate(
     ev.pending = (z, edge, phase, cols_c, kernel)
     if not derivatives:
         return ev
-    return with_derivatives(problem, ev, derivative_dtype, full=full_derivatives)
+    return with_derivatives(
+        problem, ev, derivative_dtype, full=full_derivatives, workspace=workspace
+    )
 
 
 def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
@@ -558,18 +651,31 @@ def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
 
 
 def with_derivatives(
-    problem: Problem, ev: Evaluation, dtype: torch.dtype | None = None, *, full: bool = True
+    problem: Problem,
+    ev: Evaluation,
+    dtype: torch.dtype | None = None,
+    *,
+    full: bool = True,
+    workspace: Workspace | None = None,
 ) -> Evaluation:
     """``ev`` with its derivative columns (real ``dtype``, default the columns'; e.g.
     :data:`~scaloquant.fit.lm.NORMAL_EQUATIONS_DTYPE`), from the modulated FIDs kept in
     ``ev.pending``: in compact form (``ev.jacobian``, which the normal equations read) and,
     with ``full``, as the columns ``ev.derivs`` and ``ev.w_derivs`` (the CRLBs' and the
-    residual's degrees of freedom)."""
+    residual's degrees of freedom). ``workspace``: the base columns and ``D`` are written into
+    its arrays (:class:`Workspace`)."""
     z, edge, phase, cols_c, kernel = ev.pending
-    jac = _derivative_columns(problem, z, edge, phase, cols_c, ev.amplitudes, kernel, dtype)
+    jac = _derivative_columns(
+        problem, z, edge, phase, cols_c, ev.amplitudes, kernel, dtype, workspace
+    )
     ev.jacobian = jac
     if full:
-        ev.derivs, ev.w_derivs = jac.full(jac.base), jac.full(jac.w_base)
+        out = None
+        if workspace is not None:
+            b, _, _, k = jac.base.shape
+            shape = (b, 2 * jac.index.numel(), k)
+            out = workspace.take("derivatives", shape, jac.base.dtype, jac.base.device)
+        ev.derivs, ev.w_derivs = jac.full(jac.base, out), jac.full(jac.w_base)
     ev.pending = None
     return ev
 

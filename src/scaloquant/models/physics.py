@@ -36,6 +36,7 @@ amplitudes by least squares generalise beyond the concentrations of the training
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -49,9 +50,10 @@ from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import batched, search, stages
 from ..fit.config import FitConfig
-from ..fit.crlb import crlb
+from ..fit.crlb import crlb_variances
 from ..fit.evaluation import (
     Evaluation,
+    Workspace,
     baseline_coefficients,
     columns,
     complex_residual,
@@ -425,12 +427,17 @@ NETWORK_MODEL_DECIMATED = True
 NETWORK_CPU_CHUNK = 64
 
 
-def _crlb_sd(problem: Problem, ev: Evaluation, noise_var: torch.Tensor):
+def _crlb_sd(
+    problem: Problem,
+    ev: Evaluation,
+    noise_var: torch.Tensor,
+    workspace: Workspace | None = None,
+):
     """CRLB standard deviations ``(B, M)`` of the amplitudes of evaluation ``ev``: the fit's
-    bound (:func:`scaloquant.fit.crlb.crlb`, priors included)."""
-    cov, _ = crlb(problem, ev, noise_var)
-    m = problem.n_metabolites
-    return torch.diagonal(cov[:, :m, :m], dim1=-2, dim2=-1).clamp_min(0).sqrt()
+    bound (:func:`scaloquant.fit.crlb.crlb`, priors included), its diagonal alone
+    (:func:`scaloquant.fit.crlb.crlb_variances`; ``workspace`` its)."""
+    var, _ = crlb_variances(problem, ev, noise_var, workspace=workspace)
+    return var[:, : problem.n_metabolites].clamp_min(0).sqrt()
 
 
 def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
@@ -725,11 +732,15 @@ class PhysicsQuantifier(nn.Module):
         *,
         polish_iterations: int | None = None,
         network_theta: torch.Tensor | None = None,
+        workspace: Workspace | None = None,
     ) -> PhysicsEstimate:
         """Amplitudes, CRLB SDs and parameters for FIDs ``(B, N)`` (eval-mode network).
 
         ``polish_iterations``: ``K`` (default the config's). ``network_theta`` ``(B, P)``:
         parameters to use instead of the network's (e.g. the truth, for a known-answer test).
+        ``workspace``: the evaluation at the network's parameters and its CRLB take their
+        largest arrays from it (:class:`~scaloquant.fit.evaluation.Workspace`; the caller's
+        batches one after another, on one thread); nothing returned lives there.
         """
         k = self.config.polish_iterations if polish_iterations is None else polish_iterations
         problem = self.predicting_problem()
@@ -743,14 +754,16 @@ class PhysicsQuantifier(nn.Module):
         )
         theta0 = theta0.to(torch.float64)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-        ev = evaluate(problem, theta0, y, ones, column_dtype=NETWORK_COLUMN_DTYPE)
+        ev = evaluate(
+            problem, theta0, y, ones, column_dtype=NETWORK_COLUMN_DTYPE, workspace=workspace
+        )
         if exact is None:
             noise_var = noise_var_from_residual(problem, ev)
         else:
             ev, noise_var = batched.evaluate_on_the_full_grid(
                 exact, problem, theta0, ev, y, ones, NETWORK_COLUMN_DTYPE
             )
-        sd0 = _crlb_sd(problem, ev, noise_var)  # the CRLB at the network's parameters
+        sd0 = _crlb_sd(problem, ev, noise_var, workspace)  # the CRLB at the network's parameters
         network_sd = sd0 * self.network_sd_factors
         theta = self.checked_start(problem, y, theta0, ev.cost) if k else theta0
         centre = theta[:, problem.slices()["shift"]].mean(-1)
@@ -951,9 +964,19 @@ class PhysicsQuantifier(nn.Module):
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
         was_training = self.training
         self.eval()
+        # one workspace per thread, its batches one after another: their largest arrays
+        # are the same memory from batch to batch (the allocator returned it to the system
+        # between batches, and each batch touched it again page by page: at K = 0 ~0.3 of
+        # the prediction's CPU time went to page faults, docs/history/physics-models-log.md
+        # "Where quantify's time goes (session 16, `quant16`)")
+        local = threading.local()
 
         def part(i: int) -> tuple[torch.Tensor, ...]:
-            est = self.estimate(arr[i : i + batch_size], polish_iterations=k)
+            if not hasattr(local, "workspace"):
+                local.workspace = Workspace()
+            est = self.estimate(
+                arr[i : i + batch_size], polish_iterations=k, workspace=local.workspace
+            )
             theta = est.network_theta.to(torch.float64)
             fraction = est.metabolite_fraction
             return est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction
