@@ -505,6 +505,24 @@ def water_near_window(
     the FIDs the fit saw (after its water removal). NaN for an empty FID or a band that misses
     either window. Compare with :data:`WATER_NEAR_WINDOW_RATIO`."""
     fids = np.asarray(fids)
+    flat = fids.reshape(-1, fids.shape[-1])
+    grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    # QUALITY_BLOCK spectra at a time, as quality_figures (a spectrum's figure is its own)
+    blocks = [
+        _near_window_block(flat[i : i + QUALITY_BLOCK], *grid, window_high_ppm)
+        for i in range(0, flat.shape[0], QUALITY_BLOCK)
+    ]
+    return np.concatenate(blocks or [np.zeros(0)]).reshape(fids.shape[:-1])
+
+
+def _near_window_block(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+    window_high_ppm: float,
+) -> np.ndarray:
+    """:func:`water_near_window` of FIDs ``(B, n_points)``, in one pass."""
     s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
     batch = (s.raw.shape[0],)
     near = np.flatnonzero(
@@ -512,11 +530,10 @@ def water_near_window(
     )
     metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), batch)
     if near.size == 0 or np.isnan(metabolites).all():
-        return np.full(fids.shape[:-1], np.nan)
+        return np.full(batch, np.nan)
     height = np.abs(_columns(s.raw_zf, near)).max(axis=1).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(metabolites > 0, height / metabolites, np.nan)
-    return ratio.reshape(fids.shape[:-1])
+        return np.where(metabolites > 0, height / metabolites, np.nan)
 
 
 def looks_like_water(ratio: np.ndarray | float) -> np.ndarray:
