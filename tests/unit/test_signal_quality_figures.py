@@ -130,6 +130,20 @@ def test_flags_of_synthetic_spectra():
     ]
 
 
+def test_water_near_window_is_the_tallest_point_above_the_window_over_the_metabolites():
+    # NAA (1 at 2.01 ppm) and a water line of 6 Hz at 4.3 ppm, 10 times its height: the ratio
+    # reads the water's peak over NAA's; without the water only NAA's tail is there (1.1 %)
+    naa, water = _line(2.01, 6.0), _line(4.3, 6.0, amplitude=10.0, phase=1.0)
+    ratio = quality.water_near_window(np.stack([naa + water, naa]), *GRID, 4.2)
+    assert ratio[0] == pytest.approx(10.0, rel=0.05)
+    assert ratio[1] < 0.02
+    # a window ending 0.3 ppm above the line sees only its wing (37 Hz from a 6 Hz line: 0.8)
+    assert quality.water_near_window(naa + water, *GRID, 4.6) < 1.0
+    assert np.isnan(quality.water_near_window(np.zeros(N, complex), *GRID, 4.2))
+    flags = quality.fit_flags([[], ["water"], []], None, None, None, np.array([10.0, 10.0, 1.0]))
+    assert flags == [["water_near_window"], ["water"], []]
+
+
 def test_batch_equals_item_by_item():
     rng = np.random.default_rng(4)
     fids = np.stack([_line(2.01, w) + _noise(rng, 0.02) for w in (4.0, 8.0, 12.0)])

@@ -98,7 +98,7 @@ def register(subparsers: Any) -> None:
     m.add_argument(
         "--water-removal",
         choices=("none", "hlsvd"),
-        help="hlsvd: subtract the residual water (HLSVD components at 4.4-5.2 ppm) from the "
+        help="hlsvd: subtract the residual water (HLSVD components at 4.3-5.2 ppm) from the "
         "data before the fit, as Osprey and FSL-MRS do; none: fit the data as they are "
         "(default: the preset's, hlsvd for invivo, none for simulated)",
     )

@@ -13,9 +13,11 @@ from ..metabolites import canonical, indices_of
 from ..signal.quality import (
     METABOLITES_OVER_DATA,
     METABOLITES_OVER_DATA_MIN,
+    NEAR_WINDOW_PPM,
     NO_SIGNAL_SNR,
     RESIDUAL_LARGE,
     TOO_BROAD_PPM,
+    WATER_NEAR_WINDOW_RATIO,
     WATER_RATIO,
 )
 from ..types import FID
@@ -62,6 +64,11 @@ QC_FLAGS: dict[str, str] = {
     "no_metabolites": f"the fitted metabolites (macromolecules included) are less than "
     f"{METABOLITES_OVER_DATA_MIN:g}x the data over the fit window: the baseline or an artefact "
     "took the signal, and the estimates (near 0) mean nothing; check the spectrum",
+    "water_near_window": f"the data the fit saw (after its water removal) hold a line more than "
+    f"{WATER_NEAR_WINDOW_RATIO:g}x the tallest metabolite peak within {NEAR_WINDOW_PPM:g} ppm above "
+    "the fit window: residual water whose wings reach into the window, where the fit may turn "
+    "its phase to follow them and give wrong-but-plausible estimates; check the phase of the "
+    "fit figure, and fit with a window that ends lower (--ppm-range 0.2 4.0) or the water removed",
 }
 
 
@@ -94,6 +101,10 @@ FIT_FACTS: dict[str, str] = {
     "fitted with (chosen per spectrum with --baseline-stiffness ftest); null without a spline",
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
+    "water_near_window": f"the tallest point of the magnitude spectrum the fit saw (after its "
+    f"water removal) within {NEAR_WINDOW_PPM:g} ppm above the fit window, over the tallest "
+    f"metabolite peak (1.8-3.4 ppm): above {WATER_NEAR_WINDOW_RATIO:g} the qc flag "
+    "water_near_window",
 }
 
 

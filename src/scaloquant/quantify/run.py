@@ -372,6 +372,22 @@ def _fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
     return result.relative_residual.reshape(n), result.metabolite_fraction.reshape(n)
 
 
+def _water_near_window(result: FitResult, fid: FID) -> np.ndarray:
+    """:func:`scaloquant.signal.quality.water_near_window` ``(N,)`` of the flat ``fid`` that
+    ``result`` fitted, as the fit saw it (less the water it removed), above its window; NaN
+    for other nuclei than 1H (the ppm windows are those of brain 1H spectra)."""
+    from ..signal.quality import water_near_window
+
+    n = int(np.prod(result.batch_shape, dtype=int))
+    if fid.nucleus != "1H":
+        return np.full(n, np.nan)
+    seen = fid.samples.reshape(n, -1)
+    if result.removed_water is not None:
+        seen = seen - result.removed_water.reshape(n, -1)
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    return water_near_window(seen, *grid, result.config.ppm_range[1])
+
+
 def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
     """The :data:`~scaloquant.quantify.results.FIT_FACTS` of a fit of the flat ``fid`` that
     it has, ``(N, ...)`` each: ``lineshape_kernel`` ``(N, 2, 2 J + 1)``, offsets (Hz, on
@@ -470,8 +486,8 @@ def _finish(
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
     for prep, columns, figures, checks in partial:
         inp = prep.input
-        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
-        flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm, fit_metabolites)
+        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts, near_window = checks
+        flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm, fit_metabolites, near_window)
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
@@ -631,7 +647,7 @@ def quantify_inputs(
                 given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
             spectra = phase_corrected(fitted_spectra(given, _subset(fid, drawn), basis), given)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts)
+        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts, None)
         partial.append((prep, columns, figures, checks))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     if physics:
@@ -763,7 +779,9 @@ def fit_inputs(
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         facts = _spread_fit_facts(result, flat, fitted, prep.input.n_spectra)
-        checks = (residual, spread(result.linewidth_ppm), metabolites, facts)
+        near = spread(_water_near_window(result, flat.with_samples(flat.samples[fitted])))
+        facts["water_near_window"] = near
+        checks = (residual, spread(result.linewidth_ppm), metabolites, facts, near)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [

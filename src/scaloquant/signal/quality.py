@@ -185,6 +185,20 @@ METABOLITES_OVER_DATA = 2.0
 #: About 4x below the lowest.
 METABOLITES_OVER_DATA_MIN = 0.1
 
+#: How far above the fit window's upper edge (ppm) :func:`water_near_window` looks for water the
+#: fit saw (after ``--water-removal``), ...
+NEAR_WINDOW_PPM = 0.2
+#: ... and the height there, over the tallest metabolite peak (:data:`WATER_TEST_WINDOW_PPM`),
+#: above which the spectrum is flagged ``water_near_window``: a line there that tall is water,
+#: and its wings reach into the window, where the fit turns its first-order phase to follow them
+#: (session 16: tissue-like spectra with residual water at 4.35-4.4 ppm, left by the water band's
+#: old edge, 4.4 ppm: phi1 22-47 deg/ppm off, metabolites up to +26 mM). Measured
+#: (docs/history/fit-log.md "Residual water near the window (session 16)"): the metabolites' own
+#: signal there 0.17-0.69 (the 28 challenge spectra but dataset 24, 10.6, whose water lies at 4.16
+#: ppm) and 0.19-0.35 (the scanner spectra of the shared data); 384 tissue-like fits with today's
+#: band at most 1.56; with the old band the failed fits 0.34-22 (15 of 18 above 3).
+WATER_NEAR_WINDOW_RATIO = 3.0
+
 #: Every quality flag (the ``qc`` column holds them separated by ``;``); their meanings for
 #: users are :data:`scaloquant.quantify.results.QC_FLAGS`.
 FLAG_NAMES: tuple[str, ...] = (
@@ -196,6 +210,7 @@ FLAG_NAMES: tuple[str, ...] = (
     "residual_large",
     "baseline_cancels",
     "no_metabolites",
+    "water_near_window",
 )
 #: Flags whose spectra are not quantified: their estimates are NaN, never a number.
 UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
@@ -475,6 +490,51 @@ def water_ratio(
     return _water_ratio(s, metabolites).reshape(fids.shape[:-1])
 
 
+def water_near_window(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+    window_high_ppm: float,
+) -> np.ndarray:
+    """How much water lies just above a fit window that ends at ``window_high_ppm``: the
+    tallest point of the magnitude spectrum in ``(window_high_ppm, window_high_ppm +``
+    :data:`NEAR_WINDOW_PPM` ``]`` over the tallest metabolite peak of
+    :data:`WATER_TEST_WINDOW_PPM` (as :func:`water_ratio`), ``(..., n_points) -> (...)``. Of
+    the FIDs the fit saw (after its water removal). NaN for an empty FID or a band that misses
+    either window. Compare with :data:`WATER_NEAR_WINDOW_RATIO`."""
+    fids = np.asarray(fids)
+    flat = fids.reshape(-1, fids.shape[-1])
+    grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    # QUALITY_BLOCK spectra at a time, as quality_figures (a spectrum's figure is its own)
+    blocks = [
+        _near_window_block(flat[i : i + QUALITY_BLOCK], *grid, window_high_ppm)
+        for i in range(0, flat.shape[0], QUALITY_BLOCK)
+    ]
+    return np.concatenate(blocks or [np.zeros(0)]).reshape(fids.shape[:-1])
+
+
+def _near_window_block(
+    fids: np.ndarray,
+    dwell_time_s: float,
+    spectrometer_freq_mhz: float,
+    ppm_reference: float,
+    window_high_ppm: float,
+) -> np.ndarray:
+    """:func:`water_near_window` of FIDs ``(B, n_points)``, in one pass."""
+    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+    batch = (s.raw.shape[0],)
+    near = np.flatnonzero(
+        (s.ppm_zf > window_high_ppm) & (s.ppm_zf <= window_high_ppm + NEAR_WINDOW_PPM)
+    )
+    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), batch)
+    if near.size == 0 or np.isnan(metabolites).all():
+        return np.full(batch, np.nan)
+    height = np.abs(_columns(s.raw_zf, near)).max(axis=1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(metabolites > 0, height / metabolites, np.nan)
+
+
 def looks_like_water(ratio: np.ndarray | float) -> np.ndarray:
     """Whether :func:`water_ratio` says water reference (False where it is NaN)."""
     return np.nan_to_num(np.asarray(ratio, dtype=float), nan=0.0) > WATER_RATIO
@@ -605,6 +665,7 @@ def fit_flags(
     fit_residual: np.ndarray | None,
     fit_linewidth_ppm: np.ndarray | None = None,
     metabolites_over_data: np.ndarray | None = None,
+    water_near_window: np.ndarray | None = None,
 ) -> list[list[str]]:
     """``flags`` with what a fit tells (new lists; ``None``: no such figure, nothing added):
     ``residual_large`` where the relative fit residual ``(N,)`` exceeds
@@ -614,11 +675,14 @@ def fit_flags(
     baseline of the opposite sign cancelled them, ISMRM 2016 challenge dataset 24);
     ``baseline_cancels`` where the fitted metabolites' norm over the data's ``(N,)`` exceeds
     :data:`METABOLITES_OVER_DATA`, ``no_metabolites`` where it is below
-    :data:`METABOLITES_OVER_DATA_MIN` (NaN: nothing added)."""
+    :data:`METABOLITES_OVER_DATA_MIN` (NaN: nothing added); ``water_near_window`` where the
+    water just above the fit window that the fit saw (:func:`water_near_window` ``(N,)``)
+    exceeds :data:`WATER_NEAR_WINDOW_RATIO`."""
     n = len(flags)
     residual = None if fit_residual is None else np.asarray(fit_residual).reshape(n)
     width = None if fit_linewidth_ppm is None else np.asarray(fit_linewidth_ppm).reshape(n)
     over = None if metabolites_over_data is None else np.asarray(metabolites_over_data).reshape(n)
+    near = None if water_near_window is None else np.asarray(water_near_window).reshape(n)
     out = []
     for i, f in enumerate(flags):
         f = list(f)
@@ -633,6 +697,8 @@ def fit_flags(
                 f.append("baseline_cancels")
             if over is not None and measurable and over[i] < METABOLITES_OVER_DATA_MIN:
                 f.append("no_metabolites")
+            if near is not None and measurable and near[i] > WATER_NEAR_WINDOW_RATIO:
+                f.append("water_near_window")
         out.append(f)
     return out
 
