@@ -172,6 +172,7 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
             "fwhm_hz",
             "baseline_ed_per_ppm",
             "lineshape_kernel",
+            "water_near_window",
         }
     )
     threads = torch.get_num_threads()
