@@ -465,7 +465,8 @@ def _finish(
     command: Command,
     names: tuple[str, ...],
     # per input: prepared spectra, estimate columns, figures, and of the fit (or None): relative
-    # residual, fitted FWHM (ppm), metabolite model over data, and its facts (_fit_facts)
+    # residual, fitted FWHM (ppm), metabolite model over data, and its facts (_fit_facts; the
+    # fit's water_near_window among them, which its qc flag reads)
     partial: list[tuple[_Prepared, dict[str, np.ndarray], dict, tuple]],
     *,
     basis: BasisSet | None,
@@ -486,7 +487,8 @@ def _finish(
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
     for prep, columns, figures, checks in partial:
         inp = prep.input
-        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts, near_window = checks
+        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
+        near_window = fit_facts.get("water_near_window")
         flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm, fit_metabolites, near_window)
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
@@ -647,7 +649,7 @@ def quantify_inputs(
                 given = fit_given_amplitudes(_subset(fid, drawn), basis, amplitudes[drawn])
             spectra = phase_corrected(fitted_spectra(given, _subset(fid, drawn), basis), given)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts, None)
+        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts)
         partial.append((prep, columns, figures, checks))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     if physics:
@@ -779,9 +781,9 @@ def fit_inputs(
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
         facts = _spread_fit_facts(result, flat, fitted, prep.input.n_spectra)
-        near = spread(_water_near_window(result, flat.with_samples(flat.samples[fitted])))
-        facts["water_near_window"] = near
-        checks = (residual, spread(result.linewidth_ppm), metabolites, facts, near)
+        near = _water_near_window(result, flat.with_samples(flat.samples[fitted]))
+        facts["water_near_window"] = spread(near)  # the qc flag reads it (_finish)
+        checks = (residual, spread(result.linewidth_ppm), metabolites, facts)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [

@@ -504,13 +504,8 @@ def water_near_window(
     the FIDs the fit saw (after its water removal). NaN for an empty FID or a band that misses
     either window. Compare with :data:`WATER_NEAR_WINDOW_RATIO`."""
     fids = np.asarray(fids)
-    flat = fids.reshape(-1, fids.shape[-1])
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    # QUALITY_BLOCK spectra at a time, as quality_figures (a spectrum's figure is its own)
-    blocks = [
-        _near_window_block(flat[i : i + QUALITY_BLOCK], *grid, window_high_ppm)
-        for i in range(0, flat.shape[0], QUALITY_BLOCK)
-    ]
+    blocks = [_near_window_block(b, *grid, window_high_ppm) for b in _quality_blocks(fids)]
     return np.concatenate(blocks or [np.zeros(0)]).reshape(fids.shape[:-1])
 
 
@@ -576,13 +571,10 @@ def quality_figures(
         nan = np.full(batch, np.nan)
         return QualityFigures(nan, nan, nan, nan, nan, ~np.any(fids != 0, axis=-1))
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    flat = fids.reshape(-1, fids.shape[-1])
-    if flat.shape[0] <= QUALITY_BLOCK:
+    if int(np.prod(batch, dtype=int)) <= QUALITY_BLOCK:
+        flat = fids.reshape(-1, fids.shape[-1])
         return QualityFigures(*(v.reshape(batch) for v in _block_figures(flat, *grid)))
-    blocks = [
-        _block_figures(flat[i : i + QUALITY_BLOCK], *grid)
-        for i in range(0, flat.shape[0], QUALITY_BLOCK)
-    ]
+    blocks = [_block_figures(b, *grid) for b in _quality_blocks(fids)]
     return QualityFigures(*(np.concatenate(v).reshape(batch) for v in zip(*blocks, strict=True)))
 
 
@@ -594,6 +586,13 @@ def quality_figures(
 #: pass, 0.39-0.41 s in blocks of 128 (256: 0.39, 512: 0.38 with 3.5x the page faults;
 #: docs/history/physics-models-log.md, session 15).
 QUALITY_BLOCK = 128
+
+
+def _quality_blocks(fids: np.ndarray) -> list[np.ndarray]:
+    """FIDs ``(..., n_points)`` flattened and cut into :data:`QUALITY_BLOCK` spectra at a time
+    (views), the batches every per-spectrum figure here is formed in."""
+    flat = fids.reshape(-1, fids.shape[-1])
+    return [flat[i : i + QUALITY_BLOCK] for i in range(0, flat.shape[0], QUALITY_BLOCK)]
 
 
 def _block_figures(

@@ -486,9 +486,9 @@ def remove_water(
     full_band: bool = False,
 ) -> np.ndarray:
     """FIDs ``(B, N)`` (the orientation of :mod:`scaloquant.signal.axes`) less their HLSVD
-    components in ``band_ppm`` (``None``: :data:`WATER_BAND_PPM`, read at the call), from the band-limited HLSVD (:func:`band_limited_components`;
-    ``full_band=True``: the HLSVD of the whole band, :func:`band_components`, as before
-    session 9). The band-limited HLSVDs of :data:`WATER_CHUNK` FIDs at a time are batched
+    components in ``band_ppm`` (``None``: :data:`WATER_BAND_PPM`, read at the call), from the
+    band-limited HLSVD (:func:`band_limited_components`; ``full_band=True``: the HLSVD of the
+    whole band, :func:`band_components`, as before session 9). The band-limited HLSVDs of :data:`WATER_CHUNK` FIDs at a time are batched
     (:func:`_band_limited_batch`: 1.7-2.8 times less CPU than one FID at a time, the removed
     water the same to 1e-11 of it on the benchmark's, the in-vivo and the challenge's FIDs,
     ``benchmarks/diag_water_batched.py``); the FIDs it leaves (an ill-conditioned Gram matrix,
