@@ -342,6 +342,28 @@ def test_scanner_file_is_refused_with_the_spec2nii_command_that_converts_it(
     assert not out.exists()
 
 
+def test_scanner_pair_without_its_partner_says_which_file_is_missing(tmp_path):
+    """A Philips SDAT copied without its SPAR: the command names the SPAR it needs, and the
+    message says that file is missing (spec2nii would fail on it)."""
+    sdat = shared(SCANNER_FILES["philips-osprey-te35"][0])
+    alone = tmp_path / "my scan.SDAT"
+    alone.write_bytes(sdat.read_bytes())
+    with pytest.raises(InputFileError) as err:
+        read_fid(alone)
+    message = str(err.value)
+    assert "spec2nii philips -f 'my scan' -o nifti" in message
+    assert message.endswith(
+        f"({tmp_path / 'my scan.SPAR'} is missing: spec2nii needs it beside it)"
+    )
+    # with the pair complete, nothing is said missing
+    (tmp_path / "my scan.SPAR").write_bytes(
+        shared(SCANNER_FILES["philips-osprey-te35-spar"][0]).read_bytes()
+    )
+    with pytest.raises(InputFileError) as err:
+        read_fid(alone)
+    assert "missing" not in str(err.value)
+
+
 def test_text_files_under_scanner_suffixes_are_still_read(tmp_path):
     """Only binary files (or DICOM's magic word) under a scanner's suffix are refused: an
     LCModel .RAW saved as ``.dat`` reads as before; a DICOM without a suffix is named."""

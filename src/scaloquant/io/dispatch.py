@@ -180,12 +180,15 @@ def _scanner_format(path: Path, suffix: str) -> str | None:
     else:  # a text file of another format under a scanner's suffix (e.g. a .dat of numbers)
         return None
     what, subcommand, takes = known
-    files = " ".join(shlex.quote(str(path if t == "file" else _partner(path, t))) for t in takes)
+    given = [path if t == "file" else _partner(path, t) for t in takes]
+    files = " ".join(shlex.quote(str(f)) for f in given)
+    missing = [str(f) for f in given if not f.exists()]
     stem = path.name.split(".")[0] or "converted"
     return (
         f"{path} is {what}, which scaloquant does not read: convert it to NIfTI-MRS with spec2nii "
         f"(pip install spec2nii): spec2nii {subcommand} -f {shlex.quote(stem)} -o nifti {files}; "
         f"then give nifti/{stem}.nii.gz"
+        + (f" ({', '.join(missing)} is missing: spec2nii needs it beside it)" if missing else "")
     )
 
 
