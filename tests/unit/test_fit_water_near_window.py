@@ -19,7 +19,8 @@ import scaloquant.signal.water as water_module
 from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
-from scaloquant.quantify import Options, fit_inputs
+from scaloquant.models import load_model
+from scaloquant.quantify import Options, fit_inputs, quantify_inputs
 from scaloquant.quantify.inputs import SpectraInput
 from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO
 from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior, simulate_invivo_batch
@@ -85,3 +86,19 @@ def test_water_left_near_the_window_is_flagged_and_removed_water_is_not(spectra,
     qc, ratio = qc_and_ratio()
     assert all("water_near_window" in q.split(";") for q in qc)
     assert np.all(ratio > WATER_NEAR_WINDOW_RATIO)
+
+
+def test_quantify_refine_flags_water_near_window_as_fit_does(spectra, tiny_checkpoint):
+    """``quantify --refine`` ends with a fit (``quantify``'s: no water removal, so the line at
+    4.37 ppm stays): its results carry ``fit``'s ``water_near_window`` fact and flag for the
+    same data (before session 17 only ``fit`` computed them)."""
+    basis, _, fid = spectra
+    spectra_input = SpectraInput(Path("tissue"), fid, None, None, None, ())
+    options = Options(max_figures=0, refine=True)
+    fitted = fit_inputs([spectra_input], basis, basis_name="default", options=options)
+    model = load_model(tiny_checkpoint)
+    refined = quantify_inputs([spectra_input], model, basis=basis, options=options).results[0]
+    ratio = refined.fit["water_near_window"]
+    assert np.all(ratio > WATER_NEAR_WINDOW_RATIO)
+    assert all("water_near_window" in q.split(";") for q in refined.qc)
+    np.testing.assert_allclose(ratio, fitted.results[0].fit["water_near_window"], rtol=1e-12)

@@ -758,7 +758,8 @@ def fit_inputs(
         # all the same (_finish)
         fitted = _estimated_rows(prep)
         spread = functools.partial(_spread, rows=fitted, n=prep.input.n_spectra)
-        result = fit_spectra(flat.with_samples(flat.samples[fitted]), basis, options.fit_config)
+        seen = flat.with_samples(flat.samples[fitted])
+        result = fit_spectra(seen, basis, options.fit_config)
         sums = combined(result)
         names = (*result.names, *sums)
         amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
@@ -780,9 +781,7 @@ def fit_inputs(
             shown = result.take(np.searchsorted(fitted, drawn).tolist())
             spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
             figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        facts = _spread_fit_facts(result, flat, fitted, prep.input.n_spectra)
-        near = _water_near_window(result, flat.with_samples(flat.samples[fitted]))
-        facts["water_near_window"] = spread(near)  # the qc flag reads it (_finish)
+        facts = _spread_fit_facts(result, seen, fitted, prep.input.n_spectra)
         checks = (residual, spread(result.linewidth_ppm), metabolites, facts)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
@@ -821,11 +820,14 @@ def _estimated_rows(prep: _Prepared) -> np.ndarray:
 
 
 def _spread_fit_facts(
-    result: FitResult, fid: FID, rows: np.ndarray, n: int
+    result: FitResult, fitted: FID, rows: np.ndarray, n: int
 ) -> dict[str, np.ndarray]:
-    """:func:`_fit_facts` of a fit of the spectra ``rows`` of ``fid`` as ``(n, ...)`` arrays,
-    NaN for the other rows (the kernel's offsets, a property of the grid, on every row)."""
-    facts = {name: _spread(v, rows, n) for name, v in _fit_facts(result, fid).items()}
+    """:func:`_fit_facts` and :func:`_water_near_window` (which the qc flag reads, in
+    :func:`_finish`) of a fit of the flat FIDs ``fitted``, the spectra ``rows`` of ``n``, as
+    ``(n, ...)`` arrays, NaN for the other rows (the kernel's offsets, a property of the grid,
+    on every row). ``fit`` and ``quantify --refine`` alike."""
+    facts = {name: _spread(v, rows, n) for name, v in _fit_facts(result, fitted).items()}
+    facts["water_near_window"] = _spread(_water_near_window(result, fitted), rows, n)
     if "lineshape_kernel" in facts:
         facts["lineshape_kernel"][:, 0] = facts["lineshape_kernel"][rows[0], 0]
     return facts
