@@ -49,6 +49,7 @@ first ``--quantify-fit-n`` and LCModel on its first ``--lcmodel-n``, each a new 
 from __future__ import annotations
 
 import argparse
+import compileall
 import math
 import os
 import resource
@@ -372,6 +373,13 @@ def main_end_to_end(args) -> None:
             ppm_reference=basis.ppm_reference,
         )
 
+    # an installed package has its modules compiled to bytecode (pip does it at install); a
+    # source tree run with PYTHONDONTWRITEBYTECODE set (as these machines do) compiles all of
+    # scaloquant's modules in every process: ~0.1 s of a start-up that users do not pay
+    # (docs/history/physics-models-log.md "quantify's start-up (session 17, `quant17`)")
+    import scaloquant
+
+    compiled = compileall.compile_dir(Path(scaloquant.__file__).parent, quiet=1)
     rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -384,7 +392,8 @@ def main_end_to_end(args) -> None:
         print(
             f"end to end: {' and '.join(map(str, sizes))} default-simulator spectra at SNR "
             f"{args.snr:g}, one NIfTI-MRS file each ({grids}), --threads {args.threads}, "
-            f"load average {os.getloadavg()[0]:.1f}"
+            f"load average {os.getloadavg()[0]:.1f}; scaloquant's modules compiled to bytecode "
+            f"first, as an install does ({'done' if compiled else 'failed: start-up includes it'})"
         )
         for i, path in enumerate(args.checkpoints):
             for k in args.polish:
