@@ -153,9 +153,11 @@ def _solve_chunk(
                 final, config, sol, y, ones, centre, twin_pairs, stop_var=stop_var
             )
             if region_var is not None:
-                sol = search.second_search(
+                # the later passes bounded about the second search's centre where it won
+                sol, centre = search.second_search(
                     stages, final, config, fids, y, sol, centre, twin_pairs, region_var
                 )
+                lower, upper = parameter_bounds(final, centre, config)
         iterations, theta = sol.iterations, sol.theta
         last_noise = ones
         # (the per-metabolite model's spread priors weigh with this residual's variance, not

@@ -239,16 +239,18 @@ def second_search(
     centre_hz: torch.Tensor,
     twin_pairs: tuple,
     region_var: torch.Tensor,
-) -> Solution:
+) -> tuple[Solution, torch.Tensor]:
     """The search again (continuation, final fit, moves) for the spectra of ``fids`` ``(B, N)``
     whose cost in ``solution`` exceeds :data:`MISFIT_RATIO` squared times that of noise of
     variance ``region_var`` ``(B,)`` (per real part), from every group at the median shift
-    ``centre_hz`` ``(B,)`` and the starting damping; kept where the cost drops."""
+    ``centre_hz`` ``(B,)`` and the starting damping; kept where the cost drops. Returns the
+    solution and the shift bounds' centre ``(B,)``: the search's re-centred one where it won
+    (a later pass bounded about ``centre_hz`` would clip the shifts it found)."""
     n_real = 2 * y.shape[-1]
     misfit = solution.evaluation.cost > MISFIT_RATIO**2 * n_real * region_var
     rows = torch.nonzero(misfit)[:, 0]
     if rows.numel() == 0:
-        return solution
+        return solution, centre_hz
     sl = final.slices()
     theta = solution.theta[rows].clone()
     theta[:, sl["damping"]] = config.initial_damping_per_s if final.lorentzian else 0.0
@@ -266,8 +268,10 @@ def second_search(
     )
     better = sol.evaluation.cost < solution.evaluation.cost[rows]
     if not bool(better.any()):
-        return solution
+        return solution, centre_hz
     won = rows[better]
+    centre_hz = centre_hz.clone()
+    centre_hz[won] = centre[better]
     theta = solution.theta.clone()
     theta[won] = sol.theta[better]
     iterations = solution.iterations.clone()
@@ -276,4 +280,4 @@ def second_search(
     converged[won] = sol.converged[better]
     ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
     evaluation = evaluate(final, theta, y, ones)  # at the best of the two, every row
-    return Solution(theta, evaluation, iterations, converged)
+    return Solution(theta, evaluation, iterations, converged), centre_hz

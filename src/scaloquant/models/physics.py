@@ -736,7 +736,7 @@ class PhysicsQuantifier(nn.Module):
         fids: torch.Tensor,
         y: torch.Tensor,
         centre: torch.Tensor,
-    ) -> Solution:
+    ) -> tuple[Solution, torch.Tensor]:
         """The fit's second search (:func:`scaloquant.fit.search.second_search`: the
         continuation, the LM and the moves again from every group at the shift ``centre``
         ``(B,)``, kept where the cost drops) for the spectra whose polished ``sol`` (of
@@ -746,7 +746,8 @@ class PhysicsQuantifier(nn.Module):
         (:func:`scaloquant.fit.spectra.region_noise_sd` over the fit's ``noise_ppm_range``).
         A polish that ends in a local minimum (a metabolite on a neighbour's line) is such a
         misfit; noiseless, any residual is (docs/history/physics-models-log.md "scalogram_physics'
-        noiseless outliers (session 17, `polish17`)"). Returns the solution of every spectrum."""
+        noiseless outliers (session 17, `polish17`)"). Returns the solution of every spectrum
+        and the shift bounds' centre (the search's where it won)."""
         acquisition = self.config.acquisition
         spectra = spectrum(fids.cpu().numpy())
         try:
@@ -754,7 +755,7 @@ class PhysicsQuantifier(nn.Module):
                 spectra, acquisition.ppm_axis(), self.config.fit_config.noise_ppm_range
             )
         except ConfigError:
-            return sol  # a grid without that region: no second search, as in the fit
+            return sol, centre  # a grid without that region: no second search, as in the fit
         region_var = torch.as_tensor(region_sd**2, dtype=torch.float64, device=y.device)
         return search.second_search(
             stage_problems,
@@ -857,9 +858,10 @@ class PhysicsQuantifier(nn.Module):
             )
             if self.config.polish_moves:
                 sol = self.moves_where_inexact(searched, sol, y, noise_var, centre)
-                sol = self.second_search_where_misfit(
+                sol, centre = self.second_search_where_misfit(
                     stage_problems, searched, sol, fids, y, centre
                 )
+                lower, upper = parameter_bounds(problem, centre, fit_config)
             if not spread and exact is not None:
                 sol = batched.finish_on_the_full_grid(
                     exact, problem, sol, y, noise_var, lower, upper, None, None, k
