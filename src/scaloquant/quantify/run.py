@@ -391,7 +391,9 @@ def _water_near_window(result: FitResult, fid: FID) -> np.ndarray:
 def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
     """The :data:`~scaloquant.quantify.results.FIT_FACTS` of a fit of the flat ``fid`` that
     it has, ``(N, ...)`` each: ``lineshape_kernel`` ``(N, 2, 2 J + 1)``, offsets (Hz, on
-    ``fid``'s grid, where the batched fit convolves) and weights, ascending."""
+    ``fid``'s grid, where the batched fit convolves) and weights, ascending;
+    ``water_near_window`` (:func:`_water_near_window`, which the qc flag reads in
+    :func:`_finish`)."""
     n = int(np.prod(result.batch_shape, dtype=int))
     out = {}
     for name, value in (
@@ -409,6 +411,7 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
         bin_hz = 1.0 / (fid.n_points * fid.dwell_time_s)
         hz = np.broadcast_to(offsets[order] * bin_hz, kernel.shape)
         out["lineshape_kernel"] = np.stack([hz, kernel[:, order]], axis=1)
+    out["water_near_window"] = _water_near_window(result, fid)  # last, as results.json lists it
     return out
 
 
@@ -822,12 +825,10 @@ def _estimated_rows(prep: _Prepared) -> np.ndarray:
 def _spread_fit_facts(
     result: FitResult, fitted: FID, rows: np.ndarray, n: int
 ) -> dict[str, np.ndarray]:
-    """:func:`_fit_facts` and :func:`_water_near_window` (which the qc flag reads, in
-    :func:`_finish`) of a fit of the flat FIDs ``fitted``, the spectra ``rows`` of ``n``, as
-    ``(n, ...)`` arrays, NaN for the other rows (the kernel's offsets, a property of the grid,
-    on every row). ``fit`` and ``quantify --refine`` alike."""
+    """:func:`_fit_facts` of a fit of the flat FIDs ``fitted``, the spectra ``rows`` of ``n``,
+    as ``(n, ...)`` arrays, NaN for the other rows (the kernel's offsets, a property of the
+    grid, on every row). ``fit`` and ``quantify --refine`` alike."""
     facts = {name: _spread(v, rows, n) for name, v in _fit_facts(result, fitted).items()}
-    facts["water_near_window"] = _spread(_water_near_window(result, fitted), rows, n)
     if "lineshape_kernel" in facts:
         facts["lineshape_kernel"][:, 0] = facts["lineshape_kernel"][rows[0], 0]
     return facts

@@ -505,19 +505,14 @@ def water_near_window(
     either window. Compare with :data:`WATER_NEAR_WINDOW_RATIO`."""
     fids = np.asarray(fids)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    blocks = [_near_window_block(b, *grid, window_high_ppm) for b in _quality_blocks(fids)]
+    blocks = [
+        _near_window_block(_spectra(b, *grid), window_high_ppm) for b in _quality_blocks(fids)
+    ]
     return np.concatenate(blocks or [np.zeros(0)]).reshape(fids.shape[:-1])
 
 
-def _near_window_block(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    window_high_ppm: float,
-) -> np.ndarray:
-    """:func:`water_near_window` of FIDs ``(B, n_points)``, in one pass."""
-    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
+def _near_window_block(s: _Spectra, window_high_ppm: float) -> np.ndarray:
+    """:func:`water_near_window` of one block's spectra (:func:`_spectra`), in one pass."""
     batch = (s.raw.shape[0],)
     near = np.flatnonzero(
         (s.ppm_zf > window_high_ppm) & (s.ppm_zf <= window_high_ppm + NEAR_WINDOW_PPM)
