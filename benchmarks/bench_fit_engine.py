@@ -24,13 +24,17 @@ not match these spectra's per-metabolite lineshapes, so its MAE is not an accura
 each run's speed as a multiple of LCModel's. With ``--mrsi`` also a 32 x 32 MRSI slice end
 to end: ``scaloquant fit`` in-process on a NIfTI-MRS file of 1024 such spectra, outputs included.
 
+Device: ``--device`` (``cpu``, the default, or ``cuda``) for every scaloquant run, the fit's
+``FitConfig.device`` (chunks of ``GPU_CHUNK`` spectra on a GPU) and the slice's ``--device``;
+LCModel runs on the CPU whatever it is.
+
 Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_threads` (2 on an idle
 2-core machine, 1 when other processes keep a core busy), with OpenMP's passive wait
 (:func:`scaloquant.threads.prefer_passive_wait`) and transparent huge pages for torch's tensors
 (:func:`scaloquant.threads.prefer_huge_pages`), as the ``scaloquant`` command runs.
 
 Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--snr 30] [--threads N]
-[--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi] [--plain]``
+[--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi] [--plain] [--device cuda]``
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from scaloquant.threads import choose_threads, prefer_huge_pages, prefer_passive_wait
@@ -81,8 +86,9 @@ def engine_spectra(n: int, snr: float, seed: int):
     return basis, signals, fid, fid.with_samples(tissue.fids)
 
 
-def mrsi_end_to_end(basis, signals, threads: int, shape=(32, 32)) -> float:
-    """Seconds of ``scaloquant fit --threads threads`` on a ``shape`` NIfTI-MRS slice,
+def mrsi_end_to_end(basis, signals, threads: int, shape=(32, 32), device: str = "cpu") -> float:
+    """Seconds of ``scaloquant fit --threads threads --device device`` on a ``shape`` NIfTI-MRS
+    slice,
     in-process (the benchmark's threads: the command's default reads the load average, which
     this process's own fits have just raised, and took 1 thread on an idle machine); its
     process CPU seconds in :data:`LAST_MRSI_CPU_S`."""
@@ -98,6 +104,7 @@ def mrsi_end_to_end(basis, signals, threads: int, shape=(32, 32)) -> float:
         path = write_nifti_mrs(Path(tmp) / "slice.nii.gz", fid)
         start, cpu = time.perf_counter(), time.process_time()
         args = ["fit", str(path), "--out", str(Path(tmp) / "out"), "--threads", str(threads)]
+        args += ["--device", device]
         assert main(args) == 0
         LAST_MRSI_CPU_S = time.process_time() - cpu
         return time.perf_counter() - start
@@ -161,12 +168,13 @@ def main() -> None:
         action="store_true",
         help="also fit with simulated-plain (the per-metabolite model without spread priors)",
     )
+    parser.add_argument("--device", default="cpu", help="torch device of the fits (cpu, cuda)")
     args = parser.parse_args()
     threads = choose_threads(args.threads)
     torch.set_num_threads(threads)
     basis, signals, fid, tissue_fid = engine_spectra(args.n, args.snr, args.seed)
     truth = signals.amplitudes
-    print(f"{args.n} spectra at SNR {args.snr:g}, torch threads {threads}")
+    print(f"{args.n} spectra at SNR {args.snr:g}, torch threads {threads}, device {args.device}")
     lcmodel_rate = None
     if args.lcmodel_n > 0:
         lcmodel_rate, note = lcmodel_speed(signals, basis, args.lcmodel_n, args.lcmodel_workers)
@@ -183,7 +191,8 @@ def main() -> None:
     for label, preset, n in runs:
         source = tissue_fid if "tissue" in label else fid
         part = source.with_samples(source.samples[:n])
-        result, wall, cpu = timed(fit_spectra, part, basis, FIT_PRESETS[preset])
+        config = replace(FIT_PRESETS[preset], device=args.device)
+        result, wall, cpu = timed(fit_spectra, part, basis, config)
         line = f"{label:28s} {n / wall:7.2f} spectra/s wall, {n / cpu:7.2f} per CPU-s"
         if preset != "invivo":
             mae = np.mean(np.abs(result.amplitudes - truth[:n]))
@@ -192,8 +201,11 @@ def main() -> None:
             line += f", {n / wall / lcmodel_rate:.0f}x LCModel"
         print(line)
     if args.mrsi:
-        wall = mrsi_end_to_end(basis, signals, threads)
-        print(f"32 x 32 MRSI slice end to end (invivo): {wall:.1f} s ({LAST_MRSI_CPU_S:.1f} CPU s)")
+        wall = mrsi_end_to_end(basis, signals, threads, device=args.device)
+        print(
+            f"32 x 32 MRSI slice end to end (invivo, {args.device}): {wall:.1f} s "
+            f"({LAST_MRSI_CPU_S:.1f} CPU s)"
+        )
 
 
 if __name__ == "__main__":

@@ -308,16 +308,16 @@ def main_default(args, models) -> None:
         _models_on(models, params_truth, fids, args.polish, args.n, unit="", fit=fit)
 
 
-def _cli(args: list[str], threads: int) -> tuple[float, float]:
+def _cli(args: list[str], threads: int, device: str = "cpu") -> tuple[float, float]:
     """Wall and CPU seconds (user + system, of the child process) of ``scaloquant ARGS
-    --threads T`` in a new process (start and imports included: what a user waits for). On a
+    --threads T --device D`` in a new process (start and imports included: what a user waits for). On a
     machine shared with other work the CPU seconds are the steadier figure: the wall time
     grows with the others' load."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "scaloquant", *args, "--threads", str(threads)],
+        [sys.executable, "-m", "scaloquant", *args, "--threads", str(threads), "--device", device],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -355,7 +355,9 @@ def main_end_to_end(args) -> None:
     ``--quantify-fit-n``, and LCModel on the first ``--lcmodel-n`` (``--lcmodel-workers``
     processes; ``benchmarks/bench_fit_engine.py``'s ``lcmodel_speed``), each with
     ``--threads``; then the speed of each quantify run as a multiple of the fit's and
-    LCModel's."""
+    LCModel's. ``--device`` for quantify and the fit (LCModel runs on the CPU); ``--suffix
+    .nii`` writes the files uncompressed (on a GPU, gzip's single-threaded inflate of a large
+    file takes longer than the whole quantification)."""
     from scaloquant.io import write_nifti_mrs
     from scaloquant.models.checkpoint import CHECKPOINT_KEY
 
@@ -384,14 +386,15 @@ def main_end_to_end(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = {
-            n: write_nifti_mrs(tmp / f"all{n}.nii.gz", fid(data.fids[:n], _grid_shape(n)))
+            n: write_nifti_mrs(tmp / f"all{n}{args.suffix}", fid(data.fids[:n], _grid_shape(n)))
             for n in sizes
         }
-        one = write_nifti_mrs(tmp / "one.nii.gz", fid(data.fids[:1], (1, 1, 1)))
+        one = write_nifti_mrs(tmp / f"one{args.suffix}", fid(data.fids[:1], (1, 1, 1)))
         grids = ", ".join(f"{' x '.join(map(str, _grid_shape(n)))} voxels" for n in sizes)
         print(
             f"end to end: {' and '.join(map(str, sizes))} default-simulator spectra at SNR "
-            f"{args.snr:g}, one NIfTI-MRS file each ({grids}), --threads {args.threads}, "
+            f"{args.snr:g}, one NIfTI-MRS file each ({grids}, {args.suffix}), --threads "
+            f"{args.threads}, --device {args.device}, "
             f"load average {os.getloadavg()[0]:.1f}; scaloquant's modules compiled to bytecode "
             f"first, as an install does ({'done' if compiled else 'failed: start-up includes it'})"
         )
@@ -406,7 +409,7 @@ def main_end_to_end(args) -> None:
                 for n, data_file in ((1, one), *files.items()):
                     out = tmp / f"out{i}_k{k}_{n}"
                     cmd = ["quantify", str(data_file), "--model", str(copy), "--out", str(out)]
-                    times[n] = _cli([*cmd, "--max-figures", "0"], args.threads)
+                    times[n] = _cli([*cmd, "--max-figures", "0"], args.threads, args.device)
                 w1, c1 = times[1]
                 print(
                     f"  scaloquant quantify --model {name} K={k}: start-up (1 spectrum) "
@@ -420,9 +423,11 @@ def main_end_to_end(args) -> None:
                         _rate("  start-up taken off", n - 1, wn - w1, cn - c1)
         n_fit = min(args.quantify_fit_n, n_all)
         if n_fit:
-            part = write_nifti_mrs(tmp / "part.nii.gz", fid(data.fids[:n_fit], (n_fit, 1, 1)))
+            part = write_nifti_mrs(
+                tmp / f"part{args.suffix}", fid(data.fids[:n_fit], (n_fit, 1, 1))
+            )
             cmd = ["fit", str(part), "--preset", "simulated", "--out", str(tmp / "fit")]
-            wall, cpu = _cli([*cmd, "--max-figures", "0"], args.threads)
+            wall, cpu = _cli([*cmd, "--max-figures", "0"], args.threads, args.device)
             rates["fit"] = _rate(
                 f"scaloquant fit --preset simulated ({n_fit} of them)", n_fit, wall, cpu
             )
@@ -479,6 +484,18 @@ def main() -> None:
         "(and fit and LCModel)",
     )
     ap.add_argument("--quantify-fit-n", type=int, default=32)
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="--quantify: quantify's and the fit's",
+    )
+    ap.add_argument(
+        "--suffix",
+        choices=(".nii.gz", ".nii"),
+        default=".nii.gz",
+        help="--quantify: the files' format, compressed (the default) or not",
+    )
     ap.add_argument("--lcmodel-n", type=int, default=16, help="--quantify: LCModel's spectra")
     ap.add_argument("--lcmodel-workers", type=int, default=2)
     ap.add_argument(
