@@ -88,8 +88,7 @@ def engine_spectra(n: int, snr: float, seed: int):
 
 def mrsi_end_to_end(basis, signals, threads: int, shape=(32, 32), device: str = "cpu") -> float:
     """Seconds of ``scaloquant fit --threads threads --device device`` on a ``shape`` NIfTI-MRS
-    slice,
-    in-process (the benchmark's threads: the command's default reads the load average, which
+    slice, in-process (the benchmark's threads: the command's default reads the load average, which
     this process's own fits have just raised, and took 1 thread on an idle machine); its
     process CPU seconds in :data:`LAST_MRSI_CPU_S`."""
     global LAST_MRSI_CPU_S
@@ -168,7 +167,12 @@ def main() -> None:
         action="store_true",
         help="also fit with simulated-plain (the per-metabolite model without spread priors)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device of the fits (cpu, cuda)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="torch device of the fits (cpu, cuda)",
+    )
     args = parser.parse_args()
     threads = choose_threads(args.threads)
     torch.set_num_threads(threads)

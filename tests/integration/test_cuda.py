@@ -1,5 +1,5 @@
-"""The GPU paths against the CPU's, on a CUDA device (skipped without one: CI has none; the
-device runs are recorded in docs/history/fit-log.md "On a GPU (session 18)").
+"""The GPU paths against the CPU's, on a CUDA device (skipped without one: CI has none; they
+passed on an H200 in session 18).
 
 Both paths compute in float64 (the networks in float32), so a GPU run may differ from the CPU's
 only by the order of its sums: the fit's and the physics polish's amplitudes must agree within a
