@@ -151,8 +151,9 @@ def _quantify(args: argparse.Namespace) -> int:
     import scipy.fft
     import torch
 
-    # the quality checks' FFTs (scipy's, numpy arrays) on the run's threads too: the same
-    # transforms, split by rows (the model's own FFTs already take torch's thread count)
+    # the quality checks on the run's threads too: their blocks of spectra side by side
+    # (signal.quality.quality_figures takes scipy's workers; the model's own FFTs already take
+    # torch's thread count)
     with scipy.fft.set_workers(torch.get_num_threads()):
         run = quantify_inputs(inputs, model, basis=basis, basis_name=basis_name, options=options)
     # hashed once: the run's provenance and an adapted checkpoint's source name the same file

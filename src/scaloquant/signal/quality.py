@@ -17,6 +17,7 @@ spectra and the lowest-SNR challenge spectra), their mirror images 1.85-25, and 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -572,7 +573,13 @@ def quality_figures(
     nuclei get NaN); :func:`mirror_ratio` from the same single-precision spectra.
 
     Every figure is a spectrum's own, so the batch is taken :data:`QUALITY_BLOCK` spectra at a
-    time (the same numbers, bit for bit, as in one pass)."""
+    time (the same numbers, bit for bit, as in one pass), and the blocks side by side on as many
+    threads as ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by
+    default), each block's FFTs then on its thread alone: with the blocks one after another the
+    FFT's workers sat idle through the rest of each block (16384 spectra, 2 threads: 1.05 ->
+    0.78 s of wall, the CPU the same;
+    docs/history/physics-models-log.md "quantify's CPU work around the network (session 19,
+    `qspeed19`)")."""
     fids = np.asarray(fids)
     batch = fids.shape[:-1]
     if not proton:
@@ -582,8 +589,15 @@ def quality_figures(
     if int(np.prod(batch, dtype=int)) <= QUALITY_BLOCK:
         flat = fids.reshape(-1, fids.shape[-1])
         return QualityFigures(*(v.reshape(batch) for v in _block_figures(flat, *grid)))
-    blocks = [_block_figures(b, *grid) for b in _quality_blocks(fids)]
-    return QualityFigures(*(np.concatenate(v).reshape(batch) for v in zip(*blocks, strict=True)))
+    blocks = _quality_blocks(fids)
+    threads = min(scipy.fft.get_workers(), len(blocks))
+    if threads > 1:
+        # scipy's workers are a thread's own setting: 1 on the pool's threads
+        with ThreadPoolExecutor(threads, thread_name_prefix="scaloquant-quality") as pool:
+            figures = list(pool.map(lambda b: _block_figures(b, *grid), blocks))
+    else:
+        figures = [_block_figures(b, *grid) for b in blocks]
+    return QualityFigures(*(np.concatenate(v).reshape(batch) for v in zip(*figures, strict=True)))
 
 
 #: Spectra whose quality figures are formed together. Their spectra zero-filled 4x are
