@@ -35,6 +35,44 @@ def test_batch_and_a_full_fit_started_from_the_result():
     np.testing.assert_allclose(full.shift_hz.reshape(4, 4), shift, atol=1e-5)
 
 
+def test_a_named_start_is_placed_by_name():
+    """A start that names its components (``FitStart.names``, as ``from_result`` sets it) is
+    placed by name: its columns in another order give the same fit as in the basis' order; a
+    component it does not name starts at the mean of the named ones (a network's start for a
+    fit that adds components; before session 19 refused for its shape) and the fit still
+    reaches the truth; a start naming none of the components is refused in one line."""
+    basis = lorentzian_basis()
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.2, 1.0, (2, 4))
+    damping, shift = rng.uniform(1, 8, (2, 4)), rng.uniform(-2, 2, (2, 4))
+    data = [synthesize(basis, *p) for p in zip(truth, damping, shift, strict=True)]
+    fid = as_fid(basis, np.array(data))
+    given = fit_given_amplitudes(fid, basis, truth * 1.05, CONFIG)
+    config = FitConfig(ppm_range=(0.5, 4.0), continuation_broadening_per_s=())
+    ordered = fit_spectra(fid, basis, config, start=FitStart.from_result(given))
+    order = [3, 1, 0, 2]
+    shuffled = FitStart(
+        damping_per_s=given.damping_per_s[:, order],
+        shift_hz=given.shift_hz[:, order],
+        phase0_rad=given.phase0_rad,
+        phase1_rad_per_ppm=given.phase1_rad_per_ppm,
+        names=[basis.names[k] for k in order],
+    )
+    np.testing.assert_array_equal(
+        fit_spectra(fid, basis, config, start=shuffled).amplitudes, ordered.amplitudes
+    )
+    partial = replace(
+        shuffled,
+        damping_per_s=given.damping_per_s[:, :3],
+        shift_hz=given.shift_hz[:, :3],
+        names=basis.names[:3],
+    )
+    full = fit_spectra(fid, basis, config, start=partial)
+    np.testing.assert_allclose(full.amplitudes, truth, atol=1e-7)
+    with pytest.raises(InvalidDataError, match="names none"):
+        fit_spectra(fid, basis, config, start=replace(partial, names=("x", "y", "z")))
+
+
 def test_bad_amplitudes_are_refused():
     basis = lorentzian_basis()
     fid = as_fid(basis, synthesize(basis, np.ones(4), np.zeros(4), np.zeros(4)))

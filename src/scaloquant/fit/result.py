@@ -171,6 +171,13 @@ class FitStart:
     shift and phase, so a network's amplitude estimate is not needed here; its damping, shift
     and phase estimates (when it makes them) are. A per-metabolite start is averaged within a
     group when metabolites share a damping and shift.
+
+    ``names`` (optional) names the components of that last axis. With it, the start may come
+    from a fit on other components than the one it starts (a network's amplitudes on the
+    training basis starting the ``invivo`` fit, which adds parametric lipids and
+    macromolecules): each fitted component takes its own column, and one the start does not
+    name starts at the mean of the named ones of its spectrum. Without it, the last axis must
+    follow the fitted basis' order.
     """
 
     damping_per_s: np.ndarray | None = None
@@ -178,11 +185,14 @@ class FitStart:
     phase0_rad: np.ndarray | None = None
     phase1_rad_per_ppm: np.ndarray | None = None
     gauss_per_s2: np.ndarray | None = None
+    names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.names is not None:
+            object.__setattr__(self, "names", tuple(str(n) for n in self.names))
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or f.name == "names":
                 continue
             arr = np.array(value, dtype=np.float64, copy=True)
             if not np.all(np.isfinite(arr)):
@@ -196,7 +206,8 @@ class FitStart:
         :func:`~scaloquant.fit.fit_given_amplitudes` around a network's amplitudes): its
         per-metabolite damping and shift, phases and Gaussian, of its batch shape.
 
-        The phases are about ``result.phase1_pivot_ppm``; start a fit with that pivot.
+        The phases are about ``result.phase1_pivot_ppm``; start a fit with that pivot. The
+        start carries ``result.names``, so it may start a fit with more components.
         """
         return cls(
             damping_per_s=result.damping_per_s,
@@ -204,6 +215,7 @@ class FitStart:
             phase0_rad=result.phase0_rad,
             phase1_rad_per_ppm=result.phase1_rad_per_ppm,
             gauss_per_s2=result.gauss_per_s2,
+            names=result.names,
         )
 
 

@@ -213,13 +213,14 @@ def _without_water(fid: FID, config: FitConfig) -> np.ndarray:
 
 
 def _start_arrays(
-    start: FitStart | None, batch_shape: tuple[int, ...], m: int
+    start: FitStart | None, batch_shape: tuple[int, ...], names: tuple[str, ...]
 ) -> dict[str, np.ndarray]:
-    """A :class:`FitStart` as flat arrays: ``(B, M)`` for damping and shift, ``(B,)`` else;
-    a value of another shape is refused with one line naming it."""
+    """A :class:`FitStart` as flat arrays: ``(B, M)`` for damping and shift (in the order of
+    ``names``, the fitted basis'), ``(B,)`` else; a value of another shape is refused with one
+    line naming it."""
     if start is None:
         return {}
-    n = int(np.prod(batch_shape, dtype=int))
+    n, m = int(np.prod(batch_shape, dtype=int)), len(names)
     out = {}
     for name in ("damping_per_s", "shift_hz", "phase0_rad", "phase1_rad_per_ppm", "gauss_per_s2"):
         value = getattr(start, name)
@@ -227,6 +228,8 @@ def _start_arrays(
             continue
         arr = np.asarray(value)
         per_metabolite = name in ("damping_per_s", "shift_hz")
+        if per_metabolite and start.names is not None:
+            arr = _start_columns(arr, name, start.names, names)
         try:
             if not per_metabolite:
                 out[name] = np.broadcast_to(arr, batch_shape).reshape(n)
@@ -242,6 +245,29 @@ def _start_arrays(
                 f"starting value {name} has shape {arr.shape}; give one value per spectrum {shapes}"
             ) from None
     return out
+
+
+def _start_columns(
+    arr: np.ndarray, name: str, given: tuple[str, ...], names: tuple[str, ...]
+) -> np.ndarray:
+    """The per-component start ``arr`` ``(..., len(given))`` of the components ``given`` as
+    ``(..., len(names))`` in the order of ``names``: a name the start does not give starts at
+    the mean of the given columns of its spectrum (:class:`FitStart`)."""
+    if arr.shape[-1:] != (len(given),):
+        raise InvalidDataError(
+            f"starting value {name} has shape {arr.shape}; its last axis must hold one value "
+            f"per named component ({len(given)})"
+        )
+    if given == names:
+        return arr
+    known = [given.index(n) if n in given else -1 for n in names]
+    if all(k < 0 for k in known):
+        raise InvalidDataError(
+            f"the start names none of the fitted components ({', '.join(names[:4])}, ...); "
+            "start from a fit on the same basis"
+        )
+    mean = arr.mean(axis=-1)
+    return np.stack([arr[..., k] if k >= 0 else mean for k in known], axis=-1)
 
 
 def _rows(fit, rows: np.ndarray):
@@ -366,7 +392,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
     with threadpool_limits(limits=1, user_api="blas"):
         prepared, conversions = _prepared(basis, fid, config)
         fids = _without_water(fid, config)
-        n, m = fids.shape[0], prepared.n_metabolites
+        n = fids.shape[0]
         try:
             region = region_noise_sd(
                 fid.spectrum().reshape(n, -1), fid.ppm_axis(), config.noise_ppm_range
@@ -376,7 +402,7 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
                 raise
             region = None
     batch_shape = fid.batch_shape
-    start_arrays = _start_arrays(start, batch_shape, m)
+    start_arrays = _start_arrays(start, batch_shape, prepared.names)
     fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
     return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 

@@ -359,6 +359,19 @@ def _water_notes(
     return unit, notes
 
 
+def _named_columns(
+    values: np.ndarray, given: tuple[str, ...], names: tuple[str, ...]
+) -> np.ndarray:
+    """The columns ``(N, len(names))`` of ``values`` ``(N, len(given))`` (a fit's, over its
+    components ``given``) for ``names`` (the model's), by name: NaN for a name the fit did
+    not fit (the measured macromolecules its preset replaced by parametric ones)."""
+    out = np.full((values.shape[0], len(names)), np.nan)
+    for j, name in enumerate(names):
+        if name in given:
+            out[:, j] = values[:, given.index(name)]
+    return out
+
+
 def _fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
     """``(|data - model| / |data|, |metabolites| / |data|)`` over the fit window of each
     spectrum of a fit, ``(N,)`` each (NaN for an empty spectrum; ``metabolites`` the model
@@ -598,6 +611,7 @@ def quantify_inputs(
         else [[] for _ in prepared]
     )
     partial = []
+    unreported: set[str] = set()  # components the refined fit adds to the model's
     for prep, drawn, by_residual in zip(prepared, chosen, representative, strict=True):
         fid = prep.fid
         # as ``fit``: the spectra with nothing to quantify are not run through the model (their
@@ -634,10 +648,14 @@ def quantify_inputs(
                 start=FitStart.from_result(start),
             )
             columns |= {
-                "_refined": spread(refined.amplitudes),
-                "_crlb_sd": spread(refined.crlb_sd),
-                "_crlb_pct": spread(refined.crlb_pct),
+                suffix: spread(_named_columns(values, refined.names, names))
+                for suffix, values in (
+                    ("_refined", refined.amplitudes),
+                    ("_crlb_sd", refined.crlb_sd),
+                    ("_crlb_pct", refined.crlb_pct),
+                )
             }
+            unreported |= set(refined.names) - set(names)
             fit_residual, fit_metabolites = (spread(v) for v in _fit_checks(refined))
             fit_linewidth = spread(refined.linewidth_ppm)
             fit_facts = _spread_fit_facts(refined, flat, rows, prep.input.n_spectra)
@@ -667,6 +685,12 @@ def quantify_inputs(
         )
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
+    if unreported:
+        notes.append(
+            f"the refined fit also fitted {', '.join(sorted(unreported))} (its preset's "
+            "components beyond the model's); their amplitudes are not in this table: run "
+            "`scaloquant fit` for them"
+        )
     facts = {
         "adaptation": None if adaptation is None else adaptation.facts(),
         "model": {
