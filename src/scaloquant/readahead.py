@@ -52,7 +52,11 @@ class _Entry:
 #: Files are read ahead, in order, while their sizes on disk sum to at most this many bytes; the
 #: rest are read the ordinary way when their turn comes. Each file read ahead is held (gunzipped:
 #: several times its size on disk) until its reader takes it, so without a bound a command given
-#: many large files would hold them all at once.
+#: many large files would hold them all at once. The first file is read ahead whatever its size:
+#: its reader takes it first and holds the same bytes the moment the imports are done, and read
+#: the ordinary way it was read twice, once by its reader and once for its hash on the main
+#: thread at the end (a 16384-spectrum ``.nii``, 537 MB: 0.34 s; docs/history/physics-models-log.md
+#: "quantify's CPU work around the network (session 19, `qspeed19`)").
 READ_AHEAD_MAX_BYTES = 512 * 2**20
 
 _ENTRIES: dict[tuple[str, int, int], _Entry] = {}
@@ -136,8 +140,8 @@ def read_ahead(
 ) -> Iterator[None]:
     """Within the block, ``paths`` are read, hashed (SHA-256 of the file) and decoded
     (``decode(path, raw)``: by default gunzipped when they end in ``.gz``) on one background
-    thread, in order, up to :data:`READ_AHEAD_MAX_BYTES` of them on disk; the results are
-    dropped at the end of the block."""
+    thread, in order, up to :data:`READ_AHEAD_MAX_BYTES` of them on disk (the first one
+    whatever its size); the results are dropped at the end of the block."""
     items = []
     total = 0
     with _LOCK:
@@ -146,7 +150,7 @@ def read_ahead(
             if key is None or key in _ENTRIES:
                 continue
             total += key[1]
-            if total > READ_AHEAD_MAX_BYTES:
+            if total > READ_AHEAD_MAX_BYTES and items:
                 break
             _ENTRIES[key] = _Entry()
             items.append((key, path))

@@ -71,6 +71,19 @@ def test_files_beyond_the_byte_bound_are_not_held(tmp_path, monkeypatch):
         assert readahead.content(paths[2]) is None and readahead.sha256(paths[2]) is None
 
 
+def test_the_first_file_is_read_ahead_whatever_its_size(tmp_path, monkeypatch):
+    # its reader takes it first: read the ordinary way it would be read, then read and hashed
+    # again for the provenance, on the main thread
+    monkeypatch.setattr(readahead, "READ_AHEAD_MAX_BYTES", 500)
+    paths = [tmp_path / "a.nii", tmp_path / "b.nii"]
+    for path in paths:
+        path.write_bytes(os.urandom(700))
+    with readahead.read_ahead(paths):
+        assert readahead.sha256(paths[0]) == hashlib.sha256(paths[0].read_bytes()).hexdigest()
+        assert readahead.content(paths[0]) == paths[0].read_bytes()
+        assert readahead.content(paths[1]) is None and readahead.sha256(paths[1]) is None
+
+
 @pytest.fixture(params=["isal", "zlib"])
 def inflater(request, monkeypatch):
     """:func:`readahead.gunzip` with ISA-L's inflate (the optional ``isal``; skipped where it is

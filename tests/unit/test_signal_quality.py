@@ -6,9 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.ndimage import median_filter
 
 from scaloquant.io import default_basis, read_fid
-from scaloquant.signal.quality import MIRRORED_RATIO, looks_mirrored, mirror_ratio
+from scaloquant.signal.quality import (
+    MIRRORED_RATIO,
+    _running_median_rows,
+    looks_mirrored,
+    mirror_ratio,
+)
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 INVIVO = SHARED / "invivo"
@@ -64,6 +70,20 @@ def test_noise_is_not_flagged_and_batches_match_items():
     assert ratios.shape == (64,)
     assert 0.6 < ratios.min() and ratios.max() < 1.4 < MIRRORED_RATIO
     np.testing.assert_allclose(mirror_ratio(noise[3], 0.00025, 123.26, 4.65), ratios[3])
+
+
+@pytest.mark.parametrize(("width", "length"), [(3, 40), (19, 541), (19, 7), (1, 12)])
+def test_running_median_of_rows_is_scipys_row_by_row(width, length):
+    # the rows laid end to end and filtered in one call: bit for bit scipy's 1-D median of each
+    # row alone with mode="nearest", at the rows' edges (spikes there), on ties, on a constant
+    # row, and on rows shorter than the window
+    rng = np.random.default_rng(5)
+    rows = np.abs(rng.normal(size=(6, length)) + 3 * rng.normal(size=(6, length)) ** 2)
+    rows[1, :3] = rows[1, -3:] = 50.0
+    rows[2] = np.round(rows[2])
+    rows[3] = 2.5
+    expected = np.stack([median_filter(r, size=width, mode="nearest") for r in rows])
+    assert _running_median_rows(rows, width).tobytes() == expected.tobytes()
 
 
 def test_simulated_brain_spectrum_passes_and_its_mirror_is_flagged():

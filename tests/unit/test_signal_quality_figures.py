@@ -298,3 +298,32 @@ def test_figures_by_blocks_equal_one_pass_and_hold_one_block_at_a_time(monkeypat
     assert whole.empty[0, 0] and np.isnan(whole.fwhm_ppm[0, 0])
     one_pass_zero_filled = 40 * 4 * N * np.dtype(np.complex64).itemsize
     assert peak < one_pass_zero_filled, peak
+
+
+def test_blocks_side_by_side_on_scipys_workers_give_the_same_figures(monkeypatch):
+    """With ``scipy.fft.set_workers(T)`` the blocks are formed on ``T`` threads side by side:
+    the same numbers, bit for bit, as one after another on the caller's thread."""
+    import threading
+
+    import scipy.fft
+
+    rng = np.random.default_rng(11)
+    widths = rng.uniform(3.0, 14.0, 40)
+    fids = np.stack([_line(2.01, w) + 0.6 * _line(3.03, w) for w in widths])
+    fids = (fids + _noise(rng, 0.02, (40,))).reshape(5, 8, N)
+    fids[1, 2] = 0.0
+    monkeypatch.setattr(quality, "QUALITY_BLOCK", 6)
+    serial = quality.quality_figures(fids, *GRID)
+    threads = set()
+    block_figures = quality._block_figures
+
+    def recorded(*args):
+        threads.add(threading.get_ident())
+        return block_figures(*args)
+
+    monkeypatch.setattr(quality, "_block_figures", recorded)
+    with scipy.fft.set_workers(3):
+        side_by_side = quality.quality_figures(fids, *GRID)
+    assert threads and threading.get_ident() not in threads and len(threads) <= 3
+    for name, a, b in zip(serial._fields, serial, side_by_side, strict=True):
+        assert a.tobytes() == b.tobytes(), name

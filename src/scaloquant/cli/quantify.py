@@ -151,18 +151,19 @@ def _quantify(args: argparse.Namespace) -> int:
     import scipy.fft
     import torch
 
-    # the quality checks' FFTs (scipy's, numpy arrays) on the run's threads too: the same
-    # transforms, split by rows (the model's own FFTs already take torch's thread count)
+    # the quality checks on the run's threads too: their blocks of spectra side by side
+    # (signal.quality.quality_figures takes scipy's workers; the model's own FFTs already take
+    # torch's thread count)
     with scipy.fft.set_workers(torch.get_num_threads()):
         run = quantify_inputs(inputs, model, basis=basis, basis_name=basis_name, options=options)
+    # hashed once: the run's provenance and an adapted checkpoint's source name the same file
+    checkpoint = {"path": str(args.model), "sha256": file_sha256(args.model)}
     write_run(
         run,
         args.out,
         overwrite=args.overwrite,
         map_figures=args.max_figures > 0,
-        provenance=run_provenance(
-            args, checkpoint={"path": str(args.model), "sha256": file_sha256(args.model)}
-        ),
+        provenance=run_provenance(args, checkpoint=checkpoint),
     )
     if run.adaptation is not None:
         from ..quantify.run import adaptation_note
@@ -175,7 +176,7 @@ def _quantify(args: argparse.Namespace) -> int:
                 model.metadata.to_dict(),
                 run.adaptation,
                 args.save_adapted,
-                source={"path": str(args.model), "sha256": file_sha256(args.model)},
+                source=checkpoint,
                 overwrite=args.overwrite,
             )
             print(f"adapted model: {args.save_adapted}")
