@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .evaluation import Evaluation, evaluate, pair_products, spd_solve, with_derivatives
+from .evaluation import (
+    Evaluation,
+    evaluate,
+    pair_products,
+    spd_solve,
+    times_matrix,
+    with_derivatives,
+)
 from .problem import Problem
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit. At a good fit
@@ -153,7 +160,7 @@ def _with_priors(
         fi = problem.free_index
         q_free = problem.kernel_penalty[fi][:, fi]
         jtj = jtj + noise_var[:, None, None] * q_free
-        half_grad = theta @ problem.kernel_penalty + problem.kernel_linear
+        half_grad = times_matrix(theta, problem.kernel_penalty) + problem.kernel_linear
         grad = grad + noise_var[:, None] * half_grad[:, fi]
     return jtj, grad
 
