@@ -22,6 +22,7 @@ import torch
 
 from .evaluation import (
     Evaluation,
+    Jacobian,
     evaluate,
     pair_products,
     spd_solve,
@@ -188,6 +189,20 @@ def _step(
 _STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f not in ("pending", "jacobian"))
 
 
+def _sentinel_ends(theta: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether the batch's last two rows are one spectrum twice: the sentinel row of
+    :func:`levenberg_marquardt`. The last spectrum of every batch it evaluates runs twice, as
+    the last two rows, which compute and write the same values. torch's elementwise kernels
+    take a whole array's elements two SIMD vectors at a time and the few past the last whole
+    block (at the end of the last row) one by one, by scalar code that rounds otherwise (the
+    complex product's fused multiply-adds): the spectrum last in its batch (or alone in it) got
+    other steps in their last bits than in another place, by the batch's size (the worst of 256
+    ``simulated`` spectra in chunks of 16 were the last of theirs: 239, 223, 15). With the copy
+    last, the tail falls on the copy; a row more per iteration (docs/history/fit-log.md "The
+    fit's chunk-size dependence (session 19, `chunk19`)")."""
+    return theta.shape[0] > 1 and torch.equal(theta[-1], theta[-2]) and torch.equal(y[-1], y[-2])
+
+
 @dataclass
 class Solution:
     theta: torch.Tensor  # (B, P)
@@ -202,6 +217,17 @@ def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
         out.pending = tuple(t[idx] for t in ev.pending)
     if ev.jacobian is not None:
         out.jacobian = ev.jacobian.take(idx)
+    return out
+
+
+def first_rows(ev: Evaluation, n: int) -> Evaluation:
+    """The first ``n`` rows of ``ev``, as views (:func:`take_rows` copies)."""
+    out = Evaluation(*(getattr(ev, f)[:n] for f in _STORED))
+    if ev.pending is not None:
+        out.pending = tuple(t[:n] for t in ev.pending)
+    if ev.jacobian is not None:
+        jac = ev.jacobian
+        out.jacobian = Jacobian(jac.base[:n], jac.w_base[:n], jac.index, jac.coef)
     return out
 
 
@@ -241,6 +267,22 @@ def levenberg_marquardt(
     cannot beat the fit it would replace, :mod:`scaloquant.fit.search`).
     ``final_derivatives=False``: the evaluation formed again at the end (``column_dtype``) is
     left without its derivative columns, for callers that read only its cost and amplitudes."""
+    b = theta.shape[0]
+    if b == 1 or not _sentinel_ends(theta, y):
+        # the last spectrum once more at the end (_sentinel_ends), its copy dropped after
+        def more(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else torch.cat([t, t[-1:]])
+
+        sol = levenberg_marquardt(
+            problem, more(theta), more(y), more(noise_var), more(lower), more(upper),
+            max_iterations=max_iterations, cost_rtol=cost_rtol,
+            amplitude_prior=more(amplitude_prior), column_dtype=column_dtype,
+            fixed_amplitudes=more(fixed_amplitudes), stop_var=more(stop_var),
+            give_up=more(give_up), final_derivatives=final_derivatives,
+        )  # fmt: skip
+        return Solution(
+            sol.theta[:b], first_rows(sol.evaluation, b), sol.iterations[:b], sol.converged[:b]
+        )
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     # the returned evaluation is formed again at the end (other dtype): the iterations keep
     # only each spectrum's passive set, not its evaluation, and their normal equations are
@@ -258,7 +300,6 @@ def levenberg_marquardt(
         derivative_dtype=normal_dtype,
         full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
     )
-    b = theta.shape[0]
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
     converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
@@ -269,6 +310,7 @@ def levenberg_marquardt(
     # compacted; an accepted one is written into ``ev`` (at its rows of the whole batch) only
     # where ``ev`` is returned
     active = torch.arange(b, device=theta.device)
+    every_row = active
     jtj_d, grad_d = _data_normal_equations(problem, ev)
     cost, passive = ev.cost.clone(), ev.passive.clone()
     th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
@@ -276,13 +318,25 @@ def levenberg_marquardt(
     prior, fixed, gu = amplitude_prior, fixed_amplitudes, give_up
     fi = problem.free_index
 
-    def finish(done: torch.Tensor) -> None:
-        """The spectra ``done`` (a mask over ``active``) leave the batch."""
+    def with_sentinel(rows: torch.Tensor) -> torch.Tensor:
+        """``rows`` (indices into ``active``) ending with one spectrum twice: as they are where
+        they do (one row twice, or the batch's own last two rows), else their last row again."""
+        if rows.numel() == 0:
+            return rows
+        if rows.numel() > 1:
+            last, before = int(active[rows[-1]]), int(active[rows[-2]])
+            if last == before or (last, before) == (b - 1, b - 2):
+                return rows
+        return torch.cat([rows, rows[-1:]])
+
+    def finish(done: torch.Tensor) -> torch.Tensor:
+        """The spectra ``done`` (a mask over ``active``) leave the batch; returns the indices
+        (into ``active``) of the rows kept, the last one twice (:func:`_sentinel_ends`)."""
         nonlocal active, th, jtj_d, grad_d, cost, passive, yy, nv, lo, hi, sv, prior, fixed, gu
         finished = active[done]
         converged[finished] = True
         theta[finished] = th[done]
-        keep = ~done
+        keep = with_sentinel(torch.nonzero(~done)[:, 0])
         active, th, jtj_d, grad_d = active[keep], th[keep], jtj_d[keep], grad_d[keep]
         cost, passive = cost[keep], passive[keep]
         yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
@@ -290,6 +344,7 @@ def levenberg_marquardt(
         prior = None if prior is None else prior[keep]
         fixed = None if fixed is None else fixed[keep]
         gu = None if gu is None else gu[keep]
+        return keep
 
     for iteration in range(max_iterations):
         if active.numel() == 0:
@@ -305,10 +360,9 @@ def levenberg_marquardt(
             if gu is not None:
                 hopeless = cost - predicted >= gu
                 if bool(hopeless.any()):
-                    finish(hopeless)
+                    keep = finish(hopeless)
                     if active.numel() == 0:
                         break
-                    keep = ~hopeless
                     jtj, grad, held, predicted = jtj[keep], grad[keep], held[keep], predicted[keep]
         trial = th.clone()
         trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
@@ -356,7 +410,7 @@ def levenberg_marquardt(
                 need = better  # all of them: one copy of a subset would cost more
             if bool(need.any()):
                 if not every:
-                    rows = torch.nonzero(need)[:, 0]
+                    rows = with_sentinel(torch.nonzero(need)[:, 0])
                 accepted = with_derivatives(
                     problem, new if every else take_rows(new, rows), normal_dtype, full=not again
                 )
@@ -367,7 +421,7 @@ def levenberg_marquardt(
                     jtj_d[rows], grad_d[rows] = jtj_new, grad_new
                 if not again:
                     where = active if every else active[rows]
-                    if every and where.numel() == b:
+                    if every and where.numel() == b and bool((where == every_row).all()):
                         ev = accepted
                     else:
                         put_rows(ev, where, accepted)
