@@ -189,20 +189,6 @@ def _step(
 _STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f not in ("pending", "jacobian"))
 
 
-def _sentinel_ends(theta: torch.Tensor, y: torch.Tensor) -> bool:
-    """Whether the batch's last two rows are one spectrum twice: the sentinel row of
-    :func:`levenberg_marquardt`. The last spectrum of every batch it evaluates runs twice, as
-    the last two rows, which compute and write the same values. torch's elementwise kernels
-    take a whole array's elements two SIMD vectors at a time and the few past the last whole
-    block (at the end of the last row) one by one, by scalar code that rounds otherwise (the
-    complex product's fused multiply-adds): the spectrum last in its batch (or alone in it) got
-    other steps in their last bits than in another place, by the batch's size (the worst of 256
-    ``simulated`` spectra in chunks of 16 were the last of theirs: 239, 223, 15). With the copy
-    last, the tail falls on the copy; a row more per iteration (docs/history/fit-log.md "The
-    fit's chunk-size dependence (session 19, `chunk19`)")."""
-    return theta.shape[0] > 1 and torch.equal(theta[-1], theta[-2]) and torch.equal(y[-1], y[-2])
-
-
 @dataclass
 class Solution:
     theta: torch.Tensor  # (B, P)
@@ -218,6 +204,21 @@ def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
     if ev.jacobian is not None:
         out.jacobian = ev.jacobian.take(idx)
     return out
+
+
+def _with_copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t`` ``(B, ...)`` with its last row once more at the end (``None`` stays ``None``).
+
+    :func:`levenberg_marquardt` evaluates every batch so and drops the copy's results
+    (:func:`first_rows`). torch's elementwise kernels take a whole array two SIMD vectors at a
+    time and the few elements past the last whole block (at the end of the last row) one by one,
+    by scalar code that rounds otherwise (the complex product's fused multiply-adds): the
+    spectrum last in its batch (or alone in it) got other steps in their last bits than in
+    another place, by the batch's size (the worst of 256 ``simulated`` spectra in chunks of 16
+    were the last of theirs: 239, 223, 15). With the copy last, the tail falls on the copy; a row
+    more per evaluation (docs/history/fit-log.md "The fit's chunk-size dependence (session 19,
+    `chunk19`)")."""
+    return None if t is None else torch.cat([t, t[-1:]])
 
 
 def first_rows(ev: Evaluation, n: int) -> Evaluation:
@@ -267,39 +268,27 @@ def levenberg_marquardt(
     cannot beat the fit it would replace, :mod:`scaloquant.fit.search`).
     ``final_derivatives=False``: the evaluation formed again at the end (``column_dtype``) is
     left without its derivative columns, for callers that read only its cost and amplitudes."""
-    b = theta.shape[0]
-    if b == 1 or not _sentinel_ends(theta, y):
-        # the last spectrum once more at the end (_sentinel_ends), its copy dropped after
-        def more(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else torch.cat([t, t[-1:]])
-
-        sol = levenberg_marquardt(
-            problem, more(theta), more(y), more(noise_var), more(lower), more(upper),
-            max_iterations=max_iterations, cost_rtol=cost_rtol,
-            amplitude_prior=more(amplitude_prior), column_dtype=column_dtype,
-            fixed_amplitudes=more(fixed_amplitudes), stop_var=more(stop_var),
-            give_up=more(give_up), final_derivatives=final_derivatives,
-        )  # fmt: skip
-        return Solution(
-            sol.theta[:b], first_rows(sol.evaluation, b), sol.iterations[:b], sol.converged[:b]
-        )
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     # the returned evaluation is formed again at the end (other dtype): the iterations keep
     # only each spectrum's passive set, not its evaluation, and their normal equations are
     # formed in NORMAL_EQUATIONS_DTYPE
     again = column_dtype is not None and column_dtype != problem.fids.dtype
     normal_dtype = NORMAL_EQUATIONS_DTYPE if again else None
-    ev = evaluate(
+    b = theta.shape[0]
+    # every evaluation with its last spectrum once more, as a last row whose results are
+    # dropped (_with_copy): the scalar tail of torch's elementwise kernels falls on the copy
+    ev_copy = evaluate(
         problem,
-        theta,
-        y,
-        noise_var,
-        amplitude_prior=amplitude_prior,
-        fixed_amplitudes=fixed_amplitudes,
+        _with_copy(theta),
+        _with_copy(y),
+        _with_copy(noise_var),
+        amplitude_prior=_with_copy(amplitude_prior),
+        fixed_amplitudes=_with_copy(fixed_amplitudes),
         column_dtype=column_dtype,
         derivative_dtype=normal_dtype,
         full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
     )
+    ev = first_rows(ev_copy, b)
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
     converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
@@ -310,33 +299,20 @@ def levenberg_marquardt(
     # compacted; an accepted one is written into ``ev`` (at its rows of the whole batch) only
     # where ``ev`` is returned
     active = torch.arange(b, device=theta.device)
-    every_row = active
-    jtj_d, grad_d = _data_normal_equations(problem, ev)
+    jtj_d, grad_d = (t[:b] for t in _data_normal_equations(problem, ev_copy))
     cost, passive = ev.cost.clone(), ev.passive.clone()
     th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     sv = stop_var
     prior, fixed, gu = amplitude_prior, fixed_amplitudes, give_up
     fi = problem.free_index
 
-    def with_sentinel(rows: torch.Tensor) -> torch.Tensor:
-        """``rows`` (indices into ``active``) ending with one spectrum twice: as they are where
-        they do (one row twice, or the batch's own last two rows), else their last row again."""
-        if rows.numel() == 0:
-            return rows
-        if rows.numel() > 1:
-            last, before = int(active[rows[-1]]), int(active[rows[-2]])
-            if last == before or (last, before) == (b - 1, b - 2):
-                return rows
-        return torch.cat([rows, rows[-1:]])
-
-    def finish(done: torch.Tensor) -> torch.Tensor:
-        """The spectra ``done`` (a mask over ``active``) leave the batch; returns the indices
-        (into ``active``) of the rows kept, the last one twice (:func:`_sentinel_ends`)."""
+    def finish(done: torch.Tensor) -> None:
+        """The spectra ``done`` (a mask over ``active``) leave the batch."""
         nonlocal active, th, jtj_d, grad_d, cost, passive, yy, nv, lo, hi, sv, prior, fixed, gu
         finished = active[done]
         converged[finished] = True
         theta[finished] = th[done]
-        keep = with_sentinel(torch.nonzero(~done)[:, 0])
+        keep = ~done
         active, th, jtj_d, grad_d = active[keep], th[keep], jtj_d[keep], grad_d[keep]
         cost, passive = cost[keep], passive[keep]
         yy, nv, lo, hi = yy[keep], nv[keep], lo[keep], hi[keep]
@@ -344,7 +320,6 @@ def levenberg_marquardt(
         prior = None if prior is None else prior[keep]
         fixed = None if fixed is None else fixed[keep]
         gu = None if gu is None else gu[keep]
-        return keep
 
     for iteration in range(max_iterations):
         if active.numel() == 0:
@@ -360,24 +335,26 @@ def levenberg_marquardt(
             if gu is not None:
                 hopeless = cost - predicted >= gu
                 if bool(hopeless.any()):
-                    keep = finish(hopeless)
+                    finish(hopeless)
                     if active.numel() == 0:
                         break
+                    keep = ~hopeless
                     jtj, grad, held, predicted = jtj[keep], grad[keep], held[keep], predicted[keep]
         trial = th.clone()
         trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
         trial = torch.minimum(torch.maximum(trial, lo), hi)
-        new = evaluate(
+        new_copy = evaluate(
             problem,
-            trial,
-            yy,
-            nv,
-            passive,
+            _with_copy(trial),
+            _with_copy(yy),
+            _with_copy(nv),
+            _with_copy(passive),
             derivatives=False,
-            amplitude_prior=prior,
+            amplitude_prior=_with_copy(prior),
             column_dtype=column_dtype,
-            fixed_amplitudes=fixed,
+            fixed_amplitudes=_with_copy(fixed),
         )
+        new = first_rows(new_copy, trial.shape[0])
         better = new.cost < cost
         iterations[active] += 1
         lam[active] = torch.where(better, lam[active] * LM_DOWN, lam[active] * LM_UP)
@@ -410,18 +387,20 @@ def levenberg_marquardt(
                 need = better  # all of them: one copy of a subset would cost more
             if bool(need.any()):
                 if not every:
-                    rows = with_sentinel(torch.nonzero(need)[:, 0])
-                accepted = with_derivatives(
-                    problem, new if every else take_rows(new, rows), normal_dtype, full=not again
-                )
-                jtj_new, grad_new = _data_normal_equations(problem, accepted)
+                    rows = torch.nonzero(need)[:, 0]
+                # the rows' last once more (its results dropped), as every evaluation's
+                subset = new_copy if every else take_rows(new_copy, torch.cat([rows, rows[-1:]]))
+                count = new.cost.shape[0] if every else rows.numel()
+                accepted = with_derivatives(problem, subset, normal_dtype, full=not again)
+                jtj_new, grad_new = (t[:count] for t in _data_normal_equations(problem, accepted))
+                accepted = first_rows(accepted, count)
                 if every:
                     jtj_d, grad_d = jtj_new, grad_new
                 else:
                     jtj_d[rows], grad_d[rows] = jtj_new, grad_new
                 if not again:
                     where = active if every else active[rows]
-                    if every and where.numel() == b and bool((where == every_row).all()):
+                    if every and where.numel() == b:
                         ev = accepted
                     else:
                         put_rows(ev, where, accepted)
@@ -432,14 +411,15 @@ def levenberg_marquardt(
     if again:
         ev = evaluate(
             problem,
-            theta,
-            y,
-            noise_var,
-            passive_all,
+            _with_copy(theta),
+            _with_copy(y),
+            _with_copy(noise_var),
+            _with_copy(passive_all),
             derivatives=final_derivatives,
-            amplitude_prior=amplitude_prior,
-            fixed_amplitudes=fixed_amplitudes,
+            amplitude_prior=_with_copy(amplitude_prior),
+            fixed_amplitudes=_with_copy(fixed_amplitudes),
         )
+        ev = first_rows(ev, b)
         if not final_derivatives:
             ev.pending = None  # the modulated FIDs, kept for derivatives nobody asks for
     return Solution(theta, ev, iterations, converged)
