@@ -45,11 +45,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from scaloquant.threads import choose_threads, prefer_huge_pages, prefer_passive_wait
+from scaloquant.threads import (
+    choose_threads,
+    prefer_huge_pages,
+    prefer_passive_wait,
+    prefer_reproducible_mkl,
+)
 
 # before torch initialises OpenMP and allocates, as the scaloquant command does
 prefer_passive_wait()
 prefer_huge_pages()
+prefer_reproducible_mkl()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -39,11 +39,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait
+from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
 
 # before torch initialises OpenMP and allocates, as the scaloquant command does
 prefer_passive_wait()
 prefer_huge_pages()
+prefer_reproducible_mkl()
 
 import numpy as np  # noqa: E402
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait
+from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
 
 
 def reproduce_test_set(basis, preset: str, n_test: int, work: Path):
@@ -75,6 +75,7 @@ def main() -> None:
     # waiting cost up to 10 times the time on a machine shared with other jobs
     prefer_passive_wait()
     prefer_huge_pages()
+    prefer_reproducible_mkl()
     import torch
 
     from scaloquant.evaluate.run import predict_physics_test_set

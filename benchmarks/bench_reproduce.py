@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait
+from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
 
 
 def main() -> None:
@@ -55,6 +55,7 @@ def main() -> None:
     # waiting cost up to 10 times the time on a machine shared with other jobs
     prefer_passive_wait()
     prefer_huge_pages()
+    prefer_reproducible_mkl()
     import torch
 
     from scaloquant import reproduce as reproduce_module

@@ -22,10 +22,11 @@ import inspect
 import time
 from collections import defaultdict
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait
+from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
 
 prefer_passive_wait()
 prefer_huge_pages()
+prefer_reproducible_mkl()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

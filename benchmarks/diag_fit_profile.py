@@ -25,7 +25,8 @@ import pstats
 import time
 from pathlib import Path
 
-# first: it sets OpenMP's passive wait and huge pages before torch loads, as the command does
+# first: it sets OpenMP's passive wait, huge pages and MKL's reproducible mode before torch loads
+# and runs, as the command does
 import bench_fit_engine
 
 engine_spectra = bench_fit_engine.engine_spectra

@@ -19,10 +19,11 @@ import argparse
 import time
 from dataclasses import replace
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait
+from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
 
 prefer_passive_wait()
 prefer_huge_pages()
+prefer_reproducible_mkl()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

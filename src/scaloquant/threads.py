@@ -60,6 +60,19 @@ What is done
   :func:`prefer_passive_wait` (a library user sets it in the environment, or calls this
   function before importing torch). Without huge pages enabled in the kernel
   (``/sys/kernel/mm/transparent_hugepage/enabled`` ``never``) it changes nothing.
+* :func:`prefer_reproducible_mkl`: ``MKL_CBWR=AUTO`` in the environment unless the user set
+  it: MKL's conditional numerical reproducibility, in the code path it would pick anyway. Without
+  it MKL's batched products give a matrix other bits by its place in the batch (``(1, 59) x (59,
+  59)`` float64, 64 matrices: 42 of the 59 from the 6th on differ from the same 59 as a batch of
+  their own), so the batched fit's result for a spectrum depended on its chunk's other spectra
+  and on which of them had converged (docs/history/fit-log.md "The fit's chunk-size dependence
+  (session 19, `chunk19`)"); with it and the fit's own products made per spectrum
+  (:func:`scaloquant.fit.evaluation.batched_matmul`), every ``invivo`` amplitude of 256 spectra
+  is the same to the bit in chunks of 16, 128 and 256 and in another order. Its cost was not
+  measurable (fits of 128 spectra per CPU-second, alternated with it unset). MKL reads it at its
+  first call, so the ``scaloquant`` command sets it at its entry with :func:`prefer_passive_wait`
+  (a library user sets it in the environment, or calls this function before torch's first
+  product).
 * :func:`choose_threads`: unless told, as many threads as CPUs this process may run on
   (``os.sched_getaffinity``: a container's or ``taskset``'s limit, not the machine's count)
   less those other processes keep busy (the 1-minute load average, or the processes runnable
@@ -112,6 +125,23 @@ def prefer_huge_pages(environ: MutableMapping[str, str] | None = None) -> bool:
     if environ.get(HUGE_PAGES_ENV):
         return False
     environ[HUGE_PAGES_ENV] = "1"
+    return True
+
+
+#: The environment variable of MKL's conditional numerical reproducibility mode.
+MKL_REPRODUCIBLE_ENV = "MKL_CBWR"
+
+
+def prefer_reproducible_mkl(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Set ``MKL_CBWR=AUTO`` in ``environ`` (default ``os.environ``) unless it is set.
+
+    Returns whether it was set here. It only takes effect before MKL's first call (torch's
+    first matrix product; see the module docstring).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(MKL_REPRODUCIBLE_ENV):
+        return False
+    environ[MKL_REPRODUCIBLE_ENV] = "AUTO"
     return True
 
 

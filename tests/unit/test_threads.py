@@ -23,15 +23,24 @@ def test_huge_pages_unless_the_user_chose():
     assert not threads.prefer_huge_pages(env) and env["THP_MEM_ALLOC_ENABLE"] == "0"
 
 
+def test_reproducible_mkl_unless_the_user_chose():
+    env: dict[str, str] = {}
+    assert threads.prefer_reproducible_mkl(env) and env == {"MKL_CBWR": "AUTO"}
+    env = {"MKL_CBWR": "COMPATIBLE"}
+    assert not threads.prefer_reproducible_mkl(env) and env["MKL_CBWR"] == "COMPATIBLE"
+
+
 def test_the_command_sets_it_before_a_subcommand_runs(monkeypatch):
     from scaloquant.cli import main
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    monkeypatch.delenv("MKL_CBWR", raising=False)
     with pytest.raises(SystemExit):
         main(["--version"])
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    assert os.environ["MKL_CBWR"] == "AUTO"
 
 
 def test_threads_follow_the_idle_cpus(monkeypatch):

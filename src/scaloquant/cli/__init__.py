@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from ..errors import NeedsOption, ScaloquantError, os_error_message
-from ..threads import prefer_huge_pages, prefer_passive_wait
+from ..threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
 #: Only the module of the command being run is imported (some import torch or Lightning, which
@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # before any subcommand imports torch: OpenMP reads it once (see scaloquant.threads)
     prefer_passive_wait()
     prefer_huge_pages()
+    prefer_reproducible_mkl()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     args.argv = argv  # the command line as given, for provenance and the report

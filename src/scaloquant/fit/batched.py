@@ -44,6 +44,7 @@ from .evaluation import (
     evaluate,
     kernel_weights,
     noise_var_from_residual,
+    times_matrix,
 )
 from .lm import Solution, levenberg_marquardt, put_rows
 from .problem import (
@@ -337,7 +338,7 @@ def _batched_fit(
     gauss = theta[:, sl["gauss"]][:, final.group_of] * final.gaussian
     residual = complex_residual(ev)
     coef = baseline_coefficients(final, residual)
-    full_residual = residual - coef @ final.baseline_design.T.to(coef.dtype)
+    full_residual = residual - times_matrix(coef, final.baseline_design.T.to(coef.dtype))
 
     def out(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy()
@@ -393,8 +394,10 @@ def solve(
     cpu = device.type == "cpu"
     # on a CPU with 2+ threads, a chunk per thread side by side (one core each) rather than
     # every small operation of one chunk split over the threads, which kept 2 cores ~1.3 busy;
-    # each spectrum's fit does not depend on the others in its chunk (to single-precision
-    # rounding of the trial columns' sums)
+    # each spectrum's fit does not depend on the others in its chunk, nor on the chunk's size
+    # or its place in it: to the bit on a CPU with MKL's reproducible mode
+    # (scaloquant.threads.prefer_reproducible_mkl), which the command sets; docs/fit.md
+    # "Where it stands" says how far where it is not set, and on a GPU
     workers = min(torch.get_num_threads(), available_cpus()) if cpu else 1
     ranges = chunk_ranges(fids.shape[0], CPU_CHUNK if cpu else GPU_CHUNK, workers)
 
@@ -549,7 +552,9 @@ def _real_ssq(
             derivatives=False,
         )  # fmt: skip
         r = complex_residual(ev)
-        r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+        r = r - times_matrix(
+            baseline_coefficients(problem, r), problem.baseline_design.T.to(r.dtype)
+        )
         ssq[rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
         active[rows] = ev.passive.sum(-1).cpu().numpy()
     return ssq, active

@@ -111,8 +111,10 @@ def whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
     c = problem.baseline_whiten.to(u.dtype)
     b, k2, p = u.shape
     if u.mT.is_contiguous():  # stored column by column (stack, _derivative_columns)
-        # one (B p 2, K) x (K, nb) product; the result is stored column by column too
-        return (u.mT.reshape(b, p, 2, k2 // 2) @ c.mT).reshape(b, p, -1).mT
+        # a (p 2, K) x (K, nb) product per spectrum (not one (B p 2, K) x (K, nb) product,
+        # whose rounding depends on B: times_matrix); the result stored column by column too
+        rows = u.mT.reshape(b, 2 * p, k2 // 2)
+        return times_fixed(rows, c.mT).reshape(b, p, -1).mT
     return (c @ u.reshape(b, 2, k2 // 2, p)).reshape(b, 2 * c.shape[0], p)
 
 
@@ -120,7 +122,7 @@ def whitened_inner(
     u: torch.Tensor, cu: torch.Tensor, v: torch.Tensor, cv: torch.Tensor
 ) -> torch.Tensor:
     """``<u, v>_W = u^T v - (C u)^T (C v)`` from vectors and their :func:`whiten` images."""
-    return u.mT @ v - cu.mT @ cv
+    return batched_matmul(u.mT, v) - batched_matmul(cu.mT, cv)
 
 
 def w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -134,6 +136,36 @@ def w_inner(problem: Problem, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         cv = cu if v is u else whiten(problem, v)
         out = out - cu.mT @ cv
     return out
+
+
+def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for batches ``(B, r, k)`` and ``(B, k, c)``, each spectrum's product the same
+    bits whatever else its batch holds. torch (MKL) runs a batch of one matrix-vector product
+    (``c = 1``) through another kernel than a batch of several, which sums in another order: a
+    spectrum left alone in a batch (the last one running in a Levenberg–Marquardt run, the last
+    unsolved system of :func:`nnls_gram`) got other amplitudes in the last bits than in company,
+    and the stopping rule took that to other fits (docs/history/fit-log.md "The fit's
+    chunk-size dependence (session 19, `chunk19`)"). A batch of one is run as a batch of two,
+    both views of it (a copy, by its other strides, can take yet another kernel)."""
+    if a.shape[0] != 1:
+        return a @ b
+    return (a.expand(2, -1, -1) @ b.expand(2, -1, -1))[:1]
+
+
+def times_fixed(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w`` for a batch ``x`` ``(B, r, k)`` and a fixed matrix ``w`` ``(k, n)``, each
+    spectrum's product the same bits whatever the batch: one ``(r, k) x (k, n)`` product per
+    spectrum (:func:`batched_matmul`, ``w`` not copied), not ``x`` folded into one ``(B r, k)
+    x (k, n)`` product, whose kernel (and so rounding) MKL picks by ``B r``."""
+    return batched_matmul(x, w.expand(x.shape[0], *w.shape))
+
+
+def times_matrix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w`` for ``x`` ``(B, k)`` and a fixed matrix ``w`` ``(k, n)``, each row the same
+    bits whatever the batch: as products and sums over ``k`` in order, not as one ``(B, k) x
+    (k, n)`` product, whose rounding depends on ``B`` and the row's place in it (MKL's kernels
+    by size; :func:`batched_matmul`)."""
+    return (x[:, :, None] * w).sum(1)
 
 
 def spd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -177,7 +209,7 @@ def nnls_gram(
         both = ff[:, :, None] & ff[:, None, :]
         masked = torch.where(both, g, torch.zeros_like(g)) + torch.diag_embed((~ff).to(g.dtype))
         xx = spd_solve(masked, torch.where(ff, hh, torch.zeros_like(hh))[..., None])[..., 0]
-        dual = (g @ xx[..., None])[..., 0] - hh
+        dual = batched_matmul(g, xx[..., None])[..., 0] - hh
         xs = xx.abs().amax(-1, keepdim=True).clamp_min(1e-300)
         infeasible = (ff & (xx < -1e-12 * xs)) | (~ff & (dual < -tt))
         count = infeasible.sum(-1)
@@ -431,7 +463,7 @@ def _derivative_columns(
     put("shift", t1g, 2 * math.pi, imaginary=True)
     if problem.gaussian:
         put("gauss", t2g, -1.0)
-    model = cols @ a[..., None].to(cols.dtype)
+    model = batched_matmul(cols, a[..., None].to(cols.dtype))
     put("phase0", model, 1.0, imaginary=True)
     put("phase1", (problem.ppm - problem.pivot_ppm)[:, None] * model, 1.0, imaginary=True)
     # the base columns, each block's real and imaginary parts copied (cast) once into
@@ -572,7 +604,7 @@ def _put_edge_rows(
     # (index_put on the last axis is a slow gather)
     pairs = _interleaved(problem.edge_weights).to(edge.real.dtype)
     flat = torch.view_as_real(edge).reshape(*edge.shape[:-1], -1)
-    rows = torch.view_as_complex((flat @ pairs).unflatten(-1, (-1, 2))).to(u.dtype)
+    rows = torch.view_as_complex(times_fixed(flat, pairs).unflatten(-1, (-1, 2))).to(u.dtype)
     done = 0
     for first, stop in problem.edge_runs:
         u[..., first:stop] = rows[..., done : done + stop - first]
@@ -622,11 +654,12 @@ def evaluate(
     else:
         a = fixed_amplitudes.to(gram.dtype, copy=True)  # rows are written in place later
         passive = torch.zeros_like(a, dtype=torch.bool)
-    residual = ys - cols @ a[..., None]
-    w_residual = w_y - w_cols @ a[..., None]
+    residual = ys - batched_matmul(cols, a[..., None])
+    w_residual = w_y - batched_matmul(w_cols, a[..., None])
     data_cost = whitened_inner(residual, w_residual, residual, w_residual)[..., 0, 0]
     if amplitude_prior is not None:
-        data_cost = data_cost + (a[:, None, :] @ amplitude_prior @ a[..., None])[..., 0, 0]
+        # a^T Q a as sums in order (a (1, M) x (M, M) product per spectrum rounds by batch)
+        data_cost = data_cost + ((a[:, :, None] * amplitude_prior).sum(1) * a).sum(-1)
     prior = (problem.prior_precision * theta**2 * problem.free).sum(-1)
     if problem.penalty_active:
         prior = prior + _kernel_penalty(problem, theta)
@@ -646,8 +679,8 @@ def evaluate(
 def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
     """The quadratic priors ``x^T Q x + 2 q^T x + c`` ``(B,)`` (the kernel's and the group
     spread priors; in units of the noise variance)."""
-    quad = ((theta @ problem.kernel_penalty) * theta).sum(-1)
-    return quad + 2 * theta @ problem.kernel_linear + problem.kernel_constant
+    quad = (times_matrix(theta, problem.kernel_penalty) * theta).sum(-1)
+    return quad + 2 * (theta * problem.kernel_linear).sum(-1) + problem.kernel_constant
 
 
 def with_derivatives(
@@ -689,13 +722,13 @@ def complex_residual(ev: Evaluation) -> torch.Tensor:
 
 def baseline_coefficients(problem: Problem, residual: torch.Tensor) -> torch.Tensor:
     """Complex baseline coefficients ``(B, nb)`` for a complex residual ``y - S a`` ``(B, K)``."""
-    return residual @ problem.baseline_solve.T.to(residual.dtype)
+    return times_matrix(residual, problem.baseline_solve.T.to(residual.dtype))
 
 
 def noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
     """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
     r = complex_residual(ev)
-    r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+    r = r - times_matrix(baseline_coefficients(problem, r), problem.baseline_design.T.to(r.dtype))
     # the identifiable parameters, as in crlb: no (B, 2K, P) temporary of squares
     n_theta = (torch.linalg.vector_norm(ev.derivs, dim=1) > 0).sum(-1)
     n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed

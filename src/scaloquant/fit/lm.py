@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .evaluation import Evaluation, evaluate, pair_products, spd_solve, with_derivatives
+from .evaluation import (
+    Evaluation,
+    Jacobian,
+    evaluate,
+    pair_products,
+    spd_solve,
+    times_matrix,
+    with_derivatives,
+)
 from .problem import Problem
 
 #: Relative cost decrease below which an accepted LM step ends a spectrum's fit. At a good fit
@@ -153,7 +161,7 @@ def _with_priors(
         fi = problem.free_index
         q_free = problem.kernel_penalty[fi][:, fi]
         jtj = jtj + noise_var[:, None, None] * q_free
-        half_grad = theta @ problem.kernel_penalty + problem.kernel_linear
+        half_grad = times_matrix(theta, problem.kernel_penalty) + problem.kernel_linear
         grad = grad + noise_var[:, None] * half_grad[:, fi]
     return jtj, grad
 
@@ -195,6 +203,32 @@ def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
         out.pending = tuple(t[idx] for t in ev.pending)
     if ev.jacobian is not None:
         out.jacobian = ev.jacobian.take(idx)
+    return out
+
+
+def _with_copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t`` ``(B, ...)`` with its last row once more at the end (``None`` stays ``None``).
+
+    :func:`levenberg_marquardt` evaluates every batch so and drops the copy's results
+    (:func:`first_rows`). torch's elementwise kernels take a whole array two SIMD vectors at a
+    time and the few elements past the last whole block (at the end of the last row) one by one,
+    by scalar code that rounds otherwise (the complex product's fused multiply-adds): the
+    spectrum last in its batch (or alone in it) got other steps in their last bits than in
+    another place, by the batch's size (the worst of 256 ``simulated`` spectra in chunks of 16
+    were the last of theirs: 239, 223, 15). With the copy last, the tail falls on the copy; a row
+    more per evaluation (docs/history/fit-log.md "The fit's chunk-size dependence (session 19,
+    `chunk19`)")."""
+    return None if t is None else torch.cat([t, t[-1:]])
+
+
+def first_rows(ev: Evaluation, n: int) -> Evaluation:
+    """The first ``n`` rows of ``ev``, as views (:func:`take_rows` copies)."""
+    out = Evaluation(*(getattr(ev, f)[:n] for f in _STORED))
+    if ev.pending is not None:
+        out.pending = tuple(t[:n] for t in ev.pending)
+    if ev.jacobian is not None:
+        jac = ev.jacobian
+        out.jacobian = Jacobian(jac.base[:n], jac.w_base[:n], jac.index, jac.coef)
     return out
 
 
@@ -240,18 +274,21 @@ def levenberg_marquardt(
     # formed in NORMAL_EQUATIONS_DTYPE
     again = column_dtype is not None and column_dtype != problem.fids.dtype
     normal_dtype = NORMAL_EQUATIONS_DTYPE if again else None
-    ev = evaluate(
+    b = theta.shape[0]
+    # every evaluation with its last spectrum once more, as a last row whose results are
+    # dropped (_with_copy): the scalar tail of torch's elementwise kernels falls on the copy
+    ev_copy = evaluate(
         problem,
-        theta,
-        y,
-        noise_var,
-        amplitude_prior=amplitude_prior,
-        fixed_amplitudes=fixed_amplitudes,
+        _with_copy(theta),
+        _with_copy(y),
+        _with_copy(noise_var),
+        amplitude_prior=_with_copy(amplitude_prior),
+        fixed_amplitudes=_with_copy(fixed_amplitudes),
         column_dtype=column_dtype,
         derivative_dtype=normal_dtype,
         full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
     )
-    b = theta.shape[0]
+    ev = first_rows(ev_copy, b)
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
     converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
@@ -262,7 +299,7 @@ def levenberg_marquardt(
     # compacted; an accepted one is written into ``ev`` (at its rows of the whole batch) only
     # where ``ev`` is returned
     active = torch.arange(b, device=theta.device)
-    jtj_d, grad_d = _data_normal_equations(problem, ev)
+    jtj_d, grad_d = (t[:b] for t in _data_normal_equations(problem, ev_copy))
     cost, passive = ev.cost.clone(), ev.passive.clone()
     th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     sv = stop_var
@@ -306,17 +343,18 @@ def levenberg_marquardt(
         trial = th.clone()
         trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
         trial = torch.minimum(torch.maximum(trial, lo), hi)
-        new = evaluate(
+        new_copy = evaluate(
             problem,
-            trial,
-            yy,
-            nv,
-            passive,
+            _with_copy(trial),
+            _with_copy(yy),
+            _with_copy(nv),
+            _with_copy(passive),
             derivatives=False,
-            amplitude_prior=prior,
+            amplitude_prior=_with_copy(prior),
             column_dtype=column_dtype,
-            fixed_amplitudes=fixed,
+            fixed_amplitudes=_with_copy(fixed),
         )
+        new = first_rows(new_copy, trial.shape[0])
         better = new.cost < cost
         iterations[active] += 1
         lam[active] = torch.where(better, lam[active] * LM_DOWN, lam[active] * LM_UP)
@@ -350,10 +388,12 @@ def levenberg_marquardt(
             if bool(need.any()):
                 if not every:
                     rows = torch.nonzero(need)[:, 0]
-                accepted = with_derivatives(
-                    problem, new if every else take_rows(new, rows), normal_dtype, full=not again
-                )
-                jtj_new, grad_new = _data_normal_equations(problem, accepted)
+                # the rows' last once more (its results dropped), as every evaluation's
+                subset = new_copy if every else take_rows(new_copy, torch.cat([rows, rows[-1:]]))
+                count = new.cost.shape[0] if every else rows.numel()
+                accepted = with_derivatives(problem, subset, normal_dtype, full=not again)
+                jtj_new, grad_new = (t[:count] for t in _data_normal_equations(problem, accepted))
+                accepted = first_rows(accepted, count)
                 if every:
                     jtj_d, grad_d = jtj_new, grad_new
                 else:
@@ -371,14 +411,15 @@ def levenberg_marquardt(
     if again:
         ev = evaluate(
             problem,
-            theta,
-            y,
-            noise_var,
-            passive_all,
+            _with_copy(theta),
+            _with_copy(y),
+            _with_copy(noise_var),
+            _with_copy(passive_all),
             derivatives=final_derivatives,
-            amplitude_prior=amplitude_prior,
-            fixed_amplitudes=fixed_amplitudes,
+            amplitude_prior=_with_copy(amplitude_prior),
+            fixed_amplitudes=_with_copy(fixed_amplitudes),
         )
+        ev = first_rows(ev, b)
         if not final_derivatives:
             ev.pending = None  # the modulated FIDs, kept for derivatives nobody asks for
     return Solution(theta, ev, iterations, converged)

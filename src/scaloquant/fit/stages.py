@@ -15,6 +15,7 @@ import torch
 from ..errors import ConfigError
 from ..types import BasisSet
 from .config import FitConfig
+from .evaluation import times_matrix
 from .lm import levenberg_marquardt
 from .problem import (
     Problem,
@@ -112,7 +113,7 @@ def weighted_median_shift(
     (amplitudes ``(B, M)``); ``previous`` ``(B,)`` where every amplitude is 0. Weighted, so that
     small metabolites, whose shifts are poorly determined in noisy data, do not move it."""
     shift = theta[:, problem.slices()["shift"]]
-    weight = amplitudes.to(shift.dtype) @ problem.group_matrix
+    weight = times_matrix(amplitudes.to(shift.dtype), problem.group_matrix)
     order = torch.argsort(shift, dim=-1)
     cumulative = torch.cumsum(torch.gather(weight, 1, order), dim=-1)
     half = cumulative[:, -1:] / 2

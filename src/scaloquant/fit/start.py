@@ -16,8 +16,9 @@ import math
 import numpy as np
 import torch
 
+from ..physics.model import in_whole_blocks
 from .config import FitConfig
-from .evaluation import columns
+from .evaluation import batched_matmul, columns, times_fixed, times_matrix
 from .problem import Problem
 
 #: Width (ppm) of the running mean removed from the magnitudes before the cross-correlation.
@@ -51,7 +52,7 @@ def cross_correlation_shift_hz(
     ppm_step = float(abs(problem.ppm[1] - problem.ppm[0]))
     half = max(1, int(round(0.5 * XCORR_HIGHPASS_PPM / ppm_step)))
     ref = _highpass(ref, half)
-    score = (_highpass(y.abs(), half) @ ref.T) / ref.norm(dim=1).clamp_min(1e-300)
+    score = times_matrix(_highpass(y.abs(), half), ref.T) / ref.norm(dim=1).clamp_min(1e-300)
     best = score.argmax(-1)
     inner = best.clamp(1, lags.numel() - 2)
     rows = torch.arange(y.shape[0], device=y.device)
@@ -71,15 +72,16 @@ def phase0_start(problem: Problem, theta: torch.Tensor, y: torch.Tensor) -> torc
     cols = columns(problem, at_zero)[0]
     c_mat = problem.baseline_whiten.to(cols.dtype)
     gram = cols.mH @ cols
-    rhs = cols.mH @ y[..., None]
+    rhs = batched_matmul(cols.mH, y[..., None])
     if c_mat.shape[0]:
-        gram = gram - (c_mat @ cols).mH @ (c_mat @ cols)
-        rhs = rhs - (c_mat @ cols).mH @ (c_mat @ y[..., None])
+        c_cols = times_fixed(cols.mT, c_mat.T).mT  # C S, per spectrum (times_fixed)
+        gram = gram - c_cols.mH @ c_cols
+        rhs = rhs - batched_matmul(c_cols.mH, times_matrix(y, c_mat.T)[..., None])
     m = cols.shape[-1]
     ridge = 1e-10 * torch.diagonal(gram, dim1=-2, dim2=-1).real.amax(-1)
     coef = torch.linalg.solve(gram + ridge[:, None, None] * torch.eye(m, device=y.device), rhs)
     energy = torch.diagonal(gram, dim1=-2, dim2=-1).real
-    return torch.angle((coef[..., 0] * energy).sum(-1))
+    return in_whole_blocks(torch.angle, (coef[..., 0] * energy).sum(-1))
 
 
 def start_theta(
@@ -116,9 +118,9 @@ def phase0_given_amplitudes(
     over ``phi0`` exactly (only ``-2 Re(exp(-i phi0) <S a, y>_W)`` depends on it)."""
     at_zero = theta.clone()
     at_zero[:, problem.slices()["phase0"]] = 0.0
-    model = (columns(problem, at_zero)[0] @ amplitudes.to(y.dtype)[..., None])[..., 0]
+    model = batched_matmul(columns(problem, at_zero)[0], amplitudes.to(y.dtype)[..., None])[..., 0]
     inner = (model.conj() * y).sum(-1)
     c_mat = problem.baseline_whiten.to(y.dtype)
     if c_mat.shape[0]:
-        inner = inner - ((model @ c_mat.T).conj() * (y @ c_mat.T)).sum(-1)
-    return torch.angle(inner)
+        inner = inner - (times_matrix(model, c_mat.T).conj() * times_matrix(y, c_mat.T)).sum(-1)
+    return in_whole_blocks(torch.angle, inner)

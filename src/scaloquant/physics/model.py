@@ -20,6 +20,7 @@ This is the paper's Eq. 1 (one group per metabolite, ``beta = 0``) and the model
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import scipy.fft
 import torch
@@ -50,6 +51,31 @@ def lineshape_rates(
 MAX_GAUSS_RUNS = 8
 
 
+#: Elements that torch's elementwise CPU kernels take at a time: two SIMD vectors (of 512 bits
+#: of float32 at most). The elements past a tensor's last whole block are computed one by one
+#: by the scalar code (libm's ``exp``, ``sin``, ``atan2``; the complex product with its fused
+#: multiply-adds), which rounds otherwise than the vector code (SLEEF): see
+#: :func:`in_whole_blocks`.
+SIMD_BLOCK = 32
+
+
+def in_whole_blocks(fn: Callable[..., torch.Tensor], *xs: torch.Tensor) -> torch.Tensor:
+    """The elementwise ``fn(*xs)`` of same-shaped tensors, each element the same bits whatever
+    else the tensors hold. torch's CPU kernels compute a tensor's elements
+    :data:`SIMD_BLOCK` at a time in vectors and the last ``numel % SIMD_BLOCK`` one by one,
+    which round otherwise: a ``(B,)`` or ``(B, M, 13)`` argument gave its last spectra another
+    ``exp``, ``phi0`` start... than the same spectra in a batch of another size, and the fit's
+    result for a spectrum depended on its chunk (docs/history/fit-log.md "The fit's chunk-size
+    dependence (session 19, `chunk19`)"). Computed on copies padded with zeros to whole
+    blocks where they are not (every element then by the vector code); as is where they are."""
+    n = xs[0].numel()
+    pad = -n % SIMD_BLOCK
+    if pad == 0 or xs[0].device.type != "cpu":
+        return fn(*xs)
+    flat = [torch.cat([x.reshape(-1), x.new_zeros(pad)]) for x in xs]
+    return fn(*flat)[:n].reshape(xs[0].shape)
+
+
 def _ramp_split(n: int) -> int:
     """The inner length ``Q`` of :func:`_exp_ramp` for ``n`` samples: a divisor of ``n`` near
     ``sqrt(n)`` when one lies within a factor 2 (no padding to cut off), else ``ceil(sqrt(n))``."""
@@ -66,8 +92,8 @@ def _exp(x: torch.Tensor) -> torch.Tensor:
     to rounding, 3e-16 relative in float64; 30 % less time for the ramps' ``(128, 24, 32)``
     complex128 arguments, 1 thread)."""
     if not x.is_complex():
-        return torch.exp(x)
-    return torch.polar(torch.exp(x.real), x.imag)
+        return in_whole_blocks(torch.exp, x)
+    return in_whole_blocks(lambda re, im: torch.polar(torch.exp(re), im), x.real, x.imag)
 
 
 def _exp_ramp(
@@ -204,7 +230,7 @@ def modulated_fids(
     z = ramp.to(dtype).mul_(basis_fids.to(dtype))
     if gauss_per_s2 is None:
         return z
-    gauss = torch.exp(-gauss_per_s2[..., None] * time_s**2)  # (B, G, N), rounded once below
+    gauss = in_whole_blocks(torch.exp, -gauss_per_s2[..., None] * time_s**2)  # (B, G, N)
     if group_of is None:
         return times_real(z, gauss, out=z)
     groups, counts = torch.unique_consecutive(group_of, return_counts=True)
@@ -283,7 +309,7 @@ def phase_factor(
 ) -> torch.Tensor:
     """``exp(i (phi0 + phi1 (ppm - pivot)))``: ``(B,)``, ``(B,)``, ``(K,)`` -> ``(B, K)``."""
     angle = phase0_rad[:, None] + phase1_rad_per_ppm[:, None] * (ppm - pivot_ppm)
-    return torch.polar(torch.ones_like(angle), angle)
+    return in_whole_blocks(torch.polar, torch.ones_like(angle), angle)
 
 
 def synthesize(
