@@ -237,7 +237,7 @@ def test_chunks_side_by_side_give_the_one_chunk_fit(small, monkeypatch):
 @pytest.mark.parametrize("preset", ["invivo", "simulated"])
 def test_a_spectrum_fits_alike_in_any_chunk(fresh_python, preset):
     """Each spectrum's fit is its own, whatever else its chunk holds: 12 SNR-30 spectra of the
-    default simulator fitted in one chunk, in chunks of 4 and of 2 (``CPU_CHUNK``), and in the
+    default simulator fitted in one chunk, in chunks of 5 and of 2 (``CPU_CHUNK``), and in the
     reverse order give the same amplitudes to the bit. In a fresh interpreter, with MKL's
     reproducible mode set before its first call as the command sets it
     (:func:`scaloquant.threads.prefer_reproducible_mkl`). On the code before session 19, in
