@@ -386,19 +386,24 @@ def _fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _water_near_window(
-    fid: FID, window_high_ppm: float, removed_water: np.ndarray | None = None
+    samples: np.ndarray,
+    fid: FID,
+    window_high_ppm: float,
+    removed_water: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`scaloquant.signal.quality.water_near_window` ``(N,)`` of the flat ``fid`` as the
-    fit or model saw it (less the water the fit removed, ``removed_water``), above a window
-    that ends at ``window_high_ppm``; NaN for other nuclei than 1H (the ppm windows are those
-    of brain 1H spectra). The fit's (:func:`_fit_facts`) and a physics-head model's, which
-    removes no water (:func:`quantify_inputs`)."""
+    """:func:`scaloquant.signal.quality.water_near_window` ``(N,)`` of the FIDs ``samples``
+    ``(N, n_points)`` on ``fid``'s grid as the fit or model saw them (less the water the fit
+    removed, ``removed_water``), above a window that ends at ``window_high_ppm``; NaN for other
+    nuclei than 1H (the ppm windows are those of brain 1H spectra). The fit's
+    (:func:`_fit_facts`) and a physics-head model's, which removes no water
+    (:func:`quantify_inputs`; its rows as they are: an ``FID`` of them would copy them, 0.8 s
+    at 8192 spectra)."""
     from ..signal.quality import water_near_window
 
-    n = fid.samples.size // fid.n_points
+    n = samples.size // samples.shape[-1]
     if fid.nucleus != "1H":
         return np.full(n, np.nan)
-    seen = fid.samples.reshape(n, -1)
+    seen = samples.reshape(n, -1)
     if removed_water is not None:
         seen = seen - removed_water.reshape(n, -1)
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
@@ -430,7 +435,7 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
         out["lineshape_kernel"] = np.stack([hz, kernel[:, order]], axis=1)
     # last, as results.json lists it
     out["water_near_window"] = _water_near_window(
-        fid, result.config.ppm_range[1], result.removed_water
+        fid.samples, fid, result.config.ppm_range[1], result.removed_water
     )
     return out
 
@@ -642,7 +647,7 @@ def quantify_inputs(
             # none): its estimates err as the fit's do (docs/history/physics-models-log.md
             # "Residual water near the window and the physics-head models (session 19, `water19`)")
             top = quantifier.config.fit_config.ppm_range[1]
-            near = _water_near_window(fid.with_samples(estimated), top)
+            near = _water_near_window(estimated, fid, top)
             fit_facts = {"water_near_window": spread(near)}
         else:
             # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd)
