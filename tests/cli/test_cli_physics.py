@@ -5,6 +5,8 @@ accuracy; that is measured by ``benchmarks/bench_physics.py``)."""
 from __future__ import annotations
 
 import csv
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,14 @@ from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
 from scaloquant.models.physics import PhysicsQuantifier
+from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.simulate import SimulationConfig, simulate_dataset
-from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import (
+    InvivoPrior,
+    draw_invivo,
+    render_invivo,
+    simulate_invivo_batch,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +69,9 @@ def test_checkpoint_loads_without_lightning_with_typed_metadata(trained):
 
 def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
     basis = default_basis()
-    signals = simulate_invivo_batch(basis, InvivoPrior(), 2, np.random.default_rng(0))
+    # no residual water: none just above the window either (the next test has some)
+    prior = InvivoPrior(water_fraction=0.0)
+    signals = simulate_invivo_batch(basis, prior, 2, np.random.default_rng(0))
     path = write_nifti_mrs(tmp_path / "svs.nii.gz", fid_on_grid(basis, signals.fids[0]))
     # an unsuppressed water reference: one line at the reference frequency
     water_fid = 2e4 * np.exp(-8.0 * basis.time_axis_s()).astype(np.complex128)
@@ -95,6 +105,40 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
     assert np.isfinite(float(rows[0]["NAA_mM"]))
     assert np.isnan(float(rows[0]["Lip13_mM"])) and np.isnan(float(rows[0]["Mac_mM"]))
     assert (out / "provenance.json").is_file()
+
+
+def test_quantify_flags_water_just_above_the_models_window(trained, tmp_path):
+    """As the fit's: residual water just above the model's window (the model removes none)
+    flags the spectrum ``water_near_window`` (its estimates err, docs/history/physics-models-log.md
+    "Residual water near the window and the physics-head models (session 19, `water19`)"); the same
+    spectrum without the water does not, and results.json lists each ratio."""
+    basis = default_basis()
+    prior = InvivoPrior(
+        snr_range=(30.0, 30.0),
+        singlet_fwhm_range_ppm=(0.03, 0.06),  # not too_broad
+        water_fraction=1.0,
+        water_centre_range_ppm=(4.30, 4.35),
+        water_height_range=(10.0, 20.0),
+    )
+    wet = draw_invivo(prior, basis.names, 1, np.random.default_rng(4))
+    dry = replace(wet, water_height=np.zeros_like(wet.water_height))
+    samples = np.concatenate(
+        [render_invivo(basis, p, np.random.default_rng(5)).fids for p in (dry, wet)]
+    )
+    path = write_nifti_mrs(
+        tmp_path / "mrsi.nii.gz", fid_on_grid(basis, samples.reshape(2, 1, 1, -1))
+    )
+    out = tmp_path / "out"
+    assert main(["quantify", str(path), "--model", str(trained), "--out", str(out)]) == 0
+    with open(out / "results.csv", newline="") as f:
+        assert [r["qc"] for r in csv.DictReader(f)] == ["", "water_near_window"]
+    with open(out / "results.json") as f:
+        got = [s["fit"]["water_near_window"] for s in json.load(f)["spectra"]]
+    top = load_model(trained).quantifier.config.fit_config.ppm_range[1]
+    grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    want = water_near_window(samples, *grid, top)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert want[0] < WATER_NEAR_WINDOW_RATIO < want[1]
 
 
 def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_path, monkeypatch):

@@ -64,7 +64,8 @@ QC_FLAGS: dict[str, str] = {
     "no_metabolites": f"the fitted metabolites (macromolecules included) are less than "
     f"{METABOLITES_OVER_DATA_MIN:g}x the data over the fit window: the baseline or an artefact "
     "took the signal, and the estimates (near 0) mean nothing; check the spectrum",
-    "water_near_window": f"the data the fit saw (after its water removal) hold a line more than "
+    "water_near_window": f"the data the fit saw (after its water removal; a physics-head model's: "
+    f"the data as read, it removes none) hold a line more than "
     f"{WATER_NEAR_WINDOW_RATIO:g}x the tallest metabolite peak within {NEAR_WINDOW_PPM:g} ppm above "
     "the fit window: residual water whose wings reach into the window, where the fit may turn "
     "its phase to follow them and give wrong-but-plausible estimates; check the phase of the "
@@ -92,7 +93,7 @@ QUALITY_COLUMNS: dict[str, str] = {
 
 
 #: Per-spectrum facts of a batched fit that ``results.json`` lists under ``spectra[].fit``
-#: (:attr:`SpectraResult.fit`).
+#: (:attr:`SpectraResult.fit`); of a physics-head model's, ``water_near_window`` alone.
 FIT_FACTS: dict[str, str] = {
     "fwhm_hz": "FWHM of the fitted NAA singlet (Cr's without NAA), Hz: its Voigt line convolved "
     "with the free-form kernel when there is one (LCModel's FWHM); the fit's own, beside the "
@@ -102,7 +103,7 @@ FIT_FACTS: dict[str, str] = {
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
     "water_near_window": f"the tallest point of the magnitude spectrum the fit saw (after its "
-    f"water removal) within {NEAR_WINDOW_PPM:g} ppm above the fit window, over the tallest "
+    f"water removal; a physics-head model's: the spectrum as read) within {NEAR_WINDOW_PPM:g} ppm above the fit window, over the tallest "
     f"metabolite peak (1.8-3.4 ppm): above {WATER_NEAR_WINDOW_RATIO:g} the qc flag "
     "water_near_window",
 }
@@ -127,7 +128,8 @@ class SpectraResult:
     water_quality : figures of its water reference's peak (``fwhm_hz``, ``fwhm_ppm``,
         ``water_ratio``; empty without one).
     fit : per spectrum, what the fit chose or measured beyond the columns
-        (:data:`FIT_FACTS`; empty without a batched fit): name -> ``(N, ...)``.
+        (:data:`FIT_FACTS`; empty without a batched fit or a physics-head model, whose is
+        ``water_near_window`` alone): name -> ``(N, ...)``.
     """
 
     input: SpectraInput

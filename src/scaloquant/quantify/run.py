@@ -385,20 +385,29 @@ def _fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
     return result.relative_residual.reshape(n), result.metabolite_fraction.reshape(n)
 
 
-def _water_near_window(result: FitResult, fid: FID) -> np.ndarray:
-    """:func:`scaloquant.signal.quality.water_near_window` ``(N,)`` of the flat ``fid`` that
-    ``result`` fitted, as the fit saw it (less the water it removed), above its window; NaN
-    for other nuclei than 1H (the ppm windows are those of brain 1H spectra)."""
+def _water_near_window(
+    samples: np.ndarray,
+    fid: FID,
+    window_high_ppm: float,
+    removed_water: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`scaloquant.signal.quality.water_near_window` ``(N,)`` of the FIDs ``samples``
+    ``(N, n_points)`` on ``fid``'s grid as the fit or model saw them (less the water the fit
+    removed, ``removed_water``), above a window that ends at ``window_high_ppm``; NaN for other
+    nuclei than 1H (the ppm windows are those of brain 1H spectra). The fit's
+    (:func:`_fit_facts`) and a physics-head model's, which removes no water
+    (:func:`quantify_inputs`; its rows as they are: an ``FID`` of them would copy them, 0.8 s
+    at 8192 spectra)."""
     from ..signal.quality import water_near_window
 
-    n = int(np.prod(result.batch_shape, dtype=int))
+    n = samples.size // samples.shape[-1]
     if fid.nucleus != "1H":
         return np.full(n, np.nan)
-    seen = fid.samples.reshape(n, -1)
-    if result.removed_water is not None:
-        seen = seen - result.removed_water.reshape(n, -1)
+    seen = samples.reshape(n, -1)
+    if removed_water is not None:
+        seen = seen - removed_water.reshape(n, -1)
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
-    return water_near_window(seen, *grid, result.config.ppm_range[1])
+    return water_near_window(seen, *grid, window_high_ppm)
 
 
 def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
@@ -424,7 +433,10 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
         bin_hz = 1.0 / (fid.n_points * fid.dwell_time_s)
         hz = np.broadcast_to(offsets[order] * bin_hz, kernel.shape)
         out["lineshape_kernel"] = np.stack([hz, kernel[:, order]], axis=1)
-    out["water_near_window"] = _water_near_window(result, fid)  # last, as results.json lists it
+    # last, as results.json lists it
+    out["water_near_window"] = _water_near_window(
+        fid.samples, fid, result.config.ppm_range[1], result.removed_water
+    )
     return out
 
 
@@ -631,6 +643,12 @@ def quantify_inputs(
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
             columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
+            # residual water just above the model's window in the spectra it saw (it removes
+            # none): its estimates err as the fit's do (docs/history/physics-models-log.md
+            # "Residual water near the window and the physics-head models (session 19, `water19`)")
+            top = quantifier.config.fit_config.ppm_range[1]
+            near = _water_near_window(estimated, fid, top)
+            fit_facts = {"water_near_window": spread(near)}
         else:
             # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd)
             amplitudes, sd = map(

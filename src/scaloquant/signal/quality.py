@@ -17,8 +17,9 @@ spectra and the lowest-SNR challenge spectra), their mirror images 1.85-25, and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -519,9 +520,12 @@ def water_near_window(
     either window. Compare with :data:`WATER_NEAR_WINDOW_RATIO`."""
     fids = np.asarray(fids)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    blocks = [
-        _near_window_block(_spectra(b, *grid), window_high_ppm) for b in _quality_blocks(fids)
-    ]
+    # the blocks side by side as quality_figures' (16384 spectra, 2 threads: 0.50-0.57 s of
+    # wall one after another; docs/history/physics-models-log.md "Residual water near the
+    # window and the physics-head models (session 19, `water19`)")
+    blocks = _side_by_side(
+        lambda b: _near_window_block(_spectra(b, *grid), window_high_ppm), _quality_blocks(fids)
+    )
     return np.concatenate(blocks or [np.zeros(0)]).reshape(fids.shape[:-1])
 
 
@@ -589,15 +593,20 @@ def quality_figures(
     if int(np.prod(batch, dtype=int)) <= QUALITY_BLOCK:
         flat = fids.reshape(-1, fids.shape[-1])
         return QualityFigures(*(v.reshape(batch) for v in _block_figures(flat, *grid)))
-    blocks = _quality_blocks(fids)
+    figures = _side_by_side(lambda b: _block_figures(b, *grid), _quality_blocks(fids))
+    return QualityFigures(*(np.concatenate(v).reshape(batch) for v in zip(*figures, strict=True)))
+
+
+def _side_by_side(block_fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray]) -> list[Any]:
+    """``[block_fn(b) for b in blocks]``, the blocks side by side on as many threads as
+    ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by default): each
+    block's FFTs on its thread alone (:func:`quality_figures`, :func:`water_near_window`)."""
     threads = min(scipy.fft.get_workers(), len(blocks))
     if threads > 1:
         # scipy's workers are a thread's own setting: 1 on the pool's threads
         with ThreadPoolExecutor(threads, thread_name_prefix="scaloquant-quality") as pool:
-            figures = list(pool.map(lambda b: _block_figures(b, *grid), blocks))
-    else:
-        figures = [_block_figures(b, *grid) for b in blocks]
-    return QualityFigures(*(np.concatenate(v).reshape(batch) for v in zip(*figures, strict=True)))
+            return list(pool.map(block_fn, blocks))
+    return [block_fn(b) for b in blocks]
 
 
 #: Spectra whose quality figures are formed together. Their spectra zero-filled 4x are

@@ -1,0 +1,209 @@
+"""Residual water just above the window and a physics-head model: does ``water_near_window``
+mean anything for it? (session 19, ``water19``)
+
+``--n`` spectra of the ``invivo`` prior (docs/invivo-prior.md) at ``--snr``, drawn once from
+``--seed`` with residual water in every one (``water_fraction=1.0``, the default ranges
+otherwise) and rendered three times with the same parameters and the same noise: without the
+water (its heights set to 0), with the prior's water (centres 4.35-4.95 ppm) and with its
+centres moved to ``--near`` (default 4.30-4.45 ppm: many near the window's top). The prior
+draws the water's centres after everything else from a stream of the same length whatever
+their range, so the three sets differ only in the water: each spectrum's error with water is
+paired with its own error without.
+
+For each checkpoint (``scaloquant train --model spectrum_physics|scalogram_physics``;
+``predict_with_checks``, its default polish K, as ``quantify`` runs it) and for ``scaloquant
+fit``'s ``invivo`` preset (``--no-fit`` leaves it out): each spectrum's error, the mean over the
+main metabolites (NAA, Cr+PCr, GPC+PCho, Ins, Glu, as ``bench_physics.py``'s slopes sum them) of
+|estimate - truth| in the prior's units (mM), and its ``water_near_window`` ratio
+(:func:`scaloquant.signal.quality.water_near_window` above the window's top: the model's
+``fit_config.ppm_range[1]`` on the spectra it saw, as the lead's attempt; the fit's on the data
+less the water it removed, as ``quantify/run.py`` ``_water_near_window``). Per set, in bins of the
+ratio: the count, the mean and 90th percentile of the error with water, the mean of the same
+spectra's error without water, the mean paired difference (and its 95 % bootstrap interval), the
+share of spectra whose error grew by more than ``--worse`` mM; and the share above
+:data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO`.
+
+Usage: ``PYTHONPATH=src python benchmarks/diag_physics_water.py CKPT [CKPT ...] [--n 400]
+[--snr 30] [--seed 11] [--near 4.30 4.45] [--threads 2] [--no-fit] [--bins 1 3 10]
+[--thresholds 1 2 3 5] [--worse 1]``; per threshold: the share flagged, the mean paired difference
+of the flagged and of the others, and how many of the spectra worse by > ``--worse`` mM it flags
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from scaloquant.fit import fit_spectra
+from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.io import default_basis
+from scaloquant.models import load_model
+from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
+from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+from scaloquant.types import FID
+
+MAIN = {
+    "NAA": ("NAA",),
+    "tCr": ("Cr", "PCr"),
+    "tCho": ("GPC", "PCho"),
+    "Ins": ("Ins",),
+    "Glu": ("Glu",),
+}
+
+
+def main_error(names, est, truth_names, truth) -> np.ndarray:
+    """Mean over :data:`MAIN` of |estimate - truth| ``(n,)``, each a sum of its parts."""
+    out = []
+    for parts in MAIN.values():
+        e = sum(est[:, list(names).index(p)] for p in parts)
+        t = sum(truth[:, list(truth_names).index(p)] for p in parts)
+        out.append(np.abs(e - t))
+    return np.mean(out, axis=0)
+
+
+def _bootstrap_ci(d: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
+    if d.size < 2:
+        return (np.nan, np.nan)
+    means = d[rng.integers(0, d.size, size=(n, d.size))].mean(axis=1)
+    return tuple(np.percentile(means, [2.5, 97.5]))
+
+
+def table(label, ratio, err, err_dry, edges, worse, rng, thresholds=()) -> None:
+    print(
+        f"  {label}: above {WATER_NEAR_WINDOW_RATIO:g}: "
+        f"{100 * np.mean(ratio > WATER_NEAR_WINDOW_RATIO):.1f} %; MAE with water "
+        f"{err.mean():.3f}, without {err_dry.mean():.3f} mM"
+    )
+    print(
+        "    ratio bin      n   err  p90 | dry err | paired diff [95 % CI]      | worse by >"
+        f" {worse:g} mM"
+    )
+    bounds = [-np.inf, *edges, np.inf]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        sel = (ratio >= lo) & (ratio < hi)
+        name = (
+            f"< {hi:g}" if lo == -np.inf else (f">= {lo:g}" if hi == np.inf else f"{lo:g}-{hi:g}")
+        )
+        if not sel.any():
+            print(f"    {name:<10} {0:5d}")
+            continue
+        d = err[sel] - err_dry[sel]
+        lo_ci, hi_ci = _bootstrap_ci(d, rng)
+        print(
+            f"    {name:<10} {sel.sum():5d} {err[sel].mean():5.2f} "
+            f"{np.percentile(err[sel], 90):5.2f} | {err_dry[sel].mean():7.2f} | "
+            f"{d.mean():+6.2f} [{lo_ci:+6.2f}, {hi_ci:+6.2f}] | {100 * np.mean(d > worse):5.1f} %"
+        )
+    d = err - err_dry
+    hurt = d > worse
+    for t in thresholds:
+        flag = ratio > t
+        print(
+            f"    flag at > {t:g}: {100 * flag.mean():5.1f} % flagged; paired diff flagged "
+            f"{np.mean(d[flag]) if flag.any() else np.nan:+.2f}, not {np.mean(d[~flag]):+.2f} mM; "
+            f"of the {hurt.sum()} worse by > {worse:g} mM {100 * np.mean(flag[hurt]):.0f} % "
+            f"flagged; of the flagged {100 * np.mean(hurt[flag]) if flag.any() else np.nan:.0f} "
+            "% worse"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--snr", type=float, default=30.0)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--near", type=float, nargs=2, default=(4.30, 4.45))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-fit", action="store_true")
+    ap.add_argument("--bins", type=float, nargs="+", default=(1.0, 3.0, 10.0))
+    ap.add_argument("--worse", type=float, default=1.0, help="mM")
+    ap.add_argument("--thresholds", type=float, nargs="*", default=(1.0, 2.0, 3.0, 5.0))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    basis = default_basis()
+    grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    prior = InvivoPrior(snr_range=(args.snr, args.snr), water_fraction=1.0)
+    params = draw_invivo(prior, basis.names, args.n, np.random.default_rng(args.seed))
+    near = draw_invivo(
+        replace(prior, water_centre_range_ppm=tuple(args.near)),
+        basis.names,
+        args.n,
+        np.random.default_rng(args.seed),
+    )
+    # the same draw but the water's centres (checked, not assumed)
+    assert np.array_equal(near.concentrations_mm, params.concentrations_mm)
+    assert np.array_equal(near.water_height, params.water_height)
+    dry = replace(params, water_height=np.zeros_like(params.water_height))
+    noise_seed = args.seed + 1000
+    sets = {
+        name: render_invivo(basis, p, np.random.default_rng(noise_seed)).fids
+        for name, p in (
+            ("no water", dry),
+            ("water 4.35-4.95", params),
+            (f"water {args.near[0]:g}-{args.near[1]:g}", near),
+        )
+    }
+    truth_names, truth = basis.names, params.concentrations_mm
+    rng = np.random.default_rng(0)
+    print(
+        f"{args.n} invivo spectra, SNR {args.snr:g}, seed {args.seed}, water in all "
+        f"(heights {prior.water_height_range} x NAA); error: mean |est - truth| over "
+        f"{', '.join(MAIN)} (mM); {args.threads} threads"
+    )
+    arms = []
+    for path in args.checkpoints:
+        q = load_model(path).quantifier
+        top = q.config.fit_config.ppm_range[1]
+        print(f"model {path}: {q.config.model}, polish K = {q.config.polish_iterations}, "
+              f"window top {top:g} ppm")  # fmt: skip
+
+        def run(fids, q=q, top=top):
+            start = time.perf_counter()
+            amps = q.predict_with_checks(fids)[0]
+            sec = time.perf_counter() - start
+            return (
+                main_error(q.metabolites, amps, truth_names, truth),
+                (water_near_window(fids, *grid, top)),
+                sec,
+            )
+
+        arms.append((f"{q.config.model} K={q.config.polish_iterations}", run))
+    if not args.no_fit:
+        config = FIT_PRESETS["invivo"]
+
+        def run_fit(fids):
+            fid = FID(samples=fids, dwell_time_s=grid[0], spectrometer_freq_mhz=grid[1],
+                      ppm_reference=grid[2])  # fmt: skip
+            start = time.perf_counter()
+            r = fit_spectra(fid, basis, config)
+            sec = time.perf_counter() - start
+            seen = fids - (0 if r.removed_water is None else r.removed_water)
+            return (
+                main_error(r.names, r.amplitudes, truth_names, truth),
+                (water_near_window(seen, *grid, config.ppm_range[1])),
+                sec,
+            )
+
+        arms.append(("fit (invivo preset)", run_fit))
+    for label, run in arms:
+        print(f"== {label}")
+        results = {name: run(fids) for name, fids in sets.items()}
+        err_dry, ratio_dry, sec = results["no water"]
+        print(
+            f"  no water: MAE {err_dry.mean():.3f} mM, ratio median {np.nanmedian(ratio_dry):.2f}"
+            f" max {np.nanmax(ratio_dry):.2f}, above {WATER_NEAR_WINDOW_RATIO:g}: "
+            f"{100 * np.mean(ratio_dry > WATER_NEAR_WINDOW_RATIO):.1f} % ({sec:.1f} s)"
+        )
+        for name, (err, ratio, _) in results.items():
+            if name != "no water":
+                table(name, ratio, err, err_dry, args.bins, args.worse, rng, args.thresholds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
