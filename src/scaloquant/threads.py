@@ -85,7 +85,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -278,6 +278,24 @@ def run_side_by_side(
     with torch_threads(per_job), ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(timed, job) for name, job in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def map_on_threads(
+    work: Callable[[Any], Any], items: Sequence[Any], threads: int, name: str = "scaloquant"
+) -> list[Any]:
+    """``[work(x) for x in items]``, on up to ``threads`` Python threads when there are two
+    or more items (in order; one thread: in this one). For work that spends its time in numpy,
+    scipy or LAPACK calls that release the GIL, each item computed whole by one thread, so the
+    results are those of one thread whatever the count: the quality checks' blocks
+    (:mod:`scaloquant.signal.quality`) and the HLSVD's FIDs and batches
+    (:mod:`scaloquant.signal.water`)."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    workers = min(threads, len(items))
+    if workers < 2:
+        return [work(x) for x in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        return list(pool.map(work, items))
 
 
 #: The queue of a worker process of :func:`run_in_processes` for its jobs' log lines (set

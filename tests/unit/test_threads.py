@@ -94,3 +94,22 @@ def test_torch_threads_are_restored():
     with threads.torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_map_on_threads_keeps_the_order_and_uses_the_threads():
+    import threading
+
+    seen: set[str] = set()
+
+    def work(x: int) -> int:
+        seen.add(threading.current_thread().name)
+        return x * x
+
+    assert threads.map_on_threads(work, range(6), 1) == [0, 1, 4, 9, 16, 25]
+    assert seen == {threading.current_thread().name}  # one thread: in the caller's
+    seen.clear()
+    assert threads.map_on_threads(work, list(range(6)), 2, "probe") == [0, 1, 4, 9, 16, 25]
+    assert seen and all(name.startswith("probe") for name in seen)
+    assert threads.map_on_threads(work, [], 2) == []
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        threads.map_on_threads(work, [1], 0)

@@ -18,13 +18,13 @@ spectra and the lowest-SNR challenge spectra), their mirror images 1.85-25, and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.fft
 from scipy.ndimage import median_filter
 
+from ..threads import map_on_threads
 from . import axes
 
 #: Metabolite window of 1H brain spectra, ppm (NAA 2.01, Cr 3.03, Cho 3.2, Ins 3.56, Lac 1.33).
@@ -600,13 +600,9 @@ def quality_figures(
 def _side_by_side(block_fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray]) -> list[Any]:
     """``[block_fn(b) for b in blocks]``, the blocks side by side on as many threads as
     ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by default): each
-    block's FFTs on its thread alone (:func:`quality_figures`, :func:`water_near_window`)."""
-    threads = min(scipy.fft.get_workers(), len(blocks))
-    if threads > 1:
-        # scipy's workers are a thread's own setting: 1 on the pool's threads
-        with ThreadPoolExecutor(threads, thread_name_prefix="scaloquant-quality") as pool:
-            return list(pool.map(block_fn, blocks))
-    return [block_fn(b) for b in blocks]
+    block's FFTs on its thread alone (:func:`quality_figures`, :func:`water_near_window`;
+    scipy's workers are a thread's own setting: 1 on the pool's threads)."""
+    return map_on_threads(block_fn, blocks, scipy.fft.get_workers(), "scaloquant-quality")
 
 
 #: Spectra whose quality figures are formed together. Their spectra zero-filled 4x are

@@ -31,12 +31,12 @@ from __future__ import annotations
 import ctypes
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..threads import map_on_threads
 from . import axes
 from .decimate import lowpass_taps
 
@@ -519,13 +519,8 @@ def remove_water(
                 out[rows] -= powers[..., k] * amps[:, k, None]
 
         with threadpool_limits(limits=1, user_api="blas"):
-            starts = range(0, nonzero.size, max(size, 1))
-            if threads == 1 or len(starts) < 2:
-                for lo in starts:
-                    batch(lo)
-            else:  # numpy's and torch's batched kernels release the GIL
-                with ThreadPoolExecutor(max_workers=min(threads, len(starts))) as pool:
-                    list(pool.map(batch, starts))
+            # numpy's and torch's batched kernels release the GIL
+            map_on_threads(batch, range(0, nonzero.size, max(size, 1)), threads)
 
     for status, components in ((1, band_limited_components), (2, band_components)):
 
@@ -554,11 +549,6 @@ def _each_fid(
     ``threads > 1`` the FIDs shared among that many threads: the decomposition's LAPACK calls
     release the GIL (:func:`_leading_eigh`, numpy's), and each FID is computed whole by one
     thread, so the results are bit for bit those of one thread whatever the count."""
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
     rows = [b for b in range(fids.shape[0]) if np.any(fids[b])]
     with threadpool_limits(limits=1, user_api="blas"):
-        if threads == 1 or len(rows) < 2:
-            return [(b, work(fids[b])) for b in rows]
-        with ThreadPoolExecutor(max_workers=min(threads, len(rows))) as pool:
-            return list(zip(rows, pool.map(lambda b: work(fids[b]), rows), strict=True))
+        return list(zip(rows, map_on_threads(lambda b: work(fids[b]), rows, threads), strict=True))
