@@ -131,3 +131,19 @@ def os_error_message(err: OSError) -> str:
             "no partial output was left"
         )
     return f"{reason}{where}; no partial output was left: check the path and the device"
+
+
+def out_of_memory_message(err: BaseException) -> str:
+    """One line for running out of memory: ``MemoryError`` (the machine's memory) or torch's
+    ``OutOfMemoryError`` (a GPU's), what was asked and what to do."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    asked = f" ({first.split('. ')[0].rstrip('.')})" if first else ""
+    if isinstance(err, MemoryError):
+        return (
+            f"out of memory{asked}; no partial output was left: give fewer spectra at a time "
+            "(split the input) or use a machine with more memory"
+        )
+    return (
+        f"the GPU ran out of memory{asked}; no partial output was left: free the GPU of other "
+        "work, or run on the CPU (--device cpu)"
+    )

@@ -474,6 +474,44 @@ def test_quantify_full_disk_leaves_no_output(
     _no_staging_left(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            torch.cuda.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+                "7.79 GiB of which 1.20 GiB is free.\nIf reserved but unallocated memory ..."
+            ),
+            "the GPU ran out of memory (CUDA out of memory); no partial output was left",
+        ),
+        (
+            MemoryError("Unable to allocate 4.00 GiB for an array with shape (65536, 8192)"),
+            "out of memory (Unable to allocate 4.00 GiB for an array with shape (65536, 8192))",
+        ),
+    ],
+)
+def test_running_out_of_memory_is_one_line_and_leaves_no_output(
+    tiny_checkpoint, basis, signals, tmp_path, capsys, monkeypatch, error, said
+):
+    """A GPU's or the machine's memory running out mid-run (torch's ``OutOfMemoryError``, a
+    ``RuntimeError``; numpy's ``MemoryError``): one line saying so and what to do, exit 2, no
+    output folder, nothing staged left."""
+    import scaloquant.quantify.run as run
+
+    def out_of_memory(*args, **kwargs):
+        raise error
+
+    data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    monkeypatch.setattr(run, "quality_figures", out_of_memory)
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, data) == 2
+    line = _one_error(capsys, "quantify")
+    assert said in line, line
+    assert "--device cpu" in line or "split the input" in line, line
+    assert not out.exists()
+    _no_staging_left(tmp_path)
+
+
 def _failing_saves(monkeypatch, fail_from: int) -> None:
     """Lightning's checkpoint writes: the ``fail_from``-th and later write half the file and
     then fail with ENOSPC, as on a disk that fills up."""

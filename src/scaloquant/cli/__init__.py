@@ -3,8 +3,8 @@
 Each subcommand module defines ``register(subparsers)``, which adds its parser and sets
 ``handler=<function(args) -> int>``. Handlers parse, build a config, call the library and write
 outputs; a :class:`~scaloquant.errors.ScaloquantError` becomes one line on stderr and exit code 2,
-and so does any ``OSError`` (a full disk, a read-only folder): the writers are atomic, so such an
-error leaves no partial file behind. Ctrl+C (exit 130) and ``SIGTERM`` (``kill``, a batch
+and so does any ``OSError`` (a full disk, a read-only folder) and running out of memory (the
+machine's or a GPU's): the writers are atomic, so such an error leaves no partial file behind. Ctrl+C (exit 130) and ``SIGTERM`` (``kill``, a batch
 system's time limit; exit 143) end a command the same way: one line, its clean-up run, no partial
 output, no worker process left running.
 """
@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
-from ..errors import NeedsOption, ScaloquantError, os_error_message
+from ..errors import NeedsOption, ScaloquantError, os_error_message, out_of_memory_message
 from ..threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
@@ -125,6 +125,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # after BrokenPipeError (an OSError too); everything that writes is atomic, so the
         # outputs are either complete or absent
         print(f"scaloquant {args.command}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        print(f"scaloquant {args.command}: error: {out_of_memory_message(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        # torch's OutOfMemoryError (a RuntimeError; torch is not imported here): a GPU's
+        # memory, taken by other work or by more spectra than fit; the chunked solvers halve
+        # a chunk first (scaloquant.fit.batched.halving_on_oom)
+        if type(err).__name__ != "OutOfMemoryError":
+            raise
+        print(f"scaloquant {args.command}: error: {out_of_memory_message(err)}", file=sys.stderr)
         return 2
 
 
