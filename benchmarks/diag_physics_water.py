@@ -23,8 +23,15 @@ spectra's error without water, the mean paired difference (and its 95 % bootstra
 share of spectra whose error grew by more than ``--worse`` mM; and the share above
 :data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO`.
 
+With ``--remove-water all`` each model on the spectra less the water that the fit's HLSVD
+removes, instead of the spectra as they are (:func:`scaloquant.signal.water.remove_water`, as
+``FIT_PRESETS["invivo"]`` does before its fit): what the models lose to the water that the fit
+does not; ``--remove-water flagged``: as ``quantify`` runs them (session 20), less that water
+only where ``water_near_window`` is above its threshold (``quantify.run._physics_estimates``).
+
 Usage: ``PYTHONPATH=src python benchmarks/diag_physics_water.py CKPT [CKPT ...] [--n 400]
-[--snr 30] [--seed 11] [--near 4.30 4.45] [--threads 2] [--no-fit] [--bins 1 3 10]
+[--snr 30] [--seed 11] [--near 4.30 4.45] [--threads 2] [--no-fit] [--remove-water none|all|flagged]
+[--bins 1 3 10]
 [--thresholds 1 2 3 5] [--worse 1]``; per threshold: the share flagged, the mean paired difference
 of the flagged and of the others, and how many of the spectra worse by > ``--worse`` mM it flags
 """
@@ -44,7 +51,9 @@ from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
+from scaloquant.quantify.run import _physics_estimates as physics_estimates
 from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
+from scaloquant.signal.water import remove_water
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
 from scaloquant.types import FID
 
@@ -114,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--near", type=float, nargs=2, default=(4.30, 4.45))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-fit", action="store_true")
+    ap.add_argument(
+        "--remove-water",
+        choices=("none", "all", "flagged"),
+        default="none",
+        help="each model on the spectra as they are (none), less the water the fit's HLSVD "
+        "removes (all), or as quantify runs it (flagged: less it where water_near_window is "
+        "above its threshold)",
+    )
     ap.add_argument("--bins", type=float, nargs="+", default=(1.0, 3.0, 10.0))
     ap.add_argument("--worse", type=float, default=1.0, help="mM")
     ap.add_argument("--thresholds", type=float, nargs="*", default=(1.0, 2.0, 3.0, 5.0))
@@ -166,7 +183,35 @@ def main(argv: list[str] | None = None) -> int:
                 sec,
             )
 
-        arms.append((f"{q.config.model} K={q.config.polish_iterations}", run))
+        if args.remove_water == "all":
+
+            def run_dry(fids, q=q, top=top):
+                start = time.perf_counter()
+                seen = remove_water(fids, *grid, threads=args.threads)
+                amps = q.predict_with_checks(seen)[0]
+                sec = time.perf_counter() - start
+                return (
+                    main_error(q.metabolites, amps, truth_names, truth),
+                    (water_near_window(seen, *grid, top)),
+                    sec,
+                )
+
+            label = f"{q.config.model} K={q.config.polish_iterations}, the fit's HLSVD first"
+            arms.append((label, run_dry))
+        elif args.remove_water == "flagged":
+
+            def run_flagged(fids, q=q):
+                start = time.perf_counter()
+                fid = FID(samples=fids, dwell_time_s=grid[0], spectrometer_freq_mhz=grid[1],
+                          ppm_reference=grid[2])  # fmt: skip
+                outputs, near, _ = physics_estimates(q, fids, fid, None)
+                sec = time.perf_counter() - start
+                return main_error(q.metabolites, outputs[0], truth_names, truth), near, sec
+
+            label = f"{q.config.model} K={q.config.polish_iterations}, as quantify runs it"
+            arms.append((label, run_flagged))
+        else:
+            arms.append((f"{q.config.model} K={q.config.polish_iterations}", run))
     if not args.no_fit:
         config = FIT_PRESETS["invivo"]
 

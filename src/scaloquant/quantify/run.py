@@ -27,7 +27,13 @@ from ..fit import (
 )
 from ..fit.scale import signal_per_proton
 from ..models.physics import PHYSICS_KINDS
-from ..signal.quality import QualityFigures, qc_flags, quality_figures, unmeasurable
+from ..signal.quality import (
+    WATER_NEAR_WINDOW_RATIO,
+    QualityFigures,
+    qc_flags,
+    quality_figures,
+    unmeasurable,
+)
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
@@ -395,9 +401,8 @@ def _water_near_window(
     ``(N, n_points)`` on ``fid``'s grid as the fit or model saw them (less the water the fit
     removed, ``removed_water``), above a window that ends at ``window_high_ppm``; NaN for other
     nuclei than 1H (the ppm windows are those of brain 1H spectra). The fit's
-    (:func:`_fit_facts`) and a physics-head model's, which removes no water
-    (:func:`quantify_inputs`; its rows as they are: an ``FID`` of them would copy them, 0.8 s
-    at 8192 spectra)."""
+    (:func:`_fit_facts`) and a physics-head model's (:func:`_physics_estimates`; its rows as
+    they are: an ``FID`` of them would copy them, 0.8 s at 8192 spectra)."""
     from ..signal.quality import water_near_window
 
     n = samples.size // samples.shape[-1]
@@ -408,6 +413,43 @@ def _water_near_window(
         seen = seen - removed_water.reshape(n, -1)
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
     return water_near_window(seen, *grid, window_high_ppm)
+
+
+def _physics_estimates(
+    quantifier, samples: np.ndarray, fid: FID, batch_size: int | None
+) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """A physics-head model's :meth:`~scaloquant.models.physics.PhysicsQuantifier.predict_with_checks`
+    arrays of the FIDs ``samples`` ``(N, n_points)`` on ``fid``'s grid, their
+    :func:`_water_near_window` ``(N,)`` above the model's window, and how many spectra it saw
+    less their residual water.
+
+    The model removes no water itself, and its error grows with the water just above its
+    window as the fit's would without its water removal (docs/history/physics-models-log.md
+    "Residual water near the window and the physics-head models (session 19, `water19`)").
+    Where the model's fit settings remove water (``water_removal="hlsvd"``, the ``invivo``
+    preset's), the spectra whose ratio exceeds
+    :data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO` are quantified again less the
+    water the fit's HLSVD removes (:func:`scaloquant.signal.water.remove_water`, as the fit does
+    before its fit), their arrays and ratio replaced; the others, as they are (measured:
+    docs/history/physics-models-log.md "The fit's water removal before the physics-head models
+    (session 20)")."""
+    outputs = list(quantifier.predict_with_checks(samples, batch_size=batch_size))
+    top = quantifier.config.fit_config.ppm_range[1]
+    near = _water_near_window(samples, fid, top)
+    wet = np.flatnonzero(near > WATER_NEAR_WINDOW_RATIO)
+    if quantifier.config.fit_config.water_removal != "hlsvd" or not wet.size:
+        return outputs, near, 0
+    import torch
+
+    from ..signal.water import remove_water
+
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    dry = remove_water(samples[wet], *grid, threads=torch.get_num_threads())
+    again = quantifier.predict_with_checks(dry, batch_size=batch_size)
+    for column, values in zip(outputs, again, strict=True):
+        column[wet] = values
+    near[wet] = _water_near_window(dry, fid, top)
+    return outputs, near, int(wet.size)
 
 
 def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
@@ -623,6 +665,7 @@ def quantify_inputs(
         else [[] for _ in prepared]
     )
     partial = []
+    water_removed = 0  # spectra a physics-head model saw less their residual water
     unreported: set[str] = set()  # components the refined fit adds to the model's
     for prep, drawn, by_residual in zip(prepared, chosen, representative, strict=True):
         fid = prep.fid
@@ -637,18 +680,15 @@ def quantify_inputs(
             # the CRLB of the polished fit, and the network's own calibrated SD
             # fit_residual and the metabolites over the data: the final model's, as the fit's
             # column and checks (relative_fit_residual, metabolite_fraction)
-            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(
-                spread, quantifier.predict_with_checks(estimated, batch_size=options.batch_size)
+            outputs, near, dried = _physics_estimates(
+                quantifier, estimated, fid, options.batch_size
             )
+            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(spread, outputs)
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
             columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
-            # residual water just above the model's window in the spectra it saw (it removes
-            # none): its estimates err as the fit's do (docs/history/physics-models-log.md
-            # "Residual water near the window and the physics-head models (session 19, `water19`)")
-            top = quantifier.config.fit_config.ppm_range[1]
-            near = _water_near_window(estimated, fid, top)
             fit_facts = {"water_near_window": spread(near)}
+            water_removed += dried
         else:
             # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd)
             amplitudes, sd = map(
@@ -703,6 +743,14 @@ def quantify_inputs(
         )
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
+    if water_removed:
+        which = "1 spectrum" if water_removed == 1 else f"{water_removed} spectra"
+        notes.append(
+            f"residual water just above the model's window: {which} quantified less the water "
+            f"that the fit's HLSVD removes (a water_near_window above {WATER_NEAR_WINDOW_RATIO:g}; "
+            "the model's fit settings remove water); the water_near_window listed is that of "
+            "the spectra the model saw"
+        )
     if unreported:
         notes.append(
             f"the refined fit also fitted {', '.join(sorted(unreported))} (its preset's "
