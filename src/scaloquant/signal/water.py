@@ -70,7 +70,7 @@ WATER_BAND_PPM = (4.3, 5.2)
 #: 200 Hz, 3 x 400 such spectra (SNR 30, seeds 11-13): without water 3 false flags -> 0, MAE
 #: 1.521 -> 1.519 mM; with the prior's water 1.5332 -> 1.5336 mM, flags 0 -> 0; with water
 #: at 4.30-4.45 ppm 2.227 -> 2.223 mM, flags 29 -> 28; the scanner fits the same to the bit
-#: (docs/history/fit-log.md "A width bound on the removed water (session 20)"). Osprey,
+#: (docs/history/fit-log.md "A width bound on the removed water (session 20, `hlsvd20`)"). Osprey,
 #: FSL-MRS and spant select the water's components by frequency only.
 WATER_MAX_FWHM_HZ = 200.0
 
