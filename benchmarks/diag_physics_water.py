@@ -31,9 +31,12 @@ only where ``water_near_window`` is above its threshold (``quantify.run._physics
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_physics_water.py CKPT [CKPT ...] [--n 400]
 [--snr 30] [--seed 11] [--near 4.30 4.45] [--threads 2] [--no-fit] [--remove-water none|all|flagged]
-[--bins 1 3 10]
-[--thresholds 1 2 3 5] [--worse 1]``; per threshold: the share flagged, the mean paired difference
-of the flagged and of the others, and how many of the spectra worse by > ``--worse`` mM it flags
+[--bins 1 3 10] [--thresholds 1 2 3 5] [--worse 1] [--water-max-fwhm HZ] [--save OUT.npz]``; per
+threshold: the share flagged, the mean paired difference of the flagged and of the others, and how
+many of the spectra worse by > ``--worse`` mM it flags. ``--water-max-fwhm``: the fit's HLSVD width
+bound for this run (:data:`scaloquant.signal.water.WATER_MAX_FWHM_HZ`, read at each call; ``inf``:
+none, as before session 20). ``--save``: each arm's per-spectrum errors and ratios per set, for
+paired comparisons between runs; the water-free spectra above the threshold are listed.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+import scaloquant.signal.water
+
 # the main metabolites (and sums) of the issue's slopes, as bench_physics compares them
 from bench_physics import SLOPES as MAIN
 from scaloquant.fit import fit_spectra
@@ -54,7 +59,7 @@ from scaloquant.models import load_model
 from scaloquant.quantify.run import _physics_estimates as physics_estimates
 from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.signal.water import remove_water
-from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+from scaloquant.simulate.invivo import InvivoParameters, InvivoPrior, draw_invivo, render_invivo
 from scaloquant.types import FID
 
 
@@ -114,9 +119,38 @@ def table(label, ratio, err, err_dry, edges, worse, rng, thresholds=()) -> None:
         )
 
 
+def water_sets(
+    basis, n: int, snr: float, seed: int, near: tuple[float, float]
+) -> tuple[dict[str, np.ndarray], InvivoParameters]:
+    """The three renderings of ``n`` ``invivo`` spectra at ``snr`` drawn from ``seed`` (noise
+    seed ``seed + 1000``): ``{"no water", "water 4.35-4.95", "water NEAR"}`` -> FIDs ``(n, N)``,
+    and the draw's parameters (the truth)."""
+    prior = InvivoPrior(snr_range=(snr, snr), water_fraction=1.0)
+    params = draw_invivo(prior, basis.names, n, np.random.default_rng(seed))
+    moved = draw_invivo(
+        replace(prior, water_centre_range_ppm=tuple(near)),
+        basis.names,
+        n,
+        np.random.default_rng(seed),
+    )
+    # the same draw but the water's centres (checked, not assumed)
+    assert np.array_equal(moved.concentrations_mm, params.concentrations_mm)
+    assert np.array_equal(moved.water_height, params.water_height)
+    dry = replace(params, water_height=np.zeros_like(params.water_height))
+    sets = {
+        name: render_invivo(basis, p, np.random.default_rng(seed + 1000)).fids
+        for name, p in (
+            ("no water", dry),
+            ("water 4.35-4.95", params),
+            (f"water {near[0]:g}-{near[1]:g}", moved),
+        )
+    }
+    return sets, params
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("checkpoints", nargs="*")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--snr", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=11)
@@ -131,34 +165,19 @@ def main(argv: list[str] | None = None) -> int:
         "removes (all), or as quantify runs it (flagged: less it where water_near_window is "
         "above its threshold)",
     )
+    ap.add_argument("--water-max-fwhm", type=float, help="Hz (default: the library's)")
+    ap.add_argument("--save", help="npz of the per-spectrum errors and ratios")
     ap.add_argument("--bins", type=float, nargs="+", default=(1.0, 3.0, 10.0))
     ap.add_argument("--worse", type=float, default=1.0, help="mM")
     ap.add_argument("--thresholds", type=float, nargs="*", default=(1.0, 2.0, 3.0, 5.0))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.water_max_fwhm is not None:
+        scaloquant.signal.water.WATER_MAX_FWHM_HZ = args.water_max_fwhm
     basis = default_basis()
     grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-    prior = InvivoPrior(snr_range=(args.snr, args.snr), water_fraction=1.0)
-    params = draw_invivo(prior, basis.names, args.n, np.random.default_rng(args.seed))
-    near = draw_invivo(
-        replace(prior, water_centre_range_ppm=tuple(args.near)),
-        basis.names,
-        args.n,
-        np.random.default_rng(args.seed),
-    )
-    # the same draw but the water's centres (checked, not assumed)
-    assert np.array_equal(near.concentrations_mm, params.concentrations_mm)
-    assert np.array_equal(near.water_height, params.water_height)
-    dry = replace(params, water_height=np.zeros_like(params.water_height))
-    noise_seed = args.seed + 1000
-    sets = {
-        name: render_invivo(basis, p, np.random.default_rng(noise_seed)).fids
-        for name, p in (
-            ("no water", dry),
-            ("water 4.35-4.95", params),
-            (f"water {args.near[0]:g}-{args.near[1]:g}", near),
-        )
-    }
+    sets, params = water_sets(basis, args.n, args.snr, args.seed, tuple(args.near))
+    prior = InvivoPrior()
     truth_names, truth = basis.names, params.concentrations_mm
     rng = np.random.default_rng(0)
     print(
@@ -229,18 +248,25 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         arms.append(("fit (invivo preset)", run_fit))
+    saved: dict[str, np.ndarray] = {}
     for label, run in arms:
         print(f"== {label}")
         results = {name: run(fids) for name, fids in sets.items()}
+        for name, (err, ratio, _) in results.items():
+            saved[f"{label}|{name}|err"], saved[f"{label}|{name}|ratio"] = err, ratio
         err_dry, ratio_dry, sec = results["no water"]
         print(
             f"  no water: MAE {err_dry.mean():.3f} mM, ratio median {np.nanmedian(ratio_dry):.2f}"
             f" max {np.nanmax(ratio_dry):.2f}, above {WATER_NEAR_WINDOW_RATIO:g}: "
             f"{100 * np.mean(ratio_dry > WATER_NEAR_WINDOW_RATIO):.1f} % ({sec:.1f} s)"
         )
+        for b in np.flatnonzero(ratio_dry > WATER_NEAR_WINDOW_RATIO):
+            print(f"    spectrum {b}: ratio {ratio_dry[b]:.2f}, error {err_dry[b]:.2f} mM")
         for name, (err, ratio, _) in results.items():
             if name != "no water":
                 table(name, ratio, err, err_dry, args.bins, args.worse, rng, args.thresholds)
+    if args.save:
+        np.savez(args.save, **saved)
     return 0
 
 

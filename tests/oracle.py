@@ -124,7 +124,9 @@ def hlsvd_band_fid(
     band_ppm: tuple[float, float],
 ) -> np.ndarray:
     """The FID ``(N,)`` of the :func:`hlsvd_full_svd` components of ``fid`` with a frequency
-    in ``band_ppm`` (what the package's ``remove_water`` subtracts), over all ``N`` samples."""
+    in ``band_ppm`` (what the package's ``remove_water`` subtracts with ``max_fwhm_hz=inf``; with
+    its default bound too where none is broader: the scanner spectra's are at most 51 Hz wide),
+    over all ``N`` samples."""
     freq_hz, amps, poles = hlsvd_full_svd(fid, dwell_time_s)
     ppm = axes.hz_to_ppm(freq_hz, spectrometer_freq_mhz, ppm_reference)
     inside = (ppm >= band_ppm[0]) & (ppm <= band_ppm[1]) & (np.abs(poles) > 0)

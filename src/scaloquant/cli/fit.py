@@ -98,9 +98,9 @@ def register(subparsers: Any) -> None:
     m.add_argument(
         "--water-removal",
         choices=("none", "hlsvd"),
-        help="hlsvd: subtract the residual water (HLSVD components at 4.3-5.2 ppm) from the "
-        "data before the fit, as Osprey and FSL-MRS do; none: fit the data as they are "
-        "(default: the preset's, hlsvd for invivo, none for simulated)",
+        help="hlsvd: subtract the residual water (HLSVD components at 4.3-5.2 ppm, at most 200 "
+        "Hz wide) from the data before the fit, as Osprey and FSL-MRS do; none: fit the data as "
+        "they are (default: the preset's, hlsvd for invivo, none for simulated)",
     )
     m.add_argument("--device", help="torch device of the solver, e.g. cpu or cuda")
     add_threads_flag(p, what="the solver")

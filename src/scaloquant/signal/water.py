@@ -8,7 +8,8 @@ Reson 73:553, 1987; Pijnappel et al., J Magn Reson 97:122, 1992) models the FID 
 :data:`HLSVD_COMPONENTS` damped complex exponentials from the leading singular vectors of its
 Hankel matrix (here from its Gram matrix, :func:`_signal_subspace`: the SVD's to rounding at
 less than half its cost, docs/history/fit-log.md "How the HLSVD is computed"); the components whose
-frequency lies in the water band (:data:`WATER_BAND_PPM`) are subtracted from the whole FID.
+frequency lies in the water band (:data:`WATER_BAND_PPM`) and whose width is a water line's
+(:data:`WATER_MAX_FWHM_HZ`, since session 20) are subtracted from the whole FID.
 Only those are touched: a metabolite line below the band stays in the data.
 :func:`remove_water` decomposes only the band and its surroundings
 (:func:`band_limited_components`: mixed to 0 Hz, low-pass filtered and decimated, a
@@ -55,6 +56,23 @@ HLSVD_POINTS = 512
 #: and 1.480 with 4.3; seeds 6 and 7: 2.885 -> 1.587 and 1.848 -> 1.507;
 #: docs/history/fit-log.md "Residual water near the window (session 16)").
 WATER_BAND_PPM = (4.3, 5.2)
+#: ... and of those only the components no broader than this (Hz, the Lorentzian FWHM
+#: ``-ln|z| / (pi dt)`` of a pole ``z``) are removed: a component far broader than any water
+#: line is not residual water but the decomposition's model of what else lies under the band,
+#: and subtracting it leaves a hole in the data. Measured (session 20,
+#: ``benchmarks/diag_water_widths.py``; components at least 0.1 x the tallest metabolite
+#: peak): the 6 scanner spectra of ``../shared/data/invivo`` 4.4-50.9 Hz (2-5 each); the ISMRM
+#: 2016 challenge's 5.4-24 Hz, and 124 and 209 Hz (0.15-0.26 x, datasets 12 and 13); the
+#: ``invivo`` prior's water (3-25 Hz lines under eddy currents) median 13-14 Hz, p99 85-89 Hz,
+#: up to 165 Hz in components that belong to the water (removing them helps: bounds of 60-150
+#: Hz cost single spectra 2.4-23 mM); the same spectra without water 280 and 490 Hz, 1.0-1.5 x,
+#: whose removal the fit flagged (``water_near_window`` 6.0 and 36.6; one 4.3 mM off). With
+#: 200 Hz, 3 x 400 such spectra (SNR 30, seeds 11-13): without water 3 false flags -> 0, MAE
+#: 1.521 -> 1.519 mM; with the prior's water 1.5332 -> 1.5336 mM, flags 0 -> 0; with water
+#: at 4.30-4.45 ppm 2.227 -> 2.223 mM, flags 29 -> 28; the scanner fits the same to the bit
+#: (docs/history/fit-log.md "A width bound on the removed water (session 20, `hlsvd20`)"). Osprey,
+#: FSL-MRS and spant select the water's components by frequency only.
+WATER_MAX_FWHM_HZ = 200.0
 
 T = TypeVar("T")
 
@@ -219,16 +237,26 @@ def band_components(
     band_ppm: tuple[float, float],
     n_points: int = HLSVD_POINTS,
     skip: int = 0,
+    max_fwhm_hz: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The HLSVD components of one FID ``(N,)`` whose frequency lies in ``band_ppm``, as
     ``sum_k c_k z_k^n`` over the FID's samples ``n``: ``(c (K,), z (K,))``. The decomposition
     uses samples ``skip .. skip + n_points`` only (``skip = 1`` leaves out a first point that is
-    not the signal's value at t = 0) and its amplitudes are carried back to ``n = 0``."""
+    not the signal's value at t = 0) and its amplitudes are carried back to ``n = 0``. Only
+    the components no broader than ``max_fwhm_hz`` (:func:`narrow_enough`; default: any)."""
     start = min(skip, fid.shape[-1] - 1)
     freq_hz, (amps, poles) = hlsvd_components(fid[start : start + n_points], dwell_time_s)
     ppm = axes.hz_to_ppm(freq_hz, spectrometer_freq_mhz, ppm_reference)
     inside = (ppm >= band_ppm[0]) & (ppm <= band_ppm[1]) & (np.abs(poles) > 0)
+    inside &= narrow_enough(poles, dwell_time_s, max_fwhm_hz)
     return amps[inside] * poles[inside] ** (-start), poles[inside]
+
+
+def narrow_enough(poles: np.ndarray, dwell_time_s: float, max_fwhm_hz: float) -> np.ndarray:
+    """Whether the components of poles ``z`` (any shape; samples ``dwell_time_s`` apart) are at
+    most ``max_fwhm_hz`` wide: their Lorentzian FWHM ``-ln|z| / (pi dt)`` (Hz), as
+    ``|z| >= exp(-pi max_fwhm_hz dt)`` (``inf``: every pole, ``|z| >= 0``)."""
+    return np.abs(poles) >= np.exp(-np.pi * max_fwhm_hz * dwell_time_s)
 
 
 #: The band-limited HLSVD of :func:`remove_water` (:func:`band_limited_components`): the
@@ -265,6 +293,7 @@ def band_limited_components(
     spectrometer_freq_mhz: float,
     ppm_reference: float,
     band_ppm: tuple[float, float],
+    max_fwhm_hz: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """What :func:`band_components` returns, ``(c (K,), z (K,))`` with the FID's components
     in ``band_ppm`` as ``sum_k c_k z_k^n``, from a frequency-selective HLSVD of its first
@@ -290,14 +319,16 @@ def band_limited_components(
     )
     if plan is None:
         # nothing to gain (D = 1), a band too wide for its margins, or too few samples left
-        return band_components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference, band_ppm)
+        return band_components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference, band_ppm,
+                               max_fwhm_hz=max_fwhm_hz)  # fmt: skip
     y = plan.decimated(fid)
     freq_hz, (d, w) = hlsvd_components(y, plan.step * dwell_time_s, BAND_HLSVD_COMPONENTS)
     if not band_residual_to_noise(fid, y, d, w, plan.taps, dwell_time_s, spectrometer_freq_mhz,
                                   ppm_reference) <= MAX_BAND_RESIDUAL_TO_NOISE:  # fmt: skip
         # the band is no sum of 12 damped exponentials to the noise (or no noise estimate)
-        return band_components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference, band_ppm)
-    inside = plan.inside(freq_hz, w)
+        return band_components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference, band_ppm,
+                               max_fwhm_hz=max_fwhm_hz)  # fmt: skip
+    inside = plan.inside(freq_hz, w, max_fwhm_hz)
     return plan.undone(d[inside], w[inside])
 
 
@@ -305,7 +336,7 @@ class _BandPlan(NamedTuple):
     """The band-limited HLSVD's filter and decimation for one grid and band (see
     :func:`band_limited_components`): the band's centre ``centre_hz`` mixed to 0 Hz by
     ``shift = exp(-i w_c)`` per sample, the low-pass ``taps``, the decimation ``step``, over
-    the first ``n`` samples."""
+    the first ``n`` samples ``dwell_time_s`` apart."""
 
     n: int
     step: int
@@ -315,6 +346,7 @@ class _BandPlan(NamedTuple):
     spectrometer_freq_mhz: float
     ppm_reference: float
     band_ppm: tuple[float, float]
+    dwell_time_s: float
 
     def decimated(self, fids: np.ndarray) -> np.ndarray:
         """``y[m] = sum_j h[j] x[mD + j] exp(-i w_c (mD + j))`` ``(..., M)`` of FIDs
@@ -324,12 +356,14 @@ class _BandPlan(NamedTuple):
         windows = np.lib.stride_tricks.sliding_window_view(x, self.taps.size, axis=-1)
         return windows[..., :: self.step, :] @ self.taps
 
-    def inside(self, freq_hz: np.ndarray, poles: np.ndarray) -> np.ndarray:
+    def inside(self, freq_hz: np.ndarray, poles: np.ndarray, max_fwhm_hz: float) -> np.ndarray:
         """Which decimated components (frequencies relative to the centre, poles ``w``) lie in
-        the band."""
+        the band and are at most ``max_fwhm_hz`` wide (:func:`narrow_enough` of ``w``, whose
+        samples are ``step`` FID samples apart)."""
         ppm = axes.hz_to_ppm(freq_hz + self.centre_hz, self.spectrometer_freq_mhz,
                              self.ppm_reference)  # fmt: skip
-        return (ppm >= self.band_ppm[0]) & (ppm <= self.band_ppm[1]) & (np.abs(poles) > 0)
+        narrow = narrow_enough(poles, self.step * self.dwell_time_s, max_fwhm_hz)
+        return (ppm >= self.band_ppm[0]) & (ppm <= self.band_ppm[1]) & (np.abs(poles) > 0) & narrow
 
     def undone(self, d: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The FID's ``(c, z)`` of decimated components ``(d, w)`` (any shape): ``z'`` the
@@ -372,11 +406,11 @@ def _band_plan(
     taps.setflags(write=False)
     shift = complex(np.exp(-2j * np.pi * centre_hz * dwell_time_s))  # e^{-i w_c}
     return _BandPlan(n, step, taps, centre_hz, shift, spectrometer_freq_mhz, ppm_reference,
-                     band_ppm)  # fmt: skip
+                     band_ppm, dwell_time_s)  # fmt: skip
 
 
 def _band_limited_batch(
-    fids: np.ndarray, plan: _BandPlan, dwell_time_s: float
+    fids: np.ndarray, plan: _BandPlan, dwell_time_s: float, max_fwhm_hz: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`band_limited_components` of many FIDs ``(B, N)`` at once: ``(c (B, K), z (B, K),
     left (B,))``, the band's components first, ``c = 0`` and ``z = 0`` after them, with the
@@ -406,7 +440,8 @@ def _band_limited_batch(
     ratio = band_residual_to_noise(fids, y, d, w, plan.taps, dwell_time_s,
                                    plan.spectrometer_freq_mhz, plan.ppm_reference)  # fmt: skip
     done = gram & (ratio <= MAX_BAND_RESIDUAL_TO_NOISE)
-    inside = plan.inside(np.angle(w) / (2 * np.pi * plan.step * dwell_time_s), w) & done[:, None]
+    freq_hz = np.angle(w) / (2 * np.pi * plan.step * dwell_time_s)
+    inside = plan.inside(freq_hz, w, max_fwhm_hz) & done[:, None]
     # the band's components first, as few columns as the FID with the most of them needs
     order = np.argsort(~inside, axis=-1, kind="stable")[:, : max(int(inside.sum(-1).max()), 1)]
     inside, d, w = (np.take_along_axis(a, order, axis=-1) for a in (inside, d, w))
@@ -484,9 +519,12 @@ def remove_water(
     band_ppm: tuple[float, float] | None = None,
     threads: int = 1,
     full_band: bool = False,
+    max_fwhm_hz: float | None = None,
 ) -> np.ndarray:
     """FIDs ``(B, N)`` (the orientation of :mod:`scaloquant.signal.axes`) less their HLSVD
-    components in ``band_ppm`` (``None``: :data:`WATER_BAND_PPM`, read at the call), from the
+    components in ``band_ppm`` (``None``: :data:`WATER_BAND_PPM`, read at the call) no broader
+    than ``max_fwhm_hz`` (``None``: :data:`WATER_MAX_FWHM_HZ`, read at the call; ``inf``: any
+    width, as before session 20), from the
     band-limited HLSVD (:func:`band_limited_components`; ``full_band=True``: the HLSVD of the
     whole band, :func:`band_components`, as before session 9). The band-limited HLSVDs of :data:`WATER_CHUNK` FIDs at a time are batched
     (:func:`_band_limited_batch`: 1.7-2.8 times less CPU than one FID at a time, the removed
@@ -500,6 +538,8 @@ def remove_water(
         raise ValueError(f"threads must be >= 1, got {threads}")
     if band_ppm is None:
         band_ppm = WATER_BAND_PPM
+    if max_fwhm_hz is None:
+        max_fwhm_hz = WATER_MAX_FWHM_HZ
     out = np.array(fids, dtype=np.complex128, copy=True)
     n = out.shape[-1]
     plan = _band_plan(n, dwell_time_s, spectrometer_freq_mhz, ppm_reference, tuple(band_ppm))
@@ -511,7 +551,8 @@ def remove_water(
 
         def batch(lo: int) -> None:
             rows = nonzero[lo : lo + size]
-            amps, poles, left[rows] = _band_limited_batch(out[rows], plan, dwell_time_s)
+            amps, poles, left[rows] = _band_limited_batch(out[rows], plan, dwell_time_s,
+                                                          max_fwhm_hz)  # fmt: skip
             powers = _powers(poles, n)
             # one component after the other: a FID's result does not depend on how many
             # all-zero components its batch pads it with (a matrix product's rounding would)
@@ -526,7 +567,7 @@ def remove_water(
 
         def water(fid: np.ndarray, components=components) -> np.ndarray:
             amps, poles = components(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference,
-                                     band_ppm)  # fmt: skip
+                                     band_ppm, max_fwhm_hz=max_fwhm_hz)  # fmt: skip
             return _powers(poles, n) @ amps
 
         if np.any(left == status):
