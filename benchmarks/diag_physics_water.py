@@ -192,45 +192,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model {path}: {q.config.model}, polish K = {q.config.polish_iterations}, "
               f"window top {top:g} ppm")  # fmt: skip
 
-        def run(fids, q=q, top=top):
+        def run(fids, q=q, top=top, less_water=args.remove_water == "all"):
             start = time.perf_counter()
-            amps = q.predict_with_checks(fids)[0]
+            seen = remove_water(fids, *grid, threads=args.threads) if less_water else fids
+            amps = q.predict_with_checks(seen)[0]
             sec = time.perf_counter() - start
             return (
                 main_error(q.metabolites, amps, truth_names, truth),
-                (water_near_window(fids, *grid, top)),
+                (water_near_window(seen, *grid, top)),
                 sec,
             )
 
-        if args.remove_water == "all":
+        def run_flagged(fids, q=q):
+            start = time.perf_counter()
+            fid = FID(samples=fids, dwell_time_s=grid[0], spectrometer_freq_mhz=grid[1],
+                      ppm_reference=grid[2])  # fmt: skip
+            outputs, near, _ = physics_estimates(q, fids, fid, None)
+            sec = time.perf_counter() - start
+            return main_error(q.metabolites, outputs[0], truth_names, truth), near, sec
 
-            def run_dry(fids, q=q, top=top):
-                start = time.perf_counter()
-                seen = remove_water(fids, *grid, threads=args.threads)
-                amps = q.predict_with_checks(seen)[0]
-                sec = time.perf_counter() - start
-                return (
-                    main_error(q.metabolites, amps, truth_names, truth),
-                    (water_near_window(seen, *grid, top)),
-                    sec,
-                )
-
-            label = f"{q.config.model} K={q.config.polish_iterations}, the fit's HLSVD first"
-            arms.append((label, run_dry))
-        elif args.remove_water == "flagged":
-
-            def run_flagged(fids, q=q):
-                start = time.perf_counter()
-                fid = FID(samples=fids, dwell_time_s=grid[0], spectrometer_freq_mhz=grid[1],
-                          ppm_reference=grid[2])  # fmt: skip
-                outputs, near, _ = physics_estimates(q, fids, fid, None)
-                sec = time.perf_counter() - start
-                return main_error(q.metabolites, outputs[0], truth_names, truth), near, sec
-
-            label = f"{q.config.model} K={q.config.polish_iterations}, as quantify runs it"
-            arms.append((label, run_flagged))
+        label = f"{q.config.model} K={q.config.polish_iterations}"
+        if args.remove_water == "flagged":
+            arms.append((f"{label}, as quantify runs it", run_flagged))
         else:
-            arms.append((f"{q.config.model} K={q.config.polish_iterations}", run))
+            arms.append(
+                (label + (", the fit's HLSVD first" if args.remove_water == "all" else ""), run)
+            )
     if not args.no_fit:
         config = FIT_PRESETS["invivo"]
 
