@@ -62,7 +62,7 @@ from ..fit.evaluation import (
     stack,
     w_inner,
 )
-from ..fit.lm import Solution, levenberg_marquardt, put_rows, take_rows
+from ..fit.lm import Solution, levenberg_marquardt, put_rows, reweighted_steps, take_rows
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
@@ -669,7 +669,7 @@ class PhysicsQuantifier(nn.Module):
         other = theta.clone()
         other[:, sl] = shift[:, None].to(theta.dtype)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-        better = evaluate(problem, other, y, ones).cost < cost
+        better = evaluate(problem, other, y, ones, derivatives=False).cost < cost
         return torch.where(better[:, None], other, theta)
 
     def moves_where_inexact(
@@ -885,15 +885,14 @@ class PhysicsQuantifier(nn.Module):
                 noise_var = noise_var_from_residual(problem, sol.evaluation)
             theta, ev = sol.theta, sol.evaluation
             k = 0
-        for _ in range(k):
+        if k:
             # one iteration at a time, the noise level (which weighs the deviations' priors)
             # taken again from each residual: from the network's start it is far too high and
             # would hold the deviations at 0 (noiseless invivo spectra, 10 iterations from a
             # start 2/s, 1.5 Hz, 0.1 rad off: amplitude MAE 0.005 against 0.22 with the
             # start's noise level kept; the fit's no-deviation stage first: 0.06)
-            sol = levenberg_marquardt(problem, theta, y, noise_var, lower, upper, max_iterations=1)
+            sol, noise_var = reweighted_steps(problem, theta, y, noise_var, lower, upper, steps=k)
             theta, ev = sol.theta, sol.evaluation
-            noise_var = noise_var_from_residual(problem, ev)
         if k and exact is not None:
             # near-noiseless spectra end on all N samples, with the last noise level
             sol = batched.finish_on_the_full_grid(
