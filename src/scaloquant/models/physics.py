@@ -623,6 +623,19 @@ class PhysicsQuantifier(nn.Module):
             )
         return self._problems[key]
 
+    def cached_problems(self, polish_iterations: int) -> None:
+        """Build (and cache) every problem :meth:`estimate` uses with ``polish_iterations``,
+        before batches run side by side: each built once, not by two threads at a time."""
+        self.problem()  # the data window's
+        problem = self.predicting_problem()
+        self.exact_twin(problem, deviations=True)
+        if polish_iterations:
+            self.predicting_problem(deviations=False)
+            for b in self.config.polish_broadening_per_s:
+                self.stage_problem(b, decimated=NETWORK_MODEL_DECIMATED)
+            if self.config.polish_moves:
+                self.twin_pairs()
+
     def data_window(self, fids: torch.Tensor) -> torch.Tensor:
         """The fit's data window ``(B, K)`` of FIDs ``(B, N)``."""
         return data_window(self.problem(), fids.to(torch.complex128))  # fit.problem.data_window
@@ -1041,13 +1054,12 @@ class PhysicsQuantifier(nn.Module):
 
         starts = range(0, len(arr), batch_size)
         try:
-            if k == 0 and cpu and torch.get_num_threads() > 1 and len(starts) > 1:
-                # K = 0: a batch per thread, each on one core, rather than every small
-                # operation of one batch split over the threads (the same numbers: each
-                # batch's result does not depend on the others); the cached problem and
-                # inference network built here, once, not by two threads at the same time
-                self.problem()
-                self.predicting_problem()
+            if cpu and torch.get_num_threads() > 1 and len(starts) > 1:
+                # a batch per thread, each on one core, rather than every small operation of
+                # one batch split over the threads (the same numbers: each batch's result does
+                # not depend on the others); the cached problems and inference network built
+                # here, once, not by two threads at the same time
+                self.cached_problems(k)
                 self.encoder.inference_network()
                 jobs = {str(i): (lambda i=i: part(i)) for i in starts}
                 parts = [result for result, _ in run_side_by_side(jobs).values()]
