@@ -17,12 +17,13 @@ from scaloquant.fit.crlb import crlb
 from scaloquant.fit.evaluation import (
     evaluate,
     nnls_gram,
+    noise_var_from_residual,
     spd_solve,
     stack,
     whiten,
     with_derivatives,
 )
-from scaloquant.fit.lm import _data_normal_equations, levenberg_marquardt
+from scaloquant.fit.lm import _data_normal_equations, levenberg_marquardt, reweighted_steps
 from scaloquant.fit.problem import (
     _runs,
     data_window,
@@ -710,3 +711,38 @@ def test_lm_gives_up_only_where_its_model_sees_no_lower_minimum(small):
     assert bool(below.converged.all()) and int(below.iterations.sum()) == 0
     torch.testing.assert_close(below.evaluation.cost, start.cost, rtol=1e-12, atol=0)
     assert bool((plain.evaluation.cost < start.cost).all())
+
+
+def test_reweighted_steps_are_one_step_runs_from_the_last(small):
+    """``lm.reweighted_steps`` (the physics-head models' polish) computes what as many calls
+    of ``levenberg_marquardt(max_iterations=1)`` do, each from the last one's solution with the
+    noise variance of its residual, to the bit: the parameters, amplitudes, residuals,
+    derivative columns and noise variance, spectra whose step was rejected after the first
+    (they leave its batch) included. The ``invivo`` model's deviation priors are what the
+    noise variance weighs; noise and a start off the truth make some steps fail."""
+    basis, config, _, fids = small
+    problem = make_problem(prepare_basis(basis, config), config)
+    assert bool((problem.prior_precision > 0).any())
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=fids.shape + (2,)) @ np.array([1.0, 1j])
+    x = torch.as_tensor(np.concatenate([fids, fids + 0.02 * np.abs(fids).max() * noise]))
+    y = data_window(problem, x)
+    theta = start_theta(problem, config, y, basis.dwell_time_s, {})
+    lower, upper = parameter_bounds(problem, theta[:, problem.slices()["shift"]].mean(-1), config)
+    noise_var = torch.ones(x.shape[0], dtype=torch.float64)
+    steps = 8
+    want_theta, want_var = theta, noise_var
+    for _ in range(steps):
+        sol = levenberg_marquardt(
+            problem, want_theta, y, want_var, lower, upper, max_iterations=1
+        )  # fmt: skip
+        want_theta, want = sol.theta, sol.evaluation
+        want_var = noise_var_from_residual(problem, want)
+    got, got_var = reweighted_steps(problem, theta, y, noise_var, lower, upper, steps=steps)
+    assert bool(got.converged.any())  # some spectra left the batch
+    assert bool((got.iterations == steps).any())
+    assert torch.equal(got.theta, want_theta)
+    assert torch.equal(got_var, want_var)
+    for name in ("amplitudes", "passive", "residual", "derivs", "gram"):
+        assert torch.equal(getattr(got.evaluation, name), getattr(want, name)), name
+    assert bool((got.theta != theta).any())
