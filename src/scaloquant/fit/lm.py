@@ -301,16 +301,20 @@ def _accepted(
     dtype: torch.dtype | None,
     *,
     full: bool,
-) -> tuple[Evaluation, torch.Tensor, torch.Tensor]:
+    equations: bool = True,
+) -> tuple[Evaluation, torch.Tensor | None, torch.Tensor | None]:
     """The accepted trials ``rows`` (``None``: all) of the trial evaluation ``new_copy`` (its
     last row a copy, :func:`_with_copy`) with their derivatives (:func:`with_derivatives`,
     ``dtype``, ``full``) and the data's normal equations :func:`_data_normal_equations` that
-    the next step starts from: ``(evaluation, J^T J, gradient)`` of the rows."""
+    the next step starts from: ``(evaluation, J^T J, gradient)`` of the rows (``equations=False``:
+    no next step, ``None`` for both)."""
     # the rows' last once more (its results dropped), as every evaluation's
     subset = new_copy if rows is None else take_rows(new_copy, torch.cat([rows, rows[-1:]]))
     count = subset.cost.shape[0] - 1
     accepted = with_derivatives(problem, subset, dtype, full=full)
-    jtj, grad = (t[:count] for t in _data_normal_equations(problem, accepted))
+    jtj = grad = None
+    if equations:
+        jtj, grad = (t[:count] for t in _data_normal_equations(problem, accepted))
     return first_rows(accepted, count), jtj, grad
 
 
@@ -544,10 +548,14 @@ def reweighted_steps(
         if bool(better.any()):
             every = bool(better.all())
             rows = None if every else torch.nonzero(better)[:, 0]
-            accepted, jtj_new, grad_new = _accepted(problem, new_copy, rows, None, full=True)
+            last = step + 1 == steps  # no next step to form the normal equations for
+            accepted, jtj_new, grad_new = _accepted(
+                problem, new_copy, rows, None, full=True, equations=not last
+            )
             where = active if every else active[rows]
             theta[where] = trial if every else trial[rows]
-            jtj_d[where], grad_d[where] = jtj_new, grad_new
+            if not last:
+                jtj_d[where], grad_d[where] = jtj_new, grad_new
             if where.numel() == b:
                 ev = accepted
             else:
