@@ -25,8 +25,8 @@ each run's speed as a multiple of LCModel's. With ``--mrsi`` also a 32 x 32 MRSI
 to end: ``scaloquant fit`` in-process on a NIfTI-MRS file of 1024 such spectra, outputs included.
 
 Device: ``--device`` (``cpu``, the default, or ``cuda``) for every scaloquant run, the fit's
-``FitConfig.device`` (chunks of ``GPU_CHUNK`` spectra on a GPU) and the slice's ``--device``;
-LCModel runs on the CPU whatever it is.
+``FitConfig.device`` (chunks of ``GPU_CHUNK`` spectra on a GPU, ``--gpu-chunk`` to try another)
+and the slice's ``--device``; LCModel runs on the CPU whatever it is.
 
 Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_threads` (2 on an idle
 2-core machine, 1 when other processes keep a core busy), with OpenMP's passive wait
@@ -62,7 +62,7 @@ import torch  # noqa: E402
 
 import _lcmodel as lcm  # noqa: E402
 from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS  # noqa: E402
-from scaloquant.fit import fit_spectra  # noqa: E402
+from scaloquant.fit import batched, fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 from scaloquant.io import default_basis  # noqa: E402
 from scaloquant.simulate import (  # noqa: E402
@@ -179,12 +179,21 @@ def main() -> None:
         default="cpu",
         help="torch device of the fits (cpu, cuda)",
     )
+    parser.add_argument(
+        "--gpu-chunk", type=int, default=None, help="spectra per tensor program on a GPU"
+    )
     args = parser.parse_args()
+    if args.gpu_chunk:
+        batched.GPU_CHUNK = args.gpu_chunk
     threads = choose_threads(args.threads)
     torch.set_num_threads(threads)
     basis, signals, fid, tissue_fid = engine_spectra(args.n, args.snr, args.seed)
     truth = signals.amplitudes
-    print(f"{args.n} spectra at SNR {args.snr:g}, torch threads {threads}, device {args.device}")
+    chunk = f" (chunks of {batched.GPU_CHUNK})" if args.device == "cuda" else ""
+    print(
+        f"{args.n} spectra at SNR {args.snr:g}, torch threads {threads}, device {args.device}"
+        + chunk
+    )
     lcmodel_rate = None
     if args.lcmodel_n > 0:
         lcmodel_rate, note = lcmodel_speed(signals, basis, args.lcmodel_n, args.lcmodel_workers)

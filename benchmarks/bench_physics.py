@@ -36,14 +36,16 @@ estimates within 1 and 2 SDs of the truth (68 % and 95 % for a calibrated Gaussi
 Usage: ``python benchmarks/bench_physics.py CKPT [CKPT ...] [--n 200] [--snr 30] [--seed 7]
 [--polish 0 5 20] [--threads 1] [--prior full|representable] [--simulation invivo|default]
 [--no-fit] [--noisy-only] [--quantify N [N ...] [--quantify-fit-n 32] [--lcmodel-n 16]
-[--lcmodel-workers 2]]``
+[--lcmodel-workers 2] [--device cpu|cuda] [--suffix .nii] [--profile DIR]]``
 
 ``--quantify N [N ...]``: end to end instead (file in, results out): ``scaloquant quantify`` on
 an MRSI-like NIfTI-MRS file of ``N`` default-simulator spectra at ``--snr`` (one file per ``N``,
 the first ``N`` of the same spectra) for every checkpoint and every ``--polish`` K (and on a
 file of one spectrum: the fixed start-up cost), ``scaloquant fit --preset simulated`` on its
 first ``--quantify-fit-n`` and LCModel on its first ``--lcmodel-n``, each a new process with
-``--threads``; wall and CPU seconds, spectra/s and the ratios (``main_end_to_end``).
+``--threads``; wall and CPU seconds, spectra/s and the ratios (``main_end_to_end``); with
+``--profile DIR`` each quantify run on the largest ``N`` once more under cProfile (where its
+time goes, by function).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ import argparse
 import compileall
 import math
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -308,16 +311,21 @@ def main_default(args, models) -> None:
         _models_on(models, params_truth, fids, args.polish, args.n, unit="", fit=fit)
 
 
-def _cli(args: list[str], threads: int, device: str = "cpu") -> tuple[float, float]:
+def _cli(
+    args: list[str], threads: int, device: str = "cpu", profile: Path | None = None
+) -> tuple[float, float]:
     """Wall and CPU seconds (user + system, of the child process) of ``scaloquant ARGS
     --threads T --device D`` in a new process (start and imports included: what a user waits for). On a
     machine shared with other work the CPU seconds are the steadier figure: the wall time
-    grows with the others' load."""
+    grows with the others' load. ``profile``: run it under cProfile, its statistics written there
+    (the main thread's; the profiler's overhead makes these times longer)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
+    runner = ["-m", "cProfile", "-o", str(profile)] if profile else []
     subprocess.run(
-        [sys.executable, "-m", "scaloquant", *args, "--threads", str(threads), "--device", device],
+        [sys.executable, *runner, "-m", "scaloquant", *args]
+        + ["--threads", str(threads), "--device", device],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -326,6 +334,30 @@ def _cli(args: list[str], threads: int, device: str = "cpu") -> tuple[float, flo
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
+
+
+def _profiled(model: Path, n: int, data_file: Path, out: Path, args, name: str, k: int) -> None:
+    """``quantify`` on the file of ``n`` spectra once more, under cProfile: its statistics
+    written to ``--profile``'s folder, its 25 costliest functions by cumulative time and 15 by
+    own time printed."""
+    folder = Path(args.profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    stats_path = folder / f"quantify_{name}_K{k}_N{n}.pstats"
+    cmd = [
+        "quantify",
+        str(data_file),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--max-figures",
+        "0",
+    ]
+    wall, _ = _cli(cmd, args.threads, args.device, profile=stats_path)
+    print(f"  under cProfile ({n} spectra, {wall:.1f} s wall): {stats_path}")
+    stats = pstats.Stats(str(stats_path))
+    stats.sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("tottime").print_stats(15)
 
 
 def _grid_shape(n: int) -> tuple[int, int, int]:
@@ -421,6 +453,8 @@ def main_end_to_end(args) -> None:
                     rates[key] = _rate(f"  {n} spectra", n, wn, cn)
                     if n > 1 and wn > w1 and cn > c1:
                         _rate("  start-up taken off", n - 1, wn - w1, cn - c1)
+                if args.profile:
+                    _profiled(copy, n_all, files[n_all], tmp / f"prof{i}_k{k}", args, name, k)
         n_fit = min(args.quantify_fit_n, n_all)
         if n_fit:
             part = write_nifti_mrs(
@@ -495,6 +529,13 @@ def main() -> None:
         choices=(".nii.gz", ".nii"),
         default=".nii.gz",
         help="--quantify: the files' format, compressed (the default) or not",
+    )
+    ap.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="--quantify: each quantify run on the largest N once more under cProfile, "
+        "its statistics written to DIR and its costliest functions printed",
     )
     ap.add_argument("--lcmodel-n", type=int, default=16, help="--quantify: LCModel's spectra")
     ap.add_argument("--lcmodel-workers", type=int, default=2)

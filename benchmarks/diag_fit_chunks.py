@@ -50,6 +50,29 @@ def compare(name: str, reference, other) -> str:
     )
 
 
+def peak_memory(device: str, chunk: int, basis, config) -> str:
+    """On a GPU, ``"; peak GPU memory X GiB, Y bytes per element"``: torch's peak allocation
+    since the last reset, and that over the chunk's spectra times
+    :func:`scaloquant.fit.batched.spectrum_elements` of the fit's problems (what
+    ``batched.GPU_BYTES_PER_ELEMENT`` should cover); ``""`` on a CPU."""
+    if device != "cuda":
+        return ""
+    from scaloquant.fit.problem import make_problem, prepare_basis
+    from scaloquant.fit.stages import stage_problem
+
+    prepared = prepare_basis(basis, config)
+    dev = torch.device("cpu")
+    problems = [
+        stage_problem(prepared, config, L, dev) for L in config.continuation_broadening_per_s
+    ]
+    problems += [make_problem(prepared, config, deviations=d, device=dev) for d in (False, True)]
+    full = replace(config, decimate_model=False)
+    problems.append(make_problem(prepared, full, deviations=True, device=dev))
+    peak = torch.cuda.max_memory_allocated()
+    per_element = peak / (chunk * batched.spectrum_elements(problems))
+    return f"; peak GPU memory {peak / 2**30:.2f} GiB, {per_element:.2f} bytes per element"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="invivo", choices=sorted(FIT_PRESETS))
@@ -68,11 +91,15 @@ def main() -> None:
     fits = {}
     for chunk in args.chunks:
         setattr(batched, name, chunk)
+        if args.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         start, cpu = time.perf_counter(), time.process_time()
         fits[f"{name} {chunk}"] = fit_spectra(source, basis, config)
+        wall = time.perf_counter() - start
         print(
-            f"{name} {chunk}: {time.perf_counter() - start:.1f} s wall, "
-            f"{time.process_time() - cpu:.1f} s CPU",
+            f"{name} {chunk}: {wall:.1f} s wall ({args.n / wall:.1f} spectra/s), "
+            f"{time.process_time() - cpu:.1f} s CPU"
+            + peak_memory(args.device, chunk, basis, config),
             flush=True,
         )
     if args.permute:

@@ -7,13 +7,18 @@ spectra each, 1 torch thread unless ``--threads``.
 * ``--profile DIR``: per run a cProfile of the call (``DIR/RUN.pstats``, top functions by own
   time printed) and, with ``--ops``, a ``torch.profiler`` table of the tensor ops with their
   input shapes (``DIR/RUN.ops.txt``).
+* ``--device cuda`` fits on the GPU (``--gpu-chunk`` sets ``batched.GPU_CHUNK``); with ``--ops``
+  the table is of the CUDA kernels' own time too, and a line says how much of the call's wall
+  time the GPU was busy and how many kernels it ran (a fit bound by launches and host work keeps
+  the GPU idle most of the time; one bound by the GPU keeps it busy).
 * ``--save FILE.npz``: amplitudes, CRLB SDs, iterations and CPU seconds of each run;
   ``--compare A.npz B.npz``: per run the amplitude differences in units of A's CRLB SD
   (median, p99, max, and the spectra above 0.05), the MAE against the truth for
   ``simulated``, and the CPU-seconds ratio.
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_fit_profile.py [--n 128] [--runs invivo
-simulated tissue] [--threads 1] [--profile DIR [--ops]] [--save FILE.npz]`` or
+simulated tissue] [--threads 1] [--device cuda [--gpu-chunk N]] [--profile DIR [--ops]]
+[--save FILE.npz]`` or
 ``... --compare A.npz B.npz``
 """
 
@@ -23,6 +28,7 @@ import argparse
 import cProfile
 import pstats
 import time
+from dataclasses import replace
 from pathlib import Path
 
 # first: it sets OpenMP's passive wait, huge pages and MKL's reproducible mode before torch loads
@@ -34,7 +40,7 @@ engine_spectra = bench_fit_engine.engine_spectra
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from scaloquant.fit import fit_spectra  # noqa: E402
+from scaloquant.fit import batched, fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 
 RUNS = {"invivo": "invivo", "simulated": "simulated", "tissue": "invivo"}
@@ -74,6 +80,44 @@ def compare(a_path: str, b_path: str) -> None:
             print(f"   spectrum {i}: cost {a[f'{run}_res'][i]:.6g} -> {b[f'{run}_res'][i]:.6g}")
 
 
+def sync() -> None:
+    """Wait for the GPU's queued work, so that a timer read after it counts it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def ops_table(fid, basis, config, path: Path) -> str:
+    """A ``torch.profiler`` run of one ``fit_spectra`` call: its op table by own time (CPU, or
+    the CUDA kernels' on a GPU; by name, then by input shape, written to ``path``), returned
+    by name; on a GPU with a first line of how busy the GPU was: the kernels' summed time and
+    count against the call's wall time."""
+    cuda = config.device == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    wall = time.perf_counter()
+    with torch.profiler.profile(activities=activities, record_shapes=True) as tp:
+        fit_spectra(fid, basis, config)
+        sync()
+    wall = time.perf_counter() - wall
+    averages = tp.key_averages()
+    by_name = averages.table(sort_by=sort, row_limit=40, max_name_column_width=40)
+    table = tp.key_averages(group_by_input_shape=True).table(
+        sort_by=sort, row_limit=60, max_name_column_width=40
+    )
+    path.write_text(by_name + "\n" + table)
+    if not cuda:
+        return by_name
+    kernels = [e for e in tp.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy = sum(e.device_time for e in kernels) / 1e6
+    return (
+        f"GPU busy {busy:.2f} s of {wall:.2f} s wall under the profiler "
+        f"({100 * busy / wall:.0f} %), {len(kernels)} kernels "
+        f"({1e6 * busy / max(len(kernels), 1):.1f} us each on average)\n{by_name}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=128)
@@ -83,7 +127,11 @@ def main() -> None:
     parser.add_argument("--ops", action="store_true")
     parser.add_argument("--save", default=None)
     parser.add_argument("--compare", nargs=2, default=None)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--gpu-chunk", type=int, default=None, help="batched.GPU_CHUNK")
     args = parser.parse_args()
+    if args.gpu_chunk:
+        batched.GPU_CHUNK = args.gpu_chunk
     if args.compare:
         compare(*args.compare)
         return
@@ -92,13 +140,15 @@ def main() -> None:
     saved = {}
     for run in args.runs:
         fid, truth = data[run]
-        config = FIT_PRESETS[RUNS[run]]
+        config = replace(FIT_PRESETS[RUNS[run]], device=args.device)
         fit_spectra(fid.with_samples(fid.samples[:4]), basis, config)  # warm-up
+        sync()
         prof = cProfile.Profile() if args.profile else None
         wall, cpu = time.perf_counter(), time.process_time()
         if prof:
             prof.enable()
         result = fit_spectra(fid, basis, config)
+        sync()
         if prof:
             prof.disable()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -118,16 +168,7 @@ def main() -> None:
             prof.dump_stats(out / f"{run}.pstats")
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
             if args.ops:
-                with torch.profiler.profile(record_shapes=True) as tp:
-                    fit_spectra(fid, basis, config)
-                table = tp.key_averages(group_by_input_shape=True).table(
-                    sort_by="self_cpu_time_total", row_limit=60, max_name_column_width=40
-                )
-                by_name = tp.key_averages().table(
-                    sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=40
-                )
-                (out / f"{run}.ops.txt").write_text(by_name + "\n" + table)
-                print(by_name)
+                print(ops_table(fid, basis, config, out / f"{run}.ops.txt"))
     if args.save:
         np.savez(args.save, **saved)
 

@@ -1,5 +1,5 @@
 """The GPU paths against the CPU's, on a CUDA device (skipped without one: CI has none; they
-passed on an H200 in session 18).
+passed on an H200 in sessions 18 and 20).
 
 Both paths compute in float64 (the networks in float32), so a GPU run may differ from the CPU's
 only by the order of its sums: the fit's and the physics polish's amplitudes must agree within a
@@ -67,3 +67,22 @@ def test_physics_quantifier_on_cuda_gives_the_cpus_estimates():
     assert float(ratio.nan_to_num(0.0).max()) < CRLB_FRACTION
     # the encoder in float32: parameters within float32 rounding of the same weights
     torch.testing.assert_close(network_gpu.cpu(), network_cpu, rtol=1e-4, atol=1e-4)
+
+
+def test_gpu_chunk_fits_in_the_free_memory():
+    """On a GPU a chunk holds as many spectra as ``GPU_MEMORY_SHARE`` of the free memory takes
+    at ``GPU_BYTES_PER_ELEMENT`` per element of its largest problem, within its bounds; a fit
+    of one such chunk's worth of the in-vivo problem's spectra then peaks within that share."""
+    from scaloquant.fit import batched
+    from scaloquant.fit.problem import make_problem, prepare_basis
+
+    config = replace(FIT_PRESETS["invivo"], device="cuda")
+    basis = prepare_basis(default_basis(), config)
+    cuda = torch.device("cuda")
+    problem = make_problem(basis, config, device=cuda)
+    full = batched.full_grid_twin(problem, basis, config, deviations=True, device=cuda)
+    chunk = batched.chunk_size(cuda, [problem, full])
+    assert batched.GPU_CHUNK_MIN <= chunk <= batched.GPU_CHUNK
+    free_bytes, _ = torch.cuda.mem_get_info(cuda)
+    needed = batched.GPU_BYTES_PER_ELEMENT * batched.spectrum_elements([problem, full])
+    assert chunk == batched.GPU_CHUNK or chunk * needed <= batched.GPU_MEMORY_SHARE * free_bytes

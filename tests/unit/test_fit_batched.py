@@ -212,6 +212,48 @@ def test_chunk_ranges_share_a_batch_among_workers():
     assert batched.chunk_ranges(0, 128, 2) == []
 
 
+def test_chunk_size_is_cpu_chunk_on_a_cpu_and_bounded_by_the_problems():
+    """A CPU takes :data:`batched.CPU_CHUNK` spectra per chunk; a GPU's chunk grows with the
+    largest problem's model (:func:`batched.spectrum_elements`: samples x (components +
+    parameters)): the full-grid problem of the in-vivo preset counts 4 times its decimated
+    twin."""
+    config = FIT_PRESETS["invivo"]
+    basis = prepare_basis(default_basis(), config)
+    cpu = torch.device("cpu")
+    decimated = make_problem(basis, config, device=cpu)
+    full = batched.full_grid_twin(decimated, basis, config, deviations=True, device=cpu)
+    assert batched.chunk_size(cpu, [decimated, full]) == batched.CPU_CHUNK
+    size = decimated.n_metabolites + decimated.size
+    assert batched.spectrum_elements([decimated, None]) == decimated.fids.shape[-1] * size
+    assert batched.spectrum_elements([decimated, full]) == basis.n_points * size
+    assert full.fids.shape[-1] == 4 * decimated.fids.shape[-1]
+
+
+def test_a_chunk_that_runs_out_of_memory_is_halved():
+    """``halving_on_oom``: a chunk whose work raises torch's out-of-memory error is done as two
+    halves, each halved again while it fails, every spectrum once and in order; at
+    ``GPU_CHUNK_MIN`` spectra or fewer the error stands."""
+    calls = []
+
+    def part(lo, hi):
+        calls.append((lo, hi))
+        if hi - lo > 100:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (a test's own)")
+        return list(range(lo, hi))
+
+    parts = batched.halving_on_oom(part, 0, 300)
+    assert [r for p in parts for r in p] == list(range(300))
+    assert [len(p) for p in parts] == [75, 75, 75, 75]
+    assert calls[:3] == [(0, 300), (0, 150), (0, 75)]
+    assert batched.halving_on_oom(part, 10, 50) == [list(range(10, 50))]
+
+    def never(lo, hi):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (a test's own)")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        batched.halving_on_oom(never, 0, 4 * batched.GPU_CHUNK_MIN)
+
+
 def test_chunks_side_by_side_give_the_one_chunk_fit(small, monkeypatch):
     """Two torch threads fit a chunk each side by side (``batched.solve``): the same fit as
     the one chunk on one thread, to the rounding of the single-precision trial columns."""

@@ -1,19 +1,22 @@
 """``results.csv`` (:func:`scaloquant.report.outputs.results_csv`) is the text a
 :func:`csv.writer` writes for rows of ``.8g`` numbers (the oracle below, the writer it
 replaced): labels that need quoting (commas, quotes), NaN, infinities, negative zero, float32
-columns and empty and several quality flags."""
+columns and empty and several quality flags.
+And ``results.json``'s text (:func:`~scaloquant.report.outputs.results_json_text`)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from scaloquant.quantify import Run, SpectraInput, SpectraResult
 from scaloquant.quantify.results import QUALITY_COLUMNS
-from scaloquant.report.outputs import column_names, results_csv
+from scaloquant.report.outputs import column_names, results_csv, results_json_text
 from scaloquant.types import FID
 
 NAMES = ("NAA", "Cr", "Glu")
@@ -62,3 +65,36 @@ def test_results_csv_is_the_csv_writers_text():
     rows = list(csv.reader(io.StringIO(text)))
     assert len(rows) == 1 + 11 and rows[1][0] == "a, quoted.nii.gz" and rows[-1][0] == 'b"c.RAW'
     assert rows[1][2:7:2] == ["nan", "inf", "-0"]  # each amplitude, then its SD
+
+
+def test_results_json_text_is_the_documents_strict_json_a_spectrum_per_line():
+    """``results.json``'s text (:func:`results_json_text`) parses back to the document, with
+    its ``spectra`` last, one line per spectrum, the rest indented as ``json.dumps(indent=2)``;
+    NaN refused (strict JSON, as before); a document without spectra, or with none, too."""
+    doc = {
+        "command": "quantify",
+        "inputs": [{"file": 'a "quoted", file.nii', "shape": [2, 1, 1], "warnings": []}],
+        "spectra": [
+            {
+                "file": "a.nii",
+                "spectrum": "0,0,0",
+                "snr": 31.5,
+                "qc": [],
+                "fit": {"w": [1.0, None]},
+            },
+            {"file": "a.nii", "spectrum": "1,0,0", "snr": None, "qc": ["too_broad"]},
+        ],
+        "water_scaling": None,
+    }
+    text = results_json_text(doc)
+    assert json.loads(text) == doc
+    lines = text.splitlines()
+    start = lines.index('  "spectra": [')
+    assert [json.loads(line.rstrip(",")) for line in lines[start + 1 : start + 3]] == doc["spectra"]
+    assert lines[start + 3 :] == ["  ]", "}"]
+    head = {k: v for k, v in doc.items() if k != "spectra"}
+    assert "\n".join(lines[:start]) == json.dumps(head, indent=2)[:-2] + ","
+    for other in ({"spectra": []}, {"a": 1}, {"a": {}, "spectra": [{"x": 1}]}):
+        assert json.loads(results_json_text(other)) == other
+    with pytest.raises(ValueError):
+        results_json_text({"spectra": [{"snr": float("nan")}]})

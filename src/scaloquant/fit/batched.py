@@ -27,7 +27,9 @@ search of :mod:`scaloquant.fit.search`. Measured choices: at their constants and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -57,13 +59,64 @@ from .problem import (
 from .stages import TRIAL_DTYPE, continuation, stage_problem
 from .start import phase0_given_amplitudes, phase0_start, start_theta
 
-#: Spectra per tensor program on a CPU (working arrays of about 100 MB) and on a GPU. Spectra
-#: leave the batch as they converge, so a chunk's last iterations run a few slow spectra at a
-#: cost per iteration dominated by fixed overheads; a larger chunk shares that tail among more
-#: spectra (64 SNR-30 spectra, ``invivo``, 1 thread: 12.0 spectra/s in one chunk of 64, 6.9 in
-#: two of 32).
+T = TypeVar("T")
+
+#: Spectra per tensor program on a CPU (working arrays of about 100 MB) and, at most, on a GPU.
+#: Spectra leave the batch as they converge, so a chunk's last iterations run a few slow spectra
+#: at a cost per iteration dominated by fixed overheads; a larger chunk shares that tail among
+#: more spectra (64 SNR-30 spectra, ``invivo``, 1 thread: 12.0 spectra/s in one chunk of 64, 6.9
+#: in two of 32; on an H200, ``invivo``: 8192 spectra 645/s in chunks of 1024, 1388/s in one of
+#: 8192; 16384 spectra 1020/s in chunks of 8192, 1186/s in one of 16384, peak 23 GiB:
+#: docs/history/benchmarks-log.md "On a lent GPU, an H200 (session 20)").
 CPU_CHUNK = 128
-GPU_CHUNK = 1024
+GPU_CHUNK = 16384
+#: Fewest spectra per chunk on a GPU, whatever its free memory (:func:`chunk_size`), and the
+#: smallest chunk that an out-of-memory error still halves (:func:`halving_on_oom`).
+GPU_CHUNK_MIN = 64
+#: Share of the GPU's free memory, when a fit starts, that a chunk's working arrays may take.
+GPU_MEMORY_SHARE = 0.6
+#: Peak GPU memory of a chunk per spectrum, in bytes per element of its largest problem's model
+#: (:func:`spectrum_elements`): torch's peak allocation over a fit on an H200 was 8.9 bytes
+#: (``invivo``, chunks of 8192 and 16384) and 6.7 (``simulated``, 8192); a third more here, so
+#: that a chunk sized by it stays within its share (docs/history/benchmarks-log.md "On a lent
+#: GPU, an H200 (session 20)").
+GPU_BYTES_PER_ELEMENT = 12.0
+
+
+def spectrum_elements(problems: list[Problem | None]) -> int:
+    """Elements of the largest of ``problems``' per-spectrum model arrays: its samples times its
+    components and parameters (the basis' modulated FIDs and the Jacobian's columns), which
+    the peak memory of a chunk grows with."""
+    return max(p.fids.shape[-1] * (p.n_metabolites + p.size) for p in problems if p is not None)
+
+
+def chunk_size(device: torch.device, problems: list[Problem | None]) -> int:
+    """Spectra per tensor program on ``device``: :data:`CPU_CHUNK` on a CPU; on a GPU as many
+    as :data:`GPU_MEMORY_SHARE` of its free memory holds at :data:`GPU_BYTES_PER_ELEMENT` per
+    :func:`spectrum_elements`, between :data:`GPU_CHUNK_MIN` and :data:`GPU_CHUNK`."""
+    if device.type != "cuda":
+        return CPU_CHUNK
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    per_spectrum = GPU_BYTES_PER_ELEMENT * spectrum_elements(problems)
+    return int(max(GPU_CHUNK_MIN, min(GPU_CHUNK, GPU_MEMORY_SHARE * free_bytes // per_spectrum)))
+
+
+def halving_on_oom(part: Callable[[int, int], T], lo: int, hi: int) -> list[T]:
+    """``[part(lo, hi)]`` (the spectra ``[lo, hi)`` of a chunk), or, where the device runs out
+    of memory on that chunk, its halves each the same way, down to :data:`GPU_CHUNK_MIN`
+    spectra (below that the error stands): a GPU shared with other work may have less free
+    memory than :func:`chunk_size` saw, and a network's activations are not counted there."""
+    try:
+        return [part(lo, hi)]
+    except torch.cuda.OutOfMemoryError:
+        if hi - lo <= GPU_CHUNK_MIN:
+            raise
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mid = (lo + hi) // 2
+    return halving_on_oom(part, lo, mid) + halving_on_oom(part, mid, hi)
+
+
 #: Fewest spectra per chunk when a CPU batch is shared out among torch's threads
 #: (:func:`chunk_ranges`): below it a chunk's tail of slow spectra costs more than a second
 #: core gains.
@@ -369,8 +422,8 @@ def solve(
     start: dict[str, np.ndarray] | None = None,
 ) -> BatchedFit:
     """Fit FIDs ``(B, N)`` on ``basis``' grid (already
-    :func:`~scaloquant.fit.problem.prepare_basis`-ed) in chunks of :data:`CPU_CHUNK`
-    (:data:`GPU_CHUNK` on a GPU) spectra on ``config.device``.
+    :func:`~scaloquant.fit.problem.prepare_basis`-ed) in chunks of :func:`chunk_size` spectra on
+    ``config.device`` (on a GPU, a chunk that runs out of memory is halved).
 
     ``region_noise_sd`` ``(B,)``: noise SD per real part from a signal-free region (used for
     the priors' weight, and for the bounds when ``config.noise_estimate == "region"``);
@@ -399,7 +452,8 @@ def solve(
     # (scaloquant.threads.prefer_reproducible_mkl), which the command sets; docs/fit.md
     # "Where it stands" says how far where it is not set, and on a GPU
     workers = min(torch.get_num_threads(), available_cpus()) if cpu else 1
-    ranges = chunk_ranges(fids.shape[0], CPU_CHUNK if cpu else GPU_CHUNK, workers)
+    chunk = chunk_size(device, [*stages, final, refine, exact])
+    ranges = chunk_ranges(fids.shape[0], chunk, workers)
 
     def part(lo: int, hi: int) -> BatchedFit:
         x = torch.as_tensor(np.array(fids[lo:hi]), dtype=torch.complex128, device=device)
@@ -424,7 +478,7 @@ def solve(
         jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
         parts = [result for result, _ in run_side_by_side(jobs, workers).values()]
     else:
-        parts = [part(lo, hi) for lo, hi in ranges]
+        parts = [fit for lo, hi in ranges for fit in halving_on_oom(part, lo, hi)]
     return BatchedFit(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
     )
@@ -453,7 +507,7 @@ def solve_given_amplitudes(
     twin_pairs = None
     if search.applies(config) and final.n_groups > 1:
         twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
-    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
+    chunk = chunk_size(device, [common, final, exact])
     parts = []
     for lo in range(0, fids.shape[0], chunk):
         x = torch.as_tensor(np.array(fids[lo : lo + chunk]), dtype=torch.complex128, device=device)
@@ -536,7 +590,7 @@ def _real_ssq(
     residual over ``problem``'s window (amplitudes and baseline solved at ``fit``'s lineshape
     and ``problem``'s stiffness) with ``reference``'s phases removed."""
     device = problem.ppm.device
-    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
+    chunk = chunk_size(device, [problem])
     n = fids.shape[0]
     ssq, active = np.empty(n), np.empty(n)
     offset = problem.ppm - problem.pivot_ppm

@@ -967,7 +967,8 @@ class PhysicsQuantifier(nn.Module):
     ) -> np.ndarray:
         """Amplitudes ``(B, M)`` of complex FIDs, in batches of ``batch_size`` (default on a CPU
         :data:`NETWORK_CPU_CHUNK` at ``K = 0``, else :data:`scaloquant.fit.batched.CPU_CHUNK`,
-        run side by side on torch's threads; ``GPU_CHUNK`` on a GPU), eval mode (restored
+        run side by side on torch's threads; on a GPU :func:`scaloquant.fit.batched.chunk_size`'s,
+        halved where it runs out of memory), eval mode (restored
         afterwards); the interface of :meth:`scaloquant.models.Quantifier.predict`."""
         return self.predict_with_sd(
             fids, batch_size=batch_size, polish_iterations=polish_iterations
@@ -1031,7 +1032,9 @@ class PhysicsQuantifier(nn.Module):
         cpu = device.type == "cpu"
         if batch_size is None:
             batch_size = (
-                (NETWORK_CPU_CHUNK if k == 0 else batched.CPU_CHUNK) if cpu else batched.GPU_CHUNK
+                (NETWORK_CPU_CHUNK if k == 0 else batched.CPU_CHUNK)
+                if cpu
+                else batched.chunk_size(device, [self.problem()])
             )
         if batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
@@ -1044,29 +1047,27 @@ class PhysicsQuantifier(nn.Module):
         # "Where quantify's time goes (session 16, `quant16`)")
         local = threading.local()
 
-        def part(i: int) -> tuple[torch.Tensor, ...]:
+        def part(lo: int, hi: int) -> tuple[torch.Tensor, ...]:
             if not hasattr(local, "workspace"):
                 local.workspace = Workspace()
-            est = self.estimate(
-                arr[i : i + batch_size], polish_iterations=k, workspace=local.workspace
-            )
+            est = self.estimate(arr[lo:hi], polish_iterations=k, workspace=local.workspace)
             theta = est.network_theta.to(torch.float64)
             fraction = est.metabolite_fraction
             return est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction
 
-        starts = range(0, len(arr), batch_size)
+        ranges = [(lo, min(len(arr), lo + batch_size)) for lo in range(0, len(arr), batch_size)]
         try:
-            if cpu and torch.get_num_threads() > 1 and len(starts) > 1:
+            if cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
                 # a batch per thread, each on one core, rather than every small operation of
                 # one batch split over the threads (the same numbers: each batch's result does
                 # not depend on the others); the cached problems and inference network built
                 # here, once, not by two threads at the same time
                 self.cached_problems(k)
                 self.encoder.inference_network()
-                jobs = {str(i): (lambda i=i: part(i)) for i in starts}
+                jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
                 parts = [result for result, _ in run_side_by_side(jobs).values()]
             else:
-                parts = [part(i) for i in starts]
+                parts = [p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)]
         finally:
             self.train(was_training)
         if not parts:

@@ -196,6 +196,22 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
     }
 
 
+def results_json_text(doc: dict[str, Any]) -> str:
+    """``results.json``'s text: ``doc`` as strict JSON indented by 2, but for its ``spectra``
+    list, last, one line per spectrum. Those lines are encoded by :mod:`json`'s C encoder,
+    which an ``indent`` turns off: the whole document through the indenting encoder took 4.2 s
+    of a 65,536-spectrum run (docs/history/benchmarks-log.md "On a lent GPU, an H200 (session
+    20)"); a line per spectrum is also what a reader scrolls."""
+    head = {k: v for k, v in doc.items() if k != "spectra"}
+    text = json.dumps(head, indent=2, allow_nan=False, default=str)
+    if "spectra" not in doc:
+        return text + "\n"
+    encode = json.JSONEncoder(allow_nan=False, default=str).encode
+    rows = ",\n".join(f"    {encode(row)}" for row in doc["spectra"])
+    spectra = f'"spectra": [\n{rows}\n  ]' if rows else '"spectra": []'
+    return f"{text[:-2]},\n  {spectra}\n}}\n" if head else f"{{\n  {spectra}\n}}\n"
+
+
 def _fit_facts(r: SpectraResult, j: int) -> dict[str, Any]:
     """Spectrum ``j``'s :attr:`SpectraResult.fit` for results.json (:data:`FIT_FACTS`)."""
     out: dict[str, Any] = {}
@@ -309,9 +325,7 @@ def write_run(
     stale = previous_outputs(out_dir) if overwrite else []
     with staged_directory(out_dir, overwrite=overwrite, replaces=stale) as stage:
         write_text_atomic(stage / "results.csv", results_csv(run))
-        write_text_atomic(
-            stage / "results.json", json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"
-        )
+        write_text_atomic(stage / "results.json", results_json_text(doc))
         maps = []
         pngs: dict[tuple[int, int], bytes] = {}
         figure_files: dict[tuple[int, int], str] = {}
