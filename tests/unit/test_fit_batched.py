@@ -752,3 +752,52 @@ def test_lm_gives_up_only_where_its_model_sees_no_lower_minimum(small):
     assert bool(below.converged.all()) and int(below.iterations.sum()) == 0
     torch.testing.assert_close(below.evaluation.cost, start.cost, rtol=1e-12, atol=0)
     assert bool((plain.evaluation.cost < start.cost).all())
+
+
+def test_reweighted_steps_are_one_step_runs_from_the_last(fresh_python):
+    """``lm.reweighted_steps`` (the physics-head models' polish) computes what as many calls
+    of ``levenberg_marquardt(max_iterations=1)`` do, each from the last one's solution with the
+    noise variance of its residual, to the bit: the parameters, amplitudes, residuals,
+    derivative columns and noise variance, spectra whose step was rejected after the first
+    (they leave its batch) included. 12 default-simulator spectra, noiseless and at SNR 30,
+    the ``invivo`` model (its deviation priors are what the noise variance weighs), from the
+    fit's start. To the bit with MKL's reproducible mode set before its first call, as the
+    command sets it (each spectrum's products then do not depend on its batch:
+    :func:`scaloquant.threads.prefer_reproducible_mkl`), so in a fresh interpreter."""
+    code = (
+        "from scaloquant.threads import prefer_reproducible_mkl\n"
+        "prefer_reproducible_mkl()\n"
+        "import numpy as np, torch\n"
+        "from scaloquant.fit.config import FIT_PRESETS\n"
+        "from scaloquant.fit.evaluation import noise_var_from_residual\n"
+        "from scaloquant.fit.lm import levenberg_marquardt, reweighted_steps\n"
+        "from scaloquant.fit.problem import data_window, make_problem, parameter_bounds\n"
+        "from scaloquant.fit.problem import prepare_basis\n"
+        "from scaloquant.fit.start import start_theta\n"
+        "from scaloquant.io import default_basis\n"
+        "from scaloquant.simulate import SimulationConfig, simulate_batch\n"
+        "torch.set_num_threads(1)\n"
+        "basis, config = default_basis(), FIT_PRESETS['invivo']\n"
+        "fids = np.concatenate([simulate_batch(basis, SimulationConfig.from_dict(\n"
+        "    {'snr': [s, s]}), 6, np.random.default_rng(1)).fids for s in (1e12, 30.0)])\n"
+        "problem = make_problem(prepare_basis(basis, config), config)\n"
+        "y = data_window(problem, torch.as_tensor(fids))\n"
+        "theta = start_theta(problem, config, y, basis.dwell_time_s, {})\n"
+        "centre = theta[:, problem.slices()['shift']].mean(-1)\n"
+        "lower, upper = parameter_bounds(problem, centre, config)\n"
+        "var = torch.ones(y.shape[0], dtype=torch.float64)\n"
+        "th, v = theta, var\n"
+        "for _ in range(8):\n"
+        "    sol = levenberg_marquardt(problem, th, y, v, lower, upper, max_iterations=1)\n"
+        "    th, ev = sol.theta, sol.evaluation\n"
+        "    v = noise_var_from_residual(problem, ev)\n"
+        "got, got_v = reweighted_steps(problem, theta, y, var, lower, upper, steps=8)\n"
+        "names = ('amplitudes', 'passive', 'residual', 'derivs', 'gram')\n"
+        "same = [torch.equal(got.theta, th), torch.equal(got_v, v)]\n"
+        "same += [torch.equal(getattr(got.evaluation, n), getattr(ev, n)) for n in names]\n"
+        "print(bool(got.converged.any()), bool((got.theta != theta).any()), all(same))\n"
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # some spectra left the batch, the steps moved the parameters, every array the loop's
+    assert proc.stdout.strip().splitlines()[-1] == "True True True"

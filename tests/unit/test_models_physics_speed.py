@@ -104,17 +104,18 @@ def test_single_precision_columns_move_the_estimates_far_below_the_crlb(noisy, m
     assert float(amplitude_change) > 0  # the single-precision route did run
 
 
-def test_batches_side_by_side_give_the_numbers_of_one_thread(noisy):
-    """At ``K = 0`` with two torch threads the batches run side by side, one per thread
-    (:func:`scaloquant.threads.run_side_by_side`): the same numbers, in the same order, as
-    one thread running them one after the other."""
+@pytest.mark.parametrize("k", [0, 2])
+def test_batches_side_by_side_give_the_numbers_of_one_thread(noisy, k):
+    """With two torch threads the batches run side by side, one per thread
+    (:func:`scaloquant.threads.run_side_by_side`), at ``K = 0`` and with a polish: the same
+    numbers, in the same order, as one thread running them one after the other."""
     model, fids, _ = noisy
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = model.predict_estimates(fids, batch_size=5, polish_iterations=0)
+        one = model.predict_estimates(fids, batch_size=5, polish_iterations=k)
         torch.set_num_threads(2)
-        two = model.predict_estimates(fids, batch_size=5, polish_iterations=0)
+        two = model.predict_estimates(fids, batch_size=5, polish_iterations=k)
     finally:
         torch.set_num_threads(before)
     assert one.amplitudes.shape == (12, len(model.metabolites))

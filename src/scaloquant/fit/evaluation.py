@@ -656,24 +656,36 @@ def evaluate(
         passive = torch.zeros_like(a, dtype=torch.bool)
     residual = ys - batched_matmul(cols, a[..., None])
     w_residual = w_y - batched_matmul(w_cols, a[..., None])
-    data_cost = whitened_inner(residual, w_residual, residual, w_residual)[..., 0, 0]
+    data_cost = residual_cost(residual, w_residual)
     if amplitude_prior is not None:
         # a^T Q a as sums in order (a (1, M) x (M, M) product per spectrum rounds by batch)
         data_cost = data_cost + ((a[:, :, None] * amplitude_prior).sum(1) * a).sum(-1)
-    prior = (problem.prior_precision * theta**2 * problem.free).sum(-1)
-    if problem.penalty_active:
-        prior = prior + _kernel_penalty(problem, theta)
-    prior = prior * noise_var
+    cost = objective(problem, theta, data_cost, noise_var)
     empty = cols.new_zeros(cols.shape[0], 0, 0)
-    ev = Evaluation(
-        data_cost + prior, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual
-    )
+    ev = Evaluation(cost, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual)
     ev.pending = (z, edge, phase, cols_c, kernel)
     if not derivatives:
         return ev
     return with_derivatives(
         problem, ev, derivative_dtype, full=full_derivatives, workspace=workspace
     )
+
+
+def residual_cost(residual: torch.Tensor, w_residual: torch.Tensor) -> torch.Tensor:
+    """``|r|_W^2`` ``(B,)`` of real-stacked residuals ``r`` ``(B, 2K, 1)`` and their
+    :func:`whiten` images ``(B, 2 nb, 1)``: the data's part of :attr:`Evaluation.cost`."""
+    return whitened_inner(residual, w_residual, residual, w_residual)[..., 0, 0]
+
+
+def objective(
+    problem: Problem, theta: torch.Tensor, data_cost: torch.Tensor, noise_var: torch.Tensor
+) -> torch.Tensor:
+    """The objective ``(B,)`` at ``theta`` ``(B, P)``: ``data_cost`` ``(B,)`` plus the
+    parameters' priors weighed by the noise variance ``(B,)`` (:attr:`Evaluation.cost`)."""
+    prior = (problem.prior_precision * theta**2 * problem.free).sum(-1)
+    if problem.penalty_active:
+        prior = prior + _kernel_penalty(problem, theta)
+    return data_cost + prior * noise_var
 
 
 def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:

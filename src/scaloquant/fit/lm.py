@@ -24,7 +24,10 @@ from .evaluation import (
     Evaluation,
     Jacobian,
     evaluate,
+    noise_var_from_residual,
+    objective,
     pair_products,
+    residual_cost,
     spd_solve,
     times_matrix,
     with_derivatives,
@@ -186,6 +189,32 @@ def _step(
     return -spd_solve(a, g[..., None])[..., 0]
 
 
+def _held(
+    problem: Problem, th: torch.Tensor, grad: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+) -> torch.Tensor:
+    """The free parameters ``(B, P_free)`` of ``th`` ``(B, P)`` on a bound that the gradient
+    ``grad`` pushes outwards: held there (projected LM)."""
+    fi = problem.free_index
+    current = th[:, fi]
+    return ((current <= lo[:, fi]) & (grad > 0)) | ((current >= hi[:, fi]) & (grad < 0))
+
+
+def _trial(
+    problem: Problem,
+    th: torch.Tensor,
+    jtj: torch.Tensor,
+    grad: torch.Tensor,
+    lam: torch.Tensor,
+    held: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+) -> torch.Tensor:
+    """``th`` ``(B, P)`` moved by the damped step (:func:`_step`), within ``lo``, ``hi``."""
+    trial = th.clone()
+    trial[:, problem.free_index] += _step(problem, jtj, grad, lam, held)
+    return torch.minimum(torch.maximum(trial, lo), hi)
+
+
 _STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f not in ("pending", "jacobian"))
 
 
@@ -221,6 +250,33 @@ def _with_copy(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else torch.cat([t, t[-1:]])
 
 
+def _evaluate_copied(
+    problem: Problem,
+    theta: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    passive: torch.Tensor | None = None,
+    *,
+    amplitude_prior: torch.Tensor | None = None,
+    fixed_amplitudes: torch.Tensor | None = None,
+    **options,
+) -> Evaluation:
+    """:func:`~scaloquant.fit.evaluation.evaluate` (``options`` its keywords) of the batch with
+    its last spectrum once more at the end (:func:`_with_copy`: the scalar tail of torch's
+    elementwise kernels falls on the copy); ``B + 1`` rows, the copy's dropped by
+    :func:`first_rows`."""
+    return evaluate(
+        problem,
+        _with_copy(theta),
+        _with_copy(y),
+        _with_copy(noise_var),
+        _with_copy(passive),
+        amplitude_prior=_with_copy(amplitude_prior),
+        fixed_amplitudes=_with_copy(fixed_amplitudes),
+        **options,
+    )
+
+
 def first_rows(ev: Evaluation, n: int) -> Evaluation:
     """The first ``n`` rows of ``ev``, as views (:func:`take_rows` copies)."""
     out = Evaluation(*(getattr(ev, f)[:n] for f in _STORED))
@@ -236,6 +292,30 @@ def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
     for name in _STORED:
         getattr(ev, name)[idx] = getattr(new, name)
     ev.jacobian = None  # the rows written hold full columns only
+
+
+def _accepted(
+    problem: Problem,
+    new_copy: Evaluation,
+    rows: torch.Tensor | None,
+    dtype: torch.dtype | None,
+    *,
+    full: bool,
+    equations: bool = True,
+) -> tuple[Evaluation, torch.Tensor | None, torch.Tensor | None]:
+    """The accepted trials ``rows`` (``None``: all) of the trial evaluation ``new_copy`` (its
+    last row a copy, :func:`_with_copy`) with their derivatives (:func:`with_derivatives`,
+    ``dtype``, ``full``) and the data's normal equations :func:`_data_normal_equations` that
+    the next step starts from: ``(evaluation, J^T J, gradient)`` of the rows (``equations=False``:
+    no next step, ``None`` for both)."""
+    # the rows' last once more (its results dropped), as every evaluation's
+    subset = new_copy if rows is None else take_rows(new_copy, torch.cat([rows, rows[-1:]]))
+    count = subset.cost.shape[0] - 1
+    accepted = with_derivatives(problem, subset, dtype, full=full)
+    jtj = grad = None
+    if equations:
+        jtj, grad = (t[:count] for t in _data_normal_equations(problem, accepted))
+    return first_rows(accepted, count), jtj, grad
 
 
 def levenberg_marquardt(
@@ -277,13 +357,13 @@ def levenberg_marquardt(
     b = theta.shape[0]
     # every evaluation with its last spectrum once more, as a last row whose results are
     # dropped (_with_copy): the scalar tail of torch's elementwise kernels falls on the copy
-    ev_copy = evaluate(
+    ev_copy = _evaluate_copied(
         problem,
-        _with_copy(theta),
-        _with_copy(y),
-        _with_copy(noise_var),
-        amplitude_prior=_with_copy(amplitude_prior),
-        fixed_amplitudes=_with_copy(fixed_amplitudes),
+        theta,
+        y,
+        noise_var,
+        amplitude_prior=amplitude_prior,
+        fixed_amplitudes=fixed_amplitudes,
         column_dtype=column_dtype,
         derivative_dtype=normal_dtype,
         full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
@@ -304,7 +384,6 @@ def levenberg_marquardt(
     th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     sv = stop_var
     prior, fixed, gu = amplitude_prior, fixed_amplitudes, give_up
-    fi = problem.free_index
 
     def finish(done: torch.Tensor) -> None:
         """The spectra ``done`` (a mask over ``active``) leave the batch."""
@@ -325,9 +404,7 @@ def levenberg_marquardt(
         if active.numel() == 0:
             break
         jtj, grad = _with_priors(problem, jtj_d, grad_d, th, nv)
-        # parameters on a bound that the gradient pushes outwards are held there (projected LM)
-        current = th[:, fi]
-        held = ((current <= lo[:, fi]) & (grad > 0)) | ((current >= hi[:, fi]) & (grad < 0))
+        held = _held(problem, th, grad, lo, hi)
         if problem.gauss_newton_stop or gu is not None:
             # the decrease the undamped (Gauss-Newton) step predicts, for the stopping rule
             undamped = _step(problem, jtj, grad, torch.zeros_like(lam[active]), held)
@@ -340,19 +417,17 @@ def levenberg_marquardt(
                         break
                     keep = ~hopeless
                     jtj, grad, held, predicted = jtj[keep], grad[keep], held[keep], predicted[keep]
-        trial = th.clone()
-        trial[:, fi] += _step(problem, jtj, grad, lam[active], held)
-        trial = torch.minimum(torch.maximum(trial, lo), hi)
-        new_copy = evaluate(
+        trial = _trial(problem, th, jtj, grad, lam[active], held, lo, hi)
+        new_copy = _evaluate_copied(
             problem,
-            _with_copy(trial),
-            _with_copy(yy),
-            _with_copy(nv),
-            _with_copy(passive),
+            trial,
+            yy,
+            nv,
+            passive,
             derivatives=False,
-            amplitude_prior=_with_copy(prior),
+            amplitude_prior=prior,
             column_dtype=column_dtype,
-            fixed_amplitudes=_with_copy(fixed),
+            fixed_amplitudes=fixed,
         )
         new = first_rows(new_copy, trial.shape[0])
         better = new.cost < cost
@@ -388,12 +463,9 @@ def levenberg_marquardt(
             if bool(need.any()):
                 if not every:
                     rows = torch.nonzero(need)[:, 0]
-                # the rows' last once more (its results dropped), as every evaluation's
-                subset = new_copy if every else take_rows(new_copy, torch.cat([rows, rows[-1:]]))
-                count = new.cost.shape[0] if every else rows.numel()
-                accepted = with_derivatives(problem, subset, normal_dtype, full=not again)
-                jtj_new, grad_new = (t[:count] for t in _data_normal_equations(problem, accepted))
-                accepted = first_rows(accepted, count)
+                accepted, jtj_new, grad_new = _accepted(
+                    problem, new_copy, None if every else rows, normal_dtype, full=not again
+                )
                 if every:
                     jtj_d, grad_d = jtj_new, grad_new
                 else:
@@ -409,17 +481,87 @@ def levenberg_marquardt(
     if active.numel():
         theta[active] = th
     if again:
-        ev = evaluate(
+        ev = _evaluate_copied(
             problem,
-            _with_copy(theta),
-            _with_copy(y),
-            _with_copy(noise_var),
-            _with_copy(passive_all),
+            theta,
+            y,
+            noise_var,
+            passive_all,
             derivatives=final_derivatives,
-            amplitude_prior=_with_copy(amplitude_prior),
-            fixed_amplitudes=_with_copy(fixed_amplitudes),
+            amplitude_prior=amplitude_prior,
+            fixed_amplitudes=fixed_amplitudes,
         )
         ev = first_rows(ev, b)
         if not final_derivatives:
             ev.pending = None  # the modulated FIDs, kept for derivatives nobody asks for
     return Solution(theta, ev, iterations, converged)
+
+
+def reweighted_steps(
+    problem: Problem,
+    theta: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    *,
+    steps: int,
+) -> tuple[Solution, torch.Tensor]:
+    """``steps`` Levenberg–Marquardt steps from ``theta`` ``(B, P)`` within ``lower``, ``upper``
+    ``(B, P)`` for data windows ``y`` ``(B, K)``, each a run's first (damping
+    :data:`LM_START`, taken where it lowers the cost) with the priors weighed by the noise
+    variance of the current evaluation (:func:`~scaloquant.fit.evaluation.noise_var_from_residual`;
+    ``noise_var`` ``(B,)`` weighs the first step): what ``steps`` calls of
+    :func:`levenberg_marquardt` with ``max_iterations=1`` compute, each from the last one's
+    solution with the noise variance of its evaluation (the physics-head models' polish), to
+    the bit, with less work: each call formed its start's evaluation, derivatives and normal
+    equations again, where here the accepted step's serve the next; and a spectrum whose step
+    is rejected after the first leaves the batch, as its parameters, evaluation and noise
+    variance stay what they were, so that its next step would be the same and rejected again.
+
+    Returns the solution (its evaluation in the basis' dtype with the full derivative
+    columns; ``iterations`` the steps tried, ``converged`` where one was rejected after the
+    first) and the noise variance ``(B,)`` of its evaluation."""
+    theta = torch.minimum(torch.maximum(theta, lower), upper)
+    b = theta.shape[0]
+    ev_copy = _evaluate_copied(problem, theta, y, noise_var)
+    ev = first_rows(ev_copy, b)
+    jtj_d, grad_d = (t[:b] for t in _data_normal_equations(problem, ev_copy))
+    iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
+    converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
+    active = torch.arange(b, device=theta.device)
+    for step in range(steps):
+        if active.numel() == 0:
+            break
+        th, nv, lo, hi = theta[active], noise_var[active], lower[active], upper[active]
+        # the cost of the evaluation at th weighed with this step's noise variance, as a new
+        # evaluation of th would have it
+        data_cost = residual_cost(ev.residual[active], ev.w_residual[active])
+        cost = objective(problem, th, data_cost, nv)
+        jtj, grad = _with_priors(problem, jtj_d[active], grad_d[active], th, nv)
+        lam = torch.full_like(nv, LM_START)
+        trial = _trial(problem, th, jtj, grad, lam, _held(problem, th, grad, lo, hi), lo, hi)
+        passive = ev.passive[active]
+        new_copy = _evaluate_copied(problem, trial, y[active], nv, passive, derivatives=False)
+        better = first_rows(new_copy, active.numel()).cost < cost
+        iterations[active] += 1
+        if bool(better.any()):
+            every = bool(better.all())
+            rows = None if every else torch.nonzero(better)[:, 0]
+            last = step + 1 == steps  # no next step to form the normal equations for
+            accepted, jtj_new, grad_new = _accepted(
+                problem, new_copy, rows, None, full=True, equations=not last
+            )
+            where = active if every else active[rows]
+            theta[where] = trial if every else trial[rows]
+            if not last:
+                jtj_d[where], grad_d[where] = jtj_new, grad_new
+            if where.numel() == b:
+                ev = accepted
+            else:
+                put_rows(ev, where, accepted)
+        noise_var = noise_var_from_residual(problem, ev)
+        if step:
+            converged[active[~better]] = True
+            active = active[better]
+    return Solution(theta, ev, iterations, converged), noise_var

@@ -6,7 +6,8 @@ Pipeline for complex FIDs ``x`` ``(B, N)`` on the model's acquisition grid::
 
     theta0 = parameters(encoder(x))             network: group damping, shift, Gaussian, phases
     a0     = NNLS(S(theta0), y)                 scaloquant.fit.evaluation.evaluate
-    theta  = LM^K(theta0)                       scaloquant.fit.lm.levenberg_marquardt
+    theta  = LM^K(theta0)                       scaloquant.fit.lm.levenberg_marquardt, or, with
+                                                priors to weigh, scaloquant.fit.lm.reweighted_steps
     a, sd  = NNLS(S(theta), y), CRLB(theta)     scaloquant.fit.crlb.crlb
     sd_net = c * CRLB(theta0)                   the network's own SD, c calibrated per amplitude
 
@@ -62,7 +63,7 @@ from ..fit.evaluation import (
     stack,
     w_inner,
 )
-from ..fit.lm import Solution, levenberg_marquardt, put_rows, take_rows
+from ..fit.lm import Solution, levenberg_marquardt, put_rows, reweighted_steps, take_rows
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
@@ -424,7 +425,8 @@ NETWORK_COLUMN_DTYPE = stages.TRIAL_DTYPE
 NETWORK_MODEL_DECIMATED = True
 #: Spectra per batch of :meth:`PhysicsQuantifier.predict_estimates` at ``K = 0`` on a CPU
 #: (the polish keeps :data:`scaloquant.fit.batched.CPU_CHUNK`, whose larger chunks share the
-#: tail of slow spectra): a ``(64, M, N)`` complex64 array of modulated FIDs is ~11 MB for the
+#: tail of slow spectra: 1 thread, ``K = 5``, 256 default spectra, 12.3-12.7 ms per spectrum in
+#: chunks of 128, 14.0-14.4 in 64, 15.4-17.4 in 32, the same numbers): a ``(64, M, N)`` complex64 array of modulated FIDs is ~11 MB for the
 #: default basis, against ~44 MB at 128 (512 default spectra, 1 thread, loaded machine: 1.79
 #: ms per spectrum at 64, 1.86 at 128, 1.87 at 32, 2.13 at 16).
 NETWORK_CPU_CHUNK = 64
@@ -623,6 +625,19 @@ class PhysicsQuantifier(nn.Module):
             )
         return self._problems[key]
 
+    def cached_problems(self, polish_iterations: int) -> None:
+        """Build (and cache) every problem :meth:`estimate` uses with ``polish_iterations``,
+        before batches run side by side: each built once, not by two threads at a time."""
+        self.problem()  # the data window's
+        problem = self.predicting_problem()
+        self.exact_twin(problem, deviations=True)
+        if polish_iterations:
+            self.predicting_problem(deviations=False)
+            for b in self.config.polish_broadening_per_s:
+                self.stage_problem(b, decimated=NETWORK_MODEL_DECIMATED)
+            if self.config.polish_moves:
+                self.twin_pairs()
+
     def data_window(self, fids: torch.Tensor) -> torch.Tensor:
         """The fit's data window ``(B, K)`` of FIDs ``(B, N)``."""
         return data_window(self.problem(), fids.to(torch.complex128))  # fit.problem.data_window
@@ -669,7 +684,7 @@ class PhysicsQuantifier(nn.Module):
         other = theta.clone()
         other[:, sl] = shift[:, None].to(theta.dtype)
         ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-        better = evaluate(problem, other, y, ones).cost < cost
+        better = evaluate(problem, other, y, ones, derivatives=False).cost < cost
         return torch.where(better[:, None], other, theta)
 
     def moves_where_inexact(
@@ -885,15 +900,14 @@ class PhysicsQuantifier(nn.Module):
                 noise_var = noise_var_from_residual(problem, sol.evaluation)
             theta, ev = sol.theta, sol.evaluation
             k = 0
-        for _ in range(k):
+        if k:
             # one iteration at a time, the noise level (which weighs the deviations' priors)
             # taken again from each residual: from the network's start it is far too high and
             # would hold the deviations at 0 (noiseless invivo spectra, 10 iterations from a
             # start 2/s, 1.5 Hz, 0.1 rad off: amplitude MAE 0.005 against 0.22 with the
             # start's noise level kept; the fit's no-deviation stage first: 0.06)
-            sol = levenberg_marquardt(problem, theta, y, noise_var, lower, upper, max_iterations=1)
+            sol, noise_var = reweighted_steps(problem, theta, y, noise_var, lower, upper, steps=k)
             theta, ev = sol.theta, sol.evaluation
-            noise_var = noise_var_from_residual(problem, ev)
         if k and exact is not None:
             # near-noiseless spectra end on all N samples, with the last noise level
             sol = batched.finish_on_the_full_grid(
@@ -952,9 +966,9 @@ class PhysicsQuantifier(nn.Module):
         polish_iterations: int | None = None,
     ) -> np.ndarray:
         """Amplitudes ``(B, M)`` of complex FIDs, in batches of ``batch_size`` (default on a CPU
-        :data:`NETWORK_CPU_CHUNK` at ``K = 0``, run side by side on torch's threads, else
-        :data:`scaloquant.fit.batched.CPU_CHUNK`; on a GPU
-        :func:`scaloquant.fit.batched.chunk_size`'s, halved where it runs out of memory), eval mode (restored
+        :data:`NETWORK_CPU_CHUNK` at ``K = 0``, else :data:`scaloquant.fit.batched.CPU_CHUNK`,
+        run side by side on torch's threads; on a GPU :func:`scaloquant.fit.batched.chunk_size`'s,
+        halved where it runs out of memory), eval mode (restored
         afterwards); the interface of :meth:`scaloquant.models.Quantifier.predict`."""
         return self.predict_with_sd(
             fids, batch_size=batch_size, polish_iterations=polish_iterations
@@ -1043,13 +1057,12 @@ class PhysicsQuantifier(nn.Module):
 
         ranges = [(lo, min(len(arr), lo + batch_size)) for lo in range(0, len(arr), batch_size)]
         try:
-            if k == 0 and cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
-                # K = 0: a batch per thread, each on one core, rather than every small
-                # operation of one batch split over the threads (the same numbers: each
-                # batch's result does not depend on the others); the cached problem and
-                # inference network built here, once, not by two threads at the same time
-                self.problem()
-                self.predicting_problem()
+            if cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
+                # a batch per thread, each on one core, rather than every small operation of
+                # one batch split over the threads (the same numbers: each batch's result does
+                # not depend on the others); the cached problems and inference network built
+                # here, once, not by two threads at the same time
+                self.cached_problems(k)
                 self.encoder.inference_network()
                 jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
                 parts = [result for result, _ in run_side_by_side(jobs).values()]
