@@ -426,9 +426,10 @@ NETWORK_MODEL_DECIMATED = True
 #: Spectra per batch of :meth:`PhysicsQuantifier.predict_estimates` at ``K = 0`` on a CPU
 #: (the polish keeps :data:`scaloquant.fit.batched.CPU_CHUNK`, whose larger chunks share the
 #: tail of slow spectra: 1 thread, ``K = 5``, 256 default spectra, 12.3-12.7 ms per spectrum in
-#: chunks of 128, 14.0-14.4 in 64, 15.4-17.4 in 32, the same numbers): a ``(64, M, N)`` complex64 array of modulated FIDs is ~11 MB for the
-#: default basis, against ~44 MB at 128 (512 default spectra, 1 thread, loaded machine: 1.79
-#: ms per spectrum at 64, 1.86 at 128, 1.87 at 32, 2.13 at 16).
+#: chunks of 128, 14.0-14.4 in 64, 15.4-17.4 in 32, the same numbers): a ``(64, M, N)``
+#: complex64 array of modulated FIDs is ~11 MB for the default basis, against ~44 MB at 128
+#: (512 default spectra, 1 thread, loaded machine: 1.79 ms per spectrum at 64, 1.86 at 128,
+#: 1.87 at 32, 2.13 at 16).
 NETWORK_CPU_CHUNK = 64
 
 
@@ -967,9 +968,10 @@ class PhysicsQuantifier(nn.Module):
     ) -> np.ndarray:
         """Amplitudes ``(B, M)`` of complex FIDs, in batches of ``batch_size`` (default on a CPU
         :data:`NETWORK_CPU_CHUNK` at ``K = 0``, else :data:`scaloquant.fit.batched.CPU_CHUNK`,
-        run side by side on torch's threads; on a GPU :func:`scaloquant.fit.batched.chunk_size`'s,
-        halved where it runs out of memory), eval mode (restored
-        afterwards); the interface of :meth:`scaloquant.models.Quantifier.predict`."""
+        run side by side on torch's threads; on a GPU
+        :func:`scaloquant.fit.batched.chunk_size`'s, halved where it runs out of memory), eval
+        mode (restored afterwards); the interface of
+        :meth:`scaloquant.models.Quantifier.predict`."""
         return self.predict_with_sd(
             fids, batch_size=batch_size, polish_iterations=polish_iterations
         )[0]

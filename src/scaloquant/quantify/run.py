@@ -418,8 +418,8 @@ def _water_near_window(
 def _physics_estimates(
     quantifier, samples: np.ndarray, fid: FID, batch_size: int | None
 ) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """A physics-head model's :meth:`~scaloquant.models.physics.PhysicsQuantifier.predict_with_checks`
-    arrays of the FIDs ``samples`` ``(N, n_points)`` on ``fid``'s grid, their
+    """A physics-head model's
+    :meth:`~scaloquant.models.physics.PhysicsQuantifier.predict_with_checks` arrays of the FIDs ``samples`` ``(N, n_points)`` on ``fid``'s grid, their
     :func:`_water_near_window` ``(N,)`` above the model's window, and how many spectra it saw
     less their residual water.
 
@@ -747,9 +747,9 @@ def quantify_inputs(
         which = "1 spectrum" if water_removed == 1 else f"{water_removed} spectra"
         notes.append(
             f"residual water just above the model's window: {which} quantified less the water "
-            f"that the fit's HLSVD removes (a water_near_window above {WATER_NEAR_WINDOW_RATIO:g}; "
-            "the model's fit settings remove water); the water_near_window listed is that of "
-            "the spectra the model saw"
+            "that the fit's HLSVD removes (a water_near_window above "
+            f"{WATER_NEAR_WINDOW_RATIO:g}; the model's fit settings remove water); the "
+            "water_near_window listed is that of the spectra the model saw"
         )
     if unreported:
         notes.append(
