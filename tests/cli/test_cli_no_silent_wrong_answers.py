@@ -474,6 +474,25 @@ def test_quantify_full_disk_leaves_no_output(
     _no_staging_left(tmp_path)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is available here")
+def test_a_cuda_device_without_a_gpu_is_one_line(tiny_checkpoint, basis, signals, tmp_path, capsys):
+    """``--device cuda`` where torch sees no GPU: ``fit`` and ``quantify`` refuse it in one line
+    that says what to do, exit 2, no output (``fit`` failed deep in torch with a traceback)."""
+    data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
+    runs = {
+        "fit": ["fit", str(data), "--device", "cuda", "--out", str(tmp_path / "fit")],
+        "quantify": [
+            "quantify", str(data), "--model", str(tiny_checkpoint), "--device", "cuda",
+            "--out", str(tmp_path / "quantify"),
+        ],
+    }  # fmt: skip
+    for command, argv in runs.items():
+        assert main(argv) == 2, command
+        line = _one_error(capsys, command)
+        assert "no CUDA GPU is available here; use --device cpu" in line, line
+        assert not (tmp_path / command).exists()
+
+
 @pytest.mark.parametrize(
     ("error", "said"),
     [

@@ -105,10 +105,11 @@ def register(subparsers: Any) -> None:
 def _device(name: str) -> str:
     import torch
 
+    from ..fit.batched import usable_device
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda but no CUDA GPU is available; use --device cpu")
+    usable_device(name)
     return name
 
 

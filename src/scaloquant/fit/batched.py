@@ -34,6 +34,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..threads import available_cpus, run_side_by_side
 from ..types import BasisSet
 from . import search
@@ -81,6 +82,16 @@ GPU_MEMORY_SHARE = 0.6
 #: that a chunk sized by it stays within its share (docs/history/benchmarks-log.md "On a lent
 #: GPU, an H200 (session 20)").
 GPU_BYTES_PER_ELEMENT = 12.0
+
+
+def usable_device(name: str) -> torch.device:
+    """``name`` (``cpu``, ``cuda``, ``cuda:1``) as a torch device; a CUDA device where torch
+    sees no GPU is refused with what to do (torch would fail deep in the first tensor put on
+    it, with a traceback)."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: no CUDA GPU is available here; use --device cpu")
+    return device
 
 
 def spectrum_elements(problems: list[Problem | None]) -> int:
@@ -429,7 +440,7 @@ def solve(
     the priors' weight, and for the bounds when ``config.noise_estimate == "region"``);
     ``start``: starting values by name, ``damping_per_s``/``shift_hz`` ``(B, M)``,
     ``phase0_rad``/``phase1_rad_per_ppm``/``gauss_per_s2`` ``(B,)``."""
-    device = torch.device(config.device)
+    device = usable_device(config.device)
     with_deviations = (
         config.shift_prior_sd_hz is not None
         or config.damping_prior_sd_per_s is not None
@@ -498,7 +509,7 @@ def solve_given_amplitudes(
     no continuation stages. The covariance is NaN (bounds of amplitudes that were not
     estimated would mean nothing); the noise SD from the residual, counting the nonlinear and
     baseline parameters as fitted."""
-    device = torch.device(config.device)
+    device = usable_device(config.device)
     global_config = replace(config, grouping="global")
     common = make_problem(basis, global_config, deviations=False, device=device)
     final = make_problem(basis, config, deviations=False, device=device)
@@ -644,7 +655,7 @@ def baseline_ftest_bound(
     from scipy.special import fdtri
 
     flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
-    device = torch.device(config.device)
+    device = usable_device(config.device)
     problem = make_problem(basis, flexible, device=device)
     ssq, active = _real_ssq(fids, problem, reference, reference)
     points = problem.ppm.numel()
