@@ -53,6 +53,18 @@ def test_same_grid_is_returned_unchanged_and_other_fields_refused():
         basis_on_grid(basis, Acquisition(2048, 2.5e-4, 123.261703, nucleus="31P"))
 
 
+def test_a_small_rescaling_is_reported_with_the_digits_that_tell_the_frequencies_apart():
+    """The spant Philips file records 127.786142 MHz and its LCModel basis 127.7861 (0.33 ppm
+    of the frequency apart): the sentence said "rescaled from 127.786 to 127.786 MHz" and
+    "re-labelled 0.5 -> 0.5 ms", as if nothing had changed."""
+    basis = lorentzian_basis(2.01, freq_mhz=127.7861, dwell=5e-4, n=1024, ref=4.65)
+    _, conversions = basis_on_grid(basis, Acquisition(1024, 5e-4, 127.786142, 4.65))
+    assert conversions == (
+        "basis rescaled from 127.7861 to 127.78614 MHz keeping chemical shifts (dwell time "
+        "re-labelled 0.5 -> 0.4999998 ms)",
+    )
+
+
 INVIVO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "invivo"
 
 

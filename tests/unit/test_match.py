@@ -120,6 +120,13 @@ def test_frequency_within_a_tenth_of_a_percent_is_relabelled():
     np.testing.assert_array_equal(matched.fid.samples, fid.samples)
 
 
+def test_a_relabelled_frequency_is_written_with_the_digits_that_tell_it_apart():
+    """0.4 ppm of the frequency apart: at 6 digits both read 123.262 MHz."""
+    matched = match_acquisition(data(freq_mhz=123.26175), TARGET)
+    assert f"{TARGET.spectrometer_freq_mhz:g}" == "123.262"
+    assert "took the data's 123.2618 MHz as 123.2617 MHz" in matched.conversions[0]
+
+
 @pytest.mark.parametrize("force", [False, True])
 def test_batch_shape_is_kept_and_equals_item_by_item(force):
     rng = np.random.default_rng(0)

@@ -38,7 +38,13 @@ import numpy as np
 
 from ..metabolites import canonical
 from ..signal import axes
-from ..signal.match import fitted_length, relabelled, require_same_field, to_grid
+from ..signal.match import (
+    distinct_numbers,
+    fitted_length,
+    relabelled,
+    require_same_field,
+    to_grid,
+)
 from ..types import Acquisition, BasisSet
 
 
@@ -74,10 +80,11 @@ def basis_on_grid(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple
             f"{target.ppm_reference:g} ppm"
         )
     if rescaled:
+        f_from, f_to = distinct_numbers(src.spectrometer_freq_mhz, target.spectrometer_freq_mhz)
+        d_from, d_to = distinct_numbers(src.dwell_time_s * 1e3, dwell_s * 1e3)
         conversions.append(
-            f"basis rescaled from {src.spectrometer_freq_mhz:g} to "
-            f"{target.spectrometer_freq_mhz:g} MHz keeping chemical shifts (dwell time "
-            f"re-labelled {src.dwell_time_s * 1e3:.6g} -> {dwell_s * 1e3:.6g} ms)"
+            f"basis rescaled from {f_from} to {f_to} MHz keeping chemical shifts (dwell time "
+            f"re-labelled {d_from} -> {d_to} ms)"
         )
     if steps.resampled is not None:
         _, n_before, n_after = steps.resampled

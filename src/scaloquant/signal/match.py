@@ -344,6 +344,17 @@ def fitted_length(n_points: int, target_n_points: int) -> str:
     return f"{verb} {n_points} -> {target_n_points} points"
 
 
+def distinct_numbers(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` written with the fewest significant digits, from 6 up to 12, that tell
+    them apart (a vendor's 127.786142 MHz against a basis' 127.7861 MHz read "127.786 to
+    127.786" at ``:g``'s 6), or at 12 where they agree there."""
+    for digits in range(6, 13):
+        pair = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if pair[0] != pair[1]:
+            return pair
+    return pair
+
+
 def _convert(
     samples: np.ndarray, acq: Acquisition, target: Acquisition
 ) -> tuple[np.ndarray, list[str]]:
@@ -356,17 +367,19 @@ def _convert(
         ratio = target_mhz / freq_mhz
         freq_rel = abs(freq_mhz - target_mhz) / target_mhz
         if freq_rel <= FREQUENCY_RTOL:
+            given, taken = distinct_numbers(freq_mhz, target_mhz)
             rule2.append(
-                f"took the data's {freq_mhz:g} MHz as {target_mhz:g} MHz "
+                f"took the data's {given} MHz as {taken} MHz "
                 f"({100 * freq_rel:.3f}% apart, within the {100 * FREQUENCY_RTOL:g}% tolerance)"
             )
         else:
             # Re-labelling the dwell time by F / F0 multiplies every frequency by F0 / F.
             dwell_s = acq.dwell_time_s / ratio
+            d_from, d_to = distinct_numbers(acq.dwell_time_s * 1e3, dwell_s * 1e3)
             rule2.append(
                 f"converted {freq_mhz:g} MHz -> {target_mhz:g} MHz keeping "
-                f"chemical shifts: dwell time re-labelled {acq.dwell_time_s * 1e3:.6g} -> "
-                f"{dwell_s * 1e3:.6g} ms (every frequency in Hz x {ratio:.6g})"
+                f"chemical shifts: dwell time re-labelled {d_from} -> {d_to} ms (every "
+                f"frequency in Hz x {ratio:.6g})"
             )
     samples, steps = to_grid(samples, acq, target, dwell_time_s=dwell_s)
     conversions: list[str] = []
