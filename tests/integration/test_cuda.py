@@ -86,3 +86,28 @@ def test_gpu_chunk_fits_in_the_free_memory():
     free_bytes, _ = torch.cuda.mem_get_info(cuda)
     needed = batched.GPU_BYTES_PER_ELEMENT * batched.spectrum_elements([problem, full])
     assert chunk == batched.GPU_CHUNK or chunk * needed <= batched.GPU_MEMORY_SHARE * free_bytes
+
+
+def test_derived_spectra_on_cuda_give_the_cpus():
+    """The outputs derived from the fitted spectra (SNR, linewidth, residual; their transforms
+    on the fit's device since session 21) from one result: the same on the GPU as on the CPU,
+    to float64 rounding."""
+    from scaloquant.fit.problem import make_problem
+    from scaloquant.fit.spectra import _derived_spectra, _prepared, _without_water
+
+    basis = default_basis()
+    config = SimulationConfig.from_dict({"snr": [30, 30]})
+    signals = simulate_batch(basis, config, 24, np.random.default_rng(4))
+    fid = FID(signals.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    for lineshape in ("voigt", "freeform"):
+        fit = replace(FIT_PRESETS["invivo"], lineshape=lineshape)
+        result = fit_spectra(fid, basis, fit).flat()
+        prepared, _ = _prepared(basis, fid, fit)
+        problem = make_problem(prepared, fit, device="cpu")
+        fids = _without_water(fid, fit)
+        cpu_spectra, cpu_width = _derived_spectra(result, fids, prepared, problem, "cpu")
+        gpu_spectra, gpu_width = _derived_spectra(result, fids, prepared, problem, "cuda")
+        np.testing.assert_allclose(gpu_width, cpu_width, rtol=1e-9)
+        for name in ("data", "model", "baseline", "metabolites"):
+            got, want = getattr(gpu_spectra, name), getattr(cpu_spectra, name)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())

@@ -390,3 +390,29 @@ def test_derived_outputs_rebuilt_in_chunks_side_by_side_equal_one_chunk(monkeypa
     assert np.isfinite(whole.linewidth_hz).all() and np.isfinite(whole.snr).all()
     for name in ("amplitudes", "snr", "linewidth_hz", "relative_residual", "metabolite_fraction"):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
+@pytest.mark.parametrize("n", [16, 15])
+def test_shifted_bins_read_the_rolled_fftshifted_spectrum(n):
+    """``_shifted_bins`` reads the bins of ``fftshift(fft(x))`` (even and odd lengths) and,
+    with a kernel, ``sum_j s_j np.roll(fftshift(fft(x)), j)`` at those bins, wrapping around the
+    spectrum's ends: what the rebuilt spectra and the linewidth computed on numpy's shifted
+    spectrum before their transforms moved to the fit's device."""
+    import torch
+
+    from scaloquant.fit.spectra import _shifted_bins
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, n)) + 1j * rng.standard_normal((3, 2, n))
+    shifted = np.fft.fftshift(np.fft.fft(x), axes=-1)
+    spectrum = torch.as_tensor(np.fft.fft(x))
+    bins = np.array([0, 1, n // 2, n - 2, n - 1])
+    np.testing.assert_array_equal(_shifted_bins(spectrum, bins, [0], None), shifted[..., bins])
+    offsets, kernel = [0, -2, 1], rng.uniform(0.1, 1.0, (3, 3))
+    expected = sum(
+        kernel[:, i, None, None] * np.roll(shifted, j, axis=-1)[..., bins]
+        for i, j in enumerate(offsets)
+    )
+    np.testing.assert_allclose(
+        _shifted_bins(spectrum, bins, offsets, kernel), expected, rtol=0, atol=1e-12
+    )

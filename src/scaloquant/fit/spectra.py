@@ -469,7 +469,11 @@ def _batched_result(
             else None
         ),
     )
-    spectra, linewidth = _derived_spectra(result, fids, prepared, problem)
+    from .batched import usable_device
+
+    spectra, linewidth = _derived_spectra(
+        result, fids, prepared, problem, usable_device(config.device)
+    )
     real_residual = np.sqrt(np.mean(spectra.residual.real**2, axis=-1))
     metabolites = spectra.metabolites.sum(axis=-2)
     phased = metabolites * np.exp(-1j * result.phase0_rad.reshape(-1, 1))
@@ -489,27 +493,31 @@ def _batched_result(
 
 
 def _derived_spectra(
-    result: FitResult, fids: np.ndarray, basis: BasisSet, problem
+    result: FitResult, fids: np.ndarray, basis: BasisSet, problem, device=None
 ) -> tuple[FitSpectra, np.ndarray]:
     """``(the summed fitted spectra of _rebuild, the linewidths (B,) of _linewidth_hz)`` of
     ``result`` and its FIDs ``fids`` ``(B, N)``, in chunks of :data:`REBUILD_CHUNK` spectra,
-    run side by side on torch's threads where there are several chunks
+    their transforms on ``device`` (the fit's; default the CPU). On a CPU the chunks run side
+    by side on torch's threads where there are several
     (:func:`~scaloquant.threads.run_side_by_side`, one thread each): each spectrum's numbers
     are its own, the same in any chunk. Measured on the 1024 spectra of an MRSI slice
     (docs/history/fit-log.md "Both cores, and the first call (session 15)"): 1.15 -> 1.95 of
-    2 threads runnable, 0.74 -> 0.43 s."""
+    2 threads runnable, 0.74 -> 0.43 s. On a GPU one after another: on the CPU this was 3.6 s
+    of a GPU fit's 8.1 s (4096 spectra, an H200's 16 cores; docs/history/benchmarks-log.md
+    "On a lent GPU, an H200 (session 20)")."""
     import torch
 
     from ..threads import available_cpus, run_side_by_side
 
+    device = torch.device("cpu") if device is None else torch.device(device)
     n = fids.shape[0]
-    workers = min(torch.get_num_threads(), available_cpus())
+    workers = min(torch.get_num_threads(), available_cpus()) if device.type == "cpu" else 1
     ranges = [(lo, min(n, lo + REBUILD_CHUNK)) for lo in range(0, n, REBUILD_CHUNK)]
 
     def part(lo: int, hi: int) -> tuple[FitSpectra, np.ndarray]:
         rows = result.take(range(lo, hi))
-        spectra = _rebuild(rows, fids[lo:hi], basis, problem, summed=True)
-        return spectra, _linewidth_hz(rows, basis)
+        spectra = _rebuild(rows, fids[lo:hi], basis, problem, summed=True, device=device)
+        return spectra, _linewidth_hz(rows, basis, device)
 
     with threadpool_limits(limits=1, user_api="blas"):  # see _fit_batched
         if workers > 1 and len(ranges) > 1:
@@ -529,10 +537,12 @@ def _modulated(
     basis: BasisSet,
     index: np.ndarray | None = None,
     rows: slice = slice(None),
+    device=None,
 ):
     """Per-metabolite modulated FIDs ``(B', M', N)`` of the flat result (metabolites
     ``index``, all by default; spectra ``rows``, all by default), through
-    :func:`scaloquant.physics.model.modulated_fids`."""
+    :func:`scaloquant.physics.model.modulated_fids`, a complex128 tensor on ``device``
+    (default the CPU)."""
     import torch
 
     from ..physics.model import modulated_fids
@@ -542,18 +552,44 @@ def _modulated(
     damping = result.damping_per_s.reshape(-1, m)[rows][:, index]
     shift = result.shift_hz.reshape(-1, m)[rows][:, index]
     gauss = result.gauss_by_metabolite_per_s2.reshape(-1, m)[rows][:, index]
-    rates = torch.complex(torch.as_tensor(-damping), torch.as_tensor(2 * np.pi * shift))
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(a, device=device)  # a copy: the result's arrays may be read-only
+
+    rates = torch.complex(tensor(-damping), tensor(2 * np.pi * shift))
     # the metabolites of a group share their Gaussian: its factor once per distinct column
     # (as the fit's model evaluates it), not once per metabolite
     gauss, group_of = np.unique(gauss, axis=1, return_inverse=True)
-    z = modulated_fids(
-        torch.as_tensor(basis.fids[index]),
-        torch.as_tensor(basis.time_axis_s()),
+    return modulated_fids(
+        tensor(basis.fids[index]),
+        tensor(basis.time_axis_s()),
         rates,
-        torch.as_tensor(gauss),
-        torch.as_tensor(group_of.reshape(-1)),
+        tensor(gauss),
+        tensor(group_of.reshape(-1)),
     )
-    return z.numpy()
+
+
+def _shifted_bins(spectrum, bins: np.ndarray, offsets, kernel) -> np.ndarray:
+    """Bins ``bins`` of ``fftshift(spectrum)`` for unshifted spectra ``spectrum`` ``(..., L)``
+    (a tensor), convolved with the free-form kernel where ``kernel`` ``(B, J + 1)`` is given:
+    ``sum_j s_j S(f_k - j)`` for bin offsets ``offsets`` ``(J + 1,)`` (``np.roll`` of the
+    shifted spectrum by ``j``, wrapping as the DFT does), as a numpy array."""
+    import torch
+
+    n = spectrum.shape[-1]
+    unshifted = np.fft.fftshift(np.arange(n))  # shifted bin -> its place in the FFT
+
+    def read(shift: int):
+        index = unshifted[(bins - shift) % n]
+        return spectrum[..., torch.as_tensor(index, device=spectrum.device)]
+
+    if kernel is None:
+        out = read(0)
+    else:
+        weights = torch.tensor(kernel, device=spectrum.device)
+        weights = weights.reshape(weights.shape[0], *[1] * (spectrum.dim() - 2), -1)
+        out = sum(weights[..., i, None] * read(int(j)) for i, j in enumerate(offsets))
+    return out.cpu().numpy()
 
 
 #: Spectra whose model is rebuilt at a time (bounds the ``(B, M, N)`` modulated FIDs).
@@ -561,14 +597,23 @@ REBUILD_CHUNK = 128
 
 
 def _rebuild(
-    result: FitResult, fids: np.ndarray, basis: BasisSet, problem, *, summed: bool = False
+    result: FitResult,
+    fids: np.ndarray,
+    basis: BasisSet,
+    problem,
+    *,
+    summed: bool = False,
+    device=None,
 ) -> FitSpectra:
     """The fitted spectra of a batched result over its window (flat batch ``(B, ...)``),
-    :data:`REBUILD_CHUNK` spectra at a time. ``summed``: ``metabolites`` holds only their
-    amplitude-weighted sum ``(B, 1, K)``, one transform per spectrum instead of one per
-    metabolite (what the SNR needs)."""
+    :data:`REBUILD_CHUNK` spectra at a time, transformed on ``device`` (default the CPU).
+    ``summed``: ``metabolites`` holds only their amplitude-weighted sum ``(B, 1, K)``, one
+    transform per spectrum instead of one per metabolite (what the SNR needs)."""
+    import torch
+
+    from ..physics.model import fft
+
     window = problem.window
-    data = axes.spectrum(fids)[:, window]
     n = fids.shape[0]
     amplitudes = result.amplitudes.reshape(n, -1)
     phase = np.exp(
@@ -578,24 +623,22 @@ def _rebuild(
             + result.phase1_rad_per_ppm.reshape(n, 1) * (result.ppm - result.phase1_pivot_ppm)
         )
     )
-    parts = []
+    kernel = result.lineshape_kernel
+    offsets = problem.kernel_offsets.tolist()
+    data, parts = [], []
     for lo in range(0, n, REBUILD_CHUNK):
         rows = slice(lo, min(n, lo + REBUILD_CHUNK))
-        z = _modulated(result, basis, rows=rows)
+        x = torch.tensor(fids[rows], device=device)
+        data.append(_shifted_bins(fft(x), window, offsets, None))
+        z = _modulated(result, basis, rows=rows, device=device)
         if summed:  # the model's time signal (b, 1, N)
-            z = amplitudes[rows, None, :].astype(z.dtype) @ z
-        spectrum = axes.spectrum(z)
-        if result.lineshape_kernel is None:
-            columns = spectrum[..., window]
-        else:  # the free-form kernel: sum_j s_j S(f_k - j), as physics.model.kernel_window_columns
-            kernel = result.lineshape_kernel.reshape(n, -1)[rows]
-            offsets = problem.kernel_offsets.tolist()
-            columns = sum(
-                kernel[:, i, None, None] * np.roll(spectrum, j, axis=-1)[..., window]
-                for i, j in enumerate(offsets)
-            )
+            weights = torch.tensor(amplitudes[rows, None, :], device=device)
+            z = weights.to(z.dtype) @ z
+        weights = None if kernel is None else kernel.reshape(n, -1)[rows]
+        columns = _shifted_bins(fft(z, overwrite=True), window, offsets, weights)
         columns = columns * phase[rows, None, :]
         parts.append(columns if summed else columns * amplitudes[rows, :, None])
+    data = np.concatenate(data) if data else np.zeros((0, window.size), complex)
     metabolites = np.concatenate(parts)
     baseline = result.baseline.reshape(n, -1) @ problem.baseline_design.numpy().T
     model = metabolites.sum(axis=1) + baseline
@@ -606,35 +649,39 @@ def _rebuild(
 LINEWIDTH_ZERO_FILL = 8
 
 
-def _linewidth_hz(result: FitResult, basis: BasisSet) -> np.ndarray:
+def _linewidth_hz(result: FitResult, basis: BasisSet, device=None) -> np.ndarray:
     """FWHM (Hz) of the fitted NAA singlet near 2.01 ppm (Cr's near 3.03 ppm without NAA),
-    read off the real part of its :data:`LINEWIDTH_ZERO_FILL`-times zero-filled spectrum,
-    convolved with the free-form kernel when the fit has one (its weights on bins ``0, -J..-1,
-    1..J`` of the unfilled grid: shifts of ``LINEWIDTH_ZERO_FILL`` bins here, as
-    :func:`_rebuild` convolves the model); NaN without either singlet."""
+    read off the real part of its :data:`LINEWIDTH_ZERO_FILL`-times zero-filled spectrum
+    (transformed on ``device``, default the CPU), convolved with the free-form kernel when the
+    fit has one (its weights on bins ``0, -J..-1, 1..J`` of the unfilled grid: shifts of
+    ``LINEWIDTH_ZERO_FILL`` bins here, as :func:`_rebuild` convolves the model); NaN without
+    either singlet."""
+    import torch
+
+    from ..physics.model import fft
+
     singlets = (("NAA", 2.01), ("Cr", 3.03))
     name, centre = next(((n, c) for n, c in singlets if n in result.names), (None, 0.0))
     if name is None:
         return np.full(int(np.prod(result.batch_shape, dtype=int)), np.nan)
     i = result.names.index(name)
-    z = _modulated(result, basis, np.array([i]))[:, 0]
+    z = _modulated(result, basis, np.array([i]), device=device)[:, 0]
     n_fft = LINEWIDTH_ZERO_FILL * z.shape[-1]
-    spec = axes.spectrum(z, n_fft)
-    if result.lineshape_kernel is not None:
-        from .problem import kernel_offsets
-
-        kernel = result.lineshape_kernel.reshape(z.shape[0], -1)
-        offsets = kernel_offsets((kernel.shape[1] - 1) // 2)
-        spec = sum(
-            kernel[:, k, None] * np.roll(spec, LINEWIDTH_ZERO_FILL * j, axis=-1)
-            for k, j in enumerate(offsets)
-        )
-    spec = spec.real
+    filled = torch.zeros(z.shape[0], n_fft, dtype=z.dtype, device=z.device)
+    filled[:, : z.shape[-1]] = z
     hz = axes.frequency_axis_hz(n_fft, basis.dwell_time_s)
     ppm = basis.ppm_reference + hz / basis.spectrometer_freq_mhz
     near = np.flatnonzero(np.abs(ppm - centre) < 0.15)
+    kernel, offsets = result.lineshape_kernel, None
+    if kernel is not None:
+        from .problem import kernel_offsets
+
+        kernel = kernel.reshape(z.shape[0], -1)
+        offsets = [LINEWIDTH_ZERO_FILL * j for j in kernel_offsets((kernel.shape[1] - 1) // 2)]
+    spec = _shifted_bins(fft(filled, overwrite=True), near, offsets, kernel).real
     out = np.full(z.shape[0], np.nan)
-    for b, row in enumerate(spec[:, near]):
+    f = hz[near]
+    for b, row in enumerate(spec):
         top = int(np.argmax(row))
         half = row[top] / 2
         if half <= 0:
@@ -647,8 +694,6 @@ def _linewidth_hz(result: FitResult, basis: BasisSet) -> np.ndarray:
             right += 1
         if row[left] > half or row[right] > half:
             continue
-
-        f = hz[near]
         out[b] = _crossing(f, row, right, right - 1, half) - _crossing(f, row, left, left + 1, half)
     return out
 
