@@ -219,6 +219,43 @@ def test_physics_flags_and_regression_flags_are_kept_apart(tmp_path, capsys, tra
     assert not out.exists()
 
 
+def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, tiny_checkpoint):
+    """``--polish-iterations K`` runs K polish iterations whatever the checkpoint holds (0: the
+    network alone), and the run's notes say which K and where it came from; refused below 0 and
+    for a regression CNN, in one line, before any output."""
+    basis = default_basis()
+    signals = simulate_invivo_batch(
+        basis, InvivoPrior(water_fraction=0.0), 2, np.random.default_rng(2)
+    )
+    path = write_nifti_mrs(tmp_path / "two.nii.gz", fid_on_grid(basis, signals.fids))
+    quantifier = load_model(trained).quantifier
+    names = quantifier.metabolites
+    samples = fid_on_grid(basis, signals.fids).samples
+    tables = {}
+    for k in (None, 0, 2):
+        out = tmp_path / f"k{k}"
+        extra = [] if k is None else ["--polish-iterations", str(k)]
+        assert (
+            main(["quantify", str(path), "--model", str(trained), "--out", str(out), *extra]) == 0
+        )
+        with open(out / "results.csv", newline="") as f:
+            tables[k] = np.array([[float(r[n]) for n in names] for r in csv.DictReader(f)])
+        notes = json.loads((out / "results.json").read_text())["notes"]
+        own = quantifier.config.polish_iterations
+        said = f"(the checkpoint's K = {own})" if k is None else f"(--polish-iterations K = {k})"
+        assert sum(said in note for note in notes) == 1, notes
+    for k in (0, 2):
+        want = quantifier.predict_with_checks(samples, polish_iterations=k)[0]
+        np.testing.assert_allclose(tables[k], want, rtol=1e-4, atol=1e-6)
+    assert np.max(np.abs(tables[0] - tables[2])) > 1e-3 * np.max(tables[2])
+    for model, flag in ((trained, "-1"), (tiny_checkpoint, "3")):
+        out = tmp_path / "refused"
+        argv = ["quantify", str(path), "--model", str(model), "--out", str(out)]
+        assert main([*argv, "--polish-iterations", flag]) == 2
+        assert "--polish-iterations" in _error_line(capsys, "quantify")
+        assert not out.exists()
+
+
 CHALLENGE_BASIS = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ismrm2016" / "basis" / "jmrui"
 )

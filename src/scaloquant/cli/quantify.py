@@ -85,6 +85,13 @@ def register(subparsers: Any) -> None:
         "unless --overwrite)",
     )
     p.add_argument(
+        "--polish-iterations",
+        type=int,
+        metavar="K",
+        help="physics-head models: iterations of the fit's solver after the network (default: "
+        "the checkpoint's, set by scaloquant train; 0: the network alone, fastest)",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         metavar="N",
@@ -148,6 +155,7 @@ def _quantify(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         refine=args.refine,
         adapt=adapt,
+        polish_iterations=args.polish_iterations,
     )
     import scipy.fft
     import torch

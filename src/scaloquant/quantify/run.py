@@ -70,6 +70,8 @@ class Options:
     adapt : ``quantify`` with a physics-head model only: fine-tune a copy of its encoder on the
         run's usable spectra by the reconstruction loss before quantifying them
         (:func:`scaloquant.models.adapt.adapt_encoder`); None: no adaptation.
+    polish_iterations : ``quantify`` with a physics-head model only: the polish's ``K`` (the
+        fit's iterations after the network; 0: the network alone); None: the checkpoint's.
     """
 
     force: bool = False
@@ -81,10 +83,12 @@ class Options:
     echo_time_given: bool = False
     fit_config: FitConfig = field(default_factory=FitConfig)
     adapt: AdaptConfig | None = None
+    polish_iterations: int | None = None
 
     def __post_init__(self) -> None:
         for flag, value, least in (
             ("--batch-size", self.batch_size, 1),
+            ("--polish-iterations", self.polish_iterations, 0),
             ("--max-figures", self.max_figures, 0),
             ("--mrsi-figures", self.mrsi_figures, 0),
         ):
@@ -416,12 +420,12 @@ def _water_near_window(
 
 
 def _physics_estimates(
-    quantifier, samples: np.ndarray, fid: FID, batch_size: int | None
+    quantifier, samples: np.ndarray, fid: FID, batch_size: int | None, polish: int | None
 ) -> tuple[list[np.ndarray], np.ndarray, int]:
     """A physics-head model's
     :meth:`~scaloquant.models.physics.PhysicsQuantifier.predict_with_checks` arrays of the FIDs ``samples`` ``(N, n_points)`` on ``fid``'s grid, their
     :func:`_water_near_window` ``(N,)`` above the model's window, and how many spectra it saw
-    less their residual water.
+    less their residual water; ``polish``: the polish's ``K`` (None: the model's).
 
     The model removes no water itself, and its error grows with the water just above its
     window as the fit's would without its water removal (docs/history/physics-models-log.md
@@ -433,7 +437,11 @@ def _physics_estimates(
     before its fit), their arrays and ratio replaced; the others, as they are (measured:
     docs/history/physics-models-log.md "The fit's water removal before the physics-head models
     (session 20)")."""
-    outputs = list(quantifier.predict_with_checks(samples, batch_size=batch_size))
+
+    def predict(fids: np.ndarray) -> tuple[np.ndarray, ...]:
+        return quantifier.predict_with_checks(fids, batch_size=batch_size, polish_iterations=polish)
+
+    outputs = list(predict(samples))
     top = quantifier.config.fit_config.ppm_range[1]
     near = _water_near_window(samples, fid, top)
     wet = np.flatnonzero(near > WATER_NEAR_WINDOW_RATIO)
@@ -445,7 +453,7 @@ def _physics_estimates(
 
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
     dry = remove_water(samples[wet], *grid, threads=torch.get_num_threads())
-    again = quantifier.predict_with_checks(dry, batch_size=batch_size)
+    again = predict(dry)
     for column, values in zip(outputs, again, strict=True):
         column[wet] = values
     near[wet] = _water_near_window(dry, fid, top)
@@ -642,6 +650,12 @@ def quantify_inputs(
             Option("refine"), " needs the basis the model was trained on; give it with ",
             Option("basis"),
         )  # fmt: skip
+    if options.polish_iterations is not None and not physics:
+        raise ConfigError(
+            "--polish-iterations is for the physics-head models (spectrum_physics, "
+            f"scalogram_physics); {quantifier.config.model} is a regression CNN, which has no "
+            "polish"
+        )
     if options.adapt is not None and not physics:
         raise ConfigError(
             f"--adapt needs a physics-head model (spectrum_physics, scalogram_physics); "
@@ -681,7 +695,7 @@ def quantify_inputs(
             # fit_residual and the metabolites over the data: the final model's, as the fit's
             # column and checks (relative_fit_residual, metabolite_fraction)
             outputs, near, dried = _physics_estimates(
-                quantifier, estimated, fid, options.batch_size
+                quantifier, estimated, fid, options.batch_size, options.polish_iterations
             )
             amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(spread, outputs)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -741,6 +755,8 @@ def quantify_inputs(
             "the model's own SD was not calibrated at training time: the _sd columns are the "
             "Cramér-Rao bound at the network's parameters, unscaled"
         )
+    if physics:
+        notes.append(polish_note(quantifier.config.polish_iterations, options.polish_iterations))
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
     if water_removed:
@@ -783,6 +799,19 @@ def quantify_inputs(
         representative=options.refine,
     )
     return replace(run, adaptation=adaptation)
+
+
+def polish_note(own: int, given: int | None) -> str:
+    """What a physics-head model's run did after its network: ``given`` (``--polish-iterations``)
+    or the checkpoint's ``own`` polish iterations."""
+    k = own if given is None else given
+    source = "the checkpoint's" if given is None else "--polish-iterations"
+    if k == 0:
+        return f"the network's parameters with least-squares amplitudes, no polish ({source} K = 0)"
+    return (
+        f"the network's parameters, then {k} polish iteration{'s' if k != 1 else ''} of the "
+        f"fit's solver ({source} K = {k})"
+    )
 
 
 def _adapted(quantifier, prepared: Sequence[_Prepared], config: AdaptConfig) -> AdaptResult:
