@@ -12,6 +12,7 @@ from scaloquant.io import default_basis, read_fid
 from scaloquant.signal.quality import (
     MIRRORED_RATIO,
     NETWORK_MAX_WIDTH,
+    NETWORK_ROWS,
     _median_network,
     _medians,
     _running_median_rows,
@@ -104,6 +105,14 @@ def test_running_median_of_rows_is_scipys_row_by_row(width, length, dtype):
     got = _running_median_rows(rows, width)
     assert got.dtype == dtype and got.tobytes() == expected.tobytes()
     assert _running_median_rows(rows[:0], width).shape == (0, length)
+
+
+def test_running_median_of_many_rows_by_parts_is_scipys():
+    # more rows than NETWORK_ROWS: the network takes them a part at a time, the same numbers
+    rng = np.random.default_rng(6)
+    rows = np.abs(rng.normal(size=(NETWORK_ROWS * 2 + 5, 60)))
+    expected = np.stack([median_filter(r, size=19, mode="nearest") for r in rows])
+    assert _running_median_rows(rows, 19).tobytes() == expected.tobytes()
 
 
 def test_running_median_is_nan_where_its_window_holds_a_nan():
