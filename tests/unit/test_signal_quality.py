@@ -11,6 +11,10 @@ from scipy.ndimage import median_filter
 from scaloquant.io import default_basis, read_fid
 from scaloquant.signal.quality import (
     MIRRORED_RATIO,
+    NETWORK_MAX_WIDTH,
+    NETWORK_ROWS,
+    _median_network,
+    _medians,
     _running_median_rows,
     looks_mirrored,
     mirror_ratio,
@@ -72,18 +76,79 @@ def test_noise_is_not_flagged_and_batches_match_items():
     np.testing.assert_allclose(mirror_ratio(noise[3], 0.00025, 123.26, 4.65), ratios[3])
 
 
-@pytest.mark.parametrize(("width", "length"), [(3, 40), (19, 541), (19, 7), (1, 12)])
-def test_running_median_of_rows_is_scipys_row_by_row(width, length):
-    # the rows laid end to end and filtered in one call: bit for bit scipy's 1-D median of each
-    # row alone with mode="nearest", at the rows' edges (spikes there), on ties, on a constant
-    # row, and on rows shorter than the window
+@pytest.mark.parametrize(
+    ("width", "length", "dtype"),
+    [
+        (3, 40, np.float64),
+        (19, 541, np.float64),
+        (19, 541, np.float32),
+        (19, 7, np.float64),
+        (1, 12, np.float64),
+        (NETWORK_MAX_WIDTH, 300, np.float32),
+        (NETWORK_MAX_WIDTH + 2, 300, np.float64),  # scipy's filter
+        (39, 1100, np.float32),
+    ],
+)
+def test_running_median_of_rows_is_scipys_row_by_row(width, length, dtype):
+    # the rows laid end to end and filtered in one call (a comparator network up to
+    # NETWORK_MAX_WIDTH, scipy's filter above): bit for bit scipy's 1-D median of each row alone
+    # with mode="nearest", at the rows' edges (spikes there), on ties, on a constant row, on
+    # zeros, and on rows shorter than the window; in the rows' dtype
     rng = np.random.default_rng(5)
-    rows = np.abs(rng.normal(size=(6, length)) + 3 * rng.normal(size=(6, length)) ** 2)
+    rows = np.abs(rng.normal(size=(7, length)) + 3 * rng.normal(size=(7, length)) ** 2)
     rows[1, :3] = rows[1, -3:] = 50.0
     rows[2] = np.round(rows[2])
     rows[3] = 2.5
+    rows[4, ::2] = 0.0
+    rows = rows.astype(dtype)
     expected = np.stack([median_filter(r, size=width, mode="nearest") for r in rows])
-    assert _running_median_rows(rows, width).tobytes() == expected.tobytes()
+    got = _running_median_rows(rows, width)
+    assert got.dtype == dtype and got.tobytes() == expected.tobytes()
+    assert _running_median_rows(rows[:0], width).shape == (0, length)
+
+
+def test_running_median_of_many_rows_by_parts_is_scipys():
+    # more rows than NETWORK_ROWS: the network takes them a part at a time, the same numbers
+    rng = np.random.default_rng(6)
+    rows = np.abs(rng.normal(size=(NETWORK_ROWS * 2 + 5, 60)))
+    expected = np.stack([median_filter(r, size=19, mode="nearest") for r in rows])
+    assert _running_median_rows(rows, 19).tobytes() == expected.tobytes()
+
+
+def test_running_median_is_nan_where_its_window_holds_a_nan():
+    rows = np.arange(60, dtype=np.float32).reshape(2, 30)
+    rows[0, 10] = np.nan
+    got = _running_median_rows(rows, 5)
+    assert np.isnan(got[0, 8:13]).all() and not np.isnan(got[0, :8]).any()
+    assert not np.isnan(got[0, 13:]).any() and not np.isnan(got[1]).any()
+
+
+@pytest.mark.parametrize("width", range(1, NETWORK_MAX_WIDTH + 1, 2))
+def test_median_network_selects_the_median_of_every_0_1_input(width):
+    # the 0-1 principle (Knuth, TAOCP vol. 3, 5.3.4): a network of minima and maxima that
+    # leaves the k-th smallest of every 0-1 input on a wire does so for every input
+    codes = np.arange(2**width, dtype=np.uint32)
+    wires = [((codes >> k) & 1).astype(np.uint8) for k in range(width)]
+    for i, j, low, high in _median_network(width):
+        a, b = wires[i], wires[j]
+        if low:
+            wires[i] = np.minimum(a, b)
+        if high:
+            wires[j] = np.maximum(a, b)
+    expected = sum(w.astype(np.int32) for w in [((codes >> k) & 1) for k in range(width)])
+    np.testing.assert_array_equal(wires[width // 2], expected > width // 2)
+
+
+@pytest.mark.parametrize("n", [2, 7, 8, 39, 40])
+def test_flank_medians_are_numpys_median(n):
+    rng = np.random.default_rng(n)
+    values = rng.normal(size=(4, 9, n))
+    values[0, 1, : n // 2] = values[0, 1, -1]  # ties
+    values[1, 2, 0] = np.nan
+    values[2, 3] = -0.0
+    values[3, 4, :] = np.nan
+    expected = np.median(values, axis=-1)
+    assert _medians(values).tobytes() == expected.tobytes()
 
 
 def test_simulated_brain_spectrum_passes_and_its_mirror_is_flagged():
@@ -101,3 +166,28 @@ def test_empty_or_too_narrow_spectra_give_nan():
     fid = np.exp(2j * np.pi * 50 * np.arange(1024) / 1200.0)
     assert np.isnan(mirror_ratio(fid, 1 / 1200.0, 300.0, 4.65))
     assert not looks_mirrored(np.nan)
+
+
+@needs_shared
+def test_mirror_ratios_by_the_network_are_those_by_scipys_filter(monkeypatch):
+    # every FID of the real spectra (the challenge's grid: width 19; spant's: 21), stored right
+    # and mirrored, in the quality figures' single precision and in double: bit for bit the
+    # ratios of scipy's running median (the network switched off)
+    from scaloquant.signal import quality
+
+    rows = []
+    for _, fid in _metabolite_spectra():
+        grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+        if quality._running_median_width(fid.n_points, *grid[:2]) <= NETWORK_MAX_WIDTH:
+            samples = fid.samples.reshape(-1, fid.n_points)
+            rows.append((samples, grid))
+    assert len(rows) >= 28 + 1
+    for samples, grid in rows:
+        for fids in (samples, np.conj(samples)):
+            single = np.fft.fft(fids, axis=-1).astype(np.complex64)
+            network = [mirror_ratio(fids, *grid), mirror_ratio(fids, *grid, spectrum=single)]
+            with monkeypatch.context() as m:
+                m.setattr(quality, "NETWORK_MAX_WIDTH", 0)
+                scipys = [mirror_ratio(fids, *grid), mirror_ratio(fids, *grid, spectrum=single)]
+            for a, b in zip(network, scipys, strict=True):
+                assert a.tobytes() == b.tobytes()
