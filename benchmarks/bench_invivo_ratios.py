@@ -13,12 +13,13 @@ Siemens spectrum, which has no reference but LCModel's) is starred.
 ``--physics CASE=CKPT ...`` adds, under a case's fit line, the line of ``scaloquant quantify
 --model CKPT`` (a ``spectrum_physics`` checkpoint trained with ``--grid-from`` on the case's file
 and ``--basis`` on its basis, see docs/history/physics-models-log.md "Scanner spectra") on the same
-input, in the same format.
+input, in the same format; ``--physics-polish K [K ...]``: one such line per polish ``K``
+(``quantify --polish-iterations``; default the checkpoint's own).
 
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--verbose]
-        [--physics CASE=CKPT ...] [-- scaloquant fit flags...]
+        [--physics CASE=CKPT ...] [--physics-polish K ...] [-- scaloquant fit flags...]
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CASE=CKPT",
         help="physics-model checkpoint per case",
     )
+    parser.add_argument(
+        "--physics-polish",
+        nargs="+",
+        type=int,
+        default=[None],
+        metavar="K",
+        help="the physics lines' polish iterations (default: each checkpoint's own)",
+    )
     args = parser.parse_args(argv)
     physics: dict[str, Path] = {}
     for item in args.physics:
@@ -134,17 +143,20 @@ def main(argv: list[str] | None = None) -> int:
         line, bad = ratio_line(name, row, reference, tol)
         fails += bad
         print(line, flush=True)
-        if name in physics:
-            out = args.out / f"{name}-physics"
+        for k in args.physics_polish if name in physics else ():
+            out = args.out / f"{name}-physics" if k is None else args.out / f"{name}-physics-k{k}"
             model = ["--model", str(physics[name]), "--out", str(out), "--overwrite"]
+            if k is not None:
+                model += ["--polish-iterations", str(k)]
             # one data file per case; the case's basis is in the checkpoint
             cmd = [sys.executable, "-m", "scaloquant", "quantify", str(inputs[0]), *model]
             row = run_case(cmd, out, args.verbose)
+            label = "  physics" if k is None else f"  physics K={k}"
             if isinstance(row, str):
-                print(f"{name} physics: failed\n{row}")
+                print(f"{name}{label}: failed\n{row}")
                 fails += 1
                 continue
-            line, bad = ratio_line("  physics", row, reference, tol)
+            line, bad = ratio_line(label, row, reference, tol)
             fails += bad
             print(line, flush=True)
     print(f"ratios outside tolerance: {fails}")
