@@ -215,6 +215,36 @@ def _trial(
     return torch.minimum(torch.maximum(trial, lo), hi)
 
 
+def _gauss_newton_decrease(
+    problem: Problem, jtj: torch.Tensor, grad: torch.Tensor, held: torch.Tensor
+) -> torch.Tensor:
+    """The cost decrease ``(B,)`` that the undamped (Gauss-Newton) step predicts, for the
+    stopping rule of ``problem.gauss_newton_stop`` and ``levenberg_marquardt(give_up=...)``."""
+    undamped = _step(problem, jtj, grad, torch.zeros_like(grad[:, 0]), held)
+    return -(grad * undamped).sum(-1)
+
+
+def _judged(
+    cost: torch.Tensor,
+    new_cost: torch.Tensor,
+    lam: torch.Tensor,
+    tolerance: torch.Tensor,
+    predicted: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Levenberg-Marquardt rules after a trial step from ``cost`` to ``new_cost``
+    ``(B,)`` at damping ``lam`` ``(B,)``: ``(better, damping, done)``. A step is accepted
+    (``better``) where it lowers the cost; the damping is lowered by :data:`LM_DOWN` after an
+    accepted step and raised by :data:`LM_UP` after a rejected one; a spectrum is done where an
+    accepted step gained less than ``tolerance`` ``(B,)`` (and, where ``predicted`` ``(B,)``
+    is given, the undamped step predicts less too) or its damping passed :data:`LM_MAX`."""
+    better = new_cost < cost
+    lam = torch.where(better, lam * LM_DOWN, lam * LM_UP)
+    stalled = better & (cost - new_cost < tolerance)
+    if predicted is not None:
+        stalled &= predicted < tolerance
+    return better, lam, stalled | (lam > LM_MAX)
+
+
 _STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f not in ("pending", "jacobian"))
 
 
@@ -405,10 +435,9 @@ def levenberg_marquardt(
             break
         jtj, grad = _with_priors(problem, jtj_d, grad_d, th, nv)
         held = _held(problem, th, grad, lo, hi)
+        predicted = None
         if problem.gauss_newton_stop or gu is not None:
-            # the decrease the undamped (Gauss-Newton) step predicts, for the stopping rule
-            undamped = _step(problem, jtj, grad, torch.zeros_like(lam[active]), held)
-            predicted = -(grad * undamped).sum(-1)
+            predicted = _gauss_newton_decrease(problem, jtj, grad, held)
             if gu is not None:
                 hopeless = cost - predicted >= gu
                 if bool(hopeless.any()):
@@ -430,17 +459,13 @@ def levenberg_marquardt(
             fixed_amplitudes=fixed,
         )
         new = first_rows(new_copy, trial.shape[0])
-        better = new.cost < cost
         iterations[active] += 1
-        lam[active] = torch.where(better, lam[active] * LM_DOWN, lam[active] * LM_UP)
         if sv is None:
             tolerance = cost_rtol * cost.abs()
         else:  # the smaller of two noise estimates: the region's and the residual's (2K reals)
             tolerance = COST_NOISE_TOL * torch.minimum(sv, cost.abs() / (2 * yy.shape[-1]))
-        stalled = better & (cost - new.cost < tolerance)
-        if problem.gauss_newton_stop:
-            stalled &= predicted < tolerance
-        done = stalled | (lam[active] > LM_MAX)
+        rule = predicted if problem.gauss_newton_stop else None
+        better, lam[active], done = _judged(cost, new.cost, lam[active], tolerance, rule)
         if bool(better.any()):
             every = bool(better.all())
             rows = None if every else torch.nonzero(better)[:, 0]
@@ -506,27 +531,35 @@ def reweighted_steps(
     upper: torch.Tensor,
     *,
     steps: int,
+    cost_rtol: float = COST_RTOL,
 ) -> tuple[Solution, torch.Tensor]:
-    """``steps`` Levenberg–Marquardt steps from ``theta`` ``(B, P)`` within ``lower``, ``upper``
-    ``(B, P)`` for data windows ``y`` ``(B, K)``, each a run's first (damping
-    :data:`LM_START`, taken where it lowers the cost) with the priors weighed by the noise
+    """``steps`` Levenberg-Marquardt trials from ``theta`` ``(B, P)`` within ``lower``,
+    ``upper`` ``(B, P)`` for data windows ``y`` ``(B, K)``, the priors weighed by the noise
     variance of the current evaluation (:func:`~scaloquant.fit.evaluation.noise_var_from_residual`;
-    ``noise_var`` ``(B,)`` weighs the first step): what ``steps`` calls of
-    :func:`levenberg_marquardt` with ``max_iterations=1`` compute, each from the last one's
-    solution with the noise variance of its evaluation (the physics-head models' polish), to
-    the bit, with less work: each call formed its start's evaluation, derivatives and normal
-    equations again, where here the accepted step's serve the next; and a spectrum whose step
-    is rejected after the first leaves the batch, as its parameters, evaluation and noise
-    variance stay what they were, so that its next step would be the same and rejected again.
+    ``noise_var`` ``(B,)`` weighs the first trial; the physics-head models' polish).
+
+    Each spectrum keeps its damping from one trial to the next, by :func:`levenberg_marquardt`'s
+    rules (:func:`_judged`): from :data:`LM_START`, lowered after an accepted step and raised
+    after a rejected one, which the spectrum then tries again, shorter; it leaves the batch where
+    an accepted step gained less than ``cost_rtol`` of its cost (0: never) or its damping passed
+    :data:`LM_MAX`. After the first trial every spectrum's noise variance is taken from its
+    evaluation, after the later ones that of the spectra that moved (the others' is unchanged),
+    and the cost of the current parameters weighed with it: the cost a step must lower is
+    the objective with the priors weighed anew. Where the priors do not depend on the noise
+    variance (none, ``problem.prior_precision`` 0), this is ``levenberg_marquardt(...,
+    max_iterations=steps, cost_rtol=cost_rtol)``, to the bit.
 
     Returns the solution (its evaluation in the basis' dtype with the full derivative
-    columns; ``iterations`` the steps tried, ``converged`` where one was rejected after the
-    first) and the noise variance ``(B,)`` of its evaluation."""
+    columns; ``iterations`` the trials, ``converged`` where a spectrum left the batch) and the
+    noise variance ``(B,)`` of its evaluation."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     b = theta.shape[0]
     ev_copy = _evaluate_copied(problem, theta, y, noise_var)
     ev = first_rows(ev_copy, b)
     jtj_d, grad_d = (t[:b] for t in _data_normal_equations(problem, ev_copy))
+    noise_var = noise_var.clone()
+    cost = ev.cost.clone()  # at theta, weighed with noise_var
+    lam = torch.full_like(noise_var, LM_START)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
     converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
     active = torch.arange(b, device=theta.device)
@@ -534,21 +567,23 @@ def reweighted_steps(
         if active.numel() == 0:
             break
         th, nv, lo, hi = theta[active], noise_var[active], lower[active], upper[active]
-        # the cost of the evaluation at th weighed with this step's noise variance, as a new
-        # evaluation of th would have it
-        data_cost = residual_cost(ev.residual[active], ev.w_residual[active])
-        cost = objective(problem, th, data_cost, nv)
         jtj, grad = _with_priors(problem, jtj_d[active], grad_d[active], th, nv)
-        lam = torch.full_like(nv, LM_START)
-        trial = _trial(problem, th, jtj, grad, lam, _held(problem, th, grad, lo, hi), lo, hi)
+        held = _held(problem, th, grad, lo, hi)
+        rule = (
+            _gauss_newton_decrease(problem, jtj, grad, held) if problem.gauss_newton_stop else None
+        )
+        trial = _trial(problem, th, jtj, grad, lam[active], held, lo, hi)
         passive = ev.passive[active]
         new_copy = _evaluate_copied(problem, trial, y[active], nv, passive, derivatives=False)
-        better = first_rows(new_copy, active.numel()).cost < cost
+        now = cost[active]
+        new_cost = first_rows(new_copy, active.numel()).cost
+        better, lam[active], done = _judged(now, new_cost, lam[active], cost_rtol * now.abs(), rule)
         iterations[active] += 1
+        last = step + 1 == steps  # no next step to form the normal equations for
+        where, accepted = active[:0], ev
         if bool(better.any()):
             every = bool(better.all())
             rows = None if every else torch.nonzero(better)[:, 0]
-            last = step + 1 == steps  # no next step to form the normal equations for
             accepted, jtj_new, grad_new = _accepted(
                 problem, new_copy, rows, None, full=True, equations=not last
             )
@@ -560,8 +595,16 @@ def reweighted_steps(
                 ev = accepted
             else:
                 put_rows(ev, where, accepted)
-        noise_var = noise_var_from_residual(problem, ev)
-        if step:
-            converged[active[~better]] = True
-            active = active[better]
+        # the priors weighed anew with the noise variance of the current evaluation
+        if step == 0:  # every spectrum's (the first trial's was the caller's)
+            moved, current = active, ev
+        else:  # the moved spectra's (the others' evaluation is unchanged)
+            moved, current = where, accepted
+        if moved.numel():
+            noise_var[moved] = noise_var_from_residual(problem, current)
+            data_cost = residual_cost(current.residual, current.w_residual)
+            cost[moved] = objective(problem, theta[moved], data_cost, noise_var[moved])
+        if bool(done.any()):
+            converged[active[done]] = True
+            active = active[~done]
     return Solution(theta, ev, iterations, converged), noise_var

@@ -85,7 +85,9 @@ ENCODER_OF = {"spectrum_physics": "spectrum_cnn", "scalogram_physics": "scalogra
 DEFAULT_PHYSICS_SCALOGRAM = {"name": "cpu", "channels": "complex", "n_scales": 64, "decimation": 8}
 #: Default polish iterations (``K``): on spectra the fit's model describes, 5 matched 20 (SNR 30)
 #: and the full fit, at a quarter of the cost of 20
-#: (docs/history/physics-models-log.md "Measured (2 shared CPU cores").
+#: (docs/history/physics-models-log.md "Measured (2 shared CPU cores"; again with the damping
+#: kept from one trial to the next: "The polish as a real Levenberg-Marquardt (session 21,
+#: `polish21`)").
 DEFAULT_POLISH_ITERATIONS = 5
 #: Relative residual ``|y - S a|_W^2 / |y|_W^2`` below which a polished spectrum counts as
 #: fitted exactly and is spared the global moves (:meth:`PhysicsQuantifier.moves_where_inexact`).
@@ -902,11 +904,12 @@ class PhysicsQuantifier(nn.Module):
             theta, ev = sol.theta, sol.evaluation
             k = 0
         if k:
-            # one iteration at a time, the noise level (which weighs the deviations' priors)
-            # taken again from each residual: from the network's start it is far too high and
-            # would hold the deviations at 0 (noiseless invivo spectra, 10 iterations from a
-            # start 2/s, 1.5 Hz, 0.1 rad off: amplitude MAE 0.005 against 0.22 with the
-            # start's noise level kept; the fit's no-deviation stage first: 0.06)
+            # K Levenberg-Marquardt trials, the noise level (which weighs the deviations'
+            # priors) taken again from each accepted step's residual: from the network's start
+            # it is far too high and would hold the deviations at 0 (noiseless invivo spectra,
+            # 10 iterations from a start 2/s, 1.5 Hz, 0.1 rad off: amplitude MAE 0.005 against
+            # 0.22 with the start's noise level kept; the fit's no-deviation stage first: 0.06);
+            # each spectrum keeps its damping, raised after a rejected trial (session 21)
             sol, noise_var = reweighted_steps(problem, theta, y, noise_var, lower, upper, steps=k)
             theta, ev = sol.theta, sol.evaluation
         if k and exact is not None:

@@ -67,8 +67,13 @@ from .checkpoint import _json_safe, checkpoint_metadata
 #: The training simulations of the physics-head models.
 SIMULATIONS: tuple[str, ...] = ("invivo", "default")
 #: Default polish iterations ``K`` per simulation: ``invivo`` 5 (5 matched 20 at SNR 30:
-#: docs/history/physics-models-log.md "Measured (2 shared CPU cores"); ``default`` 20 (noiseless default spectra, 50, a ``quick`` network:
-#: amplitude MAE 0.0021 against 0.0050 with 5; at SNR 30 0.098 and 0.097).
+#: docs/history/physics-models-log.md "Measured (2 shared CPU cores"); session 21, ``K`` the
+#: trials of an LM that keeps its damping (``fit.lm.reweighted_steps``), 400 representable
+#: ``invivo`` spectra at SNR 30: MAE 1.154 mM at 5, the fit's 1.157, at the CPU of the former
+#: 5 steps; 10: 1.145 at 1.5 times the CPU; docs/history/physics-models-log.md "The polish as a
+#: real Levenberg-Marquardt (session 21, `polish21`)"); ``default`` 20
+#: (noiseless default spectra, 50, a ``quick`` network: amplitude MAE 0.0021 against 0.0050
+#: with 5; at SNR 30 0.098 and 0.097).
 DEFAULT_POLISH: dict[str, int] = {"invivo": 5, "default": 20}
 #: Line broadening of the reconstruction term, 1/s (the fit's first continuation stage). The
 #: unbroadened residual has a basin of about +-5 Hz in the metabolites' shift (16 noiseless
