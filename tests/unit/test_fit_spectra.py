@@ -393,26 +393,32 @@ def test_derived_outputs_rebuilt_in_chunks_side_by_side_equal_one_chunk(monkeypa
 
 
 @pytest.mark.parametrize("n", [16, 15])
-def test_shifted_bins_read_the_rolled_fftshifted_spectrum(n):
-    """``_shifted_bins`` reads the bins of ``fftshift(fft(x))`` (even and odd lengths) and,
-    with a kernel, ``sum_j s_j np.roll(fftshift(fft(x)), j)`` at those bins, wrapping around the
-    spectrum's ends: what the rebuilt spectra and the linewidth computed on numpy's shifted
-    spectrum before their transforms moved to the fit's device."""
+def test_window_columns_read_the_rolled_fftshifted_spectrum(n):
+    """The fitted spectra and the linewidth read their bins through the model's
+    ``window_columns`` and ``kernel_window_columns`` with the bins' places in the unshifted FFT
+    (``fftshift(arange(n))[bins]``, ``Problem.data_fft_index``): the bins of
+    ``fftshift(fft(x))`` (even and odd lengths) and, with a kernel, ``sum_j s_j
+    np.roll(fftshift(fft(x)), j)`` at those bins, wrapping around the spectrum's ends, as they
+    computed on numpy's shifted spectrum before their transforms moved to the fit's device."""
+    import scipy.fft
     import torch
 
-    from scaloquant.fit.spectra import _shifted_bins
+    from scaloquant.physics.model import kernel_window_columns, window_columns
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 2, n)) + 1j * rng.standard_normal((3, 2, n))
-    shifted = np.fft.fftshift(np.fft.fft(x), axes=-1)
-    spectrum = torch.as_tensor(np.fft.fft(x))
+    # scipy's transform, the one the model's fft takes on a CPU: the same bits
+    shifted = np.fft.fftshift(scipy.fft.fft(x), axes=-1)
     bins = np.array([0, 1, n // 2, n - 2, n - 1])
-    np.testing.assert_array_equal(_shifted_bins(spectrum, bins, [0], None), shifted[..., bins])
+    index = torch.as_tensor(np.fft.fftshift(np.arange(n))[bins])
+    got = window_columns(torch.as_tensor(x), index).transpose(-1, -2).numpy()
+    np.testing.assert_array_equal(got, shifted[..., bins])
     offsets, kernel = [0, -2, 1], rng.uniform(0.1, 1.0, (3, 3))
     expected = sum(
         kernel[:, i, None, None] * np.roll(shifted, j, axis=-1)[..., bins]
         for i, j in enumerate(offsets)
     )
-    np.testing.assert_allclose(
-        _shifted_bins(spectrum, bins, offsets, kernel), expected, rtol=0, atol=1e-12
+    got = kernel_window_columns(
+        torch.as_tensor(x), index, torch.as_tensor(offsets), torch.as_tensor(kernel)
     )
+    np.testing.assert_allclose(got.transpose(-1, -2).numpy(), expected, rtol=0, atol=1e-12)

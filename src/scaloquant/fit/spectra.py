@@ -569,29 +569,6 @@ def _modulated(
     )
 
 
-def _shifted_bins(spectrum, bins: np.ndarray, offsets, kernel) -> np.ndarray:
-    """Bins ``bins`` of ``fftshift(spectrum)`` for unshifted spectra ``spectrum`` ``(..., L)``
-    (a tensor), convolved with the free-form kernel where ``kernel`` ``(B, J + 1)`` is given:
-    ``sum_j s_j S(f_k - j)`` for bin offsets ``offsets`` ``(J + 1,)`` (``np.roll`` of the
-    shifted spectrum by ``j``, wrapping as the DFT does), as a numpy array."""
-    import torch
-
-    n = spectrum.shape[-1]
-    unshifted = np.fft.fftshift(np.arange(n))  # shifted bin -> its place in the FFT
-
-    def read(shift: int):
-        index = unshifted[(bins - shift) % n]
-        return spectrum[..., torch.as_tensor(index, device=spectrum.device)]
-
-    if kernel is None:
-        out = read(0)
-    else:
-        weights = torch.tensor(kernel, device=spectrum.device)
-        weights = weights.reshape(weights.shape[0], *[1] * (spectrum.dim() - 2), -1)
-        out = sum(weights[..., i, None] * read(int(j)) for i, j in enumerate(offsets))
-    return out.cpu().numpy()
-
-
 #: Spectra whose model is rebuilt at a time (bounds the ``(B, M, N)`` modulated FIDs).
 REBUILD_CHUNK = 128
 
@@ -611,9 +588,11 @@ def _rebuild(
     transform per spectrum instead of one per metabolite (what the SNR needs)."""
     import torch
 
-    from ..physics.model import fft
+    from ..physics.model import fft, kernel_window_columns, window_columns
 
     window = problem.window
+    index = problem.data_fft_index.to(device)  # the window's bins in the unshifted FFT
+    offsets = problem.kernel_offsets.to(device)
     n = fids.shape[0]
     amplitudes = result.amplitudes.reshape(n, -1)
     phase = np.exp(
@@ -624,19 +603,21 @@ def _rebuild(
         )
     )
     kernel = result.lineshape_kernel
-    offsets = problem.kernel_offsets.tolist()
     data, parts = [], []
     for lo in range(0, n, REBUILD_CHUNK):
         rows = slice(lo, min(n, lo + REBUILD_CHUNK))
         x = torch.tensor(fids[rows], device=device)
-        data.append(_shifted_bins(fft(x), window, offsets, None))
+        data.append(fft(x)[..., index].cpu().numpy())
         z = _modulated(result, basis, rows=rows, device=device)
         if summed:  # the model's time signal (b, 1, N)
             weights = torch.tensor(amplitudes[rows, None, :], device=device)
             z = weights.to(z.dtype) @ z
-        weights = None if kernel is None else kernel.reshape(n, -1)[rows]
-        columns = _shifted_bins(fft(z, overwrite=True), window, offsets, weights)
-        columns = columns * phase[rows, None, :]
+        if kernel is None:
+            columns = window_columns(z, index, overwrite=True)
+        else:  # the free-form kernel: sum_j s_j S(f_k - j), as the fit's model convolves it
+            weights = torch.tensor(kernel.reshape(n, -1)[rows], device=device)
+            columns = kernel_window_columns(z, index, offsets, weights, overwrite=True)
+        columns = columns.transpose(-1, -2).cpu().numpy() * phase[rows, None, :]
         parts.append(columns if summed else columns * amplitudes[rows, :, None])
     data = np.concatenate(data) if data else np.zeros((0, window.size), complex)
     metabolites = np.concatenate(parts)
@@ -658,27 +639,34 @@ def _linewidth_hz(result: FitResult, basis: BasisSet, device=None) -> np.ndarray
     either singlet."""
     import torch
 
-    from ..physics.model import fft
+    from ..physics.model import kernel_window_columns, window_columns
 
     singlets = (("NAA", 2.01), ("Cr", 3.03))
     name, centre = next(((n, c) for n, c in singlets if n in result.names), (None, 0.0))
     if name is None:
         return np.full(int(np.prod(result.batch_shape, dtype=int)), np.nan)
     i = result.names.index(name)
-    z = _modulated(result, basis, np.array([i]), device=device)[:, 0]
+    z = _modulated(result, basis, np.array([i]), device=device)  # (B, 1, N)
     n_fft = LINEWIDTH_ZERO_FILL * z.shape[-1]
-    filled = torch.zeros(z.shape[0], n_fft, dtype=z.dtype, device=z.device)
-    filled[:, : z.shape[-1]] = z
+    filled = torch.zeros(*z.shape[:-1], n_fft, dtype=z.dtype, device=z.device)
+    filled[..., : z.shape[-1]] = z
     hz = axes.frequency_axis_hz(n_fft, basis.dwell_time_s)
     ppm = basis.ppm_reference + hz / basis.spectrometer_freq_mhz
     near = np.flatnonzero(np.abs(ppm - centre) < 0.15)
-    kernel, offsets = result.lineshape_kernel, None
-    if kernel is not None:
+    index = torch.as_tensor(np.fft.fftshift(np.arange(n_fft))[near], device=z.device)
+    if result.lineshape_kernel is None:
+        spec = window_columns(filled, index, overwrite=True)
+    else:
         from .problem import kernel_offsets
 
-        kernel = kernel.reshape(z.shape[0], -1)
-        offsets = [LINEWIDTH_ZERO_FILL * j for j in kernel_offsets((kernel.shape[1] - 1) // 2)]
-    spec = _shifted_bins(fft(filled, overwrite=True), near, offsets, kernel).real
+        kernel = result.lineshape_kernel.reshape(z.shape[0], -1)
+        offsets = torch.as_tensor(
+            [LINEWIDTH_ZERO_FILL * j for j in kernel_offsets((kernel.shape[1] - 1) // 2)],
+            device=z.device,
+        )
+        weights = torch.tensor(kernel, device=z.device)
+        spec = kernel_window_columns(filled, index, offsets, weights, overwrite=True)
+    spec = spec[..., 0].real.cpu().numpy()  # (B, bins near the singlet)
     out = np.full(z.shape[0], np.nan)
     f = hz[near]
     for b, row in enumerate(spec):
