@@ -38,6 +38,8 @@ import bench_lcmodel as bl
 from scaloquant.fit import fit_spectra, fitted_spectra
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.result import phase_corrected
+from scaloquant.signal.quality import NAA_WINDOW_PPM
+from scaloquant.signal.quality import _first_below as first_below
 
 GROUPS = {
     "tNAA": ("NAA", "NAAG"),
@@ -55,6 +57,18 @@ BANDS = ((3.6, 3.85), (3.15, 3.6), (2.95, 3.15), (2.55, 2.95), (2.25, 2.55), (2.
 
 def _group_of(name: str) -> str:
     return next((g for g, members in GROUPS.items() if name in members), "other")
+
+
+def singlet_fwhm_ppm(ppm: np.ndarray, curve: np.ndarray, window=NAA_WINDOW_PPM) -> float:
+    """FWHM (ppm) of the tallest point of the real ``curve`` within ``window`` on the axis
+    ``ppm`` (LCModel's: descending, evenly spaced), the half-maximum crossings interpolated
+    linearly on each side (:func:`scaloquant.signal.quality._first_below`, as
+    ``quality.fwhm_ppm`` does on a spectrum)."""
+    inside = np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
+    j = int(inside[np.argmax(curve[inside])])
+    half = np.array([curve[j] / 2])
+    width = first_below(curve[None, j:], half) + first_below(curve[None, j::-1], half)
+    return float(width[0] * abs(ppm[1] - ppm[0]))
 
 
 def _config(sets: list[str]) -> FitConfig:
@@ -169,6 +183,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"gauss {float(result.gauss_by_metabolite_per_s2.reshape(-1)[i]):.1f} 1/s^2, "
                 f"shift {float(result.shift_hz.reshape(-1)[i]):.2f} Hz"
             )
+    # LCModel's FWHM is the width of its lineshape kernel alone (``FWHMLS``, counted in whole
+    # kernel points), not of a fitted line; each tool's fitted NAA curve and the data less each
+    # baseline, measured alike on LCModel's axis, compare the linewidths themselves
+    if "NAA" in names and "NAA" in lcm_curves:
+        base_ours = on_axis(ours.baseline) * scale
+        print(
+            "NAA singlet FWHM (ppm) on LCModel's axis: fitted NAA curve LCModel "
+            f"{singlet_fwhm_ppm(coord.ppm, lcm_curves['NAA']):.4f} / ours "
+            f"{singlet_fwhm_ppm(coord.ppm, ours_curves['NAA']):.4f}; data less baseline "
+            f"LCModel's {singlet_fwhm_ppm(coord.ppm, d - coord.background):.4f} / ours "
+            f"{singlet_fwhm_ppm(coord.ppm, data_ours - base_ours):.4f}"
+        )
     ours_g: dict[str, np.ndarray] = {}
     lcm_g: dict[str, np.ndarray] = {}
     for n, v in ours_curves.items():

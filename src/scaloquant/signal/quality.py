@@ -590,6 +590,12 @@ def fwhm_ppm(
     between points. For a Lorentzian line of ``1 / (pi T2*)`` Hz it gives that width (a broad
     line reads a few % narrow: its own tails lift the flanks' baseline).
 
+    This is the width of a line in the spectrum. LCModel's ``FWHM`` is not: it is the width of
+    its lineshape kernel alone, in whole kernel points, without the metabolites' Lorentzian
+    broadening or the basis' own lines; on the shared scanner spectra it reads 0.79-0.89 times
+    the NAA line of LCModel's own fit, and twice it on the Philips spant spectrum
+    (docs/history/fit-log.md "Linewidths beside LCModel's FWHM (session 22)").
+
     Returns ``(...)`` widths; NaN where the window is off the band, the peak is zero or a
     crossing is not found within :data:`FLANK_PPM` ``[1]`` of the peak (only noise there).
     Multiply by the spectrometer frequency in MHz for Hz.
