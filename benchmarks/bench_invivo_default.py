@@ -12,7 +12,8 @@ truth, the spectra per second of wall and of process CPU time, and the baseline 
 chosen. Variants (:data:`VARIANTS`): ``default`` is ``FIT_PRESETS["invivo"]``, the others
 change it as their name says (``ftest``: ``baseline_stiffness="ftest"``; ``4.0``: the
 0.2-4.0 ppm window; ``edN``: a fixed ``N`` effective dimensions per ppm; ``hlsvd``:
-``water_removal="hlsvd"``; ``nested``: ``ftest`` with ``baseline_ftest_rule="nested"``). ``--prior-set
+``water_removal="hlsvd"``; ``nested``: ``ftest`` with ``baseline_ftest_rule="nested"``; ``ftest1``:
+``ftest`` with the candidates from 1 ED/ppm, as before session 22). ``--prior-set
 key=value`` (JSON values, repeatable) changes the prior (:meth:`InvivoPrior.to_dict` keys; e.g.
 ``water_fraction=0``, ``lipid_fraction=0``, ``baseline={"height_range": [0, 0]}``) to see which
 of its terms a variant loses on.
@@ -45,6 +46,7 @@ from scaloquant.simulate.invivo import (
 from scaloquant.types import FID, BasisSet
 
 INVIVO = FIT_PRESETS["invivo"]
+ED1_TO_7 = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
 VARIANTS = {
     "default": INVIVO,
     "4.0": replace(INVIVO, ppm_range=(0.2, 4.0)),
@@ -52,6 +54,15 @@ VARIANTS = {
     "4.0-ed1": replace(INVIVO, ppm_range=(0.2, 4.0), baseline_ed_per_ppm=1.0),
     "4.0-ed4": replace(INVIVO, ppm_range=(0.2, 4.0), baseline_ed_per_ppm=4.0),
     "ftest-4.0": replace(INVIVO, baseline_stiffness="ftest", ppm_range=(0.2, 4.0)),
+    "ftest": replace(INVIVO, baseline_stiffness="ftest"),
+    # the F-test's candidates before session 22: from 1 ED/ppm
+    "ftest1": replace(INVIVO, baseline_stiffness="ftest", baseline_ed_candidates_per_ppm=ED1_TO_7),
+    "ftest1-4.0": replace(
+        INVIVO,
+        baseline_stiffness="ftest",
+        ppm_range=(0.2, 4.0),
+        baseline_ed_candidates_per_ppm=ED1_TO_7,
+    ),
     "freeform-ftest-4.0": replace(
         INVIVO, lineshape="freeform", baseline_stiffness="ftest", ppm_range=(0.2, 4.0)
     ),
