@@ -357,6 +357,29 @@ def finish_on_the_full_grid(
     (a noiseless spectrum within ~1e-5, as without decimation). The others keep the decimated
     model's fit."""
     rows = near_noiseless_rows(decimated, sol.evaluation, y)
+    return fit_rows_on(
+        exact, sol, rows, y, noise_var, lower, upper, amplitude_prior, stop_var, max_iterations,
+        fixed_amplitudes,
+    )  # fmt: skip
+
+
+def fit_rows_on(
+    problem: Problem,
+    sol: Solution,
+    rows: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    amplitude_prior: torch.Tensor | None,
+    stop_var: torch.Tensor | None,
+    max_iterations: int,
+    fixed_amplitudes: torch.Tensor | None = None,
+) -> Solution:
+    """``sol`` with the spectra ``rows`` (indices) fitted on from there with ``problem``
+    (:func:`~scaloquant.fit.lm.levenberg_marquardt`, at most ``max_iterations``; the arguments
+    of every spectrum, ``(B, ...)``, as there); the others as they were. ``sol``'s evaluation
+    takes the rows' new ones in place."""
     if rows.numel() == 0:
         return sol
 
@@ -364,7 +387,7 @@ def finish_on_the_full_grid(
         return None if t is None else t[rows]
 
     more = levenberg_marquardt(
-        exact,
+        problem,
         sol.theta[rows],
         y[rows],
         noise_var[rows],
