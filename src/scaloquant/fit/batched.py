@@ -358,9 +358,18 @@ def finish_on_the_full_grid(
     model's fit."""
     rows = near_noiseless_rows(decimated, sol.evaluation, y)
     return fit_rows_on(
-        exact, sol, rows, y, noise_var, lower, upper, amplitude_prior, stop_var, max_iterations,
-        fixed_amplitudes,
-    )  # fmt: skip
+        exact,
+        sol,
+        rows,
+        y,
+        noise_var,
+        lower,
+        upper,
+        max_iterations,
+        amplitude_prior=amplitude_prior,
+        stop_var=stop_var,
+        fixed_amplitudes=fixed_amplitudes,
+    )
 
 
 def fit_rows_on(
@@ -371,21 +380,17 @@ def fit_rows_on(
     noise_var: torch.Tensor,
     lower: torch.Tensor,
     upper: torch.Tensor,
-    amplitude_prior: torch.Tensor | None,
-    stop_var: torch.Tensor | None,
     max_iterations: int,
-    fixed_amplitudes: torch.Tensor | None = None,
+    **per_spectrum: torch.Tensor | None,
 ) -> Solution:
-    """``sol`` with the spectra ``rows`` (indices) fitted on from there with ``problem``
-    (:func:`~scaloquant.fit.lm.levenberg_marquardt`, at most ``max_iterations``; the arguments
-    of every spectrum, ``(B, ...)``, as there); the others as they were. ``sol``'s evaluation
-    takes the rows' new ones in place."""
+    """``sol`` with the spectra ``rows`` (indices) fitted on from there with ``problem``:
+    :func:`~scaloquant.fit.lm.levenberg_marquardt` (at most ``max_iterations``, single-precision
+    columns) on those rows of ``y``, ``noise_var``, ``lower``, ``upper`` and of the keyword
+    arguments ``per_spectrum`` (``amplitude_prior``, ``stop_var``, ``fixed_amplitudes``: every
+    spectrum's, or None); the others as they were. ``sol``'s evaluation takes the rows' new ones
+    in place."""
     if rows.numel() == 0:
         return sol
-
-    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t[rows]
-
     more = levenberg_marquardt(
         problem,
         sol.theta[rows],
@@ -394,10 +399,8 @@ def fit_rows_on(
         lower[rows],
         upper[rows],
         max_iterations=max_iterations,
-        amplitude_prior=pick(amplitude_prior),
         column_dtype=TRIAL_DTYPE,
-        stop_var=pick(stop_var),
-        fixed_amplitudes=pick(fixed_amplitudes),
+        **{name: None if t is None else t[rows] for name, t in per_spectrum.items()},
     )
     out = Solution(sol.theta.clone(), sol.evaluation, sol.iterations.clone(), sol.converged.clone())
     out.theta[rows] = more.theta

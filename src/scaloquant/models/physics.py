@@ -805,9 +805,7 @@ class PhysicsQuantifier(nn.Module):
         rows = torch.nonzero(fitting)[:, 0]
         if rows.numel() == 0:
             return sol, residual_var
-        sol = batched.fit_rows_on(
-            problem, sol, rows, y, region_var, lower, upper, None, None, iterations
-        )
+        sol = batched.fit_rows_on(problem, sol, rows, y, region_var, lower, upper, iterations)
         return sol, torch.where(fitting, region_var, residual_var)
 
     def second_search_where_misfit(
