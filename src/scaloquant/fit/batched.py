@@ -357,24 +357,50 @@ def finish_on_the_full_grid(
     (a noiseless spectrum within ~1e-5, as without decimation). The others keep the decimated
     model's fit."""
     rows = near_noiseless_rows(decimated, sol.evaluation, y)
+    return fit_rows_on(
+        exact,
+        sol,
+        rows,
+        y,
+        noise_var,
+        lower,
+        upper,
+        max_iterations,
+        amplitude_prior=amplitude_prior,
+        stop_var=stop_var,
+        fixed_amplitudes=fixed_amplitudes,
+    )
+
+
+def fit_rows_on(
+    problem: Problem,
+    sol: Solution,
+    rows: torch.Tensor,
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    max_iterations: int,
+    **per_spectrum: torch.Tensor | None,
+) -> Solution:
+    """``sol`` with the spectra ``rows`` (indices) fitted on from there with ``problem``:
+    :func:`~scaloquant.fit.lm.levenberg_marquardt` (at most ``max_iterations``, single-precision
+    columns) on those rows of ``y``, ``noise_var``, ``lower``, ``upper`` and of the keyword
+    arguments ``per_spectrum`` (``amplitude_prior``, ``stop_var``, ``fixed_amplitudes``: every
+    spectrum's, or None); the others as they were. ``sol``'s evaluation takes the rows' new ones
+    in place."""
     if rows.numel() == 0:
         return sol
-
-    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t[rows]
-
     more = levenberg_marquardt(
-        exact,
+        problem,
         sol.theta[rows],
         y[rows],
         noise_var[rows],
         lower[rows],
         upper[rows],
         max_iterations=max_iterations,
-        amplitude_prior=pick(amplitude_prior),
         column_dtype=TRIAL_DTYPE,
-        stop_var=pick(stop_var),
-        fixed_amplitudes=pick(fixed_amplitudes),
+        **{name: None if t is None else t[rows] for name, t in per_spectrum.items()},
     )
     out = Solution(sol.theta.clone(), sol.evaluation, sol.iterations.clone(), sol.converged.clone())
     out.theta[rows] = more.theta
