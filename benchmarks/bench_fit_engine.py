@@ -61,6 +61,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import _lcmodel as lcm  # noqa: E402
+from _timing import timed  # noqa: E402
 from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS  # noqa: E402
 from scaloquant.fit import batched, fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
@@ -72,12 +73,6 @@ from scaloquant.simulate import (  # noqa: E402
     simulate_invivo_batch,
 )
 from scaloquant.types import FID  # noqa: E402
-
-
-def timed(fn, *args, **kwargs):
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def engine_spectra(n: int, snr: float, seed: int):
