@@ -45,17 +45,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from scaloquant.threads import (
-    choose_threads,
-    prefer_huge_pages,
-    prefer_passive_wait,
-    prefer_reproducible_mkl,
-)
+from scaloquant.threads import choose_threads, prefer_command_settings
 
 # before torch initialises OpenMP and allocates, as the scaloquant command does
-prefer_passive_wait()
-prefer_huge_pages()
-prefer_reproducible_mkl()
+prefer_command_settings()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -144,6 +144,16 @@ def prefer_reproducible_mkl(environ: MutableMapping[str, str] | None = None) -> 
     return _set_unless_set(environ, MKL_REPRODUCIBLE_ENV, "AUTO")
 
 
+def prefer_command_settings(environ: MutableMapping[str, str] | None = None) -> None:
+    """The runtime settings the ``scaloquant`` command makes before torch loads, each unless
+    the user set it: :func:`prefer_passive_wait`, :func:`prefer_huge_pages` and
+    :func:`prefer_reproducible_mkl` on ``environ`` (default ``os.environ``). Benchmarks call it
+    too, so that they time what the command runs."""
+    prefer_passive_wait(environ)
+    prefer_huge_pages(environ)
+    prefer_reproducible_mkl(environ)
+
+
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask), else the machine's count."""
     try:
