@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from dataclasses import replace
 
 import numpy as np
 import torch
 from scipy.optimize import least_squares, nnls
 
+from _timing import timed
 from scaloquant.fit import FitConfig, FitStart, fit_given_amplitudes, fit_spectra
 from scaloquant.fit.evaluation import columns, evaluate, stack
 from scaloquant.fit.problem import data_window, make_problem, parameter_bounds
@@ -124,13 +124,6 @@ def report(
         f"median {np.median(mae):.1e}   MAE > 1e-3: {np.count_nonzero(mae > 1e-3)}/{n}"
     )
     return rate
-
-
-def timed(fn, *args, **kwargs):
-    """``(result, wall seconds, CPU seconds of this process)``."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - w0, time.process_time() - c0
 
 
 def refine(fid: FID, basis, estimate: np.ndarray, config: FitConfig):

@@ -45,22 +45,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from scaloquant.threads import (
-    choose_threads,
-    prefer_huge_pages,
-    prefer_passive_wait,
-    prefer_reproducible_mkl,
-)
+from scaloquant.threads import choose_threads, prefer_command_settings
 
 # before torch initialises OpenMP and allocates, as the scaloquant command does
-prefer_passive_wait()
-prefer_huge_pages()
-prefer_reproducible_mkl()
+prefer_command_settings()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import _lcmodel as lcm  # noqa: E402
+from _timing import timed  # noqa: E402
 from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS  # noqa: E402
 from scaloquant.fit import batched, fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
@@ -72,12 +66,6 @@ from scaloquant.simulate import (  # noqa: E402
     simulate_invivo_batch,
 )
 from scaloquant.types import FID  # noqa: E402
-
-
-def timed(fn, *args, **kwargs):
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def engine_spectra(n: int, snr: float, seed: int):

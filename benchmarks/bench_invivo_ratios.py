@@ -93,6 +93,24 @@ def ratio_line(
     return line, fails
 
 
+def print_case(
+    row: dict[str, str] | str,
+    label: str,
+    name: str,
+    reference: dict[str, float],
+    tol: float | None,
+) -> int:
+    """Print one case's table line (:func:`ratio_line`, under ``label``), or ``name: failed``
+    and the failed command's stderr tail (a ``row`` of :func:`run_case` that is a string);
+    the ratios outside tolerance, 1 for a failed run."""
+    if isinstance(row, str):
+        print(f"{name}: failed\n{row}")
+        return 1
+    line, bad = ratio_line(label, row, reference, tol)
+    print(line, flush=True)
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
@@ -136,13 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out / name
         cmd = [sys.executable, "-m", "scaloquant", "fit", *map(str, inputs), "--out", str(out)]
         row = run_case([*cmd, "--overwrite", *extra], out, args.verbose)
+        fails += print_case(row, name, name, reference, tol)
         if isinstance(row, str):
-            print(f"{name}: failed\n{row}")
-            fails += 1
             continue
-        line, bad = ratio_line(name, row, reference, tol)
-        fails += bad
-        print(line, flush=True)
         for k in args.physics_polish if name in physics else ():
             out = args.out / f"{name}-physics" if k is None else args.out / f"{name}-physics-k{k}"
             model = ["--model", str(physics[name]), "--out", str(out), "--overwrite"]
@@ -152,13 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, "-m", "scaloquant", "quantify", str(inputs[0]), *model]
             row = run_case(cmd, out, args.verbose)
             label = "  physics" if k is None else f"  physics K={k}"
-            if isinstance(row, str):
-                print(f"{name}{label}: failed\n{row}")
-                fails += 1
-                continue
-            line, bad = ratio_line(label, row, reference, tol)
-            fails += bad
-            print(line, flush=True)
+            fails += print_case(row, label, f"{name}{label}", reference, tol)
     print(f"ratios outside tolerance: {fails}")
     return 0
 

@@ -288,11 +288,12 @@ def _nifti_samples(path: Path) -> np.ndarray:
     return data.reshape(-1, data.shape[3] if data.ndim > 3 else data.shape[-1]).mean(axis=0)
 
 
-def _nifti_fid(path: Path) -> tuple[FID, np.ndarray]:
+def _nifti_raw(path: Path, raw: Path, name: str) -> tuple[FID, Path]:
     """scaloquant's FID of a single-voxel NIfTI-MRS file ``(N,)`` (extra dims averaged), and the
-    samples on disk. scaloquant's internal orientation is the conjugate of the NIfTI-MRS samples
-    on disk (``../shared/data/invivo/README.md``); a reader that disagrees is an error here, so
-    that both tools are sure to see the same spectrum."""
+    LCModel ``.RAW`` written at ``raw`` (labelled ``name``) from the samples on disk.
+    scaloquant's internal orientation is the conjugate of the NIfTI-MRS samples on disk
+    (``../shared/data/invivo/README.md``); a reader that disagrees is an error here, so that
+    both tools are sure to see the same spectrum."""
     disk = _nifti_samples(path)
     fid = read_fid(path)
     flat = fid.samples.reshape(-1, fid.n_points).mean(axis=0)
@@ -301,28 +302,21 @@ def _nifti_fid(path: Path) -> tuple[FID, np.ndarray]:
             f"scaloquant's NIfTI-MRS reader does not give conj(samples on disk) for {path}; "
             "LCModel and scaloquant would see different spectra"
         )
-    return fid.with_samples(flat), disk
-
-
-def _invivo_case(name: str, metab: Path, water: Path | None, basis: Path, folder: Path) -> Case:
-    fid, disk = _nifti_fid(metab)
-    raw = lcm.write_raw(
-        folder / f"{name}.RAW",
+    written = lcm.write_raw(
+        raw,
         disk,
         dwell_time_s=fid.dwell_time_s,
         spectrometer_freq_mhz=fid.spectrometer_freq_mhz,
         name=name,
     )
+    return fid.with_samples(flat), written
+
+
+def _invivo_case(name: str, metab: Path, water: Path | None, basis: Path, folder: Path) -> Case:
+    fid, raw = _nifti_raw(metab, folder / f"{name}.RAW", name)
     water_fid, h2o = None, None
     if water is not None:
-        water_fid, water_disk = _nifti_fid(water)
-        h2o = lcm.write_raw(
-            folder / f"{name}.H2O",
-            water_disk,
-            dwell_time_s=water_fid.dwell_time_s,
-            spectrometer_freq_mhz=water_fid.spectrometer_freq_mhz,
-            name=f"{name}_water",
-        )
+        water_fid, h2o = _nifti_raw(water, folder / f"{name}.H2O", f"{name}_water")
     echo_time_s = fid.provenance.get("echo_time_s")
     spectrum = lcm.Spectrum(
         name,

@@ -39,12 +39,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
+from scaloquant.threads import prefer_command_settings
 
 # before torch initialises OpenMP and allocates, as the scaloquant command does
-prefer_passive_wait()
-prefer_huge_pages()
-prefer_reproducible_mkl()
+prefer_command_settings()
 
 import numpy as np  # noqa: E402
 

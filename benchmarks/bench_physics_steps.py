@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
+from scaloquant.threads import prefer_command_settings
 
 
 def reproduce_test_set(basis, preset: str, n_test: int, work: Path):
@@ -73,9 +73,7 @@ def main() -> None:
     args = p.parse_args()
     # as the CLI does, before torch loads (scaloquant.threads): OpenMP threads that spin while
     # waiting cost up to 10 times the time on a machine shared with other jobs
-    prefer_passive_wait()
-    prefer_huge_pages()
-    prefer_reproducible_mkl()
+    prefer_command_settings()
     import torch
 
     from scaloquant.evaluate.run import predict_physics_test_set

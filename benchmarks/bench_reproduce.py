@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
+from scaloquant.threads import prefer_command_settings
 
 
 def main() -> None:
@@ -53,9 +53,7 @@ def main() -> None:
     args = p.parse_args()
     # as the CLI does, before torch loads (scaloquant.threads): OpenMP threads that spin while
     # waiting cost up to 10 times the time on a machine shared with other jobs
-    prefer_passive_wait()
-    prefer_huge_pages()
-    prefer_reproducible_mkl()
+    prefer_command_settings()
     import torch
 
     from scaloquant import reproduce as reproduce_module

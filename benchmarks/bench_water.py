@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from _timing import timed
 from scaloquant.io import default_basis, read_fid
 from scaloquant.signal import axes
 from scaloquant.signal.water import MAX_BAND_RESIDUAL_TO_NOISE, remove_water
@@ -79,13 +79,6 @@ def window_error(fids: np.ndarray, reference: np.ndarray, grid: Grid) -> np.ndar
     inside = (ppm > WINDOW_PPM[0]) & (ppm < WINDOW_PPM[1])
     diff = np.abs(axes.spectrum(fids - reference)[..., inside]).max(-1)
     return diff / np.abs(axes.spectrum(reference)[..., inside]).max(-1)
-
-
-def timed(run, *args, **kwargs) -> tuple[np.ndarray, float, float]:
-    """``(run(...), seconds of wall time, seconds of this process' CPU time)``."""
-    start, cpu = time.perf_counter(), time.process_time()
-    out = run(*args, **kwargs)
-    return out, time.perf_counter() - start, time.process_time() - cpu
 
 
 def residuals_to_noise(fids: np.ndarray, grid: Grid) -> np.ndarray:

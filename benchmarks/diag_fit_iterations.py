@@ -22,11 +22,9 @@ import inspect
 import time
 from collections import defaultdict
 
-from scaloquant.threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
+from scaloquant.threads import prefer_command_settings
 
-prefer_passive_wait()
-prefer_huge_pages()
-prefer_reproducible_mkl()
+prefer_command_settings()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

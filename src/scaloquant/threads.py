@@ -94,6 +94,17 @@ from typing import Any
 
 from .errors import ScaloquantError
 
+
+def _set_unless_set(environ: MutableMapping[str, str] | None, name: str, value: str) -> bool:
+    """Set ``name=value`` in ``environ`` (default ``os.environ``) unless ``name`` is set to a
+    non-empty value; whether it was set here (the body of the ``prefer_*`` functions)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(name):
+        return False
+    environ[name] = value
+    return True
+
+
 #: The environment variable of the OpenMP wait policy (read by libgomp and Intel's libiomp).
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
 
@@ -104,11 +115,7 @@ def prefer_passive_wait(environ: MutableMapping[str, str] | None = None) -> bool
     Returns whether it was set here. It only takes effect if the OpenMP runtime has not yet
     initialised (before torch runs its first parallel op; see the module docstring).
     """
-    environ = os.environ if environ is None else environ
-    if environ.get(WAIT_POLICY_ENV):
-        return False
-    environ[WAIT_POLICY_ENV] = "PASSIVE"
-    return True
+    return _set_unless_set(environ, WAIT_POLICY_ENV, "PASSIVE")
 
 
 #: The environment variable with which torch (>= 2.1) asks for transparent huge pages.
@@ -121,11 +128,7 @@ def prefer_huge_pages(environ: MutableMapping[str, str] | None = None) -> bool:
     Returns whether it was set here. It only takes effect before torch's first CPU allocation
     (before ``import torch``; see the module docstring).
     """
-    environ = os.environ if environ is None else environ
-    if environ.get(HUGE_PAGES_ENV):
-        return False
-    environ[HUGE_PAGES_ENV] = "1"
-    return True
+    return _set_unless_set(environ, HUGE_PAGES_ENV, "1")
 
 
 #: The environment variable of MKL's conditional numerical reproducibility mode.
@@ -138,11 +141,17 @@ def prefer_reproducible_mkl(environ: MutableMapping[str, str] | None = None) -> 
     Returns whether it was set here. It only takes effect before MKL's first call (torch's
     first matrix product; see the module docstring).
     """
-    environ = os.environ if environ is None else environ
-    if environ.get(MKL_REPRODUCIBLE_ENV):
-        return False
-    environ[MKL_REPRODUCIBLE_ENV] = "AUTO"
-    return True
+    return _set_unless_set(environ, MKL_REPRODUCIBLE_ENV, "AUTO")
+
+
+def prefer_command_settings(environ: MutableMapping[str, str] | None = None) -> None:
+    """The runtime settings the ``scaloquant`` command makes before torch loads, each unless
+    the user set it: :func:`prefer_passive_wait`, :func:`prefer_huge_pages` and
+    :func:`prefer_reproducible_mkl` on ``environ`` (default ``os.environ``). Benchmarks call it
+    too, so that they time what the command runs."""
+    prefer_passive_wait(environ)
+    prefer_huge_pages(environ)
+    prefer_reproducible_mkl(environ)
 
 
 def available_cpus() -> int:

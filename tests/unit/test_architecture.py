@@ -25,6 +25,7 @@ Rules
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -342,3 +343,36 @@ def test_the_docs_table_is_the_layer_table():
     ]
     documented = [(name, tuple(r.strip("` ") for r in rooms.split(","))) for name, rooms, _ in rows]
     assert documented == list(LAYERS)
+
+
+#: A module or folder ``docs/architecture.md`` names by its path: under ``src/scaloquant``
+#: (``signal/axes.py``, ``physics/``, ``defaults.py``), in the repository (``tests/oracle.py``),
+#: or, bare, in the room its bullet is about (``lm.py`` in "The fit room (`fit/`)").
+_DOC_PATH = re.compile(r"`((?:[a-z_]+/)*[a-z_]+(?:\.py|/))`")
+
+
+def _missing_doc_paths(text: str, package: Path) -> list[str]:
+    missing = set()
+    for bullet in re.split(r"\n(?=\* |\| )", text):
+        paths = _DOC_PATH.findall(bullet)
+        rooms = [p for p in paths if p.endswith("/") and "/" not in p[:-1]]
+        bases = [package, package.parents[1], *(package / r for r in rooms[:1])]
+        missing |= {p for p in paths if not any((b / p).exists() for b in bases)}
+    return sorted(missing)
+
+
+def test_every_path_the_architecture_doc_names_exists():
+    """Every module and folder the map names is in the tree (a moved or renamed module must
+    move in the doc too)."""
+    text = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert len(set(_DOC_PATH.findall(text))) > 20  # the doc's paths were read
+    missing = _missing_doc_paths(text, PACKAGE)
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+
+
+def test_the_path_check_sees_a_missing_module():
+    text = (
+        "* `signal/axes.py` and `physics/`, and `fit/gone.py`\n"
+        "* **The fit room** (`fit/`): `lm.py` <- `nowhere.py`; `x.md` is no module\n"
+    )
+    assert _missing_doc_paths(text, PACKAGE) == ["fit/gone.py", "nowhere.py"]

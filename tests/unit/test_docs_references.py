@@ -138,3 +138,13 @@ def test_the_checker_sees_a_broken_reference(tmp_path):
     doc = tmp_path / "x.md"
     doc.write_text("# A\n\n## B (one)\n\n## B (one)\n\n```\n# not a heading\n```\n")
     assert headings(doc) == (("A", "B (one)", "B (one)"), frozenset({"a", "b-one", "b-one-1"}))
+
+
+def test_every_benchmark_script_is_in_benchmarks_md():
+    """``docs/benchmarks.md`` names every script under ``benchmarks/`` (its table "Every
+    script"), so that the map of what each measures matches the folder."""
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    scripts = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+    assert len(scripts) > 10
+    missing = [name for name in scripts if f"`{name}`" not in text]
+    assert not missing, f'add these to docs/benchmarks.md "Every script": {missing}'

@@ -5,6 +5,7 @@ baseline. Known answers on analytic singlets (2048 points, 0.25 ms, 123.26 MHz, 
 import numpy as np
 import pytest
 
+import oracle
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.signal import axes, lineshapes
 from scaloquant.simulate import SimulationConfig, drawn_parameters, simulate_batch, synthesize
@@ -62,19 +63,8 @@ def line_spectrum(fid):
 
 def fwhm_hz(fid):
     """Full width at half maximum of the real line spectrum (linear interpolation)."""
-    f = freq_axis_zf()
     re = line_spectrum(fid).real
-    k = int(np.argmax(re))
-    half = re[k] / 2
-    lo = k
-    while re[lo] > half:
-        lo -= 1
-    hi = k
-    while re[hi] > half:
-        hi += 1
-    left = f[lo] + (half - re[lo]) / (re[lo + 1] - re[lo]) * (f[lo + 1] - f[lo])
-    right = f[hi - 1] + (half - re[hi - 1]) / (re[hi] - re[hi - 1]) * (f[hi] - f[hi - 1])
-    return right - left
+    return oracle.half_max_width(freq_axis_zf(), re, int(np.argmax(re)))
 
 
 def test_snr_definition_holds():

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import oracle
 from scaloquant.io import default_basis
 from scaloquant.signal import axes, lineshapes
 from scaloquant.simulate.config import BaselineConfig
@@ -86,18 +87,7 @@ def peak_ppm(ppm, values, window):
 def fwhm_ppm(ppm, real_spectrum, window):
     """Full width at half maximum of the highest peak in ``window``, linear interpolation."""
     inside = np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
-    k = inside[np.argmax(real_spectrum[inside])]
-    half = real_spectrum[k] / 2
-    lo = k
-    while real_spectrum[lo] > half:
-        lo -= 1
-    hi = k
-    while real_spectrum[hi] > half:
-        hi += 1
-    step = ppm[1] - ppm[0]
-    left = lo + (half - real_spectrum[lo]) / (real_spectrum[lo + 1] - real_spectrum[lo])
-    right = hi - 1 + (real_spectrum[hi - 1] - half) / (real_spectrum[hi - 1] - real_spectrum[hi])
-    return (right - left) * step
+    return oracle.half_max_width(ppm, real_spectrum, inside[np.argmax(real_spectrum[inside])])
 
 
 # --- draws -------------------------------------------------------------------------------------

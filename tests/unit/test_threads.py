@@ -30,6 +30,19 @@ def test_reproducible_mkl_unless_the_user_chose():
     assert not threads.prefer_reproducible_mkl(env) and env["MKL_CBWR"] == "COMPATIBLE"
 
 
+def test_the_commands_settings_are_the_three_unless_the_user_chose():
+    env: dict[str, str] = {}
+    threads.prefer_command_settings(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "THP_MEM_ALLOC_ENABLE": "1", "MKL_CBWR": "AUTO"}
+    env = {"OMP_WAIT_POLICY": "ACTIVE", "MKL_CBWR": "COMPATIBLE"}
+    threads.prefer_command_settings(env)
+    assert env == {
+        "OMP_WAIT_POLICY": "ACTIVE",
+        "THP_MEM_ALLOC_ENABLE": "1",
+        "MKL_CBWR": "COMPATIBLE",
+    }
+
+
 def test_the_command_sets_it_before_a_subcommand_runs(monkeypatch):
     from scaloquant.cli import main
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from ..errors import NeedsOption, ScaloquantError, os_error_message, out_of_memory_message
-from ..threads import prefer_huge_pages, prefer_passive_wait, prefer_reproducible_mkl
+from ..threads import prefer_command_settings
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
 #: Only the module of the command being run is imported (some import torch or Lightning, which
@@ -98,9 +98,7 @@ def error_message(err: ScaloquantError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit code."""
     # before any subcommand imports torch: OpenMP reads it once (see scaloquant.threads)
-    prefer_passive_wait()
-    prefer_huge_pages()
-    prefer_reproducible_mkl()
+    prefer_command_settings()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     args.argv = argv  # the command line as given, for provenance and the report

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from numbers import Real
 from pathlib import Path
 
@@ -159,9 +160,21 @@ def require_count(found: int, expected: int, path: Path, what: str = "points") -
 
 
 def require_grid(
-    dwell_time_s: float | None, spectrometer_freq_mhz: float | None, path: Path
+    dwell_time_s: float | None,
+    spectrometer_freq_mhz: float | None,
+    path: Path,
+    recorded: Mapping[str, float] | None = None,
 ) -> tuple[float, float]:
-    """Both values as floats, or :class:`MissingMetadataError` naming the flag that gives one."""
+    """Both values as floats, or :class:`MissingMetadataError` naming the flag that gives one.
+
+    A value not given (None) is taken from ``recorded`` (:func:`recorded_grid`, what the file
+    states) where it holds one: the caller's value overrides the file's.
+    """
+    if recorded:
+        if dwell_time_s is None:
+            dwell_time_s = recorded.get("dwell_time_s")
+        if spectrometer_freq_mhz is None:
+            spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
     for value, what, flag, keyword in (
         (dwell_time_s, "dwell time", "--dwell-time-s", "dwell_time_s"),
         (

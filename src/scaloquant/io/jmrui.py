@@ -110,11 +110,9 @@ def read_jmrui_txt(
         # a value below 1 MHz is not a frequency in Hz: not taken as recorded
         spectrometer_freq_mhz=None if freq_hz is None or freq_hz < 1e6 else freq_hz * 1e-6,
     )
-    if dwell_time_s is None:
-        dwell_time_s = recorded.get("dwell_time_s")
-    if spectrometer_freq_mhz is None:
-        spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
-    dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
+    dwell_time_s, spectrometer_freq_mhz = require_grid(
+        dwell_time_s, spectrometer_freq_mhz, path, recorded
+    )
 
     n_points = _header_count(fields, "PointsInDataset", path)
     n_signals = _header_count(fields, "DatasetsInFile", path)

@@ -178,11 +178,9 @@ def read_lcmodel_raw(
         dwell_time_s=_float_field(groups, _DWELL_KEYS, path),
         spectrometer_freq_mhz=_float_field(groups, ("HZPPPM",), path),
     )
-    if dwell_time_s is None:
-        dwell_time_s = recorded.get("dwell_time_s")
-    if spectrometer_freq_mhz is None:
-        spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
-    dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
+    dwell_time_s, spectrometer_freq_mhz = require_grid(
+        dwell_time_s, spectrometer_freq_mhz, path, recorded
+    )
     nmid = next(g.fields for g in groups if g.name == "NMID")
     file_fid = require_finite(_numbers(text[groups[-1].end :], path, nmid.get("FMTDAT")), path)
     n_stated = _float_field(groups, ("NUNFIL",), path)
@@ -250,11 +248,9 @@ def read_lcmodel_basis(
             f"{path} is an encrypted LCModel basis (BADELT <= 0) and cannot be read; "
             "use an unencrypted basis for your sequence"
         )
-    if dwell_time_s is None:
-        dwell_time_s = recorded.get("dwell_time_s")
-    if spectrometer_freq_mhz is None:
-        spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
-    dwell_time_s, spectrometer_freq_mhz = require_grid(dwell_time_s, spectrometer_freq_mhz, path)
+    dwell_time_s, spectrometer_freq_mhz = require_grid(
+        dwell_time_s, spectrometer_freq_mhz, path, recorded
+    )
 
     names, fids = [], []
     for i in blocks:
