@@ -14,6 +14,7 @@ from scaloquant.quantify import WaterScaling
 from scaloquant.scalogram import ScalogramConfig
 from scaloquant.simulate import BaselineConfig, InvivoPrior, SimulationConfig
 from scaloquant.train.config import TrainConfig
+from scaloquant.train.physics import PhysicsTrainConfig
 
 CONFIGS = [
     SimulationConfig.from_dict({"snr": [20, 40], "baseline": {}, "lineshape": "voigt"}),
@@ -23,6 +24,7 @@ CONFIGS = [
     FitConfig(),
     FIT_PRESETS["invivo"],
     TrainConfig.preset("tiny"),
+    PhysicsTrainConfig.preset("tiny", model="scalogram_physics", polish_iterations=3),
     WaterScaling(tissue_fractions=(0.5, 0.3, 0.2), echo_time_ms=35.0),
 ]
 

@@ -502,7 +502,7 @@ def _heights(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, .
     return np.abs(seg[:, reach]).reshape(batch)
 
 
-def _first_below(values: np.ndarray, half: np.ndarray) -> np.ndarray:
+def first_below(values: np.ndarray, half: np.ndarray) -> np.ndarray:
     """Fractional points from column 0 (the peak) to where ``values`` ``(B, R)`` first falls
     below ``half`` ``(B,)``, interpolated linearly; NaN where it does not."""
     below = values < half[:, None]
@@ -522,7 +522,7 @@ def _widths(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, ..
     # zero-order phased at the top: the real part is the absorption line
     real = (seg * np.exp(-1j * np.angle(top))[:, None]).real
     half = np.abs(top) / 2
-    width = _first_below(real[:, reach:], half) + _first_below(real[:, reach::-1], half)
+    width = first_below(real[:, reach:], half) + first_below(real[:, reach::-1], half)
     return np.where(np.abs(top) > 0, width * abs(step), np.nan).reshape(batch)
 
 

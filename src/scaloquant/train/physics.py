@@ -163,9 +163,14 @@ class PhysicsTrainConfig:
             raise ConfigError(f"reconstruction_broadening_per_s must be None or > 0, got {b!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-safe dict; ``PhysicsTrainConfig.from_dict(c.to_dict()) == c``."""
         d = asdict(self)
         d["widths"] = list(self.widths)
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PhysicsTrainConfig:
+        return dataclass_from_dict(cls, d, "physics training")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> PhysicsTrainConfig:
@@ -174,7 +179,7 @@ class PhysicsTrainConfig:
                 f"unknown preset {name!r} for a physics model; choose one of "
                 f"{', '.join(PHYSICS_PRESETS)}"
             )
-        return dataclass_from_dict(cls, {**PHYSICS_PRESETS[name], **overrides}, "physics training")
+        return cls.from_dict({**PHYSICS_PRESETS[name], **overrides})
 
 
 #: Presets: ``tiny`` for tests (seconds), ``quick`` (5 minutes of a CPU core), ``cpu`` (30
