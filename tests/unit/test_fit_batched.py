@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.optimize import nnls
 
-from scaloquant.fit import batched, fit_spectra, fitted_spectra, stages
+from scaloquant.fit import batched, fit_given_amplitudes, fit_spectra, fitted_spectra, stages
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.crlb import crlb
 from scaloquant.fit.evaluation import (
@@ -274,6 +274,35 @@ def test_chunks_side_by_side_give_the_one_chunk_fit(small, monkeypatch):
         torch.set_num_threads(threads)
     np.testing.assert_allclose(side.amplitudes, one.amplitudes, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(side.crlb_sd, one.crlb_sd, rtol=1e-5)
+
+
+def test_given_amplitudes_fit_side_by_side_as_one_chunk(small, monkeypatch):
+    """``fit_given_amplitudes`` shares the chunks out as ``solve`` does (``batched.in_chunks``:
+    a chunk per thread, side by side; it ran them one after the other with both threads on
+    each small op, 2.6x the wall time on 600 spectra): the same lineshapes as one chunk on
+    one thread."""
+    basis, config, amplitudes, fids = small
+    fid = FID(fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    noisy = fid.with_samples(
+        fids + 0.02 * np.random.default_rng(5).normal(size=fids.shape) * np.abs(fids).max()
+    )
+    calls = []
+    real = batched.run_side_by_side
+    monkeypatch.setattr(batched, "run_side_by_side", lambda *a: calls.append(a) or real(*a))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fit_given_amplitudes(noisy, basis, amplitudes, config)
+        assert not calls
+        monkeypatch.setattr(batched, "SIDE_BY_SIDE_MIN", 1)
+        monkeypatch.setattr(batched, "available_cpus", lambda: 2)
+        torch.set_num_threads(2)
+        side = fit_given_amplitudes(noisy, basis, amplitudes, config)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(calls) == 1 and len(calls[0][0]) == 2  # two chunks, side by side
+    for name in ("damping_per_s", "shift_hz", "phase0_rad", "noise_sd"):
+        np.testing.assert_allclose(getattr(side, name), getattr(one, name), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("preset", ["invivo", "simulated"])

@@ -481,16 +481,6 @@ def solve(
     twin_pairs = None
     if search.applies(config):
         twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
-    cpu = device.type == "cpu"
-    # on a CPU with 2+ threads, a chunk per thread side by side (one core each) rather than
-    # every small operation of one chunk split over the threads, which kept 2 cores ~1.3 busy;
-    # each spectrum's fit does not depend on the others in its chunk, nor on the chunk's size
-    # or its place in it: to the bit on a CPU with MKL's reproducible mode
-    # (scaloquant.threads.prefer_reproducible_mkl), which the command sets; docs/fit.md
-    # "Where it stands" says how far where it is not set, and on a GPU
-    workers = min(torch.get_num_threads(), available_cpus()) if cpu else 1
-    chunk = chunk_size(device, [*stages, final, refine, exact])
-    ranges = chunk_ranges(fids.shape[0], chunk, workers)
 
     def part(lo: int, hi: int) -> BatchedFit:
         x = torch.as_tensor(np.array(fids[lo:hi]), dtype=torch.complex128, device=device)
@@ -511,6 +501,26 @@ def solve(
             exact,
         )
 
+    return in_chunks(part, fids.shape[0], device, [*stages, final, refine, exact])
+
+
+def in_chunks(
+    part: Callable[[int, int], BatchedFit],
+    n: int,
+    device: torch.device,
+    problems: list[Problem | None],
+) -> BatchedFit:
+    """``part(lo, hi)`` (the fit of spectra ``[lo, hi)``) over ``n`` spectra in chunks of
+    :func:`chunk_size` for ``problems``, concatenated in order. On a CPU with 2+ threads, a
+    chunk per thread side by side (one core each) rather than every small operation of one
+    chunk split over the threads, which kept 2 cores ~1.3 busy; on a GPU one chunk after the
+    other, halved where the device runs out of memory (:func:`halving_on_oom`). Each
+    spectrum's fit does not depend on the others in its chunk, nor on the chunk's size or its
+    place in it: to the bit on a CPU with MKL's reproducible mode
+    (scaloquant.threads.prefer_reproducible_mkl), which the command sets; docs/fit.md "Where
+    it stands" says how far where it is not set, and on a GPU."""
+    workers = min(torch.get_num_threads(), available_cpus()) if device.type == "cpu" else 1
+    ranges = chunk_ranges(n, chunk_size(device, problems), workers)
     if workers > 1 and len(ranges) > 1:
         jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
         parts = [result for result, _ in run_side_by_side(jobs, workers).values()]
@@ -544,11 +554,10 @@ def solve_given_amplitudes(
     twin_pairs = None
     if search.applies(config) and final.n_groups > 1:
         twin_pairs = search.twins(basis, config, final.group_of.cpu().numpy())
-    chunk = chunk_size(device, [common, final, exact])
-    parts = []
-    for lo in range(0, fids.shape[0], chunk):
-        x = torch.as_tensor(np.array(fids[lo : lo + chunk]), dtype=torch.complex128, device=device)
-        a = torch.as_tensor(amplitudes[lo : lo + chunk], dtype=torch.float64, device=device)
+
+    def part(lo: int, hi: int) -> BatchedFit:
+        x = torch.as_tensor(np.array(fids[lo:hi]), dtype=torch.complex128, device=device)
+        a = torch.as_tensor(amplitudes[lo:hi], dtype=torch.float64, device=device)
         ones = torch.ones(x.shape[0], dtype=torch.float64, device=device)
         y = data_window(common, x)
         theta = start_theta(common, config, y, basis.dwell_time_s, {})
@@ -589,10 +598,9 @@ def solve_given_amplitudes(
         noise_var = noise_var_from_residual(problem, sol.evaluation)
         m = final.n_metabolites
         nan = torch.full((x.shape[0], m, m), float("nan"), dtype=torch.float64, device=device)
-        parts.append(_batched_fit(problem, sol, noise_var, nan, iterations))
-    return BatchedFit(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
-    )
+        return _batched_fit(problem, sol, noise_var, nan, iterations)
+
+    return in_chunks(part, fids.shape[0], device, [common, final, exact])
 
 
 def first_members(group_of: np.ndarray) -> list[int]:
