@@ -127,6 +127,10 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
         args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--baseline-stiffness", flag])
         config = fit_config_from_args(args)
         assert config.baseline_stiffness == "ftest" and config.baseline_ftest_rule == rule
+    args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--baseline-stiffness", "adaptive"])
+    config = fit_config_from_args(args)
+    assert config.baseline_stiffness == "adaptive"
+    assert config.baseline_flexible_ppm_range == (0.2, 4.0)
 
 
 def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
