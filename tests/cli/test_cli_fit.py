@@ -127,6 +127,10 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
         args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--baseline-stiffness", flag])
         config = fit_config_from_args(args)
         assert config.baseline_stiffness == "ftest" and config.baseline_ftest_rule == rule
+    args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--baseline-stiffness", "adaptive"])
+    config = fit_config_from_args(args)
+    assert config.baseline_stiffness == "adaptive"
+    assert config.baseline_flexible_ppm_range == (0.2, 4.0)
 
 
 def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
@@ -165,16 +169,10 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     assert main(["fit", str(path), "--out", str(out), *flags]) == 0
     doc = json.loads((out / "results.json").read_text())
     facts = doc["spectra"][0]["fit"]
-    assert (
-        set(facts)
-        == set(doc["fit_facts"])
-        == {
-            "fwhm_hz",
-            "baseline_ed_per_ppm",
-            "lineshape_kernel",
-            "water_near_window",
-        }
-    )
+    assert set(facts) == {"fwhm_hz", "baseline_ed_per_ppm", "lineshape_kernel", "water_near_window"}
+    # described whether or not a spectrum has it: window_ppm only with --baseline-stiffness
+    # adaptive when it refits a spectrum over LCModel's window
+    assert set(doc["fit_facts"]) == set(facts) | {"window_ppm"}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

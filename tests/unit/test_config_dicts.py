@@ -51,3 +51,12 @@ def test_read_config_layers_defaults_file_and_overrides(tmp_path):
     assert config.lineshape == "lorentzian" and config.max_iterations == 70
     assert config.ppm_range == base.ppm_range  # the rest from the defaults
     assert read_config(None, FitConfig.from_dict) == FitConfig()
+
+
+def test_fit_config_refuses_an_empty_flexible_window():
+    """``baseline_flexible_ppm_range`` (``baseline_stiffness="adaptive"``) is a window: low
+    below high, stored as a tuple of floats whatever sequence a config file gives."""
+    with pytest.raises(ConfigError, match="baseline_flexible_ppm_range"):
+        FitConfig(baseline_flexible_ppm_range=(4.0, 0.2))
+    config = FitConfig.from_dict({"baseline_flexible_ppm_range": [0.5, 4]})
+    assert config.baseline_flexible_ppm_range == (0.5, 4.0)

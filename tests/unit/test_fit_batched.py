@@ -426,6 +426,41 @@ def test_baseline_stiffness_follows_the_data(small):
     np.testing.assert_array_equal(fixed.baseline_ed_per_ppm, config.baseline_ed_per_ppm)
 
 
+def test_adaptive_stiffness_refits_only_the_spectra_that_ask_for_a_flexible_baseline(small):
+    """``baseline_stiffness="adaptive"``: the spectra on straight baselines (which the fixed 2
+    effective dimensions per ppm follow) keep the fixed fit, bit for bit, over the preset's
+    0.2-4.2 ppm; the same data on a baseline undulating every 0.5 ppm fail the F-test at the
+    fixed fit and are fitted again by the F-test over LCModel's 0.2-4.0 ppm, where they get one
+    of the two most flexible candidates. The fitted spectra of those are rebuilt on their own
+    window (NaN past 4.0 ppm) and reproduce the fit's own residual."""
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    adaptive = replace(config, baseline_stiffness="adaptive")
+    result = fit_spectra(fid, basis, adaptive)
+    fixed = fit_spectra(fid, basis, config)
+    assert config.ppm_range == (0.2, 4.2) and adaptive.baseline_flexible_ppm_range == (0.2, 4.0)
+    np.testing.assert_array_equal(result.window_ppm, [(0.2, 4.2)] * 2 + [(0.2, 4.0)] * 2)
+    np.testing.assert_array_equal(result.amplitudes[:2], fixed.amplitudes[:2])
+    np.testing.assert_array_equal(result.baseline[:2], fixed.baseline[:2])
+    np.testing.assert_array_equal(result.baseline_ed_per_ppm[:2], config.baseline_ed_per_ppm)
+    candidates = adaptive.baseline_ed_candidates_per_ppm
+    assert np.all(result.baseline_ed_per_ppm[2:] >= candidates[-2])
+    assert np.all(np.abs(result.amplitudes[2:] - fixed.amplitudes[2:]) > 0)
+    spectra = fitted_spectra(result, fid, basis)
+    np.testing.assert_allclose(spectra.model[:2], fitted_spectra(fixed, fid, basis).model[:2])
+    past = result.ppm > 4.0 + 1e-9
+    assert past.any() and np.all(np.isnan(spectra.model[2:, past]))
+    assert np.all(np.isfinite(spectra.model[2:, ~past]))
+    own = np.linalg.norm(spectra.residual[2:, ~past], axis=-1) / np.linalg.norm(
+        spectra.data[2:, ~past], axis=-1
+    )
+    np.testing.assert_allclose(own, result.relative_residual[2:], rtol=1e-9)
+    # no spectrum asks for more: the fixed fit, with no window column
+    plain = fit_spectra(fid.with_samples(fid.samples[:2]), basis, adaptive)
+    assert plain.window_ppm is None
+    np.testing.assert_array_equal(plain.amplitudes, fixed.amplitudes[:2])
+
+
 def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     """The cheap search of ``baseline_stiffness="ftest"`` (scores at the flexible fit's
     lineshape, then refits one candidate stiffer at a time; ``fit.spectra._solve``) against the

@@ -77,10 +77,12 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument(
         "--baseline-stiffness",
-        choices=("fixed", "ftest", "ftest-nested"),
+        choices=("fixed", "ftest", "ftest-nested", "adaptive"),
         help="spline stiffness: fixed (2 effective dimensions per ppm, the default), ftest "
-        "(chosen per spectrum by LCModel's F-test rule among 1-7 per ppm) or ftest-nested "
-        "(the same candidates, the F-test of nested fits on the dimensions dropped)",
+        "(chosen per spectrum by LCModel's F-test rule among 2-7 per ppm), ftest-nested "
+        "(the same candidates, the F-test of nested fits on the dimensions dropped) or "
+        "adaptive (fixed, and ftest over LCModel's 0.2-4.0 ppm for the spectra whose fixed "
+        "fit fails the F-test)",
     )
     m.add_argument(
         "--mm",

@@ -73,6 +73,11 @@ class FitResult:
     metabolite_fraction : ``(...)`` ``|metabolite model| / |data|`` over the window (the
         model without its baseline; NaN for an empty spectrum), the check that the baseline
         did not take the signal; ``None`` when not computed.
+    window_ppm : ``(..., 2)`` the ppm window each spectrum was fitted over, when any differs
+        from ``config.ppm_range`` (``baseline_stiffness="adaptive"``: ``config.baseline_flexible_ppm_range`` for the
+        spectra refitted with a flexible baseline, ``config.ppm_range`` for the others; the
+        result's ``ppm`` is the widest, ``baseline`` holds NaN past a spectrum's own
+        design); ``None`` when every spectrum was fitted over ``config.ppm_range``.
     """
 
     names: tuple[str, ...]
@@ -105,6 +110,7 @@ class FitResult:
     removed_water: np.ndarray | None = None
     relative_residual: np.ndarray | None = None
     metabolite_fraction: np.ndarray | None = None
+    window_ppm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -292,4 +298,5 @@ BATCH_FIELDS = (
     "removed_water",
     "relative_residual",
     "metabolite_fraction",
+    "window_ppm",
 )

@@ -11,7 +11,7 @@ from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
 from ..types import FID, Acquisition, BasisSet
 from .config import FIT_PRESETS, FitConfig
-from .result import FitResult, FitSpectra, FitStart
+from .result import BATCH_FIELDS, FitResult, FitSpectra, FitStart
 
 
 def fit_spectra(
@@ -403,8 +403,98 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
             region = None
     batch_shape = fid.batch_shape
     start_arrays = _start_arrays(start, batch_shape, prepared.names)
+    if config.baseline_kind == "spline" and config.baseline_stiffness == "adaptive":
+        return _fit_adaptive(fid, fids, prepared, config, region, start_arrays, conversions)
     fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
     return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
+
+
+def asks_for_flexible_baseline(
+    fids: np.ndarray, basis: BasisSet, config: FitConfig, fit
+) -> np.ndarray:
+    """Whether each spectrum's fit ``fit`` (a :class:`~scaloquant.fit.batched.BatchedFit`
+    with the fixed ``config.baseline_ed_per_ppm``) fails LCModel's F-test against the most
+    flexible of ``config.baseline_ed_candidates_per_ppm``, ``(B,)`` bool: the real part of
+    its residual above :func:`~scaloquant.fit.batched.baseline_ftest_bound`, both scored at
+    ``fit``'s lineshape (amplitudes and baseline solved again, no refit). A lineshape fitted
+    with the stiff baseline favours it (the bound is looser than that of a flexible refit), so
+    a spectrum flagged here would, as a rule, fail the F-test of
+    ``baseline_stiffness="ftest"`` at the fixed stiffness too. The screen costs two linear
+    solves, where the F-test costs a fit and about two refits a spectrum."""
+    from . import batched
+
+    ed = config.baseline_ed_per_ppm
+    bound = batched.baseline_ftest_bound(fids, basis, config, fit, ed)
+    return batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) > bound
+
+
+def _fit_adaptive(
+    fid: FID,
+    fids: np.ndarray,
+    prepared: BasisSet,
+    config: FitConfig,
+    region: np.ndarray | None,
+    start: dict[str, np.ndarray],
+    conversions: tuple[str, ...],
+) -> FitResult:
+    """:func:`fit_spectra` with ``baseline_stiffness="adaptive"``: every spectrum fitted with
+    the fixed ``baseline_ed_per_ppm`` over ``ppm_range``; those whose fit asks for a more
+    flexible baseline (:func:`asks_for_flexible_baseline`) fitted again with
+    ``baseline_stiffness="ftest"`` over ``baseline_flexible_ppm_range`` (within
+    ``ppm_range``), their rows of the result replaced (:func:`_with_rows`)."""
+    fixed, baseline_ed = _solve(
+        fids, prepared, replace(config, baseline_stiffness="fixed"), region, start
+    )
+    flexible = asks_for_flexible_baseline(fids, prepared, config, fixed)
+    result = _batched_result(fixed, baseline_ed, fid, fids, prepared, config, conversions)
+    if not flexible.any():
+        return result
+    rows = np.flatnonzero(flexible)
+    (lo, hi), (flexible_lo, flexible_hi) = config.ppm_range, config.baseline_flexible_ppm_range
+    window = replace(
+        config,
+        baseline_stiffness="ftest",
+        ppm_range=(max(lo, flexible_lo), min(hi, flexible_hi)),
+    )
+    fit, baseline_ed = _solve(
+        fids[rows],
+        prepared,
+        window,
+        None if region is None else region[rows],
+        {name: value[rows] for name, value in start.items()},
+    )
+    subset = fid.with_samples(fid.samples.reshape(-1, fid.n_points)[rows])
+    part = _batched_result(fit, baseline_ed, subset, fids[rows], prepared, window, conversions)
+    return _with_rows(result, part, rows)
+
+
+def _with_rows(result: FitResult, part: FitResult, rows: np.ndarray) -> FitResult:
+    """``result`` with its spectra ``rows`` (flat indices) replaced by ``part``'s ``(k,)``,
+    fitted over another window (``part.config.ppm_range``, within ``result``'s): each
+    spectrum's window in ``window_ppm``, the baseline coefficients padded with NaN to the
+    longer of the two designs (:func:`batched_spectra` rebuilds each spectrum on its own)."""
+    flat = result.flat()
+    n = int(np.prod(result.batch_shape, dtype=int))
+    window = np.broadcast_to(np.asarray(result.config.ppm_range, dtype=float), (n, 2)).copy()
+    window[rows] = part.config.ppm_range
+    width = max(flat.baseline.shape[1], part.baseline.shape[1])
+    changes = {"window_ppm": window}
+    for name in BATCH_FIELDS:
+        value, new = getattr(flat, name), getattr(part, name)
+        if value is None or name == "window_ppm":
+            continue
+        if name == "baseline":
+            pad = np.full((n, width), np.nan, dtype=value.dtype)
+            pad[:, : value.shape[1]] = value
+            pad[rows] = np.nan
+            pad[rows, : new.shape[1]] = new
+            changes[name] = pad
+            continue
+        value = np.array(value)
+        value[rows] = new
+        changes[name] = value
+    shape = result.batch_shape
+    return replace(flat, **{k: v.reshape(*shape, *v.shape[1:]) for k, v in changes.items()})
 
 
 def _batched_result(
@@ -705,7 +795,10 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
         fids = _without_water(fid, result.config)
     else:  # the data as fitted, without a second HLSVD
         fids = fid.samples.reshape(-1, fid.n_points) - flat.removed_water
-    spectra = _rebuild(flat, fids, prepared, problem)
+    if flat.window_ppm is None:
+        spectra = _rebuild(flat, fids, prepared, problem)
+    else:
+        spectra = _rebuild_windows(flat, fids, prepared, problem)
     shape = result.batch_shape
     return FitSpectra(
         spectra.ppm,
@@ -714,6 +807,34 @@ def batched_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:
             for f in spectra._fields[1:]
         ),
     )
+
+
+def _rebuild_windows(result: FitResult, fids: np.ndarray, basis: BasisSet, problem) -> FitSpectra:
+    """:func:`_rebuild` of a flat result whose spectra were fitted over different windows
+    (``result.window_ppm``), on ``problem``'s (the widest): each spectrum rebuilt on its own
+    window's problem, its model, baseline, residual and metabolites NaN past that window
+    (the data everywhere)."""
+    from .problem import make_problem
+
+    data = _rebuild(result, fids, basis, problem, summed=True).data
+    n, k = data.shape
+    m = len(result.names)
+    model = np.full((n, k), np.nan, complex)
+    baseline = np.full((n, k), np.nan, complex)
+    metabolites = np.full((n, m, k), np.nan, complex)
+    windows, which = np.unique(result.window_ppm, axis=0, return_inverse=True)
+    for w, window in enumerate(windows):
+        rows = np.flatnonzero(which.reshape(-1) == w)
+        own = make_problem(basis, replace(result.config, ppm_range=tuple(window)), device="cpu")
+        part = result.take(rows)
+        coefficients = part.baseline[:, : own.baseline_design.shape[1]]
+        part = replace(part, baseline=coefficients, ppm=own.ppm.numpy())
+        spectra = _rebuild(part, fids[rows], basis, own)
+        columns = np.searchsorted(problem.window, own.window)
+        model[np.ix_(rows, columns)] = spectra.model
+        baseline[np.ix_(rows, columns)] = spectra.baseline
+        metabolites[np.ix_(rows, np.arange(m), columns)] = spectra.metabolites
+    return FitSpectra(problem.ppm.numpy(), data, model, baseline, data - model, metabolites)
 
 
 def fitted_spectra(result: FitResult, fid: FID, basis: BasisSet) -> FitSpectra:

@@ -100,6 +100,9 @@ FIT_FACTS: dict[str, str] = {
     "fwhm_hz column measured on the data",
     "baseline_ed_per_ppm": "effective dimensions per ppm of the spline baseline the spectrum was "
     "fitted with (chosen per spectrum with --baseline-stiffness ftest); null without a spline",
+    "window_ppm": "the ppm window the spectrum was fitted over, low and high, with "
+    "--baseline-stiffness adaptive when it refitted any spectrum (with LCModel's F-test over "
+    "0.2-4.0 ppm); absent otherwise",
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
     "water_near_window": f"the tallest point of the magnitude spectrum the fit saw (after its "

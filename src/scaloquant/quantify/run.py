@@ -474,6 +474,8 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
     ):
         if value is not None:
             out[name] = np.asarray(value, dtype=np.float64).reshape(n)
+    if result.window_ppm is not None:
+        out["window_ppm"] = np.asarray(result.window_ppm, dtype=np.float64).reshape(n, 2)
     if result.lineshape_kernel is not None:
         from ..fit.problem import kernel_offsets
 

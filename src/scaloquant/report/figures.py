@@ -97,6 +97,9 @@ def plot_fit(
     model_label : what the model is (e.g. the network's amplitudes with a fitted lineshape).
     names : the ``M`` metabolite names of ``spectra.metabolites``; without them no components
         are drawn.
+
+    Points where a curve is NaN (the model of a spectrum fitted over a shorter window than
+    the others', ``FitResult.window_ppm``) are left undrawn and out of the scaling.
     """
     ppm = spectra.ppm
     window = (ppm >= WINDOW_PPM_1H[0]) & (ppm <= WINDOW_PPM_1H[1])
@@ -108,24 +111,24 @@ def plot_fit(
     components = _components(spectra, names, window)
     fig = Figure(figsize=(8, 5.2 if components else 4.5), layout="constrained")
     ax = fig.subplots()
-    top = max(float(np.max(data)), float(np.max(model)))
-    span = top - min(float(np.min(data)), float(np.min(baseline)))
+    top = max(float(np.nanmax(data)), float(np.nanmax(model)))
+    span = top - min(float(np.nanmin(data)), float(np.nanmin(baseline)))
     gap = 0.05 * span
     # the residual sits above the spectra, the components below, as in LCModel's plots
-    above = top - float(np.min(residual)) + gap
+    above = top - float(np.nanmin(residual)) + gap
     ax.plot(x, residual + above, color="tab:gray", lw=0.8, label="residual (offset)")
     ax.plot(x, data, color="black", lw=0.9, label="data")
     ax.plot(x, model, color="tab:red", lw=1.1, label=model_label)
     ax.plot(x, baseline, color="tab:blue", lw=0.9, ls="--", label="baseline")
-    level = min(float(np.min(data)), float(np.min(baseline))) - gap
+    level = min(float(np.nanmin(data)), float(np.nanmin(baseline))) - gap
     for (label, trace), colour in zip(components, _COMPONENT_COLOURS, strict=False):
-        level -= max(float(np.max(trace)), 0.0) + gap
+        level -= max(float(np.nanmax(trace)), 0.0) + gap
         ax.plot(x, trace + level, color=colour, lw=0.8)
         # labelled at the right end, where none of these components has signal
         ax.text(
             WINDOW_PPM_1H[0], level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour
         )
-        level += min(float(np.min(trace)), 0.0)
+        level += min(float(np.nanmin(trace)), 0.0)
     ax.set_xlim(
         WINDOW_PPM_1H[1], WINDOW_PPM_1H[0]
     )  # reversed: chemical shift decreases to the right

@@ -222,6 +222,8 @@ def _fit_facts(r: SpectraResult, j: int) -> dict[str, Any]:
                 "offset_hz": [_json_number(v) for v in hz],
                 "weight": [_json_number(v) for v in weights],
             }
+        elif name == "window_ppm":
+            out[name] = [_json_number(v) for v in values[j]]
         else:
             out[name] = _json_number(values[j])
     return out
