@@ -699,3 +699,101 @@ def test_reproduce_negative_snr_gets_scaloquants_message(tmp_path, capsys, argv)
     line = _one_error(capsys, "reproduce")
     assert re.search(r"SNRs must be > 0 .*got -5$", line)
     assert not (tmp_path / "r").exists()
+
+
+# 11. Session 23's sweep of the CLI with users' files (docs/history/benchmarks-log.md) ----------
+
+
+def _few_points(path: Path, basis, signals) -> Path:
+    """A NIfTI-MRS whose spectral axis holds 2 points (spectra along another axis)."""
+    return write_nifti_mrs(path, _fid(basis, signals[:2, :2].copy()))
+
+
+def _coil_water(path: Path, basis, signals) -> Path:
+    """A water reference of 4 uncombined coils (DIM_COIL), each with its own phase."""
+    coils = np.stack([signals[0] * np.exp(1.5j * k) for k in range(4)]).reshape(1, 1, 1, 4, -1)
+    return write_nifti_mrs(path, _fid(basis, coils), dim_tags=["DIM_COIL"])
+
+
+#: (case, fit's flags after the data file (``{tmp}`` the test's folder), files to make, words)
+FIT_REFUSALS = [
+    ("device unknown to torch", ["--device", "tpu9"], {}, "--device 'tpu9' is not a torch device"),
+    (
+        "device in a config file",
+        ["--config", "{tmp}/fit.yaml"],
+        {"fit.yaml": "device: gpu0\n"},
+        "--device 'gpu0' is not a torch device",
+    ),
+    (
+        "empty groups file",
+        ["--groups", "{tmp}/groups.txt"],
+        {"groups.txt": "\n  \n"},
+        "names no metabolites",
+    ),
+    (
+        "frequency in Hz",
+        ["--spectrometer-freq-mhz", "123261703", "--override-header"],
+        {},
+        "is it in Hz",
+    ),
+    ("water of uncombined coils", ["--water", "{tmp}/coils.nii.gz"], {}, "coils not combined"),
+]
+
+
+@pytest.mark.parametrize(
+    ("flags", "files", "words"), [c[1:] for c in FIT_REFUSALS], ids=[c[0] for c in FIT_REFUSALS]
+)
+def test_fit_refuses_with_one_line_and_no_output(
+    basis, signals, tmp_path, capsys, flags, files, words
+):
+    """Each was a traceback (device), a silently different model (empty groups: every
+    metabolite its own lineshape), a refusal 30 s later that named another cause (Hz), or mM
+    inflated 2.6x in an unflagged table (the coils' mean of the water)."""
+    data = write_nifti_mrs(tmp_path / "d.nii.gz", _fid(basis, signals[0]))
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    _coil_water(tmp_path / "coils.nii.gz", basis, signals)
+    out = tmp_path / "out"
+    argv = [f.format(tmp=tmp_path) for f in flags]
+    assert main(["fit", str(data), *argv, "--out", str(out)]) == 2
+    assert words in _one_error(capsys, "fit")
+    assert not out.exists()
+    _no_staging_left(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["fit", "quantify", "convert"])
+def test_a_spectral_axis_of_two_points_is_one_line(
+    command, tiny_checkpoint, basis, signals, tmp_path, capsys
+):
+    """fit and quantify failed with a traceback in the quality figures; convert wrote it."""
+    path = _few_points(tmp_path / "few.nii.gz", basis, signals)
+    out = tmp_path / ("out.RAW" if command == "convert" else "out")
+    argv = {
+        "fit": ["fit", str(path), "--out", str(out)],
+        "quantify": ["quantify", str(path), "--model", str(tiny_checkpoint), "--out", str(out)],
+        "convert": ["convert", str(path), str(out)],
+    }[command]
+    assert main(argv) == 2
+    assert "few.nii.gz holds 2 point(s) per FID" in _one_error(capsys, command)
+    assert not out.exists()
+
+
+def test_train_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert _train(a_file) == 2
+    assert _one_error(capsys, "train").endswith(
+        f"{a_file} is a file; give a folder for the outputs"
+    )
+    assert a_file.read_text() == "x"
+
+
+def test_data_of_uncombined_coils_are_fitted_per_coil_and_say_so(basis, signals, tmp_path):
+    coils = np.stack([signals[0] * (1 + k) * np.exp(1.5j * k) for k in range(2)])
+    data = write_nifti_mrs(
+        tmp_path / "c.nii.gz", _fid(basis, coils.reshape(1, 1, 1, 2, -1)), dim_tags=["DIM_COIL"]
+    )
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--preset", "simulated", "--out", str(out)]) == 0
+    assert len(_rows(out)) == 2
+    assert "2 receive coils not combined (DIM_COIL)" in (out / "summary.md").read_text()

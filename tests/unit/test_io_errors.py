@@ -177,6 +177,9 @@ CASES = [
     ("x.npz", "not a zip", read_basis_npz, InputFileError, "not a scaloquant basis"),
     ("x.nii", "not nifti at all" * 40, read_fid, InputFileError, "NIfTI"),
     ("x.nii.gz", "plain text, not gzip", read_fid, InputFileError, "NIfTI"),
+    # session 23's sweep: what a file is, where it is not what its suffix says; too few points
+    ("b.RAW", basis_text(16), lambda p: read_fid(p, **GRID), InputFileError, "give it as --basis"),
+    ("x.RAW", raw_text(["1.0"] * 16), lambda p: read_fid(p, **GRID), InvalidDataError, "8 point"),
 ]
 
 
@@ -246,6 +249,39 @@ def test_nifti_bad_inputs(tmp_path):
     (tmp_path / "junk.nii.gz").write_bytes(gzip.compress(b"junk" * 100))
     with pytest.raises(InputFileError):
         read_fid(tmp_path / "junk.nii.gz")
+
+
+@pytest.mark.parametrize("n_points", [1, 2, 3])
+def test_nifti_with_a_spectral_axis_of_a_few_points_names_the_axis(tmp_path, n_points):
+    """A singleton (or 2-3 point) 4th dimension: the FID is along another axis, or cut short;
+    2 and 3 points failed with a traceback deep in the quality figures, 1 with a line that
+    named neither the file nor the axis."""
+    path = _nifti(tmp_path / "few.nii.gz", data=np.ones((2, 1, 1, n_points), np.complex64))
+    with pytest.raises(InvalidDataError, match=r"few.nii.gz holds \d point.*4th dimension"):
+        read_fid(path)
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        ({"spectrometer_freq_mhz": 123.2e6}, "is it in Hz"),
+        ({"spectrometer_freq_mhz": -123.2}, "is it in Hz"),
+        ({"dwell_time_s": 0.25}, "is it in ms"),
+    ],
+)
+def test_acquisition_values_in_another_unit_are_refused(tmp_path, flags, words):
+    """A frequency in Hz or a dwell time in ms put every peak on a wrong axis; the run failed
+    30 s later with "the water reference does not look like water" (or ran on)."""
+    path = tmp_path / "x.RAW"
+    path.write_text(raw_text(["1.0"] * 64))
+    with pytest.raises(ConfigError, match=words):
+        read_fid(path, **{**GRID, **flags})
+
+
+def test_basis_folder_holding_a_basis_file_names_it(tmp_path):
+    (tmp_path / "press35.BASIS").write_text(basis_text(16))
+    with pytest.raises(InputFileError, match=r"holding press35.BASIS; give that file"):
+        read_basis(tmp_path)
 
 
 def test_nifti_of_random_bytes_says_one_thing(tmp_path, capfd):

@@ -226,6 +226,13 @@ def test_echo_time_mismatch_is_refused_without_force_and_warned_with_it():
     with pytest.raises(IncompatibleDataError) as err:
         match_acquisition(fid, TARGET, sequence="PRESS", echo_time_s=0.030)
     assert "TE 35 ms and the model's TE 30 ms" in str(err.value)
+    assert str(err.value).endswith("use a model trained with a basis set for TE 35 ms")
+    # the fit's basis: use another basis set (it read "the basis set trained with a basis set")
+    with pytest.raises(IncompatibleDataError) as err:
+        match_acquisition(
+            fid, TARGET, echo_time_s=0.030, target_what="the basis set", sequence="PRESS"
+        )
+    assert str(err.value).endswith("or use a basis set for TE 35 ms")
     assert err.value.options == ("force",) and "--force" in error_message(err.value)
     matched = match_acquisition(fid, TARGET, sequence="PRESS", echo_time_s=0.030, force=True)
     assert len(matched.warnings) == 1 and "TE 35 ms" in matched.warnings[0]

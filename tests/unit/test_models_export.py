@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
 import torch
 from _quantifiers import small_config
 
+from scaloquant.errors import ConfigError
 from scaloquant.io import default_basis
 from scaloquant.models import Quantifier
-from scaloquant.models.export import dft_matrices, export_onnx
+from scaloquant.models.export import ONNX_OPSET, dft_matrices, export_onnx
 from scaloquant.signal import axes
 from scaloquant.simulate import SimulationConfig
 from scaloquant.train.data import draw_signals
 
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install '.[test]')")
 ort = pytest.importorskip(
     "onnxruntime", reason="onnxruntime is not installed (pip install '.[test]')"
 )
@@ -63,6 +66,9 @@ def test_spectrum_model_graph_holds_the_transform(tmp_path, basis, ppm_range):
     np.testing.assert_allclose(got_amp, amplitudes, atol=1e-4 * scale, rtol=1e-4)
     np.testing.assert_allclose(got_sd, sd, rtol=1e-3, atol=1e-5 * scale)
     description = json.loads(sidecar.read_text())
+    # the opset the sidecar states is the file's (it said 17 of a file of opset 18)
+    opsets = {o.domain: o.version for o in onnx.load(str(onnx_path)).opset_import}
+    assert opsets[""] == description["opset"] == ONNX_OPSET
     assert description["metabolites"] == list(basis.names)
     assert description["transform_in_graph"] is True
     assert description["output_names"] == ["amplitudes", "sd"]
@@ -100,3 +106,24 @@ def test_export_cli_refuses_to_overwrite(tmp_path, capsys, tiny_checkpoint):
     err = capsys.readouterr().err.strip()
     assert "--overwrite" in err and len(err.splitlines()) == 1
     assert out.read_bytes() == before
+
+
+def test_export_of_a_physics_model_is_refused(tmp_path, basis):
+    """Its amplitudes are solved with the basis after the network: it failed with an
+    AttributeError traceback (the config has no input_scale)."""
+    from scaloquant.models.physics import build_physics_quantifier
+
+    model = build_physics_quantifier("spectrum_physics", basis, widths=(4, 4, 8, 8, 8, 8))[0]
+    with pytest.raises(ConfigError, match="spectrum_physics is a physics-head model"):
+        export_onnx(model, tmp_path / "p.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_prints_no_traceback(tmp_path, basis, caplog, capfd):
+    """Asked for opset 17, torch's exporter failed to convert down and logged the traceback
+    of that failure to the terminal of a run that succeeded."""
+    q, _ = _quantifier(basis, "spectrum_cnn")
+    with caplog.at_level(logging.WARNING):
+        export_onnx(q, tmp_path / "m.onnx")
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert "Traceback" not in capfd.readouterr().err

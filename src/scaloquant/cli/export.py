@@ -12,7 +12,7 @@ def register(subparsers: Any) -> None:
         "export",
         help="export a trained model as ONNX (with a JSON of its pre- and post-processing)",
         description=(
-            "Write the network of a checkpoint as ONNX (opset 17, dynamic batch) for ONNX "
+            "Write the network of a checkpoint as ONNX (opset 18, dynamic batch) for ONNX "
             "Runtime or a plugin of another tool, and OUT.json beside it describing the inputs, "
             "the orientation of the samples, the per-signal scale, the transform and the "
             "outputs. A spectrum CNN's graph takes the FID (real and imaginary parts) and "

@@ -123,8 +123,33 @@ def _groups(value: str) -> str | tuple[tuple[str, ...], ...]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise InputFileError(f"cannot read --groups file {path}: {err}") from None
-    groups = [tuple(line.replace(",", " ").split()) for line in lines]
-    return tuple(g for g in groups if g)
+    groups = tuple(g for g in (tuple(line.replace(",", " ").split()) for line in lines) if g)
+    if not groups:
+        # no group at all would fit every metabolite with its own lineshape and shift
+        # (per_metabolite), a different model from the one asked for, without a word
+        raise ConfigError(
+            f"--groups file {path} names no metabolites; write one group per line (names "
+            "separated by spaces or commas), or give --groups per_metabolite for that model"
+        )
+    return groups
+
+
+def _require_torch_device(name: str | None) -> None:
+    """Refuse a ``--device`` (or ``--config`` ``device``) that torch does not know, such as
+    ``gpu`` or ``cuda0``: torch would raise deep in the solver, with a traceback. Whether a
+    known device is there is the solver's check (:func:`scaloquant.fit.batched.usable_device`)."""
+    import torch
+
+    from ..errors import ConfigError
+
+    if name is None:
+        return
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"--device {name!r} is not a torch device; give cpu, cuda or cuda:N"
+        ) from None
 
 
 def _baseline(spec: str) -> dict[str, Any]:
@@ -184,6 +209,7 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["ppm_range"] = tuple(args.ppm_range)
     if args.device:
         flags["device"] = args.device
+    _require_torch_device(flags.get("device", config.device))
     if args.water_removal:
         flags["water_removal"] = args.water_removal
     return replace(config, **flags)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..errors import ConfigError, OutputWriteError, os_error_message
+from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_message
 from ..io import default_basis
 from ..io.atomic import check_writable, write_text_atomic
 from ..io.config import read_mapping
@@ -262,6 +262,9 @@ def _remove_new_empty_folders(out: Path, before: set[Path]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        # else "File exists" from the first mkdir under it, after the imports and the basis
+        raise OutputExistsError(f"{args.out} is a file; give a folder for the outputs")
     before = _folders(args.out)
     try:
         return _train(args)

@@ -145,6 +145,31 @@ def require_finite(samples: np.ndarray, path: Path) -> np.ndarray:
     return samples
 
 
+#: Fewest points a FID may hold: an MRS FID has hundreds to thousands, and the checks of
+#: :mod:`scaloquant.signal.quality` and the fit's window need more than a handful (2 or 3 points
+#: failed deep in the quality figures; 8 and 64 leave 2 and 17 points in the fit's 0.2-4.2 ppm
+#: window at 3 T and 2 kHz, which the fit refuses). Fewer is a file cut short or a NIfTI whose
+#: spectral axis is not its 4th dimension.
+MIN_FID_POINTS = 16
+
+
+def require_points(n_points: int, path: Path, shape: tuple[int, ...] | None = None) -> None:
+    """Refuse a FID of fewer than :data:`MIN_FID_POINTS` points, naming the file (and, for
+    NIfTI-MRS, ``shape``: its spectral axis is the 4th)."""
+    if n_points >= MIN_FID_POINTS:
+        return
+    where = (
+        f" (image shape {shape}: NIfTI-MRS keeps each FID along the 4th dimension; was the file "
+        "written with another axis order? convert it again with spec2nii)"
+        if shape is not None
+        else " (is the file cut short?)"
+    )
+    raise InvalidDataError(
+        f"{path} holds {n_points} point(s) per FID; an MRS FID has hundreds or thousands, and "
+        f"fewer than {MIN_FID_POINTS} hold no spectrum to quantify{where}"
+    )
+
+
 def require_count(found: int, expected: int, path: Path, what: str = "points") -> None:
     """Refuse a file whose number of samples differs from what its header says."""
     if found < expected:

@@ -20,12 +20,12 @@ import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError, InputFileError
 from ..types import FID, BasisSet
-from ._common import read_text
+from ._common import read_text, require_points
 from .fsl import read_fsl_basis
 from .jmrui import MAGIC as JMRUI_MAGIC
 from .jmrui import read_jmrui_txt
 from .lcmodel import read_lcmodel_basis, read_lcmodel_raw
-from .nifti import is_nifti_path, read_nifti_mrs
+from .nifti import MAX_PLAUSIBLE_FREQ_MHZ, is_nifti_path, read_nifti_mrs
 from .npz import read_basis_npz
 from .text import read_text_fid
 
@@ -61,6 +61,9 @@ _SCANNER_FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 _SCANNER_TEXT_HEADERS = (".spar", ".list")
 #: DICOM's magic word, after its 128-byte preamble (for DICOM files without a suffix).
 _DICOM_MAGIC = (128, b"DICM")
+#: Above this a given dwell time is not in seconds (ms given as s?): 10 ms is a 100 Hz
+#: spectral width, where MRS acquisitions have 500 Hz (31P, 13C at low field) and more.
+MAX_PLAUSIBLE_DWELL_S = 0.01
 _BASIS_HELP = "a .BASIS or .npz file, or a folder of FSL-MRS .json, LCModel .RAW or .txt files"
 
 
@@ -68,7 +71,28 @@ def _overrides(given: dict[str, Any]) -> dict[str, float]:
     unknown = sorted(set(given) - set(_OVERRIDES))
     if unknown:
         raise ConfigError(f"unknown override(s) {', '.join(unknown)}; use {', '.join(_OVERRIDES)}")
-    return {k: float(v) for k, v in given.items() if v is not None}
+    values = {k: float(v) for k, v in given.items() if v is not None}
+    _require_plausible(values)
+    return values
+
+
+def _require_plausible(values: dict[str, float]) -> None:
+    """Refuse a given frequency or dwell time in the wrong unit (Hz for MHz, ms for s): one
+    within range of both would give a spectrum on a wrong axis, whose checks all fail later
+    with messages that do not name the cause (a frequency in Hz: "the water reference does
+    not look like water", after 30 s)."""
+    freq = values.get("spectrometer_freq_mhz")
+    if freq is not None and not 0 < freq < MAX_PLAUSIBLE_FREQ_MHZ:
+        raise ConfigError(
+            f"--spectrometer-freq-mhz {freq:g} is not a spectrometer frequency in MHz (1H: "
+            f"about 123.2 or 127.8 at 3 T, 297.2 at 7 T); is it in Hz? give it in MHz"
+        )
+    dwell = values.get("dwell_time_s")
+    if dwell is not None and dwell >= MAX_PLAUSIBLE_DWELL_S:
+        raise ConfigError(
+            f"--dwell-time-s {dwell:g} is a {1 / dwell:.3g} Hz spectral width, not an MRS "
+            "acquisition's; is it in ms? give the dwell time in seconds (e.g. 0.00025 for 4 kHz)"
+        )
 
 
 def _agrees(key: str, given: float, recorded: float) -> bool:
@@ -236,6 +260,7 @@ def read_fid(
     if path.is_dir():
         raise InputFileError(f"{path} is a folder; give a FID file ({_FID_HELP})")
     fid = _fid_reader(path)(path, **given)
+    require_points(fid.n_points, path)
     fid = reconcile_header(fid, given, override_header=override_header, path=path)
     return conjugated(fid) if conjugate else fid
 
@@ -314,6 +339,12 @@ def _read_basis(path: Path, given: dict[str, float], override_header: bool) -> B
             files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() == suffix)
             if files:
                 return _basis_from_fid_files(files, path, kind, given, override_header)
+        inside = sorted(f.name for f in path.iterdir() if _suffix(f) in (".basis", ".npz"))
+        if inside:  # a folder holding a basis file (Osprey's, LCModel's): name it
+            raise InputFileError(
+                f"{path} is a folder holding {', '.join(inside[:3])}; give that file as the basis "
+                f"({path / inside[0]})"
+            )
         raise InputFileError(f"{path} holds no basis files; give {_BASIS_HELP}")
     suffix = _suffix(path)
     if suffix == ".basis":

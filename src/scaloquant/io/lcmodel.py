@@ -173,6 +173,12 @@ def read_lcmodel_raw(
     path = Path(path)
     groups = _namelists(text, path)
     if not any(g.name == "NMID" for g in groups):
+        if any(g.name in ("BASIS1", "BASIS") for g in groups):
+            # a basis set renamed (or exported) as .RAW: say what it is, not only what it is not
+            raise InputFileError(
+                f"{path} is an LCModel basis set ($BASIS1 header), not a .RAW/.H2O FID; give it "
+                "as --basis (a .BASIS name), and the spectrum as the input"
+            )
         raise InputFileError(f"{path} has no $NMID header; it is not an LCModel .RAW/.H2O file")
     recorded = recorded_grid(
         dwell_time_s=_float_field(groups, _DWELL_KEYS, path),

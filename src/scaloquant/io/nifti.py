@@ -43,7 +43,13 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, InputFileError, InvalidDataError
 from ..types import FID
-from ._common import recorded_grid, require_file, require_finite, sequence_provenance
+from ._common import (
+    recorded_grid,
+    require_file,
+    require_finite,
+    require_points,
+    sequence_provenance,
+)
 from .atomic import atomic_path
 
 #: Tags for NIfTI-MRS dimensions 5-7 when the caller gives none (the standard's defaults).
@@ -132,6 +138,7 @@ def read_nifti_mrs(
             f"{path} holds {on_disk.dtype} data of shape {on_disk.shape}; NIfTI-MRS needs complex "
             "data with at least 4 dimensions"
         )
+    require_points(on_disk.shape[3], path, on_disk.shape)
     plausible = 0 < file_freq_mhz < MAX_PLAUSIBLE_FREQ_MHZ
     if spectrometer_freq_mhz is None and not plausible:
         raise InvalidDataError(

@@ -35,8 +35,10 @@ from .. import __version__
 from ..errors import ConfigError
 from .quantifier import _LOG_VAR_LIMIT, _TINY_SCALE, Quantifier
 
-#: ONNX opset of the export (ONNX Runtime >= 1.16 runs it).
-ONNX_OPSET = 17
+#: ONNX opset of the export (ONNX Runtime >= 1.16 runs it): 18, the oldest that torch's
+#: exporter (torch 2.13, ``dynamo=True``) writes; asked for 17, it wrote 18 all the same after a
+#: failed down-conversion, whose traceback it printed, while the sidecar said 17.
+ONNX_OPSET = 18
 
 
 def dft_matrices(n_points: int, bins: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -173,6 +175,16 @@ def export_onnx(
             "ONNX export needs the onnx and onnxscript packages: pip install 'scaloquant[onnx]'"
         ) from None
 
+    from .physics import PHYSICS_KINDS
+
+    if quantifier.config.model in PHYSICS_KINDS:
+        # its amplitudes come from a least-squares solve with the basis and the fit's iterations
+        # after the network: the graph would hold the network's lineshape parameters alone
+        raise ConfigError(
+            f"export writes the regression CNNs (scalogram_cnn, spectrum_cnn); "
+            f"{quantifier.config.model} is a physics-head model, whose amplitudes are solved "
+            "with the basis after the network: run it with scaloquant quantify --model"
+        )
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ConfigError(f"the ONNX output {path} must end in .onnx")

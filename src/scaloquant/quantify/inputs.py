@@ -23,6 +23,20 @@ from ..types import FID
 
 #: Leading axes of NIfTI-MRS samples that are space; the rest (DIM_COIL, DIM_DYN...) are "extra".
 N_SPATIAL = 3
+#: The NIfTI-MRS tag of uncombined receive coils: each coil sees the voxel with its own phase
+#: and sensitivity, so their spectra are neither one spectrum nor copies of it.
+COIL_TAG = "DIM_COIL"
+#: How to combine coils, for the messages (FSL-MRS's tool; spec2nii leaves them as acquired).
+COMBINE_COILS = "combine the coils first (FSL-MRS: fsl_mrs_proc coilcombine)"
+
+
+def uncombined_coils(fid: FID) -> int:
+    """The number of receive coils along a ``DIM_COIL`` dimension of NIfTI-MRS samples
+    ``(x, y, z, *extra, n_points)``, 1 where there is none (or only one coil)."""
+    tags = list(fid.provenance.get("dim_tags") or ())
+    if COIL_TAG not in tags or fid.samples.ndim < N_SPATIAL + 2:
+        return 1
+    return int(fid.samples.shape[N_SPATIAL + tags.index(COIL_TAG)])
 
 
 def mirror_warning(ratio: float) -> str:
@@ -99,6 +113,13 @@ class SpectraInput:
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
         fid = self.fid
+        coils = uncombined_coils(fid)
+        if coils > 1:
+            found.append(
+                f"{coils} receive coils not combined ({COIL_TAG}): each coil's spectrum is "
+                "quantified on its own, so amplitudes and mM are per coil, not the voxel's "
+                f"(each coil has its own sensitivity); {COMBINE_COILS}"
+            )
         if fid.nucleus != "1H":
             return tuple(found)
         if mirror_ratios is None:
@@ -260,8 +281,23 @@ def _auto_water(
     return None
 
 
+def _require_combined_water(water: FID, water_path: Path) -> None:
+    """Refuse a water reference with uncombined coils (its extra dimensions are averaged)."""
+    coils = uncombined_coils(water)
+    if coils > 1:
+        # their mean is not the water signal: each coil's has its own phase (4 coils 0-4.5 rad
+        # apart gave the spant spectrum 33.1 mM NAA where its combined water gives 12.7)
+        raise IncompatibleDataError(
+            f"the water reference {water_path} holds {coils} receive coils not combined "
+            f"({COIL_TAG}): their average would cancel the water signal (each coil has its own "
+            f"phase) and inflate every mM; {COMBINE_COILS}, or give a coil-combined water "
+            "reference"
+        )
+
+
 def _water_for_image(water: FID, fid: FID, water_path: Path) -> FID:
-    """Average the water's extra dimensions (transients, coils) and check its voxel grid."""
+    """Average the water's extra dimensions (transients; coils were refused before) and check
+    its voxel grid."""
     spatial = fid.batch_shape[:N_SPATIAL]
     samples = water.samples
     if samples.ndim - 1 > N_SPATIAL:
@@ -328,6 +364,8 @@ def read_inputs(
             found = _auto_water(path, fid, overrides, conjugate, override_header)
         is_image = fid.provenance.get("format") == "nifti-mrs"
         water_fid, water_path = found if found else (None, None)
+        if water_fid is not None:
+            _require_combined_water(water_fid, water_path)
         if water_fid is not None and is_image:
             water_fid = _water_for_image(water_fid, fid, water_path)
         elif water_fid is not None and water_fid.samples.ndim > 1:

@@ -623,8 +623,8 @@ def _compare_sequences(
                         "J-evolution and T2 weighting differ between echo times, so every "
                         "amplitude would be biased: pass ",
                         Option("force"),
-                        f" to quantify anyway, or use {target_what} trained with a basis set "
-                        f"for TE {data_te * 1e3:g} ms",
+                        " to quantify anyway, or use "
+                        + _instead(target_what, f"a basis set for TE {data_te * 1e3:g} ms"),
                     ),
                 )
             )
@@ -640,8 +640,8 @@ def _compare_sequences(
                         "another sequence gives other multiplet shapes and relaxation "
                         "weighting: pass ",
                         Option("force"),
-                        f" to quantify anyway, or use {target_what} trained with a "
-                        f"{data_family} basis set",
+                        " to quantify anyway, or use "
+                        + _instead(target_what, f"a {data_family} basis set"),
                     ),
                 )
             )
@@ -654,6 +654,13 @@ def _compare_sequences(
                 f"{target_seq!r}; check that they match"
             )
     return refusals, warnings
+
+
+def _instead(target_what: str, basis_set: str) -> str:
+    """What to use in place of ``target_what``: ``basis_set`` itself for the fit's basis, a
+    model trained with it for a model (the fit's message read "use the basis set trained with
+    a basis set for TE 30 ms")."""
+    return basis_set if "basis" in target_what else f"a model trained with {basis_set}"
 
 
 def _name_key(name: str) -> str:
