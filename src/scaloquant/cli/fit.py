@@ -134,24 +134,6 @@ def _groups(value: str) -> str | tuple[tuple[str, ...], ...]:
     return groups
 
 
-def _require_torch_device(name: str | None) -> None:
-    """Refuse a ``--device`` (or ``--config`` ``device``) that torch does not know, such as
-    ``gpu`` or ``cuda0``: torch would raise deep in the solver, with a traceback. Whether a
-    known device is there is the solver's check (:func:`scaloquant.fit.batched.usable_device`)."""
-    import torch
-
-    from ..errors import ConfigError
-
-    if name is None:
-        return
-    try:
-        torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(
-            f"--device {name!r} is not a torch device; give cpu, cuda or cuda:N"
-        ) from None
-
-
 def _baseline(spec: str) -> dict[str, Any]:
     from ..errors import ConfigError
 
@@ -174,6 +156,7 @@ def _baseline(spec: str) -> dict[str, Any]:
 def fit_config_from_args(args: argparse.Namespace):
     """The preset, then the ``--config`` file, then the model flags."""
     from ..errors import ConfigError
+    from ..fit.batched import usable_device
     from ..fit.config import FIT_PRESETS, FitConfig
     from ..io.config import read_config
 
@@ -209,7 +192,8 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["ppm_range"] = tuple(args.ppm_range)
     if args.device:
         flags["device"] = args.device
-    _require_torch_device(flags.get("device", config.device))
+    # refused before anything is read: a name torch does not know, or CUDA without a GPU
+    usable_device(flags.get("device", config.device))
     if args.water_removal:
         flags["water_removal"] = args.water_removal
     return replace(config, **flags)
