@@ -7,12 +7,12 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from _fids import fid_on_grid
 
+from _shared import INVIVO, ISMRM2016_BASIS
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
@@ -256,9 +256,7 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         assert not out.exists()
 
 
-CHALLENGE_BASIS = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ismrm2016" / "basis" / "jmrui"
-)
+CHALLENGE_BASIS = ISMRM2016_BASIS / "jmrui"
 
 
 @pytest.mark.skipif(
@@ -277,16 +275,7 @@ def test_train_for_an_outside_basis_file(tmp_path):
     assert loaded.metadata.basis["content_hash"] != default_basis().content_hash()
 
 
-PHILIPS = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "data"
-    / "invivo"
-    / "philips-press30-spant"
-    / "nifti_spec2nii"
-    / "metab.nii.gz"
-)
+PHILIPS = INVIVO / "philips-press30-spant" / "nifti_spec2nii" / "metab.nii.gz"
 
 
 @pytest.mark.skipif(

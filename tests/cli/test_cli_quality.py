@@ -5,26 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import nibabel
 import numpy as np
 import pytest
 from _fids import fid_on_grid
 
+from _shared import CHALLENGE as CHALLENGE_DATA
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.signal import quality
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
-CHALLENGE = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "data"
-    / "ismrm2016-challenge"
-    / "datasets_LCModel"
-)
+CHALLENGE = CHALLENGE_DATA / "datasets_LCModel"
 CHALLENGE_GRID = ["--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.261703"]
 
 

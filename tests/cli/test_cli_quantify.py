@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from _fids import fid_on_grid
 
+from _shared import ISMRM2016_BASIS
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
-SHARED = "/work/shared/data/ismrm2016/basis"
+SHARED = ISMRM2016_BASIS
 
 
 @pytest.fixture(scope="module")

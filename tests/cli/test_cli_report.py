@@ -14,13 +14,14 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from _shared import CHALLENGE as CHALLENGE_DATA
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.report.check import ReportPage
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
-CHALLENGE = Path("/work/shared/data/ismrm2016-challenge/datasets_LCModel")
+CHALLENGE = CHALLENGE_DATA / "datasets_LCModel"
 SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "screenshot_report.py"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 GRID = ["--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.261703"]

@@ -4,11 +4,11 @@ batched call. Only plausibility is checked: the true concentrations are scored e
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _shared import CHALLENGE
 from scaloquant.cli import main
 from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
@@ -20,7 +20,7 @@ from scaloquant.quantify import (
     relaxation_corrected_water_mM,
 )
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ismrm2016-challenge"
+DATA = CHALLENGE
 DATASETS = DATA / "datasets_LCModel"
 
 pytestmark = pytest.mark.skipif(

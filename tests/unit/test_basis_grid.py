@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from _shared import INVIVO
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.fit.basis_grid import basis_on_grid, basis_reference_from_singlets
 from scaloquant.signal import axes
@@ -63,9 +62,6 @@ def test_a_small_rescaling_is_reported_with_the_digits_that_tell_the_frequencies
         "basis rescaled from 127.7861 to 127.78614 MHz keeping chemical shifts (dwell time "
         "re-labelled 0.5 -> 0.4999998 ms)",
     )
-
-
-INVIVO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "invivo"
 
 
 def singlet_basis(ref_written: float, ref_read: float, with_cr: bool = True) -> BasisSet:

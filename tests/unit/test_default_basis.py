@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared import DATA
 from scaloquant.io import default_basis, read_basis_npz, write_basis_npz
 from scaloquant.signal import axes
 from scaloquant.signal.peaks import main_peak_ppm
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "data" / "ismrm2016"
+SHARED = DATA / "ismrm2016"
 
 ORDER = (
     "Mac",

@@ -4,13 +4,13 @@ item by item, and its Cramér–Rao bounds against the spread over noise draws."
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import nnls
 
+from _shared import SHARED
 from scaloquant.fit import batched, fit_given_amplitudes, fit_spectra, fitted_spectra, stages
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.crlb import crlb
@@ -38,7 +38,6 @@ from scaloquant.io import default_basis
 from scaloquant.physics.model import kernel_window_columns, lineshape_rates, synthesize
 from scaloquant.types import FID, BasisSet
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 NAMES = ("Mac", "Cr", "PCr", "NAA", "PCho", "Ins", "Glu")
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from _shared import ISMRM2016_BASIS
 from scaloquant.io import default_basis, read_basis, read_fid, read_lcmodel_basis, read_lcmodel_raw
 from scaloquant.signal.peaks import main_peak_ppm
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ismrm2016" / "basis"
+SHARED = ISMRM2016_BASIS
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/ismrm2016 is absent")
 
 GRID = {"dwell_time_s": 2.5e-4, "spectrometer_freq_mhz": 123.261703}

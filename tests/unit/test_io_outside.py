@@ -55,6 +55,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import median_filter
 
+from _shared import INVIVO, SHARED
 from scaloquant.cli import main
 from scaloquant.errors import InputFileError
 from scaloquant.fit.config import FIT_PRESETS
@@ -74,8 +75,6 @@ from scaloquant.signal import axes
 from scaloquant.signal.peaks import main_peak_ppm
 from scaloquant.types import FID
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-INVIVO = SHARED / "data" / "invivo"
 CHALLENGE = SHARED / "data" / "ismrm2016-challenge"
 SPEC2NII = shutil.which("spec2nii") or str(Path(sys.executable).parent / "spec2nii")
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from _shared import INVIVO
 from scaloquant.metabolites import COMBINATIONS, canonical, has_all, indices_of
 from scaloquant.quantify.results import tcr_ratios
 
-INVIVO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "invivo"
 BASES = [
     "philips-press-osprey/basis_philips_press35/3T_PRESS_Philips_35ms_noMM.BASIS",
     "siemens-press30-suspect/press_30ms_3T.basis",

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _shared import DATA
 from scaloquant.errors import ConfigError, IncompatibleDataError
 from scaloquant.io import default_basis, read_fid, read_lcmodel_basis
 from scaloquant.quantify import (
@@ -159,7 +159,7 @@ def test_basis_scale_ignores_a_reference_singlet_and_a_halved_first_point():
         assert ref == "Cr" and unit == pytest.approx(expected, rel=1e-6)
 
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SHARED = DATA
 #: LCModel bases of other sources: the challenge's own (0.1 reference singlet at 0 ppm), spant's
 #: and LCModel's (first point halved), Osprey's (first point altered, Cr NH line at 6.6 ppm).
 OUTSIDE_BASES = {

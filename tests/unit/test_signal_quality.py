@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.ndimage import median_filter
 
+from _shared import DATA
 from scaloquant.io import default_basis, read_fid
 from scaloquant.signal.quality import (
     MIRRORED_RATIO,
@@ -20,7 +19,7 @@ from scaloquant.signal.quality import (
     mirror_ratio,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = DATA
 INVIVO = SHARED / "invivo"
 CHALLENGE = SHARED / "ismrm2016-challenge" / "datasets_LCModel"
 needs_shared = pytest.mark.skipif(

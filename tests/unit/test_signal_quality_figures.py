@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.signal import quality
 from scaloquant.signal.match import compare_reference
 from scaloquant.types import Acquisition
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = DATA
 CHALLENGE = SHARED / "ismrm2016-challenge" / "datasets_LCModel"
 INVIVO = SHARED / "invivo"
 CHALLENGE_GRID = {"dwell_time_s": 0.00025, "spectrometer_freq_mhz": 123.261703}

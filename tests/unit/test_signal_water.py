@@ -6,12 +6,11 @@ band's."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import oracle
+from _shared import INVIVO
 from scaloquant.io import read_fid
 from scaloquant.signal import axes
 from scaloquant.signal import water as water_module
@@ -26,8 +25,6 @@ from scaloquant.signal.water import (
     hlsvd_components,
     remove_water,
 )
-
-INVIVO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "invivo"
 
 
 def _line(t, ref, mhz, ppm, amp, fwhm_hz, phase=0.0):
