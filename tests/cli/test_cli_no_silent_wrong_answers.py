@@ -25,14 +25,15 @@ import pytest
 import torch
 from _fids import fid_on_grid
 
+from _shared import CHALLENGE, ISMRM2016_BASIS
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
-JMRUI_NAA = Path("/work/shared/data/ismrm2016/basis/jmrui/NAA.txt")
-BASIS_FILE = Path("/work/shared/data/ismrm2016/basis/lcmodel/press3T_30ms.BASIS")
-TEXT_DATASET = Path("/work/shared/data/ismrm2016-challenge/datasets_text/dataset1.txt")
+JMRUI_NAA = ISMRM2016_BASIS / "jmrui" / "NAA.txt"
+BASIS_FILE = ISMRM2016_BASIS / "lcmodel" / "press3T_30ms.BASIS"
+TEXT_DATASET = CHALLENGE / "datasets_text" / "dataset1.txt"
 #: A place not even root can write (tests run as root here, which ignores chmod 0o555): sysfs
 #: refuses new folders (EPERM as root, EROFS when mounted read-only, EACCES for other users).
 READ_ONLY = Path("/sys/scaloquant-out")
@@ -294,7 +295,7 @@ def test_text_cut_mid_number_is_refused(tiny_checkpoint, tmp_path, capsys):
 def test_basis_cut_mid_number_is_refused(basis, tmp_path, capsys):
     from scaloquant.io.lcmodel import read_lcmodel_basis  # noqa: F401 - the reader under test
 
-    src = Path("/work/shared/data/ismrm2016/basis/lcmodel")
+    src = ISMRM2016_BASIS / "lcmodel"
     found = sorted(src.glob("*.BASIS")) if src.is_dir() else []
     if not found:
         pytest.skip("needs the shared ISMRM 2016 .BASIS file")
@@ -797,3 +798,22 @@ def test_data_of_uncombined_coils_are_fitted_per_coil_and_say_so(basis, signals,
     assert main(["fit", str(data), "--preset", "simulated", "--out", str(out)]) == 0
     assert len(_rows(out)) == 2
     assert "2 receive coils not combined (DIM_COIL)" in (out / "summary.md").read_text()
+
+
+def test_unaveraged_transients_too_weak_one_by_one_say_to_average_them(basis, signals, tmp_path):
+    """8 transients of one spectrum, each buried in noise (session 23's sweep: each flagged
+    no_signal, with no word of why): the table's rows stay unquantified and the summary says
+    that they are transients to average first, with their average's SNR."""
+    rng = np.random.default_rng(4)
+    clean = signals[0] / np.abs(signals[0][0])
+    noise = rng.normal(size=(8, clean.size)) + 1j * rng.normal(size=(8, clean.size))
+    transients = (clean + 0.1 * noise).reshape(1, 1, 1, 8, -1)
+    data = write_nifti_mrs(tmp_path / "t.nii.gz", _fid(basis, transients), dim_tags=["DIM_DYN"])
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--preset", "simulated", "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert len(rows) == 8 and all("no_signal" in r["qc"] for r in rows)
+    summary = (out / "summary.md").read_text()
+    assert "8 transients not averaged (DIM_DYN): 8 of 8 spectra" in summary
+    assert "align and average them first" in summary
+    assert int(re.search(r"plain average has SNR (\d+)", summary).group(1)) >= 8  # measurable

@@ -3,12 +3,17 @@ basis."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from _shared import INVIVO
 from scaloquant.errors import ConfigError, IncompatibleDataError
-from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
+from scaloquant.io import default_basis, read_fid, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.quantify import model_basis, read_inputs
+from scaloquant.signal.quality import quality_figures
 from scaloquant.types import FID
 
 
@@ -76,6 +81,38 @@ def test_data_with_uncombined_coils_is_quantified_per_coil_with_a_warning(tmp_pa
     c, t = read_inputs([coils, dyns])
     assert c.n_spectra == 2 and any("2 receive coils not combined" in w for w in c.checks())
     assert not any("coils" in w for w in t.checks())
+
+
+SPANT = INVIVO / "philips-press30-spant" / "nifti_spec2nii" / "metab.nii.gz"
+
+
+@pytest.mark.skipif(not SPANT.is_file(), reason=f"needs the shared spant spectrum {SPANT}")
+def test_unaveraged_transients_too_weak_one_by_one_are_named_with_their_averages_snr(tmp_path):
+    """A scanner spectrum (spant's Philips PRESS, SNR 57) as 16 transients along DIM_DYN, each
+    with noise that buries it: each is flagged no_signal, and the reader says why and what to
+    do; the same transients with little noise (a dynamic series, e.g. functional MRS) are
+    quantified one by one without a word."""
+    fid = read_fid(SPANT)
+    clean = fid.samples.reshape(-1)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(16, clean.size)) + 1j * rng.normal(size=(16, clean.size))
+    sd = np.std(clean[-200:])  # the FID's tail: noise
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    found = {}
+    for name, scale in (("weak", 10.0), ("series", 0.5)):
+        samples = (clean + scale * sd * noise).reshape(1, 1, 1, 16, -1)
+        path = write_nifti_mrs(
+            tmp_path / f"{name}.nii.gz", replace(fid, samples=samples), dim_tags=["DIM_DYN"]
+        )
+        (inp,) = read_inputs([path])
+        quality = quality_figures(inp.fid.samples.reshape(16, -1), *grid, proton=True)
+        found[name] = inp.checks(quality.mirror_ratio, quality.snr)
+    (warning,) = found["weak"]
+    assert warning.startswith("16 transients not averaged (DIM_DYN): 16 of 16 spectra")
+    averaged = float(re.search(r"plain average has SNR (\d+)", warning).group(1))
+    assert 15 <= averaged <= 57  # sqrt(16) x a single one's, below the clean spectrum's
+    assert "fsl_mrs_proc align, then average" in warning
+    assert found["series"] == ()
 
 
 def test_no_inputs_is_a_config_error():

@@ -28,15 +28,25 @@ N_SPATIAL = 3
 COIL_TAG = "DIM_COIL"
 #: How to combine coils, for the messages (FSL-MRS's tool; spec2nii leaves them as acquired).
 COMBINE_COILS = "combine the coils first (FSL-MRS: fsl_mrs_proc coilcombine)"
+#: The NIfTI-MRS tag of repeated acquisitions (transients, or the time points of a dynamic
+#: series): quantified one by one, which is right for functional MRS and wrong for the
+#: transients of one average.
+DYN_TAG = "DIM_DYN"
+
+
+def extra_size(fid: FID, tag: str) -> int:
+    """The length of NIfTI-MRS samples ``(x, y, z, *extra, n_points)`` along the extra
+    dimension tagged ``tag`` (``DIM_COIL``, ``DIM_DYN``...), 1 where there is none."""
+    tags = list(fid.provenance.get("dim_tags") or ())
+    if tag not in tags or fid.samples.ndim < N_SPATIAL + 2:
+        return 1
+    return int(fid.samples.shape[N_SPATIAL + tags.index(tag)])
 
 
 def uncombined_coils(fid: FID) -> int:
     """The number of receive coils along a ``DIM_COIL`` dimension of NIfTI-MRS samples
     ``(x, y, z, *extra, n_points)``, 1 where there is none (or only one coil)."""
-    tags = list(fid.provenance.get("dim_tags") or ())
-    if COIL_TAG not in tags or fid.samples.ndim < N_SPATIAL + 2:
-        return 1
-    return int(fid.samples.shape[N_SPATIAL + tags.index(COIL_TAG)])
+    return extra_size(fid, COIL_TAG)
 
 
 def mirror_warning(ratio: float) -> str:
@@ -104,11 +114,15 @@ class SpectraInput:
             return ("0",)
         return tuple(",".join(map(str, index)) for index in np.ndindex(*shape))
 
-    def checks(self, mirror_ratios: np.ndarray | None = None) -> tuple[str, ...]:
+    def checks(
+        self, mirror_ratios: np.ndarray | None = None, snr: np.ndarray | None = None
+    ) -> tuple[str, ...]:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
         whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`,
-        ``(N,)`` in C order: ``mirror_ratios`` where the quality figures formed them already);
-        one sentence each."""
+        ``(N,)`` in C order: ``mirror_ratios`` where the quality figures formed them already)
+        and whether transients too weak to quantify one by one were left unaveraged
+        (:meth:`transients_check`, from the spectra's ``snr`` ``(N,)`` where given); one
+        sentence each."""
         from ..signal.quality import looks_mirrored, mirror_ratio
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
@@ -136,7 +150,35 @@ class SpectraInput:
                 more = f" and {flagged.size - 5} more" if flagged.size > 5 else ""
                 warning = f"{flagged.size} of {ratios.size} spectra ({which}{more}): {warning}"
             found.append(warning)
+        if snr is not None:
+            found.extend(self.transients_check(snr))
         return tuple(found)
+
+    def transients_check(self, snr: np.ndarray) -> tuple[str, ...]:
+        """For 1H NIfTI-MRS data with a ``DIM_DYN`` dimension of several transients, most of
+        whose spectra are too weak to quantify one by one (``snr`` ``(N,)``, C order, below
+        :data:`~scaloquant.signal.quality.NO_SIGNAL_SNR`: flagged ``no_signal``): one sentence
+        that says so, with the SNR of their plain (unaligned) average, and what to do. Nothing
+        where each transient has signal (a dynamic series, e.g. functional MRS, is
+        quantified one time point at a time, as it should be)."""
+        from ..signal.quality import NO_SIGNAL_SNR
+        from ..signal.quality import snr as snr_of
+
+        fid = self.fid
+        count = extra_size(fid, DYN_TAG)
+        weak = np.asarray(snr, dtype=float).reshape(-1) < NO_SIGNAL_SNR
+        if fid.nucleus != "1H" or count < 2 or weak.mean() <= 0.5:
+            return ()
+        axis = N_SPATIAL + list(fid.provenance["dim_tags"]).index(DYN_TAG)
+        mean = fid.samples.mean(axis=axis).reshape(-1, fid.n_points)
+        averaged = snr_of(mean, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+        return (
+            f"{count} transients not averaged ({DYN_TAG}): {int(weak.sum())} of {weak.size} "
+            f"spectra have an SNR below {NO_SIGNAL_SNR:g} (no_signal) and are not quantified, "
+            f"where their plain average has SNR {float(np.nanmedian(averaged)):.0f}; if they "
+            "repeat one acquisition, align and average them first (FSL-MRS: fsl_mrs_proc "
+            "align, then average)",
+        )
 
     def water_checks(self, force: bool = False) -> tuple[tuple[str, ...], dict[str, float]]:
         """Check the water reference against the data and that it is water.

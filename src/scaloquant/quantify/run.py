@@ -231,7 +231,7 @@ def _matched_inputs(
                 inp,
                 m.fid,
                 tuple(m.conversions),
-                (*inp.checks(quality.mirror_ratio), *m.warnings, *water_notes),
+                (*inp.checks(quality.mirror_ratio, quality.snr), *m.warnings, *water_notes),
                 water_quality,
                 quality,
                 qc_flags(quality),
