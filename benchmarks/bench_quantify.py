@@ -24,7 +24,7 @@ three passes must stay at least half the fastest (issue 11: 452 then 24 spectra/
 default policy). Prints spectra per second of each pass, the split of the best pass's time,
 the load average and the wait policy.
 
-Usage: ``python benchmarks/bench_quantify.py [--model CKPT] [--threads N] [--load 1]
+Usage: ``python benchmarks/bench_quantify.py --model CKPT [--threads N] [--load 1]
 [--wait-policy passive] [--snr 30] [--peer-n 16] [--batch-size 64]
 [--seed 0]``
 """
@@ -43,7 +43,6 @@ import numpy as np
 
 # torch and everything that imports it are imported in main(), after the wait policy is set
 
-DEFAULT_MODEL = Path("/work/runs/cpu/models/scalogram_cnn.ckpt")
 SHAPE = (32, 32, 1)
 
 
@@ -101,7 +100,12 @@ def _passes(label: str, repeats: int, n: int, once) -> list[tuple[float, ...]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="a checkpoint of scaloquant train or reproduce (e.g. results/models/scalogram_cnn.ckpt)",
+    )
     p.add_argument("--threads", type=int, help="default: scaloquant.threads.choose_threads()")
     p.add_argument(
         "--wait-policy",
