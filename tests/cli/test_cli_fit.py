@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from _shared import INVIVO
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -299,3 +300,39 @@ def test_fit_leaves_out_the_voxels_with_nothing_to_quantify(basis, simulated, tm
                 np.testing.assert_allclose(float(got[col]), float(want[col]), rtol=1e-9)
     spectra = json.loads((tmp_path / "m" / "results.json").read_text())["spectra"]
     assert spectra[1]["fit"]["fwhm_hz"] is None and spectra[0]["fit"]["fwhm_hz"] > 0
+
+
+SPANT = INVIVO / "philips-press30-spant"
+
+
+@pytest.mark.skipif(not SPANT.is_dir(), reason=f"needs the shared spant spectrum in {SPANT}")
+def test_fit_figure_numbers_of_a_scanner_spectrum_beside_its_figure(tmp_path):
+    """The numbers of each fit figure in a CSV beside it (what LCModel's .coord holds of its
+    plot): the spant Philips spectrum (spec2nii's NIfTI-MRS, LCModel's basis of it), its data
+    column phase-corrected with NAA's singlet at 2.01 ppm and Cr's at 3.03 (where the scanner
+    and LCModel put them), the curves adding up as drawn."""
+    out = tmp_path / "out"
+    data = SPANT / "nifti_spec2nii" / "metab.nii.gz"
+    basis = SPANT / "lcmodel_reference" / "3t.basis"
+    assert main(["fit", str(data), "--basis", str(basis), "--out", str(out), "--threads", "1"]) == 0
+    (png,) = (out / "figures").glob("*.png")
+    numbers = png.with_suffix(".csv")
+    with open(numbers, newline="") as f:
+        rows = list(csv.reader(f))
+    header, values = rows[0], np.array(rows[1:], dtype=float)
+    assert header[:5] == ["ppm", "data", "fit", "baseline", "residual"]
+    assert {"NAA", "Cr", "PCr", "GPC", "Ins", "MM09", "Lip13"} <= set(header[5:])
+    assert "tNAA" not in header  # combined rows have no curve
+    col = {name: values[:, k] for k, name in enumerate(header)}
+    ppm = col["ppm"]
+    assert np.all(np.diff(ppm) < 0) and 0.19 < ppm.min() and ppm.max() < 4.21  # drawn order
+    scale = np.abs(col["data"]).max()
+    assert np.abs(col["residual"] - (col["data"] - col["fit"])).max() < 1e-6 * scale
+    parts = col["baseline"] + values[:, 5:].sum(axis=1)
+    assert np.abs(col["fit"] - parts).max() < 1e-6 * scale
+    near = (ppm > 1.8) & (ppm < 2.2)  # the data's own NAA singlet, absorption-up
+    assert ppm[near][np.argmax(col["data"][near])] == pytest.approx(2.01, abs=0.02)
+    assert ppm[np.argmax(col["Cr"])] == pytest.approx(3.03, abs=0.02)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["outputs"]["figure_data"] == [str(numbers.relative_to(out))]
+    assert f"]({numbers.relative_to(out)})" in (out / "summary.md").read_text()

@@ -97,5 +97,9 @@ def report_markdown(
         out.append("## Fits\n")
         for k, (i, j) in enumerate(table.rows):
             if (i, j) in figure_files:
-                out.append(f"![fit of {titles[k]}]({figure_files[(i, j)]})\n")
+                png = figure_files[(i, j)]
+                numbers = png.removesuffix(".png") + ".csv"
+                out.append(
+                    f"![fit of {titles[k]}]({png})\n\nIts curves as numbers: [{numbers}]({numbers})\n"
+                )
     return "\n".join(out)

@@ -7,7 +7,8 @@
 * ``maps/<input>/<name><suffix>.nii.gz``: NIfTI maps of MRSI inputs (more than one voxel),
   shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine; ``snr.nii.gz`` and
   ``fwhm_hz.nii.gz`` beside them;
-* ``figures/<input>_<spectrum>.png``: fit figures;
+* ``figures/<input>_<spectrum>.png``: fit figures, and beside each ``.csv`` the numbers it draws
+  (:func:`fit_spectra_csv`, as LCModel's ``.coord`` file holds those of its plot);
 * ``report.html``: the page a user opens (:mod:`scaloquant.report`): the overview table of
   spectra x metabolites, the fit figures and MRSI maps inlined; ``summary.md``: the same in
   plain text;
@@ -32,7 +33,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +252,35 @@ def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
     return written
 
 
-def _figure_name(key: str, label: str) -> str:
-    return f"{key}_{label.replace(',', '-')}.png"
+def _figure_name(key: str, label: str, suffix: str = ".png") -> str:
+    return f"{key}_{label.replace(',', '-')}{suffix}"
+
+
+def fit_spectra_csv(spectra: FitSpectra, names: Sequence[str]) -> str:
+    """One spectrum's fit figure as numbers, for a user's own plots (what LCModel's ``.coord``
+    file holds of its plot): a row per point of the fitted window, from high to low ppm as
+    drawn, columns ``ppm``, ``data``, ``fit`` (baseline included), ``baseline``, ``residual``
+    (``data - fit``) and one per basis spectrum, its contribution (amplitude times its fitted
+    lineshape); real parts of ``spectra`` as given (phase-corrected by the jobs, as drawn,
+    :func:`scaloquant.fit.phase_corrected`), on the amplitudes' scale (the data's spectrum in
+    the units of its file). ``names``: the run's names, the first ``M`` of which are
+    ``spectra.metabolites``' (the combined rows that follow have no curve). Empty cells where a
+    curve is NaN (a spectrum fitted over a shorter window than the others')."""
+    n_components = spectra.metabolites.shape[0]
+    header = ["ppm", "data", "fit", "baseline", "residual", *list(names)[:n_components]]
+    columns = np.column_stack(
+        [
+            spectra.ppm,
+            *(np.real(a) for a in (spectra.data, spectra.model, spectra.baseline)),
+            np.real(spectra.residual),
+            np.real(spectra.metabolites).T,
+        ]
+    )[::-1]
+    out = io.StringIO()
+    out.write(",".join(header) + "\n")
+    for row in columns:
+        out.write(",".join("" if np.isnan(v) else f"{v:.9g}" for v in row) + "\n")
+    return out.getvalue()
 
 
 #: The files every run writes, whatever its inputs.
@@ -286,7 +314,7 @@ def previous_outputs(out_dir: str | os.PathLike) -> list[str]:
         if (out_dir / "results.csv").is_file():
             found += [
                 str(p.relative_to(out_dir))
-                for pattern in ("figures/*.png", "maps/*/*.nii.gz")
+                for pattern in ("figures/*.png", "figures/*.csv", "maps/*/*.nii.gz")
                 for p in out_dir.glob(pattern)
             ]
     return found
@@ -341,6 +369,10 @@ def write_run(
                 pngs[i, j] = _fit_png(run, spectra, title=f"{r.input.label}, spectrum {label}")
                 figure_files[i, j] = f"figures/{_figure_name(key, label)}"
                 (stage / figure_files[i, j]).write_bytes(pngs[i, j])
+                write_text_atomic(
+                    stage / "figures" / _figure_name(key, label, ".csv"),
+                    fit_spectra_csv(spectra, run.names),
+                )
         header = report_header(
             run, version=__version__, created_utc=created_utc, provenance=provenance
         )
@@ -368,6 +400,9 @@ def write_run(
                 "maps": [str(Path(m).relative_to(stage)) for m in maps],
                 "figures": sorted(
                     str(p.relative_to(stage)) for p in (stage / "figures").glob("*.png")
+                ),
+                "figure_data": sorted(
+                    str(p.relative_to(stage)) for p in (stage / "figures").glob("*.csv")
                 ),
                 "report": ["report.html", "summary.md"],
             },
