@@ -1,20 +1,25 @@
 """The scanner spectra of ``../shared/data/invivo`` with their ppm reference moved: does
-``scaloquant fit`` find them again, or flag them?
+``scaloquant fit`` find them again, or flag them ``reference_off``?
 
 A reference error arrives in two ways, both measured: a header whose reference or offset is
-wrong (``--how header``: the FID kept, its ``ppm_reference`` moved by ``-d``, so the peaks
-read ``d`` ppm off, what ``--ppm-reference`` does), or a scanner frequency set on the wrong
-peak (``--how ramp``, the default: the FID multiplied by ``exp(2 pi i d f0 t)``, the spectrum
-moved by ``d`` ppm on an unchanged axis). Each case of ``bench_invivo_ratios.py`` (its file and
-basis) is fitted once with every move ``d`` as one batch, through :func:`fit_inputs` (what
-``scaloquant fit`` runs, flags included); one line per move: the fitted common shift of the
-metabolites (ppm, its ``shift_ppm`` fact), tNAA, tCho, Glx and Ins over tCr, the
-relative residual and the flags. The unmoved line is the control.
+wrong (``--how header``: the FID kept, its ``ppm_reference`` moved by ``+d``, so every peak reads
+``d`` ppm off, what ``--ppm-reference`` does; one input per move), or a scanner frequency set on
+the wrong peak (``--how ramp``, the default: the FID multiplied by ``exp(2 pi i d f0 t)``, the
+spectrum moved by ``d`` ppm on an unchanged axis, its band edges wrapped; every move in one
+batch). Each case of ``bench_invivo_ratios.py`` (its file and basis) is fitted through
+:func:`fit_inputs` (what ``scaloquant fit`` runs, flags included); one line per move: where the
+data's own singlets are and how clearly (:func:`scaloquant.signal.quality.singlet_shift`, ppm
+and noise SDs), where the fit put them (its ``shift_ppm`` fact), tNAA, tCho, Glx and Ins over
+tCr, the relative residual and the flags. The unmoved line is the control. ``--search-hz 25``
+gives the fit of main before session 24 (its preset's search).
+
+``--challenge OUT.json``: the 28 ISMRM 2016 challenge spectra unmoved (compare two runs' JSON);
+``--simulated N``: the flags of ``fit`` on N tissue-like spectra and N of the default simulator.
 
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_reference_shift.py [--cases a,b] [--how ramp|header]
-        [--shifts -0.5,-0.4,...]
+        [--shifts -0.5,-0.4,...] [--search-hz HZ] [--challenge OUT.json | --simulated N]
 """
 
 from __future__ import annotations

@@ -93,8 +93,9 @@ def test_reference_off_rule():
     no_cr = np.array([False, False, False, False, True, False, False])
     got = quality.reference_off(profiles, lags, strength, placed, no_cr)
     assert got.tolist() == [False, True, False, False, True, False, True]
-    # no fit at all: within REFERENCE_OFF_UNFITTED_PPM of the singlets' own places
-    assert quality.reference_off(profiles, lags, strength).tolist() == [
+    # no fit at all: within REFERENCE_OFF_UNFITTED_PPM of the singlets' own places, and no
+    # creatine is a network's own failure, not the reference's
+    assert quality.reference_off(profiles, lags, strength, None, no_cr).tolist() == [
         True, True, False, False, False, False, True,
     ]  # fmt: skip
     # an axis that missed the search: nothing known, nothing flagged

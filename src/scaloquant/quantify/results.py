@@ -74,7 +74,7 @@ QC_FLAGS: dict[str, str] = {
     "fit figure, and fit with a window that ends lower (--ppm-range 0.2 4.0) or the water removed",
     "reference_off": "the spectrum's own NAA, creatine and choline singlets stand clearly "
     f"elsewhere than the fit put them (not within {REFERENCE_OFF_PPM:g} ppm; without a fit, more "
-    f"than {REFERENCE_OFF_UNFITTED_PPM:g} ppm from 2.01/3.03/3.21 ppm), or the estimate has no "
+    f"than {REFERENCE_OFF_UNFITTED_PPM:g} ppm from 2.01/3.03/3.21 ppm), or the fit has no "
     "creatine beside them: the data's ppm reference is off (a header's reference or offset, a "
     "scanner frequency set on the wrong peak) by more than the fit or model reaches, and the "
     "estimates mean nothing; check the spectrum's reference (results.json "
