@@ -40,6 +40,14 @@ COMBINATIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 
+#: The singlets a 1H brain spectrum is referenced by, canonical name -> chemical shift (ppm;
+#: Govindaraju et al., NMR Biomed 2000;13:129): NAA's acetyl, the creatines' and the cholines'
+#: methyls, the landmarks of LCModel's referencing (its PPMREF 2.01, 3.03, 3.22) and of
+#: Osprey's (Cr and Cho).
+REFERENCE_SINGLETS: Mapping[str, float] = MappingProxyType(
+    {"NAA": 2.008, "Cr": 3.027, "PCr": 3.029, "GPC": 3.212, "PCho": 3.208}
+)
+
 
 def canonical(name: str) -> str:
     """The name used here for a basis name (itself when it has no other spelling)."""

@@ -170,7 +170,9 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     assert main(["fit", str(path), "--out", str(out), *flags]) == 0
     doc = json.loads((out / "results.json").read_text())
     facts = doc["spectra"][0]["fit"]
-    assert set(facts) == {"fwhm_hz", "baseline_ed_per_ppm", "lineshape_kernel", "water_near_window"}
+    assert set(facts) == {
+        "fwhm_hz", "baseline_ed_per_ppm", "shift_ppm", "lineshape_kernel", "water_near_window",
+    }  # fmt: skip
     # described whether or not a spectrum has it: window_ppm only with --baseline-stiffness
     # adaptive when it refits a spectrum over LCModel's window
     assert set(doc["fit_facts"]) == set(facts) | {"window_ppm"}
@@ -189,6 +191,11 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     assert sum(facts["lineshape_kernel"]["weight"]) == pytest.approx(1.0)
     assert facts["fwhm_hz"] == pytest.approx(float(result.linewidth_hz.reshape(-1)[0]), rel=1e-6)
     assert facts["baseline_ed_per_ppm"] == 2.0
+    # where the fit put the singlets: the median of NAA's, Cr's, PCr's, GPC's and PCho's shifts
+    shifts = [
+        result.shift_hz.reshape(-1)[result.index(n)] for n in ("NAA", "Cr", "PCr", "GPC", "PCho")
+    ]
+    assert facts["shift_ppm"] == pytest.approx(np.median(shifts) / basis.spectrometer_freq_mhz)
 
 
 def test_fit_facts_of_an_unusable_spectrum_are_blank(basis, simulated, tmp_path):

@@ -491,8 +491,8 @@ def retired_settings(data: Mapping[str, Any]) -> None:
 #: 2 effective dimensions per ppm; :mod:`scaloquant.physics.baseline`), the measured
 #: macromolecule spectrum of the basis or LCModel's parametric components when it has none, over
 #: 0.2-4.2 ppm, solved by the batched variable-projection Levenberg–Marquardt fit on a torch
-#: device. The global shift search spans ±25 Hz (0.2 ppm at 3 T: frequency drift and
-#: referencing errors of real scans). ``"simulated"`` (``fit_spectra``'s default): the per-metabolite model
+#: device. The global shift search spans ±45 Hz (0.35 ppm at 3 T: frequency drift and
+#: referencing errors of real scans, as LCModel's referencing; docs/fit.md). ``"simulated"`` (``fit_spectra``'s default): the per-metabolite model
 #: for spectra of the simulator (the family of the paper's Eq. 1): a damping and a shift per
 #: metabolite, no baseline, with the restarts, twin swaps, re-centred shift bounds and second
 #: search of :mod:`scaloquant.fit.search` and the LM damping in scaled parameters
@@ -510,7 +510,7 @@ FIT_PRESETS: dict[str, FitConfig] = {
         macromolecules="auto",
         shift_prior_sd_hz=0.5,
         damping_prior_sd_per_s=0.5,
-        global_shift_range_hz=(-25.0, 25.0),
+        global_shift_range_hz=(-45.0, 45.0),
         shift_bounds_hz=(-10.0, 10.0),
         damping_bounds_per_s=(0.0, 60.0),
         gauss_bounds_per_s2=(0.0, 3000.0),

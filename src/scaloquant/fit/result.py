@@ -9,7 +9,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from ..errors import InvalidDataError, UnknownMetaboliteError
-from ..metabolites import COMBINATIONS, indices_of
+from ..metabolites import COMBINATIONS, REFERENCE_SINGLETS, indices_of
 from .config import FitConfig
 
 
@@ -146,6 +146,19 @@ class FitResult:
                 if (value := getattr(flat, name)) is not None
             },
         )
+
+    @property
+    def singlet_shift_hz(self) -> np.ndarray:
+        """Where the fit put the singlets a 1H spectrum is referenced by
+        (:data:`~scaloquant.metabolites.REFERENCE_SINGLETS`: NAA, Cr, PCr, GPC, PCho), as the
+        median of their fitted shifts, Hz (positive: downfield of the basis), ``(...)``; NaN
+        when the basis has none of them. With the metabolites sharing a shift (the invivo
+        preset) it is that shift within the small per-metabolite deviations: how far the
+        data's ppm reference is from the basis' (LCModel prints it as its data shift)."""
+        idx = indices_of(tuple(REFERENCE_SINGLETS), self.names)
+        if not idx:
+            return np.full(self.batch_shape, np.nan)
+        return np.median(self.shift_hz[..., idx], axis=-1)
 
     def index(self, name: str) -> int:
         try:

@@ -15,6 +15,8 @@ from ..signal.quality import (
     METABOLITES_OVER_DATA_MIN,
     NEAR_WINDOW_PPM,
     NO_SIGNAL_SNR,
+    REFERENCE_OFF_PPM,
+    REFERENCE_OFF_UNFITTED_PPM,
     RESIDUAL_LARGE,
     TOO_BROAD_PPM,
     WATER_NEAR_WINDOW_RATIO,
@@ -70,6 +72,14 @@ QC_FLAGS: dict[str, str] = {
     "the fit window: residual water whose wings reach into the window, where the fit may turn "
     "its phase to follow them and give wrong-but-plausible estimates; check the phase of the "
     "fit figure, and fit with a window that ends lower (--ppm-range 0.2 4.0) or the water removed",
+    "reference_off": "the spectrum's own NAA, creatine and choline singlets stand clearly "
+    f"elsewhere than the fit put them (not within {REFERENCE_OFF_PPM:g} ppm; without a fit, more "
+    f"than {REFERENCE_OFF_UNFITTED_PPM:g} ppm from 2.01/3.03/3.21 ppm), or the fit has no "
+    "creatine beside them: the data's ppm reference is off (a header's reference or offset, a "
+    "scanner frequency set on the wrong peak) by more than the fit or model reaches, and the "
+    "estimates mean nothing; check the spectrum's reference (results.json "
+    "spectra[].fit.shift_ppm: where the fit put the singlets) and give the right one with "
+    "--ppm-reference",
 }
 
 
@@ -100,6 +110,10 @@ FIT_FACTS: dict[str, str] = {
     "fwhm_hz column measured on the data",
     "baseline_ed_per_ppm": "effective dimensions per ppm of the spline baseline the spectrum was "
     "fitted with (chosen per spectrum with --baseline-stiffness ftest); null without a spline",
+    "shift_ppm": "where the fit put the data's NAA, creatine and choline singlets, ppm from "
+    "their own shifts (positive: downfield): the error of the data's ppm reference that the "
+    "fit took up (LCModel's data shift, of the opposite sign); its metabolites share it, so "
+    "within +-0.35 ppm at 3 T (the invivo preset's +-45 Hz search) a reference error is fitted",
     "window_ppm": "the ppm window the spectrum was fitted over, low and high, with "
     "--baseline-stiffness adaptive when it refitted any spectrum (with LCModel's F-test over "
     "0.2-4.0 ppm); absent otherwise",

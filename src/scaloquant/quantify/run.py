@@ -26,6 +26,7 @@ from ..fit import (
     phase_corrected,
 )
 from ..fit.scale import signal_per_proton
+from ..metabolites import indices_of
 from ..models.physics import PHYSICS_KINDS
 from ..signal.quality import (
     WATER_NEAR_WINDOW_RATIO,
@@ -37,7 +38,7 @@ from ..signal.quality import (
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
-from .results import SpectraResult, tcr_ratios
+from .results import TOTAL_CREATINE, SpectraResult, tcr_ratios
 from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
@@ -474,6 +475,8 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
     ):
         if value is not None:
             out[name] = np.asarray(value, dtype=np.float64).reshape(n)
+    shift_hz = np.asarray(result.singlet_shift_hz, dtype=np.float64).reshape(n)
+    out["shift_ppm"] = shift_hz / fid.spectrometer_freq_mhz
     if result.window_ppm is not None:
         out["window_ppm"] = np.asarray(result.window_ppm, dtype=np.float64).reshape(n, 2)
     if result.lineshape_kernel is not None:
@@ -522,6 +525,15 @@ def _quality_columns(prep: _Prepared, fit_residual: np.ndarray | None) -> dict[s
     }
 
 
+def _no_creatine(amplitudes: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
+    """``(N,)`` True where the estimate of ``amplitudes`` ``(N, M)`` has no total creatine
+    (Cr + PCr not above 0; NaN, a spectrum not estimated: False); None without either."""
+    idx = indices_of(TOTAL_CREATINE, names)
+    if not idx:
+        return None
+    return np.asarray(amplitudes, dtype=np.float64)[:, idx].sum(axis=1) <= 0
+
+
 def quality_note(results: Sequence[SpectraResult]) -> list[str]:
     """One sentence counting the flagged spectra by flag (none when nothing was flagged)."""
     from ..signal.quality import UNMEASURABLE_FLAGS
@@ -559,7 +571,7 @@ def _finish(
 ) -> Run:
     """Flag, blank the estimates of unusable spectra, derive ratios and mM, and gather
     (``representative``: the MRSI inputs' figures are :func:`representative_voxels`)."""
-    from ..signal.quality import fit_flags
+    from ..signal.quality import fit_flags, singlet_lags_ppm
 
     inputs = [p[0].input for p in partial]
     unit, water_notes = _water_notes(inputs, basis, options.water_scaling)
@@ -569,7 +581,23 @@ def _finish(
         inp = prep.input
         fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
         near_window = fit_facts.get("water_near_window")
-        flags = fit_flags(prep.flags, fit_residual, fit_linewidth_ppm, fit_metabolites, near_window)
+        n = inp.n_spectra
+        flags = fit_flags(
+            prep.flags,
+            fit_residual,
+            fit_linewidth_ppm,
+            fit_metabolites,
+            near_window,
+            singlets=(
+                prep.quality.singlet_profile.reshape(n, -1),
+                singlet_lags_ppm(
+                    inp.fid.n_points, inp.fid.dwell_time_s, inp.fid.spectrometer_freq_mhz
+                ),
+                prep.quality.singlet_strength.reshape(n),
+            ),
+            placed_shift_ppm=fit_facts.get("shift_ppm"),
+            no_creatine=_no_creatine(columns[""], names),
+        )
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
