@@ -460,12 +460,54 @@ def test_adaptive_stiffness_refits_only_the_spectra_that_ask_for_a_flexible_base
     np.testing.assert_array_equal(plain.amplitudes, fixed.amplitudes[:2])
 
 
+def test_a_fit_restarted_from_its_own_parameters_stays_where_it_is(small):
+    """``start={"theta": fit.theta}`` (how the F-test's refits start from its most flexible
+    fit): every nonlinear parameter of the fit, the per-metabolite deviations and each group's
+    Gaussian included, so that the same problem restarted there (without the continuation
+    stage) stops within a few iterations with the fit's own amplitudes and lineshape; a start
+    from the per-metabolite dampings and shifts alone (their group means, no deviations, one
+    Gaussian for both groups) has to find them again."""
+    from scaloquant.fit import spectra as sp
+    from scaloquant.fit.spectra import region_noise_sd
+
+    basis, config, _, _ = small
+    fid = stiffness_data(small)  # its first two: a model the fit can follow
+    fid = fid.with_samples(fid.samples[:2])
+    prepared = sp._prepared(basis, fid, config)[0]
+    x = sp._without_water(fid, config)
+    region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), config.noise_ppm_range)
+    fit = batched.solve(x, prepared, config, region_noise_sd=region)
+    warm = replace(config, continuation_broadening_per_s=())
+    again = batched.solve(x, prepared, warm, region_noise_sd=region, start={"theta": fit.theta})
+    print(f"iterations: the fit {fit.iterations}, restarted {again.iterations}")
+    # the fit stops where an accepted step gains less than 1e-5 of the cost (lm.COST_RTOL:
+    # within ~0.1 SD of the minimum), the restart goes on from there: the same to a small part
+    # of each amplitude's CRLB SD
+    sd = np.sqrt(np.diagonal(fit.covariance, axis1=-2, axis2=-1))
+    moved = np.abs(again.amplitudes - fit.amplitudes) / sd
+    print(f"restart moved the amplitudes by at most {moved.max():.3f} CRLB SD")
+    assert moved.max() < 0.2
+    first = batched.first_members(group_layout(prepared, config)[0])
+    coarse = {
+        "damping_per_s": fit.damping_per_s,
+        "shift_hz": fit.shift_hz,
+        "phase0_rad": fit.phase0_rad,
+        "phase1_rad_per_ppm": fit.phase1_rad_per_ppm,
+        "gauss_per_s2": fit.gauss_per_s2[:, first].mean(axis=1),
+    }
+    other = batched.solve(x, prepared, warm, region_noise_sd=region, start=coarse)
+    print(f"restarted from the group means {other.iterations}")
+    assert other.iterations.sum() > 2 * again.iterations.sum()
+    moved = np.abs(other.amplitudes - fit.amplitudes) / sd
+    print(f"the start from the group means moved them by {moved.max():.3f} CRLB SD")
+
+
 def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     """The cheap search of ``baseline_stiffness="ftest"`` (scores at the flexible fit's
-    lineshape, then refits one candidate stiffer at a time; ``fit.spectra._solve``) against the
-    rule done in full: every candidate refitted from the most flexible fit, the stiffest whose
-    real-part residual is within the F-test bound. Same choice, and the fit kept is that
-    candidate's refit."""
+    lineshape, then refits one candidate stiffer at a time, each started from the flexible
+    fit's own parameters; ``fit.spectra._solve``) against the rule done in full: every
+    candidate refitted from the most flexible fit, the stiffest whose real-part residual is
+    within the F-test bound. Same choice, and the fit kept is that candidate's refit."""
     from scaloquant.fit import spectra as sp
     from scaloquant.fit.spectra import region_noise_sd
 
@@ -480,14 +522,6 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     reference = batched.solve(
         x, prepared, replace(ftest, baseline_ed_per_ppm=candidates[-1]), region_noise_sd=region
     )
-    first = batched.first_members(group_layout(prepared, ftest)[0])
-    start = {
-        "damping_per_s": reference.damping_per_s,
-        "shift_hz": reference.shift_hz,
-        "phase0_rad": reference.phase0_rad,
-        "phase1_rad_per_ppm": reference.phase1_rad_per_ppm,
-        "gauss_per_s2": reference.gauss_per_s2[:, first].mean(axis=1),
-    }
     bound = batched.baseline_ftest_bound(x, prepared, ftest, reference)
     refits = [
         batched.solve(
@@ -495,7 +529,7 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
             prepared,
             replace(ftest, baseline_ed_per_ppm=ed, continuation_broadening_per_s=()),
             region_noise_sd=region,
-            start=start,
+            start={"theta": reference.theta},
         )
         for ed in candidates[:-1]
     ] + [reference]

@@ -167,6 +167,7 @@ class BatchedFit:
     iterations: np.ndarray  # (B,)
     converged: np.ndarray  # (B,)
     lineshape_kernel: np.ndarray  # (B, J + 1) free-form kernel, centre first (kernel_weights)
+    theta: np.ndarray  # (B, P) the nonlinear parameters in the problem's layout (a refit's start)
 
 
 def _solve_chunk(
@@ -187,10 +188,13 @@ def _solve_chunk(
     (:func:`finish_on_the_full_grid`)."""
     sl = final.slices()
     y = data_window(final, fids)
-    theta = start_theta(final, config, y, dwell_time_s, start)
+    if "theta" in start:  # a fit's own parameters (BatchedFit.theta): its lineshape exactly
+        theta = torch.as_tensor(np.array(start["theta"], dtype=np.float64), device=y.device)
+    else:
+        theta = start_theta(final, config, y, dwell_time_s, start)
     centre = theta[:, sl["shift"]].mean(-1)
     first = stages[0] if stages else final
-    if config.fit_phase0:
+    if config.fit_phase0 and "theta" not in start:
         if "phase0_rad" in start:
             arr = np.array(start["phase0_rad"], dtype=np.float64)
             theta[:, sl["phase0"]] = torch.as_tensor(arr, device=y.device)[:, None]
@@ -452,6 +456,7 @@ def _batched_fit(
         iterations=out(iterations),
         converged=out(sol.converged),
         lineshape_kernel=out(kernel_weights(final, theta)),
+        theta=out(theta),
     )
 
 
@@ -470,7 +475,9 @@ def solve(
     ``region_noise_sd`` ``(B,)``: noise SD per real part from a signal-free region (used for
     the priors' weight, and for the bounds when ``config.noise_estimate == "region"``);
     ``start``: starting values by name, ``damping_per_s``/``shift_hz`` ``(B, M)``,
-    ``phase0_rad``/``phase1_rad_per_ppm``/``gauss_per_s2`` ``(B,)``."""
+    ``phase0_rad``/``phase1_rad_per_ppm``/``gauss_per_s2`` ``(B,)``, or ``theta`` ``(B, P)``
+    (a :class:`BatchedFit`'s own ``theta`` of a problem of the same basis and model: every
+    nonlinear parameter, the group values and deviations apart, the others ignored)."""
     device = usable_device(config.device)
     with_deviations = (
         config.shift_prior_sd_hz is not None

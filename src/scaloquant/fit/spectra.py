@@ -293,16 +293,16 @@ def _solve(
        again (no refit; :func:`~scaloquant.fit.batched.baseline_ftest_ssq`): a lineshape
        adapted to the flexible baseline can only favour it, so the stiffest candidate that
        passes there is an upper bound of the flexibility;
-    3. refits from the reference (without the continuation stages) one candidate stiffer at a
-       time while they pass, each round one batched fit per candidate in use; a spectrum whose
-       first stiffer refit fails is refitted at the candidate of step 2, and while that refit
-       fails the bound, one candidate more flexible (up to the reference).
+    3. refits from the reference (from its own nonlinear parameters, ``BatchedFit.theta``,
+       without the continuation stages) one candidate stiffer at a time while they pass; a
+       spectrum whose first stiffer refit fails is refitted at the candidate of step 2, and
+       while that refit fails the bound, one candidate more flexible (up to the reference);
+       each round one batched fit per candidate in use.
 
     Measured (docs/history/fit-log.md "The F-test made cheap"): the same choice as refitting
     every candidate on the six in-vivo spectra of ``../shared``, with 2 refits a spectrum instead
-    of 7."""
+    of 7; the refits' start: "The adaptive rule's refit (session 24)"."""
     from . import batched
-    from .problem import group_layout
 
     if config.baseline_kind != "spline" or config.baseline_stiffness == "fixed":
         fit = batched.solve(fids, basis, config, region_noise_sd=region, start=start)
@@ -311,7 +311,6 @@ def _solve(
     candidates = config.baseline_ed_candidates_per_ppm
     reference_config = replace(config, baseline_ed_per_ppm=candidates[-1])
     fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
-    first = batched.first_members(group_layout(basis, config)[0])
 
     def refit(k: int, rows: np.ndarray):
         """The spectra ``rows`` refitted from the reference with candidate ``k``."""
@@ -320,13 +319,7 @@ def _solve(
             basis,
             replace(config, baseline_ed_per_ppm=candidates[k], continuation_broadening_per_s=()),
             region_noise_sd=None if region is None else region[rows],
-            start={
-                "damping_per_s": fit.damping_per_s[rows],
-                "shift_hz": fit.shift_hz[rows],
-                "phase0_rad": fit.phase0_rad[rows],
-                "phase1_rad_per_ppm": fit.phase1_rad_per_ppm[rows],
-                "gauss_per_s2": fit.gauss_per_s2[rows][:, first].mean(axis=1),
-            },
+            start={"theta": fit.theta[rows]},
         )
 
     # (C, B): one row for every candidate (the same row under LCModel's rule)
