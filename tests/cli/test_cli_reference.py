@@ -15,14 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared import INVIVO
 from scaloquant.cli import main
 from scaloquant.io import read_fid, write_nifti_mrs
 from scaloquant.signal import axes
 
-PHILIPS = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/data/invivo/philips-press30-spant/nifti_spec2nii/metab.nii.gz"
-)
+PHILIPS = INVIVO / "philips-press30-spant" / "nifti_spec2nii" / "metab.nii.gz"
 RATIOS = ("tNAA", "tCho", "Glx", "Ins")
 #: How far a ratio of the moved spectrum may be from the unmoved one's: the tolerance the
 #: spant spectrum is held to against LCModel's table (benchmarks/bench_invivo_ratios.py).
