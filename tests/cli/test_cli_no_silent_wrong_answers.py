@@ -584,7 +584,9 @@ def test_same_file_names_in_two_folders_are_told_apart(tiny_checkpoint, basis, s
     doc = json.loads((out / "results.json").read_text())
     assert [i["label"] for i in doc["inputs"]] == ["s1/metab.nii.gz", "s2/metab.nii.gz"]
     assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "s1_metab_0-0-0.csv",  # each figure's curves as numbers beside it
         "s1_metab_0-0-0.png",
+        "s2_metab_0-0-0.csv",
         "s2_metab_0-0-0.png",
     ]
     for page in ("summary.md", "report.html"):
