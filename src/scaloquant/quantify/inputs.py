@@ -34,13 +34,19 @@ COMBINE_COILS = "combine the coils first (FSL-MRS: fsl_mrs_proc coilcombine)"
 DYN_TAG = "DIM_DYN"
 
 
-def extra_size(fid: FID, tag: str) -> int:
-    """The length of NIfTI-MRS samples ``(x, y, z, *extra, n_points)`` along the extra
-    dimension tagged ``tag`` (``DIM_COIL``, ``DIM_DYN``...), 1 where there is none."""
+def extra_axis(fid: FID, tag: str) -> int | None:
+    """The axis of NIfTI-MRS samples ``(x, y, z, *extra, n_points)`` that the extra dimension
+    tagged ``tag`` (``DIM_COIL``, ``DIM_DYN``...) is, None where there is none."""
     tags = list(fid.provenance.get("dim_tags") or ())
     if tag not in tags or fid.samples.ndim < N_SPATIAL + 2:
-        return 1
-    return int(fid.samples.shape[N_SPATIAL + tags.index(tag)])
+        return None
+    return N_SPATIAL + tags.index(tag)
+
+
+def extra_size(fid: FID, tag: str) -> int:
+    """The length of :func:`extra_axis`, 1 where there is none."""
+    axis = extra_axis(fid, tag)
+    return 1 if axis is None else int(fid.samples.shape[axis])
 
 
 def uncombined_coils(fid: FID) -> int:
@@ -169,7 +175,7 @@ class SpectraInput:
         weak = np.asarray(snr, dtype=float).reshape(-1) < NO_SIGNAL_SNR
         if fid.nucleus != "1H" or count < 2 or weak.mean() <= 0.5:
             return ()
-        axis = N_SPATIAL + list(fid.provenance["dim_tags"]).index(DYN_TAG)
+        axis = extra_axis(fid, DYN_TAG)
         mean = fid.samples.mean(axis=axis).reshape(-1, fid.n_points)
         averaged = snr_of(mean, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
         return (

@@ -162,21 +162,30 @@ class SpectraResult:
     fit: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
+def total_creatine(names: Sequence[str], amplitudes: np.ndarray) -> np.ndarray | None:
+    """Cr + PCr (or whichever of them ``names`` has) of ``amplitudes`` ``(..., M)``, ``(...)``
+    float64; None where the basis has neither."""
+    idx = indices_of(TOTAL_CREATINE, names)
+    if not idx:
+        return None
+    return np.asarray(amplitudes, dtype=np.float64)[..., idx].sum(axis=-1)
+
+
 def tcr_ratios(names: Sequence[str], amplitudes: np.ndarray) -> tuple[np.ndarray, str]:
     """Ratios of ``amplitudes`` ``(..., M)`` to total creatine, and a sentence saying what the
     denominator was (Cr + PCr, or whichever of them the basis has; all NaN without either).
 
     A non-positive denominator gives NaN (a ratio to no creatine means nothing).
     """
-    idx = indices_of(TOTAL_CREATINE, names)
-    present = [canonical(names[i]) for i in idx]
+    present = [canonical(names[i]) for i in indices_of(TOTAL_CREATINE, names)]
     amplitudes = np.asarray(amplitudes, dtype=np.float64)
-    if not present:
+    total = total_creatine(names, amplitudes)
+    if total is None:
         return (
             np.full(amplitudes.shape, np.nan),
             "the basis has neither Cr nor PCr: the _ratio_tcr columns are empty (NaN)",
         )
-    total = amplitudes[..., idx].sum(axis=-1, keepdims=True)
+    total = total[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(total > 0, amplitudes / total, np.nan)
     if set(present) == set(TOTAL_CREATINE):

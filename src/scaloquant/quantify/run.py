@@ -26,7 +26,6 @@ from ..fit import (
     phase_corrected,
 )
 from ..fit.scale import signal_per_proton
-from ..metabolites import indices_of
 from ..models.physics import PHYSICS_KINDS
 from ..signal.quality import (
     WATER_NEAR_WINDOW_RATIO,
@@ -38,7 +37,7 @@ from ..signal.quality import (
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
-from .results import TOTAL_CREATINE, SpectraResult, tcr_ratios
+from .results import SpectraResult, tcr_ratios, total_creatine
 from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
@@ -528,10 +527,8 @@ def _quality_columns(prep: _Prepared, fit_residual: np.ndarray | None) -> dict[s
 def _no_creatine(amplitudes: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
     """``(N,)`` True where the estimate of ``amplitudes`` ``(N, M)`` has no total creatine
     (Cr + PCr not above 0; NaN, a spectrum not estimated: False); None without either."""
-    idx = indices_of(TOTAL_CREATINE, names)
-    if not idx:
-        return None
-    return np.asarray(amplitudes, dtype=np.float64)[:, idx].sum(axis=1) <= 0
+    total = total_creatine(names, amplitudes)
+    return None if total is None else total <= 0
 
 
 def quality_note(results: Sequence[SpectraResult]) -> list[str]:

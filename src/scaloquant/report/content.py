@@ -356,3 +356,9 @@ def report_header(
         if run.facts.get("basis_note"):
             model += f"; {run.facts['basis_note']}"
     return ReportHeader(title, command, version, created_utc, model)
+
+
+def figure_numbers_path(figure: str) -> str:
+    """Where the numbers of the fit figure ``figure`` (a ``.png`` path) lie: beside it, the same
+    stem, ``.csv`` (:func:`scaloquant.report.outputs.fit_spectra_csv`)."""
+    return figure.removesuffix(".png") + ".csv"

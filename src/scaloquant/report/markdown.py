@@ -14,6 +14,7 @@ from .content import (
     WATER_COLUMNS,
     ReportHeader,
     abbreviated,
+    figure_numbers_path,
     format_pct,
     format_value,
     input_facts,
@@ -98,7 +99,7 @@ def report_markdown(
         for k, (i, j) in enumerate(table.rows):
             if (i, j) in figure_files:
                 png = figure_files[(i, j)]
-                numbers = png.removesuffix(".png") + ".csv"
+                numbers = figure_numbers_path(png)
                 out.append(
                     f"![fit of {titles[k]}]({png})\n\nIts curves as numbers: [{numbers}]({numbers})\n"
                 )

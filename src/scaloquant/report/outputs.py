@@ -252,8 +252,8 @@ def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
     return written
 
 
-def _figure_name(key: str, label: str, suffix: str = ".png") -> str:
-    return f"{key}_{label.replace(',', '-')}{suffix}"
+def _figure_name(key: str, label: str) -> str:
+    return f"{key}_{label.replace(',', '-')}.png"
 
 
 def fit_spectra_csv(spectra: FitSpectra, names: Sequence[str]) -> str:
@@ -345,7 +345,7 @@ def write_run(
     earlier run's outputs there are replaced as a whole (:func:`previous_outputs`) and other
     files are kept.
     """
-    from .content import report_header
+    from .content import figure_numbers_path, report_header
     from .html import report_html
     from .markdown import report_markdown
 
@@ -370,7 +370,7 @@ def write_run(
                 figure_files[i, j] = f"figures/{_figure_name(key, label)}"
                 (stage / figure_files[i, j]).write_bytes(pngs[i, j])
                 write_text_atomic(
-                    stage / "figures" / _figure_name(key, label, ".csv"),
+                    stage / figure_numbers_path(figure_files[i, j]),
                     fit_spectra_csv(spectra, run.names),
                 )
         header = report_header(
