@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from html import escape as html_escape
 
 import nibabel
 import numpy as np
@@ -14,6 +15,7 @@ from _fids import fid_on_grid
 from _shared import CHALLENGE as CHALLENGE_DATA
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
+from scaloquant.quantify.results import QC_FLAGS
 from scaloquant.signal import quality
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
@@ -77,7 +79,18 @@ def test_spectra_with_nothing_to_measure_are_flagged_with_nan(
     out = tmp_path / "out"
     args = ["quantify", str(path), "--model", str(tiny_checkpoint), "--out", str(out)]
     assert main([*args, "--max-figures", "0"]) == 0
-    assert "quality flags (column qc) on 5 spectra" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "quality flags (column qc) on 5 spectra" in printed
+    # what each flag found means, where users read it: the console, summary.md, report.html
+    summary = (out / "summary.md").read_text()
+    html = (out / "report.html").read_text()
+    for flag in ("empty", "no_signal", "mirrored", "water"):
+        meaning = QC_FLAGS[flag]
+        assert f"{flag}: {meaning}" in printed
+        assert f"{flag}: {meaning}" in summary
+        assert html_escape(f"{flag}: {meaning}") in html
+    for flag in set(QC_FLAGS) - {"empty", "no_signal", "mirrored", "water"}:
+        assert QC_FLAGS[flag] not in printed + summary
     rows = _rows(out)
     assert [r["qc"] for r in rows] == ["", "empty", "no_signal", "no_signal;mirrored", "water"]
     for r in rows[1:]:

@@ -96,3 +96,41 @@ def test_the_first_imports_run_without_the_collector_and_are_frozen(fresh_python
     with first_imports():
         assert gc.isenabled()
     assert gc.get_freeze_count() == frozen and gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        ("fit", "input"),
+        ("fit", "--water"),
+        ("fit", "--config"),
+        ("fit", "--basis"),
+        ("quantify", "input"),
+        ("quantify", "--model"),
+    ],
+)
+def test_a_missing_path_is_refused_before_torch_is_imported(
+    command, missing, tmp_path, fresh_python
+):
+    """A mistyped path is refused in a fraction of a second (one line, exit 2, no output
+    folder), not after the 3-5 s of importing numpy and torch that every run starts with."""
+    existing = tmp_path / "exists.nii.gz"
+    existing.write_bytes(b"not read")
+    gone = tmp_path / "gone"
+    args = [command, str(gone if missing == "input" else existing)]
+    args += ["--out", str(tmp_path / "out")]
+    if missing != "input":
+        args += [missing, str(gone)]
+    if command == "quantify" and missing != "--model":
+        args += ["--model", str(existing)]
+    code = (
+        "import sys\n"
+        "from scaloquant.cli import main\n"
+        f"print(main({args!r}), 'torch' in sys.modules)\n"
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.rstrip().splitlines()[-1] == "2 False"
+    line = proc.stderr.strip()
+    assert line.count("\n") == 0 and f"{gone} does not exist; " in line, line
+    assert not (tmp_path / "out").exists()

@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "metabolites",
             "threads",
             "readahead",
+            "paths",
             "_stats",
             "_config",
             "seeds",

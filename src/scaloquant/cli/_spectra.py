@@ -35,6 +35,20 @@ WATER_DEFAULTS: dict[str, Any] = {
 TISSUES = defaults.TISSUES
 
 
+def require_paths(args: argparse.Namespace) -> None:
+    """Refuse, before numpy and torch are imported (3-5 s), a path of ``args`` that does not
+    exist: the inputs, water references, ``--basis`` (a file or a folder), ``--config`` and
+    ``--model``; the readers check the rest (formats, contents)."""
+    from ..paths import CHECKPOINT_HINT, require_existing, require_file
+
+    for path in (*args.inputs, *(args.water or ()), *filter(None, [getattr(args, "basis", None)])):
+        require_existing(path)
+    if getattr(args, "config", None) is not None:
+        require_file(args.config, "config file ")
+    if getattr(args, "model", None) is not None:
+        require_file(args.model, "checkpoint ", CHECKPOINT_HINT)
+
+
 def read_inputs_ahead(args: argparse.Namespace):
     """A context in which the NIfTI inputs and water references of ``args`` are read and
     gunzipped on a thread while the command imports torch (:mod:`scaloquant.readahead`)."""

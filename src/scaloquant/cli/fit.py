@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ._common import add_threads_flag, with_threads
-from ._spectra import add_io_flags, options_from_args, read_inputs_ahead, run_provenance
+from ._spectra import (
+    add_io_flags,
+    options_from_args,
+    read_inputs_ahead,
+    require_paths,
+    run_provenance,
+)
 
 _GROUP_PRESETS = ("metabolites_and_mm", "per_metabolite", "global")
 
@@ -200,6 +206,7 @@ def fit_config_from_args(args: argparse.Namespace):
 
 
 def handle(args: argparse.Namespace) -> int:
+    require_paths(args)
     with read_inputs_ahead(args):
         return with_threads(args, _fit)
 

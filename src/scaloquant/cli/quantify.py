@@ -17,6 +17,7 @@ from ._spectra import (
     print_run,
     read_inputs_ahead,
     read_user_basis,
+    require_paths,
     run_provenance,
 )
 
@@ -121,6 +122,7 @@ def _device(name: str) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
+    require_paths(args)
     with read_inputs_ahead(args):
         with first_imports():
             _import_the_run()

@@ -36,7 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..metabolites import canonical
+from ..metabolites import REFERENCE_SINGLETS, canonical
 from ..signal import axes
 from ..signal.match import (
     distinct_numbers,
@@ -101,9 +101,9 @@ def basis_on_grid(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple
     return relabelled(basis, target, provenance, fids=fids), tuple(conversions)
 
 
-#: Chemical shifts of the singlets that locate a basis' reference, ppm (Govindaraju et al.,
-#: NMR Biomed 13:129, 2000: NAA CH3 2.008, Cr CH3 3.027).
-REFERENCE_SINGLETS_PPM = {"NAA": 2.008, "Cr": 3.027}
+#: The singlets that locate a basis' reference and their chemical shifts, ppm: NAA's and Cr's
+#: methyls of :data:`~scaloquant.metabolites.REFERENCE_SINGLETS` (2.008, 3.027).
+BASIS_REFERENCE_SINGLETS = ("NAA", "Cr")
 #: Smallest offset of the singlets that is corrected, ppm: simulated bases place them within
 #: 0.003 ppm (line shape of the simulation, digital resolution); 0.01 ppm is 1.3 Hz at 3 T.
 SINGLET_REFERENCE_MIN_PPM = 0.01
@@ -141,7 +141,8 @@ def basis_reference_from_singlets(basis: BasisSet) -> tuple[BasisSet, tuple[str,
     either singlet, when they sit where they belong, or when they disagree."""
     names = [canonical(n) for n in basis.names]
     offsets = []
-    for name, expected in REFERENCE_SINGLETS_PPM.items():
+    for name in BASIS_REFERENCE_SINGLETS:
+        expected = REFERENCE_SINGLETS[name]
         if name not in names:
             return basis, ()
         offsets.append(_singlet_ppm(basis, names.index(name), expected) - expected)
@@ -157,5 +158,7 @@ def basis_reference_from_singlets(basis: BasisSet) -> tuple[BasisSet, tuple[str,
     reference = round(basis.ppm_reference - offset, 3)
     return replace(basis, ppm_reference=reference), (
         f"basis reference taken as {reference:g} ppm (its NAA and Cr singlets sat "
-        f"{offset:+.3f} ppm from 2.008 and 3.027 ppm with 0 Hz at {basis.ppm_reference:g} ppm)",
+        f"{offset:+.3f} ppm from "
+        + " and ".join(f"{REFERENCE_SINGLETS[n]:g}" for n in BASIS_REFERENCE_SINGLETS)
+        + f" ppm with 0 Hz at {basis.ppm_reference:g} ppm)",
     )

@@ -14,26 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, InvalidDataError, MissingMetadataError
-
-
-def require_file(path: str | os.PathLike) -> Path:
-    """``path`` as a :class:`Path`, or :class:`InputFileError` if it is missing or a folder."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path} does not exist; check the path")
-    if path.is_dir():
-        raise InputFileError(f"{path} is a folder; give a file")
-    return path
-
-
-def require_dir(path: str | os.PathLike) -> Path:
-    """``path`` as a :class:`Path`, or :class:`InputFileError` if it is missing or not a folder."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path} does not exist; check the path")
-    if not path.is_dir():
-        raise InputFileError(f"{path} is not a folder; give the folder holding the basis files")
-    return path
+from ..paths import require_file
 
 
 def read_text(path: str | os.PathLike) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError, InputFileError
+from ..paths import require_existing
 from ..types import FID, BasisSet
 from ._common import read_text, require_points
 from .fsl import read_fsl_basis
@@ -230,13 +231,6 @@ def _partner(path: Path, suffix: str) -> Path:
     return path.with_suffix(suffix.upper() if upper else suffix)
 
 
-def _existing(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path} does not exist; check the path")
-    return path
-
-
 def read_fid(
     path: str | os.PathLike,
     *,
@@ -256,7 +250,7 @@ def read_fid(
     reference); recorded as ``provenance["conjugated"]``.
     """
     given = _overrides(overrides)
-    path = _existing(path)
+    path = require_existing(path)
     if path.is_dir():
         raise InputFileError(f"{path} is a folder; give a FID file ({_FID_HELP})")
     fid = _fid_reader(path)(path, **given)
@@ -326,7 +320,7 @@ def read_basis(
     the file, in sorted order. ``overrides`` and ``override_header`` as in :func:`read_fid`.
     """
     given = _overrides(overrides)
-    path = _existing(path)
+    path = require_existing(path)
     basis = _read_basis(path, given, override_header)
     return reconcile_header(basis, given, override_header=override_header, path=path)
 

@@ -28,9 +28,10 @@ import numpy as np
 
 from .. import __version__
 from ..errors import IncompatibleDataError, InputFileError, OutputExistsError
+from ..paths import require_dir
 from ..signal import axes
 from ..types import BasisSet
-from ._common import read_text, require_dir, require_finite
+from ._common import read_text, require_finite
 from .atomic import atomic_path
 
 _REQUIRED = ("basis_re", "basis_im", "basis_dwell", "basis_centre")

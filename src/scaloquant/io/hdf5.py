@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputFileError
+from ..paths import require_file
 from ..signal.grid import Acquisition
 from ..types import BasisSet, SignalSet
 from .atomic import atomic_path
@@ -179,10 +180,7 @@ def read_simulation(
     truncated files and files without the datasets above raise
     :class:`~scaloquant.errors.InputFileError`.
     """
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise InputFileError(f"{path} {what}; give a simulation file written by scaloquant")
+    path = require_file(path, hint="give a simulation file written by scaloquant")
     try:
         f = h5py.File(path, "r")
     except OSError:

@@ -24,8 +24,9 @@ from typing import IO, Any, Literal
 import numpy as np
 
 from ..errors import InputFileError
+from ..paths import require_file
 from ..types import BasisSet
-from ._common import require_file, require_finite
+from ._common import require_finite
 from .atomic import atomic_path
 
 FORMAT_VERSION = 1

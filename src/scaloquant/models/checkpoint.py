@@ -43,6 +43,7 @@ import torch
 
 from .. import __version__
 from ..errors import ConfigError, InputFileError
+from ..paths import CHECKPOINT_HINT, require_file
 from .quantifier import Quantifier, QuantifierConfig
 
 if TYPE_CHECKING:
@@ -148,12 +149,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     Raises :class:`InputFileError` for a missing, unreadable, corrupt or non-scaloquant file.
     """
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise InputFileError(
-            f"checkpoint {path} {what}; give the .ckpt file written by scaloquant train"
-        )
+    path = require_file(path, "checkpoint ", CHECKPOINT_HINT)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a foreign file

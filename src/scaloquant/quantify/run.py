@@ -39,7 +39,7 @@ from ..signal.quality import (
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .inputs import SpectraInput
-from .results import SpectraResult, tcr_ratios, total_creatine
+from .results import QC_FLAGS, SpectraResult, tcr_ratios, total_creatine
 from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
@@ -677,8 +677,12 @@ def _no_creatine(amplitudes: np.ndarray, names: Sequence[str]) -> np.ndarray | N
 
 
 def quality_note(results: Sequence[SpectraResult]) -> list[str]:
-    """One sentence counting the flagged spectra by flag (none when nothing was flagged)."""
-    from ..signal.quality import UNMEASURABLE_FLAGS
+    """One sentence counting the flagged spectra by flag, then one line for each flag found
+    with what it means and what to do (:data:`~scaloquant.quantify.results.QC_FLAGS`), in
+    :data:`~scaloquant.signal.quality.FLAG_NAMES`' order: where users read the flags
+    (``summary.md``, ``report.html``, the console), not only in ``results.json``. None when
+    nothing was flagged."""
+    from ..signal.quality import FLAG_NAMES, UNMEASURABLE_FLAGS
 
     counts: dict[str, int] = {}
     for r in results:
@@ -688,10 +692,14 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
     if not counts:
         return []
     n_all = sum(r.input.n_spectra for r in results)
-    parts = ", ".join(f"{n} {flag}" for flag, n in counts.items())
+    order = sorted(
+        counts, key=lambda f: FLAG_NAMES.index(f) if f in FLAG_NAMES else len(FLAG_NAMES)
+    )
+    parts = ", ".join(f"{counts[flag]} {flag}" for flag in order)
     return [
         f"quality flags (column qc) on {n_all} spectra: {parts}; "
-        f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)"
+        f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)",
+        *(f"{flag}: {QC_FLAGS[flag]}" for flag in order if flag in QC_FLAGS),
     ]
 
 
