@@ -10,8 +10,10 @@ batch). Each case of ``bench_invivo_ratios.py`` (its file and basis) is fitted t
 :func:`fit_inputs` (what ``scaloquant fit`` runs, flags included); one line per move: where the
 data's own singlets are and how clearly (:func:`scaloquant.signal.quality.singlet_shift`, ppm
 and noise SDs), where the fit put them (its ``shift_ppm`` fact), tNAA, tCho, Glx and Ins over
-tCr, the relative residual and the flags. The unmoved line is the control. ``--search-hz 25``
-gives the fit of main before session 24 (its preset's search).
+tCr, the relative residual and the flags; since session 25 also the correction the referencing
+made to its ppm reference before the fit (``corr``, ppm; ``--referencing off`` for none, the fit
+of session 24). The unmoved line is the control. ``--search-hz 25`` gives the fit of main before
+session 24 (its preset's search).
 
 ``--challenge OUT.json``: the 28 ISMRM 2016 challenge spectra unmoved (compare two runs' JSON);
 ``--simulated N``: the flags of ``fit`` on N tissue-like spectra and N of the default simulator.
@@ -19,7 +21,8 @@ gives the fit of main before session 24 (its preset's search).
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_reference_shift.py [--cases a,b] [--how ramp|header]
-        [--shifts -0.5,-0.4,...] [--search-hz HZ] [--challenge OUT.json | --simulated N]
+        [--shifts -0.5,-0.4,...] [--search-hz HZ] [--referencing singlets|off]
+        [--challenge OUT.json | --simulated N]
 """
 
 from __future__ import annotations
@@ -72,7 +75,13 @@ def options_for(args: argparse.Namespace) -> Options:
     config = FIT_PRESETS["invivo"]
     if args.search_hz:
         config = replace(config, global_shift_range_hz=(-args.search_hz, args.search_hz))
-    return Options(fit_config=config, max_figures=0)
+    return Options(fit_config=config, max_figures=0, referencing=args.referencing == "singlets")
+
+
+def correction(r, i: int) -> float:
+    """What the referencing added to spectrum ``i``'s ppm reference (NaN: not referenced)."""
+    values = getattr(r, "reference_correction_ppm", None)
+    return float("nan") if values is None else float(values[i])
 
 
 def challenge(options: Options, out: str) -> int:
@@ -91,6 +100,7 @@ def challenge(options: Options, out: str) -> int:
         row = {n: float(amps[names.index(n)]) for n in ("tNAA", "tCr", "tCho", "Glx", "Ins")}
         row["shift_ppm"] = float(r.fit["shift_ppm"][0]) if "shift_ppm" in r.fit else None
         row["qc"] = r.qc[0]
+        row["correction_ppm"] = correction(r, 0)
         at, clear, _ = singlet_shift(r.matched.samples, *grid_of(r.matched))
         row["singlets_ppm"], row["strength"] = float(at.reshape(-1)[0]), float(clear.reshape(-1)[0])
         rows[k] = row
@@ -117,7 +127,7 @@ def simulated(options: Options, n: int) -> int:
         spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
         ppm_reference=basis.ppm_reference,
     )
-    simulated_preset = Options(fit_config=FIT_PRESETS["simulated"], max_figures=0)
+    simulated_preset = replace(options, fit_config=FIT_PRESETS["simulated"])
     cases = (
         ("invivo prior, invivo preset", invivo, options),
         ("default simulator, invivo preset", FID(plain.fids, **grid), options),
@@ -134,9 +144,11 @@ def simulated(options: Options, n: int) -> int:
             for flag in q.split(";") if q else ():
                 counts[flag] = counts.get(flag, 0) + 1
         shift = r.fit.get("shift_ppm", np.full(1, np.nan))
+        moved = sum(correction(r, i) != 0 for i in range(n))
         print(
             f"{name}: {n} spectra ({wall:.1f} s wall, {cpu:.1f} s CPU), flags {counts or 'none'}; "
-            f"fitted shift {np.nanmin(shift):+.3f}..{np.nanmax(shift):+.3f} ppm"
+            f"fitted shift {np.nanmin(shift):+.3f}..{np.nanmax(shift):+.3f} ppm; "
+            f"{moved} referenced"
         )
     return 0
 
@@ -164,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--search-hz", type=float, help="global_shift_range_hz +-this (default: the preset's)"
     )
+    p.add_argument(
+        "--referencing",
+        choices=("singlets", "off"),
+        default="singlets",
+        help="the referencing before the fit (off: each file's axis, the fit of session 24)",
+    )
     args = p.parse_args(argv)
     from scaloquant.io import read_basis
 
@@ -185,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"{case} ({args.how}; {wall:.1f} s wall, {cpu:.1f} s CPU)")
         print(
-            f"  {'move':>5} {'data':>6} {'clear':>5} {'fit':>6} "
+            f"  {'move':>5} {'data':>6} {'clear':>5} {'corr':>6} {'fit':>6} "
             + " ".join(f"{k:>6}" for k in SHOWN)
             + "  resid  qc"
         )
@@ -201,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             found_s = f"{found[i]:+6.3f}" if found is not None else "     -"
             vals = " ".join(f"{ratios[names.index(k)]:6.3f}" for k in SHOWN)
             resid = r.quality["fit_residual"][i]
-            print(f"  {d:+5.2f} {at:+6.3f} {clear:5.0f} {found_s} {vals} {resid:6.3f}  {r.qc[i]}")
+            corr = correction(r, i)
+            print(
+                f"  {d:+5.2f} {at:+6.3f} {clear:5.0f} {corr:+6.3f} {found_s} {vals} {resid:6.3f}  "
+                f"{r.qc[i]}"
+            )
     return 0
 
 

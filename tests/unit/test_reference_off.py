@@ -108,3 +108,30 @@ def test_fit_flags_add_reference_off_but_not_to_water():
     profiles = np.stack([_profile(-0.4, lags)] * 4)
     out = quality.fit_flags(flags, None, singlets=(profiles, lags, np.full(4, 50.0)))
     assert out == [["reference_off"], ["no_signal", "reference_off"], ["water"], ["empty"]]
+
+
+def test_referencing_corrects_clear_singlets_away_from_their_places_only():
+    """:func:`~scaloquant.signal.quality.reference_correction_ppm`: minus the singlets' shift
+    (to the bin) where they stand clearly more than REFERENCING_PPM (0.12) from their places;
+    exactly 0 within it (the simulators' referencing range, and the search's slack), for
+    noise, an empty FID, and a spectrum whose pattern is as good at its own places."""
+    rng = np.random.default_rng(11)
+    n = GRID[0]
+    moves = (-0.5, -0.3, -0.15, -0.05, 0.0, 0.08, 0.2, 0.45)
+    fids = np.stack(
+        [brain_like(s, rng) for s in moves]
+        + [rng.standard_normal(n) + 1j * rng.standard_normal(n), np.zeros(n, complex)]
+    )
+    figures = quality.quality_figures(fids, *GRID[1:])
+    got = quality.reference_correction_ppm(figures, quality.singlet_lags_ppm(*GRID[:3]))
+    want = [0.5, 0.3, 0.15, 0.0, 0.0, 0.0, -0.2, -0.45, 0.0, 0.0]
+    np.testing.assert_allclose(got, want, atol=BIN_PPM)
+    assert (got[[3, 4, 5, 8, 9]] == 0).all()  # exactly: those are left as they are
+    # another pattern nearly as good at the singlets' own places (Cho's lines at Cr's): no
+    # correction, the fit decides
+    lags = quality.singlet_lags_ppm(*GRID[:3])
+    ambiguous = figures._replace(
+        singlet_profile=np.stack([_profile(0.15, lags, (0.0, 0.9))] * len(want)),
+        singlet_shift_ppm=np.full(len(want), 0.15),
+    )
+    assert not quality.reference_correction_ppm(ambiguous, lags)[:8].any()

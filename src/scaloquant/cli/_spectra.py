@@ -100,6 +100,15 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         "mirrored",
     )
     p.add_argument(
+        "--referencing",
+        choices=("singlets", "off"),
+        default="singlets",
+        help="singlets (default): reference each 1H spectrum from its own NAA, creatine and "
+        "choline singlets before the fit or model, as LCModel does, where they stand clearly "
+        "more than 0.12 ppm from their shifts (the correction is reported); off: keep every "
+        "file's ppm axis (also what --ppm-reference given does)",
+    )
+    p.add_argument(
         "--max-figures",
         type=int,
         default=options["max_figures"],
@@ -171,6 +180,8 @@ def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **ex
         mrsi_figures=args.mrsi_figures,
         water_scaling=scaling,
         echo_time_given=args.te_ms is not None,
+        # a reference the user gives is the one to use
+        referencing=args.referencing == "singlets" and args.ppm_reference is None,
         **extra,
     )
 

@@ -17,6 +17,7 @@ from ..signal.quality import (
     NO_SIGNAL_SNR,
     REFERENCE_OFF_PPM,
     REFERENCE_OFF_UNFITTED_PPM,
+    REFERENCING_PPM,
     RESIDUAL_LARGE,
     TOO_BROAD_PPM,
     WATER_NEAR_WINDOW_RATIO,
@@ -76,10 +77,10 @@ QC_FLAGS: dict[str, str] = {
     f"elsewhere than the fit put them (not within {REFERENCE_OFF_PPM:g} ppm; without a fit, more "
     f"than {REFERENCE_OFF_UNFITTED_PPM:g} ppm from 2.01/3.03/3.21 ppm), or the fit has no "
     "creatine beside them: the data's ppm reference is off (a header's reference or offset, a "
-    "scanner frequency set on the wrong peak) by more than the fit or model reaches, and the "
-    "estimates mean nothing; check the spectrum's reference (results.json "
-    "spectra[].fit.shift_ppm: where the fit put the singlets) and give the right one with "
-    "--ppm-reference",
+    "scanner frequency set on the wrong peak) by more than the referencing, the fit or the "
+    "model reaches, and the estimates mean nothing; check the spectrum's reference (results.json "
+    "spectra[].fit.shift_ppm: where the fit put the singlets; spectra[].ppm_reference_correction: "
+    "what the referencing corrected) and give the right one with --ppm-reference",
 }
 
 
@@ -111,9 +112,11 @@ FIT_FACTS: dict[str, str] = {
     "baseline_ed_per_ppm": "effective dimensions per ppm of the spline baseline the spectrum was "
     "fitted with (chosen per spectrum with --baseline-stiffness ftest); null without a spline",
     "shift_ppm": "where the fit put the data's NAA, creatine and choline singlets, ppm from "
-    "their own shifts (positive: downfield): the error of the data's ppm reference that the "
-    "fit took up (LCModel's data shift, of the opposite sign); its metabolites share it, so "
-    "within +-0.35 ppm at 3 T (the invivo preset's +-45 Hz search) a reference error is fitted",
+    "their own shifts (positive: downfield), on the axis it fitted the spectrum on (the file's, "
+    "plus ppm_reference_correction where the spectrum was referenced): the error of that ppm "
+    "reference that the fit took up (LCModel's data shift, of the opposite sign); its "
+    "metabolites share it, so within +-0.35 ppm at 3 T (the invivo preset's +-45 Hz search) a "
+    "reference error is fitted",
     "window_ppm": "the ppm window the spectrum was fitted over, low and high, with "
     "--baseline-stiffness adaptive when it refitted any spectrum (with LCModel's F-test over "
     "0.2-4.0 ppm); absent otherwise",
@@ -124,6 +127,16 @@ FIT_FACTS: dict[str, str] = {
     f"metabolite peak (1.8-3.4 ppm): above {WATER_NEAR_WINDOW_RATIO:g} the qc flag "
     "water_near_window",
 }
+
+
+#: What results.json's ``spectra[].ppm_reference_correction`` is (listed where referenced).
+REFERENCE_CORRECTION = (
+    "ppm added to the spectrum's ppm reference before it was fitted or quantified, from its "
+    "own NAA, creatine and choline singlets (LCModel's referencing): made where they stand "
+    f"clearly more than {REFERENCING_PPM:g} ppm from 2.01/3.03/3.21 ppm (and not there too), 0 "
+    "otherwise; the quality figures, the fit window and fit.shift_ppm are on the corrected "
+    "axis (--referencing off keeps the file's; --ppm-reference given turns it off)"
+)
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,9 @@ class SpectraResult:
     fit : per spectrum, what the fit chose or measured beyond the columns
         (:data:`FIT_FACTS`; empty without a batched fit or a physics-head model, whose is
         ``water_near_window`` alone): name -> ``(N, ...)``.
+    reference_correction_ppm : per spectrum, ``(N,)``, what the referencing added to its ppm
+        reference before it was estimated (:data:`REFERENCE_CORRECTION`; 0: nothing); None
+        where it was not referenced (``--referencing off``, ``--ppm-reference``, not 1H).
     """
 
     input: SpectraInput
@@ -160,6 +176,7 @@ class SpectraResult:
     qc: tuple[str, ...] = ()
     water_quality: Mapping[str, float] = field(default_factory=dict)
     fit: Mapping[str, np.ndarray] = field(default_factory=dict)
+    reference_correction_ppm: np.ndarray | None = None
 
 
 def total_creatine(names: Sequence[str], amplitudes: np.ndarray) -> np.ndarray | None:

@@ -32,6 +32,8 @@ from ..signal.quality import (
     QualityFigures,
     qc_flags,
     quality_figures,
+    reference_correction_ppm,
+    singlet_lags_ppm,
     unmeasurable,
 )
 from ..threads import blas_threads
@@ -72,6 +74,11 @@ class Options:
         (:func:`scaloquant.models.adapt.adapt_encoder`); None: no adaptation.
     polish_iterations : ``quantify`` with a physics-head model only: the polish's ``K`` (the
         fit's iterations after the network; 0: the network alone); None: the checkpoint's.
+    referencing : reference each 1H spectrum from its own NAA, creatine and choline singlets
+        before it is fitted or quantified, as LCModel does (its ``DOREFS``), where they stand
+        clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
+        False: every spectrum on its file's ppm axis (the CLI's ``--referencing off``, and
+        ``--ppm-reference`` given).
     """
 
     force: bool = False
@@ -84,6 +91,7 @@ class Options:
     fit_config: FitConfig = field(default_factory=FitConfig)
     adapt: AdaptConfig | None = None
     polish_iterations: int | None = None
+    referencing: bool = True
 
     def __post_init__(self) -> None:
         for flag, value, least in (
@@ -182,8 +190,12 @@ def _scaling_for(inp: SpectraInput, options: Options) -> WaterScaling:
 class _Prepared:
     """One input on the target grid, checked, before estimation.
 
-    ``quality``: the quality figures of its spectra, each ``(N,)``; ``flags``: the QC flags
-    known before estimation (all but ``residual_large``), one list per spectrum.
+    ``quality``: the quality figures of its spectra, each ``(N,)``, on each spectrum's
+    referenced axis; ``flags``: the QC flags known before estimation (all but
+    ``residual_large``), one list per spectrum; ``reference_correction_ppm``: ``(N,)`` what
+    the referencing added to each spectrum's ppm reference (0: nothing; None: not referenced).
+    ``fid``: on the model's grid, each spectrum from its referenced axis (``quantify``); or the
+    data as read, its spectra fitted on their referenced axes (``fit``, :meth:`groups`).
     """
 
     input: SpectraInput
@@ -193,11 +205,24 @@ class _Prepared:
     water_quality: dict[str, float]
     quality: QualityFigures
     flags: list[list[str]]
+    reference_correction_ppm: np.ndarray | None = None
 
     @property
     def usable(self) -> np.ndarray:
         """``(N,)`` False for the spectra with nothing to quantify."""
         return ~unmeasurable(self.flags)
+
+    def groups(self, rows: np.ndarray) -> list[tuple[np.ndarray, FID]]:
+        """The spectra ``rows`` of :attr:`fid` (the data as read) by referenced axis: ``(rows
+        of one correction, fid with that ppm reference)``, the uncorrected first (the FID
+        itself: one group, the FID as it was, where nothing was corrected)."""
+        correction = self.reference_correction_ppm
+        if correction is None or not correction[rows].any():
+            return [(rows, self.fid)]
+        return [
+            (rows[correction[rows] == c], replace(self.fid, ppm_reference=reference))
+            for c, reference in _references(self.fid, correction, rows)
+        ]
 
 
 def _matched_inputs(
@@ -206,8 +231,19 @@ def _matched_inputs(
     stated: Mapping[str, Any],
     force: bool,
     target_what: str,
+    *,
+    referencing: bool,
+    on_data_grid: bool = False,
 ) -> list[_Prepared]:
-    """Each input on the target grid, checked; ``target_what`` names the target in refusals."""
+    """Each input on the target grid, checked; ``target_what`` names the target in refusals.
+
+    ``referencing``: each 1H spectrum's ppm reference corrected from its own singlets where
+    they stand clearly elsewhere (:func:`~scaloquant.signal.quality.reference_correction_ppm`),
+    its quality figures measured on that axis and the correction said in the conversions;
+    ``on_data_grid``: the target is each input's own grid (``fit``, where the basis goes to the
+    data): the corrected spectra keep their samples, fitted on their axes
+    (:meth:`_Prepared.groups`), rather than matched to ``target`` from them.
+    """
     out = []
     for inp in inputs:
         water_notes, water_quality = inp.water_checks(force)
@@ -216,28 +252,137 @@ def _matched_inputs(
         # noise) where the noise is measured; the mirror ratios from the figures' spectra (one
         # FFT of the data for both)
         raw = inp.fid
-        # one BLAS thread for the noise's small least-squares fits, one per block of spectra:
-        # OpenBLAS's second thread made them 7x dearer (4096 spectra 0.39 -> 2.9 s of CPU)
-        with blas_threads(1):
-            quality = quality_figures(
-                _flat(raw),
-                raw.dwell_time_s,
-                raw.spectrometer_freq_mhz,
-                raw.ppm_reference,
-                proton=raw.nucleus == "1H",
-            )
+        quality = _quality(raw, _flat(raw))
+        correction = None
+        conversions = tuple(m.conversions)
+        fid = m.fid
+        if referencing and raw.nucleus == "1H":
+            correction = reference_correction_ppm(quality, _lags(raw))
+            if correction.any():
+                quality = _referenced_quality(raw, quality, correction)
+                conversions += (referencing_note(correction),)
+                if not on_data_grid:
+                    fid = _referenced_match(
+                        inp, m.fid, correction, target, stated, force, target_what
+                    )
         out.append(
             _Prepared(
                 inp,
-                m.fid,
-                tuple(m.conversions),
+                fid,
+                conversions,
                 (*inp.checks(quality.mirror_ratio, quality.snr), *m.warnings, *water_notes),
                 water_quality,
                 quality,
                 qc_flags(quality),
+                correction,
             )
         )
     return out
+
+
+def _quality(grid: FID, fids: np.ndarray) -> QualityFigures:
+    """:func:`~scaloquant.signal.quality.quality_figures` of the flat ``fids`` ``(N, n_points)``
+    on ``grid``'s axis."""
+    # one BLAS thread for the noise's small least-squares fits, one per block of spectra:
+    # OpenBLAS's second thread made them 7x dearer (4096 spectra 0.39 -> 2.9 s of CPU)
+    with blas_threads(1):
+        return quality_figures(
+            fids,
+            grid.dwell_time_s,
+            grid.spectrometer_freq_mhz,
+            grid.ppm_reference,
+            proton=grid.nucleus == "1H",
+        )
+
+
+def _lags(fid: FID) -> np.ndarray:
+    """The singlet search's shifts on ``fid``'s grid (:func:`singlet_lags_ppm`)."""
+    return singlet_lags_ppm(fid.n_points, fid.dwell_time_s, fid.spectrometer_freq_mhz)
+
+
+def _references(
+    fid: FID, correction: np.ndarray | None, rows: np.ndarray
+) -> list[tuple[float, float]]:
+    """``(correction, ppm reference)`` of each referenced axis among ``rows`` of ``fid``, the
+    uncorrected first."""
+    if correction is None:
+        return [(0.0, fid.ppm_reference)]
+    values = sorted(set(correction[rows].tolist()), key=lambda c: (c != 0, c))
+    return [(c, fid.ppm_reference + c if c else fid.ppm_reference) for c in values]
+
+
+def _referenced_quality(
+    raw: FID, quality: QualityFigures, correction: np.ndarray
+) -> QualityFigures:
+    """``quality`` with the figures of the corrected spectra (``correction`` ``(N,)`` not 0)
+    measured again on their referenced axes: the SNR's NAA window, the water and noise regions
+    and the singlet search where the spectrum's lines are. Not the mirror ratio: whether the
+    samples were stored conjugated is about the file's 0 Hz, which the correction does not
+    move (a spectrum moved by its scanner's frequency keeps its water away from 0 Hz, and the
+    metabolite window's mirror on the corrected axis would take the water for a mirrored line:
+    the spant spectrum moved by +0.3 ppm). And the noise SD, which the SNR and the singlets'
+    strength divide by, is the smaller of its two measurements, on the file's axis and on the
+    corrected one: noise is the same on either, and a noise region can only gain signal or an
+    artefact by the move (the Siemens spectrum moved by its scanner's frequency: its band edges'
+    content in the corrected noise region, SNR 152 -> 7)."""
+    from ..signal.quality import noise_sd
+
+    figures = {k: np.array(v, copy=True) for k, v in quality._asdict().items()}
+    flat = _flat(raw)
+    grid = (raw.dwell_time_s, raw.spectrometer_freq_mhz)
+    for c, reference in _references(raw, correction, np.flatnonzero(correction)):
+        rows = np.flatnonzero(correction == c)
+        again = _quality(replace(raw, ppm_reference=reference), flat[rows])
+        with blas_threads(1):
+            moved = noise_sd(flat[rows], *grid, reference)
+            larger = moved / np.fmin(moved, noise_sd(flat[rows], *grid, raw.ppm_reference))
+        larger = np.nan_to_num(larger, nan=1.0)
+        for name, whole in figures.items():
+            if name in ("snr", "singlet_strength"):
+                whole[rows] = getattr(again, name) * larger
+            elif name != "mirror_ratio":
+                whole[rows] = getattr(again, name)
+    return QualityFigures(**figures)
+
+
+def _referenced_match(
+    inp: SpectraInput,
+    matched: FID,
+    correction: np.ndarray,
+    target: Acquisition,
+    stated: Mapping[str, Any],
+    force: bool,
+    target_what: str,
+) -> FID:
+    """``matched`` (``inp`` on ``target``'s grid from its file's axis) with its corrected
+    spectra matched from their referenced axes instead: the model reads every spectrum on its
+    own grid, so a spectrum's reference is corrected by the frequency shift that matching makes
+    between two references (:func:`scaloquant.signal.match.to_grid`)."""
+    samples = np.array(_flat(matched), copy=True)
+    flat = _flat(inp.fid)
+    for c, reference in _references(inp.fid, correction, np.flatnonzero(correction)):
+        rows = np.flatnonzero(correction == c)
+        moved = replace(inp.fid.with_samples(flat[rows]), ppm_reference=reference)
+        samples[rows] = _flat(_match(moved, target, stated, force, target_what).fid)
+    return matched.with_samples(samples.reshape(matched.samples.shape))
+
+
+def referencing_note(correction: np.ndarray) -> str:
+    """The sentence that says what the referencing did to an input's spectra (``correction``
+    ``(N,)``, ppm, 0 for none): a conversion, in the terminal's, summary's and results.json's
+    list."""
+    moved = correction[correction != 0]
+    how = "--referencing off keeps the file's axis"
+    if correction.size == 1:
+        return (
+            f"ppm reference corrected by {moved[0]:+.3f} ppm from the data's singlets (NAA, "
+            f"creatine and choline stood {-moved[0]:+.3f} ppm from their shifts; {how})"
+        )
+    return (
+        f"ppm reference corrected from the data's singlets for {moved.size} of "
+        f"{correction.size} spectra, by {moved.min():+.3f} to {moved.max():+.3f} ppm "
+        f"(results.json spectra[].ppm_reference_correction; {how})"
+    )
 
 
 def _flat(fid: FID) -> np.ndarray:
@@ -623,6 +768,7 @@ def _finish(
                 qc=tuple(";".join(f) for f in flags),
                 water_quality=prep.water_quality,
                 fit=fit_facts,
+                reference_correction_ppm=prep.reference_correction_ppm,
             )
         )
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
@@ -697,7 +843,14 @@ def quantify_inputs(
             f"{quantifier.config.model} is a regression CNN, which has no reconstruction to "
             "adapt to"
         )
-    prepared = _matched_inputs(inputs, target, meta.basis_metadata, options.force, "the model")
+    prepared = _matched_inputs(
+        inputs,
+        target,
+        meta.basis_metadata,
+        options.force,
+        "the model",
+        referencing=options.referencing,
+    )
     adaptation = None
     if options.adapt is not None:
         adaptation = _adapted(quantifier, prepared, options.adapt)
@@ -893,13 +1046,22 @@ def fit_inputs(
     conversions are reported with the input's), the inputs are only checked against the basis'
     sequence and echo time, and the columns gain LCModel's combined rows (tNAA, tCr, tCho, Glx,
     CRLB from the covariance). The per-spectrum SNR and linewidth are the quality figures measured on the data
-    (:mod:`scaloquant.signal.quality`), for the fit as for ``quantify``."""
-    from ..fit.result import combined
-
+    (:mod:`scaloquant.signal.quality`), for the fit as for ``quantify``. With
+    ``options.referencing`` a spectrum whose own singlets stand clearly away from their shifts
+    is fitted on its corrected ppm axis (:meth:`_Prepared.groups`: one fit per correction of
+    an input, the uncorrected spectra together as before)."""
     options = options or Options()
     # the basis goes to each input's grid (in fit_spectra), not the data to its
     prepared = [
-        _matched_inputs([i], i.fid.acquisition, basis.metadata, options.force, "the basis set")[0]
+        _matched_inputs(
+            [i],
+            i.fid.acquisition,
+            basis.metadata,
+            options.force,
+            "the basis set",
+            referencing=options.referencing,
+            on_data_grid=True,
+        )[0]
         for i in inputs
     ]
     # MRSI inputs: voxels representative of the fit (chosen from its residuals below), not the
@@ -909,37 +1071,32 @@ def fit_inputs(
     partial = []
     names = tuple(basis.names)
     for prep, drawn in zip(prepared, chosen, strict=True):
-        fid = prep.fid
-        flat = fid.with_samples(_flat(fid))
+        n = prep.input.n_spectra
         # the spectra with nothing to quantify are not fitted: their estimates would be NaN
-        # all the same (_finish)
-        fitted = _estimated_rows(prep)
-        spread = functools.partial(_spread, rows=fitted, n=prep.input.n_spectra)
-        seen = flat.with_samples(flat.samples[fitted])
-        result = fit_spectra(seen, basis, options.fit_config)
-        sums = combined(result)
-        names = (*result.names, *sums)
-        amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
-        sd = np.stack([s for _, s in sums.values()], axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
-        columns = {
-            "": spread(np.concatenate([result.amplitudes, amplitude], axis=-1)),
-            "_crlb_sd": spread(np.concatenate([result.crlb_sd, sd], axis=-1)),
-            "_crlb_pct": spread(np.concatenate([result.crlb_pct, pct], axis=-1)),
-        }
-        prep = replace(prep, conversions=(*prep.conversions, *result.conversions))
-        residual, metabolites = (spread(v) for v in _fit_checks(result))
+        # all the same (_finish); those whose reference was corrected, on their own axes
+        fits = [
+            (rows, group, *_fitted_rows(group, rows, n, basis, options.fit_config))
+            for rows, group in prep.groups(_estimated_rows(prep))
+        ]
+        names = fits[0][3]
+        columns, residual, metabolites, linewidth, facts = _merged(
+            [(rows, values) for rows, _, _, _, values in fits]
+        )
+        done = [c for _, _, result, _, _ in fits for c in result.conversions]
+        prep = replace(prep, conversions=(*prep.conversions, *dict.fromkeys(done)))
         if prep.input.is_mrsi:
             k = min(options.mrsi_figures, options.max_figures)
             drawn = sorted(representative_voxels(residual, prep.usable, k))
         figures = {}
-        if drawn:  # usable spectra only, all fitted
-            shown = result.take(np.searchsorted(fitted, drawn).tolist())
-            spectra = phase_corrected(fitted_spectra(shown, _subset(fid, drawn), basis), shown)
-            figures = {j: _row(spectra, k) for k, j in enumerate(drawn)}
-        facts = _spread_fit_facts(result, seen, fitted, prep.input.n_spectra)
-        checks = (residual, spread(result.linewidth_ppm), metabolites, facts)
+        for rows, group, result, _, _ in fits:  # usable spectra only, all fitted
+            ours = set(rows.tolist())
+            mine = [j for j in drawn if j in ours]
+            if not mine:
+                continue
+            shown = result.take(np.searchsorted(rows, mine).tolist())
+            spectra = phase_corrected(fitted_spectra(shown, _subset(group, mine), basis), shown)
+            figures |= {j: _row(spectra, k) for k, j in enumerate(mine)}
+        checks = (residual, linewidth, metabolites, facts)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
@@ -964,6 +1121,59 @@ def fit_inputs(
         options=options,
         representative=True,
     )
+
+
+def _fitted_rows(
+    fid: FID, rows: np.ndarray, n: int, basis: BasisSet, config: FitConfig
+) -> tuple[FitResult, tuple[str, ...], tuple]:
+    """``fit``'s fit of the spectra ``rows`` of ``fid`` (``n`` spectra, on one axis): the
+    :class:`FitResult`, the names of its columns (its components, then LCModel's combined rows:
+    tNAA, tCr, tCho, Glx) and its values as ``(n, ...)`` arrays, NaN on the other rows:
+    ``(columns, relative residual, metabolites over data, fitted FWHM in ppm, facts)``
+    (:func:`_spread_fit_facts`)."""
+    from ..fit.result import combined
+
+    flat = fid.with_samples(_flat(fid))
+    spread = functools.partial(_spread, rows=rows, n=n)
+    seen = flat.with_samples(flat.samples[rows])
+    result = fit_spectra(seen, basis, config)
+    sums = combined(result)
+    amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
+    sd = np.stack([s for _, s in sums.values()], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
+    columns = {
+        "": spread(np.concatenate([result.amplitudes, amplitude], axis=-1)),
+        "_crlb_sd": spread(np.concatenate([result.crlb_sd, sd], axis=-1)),
+        "_crlb_pct": spread(np.concatenate([result.crlb_pct, pct], axis=-1)),
+    }
+    residual, metabolites = (spread(v) for v in _fit_checks(result))
+    facts = _spread_fit_facts(result, seen, rows, n)
+    values = (columns, residual, metabolites, spread(result.linewidth_ppm), facts)
+    return result, (*result.names, *sums), values
+
+
+def _merged(parts: list[tuple[np.ndarray, Any]]) -> Any:
+    """One set of per-spectrum values from those of groups of spectra: ``parts`` holds each
+    group's rows and its values (:func:`_fitted_rows`: arrays ``(n, ...)``, NaN outside its
+    rows, in tuples and dicts alike across groups); each row taken from its group's."""
+    (_, first), *others = parts
+    for rows, values in others:
+        _take_rows(first, values, rows)
+    return first
+
+
+def _take_rows(into: Any, values: Any, rows: np.ndarray) -> None:
+    """``into[rows] = values[rows]`` for every array of ``into`` (fresh arrays of
+    :func:`_spread`, nested in tuples and dicts as ``values``')."""
+    if isinstance(into, dict):
+        for name, whole in into.items():
+            _take_rows(whole, values[name], rows)
+    elif isinstance(into, tuple):
+        for whole, part in zip(into, values, strict=True):
+            _take_rows(whole, part, rows)
+    else:
+        into[rows] = values[rows]
 
 
 def _estimated_rows(prep: _Prepared) -> np.ndarray:

@@ -48,6 +48,7 @@ from ..quantify.results import (
     FIT_FACTS,
     QC_FLAGS,
     QUALITY_COLUMNS,
+    REFERENCE_CORRECTION,
     SpectraResult,
 )
 from ..quantify.run import Run
@@ -181,6 +182,11 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
         "notes": list(run.notes),
         "qc_flags": QC_FLAGS,
         **({"fit_facts": FIT_FACTS} if any(r.fit for r in run.results) else {}),
+        **(
+            {"ppm_reference_correction": REFERENCE_CORRECTION}
+            if any(r.reference_correction_ppm is not None for r in run.results)
+            else {}
+        ),
         "inputs": [_input_facts(r, k) for r, k in zip(run.results, keys, strict=True)],
         "spectra": [
             {
@@ -188,6 +194,7 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
                 "spectrum": label,
                 **{c: _json_number(r.quality[c][j]) for c in _QUALITY_NUMBERS},
                 "qc": [f for f in r.qc[j].split(";") if f],
+                **_reference_correction(r, j),
                 **({"fit": _fit_facts(r, j)} if r.fit else {}),
             }
             for r in run.results
@@ -211,6 +218,14 @@ def results_json_text(doc: dict[str, Any]) -> str:
     rows = ",\n".join(f"    {encode(row)}" for row in doc["spectra"])
     spectra = f'"spectra": [\n{rows}\n  ]' if rows else '"spectra": []'
     return f"{text[:-2]},\n  {spectra}\n}}\n" if head else f"{{\n  {spectra}\n}}\n"
+
+
+def _reference_correction(r: SpectraResult, j: int) -> dict[str, Any]:
+    """Spectrum ``j``'s ``ppm_reference_correction`` for results.json (none where the input
+    was not referenced)."""
+    if r.reference_correction_ppm is None:
+        return {}
+    return {"ppm_reference_correction": _json_number(r.reference_correction_ppm[j])}
 
 
 def _fit_facts(r: SpectraResult, j: int) -> dict[str, Any]:

@@ -1131,6 +1131,40 @@ def reference_off(
     return clear.reshape(n) & off
 
 
+#: A spectrum's singlets further than this from their shifts (ppm) are corrected by the
+#: referencing (:func:`reference_correction_ppm`): the referencing range the simulators draw
+#: and the networks train with (:data:`REFERENCE_OFF_UNFITTED_PPM`, +-0.1 ppm) and the singlet
+#: search's slack (:data:`SINGLET_SLACK_PPM`), so that no spectrum of theirs is moved; the
+#: unmoved scanner spectra of the shared data stand at -0.048..-0.015 ppm, the 28 challenge
+#: spectra at -0.01..+0.03.
+REFERENCING_PPM = REFERENCE_OFF_UNFITTED_PPM + SINGLET_SLACK_PPM
+
+
+def reference_correction_ppm(figures: QualityFigures, lags_ppm: np.ndarray) -> np.ndarray:
+    """``(N,)`` the correction (ppm) to add to each spectrum's ppm reference so that its own
+    singlets (:func:`singlet_shift`) read at their shifts, 0 where none is made: LCModel's
+    referencing before its fit (its ``DOREFS``), on the quality figures ``figures`` (flat,
+    ``(N,)`` and ``(N, L)``) over the shifts ``lags_ppm`` ``(L,)``.
+
+    Made where the singlets stand clearly (:data:`REFERENCE_SINGLET_SNR`), more than
+    :data:`REFERENCING_PPM` from their shifts, and not at their shifts too: the score within
+    :data:`REFERENCE_OFF_PPM` of 0 stays below :data:`REFERENCE_PROFILE_MIN` of its best
+    (:func:`reference_off` as if a fit had put them there), so that a spectrum whose lines give
+    a near-equal pattern at their own shifts (the default simulator's random concentrations:
+    Cho's lines at Cr's place) is not moved. Not for a spectrum that looks like water or is
+    empty (its singlets are not metabolites'). The correction is minus the data's singlet
+    shift, to the half bin; a spectrum left as it is gets exactly 0."""
+    profile = np.asarray(figures.singlet_profile, dtype=float)
+    n = profile.shape[0]
+    strength = np.asarray(figures.singlet_strength).reshape(n)
+    off = reference_off(profile, lags_ppm, strength, np.zeros(n))
+    shift = np.asarray(figures.singlet_shift_ppm, dtype=float).reshape(n)
+    off &= np.abs(np.nan_to_num(shift)) > REFERENCING_PPM
+    off &= ~np.asarray(figures.empty, dtype=bool).reshape(n)
+    off &= ~looks_like_water(np.asarray(figures.water_ratio).reshape(n))
+    return np.where(off, -np.nan_to_num(shift), 0.0)
+
+
 def unmeasurable(flags: list[list[str]]) -> np.ndarray:
     """``(N,)`` True for the spectra whose flags say there is nothing to quantify
     (:data:`UNMEASURABLE_FLAGS`): their estimates must be NaN."""
