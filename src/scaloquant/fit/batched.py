@@ -516,9 +516,23 @@ def solve(
                 "a baseline stiffness per spectrum is not implemented for the per-metabolite "
                 "model's global moves; fit each stiffness on its own"
             )
-        values, index = np.unique(np.asarray(baseline_ed_per_ppm, dtype=float), return_inverse=True)
-        each = tuple(float(v) for v in values)
-        index = index.reshape(-1)
+        each_row = np.asarray(baseline_ed_per_ppm, dtype=float).reshape(-1)
+        order = np.argsort(each_row, kind="stable")
+        if np.any(np.diff(order) < 0):
+            # sorted by stiffness, each stiffness' rows are slices of every array, whatever
+            # rows the LM keeps (evaluation.stiffness_rows), not gathered copies
+            fit = solve(
+                fids[order],
+                basis,
+                config,
+                region_noise_sd=None if region_noise_sd is None else region_noise_sd[order],
+                start={name: value[order] for name, value in (start or {}).items()},
+                baseline_ed_per_ppm=each_row[order],
+            )
+            back = np.argsort(order)
+            return replace(fit, **{f: getattr(fit, f)[back] for f in fit.__dataclass_fields__})
+        values, index = np.unique(each_row, return_inverse=True)
+        each, index = tuple(float(v) for v in values), index.reshape(-1)
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
     final = make_problem(
         basis, config, deviations=False, device=device, stiffnesses_ed_per_ppm=each

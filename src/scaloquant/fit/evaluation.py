@@ -123,10 +123,24 @@ def whiten(
     return (c @ u.reshape(b, 2, k2 // 2, p)).reshape(b, 2 * c.shape[0], p)
 
 
-def stiffness_rows(stiffness: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-    """``[(c, the indices of the spectra at stiffness c), ...]`` for the stiffnesses in use
-    in ``stiffness`` ``(B,)`` (:class:`~scaloquant.fit.problem.BaselineStiffnesses`)."""
+def stiffness_rows(stiffness: torch.Tensor) -> list[tuple[int, slice | torch.Tensor]]:
+    """``[(c, the spectra at stiffness c), ...]`` for the stiffnesses in use in ``stiffness``
+    ``(B,)`` (:class:`~scaloquant.fit.problem.BaselineStiffnesses`): slices where
+    ``stiffness`` is sorted (``batched.solve`` sorts its spectra so, and the LM's row subsets
+    keep the order), so that each stiffness' rows are views, not gathered copies; else
+    indices."""
+    if bool((stiffness[1:] >= stiffness[:-1]).all()):
+        values, counts = torch.unique_consecutive(stiffness, return_counts=True)
+        stops = torch.cumsum(counts, 0).tolist()
+        starts = [0, *stops[:-1]]
+        return [
+            (int(c), slice(a, b)) for c, a, b in zip(values.tolist(), starts, stops, strict=True)
+        ]
     return [(int(c), torch.nonzero(stiffness == c)[:, 0]) for c in torch.unique(stiffness)]
+
+
+def _rows_count(rows: slice | torch.Tensor) -> int:
+    return rows.stop - rows.start if isinstance(rows, slice) else rows.numel()
 
 
 def _whiten_each(problem: Problem, u: torch.Tensor, stiffness: torch.Tensor) -> torch.Tensor:
@@ -142,13 +156,14 @@ def _whiten_each(problem: Problem, u: torch.Tensor, stiffness: torch.Tensor) -> 
         out = u.new_empty(b, p, 2 * nb)  # whiten's layout: (B, 2 nb, p) column by column
         flat = u.mT
         for c, rows in stiffness_rows(stiffness):
-            part = flat[rows].reshape(rows.numel(), 2 * p, k2 // 2)
-            out[rows] = times_fixed(part, whitens[c].mT).reshape(rows.numel(), p, -1)
+            n = _rows_count(rows)
+            part = flat[rows].reshape(n, 2 * p, k2 // 2)
+            out[rows] = times_fixed(part, whitens[c].mT).reshape(n, p, -1)
         return out.mT
     out = u.new_empty(b, 2 * nb, p)
     for c, rows in stiffness_rows(stiffness):
-        part = u[rows].reshape(rows.numel(), 2, k2 // 2, p)
-        out[rows] = (whitens[c] @ part).reshape(rows.numel(), 2 * nb, p)
+        n = _rows_count(rows)
+        out[rows] = (whitens[c] @ u[rows].reshape(n, 2, k2 // 2, p)).reshape(n, 2 * nb, p)
     return out
 
 
