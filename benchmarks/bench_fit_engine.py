@@ -34,7 +34,9 @@ Torch threads: ``--threads``, by default :func:`scaloquant.threads.choose_thread
 (:func:`scaloquant.threads.prefer_huge_pages`), as the ``scaloquant`` command runs.
 
 Usage: ``python benchmarks/bench_fit_engine.py [--n 64] [--snr 30] [--threads N]
-[--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi] [--plain] [--device cuda]``
+[--seed 1] [--lcmodel-n 16] [--lcmodel-workers 2] [--mrsi] [--plain] [--device cuda]
+[--baseline-stiffness adaptive]`` (the last: the ``invivo`` runs' and the slice's
+``FitConfig.baseline_stiffness``, ``scaloquant fit --baseline-stiffness``)
 """
 
 from __future__ import annotations
@@ -80,9 +82,11 @@ def engine_spectra(n: int, snr: float, seed: int):
     return basis, signals, fid, fid.with_samples(tissue.fids)
 
 
-def mrsi_end_to_end(basis, signals, threads: int, shape=(32, 32), device: str = "cpu") -> float:
-    """Seconds of ``scaloquant fit --threads threads --device device`` on a ``shape`` NIfTI-MRS
-    slice, in-process (the benchmark's threads: the command's default reads the load average, which
+def mrsi_end_to_end(
+    basis, signals, threads: int, shape=(32, 32), device: str = "cpu", stiffness: str | None = None
+) -> float:
+    """Seconds of ``scaloquant fit --threads threads --device device`` (with
+    ``--baseline-stiffness stiffness`` where given) on a ``shape`` NIfTI-MRS slice, in-process (the benchmark's threads: the command's default reads the load average, which
     this process's own fits have just raised, and took 1 thread on an idle machine); its
     process CPU seconds in :data:`LAST_MRSI_CPU_S`."""
     global LAST_MRSI_CPU_S
@@ -98,6 +102,8 @@ def mrsi_end_to_end(basis, signals, threads: int, shape=(32, 32), device: str = 
         start, cpu = time.perf_counter(), time.process_time()
         args = ["fit", str(path), "--out", str(Path(tmp) / "out"), "--threads", str(threads)]
         args += ["--device", device]
+        if stiffness is not None:
+            args += ["--baseline-stiffness", stiffness]
         assert main(args) == 0
         LAST_MRSI_CPU_S = time.process_time() - cpu
         return time.perf_counter() - start
@@ -170,6 +176,12 @@ def main() -> None:
     parser.add_argument(
         "--gpu-chunk", type=int, default=None, help="spectra per tensor program on a GPU"
     )
+    parser.add_argument(
+        "--baseline-stiffness",
+        choices=("fixed", "ftest", "adaptive"),
+        default=None,
+        help="the invivo runs' and the slice's baseline rule (default: the preset's)",
+    )
     args = parser.parse_args()
     if args.gpu_chunk:
         batched.GPU_CHUNK = args.gpu_chunk
@@ -199,6 +211,8 @@ def main() -> None:
         source = tissue_fid if "tissue" in label else fid
         part = source.with_samples(source.samples[:n])
         config = replace(FIT_PRESETS[preset], device=args.device)
+        if preset == "invivo" and args.baseline_stiffness is not None:
+            config = replace(config, baseline_stiffness=args.baseline_stiffness)
         result, wall, cpu = timed(fit_spectra, part, basis, config)
         line = f"{label:28s} {n / wall:7.2f} spectra/s wall, {n / cpu:7.2f} per CPU-s"
         if preset != "invivo":
@@ -208,9 +222,11 @@ def main() -> None:
             line += f", {n / wall / lcmodel_rate:.0f}x LCModel"
         print(line)
     if args.mrsi:
-        wall = mrsi_end_to_end(basis, signals, threads, device=args.device)
+        stiffness = args.baseline_stiffness
+        wall = mrsi_end_to_end(basis, signals, threads, device=args.device, stiffness=stiffness)
+        rule = "" if stiffness is None else f", {stiffness}"
         print(
-            f"32 x 32 MRSI slice end to end (invivo, {args.device}): {wall:.1f} s "
+            f"32 x 32 MRSI slice end to end (invivo{rule}, {args.device}): {wall:.1f} s "
             f"({LAST_MRSI_CPU_S:.1f} CPU s)"
         )
 

@@ -3,6 +3,7 @@ item by item, and its Cramér–Rao bounds against the spread over noise draws."
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import replace
 
 import numpy as np
@@ -500,6 +501,63 @@ def test_a_fit_restarted_from_its_own_parameters_stays_where_it_is(small):
     assert other.iterations.sum() > 2 * again.iterations.sum()
     moved = np.abs(other.amplitudes - fit.amplitudes) / sd
     print(f"the start from the group means moved them by {moved.max():.3f} CRLB SD")
+
+
+def test_a_mixed_stiffness_solve_fits_each_spectrum_as_a_solve_at_its_stiffness(fresh_python):
+    """``batched.solve(baseline_ed_per_ppm=...)`` (the F-test's refits: one solve whatever
+    their candidates): 8 SNR-30 spectra of the default simulator at two stiffnesses, 2 and 5
+    effective dimensions per ppm, in one tensor program, each started from the most flexible
+    (7 per ppm) fit's own parameters, get every output of a solve of those spectra at their
+    stiffness alone, to the bit (a spectrum's fit is its own whatever its company; each
+    stiffness' whitening and baseline products are the same per spectrum). In a fresh
+    interpreter with MKL's reproducible mode, as :func:`test_a_spectrum_fits_alike_in_any_chunk`
+    (without it they differ by ~1e-14 relative). The two stiffnesses' fits differ (baseline
+    coefficients by more than 1e-3 of their size), so a spectrum fitted at the other's would
+    show."""
+    code = textwrap.dedent(
+        """\
+        from scaloquant.threads import prefer_reproducible_mkl
+        prefer_reproducible_mkl()
+        from dataclasses import replace
+        import numpy as np, torch
+        from scaloquant.fit import batched
+        from scaloquant.fit.config import FIT_PRESETS
+        from scaloquant.fit.spectra import prepared_on_grid, region_noise_sd
+        from scaloquant.io import default_basis
+        from scaloquant.simulate import SimulationConfig, simulate_batch
+        from scaloquant.types import FID
+        torch.set_num_threads(1)
+        basis = default_basis()
+        simulation = SimulationConfig.from_dict({'snr': [30.0, 30.0]})
+        x = simulate_batch(basis, simulation, 8, np.random.default_rng(1)).fids
+        fid = FID(x, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+        config = FIT_PRESETS['invivo']
+        prepared = prepared_on_grid(basis, fid.acquisition, config)[1]
+        region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), config.noise_ppm_range)
+        flexible = replace(config, baseline_ed_per_ppm=7.0)
+        reference = batched.solve(x, prepared, flexible, region_noise_sd=region)
+        warm = replace(config, continuation_broadening_per_s=())
+        each = np.array([2.0, 5.0, 5.0, 2.0, 2.0, 5.0, 2.0, 5.0])
+        mixed = batched.solve(x, prepared, warm, region_noise_sd=region,
+            start={'theta': reference.theta}, baseline_ed_per_ppm=each)
+        differ, apart = [], []
+        for ed in (2.0, 5.0):
+            rows = np.flatnonzero(each == ed)
+            alone = batched.solve(x[rows], prepared, replace(warm, baseline_ed_per_ppm=ed),
+                region_noise_sd=region[rows], start={'theta': reference.theta[rows]})
+            differ += [n for n in batched.BatchedFit.__dataclass_fields__
+                if not np.array_equal(getattr(mixed, n)[rows], getattr(alone, n))]
+            other = batched.solve(x[rows], prepared,
+                replace(warm, baseline_ed_per_ppm=7.0 - ed),
+                region_noise_sd=region[rows], start={'theta': reference.theta[rows]})
+            size = np.abs(alone.baseline).max(-1)
+            apart.append(float((np.abs(other.baseline - alone.baseline).max(-1) / size).min()))
+        print(differ, min(apart) > 1e-3)
+        """
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[] True"
 
 
 def test_ftest_search_picks_what_refitting_every_candidate_picks(small):

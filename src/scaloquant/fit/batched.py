@@ -181,11 +181,14 @@ def _solve_chunk(
     start,
     twin_pairs: tuple | None = None,
     exact: Problem | None = None,
+    stiffness: torch.Tensor | None = None,
 ) -> BatchedFit:
     """One chunk of :func:`solve`; ``twin_pairs`` (not None: the per-metabolite model) turns on
     the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`;
     ``exact``: the last pass's problem on all ``N`` samples where its own is decimated
-    (:func:`finish_on_the_full_grid`)."""
+    (:func:`finish_on_the_full_grid`); ``stiffness`` ``(B,)`` long: each spectrum's baseline
+    stiffness in the passes after the continuation stages (an index into the problems'
+    ``stiffnesses``)."""
     sl = final.slices()
     y = data_window(final, fids)
     if "theta" in start:  # a fit's own parameters (BatchedFit.theta): its lineshape exactly
@@ -221,6 +224,7 @@ def _solve_chunk(
             max_iterations=config.max_iterations,
             column_dtype=TRIAL_DTYPE,
             stop_var=stop_var,
+            stiffness=stiffness,
         )
         if twin_pairs is not None:
             sol = search.global_moves(
@@ -243,7 +247,9 @@ def _solve_chunk(
     prior_q = None
     if final.ratio_labels:
         # the ratio priors' widths scale with a preliminary fit's amplitudes (LCModel's)
-        preliminary = evaluate(final, theta, y, ones, derivatives=False).amplitudes
+        preliminary = evaluate(
+            final, theta, y, ones, derivatives=False, stiffness=stiffness
+        ).amplitudes
         prior_q = amplitude_prior(final, preliminary, noise_var)
     # the last pass: with the deviations (refine), or again with the ratio priors
     last = refine if refine is not None else (final if prior_q is not None else None)
@@ -261,6 +267,7 @@ def _solve_chunk(
             amplitude_prior=prior_q,
             column_dtype=TRIAL_DTYPE,
             stop_var=stop_var,
+            stiffness=stiffness,
         )
         iterations = iterations + sol.iterations
         final = last
@@ -269,6 +276,7 @@ def _solve_chunk(
         sol = finish_on_the_full_grid(
             exact, final, sol, y, last_noise, lower, upper,
             prior_q if last is not None else None, stop_var, config.max_iterations,
+            stiffness=stiffness,
         )  # fmt: skip
         iterations = iterations + (sol.iterations - before)
     ev = sol.evaluation
@@ -290,12 +298,16 @@ def full_grid_twin(
     deviations: bool,
     device: torch.device,
 ) -> Problem | None:
-    """``problem`` (made of ``basis`` and ``config`` with ``deviations``) on all ``N`` samples,
-    for :func:`finish_on_the_full_grid`, where it is decimated; ``None`` where it is not."""
+    """``problem`` (made of ``basis`` and ``config`` with ``deviations``, and its
+    ``stiffnesses``) on all ``N`` samples, for :func:`finish_on_the_full_grid`, where it is
+    decimated; ``None`` where it is not."""
     if problem.fids.shape[-1] == basis.n_points:
         return None
     full = replace(config, decimate_model=False)
-    return make_problem(basis, full, deviations=deviations, device=device)
+    each = None if problem.stiffnesses is None else problem.stiffnesses.ed_per_ppm
+    return make_problem(
+        basis, full, deviations=deviations, device=device, stiffnesses_ed_per_ppm=each
+    )
 
 
 #: Spectra whose window's largest bin exceeds this many times the residual's noise SD are
@@ -357,6 +369,7 @@ def finish_on_the_full_grid(
     stop_var: torch.Tensor | None,
     max_iterations: int,
     fixed_amplitudes: torch.Tensor | None = None,
+    stiffness: torch.Tensor | None = None,
 ) -> Solution:
     """``sol`` of the decimated model (``decimated``), with the spectra whose window peak is
     above :data:`FULL_GRID_SNR` times their residual's noise SD (noiseless and near-noiseless
@@ -378,6 +391,7 @@ def finish_on_the_full_grid(
         amplitude_prior=amplitude_prior,
         stop_var=stop_var,
         fixed_amplitudes=fixed_amplitudes,
+        stiffness=stiffness,
     )
 
 
@@ -395,8 +409,8 @@ def fit_rows_on(
     """``sol`` with the spectra ``rows`` (indices) fitted on from there with ``problem``:
     :func:`~scaloquant.fit.lm.levenberg_marquardt` (at most ``max_iterations``, single-precision
     columns) on those rows of ``y``, ``noise_var``, ``lower``, ``upper`` and of the keyword
-    arguments ``per_spectrum`` (``amplitude_prior``, ``stop_var``, ``fixed_amplitudes``: every
-    spectrum's, or None); the others as they were. ``sol``'s evaluation takes the rows' new ones
+    arguments ``per_spectrum`` (``amplitude_prior``, ``stop_var``, ``fixed_amplitudes``,
+    ``stiffness``: every spectrum's, or None); the others as they were. ``sol``'s evaluation takes the rows' new ones
     in place."""
     if rows.numel() == 0:
         return sol
@@ -436,7 +450,7 @@ def _batched_fit(
     shift = theta[:, sl["shift"]][:, final.group_of] + theta[:, sl["shift_dev"]]
     gauss = theta[:, sl["gauss"]][:, final.group_of] * final.gaussian
     residual = complex_residual(ev)
-    coef = baseline_coefficients(final, residual)
+    coef = baseline_coefficients(final, residual, ev.stiffness)
     full_residual = residual - times_matrix(coef, final.baseline_design.T.to(coef.dtype))
 
     def out(t: torch.Tensor) -> np.ndarray:
@@ -467,6 +481,7 @@ def solve(
     *,
     region_noise_sd: np.ndarray | None = None,
     start: dict[str, np.ndarray] | None = None,
+    baseline_ed_per_ppm: np.ndarray | None = None,
 ) -> BatchedFit:
     """Fit FIDs ``(B, N)`` on ``basis``' grid (already
     :func:`~scaloquant.fit.problem.prepare_basis`-ed) in chunks of :func:`chunk_size` spectra on
@@ -477,7 +492,16 @@ def solve(
     ``start``: starting values by name, ``damping_per_s``/``shift_hz`` ``(B, M)``,
     ``phase0_rad``/``phase1_rad_per_ppm``/``gauss_per_s2`` ``(B,)``, or ``theta`` ``(B, P)``
     (a :class:`BatchedFit`'s own ``theta`` of a problem of the same basis and model: every
-    nonlinear parameter, the group values and deviations apart, the others ignored)."""
+    nonlinear parameter, the group values and deviations apart, the others ignored).
+
+    ``baseline_ed_per_ppm`` ``(B,)``: a spline baseline's stiffness per spectrum, in place of
+    ``config.baseline_ed_per_ppm``, in one tensor program whatever their mix
+    (:class:`~scaloquant.fit.problem.BaselineStiffnesses`; the baseline F-test's refits,
+    :func:`scaloquant.fit.spectra._solve`): each spectrum's fit is the one a solve at its
+    stiffness alone gives, to the bit on a CPU (as any spectrum's fit is its own,
+    :func:`in_chunks`) where it starts from ``theta`` without continuation stages; the starts
+    and continuation stages otherwise see ``config.baseline_ed_per_ppm``. Not with the
+    per-metabolite model's global moves (:mod:`scaloquant.fit.search`)."""
     device = usable_device(config.device)
     with_deviations = (
         config.shift_prior_sd_hz is not None
@@ -485,9 +509,39 @@ def solve(
         or config.has_spread_priors
         or config.lineshape_kind == "freeform"
     )
+    each, index = None, None
+    if baseline_ed_per_ppm is not None:
+        if search.applies(config):
+            raise ConfigError(
+                "a baseline stiffness per spectrum is not implemented for the per-metabolite "
+                "model's global moves; fit each stiffness on its own"
+            )
+        each_row = np.asarray(baseline_ed_per_ppm, dtype=float).reshape(-1)
+        order = np.argsort(each_row, kind="stable")
+        if np.any(np.diff(order) < 0):
+            # sorted by stiffness, each stiffness' rows are slices of every array, whatever
+            # rows the LM keeps (evaluation.stiffness_rows), not gathered copies
+            fit = solve(
+                fids[order],
+                basis,
+                config,
+                region_noise_sd=None if region_noise_sd is None else region_noise_sd[order],
+                start={name: value[order] for name, value in (start or {}).items()},
+                baseline_ed_per_ppm=each_row[order],
+            )
+            back = np.argsort(order)
+            return replace(fit, **{f: getattr(fit, f)[back] for f in fit.__dataclass_fields__})
+        values, index = np.unique(each_row, return_inverse=True)
+        each, index = tuple(float(v) for v in values), index.reshape(-1)
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]
-    final = make_problem(basis, config, deviations=False, device=device)
-    refine = make_problem(basis, config, device=device) if with_deviations else None
+    final = make_problem(
+        basis, config, deviations=False, device=device, stiffnesses_ed_per_ppm=each
+    )
+    refine = (
+        make_problem(basis, config, device=device, stiffnesses_ed_per_ppm=each)
+        if with_deviations
+        else None
+    )
     last = refine if refine is not None else final
     exact = full_grid_twin(last, basis, config, deviations=with_deviations, device=device)
     twin_pairs = None
@@ -500,6 +554,9 @@ def solve(
         if region_noise_sd is not None:
             region = torch.as_tensor(region_noise_sd[lo:hi] ** 2, device=device)
         part_start = {k: v[lo:hi] for k, v in (start or {}).items()}
+        stiffness = None
+        if index is not None:
+            stiffness = torch.as_tensor(index[lo:hi], dtype=torch.long, device=device)
         return _solve_chunk(
             stages,
             final,
@@ -511,6 +568,7 @@ def solve(
             part_start,
             twin_pairs,
             exact,
+            stiffness,
         )
 
     return in_chunks(part, fids.shape[0], device, [*stages, final, refine, exact])

@@ -104,10 +104,15 @@ def stack(u: torch.Tensor, workspace: Workspace | None = None, name: str = "stac
     return torch.cat(parts, dim=-1, out=out).movedim(-1, 1)
 
 
-def whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+def whiten(
+    problem: Problem, u: torch.Tensor, stiffness: torch.Tensor | None = None
+) -> torch.Tensor:
     """``C u`` for real-stacked ``u`` ``(B, 2K, p)`` -> ``(B, 2 nb, p)``: the ``(nb, K)`` matrix
     ``C`` applied to the real and the imaginary half alike (the block-diagonal
-    ``baseline_whiten2`` without its zero blocks)."""
+    ``baseline_whiten2`` without its zero blocks). ``stiffness`` ``(B,)`` long: each spectrum's
+    ``C`` is ``problem.stiffnesses.whiten[stiffness]`` (None: ``problem.baseline_whiten``)."""
+    if stiffness is not None:
+        return _whiten_each(problem, u, stiffness)
     c = problem.baseline_whiten.to(u.dtype)
     b, k2, p = u.shape
     if u.mT.is_contiguous():  # stored column by column (stack, _derivative_columns)
@@ -116,6 +121,50 @@ def whiten(problem: Problem, u: torch.Tensor) -> torch.Tensor:
         rows = u.mT.reshape(b, 2 * p, k2 // 2)
         return times_fixed(rows, c.mT).reshape(b, p, -1).mT
     return (c @ u.reshape(b, 2, k2 // 2, p)).reshape(b, 2 * c.shape[0], p)
+
+
+def stiffness_rows(stiffness: torch.Tensor) -> list[tuple[int, slice | torch.Tensor]]:
+    """``[(c, the spectra at stiffness c), ...]`` for the stiffnesses in use in ``stiffness``
+    ``(B,)`` (:class:`~scaloquant.fit.problem.BaselineStiffnesses`): slices where
+    ``stiffness`` is sorted (``batched.solve`` sorts its spectra so, and the LM's row subsets
+    keep the order), so that each stiffness' rows are views, not gathered copies; else
+    indices."""
+    if bool((stiffness[1:] >= stiffness[:-1]).all()):
+        values, counts = torch.unique_consecutive(stiffness, return_counts=True)
+        stops = torch.cumsum(counts, 0).tolist()
+        starts = [0, *stops[:-1]]
+        return [
+            (int(c), slice(a, b)) for c, a, b in zip(values.tolist(), starts, stops, strict=True)
+        ]
+    return [(int(c), torch.nonzero(stiffness == c)[:, 0]) for c in torch.unique(stiffness)]
+
+
+def _rows_count(rows: slice | torch.Tensor) -> int:
+    return rows.stop - rows.start if isinstance(rows, slice) else rows.numel()
+
+
+def _whiten_each(problem: Problem, u: torch.Tensor, stiffness: torch.Tensor) -> torch.Tensor:
+    """:func:`whiten` with a stiffness per spectrum: the spectra of each stiffness in use
+    whitened together by its ``C`` as :func:`whiten` does (the same product per spectrum, so
+    the same bits as a solve at that stiffness alone), written into one result laid out as
+    :func:`whiten`'s. A gathered ``(B, nb, K)`` copy of the matrices would cost more than the
+    products (``nb`` ~ 25, ``K`` ~ 400)."""
+    whitens = problem.stiffnesses.whiten.to(u.dtype)
+    b, k2, p = u.shape
+    nb = whitens.shape[1]
+    if u.mT.is_contiguous():
+        out = u.new_empty(b, p, 2 * nb)  # whiten's layout: (B, 2 nb, p) column by column
+        flat = u.mT
+        for c, rows in stiffness_rows(stiffness):
+            n = _rows_count(rows)
+            part = flat[rows].reshape(n, 2 * p, k2 // 2)
+            out[rows] = times_fixed(part, whitens[c].mT).reshape(n, p, -1)
+        return out.mT
+    out = u.new_empty(b, 2 * nb, p)
+    for c, rows in stiffness_rows(stiffness):
+        n = _rows_count(rows)
+        out[rows] = (whitens[c] @ u[rows].reshape(n, 2, k2 // 2, p)).reshape(n, 2 * nb, p)
+    return out
 
 
 def whitened_inner(
@@ -257,6 +306,9 @@ class Evaluation:
     pending: tuple | None = None  # (z, edge, phase, complex columns, kernel) until derivatives
     #: the derivative columns in compact form (:class:`Jacobian`), from :func:`with_derivatives`
     jacobian: Jacobian | None = None
+    #: (B,) long: each spectrum's baseline stiffness (``Problem.stiffnesses``); None: the
+    #: problem's ``baseline_ed_per_ppm`` for all
+    stiffness: torch.Tensor | None = None
 
 
 @dataclass
@@ -331,6 +383,7 @@ def _derivative_columns(
     kernel: torch.Tensor,
     dtype: torch.dtype | None = None,
     workspace: Workspace | None = None,
+    stiffness: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``D = (dS/dtheta) a`` for the free parameters as a :class:`Jacobian` (its base columns
     in real ``dtype``, default the columns'; ``D`` itself ``(B, 2K, P_free)`` real-stacked by
@@ -352,7 +405,8 @@ def _derivative_columns(
     ``(B, M, S)`` (:func:`_put_edge_rows`): the derivatives of the model as it is formed. Each
     distinct block is copied once into the base columns (real and imaginary parts, cast); the
     damping's and the shift's columns of a block are one base column and its ``J`` image.
-    ``workspace``: the base columns are written into its array ``"base"``."""
+    ``workspace``: the base columns are written into its array ``"base"``; ``stiffness``: see
+    :func:`whiten`."""
     sl = problem.slices()
     b, k, m = cols.shape
     free = problem.free.tolist()
@@ -485,7 +539,7 @@ def _derivative_columns(
             if is_free:
                 index.append(starts[number] + column + (q if imaginary else 0))
                 coef.append(factor)
-    w_base = whiten(problem, base.view(b, q, 2 * k).mT).mT.reshape(b, q, 2, -1)
+    w_base = whiten(problem, base.view(b, q, 2 * k).mT, stiffness).mT.reshape(b, q, 2, -1)
     device = cols.device
     return Jacobian(
         base,
@@ -625,6 +679,7 @@ def evaluate(
     derivative_dtype: torch.dtype | None = None,
     full_derivatives: bool = True,
     workspace: Workspace | None = None,
+    stiffness: torch.Tensor | None = None,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
@@ -640,11 +695,14 @@ def evaluate(
     dtype of the derivative columns (:func:`with_derivatives`; default the columns').
     ``full_derivatives``: :func:`with_derivatives`' ``full``. ``workspace``: the columns, the
     data and the derivative columns are written into its arrays (:class:`Workspace`: the
-    returned evaluation's arrays are valid until the next call with it)."""
+    returned evaluation's arrays are valid until the next call with it). ``stiffness``
+    ``(B,)`` long: each spectrum's baseline stiffness, an index into ``problem.stiffnesses``
+    (:class:`~scaloquant.fit.problem.BaselineStiffnesses`), kept in the evaluation; None: the
+    problem's own for all."""
     cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype, workspace)
     cols = stack(cols_c, workspace, "columns")
     ys = stack(y[..., None], workspace, "data")
-    w_cols, w_y = whiten(problem, cols), whiten(problem, ys)
+    w_cols, w_y = whiten(problem, cols, stiffness), whiten(problem, ys, stiffness)
     gram = whitened_inner(cols, w_cols, cols, w_cols)
     h = whitened_inner(cols, w_cols, ys, w_y)[..., 0]
     if amplitude_prior is not None:
@@ -664,6 +722,7 @@ def evaluate(
     empty = cols.new_zeros(cols.shape[0], 0, 0)
     ev = Evaluation(cost, a, passive, cols, empty, residual, gram, w_cols, empty, w_residual)
     ev.pending = (z, edge, phase, cols_c, kernel)
+    ev.stiffness = stiffness
     if not derivatives:
         return ev
     return with_derivatives(
@@ -711,7 +770,7 @@ def with_derivatives(
     its arrays (:class:`Workspace`)."""
     z, edge, phase, cols_c, kernel = ev.pending
     jac = _derivative_columns(
-        problem, z, edge, phase, cols_c, ev.amplitudes, kernel, dtype, workspace
+        problem, z, edge, phase, cols_c, ev.amplitudes, kernel, dtype, workspace, ev.stiffness
     )
     ev.jacobian = jac
     if full:
@@ -732,17 +791,32 @@ def complex_residual(ev: Evaluation) -> torch.Tensor:
     return torch.complex(r[:, :k], r[:, k:])
 
 
-def baseline_coefficients(problem: Problem, residual: torch.Tensor) -> torch.Tensor:
-    """Complex baseline coefficients ``(B, nb)`` for a complex residual ``y - S a`` ``(B, K)``."""
-    return times_matrix(residual, problem.baseline_solve.T.to(residual.dtype))
+def baseline_coefficients(
+    problem: Problem, residual: torch.Tensor, stiffness: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Complex baseline coefficients ``(B, nb)`` for a complex residual ``y - S a`` ``(B, K)``
+    (``stiffness`` ``(B,)``: each spectrum's, see :func:`whiten`)."""
+    if stiffness is None:
+        return times_matrix(residual, problem.baseline_solve.T.to(residual.dtype))
+    solves = problem.stiffnesses.solve
+    out = residual.new_empty(residual.shape[0], solves.shape[1])
+    for c, rows in stiffness_rows(stiffness):
+        out[rows] = times_matrix(residual[rows], solves[c].T.to(residual.dtype))
+    return out
 
 
 def noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
-    """``|r|^2 / (2K - n_free)`` with the baseline solved, ``(B,)``."""
+    """``|r|^2 / (2K - n_free)`` with the baseline solved (at each spectrum's stiffness,
+    ``ev.stiffness``), ``(B,)``."""
     r = complex_residual(ev)
-    r = r - times_matrix(baseline_coefficients(problem, r), problem.baseline_design.T.to(r.dtype))
+    coefficients = baseline_coefficients(problem, r, ev.stiffness)
+    r = r - times_matrix(coefficients, problem.baseline_design.T.to(r.dtype))
     # the identifiable parameters, as in crlb: no (B, 2K, P) temporary of squares
     n_theta = (torch.linalg.vector_norm(ev.derivs, dim=1) > 0).sum(-1)
-    n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed
+    if ev.stiffness is None:
+        n_free = ev.passive.sum(-1) + n_theta + 2 * problem.baseline_ed
+    else:  # in single precision, as the sum with a Python float above is
+        eds = torch.tensor([2 * e for e in problem.stiffnesses.ed], dtype=torch.float32)
+        n_free = ev.passive.sum(-1) + n_theta + eds.to(r.device)[ev.stiffness]
     dof = (2 * r.shape[-1] - n_free).clamp_min(1)
     return r.abs().square().sum(-1) / dof

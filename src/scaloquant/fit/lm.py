@@ -245,7 +245,9 @@ def _judged(
     return better, lam, stalled | (lam > LM_MAX)
 
 
-_STORED = tuple(f for f in Evaluation.__dataclass_fields__ if f not in ("pending", "jacobian"))
+_STORED = tuple(
+    f for f in Evaluation.__dataclass_fields__ if f not in ("pending", "jacobian", "stiffness")
+)
 
 
 @dataclass
@@ -262,6 +264,8 @@ def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
         out.pending = tuple(t[idx] for t in ev.pending)
     if ev.jacobian is not None:
         out.jacobian = ev.jacobian.take(idx)
+    if ev.stiffness is not None:
+        out.stiffness = ev.stiffness[idx]
     return out
 
 
@@ -289,6 +293,7 @@ def _evaluate_copied(
     *,
     amplitude_prior: torch.Tensor | None = None,
     fixed_amplitudes: torch.Tensor | None = None,
+    stiffness: torch.Tensor | None = None,
     **options,
 ) -> Evaluation:
     """:func:`~scaloquant.fit.evaluation.evaluate` (``options`` its keywords) of the batch with
@@ -303,6 +308,7 @@ def _evaluate_copied(
         _with_copy(passive),
         amplitude_prior=_with_copy(amplitude_prior),
         fixed_amplitudes=_with_copy(fixed_amplitudes),
+        stiffness=_with_copy(stiffness),
         **options,
     )
 
@@ -310,6 +316,8 @@ def _evaluate_copied(
 def first_rows(ev: Evaluation, n: int) -> Evaluation:
     """The first ``n`` rows of ``ev``, as views (:func:`take_rows` copies)."""
     out = Evaluation(*(getattr(ev, f)[:n] for f in _STORED))
+    if ev.stiffness is not None:
+        out.stiffness = ev.stiffness[:n]
     if ev.pending is not None:
         out.pending = tuple(t[:n] for t in ev.pending)
     if ev.jacobian is not None:
@@ -321,6 +329,8 @@ def first_rows(ev: Evaluation, n: int) -> Evaluation:
 def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
     for name in _STORED:
         getattr(ev, name)[idx] = getattr(new, name)
+    if ev.stiffness is not None:
+        ev.stiffness[idx] = new.stiffness
     ev.jacobian = None  # the rows written hold full columns only
 
 
@@ -364,6 +374,7 @@ def levenberg_marquardt(
     stop_var: torch.Tensor | None = None,
     give_up: torch.Tensor | None = None,
     final_derivatives: bool = True,
+    stiffness: torch.Tensor | None = None,
 ) -> Solution:
     """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
     ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
@@ -377,7 +388,9 @@ def levenberg_marquardt(
     predicted decrease is at least this) stops there, counted as converged (a global move that
     cannot beat the fit it would replace, :mod:`scaloquant.fit.search`).
     ``final_derivatives=False``: the evaluation formed again at the end (``column_dtype``) is
-    left without its derivative columns, for callers that read only its cost and amplitudes."""
+    left without its derivative columns, for callers that read only its cost and amplitudes.
+    ``stiffness`` ``(B,)`` long: each spectrum's baseline stiffness
+    (:func:`~scaloquant.fit.evaluation.evaluate`); None: the problem's for all."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     # the returned evaluation is formed again at the end (other dtype): the iterations keep
     # only each spectrum's passive set, not its evaluation, and their normal equations are
@@ -397,6 +410,7 @@ def levenberg_marquardt(
         column_dtype=column_dtype,
         derivative_dtype=normal_dtype,
         full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
+        stiffness=stiffness,
     )
     ev = first_rows(ev_copy, b)
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
@@ -413,11 +427,12 @@ def levenberg_marquardt(
     cost, passive = ev.cost.clone(), ev.passive.clone()
     th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     sv = stop_var
-    prior, fixed, gu = amplitude_prior, fixed_amplitudes, give_up
+    prior, fixed, gu, st = amplitude_prior, fixed_amplitudes, give_up, stiffness
 
     def finish(done: torch.Tensor) -> None:
         """The spectra ``done`` (a mask over ``active``) leave the batch."""
         nonlocal active, th, jtj_d, grad_d, cost, passive, yy, nv, lo, hi, sv, prior, fixed, gu
+        nonlocal st
         finished = active[done]
         converged[finished] = True
         theta[finished] = th[done]
@@ -429,6 +444,7 @@ def levenberg_marquardt(
         prior = None if prior is None else prior[keep]
         fixed = None if fixed is None else fixed[keep]
         gu = None if gu is None else gu[keep]
+        st = None if st is None else st[keep]
 
     for iteration in range(max_iterations):
         if active.numel() == 0:
@@ -457,6 +473,7 @@ def levenberg_marquardt(
             amplitude_prior=prior,
             column_dtype=column_dtype,
             fixed_amplitudes=fixed,
+            stiffness=st,
         )
         new = first_rows(new_copy, trial.shape[0])
         iterations[active] += 1
@@ -515,6 +532,7 @@ def levenberg_marquardt(
             derivatives=final_derivatives,
             amplitude_prior=amplitude_prior,
             fixed_amplitudes=fixed_amplitudes,
+            stiffness=stiffness,
         )
         ev = first_rows(ev, b)
         if not final_derivatives:

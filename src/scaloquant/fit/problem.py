@@ -195,6 +195,10 @@ class Problem:
     #: decimated samples), written as slices, not gathered
     #: (:func:`~scaloquant.fit.evaluation._put_edge_rows`)
     edge_runs: tuple[tuple[int, int], ...] = ()
+    #: the spline baseline at several stiffnesses, for a solve whose spectra each have their own
+    #: (``make_problem(stiffnesses_ed_per_ppm=...)``; None: every spectrum at
+    #: ``baseline_ed_per_ppm``, the fields above)
+    stiffnesses: BaselineStiffnesses | None = None
 
     @property
     def n_groups(self) -> int:
@@ -220,6 +224,20 @@ class Problem:
     @property
     def size(self) -> int:
         return 3 * self.n_groups + 2 + 2 * self.n_metabolites + self.kernel_offsets.numel() - 1
+
+
+@dataclass(frozen=True)
+class BaselineStiffnesses:
+    """The spline baseline's matrices at ``C`` stiffnesses (one design, ``C`` smoothing
+    parameters): a spectrum's ``stiffness`` index ``c`` (an evaluation's
+    ``stiffness`` ``(B,)``, :func:`scaloquant.fit.evaluation.evaluate`) picks its rows
+    ``whiten[c]``, ``solve[c]``, ``ed[c]``, the :class:`Problem` fields ``baseline_whiten``,
+    ``baseline_solve`` and ``baseline_ed`` of ``baseline_ed_per_ppm = ed_per_ppm[c]``."""
+
+    ed_per_ppm: tuple[float, ...]  # (C,) the stiffnesses, effective dimensions per ppm
+    whiten: torch.Tensor  # (C, nb, K)
+    solve: torch.Tensor  # (C, nb, K)
+    ed: tuple[float, ...]  # (C,) effective dimension per real part
 
 
 def kernel_bins(basis: BasisSet, config: FitConfig) -> int:
@@ -288,12 +306,16 @@ def make_problem(
     deviations: bool = True,
     device: str | torch.device = "cpu",
     half_kernel_bins: int | None = None,
+    stiffnesses_ed_per_ppm: tuple[float, ...] | None = None,
 ) -> Problem:
     """The :class:`Problem` of ``basis`` (on the data's grid, after :func:`prepare_basis`).
 
     ``deviations``: fit the per-metabolite deviations that have priors, and the free-form
     kernel; ``half_kernel_bins``: the kernel's ``J`` (default :func:`kernel_bins` of ``basis``;
-    a continuation stage on fewer points keeps the full grid's layout)."""
+    a continuation stage on fewer points keeps the full grid's layout);
+    ``stiffnesses_ed_per_ppm``: a spline baseline's stiffnesses that the spectra of one solve
+    may each take (:class:`BaselineStiffnesses`, ``Problem.stiffnesses``), besides
+    ``config.baseline_ed_per_ppm``."""
     dev = torch.device(device)
     f64 = dict(dtype=torch.float64, device=dev)
     group_of, group_names = group_layout(basis, config)
@@ -313,25 +335,20 @@ def make_problem(
     half = kernel_bins(basis, config) if half_kernel_bins is None else half_kernel_bins
     if ppm.size < 2:  # no baseline design, and no model, spans fewer than two points
         raise _too_few_points(lo, hi, ppm.size)
-    if config.baseline_kind == "spline":
-        design, penalty, smoothing = _spline_baseline(
-            ppm.tobytes(), config.baseline_knot_spacing_ppm, config.baseline_ed_per_ppm * (hi - lo)
+    design, whiten, solve, ed = _baseline_matrices(ppm, config, config.baseline_ed_per_ppm)
+    stiffnesses = None
+    if stiffnesses_ed_per_ppm is not None:
+        if config.baseline_kind != "spline":
+            raise ConfigError(
+                "a stiffness per spectrum needs the spline baseline; use --baseline spline"
+            )
+        each = [_baseline_matrices(ppm, config, v)[1:] for v in stiffnesses_ed_per_ppm]
+        stiffnesses = BaselineStiffnesses(
+            ed_per_ppm=tuple(float(v) for v in stiffnesses_ed_per_ppm),
+            whiten=torch.as_tensor(np.stack([w for w, _, _ in each]), **f64),
+            solve=torch.as_tensor(np.stack([s for _, s, _ in each]), **f64),
+            ed=tuple(e for _, _, e in each),
         )
-        design, penalty = np.array(design), np.array(penalty)  # out of the cache
-    elif config.baseline_kind == "poly":
-        design = baseline_designs.legendre_baseline(ppm, config.baseline_order)
-        penalty, smoothing = np.zeros((design.shape[1],) * 2), 0.0
-    else:
-        design, penalty, smoothing = np.zeros((ppm.size, 0)), np.zeros((0, 0)), 0.0
-    if design.shape[1]:
-        gram = design.T @ design + smoothing * penalty
-        chol = np.linalg.cholesky(gram)
-        whiten = np.linalg.solve(chol, design.T)
-        solve = np.linalg.solve(gram, design.T)
-        ed = float(np.trace(design @ solve))
-    else:
-        whiten = solve = np.zeros((0, ppm.size))
-        ed = 0.0
     offsets = kernel_offsets(half)
     n_kernel = len(offsets) - 1
     n_param = 3 * g + 2 + 2 * m + n_kernel
@@ -439,7 +456,36 @@ def make_problem(
         penalty_active=kernel_active or bool(penalty.any()),
         gauss_newton_stop=config.grouping == "per_metabolite",
         edge_runs=_runs(grid.edge_rows),
+        stiffnesses=stiffnesses,
     )
+
+
+def _baseline_matrices(
+    ppm: np.ndarray, config: FitConfig, ed_per_ppm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """``(design (K, nb), whiten C = R^-1 B^T (nb, K), solve (B^T B + lambda P)^-1 B^T (nb,
+    K), effective dimension per real part)`` of ``config``'s baseline over the window's ``ppm``
+    ``(K,)``, a spline's at ``ed_per_ppm`` effective dimensions per ppm of
+    ``config.ppm_range``."""
+    if config.baseline_kind == "spline":
+        lo, hi = config.ppm_range
+        design, penalty, smoothing = _spline_baseline(
+            ppm.tobytes(), config.baseline_knot_spacing_ppm, ed_per_ppm * (hi - lo)
+        )
+        design, penalty = np.array(design), np.array(penalty)  # out of the cache
+    elif config.baseline_kind == "poly":
+        design = baseline_designs.legendre_baseline(ppm, config.baseline_order)
+        penalty, smoothing = np.zeros((design.shape[1],) * 2), 0.0
+    else:
+        design, penalty, smoothing = np.zeros((ppm.size, 0)), np.zeros((0, 0)), 0.0
+    if not design.shape[1]:
+        none = np.zeros((0, ppm.size))
+        return design, none, none, 0.0
+    gram = design.T @ design + smoothing * penalty
+    chol = np.linalg.cholesky(gram)
+    whiten = np.linalg.solve(chol, design.T)
+    solve = np.linalg.solve(gram, design.T)
+    return design, whiten, solve, float(np.trace(design @ solve))
 
 
 def _runs(index: np.ndarray) -> tuple[tuple[int, int], ...]:

@@ -297,7 +297,9 @@ def _solve(
        without the continuation stages) one candidate stiffer at a time while they pass; a
        spectrum whose first stiffer refit fails is refitted at the candidate of step 2, and
        while that refit fails the bound, one candidate more flexible (up to the reference);
-       each round one batched fit per candidate in use.
+       each round one batched fit of every spectrum refitted in it, whatever their candidates
+       (``batched.solve(baseline_ed_per_ppm=...)``: the same fits as one solve per
+       candidate).
 
     Measured (docs/history/fit-log.md "The F-test made cheap"): the same choice as refitting
     every candidate on the six in-vivo spectra of ``../shared``, with 2 refits a spectrum instead
@@ -312,14 +314,16 @@ def _solve(
     reference_config = replace(config, baseline_ed_per_ppm=candidates[-1])
     fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
 
-    def refit(k: int, rows: np.ndarray):
-        """The spectra ``rows`` refitted from the reference with candidate ``k``."""
+    def refit(k: np.ndarray, rows: np.ndarray):
+        """The spectra ``rows`` refitted from the reference, each with its candidate ``k``
+        ``(len(rows),)``: one batched fit whatever their mix."""
         return batched.solve(
             fids[rows],
             basis,
-            replace(config, baseline_ed_per_ppm=candidates[k], continuation_broadening_per_s=()),
+            replace(config, continuation_broadening_per_s=()),
             region_noise_sd=None if region is None else region[rows],
             start={"theta": fit.theta[rows]},
+            baseline_ed_per_ppm=np.asarray(candidates)[k],
         )
 
     # (C, B): one row for every candidate (the same row under LCModel's rule)
@@ -337,42 +341,41 @@ def _solve(
     )  # (C, B) at the reference's lineshape
     index = np.argmax(within, axis=0)
     parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
-    refitted = index == len(candidates) - 1  # the reference is that candidate's fit
-
-    def keep(sub, rows: np.ndarray) -> None:
+    last = len(candidates) - 1
+    # each spectrum's refits, in rounds of one batched fit for all whatever their candidates:
+    # one candidate stiffer at a time while they pass (searching); where none passed, at step
+    # 2's candidate and, while that fails, one more flexible, up to the reference (refitted:
+    # the spectrum's fit is that of its candidate ``index``). Every refit starts from the
+    # reference, so a spectrum's refits are the same in any round and any company
+    searching = index > 0
+    refitted = index == last
+    trial = np.where(searching, index - 1, index)
+    pending = searching | ~refitted
+    while pending.any():
+        rows = np.flatnonzero(pending)
+        k = trial[rows]
+        sub = refit(k, rows)
+        ok = np.empty(rows.size, dtype=bool)
+        for c in np.unique(k):
+            at = np.flatnonzero(k == c)
+            ssq = batched.baseline_ftest_ssq(
+                fids[rows[at]], basis, config, candidates[c], _rows(sub, at), _rows(fit, rows[at])
+            )
+            ok[at] = ssq <= bound[c, rows[at]]
         for name, value in parts.items():
-            value[rows] = getattr(sub, name)
-        refitted[rows] = True
-
-    trial = index - 1
-    searching = trial >= 0
-    while searching.any():
-        for k in np.unique(trial[searching]):
-            rows = np.flatnonzero(searching & (trial == k))
-            sub = refit(int(k), rows)
-            ssq = batched.baseline_ftest_ssq(
-                fids[rows], basis, config, candidates[k], sub, _rows(fit, rows)
-            )
-            ok = ssq <= bound[k, rows]
-            keep(_rows(sub, ok), rows[ok])
-            index[rows[ok]] = k
-            trial[rows[ok]] = k - 1
-            searching[rows[~ok]] = False
-        searching &= trial >= 0
-    # the first step stiffer failed: refit at step 2's candidate, and while that refit fails
-    # the bound (a refit minimises the complex cost with its priors, not this sum), one more
-    # flexible, up to the reference
-    while not refitted.all():
-        for k in np.unique(index[~refitted]):
-            rows = np.flatnonzero(~refitted & (index == k))
-            sub = refit(int(k), rows)
-            ssq = batched.baseline_ftest_ssq(
-                fids[rows], basis, config, candidates[k], sub, _rows(fit, rows)
-            )
-            ok = ssq <= bound[k, rows]
-            keep(_rows(sub, ok), rows[ok])
-            index[rows[~ok]] = k + 1
-        refitted |= index == len(candidates) - 1
+            value[rows[ok]] = getattr(sub, name)[ok]
+        refitted[rows[ok]] = True
+        index[rows[ok]] = k[ok]
+        was_searching = searching[rows]
+        stiffer = was_searching & ok & (k > 0)
+        trial[rows[stiffer]] = k[stiffer] - 1
+        searching[rows[was_searching & ~stiffer]] = False
+        worse = ~was_searching & ~ok
+        index[rows[worse]] = k[worse] + 1
+        refitted[rows[worse]] = k[worse] + 1 == last
+        back = ~searching[rows] & ~refitted[rows]  # refitted next at their candidate
+        trial[rows[back]] = index[rows[back]]
+        pending = searching | ~refitted
     return replace(fit, **parts), np.asarray(candidates)[index]
 
 
