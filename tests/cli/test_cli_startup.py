@@ -10,6 +10,14 @@ import pytest
 HEAVY = ("lightning", "pytorch_lightning", "lightning_fabric", "matplotlib")
 
 
+def _last_line(fresh_python, code: str) -> tuple[str, str]:
+    """The last line ``code`` printed in a fresh interpreter (which must exit 0), and its
+    stderr."""
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.rstrip().splitlines()[-1], proc.stderr
+
+
 @pytest.mark.parametrize(
     ("command", "heavy"),
     [
@@ -28,9 +36,7 @@ def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_pyt
         "    assert e.code == 0, e.code\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))\n"
     )
-    proc = fresh_python(code)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.rstrip().splitlines()[-1] == "[]"
+    assert _last_line(fresh_python, code)[0] == "[]"
 
 
 @pytest.mark.parametrize(
@@ -63,9 +69,7 @@ def test_runs_import_no_lightning_and_matplotlib_only_to_draw(
         f"assert main({args!r}) == 0\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
     )
-    proc = fresh_python(code)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.rstrip().splitlines()[-1] == repr(expected)
+    assert _last_line(fresh_python, code)[0] == repr(expected)
 
 
 def test_the_first_imports_run_without_the_collector_and_are_frozen(fresh_python):
@@ -82,9 +86,7 @@ def test_the_first_imports_run_without_the_collector_and_are_frozen(fresh_python
         "    import torch\n"
         "print(off, gc.isenabled(), gc.get_freeze_count() > 100000)\n"
     )
-    proc = fresh_python(code)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.rstrip().splitlines()[-1] == "True True True"
+    assert _last_line(fresh_python, code)[0] == "True True True"
 
     import gc
 
@@ -128,9 +130,8 @@ def test_a_missing_path_is_refused_before_torch_is_imported(
         "from scaloquant.cli import main\n"
         f"print(main({args!r}), 'torch' in sys.modules)\n"
     )
-    proc = fresh_python(code)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.rstrip().splitlines()[-1] == "2 False"
-    line = proc.stderr.strip()
+    last, stderr = _last_line(fresh_python, code)
+    assert last == "2 False"
+    line = stderr.strip()
     assert line.count("\n") == 0 and f"{gone} does not exist; " in line, line
     assert not (tmp_path / "out").exists()
