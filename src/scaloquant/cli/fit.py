@@ -84,11 +84,12 @@ def register(subparsers: Any) -> None:
     m.add_argument(
         "--baseline-stiffness",
         choices=("fixed", "ftest", "ftest-nested", "adaptive"),
-        help="spline stiffness: fixed (2 effective dimensions per ppm, the default), ftest "
-        "(chosen per spectrum by LCModel's F-test rule among 2-7 per ppm), ftest-nested "
-        "(the same candidates, the F-test of nested fits on the dimensions dropped) or "
-        "adaptive (fixed, and ftest over LCModel's 0.2-4.0 ppm for the spectra whose fixed "
-        "fit fails the F-test)",
+        help="spline stiffness: adaptive (the invivo preset's default: fixed, then ftest over "
+        "LCModel's 0.2-4.0 ppm for the spectra whose fixed fit fails LCModel's F-test), fixed "
+        "(2 effective dimensions per ppm for every spectrum, the earlier default: faster "
+        "where spectra would be refitted), ftest (chosen per spectrum by LCModel's F-test rule "
+        "among 2-7 per ppm) or ftest-nested (the same candidates, the F-test of nested fits on "
+        "the dimensions dropped)",
     )
     m.add_argument(
         "--mm",

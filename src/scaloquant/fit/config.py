@@ -144,7 +144,8 @@ class FitConfig:
         from 1 per ppm the rule chose 1 for 123 of 128 tissue-like spectra of known truth (MAE
         1.80 against 1.50 mM from 2) and for spant (Glx/tCr +22 % from LCModel's against -9 %);
         docs/history/fit-log.md "The F-test's stiffest candidate (session 22)".
-        ``"adaptive"`` (opt-in, session 23): every spectrum fitted with the fixed
+        ``"adaptive"`` (session 23; ``FIT_PRESETS["invivo"]``'s since session 25): every
+        spectrum fitted with the fixed
         ``baseline_ed_per_ppm`` over ``ppm_range``, then LCModel's F-test screened at that
         fit (the most flexible candidate scored at its lineshape, no refit;
         :func:`scaloquant.fit.spectra.asks_for_flexible_baseline`); the spectra whose data
@@ -160,8 +161,9 @@ class FitConfig:
         "One rule for the scanner and the simulated spectra (session 23)"): 0 of 24 scanner
         ratios outside the issue's tolerances (as ``"ftest"`` over 0.2-4.0), the tissue-like
         truth the fixed default's (0, 0 and 1 of 128 spectra refitted at SNR 15, 30, 60), but
-        each refitted spectrum costs several small fits (11 of 128 default-simulator spectra:
-        half the spectra per CPU-second).
+        each refitted spectrum costs a fit and refits more (11-13 of 128 default-simulator
+        spectra: 33-53 % fewer spectra per CPU-second there since session 25's one solve per
+        round, half before).
     baseline_flexible_ppm_range : ``(low, high)`` ppm, ``"adaptive"`` only: the window of
         the spectra refitted with a flexible baseline (clipped to ``ppm_range``); default
         LCModel's 0.2-4.0 ppm.
@@ -491,7 +493,10 @@ def retired_settings(data: Mapping[str, Any]) -> None:
 #: 2 effective dimensions per ppm; :mod:`scaloquant.physics.baseline`), the measured
 #: macromolecule spectrum of the basis or LCModel's parametric components when it has none, over
 #: 0.2-4.2 ppm, solved by the batched variable-projection Levenberg–Marquardt fit on a torch
-#: device. The global shift search spans ±45 Hz (0.35 ppm at 3 T: frequency drift and
+#: device; a spectrum whose data ask for a more flexible baseline (LCModel's F-test at that fit)
+#: is fitted again by LCModel's stiffness rule over its 0.2-4.0 ppm (``baseline_stiffness=
+#: "adaptive"``, the default since session 25: every scanner ratio within issue 12's tolerances
+#: of LCModel's, where the fixed stiffness left 3 of 24 outside; docs/fit.md). The global shift search spans ±45 Hz (0.35 ppm at 3 T: frequency drift and
 #: referencing errors of real scans, as LCModel's referencing; docs/fit.md). ``"simulated"`` (``fit_spectra``'s default): the per-metabolite model
 #: for spectra of the simulator (the family of the paper's Eq. 1): a damping and a shift per
 #: metabolite, no baseline, with the restarts, twin swaps, re-centred shift bounds and second
@@ -518,6 +523,7 @@ FIT_PRESETS: dict[str, FitConfig] = {
         initial_gauss_per_s2=50.0,
         continuation_broadening_per_s=(10.0,),
         water_removal="hlsvd",
+        baseline_stiffness="adaptive",
     ),
     "simulated": FitConfig(
         damping_spread_prior_sd_per_s=SIMULATOR_DAMPING_SD_PER_S,
