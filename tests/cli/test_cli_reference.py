@@ -178,3 +178,29 @@ def test_quantify_references_a_moved_spectrum(tiny_checkpoint, tmp_path, shift_p
     assert "reference_off" not in row["qc"].split(";")
     for name in ("NAA", "GPC", "Glu", "Ins"):  # the network's own columns (no combined rows)
         assert _ratio(row, name) == pytest.approx(_ratio(unmoved, name), rel=FEW), name
+
+
+def test_one_file_with_a_referenced_and_a_refitted_spectrum(tmp_path):
+    """One file, two spectra fitted on different axes, each with its own answer of the adaptive
+    baseline rule: the spant spectrum on a baseline that undulates every 0.5 ppm (not
+    referenced; its fit fails the F-test, refitted over 0.2-4.0 ppm) and the spant spectrum
+    moved by +0.3 ppm (referenced back; not refitted, 0.2-4.2 ppm). Each keeps its window in
+    results.json (before, merging the two fits failed with a KeyError, or, the other way
+    round, dropped the refitted spectrum's window)."""
+    fid = read_fid(PHILIPS)
+    x = fid.samples.reshape(-1)
+    spectrum = np.fft.fftshift(np.fft.fft(x))
+    ppm = fid.ppm_axis()
+    wave = np.where((ppm > 0) & (ppm < 4.5), np.sin(2 * np.pi * ppm / 0.5), 0.0)
+    wavy = np.fft.ifft(np.fft.ifftshift(spectrum + 0.05 * np.abs(spectrum).max() * wave))
+    t = axes.time_axis_s(fid.n_points, fid.dwell_time_s)
+    moved = x * np.exp(2j * np.pi * 0.3 * fid.spectrometer_freq_mhz * t)
+    both = fid.with_samples(np.stack([wavy, moved]).reshape(1, 1, 2, -1))
+    path = write_nifti_mrs(tmp_path / "two.nii.gz", both)
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "--out", str(out), "--max-figures", "0"]) == 0
+    spectra = json.loads((out / "results.json").read_text())["spectra"]
+    assert spectra[0]["ppm_reference_correction"] == 0
+    assert spectra[1]["ppm_reference_correction"] == pytest.approx(-0.3, abs=0.03)
+    assert [s["fit"]["window_ppm"] for s in spectra] == [[0.2, 4.0], [0.2, 4.2]]
+    assert spectra[0]["fit"]["baseline_ed_per_ppm"] > 2 == spectra[1]["fit"]["baseline_ed_per_ppm"]

@@ -1079,6 +1079,7 @@ def fit_inputs(
             for rows, group in prep.groups(_estimated_rows(prep))
         ]
         names = fits[0][3]
+        _windows_alike(fits, n)
         columns, residual, metabolites, linewidth, facts = _merged(
             [(rows, values) for rows, _, _, _, values in fits]
         )
@@ -1161,6 +1162,26 @@ def _merged(parts: list[tuple[np.ndarray, Any]]) -> Any:
     for rows, values in others:
         _take_rows(first, values, rows)
     return first
+
+
+def _windows_alike(fits: list[tuple], n: int) -> None:
+    """Give every group of ``fits`` (:func:`fit_inputs`' ``(rows, fid, result, names, values)``
+    of one input's referenced axes) the fact ``window_ppm`` where any group has it: a fit whose
+    adaptive rule refitted no spectrum has none (``FitResult.window_ppm`` None: all over its
+    ``config.ppm_range``), so that :func:`_merged` neither drops the refitted spectra's windows
+    nor finds the fact missing from a later group."""
+    if not any("window_ppm" in values[-1] for *_, values in fits):
+        return
+    for rows, _, result, _, values in fits:
+        facts = values[-1]
+        if "window_ppm" not in facts:
+            ranges = np.asarray(result.config.ppm_range, dtype=float)
+            window = _spread(np.broadcast_to(ranges, (len(rows), 2)), rows, n)
+            # in _fit_facts' order: after shift_ppm
+            items = list(facts.items())
+            at = [name for name, _ in items].index("shift_ppm") + 1
+            facts.clear()
+            facts.update([*items[:at], ("window_ppm", window), *items[at:]])
 
 
 def _take_rows(into: Any, values: Any, rows: np.ndarray) -> None:
