@@ -22,12 +22,12 @@ def require_existing(path: str | os.PathLike, what: str = "", hint: str = "check
     return path
 
 
-def require_file(path: str | os.PathLike, what: str = "", hint: str = "check the path") -> Path:
-    """``path`` as a :class:`Path`, or :class:`InputFileError` if it is missing (``hint`` says
-    what to do) or a folder."""
-    path = require_existing(path, what, hint)
+def require_file(path: str | os.PathLike, what: str = "", hint: str | None = None) -> Path:
+    """``path`` as a :class:`Path`, or :class:`InputFileError` if it is missing or a folder;
+    ``hint`` says what to give in either case (default: check the path / give a file)."""
+    path = require_existing(path, what, hint or "check the path")
     if path.is_dir():
-        raise InputFileError(f"{what}{path} is a folder; give a file")
+        raise InputFileError(f"{what}{path} is a folder; {hint or 'give a file'}")
     return path
 
 

@@ -339,3 +339,15 @@ def test_writers_refuse_bad_requests_and_keep_existing_files(tmp_path):
             tmp_path / "out.nii", FID(np.ones((2, N), complex), **GRID), dim_tags=["DIM_NOPE"]
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.RAW"]  # no partial outputs
+
+
+def test_a_folder_or_a_missing_file_given_as_a_checkpoint_says_what_to_give(tmp_path):
+    """The checkpoint's own hint in both cases (the readers' path checks are one piece of code,
+    ``scaloquant.paths``, with each caller's hint)."""
+    from scaloquant.models.checkpoint import read_checkpoint
+    from scaloquant.paths import CHECKPOINT_HINT
+
+    for path, what in ((tmp_path, "is a folder"), (tmp_path / "gone.ckpt", "does not exist")):
+        with pytest.raises(InputFileError) as raised:
+            read_checkpoint(path)
+        assert str(raised.value) == f"checkpoint {path} {what}; {CHECKPOINT_HINT}"
