@@ -12,6 +12,33 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
+#: pytest-xdist workers of ``-n auto`` (pyproject's ``addopts``) at most: each holds its own
+#: torch, numpy and module fixtures (about 1-1.5 GB), so a many-core workstation with little
+#: memory is not asked for one per core
+MAX_TEST_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per CPU this process may run on (its affinity mask, as the
+    package counts them), at most :data:`MAX_TEST_WORKERS`; CI's 2 cores run two files at once
+    (``--dist loadfile``: a module's fixtures are built once, in one worker)."""
+    from scaloquant.threads import available_cpus
+
+    return min(available_cpus(), MAX_TEST_WORKERS)
+
+
+def pytest_configure(config):
+    """In a pytest-xdist worker, torch takes its share of the CPUs: N workers each with every
+    core would make libgomp's threads wait on each other's cores. Tests that set threads
+    themselves, and the fresh interpreters and worker processes tests start, are unaffected."""
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:
+        import torch
+
+        from scaloquant.threads import available_cpus
+
+        torch.set_num_threads(max(1, available_cpus() // int(workers)))
+
 
 @pytest.fixture(scope="session")
 def fresh_python():
