@@ -11,6 +11,12 @@ spectra each, 1 torch thread unless ``--threads``.
   the table is of the CUDA kernels' own time too, and a line says how much of the call's wall
   time the GPU was busy and how many kernels it ran (a fit bound by launches and host work keeps
   the GPU idle most of the time; one bound by the GPU keeps it busy).
+* ``--stages``: the process CPU seconds (all threads) of the fit's stages, summed per stage: the
+  solves (``batched.solve``: each call's spectra and mean/largest iterations listed, the F-test's
+  refits among them), the adaptive rule's screen, the F-test's bound and scores, the result's
+  assembly (derived spectra, linewidth, CRLB), water removal and basis preparation (timers
+  wrapped around those module functions for the call, then removed; a stage inside another counts
+  in both).
 * ``--save FILE.npz``: amplitudes, CRLB SDs, iterations and CPU seconds of each run;
   ``--compare A.npz B.npz``: per run the amplitude differences in units of A's CRLB SD
   (median, p99, max, and the spectra above 0.05), the MAE against the truth for
@@ -18,14 +24,17 @@ spectra each, 1 torch thread unless ``--threads``.
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_fit_profile.py [--n 128] [--runs invivo
 simulated tissue] [--threads 1] [--device cuda [--gpu-chunk N]] [--profile DIR [--ops]]
-[--save FILE.npz]`` or
+[--stages] [--save FILE.npz]`` or
 ``... --compare A.npz B.npz``
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import cProfile
+import functools
 import pstats
 import time
 from dataclasses import replace
@@ -41,6 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from scaloquant.fit import batched, fit_spectra  # noqa: E402
+from scaloquant.fit import spectra as fit_stages  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 
 RUNS = {"invivo": "invivo", "simulated": "simulated", "tissue": "invivo"}
@@ -78,6 +88,73 @@ def compare(a_path: str, b_path: str) -> None:
         print(line)
         for i in off[:8]:
             print(f"   spectrum {i}: cost {a[f'{run}_res'][i]:.6g} -> {b[f'{run}_res'][i]:.6g}")
+
+
+#: The stages ``--stages`` times: (module, function name).
+STAGES = (
+    (fit_stages, "_without_water"),
+    (fit_stages, "_prepared"),
+    (fit_stages, "asks_for_flexible_baseline"),
+    (fit_stages, "_batched_result"),
+    (fit_stages, "_derived_spectra"),
+    (fit_stages, "_linewidth_hz"),
+    (batched, "solve"),
+    (batched, "baseline_ftest_bound"),
+    (batched, "baseline_ftest_ssq"),
+    (batched, "crlb"),
+)
+
+
+@contextlib.contextmanager
+def stage_timers():
+    """While open, each of :data:`STAGES` adds its calls' process CPU seconds to the yielded
+    ``{name: [calls, CPU s]}``; ``batched.solve`` also appends ``(spectra, mean iterations,
+    largest, CPU s)`` of each outermost call to the ``"solve calls"`` entry. Restored on exit."""
+    table = collections.defaultdict(lambda: [0, 0.0])
+    solves = table["solve calls"] = []
+    depth = collections.Counter()
+
+    def timed_stage(module, name, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            depth[name] += 1
+            cpu = time.process_time()
+            try:
+                out = fn(*args, **kwargs)
+            finally:
+                depth[name] -= 1
+                cpu = time.process_time() - cpu
+                if not depth[name]:  # a solve that sorts its spectra calls itself once
+                    entry = table[f"{module.__name__.rsplit('.', 1)[-1]}.{name}"]
+                    entry[0] += 1
+                    entry[1] += cpu
+            if name == "solve" and not depth[name]:
+                its = out.iterations
+                solves.append((len(its), its.mean(), its.max(), cpu))
+            return out
+
+        return wrapper
+
+    saved = [(module, name, getattr(module, name)) for module, name in STAGES]
+    try:
+        for module, name, fn in saved:
+            setattr(module, name, timed_stage(module, name, fn))
+        yield table
+    finally:
+        for module, name, fn in saved:
+            setattr(module, name, fn)
+
+
+def print_stages(table) -> None:
+    """The table of :func:`stage_timers`, largest CPU first."""
+    solves = table.pop("solve calls")
+    for name, (calls, cpu) in sorted(table.items(), key=lambda item: -item[1][1]):
+        print(f"  {name:40s} {calls:3d} calls {cpu:7.2f} CPU s")
+    for n, mean, largest, cpu in solves:
+        print(
+            f"  batched.solve of {n:4d} spectra: {cpu:6.2f} CPU s, {mean:5.1f} iterations on "
+            f"average, {largest} the most"
+        )
 
 
 def sync() -> None:
@@ -125,6 +202,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", default=None)
     parser.add_argument("--ops", action="store_true")
+    parser.add_argument("--stages", action="store_true", help="CPU seconds per stage")
     parser.add_argument("--save", default=None)
     parser.add_argument("--compare", nargs=2, default=None)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -147,12 +225,15 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         if prof:
             prof.enable()
-        result = fit_spectra(fid, basis, config)
-        sync()
+        with stage_timers() if args.stages else contextlib.nullcontext() as table:
+            result = fit_spectra(fid, basis, config)
+            sync()
         if prof:
             prof.disable()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         print(f"{run}: {args.n / wall:.2f} spectra/s wall, {args.n / cpu:.2f} per CPU-s")
+        if table is not None:
+            print_stages(table)
         saved |= {
             f"{run}_amp": result.amplitudes,
             f"{run}_sd": result.crlb_sd,
