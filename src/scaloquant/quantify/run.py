@@ -26,7 +26,7 @@ from ..fit import (
     phase_corrected,
 )
 from ..fit.scale import signal_per_proton
-from ..models.physics import PHYSICS_KINDS
+from ..models.physics_config import PHYSICS_KINDS
 from ..signal.quality import (
     WATER_NEAR_WINDOW_RATIO,
     QualityFigures,
