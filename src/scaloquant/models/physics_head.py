@@ -139,7 +139,7 @@ def crlb_sd(
 def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
     """``|y - S a - B c| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation
     ``ev``, the baseline ``B c`` solved from the residual as the fit solves it: the definition
-    of the fit's ``fit_residual`` quality column (``scaloquant.quantify.run._fit_checks``, the
+    of the fit's ``fit_residual`` quality column (``scaloquant.quantify.checks.fit_checks``, the
     Euclidean norms of the data and the residual over the window); NaN for an empty window."""
     r = complex_residual(ev)
     r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
