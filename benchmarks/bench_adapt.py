@@ -44,7 +44,7 @@ import torch
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.models.adapt import AdaptConfig, adapt_encoder, reconstruction_error
-from scaloquant.models.physics import invivo_truth
+from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import BaselineConfig
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics

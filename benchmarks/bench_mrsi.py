@@ -8,13 +8,13 @@ that does it (wall and process CPU seconds; wrapped calls may nest: the fit chec
 figures both rebuild fitted spectra, the report includes its map images):
 
 * ``read``: reading the input (:func:`scaloquant.cli._spectra.inputs_from_args`);
-* ``checks``: matching and the quality figures (``quantify.run._matched_inputs``);
+* ``checks``: matching and the quality figures (``quantify.matching.matched_inputs``);
 * ``basis``: the basis on the data's grid, prepared (``fit.spectra._prepared``);
 * ``water``: HLSVD water removal (:func:`scaloquant.signal.water.remove_water`);
 * ``solve``: the batched fit (``fit.spectra._solve``: the LM loop, CRLB);
 * ``result``: the fit's outputs derived from it (``fit.spectra._batched_result``: linewidth,
   SNR, fit checks);
-* ``fit_checks``: ``quantify.run._fit_checks`` (where it still rebuilds the model);
+* ``fit_checks``: ``quantify.checks.fit_checks`` (where it still rebuilds the model);
 * ``figure_spectra``: fitted spectra rebuilt for figures and checks (``fitted_spectra``);
 * ``fit_figures``: the fit figures drawn (``report.outputs._fit_png``);
 * ``map_images``: the report's map images (``report.html._map_images``);
@@ -54,12 +54,12 @@ from scaloquant.types import FID  # noqa: E402
 #: (stage, module, function): wrapped where the CLI looks the function up at call time.
 STAGES = (
     ("read", "scaloquant.cli._spectra", "inputs_from_args"),
-    ("checks", "scaloquant.quantify.run", "_matched_inputs"),
+    ("checks", "scaloquant.quantify.run", "matched_inputs"),
     ("basis", "scaloquant.fit.spectra", "_prepared"),
     ("water", "scaloquant.signal.water", "remove_water"),
     ("solve", "scaloquant.fit.spectra", "_solve"),
     ("result", "scaloquant.fit.spectra", "_batched_result"),
-    ("fit_checks", "scaloquant.quantify.run", "_fit_checks"),
+    ("fit_checks", "scaloquant.quantify.run", "fit_checks"),
     ("figure_spectra", "scaloquant.quantify.run", "fitted_spectra"),
     ("fit_figures", "scaloquant.report.outputs", "_fit_png"),
     ("map_images", "scaloquant.report.html", "_map_images"),

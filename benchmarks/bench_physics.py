@@ -73,7 +73,8 @@ from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.evaluation import evaluate
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
-from scaloquant.models.physics import EXACT_RELATIVE_COST, default_truth, invivo_truth
+from scaloquant.models.physics import EXACT_RELATIVE_COST
+from scaloquant.models.physics_truth import default_truth, invivo_truth
 from scaloquant.simulate import BaselineConfig, SimulationConfig, drawn_parameters, simulate_dataset
 from scaloquant.simulate.invivo import (
     MEASURED_MM_NAMES,

@@ -28,7 +28,7 @@ import torch
 from bench_adapt import SHIFTED_PRIOR, TRAIN_PRIOR
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
-from scaloquant.models.physics import invivo_truth
+from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate.invivo import draw_invivo, render_invivo
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 

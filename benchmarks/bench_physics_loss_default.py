@@ -20,7 +20,7 @@ import torch
 
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
-from scaloquant.models.physics import default_truth
+from scaloquant.models.physics_truth import default_truth
 from scaloquant.simulate import SimulationConfig, drawn_parameters, simulate_batch
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 

@@ -16,7 +16,8 @@ import torch
 from bench_adapt import TRAIN_PRIOR
 from scaloquant.fit.problem import data_window
 from scaloquant.io import default_basis
-from scaloquant.models.physics import build_physics_quantifier, least_squares_amplitudes, problem_in
+from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.models.physics_head import least_squares_amplitudes, problem_in
 from scaloquant.simulate import SimulationConfig
 from scaloquant.train.physics import physics_loss, signal_source
 

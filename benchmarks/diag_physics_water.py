@@ -17,7 +17,7 @@ main metabolites (NAA, Cr+PCr, GPC+PCho, Ins, Glu, as ``bench_physics.py``'s slo
 |estimate - truth| in the prior's units (mM), and its ``water_near_window`` ratio
 (:func:`scaloquant.signal.quality.water_near_window` above the window's top: the model's
 ``fit_config.ppm_range[1]`` on the spectra it saw, as the lead's attempt; the fit's on the data
-less the water it removed, as ``quantify/run.py`` ``_water_near_window``). Per set, in bins of the
+less the water it removed, as ``quantify/checks.py`` ``water_near_window_seen``). Per set, in bins of the
 ratio: the count, the mean and 90th percentile of the error with water, the mean of the same
 spectra's error without water, the mean paired difference (and its 95 % bootstrap interval), the
 share of spectra whose error grew by more than ``--worse`` mM; and the share above

@@ -354,7 +354,7 @@ def reproduce(
     from .evaluate.encoders import encoder_comparison, parameter_errors
     from .fit.batched import CPU_CHUNK
     from .models.checkpoint import load_model
-    from .models.physics import default_truth
+    from .models.physics_truth import default_truth
     from .simulate.dataset import drawn_parameters
     from .train import simulate_set
     from .train.physics import train_physics

@@ -238,7 +238,7 @@ def test_fit_of_an_mrsi_slice_draws_representative_voxels(basis, tmp_path):
     (best, median, worst for 3), not the largest signals, and says so in the terminal, the
     summary and the report; the maps are drawn for every voxel as before; ``--max-figures``
     still caps it."""
-    from scaloquant.quantify.run import representative_voxels
+    from scaloquant.quantify.figures import representative_voxels
 
     signals = simulate_batch(basis, SimulationConfig(), 9, np.random.default_rng(3)).fids
     path = write_nifti_mrs(tmp_path / "slice.nii.gz", _fid(basis, signals.reshape(3, 3, 1, -1)))
@@ -269,7 +269,7 @@ def test_fit_of_an_mrsi_slice_draws_representative_voxels(basis, tmp_path):
 
 
 def test_representative_voxels_skip_unusable_and_unfitted_spectra():
-    from scaloquant.quantify.run import representative_voxels
+    from scaloquant.quantify.figures import representative_voxels
 
     residual = np.array([0.5, np.nan, 0.1, 0.3, 0.9, 0.2])
     usable = np.array([True, True, True, True, False, True])

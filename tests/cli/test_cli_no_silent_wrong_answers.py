@@ -516,13 +516,13 @@ def test_running_out_of_memory_is_one_line_and_leaves_no_output(
     """A GPU's or the machine's memory running out mid-run (torch's ``OutOfMemoryError``, a
     ``RuntimeError``; numpy's ``MemoryError``): one line saying so and what to do, exit 2, no
     output folder, nothing staged left."""
-    import scaloquant.quantify.run as run
+    import scaloquant.quantify.matching as matching
 
     def out_of_memory(*args, **kwargs):
         raise error
 
     data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
-    monkeypatch.setattr(run, "quality_figures", out_of_memory)
+    monkeypatch.setattr(matching, "quality_figures", out_of_memory)
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, data) == 2
     line = _one_error(capsys, "quantify")

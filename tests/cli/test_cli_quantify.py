@@ -302,7 +302,7 @@ def test_mrsi_refine_draws_representative_voxels_as_fit(
     ``fit`` does (``representative_voxels``), and says so; the empty voxel is neither given to
     the network nor refined."""
     from scaloquant.models import Quantifier
-    from scaloquant.quantify.run import representative_voxels
+    from scaloquant.quantify.figures import representative_voxels
 
     samples = signals[:5].copy()
     samples[1] = 0

@@ -17,7 +17,8 @@ import torch
 from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
-from scaloquant.models.physics import build_physics_quantifier, invivo_truth
+from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import InvivoPrior, SimulationConfig, simulate_batch
 from scaloquant.simulate.invivo import draw_invivo, render_invivo
 from scaloquant.types import FID

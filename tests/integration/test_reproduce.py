@@ -22,7 +22,8 @@ from scaloquant.evaluate.run import predict_test_set
 from scaloquant.io.default import default_basis
 from scaloquant.io.hdf5 import read_simulation
 from scaloquant.models import load_model
-from scaloquant.models.physics import PhysicsQuantifier, default_truth
+from scaloquant.models.physics import PhysicsQuantifier
+from scaloquant.models.physics_truth import default_truth
 from scaloquant.simulate import SimulationConfig, add_noise
 from scaloquant.simulate.dataset import drawn_parameters
 

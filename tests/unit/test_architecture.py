@@ -377,3 +377,77 @@ def test_the_path_check_sees_a_missing_module():
         "* **The fit room** (`fit/`): `lm.py` <- `nowhere.py`; `x.md` is no module\n"
     )
     assert _missing_doc_paths(text, PACKAGE) == ["fit/gone.py", "nowhere.py"]
+
+
+#: Rooms whose modules stand in one order (``docs/architecture.md``, "Where things live"): each
+#: module imports only the modules before it in its room (the package's ``__init__`` may import
+#: any). A module added to such a room takes its place here.
+ROOM_ORDER: dict[str, tuple[str, ...]] = {
+    "models": (
+        "cnn",
+        "transforms",
+        "uncertainty",
+        "quantifier",
+        "physics_config",
+        "physics_head",
+        "physics_truth",
+        "physics",
+        "checkpoint",
+        "export",
+        "adapt",
+    ),
+    "quantify": (
+        "inputs",
+        "water",
+        "results",
+        "rows",
+        "notes",
+        "matching",
+        "figures",
+        "checks",
+        "run",
+    ),
+}
+
+
+def _out_of_order(order: tuple[str, ...], graph: dict[str, set[str]]) -> list[str]:
+    """``module -> target`` for every arrow of ``graph`` (module names inside one room) to a
+    module not before it in ``order``; every module of ``graph`` must be in ``order``."""
+    place = {name: i for i, name in enumerate(order)}
+    bad = [f"{m} is not in the room's order" for m in sorted(graph) if m not in place]
+    bad += [
+        f"{m} -> {t}"
+        for m in sorted(graph)
+        if m in place
+        for t in sorted(graph[m])
+        if place.get(t, len(order)) >= place[m]
+    ]
+    return bad
+
+
+@pytest.mark.parametrize("room", sorted(ROOM_ORDER))
+def test_the_modules_of_a_room_import_only_those_before_them(room):
+    graph = {}
+    for module, path in MODULES.items():
+        parts = module.split(".")
+        if len(parts) != 3 or parts[1] != room:
+            continue  # the room's package itself may gather its modules
+        source = path.read_text(encoding="utf-8")
+        graph[parts[2]] = {
+            t.split(".")[2]
+            for t in _module_targets(source, module, False)
+            if t.count(".") == 2 and t.split(".")[1] == room and t != module
+        }
+    bad = _out_of_order(ROOM_ORDER[room], graph)
+    assert not bad, f"the {room} room's order (ROOM_ORDER, docs/architecture.md):\n" + "\n".join(
+        bad
+    )
+
+
+def test_the_order_check_sees_an_arrow_back_and_a_new_module():
+    order = ("rows", "notes", "run")
+    assert _out_of_order(order, {"rows": set(), "notes": {"rows"}, "run": {"notes"}}) == []
+    assert _out_of_order(order, {"rows": {"run"}, "run": set(), "new": set()}) == [
+        "new is not in the room's order",
+        "rows -> run",
+    ]

@@ -21,7 +21,7 @@ from scaloquant.fit.evaluation import Workspace, evaluate, stack, whiten, whiten
 from scaloquant.fit.problem import data_window, make_problem, prepare_basis
 from scaloquant.fit.start import start_theta
 from scaloquant.io import default_basis
-from scaloquant.models.physics import problem_in
+from scaloquant.models.physics_head import problem_in
 
 NAMES = ("Mac", "Cr", "PCr", "NAA", "PCho", "Ins", "Glu")
 

@@ -682,7 +682,7 @@ def assert_mirror_warning_reaches_the_user(command: list[str], folder: Path, cap
 def test_mirrored_nifti_warns_in_fit_output(tmp_path, capsys):
     """``scaloquant fit`` on a mirrored copy of spec2nii's Philips file (made by nifti_mrs):
     the warning of SpectraInput.checks() is printed and in results.json; not with --conjugate.
-    (``quantify`` takes the same path, ``quantify.run._matched_inputs``; its test is
+    (``quantify`` takes the same path, ``quantify.matching.matched_inputs``; its test is
     ``tests/cli/test_cli_quantify.py::test_mirrored_nifti_is_warned_about``, where the trained
     checkpoint it needs is already paid for.)"""
     mirrored = mirrored_spant_nifti(tmp_path)

@@ -18,16 +18,15 @@ from scaloquant.errors import ConfigError, IncompatibleDataError
 from scaloquant.fit import batched
 from scaloquant.fit.model import MISFIT_RATIO
 from scaloquant.io import default_basis
-from scaloquant.models.physics import (
-    PhysicsQuantifierConfig,
-    build_physics_quantifier,
-    default_truth,
-    invivo_truth,
+from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.models.physics_config import PhysicsQuantifierConfig
+from scaloquant.models.physics_head import (
     least_squares_amplitudes,
     network_sd_factors,
     normalised_theta,
     theta_from_outputs,
 )
+from scaloquant.models.physics_truth import default_truth, invivo_truth
 from scaloquant.simulate import (
     BaselineConfig,
     SimulationConfig,
@@ -440,7 +439,7 @@ def test_checkpoints_saved_with_the_scipy_solvers_settings_still_load():
     solver was retired also hold ``solver="batched"``, ``tolerance`` and ``max_evaluations``
     (as lists where tuples belong): they rebuild the same model."""
     from scaloquant.fit.config import FIT_PRESETS
-    from scaloquant.models.physics import fit_config_from_dict
+    from scaloquant.models.physics_config import fit_config_from_dict
 
     for preset in FIT_PRESETS.values():
         old = {**preset.to_dict(), "solver": "batched", "tolerance": 1e-6, "max_evaluations": 100}

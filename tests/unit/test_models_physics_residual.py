@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from scaloquant.io import default_basis
-from scaloquant.models.physics import build_physics_quantifier, invivo_truth
+from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import BaselineConfig
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
 

@@ -18,8 +18,9 @@ import torch
 from scaloquant.fit import crlb
 from scaloquant.fit.evaluation import Workspace, evaluate, noise_var_from_residual, w_inner
 from scaloquant.io import default_basis
-from scaloquant.models import physics
-from scaloquant.models.physics import build_physics_quantifier, default_truth
+from scaloquant.models import physics, physics_head
+from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.models.physics_truth import default_truth
 from scaloquant.simulate import SimulationConfig, drawn_parameters, simulate_dataset
 from scaloquant.train.physics import default_simulation_model
 
@@ -54,7 +55,7 @@ def _crlb_oracle(problem, ev, noise_var, monkeypatch):
     """The bound by the pseudo-inverse alone (every row refused by the Cholesky route)."""
     with monkeypatch.context() as patch:
         patch.setattr(crlb, "CHOLESKY_INVERSE_MAX", 0.0)
-        return physics._crlb_sd(problem, ev, noise_var)
+        return physics_head.crlb_sd(problem, ev, noise_var)
 
 
 def test_crlb_by_cholesky_equals_the_pseudo_inverse(noisy, monkeypatch):
@@ -67,7 +68,7 @@ def test_crlb_by_cholesky_equals_the_pseudo_inverse(noisy, monkeypatch):
     ones = torch.ones(len(fids), dtype=torch.float64)
     ev = evaluate(problem, theta, y, ones)
     noise_var = noise_var_from_residual(problem, ev)
-    got = physics._crlb_sd(problem, ev, noise_var)
+    got = physics_head.crlb_sd(problem, ev, noise_var)
     want = _crlb_oracle(problem, ev, noise_var, monkeypatch)
     assert bool((want > 0).all())
     torch.testing.assert_close(got, want, rtol=1e-10, atol=0.0)
@@ -85,7 +86,7 @@ def test_crlb_sd_of_an_unidentifiable_amplitude_takes_the_pseudo_inverse(noisy, 
     ev.w_columns[:, :, 1] = ev.w_columns[:, :, 0]
     ev.gram = w_inner(problem, ev.columns, ev.columns)  # crlb's amplitude block
     noise_var = noise_var_from_residual(problem, ev)
-    got = physics._crlb_sd(problem, ev, noise_var)
+    got = physics_head.crlb_sd(problem, ev, noise_var)
     want = _crlb_oracle(problem, ev, noise_var, monkeypatch)
     torch.testing.assert_close(got, want, rtol=1e-8, atol=0.0)
 

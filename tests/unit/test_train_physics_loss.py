@@ -21,7 +21,7 @@ from test_models_adapt import TRAIN_PRIOR
 from scaloquant.errors import ConfigError
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
-from scaloquant.models.physics import invivo_truth
+from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 

@@ -224,7 +224,7 @@ def inputs_from_args(args: argparse.Namespace) -> list:
 def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     """What a run did, for the terminal: counts, each input's conversions and warnings, the
     quality flags, where the results are (quantify, fit)."""
-    from ..quantify.run import figure_note, quality_note
+    from ..quantify.notes import figure_note, quality_note
 
     print(f"{verb} {run.n_spectra} spectra from {n_files} file(s)")
     for r in run.results:

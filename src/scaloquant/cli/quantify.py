@@ -177,7 +177,7 @@ def _quantify(args: argparse.Namespace) -> int:
         provenance=run_provenance(args, checkpoint=checkpoint),
     )
     if run.adaptation is not None:
-        from ..quantify.run import adaptation_note
+        from ..quantify.notes import adaptation_note
 
         print(adaptation_note(run.adaptation))
         if args.save_adapted is not None:

@@ -25,7 +25,7 @@ from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_
 from ..io import default_basis
 from ..io.atomic import check_writable, write_text_atomic
 from ..io.config import read_mapping
-from ..models.physics import PHYSICS_KINDS
+from ..models.physics_config import PHYSICS_KINDS
 from ..models.quantifier import MODEL_KINDS
 from ..models.uncertainty import UNCERTAINTY_KINDS
 from ..simulate import BaselineConfig, SimulationConfig

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .physics import PhysicsQuantifier, least_squares_amplitudes
+from .physics import PhysicsQuantifier
+from .physics_head import least_squares_amplitudes
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,8 @@ def _new_model(description: Mapping[str, Any]) -> Quantifier | PhysicsQuantifier
     """An untrained model of the checkpoint's ``quantifier`` description: a regression
     :class:`Quantifier` or a :class:`~scaloquant.models.physics.PhysicsQuantifier` (whose basis
     is a buffer, loaded with the weights)."""
-    from .physics import PHYSICS_KINDS, PhysicsQuantifier, PhysicsQuantifierConfig
+    from .physics import PhysicsQuantifier
+    from .physics_config import PHYSICS_KINDS, PhysicsQuantifierConfig
 
     if description.get("model") in PHYSICS_KINDS:
         return PhysicsQuantifier(PhysicsQuantifierConfig.from_dict(description))

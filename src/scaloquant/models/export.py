@@ -175,7 +175,7 @@ def export_onnx(
             "ONNX export needs the onnx and onnxscript packages: pip install 'scaloquant[onnx]'"
         ) from None
 
-    from .physics import PHYSICS_KINDS
+    from .physics_config import PHYSICS_KINDS
 
     if quantifier.config.model in PHYSICS_KINDS:
         # its amplitudes come from a least-squares solve with the basis and the fit's iterations

@@ -28,10 +28,9 @@ the latter the polish first runs the fit's continuation stages from the network'
 (``polish_broadening_per_s``).
 
 Network outputs (``3 G + 3`` for ``G`` lineshape groups), each mapped into a documented range
-(:class:`PhysicsQuantifierConfig`) by a logistic function, so every prediction is a valid
-start: ``u = sigmoid(z)`` for damping ``(G)``, shift ``(G)``, Gaussian ``(G)`` and ``phi1``,
-``value = low + (high - low) u``; ``phi0 = atan2(z_sin, z_cos)`` (the full circle, no
-wrap-around). The encoder is the paper's CNN (:class:`~scaloquant.models.quantifier.Quantifier`
+(:class:`~scaloquant.models.physics_config.PhysicsQuantifierConfig`) by a logistic function
+(:mod:`scaloquant.models.physics_head`), so every prediction is a valid start. The encoder is the
+paper's CNN (:class:`~scaloquant.models.quantifier.Quantifier`
 with its transform and input standardisation; its output de-normalisation is the identity
 here). Ideas after QNet (Chen et al.) and physics-informed networks (Rizzo et al., MRM 2023):
 amplitudes by least squares generalise beyond the concentrations of the training prior.
@@ -39,33 +38,20 @@ amplitudes by least squares generalise beyond the concentrations of the training
 
 from __future__ import annotations
 
-import math
 import threading
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, NamedTuple
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._config import dataclass_from_dict
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import batched, search, stages
 from ..fit.config import FitConfig
-from ..fit.crlb import crlb_variances
-from ..fit.evaluation import (
-    Evaluation,
-    Workspace,
-    baseline_coefficients,
-    columns,
-    complex_residual,
-    evaluate,
-    noise_var_from_residual,
-    stack,
-    w_inner,
-)
+from ..fit.evaluation import Workspace, evaluate, noise_var_from_residual, stack, w_inner
 from ..fit.lm import Solution, levenberg_marquardt, put_rows, reweighted_steps, take_rows
 from ..fit.model import MISFIT_RATIO
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
@@ -74,25 +60,18 @@ from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum
 from ..threads import run_side_by_side
 from ..types import Acquisition, BasisSet
-from .cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm, kernel_tuple
-from .quantifier import Quantifier, QuantifierConfig
+from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
+from .physics_head import (
+    crlb_sd,
+    metabolite_fraction,
+    n_outputs,
+    output_ranges,
+    problem_in,
+    relative_fit_residual,
+    theta_from_outputs,
+)
+from .quantifier import Quantifier
 
-PhysicsKind = Literal["spectrum_physics", "scalogram_physics"]
-PHYSICS_KINDS: tuple[str, ...] = ("spectrum_physics", "scalogram_physics")
-#: The regression CNN each physics model uses as its encoder.
-ENCODER_OF = {"spectrum_physics": "spectrum_cnn", "scalogram_physics": "scalogram_cnn"}
-#: The scalogram encoder's default (:meth:`ScalogramConfig.preset` arguments): the ``cpu``
-#: preset's span with ``complex`` channels (the paper's ``abs_re_im`` cannot see a conjugation,
-#: ``pos_neg`` not the zero-order phase; issue 13), 64 scales and every 8th column: 4 times
-#: fewer outputs than ``cpu``, whose encoder took 3.5 s per training step of 32 signals on one
-#: CPU thread (the spectrum encoder 0.06 s).
-DEFAULT_PHYSICS_SCALOGRAM = {"name": "cpu", "channels": "complex", "n_scales": 64, "decimation": 8}
-#: Default polish iterations (``K``): on spectra the fit's model describes, 5 matched 20 (SNR 30)
-#: and the full fit, at a quarter of the cost of 20
-#: (docs/history/physics-models-log.md "Measured (2 shared CPU cores"; again with the damping
-#: kept from one trial to the next: "The polish as a real Levenberg-Marquardt (session 21,
-#: `polish21`)").
-DEFAULT_POLISH_ITERATIONS = 5
 #: Relative residual ``|y - S a|_W^2 / |y|_W^2`` below which a polished spectrum counts as
 #: fitted exactly and is spared the global moves (:meth:`PhysicsQuantifier.moves_where_inexact`).
 #: Noise keeps it far above this at any SNR the simulator draws (SNR 1000: ~1e-6); noiseless
@@ -104,183 +83,6 @@ EXACT_RELATIVE_COST = 1e-12
 #: at ~1e-10 (64 noiseless default spectra, the ``quick`` network, ``K = 20``: 1.2e-10 to 2.1e-10
 #: at the 70th percentile; SNR 1000: 6.7e-7 and above).
 EXACT_RELATIVE_COST_DECIMATED = 1e-8
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
-
-
-def fit_config_from_dict(d: Mapping[str, Any]) -> FitConfig:
-    """A :class:`FitConfig` from :meth:`FitConfig.to_dict` (lists back to tuples; the settings
-    of the retired scipy solver that older checkpoints hold, as :meth:`FitConfig.from_dict`)."""
-    return FitConfig.from_dict({k: _tuples(v) for k, v in d.items()})
-
-
-@dataclass(frozen=True)
-class PhysicsQuantifierConfig:
-    """Everything needed to rebuild a :class:`PhysicsQuantifier` (buffers aside).
-
-    Attributes
-    ----------
-    model : ``"spectrum_physics"`` or ``"scalogram_physics"``.
-    metabolites : names of the prepared basis (the fit's, macromolecules and lipids included),
-        in amplitude order.
-    macromolecules : which of them are macromolecules or lipids (basis metadata of the fit).
-    n_points, dwell_time_s, spectrometer_freq_mhz, ppm_reference, nucleus : acquisition grid.
-    fit : :meth:`FitConfig.to_dict` of the model (default: ``FIT_PRESETS["invivo"]``; the
-        default simulation's models use ``FIT_PRESETS["simulated"]``).
-    damping_range_per_s, shift_range_hz, gauss_range_per_s2 : ranges of the network's group
-        damping ``alpha`` (1/s), shift (Hz) and Gaussian ``beta`` (1/s^2); default the fit's
-        bounds (0-60 1/s, +-25 Hz = its global shift search, 0-3000 1/s^2) so that every
-        prediction is a start the fit accepts.
-    phase1_range_rad_per_ppm : first-order phase range about the fit's pivot, rad/ppm (default
-        +-0.5: about 3 times the ``invivo`` simulation's +-10 deg/ppm).
-    polish_iterations : ``K``, Levenberg–Marquardt iterations after the network (0: none).
-    polish_moves : after the polish, the batched fit's global moves
-        (:func:`scaloquant.fit.search.global_moves`): resets of groups lost on a bound and twin
-        swaps (Cr/PCr, GPC/PCho), each kept where the cost drops, then the fit's second search
-        where the residual still misfits (:meth:`PhysicsQuantifier.second_search_where_misfit`)
-        (only without priors, i.e. the per-metabolite model of the default simulation).
-    polish_broadening_per_s : continuation stages of the polish, 1/s, decreasing (the fit's
-        ``continuation_broadening_per_s``, :func:`scaloquant.fit.stages.continuation`): before the ``K``
-        iterations, Levenberg–Marquardt from the network's start on data and basis broadened
-        by ``exp(-L t)`` for each ``L`` (on the FID's first samples, as the fit's stages), which
-        widens the basin of the narrow lines' shifts; ``()`` for none (``K = 0``: never).
-    network_sd_factors : per amplitude ``(M,)``: the factors that calibrate the network's own
-        SD (the CRLB at the network's parameters, :attr:`PhysicsEstimate.network_sd`), measured
-        on the validation set at training time so that its z-scores have unit RMS
-        (:func:`network_sd_factors`); ``None``: uncalibrated (factors 1).
-    widths, kernel_sizes, norm, scalogram, spectrum_ppm_range : the encoder
-        (:class:`~scaloquant.models.quantifier.QuantifierConfig`). The scalogram encoder's
-        default channels are ``complex`` (the paper's ``abs_re_im`` cannot see a conjugation and
-        ``pos_neg`` not the zero-order phase; issue 13).
-    """
-
-    model: PhysicsKind
-    metabolites: tuple[str, ...]
-    macromolecules: tuple[str, ...]
-    n_points: int
-    dwell_time_s: float
-    spectrometer_freq_mhz: float
-    ppm_reference: float
-    nucleus: str = "1H"
-    fit: Mapping[str, Any] | None = None
-    damping_range_per_s: tuple[float, float] | None = None
-    shift_range_hz: tuple[float, float] | None = None
-    gauss_range_per_s2: tuple[float, float] | None = None
-    phase1_range_rad_per_ppm: tuple[float, float] = (-0.5, 0.5)
-    polish_iterations: int = DEFAULT_POLISH_ITERATIONS
-    polish_broadening_per_s: tuple[float, ...] = ()
-    polish_moves: bool = False
-    network_sd_factors: tuple[float, ...] | None = None
-    widths: tuple[int, ...] = DEFAULT_WIDTHS
-    kernel_sizes: tuple[int, ...] = (DEFAULT_KERNEL_SIZE,) * len(DEFAULT_WIDTHS)
-    norm: Norm = "batch"
-    scalogram: Mapping[str, Any] | None = None
-    spectrum_ppm_range: tuple[float, float] | None = (0.2, 4.2)
-
-    def __post_init__(self) -> None:
-        if self.model not in PHYSICS_KINDS:
-            raise ConfigError(
-                f"unknown physics model {self.model!r}; choose one of {', '.join(PHYSICS_KINDS)}"
-            )
-        if self.model == "scalogram_physics" and self.scalogram is None:
-            raise ConfigError("a scalogram_physics model needs a scalogram configuration")
-        fit = self.fit_config
-        defaults = {
-            "damping_range_per_s": fit.damping_bounds_per_s,
-            "shift_range_hz": fit.global_shift_range_hz,
-            "gauss_range_per_s2": fit.gauss_bounds_per_s2,
-        }
-        for name, default in defaults.items():
-            value = getattr(self, name)
-            object.__setattr__(self, name, _pair(name, default if value is None else value))
-        object.__setattr__(
-            self, "phase1_range_rad_per_ppm", _pair("phase1", self.phase1_range_rad_per_ppm)
-        )
-        object.__setattr__(self, "fit", fit.to_dict())
-        for name in ("metabolites", "macromolecules"):
-            object.__setattr__(self, name, tuple(str(m) for m in getattr(self, name)))
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        object.__setattr__(self, "kernel_sizes", kernel_tuple(self.kernel_sizes, len(self.widths)))
-        if self.spectrum_ppm_range is not None:
-            object.__setattr__(self, "spectrum_ppm_range", _pair("ppm", self.spectrum_ppm_range))
-        stages = tuple(float(v) for v in self.polish_broadening_per_s)
-        if not all(math.isfinite(v) and v > 0 for v in stages) or any(
-            a <= b for a, b in zip(stages, stages[1:], strict=False)
-        ):
-            raise ConfigError(
-                f"polish_broadening_per_s must hold positive, decreasing values, got {stages}"
-            )
-        object.__setattr__(self, "polish_broadening_per_s", stages)
-        if self.network_sd_factors is not None:
-            factors = tuple(float(f) for f in self.network_sd_factors)
-            if len(factors) != len(self.metabolites) or not all(
-                math.isfinite(f) and f > 0 for f in factors
-            ):
-                raise ConfigError(
-                    f"network_sd_factors must be {len(self.metabolites)} positive numbers, one "
-                    f"per amplitude, got {self.network_sd_factors!r}"
-                )
-            object.__setattr__(self, "network_sd_factors", factors)
-        if not (isinstance(self.polish_iterations, int) and self.polish_iterations >= 0):
-            raise ConfigError(
-                f"polish_iterations must be an integer >= 0, got {self.polish_iterations!r}"
-            )
-
-    @property
-    def fit_config(self) -> FitConfig:
-        """The model of the fit (``FIT_PRESETS["invivo"]`` when none is given)."""
-        if self.fit is None:
-            from ..fit.config import FIT_PRESETS
-
-            return FIT_PRESETS["invivo"]
-        return fit_config_from_dict(self.fit)
-
-    @property
-    def acquisition(self) -> Acquisition:
-        return Acquisition.of(self)
-
-    def encoder_config(self, n_outputs: int) -> QuantifierConfig:
-        """The regression CNN used as encoder, with ``n_outputs`` outputs."""
-        return QuantifierConfig(
-            model=ENCODER_OF[self.model],
-            metabolites=tuple(f"theta{i}" for i in range(n_outputs)),
-            n_points=self.n_points,
-            dwell_time_s=self.dwell_time_s,
-            spectrometer_freq_mhz=self.spectrometer_freq_mhz,
-            ppm_reference=self.ppm_reference,
-            nucleus=self.nucleus,
-            widths=self.widths,
-            kernel_sizes=self.kernel_sizes,
-            norm=self.norm,
-            scalogram=None if self.scalogram is None else dict(self.scalogram),
-            spectrum_ppm_range=self.spectrum_ppm_range,
-            # the input is scaled by PhysicsQuantifier.window_scaled already
-            input_scale="fixed",
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for key, value in d.items():
-            if isinstance(value, tuple):
-                d[key] = list(value)
-        d["scalogram"] = None if self.scalogram is None else dict(self.scalogram)
-        d["fit"] = dict(self.fit)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PhysicsQuantifierConfig:
-        return dataclass_from_dict(
-            cls, {k: v if k in ("fit", "scalogram") else _tuples(v) for k, v in d.items()}, "model"
-        )
-
-
-def _pair(name: str, value) -> tuple[float, float]:
-    lo, hi = (float(v) for v in value)
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ConfigError(f"{name} range must be finite with low < high, got {value!r}")
-    return lo, hi
 
 
 class PhysicsEstimate(NamedTuple):
@@ -322,95 +124,6 @@ class PhysicsPrediction(NamedTuple):
     metabolite_fraction: np.ndarray
 
 
-def n_outputs(n_groups: int) -> int:
-    """Network outputs for ``n_groups`` lineshape groups: damping, shift and Gaussian per group,
-    ``phi1``, and ``cos``/``sin`` of ``phi0``."""
-    return 3 * n_groups + 3
-
-
-def _ranges(config: PhysicsQuantifierConfig, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low and high ``(3 G + 1,)`` of damping, shift, Gaussian (per group) and ``phi1``."""
-    g = n_groups
-    pairs = (
-        [config.damping_range_per_s] * g
-        + [config.shift_range_hz] * g
-        + [config.gauss_range_per_s2] * g
-        + [config.phase1_range_rad_per_ppm]
-    )
-    lo, hi = zip(*pairs, strict=True)
-    return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
-
-
-def theta_from_outputs(
-    problem: Problem, outputs: torch.Tensor, low: torch.Tensor, high: torch.Tensor
-) -> torch.Tensor:
-    """The fit's ``theta`` ``(B, P)`` (float64; deviations 0) from network outputs ``(B, 3 G +
-    3)`` (module docstring); ``low``, ``high`` ``(3 G + 1,)``."""
-    z = outputs.to(torch.float64)
-    g = problem.n_groups
-    ranged = low + (high - low) * torch.sigmoid(z[:, : 3 * g + 1])
-    phi0 = torch.atan2(z[:, 3 * g + 2], z[:, 3 * g + 1])
-    deviations = z.new_zeros(z.shape[0], 2 * problem.n_metabolites, dtype=torch.float64)
-    theta = torch.cat([ranged[:, : 3 * g], phi0[:, None], ranged[:, 3 * g :], deviations], dim=1)
-    if not problem.lorentzian:
-        theta = theta.index_fill(1, torch.arange(g, device=theta.device), 0.0)
-    if not problem.gaussian:
-        theta = theta.index_fill(1, torch.arange(2 * g, 3 * g, device=theta.device), 0.0)
-    return theta
-
-
-def normalised_theta(
-    problem: Problem, theta: torch.Tensor, low: torch.Tensor, high: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``theta`` ``(B, P)`` in the network's units: ``(u (B, 3 G + 1)`` in ``[0, 1]`` for the
-    ranged parameters, ``phi0 (B,)`` in rad)`` (the inverse of :func:`theta_from_outputs` before
-    its logistic function)."""
-    g = problem.n_groups
-    ranged = torch.cat([theta[:, : 3 * g], theta[:, 3 * g + 1 : 3 * g + 2]], dim=1)
-    return (ranged - low) / (high - low), theta[:, 3 * g]
-
-
-def least_squares_amplitudes(
-    problem: Problem, theta: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-6
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Differentiable amplitudes for training: the unconstrained least-squares solution in the
-    fit's baseline-eliminating metric ``W`` (:mod:`scaloquant.fit.evaluation`), clamped at 0, and
-    the relative residual ``|y - S a|_W^2 / |y|_W^2`` ``(B,)`` with those clamped amplitudes.
-
-    ``theta`` ``(B, P)``, ``y`` ``(B, K)`` -> ``(a (B, M), relative residual (B,))``, computed
-    in ``problem``'s precision (:func:`problem_in`: single precision halves the cost of the
-    training loss). ``ridge`` is relative to the Gram matrix' largest diagonal (keeps
-    unidentifiable columns solvable, and the single-precision solve stable).
-    """
-    dtype = problem.time_s.dtype
-    theta = theta.to(dtype)
-    cols = stack(columns(problem, theta)[0])
-    ys = stack(y.to(problem.fids.dtype)[..., None])
-    gram = w_inner(problem, cols, cols)
-    h = w_inner(problem, cols, ys)
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    scale = torch.diagonal(gram, dim1=-2, dim2=-1).amax(-1).clamp_min(1e-300)
-    a = torch.linalg.solve(gram + ridge * scale[:, None, None] * eye, h)[..., 0].clamp_min(0.0)
-    r = ys - cols @ a[..., None]
-    cost = w_inner(problem, r, r)[:, 0, 0]
-    norm = w_inner(problem, ys, ys)[:, 0, 0].clamp_min(1e-300)
-    return a, cost / norm
-
-
-def problem_in(problem: Problem, dtype: torch.dtype) -> Problem:
-    """``problem`` with its real tensors in ``dtype`` and its complex ones in the matching
-    complex type (integer and boolean tensors as they are)."""
-    cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
-    changes = {}
-    for name in problem.__dataclass_fields__:
-        value = getattr(problem, name)
-        if isinstance(value, torch.Tensor) and value.is_complex():
-            changes[name] = value.to(cdtype)
-        elif isinstance(value, torch.Tensor) and value.is_floating_point():
-            changes[name] = value.to(dtype)
-    return replace(problem, **changes)
-
-
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
 #: parameters (its NNLS amplitudes, residual and CRLB: the ``K = 0`` outputs, and the polish's
 #: start); every product with the columns stays float64, as in the fit's trial evaluations
@@ -437,60 +150,6 @@ NETWORK_MODEL_DECIMATED = True
 #: (512 default spectra, 1 thread, loaded machine: 1.79 ms per spectrum at 64, 1.86 at 128,
 #: 1.87 at 32, 2.13 at 16).
 NETWORK_CPU_CHUNK = 64
-
-
-def _crlb_sd(
-    problem: Problem,
-    ev: Evaluation,
-    noise_var: torch.Tensor,
-    workspace: Workspace | None = None,
-):
-    """CRLB standard deviations ``(B, M)`` of the amplitudes of evaluation ``ev``: the fit's
-    bound (:func:`scaloquant.fit.crlb.crlb`, priors included), its diagonal alone
-    (:func:`scaloquant.fit.crlb.crlb_variances`; ``workspace`` its)."""
-    var, _ = crlb_variances(problem, ev, noise_var, workspace=workspace)
-    return var[:, : problem.n_metabolites].clamp_min(0).sqrt()
-
-
-def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
-    """``|y - S a - B c| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation
-    ``ev``, the baseline ``B c`` solved from the residual as the fit solves it: the definition
-    of the fit's ``fit_residual`` quality column (``scaloquant.quantify.run._fit_checks``, the
-    Euclidean norms of the data and the residual over the window); NaN for an empty window."""
-    r = complex_residual(ev)
-    r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
-    return _over_data(r, y)
-
-
-def metabolite_fraction(ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
-    """``|S a| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation ``ev``: the
-    fitted metabolites (macromolecules and lipids included, the baseline not) against the data,
-    as the fit's :attr:`scaloquant.fit.FitResult.metabolite_fraction` (the quality checks
-    ``baseline_cancels`` and ``no_metabolites``); NaN for an empty window."""
-    return _over_data(y - complex_residual(ev), y)
-
-
-def _over_data(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``|x| / |y|`` ``(B,)`` of windows ``(B, K)``; NaN where ``y`` is all zeros."""
-    data = torch.linalg.vector_norm(y, dim=-1)
-    ratio = torch.linalg.vector_norm(x, dim=-1) / data.clamp_min(1e-300)
-    return torch.where(data > 0, ratio, torch.full_like(ratio, math.nan))
-
-
-def network_sd_factors(
-    amplitudes: np.ndarray, sd: np.ndarray, truth: np.ndarray, *, floor: float = 1e-3
-) -> tuple[float, ...]:
-    """Per-amplitude calibration factors ``(M,)`` of the network's SD: the RMS over spectra of
-    the z-scores ``(a - a_true) / sd`` (bias included), so that the scaled z-scores have unit
-    RMS on the spectra given (``(n, M)`` each: the validation set at training time). Amplitudes
-    whose SD is 0 (no signal in the window) get factor 1; factors are at least ``floor``."""
-    sd = np.asarray(sd, dtype=np.float64)
-    ok = sd > 0
-    z = np.where(ok, (np.asarray(amplitudes) - np.asarray(truth)) / np.where(ok, sd, 1.0), 0.0)
-    count = ok.sum(0)
-    rms = np.sqrt((z**2).sum(0) / np.maximum(count, 1))
-    rms = np.where((count > 0) & np.isfinite(rms), rms, 1.0)
-    return tuple(float(f) for f in np.maximum(rms, floor))
 
 
 def basis_from_config(config: PhysicsQuantifierConfig, fids: np.ndarray) -> BasisSet:
@@ -537,7 +196,7 @@ class PhysicsQuantifier(nn.Module):
         groups, _ = group_layout(basis_from_config(config, fids), config.fit_config)
         self.n_groups = int(groups.max()) + 1
         self.encoder = Quantifier(config.encoder_config(n_outputs(self.n_groups)))
-        low, high = _ranges(config, self.n_groups)
+        low, high = output_ranges(config, self.n_groups)
         self.register_buffer("range_low", low)
         self.register_buffer("range_high", high)
         # Problems by (deviations, dtype), for the basis buffer in the state recorded beside
@@ -881,7 +540,7 @@ class PhysicsQuantifier(nn.Module):
             ev, noise_var = batched.evaluate_on_the_full_grid(
                 exact, problem, theta0, ev, y, ones, NETWORK_COLUMN_DTYPE
             )
-        sd0 = _crlb_sd(problem, ev, noise_var, workspace)  # the CRLB at the network's parameters
+        sd0 = crlb_sd(problem, ev, noise_var, workspace)  # the CRLB at the network's parameters
         network_sd = sd0 * self.network_sd_factors
         theta = self.checked_start(problem, y, theta0, ev.cost) if k else theta0
         centre = theta[:, problem.slices()["shift"]].mean(-1)
@@ -980,7 +639,7 @@ class PhysicsQuantifier(nn.Module):
             )
             theta, ev = sol.theta, sol.evaluation
             noise_var = noise_var_from_residual(problem, ev)
-        sd = sd0 if theta is theta0 else _crlb_sd(problem, ev, noise_var)
+        sd = sd0 if theta is theta0 else crlb_sd(problem, ev, noise_var)
         residual = relative_fit_residual(problem, ev, y)
         fraction = metabolite_fraction(ev, y)
         return PhysicsEstimate(
@@ -1152,112 +811,6 @@ class PhysicsQuantifier(nn.Module):
         n_out = n_outputs(self.n_groups)
         x = self.window_scaled(torch.as_tensor(fids))
         self.encoder.fit_normalisation(x, torch.zeros(len(fids), n_out))
-
-
-#: The ``invivo`` simulation's lineshape group of each of the fit's group names
-#: (:func:`scaloquant.fit.model.metabolite_and_mm_groups`).
-_INVIVO_GROUP = {"metabolites": 0, "macromolecules": 1, "lipids": 2}
-
-
-def invivo_truth(problem: Problem, params) -> tuple[np.ndarray, np.ndarray]:
-    """The true ``theta`` ``(B, P)`` and amplitudes ``(B, M)`` of ``invivo`` parameters
-    (:class:`scaloquant.simulate.invivo.InvivoParameters`) in ``problem``'s layout.
-
-    Groups map by name (metabolites, macromolecules, lipids: the same three in both; the fit's
-    ``metabolites_and_mm`` grouping); deviations and amplitudes by basis or component name
-    (names the draw lacks get 0). Phases: degrees to radians, the first-order phase moved from
-    the simulation's pivot to ``problem.pivot_ppm``. Not representable by the fit's model, and
-    so absent from this truth: residual water, the eddy-current phase and the baseline humps
-    (the fit's baseline absorbs the smooth part).
-    """
-    from ..simulate.invivo import GROUPS
-
-    g_sim = [_INVIVO_GROUP.get(name, 0) for name in problem.group_names]
-    if any(GROUPS[i] != name for i, name in zip(g_sim, problem.group_names, strict=True)):
-        raise ConfigError(
-            f"the fit's groups {problem.group_names} do not map onto the invivo simulation's "
-            f"{GROUPS}; use grouping='metabolites_and_mm'"
-        )
-    n, m = params.n_signals, problem.n_metabolites
-    sl = problem.slices()
-    theta = np.zeros((n, problem.size))
-    theta[:, sl["damping"]] = params.damping_per_s[:, g_sim] * problem.lorentzian
-    theta[:, sl["shift"]] = params.shift_hz[:, g_sim]
-    theta[:, sl["gauss"]] = params.gauss_per_s2[:, g_sim] * problem.gaussian
-    phase1 = np.deg2rad(params.phase1_deg_per_ppm)
-    theta[:, sl["phase0"]] = (
-        np.deg2rad(params.phase0_deg) + phase1 * (problem.pivot_ppm - params.phase1_pivot_ppm)
-    )[:, None]
-    theta[:, sl["phase1"]] = phase1[:, None]
-    amplitudes = np.zeros((n, m))
-    basis_col = {name: i for i, name in enumerate(params.basis_names)}
-    comp_col = {name: i for i, name in enumerate(params.component_names)}
-    dev_d, dev_s = sl["damping_dev"].start, sl["shift_dev"].start
-    for j, name in enumerate(problem.names):
-        if name in basis_col:
-            amplitudes[:, j] = params.concentrations_mm[:, basis_col[name]]
-            theta[:, dev_d + j] = params.damping_dev_per_s[:, basis_col[name]]
-            theta[:, dev_s + j] = params.shift_dev_hz[:, basis_col[name]]
-        elif name in comp_col:
-            amplitudes[:, j] = params.component_amplitudes_mm[:, comp_col[name]]
-    return theta, amplitudes
-
-
-def default_truth(
-    problem: Problem,
-    params,
-    names: tuple[str, ...],
-    phase1_pivot_ppm: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The true ``theta`` ``(B, P)`` and amplitudes ``(B, M)`` of the default simulator's
-    parameters (:class:`scaloquant.simulate.SimulationParameters` over the basis ``names``,
-    the paper's Eq. 1) in ``problem``'s layout.
-
-    Per metabolite: the damping and shift of a group are the means of its members', the
-    members' differences from them go to the deviations (exact with the per-metabolite model
-    of ``FIT_PRESETS["simulated"]``, whose groups have one member each); the Gaussian
-    ``exp(-(g t)^2)`` is the fit's ``beta = g^2`` (mean per group; the fit has no Gaussian
-    deviations). Phases (0 where the simulation draws none): degrees to radians, the
-    first-order phase moved from the simulation's pivot ``phase1_pivot_ppm`` to
-    ``problem.pivot_ppm``. Amplitudes by name (names the draw lacks get 0). Not representable
-    and so absent: the simulator's baseline humps (the fit's baseline, where it has one,
-    absorbs them).
-    """
-    n, m = params.n_signals, problem.n_metabolites
-    col = {name: i for i, name in enumerate(names)}
-    index = np.array([col.get(name, -1) for name in problem.names])
-    have = index >= 0
-
-    def per_metabolite(values: np.ndarray | None) -> np.ndarray:
-        out = np.zeros((n, m))
-        if values is not None:
-            out[:, have] = np.asarray(values)[:, index[have]]
-        return out
-
-    group = problem.group_matrix.cpu().numpy()  # (M, G)
-    members = np.maximum((group * have[:, None]).sum(0), 1)
-    group_of = problem.group_of.cpu().numpy()
-
-    def group_mean(values: np.ndarray) -> np.ndarray:
-        return (values * have) @ group / members
-
-    sl = problem.slices()
-    theta = np.zeros((n, problem.size))
-    damping = per_metabolite(params.damping_per_s) * problem.lorentzian
-    shift = per_metabolite(params.shift_hz)
-    theta[:, sl["damping"]] = group_mean(damping)
-    theta[:, sl["shift"]] = group_mean(shift)
-    theta[:, sl["damping_dev"]] = (damping - theta[:, sl["damping"]][:, group_of]) * have
-    theta[:, sl["shift_dev"]] = (shift - theta[:, sl["shift"]][:, group_of]) * have
-    if params.gaussian_damping_per_s is not None and problem.gaussian:
-        theta[:, sl["gauss"]] = group_mean(per_metabolite(params.gaussian_damping_per_s) ** 2)
-    phase0 = np.zeros(n) if params.phase0_deg is None else np.deg2rad(params.phase0_deg)
-    phase1 = (
-        np.zeros(n) if params.phase1_deg_per_ppm is None else np.deg2rad(params.phase1_deg_per_ppm)
-    )
-    theta[:, sl["phase0"]] = (phase0 + phase1 * (problem.pivot_ppm - phase1_pivot_ppm))[:, None]
-    theta[:, sl["phase1"]] = phase1[:, None]
-    return theta, per_metabolite(params.amplitudes)
 
 
 def build_physics_quantifier(

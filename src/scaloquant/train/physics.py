@@ -48,17 +48,15 @@ from .._config import dataclass_from_dict
 from ..errors import ConfigError
 from ..fit.problem import data_window
 from ..models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, STATE_PREFIX
-from ..models.physics import (
-    PHYSICS_KINDS,
-    PhysicsQuantifier,
-    build_physics_quantifier,
-    default_truth,
-    invivo_truth,
+from ..models.physics import PhysicsQuantifier, build_physics_quantifier
+from ..models.physics_config import PHYSICS_KINDS
+from ..models.physics_head import (
     least_squares_amplitudes,
     network_sd_factors,
     normalised_theta,
     problem_in,
 )
+from ..models.physics_truth import default_truth, invivo_truth
 from ..simulate import SimulationConfig, drawn_parameters, simulate_batch
 from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
 from ..types import Acquisition, BasisSet

@@ -1,0 +1,59 @@
+"""Which spectra a run draws fit figures of: the largest signals of all inputs, or, in an MRSI
+input with a fit residual for every voxel, the voxels at evenly spaced ranks of that residual;
+and the drawn spectra picked out of their batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..types import FID
+from .matching import Prepared
+from .rows import flat_samples
+
+
+def figure_choice(
+    prepared: Sequence[Prepared], max_figures: int, skip: Sequence[bool] = ()
+) -> list[list[int]]:
+    """Per input, the spectra to draw: the ``max_figures`` of largest RMS over all inputs
+    (in MRSI the voxels with signal rather than the corners of the field of view), of those
+    with something to quantify; none of the inputs whose ``skip`` is True."""
+    skip = list(skip) or [False] * len(prepared)
+    rms = [
+        np.where(
+            p.usable & (not s), np.sqrt(np.mean(np.abs(flat_samples(p.fid)) ** 2, axis=1)), -np.inf
+        )
+        for p, s in zip(prepared, skip, strict=True)
+    ]
+    order = sorted(
+        ((float(r), i, j) for i, rs in enumerate(rms) for j, r in enumerate(rs)),
+        key=lambda t: -t[0],
+    )[:max_figures]
+    chosen: list[list[int]] = [[] for _ in prepared]
+    for r, i, j in order:
+        if r == -np.inf:
+            continue
+        chosen[i].append(j)
+    return [sorted(c) for c in chosen]
+
+
+def representative_voxels(residual: np.ndarray, usable: np.ndarray, k: int) -> list[int]:
+    """The ``k`` spectra at evenly spaced ranks of the fit ``residual`` ``(N,)`` among the
+    ``usable`` ``(N,)`` ones with a finite residual, best first: for ``k = 5`` the best, the
+    quartiles, the median and the worst fit (fewer when fewer are usable)."""
+    candidates = np.flatnonzero(usable & np.isfinite(residual))
+    if k <= 0 or candidates.size == 0:
+        return []
+    ranked = candidates[np.argsort(residual[candidates], kind="stable")]
+    ranks = np.unique(np.round(np.linspace(0, ranked.size - 1, min(k, ranked.size))).astype(int))
+    return [int(i) for i in ranked[ranks]]
+
+
+def spectra_subset(fid: FID, index: Sequence[int]) -> FID:
+    return fid.with_samples(flat_samples(fid)[list(index)])
+
+
+def fitted_spectrum(spectra, k: int):
+    """Spectrum ``k`` of a batch ``(n, ...)`` of fitted spectra."""
+    return type(spectra)(spectra.ppm, *(getattr(spectra, f)[k] for f in spectra._fields[1:]))

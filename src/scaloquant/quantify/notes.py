@@ -1,0 +1,159 @@
+"""The sentences a ``quantify`` or ``fit`` run says beside its numbers: in the terminal, the
+summary, the report and results.json (what the referencing did, which spectra the figures show,
+the quality flags found, the polish, ``--adapt``, the water scaling of the mM columns)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import IncompatibleDataError
+from ..fit.scale import signal_per_proton
+from ..types import BasisSet
+from .inputs import SpectraInput
+from .results import QC_FLAGS, SpectraResult
+from .water import WaterScaling
+
+if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
+    from ..models.adapt import AdaptResult
+
+
+def referencing_note(correction: np.ndarray) -> str:
+    """The sentence that says what the referencing did to an input's spectra (``correction``
+    ``(N,)``, ppm, 0 for none): a conversion, in the terminal's, summary's and results.json's
+    list."""
+    moved = correction[correction != 0]
+    how = "--referencing off keeps the file's axis"
+    if correction.size == 1:
+        return (
+            f"ppm reference corrected by {moved[0]:+.3f} ppm from the data's singlets (NAA, "
+            f"creatine and choline stood {-moved[0]:+.3f} ppm from their shifts; {how})"
+        )
+    return (
+        f"ppm reference corrected from the data's singlets for {moved.size} of "
+        f"{correction.size} spectra, by {moved.min():+.3f} to {moved.max():+.3f} ppm "
+        f"(results.json spectra[].ppm_reference_correction; {how})"
+    )
+
+
+def figure_note(results: Sequence[SpectraResult], *, representative: bool) -> list[str]:
+    """What the fit figures show, one sentence: how many of how many spectra, chosen how
+    (``representative``: MRSI inputs by
+    :func:`~scaloquant.quantify.figures.representative_voxels`, ``fit``)."""
+    n_all = sum(r.input.n_spectra for r in results)
+    mrsi = [r for r in results if representative and r.input.is_mrsi]
+    others = [r for r in results if r not in mrsi]
+    n_fig = sum(len(r.figures) for r in others)
+    n_other = sum(r.input.n_spectra for r in others)
+    parts = []
+    if others and (n_fig or not mrsi):
+        parts.append(
+            f"fit figures drawn for {n_fig} of {n_other if mrsi else n_all} spectra"
+            + (" (those of largest signal; --max-figures)" if n_fig < n_other else "")
+        )
+    for r in mrsi:
+        drawn = sorted(r.figures, key=lambda j: r.quality["fit_residual"][j])
+        labels = r.input.labels()
+        voxels = ", ".join(f"{labels[j]} ({r.quality['fit_residual'][j]:.3g})" for j in drawn)
+        if not drawn:
+            parts.append(
+                f"no fit figure drawn for the {r.input.n_spectra} voxels of {r.input.label} "
+                "(--mrsi-figures N draws N of them)"
+            )
+            continue
+        parts.append(
+            f"fit figures drawn for {len(drawn)} of {r.input.n_spectra} voxels of "
+            f"{r.input.label}: the voxels at evenly spaced ranks of the fit residual, best to "
+            f"worst: {voxels} (--mrsi-figures N for more; the maps show every voxel)"
+        )
+    return ["; ".join(parts)] if parts else []
+
+
+def water_scaling_notes(
+    inputs: Sequence[SpectraInput], basis: BasisSet | None, scaling: WaterScaling
+) -> tuple[float | None, list[str]]:
+    if not any(inp.water is not None for inp in inputs):
+        return None, ["no water reference: no mM columns (give --water, or an LCModel .H2O)"]
+    if basis is None:
+        return None, ["a water reference was given but the basis is unknown: no mM columns"]
+    try:
+        unit, ref = signal_per_proton(basis)
+    except IncompatibleDataError as err:
+        return None, [str(err)]
+    notes = [
+        f"mM: [H2O]_rc {scaling.to_dict()['relaxation_corrected_water_mM']:.0f} mM x metabolite "
+        f"relaxation {scaling.to_dict()['metabolite_relaxation_correction']:.4f} x amplitude x "
+        f"basis signal per proton ({unit:.6g}, {ref}'s lines at t = 0) / (water |w(0)| / 2, "
+        "extrapolated from its samples 4 onwards)"
+        + (f" / (1 - CSF {scaling.tissue_fractions[2]:g})" if scaling.tissue_fractions[2] else "")
+    ]
+    missing = [inp.label for inp in inputs if inp.water is None]
+    if missing:
+        notes.append(f"no water reference for {', '.join(missing)}: its mM columns are empty")
+    macromolecules = list(basis.metadata.get("macromolecules") or ())
+    if macromolecules:
+        notes.append(
+            f"{', '.join(macromolecules)}: macromolecules (a measured spectrum, no proton count): "
+            "no mM"
+        )
+    return unit, notes
+
+
+def quality_note(results: Sequence[SpectraResult]) -> list[str]:
+    """One sentence counting the flagged spectra by flag, then one line for each flag found
+    with what it means and what to do (:data:`~scaloquant.quantify.results.QC_FLAGS`), in
+    :data:`~scaloquant.signal.quality.FLAG_NAMES`' order: where users read the flags
+    (``summary.md``, ``report.html``, the console), not only in ``results.json``. None when
+    nothing was flagged."""
+    from ..signal.quality import FLAG_NAMES, UNMEASURABLE_FLAGS
+
+    counts: dict[str, int] = {}
+    for r in results:
+        for flags in r.qc:
+            for flag in flags.split(";") if flags else ():
+                counts[flag] = counts.get(flag, 0) + 1
+    if not counts:
+        return []
+    n_all = sum(r.input.n_spectra for r in results)
+    order = sorted(
+        counts, key=lambda f: FLAG_NAMES.index(f) if f in FLAG_NAMES else len(FLAG_NAMES)
+    )
+    parts = ", ".join(f"{counts[flag]} {flag}" for flag in order)
+    return [
+        f"quality flags (column qc) on {n_all} spectra: {parts}; "
+        f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)",
+        *(f"{flag}: {QC_FLAGS[flag]}" for flag in order if flag in QC_FLAGS),
+    ]
+
+
+def polish_note(own: int, given: int | None) -> str:
+    """What a physics-head model's run did after its network: ``given`` (``--polish-iterations``)
+    or the checkpoint's ``own`` polish iterations."""
+    k = own if given is None else given
+    source = "the checkpoint's" if given is None else "--polish-iterations"
+    if k == 0:
+        return f"the network's parameters with least-squares amplitudes, no polish ({source} K = 0)"
+    return (
+        f"the network's parameters, then {k} polish iteration{'s' if k != 1 else ''} of the "
+        f"fit's solver ({source} K = {k})"
+    )
+
+
+def adaptation_note(result: AdaptResult) -> str:
+    """One sentence on what ``--adapt`` did (summary, results.json, the terminal)."""
+    c = result.config
+    kept = (
+        f"weights of step {result.best_step} kept"
+        if result.best_step
+        else "no step lowered it: the model as trained was used"
+    )
+    return (
+        f"--adapt: the encoder fine-tuned on the {result.n_spectra} usable spectra of this run by "
+        f"the reconstruction loss alone ({c.steps} steps of {min(c.batch_size, result.n_spectra)}"
+        f" spectra, learning rate "
+        f"{c.learning_rate:g}, seed {c.seed}; {result.wall_time_s:.1f} s): mean relative "
+        f"residual at the network's parameters {result.reconstruction_before:.4g} -> "
+        f"{result.reconstruction_after:.4g} ({kept}); the checkpoint file is unchanged"
+    )
