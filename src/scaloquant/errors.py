@@ -81,6 +81,7 @@ OPTION_WORDS: Mapping[str, str] = {
     "water": "water",
     "basis": "basis",
     "refine": "refine=True",
+    "mm_parametric": 'FitConfig(macromolecules="parametric")',
 }
 
 

@@ -343,3 +343,33 @@ def test_fit_figure_numbers_of_a_scanner_spectrum_beside_its_figure(tmp_path):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["outputs"]["figure_data"] == [str(numbers.relative_to(out))]
     assert f"]({numbers.relative_to(out)})" in (out / "summary.md").read_text()
+
+
+SIEMENS = INVIVO / "siemens-press30-suspect" / "nifti" / "SVS_30_rda.nii.gz"
+OSPREY_TE35 = INVIVO / "philips-press-osprey" / "nifti" / "UnEdited" / "sub-01_PRESS_35_act.nii.gz"
+
+
+@pytest.mark.skipif(
+    not (SIEMENS.is_file() and OSPREY_TE35.is_file()),
+    reason=f"needs the shared Siemens and Osprey spectra in {INVIVO}",
+)
+def test_inputs_of_two_vendors_are_fitted_with_one_model_or_refused(tmp_path, capsys):
+    """One run, one table: with the default basis (a Siemens scanner's, its measured ``Mac``),
+    ``--mm auto`` fits a Siemens file with ``Mac`` and a Philips file with LCModel's parametric
+    MM09-MM20; the two in one run were a traceback (two column counts in one results table).
+    Refused before any fit: one line naming both files and the components that differ, the
+    way out (``--mm parametric``), exit 2, no output folder. With it, both in one table."""
+    out = tmp_path / "two"
+    args = ["fit", str(SIEMENS), str(OSPREY_TE35), "--force", "--threads", "1", "--out", str(out)]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("scaloquant fit: error: SVS_30_rda.nii.gz and sub-01_PRESS_35_act")
+    assert "(SVS_30_rda.nii.gz: Mac; sub-01_PRESS_35_act.nii.gz: MM09, MM12, MM14" in line
+    assert line.endswith("give --mm parametric to fit every input with the parametric ones")
+    assert not out.exists()
+    assert main([*args, "--mm", "parametric"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == ["SVS_30_rda.nii.gz", "sub-01_PRESS_35_act.nii.gz"]
+    assert "MM09" in rows[0] and "Mac" not in rows[0]
+    assert all(float(r["tCr"]) > 0 and 0.8 < float(r["tNAA_ratio_tcr"]) < 2 for r in rows)

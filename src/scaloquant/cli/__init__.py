@@ -87,6 +87,7 @@ OPTION_FLAGS = {
     "water": "--water",
     "basis": "--basis",
     "refine": "--refine",
+    "mm_parametric": "--mm parametric",
 }
 
 

@@ -591,6 +591,8 @@ def fit_inputs(
         )[0]
         for i in inputs
     ]
+    # the names and macromolecules of the fitted model; areas do not depend on the grid
+    fitted = _one_model_for_all(basis, prepared, options.fit_config)
     # MRSI inputs: voxels representative of the fit (chosen from its residuals below), not the
     # largest signals (16 figures: 8 of the 61 s of a 16 x 16 slice; the maps show every voxel)
     mrsi = [p.input.is_mrsi for p in prepared]
@@ -634,16 +636,11 @@ def fit_inputs(
         f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
     ]
     facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
-    from ..fit.problem import prepare_basis, same_scanner
-
-    # the names and macromolecules of the fitted model; areas do not depend on the grid
-    scanner = same_scanner(basis.spectrometer_freq_mhz, prepared[0].fid.spectrometer_freq_mhz)
-    basis = prepare_basis(basis, options.fit_config, same_scanner=scanner)
     return _finish(
         "fit",
         names,
         partial,
-        basis=basis,
+        basis=fitted,
         base_suffixes=("", "_crlb_sd", "_crlb_pct"),
         sd_suffix="_crlb_sd",
         notes=notes,
@@ -651,6 +648,47 @@ def fit_inputs(
         options=options,
         representative=True,
     )
+
+
+def _one_model_for_all(
+    basis: BasisSet, prepared: Sequence[Prepared], config: FitConfig
+) -> BasisSet:
+    """The components every input of one ``fit`` run is fitted with
+    (:func:`~scaloquant.fit.problem.prepare_basis`; one table, one set of columns), checked
+    before any fit: under ``macromolecules="auto"`` an input from the basis' scanner type gets
+    the basis' measured macromolecules and one from another vendor LCModel's parametric ones
+    (:func:`~scaloquant.fit.problem.same_scanner`), so a run mixing both would have two tables.
+
+    Raises
+    ------
+    NeedsOption
+        Two inputs would be fitted with different components."""
+    from ..fit.problem import prepare_basis, same_scanner
+
+    models = [
+        prepare_basis(
+            basis,
+            config,
+            same_scanner=same_scanner(basis.spectrometer_freq_mhz, p.fid.spectrometer_freq_mhz),
+        )
+        for p in prepared
+    ]
+    first = models[0]
+    for p, model in zip(prepared, models, strict=True):
+        if model.names == first.names:
+            continue
+        only_first = [n for n in first.names if n not in model.names]
+        only_here = [n for n in model.names if n not in first.names]
+        raise NeedsOption(
+            f"{prepared[0].input.label} and {p.input.label} would be fitted with different "
+            f"components ({prepared[0].input.label}: {', '.join(only_first) or 'no others'}; "
+            f"{p.input.label}: {', '.join(only_here) or 'no others'}): the basis' measured "
+            "macromolecules belong to its own scanner type, and another vendor's data get "
+            "LCModel's parametric ones; fit them in separate runs, or give ",
+            Option("mm_parametric"),
+            " to fit every input with the parametric ones",
+        )
+    return first
 
 
 def _fitted_rows(
