@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import oracle
 from _shared import INVIVO
@@ -237,6 +238,10 @@ def test_a_broad_in_band_component_stays_and_a_10_hz_water_line_goes(n, dwell, m
     assert np.abs(axes.spectrum(fids[0] - unbounded[0])).max() > 0.5 * peak
 
 
+def _within_1e9(actual: np.ndarray, desired: np.ndarray) -> None:
+    np.testing.assert_allclose(actual, desired, rtol=1e-9, atol=1e-9 * np.abs(desired).max())
+
+
 def test_remove_water_gives_the_same_fids_on_any_number_of_threads():
     n, dwell, mhz, ref = 1024, 5e-4, 123.2, 4.65
     t = np.arange(n) * dwell
@@ -245,10 +250,19 @@ def test_remove_water_gives_the_same_fids_on_any_number_of_threads():
     noise = 0.05 * (rng.standard_normal((5, n)) + 1j * rng.standard_normal((5, n)))
     fids = water * rng.uniform(0.5, 2.0, (5, 1)) + noise
     fids[2] = 0  # an all-zero FID stays zero
-    one = remove_water(fids, dwell, mhz, ref)
-    assert not np.any(one[2])
-    for threads in (2, 3, 8):
-        np.testing.assert_array_equal(remove_water(fids, dwell, mhz, ref, threads=threads), one)
+    before = torch.get_num_threads()
+    try:
+        # the same to the bit with torch on 2 threads (its default here, and the CLI's on 2
+        # cores); with torch on one (a pytest-xdist worker's share, `--threads 1`) batches of
+        # other sizes round differently: within 1e-9 then (measured: 2.3e-12 of the FID)
+        for torch_threads, same in ((2, np.testing.assert_array_equal), (1, _within_1e9)):
+            torch.set_num_threads(torch_threads)
+            one = remove_water(fids, dwell, mhz, ref)
+            assert not np.any(one[2])
+            for threads in (2, 3, 8):
+                same(remove_water(fids, dwell, mhz, ref, threads=threads), one)
+    finally:
+        torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads"):
         remove_water(fids, dwell, mhz, ref, threads=0)
 

@@ -533,7 +533,9 @@ def remove_water(
     a band that 12 components do not model) are decomposed one at a time as before.
     ``threads``: batches (at least one per thread, of at most :data:`WATER_CHUNK` FIDs) and
     FIDs decomposed at once (:func:`_each_fid`); the result does not depend on it (each FID's
-    decomposition is the same in any batch)."""
+    decomposition is the same in any batch) with torch on 2 threads or more; with torch on one
+    (``torch.set_num_threads(1)``: ``--threads 1``, a test worker's share) batches of other
+    sizes round differently, by about 1e-12 of the FID (``tests/unit/test_signal_water.py``)."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if band_ppm is None:
