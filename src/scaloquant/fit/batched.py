@@ -169,6 +169,10 @@ class BatchedFit:
     lineshape_kernel: np.ndarray  # (B, J + 1) free-form kernel, centre first (kernel_weights)
     theta: np.ndarray  # (B, P) the nonlinear parameters in the problem's layout (a refit's start)
 
+    def take(self, rows: np.ndarray) -> BatchedFit:
+        """The spectra ``rows`` (indices or a mask, in their order)."""
+        return replace(self, **{f: getattr(self, f)[rows] for f in self.__dataclass_fields__})
+
 
 def _solve_chunk(
     stages: list[Problem],
@@ -529,8 +533,7 @@ def solve(
                 start={name: value[order] for name, value in (start or {}).items()},
                 baseline_ed_per_ppm=each_row[order],
             )
-            back = np.argsort(order)
-            return replace(fit, **{f: getattr(fit, f)[back] for f in fit.__dataclass_fields__})
+            return fit.take(np.argsort(order))
         values, index = np.unique(each_row, return_inverse=True)
         each, index = tuple(float(v) for v in values), index.reshape(-1)
     stages = [stage_problem(basis, config, L, device) for L in config.continuation_broadening_per_s]

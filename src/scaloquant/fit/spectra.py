@@ -270,11 +270,6 @@ def _start_columns(
     return np.stack([arr[..., k] if k >= 0 else mean for k in known], axis=-1)
 
 
-def _rows(fit, rows: np.ndarray):
-    """The spectra ``rows`` of a :class:`~scaloquant.fit.batched.BatchedFit`."""
-    return replace(fit, **{f: getattr(fit, f)[rows] for f in fit.__dataclass_fields__})
-
-
 def _solve(
     fids: np.ndarray,
     basis: BasisSet,
@@ -359,7 +354,7 @@ def _solve(
         for c in np.unique(k):
             at = np.flatnonzero(k == c)
             ssq = batched.baseline_ftest_ssq(
-                fids[rows[at]], basis, config, candidates[c], _rows(sub, at), _rows(fit, rows[at])
+                fids[rows[at]], basis, config, candidates[c], sub.take(at), fit.take(rows[at])
             )
             ok[at] = ssq <= bound[c, rows[at]]
         for name, value in parts.items():
