@@ -14,12 +14,16 @@ Siemens spectrum, which has no reference but LCModel's) is starred.
 --model CKPT`` (a ``spectrum_physics`` checkpoint trained with ``--grid-from`` on the case's file
 and ``--basis`` on its basis, see docs/history/physics-models-log.md "Scanner spectra") on the same
 input, in the same format; ``--physics-polish K [K ...]``: one such line per polish ``K``
-(``quantify --polish-iterations``; default the checkpoint's own).
+(``quantify --polish-iterations``; default the checkpoint's own); ``--physics-stiffness S
+[S ...]``: one per ``quantify --baseline-stiffness`` (``adaptive``, ``fixed``; default
+quantify's). The last lines count the starred ratios of each kind of line (the fit's, each
+physics line's) over the cases with a tolerance.
 
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--verbose]
-        [--physics CASE=CKPT ...] [--physics-polish K ...] [-- scaloquant fit flags...]
+        [--physics CASE=CKPT ...] [--physics-polish K ...] [--physics-stiffness S ...]
+        [-- scaloquant fit flags...]
 """
 
 from __future__ import annotations
@@ -136,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="the physics lines' polish iterations (default: each checkpoint's own)",
     )
+    parser.add_argument(
+        "--physics-stiffness",
+        nargs="+",
+        choices=("adaptive", "fixed"),
+        default=[None],
+        metavar="S",
+        help="the physics lines' quantify --baseline-stiffness (default: quantify's)",
+    )
     args = parser.parse_args(argv)
     physics: dict[str, Path] = {}
     for item in args.physics:
@@ -148,26 +160,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{INVIVO} is absent")
         return 1
     chosen = args.cases.split(",") if args.cases else list(CASES)
-    fails = 0
+    fails: dict[str, int] = {}  # starred ratios per kind of line
     for name in chosen:
         inputs, reference, tol = CASES[name]
         out = args.out / name
         cmd = [sys.executable, "-m", "scaloquant", "fit", *map(str, inputs), "--out", str(out)]
         row = run_case([*cmd, "--overwrite", *extra], out, args.verbose)
-        fails += print_case(row, name, name, reference, tol)
+        fails["fit"] = fails.get("fit", 0) + print_case(row, name, name, reference, tol)
         if isinstance(row, str):
             continue
-        for k in args.physics_polish if name in physics else ():
-            out = args.out / f"{name}-physics" if k is None else args.out / f"{name}-physics-k{k}"
+        lines = [(k, s) for k in args.physics_polish for s in args.physics_stiffness]
+        for k, stiffness in lines if name in physics else ():
+            tag = "".join([f"-k{k}" if k is not None else "", f"-{stiffness}" if stiffness else ""])
+            out = args.out / f"{name}-physics{tag}"
             model = ["--model", str(physics[name]), "--out", str(out), "--overwrite"]
             if k is not None:
                 model += ["--polish-iterations", str(k)]
+            if stiffness is not None:
+                model += ["--baseline-stiffness", stiffness]
             # one data file per case; the case's basis is in the checkpoint
             cmd = [sys.executable, "-m", "scaloquant", "quantify", str(inputs[0]), *model]
             row = run_case(cmd, out, args.verbose)
-            label = "  physics" if k is None else f"  physics K={k}"
-            fails += print_case(row, label, f"{name}{label}", reference, tol)
-    print(f"ratios outside tolerance: {fails}")
+            label = "  physics" + (f" K={k}" if k is not None else "")
+            label += f" {stiffness}" if stiffness else ""
+            bad = print_case(row, label, f"{name}{label}", reference, tol)
+            fails[label.strip()] = fails.get(label.strip(), 0) + bad
+    for kind, count in fails.items():
+        print(f"ratios outside tolerance, {kind}: {count}")
     return 0
 
 

@@ -14,6 +14,7 @@ from _fids import fid_on_grid
 
 from _shared import INVIVO, ISMRM2016_BASIS
 from scaloquant.cli import main
+from scaloquant.fit import fit_spectra
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
 from scaloquant.models.physics import PhysicsQuantifier
@@ -78,7 +79,9 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
     water = write_nifti_mrs(tmp_path / "water.nii.gz", fid_on_grid(basis, water_fid))
     out = tmp_path / "out"
     args = ["quantify", str(path), "--water", str(water), "--model", str(trained)]
-    assert main([*args, "--out", str(out)]) == 0
+    # the model's own columns (the spectra its polish leaves to a flexible baseline are fitted
+    # again by default: test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline)
+    assert main([*args, "--out", str(out), "--baseline-stiffness", "fixed"]) == 0
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
@@ -178,15 +181,16 @@ def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_pa
         tmp_path / "mrsi.nii.gz", fid_on_grid(basis, samples.reshape(4, 1, 1, -1))
     )
     seen: list[int] = []
-    original = PhysicsQuantifier.predict_with_checks
+    original = PhysicsQuantifier.predict_estimates
 
     def spy(self, fids, **kwargs):
         seen.append(len(fids))
         return original(self, fids, **kwargs)
 
-    monkeypatch.setattr(PhysicsQuantifier, "predict_with_checks", spy)
+    monkeypatch.setattr(PhysicsQuantifier, "predict_estimates", spy)
     out = tmp_path / "out"
-    assert main(["quantify", str(path), "--model", str(trained), "--out", str(out)]) == 0
+    argv = ["quantify", str(path), "--model", str(trained), "--out", str(out)]
+    assert main([*argv, "--baseline-stiffness", "fixed"]) == 0
     assert seen == [3]
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -235,9 +239,8 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
     for k in (None, 0, 2):
         out = tmp_path / f"k{k}"
         extra = [] if k is None else ["--polish-iterations", str(k)]
-        assert (
-            main(["quantify", str(path), "--model", str(trained), "--out", str(out), *extra]) == 0
-        )
+        argv = ["quantify", str(path), "--model", str(trained), "--out", str(out), *extra]
+        assert main([*argv, "--baseline-stiffness", "fixed"]) == 0
         with open(out / "results.csv", newline="") as f:
             tables[k] = np.array([[float(r[n]) for n in names] for r in csv.DictReader(f)])
         notes = json.loads((out / "results.json").read_text())["notes"]
@@ -254,6 +257,82 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         assert main([*argv, "--polish-iterations", flag]) == 2
         assert "--polish-iterations" in _error_line(capsys, "quantify")
         assert not out.exists()
+
+
+def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
+    trained, tmp_path, capsys, tiny_checkpoint
+):
+    """As the fit's default (``baseline_stiffness="adaptive"``): each spectrum's polish is
+    screened with LCModel's F-test against the most flexible baseline; those that ask for one
+    are fitted as ``fit`` fits them (F-test stiffness over 0.2-4.0 ppm, on the model's basis),
+    their rows that fit's to the digit, the others the model's; results.json gives each row's
+    stiffness and window, the notes say how many; ``--baseline-stiffness fixed`` keeps the
+    polish for all, and the flag is refused for a regression CNN, in one line."""
+    from scaloquant.fit.spectra import flexible_baseline_config
+
+    basis = default_basis()
+    signals = simulate_invivo_batch(
+        basis, InvivoPrior(water_fraction=0.0), 6, np.random.default_rng(0)
+    )
+    fid = fid_on_grid(basis, signals.fids.reshape(6, 1, 1, -1))
+    path = write_nifti_mrs(tmp_path / "six.nii.gz", fid)
+    quantifier = load_model(trained).quantifier
+    names = quantifier.metabolites
+    samples = fid.samples.reshape(6, -1)
+    p = quantifier.predict_estimates(samples)
+    flagged = quantifier.asks_for_flexible_baseline(samples, p.theta)
+    # the tiny model's polish leaves some spectra to a flexible baseline, not all
+    assert 0 < flagged.sum() < 6, flagged
+    config = flexible_baseline_config(quantifier.config.fit_config)
+    refit = fit_spectra(fid.with_samples(samples[flagged]), quantifier.basis(), config)
+    tables, facts = {}, {}
+    for stiffness in ("adaptive", "fixed"):
+        out = tmp_path / stiffness
+        argv = ["quantify", str(path), "--model", str(trained), "--out", str(out)]
+        # on the file's axis, as the fit above
+        argv += ["--referencing", "off"]
+        assert (
+            main([*argv] + (["--baseline-stiffness", "fixed"] if stiffness == "fixed" else [])) == 0
+        )
+        with open(out / "results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        tables[stiffness] = np.array([[float(r[n]) for n in names] for r in rows])
+        tables[stiffness + "_residual"] = np.array([float(r["fit_residual"]) for r in rows])
+        doc = json.loads((out / "results.json").read_text())
+        facts[stiffness] = [spectrum["fit"] for spectrum in doc["spectra"]]
+        said = [note for note in doc["notes"] if note.startswith("the baseline: ")]
+        assert len(said) == 1, doc["notes"]
+        facts[stiffness + "_note"] = said[0]
+    got = tables["adaptive"]
+    want = np.array(
+        [
+            [refit.amplitudes[:, refit.names.index(n)][k] for n in names]
+            for k in range(refit.amplitudes.shape[0])
+        ]
+    )
+    np.testing.assert_allclose(got[flagged], want, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        tables["adaptive_residual"][flagged], refit.relative_residual.reshape(-1), rtol=1e-6
+    )
+    # the model's rows: its batches side by side round in the last digits (as above)
+    np.testing.assert_allclose(got[~flagged], p.amplitudes[~flagged], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(tables["fixed"], p.amplitudes, rtol=1e-4, atol=1e-6)
+    window = np.array([f["window_ppm"] for f in facts["adaptive"]], dtype=float)
+    np.testing.assert_array_equal(window[flagged], np.tile(config.ppm_range, (flagged.sum(), 1)))
+    np.testing.assert_array_equal(
+        window[~flagged], np.tile(quantifier.config.fit_config.ppm_range, ((~flagged).sum(), 1))
+    )
+    stiffness = np.array([f["baseline_ed_per_ppm"] for f in facts["adaptive"]], dtype=float)
+    np.testing.assert_array_equal(stiffness[flagged], refit.baseline_ed_per_ppm.reshape(-1))
+    assert np.all(stiffness[~flagged] == quantifier.config.fit_config.baseline_ed_per_ppm)
+    assert facts["adaptive_note"].startswith(f"the baseline: {flagged.sum()} spectra asked")
+    assert "--baseline-stiffness fixed" in facts["fixed_note"]
+    assert not any("window_ppm" in f for f in facts["fixed"])
+    out = tmp_path / "refused"
+    argv = ["quantify", str(path), "--model", str(tiny_checkpoint), "--out", str(out)]
+    assert main([*argv, "--baseline-stiffness", "fixed"]) == 2
+    assert "--baseline-stiffness" in _error_line(capsys, "quantify")
+    assert not out.exists()
 
 
 CHALLENGE_BASIS = ISMRM2016_BASIS / "jmrui"

@@ -93,6 +93,13 @@ def register(subparsers: Any) -> None:
         "the checkpoint's, set by scaloquant train; 0: the network alone, fastest)",
     )
     p.add_argument(
+        "--baseline-stiffness",
+        choices=("adaptive", "fixed"),
+        help="physics-head models with a spline baseline: adaptive (default, as fit's default) "
+        "screens each polished spectrum with LCModel's F-test against a more flexible baseline "
+        "and fits those that ask for one as fit does; fixed: the polish's stiffness for all",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         metavar="N",
@@ -158,6 +165,7 @@ def _quantify(args: argparse.Namespace) -> int:
         refine=args.refine,
         adapt=adapt,
         polish_iterations=args.polish_iterations,
+        baseline_stiffness=args.baseline_stiffness,
     )
     import scipy.fft
     import torch

@@ -151,6 +151,43 @@ def chunk_ranges(n: int, chunk: int, workers: int) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
+class Lineshapes:
+    """Each of ``B`` spectra's fitted lineshapes and phases as numpy arrays (``M``
+    metabolites): what the F-test's scores read of a fit (:func:`baseline_ftest_ssq`,
+    :func:`baseline_ftest_bound`). A :class:`BatchedFit` has these fields too; a physics-head
+    model's polish gives them with :func:`lineshapes`."""
+
+    damping_per_s: np.ndarray  # (B, M) group value + deviation
+    shift_hz: np.ndarray  # (B, M)
+    gauss_per_s2: np.ndarray  # (B, M)
+    phase0_rad: np.ndarray  # (B,)
+    phase1_rad_per_ppm: np.ndarray  # (B,)
+    lineshape_kernel: np.ndarray  # (B, J + 1) free-form kernel, centre first (kernel_weights)
+
+
+def lineshapes(problem: Problem, theta: torch.Tensor) -> Lineshapes:
+    """The :class:`Lineshapes` of the parameters ``theta`` ``(B, P)`` in ``problem``'s layout:
+    each metabolite's damping and shift (its group's plus its deviation), its group's Gaussian,
+    the phases and the free-form kernel."""
+    sl = problem.slices()
+    rates_damping = theta[:, sl["damping"]][:, problem.group_of] * problem.lorentzian
+    shift = theta[:, sl["shift"]][:, problem.group_of] + theta[:, sl["shift_dev"]]
+    gauss = theta[:, sl["gauss"]][:, problem.group_of] * problem.gaussian
+
+    def out(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy()
+
+    return Lineshapes(
+        damping_per_s=out(rates_damping + theta[:, sl["damping_dev"]]),
+        shift_hz=out(shift),
+        gauss_per_s2=out(gauss),
+        phase0_rad=out(theta[:, sl["phase0"]][:, 0]),
+        phase1_rad_per_ppm=out(theta[:, sl["phase1"]][:, 0]),
+        lineshape_kernel=out(kernel_weights(problem, theta)),
+    )
+
+
+@dataclass(frozen=True)
 class BatchedFit:
     """The batched fit of ``B`` spectra as numpy arrays (``M`` metabolites, ``G`` groups)."""
 
@@ -446,13 +483,8 @@ def _batched_fit(
 ) -> BatchedFit:
     """The :class:`BatchedFit` of ``sol`` of ``final``, with the noise variance ``(B,)``, the
     amplitudes' covariance ``(B, M, M)`` and the iterations ``(B,)``."""
-    sl = final.slices()
     ev = sol.evaluation
     theta = sol.theta
-    rates_damping = theta[:, sl["damping"]][:, final.group_of] * final.lorentzian
-    damping = rates_damping + theta[:, sl["damping_dev"]]
-    shift = theta[:, sl["shift"]][:, final.group_of] + theta[:, sl["shift_dev"]]
-    gauss = theta[:, sl["gauss"]][:, final.group_of] * final.gaussian
     residual = complex_residual(ev)
     coef = baseline_coefficients(final, residual, ev.stiffness)
     full_residual = residual - times_matrix(coef, final.baseline_design.T.to(coef.dtype))
@@ -463,18 +495,13 @@ def _batched_fit(
     return BatchedFit(
         amplitudes=out(ev.amplitudes),
         covariance=out(covariance),
-        damping_per_s=out(damping),
-        shift_hz=out(shift),
-        gauss_per_s2=out(gauss),
-        phase0_rad=out(theta[:, sl["phase0"]][:, 0]),
-        phase1_rad_per_ppm=out(theta[:, sl["phase1"]][:, 0]),
         baseline=out(coef),
         noise_sd=out(noise_var.sqrt()),
         residual_norm=out(full_residual.abs().square().sum(-1).sqrt()),
         iterations=out(iterations),
         converged=out(sol.converged),
-        lineshape_kernel=out(kernel_weights(final, theta)),
         theta=out(theta),
+        **vars(lineshapes(final, theta)),
     )
 
 
@@ -682,7 +709,7 @@ def first_members(group_of: np.ndarray) -> list[int]:
     return [int(np.flatnonzero(group_of == g)[0]) for g in range(int(group_of.max()) + 1)]
 
 
-def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
+def _theta_of(problem: Problem, fit: BatchedFit | Lineshapes, rows: slice) -> torch.Tensor:
     """``theta`` ``(B, P)`` in ``problem``'s layout that reproduces the lineshapes of ``fit``
     (spectra ``rows``): group damping and shift at 0 and each metabolite's whole damping and
     shift as its deviation, each group's Gaussian from its first member, the phases, the
@@ -702,7 +729,10 @@ def _theta_of(problem: Problem, fit: BatchedFit, rows: slice) -> torch.Tensor:
 
 
 def _real_ssq(
-    fids: np.ndarray, problem: Problem, fit: BatchedFit, reference: BatchedFit
+    fids: np.ndarray,
+    problem: Problem,
+    fit: BatchedFit | Lineshapes,
+    reference: BatchedFit | Lineshapes,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(S (B,), active amplitudes (B,))``: the sum of squares of the real part of ``fit``'s
     residual over ``problem``'s window (amplitudes and baseline solved at ``fit``'s lineshape
@@ -736,7 +766,7 @@ def baseline_ftest_bound(
     fids: np.ndarray,
     basis: BasisSet,
     config: FitConfig,
-    reference: BatchedFit,
+    reference: BatchedFit | Lineshapes,
     ed_per_ppm: float | None = None,
 ) -> np.ndarray:
     """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
@@ -784,8 +814,8 @@ def baseline_ftest_ssq(
     basis: BasisSet,
     config: FitConfig,
     ed_per_ppm: float,
-    fit: BatchedFit,
-    reference: BatchedFit,
+    fit: BatchedFit | Lineshapes,
+    reference: BatchedFit | Lineshapes,
 ) -> np.ndarray:
     """The residual sum of squares ``(B,)`` compared with :func:`baseline_ftest_bound`: the
     real part of the residual at ``fit``'s lineshape with a baseline of ``ed_per_ppm``

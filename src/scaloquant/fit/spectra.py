@@ -400,11 +400,24 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
     return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 
 
+def flexible_baseline_config(config: FitConfig) -> FitConfig:
+    """The fit model of ``baseline_stiffness="adaptive"``'s refits of the spectra that ask for a
+    more flexible baseline (:func:`asks_for_flexible_baseline`): ``config`` with LCModel's
+    F-test stiffness (``"ftest"``) over ``baseline_flexible_ppm_range`` within ``ppm_range``."""
+    (lo, hi), (flexible_lo, flexible_hi) = config.ppm_range, config.baseline_flexible_ppm_range
+    return replace(
+        config,
+        baseline_stiffness="ftest",
+        ppm_range=(max(lo, flexible_lo), min(hi, flexible_hi)),
+    )
+
+
 def asks_for_flexible_baseline(
     fids: np.ndarray, basis: BasisSet, config: FitConfig, fit
 ) -> np.ndarray:
     """Whether each spectrum's fit ``fit`` (a :class:`~scaloquant.fit.batched.BatchedFit`
-    with the fixed ``config.baseline_ed_per_ppm``) fails LCModel's F-test against the most
+    with the fixed ``config.baseline_ed_per_ppm``, or the
+    :class:`~scaloquant.fit.batched.Lineshapes` of a physics-head model's polish) fails LCModel's F-test against the most
     flexible of ``config.baseline_ed_candidates_per_ppm``, ``(B,)`` bool: the real part of
     its residual above :func:`~scaloquant.fit.batched.baseline_ftest_bound`, both scored at
     ``fit``'s lineshape (amplitudes and baseline solved again, no refit). A lineshape fitted
@@ -432,7 +445,8 @@ def _fit_adaptive(
     the fixed ``baseline_ed_per_ppm`` over ``ppm_range``; those whose fit asks for a more
     flexible baseline (:func:`asks_for_flexible_baseline`) fitted again with
     ``baseline_stiffness="ftest"`` over ``baseline_flexible_ppm_range`` (within
-    ``ppm_range``), their rows of the result replaced (:func:`_with_rows`)."""
+    ``ppm_range``; :func:`flexible_baseline_config`), their rows of the result replaced
+    (:func:`_with_rows`)."""
     fixed, baseline_ed = _solve(
         fids, prepared, replace(config, baseline_stiffness="fixed"), region, start
     )
@@ -441,12 +455,7 @@ def _fit_adaptive(
     if not flexible.any():
         return result
     rows = np.flatnonzero(flexible)
-    (lo, hi), (flexible_lo, flexible_hi) = config.ppm_range, config.baseline_flexible_ppm_range
-    window = replace(
-        config,
-        baseline_stiffness="ftest",
-        ppm_range=(max(lo, flexible_lo), min(hi, flexible_hi)),
-    )
+    window = flexible_baseline_config(config)
     fit, baseline_ed = _solve(
         fids[rows],
         prepared,

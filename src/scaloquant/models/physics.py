@@ -114,7 +114,8 @@ class PhysicsPrediction(NamedTuple):
     numpy arrays): ``amplitudes``, ``sd`` (CRLB of the polished model) and ``network_sd`` (the
     network's own calibrated SD), each ``(B, M)``, and ``network_theta`` ``(B, P)``, the
     network's parameters in the fit's layout, ``fit_residual`` ``(B,)`` the final model's
-    relative fit residual and ``metabolite_fraction`` ``(B,)`` (:class:`PhysicsEstimate`)."""
+    relative fit residual, ``metabolite_fraction`` ``(B,)`` and ``theta`` ``(B, P)`` the final
+    (polished) parameters (:class:`PhysicsEstimate`; :meth:`PhysicsQuantifier.lineshapes`)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
@@ -122,6 +123,7 @@ class PhysicsPrediction(NamedTuple):
     network_theta: np.ndarray
     fit_residual: np.ndarray
     metabolite_fraction: np.ndarray
+    theta: np.ndarray
 
 
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
@@ -778,7 +780,10 @@ class PhysicsQuantifier(nn.Module):
             est = self.estimate(arr[lo:hi], polish_iterations=k, workspace=local.workspace)
             theta = est.network_theta.to(torch.float64)
             fraction = est.metabolite_fraction
-            return est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction
+            return (
+                est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction,
+                est.theta,
+            )  # fmt: skip
 
         ranges = [(lo, min(len(arr), lo + batch_size)) for lo in range(0, len(arr), batch_size)]
         try:
@@ -798,10 +803,27 @@ class PhysicsQuantifier(nn.Module):
         if not parts:
             m, p = len(self.metabolites), self.problem().size
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
-            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0))
+            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0), np.zeros((0, p)))
         return PhysicsPrediction(
             *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
         )
+
+    def asks_for_flexible_baseline(self, fids: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """``(B,)`` bool: the spectra ``fids`` ``(B, N)`` whose polish, ended at ``theta``
+        ``(B, P)`` (:attr:`PhysicsPrediction.theta`), fails LCModel's F-test against the most
+        flexible of the fit model's baseline candidates: the screen of the fit's
+        ``baseline_stiffness="adaptive"``
+        (:func:`scaloquant.fit.spectra.asks_for_flexible_baseline`, two linear solves a
+        spectrum) at the polish's lineshapes and its fixed stiffness; all False without a spline
+        baseline. ``fids``: the spectra the model saw (less the water removed before it)."""
+        from ..fit.spectra import asks_for_flexible_baseline
+
+        fit = replace(self.config.fit_config, device=self.basis_fids.device.type)
+        if fit.baseline_kind != "spline" or not len(fids):
+            return np.zeros(len(fids), dtype=bool)
+        theta = torch.as_tensor(theta, dtype=torch.float64, device=self.basis_fids.device)
+        shapes = batched.lineshapes(self.predicting_problem(), theta)
+        return asks_for_flexible_baseline(np.asarray(fids), self.basis(), fit, shapes)
 
     @torch.no_grad()
     def fit_normalisation(self, fids: torch.Tensor) -> None:

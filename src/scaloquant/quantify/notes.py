@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import IncompatibleDataError
+from ..fit.config import FitConfig
 from ..fit.scale import signal_per_proton
 from ..types import BasisSet
 from .inputs import SpectraInput
@@ -138,6 +139,45 @@ def polish_note(own: int, given: int | None) -> str:
     return (
         f"the network's parameters, then {k} polish iteration{'s' if k != 1 else ''} of the "
         f"fit's solver ({source} K = {k})"
+    )
+
+
+def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> str | None:
+    """What a physics-head model's run did about its baseline's stiffness (None without a
+    spline baseline): the fit model ``fit`` of the checkpoint, ``--baseline-stiffness``
+    ``given`` (None: adaptive), the polish's ``K`` and the spectra fitted again with a more
+    flexible baseline (:func:`scaloquant.quantify.run._physics_estimates`)."""
+    if fit.baseline_kind != "spline":
+        return None
+    from ..fit.spectra import flexible_baseline_config
+
+    stiff = f"fixed {fit.baseline_ed_per_ppm:g} effective dimensions per ppm"
+    if given == "fixed":
+        return (
+            f"the baseline: the polish's {stiff} for every spectrum (--baseline-stiffness fixed; "
+            "by default the spectra whose polish asks for a more flexible baseline are fitted "
+            "again as fit fits them)"
+        )
+    if k == 0:
+        return (
+            f"the baseline: the network's, {stiff}; without a polish (K = 0) no spectrum is "
+            "screened for a more flexible baseline, as fit's default screens its fits"
+        )
+    if not refitted:
+        return (
+            f"the baseline: no spectrum's polish asked for a more flexible baseline than its "
+            f"{stiff} (LCModel's F-test at the polished fit, the screen of fit's default)"
+        )
+    lo, hi = flexible_baseline_config(fit).ppm_range
+    which, were, their = (
+        ("1 spectrum", "was", "its") if refitted == 1 else (f"{refitted} spectra", "were", "their")
+    )
+    return (
+        f"the baseline: {which} asked for a more flexible baseline than the polish's {stiff} "
+        f"(LCModel's F-test at the polished fit) and {were} fitted again as fit fits them "
+        f"(LCModel's F-test stiffness over {lo:g}-{hi:g} ppm, on the model's basis): {their} "
+        "estimates, _sd (the CRLB), fit_residual and fit facts (baseline_ed_per_ppm, "
+        "window_ppm) are that fit's"
     )
 
 

@@ -104,13 +104,16 @@ QUALITY_COLUMNS: dict[str, str] = {
 
 
 #: Per-spectrum facts of a batched fit that ``results.json`` lists under ``spectra[].fit``
-#: (:attr:`SpectraResult.fit`); of a physics-head model's, ``water_near_window`` alone.
+#: (:attr:`SpectraResult.fit`); of a physics-head model's, ``water_near_window`` and, with a
+#: spline baseline, ``baseline_ed_per_ppm`` and ``window_ppm``.
 FIT_FACTS: dict[str, str] = {
     "fwhm_hz": "FWHM of the fitted NAA singlet (Cr's without NAA), Hz: its Voigt line convolved "
     "with the free-form kernel when there is one (LCModel's FWHM); the fit's own, beside the "
     "fwhm_hz column measured on the data",
     "baseline_ed_per_ppm": "effective dimensions per ppm of the spline baseline the spectrum was "
-    "fitted with (chosen per spectrum with --baseline-stiffness ftest); null without a spline",
+    "fitted with (chosen per spectrum with --baseline-stiffness ftest, and adaptive where it "
+    "fitted a spectrum again; a physics-head model's: its polish's, or that of the fit of a "
+    "spectrum that asked for a more flexible baseline); null without a spline",
     "shift_ppm": "where the fit put the data's NAA, creatine and choline singlets, ppm from "
     "their own shifts (positive: downfield), on the axis it fitted the spectrum on (the file's, "
     "plus ppm_reference_correction where the spectrum was referenced): the error of that ppm "
@@ -119,7 +122,7 @@ FIT_FACTS: dict[str, str] = {
     "reference error is fitted",
     "window_ppm": "the ppm window the spectrum was fitted over, low and high, with "
     "--baseline-stiffness adaptive when it refitted any spectrum (with LCModel's F-test over "
-    "0.2-4.0 ppm); absent otherwise",
+    "0.2-4.0 ppm; a physics-head model's polish likewise); absent otherwise",
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
     "water_near_window": f"the tallest point of the magnitude spectrum the fit saw (after its "
@@ -158,8 +161,8 @@ class SpectraResult:
     water_quality : figures of its water reference's peak (``fwhm_hz``, ``fwhm_ppm``,
         ``water_ratio``; empty without one).
     fit : per spectrum, what the fit chose or measured beyond the columns
-        (:data:`FIT_FACTS`; empty without a batched fit or a physics-head model, whose is
-        ``water_near_window`` alone): name -> ``(N, ...)``.
+        (:data:`FIT_FACTS`; empty without a batched fit or a physics-head model, whose are
+        ``water_near_window`` and its baseline's): name -> ``(N, ...)``.
     reference_correction_ppm : per spectrum, ``(N,)``, what the referencing added to its ppm
         reference before it was estimated (:data:`REFERENCE_CORRECTION`; 0: nothing); None
         where it was not referenced (``--referencing off``, ``--ppm-reference``, not 1H).

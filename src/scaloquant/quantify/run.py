@@ -44,7 +44,14 @@ from .checks import (
 from .figures import figure_choice, fitted_spectrum, representative_voxels, spectra_subset
 from .inputs import SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
-from .notes import adaptation_note, figure_note, polish_note, quality_note, water_scaling_notes
+from .notes import (
+    adaptation_note,
+    baseline_note,
+    figure_note,
+    polish_note,
+    quality_note,
+    water_scaling_notes,
+)
 from .results import SpectraResult, tcr_ratios
 from .rows import flat_samples, merged_rows, spread_rows, windows_alike
 from .water import WaterScaling, concentrations_mM, water_area
@@ -81,6 +88,11 @@ class Options:
         (:func:`scaloquant.models.adapt.adapt_encoder`); None: no adaptation.
     polish_iterations : ``quantify`` with a physics-head model only: the polish's ``K`` (the
         fit's iterations after the network; 0: the network alone); None: the checkpoint's.
+    baseline_stiffness : ``quantify`` with a physics-head model with a spline baseline only:
+        ``"adaptive"`` (None, the default: as the fit's default) screens each polished
+        spectrum with LCModel's F-test against a more flexible baseline and fits those that ask
+        for one as ``fit`` does (:func:`_physics_estimates`); ``"fixed"``: the polish's
+        fixed stiffness for every spectrum.
     referencing : reference each 1H spectrum from its own NAA, creatine and choline singlets
         before it is fitted or quantified, as LCModel does (its ``DOREFS``), where they stand
         clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
@@ -98,6 +110,7 @@ class Options:
     fit_config: FitConfig = field(default_factory=FitConfig)
     adapt: AdaptConfig | None = None
     polish_iterations: int | None = None
+    baseline_stiffness: Literal["adaptive", "fixed"] | None = None
     referencing: bool = True
 
     def __post_init__(self) -> None:
@@ -109,6 +122,11 @@ class Options:
         ):
             if value is not None and value < least:
                 raise ConfigError(f"{flag} must be >= {least}, got {value}")
+        if self.baseline_stiffness not in (None, "adaptive", "fixed"):
+            raise ConfigError(
+                "--baseline-stiffness of quantify must be adaptive or fixed, got "
+                f"{self.baseline_stiffness!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -216,13 +234,33 @@ def _named_columns(
     return out
 
 
+@dataclass(frozen=True)
+class PhysicsRows:
+    """What :func:`_physics_estimates` gives for ``N`` spectra: ``columns`` (amplitudes, CRLB
+    SDs, the model's own SDs, each ``(N, M)``, the relative fit residual and the metabolites
+    over the data, each ``(N,)``), ``facts`` (per-spectrum facts for results.json, ``(N, ...)``
+    each: ``water_near_window``, and with a spline baseline ``baseline_ed_per_ppm`` and, where
+    any spectrum was fitted again, ``window_ppm``), ``dried``: the spectra quantified less
+    their residual water, ``refitted``: those fitted again with a flexible baseline."""
+
+    columns: list[np.ndarray]
+    facts: dict[str, np.ndarray]
+    dried: int
+    refitted: int
+
+
 def _physics_estimates(
-    quantifier, samples: np.ndarray, fid: FID, batch_size: int | None, polish: int | None
-) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """A physics-head model's
-    :meth:`~scaloquant.models.physics.PhysicsQuantifier.predict_with_checks` arrays of the FIDs ``samples`` ``(N, n_points)`` on ``fid``'s grid, their
-    :func:`water_near_window_seen` ``(N,)`` above the model's window, and how many spectra it saw
-    less their residual water; ``polish``: the polish's ``K`` (None: the model's).
+    quantifier,
+    samples: np.ndarray,
+    fid: FID,
+    batch_size: int | None,
+    polish: int | None,
+    baseline_stiffness: str | None = None,
+) -> PhysicsRows:
+    """A physics-head model's :class:`PhysicsRows` of the FIDs ``samples`` ``(N, n_points)``
+    on ``fid``'s grid (:meth:`~scaloquant.models.physics.PhysicsQuantifier.predict_estimates`);
+    ``polish``: the polish's ``K`` (None: the model's); ``baseline_stiffness``:
+    :attr:`Options.baseline_stiffness`.
 
     The model removes no water itself, and its error grows with the water just above its
     window as the fit's would without its water removal (docs/history/physics-models-log.md
@@ -233,28 +271,76 @@ def _physics_estimates(
     water the fit's HLSVD removes (:func:`scaloquant.signal.water.remove_water`, as the fit does
     before its fit), their arrays and ratio replaced; the others, as they are (measured:
     docs/history/physics-models-log.md "The fit's water removal before the physics-head models
-    (session 20)")."""
+    (session 20)").
 
-    def predict(fids: np.ndarray) -> tuple[np.ndarray, ...]:
-        return quantifier.predict_with_checks(fids, batch_size=batch_size, polish_iterations=polish)
-
-    outputs = list(predict(samples))
-    top = quantifier.config.fit_config.ppm_range[1]
+    The polish keeps its fit model's fixed baseline stiffness. With a spline baseline, a polish
+    (``K`` > 0) and ``baseline_stiffness`` not ``"fixed"``, the fit's default is followed
+    (``baseline_stiffness="adaptive"``): each spectrum's polish is screened with LCModel's
+    F-test against the most flexible baseline
+    (:meth:`~scaloquant.models.physics.PhysicsQuantifier.asks_for_flexible_baseline`), and the
+    spectra that ask for a more flexible one are fitted as ``fit`` fits them (its F-test
+    stiffness over the window of :func:`~scaloquant.fit.spectra.flexible_baseline_config`, on
+    the model's own basis, from the spectra as read); their columns are that fit's (the model's
+    own SD replaced by its CRLB) and so are their facts (docs/history/physics-models-log.md
+    "The polish follows the fit's adaptive baseline (session 27)")."""
+    p = quantifier.predict_estimates(samples, batch_size=batch_size, polish_iterations=polish)
+    columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
+    theta = p.theta
+    fit_config = quantifier.config.fit_config
+    top = fit_config.ppm_range[1]
     near = water_near_window_seen(samples, fid, top)
     wet = np.flatnonzero(near > WATER_NEAR_WINDOW_RATIO)
-    if quantifier.config.fit_config.water_removal != "hlsvd" or not wet.size:
-        return outputs, near, 0
-    import torch
+    seen = samples
+    if fit_config.water_removal == "hlsvd" and wet.size:
+        import torch
 
-    from ..signal.water import remove_water
+        from ..signal.water import remove_water
 
-    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
-    dry = remove_water(samples[wet], *grid, threads=torch.get_num_threads())
-    again = predict(dry)
-    for column, values in zip(outputs, again, strict=True):
-        column[wet] = values
-    near[wet] = water_near_window_seen(dry, fid, top)
-    return outputs, near, int(wet.size)
+        grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+        dry = remove_water(samples[wet], *grid, threads=torch.get_num_threads())
+        again = quantifier.predict_estimates(dry, batch_size=batch_size, polish_iterations=polish)
+        again_columns = [
+            again.amplitudes, again.sd, again.network_sd, again.fit_residual,
+            again.metabolite_fraction,
+        ]  # fmt: skip
+        for column, values in zip(columns, again_columns, strict=True):
+            column[wet] = values
+        theta[wet] = again.theta
+        near[wet] = water_near_window_seen(dry, fid, top)
+        seen = np.array(samples)
+        seen[wet] = dry
+    else:
+        wet = wet[:0]
+    k = quantifier.config.polish_iterations if polish is None else polish
+    if fit_config.baseline_kind != "spline":
+        return PhysicsRows(columns, {"water_near_window": near}, int(wet.size), 0)
+    n = len(samples)
+    # in the fit's order (_fit_facts), water_near_window last
+    facts = {"baseline_ed_per_ppm": np.full(n, fit_config.baseline_ed_per_ppm)}
+    if baseline_stiffness == "fixed" or k == 0 or not n:
+        return PhysicsRows(columns, facts | {"water_near_window": near}, int(wet.size), 0)
+    flagged = np.flatnonzero(quantifier.asks_for_flexible_baseline(seen, theta))
+    if not flagged.size:
+        return PhysicsRows(columns, facts | {"water_near_window": near}, int(wet.size), 0)
+    from ..fit.spectra import flexible_baseline_config
+
+    flexible = replace(
+        flexible_baseline_config(fit_config), device=quantifier.basis_fids.device.type
+    )
+    names = tuple(quantifier.metabolites)
+    with blas_threads(1):
+        refit = fit_spectra(fid.with_samples(samples[flagged]), quantifier.basis(), flexible)
+    sd = _named_columns(refit.crlb_sd, refit.names, names)
+    replaced = (_named_columns(refit.amplitudes, refit.names, names), sd, sd, *fit_checks(refit))
+    for column, values in zip(columns, replaced, strict=True):
+        column[flagged] = values
+    refit_facts = spread_fit_facts(refit, fid.with_samples(samples[flagged]), flagged, n)
+    facts["baseline_ed_per_ppm"][flagged] = refit_facts["baseline_ed_per_ppm"][flagged]
+    facts["window_ppm"] = np.tile(np.asarray(fit_config.ppm_range, dtype=np.float64), (n, 1))
+    facts["window_ppm"][flagged] = flexible.ppm_range
+    near[flagged] = refit_facts["water_near_window"][flagged]
+    facts["water_near_window"] = near
+    return PhysicsRows(columns, facts, int(wet.size), int(flagged.size))
 
 
 def _finish(
@@ -391,6 +477,14 @@ def quantify_inputs(
             f"scalogram_physics); {quantifier.config.model} is a regression CNN, which has no "
             "polish"
         )
+    if options.baseline_stiffness is not None and not (
+        physics and quantifier.config.fit_config.baseline_kind == "spline"
+    ):
+        raise ConfigError(
+            "--baseline-stiffness is for the physics-head models with a spline baseline (the "
+            f"invivo simulation's); {quantifier.config.model} "
+            + ("has no baseline" if physics else "is a regression CNN, which has no polish")
+        )
     if options.adapt is not None and not physics:
         raise ConfigError(
             f"--adapt needs a physics-head model (spectrum_physics, scalogram_physics); "
@@ -422,6 +516,7 @@ def quantify_inputs(
     )
     partial = []
     water_removed = 0  # spectra a physics-head model saw less their residual water
+    refitted = 0  # spectra of a physics-head model fitted again with a flexible baseline
     unreported: set[str] = set()  # components the refined fit adds to the model's
     for prep, drawn, by_residual in zip(prepared, chosen, representative, strict=True):
         fid = prep.fid
@@ -438,15 +533,21 @@ def quantify_inputs(
             # the CRLB of the polished fit, and the network's own calibrated SD
             # fit_residual and the metabolites over the data: the final model's, as the fit's
             # column and checks (relative_fit_residual, metabolite_fraction)
-            outputs, near, dried = _physics_estimates(
-                quantifier, estimated, fid, options.batch_size, options.polish_iterations
+            estimates = _physics_estimates(
+                quantifier,
+                estimated,
+                fid,
+                options.batch_size,
+                options.polish_iterations,
+                options.baseline_stiffness,
             )
-            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(spread, outputs)
+            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(spread, estimates.columns)
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
             columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
-            fit_facts = {"water_near_window": spread(near)}
-            water_removed += dried
+            fit_facts = {name: spread(value) for name, value in estimates.facts.items()}
+            water_removed += estimates.dried
+            refitted += estimates.refitted
         else:
             # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd)
             amplitudes, sd = map(
@@ -502,7 +603,16 @@ def quantify_inputs(
             "Cramér-Rao bound at the network's parameters, unscaled"
         )
     if physics:
-        notes.append(polish_note(quantifier.config.polish_iterations, options.polish_iterations))
+        k = options.polish_iterations
+        notes.append(polish_note(quantifier.config.polish_iterations, k))
+        baseline = baseline_note(
+            quantifier.config.fit_config,
+            options.baseline_stiffness,
+            quantifier.config.polish_iterations if k is None else k,
+            refitted,
+        )
+        if baseline is not None:
+            notes.append(baseline)
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
     if water_removed:

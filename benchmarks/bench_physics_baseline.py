@@ -1,0 +1,138 @@
+"""What ``quantify``'s screen for a flexible baseline costs and changes with a physics-head
+model, beside the fit's default on the same spectra, in one run.
+
+Data: ``--n`` spectra of the ``invivo`` simulation (the model's training prior, default
+``InvivoPrior()``, at SNR ``--snr``, LCModel's parametric macromolecules where the model fits
+them) rendered on the
+checkpoint's acquisition grid from the basis it was trained on (``--basis``, default the embedded
+one), with their true amplitudes, as one multi-spectrum NIfTI-MRS file.
+
+Lines, each from the file to the results (``read_inputs``, then ``quantify_inputs`` or
+``fit_inputs``, no figures, no writing), alternating over ``--repeats`` rounds:
+``quantify --baseline-stiffness fixed`` (the polish for all), ``--baseline-stiffness adaptive``
+(the default: the spectra whose polish fails LCModel's F-test against a flexible baseline
+fitted again as ``fit`` fits them), and ``fit`` with its default (``FIT_PRESETS["invivo"]``,
+``baseline_stiffness="adaptive"``), the peer. Each prints spectra per second (best round),
+the spectra fitted again, and the mean absolute error in mM-like basis units of NAA, Cr+PCr,
+GPC+PCho, Ins and Glu against the truth (the simulation's amplitudes), and the mean over those
+five of the absolute relative error of each spectrum's ratio to Cr+PCr.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_physics_baseline.py CKPT [--basis FILE] [--n 256]
+        [--snr 30] [--seed 0] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.spectra import prepared_on_grid
+from scaloquant.io import default_basis, read_basis, write_nifti_mrs
+from scaloquant.metabolites import COMBINATIONS
+from scaloquant.models import load_model
+from scaloquant.models.physics_truth import invivo_truth
+from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs
+from scaloquant.signal.grid import Acquisition
+from scaloquant.simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
+from scaloquant.types import FID
+
+#: the metabolites scored (sums as LCModel's combined rows)
+SCORED = {"NAA": ("NAA",), "tCr": ("Cr", "PCr"), "tCho": COMBINATIONS["tCho"], "Ins": ("Ins",), "Glu": ("Glu",)}  # fmt: skip
+
+
+def scored(amplitudes: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """``(B, 5)`` the :data:`SCORED` sums of ``amplitudes`` ``(B, M)`` over ``names``."""
+    return np.stack(
+        [
+            sum(amplitudes[:, names.index(n)] for n in parts if n in names)
+            for parts in SCORED.values()
+        ],
+        axis=-1,
+    )
+
+
+def table(run, names: tuple[str, ...]) -> np.ndarray:
+    """``(B, M)`` the amplitude columns of a run's one input for ``names`` (NaN: not fitted)."""
+    values = np.asarray(run.results[0].columns[""], dtype=float)
+    nan = np.full(values.shape[0], np.nan)
+    return np.stack([values[:, run.names.index(n)] if n in run.names else nan for n in names], -1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--basis", type=Path, help="the basis the model was trained on")
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--snr", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args(argv)
+    model = load_model(args.checkpoint)
+    q = model.quantifier
+    basis = default_basis() if args.basis is None else read_basis(args.basis)
+    acquisition = Acquisition(**model.metadata.acquisition)
+    on_grid, _, _ = prepared_on_grid(basis, acquisition, q.config.fit_config)
+    prior = InvivoPrior(snr_range=(args.snr, args.snr))
+    if set(MM_COMPONENTS) <= set(q.metabolites):
+        prior = replace(prior, macromolecules="parametric")
+    signals = simulate_invivo_batch(on_grid, prior, args.n, np.random.default_rng(args.seed))
+    _, truth = invivo_truth(q.problem(), signals.parameters)
+    names = tuple(q.metabolites)
+    want = scored(truth, names)
+    fid = FID(
+        samples=signals.fids.reshape(args.n, 1, 1, -1),
+        dwell_time_s=acquisition.dwell_time_s,
+        spectrometer_freq_mhz=acquisition.spectrometer_freq_mhz,
+        ppm_reference=acquisition.ppm_reference,
+    )
+    lines = {
+        "quantify fixed": lambda inputs: quantify_inputs(
+            inputs, model, options=Options(baseline_stiffness="fixed", max_figures=0)
+        ),
+        "quantify adaptive": lambda inputs: quantify_inputs(
+            inputs, model, options=Options(baseline_stiffness="adaptive", max_figures=0)
+        ),
+        "fit (default)": lambda inputs: fit_inputs(
+            inputs,
+            basis,
+            basis_name="bench",
+            options=Options(fit_config=FIT_PRESETS["invivo"], max_figures=0),
+        ),
+    }
+    best: dict[str, float] = {}
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_nifti_mrs(Path(tmp) / "sim.nii.gz", fid)
+        for _ in range(args.repeats):
+            for label, run in lines.items():
+                start = time.perf_counter()
+                runs[label] = run(read_inputs([path]))
+                rate = args.n / (time.perf_counter() - start)
+                best[label] = max(best.get(label, 0.0), rate)
+    print(f"{args.n} spectra, SNR {args.snr:g}, seed {args.seed}, load {os.getloadavg()[0]:.1f}")
+    for label, run in runs.items():
+        got = scored(table(run, names), names)
+        mae = np.nanmean(np.abs(got - want), axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_error = np.abs(got / got[:, 1:2] / (want / want[:, 1:2]) - 1)
+        refits = " ".join(n for n in run.notes if n.startswith("the baseline: "))[:90]
+        print(
+            f"{label:18s} {best[label]:7.2f} spectra/s  MAE "
+            + " ".join(f"{k} {v:.3f}" for k, v in zip(SCORED, mae, strict=True))
+            + f"  median |ratio/tCr - 1| {100 * np.nanmedian(ratio_error[:, [0, 2, 3, 4]]):.1f} %"
+            + (f"  ({refits})" if refits else "")
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
