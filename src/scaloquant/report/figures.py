@@ -35,12 +35,12 @@ COMPONENTS: dict[str, tuple[str, ...]] = {**COMBINED, "Ins": ("Ins",)}
 _COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
 
 
-def tight_bbox(fig: Figure, dpi: float) -> Bbox | str:
+def _tight_bbox(fig: Figure, dpi: float) -> Bbox | str:
     """What ``savefig(bbox_inches="tight")`` crops ``fig`` to at ``dpi``, in inches, padded by
     ``savefig.pad_inches``: the same box, found without savefig's layout pass over the whole
     figure. That pass (every artist's draw, nothing rendered) places the artists before it
     measures them, and took a quarter of a small map's savefig (0.058-0.066 -> 0.046-0.047 s CPU,
-    the same bytes: docs/history/fit-log.md "Writing an MRSI run's outputs (session 27)");
+    the same bytes: docs/history/fit-log.md "Writing an MRSI run's outputs (session 27, write27)");
     a figure without a layout engine is placed already (:func:`plot_map`'s axes at fixed
     places). A figure with one (:func:`plot_fit`'s constrained layout) needs the pass for its
     layout, so it is left to savefig: ``"tight"``, as is a ``pad_inches`` that is not a
@@ -57,16 +57,16 @@ def tight_bbox(fig: Figure, dpi: float) -> Bbox | str:
 
 
 def png_bytes(fig: Figure, *, dpi: int = DPI) -> bytes:
-    """``fig`` as PNG bytes (Agg, tight bounding box: :func:`tight_bbox`)."""
+    """``fig`` as PNG bytes (Agg, tight bounding box: :func:`_tight_bbox`)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches=tight_bbox(fig, dpi))
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches=_tight_bbox(fig, dpi))
     return buf.getvalue()
 
 
 def save_png(fig: Figure, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically (refusing an existing file unless asked)."""
     with atomic_path(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches=tight_bbox(fig, DPI))
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches=_tight_bbox(fig, DPI))
     return Path(path)
 
 
@@ -244,7 +244,7 @@ def map_pngs(maps: Sequence[MapImage], *, dpi: int = DPI) -> list[bytes]:
     """Each of ``maps`` as PNG bytes: ``png_bytes(plot_map(...), dpi=dpi)`` of each (the same
     bytes), drawn on one figure per shape of map in turn, where a figure each made its axes,
     ticks and colour bar again (the 7 maps of a 32 x 32 slice's report: 0.13-0.15 -> 0.04 s CPU
-    for the drawing, docs/history/fit-log.md "Writing an MRSI run's outputs (session 27)")."""
+    for the drawing, docs/history/fit-log.md "Writing an MRSI run's outputs (session 27, write27)")."""
     figures: dict[tuple[int, ...], _MapFigure] = {}
     out = []
     for m in maps:
