@@ -48,12 +48,13 @@ def _tight_bbox(fig: Figure, dpi: float) -> Bbox | str:
     pad = mpl.rcParams["savefig.pad_inches"]
     if fig.get_layout_engine() is not None or not isinstance(pad, (int, float)):
         return "tight"
-    original = fig.dpi
+    canvas, original_dpi = fig.canvas, fig.dpi
     fig.set_dpi(dpi)
     try:
         return fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer()).padded(pad)
-    finally:
-        fig.set_dpi(original)
+    finally:  # the figure as it was given (savefig switches to Agg by itself)
+        fig.set_canvas(canvas)
+        fig.set_dpi(original_dpi)
 
 
 def png_bytes(fig: Figure, *, dpi: int = DPI) -> bytes:
