@@ -9,10 +9,14 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib as mpl
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from ..fit import FitSpectra
 from ..io.atomic import atomic_path
@@ -31,17 +35,39 @@ COMPONENTS: dict[str, tuple[str, ...]] = {**COMBINED, "Ins": ("Ins",)}
 _COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
 
 
+def _tight_bbox(fig: Figure, dpi: float) -> Bbox | str:
+    """What ``savefig(bbox_inches="tight")`` crops ``fig`` to at ``dpi``, in inches, padded by
+    ``savefig.pad_inches``: the same box, found without savefig's layout pass over the whole
+    figure. That pass (every artist's draw, nothing rendered) places the artists before it
+    measures them, and took a quarter of a small map's savefig (0.058-0.066 -> 0.046-0.047 s CPU,
+    the same bytes: docs/history/fit-log.md "Writing an MRSI run's outputs (session 27, write27)");
+    a figure without a layout engine is placed already (:func:`plot_map`'s axes at fixed
+    places). A figure with one (:func:`plot_fit`'s constrained layout) needs the pass for its
+    layout, so it is left to savefig: ``"tight"``, as is a ``pad_inches`` that is not a
+    number."""
+    pad = mpl.rcParams["savefig.pad_inches"]
+    if fig.get_layout_engine() is not None or not isinstance(pad, (int, float)):
+        return "tight"
+    canvas, original_dpi = fig.canvas, fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        return fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer()).padded(pad)
+    finally:  # the figure as it was given (savefig switches to Agg by itself)
+        fig.set_canvas(canvas)
+        fig.set_dpi(original_dpi)
+
+
 def png_bytes(fig: Figure, *, dpi: int = DPI) -> bytes:
-    """``fig`` as PNG bytes (Agg, tight bounding box)."""
+    """``fig`` as PNG bytes (Agg, tight bounding box: :func:`_tight_bbox`)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches=_tight_bbox(fig, dpi))
     return buf.getvalue()
 
 
 def save_png(fig: Figure, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically (refusing an existing file unless asked)."""
     with atomic_path(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches=_tight_bbox(fig, DPI))
     return Path(path)
 
 
@@ -142,41 +168,89 @@ def plot_fit(
     return fig
 
 
-def plot_map(
-    values: np.ndarray, *, title: str, unit: str, mask: np.ndarray | None = None
-) -> Figure:
-    """A small map of one slice, voxel ``x`` to the right and ``y`` up (array order, not a
-    radiological view), with a colour bar.
+@dataclass(frozen=True)
+class MapImage:
+    """One small map to draw (:func:`map_pngs`).
 
-    Parameters
+    Attributes
     ----------
     values : ``(x, y)`` one slice.
     title : the metabolite (e.g. ``"tNAA"`` or ``"tNAA/tCr"``).
     unit : the colour bar's label.
     mask : ``(x, y)`` True where the estimate is unreliable (%SD > 20): crossed out.
     """
-    # axes at fixed places, not matplotlib's constrained layout (its solver took half of a
-    # map's time: 0.34 -> 0.15 s CPU a map, the same picture to a few pixels of margin)
-    fig = Figure(figsize=(2.6, 2.3))
-    ax = fig.add_axes((0.13, 0.13, 0.64, 0.75))
-    finite = values[np.isfinite(values)]
-    vmin, vmax = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0.0, 1.0)
-    image = ax.imshow(
-        values.T, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest"
-    )
-    if mask is not None and mask.any():
-        xs, ys = np.nonzero(mask)
-        ax.scatter(xs, ys, marker="x", s=18, color="white", linewidths=0.8)
-    ax.set_title(title, fontsize=9)
-    # a tick per voxel (at most 8 per axis), at its centre
-    ax.set_xticks(np.unique(np.linspace(0, values.shape[0] - 1, min(8, values.shape[0])).round()))
-    ax.set_yticks(np.unique(np.linspace(0, values.shape[1] - 1, min(8, values.shape[1])).round()))
-    ax.set_xlabel("x", fontsize=7, labelpad=1)
-    ax.set_ylabel("y", fontsize=7, labelpad=1)
-    ax.tick_params(labelsize=6, length=2)
-    ax.apply_aspect()  # the image's square voxels set the axes' box: the bar beside it
-    box = ax.get_position()
-    bar = fig.colorbar(image, cax=fig.add_axes((box.x1 + 0.04, box.y0, 0.04, box.height)))
-    bar.ax.tick_params(labelsize=6)
-    bar.set_label(unit, fontsize=7)
-    return fig
+
+    values: np.ndarray
+    title: str
+    unit: str
+    mask: np.ndarray | None = None
+
+
+class _MapFigure:
+    """The figure of :func:`plot_map` for maps of one ``(x, y)`` shape, built once (axes at
+    fixed places, the ticks, the colour bar) and drawn again for each map (:meth:`draw`)."""
+
+    def __init__(self, shape: tuple[int, int]):
+        # axes at fixed places, not matplotlib's constrained layout (its solver took half of a
+        # map's time: 0.34 -> 0.15 s CPU a map, the same picture to a few pixels of margin)
+        self.fig = Figure(figsize=(2.6, 2.3))
+        ax = self.ax = self.fig.add_axes((0.13, 0.13, 0.64, 0.75))
+        self.image = ax.imshow(
+            np.zeros(shape).T,
+            origin="lower",
+            cmap="viridis",
+            vmin=0.0,
+            vmax=1.0,
+            interpolation="nearest",
+        )
+        # a tick per voxel (at most 8 per axis), at its centre
+        ax.set_xticks(np.unique(np.linspace(0, shape[0] - 1, min(8, shape[0])).round()))
+        ax.set_yticks(np.unique(np.linspace(0, shape[1] - 1, min(8, shape[1])).round()))
+        ax.set_xlabel("x", fontsize=7, labelpad=1)
+        ax.set_ylabel("y", fontsize=7, labelpad=1)
+        ax.tick_params(labelsize=6, length=2)
+        ax.apply_aspect()  # the image's square voxels set the axes' box: the bar beside it
+        box = ax.get_position()
+        bar_ax = self.fig.add_axes((box.x1 + 0.04, box.y0, 0.04, box.height))
+        self.bar = self.fig.colorbar(self.image, cax=bar_ax)
+        self.bar.ax.tick_params(labelsize=6)
+        self.crosses = None
+
+    def draw(self, values: np.ndarray, *, title: str, unit: str, mask: np.ndarray | None) -> Figure:
+        """Show one map (:class:`MapImage`'s fields) on the figure, in place of the last."""
+        finite = values[np.isfinite(values)]
+        vmin, vmax = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0.0, 1.0)
+        self.image.set_data(values.T)
+        self.image.set_clim(vmin, vmax)
+        if self.crosses is not None:
+            self.crosses.remove()
+            self.crosses = None
+        if mask is not None and mask.any():
+            xs, ys = np.nonzero(mask)
+            self.crosses = self.ax.scatter(xs, ys, marker="x", s=18, color="white", linewidths=0.8)
+        self.ax.set_title(title, fontsize=9)
+        self.bar.set_label(unit, fontsize=7)
+        return self.fig
+
+
+def plot_map(
+    values: np.ndarray, *, title: str, unit: str, mask: np.ndarray | None = None
+) -> Figure:
+    """A small map of one slice, voxel ``x`` to the right and ``y`` up (array order, not a
+    radiological view), with a colour bar. Parameters: :class:`MapImage`'s fields."""
+    return _MapFigure(values.shape).draw(values, title=title, unit=unit, mask=mask)
+
+
+def map_pngs(maps: Sequence[MapImage], *, dpi: int = DPI) -> list[bytes]:
+    """Each of ``maps`` as PNG bytes: ``png_bytes(plot_map(...), dpi=dpi)`` of each (the same
+    bytes), drawn on one figure per shape of map in turn, where a figure each made its axes,
+    ticks and colour bar again (the 7 maps of a 32 x 32 slice's report: 0.13-0.15 -> 0.04 s CPU
+    for the drawing, docs/history/fit-log.md "Writing an MRSI run's outputs (session 27, write27)")."""
+    figures: dict[tuple[int, ...], _MapFigure] = {}
+    out = []
+    for m in maps:
+        if m.values.shape not in figures:
+            figures[m.values.shape] = _MapFigure(m.values.shape)
+        fig = figures[m.values.shape].draw(m.values, title=m.title, unit=m.unit, mask=m.mask)
+        out.append(png_bytes(fig, dpi=dpi))
+    return out
