@@ -267,9 +267,11 @@ def _physics_estimates(
     "Residual water near the window and the physics-head models (session 19, `water19`)").
     Where the model's fit settings remove water (``water_removal="hlsvd"``, the ``invivo``
     preset's), the spectra whose ratio exceeds
-    :data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO` are quantified again less the
-    water the fit's HLSVD removes (:func:`scaloquant.signal.water.remove_water`, as the fit does
-    before its fit), their arrays and ratio replaced; the others, as they are (measured:
+    :data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO` are quantified less the water
+    the fit's HLSVD removes (:func:`scaloquant.signal.water.remove_water`, as the fit does
+    before its fit), their ratio that of the spectrum the model saw; the others, as they are
+    (each spectrum through the model once; until session 27 all of them, then the wet ones
+    again less their water); measured:
     docs/history/physics-models-log.md "The fit's water removal before the physics-head models
     (session 20)").
 
@@ -283,34 +285,26 @@ def _physics_estimates(
     the model's own basis, from the spectra as read); their columns are that fit's (the model's
     own SD replaced by its CRLB) and so are their facts (docs/history/physics-models-log.md
     "The polish follows the fit's adaptive baseline (session 27)")."""
-    p = quantifier.predict_estimates(samples, batch_size=batch_size, polish_iterations=polish)
-    columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
-    theta = p.theta
     fit_config = quantifier.config.fit_config
     top = fit_config.ppm_range[1]
     near = water_near_window_seen(samples, fid, top)
     wet = np.flatnonzero(near > WATER_NEAR_WINDOW_RATIO)
-    seen = samples
-    if fit_config.water_removal == "hlsvd" and wet.size:
+    if fit_config.water_removal != "hlsvd":
+        wet = wet[:0]
+    seen = samples  # what the model sees: each spectrum once, less its water where wet
+    if wet.size:
         import torch
 
         from ..signal.water import remove_water
 
         grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
         dry = remove_water(samples[wet], *grid, threads=torch.get_num_threads())
-        again = quantifier.predict_estimates(dry, batch_size=batch_size, polish_iterations=polish)
-        again_columns = [
-            again.amplitudes, again.sd, again.network_sd, again.fit_residual,
-            again.metabolite_fraction,
-        ]  # fmt: skip
-        for column, values in zip(columns, again_columns, strict=True):
-            column[wet] = values
-        theta[wet] = again.theta
         near[wet] = water_near_window_seen(dry, fid, top)
         seen = np.array(samples)
         seen[wet] = dry
-    else:
-        wet = wet[:0]
+    p = quantifier.predict_estimates(seen, batch_size=batch_size, polish_iterations=polish)
+    columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
+    theta = p.theta
     k = quantifier.config.polish_iterations if polish is None else polish
     if fit_config.baseline_kind != "spline":
         return PhysicsRows(columns, {"water_near_window": near}, int(wet.size), 0)
