@@ -282,7 +282,8 @@ def _physics_estimates(
     (:meth:`~scaloquant.models.physics.PhysicsQuantifier.asks_for_flexible_baseline`), and the
     spectra that ask for a more flexible one are fitted as ``fit`` fits them (its F-test
     stiffness over the window of :func:`~scaloquant.fit.spectra.flexible_baseline_config`, on
-    the model's own basis, from the spectra as read); their columns are that fit's (the model's
+    the model's own basis, from the spectra as matched to the model, with the fit's own water
+    removal); their columns are that fit's (the model's
     own SD replaced by its CRLB) and so are their facts (docs/history/physics-models-log.md
     "The polish follows the fit's adaptive baseline (session 27)")."""
     fit_config = quantifier.config.fit_config
