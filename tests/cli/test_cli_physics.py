@@ -302,6 +302,10 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
         facts[stiffness] = [spectrum["fit"] for spectrum in doc["spectra"]]
         said = [note for note in doc["notes"] if note.startswith("the baseline: ")]
         assert len(said) == 1, doc["notes"]
+        # the model's own fit figures (its final model; a spectrum fitted again, that fit's), of
+        # the voxels at evenly spaced ranks of the fit residual, as fit draws an MRSI input's
+        assert len(list((out / "figures").glob("*.png"))) == 5
+        assert any("fit figures drawn for 5 of 6 voxels" in note for note in doc["notes"])
         facts[stiffness + "_note"] = said[0]
     got = tables["adaptive"]
     want = np.array(

@@ -505,6 +505,48 @@ def _batched_fit(
     )
 
 
+def has_deviations(config: FitConfig) -> bool:
+    """Whether ``config``'s model ends with a pass with the per-metabolite deviations (their
+    priors, the spread priors, or the free-form lineshape's kernel): :func:`solve`'s last
+    problem's layout."""
+    return (
+        config.shift_prior_sd_hz is not None
+        or config.damping_prior_sd_per_s is not None
+        or config.has_spread_priors
+        or config.lineshape_kind == "freeform"
+    )
+
+
+def fit_at(
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    theta: np.ndarray,
+    *,
+    deviations: bool,
+) -> BatchedFit:
+    """The :class:`BatchedFit` of ``config``'s model of FIDs ``(B, N)`` on ``basis``' grid
+    (prepared, as :func:`solve`'s) at the nonlinear parameters ``theta`` ``(B, P)`` (the
+    layout of that model's problem with or without the per-metabolite ``deviations``), without
+    an iteration: the amplitudes by NNLS, the baseline, the noise level from the residual and
+    the CRLB covariance, on the model's band as ``config.decimate_model`` says (the problem
+    :func:`solve`'s last pass and a physics-head model's polish use). E.g. a physics-head
+    model's polished parameters, drawn as the fit's figures (``scaloquant.quantify``)."""
+    device = usable_device(config.device)
+    problem = make_problem(basis, config, deviations=deviations, device=device)
+    x = torch.as_tensor(np.array(fids), dtype=torch.complex128, device=device)
+    y = data_window(problem, x)
+    th = torch.as_tensor(np.array(theta, dtype=np.float64), device=device)
+    ones = torch.ones(y.shape[0], dtype=torch.float64, device=device)
+    noise_var = noise_var_from_residual(problem, evaluate(problem, th, y, ones, derivatives=False))
+    ev = evaluate(problem, th, y, noise_var)
+    cov, _ = crlb(problem, ev, noise_var)
+    m = problem.n_metabolites
+    none = torch.zeros(y.shape[0], dtype=torch.long, device=device)
+    sol = Solution(th, ev, none, torch.ones_like(none, dtype=torch.bool))
+    return _batched_fit(problem, sol, noise_var, cov[:, :m, :m], none)
+
+
 def solve(
     fids: np.ndarray,
     basis: BasisSet,
@@ -534,12 +576,7 @@ def solve(
     and continuation stages otherwise see ``config.baseline_ed_per_ppm``. Not with the
     per-metabolite model's global moves (:mod:`scaloquant.fit.search`)."""
     device = usable_device(config.device)
-    with_deviations = (
-        config.shift_prior_sd_hz is not None
-        or config.damping_prior_sd_per_s is not None
-        or config.has_spread_priors
-        or config.lineshape_kind == "freeform"
-    )
+    with_deviations = has_deviations(config)
     each, index = None, None
     if baseline_ed_per_ppm is not None:
         if search.applies(config):

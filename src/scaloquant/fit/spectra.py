@@ -412,6 +412,27 @@ def flexible_baseline_config(config: FitConfig) -> FitConfig:
     )
 
 
+def fit_result_at(
+    fid: FID, basis: BasisSet, config: FitConfig, theta: np.ndarray, *, deviations: bool
+) -> FitResult:
+    """The :class:`FitResult` of ``config``'s model of the flat ``fid`` ``(B, N)`` at the
+    nonlinear parameters ``theta`` ``(B, P)`` (the layout of its problem with or without the
+    per-metabolite ``deviations``), without an iteration
+    (:func:`scaloquant.fit.batched.fit_at`): amplitudes, baseline, CRLBs and the outputs
+    derived from the fitted spectra, as :func:`fit_spectra`'s; the basis goes to the data's
+    grid as there, the water is removed as ``config`` says. For a physics-head model's
+    polished parameters, drawn as the fit's figures (:mod:`scaloquant.quantify`)."""
+    from . import batched
+
+    with threadpool_limits(limits=1, user_api="blas"):  # small matrices, as _fit_batched
+        prepared, conversions = _prepared(basis, fid, config)
+        fids = _without_water(fid, config)
+        fit = batched.fit_at(fids, prepared, config, theta, deviations=deviations)
+    stiffness = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
+    baseline_ed = np.full(fids.shape[0], stiffness)
+    return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
+
+
 def asks_for_flexible_baseline(
     fids: np.ndarray, basis: BasisSet, config: FitConfig, fit
 ) -> np.ndarray:

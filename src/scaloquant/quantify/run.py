@@ -143,6 +143,8 @@ class Run:
     notes : sentences for the summary and results.json (ratios, mM, figures...).
     facts : JSON-able facts for provenance.json (model, basis, water scaling...).
     adaptation : ``quantify --adapt``: the adapted model and its figures (None otherwise).
+    model_label : what the fit figures' model curve is, where the command's usual label
+        (:mod:`scaloquant.report.outputs`) does not say it (a physics-head model's); None: that.
     """
 
     command: Command
@@ -153,6 +155,7 @@ class Run:
     notes: tuple[str, ...]
     facts: Mapping[str, Any]
     adaptation: AdaptResult | None = field(default=None, compare=False, repr=False)
+    model_label: str | None = None
 
     @property
     def n_spectra(self) -> int:
@@ -241,12 +244,19 @@ class PhysicsRows:
     over the data, each ``(N,)``), ``facts`` (per-spectrum facts for results.json, ``(N, ...)``
     each: ``water_near_window``, and with a spline baseline ``baseline_ed_per_ppm`` and, where
     any spectrum was fitted again, ``window_ppm``), ``dried``: the spectra quantified less
-    their residual water, ``refitted``: those fitted again with a flexible baseline."""
+    their residual water, ``refitted``: those fitted again with a flexible baseline; for the
+    figures (:func:`_physics_figures`): ``seen`` ``(N, n_points)`` the FIDs the model saw,
+    ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit of the spectra fitted
+    again (``refit_rows``, indices into the ``N``; None: none)."""
 
     columns: list[np.ndarray]
     facts: dict[str, np.ndarray]
     dried: int
     refitted: int
+    seen: np.ndarray
+    theta: np.ndarray
+    refit: FitResult | None = None
+    refit_rows: np.ndarray | None = None
 
 
 def _physics_estimates(
@@ -307,16 +317,17 @@ def _physics_estimates(
     columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
     theta = p.theta
     k = quantifier.config.polish_iterations if polish is None else polish
+    dried = int(wet.size)
     if fit_config.baseline_kind != "spline":
-        return PhysicsRows(columns, {"water_near_window": near}, int(wet.size), 0)
+        return PhysicsRows(columns, {"water_near_window": near}, dried, 0, seen, theta)
     n = len(samples)
     # in the fit's order (_fit_facts), water_near_window last
     facts = {"baseline_ed_per_ppm": np.full(n, fit_config.baseline_ed_per_ppm)}
     if baseline_stiffness == "fixed" or k == 0 or not n:
-        return PhysicsRows(columns, facts | {"water_near_window": near}, int(wet.size), 0)
+        return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
     flagged = np.flatnonzero(quantifier.asks_for_flexible_baseline(seen, theta))
     if not flagged.size:
-        return PhysicsRows(columns, facts | {"water_near_window": near}, int(wet.size), 0)
+        return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
     from ..fit.spectra import flexible_baseline_config
 
     flexible = replace(
@@ -335,7 +346,42 @@ def _physics_estimates(
     facts["window_ppm"][flagged] = flexible.ppm_range
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
-    return PhysicsRows(columns, facts, int(wet.size), int(flagged.size))
+    return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged)
+
+
+def _physics_figures(
+    quantifier, estimates: PhysicsRows, fid: FID, samples: np.ndarray, drawn: list[int]
+) -> dict[int, Any]:
+    """The fit figures of a physics-head model's spectra ``drawn`` (indices into the ``N`` of
+    ``estimates`` and ``samples``, the FIDs estimated): its final model as the fit draws its
+    own (:func:`~scaloquant.fit.spectra.fit_result_at` at the polished parameters, on the
+    spectra the model saw, with its baseline and components), and for a spectrum fitted
+    again with a flexible baseline that fit's."""
+    from ..fit.spectra import fit_result_at
+
+    basis = quantifier.basis()
+    figures: dict[int, Any] = {}
+    again = [] if estimates.refit_rows is None else list(estimates.refit_rows)
+    polished = [j for j in drawn if j not in again]
+    if polished:
+        subset = fid.with_samples(estimates.seen[polished])
+        # the spectra as the model saw them (less their water where it was removed): no
+        # water removal again; on the model's device
+        config = replace(
+            quantifier.config.fit_config,
+            water_removal="none",
+            device=quantifier.basis_fids.device.type,
+        )
+        result = fit_result_at(subset, basis, config, estimates.theta[polished], deviations=True)
+        spectra = phase_corrected(fitted_spectra(result, subset, basis), result)
+        figures |= {j: fitted_spectrum(spectra, k) for k, j in enumerate(polished)}
+    redrawn = [j for j in drawn if j in again]
+    if redrawn:
+        subset = fid.with_samples(samples[estimates.refit_rows])
+        refit = estimates.refit
+        spectra = phase_corrected(fitted_spectra(refit, subset, basis), refit)
+        figures |= {j: fitted_spectrum(spectra, again.index(j)) for j in redrawn}
+    return figures
 
 
 def _finish(
@@ -498,12 +544,13 @@ def quantify_inputs(
     if options.adapt is not None:
         adaptation = _adapted(quantifier, prepared, options.adapt)
         quantifier = adaptation.model
-    # a physics-head model's names include the fit's macromolecules and lipids, which the
-    # figures' fit with given amplitudes (on the training basis) does not know
-    drawing = basis is not None and not physics
-    # MRSI inputs with --refine: voxels representative of the refined fit, as ``fit`` draws
-    # them (below); without a fit residual, the largest signals of all inputs
-    representative = [options.refine and p.input.is_mrsi for p in prepared]
+    # a regression CNN's figures need the basis it was trained on; a physics-head model's
+    # are its own final model's (_physics_figures)
+    drawing = basis is not None or physics
+    # MRSI inputs with --refine or a physics-head model: voxels representative of the fit's
+    # residual, as ``fit`` draws them (below); without one, the largest signals of all inputs
+    by_fit = options.refine or physics
+    representative = [by_fit and p.input.is_mrsi for p in prepared]
     chosen = (
         figure_choice(prepared, options.max_figures, skip=representative)
         if drawing
@@ -575,7 +622,13 @@ def quantify_inputs(
             k = min(options.mrsi_figures, options.max_figures)
             drawn = sorted(representative_voxels(fit_residual, prep.usable, k))
         figures = {}
-        if drawn:
+        if drawn and physics:
+            position = {int(r): k for k, r in enumerate(rows)}  # input row -> estimated row
+            at = [position[j] for j in drawn]
+            with blas_threads(1):  # small matrices; see scaloquant.threads
+                own = _physics_figures(quantifier, estimates, fid, estimated, at)
+            figures = {j: own[k] for j, k in zip(drawn, at, strict=True)}
+        elif drawn:
             # one global damping/shift/phase with the network's amplitudes held fixed: a
             # per-metabolite lineshape would absorb the network's errors and flatter the figure
             with blas_threads(1):  # small matrices; see scaloquant.threads
@@ -647,9 +700,15 @@ def quantify_inputs(
         notes=notes,
         facts=facts,
         options=options,
-        representative=options.refine,
+        representative=by_fit,
     )
-    return replace(run, adaptation=adaptation)
+    label = None
+    if physics:
+        label = (
+            "model (the network's parameters, polished by the fit; a spectrum fitted again: "
+            "that fit)"
+        )
+    return replace(run, adaptation=adaptation, model_label=label)
 
 
 def _adapted(quantifier, prepared: Sequence[Prepared], config: AdaptConfig) -> AdaptResult:

@@ -339,7 +339,8 @@ def _fit_png(run: Run, spectra: FitSpectra, *, title: str) -> bytes:
     """One spectrum's fit figure as PNG bytes (matplotlib loads here, only when drawing)."""
     from .figures import plot_fit, png_bytes
 
-    fig = plot_fit(spectra, title=title, model_label=_MODEL_LABEL[run.command], names=run.names)
+    label = run.model_label or _MODEL_LABEL[run.command]
+    fig = plot_fit(spectra, title=title, model_label=label, names=run.names)
     return png_bytes(fig)
 
 
