@@ -438,9 +438,10 @@ def asks_for_flexible_baseline(
 ) -> np.ndarray:
     """Whether each spectrum's fit ``fit`` (a :class:`~scaloquant.fit.batched.BatchedFit`
     with the fixed ``config.baseline_ed_per_ppm``, or the
-    :class:`~scaloquant.fit.batched.Lineshapes` of a physics-head model's polish) fails LCModel's F-test against the most
-    flexible of ``config.baseline_ed_candidates_per_ppm``, ``(B,)`` bool: the real part of
-    its residual above :func:`~scaloquant.fit.batched.baseline_ftest_bound`, both scored at
+    :class:`~scaloquant.fit.batched.Lineshapes` of a physics-head model's polish) fails
+    LCModel's F-test against the most flexible of ``config.baseline_ed_candidates_per_ppm``,
+    ``(B,)`` bool: the real part of its residual above
+    :func:`~scaloquant.fit.batched.baseline_ftest_bound`, both scored at
     ``fit``'s lineshape (amplitudes and baseline solved again, no refit). A lineshape fitted
     with the stiff baseline favours it (the bound is looser than that of a flexible refit), so
     a spectrum flagged here would, as a rule, fail the F-test of

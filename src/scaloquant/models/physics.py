@@ -115,7 +115,8 @@ class PhysicsPrediction(NamedTuple):
     network's own calibrated SD), each ``(B, M)``, and ``network_theta`` ``(B, P)``, the
     network's parameters in the fit's layout, ``fit_residual`` ``(B,)`` the final model's
     relative fit residual, ``metabolite_fraction`` ``(B,)`` and ``theta`` ``(B, P)`` the final
-    (polished) parameters (:class:`PhysicsEstimate`; :meth:`PhysicsQuantifier.lineshapes`)."""
+    (polished) parameters (:class:`PhysicsEstimate`;
+    :meth:`PhysicsQuantifier.asks_for_flexible_baseline`)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
