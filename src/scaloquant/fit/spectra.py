@@ -392,12 +392,12 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
             if config.noise_estimate == "region":
                 raise
             region = None
-    batch_shape = fid.batch_shape
-    start_arrays = _start_arrays(start, batch_shape, prepared.names)
-    if config.baseline_kind == "spline" and config.baseline_stiffness == "adaptive":
-        return _fit_adaptive(fid, fids, prepared, config, region, start_arrays, conversions)
-    fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
-    return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
+        batch_shape = fid.batch_shape
+        start_arrays = _start_arrays(start, batch_shape, prepared.names)
+        if config.baseline_kind == "spline" and config.baseline_stiffness == "adaptive":
+            return _fit_adaptive(fid, fids, prepared, config, region, start_arrays, conversions)
+        fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
+        return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 
 
 def flexible_baseline_config(config: FitConfig) -> FitConfig:
