@@ -22,15 +22,19 @@ figures both rebuild fitted spectra, the report includes its map images):
 * ``write_run``: every output, maps and figures included.
 
 With ``--head`` the voxels outside the slice's inscribed circle hold noise only (a field of
-view larger than the head; 21 % of the voxels).
+view larger than the head; 21 % of the voxels). With ``--fit-stages`` the fit's own stages are
+listed too, process CPU seconds of each (``diag_fit_profile.py --stages``' timers: each
+``batched.solve`` with its spectra and iterations, the adaptive rule's screen, the F-test's
+bound and scores, the result's assembly).
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_mrsi.py [--side 16] [--threads N] [--repeats 1]
-[--head] [-- extra scaloquant fit flags]``
+[--head] [--fit-stages] [-- extra scaloquant fit flags]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import os
@@ -124,8 +128,10 @@ def main() -> None:
     parser.add_argument(
         "--head", action="store_true", help="noise only outside the slice's inscribed circle"
     )
+    parser.add_argument("--fit-stages", action="store_true", help="the fit's CPU per stage")
     parser.add_argument("extra", nargs="*", help="more scaloquant fit flags (after --)")
     args = parser.parse_args()
+    from diag_fit_profile import print_stages, stage_timers
     from scaloquant.cli import main as cli
 
     times: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
@@ -138,7 +144,8 @@ def main() -> None:
             load = os.getloadavg()[0]
             wall, cpu = time.perf_counter(), time.process_time()
             out = Path(tmp) / f"out{k}"
-            assert cli(["fit", str(path), "--out", str(out), *flags]) == 0
+            with stage_timers() if args.fit_stages else contextlib.nullcontext() as table:
+                assert cli(["fit", str(path), "--out", str(out), *flags]) == 0
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             figures = len(list((out / "figures").glob("*.png")))
             print(
@@ -150,6 +157,9 @@ def main() -> None:
                 if stage in times:
                     w, c, n = times[stage]
                     print(f"  {stage:15s} {w:7.2f} s wall {c:7.2f} s CPU  {n:4d} calls")
+            if table is not None:
+                print("  the fit's stages (process CPU):")
+                print_stages(table)
 
 
 if __name__ == "__main__":

@@ -466,6 +466,43 @@ def test_adaptive_stiffness_refits_only_the_spectra_that_ask_for_a_flexible_base
     np.testing.assert_array_equal(plain.amplitudes, fixed.amplitudes[:2])
 
 
+def test_the_adaptive_fit_runs_numpy_blas_on_one_thread(small, monkeypatch):
+    """numpy's BLAS on one thread through every stage of the batched fit, whatever the caller
+    set: the solves (whose problems' spline matrices are numpy's), the F-test's bound and
+    scores and the result's rebuilt spectra. A threaded OpenBLAS spins on busy cores: the
+    spline matrices of a problem took ~20 ms a call on 2 threads at load 7, ~1 ms on one
+    (docs/history/fit-log.md "The slice's fit (session 27, slice27)")."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from scaloquant.fit import spectra as sp
+
+    basis, config, _, _ = small
+    seen = []
+
+    def spy(module, name):
+        fn = getattr(module, name)
+
+        def wrapped(*args, **kwargs):
+            blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+            seen.append((name, max(blas)))
+            return fn(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapped)
+
+    stages_ = (
+        (batched, "solve"),
+        (batched, "baseline_ftest_bound"),
+        (batched, "baseline_ftest_ssq"),
+        (sp, "_batched_result"),
+    )
+    for module, name in stages_:
+        spy(module, name)
+    with threadpool_limits(limits=2, user_api="blas"):
+        fit_spectra(stiffness_data(small), basis, replace(config, baseline_stiffness="adaptive"))
+    assert {name for name, _ in seen} == {name for _, name in stages_}
+    assert all(threads == 1 for _, threads in seen), seen
+
+
 def test_a_fit_restarted_from_its_own_parameters_stays_where_it_is(small):
     """``start={"theta": fit.theta}`` (how the F-test's refits start from its most flexible
     fit): every nonlinear parameter of the fit, the per-metabolite deviations and each group's

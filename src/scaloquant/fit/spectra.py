@@ -376,10 +376,12 @@ def _solve(
 
 def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None) -> FitResult:
     """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
-    # numpy's BLAS on one thread around the solver: the basis, water and noise steps and the
-    # rebuilt spectra below call it on small matrices, where a threaded BLAS spins on busy
-    # cores (64 spectra: 1.6x the CPU time of the whole fit without this; OpenBLAS made such
-    # decompositions up to 100 times slower on a busy 2-core machine)
+    # numpy's BLAS on one thread around the whole fit: the basis, water and noise steps, every
+    # problem's spline baseline matrices (the solves', the F-test's) and the rebuilt spectra
+    # call it on small matrices, where a threaded BLAS spins on busy cores (64 spectra: 1.6x
+    # the CPU time of the whole fit without this; OpenBLAS made such decompositions up to 100
+    # times slower on a busy 2-core machine; the spline matrices 21 ms a call on 2 threads at
+    # load 5 against ~1 ms on one: docs/history/fit-log.md "The slice's fit (session 27)")
     with threadpool_limits(limits=1, user_api="blas"):
         prepared, conversions = _prepared(basis, fid, config)
         fids = _without_water(fid, config)
@@ -392,12 +394,12 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
             if config.noise_estimate == "region":
                 raise
             region = None
-    batch_shape = fid.batch_shape
-    start_arrays = _start_arrays(start, batch_shape, prepared.names)
-    if config.baseline_kind == "spline" and config.baseline_stiffness == "adaptive":
-        return _fit_adaptive(fid, fids, prepared, config, region, start_arrays, conversions)
-    fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
-    return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
+        batch_shape = fid.batch_shape
+        start_arrays = _start_arrays(start, batch_shape, prepared.names)
+        if config.baseline_kind == "spline" and config.baseline_stiffness == "adaptive":
+            return _fit_adaptive(fid, fids, prepared, config, region, start_arrays, conversions)
+        fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
+        return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 
 
 def flexible_baseline_config(config: FitConfig) -> FitConfig:
