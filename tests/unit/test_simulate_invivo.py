@@ -401,6 +401,27 @@ def test_parametric_component_area_and_position(basis, name):
         assert width == pytest.approx(main_fwhm, rel=0.01)
 
 
+@pytest.mark.parametrize("scale", [0.01, 16.0])
+def test_a_scaled_basis_renders_the_scaled_signals(basis, scale):
+    """Bases differ in scale (signal per proton: Osprey's 0.009, spant's 16, the embedded 1); the
+    parametric MM and lipids count protons of the basis' scale as the fit's do, so a basis
+    ``scale`` times taller renders, with the same draws and noise, spectra ``scale`` times taller
+    (water, baseline and noise follow the reference height). Until session 27 the components
+    kept the embedded basis' unit: 100x too tall beside the metabolites of a basis at 0.01."""
+    from scaloquant.simulate.invivo import simulate_invivo_batch
+
+    plain = basis.subset([n for n in basis.names if n != "Mac"])  # parametric MM
+    scaled = dataclasses.replace(plain, fids=plain.fids * scale)
+    a = simulate_invivo_batch(plain, PRIOR, 8, np.random.default_rng(3))
+    b = simulate_invivo_batch(scaled, PRIOR, 8, np.random.default_rng(3))
+    assert a.parameters.component_amplitudes_mm.any()
+    np.testing.assert_array_equal(b.parameters.concentrations_mm, a.parameters.concentrations_mm)
+    np.testing.assert_allclose(
+        b.fids, scale * a.fids, rtol=0, atol=1e-9 * scale * abs(a.fids).max()
+    )
+    np.testing.assert_allclose(b.reference_height, scale * a.reference_height, rtol=1e-9)
+
+
 def test_baseline_config_is_the_shared_one():
     assert isinstance(PRIOR.baseline, BaselineConfig)
     assert PRIOR.to_dict()["baseline"]["height_range"] == [-0.15, 0.15]

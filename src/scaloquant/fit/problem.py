@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import ConfigError, IncompatibleDataError
+from ..errors import ConfigError
 from ..metabolites import canonical
 from ..physics import baseline as baseline_designs
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
@@ -39,10 +39,10 @@ from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
 from ..signal import axes
 from ..signal.decimate import MARGIN_PPM, band_decimation
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
+from ..signal.scale import component_unit
 from ..types import BasisSet
 from .config import FitConfig, macromolecule_names
 from .model import metabolite_and_mm_groups, named_groups
-from .scale import signal_per_proton
 
 #: Floor of the LM scaling of a parameter, as a share of the largest scaled curvature
 #: ``max_k (J^T J)_kk s_k^2`` (``s`` = ``Problem.scale``), divided by ``s_j^2``. Grouped
@@ -93,12 +93,10 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
         basis.spectrometer_freq_mhz,
         basis.ppm_reference,
     )
-    try:
-        # LCModel states a component's amplitude in protons of the basis' scale, so that its
-        # amplitudes read like the metabolites' (MM09/tCr as in LCModel's table)
-        fids = fids * signal_per_proton(basis)[0]
-    except IncompatibleDataError:
-        pass  # no singlet to measure the scale on: amplitudes in units of the relative areas
+    # LCModel states a component's amplitude in protons of the basis' scale, so that its
+    # amplitudes read like the metabolites' (MM09/tCr as in LCModel's table); the invivo
+    # simulation renders its components with the same unit
+    fids = fids * component_unit(basis.names, basis.fids, basis.acquisition)
     return replace(
         kept,
         names=(*kept.names, *names),

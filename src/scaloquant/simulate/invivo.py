@@ -47,6 +47,7 @@ from ..metabolites import canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..physics.model import exp_ramp
 from ..signal import axes, lineshapes
+from ..signal.scale import component_unit
 from ..types import Acquisition, BasisSet
 from . import effects
 from .config import BaselineConfig, Range
@@ -173,15 +174,16 @@ class InvivoPrior:
         published 3 T short-TE brain spectra (Cudalbu et al., NMR Biomed 2021;34:e4393,
         macromolecule consensus; project estimate, not a tabulated value).
     mm_parametric_range_mm : amplitude range of each parametric MM component, mM-equivalent
-        (its lines' relative areas count protons as in LCModel); project estimate of typical
-        LCModel results at 3 T, uncertain by about a factor 2.
+        (its lines' relative areas count protons of the basis' scale as in LCModel and the
+        fit: rendered times the basis' signal per proton, :func:`render_invivo`); project
+        estimate of typical LCModel results at 3 T, uncertain by about a factor 2.
     mm_damping_range_per_s, mm_shift_deviation_range_ppm : the macromolecule group's own
         Lorentzian damping and its shift relative to the metabolites' (project choice); it shares
         the metabolites' Gaussian part (the same B0 inhomogeneity).
     lipid_fraction : fraction of signals with lipids (scalp contamination, tumours; the ISMRM
         2016 challenge had lipid-contaminated spectra; project choice 0.25).
-    lipid_range_mm : amplitude range of each lipid component when present, mM-equivalent
-        (project choice, up to several times tCr in height).
+    lipid_range_mm : amplitude range of each lipid component when present, mM-equivalent as
+        the MM's (project choice, up to several times tCr in height).
     lipid_damping_range_per_s, lipid_shift_deviation_range_ppm : the lipid group's own damping
         and shift relative to the metabolites' (lipids come from outside the voxel).
 
@@ -359,7 +361,8 @@ class InvivoParameters:
     concentrations_mm : (B, M) amplitude of each basis FID: mM for metabolites, a multiple of the
         measured spectrum for ``Mac``.
     independent : (B,) bool, concentrations drawn independently of the literature ranges.
-    component_amplitudes_mm : (B, C) amplitudes of the parametric components, mM-equivalent.
+    component_amplitudes_mm : (B, C) amplitudes of the parametric components, mM-equivalent
+        (protons of the basis' scale, the fit's unit).
     lipids_present : (B,) bool.
     damping_per_s : (B, G) Lorentzian damping ``alpha``, 1/s.
     gauss_per_s2 : (B, G) Gaussian decay ``beta`` of ``exp(-beta t^2)``, 1/s^2.
@@ -498,7 +501,8 @@ def parametric_component_fids(names: Sequence[str], acquisition: Acquisition) ->
     """(C, N) FIDs of the named :data:`PARAMETRIC_COMPONENTS`, internal convention.
 
     Each line is ``area exp(2 pi i f t) exp(-(g t)^2)`` at its ppm with ``g`` from its FWHM, so
-    the FID's first point (the spectral area divided by N) is the sum of its relative areas.
+    the FID's first point (the spectral area divided by N) is the sum of its relative areas: one
+    proton per unit of area; :func:`render_invivo` multiplies by the basis' signal per proton.
     """
     t = acquisition.time_axis_s()
     sf = acquisition.spectrometer_freq_mhz
@@ -713,6 +717,7 @@ def render_invivo(
     rng: np.random.Generator | None = None,
     *,
     prior_freq_mhz: float | None = None,
+    unit_per_proton: float | None = None,
 ) -> InvivoRendering:
     """Render ``params`` on the basis' grid (float64 numpy); noise only when ``rng`` is given.
 
@@ -723,9 +728,16 @@ def render_invivo(
     and first-order phase (:func:`.effects.apply_phase`) and finally noise at the SNR
     (:func:`.effects.noise_sd_for_snr`). ``prior_freq_mhz`` refuses a basis far from the
     prior's field.
+
+    The parametric components' amplitudes count protons of the basis' scale, as the fit's do
+    (:func:`scaloquant.signal.scale.component_unit`: the basis' signal per proton ``u``, 1 for
+    the embedded basis, 0.009 to 16 for scanner bases); ``unit_per_proton`` gives ``u`` (a
+    caller rendering many batches on one basis measures it once), else it is measured here.
     """
     _check_basis(basis, params, prior_freq_mhz)
     acq = basis.acquisition
+    if unit_per_proton is None and params.component_names:
+        unit_per_proton = component_unit(basis.names, basis.fids, acq)
     dwell = basis.dwell_time_s
     # one shared Gaussian factor multiplies the sum once instead of every metabolite's term
     # (the exp of every sample is the cost of a Gaussian per metabolite): the same numbers
@@ -744,13 +756,14 @@ def render_invivo(
     lipids = [x for x in params.component_names if x in LIPID_COMPONENTS]
     if mm:
         fids += resonances(
-            parametric_component_fids(mm, acq), params.component_lineshape(mm, gaussian=not shared)
+            parametric_component_fids(mm, acq) * unit_per_proton,
+            params.component_lineshape(mm, gaussian=not shared),
         )
     mask = effects.reference_window_mask(acq, params.reference_window_ppm)
     reference_height = effects.reference_peak_height(fids, mask)
     if lipids:
         fids += resonances(
-            parametric_component_fids(lipids, acq),
+            parametric_component_fids(lipids, acq) * unit_per_proton,
             params.component_lineshape(lipids, gaussian=not shared),
         )
     fids += water_fids(
@@ -812,12 +825,22 @@ class InvivoSignals(NamedTuple):
 
 
 def simulate_invivo_batch(
-    basis: BasisSet, prior: InvivoPrior, n: int, rng: np.random.Generator
+    basis: BasisSet,
+    prior: InvivoPrior,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    unit_per_proton: float | None = None,
 ) -> InvivoSignals:
-    """Draw and render ``n`` noisy signals; parameters first, then the noise, from ``rng``."""
+    """Draw and render ``n`` noisy signals; parameters first, then the noise, from ``rng``
+    (``unit_per_proton``: :func:`render_invivo`'s)."""
     params = draw_invivo(prior, basis.names, n, rng)
     fids, height, noise_sd = render_invivo(
-        basis, params, rng, prior_freq_mhz=prior.spectrometer_freq_mhz
+        basis,
+        params,
+        rng,
+        prior_freq_mhz=prior.spectrometer_freq_mhz,
+        unit_per_proton=unit_per_proton,
     )
     return InvivoSignals(params, fids, height, noise_sd)
 
@@ -837,6 +860,10 @@ def simulate_invivo_dataset(
     names_checked = draw_invivo(prior, basis.names, 0, np.random.default_rng(0))
     _check_basis(basis, names_checked, prior.spectrometer_freq_mhz)
     effects.reference_window_mask(basis.acquisition, prior.reference_window_ppm)
+    unit = component_unit(basis.names, basis.fids, basis.acquisition)
     return stream_blocks(
-        lambda rng: simulate_invivo_batch(basis, prior, BLOCK_SIZE, rng), n, seed, chunk_size
+        lambda rng: simulate_invivo_batch(basis, prior, BLOCK_SIZE, rng, unit_per_proton=unit),
+        n,
+        seed,
+        chunk_size,
     )
