@@ -627,7 +627,19 @@ class PhysicsQuantifier(nn.Module):
             # 10 iterations from a start 2/s, 1.5 Hz, 0.1 rad off: amplitude MAE 0.005 against
             # 0.22 with the start's noise level kept; the fit's no-deviation stage first: 0.06);
             # each spectrum keeps its damping, raised after a rejected trial (session 21)
-            sol, noise_var = reweighted_steps(problem, theta, y, noise_var, lower, upper, steps=k)
+            sol, noise_var = reweighted_steps(
+                problem,
+                theta,
+                y,
+                noise_var,
+                lower,
+                upper,
+                steps=k,
+                # single-precision trials, as the fit's (the evaluation returned formed again
+                # in float64): docs/history/physics-models-log.md "The polish's cost against
+                # the fit's (session 27, `polish27`)"
+                column_dtype=stages.TRIAL_DTYPE,
+            )
             sol, weight_var = self.fit_objective_from(
                 sol, problem, fids, y, noise_var, lower, upper, k
             )
