@@ -997,22 +997,30 @@ def test_reweighted_steps_are_levenberg_marquardt_where_no_prior_is_weighed(fres
     the parameters, amplitudes, residuals, derivative columns, trials and converged flags (the
     damping kept from one trial to the next by the same rules); and its noise variance is that
     of the evaluation it returns. Some spectra take a rejected trial (the one-iteration calls
-    that restart the damping end elsewhere) and some converge."""
+    that restart the damping end elsewhere) and some converge. So too with single-precision
+    trials (``column_dtype``, the polish's), the evaluation returned formed again in float64."""
     body = (
-        "lm = levenberg_marquardt(problem, theta, y, var, lower, upper, max_iterations=12)\n"
-        "got, got_v = reweighted_steps(problem, theta, y, var, lower, upper, steps=12)\n"
+        "def same_as_lm(dtype):\n"
+        "    lm = levenberg_marquardt(problem, theta, y, var, lower, upper, max_iterations=12,\n"
+        "                             column_dtype=dtype)\n"
+        "    got, got_v = reweighted_steps(problem, theta, y, var, lower, upper, steps=12,\n"
+        "                                  column_dtype=dtype)\n"
+        "    names = ('amplitudes', 'passive', 'residual', 'derivs', 'gram', 'cost', 'columns')\n"
+        "    same = [torch.equal(got.theta, lm.theta), torch.equal(got.iterations, lm.iterations)]\n"
+        "    same += [torch.equal(got.converged, lm.converged)]\n"
+        "    ev, want = got.evaluation, lm.evaluation\n"
+        "    same += [torch.equal(getattr(ev, n), getattr(want, n)) for n in names]\n"
+        "    same += [torch.equal(got_v, noise_var_from_residual(problem, lm.evaluation))]\n"
+        "    return lm, all(same)\n"
+        "lm, same = same_as_lm(None)\n"
+        "single, same_single = same_as_lm(torch.complex64)\n"
         "th = theta\n"
         "for _ in range(12):\n"
         "    th = levenberg_marquardt(problem, th, y, var, lower, upper, max_iterations=1).theta\n"
-        "names = ('amplitudes', 'passive', 'residual', 'derivs', 'gram', 'cost')\n"
-        "same = [torch.equal(got.theta, lm.theta), torch.equal(got.iterations, lm.iterations)]\n"
-        "same += [torch.equal(got.converged, lm.converged)]\n"
-        "ev, want = got.evaluation, lm.evaluation\n"
-        "same += [torch.equal(getattr(ev, n), getattr(want, n)) for n in names]\n"
-        "same += [torch.equal(got_v, noise_var_from_residual(problem, lm.evaluation))]\n"
-        "print(bool(lm.converged.any()), bool((th != lm.theta).any()), all(same))\n"
+        "print(bool(lm.converged.any()), bool((th != lm.theta).any()), same, same_single)\n"
     )
-    assert _reweighted_run(fresh_python, "simulated-plain", body) == ["True", "True", "True"]
+    got = _reweighted_run(fresh_python, "simulated-plain", body)
+    assert got == ["True", "True", "True", "True"]
 
 
 def test_reweighted_steps_go_on_after_a_rejection(fresh_python):

@@ -284,7 +284,7 @@ def _with_copy(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else torch.cat([t, t[-1:]])
 
 
-def _evaluate_copied(
+def evaluate_copied(
     problem: Problem,
     theta: torch.Tensor,
     y: torch.Tensor,
@@ -400,7 +400,7 @@ def levenberg_marquardt(
     b = theta.shape[0]
     # every evaluation with its last spectrum once more, as a last row whose results are
     # dropped (_with_copy): the scalar tail of torch's elementwise kernels falls on the copy
-    ev_copy = _evaluate_copied(
+    ev_copy = evaluate_copied(
         problem,
         theta,
         y,
@@ -463,7 +463,7 @@ def levenberg_marquardt(
                     keep = ~hopeless
                     jtj, grad, held, predicted = jtj[keep], grad[keep], held[keep], predicted[keep]
         trial = _trial(problem, th, jtj, grad, lam[active], held, lo, hi)
-        new_copy = _evaluate_copied(
+        new_copy = evaluate_copied(
             problem,
             trial,
             yy,
@@ -523,7 +523,7 @@ def levenberg_marquardt(
     if active.numel():
         theta[active] = th
     if again:
-        ev = _evaluate_copied(
+        ev = evaluate_copied(
             problem,
             theta,
             y,
@@ -550,6 +550,8 @@ def reweighted_steps(
     *,
     steps: int,
     cost_rtol: float = COST_RTOL,
+    column_dtype: torch.dtype | None = None,
+    formed_again: bool = True,
 ) -> tuple[Solution, torch.Tensor]:
     """``steps`` Levenberg-Marquardt trials from ``theta`` ``(B, P)`` within ``lower``,
     ``upper`` ``(B, P)`` for data windows ``y`` ``(B, K)``, the priors weighed by the noise
@@ -565,16 +567,31 @@ def reweighted_steps(
     and the cost of the current parameters weighed with it: the cost a step must lower is
     the objective with the priors weighed anew. Where the priors do not depend on the noise
     variance (none, ``problem.prior_precision`` 0), this is ``levenberg_marquardt(...,
-    max_iterations=steps, cost_rtol=cost_rtol)``, to the bit.
+    max_iterations=steps, cost_rtol=cost_rtol)``, to the bit (with the same ``column_dtype``).
 
-    Returns the solution (its evaluation in the basis' dtype with the full derivative
-    columns; ``iterations`` the trials, ``converged`` where a spectrum left the batch) and the
-    noise variance ``(B,)`` of its evaluation."""
+    ``column_dtype``: the trials' (as :func:`levenberg_marquardt`'s, e.g.
+    :data:`~scaloquant.fit.stages.TRIAL_DTYPE`; the derivative columns and normal equations in
+    :data:`NORMAL_EQUATIONS_DTYPE`): the noise variances that weigh the priors are taken from
+    the trials' residuals, and the returned evaluation is formed again in the basis' dtype at
+    the final parameters, weighed with the variance its trial was, and its noise variance from
+    it; ``formed_again=False``: not formed again, the trials' evaluation and noise variances
+    returned (their derivative columns in :data:`NORMAL_EQUATIONS_DTYPE`), for a caller that
+    fits some spectra on and forms the others' again.
+
+    Returns the solution (its evaluation in the basis' dtype, or the trials' with
+    ``formed_again=False``, with the full derivative columns; ``iterations`` the trials,
+    ``converged`` where a spectrum left the batch) and the noise variance ``(B,)`` of its
+    evaluation."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     b = theta.shape[0]
-    ev_copy = _evaluate_copied(problem, theta, y, noise_var)
+    again = column_dtype is not None and column_dtype != problem.fids.dtype
+    normal_dtype = NORMAL_EQUATIONS_DTYPE if again else None
+    ev_copy = evaluate_copied(
+        problem, theta, y, noise_var, column_dtype=column_dtype, derivative_dtype=normal_dtype
+    )
     ev = first_rows(ev_copy, b)
     jtj_d, grad_d = (t[:b] for t in _data_normal_equations(problem, ev_copy))
+    weighed = noise_var.clone()  # the variance each spectrum's current evaluation is weighed with
     noise_var = noise_var.clone()
     cost = ev.cost.clone()  # at theta, weighed with noise_var
     lam = torch.full_like(noise_var, LM_START)
@@ -592,7 +609,9 @@ def reweighted_steps(
         )
         trial = _trial(problem, th, jtj, grad, lam[active], held, lo, hi)
         passive = ev.passive[active]
-        new_copy = _evaluate_copied(problem, trial, y[active], nv, passive, derivatives=False)
+        new_copy = evaluate_copied(
+            problem, trial, y[active], nv, passive, derivatives=False, column_dtype=column_dtype
+        )
         now = cost[active]
         new_cost = first_rows(new_copy, active.numel()).cost
         better, lam[active], done = _judged(now, new_cost, lam[active], cost_rtol * now.abs(), rule)
@@ -603,10 +622,11 @@ def reweighted_steps(
             every = bool(better.all())
             rows = None if every else torch.nonzero(better)[:, 0]
             accepted, jtj_new, grad_new = _accepted(
-                problem, new_copy, rows, None, full=True, equations=not last
+                problem, new_copy, rows, normal_dtype, full=True, equations=not last
             )
             where = active if every else active[rows]
             theta[where] = trial if every else trial[rows]
+            weighed[where] = nv if every else nv[rows]
             if not last:
                 jtj_d[where], grad_d[where] = jtj_new, grad_new
             if where.numel() == b:
@@ -625,4 +645,8 @@ def reweighted_steps(
         if bool(done.any()):
             converged[active[done]] = True
             active = active[~done]
+    if again and formed_again:
+        ev = first_rows(evaluate_copied(problem, theta, y, weighed, ev.passive), b)
+        if steps:  # each spectrum's from its current evaluation, as in the trials
+            noise_var = noise_var_from_residual(problem, ev)
     return Solution(theta, ev, iterations, converged), noise_var

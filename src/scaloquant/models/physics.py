@@ -52,7 +52,15 @@ from ..errors import ConfigError, IncompatibleDataError
 from ..fit import batched, search, stages
 from ..fit.config import FitConfig
 from ..fit.evaluation import Workspace, evaluate, noise_var_from_residual, stack, w_inner
-from ..fit.lm import Solution, levenberg_marquardt, put_rows, reweighted_steps, take_rows
+from ..fit.lm import (
+    Solution,
+    evaluate_copied,
+    first_rows,
+    levenberg_marquardt,
+    put_rows,
+    reweighted_steps,
+    take_rows,
+)
 from ..fit.model import MISFIT_RATIO
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
 from ..fit.spectra import region_noise_sd
@@ -437,6 +445,8 @@ class PhysicsQuantifier(nn.Module):
         lower: torch.Tensor,
         upper: torch.Tensor,
         iterations: int,
+        *,
+        trials: bool = False,
     ) -> tuple[Solution, torch.Tensor]:
         """``sol`` (of ``problem``, data windows ``y`` ``(B, K)`` of ``fids`` ``(B, N)``, its
         residual's noise variance ``residual_var`` ``(B,)``) fitted on for at most
@@ -457,18 +467,54 @@ class PhysicsQuantifier(nn.Module):
         residual 0.236 against 0.103). docs/history/physics-models-log.md "The invivo polish
         ends on the fit's objective where the model fits (session 22, `escape22`)".
 
-        Returns the solution and the variance that weighs each spectrum's priors
-        (``residual_var`` where nothing was fitted on); ``sol`` unchanged on a grid without
-        that region."""
+        ``trials``: ``sol``'s evaluation is the single-precision trials' of
+        :func:`~scaloquant.fit.lm.reweighted_steps` (``formed_again=False``) and
+        ``residual_var`` theirs; the spectra not fitted on then have theirs formed again in the
+        basis' dtype (weighed with ``residual_var``) and their residual's noise variance taken
+        again from it, the others' formed by the Levenberg-Marquardt that fits them.
+
+        Returns the solution (its evaluation in the basis' dtype) and the variance that weighs
+        each spectrum's priors (the residual's where nothing was fitted on); without ``trials``,
+        ``sol`` unchanged on a grid without that region."""
         region_var = self.region_noise_var(fids)
-        if region_var is None:
-            return sol, residual_var
-        fitting = (residual_var > region_var) & (residual_var <= MISFIT_RATIO**2 * region_var)
-        rows = torch.nonzero(fitting)[:, 0]
-        if rows.numel() == 0:
-            return sol, residual_var
-        sol = batched.fit_rows_on(problem, sol, rows, y, region_var, lower, upper, iterations)
-        return sol, torch.where(fitting, region_var, residual_var)
+        fitting = torch.zeros_like(residual_var, dtype=torch.bool)
+        if region_var is not None:
+            fitting = (residual_var > region_var) & (residual_var <= MISFIT_RATIO**2 * region_var)
+        rows, rest = torch.nonzero(fitting)[:, 0], torch.nonzero(~fitting)[:, 0]
+        if not trials:
+            if rows.numel() == 0:
+                return sol, residual_var
+            sol = batched.fit_rows_on(problem, sol, rows, y, region_var, lower, upper, iterations)
+            return sol, torch.where(fitting, region_var, residual_var)
+        theta, weight_var = sol.theta.clone(), residual_var.clone()
+        count, converged = sol.iterations.clone(), sol.converged.clone()
+        parts = []
+        if rest.numel():
+            passive = sol.evaluation.passive[rest]
+            formed = evaluate_copied(problem, theta[rest], y[rest], residual_var[rest], passive)
+            formed = first_rows(formed, rest.numel())
+            weight_var[rest] = noise_var_from_residual(problem, formed)
+            parts.append((rest, formed))
+        if rows.numel():
+            more = levenberg_marquardt(
+                problem,
+                theta[rows],
+                y[rows],
+                region_var[rows],
+                lower[rows],
+                upper[rows],
+                max_iterations=iterations,
+                column_dtype=stages.TRIAL_DTYPE,
+            )
+            theta[rows], weight_var[rows] = more.theta, region_var[rows]
+            count[rows] += more.iterations
+            converged[rows] = more.converged
+            parts.append((rows, more.evaluation))
+        # one evaluation of every row: the first part's first row everywhere, then each part's
+        ev = take_rows(parts[0][1], torch.zeros_like(count))
+        for where, part in parts:
+            put_rows(ev, where, part)
+        return Solution(theta, ev, count, converged), weight_var
 
     def second_search_where_misfit(
         self,
@@ -628,9 +674,23 @@ class PhysicsQuantifier(nn.Module):
             # 10 iterations from a start 2/s, 1.5 Hz, 0.1 rad off: amplitude MAE 0.005 against
             # 0.22 with the start's noise level kept; the fit's no-deviation stage first: 0.06);
             # each spectrum keeps its damping, raised after a rejected trial (session 21)
-            sol, noise_var = reweighted_steps(problem, theta, y, noise_var, lower, upper, steps=k)
+            sol, noise_var = reweighted_steps(
+                problem,
+                theta,
+                y,
+                noise_var,
+                lower,
+                upper,
+                steps=k,
+                # single-precision trials, as the fit's, their evaluation formed again in
+                # float64 only for the spectra fit_objective_from does not fit on (its LM forms
+                # the others'): docs/history/physics-models-log.md "The polish's cost against
+                # the fit's (session 27, `polish27`)"
+                column_dtype=stages.TRIAL_DTYPE,
+                formed_again=False,
+            )
             sol, weight_var = self.fit_objective_from(
-                sol, problem, fids, y, noise_var, lower, upper, k
+                sol, problem, fids, y, noise_var, lower, upper, k, trials=True
             )
             if weight_var is not noise_var:
                 noise_var = noise_var_from_residual(problem, sol.evaluation)
