@@ -452,8 +452,11 @@ def asks_for_flexible_baseline(
     from . import batched
 
     ed = config.baseline_ed_per_ppm
-    bound = batched.baseline_ftest_bound(fids, basis, config, fit, ed)
-    return batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) > bound
+    # numpy's BLAS on one thread, as around the whole fit (_fit_batched): the problems' spline
+    # baseline matrices are small, and a physics-head model's run calls this outside the fit
+    with threadpool_limits(limits=1, user_api="blas"):
+        bound = batched.baseline_ftest_bound(fids, basis, config, fit, ed)
+        return batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) > bound
 
 
 def _fit_adaptive(
