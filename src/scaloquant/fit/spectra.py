@@ -381,7 +381,8 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
     # call it on small matrices, where a threaded BLAS spins on busy cores (64 spectra: 1.6x
     # the CPU time of the whole fit without this; OpenBLAS made such decompositions up to 100
     # times slower on a busy 2-core machine; the spline matrices 21 ms a call on 2 threads at
-    # load 5 against ~1 ms on one: docs/history/fit-log.md "The slice's fit (session 27)")
+    # load 5 against ~1 ms on one:
+    # docs/history/fit-log.md "The slice's fit (session 27, slice27)")
     with threadpool_limits(limits=1, user_api="blas"):
         prepared, conversions = _prepared(basis, fid, config)
         fids = _without_water(fid, config)
