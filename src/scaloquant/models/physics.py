@@ -445,8 +445,6 @@ class PhysicsQuantifier(nn.Module):
         lower: torch.Tensor,
         upper: torch.Tensor,
         iterations: int,
-        *,
-        trials: bool = False,
     ) -> tuple[Solution, torch.Tensor]:
         """``sol`` (of ``problem``, data windows ``y`` ``(B, K)`` of ``fids`` ``(B, N)``, its
         residual's noise variance ``residual_var`` ``(B,)``) fitted on for at most
@@ -467,25 +465,19 @@ class PhysicsQuantifier(nn.Module):
         residual 0.236 against 0.103). docs/history/physics-models-log.md "The invivo polish
         ends on the fit's objective where the model fits (session 22, `escape22`)".
 
-        ``trials``: ``sol``'s evaluation is the single-precision trials' of
+        ``sol``'s evaluation is the single-precision trials' of
         :func:`~scaloquant.fit.lm.reweighted_steps` (``formed_again=False``) and
-        ``residual_var`` theirs; the spectra not fitted on then have theirs formed again in the
+        ``residual_var`` theirs; the spectra not fitted on have theirs formed again in the
         basis' dtype (weighed with ``residual_var``) and their residual's noise variance taken
         again from it, the others' formed by the Levenberg-Marquardt that fits them.
 
         Returns the solution (its evaluation in the basis' dtype) and the variance that weighs
-        each spectrum's priors (the residual's where nothing was fitted on); without ``trials``,
-        ``sol`` unchanged on a grid without that region."""
+        each spectrum's priors (the residual's where nothing was fitted on)."""
         region_var = self.region_noise_var(fids)
         fitting = torch.zeros_like(residual_var, dtype=torch.bool)
         if region_var is not None:
             fitting = (residual_var > region_var) & (residual_var <= MISFIT_RATIO**2 * region_var)
         rows, rest = torch.nonzero(fitting)[:, 0], torch.nonzero(~fitting)[:, 0]
-        if not trials:
-            if rows.numel() == 0:
-                return sol, residual_var
-            sol = batched.fit_rows_on(problem, sol, rows, y, region_var, lower, upper, iterations)
-            return sol, torch.where(fitting, region_var, residual_var)
         theta, weight_var = sol.theta.clone(), residual_var.clone()
         count, converged = sol.iterations.clone(), sol.converged.clone()
         parts = []
@@ -690,10 +682,9 @@ class PhysicsQuantifier(nn.Module):
                 formed_again=False,
             )
             sol, weight_var = self.fit_objective_from(
-                sol, problem, fids, y, noise_var, lower, upper, k, trials=True
+                sol, problem, fids, y, noise_var, lower, upper, k
             )
-            if weight_var is not noise_var:
-                noise_var = noise_var_from_residual(problem, sol.evaluation)
+            noise_var = noise_var_from_residual(problem, sol.evaluation)
             theta, ev = sol.theta, sol.evaluation
         if k and exact is not None:
             # near-noiseless spectra end on all N samples, with the priors weighed as above
