@@ -247,7 +247,7 @@ class PhysicsRows:
     their residual water, ``refitted``: those fitted again with a flexible baseline; for the
     figures (:func:`_physics_figures`): ``seen`` ``(N, n_points)`` the FIDs the model saw,
     ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit of the spectra fitted
-    again (``refit_rows``, indices into the ``N``; None: none)."""
+    again (``refit_rows``, indices into the ``N``, their FIDs ``refit_fid``; None: none)."""
 
     columns: list[np.ndarray]
     facts: dict[str, np.ndarray]
@@ -257,6 +257,7 @@ class PhysicsRows:
     theta: np.ndarray
     refit: FitResult | None = None
     refit_rows: np.ndarray | None = None
+    refit_fid: FID | None = None
 
 
 def _physics_estimates(
@@ -334,26 +335,27 @@ def _physics_estimates(
         flexible_baseline_config(fit_config), device=quantifier.basis_fids.device.type
     )
     names = tuple(quantifier.metabolites)
+    again = fid.with_samples(samples[flagged])
     with blas_threads(1):
-        refit = fit_spectra(fid.with_samples(samples[flagged]), quantifier.basis(), flexible)
+        refit = fit_spectra(again, quantifier.basis(), flexible)
     sd = _named_columns(refit.crlb_sd, refit.names, names)
     replaced = (_named_columns(refit.amplitudes, refit.names, names), sd, sd, *fit_checks(refit))
     for column, values in zip(columns, replaced, strict=True):
         column[flagged] = values
-    refit_facts = spread_fit_facts(refit, fid.with_samples(samples[flagged]), flagged, n)
+    refit_facts = spread_fit_facts(refit, again, flagged, n)
     facts["baseline_ed_per_ppm"][flagged] = refit_facts["baseline_ed_per_ppm"][flagged]
     facts["window_ppm"] = np.tile(np.asarray(fit_config.ppm_range, dtype=np.float64), (n, 1))
     facts["window_ppm"][flagged] = flexible.ppm_range
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
-    return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged)
+    return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again)
 
 
 def _physics_figures(
-    quantifier, estimates: PhysicsRows, fid: FID, samples: np.ndarray, drawn: list[int]
+    quantifier, estimates: PhysicsRows, fid: FID, drawn: list[int]
 ) -> dict[int, Any]:
-    """The fit figures of a physics-head model's spectra ``drawn`` (indices into the ``N`` of
-    ``estimates`` and ``samples``, the FIDs estimated): its final model as the fit draws its
+    """The fit figures of a physics-head model's spectra ``drawn`` (indices into the ``N`` FIDs
+    of ``estimates``, on ``fid``'s grid): its final model as the fit draws its
     own (:func:`~scaloquant.fit.spectra.fit_result_at` at the polished parameters, on the
     spectra the model saw, with its baseline and components), and for a spectrum fitted
     again with a flexible baseline that fit's."""
@@ -377,9 +379,8 @@ def _physics_figures(
         figures |= {j: fitted_spectrum(spectra, k) for k, j in enumerate(polished)}
     redrawn = [j for j in drawn if j in again]
     if redrawn:
-        subset = fid.with_samples(samples[estimates.refit_rows])
         refit = estimates.refit
-        spectra = phase_corrected(fitted_spectra(refit, subset, basis), refit)
+        spectra = phase_corrected(fitted_spectra(refit, estimates.refit_fid, basis), refit)
         figures |= {j: fitted_spectrum(spectra, again.index(j)) for j in redrawn}
     return figures
 
@@ -626,7 +627,7 @@ def quantify_inputs(
             position = {int(r): k for k, r in enumerate(rows)}  # input row -> estimated row
             at = [position[j] for j in drawn]
             with blas_threads(1):  # small matrices; see scaloquant.threads
-                own = _physics_figures(quantifier, estimates, fid, estimated, at)
+                own = _physics_figures(quantifier, estimates, fid, at)
             figures = {j: own[k] for j, k in zip(drawn, at, strict=True)}
         elif drawn:
             # one global damping/shift/phase with the network's amplitudes held fixed: a
