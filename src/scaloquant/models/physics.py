@@ -681,8 +681,13 @@ class PhysicsQuantifier(nn.Module):
                 column_dtype=stages.TRIAL_DTYPE,
                 formed_again=False,
             )
+            # the fit's objective to the fit's own end (its stopping rule, at most its
+            # max_iterations), not K: K = 5 stopped above its minimum on spant's 3t.basis
+            # spectrum (tNAA/tCr 1.084 against the fit's 1.127 and LCModel's 1.306);
+            # docs/history/physics-models-log.md "The polish's misfits and its iterations
+            # (session 28, `polish28`)"
             sol, weight_var = self.fit_objective_from(
-                sol, problem, fids, y, noise_var, lower, upper, k
+                sol, problem, fids, y, noise_var, lower, upper, fit_config.max_iterations
             )
             noise_var = noise_var_from_residual(problem, sol.evaluation)
             theta, ev = sol.theta, sol.evaluation
