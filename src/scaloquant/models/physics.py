@@ -8,9 +8,11 @@ Pipeline for complex FIDs ``x`` ``(B, N)`` on the model's acquisition grid::
     a0     = NNLS(S(theta0), y)                 scaloquant.fit.evaluation.evaluate
     theta  = LM^K(theta0)                       scaloquant.fit.lm.levenberg_marquardt, or, with
                                                 priors to weigh, scaloquant.fit.lm.reweighted_steps
-                                                then, where the residual exceeds the signal-free
-                                                region's noise, up to K iterations more of the
-                                                fit's objective (PhysicsQuantifier.fit_objective_from)
+                                                then, where the model fits by the fit's test but
+                                                not to the signal-free region's noise, the fit's
+                                                objective to the fit's own end (its stopping
+                                                rule, at most its max_iterations;
+                                                PhysicsQuantifier.fit_objective_from)
     a, sd  = NNLS(S(theta), y), CRLB(theta)     scaloquant.fit.crlb.crlb
     sd_net = c * CRLB(theta0)                   the network's own SD, c calibrated per amplitude
 
