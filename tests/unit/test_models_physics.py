@@ -140,7 +140,8 @@ def test_polish_starts_from_the_fits_shift_where_the_networks_is_far_off(built):
     assert np.abs(est.amplitudes.numpy() - amplitudes).mean() < 0.05
 
 
-def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built):
+@pytest.mark.parametrize("k", [5, 60])
+def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built, k):
     """The fit weighs the deviations' priors with the noise variance of the spectrum's
     signal-free region; the polish, after its K trials weighed with the residual's variance,
     does too where the model fits by the fit's own test (residual SD within MISFIT_RATIO of the
@@ -148,7 +149,10 @@ def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built):
     represent (residual water, eddy currents, baseline humps), the priors were stronger and the
     polish ended in another minimum from the true parameters (these two spectra, residual
     variance 1.30 and 1.65 times the region's: 0.26 and 0.35 CRLB SDs from the fit's amplitudes
-    before; the spant Philips spectrum: tNAA/tCr 1.076 against the fit's 1.121)."""
+    before; the spant Philips spectrum: tNAA/tCr 1.076 against the fit's 1.121). The fit's
+    objective runs to the fit's own convergence, not K iterations: at the default K = 5 it
+    stopped short (these spectra 0.46 and 0.48 CRLB SDs from the fit's amplitudes; spant's
+    3t.basis tNAA/tCr 1.084 against the fit's 1.127)."""
     model, on_grid, _ = built
     prior = InvivoPrior(snr_range=(120.0, 120.0))
     params = draw_invivo(prior, on_grid.names, 8, np.random.default_rng(12))
@@ -161,7 +165,7 @@ def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built):
     )
     theta, _ = invivo_truth(model.problem(), params)
     start = torch.as_tensor(theta[rows])
-    est = model.estimate(x, polish_iterations=60, network_theta=start)
+    est = model.estimate(x, polish_iterations=k, network_theta=start)
     # the premise: the model fits these spectra by the fit's test, but not to the noise
     ratio = est.noise_sd**2 / region_var
     assert bool(((ratio > 1.1) & (ratio < MISFIT_RATIO**2)).all())

@@ -8,9 +8,11 @@ Pipeline for complex FIDs ``x`` ``(B, N)`` on the model's acquisition grid::
     a0     = NNLS(S(theta0), y)                 scaloquant.fit.evaluation.evaluate
     theta  = LM^K(theta0)                       scaloquant.fit.lm.levenberg_marquardt, or, with
                                                 priors to weigh, scaloquant.fit.lm.reweighted_steps
-                                                then, where the residual exceeds the signal-free
-                                                region's noise, up to K iterations more of the
-                                                fit's objective (PhysicsQuantifier.fit_objective_from)
+                                                then, where the model fits by the fit's test but
+                                                not to the signal-free region's noise, the fit's
+                                                objective to the fit's own end (its stopping
+                                                rule, at most its max_iterations;
+                                                PhysicsQuantifier.fit_objective_from)
     a, sd  = NNLS(S(theta), y), CRLB(theta)     scaloquant.fit.crlb.crlb
     sd_net = c * CRLB(theta0)                   the network's own SD, c calibrated per amplitude
 
@@ -681,8 +683,13 @@ class PhysicsQuantifier(nn.Module):
                 column_dtype=stages.TRIAL_DTYPE,
                 formed_again=False,
             )
+            # the fit's objective to the fit's own end (its stopping rule, at most its
+            # max_iterations), not K: K = 5 stopped above its minimum on spant's 3t.basis
+            # spectrum (tNAA/tCr 1.084 against the fit's 1.127 and LCModel's 1.306);
+            # docs/history/physics-models-log.md "The polish's misfits and its iterations
+            # (session 28, `polish28`)"
             sol, weight_var = self.fit_objective_from(
-                sol, problem, fids, y, noise_var, lower, upper, k
+                sol, problem, fids, y, noise_var, lower, upper, fit_config.max_iterations
             )
             noise_var = noise_var_from_residual(problem, sol.evaluation)
             theta, ev = sol.theta, sol.evaluation
