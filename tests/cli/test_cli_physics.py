@@ -157,14 +157,16 @@ def test_quantify_removes_water_just_above_the_models_window(trained, tmp_path):
     assert [r["qc"] for r in rows] == ["", ""]
     # as quantify runs it: every spectrum as it is, then the one less its water again; to the
     # polish's rounding (its batched products round by the batch and the threads where MKL's
-    # reproducible mode, which the command sets before torch loads, is not on: ~5e-6 here)
+    # reproducible mode, which the command sets before torch loads, is not on: ~1e-7 on the
+    # network's output, which the polish can grow: samples perturbed by 1e-7 move its
+    # estimates by up to 2.8e-4, session 28, on those of the polish-iterations test below)
     raw_estimates = quantifier.predict_with_checks(samples)[0]
     estimates = raw_estimates.copy()
     estimates[1] = quantifier.predict_with_checks(seen[1:])[0][0]
     names = quantifier.metabolites
     table = np.array([[float(r[n]) for n in names] for r in rows])
-    np.testing.assert_allclose(table, estimates, rtol=1e-4, atol=1e-6)
-    assert np.max(np.abs(table[1] - raw_estimates[1])) > 100 * 1e-4 * np.max(table[1])
+    np.testing.assert_allclose(table, estimates, rtol=1e-3, atol=1e-6)
+    assert np.max(np.abs(table[1] - raw_estimates[1])) > 10 * 1e-3 * np.max(table[1])
     assert any(
         note.startswith("residual water just above the model's window: 1 spectrum quantified")
         for note in doc["notes"]
@@ -249,7 +251,9 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         assert sum(said in note for note in notes) == 1, notes
     for k in (0, 2):
         want = quantifier.predict_with_checks(samples, polish_iterations=k)[0]
-        np.testing.assert_allclose(tables[k], want, rtol=1e-4, atol=1e-6)
+        # to the polish's rounding in this process (the test above): 1e-7 on the samples moves
+        # these K = 2 estimates by up to 2.8e-4
+        np.testing.assert_allclose(tables[k], want, rtol=1e-3, atol=1e-6)
     assert np.max(np.abs(tables[0] - tables[2])) > 1e-3 * np.max(tables[2])
     for model, flag in ((trained, "-1"), (tiny_checkpoint, "3")):
         out = tmp_path / "refused"
@@ -314,7 +318,8 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
             for k in range(refit.amplitudes.shape[0])
         ]
     )
-    np.testing.assert_allclose(got[flagged], want, rtol=1e-6, atol=1e-9)
+    # to the fit's rounding by batch and threads (2.2e-6 seen)
+    np.testing.assert_allclose(got[flagged], want, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(
         tables["adaptive_residual"][flagged], refit.relative_residual.reshape(-1), rtol=1e-6
     )

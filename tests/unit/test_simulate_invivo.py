@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import oracle
+from scaloquant.errors import IncompatibleDataError
 from scaloquant.io import default_basis
 from scaloquant.signal import axes, lineshapes
 from scaloquant.simulate.config import BaselineConfig
@@ -19,15 +20,19 @@ from scaloquant.simulate.invivo import (
     METABOLITES,
     MM_COMPONENTS,
     PARAMETRIC_COMPONENTS,
+    BasisLines,
     InvivoPrior,
+    basis_lines,
     draw_invivo,
     eddy_current_phase_rad,
     gaussian_fwhm_for_voigt_hz,
     parametric_component_fids,
     render_invivo,
+    simulate_invivo_batch,
     voigt_fwhm_hz,
     water_fids,
 )
+from scaloquant.types import BasisSet
 
 PRIOR = InvivoPrior()
 N_DRAWS = 4000
@@ -352,6 +357,115 @@ def test_naa_linewidth_is_within_the_prior(basis, draws):
     np.testing.assert_allclose(widths, expected, rtol=0.08)
 
 
+#: A 127.75 MHz grid (Osprey's and spant's bases) long enough (2 s) not to truncate 1 Hz lines.
+GRID_127 = {"dwell_time_s": 2.5e-4, "spectrometer_freq_mhz": 127.75, "ppm_reference": 4.65}
+
+
+def singlet_basis(shape: str, fwhm_hz: float):
+    """NAA and Cr as singlets (2.01, 3.03 ppm) of ``fwhm_hz`` with a Lorentzian or Gaussian
+    ``shape``, on :data:`GRID_127`, 8192 points."""
+    t = np.arange(8192) * GRID_127["dwell_time_s"]
+    if shape == "lorentzian":
+        decay = np.exp(-np.pi * fwhm_hz * t)
+    else:
+        decay = lineshapes.gaussian_decay(lineshapes.gaussian_damping_from_fwhm_hz(fwhm_hz), t)
+    sf, ref = GRID_127["spectrometer_freq_mhz"], GRID_127["ppm_reference"]
+    fids = [decay * np.exp(2j * np.pi * axes.ppm_to_hz(p, sf, ref) * t) for p in (2.01, 3.03)]
+    return BasisSet(("NAA", "Cr"), np.array(fids), **GRID_127)
+
+
+def naa_only(prior: InvivoPrior, width_ppm: float) -> InvivoPrior:
+    """``prior`` drawing NAA alone at one total singlet width, noiseless, no artefacts."""
+    return dataclasses.replace(
+        prior,
+        concentrations_mm={"NAA": (10.0, 10.0), "Cr": (0.0, 0.0)},
+        independent_fraction=0.0,
+        mm_parametric_range_mm={k: (0.0, 0.0) for k in prior.mm_parametric_range_mm},
+        lipid_fraction=0.0,
+        water_fraction=0.0,
+        eddy_fraction=0.0,
+        baseline=BaselineConfig(height_range=(0.0, 0.0)),
+        phase0_range_deg=(0.0, 0.0),
+        phase1_range_deg_per_ppm=(0.0, 0.0),
+        shift_range_ppm=(0.0, 0.0),
+        shift_deviation_range_ppm=(0.0, 0.0),
+        damping_deviation_range_per_s=(0.0, 0.0),
+        singlet_fwhm_range_ppm=(width_ppm, width_ppm),
+        snr_range=(1e9, 1e9),
+    )
+
+
+@pytest.mark.parametrize("shape", ["lorentzian", "gaussian"])
+@pytest.mark.parametrize("width_ppm", [0.03, 0.06, 0.12])
+def test_the_drawn_width_in_ppm_is_the_rendered_one_on_any_basis(shape, width_ppm):
+    # a 127.75 MHz basis whose lines are 1 Hz Lorentzians (Osprey's NAA: 1.1 Hz) or 2.3 Hz
+    # Gaussians (suspect's is near one): the singlet rendered at the drawn width in ppm. Before
+    # session 28 the draw converted ppm at the prior's 123.26 MHz and took the basis' lines as
+    # 2.1 Hz Lorentzians: 0.71-0.93 of the width on the first, 0.88-0.95 on the second
+    own_hz = 1.0 if shape == "lorentzian" else 2.3
+    basis = singlet_basis(shape, own_hz)
+    sf = basis.spectrometer_freq_mhz
+    prior = naa_only(PRIOR, width_ppm)
+    signals = simulate_invivo_batch(basis, prior, 16, np.random.default_rng(3))
+    params = signals.parameters
+    assert params.spectrometer_freq_mhz == sf
+    # known answer without the table's reading: the Voigt width (Olivero & Longbothum, 0.02 %)
+    # of the basis' line under the drawn alpha and beta
+    alpha = params.damping_per_s[:, METABOLITES]
+    gauss = lineshapes.gaussian_fwhm_hz(np.sqrt(params.gauss_per_s2[:, METABOLITES]))
+    if shape == "lorentzian":
+        voigt = voigt_fwhm_hz(own_hz + alpha / np.pi, gauss)
+    else:
+        voigt = voigt_fwhm_hz(alpha / np.pi, np.hypot(own_hz, gauss))
+    # tolerance: the table is read by linear interpolation on a 0.24 Hz grid of Gaussian widths
+    np.testing.assert_allclose(voigt / sf, width_ppm, rtol=5e-3)
+    # and on the rendered spectrum, read as the other width tests read it
+    ppm, spec = zero_filled(signals.fids, basis)
+    rendered = np.array([fwhm_ppm(ppm, s.real, (1.9, 2.1)) for s in spec])
+    np.testing.assert_allclose(rendered, width_ppm, rtol=5e-3)
+
+
+def test_shifts_are_drawn_in_ppm_at_the_grids_field():
+    basis = singlet_basis("lorentzian", 1.0)
+    sf = basis.spectrometer_freq_mhz
+    params = draw_invivo(
+        PRIOR, basis.names, 4000, np.random.default_rng(1), basis_lines(basis, PRIOR)
+    )
+    shift = params.shift_hz / sf
+    lo, hi = PRIOR.shift_range_ppm
+    # the drawn range is the prior's, to its ends (before: 3.5 % short at 127.75 MHz)
+    assert lo <= shift[:, METABOLITES].min() < 0.99 * lo
+    assert 0.99 * hi < shift[:, METABOLITES].max() <= hi
+    dev = params.shift_dev_hz[:, 0] / sf
+    assert 0.99 * PRIOR.shift_deviation_range_ppm[1] < dev.max()
+    assert dev.max() <= PRIOR.shift_deviation_range_ppm[1]
+
+
+def test_parameters_render_only_on_the_field_they_were_drawn_for(basis):
+    other = singlet_basis("lorentzian", 1.0)
+    params = draw_invivo(PRIOR, other.names, 2, np.random.default_rng(0))  # at 123.26 MHz
+    with pytest.raises(IncompatibleDataError, match="basis_lines"):
+        render_invivo(other, params)
+    lines = basis_lines(other, PRIOR)
+    render_invivo(other, draw_invivo(PRIOR, other.names, 2, np.random.default_rng(0), lines))
+
+
+def test_the_default_draw_is_the_embedded_basis_nominal_grid(basis):
+    # draw_invivo without lines: the prior's field and its 2.1 Hz Lorentzian basis lines
+    nominal = BasisLines(PRIOR.spectrometer_freq_mhz, PRIOR.basis_linewidth_hz)
+    a = draw_invivo(PRIOR, basis.names, 64, np.random.default_rng(2))
+    b = draw_invivo(PRIOR, basis.names, 64, np.random.default_rng(2), nominal)
+    for name, value in a.columns().items():
+        np.testing.assert_array_equal(value, b.columns()[name], err_msg=name)
+    # the embedded basis is at the prior's field: measured lines change only the Gaussian part
+    measured = basis_lines(basis, PRIOR)
+    assert measured.spectrometer_freq_mhz == PRIOR.spectrometer_freq_mhz
+    c = draw_invivo(PRIOR, basis.names, 64, np.random.default_rng(2), measured)
+    np.testing.assert_array_equal(a.shift_hz, c.shift_hz)
+    # the basis' NAA (2.2 Hz) is near the nominal 2.1 Hz Lorentzian: widths within 1.5 %
+    np.testing.assert_allclose(c.gauss_per_s2, a.gauss_per_s2, rtol=0.15, atol=20.0)
+
+
 def test_voigt_width_inverse():
     fl = np.array([1.0, 3.0, 5.0])
     fv = np.array([4.0, 8.0, 14.0])
@@ -408,12 +522,16 @@ def test_a_scaled_basis_renders_the_scaled_signals(basis, scale):
     ``scale`` times taller renders, with the same draws and noise, spectra ``scale`` times taller
     (water, baseline and noise follow the reference height). Until session 27 the components
     kept the embedded basis' unit: 100x too tall beside the metabolites of a basis at 0.01."""
-    from scaloquant.simulate.invivo import simulate_invivo_batch
-
     plain = basis.subset([n for n in basis.names if n != "Mac"])  # parametric MM
     scaled = dataclasses.replace(plain, fids=plain.fids * scale)
-    a = simulate_invivo_batch(plain, PRIOR, 8, np.random.default_rng(3))
-    b = simulate_invivo_batch(scaled, PRIOR, 8, np.random.default_rng(3))
+    # the lines' widths read off either basis agree to the rounding of their half-maximum
+    # crossings; the same ones draw both, so that the draws are the same to the last bit
+    lines = basis_lines(plain, PRIOR)
+    np.testing.assert_allclose(
+        basis_lines(scaled, PRIOR).singlet_fwhm_hz, lines.singlet_fwhm_hz, rtol=1e-6
+    )
+    a = simulate_invivo_batch(plain, PRIOR, 8, np.random.default_rng(3), lines=lines)
+    b = simulate_invivo_batch(scaled, PRIOR, 8, np.random.default_rng(3), lines=lines)
     assert a.parameters.component_amplitudes_mm.any()
     np.testing.assert_array_equal(b.parameters.concentrations_mm, a.parameters.concentrations_mm)
     np.testing.assert_allclose(

@@ -31,8 +31,10 @@ from .dataset import (
     simulate_dataset,
 )
 from .invivo import (
+    BasisLines,
     InvivoParameters,
     InvivoPrior,
+    basis_lines,
     draw_invivo,
     render_invivo,
     simulate_invivo_batch,
@@ -43,6 +45,7 @@ from .parameters import PER_METABOLITE_FIELDS, SimulationParameters, draw_parame
 
 __all__ = [
     "BLOCK_SIZE",
+    "BasisLines",
     "DEFAULT_CHUNK_SIZE",
     "InvivoParameters",
     "InvivoPrior",
@@ -52,6 +55,7 @@ __all__ = [
     "SimulationConfig",
     "SimulationParameters",
     "add_noise",
+    "basis_lines",
     "block_generator",
     "drawn_parameters",
     "rebuild_fids",

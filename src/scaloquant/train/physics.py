@@ -59,7 +59,7 @@ from ..models.physics_head import (
 from ..models.physics_truth import default_truth, invivo_truth
 from ..signal.scale import component_unit
 from ..simulate import SimulationConfig, drawn_parameters, simulate_batch
-from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
+from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, basis_lines, simulate_invivo_batch
 from ..types import Acquisition, BasisSet
 from .checkpoint import _json_safe, checkpoint_metadata
 
@@ -227,11 +227,15 @@ def signal_source(
     their truth in ``model``'s parameter layout (:data:`Batch`)."""
     problem = model.problem()
     if simulation == "invivo":
-        # the basis' signal per proton, the unit of the parametric components, measured once
+        # the basis' signal per proton, the unit of the parametric components, and its lines'
+        # widths on the grid (the draws' field and Gaussian part), measured once
         unit = component_unit(on_grid.names, on_grid.fids, on_grid.acquisition)
+        lines = basis_lines(on_grid, prior)
 
         def draw(n: int, rng: np.random.Generator) -> Batch:
-            signals = simulate_invivo_batch(on_grid, prior, n, rng, unit_per_proton=unit)
+            signals = simulate_invivo_batch(
+                on_grid, prior, n, rng, unit_per_proton=unit, lines=lines
+            )
             return (signals.fids, *invivo_truth(problem, signals.parameters))
 
         return draw
