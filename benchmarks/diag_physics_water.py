@@ -26,8 +26,9 @@ share of spectra whose error grew by more than ``--worse`` mM; and the share abo
 With ``--remove-water all`` each model on the spectra less the water that the fit's HLSVD
 removes, instead of the spectra as they are (:func:`scaloquant.signal.water.remove_water`, as
 ``FIT_PRESETS["invivo"]`` does before its fit): what the models lose to the water that the fit
-does not; ``--remove-water flagged``: as ``quantify`` runs them (session 20), less that water
-only where ``water_near_window`` is above its threshold (``quantify.run._physics_estimates``).
+does not; ``--remove-water flagged``: as ``quantify`` runs them (``quantify.run._physics_estimates``:
+from session 20 less that water only where ``water_near_window`` is above its threshold; since
+session 28 so only at ``K = 0``, and with a polish less it on every spectrum, as the fit).
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_physics_water.py CKPT [CKPT ...] [--n 400]
 [--snr 30] [--seed 11] [--near 4.30 4.45] [--threads 2] [--no-fit] [--remove-water none|all|flagged]
@@ -162,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=("none", "all", "flagged"),
         default="none",
         help="each model on the spectra as they are (none), less the water the fit's HLSVD "
-        "removes (all), or as quantify runs it (flagged: less it where water_near_window is "
-        "above its threshold)",
+        "removes (all), or as quantify runs it (flagged: with a polish on every spectrum, at "
+        "K = 0 where water_near_window is above its threshold)",
     )
     ap.add_argument("--water-max-fwhm", type=float, help="Hz (default: the library's)")
     ap.add_argument("--save", help="npz of the per-spectrum errors and ratios")
@@ -207,9 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             fid = FID(samples=fids, dwell_time_s=grid[0], spectrometer_freq_mhz=grid[1],
                       ppm_reference=grid[2])  # fmt: skip
-            outputs, near, _ = physics_estimates(q, fids, fid, None)
+            rows = physics_estimates(q, fids, fid, None, None, "adaptive")
             sec = time.perf_counter() - start
-            return main_error(q.metabolites, outputs[0], truth_names, truth), near, sec
+            near = rows.facts["water_near_window"]
+            return main_error(q.metabolites, rows.columns[0], truth_names, truth), near, sec
 
         label = f"{q.config.model} K={q.config.polish_iterations}"
         if args.remove_water == "flagged":

@@ -113,11 +113,11 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
 def test_quantify_removes_water_just_above_the_models_window(trained, tmp_path):
     """Residual water just above the model's window makes its estimates err as the fit's would
     without its water removal (docs/history/physics-models-log.md "Residual water near the window
-    and the physics-head models (session 19, `water19`)"): a spectrum whose ratio exceeds the
-    flag's threshold is quantified less the water that the fit's HLSVD removes (the model's
-    ``invivo`` fit settings remove water), as the model quantifies those FIDs itself; the same
-    spectrum without the water is quantified as it is; results.json lists each ratio of the
-    spectra the model saw, and the run's notes say how many were changed."""
+    and the physics-head models (session 19, `water19`)"). The model's ``invivo`` fit settings
+    remove water: with a polish (K > 0) every spectrum is quantified less the water that the
+    fit's HLSVD removes, as the fit does (session 28); the network alone (K = 0) only a spectrum
+    whose ratio exceeds the flag's threshold, the other as it is. results.json lists each ratio
+    of the spectra the model saw, and the run's notes say how many were changed and why."""
     from scaloquant.signal.water import remove_water
 
     basis = default_basis()
@@ -137,40 +137,46 @@ def test_quantify_removes_water_just_above_the_models_window(trained, tmp_path):
     path = write_nifti_mrs(
         tmp_path / "mrsi.nii.gz", fid_on_grid(basis, samples.reshape(2, 1, 1, -1))
     )
-    out = tmp_path / "out"
-    assert main(["quantify", str(path), "--model", str(trained), "--out", str(out)]) == 0
-    with open(out / "results.json") as f:
-        doc = json.load(f)
-    got = [s["fit"]["water_near_window"] for s in doc["spectra"]]
     quantifier = load_model(trained).quantifier
     assert quantifier.config.fit_config.water_removal == "hlsvd"
+    assert quantifier.config.polish_iterations > 0
     top = quantifier.config.fit_config.ppm_range[1]
     grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     raw = water_near_window(samples, *grid, top)
     assert raw[0] < WATER_NEAR_WINDOW_RATIO < raw[1]
-    seen = np.stack([samples[0], remove_water(samples[1:], *grid)[0]])
-    want = water_near_window(seen, *grid, top)
-    np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert want[1] < WATER_NEAR_WINDOW_RATIO  # the HLSVD removed it
-    with open(out / "results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert [r["qc"] for r in rows] == ["", ""]
-    # as quantify runs it: every spectrum as it is, then the one less its water again; to the
-    # polish's rounding (its batched products round by the batch and the threads where MKL's
-    # reproducible mode, which the command sets before torch loads, is not on: ~1e-7 on the
-    # network's output, which the polish can grow: samples perturbed by 1e-7 move its
-    # estimates by up to 2.8e-4, session 28, on those of the polish-iterations test below)
-    raw_estimates = quantifier.predict_with_checks(samples)[0]
-    estimates = raw_estimates.copy()
-    estimates[1] = quantifier.predict_with_checks(seen[1:])[0][0]
+    dried = remove_water(samples, *grid)
     names = quantifier.metabolites
-    table = np.array([[float(r[n]) for n in names] for r in rows])
-    np.testing.assert_allclose(table, estimates, rtol=1e-3, atol=1e-6)
-    assert np.max(np.abs(table[1] - raw_estimates[1])) > 10 * 1e-3 * np.max(table[1])
-    assert any(
-        note.startswith("residual water just above the model's window: 1 spectrum quantified")
-        for note in doc["notes"]
-    )
+    # K > 0 (the checkpoint's): both spectra less their water; K = 0: the wet one only
+    for k, seen, said in (
+        (None, dried, "2 spectra quantified less the water that the fit's HLSVD removes (as the fit, before the polish"),
+        (0, np.stack([samples[0], dried[1]]), "1 spectrum quantified less the water that the fit's HLSVD removes (a water_near_window above 3"),
+    ):  # fmt: skip
+        out = tmp_path / f"out{k}"
+        extra = [] if k is None else ["--polish-iterations", str(k)]
+        argv = ["quantify", str(path), "--model", str(trained), "--out", str(out), *extra]
+        assert main(argv) == 0
+        with open(out / "results.json") as f:
+            doc = json.load(f)
+        got = [s["fit"]["water_near_window"] for s in doc["spectra"]]
+        want = water_near_window(seen, *grid, top)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert want[1] < WATER_NEAR_WINDOW_RATIO  # the HLSVD removed it
+        with open(out / "results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["qc"] for r in rows] == ["", ""]
+        # as the model quantifies those FIDs itself; to the polish's rounding (its batched
+        # products round by the batch and the threads where MKL's reproducible mode, which the
+        # command sets before torch loads, is not on: ~1e-7 on the network's output, which the
+        # polish can grow: samples perturbed by 1e-7 move its estimates by up to 2.8e-4,
+        # session 28, on those of the polish-iterations test below)
+        estimates = quantifier.predict_with_checks(seen, polish_iterations=k)[0]
+        table = np.array([[float(r[n]) for n in names] for r in rows])
+        np.testing.assert_allclose(table, estimates, rtol=1e-3, atol=1e-6)
+        as_they_are = quantifier.predict_with_checks(samples, polish_iterations=k)[0]
+        assert np.max(np.abs(table[1] - as_they_are[1])) > 10 * 1e-3 * np.max(table[1])
+        assert any(note.startswith(f"residual water: {said}") for note in doc["notes"]), doc[
+            "notes"
+        ]
 
 
 def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_path, monkeypatch):
@@ -234,9 +240,12 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         basis, InvivoPrior(water_fraction=0.0), 2, np.random.default_rng(2)
     )
     path = write_nifti_mrs(tmp_path / "two.nii.gz", fid_on_grid(basis, signals.fids))
+    from scaloquant.signal.water import remove_water
+
     quantifier = load_model(trained).quantifier
     names = quantifier.metabolites
     samples = fid_on_grid(basis, signals.fids).samples
+    grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     tables = {}
     for k in (None, 0, 2):
         out = tmp_path / f"k{k}"
@@ -250,7 +259,10 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         said = f"(the checkpoint's K = {own})" if k is None else f"(--polish-iterations K = {k})"
         assert sum(said in note for note in notes) == 1, notes
     for k in (0, 2):
-        want = quantifier.predict_with_checks(samples, polish_iterations=k)[0]
+        # with a polish, each spectrum less the water that the fit's HLSVD removes (none here,
+        # but the HLSVD's components in its band), as the fit
+        seen = samples if k == 0 else remove_water(samples, *grid)
+        want = quantifier.predict_with_checks(seen, polish_iterations=k)[0]
         # to the polish's rounding in this process (the test above): 1e-7 on the samples moves
         # these K = 2 estimates by up to 2.8e-4
         np.testing.assert_allclose(tables[k], want, rtol=1e-3, atol=1e-6)

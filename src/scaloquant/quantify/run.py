@@ -277,14 +277,15 @@ def _physics_estimates(
     window as the fit's would without its water removal (docs/history/physics-models-log.md
     "Residual water near the window and the physics-head models (session 19, `water19`)").
     Where the model's fit settings remove water (``water_removal="hlsvd"``, the ``invivo``
-    preset's), the spectra whose ratio exceeds
-    :data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO` are quantified less the water
-    the fit's HLSVD removes (:func:`scaloquant.signal.water.remove_water`, as the fit does
-    before its fit), their ratio that of the spectrum the model saw; the others, as they are
-    (each spectrum through the model once; until session 27 all of them, then the wet ones
-    again less their water); measured:
-    docs/history/physics-models-log.md "The fit's water removal before the physics-head models
-    (session 20)").
+    preset's), the spectra are quantified less the water the fit's HLSVD removes
+    (:func:`scaloquant.signal.water.remove_water`, as the fit does before its fit), their
+    ratio that of the spectrum the model saw: with a polish (``K`` > 0) every spectrum, as the
+    fit; the network alone (``K`` = 0) only those whose ratio exceeds
+    :data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO`, the others as they are (the
+    HLSVD would cost about the network's own time). Each spectrum goes through the model once.
+    Measured: docs/history/physics-models-log.md "The fit's water removal before the
+    physics-head models (session 20)" and "The water of every spectrum removed before a
+    polish (session 28)".
 
     The polish keeps its fit model's fixed baseline stiffness. With a spline baseline, a polish
     (``K`` > 0) and ``baseline_stiffness`` not ``"fixed"``, the fit's default is followed
@@ -299,8 +300,11 @@ def _physics_estimates(
     "The polish follows the fit's adaptive baseline (session 27)")."""
     fit_config = quantifier.config.fit_config
     top = fit_config.ppm_range[1]
+    k = quantifier.config.polish_iterations if polish is None else polish
     near = water_near_window_seen(samples, fid, top)
-    wet = np.flatnonzero(near > WATER_NEAR_WINDOW_RATIO)
+    # with a polish, every spectrum less its water, as the fit (the HLSVD costs ~0.7 ms a
+    # spectrum, the polish tens); the network alone (K = 0) only where the water is tall
+    wet = np.flatnonzero(near > WATER_NEAR_WINDOW_RATIO) if k == 0 else np.arange(len(samples))
     if fit_config.water_removal != "hlsvd":
         wet = wet[:0]
     seen = samples  # what the model sees: each spectrum once, less its water where wet
@@ -317,7 +321,6 @@ def _physics_estimates(
     p = quantifier.predict_estimates(seen, batch_size=batch_size, polish_iterations=polish)
     columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
     theta = p.theta
-    k = quantifier.config.polish_iterations if polish is None else polish
     dried = int(wet.size)
     if fit_config.baseline_kind != "spline":
         return PhysicsRows(columns, {"water_near_window": near}, dried, 0, seen, theta)
@@ -666,11 +669,17 @@ def quantify_inputs(
         notes.append(adaptation_note(adaptation))
     if water_removed:
         which = "1 spectrum" if water_removed == 1 else f"{water_removed} spectra"
+        k = quantifier.config.polish_iterations
+        k = k if options.polish_iterations is None else options.polish_iterations
+        why = (
+            "as the fit, before the polish"
+            if k > 0
+            else f"a water_near_window above {WATER_NEAR_WINDOW_RATIO:g}"
+        )
         notes.append(
-            f"residual water just above the model's window: {which} quantified less the water "
-            "that the fit's HLSVD removes (a water_near_window above "
-            f"{WATER_NEAR_WINDOW_RATIO:g}; the model's fit settings remove water); the "
-            "water_near_window listed is that of the spectra the model saw"
+            f"residual water: {which} quantified less the water that the fit's HLSVD removes "
+            f"({why}; the model's fit settings remove water); the water_near_window listed "
+            "is that of the spectra the model saw"
         )
     if unreported:
         notes.append(
