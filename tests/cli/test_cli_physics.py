@@ -206,8 +206,12 @@ def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_pa
     for column in ("NAA", "NAA_sd", "NAA_crlb_sd", "fit_residual"):
         assert np.isnan(float(rows[1][column]))
     monkeypatch.undo()
+    # with a polish, the spectra less the water that the fit's HLSVD removes, as the fit
+    from scaloquant.signal.water import remove_water
+
+    grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     a, crlb_sd, _, residual, _ = load_model(trained).quantifier.predict_with_checks(
-        np.delete(samples, 1, axis=0)
+        remove_water(np.delete(samples, 1, axis=0), *grid)
     )
     naa = load_model(trained).quantifier.metabolites.index("NAA")
     got = np.array([float(rows[j]["NAA"]) for j in (0, 2, 3)])
@@ -295,8 +299,15 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     quantifier = load_model(trained).quantifier
     names = quantifier.metabolites
     samples = fid.samples.reshape(6, -1)
-    p = quantifier.predict_estimates(samples)
-    flagged = quantifier.asks_for_flexible_baseline(samples, p.theta)
+    # the model sees the spectra less the water that the fit's HLSVD removes, as the fit; the
+    # refit starts from the spectra as they are, as fit_spectra (which removes it itself)
+    from scaloquant.signal.water import remove_water
+
+    seen = remove_water(
+        samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference
+    )
+    p = quantifier.predict_estimates(seen)
+    flagged = quantifier.asks_for_flexible_baseline(seen, p.theta)
     # the tiny model's polish leaves some spectra to a flexible baseline, not all
     assert 0 < flagged.sum() < 6, flagged
     config = flexible_baseline_config(quantifier.config.fit_config)
