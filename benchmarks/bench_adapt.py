@@ -46,7 +46,7 @@ from scaloquant.models import load_model
 from scaloquant.models.adapt import AdaptConfig, adapt_encoder, reconstruction_error
 from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import BaselineConfig
-from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+from scaloquant.simulate.invivo import InvivoPrior, basis_lines, draw_invivo, render_invivo
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 
 TRAIN_PRIOR = InvivoPrior(
@@ -121,7 +121,7 @@ def main() -> None:
     for scenario in args.scenarios:
         prior = replace(priors[scenario], snr_range=(args.snr, args.snr))
         rng = np.random.default_rng(args.seed)
-        params = draw_invivo(prior, basis.names, args.n, rng)
+        params = draw_invivo(prior, basis.names, args.n, rng, basis_lines(basis, prior))
         _, truth = invivo_truth(model.problem(), params)
         data = {
             "noiseless": render_invivo(basis, params).fids,

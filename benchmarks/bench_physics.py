@@ -80,6 +80,7 @@ from scaloquant.simulate.invivo import (
     MEASURED_MM_NAMES,
     PARAMETRIC_COMPONENTS,
     InvivoPrior,
+    basis_lines,
     draw_invivo,
     render_invivo,
 )
@@ -590,7 +591,7 @@ def main() -> None:
             baseline=BaselineConfig(height_range=(0.0, 0.0)),
         )
     rng = np.random.default_rng(args.seed)
-    params = draw_invivo(prior, basis.names, args.n, rng)
+    params = draw_invivo(prior, basis.names, args.n, rng, basis_lines(basis, prior))
     sets = {
         "noiseless": render_invivo(basis, params).fids,
         f"SNR {args.snr:g}": render_invivo(basis, params, rng).fids,

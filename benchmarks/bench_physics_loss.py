@@ -29,7 +29,7 @@ from bench_adapt import SHIFTED_PRIOR, TRAIN_PRIOR
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.models.physics_truth import invivo_truth
-from scaloquant.simulate.invivo import draw_invivo, render_invivo
+from scaloquant.simulate.invivo import basis_lines, draw_invivo, render_invivo
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 
 
@@ -80,7 +80,7 @@ def main() -> None:
         for scenario, prior in (("same", TRAIN_PRIOR), ("shifted", SHIFTED_PRIOR)):
             prior = replace(prior, snr_range=(args.snr, args.snr))
             rng = np.random.default_rng(7)
-            params = draw_invivo(prior, basis.names, args.n, rng)
+            params = draw_invivo(prior, basis.names, args.n, rng, basis_lines(basis, prior))
             theta_true, truth = invivo_truth(problem, params)
             data = {
                 "noiseless": render_invivo(basis, params).fids,

@@ -30,7 +30,7 @@ from scaloquant.fit import FitStart, fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 from scaloquant.io import default_basis  # noqa: E402
 from scaloquant.metabolites import COMBINATIONS, indices_of  # noqa: E402
-from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo  # noqa: E402
+from scaloquant.simulate.invivo import InvivoPrior, basis_lines, draw_invivo, render_invivo  # noqa: E402
 from scaloquant.types import FID  # noqa: E402
 
 MAIN = ("tNAA", "tCho", "Glx", "Ins")
@@ -82,7 +82,7 @@ def main() -> None:
     basis = default_basis()
     rng = np.random.default_rng(args.seed)
     prior = InvivoPrior()
-    a_params = draw_invivo(prior, basis.names, args.n, rng)
+    a_params = draw_invivo(prior, basis.names, args.n, rng, basis_lines(basis, prior))
     b_params = neighbour(a_params, rng, args.shift_sd, args.damping_sd)
     grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     a = FID(

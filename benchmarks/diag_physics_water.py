@@ -60,7 +60,13 @@ from scaloquant.models import load_model
 from scaloquant.quantify.run import _physics_estimates as physics_estimates
 from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.signal.water import remove_water
-from scaloquant.simulate.invivo import InvivoParameters, InvivoPrior, draw_invivo, render_invivo
+from scaloquant.simulate.invivo import (
+    InvivoParameters,
+    InvivoPrior,
+    basis_lines,
+    draw_invivo,
+    render_invivo,
+)
 from scaloquant.types import FID
 
 
@@ -127,12 +133,14 @@ def water_sets(
     seed ``seed + 1000``): ``{"no water", "water 4.35-4.95", "water NEAR"}`` -> FIDs ``(n, N)``,
     and the draw's parameters (the truth)."""
     prior = InvivoPrior(snr_range=(snr, snr), water_fraction=1.0)
-    params = draw_invivo(prior, basis.names, n, np.random.default_rng(seed))
+    lines = basis_lines(basis, prior)  # the basis' own lines, as training draws
+    params = draw_invivo(prior, basis.names, n, np.random.default_rng(seed), lines)
     moved = draw_invivo(
         replace(prior, water_centre_range_ppm=tuple(near)),
         basis.names,
         n,
         np.random.default_rng(seed),
+        lines,
     )
     # the same draw but the water's centres (checked, not assumed)
     assert np.array_equal(moved.concentrations_mm, params.concentrations_mm)
