@@ -67,6 +67,31 @@ def table(run, names: tuple[str, ...]) -> np.ndarray:
     return np.stack([values[:, run.names.index(n)] if n in run.names else nan for n in names], -1)
 
 
+def model_spectra(checkpoint: Path, basis_path: Path | None, prior, n: int, seed: int):
+    """``(model, basis, signals, want, fid)``: the checkpoint's model, its basis (``basis_path``,
+    else the embedded one), ``n`` ``invivo`` spectra of ``prior`` (parametric macromolecules where
+    the model fits them) rendered on the basis put on the model's grid from ``seed``, their
+    truth :func:`scored` over the model's names, and the spectra as an MRSI-shaped :class:`FID`
+    on that grid."""
+    model = load_model(checkpoint)
+    q = model.quantifier
+    basis = default_basis() if basis_path is None else read_basis(basis_path)
+    acquisition = Acquisition(**model.metadata.acquisition)
+    on_grid, _, _ = prepared_on_grid(basis, acquisition, q.config.fit_config)
+    if set(MM_COMPONENTS) <= set(q.metabolites):
+        prior = replace(prior, macromolecules="parametric")
+    signals = simulate_invivo_batch(on_grid, prior, n, np.random.default_rng(seed))
+    _, truth = invivo_truth(q.problem(), signals.parameters)
+    want = scored(truth, tuple(q.metabolites))
+    fid = FID(
+        samples=signals.fids.reshape(n, 1, 1, -1),
+        dwell_time_s=acquisition.dwell_time_s,
+        spectrometer_freq_mhz=acquisition.spectrometer_freq_mhz,
+        ppm_reference=acquisition.ppm_reference,
+    )
+    return model, basis, signals, want, fid
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", type=Path)
@@ -76,24 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args(argv)
-    model = load_model(args.checkpoint)
-    q = model.quantifier
-    basis = default_basis() if args.basis is None else read_basis(args.basis)
-    acquisition = Acquisition(**model.metadata.acquisition)
-    on_grid, _, _ = prepared_on_grid(basis, acquisition, q.config.fit_config)
-    prior = InvivoPrior(snr_range=(args.snr, args.snr))
-    if set(MM_COMPONENTS) <= set(q.metabolites):
-        prior = replace(prior, macromolecules="parametric")
-    signals = simulate_invivo_batch(on_grid, prior, args.n, np.random.default_rng(args.seed))
-    _, truth = invivo_truth(q.problem(), signals.parameters)
-    names = tuple(q.metabolites)
-    want = scored(truth, names)
-    fid = FID(
-        samples=signals.fids.reshape(args.n, 1, 1, -1),
-        dwell_time_s=acquisition.dwell_time_s,
-        spectrometer_freq_mhz=acquisition.spectrometer_freq_mhz,
-        ppm_reference=acquisition.ppm_reference,
+    model, basis, signals, want, fid = model_spectra(
+        args.checkpoint, args.basis, InvivoPrior(snr_range=(args.snr, args.snr)), args.n, args.seed
     )
+    names = tuple(model.quantifier.metabolites)
     lines = {
         "quantify fixed": lambda inputs: quantify_inputs(
             inputs, model, options=Options(baseline_stiffness="fixed", max_figures=0)
