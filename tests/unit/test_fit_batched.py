@@ -12,6 +12,7 @@ import torch
 from scipy.optimize import nnls
 
 from _shared import SHARED
+from scaloquant.errors import ConfigError
 from scaloquant.fit import batched, fit_given_amplitudes, fit_spectra, fitted_spectra, stages
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.crlb import crlb
@@ -883,6 +884,45 @@ def test_spread_priors_in_the_cost_and_the_crlb():
     assert np.all(np.diag(without)[:2] > 1.05 * np.diag(cov[0].numpy())[:2])
     cov_plain, _ = crlb(plain, ev_plain, noise_var)
     assert np.all(np.diag(cov[0].numpy())[:2] < np.diag(cov_plain[0].numpy())[:2])
+
+
+def test_mm_shift_prior_holds_the_mm_and_lipid_shifts_to_the_metabolites():
+    """Known answer: ``mm_shift_prior_sd_hz`` adds ``sigma^2 sum_k (df_k - df_met)^2 / sd^2``
+    over the groups other than the metabolites' to the cost of ``grouping="metabolites_and_mm"``
+    (here a metabolite and a lipid singlet), nothing with the per-metabolite grouping, and its
+    ``Q`` is that sum's on three groups."""
+    from scaloquant.fit.problem import mm_shift_prior
+
+    two, t = _two_singlets()
+    basis = BasisSet(("A", "Lip13"), two.fids, two.dwell_time_s, two.spectrometer_freq_mhz, 4.65)
+    config = FitConfig(
+        grouping="metabolites_and_mm",
+        fit_phase0=False,
+        fit_phase1=False,
+        ppm_range=(1.0, 4.0),
+        mm_shift_prior_sd_hz=1.3,
+        decimate_model=False,
+    )
+    with_prior = make_problem(basis, config)
+    plain = make_problem(basis, replace(config, mm_shift_prior_sd_hz=None))
+    assert with_prior.group_names == ("metabolites", "lipids")
+    assert with_prior.penalty_active and not plain.penalty_active
+    theta = torch.zeros(1, with_prior.size, dtype=torch.float64)
+    theta[0, 0:2] = torch.tensor([3.0, 8.0], dtype=torch.float64)
+    theta[0, 2:4] = torch.tensor([0.4, -0.6], dtype=torch.float64)  # 1 Hz apart
+    y = data_window(with_prior, torch.as_tensor(two.fids.sum(0)[None]))
+    noise_var = torch.tensor([500.0], dtype=torch.float64)
+    cost = evaluate(with_prior, theta, y, noise_var).cost
+    cost_plain = evaluate(plain, theta, y, noise_var).cost
+    assert float(cost - cost_plain) == pytest.approx(500.0 / 1.3**2, rel=1e-12)
+    per_metabolite = make_problem(two, replace(config, grouping="per_metabolite"))
+    assert not per_metabolite.penalty_active
+    x = np.array([1.0, 4.0, -2.0])  # metabolites second: (1 - 4)^2 + (-2 - 4)^2 over 2^2
+    q = mm_shift_prior(("lipids", "metabolites", "macromolecules"), 2.0)
+    assert x @ q @ x == pytest.approx(45.0 / 4.0)
+    assert not mm_shift_prior(("lipids",), 2.0).any()
+    with pytest.raises(ConfigError, match="mm_shift_prior_sd_hz"):
+        FitConfig(mm_shift_prior_sd_hz=0.0)
 
 
 def test_spread_priors_keep_a_noiseless_fit_exact():

@@ -190,6 +190,12 @@ class FitConfig:
         model) for none; preset ``simulated`` sets the SDs of the default simulator's uniform
         draws, :data:`SIMULATOR_DAMPING_SD_PER_S` and :data:`SIMULATOR_SHIFT_SD_HZ`
         (docs/history/fit-log.md "The per-metabolite model's spread priors").
+    mm_shift_prior_sd_hz : ``grouping="metabolites_and_mm"`` only (other groupings ignore
+        it): the macromolecule and lipid groups' shifts held to the metabolites' by a Gaussian
+        prior of this SD, ``(df_k - df_metabolites)^2 / sd^2`` noise variances per group, in every
+        pass and part of the CRLB (LCModel holds each of its simulated MM and lipid lines
+        within 0.005-0.03 ppm of its position by such priors, its ``CHSIMU`` ``+-``); ``None``
+        for none (the groups' shifts free within ``shift_bounds_hz``).
     ratio_priors : soft Gaussian priors on amplitude ratios, LCModel's
         ``CHRATO`` (:mod:`scaloquant.physics.priors`): ``"none"``, ``"mm"`` (its
         macromolecule/lipid ratios, which only apply to the parametric components) or
@@ -243,6 +249,7 @@ class FitConfig:
     damping_prior_sd_per_s: float | None = None
     damping_spread_prior_sd_per_s: float | None = None
     shift_spread_prior_sd_hz: float | None = None
+    mm_shift_prior_sd_hz: float | None = None
     ratio_priors: Literal["none", "mm", "lcmodel"] = "none"
     initial_gauss_per_s2: float = 0.0
     max_iterations: int = 60
@@ -289,6 +296,7 @@ class FitConfig:
             "damping_prior_sd_per_s",
             "damping_spread_prior_sd_per_s",
             "shift_spread_prior_sd_hz",
+            "mm_shift_prior_sd_hz",
         ):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):

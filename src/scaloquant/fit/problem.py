@@ -289,6 +289,21 @@ def spread_prior(n_groups: int, sd: float) -> np.ndarray:
     return centred / sd**2
 
 
+def mm_shift_prior(group_names: tuple[str, ...], sd: float) -> np.ndarray:
+    """``Q`` ``(G, G)`` of the prior ``x^T Q x = sum_k (x_k - x_metabolites)^2 / sd^2`` on the
+    group shifts ``x``, ``k`` the groups other than ``"metabolites"``
+    (``FitConfig.mm_shift_prior_sd_hz``); zero without a metabolite group."""
+    q = np.zeros((len(group_names), len(group_names)))
+    if "metabolites" not in group_names:
+        return q
+    i = group_names.index("metabolites")
+    for k in range(len(group_names)):
+        if k != i:
+            q[[i, k], [i, k]] += sd**-2
+            q[[i, k], [k, i]] -= sd**-2
+    return q
+
+
 def _too_few_points(lo: float, hi: float, points: int) -> ConfigError:
     return ConfigError(
         f"ppm_range ({lo:g}, {hi:g}) holds {points} spectral points, too few for the model; "
@@ -386,6 +401,8 @@ def make_problem(
         penalty[0:g, 0:g] = spread_prior(g, config.damping_spread_prior_sd_per_s)
     if spread and config.shift_spread_prior_sd_hz is not None:
         penalty[g : 2 * g, g : 2 * g] = spread_prior(g, config.shift_spread_prior_sd_hz)
+    if config.mm_shift_prior_sd_hz is not None and config.grouping == "metabolites_and_mm":
+        penalty[g : 2 * g, g : 2 * g] += mm_shift_prior(group_names, config.mm_shift_prior_sd_hz)
     if deviations and config.damping_prior_sd_per_s is not None and lorentzian:
         free[dev_d] = True
         precision[dev_d] = config.damping_prior_sd_per_s**-2
