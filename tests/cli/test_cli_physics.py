@@ -19,6 +19,7 @@ from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
 from scaloquant.models.physics import PhysicsQuantifier
 from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
+from scaloquant.signal.water import remove_water
 from scaloquant.simulate import SimulationConfig, simulate_dataset
 from scaloquant.simulate.invivo import (
     InvivoPrior,
@@ -118,8 +119,6 @@ def test_quantify_removes_water_just_above_the_models_window(trained, tmp_path):
     fit's HLSVD removes, as the fit does (session 28); the network alone (K = 0) only a spectrum
     whose ratio exceeds the flag's threshold, the other as it is. results.json lists each ratio
     of the spectra the model saw, and the run's notes say how many were changed and why."""
-    from scaloquant.signal.water import remove_water
-
     basis = default_basis()
     prior = InvivoPrior(
         snr_range=(30.0, 30.0),
@@ -207,8 +206,6 @@ def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_pa
         assert np.isnan(float(rows[1][column]))
     monkeypatch.undo()
     # with a polish, the spectra less the water that the fit's HLSVD removes, as the fit
-    from scaloquant.signal.water import remove_water
-
     grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
     a, crlb_sd, _, residual, _ = load_model(trained).quantifier.predict_with_checks(
         remove_water(np.delete(samples, 1, axis=0), *grid)
@@ -244,8 +241,6 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         basis, InvivoPrior(water_fraction=0.0), 2, np.random.default_rng(2)
     )
     path = write_nifti_mrs(tmp_path / "two.nii.gz", fid_on_grid(basis, signals.fids))
-    from scaloquant.signal.water import remove_water
-
     quantifier = load_model(trained).quantifier
     names = quantifier.metabolites
     samples = fid_on_grid(basis, signals.fids).samples
@@ -301,8 +296,6 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     samples = fid.samples.reshape(6, -1)
     # the model sees the spectra less the water that the fit's HLSVD removes, as the fit; the
     # refit starts from the spectra as they are, as fit_spectra (which removes it itself)
-    from scaloquant.signal.water import remove_water
-
     seen = remove_water(
         samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference
     )

@@ -654,14 +654,13 @@ def quantify_inputs(
             "the model's own SD was not calibrated at training time: the _sd columns are the "
             "Cramér-Rao bound at the network's parameters, unscaled"
         )
+    # the polish's K of this run (a physics-head model's; _physics_estimates reads it alike)
+    own_k = quantifier.config.polish_iterations if physics else 0
+    k = own_k if options.polish_iterations is None else options.polish_iterations
     if physics:
-        k = options.polish_iterations
-        notes.append(polish_note(quantifier.config.polish_iterations, k))
+        notes.append(polish_note(own_k, options.polish_iterations))
         baseline = baseline_note(
-            quantifier.config.fit_config,
-            options.baseline_stiffness,
-            quantifier.config.polish_iterations if k is None else k,
-            refitted,
+            quantifier.config.fit_config, options.baseline_stiffness, k, refitted
         )
         if baseline is not None:
             notes.append(baseline)
@@ -669,8 +668,6 @@ def quantify_inputs(
         notes.append(adaptation_note(adaptation))
     if water_removed:
         which = "1 spectrum" if water_removed == 1 else f"{water_removed} spectra"
-        k = quantifier.config.polish_iterations
-        k = k if options.polish_iterations is None else options.polish_iterations
         why = (
             "as the fit, before the polish"
             if k > 0
