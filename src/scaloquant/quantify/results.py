@@ -68,7 +68,8 @@ QC_FLAGS: dict[str, str] = {
     f"{METABOLITES_OVER_DATA_MIN:g}x the data over the fit window: the baseline or an artefact "
     "took the signal, and the estimates (near 0) mean nothing; check the spectrum",
     "water_near_window": f"the data the fit saw (after its water removal; a physics-head model's: "
-    f"the data as read, it removes none) hold a line more than "
+    f"the data as read, less the fit's water removal where it was applied: every spectrum with "
+    f"a polish, the spectra with water this tall without one) hold a line more than "
     f"{WATER_NEAR_WINDOW_RATIO:g}x the tallest metabolite peak within {NEAR_WINDOW_PPM:g} ppm above "
     "the fit window: residual water whose wings reach into the window, where the fit may turn "
     "its phase to follow them and give wrong-but-plausible estimates; check the phase of the "
