@@ -11,7 +11,10 @@ gradient ``-<D, r>_W``, plus the priors' diagonal. Bounds are enforced by projec
 that have converged leave the batch.
 
 The measured choices (tolerances, damping factors, dtypes) are documented at their constants
-and in ``docs/history/fit-log.md`` ("Fewer iterations", sessions 8, 9 and 13).
+and in ``docs/history/fit-log.md`` ("Fewer iterations", sessions 8, 9 and 13). Measured and not
+adopted: geodesic acceleration (Transtrum & Sethna 2012) and NL2SOL's structured secant term
+(Dennis, Gay & Welsch 1981), "Geodesic acceleration and a structured secant for the in-vivo
+default (session 29, geo29)" there.
 """
 
 from __future__ import annotations
@@ -88,16 +91,6 @@ LM_MAX = 1e10
 #: in :func:`~scaloquant.fit.batched.solve`) both thresholds are :data:`COST_NOISE_TOL` noise
 #: variances instead.
 
-#: Geodesic acceleration (:func:`_accelerated_trial`; Transtrum & Sethna 2012): on or off, the
-#: finite-difference step along the velocity (``h``) and the largest ``2 |a| / |v|`` taken.
-GEODESIC = False
-GEODESIC_H = 0.1
-GEODESIC_ALPHA = 0.75
-GEODESIC_REJECT = False
-GEODESIC_FD_DOUBLE = False
-SECANT = False  # EXPERIMENT: NL2SOL's structured secant term
-SECANT_GAIN = 0.0  # EXPERIMENT: S used once an accepted step gained < this x cost
-
 #: Real dtype of the derivative columns and of their products (``J^T J``, ``E``) in the
 #: Levenberg–Marquardt iterations that run in :data:`~scaloquant.fit.stages.TRIAL_DTYPE` (the
 #: evaluation they return, whose covariance :func:`~scaloquant.fit.crlb.crlb` forms, is formed again
@@ -119,9 +112,7 @@ def _normal_equations(
     return _with_priors(problem, jtj, grad, theta, noise_var)
 
 
-def _data_normal_equations(
-    problem: Problem, ev: Evaluation, projection: bool = False
-) -> tuple[torch.Tensor, ...]:
+def _data_normal_equations(problem: Problem, ev: Evaluation) -> tuple[torch.Tensor, torch.Tensor]:
     """The data's part of :func:`_normal_equations` (no priors): ``J^T J`` ``(B, P_free,
     P_free)`` and gradient ``(B, P_free)``, from ``ev``'s columns and its compact derivative
     columns (``ev.jacobian``, :class:`~scaloquant.fit.evaluation.Jacobian`). ``J^T J`` and
@@ -130,10 +121,7 @@ def _data_normal_equations(
 
     Every product is one of the base columns' real and imaginary parts
     (:func:`~scaloquant.fit.evaluation.pair_products`): ``<D_p, D_p'> = c_p c_p' <J^s U_j,
-    J^s' U_j'>`` with ``<J U, J V> = <U, V>`` and ``<J U, V> = -<U, J V>``.
-
-    ``projection``: also ``G_FF^-1 E_F`` ``(B, M, P_free)`` (0 off the passive set ``F``), the
-    amplitudes' derivatives ``-da/dtheta`` in Kaufman's approximation (:class:`_LocalModel`)."""
+    J^s' U_j'>`` with ``<J U, J V> = <U, V>`` and ``<J U, V> = -<U, J V>``."""
     jac = ev.jacobian
     wide = ev.gram.dtype
     b, q, _, k = jac.base.shape
@@ -159,9 +147,8 @@ def _data_normal_equations(
         (~f).to(ev.gram.dtype)
     )
     e_f = e * f[..., None]
-    k = spd_solve(masked, e_f)
-    jtj = jtj - e_f.mT @ k
-    return (jtj, grad, k) if projection else (jtj, grad)
+    jtj = jtj - e_f.mT @ spd_solve(masked, e_f)
+    return jtj, grad
 
 
 def _with_priors(
@@ -185,12 +172,11 @@ def _with_priors(
     return jtj, grad
 
 
-def _damped(
-    problem: Problem, jtj: torch.Tensor, lam: torch.Tensor, held: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The damped matrix ``J^T J + lam diag`` ``(B, P_free, P_free)`` with the rows and columns
-    of the parameters ``held`` ``(B, P_free)`` replaced by the identity's, and the scaling
-    ``diag`` ``(B, P_free)`` (the metric of the step's length)."""
+def _step(
+    problem: Problem, jtj: torch.Tensor, grad: torch.Tensor, lam: torch.Tensor, held: torch.Tensor
+) -> torch.Tensor:
+    """LM step ``-(J^T J + lam diag)^-1 g`` over the free parameters, ``(B, P_free)``, with
+    those ``held`` ``(B, P_free)`` (on a bound) kept at 0."""
     scale = problem.scale[problem.free_index]
     diag = torch.diagonal(jtj, dim1=-2, dim2=-1)
     # the floor (SCALING_FLOOR_*): keeps unidentifiable parameters (a group with no amplitude)
@@ -201,21 +187,9 @@ def _damped(
     move = ~held
     both = move[:, :, None] & move[:, None, :]
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-    return torch.where(both, a, eye), scaling
-
-
-def _solved(a: torch.Tensor, rhs: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
-    """``-a^-1 rhs`` ``(B, P_free)`` for :func:`_damped`'s matrix, 0 where ``held``."""
-    g = torch.where(held, torch.zeros_like(rhs), rhs)
+    a = torch.where(both, a, eye)
+    g = torch.where(move, grad, torch.zeros_like(grad))
     return -spd_solve(a, g[..., None])[..., 0]
-
-
-def _step(
-    problem: Problem, jtj: torch.Tensor, grad: torch.Tensor, lam: torch.Tensor, held: torch.Tensor
-) -> torch.Tensor:
-    """LM step ``-(J^T J + lam diag)^-1 g`` over the free parameters, ``(B, P_free)``, with
-    those ``held`` ``(B, P_free)`` (on a bound) kept at 0."""
-    return _solved(_damped(problem, jtj, lam, held)[0], grad, held)
 
 
 def _held(
@@ -242,160 +216,6 @@ def _trial(
     trial = th.clone()
     trial[:, problem.free_index] += _step(problem, jtj, grad, lam, held)
     return torch.minimum(torch.maximum(trial, lo), hi)
-
-
-@dataclass
-class _LocalModel:
-    """What the geodesic acceleration (:func:`_accelerated_trial`) and the structured secant
-    (:func:`_secant_update`) need of the current point's evaluation, for ``B`` spectra: the
-    Jacobian of the residual ``f = (W^1/2 r, Q^1/2 a)`` in Kaufman's approximation
-    (``dr/dtheta = -(D - S_F K)``, ``da/dtheta = -K``, ``K = G_FF^-1 E_F``:
-    :func:`_data_normal_equations`' ``projection``), with the residual and amplitudes it is
-    linearised about."""
-
-    base: torch.Tensor  # (B, q, 2, K) the compact derivative columns (Jacobian.base)
-    w_base: torch.Tensor  # (B, q, 2, nb)
-    columns: torch.Tensor  # (B, 2K, M)
-    w_columns: torch.Tensor  # (B, 2 nb, M)
-    k: torch.Tensor  # (B, M, P_free) -da/dtheta
-    residual: torch.Tensor  # (B, 2K, 1)
-    w_residual: torch.Tensor  # (B, 2 nb, 1)
-    amplitudes: torch.Tensor  # (B, M)
-    index: torch.Tensor | None = None  # (P_free,) Jacobian.index
-    coef: torch.Tensor | None = None  # (P_free,) Jacobian.coef
-
-    @classmethod
-    def of(cls, ev: Evaluation, k: torch.Tensor) -> _LocalModel:
-        """From an evaluation with its compact derivative columns (``ev.jacobian``) and ``K``."""
-        jac = ev.jacobian
-        arrays = (jac.base, jac.w_base, ev.columns, ev.w_columns, k, ev.residual, ev.w_residual)
-        # copies: rows are written into them (put), and ev's arrays may be returned
-        return cls(*(t.clone() for t in (*arrays, ev.amplitudes)), jac.index, jac.coef)
-
-    def _arrays(self) -> tuple[str, ...]:
-        return tuple(f for f in self.__dataclass_fields__ if f not in ("index", "coef"))
-
-    def take(self, idx: torch.Tensor) -> _LocalModel:
-        out = _LocalModel(*(getattr(self, f)[idx] for f in self._arrays()))
-        out.index, out.coef = self.index, self.coef
-        return out
-
-    def put(self, idx: torch.Tensor, new: _LocalModel) -> None:
-        for f in self._arrays():
-            getattr(self, f)[idx] = getattr(new, f)
-
-    def jacobian(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``dr/dtheta`` ``(B, 2K, P_free)`` and its whitened image ``(B, 2 nb, P_free)``."""
-        jac = Jacobian(self.base, self.w_base, self.index, self.coef)
-        d, w_d = jac.full(self.base), jac.full(self.w_base)
-        k = self.k.to(d.dtype)
-        return (
-            torch.baddbmm(-d, self.columns.to(d.dtype), k),
-            torch.baddbmm(-w_d, self.w_columns.to(d.dtype), k),
-        )
-
-    def transposed_times(
-        self, x: torch.Tensor, w_x: torch.Tensor, x_a: torch.Tensor | None, q: torch.Tensor | None
-    ) -> torch.Tensor:
-        """``J^T (x, x_a)`` ``(B, P_free)`` for a residual-like ``x`` ``(B, 2K, 1)`` (its whitened
-        image ``w_x``) and, with amplitude priors ``q`` ``(B, M, M)``, amplitudes ``x_a`` ``(B,
-        M)``: ``-<D, x>_W + K^T <S, x>_W - K^T Q x_a``."""
-        b, nq, _, n = self.base.shape
-        wide = self.k.dtype
-        u2, cu2 = self.base.reshape(b, 2 * nq, n).to(wide), self.w_base.reshape(b, 2 * nq, -1)
-        x2, cx2 = x.reshape(b, 2, n).to(wide), w_x.reshape(b, 2, -1).to(wide)
-        products = pair_products(x2 @ u2.mT - cx2 @ cu2.to(wide).mT)[:, 0, self.index]
-        out = -products * self.coef.to(wide)
-        s_x = self.columns.to(wide).mT @ x.to(wide) - self.w_columns.to(wide).mT @ w_x.to(wide)
-        out = out + (self.k.mT @ s_x)[..., 0]
-        if q is not None:
-            out = out - (self.k.mT @ (q.to(wide) @ x_a.to(wide)[..., None]))[..., 0]
-        return out
-
-
-def _accelerated_trial(
-    problem: Problem,
-    th: torch.Tensor,
-    jtj: torch.Tensor,
-    grad: torch.Tensor,
-    lam: torch.Tensor,
-    held: torch.Tensor,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-    local: _LocalModel,
-    evaluate_at,
-    amplitude_prior: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``th`` ``(B, P)`` moved by the damped step with geodesic acceleration (Transtrum &
-    Sethna 2012, arXiv:1201.5885): the velocity ``v`` (:func:`_step`), the residual's second
-    directional derivative along it by finite differences, ``f_vv ~ (2 / h) ((f(th + h v) -
-    f(th)) / h - J v)`` (``h`` :data:`GEODESIC_H`; ``evaluate_at`` evaluates ``(B, P)``
-    parameters: one evaluation), the acceleration ``a = -(J^T J + lam diag)^-1 J^T f_vv`` and
-    the step ``v + a / 2`` where ``2 |a| / |v| <= alpha`` (:data:`GEODESIC_ALPHA`, in the
-    scaled metric of the damping), ``v`` alone elsewhere; within ``lo``, ``hi``. The priors'
-    residuals are linear in ``theta``: no second derivative. Returns the trial and where the
-    acceleration was taken ``(B,)``."""
-    fi = problem.free_index
-    a_mat, scaling = _damped(problem, jtj, lam, held)
-    v = _solved(a_mat, grad, held)
-    h = GEODESIC_H
-    near = th.clone()
-    near[:, fi] += h * v
-    near = torch.minimum(torch.maximum(near, lo), hi)
-    v_h = (near - th)[:, fi] / h  # the direction actually evaluated (a bound may cut it)
-    ev = evaluate_at(near)
-    jr, w_jr = local.jacobian()
-    x = (ev.residual - local.residual) / h - jr @ v_h[..., None]
-    w_x = (ev.w_residual - local.w_residual) / h - w_jr @ v_h[..., None]
-    x_a = None
-    if amplitude_prior is not None:  # the amplitude priors' residual Q^1/2 a, da/dtheta -K
-        x_a = (ev.amplitudes - local.amplitudes) / h + (local.k @ v_h[..., None])[..., 0]
-    jt_fvv = local.transposed_times(x, w_x, x_a, amplitude_prior)
-    acc = _solved(a_mat, (2 / h) * jt_fvv.to(grad.dtype), held)
-    root = scaling.sqrt()
-    ratio = 2 * torch.linalg.vector_norm(root * acc, dim=-1)
-    taken = ratio <= GEODESIC_ALPHA * torch.linalg.vector_norm(root * v, dim=-1)
-    taken &= torch.isfinite(ratio)
-    trial = th.clone()
-    trial[:, fi] += v + torch.where(taken[:, None], acc / 2, torch.zeros_like(acc))
-    return torch.minimum(torch.maximum(trial, lo), hi), taken
-
-
-def _secant_trial(problem, th, jtj, grad, lam, held, lo, hi, sec):
-    """EXPERIMENT: the damped step with NL2SOL's structured term ``S`` added to ``J^T J`` (Dennis,
-    Gay & Welsch 1981), where the matrix stays positive definite; the Gauss-Newton one
-    elsewhere."""
-    fi = problem.free_index
-    a_mat, _ = _damped(problem, jtj, lam, held)
-    move = ~held
-    both = move[:, :, None] & move[:, None, :]
-    aug = a_mat + torch.where(both, sec, torch.zeros_like(sec))
-    _, info = torch.linalg.cholesky_ex(aug)
-    aug = torch.where((info == 0)[:, None, None], aug, a_mat)
-    step = _solved(aug, grad, held)
-    trial = th.clone()
-    trial[:, fi] += step
-    return torch.minimum(torch.maximum(trial, lo), hi)
-
-
-def _secant_update(problem, sec, s, grad_old, old: _LocalModel, new: _LocalModel, grad_new, prior):
-    """EXPERIMENT: the Dennis-Gay-Welsch update of the structured term ``S`` after an accepted
-    step ``s`` ``(B, P_free)``: ``S+ s = y# = J_+^T f_+ - J^T f_+``, sized by ``min(1, |s^T y#| /
-    |s^T S s|)``; skipped where ``y^T s <= 0``."""
-    jt_fnew = old.transposed_times(new.residual, new.w_residual, new.amplitudes, prior)
-    y_sharp = grad_new - jt_fnew
-    y = grad_new - grad_old
-    ss = (s[:, :, None] * (sec @ s[..., None])).sum((1, 2))
-    sy_sharp = (s * y_sharp).sum(-1)
-    tau = torch.where(ss.abs() > 0, (sy_sharp.abs() / ss.abs()).clamp(max=1.0), torch.ones_like(ss))
-    sec = sec * tau[:, None, None]
-    ys = (y * s).sum(-1)
-    z = y_sharp - (sec @ s[..., None])[..., 0]
-    ok = ys > 1e-30 * (y.norm(dim=-1) * s.norm(dim=-1)).clamp_min(1e-300)
-    d = torch.where(ok, ys, torch.ones_like(ys))
-    upd = (z[:, :, None] * y[:, None, :] + y[:, :, None] * z[:, None, :]) / d[:, None, None]
-    upd = upd - ((z * s).sum(-1) / d**2)[:, None, None] * y[:, :, None] * y[:, None, :]
-    return sec + torch.where(ok[:, None, None], upd, torch.zeros_like(upd))
 
 
 def _gauss_newton_decrease(
@@ -525,24 +345,20 @@ def _accepted(
     *,
     full: bool,
     equations: bool = True,
-    local: bool = False,
-) -> tuple[Evaluation, torch.Tensor | None, torch.Tensor | None, _LocalModel | None]:
+) -> tuple[Evaluation, torch.Tensor | None, torch.Tensor | None]:
     """The accepted trials ``rows`` (``None``: all) of the trial evaluation ``new_copy`` (its
     last row a copy, :func:`_with_copy`) with their derivatives (:func:`with_derivatives`,
     ``dtype``, ``full``) and the data's normal equations :func:`_data_normal_equations` that
-    the next step starts from: ``(evaluation, J^T J, gradient, local model)`` of the rows
-    (``equations=False``: no next step, ``None`` for both; the :class:`_LocalModel` only with
-    ``local``, else ``None``)."""
+    the next step starts from: ``(evaluation, J^T J, gradient)`` of the rows (``equations=False``:
+    no next step, ``None`` for both)."""
     # the rows' last once more (its results dropped), as every evaluation's
     subset = new_copy if rows is None else take_rows(new_copy, torch.cat([rows, rows[-1:]]))
     count = subset.cost.shape[0] - 1
     accepted = with_derivatives(problem, subset, dtype, full=full)
-    jtj = grad = model = None
+    jtj = grad = None
     if equations:
-        jtj, grad, *k = (t[:count] for t in _data_normal_equations(problem, accepted, local))
-        if local:
-            model = _LocalModel.of(first_rows(accepted, count), k[0])
-    return first_rows(accepted, count), jtj, grad, model
+        jtj, grad = (t[:count] for t in _data_normal_equations(problem, accepted))
+    return first_rows(accepted, count), jtj, grad
 
 
 def levenberg_marquardt(
@@ -610,11 +426,7 @@ def levenberg_marquardt(
     # compacted; an accepted one is written into ``ev`` (at its rows of the whole batch) only
     # where ``ev`` is returned
     active = torch.arange(b, device=theta.device)
-    geodesic = GEODESIC or SECANT
-    jtj_d, grad_d, *k = (t[:b] for t in _data_normal_equations(problem, ev_copy, geodesic))
-    local = _LocalModel.of(ev, k[0]) if geodesic else None
-    sec = torch.zeros_like(jtj_d) if SECANT else None
-    slow = torch.zeros(b, dtype=torch.bool, device=theta.device) if SECANT_GAIN > 0 else None
+    jtj_d, grad_d = (t[:b] for t in _data_normal_equations(problem, ev_copy))
     cost, passive = ev.cost.clone(), ev.passive.clone()
     th, yy, nv, lo, hi = theta.clone(), y, noise_var, lower, upper
     sv = stop_var
@@ -623,7 +435,7 @@ def levenberg_marquardt(
     def finish(done: torch.Tensor) -> None:
         """The spectra ``done`` (a mask over ``active``) leave the batch."""
         nonlocal active, th, jtj_d, grad_d, cost, passive, yy, nv, lo, hi, sv, prior, fixed, gu
-        nonlocal st, local, sec, slow
+        nonlocal st
         finished = active[done]
         converged[finished] = True
         theta[finished] = th[done]
@@ -636,24 +448,6 @@ def levenberg_marquardt(
         fixed = None if fixed is None else fixed[keep]
         gu = None if gu is None else gu[keep]
         st = None if st is None else st[keep]
-        local = None if local is None else local.take(keep)
-        sec = None if sec is None else sec[keep]
-        slow = None if slow is None else slow[keep]
-
-    def evaluate_trial(t: torch.Tensor, dtype=column_dtype) -> Evaluation:
-        """The running spectra's evaluation at ``t`` ``(B_active, P)``, without derivatives."""
-        return evaluate_copied(
-            problem,
-            t,
-            yy,
-            nv,
-            passive,
-            derivatives=False,
-            amplitude_prior=prior,
-            column_dtype=dtype,
-            fixed_amplitudes=fixed,
-            stiffness=st,
-        )
 
     for iteration in range(max_iterations):
         if active.numel() == 0:
@@ -671,44 +465,30 @@ def levenberg_marquardt(
                         break
                     keep = ~hopeless
                     jtj, grad, held, predicted = jtj[keep], grad[keep], held[keep], predicted[keep]
-        if sec is not None:
-            used = sec if slow is None else sec * slow[:, None, None]
-            trial = _secant_trial(problem, th, jtj, grad, lam[active], held, lo, hi, used)
-        elif local is None or not GEODESIC:
-            trial = _trial(problem, th, jtj, grad, lam[active], held, lo, hi)
-        else:
-            trial, taken = _accelerated_trial(
-                problem,
-                th,
-                jtj,
-                grad,
-                lam[active],
-                held,
-                lo,
-                hi,
-                local,
-                lambda t: first_rows(
-                    evaluate_trial(t, None if GEODESIC_FD_DOUBLE else column_dtype), t.shape[0]
-                ),
-                prior,
-            )
-        new_copy = evaluate_trial(trial)
+        trial = _trial(problem, th, jtj, grad, lam[active], held, lo, hi)
+        new_copy = evaluate_copied(
+            problem,
+            trial,
+            yy,
+            nv,
+            passive,
+            derivatives=False,
+            amplitude_prior=prior,
+            column_dtype=column_dtype,
+            fixed_amplitudes=fixed,
+            stiffness=st,
+        )
         new = first_rows(new_copy, trial.shape[0])
-        if local is not None and GEODESIC and GEODESIC_REJECT:  # EXPERIMENT
-            new.cost = torch.where(taken, new.cost, torch.inf)
         iterations[active] += 1
         if sv is None:
             tolerance = cost_rtol * cost.abs()
         else:  # the smaller of two noise estimates: the region's and the residual's (2K reals)
             tolerance = COST_NOISE_TOL * torch.minimum(sv, cost.abs() / (2 * yy.shape[-1]))
         rule = predicted if problem.gauss_newton_stop else None
-        if slow is not None:
-            slow |= (new.cost < cost) & (cost - new.cost < SECANT_GAIN * cost.abs())
         better, lam[active], done = _judged(cost, new.cost, lam[active], tolerance, rule)
         if bool(better.any()):
             every = bool(better.all())
             rows = None if every else torch.nonzero(better)[:, 0]
-            th_old = th.clone() if sec is not None else None
             if every:
                 th, cost, passive = trial, new.cost.clone(), new.passive.clone()
                 passive_all[active] = new.passive
@@ -728,32 +508,13 @@ def levenberg_marquardt(
             if bool(need.any()):
                 if not every:
                     rows = torch.nonzero(need)[:, 0]
-                accepted, jtj_new, grad_new, local_new = _accepted(
-                    problem,
-                    new_copy,
-                    None if every else rows,
-                    normal_dtype,
-                    full=not again,
-                    local=local is not None,
+                accepted, jtj_new, grad_new = _accepted(
+                    problem, new_copy, None if every else rows, normal_dtype, full=not again
                 )
-                if sec is not None:
-                    sel = slice(None) if every else rows
-                    sec[sel] = _secant_update(
-                        problem,
-                        sec[sel],
-                        (th[sel] - th_old[sel])[:, problem.free_index],
-                        grad_d[sel],
-                        local.take(rows) if not every else local,
-                        local_new,
-                        grad_new,
-                        None if prior is None else prior[sel],
-                    )
                 if every:
-                    jtj_d, grad_d, local = jtj_new, grad_new, local_new
+                    jtj_d, grad_d = jtj_new, grad_new
                 else:
                     jtj_d[rows], grad_d[rows] = jtj_new, grad_new
-                    if local is not None:
-                        local.put(rows, local_new)
                 if not again:
                     where = active if every else active[rows]
                     if every and where.numel() == b:
@@ -863,7 +624,7 @@ def reweighted_steps(
         if bool(better.any()):
             every = bool(better.all())
             rows = None if every else torch.nonzero(better)[:, 0]
-            accepted, jtj_new, grad_new, _ = _accepted(
+            accepted, jtj_new, grad_new = _accepted(
                 problem, new_copy, rows, normal_dtype, full=True, equations=not last
             )
             where = active if every else active[rows]
