@@ -11,7 +11,10 @@ gradient ``-<D, r>_W``, plus the priors' diagonal. Bounds are enforced by projec
 that have converged leave the batch.
 
 The measured choices (tolerances, damping factors, dtypes) are documented at their constants
-and in ``docs/history/fit-log.md`` ("Fewer iterations", sessions 8, 9 and 13).
+and in ``docs/history/fit-log.md`` ("Fewer iterations", sessions 8, 9 and 13). Measured and not
+adopted: geodesic acceleration (Transtrum & Sethna 2012) and NL2SOL's structured secant term
+(Dennis, Gay & Welsch 1981), "Geodesic acceleration and a structured secant for the in-vivo
+default (session 29, geo29)" there.
 """
 
 from __future__ import annotations
