@@ -90,7 +90,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write into a non-empty DIR, replacing earlier scaloquant outputs (other files kept)",
     )
-    add_acquisition_flags(p, applies_to="input files")
+    add_acquisition_flags(p, applies_to="input files that do not record it")
     p.add_argument(
         "--conjugate",
         action="store_true",
@@ -114,8 +114,9 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=options["max_figures"],
         metavar="N",
         help="fit figures at most, for the spectra of largest signal (default: "
-        f"{options['max_figures']}; fit and quantify --refine draw representative voxels of "
-        "an MRSI input instead, --mrsi-figures); 0 also leaves the MRSI maps out of "
+        f"{options['max_figures']}; fit, quantify --refine and a physics-head model draw "
+        "representative voxels of an MRSI input instead, --mrsi-figures); 0 also leaves the "
+        "MRSI maps out of "
         "report.html (their NIfTI files are written all the same)",
     )
     p.add_argument(
@@ -124,7 +125,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=options["mrsi_figures"],
         metavar="N",
         help="fit figures per MRSI input (at most --max-figures) where there is a fit residual "
-        "for every voxel (fit; quantify --refine): the voxels at N evenly spaced ranks of the "
+        "for every voxel (fit; quantify --refine or with a physics-head model): the voxels at "
+        "N evenly spaced ranks of the "
         f"fit residual, best to worst (default: {options['mrsi_figures']}: best, quartiles, "
         "median, worst); the maps show every voxel",
     )

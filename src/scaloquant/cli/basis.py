@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
         help=f"draw every real spectrum, {PPM_RANGE[0]}-{PPM_RANGE[1]} ppm, stacked",
     )
     info.add_argument("--overwrite", action="store_true", help="replace an existing plot file")
-    add_acquisition_flags(info, applies_to="files")
+    add_acquisition_flags(info, applies_to="files that do not record it")
     info.set_defaults(handler=handle_info)
 
 

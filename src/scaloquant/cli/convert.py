@@ -52,7 +52,12 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"OUTPUT {out} must end in {_OUTPUTS}")
     if out.exists() and not args.overwrite:
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
-    fid = read_fid(args.input, conjugate=args.conjugate, **acquisition_overrides(args))
+    fid = read_fid(
+        args.input,
+        conjugate=args.conjugate,
+        override_header=args.override_header,
+        **acquisition_overrides(args),
+    )
     extra = {}
     if "sequence" in fid.provenance:
         extra["SequenceName"] = fid.provenance["sequence"]
