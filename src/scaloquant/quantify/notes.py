@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import IncompatibleDataError
 from ..fit.config import FitConfig
 from ..fit.scale import signal_per_proton
+from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..types import BasisSet
 from .inputs import SpectraInput
 from .results import QC_FLAGS, SpectraResult
@@ -94,10 +95,17 @@ def water_scaling_notes(
     if missing:
         notes.append(f"no water reference for {', '.join(missing)}: its mM columns are empty")
     macromolecules = list(basis.metadata.get("macromolecules") or ())
-    if macromolecules:
+    # LCModel's parametric components (fit's --mm auto/parametric) are not measured spectra
+    parametric = [n for n in macromolecules if n in LCMODEL_COMPONENTS]
+    measured = [n for n in macromolecules if n not in LCMODEL_COMPONENTS]
+    if measured:
         notes.append(
-            f"{', '.join(macromolecules)}: macromolecules (a measured spectrum, no proton count): "
-            "no mM"
+            f"{', '.join(measured)}: macromolecules (a measured spectrum, no proton count): no mM"
+        )
+    if parametric:
+        notes.append(
+            f"{', '.join(parametric)}: LCModel's parametric macromolecule and lipid components "
+            "(Gaussian lines, no proton count of a molecule): no mM"
         )
     return unit, notes
 
