@@ -40,6 +40,7 @@ from .checks import (
     quality_columns,
     spread_fit_facts,
     water_near_window_seen,
+    window_holds_lines,
 )
 from .figures import figure_choice, fitted_spectrum, representative_voxels, spectra_subset
 from .inputs import SpectraInput
@@ -749,6 +750,7 @@ def fit_inputs(
     is fitted on its corrected ppm axis (:meth:`Prepared.groups`: one fit per correction of
     an input, the uncorrected spectra together as before)."""
     options = options or Options()
+    window_holds_lines(basis, options.fit_config.ppm_range, "--ppm-range")
     # the basis goes to each input's grid (in fit_spectra), not the data to its
     prepared = [
         matched_inputs(

@@ -1,0 +1,161 @@
+"""A fit of a scanner spectrum read as its user reads it (session 29's audit): the summary's
+and the report's columns say what results.csv says, the notes and legends say what the code
+did, help texts read as sentences, and an option the user gets wrong is one line, not a
+traceback. On the spant Philips spectrum of ``../shared`` (skipped, saying so, where absent)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from _shared import INVIVO
+from scaloquant.cli import build_parser, main
+from scaloquant.io import read_fid
+
+SPANT = INVIVO / "philips-press30-spant" / "nifti_spec2nii"
+needs_spant = pytest.mark.skipif(
+    not (SPANT / "metab.nii.gz").is_file(), reason=f"needs the shared spant spectrum in {SPANT}"
+)
+
+
+@pytest.fixture(scope="module")
+def spant_fit(tmp_path_factory):
+    """``scaloquant fit`` of the spant spectrum with its water reference and the default
+    basis (the data from a Philips scanner: LCModel's parametric MM09-Lip20 replace ``Mac``)."""
+    if not (SPANT / "metab.nii.gz").is_file():
+        pytest.skip(f"needs the shared spant spectrum in {SPANT}")
+    out = tmp_path_factory.mktemp("fit") / "out"
+    argv = ["fit", str(SPANT / "metab.nii.gz"), "--water", str(SPANT / "wref.nii.gz")]
+    assert main([*argv, "--out", str(out), "--threads", "1"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    return out, row, json.loads((out / "results.json").read_text())
+
+
+def _overview(summary: str) -> dict[str, str]:
+    """The one row of summary.md's overview table, by column."""
+    lines = summary.split("## Overview", 1)[1].splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| input"))
+    names = [c.strip() for c in lines[head].strip("|").split("|")]
+    cells = [c.strip() for c in lines[head + 2].strip("|").split("|")]
+    return dict(zip(names, cells, strict=True))
+
+
+@needs_spant
+def test_the_summary_shows_the_datas_fwhm_and_the_fits_beside_it(spant_fit):
+    """The fit's own FWHM (results.json ``spectra[].fit.fwhm_hz``, 5.96 Hz) had replaced the
+    data's (results.csv ``fwhm_hz``, 6.48 Hz) in the summary's and the report's ``fwhm_hz``
+    column, beside the data's ``fwhm_ppm``: two figures of one name that disagreed."""
+    out, row, results = spant_fit
+    cells = _overview((out / "summary.md").read_text())
+    fit_fwhm = results["spectra"][0]["fit"]["fwhm_hz"]
+    assert abs(float(row["fwhm_hz"]) - fit_fwhm) > 0.1  # the two differ on this spectrum
+    assert float(cells["fwhm_hz"]) == pytest.approx(float(row["fwhm_hz"]), abs=0.006)
+    assert float(cells["fit_fwhm_hz"]) == pytest.approx(fit_fwhm, abs=0.006)
+    assert "<th class='qc'>fit_<wbr>fwhm_<wbr>hz</th>" in (out / "report.html").read_text()
+
+
+@needs_spant
+def test_the_combined_rows_legend_says_their_sd_is_the_fits_covariance(spant_fit):
+    """fit's tNAA, tCr, tCho and Glx are its own columns, their CRLB from the covariance of the
+    parts (tNAA 5.2 % here, where the parts' SDs in quadrature give 7.6 %); the report's legend
+    said every combination's SD adds the parts' in quadrature."""
+    out, row, _ = spant_fit
+    quadrature = 100 * np.hypot(float(row["NAA_crlb_sd"]), float(row["NAAG_crlb_sd"]))
+    assert quadrature / float(row["tNAA"]) > float(row["tNAA_crlb_pct"]) + 1
+    cells = _overview((out / "summary.md").read_text())
+    assert cells["tNAA"].endswith(f"({float(row['tNAA_crlb_pct']):.0f}%)")
+    for page in ("summary.md", "report.html"):
+        text = (out / page).read_text()
+        assert "covariance of the parts" in text and "quadrature" not in text, page
+
+
+@needs_spant
+def test_notes_name_lcmodels_parametric_components_as_such(spant_fit):
+    """The Philips data get LCModel's parametric MM09-Lip20, not the basis' measured Mac; the
+    note called them 'a measured spectrum'."""
+    _, _, results = spant_fit
+    (note,) = [n for n in results["notes"] if n.startswith("MM09")]
+    assert "LCModel's parametric" in note and "measured" not in note
+
+
+@needs_spant
+def test_fit_facts_say_what_a_physics_head_model_saw(spant_fit):
+    """results.json's meaning of ``spectra[].fit.water_near_window`` said a physics-head
+    model's is measured on 'the spectrum as read', as the qc flag's meaning did before session
+    29: quantify removes the fit's water before the polish (session 28)."""
+    _, _, results = spant_fit
+    meaning = results["fit_facts"]["water_near_window"]
+    assert "less the fit's water removal" in meaning
+    assert "the spectrum as read)" not in meaning
+
+
+@needs_spant
+@pytest.mark.parametrize("window", [("10", "12"), ("4.5", "6")])
+def test_a_window_without_the_basis_lines_is_one_line(window, tmp_path, capsys):
+    """``--ppm-range 10 12`` (inside the data's axis, outside every metabolite) was a traceback
+    from the figure of an empty window after a meaningless fit."""
+    out = tmp_path / "out"
+    argv = ["fit", str(SPANT / "metab.nii.gz"), "--ppm-range", *window, "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds none of the basis' lines" in err[0], err
+    assert not out.exists()
+
+
+@needs_spant
+def test_a_window_beyond_4_2_ppm_is_drawn_whole(tmp_path):
+    """The figures were cut at 4.2 ppm whatever the window fitted: ``--ppm-range 0.5 4.5``
+    fitted 4.2-4.5 ppm and drew none of it."""
+    out = tmp_path / "out"
+    argv = ["fit", str(SPANT / "metab.nii.gz"), "--ppm-range", "0.5", "4.5", "--out", str(out)]
+    assert main([*argv, "--threads", "1"]) == 0
+    (numbers,) = (out / "figures").glob("*.csv")
+    with open(numbers, newline="") as f:
+        ppm = np.array([float(r["ppm"]) for r in csv.DictReader(f)])
+    assert ppm.max() > 4.45 and ppm.min() < 0.55  # the figure's numbers: the fitted window
+    from scaloquant.fit.result import FitSpectra
+    from scaloquant.report.figures import plot_fit
+
+    k = ppm.size
+    flat = np.linspace(0.0, 1.0, k).astype(complex)
+    spectra = FitSpectra(ppm, flat, flat, 0 * flat, 0 * flat, np.zeros((0, k), complex))
+    high, low = plot_fit(spectra, title="t", model_label="fit").axes[0].get_xlim()
+    assert high == pytest.approx(ppm.max()) and low == pytest.approx(0.2)
+
+
+@needs_spant
+def test_convert_takes_override_header(tmp_path):
+    """``convert --dwell-time-s X --override-header`` was refused with 'add --override-header'
+    (the flag was not passed to the reader): a header could not be repaired."""
+    out = tmp_path / "fixed.nii.gz"
+    argv = ["convert", str(SPANT / "metab.nii.gz"), str(out), "--dwell-time-s", "0.001"]
+    assert main(argv) == 2
+    assert main([*argv, "--override-header"]) == 0
+    assert read_fid(out).dwell_time_s == pytest.approx(0.001)
+
+
+def _subparser(parser: argparse.ArgumentParser, command: list[str]) -> argparse.ArgumentParser:
+    for word in command:
+        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = sub.choices[word]
+    return parser
+
+
+@pytest.mark.parametrize("command", [["fit"], ["quantify"], ["convert"], ["basis", "info"]])
+def test_every_option_is_explained_in_a_sentence(command, capsys):
+    """``--help`` of the commands a user starts with: every option has a help text (fit's
+    ``--ppm-range`` and ``--lineshape`` had none), and the acquisition flags read as English
+    (convert's said 'for an INPUT that does not record it that do not record it')."""
+    parser = _subparser(build_parser([*command, "--help"]), command)
+    silent = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]
+    assert not silent, f"{' '.join(command)}: no help for {silent}"
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = re.sub(r"\s+", " ", capsys.readouterr().out)
+    assert "record it that do not record it" not in text
