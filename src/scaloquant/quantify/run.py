@@ -416,6 +416,16 @@ def _finish(
     for prep, columns, figures, checks in partial:
         inp = prep.input
         fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
+        # where every spectrum of an input is unusable all are estimated (estimated_rows); a
+        # fit of nothing to measure tells nothing either: no fit_residual, no fit flags (a
+        # water reference given as data was 'water;residual_large' with a residual of 0.96)
+        data_unusable = unmeasurable(prep.flags)
+        if data_unusable.any():
+            fit_residual, fit_linewidth_ppm, fit_metabolites = (
+                None if v is None else np.where(data_unusable, np.nan, v)
+                for v in (fit_residual, fit_linewidth_ppm, fit_metabolites)
+            )
+            fit_facts = blank_fit_facts(fit_facts, data_unusable) or {}
         near_window = fit_facts.get("water_near_window")
         n = inp.n_spectra
         flags = fit_flags(
