@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from _shared import INVIVO
+from _shared import CHALLENGE, INVIVO
 from scaloquant.cli import build_parser, main
 from scaloquant.io import read_fid
 
@@ -159,3 +159,41 @@ def test_every_option_is_explained_in_a_sentence(command, capsys):
         main([*command, "--help"])
     text = re.sub(r"\s+", " ", capsys.readouterr().out)
     assert "record it that do not record it" not in text
+
+
+WATER_AS_DATA = CHALLENGE / "datasets_LCModel" / "dataset1.H2O"
+
+
+@pytest.mark.skipif(not WATER_AS_DATA.is_file(), reason=f"needs the shared {WATER_AS_DATA}")
+def test_a_spectrum_with_nothing_to_measure_gets_no_fit_figures(tmp_path):
+    """A water reference given as the data, alone: flagged ``water``, NaN estimates, and (the
+    fit runs every spectrum of an input none of whose spectra is usable) no fit residual or
+    fit flag either: it was ``water;residual_large`` with a fit_residual of 0.96, which the
+    column's meaning says fit leaves out."""
+    out = tmp_path / "out"
+    grid = ["--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.261703"]
+    assert main(["fit", str(WATER_AS_DATA), *grid, "--out", str(out), "--threads", "1"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["qc"] == "water"
+    assert np.isnan(float(row["NAA"])) and np.isnan(float(row["fit_residual"]))
+    (spectrum,) = json.loads((out / "results.json").read_text())["spectra"]
+    assert all(v is None for v in spectrum["fit"].values())
+
+
+OSPREY_BASIS = (
+    INVIVO / "philips-press-osprey" / "basis_philips_press35" / "3T_PRESS_Philips_35ms_noMM.BASIS"
+)
+
+
+@pytest.mark.skipif(not OSPREY_BASIS.is_file(), reason=f"needs the shared {OSPREY_BASIS}")
+def test_basis_info_says_the_reference_the_fit_takes(capsys):
+    """Osprey's Philips TE 35 basis puts NAA at 1.978 ppm with 0 Hz at 4.65 ppm; fit takes
+    its reference as 4.68 ppm and says so, basis info printed only the file's 4.65."""
+    assert main(["basis", "info", str(OSPREY_BASIS)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("ppm reference:"))
+    assert "0 Hz = 4.65 ppm" in lines[at]
+    assert "fit: basis reference taken as 4.68 ppm" in lines[at + 1]
+    assert main(["basis", "info"]) == 0  # the embedded basis sits where it belongs
+    assert "fit: basis reference" not in capsys.readouterr().out
