@@ -130,13 +130,15 @@ def test_a_window_beyond_4_2_ppm_is_drawn_whole(tmp_path):
 
 
 @needs_spant
-def test_convert_takes_override_header(tmp_path):
+def test_convert_takes_override_header(tmp_path, capsys):
     """``convert --dwell-time-s X --override-header`` was refused with 'add --override-header'
-    (the flag was not passed to the reader): a header could not be repaired."""
+    (the flag was not passed to the reader): a header could not be repaired. And it says how
+    many FIDs it wrote in words ('one FID(s)', '(1, 1, 1) FID(s)' before)."""
     out = tmp_path / "fixed.nii.gz"
     argv = ["convert", str(SPANT / "metab.nii.gz"), str(out), "--dwell-time-s", "0.001"]
     assert main(argv) == 2
     assert main([*argv, "--override-header"]) == 0
+    assert f"wrote {out}: 1 FID of 1024 points" in capsys.readouterr().out
     assert read_fid(out).dwell_time_s == pytest.approx(0.001)
 
 
