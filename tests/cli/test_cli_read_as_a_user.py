@@ -73,6 +73,7 @@ def test_the_combined_rows_legend_says_their_sd_is_the_fits_covariance(spant_fit
     for page in ("summary.md", "report.html"):
         text = (out / page).read_text()
         assert "covariance of the parts" in text and "quadrature" not in text, page
+    assert "(bold)" not in (out / "summary.md").read_text()  # markdown's table has none
 
 
 @needs_spant
@@ -199,3 +200,18 @@ def test_basis_info_says_the_reference_the_fit_takes(capsys):
     assert "fit: basis reference taken as 4.68 ppm" in lines[at + 1]
     assert main(["basis", "info"]) == 0  # the embedded basis sits where it belongs
     assert "fit: basis reference" not in capsys.readouterr().out
+
+
+CHALLENGE_RAW = CHALLENGE / "datasets_LCModel" / "dataset1.RAW"
+
+
+@pytest.mark.skipif(not CHALLENGE_RAW.is_file(), reason=f"needs the shared {CHALLENGE_RAW}")
+def test_a_basis_for_another_field_is_refused_naming_the_file(tmp_path, capsys):
+    """Of several inputs, the one at 7 T (a header's frequency, here given) is named: the
+    fit's own refusal said 'the data: acquired at 297.2 MHz'."""
+    out = tmp_path / "out"
+    argv = ["fit", str(CHALLENGE_RAW), "--dwell-time-s", "0.00025", "--out", str(out)]
+    assert main([*argv, "--spectrometer-freq-mhz", "297.2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset1.RAW: acquired at 297.2 MHz" in err[0], err
+    assert not out.exists()

@@ -26,6 +26,7 @@ from ..fit import (
     phase_corrected,
 )
 from ..models.physics_config import PHYSICS_KINDS
+from ..signal.match import require_same_field
 from ..signal.quality import (
     WATER_NEAR_WINDOW_RATIO,
     singlet_lags_ppm,
@@ -761,6 +762,10 @@ def fit_inputs(
     an input, the uncorrected spectra together as before)."""
     options = options or Options()
     window_holds_lines(basis, options.fit_config.ppm_range, "--ppm-range")
+    for i in inputs:  # named by file, before any work (the fit's own check says 'the data')
+        require_same_field(
+            i.fid.acquisition, basis.acquisition, source=i.label, target_what="the basis set"
+        )
     # the basis goes to each input's grid (in fit_spectra), not the data to its
     prepared = [
         matched_inputs(

@@ -87,15 +87,15 @@ class MetaboliteTable:
             return np.round(np.nan_to_num(self.pct_sd, nan=0.0)) > SD_LIMIT_PCT
 
 
-def combined_sd_sentence(table: MetaboliteTable) -> str:
+def combined_sd_sentence(table: MetaboliteTable, *, bold: bool = False) -> str:
     """What the combined rows' SDs are, for the overview's legend: the run's own (``fit``'s,
     from the covariance of the parts) or summed here in quadrature (:func:`metabolite_table`);
-    empty without combined rows."""
+    empty without combined rows. ``bold``: the page shows them in bold (report.html)."""
     combos = table.names[: table.combined]
     own = [c for c in combos if c not in table.summed]
     if not combos:
         return ""
-    out = "Combined metabolites (bold) are sums of their parts"
+    out = f"Combined metabolites{' (bold)' if bold else ''} are sums of their parts"
     if own:
         out += (
             f"; {', '.join(own)}: results.csv's columns of that name (of a fit: its "

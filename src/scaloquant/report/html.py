@@ -252,7 +252,7 @@ def _overview(run: Run, table: MetaboliteTable, linked: set[tuple[int, int]]) ->
     out = ["<section id='results'><h2>Overview</h2>"]
     legend = (
         f"<span class='swatch'></span> {_e(table.sd_label)} &gt; {SD_LIMIT_PCT:g}: unreliable "
-        f"(LCModel's criterion). {_e(combined_sd_sentence(table))}"
+        f"(LCModel's criterion). {_e(combined_sd_sentence(table, bold=True))}"
     )
     for n, unit in enumerate(units):
         first = n == 0
