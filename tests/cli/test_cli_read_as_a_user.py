@@ -86,6 +86,19 @@ def test_notes_name_lcmodels_parametric_components_as_such(spant_fit):
 
 
 @needs_spant
+def test_results_json_says_what_the_combined_and_macromolecule_columns_hold(spant_fit):
+    """results.json described tNAA as any amplitude ('tNAA: amplitude on the basis scale') and
+    MM09_mM as a concentration from the water reference; tNAA is NAA + NAAG with the CRLB of
+    the sum, MM09_mM is always NaN."""
+    _, row, results = spant_fit
+    columns = results["columns"]
+    assert columns["tNAA"].startswith("tNAA = NAA + NAAG (LCModel's combined row)")
+    assert "covariance" in columns["tNAA_crlb_sd"] and "covariance" not in columns["NAA_crlb_sd"]
+    assert "NaN" in columns["MM09_mM"] and row["MM09_mM"] == "nan"
+    assert columns["NAA_mM"].startswith("NAA: concentration in mM")
+
+
+@needs_spant
 def test_fit_facts_say_what_a_physics_head_model_saw(spant_fit):
     """results.json's meaning of ``spectra[].fit.water_near_window`` said a physics-head
     model's is measured on 'the spectrum as read', as the qc flag's meaning did before session
