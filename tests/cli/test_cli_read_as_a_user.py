@@ -123,12 +123,14 @@ def test_a_window_without_the_basis_lines_is_one_line(window, tmp_path, capsys):
 
 
 @needs_spant
-def test_a_window_beyond_4_2_ppm_is_drawn_whole(tmp_path):
+def test_a_window_beyond_4_2_ppm_is_drawn_whole(tmp_path, capsys):
     """The figures were cut at 4.2 ppm whatever the window fitted: ``--ppm-range 0.5 4.5``
-    fitted 4.2-4.5 ppm and drew none of it."""
+    fitted 4.2-4.5 ppm and drew none of it. (And the terminal counts in English: 'fitted 1
+    spectra from 1 file(s)' before.)"""
     out = tmp_path / "out"
     argv = ["fit", str(SPANT / "metab.nii.gz"), "--ppm-range", "0.5", "4.5", "--out", str(out)]
     assert main([*argv, "--threads", "1"]) == 0
+    assert capsys.readouterr().out.startswith("fitted 1 spectrum from 1 file\n")
     (numbers,) = (out / "figures").glob("*.csv")
     with open(numbers, newline="") as f:
         ppm = np.array([float(r["ppm"]) for r in csv.DictReader(f)])

@@ -229,7 +229,8 @@ def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     quality flags, where the results are (quantify, fit)."""
     from ..quantify.notes import figure_note, quality_note
 
-    print(f"{verb} {run.n_spectra} spectra from {n_files} file(s)")
+    spectra = "1 spectrum" if run.n_spectra == 1 else f"{run.n_spectra} spectra"
+    print(f"{verb} {spectra} from {n_files} file{'' if n_files == 1 else 's'}")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")

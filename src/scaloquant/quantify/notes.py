@@ -135,7 +135,7 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
     )
     parts = ", ".join(f"{counts[flag]} {flag}" for flag in order)
     return [
-        f"quality flags (column qc) on {n_all} spectra: {parts}; "
+        f"quality flags (column qc) on {n_all} spectr{'um' if n_all == 1 else 'a'}: {parts}; "
         f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)",
         *(f"{flag}: {QC_FLAGS[flag]}" for flag in order if flag in QC_FLAGS),
     ]
