@@ -25,14 +25,15 @@ ACQUISITION_FLAGS = (
 
 def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -> None:
     """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz``, ``--ppm-reference`` and
-    ``--override-header``."""
+    ``--override-header``; ``applies_to`` ends "for ...", e.g. ``"input files that do not
+    record it"``."""
     for key, metavar, what in ACQUISITION_FLAGS:
         parser.add_argument(
             "--" + key.replace("_", "-"),
             dest=key,
             type=float,
             metavar=metavar,
-            help=f"{what}, for {applies_to} that do not record it (a file's own value wins; "
+            help=f"{what}, for {applies_to} (a file's own value wins; "
             "one that differs is refused unless --override-header)",
         )
     parser.add_argument(

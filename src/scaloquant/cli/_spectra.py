@@ -90,7 +90,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write into a non-empty DIR, replacing earlier scaloquant outputs (other files kept)",
     )
-    add_acquisition_flags(p, applies_to="input files")
+    add_acquisition_flags(p, applies_to="input files that do not record it")
     p.add_argument(
         "--conjugate",
         action="store_true",
@@ -113,9 +113,11 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=options["max_figures"],
         metavar="N",
-        help="fit figures at most, for the spectra of largest signal (default: "
-        f"{options['max_figures']}; fit and quantify --refine draw representative voxels of "
-        "an MRSI input instead, --mrsi-figures); 0 also leaves the MRSI maps out of "
+        help="fit figures at most, for the spectra of largest FID RMS (signal and noise "
+        "together; default: "
+        f"{options['max_figures']}; fit, quantify --refine and a physics-head model draw "
+        "representative voxels of an MRSI input instead, --mrsi-figures); 0 also leaves the "
+        "MRSI maps out of "
         "report.html (their NIfTI files are written all the same)",
     )
     p.add_argument(
@@ -124,7 +126,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=options["mrsi_figures"],
         metavar="N",
         help="fit figures per MRSI input (at most --max-figures) where there is a fit residual "
-        "for every voxel (fit; quantify --refine): the voxels at N evenly spaced ranks of the "
+        "for every voxel (fit; quantify --refine or with a physics-head model): the voxels at "
+        "N evenly spaced ranks of the "
         f"fit residual, best to worst (default: {options['mrsi_figures']}: best, quartiles, "
         "median, worst); the maps show every voxel",
     )
@@ -226,7 +229,8 @@ def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     quality flags, where the results are (quantify, fit)."""
     from ..quantify.notes import figure_note, quality_note
 
-    print(f"{verb} {run.n_spectra} spectra from {n_files} file(s)")
+    spectra = "1 spectrum" if run.n_spectra == 1 else f"{run.n_spectra} spectra"
+    print(f"{verb} {spectra} from {n_files} file{'' if n_files == 1 else 's'}")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..fit.basis_grid import basis_reference_from_singlets
 from ..io.atomic import check_writable
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
@@ -48,7 +49,7 @@ def register(subparsers: Any) -> None:
         help=f"draw every real spectrum, {PPM_RANGE[0]}-{PPM_RANGE[1]} ppm, stacked",
     )
     info.add_argument("--overwrite", action="store_true", help="replace an existing plot file")
-    add_acquisition_flags(info, applies_to="files")
+    add_acquisition_flags(info, applies_to="files that do not record it")
     info.set_defaults(handler=handle_info)
 
 
@@ -72,6 +73,11 @@ def describe(basis: BasisSet, source: str) -> str:
         f"ppm reference:          0 Hz = {acq.ppm_reference:g} ppm",
         f"nucleus:                {acq.nucleus}",
     ]
+    # what fit (and a physics-head model) make of its reference: the main peaks below are on
+    # the file's own, which the fit corrects where NAA and Cr sit off together (Osprey's
+    # Philips TE 35 basis: NAA at 1.978 ppm, fitted as referenced at 4.68 ppm)
+    _, referenced = basis_reference_from_singlets(basis)
+    lines[8:8] = [f"                        fit: {sentence}" for sentence in referenced]
     if "sequence" in meta or "echo_time_ms" in meta:
         seq = str(meta.get("sequence", "unknown sequence"))
         if "echo_time_ms" in meta:

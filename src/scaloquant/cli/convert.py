@@ -9,6 +9,7 @@ file written in the wrong orientation, such as the NIfTI-MRS files of scaloquant
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,12 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"OUTPUT {out} must end in {_OUTPUTS}")
     if out.exists() and not args.overwrite:
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
-    fid = read_fid(args.input, conjugate=args.conjugate, **acquisition_overrides(args))
+    fid = read_fid(
+        args.input,
+        conjugate=args.conjugate,
+        override_header=args.override_header,
+        **acquisition_overrides(args),
+    )
     extra = {}
     if "sequence" in fid.provenance:
         extra["SequenceName"] = fid.provenance["sequence"]
@@ -66,7 +72,8 @@ def handle(args: argparse.Namespace) -> int:
         for warning in fid.provenance.get("warnings") or ():
             print(f"{args.input.name}: {warning}")
     flipped = " (conjugated)" if args.conjugate else ""
-    print(
-        f"wrote {out}{flipped}: {fid.samples.shape[:-1] or 'one'} FID(s) of {fid.n_points} points"
-    )
+    shape = fid.samples.shape[:-1]
+    n = math.prod(shape)
+    count = "1 FID" if n == 1 else f"{n} FIDs ({' x '.join(map(str, shape))})"
+    print(f"wrote {out}{flipped}: {count} of {fid.n_points} points")
     return 0

@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="basis the test file was simulated with, for Fig. 2 (default: the embedded one)",
     )
-    add_acquisition_flags(p, applies_to="--basis files")
+    add_acquisition_flags(p, applies_to="--basis files that do not record it")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     add_output_flags(p)
     p.set_defaults(handler=handle)

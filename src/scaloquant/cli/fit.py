@@ -68,7 +68,12 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="YAML or TOML file of fit settings (FitConfig fields) on top of the preset",
     )
-    m.add_argument("--lineshape", choices=("voigt", "lorentzian", "gaussian", "freeform"))
+    m.add_argument(
+        "--lineshape",
+        choices=("voigt", "lorentzian", "gaussian", "freeform"),
+        help="each group's lineshape (default: the preset's, voigt for invivo); freeform: the "
+        "group Voigt lines convolved with LCModel's free-form kernel",
+    )
     m.add_argument(
         "--groups",
         metavar="NAME|FILE",
@@ -103,7 +108,14 @@ def register(subparsers: Any) -> None:
         help="LCModel's soft priors on amplitude ratios: mm (its macromolecule/lipid ratios), "
         "lcmodel (those and its metabolite ratios: Asp, GABA, Glc, Scyllo, Tau, GSH) or none",
     )
-    m.add_argument("--ppm-range", type=float, nargs=2, metavar=("LO", "HI"))
+    m.add_argument(
+        "--ppm-range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="the fit's chemical-shift window in ppm, low then high (default: 0.2 4.2; "
+        "LCModel's is 0.2 4.0); it must hold metabolite lines of the basis",
+    )
     m.add_argument(
         "--water-removal",
         choices=("none", "hlsvd"),

@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
         help="output .npy (array + .json beside it) or .png (picture)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    add_acquisition_flags(p, applies_to="FID files")
+    add_acquisition_flags(p, applies_to="FID files that do not record it")
     p.set_defaults(handler=handle)
 
 

@@ -89,7 +89,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="basis set file or folder (default: the embedded ISMRM 2016 basis)",
     )
-    add_acquisition_flags(p, applies_to="--basis files")
+    add_acquisition_flags(p, applies_to="--basis files that do not record it")
     p.add_argument(
         "--format",
         choices=("hdf5", "nifti"),

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import InvalidDataError
+from ..errors import ConfigError, InvalidDataError
 from ..fit import FitResult
-from ..types import FID
+from ..signal.peaks import main_peak_ppm
+from ..types import FID, BasisSet
 from .matching import Prepared
 from .results import total_creatine
 from .rows import spread_rows
@@ -136,3 +137,32 @@ def no_creatine(amplitudes: np.ndarray, names: Sequence[str]) -> np.ndarray | No
     (Cr + PCr not above 0; NaN, a spectrum not estimated: False); None without either."""
     total = total_creatine(names, amplitudes)
     return None if total is None else total <= 0
+
+
+def window_holds_lines(basis: BasisSet, ppm_range: tuple[float, float], flag: str) -> None:
+    """Refuse a fit window ``ppm_range`` (ppm) that holds none of ``basis``' main peaks (each
+    spectrum's tallest point, :func:`scaloquant.signal.peaks.main_peak_ppm` over its whole
+    axis): such a fit has nothing to fit (``--ppm-range 10 12`` ended in a traceback drawing
+    the figure of an empty window).
+
+    Raises
+    ------
+    ConfigError
+        No main peak of the basis lies in ``ppm_range``; the message names ``flag``.
+    """
+    ppm = basis.ppm_axis()
+    peaks = main_peak_ppm(
+        basis.fids,
+        basis.dwell_time_s,
+        basis.spectrometer_freq_mhz,
+        basis.ppm_reference,
+        ppm_range=(float(ppm.min()), float(ppm.max())),
+        zero_fill=1,
+    )
+    lo, hi = ppm_range
+    if not np.any((peaks >= lo) & (peaks <= hi)):
+        raise ConfigError(
+            f"{flag} {lo:g} {hi:g} holds none of the basis' lines (their main peaks lie at "
+            f"{peaks.min():.2f}-{peaks.max():.2f} ppm): nothing to fit there; give a window "
+            "over them (the default is 0.2 4.2)"
+        )

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import IncompatibleDataError
 from ..fit.config import FitConfig
 from ..fit.scale import signal_per_proton
+from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..types import BasisSet
 from .inputs import SpectraInput
 from .results import QC_FLAGS, SpectraResult
@@ -52,7 +53,11 @@ def figure_note(results: Sequence[SpectraResult], *, representative: bool) -> li
     if others and (n_fig or not mrsi):
         parts.append(
             f"fit figures drawn for {n_fig} of {n_other if mrsi else n_all} spectra"
-            + (" (those of largest signal; --max-figures)" if n_fig < n_other else "")
+            + (
+                " (those of largest FID RMS, signal and noise together; --max-figures)"
+                if n_fig < n_other
+                else ""
+            )
         )
     for r in mrsi:
         drawn = sorted(r.figures, key=lambda j: r.quality["fit_residual"][j])
@@ -94,10 +99,17 @@ def water_scaling_notes(
     if missing:
         notes.append(f"no water reference for {', '.join(missing)}: its mM columns are empty")
     macromolecules = list(basis.metadata.get("macromolecules") or ())
-    if macromolecules:
+    # LCModel's parametric components (fit's --mm auto/parametric) are not measured spectra
+    parametric = [n for n in macromolecules if n in LCMODEL_COMPONENTS]
+    measured = [n for n in macromolecules if n not in LCMODEL_COMPONENTS]
+    if measured:
         notes.append(
-            f"{', '.join(macromolecules)}: macromolecules (a measured spectrum, no proton count): "
-            "no mM"
+            f"{', '.join(measured)}: macromolecules (a measured spectrum, no proton count): no mM"
+        )
+    if parametric:
+        notes.append(
+            f"{', '.join(parametric)}: LCModel's parametric macromolecule and lipid components "
+            "(Gaussian lines, no proton count of a molecule): no mM"
         )
     return unit, notes
 
@@ -123,7 +135,7 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
     )
     parts = ", ".join(f"{counts[flag]} {flag}" for flag in order)
     return [
-        f"quality flags (column qc) on {n_all} spectra: {parts}; "
+        f"quality flags (column qc) on {n_all} spectr{'um' if n_all == 1 else 'a'}: {parts}; "
         f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)",
         *(f"{flag}: {QC_FLAGS[flag]}" for flag in order if flag in QC_FLAGS),
     ]

@@ -126,10 +126,11 @@ FIT_FACTS: dict[str, str] = {
     "0.2-4.0 ppm; a physics-head model's polish likewise); absent otherwise",
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
-    "water_near_window": f"the tallest point of the magnitude spectrum the fit saw (after its "
-    f"water removal; a physics-head model's: the spectrum as read) within {NEAR_WINDOW_PPM:g} ppm above the fit window, over the tallest "
-    f"metabolite peak (1.8-3.4 ppm): above {WATER_NEAR_WINDOW_RATIO:g} the qc flag "
-    "water_near_window",
+    "water_near_window": "the tallest point of the magnitude spectrum the fit saw (after its "
+    "water removal; a physics-head model's: the spectrum as read, less the fit's water removal "
+    "where it was applied, as for the qc flag) within "
+    f"{NEAR_WINDOW_PPM:g} ppm above the fit window, over the tallest metabolite peak (1.8-3.4 "
+    f"ppm): above {WATER_NEAR_WINDOW_RATIO:g} the qc flag water_near_window",
 }
 
 

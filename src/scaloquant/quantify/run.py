@@ -26,6 +26,7 @@ from ..fit import (
     phase_corrected,
 )
 from ..models.physics_config import PHYSICS_KINDS
+from ..signal.match import require_same_field
 from ..signal.quality import (
     WATER_NEAR_WINDOW_RATIO,
     singlet_lags_ppm,
@@ -40,6 +41,7 @@ from .checks import (
     quality_columns,
     spread_fit_facts,
     water_near_window_seen,
+    window_holds_lines,
 )
 from .figures import figure_choice, fitted_spectrum, representative_voxels, spectra_subset
 from .inputs import SpectraInput
@@ -415,6 +417,16 @@ def _finish(
     for prep, columns, figures, checks in partial:
         inp = prep.input
         fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
+        # where every spectrum of an input is unusable all are estimated (estimated_rows); a
+        # fit of nothing to measure tells nothing either: no fit_residual, no fit flags (a
+        # water reference given as data was 'water;residual_large' with a residual of 0.96)
+        data_unusable = unmeasurable(prep.flags)
+        if data_unusable.any():
+            fit_residual, fit_linewidth_ppm, fit_metabolites = (
+                None if v is None else np.where(data_unusable, np.nan, v)
+                for v in (fit_residual, fit_linewidth_ppm, fit_metabolites)
+            )
+            fit_facts = blank_fit_facts(fit_facts, data_unusable) or {}
         near_window = fit_facts.get("water_near_window")
         n = inp.n_spectra
         flags = fit_flags(
@@ -749,6 +761,11 @@ def fit_inputs(
     is fitted on its corrected ppm axis (:meth:`Prepared.groups`: one fit per correction of
     an input, the uncorrected spectra together as before)."""
     options = options or Options()
+    window_holds_lines(basis, options.fit_config.ppm_range, "--ppm-range")
+    for i in inputs:  # named by file, before any work (the fit's own check says 'the data')
+        require_same_field(
+            i.fid.acquisition, basis.acquisition, source=i.label, target_what="the basis set"
+        )
     # the basis goes to each input's grid (in fit_spectra), not the data to its
     prepared = [
         matched_inputs(

@@ -59,6 +59,8 @@ class MetaboliteTable:
     pct_sd : ``(n_rows, len(names))`` %SD of the amplitude (NaN when the run has none);
         a combination's SD is the root sum of squares of its parts' SDs.
     sd_label : what the %SD is (``"%SD"`` from the network, ``"%SD (CRLB)"`` of the fit).
+    summed : the combinations formed here from their parts (SD in quadrature); the others of
+        the first ``combined`` are the run's own columns (``fit``'s: CRLB from the covariance).
     """
 
     names: tuple[str, ...]
@@ -67,6 +69,7 @@ class MetaboliteTable:
     values: Mapping[str, np.ndarray]
     pct_sd: np.ndarray
     sd_label: str
+    summed: tuple[str, ...] = ()
 
     @property
     def units(self) -> tuple[Unit, ...]:
@@ -82,6 +85,28 @@ class MetaboliteTable:
         # on the whole percentage shown, so that a cell reading "20%" is never marked
         with np.errstate(invalid="ignore"):
             return np.round(np.nan_to_num(self.pct_sd, nan=0.0)) > SD_LIMIT_PCT
+
+
+def combined_sd_sentence(table: MetaboliteTable, *, bold: bool = False) -> str:
+    """What the combined rows' SDs are, for the overview's legend: the run's own (``fit``'s,
+    from the covariance of the parts) or summed here in quadrature (:func:`metabolite_table`);
+    empty without combined rows. ``bold``: the page shows them in bold (report.html)."""
+    combos = table.names[: table.combined]
+    own = [c for c in combos if c not in table.summed]
+    if not combos:
+        return ""
+    out = f"Combined metabolites{' (bold)' if bold else ''} are sums of their parts"
+    if own:
+        out += (
+            f"; {', '.join(own)}: results.csv's columns of that name (of a fit: its "
+            f"{table.sd_label} from the covariance of the parts, as LCModel's)"
+        )
+    if table.summed:
+        out += (
+            f"; {', '.join(table.summed)}: SD adding the parts' SDs in quadrature, ignoring "
+            "their correlation"
+        )
+    return out + "."
 
 
 def format_value(value: float | None, unit: str = "amplitude") -> str:
@@ -105,10 +130,11 @@ def metabolite_table(run: Run) -> MetaboliteTable:
     """The estimates of ``run`` as one table, with :data:`COMBINED` first.
 
     A combination the run has a column of (e.g. a basis with a ``tNAA`` spectrum) is that
-    column; otherwise, when the basis has its parts, its amplitude, ratio and mM are the sums of
-    its parts' (NaN if a part is NaN) and its SD is ``sqrt(sum sd_i^2)``, which ignores the
-    parts' correlation (LCModel uses the covariance; NAA and NAAG are anticorrelated, so this
-    overstates the SD of tNAA).
+    column (``fit``'s tNAA, tCr, tCho and Glx: sums with the CRLB from the covariance, as
+    LCModel's); otherwise, when the basis has its parts, its amplitude, ratio and mM are the
+    sums of its parts' (NaN if a part is NaN) and its SD is ``sqrt(sum sd_i^2)``, which ignores
+    the parts' correlation (NAA and NAAG are anticorrelated, so this overstates the SD of
+    tNAA); :attr:`MetaboliteTable.summed` names those.
     """
     names = list(run.names)
     combos = {
@@ -136,6 +162,7 @@ def metabolite_table(run: Run) -> MetaboliteTable:
         values=values,
         pct_sd=percent_sd(values["amplitude"], sd),
         sd_label="%SD" if run.sd_suffix == "_sd" else "%SD (CRLB)",
+        summed=tuple(c for c in combos if c not in names),
     )
 
 
@@ -144,7 +171,9 @@ def spectrum_columns(result: SpectraResult) -> dict[str, list[Any]]:
 
     Found without knowing their names: ``columns`` entries of shape ``(N,)`` and any further
     field of the result that is a mapping of ``(N,)`` arrays (e.g. ``quality``) or a sequence
-    of ``N`` values (e.g. ``qc`` flags). A run without such columns gives ``{}``.
+    of ``N`` values (e.g. ``qc`` flags). A run without such columns gives ``{}``. A mapping's
+    entry whose name is taken already gets the field's name in front (the fit's ``fwhm_hz``
+    beside the quality figures' is ``fit_fwhm_hz``).
     """
     n = result.input.n_spectra
     found: dict[str, list[Any]] = {}
@@ -167,7 +196,10 @@ def spectrum_columns(result: SpectraResult) -> dict[str, list[Any]]:
         value = getattr(result, f.name)
         if isinstance(value, Mapping):
             for name, v in value.items():
-                take(str(name), np.asarray(v) if isinstance(v, (list, tuple, np.ndarray)) else v)
+                # a name seen already keeps its column: the fit's facts' fwhm_hz, named
+                # fit_fwhm_hz, had replaced the data's (results.csv's) beside its fwhm_ppm
+                label = f"{f.name}_{name}" if str(name) in found else str(name)
+                take(label, np.asarray(v) if isinstance(v, (list, tuple, np.ndarray)) else v)
         else:
             take(f.name, value)
     return found

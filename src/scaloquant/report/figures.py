@@ -125,10 +125,13 @@ def plot_fit(
         are drawn.
 
     Points where a curve is NaN (the model of a spectrum fitted over a shorter window than
-    the others', ``FitResult.window_ppm``) are left undrawn and out of the scaling.
+    the others', ``FitResult.window_ppm``) are left undrawn and out of the scaling. The axis
+    spans 0.2-4.2 ppm (:data:`WINDOW_PPM_1H`), widened to the fitted window where that reaches
+    beyond (``--ppm-range 0.2 4.5``: its 4.2-4.5 ppm was fitted, and is drawn).
     """
     ppm = spectra.ppm
-    window = (ppm >= WINDOW_PPM_1H[0]) & (ppm <= WINDOW_PPM_1H[1])
+    window = np.ones(ppm.shape, dtype=bool)  # FitSpectra hold the fitted window only
+    low, high = min(WINDOW_PPM_1H[0], float(ppm.min())), max(WINDOW_PPM_1H[1], float(ppm.max()))
     x = ppm[window]
     data, model, baseline, residual = (
         np.real(a)[window]
@@ -151,13 +154,9 @@ def plot_fit(
         level -= max(float(np.nanmax(trace)), 0.0) + gap
         ax.plot(x, trace + level, color=colour, lw=0.8)
         # labelled at the right end, where none of these components has signal
-        ax.text(
-            WINDOW_PPM_1H[0], level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour
-        )
+        ax.text(low, level, f"{label} ", ha="right", va="bottom", fontsize=8, color=colour)
         level += min(float(np.nanmin(trace)), 0.0)
-    ax.set_xlim(
-        WINDOW_PPM_1H[1], WINDOW_PPM_1H[0]
-    )  # reversed: chemical shift decreases to the right
+    ax.set_xlim(high, low)  # reversed: chemical shift decreases to the right
     ax.set_xlabel("chemical shift (ppm)")
     ax.set_ylabel("real part, phase-corrected (a.u.)")
     ax.set_yticks([])

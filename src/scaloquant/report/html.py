@@ -29,6 +29,7 @@ from .content import (
     MetaboliteTable,
     ReportHeader,
     abbreviated,
+    combined_sd_sentence,
     format_pct,
     format_value,
     input_facts,
@@ -251,8 +252,7 @@ def _overview(run: Run, table: MetaboliteTable, linked: set[tuple[int, int]]) ->
     out = ["<section id='results'><h2>Overview</h2>"]
     legend = (
         f"<span class='swatch'></span> {_e(table.sd_label)} &gt; {SD_LIMIT_PCT:g}: unreliable "
-        "(LCModel's criterion). Combined metabolites (bold) are sums of their parts; their SD "
-        "adds the parts' SDs in quadrature, ignoring their correlation."
+        f"(LCModel's criterion). {_e(combined_sd_sentence(table, bold=True))}"
     )
     for n, unit in enumerate(units):
         first = n == 0

@@ -14,6 +14,7 @@ from .content import (
     WATER_COLUMNS,
     ReportHeader,
     abbreviated,
+    combined_sd_sentence,
     figure_numbers_path,
     format_pct,
     format_value,
@@ -68,7 +69,9 @@ def report_markdown(
     out.append("## Overview\n")
     out.append(
         f"{UNIT_LABELS[unit]}, with {table.sd_label} in brackets; '!': {table.sd_label} > "
-        f"{SD_LIMIT_PCT:g} (unreliable). Other units in results.csv and report.html.\n"
+        f"{SD_LIMIT_PCT:g} (unreliable). "
+        + (f"{sentence} " if (sentence := combined_sd_sentence(table)) else "")
+        + "Other units in results.csv and report.html.\n"
     )
     labels = row_labels(run, table.rows)
     titles = row_titles(run, table.rows)

@@ -41,8 +41,10 @@ import numpy as np
 
 from .. import __version__
 from ..fit import FitSpectra
+from ..fit.config import macromolecule_names
 from ..io.atomic import staged_directory, write_text_atomic
 from ..io.nifti import write_nifti_map
+from ..metabolites import COMBINATIONS, indices_of
 from ..quantify.results import (
     COLUMN_DESCRIPTIONS,
     FIT_FACTS,
@@ -170,9 +172,23 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
         "inputs (inputs[].label)",
         "spectrum": "which spectrum of the file (see inputs[].spectrum_label)",
     }
+    macromolecules = set(macromolecule_names(run.names))
     for n in run.names:
+        parts = [run.names[i] for i in indices_of(COMBINATIONS.get(n, ()), run.names)]
         for s in run.suffixes:
-            columns[f"{n}{s}"] = f"{n}: {COLUMN_DESCRIPTIONS[s]}"
+            if parts:  # fit's combined rows: say what they sum and how their SD is had
+                sd = " (of the sum, from the covariance of its parts)" if "crlb" in s else ""
+                columns[f"{n}{s}"] = (
+                    f"{n} = {' + '.join(parts)} (LCModel's combined row): "
+                    f"{COLUMN_DESCRIPTIONS[s]}{sd}"
+                )
+            elif s == "_mM" and n in macromolecules:
+                columns[f"{n}{s}"] = (
+                    f"{n}: none (NaN): a macromolecule or lipid signal has no proton count to "
+                    "scale by (see the notes)"
+                )
+            else:
+                columns[f"{n}{s}"] = f"{n}: {COLUMN_DESCRIPTIONS[s]}"
     columns |= QUALITY_COLUMNS
     return {
         "command": run.command,
