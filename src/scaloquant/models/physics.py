@@ -40,6 +40,7 @@ amplitudes by least squares generalise beyond the concentrations of the training
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 from collections.abc import Mapping
@@ -68,7 +69,7 @@ from ..fit.problem import Problem, data_window, group_layout, make_problem, para
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum
-from ..threads import run_side_by_side
+from ..threads import blas_threads, run_side_by_side
 from ..types import Acquisition, BasisSet
 from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
 from .physics_head import (
@@ -126,7 +127,9 @@ class PhysicsPrediction(NamedTuple):
     network's parameters in the fit's layout, ``fit_residual`` ``(B,)`` the final model's
     relative fit residual, ``metabolite_fraction`` ``(B,)`` and ``theta`` ``(B, P)`` the final
     (polished) parameters (:class:`PhysicsEstimate`;
-    :meth:`PhysicsQuantifier.asks_for_flexible_baseline`)."""
+    :meth:`PhysicsQuantifier.asks_for_flexible_baseline`); ``flexible`` ``(B,)`` bool, with
+    ``screen``: :meth:`PhysicsQuantifier.asks_for_flexible_baseline` of each spectrum at
+    ``theta`` (None without)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
@@ -135,6 +138,7 @@ class PhysicsPrediction(NamedTuple):
     fit_residual: np.ndarray
     metabolite_fraction: np.ndarray
     theta: np.ndarray
+    flexible: np.ndarray | None = None
 
 
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
@@ -806,10 +810,17 @@ class PhysicsQuantifier(nn.Module):
         *,
         batch_size: int | None = None,
         polish_iterations: int | None = None,
+        screen: bool = False,
     ) -> PhysicsPrediction:
         """:meth:`predict_with_sds`' arrays, the network's parameters ``(B, P)``
         (:attr:`PhysicsEstimate.network_theta`) and the relative fit residual ``(B,)``, in
-        batches of ``batch_size`` (as :meth:`predict`), as numpy arrays."""
+        batches of ``batch_size`` (as :meth:`predict`), as numpy arrays. ``screen``: also
+        :meth:`asks_for_flexible_baseline` of each batch at its final parameters, by the thread
+        that polished it, right after (:attr:`PhysicsPrediction.flexible`; the same flags as
+        one call on all of them afterwards, which ran on the caller's thread with torch's
+        threads splitting each small operation: with 2 threads on a shared 2-core machine 3x
+        its one-thread time, docs/history/physics-models-log.md "Where quantify's time goes
+        with the polish (session 29, `qstage29`)")."""
         # the batches below only read the samples: no copy of them all (16384 spectra: 0.5 GB
         # of new memory, touched page by page)
         arr = self.check_fids(fids, copy=False)
@@ -839,30 +850,39 @@ class PhysicsQuantifier(nn.Module):
             est = self.estimate(arr[lo:hi], polish_iterations=k, workspace=local.workspace)
             theta = est.network_theta.to(torch.float64)
             fraction = est.metabolite_fraction
-            return (
+            out = (
                 est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction,
                 est.theta,
             )  # fmt: skip
+            if not screen:
+                return out
+            flexible = self.asks_for_flexible_baseline(arr[lo:hi].numpy(), est.theta)
+            return (*out, torch.from_numpy(flexible))
 
         ranges = [(lo, min(len(arr), lo + batch_size)) for lo in range(0, len(arr), batch_size)]
+        # the screen's numpy BLAS on one thread (its own limit, threadpoolctl's): set here for
+        # the threads side by side, so that each thread's limit finds and restores one thread
+        limit = blas_threads(1) if screen else contextlib.nullcontext()
         try:
-            if cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
-                # a batch per thread, each on one core, rather than every small operation of
-                # one batch split over the threads (the same numbers: each batch's result does
-                # not depend on the others); the cached problems and inference network built
-                # here, once, not by two threads at the same time
-                self.cached_problems(k)
-                self.encoder.inference_network()
-                jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
-                parts = [result for result, _ in run_side_by_side(jobs).values()]
-            else:
-                parts = [p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)]
+            with limit:
+                if cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
+                    # a batch per thread, each on one core, rather than every small operation
+                    # of one batch split over the threads (the same numbers: each batch's result
+                    # does not depend on the others); the cached problems and inference network
+                    # built here, once, not by two threads at the same time
+                    self.cached_problems(k)
+                    self.encoder.inference_network()
+                    jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
+                    parts = [result for result, _ in run_side_by_side(jobs).values()]
+                else:
+                    parts = [p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)]
         finally:
             self.train(was_training)
         if not parts:
             m, p = len(self.metabolites), self.problem().size
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
-            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0), np.zeros((0, p)))
+            flexible = np.zeros(0, dtype=bool) if screen else None
+            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), flexible)
         return PhysicsPrediction(
             *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
         )
