@@ -12,8 +12,10 @@ writers. With ``--fit`` each repeat also runs ``scaloquant fit`` (the embedded b
 default ``invivo`` preset) on the same file, after ``quantify``: the peer.
 
 Each stage's line gives its calls, wall and CPU seconds, its time including the stages it
-calls (those indented under it; ``fit``'s own stages under ``fit_spectra``); ``other`` is the
-run's time outside every stage. Stages called on the caller's thread take the process' CPU
+calls (those indented under it; ``fit``'s own stages under ``fit_spectra``: ``quantify``'s
+refits, or ``fit``'s whole fit; ``fit_spectra``'s ``asks_for_flexible_baseline`` is the fit's
+screen, which the polish's screen calls too and counts there as well); ``other`` is the run's
+time outside every stage. Stages called on the caller's thread take the process' CPU
 time (every thread's); those marked ``*`` run in the polish's batch threads side by side
 (``predict_estimates``' jobs) and give their wall and that thread's own CPU time summed over
 the threads, so their wall adds up to more than the run's. The imports are timed once, before
@@ -184,9 +186,9 @@ def print_table(wall: float) -> None:
         calls, seconds, cpu, threaded = TOTALS.get(qualified, (0, 0.0, 0.0, False))
         mark = "*" if threaded else " "
         label = "  " * (depth + 1) + qualified
-        print(f"{label:52s}{mark} {calls:3d} calls {seconds:7.2f} s wall {cpu:7.2f} s CPU")
+        print(f"{label:56s}{mark} {calls:3d} calls {seconds:7.2f} s wall {cpu:7.2f} s CPU")
     other = wall - OUTER["seconds"]
-    print(f"  {'other (outside the stages above)':50s}            {other:7.2f} s wall")
+    print(f"  {'other (outside the stages above)':54s}            {other:7.2f} s wall")
 
 
 def run_once(argv: list[str], label: str, n: int) -> None:
