@@ -69,7 +69,7 @@ from ..fit.problem import Problem, data_window, group_layout, make_problem, para
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum
-from ..threads import blas_threads, run_side_by_side
+from ..threads import blas_threads, run_side_by_side, torch_threads
 from ..types import Acquisition, BasisSet
 from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
 from .physics_head import (
@@ -876,7 +876,15 @@ class PhysicsQuantifier(nn.Module):
                     jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
                     parts = [result for result, _ in run_side_by_side(jobs).values()]
                 else:
-                    parts = [p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)]
+                    # a batch of fewer than SIDE_BY_SIDE_MIN spectra alone on one torch thread,
+                    # as the fit's small chunk (batched.in_chunks) and as each batch side by side:
+                    # its small operations split over 2 threads of a shared 2-core machine took
+                    # 3-10x the time (1 and 8 invivo spectra at K = 5, load 3-5)
+                    small = cpu and len(arr) < batched.SIDE_BY_SIDE_MIN
+                    with torch_threads(1) if small else contextlib.nullcontext():
+                        parts = [
+                            p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)
+                        ]
         finally:
             self.train(was_training)
         if not parts:
