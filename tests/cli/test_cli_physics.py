@@ -360,6 +360,39 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     assert not out.exists()
 
 
+def test_the_screen_in_the_polish_threads_flags_what_one_call_after_it_does(trained):
+    """``predict_estimates(screen=True)`` screens each batch by the thread that polished it
+    (quantify's adaptive baseline): the flags of one
+    :meth:`~scaloquant.models.physics.PhysicsQuantifier.asks_for_flexible_baseline` call on
+    all the spectra at the polished parameters, batches one after another or side by side, and
+    the estimates of a run without the screen, bit for bit."""
+    import torch
+
+    basis = default_basis()
+    signals = simulate_invivo_batch(
+        basis, InvivoPrior(water_fraction=0.0), 6, np.random.default_rng(0)
+    )
+    grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    seen = remove_water(fid_on_grid(basis, signals.fids).samples, *grid)
+    quantifier = load_model(trained).quantifier
+    plain = quantifier.predict_estimates(seen, batch_size=2)
+    assert plain.flexible is None
+    want = quantifier.asks_for_flexible_baseline(seen, plain.theta)
+    assert 0 < want.sum() < 6, want  # the test's spectra as the CLI test's above
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            got = quantifier.predict_estimates(seen, batch_size=2, screen=True)
+            np.testing.assert_array_equal(got.flexible, want)
+            for a, b in zip(got[:-1], plain[:-1], strict=True):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        torch.set_num_threads(before)
+    empty = quantifier.predict_estimates(seen[:0], screen=True)
+    assert empty.flexible.shape == (0,) and empty.flexible.dtype == bool
+
+
 CHALLENGE_BASIS = ISMRM2016_BASIS / "jmrui"
 
 

@@ -282,6 +282,38 @@ def test_chunks_side_by_side_give_the_one_chunk_fit(small, monkeypatch):
     np.testing.assert_allclose(side.crlb_sd, one.crlb_sd, rtol=1e-5)
 
 
+def test_a_small_chunk_is_fitted_on_one_thread(small, monkeypatch):
+    """A chunk of fewer than ``SIDE_BY_SIDE_MIN`` spectra (a handful refitted, one spectrum) is
+    fitted on one torch thread whatever the count (``batched.in_chunks``; its small operations
+    split over 2 threads ran 7-10x slower on a shared machine): the numbers of a one-thread
+    fit, to the bit, and the caller's thread count restored."""
+    basis, config, _, fids = small
+    assert len(fids) < batched.SIDE_BY_SIDE_MIN
+    fid = FID(fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    noisy = fid.with_samples(
+        fids + 0.02 * np.random.default_rng(5).normal(size=fids.shape) * np.abs(fids).max()
+    )
+    seen = []
+    real = batched.halving_on_oom
+    monkeypatch.setattr(
+        batched, "halving_on_oom", lambda *a: seen.append(torch.get_num_threads()) or real(*a)
+    )
+    monkeypatch.setattr(batched, "available_cpus", lambda: 2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fit_spectra(noisy, basis, config)
+        torch.set_num_threads(2)
+        seen.clear()
+        two = fit_spectra(noisy, basis, config)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and set(seen) == {1}, seen
+    np.testing.assert_array_equal(two.amplitudes, one.amplitudes)
+    np.testing.assert_array_equal(two.crlb_sd, one.crlb_sd)
+
+
 def test_given_amplitudes_fit_side_by_side_as_one_chunk(small, monkeypatch):
     """``fit_given_amplitudes`` shares the chunks out as ``solve`` does (``batched.in_chunks``:
     a chunk per thread, side by side; it ran them one after the other with both threads on

@@ -452,8 +452,9 @@ def test_predict_estimates_are_one_pass_of_estimate(built):
     model.eval()
     p = model.predict_estimates(fids, batch_size=2, polish_iterations=2)
     est = model.estimate(torch.as_tensor(fids), polish_iterations=2)
+    assert p.flexible is None  # no screen asked for
     for got, want in zip(
-        p,
+        p[:-1],
         (
             est.amplitudes,
             est.sd,

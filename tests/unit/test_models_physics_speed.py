@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from scaloquant.fit import crlb
+from scaloquant.fit import batched, crlb
 from scaloquant.fit.evaluation import Workspace, evaluate, noise_var_from_residual, w_inner
 from scaloquant.io import default_basis
 from scaloquant.models import physics, physics_head
@@ -120,6 +120,35 @@ def test_batches_side_by_side_give_the_numbers_of_one_thread(noisy, k):
     finally:
         torch.set_num_threads(before)
     assert one.amplitudes.shape == (12, len(model.metabolites))
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_small_batch_alone_runs_on_one_thread(noisy, monkeypatch):
+    """Fewer spectra than ``SIDE_BY_SIDE_MIN`` in one batch (one spectrum, a few: an SVS run)
+    are polished on one torch thread whatever the count, not with their small operations split
+    over the threads: the numbers of one thread, to the bit, and the caller's count restored."""
+    model, fids, _ = noisy
+    assert len(fids) < batched.SIDE_BY_SIDE_MIN
+    seen = []
+    real = type(model).estimate
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "estimate", spy)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = model.predict_estimates(fids, polish_iterations=2)
+        torch.set_num_threads(2)
+        seen.clear()
+        two = model.predict_estimates(fids, polish_iterations=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1], seen  # one batch, on one thread
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
 

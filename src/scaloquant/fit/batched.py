@@ -27,6 +27,7 @@ search of :mod:`scaloquant.fit.search`. Measured choices: at their constants and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..threads import available_cpus, run_side_by_side
+from ..threads import available_cpus, run_side_by_side, torch_threads
 from ..types import BasisSet
 from . import search
 from .config import FitConfig
@@ -662,7 +663,15 @@ def in_chunks(
         jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
         parts = [result for result, _ in run_side_by_side(jobs, workers).values()]
     else:
-        parts = [fit for lo, hi in ranges for fit in halving_on_oom(part, lo, hi)]
+        # a chunk of fewer than SIDE_BY_SIDE_MIN spectra on a CPU: on one torch thread, as each
+        # chunk side by side, not its small operations split over the threads (5 spectra
+        # refitted by quantify's adaptive baseline, 2 threads on a shared 2-core machine at load
+        # 3: 2.6-3.9 s against 0.36 s on one; docs/history/physics-models-log.md "Where
+        # quantify's time goes with the polish (session 29, `qstage29`)"), its numbers those of
+        # one thread whatever the count
+        small = device.type == "cpu" and n < SIDE_BY_SIDE_MIN
+        with torch_threads(1) if small else contextlib.nullcontext():
+            parts = [fit for lo, hi in ranges for fit in halving_on_oom(part, lo, hi)]
     return BatchedFit(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
     )

@@ -40,6 +40,7 @@ amplitudes by least squares generalise beyond the concentrations of the training
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 from collections.abc import Mapping
@@ -68,7 +69,7 @@ from ..fit.problem import Problem, data_window, group_layout, make_problem, para
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum
-from ..threads import run_side_by_side
+from ..threads import blas_threads, run_side_by_side, torch_threads
 from ..types import Acquisition, BasisSet
 from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
 from .physics_head import (
@@ -126,7 +127,9 @@ class PhysicsPrediction(NamedTuple):
     network's parameters in the fit's layout, ``fit_residual`` ``(B,)`` the final model's
     relative fit residual, ``metabolite_fraction`` ``(B,)`` and ``theta`` ``(B, P)`` the final
     (polished) parameters (:class:`PhysicsEstimate`;
-    :meth:`PhysicsQuantifier.asks_for_flexible_baseline`)."""
+    :meth:`PhysicsQuantifier.asks_for_flexible_baseline`); ``flexible`` ``(B,)`` bool, with
+    ``screen``: :meth:`PhysicsQuantifier.asks_for_flexible_baseline` of each spectrum at
+    ``theta`` (None without)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
@@ -135,6 +138,7 @@ class PhysicsPrediction(NamedTuple):
     fit_residual: np.ndarray
     metabolite_fraction: np.ndarray
     theta: np.ndarray
+    flexible: np.ndarray | None = None
 
 
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
@@ -806,10 +810,18 @@ class PhysicsQuantifier(nn.Module):
         *,
         batch_size: int | None = None,
         polish_iterations: int | None = None,
+        screen: bool = False,
     ) -> PhysicsPrediction:
         """:meth:`predict_with_sds`' arrays, the network's parameters ``(B, P)``
         (:attr:`PhysicsEstimate.network_theta`) and the relative fit residual ``(B,)``, in
-        batches of ``batch_size`` (as :meth:`predict`), as numpy arrays."""
+        batches of ``batch_size`` (as :meth:`predict`), as numpy arrays. ``screen``: also
+        :meth:`asks_for_flexible_baseline` of each batch at its final parameters, by the thread
+        that polished it, right after (:attr:`PhysicsPrediction.flexible`; the same flags as
+        one call on all of them afterwards, which ran on the caller's thread with torch's
+        threads splitting each small operation: with 2 threads on a shared 2-core machine 0.3-3.2
+        s of CPU per 256 invivo spectra against 0.2 s here, 3.5-11.7 s per 1024 against 0.8-1.1;
+        docs/history/physics-models-log.md "Where quantify's time goes with the polish (session
+        29, `qstage29`)")."""
         # the batches below only read the samples: no copy of them all (16384 spectra: 0.5 GB
         # of new memory, touched page by page)
         arr = self.check_fids(fids, copy=False)
@@ -839,30 +851,47 @@ class PhysicsQuantifier(nn.Module):
             est = self.estimate(arr[lo:hi], polish_iterations=k, workspace=local.workspace)
             theta = est.network_theta.to(torch.float64)
             fraction = est.metabolite_fraction
-            return (
+            out = (
                 est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction,
                 est.theta,
             )  # fmt: skip
+            if not screen:
+                return out
+            flexible = self.asks_for_flexible_baseline(arr[lo:hi].numpy(), est.theta)
+            return (*out, torch.from_numpy(flexible))
 
         ranges = [(lo, min(len(arr), lo + batch_size)) for lo in range(0, len(arr), batch_size)]
+        # the screen's numpy BLAS on one thread (its own limit, threadpoolctl's): set here for
+        # the threads side by side, so that each thread's limit finds and restores one thread
+        limit = blas_threads(1) if screen else contextlib.nullcontext()
         try:
-            if cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
-                # a batch per thread, each on one core, rather than every small operation of
-                # one batch split over the threads (the same numbers: each batch's result does
-                # not depend on the others); the cached problems and inference network built
-                # here, once, not by two threads at the same time
-                self.cached_problems(k)
-                self.encoder.inference_network()
-                jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
-                parts = [result for result, _ in run_side_by_side(jobs).values()]
-            else:
-                parts = [p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)]
+            with limit:
+                if cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
+                    # a batch per thread, each on one core, rather than every small operation
+                    # of one batch split over the threads (the same numbers: each batch's result
+                    # does not depend on the others); the cached problems and inference network
+                    # built here, once, not by two threads at the same time
+                    self.cached_problems(k)
+                    self.encoder.inference_network()
+                    jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
+                    parts = [result for result, _ in run_side_by_side(jobs).values()]
+                else:
+                    # a batch of fewer than SIDE_BY_SIDE_MIN spectra alone on one torch thread,
+                    # as the fit's small chunk (batched.in_chunks) and as each batch side by side:
+                    # its small operations split over 2 threads of a shared 2-core machine took
+                    # 3-10x the time (1 and 8 invivo spectra at K = 5, load 3-5)
+                    small = cpu and len(arr) < batched.SIDE_BY_SIDE_MIN
+                    with torch_threads(1) if small else contextlib.nullcontext():
+                        parts = [
+                            p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)
+                        ]
         finally:
             self.train(was_training)
         if not parts:
             m, p = len(self.metabolites), self.problem().size
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
-            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0), np.zeros((0, p)))
+            flexible = np.zeros(0, dtype=bool) if screen else None
+            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), flexible)
         return PhysicsPrediction(
             *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
         )

@@ -320,18 +320,23 @@ def _physics_estimates(
         near[wet] = water_near_window_seen(dry, fid, top)
         seen = np.array(samples)
         seen[wet] = dry
-    p = quantifier.predict_estimates(seen, batch_size=batch_size, polish_iterations=polish)
+    spline = fit_config.baseline_kind == "spline"
+    # the screen by the polish's own threads, each batch's after its polish
+    screen = spline and baseline_stiffness != "fixed" and k > 0
+    p = quantifier.predict_estimates(
+        seen, batch_size=batch_size, polish_iterations=polish, screen=screen
+    )
     columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
     theta = p.theta
     dried = int(wet.size)
-    if fit_config.baseline_kind != "spline":
+    if not spline:
         return PhysicsRows(columns, {"water_near_window": near}, dried, 0, seen, theta)
     n = len(samples)
     # in the fit's order (_fit_facts), water_near_window last
     facts = {"baseline_ed_per_ppm": np.full(n, fit_config.baseline_ed_per_ppm)}
-    if baseline_stiffness == "fixed" or k == 0 or not n:
+    if not screen or not n:
         return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
-    flagged = np.flatnonzero(quantifier.asks_for_flexible_baseline(seen, theta))
+    flagged = np.flatnonzero(p.flexible)
     if not flagged.size:
         return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
     from ..fit.spectra import flexible_baseline_config
