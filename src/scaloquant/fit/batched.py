@@ -710,7 +710,7 @@ def solve_given_amplitudes(
             common, theta, y, ones, lower, upper,
             max_iterations=config.max_iterations, fixed_amplitudes=a,
         )  # fmt: skip
-        problem, iterations = common, sol.iterations
+        problem, iterations, weight = common, sol.iterations, ones
         if final.n_groups > 1:
             fs = final.slices()
             theta = torch.zeros(x.shape[0], final.size, dtype=torch.float64, device=device)
@@ -719,19 +719,22 @@ def solve_given_amplitudes(
             for key in ("phase0", "phase1"):
                 theta[:, fs[key]] = sol.theta[:, sl[key]]
             lower, upper = parameter_bounds(final, centre, config)
+            # the MM shift prior (if any) weighed by the common fit's residual variance, not 1
+            # (the data's units: stages.prior_weight)
+            weight = prior_weight(final, theta, y, noise_var_from_residual(common, sol.evaluation))
             sol = levenberg_marquardt(
-                final, theta, y, ones, lower, upper,
+                final, theta, y, weight, lower, upper,
                 max_iterations=config.max_iterations, fixed_amplitudes=a,
             )  # fmt: skip
             if twin_pairs is not None:
                 sol = search.global_moves(
-                    final, config, sol, y, ones, centre, twin_pairs, fixed_amplitudes=a
+                    final, config, sol, y, weight, centre, twin_pairs, fixed_amplitudes=a
                 )
             problem, iterations = final, iterations + sol.iterations
         if exact is not None:
             before = sol.iterations
             sol = finish_on_the_full_grid(
-                exact, problem, sol, y, ones, lower, upper, None, None, config.max_iterations,
+                exact, problem, sol, y, weight, lower, upper, None, None, config.max_iterations,
                 fixed_amplitudes=a,
             )  # fmt: skip
             iterations = iterations + (sol.iterations - before)
