@@ -14,7 +14,8 @@ change it as their name says (``ftest``: ``baseline_stiffness="ftest"``; ``4.0``
 0.2-4.0 ppm window; ``edN``: a fixed ``N`` effective dimensions per ppm; ``no-hlsvd``:
 ``water_removal="none"``, the preset before it removed the residual water by HLSVD; ``nested``: ``ftest`` with ``baseline_ftest_rule="nested"``; ``ftest1``:
 ``ftest`` with the candidates from 1 ED/ppm, as before session 22; ``adaptive``:
-``baseline_stiffness="adaptive"``; ``mm-shift-prior``: ``mm_shift_prior_sd_hz=1.3``). Every variant after the first also prints the paired
+``baseline_stiffness="adaptive"``; ``no-mm-shift-prior``: ``mm_shift_prior_sd_hz=None``, the
+preset before session 29). Every variant after the first also prints the paired
 difference of its per-spectrum MAE from the first's, with its standard error. ``--prior-set
 key=value`` (JSON values, repeatable) changes the prior (:meth:`InvivoPrior.to_dict` keys; e.g.
 ``water_fraction=0``, ``lipid_fraction=0``, ``baseline={"height_range": [0, 0]}``) to see which
@@ -72,7 +73,7 @@ VARIANTS = {
     # the preset has removed the residual water by HLSVD since df6fda8: without it, as before
     "no-hlsvd": replace(INVIVO, water_removal="none"),
     # the MM and lipid groups' shifts held to the metabolites' (session 28, minima28)
-    "mm-shift-prior": replace(INVIVO, mm_shift_prior_sd_hz=1.3),
+    "no-mm-shift-prior": replace(INVIVO, mm_shift_prior_sd_hz=None),
     "nested": replace(INVIVO, baseline_stiffness="ftest", baseline_ftest_rule="nested"),
     "nested-4.0": replace(
         INVIVO, baseline_stiffness="ftest", baseline_ftest_rule="nested", ppm_range=(0.2, 4.0)

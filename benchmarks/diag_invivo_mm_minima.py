@@ -23,6 +23,9 @@ up to 120 1/s; ``prior`` a Gaussian prior of mean 45 and SD 15 1/s on the dampin
 ``shiftprior`` the MM and lipid groups' shifts held to the metabolites' by a Gaussian prior of SD
 1.3 Hz (LCModel's ``+- .01`` ppm of Lip13 and MM12, 0.005-0.03 ppm for the others); ``allprior``
 both priors. Each variant ends with the mean |relative difference| over the 24 Philips ratios.
+Since session 29 the ``invivo`` preset holds the MM shift prior itself (1.3 Hz): ``base`` is that
+preset, and ``shiftprior`` adds a second prior of the same SD (1/sd^2 doubled); for session 28's
+free groups set ``FIT_PRESETS["invivo"]`` to ``mm_shift_prior_sd_hz=None`` first.
 
 Usage::
 

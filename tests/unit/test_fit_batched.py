@@ -19,6 +19,7 @@ from scaloquant.fit.crlb import crlb
 from scaloquant.fit.evaluation import (
     evaluate,
     nnls_gram,
+    noise_var_from_residual,
     spd_solve,
     stack,
     whiten,
@@ -484,7 +485,10 @@ def test_adaptive_stiffness_refits_only_the_spectra_that_ask_for_a_flexible_base
     np.testing.assert_array_equal(result.baseline_ed_per_ppm[:2], config.baseline_ed_per_ppm)
     candidates = adaptive.baseline_ed_candidates_per_ppm
     assert np.all(result.baseline_ed_per_ppm[2:] >= candidates[-2])
-    assert np.all(np.abs(result.amplitudes[2:] - fixed.amplitudes[2:]) > 0)
+    # refitted: every amplitude moved, but those on the NNLS bound (0) in both fits
+    refit, before = result.amplitudes[2:], fixed.amplitudes[2:]
+    either = (refit > 0) | (before > 0)
+    assert either.sum() >= 0.7 * either.size and np.all(np.abs(refit - before)[either] > 0)
     spectra = fitted_spectra(result, fid, basis)
     np.testing.assert_allclose(spectra.model[:2], fitted_spectra(fixed, fid, basis).model[:2])
     past = result.ppm > 4.0 + 1e-9
@@ -1012,6 +1016,95 @@ def test_mm_shift_prior_holds_the_mm_and_lipid_shifts_to_the_metabolites():
         FitConfig(mm_shift_prior_sd_hz=0.0)
 
 
+def test_mm_shift_prior_does_not_depend_on_the_datas_units():
+    """The ``invivo`` preset's MM shift prior weighs with the noise variance in every pass (the
+    continuation stage too, :func:`stages.prior_weight`), so tissue-like spectra times 1e-3 give
+    the same amplitudes over the scale (to 1e-5 of the largest; the preset without the
+    prior meets 2e-6), and so does the given-amplitudes fit. Weighed by 1 in the stage, as in
+    session 28, the first moved by up to 17 % of the largest amplitude. And ``prior_weight``: the region's variance where given, the
+    residual's at the start without one, ones for a problem without priors."""
+    from scaloquant.simulate import InvivoPrior, simulate_invivo_batch
+
+    basis = default_basis()
+    config = FIT_PRESETS["invivo"]
+    assert config.mm_shift_prior_sd_hz == 1.3
+    tissue = simulate_invivo_batch(basis, InvivoPrior(), 3, np.random.default_rng(2))
+    fid = FID(tissue.fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    reference = fit_spectra(fid, basis, config)
+    scaled = fit_spectra(fid.with_samples(fid.samples * 1e-3), basis, config)
+    largest = np.abs(reference.amplitudes).max(-1, keepdims=True)
+    assert np.abs(scaled.amplitudes / 1e-3 - reference.amplitudes).max() < 1e-5 * largest.min()
+    # the given-amplitudes fit too (its group passes weigh it by the common fit's residual
+    # variance; by 1 the shifts moved by up to 1.06 Hz on 8 such spectra)
+    own = replace(config, macromolecules="basis")
+    given = reference.amplitudes[:, [reference.names.index(n) for n in basis.names]]
+    at_one = fit_given_amplitudes(fid, basis, given, own)
+    at_milli = fit_given_amplitudes(fid.with_samples(fid.samples * 1e-3), basis, given * 1e-3, own)
+    np.testing.assert_allclose(at_milli.shift_hz, at_one.shift_hz, rtol=0, atol=1e-4)
+    prepared = prepare_basis(basis, config)
+    final = make_problem(prepared, config, deviations=False)
+    plain = make_problem(prepared, replace(config, mm_shift_prior_sd_hz=None), deviations=False)
+    y = data_window(final, torch.as_tensor(np.array(fid.samples[:2])))
+    theta = torch.zeros(2, final.size, dtype=torch.float64)
+    region = torch.tensor([2.0, 3.0], dtype=torch.float64)
+    assert torch.equal(stages.prior_weight(final, theta, y, region), region)
+    assert torch.equal(
+        stages.prior_weight(plain, theta, y, None), torch.ones(2, dtype=torch.float64)
+    )
+    at_start = evaluate(final, theta, y, torch.ones(2, dtype=torch.float64), derivatives=False)
+    residual = noise_var_from_residual(final, at_start)
+    assert torch.equal(stages.prior_weight(final, theta, y, None), residual)
+
+
+SPANT_METAB = SHARED / "data/invivo/philips-press30-spant/nifti_spec2nii/metab.nii.gz"
+
+
+@pytest.mark.skipif(
+    not SPANT_METAB.is_file(),
+    reason=f"{SPANT_METAB} is absent (the shared data folder is not beside the project)",
+)
+def test_invivo_preset_ends_on_one_answer_from_other_mm_and_lipid_starts():
+    """Known answer on a scanner spectrum (spant's Philips PRESS TE 30 with the default basis,
+    LCModel's parametric MM09-MM20 and lipids): the ``invivo`` preset from its own start and
+    from the macromolecule and lipid groups started at damping 40 1/s and every group's
+    Gaussian at 0 gives the same ratios to tCr (within 0.2 %). Without the MM shift prior
+    (session 28's preset) the two starts end in different minima (Glx/tCr 1.371 and 1.219,
+    11 % apart, at objectives within 0.1 %): the answer was the start's luck
+    (docs/history/fit-log.md, sessions 28 and 29)."""
+    from scaloquant.fit.result import FitStart
+    from scaloquant.io import read_fid
+    from scaloquant.metabolites import COMBINATIONS, indices_of
+
+    fid, basis = read_fid(SPANT_METAB), default_basis()
+
+    def ratios(config, start=None) -> tuple[np.ndarray, tuple[str, ...]]:
+        """tNAA, tCho, Glx and Ins to tCr, and the fitted components' names."""
+        result = fit_spectra(fid, basis, config, start=start)
+        names, a = result.names, np.asarray(result.amplitudes).reshape(-1)
+        total = [
+            a[indices_of(COMBINATIONS.get(k, (k,)), names)].sum()
+            for k in ("tNAA", "tCho", "Glx", "Ins", "tCr")
+        ]
+        return np.array(total[:-1]) / total[-1], names
+
+    def other_start(names) -> FitStart:
+        damping = [40.0 if n.startswith(("MM", "Lip")) else 3.0 for n in names]
+        return FitStart(
+            damping_per_s=np.reshape(damping, (*fid.batch_shape, -1)),
+            gauss_per_s2=np.zeros(fid.batch_shape),
+            names=names,
+        )
+
+    config = FIT_PRESETS["invivo"]
+    own, names = ratios(config)
+    other, _ = ratios(config, other_start(names))
+    np.testing.assert_allclose(other, own, rtol=2e-3)
+    free = replace(config, mm_shift_prior_sd_hz=None)
+    own_free, _ = ratios(free)
+    other_free, _ = ratios(free, other_start(names))
+    assert np.abs(other_free / own_free - 1).max() > 0.05
+
+
 def test_spread_priors_keep_a_noiseless_fit_exact():
     """The priors weigh with the noise variance of the residual before them: on noiseless
     singlets with dampings and shifts far apart (14 and 12 prior SDs) the fit with them is the
@@ -1097,7 +1190,8 @@ _REWEIGHTED_SETUP = (
     "from scaloquant.io import default_basis\n"
     "from scaloquant.simulate import SimulationConfig, simulate_batch\n"
     "torch.set_num_threads(1)\n"
-    "basis, config = default_basis(), FIT_PRESETS[PRESET]\n"
+    "from dataclasses import replace\n"
+    "basis, config = default_basis(), replace(FIT_PRESETS[PRESET], **CHANGES)\n"
     "fids = np.concatenate([simulate_batch(basis, SimulationConfig.from_dict(\n"
     "    {'snr': [s, s]}), 6, np.random.default_rng(1)).fids for s in (1e12, 30.0)])\n"
     "problem = make_problem(prepare_basis(basis, config), config)\n"
@@ -1109,10 +1203,11 @@ _REWEIGHTED_SETUP = (
 )
 
 
-def _reweighted_run(fresh_python, preset: str, body: str) -> list[str]:
+def _reweighted_run(fresh_python, preset: str, body: str, changes: dict | None = None) -> list[str]:
     """The words of the last line that ``body`` prints after :data:`_REWEIGHTED_SETUP` with
-    the fit preset ``preset``, in a fresh interpreter."""
-    proc = fresh_python(f"PRESET = {preset!r}\n" + _REWEIGHTED_SETUP + body)
+    the fit preset ``preset`` (its fields ``changes`` replaced), in a fresh interpreter."""
+    head = f"PRESET = {preset!r}\nCHANGES = {changes or {}!r}\n"
+    proc = fresh_python(head + _REWEIGHTED_SETUP + body)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip().splitlines()[-1].split()
 
@@ -1175,5 +1270,9 @@ def test_reweighted_steps_go_on_after_a_rejection(fresh_python):
         "same_v = torch.equal(got_v, noise_var_from_residual(problem, got.evaluation))\n"
         "print(int(stuck.sum()), bool(lower_cost[stuck].all()), same_v)\n"
     )
-    stuck, lower, same_v = _reweighted_run(fresh_python, "invivo", body)
+    # the deviation priors' reweighting is the subject: session 28's model, without the MM
+    # shift prior (with it, 2 of these 6 spectra end 0.09-0.11 % above the restarted calls, the
+    # others 0.3-39 % below: two paths of 8 steps from a far start)
+    free = {"mm_shift_prior_sd_hz": None}
+    stuck, lower, same_v = _reweighted_run(fresh_python, "invivo", body, free)
     assert int(stuck) >= 3 and lower == "True" and same_v == "True"

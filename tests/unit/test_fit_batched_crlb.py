@@ -52,17 +52,20 @@ def case():
 
 def _oracle(problem, ev, noise_var, amplitude_prior=None):
     """``sigma^2 pinv(F)`` over the identifiable parameters, ``F = J^T J - (C J)^T (C J)`` (+
-    priors) from the real-stacked ``J = [S, D]`` in numpy; rows of the others the identity's."""
+    priors, the diagonal ones and the quadratic ``Q``'s) from the real-stacked ``J = [S, D]`` in numpy; rows of the others the identity's."""
     c = problem.baseline_whiten.numpy()
     m = problem.n_metabolites
     prior = (problem.prior_precision[problem.free_index] * noise_var[:, None]).numpy()
+    fi = problem.free_index.numpy()
+    # the quadratic priors (the invivo preset's MM shift prior), sigma^2 Q over the free ones
+    quadratic = problem.kernel_penalty.numpy()[np.ix_(fi, fi)] * problem.penalty_active
     out = []
     for b in range(ev.columns.shape[0]):
         jac = np.concatenate([ev.columns[b].numpy(), ev.derivs[b].numpy()], axis=1)
         half = jac.shape[0] // 2
         cj = np.concatenate([c @ jac[:half], c @ jac[half:]])
         fisher = jac.T @ jac - cj.T @ cj
-        fisher[m:, m:] += np.diag(prior[b])
+        fisher[m:, m:] += np.diag(prior[b]) + float(noise_var[b]) * quadratic
         if amplitude_prior is not None:
             fisher[:m, :m] += amplitude_prior[b].numpy()
         keep = np.concatenate([np.ones(m, bool), (np.abs(jac[:, m:]).sum(0) > 0) | (prior[b] > 0)])
@@ -88,8 +91,10 @@ def _amplitude_sd(cov, m):
 def test_crlb_equals_the_fisher_matrix_formed_from_scratch(case):
     """The bound from the evaluation's Gram block and derivative columns is the pseudo-inverse
     of the numpy Fisher matrix; the group parameters of a group whose amplitudes are all 0 are
-    left out (identity rows), the others kept."""
+    left out (identity rows), the others kept; the preset's MM shift prior (a quadratic
+    prior coupling the group shifts) is in both."""
     problem, theta, y, noise_var, fixed = case
+    assert problem.penalty_active
     ev = evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
     cov, ident = crlb(problem, ev, noise_var)
     zero = torch.linalg.vector_norm(ev.derivs, dim=1) == 0

@@ -58,7 +58,7 @@ from .problem import (
     make_problem,
     parameter_bounds,
 )
-from .stages import TRIAL_DTYPE, continuation, stage_problem
+from .stages import TRIAL_DTYPE, continuation, prior_weight, stage_problem
 from .start import phase0_given_amplitudes, phase0_start, start_theta
 
 T = TypeVar("T")
@@ -245,8 +245,11 @@ def _solve_chunk(
             theta[:, sl["phase0"]] = torch.as_tensor(arr, device=y.device)[:, None]
         else:
             theta[:, sl["phase0"]] = phase0_start(first, theta, data_window(first, fids))[:, None]
-    ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-    theta, centre = continuation(stages, config, fids, theta, centre, twin_pairs is not None)
+    # the MM shift prior's weight before the noise level is known (stages.prior_weight)
+    prior_var = prior_weight(final, theta, y, region_var, stiffness)
+    theta, centre = continuation(
+        stages, config, fids, theta, centre, prior_var, twin_pairs is not None
+    )
     iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
     preliminary = None
     # the noise-scaled stopping rule (COST_NOISE_TOL) for the per-metabolite model's passes
@@ -260,7 +263,7 @@ def _solve_chunk(
             final,
             theta,
             y,
-            ones,
+            prior_var,
             lower,
             upper,
             max_iterations=config.max_iterations,
@@ -270,7 +273,7 @@ def _solve_chunk(
         )
         if twin_pairs is not None:
             sol = search.global_moves(
-                final, config, sol, y, ones, centre, twin_pairs, stop_var=stop_var
+                final, config, sol, y, prior_var, centre, twin_pairs, stop_var=stop_var
             )
             if region_var is not None:
                 # the later passes bounded about the second search's centre where it won
@@ -279,7 +282,7 @@ def _solve_chunk(
                 )
                 lower, upper = parameter_bounds(final, centre, config)
         iterations, theta = sol.iterations, sol.theta
-        last_noise = ones
+        last_noise = prior_var
         # (the per-metabolite model's spread priors weigh with this residual's variance, not
         # the region's: it vanishes on noiseless spectra, whose region holds the lines' tails)
         noise_var = noise_var_from_residual(final, sol.evaluation)
@@ -290,7 +293,7 @@ def _solve_chunk(
     if final.ratio_labels:
         # the ratio priors' widths scale with a preliminary fit's amplitudes (LCModel's)
         preliminary = evaluate(
-            final, theta, y, ones, derivatives=False, stiffness=stiffness
+            final, theta, y, prior_var, derivatives=False, stiffness=stiffness
         ).amplitudes
         prior_q = amplitude_prior(final, preliminary, noise_var)
     # the last pass: with the deviations (refine), or again with the ratio priors
@@ -725,7 +728,7 @@ def solve_given_amplitudes(
             common, theta, y, ones, lower, upper,
             max_iterations=config.max_iterations, fixed_amplitudes=a,
         )  # fmt: skip
-        problem, iterations = common, sol.iterations
+        problem, iterations, weight = common, sol.iterations, ones
         if final.n_groups > 1:
             fs = final.slices()
             theta = torch.zeros(x.shape[0], final.size, dtype=torch.float64, device=device)
@@ -734,19 +737,22 @@ def solve_given_amplitudes(
             for key in ("phase0", "phase1"):
                 theta[:, fs[key]] = sol.theta[:, sl[key]]
             lower, upper = parameter_bounds(final, centre, config)
+            # the MM shift prior (if any) weighed by the common fit's residual variance, not 1
+            # (the data's units: stages.prior_weight)
+            weight = prior_weight(final, theta, y, noise_var_from_residual(common, sol.evaluation))
             sol = levenberg_marquardt(
-                final, theta, y, ones, lower, upper,
+                final, theta, y, weight, lower, upper,
                 max_iterations=config.max_iterations, fixed_amplitudes=a,
             )  # fmt: skip
             if twin_pairs is not None:
                 sol = search.global_moves(
-                    final, config, sol, y, ones, centre, twin_pairs, fixed_amplitudes=a
+                    final, config, sol, y, weight, centre, twin_pairs, fixed_amplitudes=a
                 )
             problem, iterations = final, iterations + sol.iterations
         if exact is not None:
             before = sol.iterations
             sol = finish_on_the_full_grid(
-                exact, problem, sol, y, ones, lower, upper, None, None, config.max_iterations,
+                exact, problem, sol, y, weight, lower, upper, None, None, config.max_iterations,
                 fixed_amplitudes=a,
             )  # fmt: skip
             iterations = iterations + (sol.iterations - before)

@@ -194,8 +194,17 @@ class FitConfig:
         it): the macromolecule and lipid groups' shifts held to the metabolites' by a Gaussian
         prior of this SD, ``(df_k - df_metabolites)^2 / sd^2`` noise variances per group, in every
         pass and part of the CRLB (LCModel holds each of its simulated MM and lipid lines
-        within 0.005-0.03 ppm of its position by such priors, its ``CHSIMU`` ``+-``); ``None``
-        for none (the groups' shifts free within ``shift_bounds_hz``).
+        within 0.005-0.03 ppm of its position by such priors, its ``CHSIMU`` ``+-``); in the
+        passes before the noise level is known (the continuation stages, a first pass) weighed
+        by the signal-free region's noise variance, or the start's residual variance
+        (:func:`scaloquant.fit.stages.prior_weight`), so that the fit does not depend on the
+        data's units. ``None`` (the default, so configs and checkpoints written before it keep
+        their model) for none (the groups' shifts free within ``shift_bounds_hz``); preset
+        ``invivo`` sets 1.3 Hz (0.01 ppm at 3 T) since session 29: from 16 starts of the MM
+        and lipid groups the scanner spectra of ``../shared`` end on ratios at most 2.3 points
+        apart, but Osprey TE 35 sub-01 (7.5), where without it 5 of 7 ended 8-15 points
+        apart; at the same speed (docs/fit.md, docs/history/fit-log.md "The MM shift prior's
+        cost and weight (session 29, mm29)").
     ratio_priors : soft Gaussian priors on amplitude ratios, LCModel's
         ``CHRATO`` (:mod:`scaloquant.physics.priors`): ``"none"``, ``"mm"`` (its
         macromolecule/lipid ratios, which only apply to the parametric components) or
@@ -532,6 +541,7 @@ FIT_PRESETS: dict[str, FitConfig] = {
         continuation_broadening_per_s=(10.0,),
         water_removal="hlsvd",
         baseline_stiffness="adaptive",
+        mm_shift_prior_sd_hz=1.3,
     ),
     "simulated": FitConfig(
         damping_spread_prior_sd_per_s=SIMULATOR_DAMPING_SD_PER_S,

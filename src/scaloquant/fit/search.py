@@ -42,7 +42,7 @@ from .evaluation import evaluate
 from .lm import Solution, levenberg_marquardt
 from .model import LOST_MARGIN, MISFIT_RATIO, twin_groups
 from .problem import Problem, parameter_bounds
-from .stages import TRIAL_DTYPE, continuation
+from .stages import TRIAL_DTYPE, continuation, prior_weight
 
 #: LM iterations of a move's probe, and the margin over the current cost it must be within.
 PROBE_ITERATIONS = 5
@@ -256,15 +256,15 @@ def second_search(
     theta[:, sl["damping"]] = config.initial_damping_per_s if final.lorentzian else 0.0
     theta[:, sl["shift"]] = centre_hz[rows, None]
     centre = centre_hz[rows]
-    theta, centre = continuation(stages, config, fids[rows], theta, centre, True)
+    prior_var = prior_weight(final, theta, y[rows], region_var[rows])
+    theta, centre = continuation(stages, config, fids[rows], theta, centre, prior_var, True)
     lower, upper = parameter_bounds(final, centre, config)
-    ones = torch.ones(rows.numel(), dtype=torch.float64, device=y.device)
     sol = levenberg_marquardt(
-        final, theta, y[rows], ones, lower, upper, max_iterations=config.max_iterations,
+        final, theta, y[rows], prior_var, lower, upper, max_iterations=config.max_iterations,
         column_dtype=TRIAL_DTYPE, stop_var=region_var[rows],
     )  # fmt: skip
     sol = global_moves(
-        final, config, sol, y[rows], ones, centre, twin_pairs, stop_var=region_var[rows]
+        final, config, sol, y[rows], prior_var, centre, twin_pairs, stop_var=region_var[rows]
     )
     better = sol.evaluation.cost < solution.evaluation.cost[rows]
     if not bool(better.any()):

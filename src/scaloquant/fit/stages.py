@@ -3,7 +3,8 @@ alike by ``exp(-L t)`` for each ``L`` of ``FitConfig.continuation_broadening_per
 fine, each fitted on the FID's first samples while ``exp(-L t)`` is above 0.1
 (:func:`~scaloquant.fit.problem.stage_points`), with the shift bounds re-centred after each
 stage on the groups' amplitude-weighted median shift (:func:`weighted_median_shift`) for the
-per-metabolite model; and :data:`TRIAL_DTYPE`, the dtype of the columns in every
+per-metabolite model; :func:`prior_weight`, the noise variance that weighs the priors before the
+fit knows its noise level; and :data:`TRIAL_DTYPE`, the dtype of the columns in every
 Levenberg–Marquardt run of the fit. Used by the driver (:mod:`scaloquant.fit.batched`), the
 global moves (:mod:`scaloquant.fit.search`) and the physics-head models.
 """
@@ -15,7 +16,7 @@ import torch
 from ..errors import ConfigError
 from ..types import BasisSet
 from .config import FitConfig
-from .evaluation import times_matrix
+from .evaluation import evaluate, noise_var_from_residual, times_matrix
 from .lm import levenberg_marquardt
 from .problem import (
     Problem,
@@ -54,20 +55,22 @@ def continuation(
     fids: torch.Tensor,
     theta: torch.Tensor,
     centre: torch.Tensor,
+    prior_var: torch.Tensor,
     recentre: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The continuation stages from ``theta`` ``(B, P)`` for FIDs ``fids`` ``(B, N)``, shift
-    bounds about ``centre`` ``(B,)``: ``(theta, centre)`` after the last. ``recentre``: the
-    bounds of each next stage are centred on the amplitude-weighted median shift of the groups
-    found (:func:`weighted_median_shift`)."""
-    ones = torch.ones(fids.shape[0], dtype=torch.float64, device=fids.device)
+    bounds about ``centre`` ``(B,)``: ``(theta, centre)`` after the last. ``prior_var``
+    ``(B,)``: the noise variance that weighs the stages' priors (a stage has no deviations; the
+    one prior it can hold is ``FitConfig.mm_shift_prior_sd_hz``'s), in the data's units:
+    :func:`prior_weight`. ``recentre``: the bounds of each next stage are centred on the
+    amplitude-weighted median shift of the groups found (:func:`weighted_median_shift`)."""
     for stage in stages:
         lower, upper = parameter_bounds(stage, centre, config)
         sol = levenberg_marquardt(
             stage,
             theta,
             data_window(stage, fids),
-            ones,
+            prior_var,
             lower,
             upper,
             max_iterations=STAGE_ITERATIONS,
@@ -79,6 +82,33 @@ def continuation(
         if recentre:
             centre = weighted_median_shift(stage, theta, sol.evaluation.amplitudes, centre)
     return theta, centre
+
+
+def prior_weight(
+    problem: Problem,
+    theta: torch.Tensor,
+    y: torch.Tensor,
+    region_var: torch.Tensor | None,
+    stiffness: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The noise variance ``(B,)`` that weighs the priors of the passes that run before the fit
+    knows its noise level (the continuation stages, the first pass): the signal-free region's
+    ``region_var`` ``(B,)``, or without one the residual's of ``problem`` at ``theta``
+    ``(B, P)`` for the data window ``y`` (:func:`~scaloquant.fit.evaluation.noise_var_from_residual`;
+    above the noise by the start's misfit, so those priors hold harder, as the stages only
+    have to reach the right basin); ones where ``problem`` has no priors, which leaves its
+    passes as they were. A prior weighed by 1 instead scales with the data's units: 1e7 times
+    the noise-weighted strength on spant's Philips spectrum (region SD 3e-4), 2e-6 times on the
+    tissue-like simulation (SD 726): the same spectrum times 1e-3 moved its amplitudes by up
+    to 17 % of the largest (docs/history/fit-log.md "The MM shift prior's cost and weight
+    (session 29, mm29)")."""
+    ones = torch.ones(theta.shape[0], dtype=torch.float64, device=theta.device)
+    if not (problem.penalty_active or bool((problem.prior_precision > 0).any())):
+        return ones
+    if region_var is not None:
+        return region_var
+    ev = evaluate(problem, theta, y, ones, derivatives=False, stiffness=stiffness)
+    return noise_var_from_residual(problem, ev)
 
 
 def stage_problem(

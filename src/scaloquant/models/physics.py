@@ -604,6 +604,9 @@ class PhysicsQuantifier(nn.Module):
                 fids.to(torch.complex128),
                 theta,
                 centre,
+                # the stages' MM shift prior (if any) weighed by the residual's variance at the
+                # start, as the fit's without a signal-free region (stages.prior_weight)
+                noise_var,
                 # the per-metabolite model's shift bounds re-centred after each stage on the
                 # groups' weighted median shift, as the fit's: about the start's mean (the
                 # network's, or the cross-correlation shift, which follows the largest peaks)
