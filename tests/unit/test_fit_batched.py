@@ -339,7 +339,8 @@ def test_given_amplitudes_fit_side_by_side_as_one_chunk(small, monkeypatch):
         side = fit_given_amplitudes(noisy, basis, amplitudes, config)
     finally:
         torch.set_num_threads(threads)
-    assert len(calls) == 1 and len(calls[0][0]) == 2  # two chunks, side by side
+    # two chunks side by side: the solve's, then the result's rebuilt spectra's
+    assert len(calls) == 2 and all(len(jobs) == 2 for jobs, *_ in calls)
     for name in ("damping_per_s", "shift_hz", "phase0_rad", "noise_sd"):
         np.testing.assert_allclose(getattr(side, name), getattr(one, name), rtol=1e-9, atol=1e-12)
 
@@ -538,6 +539,60 @@ def test_the_adaptive_fit_runs_numpy_blas_on_one_thread(small, monkeypatch):
         fit_spectra(stiffness_data(small), basis, replace(config, baseline_stiffness="adaptive"))
     assert {name for name, _ in seen} == {name for _, name in stages_}
     assert all(threads == 1 for _, threads in seen), seen
+
+
+def test_the_screen_scores_chunks_side_by_side_as_one_call(small, monkeypatch):
+    """The adaptive rule's screen (``asks_for_flexible_baseline``: the F-test's bound and score,
+    ``batched._real_ssq``) of every spectrum scored in chunks side by side on 2 threads, one
+    torch thread each (``batched.chunk_parts``, as the fit's chunks; it ran on the caller's
+    thread with its small operations split over torch's threads): the known flags (the two
+    straight baselines pass, the two undulating ones ask for a flexible baseline) and the same
+    scores to the bit as one call of all spectra on one thread. Fewer spectra than
+    ``SIDE_BY_SIDE_MIN`` are scored on one torch thread whatever the count."""
+    from scaloquant.fit import spectra as sp
+
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    adaptive = replace(config, baseline_stiffness="adaptive")
+    prepared = sp._prepared(basis, fid, adaptive)[0]
+    x = sp._without_water(fid, adaptive)
+    fit = batched.solve(x, prepared, config)
+    ed = adaptive.baseline_ed_per_ppm
+
+    def screen():
+        flags = sp.asks_for_flexible_baseline(x, prepared, adaptive, fit)
+        bound = batched.baseline_ftest_bound(x, prepared, adaptive, fit, ed)
+        return flags, bound, batched.baseline_ftest_ssq(x, prepared, adaptive, ed, fit, fit)
+
+    calls, seen = [], []
+    run, evaluate_ = batched.run_side_by_side, batched.evaluate
+    monkeypatch.setattr(batched, "run_side_by_side", lambda *a: calls.append(a) or run(*a))
+    monkeypatch.setattr(
+        batched,
+        "evaluate",
+        lambda *a, **k: seen.append(torch.get_num_threads()) or evaluate_(*a, **k),
+    )
+    monkeypatch.setattr(batched, "available_cpus", lambda: 2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = screen()
+        assert not calls
+        torch.set_num_threads(2)
+        seen.clear()
+        small_batch = screen()
+        assert not calls and seen and set(seen) == {1}, seen
+        monkeypatch.setattr(batched, "SIDE_BY_SIDE_MIN", 1)
+        side = screen()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert len(calls) == 4 and all(len(jobs) == 2 for jobs, *_ in calls)  # 2 chunks each
+    assert set(seen) == {1}, seen
+    np.testing.assert_array_equal(one[0], [False, False, True, True])
+    for got in (small_batch, side):
+        for a, b in zip(got, one, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_a_fit_restarted_from_its_own_parameters_stays_where_it_is(small):

@@ -354,6 +354,7 @@ def test_derived_outputs_rebuilt_in_chunks_side_by_side_equal_one_chunk(monkeypa
     to the bit: each spectrum's numbers are its own."""
     import scaloquant.fit.spectra as spectra_module
     from scaloquant import threads
+    from scaloquant.fit import batched
     from scaloquant.types import BasisSet
 
     four = lorentzian_basis()  # its first line renamed NAA: the linewidth's singlet
@@ -373,17 +374,17 @@ def test_derived_outputs_rebuilt_in_chunks_side_by_side_equal_one_chunk(monkeypa
         noise = np.array([1.0, 1j]) @ rng.standard_normal((2, clean.size))
         samples.append(clean + 0.02 * noise)
     fid = as_fid(basis, np.stack(samples))
-    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(batched, "available_cpus", lambda: 2)
     with threads.torch_threads(2):
         whole = fit_spectra(fid, basis, CONFIG)
         jobs = []
-        original = threads.run_side_by_side
+        original = batched.run_side_by_side
 
         def spy(chunks, workers=None):
             jobs.append(len(chunks))
             return original(chunks, workers)
 
-        monkeypatch.setattr(threads, "run_side_by_side", spy)
+        monkeypatch.setattr(batched, "run_side_by_side", spy)
         monkeypatch.setattr(spectra_module, "REBUILD_CHUNK", 2)
         chunked = fit_spectra(fid, basis, CONFIG)
     assert jobs == [3]

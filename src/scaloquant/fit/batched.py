@@ -651,17 +651,28 @@ def in_chunks(
     device: torch.device,
     problems: list[Problem | None],
 ) -> BatchedFit:
-    """``part(lo, hi)`` (the fit of spectra ``[lo, hi)``) over ``n`` spectra in chunks of
-    :func:`chunk_size` for ``problems``, concatenated in order. On a CPU with 2+ threads, a
-    chunk per thread side by side (one core each) rather than every small operation of one
-    chunk split over the threads, which kept 2 cores ~1.3 busy; on a GPU one chunk after the
-    other, halved where the device runs out of memory (:func:`halving_on_oom`). Each
-    spectrum's fit does not depend on the others in its chunk, nor on the chunk's size or its
-    place in it: to the bit on a CPU with MKL's reproducible mode
-    (scaloquant.threads.prefer_reproducible_mkl), which the command sets; docs/fit.md "Where
-    it stands" says how far where it is not set, and on a GPU."""
+    """``part(lo, hi)`` (the fit of spectra ``[lo, hi)``) over ``n`` spectra in the chunks of
+    :func:`chunk_parts`, concatenated in order. Each spectrum's fit does not depend on the
+    others in its chunk, nor on the chunk's size or its place in it: to the bit on a CPU with
+    MKL's reproducible mode (scaloquant.threads.prefer_reproducible_mkl), which the command
+    sets; docs/fit.md "Where it stands" says how far where it is not set, and on a GPU."""
+    parts = chunk_parts(part, n, device, chunk_size(device, problems))
+    return BatchedFit(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
+    )
+
+
+def chunk_parts(part: Callable[[int, int], T], n: int, device: torch.device, chunk: int) -> list[T]:
+    """``[part(lo, hi), ...]`` over ``n`` spectra in chunks of at most ``chunk``
+    (:func:`chunk_ranges`), in order: the batched fit's (:func:`in_chunks`), its F-test scores'
+    (:func:`_real_ssq`) and its result's rebuilt spectra
+    (``scaloquant.fit.spectra._derived_spectra``). On a CPU with 2+ threads, a chunk per thread side
+    by side (one core each) rather than every small operation of one chunk split over the
+    threads, which kept 2 cores ~1.3 busy; on a GPU one chunk after the other, halved where the
+    device runs out of memory (:func:`halving_on_oom`). For a ``part`` whose numbers for a
+    spectrum are its own, the same in any chunk."""
     workers = min(torch.get_num_threads(), available_cpus()) if device.type == "cpu" else 1
-    ranges = chunk_ranges(n, chunk_size(device, problems), workers)
+    ranges = chunk_ranges(n, chunk, workers)
     if workers > 1 and len(ranges) > 1:
         jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
         parts = [result for result, _ in run_side_by_side(jobs, workers).values()]
@@ -675,9 +686,7 @@ def in_chunks(
         small = device.type == "cpu" and n < SIDE_BY_SIDE_MIN
         with torch_threads(1) if small else contextlib.nullcontext():
             parts = [fit for lo, hi in ranges for fit in halving_on_oom(part, lo, hi)]
-    return BatchedFit(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
-    )
+    return parts
 
 
 def solve_given_amplitudes(
@@ -790,12 +799,11 @@ def _real_ssq(
     residual over ``problem``'s window (amplitudes and baseline solved at ``fit``'s lineshape
     and ``problem``'s stiffness) with ``reference``'s phases removed."""
     device = problem.ppm.device
-    chunk = chunk_size(device, [problem])
     n = fids.shape[0]
-    ssq, active = np.empty(n), np.empty(n)
     offset = problem.ppm - problem.pivot_ppm
-    for lo in range(0, n, chunk):
-        rows = slice(lo, min(n, lo + chunk))
+
+    def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = slice(lo, hi)
         x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
         zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
         phi0 = torch.as_tensor(reference.phase0_rad[rows], device=device)[:, None]
@@ -809,8 +817,15 @@ def _real_ssq(
         r = r - times_matrix(
             baseline_coefficients(problem, r), problem.baseline_design.T.to(r.dtype)
         )
-        ssq[rows] = (r * unphase).real.square().sum(-1).cpu().numpy()
-        active[rows] = ev.passive.sum(-1).cpu().numpy()
+        ssq = (r * unphase).real.square().sum(-1).cpu().numpy()
+        return ssq, ev.passive.sum(-1).cpu().numpy()
+
+    # the chunks side by side on the threads, as the fit's (the adaptive rule's screen of every
+    # spectrum ran here on the caller's thread, its small operations split over torch's threads)
+    parts = chunk_parts(part, n, device, chunk_size(device, [problem]))
+    if not parts:
+        return np.empty(0), np.empty(0)
+    ssq, active = (np.concatenate(column) for column in zip(*parts, strict=True))
     return ssq, active
 
 

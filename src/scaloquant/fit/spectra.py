@@ -616,21 +616,19 @@ def _derived_spectra(
     """``(the summed fitted spectra of _rebuild, the linewidths (B,) of _linewidth_hz)`` of
     ``result`` and its FIDs ``fids`` ``(B, N)``, in chunks of :data:`REBUILD_CHUNK` spectra,
     their transforms on ``device`` (the fit's; default the CPU). On a CPU the chunks run side
-    by side on torch's threads where there are several
-    (:func:`~scaloquant.threads.run_side_by_side`, one thread each): each spectrum's numbers
-    are its own, the same in any chunk. Measured on the 1024 spectra of an MRSI slice
+    by side on torch's threads where there are several, as the fit's
+    (:func:`~scaloquant.fit.batched.chunk_parts`: one thread each; fewer spectra than
+    ``SIDE_BY_SIDE_MIN`` on one thread): each spectrum's numbers are its own, the same in any
+    chunk. Measured on the 1024 spectra of an MRSI slice
     (docs/history/fit-log.md "Both cores, and the first call (session 15)"): 1.15 -> 1.95 of
     2 threads runnable, 0.74 -> 0.43 s. On a GPU one after another: on the CPU this was 3.6 s
     of a GPU fit's 8.1 s (4096 spectra, an H200's 16 cores; docs/history/benchmarks-log.md
     "On a lent GPU, an H200 (session 20)")."""
     import torch
 
-    from ..threads import available_cpus, run_side_by_side
+    from .batched import chunk_parts
 
     device = torch.device("cpu") if device is None else torch.device(device)
-    n = fids.shape[0]
-    workers = min(torch.get_num_threads(), available_cpus()) if device.type == "cpu" else 1
-    ranges = [(lo, min(n, lo + REBUILD_CHUNK)) for lo in range(0, n, REBUILD_CHUNK)]
 
     def part(lo: int, hi: int) -> tuple[FitSpectra, np.ndarray]:
         rows = result.take(range(lo, hi))
@@ -638,11 +636,7 @@ def _derived_spectra(
         return spectra, _linewidth_hz(rows, basis, device)
 
     with threadpool_limits(limits=1, user_api="blas"):  # see _fit_batched
-        if workers > 1 and len(ranges) > 1:
-            jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
-            parts = [out for out, _ in run_side_by_side(jobs, workers).values()]
-        else:
-            parts = [part(lo, hi) for lo, hi in ranges]
+        parts = chunk_parts(part, fids.shape[0], device, REBUILD_CHUNK)
     spectra = FitSpectra(
         parts[0][0].ppm,
         *(np.concatenate([getattr(p, f) for p, _ in parts]) for f in FitSpectra._fields[1:]),
