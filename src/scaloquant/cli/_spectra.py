@@ -113,8 +113,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=options["max_figures"],
         metavar="N",
-        help="fit figures at most, for the spectra of largest FID RMS (signal and noise "
-        "together; default: "
+        help="fit figures at most, for the spectra of highest SNR (results.csv's snr; "
+        "default: "
         f"{options['max_figures']}; fit, quantify --refine and a physics-head model draw "
         "representative voxels of an MRSI input instead, --mrsi-figures); 0 also leaves the "
         "MRSI maps out of "

@@ -54,7 +54,7 @@ def figure_note(results: Sequence[SpectraResult], *, representative: bool) -> li
         parts.append(
             f"fit figures drawn for {n_fig} of {n_other if mrsi else n_all} spectra"
             + (
-                " (those of largest FID RMS, signal and noise together; --max-figures)"
+                " (those of highest SNR; --max-figures)"
                 if n_fig < n_other
                 else ""
             )
