@@ -219,3 +219,36 @@ def test_reproduce_report_of_noiseless_tests_alone_says_no_noise_was_added():
     assert "noise added" not in text and "(`data/test.h5`, noiseless, seed 1)." in text
     noisy = _context(**args, snrs=[float("inf"), 20.0])
     assert "(the same signals with seeded noise added)" in noisy
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--amplitude-range", "2", "1"], "--amplitude-range: min 2 > max 1"),
+        (["--snr", "0"], "--snr must be positive"),
+        (["--chunk-size", "0"], "--chunk-size must be a whole number >= 1"),
+    ],
+)
+def test_simulate_refuses_a_flags_value_naming_the_flag(tmp_path, capsys, flags, words):
+    """The config's checks named their keys ('amplitude_range: min 2 > max 1', 'snr must be
+    positive', 'chunk size must be ...') of values typed as flags."""
+    out = tmp_path / "a.h5"
+    assert main(["simulate", "--n", "4", "--seed", "1", "--out", str(out), *flags]) == 2
+    assert _one_line(capsys, "simulate").startswith(f"scaloquant simulate: error: {words}")
+    assert not out.exists()
+
+
+def test_simulate_config_file_keys_stay_named_as_keys(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("amplitude_range: [2, 1]\n")
+    argv = ["simulate", "--n", "4", "--seed", "1", "--out", str(tmp_path / "a.h5")]
+    assert main([*argv, "--config", str(config)]) == 2
+    assert "error: amplitude_range: min 2 > max 1" in _one_line(capsys, "simulate")
+
+
+def test_an_output_file_that_is_a_folder_is_refused_as_one(tmp_path, capsys):
+    """simulate --out FOLDER said 'already exists; pass --overwrite to replace it', and with
+    --overwrite then 'is a folder'."""
+    argv = ["simulate", "--n", "4", "--seed", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert f"{tmp_path} is a folder; give a file name" in _one_line(capsys, "simulate")

@@ -23,10 +23,11 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     """Refuse an existing output unless ``overwrite``; refuse a missing parent folder or one
     that cannot be written (so that commands refuse it before their work, not after)."""
     path = Path(path)
+    # a folder first: '--overwrite to replace it' would only lead to this refusal
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
-    if path.exists() and path.is_dir():
-        raise OutputExistsError(f"{path} is a folder; give a file name")
     if not path.parent.exists():
         raise InputFileError(f"folder {path.parent} does not exist; create it first")
     _probe_writable(path.parent, path)
