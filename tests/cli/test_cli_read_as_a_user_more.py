@@ -252,3 +252,12 @@ def test_an_output_file_that_is_a_folder_is_refused_as_one(tmp_path, capsys):
     argv = ["simulate", "--n", "4", "--seed", "1", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert f"{tmp_path} is a folder; give a file name" in _one_line(capsys, "simulate")
+
+
+def test_a_simulation_file_given_to_fit_is_named_as_one(tmp_path, capsys, test_file):
+    """fit/quantify/convert of simulate's .h5 said 'test.h5 is a binary file, not text; check
+    the file format'."""
+    assert main(["fit", str(test_file), "--out", str(tmp_path / "out")]) == 2
+    line = _one_line(capsys, "fit")
+    assert "is an HDF5 file (scaloquant simulate's signals" in line and "binary" not in line
+    assert not (tmp_path / "out").exists()
