@@ -261,3 +261,21 @@ def test_a_simulation_file_given_to_fit_is_named_as_one(tmp_path, capsys, test_f
     line = _one_line(capsys, "fit")
     assert "is an HDF5 file (scaloquant simulate's signals" in line and "binary" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_train_counts_the_flags_it_refuses_and_refuses_an_unwritable_place_as_others(
+    tmp_path, capsys
+):
+    """'--resume do(es) not apply to spectrum_physics ...; drop them' of one flag; an --out
+    that cannot be made was refused by the first mkdir ('No such file or directory (/proc/x)'),
+    not as every other command refuses it."""
+    argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--max-steps", "2"]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--resume"]) == 2
+    line = _one_line(capsys, "train")
+    assert "--resume does not apply to spectrum_physics" in line and line.endswith("drop it")
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main([*argv, "--out", str(blocked / "run")]) == 2
+    line = _one_line(capsys, "train")
+    assert f"{blocked} is a file, so {blocked / 'run'} cannot be made" in line
+    assert not (tmp_path / "run").exists()

@@ -23,7 +23,7 @@ import yaml
 from .. import __version__
 from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_message
 from ..io import default_basis
-from ..io.atomic import check_writable, write_text_atomic
+from ..io.atomic import check_output_dir, check_writable, write_text_atomic
 from ..io.config import read_mapping
 from ..models.physics_config import PHYSICS_KINDS
 from ..models.quantifier import MODEL_KINDS
@@ -265,6 +265,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         # else "File exists" from the first mkdir under it, after the imports and the basis
         raise OutputExistsError(f"{args.out} is a file; give a folder for the outputs")
+    # a place that cannot be written, refused as the other commands refuse it, before the
+    # imports and the basis (it was 'No such file or directory (/proc/x)' from the first mkdir)
+    check_output_dir(args.out, overwrite=True)
     before = _folders(args.out)
     try:
         return _train(args)
@@ -398,8 +401,9 @@ def physics_config(args: argparse.Namespace):
     used += ["--resume"] if args.resume else []
     if used:
         raise ConfigError(
-            f"{', '.join(used)} do(es) not apply to {args.model} (it trains on fresh "
-            f"{args.simulation or 'invivo'} signals); drop them"
+            f"{', '.join(used)} {'does' if len(used) == 1 else 'do'} not apply to "
+            f"{args.model} (it trains on fresh {args.simulation or 'invivo'} signals); drop "
+            f"{'it' if len(used) == 1 else 'them'}"
         )
     overrides = dict(read_mapping(args.config)) if args.config is not None else {}
     flags = {
