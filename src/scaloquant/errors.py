@@ -27,7 +27,16 @@ class InputFileError(ScaloquantError):
 
 
 class MissingMetadataError(ScaloquantError):
-    """A file format lacks acquisition metadata (dwell time, frequency) the caller must supply."""
+    """A file format lacks acquisition metadata (dwell time, frequency) the caller must supply.
+
+    ``path`` and ``missing`` (``"dwell time"``), where given, let a caller that cannot take the
+    value from its user word the remedy its own way (a ``--basis`` file: the acquisition flags
+    describe the inputs, not the basis)."""
+
+    def __init__(self, message: str, *, path: object = None, missing: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.missing = missing
 
 
 class InvalidDataError(ScaloquantError):

@@ -692,11 +692,17 @@ def _context(
     else:
         noise = f"with noise at an SNR drawn uniformly in [{snr_range[0]:g}, {snr_range[1]:g}]"
     levels = ", ".join(_snr_words(snr_label(s)) for s in snrs)
+    # 'with seeded noise added' only where a level has noise (--preset tiny tests noiseless
+    # alone: 'at: noiseless (the same signals with seeded noise added)' said both)
+    at = (
+        f", at: {levels} (the same signals with seeded noise added)"
+        if any(np.isfinite(s) for s in snrs)
+        else ""
+    )
     text = (
         f"Both models were trained on the same simulated signals (training: {training}, "
         f"{noise}; validation: {first.n_val} signals; seed {first.seed}) and evaluated on "
-        f"{n_test} held-out test signals (`data/test.h5`, noiseless, seed {test_seed}), at: "
-        f"{levels} (the same signals with seeded noise added)."
+        f"{n_test} held-out test signals (`data/test.h5`, noiseless, seed {test_seed}){at}."
     )
     if fit_n:
         text += (

@@ -273,7 +273,7 @@ def test_mrsi_empty_voxel_is_not_run_through_the_model(
     tiny_checkpoint, basis, signals, tmp_path, monkeypatch
 ):
     """As ``fit``: an empty voxel of an MRSI input is not given to the network (its row is NaN,
-    flagged); without a fit residual (no --refine) the figures are the largest signals."""
+    flagged); without a fit residual (no --refine) the figures are those of highest SNR."""
     from scaloquant.models import Quantifier
 
     samples = signals[:4].copy()
@@ -286,8 +286,8 @@ def test_mrsi_empty_voxel_is_not_run_through_the_model(
     rows = _rows(out)
     assert rows[2]["qc"] == "empty" and np.isnan(float(rows[2]["NAA"]))
     assert all(np.isfinite(float(rows[j]["NAA"])) for j in (0, 1, 3))
-    rms = np.sqrt(np.mean(np.abs(samples) ** 2, axis=1))
-    largest = sorted(np.argsort(-rms)[:2])
+    snr = np.array([float(rows[j]["snr"]) for j in range(4)])
+    largest = sorted(np.argsort(-snr)[:2])
     labels = [rows[j]["spectrum"].replace(",", "-") for j in largest]
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
         f"mrsi_{label}.png" for label in labels

@@ -137,11 +137,11 @@ def bad_configs(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--amplitude-range", "1", "0"], "amplitude_range: min 1 > max 0"),
-        (["--damping-range", "-1", "5"], "damping_range_per_s must not go below 0"),
-        (["--n", "-5"], "n must be a whole number >= 1"),
-        (["--seed", "-1"], "seed must be a whole number >= 0"),
-        (["--snr", "-3"], "snr must be positive"),
+        (["--amplitude-range", "1", "0"], "error: --amplitude-range: min 1 > max 0"),
+        (["--damping-range", "-1", "5"], "error: --damping-range must not go below 0"),
+        (["--n", "-5"], "error: --n must be a whole number >= 1"),
+        (["--seed", "-1"], "error: --seed must be a whole number >= 0"),
+        (["--snr", "-3"], "error: --snr must be positive"),
         (["--snr", "1", "2", "3"], "--snr takes one value or MIN MAX"),
         (["--config", "{missing}"], "does not exist"),
         (["--config", "{garbled}"], "as YAML"),

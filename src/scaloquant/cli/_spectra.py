@@ -113,8 +113,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=options["max_figures"],
         metavar="N",
-        help="fit figures at most, for the spectra of largest FID RMS (signal and noise "
-        "together; default: "
+        help="fit figures at most, for the spectra of highest SNR (results.csv's snr; "
+        "default: "
         f"{options['max_figures']}; fit, quantify --refine and a physics-head model draw "
         "representative voxels of an MRSI input instead, --mrsi-figures); 0 also leaves the "
         "MRSI maps out of "
@@ -203,12 +203,31 @@ def run_provenance(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
 
 
 def read_user_basis(path: Path | None):
-    """The ``--basis`` file (it must record its own grid) and its name, or (None, None)."""
+    """The ``--basis`` file (it must record its own grid) and its name, or (None, None).
+
+    A basis that does not record its grid is refused saying so: the reader's 'pass
+    --dwell-time-s' sent the user to a flag that describes the inputs, and the same refusal
+    followed with it given (quantify, fit; train has no such flag)."""
     if path is None:
         return None, None
+    from ..errors import MissingMetadataError
     from ..io import read_basis
 
-    return read_basis(path), str(path)
+    try:
+        return read_basis(path), str(path)
+    except MissingMetadataError as err:
+        # a folder's file is named beside the folder given
+        where = f"--basis {path}" + (
+            f": {Path(err.path).name}" if err.path and Path(err.path) != Path(path) else ""
+        )
+        raise MissingMetadataError(
+            f"{where} does not record the {err.missing or 'acquisition'}, and a basis must "
+            "record its own grid (--dwell-time-s and the like describe the inputs, not the "
+            "basis): give a basis file that does (LCModel .BASIS, a folder of FSL-MRS .json, "
+            "NIfTI-MRS)",
+            path=err.path,
+            missing=err.missing,
+        ) from None
 
 
 def inputs_from_args(args: argparse.Namespace) -> list:

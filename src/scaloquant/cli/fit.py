@@ -177,6 +177,7 @@ def fit_config_from_args(args: argparse.Namespace):
     from ..errors import ConfigError
     from ..fit.batched import usable_device
     from ..fit.config import FIT_PRESETS, FitConfig
+    from ..fit.config import _check_range as check_range
     from ..io.config import read_config
 
     if args.preset == "simulated-scipy":
@@ -208,6 +209,9 @@ def fit_config_from_args(args: argparse.Namespace):
     if args.ratio_priors:
         flags["ratio_priors"] = args.ratio_priors
     if args.ppm_range:
+        # the config's own check, worded with the flag the user gave (a --config file's
+        # ppm_range is refused as the key it wrote)
+        check_range("--ppm-range", args.ppm_range)
         flags["ppm_range"] = tuple(args.ppm_range)
     if args.device:
         flags["device"] = args.device

@@ -23,7 +23,7 @@ import yaml
 from .. import __version__
 from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_message
 from ..io import default_basis
-from ..io.atomic import check_writable, write_text_atomic
+from ..io.atomic import check_output_dir, check_writable, write_text_atomic
 from ..io.config import read_mapping
 from ..models.physics_config import PHYSICS_KINDS
 from ..models.quantifier import MODEL_KINDS
@@ -265,6 +265,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         # else "File exists" from the first mkdir under it, after the imports and the basis
         raise OutputExistsError(f"{args.out} is a file; give a folder for the outputs")
+    # a place that cannot be written, refused as the other commands refuse it, before the
+    # imports and the basis (it was 'No such file or directory (/proc/x)' from the first mkdir)
+    check_output_dir(args.out, overwrite=True)
     before = _folders(args.out)
     try:
         return _train(args)
@@ -358,7 +361,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(
         f"{config.model}: best val loss {result.best_val_loss:.4g}, val RMSE "
-        f"{result.best_val_rmse:.4g} after {result.steps} steps ({result.epochs} epochs, "
+        f"{result.best_val_rmse:.4g} after {result.steps} step{'' if result.steps == 1 else 's'} "
+        f"({result.epochs} epoch{'' if result.epochs == 1 else 's'}, "
         f"{result.wall_time_s:.0f} s); checkpoint {result.checkpoint_path}"
     )
     calibration = read_checkpoint(result.checkpoint_path)["scaloquant"].get(
@@ -397,8 +401,9 @@ def physics_config(args: argparse.Namespace):
     used += ["--resume"] if args.resume else []
     if used:
         raise ConfigError(
-            f"{', '.join(used)} do(es) not apply to {args.model} (it trains on fresh "
-            f"{args.simulation or 'invivo'} signals); drop them"
+            f"{', '.join(used)} {'does' if len(used) == 1 else 'do'} not apply to "
+            f"{args.model} (it trains on fresh {args.simulation or 'invivo'} signals); drop "
+            f"{'it' if len(used) == 1 else 'them'}"
         )
     overrides = dict(read_mapping(args.config)) if args.config is not None else {}
     flags = {
@@ -414,16 +419,37 @@ def physics_config(args: argparse.Namespace):
     return PhysicsTrainConfig.preset(args.preset, **overrides)
 
 
+def _same_field(acquisition: Any, basis: Any, args: argparse.Namespace) -> None:
+    """Refuse, before any work, a ``--grid-from`` file of another field than the basis, naming
+    the file (training's own check said 'the data:') and a remedy train has: it takes no
+    acquisition flags, so a wrong header is mended by rewriting the file."""
+    from ..errors import IncompatibleDataError, NeedsOption
+    from ..signal.match import require_same_field
+
+    what = f"the basis set ({args.basis})" if args.basis else "the embedded basis set"
+    try:
+        require_same_field(acquisition, basis.acquisition, source=args.grid_from, target_what=what)
+    except NeedsOption as err:
+        fix = (
+            "a --grid-from file rewritten by scaloquant convert with --spectrometer-freq-mhz and "
+            "--override-header"
+        )
+        raise IncompatibleDataError(err.worded({"override_freq": fix})) from None
+
+
 def _train_physics(args: argparse.Namespace) -> int:
-    from ..io import read_basis, read_fid
+    from ..io import read_fid
     from ..train.physics import train_physics
+    from ._spectra import read_user_basis
 
     config = physics_config(args)
     out: Path = args.out
     checkpoint = out / "models" / f"{args.model}.ckpt"
     config_path = out / "train_config.yaml"
-    basis = default_basis() if args.basis is None else read_basis(args.basis)
+    basis = default_basis() if args.basis is None else read_user_basis(args.basis)[0]
     acquisition = None if args.grid_from is None else read_fid(args.grid_from).acquisition
+    if acquisition is not None:
+        _same_field(acquisition, basis, args)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)  # removed again if left empty
     for path in (checkpoint, config_path):
         check_writable(path, overwrite=args.overwrite)

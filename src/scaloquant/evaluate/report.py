@@ -555,8 +555,13 @@ def render_report(
     lines += _metric_table(rows, "method")
     lines += [
         "",
-        "Each column is the unweighted mean over metabolites of the per-metabolite value. "
-        "The baseline predicts, for every signal, the mean of the training targets.",
+        "Each column is the unweighted mean over metabolites of the per-metabolite value."
+        # only where the table has the baseline's row (``evaluate`` of a test file has none)
+        + (
+            " The baseline predicts, for every signal, the mean of the training targets."
+            if comparison["mean_predictor"]
+            else ""
+        ),
         "",
     ]
     if "by_snr" in doc:

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import IncompatibleDataError, InputFileError
 from ..io import default_basis
 from ..io.hdf5 import read_simulation
+from ..paths import CHECKPOINT_HINT, require_file
 from ..signal.match import require_same_grid
 from ..simulate import rebuild_fids
 from ..types import FID, BasisSet, SignalSet
@@ -69,9 +70,25 @@ def _test_columns(quantifier: Any, test: SignalSet, name: str) -> list[int]:
     missing = [m for m in test.metabolites if m not in model_names]
     extra = [m for m in model_names if m not in test.metabolites]
     if missing or extra:
+        # what differs, not both lists: a physics-head model of the invivo prior estimates its
+        # parametric lipids beside the basis it shares with the file (the lists were equal
+        # but for them, and the remedy said 'the same basis set', which it was)
+        differs = "; ".join(
+            [f"{name} estimates {', '.join(extra)}, which the test file does not hold"]
+            * bool(extra)
+            + [f"the test file holds {', '.join(missing)}, which {name} does not estimate"]
+            * bool(missing)
+        )
+        hint = (
+            " (a physics-head model trained with --simulation invivo also estimates that "
+            "prior's lipids: train it with --simulation default to evaluate it on a simulate "
+            "file)"
+            if extra and not missing
+            else ""
+        )
         raise IncompatibleDataError(
-            f"{name} estimates {', '.join(model_names)} but the test file holds "
-            f"{', '.join(test.metabolites)}; use a model trained with the same basis set"
+            f"{differs}; evaluate a model trained on the basis set the file was simulated "
+            f"with{hint}"
         )
     return [model_names.index(m) for m in test.metabolites]
 
@@ -152,9 +169,8 @@ def evaluate_checkpoints(
     check_options(n_boot=n_boot)
     if not checkpoints:
         raise InputFileError("give at least one checkpoint with --model")
-    for path in checkpoints:
-        if not Path(path).is_file():
-            raise InputFileError(f"checkpoint {path} does not exist; check the path")
+    for path in checkpoints:  # as quantify's: a folder is named as one, not as missing
+        require_file(path, "checkpoint ", CHECKPOINT_HINT)
     names = method_names(checkpoints)
     test = read_simulation(data)
     predictions: dict[str, np.ndarray] = {}
@@ -169,7 +185,7 @@ def evaluate_checkpoints(
         wall_times[f"predict_{name}"] = time.perf_counter() - t0
     example = signal_example(basis if basis is not None else default_basis(), test, predictions)
     context = (
-        f"{len(names)} model(s) evaluated on {test.n_total} simulated test signals from "
+        f"{len(names)} model{'' if len(names) == 1 else 's'} evaluated on {test.n_total} simulated test signals from "
         f"`{data}` (simulation seed {test.seed}, basis {test.basis_name or 'unrecorded'}). "
         + ("" if example else "Fig. 2 is left out: the test set was made with another basis. ")
         + "No baseline row: predicting the mean needs the training targets, which a test "

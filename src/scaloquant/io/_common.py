@@ -192,7 +192,9 @@ def require_grid(
     ):
         if value is None:
             raise MissingMetadataError(
-                f"{path} does not record the {what}; pass {flag} (or {keyword}=... in Python)"
+                f"{path} does not record the {what}; pass {flag} (or {keyword}=... in Python)",
+                path=path,
+                missing=what,
             )
     return float(dwell_time_s), float(spectrometer_freq_mhz)
 

@@ -23,10 +23,11 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     """Refuse an existing output unless ``overwrite``; refuse a missing parent folder or one
     that cannot be written (so that commands refuse it before their work, not after)."""
     path = Path(path)
+    # a folder first: '--overwrite to replace it' would only lead to this refusal
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
-    if path.exists() and path.is_dir():
-        raise OutputExistsError(f"{path} is a folder; give a file name")
     if not path.parent.exists():
         raise InputFileError(f"folder {path.parent} does not exist; create it first")
     _probe_writable(path.parent, path)
@@ -45,12 +46,15 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates the file 0600; give the output the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
+        # mkstemp creates the file 0600; give the output the permissions a plain open()
+        # would. After the writer: one that replaces the file keeps its own temporary's 0600
+        # (fslpy's Image.save, under nifti-mrs: simulate's and convert's NIfTI outputs were
+        # readable by their owner alone)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp_path.chmod(0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

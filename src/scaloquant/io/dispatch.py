@@ -176,6 +176,12 @@ def _fid_reader(path: Path) -> Callable[..., FID]:
         raise InputFileError(
             f"{path} is a basis set, not a FID; read it with read_basis / 'scaloquant basis info'"
         )
+    if suffix in (".h5", ".hdf5"):  # read as text, it was 'a binary file, not text'
+        raise InputFileError(
+            f"{path} is an HDF5 file (scaloquant simulate's signals with their truth), not a "
+            f"FID file; scaloquant reads {_FID_HELP}; evaluate a simulation file with "
+            "scaloquant evaluate"
+        )
     scanner = _scanner_format(path, suffix)
     if scanner is not None:
         raise InputFileError(scanner)

@@ -181,6 +181,11 @@ def read_simulation(
     :class:`~scaloquant.errors.InputFileError`.
     """
     path = require_file(path, hint="give a simulation file written by scaloquant")
+    if not h5py.is_hdf5(path):  # another format (simulate's NIfTI, a FID file), not damage
+        raise InputFileError(
+            f"{path} is not an HDF5 file; give a simulation file (.h5) written by scaloquant "
+            "simulate"
+        )
     try:
         f = h5py.File(path, "r")
     except OSError:

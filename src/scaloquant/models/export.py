@@ -22,8 +22,12 @@ transform's configuration, and what the outputs mean.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +193,10 @@ def export_onnx(
     if path.suffix.lower() != ".onnx":
         raise ConfigError(f"the ONNX output {path} must end in .onnx")
     sidecar = path.with_suffix(".json")
-    check_writable(sidecar, overwrite=overwrite)  # before the graph is written
+    # before the graph is written; the file asked for named first (it said 'm.json already
+    # exists' of an m.onnx exported before)
+    check_writable(path, overwrite=overwrite)
+    check_writable(sidecar, overwrite=overwrite)
     quantifier = quantifier.cpu().eval()
     description = export_description(quantifier)
     if quantifier.config.model == "spectrum_cnn":
@@ -202,7 +209,7 @@ def export_onnx(
         input_names = ["scalogram", "scale"]
     graph.eval()
     dynamic = {name: {0: "batch"} for name in (*input_names, *description["output_names"])}
-    with atomic_path(path, overwrite=overwrite) as tmp, torch.no_grad():
+    with atomic_path(path, overwrite=overwrite) as tmp, torch.no_grad(), _exporter_quiet():
         torch.onnx.export(
             graph,
             example,
@@ -217,3 +224,21 @@ def export_onnx(
         )
     write_text_atomic(sidecar, json.dumps(description, indent=2) + "\n", overwrite=overwrite)
     return path, sidecar
+
+
+@contextlib.contextmanager
+def _exporter_quiet() -> Iterator[None]:
+    """The exporter's own chatter off for the export (a terminal read a dozen lines of it:
+    'dynamic_axes is not recommended', 'torchvision is not installed. Skipping
+    torchvision::nms', the pytree deprecation), none of which is about the user's model."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,4 +1,4 @@
-"""Which spectra a run draws fit figures of: the largest signals of all inputs, or, in an MRSI
+"""Which spectra a run draws fit figures of: those of highest SNR of all inputs, or, in an MRSI
 input with a fit residual for every voxel, the voxels at evenly spaced ranks of that residual;
 and the drawn spectra picked out of their batches."""
 
@@ -16,24 +16,24 @@ from .rows import flat_samples
 def figure_choice(
     prepared: Sequence[Prepared], max_figures: int, skip: Sequence[bool] = ()
 ) -> list[list[int]]:
-    """Per input, the spectra to draw: the ``max_figures`` of largest RMS over all inputs
-    (in MRSI the voxels with signal rather than the corners of the field of view), of those
-    with something to quantify; none of the inputs whose ``skip`` is True."""
+    """Per input, the spectra to draw: the ``max_figures`` of highest SNR over all inputs
+    (results.csv's ``snr``, NAA height over the noise SD; in MRSI the voxels with signal
+    rather than the corners of the field of view), of those with something to quantify; then
+    those with no SNR (no noise region) by RMS; none of the inputs whose ``skip`` is True.
+
+    Not by RMS alone: that counts noise as signal, and drew the noisiest of the ISMRM 2016
+    challenge's SNR series (SNR 15-35, RMS 29-31) over its cleanest (SNR 126-140, RMS 27-28).
+    """
     skip = list(skip) or [False] * len(prepared)
-    rms = [
-        np.where(
-            p.usable & (not s), np.sqrt(np.mean(np.abs(flat_samples(p.fid)) ** 2, axis=1)), -np.inf
-        )
-        for p, s in zip(prepared, skip, strict=True)
-    ]
-    order = sorted(
-        ((float(r), i, j) for i, rs in enumerate(rms) for j, r in enumerate(rs)),
-        key=lambda t: -t[0],
-    )[:max_figures]
+    keys = []
+    for i, (p, s) in enumerate(zip(prepared, skip, strict=True)):
+        rms = np.sqrt(np.mean(np.abs(flat_samples(p.fid)) ** 2, axis=1))
+        snr = np.nan_to_num(np.asarray(p.quality.snr, dtype=float).reshape(-1), nan=-np.inf)
+        for j in np.flatnonzero(p.usable & (not s)):
+            keys.append((float(snr[j]), float(rms[j]), i, int(j)))
+    order = sorted(keys, key=lambda t: (-t[0], -t[1], t[2], t[3]))[:max_figures]
     chosen: list[list[int]] = [[] for _ in prepared]
-    for r, i, j in order:
-        if r == -np.inf:
-            continue
+    for _, _, i, j in order:
         chosen[i].append(j)
     return [sorted(c) for c in chosen]
 

@@ -53,11 +53,7 @@ def figure_note(results: Sequence[SpectraResult], *, representative: bool) -> li
     if others and (n_fig or not mrsi):
         parts.append(
             f"fit figures drawn for {n_fig} of {n_other if mrsi else n_all} spectra"
-            + (
-                " (those of largest FID RMS, signal and noise together; --max-figures)"
-                if n_fig < n_other
-                else ""
-            )
+            + (" (those of highest SNR; --max-figures)" if n_fig < n_other else "")
         )
     for r in mrsi:
         drawn = sorted(r.figures, key=lambda j: r.quality["fit_residual"][j])

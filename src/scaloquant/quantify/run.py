@@ -74,12 +74,12 @@ class Options:
     force : accept acquisition mismatches that matching cannot convert safely (with warnings).
     batch_size : spectra per network batch (None: the model's fastest default,
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
-    max_figures : fit figures at most (for the spectra with the largest signal); 0 draws none.
+    max_figures : fit figures at most (for the spectra of highest SNR); 0 draws none.
     mrsi_figures : ``fit``, and ``quantify --refine`` with a regression CNN (the runs with a fit
         residual for every voxel and fit figures): fit figures per MRSI input (at most
         ``max_figures``), of the voxels at evenly spaced ranks of the fit residual
         (:func:`representative_voxels`); its voxels do not compete for ``max_figures`` with the
-        largest signals of other inputs.
+        spectra of highest SNR of other inputs.
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
@@ -569,7 +569,7 @@ def quantify_inputs(
     # are its own final model's (_physics_figures)
     drawing = basis is not None or physics
     # MRSI inputs with --refine or a physics-head model: voxels representative of the fit's
-    # residual, as ``fit`` draws them (below); without one, the largest signals of all inputs
+    # residual, as ``fit`` draws them (below); without one, the highest SNRs of all inputs
     by_fit = options.refine or physics
     representative = [by_fit and p.input.is_mrsi for p in prepared]
     chosen = (
@@ -787,7 +787,7 @@ def fit_inputs(
     # the names and macromolecules of the fitted model; areas do not depend on the grid
     fitted = _one_model_for_all(basis, prepared, options.fit_config)
     # MRSI inputs: voxels representative of the fit (chosen from its residuals below), not the
-    # largest signals (16 figures: 8 of the 61 s of a 16 x 16 slice; the maps show every voxel)
+    # highest SNRs (16 figures: 8 of the 61 s of a 16 x 16 slice; the maps show every voxel)
     mrsi = [p.input.is_mrsi for p in prepared]
     chosen = figure_choice(prepared, options.max_figures, skip=mrsi)
     partial = []

@@ -54,6 +54,7 @@ from ..quantify.results import (
     SpectraResult,
 )
 from ..quantify.run import Run
+from .content import row_titles
 
 _MODEL_LABEL = {
     "quantify": "model (network amplitudes, fitted phase/shift/linewidth)",
@@ -397,8 +398,10 @@ def write_run(
             for j, spectra in r.figures.items():
                 (stage / "figures").mkdir(exist_ok=True)
                 label = r.input.labels()[j]
-                # rendered once: the same bytes are the figure file and the report's image
-                pngs[i, j] = _fit_png(run, spectra, title=f"{r.input.label}, spectrum {label}")
+                # rendered once: the same bytes are the figure file and the report's image;
+                # titled as the tables name the row ("voxel x,y,z" of an image)
+                (title,) = row_titles(run, [(i, j)])
+                pngs[i, j] = _fit_png(run, spectra, title=title)
                 figure_files[i, j] = f"figures/{_figure_name(key, label)}"
                 (stage / figure_files[i, j]).write_bytes(pngs[i, j])
                 write_text_atomic(
