@@ -515,7 +515,11 @@ def reproduce(
             for model in PHYSICS_MODELS:
                 parts = [done[key] for key in jobs if isinstance(key, tuple) and key[0] == model]
                 fields = zip(*(result for result, _ in parts), strict=True)
-                p = parts[0][0]._make(map(np.concatenate, fields))
+                # a column the prediction leaves out (PhysicsPrediction.flexible without its
+                # screen) stays None
+                p = parts[0][0]._make(
+                    None if column[0] is None else np.concatenate(column) for column in fields
+                )
                 spent = sum(seconds for _, seconds in parts)
                 predictions[model], sds[model] = p.amplitudes, p.sd
                 network_sds[model] = p.network_sd
