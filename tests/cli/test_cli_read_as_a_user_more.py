@@ -279,3 +279,23 @@ def test_train_counts_the_flags_it_refuses_and_refuses_an_unwritable_place_as_ot
     line = _one_line(capsys, "train")
     assert f"{blocked} is a file, so {blocked / 'run'} cannot be made" in line
     assert not (tmp_path / "run").exists()
+
+
+SIEMENS_BASIS = INVIVO / "siemens-press30-suspect" / "press_30ms_3T.basis"
+
+
+@pytest.mark.skipif(not SIEMENS_BASIS.is_file(), reason=f"needs the shared basis {SIEMENS_BASIS}")
+def test_evaluate_on_another_grid_says_what_a_user_can_do(tmp_path, capsys, tiny_checkpoint):
+    """A test file simulated on another basis' grid (2472 points): the refusal named a library
+    call (scaloquant.signal.match.match_acquisition) as the remedy; a command's user is told to
+    simulate on the model's grid or use a model for this one."""
+    data = tmp_path / "siemens.h5"
+    argv = ["simulate", "--n", "4", "--seed", "1", "--basis", str(SIEMENS_BASIS)]
+    assert main([*argv, "--out", str(data)]) == 0
+    capsys.readouterr()
+    argv = ["evaluate", "--model", str(tiny_checkpoint), "--data", str(data)]
+    assert main([*argv, "--out", str(tmp_path / "ev")]) == 2
+    line = _one_line(capsys, "evaluate")
+    assert "the test file: 2472 points" in line, line
+    assert "match_acquisition" not in line and "scaloquant simulate" in line, line
+    assert not (tmp_path / "ev").exists()

@@ -278,6 +278,15 @@ def test_require_same_grid_names_each_difference():
             IncompatibleDataError, match=f"^the data: {re.escape(words)}.*, the basis set: "
         ):
             require_same_grid(acq, TARGET, what="the data", target_what="the basis set")
+        # a command's remedy in place of the library's advice (evaluate's user cannot call
+        # match_acquisition), the difference as before
+        with pytest.raises(IncompatibleDataError) as err:
+            require_same_grid(
+                acq, TARGET, what="the data", target_what="the basis set", remedy="do this"
+            )
+        assert str(err.value).startswith(f"the data: {words}")
+        assert str(err.value).endswith("; do this")
+        assert "match_acquisition" not in str(err.value)
 
 
 def test_basis_sequence_of_the_default_basis():

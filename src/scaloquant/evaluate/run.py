@@ -65,6 +65,8 @@ def _test_columns(quantifier: Any, test: SignalSet, name: str) -> list[int]:
         quantifier.config.acquisition,
         what="the test file",
         target_what=f"model {name}",
+        remedy="simulate the test file on the model's grid (scaloquant simulate with the "
+        "model's basis) or evaluate a model trained for this file's",
     )
     model_names = tuple(quantifier.metabolites)
     missing = [m for m in test.metabolites if m not in model_names]

@@ -481,7 +481,12 @@ def fit_length(samples: np.ndarray, n_points: int) -> np.ndarray:
 
 
 def require_same_grid(
-    fid_acq: Acquisition, target: Acquisition, *, what: str, target_what: str
+    fid_acq: Acquisition,
+    target: Acquisition,
+    *,
+    what: str,
+    target_what: str,
+    remedy: str | None = None,
 ) -> None:
     """Refuse data whose grid differs from the target's, with no conversion (one line each).
 
@@ -490,40 +495,56 @@ def require_same_grid(
     fid_acq : the data's grid.
     target : the grid required (a model's or a basis set's).
     what, target_what : how the message names them, e.g. ``"the data"``, ``"the basis set"``.
+    remedy : what to do, said after the difference in place of the library's own advice
+        (convert with :func:`match_acquisition`), for a caller whose user cannot call it (a
+        command's refusal).
 
     Raises
     ------
     IncompatibleDataError : on the first difference (nucleus, points, dwell time, spectrometer
         frequency beyond :data:`FREQUENCY_RTOL`, ppm reference).
     """
+    found = _grid_difference(fid_acq, target, what=what, target_what=target_what)
+    if found is not None:
+        difference, advice = found
+        raise IncompatibleDataError(f"{difference}; {advice if remedy is None else remedy}")
+
+
+def _grid_difference(
+    fid_acq: Acquisition, target: Acquisition, *, what: str, target_what: str
+) -> tuple[str, str] | None:
+    """The first difference of :func:`require_same_grid`'s and the library's advice for it
+    (None: the same grid)."""
     hint = "scaloquant.signal.match.match_acquisition converts what is safe"  # a library call
     if fid_acq.nucleus != target.nucleus:
-        raise IncompatibleDataError(
-            f"{what}: nucleus {fid_acq.nucleus}, {target_what}: {target.nucleus}; use "
-            f"one made for {fid_acq.nucleus}"
+        return (
+            f"{what}: nucleus {fid_acq.nucleus}, {target_what}: {target.nucleus}",
+            f"use one made for {fid_acq.nucleus}",
         )
     if fid_acq.n_points != target.n_points:
-        raise IncompatibleDataError(
-            f"{what}: {fid_acq.n_points} points, {target_what}: {target.n_points}; truncate or "
-            f"zero-fill to match ({hint})"
+        return (
+            f"{what}: {fid_acq.n_points} points, {target_what}: {target.n_points}",
+            f"truncate or zero-fill to match ({hint})",
         )
     if not _same_dwell(fid_acq.dwell_time_s, target.dwell_time_s):
-        raise IncompatibleDataError(
-            f"{what}: dwell time {_dwell(fid_acq)}, {target_what}: {_dwell(target)}; use one "
-            f"made for this dwell time, or resample the data ({hint}, with force)"
+        return (
+            f"{what}: dwell time {_dwell(fid_acq)}, {target_what}: {_dwell(target)}",
+            f"use one made for this dwell time, or resample the data ({hint}, with force)",
         )
     if not math.isclose(
         fid_acq.spectrometer_freq_mhz, target.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
     ):
-        raise IncompatibleDataError(
-            f"{what}: {_mhz(fid_acq)}, {target_what}: {_mhz(target)}; use one made for "
-            "this field strength"
+        return (
+            f"{what}: {_mhz(fid_acq)}, {target_what}: {_mhz(target)}",
+            "use one made for this field strength",
         )
     if not math.isclose(fid_acq.ppm_reference, target.ppm_reference, abs_tol=PPM_REFERENCE_ATOL):
-        raise IncompatibleDataError(
+        return (
             f"{what}: 0 Hz = {fid_acq.ppm_reference:g} ppm, {target_what}: 0 Hz = "
-            f"{target.ppm_reference:g} ppm; give both the same reference ({hint})"
+            f"{target.ppm_reference:g} ppm",
+            f"give both the same reference ({hint})",
         )
+    return None
 
 
 def compare_reference(
