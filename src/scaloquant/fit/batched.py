@@ -138,6 +138,15 @@ def halving_on_oom(part: Callable[[int, int], T], lo: int, hi: int) -> list[T]:
 #: (:func:`chunk_ranges`): below it a chunk's tail of slow spectra costs more than a second
 #: core gains.
 SIDE_BY_SIDE_MIN = 32
+#: Spectra below which a CPU call that runs as one chunk (:func:`chunk_parts`) runs it on one
+#: torch thread, whatever torch's count: too few to share out in chunks of
+#: :data:`SIDE_BY_SIDE_MIN`, and their small operations split over 2 threads of a shared 2-core
+#: machine cost more than they gain (32, 48 and 63 tissue-like spectra, median wall of two
+#: runs on one thread 0.52/0.59, 0.73/0.87, 1.21/1.29 s, on two 0.56/0.92, 0.85/1.21,
+#: 1.40/2.14 s: faster in 53 of 54 rounds, 1 tie; docs/history/fit-log.md "A chunk of 32-63
+#: spectra on one torch thread (session 29, `chunk29`)"); its numbers then those of one
+#: thread, as the chunks side by side.
+ONE_THREAD_BELOW = 2 * SIDE_BY_SIDE_MIN
 
 
 def chunk_ranges(n: int, chunk: int, workers: int) -> list[tuple[int, int]]:
@@ -677,13 +686,13 @@ def chunk_parts(part: Callable[[int, int], T], n: int, device: torch.device, chu
         jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
         parts = [result for result, _ in run_side_by_side(jobs, workers).values()]
     else:
-        # a chunk of fewer than SIDE_BY_SIDE_MIN spectra on a CPU: on one torch thread, as each
+        # a chunk of fewer than ONE_THREAD_BELOW spectra on a CPU: on one torch thread, as each
         # chunk side by side, not its small operations split over the threads (5 spectra
         # refitted by quantify's adaptive baseline, 2 threads on a shared 2-core machine at load
         # 3: 2.6-3.9 s against 0.36 s on one; docs/history/physics-models-log.md "Where
-        # quantify's time goes with the polish (session 29, `qstage29`)"), its numbers those of
-        # one thread whatever the count
-        small = device.type == "cpu" and n < SIDE_BY_SIDE_MIN
+        # quantify's time goes with the polish (session 29, `qstage29`)"; 32-63 spectra:
+        # ONE_THREAD_BELOW), its numbers those of one thread whatever the count
+        small = device.type == "cpu" and n < ONE_THREAD_BELOW
         with torch_threads(1) if small else contextlib.nullcontext():
             parts = [fit for lo, hi in ranges for fit in halving_on_oom(part, lo, hi)]
     return parts

@@ -620,7 +620,7 @@ def _derived_spectra(
     their transforms on ``device`` (the fit's; default the CPU). On a CPU the chunks run side
     by side on torch's threads where there are several, as the fit's
     (:func:`~scaloquant.fit.batched.chunk_parts`: one thread each; fewer spectra than
-    ``SIDE_BY_SIDE_MIN`` on one thread): each spectrum's numbers are its own, the same in any
+    ``ONE_THREAD_BELOW`` on one thread): each spectrum's numbers are its own, the same in any
     chunk. Measured on the 1024 spectra of an MRSI slice
     (docs/history/fit-log.md "Both cores, and the first call (session 15)"): 1.15 -> 1.95 of
     2 threads runnable, 0.74 -> 0.43 s. On a GPU one after another: on the CPU this was 3.6 s
