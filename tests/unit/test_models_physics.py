@@ -147,7 +147,7 @@ def test_polish_start_does_not_depend_on_the_datas_units(built):
     the data shrank, and chose the other start for the second of these spectra times 1e-3
     (amplitudes over the scale 7.8e-5 of the largest from the unscaled spectrum's, against
     1.4e-7 for the first; docs/history/physics-models-log.md "The polish's start in the data's
-    units (session 29, units29)")."""
+    units (session 29, `units29`)")."""
     model, on_grid, _ = built
     assert model.predicting_problem().penalty_active  # the premise: the MM shift prior
     params = draw_invivo(InvivoPrior(), on_grid.names, 8, np.random.default_rng(12))

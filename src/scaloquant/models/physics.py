@@ -356,11 +356,12 @@ class PhysicsQuantifier(nn.Module):
         the network's start, which weighs the continuation's): weighed by 1 the MM shift prior,
         which only ``theta`` pays (its group shifts differ), scaled with the data's units and
         the choice flipped with them (docs/history/physics-models-log.md "The polish's start
-        in the data's units (session 29, units29)"). A real spectrum unlike the training signals can push the
-        predicted shift far off (the spant Philips spectrum, 400 s `quick` model: -24 Hz against
-        the fit's -1.8 Hz, tNAA/tCr 0 after the polish; 1.10 from the shift checked here; that
-        model was trained with the unbroadened reconstruction term, which drove its shift output
-        to the range edge; retrained with the supervised-only default: -1.14 Hz)."""
+        in the data's units (session 29, `units29`)"). A real spectrum unlike the training
+        signals can push the predicted shift far off (the spant Philips spectrum, 400 s `quick`
+        model: -24 Hz against the fit's -1.8 Hz, tNAA/tCr 0 after the polish; 1.10 from the
+        shift checked here; that model was trained with the unbroadened reconstruction term,
+        which drove its shift output to the range edge; retrained with the supervised-only
+        default: -1.14 Hz)."""
         sl = problem.slices()["shift"]
         shift = cross_correlation_shift_hz(
             problem,
