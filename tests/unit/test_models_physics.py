@@ -140,6 +140,31 @@ def test_polish_starts_from_the_fits_shift_where_the_networks_is_far_off(built):
     assert np.abs(est.amplitudes.numpy() - amplitudes).mean() < 0.05
 
 
+def test_polish_start_does_not_depend_on_the_datas_units(built):
+    """The polish's start (the network's group shifts or the fit's cross-correlation shift,
+    whichever has the lower cost) is chosen with the MM shift prior weighed by the residual's
+    variance, as the continuation weighs it: weighed by 1 it grew against the data's cost as
+    the data shrank, and chose the other start for the second of these spectra times 1e-3
+    (amplitudes over the scale 7.8e-5 of the largest from the unscaled spectrum's, against
+    1.4e-7 for the first; docs/history/physics-models-log.md "The polish's start in the data's
+    units (session 29, `units29`)")."""
+    model, on_grid, _ = built
+    assert model.predicting_problem().penalty_active  # the premise: the MM shift prior
+    params = draw_invivo(InvivoPrior(), on_grid.names, 8, np.random.default_rng(12))
+    rows = [1, 2]
+    fids = render_invivo(on_grid, params, np.random.default_rng(13)).fids[rows]
+    theta, _ = invivo_truth(model.problem(), params)
+    start = torch.as_tensor(theta[rows])  # group shifts apart by the MM shift's deviation
+    model.eval()
+    scale = model.problem().scale
+    one = model.estimate(torch.as_tensor(fids), polish_iterations=5, network_theta=start)
+    for s in (1e-3, 1e3):
+        est = model.estimate(torch.as_tensor(s * fids), polish_iterations=5, network_theta=start)
+        largest = one.amplitudes.abs().amax(-1, keepdim=True)
+        assert float(((est.amplitudes / s - one.amplitudes).abs() / largest).max()) < 1e-5
+        assert float(((est.theta - one.theta) / scale).abs().max()) < 3e-4
+
+
 @pytest.mark.parametrize("k", [5, 60])
 def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built, k):
     """The fit weighs the deviations' priors with the noise variance of the spectrum's

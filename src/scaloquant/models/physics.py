@@ -347,16 +347,21 @@ class PhysicsQuantifier(nn.Module):
         return theta_from_outputs(self.problem(), out.z, self.range_low, self.range_high)
 
     def checked_start(
-        self, problem: Problem, y: torch.Tensor, theta: torch.Tensor, cost: torch.Tensor
+        self, problem: Problem, y: torch.Tensor, theta: torch.Tensor, noise_var: torch.Tensor
     ) -> torch.Tensor:
         """The polish's start ``(B, P)``: ``theta`` (the network's), or, for the spectra where
         that gives a lower cost, ``theta`` with every group shift set to the fit's own start
-        (``cross_correlation_shift_hz`` over the window ``y`` ``(B, K)``; ``cost``
-        ``(B,)`` is ``theta``'s). A real spectrum unlike the training signals can push the
-        predicted shift far off (the spant Philips spectrum, 400 s `quick` model: -24 Hz against
-        the fit's -1.8 Hz, tNAA/tCr 0 after the polish; 1.10 from the shift checked here; that
-        model was trained with the unbroadened reconstruction term, which drove its shift output
-        to the range edge; retrained with the supervised-only default: -1.14 Hz)."""
+        (``cross_correlation_shift_hz`` over the window ``y`` ``(B, K)``). Both costs are
+        ``problem``'s, its priors weighed by ``noise_var`` ``(B,)`` (the residual's variance at
+        the network's start, which weighs the continuation's): weighed by 1 the MM shift prior,
+        which only ``theta`` pays (its group shifts differ), scaled with the data's units and
+        the choice flipped with them (docs/history/physics-models-log.md "The polish's start
+        in the data's units (session 29, `units29`)"). A real spectrum unlike the training
+        signals can push the predicted shift far off (the spant Philips spectrum, 400 s `quick`
+        model: -24 Hz against the fit's -1.8 Hz, tNAA/tCr 0 after the polish; 1.10 from the
+        shift checked here; that model was trained with the unbroadened reconstruction term,
+        which drove its shift output to the range edge; retrained with the supervised-only
+        default: -1.14 Hz)."""
         sl = problem.slices()["shift"]
         shift = cross_correlation_shift_hz(
             problem,
@@ -366,8 +371,8 @@ class PhysicsQuantifier(nn.Module):
         )
         other = theta.clone()
         other[:, sl] = shift[:, None].to(theta.dtype)
-        ones = torch.ones(y.shape[0], dtype=torch.float64, device=y.device)
-        better = evaluate(problem, other, y, ones, derivatives=False).cost < cost
+        cost = evaluate(problem, theta, y, noise_var, derivatives=False).cost
+        better = evaluate(problem, other, y, noise_var, derivatives=False).cost < cost
         return torch.where(better[:, None], other, theta)
 
     def moves_where_inexact(
@@ -589,7 +594,7 @@ class PhysicsQuantifier(nn.Module):
             )
         sd0 = crlb_sd(problem, ev, noise_var, workspace)  # the CRLB at the network's parameters
         network_sd = sd0 * self.network_sd_factors
-        theta = self.checked_start(problem, y, theta0, ev.cost) if k else theta0
+        theta = self.checked_start(problem, y, theta0, noise_var) if k else theta0
         centre = theta[:, problem.slices()["shift"]].mean(-1)
         fit_config = self.config.fit_config
         stage_problems: list[Problem] = []
