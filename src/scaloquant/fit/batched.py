@@ -144,7 +144,7 @@ SIDE_BY_SIDE_MIN = 32
 #: machine cost more than they gain (32, 48 and 63 tissue-like spectra, median wall of two
 #: runs on one thread 0.52/0.59, 0.73/0.87, 1.21/1.29 s, on two 0.56/0.92, 0.85/1.21,
 #: 1.40/2.14 s: faster in 53 of 54 rounds, 1 tie; docs/history/fit-log.md "A chunk of 32-63
-#: spectra on one torch thread (session 29, `chunk29`)"); its numbers then those of one
+#: spectra on one torch thread (session 29, chunk29)"); its numbers then those of one
 #: thread, as the chunks side by side.
 ONE_THREAD_BELOW = 2 * SIDE_BY_SIDE_MIN
 
