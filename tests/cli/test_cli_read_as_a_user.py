@@ -119,7 +119,23 @@ def test_a_window_without_the_basis_lines_is_one_line(window, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds none of the basis' lines" in err[0], err
+    assert f"--ppm-range {float(window[0]):g} {float(window[1]):g} holds" in err[0], err
     assert not out.exists()
+
+
+def test_fit_inputs_names_the_window_by_its_config_key():
+    """The library job names the config's key, as the config's own checks do; the CLI words
+    its flag (the test above)."""
+    from dataclasses import replace
+
+    from scaloquant.errors import ConfigError
+    from scaloquant.fit.config import FIT_PRESETS
+    from scaloquant.io.default import default_basis
+    from scaloquant.quantify import Options, fit_inputs
+
+    options = Options(fit_config=replace(FIT_PRESETS["invivo"], ppm_range=(10.0, 12.0)))
+    with pytest.raises(ConfigError, match=r"^ppm_range 10 12 holds none of the basis' lines"):
+        fit_inputs([], default_basis(), basis_name="default", options=options)
 
 
 @needs_spant

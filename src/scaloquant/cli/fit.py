@@ -176,8 +176,7 @@ def fit_config_from_args(args: argparse.Namespace):
     """The preset, then the ``--config`` file, then the model flags."""
     from ..errors import ConfigError
     from ..fit.batched import usable_device
-    from ..fit.config import FIT_PRESETS, FitConfig
-    from ..fit.config import _check_range as check_range
+    from ..fit.config import FIT_PRESETS, FitConfig, check_range
     from ..io.config import read_config
 
     if args.preset == "simulated-scipy":
@@ -240,6 +239,10 @@ def _fit(args: argparse.Namespace) -> int:
     if basis is None:
         basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
     fit_config = fit_config_from_args(args)
+    if args.ppm_range:  # worded with the flag given (fit_inputs names the config's key)
+        from ..quantify.checks import window_holds_lines
+
+        window_holds_lines(basis, fit_config.ppm_range, "--ppm-range")
     inputs = inputs_from_args(args)
     options = options_from_args(
         args,

@@ -32,7 +32,9 @@ def macromolecule_names(names: Sequence[str], metadata: Mapping | None = None) -
     return tuple(n for n in names if n in listed or _MM_PATTERN.match(n))
 
 
-def _check_range(name: str, value: Sequence[float], *, allow_infinite: bool = False) -> None:
+def check_range(name: str, value: Sequence[float], *, allow_infinite: bool = False) -> None:
+    """Refuse a ``(low, high)`` pair that is not two finite numbers in order (``allow_infinite``:
+    infinities allowed), naming it ``name``: a config key, or a front end's flag (ConfigError)."""
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -392,7 +394,7 @@ class FitConfig:
             "gauss_bounds_per_s2",
             "noise_ppm_range",
         ):
-            _check_range(name, getattr(self, name))
+            check_range(name, getattr(self, name))
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if self.water_removal not in ("none", "hlsvd"):
             raise ConfigError(f"water_removal must be none or hlsvd, got {self.water_removal!r}")

@@ -115,7 +115,7 @@ def _frozen_ranges(mapping: Mapping[str, Range]) -> Mapping[str, Range]:
     return MappingProxyType({str(k): (float(v[0]), float(v[1])) for k, v in mapping.items()})
 
 
-def _check_range(value: Range, what: str, *, minimum: float | None = None) -> None:
+def check_range(value: Range, what: str, *, minimum: float | None = None) -> None:
     lo, hi = value
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
         raise ConfigError(f"{what} must be a [min, max] pair with min <= max, got {value!r}")
@@ -278,11 +278,11 @@ class InvivoPrior:
             if f.name.endswith("_fraction"):
                 _check_fraction(value, f.name)
             elif isinstance(value, tuple) and len(value) == 2 and f.name != "literature_spread":
-                _check_range(value, f.name)
+                check_range(value, f.name)
         for name, r in {**self.concentrations_mm, **self.mm_parametric_range_mm}.items():
-            _check_range(r, f"concentration range of {name}", minimum=0.0)
+            check_range(r, f"concentration range of {name}", minimum=0.0)
         for name, r in self.lipid_range_mm.items():
-            _check_range(r, f"lipid range of {name}", minimum=0.0)
+            check_range(r, f"lipid range of {name}", minimum=0.0)
         unknown = [
             n
             for n in (*self.mm_parametric_range_mm, *self.lipid_range_mm)
@@ -293,15 +293,15 @@ class InvivoPrior:
                 f"no parametric component {', '.join(unknown)}; known: "
                 f"{', '.join(PARAMETRIC_COMPONENTS)}"
             )
-        _check_range(self.literature_spread, "literature_spread", minimum=0.0)
-        _check_range(self.metabolite_t2_range_s, "metabolite_t2_range_s", minimum=1e-3)
-        _check_range(self.singlet_fwhm_range_ppm, "singlet_fwhm_range_ppm", minimum=0.0)
-        _check_range(self.water_fwhm_range_hz, "water_fwhm_range_hz", minimum=1e-3)
-        _check_range(self.water_height_range, "water_height_range", minimum=1e-12)
-        _check_range(self.snr_range, "snr_range", minimum=1e-12)
-        _check_range(self.eddy_time_constant_range_s, "eddy_time_constant_range_s", minimum=1e-6)
+        check_range(self.literature_spread, "literature_spread", minimum=0.0)
+        check_range(self.metabolite_t2_range_s, "metabolite_t2_range_s", minimum=1e-3)
+        check_range(self.singlet_fwhm_range_ppm, "singlet_fwhm_range_ppm", minimum=0.0)
+        check_range(self.water_fwhm_range_hz, "water_fwhm_range_hz", minimum=1e-3)
+        check_range(self.water_height_range, "water_height_range", minimum=1e-12)
+        check_range(self.snr_range, "snr_range", minimum=1e-12)
+        check_range(self.eddy_time_constant_range_s, "eddy_time_constant_range_s", minimum=1e-6)
         for name in ("mm_damping_range_per_s", "lipid_damping_range_per_s"):
-            _check_range(getattr(self, name), name, minimum=0.0)
+            check_range(getattr(self, name), name, minimum=0.0)
         if self.macromolecules not in ("measured", "parametric"):
             raise ConfigError(
                 f"macromolecules must be measured or parametric, got {self.macromolecules!r}"
