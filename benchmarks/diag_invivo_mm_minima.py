@@ -14,6 +14,13 @@ sits on (``d``, ``s``, ``g``).
 
 ``--starts``: also from 16 starts of the MM and lipid groups' (damping 1/s, Gaussian 1/s^2), each
 of (3, 50) (the preset's), (0, 2500), (40, 0), (20, 1000); the shifts start where the fit's do.
+``--probe``: also, after the default start's fit, refits from its end with the MM and lipid
+groups' (damping, Gaussian) reset to each of those 16 pairs, every other parameter kept
+(:func:`scaloquant.fit.batched.solve` from that ``theta`` at the fit's stiffness, without the
+continuation stages, as the adaptive rule's refits start from the reference); the lowest end
+becomes the next round's start, up to 3 rounds while it lowers the objective by more than 1
+noise variance. Printed per refit: its objective less the fit's (noise variances), its ratios
+and its time.
 ``--variants NAME ...``: the MM and lipid groups' bounds or priors changed (patched into
 :func:`scaloquant.fit.problem.make_problem`; not options of the fit): ``g1015`` Gaussian at most
 1015 1/s^2 (LCModel's ``FWHM= .15 < .2`` as an extra Gaussian at 127.8 MHz); ``lor`` Gaussian 0
@@ -30,13 +37,14 @@ free groups set ``FIT_PRESETS["invivo"]`` to ``mm_shift_prior_sd_hz=None`` first
 Usage::
 
     PYTHONPATH=src python benchmarks/diag_invivo_mm_minima.py [--cases a,b] [--starts]
-        [--variants NAME ...]
+        [--probe] [--variants NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -64,6 +72,8 @@ VARIANTS = {
 GOT: dict = {}
 START: dict[str, tuple[float, float]] = {}
 VARIANT: dict = {}
+#: one ``(start, ratios' relative differences, stiffness, reference objective, objective)`` a fit
+ENDS: list = []
 _solve, _batched_solve = spectra._solve, batched.solve
 _start_theta, _make_problem = batched.start_theta, problem.make_problem
 
@@ -136,18 +146,22 @@ def varied(*args, **kw):
 
 
 def objective(ed: float, theta: np.ndarray) -> float:
-    """The fit's objective at ``theta`` with the spline baseline at stiffness ``ed``."""
+    """The fit's objective at ``theta`` with the spline baseline at stiffness ``ed``, in noise
+    variances (the cost over the variance it weighs the priors with: the residual's sum of
+    squares over the noise variance of one real sample, plus the priors)."""
     config = replace(GOT["config"], baseline_ed_per_ppm=float(ed))
     prob = problem.make_problem(GOT["basis"], config, device=torch.device("cpu"))
     x = torch.as_tensor(np.array(GOT["fids"]), dtype=torch.complex128)
     region = GOT["region"] if GOT["region"] is not None else GOT["calls"][0].noise_sd
     var = torch.as_tensor(np.asarray(region, dtype=float) ** 2)
     y = problem.data_window(prob, x)
-    return float(evaluate(prob, torch.as_tensor(theta), y, var, derivatives=False).cost[0])
+    cost = evaluate(prob, torch.as_tensor(theta), y, var, derivatives=False).cost[0]
+    return float(cost / var.reshape(-1)[0])
 
 
 def run(name: str) -> dict[str, float]:
-    """Fit case ``name``, print its line; its ratios' relative differences to LCModel's."""
+    """Fit case ``name``, print its line; its ratios' relative differences to LCModel's (and
+    in ``ENDS`` its stiffness and objectives)."""
     inputs, reference, _ = bench.CASES[name]
     with tempfile.TemporaryDirectory() as out:
         cli(["fit", *map(str, inputs), "--out", out + "/o", "--overwrite"])
@@ -179,9 +193,10 @@ def run(name: str) -> dict[str, float]:
         groups.append(f"{group[:5]} {values[0]:6.2f} {values[1]:7.2f} {values[2]:7.1f} [{on}]")
     cost_ref = objective(config.baseline_ed_candidates_per_ppm[-1], reference_fit.theta)
     cost = objective(GOT["ed"][0], fit.theta)
+    ENDS.append((dict(START), rel, float(GOT["ed"][0]), cost_ref, cost))
     print(
         f"{name:18s} ed {GOT['ed'][0]:.0f} xcorr {GOT['xcorr']:6.2f} objective reference "
-        f"{cost_ref:.5e} final {cost:.5e}  "
+        f"{cost_ref:.2f} final {cost:.2f}  "
         + " ".join(f"{k} {100 * v:+.1f}" for k, v in rel.items())
         + f"  mean {100 * np.mean(np.abs(list(rel.values()))):.2f} %\n    "
         + " | ".join(groups),
@@ -190,10 +205,89 @@ def run(name: str) -> dict[str, float]:
     return rel
 
 
+def print_ends(name: str) -> None:
+    """The distinct ends of ``ENDS`` (ratios within 0.1 point), the default start's first:
+    how many starts reach each, its stiffness, its objectives in noise variances less the
+    default start's (reference fit at the most flexible stiffness; final fit), its ratios'
+    relative differences to LCModel's and their mean |.|."""
+    ends: list[list] = []
+    for end in ENDS:
+        for group in ends:
+            if max(abs(end[1][k] - group[0][1][k]) for k in end[1]) < 1e-3:
+                group.append(end)
+                break
+        else:
+            ends.append([end])
+    _, _, _, ref0, final0 = ENDS[0]
+    print(f"{name}: {len(ends)} distinct end(s) from {len(ENDS)} starts")
+    for group in ends:
+        start, rel, ed, ref, final = group[0]
+        print(
+            f"  {len(group):2d} start(s), ed {ed:.0f}, objective - default's: reference "
+            f"{ref - ref0:+9.2f}, final {final - final0:+9.2f} (final {final:.1f})  "
+            + " ".join(f"{k} {100 * v:+.1f}" for k, v in rel.items())
+            + f"  mean {100 * np.mean(np.abs(list(rel.values()))):.2f} %"
+            + ("" if group[0] is ENDS[0] else f"  first from {start}")
+        )
+
+
+def ratios(amplitudes: np.ndarray, reference: dict[str, float]) -> dict[str, float]:
+    """The relative differences of ``amplitudes``' ratios to tCr from ``reference``'s."""
+    names = GOT["basis"].names
+    tcr = amplitudes[indices_of(COMBINATIONS["tCr"], names)].sum()
+    return {
+        k: amplitudes[indices_of(COMBINATIONS.get(k, (k,)), names)].sum() / tcr / v - 1
+        for k, v in reference.items()
+    }
+
+
+def probe(name: str) -> None:
+    """The ``--probe`` refits of case ``name`` from its last fit's end (in ``GOT``)."""
+    fit, config, ed = GOT["fit"], GOT["config"], GOT["ed"]
+    prob = problem.make_problem(GOT["basis"], config, device=torch.device("cpu"))
+    sl = prob.slices()
+    refit_config = replace(config, continuation_broadening_per_s=())
+    cost0 = objective(ed[0], fit.theta)
+    theta, cost = np.array(fit.theta), cost0
+    for round_ in range(3):
+        best = (cost, theta)
+        for pair in [(s, t) for s in STARTS for t in STARTS]:
+            start = theta.copy()
+            for group, (damping, gauss) in zip(GROUPS, pair, strict=True):
+                k = prob.group_names.index(group)
+                start[:, sl["damping"].start + k] = damping
+                start[:, sl["gauss"].start + k] = gauss
+            t0 = time.perf_counter()
+            sub = _batched_solve(
+                GOT["fids"],
+                GOT["basis"],
+                refit_config,
+                region_noise_sd=GOT["region"],
+                start={"theta": start},
+                baseline_ed_per_ppm=ed,
+            )
+            seconds = time.perf_counter() - t0
+            c = objective(ed[0], sub.theta)
+            rel = ratios(sub.amplitudes[0], bench.CASES[name][1])
+            print(
+                f"  round {round_ + 1} probe MM {pair[0]}, lipids {pair[1]}: objective - the "
+                f"fit's {c - cost0:+9.2f}  "
+                + " ".join(f"{k} {100 * v:+.1f}" for k, v in rel.items())
+                + f"  {seconds:.2f} s",
+                flush=True,
+            )
+            if c < best[0]:
+                best = (c, np.array(sub.theta))
+        if best[0] > cost - 1.0:
+            break
+        cost, theta = best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(bench.CASES))
     parser.add_argument("--starts", action="store_true")
+    parser.add_argument("--probe", action="store_true")
     parser.add_argument("--variants", nargs="*", default=[], choices=list(VARIANTS))
     args = parser.parse_args()
     spectra._solve, batched.solve, batched.start_theta = kept_solve, kept_batched_solve, started
@@ -207,6 +301,7 @@ def main() -> None:
         for name in cases:
             tol = bench.CASES[name][2]
             grid = [(s, t) for s in STARTS for t in STARTS] if args.starts else [None]
+            ENDS.clear()
             for pair in grid:
                 START.clear()
                 if VARIANT.get("gmax") == 0.0:
@@ -215,8 +310,12 @@ def main() -> None:
                     START.update(zip(GROUPS, pair, strict=True))
                     print(f"-- start MM {pair[0]}, lipids {pair[1]}")
                 rel = run(name)
+                if args.probe and pair is None:
+                    probe(name)
                 if tol is not None and pair is None:
                     rels += [(abs(v), abs(v) > tol) for v in rel.values()]
+            if args.starts:
+                print_ends(name)
         if rels:
             a = np.array(rels)
             print(
