@@ -2,10 +2,11 @@
 
 ``docs/*.md`` (not ``docs/history/``, whose logs describe the code of their time), ``README.md``
 and every module's text under ``src/`` are searched for a backticked dotted name that starts
-with ``scaloquant.`` (``scaloquant.fit.fit_spectra``, ``:func:`~scaloquant.signal.axes.ppm_axis```),
-and each is resolved without importing anything: the longest prefix that is a module, then a
-name defined or imported at its top level, then (for a class) a method, attribute or field. A
-name moved or renamed (``models.physics.least_squares_amplitudes`` went to ``physics_head`` in
+with ``scaloquant.`` (``scaloquant.fit.fit_spectra``, ``:func:`~scaloquant.signal.axes.ppm_axis```)
+or, in a module, a Sphinx role relative to its package (``:mod:`.text```), and each is
+resolved without importing anything: the longest prefix that is a module, then a name defined
+or imported at its top level, then (for a class) a method, attribute or field. A name moved or
+renamed (``models.physics.least_squares_amplitudes`` went to ``physics_head`` in
 session 26) fails here until its references move too.
 """
 
@@ -19,6 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 QUOTED = re.compile(r"`~?(scaloquant(?:\.[A-Za-z_]\w*)+)(?:\(\))?`")
+#: A Sphinx role with a name relative to the module's package (``:mod:`.text```,
+#: ``:func:`~.calibration.snr_groups```), in the modules under ``src/``.
+RELATIVE = re.compile(r":(?:mod|func|class|data|meth|attr|exc):`~?(\.[A-Za-z_][\w.]*)`")
 
 
 def _module_file(dotted: str) -> Path | None:
@@ -81,15 +85,24 @@ def _texts() -> list[Path]:
     ]
 
 
+def _package(path: Path) -> str:
+    """The package a module under ``src/`` sits in (a package's ``__init__``: itself)."""
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1])
+
+
 def test_every_quoted_scaloquant_name_exists():
     seen, missing = 0, []
     for path in _texts():
         text = path.read_text(encoding="utf-8")
-        for match in QUOTED.finditer(text):
+        found = [(m.start(), m.group(1)) for m in QUOTED.finditer(text)]
+        if path.suffix == ".py":
+            found += [(m.start(), _package(path) + m.group(1)) for m in RELATIVE.finditer(text)]
+        for start, name in found:
             seen += 1
-            if not resolves(match.group(1)):
-                line = text.count("\n", 0, match.start()) + 1
-                missing.append(f"{path.relative_to(ROOT)}:{line}: {match.group(1)}")
+            if not resolves(name):
+                line = text.count("\n", 0, start) + 1
+                missing.append(f"{path.relative_to(ROOT)}:{line}: {name}")
     assert seen > 100  # the texts were read
     assert not missing, "names that do not exist (moved or renamed?):\n" + "\n".join(missing)
 
@@ -102,3 +115,10 @@ def test_the_resolver_tells_a_name_from_a_missing_one():
     assert not resolves("scaloquant.models.physics.least_squares_amplitudes")
     assert not resolves("scaloquant.fit.config.FitConfig.no_such_field")
     assert not resolves("scaloquant.no_such_room.x")
+    # a relative role is read in the module's package, an __init__'s being the package itself
+    assert _package(SRC / "scaloquant" / "io" / "text.py") == "scaloquant.io"
+    assert _package(SRC / "scaloquant" / "io" / "__init__.py") == "scaloquant.io"
+    assert [m.group(1) for m in RELATIVE.finditer(":mod:`.text` :func:`~.a.b`")] == [
+        ".text",
+        ".a.b",
+    ]
