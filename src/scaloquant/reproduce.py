@@ -77,7 +77,7 @@ PHYSICS_MODELS: tuple[str, ...] = ("scalogram_physics", "spectrum_physics")
 #: signal (rounding of the float64 transform is ~1e-7 for ``pos_neg`` under a phase).
 BLIND_BELOW = 1e-5
 #: Polish iterations ``K`` of the physics models per preset (None: the model's default,
-#: :data:`scaloquant.models.physics.DEFAULT_POLISH_ITERATIONS` or the physics preset's):
+#: :data:`scaloquant.models.physics_config.DEFAULT_POLISH_ITERATIONS` or the physics preset's):
 #: ``tiny`` (CI) takes none: its 3-step networks are only there to exercise the pipeline, and
 #: from their starts the polish's continuation stages and global moves took 200 s of a 275 s
 #: tiny run with ``K = 1`` (the polish has its own tests, tests/unit/test_models_physics.py).

@@ -134,6 +134,40 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
     assert config.baseline_flexible_ppm_range == (0.2, 4.0)
 
 
+#: A value of each model flag of ``scaloquant fit`` that the ``invivo`` preset does not have.
+MODEL_FLAG_SAMPLES = {
+    "--lineshape": ["lorentzian"],
+    "--groups": ["per_metabolite"],
+    "--baseline": ["poly:3"],
+    "--baseline-stiffness": ["fixed"],
+    "--mm": ["parametric"],
+    "--ratio-priors": ["lcmodel"],
+    "--ppm-range": ["0.5", "4.0"],
+    "--water-removal": ["none"],
+    "--device": ["cpu:0"],
+}
+
+
+def test_every_fit_model_flag_reaches_the_fit_config():
+    """A model flag is declared in ``register`` and copied into the config in
+    ``fit_config_from_args``: one without the other is a flag that does nothing. A new flag of
+    the "fit model" group fails here until it has a sample above that changes the config."""
+    import argparse
+
+    from scaloquant.cli.fit import fit_config_from_args, register
+    from scaloquant.fit.config import FIT_PRESETS
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    fit = parser._subparsers._group_actions[0].choices["fit"]
+    (model,) = [g for g in fit._action_groups if g.title.startswith("fit model")]
+    flags = {a.option_strings[0] for a in model._group_actions} - {"--preset", "--config"}
+    assert flags == set(MODEL_FLAG_SAMPLES)
+    for flag, value in MODEL_FLAG_SAMPLES.items():
+        args = parser.parse_args(["fit", "x.RAW", "--out", "o", flag, *value])
+        assert fit_config_from_args(args) != FIT_PRESETS["invivo"], flag
+
+
 def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
     """``--threads N`` runs the solver on N torch threads and gives the caller its own back (the
     CLI runs in-process in tests and notebooks); N < 1 is one line and exit 2, nothing written."""

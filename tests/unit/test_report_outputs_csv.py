@@ -98,3 +98,22 @@ def test_results_json_text_is_the_documents_strict_json_a_spectrum_per_line():
         assert json.loads(results_json_text(other)) == other
     with pytest.raises(ValueError):
         results_json_text({"spectra": [{"snr": float("nan")}]})
+
+
+def test_every_quality_column_has_its_values_and_its_description():
+    """The columns are named twice: their descriptions (:data:`QUALITY_COLUMNS`, which the
+    writers iterate) and their values (:func:`scaloquant.quantify.checks.quality_columns`). A
+    column added to one only fails here, not with a ``KeyError`` in a fit's writer or a column
+    dropped from ``results.csv`` without a word."""
+    from types import SimpleNamespace
+
+    from scaloquant.quantify.checks import quality_columns
+    from scaloquant.signal.quality import QualityFigures
+
+    n = 3
+    figures = QualityFigures(**{f: np.zeros(n) for f in QualityFigures._fields})
+    prep = SimpleNamespace(quality=figures, input=SimpleNamespace(n_spectra=n))
+    for residual in (None, np.ones(n)):
+        values = quality_columns(prep, residual)
+        assert list(values) == list(NUMBERS)
+        assert all(v.shape == (n,) for v in values.values())

@@ -219,9 +219,9 @@ def verdict(pair: Mapping[str, Any], models: Mapping[str, Any]) -> str:
 
 
 def encoder_verdict(comparison: Mapping[str, Any]) -> str:
-    """One sentence from :func:`encoder_comparison`: whether encoder ``a`` predicts the
-    nonlinear parameters better than ``b``, and per parameter the two mean absolute errors with
-    the difference's interval."""
+    """One sentence from :func:`~scaloquant.evaluate.encoders.encoder_comparison`: whether
+    encoder ``a`` predicts the nonlinear parameters better than ``b``, and per parameter the two
+    mean absolute errors with the difference's interval."""
     a, b = comparison["a"], comparison["b"]
     params = comparison["parameters"]
     sides = {name: p["mean"]["favours"] for name, p in params.items()}

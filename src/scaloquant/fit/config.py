@@ -1,5 +1,6 @@
-"""Configuration of the linear-combination fit: a frozen, validated :class:`FitConfig`, and
-:class:`FitStart`, an optional starting point (for example a network's estimate).
+"""Configuration of the linear-combination fit: a frozen, validated :class:`FitConfig` and the
+named presets :data:`FIT_PRESETS` (an optional starting point, for example a network's estimate,
+is a :class:`~scaloquant.fit.result.FitStart`).
 """
 
 from __future__ import annotations

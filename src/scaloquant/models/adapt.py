@@ -5,7 +5,7 @@ A physics-head model (:mod:`scaloquant.models.physics`) predicts the nonlinear p
 fit's model; with the amplitudes solved by least squares, how well those parameters explain a
 spectrum needs no truth: the relative residual ``|y - S(theta) a|_W^2 / |y|_W^2`` of the fit's
 data window (the reconstruction term of the training loss,
-:func:`~scaloquant.models.physics.least_squares_amplitudes`). Spectra unlike the training
+:func:`~scaloquant.models.physics_head.least_squares_amplitudes`). Spectra unlike the training
 distribution (broader lines, shifts or phases the prior drew rarely) give the encoder a worse
 start; a few gradient steps on this residual over the spectra to be quantified move its weights
 towards parameters that explain *these* spectra (after Merkofer et al. 2025, physics-consistent
@@ -131,7 +131,7 @@ def _relative(
 def reconstruction_error(model: PhysicsQuantifier, fids: np.ndarray | torch.Tensor) -> np.ndarray:
     """Per spectrum ``(B,)``: ``|y - S(theta) a|_W^2 / |y|_W^2`` of FIDs ``(B, N)`` on the
     model's grid, ``theta`` the network's parameters (``K = 0``), ``a`` the clamped
-    least-squares amplitudes (:func:`~scaloquant.models.physics.least_squares_amplitudes`),
+    least-squares amplitudes (:func:`~scaloquant.models.physics_head.least_squares_amplitudes`),
     float64, eval mode (restored afterwards). What :func:`adapt_encoder` minimises."""
     x = _as_fids(model, fids)
     was_training = model.training

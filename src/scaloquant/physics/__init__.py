@@ -5,7 +5,7 @@ complex128 for the fit). :mod:`.model` holds the signal model (basis FIDs, metab
 sharing a Voigt lineshape and a shift, per-metabolite deviations, global phases, the window of
 the spectrum); :mod:`.baseline` the baseline designs (Legendre polynomials, penalised cubic
 B-splines and the stiffness rule); :mod:`.macromolecules` LCModel's parametric macromolecule and
-lipid components.
+lipid components; :mod:`.priors` LCModel's soft priors on amplitude ratios (``CHRATO``).
 """
 
 from .baseline import bspline_baseline, legendre_baseline, smoothing_for_ed

@@ -219,7 +219,7 @@ def concentrations_mM(
     ----------
     amplitudes : ``(..., M)`` amplitudes on the basis scale.
     water_areas : ``(...)`` water areas ``|w(0)|`` (:func:`water_area`), broadcastable.
-    unit_per_proton : ``u`` of :func:`signal_per_proton`.
+    unit_per_proton : ``u`` of :func:`scaloquant.signal.scale.signal_per_proton`.
     scaling : tissue and relaxation assumptions.
 
     Returns

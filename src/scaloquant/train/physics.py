@@ -15,14 +15,14 @@ fit's per-metabolite ``FIT_PRESETS["simulated"]``), and minimises::
 
 (``reconstruction_weight`` 0 by default: :class:`PhysicsTrainConfig`; the term is then not
 computed in the training steps), ``u`` the network's ranged parameters in ``[0, 1]``
-(:func:`~scaloquant.models.physics.normalised_theta`), ``*`` the truth (:func:`~scaloquant.models.physics.invivo_truth`,
-:func:`~scaloquant.models.physics.default_truth`), and the
-last term the relative residual of the data window through the differentiable model with
-clamped least-squares amplitudes (:func:`~scaloquant.models.physics.least_squares_amplitudes`),
-data and model both broadened by ``reconstruction_broadening_per_s`` (the fit's continuation
-stage). The weights with the lowest loss on a fixed validation set are kept; on that set the
-network's own SD is then calibrated (:func:`~scaloquant.models.physics.network_sd_factors`).
-Every random number comes
+(:func:`~scaloquant.models.physics_head.normalised_theta`), ``*`` the truth
+(:func:`~scaloquant.models.physics_truth.invivo_truth`,
+:func:`~scaloquant.models.physics_truth.default_truth`), and the last term the relative residual
+of the data window through the differentiable model with clamped least-squares amplitudes
+(:func:`~scaloquant.models.physics_head.least_squares_amplitudes`), data and model both broadened
+by ``reconstruction_broadening_per_s`` (the fit's continuation stage). The weights with the
+lowest loss on a fixed validation set are kept; on that set the network's own SD is then
+calibrated (:func:`~scaloquant.models.physics_head.network_sd_factors`). Every random number comes
 from generators spawned from ``seed`` (network initialisation, normalisation signals, training
 stream, validation set).
 
