@@ -1,0 +1,60 @@
+"""Session 30's audit of the outputs read as a user (third round): ``simulate``, ``basis
+info``, ``scalogram``, ``train --basis/--grid-from`` and ``quantify`` with a physics-head model
+and ``--adapt``, on the real bases and spectra of ``../shared`` (skipped, saying so, where
+absent). Each test failed before its mend (docs/history/fit-log.md, "Outputs read as a user,
+third round")."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from _shared import CHALLENGE, INVIVO
+from scaloquant.cli import main
+
+SPANT = INVIVO / "philips-press30-spant"
+SPANT_METAB = SPANT / "nifti_spec2nii" / "metab.nii.gz"
+SPANT_WATER = SPANT / "nifti_spec2nii" / "wref.nii.gz"
+SPANT_BASIS = SPANT / "lcmodel_reference" / "3t.basis"
+RAW = CHALLENGE / "datasets_LCModel" / "dataset7.RAW"
+needs_spant = pytest.mark.skipif(
+    not (SPANT_METAB.is_file() and SPANT_BASIS.is_file()),
+    reason=f"needs the shared spant spectrum and basis under {SPANT}",
+)
+
+
+def _one_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"scaloquant {command}: error: "), err
+    return err[0]
+
+
+@needs_spant
+def test_a_basis_metabolite_without_signal_is_refused(tmp_path, capsys):
+    """LCModel's spant basis with GABA's samples all zero: fit reported GABA 0 and a NaN CRLB
+    for every metabolite (a singular Fisher matrix), simulate wrote the signals without it,
+    'basis info' put its main peak at 0.200 ppm, the window's edge."""
+    from scaloquant.io import read_basis, write_basis_npz
+
+    basis = read_basis(SPANT_BASIS)
+    fids = basis.fids.copy()
+    fids[basis.index("GABA")] = 0
+    broken = write_basis_npz(tmp_path / "gaba0.npz", dataclasses.replace(basis, fids=fids))
+    out = tmp_path / "fit"
+    assert main(["fit", str(SPANT_METAB), "--basis", str(broken), "--out", str(out)]) == 2
+    line = _one_line(capsys, "fit")
+    assert f"{broken}: GABA has no signal (every sample is zero)" in line, line
+    assert not out.exists()
+    sim = tmp_path / "sim.h5"
+    argv = ["simulate", "--n", "2", "--seed", "0", "--basis", str(broken), "--out", str(sim)]
+    assert main(argv) == 2
+    assert "GABA has no signal" in _one_line(capsys, "simulate")
+    assert not sim.exists()
+    assert main(["basis", "info", str(broken)]) == 2
+    assert "GABA has no signal" in _one_line(capsys, "basis")
