@@ -58,3 +58,37 @@ def test_a_basis_metabolite_without_signal_is_refused(tmp_path, capsys):
     assert not sim.exists()
     assert main(["basis", "info", str(broken)]) == 2
     assert "GABA has no signal" in _one_line(capsys, "basis")
+
+
+@pytest.fixture(scope="module")
+def spant_physics(tmp_path_factory):
+    """A physics-head model trained (2 steps) for the spant spectrum's basis and grid."""
+    if not (SPANT_METAB.is_file() and SPANT_BASIS.is_file()):
+        pytest.skip(f"needs the shared spant spectrum and basis under {SPANT}")
+    out = tmp_path_factory.mktemp("spant_physics")
+    argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--max-steps", "2"]
+    argv += ["--basis", str(SPANT_BASIS), "--grid-from", str(SPANT_METAB), "--out", str(out)]
+    assert main(argv) == 0
+    return out / "models" / "spectrum_physics.ckpt"
+
+
+def test_a_physics_model_of_another_basis_says_it_carries_it(spant_physics, tmp_path, capsys):
+    """quantify with a physics-head model trained on the spant basis, no --basis: the summary
+    said 'no fit figures, no --refine and no mM (give --basis ...)' above a table of mM and
+    beside a drawn fit figure (the model keeps its basis). With --adapt on the one spectrum:
+    'on the 1 usable spectra ... (1 steps of 1 spectra'."""
+    out = tmp_path / "out"
+    argv = ["quantify", str(SPANT_METAB), "--water", str(SPANT_WATER)]
+    argv += ["--model", str(spant_physics), "--out", str(out), "--threads", "1"]
+    assert main([*argv, "--adapt", "--adapt-steps", "1"]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "no fit figures, no --refine and no mM" not in summary
+    assert "basis: the model's own, kept in its checkpoint (trained with 3t.basis)" in summary
+    assert "on the 1 usable spectrum of this run" in summary
+    assert "(1 step of 1 spectrum, learning rate" in summary
+    (row,) = csv.DictReader((out / "results.csv").open())
+    assert np.isfinite(float(row["NAA_mM"]))
+    assert list((out / "figures").glob("*.png"))
+    note = json.loads((out / "results.json").read_text())
+    assert "kept in its checkpoint" in json.dumps(note)
+    capsys.readouterr()
