@@ -92,3 +92,33 @@ def test_a_physics_model_of_another_basis_says_it_carries_it(spant_physics, tmp_
     note = json.loads((out / "results.json").read_text())
     assert "kept in its checkpoint" in json.dumps(note)
     capsys.readouterr()
+
+
+@pytest.mark.skipif(not RAW.is_file(), reason=f"needs the shared {RAW}")
+def test_train_grid_from_a_file_without_its_grid_names_a_remedy_train_has(tmp_path, capsys):
+    """``train --grid-from dataset7.RAW`` (no dwell time recorded): 'pass --dwell-time-s', a
+    flag train does not have."""
+    out = tmp_path / "run"
+    argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--grid-from", str(RAW)]
+    assert main([*argv, "--out", str(out), "--max-steps", "2"]) == 2
+    line = _one_line(capsys, "train")
+    assert "pass --dwell-time-s" not in line, line
+    assert f"--grid-from {RAW} does not record the dwell time" in line
+    assert f"scaloquant convert {RAW} dataset7.nii.gz --dwell-time-s S" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--model", "spectrum_cnn", "--preset", "tiny"],
+        ["train", "--model", "spectrum_physics", "--preset", "tiny", "--max-steps", "2"],
+        ["reproduce", "--preset", "tiny"],
+    ],
+)
+def test_a_negative_seed_is_one_line(argv, tmp_path, capsys):
+    """``--seed -1``: numpy's 'ValueError: expected non-negative integer' traceback, exit 1."""
+    out = tmp_path / "run"
+    assert main([*argv, "--seed", "-1", "--out", str(out)]) == 2
+    assert _one_line(capsys, argv[0]).endswith("seed must be an integer >= 0, got -1")
+    assert not out.exists()

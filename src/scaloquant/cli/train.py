@@ -437,8 +437,28 @@ def _same_field(acquisition: Any, basis: Any, args: argparse.Namespace) -> None:
         raise IncompatibleDataError(err.worded({"override_freq": fix})) from None
 
 
-def _train_physics(args: argparse.Namespace) -> int:
+def _grid_of(path: Path) -> Any:
+    """The acquisition of the ``--grid-from`` file. One that does not record its grid (an
+    LCModel .RAW, a text file) is refused with the rewrite that records it: the reader's 'pass
+    --dwell-time-s' named a flag train does not have."""
+    from ..errors import MissingMetadataError
     from ..io import read_fid
+
+    try:
+        return read_fid(path).acquisition
+    except MissingMetadataError as err:
+        stem = Path(path).name.split(".")[0]
+        raise MissingMetadataError(
+            f"--grid-from {path} does not record the {err.missing or 'acquisition'}, and train "
+            "takes no acquisition flags: rewrite it as NIfTI-MRS with them, e.g. scaloquant "
+            f"convert {path} {stem}.nii.gz --dwell-time-s S --spectrometer-freq-mhz MHZ, and give "
+            "that file",
+            path=err.path,
+            missing=err.missing,
+        ) from None
+
+
+def _train_physics(args: argparse.Namespace) -> int:
     from ..train.physics import train_physics
     from ._spectra import read_user_basis
 
@@ -447,7 +467,7 @@ def _train_physics(args: argparse.Namespace) -> int:
     checkpoint = out / "models" / f"{args.model}.ckpt"
     config_path = out / "train_config.yaml"
     basis = default_basis() if args.basis is None else read_user_basis(args.basis)[0]
-    acquisition = None if args.grid_from is None else read_fid(args.grid_from).acquisition
+    acquisition = None if args.grid_from is None else _grid_of(args.grid_from)
     if acquisition is not None:
         _same_field(acquisition, basis, args)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)  # removed again if left empty
