@@ -108,6 +108,36 @@ def test_train_grid_from_a_file_without_its_grid_names_a_remedy_train_has(tmp_pa
     assert not out.exists()
 
 
+@needs_spant
+def test_a_short_fid_names_the_scalogram_flag(tmp_path, capsys):
+    """The spant FID (1024 points) with the paper preset (1536): 'use a config with n_points
+    <= the FID length'; scalogram takes no config, and has --n-points."""
+    out = tmp_path / "s.npy"
+    assert main(["scalogram", "--in", str(SPANT_METAB), "--out", str(out)]) == 2
+    line = _one_line(capsys, "scalogram")
+    assert "has 1024 points but --preset paper takes the first 1536" in line, line
+    assert "pass --n-points 1024 (or fewer)" in line
+    assert not out.exists()
+    assert (
+        main(["scalogram", "--in", str(SPANT_METAB), "--out", str(out), "--n-points", "1024"]) == 0
+    )
+    assert np.load(out).shape == (2, 340, 1024)
+
+
+def test_one_acquisition_flag_without_a_basis_is_worded_as_one(tmp_path, capsys):
+    """'--spectrometer-freq-mhz describe a basis file; give --basis or drop them'."""
+    out = tmp_path / "sim.h5"
+    argv = ["simulate", "--n", "2", "--seed", "0", "--out", str(out)]
+    assert main([*argv, "--spectrometer-freq-mhz", "127.7"]) == 2
+    line = _one_line(capsys, "simulate")
+    assert line.endswith("--spectrometer-freq-mhz describes a basis file; give --basis or drop it")
+    assert main([*argv, "--spectrometer-freq-mhz", "127.7", "--override-header"]) == 2
+    assert _one_line(capsys, "simulate").endswith(
+        "describe a basis file; give --basis or drop them"
+    )
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "argv",
     [
