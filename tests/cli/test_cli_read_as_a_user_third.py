@@ -138,6 +138,28 @@ def test_one_acquisition_flag_without_a_basis_is_worded_as_one(tmp_path, capsys)
     assert not out.exists()
 
 
+@needs_spant
+def test_a_basis_header_override_is_reported(tmp_path, capsys):
+    """simulate and 'basis info' with --override-header (the help: 'each replacement is
+    reported with the results'): neither said that 123.2 MHz replaced the 127.7861 MHz the
+    spant basis records, nor did the simulation file."""
+    sim = tmp_path / "sim.h5"
+    flags = ["--basis", str(SPANT_BASIS), "--spectrometer-freq-mhz", "123.2", "--override-header"]
+    assert main(["simulate", "--n", "2", "--seed", "0", "--out", str(sim), *flags]) == 0
+    said = (
+        "--override-header: spectrometer frequency 123.2 MHz used instead of the 127.7861 MHz "
+        "the file records"
+    )
+    assert f"basis: {said}" in capsys.readouterr().out
+    with h5py.File(sim) as f:
+        assert f.attrs["spectrometer_freq_mhz"] == 123.2
+        assert json.loads(f.attrs["header_overrides"]) == {
+            "spectrometer_freq_mhz": {"recorded": 127.7861, "used": 123.2}
+        }
+    assert main(["basis", "info", *flags[1:]]) == 0
+    assert f"header:                 {said}" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -80,6 +80,14 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
     )
 
 
+def header_override_notes(obj: Any) -> list[str]:
+    """The sentences of ``--override-header``'s replacements in what a reader returned
+    (:func:`scaloquant.io.dispatch.reconcile_header` records them), for the terminal."""
+    return [
+        w for w in obj.provenance.get("warnings") or () if str(w).startswith("--override-header")
+    ]
+
+
 def add_output_flags(p: argparse.ArgumentParser) -> None:
     """``--n-boot`` and ``--overwrite``, shared with ``scaloquant reproduce``."""
     from ..evaluate.bootstrap import DEFAULT_N_BOOT  # evaluate and reproduce load it anyway

@@ -13,7 +13,7 @@ from ..fit.basis_grid import basis_reference_from_singlets
 from ..io.atomic import check_writable
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
-from ._common import add_acquisition_flags, load_basis
+from ._common import add_acquisition_flags, header_override_notes, load_basis
 
 #: The window of the main-peak column and of the plot, ppm (the paper's fitting range).
 PPM_RANGE = (0.2, 4.3)
@@ -78,6 +78,7 @@ def describe(basis: BasisSet, source: str) -> str:
     # Philips TE 35 basis: NAA at 1.978 ppm, fitted as referenced at 4.68 ppm)
     _, referenced = basis_reference_from_singlets(basis)
     lines[8:8] = [f"                        fit: {sentence}" for sentence in referenced]
+    lines += [f"header:                 {note}" for note in header_override_notes(basis)]
     if "sequence" in meta or "echo_time_ms" in meta:
         seq = str(meta.get("sequence", "unknown sequence"))
         if "echo_time_ms" in meta:
