@@ -174,3 +174,33 @@ def test_a_negative_seed_is_one_line(argv, tmp_path, capsys):
     assert main([*argv, "--seed", "-1", "--out", str(out)]) == 2
     assert _one_line(capsys, argv[0]).endswith("seed must be an integer >= 0, got -1")
     assert not out.exists()
+
+
+LCMODEL_RAWS = CHALLENGE.parent / "ismrm2016" / "basis" / "lcmodel"
+
+
+@pytest.mark.skipif(
+    not (LCMODEL_RAWS / "NAA.RAW").is_file() or not RAW.is_file(),
+    reason=f"needs the shared ISMRM 2016 basis as LCModel .RAW files ({LCMODEL_RAWS}) and {RAW}",
+)
+def test_a_basis_of_raw_files_has_a_way_in(tmp_path, capsys):
+    """The ISMRM 2016 basis as a folder of LCModel .RAW files (no grid recorded) given to fit:
+    refused, naming NIfTI-MRS as a basis format that records it (it is not read as a basis),
+    and no command took the grid for a basis that fit, quantify or train would then read. The
+    message now names 'scaloquant basis convert', which does."""
+    out = tmp_path / "fit"
+    grid = ["--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.2"]
+    argv = ["fit", str(RAW), *grid, "--out", str(out), "--max-figures", "0", "--threads", "1"]
+    assert main([*argv, "--basis", str(LCMODEL_RAWS)]) == 2
+    line = _one_line(capsys, "fit")
+    assert "NIfTI-MRS" not in line, line
+    npz = tmp_path / "basis.npz"
+    assert f"scaloquant basis convert {LCMODEL_RAWS} basis.npz --dwell-time-s S" in line
+    assert main(["basis", "convert", str(LCMODEL_RAWS), str(npz), *grid]) == 0
+    said = capsys.readouterr().out
+    assert f"wrote {npz}: 22 metabolites, 2048 points, dwell 0.25 ms, 123.2 MHz" in said
+    assert main([*argv, "--basis", str(npz)]) == 0
+    (row,) = csv.DictReader((out / "results.csv").open())
+    assert 14 < float(row["NAA_mM"]) < 15  # 14.48 mM with the embedded basis
+    assert main(["basis", "convert", str(LCMODEL_RAWS), str(npz), *grid]) == 2
+    assert "already exists" in _one_line(capsys, "basis")

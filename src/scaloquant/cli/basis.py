@@ -1,5 +1,6 @@
 """``scaloquant basis info [PATH] [--plot FILE.png]``: describe a basis set (default: the embedded
-ISMRM 2016 basis) and optionally draw its spectra.
+ISMRM 2016 basis) and optionally draw its spectra; ``scaloquant basis convert PATH OUT.npz``:
+rewrite one as a .npz that records its grid (the acquisition flags supply what PATH lacks).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ PPM_RANGE = (0.2, 4.3)
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "basis",
-        help="inspect basis sets",
-        description="Inspect metabolite basis sets.",
+        help="inspect basis sets, or rewrite one as .npz",
+        description="Inspect metabolite basis sets, or rewrite one as a .npz that records its "
+        "grid.",
     )
     sub = p.add_subparsers(dest="basis_command", metavar="ACTION")
     sub.required = True
@@ -51,6 +53,25 @@ def register(subparsers: Any) -> None:
     info.add_argument("--overwrite", action="store_true", help="replace an existing plot file")
     add_acquisition_flags(info, applies_to="files that do not record it")
     info.set_defaults(handler=handle_info)
+
+    convert = sub.add_parser(
+        "convert",
+        help="rewrite a basis set as a .npz file that records its grid",
+        description="Read a basis set (any format the PATH of 'basis info' takes) and write it "
+        "as scaloquant's .npz, which records the dwell time, spectrometer frequency and ppm "
+        "reference: a folder of LCModel .RAW or text files, which record none, given them "
+        "here becomes a basis that fit, quantify and train take as --basis.",
+    )
+    convert.add_argument(
+        "path",
+        type=Path,
+        metavar="PATH",
+        help="a .BASIS or .npz file, or a folder of FSL-MRS .json, .RAW or .txt files",
+    )
+    convert.add_argument("out", type=Path, metavar="OUT.npz", help="the .npz file to write")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT.npz")
+    add_acquisition_flags(convert, applies_to="files that do not record it")
+    convert.set_defaults(handler=handle_convert)
 
 
 def _load(args: argparse.Namespace) -> BasisSet:
@@ -122,4 +143,23 @@ def handle_info(args: argparse.Namespace) -> int:
         fig = plot_basis_spectra(basis, source, ppm_range=PPM_RANGE)
         save_png(fig, args.plot, overwrite=args.overwrite)
         print(f"\nplot written to {args.plot}")
+    return 0
+
+
+def handle_convert(args: argparse.Namespace) -> int:
+    from ..io import write_basis_npz
+
+    if args.out.suffix.lower() != ".npz":
+        raise ConfigError(f"{args.out}: give a .npz file name (scaloquant's basis format)")
+    check_writable(args.out, overwrite=args.overwrite)  # fail before any work
+    basis = _load(args)
+    write_basis_npz(args.out, basis, overwrite=args.overwrite)
+    acq = basis.acquisition
+    print(
+        f"wrote {args.out}: {basis.n_metabolites} metabolites, {acq.n_points} points, dwell "
+        f"{acq.dwell_time_s * 1e3:g} ms, {acq.spectrometer_freq_mhz:.10g} MHz, 0 Hz = "
+        f"{acq.ppm_reference:g} ppm"
+    )
+    for note in header_override_notes(basis):
+        print(f"basis: {note}")
     return 0
