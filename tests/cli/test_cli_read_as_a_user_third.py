@@ -204,3 +204,41 @@ def test_a_basis_of_raw_files_has_a_way_in(tmp_path, capsys):
     assert 14 < float(row["NAA_mM"]) < 15  # 14.48 mM with the embedded basis
     assert main(["basis", "convert", str(LCMODEL_RAWS), str(npz), *grid]) == 2
     assert "already exists" in _one_line(capsys, "basis")
+
+
+OSPREY = INVIVO / "philips-press-osprey"
+OSPREY_BASIS = OSPREY / "basis_philips_press35" / "3T_PRESS_Philips_35ms_noMM.BASIS"
+OSPREY_TE30 = OSPREY / "nifti" / "UnEdited_with_MM_data" / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+OSPREY_TE35 = OSPREY / "nifti" / "UnEdited" / "sub-01_PRESS_35_act.nii.gz"
+
+
+@pytest.mark.skipif(
+    not (OSPREY_BASIS.is_file() and OSPREY_TE30.is_file() and OSPREY_TE35.is_file()),
+    reason=f"needs the shared Osprey spectra (TE 30 and 35) and TE 35 basis under {OSPREY}",
+)
+def test_train_for_a_files_grid_checks_its_echo_time_and_records_the_grid(tmp_path, capsys):
+    """``train --basis`` Osprey's TE 35 basis ``--grid-from`` its TE 30 spectrum: trained
+    without a word, then quantify refused that very file with the model ('TE 30 ms and the
+    model's TE 35 ms'). And train_config.yaml named the grid's file alone: not the grid, nor
+    the basis' conversions to it (reference 4.68 ppm, 4000 -> 2000 Hz, 8192 -> 2048 points),
+    which only the terminal said."""
+    import yaml
+
+    out = tmp_path / "run"
+    argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--max-steps", "2"]
+    argv += ["--basis", str(OSPREY_BASIS), "--out", str(out)]
+    assert main([*argv, "--grid-from", str(OSPREY_TE30)]) == 2
+    line = _one_line(capsys, "train")
+    assert "states TE 30 ms and the basis set" in line and "TE 35 ms" in line, line
+    assert not out.exists()
+    assert main([*argv, "--grid-from", str(OSPREY_TE35)]) == 0
+    data = yaml.safe_load((out / "train_config.yaml").read_text())["data"]
+    assert data["acquisition"] == {
+        "n_points": 2048,
+        "dwell_time_s": 0.0005,
+        "spectrometer_freq_mhz": pytest.approx(127.7509, abs=1e-4),
+        "ppm_reference": 4.65,
+        "nucleus": "1H",
+    }
+    assert data["basis_conversions"][0].startswith("basis reference taken as 4.68 ppm")
+    assert f"basis: {data['basis_conversions'][-1]}" in capsys.readouterr().out
