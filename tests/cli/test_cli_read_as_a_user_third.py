@@ -242,3 +242,22 @@ def test_train_for_a_files_grid_checks_its_echo_time_and_records_the_grid(tmp_pa
     }
     assert data["basis_conversions"][0].startswith("basis reference taken as 4.68 ppm")
     assert f"basis: {data['basis_conversions'][-1]}" in capsys.readouterr().out
+
+
+def test_an_adapted_checkpoint_says_so_when_used_again(spant_physics, tmp_path, capsys):
+    """A checkpoint written by ``quantify --adapt --save-adapted`` (its encoder fine-tuned on
+    the one spant spectrum), given to a later quantify: the outputs read as those of the model as
+    trained, though the checkpoint records its adaptation."""
+    adapted = tmp_path / "adapted.ckpt"
+    argv = ["quantify", str(SPANT_METAB), "--threads", "1", "--max-figures", "0"]
+    first = [*argv, "--model", str(spant_physics), "--adapt", "--adapt-steps", "1"]
+    assert main([*first, "--save-adapted", str(adapted), "--out", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--model", str(adapted), "--out", str(tmp_path / "b")]) == 0
+    summary = (tmp_path / "b" / "summary.md").read_text()
+    said = (
+        "the model is an adapted one (quantify --adapt: its encoder fine-tuned on 1 spectrum of "
+        f"an earlier run, 1 step, from {spant_physics})"
+    )
+    assert said in summary
+    assert "adapted one" not in (tmp_path / "a" / "summary.md").read_text()
+    capsys.readouterr()

@@ -4,8 +4,8 @@ the quality flags found, the polish, ``--adapt``, the water scaling of the mM co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -191,6 +191,21 @@ def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> s
 
 def _spectra(n: int) -> str:
     return "spectrum" if n == 1 else "spectra"
+
+
+def adapted_checkpoint_note(adaptation: Mapping[str, Any]) -> str:
+    """One sentence on a checkpoint written by ``quantify --adapt --save-adapted``: its
+    ``adaptation`` entry (:func:`scaloquant.models.adapt.save_adapted`), which a later run's
+    outputs did not mention, so that its results read as those of the model as trained."""
+    n, steps = adaptation.get("n_spectra"), adaptation.get("steps")
+    source = (adaptation.get("source") or {}).get("path")
+    spectra = f"{n} {_spectra(n)}" if isinstance(n, int) else "spectra"
+    return (
+        f"the model is an adapted one (quantify --adapt: its encoder fine-tuned on {spectra} of "
+        f"an earlier run, {steps} {'step' if steps == 1 else 'steps'}"
+        + (f", from {source}" if source else "")
+        + ")"
+    )
 
 
 def adaptation_note(result: AdaptResult) -> str:

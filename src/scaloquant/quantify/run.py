@@ -49,6 +49,7 @@ from .inputs import SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
 from .notes import (
     adaptation_note,
+    adapted_checkpoint_note,
     baseline_note,
     figure_note,
     polish_note,
@@ -676,6 +677,9 @@ def quantify_inputs(
     if physics:
         base = ("", "_sd", "_crlb_sd", "_crlb_pct")
     notes = [basis_note]
+    earlier = meta.raw.get("adaptation")
+    if earlier:
+        notes.append(adapted_checkpoint_note(earlier))
     if not quantifier.has_uncertainty:
         notes.append("the model was trained without uncertainty: the _sd columns are empty (NaN)")
     if physics and quantifier.config.network_sd_factors is None:
