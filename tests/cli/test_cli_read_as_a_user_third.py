@@ -261,3 +261,28 @@ def test_an_adapted_checkpoint_says_so_when_used_again(spant_physics, tmp_path, 
     assert said in summary
     assert "adapted one" not in (tmp_path / "a" / "summary.md").read_text()
     capsys.readouterr()
+
+
+@needs_spant
+def test_a_converted_basis_does_not_report_its_override_again(tmp_path, capsys):
+    """``basis convert`` the spant basis with --spectrometer-freq-mhz 123.2 --override-header:
+    every later reader of the .npz said '--override-header: ... used instead of the 127.7861 MHz
+    the file records' (the .npz records 123.2), and simulate wrote it into a file made without
+    the flag. The replacement is kept under provenance['converted_from']."""
+    from scaloquant.io import read_basis
+
+    npz = tmp_path / "b.npz"
+    flags = ["--spectrometer-freq-mhz", "123.2", "--override-header"]
+    assert main(["basis", "convert", str(SPANT_BASIS), str(npz), *flags]) == 0
+    assert "basis: --override-header: spectrometer frequency 123.2 MHz" in capsys.readouterr().out
+    assert main(["basis", "info", str(npz)]) == 0
+    assert "override" not in capsys.readouterr().out
+    sim = tmp_path / "sim.h5"
+    assert (
+        main(["simulate", "--n", "2", "--seed", "0", "--basis", str(npz), "--out", str(sim)]) == 0
+    )
+    assert "override" not in capsys.readouterr().out
+    with h5py.File(sim) as f:
+        assert "header_overrides" not in f.attrs
+    converted = read_basis(npz).provenance["converted_from"]
+    assert converted["header_overrides"]["spectrometer_freq_mhz"]["recorded"] == 127.7861

@@ -6,6 +6,7 @@ rewrite one as a .npz that records its grid (the acquisition flags supply what P
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def handle_convert(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.out}: give a .npz file name (scaloquant's basis format)")
     check_writable(args.out, overwrite=args.overwrite)  # fail before any work
     basis = _load(args)
-    write_basis_npz(args.out, basis, overwrite=args.overwrite)
+    write_basis_npz(args.out, _as_converted(basis, args.path), overwrite=args.overwrite)
     acq = basis.acquisition
     print(
         f"wrote {args.out}: {basis.n_metabolites} metabolites, {acq.n_points} points, dwell "
@@ -163,3 +164,21 @@ def handle_convert(args: argparse.Namespace) -> int:
     for note in header_override_notes(basis):
         print(f"basis: {note}")
     return 0
+
+
+def _as_converted(basis: BasisSet, source: Path) -> BasisSet:
+    """``basis`` with its provenance saying where the .npz came from. An ``--override-header``
+    replacement moves under ``converted_from``: left as it was, every later reader of the .npz
+    reported it again ('... used instead of the 127.7861 MHz the file records', of a file that
+    records 123.2) and simulate wrote it into files made without the flag."""
+    provenance = dict(basis.provenance)
+    overridden = provenance.pop("header_overrides", None)
+    said = set(header_override_notes(basis))
+    warnings = [w for w in provenance.pop("warnings", None) or () if w not in said]
+    if warnings:
+        provenance["warnings"] = warnings
+    provenance["converted_from"] = {
+        "path": str(source),
+        **({"header_overrides": dict(overridden)} if overridden else {}),
+    }
+    return dataclasses.replace(basis, provenance=provenance)
