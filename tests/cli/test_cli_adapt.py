@@ -93,4 +93,4 @@ def test_adapt_flags_need_adapt(physics, spectra, tmp_path, capsys):
     assert "--adapt-steps only with --adapt" in _error_line(capsys)
     args = ["quantify", str(spectra), "--model", str(physics), "--adapt", "--adapt-lr", "-1"]
     assert main([*args, "--out", str(tmp_path / "out2")]) != 0
-    assert "learning rate" in _error_line(capsys)
+    assert "--adapt-lr must be > 0, got -1.0" in _error_line(capsys)

@@ -145,8 +145,11 @@ def test_bad_index_is_a_clear_error(sim_file, tmp_path, capsys):
     ("extra", "words"),
     [
         (["--out", "x.tif"], ["--out must end in .npy or .png"]),
-        (["--out", "x.npy", "--dwell-time-s", "0.001"], ["--dwell-time-s apply to FID files"]),
-        (["--out", "x.npy", "--n-points", "4000"], ["FIDs have 2048 points", "first 4000"]),
+        (["--out", "x.npy", "--dwell-time-s", "0.001"], ["--dwell-time-s applies to FID files"]),
+        (
+            ["--out", "x.npy", "--n-points", "4000"],
+            ["has 2048 points", "--n-points 4000 takes the first 4000", "pass --n-points 2048"],
+        ),
         (["--out", "missing_dir/x.npy"], ["does not exist"]),
     ],
 )

@@ -148,7 +148,10 @@ def bad_configs(tmp_path):
         (["--config", "{unknown_key}"], "valid keys: amplitude_range"),
         (["--config", "{unknown_name}"], "valid names: Mac, Ala, Asp"),
         (["--basis", "{missing}"], "does not exist"),
-        (["--dwell-time-s", "1e-3"], "give --basis or drop them"),
+        (
+            ["--dwell-time-s", "1e-3"],
+            "--dwell-time-s describes a basis file; give --basis or drop it",
+        ),
         (["--format", "nifti"], "name the output"),
         (["--format", "nifti", "--out", "{nifti}", "--n", "40000"], "use --format hdf5"),
     ],

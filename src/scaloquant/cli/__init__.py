@@ -27,12 +27,15 @@ from ..threads import prefer_command_settings
 #: Only the module of the command being run is imported (some import torch or Lightning, which
 #: takes seconds); the others appear in ``--help`` through this line alone.
 SUBCOMMANDS: dict[str, str] = {
-    "basis": "inspect basis sets",
+    "basis": "inspect basis sets, or rewrite one as .npz",
     "simulate": "simulate MRS signals from a basis set (the paper's Eq. 1)",
     "scalogram": "compute the Morse scalogram of one FID (.npy array or .png picture)",
-    "train": "train the scalogram CNN or the spectrum CNN",
+    "train": "train a CNN (scalogram or spectrum) or a physics-head model",
     "evaluate": "evaluate trained checkpoints on a simulated test file",
-    "reproduce": "simulate, train the scalogram CNN and the spectrum CNN, evaluate and compare",
+    "reproduce": (
+        "simulate, train the scalogram and spectrum CNNs and their physics-head models, "
+        "evaluate and compare with the fit"
+    ),
     "quantify": "quantify real spectra (NIfTI-MRS, LCModel, jMRUI, text) with a trained model",
     "fit": "fit real spectra with the classical linear-combination model and its CRLB",
     "convert": "rewrite a FID file as NIfTI-MRS or LCModel .RAW",

@@ -49,12 +49,13 @@ def acquisition_overrides(args: argparse.Namespace) -> dict[str, float]:
     return {k: getattr(args, k) for k, _, _ in ACQUISITION_FLAGS if getattr(args, k) is not None}
 
 
-def refuse_acquisition_flags(args: argparse.Namespace, why: str) -> None:
-    """Raise a ConfigError naming the acquisition flags given where they do not apply."""
+def refuse_acquisition_flags(args: argparse.Namespace, why: str, why_one: str) -> None:
+    """Raise a ConfigError naming the acquisition flags given where they do not apply: ``why``
+    follows several flags ('describe ...; ... drop them'), ``why_one`` a single one."""
     given = [*acquisition_overrides(args), *(["override_header"] if args.override_header else [])]
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise ConfigError(f"{flags} {why}")
+        raise ConfigError(f"{flags} {why if len(given) > 1 else why_one}")
 
 
 def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tuple[BasisSet, str]:
@@ -63,7 +64,11 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
     ``flag`` is the option or argument that names the basis file, for the error message.
     """
     if path is None:
-        refuse_acquisition_flags(args, f"describe a basis file; give {flag} or drop them")
+        refuse_acquisition_flags(
+            args,
+            f"describe a basis file; give {flag} or drop them",
+            f"describes a basis file; give {flag} or drop it",
+        )
         from ..io.default import DEFAULT_BASIS_NAME, default_basis
 
         return default_basis(), DEFAULT_BASIS_NAME
@@ -73,6 +78,14 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
         read_basis(path, override_header=args.override_header, **acquisition_overrides(args)),
         str(path),
     )
+
+
+def header_override_notes(obj: Any) -> list[str]:
+    """The sentences of ``--override-header``'s replacements in what a reader returned
+    (:func:`scaloquant.io.dispatch.reconcile_header` records them), for the terminal."""
+    return [
+        w for w in obj.provenance.get("warnings") or () if str(w).startswith("--override-header")
+    ]
 
 
 def add_output_flags(p: argparse.ArgumentParser) -> None:

@@ -207,7 +207,9 @@ def read_user_basis(path: Path | None):
 
     A basis that does not record its grid is refused saying so: the reader's 'pass
     --dwell-time-s' sent the user to a flag that describes the inputs, and the same refusal
-    followed with it given (quantify, fit; train has no such flag)."""
+    followed with it given (quantify, fit; train has no such flag). The remedy is ``scaloquant
+    basis convert``, which takes the grid as flags (the last message named NIfTI-MRS, which is
+    not read as a basis)."""
     if path is None:
         return None, None
     from ..errors import MissingMetadataError
@@ -222,9 +224,9 @@ def read_user_basis(path: Path | None):
         )
         raise MissingMetadataError(
             f"{where} does not record the {err.missing or 'acquisition'}, and a basis must "
-            "record its own grid (--dwell-time-s and the like describe the inputs, not the "
-            "basis): give a basis file that does (LCModel .BASIS, a folder of FSL-MRS .json, "
-            "NIfTI-MRS)",
+            "record its own grid: give one that does (LCModel .BASIS, .npz, a folder of "
+            f"FSL-MRS .json), or write this one with its grid: scaloquant basis convert {path} "
+            "basis.npz --dwell-time-s S --spectrometer-freq-mhz MHZ",
             path=err.path,
             missing=err.missing,
         ) from None

@@ -1,10 +1,12 @@
 """``scaloquant basis info [PATH] [--plot FILE.png]``: describe a basis set (default: the embedded
-ISMRM 2016 basis) and optionally draw its spectra.
+ISMRM 2016 basis) and optionally draw its spectra; ``scaloquant basis convert PATH OUT.npz``:
+rewrite one as a .npz that records its grid (the acquisition flags supply what PATH lacks).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from ..fit.basis_grid import basis_reference_from_singlets
 from ..io.atomic import check_writable
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
-from ._common import add_acquisition_flags, load_basis
+from ._common import add_acquisition_flags, header_override_notes, load_basis
 
 #: The window of the main-peak column and of the plot, ppm (the paper's fitting range).
 PPM_RANGE = (0.2, 4.3)
@@ -22,8 +24,9 @@ PPM_RANGE = (0.2, 4.3)
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "basis",
-        help="inspect basis sets",
-        description="Inspect metabolite basis sets.",
+        help="inspect basis sets, or rewrite one as .npz",
+        description="Inspect metabolite basis sets, or rewrite one as a .npz that records its "
+        "grid.",
     )
     sub = p.add_subparsers(dest="basis_command", metavar="ACTION")
     sub.required = True
@@ -52,6 +55,25 @@ def register(subparsers: Any) -> None:
     add_acquisition_flags(info, applies_to="files that do not record it")
     info.set_defaults(handler=handle_info)
 
+    convert = sub.add_parser(
+        "convert",
+        help="rewrite a basis set as a .npz file that records its grid",
+        description="Read a basis set (any format the PATH of 'basis info' takes) and write it "
+        "as scaloquant's .npz, which records the dwell time, spectrometer frequency and ppm "
+        "reference: a folder of LCModel .RAW or text files, which record none, given them "
+        "here becomes a basis that fit, quantify and train take as --basis.",
+    )
+    convert.add_argument(
+        "path",
+        type=Path,
+        metavar="PATH",
+        help="a .BASIS or .npz file, or a folder of FSL-MRS .json, .RAW or .txt files",
+    )
+    convert.add_argument("out", type=Path, metavar="OUT.npz", help="the .npz file to write")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT.npz")
+    add_acquisition_flags(convert, applies_to="files that do not record it")
+    convert.set_defaults(handler=handle_convert)
+
 
 def _load(args: argparse.Namespace) -> BasisSet:
     return load_basis(args.path, args, flag="PATH")[0]
@@ -78,6 +100,7 @@ def describe(basis: BasisSet, source: str) -> str:
     # Philips TE 35 basis: NAA at 1.978 ppm, fitted as referenced at 4.68 ppm)
     _, referenced = basis_reference_from_singlets(basis)
     lines[8:8] = [f"                        fit: {sentence}" for sentence in referenced]
+    lines += [f"header:                 {note}" for note in header_override_notes(basis)]
     if "sequence" in meta or "echo_time_ms" in meta:
         seq = str(meta.get("sequence", "unknown sequence"))
         if "echo_time_ms" in meta:
@@ -122,3 +145,40 @@ def handle_info(args: argparse.Namespace) -> int:
         save_png(fig, args.plot, overwrite=args.overwrite)
         print(f"\nplot written to {args.plot}")
     return 0
+
+
+def handle_convert(args: argparse.Namespace) -> int:
+    from ..io import write_basis_npz
+
+    if args.out.suffix.lower() != ".npz":
+        raise ConfigError(f"{args.out}: give a .npz file name (scaloquant's basis format)")
+    check_writable(args.out, overwrite=args.overwrite)  # fail before any work
+    basis = _load(args)
+    write_basis_npz(args.out, _as_converted(basis, args.path), overwrite=args.overwrite)
+    acq = basis.acquisition
+    print(
+        f"wrote {args.out}: {basis.n_metabolites} metabolites, {acq.n_points} points, dwell "
+        f"{acq.dwell_time_s * 1e3:g} ms, {acq.spectrometer_freq_mhz:.10g} MHz, 0 Hz = "
+        f"{acq.ppm_reference:g} ppm"
+    )
+    for note in header_override_notes(basis):
+        print(f"basis: {note}")
+    return 0
+
+
+def _as_converted(basis: BasisSet, source: Path) -> BasisSet:
+    """``basis`` with its provenance saying where the .npz came from. An ``--override-header``
+    replacement moves under ``converted_from``: left as it was, every later reader of the .npz
+    reported it again ('... used instead of the 127.7861 MHz the file records', of a file that
+    records 123.2) and simulate wrote it into files made without the flag."""
+    provenance = dict(basis.provenance)
+    overridden = provenance.pop("header_overrides", None)
+    said = set(header_override_notes(basis))
+    warnings = [w for w in provenance.pop("warnings", None) or () if w not in said]
+    if warnings:
+        provenance["warnings"] = warnings
+    provenance["converted_from"] = {
+        "path": str(source),
+        **({"header_overrides": dict(overridden)} if overridden else {}),
+    }
+    return dataclasses.replace(basis, provenance=provenance)

@@ -227,4 +227,13 @@ def _adapt_config(args: argparse.Namespace):
         "learning_rate": args.adapt_lr,
         "seed": args.adapt_seed,
     }
-    return AdaptConfig(**{k: v for k, v in values.items() if v is not None})
+    try:
+        return AdaptConfig(**{k: v for k, v in values.items() if v is not None})
+    except ConfigError as err:  # the config names its fields ('adapt learning rate must ...')
+        text = str(err)
+        for words, flag in (
+            ("adapt learning rate", "--adapt-lr"),
+            ("adapt steps", "--adapt-steps"),
+        ):
+            text = text.replace(words, flag, 1) if text.startswith(words) else text
+        raise ConfigError(text) from None

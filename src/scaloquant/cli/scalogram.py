@@ -94,6 +94,13 @@ def handle(args: argparse.Namespace) -> int:
         check_writable(path, overwrite=args.overwrite)
     config = _config(args)
     fid = _read_one(args)
+    if fid.n_points < config.n_points:
+        # the transform's own refusal asked for 'a config with n_points <= ...': a flag here
+        given = f"--n-points {args.n_points}" if args.n_points else f"--preset {args.preset}"
+        raise ConfigError(
+            f"{args.input} has {fid.n_points} points but {given} takes the first "
+            f"{config.n_points}; pass --n-points {fid.n_points} (or fewer)"
+        )
     samples = torch.tensor(fid.samples[0])  # a copy: FID samples are read-only
     data = scalogram(samples, config, dwell_time_s=fid.dwell_time_s).numpy().astype(np.float32)
     info = _description(args, config, fid, data.shape)
@@ -123,7 +130,11 @@ def _config(args: argparse.Namespace) -> ScalogramConfig:
 def _read_one(args: argparse.Namespace) -> FID:
     """The selected FID as samples ``(1, n_points)``."""
     if args.input.suffix.lower() in _SIMULATION_SUFFIXES:
-        refuse_acquisition_flags(args, "apply to FID files; a simulation file records its grid")
+        refuse_acquisition_flags(
+            args,
+            "apply to FID files; a simulation file records its grid",
+            "applies to FID files; a simulation file records its grid",
+        )
         try:
             return read_simulation(args.input, index=args.index).fid
         except IndexError as err:

@@ -31,7 +31,7 @@ from ..simulate import (
 )
 from ..simulate.dataset import check_run
 from ..types import FID, BasisSet, SignalSet
-from ._common import add_acquisition_flags, load_basis
+from ._common import add_acquisition_flags, header_override_notes, load_basis
 
 #: ``--format nifti`` holds every signal in memory, several copies on the way to the file
 #: (measured peak: about 4x the complex128 samples): at most this many complex samples, e.g.
@@ -323,6 +323,8 @@ def run(args: argparse.Namespace) -> int:
         written = [args.out]
     else:
         provenance = {"config": stream.config, "seed": args.seed, "basis_name": basis_name}
+        if basis.provenance.get("header_overrides"):
+            provenance["header_overrides"] = dict(basis.provenance["header_overrides"])
         written = _write_nifti(
             args.out,
             stream.concatenate(list(chunks)),
@@ -336,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.n} simulated signals ({preset}{basis.n_metabolites} basis signals, "
         f"{basis.n_points} points, seed {args.seed}) to {', '.join(map(str, written))}"
     )
+    for note in header_override_notes(basis):  # also in the file's header_overrides
+        print(f"basis: {note}")
     return 0
 
 

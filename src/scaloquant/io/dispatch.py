@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IncompatibleDataError, InputFileError
+from ..errors import ConfigError, IncompatibleDataError, InputFileError, InvalidDataError
 from ..paths import require_existing
 from ..types import FID, BasisSet
 from ._common import read_text, require_points
@@ -328,6 +328,16 @@ def read_basis(
     given = _overrides(overrides)
     path = require_existing(path)
     basis = _read_basis(path, given, override_header)
+    silent = [n for n, row in zip(basis.names, basis.fids, strict=True) if not np.any(row)]
+    if silent:
+        # an all-zero basis signal has no spectrum to fit: the fit gave it a plausible 0 and
+        # every metabolite a NaN CRLB (a singular Fisher matrix), simulate wrote signals
+        # without it and 'basis info' put its main peak at the window's edge
+        raise InvalidDataError(
+            f"{path}: {', '.join(silent)} {'has' if len(silent) == 1 else 'have'} no signal "
+            "(every sample is zero); check the file, or leave "
+            f"{'that metabolite' if len(silent) == 1 else 'them'} out"
+        )
     return reconcile_header(basis, given, override_header=override_header, path=path)
 
 

@@ -13,7 +13,9 @@ root attributes
     ``format`` (``scaloquant-simulation``), ``format_version``, ``metabolites``,
     ``dwell_time_s``, ``spectrometer_freq_mhz``, ``ppm_reference``, ``nucleus``, ``config`` (the
     resolved simulation config as JSON), ``seed``, ``scaloquant_version``, ``basis_name``,
-    ``basis_sha256`` (:meth:`scaloquant.types.BasisSet.content_hash`), ``n_signals``.
+    ``basis_sha256`` (:meth:`scaloquant.types.BasisSet.content_hash`), ``n_signals``; and
+    only where ``--override-header`` replaced a value the basis file records,
+    ``header_overrides`` (JSON ``{key: {"recorded": v, "used": v}}``).
 
 The same inputs give a byte-identical file: no object keeps a creation time
 (``track_times=False``), and datasets and attributes are created in a fixed order.
@@ -120,6 +122,9 @@ def _write(
             "basis_sha256": basis.content_hash(),
             "n_signals": np.int64(n_signals),
         }
+        overridden = basis.provenance.get("header_overrides")
+        if overridden:  # --override-header: the values above are the user's, not the file's
+            attrs["header_overrides"] = json.dumps(dict(overridden), sort_keys=True)
         for key, value in attrs.items():
             f.attrs[key] = value
         fids = f.create_dataset(

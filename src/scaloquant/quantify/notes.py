@@ -4,8 +4,8 @@ the quality flags found, the polish, ``--adapt``, the water scaling of the mM co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -189,6 +189,25 @@ def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> s
     )
 
 
+def _spectra(n: int) -> str:
+    return "spectrum" if n == 1 else "spectra"
+
+
+def adapted_checkpoint_note(adaptation: Mapping[str, Any]) -> str:
+    """One sentence on a checkpoint written by ``quantify --adapt --save-adapted``: its
+    ``adaptation`` entry (:func:`scaloquant.models.adapt.write_adapted_checkpoint`), which a later run's
+    outputs did not mention, so that its results read as those of the model as trained."""
+    n, steps = adaptation.get("n_spectra"), adaptation.get("steps")
+    source = (adaptation.get("source") or {}).get("path")
+    spectra = f"{n} {_spectra(n)}" if isinstance(n, int) else "spectra"
+    return (
+        f"the model is an adapted one (quantify --adapt: its encoder fine-tuned on {spectra} of "
+        f"an earlier run, {steps} {'step' if steps == 1 else 'steps'}"
+        + (f", from {source}" if source else "")
+        + ")"
+    )
+
+
 def adaptation_note(result: AdaptResult) -> str:
     """One sentence on what ``--adapt`` did (summary, results.json, the terminal)."""
     c = result.config
@@ -197,10 +216,11 @@ def adaptation_note(result: AdaptResult) -> str:
         if result.best_step
         else "no step lowered it: the model as trained was used"
     )
+    n, batch = result.n_spectra, min(c.batch_size, result.n_spectra)
     return (
-        f"--adapt: the encoder fine-tuned on the {result.n_spectra} usable spectra of this run by "
-        f"the reconstruction loss alone ({c.steps} steps of {min(c.batch_size, result.n_spectra)}"
-        f" spectra, learning rate "
+        f"--adapt: the encoder fine-tuned on the {n} usable {_spectra(n)} of this run by the "
+        f"reconstruction loss alone ({c.steps} {'step' if c.steps == 1 else 'steps'} of {batch} "
+        f"{_spectra(batch)}, learning rate "
         f"{c.learning_rate:g}, seed {c.seed}; {result.wall_time_s:.1f} s): mean relative "
         f"residual at the network's parameters {result.reconstruction_before:.4g} -> "
         f"{result.reconstruction_after:.4g} ({kept}); the checkpoint file is unchanged"

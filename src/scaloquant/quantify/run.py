@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -48,6 +49,7 @@ from .inputs import SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
 from .notes import (
     adaptation_note,
+    adapted_checkpoint_note,
     baseline_note,
     figure_note,
     polish_note,
@@ -165,10 +167,17 @@ class Run:
 
 
 def model_basis(
-    basis_meta: Mapping[str, Any], basis: BasisSet | None, basis_name: str | None
+    basis_meta: Mapping[str, Any],
+    basis: BasisSet | None,
+    basis_name: str | None,
+    *,
+    carried: bool = False,
 ) -> tuple[BasisSet | None, str]:
     """The basis a model was trained on: ``basis`` (checked against the checkpoint's hash) or,
-    when None, the embedded default if it is that basis. Returns it (or None) and a sentence."""
+    when None, the embedded default if it is that basis. Returns it (or None) and a sentence.
+
+    ``carried``: the model keeps its basis in its checkpoint (a physics-head model), so without
+    either it still draws its figures and has mM; the sentence says so."""
     want = basis_meta.get("content_hash")
     if basis is not None:
         if basis.content_hash() != want:
@@ -185,6 +194,10 @@ def model_basis(
     default = default_basis()
     if default.content_hash() == want:
         return default, f"basis: {DEFAULT_BASIS_NAME} (the model's, hash checked)"
+    if carried:
+        source = (basis_meta.get("provenance") or {}).get("source")
+        trained = f" (trained with {Path(source).name})" if source else ""
+        return None, f"basis: the model's own, kept in its checkpoint{trained}"
     return None, (
         "the model was not trained on the embedded basis and no --basis was given: no fit "
         "figures, no --refine and no mM (give --basis with the training basis)"
@@ -521,8 +534,8 @@ def quantify_inputs(
     quantifier, meta = model.quantifier, model.metadata
     names = tuple(quantifier.metabolites)
     target = Acquisition(**meta.acquisition)
-    basis, basis_note = model_basis(meta.basis, basis, basis_name)
     physics = quantifier.config.model in PHYSICS_KINDS
+    basis, basis_note = model_basis(meta.basis, basis, basis_name, carried=physics)
     if options.refine and physics:
         raise ConfigError(
             "--refine is for the regression CNNs; a physics-head model already ends with the "
@@ -664,6 +677,9 @@ def quantify_inputs(
     if physics:
         base = ("", "_sd", "_crlb_sd", "_crlb_pct")
     notes = [basis_note]
+    earlier = meta.raw.get("adaptation")
+    if earlier:
+        notes.append(adapted_checkpoint_note(earlier))
     if not quantifier.has_uncertainty:
         notes.append("the model was trained without uncertainty: the _sd columns are empty (NaN)")
     if physics and quantifier.config.network_sd_factors is None:

@@ -168,6 +168,10 @@ class TrainConfig:
                 isinstance(value, int) and not isinstance(value, bool) and value > 0,
                 f"{name} must be a positive integer, got {value!r}",
             )
+        check(
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+            f"seed must be an integer >= 0, got {self.seed!r}",  # numpy takes no negative seed
+        )
         check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(

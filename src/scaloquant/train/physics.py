@@ -155,6 +155,9 @@ class PhysicsTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            # numpy's SeedSequence takes no negative seed: --seed -1 ended in its traceback
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not (self.learning_rate > 0 and self.reconstruction_weight >= 0):
             raise ConfigError("learning_rate must be > 0 and reconstruction_weight >= 0")
         b = self.reconstruction_broadening_per_s
