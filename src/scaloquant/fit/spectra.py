@@ -194,10 +194,10 @@ def prepared_on_grid(
 def _without_water(fid: FID, config: FitConfig) -> np.ndarray:
     """The FIDs ``(B, N)`` the batched fit sees: less their residual water with
     ``config.water_removal == "hlsvd"`` (:func:`scaloquant.signal.water.remove_water`), on
-    as many threads as the solver's torch threads (``--threads``; the same on any number of 2
-    or more; on one, batches of other sizes round differently, ~1e-12 of the FID, which the fit
-    carries to ~1e-6 of some amplitudes: session 29's `screen29`, up to 2.3e-6 relative on 10+
-    of 128 tissue-like spectra)."""
+    as many threads as the solver's torch threads (``--threads``; the same FIDs to the bit on
+    any number: until session 30 they moved by ~1e-13 of the water with torch's threads, which
+    the fit carried to up to 4e-6 of some amplitudes, docs/history/fit-log.md "The same
+    numbers on any number of threads (session 30, threads30)")."""
     fids = fid.samples.reshape(-1, fid.n_points)
     if config.water_removal != "hlsvd":
         return fids

@@ -414,8 +414,8 @@ def _band_limited_batch(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`band_limited_components` of many FIDs ``(B, N)`` at once: ``(c (B, K), z (B, K),
     left (B,))``, the band's components first, ``c = 0`` and ``z = 0`` after them, with the
-    decompositions batched (the Hankel Gram matrices, one batched eigendecomposition in torch,
-    the shift-invariance and amplitude least squares batched): the same components to
+    decompositions batched (the Hankel Gram matrices, one batched eigendecomposition in numpy,
+    the shift-invariance and amplitude least squares batched in torch): the same components to
     rounding. ``left`` 0: done; 1: its Gram matrix too ill-conditioned, left to
     :func:`band_limited_components` (the SVD); 2: its residual above
     :data:`MAX_BAND_RESIDUAL_TO_NOISE`, left to the full band (:func:`band_components`); the
@@ -426,8 +426,13 @@ def _band_limited_batch(
     m = y.shape[-1]
     rows = m // 2
     k = min(BAND_HLSVD_COMPONENTS, rows)
-    values, vectors = torch.linalg.eigh(torch.from_numpy(_hankel_gram(y, rows)), UPLO="L")
-    values = values.numpy()
+    # numpy's eigh (LAPACK's zheevd matrix by matrix, numpy's BLAS on one thread here), not
+    # torch's: under the command's MKL_CBWR=AUTO torch's (MKL's) eigenvectors moved by an ulp
+    # with torch's threads, and the fit carried that to up to 4e-6 of some amplitudes
+    # (docs/history/fit-log.md "The same numbers on any number of threads (session 30,
+    # threads30)")
+    values, vectors = np.linalg.eigh(_hankel_gram(y, rows), UPLO="L")
+    vectors = torch.from_numpy(vectors)
     # the Gram matrix' subspace where _signal_subspace takes it
     gram = (values[:, -k] >= GRAM_MIN_SINGULAR_RATIO**2 * values[:, -1]) & (values[:, -1] > 0)
     uk = vectors[:, :, -k:]
@@ -532,10 +537,12 @@ def remove_water(
     ``benchmarks/diag_water_batched.py``); the FIDs it leaves (an ill-conditioned Gram matrix,
     a band that 12 components do not model) are decomposed one at a time as before.
     ``threads``: batches (at least one per thread, of at most :data:`WATER_CHUNK` FIDs) and
-    FIDs decomposed at once (:func:`_each_fid`); the result does not depend on it (each FID's
-    decomposition is the same in any batch) with torch on 2 threads or more; with torch on one
-    (``torch.set_num_threads(1)``: ``--threads 1``, a test worker's share) batches of other
-    sizes round differently, by about 1e-12 of the FID (``tests/unit/test_signal_water.py``)."""
+    FIDs decomposed at once (:func:`_each_fid`); the result depends neither on it nor on
+    torch's threads (each FID's decomposition is the same to the bit in any batch, on any
+    number of threads: ``tests/unit/test_signal_water.py``; until session 30 torch's
+    eigendecomposition moved it by ~1e-13 of the water with torch's threads,
+    docs/history/fit-log.md "The same numbers on any number of threads (session 30,
+    threads30)")."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if band_ppm is None:
