@@ -482,13 +482,13 @@ def _fit_adaptive(
     ``ppm_range``; :func:`flexible_baseline_config`), their rows of the result replaced
     (:func:`_with_rows`).
 
-    On a CPU with several threads and enough spectra, the batch's parts run these fits side by
-    side, one part per thread (:func:`~scaloquant.fit.batched.side_by_side_parts`): one
-    part's F-test of its few flagged spectra beside another's fixed fit, where the F-test of
-    the batch's flagged spectra ran as one small chunk on one core after the fixed fit (half
-    the wall time of 128 spectra on an idle 2-core machine: docs/history/fit-log.md "Where
-    the default's speed went (session 26)"). Each spectrum's fits are its own, the same in
-    any part."""
+    A CPU batch of one chunk per worker runs these fits in parts side by side, one part per
+    thread (:func:`~scaloquant.fit.batched.side_by_side_parts`): one part's F-test of its few
+    flagged spectra beside another's fixed fit, where the F-test of the batch's flagged
+    spectra ran as one small chunk on one core after the fixed fit (half the wall time of 128
+    spectra on an idle 2-core machine: docs/history/fit-log.md "Where the default's speed
+    went (session 26)"). Each spectrum's fits are its own, the same in any part; the results
+    are assembled once, for the batch and for its flagged rows."""
     from .batched import BatchedFit, side_by_side_parts, usable_device
 
     def part(lo: int, hi: int) -> _AdaptiveFits:
