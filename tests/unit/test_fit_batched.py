@@ -512,63 +512,6 @@ def test_adaptive_stiffness_refits_only_the_spectra_that_ask_for_a_flexible_base
     np.testing.assert_array_equal(plain.amplitudes, fixed.amplitudes[:2])
 
 
-def test_the_adaptive_fits_parts_side_by_side_as_one_part(small, monkeypatch):
-    """``baseline_stiffness="adaptive"`` on 2 threads runs a batch that 2 workers share out in
-    one chunk each as parts side by side, each part's fixed fit, screen and F-test of its flagged spectra on one
-    torch thread (``batched.side_by_side_parts``: one part's F-test beside the other's fixed
-    fit, where the batch's F-test ran on one core while the other idled): every array of the
-    result equal to the one-part fit on one thread, with the known flags (in each part a
-    straight baseline kept at the fixed fit and an undulating one refitted over 0.2-4.0 ppm),
-    and the caller's thread count restored. To the bit with MKL's reproducible mode, which the
-    command sets (``threads.prefer_reproducible_mkl``); without it MKL may sum a batch of
-    another size in another order (the F-test's refit of 1 spectrum against 2: 3e-14
-    relative, 1e-10 in a covariance near 0), so then within 1e-9."""
-    import os
-
-    from scaloquant.fit import spectra as sp
-
-    basis, config, _, _ = small
-    fid = stiffness_data(small)
-    fid = fid.with_samples(fid.samples[[0, 2, 1, 3]])  # a straight and an undulating per part
-    adaptive = replace(config, baseline_stiffness="adaptive")
-    monkeypatch.setattr(batched, "available_cpus", lambda: 2)
-    monkeypatch.setattr(batched, "SIDE_BY_SIDE_MIN", 2)  # 4 spectra: 2 parts at 2 workers
-    seen = []
-    real = sp._adaptive_fits
-
-    def spy(fids, *args):
-        seen.append((fids.shape[0], torch.get_num_threads()))
-        return real(fids, *args)
-
-    monkeypatch.setattr(sp, "_adaptive_fits", spy)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = fit_spectra(fid, basis, adaptive)
-        assert seen == [(4, 1)]
-        seen.clear()
-        torch.set_num_threads(2)
-        two = fit_spectra(fid, basis, adaptive)
-        assert torch.get_num_threads() == 2
-        assert seen == [(2, 1), (2, 1)], seen
-        # more than a chunk per worker: one part (its F-test's flagged fill the workers)
-        seen.clear()
-        monkeypatch.setattr(batched, "CPU_CHUNK", 1)
-        fit_spectra(fid, basis, adaptive)
-        assert seen == [(4, 2)], seen
-    finally:
-        torch.set_num_threads(threads)
-    np.testing.assert_array_equal(two.window_ppm, [(0.2, 4.2), (0.2, 4.0)] * 2)
-    np.testing.assert_array_equal(two.baseline_ed_per_ppm[::2], config.baseline_ed_per_ppm)
-    rtol = 0.0 if os.environ.get("MKL_CBWR") else 1e-9
-    for name in two.__dataclass_fields__:
-        value = getattr(two, name)
-        if isinstance(value, np.ndarray) and value.dtype.kind in "fc":
-            np.testing.assert_allclose(value, getattr(one, name), rtol=rtol, atol=0, err_msg=name)
-        elif isinstance(value, np.ndarray):
-            np.testing.assert_array_equal(value, getattr(one, name), err_msg=name)
-
-
 def test_the_adaptive_fit_runs_numpy_blas_on_one_thread(small, monkeypatch):
     """numpy's BLAS on one thread through every stage of the batched fit, whatever the caller
     set: the solves (whose problems' spline matrices are numpy's), the F-test's bound and

@@ -220,13 +220,6 @@ class BatchedFit:
         """The spectra ``rows`` (indices or a mask, in their order)."""
         return replace(self, **{f: getattr(self, f)[rows] for f in self.__dataclass_fields__})
 
-    @classmethod
-    def joined(cls, parts: list[BatchedFit]) -> BatchedFit:
-        """The spectra of ``parts`` (fits of the same problem), in their order, as one fit."""
-        return cls(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__)
-        )
-
 
 def _solve_chunk(
     stages: list[Problem],
@@ -672,13 +665,10 @@ def in_chunks(
     others in its chunk, nor on the chunk's size or its place in it: to the bit on a CPU with
     MKL's reproducible mode (scaloquant.threads.prefer_reproducible_mkl), which the command
     sets; docs/fit.md "Where it stands" says how far where it is not set, and on a GPU."""
-    return BatchedFit.joined(chunk_parts(part, n, device, chunk_size(device, problems)))
-
-
-def cpu_workers(device: torch.device) -> int:
-    """Chunks of a call that run side by side on ``device``: torch's threads on a CPU (at most
-    the CPUs this process may run on), one on a GPU."""
-    return min(torch.get_num_threads(), available_cpus()) if device.type == "cpu" else 1
+    parts = chunk_parts(part, n, device, chunk_size(device, problems))
+    return BatchedFit(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
+    )
 
 
 def chunk_parts(part: Callable[[int, int], T], n: int, device: torch.device, chunk: int) -> list[T]:
@@ -690,7 +680,7 @@ def chunk_parts(part: Callable[[int, int], T], n: int, device: torch.device, chu
     threads, which kept 2 cores ~1.3 busy; on a GPU one chunk after the other, halved where the
     device runs out of memory (:func:`halving_on_oom`). For a ``part`` whose numbers for a
     spectrum are its own, the same in any chunk."""
-    workers = cpu_workers(device)
+    workers = min(torch.get_num_threads(), available_cpus()) if device.type == "cpu" else 1
     ranges = chunk_ranges(n, chunk, workers)
     if workers > 1 and len(ranges) > 1:
         jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
@@ -706,30 +696,6 @@ def chunk_parts(part: Callable[[int, int], T], n: int, device: torch.device, chu
         with torch_threads(1) if small else contextlib.nullcontext():
             parts = [fit for lo, hi in ranges for fit in halving_on_oom(part, lo, hi)]
     return parts
-
-
-def side_by_side_parts(part: Callable[[int, int], T], n: int, device: torch.device) -> list[T]:
-    """``[part(lo, hi), ...]`` over ``n`` spectra in one part per worker, side by side on one
-    torch thread each, where a CPU call makes one chunk per worker (:func:`cpu_workers`,
-    :func:`chunk_ranges`: at least :data:`SIDE_BY_SIDE_MIN` and at most :data:`CPU_CHUNK`
-    spectra each); else ``[part(0, n)]`` on the caller's thread. For a pipeline of solves whose
-    later ones take a few of its spectra (the adaptive rule's F-test of the ~10 % flagged,
-    ``scaloquant.fit.spectra._fit_adaptive``): run as one, the first solve's chunks share the
-    cores, but a later solve of fewer than ``workers * SIDE_BY_SIDE_MIN`` spectra runs as one
-    chunk on one core while the others idle; in parts, one part's later solves overlap
-    another's first (128 default-simulator spectra at 2 threads: the critical path 4.19 ->
-    3.47 s, docs/history/fit-log.md "The adaptive default's parts side by side (session 30,
-    pipe30)"). A larger batch keeps one part: its parts' first solves could not be shared out
-    chunk by chunk as they finish, and its later solves fill the cores already (1024 spectra, 86
-    flagged: no gain). Each part's solves run in the chunks of :func:`chunk_parts` on its
-    thread, so for a ``part`` whose numbers for a spectrum are its own, the same as one
-    part's."""
-    workers = cpu_workers(device)
-    ranges = chunk_ranges(n, CPU_CHUNK, workers)
-    if workers < 2 or len(ranges) != workers:
-        return [part(0, n)]
-    jobs = {f"{lo}": (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
-    return [result for result, _ in run_side_by_side(jobs, workers).values()]
 
 
 def solve_given_amplitudes(

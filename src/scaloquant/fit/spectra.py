@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -13,9 +12,6 @@ from ..signal import axes
 from ..types import FID, Acquisition, BasisSet
 from .config import FIT_PRESETS, FitConfig
 from .result import BATCH_FIELDS, FitResult, FitSpectra, FitStart
-
-if TYPE_CHECKING:
-    from .batched import BatchedFit
 
 
 def fit_spectra(
@@ -480,80 +476,26 @@ def _fit_adaptive(
     flexible baseline (:func:`asks_for_flexible_baseline`) fitted again with
     ``baseline_stiffness="ftest"`` over ``baseline_flexible_ppm_range`` (within
     ``ppm_range``; :func:`flexible_baseline_config`), their rows of the result replaced
-    (:func:`_with_rows`).
-
-    A CPU batch of one chunk per worker runs these fits in parts side by side, one part per
-    thread (:func:`~scaloquant.fit.batched.side_by_side_parts`): one part's F-test of its few
-    flagged spectra beside another's fixed fit, where the F-test of the batch's flagged
-    spectra ran as one small chunk on one core after the fixed fit (half the wall time of 128
-    spectra on an idle 2-core machine: docs/history/fit-log.md "Where the default's speed
-    went (session 26)"). Each spectrum's fits are its own, the same in any part; the results
-    are assembled once, for the batch and for its flagged rows."""
-    from .batched import BatchedFit, side_by_side_parts, usable_device
-
-    def part(lo: int, hi: int) -> _AdaptiveFits:
-        fits = _adaptive_fits(
-            fids[lo:hi],
-            prepared,
-            config,
-            None if region is None else region[lo:hi],
-            {name: value[lo:hi] for name, value in start.items()},
-        )
-        return replace(fits, rows=fits.rows + lo)
-
-    parts = side_by_side_parts(part, fids.shape[0], usable_device(config.device))
-    fixed = BatchedFit.joined([p.fixed for p in parts])
-    baseline_ed = np.concatenate([p.fixed_ed for p in parts])
-    result = _batched_result(fixed, baseline_ed, fid, fids, prepared, config, conversions)
-    flagged = [p for p in parts if p.rows.size]
-    if not flagged:
-        return result
-    rows = np.concatenate([p.rows for p in flagged])
-    flexible = BatchedFit.joined([p.flexible for p in flagged])
-    flexible_ed = np.concatenate([p.flexible_ed for p in flagged])
-    window = flexible_baseline_config(config)
-    subset = fid.with_samples(fid.samples.reshape(-1, fid.n_points)[rows])
-    refitted = _batched_result(
-        flexible, flexible_ed, subset, fids[rows], prepared, window, conversions
-    )
-    return _with_rows(result, refitted, rows)
-
-
-@dataclass(frozen=True)
-class _AdaptiveFits:
-    """The fits of ``baseline_stiffness="adaptive"`` of ``B`` spectra (:func:`_adaptive_fits`)."""
-
-    fixed: BatchedFit  # (B,) every spectrum at the fixed stiffness
-    fixed_ed: np.ndarray  # (B,) its baseline's effective dimensions per ppm
-    rows: np.ndarray  # (k,) the spectra that ask for a flexible baseline, flat indices
-    flexible: BatchedFit | None  # (k,) their F-test fits over the flexible window
-    flexible_ed: np.ndarray  # (k,) the stiffness each F-test kept
-
-
-def _adaptive_fits(
-    fids: np.ndarray,
-    prepared: BasisSet,
-    config: FitConfig,
-    region: np.ndarray | None,
-    start: dict[str, np.ndarray],
-) -> _AdaptiveFits:
-    """The fits of :func:`_fit_adaptive` of the FIDs ``fids`` ``(B, N)``: the fixed fit of
-    every spectrum, the screen (:func:`asks_for_flexible_baseline`) and the F-test's fit of
-    those it flags."""
-    fixed, fixed_ed = _solve(
+    (:func:`_with_rows`)."""
+    fixed, baseline_ed = _solve(
         fids, prepared, replace(config, baseline_stiffness="fixed"), region, start
     )
-    rows = np.flatnonzero(asks_for_flexible_baseline(fids, prepared, config, fixed))
-    if not rows.size:
-        return _AdaptiveFits(fixed, fixed_ed, rows, None, np.empty(0))
-    flexible, flexible_ed = _solve(
+    flexible = asks_for_flexible_baseline(fids, prepared, config, fixed)
+    result = _batched_result(fixed, baseline_ed, fid, fids, prepared, config, conversions)
+    if not flexible.any():
+        return result
+    rows = np.flatnonzero(flexible)
+    window = flexible_baseline_config(config)
+    fit, baseline_ed = _solve(
         fids[rows],
         prepared,
-        flexible_baseline_config(config),
+        window,
         None if region is None else region[rows],
         {name: value[rows] for name, value in start.items()},
     )
-    return _AdaptiveFits(fixed, fixed_ed, rows, flexible, flexible_ed)
+    subset = fid.with_samples(fid.samples.reshape(-1, fid.n_points)[rows])
+    part = _batched_result(fit, baseline_ed, subset, fids[rows], prepared, window, conversions)
+    return _with_rows(result, part, rows)
 
 
 def _with_rows(result: FitResult, part: FitResult, rows: np.ndarray) -> FitResult:
