@@ -124,12 +124,15 @@ def test_batches_side_by_side_give_the_numbers_of_one_thread(noisy, k):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_small_batch_alone_runs_on_one_thread(noisy, monkeypatch):
-    """Fewer spectra than ``SIDE_BY_SIDE_MIN`` in one batch (one spectrum, a few: an SVS run)
-    are polished on one torch thread whatever the count, not with their small operations split
-    over the threads: the numbers of one thread, to the bit, and the caller's count restored."""
+@pytest.mark.parametrize("copies", [1, 4])
+def test_a_small_batch_alone_runs_on_one_thread(noisy, monkeypatch, copies):
+    """Fewer spectra than ``ONE_THREAD_BELOW`` in one batch (one spectrum, a few: an SVS run;
+    48, which 2 threads do not share out) are polished on one torch thread whatever the count,
+    as the fit's small chunk, not with their small operations split over the threads: the
+    numbers of one thread, to the bit, and the caller's count restored."""
     model, fids, _ = noisy
-    assert len(fids) < batched.SIDE_BY_SIDE_MIN
+    fids = fids.repeat(copies, 1)
+    assert len(fids) < batched.ONE_THREAD_BELOW
     seen = []
     real = type(model).estimate
 

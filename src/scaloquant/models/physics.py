@@ -884,11 +884,15 @@ class PhysicsQuantifier(nn.Module):
                     jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
                     parts = [result for result, _ in run_side_by_side(jobs).values()]
                 else:
-                    # a batch of fewer than SIDE_BY_SIDE_MIN spectra alone on one torch thread,
-                    # as the fit's small chunk (batched.in_chunks) and as each batch side by side:
-                    # its small operations split over 2 threads of a shared 2-core machine took
-                    # 3-10x the time (1 and 8 invivo spectra at K = 5, load 3-5)
-                    small = cpu and len(arr) < batched.SIDE_BY_SIDE_MIN
+                    # a batch of fewer than ONE_THREAD_BELOW spectra alone on one torch thread,
+                    # as the fit's small chunk (batched.chunk_parts) and as each batch side by
+                    # side: its small operations split over 2 threads of a shared 2-core machine
+                    # took 3-10x the time (1 and 8 invivo spectra at K = 5, load 3-5); 32, 48
+                    # and 63 spectra, median 0.61, 0.85, 1.12 s on one thread against 0.71,
+                    # 0.91, 1.18 s on two (passive wait, load 2.6-3.8; docs/history/
+                    # physics-models-log.md "The polish's small batch on one thread (session
+                    # 30, pipe30)")
+                    small = cpu and len(arr) < batched.ONE_THREAD_BELOW
                     with torch_threads(1) if small else contextlib.nullcontext():
                         parts = [
                             p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)
