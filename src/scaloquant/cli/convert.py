@@ -25,10 +25,10 @@ def register(subparsers: Any) -> None:
         "convert",
         help="rewrite a FID file as NIfTI-MRS or LCModel .RAW",
         description=(
-            f"Read a FID file ({fid_formats_text()}) and write it as {_OUTPUTS}, chosen by "
-            "OUTPUT's extension. The header keeps the "
-            "acquisition (dwell time, spectrometer frequency, ppm reference, nucleus, sequence "
-            "and TE where known) and names the source file."
+            f"Read a FID file and write it as {_OUTPUTS}, chosen by OUTPUT's extension. The "
+            "header keeps the acquisition (dwell time, spectrometer frequency, ppm reference, "
+            "nucleus, sequence and TE where known) and names the source file. INPUT: "
+            f"{fid_formats_text()}."
         ),
     )
     p.add_argument("input", type=Path, metavar="INPUT", help="the FID file to read")
