@@ -9,8 +9,7 @@ Scanner files that spec2nii converts are not rows: ``io.dispatch`` refuses them 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 #: How a format holds a basis set: ``"file"``, a file is a whole basis (``.BASIS``); ``"folder"``,
 #: a folder of its files is one basis, read by the row's reader (FSL-MRS ``.json``);
@@ -23,9 +22,9 @@ BasisKind = Literal["", "file", "folder", "fid-files"]
 ACQUISITION_VALUES: tuple[str, ...] = ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference")
 
 
-@dataclass(frozen=True)
-class FileFormat:
-    """One file format that scaloquant reads.
+class FileFormat(NamedTuple):
+    """One file format that scaloquant reads (a ``NamedTuple``, not a frozen dataclass:
+    ``dataclasses`` imports ``inspect``, 5 ms of every ``--help``).
 
     Attributes
     ----------
