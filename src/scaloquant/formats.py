@@ -33,7 +33,8 @@ class FileFormat(NamedTuple):
     suffixes : its file suffixes as users write them (``".RAW"``), matched in any case; a suffix
         that several rows share is told apart by ``markers``.
     module, reader : the module under ``scaloquant.io`` and its function that reads one file
-        (``"folder"`` basis: one folder), taking ``path`` and the keyword acquisition values.
+        (``"folder"`` basis: one folder), taking ``path`` and the keyword acquisition values
+        (but see ``whole_grid``).
     fid : whether a file of it is a FID (or a set of FIDs) that ``read_fid`` reads.
     basis : how it holds a basis set (:data:`BasisKind`).
     markers : text whose presence in a file's first 4000 characters (any case) marks it as this
@@ -47,6 +48,8 @@ class FileFormat(NamedTuple):
     folder_name : ``provenance["format"]`` of a basis read from a folder of its FID files.
     not_basis : why a FID format is not read as a basis (the message's reason), if it is not.
     short : its name in a one-line summary, where shorter than ``title``.
+    whole_grid : its files record the whole grid, so its reader takes ``path`` alone and
+        ``read_basis`` puts the caller's values over the file's (checked against them).
     """
 
     name: str
@@ -63,6 +66,7 @@ class FileFormat(NamedTuple):
     folder_name: str = ""
     not_basis: str = ""
     short: str = ""
+    whole_grid: bool = False
 
     @property
     def shown(self) -> str:
@@ -152,6 +156,7 @@ FORMATS: tuple[FileFormat, ...] = (
         fid=False,
         basis="file",
         conversion="none",
+        whole_grid=True,
     ),
     FileFormat(
         name="fsl-mrs-basis",

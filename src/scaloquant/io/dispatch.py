@@ -323,6 +323,16 @@ def _basis_from_fid_files(
     )
 
 
+def _basis_file(fmt: FileFormat, path: Path, given: dict[str, float]) -> BasisSet:
+    """A basis file of ``fmt``; one that records its whole grid (``.npz``) is read as it is and
+    ``given`` values are applied over it, the file's kept as ``provenance["recorded"]``."""
+    if not fmt.whole_grid:
+        return reader_of(fmt)(path, **given)
+    basis = reader_of(fmt)(path)
+    recorded = {k: float(getattr(basis, k)) for k in _OVERRIDES}
+    return replace(basis, **given, provenance={**basis.provenance, "recorded": recorded})
+
+
 def read_basis(
     path: str | os.PathLike, *, override_header: bool = False, **overrides: float | None
 ) -> BasisSet:
@@ -355,7 +365,7 @@ def _read_basis(path: Path, given: dict[str, float], override_header: bool) -> B
     known = candidates(suffix)
     whole = next((f for f in known if f.basis == "file"), None)
     if whole is not None:
-        return reader_of(whole)(path, **given)
+        return _basis_file(whole, path, given)
     refused = next((f for f in known if f.fid and f.not_basis), None)
     if refused is not None:
         raise InputFileError(

@@ -18,7 +18,6 @@ import io
 import json
 import os
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -80,32 +79,11 @@ def write_basis_npz(
     return Path(path)
 
 
-def read_basis_npz(
-    path: str | os.PathLike,
-    *,
-    dwell_time_s: float | None = None,
-    spectrometer_freq_mhz: float | None = None,
-    ppm_reference: float | None = None,
-) -> BasisSet:
-    """Read a basis written by :func:`write_basis_npz`.
-
-    The file records its whole grid, kept as ``provenance["recorded"]``; a value given (not
-    None) replaces the file's (:func:`scaloquant.io.read_basis` checks it against the recorded).
-    """
+def read_basis_npz(path: str | os.PathLike) -> BasisSet:
+    """Read a basis written by :func:`write_basis_npz`."""
     path = require_file(path)
     with path.open("rb") as f:
-        basis = load_basis_npz(f, str(path))
-    given = {
-        "dwell_time_s": dwell_time_s,
-        "spectrometer_freq_mhz": spectrometer_freq_mhz,
-        "ppm_reference": ppm_reference,
-    }
-    recorded = {k: float(getattr(basis, k)) for k in given}
-    return replace(
-        basis,
-        **{k: float(v) for k, v in given.items() if v is not None},
-        provenance={**basis.provenance, "recorded": recorded},
-    )
+        return load_basis_npz(f, str(path))
 
 
 def load_basis_npz(file: IO[bytes], source: str) -> BasisSet:
