@@ -39,6 +39,22 @@ def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_pyt
     assert _last_line(fresh_python, code)[0] == "[]"
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["quantify", "--help"], ["convert", "--help"]])
+def test_help_that_lists_the_formats_imports_no_numpy(argv, fresh_python):
+    """The list of formats in these help texts is written from :mod:`scaloquant.formats` (standard
+    library only), not from the readers (numpy, nibabel)."""
+    code = (
+        "import sys\n"
+        "from scaloquant.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'numpy'))\n"
+    )
+    assert _last_line(fresh_python, code)[0] == "[]"
+
+
 @pytest.mark.parametrize(
     ("command", "figures", "expected"),
     [

@@ -50,6 +50,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "seeds",
             "presets",
             "defaults",
+            "formats",
         ),
     ),
     ("conventions", ("signal", "physics")),

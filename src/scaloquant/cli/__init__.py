@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from ..errors import NeedsOption, ScaloquantError, os_error_message, out_of_memory_message
+from ..formats import fid_titles_text
 from ..threads import prefer_command_settings
 
 #: Subcommand modules under ``scaloquant.cli`` with their one-line help, in ``--help`` order.
@@ -36,7 +37,7 @@ SUBCOMMANDS: dict[str, str] = {
         "simulate, train the scalogram and spectrum CNNs and their physics-head models, "
         "evaluate and compare with the fit"
     ),
-    "quantify": "quantify real spectra (NIfTI-MRS, LCModel, jMRUI, text) with a trained model",
+    "quantify": f"quantify real spectra ({fid_titles_text()}) with a trained model",
     "fit": "fit real spectra with the classical linear-combination model and its CRLB",
     "convert": "rewrite a FID file as NIfTI-MRS or LCModel .RAW",
     "export": "export a trained model as ONNX (with a JSON of its pre- and post-processing)",

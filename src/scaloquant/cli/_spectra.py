@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
+from ..formats import fid_formats_text
 from ._common import acquisition_overrides, add_acquisition_flags
 
 _FORMATS = (
-    "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text "
-    "(scanner files: convert them with spec2nii; given one, the error names the command)"
+    f"{fid_formats_text()}; scanner files: convert them with spec2nii (given one, the error "
+    "names the command)"
 )
 
 

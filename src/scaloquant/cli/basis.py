@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..fit.basis_grid import basis_reference_from_singlets
+from ..formats import basis_formats_text
 from ..io.atomic import check_writable
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
@@ -42,8 +43,7 @@ def register(subparsers: Any) -> None:
         nargs="?",
         type=Path,
         metavar="PATH",
-        help="a .BASIS or .npz file, or a folder of FSL-MRS .json, .RAW or .txt "
-        "files (default: the embedded basis)",
+        help=f"{basis_formats_text()} (default: the embedded basis)",
     )
     info.add_argument(
         "--plot",
@@ -67,7 +67,7 @@ def register(subparsers: Any) -> None:
         "path",
         type=Path,
         metavar="PATH",
-        help="a .BASIS or .npz file, or a folder of FSL-MRS .json, .RAW or .txt files",
+        help=basis_formats_text(),
     )
     convert.add_argument("out", type=Path, metavar="OUT.npz", help="the .npz file to write")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT.npz")

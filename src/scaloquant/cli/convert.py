@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..formats import fid_formats_text
 from ._common import acquisition_overrides, add_acquisition_flags
 
 _OUTPUTS = ".nii, .nii.gz (NIfTI-MRS) or .RAW (LCModel)"
@@ -24,10 +25,10 @@ def register(subparsers: Any) -> None:
         "convert",
         help="rewrite a FID file as NIfTI-MRS or LCModel .RAW",
         description=(
-            "Read a FID file (NIfTI-MRS, LCModel .RAW/.H2O, jMRUI .txt, 2/4-column text) and "
-            f"write it as {_OUTPUTS}, chosen by OUTPUT's extension. The header keeps the "
-            "acquisition (dwell time, spectrometer frequency, ppm reference, nucleus, sequence "
-            "and TE where known) and names the source file."
+            f"Read a FID file and write it as {_OUTPUTS}, chosen by OUTPUT's extension. The "
+            "header keeps the acquisition (dwell time, spectrometer frequency, ppm reference, "
+            "nucleus, sequence and TE where known) and names the source file. INPUT: "
+            f"{fid_formats_text()}."
         ),
     )
     p.add_argument("input", type=Path, metavar="INPUT", help="the FID file to read")

@@ -18,6 +18,7 @@ import torch
 
 from .. import __version__
 from ..errors import ConfigError
+from ..formats import fid_titles_text
 from ..io import read_fid
 from ..io.atomic import atomic_path, check_writable
 from ..io.hdf5 import read_simulation
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         required=True,
         metavar="FILE",
-        help="simulation file (.h5) or a FID file (NIfTI-MRS, LCModel .RAW, text...)",
+        help=f"simulation file (.h5) or a FID file ({fid_titles_text()})",
     )
     p.add_argument(
         "--index",

@@ -12,7 +12,7 @@ FSL-MRS's code, ``fsl_io.write_fsl_basis_file`` / ``readFSLBasisFiles``, in
 module                    files                       conversion to the internal convention
 ========================  ==========================  =======================================
 :mod:`.lcmodel`           ``.RAW``, ``.H2O``, ``.BASIS``  conjugate
-:mod:`.text`              2/4-column text             conjugate (as the ISMRM 2016 files)
+:mod:`.text`              2/4-column text ``.txt``    conjugate (as the ISMRM 2016 files)
 :mod:`.jmrui`             jMRUI ``.txt``              none
 :mod:`.nifti`             ``.nii``, ``.nii.gz``       conjugate (NIfTI-MRS Appendix A)
 :mod:`.fsl`               FSL-MRS basis ``.json``     conjugate (as FSL-MRS's own reader)

@@ -1,14 +1,17 @@
-"""Pick the reader of a file or folder by its extension and, where that is ambiguous, content.
+"""Pick the reader of a file or folder from the table of formats, :data:`scaloquant.formats.FORMATS`:
+by its suffix and, where several formats share one (``.txt``: jMRUI or plain text) or the suffix
+is unknown, by the markers its first lines hold.
 
-FIDs: ``.nii`` / ``.nii.gz`` (NIfTI-MRS), ``.raw`` / ``.h2o`` (LCModel), ``.txt`` (jMRUI when
-its first line says so, else plain text); any other file is sniffed for a jMRUI or LCModel
-header. A scanner's own file (Siemens RDA, DICOM or twix, Philips SDAT/SPAR or data/list, GE
-P-file) is refused with the spec2nii command that converts it to NIfTI-MRS. Basis sets: ``.basis`` (LCModel), ``.npz`` (scaloquant), a folder of FSL-MRS ``.json``
-files, or a folder of FID files (``.raw``, then ``.txt``) named after their metabolites.
+FIDs: the table's ``fid`` rows. A scanner's own file (Siemens RDA, DICOM or twix, Philips SDAT/SPAR
+or data/list, GE P-file) is refused with the spec2nii command that converts it to NIfTI-MRS.
+Basis sets: a file of a ``"file"`` row (``.BASIS``, ``.npz``), a folder of a ``"folder"`` row's
+files (FSL-MRS ``.json``), or a folder of FID files of the ``"fid-files"`` rows (``.RAW``, then
+``.txt``) named after their metabolites.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 from collections.abc import Callable
@@ -19,18 +22,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, IncompatibleDataError, InputFileError, InvalidDataError
+from ..formats import (
+    ACQUISITION_VALUES,
+    FID_FORMATS,
+    FileFormat,
+    basis_formats_text,
+    by_content,
+    candidates,
+    fid_files_formats,
+    fid_suffixes_text,
+    folder_formats,
+)
 from ..paths import require_existing
 from ..types import FID, BasisSet
 from ._common import read_text, require_points
-from .fsl import read_fsl_basis
-from .jmrui import MAGIC as JMRUI_MAGIC
-from .jmrui import read_jmrui_txt
-from .lcmodel import read_lcmodel_basis, read_lcmodel_raw
-from .nifti import MAX_PLAUSIBLE_FREQ_MHZ, is_nifti_path, read_nifti_mrs
-from .npz import read_basis_npz
-from .text import read_text_fid
+from .nifti import MAX_PLAUSIBLE_FREQ_MHZ, is_nifti_path
 
-_OVERRIDES = ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference")
+_OVERRIDES = ACQUISITION_VALUES
 #: What each acquisition value is called in messages: (words, unit, flag).
 _WHAT = {
     "dwell_time_s": ("dwell time", "s", "--dwell-time-s"),
@@ -43,7 +51,7 @@ _WHAT = {
 #: MHz, 3e-4 apart), the 0.1 % that scaloquant.signal.match takes as the same scanner too.
 _SAME_RTOL = {"dwell_time_s": 1e-6, "spectrometer_freq_mhz": 1e-3}
 _SAME_PPM_ATOL = 1e-4
-_FID_HELP = ".nii, .nii.gz, .RAW, .H2O or .txt (jMRUI or plain text)"
+_FID_HELP = fid_suffixes_text()
 #: Scanner formats that scaloquant does not read: spec2nii, the field's converter (FSL-MRS asks
 #: for the same step), writes them as NIfTI-MRS. Suffix -> (what the file is, spec2nii's
 #: subcommand, the files it takes: ``file`` is the given one, a suffix its partner beside it).
@@ -65,7 +73,9 @@ _DICOM_MAGIC = (128, b"DICM")
 #: Above this a given dwell time is not in seconds (ms given as s?): 10 ms is a 100 Hz
 #: spectral width, where MRS acquisitions have 500 Hz (31P, 13C at low field) and more.
 MAX_PLAUSIBLE_DWELL_S = 0.01
-_BASIS_HELP = "a .BASIS or .npz file, or a folder of FSL-MRS .json, LCModel .RAW or .txt files"
+_BASIS_HELP = basis_formats_text()
+#: How many characters of a file its markers are looked for in.
+_HEAD_CHARS = 4000
 
 
 def _overrides(given: dict[str, Any]) -> dict[str, float]:
@@ -159,20 +169,25 @@ def _suffix(path: Path) -> str:
     )
 
 
-def _txt_reader(path: Path) -> Callable[..., FID]:
-    first = read_text(path).lstrip()[:100]
-    return read_jmrui_txt if first.startswith(JMRUI_MAGIC) else read_text_fid
+def reader_of(fmt: FileFormat) -> Callable[..., Any]:
+    """The function of ``scaloquant.io`` that reads a file (or folder) of ``fmt``: the table
+    names it, so a new format needs no line here."""
+    return getattr(importlib.import_module(f".{fmt.module}", __package__), fmt.reader)
+
+
+def _head(path: Path) -> str:
+    return read_text(path).lstrip()[:_HEAD_CHARS]
 
 
 def _fid_reader(path: Path) -> Callable[..., FID]:
     suffix = _suffix(path)
-    if is_nifti_path(path):
-        return read_nifti_mrs
-    if suffix in (".raw", ".h2o"):
-        return read_lcmodel_raw
-    if suffix == ".txt":
-        return _txt_reader(path)
-    if suffix in (".basis", ".npz"):
+    known = candidates(suffix)
+    fids = tuple(f for f in known if f.fid)
+    if fids:
+        fmt = fids[0] if len(fids) == 1 else by_content(fids, _head(path))
+        if fmt is not None:
+            return reader_of(fmt)
+    if any(f.basis == "file" for f in known):
         raise InputFileError(
             f"{path} is a basis set, not a FID; read it with read_basis / 'scaloquant basis info'"
         )
@@ -185,11 +200,10 @@ def _fid_reader(path: Path) -> Callable[..., FID]:
     scanner = _scanner_format(path, suffix)
     if scanner is not None:
         raise InputFileError(scanner)
-    head = read_text(path).lstrip()[:4000]
-    if head.startswith(JMRUI_MAGIC):
-        return read_jmrui_txt
-    if "$NMID" in head.upper() or "&NMID" in head.upper():
-        return read_lcmodel_raw
+    head = _head(path)
+    marked = next((f for f in FID_FORMATS if f.markers and f.marked(head)), None)
+    if marked is not None:
+        return reader_of(marked)
     raise InputFileError(
         f"{path}: unknown file format {suffix or '(no extension)'}; scaloquant reads {_FID_HELP}"
     )
@@ -309,9 +323,12 @@ def _basis_from_fid_files(
     )
 
 
-def _npz_basis(path: Path, given: dict[str, float]) -> BasisSet:
-    """A ``.npz`` basis records its whole grid; ``given`` values are applied over it."""
-    basis = read_basis_npz(path)
+def _basis_file(fmt: FileFormat, path: Path, given: dict[str, float]) -> BasisSet:
+    """A basis file of ``fmt``; one that records its whole grid (``.npz``) is read as it is and
+    ``given`` values are applied over it, the file's kept as ``provenance["recorded"]``."""
+    if not fmt.whole_grid:
+        return reader_of(fmt)(path, **given)
+    basis = reader_of(fmt)(path)
     recorded = {k: float(getattr(basis, k)) for k in _OVERRIDES}
     return replace(basis, **given, provenance={**basis.provenance, "recorded": recorded})
 
@@ -343,27 +360,35 @@ def read_basis(
 
 def _read_basis(path: Path, given: dict[str, float], override_header: bool) -> BasisSet:
     if path.is_dir():
-        if any(path.glob("*.json")):
-            return read_fsl_basis(path, **given)
-        for suffix, kind in ((".raw", "lcmodel-raw-folder"), (".txt", "txt-folder")):
-            files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() == suffix)
-            if files:
-                return _basis_from_fid_files(files, path, kind, given, override_header)
-        inside = sorted(f.name for f in path.iterdir() if _suffix(f) in (".basis", ".npz"))
-        if inside:  # a folder holding a basis file (Osprey's, LCModel's): name it
-            raise InputFileError(
-                f"{path} is a folder holding {', '.join(inside[:3])}; give that file as the basis "
-                f"({path / inside[0]})"
-            )
-        raise InputFileError(f"{path} holds no basis files; give {_BASIS_HELP}")
+        return _read_basis_folder(path, given, override_header)
     suffix = _suffix(path)
-    if suffix == ".basis":
-        return read_lcmodel_basis(path, **given)
-    if suffix == ".npz":
-        return _npz_basis(path, given)
-    if is_nifti_path(path):
+    known = candidates(suffix)
+    whole = next((f for f in known if f.basis == "file"), None)
+    if whole is not None:
+        return _basis_file(whole, path, given)
+    refused = next((f for f in known if f.fid and f.not_basis), None)
+    if refused is not None:
         raise InputFileError(
-            f"{path}: NIfTI-MRS has no standard place for metabolite names, so it is not read as "
-            f"a basis; give {_BASIS_HELP}"
+            f"{path}: {refused.not_basis}, so it is not read as a basis; give {_BASIS_HELP}"
         )
     return _basis_from_fid_files([path], path, "single-fid", given, override_header)
+
+
+def _read_basis_folder(path: Path, given: dict[str, float], override_header: bool) -> BasisSet:
+    """A folder of a ``"folder"`` format's files, else of one ``"fid-files"`` format's FID files
+    (the table's first whose first suffix the folder holds: ``.RAW`` before ``.txt``; an
+    LCModel folder's water ``.H2O`` files are not metabolites)."""
+    files = sorted(f for f in path.iterdir() if f.is_file())
+    for fmt in (*folder_formats(), *fid_files_formats()):
+        mine = [f for f in files if _suffix(f) == fmt.suffixes[0].lower()]
+        if mine and fmt.basis == "folder":
+            return reader_of(fmt)(path, **given)
+        if mine:
+            return _basis_from_fid_files(mine, path, fmt.folder_name, given, override_header)
+    inside = [f.name for f in files if any(b.basis == "file" for b in candidates(_suffix(f)))]
+    if inside:  # a folder holding a basis file (Osprey's, LCModel's): name it
+        raise InputFileError(
+            f"{path} is a folder holding {', '.join(inside[:3])}; give that file as the basis "
+            f"({path / inside[0]})"
+        )
+    raise InputFileError(f"{path} holds no basis files; give {_BASIS_HELP}")
