@@ -43,7 +43,8 @@ _WHAT = {
 #: MHz, 3e-4 apart), the 0.1 % that scaloquant.signal.match takes as the same scanner too.
 _SAME_RTOL = {"dwell_time_s": 1e-6, "spectrometer_freq_mhz": 1e-3}
 _SAME_PPM_ATOL = 1e-4
-_FID_HELP = ".nii, .nii.gz, .RAW, .H2O or .txt (jMRUI or plain text)"
+#: The FID formats :func:`read_fid` reads, for messages.
+FID_FORMATS = ".nii, .nii.gz, .RAW, .H2O or .txt (jMRUI or plain text)"
 #: Scanner formats that scaloquant does not read: spec2nii, the field's converter (FSL-MRS asks
 #: for the same step), writes them as NIfTI-MRS. Suffix -> (what the file is, spec2nii's
 #: subcommand, the files it takes: ``file`` is the given one, a suffix its partner beside it).
@@ -65,7 +66,8 @@ _DICOM_MAGIC = (128, b"DICM")
 #: Above this a given dwell time is not in seconds (ms given as s?): 10 ms is a 100 Hz
 #: spectral width, where MRS acquisitions have 500 Hz (31P, 13C at low field) and more.
 MAX_PLAUSIBLE_DWELL_S = 0.01
-_BASIS_HELP = "a .BASIS or .npz file, or a folder of FSL-MRS .json, LCModel .RAW or .txt files"
+#: The basis sets :func:`read_basis` reads, for messages.
+BASIS_FORMATS = "a .BASIS or .npz file, or a folder of FSL-MRS .json, LCModel .RAW or .txt files"
 
 
 def _overrides(given: dict[str, Any]) -> dict[str, float]:
@@ -151,6 +153,15 @@ def reconcile_header(
     return replace(obj, **keep, provenance=provenance)
 
 
+#: Suffixes of ``scaloquant simulate``'s HDF5 files (signals with their truth).
+SIMULATION_SUFFIXES = (".h5", ".hdf5")
+
+
+def is_simulation_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as an HDF5 simulation file (:data:`SIMULATION_SUFFIXES`)."""
+    return Path(path).suffix.lower() in SIMULATION_SUFFIXES
+
+
 def _suffix(path: Path) -> str:
     return (
         ".nii.gz"
@@ -176,10 +187,10 @@ def _fid_reader(path: Path) -> Callable[..., FID]:
         raise InputFileError(
             f"{path} is a basis set, not a FID; read it with read_basis / 'scaloquant basis info'"
         )
-    if suffix in (".h5", ".hdf5"):  # read as text, it was 'a binary file, not text'
+    if is_simulation_path(path):  # read as text, it was 'a binary file, not text'
         raise InputFileError(
             f"{path} is an HDF5 file (scaloquant simulate's signals with their truth), not a "
-            f"FID file; scaloquant reads {_FID_HELP}; evaluate a simulation file with "
+            f"FID file; scaloquant reads {FID_FORMATS}; evaluate a simulation file with "
             "scaloquant evaluate"
         )
     scanner = _scanner_format(path, suffix)
@@ -191,7 +202,7 @@ def _fid_reader(path: Path) -> Callable[..., FID]:
     if "$NMID" in head.upper() or "&NMID" in head.upper():
         return read_lcmodel_raw
     raise InputFileError(
-        f"{path}: unknown file format {suffix or '(no extension)'}; scaloquant reads {_FID_HELP}"
+        f"{path}: unknown file format {suffix or '(no extension)'}; scaloquant reads {FID_FORMATS}"
     )
 
 
@@ -258,7 +269,7 @@ def read_fid(
     given = _overrides(overrides)
     path = require_existing(path)
     if path.is_dir():
-        raise InputFileError(f"{path} is a folder; give a FID file ({_FID_HELP})")
+        raise InputFileError(f"{path} is a folder; give a FID file ({FID_FORMATS})")
     fid = _fid_reader(path)(path, **given)
     require_points(fid.n_points, path)
     fid = reconcile_header(fid, given, override_header=override_header, path=path)
@@ -355,7 +366,7 @@ def _read_basis(path: Path, given: dict[str, float], override_header: bool) -> B
                 f"{path} is a folder holding {', '.join(inside[:3])}; give that file as the basis "
                 f"({path / inside[0]})"
             )
-        raise InputFileError(f"{path} holds no basis files; give {_BASIS_HELP}")
+        raise InputFileError(f"{path} holds no basis files; give {BASIS_FORMATS}")
     suffix = _suffix(path)
     if suffix == ".basis":
         return read_lcmodel_basis(path, **given)
@@ -364,6 +375,6 @@ def _read_basis(path: Path, given: dict[str, float], override_header: bool) -> B
     if is_nifti_path(path):
         raise InputFileError(
             f"{path}: NIfTI-MRS has no standard place for metabolite names, so it is not read as "
-            f"a basis; give {_BASIS_HELP}"
+            f"a basis; give {BASIS_FORMATS}"
         )
     return _basis_from_fid_files([path], path, "single-fid", given, override_header)
