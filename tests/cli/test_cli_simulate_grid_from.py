@@ -117,7 +117,9 @@ def test_a_simulation_file_as_basis_or_grid_is_refused_in_the_flags_words(tmp_pa
     assert main(["simulate", "--n", "2", "--seed", "0", "--out", str(sim)]) == 0
     capsys.readouterr()
     out = tmp_path / "again.h5"
-    assert main(["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--basis", str(sim)]) == 2
+    assert (
+        main(["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--basis", str(sim)]) == 2
+    )
     line = _one_line(capsys, "simulate")
     assert f"--basis {sim} is a simulation file" in line, line
     assert "give the basis set it was simulated from" in line and "not a FID" not in line
