@@ -51,7 +51,7 @@ def test_simulate_on_a_files_grid_puts_naa_at_its_ppm(tmp_path, capsys):
     basis' (2048, 0.25 ms, 123.26 MHz): the written file has the data's grid, and NAA's CH3
     singlet sits at 2.008 ppm on its axis (no shifts drawn; 0.003 ppm is how closely simulated
     bases place their singlets, :data:`scaloquant.fit.basis_grid.SINGLET_REFERENCE_MIN_PPM`'s
-    note; measured 2.0088). The conversions are said on the terminal."""
+    note; measured 2.0088). The conversions are said on the terminal and in the header."""
     out = tmp_path / "sim.nii.gz"
     argv = ["simulate", "--n", "6", "--seed", "3", "--out", str(out), "--shift-range", "0", "0"]
     argv += ["--damping-range", "2", "2", "--grid-from", str(SPANT_METAB)]
@@ -68,6 +68,8 @@ def test_simulate_on_a_files_grid_puts_naa_at_its_ppm(tmp_path, capsys):
         fids, sim.dwell_time_s, sim.spectrometer_freq_mhz, sim.ppm_reference, ppm_range=(1.9, 2.1)
     )
     np.testing.assert_allclose(ppm, 2.008, atol=0.003)
+    recorded = sim.provenance["header"]["scaloquant_simulation"]["grid"]
+    assert recorded["grid_from"] == str(SPANT_METAB) and len(recorded["basis_conversions"]) == 3
 
 
 @needs_spant
