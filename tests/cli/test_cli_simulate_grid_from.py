@@ -148,3 +148,37 @@ def test_reproduce_n_test_is_refused_in_the_flags_words(tmp_path, capsys):
     assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--n-test", "0"]) == 2
     assert "--n-test must be >= 2" in _one_line(capsys, "reproduce")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ({"EchoTime": 0.144}, "states TE 144 ms and the embedded basis set TE 30 ms"),
+        ({"SequenceName": "STEAM"}, "states sequence STEAM and the embedded basis set PRESS"),
+    ],
+)
+def test_simulate_refuses_a_grid_file_of_another_echo_time_or_sequence(
+    tmp_path, capsys, header, words
+):
+    """The checks the fit makes with the basis (PRESS, TE 30 ms), before anything is written:
+    a TE 144 ms or STEAM file's grid would give test signals that fit then refuses (without
+    --force) with the basis they were made from."""
+    from scaloquant.io import default_basis, write_nifti_mrs
+    from scaloquant.types import FID
+
+    basis = default_basis()
+    acq = basis.acquisition
+    fid = FID(
+        samples=basis.fids[0],
+        dwell_time_s=acq.dwell_time_s,
+        spectrometer_freq_mhz=acq.spectrometer_freq_mhz,
+        ppm_reference=acq.ppm_reference,
+    )
+    grid = write_nifti_mrs(tmp_path / "grid.nii.gz", fid, extra_header=header)
+    out = tmp_path / "sim.h5"
+    argv = ["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--grid-from", str(grid)]
+    assert main(argv) == 2
+    line = _one_line(capsys, "simulate")
+    assert f"--grid-from {grid} {words}" in line, line
+    assert "scaloquant fit would refuse that file with this basis" in line
+    assert not out.exists()

@@ -95,8 +95,13 @@ def check_grid_file(
     basis_family = sequence_family(basis_seq) if basis_seq else None
     if data_family and basis_family and data_family != basis_family:
         raise IncompatibleDataError(
-            f"--grid-from {path} states sequence {data_seq} ({data_family}) and {what} "
-            f"{basis_seq} ({basis_family}); {why} (the sequences' coupled spins evolve "
+            f"--grid-from {path} states sequence {_named(data_seq, data_family)} and {what} "
+            f"{_named(basis_seq, basis_family)}; {why} (the sequences' coupled spins evolve "
             f"differently): {remedy} with a {data_family} basis set, or take the grid from a "
             f"{basis_family} file"
         )
+
+
+def _named(sequence: str | None, family: str) -> str:
+    """A header's sequence name with its family where they differ (``svs_se (PRESS)``)."""
+    return family if sequence in (None, family) else f"{sequence} ({family})"
