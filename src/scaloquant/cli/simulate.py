@@ -408,13 +408,9 @@ def _basis_and_grid(args: argparse.Namespace) -> _Basis:
         remedy="simulate",
     )
     on_grid, conversions = basis_for_data(basis, fid.acquisition)
-    acq = on_grid.acquisition
     grid = {
         "grid_from": str(args.grid_from),
-        "n_points": int(acq.n_points),
-        "dwell_time_s": float(acq.dwell_time_s),
-        "spectrometer_freq_mhz": float(acq.spectrometer_freq_mhz),
-        "ppm_reference": float(acq.ppm_reference),
+        **on_grid.acquisition.to_dict(),
         "basis_conversions": list(conversions),
     }
     if fid.provenance.get("header_overrides"):

@@ -459,13 +459,7 @@ def _train_physics(args: argparse.Namespace) -> int:
         "basis": str(args.basis or "embedded"),
         "grid": str(args.grid_from or "the basis'"),
         # the grid itself and how the basis was brought to it, which only the terminal said
-        "acquisition": {
-            "n_points": int(grid.n_points),
-            "dwell_time_s": float(grid.dwell_time_s),
-            "spectrometer_freq_mhz": float(grid.spectrometer_freq_mhz),
-            "ppm_reference": float(grid.ppm_reference),
-            "nucleus": str(grid.nucleus),
-        },
+        "acquisition": grid.to_dict(),
         "basis_conversions": list(result.conversions),
     }
     if simulation_config is not None:
