@@ -58,6 +58,23 @@ def refuse_acquisition_flags(args: argparse.Namespace, why: str, why_one: str) -
         raise ConfigError(f"{flags} {why if len(given) > 1 else why_one}")
 
 
+def refuse_simulation_basis(path: Path, flag: str) -> None:
+    """Refuse a simulation file (HDF5) given as the basis, naming ``flag`` (``"--basis"``; a
+    positional argument's metavar is left out) and a remedy for it: the reader's 'not a FID
+    file; ... evaluate a simulation file with scaloquant evaluate' was meant for an input."""
+    from ..errors import InputFileError
+    from ..formats import basis_formats_text
+    from ..io.dispatch import is_simulation_path
+
+    if is_simulation_path(path):
+        given = f"{flag} {path}" if flag.startswith("--") else str(path)
+        raise InputFileError(
+            f"{given} is a simulation file (scaloquant simulate's signals with their truth), "
+            f"not a basis set: give the basis set it was simulated from ({basis_formats_text()}); "
+            "scaloquant evaluate takes the simulation file itself"
+        )
+
+
 def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tuple[BasisSet, str]:
     """The basis at ``path`` (or the embedded default when None) and the name to record for it.
 
@@ -74,6 +91,7 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
         return default_basis(), DEFAULT_BASIS_NAME
     from ..io import read_basis
 
+    refuse_simulation_basis(path, flag)
     return (
         read_basis(path, override_header=args.override_header, **acquisition_overrides(args)),
         str(path),

@@ -215,7 +215,9 @@ def read_user_basis(path: Path | None):
         return None, None
     from ..errors import MissingMetadataError
     from ..io import read_basis
+    from ._common import refuse_simulation_basis
 
+    refuse_simulation_basis(path, "--basis")
     try:
         return read_basis(path), str(path)
     except MissingMetadataError as err:

@@ -92,6 +92,11 @@ def print_snr_summary(by_snr: dict[str, Any]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.n_test is not None and args.n_test < 2:
+        # the library's 'the test set needs at least 2 signals' named no flag
+        raise ConfigError(
+            f"--n-test must be >= 2 (the test metrics need two signals), got {args.n_test}"
+        )
     if args.fit_n is not None and args.fit_n < 1:
         raise ConfigError(f"--fit-n must be >= 1, got {args.fit_n}; use --no-fit to leave it out")
     result = reproduce(

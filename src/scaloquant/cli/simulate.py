@@ -31,7 +31,12 @@ from ..simulate import (
 )
 from ..simulate.dataset import check_run
 from ..types import FID, BasisSet, SignalSet
-from ._common import add_acquisition_flags, header_override_notes, load_basis
+from ._common import (
+    acquisition_overrides,
+    add_acquisition_flags,
+    header_override_notes,
+    load_basis,
+)
 
 #: ``--format nifti`` holds every signal in memory, several copies on the way to the file
 #: (measured peak: about 4x the complex128 samples): at most this many complex samples, e.g.
@@ -90,7 +95,18 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="basis set file or folder (default: the embedded ISMRM 2016 basis)",
     )
-    add_acquisition_flags(p, applies_to="--basis files that do not record it")
+    p.add_argument(
+        "--grid-from",
+        type=Path,
+        metavar="DATA",
+        help="simulate on the acquisition grid of this data file (points, dwell time, field; "
+        "any format fit reads), the basis brought to it as the fit brings it and checked as the "
+        "fit checks it (nucleus, field within 5%%, TE and sequence); default: the basis' own "
+        "grid",
+    )
+    add_acquisition_flags(
+        p, applies_to="--basis files that do not record it (with --grid-from: for that file)"
+    )
     p.add_argument(
         "--format",
         choices=("hdf5", "nifti"),
@@ -211,6 +227,7 @@ def _write_hdf5(
     basis: BasisSet,
     basis_name: str,
     config: dict[str, Any],
+    grid: dict[str, Any] | None,
 ) -> None:
     """Stream the chunks (anything with ``fids`` and ``columns()``) to ``--out`` as HDF5."""
     from ..io.hdf5 import write_simulation
@@ -224,6 +241,7 @@ def _write_hdf5(
         config=config,
         seed=args.seed,
         overwrite=args.overwrite,
+        grid=grid,
     )
 
 
@@ -309,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io.truth_csv import truth_path_for
 
         check_writable(truth_path_for(args.out), overwrite=args.overwrite)
-    basis, basis_name = load_basis(args.basis, args, flag="--basis")
+    basis, basis_name, grid, grid_notes = _basis_and_grid(args)
     if fmt == "nifti" and args.n * basis.n_points > MAX_NIFTI_SAMPLES:
         raise ConfigError(
             f"--format nifti keeps all signals in memory: at most "
@@ -319,12 +337,14 @@ def run(args: argparse.Namespace) -> int:
     stream = _preset_stream(args, basis) if config is None else _config_stream(args, basis, config)
     chunks = _with_progress(stream.chunks, args.n)
     if fmt == "hdf5":
-        _write_hdf5(args, chunks, basis, basis_name, stream.config)
+        _write_hdf5(args, chunks, basis, basis_name, stream.config, grid)
         written = [args.out]
     else:
         provenance = {"config": stream.config, "seed": args.seed, "basis_name": basis_name}
         if basis.provenance.get("header_overrides"):
             provenance["header_overrides"] = dict(basis.provenance["header_overrides"])
+        if grid:
+            provenance["grid"] = grid
         written = _write_nifti(
             args.out,
             stream.concatenate(list(chunks)),
@@ -340,7 +360,66 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in header_override_notes(basis):  # also in the file's header_overrides
         print(f"basis: {note}")
+    for note in grid_notes:  # also in the file's grid
+        print(note)
     return 0
+
+
+class _Basis(NamedTuple):
+    """The basis to simulate from, its name, and with ``--grid-from`` where its grid came from
+    (for the file) and what was done to bring the basis to it (for the terminal)."""
+
+    basis: BasisSet
+    name: str
+    grid: dict[str, Any] | None = None
+    notes: Sequence[str] = ()
+
+
+def _basis_and_grid(args: argparse.Namespace) -> _Basis:
+    """The basis to simulate from, its name, and (``--grid-from``) where its grid came from.
+
+    With ``--grid-from`` the acquisition flags describe that file, as they describe the inputs
+    of ``fit``, and the basis must record its own grid; the basis is brought to the file's grid
+    as the fit brings it (:func:`scaloquant.fit.basis_grid.basis_for_data`), after the checks
+    the fit makes (:func:`scaloquant.cli._grid.check_grid_file`)."""
+    if args.grid_from is None:
+        return _Basis(*load_basis(args.basis, args, flag="--basis"))
+    from ..fit.basis_grid import basis_for_data
+    from ..io.default import DEFAULT_BASIS_NAME, default_basis
+    from ._grid import check_grid_file, read_grid_file
+    from ._spectra import read_user_basis
+
+    fid = read_grid_file(
+        args.grid_from,
+        command="simulate",
+        overrides=acquisition_overrides(args),
+        override_header=args.override_header,
+    )
+    basis, basis_name = read_user_basis(args.basis)
+    if basis is None:
+        basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
+    check_grid_file(
+        fid,
+        basis,
+        path=args.grid_from,
+        basis_path=args.basis,
+        field_fix=None,
+        why="scaloquant fit would refuse that file with this basis",
+        remedy="simulate",
+    )
+    on_grid, conversions = basis_for_data(basis, fid.acquisition)
+    grid = {
+        "grid_from": str(args.grid_from),
+        **on_grid.acquisition.to_dict(),
+        "basis_conversions": list(conversions),
+    }
+    if fid.provenance.get("header_overrides"):
+        grid["header_overrides"] = dict(fid.provenance["header_overrides"])
+    notes = [f"basis: {sentence}" for sentence in conversions]
+    notes += [f"--grid-from: {note}" for note in header_override_notes(fid)]
+    if not conversions:
+        notes.append(f"basis: already on the grid of {args.grid_from}")
+    return _Basis(on_grid, basis_name, grid, notes)
 
 
 def _write_nifti(

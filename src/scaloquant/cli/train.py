@@ -419,67 +419,9 @@ def physics_config(args: argparse.Namespace):
     return PhysicsTrainConfig.preset(args.preset, **overrides)
 
 
-def _same_field(acquisition: Any, basis: Any, args: argparse.Namespace) -> None:
-    """Refuse, before any work, a ``--grid-from`` file of another field than the basis, naming
-    the file (training's own check said 'the data:') and a remedy train has: it takes no
-    acquisition flags, so a wrong header is mended by rewriting the file."""
-    from ..errors import IncompatibleDataError, NeedsOption
-    from ..signal.match import require_same_field
-
-    what = f"the basis set ({args.basis})" if args.basis else "the embedded basis set"
-    try:
-        require_same_field(acquisition, basis.acquisition, source=args.grid_from, target_what=what)
-    except NeedsOption as err:
-        fix = (
-            "a --grid-from file rewritten by scaloquant convert with --spectrometer-freq-mhz and "
-            "--override-header"
-        )
-        raise IncompatibleDataError(err.worded({"override_freq": fix})) from None
-
-
-def _same_echo_time(fid: Any, basis: Any, args: argparse.Namespace) -> None:
-    """Refuse, before any work, a ``--grid-from`` file that states another echo time than the
-    basis: the model would train for minutes to hours, and quantify then refuse that very file
-    with it (Osprey's TE 30 spectrum with its TE 35 basis)."""
-    from ..errors import IncompatibleDataError
-    from ..signal.match import ECHO_TIME_ATOL_S, basis_sequence, stated_sequence
-
-    _, data_te = stated_sequence(fid)
-    _, basis_te = basis_sequence(basis.metadata)
-    if data_te is None or basis_te is None or abs(data_te - basis_te) <= ECHO_TIME_ATOL_S:
-        return
-    what = f"the basis set ({args.basis})" if args.basis else "the embedded basis set"
-    raise IncompatibleDataError(
-        f"--grid-from {args.grid_from} states TE {data_te * 1e3:g} ms and {what} TE "
-        f"{basis_te * 1e3:g} ms; quantify would refuse this file with the model (J-evolution "
-        f"and T2 weighting differ between echo times): train with a basis set for TE "
-        f"{data_te * 1e3:g} ms, or take the grid from a file of TE {basis_te * 1e3:g} ms"
-    )
-
-
-def _grid_of(path: Path) -> Any:
-    """The ``--grid-from`` file's FID (its acquisition is the grid). One that does not record its grid (an
-    LCModel .RAW, a text file) is refused with the rewrite that records it: the reader's 'pass
-    --dwell-time-s' named a flag train does not have."""
-    from ..errors import MissingMetadataError
-    from ..io import read_fid
-
-    try:
-        return read_fid(path)
-    except MissingMetadataError as err:
-        stem = Path(path).name.split(".")[0]
-        raise MissingMetadataError(
-            f"--grid-from {path} does not record the {err.missing or 'acquisition'}, and train "
-            "takes no acquisition flags: rewrite it as NIfTI-MRS with them, e.g. scaloquant "
-            f"convert {path} {stem}.nii.gz --dwell-time-s S --spectrometer-freq-mhz MHZ, and give "
-            "that file",
-            path=err.path,
-            missing=err.missing,
-        ) from None
-
-
 def _train_physics(args: argparse.Namespace) -> int:
     from ..train.physics import train_physics
+    from ._grid import check_grid_file, read_grid_file
     from ._spectra import read_user_basis
 
     config = physics_config(args)
@@ -487,11 +429,21 @@ def _train_physics(args: argparse.Namespace) -> int:
     checkpoint = out / "models" / f"{args.model}.ckpt"
     config_path = out / "train_config.yaml"
     basis = default_basis() if args.basis is None else read_user_basis(args.basis)[0]
-    grid_fid = None if args.grid_from is None else _grid_of(args.grid_from)
+    grid_fid = None
+    if args.grid_from is not None:
+        grid_fid = read_grid_file(args.grid_from, command="train")
+        # train takes no acquisition flags: a wrong header is mended by rewriting the file
+        check_grid_file(
+            grid_fid,
+            basis,
+            path=args.grid_from,
+            basis_path=args.basis,
+            field_fix="a --grid-from file rewritten by scaloquant convert with "
+            "--spectrometer-freq-mhz and --override-header",
+            why="quantify would refuse this file with the model",
+            remedy="train",
+        )
     acquisition = None if grid_fid is None else grid_fid.acquisition
-    if grid_fid is not None:
-        _same_field(acquisition, basis, args)
-        _same_echo_time(grid_fid, basis, args)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)  # removed again if left empty
     for path in (checkpoint, config_path):
         check_writable(path, overwrite=args.overwrite)
@@ -507,13 +459,7 @@ def _train_physics(args: argparse.Namespace) -> int:
         "basis": str(args.basis or "embedded"),
         "grid": str(args.grid_from or "the basis'"),
         # the grid itself and how the basis was brought to it, which only the terminal said
-        "acquisition": {
-            "n_points": int(grid.n_points),
-            "dwell_time_s": float(grid.dwell_time_s),
-            "spectrometer_freq_mhz": float(grid.spectrometer_freq_mhz),
-            "ppm_reference": float(grid.ppm_reference),
-            "nucleus": str(grid.nucleus),
-        },
+        "acquisition": grid.to_dict(),
         "basis_conversions": list(result.conversions),
     }
     if simulation_config is not None:

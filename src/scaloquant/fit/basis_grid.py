@@ -101,6 +101,22 @@ def basis_on_grid(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple
     return relabelled(basis, target, provenance, fids=fids), tuple(conversions)
 
 
+def basis_for_data(basis: BasisSet, target: Acquisition) -> tuple[BasisSet, tuple[str, ...]]:
+    """The basis as the fit brings it to data on ``target``: its own ppm reference corrected
+    from its singlets where needed (:func:`basis_reference_from_singlets`), then on ``target``'s
+    grid (:func:`basis_on_grid`); with one sentence per conversion. What the fit's model
+    starts from (:func:`scaloquant.fit.spectra.prepared_on_grid`) and what ``simulate
+    --grid-from`` renders.
+
+    Raises
+    ------
+    IncompatibleDataError : as :func:`basis_on_grid`.
+    """
+    referenced, corrected = basis_reference_from_singlets(basis)
+    on_grid, conversions = basis_on_grid(referenced, target)
+    return on_grid, (*corrected, *conversions)
+
+
 #: The singlets that locate a basis' reference and their chemical shifts, ppm: NAA's and Cr's
 #: methyls of :data:`~scaloquant.metabolites.REFERENCE_SINGLETS` (2.008, 3.027).
 BASIS_REFERENCE_SINGLETS = ("NAA", "Cr")

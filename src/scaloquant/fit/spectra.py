@@ -174,12 +174,10 @@ def prepared_on_grid(
     """How the batched fit prepares ``basis`` for data on ``acquisition``: ``(the basis on
     that grid (its reference corrected from its singlets where needed), that basis with the
     configured macromolecules (what the fit's model uses), the conversions made)``."""
-    from .basis_grid import basis_on_grid, basis_reference_from_singlets
+    from .basis_grid import basis_for_data
     from .problem import prepare_basis, same_scanner
 
-    basis, referenced = basis_reference_from_singlets(basis)
-    on_grid, conversions = basis_on_grid(basis, acquisition)
-    conversions = (*referenced, *conversions)
+    on_grid, conversions = basis_for_data(basis, acquisition)
     scanner = same_scanner(basis.spectrometer_freq_mhz, acquisition.spectrometer_freq_mhz)
     prepared = prepare_basis(on_grid, config, same_scanner=scanner)
     if config.macromolecules == "auto" and not scanner and prepared.names != on_grid.names:

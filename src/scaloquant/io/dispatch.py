@@ -161,6 +161,15 @@ def reconcile_header(
     return replace(obj, **keep, provenance=provenance)
 
 
+#: Suffixes of ``scaloquant simulate``'s HDF5 files (signals with their truth).
+SIMULATION_SUFFIXES = (".h5", ".hdf5")
+
+
+def is_simulation_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as an HDF5 simulation file (:data:`SIMULATION_SUFFIXES`)."""
+    return Path(path).suffix.lower() in SIMULATION_SUFFIXES
+
+
 def _suffix(path: Path) -> str:
     return (
         ".nii.gz"
@@ -191,7 +200,7 @@ def _fid_reader(path: Path) -> Callable[..., FID]:
         raise InputFileError(
             f"{path} is a basis set, not a FID; read it with read_basis / 'scaloquant basis info'"
         )
-    if suffix in (".h5", ".hdf5"):  # read as text, it was 'a binary file, not text'
+    if is_simulation_path(path):  # read as text, it was 'a binary file, not text'
         raise InputFileError(
             f"{path} is an HDF5 file (scaloquant simulate's signals with their truth), not a "
             f"FID file; scaloquant reads {_FID_HELP}; evaluate a simulation file with "

@@ -15,7 +15,9 @@ root attributes
     resolved simulation config as JSON), ``seed``, ``scaloquant_version``, ``basis_name``,
     ``basis_sha256`` (:meth:`scaloquant.types.BasisSet.content_hash`), ``n_signals``; and
     only where ``--override-header`` replaced a value the basis file records,
-    ``header_overrides`` (JSON ``{key: {"recorded": v, "used": v}}``).
+    ``header_overrides`` (JSON ``{key: {"recorded": v, "used": v}}``); only for ``simulate
+    --grid-from``, ``grid`` (JSON: the file whose grid the signals are on, the basis'
+    conversions to it and that file's ``header_overrides``).
 
 The same inputs give a byte-identical file: no object keeps a creation time
 (``track_times=False``), and datasets and attributes are created in a fixed order.
@@ -72,6 +74,7 @@ def write_simulation(
     config: Mapping[str, Any],
     seed: int,
     overwrite: bool = False,
+    grid: Mapping[str, Any] | None = None,
 ) -> Path:
     """Stream ``n_signals`` simulated signals into a new HDF5 file at ``path``, atomically.
 
@@ -86,10 +89,11 @@ def write_simulation(
     basis_name : how the user named the basis (a path, or the default basis).
     config : the resolved simulation config (stored as JSON).
     seed : the seed the dataset was made with.
+    grid : where the signals' grid came from, when not from the basis' own (module docstring).
     """
     with atomic_path(path, overwrite=overwrite) as tmp:
         try:
-            _write(tmp, chunks, n_signals, basis, basis_name, config, seed)
+            _write(tmp, chunks, n_signals, basis, basis_name, config, seed, grid)
         except OSError as err:
             raise InputFileError(
                 f"cannot write {path}: {err}; check free disk space and permissions"
@@ -105,6 +109,7 @@ def _write(
     basis_name: str,
     config: Mapping[str, Any],
     seed: int,
+    grid: Mapping[str, Any] | None = None,
 ) -> None:
     with h5py.File(tmp, "w") as f:
         attrs = {
@@ -125,6 +130,8 @@ def _write(
         overridden = basis.provenance.get("header_overrides")
         if overridden:  # --override-header: the values above are the user's, not the file's
             attrs["header_overrides"] = json.dumps(dict(overridden), sort_keys=True)
+        if grid:
+            attrs["grid"] = json.dumps(dict(grid), sort_keys=True)
         for key, value in attrs.items():
             f.attrs[key] = value
         fids = f.create_dataset(

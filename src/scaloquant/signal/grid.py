@@ -49,6 +49,17 @@ class Acquisition:
             grid.nucleus,
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The five fields as plain numbers and a string, in this order (for YAML and JSON
+        records: ``train``'s ``data.acquisition``, ``simulate --grid-from``'s ``grid``)."""
+        return {
+            "n_points": int(self.n_points),
+            "dwell_time_s": float(self.dwell_time_s),
+            "spectrometer_freq_mhz": float(self.spectrometer_freq_mhz),
+            "ppm_reference": float(self.ppm_reference),
+            "nucleus": str(self.nucleus),
+        }
+
     @property
     def spectral_width_hz(self) -> float:
         return 1.0 / self.dwell_time_s
