@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
-from ._common import acquisition_overrides, add_acquisition_flags
+from ._common import acquisition_overrides, add_acquisition_flags, declare_flag_keys
 
 _FORMATS = (
     "NIfTI-MRS (.nii/.nii.gz, SVS or MRSI), LCModel .RAW, jMRUI .txt or 2/4-column text "
@@ -160,6 +160,17 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=water["metabolite_t2_ms"],
         metavar="MS",
         help=f"metabolite T2 (default: {_numbers(water['metabolite_t2_ms'])})",
+    )
+    declare_flag_keys(
+        p,
+        {
+            "max_figures": "--max-figures",
+            "mrsi_figures": "--mrsi-figures",
+            "tissue_fractions": "--tissue-fractions",
+            "echo_time_ms": "--te-ms",
+            "water_t2_ms": "--water-t2-ms",
+            "metabolite_t2_ms": "--metabolite-t2-ms",
+        },
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..reproduce import FIT_N, PRESETS, parse_snrs, reproduce
-from ._common import add_output_flags, print_summary
+from ._common import add_output_flags, declare_flag_keys, print_summary
 
 
 def register(subparsers: Any) -> None:
@@ -77,6 +77,9 @@ def register(subparsers: Any) -> None:
         help="the models' uncertainty head (default: the preset's); gaussian reports calibration",
     )
     add_output_flags(p)
+    declare_flag_keys(
+        p, {"n_boot": "--n-boot", "seed": "--seed", "n_test": "--n-test", "snrs": "--snr"}
+    )
     p.set_defaults(handler=handle)
 
 
