@@ -112,7 +112,7 @@ def check_options(
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ConfigError(f"n_boot (bootstrap resamples) must be >= 1, got {n_boot}")
+        raise ConfigError(f"n_boot (bootstrap resamples) must be at least 1, got {n_boot}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
     if not 0 < confidence < 1:
