@@ -169,7 +169,7 @@ def check_snrs(snrs: Sequence[float]) -> tuple[float, ...]:
         raise ConfigError("give at least one SNR, e.g. --snr inf or --snr inf,30")
     bad = [s for s in values if not s > 0]  # also refuses NaN
     if bad:
-        raise ConfigError(f"SNRs must be > 0 (or inf for noiseless), got {bad[0]:g}")
+        raise ConfigError(f"snrs must be > 0 (or inf for noiseless), got {bad[0]:g}")
     labels = [snr_label(s) for s in values]
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:
@@ -367,7 +367,7 @@ def reproduce(
     first = configs[MODELS[0]]
     n_test = N_TEST[preset] if n_test is None else int(n_test)
     if n_test < 2:
-        raise ConfigError(f"the test set needs at least 2 signals, got {n_test}")
+        raise ConfigError(f"n_test must be at least 2 (the test set's signals), got {n_test}")
     fit_n = min(FIT_N[preset] if fit_n is None else int(fit_n), n_test)
     if fit_n < 0:
         raise ConfigError(f"fit_n must be >= 0 (0: no fit), got {fit_n}")

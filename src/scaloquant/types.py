@@ -90,6 +90,10 @@ class _OnGrid:
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
         _check_acquisition(self.dwell_time_s, self.spectrometer_freq_mhz)
+        if not np.isfinite(self.ppm_reference):
+            raise InvalidDataError(
+                f"ppm reference must be a finite number, got {self.ppm_reference}"
+            )
 
     @property
     def acquisition(self) -> Acquisition:

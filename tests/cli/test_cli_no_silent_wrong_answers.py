@@ -700,7 +700,7 @@ def test_train_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
 def test_reproduce_negative_snr_gets_scaloquants_message(tmp_path, capsys, argv):
     assert main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), *argv]) == 2
     line = _one_error(capsys, "reproduce")
-    assert re.search(r"SNRs must be > 0 .*got -5$", line)
+    assert re.search(r"--snr must be > 0 .*got -5$", line)
     assert not (tmp_path / "r").exists()
 
 

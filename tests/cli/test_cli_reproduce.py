@@ -49,7 +49,7 @@ def test_too_small_test_set(tmp_path, capsys):
     assert (
         main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), "--n-test", "1"]) == 2
     )
-    assert "--n-test must be >= 2" in _one_error_line(capsys)
+    assert "--n-test must be at least 2" in _one_error_line(capsys)
     assert not (tmp_path / "r").exists()
 
 

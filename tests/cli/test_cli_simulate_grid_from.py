@@ -146,7 +146,7 @@ def test_reproduce_n_test_is_refused_in_the_flags_words(tmp_path, capsys):
     """``reproduce --n-test 0``: 'the test set needs at least 2 signals' named no flag."""
     out = tmp_path / "r"
     assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--n-test", "0"]) == 2
-    assert "--n-test must be >= 2" in _one_line(capsys, "reproduce")
+    assert "--n-test must be at least 2" in _one_line(capsys, "reproduce")
     assert not out.exists()
 
 

@@ -72,7 +72,7 @@ def test_first_signals_do_not_depend_on_n(basis):
         (0, 0, 10, "n must be a whole number >= 1"),
         (5, -1, 10, "seed must be a whole number >= 0"),
         (5, 2**63, 10, "seed must be at most"),
-        (5, 0, 0, "chunk size must be a whole number >= 1"),
+        (5, 0, 0, "chunk_size must be a whole number >= 1"),
     ],
 )
 def test_bad_run_arguments_are_refused_before_any_work(basis, n, seed, chunk, message):

@@ -20,7 +20,13 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
-from ..errors import NeedsOption, ScaloquantError, os_error_message, out_of_memory_message
+from ..errors import (
+    ConfigError,
+    NeedsOption,
+    ScaloquantError,
+    os_error_message,
+    out_of_memory_message,
+)
 from ..formats import fid_titles_text
 from ..threads import prefer_command_settings
 
@@ -95,9 +101,16 @@ OPTION_FLAGS = {
 }
 
 
-def error_message(err: ScaloquantError) -> str:
-    """The one line the user reads: the library's message, options named as flags."""
-    return err.worded(OPTION_FLAGS) if isinstance(err, NeedsOption) else str(err)
+def error_message(err: ScaloquantError, args: argparse.Namespace | None = None) -> str:
+    """The one line the user reads: the library's message, options named as flags, and a
+    refused config value named by the flag that gave it (``cli._common.flag_worded``)."""
+    if isinstance(err, NeedsOption):
+        return err.worded(OPTION_FLAGS)
+    if isinstance(err, ConfigError) and args is not None:
+        from ._common import flag_worded
+
+        return flag_worded(str(err), args)
+    return str(err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _terminate_as_interrupt(terminated):
             return int(args.handler(args) or 0)
     except ScaloquantError as err:
-        print(f"scaloquant {args.command}: error: {error_message(err)}", file=sys.stderr)
+        print(f"scaloquant {args.command}: error: {error_message(err, args)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         # a handler that leaves something to continue from says so (train: --resume)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,15 @@ ACQUISITION_FLAGS = (
 )
 
 
+def finite_number(text: str) -> float:
+    """An argparse ``type``: a finite number (``--ppm-reference nan`` ended in a traceback of the
+    quality figures; argparse words the refusal with the flag)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -> None:
     """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz``, ``--ppm-reference`` and
     ``--override-header``; ``applies_to`` ends "for ...", e.g. ``"input files that do not
@@ -31,7 +41,7 @@ def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -
         parser.add_argument(
             "--" + key.replace("_", "-"),
             dest=key,
-            type=float,
+            type=finite_number,
             metavar=metavar,
             help=f"{what}, for {applies_to} (a file's own value wins; "
             "one that differs is refused unless --override-header)",
@@ -73,6 +83,33 @@ def refuse_simulation_basis(path: Path, flag: str) -> None:
             f"not a basis set: give the basis set it was simulated from ({basis_formats_text()}); "
             "scaloquant evaluate takes the simulation file itself"
         )
+
+
+def declare_flag_keys(p: argparse.ArgumentParser, keys: Mapping[str, str]) -> None:
+    """Declare which config keys ``p``'s flags give (key -> flag): a
+    :class:`~scaloquant.errors.ConfigError` of the command whose message starts with such a key
+    is worded with the flag where the user gave it (:func:`flag_worded`, in ``cli.main``). The
+    config classes name their keys ('echo_time_ms must be ...'), right for a ``--config``
+    file's keys and for a Python caller, not for the user who typed ``--te-ms -1``. A flag may
+    carry the words of its value (``"--baseline poly:DEGREE"``); declared after the flags (an
+    unknown flag is a KeyError here, at registration); several calls add up."""
+    dests = {flag: action.dest for action in p._actions for flag in action.option_strings}
+    declared = dict(p.get_default("flag_keys") or {})
+    declared |= {key: (flag, dests[flag.split()[0]]) for key, flag in keys.items()}
+    p.set_defaults(flag_keys=declared)
+
+
+def flag_worded(message: str, args: argparse.Namespace) -> str:
+    """``message`` with its leading config key replaced by the flag that gave its value
+    (:func:`declare_flag_keys`): the flag's value is set (not None or False; a flag with a
+    default is the key's only source). A key set by a ``--config`` file while its flag is
+    absent keeps its name: the user typed the key there."""
+    for key, (flag, dest) in getattr(args, "flag_keys", {}).items():
+        value = getattr(args, dest)  # by identity: 0 is a value given, not False
+        given = value is not None and value is not False
+        if given and message.startswith((f"{key} ", f"{key}:")):
+            return flag + message[len(key) :]
+    return message
 
 
 def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tuple[BasisSet, str]:

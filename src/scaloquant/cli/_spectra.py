@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import defaults
 from ..formats import fid_formats_text
-from ._common import acquisition_overrides, add_acquisition_flags
+from ._common import acquisition_overrides, add_acquisition_flags, declare_flag_keys
 
 _FORMATS = (
     f"{fid_formats_text()}; scanner files: convert them with spec2nii (given one, the error "
@@ -161,6 +161,17 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         default=water["metabolite_t2_ms"],
         metavar="MS",
         help=f"metabolite T2 (default: {_numbers(water['metabolite_t2_ms'])})",
+    )
+    declare_flag_keys(
+        p,
+        {
+            "max_figures": "--max-figures",
+            "mrsi_figures": "--mrsi-figures",
+            "tissue_fractions": "--tissue-fractions",
+            "echo_time_ms": "--te-ms",
+            "water_t2_ms": "--water-t2-ms",
+            "metabolite_t2_ms": "--metabolite-t2-ms",
+        },
     )
 
 

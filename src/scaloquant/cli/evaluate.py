@@ -10,7 +10,13 @@ from typing import Any
 from ..evaluate.run import evaluate_checkpoints
 from ..io.atomic import check_output_dir, staged_directory
 from ..report.evaluation import write_evaluation
-from ._common import add_acquisition_flags, add_output_flags, load_basis, print_summary
+from ._common import (
+    add_acquisition_flags,
+    add_output_flags,
+    declare_flag_keys,
+    load_basis,
+    print_summary,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -46,6 +52,7 @@ def register(subparsers: Any) -> None:
     add_acquisition_flags(p, applies_to="--basis files that do not record it")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     add_output_flags(p)
+    declare_flag_keys(p, {"n_boot": "--n-boot", "seed": "--seed"})
     p.set_defaults(handler=handle)
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ._common import add_threads_flag, with_threads
+from ._common import add_threads_flag, declare_flag_keys, with_threads
 from ._spectra import (
     add_io_flags,
     options_from_args,
@@ -125,6 +125,16 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument("--device", help="torch device of the solver, e.g. cpu or cuda")
     add_threads_flag(p, what="the solver")
+    declare_flag_keys(
+        p,
+        {
+            "ppm_range": "--ppm-range",
+            "baseline_knot_spacing_ppm": "--baseline spline:SPACING_PPM",
+            "baseline_order": "--baseline poly:DEGREE",
+            "grouping": "--groups",
+            "device": "--device",
+        },
+    )
     p.set_defaults(handler=handle)
 
 
@@ -176,7 +186,7 @@ def fit_config_from_args(args: argparse.Namespace):
     """The preset, then the ``--config`` file, then the model flags."""
     from ..errors import ConfigError
     from ..fit.batched import usable_device
-    from ..fit.config import FIT_PRESETS, FitConfig, check_range
+    from ..fit.config import FIT_PRESETS, FitConfig
     from ..io.config import read_config
 
     if args.preset == "simulated-scipy":
@@ -208,9 +218,6 @@ def fit_config_from_args(args: argparse.Namespace):
     if args.ratio_priors:
         flags["ratio_priors"] = args.ratio_priors
     if args.ppm_range:
-        # the config's own check, worded with the flag the user gave (a --config file's
-        # ppm_range is refused as the key it wrote)
-        check_range("--ppm-range", args.ppm_range)
         flags["ppm_range"] = tuple(args.ppm_range)
     if args.device:
         flags["device"] = args.device
@@ -239,10 +246,10 @@ def _fit(args: argparse.Namespace) -> int:
     if basis is None:
         basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
     fit_config = fit_config_from_args(args)
-    if args.ppm_range:  # worded with the flag given (fit_inputs names the config's key)
+    if args.ppm_range:  # before the inputs are read (fit_inputs checks it again)
         from ..quantify.checks import window_holds_lines
 
-        window_holds_lines(basis, fit_config.ppm_range, "--ppm-range")
+        window_holds_lines(basis, fit_config.ppm_range, "ppm_range")
     inputs = inputs_from_args(args)
     options = options_from_args(
         args,

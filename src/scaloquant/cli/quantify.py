@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import add_threads_flag, first_imports, with_threads
+from ._common import add_threads_flag, declare_flag_keys, first_imports, with_threads
 from ._spectra import (
     add_io_flags,
     inputs_from_args,
@@ -114,6 +114,16 @@ def register(subparsers: Any) -> None:
     )
     add_threads_flag(p, what="the network")
     add_io_flags(p)
+    declare_flag_keys(
+        p,
+        {
+            "batch_size": "--batch-size",
+            "polish_iterations": "--polish-iterations",
+            "steps": "--adapt-steps",  # AdaptConfig's keys
+            "learning_rate": "--adapt-lr",
+            "seed": "--adapt-seed",
+        },
+    )
     p.set_defaults(handler=handle)
 
 
@@ -227,13 +237,4 @@ def _adapt_config(args: argparse.Namespace):
         "learning_rate": args.adapt_lr,
         "seed": args.adapt_seed,
     }
-    try:
-        return AdaptConfig(**{k: v for k, v in values.items() if v is not None})
-    except ConfigError as err:  # the config names its fields ('adapt learning rate must ...')
-        text = str(err)
-        for words, flag in (
-            ("adapt learning rate", "--adapt-lr"),
-            ("adapt steps", "--adapt-steps"),
-        ):
-            text = text.replace(words, flag, 1) if text.startswith(words) else text
-        raise ConfigError(text) from None
+    return AdaptConfig(**{k: v for k, v in values.items() if v is not None})

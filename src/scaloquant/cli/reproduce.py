@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..reproduce import FIT_N, PRESETS, parse_snrs, reproduce
-from ._common import add_output_flags, print_summary
+from ._common import add_output_flags, declare_flag_keys, print_summary
 
 
 def register(subparsers: Any) -> None:
@@ -77,6 +77,9 @@ def register(subparsers: Any) -> None:
         help="the models' uncertainty head (default: the preset's); gaussian reports calibration",
     )
     add_output_flags(p)
+    declare_flag_keys(
+        p, {"n_boot": "--n-boot", "seed": "--seed", "n_test": "--n-test", "snrs": "--snr"}
+    )
     p.set_defaults(handler=handle)
 
 
@@ -92,11 +95,6 @@ def print_snr_summary(by_snr: dict[str, Any]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.n_test is not None and args.n_test < 2:
-        # the library's 'the test set needs at least 2 signals' named no flag
-        raise ConfigError(
-            f"--n-test must be >= 2 (the test metrics need two signals), got {args.n_test}"
-        )
     if args.fit_n is not None and args.fit_n < 1:
         raise ConfigError(f"--fit-n must be >= 1, got {args.fit_n}; use --no-fit to leave it out")
     result = reproduce(

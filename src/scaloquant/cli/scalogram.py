@@ -25,7 +25,12 @@ from ..io.hdf5 import read_simulation
 from ..scalogram import ScalogramConfig, centre_frequencies_hz, preset_names, scalogram
 from ..scalogram.config import ChannelMode
 from ..types import FID
-from ._common import acquisition_overrides, add_acquisition_flags, refuse_acquisition_flags
+from ._common import (
+    acquisition_overrides,
+    add_acquisition_flags,
+    declare_flag_keys,
+    refuse_acquisition_flags,
+)
 
 _SIMULATION_SUFFIXES = (".h5", ".hdf5")
 _OUTPUT_SUFFIXES = (".npy", ".png")
@@ -83,6 +88,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_acquisition_flags(p, applies_to="FID files that do not record it")
+    declare_flag_keys(p, {"n_points": "--n-points"})
     p.set_defaults(handler=handle)
 
 

@@ -10,7 +10,6 @@ wrong - plus the truth as ``<stem>_truth.csv`` beside it (:mod:`scaloquant.io.tr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -34,6 +33,7 @@ from ..types import FID, BasisSet, SignalSet
 from ._common import (
     acquisition_overrides,
     add_acquisition_flags,
+    declare_flag_keys,
     header_override_notes,
     load_basis,
 )
@@ -151,6 +151,17 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="add a smooth random baseline (the config's, or the default one)",
     )
+    declare_flag_keys(
+        p,
+        {
+            **{key: flag for flag, key, _ in _RANGE_FLAGS},
+            "snr": "--snr",
+            "phase1_pivot_ppm": "--phase1-pivot",
+            "n": "--n",
+            "seed": "--seed",
+            "chunk_size": "--chunk-size",
+        },
+    )
     p.set_defaults(handler=run)
 
 
@@ -171,24 +182,6 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.global_shift_damping:
         overrides["per_metabolite"] = False
     return overrides
-
-
-@contextlib.contextmanager
-def _worded_as_flags(args: argparse.Namespace) -> Iterator[None]:
-    """A refusal of a value the user gave as a flag, naming the flag: the config's checks name
-    their keys ('amplitude_range: min 2 > max 1', 'snr must be positive', 'n must be ...'),
-    right for a --config file's keys, not for --amplitude-range 2 1."""
-    given = {key: flag for flag, key, _ in _RANGE_FLAGS if getattr(args, key) is not None}
-    given |= {"snr": "--snr"} if args.snr is not None else {}
-    given |= {"n": "--n", "seed": "--seed", "chunk size": "--chunk-size"}
-    try:
-        yield
-    except ConfigError as err:
-        text = str(err)
-        for key, flag in given.items():
-            if text.startswith((f"{key} ", f"{key}:")):
-                raise ConfigError(flag + text[len(key) :]) from None
-        raise
 
 
 def _output_format(args: argparse.Namespace) -> str:
@@ -313,14 +306,12 @@ def run(args: argparse.Namespace) -> int:
         _refuse_with_preset(args)
         config = None
     else:
-        with _worded_as_flags(args):
-            config = read_config(
-                args.config, SimulationConfig.from_dict, overrides=_flag_overrides(args)
-            )
+        config = read_config(
+            args.config, SimulationConfig.from_dict, overrides=_flag_overrides(args)
+        )
         if args.baseline and config.baseline is None:
             config = dataclasses.replace(config, baseline=BaselineConfig())
-    with _worded_as_flags(args):
-        check_run(args.n, args.seed, args.chunk_size)
+    check_run(args.n, args.seed, args.chunk_size)
     fmt = _output_format(args)
     check_writable(args.out, overwrite=args.overwrite)
     if fmt == "nifti":

@@ -39,6 +39,7 @@ from ..train import (
     split_signals,
     train_model,
 )
+from ._common import declare_flag_keys
 
 #: The ``[MIN, MAX]`` realism flags: (flag, SimulationConfig key, help).
 _RANGE_FLAGS = (
@@ -166,6 +167,19 @@ def register(subparsers: Any) -> None:
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    declare_flag_keys(
+        p,
+        {
+            **{key: flag for flag, key, _ in _RANGE_FLAGS},
+            "seed": "--seed",
+            "max_epochs": "--max-epochs",
+            "learning_rate": "--lr",
+            "batch_size": "--batch-size",
+            "num_nodes": "--num-nodes",
+            "max_steps": "--max-steps",
+            "polish_iterations": "--polish-iterations",
+        },
+    )
     p.set_defaults(handler=handle, interrupt_hint=interrupt_hint)
 
 

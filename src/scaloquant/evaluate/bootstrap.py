@@ -99,14 +99,22 @@ def _side(low: float, high: float, metric: str) -> Side:
 
 
 def check_options(
-    *, metric: str = "smape", n_boot: int = DEFAULT_N_BOOT, confidence: float = 0.95
+    *,
+    metric: str = "smape",
+    n_boot: int = DEFAULT_N_BOOT,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> None:
-    """Raise :class:`ConfigError` for an unknown metric, ``n_boot < 1`` or a confidence outside
-    (0, 1); callers check before long work so that a typo does not cost a training run."""
+    """Raise :class:`ConfigError` for an unknown metric, ``n_boot < 1``, a confidence outside
+    (0, 1) or a negative ``seed`` (numpy's generator takes none: ``evaluate --seed -1`` with two
+    models ended in its traceback); callers check before long work so that a typo does not
+    cost a training run."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ConfigError(f"the number of bootstrap resamples must be at least 1, got {n_boot}")
+        raise ConfigError(f"n_boot (bootstrap resamples) must be at least 1, got {n_boot}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must lie strictly between 0 and 1, got {confidence}")
 

@@ -168,7 +168,7 @@ def evaluate_checkpoints(
     from ..models.checkpoint import load_model  # torch loads only when needed
 
     start = time.perf_counter()
-    check_options(n_boot=n_boot)
+    check_options(n_boot=n_boot, seed=seed)
     if not checkpoints:
         raise InputFileError("give at least one checkpoint with --model")
     for path in checkpoints:  # as quantify's: a folder is named as one, not as missing

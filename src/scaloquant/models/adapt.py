@@ -66,13 +66,12 @@ class AdaptConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "check_every"):
+        for name, least in (("steps", 0), ("batch_size", 1), ("check_every", 1), ("seed", 0)):
             value = getattr(self, name)
-            least = 0 if name == "steps" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"adapt {name} must be an integer >= {least}, got {value!r}")
+                raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError(f"adapt learning rate must be > 0, got {self.learning_rate!r}")
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
 
 
 @dataclass(frozen=True)

@@ -118,17 +118,18 @@ class Options:
     referencing: bool = True
 
     def __post_init__(self) -> None:
-        for flag, value, least in (
-            ("--batch-size", self.batch_size, 1),
-            ("--polish-iterations", self.polish_iterations, 0),
-            ("--max-figures", self.max_figures, 0),
-            ("--mrsi-figures", self.mrsi_figures, 0),
+        for key, least in (
+            ("batch_size", 1),
+            ("polish_iterations", 0),
+            ("max_figures", 0),
+            ("mrsi_figures", 0),
         ):
+            value = getattr(self, key)
             if value is not None and value < least:
-                raise ConfigError(f"{flag} must be >= {least}, got {value}")
+                raise ConfigError(f"{key} must be >= {least}, got {value}")
         if self.baseline_stiffness not in (None, "adaptive", "fixed"):
             raise ConfigError(
-                "--baseline-stiffness of quantify must be adaptive or fixed, got "
+                "baseline_stiffness of quantify must be adaptive or fixed, got "
                 f"{self.baseline_stiffness!r}"
             )
 

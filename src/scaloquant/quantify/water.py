@@ -105,12 +105,15 @@ class WaterScaling:
         fractions = self.tissue_fractions
         if min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-3):
             raise ConfigError(
-                f"tissue fractions GM WM CSF must be >= 0 and sum to 1, got {fractions}"
+                f"tissue_fractions (GM WM CSF) must be >= 0 and sum to 1, got {fractions}"
             )
         if fractions[2] >= 1.0:
-            raise ConfigError("the voxel is all CSF; metabolite concentrations need GM or WM")
-        if min(self.water_content_g_per_ml) <= 0 or min(self.water_t2_ms) <= 0:
-            raise ConfigError("water contents and water T2 values must be > 0")
+            raise ConfigError(
+                "tissue_fractions: the voxel is all CSF; metabolite concentrations need GM or WM"
+            )
+        for name in ("water_content_g_per_ml", "water_t2_ms"):
+            if min(getattr(self, name)) <= 0:
+                raise ConfigError(f"{name} (GM WM CSF) must be > 0, got {getattr(self, name)}")
         for name in ("metabolite_t2_ms", "echo_time_ms"):
             value = float(getattr(self, name))
             object.__setattr__(self, name, value)

@@ -107,7 +107,7 @@ def block_generator(seed: int, block_index: int) -> np.random.Generator:
 
 def check_run(n: int, seed: int, chunk_size: int) -> None:
     """Refuse a negative or non-integer count, seed or chunk size with a clear line."""
-    for what, value, low in (("n", n, 1), ("seed", seed, 0), ("chunk size", chunk_size, 1)):
+    for what, value, low in (("n", n, 1), ("seed", seed, 0), ("chunk_size", chunk_size, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{what} must be a whole number >= {low}, got {value!r}")
     if seed > MAX_SEED:

@@ -158,8 +158,12 @@ class PhysicsTrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             # numpy's SeedSequence takes no negative seed: --seed -1 ended in its traceback
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not (self.learning_rate > 0 and self.reconstruction_weight >= 0):
-            raise ConfigError("learning_rate must be > 0 and reconstruction_weight >= 0")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not self.reconstruction_weight >= 0:
+            raise ConfigError(
+                f"reconstruction_weight must be >= 0, got {self.reconstruction_weight!r}"
+            )
         b = self.reconstruction_broadening_per_s
         if b is not None and not (isinstance(b, int | float) and math.isfinite(b) and b > 0):
             raise ConfigError(f"reconstruction_broadening_per_s must be None or > 0, got {b!r}")
