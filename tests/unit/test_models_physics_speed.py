@@ -156,6 +156,43 @@ def test_a_small_batch_alone_runs_on_one_thread(noisy, monkeypatch, copies):
         np.testing.assert_array_equal(a, b)
 
 
+def test_one_batch_gives_the_numbers_of_one_thread_on_two(fresh_python):
+    """64 spectra, one batch of the default size (more than ``ONE_THREAD_BELOW``), give the
+    same numbers to the bit on 1 and 2 torch threads in an interpreter with the command's
+    settings (``MKL_CBWR=AUTO``, read at MKL's first call): the batch is split in two, side by
+    side, as the fit's chunks (:func:`scaloquant.fit.batched.chunk_parts`). Run as one batch
+    with its operations split over 2 threads, the batched Cholesky and triangular solves gave
+    other bits, and quantify's ``fit_residual`` moved by ~2e-14 (session 30)."""
+    code = """
+from scaloquant.threads import prefer_command_settings, torch_threads
+prefer_command_settings()
+import numpy as np
+import torch
+from scaloquant.io import default_basis
+from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.simulate import SimulationConfig, simulate_dataset
+from scaloquant.train.physics import default_simulation_model
+
+simulation = SimulationConfig.from_dict({"snr": [30.0, 30.0]})
+fit_config, ranges = default_simulation_model(simulation)
+torch.manual_seed(0)
+model, on_grid, _ = build_physics_quantifier(
+    "spectrum_physics", default_basis(), fit_config=fit_config, widths=(4, 4, 8, 8, 8, 8),
+    **ranges,
+)
+model.eval()
+fids = torch.as_tensor(next(simulate_dataset(on_grid, simulation, 64, 5)).fids)
+results = []
+for count in (1, 2):
+    with torch_threads(count):
+        results.append(model.predict_estimates(fids, polish_iterations=2))
+print([n for n, a, b in zip(results[0]._fields, *results) if not np.array_equal(a, b)])
+"""
+    done = fresh_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_batches_in_one_workspace_give_the_numbers_without_one(noisy):
     """The estimates of batches one after another in one :class:`Workspace` (as
     :meth:`predict_estimates` runs each thread's batches; a smaller last batch takes new arrays

@@ -69,7 +69,7 @@ from ..fit.problem import Problem, data_window, group_layout, make_problem, para
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum
-from ..threads import blas_threads, run_side_by_side, torch_threads
+from ..threads import blas_threads
 from ..types import Acquisition, BasisSet
 from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
 from .physics_head import (
@@ -762,9 +762,10 @@ class PhysicsQuantifier(nn.Module):
         batch_size: int | None = None,
         polish_iterations: int | None = None,
     ) -> np.ndarray:
-        """Amplitudes ``(B, M)`` of complex FIDs, in batches of ``batch_size`` (default on a CPU
-        :data:`NETWORK_CPU_CHUNK` at ``K = 0``, else :data:`scaloquant.fit.batched.CPU_CHUNK`,
-        run side by side on torch's threads; on a GPU
+        """Amplitudes ``(B, M)`` of complex FIDs, in batches of at most ``batch_size`` (default on
+        a CPU :data:`NETWORK_CPU_CHUNK` at ``K = 0``, else :data:`scaloquant.fit.batched.CPU_CHUNK`,
+        run side by side on torch's threads, one each, as the fit's chunks
+        (:func:`scaloquant.fit.batched.chunk_parts`); on a GPU
         :func:`scaloquant.fit.batched.chunk_size`'s, halved where it runs out of memory), eval
         mode (restored afterwards); the interface of
         :meth:`scaloquant.models.Quantifier.predict`."""
@@ -868,35 +869,26 @@ class PhysicsQuantifier(nn.Module):
             flexible = self.asks_for_flexible_baseline(arr[lo:hi].numpy(), est.theta)
             return (*out, torch.from_numpy(flexible))
 
-        ranges = [(lo, min(len(arr), lo + batch_size)) for lo in range(0, len(arr), batch_size)]
         # the screen's numpy BLAS on one thread (its own limit, threadpoolctl's): set here for
         # the threads side by side, so that each thread's limit finds and restores one thread
         limit = blas_threads(1) if screen else contextlib.nullcontext()
         try:
             with limit:
-                if cpu and torch.get_num_threads() > 1 and len(ranges) > 1:
-                    # a batch per thread, each on one core, rather than every small operation
-                    # of one batch split over the threads (the same numbers: each batch's result
-                    # does not depend on the others); the cached problems and inference network
-                    # built here, once, not by two threads at the same time
-                    self.cached_problems(k)
-                    self.encoder.inference_network()
-                    jobs = {str(lo): (lambda lo=lo, hi=hi: part(lo, hi)) for lo, hi in ranges}
-                    parts = [result for result, _ in run_side_by_side(jobs).values()]
-                else:
-                    # a batch of fewer than ONE_THREAD_BELOW spectra alone on one torch thread,
-                    # as the fit's small chunk (batched.chunk_parts) and as each batch side by
-                    # side: its small operations split over 2 threads of a shared 2-core machine
-                    # took 3-10x the time (1 and 8 invivo spectra at K = 5, load 3-5); 32, 48
-                    # and 63 spectra, median 0.61, 0.85, 1.12 s on one thread against 0.71,
-                    # 0.91, 1.18 s on two (passive wait, load 2.6-3.8; docs/history/
-                    # physics-models-log.md "The polish's small batch on one thread (session
-                    # 30, pipe30)")
-                    small = cpu and len(arr) < batched.ONE_THREAD_BELOW
-                    with torch_threads(1) if small else contextlib.nullcontext():
-                        parts = [
-                            p for lo, hi in ranges for p in batched.halving_on_oom(part, lo, hi)
-                        ]
+                # the cached problems and inference network built here, once, not by two
+                # threads side by side at the same time
+                self.cached_problems(k)
+                self.encoder.inference_network()
+                # the fit's batches (batched.chunk_parts): on a CPU with 2+ threads a batch per
+                # thread side by side, each on one torch thread (one batch split in two when
+                # there is only one), and a batch alone on one torch thread below
+                # ONE_THREAD_BELOW spectra; not one batch's small operations split over the
+                # threads, which gave other bits (the batched Cholesky
+                # solves and triangular solves of 114 invivo spectra on 2 threads under
+                # MKL_CBWR=AUTO: quantify's fit_residual moved by ~2e-14 between --threads 1
+                # and 2; docs/history/physics-models-log.md "quantify's numbers the same on 1
+                # and 2 threads (session 30, resid30)"). Each spectrum's numbers are its own,
+                # the same in any batch.
+                parts = batched.chunk_parts(part, len(arr), device, batch_size)
         finally:
             self.train(was_training)
         if not parts:
