@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..formats import flag as flag_of
 
 if TYPE_CHECKING:  # numpy loads only with a basis, not for --help
     from ..types import BasisSet
@@ -39,7 +40,7 @@ def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -
     record it"``."""
     for key, metavar, what in ACQUISITION_FLAGS:
         parser.add_argument(
-            "--" + key.replace("_", "-"),
+            flag_of(key),
             dest=key,
             type=finite_number,
             metavar=metavar,
@@ -64,7 +65,7 @@ def refuse_acquisition_flags(args: argparse.Namespace, why: str, why_one: str) -
     follows several flags ('describe ...; ... drop them'), ``why_one`` a single one."""
     given = [*acquisition_overrides(args), *(["override_header"] if args.override_header else [])]
     if given:
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        flags = ", ".join(flag_of(k) for k in given)
         raise ConfigError(f"{flags} {why if len(given) > 1 else why_one}")
 
 

@@ -59,18 +59,19 @@ def check_grid_file(
     """Refuse, before any work, a ``--grid-from`` file (``fid``, read from ``path``) that the
     fit would refuse with ``basis`` (read from ``basis_path``, None: the embedded one):
     another nucleus or field (:func:`scaloquant.signal.match.require_same_field`; ``field_fix``
-    words its header remedy, None: the CLI's flags), another echo time (by more than
-    :data:`~scaloquant.signal.match.ECHO_TIME_ATOL_S`) or sequence family.
+    words its header remedy, None: the CLI's flags), another echo time or sequence family (the fit's rule:
+    :func:`~scaloquant.signal.match.echo_times_differ`,
+    :func:`~scaloquant.signal.match.different_families`).
 
     ``why`` says what would follow ("quantify would refuse this file with the model"),
     ``remedy`` starts the remedy ("train" or "simulate": "... with a basis set for TE 30 ms").
     """
     from ..errors import IncompatibleDataError, NeedsOption
     from ..signal.match import (
-        ECHO_TIME_ATOL_S,
         basis_sequence,
+        different_families,
+        echo_times_differ,
         require_same_field,
-        sequence_family,
         stated_sequence,
     )
 
@@ -85,16 +86,16 @@ def check_grid_file(
         raise IncompatibleDataError(err.worded({"override_freq": field_fix})) from None
     data_seq, data_te = stated_sequence(fid)
     basis_seq, basis_te = basis_sequence(basis.metadata)
-    if data_te is not None and basis_te is not None and abs(data_te - basis_te) > ECHO_TIME_ATOL_S:
+    if echo_times_differ(data_te, basis_te):
         raise IncompatibleDataError(
             f"--grid-from {path} states TE {data_te * 1e3:g} ms and {what} TE "
             f"{basis_te * 1e3:g} ms; {why} (J-evolution and T2 weighting differ between echo "
             f"times): {remedy} with a basis set for TE {data_te * 1e3:g} ms, or take the grid "
             f"from a file of TE {basis_te * 1e3:g} ms"
         )
-    data_family = sequence_family(data_seq) if data_seq else None
-    basis_family = sequence_family(basis_seq) if basis_seq else None
-    if data_family and basis_family and data_family != basis_family:
+    families = different_families(data_seq, basis_seq)
+    if families:
+        data_family, basis_family = families
         raise IncompatibleDataError(
             f"--grid-from {path} states sequence {_named(data_seq, data_family)} and {what} "
             f"{_named(basis_seq, basis_family)}; {why} (the sequences' coupled spins evolve "

@@ -32,7 +32,6 @@ from ._common import (
     refuse_acquisition_flags,
 )
 
-_SIMULATION_SUFFIXES = (".h5", ".hdf5")
 _OUTPUT_SUFFIXES = (".npy", ".png")
 
 
@@ -136,7 +135,9 @@ def _config(args: argparse.Namespace) -> ScalogramConfig:
 
 def _read_one(args: argparse.Namespace) -> FID:
     """The selected FID as samples ``(1, n_points)``."""
-    if args.input.suffix.lower() in _SIMULATION_SUFFIXES:
+    from ..io.dispatch import is_simulation_path
+
+    if is_simulation_path(args.input):
         refuse_acquisition_flags(
             args,
             "apply to FID files; a simulation file records its grid",

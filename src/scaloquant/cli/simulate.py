@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError
+from ..formats import flag as flag_of
 from ..io.atomic import atomic_path, check_writable
 from ..io.config import read_config
 from ..simulate import (
@@ -241,7 +242,7 @@ def _write_hdf5(
 def _refuse_with_preset(args: argparse.Namespace) -> None:
     """``--preset`` fixes every range: refuse the config file and the range flags with it."""
     given = ["--config"] if args.config is not None else []
-    given += ["--" + k.replace("_", "-") for k in _flag_overrides(args)]
+    given += [flag_of(k) for k in _flag_overrides(args)]
     if args.baseline:
         given.append("--baseline")
     if given:

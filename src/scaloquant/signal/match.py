@@ -614,6 +614,22 @@ def sequence_family(name: str) -> str | None:
     return next((family for family, pat in _SEQUENCE_FAMILIES if re.search(pat, key)), None)
 
 
+def echo_times_differ(a_s: float | None, b_s: float | None) -> bool:
+    """Whether two stated echo times (s; None: not stated) differ by more than
+    :data:`ECHO_TIME_ATOL_S`: the refusal of rule 6 (:func:`match_acquisition`), and of a
+    ``--grid-from`` file (``scaloquant.cli._grid``)."""
+    return a_s is not None and b_s is not None and abs(a_s - b_s) > ECHO_TIME_ATOL_S
+
+
+def different_families(a: str | None, b: str | None) -> tuple[str, str] | None:
+    """The sequence families of two stated sequence names (None: not stated) where both are
+    known and differ, else None: the refusal of rule 6, as :func:`echo_times_differ`."""
+    if a is None or b is None:
+        return None
+    families = sequence_family(a), sequence_family(b)
+    return families if all(families) and families[0] != families[1] else None
+
+
 def _sequence_and_te(sequence: Any, echo_time_s: Any) -> tuple[str | None, float | None]:
     name = sequence.strip() if isinstance(sequence, str) and sequence.strip() else None
     return name, _positive(echo_time_s)
@@ -634,25 +650,24 @@ def _compare_sequences(
     """Rule 6: refusals (accepted with force, then also warned) and plain warnings."""
     (data_seq, data_te), (target_seq, target_te) = data, target
     refusals, warnings = [], []
-    if data_te is not None and target_te is not None:
-        if abs(data_te - target_te) > ECHO_TIME_ATOL_S:
-            what = f"TE {data_te * 1e3:g} ms and {target_what}'s TE {target_te * 1e3:g} ms"
-            refusals.append(
-                _Refusal(
-                    what,
-                    (
-                        "J-evolution and T2 weighting differ between echo times, so every "
-                        "amplitude would be biased: pass ",
-                        Option("force"),
-                        " to quantify anyway, or use "
-                        + _instead(target_what, f"a basis set for TE {data_te * 1e3:g} ms"),
-                    ),
-                )
+    if echo_times_differ(data_te, target_te):
+        what = f"TE {data_te * 1e3:g} ms and {target_what}'s TE {target_te * 1e3:g} ms"
+        refusals.append(
+            _Refusal(
+                what,
+                (
+                    "J-evolution and T2 weighting differ between echo times, so every "
+                    "amplitude would be biased: pass ",
+                    Option("force"),
+                    " to quantify anyway, or use "
+                    + _instead(target_what, f"a basis set for TE {data_te * 1e3:g} ms"),
+                ),
             )
-            warnings.append(f"{what}: amplitudes are biased by the echo-time difference")
+        )
+        warnings.append(f"{what}: amplitudes are biased by the echo-time difference")
     if data_seq is not None and target_seq is not None:
         data_family, target_family = sequence_family(data_seq), sequence_family(target_seq)
-        if data_family and target_family and data_family != target_family:
+        if different_families(data_seq, target_seq):
             what = f"sequence {data_seq} ({data_family}) and {target_what}'s {target_seq}"
             refusals.append(
                 _Refusal(
