@@ -1,6 +1,7 @@
 """Where the shared data lie for the tests: ``../shared`` beside the repository's folder, as CI
 and a developer's checkout have it (the tests that need a file skip, saying which, where it is
-absent). One place, so that a test never names a machine's own path."""
+absent). One place, so that a test never names a machine's own path. And the one check the CLI
+tests share: a refusal is one line of the command's error."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ ISMRM2016_BASIS = DATA / "ismrm2016" / "basis"
 CHALLENGE = DATA / "ismrm2016-challenge"
 #: The scanner spectra (Philips, Siemens) as vendor files and NIfTI-MRS.
 INVIVO = DATA / "invivo"
+
+
+def one_error_line(capsys, command: str) -> str:
+    """The one line ``scaloquant COMMAND`` wrote to stderr, asserted to be its only line and
+    its error (``scaloquant COMMAND: error: ...``)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"scaloquant {command}: error: "), err
+    return err[0]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from _fids import fid_on_grid
 
-from _shared import INVIVO, ISMRM2016_BASIS
+from _shared import INVIVO, ISMRM2016_BASIS, one_error_line
 from scaloquant.cli import main
 from scaloquant.fit import fit_spectra
 from scaloquant.io import default_basis, write_nifti_mrs
@@ -47,13 +47,6 @@ def trained(tmp_path_factory):
     )
     assert code == 0
     return out / "models" / "spectrum_physics.ckpt"
-
-
-def _error_line(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"scaloquant {command}: error: ")
-    return err[0]
 
 
 def test_checkpoint_loads_without_lightning_with_typed_metadata(trained):
@@ -220,15 +213,15 @@ def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_pa
 def test_physics_flags_and_regression_flags_are_kept_apart(tmp_path, capsys, trained):
     out = tmp_path / "x"
     assert main(["train", "--model", "spectrum_physics", "--out", str(out), "--snr", "5", "9"]) == 2
-    assert "--snr" in _error_line(capsys, "train")
+    assert "--snr" in one_error_line(capsys, "train")
     assert main(["train", "--model", "spectrum_cnn", "--out", str(out), "--basis", "b.npz"]) == 2
-    assert "--basis" in _error_line(capsys, "train")
+    assert "--basis" in one_error_line(capsys, "train")
     assert not out.exists()
     basis = default_basis()
     path = write_nifti_mrs(tmp_path / "a.nii.gz", fid_on_grid(basis, basis.fids.sum(0)))
     code = main(["quantify", str(path), "--model", str(trained), "--out", str(out), "--refine"])
     assert code == 2
-    assert "--refine" in _error_line(capsys, "quantify")
+    assert "--refine" in one_error_line(capsys, "quantify")
     assert not out.exists()
 
 
@@ -270,7 +263,7 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         out = tmp_path / "refused"
         argv = ["quantify", str(path), "--model", str(model), "--out", str(out)]
         assert main([*argv, "--polish-iterations", flag]) == 2
-        assert "--polish-iterations" in _error_line(capsys, "quantify")
+        assert "--polish-iterations" in one_error_line(capsys, "quantify")
         assert not out.exists()
 
 
@@ -356,7 +349,7 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     out = tmp_path / "refused"
     argv = ["quantify", str(path), "--model", str(tiny_checkpoint), "--out", str(out)]
     assert main([*argv, "--baseline-stiffness", "fixed"]) == 2
-    assert "--baseline-stiffness" in _error_line(capsys, "quantify")
+    assert "--baseline-stiffness" in one_error_line(capsys, "quantify")
     assert not out.exists()
 
 
@@ -470,8 +463,8 @@ def test_simulation_flag_errors(tmp_path, capsys):
     out = tmp_path / "x"
     args = ["train", "--model", "spectrum_physics", "--out", str(out)]
     assert main([*args, "--simulation", "paper"]) == 2
-    assert "--simulation must be one of invivo, default" in _error_line(capsys, "train")
+    assert "--simulation must be one of invivo, default" in one_error_line(capsys, "train")
     # the realism flags change the default simulation only
     assert main([*args, "--baseline"]) == 2
-    assert "--baseline" in _error_line(capsys, "train")
+    assert "--baseline" in one_error_line(capsys, "train")
     assert not out.exists()

@@ -13,6 +13,7 @@ import pytest
 from _fids import fid_on_grid
 
 from _shared import CHALLENGE as CHALLENGE_DATA
+from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.quantify.results import QC_FLAGS
@@ -55,10 +56,7 @@ def _rows(out):
 
 
 def _one_error_line(capsys, command="quantify") -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"scaloquant {command}: error: ")
-    return err[0]
+    return one_error_line(capsys, command)
 
 
 def test_spectra_with_nothing_to_measure_are_flagged_with_nan(

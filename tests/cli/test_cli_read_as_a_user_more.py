@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from _shared import CHALLENGE, INVIVO
+from _shared import CHALLENGE, INVIVO, one_error_line
 from scaloquant.cli import main
 
 RAWS = CHALLENGE / "datasets_LCModel"
@@ -73,13 +73,6 @@ def test_a_simulated_nifti_is_readable_as_any_written_file(tmp_path):
     assert stat.S_IMODE(truth.stat().st_mode) == 0o666 & ~umask
 
 
-def _one_line(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"scaloquant {command}: error: "), err
-    return err[0]
-
-
 @pytest.mark.skipif(not (RAWS / "dataset8.RAW").is_file(), reason=f"needs the shared {RAWS}")
 def test_a_basis_without_its_grid_is_not_sent_to_the_inputs_flags(tmp_path, capsys):
     """A ``--basis`` .RAW (no dwell time recorded) was refused with 'pass --dwell-time-s', and
@@ -87,11 +80,11 @@ def test_a_basis_without_its_grid_is_not_sent_to_the_inputs_flags(tmp_path, caps
     raw, basis = str(RAWS / "dataset7.RAW"), str(RAWS / "dataset8.RAW")
     out = tmp_path / "out"
     assert main(["fit", raw, "--basis", basis, *CHALLENGE_GRID, "--out", str(out)]) == 2
-    line = _one_line(capsys, "fit")
+    line = one_error_line(capsys, "fit")
     assert "pass --dwell-time-s" not in line and "a basis must record its own grid" in line
     argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--basis", basis]
     assert main([*argv, "--out", str(out)]) == 2
-    line = _one_line(capsys, "train")
+    line = one_error_line(capsys, "train")
     assert "pass --dwell-time-s" not in line and f"--basis {basis} does not record" in line
     assert not out.exists()
 
@@ -108,7 +101,7 @@ def test_train_refuses_a_grid_of_another_field_naming_the_file(tmp_path, capsys)
     out = tmp_path / "run"
     argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--grid-from", str(grid)]
     assert main([*argv, "--out", str(out), "--max-steps", "2"]) == 2
-    line = _one_line(capsys, "train")
+    line = one_error_line(capsys, "train")
     assert f"{grid}: acquired at 297.2 MHz" in line and "the embedded basis set" in line
     assert "pass a --grid-from file rewritten by scaloquant convert" in line
     assert not out.exists()
@@ -150,7 +143,7 @@ def test_evaluate_names_what_differs_and_a_remedy_that_works(
     both lists in full, then 'use a model trained with the same basis set', which it was."""
     argv = ["evaluate", "--model", str(physics_invivo), "--data", str(test_file)]
     assert main([*argv, "--out", str(tmp_path / "ev")]) == 2
-    line = _one_line(capsys, "evaluate")
+    line = one_error_line(capsys, "evaluate")
     assert "estimates Lip09, Lip13, Lip20, which the test file does not hold" in line
     assert "--simulation default" in line and "Mac, Ala" not in line
     assert not (tmp_path / "ev").exists()
@@ -164,13 +157,13 @@ def test_evaluate_refuses_a_folder_and_a_nifti_as_what_they_are(
     out = tmp_path / "ev"
     argv = ["evaluate", "--model", str(tmp_path), "--data", str(test_file), "--out", str(out)]
     assert main(argv) == 2
-    assert f"checkpoint {tmp_path} is a folder" in _one_line(capsys, "evaluate")
+    assert f"checkpoint {tmp_path} is a folder" in one_error_line(capsys, "evaluate")
     nifti = tmp_path / "sim.nii.gz"
     assert main(["simulate", "--n", "2", "--seed", "1", "--out", str(nifti)]) == 0
     capsys.readouterr()
     argv = ["evaluate", "--model", str(tiny_checkpoint), "--data", str(nifti), "--out", str(out)]
     assert main(argv) == 2
-    line = _one_line(capsys, "evaluate")
+    line = one_error_line(capsys, "evaluate")
     assert "is not an HDF5 file" in line and "garbled" not in line
     assert not out.exists()
 
@@ -203,7 +196,7 @@ def test_export_names_the_onnx_file_and_keeps_the_exporters_chatter_off(
     assert [str(w.message) for w in seen if "onnx" in str(w.filename)] == []
     capsys.readouterr()
     assert main(argv) == 2
-    assert f"{out} already exists" in _one_line(capsys, "export")
+    assert f"{out} already exists" in one_error_line(capsys, "export")
 
 
 def test_reproduce_report_of_noiseless_tests_alone_says_no_noise_was_added():
@@ -234,7 +227,7 @@ def test_simulate_refuses_a_flags_value_naming_the_flag(tmp_path, capsys, flags,
     positive', 'chunk size must be ...') of values typed as flags."""
     out = tmp_path / "a.h5"
     assert main(["simulate", "--n", "4", "--seed", "1", "--out", str(out), *flags]) == 2
-    assert _one_line(capsys, "simulate").startswith(f"scaloquant simulate: error: {words}")
+    assert one_error_line(capsys, "simulate").startswith(f"scaloquant simulate: error: {words}")
     assert not out.exists()
 
 
@@ -243,7 +236,7 @@ def test_simulate_config_file_keys_stay_named_as_keys(tmp_path, capsys):
     config.write_text("amplitude_range: [2, 1]\n")
     argv = ["simulate", "--n", "4", "--seed", "1", "--out", str(tmp_path / "a.h5")]
     assert main([*argv, "--config", str(config)]) == 2
-    assert "error: amplitude_range: min 2 > max 1" in _one_line(capsys, "simulate")
+    assert "error: amplitude_range: min 2 > max 1" in one_error_line(capsys, "simulate")
 
 
 def test_an_output_file_that_is_a_folder_is_refused_as_one(tmp_path, capsys):
@@ -251,14 +244,14 @@ def test_an_output_file_that_is_a_folder_is_refused_as_one(tmp_path, capsys):
     --overwrite then 'is a folder'."""
     argv = ["simulate", "--n", "4", "--seed", "1", "--out", str(tmp_path)]
     assert main(argv) == 2
-    assert f"{tmp_path} is a folder; give a file name" in _one_line(capsys, "simulate")
+    assert f"{tmp_path} is a folder; give a file name" in one_error_line(capsys, "simulate")
 
 
 def test_a_simulation_file_given_to_fit_is_named_as_one(tmp_path, capsys, test_file):
     """fit/quantify/convert of simulate's .h5 said 'test.h5 is a binary file, not text; check
     the file format'."""
     assert main(["fit", str(test_file), "--out", str(tmp_path / "out")]) == 2
-    line = _one_line(capsys, "fit")
+    line = one_error_line(capsys, "fit")
     assert "is an HDF5 file (scaloquant simulate's signals" in line and "binary" not in line
     assert not (tmp_path / "out").exists()
 
@@ -271,12 +264,12 @@ def test_train_counts_the_flags_it_refuses_and_refuses_an_unwritable_place_as_ot
     not as every other command refuses it."""
     argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--max-steps", "2"]
     assert main([*argv, "--out", str(tmp_path / "run"), "--resume"]) == 2
-    line = _one_line(capsys, "train")
+    line = one_error_line(capsys, "train")
     assert "--resume does not apply to spectrum_physics" in line and line.endswith("drop it")
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert main([*argv, "--out", str(blocked / "run")]) == 2
-    line = _one_line(capsys, "train")
+    line = one_error_line(capsys, "train")
     assert f"{blocked} is a file, so {blocked / 'run'} cannot be made" in line
     assert not (tmp_path / "run").exists()
 
@@ -295,7 +288,7 @@ def test_evaluate_on_another_grid_says_what_a_user_can_do(tmp_path, capsys, tiny
     capsys.readouterr()
     argv = ["evaluate", "--model", str(tiny_checkpoint), "--data", str(data)]
     assert main([*argv, "--out", str(tmp_path / "ev")]) == 2
-    line = _one_line(capsys, "evaluate")
+    line = one_error_line(capsys, "evaluate")
     assert "the test file: 2472 points" in line, line
     assert "match_acquisition" not in line and "scaloquant simulate" in line, line
     assert not (tmp_path / "ev").exists()

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from _shared import CHALLENGE, INVIVO
+from _shared import CHALLENGE, INVIVO, one_error_line
 from scaloquant.cli import main
 
 SPANT = INVIVO / "philips-press30-spant"
@@ -26,13 +26,6 @@ needs_spant = pytest.mark.skipif(
     not (SPANT_METAB.is_file() and SPANT_BASIS.is_file()),
     reason=f"needs the shared spant spectrum and basis under {SPANT}",
 )
-
-
-def _one_line(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"scaloquant {command}: error: "), err
-    return err[0]
 
 
 @needs_spant
@@ -48,16 +41,16 @@ def test_a_basis_metabolite_without_signal_is_refused(tmp_path, capsys):
     broken = write_basis_npz(tmp_path / "gaba0.npz", dataclasses.replace(basis, fids=fids))
     out = tmp_path / "fit"
     assert main(["fit", str(SPANT_METAB), "--basis", str(broken), "--out", str(out)]) == 2
-    line = _one_line(capsys, "fit")
+    line = one_error_line(capsys, "fit")
     assert f"{broken}: GABA has no signal (every sample is zero)" in line, line
     assert not out.exists()
     sim = tmp_path / "sim.h5"
     argv = ["simulate", "--n", "2", "--seed", "0", "--basis", str(broken), "--out", str(sim)]
     assert main(argv) == 2
-    assert "GABA has no signal" in _one_line(capsys, "simulate")
+    assert "GABA has no signal" in one_error_line(capsys, "simulate")
     assert not sim.exists()
     assert main(["basis", "info", str(broken)]) == 2
-    assert "GABA has no signal" in _one_line(capsys, "basis")
+    assert "GABA has no signal" in one_error_line(capsys, "basis")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +94,7 @@ def test_train_grid_from_a_file_without_its_grid_names_a_remedy_train_has(tmp_pa
     out = tmp_path / "run"
     argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--grid-from", str(RAW)]
     assert main([*argv, "--out", str(out), "--max-steps", "2"]) == 2
-    line = _one_line(capsys, "train")
+    line = one_error_line(capsys, "train")
     assert "pass --dwell-time-s" not in line, line
     assert f"--grid-from {RAW} does not record the dwell time" in line
     assert f"scaloquant convert {RAW} dataset7.nii.gz --dwell-time-s S" in line
@@ -114,7 +107,7 @@ def test_a_short_fid_names_the_scalogram_flag(tmp_path, capsys):
     <= the FID length'; scalogram takes no config, and has --n-points."""
     out = tmp_path / "s.npy"
     assert main(["scalogram", "--in", str(SPANT_METAB), "--out", str(out)]) == 2
-    line = _one_line(capsys, "scalogram")
+    line = one_error_line(capsys, "scalogram")
     assert "has 1024 points but --preset paper takes the first 1536" in line, line
     assert "pass --n-points 1024 (or fewer)" in line
     assert not out.exists()
@@ -129,10 +122,10 @@ def test_one_acquisition_flag_without_a_basis_is_worded_as_one(tmp_path, capsys)
     out = tmp_path / "sim.h5"
     argv = ["simulate", "--n", "2", "--seed", "0", "--out", str(out)]
     assert main([*argv, "--spectrometer-freq-mhz", "127.7"]) == 2
-    line = _one_line(capsys, "simulate")
+    line = one_error_line(capsys, "simulate")
     assert line.endswith("--spectrometer-freq-mhz describes a basis file; give --basis or drop it")
     assert main([*argv, "--spectrometer-freq-mhz", "127.7", "--override-header"]) == 2
-    assert _one_line(capsys, "simulate").endswith(
+    assert one_error_line(capsys, "simulate").endswith(
         "describe a basis file; give --basis or drop them"
     )
     assert not out.exists()
@@ -172,7 +165,7 @@ def test_a_negative_seed_is_one_line(argv, tmp_path, capsys):
     """``--seed -1``: numpy's 'ValueError: expected non-negative integer' traceback, exit 1."""
     out = tmp_path / "run"
     assert main([*argv, "--seed", "-1", "--out", str(out)]) == 2
-    assert _one_line(capsys, argv[0]).endswith("seed must be an integer >= 0, got -1")
+    assert one_error_line(capsys, argv[0]).endswith("seed must be an integer >= 0, got -1")
     assert not out.exists()
 
 
@@ -192,7 +185,7 @@ def test_a_basis_of_raw_files_has_a_way_in(tmp_path, capsys):
     grid = ["--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.2"]
     argv = ["fit", str(RAW), *grid, "--out", str(out), "--max-figures", "0", "--threads", "1"]
     assert main([*argv, "--basis", str(LCMODEL_RAWS)]) == 2
-    line = _one_line(capsys, "fit")
+    line = one_error_line(capsys, "fit")
     assert "NIfTI-MRS" not in line, line
     npz = tmp_path / "basis.npz"
     assert f"scaloquant basis convert {LCMODEL_RAWS} basis.npz --dwell-time-s S" in line
@@ -203,7 +196,7 @@ def test_a_basis_of_raw_files_has_a_way_in(tmp_path, capsys):
     (row,) = csv.DictReader((out / "results.csv").open())
     assert 14 < float(row["NAA_mM"]) < 15  # 14.48 mM with the embedded basis
     assert main(["basis", "convert", str(LCMODEL_RAWS), str(npz), *grid]) == 2
-    assert "already exists" in _one_line(capsys, "basis")
+    assert "already exists" in one_error_line(capsys, "basis")
 
 
 OSPREY = INVIVO / "philips-press-osprey"
@@ -228,7 +221,7 @@ def test_train_for_a_files_grid_checks_its_echo_time_and_records_the_grid(tmp_pa
     argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--max-steps", "2"]
     argv += ["--basis", str(OSPREY_BASIS), "--out", str(out)]
     assert main([*argv, "--grid-from", str(OSPREY_TE30)]) == 2
-    line = _one_line(capsys, "train")
+    line = one_error_line(capsys, "train")
     assert "states TE 30 ms and the basis set" in line and "TE 35 ms" in line, line
     assert not out.exists()
     assert main([*argv, "--grid-from", str(OSPREY_TE35)]) == 0

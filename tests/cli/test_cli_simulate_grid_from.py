@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from _shared import INVIVO
+from _shared import INVIVO, one_error_line
 from scaloquant.cli import main
 from scaloquant.io import read_fid
 from scaloquant.signal.peaks import main_peak_ppm
@@ -25,13 +25,6 @@ needs_spant = pytest.mark.skipif(
     not (SPANT_METAB.is_file() and SPANT_RAW.is_file()),
     reason=f"needs the shared spant spectrum (NIfTI-MRS and .RAW) under {SPANT}",
 )
-
-
-def _one_line(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"scaloquant {command}: error: "), err
-    return err[0]
 
 
 def _amplitudes(path, names=None):
@@ -122,23 +115,23 @@ def test_a_simulation_file_as_basis_or_grid_is_refused_in_the_flags_words(tmp_pa
     assert (
         main(["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--basis", str(sim)]) == 2
     )
-    line = _one_line(capsys, "simulate")
+    line = one_error_line(capsys, "simulate")
     assert f"--basis {sim} is a simulation file" in line, line
     assert "give the basis set it was simulated from" in line and "not a FID" not in line
     argv = ["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--grid-from", str(sim)]
     assert main(argv) == 2
-    line = _one_line(capsys, "simulate")
+    line = one_error_line(capsys, "simulate")
     assert f"--grid-from {sim} is a simulation file" in line, line
     assert "leave --grid-from out" in line and "evaluate" not in line
     argv = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--grid-from", str(sim)]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
-    assert f"--grid-from {sim} is a simulation file" in _one_line(capsys, "train")
+    assert f"--grid-from {sim} is a simulation file" in one_error_line(capsys, "train")
     spectra = tmp_path / "sim.nii.gz"
     assert main(["simulate", "--n", "1", "--seed", "0", "--out", str(spectra)]) == 0
     capsys.readouterr()
     argv = ["fit", str(spectra), "--basis", str(sim), "--out", str(tmp_path / "fit")]
     assert main(argv) == 2
-    assert f"--basis {sim} is a simulation file" in _one_line(capsys, "fit")
+    assert f"--basis {sim} is a simulation file" in one_error_line(capsys, "fit")
     assert not out.exists() and not (tmp_path / "run").exists()
 
 
@@ -146,7 +139,7 @@ def test_reproduce_n_test_is_refused_in_the_flags_words(tmp_path, capsys):
     """``reproduce --n-test 0``: 'the test set needs at least 2 signals' named no flag."""
     out = tmp_path / "r"
     assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--n-test", "0"]) == 2
-    assert "--n-test must be at least 2" in _one_line(capsys, "reproduce")
+    assert "--n-test must be at least 2" in one_error_line(capsys, "reproduce")
     assert not out.exists()
 
 
@@ -178,7 +171,7 @@ def test_simulate_refuses_a_grid_file_of_another_echo_time_or_sequence(
     out = tmp_path / "sim.h5"
     argv = ["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--grid-from", str(grid)]
     assert main(argv) == 2
-    line = _one_line(capsys, "simulate")
+    line = one_error_line(capsys, "simulate")
     assert f"--grid-from {grid} {words}" in line, line
     assert "scaloquant fit would refuse that file with this basis" in line
     assert not out.exists()
