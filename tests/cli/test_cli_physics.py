@@ -335,6 +335,12 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     # the model's rows: its batches side by side round in the last digits (as above)
     np.testing.assert_allclose(got[~flagged], p.amplitudes[~flagged], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(tables["fixed"], p.amplitudes, rtol=1e-4, atol=1e-6)
+    # each row's residual is the model's whose amplitudes it gives: the refit's above, the
+    # polish's (at its fixed stiffness) here
+    residual = tables["adaptive_residual"]
+    np.testing.assert_allclose(residual[~flagged], p.fit_residual[~flagged], rtol=1e-5)
+    np.testing.assert_allclose(tables["fixed_residual"], p.fit_residual, rtol=1e-5)
+    assert np.all(residual[flagged] < p.fit_residual[flagged])  # not the polish's
     window = np.array([f["window_ppm"] for f in facts["adaptive"]], dtype=float)
     np.testing.assert_array_equal(window[flagged], np.tile(config.ppm_range, (flagged.sum(), 1)))
     np.testing.assert_array_equal(

@@ -5,7 +5,8 @@
 Known answers: at the true parameters of a noiseless spectrum the model is the data (rounding
 level); with complex white noise added, the residual is the noise's own spectrum over the window
 (numpy oracle ``|fft(noise)[window]| / |fft(data)[window]|``) less the few dimensions the model
-absorbs (amplitudes and spline baseline: ~3 % of the window's here).
+absorbs (amplitudes and spline baseline: ~3 % of the window's here); at a baseline stiffness per
+spectrum (the fit's F-test refits), the fit's own residual at that stiffness (its ``residual_norm``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from scaloquant.fit import batched
+from scaloquant.fit.evaluation import evaluate
+from scaloquant.fit.problem import data_window, make_problem
 from scaloquant.io import default_basis
 from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.models.physics_head import relative_fit_residual
 from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import BaselineConfig
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
@@ -61,6 +66,42 @@ def test_residual_is_the_noise_over_the_window(clean):
     # and what predict_with_checks returns (the quantify column) is this number
     *_, residual, _ = model.predict_with_checks(noisy, polish_iterations=0)
     assert residual.shape == (4,) and np.all(np.isfinite(residual))
+
+
+def test_residual_at_each_spectrums_own_stiffness_is_the_fits(clean):
+    """An evaluation whose spectra each have their own baseline stiffness (an index into
+    ``Problem.stiffnesses``, as the fit's F-test refits solve them): the residual is the fit's
+    own at that stiffness, ``residual_norm / |y|`` of ``batched.solve`` with
+    ``baseline_ed_per_ppm`` per spectrum (the oracle), evaluated at the fit's parameters; a
+    baseline solved at the fixed stiffness instead (what the function did before session 31)
+    gave 4 % more on the flexible spectra here. The polish itself solves at the fixed
+    stiffness (``ev.stiffness`` None), where both are the same."""
+    model, fids, _ = clean
+    rng = np.random.default_rng(4)
+    scale = 0.05 * np.abs(fids).max()
+    noisy = fids + scale * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
+    config = model.config.fit_config
+    flexible = config.baseline_ed_candidates_per_ppm[4]  # 6 effective dimensions per ppm
+    assert config.baseline_ed_per_ppm < flexible
+    each = np.array([config.baseline_ed_per_ppm, flexible] * 2)
+    fit = batched.solve(noisy, model.basis(), config, baseline_ed_per_ppm=each)
+    problem = make_problem(
+        model.basis(),
+        config,
+        device="cpu",
+        stiffnesses_ed_per_ppm=(config.baseline_ed_per_ppm, flexible),
+    )
+    y = data_window(problem, torch.as_tensor(noisy))
+    theta, ones = torch.as_tensor(fit.theta), torch.ones(len(y), dtype=torch.float64)
+    own = torch.tensor([0, 1, 0, 1])
+    ev = evaluate(problem, theta, y, ones, derivatives=False, stiffness=own)
+    oracle = fit.residual_norm / torch.linalg.vector_norm(y, dim=-1).numpy()
+    np.testing.assert_allclose(relative_fit_residual(problem, ev, y).numpy(), oracle, rtol=1e-9)
+    # the stiffness matters on these spectra: at the fixed one the flexible rows differ
+    stiff = evaluate(problem, theta, y, ones, derivatives=False, stiffness=0 * own)
+    at_fixed = relative_fit_residual(problem, stiff, y).numpy()
+    np.testing.assert_allclose(at_fixed[::2], oracle[::2], rtol=1e-9)
+    assert np.all(np.abs(at_fixed[1::2] / oracle[1::2] - 1) > 0.01), (at_fixed, oracle)
 
 
 def test_metabolite_fraction_is_the_metabolites_over_the_data(clean):

@@ -43,12 +43,10 @@ from .config import FitConfig
 from .crlb import crlb
 from .evaluation import (
     Evaluation,
-    baseline_coefficients,
-    complex_residual,
     evaluate,
     kernel_weights,
     noise_var_from_residual,
-    times_matrix,
+    residual_and_baseline,
 )
 from .lm import Solution, levenberg_marquardt, put_rows
 from .problem import (
@@ -498,9 +496,7 @@ def _batched_fit(
     amplitudes' covariance ``(B, M, M)`` and the iterations ``(B,)``."""
     ev = sol.evaluation
     theta = sol.theta
-    residual = complex_residual(ev)
-    coef = baseline_coefficients(final, residual, ev.stiffness)
-    full_residual = residual - times_matrix(coef, final.baseline_design.T.to(coef.dtype))
+    full_residual, coef = residual_and_baseline(final, ev)
 
     def out(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy()
@@ -822,10 +818,7 @@ def _real_ssq(
             problem, _theta_of(problem, fit, rows), data_window(problem, x), zeros,
             derivatives=False,
         )  # fmt: skip
-        r = complex_residual(ev)
-        r = r - times_matrix(
-            baseline_coefficients(problem, r), problem.baseline_design.T.to(r.dtype)
-        )
+        r, _ = residual_and_baseline(problem, ev)  # ev.stiffness None: problem's stiffness
         ssq = (r * unphase).real.square().sum(-1).cpu().numpy()
         return ssq, ev.passive.sum(-1).cpu().numpy()
 

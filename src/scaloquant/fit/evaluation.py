@@ -805,12 +805,21 @@ def baseline_coefficients(
     return out
 
 
-def noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
-    """``|r|^2 / (2K - n_free)`` with the baseline solved (at each spectrum's stiffness,
-    ``ev.stiffness``), ``(B,)``."""
+def residual_and_baseline(problem: Problem, ev: Evaluation) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y - S a - B c (B, K), c (B, nb))``, complex: the residual of evaluation ``ev`` with its
+    baseline ``B c`` solved from ``y - S a`` at the stiffness its amplitudes were solved at
+    (each spectrum's, ``ev.stiffness``; None: ``problem``'s one). The fit's residual, its noise
+    variance (:func:`noise_var_from_residual`), its baseline and ``residual_norm``, and the
+    physics-head model's ``fit_residual``: one model, whatever the stiffness."""
     r = complex_residual(ev)
     coefficients = baseline_coefficients(problem, r, ev.stiffness)
-    r = r - times_matrix(coefficients, problem.baseline_design.T.to(r.dtype))
+    return r - times_matrix(coefficients, problem.baseline_design.T.to(r.dtype)), coefficients
+
+
+def noise_var_from_residual(problem: Problem, ev: Evaluation) -> torch.Tensor:
+    """``|r|^2 / (2K - n_free)`` with the baseline solved (at each spectrum's stiffness,
+    ``ev.stiffness``: :func:`residual_and_baseline`), ``(B,)``."""
+    r, _ = residual_and_baseline(problem, ev)
     # the identifiable parameters, as in crlb: no (B, 2K, P) temporary of squares
     n_theta = (torch.linalg.vector_norm(ev.derivs, dim=1) > 0).sum(-1)
     if ev.stiffness is None:

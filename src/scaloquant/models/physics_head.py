@@ -22,9 +22,9 @@ from ..fit.crlb import crlb_variances
 from ..fit.evaluation import (
     Evaluation,
     Workspace,
-    baseline_coefficients,
     columns,
     complex_residual,
+    residual_and_baseline,
     stack,
     w_inner,
 )
@@ -138,11 +138,19 @@ def crlb_sd(
 
 def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
     """``|y - S a - B c| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation
-    ``ev``, the baseline ``B c`` solved from the residual as the fit solves it: the definition
-    of the fit's ``fit_residual`` quality column (``scaloquant.quantify.checks.fit_checks``, the
-    Euclidean norms of the data and the residual over the window); NaN for an empty window."""
-    r = complex_residual(ev)
-    r = r - baseline_coefficients(problem, r) @ problem.baseline_design.T.to(r.dtype)
+    ``ev``, the baseline ``B c`` solved from the residual by the fit's own code
+    (:func:`~scaloquant.fit.evaluation.residual_and_baseline`, at the stiffness ``ev``'s
+    amplitudes were solved at): the definition of the fit's ``fit_residual`` quality column
+    (``scaloquant.quantify.checks.fit_checks``, the Euclidean norms of the data and the
+    residual over the window); NaN for an empty window.
+
+    The polish solves at its fit model's fixed stiffness (its problems have no per-spectrum
+    ``stiffnesses``, so ``ev.stiffness`` is None), and so does this residual. ``quantify``'s
+    adaptive baseline does not change the polish's stiffness: it fits the spectra its screen
+    flags again (``fit_spectra``), and their rows take that fit's amplitudes and residual
+    (docs/history/physics-models-log.md "The physics-head residual's baseline stiffness
+    (session 31, `resid31`)")."""
+    r, _ = residual_and_baseline(problem, ev)
     return _over_data(r, y)
 
 
