@@ -18,10 +18,14 @@ CHALLENGE = DATA / "ismrm2016-challenge"
 INVIVO = DATA / "invivo"
 
 
-def one_error_line(capsys, command: str) -> str:
+def one_error_line(capsys, command: str, starts: str = "", *, kind: str = "error:") -> str:
     """The one line ``scaloquant COMMAND`` wrote to stderr, asserted to be its only line and
-    its error (``scaloquant COMMAND: error: ...``)."""
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"scaloquant {command}: error: "), err
-    return err[0]
+    its error (``scaloquant COMMAND: error: ...``, the message beginning with ``starts``; with
+    ``kind="interrupted;"`` the line of a run stopped by Ctrl-C), with no traceback's words in
+    it."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err, err
+    assert lines[0].startswith(f"scaloquant {command}: {kind} {starts}"), lines
+    return lines[0]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from _fids import fid_on_grid
 
+from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.cli.quantify import ADAPT_DEFAULTS
 from scaloquant.io import default_basis, write_nifti_mrs
@@ -34,13 +35,6 @@ def spectra(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "svs.nii.gz"
     write_nifti_mrs(path, fid_on_grid(basis, signals.fids))  # three spectra in one file
     return path
-
-
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("scaloquant quantify: error: ")
-    return err[0]
 
 
 def test_help_defaults_are_the_configs():
@@ -77,20 +71,20 @@ def test_adapt_writes_before_after_and_the_adapted_checkpoint(physics, spectra, 
     # an existing --save-adapted is refused without --overwrite, before any work
     args[-1] = str(tmp_path / "out2")
     assert main([*args, *flags]) != 0
-    assert "adapted.ckpt already exists" in _error_line(capsys)
+    assert "adapted.ckpt already exists" in one_error_line(capsys, "quantify")
     assert not (tmp_path / "out2" / "results.csv").exists()
 
 
 def test_adapt_refuses_a_regression_model(tiny_checkpoint, spectra, tmp_path, capsys):
     args = ["quantify", str(spectra), "--model", str(tiny_checkpoint), "--adapt"]
     assert main([*args, "--out", str(tmp_path / "out")]) != 0
-    assert "--adapt needs a physics-head model" in _error_line(capsys)
+    assert "--adapt needs a physics-head model" in one_error_line(capsys, "quantify")
 
 
 def test_adapt_flags_need_adapt(physics, spectra, tmp_path, capsys):
     args = ["quantify", str(spectra), "--model", str(physics), "--adapt-steps", "3"]
     assert main([*args, "--out", str(tmp_path / "out")]) != 0
-    assert "--adapt-steps only with --adapt" in _error_line(capsys)
+    assert "--adapt-steps only with --adapt" in one_error_line(capsys, "quantify")
     args = ["quantify", str(spectra), "--model", str(physics), "--adapt", "--adapt-lr", "-1"]
     assert main([*args, "--out", str(tmp_path / "out2")]) != 0
-    assert "--adapt-lr must be > 0, got -1.0" in _error_line(capsys)
+    assert "--adapt-lr must be > 0, got -1.0" in one_error_line(capsys, "quantify")

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, read_fid, read_lcmodel_raw
 from scaloquant.signal.peaks import main_peak_ppm
@@ -106,6 +107,5 @@ def test_convert_refuses_bad_outputs_in_one_line(tmp_path, capsys, name, expecte
     src = _legacy_nifti(tmp_path / "in.nii.gz", naa, basis, version="0.2.0")
     (tmp_path / "exists.nii.gz").write_bytes(b"keep")
     assert main(["convert", str(src), str(tmp_path / name)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert expected in err and len(err.splitlines()) == 1
+    assert expected in one_error_line(capsys, "convert")
     assert (tmp_path / "exists.nii.gz").read_bytes() == b"keep"

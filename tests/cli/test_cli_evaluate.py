@@ -6,14 +6,8 @@ The evaluation of real checkpoints is tested with the tiny reproduction in
 
 import pytest
 
+from _shared import one_error_line
 from scaloquant.cli import main
-
-
-def _one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("scaloquant evaluate: error: ")
-    return err[0]
 
 
 @pytest.fixture
@@ -39,7 +33,7 @@ def test_missing_checkpoint(tmp_path, files, capsys):
         ]
     )
     assert code == 2
-    assert "nope.ckpt does not exist" in _one_error_line(capsys)
+    assert "nope.ckpt does not exist" in one_error_line(capsys, "evaluate")
     assert not (tmp_path / "ev").exists()
 
 
@@ -57,7 +51,7 @@ def test_missing_data_file(tmp_path, files, capsys):
         ]
     )
     assert code == 2
-    assert "none.h5" in _one_error_line(capsys)
+    assert "none.h5" in one_error_line(capsys, "evaluate")
     assert not (tmp_path / "ev").exists()
 
 
@@ -67,7 +61,7 @@ def test_data_that_is_not_a_simulation_file(tmp_path, files, capsys):
         ["evaluate", "--model", str(ckpt), "--data", str(data), "--out", str(tmp_path / "ev")]
     )
     assert code == 2
-    assert "test.h5" in _one_error_line(capsys)
+    assert "test.h5" in one_error_line(capsys, "evaluate")
     assert not (tmp_path / "ev").exists()
 
 
@@ -78,7 +72,7 @@ def test_existing_output_without_overwrite(tmp_path, files, capsys):
     (out / "metrics.json").write_text("old")
     code = main(["evaluate", "--model", str(ckpt), "--data", str(data), "--out", str(out)])
     assert code == 2
-    assert "--overwrite" in _one_error_line(capsys)
+    assert "--overwrite" in one_error_line(capsys, "evaluate")
     assert (out / "metrics.json").read_text() == "old"
 
 
@@ -109,5 +103,5 @@ def test_corrupt_checkpoint(tmp_path, files, capsys):
         ["evaluate", "--model", str(ckpt), "--data", str(data), "--out", str(tmp_path / "ev")]
     )
     assert code == 2
-    assert "model.ckpt" in _one_error_line(capsys)
+    assert "model.ckpt" in one_error_line(capsys, "evaluate")
     assert not (tmp_path / "ev").exists()

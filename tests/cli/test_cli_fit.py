@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from _shared import INVIVO
+from _shared import INVIVO, one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -98,8 +98,7 @@ def test_fit_refuses_a_7t_file(basis, simulated, tmp_path, capsys):
     )
     out = tmp_path / "out"
     assert main(["fit", str(path), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("scaloquant fit: error: ")
+    one_error_line(capsys, "fit")
     assert not out.exists()
 
 
@@ -396,8 +395,7 @@ def test_inputs_of_two_vendors_are_fitted_with_one_model_or_refused(tmp_path, ca
     out = tmp_path / "two"
     args = ["fit", str(SIEMENS), str(OSPREY_TE35), "--force", "--threads", "1", "--out", str(out)]
     assert main(args) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("scaloquant fit: error: SVS_30_rda.nii.gz and sub-01_PRESS_35_act")
+    line = one_error_line(capsys, "fit", "SVS_30_rda.nii.gz and sub-01_PRESS_35_act")
     assert "(SVS_30_rda.nii.gz: Mac; sub-01_PRESS_35_act.nii.gz: MM09, MM12, MM14" in line
     assert line.endswith("give --mm parametric to fit every input with the parametric ones")
     assert not out.exists()

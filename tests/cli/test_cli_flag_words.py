@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from _fids import fid_on_grid
 
+from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 
@@ -84,9 +85,7 @@ def _argv(command: list[str], files: dict[str, str], out) -> list[str]:
 def test_a_bad_flag_value_is_refused_naming_the_flag(files, tmp_path, capsys, command, bad, words):
     out = tmp_path / ("out.npy" if command[0] == "scalogram" else "out")
     assert main([*_argv(command, files, out), *bad]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"scaloquant {command[0]}: error: {words}"), err[0]
+    one_error_line(capsys, command[0], words)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -104,8 +103,7 @@ def test_a_config_files_bad_value_keeps_its_key(files, tmp_path, capsys, command
     config.write_text(text)
     out = tmp_path / "out"
     assert main([*_argv(command, files, out), "--config", str(config)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"scaloquant {command[0]}: error: {words}"), err
+    one_error_line(capsys, command[0], words)
     assert not out.exists()
 
 

@@ -25,7 +25,7 @@ import pytest
 import torch
 from _fids import fid_on_grid
 
-from _shared import CHALLENGE, ISMRM2016_BASIS
+from _shared import CHALLENGE, ISMRM2016_BASIS, one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -65,16 +65,6 @@ def _sys_is_read_only() -> bool:
 needs_read_only = pytest.mark.skipif(
     not _sys_is_read_only(), reason=f"{READ_ONLY.parent} can be written here"
 )
-
-
-def _one_error(capsys, command: str) -> str:
-    """The one stderr line of a refusal (and that there is only one, without a traceback)."""
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert lines[0].startswith(f"scaloquant {command}: ")
-    return lines[0]
 
 
 def _quantify(ckpt, out, *inputs, extra=()):
@@ -117,7 +107,7 @@ def test_flag_contradicting_a_nifti_header_is_refused(
     )
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, raw, f7t, extra=GRID_FLAGS) == 2
-    line = _one_error(capsys, "quantify")
+    line = one_error_line(capsys, "quantify")
     assert "f7t.nii.gz records a spectrometer frequency of 297.2 MHz" in line
     assert "--spectrometer-freq-mhz gives 123.261703 MHz" in line
     assert "--override-header" in line
@@ -134,7 +124,7 @@ def test_a_refused_match_names_the_flags_that_accept_or_correct_it(
     )
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, other) == 2
-    line = _one_error(capsys, "quantify")
+    line = one_error_line(capsys, "quantify")
     assert "vendor.nii.gz: acquired at 127.8 MHz" in line
     assert "pass --force to convert keeping every chemical shift" in line
     assert "or --spectrometer-freq-mhz with --override-header if the header is wrong" in line
@@ -186,7 +176,7 @@ def test_ppm_reference_flag_against_a_recorded_one(
         _quantify(tiny_checkpoint, tmp_path / "out", path, extra=["--ppm-reference", "4.65"]) == 2
     )
     assert "records a ppm reference of 4.7 ppm but --ppm-reference gives 4.65 ppm" in (
-        _one_error(capsys, "quantify")
+        one_error_line(capsys, "quantify")
     )
 
 
@@ -194,7 +184,7 @@ def test_ppm_reference_flag_against_a_recorded_one(
 def test_basis_files_follow_the_same_rule(tmp_path, capsys):
     info = ["basis", "info", str(BASIS_FILE)]
     assert main([*info, "--spectrometer-freq-mhz", "297.2"]) == 2
-    line = _one_error(capsys, "basis")
+    line = one_error_line(capsys, "basis")
     assert "records a spectrometer frequency of 123.261703 MHz but --spectrometer-freq-mhz " in (
         line
     )
@@ -208,7 +198,7 @@ def test_fit_refuses_a_contradicting_flag_too(basis, signals, tmp_path, capsys):
         tmp_path / "f7t.nii.gz", _fid(basis, signals[1], spectrometer_freq_mhz=297.2)
     )
     assert main(["fit", str(f7t), "--out", str(tmp_path / "o"), *GRID_FLAGS]) == 2
-    assert "records a spectrometer frequency of 297.2 MHz" in _one_error(capsys, "fit")
+    assert "records a spectrometer frequency of 297.2 MHz" in one_error_line(capsys, "fit")
 
 
 # 3. Truncated numeric files --------------------------------------------------------------------
@@ -223,7 +213,7 @@ def test_raw_cut_mid_number_is_refused(tiny_checkpoint, basis, signals, tmp_path
     raw = write_lcmodel_raw(tmp_path / "cut.RAW", _fid(basis, signals[0]), name="cut")
     _cut(raw, 6)  # inside the imaginary part of the last point: still an even count
     assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
-    line = _one_error(capsys, "quantify")
+    line = one_error_line(capsys, "quantify")
     assert "cut.RAW is truncated: its last line ends in" in line and "(2E16.8)" in line
     assert not (tmp_path / "out").exists()
 
@@ -239,7 +229,7 @@ def test_raw_with_8_numbers_a_line_cut_to_1023_points_is_refused(
     raw = tmp_path / "x.RAW"
     raw.write_text(text[: text.rstrip().rfind("E") - 3])
     assert _quantify(tiny_checkpoint, tmp_path / "out", raw, extra=GRID_FLAGS) == 2
-    assert "x.RAW is truncated" in _one_error(capsys, "quantify")
+    assert "x.RAW is truncated" in one_error_line(capsys, "quantify")
 
 
 def test_raw_shorter_than_its_h2o_is_refused(tiny_checkpoint, basis, signals, tmp_path, capsys):
@@ -248,7 +238,7 @@ def test_raw_shorter_than_its_h2o_is_refused(tiny_checkpoint, basis, signals, tm
     text = raw.read_text()
     raw.write_text(text[: text.rstrip("\n").rfind("\n") + 1])  # the last line dropped whole
     assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
-    line = _one_error(capsys, "quantify")
+    line = one_error_line(capsys, "quantify")
     assert "d.RAW holds 2047 points but its water reference d.H2O 2048" in line
 
 
@@ -256,7 +246,9 @@ def test_raw_count_against_its_nunfil(tiny_checkpoint, basis, signals, tmp_path,
     raw = write_lcmodel_raw(tmp_path / "n.RAW", _fid(basis, signals[0]), name="n")
     raw.write_text(raw.read_text().replace(" TRAMP = 1.\n", " TRAMP = 1.,\n NUNFIL = 4096\n"))
     assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
-    assert "header says 4096 points (NUNFIL) but it holds 2048" in _one_error(capsys, "quantify")
+    assert "header says 4096 points (NUNFIL) but it holds 2048" in one_error_line(
+        capsys, "quantify"
+    )
 
 
 def test_raw_with_an_odd_token_is_refused(tiny_checkpoint, basis, signals, tmp_path, capsys):
@@ -266,7 +258,7 @@ def test_raw_with_an_odd_token_is_refused(tiny_checkpoint, basis, signals, tmp_p
     lines[5] = f"{'1.2.3E+00':>16}" + lines[5][16:]  # one garbled number, in its column
     raw.write_text(header + " $END\n" + "\n".join(lines) + "\n")
     assert _quantify(tiny_checkpoint, tmp_path / "out", raw) == 2
-    assert "'1.2.3E+00', which is not a number" in _one_error(capsys, "quantify")
+    assert "'1.2.3E+00', which is not a number" in one_error_line(capsys, "quantify")
 
 
 @pytest.mark.skipif(not JMRUI_NAA.is_file(), reason="needs the shared ISMRM 2016 jMRUI basis")
@@ -275,13 +267,14 @@ def test_jmrui_cut_mid_number_or_short_of_points_is_refused(tiny_checkpoint, tmp
     shutil.copy(JMRUI_NAA, cut)
     _cut(cut, 4)
     assert _quantify(tiny_checkpoint, tmp_path / "o1", cut) == 2
-    assert "cut.txt is truncated: its last row ends in" in _one_error(capsys, "quantify")
+    assert "cut.txt is truncated: its last row ends in" in one_error_line(capsys, "quantify")
     short = tmp_path / "short.txt"
     text = JMRUI_NAA.read_text().rstrip("\n")
     short.write_text(text[: text.rfind("\n")] + "\n")  # one row fewer than PointsInDataset
     assert _quantify(tiny_checkpoint, tmp_path / "o2", short) == 2
-    assert "short.txt is truncated: its header says 2048 points but it holds 2047" in _one_error(
-        capsys, "quantify"
+    assert (
+        "short.txt is truncated: its header says 2048 points but it holds 2047"
+        in one_error_line(capsys, "quantify")
     )
 
 
@@ -289,7 +282,7 @@ def test_jmrui_cut_mid_number_or_short_of_points_is_refused(tiny_checkpoint, tmp
 def test_text_cut_mid_number_is_refused(tiny_checkpoint, tmp_path, capsys):
     cut = _cut(Path(shutil.copy(TEXT_DATASET, tmp_path / "cut.txt")), 5)
     assert _quantify(tiny_checkpoint, tmp_path / "out", cut, extra=GRID_FLAGS) == 2
-    assert "cut.txt is truncated: its last row ends in" in _one_error(capsys, "quantify")
+    assert "cut.txt is truncated: its last row ends in" in one_error_line(capsys, "quantify")
 
 
 def test_basis_cut_mid_number_is_refused(basis, tmp_path, capsys):
@@ -301,7 +294,7 @@ def test_basis_cut_mid_number_is_refused(basis, tmp_path, capsys):
         pytest.skip("needs the shared ISMRM 2016 .BASIS file")
     cut = _cut(Path(shutil.copy(found[0], tmp_path / "cut.BASIS")), 4)
     assert main(["basis", "info", str(cut)]) == 2
-    assert "cut.BASIS" in _one_error(capsys, "basis")
+    assert "cut.BASIS" in one_error_line(capsys, "basis")
 
 
 # 5. --out checked before any work --------------------------------------------------------------
@@ -338,7 +331,7 @@ def test_out_refused_before_any_work(
     }
     for out, words in cases.items():
         assert main([command, str(path), *model, "--out", str(out)]) == 2
-        assert words in _one_error(capsys, command)
+        assert words in one_error_line(capsys, command)
     assert _snapshot(full) == {"mine.txt": b"keep"} and a_file.read_text() == "x"
     _no_staging_left(tmp_path)
 
@@ -360,7 +353,7 @@ def test_non_checkpoint_files_get_one_line(tiny_checkpoint, basis, signals, tmp_
         (cut, "cut.ckpt is damaged or cut short"),
     ):
         assert _quantify(ckpt, tmp_path / "out", data) == 2
-        line = _one_error(capsys, "quantify")
+        line = one_error_line(capsys, "quantify")
         assert words in line and "Weights only" not in line and "KeyError" not in line
 
 
@@ -390,7 +383,7 @@ def test_train_hardware_settings_get_one_line_before_any_output(tmp_path, capsys
         pytest.skip("a GPU is available here")
     out = tmp_path / "run"
     assert _train(out, *flags) == 2
-    assert words in _one_error(capsys, "train")
+    assert words in one_error_line(capsys, "train")
     assert not out.exists()
 
 
@@ -399,7 +392,7 @@ def test_train_refusal_after_the_folders_were_made_leaves_none(tmp_path, capsys)
     missing = ["--data", str(tmp_path / "missing.h5")]  # read after the output folder is made
     out = tmp_path / "new" / "run"
     assert _train(out, *missing, config_dir=tmp_path) == 2
-    assert "missing.h5" in _one_error(capsys, "train")
+    assert "missing.h5" in one_error_line(capsys, "train")
     assert not (tmp_path / "new").exists()
     kept = tmp_path / "kept"
     (kept / "mine").mkdir(parents=True)
@@ -436,7 +429,7 @@ def test_read_only_out_is_one_line_for_every_writer(
     }
     for command, argv in runs.items():
         assert main(argv) == 2, command
-        line = _one_error(capsys, command)
+        line = one_error_line(capsys, command)
         assert re.search(r"not permitted|[Rr]ead-only|[Pp]ermission denied", line), line
         assert "choose a" in line, line
 
@@ -466,10 +459,10 @@ def test_quantify_full_disk_leaves_no_output(
     monkeypatch.setattr(outputs, "write_text_atomic", full_at_provenance)
     fresh = tmp_path / "fresh"
     assert _quantify(tiny_checkpoint, fresh, data) == 2
-    assert "no space left on the device" in _one_error(capsys, "quantify")
+    assert "no space left on the device" in one_error_line(capsys, "quantify")
     assert not fresh.exists()
     assert _quantify(tiny_checkpoint, out, data, extra=["--overwrite"]) == 2
-    line = _one_error(capsys, "quantify")
+    line = one_error_line(capsys, "quantify")
     assert "no space left on the device" in line and ".partial-" not in line
     assert _snapshot(out) == before
     _no_staging_left(tmp_path)
@@ -489,7 +482,7 @@ def test_a_cuda_device_without_a_gpu_is_one_line(tiny_checkpoint, basis, signals
     }  # fmt: skip
     for command, argv in runs.items():
         assert main(argv) == 2, command
-        line = _one_error(capsys, command)
+        line = one_error_line(capsys, command)
         assert "no CUDA GPU is available here; use --device cpu" in line, line
         assert not (tmp_path / command).exists()
 
@@ -525,7 +518,7 @@ def test_running_out_of_memory_is_one_line_and_leaves_no_output(
     monkeypatch.setattr(matching, "quality_figures", out_of_memory)
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, data) == 2
-    line = _one_error(capsys, "quantify")
+    line = one_error_line(capsys, "quantify")
     assert said in line, line
     assert "--device cpu" in line or "split the input" in line, line
     assert not out.exists()
@@ -555,7 +548,7 @@ def test_train_full_disk_leaves_no_cut_off_checkpoint(tmp_path, capsys, monkeypa
     _failing_saves(monkeypatch, fail_from=1)
     out = tmp_path / "run"
     assert _train(out) == 2
-    line = _one_error(capsys, "train")
+    line = one_error_line(capsys, "train")
     assert "no space left on the device" in line and "--resume" not in line
     assert not [p for p in out.rglob("*") if p.is_file() and ".ckpt" in p.name]
 
@@ -564,7 +557,7 @@ def test_train_full_disk_later_keeps_the_whole_checkpoints(tmp_path, capsys, mon
     _failing_saves(monkeypatch, fail_from=2)  # the first validation: best.ckpt, then last fails
     out = tmp_path / "run"
     assert _train(out) == 2
-    assert "no space left on the device" in _one_error(capsys, "train")
+    assert "no space left on the device" in one_error_line(capsys, "train")
     ckpts = [p for p in out.rglob("*") if p.is_file() and ".ckpt" in p.name]
     assert [p.name for p in ckpts] == ["best.ckpt"]  # no cut-off last.ckpt, no temporary file
     torch.load(ckpts[0], map_location="cpu", weights_only=True)  # whole
@@ -627,7 +620,7 @@ def test_empty_txt_says_it_is_empty(tiny_checkpoint, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     assert _quantify(tiny_checkpoint, tmp_path / "out", empty) == 2
-    line = _one_error(capsys, "quantify")
+    line = one_error_line(capsys, "quantify")
     assert "empty.txt is empty" in line and "dwell" not in line
 
 
@@ -635,7 +628,7 @@ def test_truncated_nifti_is_one_line(tiny_checkpoint, basis, signals, tmp_path, 
     path = write_nifti_mrs(tmp_path / "cut.nii.gz", _fid(basis, signals[0]))
     path.write_bytes(path.read_bytes()[:-200])
     assert _quantify(tiny_checkpoint, tmp_path / "out", path) == 2
-    assert "cut.nii.gz" in _one_error(capsys, "quantify")
+    assert "cut.nii.gz" in one_error_line(capsys, "quantify")
 
 
 @pytest.mark.parametrize(
@@ -650,7 +643,7 @@ def test_count_options_name_only_the_bad_one(
 ):
     path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
     assert _quantify(tiny_checkpoint, tmp_path / "out", path, extra=flags) == 2
-    assert _one_error(capsys, "quantify").endswith(f"error: {message}")
+    assert one_error_line(capsys, "quantify").endswith(f"error: {message}")
 
 
 def test_fit_mismatch_speaks_of_the_basis_set(basis, signals, tmp_path, capsys):
@@ -660,7 +653,7 @@ def test_fit_mismatch_speaks_of_the_basis_set(basis, signals, tmp_path, capsys):
     # the fit resamples the basis to the data's grid, but not across field strengths
     out = tmp_path / "out"
     assert main(["fit", str(path), "--preset", "simulated", "--out", str(out)]) == 2
-    line = _one_error(capsys, "fit")
+    line = one_error_line(capsys, "fit")
     assert "the basis set" in line and "the model" not in line
 
 
@@ -670,11 +663,11 @@ def test_fit_names_what_replaced_the_scipy_solver(basis, signals, tmp_path, caps
     path = write_nifti_mrs(tmp_path / "d.nii.gz", _fid(basis, signals[0]))
     out = tmp_path / "out"
     assert main(["fit", str(path), "--preset", "simulated-scipy", "--out", str(out)]) == 2
-    assert "use --preset simulated" in _one_error(capsys, "fit")
+    assert "use --preset simulated" in one_error_line(capsys, "fit")
     settings = tmp_path / "fit.yaml"
     settings.write_text("solver: scipy\n")
     assert main(["fit", str(path), "--config", str(settings), "--out", str(out)]) == 2
-    assert "one solver" in _one_error(capsys, "fit")
+    assert "one solver" in one_error_line(capsys, "fit")
     assert not out.exists()
 
 
@@ -685,21 +678,21 @@ def test_train_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("scaloquant.cli.train.train_model", interrupted)
     out = tmp_path / "run"
     assert _train(out) == 130
-    assert _one_error(capsys, "train").endswith(
+    assert one_error_line(capsys, "train", kind="interrupted;").endswith(
         "interrupted; no output was written (no checkpoint had been saved yet)"
     )
     last = out / "models" / ".spectrum_cnn.partial" / "last.ckpt"
     last.parent.mkdir(parents=True)
     last.write_bytes(b"")
     assert _train(out, "--resume") == 130
-    line = _one_error(capsys, "train")
+    line = one_error_line(capsys, "train", kind="interrupted;")
     assert f"the last checkpoint {last} is kept" in line and "with --resume" in line
 
 
 @pytest.mark.parametrize("argv", [["--snr", "-5,10"], ["--snr=-5,10"]])
 def test_reproduce_negative_snr_gets_scaloquants_message(tmp_path, capsys, argv):
     assert main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), *argv]) == 2
-    line = _one_error(capsys, "reproduce")
+    line = one_error_line(capsys, "reproduce")
     assert re.search(r"--snr must be > 0 .*got -5$", line)
     assert not (tmp_path / "r").exists()
 
@@ -759,7 +752,7 @@ def test_fit_refuses_with_one_line_and_no_output(
     out = tmp_path / "out"
     argv = [f.format(tmp=tmp_path) for f in flags]
     assert main(["fit", str(data), *argv, "--out", str(out)]) == 2
-    assert words in _one_error(capsys, "fit")
+    assert words in one_error_line(capsys, "fit")
     assert not out.exists()
     _no_staging_left(tmp_path)
 
@@ -777,7 +770,7 @@ def test_a_spectral_axis_of_two_points_is_one_line(
         "convert": ["convert", str(path), str(out)],
     }[command]
     assert main(argv) == 2
-    assert "few.nii.gz holds 2 point(s) per FID" in _one_error(capsys, command)
+    assert "few.nii.gz holds 2 point(s) per FID" in one_error_line(capsys, command)
     assert not out.exists()
 
 
@@ -785,7 +778,7 @@ def test_train_out_that_is_a_file_is_one_line(tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     assert _train(a_file) == 2
-    assert _one_error(capsys, "train").endswith(
+    assert one_error_line(capsys, "train").endswith(
         f"{a_file} is a file; give a folder for the outputs"
     )
     assert a_file.read_text() == "x"

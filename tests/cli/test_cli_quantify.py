@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from _fids import fid_on_grid
 
-from _shared import ISMRM2016_BASIS
+from _shared import ISMRM2016_BASIS, one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -51,13 +51,6 @@ def _rows(out):
 
 def _column(rows, name):
     return np.array([float(r[name]) for r in rows])
-
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("scaloquant quantify: error: ")
-    return err[0]
 
 
 def test_nifti_single_voxel_writes_every_output(tiny_checkpoint, basis, signals, tmp_path):
@@ -153,7 +146,7 @@ def test_text_files_need_the_grid_flags(tiny_checkpoint, basis, signals, tmp_pat
     np.savetxt(path, table)
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, path) == 2
-    assert "--dwell-time-s" in _one_error_line(capsys) and not out.exists()
+    assert "--dwell-time-s" in one_error_line(capsys, "quantify") and not out.exists()
     flags = ["--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.261703"]
     assert _quantify(tiny_checkpoint, out, path, extra=[*flags, "--max-figures", "0"]) == 0
     rows = _rows(out)
@@ -185,9 +178,9 @@ def test_7t_file_is_refused(tiny_checkpoint, basis, signals, tmp_path, capsys):
     )
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, path) == 2
-    assert "297.2" in _one_error_line(capsys)
+    assert "297.2" in one_error_line(capsys, "quantify")
     assert _quantify(tiny_checkpoint, out, path, extra=["--force"]) == 2
-    _one_error_line(capsys)
+    one_error_line(capsys, "quantify")
     assert not out.exists()
 
 
@@ -199,7 +192,7 @@ def test_other_dwell_time_refused_then_converted_with_force(
     path = write_nifti_mrs(tmp_path / "half.nii.gz", _fid(basis, samples, dwell_time_s=5e-4))
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, path) == 2
-    assert "--force" in _one_error_line(capsys) and not out.exists()
+    assert "--force" in one_error_line(capsys, "quantify") and not out.exists()
     assert _quantify(tiny_checkpoint, out, path, extra=["--force", "--max-figures", "0"]) == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["inputs"][0]["conversions"]  # what was done is reported
@@ -217,7 +210,7 @@ def test_corrupt_or_nan_input_leaves_no_output(tiny_checkpoint, basis, signals, 
     out = tmp_path / "out"
     for bad in (corrupt, nan_raw):
         assert _quantify(tiny_checkpoint, out, good, bad) == 2
-        assert bad.name in _one_error_line(capsys)
+        assert bad.name in one_error_line(capsys, "quantify")
         assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
@@ -228,7 +221,7 @@ def test_existing_output_is_not_touched(tiny_checkpoint, basis, signals, tmp_pat
     out.mkdir()
     (out / "mine.txt").write_text("keep")
     assert _quantify(tiny_checkpoint, out, path) == 2
-    assert "--overwrite" in _one_error_line(capsys)
+    assert "--overwrite" in one_error_line(capsys, "quantify")
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     assert _quantify(tiny_checkpoint, out, path, extra=["--overwrite", "--max-figures", "0"]) == 0
     assert (out / "mine.txt").read_text() == "keep" and (out / "results.csv").is_file()
@@ -241,7 +234,7 @@ def test_basis_that_is_not_the_models_is_refused(tiny_checkpoint, basis, signals
     path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, path, extra=["--basis", str(other)]) == 2
-    assert "not the basis the model was trained on" in _one_error_line(capsys)
+    assert "not the basis the model was trained on" in one_error_line(capsys, "quantify")
 
 
 def test_refine_adds_the_fit_columns(tiny_checkpoint, basis, signals, tmp_path):
@@ -335,7 +328,7 @@ def test_water_files_must_be_one_or_one_per_input(
     out = tmp_path / "out"
     extra = ["--water", str(water), "--water", str(water)]
     assert _quantify(tiny_checkpoint, out, *paths, extra=extra) == 2
-    assert "one per input" in _one_error_line(capsys) and not out.exists()
+    assert "one per input" in one_error_line(capsys, "quantify") and not out.exists()
     extra = ["--water", str(water), "--max-figures", "0"]
     assert _quantify(tiny_checkpoint, out, *paths, extra=extra) == 0
     assert all(np.isfinite(_column(_rows(out), "NAA_mM")))
@@ -349,7 +342,7 @@ def test_mrsi_water_of_another_grid_is_refused(tiny_checkpoint, basis, signals, 
     )
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, path, extra=["--water", str(water_path)]) == 2
-    assert "voxel grid" in _one_error_line(capsys) and not out.exists()
+    assert "voxel grid" in one_error_line(capsys, "quantify") and not out.exists()
 
 
 def test_cuda_device_without_a_gpu_is_a_clear_error(
@@ -361,7 +354,7 @@ def test_cuda_device_without_a_gpu_is_a_clear_error(
         pytest.skip("a GPU is present")
     path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
     assert _quantify(tiny_checkpoint, tmp_path / "out", path, extra=["--device", "cuda"]) == 2
-    assert "--device cpu" in _one_error_line(capsys)
+    assert "--device cpu" in one_error_line(capsys, "quantify")
 
 
 def test_file_echo_time_is_checked_and_used_for_mM(
@@ -373,7 +366,7 @@ def test_file_echo_time_is_checked_and_used_for_mM(
     water = write_nifti_mrs(tmp_path / "w.nii.gz", _water(basis, 1e4))
     out = tmp_path / "out"
     assert _quantify(tiny_checkpoint, out, path, extra=["--water", str(water)]) == 2
-    assert "--force" in _one_error_line(capsys) and not out.exists()
+    assert "--force" in one_error_line(capsys, "quantify") and not out.exists()
     extra = ["--water", str(water), "--force", "--max-figures", "0"]
     assert _quantify(tiny_checkpoint, out, path, extra=extra) == 0
     row = _rows(out)[0]

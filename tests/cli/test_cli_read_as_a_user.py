@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from _shared import CHALLENGE, INVIVO
+from _shared import CHALLENGE, INVIVO, one_error_line
 from scaloquant.cli import build_parser, main
 from scaloquant.io import read_fid
 
@@ -117,9 +117,9 @@ def test_a_window_without_the_basis_lines_is_one_line(window, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["fit", str(SPANT / "metab.nii.gz"), "--ppm-range", *window, "--out", str(out)]
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "holds none of the basis' lines" in err[0], err
-    assert f"--ppm-range {float(window[0]):g} {float(window[1]):g} holds" in err[0], err
+    line = one_error_line(capsys, "fit")
+    assert "holds none of the basis' lines" in line
+    assert f"--ppm-range {float(window[0]):g} {float(window[1]):g} holds" in line
     assert not out.exists()
 
 
@@ -136,6 +136,34 @@ def test_fit_inputs_names_the_window_by_its_config_key():
     options = Options(fit_config=replace(FIT_PRESETS["invivo"], ppm_range=(10.0, 12.0)))
     with pytest.raises(ConfigError, match=r"^ppm_range 10 12 holds none of the basis' lines"):
         fit_inputs([], default_basis(), basis_name="default", options=options)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--ppm-range", "10", "12"], "--ppm-range 10 12 holds"),
+        (["--config", "fit.yaml"], "ppm_range 10 12 holds"),  # the key the user typed there
+    ],
+)
+def test_the_window_is_refused_before_any_input_is_read(given, said, tmp_path, monkeypatch, capsys):
+    """``fit`` checks the window against the basis' lines before it reads the inputs (then
+    ``fit_inputs`` checks it again for the library's callers): a refusal that needs only the
+    basis does not wait for the files, whether ``--ppm-range`` or ``--config`` set the window.
+    The input is no spectrum at all: read, it would be refused for that instead."""
+    import scaloquant.quantify
+
+    def read_inputs(*args, **kwargs):
+        raise AssertionError("an input was read before the window was checked")
+
+    monkeypatch.setattr(scaloquant.quantify, "read_inputs", read_inputs)
+    (tmp_path / "fit.yaml").write_text("ppm_range: [10, 12]\n")
+    monkeypatch.chdir(tmp_path)
+    spectrum = tmp_path / "not-a-spectrum.txt"
+    spectrum.write_text("no numbers here\n")
+    out = tmp_path / "out"
+    assert main(["fit", str(spectrum), *given, "--out", str(out), "--threads", "1"]) == 2
+    one_error_line(capsys, "fit", said)
+    assert not out.exists()
 
 
 @needs_spant
@@ -243,6 +271,5 @@ def test_a_basis_for_another_field_is_refused_naming_the_file(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["fit", str(CHALLENGE_RAW), "--dwell-time-s", "0.00025", "--out", str(out)]
     assert main([*argv, "--spectrometer-freq-mhz", "297.2"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "dataset1.RAW: acquired at 297.2 MHz" in err[0], err
+    assert "dataset1.RAW: acquired at 297.2 MHz" in one_error_line(capsys, "fit")
     assert not out.exists()

@@ -2,16 +2,10 @@
 
 import pytest
 
+from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.errors import ConfigError
 from scaloquant.reproduce import reproduce
-
-
-def _one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("scaloquant reproduce: error: ")
-    return err[0]
 
 
 def test_unknown_preset_is_refused(capsys):
@@ -32,7 +26,7 @@ def test_non_empty_folder_without_overwrite(tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 2
-    assert "--overwrite" in _one_error_line(capsys)
+    assert "--overwrite" in one_error_line(capsys, "reproduce")
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left
 
@@ -41,7 +35,7 @@ def test_output_that_is_a_file(tmp_path, capsys):
     out = tmp_path / "run"
     out.write_text("mine")
     assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--overwrite"]) == 2
-    assert "is a file" in _one_error_line(capsys)
+    assert "is a file" in one_error_line(capsys, "reproduce")
     assert out.read_text() == "mine"
 
 
@@ -49,7 +43,7 @@ def test_too_small_test_set(tmp_path, capsys):
     assert (
         main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), "--n-test", "1"]) == 2
     )
-    assert "--n-test must be at least 2" in _one_error_line(capsys)
+    assert "--n-test must be at least 2" in one_error_line(capsys, "reproduce")
     assert not (tmp_path / "r").exists()
 
 
@@ -57,7 +51,7 @@ def test_bad_bootstrap_count_is_refused_before_training(tmp_path, capsys):
     assert (
         main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), "--n-boot", "0"]) == 2
     )
-    assert "bootstrap" in _one_error_line(capsys)
+    assert "bootstrap" in one_error_line(capsys, "reproduce")
     assert not (tmp_path / "r").exists()
 
 
@@ -72,14 +66,14 @@ def test_bad_bootstrap_count_is_refused_before_training(tmp_path, capsys):
 def test_bad_snr_list_is_refused_before_training(tmp_path, capsys, snr, message):
     out = tmp_path / "r"
     assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--snr", snr]) == 2
-    assert message in _one_error_line(capsys)
+    assert message in one_error_line(capsys, "reproduce")
     assert not out.exists()
 
 
 def test_fit_count_must_be_positive(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--fit-n", "0"]) == 2
-    assert "--no-fit" in _one_error_line(capsys)
+    assert "--no-fit" in one_error_line(capsys, "reproduce")
     assert not out.exists()
 
 

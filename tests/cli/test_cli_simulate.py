@@ -6,6 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, read_nifti_mrs, write_basis_npz
 from scaloquant.io.hdf5 import read_simulation
@@ -16,13 +17,6 @@ from scaloquant.types import BasisSet
 
 def simulate(*args):
     return main(["simulate", *map(str, args)])
-
-
-def one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("scaloquant simulate: error: ")
-    return err[0]
 
 
 def test_default_run_writes_the_paper_dataset(tmp_path, capsys):
@@ -162,7 +156,7 @@ def test_bad_input_gives_one_line_and_no_file(tmp_path, capsys, bad_configs, ext
     base = ["--n", "4", "--seed", "0", "--out", str(tmp_path / "sim.h5")]
     argv = base + [token.format(**paths) for token in extra]
     assert main(["simulate", *argv]) == 2
-    assert message in one_error_line(capsys)
+    assert message in one_error_line(capsys, "simulate")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         p.name for p in bad_configs.values()
     )
@@ -172,7 +166,7 @@ def test_existing_output_is_untouched(tmp_path, capsys):
     out = tmp_path / "sim.h5"
     out.write_bytes(b"precious")
     assert simulate("--n", 3, "--seed", 0, "--out", out) == 2
-    assert "pass --overwrite" in one_error_line(capsys)
+    assert "pass --overwrite" in one_error_line(capsys, "simulate")
     assert out.read_bytes() == b"precious"
     assert simulate("--n", 3, "--seed", 0, "--out", out, "--overwrite") == 0
     assert read_simulation(out).n_total == 3
@@ -182,7 +176,7 @@ def test_existing_truth_csv_blocks_a_nifti_run(tmp_path, capsys):
     truth = tmp_path / "sim_truth.csv"
     truth.write_text("mine")
     assert simulate("--n", 3, "--seed", 0, "--out", tmp_path / "sim.nii.gz") == 2
-    assert "sim_truth.csv already exists" in one_error_line(capsys)
+    assert "sim_truth.csv already exists" in one_error_line(capsys, "simulate")
     assert truth.read_text() == "mine" and sorted(tmp_path.iterdir()) == [truth]
 
 
@@ -190,7 +184,7 @@ def test_existing_truth_csv_blocks_a_nifti_run(tmp_path, capsys):
 def test_unwritable_output(tmp_path, capsys, where):
     out = tmp_path / "nope" / "sim.h5" if where == "missing_folder" else tmp_path
     assert simulate("--n", 3, "--seed", 0, "--out", out) == 2
-    one_error_line(capsys)
+    one_error_line(capsys, "simulate")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -217,7 +211,7 @@ def test_invivo_preset_writes_concentrations_and_its_prior(tmp_path, capsys):
 def test_invivo_preset_refuses_range_flags(tmp_path, capsys):
     out = tmp_path / "invivo.h5"
     assert simulate("--preset", "invivo", "--n", 2, "--seed", 2, "--out", out, "--snr", 10) != 0
-    assert "--snr" in one_error_line(capsys) and not out.exists()
+    assert "--snr" in one_error_line(capsys, "simulate") and not out.exists()
 
 
 def test_invivo_preset_to_nifti_names_its_truth_columns(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis
 from scaloquant.io.hdf5 import write_simulation
@@ -27,13 +28,6 @@ def _write_sim(path, basis, n, seed):
         seed=seed,
     )
     return path
-
-
-def _error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("scaloquant train: error: ")
-    return err[0]
 
 
 def test_train_writes_the_reproduce_layout_from_a_data_file(tmp_path, capsys):
@@ -77,7 +71,7 @@ def test_train_writes_the_reproduce_layout_from_a_data_file(tmp_path, capsys):
     # a second run refuses to touch the outputs
     before = ckpt.read_bytes()
     assert main(args) == 2
-    assert "--overwrite" in _error_line(capsys)
+    assert "--overwrite" in one_error_line(capsys, "train")
     assert ckpt.read_bytes() == before
 
 
@@ -98,7 +92,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, extra, 
     _write_sim(tmp_path / "sim.h5", default_basis(), 10, seed=1)
     code = main(["train", "--preset", "tiny", "--out", str(tmp_path / "out"), *extra])
     assert code == 2
-    assert message in _error_line(capsys)
+    assert message in one_error_line(capsys, "train")
     assert not (tmp_path / "out" / "models" / "scalogram_cnn.ckpt").exists()
 
 
@@ -109,18 +103,18 @@ def test_wrong_metabolite_columns_and_bad_config_file(tmp_path, capsys):
     assert (
         main(["train", "--preset", "tiny", "--out", str(tmp_path / "o"), "--data", str(data)]) == 2
     )
-    assert "amplitude columns" in _error_line(capsys)
+    assert "amplitude columns" in one_error_line(capsys, "train")
     bad = tmp_path / "bad.yaml"
     bad.write_text("learning_rate: [1, 2\n")
     assert (
         main(["train", "--preset", "tiny", "--out", str(tmp_path / "o"), "--config", str(bad)]) == 2
     )
-    assert "as YAML" in _error_line(capsys)
+    assert "as YAML" in one_error_line(capsys, "train")
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("learning_rte: 0.1\n")
     assert (
         main(["train", "--preset", "tiny", "--out", str(tmp_path / "o"), "--config", str(unknown)])
         == 2
     )
-    assert "unknown training setting(s) learning_rte" in _error_line(capsys)
+    assert "unknown training setting(s) learning_rte" in one_error_line(capsys, "train")
     assert np.all([not p.name.endswith(".ckpt") for p in tmp_path.rglob("*")])

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from _shared import one_error_line
 from scaloquant.cli import build_parser, main
 from scaloquant.cli.train import build_config
 from scaloquant.evaluate.calibration import coverage
@@ -168,8 +169,7 @@ def test_bad_flags_are_one_line(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
     code = main(["train", "--preset", "tiny", "--out", str(tmp_path / "out"), *extra])
     assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0], err
+    assert message in one_error_line(capsys, "train")
 
 
 def test_evaluate_writes_the_calibration_of_models_with_uncertainty(

@@ -55,7 +55,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import median_filter
 
-from _shared import INVIVO, SHARED
+from _shared import INVIVO, SHARED, one_error_line
 from scaloquant.cli import main
 from scaloquant.errors import InputFileError
 from scaloquant.fit.config import FIT_PRESETS
@@ -326,7 +326,7 @@ def test_scanner_file_is_refused_with_the_spec2nii_command_that_converts_it(
     path = shared(relative)
     out = tmp_path / "out"
     assert main(["fit", str(path), "--out", str(out), "--max-figures", "0"]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    line = one_error_line(capsys, "fit")
     assert f"is a {what} " in line and "scaloquant does not read" in line
     command = line.split("(pip install spec2nii): ", 1)[1]
     command, given = command.split("; then give ")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from _quantifiers import small_config
 
+from _shared import one_error_line
 from scaloquant.errors import ConfigError
 from scaloquant.io import default_basis
 from scaloquant.models import Quantifier
@@ -103,8 +104,7 @@ def test_export_cli_refuses_to_overwrite(tmp_path, capsys, tiny_checkpoint):
     assert out.is_file() and out.with_suffix(".json").is_file()
     before = out.read_bytes()
     assert main(["export", "--model", str(tiny_checkpoint), "--onnx", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "--overwrite" in err and len(err.splitlines()) == 1
+    assert "--overwrite" in one_error_line(capsys, "export")
     assert out.read_bytes() == before
 
 

@@ -113,6 +113,14 @@ def flag_worded(message: str, args: argparse.Namespace) -> str:
     return message
 
 
+def embedded_basis() -> tuple[BasisSet, str]:
+    """The embedded default basis and the name a run records for it: what every subcommand
+    takes when no basis file is given."""
+    from ..io.default import DEFAULT_BASIS_NAME, default_basis
+
+    return default_basis(), DEFAULT_BASIS_NAME
+
+
 def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tuple[BasisSet, str]:
     """The basis at ``path`` (or the embedded default when None) and the name to record for it.
 
@@ -124,9 +132,7 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
             f"describe a basis file; give {flag} or drop them",
             f"describes a basis file; give {flag} or drop it",
         )
-        from ..io.default import DEFAULT_BASIS_NAME, default_basis
-
-        return default_basis(), DEFAULT_BASIS_NAME
+        return embedded_basis()
     from ..io import read_basis
 
     refuse_simulation_basis(path, flag)

@@ -214,6 +214,17 @@ def run_provenance(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
     return {**line, "options": options, **more}
 
 
+def user_basis_or_default(path: Path | None):
+    """The ``--basis`` file as :func:`read_user_basis` reads it, or the embedded default and its
+    name (:func:`~scaloquant.cli._common.embedded_basis`) when the flag is absent (fit, simulate
+    --grid-from, train; quantify takes the model's basis instead)."""
+    if path is None:
+        from ._common import embedded_basis
+
+        return embedded_basis()
+    return read_user_basis(path)
+
+
 def read_user_basis(path: Path | None):
     """The ``--basis`` file (it must record its own grid) and its name, or (None, None).
 

@@ -236,20 +236,17 @@ def handle(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
-    from ..io.default import DEFAULT_BASIS_NAME, default_basis
     from ..quantify import fit_inputs
+    from ..quantify.checks import window_holds_lines
     from ..report import write_run
-    from ._spectra import inputs_from_args, print_run, read_user_basis
+    from ._spectra import inputs_from_args, print_run, user_basis_or_default
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
-    basis, basis_name = read_user_basis(args.basis)
-    if basis is None:
-        basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
+    basis, basis_name = user_basis_or_default(args.basis)
     fit_config = fit_config_from_args(args)
-    if args.ppm_range:  # before the inputs are read (fit_inputs checks it again)
-        from ..quantify.checks import window_holds_lines
-
-        window_holds_lines(basis, fit_config.ppm_range, "ppm_range")
+    # before any input is read, whether --ppm-range or --config set the window (fit_inputs
+    # checks it again for the library's callers: 0.5 ms)
+    window_holds_lines(basis, fit_config.ppm_range)
     inputs = inputs_from_args(args)
     options = options_from_args(
         args,

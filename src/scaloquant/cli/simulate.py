@@ -377,9 +377,8 @@ def _basis_and_grid(args: argparse.Namespace) -> _Basis:
     if args.grid_from is None:
         return _Basis(*load_basis(args.basis, args, flag="--basis"))
     from ..fit.basis_grid import basis_for_data
-    from ..io.default import DEFAULT_BASIS_NAME, default_basis
     from ._grid import check_grid_file, read_grid_file
-    from ._spectra import read_user_basis
+    from ._spectra import user_basis_or_default
 
     fid = read_grid_file(
         args.grid_from,
@@ -387,9 +386,7 @@ def _basis_and_grid(args: argparse.Namespace) -> _Basis:
         overrides=acquisition_overrides(args),
         override_header=args.override_header,
     )
-    basis, basis_name = read_user_basis(args.basis)
-    if basis is None:
-        basis, basis_name = default_basis(), DEFAULT_BASIS_NAME
+    basis, basis_name = user_basis_or_default(args.basis)
     check_grid_file(
         fid,
         basis,

@@ -22,7 +22,6 @@ import yaml
 
 from .. import __version__
 from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_message
-from ..io import default_basis
 from ..io.atomic import check_output_dir, check_writable, write_text_atomic
 from ..io.config import read_mapping
 from ..models.physics_config import PHYSICS_KINDS
@@ -39,7 +38,7 @@ from ..train import (
     split_signals,
     train_model,
 )
-from ._common import declare_flag_keys
+from ._common import declare_flag_keys, embedded_basis
 
 #: The ``[MIN, MAX]`` realism flags: (flag, SimulationConfig key, help).
 _RANGE_FLAGS = (
@@ -330,7 +329,7 @@ def _train(args: argparse.Namespace) -> int:
     if is_launching_process():
         out.mkdir(parents=True, exist_ok=True)
         check_writable(config_path, overwrite=args.overwrite)
-    basis = default_basis()
+    basis, _ = embedded_basis()  # the regression CNNs train on the paper's basis only
     train_set = val_set = None
     source: dict[str, Any] = {"train": "simulated"}
     if args.data is not None:
@@ -436,13 +435,13 @@ def physics_config(args: argparse.Namespace):
 def _train_physics(args: argparse.Namespace) -> int:
     from ..train.physics import train_physics
     from ._grid import check_grid_file, read_grid_file
-    from ._spectra import read_user_basis
+    from ._spectra import user_basis_or_default
 
     config = physics_config(args)
     out: Path = args.out
     checkpoint = out / "models" / f"{args.model}.ckpt"
     config_path = out / "train_config.yaml"
-    basis = default_basis() if args.basis is None else read_user_basis(args.basis)[0]
+    basis, _ = user_basis_or_default(args.basis)
     grid_fid = None
     if args.grid_from is not None:
         grid_fid = read_grid_file(args.grid_from, command="train")

@@ -139,7 +139,7 @@ def no_creatine(amplitudes: np.ndarray, names: Sequence[str]) -> np.ndarray | No
     return None if total is None else total <= 0
 
 
-def window_holds_lines(basis: BasisSet, ppm_range: tuple[float, float], flag: str) -> None:
+def window_holds_lines(basis: BasisSet, ppm_range: tuple[float, float]) -> None:
     """Refuse a fit window ``ppm_range`` (ppm) that holds none of ``basis``' main peaks (each
     spectrum's tallest point, :func:`scaloquant.signal.peaks.main_peak_ppm` over its whole
     axis): such a fit has nothing to fit (``--ppm-range 10 12`` ended in a traceback drawing
@@ -148,7 +148,9 @@ def window_holds_lines(basis: BasisSet, ppm_range: tuple[float, float], flag: st
     Raises
     ------
     ConfigError
-        No main peak of the basis lies in ``ppm_range``; the message names ``flag``.
+        No main peak of the basis lies in ``ppm_range``; the message names the config key
+        ``ppm_range``, as the config's own checks do (the CLI words it as ``--ppm-range`` where
+        that flag gave the window: :func:`scaloquant.cli._common.flag_worded`).
     """
     ppm = basis.ppm_axis()
     peaks = main_peak_ppm(
@@ -162,7 +164,7 @@ def window_holds_lines(basis: BasisSet, ppm_range: tuple[float, float], flag: st
     lo, hi = ppm_range
     if not np.any((peaks >= lo) & (peaks <= hi)):
         raise ConfigError(
-            f"{flag} {lo:g} {hi:g} holds none of the basis' lines (their main peaks lie at "
+            f"ppm_range {lo:g} {hi:g} holds none of the basis' lines (their main peaks lie at "
             f"{peaks.min():.2f}-{peaks.max():.2f} ppm): nothing to fit there; give a window "
             "over them (the default is 0.2 4.2)"
         )

@@ -783,8 +783,8 @@ def fit_inputs(
     is fitted on its corrected ppm axis (:meth:`Prepared.groups`: one fit per correction of
     an input, the uncorrected spectra together as before)."""
     options = options or Options()
-    # named as the config's own checks name it; the CLI checks its flag's value first
-    window_holds_lines(basis, options.fit_config.ppm_range, "ppm_range")
+    # the CLI makes the same check before it reads the inputs
+    window_holds_lines(basis, options.fit_config.ppm_range)
     for i in inputs:  # named by file, before any work (the fit's own check says 'the data')
         require_same_field(
             i.fid.acquisition, basis.acquisition, source=i.label, target_what="the basis set"
