@@ -69,7 +69,7 @@ CASES = [
     (REPRODUCE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be at least 1"),
     (REPRODUCE, ["--seed", "-1"], "--seed must be an integer >= 0"),
     (REPRODUCE, ["--snr", "-1"], "--snr must be > 0"),
-    (["scalogram", "--in", "SIM"], ["--n-points", "0"], "--n-points must be a whole number >= 2"),
+    (["scalogram", "SIM"], ["--n-points", "0"], "--n-points must be a whole number >= 2"),
 ]
 
 
