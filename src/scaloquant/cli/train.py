@@ -308,7 +308,21 @@ _REGRESSION_ONLY = (
 )
 
 
+def _refuse_unknown_names(args: argparse.Namespace) -> None:
+    """``--model``, ``--preset`` and ``--uncertainty`` that name nothing, in the flags' words
+    (the library's 'unknown model ...' named its key, and its models lacked the physics
+    kinds); argparse's choices would print the usage before the line."""
+    for flag, value, names in (
+        ("--model", args.model, (*MODEL_KINDS, *PHYSICS_KINDS)),
+        ("--preset", args.preset, PRESETS),
+        ("--uncertainty", args.uncertainty, UNCERTAINTY_KINDS),
+    ):
+        if value is not None and value not in names:
+            raise ConfigError(f"unknown {flag} {value!r}; choose one of {', '.join(names)}")
+
+
 def _train(args: argparse.Namespace) -> int:
+    _refuse_unknown_names(args)
     if args.model in PHYSICS_KINDS:
         return _train_physics(args)
     for given, flag in (
