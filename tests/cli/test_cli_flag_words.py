@@ -7,6 +7,7 @@ resamples'); docs/history/fit-log.md, "Flag values refused in the flag's words".
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -216,9 +217,9 @@ def _sweep_values(action) -> list[str]:
     kind = getattr(action.type, "__name__", None)
     if action.choices is not None:
         return ["bogus"]
-    if kind == "int":
+    if kind in ("int", "whole_number"):
         return ["-1", "0", "x", ""]
-    if kind in ("float", "finite_number", "positive_number"):
+    if kind in ("float", "number", "finite_number", "positive_number"):
         return ["-1", "0", "x", "", "nan"]
     if kind == "Path":
         return ["MISSING"]
@@ -293,4 +294,7 @@ def test_every_flags_bad_value_is_refused_in_the_users_words(
     named = missing if value == "MISSING" else flag
     assert named in line, line
     assert not [w for w in PYTHON_WORDS if w in line], line
+    # argparse's refusal of a value its type function refuses names the function or its type
+    # ('invalid int value', 'invalid finite_number value'); the package's types say what to give
+    assert not re.search(r"invalid \w+ value", line), line
     assert not list(tmp_path.iterdir()), argv  # nothing written

@@ -27,6 +27,24 @@ ACQUISITION_FLAGS = (
 _POSITIVE_ACQUISITION = {"dwell_time_s", "spectrometer_freq_mhz"}
 
 
+def number(text: str) -> float:
+    """An argparse ``type``: a number, refused in words ('x' was argparse's 'invalid float
+    value', Python's type)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def whole_number(text: str) -> int:
+    """An argparse ``type``: a whole number, refused in words ('x' or '1.5' was argparse's
+    'invalid int value', Python's type)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
 def finite_number(text: str) -> float:
     """An argparse ``type``: a finite number (``--ppm-reference nan`` ended in a traceback of the
     quality figures; argparse words the refusal with the flag; 'x' was argparse's 'invalid
@@ -175,7 +193,7 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--n-boot",
-        type=int,
+        type=whole_number,
         default=DEFAULT_N_BOOT,
         help=f"bootstrap resamples (default: {DEFAULT_N_BOOT})",
     )
@@ -204,7 +222,7 @@ def add_threads_flag(p: argparse.ArgumentParser, *, what: str) -> None:
     """``--threads N``: the torch CPU threads of ``what`` (quantify's network, fit's solver)."""
     p.add_argument(
         "--threads",
-        type=int,
+        type=whole_number,
         metavar="N",
         help=f"CPU threads of {what} (default: the idle CPUs this process may use, from its CPU "
         "affinity and the load average; see scaloquant.threads)",

@@ -30,6 +30,7 @@ from ._common import (
     add_acquisition_flags,
     declare_flag_keys,
     refuse_acquisition_flags,
+    whole_number,
 )
 
 _OUTPUT_SUFFIXES = (".npy", ".png")
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--index",
-        type=int,
+        type=whole_number,
         default=0,
         help="which signal of the file (default 0; negative counts from the end)",
     )
@@ -80,7 +81,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--log", action="store_true", help="store ln(magnitude + 1e-6)")
     p.add_argument(
         "--n-points",
-        type=int,
+        type=whole_number,
         metavar="N",
         help="use the first N points instead of the preset's 1536",
     )
