@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,7 +191,10 @@ SWEEP_VALID = {
     ("fit", "--device"): {""},
 }
 #: Words of Python or YAML, not the user's (case matters: 'holds none of' is English).
-PYTHON_WORDS = ("None", "null", "True", "False", "Traceback", "dict", "NoneType", "float(", "int(")
+PYTHON_WORDS = (
+    *("None", "null", "True", "False", "Traceback", "dict", "NoneType", "float(", "int("),
+    "[Errno",  # an OSError as Python prints it
+)
 
 
 @functools.cache
@@ -213,7 +217,8 @@ def _sweep_parsers() -> dict[str, object]:
 
 def _sweep_values(action) -> list[str]:
     """Bad values for a flag by its type: a negative, zero, not a number, empty; 'nan' for a
-    number; a missing file for a file to read; an unknown word for a choice or a text."""
+    number; a missing file and an empty folder for a file to read; an unknown word for a choice
+    or a text."""
     kind = getattr(action.type, "__name__", None)
     if action.choices is not None:
         return ["bogus"]
@@ -222,7 +227,7 @@ def _sweep_values(action) -> list[str]:
     if kind in ("float", "number", "finite_number", "positive_number"):
         return ["-1", "0", "x", "", "nan"]
     if kind == "Path":
-        return ["MISSING"]
+        return ["MISSING", "FOLDER"]
     return ["", "bogus"]
 
 
@@ -252,20 +257,24 @@ def sweep_files(files, tmp_path_factory):
     return {**files, "BASIS": str(basis)}
 
 
-def _sweep_argv(command, flag, value, files, tmp_path) -> tuple[list[str], str]:
-    """The command line and the path a missing-file value stands for."""
-    missing = str(tmp_path / "missing" / "file.nii.gz")
+def _sweep_argv(command, flag, value, files, tmp_path) -> tuple[list[str], Path | None]:
+    """The command line, and the path that a file value (MISSING, FOLDER) stands for."""
+    path = {"MISSING": tmp_path / "missing" / "file.nii.gz", "FOLDER": tmp_path / "folder"}.get(
+        value
+    )
+    if value == "FOLDER":
+        path.mkdir()  # an empty folder where a file is wanted
+    value = value if path is None else str(path)
     base = SWEEP_BASES[command] + SWEEP_CONTEXT.get((command, flag), [])
     base = [str(tmp_path / w.replace("OUT", "out")) if w.startswith("OUT") else w for w in base]
     base = [files.get(w, w) for w in base]
-    value = missing if value == "MISSING" else value
     parser = _sweep_parsers()[command]
     action = next(a for a in parser._actions if flag in (*a.option_strings, a.metavar))
     if not action.option_strings:  # a positional path: the base's first file, or added
         first = next((i for i, w in enumerate(base) if w in files.values()), len(base))
-        return [*base[:first], value, *base[first + 1 :]], missing
+        return [*base[:first], value, *base[first + 1 :]], path
     n = action.nargs if isinstance(action.nargs, int) else 1
-    return [*base, flag, *[value] * n], missing
+    return [*base, flag, *[value] * n], path
 
 
 @pytest.mark.parametrize(
@@ -277,7 +286,7 @@ def test_every_flags_bad_value_is_refused_in_the_users_words(
     """Exit 2; one line, argparse's usage aside (its refusals of a value that is not of the
     flag's type come after the usage); the flag named, or the file given where the value is a
     file to read; none of Python's or YAML's words."""
-    argv, missing = _sweep_argv(command, flag, value, sweep_files, tmp_path)
+    argv, path = _sweep_argv(command, flag, value, sweep_files, tmp_path)
     try:
         code = main(argv)
     except SystemExit as exit_:
@@ -291,10 +300,11 @@ def test_every_flags_bad_value_is_refused_in_the_users_words(
     assert line.startswith(
         (f"scaloquant {command}: error: ", f"scaloquant {command.split()[0]}: error: ")
     ), line
-    named = missing if value == "MISSING" else flag
+    named = flag if path is None else str(path)
     assert named in line, line
     assert not [w for w in PYTHON_WORDS if w in line], line
     # argparse's refusal of a value its type function refuses names the function or its type
     # ('invalid int value', 'invalid finite_number value'); the package's types say what to give
     assert not re.search(r"invalid \w+ value", line), line
-    assert not list(tmp_path.iterdir()), argv  # nothing written
+    folder = [path] if path is not None and path.is_dir() else []
+    assert sorted(tmp_path.iterdir()) == folder, argv  # nothing written
