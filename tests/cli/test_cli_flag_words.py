@@ -308,3 +308,24 @@ def test_every_flags_bad_value_is_refused_in_the_users_words(
     assert not re.search(r"invalid \w+ value", line), line
     folder = [path] if path is not None and path.is_dir() else []
     assert sorted(tmp_path.iterdir()) == folder, argv  # nothing written
+
+
+def test_a_file_without_its_grid_asks_for_the_flag_alone(tmp_path, capsys):
+    """An LCModel .RAW records no dwell time: the reader's line for a Python caller ends '(or
+    dwell_time_s=... in Python)', which the command's user read too (session 31, `words31`)."""
+    from scaloquant.errors import MissingMetadataError
+    from scaloquant.io import read_fid
+
+    raw = tmp_path / "bare.RAW"
+    raw.write_text(" $NMID ID='x', FMTDAT='(2E16.8)' $END\n" + " 1.0 0.0\n" * 8)
+    out = tmp_path / "out.nii.gz"
+    assert main(["convert", str(raw), str(out), "--spectrometer-freq-mhz", "123.2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"scaloquant convert: error: {raw} does not record the dwell time; pass --dwell-time-s"
+    ]
+    assert not out.exists()
+    with pytest.raises(
+        MissingMetadataError, match=r"pass --dwell-time-s \(or dwell_time_s=\.\.\. in"
+    ):
+        read_fid(raw, spectrometer_freq_mhz=123.2)
