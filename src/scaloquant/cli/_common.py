@@ -133,6 +133,12 @@ def declare_flag_keys(p: argparse.ArgumentParser, keys: Mapping[str, str]) -> No
     p.set_defaults(flag_keys=declared)
 
 
+#: How a config's message says a key may be left unset ('must be None or an integer >= 0',
+#: 'positive or null'): a file's or a Python caller's words; a flag is unset by leaving it
+#: out, so the words go where the message names the flag (:func:`flag_worded`).
+_UNSET_WORDS = ("None or ", " or None", " or null")
+
+
 def flag_worded(message: str, args: argparse.Namespace) -> str:
     """``message`` with its leading config key replaced by the flag that gave its value
     (:func:`declare_flag_keys`): the flag's value is set (not None or False; a flag with a
@@ -148,12 +154,6 @@ def flag_worded(message: str, args: argparse.Namespace) -> str:
                 rest = rest.replace(unset, "")
             return flag + rest
     return message
-
-
-#: How a config's message says a key may be left unset ('must be None or an integer >= 0',
-#: 'positive or null'): a file's or a Python caller's words; a flag is unset by leaving it
-#: out, so the words go where the message names the flag (:func:`flag_worded`).
-_UNSET_WORDS = ("None or ", " or None", " or null")
 
 
 def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tuple[BasisSet, str]:
