@@ -6,6 +6,10 @@ resamples'); docs/history/fit-log.md, "Flag values refused in the flag's words".
 
 from __future__ import annotations
 
+import functools
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _fids import fid_on_grid
@@ -44,7 +48,7 @@ CASES = [
     (FIT, ["--max-figures", "-1"], "--max-figures must be >= 0"),
     (FIT, ["--ppm-range", "4", "0.5"], "--ppm-range must have low < high"),
     (FIT, ["--ppm-range", "10", "12"], "--ppm-range 10 12 holds none of the basis' lines"),
-    (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be None or an integer >= 0"),
+    (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be an integer >= 0, got -1"),
     (FIT, ["--baseline", "spline:0"], "--baseline spline:SPACING_PPM must be > 0"),
     (QUANTIFY, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
     (QUANTIFY, ["--batch-size", "0"], "--batch-size must be >= 1"),
@@ -59,18 +63,18 @@ CASES = [
     (TRAIN, ["--seed", "-1"], "--seed must be an integer >= 0"),
     (TRAIN, ["--lr", "-1"], "--lr must be positive"),
     (TRAIN, ["--batch-size", "0"], "--batch-size must be a positive integer"),
-    (TRAIN, ["--max-epochs", "0"], "--max-epochs must be positive"),
+    (TRAIN, ["--max-epochs", "0"], "--max-epochs must be positive, got 0"),
     (TRAIN, ["--num-nodes", "0"], "--num-nodes must be a positive integer"),
     (PHYSICS, ["--max-steps", "0"], "--max-steps must be an integer >= 1"),
     (PHYSICS, ["--lr", "0"], "--lr must be > 0"),
-    (PHYSICS, ["--polish-iterations", "-1"], "--polish-iterations must be None or an integer"),
+    (PHYSICS, ["--polish-iterations", "-1"], "--polish-iterations must be an integer >= 0, got -1"),
     (EVALUATE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be at least 1"),
     (EVALUATE, ["--seed", "-1"], "--seed must be an integer >= 0"),
     (REPRODUCE, ["--n-test", "1"], "--n-test must be at least 2"),
     (REPRODUCE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be at least 1"),
     (REPRODUCE, ["--seed", "-1"], "--seed must be an integer >= 0"),
     (REPRODUCE, ["--snr", "-1"], "--snr must be > 0"),
-    (["scalogram", "--in", "SIM"], ["--n-points", "0"], "--n-points must be a whole number >= 2"),
+    (["scalogram", "SIM"], ["--n-points", "0"], "--n-points must be a whole number >= 2"),
 ]
 
 
@@ -116,3 +120,210 @@ def test_an_acquisition_flag_takes_a_finite_number(files, tmp_path, capsys, flag
     assert exit_.value.code == 2
     assert f"argument {flag}: must be a finite number, got 'nan'" in capsys.readouterr().err
     assert not out.exists()
+
+
+# The sweep (session 31, `words31`): every flag of every command that takes a value, given bad
+# values by its type, is refused in the user's words. The values a flag takes (``--seed 0``,
+# ``--index -1``, ``--shift-range -1 -1``) are listed in SWEEP_VALID; those would run the command.
+
+#: Each command's argv with the files it needs (OUT: the output), the flag swept added after it.
+SWEEP_BASES = {
+    "basis info": ["basis", "info"],
+    "basis convert": ["basis", "convert", "BASIS", "OUT.npz"],
+    "simulate": [*SIMULATE, "--out", "OUT.h5"],
+    "scalogram": ["scalogram", "SIM", "--out", "OUT.npy"],
+    "train": [*TRAIN, "--out", "OUT"],
+    "evaluate": [*EVALUATE, "--out", "OUT"],
+    "reproduce": [*REPRODUCE, "--out", "OUT"],
+    "quantify": [*QUANTIFY, "--out", "OUT"],
+    "fit": [*FIT, "--out", "OUT"],
+    "convert": ["convert", "SPECTRUM", "OUT.nii.gz"],
+    "export": ["export", "--model", "CKPT", "--onnx", "OUT.onnx"],
+}
+#: Flags whose values matter only beside another option: swept with it.
+SWEEP_CONTEXT = {
+    **{("train", f): PHYSICS[1:] for f in ("--max-steps", "--polish-iterations", "--simulation")},
+    **{("train", f): PHYSICS[1:] for f in ("--basis", "--grid-from")},
+    ("quantify", "--adapt-steps"): ["--adapt"],
+    ("quantify", "--adapt-lr"): ["--adapt"],
+    ("quantify", "--adapt-seed"): ["--adapt"],
+}
+#: Output paths (a value that is not a file to read): their refusals are the writers', tested
+#: where each command is.
+SWEEP_OUTPUTS = {"--out", "--plot", "--onnx", "--save-adapted", "OUT.npz", "OUTPUT"}
+#: (command, flag) -> the swept values the flag takes.
+SWEEP_VALID = {
+    ("simulate", "--seed"): {"0"},
+    ("train", "--seed"): {"0"},
+    ("evaluate", "--seed"): {"0"},
+    ("reproduce", "--seed"): {"0"},
+    ("scalogram", "--index"): {"-1", "0"},
+    ("quantify", "--adapt-seed"): {"0"},
+    ("quantify", "--adapt-steps"): {"0"},
+    ("quantify", "--polish-iterations"): {"0"},
+    ("train", "--polish-iterations"): {"0"},
+    ("quantify", "--max-figures"): {"0"},
+    ("quantify", "--mrsi-figures"): {"0"},
+    ("fit", "--max-figures"): {"0"},
+    ("fit", "--mrsi-figures"): {"0"},
+    # TE 0: no T2 weighting of the water reference
+    ("quantify", "--te-ms"): {"0"},
+    ("fit", "--te-ms"): {"0"},
+    # ranges of signed quantities, or of zero width (a fixed value)
+    ("simulate", "--amplitude-range"): {"0"},
+    ("simulate", "--damping-range"): {"0"},
+    ("simulate", "--gaussian-damping-range"): {"0"},
+    ("simulate", "--shift-range"): {"-1", "0"},
+    ("simulate", "--phase0-range"): {"-1", "0"},
+    ("simulate", "--phase1-range"): {"-1", "0"},
+    ("simulate", "--phase1-pivot"): {"-1", "0"},
+    ("train", "--phase0-range"): {"-1", "0"},
+    ("train", "--phase1-range"): {"-1", "0"},
+    # an acquisition value of a file read: the ppm reference is a signed shift
+    **{(c, "--ppm-reference"): {"-1", "0"} for c in ("basis info", "basis convert", "simulate")},
+    **{(c, "--ppm-reference"): {"-1", "0"} for c in ("scalogram", "quantify", "fit", "convert")},
+    ("evaluate", "--ppm-reference"): {"-1", "0"},
+    # an empty text is the option's default
+    ("fit", "--groups"): {""},
+    ("fit", "--baseline"): {""},
+    ("fit", "--device"): {""},
+}
+#: Words of Python or YAML, not the user's (case matters: 'holds none of' is English).
+PYTHON_WORDS = (
+    *("None", "null", "True", "False", "Traceback", "dict", "NoneType", "float(", "int("),
+    "[Errno",  # an OSError as Python prints it
+)
+
+
+@functools.cache
+def _sweep_parsers() -> dict[str, object]:
+    """Each command's parser (``basis``'s two: ``basis info``, ``basis convert``)."""
+    import argparse
+
+    from scaloquant.cli import build_parser
+
+    def commands(parser):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    parsers = {}
+    for name, parser in commands(build_parser()).choices.items():
+        inner = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for sub, sub_parser in inner[0].choices.items() if inner else [(None, parser)]:
+            parsers[name if sub is None else f"{name} {sub}"] = sub_parser
+    return parsers
+
+
+def _sweep_values(action) -> list[str]:
+    """Bad values for a flag by its type: a negative, zero, not a number, empty; 'nan' for a
+    number; a missing file and an empty folder for a file to read; an unknown word for a choice
+    or a text."""
+    kind = getattr(action.type, "__name__", None)
+    if action.choices is not None:
+        return ["bogus"]
+    if kind in ("int", "whole_number"):
+        return ["-1", "0", "x", ""]
+    if kind in ("float", "number", "finite_number", "positive_number"):
+        return ["-1", "0", "x", "", "nan"]
+    if kind == "Path":
+        return ["MISSING", "FOLDER"]
+    return ["", "bogus"]
+
+
+def _sweep_cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for command, parser in _sweep_parsers().items():
+        for action in parser._actions:
+            if action.nargs == 0 or action.help == "==SUPPRESS==":
+                continue
+            flag = action.option_strings[0] if action.option_strings else action.metavar
+            if flag in SWEEP_OUTPUTS or flag is None:
+                continue
+            valid = SWEEP_VALID.get((command, flag), set())
+            cases += [(command, flag, v) for v in _sweep_values(action) if v not in valid]
+    return cases
+
+
+SWEEP_CASES = _sweep_cases()
+
+
+@pytest.fixture(scope="module")
+def sweep_files(files, tmp_path_factory):
+    """``files`` and a basis set that records its grid (.npz), for ``basis convert``."""
+    from scaloquant.io.npz import write_basis_npz
+
+    basis = write_basis_npz(tmp_path_factory.mktemp("sweep") / "basis.npz", default_basis())
+    return {**files, "BASIS": str(basis)}
+
+
+def _sweep_argv(command, flag, value, files, tmp_path) -> tuple[list[str], Path | None]:
+    """The command line, and the path that a file value (MISSING, FOLDER) stands for."""
+    path = {"MISSING": tmp_path / "missing" / "file.nii.gz", "FOLDER": tmp_path / "folder"}.get(
+        value
+    )
+    if value == "FOLDER":
+        path.mkdir()  # an empty folder where a file is wanted
+    value = value if path is None else str(path)
+    base = SWEEP_BASES[command] + SWEEP_CONTEXT.get((command, flag), [])
+    base = [str(tmp_path / w.replace("OUT", "out")) if w.startswith("OUT") else w for w in base]
+    base = [files.get(w, w) for w in base]
+    parser = _sweep_parsers()[command]
+    action = next(a for a in parser._actions if flag in (*a.option_strings, a.metavar))
+    if not action.option_strings:  # a positional path: the base's first file, or added
+        first = next((i for i, w in enumerate(base) if w in files.values()), len(base))
+        return [*base[:first], value, *base[first + 1 :]], path
+    n = action.nargs if isinstance(action.nargs, int) else 1
+    return [*base, flag, *[value] * n], path
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value"), SWEEP_CASES, ids=[f"{c} {f} {v!r}" for c, f, v in SWEEP_CASES]
+)
+def test_every_flags_bad_value_is_refused_in_the_users_words(
+    sweep_files, tmp_path, capsys, command, flag, value
+):
+    """Exit 2; one line, argparse's usage aside (its refusals of a value that is not of the
+    flag's type come after the usage); the flag named, or the file given where the value is a
+    file to read; none of Python's or YAML's words."""
+    argv, path = _sweep_argv(command, flag, value, sweep_files, tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2, argv
+    lines = capsys.readouterr().err.strip().splitlines()
+    usage = lines[:-1]
+    assert not usage or usage[0].startswith("usage: "), lines
+    line = lines[-1]
+    # argparse names 'basis info' where the handler's line names 'basis'
+    assert line.startswith(
+        (f"scaloquant {command}: error: ", f"scaloquant {command.split()[0]}: error: ")
+    ), line
+    named = flag if path is None else str(path)
+    assert named in line, line
+    assert not [w for w in PYTHON_WORDS if w in line], line
+    # argparse's refusal of a value its type function refuses names the function or its type
+    # ('invalid int value', 'invalid finite_number value'); the package's types say what to give
+    assert not re.search(r"invalid \w+ value", line), line
+    folder = [path] if path is not None and path.is_dir() else []
+    assert sorted(tmp_path.iterdir()) == folder, argv  # nothing written
+
+
+def test_a_file_without_its_grid_asks_for_the_flag_alone(tmp_path, capsys):
+    """An LCModel .RAW records no dwell time: the reader's line for a Python caller ends '(or
+    dwell_time_s=... in Python)', which the command's user read too (session 31, `words31`)."""
+    from scaloquant.errors import MissingMetadataError
+    from scaloquant.io import read_fid
+
+    raw = tmp_path / "bare.RAW"
+    raw.write_text(" $NMID ID='x', FMTDAT='(2E16.8)' $END\n" + " 1.0 0.0\n" * 8)
+    out = tmp_path / "out.nii.gz"
+    assert main(["convert", str(raw), str(out), "--spectrometer-freq-mhz", "123.2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"scaloquant convert: error: {raw} does not record the dwell time; pass --dwell-time-s"
+    ]
+    assert not out.exists()
+    with pytest.raises(
+        MissingMetadataError, match=r"pass --dwell-time-s \(or dwell_time_s=\.\.\. in"
+    ):
+        read_fid(raw, spectrometer_freq_mhz=123.2)

@@ -106,14 +106,12 @@ def test_a_short_fid_names_the_scalogram_flag(tmp_path, capsys):
     """The spant FID (1024 points) with the paper preset (1536): 'use a config with n_points
     <= the FID length'; scalogram takes no config, and has --n-points."""
     out = tmp_path / "s.npy"
-    assert main(["scalogram", "--in", str(SPANT_METAB), "--out", str(out)]) == 2
+    assert main(["scalogram", str(SPANT_METAB), "--out", str(out)]) == 2
     line = one_error_line(capsys, "scalogram")
     assert "has 1024 points but --preset paper takes the first 1536" in line, line
     assert "pass --n-points 1024 (or fewer)" in line
     assert not out.exists()
-    assert (
-        main(["scalogram", "--in", str(SPANT_METAB), "--out", str(out), "--n-points", "1024"]) == 0
-    )
+    assert main(["scalogram", str(SPANT_METAB), "--out", str(out), "--n-points", "1024"]) == 0
     assert np.load(out).shape == (2, 340, 1024)
 
 

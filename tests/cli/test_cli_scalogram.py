@@ -41,7 +41,7 @@ def assert_one_line_error(code: int, err: str, *words: str) -> None:
 
 def test_npy_is_the_paper_scalogram_of_the_chosen_signal(sim_file, tmp_path, capsys):
     out = tmp_path / "s.npy"
-    code, stdout, err = run(capsys, "--in", str(sim_file), "--index", "1", "--out", str(out))
+    code, stdout, err = run(capsys, str(sim_file), "--index", "1", "--out", str(out))
     assert code == 0 and err == ""
     assert "(2, 340, 1536)" in stdout
     data = np.load(out)
@@ -62,7 +62,6 @@ def test_cpu_preset_with_channel_mode_and_log(sim_file, tmp_path, capsys):
     out = tmp_path / "c.npy"
     code, _, err = run(
         capsys,
-        "--in",
         str(sim_file),
         "--preset",
         "cpu",
@@ -84,7 +83,7 @@ def test_cpu_preset_with_channel_mode_and_log(sim_file, tmp_path, capsys):
 def test_png_is_written_with_its_settings(sim_file, tmp_path, capsys, channels):
     out = tmp_path / "s.png"
     code, _, err = run(
-        capsys, "--in", str(sim_file), "--preset", "cpu", "--channels", channels, "--out", str(out)
+        capsys, str(sim_file), "--preset", "cpu", "--channels", channels, "--out", str(out)
     )
     assert code == 0, err
     assert out.read_bytes()[:8] == PNG_MAGIC
@@ -100,35 +99,29 @@ def test_generic_fid_file_with_index(tmp_path, capsys):
     fid = FID(samples, dwell_time_s=2.5e-4, spectrometer_freq_mhz=123.2)
     source = write_nifti_mrs(tmp_path / "two.nii.gz", fid, dim_tags=["DIM_DYN"])
     out = tmp_path / "g.npy"
-    code, _, err = run(
-        capsys, "--in", str(source), "--index", "-1", "--preset", "cpu", "--out", str(out)
-    )
+    code, _, err = run(capsys, str(source), "--index", "-1", "--preset", "cpu", "--out", str(out))
     assert code == 0, err
     expected = scalogram(torch.tensor(samples[1]), ScalogramConfig.preset("cpu"))
     np.testing.assert_allclose(np.load(out), expected.numpy(), rtol=1e-6, atol=1e-6)
-    code, _, err = run(
-        capsys, "--in", str(source), "--index", "2", "--out", str(tmp_path / "h.npy")
-    )
+    code, _, err = run(capsys, str(source), "--index", "2", "--out", str(tmp_path / "h.npy"))
     assert_one_line_error(code, err, "--index 2 is out of range", "holds 2 FID(s)")
 
 
 def test_existing_output_is_refused_and_untouched(sim_file, tmp_path, capsys):
     out = tmp_path / "s.npy"
     out.write_bytes(b"keep me")
-    code, _, err = run(capsys, "--in", str(sim_file), "--out", str(out))
+    code, _, err = run(capsys, str(sim_file), "--out", str(out))
     assert_one_line_error(code, err, "already exists", "--overwrite")
     assert out.read_bytes() == b"keep me"
     assert not out.with_suffix(".json").exists()
-    code, _, err = run(
-        capsys, "--in", str(sim_file), "--preset", "cpu", "--out", str(out), "--overwrite"
-    )
+    code, _, err = run(capsys, str(sim_file), "--preset", "cpu", "--out", str(out), "--overwrite")
     assert code == 0, err
     assert np.load(out).shape == (2, 128, 384)
 
 
 def test_existing_sidecar_is_refused_before_anything_is_written(sim_file, tmp_path, capsys):
     (tmp_path / "s.json").write_text("{}")
-    code, _, err = run(capsys, "--in", str(sim_file), "--out", str(tmp_path / "s.npy"))
+    code, _, err = run(capsys, str(sim_file), "--out", str(tmp_path / "s.npy"))
     assert_one_line_error(code, err, "s.json already exists")
     assert not (tmp_path / "s.npy").exists()
     assert (tmp_path / "s.json").read_text() == "{}"
@@ -136,7 +129,7 @@ def test_existing_sidecar_is_refused_before_anything_is_written(sim_file, tmp_pa
 
 def test_bad_index_is_a_clear_error(sim_file, tmp_path, capsys):
     out = tmp_path / "s.npy"
-    code, _, err = run(capsys, "--in", str(sim_file), "--index", "3", "--out", str(out))
+    code, _, err = run(capsys, str(sim_file), "--index", "3", "--out", str(out))
     assert_one_line_error(code, err, "out of range", "3 signals", "--index")
     assert not out.exists()
 
@@ -155,11 +148,27 @@ def test_bad_index_is_a_clear_error(sim_file, tmp_path, capsys):
 )
 def test_bad_arguments_are_one_line_errors(sim_file, tmp_path, capsys, monkeypatch, extra, words):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run(capsys, "--in", str(sim_file), *extra)
+    code, _, err = run(capsys, str(sim_file), *extra)
     assert_one_line_error(code, err, *words)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_input_is_a_clear_error(tmp_path, capsys):
-    code, _, err = run(capsys, "--in", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "s.npy"))
+    code, _, err = run(capsys, str(tmp_path / "nope.h5"), "--out", str(tmp_path / "s.npy"))
     assert_one_line_error(code, err, "nope.h5 does not exist")
+
+
+def test_the_input_is_a_path_alone_as_in_every_other_command(sim_file, tmp_path, capsys):
+    """``scalogram`` took its input as ``--in FILE`` where every other command takes a path
+    alone (session 31, `words31`): the path alone now, ``--in`` kept as the old spelling and
+    writing the same file; both at once, or neither, is one line."""
+    alone, flag = tmp_path / "alone.npy", tmp_path / "flag.npy"
+    assert run(capsys, str(sim_file), "--preset", "cpu", "--out", str(alone))[0] == 0
+    assert run(capsys, "--in", str(sim_file), "--preset", "cpu", "--out", str(flag))[0] == 0
+    np.testing.assert_array_equal(np.load(alone), np.load(flag))
+    out = tmp_path / "both.npy"
+    code, _, err = run(capsys, str(sim_file), "--in", str(sim_file), "--out", str(out))
+    assert_one_line_error(code, err, "give the input once", f"--in {sim_file}", "not both")
+    code, _, err = run(capsys, "--out", str(out))
+    assert_one_line_error(code, err, "give the input: scaloquant scalogram INPUT --out FILE")
+    assert not out.exists()

@@ -175,3 +175,60 @@ def test_simulate_refuses_a_grid_file_of_another_echo_time_or_sequence(
     assert f"--grid-from {grid} {words}" in line, line
     assert "scaloquant fit would refuse that file with this basis" in line
     assert not out.exists()
+
+
+def _grid_file(path, **acquisition):
+    """A NIfTI-MRS file of the embedded basis' first FID on its grid, ``acquisition`` changed."""
+    from scaloquant.io import default_basis, write_nifti_mrs
+    from scaloquant.types import FID
+
+    basis = default_basis()
+    acq = {
+        "dwell_time_s": basis.dwell_time_s,
+        "spectrometer_freq_mhz": basis.spectrometer_freq_mhz,
+        "ppm_reference": basis.ppm_reference,
+        **acquisition,
+    }
+    return write_nifti_mrs(path, FID(samples=basis.fids[0], **acq))
+
+
+@pytest.mark.parametrize(
+    ("command", "remedy"),
+    [
+        (["simulate", "--n", "2", "--seed", "0"], "simulate from a basis set (--basis)"),
+        (
+            ["train", "--model", "spectrum_physics", "--preset", "tiny"],
+            "train from a basis set (--basis)",
+        ),
+    ],
+)
+def test_a_grid_file_of_another_field_is_refused_with_the_commands_remedy(
+    tmp_path, capsys, command, remedy
+):
+    """A 7 T file's grid: the library's 'train a model (or fit) with a basis set for 297.2 MHz'
+    was off for ``simulate``, which needs a basis for that field (session 31, `words31`)."""
+    grid = _grid_file(tmp_path / "7t.nii.gz", spectrometer_freq_mhz=297.2)
+    out = tmp_path / "out"
+    assert main([*command, "--out", str(out), "--grid-from", str(grid)]) == 2
+    line = one_error_line(capsys, command[0])
+    assert f"--grid-from {grid}: acquired at 297.2 MHz (1H, 7.0 T)" in line, line
+    assert f"{remedy} for 297.2 MHz" in line and "train a model" not in line, line
+    assert not out.exists()
+
+
+@needs_spant
+def test_a_raw_grid_file_without_its_flags_names_the_flags_to_add(tmp_path, capsys):
+    """``simulate --grid-from data.raw`` without the acquisition flags: the reader's 'data.raw
+    does not record the dwell time; pass --dwell-time-s (or dwell_time_s=... in Python)' named
+    neither --grid-from nor the second flag the file lacks (session 31, `words31`)."""
+    out = tmp_path / "sim.h5"
+    argv = ["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--grid-from", str(SPANT_RAW)]
+    assert main(argv) == 2
+    line = one_error_line(capsys, "simulate")
+    assert f"--grid-from {SPANT_RAW} does not record the dwell time: add --dwell-time-s S" in line
+    assert "(and --spectrometer-freq-mhz MHZ if it lacks that too)" in line, line
+    assert "Python" not in line
+    assert main([*argv, "--dwell-time-s", "0.0005"]) == 2
+    line = one_error_line(capsys, "simulate")
+    assert "does not record the spectrometer frequency: add --spectrometer-freq-mhz MHZ;" in line
+    assert not out.exists()

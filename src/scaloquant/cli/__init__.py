@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 
 from ..errors import (
     ConfigError,
+    MissingMetadataError,
     NeedsOption,
     ScaloquantError,
     os_error_message,
@@ -102,10 +103,13 @@ OPTION_FLAGS = {
 
 
 def error_message(err: ScaloquantError, args: argparse.Namespace | None = None) -> str:
-    """The one line the user reads: the library's message, options named as flags, and a
-    refused config value named by the flag that gave it (``cli._common.flag_worded``)."""
+    """The one line the user reads: the library's message, options named as flags, a missing
+    acquisition value as the flag alone, and a refused config value named by the flag that
+    gave it (``cli._common.flag_worded``)."""
     if isinstance(err, NeedsOption):
         return err.worded(OPTION_FLAGS)
+    if isinstance(err, MissingMetadataError):
+        return err.flag_message  # without the readers' keyword for a Python caller
     if isinstance(err, ConfigError) and args is not None:
         from ._common import flag_worded
 

@@ -23,14 +23,47 @@ ACQUISITION_FLAGS = (
     ("spectrometer_freq_mhz", "MHZ", "spectrometer frequency in MHz"),
     ("ppm_reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
 )
+#: The acquisition flags whose value is a positive number (a ppm reference is a signed shift).
+_POSITIVE_ACQUISITION = {"dwell_time_s", "spectrometer_freq_mhz"}
+
+
+def number(text: str) -> float:
+    """An argparse ``type``: a number, refused in words ('x' was argparse's 'invalid float
+    value', Python's type)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def whole_number(text: str) -> int:
+    """An argparse ``type``: a whole number, refused in words ('x' or '1.5' was argparse's
+    'invalid int value', Python's type)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
 def finite_number(text: str) -> float:
     """An argparse ``type``: a finite number (``--ppm-reference nan`` ended in a traceback of the
-    quality figures; argparse words the refusal with the flag)."""
-    value = float(text)
+    quality figures; argparse words the refusal with the flag; 'x' was argparse's 'invalid
+    finite_number value', this function's name)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a finite number > 0 (``--dwell-time-s 0`` was refused by the FID
+    type in its words, 'dwell time must be a positive number of seconds', naming no flag)."""
+    value = finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
@@ -42,7 +75,7 @@ def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -
         parser.add_argument(
             flag_of(key),
             dest=key,
-            type=finite_number,
+            type=positive_number if key in _POSITIVE_ACQUISITION else finite_number,
             metavar=metavar,
             help=f"{what}, for {applies_to} (a file's own value wins; "
             "one that differs is refused unless --override-header)",
@@ -100,16 +133,26 @@ def declare_flag_keys(p: argparse.ArgumentParser, keys: Mapping[str, str]) -> No
     p.set_defaults(flag_keys=declared)
 
 
+#: How a config's message says a key may be left unset ('must be None or an integer >= 0',
+#: 'positive or null'): a file's or a Python caller's words; a flag is unset by leaving it
+#: out, so the words go where the message names the flag (:func:`flag_worded`).
+_UNSET_WORDS = ("None or ", " or None", " or null")
+
+
 def flag_worded(message: str, args: argparse.Namespace) -> str:
     """``message`` with its leading config key replaced by the flag that gave its value
     (:func:`declare_flag_keys`): the flag's value is set (not None or False; a flag with a
     default is the key's only source). A key set by a ``--config`` file while its flag is
-    absent keeps its name: the user typed the key there."""
+    absent keeps its name: the user typed the key there. Named by the flag, the message drops
+    the config's words for an unset key (:data:`_UNSET_WORDS`)."""
     for key, (flag, dest) in getattr(args, "flag_keys", {}).items():
         value = getattr(args, dest)  # by identity: 0 is a value given, not False
         given = value is not None and value is not False
         if given and message.startswith((f"{key} ", f"{key}:")):
-            return flag + message[len(key) :]
+            rest = message[len(key) :]
+            for unset in _UNSET_WORDS:
+                rest = rest.replace(unset, "")
+            return flag + rest
     return message
 
 
@@ -156,7 +199,7 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--n-boot",
-        type=int,
+        type=whole_number,
         default=DEFAULT_N_BOOT,
         help=f"bootstrap resamples (default: {DEFAULT_N_BOOT})",
     )
@@ -185,7 +228,7 @@ def add_threads_flag(p: argparse.ArgumentParser, *, what: str) -> None:
     """``--threads N``: the torch CPU threads of ``what`` (quantify's network, fit's solver)."""
     p.add_argument(
         "--threads",
-        type=int,
+        type=whole_number,
         metavar="N",
         help=f"CPU threads of {what} (default: the idle CPUs this process may use, from its CPU "
         "affinity and the load average; see scaloquant.threads)",

@@ -31,7 +31,14 @@ def read_grid_file(
             "leave --grid-from out to use the basis' own grid"
         )
     if overrides is not None:
-        return read_fid(path, **overrides, **options)
+        try:
+            return read_fid(path, **overrides, **options)
+        except MissingMetadataError as err:
+            # the reader's 'PATH does not record the dwell time; pass --dwell-time-s' named
+            # the path but not --grid-from, which these flags then describe
+            raise MissingMetadataError(
+                _grid_flags_to_add(path, err.missing, overrides), path=err.path, missing=err.missing
+            ) from None
     try:
         return read_fid(path)
     except MissingMetadataError as err:
@@ -44,6 +51,23 @@ def read_grid_file(
             path=err.path,
             missing=err.missing,
         ) from None
+
+
+def _grid_flags_to_add(path: Path, missing: str, given: Mapping[str, float]) -> str:
+    """The refusal of a ``--grid-from`` file that does not record ``missing`` ("dwell time"),
+    naming the acquisition flags to add: the missing value's first, then the other grid flag
+    not ``given`` (a file that lacks one often lacks both: an LCModel .RAW)."""
+    from ..formats import flag
+    from ._common import ACQUISITION_FLAGS
+
+    grid = [(key, metavar, what) for key, metavar, what in ACQUISITION_FLAGS[:2]]
+    first = next((g for g in grid if g[2].startswith(missing)), grid[0])
+    more = [g for g in grid if g is not first and g[0] not in given]
+    also = "".join(f" (and {flag(key)} {metavar} if it lacks that too)" for key, metavar, _ in more)
+    return (
+        f"--grid-from {path} does not record the {missing or 'acquisition'}: add "
+        f"{flag(first[0])} {first[1]}{also}; the acquisition flags describe the --grid-from file"
+    )
 
 
 def check_grid_file(
@@ -64,7 +88,8 @@ def check_grid_file(
     :func:`~scaloquant.signal.match.different_families`).
 
     ``why`` says what would follow ("quantify would refuse this file with the model"),
-    ``remedy`` starts the remedy ("train" or "simulate": "... with a basis set for TE 30 ms").
+    ``remedy`` starts the remedy ("train" or "simulate": "... with a basis set for TE 30 ms",
+    "... from a basis set (--basis) for 297.2 MHz").
     """
     from ..errors import IncompatibleDataError, NeedsOption
     from ..signal.match import (
@@ -78,7 +103,11 @@ def check_grid_file(
     what = f"the basis set ({basis_path})" if basis_path else "the embedded basis set"
     try:
         require_same_field(
-            fid.acquisition, basis.acquisition, source=f"--grid-from {path}", target_what=what
+            fid.acquisition,
+            basis.acquisition,
+            source=f"--grid-from {path}",
+            target_what=what,
+            remedy=f"{remedy} from a basis set (--basis)",
         )
     except NeedsOption as err:
         if field_fix is None:

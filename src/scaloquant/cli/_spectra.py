@@ -11,7 +11,13 @@ from typing import Any
 
 from .. import defaults
 from ..formats import fid_formats_text
-from ._common import acquisition_overrides, add_acquisition_flags, declare_flag_keys
+from ._common import (
+    acquisition_overrides,
+    add_acquisition_flags,
+    declare_flag_keys,
+    number,
+    whole_number,
+)
 
 _FORMATS = (
     f"{fid_formats_text()}; scanner files: convert them with spec2nii (given one, the error "
@@ -111,7 +117,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-figures",
-        type=int,
+        type=whole_number,
         default=options["max_figures"],
         metavar="N",
         help="fit figures at most, for the spectra of highest SNR (results.csv's snr; "
@@ -123,7 +129,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--mrsi-figures",
-        type=int,
+        type=whole_number,
         default=options["mrsi_figures"],
         metavar="N",
         help="fit figures per MRSI input (at most --max-figures) where there is a fit residual "
@@ -133,7 +139,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         "median, worst); the maps show every voxel",
     )
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
-    per_tissue = {"type": float, "nargs": 3, "metavar": TISSUES}
+    per_tissue = {"type": number, "nargs": 3, "metavar": TISSUES}
     fractions = water["tissue_fractions"]
     w.add_argument(
         "--tissue-fractions",
@@ -143,7 +149,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     )
     w.add_argument(
         "--te-ms",
-        type=float,
+        type=number,
         metavar="MS",
         help="echo time for the relaxation terms (default: the file's, else the model's or "
         f"basis', else {_numbers(water['echo_time_ms'])})",
@@ -157,7 +163,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     )
     w.add_argument(
         "--metabolite-t2-ms",
-        type=float,
+        type=number,
         default=water["metabolite_t2_ms"],
         metavar="MS",
         help=f"metabolite T2 (default: {_numbers(water['metabolite_t2_ms'])})",

@@ -16,6 +16,7 @@ from ._common import (
     declare_flag_keys,
     load_basis,
     print_summary,
+    whole_number,
 )
 
 
@@ -50,7 +51,7 @@ def register(subparsers: Any) -> None:
         help="basis the test file was simulated with, for Fig. 2 (default: the embedded one)",
     )
     add_acquisition_flags(p, applies_to="--basis files that do not record it")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--seed", type=whole_number, default=0, help="bootstrap seed (default: 0)")
     add_output_flags(p)
     declare_flag_keys(p, {"n_boot": "--n-boot", "seed": "--seed"})
     p.set_defaults(handler=handle)

@@ -12,7 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ._common import add_threads_flag, declare_flag_keys, with_threads
+from ._common import (
+    add_threads_flag,
+    declare_flag_keys,
+    number,
+    with_threads,
+)
 from ._spectra import (
     add_io_flags,
     options_from_args,
@@ -110,7 +115,7 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument(
         "--ppm-range",
-        type=float,
+        type=number,
         nargs=2,
         metavar=("LO", "HI"),
         help="the fit's chemical-shift window in ppm, low then high (default: 0.2 4.2; "

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import add_threads_flag, declare_flag_keys, first_imports, with_threads
+from ._common import (
+    add_threads_flag,
+    declare_flag_keys,
+    first_imports,
+    number,
+    whole_number,
+    with_threads,
+)
 from ._spectra import (
     add_io_flags,
     inputs_from_args,
@@ -62,19 +69,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--adapt-steps",
-        type=int,
+        type=whole_number,
         metavar="N",
         help=f"optimiser steps of --adapt (default {ADAPT_DEFAULTS['steps']})",
     )
     p.add_argument(
         "--adapt-lr",
-        type=float,
+        type=number,
         metavar="X",
         help=f"learning rate of --adapt (default {ADAPT_DEFAULTS['learning_rate']:g})",
     )
     p.add_argument(
         "--adapt-seed",
-        type=int,
+        type=whole_number,
         metavar="S",
         help="seed of --adapt's mini-batch order (default 0)",
     )
@@ -87,7 +94,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--polish-iterations",
-        type=int,
+        type=whole_number,
         metavar="K",
         help="physics-head models: iterations of the fit's solver after the network (default: "
         "the checkpoint's, set by scaloquant train; 0: the network alone, fastest)",
@@ -101,7 +108,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=whole_number,
         metavar="N",
         help="spectra per network batch (default: the model's fastest, 16 for a scalogram CNN "
         "on CPU)",

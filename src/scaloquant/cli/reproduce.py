@@ -10,7 +10,12 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..reproduce import FIT_N, PRESETS, parse_snrs, reproduce
-from ._common import add_output_flags, declare_flag_keys, print_summary
+from ._common import (
+    add_output_flags,
+    declare_flag_keys,
+    print_summary,
+    whole_number,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -40,7 +45,7 @@ def register(subparsers: Any) -> None:
     p._negative_number_matcher = re.compile(r"^-\.?\d")
     p.add_argument("--preset", choices=PRESETS, required=True, help="training preset")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=int, help="run seed (default: the preset's)")
+    p.add_argument("--seed", type=whole_number, help="run seed (default: the preset's)")
     p.add_argument(
         "--fresh-data",
         action=argparse.BooleanOptionalAction,
@@ -48,7 +53,7 @@ def register(subparsers: Any) -> None:
         help="draw new training signals every epoch (default: the preset's choice; on when --snr "
         "makes the training noisy)",
     )
-    p.add_argument("--n-test", type=int, help="held-out test signals (default: by preset)")
+    p.add_argument("--n-test", type=whole_number, help="held-out test signals (default: by preset)")
     p.add_argument(
         "--snr",
         default="inf",
@@ -62,7 +67,7 @@ def register(subparsers: Any) -> None:
     fit = p.add_mutually_exclusive_group()
     fit.add_argument(
         "--fit-n",
-        type=int,
+        type=whole_number,
         metavar="N",
         help=(
             "fit the first N test signals at each SNR with the classical fit (default by preset: "

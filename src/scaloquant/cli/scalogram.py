@@ -30,6 +30,7 @@ from ._common import (
     add_acquisition_flags,
     declare_flag_keys,
     refuse_acquisition_flags,
+    whole_number,
 )
 
 _OUTPUT_SUFFIXES = (".npy", ".png")
@@ -41,22 +42,28 @@ def register(subparsers: Any) -> None:
         help="compute the Morse scalogram of one FID (.npy array or .png picture)",
         description=(
             "Compute the Morse-wavelet scalogram (MATLAB's cwt filter bank, Morse (3, 60)) of one "
-            "FID from a simulation file (--index picks the signal) or any FID file scaloquant "
-            "reads. --out X.npy writes the float32 array (channels x scales x time) and X.json "
+            "FID: INPUT is a simulation file (--index picks the signal) or any FID file "
+            "scaloquant reads. --out X.npy writes the float32 array (channels x scales x time) and X.json "
             "with the settings and axes; --out X.png draws it. Row 0 is the highest frequency."
         ),
     )
     p.add_argument(
-        "--in",
-        dest="input",
+        "input",
         type=Path,
-        required=True,
-        metavar="FILE",
+        nargs="?",
+        metavar="INPUT",
         help=f"simulation file (.h5) or a FID file ({fid_titles_text()})",
     )
     p.add_argument(
+        "--in",
+        dest="input_flag",
+        type=Path,
+        metavar="INPUT",
+        help="the old spelling of INPUT (every other command takes its input as a path alone)",
+    )
+    p.add_argument(
         "--index",
-        type=int,
+        type=whole_number,
         default=0,
         help="which signal of the file (default 0; negative counts from the end)",
     )
@@ -74,7 +81,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--log", action="store_true", help="store ln(magnitude + 1e-6)")
     p.add_argument(
         "--n-points",
-        type=int,
+        type=whole_number,
         metavar="N",
         help="use the first N points instead of the preset's 1536",
     )
@@ -92,6 +99,7 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    args.input = _input(args)
     suffix = args.out.suffix.lower()
     if suffix not in _OUTPUT_SUFFIXES:
         raise ConfigError(f"--out must end in .npy or .png, got {args.out.name!r}")
@@ -122,6 +130,21 @@ def handle(args: argparse.Namespace) -> int:
         f"{args.input} signal {args.index}"
     )
     return 0
+
+
+def _input(args: argparse.Namespace) -> Path:
+    """INPUT, given as a path alone or as ``--in INPUT`` (the old spelling), not both."""
+    if args.input is not None and args.input_flag is not None:
+        raise ConfigError(
+            f"give the input once: {args.input} or --in {args.input_flag} (the old spelling), "
+            "not both"
+        )
+    if args.input is None and args.input_flag is None:
+        raise ConfigError(
+            "give the input: scaloquant scalogram INPUT --out FILE, INPUT a simulation file "
+            f"(.h5) or a FID file ({fid_titles_text()})"
+        )
+    return args.input if args.input is not None else args.input_flag
 
 
 def _config(args: argparse.Namespace) -> ScalogramConfig:

@@ -37,6 +37,8 @@ from ._common import (
     declare_flag_keys,
     header_override_notes,
     load_basis,
+    number,
+    whole_number,
 )
 
 #: ``--format nifti`` holds every signal in memory, several copies on the way to the file
@@ -79,8 +81,10 @@ def register(subparsers: Any) -> None:
             "the --config file. See docs/simulation-config.yaml."
         ),
     )
-    p.add_argument("--n", type=int, required=True, help="number of signals")
-    p.add_argument("--seed", type=int, required=True, help="random seed (same seed, same file)")
+    p.add_argument("--n", type=whole_number, required=True, help="number of signals")
+    p.add_argument(
+        "--seed", type=whole_number, required=True, help="random seed (same seed, same file)"
+    )
     p.add_argument("--out", type=Path, required=True, help="output file (.h5, or .nii.gz)")
     p.add_argument("--config", type=Path, help="simulation config file (YAML or TOML)")
     p.add_argument(
@@ -116,7 +120,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument(
         "--chunk-size",
-        type=int,
+        type=whole_number,
         default=DEFAULT_CHUNK_SIZE,
         help=f"signals made and written at a time (default {DEFAULT_CHUNK_SIZE}); "
         "does not change the data",
@@ -124,11 +128,11 @@ def register(subparsers: Any) -> None:
     group = p.add_argument_group("overrides of the config file")
     for flag, key, what in _RANGE_FLAGS:
         group.add_argument(
-            flag, dest=key, type=float, nargs=2, metavar=("MIN", "MAX"), help=f"range of {what}"
+            flag, dest=key, type=number, nargs=2, metavar=("MIN", "MAX"), help=f"range of {what}"
         )
     group.add_argument(
         "--snr",
-        type=float,
+        type=number,
         nargs="+",
         metavar="SNR",
         help="add noise at this SNR, or an SNR range MIN MAX (reference peak height over "
@@ -137,7 +141,7 @@ def register(subparsers: Any) -> None:
     group.add_argument(
         "--phase1-pivot",
         dest="phase1_pivot_ppm",
-        type=float,
+        type=number,
         metavar="PPM",
         help="ppm where the first-order phase is zero (default 4.65)",
     )

@@ -38,7 +38,12 @@ from ..train import (
     split_signals,
     train_model,
 )
-from ._common import declare_flag_keys, embedded_basis
+from ._common import (
+    declare_flag_keys,
+    embedded_basis,
+    number,
+    whole_number,
+)
 
 #: The ``[MIN, MAX]`` realism flags: (flag, SimulationConfig key, help).
 _RANGE_FLAGS = (
@@ -97,11 +102,11 @@ def register(subparsers: Any) -> None:
         "(default: the basis' own grid)",
     )
     physics.add_argument(
-        "--max-steps", type=int, help="optimiser steps (one fresh batch of signals each)"
+        "--max-steps", type=whole_number, help="optimiser steps (one fresh batch of signals each)"
     )
     physics.add_argument(
         "--polish-iterations",
-        type=int,
+        type=whole_number,
         help="Levenberg-Marquardt iterations after the network, stored as the model's default",
     )
     p.add_argument(
@@ -146,22 +151,24 @@ def register(subparsers: Any) -> None:
         "phase-free simulation; they imply --fresh-data unless --no-fresh-data)"
     )
     for flag, key, what in _RANGE_FLAGS:
-        realism.add_argument(flag, dest=key, type=float, nargs=2, metavar=("MIN", "MAX"), help=what)
+        realism.add_argument(
+            flag, dest=key, type=number, nargs=2, metavar=("MIN", "MAX"), help=what
+        )
     realism.add_argument(
         "--baseline", action="store_true", help="add a smooth random baseline (the default one)"
     )
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=whole_number)
     p.add_argument(
         "--max-epochs",
-        type=int,
+        type=whole_number,
         help="the cpu and quick presets also cap the wall time (max_time_s; change it with --config)",
     )
-    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=number, dest="learning_rate", help="learning rate")
+    p.add_argument("--batch-size", type=whole_number)
     p.add_argument("--devices", help="number of devices or 'auto'")
     p.add_argument("--accelerator", help="cpu, gpu, auto...")
     p.add_argument("--strategy", help="e.g. ddp for multi-GPU/multi-node")
-    p.add_argument("--num-nodes", type=int)
+    p.add_argument("--num-nodes", type=whole_number)
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
@@ -307,7 +314,21 @@ _REGRESSION_ONLY = (
 )
 
 
+def _refuse_unknown_names(args: argparse.Namespace) -> None:
+    """``--model``, ``--preset`` and ``--uncertainty`` that name nothing, in the flags' words
+    (the library's 'unknown model ...' named its key, and its models lacked the physics
+    kinds); argparse's choices would print the usage before the line."""
+    for flag, value, names in (
+        ("--model", args.model, (*MODEL_KINDS, *PHYSICS_KINDS)),
+        ("--preset", args.preset, PRESETS),
+        ("--uncertainty", args.uncertainty, UNCERTAINTY_KINDS),
+    ):
+        if value is not None and value not in names:
+            raise ConfigError(f"unknown {flag} {value!r}; choose one of {', '.join(names)}")
+
+
 def _train(args: argparse.Namespace) -> int:
+    _refuse_unknown_names(args)
     if args.model in PHYSICS_KINDS:
         return _train_physics(args)
     for given, flag in (

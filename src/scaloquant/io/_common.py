@@ -192,9 +192,10 @@ def require_grid(
     ):
         if value is None:
             raise MissingMetadataError(
-                f"{path} does not record the {what}; pass {flag} (or {keyword}=... in Python)",
+                f"{path} does not record the {what}; pass {flag}",
                 path=path,
                 missing=what,
+                keyword=keyword,
             )
     return float(dwell_time_s), float(spectrometer_freq_mhz)
 

@@ -45,7 +45,11 @@ def read_mapping(path: Path) -> Mapping[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputFileError(f"config file {path} does not exist; check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except IsADirectoryError:
+        raise InputFileError(f"config file {path} is a folder; give a YAML or TOML file") from None
+    except OSError as err:  # its reason, not Python's '[Errno 13] ...: path'
+        raise InputFileError(f"cannot read config file {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
         raise InputFileError(f"cannot read config file {path}: {err}") from None
     if path.suffix.lower() == ".toml":
         data = _read_toml(text, path)

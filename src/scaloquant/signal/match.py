@@ -251,13 +251,20 @@ def match_acquisition(
 
 
 def require_same_field(
-    acq: Acquisition, target: Acquisition, *, source: str, target_what: str
+    acq: Acquisition,
+    target: Acquisition,
+    *,
+    source: str,
+    target_what: str,
+    remedy: str = "train a model (or fit) with a basis set",
 ) -> float:
     """Rules 1 and 2's refusals, whatever ``force`` says: another nucleus, or a spectrometer
     frequency more than :data:`SAME_FIELD_RTOL` from the target's (another field strength).
 
     Returns the relative frequency difference ``|F - F0| / F0`` (``F0`` the target's). ``source``
-    and ``target_what`` name the two in the message (``"scan.nii.gz"``, ``"the model"``).
+    and ``target_what`` name the two in the message (``"scan.nii.gz"``, ``"the model"``);
+    ``remedy`` is what the caller can do with a basis set for the data's field, before "for
+    297.2 MHz" (a command that simulates from a basis: ``"simulate with a --basis set"``).
     """
     if acq.nucleus != target.nucleus:
         raise IncompatibleDataError(
@@ -270,8 +277,8 @@ def require_same_field(
     if freq_rel > SAME_FIELD_RTOL:
         raise NeedsOption(
             f"{source}: acquired at {_mhz(acq)}, but {target_what} is for {_mhz(target)}; "
-            "there is no safe conversion between field strengths: train a model (or fit) with a "
-            f"basis set for {acq.spectrometer_freq_mhz:g} MHz, or pass ",
+            f"there is no safe conversion between field strengths: {remedy} for "
+            f"{acq.spectrometer_freq_mhz:g} MHz, or pass ",
             Option("override_freq"),
             " if the header is wrong",
         )
