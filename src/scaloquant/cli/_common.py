@@ -185,6 +185,22 @@ def load_basis(path: Path | None, args: argparse.Namespace, *, flag: str) -> tup
     )
 
 
+def load_basis_as_simulated(
+    path: Path | None, args: argparse.Namespace, *, flag: str
+) -> tuple[BasisSet, str, tuple[str, ...]]:
+    """:func:`load_basis`, then on its own grid as ``fit`` and ``train`` bring it there
+    (:func:`scaloquant.fit.basis_grid.basis_for_data`: its ppm reference corrected from its
+    singlets where they sit off, the FIDs shifted back to its file's 0 Hz): the basis
+    ``simulate`` renders without ``--grid-from``, and the one ``evaluate`` rebuilds its
+    signals with. Returns ``(basis, name, the sentences of what was done)``; the embedded
+    basis comes back as it is, with ``()``."""
+    from ..fit.basis_grid import basis_for_data
+
+    basis, name = load_basis(path, args, flag=flag)
+    on_grid, conversions = basis_for_data(basis, basis.acquisition)
+    return on_grid, name, conversions
+
+
 def header_override_notes(obj: Any) -> list[str]:
     """The sentences of ``--override-header``'s replacements in what a reader returned
     (:func:`scaloquant.io.dispatch.reconcile_header` records them), for the terminal."""

@@ -14,7 +14,7 @@ from ._common import (
     add_acquisition_flags,
     add_output_flags,
     declare_flag_keys,
-    load_basis,
+    load_basis_as_simulated,
     print_summary,
     whole_number,
 )
@@ -70,7 +70,8 @@ def print_calibration(doc: dict, report: Path) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    basis, _ = load_basis(args.basis, args, flag="--basis")
+    # the basis as simulate rendered it (its reference corrected where its singlets sit off)
+    basis, _, _ = load_basis_as_simulated(args.basis, args, flag="--basis")
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
     evaluation = evaluate_checkpoints(
         args.models, args.data, seed=args.seed, n_boot=args.n_boot, basis=basis

@@ -36,7 +36,7 @@ from ._common import (
     add_acquisition_flags,
     declare_flag_keys,
     header_override_notes,
-    load_basis,
+    load_basis_as_simulated,
     number,
     whole_number,
 )
@@ -226,6 +226,7 @@ def _write_hdf5(
     basis_name: str,
     config: dict[str, Any],
     grid: dict[str, Any] | None,
+    conversions: Sequence[str],
 ) -> None:
     """Stream the chunks (anything with ``fids`` and ``columns()``) to ``--out`` as HDF5."""
     from ..io.hdf5 import write_simulation
@@ -240,6 +241,7 @@ def _write_hdf5(
         seed=args.seed,
         overwrite=args.overwrite,
         grid=grid,
+        basis_conversions=conversions,
     )
 
 
@@ -323,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io.truth_csv import truth_path_for
 
         check_writable(truth_path_for(args.out), overwrite=args.overwrite)
-    basis, basis_name, grid, grid_notes = _basis_and_grid(args)
+    basis, basis_name, grid, grid_notes, conversions = _basis_and_grid(args)
     if fmt == "nifti" and args.n * basis.n_points > MAX_NIFTI_SAMPLES:
         raise ConfigError(
             f"--format nifti keeps all signals in memory: at most "
@@ -333,10 +335,12 @@ def run(args: argparse.Namespace) -> int:
     stream = _preset_stream(args, basis) if config is None else _config_stream(args, basis, config)
     chunks = _with_progress(stream.chunks, args.n)
     if fmt == "hdf5":
-        _write_hdf5(args, chunks, basis, basis_name, stream.config, grid)
+        _write_hdf5(args, chunks, basis, basis_name, stream.config, grid, conversions)
         written = [args.out]
     else:
         provenance = {"config": stream.config, "seed": args.seed, "basis_name": basis_name}
+        if conversions:
+            provenance["basis_conversions"] = list(conversions)
         if basis.provenance.get("header_overrides"):
             provenance["header_overrides"] = dict(basis.provenance["header_overrides"])
         if grid:
@@ -362,24 +366,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Basis(NamedTuple):
-    """The basis to simulate from, its name, and with ``--grid-from`` where its grid came from
-    (for the file) and what was done to bring the basis to it (for the terminal)."""
+    """The basis to simulate from, its name, with ``--grid-from`` where its grid came from
+    (for the file), what was done to bring the basis to it (for the terminal), and without
+    ``--grid-from`` what was done to it on its own grid (for the file: its ppm reference
+    corrected from its singlets; with ``--grid-from`` those sentences are the grid's
+    ``basis_conversions``)."""
 
     basis: BasisSet
     name: str
     grid: dict[str, Any] | None = None
     notes: Sequence[str] = ()
+    conversions: Sequence[str] = ()
 
 
 def _basis_and_grid(args: argparse.Namespace) -> _Basis:
     """The basis to simulate from, its name, and (``--grid-from``) where its grid came from.
 
-    With ``--grid-from`` the acquisition flags describe that file, as they describe the inputs
+    Without ``--grid-from``, the basis on its own grid as ``train`` renders a physics-head
+    model's signals there (:func:`~scaloquant.cli._common.load_basis_as_simulated`: its ppm
+    reference corrected from its singlets as the fit corrects it, the sentences recorded in the
+    file's ``basis_conversions``). With ``--grid-from`` the acquisition flags describe that file, as they describe the inputs
     of ``fit``, and the basis must record its own grid; the basis is brought to the file's grid
     as the fit brings it (:func:`scaloquant.fit.basis_grid.basis_for_data`), after the checks
     the fit makes (:func:`scaloquant.cli._grid.check_grid_file`)."""
     if args.grid_from is None:
-        return _Basis(*load_basis(args.basis, args, flag="--basis"))
+        # as train renders a physics-head model's signals on the basis' own grid: Osprey's TE
+        # 35 basis' singlets sat 0.03 ppm upfield (docs/fit.md "A ppm reference that is off")
+        basis, basis_name, conversions = load_basis_as_simulated(args.basis, args, flag="--basis")
+        notes = [f"basis: {sentence}" for sentence in conversions]
+        return _Basis(basis, basis_name, notes=notes, conversions=conversions)
     from ..fit.basis_grid import basis_for_data
     from ._grid import check_grid_file, read_grid_file
     from ._spectra import user_basis_or_default

@@ -17,7 +17,10 @@ root attributes
     only where ``--override-header`` replaced a value the basis file records,
     ``header_overrides`` (JSON ``{key: {"recorded": v, "used": v}}``); only for ``simulate
     --grid-from``, ``grid`` (JSON: the file whose grid the signals are on, the basis'
-    conversions to it and that file's ``header_overrides``).
+    conversions to it and that file's ``header_overrides``); only where ``simulate`` without
+    ``--grid-from`` corrected the basis' ppm reference from its singlets,
+    ``basis_conversions`` (JSON list: that sentence and the shift that put the basis back on
+    its own grid, :func:`scaloquant.fit.basis_grid.basis_for_data`).
 
 The same inputs give a byte-identical file: no object keeps a creation time
 (``track_times=False``), and datasets and attributes are created in a fixed order.
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,6 +78,7 @@ def write_simulation(
     seed: int,
     overwrite: bool = False,
     grid: Mapping[str, Any] | None = None,
+    basis_conversions: Sequence[str] = (),
 ) -> Path:
     """Stream ``n_signals`` simulated signals into a new HDF5 file at ``path``, atomically.
 
@@ -90,10 +94,12 @@ def write_simulation(
     config : the resolved simulation config (stored as JSON).
     seed : the seed the dataset was made with.
     grid : where the signals' grid came from, when not from the basis' own (module docstring).
+    basis_conversions : without ``grid``, what was done to the basis on its own grid (its
+        ppm reference corrected from its singlets; module docstring); empty when nothing.
     """
     with atomic_path(path, overwrite=overwrite) as tmp:
         try:
-            _write(tmp, chunks, n_signals, basis, basis_name, config, seed, grid)
+            _write(tmp, chunks, n_signals, basis, basis_name, config, seed, grid, basis_conversions)
         except OSError as err:
             raise InputFileError(
                 f"cannot write {path}: {err}; check free disk space and permissions"
@@ -110,6 +116,7 @@ def _write(
     config: Mapping[str, Any],
     seed: int,
     grid: Mapping[str, Any] | None = None,
+    basis_conversions: Sequence[str] = (),
 ) -> None:
     with h5py.File(tmp, "w") as f:
         attrs = {
@@ -132,6 +139,8 @@ def _write(
             attrs["header_overrides"] = json.dumps(dict(overridden), sort_keys=True)
         if grid:
             attrs["grid"] = json.dumps(dict(grid), sort_keys=True)
+        if basis_conversions:
+            attrs["basis_conversions"] = json.dumps(list(basis_conversions))
         for key, value in attrs.items():
             f.attrs[key] = value
         fids = f.create_dataset(
