@@ -141,7 +141,12 @@ def register(subparsers: Any) -> None:
         metavar="PPM",
         help="ppm where the first-order phase is zero (default 4.65)",
     )
-    group.add_argument("--lineshape", choices=("lorentzian", "gaussian", "voigt"))
+    group.add_argument(
+        "--lineshape",
+        choices=("lorentzian", "gaussian", "voigt"),
+        help="the lines' decay: lorentzian (Eq. 1's exp(-alpha t), the default), gaussian "
+        "(exp(-(g t)^2) instead) or voigt (both; g from --gaussian-damping-range, default 0-9 1/s)",
+    )
     group.add_argument(
         "--global-shift-damping",
         action="store_true",

@@ -98,12 +98,16 @@ def register(subparsers: Any) -> None:
         "(default: the basis' own grid)",
     )
     physics.add_argument(
-        "--max-steps", type=int, help="optimiser steps (one fresh batch of signals each)"
+        "--max-steps",
+        type=int,
+        help="optimiser steps (one fresh batch of signals each; default: the preset's); the "
+        "quick and cpu presets also cap the wall time (max_time_s; change it with --config)",
     )
     physics.add_argument(
         "--polish-iterations",
         type=int,
-        help="Levenberg-Marquardt iterations after the network, stored as the model's default",
+        help="Levenberg-Marquardt iterations after the network, stored as the model's default "
+        "(default: 5 with --simulation invivo, 20 with default)",
     )
     p.add_argument(
         "--preset",
@@ -116,7 +120,8 @@ def register(subparsers: Any) -> None:
         "--config",
         type=Path,
         metavar="FILE",
-        help="YAML file of TrainConfig fields overriding the preset",
+        help="YAML file of TrainConfig fields (PhysicsTrainConfig for the *_physics models) "
+        "overriding the preset",
     )
     p.add_argument(
         "--data",
@@ -151,18 +156,23 @@ def register(subparsers: Any) -> None:
     realism.add_argument(
         "--baseline", action="store_true", help="add a smooth random baseline (the default one)"
     )
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="the root of the run's random streams (default: 0)")
     p.add_argument(
         "--max-epochs",
         type=int,
-        help="the cpu and quick presets also cap the wall time (max_time_s; change it with --config)",
+        help="CNNs: epochs at most (default: the preset's); the cpu and quick presets also cap "
+        "the wall time (max_time_s; change it with --config)",
     )
-    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--lr", type=float, dest="learning_rate", help="learning rate (default: the preset's)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, help="signals per optimiser step (default: the preset's)"
+    )
     p.add_argument("--devices", help="number of devices or 'auto'")
     p.add_argument("--accelerator", help="cpu, gpu, auto...")
     p.add_argument("--strategy", help="e.g. ddp for multi-GPU/multi-node")
-    p.add_argument("--num-nodes", type=int)
+    p.add_argument("--num-nodes", type=int, help="machines of a multi-node run (default: 1)")
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
