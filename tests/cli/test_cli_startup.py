@@ -24,6 +24,9 @@ def _last_line(fresh_python, code: str) -> tuple[str, str]:
         # quantify's options need nothing numerical: not even torch or scipy
         ("quantify", (*HEAVY, "torch", "scipy")),
         ("fit", HEAVY),  # its --preset choices come from scaloquant.fit (numpy, scipy, torch)
+        # its choices come from scaloquant.models (torch); the trainer loads with a run (it
+        # took --help from 2 to 6 s before session 31)
+        ("train", ("lightning", "pytorch_lightning", "lightning_fabric")),
     ],
 )
 def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_python):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,21 +25,16 @@ from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_
 from ..io import default_basis
 from ..io.atomic import check_output_dir, check_writable, write_text_atomic
 from ..io.config import read_mapping
+from ..models.checkpoint import read_checkpoint
 from ..models.physics_config import PHYSICS_KINDS
 from ..models.quantifier import MODEL_KINDS
 from ..models.uncertainty import UNCERTAINTY_KINDS
+from ..presets import PRESETS
 from ..simulate import BaselineConfig, SimulationConfig
-from ..train import (
-    PRESETS,
-    TrainConfig,
-    check_trainer_settings,
-    is_launching_process,
-    read_checkpoint,
-    read_signal_file,
-    split_signals,
-    train_model,
-)
 from ._common import declare_flag_keys
+
+if TYPE_CHECKING:  # the trainer imports Lightning (seconds): only a run loads it, not --help
+    from ..train import TrainConfig
 
 #: The ``[MIN, MAX]`` realism flags: (flag, SimulationConfig key, help).
 _RANGE_FLAGS = (
@@ -229,6 +224,8 @@ def simulation_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """Preset, then ``--config``, then flags."""
+    from ..train import TrainConfig
+
     config = TrainConfig.preset(args.preset, model=args.model)
     if args.config is not None:
         overrides = dict(read_mapping(args.config))
@@ -296,6 +293,8 @@ def handle(args: argparse.Namespace) -> int:
     try:
         return _train(args)
     except BaseException:
+        from ..train import is_launching_process
+
         if is_launching_process():
             _remove_new_empty_folders(args.out, before)
         raise
@@ -321,6 +320,14 @@ _REGRESSION_ONLY = (
 def _train(args: argparse.Namespace) -> int:
     if args.model in PHYSICS_KINDS:
         return _train_physics(args)
+    from ..train import (
+        check_trainer_settings,
+        is_launching_process,
+        read_signal_file,
+        split_signals,
+        train_model,
+    )
+
     for given, flag in (
         (args.basis, "--basis"),
         (args.grid_from, "--grid-from"),
