@@ -16,6 +16,11 @@ Each command is checked in two ways:
   takes it, placeholders of numbers (``--n N``) given a number. An inline mention may leave out
   required arguments (``scaloquant reproduce --preset cpu``) and a flag's value
   (``quantify --model``), nothing else.
+
+The benchmark scripts the pages name (``python benchmarks/bench_fit_engine.py --n 64``, or
+``bench_mrsi.py --side 32`` inline) are not imported (each loads torch; some read ``sys.argv``):
+every ``--flag`` written after a script's name must be one that script defines, a ``"--flag"``
+literal of its source.
 """
 
 from __future__ import annotations
@@ -212,6 +217,63 @@ def _parse_problems(argv: list[str], known: dict[str, argparse.Action], inline: 
             return []
         return [message]
     return []
+
+
+#: A benchmark or tool script's name and what follows it on the line (a code span's text, a
+#: fence's line): its flags up to a ``--`` that passes the rest on (``bench_invivo_ratios.py OUT
+#: -- --ratio-priors P``: those are ``scaloquant fit``'s).
+SCRIPT = re.compile(r"\b([a-z_]+\.py)((?:\s+(?!--\s)(?![\w/.]+\.py\b)[^\s`]+)*)")
+
+
+@cache
+def script_flags() -> dict[str, frozenset[str]]:
+    """The ``"--flag"`` literals of each script under ``benchmarks/`` and ``tools/``."""
+    scripts = [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "tools").glob("*.py")]
+    return {
+        p.name: frozenset(
+            re.findall(r"[\"'](--[a-z][a-z0-9-]*)[\"']", p.read_text(encoding="utf-8"))
+        )
+        for p in scripts
+    }
+
+
+def script_flag_problems(text: str, where: str) -> list[str]:
+    """Flags written after a script's name in ``text`` that the script does not define."""
+    known, found = script_flags(), []
+    for match in SCRIPT.finditer(" ".join(text.split())):
+        flags = known.get(match.group(1))
+        if flags is None:
+            continue
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", match.group(2)):
+            if flag not in flags and flag != "--help":
+                found.append(f"{where}: {match.group(1)} has no option {flag}")
+    return found
+
+
+def test_every_benchmark_flag_the_docs_name_exists():
+    checked, broken = 0, []
+    for path in doc_files():
+        text = path.read_text(encoding="utf-8")
+        pieces = [m.group(1) for m in re.finditer(r"`([^`]+)`", text)] + text.splitlines()
+        for piece in pieces:
+            checked += len(SCRIPT.findall(piece))
+            broken += script_flag_problems(piece, str(path.relative_to(ROOT)))
+    assert checked > 100  # the pages name many scripts
+    assert not broken, "flags the docs give scripts that do not define them:\n" + "\n".join(
+        sorted(set(broken))
+    )
+
+
+def test_a_scripts_unknown_flag_is_found():
+    assert (
+        script_flag_problems("python benchmarks/bench_fit_engine.py --n 64 --lcmodel-n 8", "x")
+        == []
+    )
+    assert script_flag_problems("bench_fit_engine.py --n 64 --lcmodel 8", "x") == [
+        "x: bench_fit_engine.py has no option --lcmodel"
+    ]
+    # after ``--`` the flags are another command's
+    assert script_flag_problems("bench_invivo_ratios.py OUT -- --ratio-priors P", "x") == []
 
 
 def test_the_docs_show_commands_of_every_kind():
