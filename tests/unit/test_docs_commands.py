@@ -18,7 +18,7 @@ Each command is checked in two ways:
   (``quantify --model``), nothing else.
 
 The benchmark scripts the pages name (``python benchmarks/bench_fit_engine.py --n 64``, or
-``bench_mrsi.py --side 32`` inline) are not imported (each loads torch; some read ``sys.argv``):
+``bench_mrsi.py --side 32`` inline) are not imported (most load torch, seconds each):
 every ``--flag`` written after a script's name must be one that script defines, a ``"--flag"``
 literal of its source.
 """

@@ -282,7 +282,23 @@ def _remove_new_empty_folders(out: Path, before: set[Path]) -> None:
                 folder.rmdir()
 
 
+def require_paths(args: argparse.Namespace) -> None:
+    """Refuse, before the trainer is imported (Lightning takes seconds), a path of ``args`` that
+    does not exist; the readers check the rest (formats, contents). Only the paths of flags the
+    model takes: another's flag is refused as such (``_train``, :func:`physics_config`)."""
+    from ..paths import require_existing, require_file
+
+    physics = args.model in PHYSICS_KINDS
+    for path in filter(None, (args.basis, args.grid_from) if physics else ()):
+        require_existing(path)
+    for path in filter(None, () if physics else (args.data, args.val_data)):
+        require_file(path, hint="give a simulation file written by scaloquant")
+    if args.config is not None:
+        require_file(args.config, "config file ")
+
+
 def handle(args: argparse.Namespace) -> int:
+    require_paths(args)
     if args.out.exists() and not args.out.is_dir():
         # else "File exists" from the first mkdir under it, after the imports and the basis
         raise OutputExistsError(f"{args.out} is a file; give a folder for the outputs")
@@ -320,14 +336,6 @@ _REGRESSION_ONLY = (
 def _train(args: argparse.Namespace) -> int:
     if args.model in PHYSICS_KINDS:
         return _train_physics(args)
-    from ..train import (
-        check_trainer_settings,
-        is_launching_process,
-        read_signal_file,
-        split_signals,
-        train_model,
-    )
-
     for given, flag in (
         (args.basis, "--basis"),
         (args.grid_from, "--grid-from"),
@@ -340,6 +348,14 @@ def _train(args: argparse.Namespace) -> int:
                 f"{flag} is for the physics-head models (--model spectrum_physics or "
                 "scalogram_physics); the regression CNNs train on the paper's simulator"
             )
+    from ..train import (
+        check_trainer_settings,
+        is_launching_process,
+        read_signal_file,
+        split_signals,
+        train_model,
+    )
+
     config = build_config(args)
     check_trainer_settings(config)  # before the output folder is made
     out: Path = args.out
