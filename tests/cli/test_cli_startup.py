@@ -1,6 +1,7 @@
 """``scaloquant quantify --help`` and ``fit --help`` start without the trainer or the plotting
-library (each takes seconds to import), and their runs load Lightning never and matplotlib only
-to draw a figure; checked in a fresh interpreter's ``sys.modules``."""
+library (each takes seconds to import), ``train --help`` and a ``train`` with a missing path
+without the trainer, and their runs load Lightning never and matplotlib only to draw a figure;
+checked in a fresh interpreter's ``sys.modules``."""
 
 from __future__ import annotations
 
