@@ -9,7 +9,7 @@ Usage: ``python benchmarks/bench_physics_loss_default.py STEPS WEIGHT:BROADENING
 (docs/physics-models.md: ``300 0:none 1:none``)
 """
 
-import sys
+import argparse
 import tempfile
 import time
 from dataclasses import replace
@@ -26,11 +26,16 @@ from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("steps", type=int, help="training steps per variant")
+    parser.add_argument(
+        "variants", nargs="+", metavar="WEIGHT:BROADENING", help="e.g. 1:none 0.1:40"
+    )
+    args = parser.parse_args()
     torch.set_num_threads(1)
     basis = default_basis()
-    steps = int(sys.argv[1])
-    for text in sys.argv[2:]:
-        run(basis, steps, text)
+    for text in args.variants:
+        run(basis, args.steps, text)
 
 
 def run(basis, steps: int, text: str) -> None:

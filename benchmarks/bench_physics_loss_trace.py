@@ -7,7 +7,7 @@ to WEIGHT over W more), ``broadL`` (the term on data and model broadened by L 1/
 Usage (from benchmarks/): ``python bench_physics_loss_trace.py WEIGHT STEPS SEED EVERY MODE``
 """
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -21,12 +21,15 @@ from scaloquant.models.physics_head import least_squares_amplitudes, problem_in
 from scaloquant.simulate import SimulationConfig
 from scaloquant.train.physics import physics_loss, signal_source
 
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("weight", type=float, help="the reconstruction term's weight")
+parser.add_argument("steps", type=int, help="training steps")
+parser.add_argument("seed", type=int, help="the root of the run's generators")
+parser.add_argument("every", type=int, nargs="?", default=25, help="steps between traces")
+parser.add_argument("mode", nargs="?", default="plain", help="plain, rampW or broadL")
+args = parser.parse_args()
 torch.set_num_threads(1)
-w = float(sys.argv[1])
-steps = int(sys.argv[2])
-seed = int(sys.argv[3])
-every = int(sys.argv[4]) if len(sys.argv) > 4 else 25
-mode = sys.argv[5] if len(sys.argv) > 5 else "plain"
+w, steps, seed, every, mode = args.weight, args.steps, args.seed, args.every, args.mode
 basis = default_basis()
 seeds = np.random.SeedSequence(seed).spawn(4)
 init, norm_rng, train_rng, val_rng = (np.random.default_rng(s) for s in seeds)

@@ -675,7 +675,7 @@ def test_train_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("scaloquant.cli.train.train_model", interrupted)
+    monkeypatch.setattr("scaloquant.train.train_model", interrupted)
     out = tmp_path / "run"
     assert _train(out) == 130
     assert one_error_line(capsys, "train", kind="interrupted;").endswith(

@@ -209,10 +209,26 @@ def _subparser(parser: argparse.ArgumentParser, command: list[str]) -> argparse.
     return parser
 
 
-@pytest.mark.parametrize("command", [["fit"], ["quantify"], ["convert"], ["basis", "info"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fit"],
+        ["quantify"],
+        ["convert"],
+        ["basis", "info"],
+        ["basis", "convert"],
+        ["simulate"],
+        ["scalogram"],
+        ["train"],
+        ["evaluate"],
+        ["reproduce"],
+        ["export"],
+    ],
+)
 def test_every_option_is_explained_in_a_sentence(command, capsys):
-    """``--help`` of the commands a user starts with: every option has a help text (fit's
-    ``--ppm-range`` and ``--lineshape`` had none), and the acquisition flags read as English
+    """``--help`` of every command: every option has a help text (fit's ``--ppm-range`` and
+    ``--lineshape`` had none; train's ``--seed``, ``--batch-size`` and ``--num-nodes`` and
+    simulate's ``--lineshape`` until session 31), and the acquisition flags read as English
     (convert's said 'for an INPUT that does not record it that do not record it')."""
     parser = _subparser(build_parser([*command, "--help"]), command)
     silent = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]

@@ -1,6 +1,7 @@
 """``scaloquant quantify --help`` and ``fit --help`` start without the trainer or the plotting
-library (each takes seconds to import), and their runs load Lightning never and matplotlib only
-to draw a figure; checked in a fresh interpreter's ``sys.modules``."""
+library (each takes seconds to import), ``train --help`` and a ``train`` with a missing path
+without the trainer, and their runs load Lightning never and matplotlib only to draw a figure;
+checked in a fresh interpreter's ``sys.modules``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def _last_line(fresh_python, code: str) -> tuple[str, str]:
         # quantify's options need nothing numerical: not even torch or scipy
         ("quantify", (*HEAVY, "torch", "scipy")),
         ("fit", HEAVY),  # its --preset choices come from scaloquant.fit (numpy, scipy, torch)
+        # its choices come from scaloquant.models (torch); the trainer loads with a run (it
+        # took --help from 2 to 6 s before session 31)
+        ("train", ("lightning", "pytorch_lightning", "lightning_fabric")),
     ],
 )
 def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_python):
@@ -145,6 +149,35 @@ def test_a_missing_path_is_refused_before_torch_is_imported(
         "import sys\n"
         "from scaloquant.cli import main\n"
         f"print(main({args!r}), 'torch' in sys.modules)\n"
+    )
+    last, stderr = _last_line(fresh_python, code)
+    assert last == "2 False"
+    line = stderr.strip()
+    assert line.count("\n") == 0 and f"{gone} does not exist; " in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("missing", "model"),
+    [
+        ("--data", "spectrum_cnn"),
+        ("--val-data", "spectrum_cnn"),
+        ("--config", "spectrum_cnn"),
+        ("--basis", "spectrum_physics"),
+        ("--grid-from", "spectrum_physics"),
+    ],
+)
+def test_train_refuses_a_missing_path_before_the_trainer_is_imported(
+    missing, model, tmp_path, fresh_python
+):
+    """``train`` checks its paths before it imports Lightning (which took a missing ``--basis``
+    to 21 s at load 9 in session 31): one line, exit 2, no output folder."""
+    gone = tmp_path / "gone"
+    args = ["train", "--model", model, missing, str(gone), "--out", str(tmp_path / "out")]
+    code = (
+        "import sys\n"
+        "from scaloquant.cli import main\n"
+        f"print(main({args!r}), 'lightning' in sys.modules)\n"
     )
     last, stderr = _last_line(fresh_python, code)
     assert last == "2 False"

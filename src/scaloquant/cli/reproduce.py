@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..reproduce import FIT_N, PRESETS, parse_snrs, reproduce
+from ..reproduce import FIT_N, N_TEST, PRESETS, parse_snrs, reproduce
 from ._common import (
     add_output_flags,
     declare_flag_keys,
@@ -34,9 +34,9 @@ def register(subparsers: Any) -> None:
             "spectrum encoder; error against SNR with the fit's Cramér–Rao bounds), "
             "DIR/figures/*.png, DIR/models/{scalogram,spectrum}_{cnn,physics}.ckpt, DIR/logs/ and "
             "DIR/data/test.h5. "
-            "Presets: tiny (CI, a few minutes), quick (~5-8 min on 2 cores), cpu (the paper's 10,000 "
-            "signals at a reduced scalogram size, <= 30 min on 2 cores), paper (the paper's "
-            "protocol, for a GPU)."
+            "Presets: tiny (CI, a few minutes), quick (about 5 min on 2 idle cores), cpu (the "
+            "paper's 10,000 signals at a reduced scalogram size, <= 30 min on 2 cores), paper "
+            "(the paper's protocol, for a GPU)."
         ),
     )
     # "--snr -5,10": argparse (< 3.13) takes "-5,10" for an option, as it only knows "-5" as a
@@ -53,7 +53,13 @@ def register(subparsers: Any) -> None:
         help="draw new training signals every epoch (default: the preset's choice; on when --snr "
         "makes the training noisy)",
     )
-    p.add_argument("--n-test", type=whole_number, help="held-out test signals (default: by preset)")
+    p.add_argument(
+        "--n-test",
+        type=whole_number,
+        help="held-out test signals (default by preset: "
+        + ", ".join(f"{k} {v}" for k, v in N_TEST.items())
+        + ")",
+    )
     p.add_argument(
         "--snr",
         default="inf",

@@ -71,7 +71,7 @@ def register(subparsers: Any) -> None:
         "--preset",
         choices=preset_names(),
         default="paper",
-        help="scalogram size: paper = 2 x 340 x 1536, cpu = 2 x 128 x 384",
+        help="scalogram size: paper = 2 x 340 x 1536 (default), cpu = 2 x 128 x 384",
     )
     p.add_argument(
         "--channels",

@@ -76,9 +76,10 @@ def register(subparsers: Any) -> None:
         description=(
             "Simulate signals S[n] = sum_m A_m X_m[n] exp((-alpha_m + i 2 pi df_m) n dT) from a "
             "basis set with parameters drawn uniformly from configured ranges, and write them "
-            "with every drawn parameter. Defaults reproduce the paper: noiseless, A in [0, 1], "
-            "alpha in [0, 15] 1/s, df in [-3, 3] Hz for all 21 basis signals. Flags override "
-            "the --config file. See docs/simulation-config.yaml."
+            "with every drawn parameter. Defaults: the paper's noiseless signals, A in [0, 1] "
+            "(the one range of the paper that survived), alpha in [0, 15] 1/s and df in [-3, 3] "
+            "Hz (the project's choice) for all 21 basis signals. Flags override the --config "
+            "file. See docs/simulation-config.yaml."
         ),
     )
     p.add_argument("--n", type=whole_number, required=True, help="number of signals")
@@ -145,7 +146,12 @@ def register(subparsers: Any) -> None:
         metavar="PPM",
         help="ppm where the first-order phase is zero (default 4.65)",
     )
-    group.add_argument("--lineshape", choices=("lorentzian", "gaussian", "voigt"))
+    group.add_argument(
+        "--lineshape",
+        choices=("lorentzian", "gaussian", "voigt"),
+        help="the lines' decay: lorentzian (Eq. 1's exp(-alpha t), the default), gaussian "
+        "(exp(-(g t)^2) instead) or voigt (both; g from --gaussian-damping-range, default 0-9 1/s)",
+    )
     group.add_argument(
         "--global-shift-damping",
         action="store_true",

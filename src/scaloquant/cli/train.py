@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -24,26 +24,21 @@ from .. import __version__
 from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_message
 from ..io.atomic import check_output_dir, check_writable, write_text_atomic
 from ..io.config import read_mapping
+from ..models.checkpoint import read_checkpoint
 from ..models.physics_config import PHYSICS_KINDS
 from ..models.quantifier import MODEL_KINDS
 from ..models.uncertainty import UNCERTAINTY_KINDS
+from ..presets import PRESETS
 from ..simulate import BaselineConfig, SimulationConfig
-from ..train import (
-    PRESETS,
-    TrainConfig,
-    check_trainer_settings,
-    is_launching_process,
-    read_checkpoint,
-    read_signal_file,
-    split_signals,
-    train_model,
-)
 from ._common import (
     declare_flag_keys,
     embedded_basis,
     number,
     whole_number,
 )
+
+if TYPE_CHECKING:  # the trainer imports Lightning (seconds): only a run loads it, not --help
+    from ..train import TrainConfig
 
 #: The ``[MIN, MAX]`` realism flags: (flag, SimulationConfig key, help).
 _RANGE_FLAGS = (
@@ -102,12 +97,16 @@ def register(subparsers: Any) -> None:
         "(default: the basis' own grid)",
     )
     physics.add_argument(
-        "--max-steps", type=whole_number, help="optimiser steps (one fresh batch of signals each)"
+        "--max-steps",
+        type=whole_number,
+        help="optimiser steps (one fresh batch of signals each; default: the preset's); the "
+        "quick and cpu presets also cap the wall time (max_time_s; change it with --config)",
     )
     physics.add_argument(
         "--polish-iterations",
         type=whole_number,
-        help="Levenberg-Marquardt iterations after the network, stored as the model's default",
+        help="Levenberg-Marquardt iterations after the network, stored as the model's default "
+        "(default: 5 with --simulation invivo, 20 with default)",
     )
     p.add_argument(
         "--preset",
@@ -120,7 +119,8 @@ def register(subparsers: Any) -> None:
         "--config",
         type=Path,
         metavar="FILE",
-        help="YAML file of TrainConfig fields overriding the preset",
+        help="YAML file of TrainConfig fields (PhysicsTrainConfig for the *_physics models) "
+        "overriding the preset",
     )
     p.add_argument(
         "--data",
@@ -157,18 +157,27 @@ def register(subparsers: Any) -> None:
     realism.add_argument(
         "--baseline", action="store_true", help="add a smooth random baseline (the default one)"
     )
-    p.add_argument("--seed", type=whole_number)
+    p.add_argument(
+        "--seed", type=whole_number, help="the root of the run's random streams (default: 0)"
+    )
     p.add_argument(
         "--max-epochs",
         type=whole_number,
-        help="the cpu and quick presets also cap the wall time (max_time_s; change it with --config)",
+        help="CNNs: epochs at most (default: the preset's); the cpu and quick presets also cap "
+        "the wall time (max_time_s; change it with --config)",
     )
-    p.add_argument("--lr", type=number, dest="learning_rate", help="learning rate")
-    p.add_argument("--batch-size", type=whole_number)
+    p.add_argument(
+        "--lr", type=number, dest="learning_rate", help="learning rate (default: the preset's)"
+    )
+    p.add_argument(
+        "--batch-size", type=whole_number, help="signals per optimiser step (default: the preset's)"
+    )
     p.add_argument("--devices", help="number of devices or 'auto'")
     p.add_argument("--accelerator", help="cpu, gpu, auto...")
     p.add_argument("--strategy", help="e.g. ddp for multi-GPU/multi-node")
-    p.add_argument("--num-nodes", type=whole_number)
+    p.add_argument(
+        "--num-nodes", type=whole_number, help="machines of a multi-node run (default: 1)"
+    )
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
@@ -225,6 +234,8 @@ def simulation_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """Preset, then ``--config``, then flags."""
+    from ..train import TrainConfig
+
     config = TrainConfig.preset(args.preset, model=args.model)
     if args.config is not None:
         overrides = dict(read_mapping(args.config))
@@ -281,7 +292,23 @@ def _remove_new_empty_folders(out: Path, before: set[Path]) -> None:
                 folder.rmdir()
 
 
+def require_paths(args: argparse.Namespace) -> None:
+    """Refuse, before the trainer is imported (Lightning takes seconds), a path of ``args`` that
+    does not exist; the readers check the rest (formats, contents). Only the paths of flags the
+    model takes: another's flag is refused as such (``_train``, :func:`physics_config`)."""
+    from ..paths import require_existing, require_file
+
+    physics = args.model in PHYSICS_KINDS
+    for path in filter(None, (args.basis, args.grid_from) if physics else ()):
+        require_existing(path)
+    for path in filter(None, () if physics else (args.data, args.val_data)):
+        require_file(path, hint="give a simulation file written by scaloquant")
+    if args.config is not None:
+        require_file(args.config, "config file ")
+
+
 def handle(args: argparse.Namespace) -> int:
+    require_paths(args)
     if args.out.exists() and not args.out.is_dir():
         # else "File exists" from the first mkdir under it, after the imports and the basis
         raise OutputExistsError(f"{args.out} is a file; give a folder for the outputs")
@@ -292,6 +319,8 @@ def handle(args: argparse.Namespace) -> int:
     try:
         return _train(args)
     except BaseException:
+        from ..train import is_launching_process
+
         if is_launching_process():
             _remove_new_empty_folders(args.out, before)
         raise
@@ -343,6 +372,14 @@ def _train(args: argparse.Namespace) -> int:
                 f"{flag} is for the physics-head models (--model spectrum_physics or "
                 "scalogram_physics); the regression CNNs train on the paper's simulator"
             )
+    from ..train import (
+        check_trainer_settings,
+        is_launching_process,
+        read_signal_file,
+        split_signals,
+        train_model,
+    )
+
     config = build_config(args)
     check_trainer_settings(config)  # before the output folder is made
     out: Path = args.out
