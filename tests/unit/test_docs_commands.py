@@ -292,7 +292,7 @@ def test_every_documented_command_parses():
     ("text", "inline", "expected"),
     [
         ("scaloquant fit a.nii --out d --thread 2", False, "has no option --thread"),
-        ("scaloquant fit a.nii --out d --threads two", False, "invalid int value"),
+        ("scaloquant fit a.nii --out d --threads two", False, "must be a whole number"),
         ("scaloquant fit INPUT... [--preset invivo|simulatd]", False, "simulatd: not among"),
         ("scaloquant scalogram --in s.h5 --preset {paper,gpu} --out x", False, "not among"),
         ("scaloquant simulate --n N --seed S", False, "required: --out"),
