@@ -96,8 +96,7 @@ class Options:
         ``"adaptive"`` (None, the default: as the fit's default) screens each polished
         spectrum with LCModel's F-test against a more flexible baseline and fits those that ask
         for one as ``fit``'s default does, their rows ``fit``'s (:func:`_physics_estimates`);
-        ``"fixed"``: the polish's
-        fixed stiffness for every spectrum.
+        ``"fixed"``: the polish's fixed stiffness for every spectrum.
     referencing : reference each 1H spectrum from its own NAA, creatine and choline singlets
         before it is fitted or quantified, as LCModel does (its ``DOREFS``), where they stand
         clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
@@ -262,8 +261,8 @@ class PhysicsRows:
     each: ``water_near_window``, and with a spline baseline ``baseline_ed_per_ppm`` and, where
     any spectrum was fitted again, ``window_ppm``), ``dried``: the spectra quantified less
     their residual water, ``refitted``: those whose polish asked for a more flexible baseline,
-    fitted again as ``fit`` fits them; for the
-    figures (:func:`_physics_figures`): ``seen`` ``(N, n_points)`` the FIDs the model saw,
+    fitted again as ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen``
+    ``(N, n_points)`` the FIDs the model saw,
     ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit of the spectra fitted
     again (``refit_rows``, indices into the ``N``, their FIDs ``refit_fid``; None: none)."""
 
@@ -360,12 +359,9 @@ def _physics_estimates(
     flagged = np.flatnonzero(p.flexible)
     if not flagged.size:
         return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
-    # the fit's own default on these spectra (fit_spectra, as ``fit`` runs it): its fixed
-    # stiffness over ppm_range, its own screen at that fit, and LCModel's F-test stiffness over
-    # the flexible window for those its screen flags; so each row is ``fit``'s row of that
-    # spectrum, window and stiffness included, whether or not the polish's screen and the
-    # fit's agree (docs/history/physics-models-log.md "quantify's refit is fit's row (session
-    # 31, `refit31`)")
+    # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
+    # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
+    # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
     adaptive = replace(
         fit_config, baseline_stiffness="adaptive", device=quantifier.basis_fids.device.type
     )
