@@ -11,7 +11,8 @@ process) with ``--threads`` torch threads:
   checkpoint's ``K``), one batch;
 * ``refits (M)``: ``fit_spectra`` of the ``M`` spectra that the screen
   (``asks_for_flexible_baseline``) flags among all ``--n`` at ``K = --refit-k``, with the
-  flexible baseline's F-test model, as ``quantify`` refits them.
+  fit's adaptive rule on the model's fit settings, as ``quantify`` refits them (since session
+  31; before, the flexible baseline's F-test model over 0.2-4.0 ppm).
 
 ``--compare SRC`` runs this script in child processes alternating between ``SRC`` (another
 checkout's ``src`` folder, e.g. main's exported by ``git archive``) and this checkout's ``src``,
@@ -30,6 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,6 @@ def run(args: argparse.Namespace) -> None:
     from _timing import timed
     from bench_physics_baseline import model_spectra
     from scaloquant.fit import fit_spectra
-    from scaloquant.fit.spectra import flexible_baseline_config
     from scaloquant.signal.water import remove_water
     from scaloquant.simulate.invivo import InvivoPrior
     from scaloquant.threads import blas_threads, prefer_reproducible_mkl
@@ -58,11 +59,11 @@ def run(args: argparse.Namespace) -> None:
     theta = q.predict_estimates(seen, polish_iterations=args.refit_k).theta
     flagged = np.flatnonzero(q.asks_for_flexible_baseline(seen, theta))
     again = FID(samples[flagged], *grid)
-    flexible = flexible_baseline_config(q.config.fit_config)
+    adaptive = replace(q.config.fit_config, baseline_stiffness="adaptive")
     lines = {
         f"polish {n}": (lambda n=n: q.predict_estimates(seen[:n]).amplitudes) for n in args.polish_n
     }
-    lines[f"refits ({flagged.size})"] = lambda: fit_spectra(again, q.basis(), flexible).amplitudes
+    lines[f"refits ({flagged.size})"] = lambda: fit_spectra(again, q.basis(), adaptive).amplitudes
     out = {}
     for label, line in lines.items():
         for _ in range(args.repeats):

@@ -182,10 +182,11 @@ def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> s
     )
     return (
         f"the baseline: {which} asked for a more flexible baseline than the polish's {stiff} "
-        f"(LCModel's F-test at the polished fit) and {were} fitted again as fit fits them "
-        f"(LCModel's F-test stiffness over {lo:g}-{hi:g} ppm, on the model's basis): {their} "
-        "estimates, _sd (the CRLB), fit_residual and fit facts (baseline_ed_per_ppm, "
-        "window_ppm) are that fit's"
+        f"(LCModel's F-test at the polished fit) and {were} fitted again as fit's default fits "
+        f"them, on the model's basis (the fixed stiffness over {fit.ppm_range[0]:g}-"
+        f"{fit.ppm_range[1]:g} ppm, and LCModel's F-test stiffness over {lo:g}-{hi:g} ppm where "
+        f"the fit's own screen asks for it): {their} estimates, _sd (the CRLB), fit_residual "
+        "and fit facts (baseline_ed_per_ppm, window_ppm) are fit's"
     )
 
 

@@ -113,8 +113,8 @@ FIT_FACTS: dict[str, str] = {
     "fwhm_hz column measured on the data",
     "baseline_ed_per_ppm": "effective dimensions per ppm of the spline baseline the spectrum was "
     "fitted with (chosen per spectrum with --baseline-stiffness ftest, and adaptive where it "
-    "fitted a spectrum again; a physics-head model's: its polish's, or that of the fit of a "
-    "spectrum that asked for a more flexible baseline); null without a spline",
+    "fitted a spectrum again; a physics-head model's: its polish's, or fit's for a spectrum "
+    "whose polish asked for a more flexible baseline); null without a spline",
     "shift_ppm": "where the fit put the data's NAA, creatine and choline singlets, ppm from "
     "their own shifts (positive: downfield), on the axis it fitted the spectrum on (the file's, "
     "plus ppm_reference_correction where the spectrum was referenced): the error of that ppm "
@@ -123,7 +123,9 @@ FIT_FACTS: dict[str, str] = {
     "reference error is fitted",
     "window_ppm": "the ppm window the spectrum was fitted over, low and high, with "
     "--baseline-stiffness adaptive when it refitted any spectrum (with LCModel's F-test over "
-    "0.2-4.0 ppm; a physics-head model's polish likewise); absent otherwise",
+    "0.2-4.0 ppm; a physics-head model's: when any spectrum's polish asked for a more flexible "
+    "baseline, each such spectrum's from fit's default, the others the polish's); absent "
+    "otherwise",
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
     "water_near_window": "the tallest point of the magnitude spectrum the fit saw (after its "

@@ -95,8 +95,8 @@ class Options:
     baseline_stiffness : ``quantify`` with a physics-head model with a spline baseline only:
         ``"adaptive"`` (None, the default: as the fit's default) screens each polished
         spectrum with LCModel's F-test against a more flexible baseline and fits those that ask
-        for one as ``fit`` does (:func:`_physics_estimates`); ``"fixed"``: the polish's
-        fixed stiffness for every spectrum.
+        for one as ``fit``'s default does, their rows ``fit``'s (:func:`_physics_estimates`);
+        ``"fixed"``: the polish's fixed stiffness for every spectrum.
     referencing : reference each 1H spectrum from its own NAA, creatine and choline singlets
         before it is fitted or quantified, as LCModel does (its ``DOREFS``), where they stand
         clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
@@ -260,8 +260,9 @@ class PhysicsRows:
     over the data, each ``(N,)``), ``facts`` (per-spectrum facts for results.json, ``(N, ...)``
     each: ``water_near_window``, and with a spline baseline ``baseline_ed_per_ppm`` and, where
     any spectrum was fitted again, ``window_ppm``), ``dried``: the spectra quantified less
-    their residual water, ``refitted``: those fitted again with a flexible baseline; for the
-    figures (:func:`_physics_figures`): ``seen`` ``(N, n_points)`` the FIDs the model saw,
+    their residual water, ``refitted``: those whose polish asked for a more flexible baseline,
+    fitted again as ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen``
+    ``(N, n_points)`` the FIDs the model saw,
     ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit of the spectra fitted
     again (``refit_rows``, indices into the ``N``, their FIDs ``refit_fid``; None: none)."""
 
@@ -308,12 +309,17 @@ def _physics_estimates(
     (``baseline_stiffness="adaptive"``): each spectrum's polish is screened with LCModel's
     F-test against the most flexible baseline
     (:meth:`~scaloquant.models.physics.PhysicsQuantifier.asks_for_flexible_baseline`), and the
-    spectra that ask for a more flexible one are fitted as ``fit`` fits them (its F-test
-    stiffness over the window of :func:`~scaloquant.fit.spectra.flexible_baseline_config`, on
-    the model's own basis, from the spectra as matched to the model, with the fit's own water
-    removal); their columns are that fit's (the model's
-    own SD replaced by its CRLB) and so are their facts (docs/history/physics-models-log.md
-    "The polish follows the fit's adaptive baseline (session 27)")."""
+    spectra that ask for a more flexible one are fitted as ``fit`` fits them: the fit's
+    ``"adaptive"`` rule with the model's fit settings (its fixed stiffness over ``ppm_range``,
+    its own screen at that fit, and LCModel's F-test stiffness over the window of
+    :func:`~scaloquant.fit.spectra.flexible_baseline_config` for the spectra that screen
+    flags), on the model's own basis, from the spectra as matched to the model, with the fit's
+    own water removal; their columns are that fit's (the model's own SD replaced by its CRLB)
+    and so are their facts, window and stiffness included: each such row is ``fit``'s row of
+    that spectrum, also where the polish's screen flags a spectrum that the fit's own keeps at
+    the fixed stiffness (docs/history/physics-models-log.md "The polish follows the fit's
+    adaptive baseline (session 27)" and "quantify's refit is fit's row (session 31,
+    `refit31`)")."""
     fit_config = quantifier.config.fit_config
     top = fit_config.ppm_range[1]
     k = quantifier.config.polish_iterations if polish is None else polish
@@ -353,15 +359,16 @@ def _physics_estimates(
     flagged = np.flatnonzero(p.flexible)
     if not flagged.size:
         return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
-    from ..fit.spectra import flexible_baseline_config
-
-    flexible = replace(
-        flexible_baseline_config(fit_config), device=quantifier.basis_fids.device.type
+    # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
+    # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
+    # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
+    adaptive = replace(
+        fit_config, baseline_stiffness="adaptive", device=quantifier.basis_fids.device.type
     )
     names = tuple(quantifier.metabolites)
     again = fid.with_samples(samples[flagged])
     with blas_threads(1):
-        refit = fit_spectra(again, quantifier.basis(), flexible)
+        refit = fit_spectra(again, quantifier.basis(), adaptive)
     sd = _named_columns(refit.crlb_sd, refit.names, names)
     replaced = (_named_columns(refit.amplitudes, refit.names, names), sd, sd, *fit_checks(refit))
     for column, values in zip(columns, replaced, strict=True):
@@ -369,7 +376,8 @@ def _physics_estimates(
     refit_facts = spread_fit_facts(refit, again, flagged, n)
     facts["baseline_ed_per_ppm"][flagged] = refit_facts["baseline_ed_per_ppm"][flagged]
     facts["window_ppm"] = np.tile(np.asarray(fit_config.ppm_range, dtype=np.float64), (n, 1))
-    facts["window_ppm"][flagged] = flexible.ppm_range
+    if "window_ppm" in refit_facts:  # None: the fit's screen kept every one over ppm_range
+        facts["window_ppm"][flagged] = refit_facts["window_ppm"][flagged]
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
     return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again)
@@ -593,7 +601,7 @@ def quantify_inputs(
     )
     partial = []
     water_removed = 0  # spectra a physics-head model saw less their residual water
-    refitted = 0  # spectra of a physics-head model fitted again with a flexible baseline
+    refitted = 0  # spectra of a physics-head model fitted again as fit fits them
     unreported: set[str] = set()  # components the refined fit adds to the model's
     for prep, drawn, by_residual in zip(prepared, chosen, representative, strict=True):
         fid = prep.fid
