@@ -110,8 +110,8 @@ def register(subparsers: Any) -> None:
         "--batch-size",
         type=whole_number,
         metavar="N",
-        help="spectra per network batch (default: the model's fastest, 16 for a scalogram CNN "
-        "on CPU)",
+        help="spectra per network batch (default: the model's fastest; on CPU the most whose "
+        "largest activation fits the memory budget, 16 for the cpu-preset scalogram CNN)",
     )
     p.add_argument(
         "--device",
