@@ -42,6 +42,7 @@ REPRODUCE = ["reproduce", "--preset", "tiny"]
 #: (command, bad flag and value, the line's start after 'error: ').
 CASES = [
     (FIT, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
+    (FIT, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
     (FIT, ["--tissue-fractions", "-1", "1", "1"], "--tissue-fractions (GM WM CSF) must be >= 0"),
     (FIT, ["--water-t2-ms", "0", "80", "200"], "--water-t2-ms (GM WM CSF) must be > 0"),
     (FIT, ["--metabolite-t2-ms", "0"], "--metabolite-t2-ms must be a positive"),
@@ -51,6 +52,7 @@ CASES = [
     (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be an integer >= 0, got -1"),
     (FIT, ["--baseline", "spline:0"], "--baseline spline:SPACING_PPM must be > 0"),
     (QUANTIFY, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
+    (QUANTIFY, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
     (QUANTIFY, ["--batch-size", "0"], "--batch-size must be >= 1"),
     (QUANTIFY, ["--polish-iterations", "-1"], "--polish-iterations must be >= 0"),
     (QUANTIFY, ["--adapt", "--adapt-steps", "-1"], "--adapt-steps must be an integer >= 0"),
@@ -166,9 +168,6 @@ SWEEP_VALID = {
     ("quantify", "--mrsi-figures"): {"0"},
     ("fit", "--max-figures"): {"0"},
     ("fit", "--mrsi-figures"): {"0"},
-    # TE 0: no T2 weighting of the water reference
-    ("quantify", "--te-ms"): {"0"},
-    ("fit", "--te-ms"): {"0"},
     # ranges of signed quantities, or of zero width (a fixed value)
     ("simulate", "--amplitude-range"): {"0"},
     ("simulate", "--damping-range"): {"0"},
