@@ -43,6 +43,10 @@ REPRODUCE = ["reproduce", "--preset", "tiny"]
 CASES = [
     (FIT, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
     (FIT, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
+    # an empty text was the option's default (session 31, `oneline31`)
+    (FIT, ["--groups", ""], "--groups '' is neither one of metabolites_and_mm, per_metabolite, "),
+    (FIT, ["--baseline", ""], "--baseline '': give spline[:SPACING_PPM], poly:DEGREE or none"),
+    (FIT, ["--device", ""], "--device '' is not a torch device; give cpu, cuda or cuda:N"),
     (FIT, ["--tissue-fractions", "-1", "1", "1"], "--tissue-fractions (GM WM CSF) must be >= 0"),
     (FIT, ["--water-t2-ms", "0", "80", "200"], "--water-t2-ms (GM WM CSF) must be > 0"),
     (FIT, ["--metabolite-t2-ms", "0"], "--metabolite-t2-ms must be a positive"),
@@ -182,10 +186,6 @@ SWEEP_VALID = {
     **{(c, "--ppm-reference"): {"-1", "0"} for c in ("basis info", "basis convert", "simulate")},
     **{(c, "--ppm-reference"): {"-1", "0"} for c in ("scalogram", "quantify", "fit", "convert")},
     ("evaluate", "--ppm-reference"): {"-1", "0"},
-    # an empty text is the option's default
-    ("fit", "--groups"): {""},
-    ("fit", "--baseline"): {""},
-    ("fit", "--device"): {""},
 }
 #: Words of Python or YAML, not the user's (case matters: 'holds none of' is English).
 PYTHON_WORDS = (
