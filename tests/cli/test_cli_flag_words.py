@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from _fids import fid_on_grid
 
-from _shared import one_error_line
+from _shared import argparse_error_line, one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 
@@ -124,8 +124,55 @@ def test_an_acquisition_flag_takes_a_finite_number(files, tmp_path, capsys, flag
     with pytest.raises(SystemExit) as exit_:
         main([*_argv(FIT, files, out), flag, "nan"])
     assert exit_.value.code == 2
-    assert f"argument {flag}: must be a finite number, got 'nan'" in capsys.readouterr().err
+    argparse_error_line(capsys, "fit", f"argument {flag}: must be a finite number, got 'nan'")
     assert not out.exists()
+
+
+#: (argv, the command's name, the line's start after 'error: '): argparse's own refusals.
+ARGPARSE_REFUSALS = [
+    (["fit", "SPECTRUM", "--te-ms", "x"], "fit", "argument --te-ms: must be a number, got 'x'"),
+    (["fit", "SPECTRUM", "--lineshape", "bogus"], "fit", "argument --lineshape: invalid choice"),
+    (["fit", "SPECTRUM", "--te-ms"], "fit", "argument --te-ms: expected one argument"),
+    (["fit", "SPECTRUM", "--out", "o", "--bogus"], "fit", "unrecognized arguments: --bogus"),
+    (["fit", "SPECTRUM", "--out", "o", "--bogus", "1"], "fit", "unrecognized arguments: --bogus 1"),
+    (["basis", "info", "--bogus"], "basis info", "unrecognized arguments: --bogus"),
+    (["basis", "convert"], "basis convert", "the following arguments are required: PATH"),
+    (["basis", "bogus"], "basis", "argument ACTION: invalid choice: 'bogus'"),
+    (["basis"], "basis", "the following arguments are required: ACTION"),
+    ([], "", "the following arguments are required: COMMAND"),
+    (["bogus"], "", "argument COMMAND: invalid choice: 'bogus'"),
+    (["--bogus", "basis", "info"], "", "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "words"),
+    ARGPARSE_REFUSALS,
+    ids=[" ".join(a) for a, _, _ in ARGPARSE_REFUSALS],
+)
+def test_argparse_refuses_in_one_line(files, capsys, argv, command, words):
+    """A mistyped flag or value, or a missing argument: the one line of the command that
+    refused it (an unknown flag too, which argparse words as the main parser's), ending with
+    where to look; argparse's usage block before it was several lines (session 31,
+    `oneline31`)."""
+    prog = " ".join(["scaloquant", *command.split()])
+    with pytest.raises(SystemExit) as exit_:
+        main([files.get(word, word) for word in argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"{prog}: error: {words}"), err
+    assert err.endswith(f" (see {prog} --help)\n"), err
+
+
+@pytest.mark.parametrize("command", [["fit"], ["basis", "info"], []])
+def test_help_keeps_its_usage(capsys, command):
+    """``--help`` prints the usage and every flag on stdout, and exits 0."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"usage: {' '.join(['scaloquant', *command])} ") and not err
+    assert "--help" in out and len(out.splitlines()) > 5
 
 
 # The sweep (session 31, `words31`): every flag of every command that takes a value, given bad
@@ -280,23 +327,19 @@ def _sweep_argv(command, flag, value, files, tmp_path) -> tuple[list[str], Path 
 def test_every_flags_bad_value_is_refused_in_the_users_words(
     sweep_files, tmp_path, capsys, command, flag, value
 ):
-    """Exit 2; one line, argparse's usage aside (its refusals of a value that is not of the
-    flag's type come after the usage); the flag named, or the file given where the value is a
-    file to read; none of Python's or YAML's words."""
+    """Exit 2; one line, argparse's own refusals (a value not of the flag's type) as the
+    handler's, with where to look instead of its usage block (session 31, `oneline31`), under
+    the command's full name ('basis info'); the flag named, or the file given where the value
+    is a file to read; none of Python's or YAML's words."""
     argv, path = _sweep_argv(command, flag, value, sweep_files, tmp_path)
     try:
         code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    assert code == 2, argv
-    lines = capsys.readouterr().err.strip().splitlines()
-    usage = lines[:-1]
-    assert not usage or usage[0].startswith("usage: "), lines
-    line = lines[-1]
-    # argparse names 'basis info' where the handler's line names 'basis'
-    assert line.startswith(
-        (f"scaloquant {command}: error: ", f"scaloquant {command.split()[0]}: error: ")
-    ), line
+    except SystemExit as exit_:  # argparse's refusal
+        assert exit_.code == 2, argv
+        line = argparse_error_line(capsys, command)
+    else:
+        assert code == 2, argv
+        line = one_error_line(capsys, command)
     named = flag if path is None else str(path)
     assert named in line, line
     assert not [w for w in PYTHON_WORDS if w in line], line
