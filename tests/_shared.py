@@ -29,3 +29,12 @@ def one_error_line(capsys, command: str, starts: str = "", *, kind: str = "error
     assert "Traceback" not in err, err
     assert lines[0].startswith(f"scaloquant {command}: {kind} {starts}"), lines
     return lines[0]
+
+
+def argparse_error_line(capsys, command: str, starts: str = "") -> str:
+    """:func:`one_error_line` of a refusal by argparse itself (a value not of the flag's type or
+    choices, an unknown flag, a missing argument; the command's ``SystemExit(2)``): its usage
+    block left out, the line ends with where to look."""
+    line = one_error_line(capsys, command, starts)
+    assert line.endswith(f" (see scaloquant {command} --help)"), line
+    return line

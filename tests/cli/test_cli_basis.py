@@ -22,7 +22,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def assert_one_line_error(code: int, err: str, *words: str) -> None:
     assert code == 2
     assert "Traceback" not in err
-    assert err.count("\n") == 1 and err.startswith("scaloquant basis: error: ")
+    assert err.count("\n") == 1 and err.startswith("scaloquant basis info: error: ")
     for word in words:
         assert word in err
 

@@ -6,7 +6,7 @@ The evaluation of real checkpoints is tested with the tiny reproduction in
 
 import pytest
 
-from _shared import one_error_line
+from _shared import argparse_error_line, one_error_line
 from scaloquant.cli import main
 
 
@@ -80,7 +80,7 @@ def test_model_flag_is_required(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--data", "x.h5", "--out", str(tmp_path / "ev")])
     assert exc.value.code == 2
-    assert "--model" in capsys.readouterr().err
+    argparse_error_line(capsys, "evaluate", "the following arguments are required: --model")
 
 
 def test_corrupt_checkpoint(tmp_path, files, capsys):

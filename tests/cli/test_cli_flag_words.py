@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from _fids import fid_on_grid
 
-from _shared import one_error_line
+from _shared import argparse_error_line, one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 
@@ -42,6 +42,11 @@ REPRODUCE = ["reproduce", "--preset", "tiny"]
 #: (command, bad flag and value, the line's start after 'error: ').
 CASES = [
     (FIT, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
+    (FIT, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
+    # an empty text was the option's default (session 31, `oneline31`)
+    (FIT, ["--groups", ""], "--groups '' is neither one of metabolites_and_mm, per_metabolite, "),
+    (FIT, ["--baseline", ""], "--baseline '': give spline[:SPACING_PPM], poly:DEGREE or none"),
+    (FIT, ["--device", ""], "--device '' is not a torch device; give cpu, cuda or cuda:N"),
     (FIT, ["--tissue-fractions", "-1", "1", "1"], "--tissue-fractions (GM WM CSF) must be >= 0"),
     (FIT, ["--water-t2-ms", "0", "80", "200"], "--water-t2-ms (GM WM CSF) must be > 0"),
     (FIT, ["--metabolite-t2-ms", "0"], "--metabolite-t2-ms must be a positive"),
@@ -51,6 +56,7 @@ CASES = [
     (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be an integer >= 0, got -1"),
     (FIT, ["--baseline", "spline:0"], "--baseline spline:SPACING_PPM must be > 0"),
     (QUANTIFY, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
+    (QUANTIFY, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
     (QUANTIFY, ["--batch-size", "0"], "--batch-size must be >= 1"),
     (QUANTIFY, ["--polish-iterations", "-1"], "--polish-iterations must be >= 0"),
     (QUANTIFY, ["--adapt", "--adapt-steps", "-1"], "--adapt-steps must be an integer >= 0"),
@@ -118,8 +124,55 @@ def test_an_acquisition_flag_takes_a_finite_number(files, tmp_path, capsys, flag
     with pytest.raises(SystemExit) as exit_:
         main([*_argv(FIT, files, out), flag, "nan"])
     assert exit_.value.code == 2
-    assert f"argument {flag}: must be a finite number, got 'nan'" in capsys.readouterr().err
+    argparse_error_line(capsys, "fit", f"argument {flag}: must be a finite number, got 'nan'")
     assert not out.exists()
+
+
+#: (argv, the command's name, the line's start after 'error: '): argparse's own refusals.
+ARGPARSE_REFUSALS = [
+    (["fit", "SPECTRUM", "--te-ms", "x"], "fit", "argument --te-ms: must be a number, got 'x'"),
+    (["fit", "SPECTRUM", "--lineshape", "bogus"], "fit", "argument --lineshape: invalid choice"),
+    (["fit", "SPECTRUM", "--te-ms"], "fit", "argument --te-ms: expected one argument"),
+    (["fit", "SPECTRUM", "--out", "o", "--bogus"], "fit", "unrecognized arguments: --bogus"),
+    (["fit", "SPECTRUM", "--out", "o", "--bogus", "1"], "fit", "unrecognized arguments: --bogus 1"),
+    (["basis", "info", "--bogus"], "basis info", "unrecognized arguments: --bogus"),
+    (["basis", "convert"], "basis convert", "the following arguments are required: PATH"),
+    (["basis", "bogus"], "basis", "argument ACTION: invalid choice: 'bogus'"),
+    (["basis"], "basis", "the following arguments are required: ACTION"),
+    ([], "", "the following arguments are required: COMMAND"),
+    (["bogus"], "", "argument COMMAND: invalid choice: 'bogus'"),
+    (["--bogus", "basis", "info"], "", "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "words"),
+    ARGPARSE_REFUSALS,
+    ids=[" ".join(a) for a, _, _ in ARGPARSE_REFUSALS],
+)
+def test_argparse_refuses_in_one_line(files, capsys, argv, command, words):
+    """A mistyped flag or value, or a missing argument: the one line of the command that
+    refused it (an unknown flag too, which argparse words as the main parser's), ending with
+    where to look; argparse's usage block before it was several lines (session 31,
+    `oneline31`)."""
+    prog = " ".join(["scaloquant", *command.split()])
+    with pytest.raises(SystemExit) as exit_:
+        main([files.get(word, word) for word in argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"{prog}: error: {words}"), err
+    assert err.endswith(f" (see {prog} --help)\n"), err
+
+
+@pytest.mark.parametrize("command", [["fit"], ["basis", "info"], []])
+def test_help_keeps_its_usage(capsys, command):
+    """``--help`` prints the usage and every flag on stdout, and exits 0."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"usage: {' '.join(['scaloquant', *command])} ") and not err
+    assert "--help" in out and len(out.splitlines()) > 5
 
 
 # The sweep (session 31, `words31`): every flag of every command that takes a value, given bad
@@ -166,9 +219,6 @@ SWEEP_VALID = {
     ("quantify", "--mrsi-figures"): {"0"},
     ("fit", "--max-figures"): {"0"},
     ("fit", "--mrsi-figures"): {"0"},
-    # TE 0: no T2 weighting of the water reference
-    ("quantify", "--te-ms"): {"0"},
-    ("fit", "--te-ms"): {"0"},
     # ranges of signed quantities, or of zero width (a fixed value)
     ("simulate", "--amplitude-range"): {"0"},
     ("simulate", "--damping-range"): {"0"},
@@ -183,10 +233,6 @@ SWEEP_VALID = {
     **{(c, "--ppm-reference"): {"-1", "0"} for c in ("basis info", "basis convert", "simulate")},
     **{(c, "--ppm-reference"): {"-1", "0"} for c in ("scalogram", "quantify", "fit", "convert")},
     ("evaluate", "--ppm-reference"): {"-1", "0"},
-    # an empty text is the option's default
-    ("fit", "--groups"): {""},
-    ("fit", "--baseline"): {""},
-    ("fit", "--device"): {""},
 }
 #: Words of Python or YAML, not the user's (case matters: 'holds none of' is English).
 PYTHON_WORDS = (
@@ -281,23 +327,19 @@ def _sweep_argv(command, flag, value, files, tmp_path) -> tuple[list[str], Path 
 def test_every_flags_bad_value_is_refused_in_the_users_words(
     sweep_files, tmp_path, capsys, command, flag, value
 ):
-    """Exit 2; one line, argparse's usage aside (its refusals of a value that is not of the
-    flag's type come after the usage); the flag named, or the file given where the value is a
-    file to read; none of Python's or YAML's words."""
+    """Exit 2; one line, argparse's own refusals (a value not of the flag's type) as the
+    handler's, with where to look instead of its usage block (session 31, `oneline31`), under
+    the command's full name ('basis info'); the flag named, or the file given where the value
+    is a file to read; none of Python's or YAML's words."""
     argv, path = _sweep_argv(command, flag, value, sweep_files, tmp_path)
     try:
         code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    assert code == 2, argv
-    lines = capsys.readouterr().err.strip().splitlines()
-    usage = lines[:-1]
-    assert not usage or usage[0].startswith("usage: "), lines
-    line = lines[-1]
-    # argparse names 'basis info' where the handler's line names 'basis'
-    assert line.startswith(
-        (f"scaloquant {command}: error: ", f"scaloquant {command.split()[0]}: error: ")
-    ), line
+    except SystemExit as exit_:  # argparse's refusal
+        assert exit_.code == 2, argv
+        line = argparse_error_line(capsys, command)
+    else:
+        assert code == 2, argv
+        line = one_error_line(capsys, command)
     named = flag if path is None else str(path)
     assert named in line, line
     assert not [w for w in PYTHON_WORDS if w in line], line

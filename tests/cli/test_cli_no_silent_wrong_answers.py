@@ -184,7 +184,7 @@ def test_ppm_reference_flag_against_a_recorded_one(
 def test_basis_files_follow_the_same_rule(tmp_path, capsys):
     info = ["basis", "info", str(BASIS_FILE)]
     assert main([*info, "--spectrometer-freq-mhz", "297.2"]) == 2
-    line = one_error_line(capsys, "basis")
+    line = one_error_line(capsys, "basis info")
     assert "records a spectrometer frequency of 123.261703 MHz but --spectrometer-freq-mhz " in (
         line
     )
@@ -294,7 +294,7 @@ def test_basis_cut_mid_number_is_refused(basis, tmp_path, capsys):
         pytest.skip("needs the shared ISMRM 2016 .BASIS file")
     cut = _cut(Path(shutil.copy(found[0], tmp_path / "cut.BASIS")), 4)
     assert main(["basis", "info", str(cut)]) == 2
-    assert "cut.BASIS" in one_error_line(capsys, "basis")
+    assert "cut.BASIS" in one_error_line(capsys, "basis info")
 
 
 # 5. --out checked before any work --------------------------------------------------------------

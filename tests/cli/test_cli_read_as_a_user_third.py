@@ -50,7 +50,7 @@ def test_a_basis_metabolite_without_signal_is_refused(tmp_path, capsys):
     assert "GABA has no signal" in one_error_line(capsys, "simulate")
     assert not sim.exists()
     assert main(["basis", "info", str(broken)]) == 2
-    assert "GABA has no signal" in one_error_line(capsys, "basis")
+    assert "GABA has no signal" in one_error_line(capsys, "basis info")
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_a_basis_of_raw_files_has_a_way_in(tmp_path, capsys):
     (row,) = csv.DictReader((out / "results.csv").open())
     assert 14 < float(row["NAA_mM"]) < 15  # 14.48 mM with the embedded basis
     assert main(["basis", "convert", str(LCMODEL_RAWS), str(npz), *grid]) == 2
-    assert "already exists" in one_error_line(capsys, "basis")
+    assert "already exists" in one_error_line(capsys, "basis convert")
 
 
 OSPREY = INVIVO / "philips-press-osprey"

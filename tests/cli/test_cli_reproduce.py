@@ -2,7 +2,7 @@
 
 import pytest
 
-from _shared import one_error_line
+from _shared import argparse_error_line, one_error_line
 from scaloquant.cli import main
 from scaloquant.errors import ConfigError
 from scaloquant.reproduce import reproduce
@@ -12,7 +12,7 @@ def test_unknown_preset_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["reproduce", "--preset", "huge", "--out", "x"])
     assert exc.value.code == 2
-    assert "invalid choice: 'huge'" in capsys.readouterr().err
+    argparse_error_line(capsys, "reproduce", "argument --preset: invalid choice: 'huge'")
 
 
 def test_unknown_preset_in_the_library(tmp_path):
@@ -92,7 +92,7 @@ def test_fit_count_and_no_fit_exclude_each_other(tmp_path, capsys):
             ]
         )
     assert exc.value.code == 2
-    assert "not allowed with argument" in capsys.readouterr().err
+    argparse_error_line(capsys, "reproduce", "argument --fit-n: not allowed with argument")
 
 
 def test_snr_summary_lines(capsys):

@@ -90,6 +90,7 @@ def test_csf_adds_its_water_and_removes_its_volume():
         {"water_t2_ms": (110, 0, 80)},
         {"metabolite_t2_ms": 0},
         {"echo_time_ms": -1},
+        {"echo_time_ms": 0},  # went through the message's 'positive' (session 31, `oneline31`)
     ],
 )
 def test_bad_assumptions_are_refused(kwargs):

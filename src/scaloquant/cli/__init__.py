@@ -3,10 +3,13 @@
 Each subcommand module defines ``register(subparsers)``, which adds its parser and sets
 ``handler=<function(args) -> int>``. Handlers parse, build a config, call the library and write
 outputs; a :class:`~scaloquant.errors.ScaloquantError` becomes one line on stderr and exit code 2,
-and so does any ``OSError`` (a full disk, a read-only folder) and running out of memory (the
-machine's or a GPU's): the writers are atomic, so such an error leaves no partial file behind. Ctrl+C (exit 130) and ``SIGTERM`` (``kill``, a batch
-system's time limit; exit 143) end a command the same way: one line, its clean-up run, no partial
-output, no worker process left running.
+``scaloquant fit: error: ...`` (a nested command by its full name, ``scaloquant basis info``), as
+argparse's own refusals do (a mistyped flag or value, a missing argument; without argparse's
+usage block, pointing at ``--help``), and so does any ``OSError`` (a full disk, a read-only
+folder) and running out of memory (the machine's or a GPU's): the writers are atomic, so such
+an error leaves no partial file behind. Ctrl+C (exit 130) and ``SIGTERM`` (``kill``, a batch
+system's time limit; exit 143) end a command the same way: one line, its clean-up run, no
+partial output, no worker process left running.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from ..errors import (
     ConfigError,
@@ -71,16 +75,43 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose own refusals (a value not of the flag's type or choices, a
+    missing argument) are one line, as the handlers' are: ``PROG: error: MESSAGE (see PROG
+    --help)``, exit 2, where argparse printed its usage block (several lines) before it.
+    ``--help`` is unchanged."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _CommandParser(_OneLineParser):
+    """A subcommand's parser (``add_subparsers``' ``parser_class``; a nested one's too): it
+    refuses the arguments it does not know itself, under its own name, where argparse leaves
+    them to the main parser, whose line named ``scaloquant`` alone and pointed at its help."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; the full options only of the subcommand named in ``argv`` (all if None)."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="scaloquant",
         description="Quantify MRS metabolites with CNNs on Morse-wavelet scalograms.",
     )
     parser.add_argument("--version", action=_VersionAction)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
-    chosen = set(SUBCOMMANDS) if argv is None else set(SUBCOMMANDS).intersection(argv[:1])
+    # the first word that is not a flag (the main parser's flags take no value): a command
+    # after a mistyped flag gets its full options
+    named = [next((word for word in argv if not word.startswith("-")), "")] if argv else []
+    chosen = set(SUBCOMMANDS) if argv is None else set(SUBCOMMANDS).intersection(named)
     for name, help_text in SUBCOMMANDS.items():
         if name in chosen:
             importlib.import_module(f"{__name__}.{name}").register(sub)
@@ -122,21 +153,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # before any subcommand imports torch: OpenMP reads it once (see scaloquant.threads)
     prefer_command_settings()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
     args.argv = argv  # the command line as given, for provenance and the report
+    prog = _command_prog(parser, args)
     terminated: list[int] = []
     try:
         with _terminate_as_interrupt(terminated):
             return int(args.handler(args) or 0)
     except ScaloquantError as err:
-        print(f"scaloquant {args.command}: error: {error_message(err, args)}", file=sys.stderr)
+        print(f"{prog}: error: {error_message(err, args)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         # a handler that leaves something to continue from says so (train: --resume)
         hint = getattr(args, "interrupt_hint", None)
         what = hint(args) if hint else "no output was written"
         how = "terminated (SIGTERM)" if terminated else "interrupted"
-        print(f"scaloquant {args.command}: {how}; {what}", file=sys.stderr)
+        print(f"{prog}: {how}; {what}", file=sys.stderr)
         return 128 + signal.SIGTERM if terminated else 130
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
@@ -144,10 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         # after BrokenPipeError (an OSError too); everything that writes is atomic, so the
         # outputs are either complete or absent
-        print(f"scaloquant {args.command}: error: {os_error_message(err)}", file=sys.stderr)
+        print(f"{prog}: error: {os_error_message(err)}", file=sys.stderr)
         return 2
     except MemoryError as err:
-        print(f"scaloquant {args.command}: error: {out_of_memory_message(err)}", file=sys.stderr)
+        print(f"{prog}: error: {out_of_memory_message(err)}", file=sys.stderr)
         return 2
     except RuntimeError as err:
         # torch's OutOfMemoryError (a RuntimeError; torch is not imported here): a GPU's
@@ -155,8 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a chunk first (scaloquant.fit.batched.halving_on_oom)
         if type(err).__name__ != "OutOfMemoryError":
             raise
-        print(f"scaloquant {args.command}: error: {out_of_memory_message(err)}", file=sys.stderr)
+        print(f"{prog}: error: {out_of_memory_message(err)}", file=sys.stderr)
         return 2
+
+
+def _command_prog(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The full name of the command ``args`` ran (``scaloquant fit``, ``scaloquant basis
+    info``): its handler's lines start with it, as argparse's refusals do."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None:
+            return parser.prog
+        parser = sub.choices[getattr(args, sub.dest)]
 
 
 @contextlib.contextmanager

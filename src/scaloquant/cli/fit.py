@@ -209,9 +209,10 @@ def fit_config_from_args(args: argparse.Namespace):
     flags: dict[str, Any] = {}
     if args.lineshape:
         flags["lineshape"] = args.lineshape
-    if args.groups:
+    # `is not None`: an empty text ('') is refused with the choices, where it was the default
+    if args.groups is not None:
         flags["grouping"] = _groups(args.groups)
-    if args.baseline:
+    if args.baseline is not None:
         flags |= _baseline(args.baseline)
     if args.baseline_stiffness == "ftest-nested":
         flags["baseline_stiffness"] = "ftest"
@@ -224,7 +225,7 @@ def fit_config_from_args(args: argparse.Namespace):
         flags["ratio_priors"] = args.ratio_priors
     if args.ppm_range:
         flags["ppm_range"] = tuple(args.ppm_range)
-    if args.device:
+    if args.device is not None:
         flags["device"] = args.device
     # refused before anything is read: a name torch does not know, or CUDA without a GPU
     usable_device(flags.get("device", config.device))

@@ -117,7 +117,9 @@ class WaterScaling:
         for name in ("metabolite_t2_ms", "echo_time_ms"):
             value = float(getattr(self, name))
             object.__setattr__(self, name, value)
-            if not math.isfinite(value) or value < 0 or (name == "metabolite_t2_ms" and value == 0):
+            # TE 0 went through, against the message's 'positive'; a file's TE of 0 reads as
+            # not stated (scaloquant.signal.match.stated_sequence), so none comes here
+            if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive number of ms, got {value}")
 
     @classmethod
