@@ -87,7 +87,7 @@ def inline_commands(path: Path, root: Path = ROOT) -> list[Command]:
     """Inline code that is a command: ``scaloquant SUB …`` or ``SUB --flag …``."""
     text = path.read_text(encoding="utf-8")
     subs = "|".join(SUBCOMMANDS)
-    starts = re.compile(rf"^(?:scaloquant (?:{subs})\b|(?:{subs}) --)")
+    starts = re.compile(rf"^(?:scaloquant (?:{subs})(?=\s|$)|(?:{subs}) --)")
     found, fenced, offset = [], False, 0
     for line in text.splitlines(keepends=True):  # code fences are read by fenced_commands
         if FENCE.match(line):
@@ -98,7 +98,7 @@ def inline_commands(path: Path, root: Path = ROOT) -> list[Command]:
         offset += len(line)
     for match in re.finditer(r"(?<!`)`([^`]+)`(?!`)", text):
         span = " ".join(match.group(1).replace("\\|", "|").split())
-        if not starts.match(span):
+        if not starts.match(span) or ": error:" in span:  # a refusal quoted, not a command
             continue
         if not span.startswith("scaloquant "):
             span = "scaloquant " + span
@@ -334,3 +334,13 @@ def test_fences_are_read_as_a_shell_reads_them(tmp_path):
     assert fenced == [("page.md:2", "scaloquant fit a.nii --out d", False)]
     inline = [(c.where, c.text) for c in inline_commands(page, tmp_path)]
     assert inline == [("page.md:5", "scaloquant fit --refine")]
+
+
+def test_a_quoted_refusal_is_not_a_command(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "refused as `scaloquant fit: error: ... (see scaloquant fit --help)` or "
+        "`scaloquant basis info: error: no such file`; run `scaloquant fit a.nii --out d`\n",
+        encoding="utf-8",
+    )
+    assert [c.text for c in inline_commands(page, tmp_path)] == ["scaloquant fit a.nii --out d"]
