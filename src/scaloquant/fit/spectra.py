@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -350,7 +350,7 @@ def _solve(
     # what the next round may ask of its spectra (after a pass and after a failure), and the
     # next round takes its refits from that solve (one solve where two ran, the same fits:
     # docs/history/fit-log.md "The F-test's refit rounds in one solve (session 31, speed31)")
-    state = _FtestSearch(index, last)
+    state = _FtestSearch.start(index, last)
     solved: tuple[batched.BatchedFit, dict[tuple[int, int], int]] | None = None
     while state.pending.any():
         rows = np.flatnonzero(state.pending)
@@ -374,57 +374,59 @@ def _solve(
             ok[at] = ssq <= bound[c, rows[at]]
         for name, value in parts.items():
             value[rows[ok]] = getattr(sub, name)[ok]
-        state.judged(rows, k, ok)
-    return replace(fit, **parts), np.asarray(candidates)[index]
+        state = state.judged(rows, k, ok)
+    return replace(fit, **parts), np.asarray(candidates)[state.index]
 
 
+@dataclass(frozen=True)
 class _FtestSearch:
-    """The state of :func:`_solve`'s refit rounds, per spectrum: ``index`` (the candidate whose
-    fit the spectrum keeps), ``refitted`` (that fit is a refit's, or the reference's),
-    ``searching`` (still trying one candidate stiffer), ``trial`` (the candidate of its next
-    refit) and ``pending`` (a refit to come)."""
+    """The state of :func:`_solve`'s refit rounds, per spectrum ``(B,)``: ``index`` (the
+    candidate whose fit the spectrum keeps), ``refitted`` (that fit is a refit's, or the
+    reference's), ``searching`` (still trying one candidate stiffer) and ``trial`` (the
+    candidate of its next refit); ``last``: the reference's candidate."""
 
-    def __init__(self, index: np.ndarray, last: int) -> None:
-        self.last = last
-        self.index = index
-        self.searching = index > 0
-        self.refitted = index == last
-        self.trial = np.where(self.searching, index - 1, index)
+    index: np.ndarray
+    refitted: np.ndarray
+    searching: np.ndarray
+    trial: np.ndarray
+    last: int
+
+    @classmethod
+    def start(cls, index: np.ndarray, last: int) -> _FtestSearch:
+        """The search from step 2's candidates ``index``."""
+        searching = index > 0
+        return cls(index, index == last, searching, np.where(searching, index - 1, index), last)
 
     @property
     def pending(self) -> np.ndarray:
+        """A refit to come."""
         return self.searching | ~self.refitted
 
-    def copy(self) -> _FtestSearch:
-        other = _FtestSearch.__new__(_FtestSearch)
-        other.last = self.last
-        for name in ("index", "searching", "refitted", "trial"):
-            setattr(other, name, getattr(self, name).copy())
-        return other
-
-    def judged(self, rows: np.ndarray, k: np.ndarray, ok: np.ndarray) -> None:
-        """The spectra ``rows``' refits at their candidates ``k`` passed (``ok``) or not."""
-        self.refitted[rows[ok]] = True
-        self.index[rows[ok]] = k[ok]
-        was_searching = self.searching[rows]
+    def judged(self, rows: np.ndarray, k: np.ndarray, ok: np.ndarray) -> _FtestSearch:
+        """The state after the spectra ``rows``' refits at their candidates ``k`` passed
+        (``ok``) or not."""
+        index, refitted = self.index.copy(), self.refitted.copy()
+        searching, trial = self.searching.copy(), self.trial.copy()
+        refitted[rows[ok]] = True
+        index[rows[ok]] = k[ok]
+        was_searching = searching[rows]
         stiffer = was_searching & ok & (k > 0)
-        self.trial[rows[stiffer]] = k[stiffer] - 1
-        self.searching[rows[was_searching & ~stiffer]] = False
+        trial[rows[stiffer]] = k[stiffer] - 1
+        searching[rows[was_searching & ~stiffer]] = False
         worse = ~was_searching & ~ok
-        self.index[rows[worse]] = k[worse] + 1
-        self.refitted[rows[worse]] = k[worse] + 1 == self.last
-        back = ~self.searching[rows] & ~self.refitted[rows]  # refitted next at their candidate
-        self.trial[rows[back]] = self.index[rows[back]]
+        index[rows[worse]] = k[worse] + 1
+        refitted[rows[worse]] = k[worse] + 1 == self.last
+        back = ~searching[rows] & ~refitted[rows]  # refitted next at their candidate
+        trial[rows[back]] = index[rows[back]]
+        return _FtestSearch(index, refitted, searching, trial, self.last)
 
     def next_pairs(self, rows: np.ndarray, k: np.ndarray) -> list[tuple[int, int]]:
         """The ``(row, candidate)`` refits the next round may ask of the spectra ``rows``
         refitted at ``k`` now: the round after a pass and after a failure of each."""
         ahead: list[tuple[int, int]] = []
         for outcome in (True, False):
-            after = self.copy()
-            after.judged(rows, k, np.full(rows.size, outcome))
-            go = rows[after.pending[rows]]
-            ahead += [(r, int(after.trial[r])) for r in go.tolist()]
+            after = self.judged(rows, k, np.full(rows.size, outcome))
+            ahead += [(r, int(after.trial[r])) for r in rows[after.pending[rows]].tolist()]
         return ahead
 
 
