@@ -17,7 +17,8 @@ F-test's bound and scores). Printed per call:
 * the iterations by the number of spectra still running in them: count, wall seconds, median
   ms, for the fixed fit (two threads) and for the F-test's solves (one): what an iteration
   costs with 1, 2-3, ... spectra left, so what the tails cost;
-* the flagged spectra's iterations in each of the F-test's solves (reference, refit rounds):
+* the flagged spectra's iterations in each of the F-test's solves (reference, refit rounds;
+  from one more call with the rounds one solve each, as before session 31):
   each solve runs as long as its slowest spectrum, so the loop iterations are the sum of the
   solves' maxima, where a schedule that started each spectrum's next solve as soon as its last
   ended would need the largest sum over one spectrum's solves (a bound, not a design: the
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import functools
 import os
 import threading
@@ -250,18 +252,30 @@ def refit_calls(fid, basis, config) -> list[tuple]:
             calls.append((args, kwargs, out))
         return out
 
-    search = getattr(fit_stages, "_FtestSearch", None)  # since session 31: rounds merged
-    ahead = None if search is None else search.next_pairs
     batched.solve = recorded
-    if search is not None:
-        search.next_pairs = lambda self, rows, k: []  # the rounds one at a time
     try:
-        fit_spectra(fid, basis, config)
+        with rounds_one_at_a_time():
+            fit_spectra(fid, basis, config)
     finally:
         batched.solve = solver
-        if search is not None:
-            search.next_pairs = ahead
     return calls
+
+
+@contextlib.contextmanager
+def rounds_one_at_a_time():
+    """While open, the F-test's refit rounds run one solve a round, as before session 31
+    (which solves two rounds at once, ``spectra._FtestSearch.next_pairs``); a checkout
+    without it is left alone."""
+    search = getattr(fit_stages, "_FtestSearch", None)
+    if search is None:
+        yield
+        return
+    ahead = search.next_pairs
+    search.next_pairs = lambda self, rows, k: []
+    try:
+        yield
+    finally:
+        search.next_pairs = ahead
 
 
 def speculate(fid, basis, config, rounds: int) -> None:
@@ -374,8 +388,15 @@ def main() -> None:
             f"load {load:.2f} -> {os.getloadavg()[0]:.2f}"
         )
         report(tl, t0, wall, cpu, args.threads)
-        if round_ == 0:
-            chains(tl)
+    # the flagged spectra's iterations per F-test solve, with the rounds one at a time
+    tl = Timeline(fids)
+    tl.install()
+    try:
+        with rounds_one_at_a_time():
+            fit_spectra(fid, basis, config)
+    finally:
+        tl.remove()
+    chains(tl)
     if args.speculate:
         print(f"--speculate {args.speculate}: load {os.getloadavg()[0]:.2f}")
         speculate(fid, basis, config, args.speculate)
