@@ -1,6 +1,6 @@
 """Where the in-vivo default's wall time goes on ``bench_fit_engine.py``'s 128 default-simulator
 spectra, thread by thread, stage by stage and spectrum by spectrum (docs/history/fit-log.md
-"Where the default's wall time goes, thread by thread (session 31, speed31)").
+"The F-test's refit rounds in one solve (session 31, speed31)").
 
 Fits ``bench_fit_engine.py``'s spectra (default simulator, seed ``--seed``, SNR 30; ``--run
 tissue``: the tissue-like ``invivo`` simulation of the same seed) with ``FIT_PRESETS["invivo"]``
