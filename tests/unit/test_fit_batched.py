@@ -702,6 +702,60 @@ def test_a_mixed_stiffness_solve_fits_each_spectrum_as_a_solve_at_its_stiffness(
     assert proc.stdout.strip().splitlines()[-1] == "[] True"
 
 
+def test_ftest_refit_rounds_in_one_solve_are_the_rounds_one_at_a_time(fresh_python):
+    """``baseline_stiffness="ftest"``'s refit rounds (``fit.spectra._solve``): a round's solve
+    also refits what the next round may ask (the candidate after a pass and after a failure),
+    and the next round takes its refits from it. On 8 SNR-30 default-simulator spectra (the
+    adaptive default's flexible window) that is fewer refit solves than the rounds one at a
+    time (``_FtestSearch.next_pairs`` returning nothing, the rule before session 31), and every
+    output the same to the bit, the chosen stiffnesses with it (each refit starts from the
+    reference, so it is the same in any round and company; in a fresh interpreter with MKL's
+    reproducible mode, as :func:`test_a_mixed_stiffness_solve_fits_each_spectrum_as_a_solve_at_its_stiffness`)."""
+    code = textwrap.dedent(
+        """\
+        from scaloquant.threads import prefer_reproducible_mkl
+        prefer_reproducible_mkl()
+        import numpy as np, torch
+        from scaloquant.fit import batched
+        from scaloquant.fit import spectra as sp
+        from scaloquant.fit.config import FIT_PRESETS
+        from scaloquant.io import default_basis
+        from scaloquant.simulate import SimulationConfig, simulate_batch
+        from scaloquant.types import FID
+        torch.set_num_threads(1)
+        basis = default_basis()
+        simulation = SimulationConfig.from_dict({'snr': [30.0, 30.0]})
+        x = simulate_batch(basis, simulation, 8, np.random.default_rng(1)).fids
+        fid = FID(x, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+        config = sp.flexible_baseline_config(FIT_PRESETS['invivo'])
+        prepared = sp._prepared(basis, fid, config)[0]
+        fids = sp._without_water(fid, config)
+        region = sp.region_noise_sd(fid.spectrum(), fid.ppm_axis(), config.noise_ppm_range)
+        solver, calls = batched.solve, []
+        def counted(*args, **kwargs):
+            calls.append(kwargs.get('baseline_ed_per_ppm') is not None)
+            return solver(*args, **kwargs)
+        batched.solve = counted
+        merged, merged_ed = sp._solve(fids, prepared, config, region, {})
+        merged_refits = sum(calls)
+        calls.clear()
+        sp._FtestSearch.next_pairs = lambda self, rows, k: []
+        rounds, rounds_ed = sp._solve(fids, prepared, config, region, {})
+        differ = [n for n in batched.BatchedFit.__dataclass_fields__
+            if not np.array_equal(getattr(merged, n), getattr(rounds, n), equal_nan=True)]
+        print(merged_refits, sum(calls), differ, np.array_equal(merged_ed, rounds_ed),
+            sorted(set(rounds_ed.tolist())))
+        """
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    print(last)
+    merged, rounds, rest = last.split(" ", 2)
+    assert int(merged) < int(rounds)
+    assert rest.startswith("[] True")
+
+
 def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     """The cheap search of ``baseline_stiffness="ftest"`` (scores at the flexible fit's
     lineshape, then refits one candidate stiffer at a time, each started from the flexible

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -294,7 +294,11 @@ def _solve(
        while that refit fails the bound, one candidate more flexible (up to the reference);
        each round one batched fit of every spectrum refitted in it, whatever their candidates
        (``batched.solve(baseline_ed_per_ppm=...)``: the same fits as one solve per
-       candidate).
+       candidate); while that solve stays below ``batched.ONE_THREAD_BELOW`` spectra, it also
+       refits what the next round may ask of them (the candidate after a pass and after a
+       failure), and the next round takes its refits from it: the same fits in one solve
+       where two ran (docs/history/fit-log.md "The F-test's refit rounds in one solve
+       (session 31, speed31)").
 
     Measured (docs/history/fit-log.md "The F-test made cheap"): the same choice as refitting
     every candidate on the six in-vivo spectra of ``../shared``, with 2 refits a spectrum instead
@@ -341,15 +345,26 @@ def _solve(
     # one candidate stiffer at a time while they pass (searching); where none passed, at step
     # 2's candidate and, while that fails, one more flexible, up to the reference (refitted:
     # the spectrum's fit is that of its candidate ``index``). Every refit starts from the
-    # reference, so a spectrum's refits are the same in any round and any company
-    searching = index > 0
-    refitted = index == last
-    trial = np.where(searching, index - 1, index)
-    pending = searching | ~refitted
-    while pending.any():
-        rows = np.flatnonzero(pending)
-        k = trial[rows]
-        sub = refit(k, rows)
+    # reference, so a spectrum's refits are the same in any round and any company: a round's
+    # solve also refits, where the solve stays small (one thread, fewer than ONE_THREAD_BELOW),
+    # what the next round may ask of its spectra (after a pass and after a failure), and the
+    # next round takes its refits from that solve (one solve where two ran, the same fits:
+    # docs/history/fit-log.md "The F-test's refit rounds in one solve (session 31, speed31)")
+    state = _FtestSearch.start(index, last)
+    solved: tuple[batched.BatchedFit, dict[tuple[int, int], int]] | None = None
+    while state.pending.any():
+        rows = np.flatnonzero(state.pending)
+        k = state.trial[rows]
+        pairs = list(zip(rows.tolist(), k.tolist(), strict=True))
+        if solved is None or any(pair not in solved[1] for pair in pairs):
+            ahead = state.next_pairs(rows, k)
+            if len(pairs) + len(ahead) < batched.ONE_THREAD_BELOW:
+                pairs += ahead
+            at = np.array([r for r, _ in pairs])
+            solved = refit(np.array([c for _, c in pairs]), at), {p: j for j, p in enumerate(pairs)}
+            sub = solved[0].take(np.arange(rows.size))
+        else:
+            sub = solved[0].take(np.array([solved[1][p] for p in pairs]))
         ok = np.empty(rows.size, dtype=bool)
         for c in np.unique(k):
             at = np.flatnonzero(k == c)
@@ -359,6 +374,39 @@ def _solve(
             ok[at] = ssq <= bound[c, rows[at]]
         for name, value in parts.items():
             value[rows[ok]] = getattr(sub, name)[ok]
+        state = state.judged(rows, k, ok)
+    return replace(fit, **parts), np.asarray(candidates)[state.index]
+
+
+@dataclass(frozen=True)
+class _FtestSearch:
+    """The state of :func:`_solve`'s refit rounds, per spectrum ``(B,)``: ``index`` (the
+    candidate whose fit the spectrum keeps), ``refitted`` (that fit is a refit's, or the
+    reference's), ``searching`` (still trying one candidate stiffer) and ``trial`` (the
+    candidate of its next refit); ``last``: the reference's candidate."""
+
+    index: np.ndarray
+    refitted: np.ndarray
+    searching: np.ndarray
+    trial: np.ndarray
+    last: int
+
+    @classmethod
+    def start(cls, index: np.ndarray, last: int) -> _FtestSearch:
+        """The search from step 2's candidates ``index``."""
+        searching = index > 0
+        return cls(index, index == last, searching, np.where(searching, index - 1, index), last)
+
+    @property
+    def pending(self) -> np.ndarray:
+        """A refit to come."""
+        return self.searching | ~self.refitted
+
+    def judged(self, rows: np.ndarray, k: np.ndarray, ok: np.ndarray) -> _FtestSearch:
+        """The state after the spectra ``rows``' refits at their candidates ``k`` passed
+        (``ok``) or not."""
+        index, refitted = self.index.copy(), self.refitted.copy()
+        searching, trial = self.searching.copy(), self.trial.copy()
         refitted[rows[ok]] = True
         index[rows[ok]] = k[ok]
         was_searching = searching[rows]
@@ -367,11 +415,19 @@ def _solve(
         searching[rows[was_searching & ~stiffer]] = False
         worse = ~was_searching & ~ok
         index[rows[worse]] = k[worse] + 1
-        refitted[rows[worse]] = k[worse] + 1 == last
+        refitted[rows[worse]] = k[worse] + 1 == self.last
         back = ~searching[rows] & ~refitted[rows]  # refitted next at their candidate
         trial[rows[back]] = index[rows[back]]
-        pending = searching | ~refitted
-    return replace(fit, **parts), np.asarray(candidates)[index]
+        return _FtestSearch(index, refitted, searching, trial, self.last)
+
+    def next_pairs(self, rows: np.ndarray, k: np.ndarray) -> list[tuple[int, int]]:
+        """The ``(row, candidate)`` refits the next round may ask of the spectra ``rows``
+        refitted at ``k`` now: the round after a pass and after a failure of each."""
+        ahead: list[tuple[int, int]] = []
+        for outcome in (True, False):
+            after = self.judged(rows, k, np.full(rows.size, outcome))
+            ahead += [(r, int(after.trial[r])) for r in rows[after.pending[rows]].tolist()]
+        return ahead
 
 
 def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None) -> FitResult:
