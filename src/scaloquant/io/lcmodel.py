@@ -81,7 +81,9 @@ def _namelists(text: str, path: Path) -> list[_Namelist]:
             pos = m.end()
             continue
         body_end, end = _group_end(text, m.end(), path, name)
-        groups.append(_Namelist(name, _fields(text[m.end() : body_end]), m.start(), end))
+        groups.append(
+            _Namelist(name, _fields(text[m.end() : body_end], path, name), m.start(), end)
+        )
         pos = end
     return groups
 
@@ -102,8 +104,12 @@ def _group_end(text: str, start: int, path: Path, name: str) -> tuple[int, int]:
     raise InputFileError(f"{path}: header group ${name} has no $END; the file is truncated")
 
 
-def _fields(body: str) -> dict[str, str]:
-    """``key = value, ...`` -> {KEY: value} with quotes removed (``''`` inside quotes is ``'``)."""
+def _fields(body: str, path: Path, group: str) -> dict[str, str]:
+    """``key = value, ...`` -> {KEY: value} with quotes removed (``''`` inside quotes is ``'``).
+
+    A key given twice with two values is refused: Fortran takes the last, a reader may take
+    either, and which one the writer meant is unknown (``HZPPPM`` twice: the last was taken, a
+    plausible spectrum on another field's axis)."""
     strings: list[str] = []
 
     def stash(m: re.Match[str]) -> str:
@@ -112,12 +118,17 @@ def _fields(body: str) -> dict[str, str]:
 
     masked = _QUOTED.sub(stash, body)
     keys = list(_KEY.finditer(masked))
-    fields = {}
+    fields: dict[str, str] = {}
     for key, nxt in zip(keys, [*keys[1:], None], strict=True):
         raw = masked[key.end() : nxt.start() if nxt else len(masked)].strip().rstrip(",").strip()
-        fields[key.group(1).upper()] = re.sub(
-            "\x00(\\d+)\x00", lambda m: strings[int(m.group(1))], raw
-        ).strip()
+        name = key.group(1).upper()
+        value = re.sub("\x00(\\d+)\x00", lambda m: strings[int(m.group(1))], raw).strip()
+        if fields.get(name, value) != value:
+            raise InputFileError(
+                f"{path}: header group ${group} gives {name} twice, as {fields[name]!r} and "
+                f"{value!r}; fix the header (keep the right one)"
+            )
+        fields[name] = value
     return fields
 
 
