@@ -30,6 +30,7 @@ knows about it. 0 Hz is 4.65 ppm (LCModel's ``PPMCEN`` default and the ISMRM 201
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -137,17 +138,31 @@ def _float_field(groups: list[_Namelist], keys: tuple[str, ...], path: Path) -> 
     accepted). An empty value (``ECHOT = ,`` as spant writes it) is a Fortran namelist null,
     which leaves the variable unset: it counts as absent."""
     for key in keys:
-        for group in groups:
-            if group.fields.get(key, "").strip():
-                text = group.fields[key].replace("D", "E").replace("d", "e")
-                try:
-                    return float(text)
-                except ValueError:
-                    raise InputFileError(
-                        f"{path}: header value {key} = {group.fields[key]!r} is not a number; "
-                        "fix the header"
-                    ) from None
+        given = [g for g in groups if g.fields.get(key, "").strip()]
+        values = [_number(g.fields[key], key, path) for g in given]
+        other = next((i for i, v in enumerate(values) if not _same(v, values[0])), None)
+        if other is not None:  # two groups (two $SEQPAR) that disagree: as a key twice
+            raise InputFileError(
+                f"{path}: header groups ${given[0].name} and ${given[other].name} give {key} "
+                f"as {given[0].fields[key]!r} and {given[other].fields[key]!r}; fix the header "
+                "(keep the right one)"
+            )
+        if values:
+            return values[0]
     return None
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _number(text: str, key: str, path: Path) -> float:
+    try:
+        return float(text.replace("D", "E").replace("d", "e"))
+    except ValueError:
+        raise InputFileError(
+            f"{path}: header value {key} = {text!r} is not a number; fix the header"
+        ) from None
 
 
 def _numbers(text: str, path: Path, fmt: str | None = None) -> np.ndarray:
