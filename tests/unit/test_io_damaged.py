@@ -416,25 +416,3 @@ def test_fit_with_a_shared_basis_cut_after_its_first_block_is_not_a_traceback(tm
     header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0].split(",")
     assert header[2:4] == ["Mac", "Mac_crlb_sd"]
     assert not {"tNAA", "tCr"} & set(header)
-
-
-@pytest.mark.parametrize("part", ["imag", "real"])
-def test_a_fid_with_one_part_all_zero_is_refused(tmp_path, part):
-    """A real array stored as complex (the spec2nii NIfTI with its imaginary parts zeroed):
-    each peak and its mirror image at half height, fitted with NAA 47 % low and no flag."""
-    values = _fid_values()
-    values = values.real + 0j if part == "imag" else 1j * values.imag
-    path = write_nifti_mrs(tmp_path / "d.nii", FID(values, **GRID))
-    with pytest.raises(
-        InvalidDataError, match=f"every {'imaginary' if part == 'imag' else 'real'} part"
-    ):
-        read_fid(path)
-
-
-def test_the_shared_spec2nii_nifti_stored_as_real_is_refused(tmp_path):
-    img = nib.load(_shared(METAB))
-    data = np.asarray(img.dataobj)
-    out = nib.Nifti2Image(data.real.astype(data.dtype), img.affine, header=img.header.copy())
-    nib.save(out, tmp_path / "metab.nii")
-    with pytest.raises(InvalidDataError, match="real numbers stored as complex"):
-        read_fid(tmp_path / "metab.nii")

@@ -214,8 +214,7 @@ def test_unknown_override_is_a_config_error(tmp_path):
 
 
 def _nifti(path, freq_mhz=123.2, data=None, intent=b"mrs_v0_2"):
-    # both parts: a FID whose imaginary parts are all zero is refused (real data stored as complex)
-    data = np.full((1, 1, 1, N), 1 + 1j, np.complex64) if data is None else data
+    data = np.ones((1, 1, 1, N), np.complex64) if data is None else data
     img = nib.Nifti2Image(data, np.eye(4))
     img.header["pixdim"][4] = 2.5e-4
     img.header["intent_name"] = intent

@@ -366,7 +366,7 @@ def test_scanner_pair_without_its_partner_says_which_file_is_missing(tmp_path):
 def test_text_files_under_scanner_suffixes_are_still_read(tmp_path):
     """Only binary files (or DICOM's magic word) under a scanner's suffix are refused: an
     LCModel .RAW saved as ``.dat`` reads as before; a DICOM without a suffix is named."""
-    fid = FID(np.exp((0.08j - 0.1) * np.arange(64)).astype(np.complex64), 2.5e-4, 123.2)
+    fid = FID(np.exp(-np.arange(64) / 10).astype(np.complex64), 2.5e-4, 123.2)
     raw = tmp_path / "spectrum.raw"
     write_lcmodel_raw(raw, fid, name="spectrum")
     dat = tmp_path / "spectrum.dat"

@@ -151,26 +151,6 @@ def require_points(n_points: int, path: Path, shape: tuple[int, ...] | None = No
     )
 
 
-def require_quadrature(samples: np.ndarray, path: Path) -> None:
-    """Refuse samples whose imaginary (or real) parts are all zero while the others are not: a
-    real array stored as complex (a wrong dtype on writing). Quadrature detection gives every
-    measured or simulated FID both parts; with one missing the spectrum is the sum of the
-    true one and its mirror image, every peak half its height (a spec2nii FID so damaged was
-    fitted with NAA 47 % low and no flag)."""
-    if samples.size == 0 or not np.any(samples):
-        return  # all zero: the quality checks flag it ('empty'); nothing to tell apart here
-    for part, name, other in (
-        (samples.imag, "imaginary", "real"),
-        (samples.real, "real", "imaginary"),
-    ):
-        if not np.any(part):
-            raise InvalidDataError(
-                f"{path}: every {name} part of its samples is zero (the {other} parts are "
-                f"not): real numbers stored as complex, not a FID; re-export the file with "
-                "both parts"
-            )
-
-
 def require_count(found: int, expected: int, path: Path, what: str = "points") -> None:
     """Refuse a file whose number of samples differs from what its header says."""
     if found < expected:

@@ -41,7 +41,6 @@ from ._common import (
     plausible_recorded,
     read_text,
     require_points,
-    require_quadrature,
 )
 from .nifti import is_nifti_path
 
@@ -279,7 +278,6 @@ def read_fid(
         raise InputFileError(f"{path} is a folder; give a FID file ({_FID_HELP})")
     fid = _fid_reader(path)(path, **given)
     require_points(fid.n_points, path)
-    require_quadrature(fid.samples, path)
     fid = reconcile_header(fid, given, override_header=override_header, path=path)
     return conjugated(fid) if conjugate else fid
 
