@@ -165,6 +165,42 @@ def require_count(found: int, expected: int, path: Path, what: str = "points") -
         )
 
 
+#: Above any NMR magnet (1.2 GHz for 1H, 28 T): a larger frequency is not in MHz (in Hz?).
+MAX_PLAUSIBLE_FREQ_MHZ = 2000.0
+#: Above this a dwell time is not in seconds (ms as s?): 10 ms is a 100 Hz spectral width,
+#: where MRS acquisitions have 500 Hz (31P, 13C at low field) and more.
+MAX_PLAUSIBLE_DWELL_S = 0.01
+#: Below this a dwell time is not in seconds either (a jMRUI interval in s read as ms, µs as
+#: ms): 1 µs is a 1 MHz spectral width, 20 times the widest of MRS (50 kHz).
+MIN_PLAUSIBLE_DWELL_S = 1e-6
+
+
+def implausible_grid_value(key: str, value: float) -> str | None:
+    """Why ``value`` is not a ``dwell_time_s`` in s or a ``spectrometer_freq_mhz`` in MHz (or a
+    ``ppm_reference`` not finite), as a
+    clause that ends its sentence (``"a 4 Hz spectral width, not an MRS acquisition's: is it in
+    ms?"``), else None.
+
+    One rule for the values a file records (:func:`require_grid`) and those a caller gives
+    (``scaloquant.io.dispatch``): a value in the wrong unit gives a spectrum on a wrong axis,
+    whose later checks fail with messages that do not name the cause, or, where the basis is
+    rescaled to it, a plausible wrong answer.
+    """
+    if key == "ppm_reference":
+        return None if math.isfinite(value) else "not a finite number;"
+    if not math.isfinite(value) or value <= 0:
+        return "not a positive number;"
+    if key == "spectrometer_freq_mhz" and value >= MAX_PLAUSIBLE_FREQ_MHZ:
+        return "above any magnet's (1H: about 123.2 or 127.8 at 3 T, 297.2 at 7 T): is it in Hz?"
+    if key == "dwell_time_s" and value >= MAX_PLAUSIBLE_DWELL_S:
+        return f"a {1 / value:.3g} Hz spectral width, not an MRS acquisition's: is it in ms?"
+    if key == "dwell_time_s" and value < MIN_PLAUSIBLE_DWELL_S:
+        return (
+            f"a {1 / value:.3g} Hz spectral width, not an MRS acquisition's: is it in another unit?"
+        )
+    return None
+
+
 def require_grid(
     dwell_time_s: float | None,
     spectrometer_freq_mhz: float | None,
@@ -174,13 +210,15 @@ def require_grid(
     """Both values as floats, or :class:`MissingMetadataError` naming the flag that gives one.
 
     A value not given (None) is taken from ``recorded`` (:func:`recorded_grid`, what the file
-    states) where it holds one: the caller's value overrides the file's.
+    states) where it holds one: the caller's value overrides the file's. A recorded value that
+    is not one in its unit (:func:`implausible_grid_value`: a header's dwell time in ms, its
+    frequency in Hz, a zero) raises :class:`InvalidDataError` naming the file and the flag.
     """
     if recorded:
         if dwell_time_s is None:
-            dwell_time_s = recorded.get("dwell_time_s")
+            dwell_time_s = plausible_recorded(recorded, "dwell_time_s", path)
         if spectrometer_freq_mhz is None:
-            spectrometer_freq_mhz = recorded.get("spectrometer_freq_mhz")
+            spectrometer_freq_mhz = plausible_recorded(recorded, "spectrometer_freq_mhz", path)
     for value, what, flag, keyword in (
         (dwell_time_s, "dwell time", "--dwell-time-s", "dwell_time_s"),
         (
@@ -198,6 +236,28 @@ def require_grid(
                 keyword=keyword,
             )
     return float(dwell_time_s), float(spectrometer_freq_mhz)
+
+
+#: What each acquisition value is called in messages: (words, unit, flag).
+GRID_WORDS = {
+    "dwell_time_s": ("dwell time", "s", "--dwell-time-s"),
+    "spectrometer_freq_mhz": ("spectrometer frequency", "MHz", "--spectrometer-freq-mhz"),
+    "ppm_reference": ("ppm reference", "ppm", "--ppm-reference"),
+}
+
+
+def plausible_recorded(recorded: Mapping[str, float], key: str, path: Path) -> float | None:
+    """``recorded[key]`` (None where absent), refused with :class:`InvalidDataError` naming the
+    file and the flag where it is no value in its unit (:func:`implausible_grid_value`)."""
+    value = recorded.get(key)
+    why = None if value is None else implausible_grid_value(key, value)
+    if why is None:
+        return value
+    words, unit, flag = GRID_WORDS[key]
+    raise InvalidDataError(
+        f"{path} records a {words} of {value:g} {unit}, {why} fix the file's header, or give the "
+        f"{words} with {flag} and --override-header"
+    )
 
 
 def recorded_grid(**values: float | None) -> dict[str, float]:

@@ -35,16 +35,17 @@ from ..formats import (
 )
 from ..paths import require_existing
 from ..types import FID, BasisSet
-from ._common import read_text, require_points
-from .nifti import MAX_PLAUSIBLE_FREQ_MHZ, is_nifti_path
+from ._common import (
+    GRID_WORDS,
+    implausible_grid_value,
+    plausible_recorded,
+    read_text,
+    require_points,
+)
+from .nifti import is_nifti_path
 
 _OVERRIDES = ACQUISITION_VALUES
-#: What each acquisition value is called in messages: (words, unit, flag).
-_WHAT = {
-    "dwell_time_s": ("dwell time", "s", "--dwell-time-s"),
-    "spectrometer_freq_mhz": ("spectrometer frequency", "MHz", "--spectrometer-freq-mhz"),
-    "ppm_reference": ("ppm reference", "ppm", "--ppm-reference"),
-}
+_WHAT = GRID_WORDS
 #: A given value within these of the file's own is the same value (the file's is kept): header
 #: rounding, not a contradiction. NIfTI stores the dwell time as float32 (6e-8 relative); jMRUI
 #: headers round the frequency to 5 digits (the ISMRM 2016 files: 1.2322E8 Hz for 123.261703
@@ -70,9 +71,6 @@ _SCANNER_FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 _SCANNER_TEXT_HEADERS = (".spar", ".list")
 #: DICOM's magic word, after its 128-byte preamble (for DICOM files without a suffix).
 _DICOM_MAGIC = (128, b"DICM")
-#: Above this a given dwell time is not in seconds (ms given as s?): 10 ms is a 100 Hz
-#: spectral width, where MRS acquisitions have 500 Hz (31P, 13C at low field) and more.
-MAX_PLAUSIBLE_DWELL_S = 0.01
 _BASIS_HELP = basis_formats_text()
 #: How many characters of a file its markers are looked for in.
 _HEAD_CHARS = 4000
@@ -91,19 +89,15 @@ def _require_plausible(values: dict[str, float]) -> None:
     """Refuse a given frequency or dwell time in the wrong unit (Hz for MHz, ms for s): one
     within range of both would give a spectrum on a wrong axis, whose checks all fail later
     with messages that do not name the cause (a frequency in Hz: "the water reference does
-    not look like water", after 30 s)."""
-    freq = values.get("spectrometer_freq_mhz")
-    if freq is not None and not 0 < freq < MAX_PLAUSIBLE_FREQ_MHZ:
-        raise ConfigError(
-            f"--spectrometer-freq-mhz {freq:g} is not a spectrometer frequency in MHz (1H: "
-            f"about 123.2 or 127.8 at 3 T, 297.2 at 7 T); is it in Hz? give it in MHz"
-        )
-    dwell = values.get("dwell_time_s")
-    if dwell is not None and dwell >= MAX_PLAUSIBLE_DWELL_S:
-        raise ConfigError(
-            f"--dwell-time-s {dwell:g} is a {1 / dwell:.3g} Hz spectral width, not an MRS "
-            "acquisition's; is it in ms? give the dwell time in seconds (e.g. 0.00025 for 4 kHz)"
-        )
+    not look like water", after 30 s). The rule of the values files record
+    (:func:`~scaloquant.io._common.implausible_grid_value`)."""
+    for key in ("spectrometer_freq_mhz", "dwell_time_s"):
+        value = values.get(key)
+        why = None if value is None else implausible_grid_value(key, value)
+        if why is not None:
+            words, unit, flag = _WHAT[key]
+            example = " (e.g. 0.00025 for 4 kHz)" if key == "dwell_time_s" else ""
+            raise ConfigError(f"{flag} {value:g} is {why} give the {words} in {unit}{example}")
 
 
 def _agrees(key: str, given: float, recorded: float) -> bool:
@@ -339,6 +333,8 @@ def _basis_file(fmt: FileFormat, path: Path, given: dict[str, float]) -> BasisSe
         return reader_of(fmt)(path, **given)
     basis = reader_of(fmt)(path)
     recorded = {k: float(getattr(basis, k)) for k in _OVERRIDES}
+    for key in (k for k in _OVERRIDES if k not in given):
+        plausible_recorded(recorded, key, path)
     return replace(basis, **given, provenance={**basis.provenance, "recorded": recorded})
 
 

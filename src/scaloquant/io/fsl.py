@@ -31,7 +31,7 @@ from ..errors import IncompatibleDataError, InputFileError, OutputExistsError
 from ..paths import require_dir
 from ..signal import axes
 from ..types import BasisSet
-from ._common import read_text, require_finite
+from ._common import plausible_recorded, read_text, require_finite
 from .atomic import atomic_path
 
 _REQUIRED = ("basis_re", "basis_im", "basis_dwell", "basis_centre")
@@ -106,6 +106,13 @@ def read_fsl_basis(
                 f"{files[0].name} ({first[1].size} points, {first[2]:g} s, {first[3]:g} MHz); "
                 "one basis folder must share one grid"
             )
+    recorded = {"dwell_time_s": first[2], "spectrometer_freq_mhz": first[3]}
+    for key, given in (
+        ("dwell_time_s", dwell_time_s),
+        ("spectrometer_freq_mhz", spectrometer_freq_mhz),
+    ):
+        if given is None:
+            plausible_recorded(recorded, key, files[0])
     return BasisSet(
         names=tuple(e[0] for e in entries),
         fids=np.array([e[1] for e in entries]),
@@ -116,7 +123,7 @@ def read_fsl_basis(
         provenance={
             "source": str(folder),
             "format": "fsl-mrs-basis",
-            "recorded": {"dwell_time_s": first[2], "spectrometer_freq_mhz": first[3]},
+            "recorded": recorded,
         },
     )
 

@@ -40,12 +40,21 @@ MAGIC = "jMRUI Data Textfile"
 _SIGNAL_LINE = re.compile(r"^\s*Signal\s+\d+\s+out\s+of\s+\d+", re.IGNORECASE | re.MULTILINE)
 
 
-def _header(text: str) -> dict[str, str]:
-    fields = {}
+def _header(text: str, path: Path) -> dict[str, str]:
+    """The ``Key: value`` lines; a key given twice with two values is refused (which one the
+    writer meant is unknown: the last was taken, a dwell time or frequency silently changed)."""
+    fields: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
-        if sep and key.strip():
-            fields[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if not (sep and key):
+            continue
+        if fields.get(key, value) != value:
+            raise InputFileError(
+                f"{path}: header {key} is given twice, as {fields[key]!r} and {value!r}; fix the "
+                "header (keep the right one)"
+            )
+        fields[key] = value
     return fields
 
 
@@ -97,7 +106,7 @@ def read_jmrui_txt(
         raise InputFileError(
             f"{path} has no 'Signal 1 out of N in file' line; the file is truncated or garbled"
         )
-    fields = _header(text[: starts[0].start()])
+    fields = _header(text[: starts[0].start()], path)
     interval_ms = _header_float(fields, "SamplingInterval", path)
     freq_hz = _header_float(fields, "TransmitterFrequency", path)
     if spectrometer_freq_mhz is None and freq_hz is not None and freq_hz < 1e6:

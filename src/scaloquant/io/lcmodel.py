@@ -30,6 +30,7 @@ knows about it. 0 Hz is 4.65 ppm (LCModel's ``PPMCEN`` default and the ISMRM 201
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -81,7 +82,9 @@ def _namelists(text: str, path: Path) -> list[_Namelist]:
             pos = m.end()
             continue
         body_end, end = _group_end(text, m.end(), path, name)
-        groups.append(_Namelist(name, _fields(text[m.end() : body_end]), m.start(), end))
+        groups.append(
+            _Namelist(name, _fields(text[m.end() : body_end], path, name), m.start(), end)
+        )
         pos = end
     return groups
 
@@ -102,8 +105,12 @@ def _group_end(text: str, start: int, path: Path, name: str) -> tuple[int, int]:
     raise InputFileError(f"{path}: header group ${name} has no $END; the file is truncated")
 
 
-def _fields(body: str) -> dict[str, str]:
-    """``key = value, ...`` -> {KEY: value} with quotes removed (``''`` inside quotes is ``'``)."""
+def _fields(body: str, path: Path, group: str) -> dict[str, str]:
+    """``key = value, ...`` -> {KEY: value} with quotes removed (``''`` inside quotes is ``'``).
+
+    A key given twice with two values is refused: Fortran takes the last, a reader may take
+    either, and which one the writer meant is unknown (``HZPPPM`` twice: the last was taken, a
+    plausible spectrum on another field's axis)."""
     strings: list[str] = []
 
     def stash(m: re.Match[str]) -> str:
@@ -112,12 +119,17 @@ def _fields(body: str) -> dict[str, str]:
 
     masked = _QUOTED.sub(stash, body)
     keys = list(_KEY.finditer(masked))
-    fields = {}
+    fields: dict[str, str] = {}
     for key, nxt in zip(keys, [*keys[1:], None], strict=True):
         raw = masked[key.end() : nxt.start() if nxt else len(masked)].strip().rstrip(",").strip()
-        fields[key.group(1).upper()] = re.sub(
-            "\x00(\\d+)\x00", lambda m: strings[int(m.group(1))], raw
-        ).strip()
+        name = key.group(1).upper()
+        value = re.sub("\x00(\\d+)\x00", lambda m: strings[int(m.group(1))], raw).strip()
+        if fields.get(name, value) != value:
+            raise InputFileError(
+                f"{path}: header group ${group} gives {name} twice, as {fields[name]!r} and "
+                f"{value!r}; fix the header (keep the right one)"
+            )
+        fields[name] = value
     return fields
 
 
@@ -126,17 +138,31 @@ def _float_field(groups: list[_Namelist], keys: tuple[str, ...], path: Path) -> 
     accepted). An empty value (``ECHOT = ,`` as spant writes it) is a Fortran namelist null,
     which leaves the variable unset: it counts as absent."""
     for key in keys:
-        for group in groups:
-            if group.fields.get(key, "").strip():
-                text = group.fields[key].replace("D", "E").replace("d", "e")
-                try:
-                    return float(text)
-                except ValueError:
-                    raise InputFileError(
-                        f"{path}: header value {key} = {group.fields[key]!r} is not a number; "
-                        "fix the header"
-                    ) from None
+        given = [g for g in groups if g.fields.get(key, "").strip()]
+        values = [_number(g.fields[key], key, path) for g in given]
+        other = next((i for i, v in enumerate(values) if not _same(v, values[0])), None)
+        if other is not None:  # two groups (two $SEQPAR) that disagree: as a key twice
+            raise InputFileError(
+                f"{path}: header groups ${given[0].name} and ${given[other].name} give {key} "
+                f"as {given[0].fields[key]!r} and {given[other].fields[key]!r}; fix the header "
+                "(keep the right one)"
+            )
+        if values:
+            return values[0]
     return None
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _number(text: str, key: str, path: Path) -> float:
+    try:
+        return float(text.replace("D", "E").replace("d", "e"))
+    except ValueError:
+        raise InputFileError(
+            f"{path}: header value {key} = {text!r} is not a number; fix the header"
+        ) from None
 
 
 def _numbers(text: str, path: Path, fmt: str | None = None) -> np.ndarray:

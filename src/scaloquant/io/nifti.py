@@ -44,6 +44,8 @@ from .. import __version__
 from ..errors import ConfigError, InputFileError, InvalidDataError
 from ..types import FID
 from ._common import (
+    MAX_PLAUSIBLE_FREQ_MHZ,
+    plausible_recorded,
     recorded_grid,
     require_file,
     require_finite,
@@ -55,8 +57,6 @@ from .atomic import atomic_path
 #: Tags for NIfTI-MRS dimensions 5-7 when the caller gives none (the standard's defaults).
 DEFAULT_DIM_TAGS = ("DIM_COIL", "DIM_DYN", "DIM_INDIRECT_0")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-#: Above any NMR magnet (1.2 GHz for 1H, 28 T): a larger SpectrometerFrequency is not in MHz.
-MAX_PLAUSIBLE_FREQ_MHZ = 2000.0
 
 
 def is_nifti_path(path: str | os.PathLike) -> bool:
@@ -103,8 +103,10 @@ def read_nifti_mrs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image, content = _nifti_image(path)
+            _require_unique_header_keys(image, path)
             nmrs = NIFTI_MRS(image)
             on_disk = _image_data(image, content)
+            _require_no_data_after_image(image, content, path)
             header = nmrs.hdr_ext.to_dict()
             file_dwell_s = float(nmrs.dwelltime)
             file_freq_mhz = float(nmrs.spectrometer_frequency[0])
@@ -152,6 +154,8 @@ def read_nifti_mrs(
         # without SpecFreqChemShift, 4.65 ppm is nifti-mrs' default, not the file's statement
         ppm_reference=file_ppm if "SpecFreqChemShift" in header else None,
     )
+    if dwell_time_s is None:  # pixdim[4] in ms (where no SpectralWidth says otherwise)
+        plausible_recorded(recorded, "dwell_time_s", path)
     # NIfTI-MRS on-disk orientation -> internal orientation (see the module docstring).
     # written in C order: the spectra are then contiguous rows, so that every later (-1,
     # n_points) view is free (the moved axes otherwise cost a transposing copy at each
@@ -216,6 +220,7 @@ def _nifti_image(path: Path):
     spectra of 2048 points (a 129 MB file), 2.3 -> 1.6 s of CPU."""
     import nibabel
     from nibabel.filebasedimages import ImageFileError
+    from nibabel.imageglobals import LoggingOutputSuppressor
 
     from .. import readahead
 
@@ -228,8 +233,56 @@ def _nifti_image(path: Path):
         # what nibabel.load says of such a file; from_bytes would try to mend the header and
         # log its attempts to the terminal before failing
         raise ImageFileError(f'Cannot work out file type of "{path}"')
-    kind = nibabel.Nifti2Image if 540 in sizes else nibabel.Nifti1Image
-    return kind.from_bytes(data), data
+    size = 540 if 540 in sizes else 348
+    if len(data) < size:  # nibabel's WrapStructError ("Binary block is wrong size"): a traceback
+        raise ImageFileError(f"the file ends at byte {len(data)}, inside its {size}-byte header")
+    kind = nibabel.Nifti2Image if size == 540 else nibabel.Nifti1Image
+    # nibabel logs each header field it cannot mend ("data code 999 not recognized; not
+    # attempting fix") to stderr before raising: a second and third line above the refusal
+    with LoggingOutputSuppressor():
+        return kind.from_bytes(data), data
+
+
+def _require_unique_header_keys(image, path: Path) -> None:
+    """Refuse a JSON header extension that gives a key twice with two values: JSON readers take
+    the last, and which the writer meant is unknown (``SpectrometerFrequency`` twice: a
+    plausible spectrum on another field's axis). Invalid JSON is left to ``nifti_mrs``."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen and seen[key] != value:
+                raise InputFileError(
+                    f"{path}: its header extension gives {key} twice, as {seen[key]!r} and "
+                    f"{value!r}; fix the header (keep the right one)"
+                )
+            seen[key] = value
+        return seen
+
+    for extension in image.header.extensions:
+        if extension.get_code() == _JSON_EXTENSION_CODE:
+            json.loads(extension.get_content(), object_pairs_hook=unique)
+
+
+#: The NIfTI header-extension code of NIfTI-MRS' JSON header.
+_JSON_EXTENSION_CODE = 44
+
+
+def _require_no_data_after_image(image, content: bytes, path: Path) -> None:
+    """Refuse a file holding more data than its header's image: a ``dim`` that was damaged
+    (the first 512 of 1024 points were read as the whole FID: a plausible spectrum at half the
+    resolution) or data appended. NIfTI writers (nibabel, spec2nii, dcm2niix) end the file
+    with the image."""
+    proxy = image.dataobj
+    count = int(np.prod(proxy.shape, dtype=np.int64))
+    end = int(proxy.offset) + count * image.header.get_data_dtype().itemsize
+    if len(content) > end:
+        raise InvalidDataError(
+            f"{path} holds {len(content) - end} bytes after the image its header describes "
+            f"(shape {tuple(proxy.shape)}, {image.header.get_data_dtype()}): the header's "
+            "dimensions or data type do not match the data (a damaged header, or data appended); "
+            "convert the file again"
+        )
 
 
 def _image_data(image, content: bytes) -> np.ndarray:

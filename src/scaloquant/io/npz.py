@@ -87,20 +87,32 @@ def read_basis_npz(path: str | os.PathLike) -> BasisSet:
 
 
 def load_basis_npz(file: IO[bytes], source: str) -> BasisSet:
-    """Read a basis ``.npz`` from an open binary file (``source`` names it in messages)."""
+    """Read a basis ``.npz`` from an open binary file (``source`` names it in messages).
+
+    Every part is checked for what :func:`write_basis_npz` writes (complex ``fids`` of two
+    dimensions, text ``names``, a JSON object whose acquisition values are numbers): a part
+    of another type was a traceback (a string or list for a number, a list for the metadata)
+    or a plausible basis (real ``fids``, whose spectra are their own mirror images)."""
     try:
         with np.load(file, allow_pickle=False) as npz:
             names, fids, info = npz["names"], npz["fids"], json.loads(str(npz["info"][()]))
-        if info.get("format_version") != FORMAT_VERSION:
-            raise KeyError("format_version")
+        _require_written_by_us(names, fids, info)
         acquisition = {
             k: info[k]
             for k in ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference", "nucleus")
         }
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        zipfile.BadZipFile,
+        json.JSONDecodeError,
+    ) as err:
         raise InputFileError(
-            f"{source} is not a scaloquant basis .npz (format {FORMAT_VERSION}): {err!s:.60}; "
-            "re-create it with scaloquant"
+            f"{source} is not a scaloquant basis .npz (format {FORMAT_VERSION}): "
+            f"{_what(err):.80}; re-create it with scaloquant"
         ) from None
     return BasisSet(
         names=tuple(str(n) for n in names),
@@ -109,3 +121,36 @@ def load_basis_npz(file: IO[bytes], source: str) -> BasisSet:
         provenance={**info.get("provenance", {}), "file": source},
         **acquisition,
     )
+
+
+def _what(err: Exception) -> str:
+    """The error's words; a KeyError of a missing ``info`` key says ``no dwell_time_s`` (its
+    text alone is the bare key)."""
+    if isinstance(err, KeyError) and err.args and str(err.args[0]).isidentifier():
+        return f"no {err.args[0]}"
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+
+
+def _require_written_by_us(names: np.ndarray, fids: np.ndarray, info: Any) -> None:
+    """Raise ``TypeError`` (or ``KeyError``) where a part is not what the writer writes."""
+    if not isinstance(info, dict):
+        raise TypeError(f"info is a JSON {type(info).__name__}, not an object")
+    if info.get("format_version") != FORMAT_VERSION:
+        raise KeyError("format_version")
+    for key in ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference"):
+        value = info[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"info's {key} is {value!r}, not a number")
+    if not isinstance(info["nucleus"], str):
+        raise TypeError(f"info's nucleus is {info['nucleus']!r}, not a name")
+    for key in ("metadata", "provenance"):
+        if not isinstance(info.get(key, {}), dict):
+            raise TypeError(f"info's {key} is a JSON {type(info[key]).__name__}, not an object")
+    if not np.iscomplexobj(fids) or fids.ndim != 2:
+        raise TypeError(
+            f"fids are {fids.dtype} of shape {fids.shape}, not complex (metabolites, points)"
+        )
+    if names.dtype.kind != "U" or names.shape != fids.shape[:1]:
+        raise TypeError(
+            f"names are {names.dtype} of shape {names.shape}, not {fids.shape[0]} names of the fids"
+        )

@@ -925,8 +925,11 @@ def _fitted_rows(
     seen = flat.with_samples(flat.samples[rows])
     result = fit_spectra(seen, basis, config)
     sums = combined(result)
-    amplitude = np.stack([a for a, _ in sums.values()], axis=-1)
-    sd = np.stack([s for _, s in sums.values()], axis=-1)
+    # a basis holding none of the combined rows' parts (a .BASIS cut after its first block,
+    # Mac alone) has no such columns: np.stack of none was a traceback
+    none = np.empty((*result.amplitudes.shape[:-1], 0))
+    amplitude = np.stack([a for a, _ in sums.values()], axis=-1) if sums else none
+    sd = np.stack([s for _, s in sums.values()], axis=-1) if sums else none
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
     columns = {
