@@ -25,6 +25,7 @@ from scaloquant.io import (
     write_fsl_basis,
     write_nifti_mrs,
 )
+from scaloquant.quantify import read_inputs
 from scaloquant.types import FID, BasisSet
 
 GRID = {"dwell_time_s": 2.5e-4, "spectrometer_freq_mhz": 123.2}
@@ -311,7 +312,7 @@ def test_an_empty_basis_npz_is_one_line(tmp_path, capsys):
     path = tmp_path / "empty.npz"
     path.write_bytes(b"")
     assert main(["basis", "info", str(path)]) == 2
-    assert "empty.npz is not a scaloquant basis .npz" in one_error_line(capsys, "basis")
+    assert "empty.npz is not a scaloquant basis .npz" in one_error_line(capsys, "basis info")
 
 
 # The shared files, damaged as the diagnostic damages them.
@@ -416,3 +417,36 @@ def test_fit_with_a_shared_basis_cut_after_its_first_block_is_not_a_traceback(tm
     header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0].split(",")
     assert header[2:4] == ["Mac", "Mac_crlb_sd"]
     assert not {"tNAA", "tCr"} & set(header)
+
+
+@pytest.mark.parametrize("part", ["imag", "real"])
+def test_a_fid_with_one_part_all_zero_is_refused(tmp_path, part):
+    """A real array stored as complex (the spec2nii NIfTI with its imaginary parts zeroed):
+    each peak and its mirror image at half height, fitted with NAA 47 % low and no flag."""
+    values = _fid_values()
+    values = values.real + 0j if part == "imag" else 1j * values.imag
+    path = write_nifti_mrs(tmp_path / "d.nii", FID(values, **GRID))
+    with pytest.raises(
+        InvalidDataError, match=f"every {'imaginary' if part == 'imag' else 'real'} part"
+    ):
+        read_inputs([path])
+    assert read_fid(path).n_points == values.shape[-1]  # convert and basis still read it
+
+
+def test_a_real_water_reference_is_taken(tmp_path):
+    """An on-resonance, phased water FID is real-valued in time: only the metabolite data are
+    checked."""
+    t = np.arange(_fid_values().shape[-1]) * GRID["dwell_time_s"]
+    water = write_nifti_mrs(tmp_path / "w.nii", FID(np.exp(-t / 0.05) + 0j, **GRID))
+    data = write_nifti_mrs(tmp_path / "d.nii", FID(_fid_values(), **GRID))
+    (inp,) = read_inputs([data], water=[water])
+    assert inp.water is not None
+
+
+def test_the_shared_spec2nii_nifti_stored_as_real_is_refused(tmp_path):
+    img = nib.load(_shared(METAB))
+    data = np.asarray(img.dataobj)
+    out = nib.Nifti2Image(data.real.astype(data.dtype), img.affine, header=img.header.copy())
+    nib.save(out, tmp_path / "metab.nii")
+    with pytest.raises(InvalidDataError, match="real numbers stored as complex"):
+        read_inputs([tmp_path / "metab.nii"])

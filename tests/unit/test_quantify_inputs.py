@@ -22,12 +22,13 @@ def _fid(samples) -> FID:
 
 
 def _decay(n=64, first=1.0):
-    return first * np.exp(-np.arange(n) * 2.5e-4 / 0.05).astype(complex)
+    """A FID of one line 50 Hz off resonance (both parts: real-valued data are refused)."""
+    return first * np.exp((-1 / 0.05 + 2j * np.pi * 50) * np.arange(n) * 2.5e-4)
 
 
 def test_labels_and_water_of_each_format(tmp_path):
     mrsi = write_nifti_mrs(
-        tmp_path / "m.nii.gz", _fid(np.ones((2, 1, 1, 3, 64))), dim_tags=["DIM_DYN"]
+        tmp_path / "m.nii.gz", _fid(np.full((2, 1, 1, 3, 64), 1 + 1j)), dim_tags=["DIM_DYN"]
     )
     raw = write_lcmodel_raw(tmp_path / "r.RAW", _fid(_decay()), name="r")
     write_lcmodel_raw(tmp_path / "r.h2o", _fid(_decay(first=7.0)), name="w")
@@ -41,7 +42,7 @@ def test_labels_and_water_of_each_format(tmp_path):
 
 
 def test_mrsi_water_is_averaged_over_its_transients_and_broadcast(tmp_path):
-    data = write_nifti_mrs(tmp_path / "d.nii.gz", _fid(np.ones((2, 2, 1, 3, 64))))
+    data = write_nifti_mrs(tmp_path / "d.nii.gz", _fid(np.full((2, 2, 1, 3, 64), 1 + 1j)))
     transients = np.stack([_decay(first=f) for f in (1.0, 3.0)], axis=0)  # mean first point 2
     water = write_nifti_mrs(
         tmp_path / "w.nii.gz",
