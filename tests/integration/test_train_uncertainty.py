@@ -167,6 +167,7 @@ def test_train_cli_reports_the_calibration(tmp_path, capsys):
 )
 def test_bad_flags_are_one_line(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "sim.h5").touch()  # a path that exists: missing ones are refused first
     code = main(["train", "--preset", "tiny", "--out", str(tmp_path / "out"), *extra])
     assert code == 2
     assert message in one_error_line(capsys, "train")
