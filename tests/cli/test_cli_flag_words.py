@@ -105,6 +105,8 @@ def test_a_bad_flag_value_is_refused_naming_the_flag(files, tmp_path, capsys, co
         (FIT, "ppm_range: [4.0, 0.5]\n", "ppm_range must have low < high"),
         (TRAIN, "seed: -1\n", "seed must be an integer >= 0"),
         (SIMULATE, "snr: -1\n", "snr must be positive"),
+        # fit.batched.usable_device's refusal named --device here too (session 31, `consist31`)
+        (FIT, "device: gpu0\n", "device 'gpu0' is not a torch device; give cpu, cuda or cuda:N"),
     ],
 )
 def test_a_config_files_bad_value_keeps_its_key(files, tmp_path, capsys, command, text, words):

@@ -127,6 +127,7 @@ def register(subparsers: Any) -> None:
         p,
         {
             "batch_size": "--batch-size",
+            "device": "--device",  # fit.batched.usable_device's
             "polish_iterations": "--polish-iterations",
             "steps": "--adapt-steps",  # AdaptConfig's keys
             "learning_rate": "--adapt-lr",
