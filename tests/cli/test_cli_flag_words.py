@@ -105,6 +105,8 @@ def test_a_bad_flag_value_is_refused_naming_the_flag(files, tmp_path, capsys, co
         (FIT, "ppm_range: [4.0, 0.5]\n", "ppm_range must have low < high"),
         (TRAIN, "seed: -1\n", "seed must be an integer >= 0"),
         (SIMULATE, "snr: -1\n", "snr must be positive"),
+        # fit.batched.usable_device's refusal named --device here too (session 31, `consist31`)
+        (FIT, "device: gpu0\n", "device 'gpu0' is not a torch device; give cpu, cuda or cuda:N"),
     ],
 )
 def test_a_config_files_bad_value_keeps_its_key(files, tmp_path, capsys, command, text, words):
@@ -201,8 +203,9 @@ SWEEP_CONTEXT = {
     ("quantify", "--adapt-lr"): ["--adapt"],
     ("quantify", "--adapt-seed"): ["--adapt"],
 }
-#: Output paths (a value that is not a file to read): their refusals are the writers', tested
-#: where each command is.
+#: Output paths (a value that is not a file to read): swept with an empty text only (read by
+#: pathlib as '.', the refusal named the current folder; session 31, `consist31`); their other
+#: refusals are the writers', tested where each command is.
 SWEEP_OUTPUTS = {"--out", "--plot", "--onnx", "--save-adapted", "OUT.npz", "OUTPUT"}
 #: (command, flag) -> the swept values the flag takes.
 SWEEP_VALID = {
@@ -270,8 +273,8 @@ def _sweep_values(action) -> list[str]:
         return ["-1", "0", "x", ""]
     if kind in ("float", "number", "finite_number", "positive_number"):
         return ["-1", "0", "x", "", "nan"]
-    if kind == "Path":
-        return ["MISSING", "FOLDER"]
+    if kind == "path_value":
+        return ["", "MISSING", "FOLDER"]
     return ["", "bogus"]
 
 
@@ -282,10 +285,11 @@ def _sweep_cases() -> list[tuple[str, str, str]]:
             if action.nargs == 0 or action.help == "==SUPPRESS==":
                 continue
             flag = action.option_strings[0] if action.option_strings else action.metavar
-            if flag in SWEEP_OUTPUTS or flag is None:
+            if flag is None:
                 continue
             valid = SWEEP_VALID.get((command, flag), set())
-            cases += [(command, flag, v) for v in _sweep_values(action) if v not in valid]
+            values = [""] if flag in SWEEP_OUTPUTS else _sweep_values(action)
+            cases += [(command, flag, v) for v in values if v not in valid]
     return cases
 
 
@@ -314,8 +318,11 @@ def _sweep_argv(command, flag, value, files, tmp_path) -> tuple[list[str], Path 
     base = [files.get(w, w) for w in base]
     parser = _sweep_parsers()[command]
     action = next(a for a in parser._actions if flag in (*a.option_strings, a.metavar))
-    if not action.option_strings:  # a positional path: the base's first file, or added
-        first = next((i for i, w in enumerate(base) if w in files.values()), len(base))
+    if not action.option_strings:  # a positional path: the base's output, its first file, or added
+        words = SWEEP_BASES[command]
+        outputs = [i for i, w in enumerate(words) if w.startswith("OUT")]
+        inputs = [i for i, w in enumerate(base) if w in files.values()]
+        first = next(iter(outputs if flag in SWEEP_OUTPUTS else inputs), len(base))
         return [*base[:first], value, *base[first + 1 :]], path
     n = action.nargs if isinstance(action.nargs, int) else 1
     return [*base, flag, *[value] * n], path

@@ -471,7 +471,8 @@ def test_quantify_full_disk_leaves_no_output(
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is available here")
 def test_a_cuda_device_without_a_gpu_is_one_line(tiny_checkpoint, basis, signals, tmp_path, capsys):
     """``--device cuda`` where torch sees no GPU: ``fit`` and ``quantify`` refuse it in one line
-    that says what to do, exit 2, no output (``fit`` failed deep in torch with a traceback)."""
+    that says what to do, exit 2, no output (``fit`` failed deep in torch with a traceback);
+    ``device: cuda`` in ``fit``'s ``--config`` file, in the key's words."""
     data = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, signals[0]))
     runs = {
         "fit": ["fit", str(data), "--device", "cuda", "--out", str(tmp_path / "fit")],
@@ -483,8 +484,15 @@ def test_a_cuda_device_without_a_gpu_is_one_line(tiny_checkpoint, basis, signals
     for command, argv in runs.items():
         assert main(argv) == 2, command
         line = one_error_line(capsys, command)
-        assert "no CUDA GPU is available here; use --device cpu" in line, line
+        assert "--device 'cuda': no CUDA GPU is available here; give cpu" in line, line
         assert not (tmp_path / command).exists()
+    # from a --config file: its key, not the flag the user did not type (session 31)
+    config = tmp_path / "fit.yaml"
+    config.write_text("device: cuda\n")
+    out = tmp_path / "config"
+    assert main(["fit", str(data), "--config", str(config), "--out", str(out)]) == 2
+    one_error_line(capsys, "fit", "device 'cuda': no CUDA GPU is available here; give cpu")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -718,7 +726,7 @@ FIT_REFUSALS = [
         "device in a config file",
         ["--config", "{tmp}/fit.yaml"],
         {"fit.yaml": "device: gpu0\n"},
-        "--device 'gpu0' is not a torch device",
+        "error: device 'gpu0' is not a torch device",  # the key typed there, not the flag
     ),
     (
         "empty groups file",

@@ -354,7 +354,14 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     np.testing.assert_allclose(residual[~flagged], p.fit_residual[~flagged], rtol=1e-5)
     np.testing.assert_allclose(tables["fixed_residual"], p.fit_residual, rtol=1e-5)
     assert np.all(residual[flagged] < p.fit_residual[flagged])  # not the polish's
-    window = np.array([f["window_ppm"] for f in facts["adaptive"]], dtype=float)
+    # the keys fit writes for the same spectra (one rule, quantify.rows.fitted_windows): no
+    # window_ppm here, where fit's screen kept every spectrum over ppm_range (until session 31
+    # quantify wrote it for every row where it refitted any)
+    for key in ("window_ppm", "baseline_ed_per_ppm"):
+        assert [key in f for f in facts["adaptive"]] == [key in f for f in fit_facts], key
+    window = np.array(
+        [f.get("window_ppm", fit_config.ppm_range) for f in facts["adaptive"]], dtype=float
+    )
     np.testing.assert_array_equal(window[flagged], fit_window)
     np.testing.assert_array_equal(
         window[~flagged], np.tile(fit_config.ppm_range, ((~flagged).sum(), 1))
@@ -487,3 +494,37 @@ def test_simulation_flag_errors(tmp_path, capsys):
     assert main([*args, "--baseline"]) == 2
     assert "--baseline" in one_error_line(capsys, "train")
     assert not out.exists()
+
+
+def test_a_physics_models_facts_without_a_spline_baseline_are_fits(trained):
+    """The per-spectrum facts of a physics-head model whose fit has no spline baseline hold
+    ``baseline_ed_per_ppm`` as null (NaN) and no ``window_ppm``, as ``fit``'s of such a fit
+    (``FIT_FACTS``: one rule for both; until session 31 the stiffness was left out)."""
+    from scaloquant.fit import fit_spectra
+    from scaloquant.quantify.checks import spread_fit_facts
+    from scaloquant.quantify.run import _physics_estimates
+
+    trained_quantifier = load_model(trained).quantifier
+    fit = {**trained_quantifier.config.fit, "baseline": "poly", "baseline_order": 2}
+    fit["baseline_stiffness"] = "fixed"
+    quantifier = PhysicsQuantifier(
+        replace(trained_quantifier.config, fit=fit),
+        trained_quantifier.basis_fids.numpy(),
+    )
+    quantifier.load_state_dict(trained_quantifier.state_dict())
+    quantifier.eval()
+    basis = default_basis()
+    signals = simulate_invivo_batch(
+        basis, InvivoPrior(water_fraction=0.0), 3, np.random.default_rng(0)
+    )
+    fid = fid_on_grid(basis, signals.fids)
+    samples = fid.samples.reshape(3, -1)
+    rows = _physics_estimates(quantifier, samples, fid, None, 0)
+    assert list(rows.facts) == ["baseline_ed_per_ppm", "water_near_window"]
+    assert np.isnan(rows.facts["baseline_ed_per_ppm"]).all()
+    # fit's facts of the same spectra with the same fit model
+    flat = fid.with_samples(samples)
+    result = fit_spectra(flat, quantifier.basis(), quantifier.config.fit_config)
+    fit_facts = spread_fit_facts(result, flat, np.arange(3), 3)
+    assert {"baseline_ed_per_ppm", "window_ppm"} & set(fit_facts) == {"baseline_ed_per_ppm"}
+    assert np.isnan(fit_facts["baseline_ed_per_ppm"]).all()

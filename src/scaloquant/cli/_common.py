@@ -67,6 +67,15 @@ def positive_number(text: str) -> float:
     return value
 
 
+def path_value(text: str) -> Path:
+    """An argparse ``type``: a path, refused empty in words with its flag (``--out ''`` or
+    ``convert IN ''`` was read by pathlib as ``.``, and the refusal named the current folder,
+    not the flag)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must be a path, got an empty text")
+    return Path(text)
+
+
 def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -> None:
     """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz``, ``--ppm-reference`` and
     ``--override-header``; ``applies_to`` ends "for ...", e.g. ``"input files that do not

@@ -16,6 +16,7 @@ from ._common import (
     add_acquisition_flags,
     declare_flag_keys,
     number,
+    path_value,
     whole_number,
 )
 
@@ -75,11 +76,11 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     defaults are those of :class:`~scaloquant.quantify.Options` and
     :class:`~scaloquant.quantify.WaterScaling`."""
     options, water = OPTION_DEFAULTS, WATER_DEFAULTS
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=_FORMATS)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("inputs", nargs="+", type=path_value, metavar="INPUT", help=_FORMATS)
+    p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--water",
-        type=Path,
+        type=path_value,
         action="append",
         default=[],
         metavar="FILE",

@@ -16,7 +16,7 @@ from ..formats import basis_formats_text
 from ..io.atomic import check_writable
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
-from ._common import add_acquisition_flags, header_override_notes, load_basis
+from ._common import add_acquisition_flags, header_override_notes, load_basis, path_value
 
 #: The window of the main-peak column and of the plot, ppm (the paper's fitting range).
 PPM_RANGE = (0.2, 4.3)
@@ -41,13 +41,13 @@ def register(subparsers: Any) -> None:
     info.add_argument(
         "path",
         nargs="?",
-        type=Path,
+        type=path_value,
         metavar="PATH",
         help=f"{basis_formats_text()} (default: the embedded basis)",
     )
     info.add_argument(
         "--plot",
-        type=Path,
+        type=path_value,
         metavar="FILE.png",
         help=f"draw every real spectrum, {PPM_RANGE[0]}-{PPM_RANGE[1]} ppm, stacked",
     )
@@ -65,11 +65,11 @@ def register(subparsers: Any) -> None:
     )
     convert.add_argument(
         "path",
-        type=Path,
+        type=path_value,
         metavar="PATH",
         help=basis_formats_text(),
     )
-    convert.add_argument("out", type=Path, metavar="OUT.npz", help="the .npz file to write")
+    convert.add_argument("out", type=path_value, metavar="OUT.npz", help="the .npz file to write")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT.npz")
     add_acquisition_flags(convert, applies_to="files that do not record it")
     convert.set_defaults(handler=handle_convert)

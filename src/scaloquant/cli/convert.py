@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..formats import fid_formats_text
-from ._common import acquisition_overrides, add_acquisition_flags
+from ._common import acquisition_overrides, add_acquisition_flags, path_value
 
 _OUTPUTS = ".nii, .nii.gz (NIfTI-MRS) or .RAW (LCModel)"
 
@@ -31,8 +31,10 @@ def register(subparsers: Any) -> None:
             f"{fid_formats_text()}."
         ),
     )
-    p.add_argument("input", type=Path, metavar="INPUT", help="the FID file to read")
-    p.add_argument("output", type=Path, metavar="OUTPUT", help=f"the file to write: {_OUTPUTS}")
+    p.add_argument("input", type=path_value, metavar="INPUT", help="the FID file to read")
+    p.add_argument(
+        "output", type=path_value, metavar="OUTPUT", help=f"the file to write: {_OUTPUTS}"
+    )
     p.add_argument(
         "--conjugate",
         action="store_true",

@@ -15,6 +15,7 @@ from ._common import (
     add_output_flags,
     declare_flag_keys,
     load_basis_as_simulated,
+    path_value,
     print_summary,
     whole_number,
 )
@@ -36,18 +37,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--model",
-        type=Path,
+        type=path_value,
         action="append",
         required=True,
         metavar="CKPT",
         dest="models",
         help="a checkpoint; repeat for several models",
     )
-    p.add_argument("--data", type=Path, required=True, metavar="SIM.h5", help="test signals")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--data", type=path_value, required=True, metavar="SIM.h5", help="test signals")
+    p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--basis",
-        type=Path,
+        type=path_value,
         help="basis the test file was simulated with, for Fig. 2 (default: the embedded one)",
     )
     add_acquisition_flags(p, applies_to="--basis files that do not record it")

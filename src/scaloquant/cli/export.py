@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from ._common import path_value
 
 
 def register(subparsers: Any) -> None:
@@ -19,8 +20,10 @@ def register(subparsers: Any) -> None:
             "includes its FFT; a scalogram CNN's graph takes the Morse scalogram and the scale."
         ),
     )
-    p.add_argument("--model", type=Path, required=True, metavar="CKPT", help="trained checkpoint")
-    p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="output file")
+    p.add_argument(
+        "--model", type=path_value, required=True, metavar="CKPT", help="trained checkpoint"
+    )
+    p.add_argument("--onnx", type=path_value, required=True, metavar="OUT.onnx", help="output file")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.onnx and OUT.json")
     p.set_defaults(handler=handle)
 

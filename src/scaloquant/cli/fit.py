@@ -16,6 +16,7 @@ from ._common import (
     add_threads_flag,
     declare_flag_keys,
     number,
+    path_value,
     with_threads,
 )
 from ._spectra import (
@@ -55,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--basis",
-        type=Path,
+        type=path_value,
         help="basis set (.BASIS, .npz or an FSL-MRS folder; default: the embedded ISMRM 2016 "
         "PRESS 3 T TE 30 ms basis)",
     )
@@ -69,7 +70,7 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument(
         "--config",
-        type=Path,
+        type=path_value,
         metavar="FILE",
         help="YAML or TOML file of fit settings (FitConfig fields) on top of the preset",
     )

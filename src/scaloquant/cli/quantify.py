@@ -5,7 +5,6 @@ shared with ``scaloquant fit``."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -14,6 +13,7 @@ from ._common import (
     declare_flag_keys,
     first_imports,
     number,
+    path_value,
     whole_number,
     with_threads,
 )
@@ -47,10 +47,12 @@ def register(subparsers: Any) -> None:
             "figures, maps), summary.md and provenance.json."
         ),
     )
-    p.add_argument("--model", type=Path, required=True, metavar="CKPT", help="trained checkpoint")
+    p.add_argument(
+        "--model", type=path_value, required=True, metavar="CKPT", help="trained checkpoint"
+    )
     p.add_argument(
         "--basis",
-        type=Path,
+        type=path_value,
         help="the basis the model was trained on, if not the embedded one (for the fit "
         "figures, --refine and mM; checked against the checkpoint)",
     )
@@ -87,7 +89,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--save-adapted",
-        type=Path,
+        type=path_value,
         metavar="CKPT",
         help="with --adapt: also write the adapted model as a checkpoint (refused if it exists, "
         "unless --overwrite)",
@@ -125,6 +127,7 @@ def register(subparsers: Any) -> None:
         p,
         {
             "batch_size": "--batch-size",
+            "device": "--device",  # fit.batched.usable_device's
             "polish_iterations": "--polish-iterations",
             "steps": "--adapt-steps",  # AdaptConfig's keys
             "learning_rate": "--adapt-lr",

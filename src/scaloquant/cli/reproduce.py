@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -13,6 +12,7 @@ from ..reproduce import FIT_N, N_TEST, PRESETS, parse_snrs, reproduce
 from ._common import (
     add_output_flags,
     declare_flag_keys,
+    path_value,
     print_summary,
     whole_number,
 )
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     # lets the list through to parse_snrs, which says what is wrong with it.
     p._negative_number_matcher = re.compile(r"^-\.?\d")
     p.add_argument("--preset", choices=PRESETS, required=True, help="training preset")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
     p.add_argument("--seed", type=whole_number, help="run seed (default: the preset's)")
     p.add_argument(
         "--fresh-data",

@@ -29,6 +29,7 @@ from ._common import (
     acquisition_overrides,
     add_acquisition_flags,
     declare_flag_keys,
+    path_value,
     refuse_acquisition_flags,
     whole_number,
 )
@@ -49,7 +50,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "input",
-        type=Path,
+        type=path_value,
         nargs="?",
         metavar="INPUT",
         help=f"simulation file (.h5) or a FID file ({fid_titles_text()})",
@@ -57,7 +58,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--in",
         dest="input_flag",
-        type=Path,
+        type=path_value,
         metavar="INPUT",
         help="the old spelling of INPUT (every other command takes its input as a path alone)",
     )
@@ -87,7 +88,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_value,
         required=True,
         metavar="FILE",
         help="output .npy (array + .json beside it) or .png (picture)",

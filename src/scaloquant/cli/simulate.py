@@ -38,6 +38,7 @@ from ._common import (
     header_override_notes,
     load_basis_as_simulated,
     number,
+    path_value,
     whole_number,
 )
 
@@ -86,8 +87,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--seed", type=whole_number, required=True, help="random seed (same seed, same file)"
     )
-    p.add_argument("--out", type=Path, required=True, help="output file (.h5, or .nii.gz)")
-    p.add_argument("--config", type=Path, help="simulation config file (YAML or TOML)")
+    p.add_argument("--out", type=path_value, required=True, help="output file (.h5, or .nii.gz)")
+    p.add_argument("--config", type=path_value, help="simulation config file (YAML or TOML)")
     p.add_argument(
         "--preset",
         choices=PRESETS,
@@ -98,12 +99,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--basis",
-        type=Path,
+        type=path_value,
         help="basis set file or folder (default: the embedded ISMRM 2016 basis)",
     )
     p.add_argument(
         "--grid-from",
-        type=Path,
+        type=path_value,
         metavar="DATA",
         help="simulate on the acquisition grid of this data file (points, dwell time, field; "
         "any format fit reads), the basis brought to it as the fit brings it and checked as the "

@@ -34,6 +34,7 @@ from ._common import (
     declare_flag_keys,
     embedded_basis,
     number,
+    path_value,
     whole_number,
 )
 
@@ -75,7 +76,7 @@ def register(subparsers: Any) -> None:
     physics = p.add_argument_group("physics-head models (spectrum_physics, scalogram_physics)")
     physics.add_argument(
         "--basis",
-        type=Path,
+        type=path_value,
         metavar="FILE",
         help="basis set to train for (any format quantify reads; default: the embedded one)",
     )
@@ -90,7 +91,7 @@ def register(subparsers: Any) -> None:
     )
     physics.add_argument(
         "--grid-from",
-        type=Path,
+        type=path_value,
         metavar="DATA",
         help="train on the acquisition grid of this data file (points, dwell time, field; a "
         "file that records them, e.g. NIfTI-MRS), the basis resampled to it as the fit does "
@@ -114,23 +115,23 @@ def register(subparsers: Any) -> None:
         metavar="{" + ",".join(PRESETS) + "}",
         help="settings to start from (default: quick)",
     )
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=path_value, metavar="DIR", help="output folder")
     p.add_argument(
         "--config",
-        type=Path,
+        type=path_value,
         metavar="FILE",
         help="YAML file of TrainConfig fields (PhysicsTrainConfig for the *_physics models) "
         "overriding the preset",
     )
     p.add_argument(
         "--data",
-        type=Path,
+        type=path_value,
         metavar="SIM.h5",
         help="train on this simulation file instead of simulating (implies --no-fresh-data)",
     )
     p.add_argument(
         "--val-data",
-        type=Path,
+        type=path_value,
         metavar="SIM.h5",
         help="validation file (default: a seeded 20%% split of --data, or simulated)",
     )

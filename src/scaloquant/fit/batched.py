@@ -86,15 +86,17 @@ GPU_BYTES_PER_ELEMENT = 12.0
 def usable_device(name: str) -> torch.device:
     """``name`` (``cpu``, ``cuda``, ``cuda:1``) as a torch device; a name torch does not know
     (``gpu``, ``tpu9``) and a CUDA device where torch sees no GPU are refused with what to do
-    (torch would fail deep in the first tensor put on it, with a traceback)."""
+    (torch would fail deep in the first tensor put on it, with a traceback). Named by the
+    config key, as the config classes name theirs: the CLI words it with ``--device`` where
+    the flag gave it (``cli._common.flag_worded``), not where a ``--config`` file did."""
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
         raise ConfigError(
-            f"--device {name!r} is not a torch device; give cpu, cuda or cuda:N"
+            f"device {name!r} is not a torch device; give cpu, cuda or cuda:N"
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r}: no CUDA GPU is available here; use --device cpu")
+        raise ConfigError(f"device {name!r}: no CUDA GPU is available here; give cpu")
     return device
 
 

@@ -105,8 +105,8 @@ QUALITY_COLUMNS: dict[str, str] = {
 
 
 #: Per-spectrum facts of a batched fit that ``results.json`` lists under ``spectra[].fit``
-#: (:attr:`SpectraResult.fit`); of a physics-head model's, ``water_near_window`` and, with a
-#: spline baseline, ``baseline_ed_per_ppm`` and ``window_ppm``.
+#: (:attr:`SpectraResult.fit`); of a physics-head model's, ``baseline_ed_per_ppm``,
+#: ``window_ppm`` (both by ``fit``'s rules) and ``water_near_window``.
 FIT_FACTS: dict[str, str] = {
     "fwhm_hz": "FWHM of the fitted NAA singlet (Cr's without NAA), Hz: its Voigt line convolved "
     "with the free-form kernel when there is one (LCModel's FWHM); the fit's own, beside the "
@@ -122,10 +122,10 @@ FIT_FACTS: dict[str, str] = {
     "metabolites share it, so within +-0.35 ppm at 3 T (the invivo preset's +-45 Hz search) a "
     "reference error is fitted",
     "window_ppm": "the ppm window the spectrum was fitted over, low and high, with "
-    "--baseline-stiffness adaptive when it refitted any spectrum (with LCModel's F-test over "
-    "0.2-4.0 ppm; a physics-head model's: when any spectrum's polish asked for a more flexible "
-    "baseline, each such spectrum's from fit's default, the others the polish's); absent "
-    "otherwise",
+    "--baseline-stiffness adaptive when it refitted any spectrum with LCModel's F-test over "
+    "0.2-4.0 ppm; a physics-head model's likewise: when fit's default, run on the spectra whose "
+    "polish asked for a more flexible baseline, refitted any of them so, the others' window "
+    "the polish's; absent otherwise",
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
     "water_near_window": "the tallest point of the magnitude spectrum the fit saw (after its "

@@ -50,20 +50,41 @@ def _take_rows(into: Any, values: Any, rows: np.ndarray) -> None:
         into[rows] = values[rows]
 
 
+def fitted_windows(
+    groups: list[tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]], n: int
+) -> np.ndarray | None:
+    """The fact ``window_ppm`` ``(n, 2)`` of the spectra of ``groups``, each a group's rows,
+    its facts (``(n, ...)`` arrays, :func:`~scaloquant.quantify.checks.spread_fit_facts`) and
+    the ``ppm_range`` it was fitted over: a group's own windows where its facts have them, its
+    ``ppm_range`` otherwise, NaN outside the groups' rows; None where no group has the fact
+    (every spectrum fitted over its ``ppm_range``: results.json then lists no window). The one
+    rule of ``fit`` (:func:`windows_alike`) and a physics-head model's refit
+    (:func:`scaloquant.quantify.run._physics_estimates`): a window is listed where some
+    spectrum's fit had another than ``ppm_range``."""
+    if not any("window_ppm" in facts for _, facts, _ in groups):
+        return None
+    out = np.full((n, 2), np.nan)
+    for rows, facts, ppm_range in groups:
+        own = facts.get("window_ppm")
+        out[rows] = np.asarray(ppm_range, dtype=np.float64) if own is None else own[rows]
+    return out
+
+
 def windows_alike(fits: list[tuple], n: int) -> None:
     """Give every group of ``fits`` (:func:`~scaloquant.quantify.run.fit_inputs`' ``(rows,
     fid, result, names, values)`` of one input's referenced axes) the fact ``window_ppm`` where
-    any group has it: a fit whose adaptive rule refitted no spectrum has none
-    (``FitResult.window_ppm`` None: all over its ``config.ppm_range``), so that
+    any group has it (:func:`fitted_windows`): a fit whose adaptive rule refitted no spectrum
+    has none (``FitResult.window_ppm`` None: all over its ``config.ppm_range``), so that
     :func:`merged_rows` neither drops the refitted spectra's windows nor finds the fact missing
     from a later group."""
-    if not any("window_ppm" in values[-1] for *_, values in fits):
+    window = fitted_windows(
+        [(rows, values[-1], result.config.ppm_range) for rows, _, result, _, values in fits], n
+    )
+    if window is None:
         return
-    for rows, _, result, _, values in fits:
+    for *_, values in fits:
         facts = values[-1]
         if "window_ppm" not in facts:
-            ranges = np.asarray(result.config.ppm_range, dtype=float)
-            window = spread_rows(np.broadcast_to(ranges, (len(rows), 2)), rows, n)
             # in _fit_facts' order: after shift_ppm
             items = list(facts.items())
             at = [name for name, _ in items].index("shift_ppm") + 1

@@ -57,7 +57,7 @@ from .notes import (
     water_scaling_notes,
 )
 from .results import SpectraResult, tcr_ratios
-from .rows import flat_samples, merged_rows, spread_rows, windows_alike
+from .rows import fitted_windows, flat_samples, merged_rows, spread_rows, windows_alike
 from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
@@ -258,8 +258,10 @@ class PhysicsRows:
     """What :func:`_physics_estimates` gives for ``N`` spectra: ``columns`` (amplitudes, CRLB
     SDs, the model's own SDs, each ``(N, M)``, the relative fit residual and the metabolites
     over the data, each ``(N,)``), ``facts`` (per-spectrum facts for results.json, ``(N, ...)``
-    each: ``water_near_window``, and with a spline baseline ``baseline_ed_per_ppm`` and, where
-    any spectrum was fitted again, ``window_ppm``), ``dried``: the spectra quantified less
+    each: ``baseline_ed_per_ppm`` (NaN without a spline baseline, as ``fit``'s),
+    ``window_ppm`` where a spectrum fitted again had another window than ``ppm_range``
+    (:func:`~scaloquant.quantify.rows.fitted_windows`, ``fit``'s rule) and
+    ``water_near_window``), ``dried``: the spectra quantified less
     their residual water, ``refitted``: those whose polish asked for a more flexible baseline,
     fitted again as ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen``
     ``(N, n_points)`` the FIDs the model saw,
@@ -349,11 +351,10 @@ def _physics_estimates(
     columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
     theta = p.theta
     dried = int(wet.size)
-    if not spline:
-        return PhysicsRows(columns, {"water_near_window": near}, dried, 0, seen, theta)
     n = len(samples)
-    # in the fit's order (_fit_facts), water_near_window last
-    facts = {"baseline_ed_per_ppm": np.full(n, fit_config.baseline_ed_per_ppm)}
+    # in the fit's order (_fit_facts), water_near_window last; NaN without a spline, as fit's
+    stiffness = fit_config.baseline_ed_per_ppm if spline else np.nan
+    facts = {"baseline_ed_per_ppm": np.full(n, stiffness)}
     if not screen or not n:
         return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
     flagged = np.flatnonzero(p.flexible)
@@ -375,9 +376,13 @@ def _physics_estimates(
         column[flagged] = values
     refit_facts = spread_fit_facts(refit, again, flagged, n)
     facts["baseline_ed_per_ppm"][flagged] = refit_facts["baseline_ed_per_ppm"][flagged]
-    facts["window_ppm"] = np.tile(np.asarray(fit_config.ppm_range, dtype=np.float64), (n, 1))
-    if "window_ppm" in refit_facts:  # None: the fit's screen kept every one over ppm_range
-        facts["window_ppm"][flagged] = refit_facts["window_ppm"][flagged]
+    # as fit lists it: only where the refit's own screen gave some spectrum another window
+    polished = np.setdiff1d(np.arange(n), flagged)
+    window = fitted_windows(
+        [(polished, {}, fit_config.ppm_range), (flagged, refit_facts, adaptive.ppm_range)], n
+    )
+    if window is not None:
+        facts["window_ppm"] = window
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
     return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again)
