@@ -28,6 +28,8 @@ def _last_line(fresh_python, code: str) -> tuple[str, str]:
         # its choices come from scaloquant.models (torch); the trainer loads with a run (it
         # took --help from 2 to 6 s before session 31)
         ("train", ("lightning", "pytorch_lightning", "lightning_fabric")),
+        # its handler imports what a run needs (before session 31 its --help loaded torch)
+        ("evaluate", (*HEAVY, "torch", "scipy")),
     ],
 )
 def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_python):
@@ -184,3 +186,42 @@ def test_train_refuses_a_missing_path_before_the_trainer_is_imported(
     line = stderr.strip()
     assert line.count("\n") == 0 and f"{gone} does not exist; " in line, line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["evaluate", "--model", "GONE", "--data", "H5"], "checkpoint GONE"),
+        (["evaluate", "--model", "CKPT", "--data", "GONE"], "GONE"),
+        (["evaluate", "--model", "CKPT", "--data", "H5", "--basis", "GONE"], "GONE"),
+        (["export", "--model", "GONE", "--onnx", "OUT.onnx"], "checkpoint GONE"),
+    ],
+)
+def test_evaluate_and_export_refuse_a_missing_path_before_torch_is_imported(
+    argv, expected, tmp_path, fresh_python
+):
+    """``evaluate`` and ``export`` check their input paths before they import torch (seconds;
+    before session 31 they refused only after it), with the readers' words: one line, exit 2,
+    nothing written. (evaluate's parser loads numpy for --n-boot's default: a tenth of that.)"""
+    (tmp_path / "x.ckpt").write_bytes(b"not read")
+    (tmp_path / "x.h5").write_bytes(b"not read")
+    names = {
+        "GONE": str(tmp_path / "gone"),
+        "CKPT": str(tmp_path / "x.ckpt"),
+        "H5": str(tmp_path / "x.h5"),
+        "OUT.onnx": str(tmp_path / "out.onnx"),
+    }
+    args = [names.get(word, word) for word in argv]
+    if argv[0] == "evaluate":
+        args += ["--out", str(tmp_path / "out")]
+    code = (
+        "import sys\n"
+        "from scaloquant.cli import main\n"
+        f"print(main({args!r}), 'torch' in sys.modules)\n"
+    )
+    last, stderr = _last_line(fresh_python, code)
+    assert last == "2 False"
+    line = stderr.strip()
+    assert line.count("\n") == 0, line
+    assert f"error: {expected.replace('GONE', names['GONE'])} does not exist; " in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt", "x.h5"]

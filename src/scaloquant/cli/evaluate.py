@@ -7,9 +7,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..evaluate.run import evaluate_checkpoints
-from ..io.atomic import check_output_dir, staged_directory
-from ..report.evaluation import write_evaluation
 from ._common import (
     add_acquisition_flags,
     add_output_flags,
@@ -70,7 +67,25 @@ def print_calibration(doc: dict, report: Path) -> None:
         )
 
 
+def require_paths(args: argparse.Namespace) -> None:
+    """Refuse, before numpy and torch are imported (seconds), a path of ``args`` that does not
+    exist, with the readers' words and in their order (the basis, the checkpoints, the test
+    file); the readers check the rest (formats, contents)."""
+    from ..paths import CHECKPOINT_HINT, require_existing, require_file
+
+    if args.basis is not None:
+        require_existing(args.basis)
+    for path in args.models:
+        require_file(path, "checkpoint ", CHECKPOINT_HINT)
+    require_file(args.data, hint="give a simulation file written by scaloquant")
+
+
 def handle(args: argparse.Namespace) -> int:
+    require_paths(args)
+    from ..evaluate.run import evaluate_checkpoints
+    from ..io.atomic import check_output_dir, staged_directory
+    from ..report.evaluation import write_evaluation
+
     # the basis as simulate rendered it (its reference corrected where its singlets sit off)
     basis, _, _ = load_basis_as_simulated(args.basis, args, flag="--basis")
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it

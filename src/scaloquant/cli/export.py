@@ -29,6 +29,10 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from ..paths import CHECKPOINT_HINT, require_file
+
+    # before torch is imported (seconds), in load_model's words
+    require_file(args.model, "checkpoint ", CHECKPOINT_HINT)
     from ..models.checkpoint import load_model
     from ..models.export import export_onnx
 
