@@ -44,8 +44,6 @@ from ._common import (
 )
 from .nifti import is_nifti_path
 
-_OVERRIDES = ACQUISITION_VALUES
-_WHAT = GRID_WORDS
 #: A given value within these of the file's own is the same value (the file's is kept): header
 #: rounding, not a contradiction. NIfTI stores the dwell time as float32 (6e-8 relative); jMRUI
 #: headers round the frequency to 5 digits (the ISMRM 2016 files: 1.2322E8 Hz for 123.261703
@@ -77,9 +75,11 @@ _HEAD_CHARS = 4000
 
 
 def _overrides(given: dict[str, Any]) -> dict[str, float]:
-    unknown = sorted(set(given) - set(_OVERRIDES))
+    unknown = sorted(set(given) - set(ACQUISITION_VALUES))
     if unknown:
-        raise ConfigError(f"unknown override(s) {', '.join(unknown)}; use {', '.join(_OVERRIDES)}")
+        raise ConfigError(
+            f"unknown override(s) {', '.join(unknown)}; use {', '.join(ACQUISITION_VALUES)}"
+        )
     values = {k: float(v) for k, v in given.items() if v is not None}
     _require_plausible(values)
     return values
@@ -95,7 +95,7 @@ def _require_plausible(values: dict[str, float]) -> None:
         value = values.get(key)
         why = None if value is None else implausible_grid_value(key, value)
         if why is not None:
-            words, unit, flag = _WHAT[key]
+            words, unit, flag = GRID_WORDS[key]
             example = " (e.g. 0.00025 for 4 kHz)" if key == "dwell_time_s" else ""
             raise ConfigError(f"{flag} {value:g} is {why} give the {words} in {unit}{example}")
 
@@ -131,7 +131,7 @@ def reconcile_header(
         if _agrees(key, value, recorded[key]):
             keep[key] = recorded[key]
             continue
-        words, unit, flag = _WHAT[key]
+        words, unit, flag = GRID_WORDS[key]
         if not override_header:
             raise ConfigError(
                 f"{path} records a {words} of {recorded[key]:.10g} {unit} but {flag} gives "
@@ -147,8 +147,8 @@ def reconcile_header(
         provenance["warnings"] = [
             *(provenance.get("warnings") or ()),
             *(
-                f"--override-header: {_WHAT[k][0]} {v['used']:.10g} {_WHAT[k][1]} used instead of "
-                f"the {v['recorded']:.10g} {_WHAT[k][1]} the file records"
+                f"--override-header: {GRID_WORDS[k][0]} {v['used']:.10g} {GRID_WORDS[k][1]} used instead of "
+                f"the {v['recorded']:.10g} {GRID_WORDS[k][1]} the file records"
                 for k, v in overridden.items()
             ),
         ]
@@ -332,8 +332,8 @@ def _basis_file(fmt: FileFormat, path: Path, given: dict[str, float]) -> BasisSe
     if not fmt.whole_grid:
         return reader_of(fmt)(path, **given)
     basis = reader_of(fmt)(path)
-    recorded = {k: float(getattr(basis, k)) for k in _OVERRIDES}
-    for key in (k for k in _OVERRIDES if k not in given):
+    recorded = {k: float(getattr(basis, k)) for k in ACQUISITION_VALUES}
+    for key in (k for k in ACQUISITION_VALUES if k not in given):
         plausible_recorded(recorded, key, path)
     return replace(basis, **given, provenance={**basis.provenance, "recorded": recorded})
 
