@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Real
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -149,6 +150,26 @@ def require_points(n_points: int, path: Path, shape: tuple[int, ...] | None = No
         f"{path} holds {n_points} point(s) per FID; an MRS FID has hundreds or thousands, and "
         f"fewer than {MIN_FID_POINTS} hold no spectrum to quantify{where}"
     )
+
+
+V = TypeVar("V")
+
+
+def unique_keys(pairs: Iterable[tuple[str, V]], path: Path, twice: str) -> dict[str, V]:
+    """The header's ``(key, value)`` pairs as a dict; a key given twice with two values is
+    refused with ``twice`` (a phrase with ``{key}``: ``"header {key} is given twice"``): which
+    one the writer meant is unknown, and a reader that takes the last (Fortran's namelists, JSON
+    readers) silently changes a dwell time or frequency (an LCModel ``HZPPPM`` given twice: a
+    plausible spectrum on another field's axis). The same value twice is taken."""
+    fields: dict[str, V] = {}
+    for key, value in pairs:
+        if key in fields and fields[key] != value:
+            raise InputFileError(
+                f"{path}: {twice.format(key=key)}, as {fields[key]!r} and {value!r}; fix the "
+                "header (keep the right one)"
+            )
+        fields[key] = value
+    return fields
 
 
 def require_count(found: int, expected: int, path: Path, what: str = "points") -> None:

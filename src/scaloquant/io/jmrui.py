@@ -33,6 +33,7 @@ from ._common import (
     require_count,
     require_finite,
     require_grid,
+    unique_keys,
 )
 
 #: First line of every jMRUI text file; :func:`scaloquant.io.read_fid` sniffs it.
@@ -41,21 +42,14 @@ _SIGNAL_LINE = re.compile(r"^\s*Signal\s+\d+\s+out\s+of\s+\d+", re.IGNORECASE | 
 
 
 def _header(text: str, path: Path) -> dict[str, str]:
-    """The ``Key: value`` lines; a key given twice with two values is refused (which one the
-    writer meant is unknown: the last was taken, a dwell time or frequency silently changed)."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if not (sep and key):
-            continue
-        if fields.get(key, value) != value:
-            raise InputFileError(
-                f"{path}: header {key} is given twice, as {fields[key]!r} and {value!r}; fix the "
-                "header (keep the right one)"
-            )
-        fields[key] = value
-    return fields
+    """The ``Key: value`` lines (a key given twice with two values is refused:
+    :func:`~scaloquant.io._common.unique_keys`)."""
+    pairs = (
+        (key.strip(), value.strip())
+        for key, sep, value in (line.partition(":") for line in text.splitlines())
+        if sep and key.strip()
+    )
+    return unique_keys(pairs, path, "header {key} is given twice")
 
 
 def _header_float(fields: dict[str, str], key: str, path: Path) -> float | None:

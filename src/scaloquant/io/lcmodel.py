@@ -51,6 +51,7 @@ from ._common import (
     require_fixed_width_lines,
     require_grid,
     sequence_provenance,
+    unique_keys,
 )
 from .atomic import atomic_path
 
@@ -119,18 +120,12 @@ def _fields(body: str, path: Path, group: str) -> dict[str, str]:
 
     masked = _QUOTED.sub(stash, body)
     keys = list(_KEY.finditer(masked))
-    fields: dict[str, str] = {}
+    pairs = []
     for key, nxt in zip(keys, [*keys[1:], None], strict=True):
         raw = masked[key.end() : nxt.start() if nxt else len(masked)].strip().rstrip(",").strip()
-        name = key.group(1).upper()
         value = re.sub("\x00(\\d+)\x00", lambda m: strings[int(m.group(1))], raw).strip()
-        if fields.get(name, value) != value:
-            raise InputFileError(
-                f"{path}: header group ${group} gives {name} twice, as {fields[name]!r} and "
-                f"{value!r}; fix the header (keep the right one)"
-            )
-        fields[name] = value
-    return fields
+        pairs.append((key.group(1).upper(), value))
+    return unique_keys(pairs, path, f"header group ${group} gives {{key}} twice")
 
 
 def _float_field(groups: list[_Namelist], keys: tuple[str, ...], path: Path) -> float | None:

@@ -51,6 +51,7 @@ from ._common import (
     require_finite,
     require_points,
     sequence_provenance,
+    unique_keys,
 )
 from .atomic import atomic_path
 
@@ -248,20 +249,14 @@ def _require_unique_header_keys(image, path: Path) -> None:
     the last, and which the writer meant is unknown (``SpectrometerFrequency`` twice: a
     plausible spectrum on another field's axis). Invalid JSON is left to ``nifti_mrs``."""
 
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen and seen[key] != value:
-                raise InputFileError(
-                    f"{path}: its header extension gives {key} twice, as {seen[key]!r} and "
-                    f"{value!r}; fix the header (keep the right one)"
-                )
-            seen[key] = value
-        return seen
-
     for extension in image.header.extensions:
         if extension.get_code() == _JSON_EXTENSION_CODE:
-            json.loads(extension.get_content(), object_pairs_hook=unique)
+            json.loads(
+                extension.get_content(),
+                object_pairs_hook=lambda pairs: unique_keys(
+                    pairs, path, "its header extension gives {key} twice"
+                ),
+            )
 
 
 #: The NIfTI header-extension code of NIfTI-MRS' JSON header.
