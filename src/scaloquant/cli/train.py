@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
         description="Train one CNN on simulated signals (or a simulation file) and save a "
         "checkpoint that carries its input transform and normalisation.",
     )
-    # choices are checked by the library, so a wrong name gets scaloquant's one-line error
+    # choices are checked in the handler (_refuse_unknown_names), in the flags' words
     p.add_argument(
         "--model",
         default="scalogram_cnn",
@@ -347,7 +347,9 @@ _REGRESSION_ONLY = (
 def _refuse_unknown_names(args: argparse.Namespace) -> None:
     """``--model``, ``--preset`` and ``--uncertainty`` that name nothing, in the flags' words
     (the library's 'unknown model ...' named its key, and its models lacked the physics
-    kinds); argparse's choices would print the usage before the line."""
+    kinds). Since argparse's own refusals are one line too (session 31, oneline31), the
+    parser's ``choices=`` would serve as well, in argparse's words ('invalid choice'), as the
+    other commands' choices do; left as it is, its messages unchanged."""
     for flag, value, names in (
         ("--model", args.model, (*MODEL_KINDS, *PHYSICS_KINDS)),
         ("--preset", args.preset, PRESETS),
