@@ -19,6 +19,21 @@ def _last_line(fresh_python, code: str) -> tuple[str, str]:
     return proc.stdout.rstrip().splitlines()[-1], proc.stderr
 
 
+def _refused_without(fresh_python, args: list[str], module: str) -> str:
+    """The one line ``scaloquant ARGS`` writes to stderr in a fresh interpreter, where it must
+    return 2 without having imported ``module``."""
+    code = (
+        "import sys\n"
+        "from scaloquant.cli import main\n"
+        f"print(main({args!r}), {module!r} in sys.modules)\n"
+    )
+    last, stderr = _last_line(fresh_python, code)
+    assert last == "2 False"
+    line = stderr.strip()
+    assert line.count("\n") == 0, line
+    return line
+
+
 @pytest.mark.parametrize(
     ("command", "heavy"),
     [
@@ -147,15 +162,8 @@ def test_a_missing_path_is_refused_before_torch_is_imported(
         args += [missing, str(gone)]
     if command == "quantify" and missing != "--model":
         args += ["--model", str(existing)]
-    code = (
-        "import sys\n"
-        "from scaloquant.cli import main\n"
-        f"print(main({args!r}), 'torch' in sys.modules)\n"
-    )
-    last, stderr = _last_line(fresh_python, code)
-    assert last == "2 False"
-    line = stderr.strip()
-    assert line.count("\n") == 0 and f"{gone} does not exist; " in line, line
+    line = _refused_without(fresh_python, args, "torch")
+    assert f"{gone} does not exist; " in line, line
     assert not (tmp_path / "out").exists()
 
 
@@ -176,15 +184,8 @@ def test_train_refuses_a_missing_path_before_the_trainer_is_imported(
     to 21 s at load 9 in session 31): one line, exit 2, no output folder."""
     gone = tmp_path / "gone"
     args = ["train", "--model", model, missing, str(gone), "--out", str(tmp_path / "out")]
-    code = (
-        "import sys\n"
-        "from scaloquant.cli import main\n"
-        f"print(main({args!r}), 'lightning' in sys.modules)\n"
-    )
-    last, stderr = _last_line(fresh_python, code)
-    assert last == "2 False"
-    line = stderr.strip()
-    assert line.count("\n") == 0 and f"{gone} does not exist; " in line, line
+    line = _refused_without(fresh_python, args, "lightning")
+    assert f"{gone} does not exist; " in line, line
     assert not (tmp_path / "out").exists()
 
 
@@ -214,14 +215,6 @@ def test_evaluate_and_export_refuse_a_missing_path_before_torch_is_imported(
     args = [names.get(word, word) for word in argv]
     if argv[0] == "evaluate":
         args += ["--out", str(tmp_path / "out")]
-    code = (
-        "import sys\n"
-        "from scaloquant.cli import main\n"
-        f"print(main({args!r}), 'torch' in sys.modules)\n"
-    )
-    last, stderr = _last_line(fresh_python, code)
-    assert last == "2 False"
-    line = stderr.strip()
-    assert line.count("\n") == 0, line
+    line = _refused_without(fresh_python, args, "torch")
     assert f"error: {expected.replace('GONE', names['GONE'])} does not exist; " in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt", "x.h5"]
