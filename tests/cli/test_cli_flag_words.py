@@ -144,6 +144,23 @@ ARGPARSE_REFUSALS = [
     (["basis", "info", "--bogus"], "basis info", "unrecognized arguments: --bogus"),
     (["basis", "convert"], "basis convert", "the following arguments are required: PATH"),
     (["basis", "bogus"], "basis", "argument ACTION: invalid choice: 'bogus'"),
+    # train's names were checked by its handler, in its own words, until session 32 (`ints32`)
+    (
+        ["train", "--model", "rnn", "--out", "o"],
+        "train",
+        "argument --model: invalid choice: 'rnn' (choose from 'scalogram_cnn', 'spectrum_cnn', "
+        "'spectrum_physics', 'scalogram_physics')",
+    ),
+    (
+        ["train", "--preset", "huge", "--out", "o"],
+        "train",
+        "argument --preset: invalid choice: 'huge' (choose from 'tiny', 'quick', 'cpu', 'paper')",
+    ),
+    (
+        ["train", "--uncertainty", "ensemble", "--out", "o"],
+        "train",
+        "argument --uncertainty: invalid choice: 'ensemble' (choose from 'none', 'gaussian')",
+    ),
     (["basis"], "basis", "the following arguments are required: ACTION"),
     ([], "", "the following arguments are required: COMMAND"),
     (["bogus"], "", "argument COMMAND: invalid choice: 'bogus'"),
@@ -179,6 +196,20 @@ def test_help_keeps_its_usage(capsys, command):
     out, err = capsys.readouterr()
     assert out.startswith(f"usage: {' '.join(['scaloquant', *command])} ") and not err
     assert "--help" in out and len(out.splitlines()) > 5
+
+
+def test_train_help_lists_the_names_its_choices_take(capsys):
+    """``train``'s ``--model``, ``--preset`` and ``--uncertainty`` are argparse choices (session
+    32, `ints32`): ``--help`` lists them, as their metavars did when the handler checked them."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    for flag, names in (
+        ("--model", "scalogram_cnn,spectrum_cnn,spectrum_physics,scalogram_physics"),
+        ("--preset", "tiny,quick,cpu,paper"),
+        ("--uncertainty", "none,gaussian"),
+    ):
+        assert f"[{flag} {{{names}}}]" in usage, flag
 
 
 # The sweep (session 31, `words31`): every flag of every command that takes a value, given bad

@@ -65,11 +65,10 @@ def register(subparsers: Any) -> None:
         description="Train one CNN on simulated signals (or a simulation file) and save a "
         "checkpoint that carries its input transform and normalisation.",
     )
-    # choices are checked in the handler (_refuse_unknown_names), in the flags' words
     p.add_argument(
         "--model",
         default="scalogram_cnn",
-        metavar="{" + ",".join((*MODEL_KINDS, *PHYSICS_KINDS)) + "}",
+        choices=(*MODEL_KINDS, *PHYSICS_KINDS),
         help="which network (default: scalogram_cnn); the *_physics models predict the fit's "
         "nonlinear parameters and solve the amplitudes (scaloquant.models.physics)",
     )
@@ -112,7 +111,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--preset",
         default="quick",
-        metavar="{" + ",".join(PRESETS) + "}",
+        choices=PRESETS,
         help="settings to start from (default: quick)",
     )
     p.add_argument("--out", required=True, type=path_value, metavar="DIR", help="output folder")
@@ -143,7 +142,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--uncertainty",
-        metavar="{" + ",".join(UNCERTAINTY_KINDS) + "}",
+        choices=UNCERTAINTY_KINDS,
         help="per-amplitude standard deviations: gaussian (a log-variance head, calibrated on "
         "the validation set; the amplitudes are the same as without) or none (default: gaussian)",
     )
@@ -344,23 +343,7 @@ _REGRESSION_ONLY = (
 )
 
 
-def _refuse_unknown_names(args: argparse.Namespace) -> None:
-    """``--model``, ``--preset`` and ``--uncertainty`` that name nothing, in the flags' words
-    (the library's 'unknown model ...' named its key, and its models lacked the physics
-    kinds). Since argparse's own refusals are one line too (session 31, oneline31), the
-    parser's ``choices=`` would serve as well, in argparse's words ('invalid choice'), as the
-    other commands' choices do; left as it is, its messages unchanged."""
-    for flag, value, names in (
-        ("--model", args.model, (*MODEL_KINDS, *PHYSICS_KINDS)),
-        ("--preset", args.preset, PRESETS),
-        ("--uncertainty", args.uncertainty, UNCERTAINTY_KINDS),
-    ):
-        if value is not None and value not in names:
-            raise ConfigError(f"unknown {flag} {value!r}; choose one of {', '.join(names)}")
-
-
 def _train(args: argparse.Namespace) -> int:
-    _refuse_unknown_names(args)
     if args.model in PHYSICS_KINDS:
         return _train_physics(args)
     for given, flag in (
