@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .. import __version__
+from .._words import counted
 from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_message
 from ..io.atomic import check_output_dir, check_writable, write_text_atomic
 from ..io.config import read_mapping
@@ -418,8 +419,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(
         f"{config.model}: best val loss {result.best_val_loss:.4g}, val RMSE "
-        f"{result.best_val_rmse:.4g} after {result.steps} step{'' if result.steps == 1 else 's'} "
-        f"({result.epochs} epoch{'' if result.epochs == 1 else 's'}, "
+        f"{result.best_val_rmse:.4g} after {counted(result.steps, 'step')} "
+        f"({counted(result.epochs, 'epoch')}, "
         f"{result.wall_time_s:.0f} s); checkpoint {result.checkpoint_path}"
     )
     calibration = read_checkpoint(result.checkpoint_path)["scaloquant"].get(

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import defaults
 from .._config import whole_number
+from .._words import counted
 from ..errors import ConfigError, NeedsOption, Option
 from ..fit import (
     FitConfig,
@@ -714,7 +715,7 @@ def quantify_inputs(
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
     if water_removed:
-        which = "1 spectrum" if water_removed == 1 else f"{water_removed} spectra"
+        which = counted(water_removed, "spectrum", "spectra")
         why = (
             "as the fit, before the polish"
             if k > 0
