@@ -50,35 +50,39 @@ CASES = [
     (FIT, ["--tissue-fractions", "-1", "1", "1"], "--tissue-fractions (GM WM CSF) must be >= 0"),
     (FIT, ["--water-t2-ms", "0", "80", "200"], "--water-t2-ms (GM WM CSF) must be > 0"),
     (FIT, ["--metabolite-t2-ms", "0"], "--metabolite-t2-ms must be a positive"),
-    (FIT, ["--max-figures", "-1"], "--max-figures must be >= 0"),
+    (FIT, ["--max-figures", "-1"], "--max-figures must be a whole number >= 0"),
     (FIT, ["--ppm-range", "4", "0.5"], "--ppm-range must have low < high"),
     (FIT, ["--ppm-range", "10", "12"], "--ppm-range 10 12 holds none of the basis' lines"),
-    (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be an integer >= 0, got -1"),
-    (FIT, ["--baseline", "spline:0"], "--baseline spline:SPACING_PPM must be > 0"),
+    (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be a whole number >= 0, got -1"),
+    (FIT, ["--baseline", "spline:0"], "--baseline spline:SPACING_PPM must be a positive number"),
     (QUANTIFY, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
     (QUANTIFY, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
-    (QUANTIFY, ["--batch-size", "0"], "--batch-size must be >= 1"),
-    (QUANTIFY, ["--polish-iterations", "-1"], "--polish-iterations must be >= 0"),
-    (QUANTIFY, ["--adapt", "--adapt-steps", "-1"], "--adapt-steps must be an integer >= 0"),
-    (QUANTIFY, ["--adapt", "--adapt-lr", "0"], "--adapt-lr must be > 0"),
-    (QUANTIFY, ["--adapt", "--adapt-seed", "-1"], "--adapt-seed must be an integer >= 0"),
+    (QUANTIFY, ["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+    (QUANTIFY, ["--polish-iterations", "-1"], "--polish-iterations must be a whole number >= 0"),
+    (QUANTIFY, ["--adapt", "--adapt-steps", "-1"], "--adapt-steps must be a whole number >= 0"),
+    (QUANTIFY, ["--adapt", "--adapt-lr", "0"], "--adapt-lr must be a positive number"),
+    (QUANTIFY, ["--adapt", "--adapt-seed", "-1"], "--adapt-seed must be a whole number >= 0"),
     (SIMULATE, ["--n", "0"], "--n must be a whole number >= 1"),
     (SIMULATE, ["--chunk-size", "0"], "--chunk-size must be a whole number >= 1"),
     (SIMULATE, ["--damping-range", "-1", "1"], "--damping-range must not go below 0"),
     (SIMULATE, ["--snr", "5", "1"], "--snr: min 5 > max 1"),
-    (TRAIN, ["--seed", "-1"], "--seed must be an integer >= 0"),
-    (TRAIN, ["--lr", "-1"], "--lr must be positive"),
-    (TRAIN, ["--batch-size", "0"], "--batch-size must be a positive integer"),
-    (TRAIN, ["--max-epochs", "0"], "--max-epochs must be positive, got 0"),
-    (TRAIN, ["--num-nodes", "0"], "--num-nodes must be a positive integer"),
-    (PHYSICS, ["--max-steps", "0"], "--max-steps must be an integer >= 1"),
-    (PHYSICS, ["--lr", "0"], "--lr must be > 0"),
-    (PHYSICS, ["--polish-iterations", "-1"], "--polish-iterations must be an integer >= 0, got -1"),
-    (EVALUATE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be at least 1"),
-    (EVALUATE, ["--seed", "-1"], "--seed must be an integer >= 0"),
-    (REPRODUCE, ["--n-test", "1"], "--n-test must be at least 2"),
-    (REPRODUCE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be at least 1"),
-    (REPRODUCE, ["--seed", "-1"], "--seed must be an integer >= 0"),
+    (TRAIN, ["--seed", "-1"], "--seed must be a whole number >= 0"),
+    (TRAIN, ["--lr", "-1"], "--lr must be a positive number"),
+    (TRAIN, ["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+    (TRAIN, ["--max-epochs", "0"], "--max-epochs must be a whole number >= 1, got 0"),
+    (TRAIN, ["--num-nodes", "0"], "--num-nodes must be a whole number >= 1"),
+    (PHYSICS, ["--max-steps", "0"], "--max-steps must be a whole number >= 1"),
+    (PHYSICS, ["--lr", "0"], "--lr must be a positive number"),
+    (
+        PHYSICS,
+        ["--polish-iterations", "-1"],
+        "--polish-iterations must be a whole number >= 0, got -1",
+    ),
+    (EVALUATE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be a whole number >= 1"),
+    (EVALUATE, ["--seed", "-1"], "--seed must be a whole number >= 0"),
+    (REPRODUCE, ["--n-test", "1"], "--n-test (the test set's signals) must be a whole number >= 2"),
+    (REPRODUCE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be a whole number >= 1"),
+    (REPRODUCE, ["--seed", "-1"], "--seed must be a whole number >= 0"),
     (REPRODUCE, ["--snr", "-1"], "--snr must be > 0"),
     (["scalogram", "SIM"], ["--n-points", "0"], "--n-points must be a whole number >= 2"),
 ]
@@ -103,7 +107,7 @@ def test_a_bad_flag_value_is_refused_naming_the_flag(files, tmp_path, capsys, co
     ("command", "text", "words"),
     [
         (FIT, "ppm_range: [4.0, 0.5]\n", "ppm_range must have low < high"),
-        (TRAIN, "seed: -1\n", "seed must be an integer >= 0"),
+        (TRAIN, "seed: -1\n", "seed must be a whole number >= 0"),
         (SIMULATE, "snr: -1\n", "snr must be positive"),
         # fit.batched.usable_device's refusal named --device here too (session 31, `consist31`)
         (FIT, "device: gpu0\n", "device 'gpu0' is not a torch device; give cpu, cuda or cuda:N"),
@@ -140,6 +144,23 @@ ARGPARSE_REFUSALS = [
     (["basis", "info", "--bogus"], "basis info", "unrecognized arguments: --bogus"),
     (["basis", "convert"], "basis convert", "the following arguments are required: PATH"),
     (["basis", "bogus"], "basis", "argument ACTION: invalid choice: 'bogus'"),
+    # train's names were checked by its handler, in its own words, until session 32 (`ints32`)
+    (
+        ["train", "--model", "rnn", "--out", "o"],
+        "train",
+        "argument --model: invalid choice: 'rnn' (choose from 'scalogram_cnn', 'spectrum_cnn', "
+        "'spectrum_physics', 'scalogram_physics')",
+    ),
+    (
+        ["train", "--preset", "huge", "--out", "o"],
+        "train",
+        "argument --preset: invalid choice: 'huge' (choose from 'tiny', 'quick', 'cpu', 'paper')",
+    ),
+    (
+        ["train", "--uncertainty", "ensemble", "--out", "o"],
+        "train",
+        "argument --uncertainty: invalid choice: 'ensemble' (choose from 'none', 'gaussian')",
+    ),
     (["basis"], "basis", "the following arguments are required: ACTION"),
     ([], "", "the following arguments are required: COMMAND"),
     (["bogus"], "", "argument COMMAND: invalid choice: 'bogus'"),
@@ -175,6 +196,20 @@ def test_help_keeps_its_usage(capsys, command):
     out, err = capsys.readouterr()
     assert out.startswith(f"usage: {' '.join(['scaloquant', *command])} ") and not err
     assert "--help" in out and len(out.splitlines()) > 5
+
+
+def test_train_help_lists_the_names_its_choices_take(capsys):
+    """``train``'s ``--model``, ``--preset`` and ``--uncertainty`` are argparse choices (session
+    32, `ints32`): ``--help`` lists them, as their metavars did when the handler checked them."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    for flag, names in (
+        ("--model", "scalogram_cnn,spectrum_cnn,spectrum_physics,scalogram_physics"),
+        ("--preset", "tiny,quick,cpu,paper"),
+        ("--uncertainty", "none,gaussian"),
+    ):
+        assert f"[{flag} {{{names}}}]" in usage, flag
 
 
 # The sweep (session 31, `words31`): every flag of every command that takes a value, given bad

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._config import whole_number
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import batched, search, stages
 from ..fit.config import FitConfig
@@ -843,8 +844,7 @@ class PhysicsQuantifier(nn.Module):
                 if cpu
                 else batched.chunk_size(device, [self.problem()])
             )
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
+        batch_size = whole_number("batch_size", batch_size, 1)
         was_training = self.training
         self.eval()
         # one workspace per thread, its batches one after another: their largest arrays

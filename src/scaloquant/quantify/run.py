@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .. import defaults
+from .._config import whole_number
+from .._words import counted
 from ..errors import ConfigError, NeedsOption, Option
 from ..fit import (
     FitConfig,
@@ -118,15 +120,14 @@ class Options:
     referencing: bool = True
 
     def __post_init__(self) -> None:
-        for key, least in (
-            ("batch_size", 1),
-            ("polish_iterations", 0),
-            ("max_figures", 0),
-            ("mrsi_figures", 0),
+        for key, least, or_none in (
+            ("batch_size", 1, True),
+            ("polish_iterations", 0, True),
+            ("max_figures", 0, False),
+            ("mrsi_figures", 0, False),
         ):
-            value = getattr(self, key)
-            if value is not None and value < least:
-                raise ConfigError(f"{key} must be >= {least}, got {value}")
+            value = whole_number(key, getattr(self, key), least, or_none=or_none)
+            object.__setattr__(self, key, value)
         if self.baseline_stiffness not in (None, "adaptive", "fixed"):
             raise ConfigError(
                 "baseline_stiffness of quantify must be adaptive or fixed, got "
@@ -714,7 +715,7 @@ def quantify_inputs(
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
     if water_removed:
-        which = "1 spectrum" if water_removed == 1 else f"{water_removed} spectra"
+        which = counted(water_removed, "spectrum", "spectra")
         why = (
             "as the fit, before the polish"
             if k > 0

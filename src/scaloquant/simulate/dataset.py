@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .._config import whole_number
 from ..errors import ConfigError, IncompatibleDataError
 from ..seeds import generator
 from ..types import BasisSet, SignalSet
@@ -108,8 +109,7 @@ def block_generator(seed: int, block_index: int) -> np.random.Generator:
 def check_run(n: int, seed: int, chunk_size: int) -> None:
     """Refuse a negative or non-integer count, seed or chunk size with a clear line."""
     for what, value, low in (("n", n, 1), ("seed", seed, 0), ("chunk_size", chunk_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ConfigError(f"{what} must be a whole number >= {low}, got {value!r}")
+        whole_number(what, value, low)
     if seed > MAX_SEED:
         raise ConfigError(f"seed must be at most 2**63 - 1, got {seed}")
 
