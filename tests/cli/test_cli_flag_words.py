@@ -165,6 +165,10 @@ ARGPARSE_REFUSALS = [
     ([], "", "the following arguments are required: COMMAND"),
     (["bogus"], "", "argument COMMAND: invalid choice: 'bogus'"),
     (["--bogus", "basis", "info"], "", "unrecognized arguments: --bogus"),
+    # each parser's own unknown flags, the innermost command's first (session 32, `cli32`)
+    (["basis", "--bogus", "info"], "basis", "unrecognized arguments: --bogus"),
+    (["--bogus", "basis", "info", "--other"], "basis info", "unrecognized arguments: --other"),
+    (["--bogus", "fit", "SPECTRUM", "--out", "o"], "", "unrecognized arguments: --bogus"),
 ]
 
 
@@ -185,6 +189,33 @@ def test_argparse_refuses_in_one_line(files, capsys, argv, command, words):
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(f"{prog}: error: {words}"), err
     assert err.endswith(f" (see {prog} --help)\n"), err
+
+
+def test_parse_known_args_returns_the_unknown_words():
+    """``parse_args`` refuses the words no parser knew under the command they were given to;
+    ``parse_known_args`` keeps argparse's promise and returns them (before session 32 each
+    command's parser refused them there, through argparse's internal call of it)."""
+    from scaloquant.cli import build_parser
+
+    argv = ["--bogus", "basis", "--zzz", "info", "--other"]
+    args, unknown = build_parser(argv).parse_known_args(argv)
+    assert (args.command, args.basis_command) == ("basis", "info")
+    assert sorted(unknown) == ["--bogus", "--other", "--zzz"]
+
+
+def test_a_parser_with_subcommands_takes_no_flag_with_a_value():
+    """The main parser's and ``basis``' flags take no value, so that a command is the first
+    word after them that is not a flag: ``build_parser`` builds that command's options alone,
+    and ``parse_args`` gives each parser the unknown flags before its subcommand's name."""
+    from scaloquant.cli import build_parser
+
+    main_parser = build_parser()
+    parsers = [main_parser, *main_parser.subcommands[1].values()]
+    with_subcommands = [p for p in parsers if p.subcommands is not None]
+    assert [p.prog for p in with_subcommands] == ["scaloquant", "scaloquant basis"]
+    for parser in with_subcommands:
+        valued = [a.option_strings for a in parser._actions if a.option_strings and a.nargs != 0]
+        assert valued == [], parser.prog
 
 
 @pytest.mark.parametrize("command", [["fit"], ["basis", "info"], []])
@@ -282,17 +313,12 @@ PYTHON_WORDS = (
 @functools.cache
 def _sweep_parsers() -> dict[str, object]:
     """Each command's parser (``basis``'s two: ``basis info``, ``basis convert``)."""
-    import argparse
-
     from scaloquant.cli import build_parser
 
-    def commands(parser):
-        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-
     parsers = {}
-    for name, parser in commands(build_parser()).choices.items():
-        inner = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        for sub, sub_parser in inner[0].choices.items() if inner else [(None, parser)]:
+    for name, parser in build_parser().subcommands[1].items():
+        inner = parser.subcommands[1].items() if parser.subcommands else [(None, parser)]
+        for sub, sub_parser in inner:
             parsers[name if sub is None else f"{name} {sub}"] = sub_parser
     return parsers
 
