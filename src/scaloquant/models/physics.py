@@ -74,11 +74,11 @@ from ..types import Acquisition, BasisSet
 from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
 from .physics_head import (
     crlb_sd,
+    fit_residual_checks,
     metabolite_fraction,
     n_outputs,
     output_ranges,
     problem_in,
-    relative_fit_residual,
     theta_from_outputs,
 )
 from .quantifier import Quantifier
@@ -107,7 +107,10 @@ class PhysicsEstimate(NamedTuple):
     factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`);
     ``fit_residual`` ``(B,)`` the final model's :func:`relative_fit_residual` (quantify's
     ``fit_residual`` column, as the fit's); ``metabolite_fraction`` ``(B,)`` its
-    :func:`metabolite_fraction` (the ``baseline_cancels`` / ``no_metabolites`` checks).
+    :func:`metabolite_fraction` (the ``baseline_cancels`` / ``no_metabolites`` checks);
+    ``residual_sd`` ``(B,)`` its residual's SD per real part over the window
+    (:func:`fit_residual_checks`; over the data's noise SD, quantify's ``residual_over_noise``
+    column).
     """
 
     amplitudes: torch.Tensor
@@ -118,6 +121,7 @@ class PhysicsEstimate(NamedTuple):
     network_sd: torch.Tensor
     fit_residual: torch.Tensor | None = None
     metabolite_fraction: torch.Tensor | None = None
+    residual_sd: torch.Tensor | None = None
 
 
 class PhysicsPrediction(NamedTuple):
@@ -129,7 +133,7 @@ class PhysicsPrediction(NamedTuple):
     (polished) parameters (:class:`PhysicsEstimate`;
     :meth:`PhysicsQuantifier.asks_for_flexible_baseline`); ``flexible`` ``(B,)`` bool, with
     ``screen``: :meth:`PhysicsQuantifier.asks_for_flexible_baseline` of each spectrum at
-    ``theta`` (None without)."""
+    ``theta`` (None without); ``residual_sd`` ``(B,)`` (:attr:`PhysicsEstimate.residual_sd`)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
@@ -139,6 +143,7 @@ class PhysicsPrediction(NamedTuple):
     metabolite_fraction: np.ndarray
     theta: np.ndarray
     flexible: np.ndarray | None = None
+    residual_sd: np.ndarray | None = None
 
 
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
@@ -713,10 +718,18 @@ class PhysicsQuantifier(nn.Module):
             theta, ev = sol.theta, sol.evaluation
             noise_var = noise_var_from_residual(problem, ev)
         sd = sd0 if theta is theta0 else crlb_sd(problem, ev, noise_var)
-        residual = relative_fit_residual(problem, ev, y)
+        residual, residual_sd = fit_residual_checks(problem, ev, y)
         fraction = metabolite_fraction(ev, y)
         return PhysicsEstimate(
-            ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd, residual, fraction
+            ev.amplitudes,
+            sd,
+            theta,
+            theta0,
+            noise_var.sqrt(),
+            network_sd,
+            residual,
+            fraction,
+            residual_sd,
         )
 
     def polish_with(self, fit: FitConfig) -> None:
@@ -862,7 +875,7 @@ class PhysicsQuantifier(nn.Module):
             fraction = est.metabolite_fraction
             out = (
                 est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction,
-                est.theta,
+                est.theta, est.residual_sd,
             )  # fmt: skip
             if not screen:
                 return out
@@ -895,10 +908,12 @@ class PhysicsQuantifier(nn.Module):
             m, p = len(self.metabolites), self.problem().size
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
             flexible = np.zeros(0, dtype=bool) if screen else None
-            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), flexible)
-        return PhysicsPrediction(
-            *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
-        )
+            return PhysicsPrediction(
+                *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), flexible, np.zeros(0)
+            )
+        columns = [torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True)]
+        flexible = columns.pop() if screen else None  # part's last, after the residual SD
+        return PhysicsPrediction(*columns[:7], flexible, columns[7])
 
     def asks_for_flexible_baseline(self, fids: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """``(B,)`` bool: the spectra ``fids`` ``(B, N)`` whose polish, ended at ``theta``

@@ -100,6 +100,13 @@ QUALITY_COLUMNS: dict[str, str] = {
     "a physics-head model's final model; NaN without a fit: a regression CNN without --refine, "
     "or a spectrum with nothing to quantify (qc empty, no_signal or water), which fit leaves "
     "out)",
+    "residual_over_noise": "SD of the fit residual over the fit window (its complex power "
+    "halved) over the noise SD of the real spectrum in -2..0 and 9..10 ppm (as snr's), of the "
+    "spectrum as fitted: about 1 where the model describes the spectrum down to its noise, "
+    "above where it leaves signal unexplained (its square is the fit quality number, FQN, of "
+    "spant and the MRS consensus, and Osprey's relative residual); unlike fit_residual it does "
+    "not shrink as the SNR grows; NaN where fit_residual is, or where the spectral width "
+    "covers no noise region",
     "qc": "quality flags separated by ';' (empty: none); see results.json 'qc_flags'",
 }
 
