@@ -168,6 +168,20 @@ def test_flags_of_synthetic_spectra():
         ["no_signal", "mirrored"],
         ["too_broad"],
     ]
+    # a residual more than 3 noise SDs tall: the model misfits (1.54 the highest of the scanner
+    # spectra, 2.73 of the challenge's; NaN, no noise region, adds nothing), after
+    # residual_large and as it, on all but an empty spectrum (a run blanks both figures of a
+    # spectrum with nothing to measure before it flags)
+    ratios = np.array([3.01, 20.0, 20.0, 20.0, 2.73, np.nan])
+    misfit = quality.fit_flags(flags, np.full(6, 0.7), residual_over_noise=ratios)
+    assert misfit == [
+        ["residual_large", "misfit"],
+        ["empty"],
+        ["no_signal", "residual_large", "misfit"],
+        ["water", "residual_large", "misfit"],
+        ["no_signal", "mirrored", "residual_large"],
+        ["too_broad", "residual_large"],
+    ]
 
 
 def test_water_near_window_is_the_tallest_point_above_the_window_over_the_metabolites():

@@ -19,6 +19,7 @@ from ..signal.quality import (
     REFERENCE_OFF_UNFITTED_PPM,
     REFERENCING_PPM,
     RESIDUAL_LARGE,
+    RESIDUAL_OVER_NOISE_MAX,
     TOO_BROAD_PPM,
     WATER_NEAR_WINDOW_RATIO,
     WATER_RATIO,
@@ -61,6 +62,10 @@ QC_FLAGS: dict[str, str] = {
     "lines too broad for a reliable fit",
     "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
     "the spectrum",
+    "misfit": f"the fit residual's SD is more than {RESIDUAL_OVER_NOISE_MAX:g}x the noise SD "
+    "(residual_over_noise): the model does not describe the spectrum down to its noise (a "
+    "line, lineshape or baseline it lacks), and the estimates may carry a bias beyond their "
+    "CRLB; check the fit figure's residual, and the basis set and fit model against the data",
     "baseline_cancels": f"the fitted metabolites are more than {METABOLITES_OVER_DATA:g}x the data "
     "over the fit window, cancelled by a baseline of the opposite sign: the estimates mean "
     "nothing",

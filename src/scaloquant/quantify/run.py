@@ -480,6 +480,7 @@ def _finish(
             ),
             placed_shift_ppm=fit_facts.get("shift_ppm"),
             no_creatine=no_creatine(columns[""], names),
+            residual_over_noise=fit_noise,
         )
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
