@@ -110,8 +110,8 @@ QUALITY_COLUMNS: dict[str, str] = {
     "spectrum as fitted: about 1 where the model describes the spectrum down to its noise, "
     "above where it leaves signal unexplained (its square is the fit quality number, FQN, of "
     "spant and the MRS consensus, and Osprey's relative residual); unlike fit_residual it does "
-    "not shrink as the SNR grows; NaN where fit_residual is, or where the spectral width "
-    "covers no noise region",
+    "not shrink as the SNR grows; NaN where fit_residual is, where the spectral width "
+    "covers no noise region, and for other nuclei than 1H",
     "qc": "quality flags separated by ';' (empty: none); see results.json 'qc_flags'",
 }
 
