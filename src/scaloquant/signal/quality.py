@@ -648,7 +648,7 @@ def residual_sd(residual: np.ndarray) -> np.ndarray:
 
 
 def residual_over_noise(
-    residual_sd_: np.ndarray,
+    residual_sds: np.ndarray,
     fids: np.ndarray,
     dwell_time_s: float,
     spectrometer_freq_mhz: float,
@@ -660,9 +660,10 @@ def residual_over_noise(
     of the spectra it fitted (:func:`noise_sd` of ``fids`` ``(N, n_points)``, the FIDs as
     fitted, on the grid given): ``(N,)``, about 1 where the model describes the spectrum down
     to its noise, above where it leaves signal unexplained (a line or baseline it lacks, a
-    lineshape it cannot take). NaN where the spectral width covers no noise region, or the
-    region holds no noise (a noiseless simulated spectrum: nothing to compare with), and for
-    other nuclei than 1H (``proton`` False: the noise regions are 1H ppm).
+    lineshape it cannot take). NaN where the spectral width covers no noise region or the region
+    holds nothing (an empty FID), and for other nuclei than 1H (``proton`` False: the noise
+    regions are 1H ppm). A noiseless simulated spectrum's region holds only its lines' far
+    tails, and its ratio compares the fit's rounding or misfit with them: it means nothing.
 
     The measure users of the field read for a fit's quality: its square is the fit quality
     number (FQN) of the consensus on preprocessing and of spant's ABfit (Near et al., NMR Biomed
@@ -672,9 +673,9 @@ def residual_over_noise(
     ppm, a quadratic removed; Wilson et al., MRM 2019;82:527 after Barros & Slotboom 2017).
     LCModel's S/N divides half the tallest point of the fit less its baseline by the residual's
     SD (``SIGTON`` in LCModel.f), so that for the same peak it is :func:`snr` / (2 x this
-    ratio). Unlike the ``fit_residual`` column (``|data - model| /
-    |data|``), it does not shrink as the SNR grows: at high SNR a model that misses a few per
-    cent of the signal leaves a residual many noise SDs tall.
+    ratio). Unlike the ``fit_residual`` column (``|data - model| / |data|``), it does not
+    shrink as the SNR grows: at high SNR a model that misses a few per cent of the signal
+    leaves a residual many noise SDs tall.
 
     The FIDs are read :data:`QUALITY_BLOCK` at a time (one FFT each in double precision: 16384
     spectra of 2048 points at once would be 0.5 GB)."""
@@ -686,7 +687,7 @@ def residual_over_noise(
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
     parts = [noise_sd(block, *grid) for block in _quality_blocks(flat)]
     noise = np.concatenate(parts) if parts else np.zeros(0)
-    sd = np.asarray(residual_sd_, dtype=np.float64).reshape(noise.shape)
+    sd = np.asarray(residual_sds, dtype=np.float64).reshape(noise.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(noise > 0, sd / noise, np.nan).reshape(fids.shape[:-1])
 
