@@ -129,11 +129,12 @@ class PhysicsPrediction(NamedTuple):
     numpy arrays): ``amplitudes``, ``sd`` (CRLB of the polished model) and ``network_sd`` (the
     network's own calibrated SD), each ``(B, M)``, and ``network_theta`` ``(B, P)``, the
     network's parameters in the fit's layout, ``fit_residual`` ``(B,)`` the final model's
-    relative fit residual, ``metabolite_fraction`` ``(B,)`` and ``theta`` ``(B, P)`` the final
-    (polished) parameters (:class:`PhysicsEstimate`;
+    relative fit residual, ``metabolite_fraction`` ``(B,)``, ``theta`` ``(B, P)`` the final
+    (polished) parameters and ``residual_sd`` ``(B,)`` the final residual's SD per real part
+    (:class:`PhysicsEstimate`;
     :meth:`PhysicsQuantifier.asks_for_flexible_baseline`); ``flexible`` ``(B,)`` bool, with
     ``screen``: :meth:`PhysicsQuantifier.asks_for_flexible_baseline` of each spectrum at
-    ``theta`` (None without); ``residual_sd`` ``(B,)`` (:attr:`PhysicsEstimate.residual_sd`)."""
+    ``theta`` (None without)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
@@ -142,8 +143,8 @@ class PhysicsPrediction(NamedTuple):
     fit_residual: np.ndarray
     metabolite_fraction: np.ndarray
     theta: np.ndarray
+    residual_sd: np.ndarray
     flexible: np.ndarray | None = None
-    residual_sd: np.ndarray | None = None
 
 
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
@@ -909,11 +910,11 @@ class PhysicsQuantifier(nn.Module):
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
             flexible = np.zeros(0, dtype=bool) if screen else None
             return PhysicsPrediction(
-                *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), flexible, np.zeros(0)
+                *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), np.zeros(0), flexible
             )
-        columns = [torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True)]
-        flexible = columns.pop() if screen else None  # part's last, after the residual SD
-        return PhysicsPrediction(*columns[:7], flexible, columns[7])
+        return PhysicsPrediction(
+            *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
+        )
 
     def asks_for_flexible_baseline(self, fids: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """``(B,)`` bool: the spectra ``fids`` ``(B, N)`` whose polish, ended at ``theta``
