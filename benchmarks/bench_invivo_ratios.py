@@ -94,6 +94,9 @@ def ratio_line(
     residual = float(row.get("fit_residual") or "nan")
     if residual == residual:  # quantify leaves it empty (NaN) for a model
         line += f"  residual {residual:.3f}"
+    over_noise = float(row.get("residual_over_noise") or "nan")
+    if over_noise == over_noise:
+        line += f"  over noise {over_noise:.2f}"
     return line, fails
 
 

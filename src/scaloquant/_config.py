@@ -1,12 +1,16 @@
 """Rebuilding frozen config dataclasses from plain dicts (config files, checkpoints): the one
-``from_dict`` behind every config class's ``from_dict``. Pure: reading the files is
-:mod:`scaloquant.io.config`'s job."""
+``from_dict`` behind every config class's ``from_dict``, and the checks of their values that
+many classes share (:func:`whole_number`, :func:`positive_number`), each worded once as the
+CLI's flag types word theirs ('must be a whole number', ``scaloquant.cli._common``). Pure:
+reading the files is :mod:`scaloquant.io.config`'s job."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, TypeVar
+from numbers import Integral, Real
+from typing import Any, Literal, TypeVar, overload
 
 from .errors import ConfigError
 
@@ -29,3 +33,40 @@ def dataclass_from_dict(cls: type[T], data: Mapping[str, Any], what: str) -> T:
         return cls(**dict(data))
     except TypeError as err:  # e.g. a list where a number belongs
         raise ConfigError(f"invalid {what} setting: {err}") from None
+
+
+@overload
+def whole_number(name: str, value: Any, minimum: int, *, or_none: Literal[False] = ...) -> int: ...
+@overload
+def whole_number(name: str, value: Any, minimum: int, *, or_none: bool) -> int | None: ...
+def whole_number(name: str, value: Any, minimum: int, *, or_none: bool = False) -> int | None:
+    """``value`` as an ``int`` (None kept where ``or_none``), refusing a bool (``true`` for a
+    count is a typo, not 1), a non-integer (``1.5``, ``"3"``) or one below ``minimum`` with
+    "NAME must be [None or ]a whole number >= MINIMUM, got VALUE". numpy's integers are taken
+    (a count computed with numpy) and given back as Python's, so that a config stays JSON-able."""
+    if value is None and or_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        unset = "None or " if or_none else ""
+        raise ConfigError(f"{name} must be {unset}a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@overload
+def positive_number(name: str, value: Any, *, or_none: Literal[False] = ...) -> float: ...
+@overload
+def positive_number(name: str, value: Any, *, or_none: bool) -> float | None: ...
+def positive_number(name: str, value: Any, *, or_none: bool = False) -> float | None:
+    """``value`` as a ``float`` (None kept where ``or_none``), refusing a bool, a non-number,
+    NaN, infinity or a value <= 0 with "NAME must be [None or ]a positive number, got VALUE"
+    (the CLI's words for such a flag)."""
+    if value is None and or_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Real)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        unset = "None or " if or_none else ""
+        raise ConfigError(f"{name} must be {unset}a positive number, got {value!r}")
+    return float(value)

@@ -1,7 +1,7 @@
 """Defaults that a fast front end reads without loading numpy: one place for each, used by the
-library's dataclasses (:class:`scaloquant.quantify.Options`,
-:class:`scaloquant.quantify.WaterScaling`) and by the CLI's flags (``scaloquant quantify --help``
-stays fast because this module imports nothing).
+library (:class:`scaloquant.quantify.Options`, :class:`scaloquant.quantify.WaterScaling`,
+:func:`scaloquant.simulate.simulate_dataset`) and by the CLI's flags (``scaloquant quantify
+--help`` and ``simulate --help`` stay fast because this module imports nothing).
 
 Water scaling: the ISMRM 2016 fitting challenge's tissue and relaxation values (its README), with
 CSF from Ernst, Kreis & Ross (J Magn Reson B 1993;102:1-8, water content) and about 2 s of T2 at
@@ -27,3 +27,7 @@ MAX_FIGURES = 16
 #: Fit figures drawn per MRSI input by ``fit`` (voxels at evenly spaced ranks of the fit
 #: residual: best, quartiles, median, worst); its maps are what a user of a slice reads first.
 MRSI_FIGURES = 5
+#: Signals per chunk that :func:`scaloquant.simulate.simulate_dataset` makes and ``scaloquant
+#: simulate`` writes at a time (about 32 MB of complex128 FIDs of 2048 points); the data do not
+#: depend on it. Here, not in the simulator (torch), so that ``simulate``'s parser reads it.
+SIMULATION_CHUNK_SIZE = 2048

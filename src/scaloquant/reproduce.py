@@ -53,6 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._config import whole_number
 from .errors import ConfigError
 from .evaluate.bootstrap import DEFAULT_N_BOOT, check_options
 from .evaluate.pipeline import Evaluation, SnrCase, evaluate_snr_cases
@@ -365,12 +366,12 @@ def reproduce(
     snr_range = training_snr_range(snrs)
     configs = _configs(preset, seed, fresh_data, snr_range, uncertainty)
     first = configs[MODELS[0]]
-    n_test = N_TEST[preset] if n_test is None else int(n_test)
-    if n_test < 2:
-        raise ConfigError(f"n_test must be at least 2 (the test set's signals), got {n_test}")
-    fit_n = min(FIT_N[preset] if fit_n is None else int(fit_n), n_test)
-    if fit_n < 0:
-        raise ConfigError(f"fit_n must be >= 0 (0: no fit), got {fit_n}")
+    n_test = whole_number(
+        "n_test (the test set's signals)", N_TEST[preset] if n_test is None else n_test, 2
+    )
+    fit_n = min(
+        whole_number("fit_n (0: no fit)", FIT_N[preset] if fit_n is None else fit_n, 0), n_test
+    )
     check_options(n_boot=n_boot)
     basis = default_basis() if basis is None else basis
     basis_name = DEFAULT_BASIS_NAME if basis is default_basis() else "given to reproduce()"

@@ -87,4 +87,4 @@ def test_adapt_flags_need_adapt(physics, spectra, tmp_path, capsys):
     assert "--adapt-steps only with --adapt" in one_error_line(capsys, "quantify")
     args = ["quantify", str(spectra), "--model", str(physics), "--adapt", "--adapt-lr", "-1"]
     assert main([*args, "--out", str(tmp_path / "out2")]) != 0
-    assert "--adapt-lr must be > 0, got -1.0" in one_error_line(capsys, "quantify")
+    assert "--adapt-lr must be a positive number, got -1.0" in one_error_line(capsys, "quantify")

@@ -175,7 +175,7 @@ def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
     path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, simulated.fids[0]))
     out = tmp_path / "out"
     assert main(["fit", str(path), "--out", str(out), "--threads", "0"]) == 2
-    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert "--threads must be a whole number >= 1" in capsys.readouterr().err
     assert not out.exists()
     before = torch.get_num_threads()
     assert main(["fit", str(path), "--out", str(out), "--threads", "1", "--max-figures", "0"]) == 0

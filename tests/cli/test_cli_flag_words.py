@@ -50,35 +50,39 @@ CASES = [
     (FIT, ["--tissue-fractions", "-1", "1", "1"], "--tissue-fractions (GM WM CSF) must be >= 0"),
     (FIT, ["--water-t2-ms", "0", "80", "200"], "--water-t2-ms (GM WM CSF) must be > 0"),
     (FIT, ["--metabolite-t2-ms", "0"], "--metabolite-t2-ms must be a positive"),
-    (FIT, ["--max-figures", "-1"], "--max-figures must be >= 0"),
+    (FIT, ["--max-figures", "-1"], "--max-figures must be a whole number >= 0"),
     (FIT, ["--ppm-range", "4", "0.5"], "--ppm-range must have low < high"),
     (FIT, ["--ppm-range", "10", "12"], "--ppm-range 10 12 holds none of the basis' lines"),
-    (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be an integer >= 0, got -1"),
-    (FIT, ["--baseline", "spline:0"], "--baseline spline:SPACING_PPM must be > 0"),
+    (FIT, ["--baseline", "poly:-1"], "--baseline poly:DEGREE must be a whole number >= 0, got -1"),
+    (FIT, ["--baseline", "spline:0"], "--baseline spline:SPACING_PPM must be a positive number"),
     (QUANTIFY, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
     (QUANTIFY, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
-    (QUANTIFY, ["--batch-size", "0"], "--batch-size must be >= 1"),
-    (QUANTIFY, ["--polish-iterations", "-1"], "--polish-iterations must be >= 0"),
-    (QUANTIFY, ["--adapt", "--adapt-steps", "-1"], "--adapt-steps must be an integer >= 0"),
-    (QUANTIFY, ["--adapt", "--adapt-lr", "0"], "--adapt-lr must be > 0"),
-    (QUANTIFY, ["--adapt", "--adapt-seed", "-1"], "--adapt-seed must be an integer >= 0"),
+    (QUANTIFY, ["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+    (QUANTIFY, ["--polish-iterations", "-1"], "--polish-iterations must be a whole number >= 0"),
+    (QUANTIFY, ["--adapt", "--adapt-steps", "-1"], "--adapt-steps must be a whole number >= 0"),
+    (QUANTIFY, ["--adapt", "--adapt-lr", "0"], "--adapt-lr must be a positive number"),
+    (QUANTIFY, ["--adapt", "--adapt-seed", "-1"], "--adapt-seed must be a whole number >= 0"),
     (SIMULATE, ["--n", "0"], "--n must be a whole number >= 1"),
     (SIMULATE, ["--chunk-size", "0"], "--chunk-size must be a whole number >= 1"),
     (SIMULATE, ["--damping-range", "-1", "1"], "--damping-range must not go below 0"),
     (SIMULATE, ["--snr", "5", "1"], "--snr: min 5 > max 1"),
-    (TRAIN, ["--seed", "-1"], "--seed must be an integer >= 0"),
-    (TRAIN, ["--lr", "-1"], "--lr must be positive"),
-    (TRAIN, ["--batch-size", "0"], "--batch-size must be a positive integer"),
-    (TRAIN, ["--max-epochs", "0"], "--max-epochs must be positive, got 0"),
-    (TRAIN, ["--num-nodes", "0"], "--num-nodes must be a positive integer"),
-    (PHYSICS, ["--max-steps", "0"], "--max-steps must be an integer >= 1"),
-    (PHYSICS, ["--lr", "0"], "--lr must be > 0"),
-    (PHYSICS, ["--polish-iterations", "-1"], "--polish-iterations must be an integer >= 0, got -1"),
-    (EVALUATE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be at least 1"),
-    (EVALUATE, ["--seed", "-1"], "--seed must be an integer >= 0"),
-    (REPRODUCE, ["--n-test", "1"], "--n-test must be at least 2"),
-    (REPRODUCE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be at least 1"),
-    (REPRODUCE, ["--seed", "-1"], "--seed must be an integer >= 0"),
+    (TRAIN, ["--seed", "-1"], "--seed must be a whole number >= 0"),
+    (TRAIN, ["--lr", "-1"], "--lr must be a positive number"),
+    (TRAIN, ["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+    (TRAIN, ["--max-epochs", "0"], "--max-epochs must be a whole number >= 1, got 0"),
+    (TRAIN, ["--num-nodes", "0"], "--num-nodes must be a whole number >= 1"),
+    (PHYSICS, ["--max-steps", "0"], "--max-steps must be a whole number >= 1"),
+    (PHYSICS, ["--lr", "0"], "--lr must be a positive number"),
+    (
+        PHYSICS,
+        ["--polish-iterations", "-1"],
+        "--polish-iterations must be a whole number >= 0, got -1",
+    ),
+    (EVALUATE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be a whole number >= 1"),
+    (EVALUATE, ["--seed", "-1"], "--seed must be a whole number >= 0"),
+    (REPRODUCE, ["--n-test", "1"], "--n-test (the test set's signals) must be a whole number >= 2"),
+    (REPRODUCE, ["--n-boot", "0"], "--n-boot (bootstrap resamples) must be a whole number >= 1"),
+    (REPRODUCE, ["--seed", "-1"], "--seed must be a whole number >= 0"),
     (REPRODUCE, ["--snr", "-1"], "--snr must be > 0"),
     (["scalogram", "SIM"], ["--n-points", "0"], "--n-points must be a whole number >= 2"),
 ]
@@ -103,7 +107,7 @@ def test_a_bad_flag_value_is_refused_naming_the_flag(files, tmp_path, capsys, co
     ("command", "text", "words"),
     [
         (FIT, "ppm_range: [4.0, 0.5]\n", "ppm_range must have low < high"),
-        (TRAIN, "seed: -1\n", "seed must be an integer >= 0"),
+        (TRAIN, "seed: -1\n", "seed must be a whole number >= 0"),
         (SIMULATE, "snr: -1\n", "snr must be positive"),
         # fit.batched.usable_device's refusal named --device here too (session 31, `consist31`)
         (FIT, "device: gpu0\n", "device 'gpu0' is not a torch device; give cpu, cuda or cuda:N"),
@@ -140,10 +144,31 @@ ARGPARSE_REFUSALS = [
     (["basis", "info", "--bogus"], "basis info", "unrecognized arguments: --bogus"),
     (["basis", "convert"], "basis convert", "the following arguments are required: PATH"),
     (["basis", "bogus"], "basis", "argument ACTION: invalid choice: 'bogus'"),
+    # train's names were checked by its handler, in its own words, until session 32 (`ints32`)
+    (
+        ["train", "--model", "rnn", "--out", "o"],
+        "train",
+        "argument --model: invalid choice: 'rnn' (choose from 'scalogram_cnn', 'spectrum_cnn', "
+        "'spectrum_physics', 'scalogram_physics')",
+    ),
+    (
+        ["train", "--preset", "huge", "--out", "o"],
+        "train",
+        "argument --preset: invalid choice: 'huge' (choose from 'tiny', 'quick', 'cpu', 'paper')",
+    ),
+    (
+        ["train", "--uncertainty", "ensemble", "--out", "o"],
+        "train",
+        "argument --uncertainty: invalid choice: 'ensemble' (choose from 'none', 'gaussian')",
+    ),
     (["basis"], "basis", "the following arguments are required: ACTION"),
     ([], "", "the following arguments are required: COMMAND"),
     (["bogus"], "", "argument COMMAND: invalid choice: 'bogus'"),
     (["--bogus", "basis", "info"], "", "unrecognized arguments: --bogus"),
+    # each parser's own unknown flags, the innermost command's first (session 32, `cli32`)
+    (["basis", "--bogus", "info"], "basis", "unrecognized arguments: --bogus"),
+    (["--bogus", "basis", "info", "--other"], "basis info", "unrecognized arguments: --other"),
+    (["--bogus", "fit", "SPECTRUM", "--out", "o"], "", "unrecognized arguments: --bogus"),
 ]
 
 
@@ -166,6 +191,33 @@ def test_argparse_refuses_in_one_line(files, capsys, argv, command, words):
     assert err.endswith(f" (see {prog} --help)\n"), err
 
 
+def test_parse_known_args_returns_the_unknown_words():
+    """``parse_args`` refuses the words no parser knew under the command they were given to;
+    ``parse_known_args`` keeps argparse's promise and returns them (before session 32 each
+    command's parser refused them there, through argparse's internal call of it)."""
+    from scaloquant.cli import build_parser
+
+    argv = ["--bogus", "basis", "--zzz", "info", "--other"]
+    args, unknown = build_parser(argv).parse_known_args(argv)
+    assert (args.command, args.basis_command) == ("basis", "info")
+    assert sorted(unknown) == ["--bogus", "--other", "--zzz"]
+
+
+def test_a_parser_with_subcommands_takes_no_flag_with_a_value():
+    """The main parser's and ``basis``' flags take no value, so that a command is the first
+    word after them that is not a flag: ``build_parser`` builds that command's options alone,
+    and ``parse_args`` gives each parser the unknown flags before its subcommand's name."""
+    from scaloquant.cli import build_parser
+
+    main_parser = build_parser()
+    parsers = [main_parser, *main_parser.subcommands[1].values()]
+    with_subcommands = [p for p in parsers if p.subcommands is not None]
+    assert [p.prog for p in with_subcommands] == ["scaloquant", "scaloquant basis"]
+    for parser in with_subcommands:
+        valued = [a.option_strings for a in parser._actions if a.option_strings and a.nargs != 0]
+        assert valued == [], parser.prog
+
+
 @pytest.mark.parametrize("command", [["fit"], ["basis", "info"], []])
 def test_help_keeps_its_usage(capsys, command):
     """``--help`` prints the usage and every flag on stdout, and exits 0."""
@@ -175,6 +227,20 @@ def test_help_keeps_its_usage(capsys, command):
     out, err = capsys.readouterr()
     assert out.startswith(f"usage: {' '.join(['scaloquant', *command])} ") and not err
     assert "--help" in out and len(out.splitlines()) > 5
+
+
+def test_train_help_lists_the_names_its_choices_take(capsys):
+    """``train``'s ``--model``, ``--preset`` and ``--uncertainty`` are argparse choices (session
+    32, `ints32`): ``--help`` lists them, as their metavars did when the handler checked them."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    for flag, names in (
+        ("--model", "scalogram_cnn,spectrum_cnn,spectrum_physics,scalogram_physics"),
+        ("--preset", "tiny,quick,cpu,paper"),
+        ("--uncertainty", "none,gaussian"),
+    ):
+        assert f"[{flag} {{{names}}}]" in usage, flag
 
 
 # The sweep (session 31, `words31`): every flag of every command that takes a value, given bad
@@ -247,17 +313,12 @@ PYTHON_WORDS = (
 @functools.cache
 def _sweep_parsers() -> dict[str, object]:
     """Each command's parser (``basis``'s two: ``basis info``, ``basis convert``)."""
-    import argparse
-
     from scaloquant.cli import build_parser
 
-    def commands(parser):
-        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-
     parsers = {}
-    for name, parser in commands(build_parser()).choices.items():
-        inner = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        for sub, sub_parser in inner[0].choices.items() if inner else [(None, parser)]:
+    for name, parser in build_parser().subcommands[1].items():
+        inner = parser.subcommands[1].items() if parser.subcommands else [(None, parser)]
+        for sub, sub_parser in inner:
             parsers[name if sub is None else f"{name} {sub}"] = sub_parser
     return parsers
 

@@ -642,8 +642,8 @@ def test_truncated_nifti_is_one_line(tiny_checkpoint, basis, signals, tmp_path, 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-        (["--max-figures", "-1"], "--max-figures must be >= 0, got -1"),
+        (["--batch-size", "0"], "--batch-size must be a whole number >= 1, got 0"),
+        (["--max-figures", "-1"], "--max-figures must be a whole number >= 0, got -1"),
     ],
 )
 def test_count_options_name_only_the_bad_one(

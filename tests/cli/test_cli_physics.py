@@ -48,6 +48,16 @@ def trained(tmp_path_factory):
     return out / "models" / "spectrum_physics.ckpt"
 
 
+def _but_misfit(rows: list[dict[str, str]]) -> list[str]:
+    """The ``qc`` of each results.csv row less ``misfit``, which must be there exactly where
+    ``residual_over_noise`` exceeds 3: the 3-step ``tiny`` model's polish leaves residuals
+    several noise SDs tall (its fit does not describe the spectra), which the other checks
+    here are not about."""
+    for r in rows:
+        assert ("misfit" in r["qc"].split(";")) == (float(r["residual_over_noise"]) > 3), r
+    return [";".join(f for f in r["qc"].split(";") if f != "misfit") for r in rows]
+
+
 def test_checkpoint_loads_without_lightning_with_typed_metadata(trained):
     loaded = load_model(trained)
     assert isinstance(loaded.quantifier, PhysicsQuantifier)
@@ -94,7 +104,7 @@ def test_quantify_writes_results_with_crlb_sds(trained, tmp_path):
     assert 0 < residual[0] < 10
     np.testing.assert_allclose(float(rows[0]["fit_residual"]), residual[0], rtol=1e-5)
     # a spectrum of metabolites: neither metabolites-over-data flag
-    assert 0.1 < fraction[0] < 2 and rows[0]["qc"] == ""
+    assert 0.1 < fraction[0] < 2 and _but_misfit(rows) == [""]
     np.testing.assert_allclose(float(rows[0]["NAA_crlb_sd"]), crlb_sd[0, naa], rtol=1e-5)
     np.testing.assert_allclose(float(rows[0]["NAA_sd"]), network_sd[0, naa], rtol=1e-5)
     # molarity for metabolites only: the fit's lipids have no proton count
@@ -154,7 +164,7 @@ def test_quantify_removes_water_just_above_the_models_window(trained, tmp_path):
         assert want[1] < WATER_NEAR_WINDOW_RATIO  # the HLSVD removed it
         with open(out / "results.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-        assert [r["qc"] for r in rows] == ["", ""]
+        assert _but_misfit(rows) == ["", ""]
         # as the model quantifies those FIDs itself; to the polish's rounding (its batched
         # products round by the batch and the threads where MKL's reproducible mode, which the
         # command sets before torch loads, is not on: ~1e-7 on the network's output, which the
@@ -193,7 +203,7 @@ def test_quantify_mrsi_runs_only_usable_voxels_through_the_model(trained, tmp_pa
     assert seen == [3]
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["qc"] for r in rows] == ["", "empty", "", ""]
+    assert _but_misfit(rows) == ["", "empty", "", ""]
     for column in ("NAA", "NAA_sd", "NAA_crlb_sd", "fit_residual"):
         assert np.isnan(float(rows[1][column]))
     monkeypatch.undo()

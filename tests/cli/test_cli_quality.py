@@ -122,11 +122,22 @@ def test_fit_gives_nan_and_a_residual(basis, brain, tmp_path):
     out = tmp_path / "out"
     assert main(["fit", str(path), "--out", str(out), "--max-figures", "1"]) == 0
     rows = _rows(out)
-    assert [r["qc"] for r in rows] == ["", "empty"]
+    # the default simulator's spectrum through fit's default (invivo) model, which lacks its
+    # per-metabolite lineshapes: a residual 3.7 noise SDs tall (misfit) though 0.40 of the
+    # data (below residual_large); the simulator's own model describes it down to its noise
+    assert [r["qc"] for r in rows] == ["misfit", "empty"]
+    assert float(rows[0]["residual_over_noise"]) > quality.RESIDUAL_OVER_NOISE_MAX
+    assert np.isnan(float(rows[1]["residual_over_noise"]))
     assert 0 < float(rows[0]["fit_residual"]) < quality.RESIDUAL_LARGE
     for col in ("NAA", "NAA_crlb_sd", "NAA_crlb_pct", "NAA_ratio_tcr"):
         assert np.isnan(float(rows[1][col]))
     assert len(list((out / "figures").glob("*.png"))) == 1  # the empty one is not drawn
+    own = tmp_path / "own"
+    argv = ["fit", str(path), "--preset", "simulated", "--out", str(own), "--max-figures", "0"]
+    assert main(argv) == 0
+    rows = _rows(own)
+    assert [r["qc"] for r in rows] == ["", "empty"]
+    assert 0.8 < float(rows[0]["residual_over_noise"]) < 1.1
 
 
 def test_metabolite_file_as_water_is_refused(tiny_checkpoint, basis, brain, tmp_path, capsys):

@@ -204,8 +204,7 @@ def test_convert_takes_override_header(tmp_path, capsys):
 
 def _subparser(parser: argparse.ArgumentParser, command: list[str]) -> argparse.ArgumentParser:
     for word in command:
-        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        parser = sub.choices[word]
+        parser = parser.subcommands[1][word]
     return parser
 
 

@@ -163,7 +163,7 @@ def test_a_negative_seed_is_one_line(argv, tmp_path, capsys):
     """``--seed -1``: numpy's 'ValueError: expected non-negative integer' traceback, exit 1."""
     out = tmp_path / "run"
     assert main([*argv, "--seed", "-1", "--out", str(out)]) == 2
-    assert one_error_line(capsys, argv[0]).endswith("seed must be an integer >= 0, got -1")
+    assert one_error_line(capsys, argv[0]).endswith("seed must be a whole number >= 0, got -1")
     assert not out.exists()
 
 

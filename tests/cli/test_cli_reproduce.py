@@ -43,7 +43,9 @@ def test_too_small_test_set(tmp_path, capsys):
     assert (
         main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), "--n-test", "1"]) == 2
     )
-    assert "--n-test must be at least 2" in one_error_line(capsys, "reproduce")
+    assert "--n-test (the test set's signals) must be a whole number >= 2" in one_error_line(
+        capsys, "reproduce"
+    )
     assert not (tmp_path / "r").exists()
 
 

@@ -139,7 +139,9 @@ def test_reproduce_n_test_is_refused_in_the_flags_words(tmp_path, capsys):
     """``reproduce --n-test 0``: 'the test set needs at least 2 signals' named no flag."""
     out = tmp_path / "r"
     assert main(["reproduce", "--preset", "tiny", "--out", str(out), "--n-test", "0"]) == 2
-    assert "--n-test must be at least 2" in one_error_line(capsys, "reproduce")
+    assert "--n-test (the test set's signals) must be a whole number >= 2" in one_error_line(
+        capsys, "reproduce"
+    )
     assert not out.exists()
 
 

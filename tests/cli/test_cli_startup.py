@@ -45,6 +45,9 @@ def _refused_without(fresh_python, args: list[str], module: str) -> str:
         ("train", ("lightning", "pytorch_lightning", "lightning_fabric")),
         # its handler imports what a run needs (before session 31 its --help loaded torch)
         ("evaluate", (*HEAVY, "torch", "scipy")),
+        # their parsers' constants come from torch-free modules (before session 32: torch)
+        ("simulate", (*HEAVY, "torch", "numpy", "scipy")),
+        ("scalogram", (*HEAVY, "torch", "scipy")),
     ],
 )
 def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_python):
@@ -218,3 +221,34 @@ def test_evaluate_and_export_refuse_a_missing_path_before_torch_is_imported(
     line = _refused_without(fresh_python, args, "torch")
     assert f"error: {expected.replace('GONE', names['GONE'])} does not exist; " in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt", "x.h5"]
+
+
+#: (argv, the line after 'error: ') of simulate and scalogram, GONE a path that does not exist.
+MISSING_SIMULATE_SCALOGRAM = [
+    (["simulate", "--basis", "GONE"], "GONE does not exist; check the path"),
+    (["simulate", "--config", "GONE"], "config file GONE does not exist; check the path"),
+    (["simulate", "--grid-from", "GONE.nii.gz"], "GONE.nii.gz does not exist; check the path"),
+    (["scalogram", "GONE.nii.gz"], "GONE.nii.gz does not exist; check the path"),
+    (["scalogram", "--in", "GONE.h5"], "GONE.h5 does not exist; give a simulation file"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    MISSING_SIMULATE_SCALOGRAM,
+    ids=[" ".join(argv) for argv, _ in MISSING_SIMULATE_SCALOGRAM],
+)
+def test_simulate_and_scalogram_refuse_a_missing_path_before_torch_is_imported(
+    argv, expected, tmp_path, fresh_python
+):
+    """``simulate`` checks its paths before it imports the simulator, ``scalogram`` reads its
+    input before it imports the transform (torch, seconds; before session 32 both refused only
+    after it): one line in the readers' words, exit 2, nothing written."""
+    args = [word.replace("GONE", str(tmp_path / "gone")) for word in argv]
+    if argv[0] == "simulate":
+        args += ["--n", "4", "--seed", "0", "--out", str(tmp_path / "sim.h5")]
+    else:
+        args += ["--out", str(tmp_path / "scalogram.npy")]
+    line = _refused_without(fresh_python, args, "torch")
+    assert f"error: {expected.replace('GONE', str(tmp_path / 'gone'))}" in line, line
+    assert list(tmp_path.iterdir()) == []

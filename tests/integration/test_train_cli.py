@@ -78,11 +78,9 @@ def test_train_writes_the_reproduce_layout_from_a_data_file(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--preset", "huge"], "unknown --preset 'huge'; choose one of tiny, quick, cpu, paper"),
-        (["--model", "rnn"], "unknown --model 'rnn'"),
         (["--data", "missing.h5"], "does not exist"),
         (["--config", "missing.yaml"], "does not exist"),
-        (["--batch-size", "0"], "--batch-size must be a positive integer"),
+        (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
         (["--data", "sim.h5", "--fresh-data"], "drop it or drop --data"),
         (["--resume"], "nothing to resume"),
     ],

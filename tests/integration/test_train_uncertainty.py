@@ -160,7 +160,6 @@ def test_train_cli_reports_the_calibration(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--uncertainty", "ensemble"], "unknown --uncertainty 'ensemble'"),
         (["--snr", "0", "10"], "snr must be positive"),
         (["--snr", "10", "20", "--data", "sim.h5"], "drop them with --data"),
     ],

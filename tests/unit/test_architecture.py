@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "paths",
             "_stats",
             "_config",
+            "_words",
             "seeds",
             "presets",
             "defaults",

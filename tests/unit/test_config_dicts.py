@@ -1,12 +1,16 @@
-"""Every config class has the same ``from_dict``/``to_dict`` pair, and config files are read by
-one reader (:func:`scaloquant.io.config.read_config`)."""
+"""Every config class has the same ``from_dict``/``to_dict`` pair, config files are read by
+one reader (:func:`scaloquant.io.config.read_config`), and the classes' counts and positive
+numbers are checked by one checker each, in one wording (:mod:`scaloquant._config`)."""
 
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 import pytest
 
+from scaloquant._config import positive_number, whole_number
 from scaloquant.errors import ConfigError
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.io.config import read_config
@@ -60,3 +64,56 @@ def test_fit_config_refuses_an_empty_flexible_window():
         FitConfig(baseline_flexible_ppm_range=(4.0, 0.2))
     config = FitConfig.from_dict({"baseline_flexible_ppm_range": [0.5, 4]})
     assert config.baseline_flexible_ppm_range == (0.5, 4.0)
+
+
+@pytest.mark.parametrize("value", [True, 1.5, 2.0, "3", None, 0, -1])
+def test_whole_number_refuses_what_is_not_a_count_at_least_the_minimum(value):
+    with pytest.raises(ConfigError, match=rf"^n must be a whole number >= 1, got {value!r}$"):
+        whole_number("n", value, 1)
+
+
+def test_whole_number_gives_python_ints_and_keeps_none_where_allowed():
+    assert whole_number("n", 1, 1) == 1
+    taken = whole_number("n", np.int64(7), 0)  # a count computed with numpy
+    assert taken == 7 and type(taken) is int
+    assert whole_number("k", None, 0, or_none=True) is None
+    with pytest.raises(ConfigError, match=r"^k must be None or a whole number >= 0, got -1$"):
+        whole_number("k", -1, 0, or_none=True)
+
+
+@pytest.mark.parametrize("value", [True, 0, -1.5, float("inf"), float("nan"), "1e-3", None])
+def test_positive_number_refuses_what_is_not_a_finite_number_above_zero(value):
+    with pytest.raises(ConfigError, match=r"^lr must be a positive number, got "):
+        positive_number("lr", value)
+
+
+def test_positive_number_gives_floats_and_keeps_none_where_allowed():
+    taken = positive_number("lr", 2)
+    assert taken == 2.0 and type(taken) is float
+    assert positive_number("sd", np.float32(0.5)) == 0.5
+    assert positive_number("sd", None, or_none=True) is None
+    with pytest.raises(ConfigError, match=r"^sd must be None or a positive number, got 0$"):
+        positive_number("sd", 0, or_none=True)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: TrainConfig(seed=True), "seed must be a whole number >= 0, got True"),
+        (lambda: TrainConfig(num_workers=1.5), "num_workers must be a whole number >= 0"),
+        (lambda: TrainConfig(max_epochs=0), "max_epochs must be None or a whole number >= 1"),
+        (lambda: FitConfig(max_iterations=True), "max_iterations must be a whole number >= 1"),
+        (lambda: ScalogramConfig(log_epsilon=float("inf")), "log_epsilon must be a positive"),
+        (
+            lambda: PhysicsTrainConfig(
+                model="scalogram_physics", reconstruction_broadening_per_s=0
+            ),
+            "reconstruction_broadening_per_s must be None or a positive number, got 0",
+        ),
+    ],
+)
+def test_config_classes_use_the_checkers(make, words):
+    """A bool for a count, a fraction for a count, infinity for a positive number: each class
+    refuses them in the checkers' words (FitConfig took ``max_iterations=True`` as 1)."""
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        make()

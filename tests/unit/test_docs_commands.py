@@ -116,8 +116,7 @@ def subcommand_parser(words: tuple[str, ...]) -> argparse.ArgumentParser:
     """The parser of ``scaloquant WORDS…`` (``("fit",)``, ``("basis", "info")``)."""
     parser = build_parser(list(words))
     for word in words:
-        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        parser = sub.choices[word]
+        parser = parser.subcommands[1][word]
     return parser
 
 

@@ -379,6 +379,36 @@ def test_relative_residual_and_metabolite_fraction_are_those_of_the_rebuilt_mode
     assert np.isnan(result.relative_residual[2]) and np.isnan(result.metabolite_fraction[2])
 
 
+def test_residual_over_noise_is_one_for_the_model_and_grows_with_a_line_it_lacks():
+    """``residual_over_noise`` (the quality column): about 1 for noisy data of the fit's own
+    model (``sqrt(1 - P / 2K)`` for its ``P`` = 26 real parameters over ``K`` = 110 complex
+    points: 0.94; the noise SD from 95 bins and the residual's from 110 scatter the ratio by
+    ~7 %), far above it (16-18) with a line at 2.5 ppm that the basis lacks, a tenth of the
+    spectrum's amplitude; the residual's SD is that of the rebuilt spectra's residual over the
+    window, the noise SD that of the data."""
+    from scaloquant.signal import quality
+
+    basis = lorentzian_basis()
+    amplitudes = np.array([1.0, 0.5, 2.0, 0.3])
+    damping, shift = np.array([3.0, 5.0, 4.0, 6.0]), np.array([1.0, -2.0, 0.5, 1.5])
+    clean = synthesize(basis, amplitudes, damping, shift)
+    t = basis.time_axis_s()
+    extra = 0.4 * np.exp((2j * np.pi * (2.5 - 4.65) * basis.spectrometer_freq_mhz - 12) * t)
+    rng = np.random.default_rng(5)
+    noise = 0.02 * (
+        rng.standard_normal((4, clean.size)) + 1j * rng.standard_normal((4, clean.size))
+    )
+    fid = as_fid(basis, np.stack([clean, clean, clean + extra, clean + extra]) + noise)
+    result = fit_spectra(fid, basis, CONFIG)
+    ratio = result.residual_over_noise
+    assert ((ratio[:2] > 0.8) & (ratio[:2] < 1.1)).all()
+    assert (ratio[2:] > 10).all()
+    spectra = fitted_spectra(result, fid, basis)
+    noise_sd = quality.noise_sd(fid.samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, 4.65)
+    own = quality.residual_sd(spectra.residual) / noise_sd
+    np.testing.assert_allclose(ratio, own, rtol=1e-9)
+
+
 def test_derived_outputs_rebuilt_in_chunks_side_by_side_equal_one_chunk(monkeypatch):
     """The outputs derived from the rebuilt spectra (SNR, linewidth, residual checks), rebuilt
     in chunks of ``REBUILD_CHUNK`` spectra side by side on 2 threads, equal those of one chunk

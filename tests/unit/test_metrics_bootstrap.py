@@ -106,7 +106,7 @@ def test_to_dict_layout():
     ("kwargs", "match"),
     [
         ({"metric": "mape"}, "unknown metric"),
-        ({"n_boot": 0}, "at least 1"),
+        ({"n_boot": 0}, r"n_boot \(bootstrap resamples\) must be a whole number >= 1, got 0"),
         ({"confidence": 1.0}, "confidence"),
     ],
 )

@@ -468,7 +468,7 @@ def test_default_simulation_polish_from_shrunk_shifts_reaches_the_truth():
 
 def test_predict_estimates_are_one_pass_of_estimate(built):
     """predict_estimates (reproduce's single pass) gives estimate's amplitudes, both SDs, the
-    network's parameters and the polished ones, batched as asked (to rounding: the polish's single-precision trial
+    network's parameters, the polished ones and the residual's SD, batched as asked (to rounding: the polish's single-precision trial
     columns are summed in another order in batches of 2 than of 5, which moved a small amplitude
     (0.405 beside 98) by 1.1e-6 of itself with the packages of 2026-12-03; the tolerance is relative
     to each output's largest value, the scale that rounding works on)."""
@@ -488,6 +488,7 @@ def test_predict_estimates_are_one_pass_of_estimate(built):
             est.fit_residual,
             est.metabolite_fraction,
             est.theta,
+            est.residual_sd,
         ),
         strict=True,
     ):

@@ -68,6 +68,34 @@ def test_residual_is_the_noise_over_the_window(clean):
     assert residual.shape == (4,) and np.all(np.isfinite(residual))
 
 
+def test_residual_sd_over_the_noise_sd_is_about_one_at_the_truth(clean):
+    """The residual's SD per real part (:attr:`PhysicsEstimate.residual_sd`, quantify's
+    ``residual_over_noise`` over the data's noise SD) at the true parameters of a noisy
+    spectrum: the noise's own over the window (numpy oracle ``sqrt(mean |fft(noise)[window]|^2
+    / 2)``) less the dimensions the model absorbs, and over the noise SD of the data
+    (:func:`scaloquant.signal.quality.residual_over_noise`) about 1 (the noise SD from its
+    regions scatters by ~4 %); :meth:`predict_estimates` returns the estimate's SD."""
+    from scaloquant.signal.quality import residual_over_noise
+
+    model, fids, theta = clean
+    rng = np.random.default_rng(5)
+    scale = 0.05 * np.abs(fids).max()
+    noise = scale * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
+    noisy = fids + noise
+    est = model.estimate(torch.as_tensor(noisy), polish_iterations=0, network_theta=theta)
+    window = model.problem().fft_index.numpy()
+    oracle = np.sqrt(np.mean(np.abs(np.fft.fft(noise)[:, window]) ** 2, axis=-1) / 2)
+    got = est.residual_sd.numpy()
+    assert np.all(got <= oracle) and np.all(got > 0.95 * oracle), (got, oracle)
+    basis = default_basis()
+    grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    ratio = residual_over_noise(got, noisy, *grid)
+    assert np.all((ratio > 0.85) & (ratio < 1.1)), ratio
+    own = model.estimate(torch.as_tensor(noisy), polish_iterations=0)  # the network's theta
+    p = model.predict_estimates(noisy, polish_iterations=0)
+    np.testing.assert_allclose(p.residual_sd, own.residual_sd.numpy(), rtol=1e-6)
+
+
 def test_residual_at_each_spectrums_own_stiffness_is_the_fits(clean):
     """An evaluation whose spectra each have their own baseline stiffness (an index into
     ``Problem.stiffnesses``, as the fit's F-test refits solve them): the residual is the fit's

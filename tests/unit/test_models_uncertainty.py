@@ -283,5 +283,5 @@ def test_default_batch_size_keeps_the_largest_activation_in_the_budget(basis, si
     paper = Quantifier(TrainConfig.preset("paper").quantifier_config(basis))
     assert paper.default_batch_size() == 1
     q = _quantifier(basis, signals, "spectrum_cnn")
-    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+    with pytest.raises(ConfigError, match="batch_size must be a whole number >= 1"):
         q.predict(signals.fids, batch_size=0)

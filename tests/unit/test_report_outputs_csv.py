@@ -114,6 +114,6 @@ def test_every_quality_column_has_its_values_and_its_description():
     figures = QualityFigures(**{f: np.zeros(n) for f in QualityFigures._fields})
     prep = SimpleNamespace(quality=figures, input=SimpleNamespace(n_spectra=n))
     for residual in (None, np.ones(n)):
-        values = quality_columns(prep, residual)
+        values = quality_columns(prep, residual, residual)
         assert list(values) == list(NUMBERS)
         assert all(v.shape == (n,) for v in values.values())

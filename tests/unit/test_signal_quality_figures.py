@@ -10,7 +10,7 @@ import pytest
 
 from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
-from scaloquant.signal import quality
+from scaloquant.signal import axes, quality
 from scaloquant.signal.match import compare_reference
 from scaloquant.types import Acquisition
 
@@ -55,6 +55,45 @@ def test_snr_is_peak_height_over_noise_sd():
     assert quality.snr(noisy, *GRID) == pytest.approx(height / (sd_time * np.sqrt(N)), rel=0.1)
     assert quality.snr(fid, *GRID) > 1e4  # noiseless: only the line's far tails there
     assert quality.snr(np.zeros(N, complex), *GRID) == 0
+
+
+def test_residual_over_noise_of_a_known_residual_and_known_noise():
+    """A fit residual of the spectrum's own noise over a 0.2-4.2 ppm window gives 1, and the
+    same residual plus a component of known power ``A^2`` per point gives ``sqrt(1 + A^2 / (2
+    s^2 N))`` (3 here) for white noise of SD ``s`` per real part in time (``s sqrt(N)`` per bin
+    of the unnormalised FFT): each spectrum to 16 % (the noise SD from 189 bins and the
+    residual's from 252 scatter by 3.7 and 3.1 %: the ratio by 4.9 %), their mean over 64
+    spectra to 2 % (3 of its SDs)."""
+    rng = np.random.default_rng(7)
+    sd_time = 0.05
+    noise = _noise(rng, sd_time, (64,))
+    fids = _line(2.01, 6.0) + noise  # a line: the noise SD is measured off the signal
+    ppm = axes.ppm_axis(N, *GRID)  # of the shifted spectrum
+    window = np.flatnonzero((ppm >= 0.2) & (ppm <= 4.2))
+    own = np.fft.fftshift(np.fft.fft(noise, axis=-1), axes=-1)[:, window]
+    amplitude = 4 * sd_time * np.sqrt(N)  # A^2 / (2 s^2 N) = 8
+    added = amplitude * np.exp(1j * rng.uniform(0, 2 * np.pi, window.size))
+    for residual, expected in ((own, 1.0), (own + added, 3.0)):
+        ratio = quality.residual_over_noise(quality.residual_sd(residual), fids, *GRID)
+        assert ratio.shape == (64,)
+        np.testing.assert_allclose(ratio, expected, rtol=0.16)
+        assert ratio.mean() == pytest.approx(expected, rel=0.02)
+
+
+def test_residual_over_noise_is_nan_where_there_is_no_noise_to_compare_with():
+    """NaN without a noise region (a 1 kHz band at 123 MHz covers 0.6-8.7 ppm), for an empty
+    FID (no noise in the region) and for other nuclei; points past a spectrum's own window (NaN) are
+    left out of its residual SD."""
+    rng = np.random.default_rng(8)
+    noisy = _line(2.01, 6.0) + _noise(rng, 0.05)
+    sd = np.array([1.0])
+    narrow = (4 * DWELL_S, FREQ_MHZ, REF_PPM)
+    assert np.isnan(quality.residual_over_noise(sd, noisy[None], *narrow)).all()
+    assert np.isnan(quality.residual_over_noise(sd, np.zeros((1, N), complex), *GRID)).all()
+    assert np.isnan(quality.residual_over_noise(sd, noisy[None], *GRID, proton=False)).all()
+    assert np.isfinite(quality.residual_over_noise(sd, noisy[None], *GRID)).all()
+    residual = np.array([[2.0, 2.0j, np.nan], [np.nan] * 3])
+    np.testing.assert_array_equal(quality.residual_sd(residual), [np.sqrt(2.0), np.nan])
 
 
 def test_noise_alone_is_below_the_no_signal_threshold():
@@ -128,6 +167,20 @@ def test_flags_of_synthetic_spectra():
         ["water"],
         ["no_signal", "mirrored"],
         ["too_broad"],
+    ]
+    # a residual more than 3 noise SDs tall: the model misfits (1.54 the highest of the scanner
+    # spectra, 2.73 of the challenge's; NaN, no noise region, adds nothing), after
+    # residual_large and as it, on all but an empty spectrum (a run blanks both figures of a
+    # spectrum with nothing to measure before it flags)
+    ratios = np.array([3.01, 20.0, 20.0, 20.0, 2.73, np.nan])
+    misfit = quality.fit_flags(flags, np.full(6, 0.7), residual_over_noise=ratios)
+    assert misfit == [
+        ["residual_large", "misfit"],
+        ["empty"],
+        ["no_signal", "residual_large", "misfit"],
+        ["water", "residual_large", "misfit"],
+        ["no_signal", "mirrored", "residual_large"],
+        ["too_broad", "residual_large"],
     ]
 
 

@@ -45,8 +45,8 @@ def test_cpu_preset_is_the_papers_data_at_the_reduced_size():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"batch_size": 0}, "batch_size must be a positive integer"),
-        ({"learning_rate": -1.0}, "learning_rate must be positive"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+        ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
         ({"optimizer": "lbfgs"}, "unknown optimizer"),
         ({"model": "mlp"}, "unknown model"),
         ({"max_epochs": None, "max_steps": -1, "max_time_s": None}, "never ends"),

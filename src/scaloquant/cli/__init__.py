@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..errors import (
     ConfigError,
@@ -77,26 +77,88 @@ class _VersionAction(argparse.Action):
 
 class _OneLineParser(argparse.ArgumentParser):
     """argparse's parser whose own refusals (a value not of the flag's type or choices, a
-    missing argument) are one line, as the handlers' are: ``PROG: error: MESSAGE (see PROG
-    --help)``, exit 2, where argparse printed its usage block (several lines) before it.
-    ``--help`` is unchanged."""
+    missing argument, an unknown flag) are one line, as the handlers' are: ``PROG: error:
+    MESSAGE (see PROG --help)``, exit 2, where argparse printed its usage block (several lines)
+    before it. ``--help`` is unchanged.
+
+    It keeps the parsers of its subcommands as ``add_parser`` returned them
+    (:attr:`subcommands`), so that an unknown flag is refused by the command it was given to,
+    under that command's name (:meth:`parse_args`), where argparse names the main parser alone
+    and points at its help; its subcommands' parsers are of its class (``add_subparsers``'
+    default ``parser_class``)."""
+
+    #: ``(dest, {name: parser})`` of :meth:`add_subparsers`: the namespace attribute that holds
+    #: the chosen subcommand's name, and the parser of every name; None without subcommands.
+    subcommands: tuple[str, dict[str, argparse.ArgumentParser]] | None = None
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        """argparse's, whose ``add_parser`` also keeps each parser it returns (and its aliases)
+        in :attr:`subcommands`."""
+        action = super().add_subparsers(**kwargs)
+        parsers: dict[str, argparse.ArgumentParser] = {}
+        self.subcommands = (action.dest, parsers)
+        add_parser = action.add_parser
 
-class _CommandParser(_OneLineParser):
-    """A subcommand's parser (``add_subparsers``' ``parser_class``; a nested one's too): it
-    refuses the arguments it does not know itself, under its own name, where argparse leaves
-    them to the main parser, whose line named ``scaloquant`` alone and pointed at its help."""
+        def add_and_keep(name: str, **options: Any) -> argparse.ArgumentParser:
+            parser = add_parser(name, **options)
+            parsers.update(dict.fromkeys([name, *options.get("aliases", ())], parser))
+            return parser
 
-    def parse_known_args(  # type: ignore[override]
+        action.add_parser = add_and_keep
+        return action
+
+    def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        parsed, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed, extras
+    ) -> argparse.Namespace:
+        """argparse's, with the arguments no parser knew refused by the innermost command that
+        was given one (``scaloquant fit X --bogus``: ``scaloquant fit: error: unrecognized
+        arguments: --bogus``); ``parse_known_args`` still returns them."""
+        words = list(sys.argv[1:] if args is None else args)
+        parsed, unknown = self.parse_known_args(words, namespace)
+        if unknown:
+            chain = _command_chain(self, parsed)
+            owned = _owners(words, [name for _, name in chain[1:]], unknown)
+            for (parser, _), extras in reversed(list(zip(chain, owned, strict=True))):
+                if extras:
+                    parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+def _command_chain(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> list[tuple[argparse.ArgumentParser, str]]:
+    """The parsers ``args`` went through, outermost first, each with the name it was chosen by
+    (``""`` for ``parser`` itself): ``scaloquant basis info`` gives the main parser, ``basis``'
+    and ``info``'s; read from :attr:`_OneLineParser.subcommands`."""
+    chain = [(parser, "")]
+    while (table := getattr(chain[-1][0], "subcommands", None)) is not None:
+        dest, parsers = table
+        name = getattr(args, dest, None)
+        if name is None:
+            break
+        chain.append((parsers[name], name))
+    return chain
+
+
+def _owners(words: Sequence[str], names: Sequence[str], unknown: Sequence[str]) -> list[list[str]]:
+    """``unknown`` (the words no parser knew) split among the parsers of a chain whose
+    subcommands were chosen by ``names``: a parser above a subcommand takes no flag with a
+    value, so the words before the subcommand's name are its own (``scaloquant --bogus fit``:
+    the main parser's), and the words left after the last name are the last parser's."""
+    rest = list(unknown)
+    owned: list[list[str]] = []
+    start = 0
+    for name in names:
+        at = words.index(name, start)
+        mine = [word for word in words[start:at] if word in rest]
+        for word in mine:
+            rest.remove(word)
+        owned.append(mine)
+        start = at + 1
+    return [*owned, rest]
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -106,7 +168,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Quantify MRS metabolites with CNNs on Morse-wavelet scalograms.",
     )
     parser.add_argument("--version", action=_VersionAction)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # the first word that is not a flag (the main parser's flags take no value): a command
     # after a mistyped flag gets its full options
@@ -195,11 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _command_prog(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """The full name of the command ``args`` ran (``scaloquant fit``, ``scaloquant basis
     info``): its handler's lines start with it, as argparse's refusals do."""
-    while True:
-        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-        if sub is None:
-            return parser.prog
-        parser = sub.choices[getattr(args, sub.dest)]
+    return _command_chain(parser, args)[-1][0].prog
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import _config
 from ..errors import ConfigError
 from ..formats import flag as flag_of
 
@@ -142,7 +143,7 @@ def declare_flag_keys(p: argparse.ArgumentParser, keys: Mapping[str, str]) -> No
     p.set_defaults(flag_keys=declared)
 
 
-#: How a config's message says a key may be left unset ('must be None or an integer >= 0',
+#: How a config's message says a key may be left unset ('must be None or a whole number >= 0',
 #: 'positive or null'): a file's or a Python caller's words; a flag is unset by leaving it
 #: out, so the words go where the message names the flag (:func:`flag_worded`).
 _UNSET_WORDS = ("None or ", " or None", " or null")
@@ -290,7 +291,7 @@ def with_threads(args: argparse.Namespace, run: Callable[[argparse.Namespace], i
     runs in-process in tests and notebooks)."""
     from ..threads import choose_threads, torch_threads
 
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads is not None:
+        _config.whole_number("--threads", args.threads, 1)
     with torch_threads(choose_threads(args.threads)):
         return run(args)

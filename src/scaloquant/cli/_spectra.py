@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
+from .._words import counted
 from ..formats import fid_formats_text
 from ._common import (
     acquisition_overrides,
@@ -282,8 +283,7 @@ def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     quality flags, where the results are (quantify, fit)."""
     from ..quantify.notes import figure_note, quality_note
 
-    spectra = "1 spectrum" if run.n_spectra == 1 else f"{run.n_spectra} spectra"
-    print(f"{verb} {spectra} from {n_files} file{'' if n_files == 1 else 's'}")
+    print(f"{verb} {counted(run.n_spectra, 'spectrum', 'spectra')} from {counted(n_files, 'file')}")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")

@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
             "(simulated-plain: the same without its spread priors). Outputs: "
             "DIR/results.csv (amplitude, <name>_crlb_sd, <name>_crlb_pct, ratio to Cr+PCr, mM "
             "with a water reference; tNAA, tCr, tCho and Glx rows with their CRLB from the "
-            "covariance; snr, fwhm, fit_residual and qc flags per spectrum), results.json, fit "
+            "covariance; snr, fwhm, fit_residual, residual_over_noise and qc flags per "
+            "spectrum), results.json, fit "
             "figures, NIfTI maps for MRSI, report.html (one self-contained page: overview "
             "table, figures, maps), summary.md and provenance.json."
         ),

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, get_args
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..errors import ConfigError
@@ -22,7 +21,7 @@ from ..formats import fid_titles_text
 from ..io import read_fid
 from ..io.atomic import atomic_path, check_writable
 from ..io.hdf5 import read_simulation
-from ..scalogram import ScalogramConfig, centre_frequencies_hz, preset_names, scalogram
+from ..scalogram import ScalogramConfig, centre_frequencies_hz, preset_names
 from ..scalogram.config import ChannelMode
 from ..types import FID
 from ._common import (
@@ -116,6 +115,11 @@ def handle(args: argparse.Namespace) -> int:
             f"{args.input} has {fid.n_points} points but {given} takes the first "
             f"{config.n_points}; pass --n-points {fid.n_points} (or fewer)"
         )
+    # the input read first: a missing or unreadable one is refused without waiting for torch
+    import torch
+
+    from ..scalogram import scalogram
+
     samples = torch.tensor(fid.samples[0])  # a copy: FID samples are read-only
     data = scalogram(samples, config, dwell_time_s=fid.dwell_time_s).numpy().astype(np.float32)
     info = _description(args, config, fid, data.shape)

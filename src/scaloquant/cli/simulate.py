@@ -14,23 +14,11 @@ import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-
+from ..defaults import SIMULATION_CHUNK_SIZE
 from ..errors import ConfigError
 from ..formats import flag as flag_of
-from ..io.atomic import atomic_path, check_writable
-from ..io.config import read_config
-from ..simulate import (
-    DEFAULT_CHUNK_SIZE,
-    PER_METABOLITE_FIELDS,
-    BaselineConfig,
-    SimulationConfig,
-    simulate_dataset,
-)
-from ..simulate.dataset import check_run
-from ..types import FID, BasisSet, SignalSet
 from ._common import (
     acquisition_overrides,
     add_acquisition_flags,
@@ -41,6 +29,10 @@ from ._common import (
     path_value,
     whole_number,
 )
+
+if TYPE_CHECKING:  # the handler imports them: the parser loads neither numpy nor torch
+    from ..simulate import SimulationConfig
+    from ..types import BasisSet, SignalSet
 
 #: ``--format nifti`` holds every signal in memory, several copies on the way to the file
 #: (measured peak: about 4x the complex128 samples): at most this many complex samples, e.g.
@@ -123,8 +115,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--chunk-size",
         type=whole_number,
-        default=DEFAULT_CHUNK_SIZE,
-        help=f"signals made and written at a time (default {DEFAULT_CHUNK_SIZE}); "
+        default=SIMULATION_CHUNK_SIZE,
+        help=f"signals made and written at a time (default {SIMULATION_CHUNK_SIZE}); "
         "does not change the data",
     )
     group = p.add_argument_group("overrides of the config file")
@@ -276,6 +268,9 @@ class _Stream(NamedTuple):
 
 
 def _config_stream(args: argparse.Namespace, basis: BasisSet, config: SimulationConfig) -> _Stream:
+    from ..simulate import PER_METABOLITE_FIELDS, simulate_dataset
+    from ..types import SignalSet
+
     return _Stream(
         simulate_dataset(basis, config, args.n, args.seed, chunk_size=args.chunk_size),
         SignalSet.concatenate,
@@ -286,6 +281,8 @@ def _config_stream(args: argparse.Namespace, basis: BasisSet, config: Simulation
 
 def _preset_stream(args: argparse.Namespace, basis: BasisSet) -> _Stream:
     """``--preset invivo``: the prior of :mod:`scaloquant.simulate.invivo`."""
+    import numpy as np
+
     from ..simulate.invivo import (
         GROUPS,
         InvivoPrior,
@@ -315,7 +312,25 @@ def _preset_stream(args: argparse.Namespace, basis: BasisSet) -> _Stream:
     )
 
 
+def require_paths(args: argparse.Namespace) -> None:
+    """Refuse, before numpy and torch are imported (seconds), a path of ``args`` that does not
+    exist (``--config``, ``--basis``, ``--grid-from``), in the readers' words; the readers check
+    the rest (formats, contents)."""
+    from ..paths import require_existing
+
+    if args.config is not None:
+        require_existing(args.config, "config file ")
+    for path in filter(None, (args.basis, args.grid_from)):
+        require_existing(path)
+
+
 def run(args: argparse.Namespace) -> int:
+    require_paths(args)
+    from ..io.atomic import check_writable
+    from ..io.config import read_config
+    from ..simulate import BaselineConfig, SimulationConfig
+    from ..simulate.dataset import check_run
+
     if args.preset is not None:
         _refuse_with_preset(args)
         config = None
@@ -449,8 +464,10 @@ def _write_nifti(
     """NIfTI-MRS of the signals (``fids``, ``columns()``) plus the truth CSV, whose 2-D columns
     are named by ``labels``; neither file appears unless both are written."""
     from .. import __version__
+    from ..io.atomic import atomic_path
     from ..io.nifti import write_nifti_mrs
     from ..io.truth_csv import truth_path_for, write_truth_csv
+    from ..types import FID
 
     truth = truth_path_for(out)
     fid = FID(

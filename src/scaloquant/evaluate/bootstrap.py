@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._config import whole_number
 from ..errors import ConfigError
 from .metrics import HIGHER_IS_BETTER, METRICS, check_predictions
 
@@ -111,10 +112,8 @@ def check_options(
     cost a training run."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ConfigError(f"n_boot (bootstrap resamples) must be at least 1, got {n_boot}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    whole_number("n_boot (bootstrap resamples)", n_boot, 1)
+    whole_number("seed", seed, 0)
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must lie strictly between 0 and 1, got {confidence}")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._words import counted
 from ..errors import IncompatibleDataError, InputFileError
 from ..io import default_basis
 from ..io.hdf5 import read_simulation
@@ -187,7 +188,7 @@ def evaluate_checkpoints(
         wall_times[f"predict_{name}"] = time.perf_counter() - t0
     example = signal_example(basis if basis is not None else default_basis(), test, predictions)
     context = (
-        f"{len(names)} model{'' if len(names) == 1 else 's'} evaluated on {test.n_total} simulated test signals from "
+        f"{counted(len(names), 'model')} evaluated on {test.n_total} simulated test signals from "
         f"`{data}` (simulation seed {test.seed}, basis {test.basis_name or 'unrecorded'}). "
         + ("" if example else "Fig. 2 is left out: the test set was made with another basis. ")
         + "No baseline row: predicting the mean needs the training targets, which a test "

@@ -12,7 +12,7 @@ from dataclasses import InitVar, dataclass, fields
 from itertools import pairwise
 from typing import Any, Literal
 
-from .._config import dataclass_from_dict
+from .._config import dataclass_from_dict, positive_number, whole_number
 from ..errors import ConfigError
 from ..signal.axes import WINDOW_PPM_1H
 
@@ -310,18 +310,15 @@ class FitConfig:
             "shift_spread_prior_sd_hz",
             "mm_shift_prior_sd_hz",
         ):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be None or > 0, got {value!r}")
+            value = positive_number(name, getattr(self, name), or_none=True)
+            object.__setattr__(self, name, value)
         for name in (
             "baseline_knot_spacing_ppm",
             "baseline_ed_per_ppm",
             "freeform_halfwidth_hz",
             "freeform_smoothness_sd",
         ):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be > 0, got {value!r}")
+            object.__setattr__(self, name, positive_number(name, getattr(self, name)))
         if self.freeform_prior not in ("lcmodel", "delta"):
             raise ConfigError(
                 f"freeform_prior must be 'lcmodel' or 'delta', got {self.freeform_prior!r}"
@@ -358,10 +355,9 @@ class FitConfig:
                 "baseline_ftest_probability must be in (0, 1), got "
                 f"{self.baseline_ftest_probability!r}"
             )
-        if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
-            raise ConfigError(
-                f"max_iterations must be an integer >= 1, got {self.max_iterations!r}"
-            )
+        object.__setattr__(
+            self, "max_iterations", whole_number("max_iterations", self.max_iterations, 1)
+        )
 
     @property
     def lineshape_kind(self) -> Literal["lorentzian", "voigt", "gaussian", "freeform"]:
@@ -416,14 +412,8 @@ class FitConfig:
                     f"got {self.grouping!r}"
                 ) from None
             object.__setattr__(self, "grouping", groups)
-        if self.baseline_order is not None and (
-            isinstance(self.baseline_order, bool)
-            or not isinstance(self.baseline_order, int)
-            or self.baseline_order < 0
-        ):
-            raise ConfigError(
-                f"baseline_order must be None or an integer >= 0, got {self.baseline_order!r}"
-            )
+        order = whole_number("baseline_order", self.baseline_order, 0, or_none=True)
+        object.__setattr__(self, "baseline_order", order)
         if self.noise_estimate not in ("residual", "region"):
             raise ConfigError(
                 f"noise_estimate must be 'residual' or 'region', got {self.noise_estimate!r}"
@@ -456,10 +446,7 @@ class FitConfig:
                 f"continuation_broadening_per_s must hold positive, decreasing values, got {stages}"
             )
         object.__setattr__(self, "continuation_broadening_per_s", stages)
-        if isinstance(self.max_resets, bool) or not (
-            isinstance(self.max_resets, int) and self.max_resets >= 0
-        ):
-            raise ConfigError(f"max_resets must be an integer >= 0, got {self.max_resets!r}")
+        object.__setattr__(self, "max_resets", whole_number("max_resets", self.max_resets, 0))
         if not (math.isfinite(self.twin_max_separation_hz) and self.twin_max_separation_hz >= 0):
             raise ConfigError(
                 f"twin_max_separation_hz must be >= 0, got {self.twin_max_separation_hz}"

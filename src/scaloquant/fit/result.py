@@ -73,6 +73,10 @@ class FitResult:
     metabolite_fraction : ``(...)`` ``|metabolite model| / |data|`` over the window (the
         model without its baseline; NaN for an empty spectrum), the check that the baseline
         did not take the signal; ``None`` when not computed.
+    residual_over_noise : ``(...)`` the residual's SD over the window over the data's noise SD
+        (:func:`scaloquant.signal.quality.residual_over_noise`; NaN without a noise region or
+        for other nuclei than 1H): the ``residual_over_noise`` quality column; ``None`` when
+        not computed.
     window_ppm : ``(..., 2)`` the ppm window each spectrum was fitted over, when any differs
         from ``config.ppm_range`` (``baseline_stiffness="adaptive"``: ``config.baseline_flexible_ppm_range`` for the
         spectra refitted with a flexible baseline, ``config.ppm_range`` for the others; the
@@ -111,6 +115,7 @@ class FitResult:
     relative_residual: np.ndarray | None = None
     metabolite_fraction: np.ndarray | None = None
     window_ppm: np.ndarray | None = None
+    residual_over_noise: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -312,4 +317,5 @@ BATCH_FIELDS = (
     "relative_residual",
     "metabolite_fraction",
     "window_ppm",
+    "residual_over_noise",
 )

@@ -649,6 +649,7 @@ def _batched_result(
             else None
         ),
     )
+    from ..signal.quality import residual_over_noise, residual_sd
     from .batched import usable_device
 
     spectra, linewidth = _derived_spectra(
@@ -669,6 +670,16 @@ def _batched_result(
         snr=batch(snr),
         relative_residual=batch(relative),
         metabolite_fraction=batch(fraction),
+        residual_over_noise=batch(
+            residual_over_noise(
+                residual_sd(spectra.residual),
+                fids,  # as fitted: less the water the fit removed
+                fid.dwell_time_s,
+                fid.spectrometer_freq_mhz,
+                fid.ppm_reference,
+                proton=fid.nucleus == "1H",
+            )
+        ),
     )
 
 

@@ -30,7 +30,6 @@ Choices:
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._config import positive_number, whole_number
 from ..errors import ConfigError
 from .physics import PhysicsQuantifier
 from .physics_head import least_squares_amplitudes
@@ -67,11 +67,10 @@ class AdaptConfig:
 
     def __post_init__(self) -> None:
         for name, least in (("steps", 0), ("batch_size", 1), ("check_every", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+            object.__setattr__(self, name, whole_number(name, getattr(self, name), least))
+        object.__setattr__(
+            self, "learning_rate", positive_number("learning_rate", self.learning_rate)
+        )
 
 
 @dataclass(frozen=True)

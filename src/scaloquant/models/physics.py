@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._config import whole_number
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import batched, search, stages
 from ..fit.config import FitConfig
@@ -74,11 +75,11 @@ from ..types import Acquisition, BasisSet
 from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
 from .physics_head import (
     crlb_sd,
+    fit_residual_checks,
     metabolite_fraction,
     n_outputs,
     output_ranges,
     problem_in,
-    relative_fit_residual,
     theta_from_outputs,
 )
 from .quantifier import Quantifier
@@ -107,7 +108,10 @@ class PhysicsEstimate(NamedTuple):
     factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`);
     ``fit_residual`` ``(B,)`` the final model's :func:`relative_fit_residual` (quantify's
     ``fit_residual`` column, as the fit's); ``metabolite_fraction`` ``(B,)`` its
-    :func:`metabolite_fraction` (the ``baseline_cancels`` / ``no_metabolites`` checks).
+    :func:`metabolite_fraction` (the ``baseline_cancels`` / ``no_metabolites`` checks);
+    ``residual_sd`` ``(B,)`` its residual's SD per real part over the window
+    (:func:`fit_residual_checks`; over the data's noise SD, quantify's ``residual_over_noise``
+    column).
     """
 
     amplitudes: torch.Tensor
@@ -118,6 +122,7 @@ class PhysicsEstimate(NamedTuple):
     network_sd: torch.Tensor
     fit_residual: torch.Tensor | None = None
     metabolite_fraction: torch.Tensor | None = None
+    residual_sd: torch.Tensor | None = None
 
 
 class PhysicsPrediction(NamedTuple):
@@ -125,8 +130,9 @@ class PhysicsPrediction(NamedTuple):
     numpy arrays): ``amplitudes``, ``sd`` (CRLB of the polished model) and ``network_sd`` (the
     network's own calibrated SD), each ``(B, M)``, and ``network_theta`` ``(B, P)``, the
     network's parameters in the fit's layout, ``fit_residual`` ``(B,)`` the final model's
-    relative fit residual, ``metabolite_fraction`` ``(B,)`` and ``theta`` ``(B, P)`` the final
-    (polished) parameters (:class:`PhysicsEstimate`;
+    relative fit residual, ``metabolite_fraction`` ``(B,)``, ``theta`` ``(B, P)`` the final
+    (polished) parameters and ``residual_sd`` ``(B,)`` the final residual's SD per real part
+    (:class:`PhysicsEstimate`;
     :meth:`PhysicsQuantifier.asks_for_flexible_baseline`); ``flexible`` ``(B,)`` bool, with
     ``screen``: :meth:`PhysicsQuantifier.asks_for_flexible_baseline` of each spectrum at
     ``theta`` (None without)."""
@@ -138,6 +144,7 @@ class PhysicsPrediction(NamedTuple):
     fit_residual: np.ndarray
     metabolite_fraction: np.ndarray
     theta: np.ndarray
+    residual_sd: np.ndarray
     flexible: np.ndarray | None = None
 
 
@@ -713,10 +720,18 @@ class PhysicsQuantifier(nn.Module):
             theta, ev = sol.theta, sol.evaluation
             noise_var = noise_var_from_residual(problem, ev)
         sd = sd0 if theta is theta0 else crlb_sd(problem, ev, noise_var)
-        residual = relative_fit_residual(problem, ev, y)
+        residual, residual_sd = fit_residual_checks(problem, ev, y)
         fraction = metabolite_fraction(ev, y)
         return PhysicsEstimate(
-            ev.amplitudes, sd, theta, theta0, noise_var.sqrt(), network_sd, residual, fraction
+            ev.amplitudes,
+            sd,
+            theta,
+            theta0,
+            noise_var.sqrt(),
+            network_sd,
+            residual,
+            fraction,
+            residual_sd,
         )
 
     def polish_with(self, fit: FitConfig) -> None:
@@ -843,8 +858,7 @@ class PhysicsQuantifier(nn.Module):
                 if cpu
                 else batched.chunk_size(device, [self.problem()])
             )
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
+        batch_size = whole_number("batch_size", batch_size, 1)
         was_training = self.training
         self.eval()
         # one workspace per thread, its batches one after another: their largest arrays
@@ -862,7 +876,7 @@ class PhysicsQuantifier(nn.Module):
             fraction = est.metabolite_fraction
             out = (
                 est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction,
-                est.theta,
+                est.theta, est.residual_sd,
             )  # fmt: skip
             if not screen:
                 return out
@@ -895,7 +909,9 @@ class PhysicsQuantifier(nn.Module):
             m, p = len(self.metabolites), self.problem().size
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
             flexible = np.zeros(0, dtype=bool) if screen else None
-            return PhysicsPrediction(*empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), flexible)
+            return PhysicsPrediction(
+                *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), np.zeros(0), flexible
+            )
         return PhysicsPrediction(
             *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
         )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from .._config import dataclass_from_dict
+from .._config import dataclass_from_dict, whole_number
 from ..errors import ConfigError
 from ..fit.config import FitConfig
 from ..types import Acquisition
@@ -155,10 +155,8 @@ class PhysicsQuantifierConfig:
                     f"per amplitude, got {self.network_sd_factors!r}"
                 )
             object.__setattr__(self, "network_sd_factors", factors)
-        if not (isinstance(self.polish_iterations, int) and self.polish_iterations >= 0):
-            raise ConfigError(
-                f"polish_iterations must be an integer >= 0, got {self.polish_iterations!r}"
-            )
+        k = whole_number("polish_iterations", self.polish_iterations, 0)
+        object.__setattr__(self, "polish_iterations", k)
 
     @property
     def fit_config(self) -> FitConfig:

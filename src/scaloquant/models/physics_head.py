@@ -150,8 +150,21 @@ def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> 
     flags again (``fit_spectra``), and their rows take that fit's amplitudes and residual
     (docs/history/physics-models-log.md "The physics-head residual's baseline stiffness
     (session 31, `resid31`)")."""
+    return fit_residual_checks(problem, ev, y)[0]
+
+
+def fit_residual_checks(
+    problem: Problem, ev: Evaluation, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(relative_fit_residual, residual SD)`` ``(B,)`` each of evaluation ``ev`` over the fit
+    window ``y`` ``(B, K)``, from one residual: the SD of each real part,
+    ``sqrt(mean |r|^2 / 2)`` over the window, as
+    :func:`scaloquant.signal.quality.residual_sd` of the fit's rebuilt residual (what
+    :func:`~scaloquant.signal.quality.residual_over_noise` divides by the data's noise SD: the
+    ``residual_over_noise`` quality column)."""
     r, _ = residual_and_baseline(problem, ev)
-    return _over_data(r, y)
+    sd = r.abs().square().mean(-1).div(2).sqrt()
+    return _over_data(r, y), sd
 
 
 def metabolite_fraction(ev: Evaluation, y: torch.Tensor) -> torch.Tensor:

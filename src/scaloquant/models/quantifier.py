@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._config import dataclass_from_dict
+from .._config import dataclass_from_dict, whole_number
 from ..errors import ConfigError, IncompatibleDataError, InvalidDataError
 from ..scalogram import MorseScalogram, ScalogramConfig
 from ..types import Acquisition
@@ -489,9 +489,9 @@ class Quantifier(nn.Module):
         # amplitudes (B, M) and, with with_sd and an uncertainty head, their SDs (B, M)
         arr = self.check_fids(fids)
         device = self.fixed_scale.device
-        batch_size = self.default_batch_size() if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
+        if batch_size is None:
+            batch_size = self.default_batch_size()
+        batch_size = whole_number("batch_size", batch_size, 1)
         was_training = self.training
         self.eval()
         amplitudes: list[torch.Tensor] = []

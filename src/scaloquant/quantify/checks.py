@@ -18,17 +18,19 @@ from .results import total_creatine
 from .rows import spread_rows
 
 
-def fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
-    """``(|data - model| / |data|, |metabolites| / |data|)`` over the fit window of each
-    spectrum of a fit, ``(N,)`` each (NaN for an empty spectrum; ``metabolites`` the model
-    without its baseline): :attr:`FitResult.relative_residual` and
-    :attr:`~FitResult.metabolite_fraction`, which the fit measures on the model it rebuilds for
+def fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(|data - model| / |data|, |metabolites| / |data|, residual SD / noise SD)`` over the
+    fit window of each spectrum of a fit, ``(N,)`` each (NaN for an empty spectrum;
+    ``metabolites`` the model without its baseline; the last NaN without a noise region):
+    :attr:`FitResult.relative_residual`, :attr:`~FitResult.metabolite_fraction` and
+    :attr:`~FitResult.residual_over_noise`, which the fit measures on the model it rebuilds for
     its SNR (rebuilding every spectrum's model again here: 1.7 of the 61 s of a 16 x 16
     slice)."""
     n = int(np.prod(result.batch_shape, dtype=int))
-    if result.relative_residual is None or result.metabolite_fraction is None:
+    checks = (result.relative_residual, result.metabolite_fraction, result.residual_over_noise)
+    if any(v is None for v in checks):
         raise InvalidDataError("the fit result has no residual checks (not a batched fit)")
-    return result.relative_residual.reshape(n), result.metabolite_fraction.reshape(n)
+    return tuple(np.asarray(v).reshape(n) for v in checks)
 
 
 def water_near_window_seen(
@@ -121,14 +123,24 @@ def spread_fit_facts(
     return facts
 
 
-def quality_columns(prep: Prepared, fit_residual: np.ndarray | None) -> dict[str, np.ndarray]:
+def quality_columns(
+    prep: Prepared, fit_residual: np.ndarray | None, residual_over_noise: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The quality columns (:data:`~scaloquant.quantify.results.QUALITY_COLUMNS` but ``qc``)
+    of ``prep``'s spectra, ``(N,)`` each: its quality figures and a fit's residual checks
+    (``None``: no fit, NaN)."""
     q = prep.quality
     n = prep.input.n_spectra
+
+    def fitted(values: np.ndarray | None) -> np.ndarray:
+        return np.full(n, np.nan) if values is None else values
+
     return {
         "snr": q.snr.reshape(n),
         "fwhm_hz": q.fwhm_hz.reshape(n),
         "fwhm_ppm": q.fwhm_ppm.reshape(n),
-        "fit_residual": np.full(n, np.nan) if fit_residual is None else fit_residual,
+        "fit_residual": fitted(fit_residual),
+        "residual_over_noise": fitted(residual_over_noise),
     }
 
 

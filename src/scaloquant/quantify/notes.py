@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._words import counted
 from ..errors import IncompatibleDataError
 from ..fit.config import FitConfig
 from ..fit.scale import signal_per_proton
@@ -131,7 +132,7 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
     )
     parts = ", ".join(f"{counts[flag]} {flag}" for flag in order)
     return [
-        f"quality flags (column qc) on {n_all} spectr{'um' if n_all == 1 else 'a'}: {parts}; "
+        f"quality flags (column qc) on {counted(n_all, 'spectrum', 'spectra')}: {parts}; "
         f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)",
         *(f"{flag}: {QC_FLAGS[flag]}" for flag in order if flag in QC_FLAGS),
     ]
@@ -145,7 +146,7 @@ def polish_note(own: int, given: int | None) -> str:
     if k == 0:
         return f"the network's parameters with least-squares amplitudes, no polish ({source} K = 0)"
     return (
-        f"the network's parameters, then {k} polish iteration{'s' if k != 1 else ''} of the "
+        f"the network's parameters, then {counted(k, 'polish iteration')} of the "
         f"fit's solver ({source} K = {k})"
     )
 
@@ -177,9 +178,8 @@ def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> s
             f"{stiff} (LCModel's F-test at the polished fit, the screen of fit's default)"
         )
     lo, hi = flexible_baseline_config(fit).ppm_range
-    which, were, their = (
-        ("1 spectrum", "was", "its") if refitted == 1 else (f"{refitted} spectra", "were", "their")
-    )
+    which = counted(refitted, "spectrum", "spectra")
+    were, their = ("was", "its") if refitted == 1 else ("were", "their")
     return (
         f"the baseline: {which} asked for a more flexible baseline than the polish's {stiff} "
         f"(LCModel's F-test at the polished fit) and {were} fitted again as fit's default fits "
@@ -190,22 +190,16 @@ def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> s
     )
 
 
-def _spectra(n: int) -> str:
-    return "spectrum" if n == 1 else "spectra"
-
-
 def adapted_checkpoint_note(adaptation: Mapping[str, Any]) -> str:
     """One sentence on a checkpoint written by ``quantify --adapt --save-adapted``: its
     ``adaptation`` entry (:func:`scaloquant.models.adapt.write_adapted_checkpoint`), which a later run's
     outputs did not mention, so that its results read as those of the model as trained."""
     n, steps = adaptation.get("n_spectra"), adaptation.get("steps")
     source = (adaptation.get("source") or {}).get("path")
-    spectra = f"{n} {_spectra(n)}" if isinstance(n, int) else "spectra"
+    spectra = counted(n, "spectrum", "spectra") if isinstance(n, int) else "spectra"
     return (
         f"the model is an adapted one (quantify --adapt: its encoder fine-tuned on {spectra} of "
-        f"an earlier run, {steps} {'step' if steps == 1 else 'steps'}"
-        + (f", from {source}" if source else "")
-        + ")"
+        f"an earlier run, {counted(steps, 'step')}" + (f", from {source}" if source else "") + ")"
     )
 
 
@@ -217,11 +211,11 @@ def adaptation_note(result: AdaptResult) -> str:
         if result.best_step
         else "no step lowered it: the model as trained was used"
     )
-    n, batch = result.n_spectra, min(c.batch_size, result.n_spectra)
+    usable = counted(result.n_spectra, "usable spectrum", "usable spectra")
+    batch = counted(min(c.batch_size, result.n_spectra), "spectrum", "spectra")
     return (
-        f"--adapt: the encoder fine-tuned on the {n} usable {_spectra(n)} of this run by the "
-        f"reconstruction loss alone ({c.steps} {'step' if c.steps == 1 else 'steps'} of {batch} "
-        f"{_spectra(batch)}, learning rate "
+        f"--adapt: the encoder fine-tuned on the {usable} of this run by the reconstruction loss "
+        f"alone ({counted(c.steps, 'step')} of {batch}, learning rate "
         f"{c.learning_rate:g}, seed {c.seed}; {result.wall_time_s:.1f} s): mean relative "
         f"residual at the network's parameters {result.reconstruction_before:.4g} -> "
         f"{result.reconstruction_after:.4g} ({kept}); the checkpoint file is unchanged"

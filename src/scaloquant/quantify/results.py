@@ -19,6 +19,7 @@ from ..signal.quality import (
     REFERENCE_OFF_UNFITTED_PPM,
     REFERENCING_PPM,
     RESIDUAL_LARGE,
+    RESIDUAL_OVER_NOISE_MAX,
     TOO_BROAD_PPM,
     WATER_NEAR_WINDOW_RATIO,
     WATER_RATIO,
@@ -61,6 +62,10 @@ QC_FLAGS: dict[str, str] = {
     "lines too broad for a reliable fit",
     "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
     "the spectrum",
+    "misfit": f"the fit residual's SD is more than {RESIDUAL_OVER_NOISE_MAX:g}x the noise SD "
+    "(residual_over_noise): the model does not describe the spectrum down to its noise (a "
+    "line, lineshape or baseline it lacks), and the estimates may carry a bias beyond their "
+    "CRLB; check the fit figure's residual, and the basis set and fit model against the data",
     "baseline_cancels": f"the fitted metabolites are more than {METABOLITES_OVER_DATA:g}x the data "
     "over the fit window, cancelled by a baseline of the opposite sign: the estimates mean "
     "nothing",
@@ -100,6 +105,13 @@ QUALITY_COLUMNS: dict[str, str] = {
     "a physics-head model's final model; NaN without a fit: a regression CNN without --refine, "
     "or a spectrum with nothing to quantify (qc empty, no_signal or water), which fit leaves "
     "out)",
+    "residual_over_noise": "SD of the fit residual over the fit window (its complex power "
+    "halved) over the noise SD of the real spectrum in -2..0 and 9..10 ppm (as snr's), of the "
+    "spectrum as fitted: about 1 where the model describes the spectrum down to its noise, "
+    "above where it leaves signal unexplained (its square is the fit quality number, FQN, of "
+    "spant and the MRS consensus, and Osprey's relative residual); unlike fit_residual it does "
+    "not shrink as the SNR grows; NaN where fit_residual is, where the spectral width "
+    "covers no noise region, and for other nuclei than 1H",
     "qc": "quality flags separated by ';' (empty: none); see results.json 'qc_flags'",
 }
 

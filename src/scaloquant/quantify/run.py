@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .. import defaults
+from .._config import whole_number
+from .._words import counted
 from ..errors import ConfigError, NeedsOption, Option
 from ..fit import (
     FitConfig,
@@ -30,6 +32,7 @@ from ..models.physics_config import PHYSICS_KINDS
 from ..signal.match import require_same_field
 from ..signal.quality import (
     WATER_NEAR_WINDOW_RATIO,
+    residual_over_noise,
     singlet_lags_ppm,
     unmeasurable,
 )
@@ -118,15 +121,14 @@ class Options:
     referencing: bool = True
 
     def __post_init__(self) -> None:
-        for key, least in (
-            ("batch_size", 1),
-            ("polish_iterations", 0),
-            ("max_figures", 0),
-            ("mrsi_figures", 0),
+        for key, least, or_none in (
+            ("batch_size", 1, True),
+            ("polish_iterations", 0, True),
+            ("max_figures", 0, False),
+            ("mrsi_figures", 0, False),
         ):
-            value = getattr(self, key)
-            if value is not None and value < least:
-                raise ConfigError(f"{key} must be >= {least}, got {value}")
+            value = whole_number(key, getattr(self, key), least, or_none=or_none)
+            object.__setattr__(self, key, value)
         if self.baseline_stiffness not in (None, "adaptive", "fixed"):
             raise ConfigError(
                 "baseline_stiffness of quantify must be adaptive or fixed, got "
@@ -256,9 +258,9 @@ def _named_columns(
 @dataclass(frozen=True)
 class PhysicsRows:
     """What :func:`_physics_estimates` gives for ``N`` spectra: ``columns`` (amplitudes, CRLB
-    SDs, the model's own SDs, each ``(N, M)``, the relative fit residual and the metabolites
-    over the data, each ``(N,)``), ``facts`` (per-spectrum facts for results.json, ``(N, ...)``
-    each: ``baseline_ed_per_ppm`` (NaN without a spline baseline, as ``fit``'s),
+    SDs, the model's own SDs, each ``(N, M)``, the relative fit residual, the metabolites
+    over the data and the residual over the noise, each ``(N,)``), ``facts`` (per-spectrum
+    facts for results.json, ``(N, ...)`` each: ``baseline_ed_per_ppm`` (NaN without a spline baseline, as ``fit``'s),
     ``window_ppm`` where a spectrum fitted again had another window than ``ppm_range``
     (:func:`~scaloquant.quantify.rows.fitted_windows`, ``fit``'s rule) and
     ``water_near_window``), ``dried``: the spectra quantified less
@@ -349,6 +351,9 @@ def _physics_estimates(
         seen, batch_size=batch_size, polish_iterations=polish, screen=screen
     )
     columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    proton = fid.nucleus == "1H"
+    columns.append(residual_over_noise(p.residual_sd, seen, *grid, proton=proton))
     theta = p.theta
     dried = int(wet.size)
     n = len(samples)
@@ -448,15 +453,15 @@ def _finish(
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
     for prep, columns, figures, checks in partial:
         inp = prep.input
-        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_facts = checks
+        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts = checks
         # where every spectrum of an input is unusable all are estimated (estimated_rows); a
         # fit of nothing to measure tells nothing either: no fit_residual, no fit flags (a
         # water reference given as data was 'water;residual_large' with a residual of 0.96)
         data_unusable = unmeasurable(prep.flags)
         if data_unusable.any():
-            fit_residual, fit_linewidth_ppm, fit_metabolites = (
+            fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise = (
                 None if v is None else np.where(data_unusable, np.nan, v)
-                for v in (fit_residual, fit_linewidth_ppm, fit_metabolites)
+                for v in (fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise)
             )
             fit_facts = blank_fit_facts(fit_facts, data_unusable) or {}
         near_window = fit_facts.get("water_near_window")
@@ -476,6 +481,7 @@ def _finish(
             ),
             placed_shift_ppm=fit_facts.get("shift_ppm"),
             no_creatine=no_creatine(columns[""], names),
+            residual_over_noise=fit_noise,
         )
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
@@ -493,7 +499,7 @@ def _finish(
                 {**columns, **derived},
                 figures,
                 used,
-                quality=quality_columns(prep, fit_residual),
+                quality=quality_columns(prep, fit_residual, fit_noise),
                 qc=tuple(";".join(f) for f in flags),
                 water_quality=prep.water_quality,
                 fit=fit_facts,
@@ -617,7 +623,7 @@ def quantify_inputs(
         estimated = (
             flat_samples(fid) if rows.size == prep.input.n_spectra else flat_samples(fid)[rows]
         )
-        fit_residual = fit_linewidth = fit_metabolites = None
+        fit_residual = fit_linewidth = fit_metabolites = fit_noise = None
         fit_facts: dict[str, np.ndarray] = {}
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
@@ -631,7 +637,9 @@ def quantify_inputs(
                 options.polish_iterations,
                 options.baseline_stiffness,
             )
-            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites = map(spread, estimates.columns)
+            amplitudes, crlb_sd, sd, fit_residual, fit_metabolites, fit_noise = map(
+                spread, estimates.columns
+            )
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
             columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
@@ -663,7 +671,7 @@ def quantify_inputs(
                 )
             }
             unreported |= set(refined.names) - set(names)
-            fit_residual, fit_metabolites = (spread(v) for v in fit_checks(refined))
+            fit_residual, fit_metabolites, fit_noise = (spread(v) for v in fit_checks(refined))
             fit_linewidth = spread(refined.linewidth_ppm)
             fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra)
         if drawing and by_residual:
@@ -685,7 +693,7 @@ def quantify_inputs(
                 fitted_spectra(given, spectra_subset(fid, drawn), basis), given
             )
             figures = {j: fitted_spectrum(spectra, k) for k, j in enumerate(drawn)}
-        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_facts)
+        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
         partial.append((prep, columns, figures, checks))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     if physics:
@@ -714,7 +722,7 @@ def quantify_inputs(
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
     if water_removed:
-        which = "1 spectrum" if water_removed == 1 else f"{water_removed} spectra"
+        which = counted(water_removed, "spectrum", "spectra")
         why = (
             "as the fit, before the polish"
             if k > 0
@@ -833,7 +841,7 @@ def fit_inputs(
         ]
         names = fits[0][3]
         windows_alike(fits, n)
-        columns, residual, metabolites, linewidth, facts = merged_rows(
+        columns, residual, metabolites, linewidth, over_noise, facts = merged_rows(
             [(rows, values) for rows, _, _, _, values in fits]
         )
         done = [c for _, _, result, _, _ in fits for c in result.conversions]
@@ -852,7 +860,7 @@ def fit_inputs(
                 fitted_spectra(shown, spectra_subset(group, mine), basis), shown
             )
             figures |= {j: fitted_spectrum(spectra, k) for k, j in enumerate(mine)}
-        checks = (residual, linewidth, metabolites, facts)
+        checks = (residual, linewidth, metabolites, over_noise, facts)
         partial.append((prep, columns, figures, checks))
     noise = options.fit_config.noise_estimate
     notes = [
@@ -921,7 +929,8 @@ def _fitted_rows(
     """``fit``'s fit of the spectra ``rows`` of ``fid`` (``n`` spectra, on one axis): the
     :class:`FitResult`, the names of its columns (its components, then LCModel's combined rows:
     tNAA, tCr, tCho, Glx) and its values as ``(n, ...)`` arrays, NaN on the other rows:
-    ``(columns, relative residual, metabolites over data, fitted FWHM in ppm, facts)``
+    ``(columns, relative residual, metabolites over data, fitted FWHM in ppm, residual over
+    noise, facts)``
     (:func:`spread_fit_facts`)."""
     from ..fit.result import combined
 
@@ -942,7 +951,7 @@ def _fitted_rows(
         "_crlb_sd": spread(np.concatenate([result.crlb_sd, sd], axis=-1)),
         "_crlb_pct": spread(np.concatenate([result.crlb_pct, pct], axis=-1)),
     }
-    residual, metabolites = (spread(v) for v in fit_checks(result))
+    residual, metabolites, over_noise = (spread(v) for v in fit_checks(result))
     facts = spread_fit_facts(result, seen, rows, n)
-    values = (columns, residual, metabolites, spread(result.linewidth_ppm), facts)
+    values = (columns, residual, metabolites, spread(result.linewidth_ppm), over_noise, facts)
     return result, (*result.names, *sums), values

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._words import counted
 from ..metabolites import COMBINATIONS, has_all, indices_of
 from ..quantify.results import SpectraResult, percent_sd
 from ..quantify.run import Run
@@ -376,7 +377,7 @@ def report_header(
     ``command_line`` is the command shown, its ``checkpoint`` path names the model)."""
     provenance = provenance or {}
     n = run.n_spectra
-    title = f"scaloquant {run.command}: {n} spectr{'um' if n == 1 else 'a'}"
+    title = f"scaloquant {run.command}: {counted(n, 'spectrum', 'spectra')}"
     inputs = abbreviated([input_label(r) for r in run.results], sep=" ")
     command = provenance.get("command_line") or f"scaloquant {run.command} {inputs}"
     if run.command == "fit":

@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from .._config import dataclass_from_dict
+from .._config import dataclass_from_dict, positive_number, whole_number
 from ..errors import ConfigError
 from . import morse
 
@@ -89,21 +89,12 @@ class ScalogramConfig:
         _check_choice("channels", self.channels, ChannelMode)
         _check_choice("normalise", self.normalise, Normalisation)
         _check_choice("dtype", self.dtype, RealDType)
-        object.__setattr__(self, "n_points", _check_int("n_points", self.n_points, 2))
-        object.__setattr__(self, "decimation", _check_int("decimation", self.decimation, 1))
-        for name in ("gamma", "beta"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (math.isfinite(value) and value > 0)
-            ):
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "n_points", whole_number("n_points", self.n_points, 2))
+        object.__setattr__(self, "decimation", whole_number("decimation", self.decimation, 1))
+        for name in ("gamma", "beta", "log_epsilon"):
+            object.__setattr__(self, name, positive_number(name, getattr(self, name)))
         if not isinstance(self.log, bool):
             raise ConfigError(f"log must be true or false, got {self.log!r}")
-        if not (isinstance(self.log_epsilon, int | float) and self.log_epsilon > 0):
-            raise ConfigError(f"log_epsilon must be a positive number, got {self.log_epsilon!r}")
         if self.log and self.channels == "complex":
             raise ConfigError(
                 "log needs magnitudes; use channels abs_re_im or pos_neg, or log=false"
@@ -144,8 +135,8 @@ class ScalogramConfig:
             nv = DEFAULT_VOICES_PER_OCTAVE
             object.__setattr__(self, "voices_per_octave", nv)
         if nv is None:
-            return _check_int("n_scales", given, 1)
-        nv = _check_int("voices_per_octave", nv, 1)
+            return whole_number("n_scales", given, 1)
+        nv = whole_number("voices_per_octave", nv, 1)
         if nv > morse.MAX_VOICES_PER_OCTAVE:
             raise ConfigError(
                 f"voices_per_octave must be at most {morse.MAX_VOICES_PER_OCTAVE}, got {nv}"
@@ -256,9 +247,3 @@ def _check_choice(name: str, value: Any, options: Any) -> None:
     allowed = get_args(options)
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)

@@ -633,8 +633,12 @@ def different_families(a: str | None, b: str | None) -> tuple[str, str] | None:
     known and differ, else None: the refusal of rule 6, as :func:`echo_times_differ`."""
     if a is None or b is None:
         return None
-    families = sequence_family(a), sequence_family(b)
-    return families if all(families) and families[0] != families[1] else None
+    return _differing(sequence_family(a), sequence_family(b))
+
+
+def _differing(a: str | None, b: str | None) -> tuple[str, str] | None:
+    """Two sequence families (None: unknown) where both are known and differ, else None."""
+    return (a, b) if a is not None and b is not None and a != b else None
 
 
 def _sequence_and_te(sequence: Any, echo_time_s: Any) -> tuple[str | None, float | None]:
@@ -674,7 +678,7 @@ def _compare_sequences(
         warnings.append(f"{what}: amplitudes are biased by the echo-time difference")
     if data_seq is not None and target_seq is not None:
         data_family, target_family = sequence_family(data_seq), sequence_family(target_seq)
-        if different_families(data_seq, target_seq):
+        if _differing(data_family, target_family):
             what = f"sequence {data_seq} ({data_family}) and {target_what}'s {target_seq}"
             refusals.append(
                 _Refusal(

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
+from .._config import whole_number
 from ..errors import ConfigError, UnknownMetaboliteError
 
 Lineshape = Literal["lorentzian", "gaussian", "voigt"]
@@ -172,9 +173,7 @@ class BaselineConfig:
     def from_dict(cls, mapping: Any) -> BaselineConfig:
         keys = [f.name for f in fields(cls)]
         m = _check_keys(mapping, keys, "baseline")
-        n_humps = m.get("n_humps", cls.n_humps)
-        if isinstance(n_humps, bool) or not isinstance(n_humps, int) or n_humps < 1:
-            raise ConfigError(f"baseline.n_humps must be a whole number >= 1, got {n_humps!r}")
+        n_humps = whole_number("baseline.n_humps", m.get("n_humps", cls.n_humps), 1)
         fwhm = _range(m.get("fwhm_range_ppm", cls.fwhm_range_ppm), "baseline.fwhm_range_ppm")
         if fwhm[0] <= 0:
             raise ConfigError(f"baseline.fwhm_range_ppm must be positive, got min {fwhm[0]:g}")

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .._config import whole_number
+from ..defaults import SIMULATION_CHUNK_SIZE
 from ..errors import ConfigError, IncompatibleDataError
 from ..seeds import generator
 from ..types import BasisSet, SignalSet
@@ -21,8 +23,9 @@ from .parameters import SimulationParameters, draw_parameters
 #: of ``SeedSequence(seed, spawn_key=(j,))``, so the data do not depend on the chunk size, and
 #: the first ``k`` signals are the same for every ``n >= k``.
 BLOCK_SIZE = 256
-#: Default signals per chunk of :func:`simulate_dataset` (about 32 MB of complex128 FIDs).
-DEFAULT_CHUNK_SIZE = 2048
+#: Default signals per chunk of :func:`simulate_dataset`, defined in :mod:`scaloquant.defaults`
+#: (where ``scaloquant simulate``'s parser reads it without importing torch).
+DEFAULT_CHUNK_SIZE = SIMULATION_CHUNK_SIZE
 #: Largest accepted seed (HDF5 stores it as a signed 64-bit integer).
 MAX_SEED = 2**63 - 1
 
@@ -108,8 +111,7 @@ def block_generator(seed: int, block_index: int) -> np.random.Generator:
 def check_run(n: int, seed: int, chunk_size: int) -> None:
     """Refuse a negative or non-integer count, seed or chunk size with a clear line."""
     for what, value, low in (("n", n, 1), ("seed", seed, 0), ("chunk_size", chunk_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ConfigError(f"{what} must be a whole number >= {low}, got {value!r}")
+        whole_number(what, value, low)
     if seed > MAX_SEED:
         raise ConfigError(f"seed must be at most 2**63 - 1, got {seed}")
 

@@ -41,7 +41,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import torch
 
-from .._config import dataclass_from_dict
+from .._config import dataclass_from_dict, whole_number
 from ..errors import ConfigError, IncompatibleDataError, UnknownMetaboliteError
 from ..metabolites import canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
@@ -306,8 +306,8 @@ class InvivoPrior:
             raise ConfigError(
                 f"macromolecules must be measured or parametric, got {self.macromolecules!r}"
             )
-        if self.water_components < 1:
-            raise ConfigError(f"water_components must be >= 1, got {self.water_components}")
+        water = whole_number("water_components", self.water_components, 1)
+        object.__setattr__(self, "water_components", water)
         # the per-metabolite damping must keep every line decaying
         if 1.0 / self.metabolite_t2_range_s[1] + self.damping_deviation_range_per_s[0] < 0:
             raise ConfigError("damping_deviation_range_per_s makes the metabolite damping negative")
@@ -687,8 +687,7 @@ def draw_invivo(
         ``prior.basis_linewidth_hz`` wide Lorentzians (the embedded basis on its own grid, to
         1 % in the singlet's width).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ConfigError(f"the number of signals must be a whole number >= 0, got {n!r}")
+    n = whole_number("the number of signals", n, 0)
     names = tuple(str(x) for x in basis_names)
     groups, mm_column = _layout(prior, names)
     measured = prior.macromolecules == "measured" and mm_column is not None

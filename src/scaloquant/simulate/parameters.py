@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ..errors import ConfigError
+from .._config import whole_number
 from .config import Range, SimulationConfig
 
 #: Fields of :class:`SimulationParameters` with one column per metabolite (the others have one
@@ -140,8 +140,7 @@ def draw_parameters(
     -------
     SimulationParameters with (n, len(names)) and (n,) arrays.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ConfigError(f"the number of signals must be a whole number >= 0, got {n!r}")
+    n = whole_number("the number of signals", n, 0)
     config.check_names(names)
     m = len(names)
     amplitudes = _uniform(rng, _per_metabolite_bounds(config, names, "amplitude_range"), (n, m))

@@ -59,7 +59,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from .._config import dataclass_from_dict
+from .._config import dataclass_from_dict, positive_number, whole_number
 from ..errors import ConfigError
 from ..models.cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm
 from ..models.quantifier import MODEL_KINDS, InputScale, ModelKind, QuantifierConfig
@@ -155,29 +155,23 @@ class TrainConfig:
             self.lr_schedule in ("constant", "cosine"),
             f"unknown lr_schedule {self.lr_schedule!r}; choose constant or cosine",
         )
-        for name in (
-            "batch_size",
-            "eval_batch_size",
-            "n_train",
-            "n_val",
-            "val_check_interval",
-            "num_nodes",
+        for name, least in (
+            ("batch_size", 1),
+            ("eval_batch_size", 1),
+            ("n_train", 1),
+            ("n_val", 1),
+            ("val_check_interval", 1),
+            ("num_nodes", 1),
+            ("seed", 0),  # numpy takes no negative seed
         ):
-            value = getattr(self, name)
-            check(
-                isinstance(value, int) and not isinstance(value, bool) and value > 0,
-                f"{name} must be a positive integer, got {value!r}",
-            )
-        check(
-            isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
-            f"seed must be an integer >= 0, got {self.seed!r}",  # numpy takes no negative seed
+            object.__setattr__(self, name, whole_number(name, getattr(self, name), least))
+        object.__setattr__(
+            self, "learning_rate", positive_number("learning_rate", self.learning_rate)
         )
-        check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        check(
-            self.max_epochs is None or self.max_epochs > 0,
-            f"max_epochs must be positive or null, got {self.max_epochs}",
-        )
+        for name in ("max_epochs", "early_stopping_patience"):
+            value = whole_number(name, getattr(self, name), 1, or_none=True)
+            object.__setattr__(self, name, value)
         check(
             self.max_steps == -1 or self.max_steps > 0,
             f"max_steps must be positive or -1, got {self.max_steps}",
@@ -190,11 +184,7 @@ class TrainConfig:
             self.max_time_s is None or self.max_time_s > 0,
             f"max_time_s must be positive or null, got {self.max_time_s}",
         )
-        check(
-            self.early_stopping_patience is None or self.early_stopping_patience > 0,
-            f"early_stopping_patience must be positive or null, got {self.early_stopping_patience}",
-        )
-        check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        object.__setattr__(self, "num_workers", whole_number("num_workers", self.num_workers, 0))
         check(
             self.batch_size <= self.n_train,
             f"batch_size {self.batch_size} exceeds n_train {self.n_train}",

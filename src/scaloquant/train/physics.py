@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._config import dataclass_from_dict
+from .._config import dataclass_from_dict, positive_number, whole_number
 from ..errors import ConfigError
 from ..fit.problem import data_window
 from ..models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, STATE_PREFIX
@@ -141,32 +141,29 @@ class PhysicsTrainConfig:
                 f"simulation must be one of {', '.join(SIMULATIONS)}, got {self.simulation!r}"
             )
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        k = self.polish_iterations
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
-            raise ConfigError(f"polish_iterations must be None or an integer >= 0, got {k!r}")
-        for name in (
-            "max_steps",
-            "batch_size",
-            "n_val",
-            "validate_every",
-            "n_normalisation",
-            "reconstruction_signals",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        k = whole_number("polish_iterations", self.polish_iterations, 0, or_none=True)
+        object.__setattr__(self, "polish_iterations", k)
+        for name, least in (
+            ("max_steps", 1),
+            ("batch_size", 1),
+            ("n_val", 1),
+            ("validate_every", 1),
+            ("n_normalisation", 1),
+            ("reconstruction_signals", 1),
             # numpy's SeedSequence takes no negative seed: --seed -1 ended in its traceback
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+            ("seed", 0),
+        ):
+            object.__setattr__(self, name, whole_number(name, getattr(self, name), least))
+        object.__setattr__(
+            self, "learning_rate", positive_number("learning_rate", self.learning_rate)
+        )
         if not self.reconstruction_weight >= 0:
             raise ConfigError(
                 f"reconstruction_weight must be >= 0, got {self.reconstruction_weight!r}"
             )
         b = self.reconstruction_broadening_per_s
-        if b is not None and not (isinstance(b, int | float) and math.isfinite(b) and b > 0):
-            raise ConfigError(f"reconstruction_broadening_per_s must be None or > 0, got {b!r}")
+        b = positive_number("reconstruction_broadening_per_s", b, or_none=True)
+        object.__setattr__(self, "reconstruction_broadening_per_s", b)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-safe dict; ``PhysicsTrainConfig.from_dict(c.to_dict()) == c``."""
