@@ -90,13 +90,13 @@ def register(subparsers: Any) -> None:
         "file that records them, e.g. NIfTI-MRS), the basis resampled to it as the fit does "
         "(default: the basis' own grid)",
     )
-    physics.add_argument(
+    max_steps = physics.add_argument(
         "--max-steps",
         type=whole_number,
         help="optimiser steps (one fresh batch of signals each; default: the preset's); the "
         "quick and cpu presets also cap the wall time (max_time_s; change it with --config)",
     )
-    physics.add_argument(
+    polish_iterations = physics.add_argument(
         "--polish-iterations",
         type=whole_number,
         help="Levenberg-Marquardt iterations after the network, stored as the model's default "
@@ -144,32 +144,34 @@ def register(subparsers: Any) -> None:
         "simulated training and validation signals (override the preset's noiseless, "
         "phase-free simulation; they imply --fresh-data unless --no-fresh-data)"
     )
-    for flag, key, what in _RANGE_FLAGS:
+    ranges = [
         realism.add_argument(
             flag, dest=key, type=number, nargs=2, metavar=("MIN", "MAX"), help=what
         )
+        for flag, key, what in _RANGE_FLAGS
+    ]
     realism.add_argument(
         "--baseline", action="store_true", help="add a smooth random baseline (the default one)"
     )
-    p.add_argument(
+    seed = p.add_argument(
         "--seed", type=whole_number, help="the root of the run's random streams (default: 0)"
     )
-    p.add_argument(
+    max_epochs = p.add_argument(
         "--max-epochs",
         type=whole_number,
         help="CNNs: epochs at most (default: the preset's); the cpu and quick presets also cap "
         "the wall time (max_time_s; change it with --config)",
     )
-    p.add_argument(
+    lr = p.add_argument(
         "--lr", type=number, dest="learning_rate", help="learning rate (default: the preset's)"
     )
-    p.add_argument(
+    batch_size = p.add_argument(
         "--batch-size", type=whole_number, help="signals per optimiser step (default: the preset's)"
     )
     p.add_argument("--devices", help="number of devices or 'auto'")
     p.add_argument("--accelerator", help="cpu, gpu, auto...")
     p.add_argument("--strategy", help="e.g. ddp for multi-GPU/multi-node")
-    p.add_argument(
+    num_nodes = p.add_argument(
         "--num-nodes", type=whole_number, help="machines of a multi-node run (default: 1)"
     )
     p.add_argument(
@@ -188,6 +190,7 @@ def register(subparsers: Any) -> None:
             "max_steps": "--max-steps",
             "polish_iterations": "--polish-iterations",
         },
+        [*ranges, seed, max_epochs, lr, batch_size, num_nodes, max_steps, polish_iterations],
     )
     p.set_defaults(handler=handle, interrupt_hint=interrupt_hint)
 
