@@ -1,5 +1,5 @@
 """How long a ``scaloquant`` command takes to show its ``--help`` or to refuse a path that does not
-exist, in a fresh process (``python -m scaloquant ...``), one checkout against another in the
+exist (``train``: also a flag of the other kind of model), in a fresh process (``python -m scaloquant ...``), one checkout against another in the
 same run.
 
 Each case runs as a new interpreter, as a user's command does; wall seconds and the child's CPU
