@@ -1,5 +1,5 @@
 """How long a ``scaloquant`` command takes to show its ``--help`` or to refuse a path that does not
-exist, in a fresh process (``python -m scaloquant ...``), one checkout against another in the
+exist (``train``: also a flag of the other kind of model), in a fresh process (``python -m scaloquant ...``), one checkout against another in the
 same run.
 
 Each case runs as a new interpreter, as a user's command does; wall seconds and the child's CPU
@@ -9,7 +9,7 @@ rotated order, and says whether the two gave the same exit code, stdout and stde
 temporary folder's name left out). ``--cases`` picks cases by the start of their label.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_cli_startup.py [--compare SRC] [--rounds 3]
-[--cases simulate scalogram]``
+[--cases simulate scalogram train]``
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ CASES = (
     ("simulate missing --config", ["simulate", "--n", "4", "--seed", "0", "--out", "OUT.h5", "--config", "GONE.yaml"]),
     ("scalogram --help", ["scalogram", "--help"]),
     ("scalogram missing INPUT", ["scalogram", "GONE.h5", "--out", "OUT.npy"]),
+    ("train --help", ["train", "--help"]),
+    ("train missing --basis", ["train", "--model", "spectrum_physics", "--basis", "GONE", "--out", "OUT"]),
+    ("train missing --config", ["train", "--model", "spectrum_cnn", "--config", "GONE.yaml", "--out", "OUT"]),
+    ("train --basis to a CNN", ["train", "--model", "spectrum_cnn", "--basis", "GONE", "--out", "OUT"]),
 )  # fmt: skip
 
 

@@ -498,8 +498,11 @@ def test_train_on_the_default_simulator_then_quantify(tmp_path, capsys):
 def test_simulation_flag_errors(tmp_path, capsys):
     out = tmp_path / "x"
     args = ["train", "--model", "spectrum_physics", "--out", str(out)]
-    assert main([*args, "--simulation", "paper"]) == 2
-    assert "--simulation must be one of invivo, default" in one_error_line(capsys, "train")
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--simulation", "paper"])
+    assert exit_.value.code == 2
+    # an argparse choice (session 32, `trainhelp32`; the names from scaloquant.presets)
+    assert "argument --simulation: invalid choice: 'paper'" in one_error_line(capsys, "train")
     # the realism flags change the default simulation only
     assert main([*args, "--baseline"]) == 2
     assert "--baseline" in one_error_line(capsys, "train")

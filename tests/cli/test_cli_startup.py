@@ -1,6 +1,6 @@
 """``scaloquant quantify --help`` and ``fit --help`` start without the trainer or the plotting
-library (each takes seconds to import), ``train --help`` and a ``train`` with a missing path
-without the trainer, and their runs load Lightning never and matplotlib only to draw a figure;
+library (each takes seconds to import), ``train --help`` and a ``train`` with a missing path or a
+flag it refuses without torch, and their runs load Lightning never and matplotlib only to draw a figure;
 checked in a fresh interpreter's ``sys.modules``."""
 
 from __future__ import annotations
@@ -21,11 +21,15 @@ def _last_line(fresh_python, code: str) -> tuple[str, str]:
 
 def _refused_without(fresh_python, args: list[str], module: str) -> str:
     """The one line ``scaloquant ARGS`` writes to stderr in a fresh interpreter, where it must
-    return 2 without having imported ``module``."""
+    exit 2 (the handler's return, argparse's SystemExit) without having imported ``module``."""
     code = (
         "import sys\n"
         "from scaloquant.cli import main\n"
-        f"print(main({args!r}), {module!r} in sys.modules)\n"
+        "try:\n"
+        f"    code = main({args!r})\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        f"print(code, {module!r} in sys.modules)\n"
     )
     last, stderr = _last_line(fresh_python, code)
     assert last == "2 False"
@@ -40,9 +44,9 @@ def _refused_without(fresh_python, args: list[str], module: str) -> str:
         # quantify's options need nothing numerical: not even torch or scipy
         ("quantify", (*HEAVY, "torch", "scipy")),
         ("fit", HEAVY),  # its --preset choices come from scaloquant.fit (numpy, scipy, torch)
-        # its choices come from scaloquant.models (torch); the trainer loads with a run (it
-        # took --help from 2 to 6 s before session 31)
-        ("train", ("lightning", "pytorch_lightning", "lightning_fabric")),
+        # its choices come from scaloquant.presets (before session 32 from scaloquant.models:
+        # torch; before session 31 the trainer loaded too, 2 to 6 s)
+        ("train", (*HEAVY, "torch", "numpy", "scipy")),
         # its handler imports what a run needs (before session 31 its --help loaded torch)
         ("evaluate", (*HEAVY, "torch", "scipy")),
         # their parsers' constants come from torch-free modules (before session 32: torch)
@@ -184,10 +188,11 @@ def test_train_refuses_a_missing_path_before_the_trainer_is_imported(
     missing, model, tmp_path, fresh_python
 ):
     """``train`` checks its paths before it imports Lightning (which took a missing ``--basis``
-    to 21 s at load 9 in session 31): one line, exit 2, no output folder."""
+    to 21 s at load 9 in session 31) and torch (session 32): one line, exit 2, no output
+    folder."""
     gone = tmp_path / "gone"
     args = ["train", "--model", model, missing, str(gone), "--out", str(tmp_path / "out")]
-    line = _refused_without(fresh_python, args, "lightning")
+    line = _refused_without(fresh_python, args, "torch")
     assert f"{gone} does not exist; " in line, line
     assert not (tmp_path / "out").exists()
 
@@ -252,3 +257,48 @@ def test_simulate_and_scalogram_refuse_a_missing_path_before_torch_is_imported(
     line = _refused_without(fresh_python, args, "torch")
     assert f"error: {expected.replace('GONE', str(tmp_path / 'gone'))}" in line, line
     assert list(tmp_path.iterdir()) == []
+
+
+#: (train's flags, the line after 'error: ') that train refuses before it imports torch; OUT the
+#: output folder, FILE a file, CONFIG a --config file that names the model scalogram_cnn.
+REFUSED_TRAIN_FLAGS = [
+    (
+        ["--simulation", "paper"],
+        "argument --simulation: invalid choice: 'paper' (choose from 'invivo', 'default')",
+    ),
+    (["--model", "spectrum_cnn", "--basis", "FILE"], "--basis is for the physics-head models"),
+    (
+        ["--model", "spectrum_physics", "--data", "FILE"],
+        "--data does not apply to spectrum_physics",
+    ),
+    (
+        ["--model", "spectrum_cnn", "--config", "CONFIG"],
+        "CONFIG sets model 'scalogram_cnn' but --model is 'spectrum_cnn'; make them agree",
+    ),
+    (["--model", "spectrum_cnn", "--out", "FILE"], "FILE is a file; give a folder for the outputs"),
+]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    REFUSED_TRAIN_FLAGS,
+    ids=[" ".join(flags) for flags, _ in REFUSED_TRAIN_FLAGS],
+)
+def test_train_refuses_its_flags_before_torch_is_imported(flags, expected, tmp_path, fresh_python):
+    """``train``'s refusals of a flag value, a flag of the other kind of model, ``--config``'s
+    model and an output that is a file come before torch is imported (seconds; before session
+    32 after it): one line in the same words, exit 2, nothing written."""
+    names = {
+        "FILE": tmp_path / "file.txt",
+        "CONFIG": tmp_path / "config.yaml",
+        "OUT": tmp_path / "out",
+    }
+    names["FILE"].write_text("not read\n", encoding="utf-8")
+    names["CONFIG"].write_text("model: scalogram_cnn\n", encoding="utf-8")
+    argv = ["train", *flags] + ([] if "--out" in flags else ["--out", "OUT"])
+    args = [str(names.get(word, word)) for word in argv]
+    line = _refused_without(fresh_python, args, "torch")
+    for name, path in names.items():
+        expected = expected.replace(name, str(path))
+    assert f"error: {expected}" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "file.txt"]

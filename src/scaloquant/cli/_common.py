@@ -6,7 +6,7 @@ import argparse
 import gc
 import math
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,15 +129,18 @@ def refuse_simulation_basis(path: Path, flag: str) -> None:
         )
 
 
-def declare_flag_keys(p: argparse.ArgumentParser, keys: Mapping[str, str]) -> None:
+def declare_flag_keys(
+    p: argparse.ArgumentParser, keys: Mapping[str, str], actions: Iterable[argparse.Action]
+) -> None:
     """Declare which config keys ``p``'s flags give (key -> flag): a
     :class:`~scaloquant.errors.ConfigError` of the command whose message starts with such a key
     is worded with the flag where the user gave it (:func:`flag_worded`, in ``cli.main``). The
     config classes name their keys ('echo_time_ms must be ...'), right for a ``--config``
     file's keys and for a Python caller, not for the user who typed ``--te-ms -1``. A flag may
-    carry the words of its value (``"--baseline poly:DEGREE"``); declared after the flags (an
-    unknown flag is a KeyError here, at registration); several calls add up."""
-    dests = {flag: action.dest for action in p._actions for flag in action.option_strings}
+    carry the words of its value (``"--baseline poly:DEGREE"``). ``actions`` are what
+    ``add_argument`` returned for those flags (their public ``dest`` and ``option_strings``); a
+    flag that is not among them is a KeyError here, at registration; several calls add up."""
+    dests = {flag: action.dest for action in actions for flag in action.option_strings}
     declared = dict(p.get_default("flag_keys") or {})
     declared |= {key: (flag, dests[flag.split()[0]]) for key, flag in keys.items()}
     p.set_defaults(flag_keys=declared)
@@ -219,11 +222,12 @@ def header_override_notes(obj: Any) -> list[str]:
     ]
 
 
-def add_output_flags(p: argparse.ArgumentParser) -> None:
-    """``--n-boot`` and ``--overwrite``, shared with ``scaloquant reproduce``."""
+def add_output_flags(p: argparse.ArgumentParser) -> argparse.Action:
+    """``--n-boot`` and ``--overwrite``, shared with ``scaloquant reproduce``; ``--n-boot``'s
+    action returned (:func:`declare_flag_keys`)."""
     from ..evaluate.bootstrap import DEFAULT_N_BOOT  # evaluate and reproduce load it anyway
 
-    p.add_argument(
+    n_boot = p.add_argument(
         "--n-boot",
         type=whole_number,
         default=DEFAULT_N_BOOT,
@@ -234,6 +238,7 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write into a non-empty DIR, replacing earlier scaloquant outputs (other files kept)",
     )
+    return n_boot
 
 
 def print_summary(doc: dict[str, Any]) -> None:

@@ -117,7 +117,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         "more than 0.12 ppm from their shifts (the correction is reported); off: keep every "
         "file's ppm axis (also what --ppm-reference given does)",
     )
-    p.add_argument(
+    max_figures = p.add_argument(
         "--max-figures",
         type=whole_number,
         default=options["max_figures"],
@@ -129,7 +129,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         "MRSI maps out of "
         "report.html (their NIfTI files are written all the same)",
     )
-    p.add_argument(
+    mrsi_figures = p.add_argument(
         "--mrsi-figures",
         type=whole_number,
         default=options["mrsi_figures"],
@@ -143,13 +143,13 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
     w = p.add_argument_group("water scaling (defaults: ISMRM 2016 fitting challenge)")
     per_tissue = {"type": number, "nargs": 3, "metavar": TISSUES}
     fractions = water["tissue_fractions"]
-    w.add_argument(
+    tissue_fractions = w.add_argument(
         "--tissue-fractions",
         **per_tissue,
         default=fractions,
         help=f"voxel volume fractions (default: {_numbers(fractions)})",
     )
-    w.add_argument(
+    te_ms = w.add_argument(
         "--te-ms",
         type=number,
         metavar="MS",
@@ -157,13 +157,13 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         f"basis', else {_numbers(water['echo_time_ms'])})",
     )
     t2 = water["water_t2_ms"]
-    w.add_argument(
+    water_t2_ms = w.add_argument(
         "--water-t2-ms",
         **per_tissue,
         default=t2,
         help=f"water T2 per tissue (default: {_numbers(t2)})",
     )
-    w.add_argument(
+    metabolite_t2_ms = w.add_argument(
         "--metabolite-t2-ms",
         type=number,
         default=water["metabolite_t2_ms"],
@@ -180,6 +180,7 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
             "water_t2_ms": "--water-t2-ms",
             "metabolite_t2_ms": "--metabolite-t2-ms",
         },
+        [max_figures, mrsi_figures, tissue_fractions, te_ms, water_t2_ms, metabolite_t2_ms],
     )
 
 

@@ -49,9 +49,11 @@ def register(subparsers: Any) -> None:
         help="basis the test file was simulated with, for Fig. 2 (default: the embedded one)",
     )
     add_acquisition_flags(p, applies_to="--basis files that do not record it")
-    p.add_argument("--seed", type=whole_number, default=0, help="bootstrap seed (default: 0)")
-    add_output_flags(p)
-    declare_flag_keys(p, {"n_boot": "--n-boot", "seed": "--seed"})
+    seed = p.add_argument(
+        "--seed", type=whole_number, default=0, help="bootstrap seed (default: 0)"
+    )
+    n_boot = add_output_flags(p)
+    declare_flag_keys(p, {"n_boot": "--n-boot", "seed": "--seed"}, [n_boot, seed])
     p.set_defaults(handler=handle)
 
 

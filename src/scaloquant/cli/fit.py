@@ -81,14 +81,14 @@ def register(subparsers: Any) -> None:
         help="each group's lineshape (default: the preset's, voigt for invivo); freeform: the "
         "group Voigt lines convolved with LCModel's free-form kernel",
     )
-    m.add_argument(
+    groups = m.add_argument(
         "--groups",
         metavar="NAME|FILE",
         help="metabolites sharing a lineshape and shift: metabolites_and_mm, per_metabolite, "
         "global, or a text file with one group per line (names separated by spaces or commas; "
         "names in no group get their own)",
     )
-    m.add_argument(
+    baseline = m.add_argument(
         "--baseline",
         metavar="SPEC",
         help="spline[:KNOT_SPACING_PPM] (penalised cubic spline), poly:DEGREE or none",
@@ -115,7 +115,7 @@ def register(subparsers: Any) -> None:
         help="LCModel's soft priors on amplitude ratios: mm (its macromolecule/lipid ratios), "
         "lcmodel (those and its metabolite ratios: Asp, GABA, Glc, Scyllo, Tau, GSH) or none",
     )
-    m.add_argument(
+    ppm_range = m.add_argument(
         "--ppm-range",
         type=number,
         nargs=2,
@@ -130,7 +130,7 @@ def register(subparsers: Any) -> None:
         "Hz wide) from the data before the fit, as Osprey and FSL-MRS do; none: fit the data as "
         "they are (default: the preset's, hlsvd for invivo, none for simulated)",
     )
-    m.add_argument("--device", help="torch device of the solver, e.g. cpu or cuda")
+    device = m.add_argument("--device", help="torch device of the solver, e.g. cpu or cuda")
     add_threads_flag(p, what="the solver")
     declare_flag_keys(
         p,
@@ -141,6 +141,7 @@ def register(subparsers: Any) -> None:
             "grouping": "--groups",
             "device": "--device",
         },
+        [ppm_range, baseline, groups, device],
     )
     p.set_defaults(handler=handle)
 

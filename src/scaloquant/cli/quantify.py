@@ -69,19 +69,19 @@ def register(subparsers: Any) -> None:
         "on the input spectra themselves by the reconstruction loss (no labels; test-time "
         "adaptation, docs/physics-models.md); the summary gives the residual before and after",
     )
-    p.add_argument(
+    adapt_steps = p.add_argument(
         "--adapt-steps",
         type=whole_number,
         metavar="N",
         help=f"optimiser steps of --adapt (default {ADAPT_DEFAULTS['steps']})",
     )
-    p.add_argument(
+    adapt_lr = p.add_argument(
         "--adapt-lr",
         type=number,
         metavar="X",
         help=f"learning rate of --adapt (default {ADAPT_DEFAULTS['learning_rate']:g})",
     )
-    p.add_argument(
+    adapt_seed = p.add_argument(
         "--adapt-seed",
         type=whole_number,
         metavar="S",
@@ -94,7 +94,7 @@ def register(subparsers: Any) -> None:
         help="with --adapt: also write the adapted model as a checkpoint (refused if it exists, "
         "unless --overwrite)",
     )
-    p.add_argument(
+    polish_iterations = p.add_argument(
         "--polish-iterations",
         type=whole_number,
         metavar="K",
@@ -108,14 +108,14 @@ def register(subparsers: Any) -> None:
         "screens each polished spectrum with LCModel's F-test against a more flexible baseline "
         "and fits those that ask for one as fit does; fixed: the polish's stiffness for all",
     )
-    p.add_argument(
+    batch_size = p.add_argument(
         "--batch-size",
         type=whole_number,
         metavar="N",
         help="spectra per network batch (default: the model's fastest; on CPU the most whose "
         "largest activation fits the memory budget, 16 for the cpu-preset scalogram CNN)",
     )
-    p.add_argument(
+    device = p.add_argument(
         "--device",
         choices=("cpu", "cuda", "auto"),
         default="auto",
@@ -133,6 +133,7 @@ def register(subparsers: Any) -> None:
             "learning_rate": "--adapt-lr",
             "seed": "--adapt-seed",
         },
+        [batch_size, device, polish_iterations, adapt_steps, adapt_lr, adapt_seed],
     )
     p.set_defaults(handler=handle)
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..errors import ConfigError
+from ..presets import UNCERTAINTY_KINDS
 from ..reproduce import FIT_N, N_TEST, PRESETS, parse_snrs, reproduce
 from ._common import (
     add_output_flags,
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
     p._negative_number_matcher = re.compile(r"^-\.?\d")
     p.add_argument("--preset", choices=PRESETS, required=True, help="training preset")
     p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=whole_number, help="run seed (default: the preset's)")
+    seed = p.add_argument("--seed", type=whole_number, help="run seed (default: the preset's)")
     p.add_argument(
         "--fresh-data",
         action=argparse.BooleanOptionalAction,
@@ -53,14 +54,14 @@ def register(subparsers: Any) -> None:
         help="draw new training signals every epoch (default: the preset's choice; on when --snr "
         "makes the training noisy)",
     )
-    p.add_argument(
+    n_test = p.add_argument(
         "--n-test",
         type=whole_number,
         help="held-out test signals (default by preset: "
         + ", ".join(f"{k} {v}" for k, v in N_TEST.items())
         + ")",
     )
-    p.add_argument(
+    snr = p.add_argument(
         "--snr",
         default="inf",
         metavar="LIST",
@@ -84,12 +85,14 @@ def register(subparsers: Any) -> None:
     fit.add_argument("--no-fit", action="store_true", help="leave the classical fit out")
     p.add_argument(
         "--uncertainty",
-        choices=("none", "gaussian"),
+        choices=UNCERTAINTY_KINDS,
         help="the models' uncertainty head (default: the preset's); gaussian reports calibration",
     )
-    add_output_flags(p)
+    n_boot = add_output_flags(p)
     declare_flag_keys(
-        p, {"n_boot": "--n-boot", "seed": "--seed", "n_test": "--n-test", "snrs": "--snr"}
+        p,
+        {"n_boot": "--n-boot", "seed": "--seed", "n_test": "--n-test", "snrs": "--snr"},
+        [n_boot, seed, n_test, snr],
     )
     p.set_defaults(handler=handle)
 

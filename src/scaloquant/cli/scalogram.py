@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
         help="channel mode (default: the preset's, abs_re_im)",
     )
     p.add_argument("--log", action="store_true", help="store ln(magnitude + 1e-6)")
-    p.add_argument(
+    n_points = p.add_argument(
         "--n-points",
         type=whole_number,
         metavar="N",
@@ -94,7 +94,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_acquisition_flags(p, applies_to="FID files that do not record it")
-    declare_flag_keys(p, {"n_points": "--n-points"})
+    declare_flag_keys(p, {"n_points": "--n-points"}, [n_points])
     p.set_defaults(handler=handle)
 
 

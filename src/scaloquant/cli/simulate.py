@@ -75,8 +75,8 @@ def register(subparsers: Any) -> None:
             "file. See docs/simulation-config.yaml."
         ),
     )
-    p.add_argument("--n", type=whole_number, required=True, help="number of signals")
-    p.add_argument(
+    n = p.add_argument("--n", type=whole_number, required=True, help="number of signals")
+    seed = p.add_argument(
         "--seed", type=whole_number, required=True, help="random seed (same seed, same file)"
     )
     p.add_argument("--out", type=path_value, required=True, help="output file (.h5, or .nii.gz)")
@@ -112,7 +112,7 @@ def register(subparsers: Any) -> None:
         help="output format (default: nifti for *.nii/*.nii.gz, else hdf5)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument(
+    chunk_size = p.add_argument(
         "--chunk-size",
         type=whole_number,
         default=SIMULATION_CHUNK_SIZE,
@@ -120,11 +120,13 @@ def register(subparsers: Any) -> None:
         "does not change the data",
     )
     group = p.add_argument_group("overrides of the config file")
-    for flag, key, what in _RANGE_FLAGS:
+    ranges = [
         group.add_argument(
             flag, dest=key, type=number, nargs=2, metavar=("MIN", "MAX"), help=f"range of {what}"
         )
-    group.add_argument(
+        for flag, key, what in _RANGE_FLAGS
+    ]
+    snr = group.add_argument(
         "--snr",
         type=number,
         nargs="+",
@@ -132,7 +134,7 @@ def register(subparsers: Any) -> None:
         help="add noise at this SNR, or an SNR range MIN MAX (reference peak height over "
         "the real spectral noise sd)",
     )
-    group.add_argument(
+    phase1_pivot = group.add_argument(
         "--phase1-pivot",
         dest="phase1_pivot_ppm",
         type=number,
@@ -165,6 +167,7 @@ def register(subparsers: Any) -> None:
             "seed": "--seed",
             "chunk_size": "--chunk-size",
         },
+        [*ranges, snr, phase1_pivot, n, seed, chunk_size],
     )
     p.set_defaults(handler=run)
 

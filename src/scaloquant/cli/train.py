@@ -15,22 +15,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 from .. import __version__
 from .._words import counted
 from ..errors import ConfigError, OutputExistsError, OutputWriteError, os_error_message
-from ..io.atomic import check_output_dir, check_writable, write_text_atomic
-from ..io.config import read_mapping
-from ..models.checkpoint import read_checkpoint
-from ..models.physics_config import PHYSICS_KINDS
-from ..models.quantifier import MODEL_KINDS
-from ..models.uncertainty import UNCERTAINTY_KINDS
-from ..presets import PRESETS
-from ..simulate import BaselineConfig, SimulationConfig
+from ..presets import MODEL_KINDS, PHYSICS_KINDS, PRESETS, SIMULATIONS, UNCERTAINTY_KINDS
 from ._common import (
     declare_flag_keys,
     embedded_basis,
@@ -39,8 +31,10 @@ from ._common import (
     whole_number,
 )
 
-if TYPE_CHECKING:  # the trainer imports Lightning (seconds): only a run loads it, not --help
+if TYPE_CHECKING:  # torch and the trainer (Lightning) take seconds: a run loads them, not
+    # --help nor a refusal of the flags and paths (the handler checks them first)
     from ..train import TrainConfig
+    from ..train.physics import PhysicsTrainConfig
 
 #: The ``[MIN, MAX]`` realism flags: (flag, SimulationConfig key, help).
 _RANGE_FLAGS = (
@@ -82,8 +76,7 @@ def register(subparsers: Any) -> None:
     )
     physics.add_argument(
         "--simulation",
-        default=None,
-        metavar="{invivo,default}",
+        choices=SIMULATIONS,
         help="training signals: the invivo preset (docs/invivo-prior.md; default) or the "
         "paper's default simulator (Eq. 1, a damping and a shift per metabolite; the model is "
         "then the fit's per-metabolite one; --snr, --phase0-range, --phase1-range and "
@@ -97,13 +90,13 @@ def register(subparsers: Any) -> None:
         "file that records them, e.g. NIfTI-MRS), the basis resampled to it as the fit does "
         "(default: the basis' own grid)",
     )
-    physics.add_argument(
+    max_steps = physics.add_argument(
         "--max-steps",
         type=whole_number,
         help="optimiser steps (one fresh batch of signals each; default: the preset's); the "
         "quick and cpu presets also cap the wall time (max_time_s; change it with --config)",
     )
-    physics.add_argument(
+    polish_iterations = physics.add_argument(
         "--polish-iterations",
         type=whole_number,
         help="Levenberg-Marquardt iterations after the network, stored as the model's default "
@@ -151,32 +144,34 @@ def register(subparsers: Any) -> None:
         "simulated training and validation signals (override the preset's noiseless, "
         "phase-free simulation; they imply --fresh-data unless --no-fresh-data)"
     )
-    for flag, key, what in _RANGE_FLAGS:
+    ranges = [
         realism.add_argument(
             flag, dest=key, type=number, nargs=2, metavar=("MIN", "MAX"), help=what
         )
+        for flag, key, what in _RANGE_FLAGS
+    ]
     realism.add_argument(
         "--baseline", action="store_true", help="add a smooth random baseline (the default one)"
     )
-    p.add_argument(
+    seed = p.add_argument(
         "--seed", type=whole_number, help="the root of the run's random streams (default: 0)"
     )
-    p.add_argument(
+    max_epochs = p.add_argument(
         "--max-epochs",
         type=whole_number,
         help="CNNs: epochs at most (default: the preset's); the cpu and quick presets also cap "
         "the wall time (max_time_s; change it with --config)",
     )
-    p.add_argument(
+    lr = p.add_argument(
         "--lr", type=number, dest="learning_rate", help="learning rate (default: the preset's)"
     )
-    p.add_argument(
+    batch_size = p.add_argument(
         "--batch-size", type=whole_number, help="signals per optimiser step (default: the preset's)"
     )
     p.add_argument("--devices", help="number of devices or 'auto'")
     p.add_argument("--accelerator", help="cpu, gpu, auto...")
     p.add_argument("--strategy", help="e.g. ddp for multi-GPU/multi-node")
-    p.add_argument(
+    num_nodes = p.add_argument(
         "--num-nodes", type=whole_number, help="machines of a multi-node run (default: 1)"
     )
     p.add_argument(
@@ -195,6 +190,7 @@ def register(subparsers: Any) -> None:
             "max_steps": "--max-steps",
             "polish_iterations": "--polish-iterations",
         },
+        [*ranges, seed, max_epochs, lr, batch_size, num_nodes, max_steps, polish_iterations],
     )
     p.set_defaults(handler=handle, interrupt_hint=interrupt_hint)
 
@@ -229,22 +225,26 @@ def simulation_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, key) is not None
     }
     if args.baseline:
+        from ..simulate import BaselineConfig
+
         overrides["baseline"] = BaselineConfig().to_dict()
     return overrides
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """Preset, then ``--config``, then flags."""
+    from ..io.config import read_mapping
+
+    overrides = dict(read_mapping(args.config)) if args.config is not None else {}
+    if overrides.get("model", args.model) != args.model:  # refused before torch is imported
+        raise ConfigError(
+            f"{args.config} sets model {overrides['model']!r} but --model is "
+            f"{args.model!r}; make them agree"
+        )
     from ..train import TrainConfig
 
     config = TrainConfig.preset(args.preset, model=args.model)
     if args.config is not None:
-        overrides = dict(read_mapping(args.config))
-        if overrides.get("model", args.model) != args.model:
-            raise ConfigError(
-                f"{args.config} sets model {overrides['model']!r} but --model is "
-                f"{args.model!r}; make them agree"
-            )
         config = config.with_overrides(overrides)
     fresh = args.fresh_data
     simulation = simulation_overrides(args)
@@ -309,6 +309,11 @@ def require_paths(args: argparse.Namespace) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """Refuse what can be refused before torch and the trainer are imported (seconds): the
+    paths, the output folder, the flags of the other kind of model and ``--config``'s model;
+    then train."""
+    from ..io.atomic import check_output_dir
+
     require_paths(args)
     if args.out.exists() and not args.out.is_dir():
         # else "File exists" from the first mkdir under it, after the imports and the basis
@@ -320,10 +325,14 @@ def handle(args: argparse.Namespace) -> int:
     try:
         return _train(args)
     except BaseException:
-        from ..train import is_launching_process
+        # the folders are made after the trainer is imported: a refusal before it made none,
+        # and importing it (seconds) to ask whether this is the launching process would only
+        # delay the refusal
+        if "scaloquant.train" in sys.modules:
+            from ..train import is_launching_process
 
-        if is_launching_process():
-            _remove_new_empty_folders(args.out, before)
+            if is_launching_process():
+                _remove_new_empty_folders(args.out, before)
         raise
 
 
@@ -359,6 +368,11 @@ def _train(args: argparse.Namespace) -> int:
                 f"{flag} is for the physics-head models (--model spectrum_physics or "
                 "scalogram_physics); the regression CNNs train on the paper's simulator"
             )
+    config = build_config(args)
+    import yaml
+
+    from ..io.atomic import check_writable, write_text_atomic
+    from ..models.checkpoint import read_checkpoint
     from ..train import (
         check_trainer_settings,
         is_launching_process,
@@ -367,7 +381,6 @@ def _train(args: argparse.Namespace) -> int:
         train_model,
     )
 
-    config = build_config(args)
     check_trainer_settings(config)  # before the output folder is made
     out: Path = args.out
     config_path = out / "train_config.yaml"
@@ -440,14 +453,11 @@ def _train(args: argparse.Namespace) -> int:
 _DEFAULT_SIMULATION_FLAGS = ("snr", "phase0_range_deg", "phase1_range_deg_per_ppm")
 
 
-def physics_config(args: argparse.Namespace):
-    """The physics trainer's settings: preset, then ``--config``, then flags."""
-    from ..train.physics import SIMULATIONS, PhysicsTrainConfig
+def physics_config(args: argparse.Namespace) -> PhysicsTrainConfig:
+    """The physics trainer's settings: preset, then ``--config``, then flags; the flags that do
+    not apply refused before torch is imported."""
+    from ..io.config import read_mapping
 
-    if args.simulation not in (None, *SIMULATIONS):
-        raise ConfigError(
-            f"--simulation must be one of {', '.join(SIMULATIONS)}, got {args.simulation!r}"
-        )
     default = args.simulation == "default"
     used = [
         flag
@@ -474,15 +484,21 @@ def physics_config(args: argparse.Namespace):
     }
     overrides |= {k: v for k, v in flags.items() if v is not None}
     overrides["model"] = args.model
+    from ..train.physics import PhysicsTrainConfig
+
     return PhysicsTrainConfig.preset(args.preset, **overrides)
 
 
 def _train_physics(args: argparse.Namespace) -> int:
+    config = physics_config(args)
+    import yaml
+
+    from ..io.atomic import check_writable, write_text_atomic
+    from ..simulate import SimulationConfig
     from ..train.physics import train_physics
     from ._grid import check_grid_file, read_grid_file
     from ._spectra import user_basis_or_default
 
-    config = physics_config(args)
     out: Path = args.out
     checkpoint = out / "models" / f"{args.model}.ckpt"
     config_path = out / "train_config.yaml"

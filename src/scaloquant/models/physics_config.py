@@ -7,17 +7,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .._config import dataclass_from_dict, whole_number
 from ..errors import ConfigError
 from ..fit.config import FitConfig
+from ..presets import PHYSICS_KINDS, PhysicsKind
 from ..types import Acquisition
 from .cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm, kernel_tuple
 from .quantifier import QuantifierConfig
 
-PhysicsKind = Literal["spectrum_physics", "scalogram_physics"]
-PHYSICS_KINDS: tuple[str, ...] = ("spectrum_physics", "scalogram_physics")
 #: The regression CNN each physics model uses as its encoder.
 ENCODER_OF = {"spectrum_physics": "spectrum_cnn", "scalogram_physics": "scalogram_cnn"}
 #: The scalogram encoder's default (:meth:`ScalogramConfig.preset` arguments): the ``cpu``

@@ -61,6 +61,7 @@ from torch import nn
 
 from .._config import dataclass_from_dict, whole_number
 from ..errors import ConfigError, IncompatibleDataError, InvalidDataError
+from ..presets import MODEL_KINDS, UNCERTAINTY_KINDS, ModelKind, Uncertainty
 from ..scalogram import MorseScalogram, ScalogramConfig
 from ..types import Acquisition
 from .cnn import (
@@ -74,11 +75,9 @@ from .cnn import (
     kernel_tuple,
 )
 from .transforms import SpectrumTransform, spectrum_bins
-from .uncertainty import UNCERTAINTY_KINDS, Uncertainty, calibration_factors
+from .uncertainty import calibration_factors
 
-ModelKind = Literal["scalogram_cnn", "spectrum_cnn"]
 InputScale = Literal["per_sample", "fixed"]
-MODEL_KINDS: tuple[str, ...] = ("scalogram_cnn", "spectrum_cnn")
 
 # RMS below this is treated as an all-zero FID (its amplitudes come out as ~0, not NaN)
 _TINY_SCALE = 1e-30

@@ -59,16 +59,13 @@ Why not the alternatives (2 CPU cores)
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 
 from .._stats import normal_quantile
 from ..errors import InvalidDataError
-
-Uncertainty = Literal["none", "gaussian"]
-UNCERTAINTY_KINDS: tuple[str, ...] = ("none", "gaussian")
+from ..presets import UNCERTAINTY_KINDS as UNCERTAINTY_KINDS
+from ..presets import Uncertainty as Uncertainty
 
 
 def gaussian_nll(z: torch.Tensor, z_true: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:

@@ -62,9 +62,8 @@ from typing import Any, Literal
 from .._config import dataclass_from_dict, positive_number, whole_number
 from ..errors import ConfigError
 from ..models.cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm
-from ..models.quantifier import MODEL_KINDS, InputScale, ModelKind, QuantifierConfig
-from ..models.uncertainty import UNCERTAINTY_KINDS, Uncertainty
-from ..presets import PRESETS, PresetName
+from ..models.quantifier import InputScale, QuantifierConfig
+from ..presets import MODEL_KINDS, PRESETS, UNCERTAINTY_KINDS, ModelKind, PresetName, Uncertainty
 from ..scalogram import ScalogramConfig
 from ..simulate import SimulationConfig
 from ..types import BasisSet

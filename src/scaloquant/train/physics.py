@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,14 +57,13 @@ from ..models.physics_head import (
     problem_in,
 )
 from ..models.physics_truth import default_truth, invivo_truth
+from ..presets import SIMULATIONS, Simulation
 from ..signal.scale import component_unit
 from ..simulate import SimulationConfig, drawn_parameters, simulate_batch
 from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, basis_lines, simulate_invivo_batch
 from ..types import Acquisition, BasisSet
 from .checkpoint import _json_safe, checkpoint_metadata
 
-#: The training simulations of the physics-head models.
-SIMULATIONS: tuple[str, ...] = ("invivo", "default")
 #: Default polish iterations ``K`` per simulation: ``invivo`` 5 (5 matched 20 at SNR 30:
 #: docs/history/physics-models-log.md "Measured (2 shared CPU cores"); session 21, ``K`` the
 #: trials of an LM that keeps its damping (``fit.lm.reweighted_steps``), 400 representable
@@ -129,7 +128,7 @@ class PhysicsTrainConfig:
     polish_iterations: int | None = None
     widths: tuple[int, ...] = (16, 32, 64, 64, 128, 128)
     seed: int = 0
-    simulation: Literal["invivo", "default"] = "invivo"
+    simulation: Simulation = "invivo"
 
     def __post_init__(self) -> None:
         if self.model not in PHYSICS_KINDS:
