@@ -42,13 +42,16 @@ def whole_number(name: str, value: Any, minimum: int, *, or_none: bool) -> int |
 def whole_number(name: str, value: Any, minimum: int, *, or_none: bool = False) -> int | None:
     """``value`` as an ``int`` (None kept where ``or_none``), refusing a bool (``true`` for a
     count is a typo, not 1), a non-integer (``1.5``, ``"3"``) or one below ``minimum`` with
-    "NAME must be [None or ]a whole number >= MINIMUM, got VALUE". numpy's integers are taken
-    (a count computed with numpy) and given back as Python's, so that a config stays JSON-able."""
+    "NAME must be a whole number >= MINIMUM[ or null], got VALUE" (:func:`_as_written`).
+    numpy's integers are taken (a count computed with numpy) and given back as Python's, so
+    that a config stays JSON-able."""
     if value is None and or_none:
         return None
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        unset = "None or " if or_none else ""
-        raise ConfigError(f"{name} must be {unset}a whole number >= {minimum}, got {value!r}")
+        unset = " or null" if or_none else ""
+        raise ConfigError(
+            f"{name} must be a whole number >= {minimum}{unset}, got {_as_written(value)}"
+        )
     return int(value)
 
 
@@ -58,8 +61,8 @@ def positive_number(name: str, value: Any, *, or_none: Literal[False] = ...) -> 
 def positive_number(name: str, value: Any, *, or_none: bool) -> float | None: ...
 def positive_number(name: str, value: Any, *, or_none: bool = False) -> float | None:
     """``value`` as a ``float`` (None kept where ``or_none``), refusing a bool, a non-number,
-    NaN, infinity or a value <= 0 with "NAME must be [None or ]a positive number, got VALUE"
-    (the CLI's words for such a flag)."""
+    NaN, infinity or a value <= 0 with "NAME must be a positive number[ or null], got VALUE"
+    (the CLI's words for such a flag; :func:`_as_written`)."""
     if value is None and or_none:
         return None
     if (
@@ -67,6 +70,17 @@ def positive_number(name: str, value: Any, *, or_none: bool = False) -> float | 
         or not isinstance(value, Real)
         or not (math.isfinite(value) and value > 0)
     ):
-        unset = "None or " if or_none else ""
-        raise ConfigError(f"{name} must be {unset}a positive number, got {value!r}")
+        unset = " or null" if or_none else ""
+        raise ConfigError(f"{name} must be a positive number{unset}, got {_as_written(value)}")
     return float(value)
+
+
+def _as_written(value: Any) -> str:
+    """``value`` as a config file writes it, for a refusal: ``true``, ``false`` and ``null``
+    (YAML's, TOML's and JSON's words, where Python's ``True`` and ``None`` were not what the
+    user typed), a text quoted, a number (numpy's too) as Python prints a float or an int."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, Real) and hasattr(value, "item"):
+        value = value.item()  # np.float64(1.5) -> 1.5
+    return repr(value)

@@ -70,6 +70,10 @@ def test_fit_mrsi_recovers_noiseless_amplitudes_with_the_quantify_layout(
     naa = [float(r["NAA_crlb_pct"]) for r in rows]
     assert all(np.isfinite(naa))
     assert nibabel.load(out / "maps" / "mrsi" / "NAA_crlb_sd.nii.gz").shape == (2, 1, 1)
+    # the fit's residual over the noise mapped beside snr and fwhm_hz (session 32, `audit32`)
+    ron = np.asarray(nibabel.load(out / "maps" / "mrsi" / "residual_over_noise.nii.gz").dataobj)
+    want = [float(r["residual_over_noise"]) for r in rows]
+    np.testing.assert_allclose(ron.reshape(-1), want, rtol=1e-6, equal_nan=True)
     assert len(list((out / "figures").glob("*.png"))) == 1
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["command"] == "fit" and len(prov["basis"]["hash"]) == 64

@@ -111,15 +111,34 @@ def test_a_bad_flag_value_is_refused_naming_the_flag(files, tmp_path, capsys, co
         (SIMULATE, "snr: -1\n", "snr must be positive"),
         # fit.batched.usable_device's refusal named --device here too (session 31, `consist31`)
         (FIT, "device: gpu0\n", "device 'gpu0' is not a torch device; give cpu, cuda or cuda:N"),
+        # counts in the file's own words: YAML's true and null, not Python's True and None
+        # (session 32, `audit32`; the config classes' one check, `ints32`)
+        (FIT, "max_iterations: true\n", "max_iterations must be a whole number >= 1, got true"),
+        (FIT, "max_resets: 1.5\n", "max_resets must be a whole number >= 0, got 1.5"),
+        (FIT, "shift_prior_sd_hz: 0\n", "shift_prior_sd_hz must be a positive number or null"),
+        (SIMULATE, "baseline: {n_humps: -1}\n", "baseline.n_humps must be a whole number >= 1"),
+        (TRAIN, "batch_size: true\n", "batch_size must be a whole number >= 1, got true"),
+        (TRAIN, "n_train: 2.5\n", "n_train must be a whole number >= 1, got 2.5"),
+        (TRAIN, "max_epochs: 0\n", "max_epochs must be a whole number >= 1 or null, got 0"),
+        (TRAIN, "num_workers: -1\n", "num_workers must be a whole number >= 0, got -1"),
+        (PHYSICS, "max_steps: 1.5\n", "max_steps must be a whole number >= 1, got 1.5"),
+        (PHYSICS, "seed: false\n", "seed must be a whole number >= 0, got false"),
+        (
+            PHYSICS,
+            "polish_iterations: -1\n",
+            "polish_iterations must be a whole number >= 0 or null, got -1",
+        ),
     ],
 )
 def test_a_config_files_bad_value_keeps_its_key(files, tmp_path, capsys, command, text, words):
-    """The user typed the key in the ``--config`` file: the line names it, not the flag."""
+    """The user typed the key in the ``--config`` file: the line names it, not the flag, and
+    the value as the file writes it (YAML's words are the user's here, Python's are not)."""
     config = tmp_path / "config.yaml"
     config.write_text(text)
     out = tmp_path / "out"
     assert main([*_argv(command, files, out), "--config", str(config)]) == 2
-    one_error_line(capsys, command[0], words)
+    line = one_error_line(capsys, command[0], words)
+    assert not [w for w in PYTHON_WORDS if w != "null" and w in line], line
     assert not out.exists()
 
 

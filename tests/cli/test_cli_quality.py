@@ -114,6 +114,8 @@ def test_spectra_with_nothing_to_measure_are_flagged_with_nan(
     snr = np.asarray(nibabel.load(out / "maps" / "five" / "snr.nii.gz").dataobj)
     assert snr.shape == (1, 5, 1) and snr[0, 0, 0] == pytest.approx(float(rows[0]["snr"]), 1e-5)
     assert (out / "maps" / "five" / "fwhm_hz.nii.gz").is_file()
+    # no fit (no --refine): no map of NaN for the fit's residual over the noise
+    assert not (out / "maps" / "five" / "residual_over_noise.nii.gz").exists()
 
 
 def test_fit_gives_nan_and_a_residual(basis, brain, tmp_path):

@@ -66,9 +66,23 @@ def test_fit_config_refuses_an_empty_flexible_window():
     assert config.baseline_flexible_ppm_range == (0.5, 4.0)
 
 
-@pytest.mark.parametrize("value", [True, 1.5, 2.0, "3", None, 0, -1])
-def test_whole_number_refuses_what_is_not_a_count_at_least_the_minimum(value):
-    with pytest.raises(ConfigError, match=rf"^n must be a whole number >= 1, got {value!r}$"):
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        # a config file's words, not Python's (session 32, `audit32`: 'got True', 'got None')
+        (True, "true"),
+        (False, "false"),
+        (None, "null"),
+        (1.5, "1.5"),
+        (2.0, "2.0"),
+        ("3", "'3'"),
+        (0, "0"),
+        (-1, "-1"),
+        (np.float64(1.5), "1.5"),
+    ],
+)
+def test_whole_number_refuses_what_is_not_a_count_at_least_the_minimum(value, written):
+    with pytest.raises(ConfigError, match=rf"^n must be a whole number >= 1, got {written}$"):
         whole_number("n", value, 1)
 
 
@@ -77,7 +91,7 @@ def test_whole_number_gives_python_ints_and_keeps_none_where_allowed():
     taken = whole_number("n", np.int64(7), 0)  # a count computed with numpy
     assert taken == 7 and type(taken) is int
     assert whole_number("k", None, 0, or_none=True) is None
-    with pytest.raises(ConfigError, match=r"^k must be None or a whole number >= 0, got -1$"):
+    with pytest.raises(ConfigError, match=r"^k must be a whole number >= 0 or null, got -1$"):
         whole_number("k", -1, 0, or_none=True)
 
 
@@ -92,23 +106,23 @@ def test_positive_number_gives_floats_and_keeps_none_where_allowed():
     assert taken == 2.0 and type(taken) is float
     assert positive_number("sd", np.float32(0.5)) == 0.5
     assert positive_number("sd", None, or_none=True) is None
-    with pytest.raises(ConfigError, match=r"^sd must be None or a positive number, got 0$"):
+    with pytest.raises(ConfigError, match=r"^sd must be a positive number or null, got 0$"):
         positive_number("sd", 0, or_none=True)
 
 
 @pytest.mark.parametrize(
     ("make", "words"),
     [
-        (lambda: TrainConfig(seed=True), "seed must be a whole number >= 0, got True"),
+        (lambda: TrainConfig(seed=True), "seed must be a whole number >= 0, got true"),
         (lambda: TrainConfig(num_workers=1.5), "num_workers must be a whole number >= 0"),
-        (lambda: TrainConfig(max_epochs=0), "max_epochs must be None or a whole number >= 1"),
+        (lambda: TrainConfig(max_epochs=0), "max_epochs must be a whole number >= 1 or null"),
         (lambda: FitConfig(max_iterations=True), "max_iterations must be a whole number >= 1"),
         (lambda: ScalogramConfig(log_epsilon=float("inf")), "log_epsilon must be a positive"),
         (
             lambda: PhysicsTrainConfig(
                 model="scalogram_physics", reconstruction_broadening_per_s=0
             ),
-            "reconstruction_broadening_per_s must be None or a positive number, got 0",
+            "reconstruction_broadening_per_s must be a positive number or null, got 0",
         ),
     ],
 )

@@ -146,7 +146,7 @@ def declare_flag_keys(
     p.set_defaults(flag_keys=declared)
 
 
-#: How a config's message says a key may be left unset ('must be None or a whole number >= 0',
+#: How a config's message says a key may be left unset ('must be a whole number >= 0 or null',
 #: 'positive or null'): a file's or a Python caller's words; a flag is unset by leaving it
 #: out, so the words go where the message names the flag (:func:`flag_worded`).
 _UNSET_WORDS = ("None or ", " or None", " or null")

@@ -85,7 +85,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="unsuppressed water reference for mM: once for all inputs or once per input "
+        help="unsuppressed water reference for mM: once for all inputs or once per input, "
+        "in the inputs' order (--water A --water B) "
         "(default: the .H2O beside a .RAW, the water columns of a 4-column text file)",
     )
     p.add_argument(

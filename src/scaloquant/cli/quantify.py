@@ -42,7 +42,9 @@ def register(subparsers: Any) -> None:
             "NIfTI-MRS) with a checkpoint of scaloquant train. Each input is checked against the "
             "model's acquisition and safely converted (zero-filling, truncation...) or refused "
             "unless --force. Writes DIR/results.csv (amplitude, SD, ratio to Cr+PCr and, with a "
-            "water reference, mM per metabolite), results.json (what each column means), fit "
+            "water reference, mM per metabolite; snr, fwhm, fit_residual, residual_over_noise "
+            "(after a fit: --refine or a physics-head model) and qc flags per spectrum), "
+            "results.json (what each column means), fit "
             "figures, NIfTI maps for MRSI, report.html (one self-contained page: overview table, "
             "figures, maps), summary.md and provenance.json."
         ),

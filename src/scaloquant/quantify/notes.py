@@ -185,8 +185,8 @@ def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> s
         f"(LCModel's F-test at the polished fit) and {were} fitted again as fit's default fits "
         f"them, on the model's basis (the fixed stiffness over {fit.ppm_range[0]:g}-"
         f"{fit.ppm_range[1]:g} ppm, and LCModel's F-test stiffness over {lo:g}-{hi:g} ppm where "
-        f"the fit's own screen asks for it): {their} estimates, _sd (the CRLB), fit_residual "
-        "and fit facts (baseline_ed_per_ppm, window_ppm) are fit's"
+        f"the fit's own screen asks for it): {their} estimates, _sd (the CRLB), fit_residual, "
+        "residual_over_noise and fit facts (baseline_ed_per_ppm, window_ppm) are fit's"
     )
 
 

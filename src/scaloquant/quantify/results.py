@@ -63,9 +63,11 @@ QC_FLAGS: dict[str, str] = {
     "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
     "the spectrum",
     "misfit": f"the fit residual's SD is more than {RESIDUAL_OVER_NOISE_MAX:g}x the noise SD "
-    "(residual_over_noise): the model does not describe the spectrum down to its noise (a "
-    "line, lineshape or baseline it lacks), and the estimates may carry a bias beyond their "
-    "CRLB; check the fit figure's residual, and the basis set and fit model against the data",
+    f"(residual_over_noise; spant's FQN above {RESIDUAL_OVER_NOISE_MAX**2:g}): the model does "
+    "not describe the spectrum down to its noise (a line, lineshape or baseline it lacks), and "
+    "the estimates may carry a bias beyond their CRLB; check the fit figure's residual, and the "
+    "basis set and fit model against the data (after quantify --model, also scaloquant fit's "
+    "row of the spectrum)",
     "baseline_cancels": f"the fitted metabolites are more than {METABOLITES_OVER_DATA:g}x the data "
     "over the fit window, cancelled by a baseline of the opposite sign: the estimates mean "
     "nothing",

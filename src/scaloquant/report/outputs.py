@@ -6,7 +6,7 @@
   measured (``spectra[].fit``: fitted FWHM, baseline stiffness, free-form kernel);
 * ``maps/<input>/<name><suffix>.nii.gz``: NIfTI maps of MRSI inputs (more than one voxel),
   shape ``(x, y, z)`` or ``(x, y, z, *extra)``, the input's affine; ``snr.nii.gz`` and
-  ``fwhm_hz.nii.gz`` beside them;
+  ``fwhm_hz.nii.gz`` beside them, and after a fit ``residual_over_noise.nii.gz``;
 * ``figures/<input>_<spectrum>.png``: fit figures, and beside each ``.csv`` the numbers it draws
   (:func:`fit_spectra_csv`, as LCModel's ``.coord`` file holds those of its plot);
 * ``report.html``: the page a user opens (:mod:`scaloquant.report`): the overview table of
@@ -111,6 +111,10 @@ def column_names(run: Run) -> list[str]:
 _QUALITY_NUMBERS = tuple(c for c in QUALITY_COLUMNS if c != "qc")
 #: Quality figures also written as maps for MRSI (where the voxels with signal are).
 _QUALITY_MAPS = ("snr", "fwhm_hz")
+#: A fit's quality figures also written as maps for MRSI, where the run fitted (NaN
+#: everywhere else: a regression CNN without --refine): where the model does not describe a
+#: voxel's spectrum down to its noise (lipids, a poor shim), as spant's FQN map shows it.
+_FIT_QUALITY_MAPS = ("residual_over_noise",)
 
 
 def _csv_cell(text: str) -> str:
@@ -274,6 +278,7 @@ def _write_maps(run: Run, r: SpectraResult, folder: Path) -> list[str]:
     kinds = [s for s in ("", run.sd_suffix, "_ratio_tcr", "_mM") if s in run.suffixes]
     maps = {f"{name}{s}": r.columns[s][:, m] for m, name in enumerate(run.names) for s in kinds}
     maps |= {name: r.quality[name] for name in _QUALITY_MAPS}
+    maps |= {n: r.quality[n] for n in _FIT_QUALITY_MAPS if np.isfinite(r.quality[n]).any()}
     written = []
     for name, values in maps.items():
         path = folder / f"{name}.nii.gz"
