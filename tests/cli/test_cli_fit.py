@@ -137,6 +137,36 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
     assert config.baseline_flexible_ppm_range == (0.2, 4.0)
 
 
+def test_a_poly_degree_is_replaced_by_the_baseline_flag_and_refused_where_unused(tmp_path, capsys):
+    """``--baseline spline``/``none`` replaces a --config file's poly baseline with its degree;
+    a degree beside a baseline that does not use it is refused, naming the key, where it was
+    dropped without a word (the invivo preset's spline took ``baseline_order: 4``)."""
+    import argparse
+
+    from scaloquant.cli import main
+    from scaloquant.cli.fit import fit_config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    poly = tmp_path / "poly.yaml"
+    poly.write_text("baseline: poly\nbaseline_order: 3\n")
+    for flag, kind in (("spline", "spline"), ("none", "none")):
+        args = parser.parse_args(
+            ["fit", "x.RAW", "--out", "o", "--config", str(poly), "--baseline", flag]
+        )
+        config = fit_config_from_args(args)
+        assert config.baseline_kind == kind and config.baseline_order is None
+    degree = tmp_path / "degree.yaml"
+    degree.write_text("baseline_order: 4\n")
+    out = tmp_path / "out"
+    data = tmp_path / "x.RAW"  # refused before it is read
+    data.write_text("")
+    assert main(["fit", str(data), "--config", str(degree), "--out", str(out)]) == 2
+    line = one_error_line(capsys, "fit")
+    assert "baseline_order 4" in line and "'spline'" in line
+    assert not out.exists()
+
+
 #: A value of each model flag of ``scaloquant fit`` that the ``invivo`` preset does not have.
 MODEL_FLAG_SAMPLES = {
     "--lineshape": ["lorentzian"],

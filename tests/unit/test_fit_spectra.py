@@ -223,6 +223,10 @@ def test_nan_samples_never_reach_the_fit():
         ({"damping_bounds_per_s": (0.0, 50.0), "initial_damping_per_s": 60.0}, "outside"),
         ({"grouping": "pairs"}, "grouping"),
         ({"baseline_order": -1}, "baseline_order"),
+        # checked, not dropped, where the baseline's choice would not use it (session 32)
+        ({"baseline": "spline", "baseline_order": 1.5}, "whole number"),
+        ({"baseline": "spline", "baseline_order": 4}, "degree of the 'poly' baseline"),
+        ({"baseline": "none", "baseline_order": 2}, "drop baseline_order"),
         ({"noise_estimate": "edges"}, "noise_estimate"),
         ({"continuation_broadening_per_s": (10.0, 40.0)}, "decreasing"),
         ({"max_iterations": 0}, "max_iterations"),

@@ -176,10 +176,11 @@ def _baseline(spec: str) -> dict[str, Any]:
 
     kind, _, value = spec.partition(":")
     try:
+        # the flag replaces a --config file's baseline, its poly degree with it
         if kind == "none" and not value:
-            return {"baseline": "none"}
+            return {"baseline": "none", "baseline_order": None}
         if kind == "spline":
-            out: dict[str, Any] = {"baseline": "spline"}
+            out: dict[str, Any] = {"baseline": "spline", "baseline_order": None}
             if value:
                 out["baseline_knot_spacing_ppm"] = float(value)
             return out

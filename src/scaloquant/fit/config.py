@@ -285,15 +285,23 @@ class FitConfig:
                     f"{self.lineshape!r}"
                 )
             object.__setattr__(self, "gaussian", self.lineshape != "lorentzian")
+        # checked before the baseline's choice may drop it: a bad degree is refused, not lost
+        order = whole_number("baseline_order", self.baseline_order, 0, or_none=True)
+        object.__setattr__(self, "baseline_order", order)
         if self.baseline is not None:
             if self.baseline not in ("none", "poly", "spline"):
                 raise ConfigError(
                     f"baseline must be 'none', 'poly' or 'spline', got {self.baseline!r}"
                 )
-            if self.baseline == "poly" and self.baseline_order is None:
+            if self.baseline == "poly" and order is None:
                 object.__setattr__(self, "baseline_order", 2)
-            if self.baseline != "poly":
-                object.__setattr__(self, "baseline_order", None)
+            if self.baseline != "poly" and order is not None:
+                # a degree the fit would not use, dropped without a word, was a setting the
+                # user believed applied
+                raise ConfigError(
+                    f"baseline_order {order} is the degree of the 'poly' baseline, but the "
+                    f"baseline is {self.baseline!r}: drop baseline_order, or set baseline 'poly'"
+                )
         if self.macromolecules not in ("basis", "parametric", "none", "auto"):
             raise ConfigError(
                 "macromolecules must be 'basis', 'parametric', 'none' or 'auto', got "
@@ -412,8 +420,6 @@ class FitConfig:
                     f"got {self.grouping!r}"
                 ) from None
             object.__setattr__(self, "grouping", groups)
-        order = whole_number("baseline_order", self.baseline_order, 0, or_none=True)
-        object.__setattr__(self, "baseline_order", order)
         if self.noise_estimate not in ("residual", "region"):
             raise ConfigError(
                 f"noise_estimate must be 'residual' or 'region', got {self.noise_estimate!r}"
