@@ -53,6 +53,8 @@ def test_cpu_preset_is_the_papers_data_at_the_reduced_size():
         ({"batch_size": 100, "n_train": 50}, "exceeds n_train"),
         ({"simulation": {"amplitude_range": [1, 0]}}, "amplitude_range"),
         ({"scalogram": {"n_points": 1536, "decimation": 5}}, "decimation"),
+        # checked for the spectrum CNN too, which does not use them (session 32)
+        ({"model": "spectrum_cnn", "scalogram": {"n_points": -1}}, "n_points"),
         ({"colour": "red"}, "unknown training setting"),
     ],
 )

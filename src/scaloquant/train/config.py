@@ -207,9 +207,10 @@ class TrainConfig:
         object.__setattr__(self, "simulation", dict(self.simulation))
         object.__setattr__(self, "scalogram", dict(self.scalogram))
         # fail now, not after minutes of simulation, if the sub-configurations are invalid
+        # the scalogram settings too where the spectrum CNN does not use them: a bad value in
+        # the user's file is refused, not trained past without a word
         self.simulation_config()
-        if self.model == "scalogram_cnn":
-            self.scalogram_config()
+        self.scalogram_config()
 
     # -- sub-configurations -------------------------------------------------------------------
     def simulation_config(self) -> SimulationConfig:
