@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import subprocess
@@ -53,19 +52,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-
-def digest(result) -> str:
-    """SHA-256 of every array field of a ``FitResult`` (names sorted)."""
-    import numpy as np
-
-    h = hashlib.sha256()
-    for name in sorted(vars(result)):
-        value = getattr(result, name)
-        if isinstance(value, np.ndarray) and value.dtype != object:
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(value).tobytes())
-    return h.hexdigest()[:16]
 
 
 def spectra(name: str, n: int, seed: int):
@@ -228,6 +214,7 @@ def child(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
+    from bench_fit_default import digest  # one digest of a FitResult for both benchmarks
     from scaloquant.fit import fit_spectra
     from scaloquant.fit.config import FIT_PRESETS
 
