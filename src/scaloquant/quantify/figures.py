@@ -35,7 +35,7 @@ def figure_choice(
     challenge's SNR series (SNR 15-35, RMS 29-31) over its cleanest (SNR 126-140, RMS 27-28).
     """
     skip = list(skip) or [False] * len(prepared)
-    flags = list(flags) or [[[] for _ in range(p.input.n_spectra)] for p in prepared]
+    flags = list(flags) or [[[] for _ in p.usable] for p in prepared]
     over_noise = list(residual_over_noise) or [None] * len(prepared)
     keys = []
     for i, (p, s, f, r) in enumerate(zip(prepared, skip, flags, over_noise, strict=True)):
