@@ -22,7 +22,7 @@ WATER_T2_MS: tuple[float, float, float] = (110.0, 80.0, 2030.0)
 METABOLITE_T2_MS = 160.0
 #: Echo time of data and water reference when neither the file nor the basis states one, ms.
 ECHO_TIME_MS = 30.0
-#: Fit figures drawn at most per run (for the spectra of highest SNR).
+#: Fit figures drawn at most per run (for the flagged spectra, then those of highest SNR).
 MAX_FIGURES = 16
 #: Fit figures drawn per MRSI input by ``fit`` (voxels at evenly spaced ranks of the fit
 #: residual: best, quartiles, median, worst); its maps are what a user of a slice reads first.

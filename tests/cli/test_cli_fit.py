@@ -84,6 +84,39 @@ def test_fit_mrsi_recovers_noiseless_amplitudes_with_the_quantify_layout(
     assert "%SD (CRLB)" in summary and f"- command: `{given}`" in summary
 
 
+def test_fit_draws_a_flagged_spectrum_first(basis, tmp_path):
+    """With more spectra than --max-figures, the spectra the fit flags are drawn first (the
+    misfit and water_near_window notes send the user to their figures), then the highest SNRs:
+    before session 32 (`figures32`) the figures were chosen by SNR before the fit, and the
+    flagged spectrum of lowest SNR here had none."""
+    sim = simulate_batch(basis, SimulationConfig(), 3, np.random.default_rng(11))
+    rng = np.random.default_rng(3)
+    t = basis.acquisition.time_axis_s()
+    hz = (1.3 - basis.ppm_reference) * basis.spectrometer_freq_mhz
+    paths = []
+    for i, samples in enumerate(sim.fids):
+        if i == 0:  # a tenth of the signal and a line at 1.3 ppm that the basis lacks: misfit
+            samples = 0.1 * samples
+            samples = samples + 0.05 * abs(samples[0]) * np.exp(2j * np.pi * hz * t - t / 0.1)
+        samples = samples + 0.002 * (rng.normal(size=t.size) + 1j * rng.normal(size=t.size))
+        fid = _fid(basis, samples)
+        paths.append(str(write_lcmodel_raw(tmp_path / f"s{i}.RAW", fid, name=f"s{i}")))
+    out = tmp_path / "out"
+    argv = ["fit", *paths, "--out", str(out), "--preset", "simulated", "--max-figures", "2"]
+    assert main([*argv, "--threads", "1"]) == 0
+    rows = _rows(out)
+    assert [r["qc"] for r in rows] == ["misfit", "", ""]
+    snr = [float(r["snr"]) for r in rows]
+    assert snr[0] < min(snr[1:])  # the flagged one, lowest SNR: drawn first all the same
+    drawn = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert drawn == ["s0_0.png", f"s{1 + int(np.argmax(snr[1:]))}_0.png"]
+    notes = json.loads((out / "results.json").read_text())["notes"]
+    assert (
+        "fit figures drawn for 2 of 3 spectra (1 flagged spectrum first, then those of highest "
+        "SNR; --max-figures)"
+    ) in notes
+
+
 def test_fit_raw_with_water_reports_mM(basis, simulated, tmp_path):
     raw = write_lcmodel_raw(tmp_path / "s.RAW", _fid(basis, simulated.fids[0]), name="s")
     t = basis.acquisition.time_axis_s()

@@ -287,6 +287,31 @@ def test_mrsi_empty_voxel_is_not_run_through_the_model(
     ]
 
 
+def test_refine_draws_a_flagged_spectrum_first(tiny_checkpoint, basis, signals, tmp_path):
+    """As ``fit``: with more spectra than --max-figures, the spectra the run flags (here the
+    refined fit's misfit) are drawn first, then the highest SNRs; before session 32
+    (`figures32`) the figures were chosen by SNR before the estimates."""
+    rng = np.random.default_rng(3)
+    t = basis.acquisition.time_axis_s()
+    hz = (1.3 - basis.ppm_reference) * basis.spectrometer_freq_mhz
+    paths = []
+    for i, samples in enumerate(signals[:3]):
+        if i == 0:  # a tenth of the signal and a line at 1.3 ppm that the basis lacks: misfit
+            samples = 0.1 * samples
+            samples = samples + 0.05 * abs(samples[0]) * np.exp(2j * np.pi * hz * t - t / 0.1)
+        samples = samples + 0.002 * (rng.normal(size=t.size) + 1j * rng.normal(size=t.size))
+        path = tmp_path / f"s{i}.RAW"
+        paths.append(write_lcmodel_raw(path, _fid(basis, samples), name=f"s{i}"))
+    out = tmp_path / "out"
+    assert _quantify(tiny_checkpoint, out, *paths, extra=["--refine", "--max-figures", "2"]) == 0
+    rows = _rows(out)
+    assert [r["qc"] for r in rows] == ["misfit", "", ""]
+    snr = _column(rows, "snr")
+    assert snr[0] < min(snr[1:])  # the flagged one, lowest SNR: drawn first all the same
+    drawn = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert drawn == ["s0_0.png", f"s{1 + int(np.argmax(snr[1:]))}_0.png"]
+
+
 def test_mrsi_refine_draws_representative_voxels_as_fit(
     tiny_checkpoint, basis, signals, tmp_path, monkeypatch
 ):

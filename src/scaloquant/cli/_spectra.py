@@ -123,7 +123,8 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         type=whole_number,
         default=options["max_figures"],
         metavar="N",
-        help="fit figures at most, for the spectra of highest SNR (results.csv's snr; "
+        help="fit figures at most, for the flagged spectra (results.csv's qc; the worst "
+        "residual_over_noise first), then those of highest SNR (results.csv's snr; "
         "default: "
         f"{options['max_figures']}; fit, quantify --refine and a physics-head model draw "
         "representative voxels of an MRSI input instead, --mrsi-figures); 0 also leaves the "

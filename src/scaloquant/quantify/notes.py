@@ -44,17 +44,24 @@ def referencing_note(correction: np.ndarray) -> str:
 def figure_note(results: Sequence[SpectraResult], *, representative: bool) -> list[str]:
     """What the fit figures show, one sentence: how many of how many spectra, chosen how
     (``representative``: MRSI inputs by
-    :func:`~scaloquant.quantify.figures.representative_voxels`, ``fit``)."""
+    :func:`~scaloquant.quantify.figures.representative_voxels`, ``fit``; the others by
+    :func:`~scaloquant.quantify.figures.figure_choice`: the flagged first)."""
     n_all = sum(r.input.n_spectra for r in results)
     mrsi = [r for r in results if representative and r.input.is_mrsi]
     others = [r for r in results if r not in mrsi]
     n_fig = sum(len(r.figures) for r in others)
     n_other = sum(r.input.n_spectra for r in others)
+    n_flagged = sum(bool(r.qc[j]) for r in others for j in r.figures)
+    which = "those of highest SNR"
+    if n_flagged:
+        which = f"{counted(n_flagged, 'flagged spectrum', 'flagged spectra')} first" + (
+            f", then {which}" if n_flagged < n_fig else ""
+        )
     parts = []
     if others and (n_fig or not mrsi):
         parts.append(
             f"fit figures drawn for {n_fig} of {n_other if mrsi else n_all} spectra"
-            + (" (those of highest SNR; --max-figures)" if n_fig < n_other else "")
+            + (f" ({which}; --max-figures)" if n_fig < n_other else "")
         )
     for r in mrsi:
         drawn = sorted(r.figures, key=lambda j: r.quality["fit_residual"][j])

@@ -79,12 +79,13 @@ class Options:
     force : accept acquisition mismatches that matching cannot convert safely (with warnings).
     batch_size : spectra per network batch (None: the model's fastest default,
         :meth:`~scaloquant.models.Quantifier.default_batch_size`).
-    max_figures : fit figures at most (for the spectra of highest SNR); 0 draws none.
+    max_figures : fit figures at most (for the flagged spectra, then those of highest SNR:
+        :func:`figure_choice`); 0 draws none.
     mrsi_figures : ``fit``, and ``quantify --refine`` with a regression CNN (the runs with a fit
         residual for every voxel and fit figures): fit figures per MRSI input (at most
         ``max_figures``), of the voxels at evenly spaced ranks of the fit residual
         (:func:`representative_voxels`); its voxels do not compete for ``max_figures`` with the
-        spectra of highest SNR of other inputs.
+        spectra of other inputs.
     refine : ``quantify`` only: also run the full fit started from the network's estimate.
     water_scaling : tissue and relaxation assumptions of the mM columns.
     echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
@@ -393,6 +394,33 @@ def _physics_estimates(
     return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again)
 
 
+def _model_figures(
+    quantifier,
+    basis: BasisSet | None,
+    fid: FID,
+    rows: np.ndarray,
+    amplitudes: np.ndarray,
+    estimates: PhysicsRows | None,
+    drawn: list[int],
+) -> dict[int, Any]:
+    """``quantify``'s fit figures of an input's spectra ``drawn``: a physics-head model's own
+    (``estimates`` of its ``rows``, :func:`_physics_figures`), or for a regression CNN one
+    global damping/shift/phase with the network's ``amplitudes`` ``(N, M)`` held fixed."""
+    if not drawn:
+        return {}
+    if estimates is not None:
+        position = {int(r): k for k, r in enumerate(rows)}  # input row -> estimated row
+        at = [position[j] for j in drawn]
+        with blas_threads(1):  # small matrices; see scaloquant.threads
+            own = _physics_figures(quantifier, estimates, fid, at)
+        return {j: own[k] for j, k in zip(drawn, at, strict=True)}
+    # a per-metabolite lineshape would absorb the network's errors and flatter the figure
+    with blas_threads(1):  # small matrices; see scaloquant.threads
+        given = fit_given_amplitudes(spectra_subset(fid, drawn), basis, amplitudes[drawn])
+    spectra = phase_corrected(fitted_spectra(given, spectra_subset(fid, drawn), basis), given)
+    return {j: fitted_spectrum(spectra, k) for k, j in enumerate(drawn)}
+
+
 def _physics_figures(
     quantifier, estimates: PhysicsRows, fid: FID, drawn: list[int]
 ) -> dict[int, Any]:
@@ -427,13 +455,54 @@ def _physics_figures(
     return figures
 
 
+def _flagged(
+    prep: Prepared, estimates: np.ndarray, names: tuple[str, ...], checks: tuple
+) -> tuple[list[list[str]], tuple]:
+    """An input's QC flags after its fit (:func:`~scaloquant.signal.quality.fit_flags`), from
+    its ``checks`` (of the fit, or None: relative residual, fitted FWHM (ppm), metabolite model
+    over data, residual over noise, and its facts, :func:`_fit_facts`; the fit's
+    water_near_window among them, which its flag reads) and ``estimates`` ``(N, M)``, and the
+    checks blanked where the data hold nothing to measure. Before the figures are chosen: the
+    flagged spectra are drawn first (:func:`figure_choice`)."""
+    from ..signal.quality import fit_flags
+
+    inp = prep.input
+    fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts = checks
+    # where every spectrum of an input is unusable all are estimated (estimated_rows); a
+    # fit of nothing to measure tells nothing either: no fit_residual, no fit flags (a
+    # water reference given as data was 'water;residual_large' with a residual of 0.96)
+    data_unusable = unmeasurable(prep.flags)
+    if data_unusable.any():
+        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise = (
+            None if v is None else np.where(data_unusable, np.nan, v)
+            for v in (fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise)
+        )
+        fit_facts = blank_fit_facts(fit_facts, data_unusable) or {}
+    n = inp.n_spectra
+    flags = fit_flags(
+        prep.flags,
+        fit_residual,
+        fit_linewidth_ppm,
+        fit_metabolites,
+        fit_facts.get("water_near_window"),
+        singlets=(
+            prep.quality.singlet_profile.reshape(n, -1),
+            singlet_lags_ppm(inp.fid.n_points, inp.fid.dwell_time_s, inp.fid.spectrometer_freq_mhz),
+            prep.quality.singlet_strength.reshape(n),
+        ),
+        placed_shift_ppm=fit_facts.get("shift_ppm"),
+        no_creatine=no_creatine(estimates, names),
+        residual_over_noise=fit_noise,
+    )
+    return flags, (fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts)
+
+
 def _finish(
     command: Command,
     names: tuple[str, ...],
-    # per input: prepared spectra, estimate columns, figures, and of the fit (or None): relative
-    # residual, fitted FWHM (ppm), metabolite model over data, and its facts (_fit_facts; the
-    # fit's water_near_window among them, which its qc flag reads)
-    partial: list[tuple[Prepared, dict[str, np.ndarray], dict, tuple]],
+    # per input: prepared spectra, estimate columns, figures, the fit's checks (or None; as
+    # _flagged returns them) and its flags (_flagged)
+    partial: list[tuple[Prepared, dict[str, np.ndarray], dict, tuple, list[list[str]]]],
     *,
     basis: BasisSet | None,
     base_suffixes: tuple[str, ...],
@@ -443,46 +512,15 @@ def _finish(
     options: Options,
     representative: bool,
 ) -> Run:
-    """Flag, blank the estimates of unusable spectra, derive ratios and mM, and gather
+    """Blank the estimates of unusable spectra, derive ratios and mM, and gather
     (``representative``: the MRSI inputs' figures are :func:`representative_voxels`)."""
-    from ..signal.quality import fit_flags
-
     inputs = [p[0].input for p in partial]
     unit, water_notes = water_scaling_notes(inputs, basis, options.water_scaling)
     results = []
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
-    for prep, columns, figures, checks in partial:
+    for prep, columns, figures, checks, flags in partial:
         inp = prep.input
-        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts = checks
-        # where every spectrum of an input is unusable all are estimated (estimated_rows); a
-        # fit of nothing to measure tells nothing either: no fit_residual, no fit flags (a
-        # water reference given as data was 'water;residual_large' with a residual of 0.96)
-        data_unusable = unmeasurable(prep.flags)
-        if data_unusable.any():
-            fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise = (
-                None if v is None else np.where(data_unusable, np.nan, v)
-                for v in (fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise)
-            )
-            fit_facts = blank_fit_facts(fit_facts, data_unusable) or {}
-        near_window = fit_facts.get("water_near_window")
-        n = inp.n_spectra
-        flags = fit_flags(
-            prep.flags,
-            fit_residual,
-            fit_linewidth_ppm,
-            fit_metabolites,
-            near_window,
-            singlets=(
-                prep.quality.singlet_profile.reshape(n, -1),
-                singlet_lags_ppm(
-                    inp.fid.n_points, inp.fid.dwell_time_s, inp.fid.spectrometer_freq_mhz
-                ),
-                prep.quality.singlet_strength.reshape(n),
-            ),
-            placed_shift_ppm=fit_facts.get("shift_ppm"),
-            no_creatine=no_creatine(columns[""], names),
-            residual_over_noise=fit_noise,
-        )
+        fit_residual, _, _, fit_noise, fit_facts = checks
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
@@ -602,20 +640,17 @@ def quantify_inputs(
     # are its own final model's (_physics_figures)
     drawing = basis is not None or physics
     # MRSI inputs with --refine or a physics-head model: voxels representative of the fit's
-    # residual, as ``fit`` draws them (below); without one, the highest SNRs of all inputs
+    # residual, as ``fit`` draws them (below); without one, as the other inputs, the flagged
+    # spectra first, then the highest SNRs of all inputs
     by_fit = options.refine or physics
     representative = [by_fit and p.input.is_mrsi for p in prepared]
-    chosen = (
-        figure_choice(prepared, options.max_figures, skip=representative)
-        if drawing
-        else [[] for _ in prepared]
-    )
-    partial = []
+    estimated_inputs = []
     water_removed = 0  # spectra a physics-head model saw less their residual water
     refitted = 0  # spectra of a physics-head model fitted again as fit fits them
     unreported: set[str] = set()  # components the refined fit adds to the model's
-    for prep, drawn, by_residual in zip(prepared, chosen, representative, strict=True):
+    for prep in prepared:
         fid = prep.fid
+        estimates = None
         # as ``fit``: the spectra with nothing to quantify are not run through the model (their
         # estimates are NaN all the same, _finish)
         rows = estimated_rows(prep)
@@ -674,27 +709,34 @@ def quantify_inputs(
             fit_residual, fit_metabolites, fit_noise = (spread(v) for v in fit_checks(refined))
             fit_linewidth = spread(refined.linewidth_ppm)
             fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra)
+        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
+        flags, checks = _flagged(prep, columns[""], names, checks)
+        drawn_at = functools.partial(
+            _model_figures, quantifier, basis, fid, rows, amplitudes, estimates
+        )
+        estimated_inputs.append((prep, columns, checks, flags, drawn_at))
+    # the spectra the run flagged first, worst first, then the highest SNRs; MRSI inputs with
+    # --refine or a physics-head model: voxels representative of the fit's residual, as
+    # ``fit`` draws them
+    chosen = (
+        figure_choice(
+            prepared,
+            options.max_figures,
+            skip=representative,
+            flags=[e[3] for e in estimated_inputs],
+            residual_over_noise=[e[2][3] for e in estimated_inputs],
+        )
+        if drawing
+        else [[] for _ in prepared]
+    )
+    partial = []
+    for (prep, columns, checks, flags, drawn_at), drawn, by_residual in zip(
+        estimated_inputs, chosen, representative, strict=True
+    ):
         if drawing and by_residual:
             k = min(options.mrsi_figures, options.max_figures)
-            drawn = sorted(representative_voxels(fit_residual, prep.usable, k))
-        figures = {}
-        if drawn and physics:
-            position = {int(r): k for k, r in enumerate(rows)}  # input row -> estimated row
-            at = [position[j] for j in drawn]
-            with blas_threads(1):  # small matrices; see scaloquant.threads
-                own = _physics_figures(quantifier, estimates, fid, at)
-            figures = {j: own[k] for j, k in zip(drawn, at, strict=True)}
-        elif drawn:
-            # one global damping/shift/phase with the network's amplitudes held fixed: a
-            # per-metabolite lineshape would absorb the network's errors and flatter the figure
-            with blas_threads(1):  # small matrices; see scaloquant.threads
-                given = fit_given_amplitudes(spectra_subset(fid, drawn), basis, amplitudes[drawn])
-            spectra = phase_corrected(
-                fitted_spectra(given, spectra_subset(fid, drawn), basis), given
-            )
-            figures = {j: fitted_spectrum(spectra, k) for k, j in enumerate(drawn)}
-        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
-        partial.append((prep, columns, figures, checks))
+            drawn = sorted(representative_voxels(checks[0], prep.usable, k))
+        partial.append((prep, columns, drawn_at(drawn), checks, flags))
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     if physics:
         base = ("", "_sd", "_crlb_sd", "_crlb_pct")
@@ -825,13 +867,9 @@ def fit_inputs(
     ]
     # the names and macromolecules of the fitted model; areas do not depend on the grid
     fitted = _one_model_for_all(basis, prepared, options.fit_config)
-    # MRSI inputs: voxels representative of the fit (chosen from its residuals below), not the
-    # highest SNRs (16 figures: 8 of the 61 s of a 16 x 16 slice; the maps show every voxel)
-    mrsi = [p.input.is_mrsi for p in prepared]
-    chosen = figure_choice(prepared, options.max_figures, skip=mrsi)
-    partial = []
+    fitted_inputs = []
     names = tuple(basis.names)
-    for prep, drawn in zip(prepared, chosen, strict=True):
+    for prep in prepared:
         n = prep.input.n_spectra
         # the spectra with nothing to quantify are not fitted: their estimates would be NaN
         # all the same (_finish); those whose reference was corrected, on their own axes
@@ -846,9 +884,24 @@ def fit_inputs(
         )
         done = [c for _, _, result, _, _ in fits for c in result.conversions]
         prep = replace(prep, conversions=(*prep.conversions, *dict.fromkeys(done)))
+        checks = (residual, linewidth, metabolites, over_noise, facts)
+        flags, checks = _flagged(prep, columns[""], names, checks)
+        fitted_inputs.append((prep, columns, fits, checks, flags))
+    # the spectra the fits flagged first, worst first, then the highest SNRs; MRSI inputs:
+    # voxels representative of the fit, from its residuals (16 figures of the highest SNRs: 8
+    # of the 61 s of a 16 x 16 slice; the maps show every voxel)
+    chosen = figure_choice(
+        [f[0] for f in fitted_inputs],
+        options.max_figures,
+        skip=[f[0].input.is_mrsi for f in fitted_inputs],
+        flags=[f[4] for f in fitted_inputs],
+        residual_over_noise=[f[3][3] for f in fitted_inputs],
+    )
+    partial = []
+    for (prep, columns, fits, checks, flags), drawn in zip(fitted_inputs, chosen, strict=True):
         if prep.input.is_mrsi:
             k = min(options.mrsi_figures, options.max_figures)
-            drawn = sorted(representative_voxels(residual, prep.usable, k))
+            drawn = sorted(representative_voxels(checks[0], prep.usable, k))
         figures = {}
         for rows, group, result, _, _ in fits:  # usable spectra only, all fitted
             ours = set(rows.tolist())
@@ -860,8 +913,7 @@ def fit_inputs(
                 fitted_spectra(shown, spectra_subset(group, mine), basis), shown
             )
             figures |= {j: fitted_spectrum(spectra, k) for k, j in enumerate(mine)}
-        checks = (residual, linewidth, metabolites, over_noise, facts)
-        partial.append((prep, columns, figures, checks))
+        partial.append((prep, columns, figures, checks, flags))
     noise = options.fit_config.noise_estimate
     notes = [
         f"basis: {basis_name}",
