@@ -64,6 +64,34 @@ def default_spectra(model, basis, fid, n: int, seed: int):
     return truth, replace(fid, samples=signals.fids.reshape(n, 1, 1, -1))
 
 
+def add_spectra_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of :func:`spectra_with_truth` (this script's and ``diag_residual_over_noise``'s)."""
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--basis", type=Path, help="the basis the model was trained on")
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--snr", type=float, help="one SNR (default: the prior's 5-150)")
+    p.add_argument("--default-simulator", action="store_true")
+
+
+def spectra_with_truth(args: argparse.Namespace):
+    """``(model, basis, fid, truth (n, M), names)``: the checkpoint's model and basis, ``--n``
+    spectra of the ``invivo`` simulation (``model_spectra``; at ``--snr`` if given) or with
+    ``--default-simulator`` of the default simulator (:func:`default_spectra`), and their truth
+    in the model's metabolites ``names``."""
+    prior = InvivoPrior() if args.snr is None else InvivoPrior(snr_range=(args.snr, args.snr))
+    model, basis, signals, _, fid = model_spectra(
+        args.checkpoint, args.basis, prior, args.n, args.seed
+    )
+    q = model.quantifier
+    names = tuple(q.metabolites)
+    if args.default_simulator:
+        truth, fid = default_spectra(model, basis, fid, args.n, args.seed)
+    else:
+        truth = np.asarray(invivo_truth(q.problem(), signals.parameters)[1])
+    return model, basis, fid, truth, names
+
+
 def outliers(label: str, result, names: tuple[str, ...], truth: np.ndarray, far: float) -> None:
     """Print the rows more than 10 CRLB SDs or ``far`` units off ``truth`` ``(N, M)``."""
     res = result.results[0]
@@ -97,26 +125,12 @@ def outliers(label: str, result, names: tuple[str, ...], truth: np.ndarray, far:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("--basis", type=Path, help="the basis the model was trained on")
-    p.add_argument("--n", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snr", type=float, help="one SNR (default: the prior's 5-150)")
-    p.add_argument("--default-simulator", action="store_true")
+    add_spectra_flags(p)
     p.add_argument("--far", type=float, default=50.0, help="basis units (default 50)")
     p.add_argument("--rows", type=int, nargs="+", default=[])
     args = p.parse_args(argv)
-    prior = InvivoPrior() if args.snr is None else InvivoPrior(snr_range=(args.snr, args.snr))
-    model, basis, signals, want, fid = model_spectra(
-        args.checkpoint, args.basis, prior, args.n, args.seed
-    )
-    q = model.quantifier
-    names = tuple(q.metabolites)
-    if args.default_simulator:
-        truth, fid = default_spectra(model, basis, fid, args.n, args.seed)
-        want = scored(truth, names)
-    else:
-        truth = np.asarray(invivo_truth(q.problem(), signals.parameters)[1])
+    model, basis, fid, truth, names = spectra_with_truth(args)
+    want = scored(truth, names)
     print(
         f"{args.n} {'default-simulator' if args.default_simulator else 'invivo'} spectra, seed "
         f"{args.seed}, SNR {args.snr or 'as drawn'}, load {os.getloadavg()[0]:.1f}"

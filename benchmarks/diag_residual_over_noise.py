@@ -34,13 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_physics_baseline import model_spectra
-from diag_quantify_outliers import default_spectra
+from diag_quantify_outliers import add_spectra_flags, spectra_with_truth
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import write_nifti_mrs
-from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs
-from scaloquant.simulate.invivo import InvivoPrior
 
 #: Thresholds on ``residual_over_noise`` whose catches and false alarms are counted.
 THRESHOLDS = (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0)
@@ -115,12 +112,7 @@ def report(label: str, result, names, truth, writer, far_units: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("--basis", type=Path, help="the basis the model was trained on")
-    p.add_argument("--n", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snr", type=float, help="one SNR (default: the prior's 5-150)")
-    p.add_argument("--default-simulator", action="store_true")
+    add_spectra_flags(p)
     p.add_argument(
         "--runs", nargs="+", default=["fit", "model"], choices=("fit", "fit-simulated", "model")
     )
@@ -133,16 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulator's amplitude range, 0-1)",
     )
     args = p.parse_args(argv)
-    prior = InvivoPrior() if args.snr is None else InvivoPrior(snr_range=(args.snr, args.snr))
-    model, basis, signals, _, fid = model_spectra(
-        args.checkpoint, args.basis, prior, args.n, args.seed
-    )
-    q = model.quantifier
-    names = tuple(q.metabolites)
-    if args.default_simulator:
-        truth, fid = default_spectra(model, basis, fid, args.n, args.seed)
-    else:
-        truth = np.asarray(invivo_truth(q.problem(), signals.parameters)[1])
+    model, basis, fid, truth, names = spectra_with_truth(args)
     what = "default-simulator" if args.default_simulator else "invivo"
     print(
         f"{args.n} {what} spectra, seed {args.seed}, SNR {args.snr or 'as drawn'}, "
