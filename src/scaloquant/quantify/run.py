@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -455,15 +455,26 @@ def _physics_figures(
     return figures
 
 
+class _FitChecks(NamedTuple):
+    """An input's figures of its fit (``fit``, ``--refine``, a physics-head model's final
+    model), ``(N,)`` each, None without a fit: the relative residual, the fitted FWHM (ppm), the
+    metabolite model over the data, the residual over the noise, and its facts
+    (:func:`spread_fit_facts`; the fit's water_near_window among them, which its flag reads)."""
+
+    residual: np.ndarray | None
+    linewidth_ppm: np.ndarray | None
+    metabolites: np.ndarray | None
+    over_noise: np.ndarray | None
+    facts: dict[str, np.ndarray]
+
+
 def _flagged(
-    prep: Prepared, estimates: np.ndarray, names: tuple[str, ...], checks: tuple
-) -> tuple[list[list[str]], tuple]:
+    prep: Prepared, estimates: np.ndarray, names: tuple[str, ...], checks: _FitChecks
+) -> tuple[list[list[str]], _FitChecks]:
     """An input's QC flags after its fit (:func:`~scaloquant.signal.quality.fit_flags`), from
-    its ``checks`` (of the fit, or None: relative residual, fitted FWHM (ppm), metabolite model
-    over data, residual over noise, and its facts, :func:`_fit_facts`; the fit's
-    water_near_window among them, which its flag reads) and ``estimates`` ``(N, M)``, and the
-    checks blanked where the data hold nothing to measure. Before the figures are chosen: the
-    flagged spectra are drawn first (:func:`figure_choice`)."""
+    its ``checks`` and ``estimates`` ``(N, M)``, and the checks blanked where the data hold
+    nothing to measure. Before the figures are chosen: the flagged spectra are drawn first
+    (:func:`figure_choice`)."""
     from ..signal.quality import fit_flags
 
     inp = prep.input
@@ -494,7 +505,34 @@ def _flagged(
         no_creatine=no_creatine(estimates, names),
         residual_over_noise=fit_noise,
     )
-    return flags, (fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts)
+    return flags, _FitChecks(fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts)
+
+
+def _figure_rows(
+    prepared: Sequence[Prepared],
+    flags: Sequence[list[list[str]]],
+    checks: Sequence[_FitChecks],
+    representative: Sequence[bool],
+    options: Options,
+) -> list[list[int]]:
+    """Per input, the spectra whose fit figures a run draws: the flagged ones first, worst
+    first, then the highest SNRs of all inputs (:func:`figure_choice`); for the
+    ``representative`` inputs (MRSI with a fit residual for every voxel) the voxels at evenly
+    spaced ranks of that residual (:func:`representative_voxels`, ``mrsi_figures`` of them:
+    16 figures of the highest SNRs were 8 of the 61 s of a 16 x 16 slice, and the maps show
+    every voxel)."""
+    chosen = figure_choice(
+        prepared,
+        options.max_figures,
+        skip=representative,
+        flags=flags,
+        residual_over_noise=[c.over_noise for c in checks],
+    )
+    k = min(options.mrsi_figures, options.max_figures)
+    return [
+        sorted(representative_voxels(c.residual, p.usable, k)) if by_residual else drawn
+        for p, c, by_residual, drawn in zip(prepared, checks, representative, chosen, strict=True)
+    ]
 
 
 def _finish(
@@ -502,7 +540,7 @@ def _finish(
     names: tuple[str, ...],
     # per input: prepared spectra, estimate columns, figures, the fit's checks (or None; as
     # _flagged returns them) and its flags (_flagged)
-    partial: list[tuple[Prepared, dict[str, np.ndarray], dict, tuple, list[list[str]]]],
+    partial: list[tuple[Prepared, dict[str, np.ndarray], dict, _FitChecks, list[list[str]]]],
     *,
     basis: BasisSet | None,
     base_suffixes: tuple[str, ...],
@@ -520,7 +558,7 @@ def _finish(
     macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
     for prep, columns, figures, checks, flags in partial:
         inp = prep.input
-        fit_residual, _, _, fit_noise, fit_facts = checks
+        fit_residual, fit_noise, fit_facts = checks.residual, checks.over_noise, checks.facts
         unusable = unmeasurable(flags)
         # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
         columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
@@ -709,34 +747,31 @@ def quantify_inputs(
             fit_residual, fit_metabolites, fit_noise = (spread(v) for v in fit_checks(refined))
             fit_linewidth = spread(refined.linewidth_ppm)
             fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra)
-        checks = (fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
+        checks = _FitChecks(fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
         flags, checks = _flagged(prep, columns[""], names, checks)
         drawn_at = functools.partial(
             _model_figures, quantifier, basis, fid, rows, amplitudes, estimates
         )
         estimated_inputs.append((prep, columns, checks, flags, drawn_at))
-    # the spectra the run flagged first, worst first, then the highest SNRs; MRSI inputs with
-    # --refine or a physics-head model: voxels representative of the fit's residual, as
-    # ``fit`` draws them
+    # MRSI inputs with --refine or a physics-head model: voxels representative of the fit's
+    # residual, as ``fit`` draws them
     chosen = (
-        figure_choice(
+        _figure_rows(
             prepared,
-            options.max_figures,
-            skip=representative,
-            flags=[e[3] for e in estimated_inputs],
-            residual_over_noise=[e[2][3] for e in estimated_inputs],
+            [e[3] for e in estimated_inputs],
+            [e[2] for e in estimated_inputs],
+            representative,
+            options,
         )
         if drawing
         else [[] for _ in prepared]
     )
-    partial = []
-    for (prep, columns, checks, flags, drawn_at), drawn, by_residual in zip(
-        estimated_inputs, chosen, representative, strict=True
-    ):
-        if drawing and by_residual:
-            k = min(options.mrsi_figures, options.max_figures)
-            drawn = sorted(representative_voxels(checks[0], prep.usable, k))
-        partial.append((prep, columns, drawn_at(drawn), checks, flags))
+    partial = [
+        (prep, columns, drawn_at(drawn), checks, flags)
+        for (prep, columns, checks, flags, drawn_at), drawn in zip(
+            estimated_inputs, chosen, strict=True
+        )
+    ]
     base = ("", "_sd", *(("_refined", "_crlb_sd", "_crlb_pct") if options.refine else ()))
     if physics:
         base = ("", "_sd", "_crlb_sd", "_crlb_pct")
@@ -884,24 +919,19 @@ def fit_inputs(
         )
         done = [c for _, _, result, _, _ in fits for c in result.conversions]
         prep = replace(prep, conversions=(*prep.conversions, *dict.fromkeys(done)))
-        checks = (residual, linewidth, metabolites, over_noise, facts)
+        checks = _FitChecks(residual, linewidth, metabolites, over_noise, facts)
         flags, checks = _flagged(prep, columns[""], names, checks)
         fitted_inputs.append((prep, columns, fits, checks, flags))
-    # the spectra the fits flagged first, worst first, then the highest SNRs; MRSI inputs:
-    # voxels representative of the fit, from its residuals (16 figures of the highest SNRs: 8
-    # of the 61 s of a 16 x 16 slice; the maps show every voxel)
-    chosen = figure_choice(
+    # MRSI inputs: voxels representative of the fit, from its residuals
+    chosen = _figure_rows(
         [f[0] for f in fitted_inputs],
-        options.max_figures,
-        skip=[f[0].input.is_mrsi for f in fitted_inputs],
-        flags=[f[4] for f in fitted_inputs],
-        residual_over_noise=[f[3][3] for f in fitted_inputs],
+        [f[4] for f in fitted_inputs],
+        [f[3] for f in fitted_inputs],
+        [f[0].input.is_mrsi for f in fitted_inputs],
+        options,
     )
     partial = []
     for (prep, columns, fits, checks, flags), drawn in zip(fitted_inputs, chosen, strict=True):
-        if prep.input.is_mrsi:
-            k = min(options.mrsi_figures, options.max_figures)
-            drawn = sorted(representative_voxels(checks[0], prep.usable, k))
         figures = {}
         for rows, group, result, _, _ in fits:  # usable spectra only, all fitted
             ours = set(rows.tolist())
