@@ -4,7 +4,7 @@
 Each case runs ``quantify --model CKPT FILE`` in this process (``scaloquant.cli.main``,
 ``--max-figures 0``, quantify's default ``--baseline-stiffness adaptive``) with hooks that read,
 without changing anything: every evaluation the ``fit_residual`` is formed from
-(:func:`scaloquant.models.physics_head.relative_fit_residual`: whether it carries a baseline
+(:func:`scaloquant.models.physics_head.fit_residual_checks`: whether it carries a baseline
 stiffness per spectrum, ``Evaluation.stiffness``, or the problem's fixed one), each polished
 spectrum's own residual before the rows the F-test screen flags are replaced by their refit's
 (``PhysicsQuantifier.predict_estimates``), and which rows were refitted. Then ``scaloquant fit``
@@ -52,7 +52,7 @@ def quantify_hooked(file: Path, ckpt: Path, out: Path) -> dict:
     polished: list[np.ndarray] = []
     rows: list[np.ndarray] = []
     refit: list[np.ndarray] = []
-    own_residual = physics.relative_fit_residual
+    own_residual = physics.fit_residual_checks
     own_predict = physics.PhysicsQuantifier.predict_estimates
     own_estimates = run._physics_estimates
     own_rows = run.estimated_rows
@@ -81,7 +81,7 @@ def quantify_hooked(file: Path, ckpt: Path, out: Path) -> dict:
         rows.append((np.asarray(r), prep.input.n_spectra))
         return r
 
-    physics.relative_fit_residual = residual
+    physics.fit_residual_checks = residual
     physics.PhysicsQuantifier.predict_estimates = predict
     run._physics_estimates = estimates
     run.estimated_rows = estimated
@@ -89,7 +89,7 @@ def quantify_hooked(file: Path, ckpt: Path, out: Path) -> dict:
         argv = ["quantify", str(file), "--model", str(ckpt), "--out", str(out)]
         code = cli([*argv, "--max-figures", "0", "--overwrite"])
     finally:
-        physics.relative_fit_residual = own_residual
+        physics.fit_residual_checks = own_residual
         physics.PhysicsQuantifier.predict_estimates = own_predict
         run._physics_estimates = own_estimates
         run.estimated_rows = own_rows

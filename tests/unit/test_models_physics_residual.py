@@ -1,5 +1,5 @@
-"""The ``fit_residual`` of a physics-head model (:func:`scaloquant.models.physics
-.relative_fit_residual`), the definition of the fit's quality column: ``|data - model| /
+"""The ``fit_residual`` of a physics-head model (:func:`scaloquant.models.physics_head
+.fit_residual_checks`, its first part), the definition of the fit's quality column: ``|data - model| /
 |data|`` over the fit window, the model with its baseline.
 
 Known answers: at the true parameters of a noiseless spectrum the model is the data (rounding
@@ -20,7 +20,7 @@ from scaloquant.fit.evaluation import evaluate
 from scaloquant.fit.problem import data_window, make_problem
 from scaloquant.io import default_basis
 from scaloquant.models.physics import build_physics_quantifier
-from scaloquant.models.physics_head import relative_fit_residual
+from scaloquant.models.physics_head import fit_residual_checks
 from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import BaselineConfig
 from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
@@ -124,10 +124,10 @@ def test_residual_at_each_spectrums_own_stiffness_is_the_fits(clean):
     own = torch.tensor([0, 1, 0, 1])
     ev = evaluate(problem, theta, y, ones, derivatives=False, stiffness=own)
     oracle = fit.residual_norm / torch.linalg.vector_norm(y, dim=-1).numpy()
-    np.testing.assert_allclose(relative_fit_residual(problem, ev, y).numpy(), oracle, rtol=1e-9)
+    np.testing.assert_allclose(fit_residual_checks(problem, ev, y)[0].numpy(), oracle, rtol=1e-9)
     # the stiffness matters on these spectra: at the fixed one the flexible rows differ
     stiff = evaluate(problem, theta, y, ones, derivatives=False, stiffness=0 * own)
-    at_fixed = relative_fit_residual(problem, stiff, y).numpy()
+    at_fixed = fit_residual_checks(problem, stiff, y)[0].numpy()
     np.testing.assert_allclose(at_fixed[::2], oracle[::2], rtol=1e-9)
     assert np.all(np.abs(at_fixed[1::2] / oracle[1::2] - 1) > 0.01), (at_fixed, oracle)
 

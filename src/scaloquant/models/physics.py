@@ -106,7 +106,7 @@ class PhysicsEstimate(NamedTuple):
     ``(B,)`` per real part (from the residual); ``network_sd`` ``(B, M)`` the network's own
     SD: the CRLB at ``network_theta`` (noise level from its residual) times the calibration
     factors of the model (:attr:`PhysicsQuantifierConfig.network_sd_factors`);
-    ``fit_residual`` ``(B,)`` the final model's :func:`relative_fit_residual` (quantify's
+    ``fit_residual`` ``(B,)`` the final model's relative residual (:func:`fit_residual_checks`; quantify's
     ``fit_residual`` column, as the fit's); ``metabolite_fraction`` ``(B,)`` its
     :func:`metabolite_fraction` (the ``baseline_cancels`` / ``no_metabolites`` checks);
     ``residual_sd`` ``(B,)`` its residual's SD per real part over the window
@@ -823,7 +823,7 @@ class PhysicsQuantifier(nn.Module):
         polish_iterations: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`predict_with_sds`' three arrays, the final model's relative fit residual
-        ``(B,)`` (:func:`relative_fit_residual`, quantify's ``fit_residual`` column) and its
+        ``(B,)`` (:func:`fit_residual_checks`, quantify's ``fit_residual`` column) and its
         :func:`metabolite_fraction` ``(B,)`` (quantify's metabolites-over-data checks)."""
         p = self.predict_estimates(fids, batch_size=batch_size, polish_iterations=polish_iterations)
         return p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction

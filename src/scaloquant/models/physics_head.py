@@ -136,13 +136,21 @@ def crlb_sd(
     return var[:, : problem.n_metabolites].clamp_min(0).sqrt()
 
 
-def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> torch.Tensor:
-    """``|y - S a - B c| / |y|`` ``(B,)`` over the fit window ``y`` ``(B, K)`` of evaluation
-    ``ev``, the baseline ``B c`` solved from the residual by the fit's own code
+def fit_residual_checks(
+    problem: Problem, ev: Evaluation, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(relative residual, residual SD)`` ``(B,)`` each of evaluation ``ev`` over the fit
+    window ``y`` ``(B, K)``, from one residual ``r = y - S a - B c``, the baseline ``B c``
+    solved from the residual by the fit's own code
     (:func:`~scaloquant.fit.evaluation.residual_and_baseline`, at the stiffness ``ev``'s
-    amplitudes were solved at): the definition of the fit's ``fit_residual`` quality column
-    (``scaloquant.quantify.checks.fit_checks``, the Euclidean norms of the data and the
-    residual over the window); NaN for an empty window.
+    amplitudes were solved at):
+
+    - ``|r| / |y|`` (Euclidean norms over the window; NaN for an empty window): the definition
+      of the fit's ``fit_residual`` quality column (``scaloquant.quantify.checks.fit_checks``);
+    - the SD of each real part, ``sqrt(mean |r|^2 / 2)``, as
+      :func:`scaloquant.signal.quality.residual_sd` of the fit's rebuilt residual (what
+      :func:`~scaloquant.signal.quality.residual_over_noise` divides by the data's noise SD:
+      the ``residual_over_noise`` quality column).
 
     The polish solves at its fit model's fixed stiffness (its problems have no per-spectrum
     ``stiffnesses``, so ``ev.stiffness`` is None), and so does this residual. ``quantify``'s
@@ -150,18 +158,6 @@ def relative_fit_residual(problem: Problem, ev: Evaluation, y: torch.Tensor) -> 
     flags again (``fit_spectra``), and their rows take that fit's amplitudes and residual
     (docs/history/physics-models-log.md "The physics-head residual's baseline stiffness
     (session 31, `resid31`)")."""
-    return fit_residual_checks(problem, ev, y)[0]
-
-
-def fit_residual_checks(
-    problem: Problem, ev: Evaluation, y: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(relative_fit_residual, residual SD)`` ``(B,)`` each of evaluation ``ev`` over the fit
-    window ``y`` ``(B, K)``, from one residual: the SD of each real part,
-    ``sqrt(mean |r|^2 / 2)`` over the window, as
-    :func:`scaloquant.signal.quality.residual_sd` of the fit's rebuilt residual (what
-    :func:`~scaloquant.signal.quality.residual_over_noise` divides by the data's noise SD: the
-    ``residual_over_noise`` quality column)."""
     r, _ = residual_and_baseline(problem, ev)
     sd = r.abs().square().mean(-1).div(2).sqrt()
     return _over_data(r, y), sd

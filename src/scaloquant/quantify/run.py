@@ -701,7 +701,7 @@ def quantify_inputs(
         if physics:
             # the CRLB of the polished fit, and the network's own calibrated SD
             # fit_residual and the metabolites over the data: the final model's, as the fit's
-            # column and checks (relative_fit_residual, metabolite_fraction)
+            # column and checks (fit_residual_checks, metabolite_fraction)
             estimates = _physics_estimates(
                 quantifier,
                 estimated,
