@@ -416,3 +416,16 @@ def run_in_processes(
         pool.shutdown(wait=True, cancel_futures=True)
         queue.put(None)
         reader.join()
+
+
+def is_launching_process() -> bool:
+    """Whether this is the process a user started, not one a multi-process training launched
+    beside it (it alone writes and cleans up the run's files). Environment variables only, no
+    torch: ``scaloquant train`` asks it on its refusals before the trainer is imported."""
+    # Lightning's DDP launcher starts the extra processes with LOCAL_RANK > 0; torchrun and SLURM
+    # set RANK / SLURM_PROCID and NODE_RANK for every process
+    for var in ("LOCAL_RANK", "RANK", "NODE_RANK", "SLURM_PROCID"):
+        value = os.environ.get(var, "0")
+        if value.strip().isdigit() and int(value) != 0:
+            return False
+    return True

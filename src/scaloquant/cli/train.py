@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -325,14 +324,10 @@ def handle(args: argparse.Namespace) -> int:
     try:
         return _train(args)
     except BaseException:
-        # the folders are made after the trainer is imported: a refusal before it made none,
-        # and importing it (seconds) to ask whether this is the launching process would only
-        # delay the refusal
-        if "scaloquant.train" in sys.modules:
-            from ..train import is_launching_process
+        from ..threads import is_launching_process  # no torch: a refusal stays quick
 
-            if is_launching_process():
-                _remove_new_empty_folders(args.out, before)
+        if is_launching_process():
+            _remove_new_empty_folders(args.out, before)
         raise
 
 

@@ -57,6 +57,7 @@ from ..io.training_log import TrainingCurve, read_log_rows, training_curve
 from ..models.checkpoint import CHECKPOINT_KEY
 from ..models.quantifier import Quantifier
 from ..seeds import FRESH_KEY, NORM_KEY, TRAIN_KEY, VAL_KEY, seed_sequence
+from ..threads import is_launching_process
 from ..types import BasisSet, SignalSet
 from .checkpoint import AtomicCheckpointIO, calibrate_checkpoint, checkpoint_metadata
 from .config import TrainConfig
@@ -100,16 +101,6 @@ class TrainResult:
     steps: int
     is_global_zero: bool = True
     curve: TrainingCurve | None = None
-
-
-def is_launching_process() -> bool:
-    # Lightning's DDP launcher starts the extra processes with LOCAL_RANK > 0; torchrun and SLURM
-    # set RANK / SLURM_PROCID and NODE_RANK for every process
-    for var in ("LOCAL_RANK", "RANK", "NODE_RANK", "SLURM_PROCID"):
-        value = os.environ.get(var, "0")
-        if value.strip().isdigit() and int(value) != 0:
-            return False
-    return True
 
 
 def _as_signal_set(data: Any, basis: BasisSet, what: str) -> SignalSet:
