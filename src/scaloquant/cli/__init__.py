@@ -85,11 +85,45 @@ class _OneLineParser(argparse.ArgumentParser):
     (:attr:`subcommands`), so that an unknown flag is refused by the command it was given to,
     under that command's name (:meth:`parse_args`), where argparse names the main parser alone
     and points at its help; its subcommands' parsers are of its class (``add_subparsers``'
-    default ``parser_class``)."""
+    default ``parser_class``). It keeps its arguments as ``add_argument`` returned them
+    (:attr:`arguments`), where argparse keeps them in private attributes only."""
 
     #: ``(dest, {name: parser})`` of :meth:`add_subparsers`: the namespace attribute that holds
     #: the chosen subcommand's name, and the parser of every name; None without subcommands.
     subcommands: tuple[str, dict[str, argparse.ArgumentParser]] | None = None
+    #: Every argument added by ``add_argument``, to the parser or to one of its argument
+    #: groups, as ``add_argument`` returned it, in order (``-h`` first; not the subcommands'
+    #: argument of :meth:`add_subparsers`): what tests and tools read a command's flags from.
+    arguments: list[argparse.Action]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.arguments = []  # before argparse's __init__, which adds -h
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.arguments.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._keeping(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        return self._keeping(super().add_mutually_exclusive_group(**kwargs))
+
+    def _keeping(self, group: Any) -> Any:
+        """``group`` (of :meth:`add_argument_group` or :meth:`add_mutually_exclusive_group`,
+        or a group of it), whose ``add_argument`` also keeps each action in :attr:`arguments`."""
+        add_argument, add_group = group.add_argument, group.add_mutually_exclusive_group
+
+        def add_and_keep(*args: Any, **kwargs: Any) -> argparse.Action:
+            action = add_argument(*args, **kwargs)
+            self.arguments.append(action)
+            return action
+
+        group.add_argument = add_and_keep
+        group.add_mutually_exclusive_group = lambda **kwargs: self._keeping(add_group(**kwargs))
+        return group
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
