@@ -9,6 +9,8 @@ Scanner files that spec2nii converts are not rows: ``io.dispatch`` refuses them 
 
 from __future__ import annotations
 
+import os
+from pathlib import PurePath
 from typing import Literal, NamedTuple
 
 #: How a format holds a basis set: ``"file"``, a file is a whole basis (``.BASIS``); ``"folder"``,
@@ -260,3 +262,13 @@ def by_content(formats: tuple[FileFormat, ...], head: str) -> FileFormat | None:
             return fmt
     plain = [f for f in formats if not f.markers]
     return plain[0] if plain else None
+
+
+#: Suffixes of ``scaloquant simulate``'s HDF5 files (signals with their truth): not a row of
+#: :data:`FORMATS` (no FID or basis reader takes them; :mod:`scaloquant.io.hdf5` reads them).
+SIMULATION_SUFFIXES = (".h5", ".hdf5")
+
+
+def is_simulation_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as an HDF5 simulation file (:data:`SIMULATION_SUFFIXES`)."""
+    return PurePath(path).suffix.lower() in SIMULATION_SUFFIXES

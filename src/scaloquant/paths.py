@@ -11,6 +11,8 @@ from .errors import InputFileError
 
 #: What to do about a checkpoint path that is missing (the readers' and the CLI's early check).
 CHECKPOINT_HINT = "give the .ckpt file written by scaloquant train"
+#: What to do about a simulation file (``scaloquant simulate``'s HDF5) that is missing.
+SIMULATION_HINT = "give a simulation file written by scaloquant"
 
 
 def require_existing(path: str | os.PathLike, what: str = "", hint: str = "check the path") -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import nibabel
 import numpy as np
@@ -217,17 +218,16 @@ MODEL_FLAG_SAMPLES = {
 def test_every_fit_model_flag_reaches_the_fit_config():
     """A model flag is declared in ``register`` and copied into the config in
     ``fit_config_from_args``: one without the other is a flag that does nothing. A new flag of
-    the "fit model" group fails here until it has a sample above that changes the config."""
-    import argparse
-
-    from scaloquant.cli.fit import fit_config_from_args, register
+    the "fit model" group fails here until it has a sample above that changes the config. The
+    group's flags are those its section of ``--help`` lists."""
+    from scaloquant.cli import build_parser
+    from scaloquant.cli.fit import fit_config_from_args
     from scaloquant.fit.config import FIT_PRESETS
 
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    fit = parser._subparsers._group_actions[0].choices["fit"]
-    (model,) = [g for g in fit._action_groups if g.title.startswith("fit model")]
-    flags = {a.option_strings[0] for a in model._group_actions} - {"--preset", "--config"}
+    parser = build_parser(["fit"])
+    sections = re.split(r"\n(?=\S)", parser.subcommands[1]["fit"].format_help())
+    (model,) = [s for s in sections if s.startswith("fit model")]
+    flags = set(re.findall(r"^  (--[a-z][a-z0-9-]*)", model, re.M)) - {"--preset", "--config"}
     assert flags == set(MODEL_FLAG_SAMPLES)
     for flag, value in MODEL_FLAG_SAMPLES.items():
         args = parser.parse_args(["fit", "x.RAW", "--out", "o", flag, *value])

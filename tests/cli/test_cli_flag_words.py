@@ -222,6 +222,21 @@ def test_parse_known_args_returns_the_unknown_words():
     assert sorted(unknown) == ["--bogus", "--other", "--zzz"]
 
 
+def test_every_parser_keeps_every_flag_its_help_lists():
+    """``arguments`` (what the tests here read a command's flags from, where argparse keeps
+    them in private attributes) holds every flag that ``--help`` lists, those of argument
+    groups and mutually exclusive groups included, and no other."""
+    from scaloquant.cli import build_parser
+
+    main_parser = build_parser()
+    parsers = [main_parser, *main_parser.subcommands[1].values(), *_sweep_parsers().values()]
+    for parser in parsers:
+        entries = re.findall(r"^  (-\S.*?)(?:  |$)", parser.format_help(), re.M)
+        listed = {f for e in entries for f in re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", e)}
+        kept = {flag for action in parser.arguments for flag in action.option_strings}
+        assert kept == listed, parser.prog
+
+
 def test_a_parser_with_subcommands_takes_no_flag_with_a_value():
     """The main parser's and ``basis``' flags take no value, so that a command is the first
     word after them that is not a flag: ``build_parser`` builds that command's options alone,
@@ -233,7 +248,7 @@ def test_a_parser_with_subcommands_takes_no_flag_with_a_value():
     with_subcommands = [p for p in parsers if p.subcommands is not None]
     assert [p.prog for p in with_subcommands] == ["scaloquant", "scaloquant basis"]
     for parser in with_subcommands:
-        valued = [a.option_strings for a in parser._actions if a.option_strings and a.nargs != 0]
+        valued = [a.option_strings for a in parser.arguments if a.option_strings and a.nargs != 0]
         assert valued == [], parser.prog
 
 
@@ -361,7 +376,7 @@ def _sweep_values(action) -> list[str]:
 def _sweep_cases() -> list[tuple[str, str, str]]:
     cases = []
     for command, parser in _sweep_parsers().items():
-        for action in parser._actions:
+        for action in parser.arguments:
             if action.nargs == 0 or action.help == "==SUPPRESS==":
                 continue
             flag = action.option_strings[0] if action.option_strings else action.metavar
@@ -397,7 +412,7 @@ def _sweep_argv(command, flag, value, files, tmp_path) -> tuple[list[str], Path 
     base = [str(tmp_path / w.replace("OUT", "out")) if w.startswith("OUT") else w for w in base]
     base = [files.get(w, w) for w in base]
     parser = _sweep_parsers()[command]
-    action = next(a for a in parser._actions if flag in (*a.option_strings, a.metavar))
+    action = next(a for a in parser.arguments if flag in (*a.option_strings, a.metavar))
     if not action.option_strings:  # a positional path: the base's output, its first file, or added
         words = SWEEP_BASES[command]
         outputs = [i for i, w in enumerate(words) if w.startswith("OUT")]

@@ -25,7 +25,7 @@ import pytest
 import torch
 from _fids import fid_on_grid
 
-from _shared import CHALLENGE, ISMRM2016_BASIS, one_error_line
+from _shared import CHALLENGE, ISMRM2016_BASIS, argparse_error_line, one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_lcmodel_raw, write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -697,11 +697,31 @@ def test_train_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
     assert f"the last checkpoint {last} is kept" in line and "with --resume" in line
 
 
-@pytest.mark.parametrize("argv", [["--snr", "-5,10"], ["--snr=-5,10"]])
+@pytest.mark.parametrize("argv", [["--snr", "-5,10"], ["--snr=-5,10"], ["--sn", "-5,10"]])
 def test_reproduce_negative_snr_gets_scaloquants_message(tmp_path, capsys, argv):
+    """A value that starts with a dash and a digit is --snr's (argparse took it for a flag
+    and answered "expected one argument"), also after an abbreviation of the flag."""
     assert main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), *argv]) == 2
     line = one_error_line(capsys, "reproduce")
     assert re.search(r"--snr must be > 0 .*got -5$", line)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--overwrite", "-5x"], "unrecognized arguments: -5x"),
+        (["--s", "-5,10"], "ambiguous option: --s could match --seed, --snr"),
+        (["--", "--snr", "-5,10"], "unrecognized arguments: -- --snr -5,10"),
+        (["--seed", "-5x"], "argument --seed: must be a whole number, got '-5x'"),
+    ],
+)
+def test_reproduce_dash_digit_words_elsewhere_keep_argparses_refusal(tmp_path, capsys, argv, words):
+    """Such a word after a flag of no value, an ambiguous abbreviation or ``--`` is left as
+    argparse reads it: its refusal names the words as they were typed."""
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--preset", "tiny", "--out", str(tmp_path / "r"), *argv])
+    assert words in argparse_error_line(capsys, "reproduce")
     assert not (tmp_path / "r").exists()
 
 

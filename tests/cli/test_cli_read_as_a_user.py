@@ -230,7 +230,7 @@ def test_every_option_is_explained_in_a_sentence(command, capsys):
     simulate's ``--lineshape`` until session 31), and the acquisition flags read as English
     (convert's said 'for an INPUT that does not record it that do not record it')."""
     parser = _subparser(build_parser([*command, "--help"]), command)
-    silent = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]
+    silent = [a.option_strings[0] for a in parser.arguments if a.option_strings and not a.help]
     assert not silent, f"{' '.join(command)}: no help for {silent}"
     with pytest.raises(SystemExit):
         main([*command, "--help"])

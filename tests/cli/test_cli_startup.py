@@ -49,9 +49,10 @@ def _refused_without(fresh_python, args: list[str], module: str) -> str:
         ("train", (*HEAVY, "torch", "numpy", "scipy")),
         # its handler imports what a run needs (before session 31 its --help loaded torch)
         ("evaluate", (*HEAVY, "torch", "scipy")),
-        # their parsers' constants come from torch-free modules (before session 32: torch)
+        # their parsers' constants come from torch-free modules (before session 32: torch),
+        # scalogram's from scaloquant.presets (before session 33: numpy and h5py)
         ("simulate", (*HEAVY, "torch", "numpy", "scipy")),
-        ("scalogram", (*HEAVY, "torch", "scipy")),
+        ("scalogram", (*HEAVY, "torch", "numpy", "scipy", "h5py")),
     ],
 )
 def test_help_imports_neither_lightning_nor_matplotlib(command, heavy, fresh_python):
@@ -256,6 +257,32 @@ def test_simulate_and_scalogram_refuse_a_missing_path_before_torch_is_imported(
         args += ["--out", str(tmp_path / "scalogram.npy")]
     line = _refused_without(fresh_python, args, "torch")
     assert f"error: {expected.replace('GONE', str(tmp_path / 'gone'))}" in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+#: (scalogram's words, the line after 'error: '), refused before numpy and h5py are imported
+#: (0.4 s of 0.6 s before session 33): by argparse, by the handler's first checks, a missing
+#: INPUT (GONE) in its reader's words. OUT an output in the test's folder.
+SCALOGRAM_WITHOUT_NUMPY = [
+    (["GONE.h5", "--out", "OUT.npy", "--preset", "fast"], "argument --preset: invalid choice"),
+    (["GONE.h5"], "the following arguments are required: --out"),
+    (["--out", "OUT.npy"], "give the input: scaloquant scalogram INPUT --out FILE"),
+    (["GONE.h5", "--out", "OUT.txt"], "--out must end in .npy or .png, got 'out.txt'"),
+    (["GONE.h5", "--out", "OUT.npy"], "GONE.h5 does not exist; give a simulation file"),
+    (["GONE.RAW", "--out", "OUT.png"], "GONE.RAW does not exist; check the path"),
+]
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    SCALOGRAM_WITHOUT_NUMPY,
+    ids=[" ".join(words) for words, _ in SCALOGRAM_WITHOUT_NUMPY],
+)
+def test_scalogram_refuses_before_numpy_is_imported(words, expected, tmp_path, fresh_python):
+    gone, out = str(tmp_path / "gone"), str(tmp_path / "out")
+    args = ["scalogram", *(w.replace("GONE", gone).replace("OUT", out) for w in words)]
+    line = _refused_without(fresh_python, args, "numpy")
+    assert f"error: {expected.replace('GONE', gone)}" in line, line
     assert list(tmp_path.iterdir()) == []
 
 

@@ -128,7 +128,7 @@ def command_words(argv: list[str]) -> tuple[str, ...]:
 
 
 def options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    return {o: a for a in parser._actions for o in a.option_strings}
+    return {o: a for a in parser.arguments for o in a.option_strings}
 
 
 def choices_of(action: argparse.Action) -> list[str]:

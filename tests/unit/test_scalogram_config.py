@@ -12,6 +12,7 @@ from scaloquant.scalogram import (
     centre_ppm,
     channel_names,
     default_scale_span,
+    preset_names,
     scales,
     time_axis_ms,
 )
@@ -44,6 +45,15 @@ def test_cpu_preset_shape_and_override():
 def test_unknown_preset_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown scalogram preset 'fast'"):
         ScalogramConfig.preset("fast")
+
+
+def test_the_offered_preset_names_are_the_presets():
+    """``preset_names()`` (``scaloquant scalogram --preset``'s choices, kept in the numpy-free
+    :mod:`scaloquant.presets`) names every preset, and nothing else: the refusal of an unknown
+    name lists the presets the config knows."""
+    with pytest.raises(ConfigError) as refused:
+        ScalogramConfig.preset("fast")
+    assert str(refused.value).endswith(f"choose from {', '.join(preset_names())}")
 
 
 def test_default_is_matlab_10_voices():

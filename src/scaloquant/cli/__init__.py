@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -85,11 +86,51 @@ class _OneLineParser(argparse.ArgumentParser):
     (:attr:`subcommands`), so that an unknown flag is refused by the command it was given to,
     under that command's name (:meth:`parse_args`), where argparse names the main parser alone
     and points at its help; its subcommands' parsers are of its class (``add_subparsers``'
-    default ``parser_class``)."""
+    default ``parser_class``). It keeps its arguments as ``add_argument`` returned them
+    (:attr:`arguments`), where argparse keeps them in private attributes only."""
 
     #: ``(dest, {name: parser})`` of :meth:`add_subparsers`: the namespace attribute that holds
     #: the chosen subcommand's name, and the parser of every name; None without subcommands.
     subcommands: tuple[str, dict[str, argparse.ArgumentParser]] | None = None
+    #: Every argument added by ``add_argument``, to the parser or to one of its argument
+    #: groups, as ``add_argument`` returned it, in order (``-h`` first; not the subcommands'
+    #: argument of :meth:`add_subparsers`): what tests and tools read a command's flags from.
+    arguments: list[argparse.Action]
+    #: Whether a word that starts with a dash and a digit after a flag that takes one value is
+    #: that value (:meth:`parse_known_args`), as argparse takes a negative number alone
+    #: (``-5``, ``-.5``): ``reproduce --snr -5,10`` reaches the command's check of the list,
+    #: where argparse took ``-5,10`` for a flag and answered "expected one argument". Set by
+    #: the commands whose values may look so.
+    dash_digit_values: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.arguments = []  # before argparse's __init__, which adds -h
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.arguments.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._keeping(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        return self._keeping(super().add_mutually_exclusive_group(**kwargs))
+
+    def _keeping(self, group: Any) -> Any:
+        """``group`` (of :meth:`add_argument_group` or :meth:`add_mutually_exclusive_group`,
+        or a group of it), whose ``add_argument`` also keeps each action in :attr:`arguments`."""
+        add_argument, add_group = group.add_argument, group.add_mutually_exclusive_group
+
+        def add_and_keep(*args: Any, **kwargs: Any) -> argparse.Action:
+            action = add_argument(*args, **kwargs)
+            self.arguments.append(action)
+            return action
+
+        group.add_argument = add_and_keep
+        group.add_mutually_exclusive_group = lambda **kwargs: self._keeping(add_group(**kwargs))
+        return group
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -110,6 +151,39 @@ class _OneLineParser(argparse.ArgumentParser):
         action.add_parser = add_and_keep
         return action
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's; with :attr:`dash_digit_values`, a word that starts with a dash and a
+        digit (or a dash, a dot and a digit) and follows a flag of one value is joined to it
+        (``--snr -5,10`` -> ``--snr=-5,10``, argparse's own spelling of a value), up to a
+        ``--``. Any other such word is left as it is: argparse refuses it (an unrecognized
+        argument) or takes it (a negative number) as it would have."""
+        words = list(sys.argv[1:] if args is None else args)
+        if self.dash_digit_values:
+            words = self._dash_digit_values_joined(words)
+        return super().parse_known_args(words, namespace)
+
+    def _dash_digit_values_joined(self, words: list[str]) -> list[str]:
+        end = words.index("--") if "--" in words else len(words)
+        joined: list[str] = []
+        for word in words[:end]:
+            if joined and _DASH_DIGIT.match(word) and self._takes_one_value(joined[-1]):
+                joined[-1] += f"={word}"
+            else:
+                joined.append(word)
+        return joined + words[end:]
+
+    def _takes_one_value(self, word: str) -> bool:
+        """Whether argparse reads ``word`` as a flag of this parser that takes one value: one
+        of its option strings, or (argparse's ``allow_abbrev``) the start of only one long
+        one; read from :attr:`arguments`."""
+        options = {o: a for a in self.arguments for o in a.option_strings}
+        if word not in options and self.allow_abbrev and word.startswith("--") and "=" not in word:
+            starts = [o for o in options if o.startswith("--") and o.startswith(word)]
+            word = starts[0] if len(starts) == 1 else word
+        return word in options and options[word].nargs in (None, 1)
+
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
@@ -125,6 +199,11 @@ class _OneLineParser(argparse.ArgumentParser):
                 if extras:
                     parser.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
+
+
+#: A word that starts with a dash and a digit, or a dash, a dot and a digit (``-5,10``,
+#: ``-1e3``, ``-.5``): a value, never one of the CLI's flags.
+_DASH_DIGIT = re.compile(r"-\.?\d")
 
 
 def _command_chain(

@@ -117,8 +117,7 @@ def refuse_simulation_basis(path: Path, flag: str) -> None:
     positional argument's metavar is left out) and a remedy for it: the reader's 'not a FID
     file; ... evaluate a simulation file with scaloquant evaluate' was meant for an input."""
     from ..errors import InputFileError
-    from ..formats import basis_formats_text
-    from ..io.dispatch import is_simulation_path
+    from ..formats import basis_formats_text, is_simulation_path
 
     if is_simulation_path(path):
         given = f"{flag} {path}" if flag.startswith("--") else str(path)

@@ -20,9 +20,8 @@ def read_grid_file(
     the rewrite that records it (the reader's 'pass --dwell-time-s' named a flag the command
     does not have). A simulation file is refused with the remedy of this flag."""
     from ..errors import InputFileError, MissingMetadataError
-    from ..formats import fid_suffixes_text
+    from ..formats import fid_suffixes_text, is_simulation_path
     from ..io import read_fid
-    from ..io.dispatch import is_simulation_path
 
     if is_simulation_path(path):
         raise InputFileError(

@@ -73,13 +73,13 @@ def require_paths(args: argparse.Namespace) -> None:
     """Refuse, before numpy and torch are imported (seconds), a path of ``args`` that does not
     exist, with the readers' words and in their order (the basis, the checkpoints, the test
     file); the readers check the rest (formats, contents)."""
-    from ..paths import CHECKPOINT_HINT, require_existing, require_file
+    from ..paths import CHECKPOINT_HINT, SIMULATION_HINT, require_existing, require_file
 
     if args.basis is not None:
         require_existing(args.basis)
     for path in args.models:
         require_file(path, "checkpoint ", CHECKPOINT_HINT)
-    require_file(args.data, hint="give a simulation file written by scaloquant")
+    require_file(args.data, hint=SIMULATION_HINT)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
@@ -40,10 +39,10 @@ def register(subparsers: Any) -> None:
             "(the paper's protocol, for a GPU)."
         ),
     )
-    # "--snr -5,10": argparse (< 3.13) takes "-5,10" for an option, as it only knows "-5" as a
-    # negative number, and answers "expected one argument"; 3.13's rule (a dash then a digit)
-    # lets the list through to parse_snrs, which says what is wrong with it.
-    p._negative_number_matcher = re.compile(r"^-\.?\d")
+    # "--snr -5,10": argparse takes "-5,10" for a flag (it knows "-5" alone as a negative
+    # number) and answers "expected one argument"; joined to its flag, the list reaches
+    # parse_snrs, which says what is wrong with it
+    p.dash_digit_values = True
     p.add_argument("--preset", choices=PRESETS, required=True, help="training preset")
     p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
     seed = p.add_argument("--seed", type=whole_number, help="run seed (default: the preset's)")

@@ -11,19 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from .. import __version__
 from ..errors import ConfigError
-from ..formats import fid_titles_text
-from ..io import read_fid
-from ..io.atomic import atomic_path, check_writable
-from ..io.hdf5 import read_simulation
-from ..scalogram import ScalogramConfig, centre_frequencies_hz, preset_names
-from ..scalogram.config import ChannelMode
-from ..types import FID
+from ..formats import fid_titles_text, is_simulation_path
+from ..presets import CHANNEL_MODES, SCALOGRAM_PRESETS
 from ._common import (
     acquisition_overrides,
     add_acquisition_flags,
@@ -32,6 +24,12 @@ from ._common import (
     refuse_acquisition_flags,
     whole_number,
 )
+
+if TYPE_CHECKING:  # the handler imports them: the parser and its refusals load no numpy
+    import numpy as np
+
+    from ..scalogram import ScalogramConfig
+    from ..types import FID
 
 _OUTPUT_SUFFIXES = (".npy", ".png")
 
@@ -69,13 +67,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--preset",
-        choices=preset_names(),
+        choices=SCALOGRAM_PRESETS,
         default="paper",
         help="scalogram size: paper = 2 x 340 x 1536 (default), cpu = 2 x 128 x 384",
     )
     p.add_argument(
         "--channels",
-        choices=get_args(ChannelMode),
+        choices=CHANNEL_MODES,
         help="channel mode (default: the preset's, abs_re_im)",
     )
     p.add_argument("--log", action="store_true", help="store ln(magnitude + 1e-6)")
@@ -103,7 +101,11 @@ def handle(args: argparse.Namespace) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in _OUTPUT_SUFFIXES:
         raise ConfigError(f"--out must end in .npy or .png, got {args.out.name!r}")
+    _require_input(args.input)
     outputs = [args.out] + ([args.out.with_suffix(".json")] if suffix == ".npy" else [])
+    # the refusals above need no numpy (the io package loads it, and h5py); the parser neither
+    from ..io.atomic import atomic_path, check_writable
+
     for path in outputs:  # refuse before computing anything, and before writing either file
         check_writable(path, overwrite=args.overwrite)
     config = _config(args)
@@ -116,6 +118,7 @@ def handle(args: argparse.Namespace) -> int:
             f"{config.n_points}; pass --n-points {fid.n_points} (or fewer)"
         )
     # the input read first: a missing or unreadable one is refused without waiting for torch
+    import numpy as np
     import torch
 
     from ..scalogram import scalogram
@@ -152,7 +155,20 @@ def _input(args: argparse.Namespace) -> Path:
     return args.input if args.input is not None else args.input_flag
 
 
+def _require_input(path: Path) -> None:
+    """Refuse a missing INPUT in its reader's words before numpy and h5py are imported (a
+    tenth of a second; torch, seconds, loads later still): the readers check the rest."""
+    from ..paths import SIMULATION_HINT, require_existing, require_file
+
+    if is_simulation_path(path):
+        require_file(path, hint=SIMULATION_HINT)
+    else:
+        require_existing(path)
+
+
 def _config(args: argparse.Namespace) -> ScalogramConfig:
+    from ..scalogram import ScalogramConfig
+
     overrides: dict[str, Any] = {"log": args.log}
     if args.channels is not None:
         overrides["channels"] = args.channels
@@ -163,7 +179,8 @@ def _config(args: argparse.Namespace) -> ScalogramConfig:
 
 def _read_one(args: argparse.Namespace) -> FID:
     """The selected FID as samples ``(1, n_points)``."""
-    from ..io.dispatch import is_simulation_path
+    from ..io import read_fid
+    from ..io.hdf5 import read_simulation
 
     if is_simulation_path(args.input):
         refuse_acquisition_flags(
@@ -188,6 +205,9 @@ def _read_one(args: argparse.Namespace) -> FID:
 def _description(
     args: argparse.Namespace, config: ScalogramConfig, fid: FID, shape: tuple[int, ...]
 ) -> dict[str, Any]:
+    from .. import __version__
+    from ..scalogram import centre_frequencies_hz
+
     freqs = centre_frequencies_hz(config, fid.dwell_time_s)
     return {
         "scaloquant_version": __version__,
@@ -211,6 +231,7 @@ def _write_png(
     fid: FID,
     info: dict[str, Any],
 ) -> None:
+    from ..io.atomic import atomic_path
     from ..report.scalogram import scalogram_figure  # matplotlib loads only when drawing
 
     title = f"{args.input.name} signal {args.index}: Morse scalogram {data.shape}"

@@ -296,13 +296,13 @@ def require_paths(args: argparse.Namespace) -> None:
     """Refuse, before the trainer is imported (Lightning takes seconds), a path of ``args`` that
     does not exist; the readers check the rest (formats, contents). Only the paths of flags the
     model takes: another's flag is refused as such (``_train``, :func:`physics_config`)."""
-    from ..paths import require_existing, require_file
+    from ..paths import SIMULATION_HINT, require_existing, require_file
 
     physics = args.model in PHYSICS_KINDS
     for path in filter(None, (args.basis, args.grid_from) if physics else ()):
         require_existing(path)
     for path in filter(None, () if physics else (args.data, args.val_data)):
-        require_file(path, hint="give a simulation file written by scaloquant")
+        require_file(path, hint=SIMULATION_HINT)
     if args.config is not None:
         require_file(args.config, "config file ")
 

@@ -32,6 +32,7 @@ from ..formats import (
     fid_files_formats,
     fid_suffixes_text,
     folder_formats,
+    is_simulation_path,
 )
 from ..paths import require_existing
 from ..types import FID, BasisSet
@@ -153,15 +154,6 @@ def reconcile_header(
             ),
         ]
     return replace(obj, **keep, provenance=provenance)
-
-
-#: Suffixes of ``scaloquant simulate``'s HDF5 files (signals with their truth).
-SIMULATION_SUFFIXES = (".h5", ".hdf5")
-
-
-def is_simulation_path(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is named as an HDF5 simulation file (:data:`SIMULATION_SUFFIXES`)."""
-    return Path(path).suffix.lower() in SIMULATION_SUFFIXES
 
 
 def _suffix(path: Path) -> str:

@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputFileError
-from ..paths import require_file
+from ..paths import SIMULATION_HINT, require_file
 from ..signal.grid import Acquisition
 from ..types import BasisSet, SignalSet
 from .atomic import atomic_path
@@ -201,7 +201,7 @@ def read_simulation(
     truncated files and files without the datasets above raise
     :class:`~scaloquant.errors.InputFileError`.
     """
-    path = require_file(path, hint="give a simulation file written by scaloquant")
+    path = require_file(path, hint=SIMULATION_HINT)
     if not h5py.is_hdf5(path):  # another format (simulate's NIfTI, a FID file), not damage
         raise InputFileError(
             f"{path} is not an HDF5 file; give a simulation file (.h5) written by scaloquant "

@@ -16,17 +16,18 @@ import numpy as np
 
 from .._config import dataclass_from_dict, positive_number, whole_number
 from ..errors import ConfigError
+from ..presets import SCALOGRAM_PRESETS, ChannelMode, ScalogramPreset
 from . import morse
 
-ChannelMode = Literal["abs_re_im", "pos_neg", "complex"]
 Padding = Literal["reflection", "zeros", "periodic"]
 Normalisation = Literal["none", "max"]
 RealDType = Literal["float32", "float64"]
-PresetName = Literal["paper", "cpu"]
 
 #: MATLAB's default number of voices per octave, used when neither a count nor voices are given.
 DEFAULT_VOICES_PER_OCTAVE = 10
 
+#: What each of :data:`scaloquant.presets.SCALOGRAM_PRESETS` sets (the names live there, so
+#: that ``scaloquant scalogram``'s parser lists them without numpy).
 _PRESETS: dict[str, dict[str, Any]] = {
     # The paper: MATLAB cwt, Morse (3, 60), first 1536 of 2048 points, 340 x 1536. No voices-per-
     # octave value gives 340 rows for 1536 points (morse-cwt.md), so the 340 scales are log-spaced
@@ -185,7 +186,7 @@ class ScalogramConfig:
         return dataclass_from_dict(cls, data, "scalogram")
 
     @classmethod
-    def preset(cls, name: PresetName, **overrides: Any) -> ScalogramConfig:
+    def preset(cls, name: ScalogramPreset, **overrides: Any) -> ScalogramConfig:
         """A named preset (``paper``: 2 x 340 x 1536; ``cpu``: 2 x 128 x 384), optionally changed."""
         if name not in _PRESETS:
             raise ConfigError(
@@ -195,7 +196,7 @@ class ScalogramConfig:
 
 
 def preset_names() -> tuple[str, ...]:
-    return tuple(_PRESETS)
+    return SCALOGRAM_PRESETS
 
 
 def scales(config: ScalogramConfig, dwell_time_s: float | None = None) -> np.ndarray:
