@@ -145,6 +145,55 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
     ]
 
 
+#: How many pairs :func:`correlation_note` names, the commonest first (the others counted).
+NOTED_PAIRS = 6
+
+
+def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> list[str]:
+    """One sentence on the pairs of metabolites the fit could not tell apart: each pair at or
+    below :data:`~scaloquant.fit.result.ANTICORRELATION_MAX` in some spectrum
+    (results.json ``spectra[].fit.anticorrelated``), with its median coefficient there, in how
+    many of the spectra that have the coefficients, and which sum to read (LCModel's combined
+    row where the pair is one: tCr, tCho, tNAA, Glx); the :data:`NOTED_PAIRS` commonest.
+    None when no spectrum has such a pair, or none has the coefficients (``names``: the run's
+    columns, whose first ones the coefficients are of)."""
+    from ..fit.result import ANTICORRELATION_MAX, anticorrelated, correlated_names
+    from ..metabolites import COMBINATIONS, canonical
+
+    found: dict[str, list[float]] = {}
+    n_with = 0
+    for r in results:
+        values = r.fit.get("anticorrelated")
+        if values is None:
+            continue
+        for pairs in anticorrelated(values, names[: correlated_names(values.shape[1])]):
+            if pairs is None:
+                continue
+            n_with += 1
+            for pair, coefficient in pairs.items():
+                found.setdefault(pair, []).append(coefficient)
+    if not found:
+        return []
+    sums = {frozenset(parts): name for name, parts in COMBINATIONS.items()}
+    order = sorted(found, key=lambda pair: (-len(found[pair]), float(np.median(found[pair]))))
+    parts = []
+    for pair in order[:NOTED_PAIRS]:
+        a, b = pair.split("+", 1)
+        total = sums.get(frozenset((canonical(a), canonical(b))))
+        parts.append(
+            f"{a} and {b} at {np.median(found[pair]):.2f} in {len(found[pair])} of {n_with} "
+            f"(read {total if total else 'their sum'})"
+        )
+    more = len(order) - NOTED_PAIRS
+    others = f"; {counted(more, 'other pair')}" if more > 0 else ""
+    return [
+        f"pairs the fit cannot tell apart (their estimates' correlation {ANTICORRELATION_MAX:g} "
+        "or below, median given; results.json spectra[].fit.anticorrelated), by spectra: "
+        + "; ".join(parts)
+        + others
+    ]
+
+
 def polish_note(own: int, given: int | None) -> str:
     """What a physics-head model's run did after its network: ``given`` (``--polish-iterations``)
     or the checkpoint's ``own`` polish iterations."""
