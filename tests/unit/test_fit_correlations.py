@@ -116,5 +116,7 @@ def test_the_pairs_are_in_results_json_of_a_fit_run(basis, noisy, tmp_path):
     assert [list(p) for p in listed] == [["A+A2"]] * 4
     assert all(-1.0 <= p["A+A2"] < -0.99 for p in listed)
     assert "anticorrelated" in doc["fit_facts"]
-    said = [n for n in doc["notes"] if n.startswith("pairs the fit cannot tell apart")]
-    assert len(said) == 1 and "A and A2 at -1.00 in 4 of 4 (read their sum)" in said[0], said
+    said = [n for n in doc["notes"] if n.startswith("metabolites the fit cannot tell apart")]
+    assert len(said) == 1 and said[0].endswith(
+        ": A and A2 correlate at -1.00 in 4 of 4 spectra: read their sum"
+    ), said

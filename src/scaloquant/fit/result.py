@@ -191,17 +191,20 @@ class FitResult:
         :func:`numpy.triu_indices` order (:func:`pair_names`), from
         :attr:`amplitude_covariance` (``C_ij / sqrt(C_ii C_jj)``, as LCModel's table of
         correlation coefficients); NaN for a name the fit does not have, or a variance of 0."""
-        take = [self.names.index(n) if n in self.names else -1 for n in (names or self.names)]
-        cov = np.asarray(self.amplitude_covariance, dtype=np.float64)
-        at = np.asarray(take)
-        cov = cov[..., at[:, None], at[None, :]]
-        cov[..., at < 0, :] = np.nan
-        cov[..., :, at < 0] = np.nan
-        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        names = self.names if names is None else tuple(names)
+        take = np.array([self.names.index(n) if n in self.names else -1 for n in names])
+        missing, at = take < 0, np.maximum(take, 0)
+        m = len(self.names)
+        # each pair a column of the flat (B, M * M) covariance: 0.2 s at 4096 spectra x 28
+        # components (378 pairs; load 9 on 2 cores), against minutes for their fit
+        flat = np.asarray(self.amplitude_covariance, dtype=np.float64).reshape(-1, m * m)
         i, j = np.triu_indices(len(take), 1)
+        var = np.take(flat, at * (m + 1), axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = cov[..., i, j] / (sd[..., i] * sd[..., j])
-        return np.where(np.isfinite(r), np.clip(r, -1.0, 1.0), np.nan)
+            r = np.take(flat, at[i] * m + at[j], axis=1) / np.sqrt(var[:, i] * var[:, j])
+        r[:, missing[i] | missing[j]] = np.nan
+        r = np.where(np.isfinite(r), np.clip(r, -1.0, 1.0), np.nan)
+        return r.reshape(*self.batch_shape, len(i))
 
 
 @dataclass(frozen=True)

@@ -180,17 +180,17 @@ def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> 
     for pair in order[:NOTED_PAIRS]:
         a, b = pair.split("+", 1)
         total = sums.get(frozenset((canonical(a), canonical(b))))
+        spectra = counted(n_with, "spectrum", "spectra")
         parts.append(
-            f"{a} and {b} at {np.median(found[pair]):.2f} in {len(found[pair])} of {n_with} "
-            f"(read {total if total else 'their sum'})"
+            f"{a} and {b} correlate at {np.median(found[pair]):.2f} in {len(found[pair])} of "
+            f"{spectra}: read {total if total else 'their sum'}"
         )
     more = len(order) - NOTED_PAIRS
-    others = f"; {counted(more, 'other pair')}" if more > 0 else ""
+    others = f"; and {counted(more, 'other pair')}" if more > 0 else ""
     return [
-        f"pairs the fit cannot tell apart (their estimates' correlation {ANTICORRELATION_MAX:g} "
-        "or below, median given; results.json spectra[].fit.anticorrelated), by spectra: "
-        + "; ".join(parts)
-        + others
+        "metabolites the fit cannot tell apart (the correlation of their estimates "
+        f"{ANTICORRELATION_MAX:g} or below, the median given; per spectrum in results.json "
+        "spectra[].fit.anticorrelated): " + "; ".join(parts) + others
     ]
 
 
