@@ -12,7 +12,9 @@ import numpy as np
 from .._words import counted
 from ..errors import IncompatibleDataError
 from ..fit.config import FitConfig
+from ..fit.result import ANTICORRELATION_MAX, anticorrelated, correlated_names
 from ..fit.scale import signal_per_proton
+from ..metabolites import COMBINATIONS, canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..types import BasisSet
 from .inputs import SpectraInput
@@ -157,9 +159,6 @@ def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> 
     row where the pair is one: tCr, tCho, tNAA, Glx); the :data:`NOTED_PAIRS` commonest.
     None when no spectrum has such a pair, or none has the coefficients (``names``: the run's
     columns, whose first ones the coefficients are of)."""
-    from ..fit.result import ANTICORRELATION_MAX, anticorrelated, correlated_names
-    from ..metabolites import COMBINATIONS, canonical
-
     found: dict[str, list[float]] = {}
     n_with = 0
     for r in results:
