@@ -271,7 +271,8 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     doc = json.loads((out / "results.json").read_text())
     facts = doc["spectra"][0]["fit"]
     assert set(facts) == {
-        "fwhm_hz", "baseline_ed_per_ppm", "shift_ppm", "lineshape_kernel", "water_near_window",
+        "fwhm_hz", "baseline_ed_per_ppm", "shift_ppm", "lineshape_kernel", "anticorrelated",
+        "water_near_window",
     }  # fmt: skip
     # described whether or not a spectrum has it: window_ppm only with --baseline-stiffness
     # adaptive when it refits a spectrum over LCModel's window

@@ -382,6 +382,18 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     assert facts["adaptive_note"].startswith(f"the baseline: {flagged.sum()} spectra asked")
     assert "--baseline-stiffness fixed" in facts["fixed_note"]
     assert not any("window_ppm" in f for f in facts["fixed"])
+    # the pairs the fit cannot tell apart: of the spectra fitted again, fit's own pairs among
+    # the model's metabolites (its covariance); the polish forms none (null), fixed has none
+    pairs = [f["anticorrelated"] for f in facts["adaptive"]]
+    assert all(pairs[i] is None for i in np.flatnonzero(~flagged))
+    for i in np.flatnonzero(flagged):
+        own = {
+            k: v
+            for k, v in fit_facts[i]["anticorrelated"].items()
+            if set(k.split("+")) <= set(names)
+        }
+        assert pairs[i] == own, (pairs[i], fit_facts[i]["anticorrelated"])
+    assert not any("anticorrelated" in f for f in facts["fixed"])
     out = tmp_path / "refused"
     argv = ["quantify", str(path), "--model", str(tiny_checkpoint), "--out", str(out)]
     assert main([*argv, "--baseline-stiffness", "fixed"]) == 2

@@ -247,6 +247,13 @@ def test_refine_adds_the_fit_columns(tiny_checkpoint, basis, signals, tmp_path):
     assert float(row["NAA_crlb_pct"]) == pytest.approx(
         100 * float(row["NAA_crlb_sd"]) / float(row["NAA_refined"]), rel=1e-6
     )
+    # the refined fit's pairs it cannot tell apart, among the model's metabolites, most
+    # negative first (here Gly+Ins -0.89, Cr+PCr -0.87, ...; session 33)
+    doc = json.loads((out / "results.json").read_text())
+    pairs = doc["spectra"][0]["fit"]["anticorrelated"]
+    assert pairs and list(pairs.values()) == sorted(pairs.values()), pairs
+    assert max(pairs.values()) <= -0.5
+    assert all(set(pair.split("+")) <= set(basis.names) for pair in pairs), pairs
 
 
 def _spy_rows(monkeypatch, cls, method):

@@ -58,11 +58,18 @@ def water_near_window_seen(
     return water_near_window(seen, *grid, window_high_ppm)
 
 
-def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
+def _fit_facts(
+    result: FitResult, fid: FID, names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """The :data:`~scaloquant.quantify.results.FIT_FACTS` of a fit of the flat ``fid`` that
     it has, ``(N, ...)`` each: ``lineshape_kernel`` ``(N, 2, 2 J + 1)``, offsets (Hz, on
     ``fid``'s grid, where the batched fit convolves) and weights, ascending;
-    ``water_near_window`` (:func:`water_near_window_seen`, which the qc flag reads in
+    ``anticorrelated`` ``(N, P)``, every pair's correlation coefficient
+    (:meth:`FitResult.pair_correlations` over ``names``, default the fit's own: the run's
+    first columns; results.json lists those at or below
+    :data:`~scaloquant.fit.result.ANTICORRELATION_MAX`; half the covariance's size);
+    ``water_near_window``
+    (:func:`water_near_window_seen`, which the qc flag reads in
     :func:`scaloquant.quantify.run._finish`)."""
     n = int(np.prod(result.batch_shape, dtype=int))
     out = {}
@@ -85,6 +92,7 @@ def _fit_facts(result: FitResult, fid: FID) -> dict[str, np.ndarray]:
         bin_hz = 1.0 / (fid.n_points * fid.dwell_time_s)
         hz = np.broadcast_to(offsets[order] * bin_hz, kernel.shape)
         out["lineshape_kernel"] = np.stack([hz, kernel[:, order]], axis=1)
+    out["anticorrelated"] = result.pair_correlations(names).reshape(n, -1)
     # last, as results.json lists it
     out["water_near_window"] = water_near_window_seen(
         fid.samples, fid, result.config.ppm_range[1], result.removed_water
@@ -112,12 +120,17 @@ def blank_fit_facts(
 
 
 def spread_fit_facts(
-    result: FitResult, fitted: FID, rows: np.ndarray, n: int
+    result: FitResult,
+    fitted: FID,
+    rows: np.ndarray,
+    n: int,
+    names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`_fit_facts` of a fit of the flat FIDs ``fitted``, the spectra ``rows`` of ``n``,
     as ``(n, ...)`` arrays, NaN for the other rows (the kernel's offsets, a property of the
-    grid, on every row). ``fit`` and ``quantify --refine`` alike."""
-    facts = {name: spread_rows(v, rows, n) for name, v in _fit_facts(result, fitted).items()}
+    grid, on every row); the pairs' correlations over ``names`` (a model's columns; default
+    the fit's components). ``fit`` and ``quantify --refine`` alike."""
+    facts = {name: spread_rows(v, rows, n) for name, v in _fit_facts(result, fitted, names).items()}
     if "lineshape_kernel" in facts:
         facts["lineshape_kernel"][:, 0] = facts["lineshape_kernel"][rows[0], 0]
     return facts

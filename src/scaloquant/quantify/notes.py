@@ -12,7 +12,9 @@ import numpy as np
 from .._words import counted
 from ..errors import IncompatibleDataError
 from ..fit.config import FitConfig
+from ..fit.result import ANTICORRELATION_MAX, anticorrelated, correlated_names
 from ..fit.scale import signal_per_proton
+from ..metabolites import COMBINATIONS, canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..types import BasisSet
 from .inputs import SpectraInput
@@ -142,6 +144,52 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
         f"quality flags (column qc) on {counted(n_all, 'spectrum', 'spectra')}: {parts}; "
         f"{'/'.join(UNMEASURABLE_FLAGS)} spectra are not quantified (their estimates are NaN)",
         *(f"{flag}: {QC_FLAGS[flag]}" for flag in order if flag in QC_FLAGS),
+    ]
+
+
+#: How many pairs :func:`correlation_note` names, the commonest first (the others counted).
+NOTED_PAIRS = 6
+
+
+def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> list[str]:
+    """One sentence on the pairs of metabolites the fit could not tell apart: each pair at or
+    below :data:`~scaloquant.fit.result.ANTICORRELATION_MAX` in some spectrum
+    (results.json ``spectra[].fit.anticorrelated``), with its median coefficient there, in how
+    many of the spectra that have the coefficients, and which sum to read (LCModel's combined
+    row where the pair is one: tCr, tCho, tNAA, Glx); the :data:`NOTED_PAIRS` commonest.
+    None when no spectrum has such a pair, or none has the coefficients (``names``: the run's
+    columns, whose first ones the coefficients are of)."""
+    found: dict[str, list[float]] = {}
+    n_with = 0
+    for r in results:
+        values = r.fit.get("anticorrelated")
+        if values is None:
+            continue
+        for pairs in anticorrelated(values, names[: correlated_names(values.shape[1])]):
+            if pairs is None:
+                continue
+            n_with += 1
+            for pair, coefficient in pairs.items():
+                found.setdefault(pair, []).append(coefficient)
+    if not found:
+        return []
+    sums = {frozenset(parts): name for name, parts in COMBINATIONS.items()}
+    order = sorted(found, key=lambda pair: (-len(found[pair]), float(np.median(found[pair]))))
+    parts = []
+    for pair in order[:NOTED_PAIRS]:
+        a, b = pair.split("+", 1)
+        total = sums.get(frozenset((canonical(a), canonical(b))))
+        spectra = counted(n_with, "spectrum", "spectra")
+        parts.append(
+            f"{a} and {b} correlate at {np.median(found[pair]):.2f} in {len(found[pair])} of "
+            f"{spectra}: read {total if total else 'their sum'}"
+        )
+    more = len(order) - NOTED_PAIRS
+    others = f"; and {counted(more, 'other pair')}" if more > 0 else ""
+    return [
+        "metabolites the fit cannot tell apart (the correlation of their estimates "
+        f"{ANTICORRELATION_MAX:g} or below, the median given; per spectrum in results.json "
+        "spectra[].fit.anticorrelated): " + "; ".join(parts) + others
     ]
 
 

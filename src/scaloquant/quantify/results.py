@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..fit import FitSpectra
+from ..fit.result import ANTICORRELATION_MAX
 from ..metabolites import canonical, indices_of
 from ..signal.quality import (
     METABOLITES_OVER_DATA,
@@ -142,6 +143,14 @@ FIT_FACTS: dict[str, str] = {
     "the polish's; absent otherwise",
     "lineshape_kernel": "the free-form lineshape's kernel (--lineshape freeform): weights "
     "(summing to 1) on frequency offsets in Hz, ascending; absent otherwise",
+    "anticorrelated": "the pairs of metabolites whose estimates the fit cannot tell apart: "
+    f"those whose correlation coefficient is {ANTICORRELATION_MAX:g} or below (from the fit's "
+    'Cramér-Rao covariance, as the coefficients of LCModel\'s table), as "A+B": coefficient, '
+    "most negative first ({} where none is); the parts of such a pair trade signal, so read "
+    "their sum, determined better than either part (tCr, tCho, tNAA and Glx are columns; "
+    "another pair's from results.csv); of fit and quantify --refine for every spectrum fitted, of a "
+    "physics-head model for the spectra fitted again as fit fits them (its polish forms no "
+    "covariance), null elsewhere",
     "water_near_window": "the tallest point of the magnitude spectrum the fit saw (after its "
     "water removal; a physics-head model's: the spectrum as read, less the fit's water removal "
     "where it was applied, as for the qc flag) within "

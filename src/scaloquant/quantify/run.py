@@ -54,6 +54,7 @@ from .notes import (
     adaptation_note,
     adapted_checkpoint_note,
     baseline_note,
+    correlation_note,
     figure_note,
     polish_note,
     quality_note,
@@ -380,7 +381,7 @@ def _physics_estimates(
     replaced = (_named_columns(refit.amplitudes, refit.names, names), sd, sd, *fit_checks(refit))
     for column, values in zip(columns, replaced, strict=True):
         column[flagged] = values
-    refit_facts = spread_fit_facts(refit, again, flagged, n)
+    refit_facts = spread_fit_facts(refit, again, flagged, n, names)
     facts["baseline_ed_per_ppm"][flagged] = refit_facts["baseline_ed_per_ppm"][flagged]
     # as fit lists it: only where the refit's own screen gave some spectrum another window
     polished = np.setdiff1d(np.arange(n), flagged)
@@ -389,6 +390,8 @@ def _physics_estimates(
     )
     if window is not None:
         facts["window_ppm"] = window
+    # the pairs of the spectra fitted again (the polish forms the variances alone)
+    facts["anticorrelated"] = refit_facts["anticorrelated"]
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
     return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again)
@@ -593,7 +596,15 @@ def _finish(
         results=tuple(results),
         suffixes=suffixes,
         sd_suffix=sd_suffix,
-        notes=tuple([*notes, *quality_note(results), ratio_note, *water_notes]),
+        notes=tuple(
+            [
+                *notes,
+                *quality_note(results),
+                *correlation_note(results, names),
+                ratio_note,
+                *water_notes,
+            ]
+        ),
         facts=facts,
     )
 
@@ -746,7 +757,7 @@ def quantify_inputs(
             unreported |= set(refined.names) - set(names)
             fit_residual, fit_metabolites, fit_noise = (spread(v) for v in fit_checks(refined))
             fit_linewidth = spread(refined.linewidth_ppm)
-            fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra)
+            fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra, names)
         checks = _FitChecks(fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
         flags, checks = _flagged(prep, columns[""], names, checks)
         drawn_at = functools.partial(

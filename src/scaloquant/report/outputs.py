@@ -42,6 +42,7 @@ import numpy as np
 from .. import __version__
 from ..fit import FitSpectra
 from ..fit.config import macromolecule_names
+from ..fit.result import anticorrelated, correlated_names
 from ..io.atomic import staged_directory, write_text_atomic
 from ..io.nifti import write_nifti_map
 from ..metabolites import COMBINATIONS, indices_of
@@ -216,9 +217,9 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
                 **{c: _json_number(r.quality[c][j]) for c in _QUALITY_NUMBERS},
                 "qc": [f for f in r.qc[j].split(";") if f],
                 **_reference_correction(r, j),
-                **({"fit": _fit_facts(r, j)} if r.fit else {}),
+                **({"fit": _fit_facts(r, j, pairs)} if r.fit else {}),
             }
-            for r in run.results
+            for r, pairs in zip(run.results, _anticorrelated(run), strict=True)
             for j, label in enumerate(r.input.labels())
         ],
         "water_scaling": run.facts.get("water_scaling"),
@@ -249,11 +250,33 @@ def _reference_correction(r: SpectraResult, j: int) -> dict[str, Any]:
     return {"ppm_reference_correction": _json_number(r.reference_correction_ppm[j])}
 
 
-def _fit_facts(r: SpectraResult, j: int) -> dict[str, Any]:
-    """Spectrum ``j``'s :attr:`SpectraResult.fit` for results.json (:data:`FIT_FACTS`)."""
+def _anticorrelated(run: Run) -> list[list[dict[str, float] | None] | None]:
+    """Per input, its spectra's pairs at or below
+    :data:`~scaloquant.fit.result.ANTICORRELATION_MAX` (:func:`scaloquant.fit.result.
+    anticorrelated`; None without the fact), over the run's first columns (the fit's
+    components, or the model's), coefficients rounded to 3 decimals as LCModel prints them."""
+    out = []
+    for r in run.results:
+        values = r.fit.get("anticorrelated")
+        if values is None:
+            out.append(None)
+            continue
+        names = run.names[: correlated_names(values.shape[1])]
+        pairs = anticorrelated(values, names)
+        out.append([p if p is None else {k: round(v, 3) for k, v in p.items()} for p in pairs])
+    return out
+
+
+def _fit_facts(
+    r: SpectraResult, j: int, pairs: list[dict[str, float] | None] | None = None
+) -> dict[str, Any]:
+    """Spectrum ``j``'s :attr:`SpectraResult.fit` for results.json (:data:`FIT_FACTS`);
+    ``pairs``: its input's :func:`_anticorrelated`."""
     out: dict[str, Any] = {}
     for name, values in r.fit.items():
-        if name == "lineshape_kernel":
+        if name == "anticorrelated":
+            out[name] = None if pairs is None else pairs[j]
+        elif name == "lineshape_kernel":
             hz, weights = values[j]
             out[name] = {
                 "offset_hz": [_json_number(v) for v in hz],
