@@ -3,7 +3,9 @@ LCModel's on the same files with the same basis (LCModel 6.3, default control fi
 benchmark run of ``benchmarks/bench_lcmodel.py --sets invivo``; spant's from its reference
 table). The Osprey TE 30 spectra are fitted with the default ISMRM 2016 PRESS TE 30 basis, and
 LCModel with its ``.BASIS`` less ``Mac`` (``chomit``), so that both add LCModel's parametric
-macromolecules: the data come from another scanner type.
+macromolecules: the data come from another scanner type. The ``-mm`` cases fit them again with
+their own metabolite-nulled spectrum as the macromolecules (``--mm-spectrum``, docs/fit.md
+"A measured macromolecule spectrum"), against the same LCModel ratios.
 
 Each case is one ``scaloquant fit`` command line (printed with ``--verbose``); extra arguments
 go to every command, e.g. ``--ppm-range 0.2 4.0`` or ``--water-removal hlsvd``. A ratio off by
@@ -49,6 +51,8 @@ CASES = {
     "spant-default": ([P / "nifti_spec2nii/metab.nii.gz"], SPANT, 0.15),
     "osprey-te30-sub01": ([OSP / "UnEdited_with_MM_data/sub-01_ses-01_PRESS_raw-act_noID.nii.gz"], {"tNAA": 1.145, "tCho": 0.172, "Glx": 1.090, "Ins": 0.840}, 0.2),
     "osprey-te30-sub02": ([OSP / "UnEdited_with_MM_data/sub-02_ses-01_PRESS_raw-act_noID.nii.gz"], {"tNAA": 1.052, "tCho": 0.174, "Glx": 1.116, "Ins": 0.683}, 0.2),
+    "osprey-te30-sub01-mm": ([OSP / "UnEdited_with_MM_data/sub-01_ses-01_PRESS_raw-act_noID.nii.gz", "--mm-spectrum", OSP / "UnEdited_with_MM_data/sub-01_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz"], {"tNAA": 1.145, "tCho": 0.172, "Glx": 1.090, "Ins": 0.840}, 0.2),
+    "osprey-te30-sub02-mm": ([OSP / "UnEdited_with_MM_data/sub-02_ses-01_PRESS_raw-act_noID.nii.gz", "--mm-spectrum", OSP / "UnEdited_with_MM_data/sub-02_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz"], {"tNAA": 1.052, "tCho": 0.174, "Glx": 1.116, "Ins": 0.683}, 0.2),
     "osprey-te35-sub01": ([OSP / "UnEdited/sub-01_PRESS_35_act.nii.gz", "--basis", B35], {"tNAA": 1.276, "tCho": 0.164, "Glx": 1.298, "Ins": 0.861}, 0.2),
     "osprey-te35-sub02": ([OSP / "UnEdited/sub-02_PRESS_35_act.nii.gz", "--basis", B35], {"tNAA": 1.428, "tCho": 0.164, "Glx": 1.457, "Ins": 0.788}, 0.2),
     "siemens-te30": ([S / "nifti/SVS_30_rda.nii.gz", "--basis", S / "press_30ms_3T.basis"], {"tNAA": 1.236, "tCho": 0.218, "Glx": 1.091, "Ins": 1.005}, None),
@@ -97,7 +101,21 @@ def ratio_line(
     over_noise = float(row.get("residual_over_noise") or "nan")
     if over_noise == over_noise:
         line += f"  over noise {over_noise:.2f}"
+    mm = mm_ratio(row)
+    if mm == mm:
+        line += f"  MM/tCr {mm:.2f}"
     return line, fails
+
+
+def mm_ratio(row: dict[str, str]) -> float:
+    """The macromolecules' ratio to tCr in a ``results.csv`` row: the measured spectrum's
+    (``MM_measured``), else the sum of LCModel's parametric MM components', else the basis'
+    ``Mac``; NaN when there are none."""
+    for names in (("MM_measured",), ("MM09", "MM12", "MM14", "MM17", "MM20"), ("Mac",)):
+        columns = [f"{n}_ratio_tcr" for n in names if f"{n}_ratio_tcr" in row]
+        if columns:
+            return sum(float(row[c]) for c in columns)
+    return float("nan")
 
 
 def print_case(
