@@ -62,6 +62,19 @@ def register(subparsers: Any) -> None:
         "PRESS 3 T TE 30 ms basis)",
     )
     add_io_flags(p)
+    p.add_argument(
+        "--mm-spectrum",
+        type=path_value,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="metabolite-nulled (inversion-recovery) macromolecule spectrum acquired with the "
+        "data's protocol: once for all inputs or once per input, in the inputs' order; it is "
+        "fitted (LCModel's parametric MM components, the metabolites the inversion left, a "
+        "baseline) and the sum of its fitted MM components is the fit's macromolecule basis "
+        "spectrum MM_measured (with --mm auto, the default, beside parametric lipids; --mm "
+        "basis: alone); any format the inputs take",
+    )
     m = p.add_argument_group("fit model (each overrides --preset and --config)")
     m.add_argument(
         "--preset",
@@ -108,19 +121,6 @@ def register(subparsers: Any) -> None:
         choices=("auto", "basis", "parametric", "none"),
         help="macromolecules/lipids: the basis' (auto adds parametric lipids), LCModel's "
         "parametric components, or none",
-    )
-    m.add_argument(
-        "--mm-spectrum",
-        type=path_value,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="metabolite-nulled (inversion-recovery) macromolecule spectrum acquired with the "
-        "data's protocol: once for all inputs or once per input, in the inputs' order; it is "
-        "fitted (LCModel's parametric MM components, the metabolites the inversion left, a "
-        "baseline) and the sum of its fitted MM components is the fit's macromolecule basis "
-        "spectrum MM_measured (with --mm auto, the default, beside parametric lipids; --mm "
-        "basis: alone); any format the inputs take",
     )
     m.add_argument(
         "--ratio-priors",
@@ -259,17 +259,14 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _check_mm_spectra(args: argparse.Namespace) -> None:
-    """Refuse, before anything is read, ``--mm-spectrum`` files that do not exist, a count
-    that is neither one nor one per input, and ``--mm parametric`` or ``none`` with them
-    (``fit_inputs`` checks the last two again, and the config file's ``macromolecules``)."""
+    """Refuse, before anything is read, ``--mm-spectrum`` files whose count is neither one nor
+    one per input, and ``--mm parametric`` or ``none`` with them (``fit_inputs`` checks both
+    again, and the config file's ``macromolecules``; ``require_paths`` that they exist)."""
     from .._words import counted
     from ..errors import ConfigError
-    from ..paths import require_existing
 
     if not args.mm_spectrum:
         return
-    for path in args.mm_spectrum:
-        require_existing(path)
     if len(args.mm_spectrum) not in (1, len(args.inputs)):
         raise ConfigError(
             f"{counted(len(args.mm_spectrum), '--mm-spectrum file')} for "
