@@ -129,3 +129,23 @@ def test_the_osprey_subjects_with_their_own_mm_spectra(tmp_path, capsys):
         assert {"shift_hz", "phase0_deg", "phase1_deg_per_ppm", "amplitudes"} <= set(facts)
     (curves,) = (out / "figures").glob("*.csv")
     assert "MM_measured" in curves.read_text().splitlines()[0]
+
+
+def test_one_mm_spectrum_for_all_inputs_is_cleaned_once(basis, files, tmp_path, capsys):
+    """One --mm-spectrum for two inputs: one entry in results.json naming both inputs, both
+    fitted with MM_measured (--mm basis: without the parametric lipids)."""
+    data, mm_file, _ = files
+    other = tmp_path / "other" / data.name
+    other.parent.mkdir()
+    other.write_bytes(data.read_bytes())
+    out = tmp_path / "out"
+    args = ["fit", str(data), str(other), "--mm-spectrum", str(mm_file), "--mm", "basis"]
+    assert main([*args, "--out", str(out), "--max-figures", "0"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    (facts,) = doc["mm_spectra"]
+    assert len(facts["inputs"]) == 2 and facts["file"] == str(mm_file)
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["MM_measured"] == rows[0]["MM_measured"] for r in rows] == [True, True]
+    assert not any(c.startswith(("Lip", "Mac", "MM09")) for c in rows[0])
+    assert capsys.readouterr().out.count("cleaned by its fit") == 2  # said for each input
