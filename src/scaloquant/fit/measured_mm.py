@@ -9,17 +9,21 @@ metabolite-nulled spectrum is fitted, the fitted metabolites are subtracted and 
 modelled noise-free).
 
 Here the metabolite-nulled spectrum is fitted by the same fit as the data
-(:func:`~scaloquant.fit.spectra.fit_spectra`), its macromolecules and lipids as LCModel's
-parametric components (:mod:`scaloquant.physics.macromolecules`), the basis' metabolites that
-survive the inversion (:data:`MM_FIT_METABOLITES`) taking up their remains, and the fit's
-baseline the broad rest. The measured macromolecule basis spectrum is the noise-free sum of the
-fitted macromolecule components MM09..MM20, each with its fitted amplitude and lineshape, with
-the fit's zero- and first-order phase removed and the metabolites' shift removed (the MM
-spectrum referenced by its own metabolite remains, its macromolecules where that fit put them
-relative to the metabolites). The fitted lipids are left out: lipid contamination differs from
-scan to scan (it is the scalp's, moved by the subject), so the data's own fit keeps LCModel's
-parametric lipids beside it, as ``macromolecules="auto"`` keeps them beside a basis' measured
-macromolecules. The residual metabolites, the baseline and the noise are left out too.
+(:func:`~scaloquant.fit.spectra.fit_spectra`), its macromolecules as LCModel's parametric
+MM09..MM20 (:mod:`scaloquant.physics.macromolecules`), the basis' metabolites that survive the
+inversion (:data:`MM_FIT_METABOLITES`) taking up their remains, and the fit's baseline (at the
+fixed stiffness) the broad rest; its groups' lines are bounded (:data:`MM_FIT_DAMPING_BOUNDS_PER_S`)
+and it is started from two shifts (:func:`clean_mm_spectrum`). The measured macromolecule basis
+spectrum is the noise-free sum of the fitted MM components, each with its fitted amplitude and
+lineshape, with the fit's zero- and first-order phase removed and the metabolites' shift removed
+(the MM spectrum referenced by its own metabolite remains, its macromolecules where that fit put
+them relative to the metabolites). No lipids are fitted: LCModel's Lip09 and MM09 are the same
+line within their widths, and lipid contamination differs from scan to scan (it is the scalp's,
+moved by the subject), so the data's own fit keeps LCModel's parametric lipids beside the
+measured spectrum, as ``macromolecules="auto"`` keeps them beside a basis' measured
+macromolecules. The residual metabolites, the baseline and the noise are left out. The MM
+components plus the baseline (the broad rest, as Osprey keeps it) measured no better on Osprey's
+two subjects (docs/history/fit-log.md, session 33).
 """
 
 from __future__ import annotations
@@ -75,9 +79,8 @@ class MeasuredMM:
     shift_hz : the shift its fit found for the metabolite remains (how far the spectrum sat
         from its reference), removed from the MM spectrum.
     phase0_deg, phase1_deg_per_ppm : its fit's phases, removed.
-    amplitudes : its fit's amplitudes (basis scale), of the MM components, lipids and
-        metabolite remains.
-    conversions : what was done to the basis to fit it (:func:`basis_on_grid`'s sentences).
+    amplitudes : its fit's amplitudes (basis scale), of the MM components and the metabolite
+        remains.
     """
 
     fid: np.ndarray
@@ -87,7 +90,6 @@ class MeasuredMM:
     phase0_deg: float
     phase1_deg_per_ppm: float
     amplitudes: dict[str, float]
-    conversions: tuple[str, ...] = ()
 
     def facts(self) -> dict[str, Any]:
         """JSON-able facts for results.json."""
@@ -97,9 +99,10 @@ class MeasuredMM:
 
         return {
             "basis_name": MEASURED_MM_NAME,
-            "cleaning": "fitted with LCModel's parametric MM/lipid components, the metabolites "
-            f"{', '.join(MM_FIT_METABOLITES)} and a baseline; the basis spectrum is the sum of "
-            f"the fitted {', '.join(MM_COMPONENTS)}, phased and referenced by that fit",
+            "cleaning": f"fitted with LCModel's parametric {', '.join(MM_COMPONENTS)}, the "
+            f"basis' {', '.join(MM_FIT_METABOLITES)} (those present) and a spline baseline at "
+            "the fixed stiffness; the basis spectrum is the sum of the fitted MM components, "
+            "phased and referenced by that fit",
             "residual_over_noise": number(self.residual_over_noise),
             "shift_hz": number(self.shift_hz),
             "phase0_deg": number(self.phase0_deg),
@@ -116,9 +119,12 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     mm : one metabolite-nulled spectrum (samples ``(n_points,)``, or any batch shape of one
         spectrum).
     basis : the data's basis set: its :data:`MM_FIT_METABOLITES` are fitted to ``mm``.
-    config : the data's fit options; the MM spectrum's fit takes them with parametric
-        macromolecules (``macromolecules="parametric"``), no ratio priors, and metabolites and
-        macromolecules grouped apart (``grouping="metabolites_and_mm"``).
+    config : the data's fit options; the MM spectrum's fit takes them with LCModel's
+        parametric :data:`MM_COMPONENTS` as its macromolecules (no lipids), no ratio priors,
+        metabolites and macromolecules grouped apart (``grouping="metabolites_and_mm"``), the
+        baseline at the fixed stiffness, the groups' lines bounded
+        (:data:`MM_FIT_DAMPING_BOUNDS_PER_S`, :data:`MM_FIT_GAUSS_BOUNDS_PER_S2`), and the better
+        (lower residual) of two starts: the cross-correlation shift and none.
 
     Raises
     ------
@@ -133,7 +139,7 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     if config.lineshape_kind == "freeform":
         raise ConfigError(
             "a measured MM spectrum is cleaned with Voigt lines; the free-form lineshape's "
-            "kernel is not carried into it: use --lineshape voigt with --mm-spectrum"
+            "kernel is not carried into it: fit with the Voigt lineshape (lineshape 'voigt')"
         )
     samples = mm.samples.reshape(-1, mm.n_points)
     if samples.shape[0] != 1:
@@ -199,7 +205,6 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
         phase0_deg=math.degrees(float(result.phase0_rad)),
         phase1_deg_per_ppm=math.degrees(float(result.phase1_rad_per_ppm)),
         amplitudes={n: float(a) for n, a in zip(names, amplitudes, strict=True)},
-        conversions=result.conversions,
     )
 
 
