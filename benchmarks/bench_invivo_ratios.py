@@ -3,9 +3,11 @@ LCModel's on the same files with the same basis (LCModel 6.3, default control fi
 benchmark run of ``benchmarks/bench_lcmodel.py --sets invivo``; spant's from its reference
 table). The Osprey TE 30 spectra are fitted with the default ISMRM 2016 PRESS TE 30 basis, and
 LCModel with its ``.BASIS`` less ``Mac`` (``chomit``), so that both add LCModel's parametric
-macromolecules: the data come from another scanner type. The ``-mm`` cases fit them again with
-their own metabolite-nulled spectrum as the macromolecules (``--mm-spectrum``, docs/fit.md
-"A measured macromolecule spectrum"), against the same LCModel ratios.
+macromolecules: the data come from another scanner type. ``--with-mm`` adds the ``-mm`` cases
+(:data:`MM_CASES`; or name them in ``--cases``): the Osprey TE 30 spectra fitted again with their own
+metabolite-nulled spectrum as the macromolecules (``--mm-spectrum``, docs/fit.md "A measured
+macromolecule spectrum"), against the same LCModel ratios; without it the count of starred
+ratios is over the 24 of the cases above, as before.
 
 Each case is one ``scaloquant fit`` command line (printed with ``--verbose``); extra arguments
 go to every command, e.g. ``--ppm-range 0.2 4.0`` or ``--water-removal hlsvd``. A ratio off by
@@ -23,7 +25,7 @@ physics line's) over the cases with a tolerance.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--verbose]
+    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--verbose]
         [--physics CASE=CKPT ...] [--physics-polish K ...] [--physics-stiffness S ...]
         [-- scaloquant fit flags...]
 """
@@ -51,11 +53,21 @@ CASES = {
     "spant-default": ([P / "nifti_spec2nii/metab.nii.gz"], SPANT, 0.15),
     "osprey-te30-sub01": ([OSP / "UnEdited_with_MM_data/sub-01_ses-01_PRESS_raw-act_noID.nii.gz"], {"tNAA": 1.145, "tCho": 0.172, "Glx": 1.090, "Ins": 0.840}, 0.2),
     "osprey-te30-sub02": ([OSP / "UnEdited_with_MM_data/sub-02_ses-01_PRESS_raw-act_noID.nii.gz"], {"tNAA": 1.052, "tCho": 0.174, "Glx": 1.116, "Ins": 0.683}, 0.2),
-    "osprey-te30-sub01-mm": ([OSP / "UnEdited_with_MM_data/sub-01_ses-01_PRESS_raw-act_noID.nii.gz", "--mm-spectrum", OSP / "UnEdited_with_MM_data/sub-01_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz"], {"tNAA": 1.145, "tCho": 0.172, "Glx": 1.090, "Ins": 0.840}, 0.2),
-    "osprey-te30-sub02-mm": ([OSP / "UnEdited_with_MM_data/sub-02_ses-01_PRESS_raw-act_noID.nii.gz", "--mm-spectrum", OSP / "UnEdited_with_MM_data/sub-02_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz"], {"tNAA": 1.052, "tCho": 0.174, "Glx": 1.116, "Ins": 0.683}, 0.2),
     "osprey-te35-sub01": ([OSP / "UnEdited/sub-01_PRESS_35_act.nii.gz", "--basis", B35], {"tNAA": 1.276, "tCho": 0.164, "Glx": 1.298, "Ins": 0.861}, 0.2),
     "osprey-te35-sub02": ([OSP / "UnEdited/sub-02_PRESS_35_act.nii.gz", "--basis", B35], {"tNAA": 1.428, "tCho": 0.164, "Glx": 1.457, "Ins": 0.788}, 0.2),
     "siemens-te30": ([S / "nifti/SVS_30_rda.nii.gz", "--basis", S / "press_30ms_3T.basis"], {"tNAA": 1.236, "tCho": 0.218, "Glx": 1.091, "Ins": 1.005}, None),
+}  # fmt: skip
+_MM_DATA = OSP / "UnEdited_with_MM_data"
+#: The Osprey TE 30 cases again with their own metabolite-nulled spectra (``--with-mm``, or
+#: named in ``--cases``): fit arguments, LCModel's ratios (the cases' above), tolerance.
+MM_CASES = {
+    f"{name}-mm": (
+        [*args, "--mm-spectrum", _MM_DATA / f"sub-0{name[-1]}_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz"],
+        reference,
+        tol,
+    )
+    for name, (args, reference, tol) in CASES.items()
+    if name.startswith("osprey-te30")
 }  # fmt: skip
 
 
@@ -144,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[: argv.index("--")]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--cases", help="comma-separated subset of " + ", ".join(CASES))
+    everything = {**CASES, **MM_CASES}
+    parser.add_argument("--cases", help="comma-separated subset of " + ", ".join(everything))
+    parser.add_argument(
+        "--with-mm",
+        action="store_true",
+        help="add the Osprey TE 30 cases fitted with their metabolite-nulled spectra "
+        f"({', '.join(MM_CASES)})",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
         "--physics",
@@ -173,17 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     physics: dict[str, Path] = {}
     for item in args.physics:
         name, sep, ckpt = item.partition("=")
-        if not sep or name not in CASES:
+        if not sep or name not in everything:
             print(f"--physics takes CASE=CKPT with CASE one of {', '.join(CASES)}; got {item!r}")
             return 2
         physics[name] = Path(ckpt)
     if not INVIVO.is_dir():
         print(f"{INVIVO} is absent")
         return 1
-    chosen = args.cases.split(",") if args.cases else list(CASES)
+    chosen = args.cases.split(",") if args.cases else [*CASES, *(MM_CASES if args.with_mm else ())]
+    unknown = [name for name in chosen if name not in everything]
+    if unknown:
+        print(f"--cases: {', '.join(unknown)} unknown; choose from {', '.join(everything)}")
+        return 2
     fails: dict[str, int] = {}  # starred ratios per kind of line
     for name in chosen:
-        inputs, reference, tol = CASES[name]
+        inputs, reference, tol = everything[name]
         out = args.out / name
         cmd = [sys.executable, "-m", "scaloquant", "fit", *map(str, inputs), "--out", str(out)]
         row = run_case([*cmd, "--overwrite", *extra], out, args.verbose)
