@@ -3,7 +3,11 @@ LCModel's on the same files with the same basis (LCModel 6.3, default control fi
 benchmark run of ``benchmarks/bench_lcmodel.py --sets invivo``; spant's from its reference
 table). The Osprey TE 30 spectra are fitted with the default ISMRM 2016 PRESS TE 30 basis, and
 LCModel with its ``.BASIS`` less ``Mac`` (``chomit``), so that both add LCModel's parametric
-macromolecules: the data come from another scanner type.
+macromolecules: the data come from another scanner type. ``--with-mm`` adds the ``-mm`` cases
+(:data:`MM_CASES`; or name them in ``--cases``): the Osprey TE 30 spectra fitted again with their own
+metabolite-nulled spectrum as the macromolecules (``--mm-spectrum``, docs/fit.md "A measured
+macromolecule spectrum"), against the same LCModel ratios; without it the count of starred
+ratios is over the 24 of the cases above, as before.
 
 Each case is one ``scaloquant fit`` command line (printed with ``--verbose``); extra arguments
 go to every command, e.g. ``--ppm-range 0.2 4.0`` or ``--water-removal hlsvd``. A ratio off by
@@ -21,7 +25,7 @@ physics line's) over the cases with a tolerance.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--verbose]
+    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--verbose]
         [--physics CASE=CKPT ...] [--physics-polish K ...] [--physics-stiffness S ...]
         [-- scaloquant fit flags...]
 """
@@ -52,6 +56,18 @@ CASES = {
     "osprey-te35-sub01": ([OSP / "UnEdited/sub-01_PRESS_35_act.nii.gz", "--basis", B35], {"tNAA": 1.276, "tCho": 0.164, "Glx": 1.298, "Ins": 0.861}, 0.2),
     "osprey-te35-sub02": ([OSP / "UnEdited/sub-02_PRESS_35_act.nii.gz", "--basis", B35], {"tNAA": 1.428, "tCho": 0.164, "Glx": 1.457, "Ins": 0.788}, 0.2),
     "siemens-te30": ([S / "nifti/SVS_30_rda.nii.gz", "--basis", S / "press_30ms_3T.basis"], {"tNAA": 1.236, "tCho": 0.218, "Glx": 1.091, "Ins": 1.005}, None),
+}  # fmt: skip
+_MM_DATA = OSP / "UnEdited_with_MM_data"
+#: The Osprey TE 30 cases again with their own metabolite-nulled spectra (``--with-mm``, or
+#: named in ``--cases``): fit arguments, LCModel's ratios (the cases' above), tolerance.
+MM_CASES = {
+    f"{name}-mm": (
+        [*args, "--mm-spectrum", _MM_DATA / f"sub-0{name[-1]}_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz"],
+        reference,
+        tol,
+    )
+    for name, (args, reference, tol) in CASES.items()
+    if name.startswith("osprey-te30")
 }  # fmt: skip
 
 
@@ -97,7 +113,21 @@ def ratio_line(
     over_noise = float(row.get("residual_over_noise") or "nan")
     if over_noise == over_noise:
         line += f"  over noise {over_noise:.2f}"
+    mm = mm_ratio(row)
+    if mm == mm:
+        line += f"  MM/tCr {mm:.2f}"
     return line, fails
+
+
+def mm_ratio(row: dict[str, str]) -> float:
+    """The macromolecules' ratio to tCr in a ``results.csv`` row: the measured spectrum's
+    (``MM_measured``), else the sum of LCModel's parametric MM components', else the basis'
+    ``Mac``; NaN when there are none."""
+    for names in (("MM_measured",), ("MM09", "MM12", "MM14", "MM17", "MM20"), ("Mac",)):
+        columns = [f"{n}_ratio_tcr" for n in names if f"{n}_ratio_tcr" in row]
+        if columns:
+            return sum(float(row[c]) for c in columns)
+    return float("nan")
 
 
 def print_case(
@@ -126,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[: argv.index("--")]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--cases", help="comma-separated subset of " + ", ".join(CASES))
+    everything = {**CASES, **MM_CASES}
+    parser.add_argument("--cases", help="comma-separated subset of " + ", ".join(everything))
+    parser.add_argument(
+        "--with-mm",
+        action="store_true",
+        help="add the Osprey TE 30 cases fitted with their metabolite-nulled spectra "
+        f"({', '.join(MM_CASES)})",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
         "--physics",
@@ -155,17 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     physics: dict[str, Path] = {}
     for item in args.physics:
         name, sep, ckpt = item.partition("=")
-        if not sep or name not in CASES:
+        if not sep or name not in everything:
             print(f"--physics takes CASE=CKPT with CASE one of {', '.join(CASES)}; got {item!r}")
             return 2
         physics[name] = Path(ckpt)
     if not INVIVO.is_dir():
         print(f"{INVIVO} is absent")
         return 1
-    chosen = args.cases.split(",") if args.cases else list(CASES)
+    chosen = args.cases.split(",") if args.cases else [*CASES, *(MM_CASES if args.with_mm else ())]
+    unknown = [name for name in chosen if name not in everything]
+    if unknown:
+        print(f"--cases: {', '.join(unknown)} unknown; choose from {', '.join(everything)}")
+        return 2
     fails: dict[str, int] = {}  # starred ratios per kind of line
     for name in chosen:
-        inputs, reference, tol = CASES[name]
+        inputs, reference, tol = everything[name]
         out = args.out / name
         cmd = [sys.executable, "-m", "scaloquant", "fit", *map(str, inputs), "--out", str(out)]
         row = run_case([*cmd, "--overwrite", *extra], out, args.verbose)

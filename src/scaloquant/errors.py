@@ -97,6 +97,7 @@ OPTION_WORDS: Mapping[str, str] = {
     "basis": "basis",
     "refine": "refine=True",
     "mm_parametric": 'FitConfig(macromolecules="parametric")',
+    "mm_spectrum": "mm_spectra",
 }
 
 

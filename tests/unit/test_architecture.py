@@ -414,6 +414,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "batched",
         "result",
         "spectra",
+        "measured_mm",
     ),
     "train": ("config", "data", "checkpoint", "module", "run", "physics"),
     "evaluate": ("metrics", "calibration", "bootstrap", "encoders", "report", "pipeline", "run"),

@@ -271,6 +271,7 @@ OPTION_FLAGS = {
     "basis": "--basis",
     "refine": "--refine",
     "mm_parametric": "--mm parametric",
+    "mm_spectrum": "--mm-spectrum",
 }
 
 

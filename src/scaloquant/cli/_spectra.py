@@ -46,11 +46,16 @@ TISSUES = defaults.TISSUES
 
 def require_paths(args: argparse.Namespace) -> None:
     """Refuse, before numpy and torch are imported (3-5 s), a path of ``args`` that does not
-    exist: the inputs, water references, ``--basis`` (a file or a folder), ``--config`` and
-    ``--model``; the readers check the rest (formats, contents)."""
+    exist: the inputs, water references, ``fit --mm-spectrum`` files, ``--basis`` (a file or a
+    folder), ``--config`` and ``--model``; the readers check the rest (formats, contents)."""
     from ..paths import CHECKPOINT_HINT, require_existing, require_file
 
-    for path in (*args.inputs, *(args.water or ()), *filter(None, [getattr(args, "basis", None)])):
+    for path in (
+        *args.inputs,
+        *(args.water or ()),
+        *(getattr(args, "mm_spectrum", None) or ()),
+        *filter(None, [getattr(args, "basis", None)]),
+    ):
         require_existing(path)
     if getattr(args, "config", None) is not None:
         require_file(args.config, "config file ")
@@ -59,11 +64,12 @@ def require_paths(args: argparse.Namespace) -> None:
 
 
 def read_inputs_ahead(args: argparse.Namespace):
-    """A context in which the NIfTI inputs and water references of ``args`` are read and
-    gunzipped on a thread while the command imports torch (:mod:`scaloquant.readahead`)."""
+    """A context in which the NIfTI inputs, water references and ``fit --mm-spectrum`` files of
+    ``args`` are read and gunzipped on a thread while the command imports torch
+    (:mod:`scaloquant.readahead`)."""
     from ..readahead import read_ahead
 
-    paths = (*args.inputs, *(args.water or ()))
+    paths = (*args.inputs, *(args.water or ()), *(getattr(args, "mm_spectrum", None) or ()))
     return read_ahead(p for p in paths if str(p).lower().endswith((".nii", ".nii.gz")))
 
 

@@ -62,6 +62,19 @@ def register(subparsers: Any) -> None:
         "PRESS 3 T TE 30 ms basis)",
     )
     add_io_flags(p)
+    p.add_argument(
+        "--mm-spectrum",
+        type=path_value,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="metabolite-nulled (inversion-recovery) macromolecule spectrum acquired with the "
+        "data's protocol: once for all inputs or once per input, in the inputs' order; it is "
+        "fitted (LCModel's parametric MM components, the metabolites the inversion left, a "
+        "baseline) and the sum of its fitted MM components is the fit's macromolecule basis "
+        "spectrum MM_measured (with --mm auto, the default, beside parametric lipids; --mm "
+        "basis: alone); any format the inputs take",
+    )
     m = p.add_argument_group("fit model (each overrides --preset and --config)")
     m.add_argument(
         "--preset",
@@ -240,15 +253,40 @@ def fit_config_from_args(args: argparse.Namespace):
 
 def handle(args: argparse.Namespace) -> int:
     require_paths(args)
+    _check_mm_spectra(args)
     with read_inputs_ahead(args):
         return with_threads(args, _fit)
 
 
+def _check_mm_spectra(args: argparse.Namespace) -> None:
+    """Refuse, before anything is read, ``--mm-spectrum`` files whose count is neither one nor
+    one per input, and ``--mm parametric`` or ``none`` with them (``fit_inputs`` checks both
+    again, and the config file's ``macromolecules``; ``require_paths`` that they exist)."""
+    from .._words import counted
+    from ..errors import ConfigError
+
+    if not args.mm_spectrum:
+        return
+    if len(args.mm_spectrum) not in (1, len(args.inputs)):
+        raise ConfigError(
+            f"{counted(len(args.mm_spectrum), '--mm-spectrum file')} for "
+            f"{counted(len(args.inputs), 'input')}; give one for all inputs or one per input, "
+            "in the inputs' order"
+        )
+    if args.mm in ("parametric", "none"):
+        raise ConfigError(
+            f"--mm-spectrum is the fit's macromolecules and --mm {args.mm} asks for "
+            f"{args.mm} instead: give one or the other (with --mm-spectrum, --mm auto adds "
+            "parametric lipids, --mm basis none)"
+        )
+
+
 def _fit(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_dir
-    from ..quantify import fit_inputs
+    from ..quantify import fit_inputs, read_mm_spectra
     from ..quantify.checks import window_holds_lines
     from ..report import write_run
+    from ._common import acquisition_overrides
     from ._spectra import inputs_from_args, print_run, user_basis_or_default
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before any work, not after it
@@ -258,12 +296,18 @@ def _fit(args: argparse.Namespace) -> int:
     # checks it again for the library's callers: 0.5 ms)
     window_holds_lines(basis, fit_config.ppm_range)
     inputs = inputs_from_args(args)
+    mm_spectra = read_mm_spectra(
+        args.mm_spectrum,
+        overrides=acquisition_overrides(args),
+        override_header=args.override_header,
+        conjugate=args.conjugate,
+    )
     options = options_from_args(
         args,
         basis_metadata=basis.metadata,
         fit_config=fit_config,
     )
-    run = fit_inputs(inputs, basis, basis_name=basis_name, options=options)
+    run = fit_inputs(inputs, basis, basis_name=basis_name, options=options, mm_spectra=mm_spectra)
     write_run(
         run,
         args.out,

@@ -25,6 +25,13 @@ _GROUPING_NAMES = ("per_metabolite", "global", "metabolites_and_mm")
 _MM_PATTERN = re.compile(r"^(mm|mac|lip)", re.IGNORECASE)
 
 
+#: Basis metadata key naming the macromolecule spectra measured with the data's own protocol
+#: (``fit --mm-spectrum``, :func:`scaloquant.fit.measured_mm.with_measured_mm`):
+#: ``macromolecules="auto"`` keeps them for data from another scanner type than the basis'
+#: (:func:`scaloquant.fit.problem.prepare_basis`), where it replaces a basis' own.
+MEASURED_KEY = "measured_macromolecules"
+
+
 def macromolecule_names(names: Sequence[str], metadata: Mapping | None = None) -> tuple[str, ...]:
     """The macromolecule and lipid signals of a basis: those its metadata lists under
     ``"macromolecules"``, else names beginning with MM, Mac or Lip (LCModel's and the ISMRM

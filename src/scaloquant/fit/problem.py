@@ -41,7 +41,7 @@ from ..signal.decimate import MARGIN_PPM, band_decimation
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..signal.scale import component_unit
 from ..types import BasisSet
-from .config import FitConfig, macromolecule_names
+from .config import MEASURED_KEY, FitConfig, macromolecule_names
 from .model import metabolite_and_mm_groups, named_groups
 
 #: Floor of the LM scaling of a parameter, as a share of the largest scaled curvature
@@ -71,10 +71,14 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
     vendor's scanner by the ppm-preserving rescale; a *measured* macromolecule spectrum
     belongs to the scanner, sequence and subjects it was measured with, so for data from
     another vendor ``"auto"`` uses LCModel's parametric components instead, as LCModel does
-    unless given a macromolecule spectrum measured with the data's own protocol."""
+    unless given a macromolecule spectrum measured with the data's own protocol (a basis whose
+    metadata list one under :data:`~scaloquant.fit.config.MEASURED_KEY`, which ``"auto"``
+    keeps: :func:`~scaloquant.fit.measured_mm.with_measured_mm`)."""
     mm = macromolecule_names(basis.names, basis.metadata)
     choice = config.macromolecules
-    if choice == "auto" and not same_scanner:
+    # a macromolecule spectrum measured with the data's protocol (fit --mm-spectrum) belongs
+    # to the data's scanner whatever the basis' frequency
+    if choice == "auto" and not same_scanner and not basis.metadata.get(MEASURED_KEY):
         choice = "parametric"
     if choice == "basis":
         return basis

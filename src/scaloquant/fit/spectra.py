@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
 from ..types import FID, Acquisition, BasisSet
-from .config import FIT_PRESETS, FitConfig
+from .config import FIT_PRESETS, MEASURED_KEY, FitConfig
 from .result import BATCH_FIELDS, FitResult, FitSpectra, FitStart
 
 
@@ -180,7 +180,12 @@ def prepared_on_grid(
     on_grid, conversions = basis_for_data(basis, acquisition)
     scanner = same_scanner(basis.spectrometer_freq_mhz, acquisition.spectrometer_freq_mhz)
     prepared = prepare_basis(on_grid, config, same_scanner=scanner)
-    if config.macromolecules == "auto" and not scanner and prepared.names != on_grid.names:
+    if (
+        config.macromolecules == "auto"
+        and not scanner
+        and prepared.names != on_grid.names
+        and not on_grid.metadata.get(MEASURED_KEY)
+    ):
         conversions = (
             *conversions,
             "the basis' measured macromolecules replaced by LCModel's parametric ones (the "
@@ -584,7 +589,9 @@ def _with_rows(result: FitResult, part: FitResult, rows: np.ndarray) -> FitResul
         value[rows] = new
         changes[name] = value
     shape = result.batch_shape
-    return replace(flat, **{k: v.reshape(*shape, *v.shape[1:]) for k, v in changes.items()})
+    # a tuple: a single FID's batch shape () with a field of one value per spectrum was
+    # reshape() of no argument, a TypeError (fit_spectra of a 1-D FID refitted by "adaptive")
+    return replace(flat, **{k: v.reshape((*shape, *v.shape[1:])) for k, v in changes.items()})
 
 
 def _batched_result(

@@ -11,7 +11,7 @@ Water scaling (mM) is in :mod:`scaloquant.quantify.water`.
 """
 
 from ..fit.scale import signal_per_proton
-from .inputs import SpectraInput, read_inputs, read_water
+from .inputs import MMSpectrumFile, SpectraInput, read_inputs, read_mm_spectra, read_water
 from .results import COLUMN_DESCRIPTIONS, SpectraResult, tcr_ratios
 from .run import Options, Run, fit_inputs, model_basis, quantify_inputs
 from .water import (
@@ -24,6 +24,7 @@ from .water import (
 
 __all__ = [
     "COLUMN_DESCRIPTIONS",
+    "MMSpectrumFile",
     "Options",
     "Run",
     "SpectraInput",
@@ -35,6 +36,7 @@ __all__ = [
     "model_basis",
     "quantify_inputs",
     "read_inputs",
+    "read_mm_spectra",
     "read_water",
     "relaxation_corrected_water_mM",
     "signal_per_proton",

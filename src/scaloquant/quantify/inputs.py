@@ -329,18 +329,74 @@ def _auto_water(
     return None
 
 
-def _require_combined_water(water: FID, water_path: Path) -> None:
-    """Refuse a water reference with uncombined coils (its extra dimensions are averaged)."""
-    coils = uncombined_coils(water)
+@dataclass(frozen=True)
+class MMSpectrumFile:
+    """A metabolite-nulled (macromolecule) spectrum given for the fit (``fit --mm-spectrum``):
+    its file and its one spectrum (samples ``(n_points,)``, its transients averaged)."""
+
+    path: Path
+    fid: FID
+
+
+def read_mm_spectra(
+    paths: Sequence[str | os.PathLike],
+    *,
+    overrides: Mapping[str, float] | None = None,
+    override_header: bool = False,
+    conjugate: bool = False,
+) -> list[MMSpectrumFile]:
+    """The metabolite-nulled spectra of ``fit --mm-spectrum`` (one for all inputs, or one per
+    input in their order: :func:`~scaloquant.quantify.fit_inputs` checks the count), each read
+    as a water reference is (:func:`read_water`, the same ``overrides``, ``override_header``
+    and ``conjugate``), its transients averaged into one spectrum.
+
+    Raises
+    ------
+    IncompatibleDataError : uncombined coils, or more than one voxel.
+    InputFileError, MissingMetadataError, InvalidDataError : from the readers.
+    """
+    out = []
+    for path in map(Path, paths):
+        fid = read_water(path, dict(overrides or {}), conjugate, override_header)
+        _require_combined(
+            fid,
+            f"the MM spectrum {path}",
+            "its signal (each coil has its own phase)",
+            "a coil-combined MM spectrum",
+        )
+        spatial = fid.batch_shape[:N_SPATIAL] if fid.provenance.get("format") == "nifti-mrs" else ()
+        if int(np.prod(spatial, dtype=int)) > 1:
+            raise IncompatibleDataError(
+                f"the MM spectrum {path} holds {int(np.prod(spatial))} voxels; give the "
+                "metabolite-nulled spectrum of one voxel"
+            )
+        out.append(
+            MMSpectrumFile(path, fid.with_samples(fid.samples.reshape(-1, fid.n_points).mean(0)))
+        )
+    return out
+
+
+def _require_combined(fid: FID, what: str, harm: str, instead: str) -> None:
+    """Refuse ``what`` (a water reference, an MM spectrum) with uncombined coils (its extra
+    dimensions are averaged): ``harm`` what the average would do, ``instead`` the file to give."""
+    coils = uncombined_coils(fid)
     if coils > 1:
-        # their mean is not the water signal: each coil's has its own phase (4 coils 0-4.5 rad
+        # their mean is not the signal: each coil's has its own phase (4 coils 0-4.5 rad
         # apart gave the spant spectrum 33.1 mM NAA where its combined water gives 12.7)
         raise IncompatibleDataError(
-            f"the water reference {water_path} holds {coils} receive coils not combined "
-            f"({COIL_TAG}): their average would cancel the water signal (each coil has its own "
-            f"phase) and inflate every mM; {COMBINE_COILS}, or give a coil-combined water "
-            "reference"
+            f"{what} holds {coils} receive coils not combined ({COIL_TAG}): their average "
+            f"would cancel {harm}; {COMBINE_COILS}, or give {instead}"
         )
+
+
+def _require_combined_water(water: FID, water_path: Path) -> None:
+    """Refuse a water reference with uncombined coils (its extra dimensions are averaged)."""
+    _require_combined(
+        water,
+        f"the water reference {water_path}",
+        "the water signal (each coil has its own phase) and inflate every mM",
+        "a coil-combined water reference",
+    )
 
 
 def _water_for_image(water: FID, fid: FID, water_path: Path) -> FID:

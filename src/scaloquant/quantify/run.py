@@ -48,7 +48,7 @@ from .checks import (
     window_holds_lines,
 )
 from .figures import figure_choice, fitted_spectrum, representative_voxels, spectra_subset
-from .inputs import SpectraInput
+from .inputs import MMSpectrumFile, SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
 from .notes import (
     adaptation_note,
@@ -880,8 +880,15 @@ def fit_inputs(
     *,
     basis_name: str,
     options: Options | None = None,
+    mm_spectra: Sequence[MMSpectrumFile] = (),
 ) -> Run:
     """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`).
+
+    ``mm_spectra``: none, one metabolite-nulled spectrum for all inputs or one per input in
+    their order (:func:`~scaloquant.quantify.inputs.read_mm_spectra`): each is cleaned by its
+    own fit and becomes the macromolecule basis spectrum ``MM_measured`` of its inputs' fits
+    (:mod:`scaloquant.fit.measured_mm`), in place of the basis' macromolecules or LCModel's
+    parametric MM components (the parametric lipids kept under ``macromolecules="auto"``).
 
     The basis goes to each input's grid (in :func:`~scaloquant.fit.fit_spectra`; the
     conversions are reported with the input's), the inputs are only checked against the basis'
@@ -911,16 +918,17 @@ def fit_inputs(
         )[0]
         for i in inputs
     ]
+    bases, prepared, mm_facts = _with_mm_spectra(basis, prepared, mm_spectra, options.fit_config)
     # the names and macromolecules of the fitted model; areas do not depend on the grid
-    fitted = _one_model_for_all(basis, prepared, options.fit_config)
+    fitted = _one_model_for_all(bases, prepared, options.fit_config)
     fitted_inputs = []
     names = tuple(basis.names)
-    for prep in prepared:
+    for prep, own_basis in zip(prepared, bases, strict=True):
         n = prep.input.n_spectra
         # the spectra with nothing to quantify are not fitted: their estimates would be NaN
         # all the same (_finish); those whose reference was corrected, on their own axes
         fits = [
-            (rows, group, *_fitted_rows(group, rows, n, basis, options.fit_config))
+            (rows, group, *_fitted_rows(group, rows, n, own_basis, options.fit_config))
             for rows, group in prep.groups(estimated_rows(prep))
         ]
         names = fits[0][3]
@@ -932,7 +940,7 @@ def fit_inputs(
         prep = replace(prep, conversions=(*prep.conversions, *dict.fromkeys(done)))
         checks = _FitChecks(residual, linewidth, metabolites, over_noise, facts)
         flags, checks = _flagged(prep, columns[""], names, checks)
-        fitted_inputs.append((prep, columns, fits, checks, flags))
+        fitted_inputs.append((prep, columns, fits, checks, flags, own_basis))
     # MRSI inputs: voxels representative of the fit, from its residuals
     chosen = _figure_rows(
         [f[0] for f in fitted_inputs],
@@ -942,7 +950,9 @@ def fit_inputs(
         options,
     )
     partial = []
-    for (prep, columns, fits, checks, flags), drawn in zip(fitted_inputs, chosen, strict=True):
+    for (prep, columns, fits, checks, flags, own_basis), drawn in zip(
+        fitted_inputs, chosen, strict=True
+    ):
         figures = {}
         for rows, group, result, _, _ in fits:  # usable spectra only, all fitted
             ours = set(rows.tolist())
@@ -951,7 +961,7 @@ def fit_inputs(
                 continue
             shown = result.take(np.searchsorted(rows, mine).tolist())
             spectra = phase_corrected(
-                fitted_spectra(shown, spectra_subset(group, mine), basis), shown
+                fitted_spectra(shown, spectra_subset(group, mine), own_basis), shown
             )
             figures |= {j: fitted_spectrum(spectra, k) for k, j in enumerate(mine)}
         partial.append((prep, columns, figures, checks, flags))
@@ -961,6 +971,13 @@ def fit_inputs(
         f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
     ]
     facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
+    if mm_facts:
+        notes.append(
+            "macromolecules: the measured MM spectrum "
+            + ", ".join(f["file"] for f in mm_facts)
+            + " (MM_measured), cleaned by its own fit (results.json mm_spectra)"
+        )
+        facts["mm_spectra"] = mm_facts
     return _finish(
         "fit",
         names,
@@ -975,8 +992,77 @@ def fit_inputs(
     )
 
 
+def _with_mm_spectra(
+    basis: BasisSet,
+    prepared: list[Prepared],
+    mm_spectra: Sequence[MMSpectrumFile],
+    config: FitConfig,
+) -> tuple[list[BasisSet], list[Prepared], list[dict[str, Any]]]:
+    """The basis each input is fitted with, the inputs with what was done for it in their
+    conversions, and results.json's facts of each MM spectrum: ``basis`` for every input
+    without ``mm_spectra``; else each MM spectrum checked against its inputs (nucleus and
+    scanner, :func:`~scaloquant.signal.match.require_same_scanner`), cleaned once
+    (:func:`~scaloquant.fit.measured_mm.clean_mm_spectrum`) and put with the basis on each
+    input's grid (:func:`~scaloquant.fit.measured_mm.with_measured_mm`).
+
+    Raises
+    ------
+    ConfigError : ``mm_spectra`` with ``config.macromolecules`` ``"parametric"`` or ``"none"``,
+        or a number of them that is neither 0, 1 nor one per input.
+    IncompatibleDataError : an MM spectrum of another nucleus or scanner than its input's.
+    """
+    from ..fit.measured_mm import clean_mm_spectrum, with_measured_mm
+    from ..signal.match import require_same_scanner
+
+    if not mm_spectra:
+        return [basis] * len(prepared), prepared, []
+    if config.macromolecules in ("parametric", "none"):
+        raise ConfigError(
+            f"a measured MM spectrum is the fit's macromolecules, and macromolecules="
+            f"{config.macromolecules!r} asks for {config.macromolecules} instead: give one or "
+            "the other (with the spectrum, 'auto' adds the parametric lipids, 'basis' none)"
+        )
+    if len(mm_spectra) not in (1, len(prepared)):
+        raise ConfigError(
+            f"{counted(len(mm_spectra), 'MM spectrum', 'MM spectra')} for "
+            f"{counted(len(prepared), 'input')}; give one for all inputs or one per input, in "
+            "the same order"
+        )
+    per_input = list(mm_spectra) * len(prepared) if len(mm_spectra) == 1 else list(mm_spectra)
+    for prep, mm in zip(prepared, per_input, strict=True):
+        require_same_scanner(
+            mm.fid.acquisition,
+            prep.fid.acquisition,
+            what=f"the MM spectrum {mm.path.name}",
+            data_what=prep.input.label,
+            advice=("give the MM spectrum acquired with the data (", Option("mm_spectrum"), ")"),
+        )
+    cleaned = {id(mm): clean_mm_spectrum(mm.fid, basis, config) for mm in mm_spectra}
+    bases, out = [], []
+    for prep, mm in zip(prepared, per_input, strict=True):
+        measured = cleaned[id(mm)]
+        own, conversions = with_measured_mm(basis, measured, prep.fid.acquisition)
+        said = (
+            f"MM spectrum {mm.path.name} cleaned by its fit (residual_over_noise "
+            f"{measured.residual_over_noise:.3g}, shift {measured.shift_hz:+.3g} Hz, phase "
+            f"{measured.phase0_deg:.4g} deg and {measured.phase1_deg_per_ppm:.4g} deg/ppm) as "
+            "the fit's MM_measured"
+        )
+        bases.append(own)
+        out.append(replace(prep, conversions=(*prep.conversions, *conversions, said)))
+    facts = [
+        {
+            "file": str(mm.path),
+            "inputs": [p.input.label for p, m in zip(prepared, per_input, strict=True) if m is mm],
+            **cleaned[id(mm)].facts(),
+        }
+        for mm in mm_spectra
+    ]
+    return bases, out, facts
+
+
 def _one_model_for_all(
-    basis: BasisSet, prepared: Sequence[Prepared], config: FitConfig
+    bases: Sequence[BasisSet], prepared: Sequence[Prepared], config: FitConfig
 ) -> BasisSet:
     """The components every input of one ``fit`` run is fitted with
     (:func:`~scaloquant.fit.problem.prepare_basis`; one table, one set of columns), checked
@@ -996,7 +1082,7 @@ def _one_model_for_all(
             config,
             same_scanner=same_scanner(basis.spectrometer_freq_mhz, p.fid.spectrometer_freq_mhz),
         )
-        for p in prepared
+        for basis, p in zip(bases, prepared, strict=True)
     ]
     first = models[0]
     for p, model in zip(prepared, models, strict=True):

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from ..fit import FitSpectra
+from ..fit.measured_mm import MEASURED_MM_NAME
 from ..io.atomic import atomic_path
 from ..metabolites import has_all, indices_of
 from ..signal import axes
@@ -29,10 +30,22 @@ from .content import COMBINED
 #: Resolution of every PNG.
 DPI = 120
 
-#: Components drawn under the fit, when the basis has their parts (Ins: myo-inositol).
-COMPONENTS: dict[str, tuple[str, ...]] = {**COMBINED, "Ins": ("Ins",)}
+#: Components drawn under the fit, when the basis has their parts (Ins: myo-inositol;
+#: MM_measured: the measured macromolecule spectrum of ``fit --mm-spectrum``).
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    **COMBINED,
+    "Ins": ("Ins",),
+    MEASURED_MM_NAME: (MEASURED_MM_NAME,),
+}
 
-_COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
+_COMPONENT_COLOURS = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:purple",
+    "tab:brown",
+    "tab:olive",
+)
 
 
 def _tight_bbox(fig: Figure, dpi: float) -> Bbox | str:

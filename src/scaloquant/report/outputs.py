@@ -223,6 +223,7 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
             for j, label in enumerate(r.input.labels())
         ],
         "water_scaling": run.facts.get("water_scaling"),
+        **({"mm_spectra": run.facts["mm_spectra"]} if "mm_spectra" in run.facts else {}),
     }
 
 

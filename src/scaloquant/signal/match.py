@@ -554,6 +554,37 @@ def _grid_difference(
     return None
 
 
+def require_same_scanner(
+    reference: Acquisition,
+    data: Acquisition,
+    *,
+    what: str,
+    data_what: str,
+    advice: tuple[str | Option, ...],
+) -> None:
+    """Refuse a reference scan (a water reference, a metabolite-nulled MM spectrum) of another
+    nucleus, or acquired at another spectrometer frequency than the data (beyond
+    :data:`FREQUENCY_RTOL`: another session's or another subject's file), whatever ``force``
+    says; ``advice`` ends the one line (:class:`~scaloquant.errors.NeedsOption` parts).
+
+    Raises
+    ------
+    IncompatibleDataError : another nucleus or field (one line naming both values).
+    """
+    if reference.nucleus != data.nucleus:
+        raise NeedsOption(
+            f"{what} is {reference.nucleus} and {data_what} {data.nucleus}; ", *advice
+        )
+    if not math.isclose(
+        reference.spectrometer_freq_mhz, data.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
+    ):
+        raise NeedsOption(
+            f"{what} was acquired at {_mhz(reference)} and {data_what} at {_mhz(data)}: "
+            "not the same scanner; ",
+            *advice,
+        )
+
+
 def compare_reference(
     reference: Acquisition, data: Acquisition, *, what: str, data_what: str = "the data"
 ) -> tuple[str, ...]:
@@ -569,19 +600,13 @@ def compare_reference(
     ------
     IncompatibleDataError : another nucleus or field (one line naming both values).
     """
-    advice = ("give the water reference acquired with the data (", Option("water"), "), or none")
-    if reference.nucleus != data.nucleus:
-        raise NeedsOption(
-            f"{what} is {reference.nucleus} and {data_what} {data.nucleus}; ", *advice
-        )
-    if not math.isclose(
-        reference.spectrometer_freq_mhz, data.spectrometer_freq_mhz, rel_tol=FREQUENCY_RTOL
-    ):
-        raise NeedsOption(
-            f"{what} was acquired at {_mhz(reference)} and {data_what} at {_mhz(data)}: "
-            "not the same scanner; ",
-            *advice,
-        )
+    require_same_scanner(
+        reference,
+        data,
+        what=what,
+        data_what=data_what,
+        advice=("give the water reference acquired with the data (", Option("water"), "), or none"),
+    )
     notes = []
     if reference.n_points != data.n_points or not _same_dwell(
         reference.dwell_time_s, data.dwell_time_s
