@@ -30,7 +30,7 @@ import scipy.fft
 from scipy.ndimage import median_filter
 
 from scaloquant.io import default_basis
-from scaloquant.signal import quality
+from scaloquant.signal import qc_spectra, quality
 from scaloquant.threads import blas_threads
 
 #: The sleep of the probe thread between its ticks, s.
@@ -123,7 +123,7 @@ def main() -> None:
                 for name, fn in stages.items():
                     wall, cpu = timed(fn, args.repeats)
                     print(f"  {threads} thread(s): {name:18s} {wall:6.2f} s wall {cpu:6.2f} s CPU")
-        block = fids[: quality.QUALITY_BLOCK]
+        block = fids[: qc_spectra.QUALITY_BLOCK]
         line = np.random.default_rng(0).random(200_000)
         probe = Probe()
         calls = {

@@ -393,6 +393,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "lineshapes",
         "peaks",
         "match",
+        "qc_spectra",
         "quality",
         "water",
         "scale",

@@ -10,7 +10,7 @@ import pytest
 
 from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
-from scaloquant.signal import axes, quality
+from scaloquant.signal import axes, qc_spectra, quality
 from scaloquant.signal.match import compare_reference
 from scaloquant.types import Acquisition
 
@@ -240,7 +240,7 @@ def test_window_columns_are_those_of_the_shifted_spectrum():
     raw = np.arange(2 * 10, dtype=float).reshape(2, 10) + 1j
     shifted = np.fft.fftshift(raw, axes=-1)
     for index in (np.arange(6, 9), np.arange(2, 8), np.arange(0, 10), np.array([1, 4, 5])):
-        assert np.array_equal(quality._columns(raw, index), shifted[:, index])
+        assert np.array_equal(qc_spectra._columns(raw, index), shifted[:, index])
 
 
 def test_reference_of_another_field_or_nucleus_is_refused():
@@ -326,7 +326,7 @@ def test_every_flag_has_its_meaning_for_users():
 
 def test_figures_by_blocks_equal_one_pass_and_hold_one_block_at_a_time(monkeypatch):
     """:func:`~scaloquant.signal.quality.quality_figures` takes a batch
-    :data:`~scaloquant.signal.quality.QUALITY_BLOCK` spectra at a time: the same numbers, bit
+    :data:`~scaloquant.signal.qc_spectra.QUALITY_BLOCK` spectra at a time: the same numbers, bit
     for bit, as one pass over the whole batch (every figure is a spectrum's own), and the
     working memory of one block, not of the batch (its spectra zero-filled 4x alone are
     ``B x 4 N`` complex64)."""
@@ -337,9 +337,9 @@ def test_figures_by_blocks_equal_one_pass_and_hold_one_block_at_a_time(monkeypat
     fids = np.stack([_line(2.01, w) + 0.6 * _line(3.03, w) for w in widths])
     fids = (fids + _noise(rng, 0.02, (40,))).reshape(5, 8, N)
     fids[0, 0] = 0.0  # an empty one among them
-    monkeypatch.setattr(quality, "QUALITY_BLOCK", 1000)
+    monkeypatch.setattr(qc_spectra, "QUALITY_BLOCK", 1000)
     whole = quality.quality_figures(fids, *GRID)
-    monkeypatch.setattr(quality, "QUALITY_BLOCK", 6)
+    monkeypatch.setattr(qc_spectra, "QUALITY_BLOCK", 6)
     tracemalloc.start()
     try:
         blocks = quality.quality_figures(fids, *GRID)
@@ -367,7 +367,7 @@ def test_blocks_side_by_side_on_scipys_workers_give_the_same_figures(monkeypatch
     fids = np.stack([_line(2.01, w) + 0.6 * _line(3.03, w) for w in widths])
     fids = (fids + _noise(rng, 0.02, (40,))).reshape(5, 8, N)
     fids[1, 2] = 0.0
-    monkeypatch.setattr(quality, "QUALITY_BLOCK", 6)
+    monkeypatch.setattr(qc_spectra, "QUALITY_BLOCK", 6)
     serial = quality.quality_figures(fids, *GRID)
     threads = set()
     block_figures = quality._block_figures

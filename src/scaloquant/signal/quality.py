@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import scipy.fft
 from scipy.ndimage import maximum_filter1d, median_filter
 
 from ..metabolites import REFERENCE_SINGLETS
-from ..threads import map_on_threads
-from . import axes
+from . import axes, qc_spectra
+from .qc_spectra import (
+    _columns,
+    _quality_blocks,
+    _side_by_side,
+    _Spectra,
+    _spectra,
+    _window,
+)
 
 #: Metabolite window of 1H brain spectra, ppm (NAA 2.01, Cr 3.03, Cho 3.2, Ins 3.56, Lac 1.33).
 METABOLITE_WINDOW_PPM = (0.5, 4.2)
@@ -132,7 +138,7 @@ def _running_median_rows(values: np.ndarray, width: int) -> np.ndarray:
     the same number as scipy's running heap gives, found by ``np.minimum`` / ``np.maximum``
     over the whole block at once (140 calls at ``width`` 19). Those release the GIL, where
     scipy's filter held it for its whole call, so the quality checks' blocks run side by side
-    on the run's threads (:func:`_side_by_side`); and on one thread the network is cheaper
+    on the run's threads (:func:`~.qc_spectra._side_by_side`); and on one thread the network is cheaper
     (128 x 545 points, width 19: 5.3 -> 4.4 ms of CPU; docs/history/benchmarks-log.md "The
     quality checks off the GIL (session 21, `qc21`)"). Medians of windows that straddle two
     rows are formed too and dropped. A NaN in a window makes its median NaN (scipy's depends
@@ -417,9 +423,6 @@ BAND_EDGE_FRACTION = 0.02
 #: A noise region with fewer spectral points than this is not used (the SD of fewer is too
 #: uncertain: 16 points give it to about 18 %).
 MIN_NOISE_POINTS = 16
-#: Zero-filling factor for peak heights and widths: the FWHM is interpolated between points
-#: of a spectrum zero-filled 4x, so a 0.08 ppm line spans 10 or more points at 1 Hz/point.
-ZERO_FILL = 4
 #: Distance of the two flanks of a peak from its top, ppm: their medians set the straight
 #: baseline under it. 0.15 ppm is 3 half-widths of a 0.1 ppm line (its tail there is 10 % of
 #: its height); 0.3 ppm is the widest a window may reach before the next metabolite's peak.
@@ -537,48 +540,6 @@ def _band_mask(ppm: np.ndarray, region: tuple[float, float]) -> np.ndarray:
     return (ppm >= lo) & (ppm <= hi)
 
 
-def _window(ppm: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    return np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
-
-
-class _Spectra(NamedTuple):
-    """A batch's spectra ``(B, N)`` and, zero-filled :data:`ZERO_FILL` x, ``(B, ZERO_FILL N)``,
-    with their ppm axes: computed once for every figure, single precision (plenty for
-    quality figures, half the time and memory), unshifted (see :func:`_columns`)."""
-
-    ppm: np.ndarray
-    raw: np.ndarray
-    ppm_zf: np.ndarray
-    raw_zf: np.ndarray
-
-
-def _columns(raw: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Columns ``index`` of ``fftshift(raw)`` without shifting the whole batch. A run of
-    consecutive columns (every window of an axis) is read as one or two slices of ``raw``
-    (a view, or one copy where the run wraps round), not gathered column by column (the
-    quality figures of 4096 spectra: 0.29 -> 0.03 s)."""
-    n = raw.shape[-1]
-    index = np.asarray(index)
-    size = index.size
-    if size and index[-1] - index[0] == size - 1 and np.all(np.diff(index) == 1):
-        start = int(index[0] - n // 2) % n
-        if start + size <= n:
-            return raw[:, start : start + size]
-        return np.concatenate([raw[:, start:], raw[:, : start + size - n]], axis=1)
-    return raw[:, (index - n // 2) % n]
-
-
-def _spectra(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference) -> _Spectra:
-    n = fids.shape[-1]
-    flat = fids.reshape(-1, n).astype(np.complex64)
-    return _Spectra(
-        axes.ppm_axis(n, dwell_time_s, freq_mhz, ppm_reference),
-        scipy.fft.fft(flat, axis=-1),
-        axes.ppm_axis(ZERO_FILL * n, dwell_time_s, freq_mhz, ppm_reference),
-        scipy.fft.fft(flat, ZERO_FILL * n, axis=-1),
-    )
-
-
 def _noise_sd(s: _Spectra) -> np.ndarray:
     sum_sq = np.zeros(s.raw.shape[0])
     dof = 0
@@ -677,7 +638,7 @@ def residual_over_noise(
     shrink as the SNR grows: at high SNR a model that misses a few per cent of the signal
     leaves a residual many noise SDs tall.
 
-    The FIDs are read :data:`QUALITY_BLOCK` at a time (one FFT each in double precision: 16384
+    The FIDs are read :data:`~.qc_spectra.QUALITY_BLOCK` at a time (one FFT each in double precision: 16384
     spectra of 2048 points at once would be 0.5 GB)."""
     fids = np.asarray(fids)
     n = fids.shape[-1]
@@ -781,7 +742,7 @@ def peak_height(
     window_ppm: tuple[float, float] = NAA_WINDOW_PPM,
 ) -> np.ndarray:
     """Height of the tallest peak in ``window_ppm`` above its local baseline: ``|S - B|`` at the
-    tallest point of the spectrum zero-filled :data:`ZERO_FILL` x, ``B`` a straight line
+    tallest point of the spectrum zero-filled :data:`~.qc_spectra.ZERO_FILL` x, ``B`` a straight line
     through its flanks (:data:`FLANK_PPM` from the peak). The modulus is the height of the
     phased peak whatever its phase. ``(..., n_points) -> (...)``; NaN where the band misses
     the window."""
@@ -830,7 +791,7 @@ def fwhm_ppm(
 ) -> np.ndarray:
     """Full width at half maximum of the tallest peak of ``window_ppm``, ppm.
 
-    The spectrum is zero-filled :data:`ZERO_FILL` x, its local baseline removed (as in
+    The spectrum is zero-filled :data:`~.qc_spectra.ZERO_FILL` x, its local baseline removed (as in
     :func:`peak_height`; not with ``remove_baseline=False``, for a water reference, whose
     peak dwarfs everything), and phased to zero order at the peak's maximum, so the real part
     is the absorption line; the half-maximum crossings on each side are interpolated linearly
@@ -914,7 +875,7 @@ def water_near_window(
 
 
 def _near_window_block(s: _Spectra, window_high_ppm: float) -> np.ndarray:
-    """:func:`water_near_window` of one block's spectra (:func:`_spectra`), in one pass."""
+    """:func:`water_near_window` of one block's spectra (:func:`~.qc_spectra._spectra`), in one pass."""
     batch = (s.raw.shape[0],)
     near = np.flatnonzero(
         (s.ppm_zf > window_high_ppm) & (s.ppm_zf <= window_high_ppm + NEAR_WINDOW_PPM)
@@ -965,7 +926,7 @@ def quality_figures(
     FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
     nuclei get NaN); :func:`mirror_ratio` from the same single-precision spectra.
 
-    Every figure is a spectrum's own, so the batch is taken :data:`QUALITY_BLOCK` spectra at a
+    Every figure is a spectrum's own, so the batch is taken :data:`~.qc_spectra.QUALITY_BLOCK` spectra at a
     time (the same numbers, bit for bit, as in one pass), and the blocks side by side on as many
     threads as ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by
     default), each block's FFTs then on its thread alone: with the blocks one after another the
@@ -980,7 +941,8 @@ def quality_figures(
         none = np.full((*batch, 0), np.nan)
         return QualityFigures(nan, nan, nan, nan, nan, ~np.any(fids != 0, axis=-1), nan, nan, none)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    if int(np.prod(batch, dtype=int)) <= QUALITY_BLOCK:
+    # the block size read where it is set (tests set it there)
+    if int(np.prod(batch, dtype=int)) <= qc_spectra.QUALITY_BLOCK:
         flat = fids.reshape(-1, fids.shape[-1])
         figures = _block_figures(flat, *grid)
         return QualityFigures(*(v.reshape(batch + v.shape[1:]) for v in figures))
@@ -988,31 +950,6 @@ def quality_figures(
     return QualityFigures(
         *(np.concatenate(v).reshape(batch + v[0].shape[1:]) for v in zip(*figures, strict=True))
     )
-
-
-def _side_by_side(block_fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray]) -> list[Any]:
-    """``[block_fn(b) for b in blocks]``, the blocks side by side on as many threads as
-    ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by default): each
-    block's FFTs on its thread alone (:func:`quality_figures`, :func:`water_near_window`;
-    scipy's workers are a thread's own setting: 1 on the pool's threads)."""
-    return map_on_threads(block_fn, blocks, scipy.fft.get_workers(), "scaloquant-quality")
-
-
-#: Spectra whose quality figures are formed together. Their spectra zero-filled 4x are
-#: ``QUALITY_BLOCK x 4 n_points`` complex64 (8 MB at 2048 points), so the blocks' working arrays
-#: are the same few allocations over again rather than one pass's ~0.5 GB per 4096 spectra,
-#: touched for the first time page by page (with transparent huge pages, compacted for): 4096
-#: spectra, the first call in a process, 1.5-1.9 s of CPU (1.2-1.4 of it the system's) in one
-#: pass, 0.39-0.41 s in blocks of 128 (256: 0.39, 512: 0.38 with 3.5x the page faults;
-#: docs/history/physics-models-log.md, session 15).
-QUALITY_BLOCK = 128
-
-
-def _quality_blocks(fids: np.ndarray) -> list[np.ndarray]:
-    """FIDs ``(..., n_points)`` flattened and cut into :data:`QUALITY_BLOCK` spectra at a time
-    (views), the batches every per-spectrum figure here is formed in."""
-    flat = fids.reshape(-1, fids.shape[-1])
-    return [flat[i : i + QUALITY_BLOCK] for i in range(0, flat.shape[0], QUALITY_BLOCK)]
 
 
 def _block_figures(
