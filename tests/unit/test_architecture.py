@@ -394,6 +394,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "peaks",
         "match",
         "qc_spectra",
+        "median",
         "quality",
         "water",
         "scale",
