@@ -395,6 +395,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "match",
         "qc_spectra",
         "median",
+        "noise",
         "quality",
         "water",
         "scale",

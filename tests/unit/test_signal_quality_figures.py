@@ -12,6 +12,7 @@ from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.signal import axes, qc_spectra, quality
 from scaloquant.signal.match import compare_reference
+from scaloquant.signal.noise import noise_sd
 from scaloquant.types import Acquisition
 
 SHARED = DATA
@@ -51,7 +52,7 @@ def test_snr_is_peak_height_over_noise_sd():
     sd_time = 0.05
     noisy = fid + _noise(rng, sd_time)
     # white noise of SD s per real part gives s sqrt(N) per real part of the unnormalised FFT
-    assert quality.noise_sd(noisy, *GRID) == pytest.approx(sd_time * np.sqrt(N), rel=0.1)
+    assert noise_sd(noisy, *GRID) == pytest.approx(sd_time * np.sqrt(N), rel=0.1)
     assert quality.snr(noisy, *GRID) == pytest.approx(height / (sd_time * np.sqrt(N)), rel=0.1)
     assert quality.snr(fid, *GRID) > 1e4  # noiseless: only the line's far tails there
     assert quality.snr(np.zeros(N, complex), *GRID) == 0

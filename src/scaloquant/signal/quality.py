@@ -26,6 +26,7 @@ from scipy.ndimage import maximum_filter1d
 from ..metabolites import REFERENCE_SINGLETS
 from . import axes, qc_spectra
 from .median import _line_peaks, _read_range
+from .noise import _band_mask, _noise_sd, noise_sd
 from .qc_spectra import (
     _columns,
     _quality_blocks,
@@ -174,7 +175,7 @@ def singlet_shift(
     -------
     ``(shift_ppm, strength, profile)``: the best shift, to the bin, ``(...)``; how clearly the
     singlets stand there, ``(...)``: the second tallest of their three heights, in noise SDs of
-    the real spectrum (:func:`noise_sd`; a pattern, not one line), 0 where the best shift is at
+    the real spectrum (:func:`~.noise.noise_sd`; a pattern, not one line), 0 where the best shift is at
     the search's edge (no optimum within it); and the score at every shift of
     :func:`singlet_lags_ppm`, less its median over them, over the best's, ``(..., L)`` (1 at the
     best), what :func:`reference_off` reads where a fit put the singlets. NaN (and ``L`` 0)
@@ -247,16 +248,6 @@ CR_WINDOW_PPM = (2.9, 3.1)
 #: Window of the metabolite signal a water reference is compared with: NAA, Cr and Cho
 #: (1.8-3.4 ppm), far enough from water (1.25 ppm) that its tails do not count.
 WATER_TEST_WINDOW_PPM = (1.8, 3.4)
-#: Signal-free regions where the noise is measured, ppm: upfield of every metabolite and lipid
-#: (Osprey's and LCModel's -2..0 ppm) and downfield of the amide protons (9-10 ppm). Both are
-#: pooled where the spectral width covers them.
-NOISE_REGIONS_PPM = ((-2.0, 0.0), (9.0, 10.0))
-#: Fraction of the band left out at each edge when looking for noise: the anti-alias filter of
-#: the receiver attenuates the last few per cent.
-BAND_EDGE_FRACTION = 0.02
-#: A noise region with fewer spectral points than this is not used (the SD of fewer is too
-#: uncertain: 16 points give it to about 18 %).
-MIN_NOISE_POINTS = 16
 #: Distance of the two flanks of a peak from its top, ppm: their medians set the straight
 #: baseline under it. 0.15 ppm is 3 half-widths of a 0.1 ppm line (its tail there is 10 % of
 #: its height); 0.3 ppm is the widest a window may reach before the next metabolite's peak.
@@ -368,66 +359,12 @@ FLAG_NAMES: tuple[str, ...] = (
 UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
 
 
-def _band_mask(ppm: np.ndarray, region: tuple[float, float]) -> np.ndarray:
-    edge = BAND_EDGE_FRACTION * (ppm.max() - ppm.min())
-    lo, hi = max(region[0], ppm.min() + edge), min(region[1], ppm.max() - edge)
-    return (ppm >= lo) & (ppm <= hi)
-
-
-def _noise_sd(s: _Spectra) -> np.ndarray:
-    sum_sq = np.zeros(s.raw.shape[0])
-    dof = 0
-    for region in NOISE_REGIONS_PPM:
-        sel = np.flatnonzero(_band_mask(s.ppm, region))
-        if sel.size < MIN_NOISE_POINTS:
-            continue
-        x = s.ppm[sel] - s.ppm[sel].mean()
-        design = np.stack([np.ones_like(x), x, x**2], axis=1)
-        values = _columns(s.raw, sel).T.astype(np.complex128)
-        coef = np.linalg.lstsq(design, values, rcond=None)[0]
-        sum_sq += (np.abs(values - design @ coef) ** 2).sum(axis=0)
-        dof += 2 * sel.size - 6
-    if dof == 0:
-        return np.full(s.raw.shape[0], np.nan)
-    return np.sqrt(sum_sq / dof)
-
-
-def noise_sd(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-) -> np.ndarray:
-    """Noise SD of each real part of the spectrum, from the signal-free regions.
-
-    Each region of :data:`NOISE_REGIONS_PPM` inside the band (less :data:`BAND_EDGE_FRACTION`
-    at each edge) with at least :data:`MIN_NOISE_POINTS` points has a complex quadratic
-    removed (a baseline or water tail is not noise); the residuals of all regions are pooled:
-    ``sd = sqrt(sum |r|^2 / (2 K - 6 R))`` for ``K`` points in ``R`` regions.
-
-    Parameters
-    ----------
-    fids : complex FIDs, ``(..., n_points)``.
-    dwell_time_s, spectrometer_freq_mhz, ppm_reference : the acquisition grid.
-
-    Returns
-    -------
-    ``(...)`` SDs on the scale of ``axes.spectrum`` (unnormalised FFT, no zero-filling); NaN
-    where no region is covered.
-    """
-    fids = np.asarray(fids)
-    n = fids.shape[-1]
-    ppm = axes.ppm_axis(n, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    raw = scipy.fft.fft(fids.reshape(-1, n), axis=-1)
-    return _noise_sd(_Spectra(ppm, raw, ppm, raw)).reshape(fids.shape[:-1])
-
-
 def residual_sd(residual: np.ndarray) -> np.ndarray:
     """SD of each real part of a fit's complex residual over its window, ``(..., K) ->
     (...)``: ``sqrt(mean |r|^2 / 2)`` over the window's finite points (a spectrum fitted over a
     narrower window than the others holds NaN past its own), NaN where none is finite.
 
-    On the scale of :func:`noise_sd` where ``residual`` is the window of the unnormalised FFT of
+    On the scale of :func:`~.noise.noise_sd` where ``residual`` is the window of the unnormalised FFT of
     the FIDs (``data - model``, the model with its baseline), so that the two divide
     (:func:`residual_over_noise`). The complex residual's power, halved, rather than its real
     part's (Osprey's): the same for noise, and independent of the phase for a misfit (the
@@ -452,7 +389,7 @@ def residual_over_noise(
     proton: bool = True,
 ) -> np.ndarray:
     """A fit's residual SD over its window (:func:`residual_sd`, ``(N,)``) over the noise SD
-    of the spectra it fitted (:func:`noise_sd` of ``fids`` ``(N, n_points)``, the FIDs as
+    of the spectra it fitted (:func:`~.noise.noise_sd` of ``fids`` ``(N, n_points)``, the FIDs as
     fitted, on the grid given): ``(N,)``, about 1 where the model describes the spectrum down
     to its noise, above where it leaves signal unexplained (a line or baseline it lacks, a
     lineshape it cannot take). NaN where the spectral width covers no noise region or the region
@@ -598,7 +535,7 @@ def snr(
 ) -> np.ndarray:
     """Signal-to-noise ratio: the NAA peak height (the tallest peak of
     :data:`NAA_WINDOW_PPM`, :func:`peak_height`) over the noise SD of the real part of the
-    spectrum (:func:`noise_sd`), the definition of FSL-MRS and Osprey and of the consensus
+    spectrum (:func:`~.noise.noise_sd`), the definition of FSL-MRS and Osprey and of the consensus
     (Near et al., NMR Biomed 2021;34:e4257: "the NAA peak height divided by the standard
     deviation of the noise").
 
