@@ -12,7 +12,7 @@ from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.signal import axes, qc_spectra, quality
 from scaloquant.signal.match import compare_reference
-from scaloquant.signal.noise import noise_sd
+from scaloquant.signal.noise import noise_sd, residual_over_noise, residual_sd
 from scaloquant.types import Acquisition
 
 SHARED = DATA
@@ -75,7 +75,7 @@ def test_residual_over_noise_of_a_known_residual_and_known_noise():
     amplitude = 4 * sd_time * np.sqrt(N)  # A^2 / (2 s^2 N) = 8
     added = amplitude * np.exp(1j * rng.uniform(0, 2 * np.pi, window.size))
     for residual, expected in ((own, 1.0), (own + added, 3.0)):
-        ratio = quality.residual_over_noise(quality.residual_sd(residual), fids, *GRID)
+        ratio = residual_over_noise(residual_sd(residual), fids, *GRID)
         assert ratio.shape == (64,)
         np.testing.assert_allclose(ratio, expected, rtol=0.16)
         assert ratio.mean() == pytest.approx(expected, rel=0.02)
@@ -89,12 +89,12 @@ def test_residual_over_noise_is_nan_where_there_is_no_noise_to_compare_with():
     noisy = _line(2.01, 6.0) + _noise(rng, 0.05)
     sd = np.array([1.0])
     narrow = (4 * DWELL_S, FREQ_MHZ, REF_PPM)
-    assert np.isnan(quality.residual_over_noise(sd, noisy[None], *narrow)).all()
-    assert np.isnan(quality.residual_over_noise(sd, np.zeros((1, N), complex), *GRID)).all()
-    assert np.isnan(quality.residual_over_noise(sd, noisy[None], *GRID, proton=False)).all()
-    assert np.isfinite(quality.residual_over_noise(sd, noisy[None], *GRID)).all()
+    assert np.isnan(residual_over_noise(sd, noisy[None], *narrow)).all()
+    assert np.isnan(residual_over_noise(sd, np.zeros((1, N), complex), *GRID)).all()
+    assert np.isnan(residual_over_noise(sd, noisy[None], *GRID, proton=False)).all()
+    assert np.isfinite(residual_over_noise(sd, noisy[None], *GRID)).all()
     residual = np.array([[2.0, 2.0j, np.nan], [np.nan] * 3])
-    np.testing.assert_array_equal(quality.residual_sd(residual), [np.sqrt(2.0), np.nan])
+    np.testing.assert_array_equal(residual_sd(residual), [np.sqrt(2.0), np.nan])
 
 
 def test_noise_alone_is_below_the_no_signal_threshold():

@@ -278,7 +278,7 @@ WATER_RATIO = 200.0
 #: 28; the spant, suspect and Osprey in-vivo spectra, the last two with --force): the highest
 #: for low SNR (residual mostly noise) and in-vivo baselines. Twice the largest.
 RESIDUAL_LARGE = 0.6
-#: The fit residual's SD over the data's noise SD (:func:`residual_over_noise`) above which the
+#: The fit residual's SD over the data's noise SD (:func:`~.noise.residual_over_noise`) above which the
 #: model does not describe the spectrum down to its noise (``misfit``): a line, lineshape or
 #: baseline it lacks, whose share of the signal the estimates may carry beyond their CRLB.
 #: Measured (docs/history/fit-log.md "The residual against the noise (session 32,
@@ -357,71 +357,6 @@ FLAG_NAMES: tuple[str, ...] = (
 )
 #: Flags whose spectra are not quantified: their estimates are NaN, never a number.
 UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
-
-
-def residual_sd(residual: np.ndarray) -> np.ndarray:
-    """SD of each real part of a fit's complex residual over its window, ``(..., K) ->
-    (...)``: ``sqrt(mean |r|^2 / 2)`` over the window's finite points (a spectrum fitted over a
-    narrower window than the others holds NaN past its own), NaN where none is finite.
-
-    On the scale of :func:`~.noise.noise_sd` where ``residual`` is the window of the unnormalised FFT of
-    the FIDs (``data - model``, the model with its baseline), so that the two divide
-    (:func:`residual_over_noise`). The complex residual's power, halved, rather than its real
-    part's (Osprey's): the same for noise, and independent of the phase for a misfit (the
-    absorption and dispersion of a line hold the same power). No degrees of freedom are taken
-    off for the fitted parameters (as Osprey's and spant's measures): an exact model of a
-    noisy spectrum gives ``sqrt(1 - P / 2K)`` of the noise SD for ``P`` real parameters."""
-    power = np.abs(np.asarray(residual)) ** 2
-    finite = np.isfinite(power)
-    count = finite.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(finite, power, 0.0).sum(axis=-1) / count
-    return np.where(count > 0, np.sqrt(mean / 2), np.nan)
-
-
-def residual_over_noise(
-    residual_sds: np.ndarray,
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    *,
-    proton: bool = True,
-) -> np.ndarray:
-    """A fit's residual SD over its window (:func:`residual_sd`, ``(N,)``) over the noise SD
-    of the spectra it fitted (:func:`~.noise.noise_sd` of ``fids`` ``(N, n_points)``, the FIDs as
-    fitted, on the grid given): ``(N,)``, about 1 where the model describes the spectrum down
-    to its noise, above where it leaves signal unexplained (a line or baseline it lacks, a
-    lineshape it cannot take). NaN where the spectral width covers no noise region or the region
-    holds nothing (an empty FID), and for other nuclei than 1H (``proton`` False: the noise
-    regions are 1H ppm). A noiseless simulated spectrum's region holds only its lines' far
-    tails, and its ratio compares the fit's rounding or misfit with them: it means nothing.
-
-    The measure users of the field read for a fit's quality: its square is the fit quality
-    number (FQN) of the consensus on preprocessing and of spant's ABfit (Near et al., NMR Biomed
-    2021;34:e4257, "the variance in the fit residual divided by the variance in the pure
-    spectral noise"), and Osprey's relative residual amplitude (``osp_fit_Quality``: the mean
-    squared real residual over the fit range over the variance of the real spectrum in -2..0
-    ppm, a quadratic removed; Wilson et al., MRM 2019;82:527 after Barros & Slotboom 2017).
-    LCModel's S/N divides half the tallest point of the fit less its baseline by the residual's
-    SD (``SIGTON`` in LCModel.f), so that for the same peak it is :func:`snr` / (2 x this
-    ratio). Unlike the ``fit_residual`` column (``|data - model| / |data|``), it does not
-    shrink as the SNR grows: at high SNR a model that misses a few per cent of the signal
-    leaves a residual many noise SDs tall.
-
-    The FIDs are read :data:`~.qc_spectra.QUALITY_BLOCK` at a time (one FFT each in double precision: 16384
-    spectra of 2048 points at once would be 0.5 GB)."""
-    fids = np.asarray(fids)
-    n = fids.shape[-1]
-    if not proton:
-        return np.full(fids.shape[:-1], np.nan)
-    flat = fids.reshape(-1, n)
-    grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    parts = [noise_sd(block, *grid) for block in _quality_blocks(flat)]
-    noise = np.concatenate(parts) if parts else np.zeros(0)
-    sd = np.asarray(residual_sds, dtype=np.float64).reshape(noise.shape)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(noise > 0, sd / noise, np.nan).reshape(fids.shape[:-1])
 
 
 def _peak_segments(
@@ -832,7 +767,7 @@ def fit_flags(
     """``flags`` with what a fit tells (new lists; ``None``: no such figure, nothing added):
     ``residual_large`` where the relative fit residual ``(N,)`` exceeds
     :data:`RESIDUAL_LARGE`; ``misfit`` where the residual over the noise
-    (:func:`residual_over_noise` ``(N,)``; NaN: nothing added) exceeds
+    (:func:`~.noise.residual_over_noise` ``(N,)``; NaN: nothing added) exceeds
     :data:`RESIDUAL_OVER_NOISE_MAX`; ``too_broad`` where the fitted lineshape's FWHM ``(N,)`` (of its
     NAA singlet) exceeds :data:`TOO_BROAD_PPM` though the spectrum's own NAA did not show it (a
     spectrum whose metabolites drown in an artefact: the fit broadened them to follow it, and a
