@@ -396,6 +396,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "qc_spectra",
         "median",
         "noise",
+        "mirror",
         "quality",
         "water",
         "scale",

@@ -14,7 +14,8 @@ from scaloquant.signal.median import (
     _median_network,
     _running_median_rows,
 )
-from scaloquant.signal.quality import MIRRORED_RATIO, _medians, looks_mirrored, mirror_ratio
+from scaloquant.signal.mirror import MIRRORED_RATIO, looks_mirrored, mirror_ratio
+from scaloquant.signal.quality import _medians
 
 SHARED = DATA
 INVIVO = SHARED / "invivo"

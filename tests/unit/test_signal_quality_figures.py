@@ -10,7 +10,7 @@ import pytest
 
 from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
-from scaloquant.signal import axes, qc_spectra, quality
+from scaloquant.signal import axes, mirror, qc_spectra, quality
 from scaloquant.signal.match import compare_reference
 from scaloquant.signal.noise import noise_sd, residual_over_noise, residual_sd
 from scaloquant.types import Acquisition
@@ -220,12 +220,10 @@ def test_mirror_ratio_from_the_quality_figures_single_precision_spectra():
         + [brain + _noise(rng, s) for s in (0.02, 0.05, 0.1, 0.2)]
     )
     figures = quality.quality_figures(fids, *GRID)
-    exact = quality.mirror_ratio(fids, *GRID)
+    exact = mirror.mirror_ratio(fids, *GRID)
     np.testing.assert_allclose(figures.mirror_ratio, exact, rtol=1e-5)
-    assert np.array_equal(
-        quality.looks_mirrored(figures.mirror_ratio), quality.looks_mirrored(exact)
-    )
-    assert quality.looks_mirrored(exact).tolist() == [
+    assert np.array_equal(mirror.looks_mirrored(figures.mirror_ratio), mirror.looks_mirrored(exact))
+    assert mirror.looks_mirrored(exact).tolist() == [
         False,
         True,
         False,
@@ -286,8 +284,8 @@ def test_challenge_spectra_and_their_water_references():
         assert figures.water_ratio[0] < quality.WATER_RATIO / 4 < 4 * quality.WATER_RATIO
         assert figures.water_ratio[1] > 3 * quality.WATER_RATIO, i
         # the mirror check of the same module: stored right, then conjugated (measured 0.08-0.51)
-        assert not quality.looks_mirrored(figures.mirror_ratio[0]), i
-        assert quality.looks_mirrored(quality.mirror_ratio(np.conj(data), *grid)), i
+        assert not mirror.looks_mirrored(figures.mirror_ratio[0]), i
+        assert mirror.looks_mirrored(mirror.mirror_ratio(np.conj(data), *grid)), i
 
 
 @needs_shared

@@ -124,12 +124,12 @@ class SpectraInput:
         self, mirror_ratios: np.ndarray | None = None, snr: np.ndarray | None = None
     ) -> tuple[str, ...]:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
-        whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`,
+        whether any spectrum looks mirrored (:func:`scaloquant.signal.mirror.mirror_ratio`,
         ``(N,)`` in C order: ``mirror_ratios`` where the quality figures formed them already)
         and whether transients too weak to quantify one by one were left unaveraged
         (:meth:`transients_check`, from the spectra's ``snr`` ``(N,)`` where given); one
         sentence each."""
-        from ..signal.quality import looks_mirrored, mirror_ratio
+        from ..signal.mirror import looks_mirrored, mirror_ratio
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
         fid = self.fid

@@ -2,7 +2,7 @@
 
 :func:`_line_peaks` takes from the magnitude spectrum its running median over
 :data:`PEAK_WINDOW_PPM`, so that broad features (residual water and its tails, baseline) go and
-only peaks narrower than that remain: what the mirror test (:func:`~.quality.mirror_ratio`) and the search for
+only peaks narrower than that remain: what the mirror test (:func:`~.mirror.mirror_ratio`) and the search for
 the data's own singlets (:func:`~.quality.singlet_shift`) read. :func:`_running_median_rows` forms the running
 median of many rows at once, bit for bit scipy's ``median_filter``, by a comparator network
 (:func:`_median_network`) whose ``np.minimum`` / ``np.maximum`` calls release the GIL, in each
@@ -135,7 +135,7 @@ NETWORK_MAX_WIDTH = 21
 
 
 #: Rows the network takes at a time: its scratch holds ``width + 1`` arrays of them (~7 MB at
-#: 128 rows of the default grid in single precision, 14 MB in double; :func:`~.quality.mirror_ratio` of
+#: 128 rows of the default grid in single precision, 14 MB in double; :func:`~.mirror.mirror_ratio` of
 #: 16384 spectra in one call, double precision, would take 1.5 GB in one piece).
 NETWORK_ROWS = 128
 

@@ -1,18 +1,6 @@
 """Cheap checks of an input spectrum before it is quantified, and its quality figures.
 
-:func:`mirror_ratio` tells a 1H brain spectrum stored in the wrong orientation (the complex
-conjugate: mirrored about the receiver frequency, NAA at 7.3 ppm instead of 2.0) from one stored
-correctly. It compares the peak signal in the metabolite window (0.5-4.2 ppm) with that in its
-mirror image about ``ppm_reference`` (5.1-8.8 ppm for 4.65 ppm), where a brain spectrum has next
-to nothing. Broad features (residual water and its tails, which sit at the reference and are
-symmetric under the mirror, and baseline) are removed first by subtracting a running median of
-the magnitude spectrum (:data:`~.median.PEAK_WINDOW_PPM` wide), so that only peaks narrower than that
-count.
-
-Measured on real and challenge spectra (``tests/unit/test_signal_quality.py``): correctly stored
-metabolite spectra give ratios of 0.04-0.54 (the highest for metabolite-nulled macromolecule
-spectra and the lowest-SNR challenge spectra), their mirror images 1.85-25, and pure noise about
-0.9. Above :data:`MIRRORED_RATIO` a spectrum is flagged as mirrored.
+The mirror test is :mod:`.mirror`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +14,7 @@ from scipy.ndimage import maximum_filter1d
 from ..metabolites import REFERENCE_SINGLETS
 from . import axes, qc_spectra
 from .median import _line_peaks, _read_range
+from .mirror import METABOLITE_WINDOW_PPM, _mirror_from_peaks, looks_mirrored
 from .noise import _band_mask, _noise_sd, noise_sd
 from .qc_spectra import (
     _columns,
@@ -35,60 +24,6 @@ from .qc_spectra import (
     _spectra,
     _window,
 )
-
-#: Metabolite window of 1H brain spectra, ppm (NAA 2.01, Cr 3.03, Cho 3.2, Ins 3.56, Lac 1.33).
-METABOLITE_WINDOW_PPM = (0.5, 4.2)
-#: A mirror ratio above this flags a spectrum as mirrored (noise alone gives about 0.9).
-MIRRORED_RATIO = 1.5
-
-
-def mirror_ratio(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    *,
-    spectrum: np.ndarray | None = None,
-) -> np.ndarray:
-    """Peak signal in the mirror image of the metabolite window over that in the window.
-
-    Parameters
-    ----------
-    fids : complex FIDs in the internal orientation, shape ``(..., n_points)``.
-    dwell_time_s, spectrometer_freq_mhz, ppm_reference : the acquisition grid.
-    spectrum : their FFT along the last axis, ``(prod(...), n_points)``, where already formed
-        (:func:`quality_figures`'s single-precision one); else it is formed here.
-
-    Returns
-    -------
-    Ratios, shape ``(...)``: below 1 for a correctly stored 1H brain spectrum, above
-    :data:`MIRRORED_RATIO` for a mirrored one (inf when all peaks are in the mirror window); NaN
-    where the spectral width does not cover both windows or the spectrum has no peaks at all
-    (an empty FID).
-    """
-    fids = np.asarray(fids)
-    n_points = fids.shape[-1]
-    ppm = axes.ppm_axis(n_points, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    low, high = METABOLITE_WINDOW_PPM
-    inside = (ppm >= low) & (ppm <= high)
-    mirror = (ppm >= 2 * ppm_reference - high) & (ppm <= 2 * ppm_reference - low)
-    batch = fids.shape[:-1]
-    if ppm.min() > low or ppm.max() < 2 * ppm_reference - low:
-        return np.full(batch, np.nan)
-    raw = np.fft.fft(fids.reshape(-1, n_points), axis=-1) if spectrum is None else spectrum
-    lo, hi = _read_range(inside | mirror, n_points, dwell_time_s, spectrometer_freq_mhz)
-    peaks = _line_peaks(raw, lo, hi, n_points, dwell_time_s, spectrometer_freq_mhz)
-    return _mirror_from_peaks(peaks, inside[lo:hi], mirror[lo:hi]).reshape(batch)
-
-
-def _mirror_from_peaks(peaks: np.ndarray, inside: np.ndarray, mirror: np.ndarray) -> np.ndarray:
-    """:func:`mirror_ratio` ``(B,)`` from :func:`~.median._line_peaks` ``(B, L)`` and the masks ``(L,)``
-    of the metabolite window and its mirror image."""
-    signal = peaks[:, inside].sum(axis=1)
-    mirrored = peaks[:, mirror].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(signal > 0, mirrored / signal, np.where(mirrored > 0, np.inf, np.nan))
-
 
 #: Where the data's own singlets are sought: NAA's (2.01 ppm), total creatine's (3.03) and total
 #: choline's (3.21) methyls (:data:`scaloquant.metabolites.REFERENCE_SINGLETS`), the landmarks of
@@ -165,7 +100,7 @@ def singlet_shift(
     best aligns NAA, tCr and tCho (:data:`SINGLETS_PPM`) with its lines, and how clearly.
 
     LCModel's referencing, on the lines: the magnitude spectrum less its running median
-    (:data:`~.median.PEAK_WINDOW_PPM`, as :func:`mirror_ratio`), each singlet's height the tallest line
+    (:data:`~.median.PEAK_WINDOW_PPM`, as :func:`~.mirror.mirror_ratio`), each singlet's height the tallest line
     within :data:`SINGLET_SLACK_PPM` of its shifted place, their sum scored at every bin shift
     within :data:`SINGLET_SEARCH_PPM` (LCModel cross-correlates its smoothed power spectrum with
     unit delta functions at 2.01, 3.03 and 3.22 ppm). Needs no basis: it checks the data
@@ -214,12 +149,6 @@ def _singlets(
         lines, start = peaks
         lines = lines[:, lo - start : hi - start]
     return _singlets_from_peaks(lines, ppm[lo:hi], noise_sd)
-
-
-def looks_mirrored(ratio: np.ndarray | float) -> np.ndarray:
-    """Whether :func:`mirror_ratio` flags a spectrum (False where it is NaN)."""
-    ratio = np.asarray(ratio, dtype=float)
-    return np.nan_to_num(ratio, nan=0.0) > MIRRORED_RATIO
 
 
 # --- quality figures -----------------------------------------------------------------------
@@ -603,7 +532,7 @@ class QualityFigures(NamedTuple):
     """The quality figures of a batch of spectra, each ``(...)`` (see the functions above).
 
     ``snr``: :func:`snr`; ``fwhm_ppm``: NAA FWHM (:func:`fwhm_ppm`), or the water peak's for
-    a spectrum that looks like water (:func:`looks_like_water`); ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`water_ratio`; ``mirror_ratio``: :func:`mirror_ratio` (1H
+    a spectrum that looks like water (:func:`looks_like_water`); ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`water_ratio`; ``mirror_ratio``: :func:`~.mirror.mirror_ratio` (1H
     only, else NaN); ``empty``: the FID is all zeros; ``singlet_shift_ppm``,
     ``singlet_strength``, ``singlet_profile``: :func:`singlet_shift` (1H only, else NaN; the
     profile ``(..., L)``, ``L`` 0 where the axis misses the search).
@@ -630,7 +559,7 @@ def quality_figures(
 ) -> QualityFigures:
     """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``, from one pair of
     FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
-    nuclei get NaN); :func:`mirror_ratio` from the same single-precision spectra.
+    nuclei get NaN); :func:`~.mirror.mirror_ratio` from the same single-precision spectra.
 
     Every figure is a spectrum's own, so the batch is taken :data:`~.qc_spectra.QUALITY_BLOCK` spectra at a
     time (the same numbers, bit for bit, as in one pass), and the blocks side by side on as many
@@ -701,7 +630,7 @@ def _lines(
     freq_mhz: float,
     ppm_reference: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`mirror_ratio` and :func:`singlet_shift` of the spectra ``s``, from one
+    """:func:`~.mirror.mirror_ratio` and :func:`singlet_shift` of the spectra ``s``, from one
     running median where the mirror check's covers the singlets' (it does wherever the
     spectral width reaches the mirror window)."""
     low, high = METABOLITE_WINDOW_PPM
