@@ -397,6 +397,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "median",
         "noise",
         "mirror",
+        "singlets",
         "quality",
         "water",
         "scale",

@@ -15,9 +15,9 @@ from ..signal.quality import (
     qc_flags,
     quality_figures,
     reference_correction_ppm,
-    singlet_lags_ppm,
     unmeasurable,
 )
+from ..signal.singlets import singlet_lags_ppm
 from ..threads import blas_threads
 from ..types import FID, Acquisition
 from .inputs import SpectraInput

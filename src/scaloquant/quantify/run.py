@@ -31,7 +31,8 @@ from ..fit import (
 from ..models.physics_config import PHYSICS_KINDS
 from ..signal.match import require_same_field
 from ..signal.noise import residual_over_noise
-from ..signal.quality import WATER_NEAR_WINDOW_RATIO, singlet_lags_ppm, unmeasurable
+from ..signal.quality import WATER_NEAR_WINDOW_RATIO, unmeasurable
+from ..signal.singlets import singlet_lags_ppm
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .checks import (

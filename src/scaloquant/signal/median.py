@@ -3,7 +3,7 @@
 :func:`_line_peaks` takes from the magnitude spectrum its running median over
 :data:`PEAK_WINDOW_PPM`, so that broad features (residual water and its tails, baseline) go and
 only peaks narrower than that remain: what the mirror test (:func:`~.mirror.mirror_ratio`) and the search for
-the data's own singlets (:func:`~.quality.singlet_shift`) read. :func:`_running_median_rows` forms the running
+the data's own singlets (:func:`~.singlets.singlet_shift`) read. :func:`_running_median_rows` forms the running
 median of many rows at once, bit for bit scipy's ``median_filter``, by a comparator network
 (:func:`_median_network`) whose ``np.minimum`` / ``np.maximum`` calls release the GIL, in each
 thread's scratch memory (:func:`_scratch`); :data:`NETWORK_MAX_WIDTH` and

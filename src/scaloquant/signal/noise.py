@@ -3,7 +3,7 @@
 :func:`noise_sd` is the SD of the real spectrum's noise, from :data:`NOISE_REGIONS_PPM` (a complex
 quadratic removed in each region, the regions pooled; the band's edges,
 :data:`BAND_EDGE_FRACTION`, left out): what the SNR (:func:`~.quality.snr`), the fit residual
-over the noise, the singlets' strength (:func:`~.quality.singlet_shift`) and the HLSVD's rank
+over the noise, the singlets' strength (:func:`~.singlets.singlet_shift`) and the HLSVD's rank
 (:mod:`.water`) divide by. :func:`residual_sd` is a fit residual's SD on the same scale, and
 :func:`residual_over_noise` the one over the other, the ``residual_over_noise`` column (its
 flag, ``misfit``, and threshold are :mod:`.quality`'s). The spectra it reads are
