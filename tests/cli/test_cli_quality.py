@@ -17,7 +17,7 @@ from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.quantify.results import QC_FLAGS
-from scaloquant.signal import quality
+from scaloquant.signal import quality, snr_fwhm
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
@@ -36,7 +36,7 @@ def brain(basis):
     rng = np.random.default_rng(11)
     fids = simulate_batch(basis, SimulationConfig(), 2, rng).fids
     grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-    height = quality.peak_height(fids, *grid)[:, None]
+    height = snr_fwhm.peak_height(fids, *grid)[:, None]
     sd = height / 40 / np.sqrt(basis.n_points)
     return fids + sd * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
 

@@ -398,6 +398,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "noise",
         "mirror",
         "singlets",
+        "snr_fwhm",
         "quality",
         "water",
         "scale",

@@ -15,7 +15,7 @@ from scaloquant.signal.median import (
     _running_median_rows,
 )
 from scaloquant.signal.mirror import MIRRORED_RATIO, looks_mirrored, mirror_ratio
-from scaloquant.signal.quality import _medians
+from scaloquant.signal.snr_fwhm import _medians
 
 SHARED = DATA
 INVIVO = SHARED / "invivo"

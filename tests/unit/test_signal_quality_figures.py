@@ -10,7 +10,7 @@ import pytest
 
 from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
-from scaloquant.signal import axes, mirror, qc_spectra, quality
+from scaloquant.signal import axes, mirror, qc_spectra, quality, snr_fwhm
 from scaloquant.signal.match import compare_reference
 from scaloquant.signal.noise import noise_sd, residual_over_noise, residual_sd
 from scaloquant.types import Acquisition
@@ -42,7 +42,7 @@ def test_fwhm_of_an_analytic_lorentzian():
     # 1.5 % for 6 Hz, 5 % for 12 Hz, which narrows it by about as much; hence 2 % and 6 %.
     for width_hz, phase, rel in ((6.0, 0.0, 0.02), (12.0, 1.0, 0.06), (3.0, -2.5, 0.02)):
         fid = _line(2.01, width_hz, phase=phase)
-        assert quality.fwhm_ppm(fid, *GRID) * FREQ_MHZ == pytest.approx(width_hz, rel=rel)
+        assert snr_fwhm.fwhm_ppm(fid, *GRID) * FREQ_MHZ == pytest.approx(width_hz, rel=rel)
 
 
 def test_snr_is_peak_height_over_noise_sd():
@@ -53,9 +53,9 @@ def test_snr_is_peak_height_over_noise_sd():
     noisy = fid + _noise(rng, sd_time)
     # white noise of SD s per real part gives s sqrt(N) per real part of the unnormalised FFT
     assert noise_sd(noisy, *GRID) == pytest.approx(sd_time * np.sqrt(N), rel=0.1)
-    assert quality.snr(noisy, *GRID) == pytest.approx(height / (sd_time * np.sqrt(N)), rel=0.1)
-    assert quality.snr(fid, *GRID) > 1e4  # noiseless: only the line's far tails there
-    assert quality.snr(np.zeros(N, complex), *GRID) == 0
+    assert snr_fwhm.snr(noisy, *GRID) == pytest.approx(height / (sd_time * np.sqrt(N)), rel=0.1)
+    assert snr_fwhm.snr(fid, *GRID) > 1e4  # noiseless: only the line's far tails there
+    assert snr_fwhm.snr(np.zeros(N, complex), *GRID) == 0
 
 
 def test_residual_over_noise_of_a_known_residual_and_known_noise():
@@ -99,7 +99,7 @@ def test_residual_over_noise_is_nan_where_there_is_no_noise_to_compare_with():
 
 def test_noise_alone_is_below_the_no_signal_threshold():
     rng = np.random.default_rng(2)
-    snr = quality.snr(_noise(rng, 1.0, (300,)), *GRID)
+    snr = snr_fwhm.snr(_noise(rng, 1.0, (300,)), *GRID)
     assert snr.max() < quality.NO_SIGNAL_SNR and np.median(snr) > 2
 
 
@@ -309,7 +309,7 @@ def test_invivo_spectra_in_plausible_ranges():
         data, grid = _read(path)
         ratio = quality.water_ratio(data, *grid)
         assert ratio < quality.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
-        assert quality.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name
+        assert snr_fwhm.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name
     for path in sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*ref*.nii.gz")):
         water, grid = _read(path)
         assert quality.water_ratio(water, *grid) > 2 * quality.WATER_RATIO, path.name

@@ -168,7 +168,7 @@ class SpectraInput:
         where each transient has signal (a dynamic series, e.g. functional MRS, is
         quantified one time point at a time, as it should be)."""
         from ..signal.quality import NO_SIGNAL_SNR
-        from ..signal.quality import snr as snr_of
+        from ..signal.snr_fwhm import snr as snr_of
 
         fid = self.fid
         count = extra_size(fid, DYN_TAG)
@@ -206,7 +206,7 @@ class SpectraInput:
         IncompatibleDataError
             Another nucleus or field, or (without ``force``) not water.
         """
-        from ..signal import quality
+        from ..signal import quality, snr_fwhm
         from ..signal.match import compare_reference
 
         water = self.water
@@ -228,7 +228,7 @@ class SpectraInput:
         ratio = float(quality.water_ratio(strongest, *grid))
         half = quality.WATER_HALF_WINDOW_PPM
         window = quality.WATER_WINDOW_PPM
-        width = float(quality.fwhm_ppm(strongest, *grid, window, remove_baseline=False))
+        width = float(snr_fwhm.fwhm_ppm(strongest, *grid, window, remove_baseline=False))
         figures = {
             "fwhm_ppm": width,
             "fwhm_hz": width * water.spectrometer_freq_mhz,

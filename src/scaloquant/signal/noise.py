@@ -2,7 +2,7 @@
 
 :func:`noise_sd` is the SD of the real spectrum's noise, from :data:`NOISE_REGIONS_PPM` (a complex
 quadratic removed in each region, the regions pooled; the band's edges,
-:data:`BAND_EDGE_FRACTION`, left out): what the SNR (:func:`~.quality.snr`), the fit residual
+:data:`BAND_EDGE_FRACTION`, left out): what the SNR (:func:`~.snr_fwhm.snr`), the fit residual
 over the noise, the singlets' strength (:func:`~.singlets.singlet_shift`) and the HLSVD's rank
 (:mod:`.water`) divide by. :func:`residual_sd` is a fit residual's SD on the same scale, and
 :func:`residual_over_noise` the one over the other, the ``residual_over_noise`` column (its
@@ -133,7 +133,7 @@ def residual_over_noise(
     squared real residual over the fit range over the variance of the real spectrum in -2..0
     ppm, a quadratic removed; Wilson et al., MRM 2019;82:527 after Barros & Slotboom 2017).
     LCModel's S/N divides half the tallest point of the fit less its baseline by the residual's
-    SD (``SIGTON`` in LCModel.f), so that for the same peak it is :func:`~.quality.snr` / (2 x this
+    SD (``SIGTON`` in LCModel.f), so that for the same peak it is :func:`~.snr_fwhm.snr` / (2 x this
     ratio). Unlike the ``fit_residual`` column (``|data - model| / |data|``), it does not
     shrink as the SNR grows: at high SNR a model that misses a few per cent of the signal
     leaves a residual many noise SDs tall.
