@@ -399,6 +399,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "mirror",
         "singlets",
         "snr_fwhm",
+        "water_peak",
         "quality",
         "water",
         "scale",

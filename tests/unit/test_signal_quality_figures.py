@@ -10,7 +10,7 @@ import pytest
 
 from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
-from scaloquant.signal import axes, mirror, qc_spectra, quality, snr_fwhm
+from scaloquant.signal import axes, mirror, qc_spectra, quality, snr_fwhm, water_peak
 from scaloquant.signal.match import compare_reference
 from scaloquant.signal.noise import noise_sd, residual_over_noise, residual_sd
 from scaloquant.types import Acquisition
@@ -189,12 +189,12 @@ def test_water_near_window_is_the_tallest_point_above_the_window_over_the_metabo
     # NAA (1 at 2.01 ppm) and a water line of 6 Hz at 4.3 ppm, 10 times its height: the ratio
     # reads the water's peak over NAA's; without the water only NAA's tail is there (1.1 %)
     naa, water = _line(2.01, 6.0), _line(4.3, 6.0, amplitude=10.0, phase=1.0)
-    ratio = quality.water_near_window(np.stack([naa + water, naa]), *GRID, 4.2)
+    ratio = water_peak.water_near_window(np.stack([naa + water, naa]), *GRID, 4.2)
     assert ratio[0] == pytest.approx(10.0, rel=0.05)
     assert ratio[1] < 0.02
     # a window ending 0.3 ppm above the line sees only its wing (37 Hz from a 6 Hz line: 0.8)
-    assert quality.water_near_window(naa + water, *GRID, 4.6) < 1.0
-    assert np.isnan(quality.water_near_window(np.zeros(N, complex), *GRID, 4.2))
+    assert water_peak.water_near_window(naa + water, *GRID, 4.6) < 1.0
+    assert np.isnan(water_peak.water_near_window(np.zeros(N, complex), *GRID, 4.2))
     flags = quality.fit_flags([[], ["water"], []], None, None, None, np.array([10.0, 10.0, 1.0]))
     assert flags == [["water_near_window"], ["water"], []]
 
@@ -281,8 +281,8 @@ def test_challenge_spectra_and_their_water_references():
         assert flags[1] == ["water"], i
         # measured 11.5 (dataset27) to 140; water-suppressed ratio <= 8, references >= 680
         assert 10 < figures.snr[0] < 200, i
-        assert figures.water_ratio[0] < quality.WATER_RATIO / 4 < 4 * quality.WATER_RATIO
-        assert figures.water_ratio[1] > 3 * quality.WATER_RATIO, i
+        assert figures.water_ratio[0] < water_peak.WATER_RATIO / 4 < 4 * water_peak.WATER_RATIO
+        assert figures.water_ratio[1] > 3 * water_peak.WATER_RATIO, i
         # the mirror check of the same module: stored right, then conjugated (measured 0.08-0.51)
         assert not mirror.looks_mirrored(figures.mirror_ratio[0]), i
         assert mirror.looks_mirrored(mirror.mirror_ratio(np.conj(data), *grid)), i
@@ -300,19 +300,19 @@ def test_invivo_spectra_in_plausible_ranges():
     assert 0.04 < figures.fwhm_ppm < 0.07
     assert quality.qc_flags(figures) == [[]]
     water, wgrid = _read(spant / "wref.nii.gz")
-    assert quality.looks_like_water(quality.water_ratio(water, *wgrid))
+    assert water_peak.looks_like_water(water_peak.water_ratio(water, *wgrid))
     others = [
         INVIVO / "siemens-press30-suspect" / "nifti" / "SVS_30_rda.nii.gz",
         *sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*act*.nii.gz")),
     ]
     for path in others:
         data, grid = _read(path)
-        ratio = quality.water_ratio(data, *grid)
-        assert ratio < quality.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
+        ratio = water_peak.water_ratio(data, *grid)
+        assert ratio < water_peak.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
         assert snr_fwhm.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name
     for path in sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*ref*.nii.gz")):
         water, grid = _read(path)
-        assert quality.water_ratio(water, *grid) > 2 * quality.WATER_RATIO, path.name
+        assert water_peak.water_ratio(water, *grid) > 2 * water_peak.WATER_RATIO, path.name
 
 
 def test_every_flag_has_its_meaning_for_users():

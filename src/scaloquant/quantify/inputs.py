@@ -192,8 +192,8 @@ class SpectraInput:
         Its nucleus and field must be the data's (:func:`scaloquant.signal.match.
         compare_reference`); other points or dwell time are reported. For 1H, its dominant peak
         must lie near 4.65 ppm and dwarf the metabolites
-        (:func:`scaloquant.signal.quality.water_ratio` above
-        :data:`~scaloquant.signal.quality.WATER_RATIO`; for an MRSI reference, in its voxel of
+        (:func:`scaloquant.signal.water_peak.water_ratio` above
+        :data:`~scaloquant.signal.water_peak.WATER_RATIO`; for an MRSI reference, in its voxel of
         largest signal); ``force`` accepts one that does not, with a warning.
 
         Returns
@@ -206,7 +206,7 @@ class SpectraInput:
         IncompatibleDataError
             Another nucleus or field, or (without ``force``) not water.
         """
-        from ..signal import quality, snr_fwhm
+        from ..signal import snr_fwhm, water_peak
         from ..signal.match import compare_reference
 
         water = self.water
@@ -225,24 +225,24 @@ class SpectraInput:
         flat = water.samples.reshape(-1, water.n_points)
         strongest = flat[int(np.argmax(np.abs(flat[:, 0])))]
         grid = (water.dwell_time_s, water.spectrometer_freq_mhz, water.ppm_reference)
-        ratio = float(quality.water_ratio(strongest, *grid))
-        half = quality.WATER_HALF_WINDOW_PPM
-        window = quality.WATER_WINDOW_PPM
+        ratio = float(water_peak.water_ratio(strongest, *grid))
+        half = water_peak.WATER_HALF_WINDOW_PPM
+        window = water_peak.WATER_WINDOW_PPM
         width = float(snr_fwhm.fwhm_ppm(strongest, *grid, window, remove_baseline=False))
         figures = {
             "fwhm_ppm": width,
             "fwhm_hz": width * water.spectrometer_freq_mhz,
             "water_ratio": ratio,
         }
-        if not quality.looks_like_water(ratio):
+        if not water_peak.looks_like_water(ratio):
             if np.isnan(ratio):
                 why = "it has no signal at 4.65 ppm (empty, or its band misses it)"
             elif ratio == 0:
-                why = f"its tallest peak is not within {half:g} ppm of {quality.WATER_PPM:g} ppm"
+                why = f"its tallest peak is not within {half:g} ppm of {water_peak.WATER_PPM:g} ppm"
             else:
                 why = (
                     f"its water peak is only {ratio:.3g}x the tallest metabolite peak (a water "
-                    f"reference's is over {quality.WATER_RATIO:g}x; is it water-suppressed data?)"
+                    f"reference's is over {water_peak.WATER_RATIO:g}x; is it water-suppressed data?)"
                 )
             problem = f"{what} does not look like water: {why}"
             if not force:

@@ -68,7 +68,7 @@ def _spectra(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference) -> _Spectr
 def _side_by_side(block_fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray]) -> list[Any]:
     """``[block_fn(b) for b in blocks]``, the blocks side by side on as many threads as
     ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by default): each
-    block's FFTs on its thread alone (:func:`~.quality.quality_figures`, :func:`~.quality.water_near_window`;
+    block's FFTs on its thread alone (:func:`~.quality.quality_figures`, :func:`~.water_peak.water_near_window`;
     scipy's workers are a thread's own setting: 1 on the pool's threads)."""
     return map_on_threads(block_fn, blocks, scipy.fft.get_workers(), "scaloquant-quality")
 
