@@ -242,7 +242,8 @@ class SpectraInput:
             else:
                 why = (
                     f"its water peak is only {ratio:.3g}x the tallest metabolite peak (a water "
-                    f"reference's is over {water_peak.WATER_RATIO:g}x; is it water-suppressed data?)"
+                    f"reference's is over {water_peak.WATER_RATIO:g}x; "
+                    "is it water-suppressed data?)"
                 )
             problem = f"{what} does not look like water: {why}"
             if not force:

@@ -2,12 +2,13 @@
 
 :func:`_line_peaks` takes from the magnitude spectrum its running median over
 :data:`PEAK_WINDOW_PPM`, so that broad features (residual water and its tails, baseline) go and
-only peaks narrower than that remain: what the mirror test (:func:`~.mirror.mirror_ratio`) and the search for
-the data's own singlets (:func:`~.singlets.singlet_shift`) read. :func:`_running_median_rows` forms the running
-median of many rows at once, bit for bit scipy's ``median_filter``, by a comparator network
-(:func:`_median_network`) whose ``np.minimum`` / ``np.maximum`` calls release the GIL, in each
-thread's scratch memory (:func:`_scratch`); :data:`NETWORK_MAX_WIDTH` and
-:data:`NETWORK_ROWS` bound it. The spectra it reads are :mod:`.qc_spectra`'s.
+only peaks narrower than that remain: what the mirror test (:func:`~.mirror.mirror_ratio`)
+and the search for the data's own singlets (:func:`~.singlets.singlet_shift`) read.
+:func:`_running_median_rows` forms the running median of many rows at once, bit for bit scipy's
+``median_filter``, by a comparator network (:func:`_median_network`) whose ``np.minimum`` /
+``np.maximum`` calls release the GIL, in each thread's scratch memory (:func:`_scratch`);
+:data:`NETWORK_MAX_WIDTH` and :data:`NETWORK_ROWS` bound it. The spectra it reads are
+:mod:`.qc_spectra`'s; the map of the quality checks' modules is :mod:`.quality`'s.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def _running_median_rows(values: np.ndarray, width: int) -> np.ndarray:
     the same number as scipy's running heap gives, found by ``np.minimum`` / ``np.maximum``
     over the whole block at once (140 calls at ``width`` 19). Those release the GIL, where
     scipy's filter held it for its whole call, so the quality checks' blocks run side by side
-    on the run's threads (:func:`~.qc_spectra._side_by_side`); and on one thread the network is cheaper
-    (128 x 545 points, width 19: 5.3 -> 4.4 ms of CPU; docs/history/benchmarks-log.md "The
+    on the run's threads (:func:`~.qc_spectra._side_by_side`); and on one thread the network is
+    cheaper (128 x 545 points, width 19: 5.3 -> 4.4 ms of CPU; docs/history/benchmarks-log.md "The
     quality checks off the GIL (session 21, `qc21`)"). Medians of windows that straddle two
     rows are formed too and dropped. A NaN in a window makes its median NaN (scipy's depends
     on where it falls). Wider than :data:`NETWORK_MAX_WIDTH`, scipy's 1-D filter of the same
@@ -135,8 +136,8 @@ NETWORK_MAX_WIDTH = 21
 
 
 #: Rows the network takes at a time: its scratch holds ``width + 1`` arrays of them (~7 MB at
-#: 128 rows of the default grid in single precision, 14 MB in double; :func:`~.mirror.mirror_ratio` of
-#: 16384 spectra in one call, double precision, would take 1.5 GB in one piece).
+#: 128 rows of the default grid in single precision, 14 MB in double; :func:`~.mirror.mirror_ratio`
+#: of 16384 spectra in one call, double precision, would take 1.5 GB in one piece).
 NETWORK_ROWS = 128
 
 
@@ -164,10 +165,10 @@ def _median_network(width: int) -> tuple[tuple[int, int, bool, bool], ...]:
     formed.
 
     Batcher's odd-even merge sort (K. E. Batcher, "Sorting networks and their applications",
-    AFIPS 1968) of the next power of two of wires, cut to ``width``: the wires beyond it stand for +inf, which no comparator
-    moves, so every comparator that touches them is dropped; then, from the last comparator
-    back, only those whose outputs reach the middle wire are kept (19 wires: 79 comparators of
-    Batcher's 191, 140 of the 158 minima and maxima)."""
+    AFIPS 1968) of the next power of two of wires, cut to ``width``: the wires beyond it stand for
+    +inf, which no comparator moves, so every comparator that touches them is dropped; then, from
+    the last comparator back, only those whose outputs reach the middle wire are kept (19 wires: 79
+    comparators of Batcher's 191, 140 of the 158 minima and maxima)."""
     size = 1 << (width - 1).bit_length()
     pairs = []
     p = 1

@@ -6,14 +6,16 @@ correctly. It compares the peak signal in the metabolite window (0.5-4.2 ppm) wi
 mirror image about ``ppm_reference`` (5.1-8.8 ppm for 4.65 ppm), where a brain spectrum has next
 to nothing. Broad features (residual water and its tails, which sit at the reference and are
 symmetric under the mirror, and baseline) are removed first by subtracting a running median of
-the magnitude spectrum (:data:`~.median.PEAK_WINDOW_PPM` wide), so that only peaks narrower than that
-count.
+the magnitude spectrum (:data:`~.median.PEAK_WINDOW_PPM` wide), so that only peaks narrower
+than that count.
 
 Measured on real and challenge spectra (``tests/unit/test_signal_quality.py``): correctly stored
 metabolite spectra give ratios of 0.04-0.54 (the highest for metabolite-nulled macromolecule
 spectra and the lowest-SNR challenge spectra), their mirror images 1.85-25, and pure noise about
 0.9. Above :data:`MIRRORED_RATIO` a spectrum is flagged as mirrored.
-The lines it sums are :mod:`.median`'s.
+
+The lines it sums are :mod:`.median`'s; the flags and the map of the quality checks' modules
+are :mod:`.quality`'s.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def mirror_ratio(
 
 
 def _mirror_from_peaks(peaks: np.ndarray, inside: np.ndarray, mirror: np.ndarray) -> np.ndarray:
-    """:func:`mirror_ratio` ``(B,)`` from :func:`~.median._line_peaks` ``(B, L)`` and the masks ``(L,)``
+    """:func:`mirror_ratio` ``(B,)`` from :func:`~.median._line_peaks` ``(B, L)`` and the masks
+    ``(L,)``
     of the metabolite window and its mirror image."""
     signal = peaks[:, inside].sum(axis=1)
     mirrored = peaks[:, mirror].sum(axis=1)

@@ -1,13 +1,13 @@
 """The noise of a spectrum, its SD in the signal-free regions, and a fit's residual against it.
 
-:func:`noise_sd` is the SD of the real spectrum's noise, from :data:`NOISE_REGIONS_PPM` (a complex
-quadratic removed in each region, the regions pooled; the band's edges,
+:func:`noise_sd` is the SD of the real spectrum's noise, from :data:`NOISE_REGIONS_PPM` (a
+complex quadratic removed in each region, the regions pooled; the band's edges,
 :data:`BAND_EDGE_FRACTION`, left out): what the SNR (:func:`~.snr_fwhm.snr`), the fit residual
 over the noise, the singlets' strength (:func:`~.singlets.singlet_shift`) and the HLSVD's rank
 (:mod:`.water`) divide by. :func:`residual_sd` is a fit residual's SD on the same scale, and
 :func:`residual_over_noise` the one over the other, the ``residual_over_noise`` column (its
 flag, ``misfit``, and threshold are :mod:`.quality`'s). The spectra it reads are
-:mod:`.qc_spectra`'s.
+:mod:`.qc_spectra`'s; the map of the quality checks' modules is :mod:`.quality`'s.
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def residual_over_noise(
     shrink as the SNR grows: at high SNR a model that misses a few per cent of the signal
     leaves a residual many noise SDs tall.
 
-    The FIDs are read :data:`~.qc_spectra.QUALITY_BLOCK` at a time (one FFT each in double precision: 16384
+    The FIDs are read :data:`~.qc_spectra.QUALITY_BLOCK` at a time (one FFT each in double
+    precision: 16384
     spectra of 2048 points at once would be 0.5 GB)."""
     fids = np.asarray(fids)
     n = fids.shape[-1]

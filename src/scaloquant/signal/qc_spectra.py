@@ -4,7 +4,8 @@
 (:class:`_Spectra`, single precision, unshifted), :func:`_columns` reads its columns in ppm
 order without an fftshift copy, and :func:`_quality_blocks` cuts a batch into
 :data:`QUALITY_BLOCK` spectra at a time, run side by side on the run's threads
-(:func:`_side_by_side`). What reads them: the quality figures and flags (:mod:`.quality`).
+(:func:`_side_by_side`). What reads them: every measure of the quality checks, gathered into
+the quality figures and flags by :mod:`.quality`, whose docstring maps the modules.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def _spectra(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference) -> _Spectr
 def _side_by_side(block_fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray]) -> list[Any]:
     """``[block_fn(b) for b in blocks]``, the blocks side by side on as many threads as
     ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by default): each
-    block's FFTs on its thread alone (:func:`~.quality.quality_figures`, :func:`~.water_peak.water_near_window`;
+    block's FFTs on its thread alone (:func:`~.quality.quality_figures`,
+    :func:`~.water_peak.water_near_window`;
     scipy's workers are a thread's own setting: 1 on the pool's threads)."""
     return map_on_threads(block_fn, blocks, scipy.fft.get_workers(), "scaloquant-quality")
 

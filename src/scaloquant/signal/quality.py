@@ -1,6 +1,37 @@
-"""Cheap checks of an input spectrum before it is quantified, and its quality figures.
+"""The quality figures of a batch of spectra, and the QC flags they and a fit raise.
 
-The mirror test is :mod:`.mirror`'s.
+What a user checks before trusting an estimate (LCModel prints them under its table, FSL-MRS
+and Osprey in their QC reports): the signal-to-noise ratio, the linewidth and, after a fit,
+the residual; and, before anything, whether there is a brain spectrum at all (not an empty
+FID, not a water reference). Everything here works on the unnormalised spectrum of
+:func:`scaloquant.signal.axes.spectrum` and on the last axis of a batch ``(..., n_points)``.
+
+:func:`quality_figures` forms every figure of :class:`QualityFigures` from one pair of FFTs a
+block of spectra; :func:`qc_flags` and :func:`fit_flags` turn them, and a fit's figures, into
+the flags of :data:`FLAG_NAMES`; :func:`reference_off` and :func:`reference_correction_ppm`
+read the data's own singlets against where an estimate put them (LCModel's referencing).
+
+The measures are in the modules below this one (each imports only those before it):
+
+* :mod:`.qc_spectra`: the spectra the checks read (an FFT and a zero-filled one, formed once),
+  their columns in ppm order, the blocks a batch is read in and their threads;
+* :mod:`.median`: a spectrum's lines, its magnitude less its running median;
+* :mod:`.noise`: the noise SD, and a fit residual's SD over it (``residual_over_noise``);
+* :mod:`.mirror`: the mirror test;
+* :mod:`.singlets`: where the data's own NAA, Cr and Cho singlets are;
+* :mod:`.snr_fwhm`: peak heights, the SNR and the FWHM;
+* :mod:`.water_peak`: a water reference given as data, and water just above a fit window.
+
+Each flag's threshold, with its measurements on the shared spectra: ``empty`` (the FID is all
+zeros), ``no_signal`` :data:`NO_SIGNAL_SNR`, ``water`` :data:`~.water_peak.WATER_RATIO`,
+``mirrored`` :data:`~.mirror.MIRRORED_RATIO`, ``too_broad`` :data:`TOO_BROAD_PPM`,
+``residual_large`` :data:`RESIDUAL_LARGE`, ``misfit`` :data:`RESIDUAL_OVER_NOISE_MAX`,
+``baseline_cancels`` and ``no_metabolites`` :data:`METABOLITES_OVER_DATA` and
+:data:`METABOLITES_OVER_DATA_MIN`, ``water_near_window``
+:data:`~.water_peak.WATER_NEAR_WINDOW_RATIO`, ``reference_off`` :data:`REFERENCE_OFF_PPM`,
+:data:`REFERENCE_OFF_UNFITTED_PPM`, :data:`REFERENCE_PROFILE_MIN` and
+:data:`REFERENCE_SINGLET_SNR`. The three that the mirror and water tests read themselves sit
+beside those tests.
 """
 
 from __future__ import annotations
@@ -29,15 +60,6 @@ from .water_peak import (
     looks_like_water,
 )
 
-# --- quality figures -----------------------------------------------------------------------
-#
-# What a user checks before trusting an estimate (LCModel prints them under its table, FSL-MRS
-# and Osprey in their QC reports): the signal-to-noise ratio, the linewidth and, after a fit,
-# the residual; and, before anything, whether there is a brain spectrum at all (not an empty
-# FID, not a water reference). Everything below works on the unnormalised spectrum of
-# :func:`scaloquant.signal.axes.spectrum` and on the last axis of a batch ``(..., n_points)``.
-
-
 #: SNR below which a spectrum has nothing to measure (``no_signal``). Pure complex Gaussian
 #: noise gives SNRs of 2-6 by this definition (the largest of a few hundred Rayleigh values
 #: over the NAA window: median 2.9-3.2, 99.9th percentile 4.7-5.4, largest 5.9 over 2000 noise
@@ -57,8 +79,8 @@ TOO_BROAD_PPM = 0.1
 #: 28; the spant, suspect and Osprey in-vivo spectra, the last two with --force): the highest
 #: for low SNR (residual mostly noise) and in-vivo baselines. Twice the largest.
 RESIDUAL_LARGE = 0.6
-#: The fit residual's SD over the data's noise SD (:func:`~.noise.residual_over_noise`) above which the
-#: model does not describe the spectrum down to its noise (``misfit``): a line, lineshape or
+#: The fit residual's SD over the data's noise SD (:func:`~.noise.residual_over_noise`) above which
+#: the model does not describe the spectrum down to its noise (``misfit``): a line, lineshape or
 #: baseline it lacks, whose share of the signal the estimates may carry beyond their CRLB.
 #: Measured (docs/history/fit-log.md "The residual against the noise (session 32,
 #: `misfit32`)"): the scanner spectra of the shared data, whose ratios agree with LCModel's,
@@ -86,9 +108,9 @@ METABOLITES_OVER_DATA = 2.0
 METABOLITES_OVER_DATA_MIN = 0.1
 
 
-#: How far (ppm) the data's own singlets (:func:`~.singlets.singlet_shift`) may sit from where the estimate
-#: put them before the spectrum is flagged ``reference_off``: about one linewidth of a brain
-#: spectrum (NAA FWHM 0.043-0.056 ppm in the shared scanner spectra), so singlets further off
+#: How far (ppm) the data's own singlets (:func:`~.singlets.singlet_shift`) may sit from where the
+#: estimate put them before the spectrum is flagged ``reference_off``: about one linewidth of a
+#: brain spectrum (NAA FWHM 0.043-0.056 ppm in the shared scanner spectra), so singlets further off
 #: were not fitted. Where a fit put them: unmoved and moved spectra that it fitted right are
 #: 0.01-0.03 ppm from it (docs/history/fit-log.md "A reference that is off (session 24)").
 REFERENCE_OFF_PPM = 0.03
@@ -97,13 +119,13 @@ REFERENCE_OFF_PPM = 0.03
 #: default simulator trains the networks with (+-0.1 ppm,
 #: :class:`scaloquant.simulate.invivo.InvivoPrior`'s ``shift_range_ppm``).
 REFERENCE_OFF_UNFITTED_PPM = 0.1
-#: ... that is, where the singlets' score (:func:`~.singlets.singlet_shift`'s profile) stays below this
-#: fraction of its best within that distance: the pattern that stands out is elsewhere.
+#: ... that is, where the singlets' score (:func:`~.singlets.singlet_shift`'s profile) stays below
+#: this fraction of its best within that distance: the pattern that stands out is elsewhere.
 REFERENCE_PROFILE_MIN = 0.5
 #: ... provided they stand clearly: the second tallest singlet at least this many noise SDs
-#: (:func:`~.singlets.singlet_shift`'s strength; the ``no_signal`` limit, a line as tall as a spectrum needs
-#: to count as signal). Pure complex Gaussian noise gives at most 3.3 (4000 spectra on each
-#: of four grids of the shared data), brain spectra 40-190.
+#: (:func:`~.singlets.singlet_shift`'s strength; the ``no_signal`` limit, a line as tall as a
+#: spectrum needs to count as signal). Pure complex Gaussian noise gives at most 3.3 (4000 spectra
+#: on each of four grids of the shared data), brain spectra 40-190.
 REFERENCE_SINGLET_SNR = NO_SIGNAL_SNR
 
 #: Every quality flag (the ``qc`` column holds them separated by ``;``); their meanings for
@@ -126,13 +148,15 @@ UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
 
 
 class QualityFigures(NamedTuple):
-    """The quality figures of a batch of spectra, each ``(...)`` (see the functions above).
+    """The quality figures of a batch of spectra, each ``(...)`` (see the functions named).
 
-    ``snr``: :func:`~.snr_fwhm.snr`; ``fwhm_ppm``: NAA FWHM (:func:`~.snr_fwhm.fwhm_ppm`), or the water peak's for
-    a spectrum that looks like water (:func:`~.water_peak.looks_like_water`); ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`~.water_peak.water_ratio`; ``mirror_ratio``: :func:`~.mirror.mirror_ratio` (1H
-    only, else NaN); ``empty``: the FID is all zeros; ``singlet_shift_ppm``,
-    ``singlet_strength``, ``singlet_profile``: :func:`~.singlets.singlet_shift` (1H only, else NaN; the
-    profile ``(..., L)``, ``L`` 0 where the axis misses the search).
+    ``snr``: :func:`~.snr_fwhm.snr`; ``fwhm_ppm``: NAA FWHM (:func:`~.snr_fwhm.fwhm_ppm`), or the
+    water peak's for a spectrum that looks like water (:func:`~.water_peak.looks_like_water`);
+    ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`~.water_peak.water_ratio`;
+    ``mirror_ratio``: :func:`~.mirror.mirror_ratio` (1H only, else NaN); ``empty``: the FID is all
+    zeros; ``singlet_shift_ppm``, ``singlet_strength``, ``singlet_profile``:
+    :func:`~.singlets.singlet_shift` (1H only, else NaN; the profile ``(..., L)``, ``L`` 0 where the
+    axis misses the search).
     """
 
     snr: np.ndarray
@@ -158,9 +182,9 @@ def quality_figures(
     FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
     nuclei get NaN); :func:`~.mirror.mirror_ratio` from the same single-precision spectra.
 
-    Every figure is a spectrum's own, so the batch is taken :data:`~.qc_spectra.QUALITY_BLOCK` spectra at a
-    time (the same numbers, bit for bit, as in one pass), and the blocks side by side on as many
-    threads as ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by
+    Every figure is a spectrum's own, so the batch is taken :data:`~.qc_spectra.QUALITY_BLOCK`
+    spectra at a time (the same numbers, bit for bit, as in one pass), and the blocks side by side
+    on as many threads as ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by
     default), each block's FFTs then on its thread alone: with the blocks one after another the
     FFT's workers sat idle through the rest of each block (16384 spectra, 2 threads: 1.05 ->
     0.78 s of wall, the CPU the same;
@@ -227,8 +251,8 @@ def _lines(
     freq_mhz: float,
     ppm_reference: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`~.mirror.mirror_ratio` and :func:`~.singlets.singlet_shift` of the spectra ``s``, from one
-    running median where the mirror check's covers the singlets' (it does wherever the
+    """:func:`~.mirror.mirror_ratio` and :func:`~.singlets.singlet_shift` of the spectra ``s``, from
+    one running median where the mirror check's covers the singlets' (it does wherever the
     spectral width reaches the mirror window)."""
     low, high = METABOLITE_WINDOW_PPM
     grid = (n_points, dwell_time_s, freq_mhz)
@@ -294,17 +318,18 @@ def fit_flags(
     ``residual_large`` where the relative fit residual ``(N,)`` exceeds
     :data:`RESIDUAL_LARGE`; ``misfit`` where the residual over the noise
     (:func:`~.noise.residual_over_noise` ``(N,)``; NaN: nothing added) exceeds
-    :data:`RESIDUAL_OVER_NOISE_MAX`; ``too_broad`` where the fitted lineshape's FWHM ``(N,)`` (of its
-    NAA singlet) exceeds :data:`TOO_BROAD_PPM` though the spectrum's own NAA did not show it (a
+    :data:`RESIDUAL_OVER_NOISE_MAX`; ``too_broad`` where the fitted lineshape's FWHM ``(N,)`` (of
+    its NAA singlet) exceeds :data:`TOO_BROAD_PPM` though the spectrum's own NAA did not show it (a
     spectrum whose metabolites drown in an artefact: the fit broadened them to follow it, and a
     baseline of the opposite sign cancelled them, ISMRM 2016 challenge dataset 24);
     ``baseline_cancels`` where the fitted metabolites' norm over the data's ``(N,)`` exceeds
     :data:`METABOLITES_OVER_DATA`, ``no_metabolites`` where it is below
     :data:`METABOLITES_OVER_DATA_MIN` (NaN: nothing added); ``water_near_window`` where the
-    water just above the fit window that the fit saw (:func:`~.water_peak.water_near_window` ``(N,)``)
-    exceeds :data:`~.water_peak.WATER_NEAR_WINDOW_RATIO`; ``reference_off`` (:func:`reference_off`) from the
-    data's ``singlets`` (:func:`~.singlets.singlet_shift`'s profile ``(N, L)``, :func:`~.singlets.singlet_lags_ppm`
-    ``(L,)`` and strength ``(N,)``), where the estimate put them (``placed_shift_ppm`` ``(N,)``, NaN: not fitted; ``None``: no fit) and
+    water just above the fit window that the fit saw (:func:`~.water_peak.water_near_window`
+    ``(N,)``) exceeds :data:`~.water_peak.WATER_NEAR_WINDOW_RATIO`; ``reference_off``
+    (:func:`reference_off`) from the data's ``singlets`` (:func:`~.singlets.singlet_shift`'s profile
+    ``(N, L)``, :func:`~.singlets.singlet_lags_ppm` ``(L,)`` and strength ``(N,)``), where the
+    estimate put them (``placed_shift_ppm`` ``(N,)``, NaN: not fitted; ``None``: no fit) and
     whether it left no creatine (``no_creatine`` ``(N,)``)."""
     n = len(flags)
     off = (
@@ -353,8 +378,8 @@ def reference_off(
     placed_shift_ppm: np.ndarray | None = None,
     no_creatine: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(N,)`` True where a spectrum's own singlets (:func:`~.singlets.singlet_shift`: its profile ``(N,
-    L)`` over the shifts ``lags_ppm`` ``(L,)``, its strength ``(N,)``) stand clearly
+    """``(N,)`` True where a spectrum's own singlets (:func:`~.singlets.singlet_shift`: its profile
+    ``(N, L)`` over the shifts ``lags_ppm`` ``(L,)``, its strength ``(N,)``) stand clearly
     (:data:`REFERENCE_SINGLET_SNR`) and either are not where the estimate put them, or a fit
     left no creatine (``no_creatine`` ``(N,)``: total creatine 0 beside clear singlets, every
     ratio NaN; read only where ``placed_shift_ppm`` is known: a network that gives no creatine
@@ -393,16 +418,16 @@ def reference_off(
 #: A spectrum's singlets further than this from their shifts (ppm) are corrected by the
 #: referencing (:func:`reference_correction_ppm`): the referencing range the simulators draw
 #: and the networks train with (:data:`REFERENCE_OFF_UNFITTED_PPM`, +-0.1 ppm) and the singlet
-#: search's slack (:data:`~.singlets.SINGLET_SLACK_PPM`), so that no spectrum of theirs is moved; the
-#: unmoved scanner spectra of the shared data stand at -0.048..-0.015 ppm, the 28 challenge
+#: search's slack (:data:`~.singlets.SINGLET_SLACK_PPM`), so that no spectrum of theirs is moved;
+#: the unmoved scanner spectra of the shared data stand at -0.048..-0.015 ppm, the 28 challenge
 #: spectra at -0.01..+0.03.
 REFERENCING_PPM = REFERENCE_OFF_UNFITTED_PPM + SINGLET_SLACK_PPM
 
 
 def reference_correction_ppm(figures: QualityFigures, lags_ppm: np.ndarray) -> np.ndarray:
     """``(N,)`` the correction (ppm) to add to each spectrum's ppm reference so that its own
-    singlets (:func:`~.singlets.singlet_shift`) read at their shifts, 0 where none is made: LCModel's
-    referencing before its fit (its ``DOREFS``), on the quality figures ``figures`` (flat,
+    singlets (:func:`~.singlets.singlet_shift`) read at their shifts, 0 where none is made:
+    LCModel's referencing before its fit (its ``DOREFS``), on the quality figures ``figures`` (flat,
     ``(N,)`` and ``(N, L)``) over the shifts ``lags_ppm`` ``(L,)``.
 
     Made where the singlets stand clearly (:data:`REFERENCE_SINGLET_SNR`), more than

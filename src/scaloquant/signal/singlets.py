@@ -5,7 +5,8 @@
 the singlets stand there (in noise SDs, :mod:`.noise`) and the score at every shift of
 :func:`singlet_lags_ppm`: LCModel's referencing, needing no basis. What reads them, with the
 thresholds: the ``reference_off`` flag (:func:`~.quality.reference_off`) and the correction of a
-spectrum's ppm reference before its fit (:func:`~.quality.reference_correction_ppm`).
+spectrum's ppm reference before its fit (:func:`~.quality.reference_correction_ppm`), in
+:mod:`.quality`, whose docstring maps the quality checks' modules.
 """
 
 from __future__ import annotations
@@ -99,21 +100,22 @@ def singlet_shift(
     best aligns NAA, tCr and tCho (:data:`SINGLETS_PPM`) with its lines, and how clearly.
 
     LCModel's referencing, on the lines: the magnitude spectrum less its running median
-    (:data:`~.median.PEAK_WINDOW_PPM`, as :func:`~.mirror.mirror_ratio`), each singlet's height the tallest line
-    within :data:`SINGLET_SLACK_PPM` of its shifted place, their sum scored at every bin shift
-    within :data:`SINGLET_SEARCH_PPM` (LCModel cross-correlates its smoothed power spectrum with
-    unit delta functions at 2.01, 3.03 and 3.22 ppm). Needs no basis: it checks the data
-    against where a fit or a network put its singlets (``reference_off``, :func:`~.quality.fit_flags`).
+    (:data:`~.median.PEAK_WINDOW_PPM`, as :func:`~.mirror.mirror_ratio`), each singlet's height the
+    tallest line within :data:`SINGLET_SLACK_PPM` of its shifted place, their sum scored at every
+    bin shift within :data:`SINGLET_SEARCH_PPM` (LCModel cross-correlates its smoothed power
+    spectrum with unit delta functions at 2.01, 3.03 and 3.22 ppm). Needs no basis: it checks the
+    data against where a fit or a network put its singlets (``reference_off``,
+    :func:`~.quality.fit_flags`).
 
     Returns
     -------
     ``(shift_ppm, strength, profile)``: the best shift, to the bin, ``(...)``; how clearly the
     singlets stand there, ``(...)``: the second tallest of their three heights, in noise SDs of
-    the real spectrum (:func:`~.noise.noise_sd`; a pattern, not one line), 0 where the best shift is at
-    the search's edge (no optimum within it); and the score at every shift of
+    the real spectrum (:func:`~.noise.noise_sd`; a pattern, not one line), 0 where the best shift is
+    at the search's edge (no optimum within it); and the score at every shift of
     :func:`singlet_lags_ppm`, less its median over them, over the best's, ``(..., L)`` (1 at the
-    best), what :func:`~.quality.reference_off` reads where a fit put the singlets. NaN (and ``L`` 0)
-    where the axis does not reach the search; strength NaN without a noise region.
+    best), what :func:`~.quality.reference_off` reads where a fit put the singlets. NaN (and ``L``
+    0) where the axis does not reach the search; strength NaN without a noise region.
     """
     fids = np.asarray(fids)
     n = fids.shape[-1]

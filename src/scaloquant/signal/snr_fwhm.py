@@ -4,9 +4,9 @@
 straight line through its flanks, :data:`FLANK_PPM`), on the spectrum zero-filled
 (:mod:`.qc_spectra`); :func:`snr` is NAA's (:data:`NAA_WINDOW_PPM`) over the noise SD
 (:mod:`.noise`), the definition of FSL-MRS, Osprey and the consensus; :func:`fwhm_ppm` is the
-width at half height of the phased line (NAA's, or creatine's where it is taller,
-:data:`CR_WINDOW_PPM`). Their flags and thresholds (``no_signal``, ``too_broad``) are
-:mod:`.quality`'s.
+width at half height of a window's tallest line, phased (NAA's by default; the quality figures
+take creatine's, :data:`CR_WINDOW_PPM`, where it is taller). Their flags and thresholds
+(``no_signal``, ``too_broad``) and the map of the quality checks' modules are :mod:`.quality`'s.
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ def peak_height(
     window_ppm: tuple[float, float] = NAA_WINDOW_PPM,
 ) -> np.ndarray:
     """Height of the tallest peak in ``window_ppm`` above its local baseline: ``|S - B|`` at the
-    tallest point of the spectrum zero-filled :data:`~.qc_spectra.ZERO_FILL` x, ``B`` a straight line
-    through its flanks (:data:`FLANK_PPM` from the peak). The modulus is the height of the
+    tallest point of the spectrum zero-filled :data:`~.qc_spectra.ZERO_FILL` x, ``B`` a straight
+    line through its flanks (:data:`FLANK_PPM` from the peak). The modulus is the height of the
     phased peak whatever its phase. ``(..., n_points) -> (...)``; NaN where the band misses
     the window."""
     fids = np.asarray(fids)

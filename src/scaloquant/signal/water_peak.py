@@ -6,7 +6,8 @@ is the tallest point of the band: above :data:`WATER_RATIO` the spectrum is a wa
 (:func:`looks_like_water`, the ``water`` flag). :func:`water_near_window` is the same ratio for
 the water just above a fit window (:data:`NEAR_WINDOW_PPM`), whose wings turn the fit's phase:
 above :data:`WATER_NEAR_WINDOW_RATIO`, the ``water_near_window`` flag (:mod:`.quality`).
-Residual water is removed by :mod:`.water` (HLSVD), not here.
+Residual water is removed by :mod:`.water` (HLSVD), not here; the map of the quality checks'
+modules is :mod:`.quality`'s.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def water_near_window(
 
 
 def _near_window_block(s: _Spectra, window_high_ppm: float) -> np.ndarray:
-    """:func:`water_near_window` of one block's spectra (:func:`~.qc_spectra._spectra`), in one pass."""
+    """:func:`water_near_window` of one block's spectra (:func:`~.qc_spectra._spectra`), in one
+    pass."""
     batch = (s.raw.shape[0],)
     near = np.flatnonzero(
         (s.ppm_zf > window_high_ppm) & (s.ppm_zf <= window_high_ppm + NEAR_WINDOW_PPM)
