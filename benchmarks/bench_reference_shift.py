@@ -8,7 +8,7 @@ the wrong peak (``--how ramp``, the default: the FID multiplied by ``exp(2 pi i 
 spectrum moved by ``d`` ppm on an unchanged axis, its band edges wrapped; every move in one
 batch). Each case of ``bench_invivo_ratios.py`` (its file and basis) is fitted through
 :func:`fit_inputs` (what ``scaloquant fit`` runs, flags included); one line per move: where the
-data's own singlets are and how clearly (:func:`scaloquant.signal.quality.singlet_shift`, ppm
+data's own singlets are and how clearly (:func:`scaloquant.signal.singlets.singlet_shift`, ppm
 and noise SDs), where the fit put them (its ``shift_ppm`` fact), tNAA, tCho, Glx and Ins over
 tCr, the relative residual and the flags; since session 25 also the correction the referencing
 made to its ppm reference before the fit (``corr``, ppm; ``--referencing off`` for none, the fit
@@ -43,7 +43,7 @@ from scaloquant.io.default import DEFAULT_BASIS_NAME, default_basis  # noqa: E40
 from scaloquant.quantify import Options, fit_inputs  # noqa: E402
 from scaloquant.quantify.inputs import read_inputs  # noqa: E402
 from scaloquant.signal import axes  # noqa: E402
-from scaloquant.signal.quality import singlet_shift  # noqa: E402
+from scaloquant.signal.singlets import singlet_shift  # noqa: E402
 
 CHALLENGE = Path(__file__).resolve().parents[2] / "shared/data/ismrm2016-challenge/datasets_LCModel"
 SHIFTS_PPM = (0.0, -0.5, -0.4, -0.3, -0.2, -0.1, 0.1, 0.2, 0.3, 0.5)

@@ -38,7 +38,7 @@ import bench_lcmodel as bl
 from scaloquant.fit import fit_spectra, fitted_spectra
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.result import phase_corrected
-from scaloquant.signal.quality import NAA_WINDOW_PPM, first_below
+from scaloquant.signal.snr_fwhm import NAA_WINDOW_PPM, first_below
 
 GROUPS = {
     "tNAA": ("NAA", "NAAG"),
@@ -61,7 +61,7 @@ def _group_of(name: str) -> str:
 def singlet_fwhm_ppm(ppm: np.ndarray, curve: np.ndarray, window=NAA_WINDOW_PPM) -> float:
     """FWHM (ppm) of the tallest point of the real ``curve`` within ``window`` on the axis
     ``ppm`` (LCModel's: descending, evenly spaced), the half-maximum crossings interpolated
-    linearly on each side (:func:`scaloquant.signal.quality.first_below`, as
+    linearly on each side (:func:`scaloquant.signal.snr_fwhm.first_below`, as
     ``quality.fwhm_ppm`` does on a spectrum)."""
     inside = np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
     j = int(inside[np.argmax(curve[inside])])

@@ -7,7 +7,7 @@ For each ``BASIS:GRID`` pair (as :mod:`diag_invivo_basis`: the basis put on the 
 with the prior's singlet FWHM range set to ``[w, w]`` and everything but NAA at 0: no other
 metabolite, macromolecules, lipids, water, baseline, eddy current, phase, per-metabolite
 damping or shift, SNR 1e9. The rendered NAA singlet's FWHM is read by
-:func:`scaloquant.signal.quality.fwhm_ppm` (1.9-2.1 ppm, no baseline removal: only NAA is
+:func:`scaloquant.signal.snr_fwhm.fwhm_ppm` (1.9-2.1 ppm, no baseline removal: only NAA is
 there). Printed per pair: the basis' own NAA FWHM on the grid (Hz), then per ``w`` the median,
 minimum and maximum of rendered / requested width over the draws (the metabolite T2, hence the
 Lorentzian part, varies between them).
@@ -33,7 +33,7 @@ import numpy as np
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import default_basis, read_basis, read_fid
-from scaloquant.signal.quality import fwhm_ppm
+from scaloquant.signal.snr_fwhm import fwhm_ppm
 from scaloquant.simulate.config import BaselineConfig
 from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
 

@@ -15,13 +15,13 @@ For each checkpoint (``scaloquant train --model spectrum_physics|scalogram_physi
 fit``'s ``invivo`` preset (``--no-fit`` leaves it out): each spectrum's error, the mean over the
 main metabolites (NAA, Cr+PCr, GPC+PCho, Ins, Glu, as ``bench_physics.py``'s slopes sum them) of
 |estimate - truth| in the prior's units (mM), and its ``water_near_window`` ratio
-(:func:`scaloquant.signal.quality.water_near_window` above the window's top: the model's
+(:func:`scaloquant.signal.water_peak.water_near_window` above the window's top: the model's
 ``fit_config.ppm_range[1]`` on the spectra it saw, as the lead's attempt; the fit's on the data
 less the water it removed, as ``quantify/checks.py`` ``water_near_window_seen``). Per set, in bins of the
 ratio: the count, the mean and 90th percentile of the error with water, the mean of the same
 spectra's error without water, the mean paired difference (and its 95 % bootstrap interval), the
 share of spectra whose error grew by more than ``--worse`` mM; and the share above
-:data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO`.
+:data:`~scaloquant.signal.water_peak.WATER_NEAR_WINDOW_RATIO`.
 
 With ``--remove-water all`` each model on the spectra less the water that the fit's HLSVD
 removes, instead of the spectra as they are (:func:`scaloquant.signal.water.remove_water`, as
@@ -58,8 +58,8 @@ from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.quantify.run import _physics_estimates as physics_estimates
-from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.signal.water import remove_water
+from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.simulate.invivo import (
     InvivoParameters,
     InvivoPrior,

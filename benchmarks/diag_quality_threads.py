@@ -30,7 +30,7 @@ import scipy.fft
 from scipy.ndimage import median_filter
 
 from scaloquant.io import default_basis
-from scaloquant.signal import quality
+from scaloquant.signal import qc_spectra, quality, water_peak
 from scaloquant.threads import blas_threads
 
 #: The sleep of the probe thread between its ticks, s.
@@ -113,7 +113,7 @@ def main() -> None:
     print(f"{fids.shape[0]} spectra of {fids.shape[1]} points; quality from {quality.__file__}")
     stages = {
         "quality_figures": lambda: quality.quality_figures(fids, *grid),
-        "water_near_window": lambda: quality.water_near_window(fids, *grid, 4.2),
+        "water_near_window": lambda: water_peak.water_near_window(fids, *grid, 4.2),
     }
     with blas_threads(1):
         for fn in stages.values():  # first calls: page faults, imports
@@ -123,7 +123,7 @@ def main() -> None:
                 for name, fn in stages.items():
                     wall, cpu = timed(fn, args.repeats)
                     print(f"  {threads} thread(s): {name:18s} {wall:6.2f} s wall {cpu:6.2f} s CPU")
-        block = fids[: quality.QUALITY_BLOCK]
+        block = fids[: qc_spectra.QUALITY_BLOCK]
         line = np.random.default_rng(0).random(200_000)
         probe = Probe()
         calls = {
@@ -132,7 +132,9 @@ def main() -> None:
             "np.sort (releases the GIL)": lambda: np.sort(line),
             "scipy's median_filter (holds it)": lambda: median_filter(line, 19, mode="nearest"),
             "one block's quality_figures": lambda: quality.quality_figures(block, *grid),
-            "one block's water_near_window": lambda: quality.water_near_window(block, *grid, 4.2),
+            "one block's water_near_window": lambda: water_peak.water_near_window(
+                block, *grid, 4.2
+            ),
         }
         for _ in range(args.probe_rounds):  # alternated: the machine's load moves
             idle, idle_wait, _ = probe.rate(lambda: time.sleep(0.01), args.probe_s)

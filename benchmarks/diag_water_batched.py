@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import bench_fit_engine
 from bench_lcmodel import CHALLENGE_GRID  # noqa: E402
 from scaloquant.io import read_fid  # noqa: E402
-from scaloquant.signal.quality import noise_sd  # noqa: E402
+from scaloquant.signal.noise import noise_sd  # noqa: E402
 from scaloquant.signal.water import remove_water  # noqa: E402
 from scaloquant.threads import prefer_command_settings  # noqa: E402
 

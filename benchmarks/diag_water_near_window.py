@@ -30,7 +30,8 @@ from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.result import FitStart
 from scaloquant.signal import water
-from scaloquant.signal.quality import fit_flags, qc_flags, quality_figures, water_near_window
+from scaloquant.signal.quality import fit_flags, qc_flags, quality_figures
+from scaloquant.signal.water_peak import water_near_window
 from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior
 
 

@@ -5,7 +5,7 @@ its band-limited HLSVD, :func:`~scaloquant.signal.water.band_limited_components`
 frequency in :data:`~scaloquant.signal.water.WATER_BAND_PPM`, here with no width bound:
 ``max_fwhm_hz=inf``), each with its FWHM ``-ln|z| / (pi dt)`` (Hz), its centre (ppm) and its
 height: the tallest point of its magnitude spectrum over the data's tallest metabolite peak
-(:data:`~scaloquant.signal.quality.WATER_TEST_WINDOW_PPM`, 1.8-3.4 ppm, of the data less what
+(:data:`~scaloquant.signal.water_peak.WATER_TEST_WINDOW_PPM`, 1.8-3.4 ppm, of the data less what
 was removed). The sum of the components is checked against what ``remove_water`` (unbounded)
 removes: the same to rounding, or the script stops.
 
@@ -38,8 +38,8 @@ from bench_lcmodel import challenge_set, cr_set, invivo_set
 from diag_physics_water import water_sets
 from scaloquant.io import default_basis
 from scaloquant.signal import axes
-from scaloquant.signal.quality import WATER_TEST_WINDOW_PPM
 from scaloquant.signal.water import WATER_BAND_PPM, band_limited_components, remove_water
+from scaloquant.signal.water_peak import WATER_TEST_WINDOW_PPM
 
 
 def components(fid: np.ndarray, grid: tuple[float, float, float]) -> tuple[np.ndarray, ...]:

@@ -296,7 +296,7 @@ def map_on_threads(
     or more items (in order; one thread: in this one). For work that spends its time in numpy,
     scipy or LAPACK calls that release the GIL, each item computed whole by one thread, so the
     results are those of one thread whatever the count: the quality checks' blocks
-    (:mod:`scaloquant.signal.quality`) and the HLSVD's FIDs and batches
+    (:mod:`scaloquant.signal.qc_spectra`) and the HLSVD's FIDs and batches
     (:mod:`scaloquant.signal.water`)."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")

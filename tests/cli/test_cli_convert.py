@@ -11,8 +11,8 @@ import pytest
 from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, read_fid, read_lcmodel_raw
+from scaloquant.signal.mirror import looks_mirrored, mirror_ratio
 from scaloquant.signal.peaks import main_peak_ppm
-from scaloquant.signal.quality import looks_mirrored, mirror_ratio
 
 NAA_PPM = 2.008
 

@@ -17,8 +17,8 @@ from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
 from scaloquant.models.physics import PhysicsQuantifier
-from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.signal.water import remove_water
+from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.simulate import SimulationConfig, simulate_dataset
 from scaloquant.simulate.invivo import (
     InvivoPrior,

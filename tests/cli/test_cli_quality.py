@@ -17,7 +17,7 @@ from _shared import one_error_line
 from scaloquant.cli import main
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.quantify.results import QC_FLAGS
-from scaloquant.signal import quality
+from scaloquant.signal import quality, snr_fwhm, water_peak
 from scaloquant.simulate import SimulationConfig, simulate_batch
 from scaloquant.types import FID
 
@@ -36,7 +36,7 @@ def brain(basis):
     rng = np.random.default_rng(11)
     fids = simulate_batch(basis, SimulationConfig(), 2, rng).fids
     grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-    height = quality.peak_height(fids, *grid)[:, None]
+    height = snr_fwhm.peak_height(fids, *grid)[:, None]
     sd = height / 40 / np.sqrt(basis.n_points)
     return fids + sd * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
 
@@ -178,7 +178,7 @@ def test_water_of_other_points_is_used_and_reported(tiny_checkpoint, basis, brai
     assert any("1024 points" in w for w in doc["inputs"][0]["warnings"])
     water_quality = doc["inputs"][0]["water_reference_quality"]
     assert water_quality["fwhm_hz"] == pytest.approx(1 / (np.pi * 0.05), rel=0.05)
-    assert water_quality["water_ratio"] > quality.WATER_RATIO
+    assert water_quality["water_ratio"] > water_peak.WATER_RATIO
     assert np.isfinite(float(_rows(out)[0]["NAA_mM"]))
 
 

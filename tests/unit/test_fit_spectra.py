@@ -390,7 +390,7 @@ def test_residual_over_noise_is_one_for_the_model_and_grows_with_a_line_it_lacks
     ~7 %), far above it (16-18) with a line at 2.5 ppm that the basis lacks, a tenth of the
     spectrum's amplitude; the residual's SD is that of the rebuilt spectra's residual over the
     window, the noise SD that of the data."""
-    from scaloquant.signal import quality
+    from scaloquant.signal.noise import noise_sd, residual_sd
 
     basis = lorentzian_basis()
     amplitudes = np.array([1.0, 0.5, 2.0, 0.3])
@@ -408,8 +408,8 @@ def test_residual_over_noise_is_one_for_the_model_and_grows_with_a_line_it_lacks
     assert ((ratio[:2] > 0.8) & (ratio[:2] < 1.1)).all()
     assert (ratio[2:] > 10).all()
     spectra = fitted_spectra(result, fid, basis)
-    noise_sd = quality.noise_sd(fid.samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, 4.65)
-    own = quality.residual_sd(spectra.residual) / noise_sd
+    sd = noise_sd(fid.samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, 4.65)
+    own = residual_sd(spectra.residual) / sd
     np.testing.assert_allclose(ratio, own, rtol=1e-9)
 
 

@@ -22,7 +22,7 @@ from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.quantify import Options, fit_inputs, quantify_inputs
 from scaloquant.quantify.inputs import SpectraInput
-from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO
+from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO
 from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior, simulate_invivo_batch
 from scaloquant.types import FID
 

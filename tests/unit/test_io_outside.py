@@ -30,7 +30,7 @@ references: water). The challenge spectra have phase 0 by construction. Orientat
 proved by which side of the reference the signal lies on, not by one peak's position (a window
 of pure noise has its maximum anywhere, so a mirrored spectrum could put noise at 2.01 ppm by
 chance): the tallest *narrow* peak (magnitude minus a 0.3 ppm running median, as in
-:mod:`scaloquant.signal.quality`) of 0.5-4.2 ppm and of its mirror image about the reference must
+:mod:`scaloquant.signal.median`) of 0.5-4.2 ppm and of its mirror image about the reference must
 lie in 0.5-4.2 ppm; for spectra with NAA it must lie in 1.8-2.2 ppm. A mirrored spectrum puts it
 at about 7.3 ppm and cannot pass.
 

@@ -73,9 +73,9 @@ def test_residual_sd_over_the_noise_sd_is_about_one_at_the_truth(clean):
     ``residual_over_noise`` over the data's noise SD) at the true parameters of a noisy
     spectrum: the noise's own over the window (numpy oracle ``sqrt(mean |fft(noise)[window]|^2
     / 2)``) less the dimensions the model absorbs, and over the noise SD of the data
-    (:func:`scaloquant.signal.quality.residual_over_noise`) about 1 (the noise SD from its
+    (:func:`scaloquant.signal.noise.residual_over_noise`) about 1 (the noise SD from its
     regions scatters by ~4 %); :meth:`predict_estimates` returns the estimate's SD."""
-    from scaloquant.signal.quality import residual_over_noise
+    from scaloquant.signal.noise import residual_over_noise
 
     model, fids, theta = clean
     rng = np.random.default_rng(5)

@@ -1,4 +1,4 @@
-"""Where a spectrum's own singlets are (:func:`scaloquant.signal.quality.singlet_shift`), and the
+"""Where a spectrum's own singlets are (:func:`scaloquant.signal.singlets.singlet_shift`), and the
 ``reference_off`` flag it gives beside a fit (:func:`~scaloquant.signal.quality.reference_off`):
 known answers on analytic singlets and on noise."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaloquant.signal import quality
+from scaloquant.signal import quality, singlets
 from scaloquant.signal.lineshapes import singlet_fid
 
 #: The spant Philips grid (1024 points, 2000 Hz, 127.79 MHz): 0.0153 ppm per bin.
@@ -32,7 +32,7 @@ def brain_like(shift_ppm: float, rng: np.random.Generator, snr: float = 40.0) ->
 @pytest.mark.parametrize("shift_ppm", [-0.5, -0.3, -0.1, 0.0, 0.2, 0.45])
 def test_singlets_are_found_where_they_were_put(shift_ppm):
     fid = brain_like(shift_ppm, np.random.default_rng(3))
-    found, strength, _ = quality.singlet_shift(fid, *GRID[1:])
+    found, strength, _ = singlets.singlet_shift(fid, *GRID[1:])
     # to the bin: the search steps by bins, and the singlets' places are rounded to them
     assert found == pytest.approx(shift_ppm, abs=BIN_PPM)
     # Cr, the second tallest, stands 0.8 x 40 noise SDs at its top; less the running median
@@ -44,12 +44,12 @@ def test_noise_and_one_tall_line_are_not_clear_singlets():
     rng = np.random.default_rng(5)
     n, dwell, mhz, ref = GRID
     noise = rng.standard_normal((64, n)) + 1j * rng.standard_normal((64, n))
-    _, strength, _ = quality.singlet_shift(noise, dwell, mhz, ref)
+    _, strength, _ = singlets.singlet_shift(noise, dwell, mhz, ref)
     assert strength.max() < quality.REFERENCE_SINGLET_SNR / 2  # at most 3.3 in 16000 draws
     # a lipid line at 1.4 ppm, 20x NAA's height, over noise: NAA's place moved by -0.6 ppm
     # finds it, but no second singlet stands there
     lipid = singlet_fid(n, dwell, mhz, ref, 1.4, amplitude=20.0, damping_per_s=np.pi * 8)
-    _, strength, _ = quality.singlet_shift(lipid + noise[0] * 0.01, dwell, mhz, ref)
+    _, strength, _ = singlets.singlet_shift(lipid + noise[0] * 0.01, dwell, mhz, ref)
     assert strength < quality.REFERENCE_SINGLET_SNR
 
 
@@ -59,11 +59,11 @@ def test_quality_figures_carry_the_same_search():
     rng = np.random.default_rng(7)
     fids = np.stack([brain_like(s, rng) for s in (-0.4, 0.0, 0.25)])
     figures = quality.quality_figures(fids, *GRID[1:])
-    found, strength, profile = quality.singlet_shift(fids, *GRID[1:])
+    found, strength, profile = singlets.singlet_shift(fids, *GRID[1:])
     np.testing.assert_allclose(figures.singlet_shift_ppm, found, atol=1e-12)
     np.testing.assert_allclose(figures.singlet_strength, strength, rtol=1e-5)
     np.testing.assert_allclose(figures.singlet_profile, profile, rtol=1e-5, atol=1e-6)
-    assert profile.shape == (3, quality.singlet_lags_ppm(*GRID[:3]).size)
+    assert profile.shape == (3, singlets.singlet_lags_ppm(*GRID[:3]).size)
 
 
 def _profile(peak_ppm: float, lags: np.ndarray, second: tuple[float, float] | None = None):
@@ -76,7 +76,7 @@ def _profile(peak_ppm: float, lags: np.ndarray, second: tuple[float, float] | No
 
 
 def test_reference_off_rule():
-    lags = quality.singlet_lags_ppm(*GRID[:3])
+    lags = singlets.singlet_lags_ppm(*GRID[:3])
     profiles = np.stack(
         [
             _profile(-0.30, lags),  # fitted there
@@ -104,7 +104,7 @@ def test_reference_off_rule():
 
 def test_fit_flags_add_reference_off_but_not_to_water():
     flags = [[], ["no_signal"], ["water"], ["empty"]]
-    lags = quality.singlet_lags_ppm(*GRID[:3])
+    lags = singlets.singlet_lags_ppm(*GRID[:3])
     profiles = np.stack([_profile(-0.4, lags)] * 4)
     out = quality.fit_flags(flags, None, singlets=(profiles, lags, np.full(4, 50.0)))
     assert out == [["reference_off"], ["no_signal", "reference_off"], ["water"], ["empty"]]
@@ -123,13 +123,13 @@ def test_referencing_corrects_clear_singlets_away_from_their_places_only():
         + [rng.standard_normal(n) + 1j * rng.standard_normal(n), np.zeros(n, complex)]
     )
     figures = quality.quality_figures(fids, *GRID[1:])
-    got = quality.reference_correction_ppm(figures, quality.singlet_lags_ppm(*GRID[:3]))
+    got = quality.reference_correction_ppm(figures, singlets.singlet_lags_ppm(*GRID[:3]))
     want = [0.5, 0.3, 0.15, 0.0, 0.0, 0.0, -0.2, -0.45, 0.0, 0.0]
     np.testing.assert_allclose(got, want, atol=BIN_PPM)
     assert (got[[3, 4, 5, 8, 9]] == 0).all()  # exactly: those are left as they are
     # another pattern nearly as good at the singlets' own places (Cho's lines at Cr's): no
     # correction, the fit decides
-    lags = quality.singlet_lags_ppm(*GRID[:3])
+    lags = singlets.singlet_lags_ppm(*GRID[:3])
     ambiguous = figures._replace(
         singlet_profile=np.stack([_profile(0.15, lags, (0.0, 0.9))] * len(want)),
         singlet_shift_ppm=np.full(len(want), 0.15),

@@ -8,16 +8,14 @@ from scipy.ndimage import median_filter
 
 from _shared import DATA
 from scaloquant.io import default_basis, read_fid
-from scaloquant.signal.quality import (
-    MIRRORED_RATIO,
+from scaloquant.signal.median import (
     NETWORK_MAX_WIDTH,
     NETWORK_ROWS,
     _median_network,
-    _medians,
     _running_median_rows,
-    looks_mirrored,
-    mirror_ratio,
 )
+from scaloquant.signal.mirror import MIRRORED_RATIO, looks_mirrored, mirror_ratio
+from scaloquant.signal.snr_fwhm import _medians
 
 SHARED = DATA
 INVIVO = SHARED / "invivo"
@@ -172,12 +170,12 @@ def test_mirror_ratios_by_the_network_are_those_by_scipys_filter(monkeypatch):
     # every FID of the real spectra (the challenge's grid: width 19; spant's: 21), stored right
     # and mirrored, in the quality figures' single precision and in double: bit for bit the
     # ratios of scipy's running median (the network switched off)
-    from scaloquant.signal import quality
+    from scaloquant.signal import median
 
     rows = []
     for _, fid in _metabolite_spectra():
         grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
-        if quality._running_median_width(fid.n_points, *grid[:2]) <= NETWORK_MAX_WIDTH:
+        if median._running_median_width(fid.n_points, *grid[:2]) <= NETWORK_MAX_WIDTH:
             samples = fid.samples.reshape(-1, fid.n_points)
             rows.append((samples, grid))
     assert len(rows) >= 28 + 1
@@ -186,7 +184,7 @@ def test_mirror_ratios_by_the_network_are_those_by_scipys_filter(monkeypatch):
             single = np.fft.fft(fids, axis=-1).astype(np.complex64)
             network = [mirror_ratio(fids, *grid), mirror_ratio(fids, *grid, spectrum=single)]
             with monkeypatch.context() as m:
-                m.setattr(quality, "NETWORK_MAX_WIDTH", 0)
+                m.setattr(median, "NETWORK_MAX_WIDTH", 0)
                 scipys = [mirror_ratio(fids, *grid), mirror_ratio(fids, *grid, spectrum=single)]
             for a, b in zip(network, scipys, strict=True):
                 assert a.tobytes() == b.tobytes()

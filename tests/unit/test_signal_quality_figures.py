@@ -10,8 +10,9 @@ import pytest
 
 from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
-from scaloquant.signal import axes, quality
+from scaloquant.signal import axes, mirror, qc_spectra, quality, snr_fwhm, water_peak
 from scaloquant.signal.match import compare_reference
+from scaloquant.signal.noise import noise_sd, residual_over_noise, residual_sd
 from scaloquant.types import Acquisition
 
 SHARED = DATA
@@ -41,7 +42,7 @@ def test_fwhm_of_an_analytic_lorentzian():
     # 1.5 % for 6 Hz, 5 % for 12 Hz, which narrows it by about as much; hence 2 % and 6 %.
     for width_hz, phase, rel in ((6.0, 0.0, 0.02), (12.0, 1.0, 0.06), (3.0, -2.5, 0.02)):
         fid = _line(2.01, width_hz, phase=phase)
-        assert quality.fwhm_ppm(fid, *GRID) * FREQ_MHZ == pytest.approx(width_hz, rel=rel)
+        assert snr_fwhm.fwhm_ppm(fid, *GRID) * FREQ_MHZ == pytest.approx(width_hz, rel=rel)
 
 
 def test_snr_is_peak_height_over_noise_sd():
@@ -51,10 +52,10 @@ def test_snr_is_peak_height_over_noise_sd():
     sd_time = 0.05
     noisy = fid + _noise(rng, sd_time)
     # white noise of SD s per real part gives s sqrt(N) per real part of the unnormalised FFT
-    assert quality.noise_sd(noisy, *GRID) == pytest.approx(sd_time * np.sqrt(N), rel=0.1)
-    assert quality.snr(noisy, *GRID) == pytest.approx(height / (sd_time * np.sqrt(N)), rel=0.1)
-    assert quality.snr(fid, *GRID) > 1e4  # noiseless: only the line's far tails there
-    assert quality.snr(np.zeros(N, complex), *GRID) == 0
+    assert noise_sd(noisy, *GRID) == pytest.approx(sd_time * np.sqrt(N), rel=0.1)
+    assert snr_fwhm.snr(noisy, *GRID) == pytest.approx(height / (sd_time * np.sqrt(N)), rel=0.1)
+    assert snr_fwhm.snr(fid, *GRID) > 1e4  # noiseless: only the line's far tails there
+    assert snr_fwhm.snr(np.zeros(N, complex), *GRID) == 0
 
 
 def test_residual_over_noise_of_a_known_residual_and_known_noise():
@@ -74,7 +75,7 @@ def test_residual_over_noise_of_a_known_residual_and_known_noise():
     amplitude = 4 * sd_time * np.sqrt(N)  # A^2 / (2 s^2 N) = 8
     added = amplitude * np.exp(1j * rng.uniform(0, 2 * np.pi, window.size))
     for residual, expected in ((own, 1.0), (own + added, 3.0)):
-        ratio = quality.residual_over_noise(quality.residual_sd(residual), fids, *GRID)
+        ratio = residual_over_noise(residual_sd(residual), fids, *GRID)
         assert ratio.shape == (64,)
         np.testing.assert_allclose(ratio, expected, rtol=0.16)
         assert ratio.mean() == pytest.approx(expected, rel=0.02)
@@ -88,17 +89,17 @@ def test_residual_over_noise_is_nan_where_there_is_no_noise_to_compare_with():
     noisy = _line(2.01, 6.0) + _noise(rng, 0.05)
     sd = np.array([1.0])
     narrow = (4 * DWELL_S, FREQ_MHZ, REF_PPM)
-    assert np.isnan(quality.residual_over_noise(sd, noisy[None], *narrow)).all()
-    assert np.isnan(quality.residual_over_noise(sd, np.zeros((1, N), complex), *GRID)).all()
-    assert np.isnan(quality.residual_over_noise(sd, noisy[None], *GRID, proton=False)).all()
-    assert np.isfinite(quality.residual_over_noise(sd, noisy[None], *GRID)).all()
+    assert np.isnan(residual_over_noise(sd, noisy[None], *narrow)).all()
+    assert np.isnan(residual_over_noise(sd, np.zeros((1, N), complex), *GRID)).all()
+    assert np.isnan(residual_over_noise(sd, noisy[None], *GRID, proton=False)).all()
+    assert np.isfinite(residual_over_noise(sd, noisy[None], *GRID)).all()
     residual = np.array([[2.0, 2.0j, np.nan], [np.nan] * 3])
-    np.testing.assert_array_equal(quality.residual_sd(residual), [np.sqrt(2.0), np.nan])
+    np.testing.assert_array_equal(residual_sd(residual), [np.sqrt(2.0), np.nan])
 
 
 def test_noise_alone_is_below_the_no_signal_threshold():
     rng = np.random.default_rng(2)
-    snr = quality.snr(_noise(rng, 1.0, (300,)), *GRID)
+    snr = snr_fwhm.snr(_noise(rng, 1.0, (300,)), *GRID)
     assert snr.max() < quality.NO_SIGNAL_SNR and np.median(snr) > 2
 
 
@@ -188,12 +189,12 @@ def test_water_near_window_is_the_tallest_point_above_the_window_over_the_metabo
     # NAA (1 at 2.01 ppm) and a water line of 6 Hz at 4.3 ppm, 10 times its height: the ratio
     # reads the water's peak over NAA's; without the water only NAA's tail is there (1.1 %)
     naa, water = _line(2.01, 6.0), _line(4.3, 6.0, amplitude=10.0, phase=1.0)
-    ratio = quality.water_near_window(np.stack([naa + water, naa]), *GRID, 4.2)
+    ratio = water_peak.water_near_window(np.stack([naa + water, naa]), *GRID, 4.2)
     assert ratio[0] == pytest.approx(10.0, rel=0.05)
     assert ratio[1] < 0.02
     # a window ending 0.3 ppm above the line sees only its wing (37 Hz from a 6 Hz line: 0.8)
-    assert quality.water_near_window(naa + water, *GRID, 4.6) < 1.0
-    assert np.isnan(quality.water_near_window(np.zeros(N, complex), *GRID, 4.2))
+    assert water_peak.water_near_window(naa + water, *GRID, 4.6) < 1.0
+    assert np.isnan(water_peak.water_near_window(np.zeros(N, complex), *GRID, 4.2))
     flags = quality.fit_flags([[], ["water"], []], None, None, None, np.array([10.0, 10.0, 1.0]))
     assert flags == [["water_near_window"], ["water"], []]
 
@@ -219,12 +220,10 @@ def test_mirror_ratio_from_the_quality_figures_single_precision_spectra():
         + [brain + _noise(rng, s) for s in (0.02, 0.05, 0.1, 0.2)]
     )
     figures = quality.quality_figures(fids, *GRID)
-    exact = quality.mirror_ratio(fids, *GRID)
+    exact = mirror.mirror_ratio(fids, *GRID)
     np.testing.assert_allclose(figures.mirror_ratio, exact, rtol=1e-5)
-    assert np.array_equal(
-        quality.looks_mirrored(figures.mirror_ratio), quality.looks_mirrored(exact)
-    )
-    assert quality.looks_mirrored(exact).tolist() == [
+    assert np.array_equal(mirror.looks_mirrored(figures.mirror_ratio), mirror.looks_mirrored(exact))
+    assert mirror.looks_mirrored(exact).tolist() == [
         False,
         True,
         False,
@@ -240,7 +239,7 @@ def test_window_columns_are_those_of_the_shifted_spectrum():
     raw = np.arange(2 * 10, dtype=float).reshape(2, 10) + 1j
     shifted = np.fft.fftshift(raw, axes=-1)
     for index in (np.arange(6, 9), np.arange(2, 8), np.arange(0, 10), np.array([1, 4, 5])):
-        assert np.array_equal(quality._columns(raw, index), shifted[:, index])
+        assert np.array_equal(qc_spectra._columns(raw, index), shifted[:, index])
 
 
 def test_reference_of_another_field_or_nucleus_is_refused():
@@ -282,11 +281,11 @@ def test_challenge_spectra_and_their_water_references():
         assert flags[1] == ["water"], i
         # measured 11.5 (dataset27) to 140; water-suppressed ratio <= 8, references >= 680
         assert 10 < figures.snr[0] < 200, i
-        assert figures.water_ratio[0] < quality.WATER_RATIO / 4 < 4 * quality.WATER_RATIO
-        assert figures.water_ratio[1] > 3 * quality.WATER_RATIO, i
+        assert figures.water_ratio[0] < water_peak.WATER_RATIO / 4 < 4 * water_peak.WATER_RATIO
+        assert figures.water_ratio[1] > 3 * water_peak.WATER_RATIO, i
         # the mirror check of the same module: stored right, then conjugated (measured 0.08-0.51)
-        assert not quality.looks_mirrored(figures.mirror_ratio[0]), i
-        assert quality.looks_mirrored(quality.mirror_ratio(np.conj(data), *grid)), i
+        assert not mirror.looks_mirrored(figures.mirror_ratio[0]), i
+        assert mirror.looks_mirrored(mirror.mirror_ratio(np.conj(data), *grid)), i
 
 
 @needs_shared
@@ -301,19 +300,19 @@ def test_invivo_spectra_in_plausible_ranges():
     assert 0.04 < figures.fwhm_ppm < 0.07
     assert quality.qc_flags(figures) == [[]]
     water, wgrid = _read(spant / "wref.nii.gz")
-    assert quality.looks_like_water(quality.water_ratio(water, *wgrid))
+    assert water_peak.looks_like_water(water_peak.water_ratio(water, *wgrid))
     others = [
         INVIVO / "siemens-press30-suspect" / "nifti" / "SVS_30_rda.nii.gz",
         *sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*act*.nii.gz")),
     ]
     for path in others:
         data, grid = _read(path)
-        ratio = quality.water_ratio(data, *grid)
-        assert ratio < quality.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
-        assert quality.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name
+        ratio = water_peak.water_ratio(data, *grid)
+        assert ratio < water_peak.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
+        assert snr_fwhm.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name
     for path in sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*ref*.nii.gz")):
         water, grid = _read(path)
-        assert quality.water_ratio(water, *grid) > 2 * quality.WATER_RATIO, path.name
+        assert water_peak.water_ratio(water, *grid) > 2 * water_peak.WATER_RATIO, path.name
 
 
 def test_every_flag_has_its_meaning_for_users():
@@ -326,7 +325,7 @@ def test_every_flag_has_its_meaning_for_users():
 
 def test_figures_by_blocks_equal_one_pass_and_hold_one_block_at_a_time(monkeypatch):
     """:func:`~scaloquant.signal.quality.quality_figures` takes a batch
-    :data:`~scaloquant.signal.quality.QUALITY_BLOCK` spectra at a time: the same numbers, bit
+    :data:`~scaloquant.signal.qc_spectra.QUALITY_BLOCK` spectra at a time: the same numbers, bit
     for bit, as one pass over the whole batch (every figure is a spectrum's own), and the
     working memory of one block, not of the batch (its spectra zero-filled 4x alone are
     ``B x 4 N`` complex64)."""
@@ -337,9 +336,9 @@ def test_figures_by_blocks_equal_one_pass_and_hold_one_block_at_a_time(monkeypat
     fids = np.stack([_line(2.01, w) + 0.6 * _line(3.03, w) for w in widths])
     fids = (fids + _noise(rng, 0.02, (40,))).reshape(5, 8, N)
     fids[0, 0] = 0.0  # an empty one among them
-    monkeypatch.setattr(quality, "QUALITY_BLOCK", 1000)
+    monkeypatch.setattr(qc_spectra, "QUALITY_BLOCK", 1000)
     whole = quality.quality_figures(fids, *GRID)
-    monkeypatch.setattr(quality, "QUALITY_BLOCK", 6)
+    monkeypatch.setattr(qc_spectra, "QUALITY_BLOCK", 6)
     tracemalloc.start()
     try:
         blocks = quality.quality_figures(fids, *GRID)
@@ -367,7 +366,7 @@ def test_blocks_side_by_side_on_scipys_workers_give_the_same_figures(monkeypatch
     fids = np.stack([_line(2.01, w) + 0.6 * _line(3.03, w) for w in widths])
     fids = (fids + _noise(rng, 0.02, (40,))).reshape(5, 8, N)
     fids[1, 2] = 0.0
-    monkeypatch.setattr(quality, "QUALITY_BLOCK", 6)
+    monkeypatch.setattr(qc_spectra, "QUALITY_BLOCK", 6)
     serial = quality.quality_figures(fids, *GRID)
     threads = set()
     block_figures = quality._block_figures

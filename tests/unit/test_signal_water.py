@@ -15,7 +15,6 @@ from _shared import INVIVO
 from scaloquant.io import read_fid
 from scaloquant.signal import axes
 from scaloquant.signal import water as water_module
-from scaloquant.signal.quality import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.signal.water import (
     GRAM_MIN_SINGULAR_RATIO,
     MAX_BAND_RESIDUAL_TO_NOISE,
@@ -26,6 +25,7 @@ from scaloquant.signal.water import (
     hlsvd_components,
     remove_water,
 )
+from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO, water_near_window
 
 
 def _line(t, ref, mhz, ppm, amp, fwhm_hz, phase=0.0):

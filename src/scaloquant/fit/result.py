@@ -74,7 +74,7 @@ class FitResult:
         model without its baseline; NaN for an empty spectrum), the check that the baseline
         did not take the signal; ``None`` when not computed.
     residual_over_noise : ``(...)`` the residual's SD over the window over the data's noise SD
-        (:func:`scaloquant.signal.quality.residual_over_noise`; NaN without a noise region or
+        (:func:`scaloquant.signal.noise.residual_over_noise`; NaN without a noise region or
         for other nuclei than 1H): the ``residual_over_noise`` quality column; ``None`` when
         not computed.
     window_ppm : ``(..., 2)`` the ppm window each spectrum was fitted over, when any differs

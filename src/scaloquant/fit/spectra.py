@@ -656,7 +656,7 @@ def _batched_result(
             else None
         ),
     )
-    from ..signal.quality import residual_over_noise, residual_sd
+    from ..signal.noise import residual_over_noise, residual_sd
     from .batched import usable_device
 
     spectra, linewidth = _derived_spectra(

@@ -148,8 +148,8 @@ def fit_residual_checks(
     - ``|r| / |y|`` (Euclidean norms over the window; NaN for an empty window): the definition
       of the fit's ``fit_residual`` quality column (``scaloquant.quantify.checks.fit_checks``);
     - the SD of each real part, ``sqrt(mean |r|^2 / 2)``, as
-      :func:`scaloquant.signal.quality.residual_sd` of the fit's rebuilt residual (what
-      :func:`~scaloquant.signal.quality.residual_over_noise` divides by the data's noise SD:
+      :func:`scaloquant.signal.noise.residual_sd` of the fit's rebuilt residual (what
+      :func:`~scaloquant.signal.noise.residual_over_noise` divides by the data's noise SD:
       the ``residual_over_noise`` quality column).
 
     The polish solves at its fit model's fixed stiffness (its problems have no per-spectrum

@@ -39,14 +39,14 @@ def water_near_window_seen(
     window_high_ppm: float,
     removed_water: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`scaloquant.signal.quality.water_near_window` ``(N,)`` of the FIDs ``samples``
+    """:func:`scaloquant.signal.water_peak.water_near_window` ``(N,)`` of the FIDs ``samples``
     ``(N, n_points)`` on ``fid``'s grid as the fit or model saw them (less the water the fit
     removed, ``removed_water``), above a window that ends at ``window_high_ppm``; NaN for other
     nuclei than 1H (the ppm windows are those of brain 1H spectra). The fit's
     (:func:`_fit_facts`) and a physics-head model's
     (:func:`scaloquant.quantify.run._physics_estimates`; its rows as they are: an ``FID`` of
     them would copy them, 0.8 s at 8192 spectra)."""
-    from ..signal.quality import water_near_window
+    from ..signal.water_peak import water_near_window
 
     n = samples.size // samples.shape[-1]
     if fid.nucleus != "1H":

@@ -124,12 +124,12 @@ class SpectraInput:
         self, mirror_ratios: np.ndarray | None = None, snr: np.ndarray | None = None
     ) -> tuple[str, ...]:
         """What the reader noticed (e.g. a file of an old scaloquant version) and, for 1H data,
-        whether any spectrum looks mirrored (:func:`scaloquant.signal.quality.mirror_ratio`,
+        whether any spectrum looks mirrored (:func:`scaloquant.signal.mirror.mirror_ratio`,
         ``(N,)`` in C order: ``mirror_ratios`` where the quality figures formed them already)
         and whether transients too weak to quantify one by one were left unaveraged
         (:meth:`transients_check`, from the spectra's ``snr`` ``(N,)`` where given); one
         sentence each."""
-        from ..signal.quality import looks_mirrored, mirror_ratio
+        from ..signal.mirror import looks_mirrored, mirror_ratio
 
         found = [str(w) for w in self.fid.provenance.get("warnings") or ()]
         fid = self.fid
@@ -168,7 +168,7 @@ class SpectraInput:
         where each transient has signal (a dynamic series, e.g. functional MRS, is
         quantified one time point at a time, as it should be)."""
         from ..signal.quality import NO_SIGNAL_SNR
-        from ..signal.quality import snr as snr_of
+        from ..signal.snr_fwhm import snr as snr_of
 
         fid = self.fid
         count = extra_size(fid, DYN_TAG)
@@ -192,8 +192,8 @@ class SpectraInput:
         Its nucleus and field must be the data's (:func:`scaloquant.signal.match.
         compare_reference`); other points or dwell time are reported. For 1H, its dominant peak
         must lie near 4.65 ppm and dwarf the metabolites
-        (:func:`scaloquant.signal.quality.water_ratio` above
-        :data:`~scaloquant.signal.quality.WATER_RATIO`; for an MRSI reference, in its voxel of
+        (:func:`scaloquant.signal.water_peak.water_ratio` above
+        :data:`~scaloquant.signal.water_peak.WATER_RATIO`; for an MRSI reference, in its voxel of
         largest signal); ``force`` accepts one that does not, with a warning.
 
         Returns
@@ -206,7 +206,7 @@ class SpectraInput:
         IncompatibleDataError
             Another nucleus or field, or (without ``force``) not water.
         """
-        from ..signal import quality
+        from ..signal import snr_fwhm, water_peak
         from ..signal.match import compare_reference
 
         water = self.water
@@ -225,24 +225,25 @@ class SpectraInput:
         flat = water.samples.reshape(-1, water.n_points)
         strongest = flat[int(np.argmax(np.abs(flat[:, 0])))]
         grid = (water.dwell_time_s, water.spectrometer_freq_mhz, water.ppm_reference)
-        ratio = float(quality.water_ratio(strongest, *grid))
-        half = quality.WATER_HALF_WINDOW_PPM
-        window = quality.WATER_WINDOW_PPM
-        width = float(quality.fwhm_ppm(strongest, *grid, window, remove_baseline=False))
+        ratio = float(water_peak.water_ratio(strongest, *grid))
+        half = water_peak.WATER_HALF_WINDOW_PPM
+        window = water_peak.WATER_WINDOW_PPM
+        width = float(snr_fwhm.fwhm_ppm(strongest, *grid, window, remove_baseline=False))
         figures = {
             "fwhm_ppm": width,
             "fwhm_hz": width * water.spectrometer_freq_mhz,
             "water_ratio": ratio,
         }
-        if not quality.looks_like_water(ratio):
+        if not water_peak.looks_like_water(ratio):
             if np.isnan(ratio):
                 why = "it has no signal at 4.65 ppm (empty, or its band misses it)"
             elif ratio == 0:
-                why = f"its tallest peak is not within {half:g} ppm of {quality.WATER_PPM:g} ppm"
+                why = f"its tallest peak is not within {half:g} ppm of {water_peak.WATER_PPM:g} ppm"
             else:
                 why = (
                     f"its water peak is only {ratio:.3g}x the tallest metabolite peak (a water "
-                    f"reference's is over {quality.WATER_RATIO:g}x; is it water-suppressed data?)"
+                    f"reference's is over {water_peak.WATER_RATIO:g}x; "
+                    "is it water-suppressed data?)"
                 )
             problem = f"{what} does not look like water: {why}"
             if not force:

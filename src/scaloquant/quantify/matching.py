@@ -15,9 +15,9 @@ from ..signal.quality import (
     qc_flags,
     quality_figures,
     reference_correction_ppm,
-    singlet_lags_ppm,
     unmeasurable,
 )
+from ..signal.singlets import singlet_lags_ppm
 from ..threads import blas_threads
 from ..types import FID, Acquisition
 from .inputs import SpectraInput
@@ -178,7 +178,7 @@ def _referenced_quality(
     corrected one: noise is the same on either, and a noise region can only gain signal or an
     artefact by the move (the Siemens spectrum moved by its scanner's frequency: its band edges'
     content in the corrected noise region, SNR 152 -> 7)."""
-    from ..signal.quality import noise_sd
+    from ..signal.noise import noise_sd
 
     figures = {k: np.array(v, copy=True) for k, v in quality._asdict().items()}
     flat = flat_samples(raw)

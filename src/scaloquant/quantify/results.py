@@ -14,7 +14,6 @@ from ..metabolites import canonical, indices_of
 from ..signal.quality import (
     METABOLITES_OVER_DATA,
     METABOLITES_OVER_DATA_MIN,
-    NEAR_WINDOW_PPM,
     NO_SIGNAL_SNR,
     REFERENCE_OFF_PPM,
     REFERENCE_OFF_UNFITTED_PPM,
@@ -22,9 +21,8 @@ from ..signal.quality import (
     RESIDUAL_LARGE,
     RESIDUAL_OVER_NOISE_MAX,
     TOO_BROAD_PPM,
-    WATER_NEAR_WINDOW_RATIO,
-    WATER_RATIO,
 )
+from ..signal.water_peak import NEAR_WINDOW_PPM, WATER_NEAR_WINDOW_RATIO, WATER_RATIO
 from ..types import FID
 from .inputs import SpectraInput
 from .water import WaterScaling

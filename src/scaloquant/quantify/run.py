@@ -30,12 +30,10 @@ from ..fit import (
 )
 from ..models.physics_config import PHYSICS_KINDS
 from ..signal.match import require_same_field
-from ..signal.quality import (
-    WATER_NEAR_WINDOW_RATIO,
-    residual_over_noise,
-    singlet_lags_ppm,
-    unmeasurable,
-)
+from ..signal.noise import residual_over_noise
+from ..signal.quality import unmeasurable
+from ..signal.singlets import singlet_lags_ppm
+from ..signal.water_peak import WATER_NEAR_WINDOW_RATIO
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
 from .checks import (
@@ -304,7 +302,7 @@ def _physics_estimates(
     (:func:`scaloquant.signal.water.remove_water`, as the fit does before its fit), their
     ratio that of the spectrum the model saw: with a polish (``K`` > 0) every spectrum, as the
     fit; the network alone (``K`` = 0) only those whose ratio exceeds
-    :data:`~scaloquant.signal.quality.WATER_NEAR_WINDOW_RATIO`, the others as they are (the
+    :data:`~scaloquant.signal.water_peak.WATER_NEAR_WINDOW_RATIO`, the others as they are (the
     HLSVD would cost about the network's own time). Each spectrum goes through the model once.
     Measured: docs/history/physics-models-log.md "The fit's water removal before the
     physics-head models (session 20)" and "The water of every spectrum removed before a

@@ -287,7 +287,7 @@ WATER_COLUMNS = ("input", "water reference", "FWHM (Hz)", "FWHM (ppm)", "peak / 
 
 
 def _water_quality(result: SpectraResult) -> tuple[str, str, str, str, str] | None:
-    """The water reference's peak figures (:mod:`scaloquant.signal.quality`) as a row of
+    """The water reference's peak figures (:mod:`scaloquant.signal.water_peak`) as a row of
     :data:`WATER_COLUMNS`, when measured: a table row each, not a sentence each (28 inputs gave
     28 sentences above the overview)."""
     q = result.water_quality

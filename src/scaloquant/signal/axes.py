@@ -20,8 +20,8 @@ the ISMRM 2016 text files and spec2nii's vendor conversions are in that orientat
 text files and FSL-MRS's internal arrays are in the internal one. Each reader and writer in
 :mod:`scaloquant.io` converts its format (see the table in its package docstring), nowhere else;
 a file that arrives the other way can be read with ``conjugate=True`` (``--conjugate``), and
-:func:`scaloquant.signal.quality.mirror_ratio` and
-:func:`~scaloquant.signal.quality.looks_mirrored` flag spectra that look mirrored.
+:func:`scaloquant.signal.mirror.mirror_ratio` and
+:func:`~scaloquant.signal.mirror.looks_mirrored` flag spectra that look mirrored.
 """
 
 from __future__ import annotations

@@ -1,429 +1,64 @@
-"""Cheap checks of an input spectrum before it is quantified, and its quality figures.
+"""The quality figures of a batch of spectra, and the QC flags they and a fit raise.
 
-:func:`mirror_ratio` tells a 1H brain spectrum stored in the wrong orientation (the complex
-conjugate: mirrored about the receiver frequency, NAA at 7.3 ppm instead of 2.0) from one stored
-correctly. It compares the peak signal in the metabolite window (0.5-4.2 ppm) with that in its
-mirror image about ``ppm_reference`` (5.1-8.8 ppm for 4.65 ppm), where a brain spectrum has next
-to nothing. Broad features (residual water and its tails, which sit at the reference and are
-symmetric under the mirror, and baseline) are removed first by subtracting a running median of
-the magnitude spectrum (:data:`PEAK_WINDOW_PPM` wide), so that only peaks narrower than that
-count.
+What a user checks before trusting an estimate (LCModel prints them under its table, FSL-MRS
+and Osprey in their QC reports): the signal-to-noise ratio, the linewidth and, after a fit,
+the residual; and, before anything, whether there is a brain spectrum at all (not an empty
+FID, not a water reference). Everything here works on the unnormalised spectrum of
+:func:`scaloquant.signal.axes.spectrum` and on the last axis of a batch ``(..., n_points)``.
 
-Measured on real and challenge spectra (``tests/unit/test_signal_quality.py``): correctly stored
-metabolite spectra give ratios of 0.04-0.54 (the highest for metabolite-nulled macromolecule
-spectra and the lowest-SNR challenge spectra), their mirror images 1.85-25, and pure noise about
-0.9. Above :data:`MIRRORED_RATIO` a spectrum is flagged as mirrored.
+:func:`quality_figures` forms every figure of :class:`QualityFigures` from one pair of FFTs a
+block of spectra; :func:`qc_flags` and :func:`fit_flags` turn them, and a fit's figures, into
+the flags of :data:`FLAG_NAMES`; :func:`reference_off` and :func:`reference_correction_ppm`
+read the data's own singlets against where an estimate put them (LCModel's referencing).
+
+The measures are in the modules below this one (each imports only those before it):
+
+* :mod:`.qc_spectra`: the spectra the checks read (an FFT and a zero-filled one, formed once),
+  their columns in ppm order, the blocks a batch is read in and their threads;
+* :mod:`.median`: a spectrum's lines, its magnitude less its running median;
+* :mod:`.noise`: the noise SD, and a fit residual's SD over it (``residual_over_noise``);
+* :mod:`.mirror`: the mirror test;
+* :mod:`.singlets`: where the data's own NAA, Cr and Cho singlets are;
+* :mod:`.snr_fwhm`: peak heights, the SNR and the FWHM;
+* :mod:`.water_peak`: a water reference given as data, and water just above a fit window.
+
+Each flag's threshold, with its measurements on the shared spectra: ``empty`` (the FID is all
+zeros), ``no_signal`` :data:`NO_SIGNAL_SNR`, ``water`` :data:`~.water_peak.WATER_RATIO`,
+``mirrored`` :data:`~.mirror.MIRRORED_RATIO`, ``too_broad`` :data:`TOO_BROAD_PPM`,
+``residual_large`` :data:`RESIDUAL_LARGE`, ``misfit`` :data:`RESIDUAL_OVER_NOISE_MAX`,
+``baseline_cancels`` and ``no_metabolites`` :data:`METABOLITES_OVER_DATA` and
+:data:`METABOLITES_OVER_DATA_MIN`, ``water_near_window``
+:data:`~.water_peak.WATER_NEAR_WINDOW_RATIO`, ``reference_off`` :data:`REFERENCE_OFF_PPM`,
+:data:`REFERENCE_OFF_UNFITTED_PPM`, :data:`REFERENCE_PROFILE_MIN` and
+:data:`REFERENCE_SINGLET_SNR`. The three that the mirror and water tests read themselves sit
+beside those tests.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-import scipy.fft
-from scipy.ndimage import maximum_filter1d, median_filter
 
-from ..metabolites import REFERENCE_SINGLETS
-from ..threads import map_on_threads
-from . import axes
-
-#: Metabolite window of 1H brain spectra, ppm (NAA 2.01, Cr 3.03, Cho 3.2, Ins 3.56, Lac 1.33).
-METABOLITE_WINDOW_PPM = (0.5, 4.2)
-#: Width of the running median that removes broad features before peaks are summed, ppm.
-PEAK_WINDOW_PPM = 0.3
-#: A mirror ratio above this flags a spectrum as mirrored (noise alone gives about 0.9).
-MIRRORED_RATIO = 1.5
-
-
-def _running_median_width(n_points: int, dwell_time_s: float, freq_mhz: float) -> int:
-    bin_ppm = 1.0 / (n_points * dwell_time_s * freq_mhz)
-    return max(3, int(round(PEAK_WINDOW_PPM / bin_ppm)) | 1)
-
-
-def mirror_ratio(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    *,
-    spectrum: np.ndarray | None = None,
-) -> np.ndarray:
-    """Peak signal in the mirror image of the metabolite window over that in the window.
-
-    Parameters
-    ----------
-    fids : complex FIDs in the internal orientation, shape ``(..., n_points)``.
-    dwell_time_s, spectrometer_freq_mhz, ppm_reference : the acquisition grid.
-    spectrum : their FFT along the last axis, ``(prod(...), n_points)``, where already formed
-        (:func:`quality_figures`'s single-precision one); else it is formed here.
-
-    Returns
-    -------
-    Ratios, shape ``(...)``: below 1 for a correctly stored 1H brain spectrum, above
-    :data:`MIRRORED_RATIO` for a mirrored one (inf when all peaks are in the mirror window); NaN
-    where the spectral width does not cover both windows or the spectrum has no peaks at all
-    (an empty FID).
-    """
-    fids = np.asarray(fids)
-    n_points = fids.shape[-1]
-    ppm = axes.ppm_axis(n_points, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    low, high = METABOLITE_WINDOW_PPM
-    inside = (ppm >= low) & (ppm <= high)
-    mirror = (ppm >= 2 * ppm_reference - high) & (ppm <= 2 * ppm_reference - low)
-    batch = fids.shape[:-1]
-    if ppm.min() > low or ppm.max() < 2 * ppm_reference - low:
-        return np.full(batch, np.nan)
-    raw = np.fft.fft(fids.reshape(-1, n_points), axis=-1) if spectrum is None else spectrum
-    lo, hi = _read_range(inside | mirror, n_points, dwell_time_s, spectrometer_freq_mhz)
-    peaks = _line_peaks(raw, lo, hi, n_points, dwell_time_s, spectrometer_freq_mhz)
-    return _mirror_from_peaks(peaks, inside[lo:hi], mirror[lo:hi]).reshape(batch)
-
-
-def _read_range(
-    used: np.ndarray, n_points: int, dwell_time_s: float, freq_mhz: float
-) -> tuple[int, int]:
-    """The bins ``lo..hi`` whose running median (:func:`_line_peaks`) the bins ``used``
-    ``(n_points,)`` need: theirs and half its width either side (the same numbers as over the
-    whole spectrum, the array's edges included; half the work at 2048 points, 4096 spectra 6.5
-    -> 3 s on a loaded core)."""
-    width = _running_median_width(n_points, dwell_time_s, freq_mhz)
-    index = np.nonzero(used)[0]
-    return max(0, int(index[0]) - width // 2), min(n_points, int(index[-1]) + width // 2 + 1)
-
-
-def _line_peaks(
-    raw: np.ndarray, lo: int, hi: int, n_points: int, dwell_time_s: float, freq_mhz: float
-) -> np.ndarray:
-    """The magnitude of the (shifted) spectrum's bins ``lo..hi`` less its running median over
-    :data:`PEAK_WINDOW_PPM`, clipped at 0: its lines, broad features removed, ``(B, hi -
-    lo)`` float64. ``raw``: the unshifted FFT ``(B, n_points)``, read without an fftshift
-    copy."""
-    width = _running_median_width(n_points, dwell_time_s, freq_mhz)
-    # the median in the magnitude's own precision (an order statistic: the same number), half
-    # the memory traffic of its network for the figures' single-precision spectra
-    magnitude = np.abs(_columns(raw, np.arange(lo, hi)))
-    median = _running_median_rows(magnitude, width).astype(np.float64, copy=False)
-    return np.clip(magnitude.astype(np.float64, copy=False) - median, 0.0, None)
-
-
-def _mirror_from_peaks(peaks: np.ndarray, inside: np.ndarray, mirror: np.ndarray) -> np.ndarray:
-    """:func:`mirror_ratio` ``(B,)`` from :func:`_line_peaks` ``(B, L)`` and the masks ``(L,)``
-    of the metabolite window and its mirror image."""
-    signal = peaks[:, inside].sum(axis=1)
-    mirrored = peaks[:, mirror].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(signal > 0, mirrored / signal, np.where(mirrored > 0, np.inf, np.nan))
-
-
-def _running_median_rows(values: np.ndarray, width: int) -> np.ndarray:
-    """The running median of each row of ``values`` ``(B, L)`` over ``width`` (odd) points, the
-    rows' edges extended by their end values (``mode="nearest"``), ``(B, L)``: bit for bit
-    ``scipy.ndimage.median_filter(row, size=width, mode="nearest")`` of each row, in the
-    dtype of ``values``.
-
-    The rows, each extended by ``width // 2`` copies of its end values (what ``mode="nearest"``
-    reads beyond a row's ends), are laid end to end (session 19's layout for scipy's 1-D
-    filter), and the ``width`` shifted views of that line, one per place in the window, go
-    through a comparator network that selects the middle of ``width`` values
-    (:func:`_median_network`): every output is the window's ``width // 2``-th order statistic,
-    the same number as scipy's running heap gives, found by ``np.minimum`` / ``np.maximum``
-    over the whole block at once (140 calls at ``width`` 19). Those release the GIL, where
-    scipy's filter held it for its whole call, so the quality checks' blocks run side by side
-    on the run's threads (:func:`_side_by_side`); and on one thread the network is cheaper
-    (128 x 545 points, width 19: 5.3 -> 4.4 ms of CPU; docs/history/benchmarks-log.md "The
-    quality checks off the GIL (session 21, `qc21`)"). Medians of windows that straddle two
-    rows are formed too and dropped. A NaN in a window makes its median NaN (scipy's depends
-    on where it falls). Wider than :data:`NETWORK_MAX_WIDTH`, scipy's 1-D filter of the same
-    line forms them (bit for bit the same; it holds the GIL)."""
-    half = width // 2
-    n_rows, length = values.shape
-    if values.size == 0:
-        return np.empty_like(values)
-    if width <= NETWORK_MAX_WIDTH and n_rows > NETWORK_ROWS:
-        # each row's medians its own: the same numbers by parts
-        parts = range(0, n_rows, NETWORK_ROWS)
-        return np.concatenate(
-            [_running_median_rows(values[i : i + NETWORK_ROWS], width) for i in parts]
-        )
-    padded = np.pad(values, ((0, 0), (half, half)), mode="edge")
-    if width > NETWORK_MAX_WIDTH:
-        filtered = median_filter(padded.reshape(-1), size=width, mode="nearest")
-        return filtered.reshape(padded.shape)[:, half : half + length]
-    line = padded.reshape(-1)
-    span = line.size - 2 * half  # windows that start at each point of the line
-    wires = [line[k : k + span] for k in range(width)]  # views, never written
-    owned = [False] * width
-    network = _median_network(width)
-    # the arrays the wires are written to: one per wire written and one for a comparator's
-    # minimum while its maximum is formed, in this thread's scratch array
-    written = {i for i, _, low, _ in network if low} | {j for _, j, _, high in network if high}
-    spare = list(_scratch(len(written) + 1, span, values.dtype))
-
-    def target(wire: int) -> np.ndarray:
-        # in place where the wire already holds an array of its own, else a spare one
-        if owned[wire]:
-            return wires[wire]
-        owned[wire] = True
-        return spare.pop()
-
-    for i, j, low, high in network:
-        a, b = wires[i], wires[j]
-        if low and high:
-            smaller = spare.pop()
-            np.minimum(a, b, out=smaller)
-            wires[j] = np.maximum(a, b, out=target(j))
-            if owned[i]:
-                spare.append(a)
-            wires[i], owned[i] = smaller, True
-        elif low:
-            wires[i] = np.minimum(a, b, out=target(i))
-        else:
-            wires[j] = np.maximum(a, b, out=target(j))
-    middle = np.pad(wires[half], (0, 2 * half))  # the line's last windows, never read
-    return middle.reshape(n_rows, length + 2 * half)[:, :length]
-
-
-#: The widest running median formed by :func:`_median_network`'s comparators; wider ones by
-#: scipy's filter (which holds the GIL). The network's work grows as ``width log^2 width`` per
-#: point, the filter's as ``log width``: measured (128 rows of ``28 width`` points, one thread)
-#: 1.2 against 2.5 ms at width 11, 4.4 against 4.7-5.2 at 19, 10 against 6.3 at 25, 18
-#: against 8 at 31. 19 is the width of 2048 points at 4 kHz and 3 T (the default basis's grid,
-#: the ISMRM 2016 challenge's); 21 that of 1024 points at 2 kHz (the spant spectrum's); the
-#: Osprey (39) and suspect (33) spectra of the shared data get scipy's filter.
-NETWORK_MAX_WIDTH = 21
-#: Rows the network takes at a time: its scratch holds ``width + 1`` arrays of them (~7 MB at
-#: 128 rows of the default grid in single precision, 14 MB in double; :func:`mirror_ratio` of
-#: 16384 spectra in one call, double precision, would take 1.5 GB in one piece).
-NETWORK_ROWS = 128
-
-#: Each thread's scratch array for :func:`_running_median_rows` (a fresh one per block was
-#: mapped and unmapped by the allocator at each call: 2100 page faults per block of 128
-#: spectra, 0.17 s of the system's CPU at 4096 spectra).
-_SCRATCH = threading.local()
-
-
-def _scratch(count: int, size: int, dtype: np.dtype) -> np.ndarray:
-    """An uninitialised ``(count, size)`` array of ``dtype`` in this thread's scratch memory
-    (kept for the thread's next call: ~7 MB at :data:`NETWORK_MAX_WIDTH`, 128 spectra)."""
-    need = count * size
-    buffer = getattr(_SCRATCH, "buffer", None)
-    if buffer is None or buffer.dtype != dtype or buffer.size < need:
-        buffer = _SCRATCH.buffer = np.empty(need, dtype)
-    return buffer[:need].reshape(count, size)
-
-
-@functools.cache
-def _median_network(width: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """The comparators ``(i, j, low, high)`` (``i < j``) of a network that leaves the median of
-    ``width`` (odd) values on wire ``width // 2``: ``low``, wire ``i`` takes the smaller of
-    the two; ``high``, wire ``j`` the larger; where only one of them is read later, only it is
-    formed.
-
-    Batcher's odd-even merge sort (K. E. Batcher, "Sorting networks and their applications",
-    AFIPS 1968) of the next power of two of wires, cut to ``width``: the wires beyond it stand for +inf, which no comparator
-    moves, so every comparator that touches them is dropped; then, from the last comparator
-    back, only those whose outputs reach the middle wire are kept (19 wires: 79 comparators of
-    Batcher's 191, 140 of the 158 minima and maxima)."""
-    size = 1 << (width - 1).bit_length()
-    pairs = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < width:
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    needed = {width // 2}
-    kept = []
-    for i, j in reversed(pairs):
-        low, high = i in needed, j in needed
-        if low or high:
-            kept.append((i, j, low, high))
-            needed |= {i, j}
-    return tuple(reversed(kept))
-
-
-#: Where the data's own singlets are sought: NAA's (2.01 ppm), total creatine's (3.03) and total
-#: choline's (3.21) methyls (:data:`scaloquant.metabolites.REFERENCE_SINGLETS`), the landmarks of
-#: LCModel's referencing (its ``PPMREF`` 2.01, 3.03, 3.22) and Osprey's (Cr and Cho), ppm.
-SINGLETS_PPM = (
-    REFERENCE_SINGLETS["NAA"],
-    (REFERENCE_SINGLETS["Cr"] + REFERENCE_SINGLETS["PCr"]) / 2,
-    (REFERENCE_SINGLETS["GPC"] + REFERENCE_SINGLETS["PCho"]) / 2,
+from . import qc_spectra
+from .median import _line_peaks, _read_range
+from .mirror import METABOLITE_WINDOW_PPM, _mirror_from_peaks, looks_mirrored
+from .noise import _noise_sd
+from .qc_spectra import (
+    _quality_blocks,
+    _side_by_side,
+    _Spectra,
+    _spectra,
 )
-#: How far either way from their shifts the singlets are sought, ppm: beyond LCModel's default
-#: referencing search (``SHIFMN`` -0.1, ``SHIFMX`` +0.3 ppm) and the fit's (``invivo``: +-45 Hz,
-#: 0.35 ppm at 3 T), so that a reference error the fit cannot reach is still seen; below the
-#: 0.82 ppm from NAA to the lowest 3 ppm singlet's alias.
-SINGLET_SEARCH_PPM = 0.6
-#: Each singlet's height is the tallest line within this of its place, ppm: the singlets'
-#: spread about one common shift (Cho at 3.21 or 3.22 ppm, a basis' Cr at 3.027 or 3.03) and
-#: half a bin of the coarsest grid here (0.015 ppm).
-SINGLET_SLACK_PPM = 0.02
-
-
-def _singlet_range(ppm: np.ndarray) -> np.ndarray | None:
-    """``(n_points,)`` mask of the bins the singlet search reads, None where the axis does not
-    cover them."""
-    low = min(SINGLETS_PPM) - SINGLET_SEARCH_PPM - SINGLET_SLACK_PPM
-    high = max(SINGLETS_PPM) + SINGLET_SEARCH_PPM + SINGLET_SLACK_PPM
-    if ppm.min() > low or ppm.max() < high:
-        return None
-    return (ppm >= low) & (ppm <= high)
-
-
-def singlet_lags_ppm(n_points: int, dwell_time_s: float, freq_mhz: float) -> np.ndarray:
-    """The shifts (ppm) :func:`singlet_shift` scores, ``(L,)``: every bin within
-    :data:`SINGLET_SEARCH_PPM` either way."""
-    step = 1.0 / (n_points * dwell_time_s * freq_mhz)
-    reach = int(round(SINGLET_SEARCH_PPM / step))
-    return np.arange(-reach, reach + 1) * step
-
-
-def _singlets_from_peaks(
-    peaks: np.ndarray, ppm: np.ndarray, noise_sd: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(shift_ppm, strength, profile)`` of :func:`singlet_shift` from :func:`_line_peaks`
-    ``(B, K)`` on the axis ``ppm`` ``(K,)`` (increasing, covering :func:`_singlet_range`) and
-    the noise SD ``(B,)``."""
-    step = float(ppm[1] - ppm[0])
-    slack = max(1, int(round(SINGLET_SLACK_PPM / step)))
-    tops = maximum_filter1d(peaks, 2 * slack + 1, axis=1, mode="nearest")
-    reach = int(round(SINGLET_SEARCH_PPM / step))
-    lags = np.arange(-reach, reach + 1)
-    centres = [int(np.argmin(np.abs(ppm - p))) for p in SINGLETS_PPM]
-    score = sum(tops[:, c + lags] for c in centres)
-    first = np.argmax(score, axis=1)
-    rows = np.arange(score.shape[0])
-    # the middle of the top's plateau (the tallest line stays tallest over 2 slack + 1 lags),
-    # not its first lag, which would read every shift up to SINGLET_SLACK_PPM low
-    last = lags.size - 1 - np.argmax(score[:, ::-1], axis=1)
-    best = np.where(last - first <= 2 * slack, (first + last) / 2, first)  # else: two maxima
-    # a pattern, not one tall line (a lipid at 1.3-1.4 ppm under NAA's place shifted by -0.6):
-    # the second tallest of the three singlets' heights where they align best
-    heights = np.stack([tops[rows, c + lags[first]] for c in centres], axis=1)
-    background = np.median(score, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        strength = np.sort(heights, axis=1)[:, -2] / noise_sd
-        profile = (score - background) / (score[rows, first][:, None] - background)
-    # the best at the search's edge: no optimum within it (LCModel warns of an "extreme" shift)
-    strength = np.where((first == 0) | (last == lags.size - 1), 0.0, strength)
-    return (best - reach) * step, strength, profile
-
-
-def singlet_shift(
-    fids: np.ndarray, dwell_time_s: float, spectrometer_freq_mhz: float, ppm_reference: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where a 1H brain spectrum's own singlets are: the shift (ppm, positive downfield) that
-    best aligns NAA, tCr and tCho (:data:`SINGLETS_PPM`) with its lines, and how clearly.
-
-    LCModel's referencing, on the lines: the magnitude spectrum less its running median
-    (:data:`PEAK_WINDOW_PPM`, as :func:`mirror_ratio`), each singlet's height the tallest line
-    within :data:`SINGLET_SLACK_PPM` of its shifted place, their sum scored at every bin shift
-    within :data:`SINGLET_SEARCH_PPM` (LCModel cross-correlates its smoothed power spectrum with
-    unit delta functions at 2.01, 3.03 and 3.22 ppm). Needs no basis: it checks the data
-    against where a fit or a network put its singlets (``reference_off``, :func:`fit_flags`).
-
-    Returns
-    -------
-    ``(shift_ppm, strength, profile)``: the best shift, to the bin, ``(...)``; how clearly the
-    singlets stand there, ``(...)``: the second tallest of their three heights, in noise SDs of
-    the real spectrum (:func:`noise_sd`; a pattern, not one line), 0 where the best shift is at
-    the search's edge (no optimum within it); and the score at every shift of
-    :func:`singlet_lags_ppm`, less its median over them, over the best's, ``(..., L)`` (1 at the
-    best), what :func:`reference_off` reads where a fit put the singlets. NaN (and ``L`` 0)
-    where the axis does not reach the search; strength NaN without a noise region.
-    """
-    fids = np.asarray(fids)
-    n = fids.shape[-1]
-    ppm = axes.ppm_axis(n, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    raw = scipy.fft.fft(fids.reshape(-1, n), axis=-1)
-    noise = _noise_sd(_Spectra(ppm, raw, ppm, raw))
-    found = _singlets(raw, ppm, noise, n, dwell_time_s, spectrometer_freq_mhz)
-    batch = fids.shape[:-1]
-    return found[0].reshape(batch), found[1].reshape(batch), found[2].reshape(*batch, -1)
-
-
-def _singlets(
-    raw: np.ndarray,
-    ppm: np.ndarray,
-    noise_sd: np.ndarray,
-    n_points: int,
-    dwell_time_s: float,
-    freq_mhz: float,
-    peaks: tuple[np.ndarray, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`singlet_shift` of the unshifted FFT ``raw`` ``(B, n_points)``: ``(B,)``, ``(B,)``,
-    ``(B, L)``; ``peaks``: :func:`_line_peaks` ``(B, K)`` from bin ``lo`` on, where already
-    formed over the singlets' range (the mirror check's)."""
-    used = _singlet_range(ppm)
-    if used is None:
-        nan = np.full(raw.shape[0], np.nan)
-        return nan, nan, np.full((raw.shape[0], 0), np.nan)
-    lo, hi = _read_range(used, n_points, dwell_time_s, freq_mhz)
-    if peaks is None:
-        lines = _line_peaks(raw, lo, hi, n_points, dwell_time_s, freq_mhz)
-    else:
-        lines, start = peaks
-        lines = lines[:, lo - start : hi - start]
-    return _singlets_from_peaks(lines, ppm[lo:hi], noise_sd)
-
-
-def looks_mirrored(ratio: np.ndarray | float) -> np.ndarray:
-    """Whether :func:`mirror_ratio` flags a spectrum (False where it is NaN)."""
-    ratio = np.asarray(ratio, dtype=float)
-    return np.nan_to_num(ratio, nan=0.0) > MIRRORED_RATIO
-
-
-# --- quality figures -----------------------------------------------------------------------
-#
-# What a user checks before trusting an estimate (LCModel prints them under its table, FSL-MRS
-# and Osprey in their QC reports): the signal-to-noise ratio, the linewidth and, after a fit,
-# the residual; and, before anything, whether there is a brain spectrum at all (not an empty
-# FID, not a water reference). Everything below works on the unnormalised spectrum of
-# :func:`scaloquant.signal.axes.spectrum` and on the last axis of a batch ``(..., n_points)``.
-
-#: Chemical shift of water at body temperature, ppm (the usual ppm reference of 1H data).
-WATER_PPM = 4.65
-#: Half-width of the window where a water reference's peak must lie, ppm: water moves by about
-#: 0.01 ppm/K and references are set to 4.65-4.7 ppm, so 0.3 ppm leaves room for a mis-set
-#: reference or a shimmed frequency offset of 38 Hz at 3 T.
-WATER_HALF_WINDOW_PPM = 0.3
-#: The window itself, ppm.
-WATER_WINDOW_PPM = (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WINDOW_PPM)
-#: Where the NAA singlet (2.01 ppm) is sought: the tallest peak of 1.8-2.2 ppm, as Osprey and
-#: FSL-MRS take "the NAA peak" for their SNR.
-NAA_WINDOW_PPM = (1.8, 2.2)
-#: Window of the creatine methyl singlet (3.03 ppm), whose width stands for the linewidth where
-#: it is taller than NAA's peak (a creatine phantom such as the ISMRM 2016 challenge's
-#: ``Cr_10mM`` spectrum, whose NAA window holds noise and was read as a 31 Hz line; tumours).
-CR_WINDOW_PPM = (2.9, 3.1)
-#: Window of the metabolite signal a water reference is compared with: NAA, Cr and Cho
-#: (1.8-3.4 ppm), far enough from water (1.25 ppm) that its tails do not count.
-WATER_TEST_WINDOW_PPM = (1.8, 3.4)
-#: Signal-free regions where the noise is measured, ppm: upfield of every metabolite and lipid
-#: (Osprey's and LCModel's -2..0 ppm) and downfield of the amide protons (9-10 ppm). Both are
-#: pooled where the spectral width covers them.
-NOISE_REGIONS_PPM = ((-2.0, 0.0), (9.0, 10.0))
-#: Fraction of the band left out at each edge when looking for noise: the anti-alias filter of
-#: the receiver attenuates the last few per cent.
-BAND_EDGE_FRACTION = 0.02
-#: A noise region with fewer spectral points than this is not used (the SD of fewer is too
-#: uncertain: 16 points give it to about 18 %).
-MIN_NOISE_POINTS = 16
-#: Zero-filling factor for peak heights and widths: the FWHM is interpolated between points
-#: of a spectrum zero-filled 4x, so a 0.08 ppm line spans 10 or more points at 1 Hz/point.
-ZERO_FILL = 4
-#: Distance of the two flanks of a peak from its top, ppm: their medians set the straight
-#: baseline under it. 0.15 ppm is 3 half-widths of a 0.1 ppm line (its tail there is 10 % of
-#: its height); 0.3 ppm is the widest a window may reach before the next metabolite's peak.
-FLANK_PPM = (0.15, 0.3)
+from .singlets import SINGLET_SLACK_PPM, _singlets
+from .snr_fwhm import CR_WINDOW_PPM, NAA_WINDOW_PPM, _heights, _peak_segments, _snr, _widths
+from .water_peak import (
+    WATER_NEAR_WINDOW_RATIO,
+    WATER_TEST_WINDOW_PPM,
+    WATER_WINDOW_PPM,
+    _water_ratio,
+    looks_like_water,
+)
 
 #: SNR below which a spectrum has nothing to measure (``no_signal``). Pure complex Gaussian
 #: noise gives SNRs of 2-6 by this definition (the largest of a few hundred Rayleigh values
@@ -431,27 +66,21 @@ FLANK_PPM = (0.15, 0.3)
 #: spectra on each of five 3 T grids of the shared data); the weakest real spectra give 11.5
 #: (the lowest-SNR ISMRM 2016 challenge spectrum, dataset27, and the metabolite-nulled
 #: macromolecule spectra of the Osprey examples), brain spectra usually 30-150. 8 sits between
-#: (about LCModel's S/N 3-4, see :func:`snr`).
+#: (about LCModel's S/N 3-4, see :func:`~.snr_fwhm.snr`).
 NO_SIGNAL_SNR = 8.0
 #: NAA FWHM above which the lines are too broad for a reliable fit (``too_broad``), ppm: the
 #: limit of LCModel's manual for a 1H brain spectrum (its FWHM "should be < 0.1 ppm"). The
 #: shared in-vivo spectra give 0.043-0.056 ppm; the ISMRM 2016 challenge spectra 0.040-0.16,
 #: its broadened ones (datasets 3, 25, 26, 28) above the limit.
 TOO_BROAD_PPM = 0.1
-#: Water-peak height over the tallest metabolite peak above which a spectrum is a water
-#: reference (``water``; :func:`water_ratio`). Measured on the shared data: water-suppressed
-#: spectra give 0 (water not the tallest peak: the challenge) to 51 (the Siemens suspect
-#: spectrum's residual water; Osprey's 40, spant's 8), their unsuppressed water references
-#: 680-3900; 200 is about 4x from either.
-WATER_RATIO = 200.0
 #: Relative fit residual ``|data - model| / |data|`` over the fit window above which the fit did
 #: not explain the spectrum (``residual_large``). ``scaloquant fit`` with the embedded basis
 #: gives 0.03-0.30 on the shared spectra (ISMRM 2016 challenge datasets 1, 3, 7, 12, 25, 27,
 #: 28; the spant, suspect and Osprey in-vivo spectra, the last two with --force): the highest
 #: for low SNR (residual mostly noise) and in-vivo baselines. Twice the largest.
 RESIDUAL_LARGE = 0.6
-#: The fit residual's SD over the data's noise SD (:func:`residual_over_noise`) above which the
-#: model does not describe the spectrum down to its noise (``misfit``): a line, lineshape or
+#: The fit residual's SD over the data's noise SD (:func:`~.noise.residual_over_noise`) above which
+#: the model does not describe the spectrum down to its noise (``misfit``): a line, lineshape or
 #: baseline it lacks, whose share of the signal the estimates may carry beyond their CRLB.
 #: Measured (docs/history/fit-log.md "The residual against the noise (session 32,
 #: `misfit32`)"): the scanner spectra of the shared data, whose ratios agree with LCModel's,
@@ -478,23 +107,10 @@ METABOLITES_OVER_DATA = 2.0
 #: About 4x below the lowest.
 METABOLITES_OVER_DATA_MIN = 0.1
 
-#: How far above the fit window's upper edge (ppm) :func:`water_near_window` looks for water the
-#: fit saw (after ``--water-removal``), ...
-NEAR_WINDOW_PPM = 0.2
-#: ... and the height there, over the tallest metabolite peak (:data:`WATER_TEST_WINDOW_PPM`),
-#: above which the spectrum is flagged ``water_near_window``: a line there that tall is water,
-#: and its wings reach into the window, where the fit turns its first-order phase to follow them
-#: (session 16: tissue-like spectra with residual water at 4.35-4.4 ppm, left by the water band's
-#: old edge, 4.4 ppm: phi1 22-47 deg/ppm off, metabolites up to +26 mM). Measured
-#: (docs/history/fit-log.md "Residual water near the window (session 16)"): the metabolites' own
-#: signal there 0.17-0.69 (the 28 challenge spectra but dataset 24, 10.6, whose water lies at 4.16
-#: ppm) and 0.19-0.35 (the scanner spectra of the shared data); 384 tissue-like fits with today's
-#: band at most 1.56; with the old band the failed fits 0.34-22 (15 of 18 above 3).
-WATER_NEAR_WINDOW_RATIO = 3.0
 
-#: How far (ppm) the data's own singlets (:func:`singlet_shift`) may sit from where the estimate
-#: put them before the spectrum is flagged ``reference_off``: about one linewidth of a brain
-#: spectrum (NAA FWHM 0.043-0.056 ppm in the shared scanner spectra), so singlets further off
+#: How far (ppm) the data's own singlets (:func:`~.singlets.singlet_shift`) may sit from where the
+#: estimate put them before the spectrum is flagged ``reference_off``: about one linewidth of a
+#: brain spectrum (NAA FWHM 0.043-0.056 ppm in the shared scanner spectra), so singlets further off
 #: were not fitted. Where a fit put them: unmoved and moved spectra that it fitted right are
 #: 0.01-0.03 ppm from it (docs/history/fit-log.md "A reference that is off (session 24)").
 REFERENCE_OFF_PPM = 0.03
@@ -503,13 +119,13 @@ REFERENCE_OFF_PPM = 0.03
 #: default simulator trains the networks with (+-0.1 ppm,
 #: :class:`scaloquant.simulate.invivo.InvivoPrior`'s ``shift_range_ppm``).
 REFERENCE_OFF_UNFITTED_PPM = 0.1
-#: ... that is, where the singlets' score (:func:`singlet_shift`'s profile) stays below this
-#: fraction of its best within that distance: the pattern that stands out is elsewhere.
+#: ... that is, where the singlets' score (:func:`~.singlets.singlet_shift`'s profile) stays below
+#: this fraction of its best within that distance: the pattern that stands out is elsewhere.
 REFERENCE_PROFILE_MIN = 0.5
 #: ... provided they stand clearly: the second tallest singlet at least this many noise SDs
-#: (:func:`singlet_shift`'s strength; the ``no_signal`` limit, a line as tall as a spectrum needs
-#: to count as signal). Pure complex Gaussian noise gives at most 3.3 (4000 spectra on each
-#: of four grids of the shared data), brain spectra 40-190.
+#: (:func:`~.singlets.singlet_shift`'s strength; the ``no_signal`` limit, a line as tall as a
+#: spectrum needs to count as signal). Pure complex Gaussian noise gives at most 3.3 (4000 spectra
+#: on each of four grids of the shared data), brain spectra 40-190.
 REFERENCE_SINGLET_SNR = NO_SIGNAL_SNR
 
 #: Every quality flag (the ``qc`` column holds them separated by ``;``); their meanings for
@@ -531,415 +147,16 @@ FLAG_NAMES: tuple[str, ...] = (
 UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
 
 
-def _band_mask(ppm: np.ndarray, region: tuple[float, float]) -> np.ndarray:
-    edge = BAND_EDGE_FRACTION * (ppm.max() - ppm.min())
-    lo, hi = max(region[0], ppm.min() + edge), min(region[1], ppm.max() - edge)
-    return (ppm >= lo) & (ppm <= hi)
-
-
-def _window(ppm: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    return np.flatnonzero((ppm >= window[0]) & (ppm <= window[1]))
-
-
-class _Spectra(NamedTuple):
-    """A batch's spectra ``(B, N)`` and, zero-filled :data:`ZERO_FILL` x, ``(B, ZERO_FILL N)``,
-    with their ppm axes: computed once for every figure, single precision (plenty for
-    quality figures, half the time and memory), unshifted (see :func:`_columns`)."""
-
-    ppm: np.ndarray
-    raw: np.ndarray
-    ppm_zf: np.ndarray
-    raw_zf: np.ndarray
-
-
-def _columns(raw: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Columns ``index`` of ``fftshift(raw)`` without shifting the whole batch. A run of
-    consecutive columns (every window of an axis) is read as one or two slices of ``raw``
-    (a view, or one copy where the run wraps round), not gathered column by column (the
-    quality figures of 4096 spectra: 0.29 -> 0.03 s)."""
-    n = raw.shape[-1]
-    index = np.asarray(index)
-    size = index.size
-    if size and index[-1] - index[0] == size - 1 and np.all(np.diff(index) == 1):
-        start = int(index[0] - n // 2) % n
-        if start + size <= n:
-            return raw[:, start : start + size]
-        return np.concatenate([raw[:, start:], raw[:, : start + size - n]], axis=1)
-    return raw[:, (index - n // 2) % n]
-
-
-def _spectra(fids: np.ndarray, dwell_time_s, freq_mhz, ppm_reference) -> _Spectra:
-    n = fids.shape[-1]
-    flat = fids.reshape(-1, n).astype(np.complex64)
-    return _Spectra(
-        axes.ppm_axis(n, dwell_time_s, freq_mhz, ppm_reference),
-        scipy.fft.fft(flat, axis=-1),
-        axes.ppm_axis(ZERO_FILL * n, dwell_time_s, freq_mhz, ppm_reference),
-        scipy.fft.fft(flat, ZERO_FILL * n, axis=-1),
-    )
-
-
-def _noise_sd(s: _Spectra) -> np.ndarray:
-    sum_sq = np.zeros(s.raw.shape[0])
-    dof = 0
-    for region in NOISE_REGIONS_PPM:
-        sel = np.flatnonzero(_band_mask(s.ppm, region))
-        if sel.size < MIN_NOISE_POINTS:
-            continue
-        x = s.ppm[sel] - s.ppm[sel].mean()
-        design = np.stack([np.ones_like(x), x, x**2], axis=1)
-        values = _columns(s.raw, sel).T.astype(np.complex128)
-        coef = np.linalg.lstsq(design, values, rcond=None)[0]
-        sum_sq += (np.abs(values - design @ coef) ** 2).sum(axis=0)
-        dof += 2 * sel.size - 6
-    if dof == 0:
-        return np.full(s.raw.shape[0], np.nan)
-    return np.sqrt(sum_sq / dof)
-
-
-def noise_sd(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-) -> np.ndarray:
-    """Noise SD of each real part of the spectrum, from the signal-free regions.
-
-    Each region of :data:`NOISE_REGIONS_PPM` inside the band (less :data:`BAND_EDGE_FRACTION`
-    at each edge) with at least :data:`MIN_NOISE_POINTS` points has a complex quadratic
-    removed (a baseline or water tail is not noise); the residuals of all regions are pooled:
-    ``sd = sqrt(sum |r|^2 / (2 K - 6 R))`` for ``K`` points in ``R`` regions.
-
-    Parameters
-    ----------
-    fids : complex FIDs, ``(..., n_points)``.
-    dwell_time_s, spectrometer_freq_mhz, ppm_reference : the acquisition grid.
-
-    Returns
-    -------
-    ``(...)`` SDs on the scale of ``axes.spectrum`` (unnormalised FFT, no zero-filling); NaN
-    where no region is covered.
-    """
-    fids = np.asarray(fids)
-    n = fids.shape[-1]
-    ppm = axes.ppm_axis(n, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    raw = scipy.fft.fft(fids.reshape(-1, n), axis=-1)
-    return _noise_sd(_Spectra(ppm, raw, ppm, raw)).reshape(fids.shape[:-1])
-
-
-def residual_sd(residual: np.ndarray) -> np.ndarray:
-    """SD of each real part of a fit's complex residual over its window, ``(..., K) ->
-    (...)``: ``sqrt(mean |r|^2 / 2)`` over the window's finite points (a spectrum fitted over a
-    narrower window than the others holds NaN past its own), NaN where none is finite.
-
-    On the scale of :func:`noise_sd` where ``residual`` is the window of the unnormalised FFT of
-    the FIDs (``data - model``, the model with its baseline), so that the two divide
-    (:func:`residual_over_noise`). The complex residual's power, halved, rather than its real
-    part's (Osprey's): the same for noise, and independent of the phase for a misfit (the
-    absorption and dispersion of a line hold the same power). No degrees of freedom are taken
-    off for the fitted parameters (as Osprey's and spant's measures): an exact model of a
-    noisy spectrum gives ``sqrt(1 - P / 2K)`` of the noise SD for ``P`` real parameters."""
-    power = np.abs(np.asarray(residual)) ** 2
-    finite = np.isfinite(power)
-    count = finite.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(finite, power, 0.0).sum(axis=-1) / count
-    return np.where(count > 0, np.sqrt(mean / 2), np.nan)
-
-
-def residual_over_noise(
-    residual_sds: np.ndarray,
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    *,
-    proton: bool = True,
-) -> np.ndarray:
-    """A fit's residual SD over its window (:func:`residual_sd`, ``(N,)``) over the noise SD
-    of the spectra it fitted (:func:`noise_sd` of ``fids`` ``(N, n_points)``, the FIDs as
-    fitted, on the grid given): ``(N,)``, about 1 where the model describes the spectrum down
-    to its noise, above where it leaves signal unexplained (a line or baseline it lacks, a
-    lineshape it cannot take). NaN where the spectral width covers no noise region or the region
-    holds nothing (an empty FID), and for other nuclei than 1H (``proton`` False: the noise
-    regions are 1H ppm). A noiseless simulated spectrum's region holds only its lines' far
-    tails, and its ratio compares the fit's rounding or misfit with them: it means nothing.
-
-    The measure users of the field read for a fit's quality: its square is the fit quality
-    number (FQN) of the consensus on preprocessing and of spant's ABfit (Near et al., NMR Biomed
-    2021;34:e4257, "the variance in the fit residual divided by the variance in the pure
-    spectral noise"), and Osprey's relative residual amplitude (``osp_fit_Quality``: the mean
-    squared real residual over the fit range over the variance of the real spectrum in -2..0
-    ppm, a quadratic removed; Wilson et al., MRM 2019;82:527 after Barros & Slotboom 2017).
-    LCModel's S/N divides half the tallest point of the fit less its baseline by the residual's
-    SD (``SIGTON`` in LCModel.f), so that for the same peak it is :func:`snr` / (2 x this
-    ratio). Unlike the ``fit_residual`` column (``|data - model| / |data|``), it does not
-    shrink as the SNR grows: at high SNR a model that misses a few per cent of the signal
-    leaves a residual many noise SDs tall.
-
-    The FIDs are read :data:`QUALITY_BLOCK` at a time (one FFT each in double precision: 16384
-    spectra of 2048 points at once would be 0.5 GB)."""
-    fids = np.asarray(fids)
-    n = fids.shape[-1]
-    if not proton:
-        return np.full(fids.shape[:-1], np.nan)
-    flat = fids.reshape(-1, n)
-    grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    parts = [noise_sd(block, *grid) for block in _quality_blocks(flat)]
-    noise = np.concatenate(parts) if parts else np.zeros(0)
-    sd = np.asarray(residual_sds, dtype=np.float64).reshape(noise.shape)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(noise > 0, sd / noise, np.nan).reshape(fids.shape[:-1])
-
-
-def _peak_segments(
-    ppm: np.ndarray, raw: np.ndarray, window_ppm: tuple[float, float], remove_baseline: bool
-) -> tuple[np.ndarray, int, float] | None:
-    """The tallest point of ``window_ppm`` in each spectrum (``raw`` ``(B, K)``, unshifted, on
-    the axis ``ppm``) and the spectrum around
-    it, less its local baseline: ``(segments (B, 2R + 1) with the peak at column R, R, ppm
-    per point)``, ``R`` the points in :data:`FLANK_PPM` ``[1]``; None where the window is off
-    the axis.
-
-    The baseline is the complex straight line through the medians (real and imaginary parts)
-    of the two flanks :data:`FLANK_PPM` from the peak: a broad background (macromolecules,
-    water tails) that a running median would follow up the peak itself, narrowing it.
-    """
-    sel = _window(ppm, window_ppm)
-    if sel.size == 0:
-        return None
-    step = float(ppm[1] - ppm[0])
-    peak = sel[0] + np.argmax(np.abs(_columns(raw, sel)), axis=1)
-    reach = max(2, int(round(FLANK_PPM[1] / step)))
-    near = min(reach - 1, max(1, int(round(FLANK_PPM[0] / step))))
-    offsets = np.arange(-reach, reach + 1)
-    index = np.clip(peak[:, None] + offsets, 0, ppm.size - 1)
-    segments = np.take_along_axis(raw, (index - ppm.size // 2) % ppm.size, axis=1)
-    segments = segments.astype(np.complex128)
-    if remove_baseline:
-        # offsets -reach .. -near and near .. reach, the same number of points
-        flanks = (segments[:, : reach - near + 1], segments[:, reach + near :])
-        parts = _medians(np.stack([p for f in flanks for p in (f.real, f.imag)]))
-        left, right = parts[0] + 1j * parts[1], parts[2] + 1j * parts[3]
-        middle = (reach + near) / 2  # where each flank's median sits, points from the peak
-        slope = (right - left) / (2 * middle)
-        segments = segments - (left[:, None] + slope[:, None] * (offsets + middle))
-    return segments, reach, step
-
-
-def _medians(values: np.ndarray) -> np.ndarray:
-    """``np.median(values, axis=-1)`` of real ``values`` ``(..., n)``, bit for bit (NaN where
-    a row holds one), in one ``np.partition`` and one ``np.mean`` call, the steps of
-    numpy's own median, for the whole stack: the four flank medians of
-    :func:`_peak_segments` were 4 ``np.median`` calls of ~15 small numpy operations each, held
-    under the GIL between them."""
-    n = values.shape[-1]
-    kth = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
-    part = np.partition(values, [*kth, -1], axis=-1)  # NaNs sort to the end
-    median = np.mean(part[..., kth[0] : kth[-1] + 1], axis=-1)
-    last = part[..., -1]
-    np.copyto(median, last, where=np.isnan(last))
-    return median
-
-
-def _heights(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, ...]):
-    if segments is None:
-        return np.full(batch, np.nan)
-    seg, reach, _ = segments
-    return np.abs(seg[:, reach]).reshape(batch)
-
-
-def first_below(values: np.ndarray, half: np.ndarray) -> np.ndarray:
-    """Fractional points from column 0 (the peak) to where ``values`` ``(B, R)`` first falls
-    below ``half`` ``(B,)``, interpolated linearly; NaN where it does not."""
-    below = values < half[:, None]
-    j = np.argmax(below, axis=1)
-    rows = np.arange(values.shape[0])
-    before, after = values[rows, j - 1], values[rows, j]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (before - half) / (before - after)
-    return np.where(below.any(axis=1) & (j > 0), j - 1 + frac, np.nan)
-
-
-def _widths(segments: tuple[np.ndarray, int, float] | None, batch: tuple[int, ...]):
-    if segments is None:
-        return np.full(batch, np.nan)
-    seg, reach, step = segments
-    top = seg[:, reach]
-    # zero-order phased at the top: the real part is the absorption line
-    real = (seg * np.exp(-1j * np.angle(top))[:, None]).real
-    half = np.abs(top) / 2
-    width = first_below(real[:, reach:], half) + first_below(real[:, reach::-1], half)
-    return np.where(np.abs(top) > 0, width * abs(step), np.nan).reshape(batch)
-
-
-def peak_height(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    window_ppm: tuple[float, float] = NAA_WINDOW_PPM,
-) -> np.ndarray:
-    """Height of the tallest peak in ``window_ppm`` above its local baseline: ``|S - B|`` at the
-    tallest point of the spectrum zero-filled :data:`ZERO_FILL` x, ``B`` a straight line
-    through its flanks (:data:`FLANK_PPM` from the peak). The modulus is the height of the
-    phased peak whatever its phase. ``(..., n_points) -> (...)``; NaN where the band misses
-    the window."""
-    fids = np.asarray(fids)
-    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    return _heights(_peak_segments(s.ppm_zf, s.raw_zf, window_ppm, True), fids.shape[:-1])
-
-
-def _snr(height: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(height == 0, 0.0, height / sd)
-
-
-def snr(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-) -> np.ndarray:
-    """Signal-to-noise ratio: the NAA peak height (the tallest peak of
-    :data:`NAA_WINDOW_PPM`, :func:`peak_height`) over the noise SD of the real part of the
-    spectrum (:func:`noise_sd`), the definition of FSL-MRS and Osprey and of the consensus
-    (Near et al., NMR Biomed 2021;34:e4257: "the NAA peak height divided by the standard
-    deviation of the noise").
-
-    LCModel's S/N divides the height of its fitted spectrum less baseline by **twice** the RMS
-    of its fit residual, so it is about half this figure for a good fit, less where the
-    residual holds misfit too (the Philips spant spectrum of the shared data: 57 here, LCModel
-    21). ``(..., n_points) -> (...)``; 0 for an empty FID, inf for a noiseless one, NaN where no
-    noise region is covered.
-    """
-    fids = np.asarray(fids)
-    height = peak_height(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    sd = noise_sd(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    return _snr(height, sd)
-
-
-def fwhm_ppm(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    window_ppm: tuple[float, float] = NAA_WINDOW_PPM,
-    *,
-    remove_baseline: bool = True,
-) -> np.ndarray:
-    """Full width at half maximum of the tallest peak of ``window_ppm``, ppm.
-
-    The spectrum is zero-filled :data:`ZERO_FILL` x, its local baseline removed (as in
-    :func:`peak_height`; not with ``remove_baseline=False``, for a water reference, whose
-    peak dwarfs everything), and phased to zero order at the peak's maximum, so the real part
-    is the absorption line; the half-maximum crossings on each side are interpolated linearly
-    between points. For a Lorentzian line of ``1 / (pi T2*)`` Hz it gives that width (a broad
-    line reads a few % narrow: its own tails lift the flanks' baseline).
-
-    This is the width of a line in the spectrum. LCModel's ``FWHM`` is not: it is the width of
-    its lineshape kernel alone, in whole kernel points, without the metabolites' Lorentzian
-    broadening or the basis' own lines; on the shared scanner spectra it reads 0.79-0.89 times
-    the NAA line of LCModel's own fit, and twice it on the Philips spant spectrum
-    (docs/history/fit-log.md "Linewidths beside LCModel's FWHM (session 22)").
-
-    Returns ``(...)`` widths; NaN where the window is off the band, the peak is zero or a
-    crossing is not found within :data:`FLANK_PPM` ``[1]`` of the peak (only noise there).
-    Multiply by the spectrometer frequency in MHz for Hz.
-    """
-    fids = np.asarray(fids)
-    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    segments = _peak_segments(s.ppm_zf, s.raw_zf, window_ppm, remove_baseline)
-    return _widths(segments, fids.shape[:-1])
-
-
-def _water_ratio(s: _Spectra, metabolite_height: np.ndarray) -> np.ndarray:
-    water = _window(s.ppm_zf, WATER_WINDOW_PPM)
-    if water.size == 0 or np.isnan(metabolite_height).all():
-        return np.full(s.raw.shape[0], np.nan)
-    water_height = np.abs(_columns(s.raw_zf, water)).max(axis=1).astype(np.float64)
-    # the zero-filled spectrum holds the plain one's points: its water peak is at least theirs
-    band = np.flatnonzero(_band_mask(s.ppm, (-np.inf, np.inf)))
-    dominant = water_height >= np.abs(_columns(s.raw, band)).max(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(dominant, water_height / metabolite_height, 0.0)
-    return np.where(water_height == 0, np.nan, ratio)
-
-
-def water_ratio(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-) -> np.ndarray:
-    """How much a spectrum looks like a water reference: the height of its tallest point within
-    :data:`WATER_HALF_WINDOW_PPM` of :data:`WATER_PPM` over the tallest metabolite peak of
-    :data:`WATER_TEST_WINDOW_PPM` (as :func:`peak_height`), ``(..., n_points) -> (...)``.
-
-    Returns
-    -------
-    The ratio where the water window holds the tallest point of the whole band (less its
-    edges), else 0 (the dominant peak is elsewhere: not a water reference); NaN for an empty
-    FID or a band missing either window. Compare with :data:`WATER_RATIO`.
-    """
-    fids = np.asarray(fids)
-    s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    batch = (s.raw.shape[0],)
-    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), batch)
-    return _water_ratio(s, metabolites).reshape(fids.shape[:-1])
-
-
-def water_near_window(
-    fids: np.ndarray,
-    dwell_time_s: float,
-    spectrometer_freq_mhz: float,
-    ppm_reference: float,
-    window_high_ppm: float,
-) -> np.ndarray:
-    """How much water lies just above a fit window that ends at ``window_high_ppm``: the
-    tallest point of the magnitude spectrum in ``(window_high_ppm, window_high_ppm +``
-    :data:`NEAR_WINDOW_PPM` ``]`` over the tallest metabolite peak of
-    :data:`WATER_TEST_WINDOW_PPM` (as :func:`water_ratio`), ``(..., n_points) -> (...)``. Of
-    the FIDs the fit saw (after its water removal). NaN for an empty FID or a band that misses
-    either window. Compare with :data:`WATER_NEAR_WINDOW_RATIO`."""
-    fids = np.asarray(fids)
-    grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    # the blocks side by side as quality_figures' (16384 spectra, 2 threads: 0.50-0.57 s of
-    # wall one after another; docs/history/physics-models-log.md "Residual water near the
-    # window and the physics-head models (session 19, `water19`)")
-    blocks = _side_by_side(
-        lambda b: _near_window_block(_spectra(b, *grid), window_high_ppm), _quality_blocks(fids)
-    )
-    return np.concatenate(blocks or [np.zeros(0)]).reshape(fids.shape[:-1])
-
-
-def _near_window_block(s: _Spectra, window_high_ppm: float) -> np.ndarray:
-    """:func:`water_near_window` of one block's spectra (:func:`_spectra`), in one pass."""
-    batch = (s.raw.shape[0],)
-    near = np.flatnonzero(
-        (s.ppm_zf > window_high_ppm) & (s.ppm_zf <= window_high_ppm + NEAR_WINDOW_PPM)
-    )
-    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), batch)
-    if near.size == 0 or np.isnan(metabolites).all():
-        return np.full(batch, np.nan)
-    height = np.abs(_columns(s.raw_zf, near)).max(axis=1).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(metabolites > 0, height / metabolites, np.nan)
-
-
-def looks_like_water(ratio: np.ndarray | float) -> np.ndarray:
-    """Whether :func:`water_ratio` says water reference (False where it is NaN)."""
-    return np.nan_to_num(np.asarray(ratio, dtype=float), nan=0.0) > WATER_RATIO
-
-
 class QualityFigures(NamedTuple):
-    """The quality figures of a batch of spectra, each ``(...)`` (see the functions above).
+    """The quality figures of a batch of spectra, each ``(...)`` (see the functions named).
 
-    ``snr``: :func:`snr`; ``fwhm_ppm``: NAA FWHM (:func:`fwhm_ppm`), or the water peak's for
-    a spectrum that looks like water (:func:`looks_like_water`); ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`water_ratio`; ``mirror_ratio``: :func:`mirror_ratio` (1H
-    only, else NaN); ``empty``: the FID is all zeros; ``singlet_shift_ppm``,
-    ``singlet_strength``, ``singlet_profile``: :func:`singlet_shift` (1H only, else NaN; the
-    profile ``(..., L)``, ``L`` 0 where the axis misses the search).
+    ``snr``: :func:`~.snr_fwhm.snr`; ``fwhm_ppm``: NAA FWHM (:func:`~.snr_fwhm.fwhm_ppm`), or the
+    water peak's for a spectrum that looks like water (:func:`~.water_peak.looks_like_water`);
+    ``fwhm_hz``: the same in Hz; ``water_ratio``: :func:`~.water_peak.water_ratio`;
+    ``mirror_ratio``: :func:`~.mirror.mirror_ratio` (1H only, else NaN); ``empty``: the FID is all
+    zeros; ``singlet_shift_ppm``, ``singlet_strength``, ``singlet_profile``:
+    :func:`~.singlets.singlet_shift` (1H only, else NaN; the profile ``(..., L)``, ``L`` 0 where the
+    axis misses the search).
     """
 
     snr: np.ndarray
@@ -963,11 +180,11 @@ def quality_figures(
 ) -> QualityFigures:
     """Every figure of :class:`QualityFigures` for FIDs ``(..., n_points)``, from one pair of
     FFTs. ``proton``: the data are 1H (the ppm windows are those of 1H brain spectra; other
-    nuclei get NaN); :func:`mirror_ratio` from the same single-precision spectra.
+    nuclei get NaN); :func:`~.mirror.mirror_ratio` from the same single-precision spectra.
 
-    Every figure is a spectrum's own, so the batch is taken :data:`QUALITY_BLOCK` spectra at a
-    time (the same numbers, bit for bit, as in one pass), and the blocks side by side on as many
-    threads as ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by
+    Every figure is a spectrum's own, so the batch is taken :data:`~.qc_spectra.QUALITY_BLOCK`
+    spectra at a time (the same numbers, bit for bit, as in one pass), and the blocks side by side
+    on as many threads as ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by
     default), each block's FFTs then on its thread alone: with the blocks one after another the
     FFT's workers sat idle through the rest of each block (16384 spectra, 2 threads: 1.05 ->
     0.78 s of wall, the CPU the same;
@@ -980,7 +197,8 @@ def quality_figures(
         none = np.full((*batch, 0), np.nan)
         return QualityFigures(nan, nan, nan, nan, nan, ~np.any(fids != 0, axis=-1), nan, nan, none)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    if int(np.prod(batch, dtype=int)) <= QUALITY_BLOCK:
+    # the block size read where it is set (tests set it there)
+    if int(np.prod(batch, dtype=int)) <= qc_spectra.QUALITY_BLOCK:
         flat = fids.reshape(-1, fids.shape[-1])
         figures = _block_figures(flat, *grid)
         return QualityFigures(*(v.reshape(batch + v.shape[1:]) for v in figures))
@@ -988,31 +206,6 @@ def quality_figures(
     return QualityFigures(
         *(np.concatenate(v).reshape(batch + v[0].shape[1:]) for v in zip(*figures, strict=True))
     )
-
-
-def _side_by_side(block_fn: Callable[[np.ndarray], Any], blocks: list[np.ndarray]) -> list[Any]:
-    """``[block_fn(b) for b in blocks]``, the blocks side by side on as many threads as
-    ``scipy.fft`` has workers (the caller's ``scipy.fft.set_workers``; 1 by default): each
-    block's FFTs on its thread alone (:func:`quality_figures`, :func:`water_near_window`;
-    scipy's workers are a thread's own setting: 1 on the pool's threads)."""
-    return map_on_threads(block_fn, blocks, scipy.fft.get_workers(), "scaloquant-quality")
-
-
-#: Spectra whose quality figures are formed together. Their spectra zero-filled 4x are
-#: ``QUALITY_BLOCK x 4 n_points`` complex64 (8 MB at 2048 points), so the blocks' working arrays
-#: are the same few allocations over again rather than one pass's ~0.5 GB per 4096 spectra,
-#: touched for the first time page by page (with transparent huge pages, compacted for): 4096
-#: spectra, the first call in a process, 1.5-1.9 s of CPU (1.2-1.4 of it the system's) in one
-#: pass, 0.39-0.41 s in blocks of 128 (256: 0.39, 512: 0.38 with 3.5x the page faults;
-#: docs/history/physics-models-log.md, session 15).
-QUALITY_BLOCK = 128
-
-
-def _quality_blocks(fids: np.ndarray) -> list[np.ndarray]:
-    """FIDs ``(..., n_points)`` flattened and cut into :data:`QUALITY_BLOCK` spectra at a time
-    (views), the batches every per-spectrum figure here is formed in."""
-    flat = fids.reshape(-1, fids.shape[-1])
-    return [flat[i : i + QUALITY_BLOCK] for i in range(0, flat.shape[0], QUALITY_BLOCK)]
 
 
 def _block_figures(
@@ -1058,8 +251,8 @@ def _lines(
     freq_mhz: float,
     ppm_reference: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`mirror_ratio` and :func:`singlet_shift` of the spectra ``s``, from one
-    running median where the mirror check's covers the singlets' (it does wherever the
+    """:func:`~.mirror.mirror_ratio` and :func:`~.singlets.singlet_shift` of the spectra ``s``, from
+    one running median where the mirror check's covers the singlets' (it does wherever the
     spectral width reaches the mirror window)."""
     low, high = METABOLITE_WINDOW_PPM
     grid = (n_points, dwell_time_s, freq_mhz)
@@ -1124,18 +317,19 @@ def fit_flags(
     """``flags`` with what a fit tells (new lists; ``None``: no such figure, nothing added):
     ``residual_large`` where the relative fit residual ``(N,)`` exceeds
     :data:`RESIDUAL_LARGE`; ``misfit`` where the residual over the noise
-    (:func:`residual_over_noise` ``(N,)``; NaN: nothing added) exceeds
-    :data:`RESIDUAL_OVER_NOISE_MAX`; ``too_broad`` where the fitted lineshape's FWHM ``(N,)`` (of its
-    NAA singlet) exceeds :data:`TOO_BROAD_PPM` though the spectrum's own NAA did not show it (a
+    (:func:`~.noise.residual_over_noise` ``(N,)``; NaN: nothing added) exceeds
+    :data:`RESIDUAL_OVER_NOISE_MAX`; ``too_broad`` where the fitted lineshape's FWHM ``(N,)`` (of
+    its NAA singlet) exceeds :data:`TOO_BROAD_PPM` though the spectrum's own NAA did not show it (a
     spectrum whose metabolites drown in an artefact: the fit broadened them to follow it, and a
     baseline of the opposite sign cancelled them, ISMRM 2016 challenge dataset 24);
     ``baseline_cancels`` where the fitted metabolites' norm over the data's ``(N,)`` exceeds
     :data:`METABOLITES_OVER_DATA`, ``no_metabolites`` where it is below
     :data:`METABOLITES_OVER_DATA_MIN` (NaN: nothing added); ``water_near_window`` where the
-    water just above the fit window that the fit saw (:func:`water_near_window` ``(N,)``)
-    exceeds :data:`WATER_NEAR_WINDOW_RATIO`; ``reference_off`` (:func:`reference_off`) from the
-    data's ``singlets`` (:func:`singlet_shift`'s profile ``(N, L)``, :func:`singlet_lags_ppm`
-    ``(L,)`` and strength ``(N,)``), where the estimate put them (``placed_shift_ppm`` ``(N,)``, NaN: not fitted; ``None``: no fit) and
+    water just above the fit window that the fit saw (:func:`~.water_peak.water_near_window`
+    ``(N,)``) exceeds :data:`~.water_peak.WATER_NEAR_WINDOW_RATIO`; ``reference_off``
+    (:func:`reference_off`) from the data's ``singlets`` (:func:`~.singlets.singlet_shift`'s profile
+    ``(N, L)``, :func:`~.singlets.singlet_lags_ppm` ``(L,)`` and strength ``(N,)``), where the
+    estimate put them (``placed_shift_ppm`` ``(N,)``, NaN: not fitted; ``None``: no fit) and
     whether it left no creatine (``no_creatine`` ``(N,)``)."""
     n = len(flags)
     off = (
@@ -1184,8 +378,8 @@ def reference_off(
     placed_shift_ppm: np.ndarray | None = None,
     no_creatine: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(N,)`` True where a spectrum's own singlets (:func:`singlet_shift`: its profile ``(N,
-    L)`` over the shifts ``lags_ppm`` ``(L,)``, its strength ``(N,)``) stand clearly
+    """``(N,)`` True where a spectrum's own singlets (:func:`~.singlets.singlet_shift`: its profile
+    ``(N, L)`` over the shifts ``lags_ppm`` ``(L,)``, its strength ``(N,)``) stand clearly
     (:data:`REFERENCE_SINGLET_SNR`) and either are not where the estimate put them, or a fit
     left no creatine (``no_creatine`` ``(N,)``: total creatine 0 beside clear singlets, every
     ratio NaN; read only where ``placed_shift_ppm`` is known: a network that gives no creatine
@@ -1224,16 +418,16 @@ def reference_off(
 #: A spectrum's singlets further than this from their shifts (ppm) are corrected by the
 #: referencing (:func:`reference_correction_ppm`): the referencing range the simulators draw
 #: and the networks train with (:data:`REFERENCE_OFF_UNFITTED_PPM`, +-0.1 ppm) and the singlet
-#: search's slack (:data:`SINGLET_SLACK_PPM`), so that no spectrum of theirs is moved; the
-#: unmoved scanner spectra of the shared data stand at -0.048..-0.015 ppm, the 28 challenge
+#: search's slack (:data:`~.singlets.SINGLET_SLACK_PPM`), so that no spectrum of theirs is moved;
+#: the unmoved scanner spectra of the shared data stand at -0.048..-0.015 ppm, the 28 challenge
 #: spectra at -0.01..+0.03.
 REFERENCING_PPM = REFERENCE_OFF_UNFITTED_PPM + SINGLET_SLACK_PPM
 
 
 def reference_correction_ppm(figures: QualityFigures, lags_ppm: np.ndarray) -> np.ndarray:
     """``(N,)`` the correction (ppm) to add to each spectrum's ppm reference so that its own
-    singlets (:func:`singlet_shift`) read at their shifts, 0 where none is made: LCModel's
-    referencing before its fit (its ``DOREFS``), on the quality figures ``figures`` (flat,
+    singlets (:func:`~.singlets.singlet_shift`) read at their shifts, 0 where none is made:
+    LCModel's referencing before its fit (its ``DOREFS``), on the quality figures ``figures`` (flat,
     ``(N,)`` and ``(N, L)``) over the shifts ``lags_ppm`` ``(L,)``.
 
     Made where the singlets stand clearly (:data:`REFERENCE_SINGLET_SNR`), more than

@@ -280,7 +280,7 @@ MIN_DECIMATED_SAMPLES = 4 * BAND_HLSVD_COMPONENTS
 FILTER_ATTENUATION_DB = 60.0
 #: The band-limited model is kept while its residual over the decimated samples is at most this
 #: many times what the FID's noise alone would leave there (``sigma ||h|| sqrt(M)``, ``sigma``
-#: from the spectrum's signal-free regions, :func:`scaloquant.signal.quality.noise_sd`); above,
+#: from the spectrum's signal-free regions, :func:`scaloquant.signal.noise.noise_sd`); above,
 #: the band holds more than 12 damped exponentials model (a water with broad non-Lorentzian
 #: skirts) and the full-band HLSVD is taken. Measured: tissue-like 99 % at 3.8-3.9, max 4.4-4.9;
 #: scanner 1.9-7.4 (docs/history/fit-log.md "Band-limited HLSVD (session 9)").
@@ -472,10 +472,10 @@ def band_residual_to_noise(
     ``M`` decimated samples ``y`` (``decimated``; ``amps`` ``d``, ``poles`` ``w``; one FID
     ``(N,)``, a float, or many ``(B, N)``, ``(B,)``), over what
     the FID's noise alone leaves there, ``sigma ||h|| sqrt(M)`` (``h``: ``taps``; ``sigma``:
-    the complex noise SD per sample of ``fid``, from :func:`scaloquant.signal.quality.noise_sd`
+    the complex noise SD per sample of ``fid``, from :func:`scaloquant.signal.noise.noise_sd`
     of its spectrum, ``sqrt(2 / N)`` times it). About 1 where the band is a few damped
     exponentials in noise; infinite where the spectrum has no signal-free region."""
-    from .quality import noise_sd
+    from .noise import noise_sd
 
     sigma = noise_sd(fid, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
     sigma = sigma * np.sqrt(2.0 / fid.shape[-1])

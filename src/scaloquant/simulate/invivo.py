@@ -46,7 +46,7 @@ from ..errors import ConfigError, IncompatibleDataError, UnknownMetaboliteError
 from ..metabolites import canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..physics.model import exp_ramp
-from ..signal import axes, lineshapes, quality
+from ..signal import axes, lineshapes, snr_fwhm
 from ..signal.scale import component_unit
 from ..types import Acquisition, BasisSet
 from . import effects
@@ -571,7 +571,7 @@ def basis_lines(basis: BasisSet, prior: InvivoPrior) -> BasisLines:
     The basis' lines have widths of their own (the embedded basis' NAA 2.2 Hz, Osprey's 1.1 Hz,
     spant's 1.3 Hz, suspect's 2.3 Hz, of Lorentzian or Gaussian shape), and the grid's length
     truncates them: rather than a model of that, the total width of the first singlet of
-    :data:`WIDTH_SINGLETS` in ``basis`` is measured (:func:`scaloquant.signal.quality.fwhm_ppm`,
+    :data:`WIDTH_SINGLETS` in ``basis`` is measured (:func:`scaloquant.signal.snr_fwhm.fwhm_ppm`,
     no baseline removal: it is alone) on ``A`` dampings spanning the prior's metabolite T2 and
     ``G`` Gaussian widths from 0 to the prior's widest singlet, so that a drawn width is the
     rendered one. Without such a singlet, the lines are taken as ``prior.basis_linewidth_hz``
@@ -594,7 +594,7 @@ def basis_lines(basis: BasisSet, prior: InvivoPrior) -> BasisLines:
     table = (
         np.stack(
             [
-                quality.fwhm_ppm(
+                snr_fwhm.fwhm_ppm(
                     basis.fids[index] * np.exp(-a * t) * gauss,
                     basis.dwell_time_s,
                     sf,
