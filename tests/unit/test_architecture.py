@@ -394,6 +394,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "peaks",
         "match",
         "quality",
+        "ecc",
         "water",
         "scale",
     ),
