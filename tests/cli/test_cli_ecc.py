@@ -140,3 +140,16 @@ def test_fit_ecc_on_a_scanner_spectrum(tmp_path):
     assert doc["eddy_current_correction"]["water_references"] == [str(SPANT / "wref.nii.gz")]
     row = _row(out)
     assert 1.0 < float(row["tNAA_ratio_tcr"]) < 1.6 and row["qc"] == ""
+
+
+def test_quantify_ecc_says_it_in_the_conversions(basis, simulated, tmp_path, tiny_checkpoint):
+    """``quantify --ecc`` corrects before the model's matching, and says so as ``fit`` does."""
+    eddy, t = _eddy(basis)
+    raw = write_lcmodel_raw(tmp_path / "s.RAW", _fid(basis, simulated.fids[0] * eddy), name="s")
+    write_lcmodel_raw(tmp_path / "s.H2O", _fid(basis, 5e3 * np.exp(-t / 0.05) * eddy), name="w")
+    out = tmp_path / "out"
+    args = ["quantify", str(raw), "--model", str(tiny_checkpoint), "--ecc", "--out", str(out)]
+    assert main([*args, "--max-figures", "0"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert any("eddy-current correction" in c for c in doc["inputs"][0]["conversions"])
+    assert doc["eddy_current_correction"]["water_references"][0].endswith("s.H2O")

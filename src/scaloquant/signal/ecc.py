@@ -51,12 +51,13 @@ def eddy_current_phase(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The correction's phase ``(..., N)`` (rad, unwrapped) from water FIDs ``(..., N)``, and
     the number of samples ``(...)`` over which it is the water's own (above its noise, see the
-    module docstring; beyond them it continues at the water's last frequency)."""
+    module docstring; beyond them it continues the line fitted to the water's reliable phase)."""
     water = np.asarray(water, dtype=np.complex128)
     n = water.shape[-1]
     flat = water.reshape(-1, n)
     # the noise SD of one sample's real part: the spectral SD (unnormalised FFT) / sqrt(N)
     sd = quality.noise_sd(flat, dwell_time_s, spectrometer_freq_mhz, ppm_reference) / np.sqrt(n)
+    # no noise region in the band (NaN): the water's phase is taken throughout, as the tools do
     sd = np.where(np.isfinite(sd), sd, 0.0)
     below = np.abs(flat) < RELIABLE_OVER_NOISE * sd[:, None]
     reliable = np.where(below.any(axis=-1), np.argmax(below, axis=-1), n)
