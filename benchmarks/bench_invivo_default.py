@@ -15,7 +15,9 @@ change it as their name says (``ftest``: ``baseline_stiffness="ftest"``; ``4.0``
 ``water_removal="none"``, the preset before it removed the residual water by HLSVD; ``nested``: ``ftest`` with ``baseline_ftest_rule="nested"``; ``ftest1``:
 ``ftest`` with the candidates from 1 ED/ppm, as before session 22; ``adaptive``:
 ``baseline_stiffness="adaptive"``; ``no-mm-shift-prior``: ``mm_shift_prior_sd_hz=None``, the
-preset before session 29). Every variant after the first also prints the paired
+preset before session 29; ``ecc``: the default on the spectra corrected for their eddy
+currents by simulated water references, :func:`water_references`, as ``fit --ecc`` does).
+Every variant after the first also prints the paired
 difference of its per-spectrum MAE from the first's, with its standard error. ``--prior-set
 key=value`` (JSON values, repeatable) changes the prior (:meth:`InvivoPrior.to_dict` keys; e.g.
 ``water_fraction=0``, ``lipid_fraction=0``, ``baseline={"height_range": [0, 0]}``) to see which
@@ -40,11 +42,15 @@ from scaloquant.evaluate.metrics import smape
 from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
+from scaloquant.signal.ecc import eddy_current_corrected
+from scaloquant.simulate.effects import apply_phase, complex_noise
 from scaloquant.simulate.invivo import (
     MEASURED_MM_NAMES,
     InvivoPrior,
     InvivoSignals,
+    eddy_current_phase_rad,
     simulate_invivo_batch,
+    water_fids,
 )
 from scaloquant.types import FID, BasisSet
 
@@ -82,6 +88,11 @@ VARIANTS = {
     # it (session 23)
     "adaptive": replace(INVIVO, baseline_stiffness="adaptive"),
 }
+#: Variants whose spectra are first corrected by :func:`water_references` (Klose's eddy-current
+#: correction, ``fit --ecc``): the default model on the corrected spectra.
+ECC_VARIANTS = {"ecc": INVIVO}
+#: The simulated water reference's peak over the metabolites' reference peak (NAA's).
+WATER_OVER_REFERENCE = 3000.0
 
 
 def tissue_spectra(prior: InvivoPrior, n: int, seed: int) -> tuple[BasisSet, InvivoSignals, FID]:
@@ -99,6 +110,30 @@ def tissue_spectra(prior: InvivoPrior, n: int, seed: int) -> tuple[BasisSet, Inv
         ppm_reference=basis.ppm_reference,
     )
     return basis, signals, fid
+
+
+def water_references(basis: BasisSet, signals: InvivoSignals, seed: int) -> np.ndarray:
+    """``(n, n_points)`` unsuppressed water references of the tissue-like spectra: one
+    Lorentzian at 4.65 ppm moved by the metabolites' shift, as wide as their Lorentzian,
+    :data:`WATER_OVER_REFERENCE` times their reference peak, under each spectrum's eddy-current
+    phase and zero- and first-order phase, with noise of its SD (the scan's receiver), drawn
+    from ``seed`` (for the ``ecc`` variant, :data:`ECC_VARIANTS`)."""
+    p, acq = signals.parameters, basis.acquisition
+    n = len(signals.fids)
+    centre = 4.65 + p.shift_hz[:, :1] / acq.spectrometer_freq_mhz
+    water = water_fids(
+        acq,
+        centre,
+        p.damping_per_s[:, :1],
+        np.full((n, 1), WATER_OVER_REFERENCE),
+        np.zeros((n, 1)),
+        signals.reference_height,
+    )
+    water = water * np.exp(
+        1j * eddy_current_phase_rad(p.eddy_amplitude_rad, p.eddy_time_constant_s, acq.time_axis_s())
+    )
+    water = apply_phase(water, acq, p.phase0_deg, p.phase1_deg_per_ppm, p.phase1_pivot_ppm)
+    return water + complex_noise(signals.noise_sd, acq.n_points, np.random.default_rng(seed))
 
 
 def _windows(result) -> str:
@@ -145,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         prior_dict[key] = value
     prior = InvivoPrior.from_dict(prior_dict)
     chosen = args.variants.split(",")
-    unknown = [v for v in chosen if v not in VARIANTS]
+    unknown = [v for v in chosen if v not in {**VARIANTS, **ECC_VARIANTS}]
     if unknown:
-        print(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+        print(
+            f"unknown variant {', '.join(unknown)}; choose from {', '.join({**VARIANTS, **ECC_VARIANTS})}"
+        )
         return 2
     torch.set_num_threads(1)
     basis, signals, fid = tissue_spectra(prior, args.n, args.seed)
@@ -160,7 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     rows, saved, per_spectrum = {}, {"truth": truth}, {}
     for name in chosen:
         wall, cpu = time.perf_counter(), time.process_time()
-        result = fit_spectra(fid, basis, VARIANTS[name])
+        if name in ECC_VARIANTS:
+            water = water_references(basis, signals, args.seed + 1)
+            corrected, _ = eddy_current_corrected(
+                fid.samples,
+                water,
+                dwell_time_s=fid.dwell_time_s,
+                water_dwell_time_s=fid.dwell_time_s,
+                spectrometer_freq_mhz=fid.spectrometer_freq_mhz,
+                ppm_reference=fid.ppm_reference,
+            )
+            result = fit_spectra(fid.with_samples(corrected), basis, ECC_VARIANTS[name])
+        else:
+            result = fit_spectra(fid, basis, VARIANTS[name])
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         index = [result.names.index(n) for n in metabolites]
         est, sd = result.amplitudes[:, index], result.crlb_sd[:, index]

@@ -7,7 +7,12 @@ macromolecules: the data come from another scanner type. ``--with-mm`` adds the 
 (:data:`MM_CASES`; or name them in ``--cases``): the Osprey TE 30 spectra fitted again with their own
 metabolite-nulled spectrum as the macromolecules (``--mm-spectrum``, docs/fit.md "A measured
 macromolecule spectrum"), against the same LCModel ratios; without it the count of starred
-ratios is over the 24 of the cases above, as before.
+ratios is over the 24 of the cases above, as before. ``--ecc`` adds, under each case with a
+water reference (:data:`WATER`; the Siemens spectrum has none), the line of the same fit with
+``--water REF --ecc`` (eddy-current correction by the water's phase, docs/fit.md "Eddy-current
+correction"), against the same LCModel ratios (LCModel ran with ``FILH2O`` and ``DOWS=T``,
+``DOECC`` at its default ``F``), its starred ratios counted apart; every line then also gives
+the data's linewidth (``fwhm_hz``).
 
 Each case is one ``scaloquant fit`` command line (printed with ``--verbose``); extra arguments
 go to every command, e.g. ``--ppm-range 0.2 4.0`` or ``--water-removal hlsvd``. A ratio off by
@@ -25,7 +30,7 @@ physics line's) over the cases with a tolerance.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--verbose]
+    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--ecc] [--verbose]
         [--physics CASE=CKPT ...] [--physics-polish K ...] [--physics-stiffness S ...]
         [-- scaloquant fit flags...]
 """
@@ -58,6 +63,15 @@ CASES = {
     "siemens-te30": ([S / "nifti/SVS_30_rda.nii.gz", "--basis", S / "press_30ms_3T.basis"], {"tNAA": 1.236, "tCho": 0.218, "Glx": 1.091, "Ins": 1.005}, None),
 }  # fmt: skip
 _MM_DATA = OSP / "UnEdited_with_MM_data"
+#: Each case's unsuppressed water reference (``--ecc``): spec2nii's NIfTI-MRS of the same scan.
+WATER = {
+    "spant-3tbasis": P / "nifti_spec2nii/wref.nii.gz",
+    "spant-default": P / "nifti_spec2nii/wref.nii.gz",
+    "osprey-te30-sub01": _MM_DATA / "sub-01_ses-01_PRESS_raw-ref_noID.nii.gz",
+    "osprey-te30-sub02": _MM_DATA / "sub-02_ses-01_PRESS_raw-ref_noID.nii.gz",
+    "osprey-te35-sub01": OSP / "UnEdited/sub-01_PRESS_35_ref.nii.gz",
+    "osprey-te35-sub02": OSP / "UnEdited/sub-02_PRESS_35_ref.nii.gz",
+}
 #: The Osprey TE 30 cases again with their own metabolite-nulled spectra (``--with-mm``, or
 #: named in ``--cases``): fit arguments, LCModel's ratios (the cases' above), tolerance.
 MM_CASES = {
@@ -97,9 +111,14 @@ def run_case(cmd: list[str], out: Path, verbose: bool) -> dict[str, str] | str:
 
 
 def ratio_line(
-    label: str, row: dict[str, str], reference: dict[str, float], tol: float | None
+    label: str,
+    row: dict[str, str],
+    reference: dict[str, float],
+    tol: float | None,
+    linewidth: bool = False,
 ) -> tuple[str, int]:
-    """The table line of one result row against the reference ratios, and its starred count."""
+    """The table line of one result row against the reference ratios (``linewidth``: and the
+    data's ``fwhm_hz``), and its starred count."""
     line, fails = f"{label:18s}", 0
     for key, ref in reference.items():
         ours = ratio_tcr(row, key)
@@ -116,6 +135,8 @@ def ratio_line(
     mm = mm_ratio(row)
     if mm == mm:
         line += f"  MM/tCr {mm:.2f}"
+    if linewidth:
+        line += f"  fwhm {float(row['fwhm_hz']):.2f} Hz"
     return line, fails
 
 
@@ -136,6 +157,7 @@ def print_case(
     name: str,
     reference: dict[str, float],
     tol: float | None,
+    linewidth: bool = False,
 ) -> int:
     """Print one case's table line (:func:`ratio_line`, under ``label``), or ``name: failed``
     and the failed command's stderr tail (a ``row`` of :func:`run_case` that is a string);
@@ -143,7 +165,7 @@ def print_case(
     if isinstance(row, str):
         print(f"{name}: failed\n{row}")
         return 1
-    line, bad = ratio_line(label, row, reference, tol)
+    line, bad = ratio_line(label, row, reference, tol, linewidth)
     print(line, flush=True)
     return bad
 
@@ -163,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="add the Osprey TE 30 cases fitted with their metabolite-nulled spectra "
         f"({', '.join(MM_CASES)})",
+    )
+    parser.add_argument(
+        "--ecc",
+        action="store_true",
+        help="add, under each case with a water reference, the fit with --water REF --ecc",
     )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
@@ -210,9 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out / name
         cmd = [sys.executable, "-m", "scaloquant", "fit", *map(str, inputs), "--out", str(out)]
         row = run_case([*cmd, "--overwrite", *extra], out, args.verbose)
-        fails["fit"] = fails.get("fit", 0) + print_case(row, name, name, reference, tol)
+        bad = print_case(row, name, name, reference, tol, args.ecc)
+        fails["fit"] = fails.get("fit", 0) + bad
         if isinstance(row, str):
             continue
+        water = WATER.get(name.removesuffix("-mm"))
+        if args.ecc and water is not None:
+            out = args.out / f"{name}-ecc"
+            cmd = [*cmd[:-1], str(out), "--water", str(water), "--ecc", "--overwrite", *extra]
+            row = run_case(cmd, out, args.verbose)
+            bad = print_case(row, "  --ecc", f"{name} --ecc", reference, tol, True)
+            fails["fit --ecc"] = fails.get("fit --ecc", 0) + bad
         lines = [(k, s) for k in args.physics_polish for s in args.physics_stiffness]
         for k, stiffness in lines if name in physics else ():
             tag = "".join([f"-k{k}" if k is not None else "", f"-{stiffness}" if stiffness else ""])

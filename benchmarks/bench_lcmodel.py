@@ -55,11 +55,15 @@ scaloquant's CRLB, each scaled with its estimate). ``--out DIR`` keeps LCModel's
 (control, table, PostScript) and writes ``results.json`` (LCModel's full tables, scaloquant's
 amplitudes and CRLB SDs, ratios, times and the accuracy).
 
+``--lcmodel-extra KEY=VALUE ...`` adds control-file lines to every LCModel run (e.g.
+``doecc=T``: LCModel's eddy-current correction by the water reference, docs/fit.md
+"Eddy-current correction").
+
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_lcmodel.py [--sets challenge,cr,invivo,simulated,tissue]
         [--workers 2] [--n-sim 64] [--n-tissue 64] [--snr 30] [--seed 0] [--out DIR]
-        [--lcmodel EXE]
+        [--lcmodel EXE] [--lcmodel-extra KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -915,6 +919,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--baseline-order", type=int, help="scaloquant fit: polynomial baseline degree"
     )
     parser.add_argument("--show", type=int, default=30, help="spectra printed per set")
+    parser.add_argument(
+        "--lcmodel-extra",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="further control-file lines for every LCModel run, e.g. doecc=T (eddy-current "
+        "correction by the water reference, for the spectra that have one)",
+    )
     args = parser.parse_args(argv)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = set(sets) - set(SETS)
@@ -948,6 +960,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             groups = tissue_set(out / "tissue_raw", args.n_tissue, args.snr, args.seed)
         else:
             groups = simulated_set(out / "simulated_raw", args.n_sim, args.snr, args.seed)
+        more = tuple(args.lcmodel_extra)
+        groups = [
+            replace(g, settings=replace(g.settings, extra=(*g.settings.extra, *more)))
+            for g in groups
+        ]
         results = [
             run_group(g, exe, out / "lcmodel_runs" / name / f"group{k}", args.workers, fit_config)
             for k, g in enumerate(groups)

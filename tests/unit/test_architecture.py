@@ -401,6 +401,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "snr_fwhm",
         "water_peak",
         "quality",
+        "ecc",
         "water",
         "scale",
     ),

@@ -96,6 +96,15 @@ def add_io_flags(p: argparse.ArgumentParser) -> None:
         "(default: the .H2O beside a .RAW, the water columns of a 4-column text file)",
     )
     p.add_argument(
+        "--ecc",
+        action="store_true",
+        help="eddy-current correction: multiply each input's spectra by the conjugate phase "
+        "of its water reference (Klose 1990; LCModel's DOECC, FSL-MRS's --ecc) before "
+        "anything else, which also puts the water at the ppm reference; for data not "
+        "corrected on the scanner; needs a water reference with the data's points and dwell "
+        "time (an MRSI input: the MRSI water of its grid, each voxel by its own)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="accept an acquisition that does not match (field, dwell time, points, sequence, "
@@ -214,6 +223,7 @@ def options_from_args(args: argparse.Namespace, *, basis_metadata: Mapping, **ex
         echo_time_given=args.te_ms is not None,
         # a reference the user gives is the one to use
         referencing=args.referencing == "singlets" and args.ppm_reference is None,
+        ecc=args.ecc,
         **extra,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -264,6 +264,57 @@ class SpectraInput:
             n_extra = len(self.fid.batch_shape) - N_SPATIAL
             samples = samples.reshape(*samples.shape[:-1], *([1] * n_extra), samples.shape[-1])
         return samples
+
+
+def eddy_corrected(inp: SpectraInput) -> tuple[SpectraInput, str]:
+    """``inp`` with its spectra corrected by its water reference's phase (Klose 1990,
+    :func:`scaloquant.signal.ecc.eddy_current_corrected`; ``fit`` and ``quantify --ecc``), and
+    the sentence that says so (a conversion of the input).
+
+    An MRSI input's voxels are corrected each by its own voxel's water (the water of the same
+    grid); a single-voxel water reference is refused for it: the phase of one voxel's water
+    holds that voxel's frequency offset and phase, which differ from voxel to voxel with the
+    shim, and would move every other voxel's spectrum by them.
+
+    Raises
+    ------
+    ConfigError
+        No water reference.
+    IncompatibleDataError
+        A single-voxel water for MRSI, or another number of points or dwell time.
+    """
+    from ..signal.ecc import eddy_current_corrected
+
+    water = inp.water
+    if water is None:
+        raise ConfigError(
+            f"--ecc corrects the spectra by the phase of their water reference and "
+            f"{inp.label} has none; give it with --water FILE, or leave out --ecc"
+        )
+    samples = inp.water_areas_source()
+    if inp.is_mrsi and int(np.prod(water.samples.shape[:N_SPATIAL], dtype=int)) == 1:
+        raise IncompatibleDataError(
+            f"--ecc: {inp.label} is MRSI and its water reference {inp.water_path} a single "
+            "voxel, whose phase holds that voxel's frequency offset, not every voxel's; give "
+            "the MRSI water reference of the same grid, or leave out --ecc"
+        )
+    corrected, reliable = eddy_current_corrected(
+        inp.fid.samples,
+        samples,
+        dwell_time_s=inp.fid.dwell_time_s,
+        water_dwell_time_s=water.dwell_time_s,
+        spectrometer_freq_mhz=water.spectrometer_freq_mhz,
+        ppm_reference=water.ppm_reference,
+    )
+    n = water.n_points
+    short = int(np.min(reliable))
+    where = "every sample" if short >= n else f"at least its first {short} of {n} samples"
+    note = (
+        "eddy-current correction (--ecc, Klose 1990, as LCModel's DOECC): the spectra "
+        f"multiplied by conj(w)/|w| of the water reference (above its noise over {where}), "
+        "which also puts the water at the ppm reference"
+    )
+    return replace(inp, fid=inp.fid.with_samples(corrected)), note
 
 
 def input_labels(paths: Sequence[str | os.PathLike]) -> list[str]:

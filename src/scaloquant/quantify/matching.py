@@ -20,7 +20,7 @@ from ..signal.quality import (
 from ..signal.singlets import singlet_lags_ppm
 from ..threads import blas_threads
 from ..types import FID, Acquisition
-from .inputs import SpectraInput
+from .inputs import SpectraInput, eddy_corrected
 from .notes import referencing_note
 from .rows import flat_samples
 
@@ -87,6 +87,7 @@ def matched_inputs(
     *,
     referencing: bool,
     on_data_grid: bool = False,
+    ecc: bool = False,
 ) -> list[Prepared]:
     """Each input on the target grid, checked; ``target_what`` names the target in refusals.
 
@@ -95,11 +96,18 @@ def matched_inputs(
     its quality figures measured on that axis and the correction said in the conversions;
     ``on_data_grid``: the target is each input's own grid (``fit``, where the basis goes to the
     data): the corrected spectra keep their samples, fitted on their axes
-    (:meth:`Prepared.groups`), rather than matched to ``target`` from them.
+    (:meth:`Prepared.groups`), rather than matched to ``target`` from them; ``ecc``: each
+    input's spectra first corrected by its water reference's phase
+    (:func:`~scaloquant.quantify.inputs.eddy_corrected`, the first conversion), the
+    :attr:`Prepared.input` the corrected one.
     """
     out = []
     for inp in inputs:
         water_notes, water_quality = inp.water_checks(force)
+        corrected = ()
+        if ecc:
+            inp, note = eddy_corrected(inp)
+            corrected = (note,)
         m = _match(inp.fid, target, stated, force, target_what)
         # measured on the data as acquired: resampling to another band would put zeros (no
         # noise) where the noise is measured; the mirror ratios from the figures' spectra (one
@@ -107,7 +115,7 @@ def matched_inputs(
         raw = inp.fid
         quality = _quality(raw, flat_samples(raw))
         correction = None
-        conversions = tuple(m.conversions)
+        conversions = (*corrected, *m.conversions)
         fid = m.fid
         if referencing and raw.nucleus == "1H":
             correction = reference_correction_ppm(quality, _lags(raw))

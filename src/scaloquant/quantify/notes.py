@@ -25,6 +25,14 @@ if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
     from ..models.adapt import AdaptResult
 
 
+#: The run's note where ``--ecc`` corrected the spectra (each input's conversion says how).
+ECC_NOTE = (
+    "eddy-current correction (--ecc): each input's spectra multiplied by the conjugate phase "
+    "of its water reference (Klose, Magn Reson Med 1990;14:26), before the quality figures, "
+    "referencing and fit"
+)
+
+
 def referencing_note(correction: np.ndarray) -> str:
     """The sentence that says what the referencing did to an input's spectra (``correction``
     ``(N,)``, ppm, 0 for none): a conversion, in the terminal's, summary's and results.json's

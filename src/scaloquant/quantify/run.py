@@ -49,6 +49,7 @@ from .figures import figure_choice, fitted_spectrum, representative_voxels, spec
 from .inputs import MMSpectrumFile, SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
 from .notes import (
+    ECC_NOTE,
     adaptation_note,
     adapted_checkpoint_note,
     baseline_note,
@@ -105,6 +106,9 @@ class Options:
         clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
         False: every spectrum on its file's ppm axis (the CLI's ``--referencing off``, and
         ``--ppm-reference`` given).
+    ecc : correct each input's spectra by the phase of its water reference before anything
+        else (Klose 1990, :func:`scaloquant.quantify.inputs.eddy_corrected`; the CLI's
+        ``--ecc``); every input needs a water reference.
     """
 
     force: bool = False
@@ -119,6 +123,7 @@ class Options:
     polish_iterations: int | None = None
     baseline_stiffness: Literal["adaptive", "fixed"] | None = None
     referencing: bool = True
+    ecc: bool = False
 
     def __post_init__(self) -> None:
         for key, least, or_none in (
@@ -588,6 +593,12 @@ def _finish(
     if basis is not None:
         notes += figure_note(results, representative=representative)
     facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
+    if options.ecc:
+        notes.append(ECC_NOTE)
+        facts["eddy_current_correction"] = {
+            "method": "klose",
+            "water_references": [str(p.input.water_path) for p, *_ in partial],
+        }
     return Run(
         command=command,
         names=names,
@@ -678,6 +689,7 @@ def quantify_inputs(
         options.force,
         "the model",
         referencing=options.referencing,
+        ecc=options.ecc,
     )
     adaptation = None
     if options.adapt is not None:
@@ -912,6 +924,7 @@ def fit_inputs(
             options.force,
             "the basis set",
             referencing=options.referencing,
+            ecc=options.ecc,
             on_data_grid=True,
         )[0]
         for i in inputs

@@ -224,6 +224,7 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
         ],
         "water_scaling": run.facts.get("water_scaling"),
         **({"mm_spectra": run.facts["mm_spectra"]} if "mm_spectra" in run.facts else {}),
+        **{k: run.facts[k] for k in ("eddy_current_correction",) if k in run.facts},
     }
 
 
