@@ -22,8 +22,11 @@ Sets (``--sets``, comma-separated; all by default):
 * ``invivo``: the scanner spectra of ``../shared/data/invivo`` as spec2nii wrote them
   (NIfTI-MRS): Philips PRESS TE 30 from spant with ``3t.basis`` (checked against LCModel 6.3's
   reference table), Osprey's Philips PRESS TE 35 and TE 30 subjects with Osprey's TE 35 basis,
-  Siemens PRESS TE 30 from suspect with LCModel's ``press_30ms_3T.basis``. For LCModel they are
-  written as ``.RAW`` from the NIfTI-MRS samples on disk (its orientation); scaloquant fits
+  Siemens PRESS TE 30 from suspect with LCModel's ``press_30ms_3T.basis``; the spant spectrum
+  and the Osprey TE 30 pair also with the ISMRM 2016 TE 30 basis less its ``Mac`` (``chomit``;
+  scaloquant's default basis, ``bench_invivo_ratios.py``'s ``spant-default`` and
+  ``osprey-te30-*``), so that both tools add LCModel's parametric macromolecules. For LCModel
+  they are written as ``.RAW`` from the NIfTI-MRS samples on disk (its orientation); scaloquant fits
   them with ``force`` (other grids and TE than the bases'), as ``scaloquant fit --force``.
 * ``simulated``: ``--n-sim`` spectra of the default simulator (``scaloquant simulate``'s: the
   ISMRM 2016 basis, amplitudes U[0, 1], damping U[0, 15] 1/s, shift U[-3, 3] Hz) with noise at
@@ -51,7 +54,13 @@ the true tCr, ``estimate x true tCr / estimated tCr``: LCModel's unscaled concen
 unknown global scale, which this drops, and both tools are judged alike (:func:`accuracy_of`:
 MAE in mM and SMAPE per tool and metabolite, the metabolites missed, estimate 0 where the truth >
 0.5 mM, and the share of errors beyond 3 of the tool's own SDs: LCModel's %SD x concentration,
-scaloquant's CRLB, each scaled with its estimate). ``--out DIR`` keeps LCModel's run folders
+scaloquant's CRLB, each scaled with its estimate).
+
+Both tools' %SD (:func:`sd_comparison`, printed by every group with LCModel results): LCModel's
+table and scaloquant's ``_crlb_pct`` for the rows both report (tNAA, tCr, tCho, Glx, then each
+metabolite), their ratio, the estimates each keeps by the users' rule %SD <= 20 and, with a
+truth, each tool's calibration (the RMS of its errors over the RMS of its own SDs, after its
+global scale). ``--out DIR`` keeps LCModel's run folders
 (control, table, PostScript) and writes ``results.json`` (LCModel's full tables, scaloquant's
 amplitudes and CRLB SDs, ratios, times and the accuracy).
 
@@ -87,6 +96,7 @@ from scaloquant.evaluate.metrics import mae, smape
 from scaloquant.fit import FitConfig
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis, read_fid, read_lcmodel_basis
+from scaloquant.metabolites import COMBINATIONS, canonical
 from scaloquant.quantify import Options, fit_inputs
 from scaloquant.quantify.inputs import SpectraInput
 from scaloquant.quantify.water import (
@@ -384,6 +394,23 @@ def invivo_set(folder: Path) -> list[Group]:
             force=True,
         ),
         Group(
+            # bench_invivo_ratios.py's spant-default: scaloquant's embedded basis (the same
+            # FIDs), its measured macromolecules left out as for the Osprey TE 30 group below
+            "Philips PRESS TE30 (spant), ISMRM 2016 TE30 basis without Mac",
+            read_lcmodel_basis(CHALLENGE_BASIS),
+            [
+                _invivo_case(
+                    "philips_spant_ismrm",
+                    spant / "metab.nii.gz",
+                    spant / "wref.nii.gz",
+                    CHALLENGE_BASIS,
+                    folder,
+                )
+            ],
+            lcm.Settings(extra=("nomit=1", "chomit(1)='Mac'")),
+            force=True,
+        ),
+        Group(
             # the data's own echo time: the ISMRM 2016 PRESS TE 30 basis (123.2 MHz), its
             # measured macromolecules left out by both tools (LCModel adds its parametric
             # MM/lipids, as scaloquant's default does for data from another scanner type)
@@ -556,13 +583,31 @@ def ratio_errors(rows: Sequence[Mapping], tool: str) -> dict[str, dict[str, floa
     return out
 
 
+def lcmodel_row_name(name: str, lcmodel_names: Sequence[str]) -> str:
+    """LCModel's table row for scaloquant's column ``name``: ``name`` itself, but for a combined
+    row of ``COMBINATIONS`` (``tNAA``, ``tCr``, ``tCho``, ``Glx``) LCModel's ``A+B`` row of the
+    same metabolites, any spelling (``GPC+PCh`` for ``tCho``), or its single row where the
+    basis holds one part only (scaloquant's ``tNAA`` of a basis without NAAG is its NAA).
+    ``name`` itself (absent from LCModel's table) where LCModel has no such row."""
+    parts = set(COMBINATIONS.get(name, ()))
+    single = {canonical(n) for n in lcmodel_names if "+" not in n}
+    wanted = parts & single
+    if not wanted:
+        return name
+    for key in lcmodel_names:
+        if {canonical(k) for k in key.split("+")} == wanted:
+            return key
+    return name
+
+
 def tool_estimates(
     rows: Sequence[Mapping], tool: str, names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """``tool``'s estimates and their SDs by ``names``, each ``(n_rows, M)`` (NaN rows where
     the tool gave no result): LCModel's unscaled concentrations and SD = %SD x concentration
     / 100 (its %SD is capped at 999, and an estimate of 0 has SD 0); scaloquant's amplitudes and
-    CRLB SDs (basis units)."""
+    CRLB SDs (basis units). A combined name of ``COMBINATIONS`` (tNAA, tCr, tCho, Glx) is
+    LCModel's row of the same metabolites (:func:`lcmodel_row_name`), scaloquant's own."""
     if tool not in TOOLS:
         raise ValueError(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}")
     est = np.full((len(rows), len(names)), np.nan)
@@ -570,8 +615,9 @@ def tool_estimates(
     for i, row in enumerate(rows):
         if tool == "lcmodel" and row["lcmodel"] is not None:
             conc, pct = row["lcmodel"]["concentrations"], row["lcmodel"]["percent_sd"]
-            est[i] = [conc.get(n, np.nan) for n in names]
-            sd[i] = [conc.get(n, np.nan) * pct.get(n, np.nan) / 100 for n in names]
+            keys = [lcmodel_row_name(n, list(conc)) for n in names]
+            est[i] = [conc.get(k, np.nan) for k in keys]
+            sd[i] = [conc.get(k, np.nan) * pct.get(k, np.nan) / 100 for k in keys]
         elif tool == "scaloquant":
             est[i] = [row["scaloquant_amplitudes"][n] for n in names]
             if row.get("scaloquant_crlb_sd") is not None:
@@ -672,6 +718,108 @@ def accuracy_of(rows: Sequence[Mapping]) -> dict[str, object] | None:
         "mae_mM": float(mae(truth[ok], ours[ok]).mean()),
         "smape_pct": float(smape(truth[ok], ours[ok]).mean()),
     }
+    return out
+
+
+# ---------------------------------------------------------------------------------- %SD
+#: LCModel users' common rule: an estimate whose %SD exceeds it is left out (also 50).
+SD_RULE_PCT = 20.0
+#: LCModel prints %SD at most 999, and 999 for an estimate of 0 (``PCERR`` in ``LCModel.f``).
+LCMODEL_SD_CAP_PCT = 999.0
+
+
+def percent_sd(estimates: np.ndarray, sds: np.ndarray) -> np.ndarray:
+    """``100 SD / estimate``, each ``(n, M)``; NaN where the estimate is not positive (LCModel
+    prints 999 there, scaloquant's ``_crlb_pct`` is ``inf``) or missing."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(estimates > 0, 100 * sds / estimates, np.nan)
+
+
+def sd_names(rows: Sequence[Mapping]) -> list[str]:
+    """The rows both tools report: scaloquant's combined rows (``COMBINATIONS``), then its
+    components that LCModel's table of the first row with a result also holds; none without
+    an LCModel result."""
+    first = next((r for r in rows if r["lcmodel"] is not None), None)
+    if first is None:
+        return []
+    ours = list(first["scaloquant_amplitudes"])
+    theirs = first["lcmodel"]["concentrations"]
+    combined = [n for n in ours if n in COMBINATIONS and lcmodel_row_name(n, list(theirs)) != n]
+    return combined + [n for n in ours if n not in COMBINATIONS and n in theirs]
+
+
+def true_values(rows: Sequence[Mapping], names: Sequence[str]) -> np.ndarray:
+    """The truth ``(n, M)`` of ``names``: a combined row the sum of its parts (any spelling)."""
+    out = np.full((len(rows), len(names)), np.nan)
+    for i, row in enumerate(rows):
+        truth = row["truth"]
+        for j, name in enumerate(names):
+            if name in truth:
+                out[i, j] = truth[name]
+            elif name in COMBINATIONS:
+                out[i, j] = sum(v for k, v in truth.items() if canonical(k) in COMBINATIONS[name])
+    return out
+
+
+def sd_calibration(truth: np.ndarray, estimates: np.ndarray, sds: np.ndarray) -> dict[str, float]:
+    """How a tool's own SDs describe its errors, over the finite entries of ``truth``,
+    ``estimates`` and ``sds`` (each ``(n,)``): ``rms_error_over_sd``, the RMS of ``estimates -
+    truth`` over the RMS SD (1 where the SDs describe the errors; above 1 the tool is
+    over-confident, below it under-confident), ``sd_error_over_sd``, the same with the errors'
+    mean taken off (what remains beside a bias, which no CRLB includes), and ``n``."""
+    ok = np.isfinite(truth) & np.isfinite(estimates) & np.isfinite(sds)
+    error, sd = estimates[ok] - truth[ok], sds[ok]
+    if error.size < 2 or not np.any(sd > 0):
+        return {"rms_error_over_sd": float("nan"), "sd_error_over_sd": float("nan"), "n": 0}
+    rms_sd = float(np.sqrt(np.mean(sd**2)))
+    return {
+        "rms_error_over_sd": float(np.sqrt(np.mean(error**2))) / rms_sd,
+        "sd_error_over_sd": float(np.std(error)) / rms_sd,
+        "n": int(error.size),
+    }
+
+
+def sd_comparison(rows: Sequence[Mapping]) -> dict[str, object] | None:
+    """Both tools' %SD on results.json's ``rows``, for the names of :func:`sd_names`.
+
+    Returns ``names``; ``percent_sd``: tool -> ``(n, M)`` (:func:`percent_sd`; LCModel's 999 cap
+    kept); ``ratio`` ``(n, M)``: scaloquant's %SD over LCModel's where both estimates are > 0 and
+    LCModel's %SD is below its cap, NaN elsewhere. With a full truth also ``scale`` (tool -> its
+    estimates' global scale, the median over the spectra of estimated over true tCr: LCModel's
+    unscaled concentrations are in other units) and ``calibration`` (tool -> name ->
+    :func:`sd_calibration` of its estimates and SDs divided by its scale, over the spectra of
+    ``ratio``'s finite entries, the same for both tools). None without an LCModel result."""
+    names = sd_names(rows)
+    if not names:
+        return None
+    est = {tool: tool_estimates(rows, tool, names) for tool in TOOLS}
+    pct = {tool: percent_sd(*est[tool]) for tool in TOOLS}
+    lcm_pct, our_pct = pct["lcmodel"], pct["scaloquant"]
+    both = np.isfinite(lcm_pct) & np.isfinite(our_pct)
+    with np.errstate(invalid="ignore"):
+        comparable = both & (lcm_pct < LCMODEL_SD_CAP_PCT)
+    out: dict[str, object] = {
+        "names": names,
+        "percent_sd": pct,
+        "ratio": np.where(comparable, our_pct / np.where(comparable, lcm_pct, 1.0), np.nan),
+    }
+    if not _has_full_truth(rows):
+        return out
+    truth = true_values(rows, names)
+    true_tcr = truth[:, [names.index(n) for n in TOTAL_CREATINE if n in names]].sum(axis=1)
+    scale, calibration = {}, {}
+    for tool, (values, sds) in est.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale[tool] = float(1 / np.nanmedian(tcr_factor(values, names, true_tcr)))
+        calibration[tool] = {
+            n: sd_calibration(
+                np.where(comparable[:, j], truth[:, j], np.nan),
+                values[:, j] / scale[tool],
+                sds[:, j] / scale[tool],
+            )
+            for j, n in enumerate(names)
+        }
+    out["scale"], out["calibration"] = scale, calibration
     return out
 
 
@@ -792,6 +940,7 @@ def print_group(result: dict, workers: int, per_spectrum: int) -> None:
     if _has_full_truth(result["rows"]):
         _print_errors(result)
         _print_accuracy(result["accuracy"])
+    _print_percent_sd(result, per_spectrum)
 
 
 def _print_errors(result: dict) -> None:
@@ -846,6 +995,90 @@ def _print_accuracy(acc: dict) -> None:
     ):
         wins = [n for n in per if per[n]["mae_mM"] < other_per[n]["mae_mM"]]
         print(f"lower MAE than {other}: {tool} on {len(wins)}: {', '.join(wins)}")
+
+
+def _print_percent_sd(result: dict, per_spectrum: int) -> None:
+    """Both tools' %SD of :func:`sd_comparison`: per row and spectrum where the group has a
+    truth-less handful of spectra (at most ``per_spectrum``), else each tool's median and,
+    with a truth, the calibration of each tool's SDs; then the ratio's median over all rows and
+    how many estimates each tool keeps by the %SD rule of :data:`SD_RULE_PCT`."""
+    comparison = sd_comparison(result["rows"])
+    if comparison is None:
+        return
+    names, pct, ratio = comparison["names"], comparison["percent_sd"], comparison["ratio"]
+    lcm_pct, our_pct = pct["lcmodel"], pct["scaloquant"]
+    calibration = comparison.get("calibration")
+    median = _nanmedian_columns
+    print(
+        "%SD, LCModel's | scaloquant's (_crlb_pct); ours/LCModel's over the spectra where "
+        f"both estimates are > 0 and LCModel's %SD < {LCMODEL_SD_CAP_PCT:g}"
+    )
+    if calibration is None and len(result["rows"]) <= per_spectrum:
+
+        def cell(value: float) -> str:
+            return "-" if not np.isfinite(value) else f"{value:.0f}"
+
+        spectra = [r["name"][:13] for r in result["rows"]]
+        print(f"{'':8s}" + "".join(f"{n:>14s}" for n in spectra) + "  ours/LCModel")
+        for j, name in enumerate(names):
+            cells = "".join(
+                f"{cell(lcm_pct[i, j]) + '|' + cell(our_pct[i, j]):>14s}"
+                for i in range(len(result["rows"]))
+            )
+            shown = " ".join("-" if not np.isfinite(r) else f"{r:.2f}" for r in ratio[:, j])
+            print(f"{name:8s}{cells}  {shown}")
+    else:
+        scale = comparison.get("scale", {})
+        head = f"{'':8s}{'n':>4s}{'LCModel':>9s}{'ours':>7s}{'ours/LCM':>10s}"
+        if calibration is not None:
+            head += "   RMS error / RMS SD (bias off): LCModel, ours"
+        print(head + "  (medians)")
+        for j, name in enumerate(names):
+            line = (
+                f"{name:8s}{int(np.isfinite(ratio[:, j]).sum()):4d}{median(lcm_pct)[j]:9.1f}"
+                f"{median(our_pct)[j]:7.1f}{median(ratio)[j]:10.2f}"
+            )
+            if calibration is not None:
+                lcm_cal, our_cal = calibration["lcmodel"][name], calibration["scaloquant"][name]
+                line += (
+                    f"   {lcm_cal['rms_error_over_sd']:6.2f} ({lcm_cal['sd_error_over_sd']:5.2f})"
+                    f"  {our_cal['rms_error_over_sd']:6.2f} ({our_cal['sd_error_over_sd']:5.2f})"
+                )
+            print(line)
+        if scale:
+            print(
+                "(each tool's estimates and SDs over its global scale, median estimated / true "
+                f"tCr: LCModel {scale['lcmodel']:.4g}, ours {scale['scaloquant']:.4g}; "
+                "over the spectra where both estimates are > 0)"
+            )
+    single = [j for j, n in enumerate(names) if n not in COMBINATIONS]
+    groups = [j for j, n in enumerate(names) if n in COMBINATIONS]
+    parts = []
+    for label, columns in (("metabolites", single), ("combined rows", groups)):
+        values = ratio[:, columns]
+        values = values[np.isfinite(values)]
+        if values.size:
+            q1, q2, q3 = np.percentile(values, [25, 50, 75])
+            parts.append(f"{label} {q2:.2f} ({q1:.2f}-{q3:.2f}, {values.size})")
+    if parts:
+        print("ours/LCModel's %SD, median (quartiles, count): " + "; ".join(parts))
+    with np.errstate(invalid="ignore"):
+        kept = {t: np.nan_to_num(pct[t], nan=np.inf) <= SD_RULE_PCT for t in TOOLS}
+    print(
+        f"estimates kept by %SD <= {SD_RULE_PCT:g} (all {lcm_pct.size} rows x spectra): "
+        f"LCModel {int(kept['lcmodel'].sum())}, ours {int(kept['scaloquant'].sum())}, both "
+        f"{int((kept['lcmodel'] & kept['scaloquant']).sum())}"
+    )
+
+
+def _nanmedian_columns(values: np.ndarray) -> np.ndarray:
+    """Median of each column ``(n, M) -> (M,)`` over its finite entries, NaN for none."""
+    out = np.full(values.shape[1], np.nan)
+    for j in range(values.shape[1]):
+        finite = values[:, j][np.isfinite(values[:, j])]
+        if finite.size:
+            out[j] = np.median(finite)
+    return out
 
 
 def print_cr(results: Sequence[dict]) -> None:
