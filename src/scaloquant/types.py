@@ -47,17 +47,25 @@ def _frozen_samples(samples: Any, ndim: int, what: str) -> np.ndarray:
 
 
 def _handed_over(samples: Any) -> bool:
-    """Whether ``samples`` is a complex128 C-order array that owns its memory and is read-only
-    already: nobody can write through it (no view of a writable array), so a frozen object may
-    keep it without a copy (the readers hand theirs over so; a FID's own samples are such an
-    array too). Every other array or sequence is copied."""
-    return (
+    """Whether ``samples`` is a complex128 C-order array that is read-only already and owns its
+    memory, or is a view of an array that owns it and is read-only too: nobody can write
+    through it (no view of a writable array), so a frozen object may keep it without a copy (the
+    readers hand theirs over so; a FID's own samples are such an array too, and so is their
+    reshape, e.g. an MRSI input's voxels as one flat batch, which ``fit`` copied twice: 64 kB
+    a voxel of 2048 points at its peak, docs/history/benchmarks-log.md "Memory of fit and
+    quantify (session 33, `mem33`)"). Every other array or sequence is copied."""
+    if not (
         isinstance(samples, np.ndarray)
         and samples.dtype == np.complex128
         and samples.flags.c_contiguous
-        and samples.flags.owndata
         and not samples.flags.writeable
-    )
+    ):
+        return False
+    if samples.flags.owndata:
+        return True
+    # numpy points a view of a view at the array that owns the memory
+    base = samples.base
+    return isinstance(base, np.ndarray) and base.flags.owndata and not base.flags.writeable
 
 
 def _check_acquisition(dwell_time_s: float, spectrometer_freq_mhz: float) -> None:

@@ -62,8 +62,18 @@ def test_fid_takes_a_handed_over_array_and_copies_any_other():
     assert fid.samples is not view
     source[0] = 99
     assert fid.samples[0] != 99
-    # a FID made from another's samples shares them (both read-only)
+    # a FID made from another's samples shares them (both read-only), reshaped too
     assert FID(fid.samples, DWELL_S, MHZ).samples is fid.samples
+    grid = FID(np.stack([data, data]).reshape(2, 1, -1), DWELL_S, MHZ)
+    flat = FID(grid.samples.reshape(2, -1), DWELL_S, MHZ)
+    assert np.shares_memory(flat.samples, grid.samples)
+    with pytest.raises(ValueError):
+        flat.samples.setflags(write=True)  # its owner is read-only
+    # a read-only reshape of a writable array is copied
+    writable = np.stack([data, data])
+    frozen_view = writable.reshape(2, 1, -1)
+    frozen_view.setflags(write=False)
+    assert not np.shares_memory(FID(frozen_view, DWELL_S, MHZ).samples, writable)
     # other dtypes are copied into complex128
     assert FID(data.astype(np.complex64), DWELL_S, MHZ).samples.dtype == np.complex128
 

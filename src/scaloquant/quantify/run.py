@@ -345,10 +345,19 @@ def _physics_estimates(
         from ..signal.water import remove_water
 
         grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
-        dry = remove_water(samples[wet], *grid, threads=torch.get_num_threads())
+        # every spectrum (a polish): the FIDs less their water are what the model sees, not
+        # a copy of them, nor of the FIDs before (32 kB a spectrum of 2048 points each, at
+        # quantify's peak: docs/history/benchmarks-log.md "Memory of fit and quantify
+        # (session 33, `mem33`)"); each FID's water is its own in any batch (remove_water)
+        every = wet.size == len(samples)
+        dry = remove_water(samples if every else samples[wet], *grid,
+                           threads=torch.get_num_threads())  # fmt: skip
         near[wet] = water_near_window_seen(dry, fid, top)
-        seen = np.array(samples)
-        seen[wet] = dry
+        if every:
+            seen = dry
+        else:
+            seen = np.array(samples)
+            seen[wet] = dry
     spline = fit_config.baseline_kind == "spline"
     # the screen by the polish's own threads, each batch's after its polish
     screen = spline and baseline_stiffness != "fixed" and k > 0
@@ -1124,9 +1133,18 @@ def _fitted_rows(
     (:func:`spread_fit_facts`)."""
     from ..fit.result import combined
 
+    # the input's samples, not copies of them: a view (types._handed_over), all of it where
+    # every spectrum is fitted, and the rows taken once otherwise; the two copies this made of
+    # every spectrum (32 kB each at 2048 points) were held through the fit, at its peak
+    # (docs/history/benchmarks-log.md "Memory of fit and quantify (session 33, `mem33`)")
     flat = fid.with_samples(flat_samples(fid))
     spread = functools.partial(spread_rows, rows=rows, n=n)
-    seen = flat.with_samples(flat.samples[rows])
+    if len(rows) == n:
+        seen = flat
+    else:
+        taken = flat.samples[rows]  # a new array that only ``seen`` holds: handed over
+        taken.setflags(write=False)
+        seen = flat.with_samples(taken)
     result = fit_spectra(seen, basis, config)
     sums = combined(result)
     # a basis holding none of the combined rows' parts (a .BASIS cut after its first block,
