@@ -58,6 +58,7 @@ import torch  # noqa: E402
 import _lcmodel as lcm  # noqa: E402
 from _timing import timed  # noqa: E402
 from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS  # noqa: E402
+from bench_lcmodel import simulated_spectrum  # noqa: E402
 from scaloquant.fit import batched, fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 from scaloquant.io import default_basis  # noqa: E402
@@ -122,27 +123,10 @@ def lcmodel_speed(signals, basis, n: int, workers: int) -> tuple[float | None, s
     if not LCMODEL_BASIS.is_file():
         return None, f"LCModel skipped: its basis {LCMODEL_BASIS} is missing"
     with tempfile.TemporaryDirectory() as tmp:
-        spectra = []
-        for i, samples in enumerate(signals.fids[:n]):
-            name = f"sim{i:04d}"
-            raw = lcm.write_raw(
-                Path(tmp) / f"{name}.RAW",
-                np.conj(samples),
-                dwell_time_s=basis.dwell_time_s,
-                spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-                name=name,
-            )
-            spectra.append(
-                lcm.Spectrum(
-                    name,
-                    raw,
-                    LCMODEL_BASIS,
-                    basis.n_points,
-                    basis.dwell_time_s,
-                    basis.spectrometer_freq_mhz,
-                    echo_time_ms=30.0,
-                )
-            )
+        spectra = [
+            simulated_spectrum(Path(tmp), f"sim{i:04d}", samples, basis)
+            for i, samples in enumerate(signals.fids[:n])
+        ]
         outcomes, wall = lcm.run_many(
             exe, spectra, Path(tmp) / "runs", lcm.Settings(), workers=workers
         )

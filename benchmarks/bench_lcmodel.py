@@ -447,34 +447,43 @@ def invivo_set(folder: Path) -> list[Group]:
     return groups
 
 
+def simulated_spectrum(
+    folder: Path, name: str, samples: np.ndarray, basis: BasisSet
+) -> lcm.Spectrum:
+    """One spectrum simulated on the embedded basis, ``samples`` ``(n_points,)`` in internal
+    orientation, written as ``folder/NAME.RAW`` (its conjugate, LCModel's orientation) for LCModel
+    with :data:`CHALLENGE_BASIS` (the same metabolite FIDs plus the 0 ppm reference singlet that
+    the embedded copy lacks), TE 30 ms."""
+    raw = lcm.write_raw(
+        folder / f"{name}.RAW",
+        np.conj(samples),
+        dwell_time_s=basis.dwell_time_s,
+        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
+        name=name,
+    )
+    return lcm.Spectrum(
+        name,
+        raw,
+        CHALLENGE_BASIS,
+        basis.n_points,
+        basis.dwell_time_s,
+        basis.spectrometer_freq_mhz,
+        echo_time_ms=30.0,
+    )
+
+
 def _simulated_cases(
     folder: Path, prefix: str, basis: BasisSet, fids: np.ndarray, amplitudes: np.ndarray
 ) -> list[Case]:
     """Spectra simulated on the embedded basis, ``fids`` ``(n, n_points)`` in internal
-    orientation with true ``amplitudes`` ``(n, M)`` by ``basis.names``: written as ``.RAW`` (its
-    conjugate) for LCModel with ``press3T_30ms.BASIS`` (the same metabolite FIDs plus the 0 ppm
-    reference singlet that the embedded copy lacks), TE 30 ms."""
+    orientation with true ``amplitudes`` ``(n, M)`` by ``basis.names``, as
+    :func:`simulated_spectrum` writes them for LCModel."""
     folder.mkdir(parents=True, exist_ok=True)
     cases = []
     for i, samples in enumerate(fids):
         fid = FID(samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
         name = f"{prefix}{i:04d}"
-        raw = lcm.write_raw(
-            folder / f"{name}.RAW",
-            np.conj(samples),
-            dwell_time_s=basis.dwell_time_s,
-            spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-            name=name,
-        )
-        spectrum = lcm.Spectrum(
-            name,
-            raw,
-            CHALLENGE_BASIS,
-            basis.n_points,
-            basis.dwell_time_s,
-            basis.spectrometer_freq_mhz,
-            echo_time_ms=30.0,
-        )
+        spectrum = simulated_spectrum(folder, name, samples, basis)
         truth = dict(zip(basis.names, amplitudes[i].tolist(), strict=True))
         cases.append(Case(name, spectrum, fid, None, truth))
     return cases

@@ -48,6 +48,7 @@ import numpy as np
 
 import _lcmodel as lcm
 from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS
+from bench_lcmodel import simulated_spectrum
 from bench_mrsi import slice_file
 from scaloquant.io import default_basis
 from scaloquant.io.nifti import write_nifti_mrs
@@ -124,22 +125,7 @@ def lcmodel_peak(folder: Path, snr: float, seed: int) -> float | None:
     config = SimulationConfig.from_dict({"snr": [snr, snr]})
     samples = simulate_batch(basis, config, 1, np.random.default_rng(seed)).fids[0]
     folder.mkdir(parents=True, exist_ok=True)
-    raw = lcm.write_raw(
-        folder / "sim.RAW",
-        np.conj(samples),
-        dwell_time_s=basis.dwell_time_s,
-        spectrometer_freq_mhz=basis.spectrometer_freq_mhz,
-        name="sim",
-    )
-    spectrum = lcm.Spectrum(
-        "sim",
-        raw,
-        LCMODEL_BASIS,
-        basis.n_points,
-        basis.dwell_time_s,
-        basis.spectrometer_freq_mhz,
-        echo_time_ms=30.0,
-    )
+    spectrum = simulated_spectrum(folder, "sim", samples, basis)
     files = lcm.run_files(spectrum, folder)
     files["control"].write_text(lcm.control_text(spectrum, files, lcm.Settings()))
     with files["control"].open() as control:
