@@ -96,6 +96,22 @@ def test_a_missing_mm_spectrum_is_refused_before_any_work(files, tmp_path, capsy
     assert not out.exists()
 
 
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+@pytest.mark.parametrize("water", ["PRESS_raw-ref", "PRESS-Inverted_TI-600_raw-ref"])
+def test_a_water_reference_given_as_the_mm_spectrum_is_refused(tmp_path, capsys, water):
+    """The water reference (the metabolite scan's or the inverted scan's, both in Osprey's
+    folder beside the MM spectrum) given to --mm-spectrum by mistake: its water peak is
+    981-1318x the tallest metabolite peak where the MM spectra's residual water is 16-42x
+    (audit33); it was cleaned into an MM_measured with residual_over_noise 1.23 and no word."""
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    wrong = OSPREY_MM / f"sub-01_ses-01_{water}_noID.nii.gz"
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--mm-spectrum", str(wrong), "--out", str(out)]) == 2
+    line = one_error_line(capsys, "fit", f"the MM spectrum {wrong.name} looks like water")
+    assert "--mm-spectrum" in line and "--water" in line
+    assert not out.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
 def test_the_osprey_subjects_with_their_own_mm_spectra(tmp_path, capsys):

@@ -1048,6 +1048,8 @@ def _with_mm_spectra(
             data_what=prep.input.label,
             advice=("give the MM spectrum acquired with the data (", Option("mm_spectrum"), ")"),
         )
+    for mm in mm_spectra:
+        _require_not_water(mm)
     cleaned = {id(mm): clean_mm_spectrum(mm.fid, basis, config) for mm in mm_spectra}
     bases, out = [], []
     for prep, mm in zip(prepared, per_input, strict=True):
@@ -1070,6 +1072,35 @@ def _with_mm_spectra(
         for mm in mm_spectra
     ]
     return bases, out, facts
+
+
+def _require_not_water(mm: MMSpectrumFile) -> None:
+    """Refuse an MM spectrum that is a water reference (given to ``mm_spectra`` by mistake): its
+    water peak over :data:`~scaloquant.signal.water_peak.WATER_RATIO` times its tallest
+    metabolite peak, as the ``water`` flag. Osprey's metabolite-nulled TI 600 ms spectra give
+    16-42, their water references 981-1318; one cleaned anyway had residual_over_noise 1.23 and
+    a phase of 150 deg/ppm, and no word said so (audit33).
+
+    Raises
+    ------
+    NeedsOption : the spectrum looks like water.
+    """
+    from ..signal import water_peak
+
+    fid = mm.fid
+    if fid.nucleus != "1H":
+        return
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    ratio = float(water_peak.water_ratio(fid.samples, *grid))
+    if water_peak.looks_like_water(ratio):
+        raise NeedsOption(
+            f"the MM spectrum {mm.path.name} looks like water (its water peak {ratio:.0f}x the "
+            f"tallest metabolite peak; a water reference's is over {water_peak.WATER_RATIO:g}x): "
+            "give the water-suppressed metabolite-nulled spectrum (",
+            Option("mm_spectrum"),
+            "), and a water reference as ",
+            Option("water"),
+        )
 
 
 def _one_model_for_all(
