@@ -183,20 +183,23 @@ def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> 
         return []
     sums = {frozenset(parts): name for name, parts in COMBINATIONS.items()}
     order = sorted(found, key=lambda pair: (-len(found[pair]), float(np.median(found[pair]))))
+    # of one spectrum, no median and no count: "in 1 of 1 spectrum" read as a statistic
+    where = "" if n_with == 1 else f" of the {counted(n_with, 'fitted spectrum', 'fitted spectra')}"
     parts = []
     for pair in order[:NOTED_PAIRS]:
         a, b = pair.split("+", 1)
         total = sums.get(frozenset((canonical(a), canonical(b))))
-        spectra = counted(n_with, "spectrum", "spectra")
+        how_often = "" if n_with == 1 else f" in {len(found[pair])}{where}"
         parts.append(
-            f"{a} and {b} correlate at {np.median(found[pair]):.2f} in {len(found[pair])} of "
-            f"{spectra}: read {total if total else 'their sum'}"
+            f"{a} and {b} correlate at {np.median(found[pair]):.2f}{how_often}: "
+            f"read {total if total else 'their sum'}"
         )
     more = len(order) - NOTED_PAIRS
     others = f"; and {counted(more, 'other pair')}" if more > 0 else ""
+    median = "" if n_with == 1 else ", the median given"
     return [
         "metabolites the fit cannot tell apart (the correlation of their estimates "
-        f"{ANTICORRELATION_MAX:g} or below, the median given; per spectrum in results.json "
+        f"{ANTICORRELATION_MAX:g} or below{median}; per spectrum in results.json "
         "spectra[].fit.anticorrelated): " + "; ".join(parts) + others
     ]
 
