@@ -5,6 +5,7 @@ the quality flags found, the polish, ``--adapt``, the water scaling of the mM co
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,28 @@ ECC_NOTE = (
     "of its water reference (Klose, Magn Reson Med 1990;14:26), before the quality figures, "
     "referencing and fit"
 )
+
+
+def ecc_notes(water_paths: Sequence[Path | None]) -> list[str]:
+    """The run's notes where ``--ecc`` corrected the spectra: :data:`ECC_NOTE`, and for each
+    water reference that corrected several inputs (``water_paths``, one per input: ``--water``
+    given once for all) a sentence that says so. The correction moves each spectrum to that
+    water's frequency and takes out its phase: right for spectra of the water's own session,
+    voxel and shim, not another subject's (audit33: Osprey's sub-02 corrected by sub-01's water
+    said nothing of it)."""
+    notes = [ECC_NOTE]
+    uses: dict[Path, int] = {}
+    for path in water_paths:
+        if path is not None:
+            uses[path] = uses.get(path, 0) + 1
+    for path, n in uses.items():
+        if n > 1:
+            notes.append(
+                f"--ecc corrected {n} inputs by the one water reference {path.name}: right only "
+                "for spectra of its own session, voxel and shim (each input is moved to its "
+                "frequency and phase); else give each input its own (--water A --water B)"
+            )
+    return notes
 
 
 def referencing_note(correction: np.ndarray) -> str:

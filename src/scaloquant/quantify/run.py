@@ -49,11 +49,11 @@ from .figures import figure_choice, fitted_spectrum, representative_voxels, spec
 from .inputs import MMSpectrumFile, SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
 from .notes import (
-    ECC_NOTE,
     adaptation_note,
     adapted_checkpoint_note,
     baseline_note,
     correlation_note,
+    ecc_notes,
     figure_note,
     polish_note,
     quality_note,
@@ -594,7 +594,7 @@ def _finish(
         notes += figure_note(results, representative=representative)
     facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
     if options.ecc:
-        notes.append(ECC_NOTE)
+        notes += ecc_notes([p.input.water_path for p, *_ in partial])
         facts["eddy_current_correction"] = {
             "method": "klose",
             "water_references": [str(p.input.water_path) for p, *_ in partial],
