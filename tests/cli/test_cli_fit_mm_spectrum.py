@@ -114,6 +114,24 @@ def test_a_water_reference_given_as_the_mm_spectrum_is_refused(tmp_path, capsys,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+def test_the_metabolite_spectrum_given_as_the_mm_spectrum_is_warned_of(tmp_path, capsys):
+    """Osprey's sub-01 metabolite spectrum given to --mm-spectrum as well as the input: its
+    cleaning fit finds NAA at 0.28x the MM components (the subjects' TI 600 ms spectra: 0 and
+    0.035), and a warning says so on the terminal, in summary.md and in results.json (audit33:
+    it ran with residual_over_noise 5.23 in the MM fit and no word)."""
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    out = tmp_path / "out"
+    args = ["fit", str(data), "--mm-spectrum", str(data), "--max-figures", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    said = f"the MM spectrum {data.name} holds NAA at 0.28x its macromolecules"
+    assert said in capsys.readouterr().out
+    assert said in (out / "summary.md").read_text()
+    (warnings,) = [i["warnings"] for i in json.loads((out / "results.json").read_text())["inputs"]]
+    assert [w for w in warnings if w.startswith(said)] == warnings[-1:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
 def test_the_osprey_subjects_with_their_own_mm_spectra(tmp_path, capsys):
     """Osprey's two PRESS TE 30 subjects, each with its metabolite-nulled (TI 600 ms) spectrum,
     in one run: MM_measured replaces LCModel's parametric MM components (the lipids stay),
@@ -128,6 +146,7 @@ def test_the_osprey_subjects_with_their_own_mm_spectra(tmp_path, capsys):
     assert main(["fit", *inputs, *mm_flags, "--out", str(out), "--max-figures", "1"]) == 0
     printed = capsys.readouterr().out
     assert f"MM spectrum {nulled[1].name} cleaned by its fit" in printed
+    assert "holds NAA at" not in printed
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert "MM_measured" in rows[0] and "Lip13" in rows[0]

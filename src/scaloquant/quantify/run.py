@@ -1062,7 +1062,14 @@ def _with_mm_spectra(
             "the fit's MM_measured"
         )
         bases.append(own)
-        out.append(replace(prep, conversions=(*prep.conversions, *conversions, said)))
+        warned = _metabolite_mm_warning(mm, measured.amplitudes)
+        out.append(
+            replace(
+                prep,
+                conversions=(*prep.conversions, *conversions, said),
+                warnings=(*prep.warnings, *warned),
+            )
+        )
     facts = [
         {
             "file": str(mm.path),
@@ -1072,6 +1079,30 @@ def _with_mm_spectra(
         for mm in mm_spectra
     ]
     return bases, out, facts
+
+
+#: tNAA (NAA + NAAG) over the summed MM components of an MM spectrum's cleaning fit above which
+#: the spectrum is said to look like a metabolite spectrum. Measured (audit33): Osprey's TI 600 ms
+#: spectra 0 and 0.035, their subjects' metabolite spectra given as the MM spectrum 0.285 and
+#: 0.273; 0.1 is about 3x from either.
+MM_NAA_WARNING_RATIO = 0.1
+
+
+def _metabolite_mm_warning(mm: MMSpectrumFile, amplitudes: Mapping[str, float]) -> list[str]:
+    """A warning where an MM spectrum's own fit found much NAA (:data:`MM_NAA_WARNING_RATIO`):
+    an inversion nulls it, so this is the metabolite spectrum (or a poorly nulled one), whose
+    MM_measured then holds the metabolites' lines its MM components took up (the fit of
+    Osprey's sub-01 with its metabolite spectrum as MM: its residual_over_noise 5.23, no word)."""
+    mm_sum = sum(v for k, v in amplitudes.items() if k.startswith("MM"))
+    naa = amplitudes.get("NAA", 0.0) + amplitudes.get("NAAG", 0.0)
+    if not mm_sum > 0 or naa / mm_sum <= MM_NAA_WARNING_RATIO:
+        return []
+    return [
+        f"the MM spectrum {mm.path.name} holds NAA at {naa / mm_sum:.2f}x its macromolecules "
+        f"(a metabolite-nulled spectrum's is under {MM_NAA_WARNING_RATIO:g}x): is it the "
+        "metabolite spectrum? MM_measured may hold metabolite lines; check its fit "
+        "(results.json mm_spectra) and the file given to --mm-spectrum"
+    ]
 
 
 def _require_not_water(mm: MMSpectrumFile) -> None:
