@@ -114,6 +114,58 @@ def test_a_water_reference_given_as_the_mm_spectrum_is_refused(tmp_path, capsys,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+def test_a_four_column_text_mm_spectrum_is_read_by_its_signal_columns(tmp_path):
+    """A 4-column text MM spectrum (its signal, then its water reference) is fitted by its signal
+    columns, as a 2-column file of them: the same results.csv. Before, it was read as a water
+    reference is, by its water columns (audit33)."""
+    from scaloquant.io import read_fid
+
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    fids = [
+        read_fid(OSPREY_MM / f"sub-01_ses-01_PRESS-Inverted_TI-600_raw-{kind}_noID.nii.gz")
+        for kind in ("act", "ref")
+    ]
+    # the text files hold the conjugate of the internal convention (scaloquant.io.text)
+    mm, water = (np.conj(f.samples.reshape(-1, f.n_points).mean(0)) for f in fids)
+    own = read_fid(data)  # the text files take the flags, which must match the data's header
+    grid = ["--dwell-time-s", str(own.dwell_time_s)]
+    grid += ["--spectrometer-freq-mhz", str(own.spectrometer_freq_mhz)]
+    two, four = tmp_path / "mm2.txt", tmp_path / "mm4.txt"
+    np.savetxt(two, np.c_[mm.real, mm.imag])
+    np.savetxt(four, np.c_[mm.real, mm.imag, water.real, water.imag])
+    for text in (two, four):
+        args = ["fit", str(data), "--mm-spectrum", str(text), *grid, "--max-figures", "0"]
+        assert main([*args, "--out", str(tmp_path / text.stem)]) == 0
+    rows = [(tmp_path / name / "results.csv").read_text() for name in ("mm2", "mm4")]
+    assert rows[0].replace("mm2.txt", "mm4.txt") == rows[1]
+
+
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+def test_a_mirrored_mm_spectrum_is_refused_as_mirrored_not_as_water(tmp_path, capsys):
+    """Osprey's sub-01 MM spectrum written conjugated (text files hold the conjugate of the
+    internal convention; here the internal samples as they are): mirrored, its lines leave the
+    metabolite window and its residual water stands 331x over what is left, as a water
+    reference's would; the refusal says mirrored and how to rewrite it, not water."""
+    from scaloquant.io import read_fid
+
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    mm = read_fid(OSPREY_MM / "sub-01_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz")
+    own = read_fid(data)
+    grid = ["--dwell-time-s", str(own.dwell_time_s)]
+    grid += ["--spectrometer-freq-mhz", str(own.spectrometer_freq_mhz)]
+    samples = mm.samples.reshape(-1, mm.n_points).mean(0)
+    mirrored = tmp_path / "mm.txt"
+    np.savetxt(mirrored, np.c_[samples.real, samples.imag])
+    out = tmp_path / "out"
+    args = ["fit", str(data), "--mm-spectrum", str(mirrored), *grid, "--out", str(out)]
+    assert main(args) == 2
+    line = one_error_line(capsys, "fit", "the MM spectrum mm.txt looks mirrored")
+    assert "--conjugate" in line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
 def test_the_metabolite_spectrum_given_as_the_mm_spectrum_is_warned_of(tmp_path, capsys):
     """Osprey's sub-01 metabolite spectrum given to --mm-spectrum as well as the input: its
     cleaning fit finds NAA at 0.28x the MM components (the subjects' TI 600 ms spectra: 0 and

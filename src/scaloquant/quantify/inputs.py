@@ -399,8 +399,9 @@ def read_mm_spectra(
 ) -> list[MMSpectrumFile]:
     """The metabolite-nulled spectra of ``fit --mm-spectrum`` (one for all inputs, or one per
     input in their order: :func:`~scaloquant.quantify.fit_inputs` checks the count), each read
-    as a water reference is (:func:`read_water`, the same ``overrides``, ``override_header``
-    and ``conjugate``), its transients averaged into one spectrum.
+    as the inputs are (:func:`scaloquant.io.read_fid`, the same ``overrides``,
+    ``override_header`` and ``conjugate``; of a 4-column text file its signal columns, not the
+    water's that :func:`read_water` takes), its transients averaged into one spectrum.
 
     Raises
     ------
@@ -409,7 +410,9 @@ def read_mm_spectra(
     """
     out = []
     for path in map(Path, paths):
-        fid = read_water(path, dict(overrides or {}), conjugate, override_header)
+        fid = read_fid(
+            path, conjugate=conjugate, override_header=override_header, **dict(overrides or {})
+        )
         _require_combined(
             fid,
             f"the MM spectrum {path}",

@@ -18,7 +18,7 @@ import numpy as np
 from .. import defaults
 from .._config import whole_number
 from .._words import counted
-from ..errors import ConfigError, NeedsOption, Option
+from ..errors import ConfigError, IncompatibleDataError, NeedsOption, Option
 from ..fit import (
     FitConfig,
     FitResult,
@@ -1115,6 +1115,8 @@ def _require_not_water(mm: MMSpectrumFile) -> None:
     Raises
     ------
     NeedsOption : the spectrum looks like water.
+    IncompatibleDataError : it looks like water only as read, not conjugated: an MM spectrum
+        mirrored about its reference.
     """
     from ..signal import water_peak
 
@@ -1123,15 +1125,24 @@ def _require_not_water(mm: MMSpectrumFile) -> None:
         return
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
     ratio = float(water_peak.water_ratio(fid.samples, *grid))
-    if water_peak.looks_like_water(ratio):
-        raise NeedsOption(
-            f"the MM spectrum {mm.path.name} looks like water (its water peak {ratio:.0f}x the "
-            f"tallest metabolite peak; a water reference's is over {water_peak.WATER_RATIO:g}x): "
-            "give the water-suppressed metabolite-nulled spectrum (",
-            Option("mm_spectrum"),
-            "), and a water reference as ",
-            Option("water"),
+    if not water_peak.looks_like_water(ratio):
+        return
+    if not water_peak.looks_like_water(water_peak.water_ratio(np.conj(fid.samples), *grid)):
+        # mirrored about the reference, an MM spectrum's lines leave the metabolite window and
+        # its residual water looks tall (Osprey's sub-01 conjugated: 331x); water stays water
+        raise IncompatibleDataError(
+            f"the MM spectrum {mm.path.name} looks mirrored about its ppm reference (stored "
+            "in the other orientation than the inputs): rewrite it in theirs (scaloquant "
+            "convert FILE OUT.nii.gz --conjugate)"
         )
+    raise NeedsOption(
+        f"the MM spectrum {mm.path.name} looks like water (its water peak {ratio:.0f}x the "
+        f"tallest metabolite peak; a water reference's is over {water_peak.WATER_RATIO:g}x): "
+        "give the water-suppressed metabolite-nulled spectrum (",
+        Option("mm_spectrum"),
+        "), and a water reference as ",
+        Option("water"),
+    )
 
 
 def _one_model_for_all(
