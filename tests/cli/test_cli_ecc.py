@@ -183,3 +183,19 @@ def test_one_water_for_several_inputs_is_said(basis, simulated, tmp_path):
     assert said in (tmp_path / "one" / "summary.md").read_text()
     notes = json.loads((tmp_path / "own" / "results.json").read_text())["notes"]
     assert not [n for n in notes if n.startswith("--ecc corrected")]
+
+
+def test_ecc_by_a_water_that_does_not_look_like_water_is_refused_under_force(
+    basis, simulated, tmp_path, capsys
+):
+    """The spectrum given as its own water reference: --force lets the mM columns use it (with a
+    warning), but its phase is its lines', and --ecc by it is refused (audit33: it "corrected"
+    Osprey's sub-01 by its own phase with --force)."""
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, simulated.fids[0]))
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--water", str(path), "--force", "--ecc", "--out", str(out)]
+    assert main(args) == 2
+    line = one_error_line(capsys, "fit", "--ecc: the water reference of svs.nii.gz does not look")
+    assert "leave out --ecc" in line
+    assert not out.exists()
+    assert main([*args[:5], "--out", str(out), "--max-figures", "0"]) == 0  # without --ecc
