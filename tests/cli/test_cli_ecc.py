@@ -105,7 +105,10 @@ def test_ecc_mrsi_with_a_single_voxel_water_is_refused(basis, simulated, tmp_pat
         tmp_path / "mrsi.nii.gz",
         _fid(basis, np.stack([simulated.fids[0]] * 2).reshape(2, 1, 1, -1)),
     )
-    water = write_nifti_mrs(tmp_path / "w.nii.gz", _fid(basis, 5e3 * np.exp(-t / 0.05) * eddy))
+    water, other = (
+        write_nifti_mrs(tmp_path / name, _fid(basis, 5e3 * np.exp(-t / 0.05) * eddy))
+        for name in ("w.nii.gz", "w2.nii.gz")
+    )
     out = tmp_path / "out"
     args = ["fit", str(mrsi), "--water", str(water), "--ecc", "--out", str(out)]
     assert main(args) == 2
@@ -153,3 +156,46 @@ def test_quantify_ecc_says_it_in_the_conversions(basis, simulated, tmp_path, tin
     doc = json.loads((out / "results.json").read_text())
     assert any("eddy-current correction" in c for c in doc["inputs"][0]["conversions"])
     assert doc["eddy_current_correction"]["water_references"][0].endswith("s.H2O")
+
+
+def test_one_water_for_several_inputs_is_said(basis, simulated, tmp_path):
+    """--water given once for two inputs under --ecc: both are corrected by that one water's
+    phase, right only for spectra of its session, voxel and shim; a note names the water and how
+    many inputs it corrected (audit33: Osprey's sub-02 corrected by sub-01's water said
+    nothing). One water per input: no such note."""
+    eddy, t = _eddy(basis)
+    a = write_nifti_mrs(tmp_path / "a.nii.gz", _fid(basis, simulated.fids[0] * eddy))
+    b = write_nifti_mrs(tmp_path / "b.nii.gz", _fid(basis, simulated.fids[0] * eddy))
+    water, other = (
+        write_nifti_mrs(tmp_path / name, _fid(basis, 5e3 * np.exp(-t / 0.05) * eddy))
+        for name in ("w.nii.gz", "w2.nii.gz")
+    )
+    common = ["--ecc", "--preset", "simulated", "--max-figures", "0", "--threads", "1"]
+    shared = ["fit", str(a), str(b), "--water", str(water), "--out", str(tmp_path / "one")]
+    own = [*shared[:4], str(water), "--water", str(other), "--out", str(tmp_path / "own")]
+    assert main([*shared, *common]) == 0
+    assert main([*own, *common]) == 0
+    said = "--ecc corrected 2 inputs by the one water reference w.nii.gz: right only for"
+    notes = json.loads((tmp_path / "one" / "results.json").read_text())["notes"]
+    assert [n for n in notes if n.startswith("--ecc corrected")] == [
+        next(n for n in notes if n.startswith(said))
+    ]
+    assert said in (tmp_path / "one" / "summary.md").read_text()
+    notes = json.loads((tmp_path / "own" / "results.json").read_text())["notes"]
+    assert not [n for n in notes if n.startswith("--ecc corrected")]
+
+
+def test_ecc_by_a_water_that_does_not_look_like_water_is_refused_under_force(
+    basis, simulated, tmp_path, capsys
+):
+    """The spectrum given as its own water reference: --force lets the mM columns use it (with a
+    warning), but its phase is its lines', and --ecc by it is refused (audit33: it "corrected"
+    Osprey's sub-01 by its own phase with --force)."""
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, simulated.fids[0]))
+    out = tmp_path / "out"
+    args = ["fit", str(path), "--water", str(path), "--force", "--ecc", "--out", str(out)]
+    assert main(args) == 2
+    line = one_error_line(capsys, "fit", "--ecc: the water reference of svs.nii.gz does not look")
+    assert "leave out --ecc" in line
+    assert not out.exists()
+    assert main([*args[:5], "--out", str(out), "--max-figures", "0"]) == 0  # without --ecc

@@ -96,6 +96,92 @@ def test_a_missing_mm_spectrum_is_refused_before_any_work(files, tmp_path, capsy
     assert not out.exists()
 
 
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+@pytest.mark.parametrize("water", ["PRESS_raw-ref", "PRESS-Inverted_TI-600_raw-ref"])
+def test_a_water_reference_given_as_the_mm_spectrum_is_refused(tmp_path, capsys, water):
+    """The water reference (the metabolite scan's or the inverted scan's, both in Osprey's
+    folder beside the MM spectrum) given to --mm-spectrum by mistake: its water peak is
+    981-1318x the tallest metabolite peak where the MM spectra's residual water is 16-42x
+    (audit33); it was cleaned into an MM_measured with residual_over_noise 1.23 and no word."""
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    wrong = OSPREY_MM / f"sub-01_ses-01_{water}_noID.nii.gz"
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--mm-spectrum", str(wrong), "--out", str(out)]) == 2
+    line = one_error_line(capsys, "fit", f"the MM spectrum {wrong.name} looks like water")
+    assert "--mm-spectrum" in line and "--water" in line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+def test_a_four_column_text_mm_spectrum_is_read_by_its_signal_columns(tmp_path):
+    """A 4-column text MM spectrum (its signal, then its water reference) is fitted by its signal
+    columns, as a 2-column file of them: the same results.csv. Before, it was read as a water
+    reference is, by its water columns (audit33)."""
+    from scaloquant.io import read_fid
+
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    fids = [
+        read_fid(OSPREY_MM / f"sub-01_ses-01_PRESS-Inverted_TI-600_raw-{kind}_noID.nii.gz")
+        for kind in ("act", "ref")
+    ]
+    # the text files hold the conjugate of the internal convention (scaloquant.io.text)
+    mm, water = (np.conj(f.samples.reshape(-1, f.n_points).mean(0)) for f in fids)
+    own = read_fid(data)  # the text files take the flags, which must match the data's header
+    grid = ["--dwell-time-s", str(own.dwell_time_s)]
+    grid += ["--spectrometer-freq-mhz", str(own.spectrometer_freq_mhz)]
+    two, four = tmp_path / "mm2.txt", tmp_path / "mm4.txt"
+    np.savetxt(two, np.c_[mm.real, mm.imag])
+    np.savetxt(four, np.c_[mm.real, mm.imag, water.real, water.imag])
+    for text in (two, four):
+        args = ["fit", str(data), "--mm-spectrum", str(text), *grid, "--max-figures", "0"]
+        assert main([*args, "--out", str(tmp_path / text.stem)]) == 0
+    rows = [(tmp_path / name / "results.csv").read_text() for name in ("mm2", "mm4")]
+    assert rows[0].replace("mm2.txt", "mm4.txt") == rows[1]
+
+
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+def test_a_mirrored_mm_spectrum_is_refused_as_mirrored_not_as_water(tmp_path, capsys):
+    """Osprey's sub-01 MM spectrum written conjugated (text files hold the conjugate of the
+    internal convention; here the internal samples as they are): mirrored, its lines leave the
+    metabolite window and its residual water stands 331x over what is left, as a water
+    reference's would; the refusal says mirrored and how to rewrite it, not water."""
+    from scaloquant.io import read_fid
+
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    mm = read_fid(OSPREY_MM / "sub-01_ses-01_PRESS-Inverted_TI-600_raw-act_noID.nii.gz")
+    own = read_fid(data)
+    grid = ["--dwell-time-s", str(own.dwell_time_s)]
+    grid += ["--spectrometer-freq-mhz", str(own.spectrometer_freq_mhz)]
+    samples = mm.samples.reshape(-1, mm.n_points).mean(0)
+    mirrored = tmp_path / "mm.txt"
+    np.savetxt(mirrored, np.c_[samples.real, samples.imag])
+    out = tmp_path / "out"
+    args = ["fit", str(data), "--mm-spectrum", str(mirrored), *grid, "--out", str(out)]
+    assert main(args) == 2
+    line = one_error_line(capsys, "fit", "the MM spectrum mm.txt looks mirrored")
+    assert "--conjugate" in line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
+def test_the_metabolite_spectrum_given_as_the_mm_spectrum_is_warned_of(tmp_path, capsys):
+    """Osprey's sub-01 metabolite spectrum given to --mm-spectrum as well as the input: its
+    cleaning fit finds NAA at 0.28x the MM components (the subjects' TI 600 ms spectra: 0 and
+    0.035), and a warning says so on the terminal, in summary.md and in results.json (audit33:
+    it ran with residual_over_noise 5.23 in the MM fit and no word)."""
+    data = OSPREY_MM / "sub-01_ses-01_PRESS_raw-act_noID.nii.gz"
+    out = tmp_path / "out"
+    args = ["fit", str(data), "--mm-spectrum", str(data), "--max-figures", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    said = f"the MM spectrum {data.name} holds NAA at 0.28x its macromolecules"
+    assert said in capsys.readouterr().out
+    assert said in (out / "summary.md").read_text()
+    (warnings,) = [i["warnings"] for i in json.loads((out / "results.json").read_text())["inputs"]]
+    assert [w for w in warnings if w.startswith(said)] == warnings[-1:]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not OSPREY_MM.is_dir(), reason=f"{OSPREY_MM} is absent (../shared)")
 def test_the_osprey_subjects_with_their_own_mm_spectra(tmp_path, capsys):
@@ -112,6 +198,7 @@ def test_the_osprey_subjects_with_their_own_mm_spectra(tmp_path, capsys):
     assert main(["fit", *inputs, *mm_flags, "--out", str(out), "--max-figures", "1"]) == 0
     printed = capsys.readouterr().out
     assert f"MM spectrum {nulled[1].name} cleaned by its fit" in printed
+    assert "holds NAA at" not in printed
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert "MM_measured" in rows[0] and "Lip13" in rows[0]

@@ -118,5 +118,25 @@ def test_the_pairs_are_in_results_json_of_a_fit_run(basis, noisy, tmp_path):
     assert "anticorrelated" in doc["fit_facts"]
     said = [n for n in doc["notes"] if n.startswith("metabolites the fit cannot tell apart")]
     assert len(said) == 1 and said[0].endswith(
-        ": A and A2 correlate at -1.00 in 4 of 4 spectra: read their sum"
+        ": A and A2 correlate at -1.00 in 4 of the 4 fitted spectra: read their sum"
     ), said
+
+
+def test_the_note_of_one_spectrum_gives_no_median_and_no_count(basis, noisy, tmp_path):
+    """Of a run of one spectrum the note gives its coefficient, not "the median" "in 1 of 1
+    spectrum" (audit33: every single-voxel fit said so)."""
+    basis_path = write_basis_npz(tmp_path / "basis.npz", basis)
+    data = write_nifti_mrs(
+        tmp_path / "data.nii.gz", FID(noisy[0].reshape(1, 1, 1, -1), DWELL_S, FREQ_MHZ, 4.65)
+    )
+    out = tmp_path / "out"
+    argv = ["fit", str(data), "--basis", str(basis_path), "--out", str(out)]
+    flags = ["--preset", "simulated", "--ppm-range", "0.5", "4.0", "--max-figures", "0"]
+    assert main([*argv, *flags]) == 0
+    notes = json.loads((out / "results.json").read_text())["notes"]
+    said = [n for n in notes if n.startswith("metabolites the fit cannot tell apart")]
+    assert said == [
+        "metabolites the fit cannot tell apart (the correlation of their estimates -0.5 or "
+        "below; per spectrum in results.json spectra[].fit.anticorrelated): A and A2 correlate "
+        "at -1.00: read their sum"
+    ], said

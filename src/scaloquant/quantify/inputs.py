@@ -266,7 +266,7 @@ class SpectraInput:
         return samples
 
 
-def eddy_corrected(inp: SpectraInput) -> tuple[SpectraInput, str]:
+def eddy_corrected(inp: SpectraInput, water_ratio: float | None = None) -> tuple[SpectraInput, str]:
     """``inp`` with its spectra corrected by its water reference's phase (Klose 1990,
     :func:`scaloquant.signal.ecc.eddy_current_corrected`; ``fit`` and ``quantify --ecc``), and
     the sentence that says so (a conversion of the input).
@@ -276,13 +276,21 @@ def eddy_corrected(inp: SpectraInput) -> tuple[SpectraInput, str]:
     holds that voxel's frequency offset and phase, which differ from voxel to voxel with the
     shim, and would move every other voxel's spectrum by them.
 
+    ``water_ratio``: the water's :func:`~scaloquant.signal.water_peak.water_ratio`
+    (:meth:`SpectraInput.water_checks`), where known: one that does not look like water is
+    refused even where ``force`` let the mM columns use it, since the phase of a spectrum whose
+    water does not dominate is its lines', not the eddy currents' (Osprey's sub-01 spectrum
+    given as its own water under ``--force``, ratio 4.07, was "corrected" by its own phase).
+
     Raises
     ------
     ConfigError
         No water reference.
     IncompatibleDataError
-        A single-voxel water for MRSI, or another number of points or dwell time.
+        A single-voxel water for MRSI, a water that does not look like water, or another
+        number of points or dwell time.
     """
+    from ..signal import water_peak
     from ..signal.ecc import eddy_current_corrected
 
     water = inp.water
@@ -290,6 +298,14 @@ def eddy_corrected(inp: SpectraInput) -> tuple[SpectraInput, str]:
         raise ConfigError(
             f"--ecc corrects the spectra by the phase of their water reference and "
             f"{inp.label} has none; give it with --water FILE, or leave out --ecc"
+        )
+    if water_ratio is not None and not water_peak.looks_like_water(water_ratio):
+        raise IncompatibleDataError(
+            f"--ecc: the water reference of {inp.label} does not look like water (its water "
+            f"peak {water_ratio:.3g}x the tallest metabolite peak, a water reference's over "
+            f"{water_peak.WATER_RATIO:g}x): its phase is its own lines', not the eddy currents' "
+            "(--force does not change that); give the unsuppressed water reference, or leave "
+            "out --ecc"
         )
     samples = inp.water_areas_source()
     if inp.is_mrsi and int(np.prod(water.samples.shape[:N_SPATIAL], dtype=int)) == 1:
@@ -399,8 +415,9 @@ def read_mm_spectra(
 ) -> list[MMSpectrumFile]:
     """The metabolite-nulled spectra of ``fit --mm-spectrum`` (one for all inputs, or one per
     input in their order: :func:`~scaloquant.quantify.fit_inputs` checks the count), each read
-    as a water reference is (:func:`read_water`, the same ``overrides``, ``override_header``
-    and ``conjugate``), its transients averaged into one spectrum.
+    as the inputs are (:func:`scaloquant.io.read_fid`, the same ``overrides``,
+    ``override_header`` and ``conjugate``; of a 4-column text file its signal columns, not the
+    water's that :func:`read_water` takes), its transients averaged into one spectrum.
 
     Raises
     ------
@@ -409,7 +426,9 @@ def read_mm_spectra(
     """
     out = []
     for path in map(Path, paths):
-        fid = read_water(path, dict(overrides or {}), conjugate, override_header)
+        fid = read_fid(
+            path, conjugate=conjugate, override_header=override_header, **dict(overrides or {})
+        )
         _require_combined(
             fid,
             f"the MM spectrum {path}",

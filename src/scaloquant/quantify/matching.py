@@ -106,7 +106,7 @@ def matched_inputs(
         water_notes, water_quality = inp.water_checks(force)
         corrected = ()
         if ecc:
-            inp, note = eddy_corrected(inp)
+            inp, note = eddy_corrected(inp, water_quality.get("water_ratio"))
             corrected = (note,)
         m = _match(inp.fid, target, stated, force, target_what)
         # measured on the data as acquired: resampling to another band would put zeros (no

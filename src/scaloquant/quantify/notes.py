@@ -5,6 +5,7 @@ the quality flags found, the polish, ``--adapt``, the water scaling of the mM co
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,28 @@ ECC_NOTE = (
     "of its water reference (Klose, Magn Reson Med 1990;14:26), before the quality figures, "
     "referencing and fit"
 )
+
+
+def ecc_notes(water_paths: Sequence[Path | None]) -> list[str]:
+    """The run's notes where ``--ecc`` corrected the spectra: :data:`ECC_NOTE`, and for each
+    water reference that corrected several inputs (``water_paths``, one per input: ``--water``
+    given once for all) a sentence that says so. The correction moves each spectrum to that
+    water's frequency and takes out its phase: right for spectra of the water's own session,
+    voxel and shim, not another subject's (audit33: Osprey's sub-02 corrected by sub-01's water
+    said nothing of it)."""
+    notes = [ECC_NOTE]
+    uses: dict[Path, int] = {}
+    for path in water_paths:
+        if path is not None:
+            uses[path] = uses.get(path, 0) + 1
+    for path, n in uses.items():
+        if n > 1:
+            notes.append(
+                f"--ecc corrected {n} inputs by the one water reference {path.name}: right only "
+                "for spectra of its own session, voxel and shim (each input is moved to its "
+                "frequency and phase); else give each input its own (--water A --water B)"
+            )
+    return notes
 
 
 def referencing_note(correction: np.ndarray) -> str:
@@ -183,20 +206,23 @@ def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> 
         return []
     sums = {frozenset(parts): name for name, parts in COMBINATIONS.items()}
     order = sorted(found, key=lambda pair: (-len(found[pair]), float(np.median(found[pair]))))
+    # of one spectrum, no median and no count: "in 1 of 1 spectrum" read as a statistic
+    where = "" if n_with == 1 else f" of the {counted(n_with, 'fitted spectrum', 'fitted spectra')}"
     parts = []
     for pair in order[:NOTED_PAIRS]:
         a, b = pair.split("+", 1)
         total = sums.get(frozenset((canonical(a), canonical(b))))
-        spectra = counted(n_with, "spectrum", "spectra")
+        how_often = "" if n_with == 1 else f" in {len(found[pair])}{where}"
         parts.append(
-            f"{a} and {b} correlate at {np.median(found[pair]):.2f} in {len(found[pair])} of "
-            f"{spectra}: read {total if total else 'their sum'}"
+            f"{a} and {b} correlate at {np.median(found[pair]):.2f}{how_often}: "
+            f"read {total if total else 'their sum'}"
         )
     more = len(order) - NOTED_PAIRS
     others = f"; and {counted(more, 'other pair')}" if more > 0 else ""
+    median = "" if n_with == 1 else ", the median given"
     return [
         "metabolites the fit cannot tell apart (the correlation of their estimates "
-        f"{ANTICORRELATION_MAX:g} or below, the median given; per spectrum in results.json "
+        f"{ANTICORRELATION_MAX:g} or below{median}; per spectrum in results.json "
         "spectra[].fit.anticorrelated): " + "; ".join(parts) + others
     ]
 

@@ -18,7 +18,7 @@ import numpy as np
 from .. import defaults
 from .._config import whole_number
 from .._words import counted
-from ..errors import ConfigError, NeedsOption, Option
+from ..errors import ConfigError, IncompatibleDataError, NeedsOption, Option
 from ..fit import (
     FitConfig,
     FitResult,
@@ -49,11 +49,11 @@ from .figures import figure_choice, fitted_spectrum, representative_voxels, spec
 from .inputs import MMSpectrumFile, SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
 from .notes import (
-    ECC_NOTE,
     adaptation_note,
     adapted_checkpoint_note,
     baseline_note,
     correlation_note,
+    ecc_notes,
     figure_note,
     polish_note,
     quality_note,
@@ -603,7 +603,7 @@ def _finish(
         notes += figure_note(results, representative=representative)
     facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
     if options.ecc:
-        notes.append(ECC_NOTE)
+        notes += ecc_notes([p.input.water_path for p, *_ in partial])
         facts["eddy_current_correction"] = {
             "method": "klose",
             "water_references": [str(p.input.water_path) for p, *_ in partial],
@@ -1057,6 +1057,8 @@ def _with_mm_spectra(
             data_what=prep.input.label,
             advice=("give the MM spectrum acquired with the data (", Option("mm_spectrum"), ")"),
         )
+    for mm in mm_spectra:
+        _require_not_water(mm)
     cleaned = {id(mm): clean_mm_spectrum(mm.fid, basis, config) for mm in mm_spectra}
     bases, out = [], []
     for prep, mm in zip(prepared, per_input, strict=True):
@@ -1069,7 +1071,14 @@ def _with_mm_spectra(
             "the fit's MM_measured"
         )
         bases.append(own)
-        out.append(replace(prep, conversions=(*prep.conversions, *conversions, said)))
+        warned = _metabolite_mm_warning(mm, measured.amplitudes)
+        out.append(
+            replace(
+                prep,
+                conversions=(*prep.conversions, *conversions, said),
+                warnings=(*prep.warnings, *warned),
+            )
+        )
     facts = [
         {
             "file": str(mm.path),
@@ -1079,6 +1088,70 @@ def _with_mm_spectra(
         for mm in mm_spectra
     ]
     return bases, out, facts
+
+
+#: tNAA (NAA + NAAG) over the summed MM components of an MM spectrum's cleaning fit above which
+#: the spectrum is said to look like a metabolite spectrum. Measured (audit33): Osprey's TI 600 ms
+#: spectra 0 and 0.035, their subjects' metabolite spectra given as the MM spectrum 0.285 and
+#: 0.273; 0.1 is about 3x from either.
+MM_NAA_WARNING_RATIO = 0.1
+
+
+def _metabolite_mm_warning(mm: MMSpectrumFile, amplitudes: Mapping[str, float]) -> list[str]:
+    """A warning where an MM spectrum's own fit found much NAA (:data:`MM_NAA_WARNING_RATIO`):
+    an inversion nulls it, so this is the metabolite spectrum (or a poorly nulled one), whose
+    MM_measured then holds the metabolites' lines its MM components took up (the fit of
+    Osprey's sub-01 with its metabolite spectrum as MM: its residual_over_noise 5.23, no word)."""
+    mm_sum = sum(v for k, v in amplitudes.items() if k.startswith("MM"))
+    naa = amplitudes.get("NAA", 0.0) + amplitudes.get("NAAG", 0.0)
+    if not mm_sum > 0 or naa / mm_sum <= MM_NAA_WARNING_RATIO:
+        return []
+    return [
+        f"the MM spectrum {mm.path.name} holds NAA at {naa / mm_sum:.2f}x its macromolecules "
+        f"(a metabolite-nulled spectrum's is under {MM_NAA_WARNING_RATIO:g}x): is it the "
+        "metabolite spectrum? MM_measured may hold metabolite lines; check its fit "
+        "(results.json mm_spectra) and the file given to --mm-spectrum"
+    ]
+
+
+def _require_not_water(mm: MMSpectrumFile) -> None:
+    """Refuse an MM spectrum that is a water reference (given to ``mm_spectra`` by mistake): its
+    water peak over :data:`~scaloquant.signal.water_peak.WATER_RATIO` times its tallest
+    metabolite peak, as the ``water`` flag. Osprey's metabolite-nulled TI 600 ms spectra give
+    16-42, their water references 981-1318; one cleaned anyway had residual_over_noise 1.23 and
+    a phase of 150 deg/ppm, and no word said so (audit33).
+
+    Raises
+    ------
+    NeedsOption : the spectrum looks like water.
+    IncompatibleDataError : it looks like water only as read, not conjugated: an MM spectrum
+        mirrored about its reference.
+    """
+    from ..signal import water_peak
+
+    fid = mm.fid
+    if fid.nucleus != "1H":
+        return
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    ratio = float(water_peak.water_ratio(fid.samples, *grid))
+    if not water_peak.looks_like_water(ratio):
+        return
+    if not water_peak.looks_like_water(water_peak.water_ratio(np.conj(fid.samples), *grid)):
+        # mirrored about the reference, an MM spectrum's lines leave the metabolite window and
+        # its residual water looks tall (Osprey's sub-01 conjugated: 331x); water stays water
+        raise IncompatibleDataError(
+            f"the MM spectrum {mm.path.name} looks mirrored about its ppm reference (stored "
+            "in the other orientation than the inputs): rewrite it in theirs (scaloquant "
+            "convert FILE OUT.nii.gz --conjugate)"
+        )
+    raise NeedsOption(
+        f"the MM spectrum {mm.path.name} looks like water (its water peak {ratio:.0f}x the "
+        f"tallest metabolite peak; a water reference's is over {water_peak.WATER_RATIO:g}x): "
+        "give the water-suppressed metabolite-nulled spectrum (",
+        Option("mm_spectrum"),
+        "), and a water reference as ",
+        Option("water"),
+    )
 
 
 def _one_model_for_all(
