@@ -46,6 +46,7 @@ VARIANTS = {
     "zeros": ("zeros",),
     "lineshape": ("lineshape",),
     "group widths": ("damping", "gaussian"),
+    "metabolites' widths": ("damping@metabolites", "gaussian@metabolites"),
     "group dampings": ("damping",),
     "group Gaussian widths": ("gaussian",),
     "damping deviations": ("deviation",),
@@ -58,16 +59,16 @@ VARIANTS = {
 
 
 def parameter_kinds(problem) -> np.ndarray:
-    """The kind of each free parameter ``(P_free,)``: ``"damping"`` and ``"gaussian"`` (the
-    groups' Lorentzian dampings and Gaussian widths), ``"deviation"`` (the metabolites' damping deviations), ``"kernel"``
-    (the free-form kernel's weights), ``"shift"`` (shifts, shift deviations) or ``"phase"``
-    (``"lineshape"`` holds the first three); the layout of :class:`scaloquant.fit.problem.Problem`'s ``theta``
-    (``3 G + 2 + 2 M + J``)."""
-    g, m = problem.n_groups, problem.n_metabolites
+    """The kind of each free parameter ``(P_free,)``: ``"damping@GROUP"`` and
+    ``"gaussian@GROUP"`` (each group's Lorentzian damping and Gaussian width),
+    ``"deviation"`` (the metabolites' damping deviations), ``"kernel"`` (the free-form
+    kernel's weights), ``"shift"`` (shifts, shift deviations) or ``"phase"``; the layout of
+    :class:`scaloquant.fit.problem.Problem`'s ``theta`` (``3 G + 2 + 2 M + J``)."""
+    m, groups = problem.n_metabolites, problem.group_names
     kinds = np.array(
-        ["damping"] * g
-        + ["shift"] * g
-        + ["gaussian"] * g
+        [f"damping@{name}" for name in groups]
+        + ["shift"] * len(groups)
+        + [f"gaussian@{name}" for name in groups]
         + ["phase"] * 2
         + ["deviation"] * m
         + ["shift"] * m,
@@ -78,10 +79,17 @@ def parameter_kinds(problem) -> np.ndarray:
     return kinds[problem.free_index.cpu().numpy()]
 
 
+def _is_kind(kind: str, wanted: str) -> bool:
+    """Whether ``kind`` (of :func:`parameter_kinds`) is ``wanted``: the same, or ``wanted``
+    without a group (``"damping"``) names every group's."""
+    return kind == wanted or kind.split("@")[0] == wanted
+
+
 def held_covariance(problem, ev, noise_var, amplitude_prior, kinds: tuple[str, ...]):
     """The amplitudes' covariance ``(B, M, M)`` of :func:`scaloquant.fit.crlb.crlb` with the
     parameters of ``kinds`` held: their rows and columns of the normed Fisher matrix the
-    identity's, their covariance 0 (``"zeros"``: LCModel's covariance of the positive set)."""
+    identity's, their covariance 0 (``"zeros"``: LCModel's covariance of the positive set;
+    ``"lineshape"``: dampings, Gaussian widths, damping deviations and kernel)."""
     normed, outer, _ = bound._normed_fisher(problem, ev, noise_var, amplitude_prior)
     m = problem.n_metabolites
     held = torch.zeros(normed.shape[:2], dtype=torch.bool, device=normed.device)
@@ -90,7 +98,8 @@ def held_covariance(problem, ev, noise_var, amplitude_prior, kinds: tuple[str, .
     free_kinds = parameter_kinds(problem)
     lineshape = ("damping", "gaussian", "deviation", "kernel") if "lineshape" in kinds else ()
     for k in (*kinds, *lineshape):
-        cols = torch.as_tensor(np.flatnonzero(free_kinds == k) + m, device=normed.device)
+        hit = [j for j, kind in enumerate(free_kinds) if _is_kind(kind, k)]
+        cols = torch.as_tensor(np.array(hit, dtype=np.int64) + m, device=normed.device)
         held[:, cols] = True
     mask = held[:, :, None] | held[:, None, :]
     normed.masked_fill_(mask, 0.0)
