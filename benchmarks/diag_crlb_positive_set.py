@@ -1,7 +1,7 @@
 """Our %SD with ingredients of the bound held (the amplitudes at 0, as LCModel forms its SDs;
-the lineshape; the shifts and phases; every nonlinear parameter) beside LCModel's on the
-spectra of a ``benchmarks/bench_lcmodel.py`` run (docs/fit.md "Our %SD beside LCModel's";
-docs/history/fit-log.md, session 33).
+the groups' widths; the lineshape; the shifts and phases; every nonlinear parameter) beside
+LCModel's on the spectra of a ``benchmarks/bench_lcmodel.py`` run (docs/fit.md "Our %SD beside
+LCModel's"; docs/history/fit-log.md, session 33, sdpeer33 and sdcause33).
 
 LCModel's covariance is that of the positive set alone (``LCModel.f``: the columns ``INDCOL``
 of the non-negative solver's passive set; an estimate of 0 is a constraint, held, with %SD
