@@ -14,8 +14,9 @@ MM09..MM20 (:mod:`scaloquant.physics.macromolecules`), the basis' metabolites th
 inversion (:data:`MM_FIT_METABOLITES`) taking up their remains, two broad lines
 (:data:`MM_FIT_REST_LINES`) the signal at 3.7-4.0 ppm that LCModel's components leave, and the
 fit's baseline (at the fixed stiffness) the broad rest; its groups' lines are bounded
-(:data:`MM_FIT_DAMPING_BOUNDS_PER_S`) and it is started from two shifts (:func:`clean_mm_spectrum`). The measured macromolecule basis
-spectrum is the noise-free sum of the fitted MM components, each with its fitted amplitude and
+(:data:`MM_FIT_DAMPING_BOUNDS_PER_S`) and it is started from two shifts
+(:func:`clean_mm_spectrum`). The measured macromolecule basis spectrum is the noise-free sum of
+the fitted MM components (not the rest lines), each with its fitted amplitude and
 lineshape, with the fit's zero- and first-order phase removed and the metabolites' shift removed
 (the MM spectrum referenced by its own metabolite remains, its macromolecules where that fit put
 them relative to the metabolites). No lipids are fitted: LCModel's Lip09 and MM09 are the same
