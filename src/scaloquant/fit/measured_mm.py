@@ -11,19 +11,21 @@ modelled noise-free).
 Here the metabolite-nulled spectrum is fitted by the same fit as the data
 (:func:`~scaloquant.fit.spectra.fit_spectra`), its macromolecules as LCModel's parametric
 MM09..MM20 (:mod:`scaloquant.physics.macromolecules`), the basis' metabolites that survive the
-inversion (:data:`MM_FIT_METABOLITES`) taking up their remains, and the fit's baseline (at the
-fixed stiffness) the broad rest; its groups' lines are bounded (:data:`MM_FIT_DAMPING_BOUNDS_PER_S`)
-and it is started from two shifts (:func:`clean_mm_spectrum`). The measured macromolecule basis
-spectrum is the noise-free sum of the fitted MM components, each with its fitted amplitude and
+inversion (:data:`MM_FIT_METABOLITES`) taking up their remains, two broad lines
+(:data:`MM_FIT_REST_LINES`) the signal at 3.7-4.0 ppm that LCModel's components leave, and the
+fit's baseline (at the fixed stiffness) the broad rest; its groups' lines are bounded
+(:data:`MM_FIT_DAMPING_BOUNDS_PER_S`) and it is started from two shifts
+(:func:`clean_mm_spectrum`). The measured macromolecule basis spectrum is the noise-free sum of
+the fitted MM components (not the rest lines), each with its fitted amplitude and
 lineshape, with the fit's zero- and first-order phase removed and the metabolites' shift removed
 (the MM spectrum referenced by its own metabolite remains, its macromolecules where that fit put
 them relative to the metabolites). No lipids are fitted: LCModel's Lip09 and MM09 are the same
 line within their widths, and lipid contamination differs from scan to scan (it is the scalp's,
 moved by the subject), so the data's own fit keeps LCModel's parametric lipids beside the
 measured spectrum, as ``macromolecules="auto"`` keeps them beside a basis' measured
-macromolecules. The residual metabolites, the baseline and the noise are left out. The MM
-components plus the baseline (the broad rest, as Osprey keeps it) measured no better on Osprey's
-two subjects (docs/history/fit-log.md, session 33).
+macromolecules. The residual metabolites, the rest lines, the baseline and the noise are left
+out. The MM components plus the baseline (the broad rest, as Osprey keeps it) measured no better
+on Osprey's two subjects (docs/history/fit-log.md, session 33).
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidDataError
 from ..metabolites import canonical
-from ..physics.macromolecules import LCMODEL_COMPONENTS
+from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
 from ..signal import axes
+from ..signal.scale import component_unit
 from ..types import FID, Acquisition, BasisSet
 from .basis_grid import basis_for_data, basis_on_grid
 from .config import MEASURED_KEY, FitConfig, macromolecule_names
@@ -63,6 +66,18 @@ MM_FIT_DAMPING_BOUNDS_PER_S = (0.0, 10.0)
 MM_FIT_GAUSS_BOUNDS_PER_S2 = (0.0, 300.0)
 #: The parametric components summed into the measured macromolecule spectrum (no lipids).
 MM_COMPONENTS = tuple(n for n in LCMODEL_COMPONENTS if n.startswith("MM"))
+#: Two broad lines fitted beside them to take the MM spectrum's signal at 3.7-4.0 ppm, which
+#: LCModel's components leave (Gaussian lines ``(ppm, FWHM ppm, relative area)``, in the
+#: macromolecules' group), and left out of the measured spectrum. The positions are two of the
+#: consensus macromolecule peaks of the brain (Cudalbu et al., NMR Biomed 2021, near 3.8 and
+#: 3.96 ppm). Fitted, they took the MM spectrum's residual_over_noise from 1.96 and 1.93 to 1.62
+#: on Osprey's two TI 600 ms spectra; summed into the measured spectrum, or the consensus peaks
+#: in place of LCModel's, the data's fits moved further from LCModel's ratios or dropped the
+#: measured spectrum (docs/history/fit-log.md, session 33, mmclean33).
+MM_FIT_REST_LINES: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "Rest38": ((3.80, 0.15, 1.0),),
+    "Rest40": ((3.96, 0.20, 1.0),),
+}
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,8 @@ class MeasuredMM:
         return {
             "basis_name": MEASURED_MM_NAME,
             "cleaning": f"fitted with LCModel's parametric {', '.join(MM_COMPONENTS)}, the "
-            f"basis' {', '.join(MM_FIT_METABOLITES)} (those present) and a spline baseline at "
+            f"basis' {', '.join(MM_FIT_METABOLITES)} (those present), broad lines "
+            f"{', '.join(MM_FIT_REST_LINES)} at 3.8 and 3.96 ppm and a spline baseline at "
             "the fixed stiffness; the basis spectrum is the sum of the fitted MM components, "
             "phased and referenced by that fit",
             "residual_over_noise": number(self.residual_over_noise),
@@ -133,7 +149,6 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     InvalidDataError : ``mm`` holds more than one spectrum, or its fit found no macromolecules.
     IncompatibleDataError : as :func:`~scaloquant.fit.spectra.fit_spectra`.
     """
-    from .problem import prepare_basis
     from .spectra import fit_spectra, prepared_on_grid
 
     if config.lineshape_kind == "freeform":
@@ -155,9 +170,29 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     fid = mm.with_samples(samples[0])
     # the MM components only: LCModel's Lip09 and MM09 (and Lip13, MM12/MM14) are the same
     # lines within their widths, and the fit split the 0.9 ppm peak between them (Osprey
-    # sub-01: Lip09 15e-6, MM09 4e-6); lipids are left to the data's fit
-    parametric = prepare_basis(basis.subset(kept), replace(config, macromolecules="parametric"))
-    sub = parametric.subset([*kept, *MM_COMPONENTS])
+    # sub-01: Lip09 15e-6, MM09 4e-6); lipids are left to the data's fit. Beside them the
+    # two rest lines at 3.8-4.0 ppm, fitted in the MM group and left out of the sum below
+    table = {**{n: LCMODEL_COMPONENTS[n] for n in MM_COMPONENTS}, **MM_FIT_REST_LINES}
+    names = tuple(table)
+    metabolites_only = basis.subset(kept)
+    lines = parametric_components(
+        names,
+        basis.n_points,
+        basis.dwell_time_s,
+        basis.spectrometer_freq_mhz,
+        basis.ppm_reference,
+        table=table,
+    )
+    # in protons of the basis' scale, as prepare_basis states LCModel's components
+    lines = lines * component_unit(
+        metabolites_only.names, metabolites_only.fids, metabolites_only.acquisition
+    )
+    sub = replace(
+        metabolites_only,
+        names=(*kept, *names),
+        fids=np.concatenate([metabolites_only.fids, lines]),
+        metadata={**metabolites_only.metadata, "macromolecules": list(names)},
+    )
     mm_config = replace(
         config,
         macromolecules="basis",
@@ -178,11 +213,11 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
         key=lambda r: float(np.asarray(r.residual_norm)),
     )
     _, prepared, _ = prepared_on_grid(sub, fid.acquisition, mm_config)
-    names = result.names
-    metabolites = [names.index(n) for n in kept]
-    components = [names.index(n) for n in MM_COMPONENTS]
+    fitted_names = result.names
+    metabolites = [fitted_names.index(n) for n in kept]
+    mm_rows = [fitted_names.index(n) for n in MM_COMPONENTS]
     amplitudes = np.asarray(result.amplitudes, dtype=np.float64)
-    total = float(amplitudes[components].sum())
+    total = float(amplitudes[mm_rows].sum())
     if not total > 0:
         raise InvalidDataError(
             "the MM spectrum's fit found no macromolecule signal (every MM component 0): "
@@ -191,12 +226,12 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     reference_hz = float(np.median(np.asarray(result.shift_hz)[metabolites]))
     t = axes.time_axis_s(fid.n_points, fid.dwell_time_s)
     rates = (
-        -np.asarray(result.damping_per_s)[components, None] * t
-        + 2j * np.pi * (np.asarray(result.shift_hz)[components, None] - reference_hz) * t
-        - np.asarray(result.gauss_by_metabolite_per_s2)[components, None] * t**2
+        -np.asarray(result.damping_per_s)[mm_rows, None] * t
+        + 2j * np.pi * (np.asarray(result.shift_hz)[mm_rows, None] - reference_hz) * t
+        - np.asarray(result.gauss_by_metabolite_per_s2)[mm_rows, None] * t**2
     )
-    lines = prepared.fids[components] * np.exp(rates)
-    cleaned = (amplitudes[components, None] * lines).sum(axis=0) / total
+    mm_lines = prepared.fids[mm_rows] * np.exp(rates)
+    cleaned = (amplitudes[mm_rows, None] * mm_lines).sum(axis=0) / total
     return MeasuredMM(
         fid=cleaned,
         acquisition=fid.acquisition,
@@ -204,7 +239,7 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
         shift_hz=reference_hz,
         phase0_deg=math.degrees(float(result.phase0_rad)),
         phase1_deg_per_ppm=math.degrees(float(result.phase1_rad_per_ppm)),
-        amplitudes={n: float(a) for n, a in zip(names, amplitudes, strict=True)},
+        amplitudes={n: float(a) for n, a in zip(fitted_names, amplitudes, strict=True)},
     )
 
 

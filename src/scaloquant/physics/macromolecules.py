@@ -33,15 +33,18 @@ def parametric_components(
     dwell_time_s: float,
     spectrometer_freq_mhz: float,
     ppm_reference: float,
+    table: dict[str, tuple[tuple[float, float, float], ...]] | None = None,
 ) -> np.ndarray:
     """FIDs ``(len(names), n_points)`` of the named :data:`LCMODEL_COMPONENTS`, internal
     convention, each line ``area exp(2 pi i f t) exp(-beta t^2)`` with ``f`` its frequency (Hz)
     and ``beta = (pi FWHM_hz / 2)^2 / ln 2`` (a Gaussian line of that FWHM). The first point,
-    the spectral area, is the sum of the relative areas."""
+    the spectral area, is the sum of the relative areas. ``table``: another table of the same
+    form to take the components from (default :data:`LCMODEL_COMPONENTS`)."""
+    table = LCMODEL_COMPONENTS if table is None else table
     t = np.arange(n_points) * dwell_time_s
     out = np.zeros((len(names), n_points), dtype=np.complex128)
     for i, name in enumerate(names):
-        for ppm, fwhm_ppm, area in LCMODEL_COMPONENTS[name]:
+        for ppm, fwhm_ppm, area in table[name]:
             f_hz = (ppm - ppm_reference) * spectrometer_freq_mhz
             beta = (math.pi * fwhm_ppm * spectrometer_freq_mhz / 2) ** 2 / math.log(2)
             out[i] += area * np.exp(2j * np.pi * f_hz * t - beta * t**2)

@@ -1093,7 +1093,8 @@ def _with_mm_spectra(
 #: tNAA (NAA + NAAG) over the summed MM components of an MM spectrum's cleaning fit above which
 #: the spectrum is said to look like a metabolite spectrum. Measured (audit33): Osprey's TI 600 ms
 #: spectra 0 and 0.035, their subjects' metabolite spectra given as the MM spectrum 0.285 and
-#: 0.273; 0.1 is about 3x from either.
+#: 0.273; 0.1 is about 3x from either. With the rest lines at 3.8-4.0 ppm in the cleaning fit
+#: (mmclean33): 0 and 0.031, and 0.229 and 0.226.
 MM_NAA_WARNING_RATIO = 0.1
 
 
