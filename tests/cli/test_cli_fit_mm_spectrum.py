@@ -63,7 +63,9 @@ def test_a_config_files_parametric_macromolecules_with_an_mm_spectrum_is_refused
     out = tmp_path / "out"
     args = ["fit", str(data), "--mm-spectrum", str(mm_file), "--config", str(config)]
     assert main([*args, "--out", str(out)]) == 2
-    assert "macromolecules='parametric'" in one_error_line(capsys, "fit")
+    line = one_error_line(capsys, "fit")
+    assert "macromolecules 'parametric' asks for parametric instead" in line
+    assert "macromolecules=" not in line
     assert not out.exists()
 
 

@@ -1038,9 +1038,10 @@ def _with_mm_spectra(
         return [basis] * len(prepared), prepared, []
     if config.macromolecules in ("parametric", "none"):
         raise ConfigError(
-            f"a measured MM spectrum is the fit's macromolecules, and macromolecules="
+            f"a measured MM spectrum is the fit's macromolecules, and macromolecules "
             f"{config.macromolecules!r} asks for {config.macromolecules} instead: give one or "
-            "the other (with the spectrum, 'auto' adds the parametric lipids, 'basis' none)"
+            "the other (with the spectrum, macromolecules 'auto' adds the parametric lipids, "
+            "'basis' none)"
         )
     if len(mm_spectra) not in (1, len(prepared)):
         raise ConfigError(
