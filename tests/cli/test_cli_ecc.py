@@ -114,6 +114,8 @@ def test_ecc_mrsi_with_a_single_voxel_water_is_refused(basis, simulated, tmp_pat
     assert main(args) == 2
     line = one_error_line(capsys, "fit", "--ecc: mrsi.nii.gz is MRSI")
     assert "MRSI water reference of the same grid" in line
+    assert "its water reference w.nii.gz a single voxel" in line  # the file's name, as elsewhere
+    assert str(tmp_path) not in line
     assert not out.exists()
 
 

@@ -309,8 +309,9 @@ def eddy_corrected(inp: SpectraInput, water_ratio: float | None = None) -> tuple
         )
     samples = inp.water_areas_source()
     if inp.is_mrsi and int(np.prod(water.samples.shape[:N_SPATIAL], dtype=int)) == 1:
+        named = inp.water_path.name if inp.water_path is not None else "(from its file)"
         raise IncompatibleDataError(
-            f"--ecc: {inp.label} is MRSI and its water reference {inp.water_path} a single "
+            f"--ecc: {inp.label} is MRSI and its water reference {named} a single "
             "voxel, whose phase holds that voxel's frequency offset, not every voxel's; give "
             "the MRSI water reference of the same grid, or leave out --ecc"
         )
