@@ -98,6 +98,7 @@ OPTION_WORDS: Mapping[str, str] = {
     "refine": "refine=True",
     "mm_parametric": 'FitConfig(macromolecules="parametric")',
     "mm_spectrum": "mm_spectra",
+    "ecc": "ecc=True",
 }
 
 

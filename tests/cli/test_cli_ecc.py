@@ -94,8 +94,22 @@ def test_ecc_without_water_is_refused(command, basis, simulated, tmp_path, capsy
     more = ["--model", str(tiny_checkpoint)] if command == "quantify" else []
     assert main([command, str(path), "--ecc", "--out", str(out), *more]) == 2
     line = one_error_line(capsys, command, "--ecc corrects the spectra by the phase")
-    assert "--water FILE" in line
+    assert "give the water reference (--water), or leave out --ecc" in line
     assert not out.exists()
+
+
+def test_ecc_refusals_name_the_library_options_for_python_callers(basis, simulated, tmp_path):
+    """The library names its keywords (ecc=True, water), the CLI its flags."""
+    from scaloquant.errors import NeedsOption
+    from scaloquant.fit.config import FIT_PRESETS
+    from scaloquant.quantify import Options, fit_inputs, read_inputs
+
+    path = write_nifti_mrs(tmp_path / "svs.nii.gz", _fid(basis, simulated.fids[0]))
+    options = Options(max_figures=0, fit_config=FIT_PRESETS["invivo"], ecc=True)
+    with pytest.raises(NeedsOption) as err:
+        fit_inputs(read_inputs([path]), basis, basis_name="default", options=options)
+    assert "ecc=True corrects the spectra" in str(err.value)
+    assert "--" not in str(err.value)
 
 
 def test_ecc_mrsi_with_a_single_voxel_water_is_refused(basis, simulated, tmp_path, capsys):

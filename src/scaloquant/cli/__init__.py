@@ -272,6 +272,7 @@ OPTION_FLAGS = {
     "refine": "--refine",
     "mm_parametric": "--mm parametric",
     "mm_spectrum": "--mm-spectrum",
+    "ecc": "--ecc",
 }
 
 

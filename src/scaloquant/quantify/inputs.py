@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, IncompatibleDataError, InputFileError, InvalidDataError
+from ..errors import (
+    ConfigError,
+    IncompatibleDataError,
+    InputFileError,
+    InvalidDataError,
+    NeedsOption,
+    Option,
+)
 from ..io import read_fid, read_text_fid
 from ..io.dispatch import conjugated
 from ..io.nifti import read_nifti_affine
@@ -284,36 +291,45 @@ def eddy_corrected(inp: SpectraInput, water_ratio: float | None = None) -> tuple
 
     Raises
     ------
-    ConfigError
-        No water reference.
+    NeedsOption
+        No water reference, a single-voxel water for MRSI, or a water that does not look like
+        water (the message names the options by :data:`~scaloquant.errors.OPTION_WORDS`; the
+        CLI words them as its flags).
     IncompatibleDataError
-        A single-voxel water for MRSI, a water that does not look like water, or another
-        number of points or dwell time.
+        Another number of points or dwell time.
     """
     from ..signal import water_peak
     from ..signal.ecc import eddy_current_corrected
 
     water = inp.water
     if water is None:
-        raise ConfigError(
-            f"--ecc corrects the spectra by the phase of their water reference and "
-            f"{inp.label} has none; give it with --water FILE, or leave out --ecc"
+        raise NeedsOption(
+            Option("ecc"),
+            f" corrects the spectra by the phase of their water reference and {inp.label} has "
+            "none; give the water reference (",
+            Option("water"),
+            "), or leave out ",
+            Option("ecc"),
         )
     if water_ratio is not None and not water_peak.looks_like_water(water_ratio):
-        raise IncompatibleDataError(
-            f"--ecc: the water reference of {inp.label} does not look like water (its water "
-            f"peak {water_ratio:.3g}x the tallest metabolite peak, a water reference's over "
-            f"{water_peak.WATER_RATIO:g}x): its phase is its own lines', not the eddy currents' "
-            "(--force does not change that); give the unsuppressed water reference, or leave "
-            "out --ecc"
+        raise NeedsOption(
+            Option("ecc"),
+            f": the water reference of {inp.label} does not look like water (its water peak "
+            f"{water_ratio:.3g}x the tallest metabolite peak, a water reference's over "
+            f"{water_peak.WATER_RATIO:g}x): its phase is its own lines', not the eddy currents' (",
+            Option("force"),
+            " does not change that); give the unsuppressed water reference, or leave out ",
+            Option("ecc"),
         )
     samples = inp.water_areas_source()
     if inp.is_mrsi and int(np.prod(water.samples.shape[:N_SPATIAL], dtype=int)) == 1:
         named = inp.water_path.name if inp.water_path is not None else "(from its file)"
-        raise IncompatibleDataError(
-            f"--ecc: {inp.label} is MRSI and its water reference {named} a single "
-            "voxel, whose phase holds that voxel's frequency offset, not every voxel's; give "
-            "the MRSI water reference of the same grid, or leave out --ecc"
+        raise NeedsOption(
+            Option("ecc"),
+            f": {inp.label} is MRSI and its water reference {named} a single voxel, whose phase "
+            "holds that voxel's frequency offset, not every voxel's; give the MRSI water "
+            "reference of the same grid, or leave out ",
+            Option("ecc"),
         )
     corrected, reliable = eddy_current_corrected(
         inp.fid.samples,
