@@ -13,7 +13,7 @@ import numpy as np
 from .._words import counted
 from ..errors import IncompatibleDataError
 from ..fit.config import FitConfig
-from ..fit.result import ANTICORRELATION_MAX, anticorrelated, correlated_names
+from ..fit.result import ANTICORRELATION_MAX
 from ..fit.scale import signal_per_proton
 from ..metabolites import COMBINATIONS, canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
@@ -193,10 +193,7 @@ def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> 
     found: dict[str, list[float]] = {}
     n_with = 0
     for r in results:
-        values = r.fit.get("anticorrelated")
-        if values is None:
-            continue
-        for pairs in anticorrelated(values, names[: correlated_names(values.shape[1])]):
+        for pairs in r.anticorrelated_pairs(names) or ():
             if pairs is None:
                 continue
             n_with += 1

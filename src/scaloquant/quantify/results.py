@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..fit import FitSpectra
-from ..fit.result import ANTICORRELATION_MAX
+from ..fit.result import ANTICORRELATION_MAX, anticorrelated, correlated_names
 from ..metabolites import canonical, indices_of
 from ..signal.quality import (
     METABOLITES_OVER_DATA,
@@ -205,6 +205,17 @@ class SpectraResult:
     water_quality: Mapping[str, float] = field(default_factory=dict)
     fit: Mapping[str, np.ndarray] = field(default_factory=dict)
     reference_correction_ppm: np.ndarray | None = None
+
+    def anticorrelated_pairs(self, names: Sequence[str]) -> list[dict[str, float] | None] | None:
+        """Each spectrum's pairs at or below :data:`~scaloquant.fit.result.ANTICORRELATION_MAX`
+        (:func:`scaloquant.fit.result.anticorrelated` of :attr:`fit`'s ``"anticorrelated"``
+        coefficients, which are of the first of the run's columns ``names``: the fit's
+        components, or the model's); None where the input has no coefficients. What
+        results.json lists and the run's note counts."""
+        values = self.fit.get("anticorrelated")
+        if values is None:
+            return None
+        return anticorrelated(values, names[: correlated_names(values.shape[1])])
 
 
 def total_creatine(names: Sequence[str], amplitudes: np.ndarray) -> np.ndarray | None:

@@ -42,7 +42,6 @@ import numpy as np
 from .. import __version__
 from ..fit import FitSpectra
 from ..fit.config import macromolecule_names
-from ..fit.result import anticorrelated, correlated_names
 from ..io.atomic import staged_directory, write_text_atomic
 from ..io.nifti import write_nifti_map
 from ..metabolites import COMBINATIONS, indices_of
@@ -253,19 +252,16 @@ def _reference_correction(r: SpectraResult, j: int) -> dict[str, Any]:
 
 
 def _anticorrelated(run: Run) -> list[list[dict[str, float] | None] | None]:
-    """Per input, its spectra's pairs at or below
-    :data:`~scaloquant.fit.result.ANTICORRELATION_MAX` (:func:`scaloquant.fit.result.
-    anticorrelated`; None without the fact), over the run's first columns (the fit's
-    components, or the model's), coefficients rounded to 3 decimals as LCModel prints them."""
+    """Per input, its spectra's pairs (:meth:`SpectraResult.anticorrelated_pairs`; None without
+    the fact), coefficients rounded to 3 decimals as LCModel prints them."""
     out = []
     for r in run.results:
-        values = r.fit.get("anticorrelated")
-        if values is None:
-            out.append(None)
-            continue
-        names = run.names[: correlated_names(values.shape[1])]
-        pairs = anticorrelated(values, names)
-        out.append([p if p is None else {k: round(v, 3) for k, v in p.items()} for p in pairs])
+        pairs = r.anticorrelated_pairs(run.names)
+        out.append(
+            None
+            if pairs is None
+            else [p if p is None else {k: round(v, 3) for k, v in p.items()} for p in pairs]
+        )
     return out
 
 
