@@ -39,7 +39,6 @@ import numpy as np
 from ..errors import ConfigError, InvalidDataError
 from ..metabolites import canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
-from ..signal import axes
 from ..signal.scale import component_unit
 from ..types import FID, Acquisition, BasisSet
 from .basis_grid import basis_for_data, basis_on_grid
@@ -149,7 +148,7 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     InvalidDataError : ``mm`` holds more than one spectrum, or its fit found no macromolecules.
     IncompatibleDataError : as :func:`~scaloquant.fit.spectra.fit_spectra`.
     """
-    from .spectra import fit_spectra, prepared_on_grid
+    from .spectra import _modulated, fit_spectra, prepared_on_grid
 
     if config.lineshape_kind == "freeform":
         raise ConfigError(
@@ -224,13 +223,10 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
             "is it a metabolite-nulled spectrum of the data's protocol?"
         )
     reference_hz = float(np.median(np.asarray(result.shift_hz)[metabolites]))
-    t = axes.time_axis_s(fid.n_points, fid.dwell_time_s)
-    rates = (
-        -np.asarray(result.damping_per_s)[mm_rows, None] * t
-        + 2j * np.pi * (np.asarray(result.shift_hz)[mm_rows, None] - reference_hz) * t
-        - np.asarray(result.gauss_by_metabolite_per_s2)[mm_rows, None] * t**2
-    )
-    mm_lines = prepared.fids[mm_rows] * np.exp(rates)
+    # the MM components with their fitted lineshapes, the metabolites' shift taken out, through
+    # the fit's own model of its components (physics.model.modulated_fids)
+    unshifted = replace(result, shift_hz=np.asarray(result.shift_hz) - reference_hz)
+    mm_lines = _modulated(unshifted, prepared, index=np.array(mm_rows)).numpy()[0]
     cleaned = (amplitudes[mm_rows, None] * mm_lines).sum(axis=0) / total
     return MeasuredMM(
         fid=cleaned,
