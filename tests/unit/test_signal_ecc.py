@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaloquant.errors import IncompatibleDataError
+from scaloquant.errors import IncompatibleDataError, NeedsOption
 from scaloquant.signal import axes
 from scaloquant.signal.ecc import RELIABLE_OVER_NOISE, eddy_current_corrected
 
@@ -94,6 +94,9 @@ def test_other_grid_refused():
         eddy_current_corrected(data, data[: N // 2], **_grid())
     with pytest.raises(IncompatibleDataError, match="grid"):
         eddy_current_corrected(data, data, **_grid(water_dwell_time_s=2 * DT))
+    # the library names its option by key (the CLI words it --ecc)
+    with pytest.raises(NeedsOption, match=r"or leave out ecc=True$"):
+        eddy_current_corrected(data, data[: N // 2], **_grid())
 
 
 def test_same_as_fsl_mrs_eddy_correct():

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import IncompatibleDataError
+from ..errors import NeedsOption, Option
 from . import noise
 
 #: The water's phase is taken where ``|w|`` is at least this many times its noise SD per
@@ -100,19 +100,21 @@ def eddy_current_corrected(
 
     Raises
     ------
-    IncompatibleDataError
-        The water has another number of points or dwell time than the data.
+    NeedsOption
+        (an :class:`~scaloquant.errors.IncompatibleDataError`) the water has another number of
+        points or dwell time than the data; the message names the option by its key.
     """
     fids = np.asarray(fids)
     water = np.asarray(water)
     if water.shape[-1] != fids.shape[-1] or not np.isclose(
         water_dwell_time_s, dwell_time_s, rtol=1e-6, atol=0.0
     ):
-        raise IncompatibleDataError(
+        raise NeedsOption(
             f"eddy-current correction needs the water reference on the data's grid: it has "
             f"{water.shape[-1]} points at {water_dwell_time_s * 1e6:.4g} us, the data "
             f"{fids.shape[-1]} at {dwell_time_s * 1e6:.4g} us; give the water reference "
-            "acquired with the data's points and bandwidth, or leave out --ecc"
+            "acquired with the data's points and bandwidth, or leave out ",
+            Option("ecc"),
         )
     phase, reliable = eddy_current_phase(
         water, water_dwell_time_s, spectrometer_freq_mhz, ppm_reference
