@@ -41,6 +41,14 @@ def clean():
     return model.eval(), render_invivo(on_grid, params).fids, torch.as_tensor(theta)
 
 
+def _noise(fids: np.ndarray, seed: int) -> np.ndarray:
+    """Complex white noise of SD 0.05 of the spectra's largest sample per part, drawn from
+    ``seed``."""
+    rng = np.random.default_rng(seed)
+    scale = 0.05 * np.abs(fids).max()
+    return scale * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
+
+
 def test_residual_is_zero_at_the_truth(clean):
     model, fids, theta = clean
     est = model.estimate(torch.as_tensor(fids), polish_iterations=0, network_theta=theta)
@@ -50,9 +58,7 @@ def test_residual_is_zero_at_the_truth(clean):
 
 def test_residual_is_the_noise_over_the_window(clean):
     model, fids, theta = clean
-    rng = np.random.default_rng(4)
-    scale = 0.05 * np.abs(fids).max()
-    noise = scale * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
+    noise = _noise(fids, seed=4)
     noisy = fids + noise
     est = model.estimate(torch.as_tensor(noisy), polish_iterations=0, network_theta=theta)
     window = model.problem().fft_index.numpy()
@@ -78,9 +84,7 @@ def test_residual_sd_over_the_noise_sd_is_about_one_at_the_truth(clean):
     from scaloquant.signal.noise import residual_over_noise
 
     model, fids, theta = clean
-    rng = np.random.default_rng(5)
-    scale = 0.05 * np.abs(fids).max()
-    noise = scale * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
+    noise = _noise(fids, seed=5)
     noisy = fids + noise
     est = model.estimate(torch.as_tensor(noisy), polish_iterations=0, network_theta=theta)
     window = model.problem().fft_index.numpy()
@@ -105,9 +109,7 @@ def test_residual_at_each_spectrums_own_stiffness_is_the_fits(clean):
     gave 4 % more on the flexible spectra here. The polish itself solves at the fixed
     stiffness (``ev.stiffness`` None), where both are the same."""
     model, fids, _ = clean
-    rng = np.random.default_rng(4)
-    scale = 0.05 * np.abs(fids).max()
-    noisy = fids + scale * (rng.standard_normal(fids.shape) + 1j * rng.standard_normal(fids.shape))
+    noisy = fids + _noise(fids, seed=4)
     config = model.config.fit_config
     flexible = config.baseline_ed_candidates_per_ppm[4]  # 6 effective dimensions per ppm
     assert config.baseline_ed_per_ppm < flexible
