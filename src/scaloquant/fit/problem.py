@@ -58,6 +58,22 @@ SCALING_FLOOR_GROUPED = 1e-8
 SCALING_FLOOR_PER_METABOLITE = 1.0
 
 
+def macromolecule_choice(basis: BasisSet, config: FitConfig, *, same_scanner: bool) -> str:
+    """The macromolecules :func:`prepare_basis` gives the fit: ``config.macromolecules``, but
+    ``"auto"`` for data from another scanner type than the basis' (``same_scanner`` False) is
+    ``"parametric"``, unless the basis holds a macromolecule spectrum measured with the data's
+    own protocol (``fit --mm-spectrum``: listed under
+    :data:`~scaloquant.fit.config.MEASURED_KEY`), which belongs to the data's scanner whatever
+    the basis' frequency."""
+    if (
+        config.macromolecules == "auto"
+        and not same_scanner
+        and not basis.metadata.get(MEASURED_KEY)
+    ):
+        return "parametric"
+    return config.macromolecules
+
+
 def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = True) -> BasisSet:
     """The basis the batched model uses: the macromolecules of ``config.macromolecules``
     (``"basis"``: as given; ``"none"``: removed; ``"parametric"``: replaced by LCModel's
@@ -75,11 +91,7 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
     metadata list one under :data:`~scaloquant.fit.config.MEASURED_KEY`, which ``"auto"``
     keeps: :func:`~scaloquant.fit.measured_mm.with_measured_mm`)."""
     mm = macromolecule_names(basis.names, basis.metadata)
-    choice = config.macromolecules
-    # a macromolecule spectrum measured with the data's protocol (fit --mm-spectrum) belongs
-    # to the data's scanner whatever the basis' frequency
-    if choice == "auto" and not same_scanner and not basis.metadata.get(MEASURED_KEY):
-        choice = "parametric"
+    choice = macromolecule_choice(basis, config, same_scanner=same_scanner)
     if choice == "basis":
         return basis
     if choice == "auto" and mm:

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
 from ..types import FID, Acquisition, BasisSet
-from .config import FIT_PRESETS, MEASURED_KEY, FitConfig
+from .config import FIT_PRESETS, FitConfig
 from .result import BATCH_FIELDS, FitResult, FitSpectra, FitStart
 
 
@@ -175,16 +175,16 @@ def prepared_on_grid(
     that grid (its reference corrected from its singlets where needed), that basis with the
     configured macromolecules (what the fit's model uses), the conversions made)``."""
     from .basis_grid import basis_for_data
-    from .problem import prepare_basis, same_scanner
+    from .problem import macromolecule_choice, prepare_basis, same_scanner
 
     on_grid, conversions = basis_for_data(basis, acquisition)
     scanner = same_scanner(basis.spectrometer_freq_mhz, acquisition.spectrometer_freq_mhz)
     prepared = prepare_basis(on_grid, config, same_scanner=scanner)
+    choice = macromolecule_choice(on_grid, config, same_scanner=scanner)
     if (
         config.macromolecules == "auto"
-        and not scanner
+        and choice == "parametric"
         and prepared.names != on_grid.names
-        and not on_grid.metadata.get(MEASURED_KEY)
     ):
         conversions = (
             *conversions,
