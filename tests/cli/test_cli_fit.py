@@ -234,6 +234,20 @@ def test_every_fit_model_flag_reaches_the_fit_config():
         assert fit_config_from_args(args) != FIT_PRESETS["invivo"], flag
 
 
+def test_groups_takes_every_named_grouping():
+    """``--groups NAME`` for each of the fit's named groupings sets ``grouping`` to it (the
+    CLI reads the names from :data:`scaloquant.fit.config.GROUPING_NAMES`, one list)."""
+    from scaloquant.cli import build_parser
+    from scaloquant.cli.fit import fit_config_from_args
+    from scaloquant.fit.config import GROUPING_NAMES
+
+    parser = build_parser(["fit"])
+    assert "metabolites_and_each_mm" in GROUPING_NAMES
+    for name in GROUPING_NAMES:
+        args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--groups", name])
+        assert fit_config_from_args(args).grouping == name
+
+
 def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
     """``--threads N`` runs the solver on N torch threads and gives the caller its own back (the
     CLI runs in-process in tests and notebooks); N < 1 is one line and exit 2, nothing written."""
