@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scaloquant.errors import InputFileError
 from scaloquant.io import write_lcmodel_raw
+from scaloquant.io.lcmodel_output import lcmodel_table
 from scaloquant.types import FID
 
 #: The builder in the shared folder (relative to the repository root: ``../shared/...``).
@@ -46,17 +48,9 @@ LCMODEL_KEY = 210387309
 #: paths are linked into the run folder under short names.
 _MAX_PATH = 255
 
-_NUMBER = r"-?\d+\.?\d*(?:[Ee][-+]?\d+)?"
-#: A row of ``$$CONC``: concentration, %SD, ratio, a one-character flag (blank, or a sign such
-#: as ``+`` that LCModel prints flush against the name), name.
-_CONC_ROW = re.compile(
-    rf"^\s*(?P<conc>{_NUMBER})\s+(?P<sd>\d+)%\s*(?P<ratio>{_NUMBER})(?P<flag>[^\s\w]?)\s*"
-    r"(?P<name>\S+)\s*$"
-)
 _FWHM = re.compile(r"FWHM\s*=\s*([-+0-9.Ee]+)\s*ppm\s+S/N\s*=\s*([-+0-9.Ee]+)")
 _SHIFT = re.compile(r"Data shift\s*=\s*([-+0-9.Ee]+)\s*ppm")
 _PHASE = re.compile(r"Ph:\s*([-+0-9.Ee]+)\s*deg\s+([-+0-9.Ee]+)\s*deg/ppm")
-_DENOMINATOR = re.compile(r"%SD\s+/(\S+)")
 _ALPHAS = re.compile(r"alphaB,S\s*=\s*([-+0-9.Ee]+)\s*,\s*([-+0-9.Ee]+)")
 _KNOTS = re.compile(r"(\d+)\s+spline knots")
 
@@ -241,25 +235,13 @@ def parse_table(text: str) -> Result:
     blocks = _blocks(text)
     if "CONC" not in blocks:
         raise LCModelError(f"no concentration table in LCModel's output: {text.strip()[:300]!r}")
-    conc_lines = blocks["CONC"]
-    header = _DENOMINATOR.search(conc_lines[0]) if conc_lines else None
-    concentrations, percent_sd, ratios, flags = {}, {}, {}, {}
-    for line in conc_lines[1:]:
-        m = _CONC_ROW.match(line)
-        if m is None:
-            continue
-        name = m.group("name")
-        concentrations[name] = float(m.group("conc"))
-        percent_sd[name] = float(m.group("sd"))
-        ratios[name] = float(m.group("ratio"))
-        if m.group("flag"):
-            flags[name] = m.group("flag")
     stated = re.match(r"\s*(\d+)\s+lines", text.split("$$CONC", 1)[1])
-    if stated and len(concentrations) != int(stated.group(1)) - 1:
-        raise LCModelError(
-            f"read {len(concentrations)} rows of LCModel's concentration table but it states "
-            f"{int(stated.group(1)) - 1}; the table format is not the one this parser knows"
+    try:
+        table = lcmodel_table(
+            blocks["CONC"], int(stated.group(1)) - 1 if stated else None, "LCModel's .table"
         )
+    except InputFileError as err:
+        raise LCModelError(str(err)) from None
     misc = "\n".join(blocks.get("MISC", []))
     fwhm = _FWHM.search(misc)
     shift = _SHIFT.search(misc)
@@ -267,97 +249,20 @@ def parse_table(text: str) -> Result:
     alphas = _ALPHAS.search(misc)
     knots = _KNOTS.search(misc)
     return Result(
-        concentrations=concentrations,
-        percent_sd=percent_sd,
-        ratios=ratios,
-        denominator=header.group(1) if header else "?",
+        concentrations=table.concentrations,
+        percent_sd=table.percent_sd,
+        ratios=table.ratios,
+        denominator=table.denominator,
         fwhm_ppm=float(fwhm.group(1)) if fwhm else float("nan"),
         snr=float(fwhm.group(2)) if fwhm else float("nan"),
         shift_ppm=float(shift.group(1)) if shift else float("nan"),
         phase0_deg=float(phase.group(1)) if phase else float("nan"),
         phase1_deg_per_ppm=float(phase.group(2)) if phase else float("nan"),
-        flags=flags,
+        flags=table.flags,
         diagnostics=tuple(line.strip() for line in blocks.get("DIAG", []) if line.strip()),
         alpha_b=float(alphas.group(1)) if alphas else float("nan"),
         alpha_s=float(alphas.group(2)) if alphas else float("nan"),
         n_knots=int(knots.group(1)) if knots else 0,
-    )
-
-
-@dataclass(frozen=True)
-class Coord:
-    """LCModel's plot data (``.coord``, ``LCOORD=9``), all on its ppm axis ``(NY,)``.
-
-    Attributes
-    ----------
-    ppm : the axis, descending (``PPMST`` to ``PPMEND``).
-    data : the phased data (real part, LCModel's scale).
-    fit : the fit, baseline included.
-    background : the baseline (zeros when LCModel fitted none).
-    components : name -> that metabolite's fitted curve *plus the baseline*, as LCModel writes
-        it; only with ``NEACH`` >= 1 (``NEACH=999``: every metabolite with a positive
-        concentration).
-    """
-
-    ppm: np.ndarray
-    data: np.ndarray
-    fit: np.ndarray
-    background: np.ndarray
-    components: Mapping[str, np.ndarray]
-
-
-_COORD_TITLE = re.compile(r"^\s*(\d+) points on ppm-axis = NY")
-_COORD_COMPONENT = re.compile(r"^\s*(\S+)\s+Conc\. =\s*(\S+)")
-
-
-def parse_coord(text: str) -> Coord:
-    """LCModel's ``.coord`` text -> :class:`Coord`.
-
-    Raises
-    ------
-    LCModelError
-        No ``points on ppm-axis`` line, or a block shorter than ``NY`` numbers.
-    """
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if _COORD_TITLE.match(line)), None)
-    if start is None:
-        raise LCModelError("no 'points on ppm-axis' line: not an LCModel .coord file")
-    ny = int(_COORD_TITLE.match(lines[start]).group(1))
-    titles: list[tuple[str, int]] = [("ppm", start)]
-    for i in range(start + 1, len(lines)):
-        line = lines[i]
-        if "phased data points follow" in line:
-            titles.append(("data", i))
-        elif "points of the fit to the data follow" in line:
-            titles.append(("fit", i))
-        elif "background values follow" in line:
-            titles.append(("background", i))
-        elif (m := _COORD_COMPONENT.match(line)) is not None:
-            titles.append((m.group(1), i))
-        elif "lines in following" in line:
-            break
-    blocks: dict[str, np.ndarray] = {}
-    for name, i in titles:
-        numbers: list[float] = []
-        j = i + 1
-        while len(numbers) < ny and j < len(lines):
-            try:
-                numbers += [float(v) for v in lines[j].split()]
-            except ValueError:  # the next block's title: this one is short
-                break
-            j += 1
-        if len(numbers) != ny:
-            raise LCModelError(f".coord block {name!r} holds {len(numbers)} numbers, not {ny}")
-        blocks[name] = np.array(numbers)
-    fixed = ("ppm", "data", "fit", "background")
-    if not {"data", "fit"} <= blocks.keys():
-        raise LCModelError(".coord file without its data or fit block")
-    return Coord(
-        ppm=blocks["ppm"],
-        data=blocks["data"],
-        fit=blocks["fit"],
-        background=blocks.get("background", np.zeros(ny)),
-        components={k: v for k, v in blocks.items() if k not in fixed},
     )
 
 

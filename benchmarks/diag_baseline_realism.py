@@ -3,7 +3,7 @@ of the in-vivo spectra beside draws of the prior's baseline humps, on the same m
 
 LCModel runs on each in-vivo spectrum of ``bench_lcmodel.py --sets invivo`` (its own basis,
 default control keys plus the grid keys) with a ``.coord`` output; its baseline
-(``background``, :func:`_lcmodel.parse_coord`) is divided by the spectrum's NAA height ``H``:
+(``background``, :func:`scaloquant.io.read_lcmodel_coord`) is divided by the spectrum's NAA height ``H``:
 the largest value of LCModel's fit less its baseline in 1.9-2.1 ppm (metabolites and
 macromolecules, as the prior's ``H``). The prior's baseline is, after phase correction, the sum
 of its Gaussian humps (``BaselineConfig``: heights in units of ``H``), drawn ``--n`` times from
@@ -31,6 +31,7 @@ import numpy as np
 
 import _lcmodel as lcm
 import bench_lcmodel as bl
+from scaloquant.io import read_lcmodel_coord
 from scaloquant.physics.baseline import bspline_baseline, smoothing_for_ed
 from scaloquant.simulate.config import BaselineConfig
 from scaloquant.simulate.invivo import InvivoPrior
@@ -83,7 +84,7 @@ def real_baselines(folder: Path) -> dict[str, np.ndarray]:
             if outcome.result is None:
                 print(f"{case.name}: LCModel failed: {outcome.error}")
                 continue
-            c = lcm.parse_coord(coord_path.read_text())
+            c = read_lcmodel_coord(coord_path)
             window = (c.ppm >= 1.9) & (c.ppm <= 2.1)
             height = float(np.max((c.fit - c.background)[window]))
             lr = outcome.result

@@ -2,7 +2,7 @@
 
 LCModel runs on the spectrum (as ``bench_lcmodel.py --sets invivo`` writes it, with the same
 basis) with a ``.coord`` output (``LCOORD=9``, ``NEACH=999``: data, fit, baseline and each
-metabolite's curve on LCModel's ppm axis, phased; :func:`_lcmodel.parse_coord`). scaloquant's
+metabolite's curve on LCModel's ppm axis, phased; :func:`scaloquant.io.read_lcmodel_coord`). scaloquant's
 fit (``FIT_PRESETS["invivo"]``, changed by ``--set key=value``, values as JSON) is rebuilt with
 :func:`scaloquant.fit.fitted_spectra`, phase corrected, moved by LCModel's referencing shift and
 interpolated onto LCModel's axis, and put on LCModel's scale by a least-squares fit of our data
@@ -38,6 +38,7 @@ import bench_lcmodel as bl
 from scaloquant.fit import fit_spectra, fitted_spectra
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.fit.result import phase_corrected
+from scaloquant.io import read_lcmodel_coord
 from scaloquant.signal.snr_fwhm import NAA_WINDOW_PPM, first_below
 
 GROUPS = {
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if outcome.result is None:
         print(f"LCModel failed: {outcome.error}")
         return 1
-    coord = lcm.parse_coord(coord_path.read_text())
+    coord = read_lcmodel_coord(coord_path)
 
     config = _config(args.set)
     basis = group.basis

@@ -106,7 +106,8 @@ def test_fit_draws_a_flagged_spectrum_first(basis, tmp_path):
     argv = ["fit", *paths, "--out", str(out), "--preset", "simulated", "--max-figures", "2"]
     assert main([*argv, "--threads", "1"]) == 0
     rows = _rows(out)
-    assert [r["qc"] for r in rows] == ["misfit", "", ""]
+    # the 1.3 ppm line stands taller than the tenth's NAA: lipids too (since session 34)
+    assert [r["qc"] for r in rows] == ["lipids;misfit", "", ""]
     snr = [float(r["snr"]) for r in rows]
     assert snr[0] < min(snr[1:])  # the flagged one, lowest SNR: drawn first all the same
     drawn = sorted(p.name for p in (out / "figures").glob("*.png"))
@@ -232,6 +233,20 @@ def test_every_fit_model_flag_reaches_the_fit_config():
     for flag, value in MODEL_FLAG_SAMPLES.items():
         args = parser.parse_args(["fit", "x.RAW", "--out", "o", flag, *value])
         assert fit_config_from_args(args) != FIT_PRESETS["invivo"], flag
+
+
+def test_groups_takes_every_named_grouping():
+    """``--groups NAME`` for each of the fit's named groupings sets ``grouping`` to it (the
+    CLI reads the names from :data:`scaloquant.fit.config.GROUPING_NAMES`, one list)."""
+    from scaloquant.cli import build_parser
+    from scaloquant.cli.fit import fit_config_from_args
+    from scaloquant.fit.config import GROUPING_NAMES
+
+    parser = build_parser(["fit"])
+    assert "metabolites_and_each_mm" in GROUPING_NAMES
+    for name in GROUPING_NAMES:
+        args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--groups", name])
+        assert fit_config_from_args(args).grouping == name
 
 
 def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):

@@ -44,7 +44,11 @@ CASES = [
     (FIT, ["--te-ms", "-1"], "--te-ms must be a positive number of ms"),
     (FIT, ["--te-ms", "0"], "--te-ms must be a positive number of ms, got 0.0"),
     # an empty text was the option's default (session 31, `oneline31`)
-    (FIT, ["--groups", ""], "--groups '' is neither one of metabolites_and_mm, per_metabolite, "),
+    (
+        FIT,
+        ["--groups", ""],
+        "--groups '' is neither one of metabolites_and_mm, metabolites_and_each_mm, ",
+    ),
     (FIT, ["--baseline", ""], "--baseline '': give spline[:SPACING_PPM], poly:DEGREE or none"),
     (FIT, ["--device", ""], "--device '' is not a torch device; give cpu, cuda or cuda:N"),
     (FIT, ["--tissue-fractions", "-1", "1", "1"], "--tissue-fractions (GM WM CSF) must be >= 0"),

@@ -212,53 +212,6 @@ def test_run_many_runs_in_parallel_folders_and_reports_failures(tmp_path):
         lcm.run_many(exe, spectra[:1] * 2, tmp_path / "runs", lcm.Settings())
 
 
-def _coord_text(ppm: np.ndarray, blocks: dict[str, np.ndarray]) -> str:
-    """A ``.coord`` file in LCModel's layout (``LCOORD=9``, ``NEACH=999``): its FORMAT
-    statements ``(1X,10F13.6)`` for the axis, ``(1X,1P10E13.5)`` for the curves."""
-
-    def rows(values: np.ndarray, fmt: str) -> list[str]:
-        return [
-            " " + "".join(format(v, fmt).rjust(13) for v in values[i : i + 10])
-            for i in range(0, values.size, 10)
-        ]
-
-    lines = [" LCModel (Version 6.3-1N)", "", f" {ppm.size} points on ppm-axis = NY"]
-    lines += rows(ppm, ".6f")
-    titles = {
-        "data": " NY phased data points follow",
-        "fit": " NY points of the fit to the data follow",
-        "background": " NY background values follow",
-    }
-    for name, values in blocks.items():
-        lines.append(titles.get(name, f" {name:6s}   Conc. = 1.00E+00"))
-        lines += rows(values, ".5E")
-    lines += [
-        "  0 lines in following diagnostic table:",
-        "  2 lines in following table of input changes:",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def test_coord_parser_reads_every_curve():
-    rng = np.random.default_rng(0)
-    ppm = np.linspace(4.0, 0.2, 23)
-    blocks = {k: rng.normal(size=23) for k in ("data", "fit", "background", "NAA", "-CrCH2")}
-    coord = lcm.parse_coord(_coord_text(ppm, blocks))
-    np.testing.assert_allclose(coord.ppm, ppm, atol=1e-6)
-    for name in ("data", "fit", "background"):
-        np.testing.assert_allclose(getattr(coord, name), blocks[name], rtol=1e-5)
-    assert list(coord.components) == ["NAA", "-CrCH2"]
-    np.testing.assert_allclose(coord.components["-CrCH2"], blocks["-CrCH2"], rtol=1e-5)
-
-
-def test_coord_parser_refuses_other_files_and_short_blocks():
-    with pytest.raises(lcm.LCModelError, match="not an LCModel .coord"):
-        lcm.parse_coord("$$CONC 3 lines\n")
-    text = _coord_text(np.linspace(4, 0.2, 12), {"data": np.ones(12), "fit": np.ones(12)})
-    with pytest.raises(lcm.LCModelError, match="holds 11 numbers"):
-        lcm.parse_coord(text.replace("1.00000E+00\n", "\n", 1))
-
-
 def test_table_parser_reads_the_regularisers():
     text = _reference_table().replace(
         "  Ph:   9 deg       2.2 deg/ppm",

@@ -1078,6 +1078,53 @@ def test_mm_shift_prior_holds_the_mm_and_lipid_shifts_to_the_metabolites():
         FitConfig(mm_shift_prior_sd_hz=0.0)
 
 
+def test_each_mm_component_in_a_group_of_its_own():
+    """``grouping="metabolites_and_each_mm"`` (LCModel's model): the metabolites in one group,
+    each macromolecule and lipid component in its own. Known answers: the layout of a basis
+    with two MM and a lipid component; noiseless data made with MM09 and MM20 at their own
+    damping and shift come back to 1e-4 (the three-kind grouping, which gives the two one
+    lineshape, cannot fit them: a residual over 50 times larger, amplitudes off by more than
+    1e-4); ``mm_shift_prior_sd_hz`` holds each component's shift to the metabolites'."""
+    from scaloquant.fit.model import metabolite_and_each_mm_groups
+    from scaloquant.fit.problem import mm_shift_prior
+
+    group_of, names = metabolite_and_each_mm_groups(("MM09", "NAA", "Lip13", "Cr", "MM20"))
+    assert names == ("metabolites", "MM09", "Lip13", "MM20")
+    assert group_of.tolist() == [1, 0, 2, 0, 3]
+    assert metabolite_and_each_mm_groups(("MM09",))[1] == ("MM09",)
+
+    config = replace(
+        FIT_PRESETS["invivo"],
+        grouping="metabolites_and_each_mm",
+        macromolecules="parametric",
+        water_removal="none",
+        decimate_model=False,
+        baseline_stiffness="fixed",
+    )
+    basis = prepare_basis(default_basis().subset(NAMES), config)
+    basis = basis.subset([*NAMES[1:], "MM09", "MM20"])
+    config = replace(config, macromolecules="basis")
+    problem = make_problem(basis, config, deviations=False)
+    assert problem.group_names == ("metabolites", "MM09", "MM20")
+    q = mm_shift_prior(problem.group_names, config.mm_shift_prior_sd_hz)
+    x = np.array([1.0, 2.0, -1.0])  # (2 - 1)^2 + (-1 - 1)^2 over 1.3^2
+    assert x @ q @ x == pytest.approx(5.0 / 1.3**2)
+    rng = np.random.default_rng(1)
+    b = 2
+    amplitudes = rng.uniform(0.5, 1.5, (b, len(basis.names)))
+    damping = np.stack([rng.uniform(3, 10, b), rng.uniform(10, 20, b), rng.uniform(2, 8, b)], 1)
+    shift = rng.uniform(-3, 3, (b, 3))
+    gauss = np.stack([rng.uniform(20, 200, b)] * 3, axis=1)
+    phi0, slope = rng.uniform(-0.5, 0.5, b), rng.uniform(-200, 200, b)
+    fids = model_data(basis, config, amplitudes, damping, shift, gauss, phi0, slope)
+    fid = FID(fids, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    each = fit_spectra(fid, basis, config)
+    shared = fit_spectra(fid, basis, replace(config, grouping="metabolites_and_mm"))
+    np.testing.assert_allclose(each.amplitudes, amplitudes, rtol=1e-4)
+    assert np.all(shared.residual_norm > 50 * each.residual_norm)
+    assert np.all(np.abs(shared.amplitudes / amplitudes - 1).max(axis=1) > 1e-4)
+
+
 def test_mm_shift_prior_does_not_depend_on_the_datas_units():
     """The ``invivo`` preset's MM shift prior weighs with the noise variance in every pass (the
     continuation stage too, :func:`stages.prior_weight`), so tissue-like spectra times 1e-3 give

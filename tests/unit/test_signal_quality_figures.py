@@ -116,7 +116,8 @@ def test_flags_of_synthetic_spectra():
             _line(2.01, 20.0) + _line(3.03, 20.0) + _noise(rng, 0.01),  # 0.16 ppm lines
         ]
     )
-    flags = quality.qc_flags(quality.quality_figures(fids, *GRID))
+    figures = quality.quality_figures(fids, *GRID)
+    flags = quality.qc_flags(figures)
     assert flags == [
         [],
         ["empty"],
@@ -124,6 +125,26 @@ def test_flags_of_synthetic_spectra():
         ["water"],
         ["no_signal", "mirrored"],
         ["too_broad"],
+    ]
+    # lipids: a 1.3 ppm line over the taller of NAA's and Cr's, each less its local baseline
+    # (here NAA's, 1; the brain spectrum's own lines leave 1.2-1.45 ppm empty, its 4.65 ppm
+    # line's tail aside)
+    assert figures.lipid_ratio[0] < 0.05 and np.isnan(figures.lipid_ratio[1])
+    lipid = [brain + _line(1.3, 6.0, amplitude=a) for a in (0.8, 1.6, 3.0)]
+    lipid_figures = quality.quality_figures(np.stack(lipid), *GRID)
+    assert lipid_figures.lipid_ratio == pytest.approx([0.8, 1.6, 3.0], rel=0.05)
+    assert quality.qc_flags(lipid_figures) == [[], ["lipids"], ["lipids"]]
+    # never beside water, no_signal or mirrored (the lines of those mean nothing; the mirrored
+    # spectrum's NAA window is empty, so it is no_signal too, as the brain's above)
+    others = [
+        _line(4.65, 6.0) * 1e3 + lipid[2],
+        np.conj(lipid[2]),
+        1e-3 * lipid[2] + _noise(rng, 1),
+    ]
+    assert quality.qc_flags(quality.quality_figures(np.stack(others), *GRID)) == [
+        ["water"],
+        ["no_signal", "mirrored"],
+        ["no_signal"],
     ]
     assert quality.unmeasurable(flags).tolist() == [False, True, True, True, True, False]
     with_fit = quality.fit_flags(flags, np.array([0.1, np.nan, 1.0, 0.2, 0.9, 0.7]))
@@ -272,12 +293,16 @@ needs_shared = pytest.mark.skipif(
 @needs_shared
 def test_challenge_spectra_and_their_water_references():
     broad = {3, 25, 26, 28}  # the challenge's broadened spectra
+    lipids = {25, 26, 27, 28}  # its tumour-like spectra with lipids
     for i in range(1, 29):
         data, grid = _read(CHALLENGE / f"dataset{i}.RAW", **CHALLENGE_GRID)
         water, _ = _read(CHALLENGE / f"dataset{i}.H2O", **CHALLENGE_GRID)
         figures = quality.quality_figures(np.stack([data, water]), *grid)
         flags = quality.qc_flags(figures)
-        assert flags[0] == (["too_broad"] if i in broad else []), i
+        expected = ["too_broad"] * (i in broad) + ["lipids"] * (i in lipids)
+        assert flags[0] == expected, i
+        # measured 0.02-0.26 without lipids, 2.73-4.16 with (quality.LIPIDS_RATIO)
+        assert (figures.lipid_ratio[0] > 2.5) if i in lipids else (figures.lipid_ratio[0] < 0.3), i
         assert flags[1] == ["water"], i
         # measured 11.5 (dataset27) to 140; water-suppressed ratio <= 8, references >= 680
         assert 10 < figures.snr[0] < 200, i
@@ -307,6 +332,10 @@ def test_invivo_spectra_in_plausible_ranges():
     ]
     for path in others:
         data, grid = _read(path)
+        # brain spectra's 1.2-1.45 ppm lines (MM12, MM14) 0.06-0.24 of the singlets'; the
+        # metabolite-nulled (inverted, TI 600 ms) 0.52-0.56: none flagged lipids
+        lipid = quality.quality_figures(data, *grid).lipid_ratio
+        assert lipid < (0.6 if "Inverted" in path.name else 0.3), path.name
         ratio = water_peak.water_ratio(data, *grid)
         assert ratio < water_peak.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
         assert snr_fwhm.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name

@@ -27,8 +27,6 @@ from ._spectra import (
     run_provenance,
 )
 
-_GROUP_PRESETS = ("metabolites_and_mm", "per_metabolite", "global")
-
 
 def register(subparsers: Any) -> None:
     from ..fit.config import FIT_PRESETS
@@ -97,9 +95,10 @@ def register(subparsers: Any) -> None:
     groups = m.add_argument(
         "--groups",
         metavar="NAME|FILE",
-        help="metabolites sharing a lineshape and shift: metabolites_and_mm, per_metabolite, "
-        "global, or a text file with one group per line (names separated by spaces or commas; "
-        "names in no group get their own)",
+        help="metabolites sharing a lineshape and shift: metabolites_and_mm (the invivo "
+        "preset's: metabolites, macromolecules, lipids), metabolites_and_each_mm (each MM and "
+        "lipid component its own, as LCModel), per_metabolite, global, or a text file with one "
+        "group per line (names separated by spaces or commas; names in no group get their own)",
     )
     baseline = m.add_argument(
         "--baseline",
@@ -161,13 +160,14 @@ def register(subparsers: Any) -> None:
 
 def _groups(value: str) -> str | tuple[tuple[str, ...], ...]:
     from ..errors import ConfigError, InputFileError
+    from ..fit.config import GROUPING_NAMES
 
-    if value in _GROUP_PRESETS:
+    if value in GROUPING_NAMES:
         return value
     path = Path(value)
     if not path.is_file():
         raise ConfigError(
-            f"--groups {value!r} is neither one of {', '.join(_GROUP_PRESETS)} nor a file"
+            f"--groups {value!r} is neither one of {', '.join(GROUPING_NAMES)} nor a file"
         )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

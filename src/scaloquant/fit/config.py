@@ -16,11 +16,20 @@ from .._config import dataclass_from_dict, positive_number, whole_number
 from ..errors import ConfigError
 from ..signal.axes import WINDOW_PPM_1H
 
-#: How metabolites share their damping and shift: one pair each, one pair for all, all
-#: metabolites in one group and macromolecules/lipids in another (FSL-MRS's in-vivo default), or
-#: explicit groups (tuples of metabolite names; names in no group keep a pair of their own).
-Grouping = Literal["per_metabolite", "global", "metabolites_and_mm"] | tuple[tuple[str, ...], ...]
-_GROUPING_NAMES = ("per_metabolite", "global", "metabolites_and_mm")
+#: How metabolites share their damping and shift: all metabolites in one group and the
+#: macromolecules and lipids in one group of each kind (FSL-MRS's in-vivo default), or each
+#: macromolecule and lipid component in a group of its own (LCModel's model), one pair each, one
+#: pair for all, or explicit groups (tuples of metabolite names; names in no group keep a pair
+#: of their own).
+Grouping = (
+    Literal["metabolites_and_mm", "metabolites_and_each_mm", "per_metabolite", "global"]
+    | tuple[tuple[str, ...], ...]
+)
+#: The named groupings, in the order help texts list them (``scaloquant fit --groups``).
+GROUPING_NAMES = ("metabolites_and_mm", "metabolites_and_each_mm", "per_metabolite", "global")
+#: The groupings with a group named ``"metabolites"`` that ``mm_shift_prior_sd_hz`` holds the
+#: others to.
+MM_APART_GROUPINGS = ("metabolites_and_mm", "metabolites_and_each_mm")
 #: Basis names taken as macromolecules or lipids when the basis metadata does not list them.
 _MM_PATTERN = re.compile(r"^(mm|mac|lip)", re.IGNORECASE)
 
@@ -71,8 +80,13 @@ class FitConfig:
     ----------
     ppm_range : ``(low, high)`` chemical-shift window of the fit, ppm (default 0.2-4.2 ppm).
     grouping : ``"per_metabolite"`` (a damping and a shift per metabolite, the family of the
-        paper's Eq. 1), ``"global"`` (one pair for all), or a tuple of name tuples that share a
-        pair (names in no group keep their own).
+        paper's Eq. 1), ``"global"`` (one pair for all), ``"metabolites_and_mm"`` (the
+        metabolites in one group, the macromolecules in a second and the lipids in a third:
+        :func:`scaloquant.fit.model.metabolite_and_mm_groups`), ``"metabolites_and_each_mm"``
+        (the metabolites in one group, each macromolecule and lipid component in a group of its
+        own, as LCModel gives each of its MM and lipid lines its own width and shift:
+        :func:`scaloquant.fit.model.metabolite_and_each_mm_groups`), or a tuple of name tuples
+        that share a pair (names in no group keep their own).
     damping_bounds_per_s : bounds of the extra Lorentzian damping ``alpha`` in 1/s, applied as
         ``exp(-alpha t)`` on top of the basis' own linewidth.
     shift_bounds_hz : bounds of the frequency shift ``df`` in Hz (applied as
@@ -200,8 +214,8 @@ class FitConfig:
         model) for none; preset ``simulated`` sets the SDs of the default simulator's uniform
         draws, :data:`SIMULATOR_DAMPING_SD_PER_S` and :data:`SIMULATOR_SHIFT_SD_HZ`
         (docs/history/fit-log.md "The per-metabolite model's spread priors").
-    mm_shift_prior_sd_hz : ``grouping="metabolites_and_mm"`` only (other groupings ignore
-        it): the macromolecule and lipid groups' shifts held to the metabolites' by a Gaussian
+    mm_shift_prior_sd_hz : ``grouping="metabolites_and_mm"`` or ``"metabolites_and_each_mm"``
+        only (other groupings ignore it): the macromolecule and lipid groups' shifts held to the metabolites' by a Gaussian
         prior of this SD, ``(df_k - df_metabolites)^2 / sd^2`` noise variances per group, in every
         pass and part of the CRLB (LCModel holds each of its simulated MM and lipid lines
         within 0.005-0.03 ppm of its position by such priors, its ``CHSIMU`` ``+-``); in the
@@ -413,9 +427,9 @@ class FitConfig:
         if self.gauss_bounds_per_s2[0] < 0:
             raise ConfigError("gauss_bounds_per_s2 must be >= 0: beta is a Gaussian decay rate")
         if isinstance(self.grouping, str):
-            if self.grouping not in _GROUPING_NAMES:
+            if self.grouping not in GROUPING_NAMES:
                 raise ConfigError(
-                    f"grouping must be one of {', '.join(_GROUPING_NAMES)} or groups of names, "
+                    f"grouping must be one of {', '.join(GROUPING_NAMES)} or groups of names, "
                     f"got {self.grouping!r}"
                 )
         else:
@@ -423,7 +437,7 @@ class FitConfig:
                 groups = tuple(tuple(str(n) for n in g) for g in self.grouping)
             except TypeError:
                 raise ConfigError(
-                    f"grouping must be 'per_metabolite', 'global' or groups of names, "
+                    f"grouping must be one of {', '.join(GROUPING_NAMES)} or groups of names, "
                     f"got {self.grouping!r}"
                 ) from None
             object.__setattr__(self, "grouping", groups)

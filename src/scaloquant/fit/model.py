@@ -78,6 +78,23 @@ def metabolite_and_mm_groups(
     return np.array([group_names.index(k) for k in kinds]), group_names
 
 
+def metabolite_and_each_mm_groups(
+    names: tuple[str, ...], metadata=None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Groups for ``grouping="metabolites_and_each_mm"``: the metabolites in one group named
+    ``"metabolites"`` (first, where the basis has any), and each macromolecule and lipid
+    component in a group of its own, named after it, as LCModel gives each of its MM and lipid
+    lines its own width and shift (LCModel manual, sec. 11.7, ``CHSIMU``):
+    ``(group_of (M,), group names)``."""
+    mm = set(macromolecule_names(names, metadata))
+    metabolites = tuple(n for n in names if n not in mm)
+    group_names = (("metabolites",) if metabolites else ()) + tuple(n for n in names if n in mm)
+    return (
+        np.array([0 if n not in mm else group_names.index(n) for n in names]),
+        group_names,
+    )
+
+
 def named_groups(
     names: tuple[str, ...], grouping: tuple[tuple[str, ...], ...]
 ) -> tuple[np.ndarray, tuple[str, ...]]:

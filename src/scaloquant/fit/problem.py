@@ -41,8 +41,8 @@ from ..signal.decimate import MARGIN_PPM, band_decimation
 from ..signal.match import FREQUENCY_RTOL, basis_sequence
 from ..signal.scale import component_unit
 from ..types import BasisSet
-from .config import MEASURED_KEY, FitConfig, macromolecule_names
-from .model import metabolite_and_mm_groups, named_groups
+from .config import MEASURED_KEY, MM_APART_GROUPINGS, FitConfig, macromolecule_names
+from .model import metabolite_and_each_mm_groups, metabolite_and_mm_groups, named_groups
 
 #: Floor of the LM scaling of a parameter, as a share of the largest scaled curvature
 #: ``max_k (J^T J)_kk s_k^2`` (``s`` = ``Problem.scale``), divided by ``s_j^2``. Grouped
@@ -139,6 +139,8 @@ def group_layout(basis: BasisSet, config: FitConfig) -> tuple[np.ndarray, tuple[
         return np.zeros(len(names), dtype=int), ("all",)
     if config.grouping == "metabolites_and_mm":
         return metabolite_and_mm_groups(names, basis.metadata)
+    if config.grouping == "metabolites_and_each_mm":
+        return metabolite_and_each_mm_groups(names, basis.metadata)
     return named_groups(names, config.grouping)
 
 
@@ -417,7 +419,7 @@ def make_problem(
         penalty[0:g, 0:g] = spread_prior(g, config.damping_spread_prior_sd_per_s)
     if spread and config.shift_spread_prior_sd_hz is not None:
         penalty[g : 2 * g, g : 2 * g] = spread_prior(g, config.shift_spread_prior_sd_hz)
-    if config.mm_shift_prior_sd_hz is not None and config.grouping == "metabolites_and_mm":
+    if config.mm_shift_prior_sd_hz is not None and config.grouping in MM_APART_GROUPINGS:
         penalty[g : 2 * g, g : 2 * g] += mm_shift_prior(group_names, config.mm_shift_prior_sd_hz)
     if deviations and config.damping_prior_sd_per_s is not None and lorentzian:
         free[dev_d] = True

@@ -6,12 +6,14 @@ Each format's module converts its orientation to the internal one of
 files that another tool wrote (``tests/unit/test_io_outside.py``) where ``../shared`` has them,
 which it has for all but FSL-MRS ``.json`` (FSL-MRS is not on PyPI; that row is checked against
 FSL-MRS's code, ``fsl_io.write_fsl_basis_file`` / ``readFSLBasisFiles``, in
-``tests/unit/test_io_roundtrip.py``) and scaloquant's own ``.npz``:
+``tests/unit/test_io_roundtrip.py``) and scaloquant's own ``.npz``; LCModel's ``.coord``, no
+FID and no basis, against a file LCModel writes in ``tests/unit/test_io_lcmodel_output.py``:
 
 ========================  ==========================  =======================================
 module                    files                       conversion to the internal convention
 ========================  ==========================  =======================================
 :mod:`.lcmodel`           ``.RAW``, ``.H2O``, ``.BASIS``  conjugate
+:mod:`.lcmodel_output`    LCModel's ``.coord`` output   none (read back for comparison)
 :mod:`.text`              2/4-column text ``.txt``    conjugate (as the ISMRM 2016 files)
 :mod:`.jmrui`             jMRUI ``.txt``              none
 :mod:`.nifti`             ``.nii``, ``.nii.gz``       conjugate (NIfTI-MRS Appendix A)
@@ -25,6 +27,7 @@ from .dispatch import read_basis, read_fid
 from .fsl import read_fsl_basis, write_fsl_basis
 from .jmrui import read_jmrui_txt
 from .lcmodel import read_lcmodel_basis, read_lcmodel_raw, write_lcmodel_raw
+from .lcmodel_output import read_lcmodel_coord
 from .nifti import read_nifti_mrs, write_nifti_mrs
 from .npz import read_basis_npz, write_basis_npz
 from .text import read_text_fid
@@ -37,6 +40,7 @@ __all__ = [
     "read_fsl_basis",
     "read_jmrui_txt",
     "read_lcmodel_basis",
+    "read_lcmodel_coord",
     "read_lcmodel_raw",
     "read_nifti_mrs",
     "read_text_fid",

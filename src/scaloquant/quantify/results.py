@@ -12,6 +12,8 @@ from ..fit import FitSpectra
 from ..fit.result import ANTICORRELATION_MAX, anticorrelated, correlated_names
 from ..metabolites import canonical, indices_of
 from ..signal.quality import (
+    LIPID_WINDOW_PPM,
+    LIPIDS_RATIO,
     METABOLITES_OVER_DATA,
     METABOLITES_OVER_DATA_MIN,
     NO_SIGNAL_SNR,
@@ -59,6 +61,11 @@ QC_FLAGS: dict[str, str] = {
     "too_broad": f"NAA FWHM (Cr's where taller; of the spectrum or of the fitted lines) above "
     f"{TOO_BROAD_PPM:g} ppm: "
     "lines too broad for a reliable fit",
+    "lipids": f"a line at {LIPID_WINDOW_PPM[0]:g}-{LIPID_WINDOW_PPM[1]:g} ppm (lipids' 1.3 ppm, "
+    f"lactate's 1.31) taller than NAA's and creatine's peaks (over {LIPIDS_RATIO:g}x the taller): scalp "
+    "lipids let in by the voxel's placement or its outer-volume suppression, or a lesion's lipids "
+    "and lactate; the lipid, macromolecule and lactate estimates and the metabolites under those "
+    "lines carry them: check the voxel's position and the spectrum",
     "residual_large": f"relative fit residual above {RESIDUAL_LARGE:g}: the fit does not explain "
     "the spectrum",
     "misfit": f"the fit residual's SD is more than {RESIDUAL_OVER_NOISE_MAX:g}x the noise SD "
