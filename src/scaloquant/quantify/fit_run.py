@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .._words import counted
-from ..errors import ConfigError, IncompatibleDataError, NeedsOption, Option
+from ..errors import IncompatibleDataError, NeedsOption, Option
 from ..fit import FitConfig, FitResult, fit_spectra, fitted_spectra, phase_corrected
+from ..fit.config import require_mm_spectra_fit
 from ..signal.match import require_same_field
 from ..types import FID, BasisSet
 from .checks import fit_checks, spread_fit_facts, window_holds_lines
@@ -50,8 +50,9 @@ def fit_inputs(
     is fitted on its corrected ppm axis (:meth:`Prepared.groups`: one fit per correction of
     an input, the uncorrected spectra together as before)."""
     options = options or Options()
-    # the CLI makes the same check before it reads the inputs
+    # the CLI makes the same checks before it reads the inputs
     window_holds_lines(basis, options.fit_config.ppm_range)
+    require_mm_spectra_fit(len(mm_spectra), len(inputs), options.fit_config.macromolecules)
     for i in inputs:  # named by file, before any work (the fit's own check says 'the data')
         require_same_field(
             i.fid.acquisition, basis.acquisition, source=i.label, target_what="the basis set"
@@ -157,10 +158,12 @@ def _with_mm_spectra(
     (:func:`~scaloquant.fit.measured_mm.clean_mm_spectrum`) and put with the basis on each
     input's grid (:func:`~scaloquant.fit.measured_mm.with_measured_mm`).
 
+    ``mm_spectra``: none, one, or one per input, with ``config.macromolecules`` neither
+    ``"parametric"`` nor ``"none"`` (:func:`~scaloquant.fit.config.require_mm_spectra_fit`, in
+    :func:`fit_inputs` before any work).
+
     Raises
     ------
-    ConfigError : ``mm_spectra`` with ``config.macromolecules`` ``"parametric"`` or ``"none"``,
-        or a number of them that is neither 0, 1 nor one per input.
     IncompatibleDataError : an MM spectrum of another nucleus or scanner than its input's.
     """
     from ..fit.measured_mm import clean_mm_spectrum, with_measured_mm
@@ -168,19 +171,6 @@ def _with_mm_spectra(
 
     if not mm_spectra:
         return [basis] * len(prepared), prepared, []
-    if config.macromolecules in ("parametric", "none"):
-        raise ConfigError(
-            f"a measured MM spectrum is the fit's macromolecules, and macromolecules "
-            f"{config.macromolecules!r} asks for {config.macromolecules} instead: give one or "
-            "the other (with the spectrum, macromolecules 'auto' adds the parametric lipids, "
-            "'basis' none)"
-        )
-    if len(mm_spectra) not in (1, len(prepared)):
-        raise ConfigError(
-            f"{counted(len(mm_spectra), 'MM spectrum', 'MM spectra')} for "
-            f"{counted(len(prepared), 'input')}; give one for all inputs or one per input, in "
-            "the same order"
-        )
     per_input = list(mm_spectra) * len(prepared) if len(mm_spectra) == 1 else list(mm_spectra)
     for prep, mm in zip(prepared, per_input, strict=True):
         require_same_scanner(
