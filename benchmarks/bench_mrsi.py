@@ -58,13 +58,13 @@ from scaloquant.types import FID  # noqa: E402
 #: (stage, module, function): wrapped where the CLI looks the function up at call time.
 STAGES = (
     ("read", "scaloquant.cli._spectra", "inputs_from_args"),
-    ("checks", "scaloquant.quantify.run", "matched_inputs"),
+    ("checks", "scaloquant.quantify.fit_run", "matched_inputs"),
     ("basis", "scaloquant.fit.spectra", "_prepared"),
     ("water", "scaloquant.signal.water", "remove_water"),
     ("solve", "scaloquant.fit.spectra", "_solve"),
     ("result", "scaloquant.fit.spectra", "_batched_result"),
-    ("fit_checks", "scaloquant.quantify.run", "fit_checks"),
-    ("figure_spectra", "scaloquant.quantify.run", "fitted_spectra"),
+    ("fit_checks", "scaloquant.quantify.fit_run", "fit_checks"),
+    ("figure_spectra", "scaloquant.quantify.fit_run", "fitted_spectra"),
     ("fit_figures", "scaloquant.report.outputs", "_fit_png"),
     ("map_images", "scaloquant.report.html", "_map_images"),
     ("nifti_maps", "scaloquant.report.outputs", "_write_maps"),

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 import scaloquant.cli._spectra as cli_spectra  # noqa: E402
 import scaloquant.fit.spectra as fit_spectra_module  # noqa: E402
 import scaloquant.quantify as quantify  # noqa: E402
-import scaloquant.quantify.run as quantify_run  # noqa: E402
+import scaloquant.quantify.fit_run as fit_run  # noqa: E402
 import scaloquant.report as report  # noqa: E402
 import scaloquant.report.html as report_html  # noqa: E402
 import scaloquant.report.outputs as report_outputs  # noqa: E402
@@ -45,7 +45,7 @@ PARTS = (
     ("  water", fit_spectra_module, "_without_water"),
     ("  solve", fit_spectra_module, "_solve"),
     ("  result", fit_spectra_module, "_batched_result"),
-    ("  figure spectra", quantify_run, "fitted_spectra"),
+    ("  figure spectra", fit_run, "fitted_spectra"),
     ("write_run", report, "write_run"),
     ("  maps", report_html, "_maps"),
     ("  fit figures", report_outputs, "_fit_png"),

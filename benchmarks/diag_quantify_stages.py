@@ -57,6 +57,7 @@ import scaloquant.fit.spectra  # noqa: E402
 import scaloquant.io.dispatch  # noqa: E402
 import scaloquant.models.physics  # noqa: E402
 import scaloquant.quantify.checks  # noqa: E402
+import scaloquant.quantify.gather  # noqa: E402
 import scaloquant.quantify.matching  # noqa: E402
 import scaloquant.quantify.run  # noqa: E402
 import scaloquant.report.html  # noqa: E402
@@ -90,7 +91,7 @@ STAGES = (
     ("scaloquant.fit.spectra", "_solve", 2),
     ("scaloquant.fit.spectra", "asks_for_flexible_baseline", 2),
     ("scaloquant.fit.spectra", "_batched_result", 2),
-    ("scaloquant.quantify.run", "_finish", 0),
+    ("scaloquant.quantify.gather", "finish_run", 0),
     ("scaloquant.report.outputs", "write_run", 0),
     ("scaloquant.report.outputs", "results_csv", 1),
     ("scaloquant.report.outputs", "results_json_text", 1),

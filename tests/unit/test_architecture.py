@@ -448,7 +448,9 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "matching",
         "figures",
         "checks",
+        "gather",
         "run",
+        "fit_run",
     ),
 }
 

@@ -260,25 +260,14 @@ def handle(args: argparse.Namespace) -> int:
 
 def _check_mm_spectra(args: argparse.Namespace) -> None:
     """Refuse, before anything is read, ``--mm-spectrum`` files whose count is neither one nor
-    one per input, and ``--mm parametric`` or ``none`` with them (``fit_inputs`` checks both
-    again, and the config file's ``macromolecules``; ``require_paths`` that they exist)."""
-    from .._words import counted
-    from ..errors import ConfigError
+    one per input, and ``--mm parametric`` or ``none`` with them
+    (:func:`~scaloquant.fit.config.require_mm_spectra_fit`, which ``fit_inputs`` makes again
+    for the config file's ``macromolecules``; ``require_paths`` that they exist)."""
+    from ..fit.config import require_mm_spectra_fit
 
-    if not args.mm_spectrum:
-        return
-    if len(args.mm_spectrum) not in (1, len(args.inputs)):
-        raise ConfigError(
-            f"{counted(len(args.mm_spectrum), '--mm-spectrum file')} for "
-            f"{counted(len(args.inputs), 'input')}; give one for all inputs or one per input, "
-            "in the inputs' order"
-        )
-    if args.mm in ("parametric", "none"):
-        raise ConfigError(
-            f"--mm-spectrum is the fit's macromolecules and --mm {args.mm} asks for "
-            f"{args.mm} instead: give one or the other (with --mm-spectrum, --mm auto adds "
-            "parametric lipids, --mm basis none)"
-        )
+    require_mm_spectra_fit(
+        len(args.mm_spectrum or ()), len(args.inputs), args.mm, setting="--mm {}"
+    )
 
 
 def _fit(args: argparse.Namespace) -> int:

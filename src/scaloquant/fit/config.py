@@ -13,7 +13,8 @@ from itertools import pairwise
 from typing import Any, Literal
 
 from .._config import dataclass_from_dict, positive_number, whole_number
-from ..errors import ConfigError
+from .._words import counted
+from ..errors import ConfigError, NeedsOption, Option
 from ..signal.axes import WINDOW_PPM_1H
 
 #: How metabolites share their damping and shift: all metabolites in one group and the
@@ -515,6 +516,44 @@ def retired_settings(data: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"solver {solver!r} no longer exists: the fit has one solver, the batched one; drop "
             "the setting (preset 'simulated' is the per-metabolite model the scipy fit had)"
+        )
+
+
+def require_mm_spectra_fit(
+    n_spectra: int,
+    n_inputs: int,
+    macromolecules: str | None,
+    *,
+    setting: str = "macromolecules {!r}",
+) -> None:
+    """Refuse measured MM spectra (``fit --mm-spectrum``, ``fit_inputs``' ``mm_spectra``; none:
+    nothing to check) whose count ``n_spectra`` is neither one for all ``n_inputs`` inputs nor
+    one per input, or that come with ``macromolecules`` ``"parametric"`` or ``"none"`` (None:
+    not set), which would take the fit's macromolecules from elsewhere. The one check of both:
+    the CLI makes it before anything is read, naming its ``--mm`` flag (``setting="--mm {}"``,
+    the words of a value), and :func:`scaloquant.quantify.fit_run.fit_inputs` again, naming
+    the fit's setting (a Python caller's or a config file's).
+
+    Raises
+    ------
+    NeedsOption : either refusal, the spectra named as the caller's option ``mm_spectrum``.
+    """
+    if not n_spectra:
+        return
+    if n_spectra not in (1, n_inputs):
+        raise NeedsOption(
+            f"{n_spectra} ",
+            Option("mm_spectrum"),
+            f" files for {counted(n_inputs, 'input')}; give one for all inputs or one per "
+            "input, in the inputs' order",
+        )
+    if macromolecules in ("parametric", "none"):
+        raise NeedsOption(
+            Option("mm_spectrum"),
+            f" is the fit's macromolecules and {setting.format(macromolecules)} asks for "
+            f"{macromolecules} instead: give one or the other (with ",
+            Option("mm_spectrum"),
+            f", {setting.format('auto')} adds parametric lipids, {setting.format('basis')} none)",
         )
 
 

@@ -11,9 +11,11 @@ Water scaling (mM) is in :mod:`scaloquant.quantify.water`.
 """
 
 from ..fit.scale import signal_per_proton
+from .fit_run import fit_inputs
+from .gather import Options, Run
 from .inputs import MMSpectrumFile, SpectraInput, read_inputs, read_mm_spectra, read_water
 from .results import COLUMN_DESCRIPTIONS, SpectraResult, tcr_ratios
-from .run import Options, Run, fit_inputs, model_basis, quantify_inputs
+from .run import model_basis, quantify_inputs
 from .water import (
     WaterScaling,
     concentrations_mM,

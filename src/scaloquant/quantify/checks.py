@@ -70,7 +70,7 @@ def _fit_facts(
     :data:`~scaloquant.fit.result.ANTICORRELATION_MAX`; half the covariance's size);
     ``water_near_window``
     (:func:`water_near_window_seen`, which the qc flag reads in
-    :func:`scaloquant.quantify.run._finish`)."""
+    :func:`scaloquant.quantify.gather.finish_run`)."""
     n = int(np.prod(result.batch_shape, dtype=int))
     out = {}
     for name, value in (

@@ -28,7 +28,7 @@ def spread_rows(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 def merged_rows(parts: list[tuple[np.ndarray, Any]]) -> Any:
     """One set of per-spectrum values from those of groups of spectra: ``parts`` holds each
-    group's rows and its values (:func:`scaloquant.quantify.run._fitted_rows`: arrays
+    group's rows and its values (:func:`scaloquant.quantify.fit_run._fitted_rows`: arrays
     ``(n, ...)``, NaN outside its rows, in tuples and dicts alike across groups); each row taken
     from its group's."""
     (_, first), *others = parts
@@ -71,7 +71,7 @@ def fitted_windows(
 
 
 def windows_alike(fits: list[tuple], n: int) -> None:
-    """Give every group of ``fits`` (:func:`~scaloquant.quantify.run.fit_inputs`' ``(rows,
+    """Give every group of ``fits`` (:func:`~scaloquant.quantify.fit_run.fit_inputs`' ``(rows,
     fid, result, names, values)`` of one input's referenced axes) the fact ``window_ppm`` where
     any group has it (:func:`fitted_windows`): a fit whose adaptive rule refitted no spectrum
     has none (``FitResult.window_ppm`` None: all over its ``config.ppm_range``), so that

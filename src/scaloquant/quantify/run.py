@@ -1,26 +1,21 @@
-"""``quantify`` and ``fit`` as library calls: match every input to the model's (or basis')
-grid, estimate, derive ratios and concentrations, and gather what the outputs need.
-
-Both commands produce a :class:`Run`, which :func:`scaloquant.report.outputs.write_run`
-writes; they differ only in how the columns are estimated.
+"""``quantify`` as a library call: match every input to the model's grid, estimate (the
+network, a physics-head model's own polish, ``--refine``'s fit), and gather what the outputs
+need (:mod:`.gather`). ``fit``'s driver is :mod:`.fit_run`.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import defaults
-from .._config import whole_number
 from .._words import counted
-from ..errors import ConfigError, IncompatibleDataError, NeedsOption, Option
+from ..errors import ConfigError, NeedsOption, Option
 from ..fit import (
-    FitConfig,
     FitResult,
     FitStart,
     fit_given_amplitudes,
@@ -29,149 +24,21 @@ from ..fit import (
     phase_corrected,
 )
 from ..models.physics_config import PHYSICS_KINDS
-from ..signal.match import require_same_field
 from ..signal.noise import residual_over_noise
-from ..signal.quality import unmeasurable
-from ..signal.singlets import singlet_lags_ppm
 from ..signal.water_peak import WATER_NEAR_WINDOW_RATIO
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
-from .checks import (
-    blank_fit_facts,
-    fit_checks,
-    no_creatine,
-    quality_columns,
-    spread_fit_facts,
-    water_near_window_seen,
-    window_holds_lines,
-)
-from .figures import figure_choice, fitted_spectrum, representative_voxels, spectra_subset
-from .inputs import MMSpectrumFile, SpectraInput
+from .checks import fit_checks, spread_fit_facts, water_near_window_seen
+from .figures import fitted_spectrum, spectra_subset
+from .gather import FitChecks, Options, Run, figure_rows, finish_run, flags_and_checks
+from .inputs import SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
-from .notes import (
-    adaptation_note,
-    adapted_checkpoint_note,
-    baseline_note,
-    correlation_note,
-    ecc_notes,
-    figure_note,
-    polish_note,
-    quality_note,
-    water_scaling_notes,
-)
-from .results import SpectraResult, tcr_ratios
-from .rows import fitted_windows, flat_samples, merged_rows, spread_rows, windows_alike
-from .water import WaterScaling, concentrations_mM, water_area
+from .notes import adaptation_note, adapted_checkpoint_note, baseline_note, polish_note
+from .rows import fitted_windows, flat_samples, spread_rows
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
     from ..models.adapt import AdaptConfig, AdaptResult
     from ..models.checkpoint import LoadedModel
-
-Command = Literal["quantify", "fit"]
-
-
-@dataclass(frozen=True)
-class Options:
-    """Options shared by ``quantify`` and ``fit``.
-
-    Attributes
-    ----------
-    force : accept acquisition mismatches that matching cannot convert safely (with warnings).
-    batch_size : spectra per network batch (None: the model's fastest default,
-        :meth:`~scaloquant.models.Quantifier.default_batch_size`).
-    max_figures : fit figures at most (for the flagged spectra, then those of highest SNR:
-        :func:`figure_choice`); 0 draws none.
-    mrsi_figures : ``fit``, and ``quantify --refine`` with a regression CNN (the runs with a fit
-        residual for every voxel and fit figures): fit figures per MRSI input (at most
-        ``max_figures``), of the voxels at evenly spaced ranks of the fit residual
-        (:func:`representative_voxels`); its voxels do not compete for ``max_figures`` with the
-        spectra of other inputs.
-    refine : ``quantify`` only: also run the full fit started from the network's estimate.
-    water_scaling : tissue and relaxation assumptions of the mM columns.
-    echo_time_given : ``water_scaling.echo_time_ms`` was given by the user; otherwise a file
-        that states its echo time is scaled with that one.
-    fit_config : options of the classical fit (figures, ``--refine``, ``fit``).
-    adapt : ``quantify`` with a physics-head model only: fine-tune a copy of its encoder on the
-        run's usable spectra by the reconstruction loss before quantifying them
-        (:func:`scaloquant.models.adapt.adapt_encoder`); None: no adaptation.
-    polish_iterations : ``quantify`` with a physics-head model only: the polish's ``K`` (the
-        fit's iterations after the network; 0: the network alone); None: the checkpoint's.
-    baseline_stiffness : ``quantify`` with a physics-head model with a spline baseline only:
-        ``"adaptive"`` (None, the default: as the fit's default) screens each polished
-        spectrum with LCModel's F-test against a more flexible baseline and fits those that ask
-        for one as ``fit``'s default does, their rows ``fit``'s (:func:`_physics_estimates`);
-        ``"fixed"``: the polish's fixed stiffness for every spectrum.
-    referencing : reference each 1H spectrum from its own NAA, creatine and choline singlets
-        before it is fitted or quantified, as LCModel does (its ``DOREFS``), where they stand
-        clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
-        False: every spectrum on its file's ppm axis (the CLI's ``--referencing off``, and
-        ``--ppm-reference`` given).
-    ecc : correct each input's spectra by the phase of its water reference before anything
-        else (Klose 1990, :func:`scaloquant.quantify.inputs.eddy_corrected`; the CLI's
-        ``--ecc``); every input needs a water reference.
-    """
-
-    force: bool = False
-    batch_size: int | None = None
-    max_figures: int = defaults.MAX_FIGURES
-    mrsi_figures: int = defaults.MRSI_FIGURES
-    refine: bool = False
-    water_scaling: WaterScaling = field(default_factory=WaterScaling)
-    echo_time_given: bool = False
-    fit_config: FitConfig = field(default_factory=FitConfig)
-    adapt: AdaptConfig | None = None
-    polish_iterations: int | None = None
-    baseline_stiffness: Literal["adaptive", "fixed"] | None = None
-    referencing: bool = True
-    ecc: bool = False
-
-    def __post_init__(self) -> None:
-        for key, least, or_none in (
-            ("batch_size", 1, True),
-            ("polish_iterations", 0, True),
-            ("max_figures", 0, False),
-            ("mrsi_figures", 0, False),
-        ):
-            value = whole_number(key, getattr(self, key), least, or_none=or_none)
-            object.__setattr__(self, key, value)
-        if self.baseline_stiffness not in (None, "adaptive", "fixed"):
-            raise ConfigError(
-                "baseline_stiffness of quantify must be adaptive or fixed, got "
-                f"{self.baseline_stiffness!r}"
-            )
-
-
-@dataclass(frozen=True)
-class Run:
-    """Everything the outputs of one ``quantify`` or ``fit`` run are written from.
-
-    Attributes
-    ----------
-    command : which command.
-    names : metabolites, in column order.
-    results : one per input file.
-    suffixes : per-metabolite column suffixes, in order (``""`` is the amplitude).
-    sd_suffix : the column that gives the summary's %SD (``"_sd"`` or ``"_crlb_sd"``).
-    notes : sentences for the summary and results.json (ratios, mM, figures...).
-    facts : JSON-able facts for provenance.json (model, basis, water scaling...).
-    adaptation : ``quantify --adapt``: the adapted model and its figures (None otherwise).
-    model_label : what the fit figures' model curve is, where the command's usual label
-        (:mod:`scaloquant.report.outputs`) does not say it (a physics-head model's); None: that.
-    """
-
-    command: Command
-    names: tuple[str, ...]
-    results: tuple[SpectraResult, ...]
-    suffixes: tuple[str, ...]
-    sd_suffix: str
-    notes: tuple[str, ...]
-    facts: Mapping[str, Any]
-    adaptation: AdaptResult | None = field(default=None, compare=False, repr=False)
-    model_label: str | None = None
-
-    @property
-    def n_spectra(self) -> int:
-        return sum(r.input.n_spectra for r in self.results)
 
 
 def model_basis(
@@ -210,41 +77,6 @@ def model_basis(
         "the model was not trained on the embedded basis and no --basis was given: no fit "
         "figures, no --refine and no mM (give --basis with the training basis)"
     )
-
-
-def _scaling_for(inp: SpectraInput, options: Options) -> WaterScaling:
-    """The water scaling of one input: its file's echo time when it states one and the user
-    gave none (``--force`` may have let a file of another TE through)."""
-    from ..signal.match import stated_sequence
-
-    _, echo_time_s = stated_sequence(inp.fid)
-    if options.echo_time_given or echo_time_s is None:
-        return options.water_scaling
-    return replace(options.water_scaling, echo_time_ms=echo_time_s * 1e3)
-
-
-def _derived(
-    names: tuple[str, ...],
-    amplitudes: np.ndarray,
-    inp: SpectraInput,
-    unit: float | None,
-    scaling: WaterScaling,
-    no_molarity: Sequence[str],
-) -> dict[str, np.ndarray]:
-    ratios, _ = tcr_ratios(names, amplitudes)
-    out = {"_ratio_tcr": ratios}
-    if unit is None:
-        return out
-    water = inp.water_areas_source()
-    if water is None:
-        out["_mM"] = np.full(amplitudes.shape, np.nan)
-        return out
-    areas = np.broadcast_to(water_area(water, inp.water.acquisition), inp.fid.batch_shape)
-    areas = areas.reshape(-1)
-    mM = concentrations_mM(amplitudes, areas, unit, scaling)
-    mM[:, [i for i, n in enumerate(names) if n in no_molarity]] = np.nan
-    out["_mM"] = mM
-    return out
 
 
 def _named_columns(
@@ -470,163 +302,6 @@ def _physics_figures(
     return figures
 
 
-class _FitChecks(NamedTuple):
-    """An input's figures of its fit (``fit``, ``--refine``, a physics-head model's final
-    model), ``(N,)`` each, None without a fit: the relative residual, the fitted FWHM (ppm), the
-    metabolite model over the data, the residual over the noise, and its facts
-    (:func:`spread_fit_facts`; the fit's water_near_window among them, which its flag reads)."""
-
-    residual: np.ndarray | None
-    linewidth_ppm: np.ndarray | None
-    metabolites: np.ndarray | None
-    over_noise: np.ndarray | None
-    facts: dict[str, np.ndarray]
-
-
-def _flagged(
-    prep: Prepared, estimates: np.ndarray, names: tuple[str, ...], checks: _FitChecks
-) -> tuple[list[list[str]], _FitChecks]:
-    """An input's QC flags after its fit (:func:`~scaloquant.signal.quality.fit_flags`), from
-    its ``checks`` and ``estimates`` ``(N, M)``, and the checks blanked where the data hold
-    nothing to measure. Before the figures are chosen: the flagged spectra are drawn first
-    (:func:`figure_choice`)."""
-    from ..signal.quality import fit_flags
-
-    inp = prep.input
-    fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts = checks
-    # where every spectrum of an input is unusable all are estimated (estimated_rows); a
-    # fit of nothing to measure tells nothing either: no fit_residual, no fit flags (a
-    # water reference given as data was 'water;residual_large' with a residual of 0.96)
-    data_unusable = unmeasurable(prep.flags)
-    if data_unusable.any():
-        fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise = (
-            None if v is None else np.where(data_unusable, np.nan, v)
-            for v in (fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise)
-        )
-        fit_facts = blank_fit_facts(fit_facts, data_unusable) or {}
-    n = inp.n_spectra
-    flags = fit_flags(
-        prep.flags,
-        fit_residual,
-        fit_linewidth_ppm,
-        fit_metabolites,
-        fit_facts.get("water_near_window"),
-        singlets=(
-            prep.quality.singlet_profile.reshape(n, -1),
-            singlet_lags_ppm(inp.fid.n_points, inp.fid.dwell_time_s, inp.fid.spectrometer_freq_mhz),
-            prep.quality.singlet_strength.reshape(n),
-        ),
-        placed_shift_ppm=fit_facts.get("shift_ppm"),
-        no_creatine=no_creatine(estimates, names),
-        residual_over_noise=fit_noise,
-    )
-    return flags, _FitChecks(fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts)
-
-
-def _figure_rows(
-    prepared: Sequence[Prepared],
-    flags: Sequence[list[list[str]]],
-    checks: Sequence[_FitChecks],
-    representative: Sequence[bool],
-    options: Options,
-) -> list[list[int]]:
-    """Per input, the spectra whose fit figures a run draws: the flagged ones first, worst
-    first, then the highest SNRs of all inputs (:func:`figure_choice`); for the
-    ``representative`` inputs (MRSI with a fit residual for every voxel) the voxels at evenly
-    spaced ranks of that residual (:func:`representative_voxels`, ``mrsi_figures`` of them:
-    16 figures of the highest SNRs were 8 of the 61 s of a 16 x 16 slice, and the maps show
-    every voxel)."""
-    chosen = figure_choice(
-        prepared,
-        options.max_figures,
-        skip=representative,
-        flags=flags,
-        residual_over_noise=[c.over_noise for c in checks],
-    )
-    k = min(options.mrsi_figures, options.max_figures)
-    return [
-        sorted(representative_voxels(c.residual, p.usable, k)) if by_residual else drawn
-        for p, c, by_residual, drawn in zip(prepared, checks, representative, chosen, strict=True)
-    ]
-
-
-def _finish(
-    command: Command,
-    names: tuple[str, ...],
-    # per input: prepared spectra, estimate columns, figures, the fit's checks (or None; as
-    # _flagged returns them) and its flags (_flagged)
-    partial: list[tuple[Prepared, dict[str, np.ndarray], dict, _FitChecks, list[list[str]]]],
-    *,
-    basis: BasisSet | None,
-    base_suffixes: tuple[str, ...],
-    sd_suffix: str,
-    notes: list[str],
-    facts: dict[str, Any],
-    options: Options,
-    representative: bool,
-) -> Run:
-    """Blank the estimates of unusable spectra, derive ratios and mM, and gather
-    (``representative``: the MRSI inputs' figures are :func:`representative_voxels`)."""
-    inputs = [p[0].input for p in partial]
-    unit, water_notes = water_scaling_notes(inputs, basis, options.water_scaling)
-    results = []
-    macromolecules = tuple(basis.metadata.get("macromolecules") or ()) if basis else ()
-    for prep, columns, figures, checks, flags in partial:
-        inp = prep.input
-        fit_residual, fit_noise, fit_facts = checks.residual, checks.over_noise, checks.facts
-        unusable = unmeasurable(flags)
-        # nothing to measure: NaN, never a number (an empty FID gave ratios of 0.5 before)
-        columns = {k: np.where(unusable[:, None], np.nan, v) for k, v in columns.items()}
-        fit_facts = blank_fit_facts(fit_facts, unusable)
-        scaling = _scaling_for(inp, options)
-        derived = _derived(names, columns[""], inp, unit, scaling, macromolecules)
-        used = scaling if unit is not None and inp.water is not None else None
-        results.append(
-            SpectraResult(
-                inp,
-                prep.fid,
-                prep.conversions,
-                prep.warnings,
-                {**columns, **derived},
-                figures,
-                used,
-                quality=quality_columns(prep, fit_residual, fit_noise),
-                qc=tuple(";".join(f) for f in flags),
-                water_quality=prep.water_quality,
-                fit=fit_facts,
-                reference_correction_ppm=prep.reference_correction_ppm,
-            )
-        )
-    _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
-    suffixes = (*base_suffixes, "_ratio_tcr", *(("_mM",) if unit is not None else ()))
-    if basis is not None:
-        notes += figure_note(results, representative=representative)
-    facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
-    if options.ecc:
-        notes += ecc_notes([p.input.water_path for p, *_ in partial])
-        facts["eddy_current_correction"] = {
-            "method": "klose",
-            "water_references": [str(p.input.water_path) for p, *_ in partial],
-        }
-    return Run(
-        command=command,
-        names=names,
-        results=tuple(results),
-        suffixes=suffixes,
-        sd_suffix=sd_suffix,
-        notes=tuple(
-            [
-                *notes,
-                *quality_note(results),
-                *correlation_note(results, names),
-                ratio_note,
-                *water_notes,
-            ]
-        ),
-        facts=facts,
-    )
-
-
 def quantify_inputs(
     inputs: Sequence[SpectraInput],
     model: LoadedModel,
@@ -720,7 +395,7 @@ def quantify_inputs(
         fid = prep.fid
         estimates = None
         # as ``fit``: the spectra with nothing to quantify are not run through the model (their
-        # estimates are NaN all the same, _finish)
+        # estimates are NaN all the same, finish_run)
         rows = estimated_rows(prep)
         spread = functools.partial(spread_rows, rows=rows, n=prep.input.n_spectra)
         estimated = (
@@ -777,8 +452,8 @@ def quantify_inputs(
             fit_residual, fit_metabolites, fit_noise = (spread(v) for v in fit_checks(refined))
             fit_linewidth = spread(refined.linewidth_ppm)
             fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra, names)
-        checks = _FitChecks(fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
-        flags, checks = _flagged(prep, columns[""], names, checks)
+        checks = FitChecks(fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
+        flags, checks = flags_and_checks(prep, columns[""], names, checks)
         drawn_at = functools.partial(
             _model_figures, quantifier, basis, fid, rows, amplitudes, estimates
         )
@@ -786,7 +461,7 @@ def quantify_inputs(
     # MRSI inputs with --refine or a physics-head model: voxels representative of the fit's
     # residual, as ``fit`` draws them
     chosen = (
-        _figure_rows(
+        figure_rows(
             prepared,
             [e[3] for e in estimated_inputs],
             [e[2] for e in estimated_inputs],
@@ -857,7 +532,7 @@ def quantify_inputs(
         "basis_note": basis_note,
         "fit_config": options.fit_config.to_dict() if (options.refine or basis) else None,
     }
-    run = _finish(
+    run = finish_run(
         "quantify",
         names,
         partial,
@@ -891,352 +566,3 @@ def _adapted(quantifier, prepared: Sequence[Prepared], config: AdaptConfig) -> A
     if len(fids) == 0:
         raise ConfigError("--adapt: no usable spectrum to adapt the model to (all are flagged)")
     return adapt_encoder(quantifier, fids, config)
-
-
-def fit_inputs(
-    inputs: Sequence[SpectraInput],
-    basis: BasisSet,
-    *,
-    basis_name: str,
-    options: Options | None = None,
-    mm_spectra: Sequence[MMSpectrumFile] = (),
-) -> Run:
-    """Fit every spectrum of ``inputs`` with ``basis`` (:func:`scaloquant.fit.fit_spectra`).
-
-    ``mm_spectra``: none, one metabolite-nulled spectrum for all inputs or one per input in
-    their order (:func:`~scaloquant.quantify.inputs.read_mm_spectra`): each is cleaned by its
-    own fit and becomes the macromolecule basis spectrum ``MM_measured`` of its inputs' fits
-    (:mod:`scaloquant.fit.measured_mm`), in place of the basis' macromolecules or LCModel's
-    parametric MM components (the parametric lipids kept under ``macromolecules="auto"``).
-
-    The basis goes to each input's grid (in :func:`~scaloquant.fit.fit_spectra`; the
-    conversions are reported with the input's), the inputs are only checked against the basis'
-    sequence and echo time, and the columns gain LCModel's combined rows (tNAA, tCr, tCho, Glx,
-    CRLB from the covariance). The per-spectrum SNR and linewidth are the quality figures measured on the data
-    (:mod:`scaloquant.signal.quality`), for the fit as for ``quantify``. With
-    ``options.referencing`` a spectrum whose own singlets stand clearly away from their shifts
-    is fitted on its corrected ppm axis (:meth:`Prepared.groups`: one fit per correction of
-    an input, the uncorrected spectra together as before)."""
-    options = options or Options()
-    # the CLI makes the same check before it reads the inputs
-    window_holds_lines(basis, options.fit_config.ppm_range)
-    for i in inputs:  # named by file, before any work (the fit's own check says 'the data')
-        require_same_field(
-            i.fid.acquisition, basis.acquisition, source=i.label, target_what="the basis set"
-        )
-    # the basis goes to each input's grid (in fit_spectra), not the data to its
-    prepared = [
-        matched_inputs(
-            [i],
-            i.fid.acquisition,
-            basis.metadata,
-            options.force,
-            "the basis set",
-            referencing=options.referencing,
-            ecc=options.ecc,
-            on_data_grid=True,
-        )[0]
-        for i in inputs
-    ]
-    bases, prepared, mm_facts = _with_mm_spectra(basis, prepared, mm_spectra, options.fit_config)
-    # the names and macromolecules of the fitted model; areas do not depend on the grid
-    fitted = _one_model_for_all(bases, prepared, options.fit_config)
-    fitted_inputs = []
-    names = tuple(basis.names)
-    for prep, own_basis in zip(prepared, bases, strict=True):
-        n = prep.input.n_spectra
-        # the spectra with nothing to quantify are not fitted: their estimates would be NaN
-        # all the same (_finish); those whose reference was corrected, on their own axes
-        fits = [
-            (rows, group, *_fitted_rows(group, rows, n, own_basis, options.fit_config))
-            for rows, group in prep.groups(estimated_rows(prep))
-        ]
-        names = fits[0][3]
-        windows_alike(fits, n)
-        columns, residual, metabolites, linewidth, over_noise, facts = merged_rows(
-            [(rows, values) for rows, _, _, _, values in fits]
-        )
-        done = [c for _, _, result, _, _ in fits for c in result.conversions]
-        prep = replace(prep, conversions=(*prep.conversions, *dict.fromkeys(done)))
-        checks = _FitChecks(residual, linewidth, metabolites, over_noise, facts)
-        flags, checks = _flagged(prep, columns[""], names, checks)
-        fitted_inputs.append((prep, columns, fits, checks, flags, own_basis))
-    # MRSI inputs: voxels representative of the fit, from its residuals
-    chosen = _figure_rows(
-        [f[0] for f in fitted_inputs],
-        [f[4] for f in fitted_inputs],
-        [f[3] for f in fitted_inputs],
-        [f[0].input.is_mrsi for f in fitted_inputs],
-        options,
-    )
-    partial = []
-    for (prep, columns, fits, checks, flags, own_basis), drawn in zip(
-        fitted_inputs, chosen, strict=True
-    ):
-        figures = {}
-        for rows, group, result, _, _ in fits:  # usable spectra only, all fitted
-            ours = set(rows.tolist())
-            mine = [j for j in drawn if j in ours]
-            if not mine:
-                continue
-            shown = result.take(np.searchsorted(rows, mine).tolist())
-            spectra = phase_corrected(
-                fitted_spectra(shown, spectra_subset(group, mine), own_basis), shown
-            )
-            figures |= {j: fitted_spectrum(spectra, k) for k, j in enumerate(mine)}
-        partial.append((prep, columns, figures, checks, flags))
-    noise = options.fit_config.noise_estimate
-    notes = [
-        f"basis: {basis_name}",
-        f"CRLB noise SD from the {'fit residual' if noise == 'residual' else 'noise region'}",
-    ]
-    facts = {"basis_name": basis_name, "fit_config": options.fit_config.to_dict()}
-    if mm_facts:
-        notes.append(
-            "macromolecules: the measured MM spectrum "
-            + ", ".join(f["file"] for f in mm_facts)
-            + " (MM_measured), cleaned by its own fit (results.json mm_spectra)"
-        )
-        facts["mm_spectra"] = mm_facts
-    return _finish(
-        "fit",
-        names,
-        partial,
-        basis=fitted,
-        base_suffixes=("", "_crlb_sd", "_crlb_pct"),
-        sd_suffix="_crlb_sd",
-        notes=notes,
-        facts=facts,
-        options=options,
-        representative=True,
-    )
-
-
-def _with_mm_spectra(
-    basis: BasisSet,
-    prepared: list[Prepared],
-    mm_spectra: Sequence[MMSpectrumFile],
-    config: FitConfig,
-) -> tuple[list[BasisSet], list[Prepared], list[dict[str, Any]]]:
-    """The basis each input is fitted with, the inputs with what was done for it in their
-    conversions, and results.json's facts of each MM spectrum: ``basis`` for every input
-    without ``mm_spectra``; else each MM spectrum checked against its inputs (nucleus and
-    scanner, :func:`~scaloquant.signal.match.require_same_scanner`), cleaned once
-    (:func:`~scaloquant.fit.measured_mm.clean_mm_spectrum`) and put with the basis on each
-    input's grid (:func:`~scaloquant.fit.measured_mm.with_measured_mm`).
-
-    Raises
-    ------
-    ConfigError : ``mm_spectra`` with ``config.macromolecules`` ``"parametric"`` or ``"none"``,
-        or a number of them that is neither 0, 1 nor one per input.
-    IncompatibleDataError : an MM spectrum of another nucleus or scanner than its input's.
-    """
-    from ..fit.measured_mm import clean_mm_spectrum, with_measured_mm
-    from ..signal.match import require_same_scanner
-
-    if not mm_spectra:
-        return [basis] * len(prepared), prepared, []
-    if config.macromolecules in ("parametric", "none"):
-        raise ConfigError(
-            f"a measured MM spectrum is the fit's macromolecules, and macromolecules "
-            f"{config.macromolecules!r} asks for {config.macromolecules} instead: give one or "
-            "the other (with the spectrum, macromolecules 'auto' adds the parametric lipids, "
-            "'basis' none)"
-        )
-    if len(mm_spectra) not in (1, len(prepared)):
-        raise ConfigError(
-            f"{counted(len(mm_spectra), 'MM spectrum', 'MM spectra')} for "
-            f"{counted(len(prepared), 'input')}; give one for all inputs or one per input, in "
-            "the same order"
-        )
-    per_input = list(mm_spectra) * len(prepared) if len(mm_spectra) == 1 else list(mm_spectra)
-    for prep, mm in zip(prepared, per_input, strict=True):
-        require_same_scanner(
-            mm.fid.acquisition,
-            prep.fid.acquisition,
-            what=f"the MM spectrum {mm.path.name}",
-            data_what=prep.input.label,
-            advice=("give the MM spectrum acquired with the data (", Option("mm_spectrum"), ")"),
-        )
-    for mm in mm_spectra:
-        _require_not_water(mm)
-    cleaned = {id(mm): clean_mm_spectrum(mm.fid, basis, config) for mm in mm_spectra}
-    bases, out = [], []
-    for prep, mm in zip(prepared, per_input, strict=True):
-        measured = cleaned[id(mm)]
-        own, conversions = with_measured_mm(basis, measured, prep.fid.acquisition)
-        said = (
-            f"MM spectrum {mm.path.name} cleaned by its fit (residual_over_noise "
-            f"{measured.residual_over_noise:.3g}, shift {measured.shift_hz:+.3g} Hz, phase "
-            f"{measured.phase0_deg:.4g} deg and {measured.phase1_deg_per_ppm:.4g} deg/ppm) as "
-            "the fit's MM_measured"
-        )
-        bases.append(own)
-        warned = _metabolite_mm_warning(mm, measured.amplitudes)
-        out.append(
-            replace(
-                prep,
-                conversions=(*prep.conversions, *conversions, said),
-                warnings=(*prep.warnings, *warned),
-            )
-        )
-    facts = [
-        {
-            "file": str(mm.path),
-            "inputs": [p.input.label for p, m in zip(prepared, per_input, strict=True) if m is mm],
-            **cleaned[id(mm)].facts(),
-        }
-        for mm in mm_spectra
-    ]
-    return bases, out, facts
-
-
-#: tNAA (NAA + NAAG) over the summed MM components of an MM spectrum's cleaning fit above which
-#: the spectrum is said to look like a metabolite spectrum. Measured (audit33): Osprey's TI 600 ms
-#: spectra 0 and 0.035, their subjects' metabolite spectra given as the MM spectrum 0.285 and
-#: 0.273; 0.1 is about 3x from either. With the rest lines at 3.8-4.0 ppm in the cleaning fit
-#: (mmclean33): 0 and 0.031, and 0.229 and 0.226.
-MM_NAA_WARNING_RATIO = 0.1
-
-
-def _metabolite_mm_warning(mm: MMSpectrumFile, amplitudes: Mapping[str, float]) -> list[str]:
-    """A warning where an MM spectrum's own fit found much NAA (:data:`MM_NAA_WARNING_RATIO`):
-    an inversion nulls it, so this is the metabolite spectrum (or a poorly nulled one), whose
-    MM_measured then holds the metabolites' lines its MM components took up (the fit of
-    Osprey's sub-01 with its metabolite spectrum as MM: its residual_over_noise 5.23, no word)."""
-    from ..fit.measured_mm import MM_COMPONENTS
-
-    mm_sum = sum(amplitudes.get(k, 0.0) for k in MM_COMPONENTS)
-    naa = amplitudes.get("NAA", 0.0) + amplitudes.get("NAAG", 0.0)
-    if not mm_sum > 0 or naa / mm_sum <= MM_NAA_WARNING_RATIO:
-        return []
-    return [
-        f"the MM spectrum {mm.path.name} holds NAA at {naa / mm_sum:.2f}x its macromolecules "
-        f"(a metabolite-nulled spectrum's is under {MM_NAA_WARNING_RATIO:g}x): is it the "
-        "metabolite spectrum? MM_measured may hold metabolite lines; check its fit "
-        "(results.json mm_spectra) and the file given to --mm-spectrum"
-    ]
-
-
-def _require_not_water(mm: MMSpectrumFile) -> None:
-    """Refuse an MM spectrum that is a water reference (given to ``mm_spectra`` by mistake): its
-    water peak over :data:`~scaloquant.signal.water_peak.WATER_RATIO` times its tallest
-    metabolite peak, as the ``water`` flag. Osprey's metabolite-nulled TI 600 ms spectra give
-    16-42, their water references 981-1318; one cleaned anyway had residual_over_noise 1.23 and
-    a phase of 150 deg/ppm, and no word said so (audit33).
-
-    Raises
-    ------
-    NeedsOption : the spectrum looks like water.
-    IncompatibleDataError : it looks like water only as read, not conjugated: an MM spectrum
-        mirrored about its reference.
-    """
-    from ..signal import water_peak
-
-    fid = mm.fid
-    if fid.nucleus != "1H":
-        return
-    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
-    ratio = float(water_peak.water_ratio(fid.samples, *grid))
-    if not water_peak.looks_like_water(ratio):
-        return
-    if not water_peak.looks_like_water(water_peak.water_ratio(np.conj(fid.samples), *grid)):
-        # mirrored about the reference, an MM spectrum's lines leave the metabolite window and
-        # its residual water looks tall (Osprey's sub-01 conjugated: 331x); water stays water
-        raise IncompatibleDataError(
-            f"the MM spectrum {mm.path.name} looks mirrored about its ppm reference (stored "
-            "in the other orientation than the inputs): rewrite it in theirs (scaloquant "
-            "convert FILE OUT.nii.gz --conjugate)"
-        )
-    raise NeedsOption(
-        f"the MM spectrum {mm.path.name} looks like water (its water peak {ratio:.0f}x the "
-        f"tallest metabolite peak; a water reference's is over {water_peak.WATER_RATIO:g}x): "
-        "give the water-suppressed metabolite-nulled spectrum (",
-        Option("mm_spectrum"),
-        "), and a water reference as ",
-        Option("water"),
-    )
-
-
-def _one_model_for_all(
-    bases: Sequence[BasisSet], prepared: Sequence[Prepared], config: FitConfig
-) -> BasisSet:
-    """The components every input of one ``fit`` run is fitted with
-    (:func:`~scaloquant.fit.problem.prepare_basis`; one table, one set of columns), checked
-    before any fit: under ``macromolecules="auto"`` an input from the basis' scanner type gets
-    the basis' measured macromolecules and one from another vendor LCModel's parametric ones
-    (:func:`~scaloquant.fit.problem.same_scanner`), so a run mixing both would have two tables.
-
-    Raises
-    ------
-    NeedsOption
-        Two inputs would be fitted with different components."""
-    from ..fit.problem import prepare_basis, same_scanner
-
-    models = [
-        prepare_basis(
-            basis,
-            config,
-            same_scanner=same_scanner(basis.spectrometer_freq_mhz, p.fid.spectrometer_freq_mhz),
-        )
-        for basis, p in zip(bases, prepared, strict=True)
-    ]
-    first = models[0]
-    for p, model in zip(prepared, models, strict=True):
-        if model.names == first.names:
-            continue
-        only_first = [n for n in first.names if n not in model.names]
-        only_here = [n for n in model.names if n not in first.names]
-        raise NeedsOption(
-            f"{prepared[0].input.label} and {p.input.label} would be fitted with different "
-            f"components ({prepared[0].input.label}: {', '.join(only_first) or 'no others'}; "
-            f"{p.input.label}: {', '.join(only_here) or 'no others'}): the basis' measured "
-            "macromolecules belong to its own scanner type, and another vendor's data get "
-            "LCModel's parametric ones; fit them in separate runs, or give ",
-            Option("mm_parametric"),
-            " to fit every input with the parametric ones",
-        )
-    return first
-
-
-def _fitted_rows(
-    fid: FID, rows: np.ndarray, n: int, basis: BasisSet, config: FitConfig
-) -> tuple[FitResult, tuple[str, ...], tuple]:
-    """``fit``'s fit of the spectra ``rows`` of ``fid`` (``n`` spectra, on one axis): the
-    :class:`FitResult`, the names of its columns (its components, then LCModel's combined rows:
-    tNAA, tCr, tCho, Glx) and its values as ``(n, ...)`` arrays, NaN on the other rows:
-    ``(columns, relative residual, metabolites over data, fitted FWHM in ppm, residual over
-    noise, facts)``
-    (:func:`spread_fit_facts`)."""
-    from ..fit.result import combined
-
-    # the input's samples, not copies of them: a view (types._handed_over), all of it where
-    # every spectrum is fitted, and the rows taken once otherwise; the two copies this made of
-    # every spectrum (32 kB each at 2048 points) were held through the fit, at its peak
-    # (docs/history/benchmarks-log.md "Memory of fit and quantify (session 33, `mem33`)")
-    flat = fid.with_samples(flat_samples(fid))
-    spread = functools.partial(spread_rows, rows=rows, n=n)
-    if len(rows) == n:
-        seen = flat
-    else:
-        taken = flat.samples[rows]  # a new array that only ``seen`` holds: handed over
-        taken.setflags(write=False)
-        seen = flat.with_samples(taken)
-    result = fit_spectra(seen, basis, config)
-    sums = combined(result)
-    # a basis holding none of the combined rows' parts (a .BASIS cut after its first block,
-    # Mac alone) has no such columns: np.stack of none was a traceback
-    none = np.empty((*result.amplitudes.shape[:-1], 0))
-    amplitude = np.stack([a for a, _ in sums.values()], axis=-1) if sums else none
-    sd = np.stack([s for _, s in sums.values()], axis=-1) if sums else none
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
-    columns = {
-        "": spread(np.concatenate([result.amplitudes, amplitude], axis=-1)),
-        "_crlb_sd": spread(np.concatenate([result.crlb_sd, sd], axis=-1)),
-        "_crlb_pct": spread(np.concatenate([result.crlb_pct, pct], axis=-1)),
-    }
-    residual, metabolites, over_noise = (spread(v) for v in fit_checks(result))
-    facts = spread_fit_facts(result, seen, rows, n)
-    values = (columns, residual, metabolites, spread(result.linewidth_ppm), over_noise, facts)
-    return result, (*result.names, *sums), values

@@ -18,8 +18,8 @@ import numpy as np
 
 from .._words import counted
 from ..metabolites import COMBINATIONS, has_all, indices_of
+from ..quantify.gather import Run
 from ..quantify.results import SpectraResult, percent_sd
-from ..quantify.run import Run
 
 #: Combined metabolites as LCModel reports them (name -> the metabolites summed, under any
 #: spelling of the basis, :mod:`scaloquant.metabolites`); a combination is shown when the basis

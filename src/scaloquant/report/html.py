@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..quantify.run import Run
+from ..quantify.gather import Run
 from .content import (
     MAX_OVERVIEW_ROWS,
     SD_LIMIT_PCT,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..quantify.run import Run
+from ..quantify.gather import Run
 from .content import (
     MAX_OVERVIEW_ROWS,
     SD_LIMIT_PCT,

@@ -45,6 +45,7 @@ from ..fit.config import macromolecule_names
 from ..io.atomic import staged_directory, write_text_atomic
 from ..io.nifti import write_nifti_map
 from ..metabolites import COMBINATIONS, indices_of
+from ..quantify.gather import Run
 from ..quantify.results import (
     COLUMN_DESCRIPTIONS,
     FIT_FACTS,
@@ -53,7 +54,6 @@ from ..quantify.results import (
     REFERENCE_CORRECTION,
     SpectraResult,
 )
-from ..quantify.run import Run
 from .content import row_titles
 
 _MODEL_LABEL = {
