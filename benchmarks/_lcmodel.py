@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scaloquant.errors import ScaloquantError
 from scaloquant.io import read_lcmodel_basis, write_lcmodel_raw
 from scaloquant.metabolites import COMBINATIONS, canonical
 from scaloquant.types import FID
@@ -529,7 +530,10 @@ def run_one(exe: Path, spectrum: Spectrum, folder: Path, settings: Settings) -> 
     rows in the basis' spelling (:func:`combination_lines`); never raises for a failed fit."""
     folder.mkdir(parents=True, exist_ok=True)
     files = run_files(spectrum, folder)
-    names = read_basis_names(spectrum.basis.resolve())
+    try:
+        names = read_basis_names(spectrum.basis.resolve())
+    except ScaloquantError as err:  # LCModel could not read it either: no run
+        return Outcome(spectrum, None, f"cannot read the basis' names: {err}", 0.0, files)
     files["control"].write_text(control_text(spectrum, files, settings, basis_names=names))
     t0 = time.perf_counter()
     with files["control"].open() as control:

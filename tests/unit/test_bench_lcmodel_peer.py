@@ -360,6 +360,13 @@ def test_run_one_reads_the_basis_names_for_the_combined_rows(tmp_path):
     assert renamed.result is None and "wrote no table" in renamed.error
     assert "chcomb" not in renamed.files["control"].read_text()
     assert "\n ncombi=17\n chcomb(17)='GPC+PCho'\n" in own.files["control"].read_text()
+    # a basis that is none: no run, the reason in the outcome (run_one never raises)
+    broken = tmp_path / "broken.basis"
+    broken.write_text("not a basis\n")
+    spectrum = lcm.Spectrum("ref", REFERENCE / "data.raw", broken, 1024, 5e-4, 127.786142)
+    outcome = lcm.run_one(exe, spectrum, tmp_path / "c", lcm.Settings())
+    assert outcome.result is None and outcome.error.startswith("cannot read the basis' names")
+    assert not outcome.files["control"].exists()
 
 
 def test_group_ratios_read_each_tools_combined_rows_before_their_parts():
