@@ -532,7 +532,7 @@ def run_one(exe: Path, spectrum: Spectrum, folder: Path, settings: Settings) -> 
     files = run_files(spectrum, folder)
     try:
         names = read_basis_names(spectrum.basis.resolve())
-    except ScaloquantError as err:  # LCModel could not read it either: no run
+    except ScaloquantError as err:  # nor could scaloquant fit with it: nothing to compare
         return Outcome(spectrum, None, f"cannot read the basis' names: {err}", 0.0, files)
     files["control"].write_text(control_text(spectrum, files, settings, basis_names=names))
     t0 = time.perf_counter()
