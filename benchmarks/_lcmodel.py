@@ -14,6 +14,13 @@ ratio to the ``NAMREL`` metabolite, Cr+PCr by default) and the misc table (``$$M
 S/N, data shift, phases). ``FILPS`` is required: without it LCModel stops with
 ``FATAL ERROR MYCONT 3``.
 
+Combined rows: LCModel prints the sum of metabolites named in ``CHCOMB`` (its default list,
+:data:`LCMODEL_COMBINATIONS`, spells phosphocholine ``PCh``), with the %SD of the sum from its
+own covariance of the parts (``LCModel.f``: ``BMAT Cov BMAT^T`` over the parts' columns). A
+basis that spells a part otherwise (the ISMRM 2016 basis' ``PCho``) gets no row for it by
+default, so :func:`run_one` reads the basis' names and asks for each of scaloquant's combined
+rows (tNAA, tCr, tCho, Glx) in that spelling that the defaults lack (:func:`combination_lines`).
+
 Orientation: LCModel's ``.RAW`` holds ``conj`` of scaloquant's internal FID
 (:mod:`scaloquant.io.lcmodel`); it equals the samples of a NIfTI-MRS file on disk
 (``../shared/data/invivo/README.md``). :func:`write_raw` takes the samples in LCModel's
@@ -28,13 +35,15 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from scaloquant.errors import InputFileError
-from scaloquant.io import write_lcmodel_raw
+from scaloquant.errors import InputFileError, ScaloquantError
+from scaloquant.io import read_lcmodel_basis, write_lcmodel_raw
 from scaloquant.io.lcmodel_output import lcmodel_table
+from scaloquant.metabolites import COMBINATIONS, canonical
 from scaloquant.types import FID
 
 #: The builder in the shared folder (relative to the repository root: ``../shared/...``).
@@ -47,6 +56,27 @@ LCMODEL_KEY = 210387309
 #: Longest file name LCModel keeps (``MCHFIL = 255`` in its ``lcmodel.inc``); longer input
 #: paths are linked into the run folder under short names.
 _MAX_PATH = 255
+
+#: LCModel's default combined rows, in order (``CHCOMB``'s DATA statement in ``LCModel.f``,
+#: ``NCOMBI`` = 16): it prints each whose every part the basis holds under exactly that name.
+LCMODEL_COMBINATIONS = (
+    "GPC+PCh",
+    "GPC+Cho",
+    "PCh+Cho",
+    "Cho+GPC+PCh",
+    "NAA+NAAG",
+    "Ins+Glyc",
+    "mI+Glyc",
+    "Ins+Gly",
+    "mI+Gly",
+    "Cr+PCr",
+    "Cre+PCr",
+    "Glu+Gln",
+    "Lip13a+Lip13b",
+    "MM14+Lip13a+Lip13b+MM12",
+    "MM09+Lip09",
+    "MM20+Lip20",
+)
 
 _FWHM = re.compile(r"FWHM\s*=\s*([-+0-9.Ee]+)\s*ppm\s+S/N\s*=\s*([-+0-9.Ee]+)")
 _SHIFT = re.compile(r"Data shift\s*=\s*([-+0-9.Ee]+)\s*ppm")
@@ -187,7 +217,48 @@ def _quoted(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def control_text(spectrum: Spectrum, files: Mapping[str, Path], settings: Settings) -> str:
+def combinations(basis_names: Sequence[str]) -> dict[str, str]:
+    """scaloquant's combined rows (:data:`scaloquant.metabolites.COMBINATIONS`: tNAA, tCr,
+    tCho, Glx) whose every part the basis holds -> LCModel's name of the same sum in the
+    basis' own spelling (``GPC+PCho`` for the ISMRM 2016 basis, ``GPC+PCh`` for LCModel's),
+    parts in ``COMBINATIONS`` order."""
+    out = {}
+    for name, parts in COMBINATIONS.items():
+        spelled = [next((n for n in basis_names if canonical(n) == p), None) for p in parts]
+        if all(spelled):
+            out[name] = "+".join(spelled)
+    return out
+
+
+def combination_lines(basis_names: Sequence[str]) -> tuple[str, ...]:
+    """Control-file lines that make LCModel print every row of :func:`combinations` beside its
+    own: ``chcomb(k)`` after its 16 defaults (:data:`LCMODEL_COMBINATIONS`, kept, so its table
+    keeps every row it printed before) for each name they lack, and ``ncombi``; none when the
+    defaults already spell them all (``NAA+NAAG``, ``Cr+PCr``, ``GPC+PCh``, ``Glu+Gln``)."""
+    wanted = [c for c in combinations(basis_names).values() if c not in LCMODEL_COMBINATIONS]
+    if not wanted:
+        return ()
+    first = len(LCMODEL_COMBINATIONS) + 1
+    return (
+        f"ncombi={len(LCMODEL_COMBINATIONS) + len(wanted)}",
+        *(f"chcomb({first + k})={_quoted(name)}" for k, name in enumerate(wanted)),
+    )
+
+
+@lru_cache(maxsize=16)
+def read_basis_names(path: Path) -> tuple[str, ...]:
+    """The metabolite names of an LCModel ``.BASIS`` file, as it spells them (read once per
+    path by scaloquant's reader)."""
+    return read_lcmodel_basis(path).names
+
+
+def control_text(
+    spectrum: Spectrum,
+    files: Mapping[str, Path],
+    settings: Settings,
+    *,
+    basis_names: Sequence[str] = (),
+) -> str:
     """The ``$LCMODL`` namelist of one run.
 
     Parameters
@@ -196,6 +267,9 @@ def control_text(spectrum: Spectrum, files: Mapping[str, Path], settings: Settin
     files : the paths as LCModel must open them: ``raw``, ``basis``, ``table``, ``ps`` and,
         with a water reference, ``water`` (see :func:`run_files`).
     settings : changes beyond the grid (none: LCModel's defaults).
+    basis_names : the basis' metabolite names, as its file spells them: LCModel is asked for
+        the combined rows of :func:`combination_lines` (none: its default combinations only).
+        ``settings.extra`` comes after them, so a ``chcomb`` line there overrides them.
     """
     lines = [
         f"key={LCMODEL_KEY}",
@@ -220,7 +294,7 @@ def control_text(spectrum: Spectrum, files: Mapping[str, Path], settings: Settin
         lines.append(f"ppmst={settings.ppm_start!r}")
     if settings.ppm_end is not None:
         lines.append(f"ppmend={settings.ppm_end!r}")
-    lines += list(settings.extra)
+    lines += [*combination_lines(basis_names), *settings.extra]
     return "$LCMODL\n" + "".join(f" {line}\n" for line in lines) + "$END\n"
 
 
@@ -356,10 +430,15 @@ def run_files(spectrum: Spectrum, folder: Path) -> dict[str, Path]:
 
 
 def run_one(exe: Path, spectrum: Spectrum, folder: Path, settings: Settings) -> Outcome:
-    """Run LCModel on one spectrum in ``folder`` (created); never raises for a failed fit."""
+    """Run LCModel on one spectrum in ``folder`` (created), asking for scaloquant's combined
+    rows in the basis' spelling (:func:`combination_lines`); never raises for a failed fit."""
     folder.mkdir(parents=True, exist_ok=True)
     files = run_files(spectrum, folder)
-    files["control"].write_text(control_text(spectrum, files, settings))
+    try:
+        names = read_basis_names(spectrum.basis.resolve())
+    except ScaloquantError as err:  # nor could scaloquant fit with it: nothing to compare
+        return Outcome(spectrum, None, f"cannot read the basis' names: {err}", 0.0, files)
+    files["control"].write_text(control_text(spectrum, files, settings, basis_names=names))
     t0 = time.perf_counter()
     with files["control"].open() as control:
         proc = subprocess.run(

@@ -47,7 +47,11 @@ Sets (``--sets``, comma-separated; all by default):
   simulation (:mod:`scaloquant.simulate.invivo`).
 
 Ratios are to total creatine (Cr + PCr), of tNAA (NAA + NAAG), tCho (GPC + PCho/PCh), Glx (Glu
-+ Gln), Ins, GSH and GABA, computed the same way from both tools' per-metabolite estimates.
++ Gln), Ins, GSH and GABA, each tool's combined rows read as it prints them: LCModel's own
+``NAA+NAAG``, ``Cr+PCr``, ``GPC+PCho`` (or ``GPC+PCh``), ``Glu+Gln``, which every run asks for in
+the basis' spelling (``_lcmodel.combination_lines``; LCModel's defaults name ``PCh``, so with the
+ISMRM 2016 basis it printed no tCho row before session 34), and scaloquant's ``tNAA``, ``tCr``,
+``tCho``, ``Glx``; the truth's as the sums of its parts.
 With a truth (``simulated``, ``tissue``) the errors of these ratios are printed (mean and median
 absolute, median relative %), and every metabolite (the measured ``Mac`` left out) referenced to
 the true tCr, ``estimate x true tCr / estimated tCr``: LCModel's unscaled concentrations carry an
@@ -57,8 +61,8 @@ MAE in mM and SMAPE per tool and metabolite, the metabolites missed, estimate 0 
 scaloquant's CRLB, each scaled with its estimate).
 
 Both tools' %SD (:func:`sd_comparison`, printed by every group with LCModel results): LCModel's
-table and scaloquant's ``_crlb_pct`` for the rows both report (tNAA, tCr, tCho, Glx, then each
-metabolite), their ratio, the estimates each keeps by the users' rule %SD <= 20 and, with a
+table and scaloquant's ``_crlb_pct`` for the rows both report (tNAA, tCr, tCho, Glx, each tool's
+SD of the sum from its own covariance of the parts, then each metabolite), their ratio, the estimates each keeps by the users' rule %SD <= 20 and, with a
 truth, each tool's calibration (the RMS of its errors over the RMS of its own SDs, after its
 global scale). ``--out DIR`` keeps LCModel's run folders
 (control, table, PostScript) and writes ``results.json`` (LCModel's full tables, scaloquant's
@@ -539,14 +543,26 @@ def tissue_set(folder: Path, n: int, snr: float, seed: int) -> list[Group]:
 
 # ---------------------------------------------------------------------------------- ratios
 def group_ratios(values: Mapping[str, float]) -> dict[str, float]:
-    """Ratios to Cr + PCr of :data:`GROUPS` from per-metabolite values (NaN where the basis
-    lacks a group or the creatine is not positive)."""
-    tcr = sum(values.get(n, 0.0) for n in TOTAL_CREATINE)
-    out = {}
-    for group, names in GROUPS.items():
-        present = [n for n in names if n in values]
-        out[group] = sum(values[n] for n in present) / tcr if present and tcr > 0 else float("nan")
-    return out
+    """Ratios to total creatine of :data:`GROUPS` from one tool's values: a combined group's
+    and the creatine's own row where the tool prints one (LCModel's ``NAA+NAAG``, ``Cr+PCr``,
+    ``GPC+PCho``..., scaloquant's ``tNAA``, ``tCr``...; :func:`lcmodel_row_name`), else the sum
+    of its parts (the truth's); NaN where the basis lacks a group or the creatine is not
+    positive."""
+    tcr = _group_value(values, "tCr", TOTAL_CREATINE)
+    if not tcr > 0:
+        return dict.fromkeys(GROUPS, float("nan"))
+    return {group: _group_value(values, group, names) / tcr for group, names in GROUPS.items()}
+
+
+def _group_value(values: Mapping[str, float], group: str, parts: Sequence[str]) -> float:
+    """``group``'s row of ``values`` (:func:`lcmodel_row_name`: its own name, LCModel's ``A+B``
+    of the same metabolites, or the one part a basis holds), else the sum of the ``parts``
+    present; NaN for none."""
+    row = lcmodel_row_name(group, list(values))
+    if row in values:
+        return float(values[row])
+    present = [n for n in parts if n in values]
+    return float(sum(values[n] for n in present)) if present else float("nan")
 
 
 def reference_ratios() -> dict[str, float]:

@@ -248,3 +248,93 @@ def test_lcmodel_baseline_ed_runs_from_all_knots_to_a_straight_line():
     a = lcm.baseline_ed_per_ppm(ppm, 0.03, 28, 0.04, 1.0)
     assert a == pytest.approx(lcm.baseline_ed_per_ppm(ppm, 0.03, 28, 4.0, 100.0))
     assert lcm.baseline_ed_per_ppm(ppm, 0.17, 28, 0.04, 1.0) < a
+
+
+#: The ISMRM 2016 basis' names (``press3T_30ms.BASIS``): phosphocholine is ``PCho``.
+ISMRM_NAMES = ("Mac", "Ala", "Asp", "Asc", "Cr", "GABA", "Glc", "Gln", "Glu", "Gly", "GPC", "GSH",
+               "Ins", "sIns", "Lac", "PCr", "PCho", "PE", "NAA", "NAAG", "Tau")  # fmt: skip
+
+
+def test_combinations_are_spelled_as_the_basis_spells_its_parts():
+    assert lcm.combinations(ISMRM_NAMES) == {
+        "tNAA": "NAA+NAAG",
+        "tCr": "Cr+PCr",
+        "tCho": "GPC+PCho",
+        "Glx": "Glu+Gln",
+    }
+    # LCModel's spellings, PCr before Cr in the file, no NAAG: parts in COMBINATIONS order,
+    # a combination with a part missing left out
+    names = ("PCr", "Cre", "NAA", "PCh", "GPC", "mI", "Glu", "Gln")
+    assert lcm.combinations(names) == {"tCr": "Cre+PCr", "tCho": "GPC+PCh", "Glx": "Glu+Gln"}
+
+
+def test_combination_lines_ask_only_for_the_rows_lcmodels_defaults_lack():
+    assert lcm.combination_lines(ISMRM_NAMES) == ("ncombi=17", "chcomb(17)='GPC+PCho'")
+    # LCModel's own basis: every row is among its 16 defaults, nothing to add
+    spant = ("Ala", "Asp", "Cr", "GABA", "Glc", "Gln", "GSH", "Glu", "GPC", "Ins", "Lac", "NAA",
+             "NAAG", "PCh", "PCr", "sIns", "Tau")  # fmt: skip
+    assert lcm.combination_lines(spant) == ()
+    assert lcm.combination_lines(("NAA", "Cr")) == ()
+    assert lcm.combination_lines(("GPC", "Cho", "Cr", "PCr", "NAA", "NAAG")) == ()  # GPC+Cho
+    # the one row the defaults lack, numbered on after them, whatever else the basis spells
+    assert lcm.combination_lines(("Cre", "PCr", "GPC", "PCho", "Glu", "Gln", "NAA")) == (
+        "ncombi=17",
+        "chcomb(17)='GPC+PCho'",
+    )
+    assert lcm.LCMODEL_COMBINATIONS[:5] == ("GPC+PCh", "GPC+Cho", "PCh+Cho", "Cho+GPC+PCh",
+                                            "NAA+NAAG")  # fmt: skip
+    assert len(lcm.LCMODEL_COMBINATIONS) == 16  # LCModel.f's NCOMBI
+
+
+def test_control_file_asks_for_the_combined_rows_before_the_extra_keys():
+    spectrum = _reference_spectrum()
+    files = lcm.run_files(spectrum, Path("/tmp/run"))
+    settings = lcm.Settings(extra=("nomit=1", "chomit(1)='Mac'"))
+    text = lcm.control_text(spectrum, files, settings, basis_names=ISMRM_NAMES)
+    body = [line.strip() for line in text.splitlines()]
+    assert body[-5:] == ["ncombi=17", "chcomb(17)='GPC+PCho'", "nomit=1", "chomit(1)='Mac'", "$END"]
+    # without the basis' names: LCModel's defaults only, as before
+    assert "chcomb" not in lcm.control_text(spectrum, files, settings)
+
+
+def test_run_one_reads_the_basis_names_for_the_combined_rows(tmp_path):
+    """The control file run_one writes (a stand-in executable that does nothing) asks for
+    ``GPC+PCho`` where the basis spells phosphocholine so, and for nothing with LCModel's own."""
+    exe = tmp_path / "fake-lcmodel"
+    exe.write_text("#!/bin/sh\ncat > /dev/null\n")
+    exe.chmod(0o755)
+    basis = tmp_path / "pcho.basis"
+    basis.write_text(
+        re.sub(r"METABO\s*=\s*'PCh'", "METABO = 'PCho'", (REFERENCE / "3t.basis").read_text())
+    )
+    renamed = lcm.run_one(exe, _reference_spectrum(), tmp_path / "a", lcm.Settings())
+    spectrum = lcm.Spectrum("ref", REFERENCE / "data.raw", basis, 1024, 5e-4, 127.786142)
+    own = lcm.run_one(exe, spectrum, tmp_path / "b", lcm.Settings())
+    assert renamed.result is None and "wrote no table" in renamed.error
+    assert "chcomb" not in renamed.files["control"].read_text()
+    assert "\n ncombi=17\n chcomb(17)='GPC+PCho'\n" in own.files["control"].read_text()
+    # a basis that is none: no run, the reason in the outcome (run_one never raises)
+    broken = tmp_path / "broken.basis"
+    broken.write_text("not a basis\n")
+    spectrum = lcm.Spectrum("ref", REFERENCE / "data.raw", broken, 1024, 5e-4, 127.786142)
+    outcome = lcm.run_one(exe, spectrum, tmp_path / "c", lcm.Settings())
+    assert outcome.result is None and outcome.error.startswith("cannot read the basis' names")
+    assert not outcome.files["control"].exists()
+
+
+def test_group_ratios_read_each_tools_combined_rows_before_their_parts():
+    import bench_lcmodel
+
+    # LCModel's rows are the unrounded sums: they, not the printed parts, give the ratios
+    lcmodel = {"Cr": 1.0, "PCr": 1.0, "GPC": 0.2, "PCho": 0.1, "NAA": 1.5, "NAAG": 0.2,
+               "Cr+PCr": 2.004, "GPC+PCho": 0.301, "NAA+NAAG": 1.704}  # fmt: skip
+    ratios = bench_lcmodel.group_ratios(lcmodel)
+    assert ratios["tCho"] == 0.301 / 2.004 and ratios["tNAA"] == 1.704 / 2.004
+    assert np.isnan(ratios["Glx"]) and np.isnan(ratios["GABA"])
+    # scaloquant's own combined columns
+    ours = {"Cr": 1.0, "PCr": 1.0, "GPC": 0.2, "PCho": 0.1, "tCr": 2.5, "tCho": 0.5}
+    assert bench_lcmodel.group_ratios(ours)["tCho"] == 0.2
+    # the truth has none: the sums of its parts
+    truth = {"Cr": 1.0, "PCr": 1.0, "GPC": 0.2, "PCho": 0.1, "NAA": 1.0}
+    ratios = bench_lcmodel.group_ratios(truth)
+    assert ratios["tCho"] == pytest.approx(0.15) and ratios["tNAA"] == 0.5
