@@ -76,14 +76,10 @@ from scaloquant.models import load_model
 from scaloquant.models.physics import EXACT_RELATIVE_COST
 from scaloquant.models.physics_truth import default_truth, invivo_truth
 from scaloquant.simulate import BaselineConfig, SimulationConfig, drawn_parameters, simulate_dataset
-from scaloquant.simulate.invivo import (
-    MEASURED_MM_NAMES,
-    PARAMETRIC_COMPONENTS,
-    InvivoPrior,
-    basis_lines,
-    draw_invivo,
-    render_invivo,
-)
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.linewidths import basis_lines
+from scaloquant.simulate.prior import MEASURED_MM_NAMES, PARAMETRIC_COMPONENTS, InvivoPrior
 from scaloquant.types import FID
 
 SLOPES = {

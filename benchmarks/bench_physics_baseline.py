@@ -46,7 +46,8 @@ from scaloquant.models import load_model
 from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs
 from scaloquant.signal.grid import Acquisition
-from scaloquant.simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import MM_COMPONENTS, InvivoPrior
 from scaloquant.types import FID
 
 #: the metabolites scored (sums as LCModel's combined rows)

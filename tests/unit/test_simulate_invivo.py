@@ -13,24 +13,24 @@ from scaloquant.errors import IncompatibleDataError
 from scaloquant.io import default_basis
 from scaloquant.signal import axes, lineshapes
 from scaloquant.simulate.config import BaselineConfig
+from scaloquant.simulate.draws import LIPIDS, MACROMOLECULES, METABOLITES, draw_invivo
+from scaloquant.simulate.effects import eddy_current_phase_rad, water_fids
 from scaloquant.simulate.invivo import (
-    LIPID_COMPONENTS,
-    LIPIDS,
-    MACROMOLECULES,
-    METABOLITES,
-    MM_COMPONENTS,
-    PARAMETRIC_COMPONENTS,
-    BasisLines,
-    InvivoPrior,
-    basis_lines,
-    draw_invivo,
-    eddy_current_phase_rad,
-    gaussian_fwhm_for_voigt_hz,
     parametric_component_fids,
     render_invivo,
     simulate_invivo_batch,
+)
+from scaloquant.simulate.linewidths import (
+    BasisLines,
+    basis_lines,
+    gaussian_fwhm_for_voigt_hz,
     voigt_fwhm_hz,
-    water_fids,
+)
+from scaloquant.simulate.prior import (
+    LIPID_COMPONENTS,
+    MM_COMPONENTS,
+    PARAMETRIC_COMPONENTS,
+    InvivoPrior,
 )
 from scaloquant.types import BasisSet
 
