@@ -11,6 +11,7 @@ import pytest
 import oracle
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.io import default_basis
+from scaloquant.physics.macromolecules import LCMODEL_COMPONENTS, LIPID_COMPONENTS, MM_COMPONENTS
 from scaloquant.signal import axes, lineshapes
 from scaloquant.simulate.config import BaselineConfig
 from scaloquant.simulate.draws import LIPIDS, MACROMOLECULES, METABOLITES, draw_invivo
@@ -26,12 +27,7 @@ from scaloquant.simulate.linewidths import (
     gaussian_fwhm_for_voigt_hz,
     voigt_fwhm_hz,
 )
-from scaloquant.simulate.prior import (
-    LIPID_COMPONENTS,
-    MM_COMPONENTS,
-    PARAMETRIC_COMPONENTS,
-    InvivoPrior,
-)
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.types import BasisSet
 
 PRIOR = InvivoPrior()
@@ -502,7 +498,7 @@ def test_eddy_current_phase_known_answer(basis, draws):
 def test_parametric_component_area_and_position(basis, name):
     acq = basis.acquisition
     fid = parametric_component_fids([name], acq)[0]
-    lines = PARAMETRIC_COMPONENTS[name]
+    lines = LCMODEL_COMPONENTS[name]
     area = sum(a for _, _, a in lines)
     spec = axes.spectrum(fid)
     # the real spectrum sums to N x the first point: its area is the sum of the relative areas

@@ -17,16 +17,11 @@ import numpy as np
 from .._config import whole_number
 from ..errors import ConfigError
 from ..metabolites import canonical
+from ..physics.macromolecules import LIPID_COMPONENTS, MM_COMPONENTS
 from .config import Range
 from .linewidths import BasisLines, gauss_per_s2_from_fwhm_hz
 from .parameters import SimulationParameters
-from .prior import (
-    _TCR_FALLBACK_MM,
-    LIPID_COMPONENTS,
-    MEASURED_MM_NAMES,
-    MM_COMPONENTS,
-    InvivoPrior,
-)
+from .prior import _TCR_FALLBACK_MM, MEASURED_MM_NAMES, InvivoPrior
 
 #: Lineshape groups: metabolites share one lineshape, macromolecules and lipids have their own.
 GROUPS = ("metabolites", "macromolecules", "lipids")

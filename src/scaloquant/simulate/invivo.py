@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import IncompatibleDataError
+from ..physics.macromolecules import LCMODEL_COMPONENTS, LIPID_COMPONENTS, MM_COMPONENTS
 from ..signal import axes, lineshapes
 from ..signal.scale import component_unit
 from ..types import Acquisition, BasisSet
@@ -50,11 +51,12 @@ from .draws import InvivoParameters, draw_invivo
 from .linewidths import BasisLines, basis_lines
 from .model import synthesize
 from .parameters import SimulationParameters
-from .prior import LIPID_COMPONENTS, MM_COMPONENTS, PARAMETRIC_COMPONENTS, InvivoPrior
+from .prior import InvivoPrior
 
 
 def parametric_component_fids(names: Sequence[str], acquisition: Acquisition) -> np.ndarray:
-    """(C, N) FIDs of the named :data:`~.prior.PARAMETRIC_COMPONENTS`, internal convention.
+    """(C, N) FIDs of the named :data:`~scaloquant.physics.macromolecules.LCMODEL_COMPONENTS`, internal
+    convention.
 
     Each line is ``area exp(2 pi i f t) exp(-(g t)^2)`` at its ppm with ``g`` from its FWHM, so
     the FID's first point (the spectral area divided by N) is the sum of its relative areas: one
@@ -64,7 +66,7 @@ def parametric_component_fids(names: Sequence[str], acquisition: Acquisition) ->
     sf = acquisition.spectrometer_freq_mhz
     out = np.zeros((len(names), acquisition.n_points), dtype=np.complex128)
     for i, name in enumerate(names):
-        for ppm, fwhm_ppm, area in PARAMETRIC_COMPONENTS[name]:
+        for ppm, fwhm_ppm, area in LCMODEL_COMPONENTS[name]:
             f_hz = axes.ppm_to_hz(ppm, sf, acquisition.ppm_reference)
             g = lineshapes.gaussian_damping_from_fwhm_hz(fwhm_ppm * sf)
             out[i] += area * lineshapes.gaussian_decay(g, t) * np.exp(2j * np.pi * f_hz * t)

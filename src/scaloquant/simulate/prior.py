@@ -60,13 +60,10 @@ LITERATURE_CONCENTRATIONS_MM: Mapping[str, Range] = MappingProxyType(
 #: Basis names of a measured macromolecule spectrum.
 MEASURED_MM_NAMES = ("Mac", "MM", "MMBL", "MMexp")
 
-#: Parametric macromolecule and lipid components: name -> ((ppm, FWHM ppm, relative area), ...),
-#: the fit's table (LCModel's default ``CHSIMU``), so that simulation and fit share one model.
-PARAMETRIC_COMPONENTS: Mapping[str, tuple[tuple[float, float, float], ...]] = MappingProxyType(
-    LCMODEL_COMPONENTS
-)
-MM_COMPONENTS = ("MM09", "MM12", "MM14", "MM17", "MM20")
-LIPID_COMPONENTS = ("Lip09", "Lip13", "Lip20")
+# The parametric macromolecule and lipid components (name -> ((ppm, FWHM ppm, relative area),
+# ...)) are the fit's table, scaloquant.physics.macromolecules.LCMODEL_COMPONENTS (LCModel's
+# default CHSIMU), so that simulation and fit share one model; their amplitudes are drawn from
+# the ranges below.
 
 #: tCr (mM) that scales the measured macromolecules when the basis has neither Cr nor PCr.
 _TCR_FALLBACK_MM = 8.0
@@ -136,7 +133,8 @@ class InvivoPrior:
     Macromolecules and lipids
     -------------------------
     macromolecules : ``measured`` (the basis' ``Mac``; parametric when the basis has none) or
-        ``parametric`` (:data:`PARAMETRIC_COMPONENTS` ``MM09``...``MM20``; the basis' Mac gets 0).
+        ``parametric`` (:data:`~scaloquant.physics.macromolecules.LCMODEL_COMPONENTS`
+        ``MM09``...``MM20``; the basis' Mac gets 0).
     mm_per_tcr_range : amplitude of the measured Mac per mM of tCr (Cr + PCr). 0.2-1.1 puts the
         0.9 ppm MM peak at about 10-50 % of the 3.0 ppm tCr peak at 0.05 ppm linewidth, as in
         published 3 T short-TE brain spectra (Cudalbu et al., NMR Biomed 2021;34:e4393,
@@ -249,12 +247,12 @@ class InvivoPrior:
         unknown = [
             n
             for n in (*self.mm_parametric_range_mm, *self.lipid_range_mm)
-            if n not in PARAMETRIC_COMPONENTS
+            if n not in LCMODEL_COMPONENTS
         ]
         if unknown:
             raise ConfigError(
                 f"no parametric component {', '.join(unknown)}; known: "
-                f"{', '.join(PARAMETRIC_COMPONENTS)}"
+                f"{', '.join(LCMODEL_COMPONENTS)}"
             )
         check_range(self.literature_spread, "literature_spread", minimum=0.0)
         check_range(self.metabolite_t2_range_s, "metabolite_t2_range_s", minimum=1e-3)
