@@ -35,16 +35,15 @@ terms are those of the physics model. The resonances are rendered by the physics
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import IncompatibleDataError
-from ..physics.macromolecules import LCMODEL_COMPONENTS, LIPID_COMPONENTS, MM_COMPONENTS
-from ..signal import axes, lineshapes
+from ..physics.macromolecules import LIPID_COMPONENTS, MM_COMPONENTS, parametric_components
+from ..signal import lineshapes
 from ..signal.scale import component_unit
-from ..types import Acquisition, BasisSet
+from ..types import BasisSet
 from . import effects
 from .dataset import BLOCK_SIZE, DEFAULT_CHUNK_SIZE, check_run, stream_blocks
 from .draws import InvivoParameters, draw_invivo
@@ -52,25 +51,6 @@ from .linewidths import BasisLines, basis_lines
 from .model import synthesize
 from .parameters import SimulationParameters
 from .prior import InvivoPrior
-
-
-def parametric_component_fids(names: Sequence[str], acquisition: Acquisition) -> np.ndarray:
-    """(C, N) FIDs of the named :data:`~scaloquant.physics.macromolecules.LCMODEL_COMPONENTS`, internal
-    convention.
-
-    Each line is ``area exp(2 pi i f t) exp(-(g t)^2)`` at its ppm with ``g`` from its FWHM, so
-    the FID's first point (the spectral area divided by N) is the sum of its relative areas: one
-    proton per unit of area; :func:`render_invivo` multiplies by the basis' signal per proton.
-    """
-    t = acquisition.time_axis_s()
-    sf = acquisition.spectrometer_freq_mhz
-    out = np.zeros((len(names), acquisition.n_points), dtype=np.complex128)
-    for i, name in enumerate(names):
-        for ppm, fwhm_ppm, area in LCMODEL_COMPONENTS[name]:
-            f_hz = axes.ppm_to_hz(ppm, sf, acquisition.ppm_reference)
-            g = lineshapes.gaussian_damping_from_fwhm_hz(fwhm_ppm * sf)
-            out[i] += area * lineshapes.gaussian_decay(g, t) * np.exp(2j * np.pi * f_hz * t)
-    return out
 
 
 class InvivoRendering(NamedTuple):
@@ -121,8 +101,9 @@ def render_invivo(
     (:func:`.effects.noise_sd_for_snr`). ``prior_freq_mhz`` refuses a basis far from the
     prior's field; a basis at another field than ``params`` were drawn for is refused too.
 
-    The parametric components' amplitudes count protons of the basis' scale, as the fit's do
-    (:func:`scaloquant.signal.scale.component_unit`: the basis' signal per proton ``u``, 1 for
+    The parametric components are the fit's FIDs
+    (:func:`scaloquant.physics.macromolecules.parametric_components`) and their amplitudes count
+    protons of the basis' scale, as the fit's do (:func:`scaloquant.signal.scale.component_unit`: the basis' signal per proton ``u``, 1 for
     the embedded basis, 0.009 to 16 for scanner bases); ``unit_per_proton`` gives ``u`` (a
     caller rendering many batches on one basis measures it once), else it is measured here.
     """
@@ -143,19 +124,24 @@ def render_invivo(
         out = synthesize(fids_in, lineshape, dwell)
         return out if envelope is None else out * envelope
 
+    def components(names: list[str]) -> np.ndarray:
+        # the fit's FIDs (one proton per unit of area) in the basis' signal per proton
+        grid = (acq.n_points, dwell, acq.spectrometer_freq_mhz, acq.ppm_reference)
+        return parametric_components(tuple(names), *grid) * unit_per_proton
+
     fids = resonances(basis.fids, params.basis_lineshape(gaussian=not shared))
     mm = [x for x in params.component_names if x in MM_COMPONENTS]
     lipids = [x for x in params.component_names if x in LIPID_COMPONENTS]
     if mm:
         fids += resonances(
-            parametric_component_fids(mm, acq) * unit_per_proton,
+            components(mm),
             params.component_lineshape(mm, gaussian=not shared),
         )
     mask = effects.reference_window_mask(acq, params.reference_window_ppm)
     reference_height = effects.reference_peak_height(fids, mask)
     if lipids:
         fids += resonances(
-            parametric_component_fids(lipids, acq) * unit_per_proton,
+            components(lipids),
             params.component_lineshape(lipids, gaussian=not shared),
         )
     fids += effects.water_fids(
