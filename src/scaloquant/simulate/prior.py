@@ -110,7 +110,7 @@ class InvivoPrior:
         converted to Hz at the field of the grid the signals are rendered on
         (:class:`~.linewidths.BasisLines`), so that they hold in ppm on any basis.
     metabolite_t2_range_s : metabolite T2 at 3 T, 150-300 ms (Traeber et al., JMRI
-        2004;19:537; Mlynarik et al., NMR Biomed 2001;14:325 at 4 T): Lorentzian damping
+        2004;19:537; Mlynarik et al., NMR Biomed 2001;14:325, also 3 T): Lorentzian damping
         ``alpha = 1 / T2``.
     singlet_fwhm_range_ppm : total FWHM of a rendered singlet (NAA), 0.03-0.12 ppm = 3.7-14.8 Hz:
         3 T brain spectra with a good shim reach 0.03-0.05 ppm, 0.1 ppm is the usual acceptance
