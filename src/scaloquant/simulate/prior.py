@@ -13,7 +13,6 @@ The ranges are drawn by :func:`.draws.draw_invivo` and rendered by :func:`.inviv
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -23,7 +22,7 @@ from .._config import dataclass_from_dict, whole_number
 from ..errors import ConfigError, UnknownMetaboliteError
 from ..metabolites import canonical
 from ..physics.macromolecules import LCMODEL_COMPONENTS
-from .config import BaselineConfig, Range
+from .config import BaselineConfig, Range, _range
 
 #: Concentration ranges (mM) of normal adult human brain, rounded, per basis name.
 #: Sources (from memory of the tables; see docs/invivo-prior.md for each row):
@@ -73,14 +72,6 @@ MacromoleculeSource = Literal["measured", "parametric"]
 
 def _frozen_ranges(mapping: Mapping[str, Range]) -> Mapping[str, Range]:
     return MappingProxyType({str(k): (float(v[0]), float(v[1])) for k, v in mapping.items()})
-
-
-def check_range(value: Range, what: str, *, minimum: float | None = None) -> None:
-    lo, hi = value
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ConfigError(f"{what} must be a [min, max] pair with min <= max, got {value!r}")
-    if minimum is not None and lo < minimum:
-        raise ConfigError(f"{what} must not go below {minimum:g}, got {value!r}")
 
 
 def _check_fraction(value: float, what: str) -> None:
@@ -239,11 +230,11 @@ class InvivoPrior:
             if f.name.endswith("_fraction"):
                 _check_fraction(value, f.name)
             elif isinstance(value, tuple) and len(value) == 2 and f.name != "literature_spread":
-                check_range(value, f.name)
+                _range(value, f.name)
         for name, r in {**self.concentrations_mm, **self.mm_parametric_range_mm}.items():
-            check_range(r, f"concentration range of {name}", minimum=0.0)
+            _range(r, f"concentration range of {name}", minimum=0.0)
         for name, r in self.lipid_range_mm.items():
-            check_range(r, f"lipid range of {name}", minimum=0.0)
+            _range(r, f"lipid range of {name}", minimum=0.0)
         unknown = [
             n
             for n in (*self.mm_parametric_range_mm, *self.lipid_range_mm)
@@ -254,15 +245,15 @@ class InvivoPrior:
                 f"no parametric component {', '.join(unknown)}; known: "
                 f"{', '.join(LCMODEL_COMPONENTS)}"
             )
-        check_range(self.literature_spread, "literature_spread", minimum=0.0)
-        check_range(self.metabolite_t2_range_s, "metabolite_t2_range_s", minimum=1e-3)
-        check_range(self.singlet_fwhm_range_ppm, "singlet_fwhm_range_ppm", minimum=0.0)
-        check_range(self.water_fwhm_range_hz, "water_fwhm_range_hz", minimum=1e-3)
-        check_range(self.water_height_range, "water_height_range", minimum=1e-12)
-        check_range(self.snr_range, "snr_range", minimum=1e-12)
-        check_range(self.eddy_time_constant_range_s, "eddy_time_constant_range_s", minimum=1e-6)
+        _range(self.literature_spread, "literature_spread", minimum=0.0)
+        _range(self.metabolite_t2_range_s, "metabolite_t2_range_s", minimum=1e-3)
+        _range(self.singlet_fwhm_range_ppm, "singlet_fwhm_range_ppm", minimum=0.0)
+        _range(self.water_fwhm_range_hz, "water_fwhm_range_hz", minimum=1e-3)
+        _range(self.water_height_range, "water_height_range", minimum=1e-12)
+        _range(self.snr_range, "snr_range", minimum=1e-12)
+        _range(self.eddy_time_constant_range_s, "eddy_time_constant_range_s", minimum=1e-6)
         for name in ("mm_damping_range_per_s", "lipid_damping_range_per_s"):
-            check_range(getattr(self, name), name, minimum=0.0)
+            _range(getattr(self, name), name, minimum=0.0)
         if self.macromolecules not in ("measured", "parametric"):
             raise ConfigError(
                 f"macromolecules must be measured or parametric, got {self.macromolecules!r}"
