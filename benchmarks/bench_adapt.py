@@ -46,7 +46,10 @@ from scaloquant.models import load_model
 from scaloquant.models.adapt import AdaptConfig, adapt_encoder, reconstruction_error
 from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import BaselineConfig
-from scaloquant.simulate.invivo import InvivoPrior, basis_lines, draw_invivo, render_invivo
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.linewidths import basis_lines
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 
 TRAIN_PRIOR = InvivoPrior(

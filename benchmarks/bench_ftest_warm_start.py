@@ -60,7 +60,8 @@ def spectra(name: str, n: int, seed: int):
     import bench_fit_engine  # noqa: I001
     import numpy as np
 
-    from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior, simulate_invivo_batch
+    from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior
+    from scaloquant.simulate.invivo import simulate_invivo_batch
 
     basis, signals, fid, tissue_fid = bench_fit_engine.engine_spectra(n, 30.0, seed)
     if name == "simulator":

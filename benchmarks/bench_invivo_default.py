@@ -1,7 +1,7 @@
 """Candidate settings of the ``invivo`` fit preset on tissue-like simulated spectra with a known
 truth, in one run: accuracy per metabolite and speed.
 
-``--n`` spectra of the ``invivo`` simulation prior (:mod:`scaloquant.simulate.invivo`,
+``--n`` spectra of the ``invivo`` simulation prior (:mod:`scaloquant.simulate.prior`,
 docs/invivo-prior.md: group Voigt lineshapes, per-metabolite deviations, the measured ``Mac``,
 lipids in a quarter of them, residual water, baseline humps, eddy-current phase, any zero- and
 first-order phase) at SNR ``--snr``, drawn from ``--seed``, on the embedded ISMRM 2016 basis;
@@ -43,15 +43,14 @@ from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import default_basis
 from scaloquant.signal.ecc import eddy_current_corrected
-from scaloquant.simulate.effects import apply_phase, complex_noise
-from scaloquant.simulate.invivo import (
-    MEASURED_MM_NAMES,
-    InvivoPrior,
-    InvivoSignals,
+from scaloquant.simulate.effects import (
+    apply_phase,
+    complex_noise,
     eddy_current_phase_rad,
-    simulate_invivo_batch,
     water_fids,
 )
+from scaloquant.simulate.invivo import InvivoSignals, simulate_invivo_batch
+from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior
 from scaloquant.types import FID, BasisSet
 
 INVIVO = FIT_PRESETS["invivo"]

@@ -109,7 +109,7 @@ from scaloquant.quantify.water import (
     relaxation_corrected_water_mM,
 )
 from scaloquant.simulate import InvivoPrior, SimulationConfig, simulate_batch
-from scaloquant.simulate.invivo import MEASURED_MM_NAMES
+from scaloquant.simulate.prior import MEASURED_MM_NAMES
 from scaloquant.threads import torch_threads
 from scaloquant.types import FID, BasisSet
 

@@ -75,15 +75,12 @@ from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.models.physics import EXACT_RELATIVE_COST
 from scaloquant.models.physics_truth import default_truth, invivo_truth
+from scaloquant.physics.macromolecules import LCMODEL_COMPONENTS
 from scaloquant.simulate import BaselineConfig, SimulationConfig, drawn_parameters, simulate_dataset
-from scaloquant.simulate.invivo import (
-    MEASURED_MM_NAMES,
-    PARAMETRIC_COMPONENTS,
-    InvivoPrior,
-    basis_lines,
-    draw_invivo,
-    render_invivo,
-)
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.linewidths import basis_lines
+from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior
 from scaloquant.types import FID
 
 SLOPES = {
@@ -104,7 +101,7 @@ def _metabolites(names):
     MM09-MM20, Lip09-Lip20, which the ``invivo`` models add): the 20 metabolites. Until session
     22 the lipids were counted in (23 amplitudes), though this docstring's header left them out;
     :func:`_summary` prints that figure too."""
-    return [x for x in names if x not in MEASURED_MM_NAMES and x not in PARAMETRIC_COMPONENTS]
+    return [x for x in names if x not in MEASURED_MM_NAMES and x not in LCMODEL_COMPONENTS]
 
 
 def _summary(label, names, est, sd, truth, seconds, n, network_sd=None):

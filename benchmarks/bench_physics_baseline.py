@@ -44,9 +44,11 @@ from scaloquant.io import default_basis, read_basis, write_nifti_mrs
 from scaloquant.metabolites import COMBINATIONS
 from scaloquant.models import load_model
 from scaloquant.models.physics_truth import invivo_truth
+from scaloquant.physics.macromolecules import MM_COMPONENTS
 from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs
 from scaloquant.signal.grid import Acquisition
-from scaloquant.simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.types import FID
 
 #: the metabolites scored (sums as LCModel's combined rows)

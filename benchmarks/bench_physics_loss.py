@@ -29,7 +29,9 @@ from bench_adapt import SHIFTED_PRIOR, TRAIN_PRIOR
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.models.physics_truth import invivo_truth
-from scaloquant.simulate.invivo import basis_lines, draw_invivo, render_invivo
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.linewidths import basis_lines
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 
 

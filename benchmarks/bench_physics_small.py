@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
     from bench_physics_baseline import model_spectra
     from scaloquant.fit import fit_spectra
     from scaloquant.signal.water import remove_water
-    from scaloquant.simulate.invivo import InvivoPrior
+    from scaloquant.simulate.prior import InvivoPrior
     from scaloquant.threads import blas_threads, prefer_reproducible_mkl
     from scaloquant.types import FID
 

@@ -117,7 +117,7 @@ def simulated(options: Options, n: int) -> int:
     from bench_invivo_default import tissue_spectra
     from scaloquant.quantify.inputs import SpectraInput
     from scaloquant.simulate import SimulationConfig, simulate_batch
-    from scaloquant.simulate.invivo import InvivoPrior
+    from scaloquant.simulate.prior import InvivoPrior
     from scaloquant.types import FID
 
     basis, _, invivo = tissue_spectra(InvivoPrior(snr_range=(30.0, 30.0)), n, 5)

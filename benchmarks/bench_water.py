@@ -35,7 +35,8 @@ from _timing import timed
 from scaloquant.io import default_basis, read_fid
 from scaloquant.signal import axes
 from scaloquant.signal.water import MAX_BAND_RESIDUAL_TO_NOISE, remove_water
-from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import InvivoPrior
 
 ROOT = Path(__file__).resolve().parents[1]
 INVIVO = ROOT.parent / "shared" / "data" / "invivo"

@@ -34,7 +34,7 @@ import bench_lcmodel as bl
 from scaloquant.io import read_lcmodel_coord
 from scaloquant.physics.baseline import bspline_baseline, smoothing_for_ed
 from scaloquant.simulate.config import BaselineConfig
-from scaloquant.simulate.invivo import InvivoPrior
+from scaloquant.simulate.prior import InvivoPrior
 
 WINDOW_PPM = (0.2, 4.0)
 EDS = (1.0, 2.0, 4.0, 8.0)

@@ -57,7 +57,7 @@ import torch  # noqa: E402
 from bench_invivo_default import tissue_spectra  # noqa: E402
 from scaloquant.fit import batched, fit_spectra, lm, stages  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
-from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior  # noqa: E402
+from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior  # noqa: E402
 
 #: (damping 1/s, Gaussian 1/s^2) starts of the MM and lipid groups (session 28's four and the
 #: upper bounds of ``FIT_PRESETS["invivo"]``)

@@ -37,8 +37,10 @@ from scaloquant.fit.scale import signal_per_proton
 from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import default_basis, read_basis, read_fid
 from scaloquant.metabolites import COMBINATIONS, canonical
+from scaloquant.physics.macromolecules import MM_COMPONENTS
 from scaloquant.simulate.config import BaselineConfig
-from scaloquant.simulate.invivo import MM_COMPONENTS, InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.types import FID
 
 INVIVO = Path(__file__).resolve().parents[2] / "shared" / "data" / "invivo"

@@ -35,7 +35,8 @@ from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import default_basis, read_basis, read_fid
 from scaloquant.signal.snr_fwhm import fwhm_ppm
 from scaloquant.simulate.config import BaselineConfig
-from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import InvivoPrior
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diag_invivo_basis import BASES, GRIDS, INVIVO  # noqa: E402

@@ -45,7 +45,7 @@ import diag_invivo_mm_minima as minima
 from scaloquant.fit import batched, fit_spectra, problem, spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.evaluation import evaluate
-from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior
+from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior
 
 PROBES = (
     ((0.0, 2500.0), (3.0, 50.0)),

@@ -1,7 +1,7 @@
 """Does starting an MRSI voxel's fit from its neighbour's result save iterations without
 moving the result beyond noise? (issue 12, task ``mrsi``.)
 
-Pairs of tissue-like spectra (:func:`scaloquant.simulate.invivo.draw_invivo`, the ``invivo``
+Pairs of tissue-like spectra (:func:`scaloquant.simulate.draws.draw_invivo`, the ``invivo``
 simulation prior) stand for neighbouring voxels: voxel A drawn from the prior, its neighbour B
 the same tissue with the group shifts moved by N(0, ``--shift-sd``) Hz (B0 across a voxel),
 the dampings by N(0, ``--damping-sd``) 1/s, the concentrations by a factor 1 + N(0, 0.05), the
@@ -30,7 +30,10 @@ from scaloquant.fit import FitStart, fit_spectra  # noqa: E402
 from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
 from scaloquant.io import default_basis  # noqa: E402
 from scaloquant.metabolites import COMBINATIONS, indices_of  # noqa: E402
-from scaloquant.simulate.invivo import InvivoPrior, basis_lines, draw_invivo, render_invivo  # noqa: E402
+from scaloquant.simulate.draws import draw_invivo  # noqa: E402
+from scaloquant.simulate.invivo import render_invivo  # noqa: E402
+from scaloquant.simulate.linewidths import basis_lines  # noqa: E402
+from scaloquant.simulate.prior import InvivoPrior  # noqa: E402
 from scaloquant.types import FID  # noqa: E402
 
 MAIN = ("tNAA", "tCho", "Glx", "Ins")

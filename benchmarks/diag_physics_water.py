@@ -60,13 +60,10 @@ from scaloquant.models import load_model
 from scaloquant.quantify.run import _physics_estimates as physics_estimates
 from scaloquant.signal.water import remove_water
 from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO, water_near_window
-from scaloquant.simulate.invivo import (
-    InvivoParameters,
-    InvivoPrior,
-    basis_lines,
-    draw_invivo,
-    render_invivo,
-)
+from scaloquant.simulate.draws import InvivoParameters, draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.linewidths import basis_lines
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.types import FID
 
 

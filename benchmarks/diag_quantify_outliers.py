@@ -42,7 +42,7 @@ from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_input
 from scaloquant.signal.grid import Acquisition
 from scaloquant.simulate.config import SimulationConfig
 from scaloquant.simulate.dataset import drawn_parameters, simulate_batch
-from scaloquant.simulate.invivo import InvivoPrior
+from scaloquant.simulate.prior import InvivoPrior
 
 
 def default_spectra(model, basis, fid, n: int, seed: int):

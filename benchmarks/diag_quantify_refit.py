@@ -36,7 +36,7 @@ from bench_physics_baseline import SCORED, model_spectra, scored, table
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.io import write_nifti_mrs
 from scaloquant.quantify import Options, fit_inputs, quantify_inputs, read_inputs, run
-from scaloquant.simulate.invivo import InvivoPrior
+from scaloquant.simulate.prior import InvivoPrior
 
 
 def quantify_refitted(path: Path, model) -> tuple[object, np.ndarray]:

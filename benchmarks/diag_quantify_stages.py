@@ -175,7 +175,7 @@ def invivo_file(folder: Path, checkpoint: Path, n: int, snr: float, seed: int, s
     """``bench_physics_baseline.py``'s ``n`` tissue-like spectra as one NIfTI-MRS file."""
     from bench_physics_baseline import model_spectra
     from scaloquant.io import write_nifti_mrs
-    from scaloquant.simulate.invivo import InvivoPrior
+    from scaloquant.simulate.prior import InvivoPrior
 
     prior = InvivoPrior(snr_range=(snr, snr))
     fid = model_spectra(checkpoint, None, prior, n, seed)[-1]

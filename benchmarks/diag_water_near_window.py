@@ -32,7 +32,7 @@ from scaloquant.fit.result import FitStart
 from scaloquant.signal import water
 from scaloquant.signal.quality import fit_flags, qc_flags, quality_figures
 from scaloquant.signal.water_peak import water_near_window
-from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior
+from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior
 
 
 def wrap_deg(x: np.ndarray) -> np.ndarray:

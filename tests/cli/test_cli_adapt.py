@@ -17,7 +17,8 @@ from scaloquant.cli.quantify import ADAPT_DEFAULTS
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
 from scaloquant.models.adapt import AdaptConfig
-from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import InvivoPrior
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,9 @@ from scaloquant.models.physics import PhysicsQuantifier
 from scaloquant.signal.water import remove_water
 from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.simulate import SimulationConfig, simulate_dataset
-from scaloquant.simulate.invivo import (
-    InvivoPrior,
-    draw_invivo,
-    render_invivo,
-    simulate_invivo_batch,
-)
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo, simulate_invivo_batch
+from scaloquant.simulate.prior import InvivoPrior
 
 
 @pytest.fixture(scope="module")

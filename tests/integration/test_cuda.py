@@ -20,7 +20,8 @@ from scaloquant.io import default_basis
 from scaloquant.models.physics import build_physics_quantifier
 from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import InvivoPrior, SimulationConfig, simulate_batch
-from scaloquant.simulate.invivo import draw_invivo, render_invivo
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
 from scaloquant.types import FID
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

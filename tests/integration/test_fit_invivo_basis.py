@@ -17,7 +17,8 @@ from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import read_basis
 from scaloquant.metabolites import COMBINATIONS, canonical
 from scaloquant.simulate.config import BaselineConfig
-from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.types import FID, Acquisition
 
 OSPREY_BASIS = (

@@ -405,7 +405,17 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "water",
         "scale",
     ),
-    "simulate": ("config", "parameters", "model", "effects", "dataset", "invivo"),
+    "simulate": (
+        "config",
+        "parameters",
+        "model",
+        "effects",
+        "dataset",
+        "prior",
+        "linewidths",
+        "draws",
+        "invivo",
+    ),
     "scalogram": ("morse", "config", "transform", "axes", "reference"),
     "fit": (
         "config",

@@ -16,7 +16,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import _lcmodel as lcm  # noqa: E402
 import bench_lcmodel as bench  # noqa: E402
 from scaloquant.io import default_basis, read_lcmodel_raw  # noqa: E402
-from scaloquant.simulate.invivo import InvivoPrior, simulate_invivo_batch  # noqa: E402
+from scaloquant.simulate.invivo import simulate_invivo_batch  # noqa: E402
+from scaloquant.simulate.prior import InvivoPrior  # noqa: E402
 
 
 def test_tissue_cases_hold_the_simulated_spectra_and_their_amplitudes(tmp_path):

@@ -23,7 +23,8 @@ from scaloquant.models import load_model
 from scaloquant.quantify import Options, fit_inputs, quantify_inputs
 from scaloquant.quantify.inputs import SpectraInput
 from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO
-from scaloquant.simulate.invivo import MEASURED_MM_NAMES, InvivoPrior, simulate_invivo_batch
+from scaloquant.simulate.invivo import simulate_invivo_batch
+from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior
 from scaloquant.types import FID
 
 PRIOR = InvivoPrior(

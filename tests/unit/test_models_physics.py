@@ -33,7 +33,9 @@ from scaloquant.simulate import (
     drawn_parameters,
     simulate_dataset,
 )
-from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.train.physics import default_simulation_model
 
 SMALL = dict(widths=(4, 4, 8, 8, 8, 8))

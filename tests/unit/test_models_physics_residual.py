@@ -23,7 +23,9 @@ from scaloquant.models.physics import build_physics_quantifier
 from scaloquant.models.physics_head import fit_residual_checks
 from scaloquant.models.physics_truth import invivo_truth
 from scaloquant.simulate import BaselineConfig
-from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.prior import InvivoPrior
 
 CLEAN = dict(
     water_fraction=0.0, eddy_fraction=0.0, baseline=BaselineConfig(height_range=(0.0, 0.0))

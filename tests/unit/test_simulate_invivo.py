@@ -11,27 +11,27 @@ import pytest
 import oracle
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.io import default_basis
+from scaloquant.physics.macromolecules import (
+    LCMODEL_COMPONENTS,
+    LIPID_COMPONENTS,
+    MM_COMPONENTS,
+    parametric_components,
+)
 from scaloquant.signal import axes, lineshapes
 from scaloquant.simulate.config import BaselineConfig
+from scaloquant.simulate.draws import LIPIDS, MACROMOLECULES, METABOLITES, draw_invivo
+from scaloquant.simulate.effects import eddy_current_phase_rad, water_fids
 from scaloquant.simulate.invivo import (
-    LIPID_COMPONENTS,
-    LIPIDS,
-    MACROMOLECULES,
-    METABOLITES,
-    MM_COMPONENTS,
-    PARAMETRIC_COMPONENTS,
-    BasisLines,
-    InvivoPrior,
-    basis_lines,
-    draw_invivo,
-    eddy_current_phase_rad,
-    gaussian_fwhm_for_voigt_hz,
-    parametric_component_fids,
     render_invivo,
     simulate_invivo_batch,
-    voigt_fwhm_hz,
-    water_fids,
 )
+from scaloquant.simulate.linewidths import (
+    BasisLines,
+    basis_lines,
+    gaussian_fwhm_for_voigt_hz,
+    voigt_fwhm_hz,
+)
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.types import BasisSet
 
 PRIOR = InvivoPrior()
@@ -501,8 +501,9 @@ def test_eddy_current_phase_known_answer(basis, draws):
 @pytest.mark.parametrize("name", ["MM09", "Lip13", "MM20"])
 def test_parametric_component_area_and_position(basis, name):
     acq = basis.acquisition
-    fid = parametric_component_fids([name], acq)[0]
-    lines = PARAMETRIC_COMPONENTS[name]
+    grid = (acq.n_points, acq.dwell_time_s, acq.spectrometer_freq_mhz, acq.ppm_reference)
+    fid = parametric_components((name,), *grid)[0]
+    lines = LCMODEL_COMPONENTS[name]
     area = sum(a for _, _, a in lines)
     spec = axes.spectrum(fid)
     # the real spectrum sums to N x the first point: its area is the sum of the relative areas

@@ -22,7 +22,9 @@ from scaloquant.errors import ConfigError
 from scaloquant.io import default_basis
 from scaloquant.models import load_model
 from scaloquant.models.physics_truth import invivo_truth
-from scaloquant.simulate.invivo import InvivoPrior, draw_invivo, render_invivo
+from scaloquant.simulate.draws import draw_invivo
+from scaloquant.simulate.invivo import render_invivo
+from scaloquant.simulate.prior import InvivoPrior
 from scaloquant.train.physics import PhysicsTrainConfig, train_physics
 
 #: bench_adapt.py's training distribution: the adaptation test's, at the prior's SNR 5-150.

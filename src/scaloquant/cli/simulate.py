@@ -283,16 +283,12 @@ def _config_stream(args: argparse.Namespace, basis: BasisSet, config: Simulation
 
 
 def _preset_stream(args: argparse.Namespace, basis: BasisSet) -> _Stream:
-    """``--preset invivo``: the prior of :mod:`scaloquant.simulate.invivo`."""
+    """``--preset invivo``: the prior of :mod:`scaloquant.simulate.prior`."""
     import numpy as np
 
-    from ..simulate.invivo import (
-        GROUPS,
-        InvivoPrior,
-        InvivoSignals,
-        draw_invivo,
-        simulate_invivo_dataset,
-    )
+    from ..simulate.draws import GROUPS, draw_invivo
+    from ..simulate.invivo import InvivoSignals, simulate_invivo_dataset
+    from ..simulate.prior import InvivoPrior
 
     prior = InvivoPrior()
     layout = draw_invivo(prior, basis.names, 0, np.random.default_rng(0))

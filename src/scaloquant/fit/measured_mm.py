@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidDataError
 from ..metabolites import canonical
-from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
+from ..physics.macromolecules import LCMODEL_COMPONENTS, MM_COMPONENTS, parametric_components
 from ..signal.scale import component_unit
 from ..types import FID, Acquisition, BasisSet
 from .basis_grid import basis_for_data, basis_on_grid
@@ -63,10 +63,10 @@ MM_FIT_METABOLITES = ("NAA", "NAAG", "Cr", "PCr", "GPC", "PCho")
 #: LCModel's (0.14-0.20 ppm FWHM), so the bounds leave them room to broaden too.
 MM_FIT_DAMPING_BOUNDS_PER_S = (0.0, 10.0)
 MM_FIT_GAUSS_BOUNDS_PER_S2 = (0.0, 300.0)
-#: The parametric components summed into the measured macromolecule spectrum (no lipids).
-MM_COMPONENTS = tuple(n for n in LCMODEL_COMPONENTS if n.startswith("MM"))
-#: Two broad lines fitted beside them to take the MM spectrum's signal at 3.7-4.0 ppm, which
-#: LCModel's components leave (Gaussian lines ``(ppm, FWHM ppm, relative area)``, in the
+#: Two broad lines fitted beside the parametric components summed into the measured
+#: macromolecule spectrum (:data:`~scaloquant.physics.macromolecules.MM_COMPONENTS`, no lipids)
+#: to take the MM spectrum's signal at 3.7-4.0 ppm, which LCModel's components leave
+#: (Gaussian lines ``(ppm, FWHM ppm, relative area)``, in the
 #: macromolecules' group), and left out of the measured spectrum. The positions are two of the
 #: consensus macromolecule peaks of the brain (Cudalbu et al., NMR Biomed 2021, near 3.8 and
 #: 3.96 ppm). Fitted, they took the MM spectrum's residual_over_noise from 1.96 and 1.93 to 1.62
@@ -135,9 +135,10 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
         spectrum).
     basis : the data's basis set: its :data:`MM_FIT_METABOLITES` are fitted to ``mm``.
     config : the data's fit options; the MM spectrum's fit takes them with LCModel's
-        parametric :data:`MM_COMPONENTS` as its macromolecules (no lipids), no ratio priors,
-        metabolites and macromolecules grouped apart (``grouping="metabolites_and_mm"``), the
-        baseline at the fixed stiffness, the groups' lines bounded
+        parametric :data:`~scaloquant.physics.macromolecules.MM_COMPONENTS` as its
+        macromolecules (no lipids), no ratio priors, metabolites and macromolecules grouped
+        apart (``grouping="metabolites_and_mm"``), the baseline at the fixed stiffness, the
+        groups' lines bounded
         (:data:`MM_FIT_DAMPING_BOUNDS_PER_S`, :data:`MM_FIT_GAUSS_BOUNDS_PER_S2`), and the better
         (lower residual) of two starts: the cross-correlation shift and none.
 

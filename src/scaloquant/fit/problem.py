@@ -33,7 +33,11 @@ import torch
 from ..errors import ConfigError
 from ..metabolites import canonical
 from ..physics import baseline as baseline_designs
-from ..physics.macromolecules import LCMODEL_COMPONENTS, parametric_components
+from ..physics.macromolecules import (
+    LCMODEL_COMPONENTS,
+    LIPID_COMPONENTS,
+    parametric_components,
+)
 from ..physics.model import fft
 from ..physics.priors import RATIO_PRIOR_SETS, prior_matrix, ratio_rows
 from ..signal import axes
@@ -95,7 +99,7 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
     if choice == "basis":
         return basis
     if choice == "auto" and mm:
-        kept, names = basis, tuple(n for n in LCMODEL_COMPONENTS if n.startswith("Lip"))
+        kept, names = basis, LIPID_COMPONENTS
         names = tuple(n for n in names if n not in basis.names)
     else:
         kept = basis.subset([n for n in basis.names if n not in mm])

@@ -17,7 +17,7 @@ _INVIVO_GROUP = {"metabolites": 0, "macromolecules": 1, "lipids": 2}
 
 def invivo_truth(problem: Problem, params) -> tuple[np.ndarray, np.ndarray]:
     """The true ``theta`` ``(B, P)`` and amplitudes ``(B, M)`` of ``invivo`` parameters
-    (:class:`scaloquant.simulate.invivo.InvivoParameters`) in ``problem``'s layout.
+    (:class:`scaloquant.simulate.draws.InvivoParameters`) in ``problem``'s layout.
 
     Groups map by name (metabolites, macromolecules, lipids: the same three in both; the fit's
     ``metabolites_and_mm`` grouping); deviations and amplitudes by basis or component name
@@ -26,7 +26,7 @@ def invivo_truth(problem: Problem, params) -> tuple[np.ndarray, np.ndarray]:
     so absent from this truth: residual water, the eddy-current phase and the baseline humps
     (the fit's baseline absorbs the smooth part).
     """
-    from ..simulate.invivo import GROUPS
+    from ..simulate.draws import GROUPS
 
     g_sim = [_INVIVO_GROUP.get(name, 0) for name in problem.group_names]
     if any(GROUPS[i] != name for i, name in zip(g_sim, problem.group_names, strict=True)):

@@ -11,20 +11,29 @@ broaden slightly under priors, here the group's shared shift, damping and Gaussi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
-#: name -> ((ppm, FWHM ppm, relative area), ...), LCModel 6.3's default CHSIMU.
-LCMODEL_COMPONENTS: dict[str, tuple[tuple[float, float, float], ...]] = {
-    "MM09": ((0.91, 0.14, 3.0),),
-    "MM12": ((1.21, 0.15, 2.0),),
-    "MM14": ((1.43, 0.17, 2.0),),
-    "MM17": ((1.67, 0.15, 2.0),),
-    "MM20": ((2.08, 0.15, 1.33), (2.25, 0.20, 0.33), (1.95, 0.15, 0.33), (3.00, 0.20, 0.40)),
-    "Lip09": ((0.89, 0.14, 3.0),),
-    "Lip13": ((1.28, 0.15, 2.0), (1.28, 0.089, 2.0)),
-    "Lip20": ((2.04, 0.15, 1.33), (2.25, 0.15, 0.67), (2.80, 0.20, 0.87)),
-}
+#: name -> ((ppm, FWHM ppm, relative area), ...), LCModel 6.3's default CHSIMU; read-only: the
+#: fit and the ``invivo`` simulation both take it.
+LCMODEL_COMPONENTS: Mapping[str, tuple[tuple[float, float, float], ...]] = MappingProxyType(
+    {
+        "MM09": ((0.91, 0.14, 3.0),),
+        "MM12": ((1.21, 0.15, 2.0),),
+        "MM14": ((1.43, 0.17, 2.0),),
+        "MM17": ((1.67, 0.15, 2.0),),
+        "MM20": ((2.08, 0.15, 1.33), (2.25, 0.20, 0.33), (1.95, 0.15, 0.33), (3.00, 0.20, 0.40)),
+        "Lip09": ((0.89, 0.14, 3.0),),
+        "Lip13": ((1.28, 0.15, 2.0), (1.28, 0.089, 2.0)),
+        "Lip20": ((2.04, 0.15, 1.33), (2.25, 0.15, 0.67), (2.80, 0.20, 0.87)),
+    }
+)
+
+#: The macromolecule and the lipid components of :data:`LCMODEL_COMPONENTS`, in its order.
+MM_COMPONENTS = tuple(n for n in LCMODEL_COMPONENTS if n.startswith("MM"))
+LIPID_COMPONENTS = tuple(n for n in LCMODEL_COMPONENTS if n.startswith("Lip"))
 
 
 def parametric_components(
@@ -33,7 +42,7 @@ def parametric_components(
     dwell_time_s: float,
     spectrometer_freq_mhz: float,
     ppm_reference: float,
-    table: dict[str, tuple[tuple[float, float, float], ...]] | None = None,
+    table: Mapping[str, tuple[tuple[float, float, float], ...]] | None = None,
 ) -> np.ndarray:
     """FIDs ``(len(names), n_points)`` of the named :data:`LCMODEL_COMPONENTS`, internal
     convention, each line ``area exp(2 pi i f t) exp(-beta t^2)`` with ``f`` its frequency (Hz)

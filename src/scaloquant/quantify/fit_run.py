@@ -226,7 +226,7 @@ def _metabolite_mm_warning(mm: MMSpectrumFile, amplitudes: Mapping[str, float]) 
     an inversion nulls it, so this is the metabolite spectrum (or a poorly nulled one), whose
     MM_measured then holds the metabolites' lines its MM components took up (the fit of
     Osprey's sub-01 with its metabolite spectrum as MM: its residual_over_noise 5.23, no word)."""
-    from ..fit.measured_mm import MM_COMPONENTS
+    from ..physics.macromolecules import MM_COMPONENTS
 
     mm_sum = sum(amplitudes.get(k, 0.0) for k in MM_COMPONENTS)
     naa = amplitudes.get("NAA", 0.0) + amplitudes.get("NAAG", 0.0)

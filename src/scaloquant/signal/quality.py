@@ -131,7 +131,7 @@ REFERENCE_OFF_PPM = 0.03
 #: Where no fit says where the singlets are (a network's estimate, or a spectrum not fitted),
 #: they are expected at their own shifts within this, ppm: the referencing errors and drift the
 #: default simulator trains the networks with (+-0.1 ppm,
-#: :class:`scaloquant.simulate.invivo.InvivoPrior`'s ``shift_range_ppm``).
+#: :class:`scaloquant.simulate.prior.InvivoPrior`'s ``shift_range_ppm``).
 REFERENCE_OFF_UNFITTED_PPM = 0.1
 #: ... that is, where the singlets' score (:func:`~.singlets.singlet_shift`'s profile) stays below
 #: this fraction of its best within that distance: the pattern that stands out is elsewhere.

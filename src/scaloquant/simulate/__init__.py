@@ -30,18 +30,12 @@ from .dataset import (
     simulate_batch,
     simulate_dataset,
 )
-from .invivo import (
-    BasisLines,
-    InvivoParameters,
-    InvivoPrior,
-    basis_lines,
-    draw_invivo,
-    render_invivo,
-    simulate_invivo_batch,
-    simulate_invivo_dataset,
-)
+from .draws import InvivoParameters, draw_invivo
+from .invivo import render_invivo, simulate_invivo_batch, simulate_invivo_dataset
+from .linewidths import BasisLines, basis_lines
 from .model import synthesize, synthesize_torch
 from .parameters import PER_METABOLITE_FIELDS, SimulationParameters, draw_parameters
+from .prior import InvivoPrior
 
 __all__ = [
     "BLOCK_SIZE",

@@ -1,4 +1,5 @@
-"""Effects beyond the paper's noiseless Eq. 1: baseline, phase and noise (pure numpy).
+"""Effects beyond the paper's noiseless Eq. 1: baseline, phase and noise (pure numpy); the
+``invivo`` preset's residual water (:func:`water_fids`) and eddy-current phase.
 
 Definitions (also in ``docs/simulation-config.yaml``)
 -----------------------------------------------------
@@ -154,3 +155,36 @@ def complex_noise(sd: np.ndarray, n_points: int, rng: np.random.Generator) -> np
     draws = rng.standard_normal((sd.shape[0], n_points, 2)).view(np.complex128)[..., 0]
     draws *= sd[:, None]
     return draws
+
+
+def water_fids(
+    acquisition: Acquisition,
+    centre_ppm: np.ndarray,
+    damping_per_s: np.ndarray,
+    height: np.ndarray,
+    phase_deg: np.ndarray,
+    reference_height: np.ndarray,
+) -> np.ndarray:
+    """(B, N) residual water: Lorentzian lines from (B, W) parameters and the (B,) height ``H``.
+
+    Line ``w`` is ``a exp(i phase) exp((-alpha + 2 pi i f) t)``, with ``a`` such that its
+    magnitude spectrum peaks at ``height * H``: the DFT at the line's own frequency is the
+    geometric sum ``(1 - r^N) / (1 - r)``, ``r = exp(-alpha dT)``.
+    """
+    r = np.exp(-damping_per_s * acquisition.dwell_time_s)
+    peak = (1.0 - r**acquisition.n_points) / (1.0 - r)
+    amplitude = height * reference_height[:, None] / peak * np.exp(1j * np.deg2rad(phase_deg))
+    freq_hz = axes.ppm_to_hz(
+        centre_ppm, acquisition.spectrometer_freq_mhz, acquisition.ppm_reference
+    )
+    rate = torch.from_numpy(-damping_per_s + 2j * np.pi * freq_hz)  # (B, W), 1/s
+    # exp(rate t) by the physics model's ramp (few exponentials); W is a few lines
+    ramp = exp_ramp(rate, torch.from_numpy(acquisition.time_axis_s()))  # (B, W, N)
+    return torch.einsum("bw,bwn->bn", torch.from_numpy(amplitude), ramp).numpy()
+
+
+def eddy_current_phase_rad(amplitude_rad, time_constant_s, time_s) -> np.ndarray:
+    """(B, N) phase ``A exp(-t / tau)`` of (B,) amplitudes and time constants (Klose 1990)."""
+    a = np.asarray(amplitude_rad, dtype=np.float64)[:, None]
+    tau = np.asarray(time_constant_s, dtype=np.float64)[:, None]
+    return a * np.exp(-np.asarray(time_s)[None, :] / tau)

@@ -57,10 +57,13 @@ from ..models.physics_head import (
     problem_in,
 )
 from ..models.physics_truth import default_truth, invivo_truth
+from ..physics.macromolecules import MM_COMPONENTS
 from ..presets import SIMULATIONS, Simulation
 from ..signal.scale import component_unit
 from ..simulate import SimulationConfig, drawn_parameters, simulate_batch
-from ..simulate.invivo import MM_COMPONENTS, InvivoPrior, basis_lines, simulate_invivo_batch
+from ..simulate.invivo import simulate_invivo_batch
+from ..simulate.linewidths import basis_lines
+from ..simulate.prior import InvivoPrior
 from ..types import Acquisition, BasisSet
 from .checkpoint import _json_safe, checkpoint_metadata
 
