@@ -293,6 +293,22 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     # described whether or not a spectrum has it: window_ppm only with --baseline-stiffness
     # adaptive when it refits a spectrum over LCModel's window
     assert set(doc["fit_facts"]) == set(facts) | {"window_ppm"}
+    # each column of the summary's overview is in results.csv or said not to be: the report
+    # sent the user to results.csv for fit_fwhm_hz and four more it lacks (session 34, `audit34`)
+    summary = (out / "summary.md").read_text()
+    header = next(line for line in summary.splitlines() if line.startswith("| input |"))
+    shown = {c.strip() for c in header.strip("|").split("|")} - {"input"}
+    with open(out / "results.csv", newline="") as f:
+        in_csv = set(next(csv.reader(f)))
+    elsewhere = sorted(shown - in_csv)
+    assert elsewhere == [
+        "baseline_ed_per_ppm", "fit_fwhm_hz", "reference_correction_ppm", "shift_ppm",
+        "water_near_window",
+    ]  # fmt: skip
+    sentence = next(line for line in summary.splitlines() if "not in results.csv" in line)
+    said = sentence.split(": not in results.csv")[0].rsplit(". ", 1)[-1].split(", ")
+    assert sorted(said) == elsewhere
+    assert "fit_fwhm_hz, baseline_ed_per_ppm" in (out / "report.html").read_text()
     # what a flag changed in the model, in the outputs (session 34, `audit34`)
     want = "fit model: the invivo preset with lineshape freeform (every setting: provenance.json "
     assert f"{want}fit_config)" in doc["notes"]
