@@ -75,6 +75,15 @@ def positive_number(name: str, value: Any, *, or_none: bool = False) -> float | 
     return float(value)
 
 
+def true_or_false(name: str, value: Any) -> bool:
+    """``value`` where it is a ``bool``, else "NAME must be true or false, got VALUE"
+    (:func:`_as_written`): a config file's quoted ``"no"`` or ``"false"`` is a string, and
+    Python takes a non-empty string as true, so the setting would have done its opposite."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {_as_written(value)}")
+    return value
+
+
 def _as_written(value: Any) -> str:
     """``value`` as a config file writes it, for a refusal: ``true``, ``false`` and ``null``
     (YAML's, TOML's and JSON's words, where Python's ``True`` and ``None`` were not what the

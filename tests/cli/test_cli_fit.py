@@ -83,6 +83,10 @@ def test_fit_mrsi_recovers_noiseless_amplitudes_with_the_quantify_layout(
     assert prov["command_line"] == given and "argv" not in prov["options"]
     summary = (out / "summary.md").read_text()
     assert "%SD (CRLB)" in summary and f"- command: `{given}`" in summary
+    # the model fitted, not only the command (session 34, `audit34`)
+    assert "- fit model: the simulated preset (every setting: provenance.json fit_config)\n" in (
+        summary
+    )
 
 
 def test_fit_draws_a_flagged_spectrum_first(basis, tmp_path):
@@ -129,6 +133,9 @@ def test_fit_raw_with_water_reports_mM(basis, simulated, tmp_path):
     factor = 2 * 29696.6 * np.exp(30 / 160) / 5e3
     assert float(row["Cr_mM"]) == pytest.approx(float(row["Cr"]) * factor, rel=1e-4)
     assert row["Mac_mM"] == "nan"  # macromolecules have no proton count
+    # the default model: no note, the outputs as before session 34 (`audit34`)
+    notes = json.loads((out / "results.json").read_text())["notes"]
+    assert not [n for n in notes if n.startswith("fit model")]
 
 
 def test_fit_refuses_a_7t_file(basis, simulated, tmp_path, capsys):
@@ -144,7 +151,8 @@ def test_fit_refuses_a_7t_file(basis, simulated, tmp_path, capsys):
 def test_fit_model_flags_override_preset_and_config_file(tmp_path):
     import argparse
 
-    from scaloquant.cli.fit import fit_config_from_args, register
+    from scaloquant.cli.fit import fit_config_from_args, model_note, register
+    from scaloquant.fit.config import FIT_PRESETS
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -162,6 +170,14 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
     assert config.ppm_range == (0.5, 4.0) and config.macromolecules == "parametric"
     assert config.grouping == (("NAA", "NAAG"), ("Cr", "PCr"))
     assert config.lineshape_kind == "lorentzian" and not config.gaussian
+    # each setting the file and the flags changed, as a config file writes it (`audit34`)
+    assert model_note("invivo", config) == (
+        "fit model: the invivo preset with ppm_range (0.5, 4.0), grouping NAA NAAG; Cr PCr, "
+        "gaussian false, baseline_order 3, lineshape lorentzian, baseline poly, "
+        "baseline_ed_per_ppm 3.0, macromolecules parametric (every setting: provenance.json "
+        "fit_config)"
+    )
+    assert model_note("invivo", FIT_PRESETS["invivo"]) is None
     for flag, rule in (("ftest", "region"), ("ftest-nested", "nested")):
         args = parser.parse_args(["fit", "x.RAW", "--out", "o", "--baseline-stiffness", flag])
         config = fit_config_from_args(args)
@@ -292,6 +308,25 @@ def test_fit_writes_its_lineshape_kernel_and_baseline_stiffness(basis, simulated
     # described whether or not a spectrum has it: window_ppm only with --baseline-stiffness
     # adaptive when it refits a spectrum over LCModel's window
     assert set(doc["fit_facts"]) == set(facts) | {"window_ppm"}
+    # each column of the summary's overview is in results.csv or said not to be: the report
+    # sent the user to results.csv for fit_fwhm_hz and four more it lacks (session 34, `audit34`)
+    summary = (out / "summary.md").read_text()
+    header = next(line for line in summary.splitlines() if line.startswith("| input |"))
+    shown = {c.strip() for c in header.strip("|").split("|")} - {"input"}
+    with open(out / "results.csv", newline="") as f:
+        in_csv = set(next(csv.reader(f)))
+    elsewhere = sorted(shown - in_csv)
+    assert elsewhere == [
+        "baseline_ed_per_ppm", "fit_fwhm_hz", "reference_correction_ppm", "shift_ppm",
+        "water_near_window",
+    ]  # fmt: skip
+    sentence = next(line for line in summary.splitlines() if "not in results.csv" in line)
+    said = sentence.split(": not in results.csv")[0].rsplit(". ", 1)[-1].split(", ")
+    assert sorted(said) == elsewhere
+    assert "fit_fwhm_hz, baseline_ed_per_ppm" in (out / "report.html").read_text()
+    # what a flag changed in the model, in the outputs (session 34, `audit34`)
+    want = "fit model: the invivo preset with lineshape freeform (every setting: provenance.json "
+    assert f"{want}fit_config)" in doc["notes"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -475,3 +475,15 @@ def test_a_file_without_its_grid_asks_for_the_flag_alone(tmp_path, capsys):
         MissingMetadataError, match=r"pass --dwell-time-s \(or dwell_time_s=\.\.\. in"
     ):
         read_fid(raw, spectrometer_freq_mhz=123.2)
+    # both missing: both named in one line, where the first run named the dwell time alone
+    # and the second, with it given, the frequency (session 34, `audit34`)
+    assert main(["convert", str(raw), str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"scaloquant convert: error: {raw} does not record the dwell time or the spectrometer "
+        "frequency; pass --dwell-time-s and --spectrometer-freq-mhz"
+    ]
+    with pytest.raises(
+        MissingMetadataError,
+        match=r"(or dwell_time_s=\.\.\. and spectrometer_freq_mhz=\.\.\. in Python)",
+    ):
+        read_fid(raw)

@@ -217,8 +217,24 @@ def test_resume_continues_from_the_saved_step(tmp_path, basis, fresh):
 
 
 def test_training_that_never_validates_is_refused(tmp_path, basis):
-    with pytest.raises(ConfigError, match="before the first validation"):
+    with pytest.raises(ConfigError, match="before the first validation") as refused:
         train_model(_short(max_steps=3), basis, tmp_path, progress=False)
+    assert "max_steps: 4 in the --config file" in str(refused.value)
+
+
+def test_training_that_never_validates_names_the_flags_that_lengthen_it(tmp_path, basis):
+    """The tiny preset on a small --data file (session 34, ``audit34``: 160 training signals,
+    4 epochs of 5 batches, the first validation at step 64) was refused with "lower
+    val_check_interval", a key no flag sets."""
+    config = _short(max_steps=-1, max_epochs=2, val_check_interval=100)  # batches of 32
+    with pytest.raises(ConfigError) as refused:
+        train_model(config, basis, tmp_path, progress=False)
+    assert str(refused.value) == (
+        "training stops after 10 steps, before the first validation at step 100, which keeps "
+        "the checkpoint: train longer (2 epochs of 5 batches of 32 now: --max-epochs 20, more "
+        "training signals or a smaller --batch-size) or validate sooner (val_check_interval: "
+        "10 or less in a --config file)"
+    )
 
 
 def test_bad_checkpoints_get_clear_errors(tmp_path, trained):

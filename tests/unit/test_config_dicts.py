@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from scaloquant._config import positive_number, whole_number
+from scaloquant._config import positive_number, true_or_false, whole_number
 from scaloquant.errors import ConfigError
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
 from scaloquant.io.config import read_config
@@ -131,3 +131,52 @@ def test_config_classes_use_the_checkers(make, words):
     refuses them in the checkers' words (FitConfig took ``max_iterations=True`` as 1)."""
     with pytest.raises(ConfigError, match=re.escape(words)):
         make()
+
+
+@pytest.mark.parametrize(
+    ("config_class", "name"),
+    [
+        (FitConfig, "fit_phase0"),
+        (FitConfig, "fit_phase1"),
+        (FitConfig, "gaussian"),
+        (FitConfig, "decimate_model"),
+        (TrainConfig, "fresh_data"),
+        (TrainConfig, "deterministic"),
+        (ScalogramConfig, "log"),
+        (SimulationConfig, "per_metabolite"),
+    ],
+)
+@pytest.mark.parametrize(("value", "written"), [("no", "'no'"), ("false", "'false'"), (0, "0")])
+def test_config_switches_refuse_what_is_not_true_or_false(config_class, name, value, written):
+    """A config file's quoted ``"no"`` is a string, which Python takes as true: FitConfig ran
+    ``fit_phase0: "no"`` with the phase fitted, and TrainConfig ``fresh_data: "false"`` with
+    fresh data (session 34, ``audit34``)."""
+    with pytest.raises(ConfigError, match=rf"^{name} must be true or false, got {written}$"):
+        config_class.from_dict({name: value})
+
+
+def test_true_or_false_gives_the_bool_back():
+    assert true_or_false("log", True) is True and true_or_false("log", False) is False
+    with pytest.raises(ConfigError, match=r"^log must be true or false, got null$"):
+        true_or_false("log", None)
+
+
+def test_a_yaml_key_given_twice_is_refused(tmp_path):
+    """PyYAML keeps the last of two equal keys without a word: ``water_removal: hlsvd`` then
+    ``water_removal: none`` fitted with ``none`` (session 34, ``audit34``). TOML's reader
+    refuses it already."""
+    twice = tmp_path / "fit.yaml"
+    twice.write_text("water_removal: hlsvd\nppm_range: [0.2, 4.0]\nwater_removal: none\n")
+    with pytest.raises(ConfigError, match=r"'water_removal' is given twice \(lines 1 and 3\)"):
+        read_config(twice, FitConfig.from_dict)
+    nested = tmp_path / "sim.yaml"
+    nested.write_text("baseline:\n  amplitude: 1\n  amplitude: 2\n")
+    with pytest.raises(ConfigError, match=r"'amplitude' is given twice \(lines 2 and 3\)"):
+        read_config(nested, SimulationConfig.from_dict)
+    toml = tmp_path / "fit.toml"
+    toml.write_text("max_iterations = 50\nmax_iterations = 60\n")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        read_config(toml, FitConfig.from_dict)
+    once = tmp_path / "ok.yaml"
+    once.write_text("ppm_range: [0.2, 4.0]\nlineshape: voigt\n")
+    assert read_config(once, FitConfig.from_dict).ppm_range == (0.2, 4.0)

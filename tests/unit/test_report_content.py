@@ -21,6 +21,7 @@ from scaloquant.report import (
     run_spectrum_columns,
 )
 from scaloquant.report.check import ReportPage
+from scaloquant.report.content import row_labels, row_titles
 from scaloquant.types import FID
 
 NAMES = ("NAA", "NAAG", "Cr", "PCr", "Glu")
@@ -152,11 +153,21 @@ def test_page_has_one_overview_row_per_spectrum(with_mM):
 def test_numbers_read_as_in_lcmodel_tables():
     assert [format_value(v, "ratio") for v in (0.00546, 0.9996, 1.234, np.nan)] == [
         "0.005",
-        "1",
+        "1.00",
         "1.23",
         "–",
     ]
     assert [format_value(v) for v in (1.234e-6, 12345.6)] == ["1.23e-06", "12346"]
+    # 3 significant digits with their trailing zeros: the summary of spant's spectrum read
+    # NAA "13" beside tNAA "13.8" mM, Gln "2.9", sIns "1" (session 34, `audit34`)
+    assert [format_value(v, "mM") for v in (13.04, 2.9, 0.9996, 100.2, 999.7)] == [
+        "13.0",
+        "2.90",
+        "1.00",
+        "100",
+        "1000",
+    ]
+    assert [format_value(v) for v in (1.1e-5, 2.0, 0.0, -0.0)] == ["1.10e-05", "2.00", "0", "0"]
     assert [format_pct(v) for v in (19.6, np.inf, np.nan)] == ["20%", ">999%", "–"]
 
 
@@ -175,3 +186,23 @@ def test_water_reference_figures_form_one_table_not_a_sentence_each():
     html = report_html(run, header)
     assert "<table class='water'>" in html and "<td>1554x</td>" in html
     assert "| a.RAW | a.H2O | 6.0 | 0.049 | 1554x |" in report_markdown(run, header)
+
+
+def test_a_spectrum_beyond_the_voxel_grid_is_named_by_its_dimension():
+    """A NIfTI-MRS of 8 transients titled its figures "voxel 0,0,0,3", a voxel of no grid
+    (session 34, ``audit34``): each index past x, y, z is named by its dimension's tag."""
+    fid = FID(np.ones((1, 1, 1, 2, 3, 64), dtype=complex), 2.5e-4, 123.2)
+    tags = ("DIM_COIL", "DIM_DYN")
+    inp = SpectraInput(Path("t.nii.gz"), fid, None, None, np.eye(4), tags)
+    result = SpectraResult(inp, fid, (), (), {"": np.ones((6, len(NAMES)))})
+    run = _run(result)
+    assert row_titles(run, [(0, 5)]) == ["t.nii.gz, voxel 0,0,0, DIM_COIL 1, DIM_DYN 2"]
+    assert row_labels(run, [(0, 0)]) == {"spectrum": ["voxel 0,0,0, DIM_COIL 0, DIM_DYN 0"]}
+    mrsi = SpectraInput(Path("m.nii.gz"), FID(np.ones((2, 1, 1, 64), complex), 2.5e-4, 123.2),
+                        None, None, np.eye(4), ())  # fmt: skip
+    assert row_titles(_run(dataclasses.replace(result, input=mrsi)), [(0, 1)]) == [
+        "m.nii.gz, voxel 1,0,0"
+    ]
+    assert row_titles(_run(_result("a.RAW", [[1] * 5] * 2, [[1] * 5] * 2)), [(0, 1)]) == [
+        "a.RAW, spectrum 1"
+    ]

@@ -251,6 +251,38 @@ def fit_config_from_args(args: argparse.Namespace):
     return replace(config, **flags)
 
 
+def model_note(preset: str, config) -> str | None:
+    """The fit model in the run's notes (summary.md, report.html, results.json) where it is not
+    the default ``invivo`` preset as it stands: the preset and each setting a ``--config`` file
+    or a model flag changed, so that the outputs say what was fitted, not only the command
+    (the file behind ``--config`` may change later); None for the default model, whose runs'
+    outputs stay as they were."""
+    from ..fit.config import FIT_PRESETS
+
+    base = FIT_PRESETS[preset].to_dict()
+    changed = {k: v for k, v in config.to_dict().items() if v != base[k]}
+    if preset == "invivo" and not changed:
+        return None
+    settings = ", ".join(f"{k} {_setting(v)}" for k, v in changed.items())
+    return (
+        f"fit model: the {preset} preset"
+        + (f" with {settings}" if settings else "")
+        + " (every setting: provenance.json fit_config)"
+    )
+
+
+def _setting(value: Any) -> str:
+    """A FitConfig value (``to_dict``'s) as a config file writes it: groups of names as
+    ``NAA NAAG; Cr PCr``, pairs as ``(0.2, 4.0)``, ``true``/``false``/``null``."""
+    if isinstance(value, list) and value and all(isinstance(g, list) for g in value):
+        return "; ".join(" ".join(map(str, g)) for g in value)
+    if isinstance(value, list):
+        return "(" + ", ".join(_setting(v) for v in value) + ")"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
 def handle(args: argparse.Namespace) -> int:
     require_paths(args)
     _check_mm_spectra(args)
@@ -297,6 +329,9 @@ def _fit(args: argparse.Namespace) -> int:
         fit_config=fit_config,
     )
     run = fit_inputs(inputs, basis, basis_name=basis_name, options=options, mm_spectra=mm_spectra)
+    note = model_note(args.preset, fit_config)
+    if note is not None:
+        run = replace(run, notes=(*run.notes, note))
     write_run(
         run,
         args.out,

@@ -12,7 +12,7 @@ from dataclasses import InitVar, dataclass, fields
 from itertools import pairwise
 from typing import Any, Literal
 
-from .._config import dataclass_from_dict, positive_number, whole_number
+from .._config import dataclass_from_dict, positive_number, true_or_false, whole_number
 from .._words import counted
 from ..errors import ConfigError, NeedsOption, Option
 from ..signal.axes import WINDOW_PPM_1H
@@ -413,6 +413,8 @@ class FitConfig:
         return "none" if self.baseline_order is None else "poly"
 
     def _check_fields(self) -> None:
+        for name in ("fit_phase0", "fit_phase1", "gaussian", "decimate_model"):
+            true_or_false(name, getattr(self, name))
         for name in (
             "ppm_range",
             "damping_bounds_per_s",

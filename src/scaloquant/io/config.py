@@ -38,6 +38,31 @@ def _read_toml(text: str, path: Path) -> Any:
         raise ConfigError(f"cannot parse {path} as TOML: {err}; fix the file") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last
+    silently, so ``water_removal: hlsvd`` then ``water_removal: none`` ran with the second and
+    no word (TOML's reader refuses it already; session 34, ``audit34``)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                f"while reading the mapping at line {node.start_mark.line + 1}",
+                None,
+                f"{key!r} is given twice (lines {seen[key].start_mark.line + 1} and "
+                f"{key_node.start_mark.line + 1}): keep one",
+                None,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_mapping(path: Path) -> Mapping[str, Any]:
     """The top-level mapping of a YAML (any suffix but ``.toml``) or TOML file (``{}`` if
     empty); unreadable or malformed files raise one clear line."""
@@ -55,7 +80,7 @@ def read_mapping(path: Path) -> Mapping[str, Any]:
         data = _read_toml(text, path)
     else:
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
         except yaml.YAMLError as err:
             detail = " ".join(str(err).split())
             raise ConfigError(f"cannot parse {path} as YAML ({detail}); fix the file") from None

@@ -19,7 +19,8 @@ import numpy as np
 from .._words import counted
 from ..metabolites import COMBINATIONS, has_all, indices_of
 from ..quantify.gather import Run
-from ..quantify.results import SpectraResult, percent_sd
+from ..quantify.inputs import N_SPATIAL
+from ..quantify.results import QUALITY_COLUMNS, SpectraResult, percent_sd
 
 #: Combined metabolites as LCModel reports them (name -> the metabolites summed, under any
 #: spelling of the basis, :mod:`scaloquant.metabolites`); a combination is shown when the basis
@@ -111,13 +112,18 @@ def combined_sd_sentence(table: MetaboliteTable, *, bold: bool = False) -> str:
 
 
 def format_value(value: float | None, unit: str = "amplitude") -> str:
-    """3 significant digits (amplitudes have any scale), at most 3 decimals for mM and ratios
-    (as LCModel's tables); NaN or None as an en dash."""
+    """3 significant digits (amplitudes have any scale), trailing zeros kept (13.0 mM, not 13
+    beside 13.8: a dropped zero read as a coarser estimate), at most 3 decimals for mM and
+    ratios (as LCModel's tables); NaN or None as an en dash."""
     if value is None or not np.isfinite(value):
         return "–"
-    if unit != "amplitude" and abs(round(value, 3)) < 1:  # 0.9996 reads 1, not 1.000
+    if unit != "amplitude" and abs(round(value, 3)) < 1:  # 0.9996 reads 1.00, not 1.000
         return f"{value:.3f}"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    if value == 0:  # an amplitude the fit held at its bound
+        return "0"
+    if abs(float(f"{value:.3g}")) >= 1000:  # 999.7 too: '1000', not '1.00e+03'
+        return f"{value:.0f}"
+    return f"{value:#.3g}".replace(".e", "e").removesuffix(".")  # '100.' -> '100'
 
 
 def format_pct(value: float) -> str:
@@ -221,6 +227,27 @@ def run_spectrum_columns(run: Run) -> dict[str, list[Any]]:
     return out
 
 
+def not_in_csv_sentence(run: Run) -> str:
+    """Which per-spectrum columns of the overview results.csv lacks (the fit's own figures,
+    ``fit_fwhm_hz``, ``shift_ppm``..., and ``reference_correction_ppm``, which results.json
+    lists per spectrum), so that the report does not send the user to a column results.csv does
+    not have; "" where it has them all (its columns: ``QUALITY_COLUMNS``)."""
+    missing = [n for n in run_spectrum_columns(run) if n not in QUALITY_COLUMNS]
+    if not missing:
+        return ""
+    where = []
+    if set(missing) - {"reference_correction_ppm"}:
+        where.append("the fit's under fit")
+    if "fit_fwhm_hz" in missing:
+        where.append("fit_fwhm_hz as fwhm_hz")
+    if "reference_correction_ppm" in missing:
+        where.append("reference_correction_ppm as ppm_reference_correction")
+    return (
+        f"{', '.join(missing)}: not in results.csv; results.json lists "
+        f"{'them' if len(missing) > 1 else 'it'} per spectrum (spectra[]: {', '.join(where)})."
+    )
+
+
 def input_label(result: SpectraResult) -> str:
     """How the report names an input: its unique label when the input has one, else its file
     name."""
@@ -238,9 +265,23 @@ def row_labels(run: Run, rows: Sequence[tuple[int, int]]) -> dict[str, list[str]
     if several:
         labels = {i: r.input.labels() for i, r in enumerate(run.results)}
         out["spectrum"] = [
-            ("voxel " if run.results[i].input.is_image else "") + labels[i][j] for i, j in rows
+            spectrum_name(run.results[i].input, labels[i][j], prefix="") for i, j in rows
         ]
     return out
+
+
+def spectrum_name(inp: Any, label: str, *, prefix: str = "spectrum ") -> str:
+    """How tables and figures name one spectrum of ``inp`` by its ``label`` (``"0,0,0,1"``):
+    a NIfTI-MRS voxel as ``voxel x,y,z`` and each higher dimension by its tag, ``voxel 0,0,0,
+    DIM_DYN 1``, where "voxel 0,0,0,1" read as a voxel of a 4-D grid (session 34,
+    ``audit34``); another format's spectrum as ``prefix`` and its index."""
+    if not inp.is_image:
+        return prefix + label
+    index = label.split(",")
+    extra = [f", {tag} {i}" for tag, i in zip(inp.dim_tags, index[N_SPATIAL:], strict=False)]
+    if len(extra) < len(index) - N_SPATIAL:  # tags unknown: the indices as they are
+        return "voxel " + label
+    return "voxel " + ",".join(index[:N_SPATIAL]) + "".join(extra)
 
 
 def row_titles(run: Run, rows: Sequence[tuple[int, int]]) -> list[str]:
@@ -249,11 +290,7 @@ def row_titles(run: Run, rows: Sequence[tuple[int, int]]) -> list[str]:
     titles = []
     for i, j in rows:
         r = run.results[i]
-        spectrum = (
-            ""
-            if r.input.n_spectra == 1
-            else f", {'voxel ' if r.input.is_image else 'spectrum '}{labels[i][j]}"
-        )
+        spectrum = "" if r.input.n_spectra == 1 else f", {spectrum_name(r.input, labels[i][j])}"
         titles.append(input_label(r) + spectrum)
     return titles
 

@@ -35,6 +35,7 @@ from .content import (
     input_facts,
     input_label,
     metabolite_table,
+    not_in_csv_sentence,
     row_labels,
     row_titles,
     run_spectrum_columns,
@@ -410,7 +411,13 @@ def _fits(run: Run, table: MetaboliteTable, figures: Mapping[tuple[int, int], by
 def _columns_footer(run: Run) -> str:
     return (
         "<footer>Every spectrum's values (all columns, full precision) are in "
-        "<code>results.csv</code>, what each column means in <code>results.json</code>, the "
+        "<code>results.csv</code>"
+        + (
+            f" ({html.escape(sentence.removesuffix('.'))})"
+            if (sentence := not_in_csv_sentence(run))
+            else ""
+        )
+        + ", what each column means in <code>results.json</code>, the "
         "inputs' SHA-256 and the options in <code>provenance.json</code>"
         + (
             ", the maps as NIfTI in <code>maps/</code>"

@@ -20,6 +20,7 @@ from .content import (
     format_value,
     input_facts,
     metabolite_table,
+    not_in_csv_sentence,
     row_labels,
     row_titles,
     run_spectrum_columns,
@@ -71,7 +72,9 @@ def report_markdown(
         f"{UNIT_LABELS[unit]}, with {table.sd_label} in brackets; '!': {table.sd_label} > "
         f"{SD_LIMIT_PCT:g} (unreliable). "
         + (f"{sentence} " if (sentence := combined_sd_sentence(table)) else "")
-        + "Other units in results.csv and report.html.\n"
+        + "Other units in results.csv and report.html."
+        + (f" {sentence}" if (sentence := not_in_csv_sentence(run)) else "")
+        + "\n"
     )
     labels = row_labels(run, table.rows)
     titles = row_titles(run, table.rows)

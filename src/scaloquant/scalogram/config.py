@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from .._config import dataclass_from_dict, positive_number, whole_number
+from .._config import dataclass_from_dict, positive_number, true_or_false, whole_number
 from ..errors import ConfigError
 from ..presets import SCALOGRAM_PRESETS, ChannelMode, ScalogramPreset
 from . import morse
@@ -94,8 +94,7 @@ class ScalogramConfig:
         object.__setattr__(self, "decimation", whole_number("decimation", self.decimation, 1))
         for name in ("gamma", "beta", "log_epsilon"):
             object.__setattr__(self, name, positive_number(name, getattr(self, name)))
-        if not isinstance(self.log, bool):
-            raise ConfigError(f"log must be true or false, got {self.log!r}")
+        true_or_false("log", self.log)
         if self.log and self.channels == "complex":
             raise ConfigError(
                 "log needs magnitudes; use channels abs_re_im or pos_neg, or log=false"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from .._config import whole_number
+from .._config import true_or_false, whole_number
 from ..errors import ConfigError, UnknownMetaboliteError
 
 Lineshape = Literal["lorentzian", "gaussian", "voigt"]
@@ -248,9 +248,7 @@ class SimulationConfig:
         m = _check_keys({} if mapping is None else mapping, keys, "")
         d = cls()  # the defaults
 
-        per_metabolite = m.get("per_metabolite", d.per_metabolite)
-        if not isinstance(per_metabolite, bool):
-            raise ConfigError(f"per_metabolite must be true or false, got {per_metabolite!r}")
+        per_metabolite = true_or_false("per_metabolite", m.get("per_metabolite", d.per_metabolite))
         lineshape = m.get("lineshape", d.lineshape)
         if lineshape not in get_args(Lineshape):
             raise ConfigError(

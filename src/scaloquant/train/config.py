@@ -59,7 +59,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from .._config import dataclass_from_dict, positive_number, whole_number
+from .._config import dataclass_from_dict, positive_number, true_or_false, whole_number
 from ..errors import ConfigError
 from ..models.cnn import DEFAULT_KERNEL_SIZE, DEFAULT_WIDTHS, Norm
 from ..models.quantifier import InputScale, QuantifierConfig
@@ -164,6 +164,8 @@ class TrainConfig:
             ("seed", 0),  # numpy takes no negative seed
         ):
             object.__setattr__(self, name, whole_number(name, getattr(self, name), least))
+        for name in ("fresh_data", "deterministic"):
+            true_or_false(name, getattr(self, name))
         object.__setattr__(
             self, "learning_rate", positive_number("learning_rate", self.learning_rate)
         )

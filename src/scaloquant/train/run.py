@@ -181,16 +181,27 @@ def _world_size(config: TrainConfig) -> int:
 
 
 def _check_validation_runs(config: TrainConfig, steps_per_epoch: int) -> None:
+    """Refuse a run that would end before its first validation (which keeps the checkpoint),
+    naming the flags that lengthen it: ``val_check_interval`` has none, and a preset's may
+    outlast a small ``--data`` file (``tiny``: 4 epochs, the first validation at step 64)."""
+    interval = config.val_check_interval
     if config.max_steps > 0:
         total = config.max_steps
+        longer = f"max_steps: {interval} in the --config file"  # no CNN flag sets it
     elif config.max_epochs is not None:
         total = config.max_epochs * steps_per_epoch
+        longer = (
+            f"{config.max_epochs} epochs of {steps_per_epoch} batches of {config.batch_size} "
+            f"now: --max-epochs {math.ceil(interval / steps_per_epoch)}, more training signals "
+            "or a smaller --batch-size"
+        )
     else:
         return  # only a time limit: cannot tell in advance
-    if total < config.val_check_interval:
+    if total < interval:
         raise ConfigError(
             f"training stops after {total} steps, before the first validation at step "
-            f"{config.val_check_interval}; lower val_check_interval or train longer"
+            f"{interval}, which keeps the checkpoint: train longer ({longer}) or validate "
+            f"sooner (val_check_interval: {total} or less in a --config file)"
         )
 
 
@@ -497,7 +508,8 @@ def train_model(
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     if best is None or not best.is_file():
         raise ConfigError(
-            "training ended before any validation; lower val_check_interval or train longer"
+            "training ended before any validation (its time limit came first): validate "
+            "sooner or give it longer (val_check_interval or max_time_s in a --config file)"
         )
     rows = _read_csv_logs(
         sorted(
