@@ -159,7 +159,7 @@ def test_fit_model_flags_override_preset_and_config_file(tmp_path):
     settings = tmp_path / "fit.yaml"
     settings.write_text("baseline_ed_per_ppm: 3.0\nppm_range: [0.5, 4.0]\n")
     groups = tmp_path / "groups.txt"
-    groups.write_text("NAA, NAAG\nCr PCr\n")
+    groups.write_text("# tNAA and tCr\nNAA, NAAG  # acetyl groups\nCr PCr\n#\n")
     args = parser.parse_args(
         ["fit", "x.RAW", "--out", "o", "--config", str(settings), "--baseline", "poly:3",
          "--groups", str(groups), "--mm", "parametric", "--lineshape", "lorentzian"]

@@ -98,7 +98,8 @@ def register(subparsers: Any) -> None:
         help="metabolites sharing a lineshape and shift: metabolites_and_mm (the invivo "
         "preset's: metabolites, macromolecules, lipids), metabolites_and_each_mm (each MM and "
         "lipid component its own, as LCModel), per_metabolite, global, or a text file with one "
-        "group per line (names separated by spaces or commas; names in no group get their own)",
+        "group per line (names separated by spaces or commas; '#' starts a comment; names in no "
+        "group get their own)",
     )
     baseline = m.add_argument(
         "--baseline",
@@ -173,7 +174,10 @@ def _groups(value: str) -> str | tuple[tuple[str, ...], ...]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise InputFileError(f"cannot read --groups file {path}: {err}") from None
-    groups = tuple(g for g in (tuple(line.replace(",", " ").split()) for line in lines) if g)
+    # '#' starts a comment, as in the shell and YAML files users keep beside it (audit34 found a
+    # comment line read as metabolite names)
+    names = (line.partition("#")[0].replace(",", " ").split() for line in lines)
+    groups = tuple(g for g in map(tuple, names) if g)
     if not groups:
         # no group at all would fit every metabolite with its own lineshape and shift
         # (per_metabolite), a different model from the one asked for, without a word
