@@ -16,7 +16,9 @@ change it as their name says (``ftest``: ``baseline_stiffness="ftest"``; ``4.0``
 ``ftest`` with the candidates from 1 ED/ppm, as before session 22; ``adaptive``:
 ``baseline_stiffness="adaptive"``; ``no-mm-shift-prior``: ``mm_shift_prior_sd_hz=None``, the
 preset before session 29; ``ecc``: the default on the spectra corrected for their eddy
-currents by simulated water references, :func:`water_references`, as ``fit --ecc`` does).
+currents by simulated water references, :func:`water_references`, as ``fit --ecc`` does;
+``each-mm``: ``grouping="metabolites_and_each_mm"``, each macromolecule and lipid component in
+a lineshape group of its own, ``fit --groups metabolites_and_each_mm``).
 Every variant after the first also prints the paired
 difference of its per-spectrum MAE from the first's, with its standard error. ``--prior-set
 key=value`` (JSON values, repeatable) changes the prior (:meth:`InvivoPrior.to_dict` keys; e.g.
@@ -86,6 +88,9 @@ VARIANTS = {
     # the fixed default, and the F-test over 0.2-4.0 ppm for the spectra whose fixed fit fails
     # it (session 23)
     "adaptive": replace(INVIVO, baseline_stiffness="adaptive"),
+    # every macromolecule and lipid component in a lineshape group of its own, as LCModel fits
+    # them (fit --groups metabolites_and_each_mm, session 34)
+    "each-mm": replace(INVIVO, grouping="metabolites_and_each_mm"),
 }
 #: Variants whose spectra are first corrected by :func:`water_references` (Klose's eddy-current
 #: correction, ``fit --ecc``): the default model on the corrected spectra.

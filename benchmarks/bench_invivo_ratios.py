@@ -14,7 +14,9 @@ water reference (:data:`WATER`; the Siemens spectrum has none), the line of the 
 ``--water REF --ecc`` (eddy-current correction by the water's phase, docs/fit.md "Eddy-current
 correction"), against the same LCModel ratios (LCModel ran with ``FILH2O`` and ``DOWS=T``,
 ``DOECC`` at its default ``F``), its starred ratios counted apart; every line then also gives
-the data's linewidth (``fwhm_hz``).
+the data's linewidth (``fwhm_hz``). ``--groups NAME [NAME ...]`` adds, under each case's fit
+line, the line of the same fit with ``--groups NAME`` (``scaloquant fit --groups``, e.g.
+``metabolites_and_each_mm``; docs/fit.md), its starred ratios counted apart.
 
 Each case is one ``scaloquant fit`` command line (printed with ``--verbose``); extra arguments
 go to every command, e.g. ``--ppm-range 0.2 4.0`` or ``--water-removal hlsvd``. A ratio off by
@@ -28,12 +30,13 @@ input, in the same format; ``--physics-polish K [K ...]``: one such line per pol
 (``quantify --polish-iterations``; default the checkpoint's own); ``--physics-stiffness S
 [S ...]``: one per ``quantify --baseline-stiffness`` (``adaptive``, ``fixed``; default
 quantify's). The last lines count the starred ratios of each kind of line (the fit's, each
-physics line's) over the cases with a tolerance.
+physics line's) over the cases with a tolerance, with the mean and the largest deviation from
+LCModel's ratios over the same ratios (each line ends with its own mean).
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--ecc] [--verbose]
-        [--physics CASE=CKPT ...] [--physics-polish K ...] [--physics-stiffness S ...]
+    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--ecc] [--groups NAME ...]
+        [--verbose] [--physics CASE=CKPT ...] [--physics-polish K ...] [--physics-stiffness S ...]
         [-- scaloquant fit flags...]
 """
 
@@ -46,6 +49,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scaloquant.fit.config import GROUPING_NAMES
 from scaloquant.metabolites import COMBINATIONS, indices_of
 
 INVIVO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "invivo"
@@ -118,16 +122,18 @@ def ratio_line(
     reference: dict[str, float],
     tol: float | None,
     linewidth: bool = False,
-) -> tuple[str, int]:
+) -> tuple[str, int, list[float]]:
     """The table line of one result row against the reference ratios (``linewidth``: and the
-    data's ``fwhm_hz``), and its starred count."""
-    line, fails = f"{label:18s}", 0
+    data's ``fwhm_hz``), its starred count and its relative deviations (ours / LCModel's - 1)."""
+    line, fails, deviations = f"{label:18s}", 0, []
     for key, ref in reference.items():
         ours = ratio_tcr(row, key)
         rel = ours / ref - 1
         bad = tol is not None and not abs(rel) <= tol
         fails += bad
+        deviations.append(rel)
         line += f"  {key} {ours:.3f}/{ref:.3f} ({100 * rel:+.0f}%){'*' if bad else ''}"
+    line += f"  mean |diff| {100 * sum(map(abs, deviations)) / len(deviations):.1f}%"
     residual = float(row.get("fit_residual") or "nan")
     if residual == residual:  # quantify leaves it empty (NaN) for a model
         line += f"  residual {residual:.3f}"
@@ -139,7 +145,7 @@ def ratio_line(
         line += f"  MM/tCr {mm:.2f}"
     if linewidth:
         line += f"  fwhm {float(row['fwhm_hz']):.2f} Hz"
-    return line, fails
+    return line, fails, deviations
 
 
 def mm_ratio(row: dict[str, str]) -> float:
@@ -160,16 +166,30 @@ def print_case(
     reference: dict[str, float],
     tol: float | None,
     linewidth: bool = False,
-) -> int:
+) -> tuple[int, list[float]]:
     """Print one case's table line (:func:`ratio_line`, under ``label``), or ``name: failed``
     and the failed command's stderr tail (a ``row`` of :func:`run_case` that is a string);
-    the ratios outside tolerance, 1 for a failed run."""
+    the ratios outside tolerance (1 for a failed run) and the relative deviations (those of a
+    case with a tolerance only; none for a failed run)."""
     if isinstance(row, str):
         print(f"{name}: failed\n{row}")
-        return 1
-    line, bad = ratio_line(label, row, reference, tol, linewidth)
+        return 1, []
+    line, bad, deviations = ratio_line(label, row, reference, tol, linewidth)
     print(line, flush=True)
-    return bad
+    return bad, deviations if tol is not None else []
+
+
+def summary(kind: str, outside: int, deviations: list[float]) -> str:
+    """The last lines' line of one kind of line: its starred ratios, and the mean and largest
+    absolute relative deviation over ``deviations`` (the ratios of the cases with a tolerance)."""
+    line = f"ratios outside tolerance, {kind}: {outside}"
+    if deviations:
+        magnitudes = [abs(d) for d in deviations]
+        line += (
+            f" of {len(deviations)}, mean |diff| {100 * sum(magnitudes) / len(magnitudes):.1f}%,"
+            f" largest {100 * max(magnitudes):.1f}%"
+        )
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +212,15 @@ def main(argv: list[str] | None = None) -> int:
         "--ecc",
         action="store_true",
         help="add, under each case with a water reference, the fit with --water REF --ecc",
+    )
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        choices=GROUPING_NAMES,
+        default=[],
+        metavar="NAME",
+        help="add, under each case's fit line, the fit with --groups NAME (one of "
+        f"{', '.join(GROUPING_NAMES)})",
     )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
@@ -234,22 +263,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--cases: {', '.join(unknown)} unknown; choose from {', '.join(everything)}")
         return 2
     fails: dict[str, int] = {}  # starred ratios per kind of line
+    deviations: dict[str, list[float]] = {}  # their relative deviations, cases with a tolerance
+
+    def count(kind: str, counted: tuple[int, list[float]]) -> None:
+        fails[kind] = fails.get(kind, 0) + counted[0]
+        deviations.setdefault(kind, []).extend(counted[1])
+
     for name in chosen:
         inputs, reference, tol = everything[name]
         out = args.out / name
         cmd = [sys.executable, "-m", "scaloquant", "fit", *map(str, inputs), "--out", str(out)]
         row = run_case([*cmd, "--overwrite", *extra], out, args.verbose)
-        bad = print_case(row, name, name, reference, tol, args.ecc)
-        fails["fit"] = fails.get("fit", 0) + bad
+        count("fit", print_case(row, name, name, reference, tol, args.ecc))
         if isinstance(row, str):
             continue
+        for grouping in args.groups:
+            out = args.out / f"{name}-groups-{grouping}"
+            grouped = [*cmd[:-1], str(out), "--groups", grouping, "--overwrite", *extra]
+            row_g = run_case(grouped, out, args.verbose)
+            label = f"  --groups {grouping}"
+            count(label.strip(), print_case(row_g, label, f"{name}{label}", reference, tol))
         water = WATER.get(name.removesuffix("-mm"))
         if args.ecc and water is not None:
             out = args.out / f"{name}-ecc"
             cmd = [*cmd[:-1], str(out), "--water", str(water), "--ecc", "--overwrite", *extra]
             row = run_case(cmd, out, args.verbose)
-            bad = print_case(row, "  --ecc", f"{name} --ecc", reference, tol, True)
-            fails["fit --ecc"] = fails.get("fit --ecc", 0) + bad
+            count("fit --ecc", print_case(row, "  --ecc", f"{name} --ecc", reference, tol, True))
         lines = [(k, s) for k in args.physics_polish for s in args.physics_stiffness]
         for k, stiffness in lines if name in physics else ():
             tag = "".join([f"-k{k}" if k is not None else "", f"-{stiffness}" if stiffness else ""])
@@ -264,10 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             row = run_case(cmd, out, args.verbose)
             label = "  physics" + (f" K={k}" if k is not None else "")
             label += f" {stiffness}" if stiffness else ""
-            bad = print_case(row, label, f"{name}{label}", reference, tol)
-            fails[label.strip()] = fails.get(label.strip(), 0) + bad
-    for kind, count in fails.items():
-        print(f"ratios outside tolerance, {kind}: {count}")
+            count(label.strip(), print_case(row, label, f"{name}{label}", reference, tol))
+    for kind, outside in fails.items():
+        print(summary(kind, outside, deviations[kind]))
     return 0
 
 
