@@ -61,7 +61,11 @@ INVIVO = FIT_PRESETS["invivo"]
 KEYS = ("tNAA", "tCr", "tCho", "Glx", "Ins")
 #: ``--variants``: the settings each changes on the fit's config (the scanner cases': the
 #: CLI's, the preset's for the tissue-like spectra)
-VARIANTS = {"default": {}, "between": {"baseline_ftest_between": True}}
+VARIANTS = {
+    "default": {},
+    "between": {"baseline_ftest_between": True},
+    "blend": {"baseline_ftest_blend": True},
+}
 
 
 @dataclass(frozen=True)

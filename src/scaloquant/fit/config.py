@@ -186,6 +186,9 @@ class FitConfig:
         between its pick and the candidate one stiffer where the two refits' residuals cross
         the bound (linear interpolation, as LCModel's continuous ``alphaB``); a measurement of
         session 34 (``benchmarks/diag_baseline_pick.py --variants default,between``).
+    baseline_ftest_blend : ``"region"`` only: the pick's fit and the one stiffer's blended by
+        where the bound lies between their residuals, no refit; a measurement of session 34
+        (``--variants default,blend``).
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -268,6 +271,7 @@ class FitConfig:
     baseline_ftest_probability: float = 0.05
     baseline_ftest_rule: Literal["region", "nested"] = "region"
     baseline_ftest_between: bool = False
+    baseline_ftest_blend: bool = False
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None

@@ -358,6 +358,7 @@ def _solve(
     state = _FtestSearch.start(index, last)
     solved: tuple[batched.BatchedFit, dict[tuple[int, int], int]] | None = None
     scores = np.full(bound.shape, np.nan)  # (C, B) each refit's real-part residual
+    seen: dict[tuple[int, int], dict[str, np.ndarray]] = {}  # each refit's fields
     while state.pending.any():
         rows = np.flatnonzero(state.pending)
         k = state.trial[rows]
@@ -379,13 +380,47 @@ def _solve(
             )
             ok[at] = ssq <= bound[c, rows[at]]
             scores[c, rows[at]] = ssq
+            for j in at.tolist():
+                seen[(int(rows[j]), int(c))] = {f: np.array(getattr(sub, f)[j]) for f in parts}
         for name, value in parts.items():
             value[rows[ok]] = getattr(sub, name)[ok]
         state = state.judged(rows, k, ok)
     stiffness = np.asarray(candidates)[state.index]
-    if config.baseline_ftest_between and config.baseline_ftest_rule == "region":
+    if config.baseline_ftest_blend and config.baseline_ftest_rule == "region":
+        ref_score = batched.baseline_ftest_ssq(fids, basis, config, candidates[-1], fit, fit)
+        stiffness = _blend(fit, parts, state.index, scores, bound[0], seen, candidates, ref_score)
+    elif config.baseline_ftest_between and config.baseline_ftest_rule == "region":
         stiffness = _between(fids, basis, config, region, fit, parts, state.index, scores, bound[0])
     return replace(fit, **parts), stiffness
+
+
+def _blend(reference, parts, index, scores, bound, seen, candidates, ref_score) -> np.ndarray:
+    """``baseline_ftest_blend`` (a measurement of session 34): where the bound lies between
+    the pick's score (passed; ``ref_score`` ``(B,)`` for the reference) and the one stiffer
+    refit's (failed), every field of the two fits weighted linearly by where the bound lies
+    between their scores (the stiffer's weight 1 at its score on the bound, 0 at the pick's),
+    no refit; the stiffness the same blend of the two candidates."""
+    candidates = np.asarray(candidates)
+    last = len(candidates) - 1
+    stiffness = candidates[index]
+    for b in range(index.size):
+        k = int(index[b])
+        if k == 0 or (b, k - 1) not in seen:
+            continue
+        if k == last:
+            pick, lo = {f: np.array(getattr(reference, f)[b]) for f in parts}, ref_score[b]
+        elif (b, k) in seen:
+            pick, lo = seen[(b, k)], scores[k, b]
+        else:
+            continue
+        hi = scores[k - 1, b]
+        if not hi > bound[b] >= lo:
+            continue
+        w = (bound[b] - lo) / (hi - lo)  # the stiffer fit's weight
+        for f, value in parts.items():
+            value[b] = (1 - w) * pick[f] + w * seen[(b, k - 1)][f]
+        stiffness[b] = (1 - w) * candidates[k] + w * candidates[k - 1]
+    return stiffness
 
 
 def _between(
