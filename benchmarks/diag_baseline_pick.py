@@ -9,27 +9,35 @@ docs/fit.md "Options measured against the default"). Perturbations (:func:`pertu
 complex white noise at ``--scales`` times the spectrum's own noise SD, ``--draws`` draws each;
 a frequency shift of +-``--shift-ppm``; a zero-order phase of +-``--phase-rad``. Sets:
 
-* ``scanner``: ``bench_invivo_ratios.py``'s cases through ``scaloquant fit``'s ``main`` in this
-  process (the same reading, referencing and basis as the benchmark's), the fit of each case's
-  spectrum replaced by that of the batch of its copies (the unperturbed copy is what the CLI
-  writes; its ratios are the benchmark's). The noise SD is the data's signal-free region's
-  (``fit.spectra.region_noise_sd`` over ``noise_ppm_range``), turned into the time domain's by
-  the same estimate of unit white noise.
+* ``scanner``: ``bench_invivo_ratios.py``'s cases (``--cases``; default all, the ``-mm`` ones
+  too) through ``scaloquant fit``'s ``main`` in this process (the same reading, referencing and
+  basis as the benchmark's), the fit of each case's spectrum replaced by that of the batch of
+  its copies (the unperturbed copy is what the CLI writes). The noise SD is the data's
+  signal-free region's (``fit.spectra.region_noise_sd`` over ``noise_ppm_range``) over that of
+  unit white noise; where the axis lacks the region (the Siemens spectrum), the SD of the FID
+  from half to three quarters of its length (its last quarter rises).
 * ``tissue``: ``--n`` tissue-like spectra of the ``invivo`` simulation prior at each SNR of
   ``--snr`` (``bench_invivo_default.tissue_spectra``, seed ``--seed``), their noise SD the
   simulator's; truth: the concentrations in mM.
 
-Printed per spectrum (scanner) or per SNR (tissue): the pick of the unperturbed copy (effective
-dimensions per ppm; ``f`` after it: fitted by the F-test over the flexible window, else the fixed
-fit), how many perturbed copies picked otherwise, and for tNAA, tCr, tCho, Glx and Ins the move
-from the unperturbed answer in units of its CRLB SD (the unperturbed fit's): the median and
-largest ``|move|`` over the copies that kept the pick (the spread the perturbation itself
-causes) and over those that changed it (the jump). Tissue: also the error against the truth of
-the two picks, in CRLB SDs. ``--save OUT.npz``: every copy's pick and answers.
+Printed per spectrum (scanner; tissue: the spectra whose pick changed under any copy): the pick
+of the unperturbed copy (effective dimensions per ppm; ``f`` after it: fitted by the F-test
+over the flexible window, else the fixed fit), how many perturbed copies picked otherwise and
+which, and for tNAA, tCr, tCho, Glx and Ins the move from the unperturbed answer in units of
+its CRLB SD (the unperturbed fit's; sums from the full covariance): the median and largest
+``|move|`` over the copies that kept the pick (the spread the perturbation itself causes) and
+over those that changed it (the jump); per set, the median, 95th percentile and largest move
+over every copy and the share of copies moved beyond 1 SD in any of the five. Tissue: also
+the mean ``|error|`` against the truth of the copies that kept and changed the pick.
+``--compare KEY=JSON`` (repeatable): every copy fitted again with those ``FitConfig`` fields
+changed, its lines under the default's, split by the default's pick (session 34's
+``between`` and ``blend`` rules were such fields, in this script's ``--variants`` at commit
+``36c147c``; not kept). ``--save OUT.npz``: every copy's pick, answers and SDs.
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_baseline_pick.py [--sets scanner,tissue]
 [--cases a,b] [--n 32] [--snr 30 60] [--seed 5] [--scales 0.1 0.3] [--draws 4]
-[--shift-ppm 0.01] [--phase-rad 0.005] [--save OUT.npz]``
+[--shift-ppm 0.01] [--phase-rad 0.005] [--compare KEY=JSON ...] [--save OUT.npz]``;
+session 34's: ``--draws 8 --n 64`` (3.5 min at load 7, 8 min at load 10-17).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import sys
 import tempfile
 from dataclasses import dataclass, replace
@@ -50,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_invivo_default import tissue_spectra  # noqa: E402
 from scaloquant.errors import ConfigError  # noqa: E402
 from scaloquant.fit import fit_spectra  # noqa: E402
-from scaloquant.fit.config import FIT_PRESETS  # noqa: E402
+from scaloquant.fit.config import FIT_PRESETS, FitConfig  # noqa: E402
 from scaloquant.fit.spectra import region_noise_sd  # noqa: E402
 from scaloquant.metabolites import COMBINATIONS, indices_of  # noqa: E402
 from scaloquant.simulate.effects import complex_noise  # noqa: E402
@@ -59,13 +68,6 @@ from scaloquant.types import FID  # noqa: E402
 
 INVIVO = FIT_PRESETS["invivo"]
 KEYS = ("tNAA", "tCr", "tCho", "Glx", "Ins")
-#: ``--variants``: the settings each changes on the fit's config (the scanner cases': the
-#: CLI's, the preset's for the tissue-like spectra)
-VARIANTS = {
-    "default": {},
-    "between": {"baseline_ftest_between": True},
-    "blend": {"baseline_ftest_blend": True},
-}
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ def scanner(args: argparse.Namespace, changes: list[Perturbation]) -> dict[str, 
     def batch_fit(fid, basis, config):
         batch, n = copies(fid, time_noise_sd(fid), changes, args.seed)
         for variant in args.variants:
-            got.append(original(batch, basis, replace(config, **VARIANTS[variant])))
+            got.append(original(batch, basis, replace(config, **args.variants[variant])))
         return got[0].take(list(range(n)))
 
     run.fit_spectra = batch_fit
@@ -287,7 +289,7 @@ def tissue(args: argparse.Namespace, changes: list[Perturbation]) -> dict[str, n
         batch, n = copies(fid, signals.noise_sd, changes, args.seed + 1)
         kept = None
         for variant in args.variants:
-            result = fit_spectra(batch, basis, replace(INVIVO, **VARIANTS[variant]))
+            result = fit_spectra(batch, basis, replace(INVIVO, **args.variants[variant]))
             amp, sd = answers(result)
             pick = picks(result).reshape(c, n)
             amp, sd = amp.reshape(c, n, -1), sd.reshape(c, n, -1)
@@ -335,13 +337,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=4)
     parser.add_argument("--shift-ppm", type=float, default=0.01)
     parser.add_argument("--phase-rad", type=float, default=0.005)
-    parser.add_argument("--variants", default="default", help=", ".join(VARIANTS))
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="also fit every copy with these FitConfig fields changed (repeatable)",
+    )
     parser.add_argument("--save", type=Path)
     args = parser.parse_args(argv)
-    args.variants = args.variants.split(",")
-    if any(v not in VARIANTS for v in args.variants) or args.variants[0] != "default":
-        print(f"--variants: 'default' first, then any of {', '.join(VARIANTS)}")
-        return 2
+    changed = {}
+    for item in args.compare:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FitConfig.__dataclass_fields__:
+            print(f"--compare takes KEY=JSON with KEY a FitConfig field; got {item!r}")
+            return 2
+        changed[key] = json.loads(value)
+    args.variants = {"default": {}, **({"changed": changed} if changed else {})}
     sets = args.sets.split(",")
     unknown = [s for s in sets if s not in ("scanner", "tissue")]
     if unknown:

@@ -182,13 +182,6 @@ class FitConfig:
         ``"nested"`` (the extra-sum-of-squares F-test of nested fits at level
         ``baseline_ftest_probability``, on the effective dimensions the stiffer baseline drops;
         opt-in, docs/history/fit-log.md "What the simulated spectra ask of the baseline").
-    baseline_ftest_between : ``"region"`` only: refit each spectrum once more at the stiffness
-        between its pick and the candidate one stiffer where the two refits' residuals cross
-        the bound (linear interpolation, as LCModel's continuous ``alphaB``); a measurement of
-        session 34 (``benchmarks/diag_baseline_pick.py --variants default,between``).
-    baseline_ftest_blend : ``"region"`` only: the pick's fit and the one stiffer's blended by
-        where the bound lies between their residuals, no refit; a measurement of session 34
-        (``--variants default,blend``).
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -270,8 +263,6 @@ class FitConfig:
     baseline_ed_candidates_per_ppm: tuple[float, ...] = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
     baseline_ftest_probability: float = 0.05
     baseline_ftest_rule: Literal["region", "nested"] = "region"
-    baseline_ftest_between: bool = False
-    baseline_ftest_blend: bool = False
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None

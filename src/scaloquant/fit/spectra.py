@@ -357,8 +357,6 @@ def _solve(
     # docs/history/fit-log.md "The F-test's refit rounds in one solve (session 31, speed31)")
     state = _FtestSearch.start(index, last)
     solved: tuple[batched.BatchedFit, dict[tuple[int, int], int]] | None = None
-    scores = np.full(bound.shape, np.nan)  # (C, B) each refit's real-part residual
-    seen: dict[tuple[int, int], dict[str, np.ndarray]] = {}  # each refit's fields
     while state.pending.any():
         rows = np.flatnonzero(state.pending)
         k = state.trial[rows]
@@ -379,125 +377,10 @@ def _solve(
                 fids[rows[at]], basis, config, candidates[c], sub.take(at), fit.take(rows[at])
             )
             ok[at] = ssq <= bound[c, rows[at]]
-            scores[c, rows[at]] = ssq
-            for j in at.tolist():
-                seen[(int(rows[j]), int(c))] = {f: np.array(getattr(sub, f)[j]) for f in parts}
         for name, value in parts.items():
             value[rows[ok]] = getattr(sub, name)[ok]
         state = state.judged(rows, k, ok)
-    stiffness = np.asarray(candidates)[state.index]
-    if config.baseline_ftest_blend and config.baseline_ftest_rule == "region":
-        ref_score = batched.baseline_ftest_ssq(fids, basis, config, candidates[-1], fit, fit)
-        stiffness = _blend(fit, parts, state.index, scores, bound[0], seen, candidates, ref_score)
-    elif config.baseline_ftest_between and config.baseline_ftest_rule == "region":
-        stiffness = _between(fids, basis, config, region, fit, parts, state.index, scores, bound[0])
-    return replace(fit, **parts), stiffness
-
-
-def _blend(reference, parts, index, scores, bound, seen, candidates, ref_score) -> np.ndarray:
-    """``baseline_ftest_blend`` (a measurement of session 34): where the bound lies between
-    the pick's score (passed; ``ref_score`` ``(B,)`` for the reference) and the one stiffer
-    refit's (failed), every field of the two fits weighted linearly by where the bound lies
-    between their scores (the stiffer's weight 1 at its score on the bound, 0 at the pick's),
-    no refit; the stiffness the same blend of the two candidates."""
-    candidates = np.asarray(candidates)
-    last = len(candidates) - 1
-    stiffness = candidates[index]
-    for b in range(index.size):
-        k = int(index[b])
-        if k == 0 or (b, k - 1) not in seen:
-            continue
-        if k == last:
-            pick, lo = {f: np.array(getattr(reference, f)[b]) for f in parts}, ref_score[b]
-        elif (b, k) in seen:
-            pick, lo = seen[(b, k)], scores[k, b]
-        else:
-            continue
-        hi = scores[k - 1, b]
-        if not hi > bound[b] >= lo:
-            continue
-        w = (bound[b] - lo) / (hi - lo)  # the stiffer fit's weight
-        for f, value in parts.items():
-            value[b] = (1 - w) * pick[f] + w * seen[(b, k - 1)][f]
-        stiffness[b] = (1 - w) * candidates[k] + w * candidates[k - 1]
-    return stiffness
-
-
-def _between(
-    fids: np.ndarray,
-    basis: BasisSet,
-    config: FitConfig,
-    region: np.ndarray | None,
-    reference,
-    parts: dict[str, np.ndarray],
-    index: np.ndarray,
-    scores: np.ndarray,
-    bound: np.ndarray,
-) -> np.ndarray:
-    """``baseline_ftest_between``: the stiffness ``(B,)`` of each spectrum where the F-test's
-    bound ``bound`` ``(B,)`` lies between its pick ``index`` (which passed) and the candidate
-    one stiffer (which failed; ``scores`` ``(C, B)`` the refits' real-part residuals), by
-    linear interpolation of the two residuals in the stiffness, as LCModel's ``alphaB`` is
-    continuous (``TWOREG``, ``LCModel.f``); the spectra refitted there in one solve from the
-    reference fit ``reference``'s ``theta``, and the refit kept (its rows of ``parts``
-    replaced) where its residual stays within the bound at LCModel's upper probability
-    :data:`FTEST_PROBABILITY_MAX`, otherwise the pick's fit and candidate kept."""
-    from . import batched
-
-    candidates = np.asarray(config.baseline_ed_candidates_per_ppm)
-    last = len(candidates) - 1
-    stiffness = candidates[index]
-    cols = np.arange(index.size)
-    score = np.where(
-        index == last,
-        batched.baseline_ftest_ssq(fids, basis, config, candidates[-1], reference, reference),
-        scores[index, cols],
-    )
-    stiffer = scores[np.maximum(index - 1, 0), cols]
-    rows = np.flatnonzero((index > 0) & (stiffer > bound) & (score <= bound))
-    if rows.size == 0:
-        return stiffness
-    lo, hi = candidates[index[rows] - 1], candidates[index[rows]]
-    toward = (stiffer[rows] - bound[rows]) / (stiffer[rows] - score[rows])
-    ed = lo + (hi - lo) * toward
-    refit = batched.solve(
-        fids[rows],
-        basis,
-        replace(config, continuation_broadening_per_s=()),
-        region_noise_sd=None if region is None else region[rows],
-        start={"theta": reference.theta[rows]},
-        baseline_ed_per_ppm=ed,
-    )
-    wide = batched.baseline_ftest_bound(
-        fids[rows],
-        basis,
-        replace(config, baseline_ftest_probability=FTEST_PROBABILITY_MAX),
-        reference.take(rows),
-    )
-    ok = np.array(
-        [
-            batched.baseline_ftest_ssq(
-                fids[rows[j : j + 1]],
-                basis,
-                config,
-                float(ed[j]),
-                refit.take(np.array([j])),
-                reference.take(rows[j : j + 1]),
-            )[0]
-            <= wide[j]
-            for j in range(rows.size)
-        ]
-    )
-    for name, value in parts.items():
-        value[rows[ok]] = getattr(refit, name)[ok]
-    stiffness[rows[ok]] = ed[ok]
-    return stiffness
-
-
-#: The upper end of LCModel's band of F-test probabilities for its baseline's stiffness
-#: (``PRMNMX`` 0.02-0.08 in ``LCModel.f``): the bound a refit between two candidates
-#: (``baseline_ftest_between``, :func:`_between`) must keep.
-FTEST_PROBABILITY_MAX = 0.08
+    return replace(fit, **parts), np.asarray(candidates)[state.index]
 
 
 @dataclass(frozen=True)
