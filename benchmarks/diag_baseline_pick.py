@@ -30,9 +30,10 @@ over those that changed it (the jump); per set, the median, 95th percentile and 
 over every copy and the share of copies moved beyond 1 SD in any of the five. Tissue: also
 the mean ``|error|`` against the truth of the copies that kept and changed the pick.
 ``--compare KEY=JSON`` (repeatable): every copy fitted again with those ``FitConfig`` fields
-changed, its lines under the default's, split by the default's pick (session 34's
-``between`` and ``blend`` rules were such fields, in this script's ``--variants`` at commit
-``36c147c``; not kept). ``--save OUT.npz``: every copy's pick, answers and SDs.
+changed, its lines under the default's, split by the default's pick (session 34:
+``--compare baseline_ftest_two_starts=true``, the opt-in; its ``between`` and ``blend`` rules,
+not kept, were this script's ``--variants`` at commit ``36c147c``). ``--save OUT.npz``: every
+copy's pick, answers and SDs.
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_baseline_pick.py [--sets scanner,tissue]
 [--cases a,b] [--n 32] [--snr 30 60] [--seed 5] [--scales 0.1 0.3] [--draws 4]
