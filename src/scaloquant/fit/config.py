@@ -189,7 +189,7 @@ class FitConfig:
         in a worse minimum loosens the bound and moves the pick. Opt-in (``--config``):
         steadier picks on the scanner spectra (copies of them moved beyond 1 CRLB SD 6.1 ->
         3.9 %), the same ratios and tissue-like truth, but one more fit of each flagged
-        spectrum (default-simulator spectra 11 % fewer per CPU-second; docs/history/fit-log.md
+        spectrum (default-simulator spectra 7-11 % fewer per CPU-second; docs/history/fit-log.md
         "How steady the baseline's pick is (session 34, edpick34)").
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
