@@ -802,6 +802,47 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
         np.testing.assert_allclose(fit.amplitudes[b], refits[k].amplitudes[b], rtol=1e-9)
 
 
+def test_lower_reference_keeps_each_spectrums_lower_score(small):
+    """``baseline_ftest_two_starts``' choice between two fits with the most flexible candidate
+    (``fit.spectra.lower_reference``): each spectrum keeps every field of the fit whose F-test
+    score (the real part of its residual) is lower, whichever of the two arguments holds it."""
+    from scaloquant.fit import spectra as sp
+
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    ftest = replace(config, baseline_stiffness="ftest")
+    prepared = sp._prepared(basis, fid, ftest)[0]
+    x = sp._without_water(fid, ftest)
+    flexible = ftest.baseline_ed_candidates_per_ppm[-1]
+    good = batched.solve(x, prepared, replace(ftest, baseline_ed_per_ppm=flexible))
+    # the lineshapes moved off the fit: 3 Hz is about 0.4 of the narrower group's width
+    bad = replace(good, shift_hz=good.shift_hz + 3.0, theta=good.theta + 1.0)
+
+    def score(fit):
+        return batched.baseline_ftest_ssq(x, prepared, ftest, flexible, fit, fit)
+
+    assert np.all(score(bad) > score(good))
+    mask = np.array([True, False, True, False])
+
+    def mixed(first, second):
+        fields = {}
+        for name in batched.BatchedFit.__dataclass_fields__:
+            value = np.array(getattr(second, name))
+            value[mask] = getattr(first, name)[mask]
+            fields[name] = value
+        return replace(good, **fields)
+
+    for a, b in ((mixed(bad, good), mixed(good, bad)), (mixed(good, bad), mixed(bad, good))):
+        kept = sp.lower_reference(x, prepared, ftest, a, b)
+        for name in batched.BatchedFit.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(kept, name), getattr(good, name))
+    # the opt-in in the adaptive fit: the same spectra flagged, the undulating ones flexible
+    two = replace(config, baseline_stiffness="adaptive", baseline_ftest_two_starts=True)
+    result = fit_spectra(fid, basis, two)
+    np.testing.assert_array_equal(result.window_ppm, [(0.2, 4.2)] * 2 + [(0.2, 4.0)] * 2)
+    assert np.all(result.baseline_ed_per_ppm[2:] >= two.baseline_ed_candidates_per_ppm[-2])
+
+
 def convolved(fids: np.ndarray, kernel: dict[int, float]) -> np.ndarray:
     """``fids`` ``(B, N)`` with their spectra convolved with ``kernel`` (bin offset -> weight):
     ``sum_j s_j S(f_k - j)`` on the shifted spectrum, by a float64 numpy oracle."""

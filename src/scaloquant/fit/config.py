@@ -197,6 +197,15 @@ class FitConfig:
         ``"nested"`` (the extra-sum-of-squares F-test of nested fits at level
         ``baseline_ftest_probability``, on the effective dimensions the stiffer baseline drops;
         opt-in, docs/history/fit-log.md "What the simulated spectra ask of the baseline").
+    baseline_ftest_two_starts : ``"adaptive"`` only: the F-test's reference fit (the most
+        flexible candidate) of a flagged spectrum also started from the fixed fit's answer
+        (its ``theta``, no continuation stage), each spectrum keeping the fit whose real-part
+        residual is lower (:func:`scaloquant.fit.spectra.lower_reference`): a reference stuck
+        in a worse minimum loosens the bound and moves the pick. Opt-in (``--config``):
+        steadier picks on the scanner spectra (copies of them moved beyond 1 CRLB SD 6.1 ->
+        3.9 %), the same ratios and tissue-like truth, but one more fit of each flagged
+        spectrum (default-simulator spectra 7-11 % fewer per CPU-second; docs/history/fit-log.md
+        "How steady the baseline's pick is (session 34, edpick34)").
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);
@@ -278,6 +287,7 @@ class FitConfig:
     baseline_ed_candidates_per_ppm: tuple[float, ...] = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
     baseline_ftest_probability: float = 0.05
     baseline_ftest_rule: Literal["region", "nested"] = "region"
+    baseline_ftest_two_starts: bool = False
     macromolecules: Literal["basis", "parametric", "none", "auto"] = "basis"
     shift_prior_sd_hz: float | None = None
     damping_prior_sd_per_s: float | None = None

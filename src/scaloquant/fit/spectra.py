@@ -281,6 +281,7 @@ def _solve(
     config: FitConfig,
     region: np.ndarray | None,
     start: dict[str, np.ndarray],
+    also_from: np.ndarray | None = None,
 ):
     """``(BatchedFit, baseline effective dimensions per ppm (B,), NaN without a spline)`` of
     :func:`scaloquant.fit.batched.solve`. With ``config.baseline_stiffness == "ftest"`` (a
@@ -288,7 +289,11 @@ def _solve(
     whose real-part residual stays within the F-test bound of the most flexible candidate's
     fit (:func:`~scaloquant.fit.batched.baseline_ftest_bound`), found cheaply:
 
-    1. the fit with the most flexible candidate (the reference);
+    1. the fit with the most flexible candidate (the reference); given ``also_from``
+       (``(B, P)`` nonlinear parameters: ``"adaptive"``'s fixed fit's ``theta``, with
+       ``config.baseline_ftest_two_starts``), that fit again from there without the
+       continuation stages, each spectrum keeping the one with the lower score
+       (:func:`lower_reference`);
     2. every candidate scored at the reference's lineshape, amplitudes and baseline solved
        again (no refit; :func:`~scaloquant.fit.batched.baseline_ftest_ssq`): a lineshape
        adapted to the flexible baseline can only favour it, so the stiffest candidate that
@@ -317,6 +322,15 @@ def _solve(
     candidates = config.baseline_ed_candidates_per_ppm
     reference_config = replace(config, baseline_ed_per_ppm=candidates[-1])
     fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
+    if also_from is not None:
+        other = batched.solve(
+            fids,
+            basis,
+            replace(reference_config, continuation_broadening_per_s=()),
+            region_noise_sd=region,
+            start={"theta": also_from},
+        )
+        fit = lower_reference(fids, basis, config, fit, other)
 
     def refit(k: np.ndarray, rows: np.ndarray):
         """The spectra ``rows`` refitted from the reference, each with its candidate ``k``
@@ -381,6 +395,26 @@ def _solve(
             value[rows[ok]] = getattr(sub, name)[ok]
         state = state.judged(rows, k, ok)
     return replace(fit, **parts), np.asarray(candidates)[state.index]
+
+
+def lower_reference(fids: np.ndarray, basis: BasisSet, config: FitConfig, fit, other):
+    """Of two fits ``(B, ...)`` of the FIDs ``fids`` ``(B, N)`` with the most flexible of
+    ``config.baseline_ed_candidates_per_ppm`` (:class:`~scaloquant.fit.batched.BatchedFit`),
+    each spectrum's with the lower F-test score (the real part of its residual,
+    :func:`~scaloquant.fit.batched.baseline_ftest_ssq` at its own lineshape; ``fit``'s on a
+    tie): the reference of LCModel's rule, whose bound a reference stuck in a worse minimum
+    loosens (``baseline_ftest_two_starts``; LCModel takes a solution below its reference's
+    residual as the reference, ``RFALSI`` in ``LCModel.f``)."""
+    from . import batched
+
+    flexible = config.baseline_ed_candidates_per_ppm[-1]
+    lower = batched.baseline_ftest_ssq(
+        fids, basis, config, flexible, other, other
+    ) < batched.baseline_ftest_ssq(fids, basis, config, flexible, fit, fit)
+    fields = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
+    for name, value in fields.items():
+        value[lower] = getattr(other, name)[lower]
+    return replace(fit, **fields)
 
 
 @dataclass(frozen=True)
@@ -557,6 +591,7 @@ def _fit_adaptive(
         window,
         None if region is None else region[rows],
         {name: value[rows] for name, value in start.items()},
+        also_from=fixed.theta[rows] if config.baseline_ftest_two_starts else None,
     )
     subset = fid.with_samples(fid.samples.reshape(-1, fid.n_points)[rows])
     part = _batched_result(fit, baseline_ed, subset, fids[rows], prepared, window, conversions)
