@@ -140,6 +140,7 @@ def test_config_classes_use_the_checkers(make, words):
         (FitConfig, "fit_phase1"),
         (FitConfig, "gaussian"),
         (FitConfig, "decimate_model"),
+        (FitConfig, "baseline_ftest_two_starts"),
         (TrainConfig, "fresh_data"),
         (TrainConfig, "deterministic"),
         (ScalogramConfig, "log"),
@@ -153,6 +154,18 @@ def test_config_switches_refuse_what_is_not_true_or_false(config_class, name, va
     fresh data (session 34, ``audit34``)."""
     with pytest.raises(ConfigError, match=rf"^{name} must be true or false, got {written}$"):
         config_class.from_dict({name: value})
+
+
+def test_every_fit_switch_is_checked():
+    """Each bool field of FitConfig is one the check reads (``baseline_ftest_two_starts``,
+    session 34, came after the check's list was written)."""
+    from dataclasses import fields
+
+    switches = [f.name for f in fields(FitConfig) if f.type in (bool, "bool")]
+    assert len(switches) == 5
+    for name in switches:
+        with pytest.raises(ConfigError, match=rf"^{name} must be true or false"):
+            FitConfig.from_dict({name: "no"})
 
 
 def test_true_or_false_gives_the_bool_back():

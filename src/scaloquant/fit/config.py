@@ -423,7 +423,7 @@ class FitConfig:
         return "none" if self.baseline_order is None else "poly"
 
     def _check_fields(self) -> None:
-        for name in ("fit_phase0", "fit_phase1", "gaussian", "decimate_model"):
+        for name in (f.name for f in fields(self) if f.type in (bool, "bool")):  # every switch
             true_or_false(name, getattr(self, name))
         for name in (
             "ppm_range",
