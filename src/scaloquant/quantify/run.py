@@ -265,16 +265,17 @@ class PhysicsRows:
     """What :func:`_physics_estimates` gives for ``N`` spectra: ``columns`` (amplitudes, CRLB
     SDs, the model's own SDs, each ``(N, M)``, the relative fit residual, the metabolites
     over the data and the residual over the noise, each ``(N,)``), ``facts`` (per-spectrum
-    facts for results.json, ``(N, ...)`` each: ``baseline_ed_per_ppm`` (NaN without a spline baseline, as ``fit``'s),
-    ``window_ppm`` where a spectrum fitted again had another window than ``ppm_range``
-    (:func:`~scaloquant.quantify.rows.fitted_windows`, ``fit``'s rule), ``anticorrelated``
-    with a polish (every pair's correlation coefficient, the polish's or, where a spectrum was
-    fitted again, that fit's: :func:`_physics_estimates`) and ``water_near_window``), ``dried``: the spectra quantified less
-    their residual water, ``refitted``: those whose polish asked for a more flexible baseline,
-    fitted again as ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen``
-    ``(N, n_points)`` the FIDs the model saw,
-    ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit of the spectra fitted
-    again (``refit_rows``, indices into the ``N``, their FIDs ``refit_fid``; None: none)."""
+    facts for results.json, ``(N, ...)`` each: ``baseline_ed_per_ppm`` (NaN without a spline
+    baseline, as ``fit``'s), ``window_ppm`` where a spectrum fitted again had another window
+    than ``ppm_range`` (:func:`~scaloquant.quantify.rows.fitted_windows`, ``fit``'s rule),
+    ``anticorrelated`` with a polish (every pair's correlation coefficient, the polish's or,
+    where a spectrum was fitted again, that fit's: :func:`_physics_estimates`) and
+    ``water_near_window``), ``dried``: the spectra quantified less their residual water,
+    ``refitted``: those whose polish asked for a more flexible baseline, fitted again as
+    ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen`` ``(N, n_points)``
+    the FIDs the model saw, ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit
+    of the spectra fitted again (``refit_rows``, indices into the ``N``, their FIDs
+    ``refit_fid``; None: none)."""
 
     columns: list[np.ndarray]
     facts: dict[str, np.ndarray]
