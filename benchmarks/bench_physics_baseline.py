@@ -13,7 +13,8 @@ Lines, each from the file to the results (``read_inputs``, then ``quantify_input
 (the default: the spectra whose polish fails LCModel's F-test against a flexible baseline
 fitted again as ``fit`` fits them), and ``fit`` with its default (``FIT_PRESETS["invivo"]``,
 ``baseline_stiffness="adaptive"``), the peer. Each prints spectra per second (best round),
-the spectra fitted again, and the mean absolute error in mM-like basis units of NAA, Cr+PCr,
+the least CPU seconds of the process (all its threads: steadier than the rate on a shared
+machine), the spectra fitted again, and the mean absolute error in mM-like basis units of NAA, Cr+PCr,
 GPC+PCho, Ins and Glu against the truth (the simulation's amplitudes), and the mean over those
 five of the absolute relative error of each spectrum's ratio to Cr+PCr.
 
@@ -21,15 +22,23 @@ With ``--polish-iterations K [K ...]`` the ``quantify`` lines are instead one pe
 (``Options(polish_iterations=K)``, the polish's reweighted trials; the default baseline
 screen), beside the same ``fit`` line.
 
+With ``--pairs`` each ``quantify`` line runs twice in every round, as ``quantify`` runs (the
+polish's pair correlations from its covariance, results.json ``anticorrelated``) and ``no
+pairs`` (the polish's variances alone, as before session 34: the model's
+``predict_estimates`` called with ``correlations=False``); each pair of lines is checked to give
+the same ``results.csv`` columns, and the spectra with pairs at -0.5 or below are counted.
+``--no-fit`` leaves the ``fit`` line out.
+
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_physics_baseline.py CKPT [--basis FILE] [--n 256]
-        [--snr 30] [--seed 0] [--repeats 2] [--polish-iterations K [K ...]]
+        [--snr 30] [--seed 0] [--repeats 2] [--polish-iterations K [K ...]] [--pairs] [--no-fit]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -98,6 +107,20 @@ def model_spectra(checkpoint: Path, basis_path: Path | None, prior, n: int, seed
     return model, basis, signals, want, fid
 
 
+@contextlib.contextmanager
+def without_pairs(quantifier):
+    """``quantifier``'s ``predict_estimates`` with ``correlations=False`` whatever its caller
+    asks (the polish's variances alone: quantify before session 34), restored afterwards."""
+    plain = type(quantifier).predict_estimates
+    quantifier.predict_estimates = lambda *a, **k: plain(
+        quantifier, *a, **{**k, "correlations": False}
+    )
+    try:
+        yield
+    finally:
+        del quantifier.predict_estimates
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", type=Path)
@@ -113,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="one quantify line per polish K (default: the fixed and adaptive lines)",
     )
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="each quantify line with and without the polish's pair correlations",
+    )
+    p.add_argument("--no-fit", action="store_true", help="leave the fit line out")
     args = p.parse_args(argv)
     model, basis, signals, want, fid = model_spectra(
         args.checkpoint, args.basis, InvivoPrior(snr_range=(args.snr, args.snr)), args.n, args.seed
@@ -131,33 +160,60 @@ def main(argv: list[str] | None = None) -> int:
     lines = {
         label: lambda inputs, o=o: quantify_inputs(inputs, model, options=o)
         for label, o in options.items()
-    } | {
-        "fit (default)": lambda inputs: fit_inputs(
+    }
+    if args.pairs:
+
+        def bare(inputs, o):
+            with without_pairs(model.quantifier):
+                return quantify_inputs(inputs, model, options=o)
+
+        doubled = {}
+        for (label, line), o in zip(lines.items(), options.values(), strict=True):
+            doubled[label] = line
+            doubled[f"{label} no pairs"] = lambda inputs, o=o: bare(inputs, o)
+        lines = doubled
+    if not args.no_fit:
+        lines["fit (default)"] = lambda inputs: fit_inputs(
             inputs,
             basis,
             basis_name="bench",
             options=Options(fit_config=FIT_PRESETS["invivo"], max_figures=0),
-        ),
-    }
+        )
     best: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # the least CPU seconds of this process (all its threads)
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = write_nifti_mrs(Path(tmp) / "sim.nii.gz", fid)
         for _ in range(args.repeats):
             for label, run in lines.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 runs[label] = run(read_inputs([path]))
                 rate = args.n / (time.perf_counter() - start)
                 best[label] = max(best.get(label, 0.0), rate)
+                spent = time.process_time() - start_cpu
+                cpu[label] = min(cpu.get(label, np.inf), spent)
     print(f"{args.n} spectra, SNR {args.snr:g}, seed {args.seed}, load {os.getloadavg()[0]:.1f}")
     for label, run in runs.items():
+        if args.pairs:
+            facts = run.results[0].fit
+            pairs = run.results[0].anticorrelated_pairs(run.names)
+            with_pairs = "none" if pairs is None else sum(bool(p) for p in pairs)
+            print(f"{label}: spectra with pairs at -0.5 or below: {with_pairs}", end="")
+            if label.endswith(" no pairs"):
+                other = runs[label[: -len(" no pairs")]].results[0].columns
+                same = all(
+                    np.array_equal(v, other[k], equal_nan=True)
+                    for k, v in run.results[0].columns.items()
+                )
+                print(f"; results.csv columns the same as with pairs: {same}", end="")
+            print(f" (fit facts: {', '.join(facts)})")
         got = scored(table(run, names), names)
         mae = np.nanmean(np.abs(got - want), axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio_error = np.abs(got / got[:, 1:2] / (want / want[:, 1:2]) - 1)
         refits = " ".join(n for n in run.notes if n.startswith("the baseline: "))[:90]
         print(
-            f"{label:18s} {best[label]:7.2f} spectra/s  MAE "
+            f"{label:18s} {best[label]:7.2f} spectra/s {cpu[label]:6.2f} CPU-s  MAE "
             + " ".join(f"{k} {v:.3f}" for k, v in zip(SCORED, mae, strict=True))
             + f"  median |ratio/tCr - 1| {100 * np.nanmedian(ratio_error[:, [0, 2, 3, 4]]):.1f} %"
             + (f"  ({refits})" if refits else "")

@@ -14,6 +14,7 @@ from _fids import fid_on_grid
 
 from _shared import INVIVO, ISMRM2016_BASIS, one_error_line
 from scaloquant.cli import main
+from scaloquant.fit.result import anticorrelated
 from scaloquant.io import default_basis, write_nifti_mrs
 from scaloquant.models import load_model
 from scaloquant.models.physics import PhysicsQuantifier
@@ -252,10 +253,16 @@ def test_quantify_polish_iterations_set_at_the_run(trained, tmp_path, capsys, ti
         assert main([*argv, "--baseline-stiffness", "fixed"]) == 0
         with open(out / "results.csv", newline="") as f:
             tables[k] = np.array([[float(r[n]) for n in names] for r in csv.DictReader(f)])
-        notes = json.loads((out / "results.json").read_text())["notes"]
+        doc = json.loads((out / "results.json").read_text())
+        notes = doc["notes"]
         own = quantifier.config.polish_iterations
         said = f"(the checkpoint's K = {own})" if k is None else f"(--polish-iterations K = {k})"
         assert sum(said in note for note in notes) == 1, notes
+        # the pairs the polish cannot tell apart, from its covariance, and the note naming
+        # them, as fit's; the network alone forms no covariance: no pairs, no note
+        pairs = [spectrum["fit"].get("anticorrelated") for spectrum in doc["spectra"]]
+        noted = any(note.startswith("metabolites the fit cannot tell apart") for note in notes)
+        assert all(p is not None for p in pairs) == noted == (k != 0), (pairs, notes)
     for k in (0, 2):
         # with a polish, each spectrum less the water that the fit's HLSVD removes (none here,
         # but the HLSVD's components in its band), as the fit
@@ -299,7 +306,7 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     seen = remove_water(
         samples, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference
     )
-    p = quantifier.predict_estimates(seen)
+    p = quantifier.predict_estimates(seen, correlations=True)
     flagged = quantifier.asks_for_flexible_baseline(seen, p.theta)
     # the tiny model's polish leaves some spectra to a flexible baseline, not all
     assert 0 < flagged.sum() < 6, flagged
@@ -380,9 +387,10 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     assert "--baseline-stiffness fixed" in facts["fixed_note"]
     assert not any("window_ppm" in f for f in facts["fixed"])
     # the pairs the fit cannot tell apart: of the spectra fitted again, fit's own pairs among
-    # the model's metabolites (its covariance); the polish forms none (null), fixed has none
+    # the model's metabolites (its covariance); of the others, and of all with the polish
+    # alone (fixed), the polish's covariance's, read as the fit's (until session 34: null)
+    polished = anticorrelated(p.pair_correlations, names)
     pairs = [f["anticorrelated"] for f in facts["adaptive"]]
-    assert all(pairs[i] is None for i in np.flatnonzero(~flagged))
     for i in np.flatnonzero(flagged):
         own = {
             k: v
@@ -390,7 +398,13 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
             if set(k.split("+")) <= set(names)
         }
         assert pairs[i] == own, (pairs[i], fit_facts[i]["anticorrelated"])
-    assert not any("anticorrelated" in f for f in facts["fixed"])
+    fixed = [f["anticorrelated"] for f in facts["fixed"]]
+    for got, rows in ((fixed, range(6)), (pairs, np.flatnonzero(~flagged))):
+        for i in rows:
+            # results.json's 3 decimals, of the polish's batches side by side (rounding)
+            one, want = got[i], polished[i]
+            assert want and one.keys() == want.keys(), (one, want)
+            np.testing.assert_allclose(list(one.values()), list(want.values()), atol=6e-4)
     out = tmp_path / "refused"
     argv = ["quantify", str(path), "--model", str(tiny_checkpoint), "--out", str(out)]
     assert main([*argv, "--baseline-stiffness", "fixed"]) == 2
@@ -423,8 +437,8 @@ def test_the_screen_in_the_polish_threads_flags_what_one_call_after_it_does(trai
             torch.set_num_threads(threads)
             got = quantifier.predict_estimates(seen, batch_size=2, screen=True)
             np.testing.assert_array_equal(got.flexible, want)
-            for a, b in zip(got[:-1], plain[:-1], strict=True):
-                np.testing.assert_array_equal(a, b)
+            for name in set(plain._fields) - {"flexible"}:
+                np.testing.assert_array_equal(getattr(got, name), getattr(plain, name), name)
     finally:
         torch.set_num_threads(before)
     empty = quantifier.predict_estimates(seen[:0], screen=True)

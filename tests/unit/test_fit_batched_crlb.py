@@ -3,8 +3,9 @@ Fisher matrix formed from scratch (numpy, the ``W`` metric written out, pseudo-i
 edge cases: parameters that no data inform (zero derivative columns), a derivative column inside
 the baseline's span, the amplitude prior an evaluation carries or a caller passes, and the dtypes
 of the derivative columns and of the whole problem. The variances alone
-(:func:`~scaloquant.fit.crlb.crlb_variances`) against the bound's diagonal, and an evaluation and
-its variances in a reused :class:`~scaloquant.fit.evaluation.Workspace` against those without."""
+(:func:`~scaloquant.fit.crlb.crlb_variances`) against the bound's diagonal, the variances with the
+amplitudes' block (:func:`~scaloquant.fit.crlb.crlb_amplitude_covariance`) against the bound's, and
+an evaluation and its variances in a reused :class:`~scaloquant.fit.evaluation.Workspace` against those without."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from scaloquant.fit import crlb as crlb_module
 from scaloquant.fit.config import FIT_PRESETS
-from scaloquant.fit.crlb import crlb, crlb_variances
+from scaloquant.fit.crlb import crlb, crlb_amplitude_covariance, crlb_variances
 from scaloquant.fit.evaluation import Workspace, evaluate, stack, whiten, whitened_inner
 from scaloquant.fit.problem import data_window, make_problem, prepare_basis
 from scaloquant.fit.start import start_theta
@@ -209,6 +210,36 @@ def test_the_variances_alone_are_the_bounds_diagonal(case, monkeypatch):
         assert torch.equal(ident_var, ident)
         want = torch.diagonal(cov, dim1=-2, dim2=-1)
         torch.testing.assert_close(var, want, rtol=1e-11, atol=0.0, msg=route)
+
+
+def test_the_amplitude_block_is_the_bounds(case, monkeypatch):
+    """:func:`crlb_amplitude_covariance` (a physics-head model's polish: its pair correlations)
+    gives :func:`crlb_variances`' variances and mask bit for bit, and the amplitudes' block of
+    :func:`crlb`'s covariance to rounding (the same inverse, formed as ``L^-T L^-1`` over the
+    amplitudes' columns), on the Cholesky route and the pseudo-inverse route alike; with a
+    caller's amplitude prior too."""
+    problem, theta, y, noise_var, fixed = case
+    m = problem.n_metabolites
+    ev = evaluate(problem, theta, y, noise_var, fixed_amplitudes=fixed)
+    prior = torch.diag_embed(torch.full((3, m), 0.5, dtype=torch.float64))
+    for route in ("cholesky", "pseudo-inverse"):
+        if route == "pseudo-inverse":
+            monkeypatch.setattr(crlb_module, "CHOLESKY_INVERSE_MAX", 0.0)
+        for given in (None, prior):
+            cov, _ = crlb(problem, ev, noise_var, given)
+            var, ident = crlb_variances(problem, ev, noise_var, given)
+            got_var, got_ident, block = crlb_amplitude_covariance(problem, ev, noise_var, given)
+            assert torch.equal(got_var, var) and torch.equal(got_ident, ident)
+            assert block.shape == (3, m, m)
+            want = cov[:, :m, :m]
+            scale = torch.diagonal(want, dim1=-2, dim2=-1).sqrt()
+            # in units of the SDs (the correlation coefficients' scale): 2.0e-15 apart on the
+            # Cholesky route (cholesky_inverse against the triangular solve's product), 0 on the
+            # pseudo-inverse's
+            got = block / scale[:, :, None] / scale[:, None, :]
+            torch.testing.assert_close(
+                got, want / scale[:, :, None] / scale[:, None, :], rtol=0.0, atol=1e-12, msg=route
+            )
 
 
 def test_an_evaluation_in_a_reused_workspace_is_the_one_without(case):

@@ -17,6 +17,7 @@ from _quantifiers import SMALL_SCALOGRAM
 from scaloquant.errors import ConfigError, IncompatibleDataError
 from scaloquant.fit import batched
 from scaloquant.fit.model import MISFIT_RATIO
+from scaloquant.fit.result import ANTICORRELATION_MAX, covariance_pairs
 from scaloquant.io import default_basis
 from scaloquant.models.physics import build_physics_quantifier
 from scaloquant.models.physics_config import PhysicsQuantifierConfig
@@ -199,6 +200,54 @@ def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built, k):
     m = fit.amplitudes.shape[1]
     crlb_sd = np.sqrt(np.diagonal(fit.covariance, axis1=1, axis2=2)[:, :m])
     assert np.abs((est.amplitudes.numpy() - fit.amplitudes) / crlb_sd).max() < 0.05
+
+
+def test_polish_pair_correlations_are_the_fits_crlb_correlations(built):
+    """The polish's amplitude covariance (``covariance=True``) is the fit's CRLB covariance
+    (:func:`scaloquant.fit.crlb.crlb`) at the polish's own end, its pair correlations the
+    fit's reading of it (:func:`~scaloquant.fit.result.covariance_pairs`, which
+    :meth:`~scaloquant.fit.result.FitResult.pair_correlations` is) to rounding, its diagonal
+    the SDs squared; started from the fit's own result on spectra the model fits (the premise
+    of :func:`test_polish_ends_on_the_fits_minimum_where_the_model_fits`), the polish ends
+    0.015 CRLB SDs from the fit's amplitudes, its coefficients within 0.0034 of the fit's and
+    the same pairs at or below ANTICORRELATION_MAX (28 of 2 x 378). K = 0 forms none."""
+    from scaloquant.fit.crlb import crlb
+    from scaloquant.fit.evaluation import evaluate
+
+    model, on_grid, _ = built
+    prior = InvivoPrior(snr_range=(120.0, 120.0))
+    params = draw_invivo(prior, on_grid.names, 8, np.random.default_rng(12))
+    fids = render_invivo(on_grid, params, np.random.default_rng(13)).fids[[3, 4]]
+    x = torch.as_tensor(fids)
+    region_var = model.region_noise_var(x)
+    fit = batched.solve(
+        fids, model.basis(), model.config.fit_config, region_noise_sd=region_var.sqrt().numpy()
+    )
+    model.eval()
+    start = torch.as_tensor(fit.theta)
+    est = model.estimate(x, polish_iterations=5, network_theta=start, covariance=True)
+    m = len(model.metabolites)
+    cov = est.amplitude_covariance
+    assert cov.shape == (2, m, m)
+    # the same inverse as the SDs: its diagonal their squares (8.9e-16 relative seen)
+    np.testing.assert_allclose(torch.diagonal(cov, dim1=-2, dim2=-1), est.sd**2, rtol=1e-12)
+    # the fit's bound at the polish's end (its problem, evaluation and noise level)
+    problem = model.predicting_problem()
+    noise_var = est.noise_sd**2
+    ev = evaluate(problem, est.theta, model.data_window(x), noise_var)
+    want, _ = crlb(problem, ev, noise_var)
+    pairs = covariance_pairs(cov.numpy())
+    assert pairs.shape == (2, m * (m - 1) // 2)
+    # 1.2e-15 seen (the Cholesky route's rounding; test_fit_batched_crlb)
+    np.testing.assert_allclose(pairs, covariance_pairs(want[:, :m, :m].numpy()), atol=1e-12)
+    # against the fit's own result, ended by the fit's iterations rather than the polish's
+    fit_pairs = covariance_pairs(fit.covariance)
+    assert np.abs(pairs - fit_pairs).max() < 0.01
+    beyond = pairs <= ANTICORRELATION_MAX
+    assert beyond.sum() > 0 and np.array_equal(beyond, fit_pairs <= ANTICORRELATION_MAX)
+    # the network alone forms no covariance
+    assert model.estimate(x, polish_iterations=0, covariance=True).amplitude_covariance is None
+    assert model.estimate(x, polish_iterations=5, network_theta=start).amplitude_covariance is None
 
 
 def test_batch_equals_item_by_item(built):
@@ -470,18 +519,24 @@ def test_default_simulation_polish_from_shrunk_shifts_reaches_the_truth():
 
 def test_predict_estimates_are_one_pass_of_estimate(built):
     """predict_estimates (reproduce's single pass) gives estimate's amplitudes, both SDs, the
-    network's parameters, the polished ones and the residual's SD, batched as asked (to rounding: the polish's single-precision trial
+    network's parameters, the polished ones, the residual's SD and, asked for, the pair
+    correlations of the polish's covariance (K = 0: none), batched as asked (to rounding: the polish's single-precision trial
     columns are summed in another order in batches of 2 than of 5, which moved a small amplitude
     (0.405 beside 98) by 1.1e-6 of itself with the packages of 2026-12-03; the tolerance is relative
     to each output's largest value, the scale that rounding works on)."""
     model, on_grid, _ = built
     _, fids = _clean_signals(on_grid, 5, 6)
     model.eval()
-    p = model.predict_estimates(fids, batch_size=2, polish_iterations=2)
-    est = model.estimate(torch.as_tensor(fids), polish_iterations=2)
+    p = model.predict_estimates(fids, batch_size=2, polish_iterations=2, correlations=True)
+    est = model.estimate(torch.as_tensor(fids), polish_iterations=2, covariance=True)
     assert p.flexible is None  # no screen asked for
+    # the pairs of each spectrum's covariance, kept in place of the covariance
+    want = covariance_pairs(est.amplitude_covariance.numpy())
+    np.testing.assert_allclose(p.pair_correlations, want, rtol=0.0, atol=1e-6)
+    assert model.predict_estimates(fids, polish_iterations=2).pair_correlations is None
+    assert model.predict_estimates(fids, polish_iterations=0, correlations=True)[-1] is None
     for got, want in zip(
-        p[:-1],
+        p[:-2],
         (
             est.amplitudes,
             est.sd,

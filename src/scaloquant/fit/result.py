@@ -189,22 +189,35 @@ class FitResult:
         """The correlation coefficients of the amplitudes' estimates, ``(..., P)``: of each pair
         ``(i, j)``, ``i < j``, of ``names`` (default :attr:`names`) in
         :func:`numpy.triu_indices` order (:func:`pair_names`), from
-        :attr:`amplitude_covariance` (``C_ij / sqrt(C_ii C_jj)``, as LCModel's table of
-        correlation coefficients); NaN for a name the fit does not have, or a variance of 0."""
+        :attr:`amplitude_covariance` (:func:`covariance_pairs`); NaN for a name the fit does not
+        have."""
         names = self.names if names is None else tuple(names)
         take = np.array([self.names.index(n) if n in self.names else -1 for n in names])
-        missing, at = take < 0, np.maximum(take, 0)
-        m = len(self.names)
-        # each pair a column of the flat (B, M * M) covariance: 0.2 s at 4096 spectra x 28
-        # components (378 pairs; load 9 on 2 cores), against minutes for their fit
-        flat = np.asarray(self.amplitude_covariance, dtype=np.float64).reshape(-1, m * m)
-        i, j = np.triu_indices(len(take), 1)
-        var = np.take(flat, at * (m + 1), axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.take(flat, at[i] * m + at[j], axis=1) / np.sqrt(var[:, i] * var[:, j])
-        r[:, missing[i] | missing[j]] = np.nan
-        r = np.where(np.isfinite(r), np.clip(r, -1.0, 1.0), np.nan)
-        return r.reshape(*self.batch_shape, len(i))
+        return covariance_pairs(self.amplitude_covariance, take)
+
+
+def covariance_pairs(covariance: np.ndarray, take: np.ndarray | None = None) -> np.ndarray:
+    """The correlation coefficients ``(..., P)`` of estimates of covariance ``covariance``
+    ``(..., M, M)``: of each pair ``(i, j)``, ``i < j``, of the components ``take`` (indices
+    into ``M``, ``-1`` for one absent: NaN; default all ``M``) in :func:`numpy.triu_indices`
+    order, ``C_ij / sqrt(C_ii C_jj)`` (LCModel's table of correlation coefficients) clipped to
+    ``[-1, 1]``; NaN where a variance is 0. The fit's (:meth:`FitResult.pair_correlations`) and
+    a physics-head model's polish's
+    (:meth:`scaloquant.models.physics.PhysicsQuantifier.predict_estimates`)."""
+    cov = np.asarray(covariance, dtype=np.float64)
+    m = cov.shape[-1]
+    take = np.arange(m) if take is None else np.asarray(take)
+    missing, at = take < 0, np.maximum(take, 0)
+    # each pair a column of the flat (B, M * M) covariance: 0.2 s at 4096 spectra x 28
+    # components (378 pairs; load 9 on 2 cores), against minutes for their fit
+    flat = cov.reshape(-1, m * m)
+    i, j = np.triu_indices(len(take), 1)
+    var = np.take(flat, at * (m + 1), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.take(flat, at[i] * m + at[j], axis=1) / np.sqrt(var[:, i] * var[:, j])
+    r[:, missing[i] | missing[j]] = np.nan
+    r = np.where(np.isfinite(r), np.clip(r, -1.0, 1.0), np.nan)
+    return r.reshape(*cov.shape[:-2], len(i))
 
 
 @dataclass(frozen=True)

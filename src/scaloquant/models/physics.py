@@ -67,6 +67,7 @@ from ..fit.lm import (
 )
 from ..fit.model import MISFIT_RATIO
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
+from ..fit.result import covariance_pairs
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum
@@ -75,6 +76,7 @@ from ..types import Acquisition, BasisSet
 from .physics_config import DEFAULT_PHYSICS_SCALOGRAM, PhysicsKind, PhysicsQuantifierConfig
 from .physics_head import (
     crlb_sd,
+    crlb_sd_and_covariance,
     fit_residual_checks,
     metabolite_fraction,
     n_outputs,
@@ -111,7 +113,9 @@ class PhysicsEstimate(NamedTuple):
     :func:`metabolite_fraction` (the ``baseline_cancels`` / ``no_metabolites`` checks);
     ``residual_sd`` ``(B,)`` its residual's SD per real part over the window
     (:func:`fit_residual_checks`; over the data's noise SD, quantify's ``residual_over_noise``
-    column).
+    column); ``amplitude_covariance`` ``(B, M, M)`` the amplitudes' block of the polished
+    model's covariance bound, whose diagonal is ``sd`` squared (to rounding), where asked for
+    (``covariance=True``) and polished (``K`` > 0), else None.
     """
 
     amplitudes: torch.Tensor
@@ -123,6 +127,7 @@ class PhysicsEstimate(NamedTuple):
     fit_residual: torch.Tensor | None = None
     metabolite_fraction: torch.Tensor | None = None
     residual_sd: torch.Tensor | None = None
+    amplitude_covariance: torch.Tensor | None = None
 
 
 class PhysicsPrediction(NamedTuple):
@@ -135,7 +140,11 @@ class PhysicsPrediction(NamedTuple):
     (:class:`PhysicsEstimate`;
     :meth:`PhysicsQuantifier.asks_for_flexible_baseline`); ``flexible`` ``(B,)`` bool, with
     ``screen``: :meth:`PhysicsQuantifier.asks_for_flexible_baseline` of each spectrum at
-    ``theta`` (None without)."""
+    ``theta`` (None without); ``pair_correlations`` ``(B, P)``, with ``correlations`` and a
+    polish: the correlation coefficients of the amplitudes' estimates, each pair of
+    :attr:`PhysicsQuantifier.metabolites` in the order of
+    :meth:`scaloquant.fit.result.FitResult.pair_correlations` (:func:`~scaloquant.fit.result.
+    covariance_pairs` of :attr:`PhysicsEstimate.amplitude_covariance`; None without)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
@@ -146,6 +155,7 @@ class PhysicsPrediction(NamedTuple):
     theta: np.ndarray
     residual_sd: np.ndarray
     flexible: np.ndarray | None = None
+    pair_correlations: np.ndarray | None = None
 
 
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
@@ -569,6 +579,7 @@ class PhysicsQuantifier(nn.Module):
         polish_iterations: int | None = None,
         network_theta: torch.Tensor | None = None,
         workspace: Workspace | None = None,
+        covariance: bool = False,
     ) -> PhysicsEstimate:
         """Amplitudes, CRLB SDs and parameters for FIDs ``(B, N)`` (eval-mode network).
 
@@ -577,6 +588,9 @@ class PhysicsQuantifier(nn.Module):
         ``workspace``: the evaluation at the network's parameters and its CRLB take their
         largest arrays from it (:class:`~scaloquant.fit.evaluation.Workspace`; the caller's
         batches one after another, on one thread); nothing returned lives there.
+        ``covariance``: also the polished model's amplitude covariance
+        (:attr:`PhysicsEstimate.amplitude_covariance`; from the same inverse as the SDs, which
+        are the same numbers; ``K = 0`` forms none: its SDs are the variances alone).
         """
         k = self.config.polish_iterations if polish_iterations is None else polish_iterations
         problem = self.predicting_problem()
@@ -719,7 +733,13 @@ class PhysicsQuantifier(nn.Module):
             )
             theta, ev = sol.theta, sol.evaluation
             noise_var = noise_var_from_residual(problem, ev)
-        sd = sd0 if theta is theta0 else crlb_sd(problem, ev, noise_var)
+        cov = None
+        if theta is theta0:
+            sd = sd0
+        elif covariance:
+            sd, cov = crlb_sd_and_covariance(problem, ev, noise_var)
+        else:
+            sd = crlb_sd(problem, ev, noise_var)
         residual, residual_sd = fit_residual_checks(problem, ev, y)
         fraction = metabolite_fraction(ev, y)
         return PhysicsEstimate(
@@ -732,6 +752,7 @@ class PhysicsQuantifier(nn.Module):
             residual,
             fraction,
             residual_sd,
+            cov,
         )
 
     def polish_with(self, fit: FitConfig) -> None:
@@ -835,6 +856,7 @@ class PhysicsQuantifier(nn.Module):
         batch_size: int | None = None,
         polish_iterations: int | None = None,
         screen: bool = False,
+        correlations: bool = False,
     ) -> PhysicsPrediction:
         """:meth:`predict_with_sds`' arrays, the network's parameters ``(B, P)``
         (:attr:`PhysicsEstimate.network_theta`) and the relative fit residual ``(B,)``, in
@@ -845,7 +867,10 @@ class PhysicsQuantifier(nn.Module):
         threads splitting each small operation: with 2 threads on a shared 2-core machine 0.3-3.2
         s of CPU per 256 invivo spectra against 0.2 s here, 3.5-11.7 s per 1024 against 0.8-1.1;
         docs/history/physics-models-log.md "Where quantify's time goes with the polish (session
-        29, `qstage29`)")."""
+        29, `qstage29`)"). ``correlations``: with a polish (``K`` > 0), also each batch's pair
+        correlations (:attr:`PhysicsPrediction.pair_correlations`), taken from its covariance
+        by the thread that polished it: ``(B, P)`` kept, half a covariance, not the ``(B, M,
+        M)`` covariances; ``K = 0`` forms none (None)."""
         # the batches below only read the samples: no copy of them all (16384 spectra: 0.5 GB
         # of new memory, touched page by page)
         arr = self.check_fids(fids, copy=False)
@@ -867,21 +892,27 @@ class PhysicsQuantifier(nn.Module):
         # the prediction's CPU time went to page faults, docs/history/physics-models-log.md
         # "Where quantify's time goes (session 16, `quant16`)")
         local = threading.local()
+        pairs = correlations and k > 0
 
         def part(lo: int, hi: int) -> tuple[torch.Tensor, ...]:
             if not hasattr(local, "workspace"):
                 local.workspace = Workspace()
-            est = self.estimate(arr[lo:hi], polish_iterations=k, workspace=local.workspace)
+            est = self.estimate(
+                arr[lo:hi], polish_iterations=k, workspace=local.workspace, covariance=pairs
+            )
             theta = est.network_theta.to(torch.float64)
             fraction = est.metabolite_fraction
             out = (
                 est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction,
                 est.theta, est.residual_sd,
             )  # fmt: skip
-            if not screen:
-                return out
-            flexible = self.asks_for_flexible_baseline(arr[lo:hi].numpy(), est.theta)
-            return (*out, torch.from_numpy(flexible))
+            if screen:
+                flexible = self.asks_for_flexible_baseline(arr[lo:hi].numpy(), est.theta)
+                out = (*out, torch.from_numpy(flexible))
+            if pairs:
+                cov = est.amplitude_covariance.cpu().numpy()
+                out = (*out, torch.from_numpy(covariance_pairs(cov)))
+            return out
 
         # the screen's numpy BLAS on one thread (its own limit, threadpoolctl's): set here for
         # the threads side by side, so that each thread's limit finds and restores one thread
@@ -905,15 +936,19 @@ class PhysicsQuantifier(nn.Module):
                 parts = batched.chunk_parts(part, len(arr), device, batch_size)
         finally:
             self.train(was_training)
+        m, p = len(self.metabolites), self.problem().size
         if not parts:
-            m, p = len(self.metabolites), self.problem().size
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
-            flexible = np.zeros(0, dtype=bool) if screen else None
             return PhysicsPrediction(
-                *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), np.zeros(0), flexible
-            )
+                *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), np.zeros(0),
+                np.zeros(0, dtype=bool) if screen else None,
+                np.zeros((0, m * (m - 1) // 2)) if pairs else None,
+            )  # fmt: skip
+        columns = [torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True)]
         return PhysicsPrediction(
-            *(torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True))
+            *columns[:8],
+            flexible=columns[8] if screen else None,
+            pair_correlations=columns[-1] if pairs else None,
         )
 
     def asks_for_flexible_baseline(self, fids: np.ndarray, theta: np.ndarray) -> np.ndarray:

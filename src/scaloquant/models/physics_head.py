@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..fit.crlb import crlb_variances
+from ..fit.crlb import crlb_amplitude_covariance, crlb_variances
 from ..fit.evaluation import (
     Evaluation,
     Workspace,
@@ -134,6 +134,16 @@ def crlb_sd(
     (:func:`scaloquant.fit.crlb.crlb_variances`; ``workspace`` its)."""
     var, _ = crlb_variances(problem, ev, noise_var, workspace=workspace)
     return var[:, : problem.n_metabolites].clamp_min(0).sqrt()
+
+
+def crlb_sd_and_covariance(
+    problem: Problem, ev: Evaluation, noise_var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`crlb_sd`'s SDs ``(B, M)`` (the same numbers) and the amplitudes' covariance bound
+    ``(B, M, M)`` (:func:`scaloquant.fit.crlb.crlb_amplitude_covariance`): what the polish's
+    pair correlations are read from, as the fit's."""
+    var, _, cov = crlb_amplitude_covariance(problem, ev, noise_var)
+    return var[:, : problem.n_metabolites].clamp_min(0).sqrt(), cov
 
 
 def fit_residual_checks(

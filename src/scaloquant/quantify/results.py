@@ -154,8 +154,9 @@ FIT_FACTS: dict[str, str] = {
     "most negative first ({} where none is); the parts of such a pair trade signal, so read "
     "their sum, determined better than either part (tCr, tCho, tNAA and Glx are columns; "
     "another pair's from results.csv); of fit and quantify --refine for every spectrum fitted, of a "
-    "physics-head model for the spectra fitted again as fit fits them (its polish forms no "
-    "covariance), null elsewhere",
+    "physics-head model with a polish (K > 0) for every spectrum (its polished model's "
+    "covariance; a spectrum fitted again as fit fits it, that fit's), null elsewhere (the "
+    "network alone, K = 0, forms no covariance)",
     "water_near_window": "the tallest point of the magnitude spectrum the fit saw (after its "
     "water removal; a physics-head model's: the spectrum as read, less the fit's water removal "
     "where it was applied, as for the qc flag) within "

@@ -97,15 +97,17 @@ class PhysicsRows:
     """What :func:`_physics_estimates` gives for ``N`` spectra: ``columns`` (amplitudes, CRLB
     SDs, the model's own SDs, each ``(N, M)``, the relative fit residual, the metabolites
     over the data and the residual over the noise, each ``(N,)``), ``facts`` (per-spectrum
-    facts for results.json, ``(N, ...)`` each: ``baseline_ed_per_ppm`` (NaN without a spline baseline, as ``fit``'s),
-    ``window_ppm`` where a spectrum fitted again had another window than ``ppm_range``
-    (:func:`~scaloquant.quantify.rows.fitted_windows`, ``fit``'s rule) and
-    ``water_near_window``), ``dried``: the spectra quantified less
-    their residual water, ``refitted``: those whose polish asked for a more flexible baseline,
-    fitted again as ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen``
-    ``(N, n_points)`` the FIDs the model saw,
-    ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit of the spectra fitted
-    again (``refit_rows``, indices into the ``N``, their FIDs ``refit_fid``; None: none)."""
+    facts for results.json, ``(N, ...)`` each: ``baseline_ed_per_ppm`` (NaN without a spline
+    baseline, as ``fit``'s), ``window_ppm`` where a spectrum fitted again had another window
+    than ``ppm_range`` (:func:`~scaloquant.quantify.rows.fitted_windows`, ``fit``'s rule),
+    ``anticorrelated`` with a polish (every pair's correlation coefficient, the polish's or,
+    where a spectrum was fitted again, that fit's: :func:`_physics_estimates`) and
+    ``water_near_window``), ``dried``: the spectra quantified less their residual water,
+    ``refitted``: those whose polish asked for a more flexible baseline, fitted again as
+    ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen`` ``(N, n_points)``
+    the FIDs the model saw, ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit
+    of the spectra fitted again (``refit_rows``, indices into the ``N``, their FIDs
+    ``refit_fid``; None: none)."""
 
     columns: list[np.ndarray]
     facts: dict[str, np.ndarray]
@@ -160,7 +162,13 @@ def _physics_estimates(
     that spectrum, also where the polish's screen flags a spectrum that the fit's own keeps at
     the fixed stiffness (docs/history/physics-models-log.md "The polish follows the fit's
     adaptive baseline (session 27)" and "quantify's refit is fit's row (session 31,
-    `refit31`)")."""
+    `refit31`)").
+
+    With a polish, every spectrum's pair correlations (results.json ``anticorrelated``, the
+    run's note) are the polish's covariance bound's, read as the fit reads its own
+    (:attr:`~scaloquant.models.physics.PhysicsPrediction.pair_correlations`), those of a
+    spectrum fitted again that fit's; the network alone (``K = 0``) forms no covariance, and
+    gives none."""
     fit_config = quantifier.config.fit_config
     top = fit_config.ppm_range[1]
     k = quantifier.config.polish_iterations if polish is None else polish
@@ -193,8 +201,9 @@ def _physics_estimates(
     spline = fit_config.baseline_kind == "spline"
     # the screen by the polish's own threads, each batch's after its polish
     screen = spline and baseline_stiffness != "fixed" and k > 0
+    # the pairs the polish cannot tell apart from its covariance, as the fit's (K = 0: none)
     p = quantifier.predict_estimates(
-        seen, batch_size=batch_size, polish_iterations=polish, screen=screen
+        seen, batch_size=batch_size, polish_iterations=polish, screen=screen, correlations=True
     )
     columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
@@ -206,11 +215,14 @@ def _physics_estimates(
     # in the fit's order (_fit_facts), water_near_window last; NaN without a spline, as fit's
     stiffness = fit_config.baseline_ed_per_ppm if spline else np.nan
     facts = {"baseline_ed_per_ppm": np.full(n, stiffness)}
+    pairs = {} if p.pair_correlations is None else {"anticorrelated": p.pair_correlations}
     if not screen or not n:
-        return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
+        facts |= pairs | {"water_near_window": near}
+        return PhysicsRows(columns, facts, dried, 0, seen, theta)
     flagged = np.flatnonzero(p.flexible)
     if not flagged.size:
-        return PhysicsRows(columns, facts | {"water_near_window": near}, dried, 0, seen, theta)
+        facts |= pairs | {"water_near_window": near}
+        return PhysicsRows(columns, facts, dried, 0, seen, theta)
     # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
     # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
     # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
@@ -234,8 +246,9 @@ def _physics_estimates(
     )
     if window is not None:
         facts["window_ppm"] = window
-    # the pairs of the spectra fitted again (the polish forms the variances alone)
-    facts["anticorrelated"] = refit_facts["anticorrelated"]
+    # the pairs of the spectra fitted again are that fit's, the others the polish's
+    facts["anticorrelated"] = pairs.get("anticorrelated", refit_facts["anticorrelated"])
+    facts["anticorrelated"][flagged] = refit_facts["anticorrelated"][flagged]
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
     return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again)
