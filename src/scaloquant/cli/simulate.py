@@ -282,15 +282,19 @@ def _config_stream(args: argparse.Namespace, basis: BasisSet, config: Simulation
     )
 
 
-def _preset_stream(args: argparse.Namespace, basis: BasisSet) -> _Stream:
-    """``--preset invivo``: the prior of :mod:`scaloquant.simulate.prior`."""
+def _preset_stream(
+    args: argparse.Namespace, basis: BasisSet, fitted_names: tuple[str, ...] | None
+) -> _Stream:
+    """``--preset invivo``: the prior of :mod:`scaloquant.simulate.prior`, with the
+    macromolecules of the fit whose basis holds ``fitted_names`` (``--grid-from``:
+    :meth:`~scaloquant.simulate.prior.InvivoPrior.for_fitted`, as ``train`` renders them)."""
     import numpy as np
 
     from ..simulate.draws import GROUPS, draw_invivo
     from ..simulate.invivo import InvivoSignals, simulate_invivo_dataset
     from ..simulate.prior import InvivoPrior
 
-    prior = InvivoPrior()
+    prior = InvivoPrior() if fitted_names is None else InvivoPrior().for_fitted(fitted_names)
     layout = draw_invivo(prior, basis.names, 0, np.random.default_rng(0))
     config = {
         "preset": args.preset,
@@ -346,14 +350,18 @@ def run(args: argparse.Namespace) -> int:
         from ..io.truth_csv import truth_path_for
 
         check_writable(truth_path_for(args.out), overwrite=args.overwrite)
-    basis, basis_name, grid, grid_notes, conversions = _basis_and_grid(args)
+    basis, basis_name, grid, grid_notes, conversions, fitted_names = _basis_and_grid(args)
     if fmt == "nifti" and args.n * basis.n_points > MAX_NIFTI_SAMPLES:
         raise ConfigError(
             f"--format nifti keeps all signals in memory: at most "
             f"{MAX_NIFTI_SAMPLES // basis.n_points} signals of {basis.n_points} points; "
             "use --format hdf5 (streamed) for more"
         )
-    stream = _preset_stream(args, basis) if config is None else _config_stream(args, basis, config)
+    stream = (
+        _preset_stream(args, basis, fitted_names)
+        if config is None
+        else _config_stream(args, basis, config)
+    )
     chunks = _with_progress(stream.chunks, args.n)
     if fmt == "hdf5":
         _write_hdf5(args, chunks, basis, basis_name, stream.config, grid, conversions)
@@ -398,6 +406,9 @@ class _Basis(NamedTuple):
     grid: dict[str, Any] | None = None
     notes: Sequence[str] = ()
     conversions: Sequence[str] = ()
+    #: the basis names of the fit of a physics-head model trained for this grid (None without
+    #: ``--grid-from``), whose macromolecules the ``invivo`` preset renders
+    fitted_names: tuple[str, ...] | None = None
 
 
 def _basis_and_grid(args: argparse.Namespace) -> _Basis:
@@ -417,6 +428,8 @@ def _basis_and_grid(args: argparse.Namespace) -> _Basis:
         notes = [f"basis: {sentence}" for sentence in conversions]
         return _Basis(basis, basis_name, notes=notes, conversions=conversions)
     from ..fit.basis_grid import basis_for_data
+    from ..fit.config import FIT_PRESETS
+    from ..fit.spectra import prepared_on_grid
     from ._grid import check_grid_file, read_grid_file
     from ._spectra import user_basis_or_default
 
@@ -436,7 +449,18 @@ def _basis_and_grid(args: argparse.Namespace) -> _Basis:
         why="scaloquant fit would refuse that file with this basis",
         remedy="simulate",
     )
-    on_grid, conversions = basis_for_data(basis, fid.acquisition)
+    if args.preset == "invivo":
+        # train's invivo signals (its default): the fit's model of a physics-head model
+        # (build_physics_quantifier's default, FIT_PRESETS["invivo"]) decides the
+        # macromolecules by the fit's one rule; the sentence on them joins the conversions
+        on_grid, fitted, conversions = prepared_on_grid(
+            basis, fid.acquisition, FIT_PRESETS["invivo"]
+        )
+        fitted_names: tuple[str, ...] = fitted.names
+    else:
+        # train's default signals are rendered on the basis on the grid, whatever its fit
+        on_grid, conversions = basis_for_data(basis, fid.acquisition)
+        fitted_names = on_grid.names
     grid = {
         "grid_from": str(args.grid_from),
         **on_grid.acquisition.to_dict(),
@@ -448,7 +472,7 @@ def _basis_and_grid(args: argparse.Namespace) -> _Basis:
     notes += [f"--grid-from: {note}" for note in header_override_notes(fid)]
     if not conversions:
         notes.append(f"basis: already on the grid of {args.grid_from}")
-    return _Basis(on_grid, basis_name, grid, notes)
+    return _Basis(on_grid, basis_name, grid, notes, fitted_names=fitted_names)
 
 
 def _write_nifti(

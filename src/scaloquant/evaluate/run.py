@@ -15,9 +15,11 @@ import numpy as np
 
 from .._words import counted
 from ..errors import IncompatibleDataError, InputFileError
+from ..fit.config import macromolecule_names
 from ..io import default_basis
 from ..io.hdf5 import read_simulation
 from ..paths import CHECKPOINT_HINT, require_file
+from ..physics.macromolecules import LCMODEL_COMPONENTS
 from ..signal.match import require_same_grid
 from ..simulate import rebuild_fids
 from ..types import FID, BasisSet, SignalSet
@@ -66,34 +68,55 @@ def _test_columns(quantifier: Any, test: SignalSet, name: str) -> list[int]:
         quantifier.config.acquisition,
         what="the test file",
         target_what=f"model {name}",
-        remedy="simulate the test file on the model's grid (scaloquant simulate with the "
-        "model's basis) or evaluate a model trained for this file's",
+        # a model trained with --grid-from has that file's grid, not its basis'
+        remedy="simulate the test file on the model's grid (scaloquant simulate --grid-from "
+        "the data file the model was trained for, or without --grid-from for a model trained "
+        "on its basis' own grid) or evaluate a model trained for this file's",
     )
     model_names = tuple(quantifier.metabolites)
     missing = [m for m in test.metabolites if m not in model_names]
     extra = [m for m in model_names if m not in test.metabolites]
     if missing or extra:
-        # what differs, not both lists: a physics-head model of the invivo prior estimates its
-        # parametric lipids beside the basis it shares with the file (the lists were equal
-        # but for them, and the remedy said 'the same basis set', which it was)
-        differs = "; ".join(
-            [f"{name} estimates {', '.join(extra)}, which the test file does not hold"]
-            * bool(extra)
-            + [f"the test file holds {', '.join(missing)}, which {name} does not estimate"]
-            * bool(missing)
-        )
-        hint = (
-            " (a physics-head model trained with --simulation invivo also estimates that "
-            "prior's lipids: train it with --simulation default to evaluate it on a simulate "
-            "file)"
-            if extra and not missing
+        raise IncompatibleDataError(_names_differ(name, extra, missing, test))
+    return [model_names.index(m) for m in test.metabolites]
+
+
+def _names_differ(name: str, extra: list[str], missing: list[str], test: SignalSet) -> str:
+    """The refusal of a model whose amplitude names are not the test file's: what differs
+    (not both lists: a physics-head model of the invivo prior estimates its parametric lipids
+    beside the basis it shares with the file, and the lists were equal but for them), and the
+    remedy for that difference."""
+    differs = "; ".join(
+        [f"{name} estimates {', '.join(extra)}, which the test file does not hold"] * bool(extra)
+        + [f"the test file holds {', '.join(missing)}, which {name} does not estimate"]
+        * bool(missing)
+    )
+    # no simulate file holds LCModel's parametric components as basis signals: only a
+    # physics-head model trained on the invivo prior estimates them (its lipids, and its
+    # macromolecules where the fit replaces the basis' measured ones: fit.problem.
+    # macromolecule_choice, e.g. train --grid-from another scanner type's file)
+    if set(extra) <= set(LCMODEL_COMPONENTS) and set(missing) <= set(
+        macromolecule_names(test.metabolites)
+    ):
+        mm = (
+            " and models the macromolecules by LCModel's parametric components in place of "
+            f"the basis' measured {', '.join(missing)} (as the fit does for data from another "
+            "scanner type than the basis')"
+            if missing
             else ""
         )
-        raise IncompatibleDataError(
-            f"{differs}; evaluate a model trained on the basis set the file was simulated "
-            f"with{hint}"
+        return (
+            f"{differs}: {name} was trained with --simulation invivo, whose prior's lipids "
+            f"it estimates{mm}; a simulate file holds only its basis' signals: train it with "
+            "--simulation default (its --basis and --grid-from as before) to evaluate it on a "
+            "simulate file"
         )
-    return [model_names.index(m) for m in test.metabolites]
+    made = f" ({test.basis_name})" if test.basis_name else ""
+    return (
+        f"{differs}: the test file was simulated with another basis set{made} than {name} "
+        "was trained on; evaluate a model trained with --basis that basis, or simulate the "
+        "test file with --basis the model's"
+    )
 
 
 def signal_example(

@@ -14,14 +14,14 @@ The ranges are drawn by :func:`.draws.draw_invivo` and rendered by :func:`.inviv
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
 from .._config import dataclass_from_dict, whole_number
 from ..errors import ConfigError, UnknownMetaboliteError
 from ..metabolites import canonical
-from ..physics.macromolecules import LCMODEL_COMPONENTS
+from ..physics.macromolecules import LCMODEL_COMPONENTS, MM_COMPONENTS
 from .config import BaselineConfig, Range, _range
 
 #: Concentration ranges (mM) of normal adult human brain, rounded, per basis name.
@@ -273,6 +273,17 @@ class InvivoPrior:
                 f"{', '.join(self.concentrations_mm)}; give one in InvivoPrior.concentrations_mm"
             )
         return self.concentrations_mm[key]
+
+    def for_fitted(self, fitted_names: tuple[str, ...] | list[str]) -> InvivoPrior:
+        """This prior with the macromolecules of a fit whose basis holds ``fitted_names``:
+        ``parametric`` where the fit models them by LCModel's components (a basis without a
+        measured spectrum, or data from another scanner type:
+        :func:`scaloquant.fit.problem.macromolecule_choice`), so that the signals hold what the
+        fit estimates; else unchanged. What ``train`` renders a physics-head model's signals
+        with and ``simulate --preset invivo --grid-from`` renders its file with."""
+        if set(MM_COMPONENTS) <= set(fitted_names) and self.macromolecules == "measured":
+            return replace(self, macromolecules="parametric")
+        return self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InvivoPrior:

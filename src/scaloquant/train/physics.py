@@ -57,7 +57,6 @@ from ..models.physics_head import (
     problem_in,
 )
 from ..models.physics_truth import default_truth, invivo_truth
-from ..physics.macromolecules import MM_COMPONENTS
 from ..presets import SIMULATIONS, Simulation
 from ..signal.scale import component_unit
 from ..simulate import SimulationConfig, drawn_parameters, simulate_batch
@@ -414,10 +413,9 @@ def train_physics(
             widths=config.widths,
             **options,
         )
-    if set(MM_COMPONENTS) <= set(model.metabolites) and prior.macromolecules == "measured":
-        # the fit models the macromolecules by LCModel's components here (a basis without a
-        # measured spectrum, or data from another scanner type): simulate them so too
-        prior = replace(prior, macromolecules="parametric")
+    # the fit models the macromolecules by LCModel's components where the basis has no
+    # measured spectrum or the data come from another scanner type: simulate them so too
+    prior = prior.for_fitted(model.metabolites)
     draw = signal_source(model, on_grid, config.simulation, prior, simulation_config)
     model.fit_normalisation(torch.as_tensor(draw(config.n_normalisation, norm_rng)[0]))
     val_fids, val_theta, val_amplitudes = draw(config.n_val, val_rng)
