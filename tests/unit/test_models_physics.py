@@ -245,6 +245,13 @@ def test_polish_pair_correlations_are_the_fits_crlb_correlations(built):
     assert np.abs(pairs - fit_pairs).max() < 0.01
     beyond = pairs <= ANTICORRELATION_MAX
     assert beyond.sum() > 0 and np.array_equal(beyond, fit_pairs <= ANTICORRELATION_MAX)
+    # the fit's result at the polish's end (quantify's fit figures): the polish's noise level and
+    # covariance, where its noise SD was 5.6 % under (its degrees of freedom without theta)
+    at = batched.fit_at(
+        fids, model.basis(), model.config.fit_config, est.theta.numpy(), deviations=True
+    )
+    np.testing.assert_allclose(at.noise_sd, est.noise_sd.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(at.covariance, cov.numpy(), rtol=1e-6, atol=1e-9 * cov.abs().max())
     # the network alone forms no covariance
     assert model.estimate(x, polish_iterations=0, covariance=True).amplitude_covariance is None
     assert model.estimate(x, polish_iterations=5, network_theta=start).amplitude_covariance is None

@@ -549,7 +549,9 @@ def fit_at(
     y = data_window(problem, x)
     th = torch.as_tensor(np.array(theta, dtype=np.float64), device=device)
     ones = torch.ones(y.shape[0], dtype=torch.float64, device=device)
-    noise_var = noise_var_from_residual(problem, evaluate(problem, th, y, ones, derivatives=False))
+    # with the derivatives: the residual's degrees of freedom count the nonlinear parameters
+    # (without, the noise SD came 5.6 % under the polish's and the fit's at the same end)
+    noise_var = noise_var_from_residual(problem, evaluate(problem, th, y, ones))
     ev = evaluate(problem, th, y, noise_var)
     cov, _ = crlb(problem, ev, noise_var)
     m = problem.n_metabolites
