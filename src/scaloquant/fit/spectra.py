@@ -292,8 +292,8 @@ def _solve(
     1. the fit with the most flexible candidate (the reference); given ``also_from``
        (``(B, P)`` nonlinear parameters: ``"adaptive"``'s fixed fit's ``theta``, with
        ``config.baseline_ftest_two_starts``), that fit again from there without the
-       continuation stages, each spectrum keeping the one with the lower score
-       (:func:`lower_reference`);
+       continuation stages, as more rows of the same solve (:func:`_reference`), each
+       spectrum keeping the one with the lower score (:func:`lower_reference`);
     2. every candidate scored at the reference's lineshape, amplitudes and baseline solved
        again (no refit; :func:`~scaloquant.fit.batched.baseline_ftest_ssq`): a lineshape
        adapted to the flexible baseline can only favour it, so the stiffest candidate that
