@@ -208,7 +208,7 @@ class FitConfig:
         solve: the second start's rows join the first's after the continuation stages
         (``batched.solve(second_start=...)``), the same fits as a second solve at about half
         its extra cost (the 13 flagged default-simulator spectra's reference 0.20-0.45 CPU-s
-        dearer, where a second solve cost 0.56-0.83; docs/history/fit-log.md "The reference's
+        dearer, where a second solve cost 0.55-0.83; docs/history/fit-log.md "The reference's
         two starts in one solve (session 34, twostart34)").
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
