@@ -843,6 +843,46 @@ def test_lower_reference_keeps_each_spectrums_lower_score(small):
     assert np.all(result.baseline_ed_per_ppm[2:] >= two.baseline_ed_candidates_per_ppm[-2])
 
 
+def test_second_start_rows_are_the_fits_of_two_solves(small):
+    """``solve(second_start=...)`` (the F-test reference's two starts in one solve): its first
+    ``B`` rows are the fit from ``start`` with the continuation stages, its last ``B`` the fit
+    from ``second_start`` without them, each as its own solve gives it (the rows are
+    independent: a spectrum's fit is its own in any company), every field within rounding
+    (to the bit under MKL's reproducible mode, which this process does not set:
+    ``test_a_spectrum_fits_alike_in_any_chunk``; without it 3e-13 apart); and it is refused
+    with a stiffness per spectrum."""
+    from scaloquant.fit import spectra as sp
+
+    basis, config, _, _ = small
+    fid = stiffness_data(small)
+    ftest = replace(config, baseline_stiffness="ftest")
+    prepared = sp._prepared(basis, fid, ftest)[0]
+    x = sp._without_water(fid, ftest)
+    flexible = replace(ftest, baseline_ed_per_ppm=ftest.baseline_ed_candidates_per_ppm[-1])
+    assert flexible.continuation_broadening_per_s  # the stages the second start skips
+    stiff = batched.solve(x, prepared, replace(config, baseline_ed_per_ppm=1.0))
+    first = batched.solve(x, prepared, flexible)
+    second = batched.solve(
+        x,
+        prepared,
+        replace(flexible, continuation_broadening_per_s=()),
+        start={"theta": stiff.theta},
+    )
+    both = batched.solve(x, prepared, flexible, second_start=stiff.theta)
+    b = x.shape[0]
+    for name in batched.BatchedFit.__dataclass_fields__:
+        for got, want in ((getattr(both, name)[:b], first), (getattr(both, name)[b:], second)):
+            np.testing.assert_allclose(got, getattr(want, name), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(
+        both.iterations, np.concatenate([a.iterations for a in (first, second)])
+    )
+    assert not np.allclose(first.theta, second.theta)  # two starts, two fits
+    with pytest.raises(ConfigError, match="second start"):
+        batched.solve(
+            x, prepared, flexible, second_start=stiff.theta, baseline_ed_per_ppm=np.ones(b)
+        )
+
+
 def convolved(fids: np.ndarray, kernel: dict[int, float]) -> np.ndarray:
     """``fids`` ``(B, N)`` with their spectra convolved with ``kernel`` (bin offset -> weight):
     ``sum_j s_j S(f_k - j)`` on the shifted spectrum, by a float64 numpy oracle."""

@@ -233,13 +233,17 @@ def _solve_chunk(
     twin_pairs: tuple | None = None,
     exact: Problem | None = None,
     stiffness: torch.Tensor | None = None,
+    second: torch.Tensor | None = None,
 ) -> BatchedFit:
     """One chunk of :func:`solve`; ``twin_pairs`` (not None: the per-metabolite model) turns on
     the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`;
     ``exact``: the last pass's problem on all ``N`` samples where its own is decimated
     (:func:`finish_on_the_full_grid`); ``stiffness`` ``(B,)`` long: each spectrum's baseline
     stiffness in the passes after the continuation stages (an index into the problems'
-    ``stiffnesses``)."""
+    ``stiffnesses``); ``second`` ``(B, P)``: a second start of each spectrum (a fit's
+    ``theta``), joined as ``B`` more rows after the continuation stages (it has none), the
+    fit of ``2 B`` rows those from the start then those from ``second``. Not with
+    ``twin_pairs`` (its second search runs the stages again)."""
     sl = final.slices()
     y = data_window(final, fids)
     if "theta" in start:  # a fit's own parameters (BatchedFit.theta): its lineshape exactly
@@ -259,6 +263,18 @@ def _solve_chunk(
     theta, centre = continuation(
         stages, config, fids, theta, centre, prior_var, twin_pairs is not None
     )
+    if second is not None:
+        # each spectrum's row again from ``second``, as a solve of its own from there without
+        # the stages starts (its bounds' centre and its priors' weight from that start): every
+        # row's fit is its own (in_chunks), so the rows after the stages are the same fits
+        # as that solve's in the same passes, not a second pass of them
+        more_centre = second[:, sl["shift"]].mean(-1)
+        more_var = prior_weight(final, second, y, region_var, stiffness)
+        theta, centre = torch.cat([theta, second]), torch.cat([centre, more_centre])
+        prior_var = torch.cat([prior_var, more_var])
+        y, fids = torch.cat([y, y]), torch.cat([fids, fids])
+        region_var = None if region_var is None else torch.cat([region_var, region_var])
+        stiffness = None if stiffness is None else torch.cat([stiffness, stiffness])
     iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
     preliminary = None
     # the noise-scaled stopping rule (COST_NOISE_TOL) for the per-metabolite model's passes
@@ -568,6 +584,7 @@ def solve(
     region_noise_sd: np.ndarray | None = None,
     start: dict[str, np.ndarray] | None = None,
     baseline_ed_per_ppm: np.ndarray | None = None,
+    second_start: np.ndarray | None = None,
 ) -> BatchedFit:
     """Fit FIDs ``(B, N)`` on ``basis``' grid (already
     :func:`~scaloquant.fit.problem.prepare_basis`-ed) in chunks of :func:`chunk_size` spectra on
@@ -587,10 +604,23 @@ def solve(
     stiffness alone gives, to the bit on a CPU (as any spectrum's fit is its own,
     :func:`in_chunks`) where it starts from ``theta`` without continuation stages; the starts
     and continuation stages otherwise see ``config.baseline_ed_per_ppm``. Not with the
-    per-metabolite model's global moves (:mod:`scaloquant.fit.search`)."""
+    per-metabolite model's global moves (:mod:`scaloquant.fit.search`).
+
+    ``second_start`` ``(B, P)``: each spectrum fitted also from there (a fit's ``theta``, as
+    ``start``'s), without the continuation stages, as ``B`` more rows of the same tensor
+    program after the stages (the F-test reference's two starts,
+    ``FitConfig.baseline_ftest_two_starts``): the fit has ``2 B`` rows, those from ``start``
+    then those from ``second_start``, each the fit that a solve of its own from that start
+    gives (to the bit on a CPU, :func:`in_chunks`), where the two solves took two passes.
+    Not with ``baseline_ed_per_ppm`` nor the per-metabolite model's global moves."""
     device = usable_device(config.device)
     with_deviations = has_deviations(config)
     each, index = None, None
+    if second_start is not None and (baseline_ed_per_ppm is not None or search.applies(config)):
+        raise ConfigError(
+            "a second start is not implemented with a stiffness per spectrum nor the "
+            "per-metabolite model's global moves; solve from each start on its own"
+        )
     if baseline_ed_per_ppm is not None:
         if search.applies(config):
             raise ConfigError(
@@ -637,7 +667,11 @@ def solve(
         stiffness = None
         if index is not None:
             stiffness = torch.as_tensor(index[lo:hi], dtype=torch.long, device=device)
-        return _solve_chunk(
+        second = None
+        if second_start is not None:
+            arr = np.array(second_start[lo:hi], dtype=np.float64)
+            second = torch.as_tensor(arr, device=device)
+        fit = _solve_chunk(
             stages,
             final,
             refine,
@@ -649,9 +683,18 @@ def solve(
             twin_pairs,
             exact,
             stiffness,
+            second,
         )
+        if second is None:
+            return fit
+        # each spectrum's two rows side by side, so the chunks join in spectrum order
+        return fit.take(np.arange(2 * (hi - lo)).reshape(2, -1).T.reshape(-1))
 
-    return in_chunks(part, fids.shape[0], device, [*stages, final, refine, exact])
+    n = fids.shape[0]
+    fit = in_chunks(part, n, device, [*stages, final, refine, exact])
+    if second_start is None:
+        return fit
+    return fit.take(np.concatenate([np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2)]))
 
 
 def in_chunks(

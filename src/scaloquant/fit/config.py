@@ -203,9 +203,13 @@ class FitConfig:
         residual is lower (:func:`scaloquant.fit.spectra.lower_reference`): a reference stuck
         in a worse minimum loosens the bound and moves the pick. Opt-in (``--config``):
         steadier picks on the scanner spectra (copies of them moved beyond 1 CRLB SD 6.1 ->
-        3.9 %), the same ratios and tissue-like truth, but one more fit of each flagged
-        spectrum (default-simulator spectra 7-11 % fewer per CPU-second; docs/history/fit-log.md
-        "How steady the baseline's pick is (session 34, edpick34)").
+        3.9 %), the same ratios and tissue-like truth (docs/history/fit-log.md "How steady
+        the baseline's pick is (session 34, edpick34)"), for more rows in the reference's
+        solve: the second start's rows join the first's after the continuation stages
+        (``batched.solve(second_start=...)``), the same fits as a second solve at about half
+        its extra cost (the 13 flagged default-simulator spectra's reference 0.20-0.45 CPU-s
+        dearer, where a second solve cost 0.55-0.83; docs/history/fit-log.md "The reference's
+        two starts in one solve (session 34, twostart34)").
     macromolecules : ``"basis"`` (as the basis has them), ``"parametric"``
         (LCModel's MM/lipid Gaussians instead), ``"none"`` or ``"auto"`` (measured ones plus
         parametric lipids, or all parametric when the basis has none);

@@ -292,8 +292,8 @@ def _solve(
     1. the fit with the most flexible candidate (the reference); given ``also_from``
        (``(B, P)`` nonlinear parameters: ``"adaptive"``'s fixed fit's ``theta``, with
        ``config.baseline_ftest_two_starts``), that fit again from there without the
-       continuation stages, each spectrum keeping the one with the lower score
-       (:func:`lower_reference`);
+       continuation stages, as more rows of the same solve (:func:`_reference`), each
+       spectrum keeping the one with the lower score (:func:`lower_reference`);
     2. every candidate scored at the reference's lineshape, amplitudes and baseline solved
        again (no refit; :func:`~scaloquant.fit.batched.baseline_ftest_ssq`): a lineshape
        adapted to the flexible baseline can only favour it, so the stiffest candidate that
@@ -320,17 +320,7 @@ def _solve(
         fixed = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
         return fit, np.full(fids.shape[0], fixed)
     candidates = config.baseline_ed_candidates_per_ppm
-    reference_config = replace(config, baseline_ed_per_ppm=candidates[-1])
-    fit = batched.solve(fids, basis, reference_config, region_noise_sd=region, start=start)
-    if also_from is not None:
-        other = batched.solve(
-            fids,
-            basis,
-            replace(reference_config, continuation_broadening_per_s=()),
-            region_noise_sd=region,
-            start={"theta": also_from},
-        )
-        fit = lower_reference(fids, basis, config, fit, other)
+    fit = _reference(fids, basis, config, region, start, also_from)
 
     def refit(k: np.ndarray, rows: np.ndarray):
         """The spectra ``rows`` refitted from the reference, each with its candidate ``k``
@@ -395,6 +385,46 @@ def _solve(
             value[rows[ok]] = getattr(sub, name)[ok]
         state = state.judged(rows, k, ok)
     return replace(fit, **parts), np.asarray(candidates)[state.index]
+
+
+def _reference(
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    region: np.ndarray | None,
+    start: dict[str, np.ndarray],
+    also_from: np.ndarray | None,
+):
+    """:func:`_solve`'s reference fit, ``config``'s at the most flexible of its
+    ``baseline_ed_candidates_per_ppm``, and with ``also_from`` ``(B, P)`` each spectrum's lower
+    of it and the fit from ``also_from``
+    without the continuation stages (:func:`lower_reference`): both starts as rows of one
+    solve (``batched.solve(second_start=...)``; the per-metabolite model's global moves, whose
+    second search runs the stages again, in a solve of their own)."""
+    from . import batched, search
+
+    flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
+    if also_from is None:
+        return batched.solve(fids, basis, flexible, region_noise_sd=region, start=start)
+    if search.applies(config):
+        fit = batched.solve(fids, basis, flexible, region_noise_sd=region, start=start)
+        other = batched.solve(
+            fids,
+            basis,
+            replace(flexible, continuation_broadening_per_s=()),
+            region_noise_sd=region,
+            start={"theta": also_from},
+        )
+    else:
+        # the second start's rows join the first's after the stages: the same fits, where two
+        # solves cost two passes (docs/history/fit-log.md "The reference's two starts in one
+        # solve (session 34, twostart34)")
+        both = batched.solve(
+            fids, basis, flexible, region_noise_sd=region, start=start, second_start=also_from
+        )
+        b = fids.shape[0]
+        fit, other = both.take(np.arange(b)), both.take(np.arange(b, 2 * b))
+    return lower_reference(fids, basis, config, fit, other)
 
 
 def lower_reference(fids: np.ndarray, basis: BasisSet, config: FitConfig, fit, other):
