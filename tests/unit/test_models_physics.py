@@ -8,6 +8,7 @@ them from a perturbed start; a batch equals item by item.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from scaloquant.fit import batched
 from scaloquant.fit.model import MISFIT_RATIO
 from scaloquant.fit.result import ANTICORRELATION_MAX, covariance_pairs
 from scaloquant.io import default_basis
-from scaloquant.models.physics import build_physics_quantifier
+from scaloquant.models.physics import PhysicsEstimate, build_physics_quantifier
 from scaloquant.models.physics_config import PhysicsQuantifierConfig
 from scaloquant.models.physics_head import (
     least_squares_amplitudes,
@@ -202,15 +203,21 @@ def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built, k):
     assert np.abs((est.amplitudes.numpy() - fit.amplitudes) / crlb_sd).max() < 0.05
 
 
-def test_polish_pair_correlations_are_the_fits_crlb_correlations(built):
-    """The polish's amplitude covariance (``covariance=True``) is the fit's CRLB covariance
-    (:func:`scaloquant.fit.crlb.crlb`) at the polish's own end, its pair correlations the
-    fit's reading of it (:func:`~scaloquant.fit.result.covariance_pairs`, which
-    :meth:`~scaloquant.fit.result.FitResult.pair_correlations` is) to rounding, its diagonal
-    the SDs squared; started from the fit's own result on spectra the model fits (the premise
-    of :func:`test_polish_ends_on_the_fits_minimum_where_the_model_fits`), the polish ends
-    0.015 CRLB SDs from the fit's amplitudes, its coefficients within 0.0034 of the fit's and
-    the same pairs at or below ANTICORRELATION_MAX (28 of 2 x 378). K = 0 forms none."""
+class PolishedFromTheFit(NamedTuple):
+    """Two SNR-120 ``invivo`` spectra the model fits (the premise of
+    :func:`test_polish_ends_on_the_fits_minimum_where_the_model_fits`), ``fids`` ``(2, N)``;
+    ``fit`` their fit (``batched.solve``); ``est`` the polish (``K = 5``, ``covariance=True``)
+    started from the fit's result; ``bound`` the fit's CRLB covariance ``(2, P, P)`` at the
+    polish's end (its problem, evaluation and noise level)."""
+
+    fids: np.ndarray
+    fit: batched.BatchedFit
+    est: PhysicsEstimate
+    bound: torch.Tensor
+
+
+@pytest.fixture(scope="module")
+def from_the_fit(built):
     from scaloquant.fit.crlb import crlb
     from scaloquant.fit.evaluation import evaluate
 
@@ -224,18 +231,34 @@ def test_polish_pair_correlations_are_the_fits_crlb_correlations(built):
         fids, model.basis(), model.config.fit_config, region_noise_sd=region_var.sqrt().numpy()
     )
     model.eval()
-    start = torch.as_tensor(fit.theta)
-    est = model.estimate(x, polish_iterations=5, network_theta=start, covariance=True)
+    est = model.estimate(
+        x, polish_iterations=5, network_theta=torch.as_tensor(fit.theta), covariance=True
+    )
+    problem = model.predicting_problem()
+    noise_var = est.noise_sd**2
+    ev = evaluate(problem, est.theta, model.data_window(x), noise_var)
+    want, _ = crlb(problem, ev, noise_var)
+    return PolishedFromTheFit(fids, fit, est, want)
+
+
+def test_polish_pair_correlations_are_the_fits_crlb_correlations(built, from_the_fit):
+    """The polish's amplitude covariance (``covariance=True``) is the fit's CRLB covariance
+    (:func:`scaloquant.fit.crlb.crlb`) at the polish's own end, its pair correlations the
+    fit's reading of it (:func:`~scaloquant.fit.result.covariance_pairs`, which
+    :meth:`~scaloquant.fit.result.FitResult.pair_correlations` is) to rounding, its diagonal
+    the SDs squared; started from the fit's own result on spectra the model fits (the premise
+    of :func:`test_polish_ends_on_the_fits_minimum_where_the_model_fits`), the polish ends
+    0.015 CRLB SDs from the fit's amplitudes, its coefficients within 0.0034 of the fit's and
+    the same pairs at or below ANTICORRELATION_MAX (28 of 2 x 378). K = 0 forms none."""
+    model = built[0]
+    fids, fit, est, want = from_the_fit
+    x, start = torch.as_tensor(fids), torch.as_tensor(fit.theta)
     m = len(model.metabolites)
     cov = est.amplitude_covariance
     assert cov.shape == (2, m, m)
     # the same inverse as the SDs: its diagonal their squares (8.9e-16 relative seen)
     np.testing.assert_allclose(torch.diagonal(cov, dim1=-2, dim2=-1), est.sd**2, rtol=1e-12)
     # the fit's bound at the polish's end (its problem, evaluation and noise level)
-    problem = model.predicting_problem()
-    noise_var = est.noise_sd**2
-    ev = evaluate(problem, est.theta, model.data_window(x), noise_var)
-    want, _ = crlb(problem, ev, noise_var)
     pairs = covariance_pairs(cov.numpy())
     assert pairs.shape == (2, m * (m - 1) // 2)
     # 1.2e-15 seen (the Cholesky route's rounding; test_fit_batched_crlb)
@@ -250,7 +273,7 @@ def test_polish_pair_correlations_are_the_fits_crlb_correlations(built):
     assert model.estimate(x, polish_iterations=5, network_theta=start).amplitude_covariance is None
 
 
-def test_polish_combined_rows_are_the_fits(built):
+def test_polish_combined_rows_are_the_fits(built, from_the_fit):
     """LCModel's combined rows of the polish (tNAA, tCr, tCho, Glx), their SD from its own
     covariance by the function ``fit``'s columns use (:func:`~scaloquant.fit.result.
     combined_columns`): at the polish's end the fit's CRLB (:func:`scaloquant.fit.crlb.crlb`
@@ -261,31 +284,16 @@ def test_polish_combined_rows_are_the_fits(built):
     parts' in quadrature (the report's sum before session 34: spant's spectrum 27 % against
     fit's 6 %). :meth:`predict_estimates` gives them per batch as :meth:`estimate`'s covariance
     does (batches of 1 against one of 2: 1.8e-9 relative seen)."""
-    from scaloquant.fit.crlb import crlb
-    from scaloquant.fit.evaluation import evaluate
     from scaloquant.fit.result import combined_columns
 
-    model, on_grid, _ = built
-    prior = InvivoPrior(snr_range=(120.0, 120.0))
-    params = draw_invivo(prior, on_grid.names, 8, np.random.default_rng(12))
-    fids = render_invivo(on_grid, params, np.random.default_rng(13)).fids[[3, 4]]
+    model = built[0]
+    fids, fit, est, want = from_the_fit
     x = torch.as_tensor(fids)
-    region_var = model.region_noise_var(x)
-    fit = batched.solve(
-        fids, model.basis(), model.config.fit_config, region_noise_sd=region_var.sqrt().numpy()
-    )
-    model.eval()
-    est = model.estimate(x, polish_iterations=5, network_theta=torch.as_tensor(fit.theta),
-                         covariance=True)  # fmt: skip
     names, m = tuple(model.metabolites), len(model.metabolites)
     combos, total, sd = combined_columns(
         est.amplitudes.numpy(), est.amplitude_covariance.numpy(), names
     )
     assert combos == ("tNAA", "tCr", "tCho", "Glx")
-    problem = model.predicting_problem()
-    noise_var = est.noise_sd**2
-    ev = evaluate(problem, est.theta, model.data_window(x), noise_var)
-    want, _ = crlb(problem, ev, noise_var)
     at_end = combined_columns(est.amplitudes.numpy(), want[:, :m, :m].numpy(), names)
     np.testing.assert_allclose(sd, at_end[2], rtol=1e-12)
     np.testing.assert_allclose(total, at_end[1], rtol=0)
