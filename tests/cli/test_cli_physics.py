@@ -321,6 +321,10 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
         rows = list(csv.DictReader(f))
     want = np.array([[float(r[n]) for n in names] for r in rows])[flagged]
     want_residual = np.array([float(r["fit_residual"]) for r in rows])[flagged]
+    # LCModel's combined rows and their CRLB SDs, from the covariance (fit's; the polish's)
+    combos = [f"{c}{s}" for c in p.combined_names for s in ("", "_crlb_sd")]
+    assert p.combined_names == ("tNAA", "tCr", "tCho", "Glx")
+    want_combined = np.array([[float(r[c]) for c in combos] for r in rows])[flagged]
     fit_facts = [
         spectrum["fit"] for spectrum in json.loads((fitted / "results.json").read_text())["spectra"]
     ]
@@ -344,6 +348,7 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
             rows = list(csv.DictReader(f))
         tables[stiffness] = np.array([[float(r[n]) for n in names] for r in rows])
         tables[stiffness + "_residual"] = np.array([float(r["fit_residual"]) for r in rows])
+        tables[stiffness + "_combined"] = np.array([[float(r[c]) for c in combos] for r in rows])
         doc = json.loads((out / "results.json").read_text())
         facts[stiffness] = [spectrum["fit"] for spectrum in doc["spectra"]]
         said = [note for note in doc["notes"] if note.startswith("the baseline: ")]
@@ -359,6 +364,14 @@ def test_quantify_fits_again_where_the_polish_asks_for_a_flexible_baseline(
     # largest amplitude away
     np.testing.assert_allclose(got[flagged], want, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(tables["adaptive_residual"][flagged], want_residual, rtol=1e-6)
+    np.testing.assert_allclose(
+        tables["adaptive_combined"][flagged], want_combined, rtol=1e-5, atol=1e-9
+    )
+    by_polish = np.stack([p.combined_amplitudes, p.combined_sd], axis=-1).reshape(6, -1)
+    np.testing.assert_allclose(
+        tables["adaptive_combined"][~flagged], by_polish[~flagged], rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(tables["fixed_combined"], by_polish, rtol=1e-4, atol=1e-6)
     # the model's rows: its batches side by side round in the last digits (as above)
     np.testing.assert_allclose(got[~flagged], p.amplitudes[~flagged], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(tables["fixed"], p.amplitudes, rtol=1e-4, atol=1e-6)
@@ -473,7 +486,10 @@ PHILIPS = INVIVO / "philips-press30-spant" / "nifti_spec2nii" / "metab.nii.gz"
 def test_train_on_a_scanners_grid_then_quantify_without_force(tmp_path, capsys):
     """A Philips PRESS file (1024 points, 2000 Hz, 127.79 MHz; the embedded basis: 2048, 4000
     Hz, 123.26 MHz): the model is trained on the file's grid, with LCModel's parametric
-    macromolecules (another scanner type), and quantify takes the file as it is."""
+    macromolecules (another scanner type), and quantify takes the file as it is. Its results
+    have ``fit``'s combined rows, tCho's %SD from the polish's covariance near fit's (7.2 %
+    against 6.4 % seen); the parts' SDs in quadrature, the report's sum until session 34, give
+    27 %."""
     out = tmp_path / "run"
     args = ["train", "--model", "spectrum_physics", "--preset", "tiny", "--out", str(out)]
     assert main([*args, "--grid-from", str(PHILIPS)]) == 0
@@ -488,6 +504,18 @@ def test_train_on_a_scanners_grid_then_quantify_without_force(tmp_path, capsys):
     with open(res / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and np.isfinite(float(rows[0]["NAA"]))
+    fitted = tmp_path / "fit"
+    assert main(["fit", str(PHILIPS), "--out", str(fitted), "--max-figures", "0"]) == 0
+    with open(fitted / "results.csv", newline="") as f:
+        fit_row = next(csv.DictReader(f))
+    row = rows[0]
+    for combo in ("tNAA", "tCr", "tCho", "Glx"):
+        assert np.isfinite(float(row[f"{combo}_crlb_pct"])), combo
+        assert np.isnan(float(row[f"{combo}_sd"]))  # the network's SD is a component's
+    pct, want = float(row["tCho_crlb_pct"]), float(fit_row["tCho_crlb_pct"])
+    assert 0.8 * want < pct < 1.25 * want, (pct, want)
+    parts = np.hypot(float(row["GPC_crlb_sd"]), float(row["PCho_crlb_sd"]))
+    assert 100 * parts / float(row["tCho"]) > 3 * pct
 
 
 def test_train_on_the_default_simulator_then_quantify(tmp_path, capsys):

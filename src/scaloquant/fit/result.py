@@ -181,9 +181,7 @@ class FitResult:
         """Cramér–Rao bound (SD) of the sum of the amplitudes of ``names``, ``(...)``:
         ``sqrt(w^T C w)`` with ``w`` the indicator of ``names`` and ``C`` the covariance bound,
         so the (often negative) covariance of overlapping metabolites counts."""
-        w = np.zeros(len(self.names))
-        w[[self.index(n) for n in names]] = 1.0
-        return np.sqrt(np.einsum("i,...ij,j->...", w, self.amplitude_covariance, w))
+        return sd_of_sum(self.amplitude_covariance, [self.index(n) for n in names])
 
     def pair_correlations(self, names: Sequence[str] | None = None) -> np.ndarray:
         """The correlation coefficients of the amplitudes' estimates, ``(..., P)``: of each pair
@@ -334,17 +332,51 @@ def anticorrelated(
     return out
 
 
-def combined(result: FitResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def sd_of_sum(covariance: np.ndarray, indices: Sequence[int]) -> np.ndarray:
+    """The SD ``(...)`` of the sum of the estimates ``indices`` of covariance ``covariance``
+    ``(..., M, M)``: ``sqrt(w^T C w)`` with ``w`` their indicator, so the (often negative)
+    covariance of overlapping metabolites counts (LCModel's combined rows)."""
+    w = np.zeros(covariance.shape[-1])
+    w[list(indices)] = 1.0
+    return np.sqrt(np.einsum("i,...ij,j->...", w, covariance, w))
+
+
+def combined_parts(names: Sequence[str]) -> dict[str, list[int]]:
+    """LCModel's combined rows (:data:`scaloquant.metabolites.COMBINATIONS`) that ``names`` (a
+    basis' own spellings) have a part of: name -> the positions of its parts in ``names``."""
+    return {
+        name: idx for name, wanted in COMBINATIONS.items() if (idx := indices_of(wanted, names))
+    }
+
+
+def combined_columns(
+    amplitudes: np.ndarray, covariance: np.ndarray, names: Sequence[str]
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """LCModel's combined rows (:data:`scaloquant.metabolites.COMBINATIONS`, under any
-    spelling of the basis) present in ``result``: name -> ``(amplitude (...), CRLB SD (...))``,
-    the SD from the full covariance (:meth:`FitResult.crlb_sd_of_sum`); parts missing from the
-    basis are left out, a combination with none present is skipped."""
-    out = {}
-    for name, parts in COMBINATIONS.items():
-        present = [result.names[i] for i in indices_of(parts, result.names)]
-        if present:
-            out[name] = (result.amplitude_of_sum(present), result.crlb_sd_of_sum(present))
-    return out
+    spelling of ``names``) of estimates ``amplitudes`` ``(..., M)`` of covariance
+    ``covariance`` ``(..., M, M)``: their names, their amplitudes ``(..., C)`` (the sums of
+    their parts) and SDs ``(..., C)`` (:func:`sd_of_sum`); parts missing from ``names`` are
+    left out, a combination with none present is skipped (``C = 0``: empty columns). The
+    columns of ``fit`` (:func:`combined`) and of a physics-head model's polish
+    (:meth:`scaloquant.models.physics.PhysicsQuantifier.predict_estimates`)."""
+    amplitudes = np.asarray(amplitudes)
+    parts = combined_parts(names)
+    if not parts:
+        # a basis holding none of the parts (a .BASIS cut after its first block, Mac alone)
+        none = np.empty((*amplitudes.shape[:-1], 0))
+        return (), none, none
+    total = np.stack([amplitudes[..., idx].sum(axis=-1) for idx in parts.values()], axis=-1)
+    sd = np.stack([sd_of_sum(covariance, idx) for idx in parts.values()], axis=-1)
+    return tuple(parts), total, sd
+
+
+def combined(result: FitResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`combined_columns` of ``result`` (its CRLB covariance,
+    :attr:`FitResult.amplitude_covariance`) by name: ``(amplitude (...), CRLB SD (...))``."""
+    names, total, sd = combined_columns(
+        result.amplitudes, result.amplitude_covariance, result.names
+    )
+    return {name: (total[..., c], sd[..., c]) for c, name in enumerate(names)}
 
 
 class FitSpectra(NamedTuple):

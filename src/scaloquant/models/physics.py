@@ -67,7 +67,7 @@ from ..fit.lm import (
 )
 from ..fit.model import MISFIT_RATIO
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
-from ..fit.result import covariance_pairs
+from ..fit.result import combined_columns, combined_parts, covariance_pairs
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum
@@ -144,7 +144,11 @@ class PhysicsPrediction(NamedTuple):
     polish: the correlation coefficients of the amplitudes' estimates, each pair of
     :attr:`PhysicsQuantifier.metabolites` in the order of
     :meth:`scaloquant.fit.result.FitResult.pair_correlations` (:func:`~scaloquant.fit.result.
-    covariance_pairs` of :attr:`PhysicsEstimate.amplitude_covariance`; None without)."""
+    covariance_pairs` of :attr:`PhysicsEstimate.amplitude_covariance`; None without);
+    ``combined_names``, ``combined_amplitudes`` ``(B, C)`` and ``combined_sd`` ``(B, C)``, with
+    the pairs: LCModel's combined rows (tNAA, tCr, tCho, Glx) of the polished amplitudes, their
+    SD from the same covariance, as ``fit``'s columns (:func:`~scaloquant.fit.result.
+    combined_columns`; ``()`` and None without)."""
 
     amplitudes: np.ndarray
     sd: np.ndarray
@@ -156,6 +160,9 @@ class PhysicsPrediction(NamedTuple):
     residual_sd: np.ndarray
     flexible: np.ndarray | None = None
     pair_correlations: np.ndarray | None = None
+    combined_names: tuple[str, ...] = ()
+    combined_amplitudes: np.ndarray | None = None
+    combined_sd: np.ndarray | None = None
 
 
 #: Complex dtype of the modulated FIDs and their FFTs in the evaluation at the network's
@@ -870,7 +877,9 @@ class PhysicsQuantifier(nn.Module):
         29, `qstage29`)"). ``correlations``: with a polish (``K`` > 0), also each batch's pair
         correlations (:attr:`PhysicsPrediction.pair_correlations`), taken from its covariance
         by the thread that polished it: ``(B, P)`` kept, half a covariance, not the ``(B, M,
-        M)`` covariances; ``K = 0`` forms none (None)."""
+        M)`` covariances; ``K = 0`` forms none (None); and from the same covariance, in the
+        same thread, LCModel's combined rows and their SDs, as ``fit``'s
+        (:attr:`PhysicsPrediction.combined_sd`)."""
         # the batches below only read the samples: no copy of them all (16384 spectra: 0.5 GB
         # of new memory, touched page by page)
         arr = self.check_fids(fids, copy=False)
@@ -893,6 +902,8 @@ class PhysicsQuantifier(nn.Module):
         # "Where quantify's time goes (session 16, `quant16`)")
         local = threading.local()
         pairs = correlations and k > 0
+        names = tuple(self.metabolites)
+        combos = tuple(combined_parts(names))
 
         def part(lo: int, hi: int) -> tuple[torch.Tensor, ...]:
             if not hasattr(local, "workspace"):
@@ -911,7 +922,9 @@ class PhysicsQuantifier(nn.Module):
                 out = (*out, torch.from_numpy(flexible))
             if pairs:
                 cov = est.amplitude_covariance.cpu().numpy()
+                _, total, sd = combined_columns(est.amplitudes.cpu().numpy(), cov, names)
                 out = (*out, torch.from_numpy(covariance_pairs(cov)))
+                out = (*out, torch.from_numpy(total), torch.from_numpy(sd))
             return out
 
         # the screen's numpy BLAS on one thread (its own limit, threadpoolctl's): set here for
@@ -936,19 +949,24 @@ class PhysicsQuantifier(nn.Module):
                 parts = batched.chunk_parts(part, len(arr), device, batch_size)
         finally:
             self.train(was_training)
-        m, p = len(self.metabolites), self.problem().size
+        m, p = len(names), self.problem().size
         if not parts:
             empty = (np.zeros((0, n)) for n in (m, m, m, p))
             return PhysicsPrediction(
                 *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), np.zeros(0),
                 np.zeros(0, dtype=bool) if screen else None,
                 np.zeros((0, m * (m - 1) // 2)) if pairs else None,
+                combos if pairs else (),
+                *((np.zeros((0, len(combos))),) * 2 if pairs else (None, None)),
             )  # fmt: skip
         columns = [torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True)]
         return PhysicsPrediction(
             *columns[:8],
             flexible=columns[8] if screen else None,
-            pair_correlations=columns[-1] if pairs else None,
+            pair_correlations=columns[-3] if pairs else None,
+            combined_names=combos if pairs else (),
+            combined_amplitudes=columns[-2] if pairs else None,
+            combined_sd=columns[-1] if pairs else None,
         )
 
     def asks_for_flexible_baseline(self, fids: np.ndarray, theta: np.ndarray) -> np.ndarray:

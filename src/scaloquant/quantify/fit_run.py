@@ -330,7 +330,7 @@ def _fitted_rows(
     ``(columns, relative residual, metabolites over data, fitted FWHM in ppm, residual over
     noise, facts)``
     (:func:`spread_fit_facts`)."""
-    from ..fit.result import combined
+    from ..fit.result import combined_columns
 
     # the input's samples, not copies of them: a view (types._handed_over), all of it where
     # every spectrum is fitted, and the rows taken once otherwise; the two copies this made of
@@ -345,12 +345,9 @@ def _fitted_rows(
         taken.setflags(write=False)
         seen = flat.with_samples(taken)
     result = fit_spectra(seen, basis, config)
-    sums = combined(result)
-    # a basis holding none of the combined rows' parts (a .BASIS cut after its first block,
-    # Mac alone) has no such columns: np.stack of none was a traceback
-    none = np.empty((*result.amplitudes.shape[:-1], 0))
-    amplitude = np.stack([a for a, _ in sums.values()], axis=-1) if sums else none
-    sd = np.stack([s for _, s in sums.values()], axis=-1) if sums else none
+    sums, amplitude, sd = combined_columns(
+        result.amplitudes, result.amplitude_covariance, result.names
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
     columns = {

@@ -23,6 +23,7 @@ from ..fit import (
     fitted_spectra,
     phase_corrected,
 )
+from ..fit.result import combined_columns
 from ..models.physics_config import PHYSICS_KINDS
 from ..signal.noise import residual_over_noise
 from ..signal.water_peak import WATER_NEAR_WINDOW_RATIO
@@ -107,8 +108,12 @@ class PhysicsRows:
     ``fit`` fits them; for the figures (:func:`_physics_figures`): ``seen`` ``(N, n_points)``
     the FIDs the model saw, ``theta`` ``(N, P)`` its final parameters, and ``refit``, the fit
     of the spectra fitted again (``refit_rows``, indices into the ``N``, their FIDs
-    ``refit_fid``; None: none)."""
+    ``refit_fid``; None: none). ``names``: the columns' names, the model's components and,
+    with a polish, LCModel's combined rows (tNAA, tCr, tCho, Glx: ``fit``'s columns, their CRLB
+    SD from the polish's covariance or, where a spectrum was fitted again, that fit's; their
+    own SD NaN where polished, the network's SD being a component's alone)."""
 
+    names: tuple[str, ...]
     columns: list[np.ndarray]
     facts: dict[str, np.ndarray]
     dried: int
@@ -168,7 +173,11 @@ def _physics_estimates(
     run's note) are the polish's covariance bound's, read as the fit reads its own
     (:attr:`~scaloquant.models.physics.PhysicsPrediction.pair_correlations`), those of a
     spectrum fitted again that fit's; the network alone (``K = 0``) forms no covariance, and
-    gives none."""
+    gives none. With a polish, LCModel's combined rows follow the components
+    (:attr:`PhysicsRows.names`), as ``fit``'s columns: their SD from the polish's covariance
+    (:attr:`~scaloquant.models.physics.PhysicsPrediction.combined_sd`), taken per batch by the
+    thread that polished it, or from the covariance of a spectrum's fit again; ``K = 0``
+    gives none (the report then sums the parts, their SDs in quadrature)."""
     fit_config = quantifier.config.fit_config
     top = fit_config.ppm_range[1]
     k = quantifier.config.polish_iterations if polish is None else polish
@@ -205,7 +214,14 @@ def _physics_estimates(
     p = quantifier.predict_estimates(
         seen, batch_size=batch_size, polish_iterations=polish, screen=screen, correlations=True
     )
+    names = tuple(quantifier.metabolites)
     columns = [p.amplitudes, p.sd, p.network_sd, p.fit_residual, p.metabolite_fraction]
+    if p.combined_names:
+        # the network's own SD is a component's (its calibration factors): none for a sum
+        none = np.full(p.combined_sd.shape, np.nan)
+        for c, extra in enumerate((p.combined_amplitudes, p.combined_sd, none)):
+            columns[c] = np.concatenate([columns[c], extra], axis=-1)
+    column_names = (*names, *p.combined_names)
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
     proton = fid.nucleus == "1H"
     columns.append(residual_over_noise(p.residual_sd, seen, *grid, proton=proton))
@@ -218,23 +234,30 @@ def _physics_estimates(
     pairs = {} if p.pair_correlations is None else {"anticorrelated": p.pair_correlations}
     if not screen or not n:
         facts |= pairs | {"water_near_window": near}
-        return PhysicsRows(columns, facts, dried, 0, seen, theta)
+        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta)
     flagged = np.flatnonzero(p.flexible)
     if not flagged.size:
         facts |= pairs | {"water_near_window": near}
-        return PhysicsRows(columns, facts, dried, 0, seen, theta)
+        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta)
     # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
     # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
     # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
     adaptive = replace(
         fit_config, baseline_stiffness="adaptive", device=quantifier.basis_fids.device.type
     )
-    names = tuple(quantifier.metabolites)
     again = fid.with_samples(samples[flagged])
     with blas_threads(1):
         refit = fit_spectra(again, quantifier.basis(), adaptive)
-    sd = _named_columns(refit.crlb_sd, refit.names, names)
-    replaced = (_named_columns(refit.amplitudes, refit.names, names), sd, sd, *fit_checks(refit))
+    # its combined rows as fit's (its own covariance), taken where the polish gives them
+    sums, total, sums_sd = combined_columns(
+        refit.amplitudes, refit.amplitude_covariance, refit.names
+    )
+    given = (*refit.names, *sums)
+    refit_amplitudes = np.concatenate([refit.amplitudes, total], axis=-1)
+    sd = _named_columns(np.concatenate([refit.crlb_sd, sums_sd], axis=-1), given, column_names)
+    replaced = (
+        _named_columns(refit_amplitudes, given, column_names), sd, sd, *fit_checks(refit),
+    )  # fmt: skip
     for column, values in zip(columns, replaced, strict=True):
         column[flagged] = values
     refit_facts = spread_fit_facts(refit, again, flagged, n, names)
@@ -251,7 +274,9 @@ def _physics_estimates(
     facts["anticorrelated"][flagged] = refit_facts["anticorrelated"][flagged]
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
-    return PhysicsRows(columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again)
+    return PhysicsRows(
+        column_names, columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again
+    )
 
 
 def _model_figures(
@@ -404,6 +429,7 @@ def quantify_inputs(
     water_removed = 0  # spectra a physics-head model saw less their residual water
     refitted = 0  # spectra of a physics-head model fitted again as fit fits them
     unreported: set[str] = set()  # components the refined fit adds to the model's
+    columns_named = names  # a physics-head model's polish adds the combined rows
     for prep in prepared:
         fid = prep.fid
         estimates = None
@@ -435,6 +461,7 @@ def quantify_inputs(
                 pct = np.where(amplitudes > 0, 100 * crlb_sd / amplitudes, np.inf)
             columns = {"": amplitudes, "_sd": sd, "_crlb_sd": crlb_sd, "_crlb_pct": pct}
             fit_facts = {name: spread(value) for name, value in estimates.facts.items()}
+            columns_named = estimates.names
             water_removed += estimates.dried
             refitted += estimates.refitted
         else:
@@ -466,7 +493,7 @@ def quantify_inputs(
             fit_linewidth = spread(refined.linewidth_ppm)
             fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra, names)
         checks = FitChecks(fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
-        flags, checks = flags_and_checks(prep, columns[""], names, checks)
+        flags, checks = flags_and_checks(prep, columns[""], columns_named, checks)
         drawn_at = functools.partial(
             _model_figures, quantifier, basis, fid, rows, amplitudes, estimates
         )
@@ -547,7 +574,7 @@ def quantify_inputs(
     }
     run = finish_run(
         "quantify",
-        names,
+        columns_named,
         partial,
         # a physics-head model's own prepared basis names its macromolecules and lipids
         basis=quantifier.basis() if physics else basis,

@@ -62,7 +62,8 @@ class MetaboliteTable:
         a combination's SD is the root sum of squares of its parts' SDs.
     sd_label : what the %SD is (``"%SD"`` from the network, ``"%SD (CRLB)"`` of the fit).
     summed : the combinations formed here from their parts (SD in quadrature); the others of
-        the first ``combined`` are the run's own columns (``fit``'s: CRLB from the covariance).
+        the first ``combined`` are the run's own columns (``fit``'s and a physics-head model's
+        polish's: CRLB from the covariance).
     """
 
     names: tuple[str, ...]
@@ -137,11 +138,13 @@ def metabolite_table(run: Run) -> MetaboliteTable:
     """The estimates of ``run`` as one table, with :data:`COMBINED` first.
 
     A combination the run has a column of (e.g. a basis with a ``tNAA`` spectrum) is that
-    column (``fit``'s tNAA, tCr, tCho and Glx: sums with the CRLB from the covariance, as
-    LCModel's); otherwise, when the basis has its parts, its amplitude, ratio and mM are the
-    sums of its parts' (NaN if a part is NaN) and its SD is ``sqrt(sum sd_i^2)``, which ignores
-    the parts' correlation (NAA and NAAG are anticorrelated, so this overstates the SD of
-    tNAA); :attr:`MetaboliteTable.summed` names those.
+    column (``fit``'s tNAA, tCr, tCho and Glx, and a physics-head model's with a polish: sums
+    with the CRLB from the covariance, as LCModel's); otherwise, when the basis has its parts,
+    its amplitude, ratio and mM are the sums of its parts' (NaN if a part is NaN) and its SD
+    is ``sqrt(sum sd_i^2)``, which ignores the parts' correlation (NAA and NAAG are
+    anticorrelated, so this overstates the SD of tNAA; a physics-head model's tCho with the
+    network alone, ``K = 0``, whose polish forms no covariance); :attr:`MetaboliteTable.summed`
+    names those.
     """
     names = list(run.names)
     combos = {

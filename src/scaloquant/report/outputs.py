@@ -183,6 +183,11 @@ def results_json(run: Run, keys: list[str]) -> dict[str, Any]:
         for s in run.suffixes:
             if parts:  # fit's combined rows: say what they sum and how their SD is had
                 sd = " (of the sum, from the covariance of its parts)" if "crlb" in s else ""
+                if s == "_sd":  # a physics-head model's polish: the network's SD is a part's
+                    sd = (
+                        " (none, NaN, where the model's polish gives the row: its own SD is "
+                        "calibrated per component; a spectrum fitted again: that fit's CRLB)"
+                    )
                 columns[f"{n}{s}"] = (
                     f"{n} = {' + '.join(parts)} (LCModel's combined row): "
                     f"{COLUMN_DESCRIPTIONS[s]}{sd}"
