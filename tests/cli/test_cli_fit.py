@@ -265,6 +265,18 @@ def test_groups_takes_every_named_grouping():
         assert fit_config_from_args(args).grouping == name
 
 
+def test_a_groups_file_saved_with_a_byte_order_mark_reads_as_without(tmp_path):
+    """A UTF-8 byte-order mark (Windows editors save one) before a --groups file's first name
+    was read as part of it: 'NAA' was refused as not in the basis set (audit34b)."""
+    from scaloquant.cli import build_parser
+    from scaloquant.cli.fit import fit_config_from_args
+
+    groups = tmp_path / "groups.txt"
+    groups.write_bytes(b"\xef\xbb\xbfNAA NAAG\r\nCr, PCr\r\n")
+    args = build_parser(["fit"]).parse_args(["fit", "x.RAW", "--out", "o", "--groups", str(groups)])
+    assert fit_config_from_args(args).grouping == (("NAA", "NAAG"), ("Cr", "PCr"))
+
+
 def test_threads_are_checked_and_restored(basis, simulated, tmp_path, capsys):
     """``--threads N`` runs the solver on N torch threads and gives the caller its own back (the
     CLI runs in-process in tests and notebooks); N < 1 is one line and exit 2, nothing written."""

@@ -102,6 +102,25 @@ def test_simulate_renders_and_records_the_macromolecules_train_trains_on(
     assert not out.exists()
 
 
+def test_evaluate_refuses_a_file_whose_basis_macromolecules_were_not_rendered(
+    tmp_path, capsys, default_model
+):
+    """A file of ``simulate --preset invivo --grid-from`` another scanner type's file holds
+    LCModel's MM09...MM20 and the basis' Mac at 0 in every signal: a model of the default
+    simulation, which estimates Mac, was evaluated against that 0, exit 0 (audit34b)."""
+    data = tmp_path / "test.h5"
+    argv = ["simulate", "--n", "4", "--seed", "2", "--preset", "invivo", "--grid-from"]
+    assert main([*argv, str(SPANT), "--out", str(data)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "ev"
+    argv = ["evaluate", "--model", str(default_model), "--data", str(data), "--out", str(out)]
+    assert main(argv) == 2
+    line = one_error_line(capsys, "evaluate")
+    assert "macromolecules: parametric" in line and "Mac, which spectrum_physics" in line
+    assert "without --preset invivo" in line
+    assert not out.exists()
+
+
 def test_simulate_without_the_preset_keeps_the_basis_macromolecules(tmp_path):
     """The default simulation renders the basis on the grid as train's default signals are."""
     data = tmp_path / "test.h5"

@@ -174,6 +174,16 @@ def test_true_or_false_gives_the_bool_back():
         true_or_false("log", None)
 
 
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_a_config_file_saved_with_a_byte_order_mark_reads_as_without(tmp_path, suffix):
+    """A UTF-8 byte-order mark (Windows editors save one) before the first key: TOML's reader
+    refused it as 'Invalid statement (at line 1, column 1)' (audit34b); YAML's dropped it."""
+    text = "max_iterations: 50\n" if suffix == ".yaml" else "max_iterations = 50\n"
+    marked = tmp_path / f"fit{suffix}"
+    marked.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_config(marked, FitConfig.from_dict).max_iterations == 50
+
+
 def test_a_yaml_key_given_twice_is_refused(tmp_path):
     """PyYAML keeps the last of two equal keys without a word: ``water_removal: hlsvd`` then
     ``water_removal: none`` fitted with ``none`` (session 34, ``audit34``). TOML's reader

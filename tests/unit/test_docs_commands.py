@@ -1,5 +1,6 @@
-"""Every ``scaloquant …`` command that ``README.md`` and ``docs/*.md`` show parses with the CLI's
-own parser, so that a renamed flag or choice fails here rather than in a user's copy and paste.
+"""Every ``scaloquant …`` command that ``README.md``, ``CONTRIBUTING.md`` and ``docs/*.md`` show
+parses with the CLI's own parser, so that a renamed flag or choice fails here rather than in a
+user's copy and paste.
 
 ``docs/history/`` is left out: its logs describe the commands of their time. Commands are read
 from code fences (a line, with its ``\\`` continuations, or one link of a ``&&`` chain, that
@@ -57,7 +58,7 @@ class Command:
 
 
 def doc_files() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def fenced_commands(path: Path, root: Path = ROOT) -> list[Command]:

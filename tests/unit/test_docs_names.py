@@ -1,7 +1,7 @@
 """Every ``scaloquant.…`` name that the docs and the docstrings quote in backticks exists.
 
-``docs/*.md`` (not ``docs/history/``, whose logs describe the code of their time), ``README.md``
-and every module's text under ``src/`` are searched for a backticked dotted name that starts
+``docs/*.md`` (not ``docs/history/``, whose logs describe the code of their time), ``README.md``,
+``CONTRIBUTING.md`` and every module's text under ``src/`` are searched for a backticked dotted name that starts
 with ``scaloquant.`` (``scaloquant.fit.fit_spectra``, ``:func:`~scaloquant.signal.axes.ppm_axis```)
 or, in a module, a Sphinx role relative to its package (``:mod:`.text```), and each is
 resolved without importing anything: the longest prefix that is a module, then a name defined
@@ -81,6 +81,7 @@ def _texts() -> list[Path]:
     return [
         *sorted((ROOT / "docs").glob("*.md")),
         ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
         *sorted((SRC / "scaloquant").rglob("*.py")),
     ]
 

@@ -1,7 +1,7 @@
 """Every reference to a section of the docs names a file and a heading that exist.
 
-Two forms are checked, wherever they stand in ``src/``, ``benchmarks/``, ``tests/``, ``README.md``
-and ``docs/``:
+Two forms are checked, wherever they stand in ``src/``, ``benchmarks/``, ``tests/``, ``README.md``,
+``CONTRIBUTING.md`` and ``docs/``:
 
 * a quoted section name after a docs path: ``docs/fit.md "Solver and bounds"``,
   ``docs/fit.md`` ``("Cheaper model evaluations", "Where the fit's time goes")``,
@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("src", "benchmarks", "tests", "docs", "README.md")
+SCANNED = ("src", "benchmarks", "tests", "docs", "README.md", "CONTRIBUTING.md")
 SUFFIXES = {".py", ".md", ".txt", ".toml", ".yaml", ".yml", ".cfg"}
 
 #: A docs path not inside another path (``../shared/docs/x.md`` is not this repository's).

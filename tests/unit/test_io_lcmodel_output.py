@@ -160,3 +160,21 @@ def test_coord_reader_refuses_other_files_and_short_blocks(tmp_path):
     with pytest.raises(InputFileError, match="empty"):
         (tmp_path / "empty.coord").write_text("")
         read_lcmodel_coord(tmp_path / "empty.coord")
+
+
+def test_coord_of_a_run_lcmodel_stopped_names_its_fatal_error(tmp_path):
+    """LCModel 6.3 on a FID of zeros writes a .coord of its diagnostics alone (the head below,
+    from the peer's run, audit34b); it was refused as 'not an LCModel .coord file'."""
+    path = tmp_path / "z.coord"
+    path.write_text(
+        " LCModel (Version 6.3-1N) Copyright: S.W. Provencher.\n  \n"
+        "   1 lines in following diagnostic table:\n"
+        "   1 FATAL     FTDATA  1\n"
+        "  11 lines in following table of input changes:\n"
+        " neach=999\n"
+    )
+    with pytest.raises(InputFileError) as err:
+        read_lcmodel_coord(path)
+    message = str(err.value)
+    assert "stopped with the fatal error FTDATA 1" in message and str(path) in message
+    assert "\n" not in message

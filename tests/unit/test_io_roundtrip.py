@@ -256,6 +256,26 @@ def test_text_as_the_ismrm_challenge_writes_it(tmp_path, columns):
         assert_peak(water_fid, expected=4.65, ppm_range=(3.0, 6.0))
 
 
+@pytest.mark.parametrize("kind", ["jmrui", "text"])
+def test_a_text_file_saved_with_a_byte_order_mark_reads_as_without(tmp_path, kind):
+    """A UTF-8 byte-order mark (Windows editors save one) before a text FID is not its first
+    character: the jMRUI file was refused as not starting with 'jMRUI Data Textfile' and the
+    ISMRM text file as not having 2 or 4 columns (audit34b)."""
+    sig = lorentzian(2.01)
+    plain = tmp_path / "plain.txt"
+    if kind == "jmrui":
+        head = ["jMRUI Data Textfile", f"PointsInDataset: {N}", "DatasetsInFile: 1"]
+        head += ["SamplingInterval: 2.5E-1", f"TransmitterFrequency: {MHZ}E6", "Signal 1 out of 1"]
+        rows = [f"{z.real:.8e}\t{z.imag:.8e}\t0\t0" for z in sig]
+        plain.write_text("\n".join(head + rows) + "\n")
+    else:
+        np.savetxt(plain, np.column_stack([np.conj(sig).real, np.conj(sig).imag]), fmt="%.7e")
+    marked = tmp_path / f"marked{plain.suffix}"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    grid = {} if kind == "jmrui" else GRID
+    np.testing.assert_array_equal(read_fid(marked, **grid).samples, read_fid(plain, **grid).samples)
+
+
 def test_lcmodel_raw_as_lcmodel_writes_it(tmp_path):
     """A .RAW with only $NMID (as LCModel's bin2raw and the ISMRM files): conj(fid), 8E13.5."""
     values = np.column_stack([np.conj(lorentzian()).real, np.conj(lorentzian()).imag]).ravel()

@@ -171,7 +171,9 @@ def _groups(value: str) -> str | tuple[tuple[str, ...], ...]:
             f"--groups {value!r} is neither one of {', '.join(GROUPING_NAMES)} nor a file"
         )
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # 'utf-8-sig': a byte-order mark (Windows editors save one) was read as the first
+        # name's first character, and 'NAA' refused as not in the basis (audit34b)
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise InputFileError(f"cannot read --groups file {path}: {err}") from None
     # '#' starts a comment, as in the shell and YAML files users keep beside it (audit34 found a

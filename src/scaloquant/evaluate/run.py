@@ -78,7 +78,32 @@ def _test_columns(quantifier: Any, test: SignalSet, name: str) -> list[int]:
     extra = [m for m in model_names if m not in test.metabolites]
     if missing or extra:
         raise IncompatibleDataError(_names_differ(name, extra, missing, test))
+    _require_scored_macromolecules(test, name)
     return [model_names.index(m) for m in test.metabolites]
+
+
+def _require_scored_macromolecules(test: SignalSet, name: str) -> None:
+    """Refuse a test file whose basis macromolecules were not rendered: a file of the invivo
+    prior with ``macromolecules: parametric`` (``simulate --preset invivo --grid-from`` another
+    scanner type's file) holds LCModel's MM09...MM20 in its FIDs and gives the basis' ``Mac``
+    the truth 0 in every signal, against which a model estimating ``Mac`` was scored (audit34b:
+    a default-simulation model's Mac MAE 3.4 against a truth of 0, exit 0)."""
+    if (test.config or {}).get("macromolecules") != "parametric":
+        return
+    zero = [
+        m
+        for m in macromolecule_names(test.metabolites)
+        if not np.any(test.amplitudes[:, test.metabolites.index(m)])
+    ]
+    if zero:
+        raise IncompatibleDataError(
+            f"the test file's macromolecules are LCModel's parametric components (its config's "
+            f"macromolecules: parametric, as simulate --preset invivo --grid-from another scanner "
+            f"type's file renders them), and {', '.join(zero)}, which {name} estimates, is 0 in "
+            "every signal: its estimates would be scored against a truth the file does not "
+            f"hold; evaluate {name} on a file simulated without --preset invivo (or with "
+            "macromolecules: measured in its --config)"
+        )
 
 
 def _names_differ(name: str, extra: list[str], missing: list[str], test: SignalSet) -> str:

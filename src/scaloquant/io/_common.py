@@ -4,6 +4,7 @@ point counts match, metadata are present. Each failure is a typed one-line error
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import re
@@ -19,12 +20,16 @@ from ..paths import require_file
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """The whole text of a file (Latin-1 accepted: vendor headers carry odd characters)."""
+    """The whole text of a file (Latin-1 accepted: vendor headers carry odd characters; a
+    leading UTF-8 byte-order mark dropped)."""
     path = require_file(path)
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise InputFileError(f"cannot read {path}: {err.strerror}; check its permissions") from None
+    # a UTF-8 byte-order mark (Windows editors save one) is no character of the text: kept, it
+    # was the first column's or the jMRUI header's, and the file was refused as another format
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     if b"\x00" in raw[:4096]:
         raise InputFileError(f"{path} is a binary file, not text; check the file format")
     if not raw.strip():

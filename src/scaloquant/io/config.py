@@ -67,7 +67,9 @@ def read_mapping(path: Path) -> Mapping[str, Any]:
     """The top-level mapping of a YAML (any suffix but ``.toml``) or TOML file (``{}`` if
     empty); unreadable or malformed files raise one clear line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # 'utf-8-sig': a byte-order mark (Windows editors save one) is dropped; TOML's reader
+        # refused it as 'Invalid statement (at line 1, column 1)', a character no one sees
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputFileError(f"config file {path} does not exist; check the path") from None
     except IsADirectoryError:

@@ -50,6 +50,9 @@ _DENOMINATOR = re.compile(r"%SD\s+/(\S+)")
 _CONC_TITLE = re.compile(r"^\s*(\d+)\s+lines in following concentration table")
 _COORD_TITLE = re.compile(r"^\s*(\d+) points on ppm-axis = NY")
 _COORD_COMPONENT = re.compile(r"^\s*(\S+)\s+Conc\. =\s*(\S+)")
+#: A row of the diagnostic table of a run LCModel stopped (``   1 FATAL     FTDATA  1``: its
+#: type, routine and number, as its manual lists them)
+_FATAL_ROW = re.compile(r"^\s*\d+\s+FATAL\s+(\S+)\s+(\d+)")
 _CURVE_TITLES = {
     "phased data points follow": "data",
     "points of the fit to the data follow": "fit",
@@ -153,7 +156,8 @@ def read_lcmodel_coord(path: str | os.PathLike) -> LCModelCoord:
     ------
     InputFileError
         Missing, empty or binary; no concentration table or no ``points on ppm-axis`` line (not
-        a ``.coord`` file); a block of other than ``NY`` numbers (truncated).
+        a ``.coord`` file, or that of a run LCModel stopped with a ``FATAL`` diagnostic, named);
+        a block of other than ``NY`` numbers (truncated).
     """
     text = read_text(path)
     path = Path(path)
@@ -162,6 +166,15 @@ def read_lcmodel_coord(path: str | os.PathLike) -> LCModelCoord:
     conc = next(((i, m) for i, m in found if m is not None), None)
     start = next((i for i, line in enumerate(lines) if _COORD_TITLE.match(line)), None)
     if conc is None or start is None or start < conc[0]:
+        # a run LCModel stopped writes a .coord of its diagnostics alone: not another format
+        fatal = next((m for line in lines if (m := _FATAL_ROW.match(line))), None)
+        if conc is None and fatal is not None:
+            raise InputFileError(
+                f"{path} is the .coord of an LCModel run that stopped with the fatal error "
+                f"{fatal.group(1)} {fatal.group(2)} (its diagnostic table): it holds no "
+                "concentration table or fit; look the error up in LCModel's manual, mend the "
+                "run and read its new .coord"
+            )
         raise InputFileError(
             f"{path} is not an LCModel .coord file (no concentration table followed by "
             "'points on ppm-axis'); give the file LCModel writes with LCOORD=9 (its FILCOO)"
