@@ -41,8 +41,9 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "bound at the network's parameters times factors calibrated on its validation set)",
     "_refined": "amplitude of the full linear-combination fit started from the network's "
     "estimate (--refine)",
-    "_crlb_sd": "Cramér-Rao lower bound of the fitted amplitude (of a physics-head model: of its "
-    "polished fit), as a standard deviation (amplitude units)",
+    "_crlb_sd": "Cramér-Rao lower bound of the fitted amplitude (of a physics-head model: at its "
+    "polished parameters, or at the network's without a polish, K = 0), as a standard deviation "
+    "(amplitude units)",
     "_crlb_pct": "Cramér-Rao lower bound as % of the fitted amplitude (LCModel's %SD)",
     "_ratio_tcr": "amplitude / (Cr + PCr amplitudes) of the same spectrum",
     "_mM": "concentration in mM from the water reference (ISMRM 2016 challenge formula, see "
