@@ -120,8 +120,12 @@ def _names_differ(name: str, extra: list[str], missing: list[str], test: SignalS
     # physics-head model trained on the invivo prior estimates them (its lipids, and its
     # macromolecules where the fit replaces the basis' measured ones: fit.problem.
     # macromolecule_choice, e.g. train --grid-from another scanner type's file)
-    if set(extra) <= set(LCMODEL_COMPONENTS) and set(missing) <= set(
-        macromolecule_names(test.metabolites)
+    # (a model that estimates none of them, one that lacks only the file's Mac, was trained
+    # on another basis: the words below)
+    if (
+        extra
+        and set(extra) <= set(LCMODEL_COMPONENTS)
+        and set(missing) <= set(macromolecule_names(test.metabolites))
     ):
         mm = (
             " and models the macromolecules by LCModel's parametric components in place of "
