@@ -370,6 +370,15 @@ def combined_columns(
     return tuple(parts), total, sd
 
 
+def with_combined(result: FitResult) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """``result``'s components, then its combined rows (:func:`combined_columns` of its CRLB
+    covariance): their names, amplitudes ``(..., M + C)`` and CRLB SDs ``(..., M + C)``, the
+    columns of ``fit`` and of a spectrum ``quantify`` fitted again."""
+    sums, total, sd = combined_columns(result.amplitudes, result.amplitude_covariance, result.names)
+    amplitudes = np.concatenate([result.amplitudes, total], axis=-1)
+    return (*result.names, *sums), amplitudes, np.concatenate([result.crlb_sd, sd], axis=-1)
+
+
 def combined(result: FitResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """:func:`combined_columns` of ``result`` (its CRLB covariance,
     :attr:`FitResult.amplitude_covariance`) by name: ``(amplitude (...), CRLB SD (...))``."""

@@ -330,7 +330,7 @@ def _fitted_rows(
     ``(columns, relative residual, metabolites over data, fitted FWHM in ppm, residual over
     noise, facts)``
     (:func:`spread_fit_facts`)."""
-    from ..fit.result import combined_columns
+    from ..fit.result import with_combined
 
     # the input's samples, not copies of them: a view (types._handed_over), all of it where
     # every spectrum is fitted, and the rows taken once otherwise; the two copies this made of
@@ -345,17 +345,16 @@ def _fitted_rows(
         taken.setflags(write=False)
         seen = flat.with_samples(taken)
     result = fit_spectra(seen, basis, config)
-    sums, amplitude, sd = combined_columns(
-        result.amplitudes, result.amplitude_covariance, result.names
-    )
+    names, amplitude, sd = with_combined(result)
+    m = len(result.names)  # the sums' %SD after the components' own
     with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(amplitude > 0, 100 * sd / amplitude, np.inf)
+        pct = np.where(amplitude[..., m:] > 0, 100 * sd[..., m:] / amplitude[..., m:], np.inf)
     columns = {
-        "": spread(np.concatenate([result.amplitudes, amplitude], axis=-1)),
-        "_crlb_sd": spread(np.concatenate([result.crlb_sd, sd], axis=-1)),
+        "": spread(amplitude),
+        "_crlb_sd": spread(sd),
         "_crlb_pct": spread(np.concatenate([result.crlb_pct, pct], axis=-1)),
     }
     residual, metabolites, over_noise = (spread(v) for v in fit_checks(result))
     facts = spread_fit_facts(result, seen, rows, n)
     values = (columns, residual, metabolites, spread(result.linewidth_ppm), over_noise, facts)
-    return result, (*result.names, *sums), values
+    return result, names, values

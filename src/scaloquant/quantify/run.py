@@ -23,7 +23,7 @@ from ..fit import (
     fitted_spectra,
     phase_corrected,
 )
-from ..fit.result import combined_columns
+from ..fit.result import with_combined
 from ..models.physics_config import PHYSICS_KINDS
 from ..signal.noise import residual_over_noise
 from ..signal.water_peak import WATER_NEAR_WINDOW_RATIO
@@ -249,12 +249,8 @@ def _physics_estimates(
     with blas_threads(1):
         refit = fit_spectra(again, quantifier.basis(), adaptive)
     # its combined rows as fit's (its own covariance), taken where the polish gives them
-    sums, total, sums_sd = combined_columns(
-        refit.amplitudes, refit.amplitude_covariance, refit.names
-    )
-    given = (*refit.names, *sums)
-    refit_amplitudes = np.concatenate([refit.amplitudes, total], axis=-1)
-    sd = _named_columns(np.concatenate([refit.crlb_sd, sums_sd], axis=-1), given, column_names)
+    given, refit_amplitudes, refit_sd = with_combined(refit)
+    sd = _named_columns(refit_sd, given, column_names)
     replaced = (
         _named_columns(refit_amplitudes, given, column_names), sd, sd, *fit_checks(refit),
     )  # fmt: skip

@@ -254,7 +254,7 @@ def _block_figures(
     noise = _noise_sd(s)
     mirror, shift, strength, profile = _lines(s, noise, fids.shape[-1], *grid)
     return QualityFigures(
-        snr=_snr(_heights(naa, flat), noise).reshape(batch),
+        snr=_snr(naa_height, noise).reshape(batch),
         fwhm_ppm=width,
         fwhm_hz=width * spectrometer_freq_mhz,
         water_ratio=ratio,
