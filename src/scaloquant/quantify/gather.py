@@ -189,11 +189,16 @@ class FitChecks(NamedTuple):
 
 
 def flags_and_checks(
-    prep: Prepared, estimates: np.ndarray, names: tuple[str, ...], checks: FitChecks
+    prep: Prepared,
+    estimates: np.ndarray,
+    names: tuple[str, ...],
+    checks: FitChecks,
+    polish_stopped: np.ndarray | None = None,
 ) -> tuple[list[list[str]], FitChecks]:
     """An input's QC flags after its fit (:func:`~scaloquant.signal.quality.fit_flags`), from
-    its ``checks`` and ``estimates`` ``(N, M)``, and the checks blanked where the data hold
-    nothing to measure. Before the figures are chosen: the flagged spectra are drawn first
+    its ``checks``, ``estimates`` ``(N, M)`` and a physics-head model's ``polish_stopped``
+    ``(N,)`` (its polish kept where it may have stopped in a worse minimum than the fit's), and
+    the checks blanked where the data hold nothing to measure. Before the figures are chosen: the flagged spectra are drawn first
     (:func:`figure_choice`)."""
     from ..signal.quality import fit_flags
 
@@ -224,6 +229,7 @@ def flags_and_checks(
         placed_shift_ppm=fit_facts.get("shift_ppm"),
         no_creatine=no_creatine(estimates, names),
         residual_over_noise=fit_noise,
+        polish_stopped=polish_stopped,
     )
     return flags, FitChecks(fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts)
 
