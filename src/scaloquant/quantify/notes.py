@@ -283,12 +283,12 @@ def minimum_note(restarted: int) -> str:
     from ..signal.quality import POLISH_MISFIT_MAX
 
     which = counted(restarted, "spectrum", "spectra")
-    were, their = ("was", "its") if restarted == 1 else ("were", "their")
+    were, their, them = ("was", "its", "it") if restarted == 1 else ("were", "their", "them")
     return (
         f"the polish's minimum: the polish of {which} left more than {POLISH_MISFIT_MAX:g} of the "
         "data's norm over the fit window unexplained beyond the noise (more than the fit's own "
         f"model leaves on the spectra it describes), and {were} fitted again as fit's default "
-        f"fits them, on the model's basis: {their} estimates, _sd (the CRLB), fit_residual, "
+        f"fits {them}, on the model's basis: {their} estimates, _sd (the CRLB), fit_residual, "
         "residual_over_noise and fit facts are fit's"
     )
 
