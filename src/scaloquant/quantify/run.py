@@ -189,7 +189,15 @@ def _physics_estimates(
     (:attr:`PhysicsRows.names`), as ``fit``'s columns: their SD from the polish's covariance
     (:attr:`~scaloquant.models.physics.PhysicsPrediction.combined_sd`), taken per batch by the
     thread that polished it, or from the covariance of a spectrum's fit again; ``K = 0``
-    gives none (the report then sums the parts, their SDs in quadrature)."""
+    gives none (the report then sums the parts, their SDs in quadrature).
+
+    With a polish, a spectrum whose polish may have stopped in a worse minimum than the fit's
+    (:func:`~scaloquant.quantify.checks.polish_stopped`: its misfit beyond the noise above
+    :data:`~scaloquant.signal.quality.POLISH_MISFIT_MAX`) joins the spectra the screen sends to
+    the fit, where the screen runs; elsewhere (``baseline_stiffness="fixed"``, no spline) it
+    keeps its polish and is listed in :attr:`PhysicsRows.stopped` (the ``polish_minimum``
+    flag): docs/history/physics-models-log.md "A polish in a worse minimum than the fit's
+    (session 35, `polishqc35`)"."""
     fit_config = quantifier.config.fit_config
     top = fit_config.ppm_range[1]
     k = quantifier.config.polish_iterations if polish is None else polish
@@ -249,14 +257,10 @@ def _physics_estimates(
     stiffness = fit_config.baseline_ed_per_ppm if spline else np.nan
     facts = {"baseline_ed_per_ppm": np.full(n, stiffness)}
     pairs = {} if p.pair_correlations is None else {"anticorrelated": p.pair_correlations}
-    kept = PhysicsRows(column_names, columns, facts, dried, 0, seen, theta, stopped=stopped)
-    if not screen or not n:
+    if not screen or not n or not (p.flexible | stopped).any():
         facts |= pairs | {"water_near_window": near}
-        return kept
+        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta, stopped=stopped)
     flagged = np.flatnonzero(p.flexible | stopped)
-    if not flagged.size:
-        facts |= pairs | {"water_near_window": near}
-        return kept
     # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
     # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
     # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
