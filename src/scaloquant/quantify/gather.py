@@ -63,9 +63,10 @@ class Options:
     baseline_stiffness : ``quantify`` with a physics-head model with a spline baseline only:
         ``"adaptive"`` (None, the default: as the fit's default) screens each polished
         spectrum with LCModel's F-test against a more flexible baseline and fits those that ask
-        for one as ``fit``'s default does, their rows ``fit``'s
-        (:func:`~.run._physics_estimates`); ``"fixed"``: the polish's fixed stiffness for every
-        spectrum.
+        for one as ``fit``'s default does, their rows ``fit``'s, and so those whose polish may
+        have stopped in a worse minimum than the fit's (:func:`~.run._physics_estimates`);
+        ``"fixed"``: the polish's fixed stiffness for every spectrum, the latter flagged
+        ``polish_minimum``.
     referencing : reference each 1H spectrum from its own NAA, creatine and choline singlets
         before it is fitted or quantified, as LCModel does (its ``DOREFS``), where they stand
         clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
