@@ -12,7 +12,13 @@ from _shared import DATA
 from scaloquant.errors import IncompatibleDataError
 from scaloquant.signal import axes, mirror, qc_spectra, quality, snr_fwhm, water_peak
 from scaloquant.signal.match import compare_reference
-from scaloquant.signal.noise import noise_sd, residual_over_noise, residual_sd
+from scaloquant.signal.noise import (
+    CHANCE_EXCESS_SDS,
+    misfit_beyond_noise,
+    noise_sd,
+    residual_over_noise,
+    residual_sd,
+)
 from scaloquant.types import Acquisition
 
 SHARED = DATA
@@ -79,6 +85,44 @@ def test_residual_over_noise_of_a_known_residual_and_known_noise():
         assert ratio.shape == (64,)
         np.testing.assert_allclose(ratio, expected, rtol=0.16)
         assert ratio.mean() == pytest.approx(expected, rel=0.02)
+
+
+def test_misfit_beyond_noise_of_a_known_misfit_and_of_noise_alone():
+    """The share of the data's norm that a model misses beyond the noise: a residual of the
+    spectrum's own noise gives 0 (its power within the chance excess allowed, 3 SDs of a
+    252-point window's power: 1 + 3 / sqrt(252) = 1.19; 4 of 64 pass it by the noise SD's own
+    scatter, each by less than 0.3 of the noise's own share),
+    the same plus a misfit ``m`` gives ``|m| / |y|`` less the allowance's share, to 10 % each
+    (the ratio's 4.9 % scatter, doubled by the square root's slope near the allowance's 1.19 /
+    9), their mean to 2 %; NaN where either figure is."""
+    rng = np.random.default_rng(7)
+    sd_time = 0.05
+    noise = _noise(rng, sd_time, (64,))
+    fids = _line(2.01, 6.0) + noise
+    ppm = axes.ppm_axis(N, *GRID)
+    window = np.flatnonzero((ppm >= 0.2) & (ppm <= 4.2))
+    spectra = np.fft.fftshift(np.fft.fft(fids, axis=-1), axes=-1)[:, window]
+    own = np.fft.fftshift(np.fft.fft(noise, axis=-1), axes=-1)[:, window]
+    added = 4 * sd_time * np.sqrt(N) * np.exp(1j * rng.uniform(0, 2 * np.pi, window.size))
+    norm = np.linalg.norm(spectra, axis=-1)
+    for residual, want in ((own, 0.0), (own + added, np.linalg.norm(added) / norm)):
+        rel = np.linalg.norm(residual, axis=-1) / norm
+        ratio = residual_over_noise(residual_sd(residual), fids, *GRID)
+        share = misfit_beyond_noise(rel, ratio, window.size)
+        assert share.shape == (64,)
+        if np.isscalar(want):
+            # mostly 0; where the noise SD's own scatter (3.7 %) lets a residual past the
+            # allowance, a small share of the noise's own (0.23 of it at most here)
+            assert (share == 0).mean() > 0.9 and (share < 0.3 * rel).all(), share / rel
+            continue
+        allowed = 1 + CHANCE_EXCESS_SDS / np.sqrt(window.size)
+        expected = want * np.sqrt(1 - allowed / 9) / np.sqrt(8 / 9)
+        np.testing.assert_allclose(share, expected, rtol=0.1)
+        assert share.mean() == pytest.approx(expected.mean(), rel=0.02)
+    np.testing.assert_array_equal(
+        misfit_beyond_noise([0.1, np.nan, 0.1], [2.0, 2.0, np.nan], 100),
+        [0.1 * np.sqrt(1 - 1.3 / 4), np.nan, np.nan],
+    )
 
 
 def test_residual_over_noise_is_nan_where_there_is_no_noise_to_compare_with():
@@ -203,6 +247,19 @@ def test_flags_of_synthetic_spectra():
         ["water", "residual_large", "misfit"],
         ["no_signal", "mirrored", "residual_large"],
         ["too_broad", "residual_large"],
+    ]
+    # a physics-head model's polish kept where it may have stopped in a worse minimum: after
+    # misfit, not on a spectrum with nothing to measure
+    stopped = np.array([True, True, False, True, False, True])
+    kept = quality.fit_flags(flags, np.full(6, 0.1), residual_over_noise=ratios,
+                             polish_stopped=stopped)  # fmt: skip
+    assert kept == [
+        ["misfit", "polish_minimum"],
+        ["empty"],
+        ["no_signal", "misfit"],
+        ["water", "misfit", "polish_minimum"],
+        ["no_signal", "mirrored"],
+        ["too_broad", "polish_minimum"],
     ]
 
 

@@ -108,7 +108,9 @@ def register(subparsers: Any) -> None:
         choices=("adaptive", "fixed"),
         help="physics-head models with a spline baseline: adaptive (default, as fit's default) "
         "screens each polished spectrum with LCModel's F-test against a more flexible baseline "
-        "and fits those that ask for one as fit does; fixed: the polish's stiffness for all",
+        "and fits those that ask for one, and those whose polish may have stopped in a worse "
+        "minimum than fit's, as fit does; fixed: the polish's stiffness for all (the latter "
+        "flagged polish_minimum)",
     )
     batch_size = p.add_argument(
         "--batch-size",

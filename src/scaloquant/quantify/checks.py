@@ -11,7 +11,9 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidDataError
 from ..fit import FitResult
+from ..signal.noise import misfit_beyond_noise
 from ..signal.peaks import main_peak_ppm
+from ..signal.quality import POLISH_MISFIT_MAX
 from ..types import FID, BasisSet
 from .matching import Prepared
 from .results import total_creatine
@@ -31,6 +33,25 @@ def fit_checks(result: FitResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if any(v is None for v in checks):
         raise InvalidDataError("the fit result has no residual checks (not a batched fit)")
     return tuple(np.asarray(v).reshape(n) for v in checks)
+
+
+def polish_stopped(
+    relative_residual: np.ndarray,
+    over_noise: np.ndarray,
+    fid: FID,
+    ppm_range: tuple[float, float],
+) -> np.ndarray:
+    """``(N,)`` True where a physics-head model's polish may have stopped in a worse minimum
+    than the fit reaches (the ``polish_minimum`` check): its final model's misfit beyond the
+    noise (:func:`scaloquant.signal.noise.misfit_beyond_noise` of its relative residual and
+    residual over the noise, ``(N,)`` each, over the fit window ``ppm_range`` of ``fid``'s grid)
+    above :data:`~scaloquant.signal.quality.POLISH_MISFIT_MAX`; False where either is NaN. Two
+    figures quantify has already: nothing more is computed (docs/history/physics-models-log.md
+    "A polish in a worse minimum than the fit's (session 35, `polishqc35`)")."""
+    ppm = fid.ppm_axis()
+    points = int(np.count_nonzero((ppm >= ppm_range[0]) & (ppm <= ppm_range[1])))
+    share = misfit_beyond_noise(relative_residual, over_noise, points)
+    return np.nan_to_num(share) > POLISH_MISFIT_MAX
 
 
 def water_near_window_seen(

@@ -63,9 +63,10 @@ class Options:
     baseline_stiffness : ``quantify`` with a physics-head model with a spline baseline only:
         ``"adaptive"`` (None, the default: as the fit's default) screens each polished
         spectrum with LCModel's F-test against a more flexible baseline and fits those that ask
-        for one as ``fit``'s default does, their rows ``fit``'s
-        (:func:`~.run._physics_estimates`); ``"fixed"``: the polish's fixed stiffness for every
-        spectrum.
+        for one as ``fit``'s default does, their rows ``fit``'s, and so those whose polish may
+        have stopped in a worse minimum than the fit's (:func:`~.run._physics_estimates`);
+        ``"fixed"``: the polish's fixed stiffness for every spectrum, the latter flagged
+        ``polish_minimum``.
     referencing : reference each 1H spectrum from its own NAA, creatine and choline singlets
         before it is fitted or quantified, as LCModel does (its ``DOREFS``), where they stand
         clearly away from their shifts (:func:`scaloquant.signal.quality.reference_correction_ppm`);
@@ -189,11 +190,16 @@ class FitChecks(NamedTuple):
 
 
 def flags_and_checks(
-    prep: Prepared, estimates: np.ndarray, names: tuple[str, ...], checks: FitChecks
+    prep: Prepared,
+    estimates: np.ndarray,
+    names: tuple[str, ...],
+    checks: FitChecks,
+    polish_stopped: np.ndarray | None = None,
 ) -> tuple[list[list[str]], FitChecks]:
     """An input's QC flags after its fit (:func:`~scaloquant.signal.quality.fit_flags`), from
-    its ``checks`` and ``estimates`` ``(N, M)``, and the checks blanked where the data hold
-    nothing to measure. Before the figures are chosen: the flagged spectra are drawn first
+    its ``checks``, ``estimates`` ``(N, M)`` and a physics-head model's ``polish_stopped``
+    ``(N,)`` (its polish kept where it may have stopped in a worse minimum than the fit's), and
+    the checks blanked where the data hold nothing to measure. Before the figures are chosen: the flagged spectra are drawn first
     (:func:`figure_choice`)."""
     from ..signal.quality import fit_flags
 
@@ -224,6 +230,7 @@ def flags_and_checks(
         placed_shift_ppm=fit_facts.get("shift_ppm"),
         no_creatine=no_creatine(estimates, names),
         residual_over_noise=fit_noise,
+        polish_stopped=polish_stopped,
     )
     return flags, FitChecks(fit_residual, fit_linewidth_ppm, fit_metabolites, fit_noise, fit_facts)
 

@@ -276,6 +276,23 @@ def baseline_note(fit: FitConfig, given: str | None, k: int, refitted: int) -> s
     )
 
 
+def minimum_note(restarted: int) -> str:
+    """The spectra a physics-head model's run fitted again because their polish may have
+    stopped in a worse minimum than the fit's (:func:`scaloquant.quantify.checks.polish_stopped`;
+    those the baseline's screen did not send to the fit already), ``restarted`` of them."""
+    from ..signal.quality import POLISH_MISFIT_MAX
+
+    which = counted(restarted, "spectrum", "spectra")
+    were, their, them = ("was", "its", "it") if restarted == 1 else ("were", "their", "them")
+    return (
+        f"the polish's minimum: the polish of {which} left more than {POLISH_MISFIT_MAX:g} of the "
+        "data's norm over the fit window unexplained beyond the noise (more than the fit's own "
+        f"model leaves on the spectra it describes), and {were} fitted again as fit's default "
+        f"fits {them}, on the model's basis: {their} estimates, _sd (the CRLB), fit_residual, "
+        "residual_over_noise and fit facts are fit's"
+    )
+
+
 def adapted_checkpoint_note(adaptation: Mapping[str, Any]) -> str:
     """One sentence on a checkpoint written by ``quantify --adapt --save-adapted``: its
     ``adaptation`` entry (:func:`scaloquant.models.adapt.write_adapted_checkpoint`), which a later run's

@@ -17,6 +17,7 @@ from ..signal.quality import (
     METABOLITES_OVER_DATA,
     METABOLITES_OVER_DATA_MIN,
     NO_SIGNAL_SNR,
+    POLISH_MISFIT_MAX,
     REFERENCE_OFF_PPM,
     REFERENCE_OFF_UNFITTED_PPM,
     REFERENCING_PPM,
@@ -75,6 +76,14 @@ QC_FLAGS: dict[str, str] = {
     "the estimates may carry a bias beyond their CRLB; check the fit figure's residual, and the "
     "basis set and fit model against the data (after quantify --model, also scaloquant fit's "
     "row of the spectrum)",
+    "polish_minimum": f"a physics-head model's polish left more than {POLISH_MISFIT_MAX:g} of "
+    "the data's norm over the fit window unexplained beyond the noise (fit_residual less the "
+    "noise's share given by residual_over_noise), more than the fit's own model leaves on "
+    "spectra it describes: the polish may have stopped in a worse minimum than scaloquant fit "
+    "reaches, with other estimates; quantify's default fits such a spectrum again as fit fits "
+    "it (this flag stays only where the polish was kept: --baseline-stiffness fixed, or a model "
+    "without a spline baseline): run scaloquant fit on it, or quantify without "
+    "--baseline-stiffness fixed",
     "baseline_cancels": f"the fitted metabolites are more than {METABOLITES_OVER_DATA:g}x the data "
     "over the fit window, cancelled by a baseline of the opposite sign: the estimates mean "
     "nothing",

@@ -29,12 +29,18 @@ from ..signal.noise import residual_over_noise
 from ..signal.water_peak import WATER_NEAR_WINDOW_RATIO
 from ..threads import blas_threads
 from ..types import FID, Acquisition, BasisSet
-from .checks import fit_checks, spread_fit_facts, water_near_window_seen
+from .checks import fit_checks, polish_stopped, spread_fit_facts, water_near_window_seen
 from .figures import fitted_spectrum, spectra_subset
 from .gather import FitChecks, Options, Run, figure_rows, finish_run, flags_and_checks
 from .inputs import SpectraInput
 from .matching import Prepared, estimated_rows, matched_inputs
-from .notes import adaptation_note, adapted_checkpoint_note, baseline_note, polish_note
+from .notes import (
+    adaptation_note,
+    adapted_checkpoint_note,
+    baseline_note,
+    minimum_note,
+    polish_note,
+)
 from .rows import fitted_windows, flat_samples, spread_rows
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
@@ -111,7 +117,11 @@ class PhysicsRows:
     ``refit_fid``; None: none). ``names``: the columns' names, the model's components and,
     with a polish, LCModel's combined rows (tNAA, tCr, tCho, Glx: ``fit``'s columns, their CRLB
     SD from the polish's covariance or, where a spectrum was fitted again, that fit's; their
-    own SD NaN where polished, the network's SD being a component's alone)."""
+    own SD NaN where polished, the network's SD being a component's alone). ``stopped``
+    ``(N,)``: the spectra whose polish may have stopped in a worse minimum than the fit's
+    (:func:`~scaloquant.quantify.checks.polish_stopped`) and that kept their polish (flagged
+    ``polish_minimum``); ``restarted``: how many such spectra were fitted again as ``fit`` fits
+    them instead (those the baseline screen did not flag as well)."""
 
     names: tuple[str, ...]
     columns: list[np.ndarray]
@@ -123,6 +133,8 @@ class PhysicsRows:
     refit: FitResult | None = None
     refit_rows: np.ndarray | None = None
     refit_fid: FID | None = None
+    stopped: np.ndarray | None = None
+    restarted: int = 0
 
 
 def _physics_estimates(
@@ -177,7 +189,15 @@ def _physics_estimates(
     (:attr:`PhysicsRows.names`), as ``fit``'s columns: their SD from the polish's covariance
     (:attr:`~scaloquant.models.physics.PhysicsPrediction.combined_sd`), taken per batch by the
     thread that polished it, or from the covariance of a spectrum's fit again; ``K = 0``
-    gives none (the report then sums the parts, their SDs in quadrature)."""
+    gives none (the report then sums the parts, their SDs in quadrature).
+
+    With a polish, a spectrum whose polish may have stopped in a worse minimum than the fit's
+    (:func:`~scaloquant.quantify.checks.polish_stopped`: its misfit beyond the noise above
+    :data:`~scaloquant.signal.quality.POLISH_MISFIT_MAX`) joins the spectra the screen sends to
+    the fit, where the screen runs; elsewhere (``baseline_stiffness="fixed"``, no spline) it
+    keeps its polish and is listed in :attr:`PhysicsRows.stopped` (the ``polish_minimum``
+    flag): docs/history/physics-models-log.md "A polish in a worse minimum than the fit's
+    (session 35, `polishqc35`)"."""
     fit_config = quantifier.config.fit_config
     top = fit_config.ppm_range[1]
     k = quantifier.config.polish_iterations if polish is None else polish
@@ -228,17 +248,19 @@ def _physics_estimates(
     theta = p.theta
     dried = int(wet.size)
     n = len(samples)
+    # a polish that may have stopped in a worse minimum than the fit's: fitted again as fit
+    # fits it where the screen's refit runs, flagged where the polish is kept (K = 0: none)
+    stopped = np.zeros(n, dtype=bool)
+    if k > 0:
+        stopped = polish_stopped(p.fit_residual, columns[-1], fid, fit_config.ppm_range)
     # in the fit's order (_fit_facts), water_near_window last; NaN without a spline, as fit's
     stiffness = fit_config.baseline_ed_per_ppm if spline else np.nan
     facts = {"baseline_ed_per_ppm": np.full(n, stiffness)}
     pairs = {} if p.pair_correlations is None else {"anticorrelated": p.pair_correlations}
-    if not screen or not n:
+    if not screen or not n or not (p.flexible | stopped).any():
         facts |= pairs | {"water_near_window": near}
-        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta)
-    flagged = np.flatnonzero(p.flexible)
-    if not flagged.size:
-        facts |= pairs | {"water_near_window": near}
-        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta)
+        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta, stopped=stopped)
+    flagged = np.flatnonzero(p.flexible | stopped)
     # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
     # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
     # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
@@ -270,9 +292,11 @@ def _physics_estimates(
     facts["anticorrelated"][flagged] = refit_facts["anticorrelated"][flagged]
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near
+    flexible = int(np.count_nonzero(p.flexible))
     return PhysicsRows(
-        column_names, columns, facts, dried, int(flagged.size), seen, theta, refit, flagged, again
-    )
+        column_names, columns, facts, dried, flexible, seen, theta, refit, flagged, again,
+        np.zeros(n, dtype=bool), int(flagged.size) - flexible,
+    )  # fmt: skip
 
 
 def _model_figures(
@@ -423,7 +447,8 @@ def quantify_inputs(
     representative = [by_fit and p.input.is_mrsi for p in prepared]
     estimated_inputs = []
     water_removed = 0  # spectra a physics-head model saw less their residual water
-    refitted = 0  # spectra of a physics-head model fitted again as fit fits them
+    refitted = 0  # spectra of a physics-head model fitted again for a more flexible baseline
+    restarted = 0  # and fitted again for a polish that may have stopped in a worse minimum
     unreported: set[str] = set()  # components the refined fit adds to the model's
     columns_named = names  # a physics-head model's polish adds the combined rows
     for prep in prepared:
@@ -460,6 +485,7 @@ def quantify_inputs(
             columns_named = estimates.names
             water_removed += estimates.dried
             refitted += estimates.refitted
+            restarted += estimates.restarted
         else:
             # SDs are NaN for a model trained without uncertainty (Quantifier.predict_with_sd)
             amplitudes, sd = map(
@@ -489,7 +515,11 @@ def quantify_inputs(
             fit_linewidth = spread(refined.linewidth_ppm)
             fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra, names)
         checks = FitChecks(fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
-        flags, checks = flags_and_checks(prep, columns[""], columns_named, checks)
+        stopped = None
+        if estimates is not None and estimates.stopped is not None:
+            stopped = np.zeros(prep.input.n_spectra, dtype=bool)
+            stopped[rows] = estimates.stopped
+        flags, checks = flags_and_checks(prep, columns[""], columns_named, checks, stopped)
         drawn_at = functools.partial(
             _model_figures, quantifier, basis, fid, rows, amplitudes, estimates
         )
@@ -537,6 +567,8 @@ def quantify_inputs(
         )
         if baseline is not None:
             notes.append(baseline)
+        if restarted:
+            notes.append(minimum_note(restarted))
     if adaptation is not None:
         notes.append(adaptation_note(adaptation))
     if water_removed:

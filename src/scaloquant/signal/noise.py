@@ -152,3 +152,36 @@ def residual_over_noise(
     sd = np.asarray(residual_sds, dtype=np.float64).reshape(noise.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(noise > 0, sd / noise, np.nan).reshape(fids.shape[:-1])
+
+
+#: The noise's own chance excess that :func:`misfit_beyond_noise` allows, in SDs of the
+#: residual's power over the window: a noise-only residual of ``K`` complex points has a power
+#: whose relative SD is ``1 / sqrt(K)`` (its ``2 K`` real parts, each a chi-square of one degree).
+CHANCE_EXCESS_SDS = 3.0
+
+
+def misfit_beyond_noise(
+    relative_residual: np.ndarray, residual_over_noise: np.ndarray, n_window_points: int
+) -> np.ndarray:
+    """The share of the data's norm over a fit window that the model misses beyond the noise,
+    ``(N,)``: ``|r| / |y| * sqrt(1 - (1 + c / sqrt(K)) / q^2)`` for the relative residual
+    ``|r| / |y|`` (``relative_residual``, the ``fit_residual`` column), the residual over the
+    noise ``q`` (:func:`residual_over_noise`), ``K`` = ``n_window_points`` complex points in
+    the window and ``c`` = :data:`CHANCE_EXCESS_SDS`; 0 where ``q^2`` is within that chance
+    excess of 1 (a residual the noise explains), NaN where either figure is.
+
+    The residual is the misfit ``m`` plus the noise ``e``, uncorrelated, so ``|r|^2 = |m|^2 +
+    |e|^2`` and ``|e|^2 / |r|^2 = 1 / q^2``: ``|m| / |y| = |r| / |y| sqrt(1 - 1 / q^2)``. Unlike
+    ``q``, which grows with the SNR for the same missed share of the signal, and ``|r| / |y|``,
+    which grows with the noise, this is the same share of the signal at any SNR: the model's own
+    mismatch where the fit is at its minimum (the ``invivo`` model on spectra it describes:
+    docs/history/physics-models-log.md "A polish in a worse minimum than the fit's (session 35,
+    `polishqc35`)")."""
+    rel = np.asarray(relative_residual, dtype=np.float64)
+    q = np.asarray(residual_over_noise, dtype=np.float64)
+    allowed = 1.0 + CHANCE_EXCESS_SDS / np.sqrt(max(int(n_window_points), 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = 1.0 - allowed / q**2
+        return np.where(
+            np.isnan(share) | np.isnan(rel), np.nan, rel * np.sqrt(np.clip(share, 0, None))
+        )
