@@ -97,6 +97,8 @@ def handle(args: argparse.Namespace) -> int:
     with staged_directory(args.out, overwrite=args.overwrite) as stage:
         doc = write_evaluation(evaluation, stage)
     print_summary(doc)
+    if doc.get("not_scored"):  # named, not dropped unsaid: report.md and metrics.json say why
+        print(f"not scored: {', '.join(doc['not_scored'])} (why: {args.out / 'report.md'})")
     print_calibration(doc, args.out / "report.md")
     print(f"report: {args.out / 'report.md'}")
     return 0
