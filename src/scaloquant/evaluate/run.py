@@ -282,6 +282,11 @@ def evaluate_checkpoints(
     group of the test file. :func:`scaloquant.report.evaluation.write_evaluation` writes it
     (``metrics.json``, ``report.md``, ``figures/``).
 
+    The models are scored on the columns of :func:`scoring`: the file's truth (its basis' and,
+    from ``simulate --preset invivo``, its parametric components') that every model estimates;
+    the others are named in ``metrics.json`` ``not_scored`` and ``report.md``, with why.
+    ``metrics.json`` ``summary`` holds each model's :func:`column_summary`.
+
     Parameters
     ----------
     checkpoints : ``.ckpt`` files written by ``scaloquant train`` or ``reproduce``.
