@@ -361,10 +361,11 @@ def test_challenge_spectra_and_their_water_references():
         # measured 0.02-0.26 without lipids, 2.73-4.16 with (quality.LIPIDS_RATIO)
         assert (figures.lipid_ratio[0] > 2.5) if i in lipids else (figures.lipid_ratio[0] < 0.3), i
         assert flags[1] == ["water"], i
-        # measured 11.5 (dataset27) to 140; water-suppressed ratio <= 8, references >= 680
+        # measured 11.5 (dataset27) to 140; water-suppressed ratio <= 6.3, references >= 213
+        # (dataset 28's, whose 2.0 ppm lipid line is 1/213 of its water; the others >= 1126)
         assert 10 < figures.snr[0] < 200, i
-        assert figures.water_ratio[0] < water_peak.WATER_RATIO / 4 < 4 * water_peak.WATER_RATIO
-        assert figures.water_ratio[1] > 3 * water_peak.WATER_RATIO, i
+        assert figures.water_ratio[0] < water_peak.WATER_RATIO / 10, i
+        assert figures.water_ratio[1] > (1.7 if i == 28 else 9) * water_peak.WATER_RATIO, i
         # the mirror check of the same module: stored right, then conjugated (measured 0.08-0.51)
         assert not mirror.looks_mirrored(figures.mirror_ratio[0]), i
         assert mirror.looks_mirrored(mirror.mirror_ratio(np.conj(data), *grid)), i
@@ -394,11 +395,12 @@ def test_invivo_spectra_in_plausible_ranges():
         lipid = quality.quality_figures(data, *grid).lipid_ratio
         assert lipid < (0.6 if "Inverted" in path.name else 0.3), path.name
         ratio = water_peak.water_ratio(data, *grid)
-        assert ratio < water_peak.WATER_RATIO / 2, path.name  # the largest, Siemens: 51
+        assert ratio < water_peak.WATER_RATIO / 2, path.name  # the largest, Siemens: 51.0
         assert snr_fwhm.snr(data, *grid) > quality.NO_SIGNAL_SNR, path.name
     for path in sorted((INVIVO / "philips-press-osprey" / "nifti").rglob("*ref*.nii.gz")):
         water, grid = _read(path)
-        assert water_peak.water_ratio(water, *grid) > 2 * water_peak.WATER_RATIO, path.name
+        # measured 1232-1535
+        assert water_peak.water_ratio(water, *grid) > 8 * water_peak.WATER_RATIO, path.name
 
 
 def test_every_flag_has_its_meaning_for_users():
@@ -467,3 +469,30 @@ def test_blocks_side_by_side_on_scipys_workers_give_the_same_figures(monkeypatch
     assert threads and threading.get_ident() not in threads and len(threads) <= 3
     for name, a, b in zip(serial._fields, serial, side_by_side, strict=True):
         assert a.tobytes() == b.tobytes(), name
+
+
+def test_tissue_spectra_under_tall_residual_water_are_not_water_references():
+    """The 14 of 2048 ``invivo`` prior spectra (seed 0) whose residual water (9.5-29x the NAA
+    peak, the scanners' 2.2-28x) the quality check measured at 218-1267x its tallest metabolite
+    peak, above the ``water`` flag's 200, and flagged water (not quantified): the metabolite
+    height was the water's tail at 3.4 ppm less the line of its flanks. Now the tallest of the
+    NAA, Cr and Cho singlets: 11.5-46 (session 35, benchmarks/diag_water_ratio.py)."""
+    from scaloquant.io import default_basis
+    from scaloquant.simulate.draws import draw_invivo
+    from scaloquant.simulate.invivo import render_invivo
+    from scaloquant.simulate.linewidths import basis_lines
+    from scaloquant.simulate.prior import InvivoPrior
+
+    basis, prior = default_basis(), InvivoPrior()
+    rng = np.random.default_rng(0)
+    params = draw_invivo(prior, basis.names, 2048, rng, basis_lines(basis, prior))
+    rows = np.array([78, 185, 368, 475, 521, 770, 870, 1169, 1228, 1440, 1677, 1684, 1772, 1948])
+    rendering = render_invivo(basis, params.take(rows), rng)
+    grid = (basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    figures = quality.quality_figures(rendering.fids, *grid)
+    assert np.all(figures.water_ratio > 9)  # the water is the tallest peak, many times NAA's
+    assert np.all(figures.water_ratio < water_peak.WATER_RATIO / 2)
+    assert not any("water" in f for f in quality.qc_flags(figures))
+    np.testing.assert_array_equal(
+        water_peak.water_ratio(rendering.fids, *grid), figures.water_ratio
+    )

@@ -29,7 +29,11 @@ def register(subparsers: Any) -> None:
             "R² per metabolite, and a paired-bootstrap comparison of every pair of models. For "
             "models with uncertainty also the coverage of their 68% and 95% intervals per "
             'metabolite and SNR group (metrics.json "calibration", report.md, '
-            "figures/reliability.png)."
+            "figures/reliability.png). A model of --simulation invivo is scored on its lipids "
+            "(and parametric macromolecules) too where the file holds their truth (simulate "
+            "--preset invivo); a column a model estimates without truth in the file, or the "
+            "file's truth a model does not estimate, is named as not scored, with why "
+            '(metrics.json "not_scored", report.md, the terminal).'
         ),
     )
     p.add_argument(
@@ -97,6 +101,8 @@ def handle(args: argparse.Namespace) -> int:
     with staged_directory(args.out, overwrite=args.overwrite) as stage:
         doc = write_evaluation(evaluation, stage)
     print_summary(doc)
+    if doc.get("not_scored"):  # named, not dropped unsaid: report.md and metrics.json say why
+        print(f"not scored: {', '.join(doc['not_scored'])} (why: {args.out / 'report.md'})")
     print_calibration(doc, args.out / "report.md")
     print(f"report: {args.out / 'report.md'}")
     return 0

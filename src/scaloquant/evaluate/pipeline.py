@@ -418,6 +418,7 @@ def evaluate_predictions(
     partial: Mapping[str, np.ndarray] | None = None,
     sds: Mapping[str, np.ndarray] | None = None,
     sd_groups: Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Every metric and comparison of the methods' estimates of one test set.
 
@@ -445,6 +446,8 @@ def evaluate_predictions(
         intervals per metabolite) and the reliability figure.
     sd_groups : a label per test signal ``(n_signals,)`` (e.g. its SNR group,
         :func:`~.calibration.snr_groups`) to give the calibration per group as well.
+    extra : further top-level entries of ``metrics.json`` (e.g. ``evaluate``'s columns not
+        scored), written as given (plain JSON types).
     """
     t0 = time.perf_counter()
     truth = np.asarray(truth, dtype=np.float64)
@@ -481,7 +484,7 @@ def evaluate_predictions(
         example=example,
         started_at=started_at,
         pairs=None,
-        extra=None,
+        extra=extra,
     )
 
 

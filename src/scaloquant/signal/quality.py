@@ -55,8 +55,8 @@ from .singlets import SINGLET_SLACK_PPM, _singlets
 from .snr_fwhm import CR_WINDOW_PPM, NAA_WINDOW_PPM, _heights, _peak_segments, _snr, _widths
 from .water_peak import (
     WATER_NEAR_WINDOW_RATIO,
-    WATER_TEST_WINDOW_PPM,
     WATER_WINDOW_PPM,
+    _tallest_singlet,
     _water_ratio,
     looks_like_water,
 )
@@ -251,11 +251,10 @@ def _block_figures(
     s = _spectra(fids, *grid)
     flat = (s.raw.shape[0],)
     naa = _peak_segments(s.ppm_zf, s.raw_zf, NAA_WINDOW_PPM, True)
-    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), flat)
-    ratio = _water_ratio(s, metabolites).reshape(batch)
     width = _widths(naa, batch)
     cr = _peak_segments(s.ppm_zf, s.raw_zf, CR_WINDOW_PPM, True)
     naa_height, cr_height = _heights(naa, flat), _heights(cr, flat)
+    ratio = _water_ratio(s, _tallest_singlet(s, naa_height, cr_height)).reshape(batch)
     if cr is not None:
         taller = (cr_height > naa_height).reshape(batch)
         width = np.where(taller, _widths(cr, batch), width)

@@ -1,14 +1,14 @@
 """How tall a spectrum's water peak is: a water reference given as data, and water beside a fit.
 
 :func:`water_ratio` is the height of the tallest point near :data:`WATER_PPM` over the tallest
-metabolite peak (:data:`WATER_TEST_WINDOW_PPM`, as :mod:`.snr_fwhm` measures peaks), where water
-is the tallest point of the band: above :data:`WATER_RATIO` the spectrum is a water reference
-(:func:`looks_like_water`, the ``water`` flag). :func:`water_near_window` is the same ratio for
-the water just above a fit window (:data:`NEAR_WINDOW_PPM`), whose wings turn the fit's phase:
-above :data:`WATER_NEAR_WINDOW_RATIO`, the ``water_near_window`` flag (:mod:`.quality`).
+metabolite singlet (NAA, Cr or Cho, each less its local baseline: :func:`_tallest_singlet`),
+where water is the tallest point of the band: above :data:`WATER_RATIO` the spectrum is a water
+reference (:func:`looks_like_water`, the ``water`` flag). :func:`water_near_window` is the height
+of the water just above a fit window (:data:`NEAR_WINDOW_PPM`), whose wings turn the fit's
+phase, over the tallest peak of :data:`WATER_TEST_WINDOW_PPM`: above
+:data:`WATER_NEAR_WINDOW_RATIO`, the ``water_near_window`` flag (:mod:`.quality`).
 Residual water is removed by :mod:`.water` (HLSVD), not here; the map of the quality checks'
-modules is :mod:`.quality`'s.
-"""
+modules is :mod:`.quality`'s."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from .noise import _band_mask
 from .qc_spectra import _columns, _quality_blocks, _side_by_side, _Spectra, _spectra, _window
-from .snr_fwhm import _heights, _peak_segments
+from .snr_fwhm import CR_WINDOW_PPM, NAA_WINDOW_PPM, _heights, _peak_segments
 
 #: Chemical shift of water at body temperature, ppm (the usual ppm reference of 1H data).
 WATER_PPM = 4.65
@@ -32,17 +32,32 @@ WATER_HALF_WINDOW_PPM = 0.3
 WATER_WINDOW_PPM = (WATER_PPM - WATER_HALF_WINDOW_PPM, WATER_PPM + WATER_HALF_WINDOW_PPM)
 
 
-#: Window of the metabolite signal a water reference is compared with: NAA, Cr and Cho
-#: (1.8-3.4 ppm), far enough from water (1.25 ppm) that its tails do not count.
+#: Window of the metabolite signal the water just above a fit window is compared with
+#: (:func:`water_near_window`): NAA, Cr and Cho (1.8-3.4 ppm), its tallest point less its local
+#: baseline (the measure :data:`WATER_NEAR_WINDOW_RATIO` was measured with).
 WATER_TEST_WINDOW_PPM = (1.8, 3.4)
 
 
-#: Water-peak height over the tallest metabolite peak above which a spectrum is a water
-#: reference (``water``; :func:`water_ratio`). Measured on the shared data: water-suppressed
-#: spectra give 0 (water not the tallest peak: the challenge) to 51 (the Siemens suspect
-#: spectrum's residual water; Osprey's 40, spant's 8), their unsuppressed water references
-#: 680-3900; 200 is about 4x from either.
-WATER_RATIO = 200.0
+#: Window of the choline singlet (3.21 ppm): with NAA's and Cr's
+#: (:data:`~.snr_fwhm.NAA_WINDOW_PPM`, :data:`~.snr_fwhm.CR_WINDOW_PPM`) the singlets whose
+#: tallest is the metabolite height of :func:`water_ratio`.
+CHO_WINDOW_PPM = (3.1, 3.3)
+
+
+#: Water-peak height over the tallest metabolite singlet above which a spectrum is a water
+#: reference (``water``; :func:`water_ratio`). Measured (docs/history/physics-models-log.md
+#: "Residual water and the quality check's water flag (session 35, `evalinv35`)",
+#: ``benchmarks/diag_water_ratio.py``): water-suppressed spectra 0 (water not the tallest peak:
+#: the challenge's but dataset 23, 6.3) to 51 (the Siemens suspect spectrum's residual water,
+#: 28x its NAA peak; Osprey's 2.7-42, spant's 8), the tissue-like ``invivo`` prior at most 53 and
+#: 64 (2048 spectra each, seeds 0 and 1); their unsuppressed water references 213 (the
+#: challenge's dataset 28, whose voxel holds lipids: its 2.0 ppm lipid line is 1/213 of its
+#: water) and 1015-3300 otherwise. 120 is about 1.8x from either. Until session 35 the
+#: metabolite height was the tallest point of 1.8-3.4 ppm less its local baseline, which under
+#: a tall residual water is the water's tail at 3.4 ppm less the line of its flanks, a few
+#: hundredths of NAA's: 12-14 of 2048 prior spectra (water 9.5-29 H) measured 218-1267 and were
+#: flagged ``water`` (not quantified), against 200.
+WATER_RATIO = 120.0
 
 
 #: How far above the fit window's upper edge (ppm) :func:`water_near_window` looks for water the
@@ -75,6 +90,27 @@ def _water_ratio(s: _Spectra, metabolite_height: np.ndarray) -> np.ndarray:
     return np.where(water_height == 0, np.nan, ratio)
 
 
+def _tallest_singlet(
+    s: _Spectra, naa_height: np.ndarray | None = None, cr_height: np.ndarray | None = None
+) -> np.ndarray:
+    """The metabolite height of :func:`water_ratio` ``(B,)``: the tallest of the NAA, Cr and
+    Cho singlets' peaks (:data:`~.snr_fwhm.NAA_WINDOW_PPM`, :data:`~.snr_fwhm.CR_WINDOW_PPM`,
+    :data:`CHO_WINDOW_PPM`), each less its local baseline (as :func:`~.snr_fwhm.peak_height`);
+    NaN where no window is on the axis. ``naa_height``, ``cr_height``: those two already
+    measured (:mod:`.quality` has them), else measured here.
+
+    Not the tallest point of one window across them: under a residual water of tens of NAA's
+    height that is the water's tail at the window's top, not a line (session 35)."""
+    batch = (s.raw.shape[0],)
+
+    def height(window: tuple[float, float]) -> np.ndarray:
+        return _heights(_peak_segments(s.ppm_zf, s.raw_zf, window, True), batch)
+
+    naa = height(NAA_WINDOW_PPM) if naa_height is None else naa_height
+    cr = height(CR_WINDOW_PPM) if cr_height is None else cr_height
+    return np.fmax(np.fmax(naa, cr), height(CHO_WINDOW_PPM))
+
+
 def water_ratio(
     fids: np.ndarray,
     dwell_time_s: float,
@@ -82,20 +118,19 @@ def water_ratio(
     ppm_reference: float,
 ) -> np.ndarray:
     """How much a spectrum looks like a water reference: the height of its tallest point within
-    :data:`WATER_HALF_WINDOW_PPM` of :data:`WATER_PPM` over the tallest metabolite peak of
-    :data:`WATER_TEST_WINDOW_PPM` (as :func:`~.snr_fwhm.peak_height`), ``(..., n_points) -> (...)``.
+    :data:`WATER_HALF_WINDOW_PPM` of :data:`WATER_PPM` over its tallest metabolite singlet
+    (:func:`_tallest_singlet`), ``(..., n_points) -> (...)``.
 
     Returns
     -------
     The ratio where the water window holds the tallest point of the whole band (less its
     edges), else 0 (the dominant peak is elsewhere: not a water reference); NaN for an empty
-    FID or a band missing either window. Compare with :data:`WATER_RATIO`.
+    FID or a band missing the water window or every singlet's. Compare with
+    :data:`WATER_RATIO`.
     """
     fids = np.asarray(fids)
     s = _spectra(fids, dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    batch = (s.raw.shape[0],)
-    metabolites = _heights(_peak_segments(s.ppm_zf, s.raw_zf, WATER_TEST_WINDOW_PPM, True), batch)
-    return _water_ratio(s, metabolites).reshape(fids.shape[:-1])
+    return _water_ratio(s, _tallest_singlet(s)).reshape(fids.shape[:-1])
 
 
 def water_near_window(
