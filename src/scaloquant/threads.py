@@ -73,11 +73,6 @@ What is done
   first call, so the ``scaloquant`` command sets it at its entry with :func:`prefer_passive_wait`
   (a library user sets it in the environment, or calls this function before torch's first
   product).
-* :func:`prefer_heap_reuse`: glibc's allocator told to keep freed memory for the next array
-  (``MALLOC_MMAP_THRESHOLD_`` 32 MiB, ``MALLOC_TRIM_THRESHOLD_`` 1 GiB unless the user set
-  either; in this process by ``mallopt``, as glibc read the variables at its start): the fit's
-  arrays of 1-32 MB, freed and allocated again every iteration, were handed back to the kernel
-  and faulted in and zeroed anew each time (its docstring has the measurement).
 * :func:`choose_threads`: unless told, as many threads as CPUs this process may run on
   (``os.sched_getaffinity``: a container's or ``taskset``'s limit, not the machine's count)
   less those other processes keep busy (the 1-minute load average, or the processes runnable
@@ -149,66 +144,14 @@ def prefer_reproducible_mkl(environ: MutableMapping[str, str] | None = None) -> 
     return _set_unless_set(environ, MKL_REPRODUCIBLE_ENV, "AUTO")
 
 
-#: glibc's environment variables of its allocator's mmap and trim thresholds (bytes), read at
-#: a process's start, and the values :func:`prefer_heap_reuse` sets.
-MMAP_THRESHOLD_ENV, TRIM_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"
-HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD = 32 * 2**20, 2**30
-#: mallopt's parameter numbers (glibc ``malloc.h``)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def prefer_heap_reuse(environ: MutableMapping[str, str] | None = None) -> bool:
-    """Keep freed memory in the process for the next array (glibc's allocator), unless the user
-    set either threshold: ``MALLOC_MMAP_THRESHOLD_`` 32 MiB and ``MALLOC_TRIM_THRESHOLD_`` 1 GiB
-    in ``environ`` (default ``os.environ``; child processes read them at their start), and, where
-    ``environ`` is ``os.environ``, the same in this process by ``mallopt`` (glibc read its
-    variables when the process started). Returns whether it set them.
-
-    Why: the batched fit allocates and frees arrays of 1-50 MB several times per iteration
-    (torch's CPU allocator keeps no cache). With glibc's dynamic thresholds a freed block above
-    the trim threshold at the heap's top goes back to the kernel, and the next array's pages are
-    faulted in and zeroed again: the in-vivo default's 128 default-simulator spectra took 35-58
-    thousand page faults and 0.3-0.5 s of system CPU time a call (of ~6.8 s), 15-25 thousand and
-    0.1-0.2 s with these (docs/history/fit-log.md "Where the default's time goes, and freed
-    memory kept (session 35, speed35)"). Blocks above 32 MiB (the most glibc allows, above
-    which it always maps) still come and go from the kernel. The cost: the process keeps up to
-    1 GiB of freed memory for its own next arrays instead of returning it. Nothing else on glibc
-    changes (the numbers are the same to the bit); on another C library nothing is done."""
-    env = os.environ if environ is None else environ
-    if env.get(MMAP_THRESHOLD_ENV) or env.get(TRIM_THRESHOLD_ENV):
-        return False
-    env[MMAP_THRESHOLD_ENV] = str(HEAP_MMAP_THRESHOLD)
-    env[TRIM_THRESHOLD_ENV] = str(HEAP_TRIM_THRESHOLD)
-    if env is os.environ:
-        mallopt = _glibc_mallopt()
-        if mallopt is not None:
-            mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)
-            mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD)
-    return True
-
-
-def _glibc_mallopt() -> Callable[[int, int], int] | None:
-    """glibc's ``mallopt`` of this process, None on another C library."""
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return None
-
-
 def prefer_command_settings(environ: MutableMapping[str, str] | None = None) -> None:
     """The runtime settings the ``scaloquant`` command makes before torch loads, each unless
-    the user set it: :func:`prefer_passive_wait`, :func:`prefer_huge_pages`,
-    :func:`prefer_reproducible_mkl` and :func:`prefer_heap_reuse` on ``environ`` (default
-    ``os.environ``). Benchmarks call it too, so that they time what the command runs."""
+    the user set it: :func:`prefer_passive_wait`, :func:`prefer_huge_pages` and
+    :func:`prefer_reproducible_mkl` on ``environ`` (default ``os.environ``). Benchmarks call it
+    too, so that they time what the command runs."""
     prefer_passive_wait(environ)
     prefer_huge_pages(environ)
     prefer_reproducible_mkl(environ)
-    prefer_heap_reuse(environ)
 
 
 def available_cpus() -> int:

@@ -30,45 +30,16 @@ def test_reproducible_mkl_unless_the_user_chose():
     assert not threads.prefer_reproducible_mkl(env) and env["MKL_CBWR"] == "COMPATIBLE"
 
 
-def test_heap_reuse_unless_the_user_chose():
-    env: dict[str, str] = {}
-    assert threads.prefer_heap_reuse(env)
-    assert env == {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
-        env = {name: "65536"}
-        assert not threads.prefer_heap_reuse(env) and env == {name: "65536"}
-
-
-def test_heap_reuse_sets_glibcs_thresholds_in_this_process(monkeypatch):
-    calls = []
-    monkeypatch.setattr(threads, "_glibc_mallopt", lambda: lambda *a: calls.append(a) or 1)
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
-        monkeypatch.setenv(name, "0")  # so that monkeypatch removes what the call sets
-        monkeypatch.delenv(name)
-    assert threads.prefer_heap_reuse()
-    assert calls == [(-3, 32 * 2**20), (-1, 2**30)]
-    calls.clear()
-    assert not threads.prefer_heap_reuse() and calls == []  # set now: the user's from here on
-    assert threads.prefer_heap_reuse({}) and calls == []  # a dict is not this process
-
-
-def test_the_commands_settings_are_the_four_unless_the_user_chose():
+def test_the_commands_settings_are_the_three_unless_the_user_chose():
     env: dict[str, str] = {}
     threads.prefer_command_settings(env)
-    assert env == {
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "THP_MEM_ALLOC_ENABLE": "1",
-        "MKL_CBWR": "AUTO",
-        "MALLOC_MMAP_THRESHOLD_": "33554432",
-        "MALLOC_TRIM_THRESHOLD_": "1073741824",
-    }
-    env = {"OMP_WAIT_POLICY": "ACTIVE", "MKL_CBWR": "COMPATIBLE", "MALLOC_TRIM_THRESHOLD_": "0"}
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "THP_MEM_ALLOC_ENABLE": "1", "MKL_CBWR": "AUTO"}
+    env = {"OMP_WAIT_POLICY": "ACTIVE", "MKL_CBWR": "COMPATIBLE"}
     threads.prefer_command_settings(env)
     assert env == {
         "OMP_WAIT_POLICY": "ACTIVE",
         "THP_MEM_ALLOC_ENABLE": "1",
         "MKL_CBWR": "COMPATIBLE",
-        "MALLOC_TRIM_THRESHOLD_": "0",
     }
 
 
