@@ -9,7 +9,8 @@ warm-up call, then ``--repeat`` timed calls: wall and process CPU seconds, the l
 before and after, and a SHA-256 of every array of the ``FitResult``). ``--compare SRC``
 alternates ``SRC`` (another checkout's ``src``, e.g. main's exported by ``git archive``) and
 this checkout's ``src``, ``--rounds`` times each in a rotated order, and prints each one's
-median spectra/s and whether every call of both gave the same digest.
+median spectra/s (wall and per CPU-s), its median system CPU seconds and page faults a call
+(``getrusage``), and whether every call of both gave the same digest.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_fit_default.py [--n 128] [--seed 1]
 [--tissue] [--threads 2] [--repeat 3] [--compare SRC --rounds 6]``
@@ -21,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -62,10 +64,14 @@ def child(args: argparse.Namespace) -> None:
         calls = []
         for _ in range(args.repeat):
             load = os.getloadavg()[0]
+            before = resource.getrusage(resource.RUSAGE_SELF)
             wall, cpu = time.perf_counter(), time.process_time()
             result = fit_spectra(data, basis, config)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            after = resource.getrusage(resource.RUSAGE_SELF)
             calls.append({"wall": wall, "cpu": cpu, "load": [load, os.getloadavg()[0]]})
+            calls[-1]["sys"] = after.ru_stime - before.ru_stime
+            calls[-1]["faults"] = after.ru_minflt - before.ru_minflt
             calls[-1]["digest"] = digest(result)
         print(json.dumps({"run": run, "calls": calls}), flush=True)
 
@@ -78,6 +84,7 @@ def compare(args: argparse.Namespace) -> None:
     sources = {"baseline": Path(args.compare).resolve(), "change": here.parents[1] / "src"}
     rates: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}
+    kernel: dict[tuple[str, str], list[tuple[float, int]]] = {}
     digests: dict[str, set[str]] = {}
     for round_ in range(args.rounds):
         order = list(sources.items())
@@ -93,6 +100,7 @@ def compare(args: argparse.Namespace) -> None:
                 for call in record["calls"]:
                     rates.setdefault((run, label), []).append(args.n / call["wall"])
                     cpus.setdefault((run, label), []).append(args.n / call["cpu"])
+                    kernel.setdefault((run, label), []).append((call["sys"], call["faults"]))
                     digests.setdefault(run, set()).add(call["digest"])
                 walls = ", ".join(f"{args.n / c['wall']:.2f}" for c in record["calls"])
                 loads = ", ".join(f"{c['load'][0]:.1f}" for c in record["calls"])
@@ -100,7 +108,9 @@ def compare(args: argparse.Namespace) -> None:
     for (run, label), values in sorted(rates.items()):
         print(
             f"{run:6s} {label:8s}: median {np.median(values):.2f} spectra/s wall "
-            f"({min(values):.2f}-{max(values):.2f}), {np.median(cpus[(run, label)]):.2f} per CPU-s"
+            f"({min(values):.2f}-{max(values):.2f}), {np.median(cpus[(run, label)]):.2f} per CPU-s; "
+            f"system CPU {np.median([k[0] for k in kernel[(run, label)]]):.2f} s, "
+            f"{np.median([k[1] for k in kernel[(run, label)]]):.0f} page faults a call (medians)"
         )
     for run, found in digests.items():
         print(f"{run}: {'the same fits to the bit in every call' if len(found) == 1 else found}")
