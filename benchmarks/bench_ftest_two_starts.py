@@ -8,7 +8,9 @@ of the flagged spectra, another checkout's code against this one's, alternated i
 spectra's reference problem (``fit.spectra._solve``'s arguments); then, alternated for
 ``--rounds`` rounds in a rotated order, the process CPU seconds of the reference alone
 (``one``), edpick34's two solves (``two``) and one solve with ``second_start`` (``merged``),
-at ``--threads`` torch threads. Prints each one's median and every round's.
+and the F-test bound of the chosen reference scored again (``rescored``, as before session
+35's tidyfit35) and from the choice's own score (``given``), at ``--threads`` torch threads.
+Prints each one's median and every round's.
 
 ``--compare SRC``: child processes alternate ``SRC`` (another checkout's ``src``, e.g. main's
 exported by ``git archive``) and this checkout's ``src``, ``--rounds`` each in a rotated order;
@@ -76,7 +78,7 @@ def parts(args: argparse.Namespace) -> None:
     """The reference alone, two solves and the merged solve, alternated (the default)."""
     import numpy as np
 
-    from scaloquant.fit import batched
+    from scaloquant.fit import batched, spectra
 
     seen = flagged(args)
     x, prepared, region, start, also = (
@@ -106,8 +108,25 @@ def parts(args: argparse.Namespace) -> None:
         for f in batched.BatchedFit.__dataclass_fields__
     )
     print(f"{b} flagged spectra; merged rows equal the two solves to the bit: {same}")
-    cpu: dict[str, list[float]] = {"one": [], "two": [], "merged": []}
-    runs = (("one", one), ("two", two), ("merged", merged))
+    reference, score = spectra.lower_reference(x, prepared, cfg, both)
+
+    def rescored():
+        return batched.baseline_ftest_bound(x, prepared, cfg, reference)
+
+    def given():
+        return batched.baseline_ftest_bound(x, prepared, cfg, reference, score=score)
+
+    print(
+        f"the bound from the choice's score equals it rescored: {np.array_equal(rescored(), given())}"
+    )
+    cpu: dict[str, list[float]] = {k: [] for k in ("one", "two", "merged", "rescored", "given")}
+    runs = (
+        ("one", one),
+        ("two", two),
+        ("merged", merged),
+        ("rescored", rescored),
+        ("given", given),
+    )
     for round_ in range(args.rounds):
         for label, run in runs if round_ % 2 == 0 else runs[::-1]:
             t = time.process_time()
