@@ -805,7 +805,9 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
 def test_lower_reference_keeps_each_spectrums_lower_score(small):
     """``baseline_ftest_two_starts``' choice between two fits with the most flexible candidate
     (``fit.spectra.lower_reference``): each spectrum keeps every field of the fit whose F-test
-    score (the real part of its residual) is lower, whichever of the two arguments holds it."""
+    score (the real part of its residual) is lower, whichever of its two rows holds it, and
+    hands on the kept fits' score, the one the bound computes of them (to rounding: scored in
+    other company, 2 B rows, without MKL's reproducible mode)."""
     from scaloquant.fit import spectra as sp
 
     basis, config, _, _ = small
@@ -832,10 +834,21 @@ def test_lower_reference_keeps_each_spectrums_lower_score(small):
             fields[name] = value
         return replace(good, **fields)
 
+    def side_by_side(first, second):
+        rows = np.arange(2 * mask.size).reshape(2, -1).T.reshape(-1)
+        fields = batched.BatchedFit.__dataclass_fields__
+        return batched.BatchedFit(
+            *(np.concatenate([getattr(first, f), getattr(second, f)])[rows] for f in fields)
+        )
+
     for a, b in ((mixed(bad, good), mixed(good, bad)), (mixed(good, bad), mixed(bad, good))):
-        kept = sp.lower_reference(x, prepared, ftest, a, b)
+        kept, (ssq, active) = sp.lower_reference(x, prepared, ftest, side_by_side(a, b))
         for name in batched.BatchedFit.__dataclass_fields__:
             np.testing.assert_array_equal(getattr(kept, name), getattr(good, name))
+        want_ssq, want_active = batched.baseline_ftest_score(x, prepared, ftest, good)
+        np.testing.assert_allclose(ssq, want_ssq, rtol=1e-12)
+        np.testing.assert_array_equal(active, want_active)
+        np.testing.assert_allclose(ssq, score(good), rtol=1e-12)
     # the opt-in in the adaptive fit: the same spectra flagged, the undulating ones flexible
     two = replace(config, baseline_stiffness="adaptive", baseline_ftest_two_starts=True)
     result = fit_spectra(fid, basis, two)
@@ -844,9 +857,10 @@ def test_lower_reference_keeps_each_spectrums_lower_score(small):
 
 
 def test_second_start_rows_are_the_fits_of_two_solves(small):
-    """``solve(second_start=...)`` (the F-test reference's two starts in one solve): its first
-    ``B`` rows are the fit from ``start`` with the continuation stages, its last ``B`` the fit
-    from ``second_start`` without them, each as its own solve gives it (the rows are
+    """``solve(second_start=...)`` (the F-test reference's two starts in one solve): each
+    spectrum's two rows side by side, the fit from ``start`` with the continuation stages
+    (rows ``2 j``) and the fit from ``second_start`` without them (rows ``2 j + 1``), each as
+    its own solve gives it (the rows are
     independent: a spectrum's fit is its own in any company), every field within rounding
     (to the bit under MKL's reproducible mode, which this process does not set:
     ``test_a_spectrum_fits_alike_in_any_chunk``; without it 3e-13 apart); and it is refused
@@ -871,10 +885,10 @@ def test_second_start_rows_are_the_fits_of_two_solves(small):
     both = batched.solve(x, prepared, flexible, second_start=stiff.theta)
     b = x.shape[0]
     for name in batched.BatchedFit.__dataclass_fields__:
-        for got, want in ((getattr(both, name)[:b], first), (getattr(both, name)[b:], second)):
+        for got, want in ((getattr(both, name)[::2], first), (getattr(both, name)[1::2], second)):
             np.testing.assert_allclose(got, getattr(want, name), rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(
-        both.iterations, np.concatenate([a.iterations for a in (first, second)])
+        both.iterations, np.stack([a.iterations for a in (first, second)], axis=1).reshape(-1)
     )
     assert not np.allclose(first.theta, second.theta)  # two starts, two fits
     with pytest.raises(ConfigError, match="second start"):

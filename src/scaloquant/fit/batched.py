@@ -566,9 +566,12 @@ def fit_at(
     th = torch.as_tensor(np.array(theta, dtype=np.float64), device=device)
     ones = torch.ones(y.shape[0], dtype=torch.float64, device=device)
     # with the derivatives: the residual's degrees of freedom count the nonlinear parameters
-    # (without, the noise SD came 5.6 % under the polish's and the fit's at the same end)
-    noise_var = noise_var_from_residual(problem, evaluate(problem, th, y, ones))
-    ev = evaluate(problem, th, y, noise_var)
+    # (without, the noise SD came 5.6 % under the polish's and the fit's at the same end). One
+    # evaluation for the noise level and the CRLB: the noise variance weighs the priors in its
+    # cost alone (not the amplitudes, columns or derivative columns), and neither the CRLB nor
+    # the BatchedFit reads that cost
+    ev = evaluate(problem, th, y, ones)
+    noise_var = noise_var_from_residual(problem, ev)
     cov, _ = crlb(problem, ev, noise_var)
     m = problem.n_metabolites
     none = torch.zeros(y.shape[0], dtype=torch.long, device=device)
@@ -609,10 +612,11 @@ def solve(
     ``second_start`` ``(B, P)``: each spectrum fitted also from there (a fit's ``theta``, as
     ``start``'s), without the continuation stages, as ``B`` more rows of the same tensor
     program after the stages (the F-test reference's two starts,
-    ``FitConfig.baseline_ftest_two_starts``): the fit has ``2 B`` rows, those from ``start``
-    then those from ``second_start``, each the fit that a solve of its own from that start
-    gives (to the bit on a CPU, :func:`in_chunks`), where the two solves took two passes.
-    Not with ``baseline_ed_per_ppm`` nor the per-metabolite model's global moves."""
+    ``FitConfig.baseline_ftest_two_starts``): the fit has ``2 B`` rows, each spectrum's two
+    side by side (spectrum ``j``'s from ``start`` at row ``2 j``, from ``second_start`` at
+    ``2 j + 1``), each the fit that a solve of its own from that start gives (to the bit on a
+    CPU, :func:`in_chunks`), where the two solves took two passes. Not with
+    ``baseline_ed_per_ppm`` nor the per-metabolite model's global moves."""
     device = usable_device(config.device)
     with_deviations = has_deviations(config)
     each, index = None, None
@@ -690,11 +694,7 @@ def solve(
         # each spectrum's two rows side by side, so the chunks join in spectrum order
         return fit.take(np.arange(2 * (hi - lo)).reshape(2, -1).T.reshape(-1))
 
-    n = fids.shape[0]
-    fit = in_chunks(part, n, device, [*stages, final, refine, exact])
-    if second_start is None:
-        return fit
-    return fit.take(np.concatenate([np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2)]))
+    return in_chunks(part, fids.shape[0], device, [*stages, final, refine, exact])
 
 
 def in_chunks(
@@ -878,12 +878,36 @@ def _real_ssq(
     return ssq, active
 
 
+def baseline_ftest_score(
+    fids: np.ndarray,
+    basis: BasisSet,
+    config: FitConfig,
+    reference: BatchedFit | Lineshapes,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(S_ref (B,), active amplitudes (B,))`` of :func:`baseline_ftest_bound`: the sum of
+    squares of the real part of the residual of the fits ``reference`` of the FIDs ``fids``
+    ``(B, N)`` at their own lineshape and phases, with the most flexible of
+    ``config.baseline_ed_candidates_per_ppm`` (amplitudes and baseline solved again), and the
+    fits' active amplitudes there. Also the F-test reference's choice between its two starts
+    (``fit.spectra.lower_reference``), which hands the winner's to the bound."""
+    return _real_ssq(fids, _flexible_problem(basis, config), reference, reference)
+
+
+def _flexible_problem(basis: BasisSet, config: FitConfig) -> Problem:
+    """The problem of ``config``'s model with the most flexible of its
+    ``baseline_ed_candidates_per_ppm``: the F-test reference's."""
+    flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
+    return make_problem(basis, flexible, device=usable_device(config.device))
+
+
 def baseline_ftest_bound(
     fids: np.ndarray,
     basis: BasisSet,
     config: FitConfig,
     reference: BatchedFit | Lineshapes,
     ed_per_ppm: float | None = None,
+    *,
+    score: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
     ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))``, ``S_ref`` that of ``reference`` (the fit
@@ -904,13 +928,14 @@ def baseline_ftest_bound(
     With ``config.baseline_ftest_rule == "nested"`` the bound is that of the candidate
     ``ed_per_ppm`` (required then): the extra-sum-of-squares F-test of nested fits,
     ``S_ref (1 + dn / (K - n) F^-1(1 - p; dn, K - n))``, ``dn`` the effective dimensions the
-    candidate's baseline has fewer than the reference's (0: no increase allowed)."""
+    candidate's baseline has fewer than the reference's (0: no increase allowed).
+
+    ``score``: ``reference``'s :func:`baseline_ftest_score`, where the caller has it (the
+    two-start reference's, from its choice), so that it is not computed again."""
     from scipy.special import fdtri
 
-    flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
-    device = usable_device(config.device)
-    problem = make_problem(basis, flexible, device=device)
-    ssq, active = _real_ssq(fids, problem, reference, reference)
+    problem = _flexible_problem(basis, config)
+    ssq, active = _real_ssq(fids, problem, reference, reference) if score is None else score
     points = problem.ppm.numel()
     dof = np.clip(active + int(problem.free.sum()) + problem.baseline_ed, 1, points - 2)
     p = config.baseline_ftest_probability
@@ -918,7 +943,9 @@ def baseline_ftest_bound(
         return ssq * (1 + dof / (points - dof) * fdtri(dof, points - dof, p))
     if ed_per_ppm is None:
         raise ValueError("the nested F-test bound is per candidate: give ed_per_ppm")
-    stiff = make_problem(basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=device)
+    stiff = make_problem(
+        basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=usable_device(config.device)
+    )
     dn = problem.baseline_ed - stiff.baseline_ed
     if dn <= 1e-9:
         return ssq

@@ -38,11 +38,11 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidDataError
 from ..metabolites import canonical
-from ..physics.macromolecules import LCMODEL_COMPONENTS, MM_COMPONENTS, parametric_components
-from ..signal.scale import component_unit
+from ..physics.macromolecules import LCMODEL_COMPONENTS, MM_COMPONENTS
 from ..types import FID, Acquisition, BasisSet
 from .basis_grid import basis_for_data, basis_on_grid
 from .config import MEASURED_KEY, FitConfig, macromolecule_names
+from .problem import with_components
 
 #: The name of the cleaned measured macromolecule spectrum in the fit's basis.
 MEASURED_MM_NAME = "MM_measured"
@@ -173,26 +173,9 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     # sub-01: Lip09 15e-6, MM09 4e-6); lipids are left to the data's fit. Beside them the
     # two rest lines at 3.8-4.0 ppm, fitted in the MM group and left out of the sum below
     table = {**{n: LCMODEL_COMPONENTS[n] for n in MM_COMPONENTS}, **MM_FIT_REST_LINES}
-    names = tuple(table)
+    # in protons of the metabolites' scale, as prepare_basis states LCModel's components
     metabolites_only = basis.subset(kept)
-    lines = parametric_components(
-        names,
-        basis.n_points,
-        basis.dwell_time_s,
-        basis.spectrometer_freq_mhz,
-        basis.ppm_reference,
-        table=table,
-    )
-    # in protons of the basis' scale, as prepare_basis states LCModel's components
-    lines = lines * component_unit(
-        metabolites_only.names, metabolites_only.fids, metabolites_only.acquisition
-    )
-    sub = replace(
-        metabolites_only,
-        names=(*kept, *names),
-        fids=np.concatenate([metabolites_only.fids, lines]),
-        metadata={**metabolites_only.metadata, "macromolecules": list(names)},
-    )
+    sub = with_components(metabolites_only, tuple(table), unit_of=metabolites_only, table=table)
     mm_config = replace(
         config,
         macromolecules="basis",

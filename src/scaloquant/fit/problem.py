@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -106,17 +107,35 @@ def prepare_basis(basis: BasisSet, config: FitConfig, *, same_scanner: bool = Tr
         names = () if choice == "none" else tuple(LCMODEL_COMPONENTS)
     if not names:
         return kept
+    return with_components(kept, names, unit_of=basis)
+
+
+def with_components(
+    kept: BasisSet,
+    names: tuple[str, ...],
+    *,
+    unit_of: BasisSet,
+    table: Mapping[str, tuple[tuple[float, float, float], ...]] | None = None,
+) -> BasisSet:
+    """``kept`` with the parametric components ``names`` (LCModel's,
+    :data:`~scaloquant.physics.macromolecules.LCMODEL_COMPONENTS`, or ``table``'s, as
+    :func:`~scaloquant.physics.macromolecules.parametric_components` takes them) appended on its
+    grid, in protons of ``unit_of``'s scale (:func:`~scaloquant.signal.scale.component_unit`)
+    and listed with ``kept``'s macromolecules in its metadata: the basis of
+    :func:`prepare_basis` and of a measured MM spectrum's cleaning fit
+    (:func:`~scaloquant.fit.measured_mm.clean_mm_spectrum`)."""
     fids = parametric_components(
         names,
-        basis.n_points,
-        basis.dwell_time_s,
-        basis.spectrometer_freq_mhz,
-        basis.ppm_reference,
+        kept.n_points,
+        kept.dwell_time_s,
+        kept.spectrometer_freq_mhz,
+        kept.ppm_reference,
+        table=table,
     )
     # LCModel states a component's amplitude in protons of the basis' scale, so that its
     # amplitudes read like the metabolites' (MM09/tCr as in LCModel's table); the invivo
     # simulation renders its components with the same unit
-    fids = fids * component_unit(basis.names, basis.fids, basis.acquisition)
+    fids = fids * component_unit(unit_of.names, unit_of.fids, unit_of.acquisition)
     return replace(
         kept,
         names=(*kept.names, *names),

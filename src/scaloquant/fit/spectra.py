@@ -320,7 +320,7 @@ def _solve(
         fixed = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
         return fit, np.full(fids.shape[0], fixed)
     candidates = config.baseline_ed_candidates_per_ppm
-    fit = _reference(fids, basis, config, region, start, also_from)
+    fit, score = _reference(fids, basis, config, region, start, also_from)
 
     def refit(k: np.ndarray, rows: np.ndarray):
         """The spectra ``rows`` refitted from the reference, each with its candidate ``k``
@@ -336,9 +336,12 @@ def _solve(
 
     # (C, B): one row for every candidate (the same row under LCModel's rule)
     bound = np.stack(
-        [batched.baseline_ftest_bound(fids, basis, config, fit, ed) for ed in candidates]
+        [
+            batched.baseline_ftest_bound(fids, basis, config, fit, ed, score=score)
+            for ed in candidates
+        ]
         if config.baseline_ftest_rule == "nested"
-        else [batched.baseline_ftest_bound(fids, basis, config, fit)] * len(candidates)
+        else [batched.baseline_ftest_bound(fids, basis, config, fit, score=score)] * len(candidates)
     )
     within = np.stack(
         [
@@ -396,8 +399,9 @@ def _reference(
     also_from: np.ndarray | None,
 ):
     """:func:`_solve`'s reference fit, ``config``'s at the most flexible of its
-    ``baseline_ed_candidates_per_ppm``, and with ``also_from`` ``(B, P)`` each spectrum's lower
-    of it and the fit from ``also_from``
+    ``baseline_ed_candidates_per_ppm``, and its
+    :func:`~scaloquant.fit.batched.baseline_ftest_score` where it was scored (else None).
+    With ``also_from`` ``(B, P)``, each spectrum's lower of it and the fit from ``also_from``
     without the continuation stages (:func:`lower_reference`): both starts as rows of one
     solve (``batched.solve(second_start=...)``; the per-metabolite model's global moves, whose
     second search runs the stages again, in a solve of their own)."""
@@ -405,7 +409,7 @@ def _reference(
 
     flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
     if also_from is None:
-        return batched.solve(fids, basis, flexible, region_noise_sd=region, start=start)
+        return batched.solve(fids, basis, flexible, region_noise_sd=region, start=start), None
     if search.applies(config):
         fit = batched.solve(fids, basis, flexible, region_noise_sd=region, start=start)
         other = batched.solve(
@@ -415,6 +419,15 @@ def _reference(
             region_noise_sd=region,
             start={"theta": also_from},
         )
+        # side by side, as the one solve's rows
+        both = batched.BatchedFit(
+            *(
+                np.stack([getattr(fit, f), getattr(other, f)], axis=1).reshape(
+                    -1, *getattr(fit, f).shape[1:]
+                )
+                for f in batched.BatchedFit.__dataclass_fields__
+            )
+        )
     else:
         # the second start's rows join the first's after the stages: the same fits, where two
         # solves cost two passes (docs/history/fit-log.md "The reference's two starts in one
@@ -422,29 +435,26 @@ def _reference(
         both = batched.solve(
             fids, basis, flexible, region_noise_sd=region, start=start, second_start=also_from
         )
-        b = fids.shape[0]
-        fit, other = both.take(np.arange(b)), both.take(np.arange(b, 2 * b))
-    return lower_reference(fids, basis, config, fit, other)
+    return lower_reference(fids, basis, config, both)
 
 
-def lower_reference(fids: np.ndarray, basis: BasisSet, config: FitConfig, fit, other):
-    """Of two fits ``(B, ...)`` of the FIDs ``fids`` ``(B, N)`` with the most flexible of
-    ``config.baseline_ed_candidates_per_ppm`` (:class:`~scaloquant.fit.batched.BatchedFit`),
-    each spectrum's with the lower F-test score (the real part of its residual,
-    :func:`~scaloquant.fit.batched.baseline_ftest_ssq` at its own lineshape; ``fit``'s on a
-    tie): the reference of LCModel's rule, whose bound a reference stuck in a worse minimum
-    loosens (``baseline_ftest_two_starts``; LCModel takes a solution below its reference's
-    residual as the reference, ``RFALSI`` in ``LCModel.f``)."""
+def lower_reference(fids: np.ndarray, basis: BasisSet, config: FitConfig, both):
+    """Of two fits of each of the FIDs ``fids`` ``(B, N)`` with the most flexible of
+    ``config.baseline_ed_candidates_per_ppm``, side by side in ``both``
+    (:class:`~scaloquant.fit.batched.BatchedFit` of ``2 B`` rows, spectrum ``j``'s at rows
+    ``2 j`` and ``2 j + 1``, as ``batched.solve(second_start=...)`` gives them), each
+    spectrum's with the lower F-test score (the real part of its residual at its own
+    lineshape, :func:`~scaloquant.fit.batched.baseline_ftest_score`; the first's on a tie): the
+    reference of LCModel's rule, whose bound a reference stuck in a worse minimum loosens
+    (``baseline_ftest_two_starts``; LCModel takes a solution below its reference's residual as
+    the reference, ``RFALSI`` in ``LCModel.f``). Returns ``(the fits (B, ...), their score)``,
+    the score as :func:`~scaloquant.fit.batched.baseline_ftest_bound` takes it: the rows taken
+    once by the winners' index, the bound not scored again."""
     from . import batched
 
-    flexible = config.baseline_ed_candidates_per_ppm[-1]
-    lower = batched.baseline_ftest_ssq(
-        fids, basis, config, flexible, other, other
-    ) < batched.baseline_ftest_ssq(fids, basis, config, flexible, fit, fit)
-    fields = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
-    for name, value in fields.items():
-        value[lower] = getattr(other, name)[lower]
-    return replace(fit, **fields)
+    ssq, active = batched.baseline_ftest_score(np.repeat(fids, 2, axis=0), basis, config, both)
+    rows = 2 * np.arange(fids.shape[0]) + (ssq[1::2] < ssq[0::2])
+    return both.take(rows), (ssq[rows], active[rows])
 
 
 @dataclass(frozen=True)
