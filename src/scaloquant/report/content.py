@@ -44,7 +44,15 @@ UNIT_LABELS: dict[str, str] = {
 }
 
 # SpectraResult fields that are not per-spectrum columns (everything else of length N is)
-_RESULT_FIELDS = {"input", "matched", "conversions", "warnings", "columns", "figures"}
+_RESULT_FIELDS = {
+    "input",
+    "matched",
+    "conversions",
+    "warnings",
+    "columns",
+    "figures",
+    "anticorrelated",
+}
 
 
 @dataclass(frozen=True)
