@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, run in runs.items():
         if args.pairs:
             facts = run.results[0].fit
-            pairs = run.results[0].anticorrelated_pairs(run.names)
+            pairs = run.results[0].anticorrelated
             with_pairs = "none" if pairs is None else sum(bool(p) for p in pairs)
             print(f"{label}: spectra with pairs at -0.5 or below: {with_pairs}", end="")
             if label.endswith(" no pairs"):

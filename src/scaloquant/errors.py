@@ -31,15 +31,22 @@ class MissingMetadataError(ScaloquantError):
 
     ``path`` and ``missing`` (``"dwell time"``), where given, let a caller that cannot take the
     value from its user word the remedy its own way (a ``--basis`` file: the acquisition flags
-    describe the inputs, not the basis). ``keyword``, where given, is the readers' keyword
-    argument that gives the value (``dwell_time_s``): ``str(err)`` names it after ``message``
-    for a Python caller, and :attr:`flag_message` is ``message`` alone, which names the flag
-    (the CLI's line; it said '(or dwell_time_s=... in Python)' to the command's user)."""
+    describe the inputs, not the basis). ``keywords``, where given, are the readers' keyword
+    arguments that give the values (``("dwell_time_s",)``): ``str(err)`` names them after
+    ``message`` for a Python caller ('(or dwell_time_s=... and spectrometer_freq_mhz=... in
+    Python)'), and :attr:`flag_message` is ``message`` alone, which names the flags (the CLI's
+    line; it said '(or dwell_time_s=... in Python)' to the command's user)."""
 
     def __init__(
-        self, message: str, *, path: object = None, missing: str = "", keyword: str = ""
+        self,
+        message: str,
+        *,
+        path: object = None,
+        missing: str = "",
+        keywords: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(f"{message} (or {keyword}=... in Python)" if keyword else message)
+        python = " and ".join(f"{k}=..." for k in keywords)
+        super().__init__(f"{message} (or {python} in Python)" if keywords else message)
         self.flag_message = message
         self.path = path
         self.missing = missing

@@ -286,6 +286,40 @@ def test_scalogram_refuses_before_numpy_is_imported(words, expected, tmp_path, f
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("out", "existing"), [("x.npy", "x.npy"), ("x.npy", "x.json"), ("x.png", "x.png")]
+)
+def test_scalogram_refuses_an_existing_output_before_numpy_is_imported(
+    out, existing, tmp_path, fresh_python
+):
+    """An output that exists (the .npy, its .json beside it, the .png) is refused without
+    --overwrite before numpy and h5py are imported, as the refusals above: the check is
+    ``scaloquant.io.atomic``'s, and until session 35 importing it imported every reader of the
+    ``scaloquant.io`` package (numpy, nibabel, h5py), which now imports each on first use."""
+    (tmp_path / "in.h5").write_bytes(b"not read")
+    (tmp_path / existing).write_bytes(b"kept")
+    args = ["scalogram", str(tmp_path / "in.h5"), "--out", str(tmp_path / out)]
+    line = _refused_without(fresh_python, args, "numpy")
+    assert f"error: {tmp_path / existing} already exists; pass --overwrite" in line, line
+    assert (tmp_path / existing).read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.h5", existing])
+
+
+def test_the_io_package_imports_its_readers_on_first_use(fresh_python):
+    """``scaloquant.io``'s light modules (``atomic``, ``config``) import no numpy, and every
+    name of the package (``__all__``) is its module's, imported when first asked for."""
+    code = (
+        "import importlib, sys\n"
+        "import scaloquant.io.atomic, scaloquant.io.config\n"
+        "light = 'numpy' not in sys.modules\n"
+        "import scaloquant.io as io\n"
+        "same = all(getattr(io, n) is getattr(importlib.import_module(\n"
+        "    getattr(io, n).__module__), n) for n in io.__all__)\n"
+        "print(light, same, sorted(io.__all__) == sorted(set(dir(io)) & set(io.__all__)))\n"
+    )
+    assert _last_line(fresh_python, code)[0] == "True True True"
+
+
 #: (train's flags, the line after 'error: ') that train refuses before it imports torch; OUT the
 #: output folder, FILE a file, CONFIG a --config file that names the model scalogram_cnn.
 REFUSED_TRAIN_FLAGS = [

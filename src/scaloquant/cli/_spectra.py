@@ -307,7 +307,7 @@ def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")
-    for line in (*quality_note(run.results), *correlation_note(run.results, run.names)):
+    for line in (*quality_note(run.results), *correlation_note(run.results)):
         print(line)
     if run.command == "fit" and any(r.input.is_mrsi for r in run.results):
         for line in figure_note(run.results, representative=True):

@@ -27,6 +27,9 @@ from ._spectra import (
     run_provenance,
 )
 
+#: ``--preset``'s default: its runs' outputs carry no fit model note (:func:`model_note`).
+DEFAULT_PRESET = "invivo"
+
 
 def register(subparsers: Any) -> None:
     from ..fit.config import FIT_PRESETS
@@ -76,9 +79,9 @@ def register(subparsers: Any) -> None:
     m = p.add_argument_group("fit model (each overrides --preset and --config)")
     m.add_argument(
         "--preset",
-        default="invivo",
+        default=DEFAULT_PRESET,
         metavar="{" + ",".join(sorted(FIT_PRESETS)) + "}",
-        help="named model (default: invivo)",
+        help=f"named model (default: {DEFAULT_PRESET})",
     )
     m.add_argument(
         "--config",
@@ -259,15 +262,15 @@ def fit_config_from_args(args: argparse.Namespace):
 
 def model_note(preset: str, config) -> str | None:
     """The fit model in the run's notes (summary.md, report.html, results.json) where it is not
-    the default ``invivo`` preset as it stands: the preset and each setting a ``--config`` file
-    or a model flag changed, so that the outputs say what was fitted, not only the command
-    (the file behind ``--config`` may change later); None for the default model, whose runs'
-    outputs stay as they were."""
+    the default preset (:data:`DEFAULT_PRESET`) as it stands: the preset used and each setting
+    a ``--config`` file or a model flag changed from it, so that the outputs say what was
+    fitted, not only the command (the file behind ``--config`` may change later); None for the
+    default model, whose runs' outputs stay as they were."""
     from ..fit.config import FIT_PRESETS
 
     base = FIT_PRESETS[preset].to_dict()
     changed = {k: v for k, v in config.to_dict().items() if v != base[k]}
-    if preset == "invivo" and not changed:
+    if preset == DEFAULT_PRESET and not changed:
         return None
     settings = ", ".join(f"{k} {_setting(v)}" for k, v in changed.items())
     return (

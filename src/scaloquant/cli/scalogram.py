@@ -103,7 +103,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .npy or .png, got {args.out.name!r}")
     _require_input(args.input)
     outputs = [args.out] + ([args.out.with_suffix(".json")] if suffix == ".npy" else [])
-    # the refusals above need no numpy (the io package loads it, and h5py); the parser neither
+    # these refusals need no numpy, nor the parser: scaloquant.io imports its readers (numpy,
+    # h5py) on first use, not with io.atomic
     from ..io.atomic import atomic_path, check_writable
 
     for path in outputs:  # refuse before computing anything, and before writing either file

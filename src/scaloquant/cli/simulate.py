@@ -406,8 +406,9 @@ class _Basis(NamedTuple):
     grid: dict[str, Any] | None = None
     notes: Sequence[str] = ()
     conversions: Sequence[str] = ()
-    #: the basis names of the fit of a physics-head model trained for this grid (None without
-    #: ``--grid-from``), whose macromolecules the ``invivo`` preset renders
+    #: the basis names of the fit of a physics-head model trained for this grid, whose
+    #: macromolecules the ``invivo`` preset renders (None without ``--grid-from`` or without
+    #: ``--preset``)
     fitted_names: tuple[str, ...] | None = None
 
 
@@ -456,11 +457,12 @@ def _basis_and_grid(args: argparse.Namespace) -> _Basis:
         on_grid, fitted, conversions = prepared_on_grid(
             basis, fid.acquisition, FIT_PRESETS["invivo"]
         )
-        fitted_names: tuple[str, ...] = fitted.names
+        fitted_names: tuple[str, ...] | None = fitted.names
     else:
-        # train's default signals are rendered on the basis on the grid, whatever its fit
+        # train's default signals are rendered on the basis on the grid, whatever its fit (a
+        # config's stream takes no fitted names)
         on_grid, conversions = basis_for_data(basis, fid.acquisition)
-        fitted_names = on_grid.names
+        fitted_names = None
     grid = {
         "grid_from": str(args.grid_from),
         **on_grid.acquisition.to_dict(),

@@ -22,15 +22,40 @@ module                    files                       conversion to the internal
 ========================  ==========================  =======================================
 """
 
-from .default import default_basis
-from .dispatch import read_basis, read_fid
-from .fsl import read_fsl_basis, write_fsl_basis
-from .jmrui import read_jmrui_txt
-from .lcmodel import read_lcmodel_basis, read_lcmodel_raw, write_lcmodel_raw
-from .lcmodel_output import read_lcmodel_coord
-from .nifti import read_nifti_mrs, write_nifti_mrs
-from .npz import read_basis_npz, write_basis_npz
-from .text import read_text_fid
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for the readers of the code; imported by __getattr__
+    from .default import default_basis
+    from .dispatch import read_basis, read_fid
+    from .fsl import read_fsl_basis, write_fsl_basis
+    from .jmrui import read_jmrui_txt
+    from .lcmodel import read_lcmodel_basis, read_lcmodel_raw, write_lcmodel_raw
+    from .lcmodel_output import read_lcmodel_coord
+    from .nifti import read_nifti_mrs, write_nifti_mrs
+    from .npz import read_basis_npz, write_basis_npz
+    from .text import read_text_fid
+
+#: Each reader and writer's module, imported when the name is first asked for (PEP 562): the
+#: readers load numpy (and nibabel, h5py), and ``scaloquant.io.atomic`` or ``.config`` (the
+#: CLI's refusal of an output that exists, its config files) must not wait for them.
+_MODULES = {
+    "default_basis": "default",
+    "read_basis": "dispatch",
+    "read_fid": "dispatch",
+    "read_fsl_basis": "fsl",
+    "write_fsl_basis": "fsl",
+    "read_jmrui_txt": "jmrui",
+    "read_lcmodel_basis": "lcmodel",
+    "read_lcmodel_raw": "lcmodel",
+    "write_lcmodel_raw": "lcmodel",
+    "read_lcmodel_coord": "lcmodel_output",
+    "read_nifti_mrs": "nifti",
+    "write_nifti_mrs": "nifti",
+    "read_basis_npz": "npz",
+    "write_basis_npz": "npz",
+    "read_text_fid": "text",
+}
 
 __all__ = [
     "default_basis",
@@ -49,3 +74,15 @@ __all__ = [
     "write_lcmodel_raw",
     "write_nifti_mrs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_MODULES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULES})

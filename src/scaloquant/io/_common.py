@@ -266,7 +266,7 @@ def require_grid(
             f"{path} does not record the {' or the '.join(whats)}; pass {' and '.join(flags)}",
             path=path,
             missing=whats[0],
-            keyword="=... and ".join(keywords),
+            keywords=keywords,
         )
     return float(dwell_time_s), float(spectrometer_freq_mhz)
 

@@ -905,26 +905,32 @@ class PhysicsQuantifier(nn.Module):
         names = tuple(self.metabolites)
         combos = tuple(combined_parts(names))
 
-        def part(lo: int, hi: int) -> tuple[torch.Tensor, ...]:
+        def part(lo: int, hi: int) -> dict[str, torch.Tensor]:
+            """The batch ``[lo, hi)``'s :class:`PhysicsPrediction` fields, by name."""
             if not hasattr(local, "workspace"):
                 local.workspace = Workspace()
             est = self.estimate(
                 arr[lo:hi], polish_iterations=k, workspace=local.workspace, covariance=pairs
             )
-            theta = est.network_theta.to(torch.float64)
-            fraction = est.metabolite_fraction
-            out = (
-                est.amplitudes, est.sd, est.network_sd, theta, est.fit_residual, fraction,
-                est.theta, est.residual_sd,
-            )  # fmt: skip
+            out = {
+                "amplitudes": est.amplitudes,
+                "sd": est.sd,
+                "network_sd": est.network_sd,
+                "network_theta": est.network_theta.to(torch.float64),
+                "fit_residual": est.fit_residual,
+                "metabolite_fraction": est.metabolite_fraction,
+                "theta": est.theta,
+                "residual_sd": est.residual_sd,
+            }
             if screen:
                 flexible = self.asks_for_flexible_baseline(arr[lo:hi].numpy(), est.theta)
-                out = (*out, torch.from_numpy(flexible))
+                out["flexible"] = torch.from_numpy(flexible)
             if pairs:
                 cov = est.amplitude_covariance.cpu().numpy()
                 _, total, sd = combined_columns(est.amplitudes.cpu().numpy(), cov, names)
-                out = (*out, torch.from_numpy(covariance_pairs(cov)))
-                out = (*out, torch.from_numpy(total), torch.from_numpy(sd))
+                out["pair_correlations"] = torch.from_numpy(covariance_pairs(cov))
+                out["combined_amplitudes"] = torch.from_numpy(total)
+                out["combined_sd"] = torch.from_numpy(sd)
             return out
 
         # the screen's numpy BLAS on one thread (its own limit, threadpoolctl's): set here for
@@ -949,25 +955,26 @@ class PhysicsQuantifier(nn.Module):
                 parts = batched.chunk_parts(part, len(arr), device, batch_size)
         finally:
             self.train(was_training)
-        m, p = len(names), self.problem().size
+        combined_names = combos if pairs else ()
         if not parts:
-            empty = (np.zeros((0, n)) for n in (m, m, m, p))
+            m, p = len(names), self.problem().size
             return PhysicsPrediction(
-                *empty, np.zeros(0), np.zeros(0), np.zeros((0, p)), np.zeros(0),
-                np.zeros(0, dtype=bool) if screen else None,
-                np.zeros((0, m * (m - 1) // 2)) if pairs else None,
-                combos if pairs else (),
-                *((np.zeros((0, len(combos))),) * 2 if pairs else (None, None)),
-            )  # fmt: skip
-        columns = [torch.cat(column).cpu().numpy() for column in zip(*parts, strict=True)]
-        return PhysicsPrediction(
-            *columns[:8],
-            flexible=columns[8] if screen else None,
-            pair_correlations=columns[-3] if pairs else None,
-            combined_names=combos if pairs else (),
-            combined_amplitudes=columns[-2] if pairs else None,
-            combined_sd=columns[-1] if pairs else None,
-        )
+                amplitudes=np.zeros((0, m)),
+                sd=np.zeros((0, m)),
+                network_sd=np.zeros((0, m)),
+                network_theta=np.zeros((0, p)),
+                fit_residual=np.zeros(0),
+                metabolite_fraction=np.zeros(0),
+                theta=np.zeros((0, p)),
+                residual_sd=np.zeros(0),
+                flexible=np.zeros(0, dtype=bool) if screen else None,
+                pair_correlations=np.zeros((0, m * (m - 1) // 2)) if pairs else None,
+                combined_names=combined_names,
+                combined_amplitudes=np.zeros((0, len(combos))) if pairs else None,
+                combined_sd=np.zeros((0, len(combos))) if pairs else None,
+            )
+        fields = {key: torch.cat([q[key] for q in parts]).cpu().numpy() for key in parts[0]}
+        return PhysicsPrediction(**fields, combined_names=combined_names)
 
     def asks_for_flexible_baseline(self, fids: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """``(B,)`` bool: the spectra ``fids`` ``(B, N)`` whose polish, ended at ``theta``

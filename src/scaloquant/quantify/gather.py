@@ -25,7 +25,7 @@ from .figures import figure_choice, representative_voxels
 from .inputs import SpectraInput
 from .matching import Prepared
 from .notes import correlation_note, ecc_notes, figure_note, quality_note, water_scaling_notes
-from .results import SpectraResult, tcr_ratios
+from .results import SpectraResult, anticorrelated_pairs, tcr_ratios
 from .water import WaterScaling, concentrations_mM, water_area
 
 if TYPE_CHECKING:  # torch loads only with a model: ``fit`` needs none
@@ -307,6 +307,7 @@ def finish_run(
                 water_quality=prep.water_quality,
                 fit=fit_facts,
                 reference_correction_ppm=prep.reference_correction_ppm,
+                anticorrelated=anticorrelated_pairs(fit_facts, names),
             )
         )
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
@@ -330,7 +331,7 @@ def finish_run(
             [
                 *notes,
                 *quality_note(results),
-                *correlation_note(results, names),
+                *correlation_note(results),
                 ratio_note,
                 *water_notes,
             ]

@@ -182,18 +182,18 @@ def quality_note(results: Sequence[SpectraResult]) -> list[str]:
 NOTED_PAIRS = 6
 
 
-def correlation_note(results: Sequence[SpectraResult], names: Sequence[str]) -> list[str]:
+def correlation_note(results: Sequence[SpectraResult]) -> list[str]:
     """One sentence on the pairs of metabolites the fit could not tell apart: each pair at or
     below :data:`~scaloquant.fit.result.ANTICORRELATION_MAX` in some spectrum
-    (results.json ``spectra[].fit.anticorrelated``), with its median coefficient there, in how
-    many of the spectra that have the coefficients, and which sum to read (LCModel's combined
-    row where the pair is one: tCr, tCho, tNAA, Glx); the :data:`NOTED_PAIRS` commonest.
-    None when no spectrum has such a pair, or none has the coefficients (``names``: the run's
-    columns, whose first ones the coefficients are of)."""
+    (:attr:`SpectraResult.anticorrelated`, results.json ``spectra[].fit.anticorrelated``),
+    with its median coefficient there, in how many of the spectra that have the coefficients,
+    and which sum to read (LCModel's combined row where the pair is one: tCr, tCho, tNAA,
+    Glx); the :data:`NOTED_PAIRS` commonest. None when no spectrum has such a pair, or none
+    has the coefficients."""
     found: dict[str, list[float]] = {}
     n_with = 0
     for r in results:
-        for pairs in r.anticorrelated_pairs(names) or ():
+        for pairs in r.anticorrelated or ():
             if pairs is None:
                 continue
             n_with += 1

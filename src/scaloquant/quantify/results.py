@@ -209,6 +209,10 @@ class SpectraResult:
     reference_correction_ppm : per spectrum, ``(N,)``, what the referencing added to its ppm
         reference before it was estimated (:data:`REFERENCE_CORRECTION`; 0: nothing); None
         where it was not referenced (``--referencing off``, ``--ppm-reference``, not 1H).
+    anticorrelated : per spectrum, its pairs of metabolites at or below
+        :data:`~scaloquant.fit.result.ANTICORRELATION_MAX` (:func:`anticorrelated_pairs` of
+        :attr:`fit`, taken once where the result is gathered): what results.json lists and the
+        run's note counts; None where the input has no coefficients.
     """
 
     input: SpectraInput
@@ -223,17 +227,20 @@ class SpectraResult:
     water_quality: Mapping[str, float] = field(default_factory=dict)
     fit: Mapping[str, np.ndarray] = field(default_factory=dict)
     reference_correction_ppm: np.ndarray | None = None
+    anticorrelated: tuple[dict[str, float] | None, ...] | None = None
 
-    def anticorrelated_pairs(self, names: Sequence[str]) -> list[dict[str, float] | None] | None:
-        """Each spectrum's pairs at or below :data:`~scaloquant.fit.result.ANTICORRELATION_MAX`
-        (:func:`scaloquant.fit.result.anticorrelated` of :attr:`fit`'s ``"anticorrelated"``
-        coefficients, which are of the first of the run's columns ``names``: the fit's
-        components, or the model's); None where the input has no coefficients. What
-        results.json lists and the run's note counts."""
-        values = self.fit.get("anticorrelated")
-        if values is None:
-            return None
-        return anticorrelated(values, names[: correlated_names(values.shape[1])])
+
+def anticorrelated_pairs(
+    fit: Mapping[str, np.ndarray], names: Sequence[str]
+) -> tuple[dict[str, float] | None, ...] | None:
+    """Each spectrum's pairs at or below :data:`~scaloquant.fit.result.ANTICORRELATION_MAX`
+    (:func:`scaloquant.fit.result.anticorrelated` of ``fit``'s ``"anticorrelated"``
+    coefficients, :attr:`SpectraResult.fit`, which are of the first of the run's columns
+    ``names``: the fit's components, or the model's); None where ``fit`` has no coefficients."""
+    values = fit.get("anticorrelated")
+    if values is None:
+        return None
+    return tuple(anticorrelated(values, names[: correlated_names(values.shape[1])]))
 
 
 def total_creatine(names: Sequence[str], amplitudes: np.ndarray) -> np.ndarray | None:

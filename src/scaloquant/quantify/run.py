@@ -208,12 +208,12 @@ def _physics_estimates(
     if fit_config.water_removal != "hlsvd":
         wet = wet[:0]
     seen = samples  # what the model sees: each spectrum once, less its water where wet
+    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
     if wet.size:
         import torch
 
         from ..signal.water import remove_water
 
-        grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
         # every spectrum (a polish): the FIDs less their water are what the model sees, not
         # a copy of them, nor of the FIDs before (32 kB a spectrum of 2048 points each, at
         # quantify's peak: docs/history/benchmarks-log.md "Memory of fit and quantify
@@ -242,7 +242,6 @@ def _physics_estimates(
         for c, extra in enumerate((p.combined_amplitudes, p.combined_sd, none)):
             columns[c] = np.concatenate([columns[c], extra], axis=-1)
     column_names = (*names, *p.combined_names)
-    grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
     proton = fid.nucleus == "1H"
     columns.append(residual_over_noise(p.residual_sd, seen, *grid, proton=proton))
     theta = p.theta
@@ -256,11 +255,11 @@ def _physics_estimates(
     # in the fit's order (_fit_facts), water_near_window last; NaN without a spline, as fit's
     stiffness = fit_config.baseline_ed_per_ppm if spline else np.nan
     facts = {"baseline_ed_per_ppm": np.full(n, stiffness)}
-    pairs = {} if p.pair_correlations is None else {"anticorrelated": p.pair_correlations}
-    if not screen or not n or not (p.flexible | stopped).any():
+    flagged = np.flatnonzero(p.flexible | stopped) if screen and n else np.zeros(0, dtype=np.intp)
+    if not flagged.size:
+        pairs = {} if p.pair_correlations is None else {"anticorrelated": p.pair_correlations}
         facts |= pairs | {"water_near_window": near}
         return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta, stopped=stopped)
-    flagged = np.flatnonzero(p.flexible | stopped)
     # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
     # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
     # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
@@ -287,8 +286,9 @@ def _physics_estimates(
     )
     if window is not None:
         facts["window_ppm"] = window
-    # the pairs of the spectra fitted again are that fit's, the others the polish's
-    facts["anticorrelated"] = pairs.get("anticorrelated", refit_facts["anticorrelated"])
+    # the pairs of the spectra fitted again are that fit's, the others the polish's (a screen
+    # is of a polish, K > 0, which gives its pairs: predict_estimates(correlations=True))
+    facts["anticorrelated"] = p.pair_correlations
     facts["anticorrelated"][flagged] = refit_facts["anticorrelated"][flagged]
     near[flagged] = refit_facts["water_near_window"][flagged]
     facts["water_near_window"] = near

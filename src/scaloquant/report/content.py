@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,7 +44,15 @@ UNIT_LABELS: dict[str, str] = {
 }
 
 # SpectraResult fields that are not per-spectrum columns (everything else of length N is)
-_RESULT_FIELDS = {"input", "matched", "conversions", "warnings", "columns", "figures"}
+_RESULT_FIELDS = {
+    "input",
+    "matched",
+    "conversions",
+    "warnings",
+    "columns",
+    "figures",
+    "anticorrelated",
+}
 
 
 @dataclass(frozen=True)
@@ -230,12 +238,14 @@ def run_spectrum_columns(run: Run) -> dict[str, list[Any]]:
     return out
 
 
-def not_in_csv_sentence(run: Run) -> str:
-    """Which per-spectrum columns of the overview results.csv lacks (the fit's own figures,
-    ``fit_fwhm_hz``, ``shift_ppm``..., and ``reference_correction_ppm``, which results.json
-    lists per spectrum), so that the report does not send the user to a column results.csv does
-    not have; "" where it has them all (its columns: ``QUALITY_COLUMNS``)."""
-    missing = [n for n in run_spectrum_columns(run) if n not in QUALITY_COLUMNS]
+def not_in_csv_sentence(names: Iterable[str]) -> str:
+    """Which of the overview's per-spectrum columns ``names`` (the keys of
+    :func:`run_spectrum_columns`, which the renderers have built for the table already)
+    results.csv lacks (the fit's own figures, ``fit_fwhm_hz``, ``shift_ppm``..., and
+    ``reference_correction_ppm``, which results.json lists per spectrum), so that the report
+    does not send the user to a column results.csv does not have; "" where it has them all
+    (its columns: ``QUALITY_COLUMNS``)."""
+    missing = [n for n in names if n not in QUALITY_COLUMNS]
     if not missing:
         return ""
     where = []

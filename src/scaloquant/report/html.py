@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -247,8 +247,12 @@ def _overview_table(
     )
 
 
-def _overview(run: Run, table: MetaboliteTable, linked: set[tuple[int, int]]) -> str:
-    qc = run_spectrum_columns(run)
+def _overview(
+    run: Run,
+    table: MetaboliteTable,
+    qc: Mapping[str, list[Any]],
+    linked: set[tuple[int, int]],
+) -> str:
     units = table.units
     out = ["<section id='results'><h2>Overview</h2>"]
     legend = (
@@ -408,13 +412,13 @@ def _fits(run: Run, table: MetaboliteTable, figures: Mapping[tuple[int, int], by
     return "".join(out)
 
 
-def _columns_footer(run: Run) -> str:
+def _columns_footer(run: Run, qc_names: Iterable[str]) -> str:
     return (
         "<footer>Every spectrum's values (all columns, full precision) are in "
         "<code>results.csv</code>"
         + (
             f" ({html.escape(sentence.removesuffix('.'))})"
-            if (sentence := not_in_csv_sentence(run))
+            if (sentence := not_in_csv_sentence(qc_names))
             else ""
         )
         + ", what each column means in <code>results.json</code>, the "
@@ -447,6 +451,7 @@ def report_html(
     figures = dict(figures or {})
     table = metabolite_table(run)
     facts = input_facts(run)
+    qc = run_spectrum_columns(run)  # the overview's columns and the footer's names
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -455,10 +460,10 @@ def report_html(
         _acquisition(facts),
         _notes(run.notes),
         _maps(run, table, map_figures),  # MRSI: the maps first, as they are read first
-        _overview(run, table, set(figures)),
+        _overview(run, table, qc, set(figures)),
         _water(facts),
         _fits(run, table, figures),
-        _columns_footer(run),
+        _columns_footer(run, qc),
         "</body></html>\n",
     ]
     return "\n".join(p for p in parts if p)

@@ -67,18 +67,18 @@ def report_markdown(
     out.append("## Notes\n")
     out.append("".join(f"- {n}\n" for n in run.notes))
     unit = table.units[0]
+    qc = run_spectrum_columns(run)
     out.append("## Overview\n")
     out.append(
         f"{UNIT_LABELS[unit]}, with {table.sd_label} in brackets; '!': {table.sd_label} > "
         f"{SD_LIMIT_PCT:g} (unreliable). "
         + (f"{sentence} " if (sentence := combined_sd_sentence(table)) else "")
         + "Other units in results.csv and report.html."
-        + (f" {sentence}" if (sentence := not_in_csv_sentence(run)) else "")
+        + (f" {sentence}" if (sentence := not_in_csv_sentence(qc)) else "")
         + "\n"
     )
     labels = row_labels(run, table.rows)
     titles = row_titles(run, table.rows)
-    qc = run_spectrum_columns(run)
     head = [*labels, *qc, *table.names]
     rows = []
     for k in range(min(len(table.rows), MAX_OVERVIEW_ROWS)):

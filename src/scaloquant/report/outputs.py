@@ -257,11 +257,11 @@ def _reference_correction(r: SpectraResult, j: int) -> dict[str, Any]:
 
 
 def _anticorrelated(run: Run) -> list[list[dict[str, float] | None] | None]:
-    """Per input, its spectra's pairs (:meth:`SpectraResult.anticorrelated_pairs`; None without
+    """Per input, its spectra's pairs (:attr:`SpectraResult.anticorrelated`; None without
     the fact), coefficients rounded to 3 decimals as LCModel prints them."""
     out = []
     for r in run.results:
-        pairs = r.anticorrelated_pairs(run.names)
+        pairs = r.anticorrelated
         out.append(
             None
             if pairs is None
