@@ -20,7 +20,9 @@ time (every thread's); those marked ``*`` run in the polish's batch threads side
 (``predict_estimates``' jobs) and give their wall and that thread's own CPU time summed over
 the threads, so their wall adds up to more than the run's. The imports are timed once, before
 the first run; CUDA's start-up falls in the first run's stages, so the last run's table is the
-steady one. No profiler: the times are those of a plain run.
+steady one. No profiler: the times are those of a plain run. With ``--solver`` a second table
+gives the parts of the solver (:data:`SOLVER_STAGES`) summed over every caller; every line
+ends with its CPU milliseconds per spectrum.
 
 ``--compare SRC`` runs this script in child processes alternating between ``SRC`` (another
 checkout's ``src`` folder, e.g. main's exported by ``git archive``) and this checkout's
@@ -29,7 +31,8 @@ have shows 0 calls).
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_quantify_stages.py CKPT [--n 16384]
 [--spectra default|invivo] [--snr 30] [--seed 0] [--polish 0] [--threads 2]
-[--device cpu|cuda] [--suffix .nii|.nii.gz] [--repeat 2] [--fit] [--compare SRC --rounds 2]``
+[--device cpu|cuda] [--suffix .nii|.nii.gz] [--repeat 2] [--fit] [--solver]
+[--compare SRC --rounds 2]``
 (``--polish K``: a copy of the checkpoint with ``polish_iterations = K``; default its own)
 """
 
