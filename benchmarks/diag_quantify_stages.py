@@ -70,6 +70,7 @@ import scaloquant.quantify.run  # noqa: E402
 import scaloquant.report.html  # noqa: E402
 import scaloquant.report.markdown  # noqa: E402
 import scaloquant.report.outputs  # noqa: E402
+import scaloquant.signal.noise  # noqa: E402
 import scaloquant.signal.quality  # noqa: E402
 import scaloquant.signal.water  # noqa: E402
 
@@ -95,6 +96,7 @@ STAGES = (
     ("scaloquant.fit.batched", "finish_on_the_full_grid", 3),
     ("scaloquant.models.physics", "PhysicsQuantifier.asks_for_flexible_baseline", 2),
     ("scaloquant.fit.spectra", "fit_spectra", 1),
+    ("scaloquant.signal.noise", "residual_over_noise", 1),
     ("scaloquant.fit.spectra", "_solve", 2),
     ("scaloquant.fit.spectra", "asks_for_flexible_baseline", 2),
     ("scaloquant.fit.spectra", "_batched_result", 2),
