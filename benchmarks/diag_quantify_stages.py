@@ -20,7 +20,9 @@ time (every thread's); those marked ``*`` run in the polish's batch threads side
 (``predict_estimates``' jobs) and give their wall and that thread's own CPU time summed over
 the threads, so their wall adds up to more than the run's. The imports are timed once, before
 the first run; CUDA's start-up falls in the first run's stages, so the last run's table is the
-steady one. No profiler: the times are those of a plain run.
+steady one. No profiler: the times are those of a plain run. With ``--solver`` a second table
+gives the parts of the solver (:data:`SOLVER_STAGES`) summed over every caller; every line
+ends with its CPU milliseconds per spectrum.
 
 ``--compare SRC`` runs this script in child processes alternating between ``SRC`` (another
 checkout's ``src`` folder, e.g. main's exported by ``git archive``) and this checkout's
@@ -29,7 +31,8 @@ have shows 0 calls).
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_quantify_stages.py CKPT [--n 16384]
 [--spectra default|invivo] [--snr 30] [--seed 0] [--polish 0] [--threads 2]
-[--device cpu|cuda] [--suffix .nii|.nii.gz] [--repeat 2] [--fit] [--compare SRC --rounds 2]``
+[--device cpu|cuda] [--suffix .nii|.nii.gz] [--repeat 2] [--fit] [--solver]
+[--compare SRC --rounds 2]``
 (``--polish K``: a copy of the checkpoint with ``polish_iterations = K``; default its own)
 """
 
@@ -52,10 +55,14 @@ import torch  # noqa: E402
 
 import scaloquant.cli  # noqa: E402
 import scaloquant.fit.batched  # noqa: E402
+import scaloquant.fit.crlb  # noqa: E402
+import scaloquant.fit.evaluation  # noqa: E402
 import scaloquant.fit.lm  # noqa: E402
+import scaloquant.fit.problem  # noqa: E402
 import scaloquant.fit.spectra  # noqa: E402
 import scaloquant.io.dispatch  # noqa: E402
 import scaloquant.models.physics  # noqa: E402
+import scaloquant.physics.model  # noqa: E402
 import scaloquant.quantify.checks  # noqa: E402
 import scaloquant.quantify.gather  # noqa: E402
 import scaloquant.quantify.matching  # noqa: E402
@@ -63,6 +70,7 @@ import scaloquant.quantify.run  # noqa: E402
 import scaloquant.report.html  # noqa: E402
 import scaloquant.report.markdown  # noqa: E402
 import scaloquant.report.outputs  # noqa: E402
+import scaloquant.signal.noise  # noqa: E402
 import scaloquant.signal.quality  # noqa: E402
 import scaloquant.signal.water  # noqa: E402
 
@@ -88,6 +96,7 @@ STAGES = (
     ("scaloquant.fit.batched", "finish_on_the_full_grid", 3),
     ("scaloquant.models.physics", "PhysicsQuantifier.asks_for_flexible_baseline", 2),
     ("scaloquant.fit.spectra", "fit_spectra", 1),
+    ("scaloquant.signal.noise", "residual_over_noise", 1),
     ("scaloquant.fit.spectra", "_solve", 2),
     ("scaloquant.fit.spectra", "asks_for_flexible_baseline", 2),
     ("scaloquant.fit.spectra", "_batched_result", 2),
@@ -98,6 +107,29 @@ STAGES = (
     ("scaloquant.report.outputs", "_write_maps", 1),
     ("scaloquant.report.markdown", "report_markdown", 1),
     ("scaloquant.report.html", "report_html", 1),
+)
+
+#: ``--solver``'s stages, printed in a second table: the parts of the solver that the polish,
+#: its screen, the CRLBs and the refits share, summed over every caller (their own stages
+#: above hold them): the model's evaluations (the columns: the lineshapes' modulated FIDs and
+#: their FFTs; the amplitudes' and baseline's linear solve; the derivative columns, the
+#: Jacobian), the Levenberg-Marquardt's normal equations and damped solves, the CRLBs' Fisher
+#: matrices, the F-test's sums of squares and the HLSVD water removal's batched part.
+SOLVER_STAGES = (
+    ("scaloquant.fit.evaluation", "evaluate", 0),
+    ("scaloquant.fit.evaluation", "columns", 1),
+    ("scaloquant.physics.model", "modulated_fids", 2),
+    ("scaloquant.physics.model", "fft", 2),
+    ("scaloquant.fit.evaluation", "nnls_gram", 1),
+    ("scaloquant.fit.evaluation", "_derivative_columns", 1),
+    ("scaloquant.fit.lm", "_data_normal_equations", 0),
+    ("scaloquant.fit.lm", "_step", 0),
+    ("scaloquant.fit.crlb", "_normed_fisher", 0),
+    ("scaloquant.fit.batched", "baseline_ftest_bound", 0),
+    ("scaloquant.fit.batched", "baseline_ftest_ssq", 0),
+    ("scaloquant.fit.problem", "make_problem", 0),
+    ("scaloquant.signal.water", "_band_limited_batch", 0),
+    ("scaloquant.signal.water", "_hankel_gram", 1),
 )
 
 MAIN = threading.main_thread()
@@ -135,9 +167,9 @@ def timed(label: str, fn):
     return wrapper
 
 
-def install() -> None:
-    """Wrap every stage of :data:`STAGES` where it is defined and where it was imported."""
-    for module_name, qualified, _ in STAGES:
+def install(stages: tuple = STAGES) -> None:
+    """Wrap every stage of ``stages`` where it is defined and where it was imported."""
+    for module_name, qualified, _ in stages:
         module = sys.modules[module_name]
         owner_name, _, name = qualified.rpartition(".")
         owner = getattr(module, owner_name) if owner_name else module
@@ -182,17 +214,30 @@ def invivo_file(folder: Path, checkpoint: Path, n: int, snr: float, seed: int, s
     return write_nifti_mrs(folder / f"invivo{suffix}", fid)
 
 
-def print_table(wall: float) -> None:
-    for _, qualified, depth in STAGES:
+def print_table(wall: float, n: int, solver: bool) -> None:
+    """The stages' lines (with ``solver``, :data:`SOLVER_STAGES`' after them), each with its
+    CPU milliseconds per spectrum of the ``n``."""
+
+    def line(qualified: str, depth: int) -> None:
         calls, seconds, cpu, threaded = TOTALS.get(qualified, (0, 0.0, 0.0, False))
         mark = "*" if threaded else " "
         label = "  " * (depth + 1) + qualified
-        print(f"{label:56s}{mark} {calls:3d} calls {seconds:7.2f} s wall {cpu:7.2f} s CPU")
+        print(
+            f"{label:56s}{mark} {calls:4d} calls {seconds:7.2f} s wall {cpu:7.2f} s CPU "
+            f"{1e3 * cpu / n:7.2f} ms/spectrum"
+        )
+
+    for _, qualified, depth in STAGES:
+        line(qualified, depth)
     other = wall - OUTER["seconds"]
-    print(f"  {'other (outside the stages above)':54s}            {other:7.2f} s wall")
+    print(f"  {'other (outside the stages above)':54s}             {other:7.2f} s wall")
+    if solver:
+        print("  the solver's parts, every caller (inside the stages above):")
+        for _, qualified, depth in SOLVER_STAGES:
+            line(qualified, depth + 1)
 
 
-def run_once(argv: list[str], label: str, n: int) -> None:
+def run_once(argv: list[str], label: str, n: int, solver: bool = False) -> None:
     TOTALS.clear()
     OUTER.update(seconds=0.0, depth=0)
     load = os.getloadavg()[0]
@@ -204,7 +249,7 @@ def run_once(argv: list[str], label: str, n: int) -> None:
         f"load {load:.1f}, exit {code}",
         flush=True,
     )
-    print_table(wall)
+    print_table(wall, n, solver)
 
 
 def compare(args: argparse.Namespace, path: Path) -> None:
@@ -217,6 +262,7 @@ def compare(args: argparse.Namespace, path: Path) -> None:
             cmd = [sys.executable, str(here), args.checkpoint, "--file", str(path)]
             cmd += ["--repeat", str(args.repeat), "--threads", str(args.threads)]
             cmd += ["--device", args.device] + (["--fit"] if args.fit else [])
+            cmd += ["--solver"] if args.solver else []
             if args.polish is not None:
                 cmd += ["--polish", str(args.polish)]
             env = dict(os.environ, PYTHONPATH=str(src))
@@ -237,6 +283,9 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="also time `scaloquant fit`")
     parser.add_argument(
         "--polish", type=int, default=None, help="the polish's K (default: its own)"
+    )
+    parser.add_argument(
+        "--solver", action="store_true", help="also time the solver's parts (SOLVER_STAGES)"
     )
     parser.add_argument("--compare", default=None, help="another checkout's src folder")
     parser.add_argument("--rounds", type=int, default=2)
@@ -259,6 +308,8 @@ def main() -> None:
         n = fid.samples.size // fid.n_points
         print(f"imports {IMPORTS_S:.2f} s", flush=True)
         install()
+        if args.solver:
+            install(SOLVER_STAGES)
         model = args.checkpoint
         if args.polish is not None:
             from scaloquant.models.checkpoint import CHECKPOINT_KEY
@@ -271,11 +322,11 @@ def main() -> None:
         for run in range(args.repeat):
             argv = ["quantify", str(path), "--model", model, "--device", args.device]
             argv += ["--out", str(Path(tmp) / f"out{run}"), *common]
-            run_once(argv, f"run {run + 1} quantify (--device {args.device})", n)
+            run_once(argv, f"run {run + 1} quantify (--device {args.device})", n, args.solver)
             if args.fit:
                 argv = ["fit", str(path), "--out", str(Path(tmp) / f"fit{run}"), *common]
                 argv += ["--device", args.device]
-                run_once(argv, f"run {run + 1} fit", n)
+                run_once(argv, f"run {run + 1} fit", n, args.solver)
 
 
 if __name__ == "__main__":

@@ -188,3 +188,28 @@ def test_mirror_ratios_by_the_network_are_those_by_scipys_filter(monkeypatch):
                 scipys = [mirror_ratio(fids, *grid), mirror_ratio(fids, *grid, spectrum=single)]
             for a, b in zip(network, scipys, strict=True):
                 assert a.tobytes() == b.tobytes()
+
+
+def test_residual_over_noise_runs_numpys_blas_on_one_thread(monkeypatch):
+    """Its blocks' least squares with numpy's BLAS on one thread whatever the caller's limit
+    (quantify --model called it with OpenBLAS on 2 threads, which spin on a busy machine: 8x
+    the CPU, the same numbers)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from scaloquant.signal import noise
+
+    seen = []
+    real = noise.noise_sd
+
+    def spy(*args, **kwargs):
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        seen.append(max(blas))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(noise, "noise_sd", spy)
+    rng = np.random.default_rng(0)
+    fids = rng.normal(size=(3, 512)) + 1j * rng.normal(size=(3, 512))
+    with threadpool_limits(limits=2, user_api="blas"):
+        ratio = noise.residual_over_noise(np.ones(3), fids, 2.5e-4, 123.2, 4.65)
+    assert seen == [1]
+    assert np.all(np.isfinite(ratio))

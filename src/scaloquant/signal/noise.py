@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+from ..threads import blas_threads
 from . import axes
 from .qc_spectra import _columns, _quality_blocks, _Spectra
 
@@ -140,14 +141,21 @@ def residual_over_noise(
 
     The FIDs are read :data:`~.qc_spectra.QUALITY_BLOCK` at a time (one FFT each in double
     precision: 16384
-    spectra of 2048 points at once would be 0.5 GB)."""
+    spectra of 2048 points at once would be 0.5 GB), each block's least squares (a quadratic
+    over the noise regions, 128 right-hand sides) with numpy's BLAS on one thread, as the fit
+    runs it: on 2 threads of a busy 2-core machine OpenBLAS spins, and ``quantify --model``
+    called this outside any limit (512 spectra at load 15: 0.198 s of CPU, 0.71 s of wall,
+    against 0.025 and 0.076 s on one thread, the same numbers; docs/history/physics-models-log.md
+    "Where quantify's time goes at the default polish, and its floor (session 35,
+    `polish35`)")."""
     fids = np.asarray(fids)
     n = fids.shape[-1]
     if not proton:
         return np.full(fids.shape[:-1], np.nan)
     flat = fids.reshape(-1, n)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
-    parts = [noise_sd(block, *grid) for block in _quality_blocks(flat)]
+    with blas_threads(1):
+        parts = [noise_sd(block, *grid) for block in _quality_blocks(flat)]
     noise = np.concatenate(parts) if parts else np.zeros(0)
     sd = np.asarray(residual_sds, dtype=np.float64).reshape(noise.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
