@@ -247,29 +247,44 @@ def _require_not_water(mm: MMSpectrumFile) -> None:
     16-42, their water references 981-1318; one cleaned anyway had residual_over_noise 1.23 and
     a phase of 150 deg/ppm, and no word said so (audit33).
 
+    An MM spectrum mirrored about its reference is refused first, by the inputs' mirror test
+    (:func:`~scaloquant.signal.mirror.mirror_ratio` above
+    :data:`~scaloquant.signal.mirror.MIRRORED_RATIO` as read and not conjugated; Osprey's
+    TI 600 ms spectra 0.47-0.54 as read, 1.85-2.11 conjugated): until session 35 only the water
+    test caught it (its lines leave the metabolite window, and its residual water stood 331x
+    over the old metabolite height), and the singlet height that the water test measures since
+    (95x, under :data:`~scaloquant.signal.water_peak.WATER_RATIO`) let it through to a fit at a
+    phase of 178 deg with exit 0.
+
     Raises
     ------
     NeedsOption : the spectrum looks like water.
-    IncompatibleDataError : it looks like water only as read, not conjugated: an MM spectrum
-        mirrored about its reference.
+    IncompatibleDataError : it looks mirrored (or like water only as read, not conjugated): an
+        MM spectrum mirrored about its reference.
     """
     from ..signal import water_peak
+    from ..signal.mirror import MIRRORED_RATIO, mirror_ratio
 
     fid = mm.fid
     if fid.nucleus != "1H":
         return
     grid = (fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference)
+    mirrored = IncompatibleDataError(
+        f"the MM spectrum {mm.path.name} looks mirrored about its ppm reference (stored "
+        "in the other orientation than the inputs): rewrite it in theirs (scaloquant "
+        "convert FILE OUT.nii.gz --conjugate)"
+    )
+    as_read, conjugated = (
+        float(mirror_ratio(x, *grid)) for x in (fid.samples, np.conj(fid.samples))
+    )
+    if as_read > MIRRORED_RATIO and not conjugated > MIRRORED_RATIO:
+        raise mirrored
     ratio = float(water_peak.water_ratio(fid.samples, *grid))
     if not water_peak.looks_like_water(ratio):
         return
     if not water_peak.looks_like_water(water_peak.water_ratio(np.conj(fid.samples), *grid)):
-        # mirrored about the reference, an MM spectrum's lines leave the metabolite window and
-        # its residual water looks tall (Osprey's sub-01 conjugated: 331x); water stays water
-        raise IncompatibleDataError(
-            f"the MM spectrum {mm.path.name} looks mirrored about its ppm reference (stored "
-            "in the other orientation than the inputs): rewrite it in theirs (scaloquant "
-            "convert FILE OUT.nii.gz --conjugate)"
-        )
+        # water stays water conjugated; a spectrum that is water only as read is mirrored
+        raise mirrored
     raise NeedsOption(
         f"the MM spectrum {mm.path.name} looks like water (its water peak {ratio:.0f}x the "
         f"tallest metabolite peak; a water reference's is over {water_peak.WATER_RATIO:g}x): "
