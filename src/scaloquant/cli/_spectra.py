@@ -300,16 +300,11 @@ def inputs_from_args(args: argparse.Namespace) -> list:
 def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     """What a run did, for the terminal: counts, each input's conversions and warnings, the
     quality flags, the pairs the fit cannot tell apart, where the results are (quantify,
-    fit)."""
-    from ..quantify.notes import correlation_note, figure_note, quality_note
-
+    fit): the run's :attr:`~scaloquant.quantify.Run.terminal_notes`, not worded again."""
     print(f"{verb} {counted(run.n_spectra, 'spectrum', 'spectra')} from {counted(n_files, 'file')}")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")
-    for line in (*quality_note(run.results), *correlation_note(run.results)):
+    for line in run.terminal_notes:
         print(line)
-    if run.command == "fit" and any(r.input.is_mrsi for r in run.results):
-        for line in figure_note(run.results, representative=True):
-            print(line)
     print(f"results: {out / 'results.csv'}; report: {out / 'report.html'}")
