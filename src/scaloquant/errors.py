@@ -29,9 +29,11 @@ class InputFileError(ScaloquantError):
 class MissingMetadataError(ScaloquantError):
     """A file format lacks acquisition metadata (dwell time, frequency) the caller must supply.
 
-    ``path`` and ``missing`` (``"dwell time"``), where given, let a caller that cannot take the
-    value from its user word the remedy its own way (a ``--basis`` file: the acquisition flags
-    describe the inputs, not the basis). ``keywords``, where given, are the readers' keyword
+    ``path`` and ``missing``, where given, let a caller that cannot take the values from its
+    user word the remedy its own way (a ``--basis`` file: the acquisition flags describe the
+    inputs, not the basis): ``missing`` names each value the file lacks, in the flags' order
+    (``("dwell time", "spectrometer frequency")``; it named the first alone, and a refusal
+    worded from it said a file that lacks both lacks the dwell time). ``keywords``, where given, are the readers' keyword
     arguments that give the values (``("dwell_time_s",)``): ``str(err)`` names them after
     ``message`` for a Python caller ('(or dwell_time_s=... and spectrometer_freq_mhz=... in
     Python)'), and :attr:`flag_message` is ``message`` alone, which names the flags (the CLI's
@@ -42,7 +44,7 @@ class MissingMetadataError(ScaloquantError):
         message: str,
         *,
         path: object = None,
-        missing: str = "",
+        missing: tuple[str, ...] = (),
         keywords: tuple[str, ...] = (),
     ) -> None:
         python = " and ".join(f"{k}=..." for k in keywords)

@@ -473,8 +473,9 @@ def test_a_file_without_its_grid_asks_for_the_flag_alone(tmp_path, capsys):
     assert not out.exists()
     with pytest.raises(
         MissingMetadataError, match=r"pass --dwell-time-s \(or dwell_time_s=\.\.\. in"
-    ):
+    ) as one:
         read_fid(raw, spectrometer_freq_mhz=123.2)
+    assert one.value.missing == ("dwell time",)
     # both missing: both named in one line, where the first run named the dwell time alone
     # and the second, with it given, the frequency (session 34, `audit34`)
     assert main(["convert", str(raw), str(out)]) == 2
@@ -485,5 +486,8 @@ def test_a_file_without_its_grid_asks_for_the_flag_alone(tmp_path, capsys):
     with pytest.raises(
         MissingMetadataError,
         match=r"(or dwell_time_s=\.\.\. and spectrometer_freq_mhz=\.\.\. in Python)",
-    ):
+    ) as both:
         read_fid(raw)
+    # what it lacks, for a caller that words its own refusal (--basis, --grid-from): it held
+    # the dwell time alone (session 35, `words35`)
+    assert both.value.missing == ("dwell time", "spectrometer frequency")

@@ -96,8 +96,11 @@ def test_train_grid_from_a_file_without_its_grid_names_a_remedy_train_has(tmp_pa
     assert main([*argv, "--out", str(out), "--max-steps", "2"]) == 2
     line = one_error_line(capsys, "train")
     assert "pass --dwell-time-s" not in line, line
-    assert f"--grid-from {RAW} does not record the dwell time" in line
-    assert f"scaloquant convert {RAW} dataset7.nii.gz --dwell-time-s S" in line
+    # both values, where it named the dwell time alone (session 35, `words35`)
+    lacks = "does not record the dwell time or the spectrometer frequency"
+    assert f"--grid-from {RAW} {lacks}" in line, line
+    remedy = "--dwell-time-s S --spectrometer-freq-mhz MHZ, and give that file"
+    assert f"scaloquant convert {RAW} dataset7.nii.gz {remedy}" in line, line
     assert not out.exists()
 
 
@@ -185,8 +188,11 @@ def test_a_basis_of_raw_files_has_a_way_in(tmp_path, capsys):
     assert main([*argv, "--basis", str(LCMODEL_RAWS)]) == 2
     line = one_error_line(capsys, "fit")
     assert "NIfTI-MRS" not in line, line
+    # both values, where it named the dwell time alone (session 35, `words35`)
+    assert "does not record the dwell time or the spectrometer frequency, and a basis" in line
     npz = tmp_path / "basis.npz"
-    assert f"scaloquant basis convert {LCMODEL_RAWS} basis.npz --dwell-time-s S" in line
+    remedy = "basis.npz --dwell-time-s S --spectrometer-freq-mhz MHZ"
+    assert line.endswith(f"scaloquant basis convert {LCMODEL_RAWS} {remedy}"), line
     assert main(["basis", "convert", str(LCMODEL_RAWS), str(npz), *grid]) == 0
     said = capsys.readouterr().out
     assert f"wrote {npz}: 22 metabolites, 2048 points, dwell 0.25 ms, 123.2 MHz" in said

@@ -222,15 +222,68 @@ def test_a_grid_file_of_another_field_is_refused_with_the_commands_remedy(
 def test_a_raw_grid_file_without_its_flags_names_the_flags_to_add(tmp_path, capsys):
     """``simulate --grid-from data.raw`` without the acquisition flags: the reader's 'data.raw
     does not record the dwell time; pass --dwell-time-s (or dwell_time_s=... in Python)' named
-    neither --grid-from nor the second flag the file lacks (session 31, `words31`)."""
+    neither --grid-from nor the second flag the file lacks (session 31, `words31`); then 'does
+    not record the dwell time: add --dwell-time-s S (and --spectrometer-freq-mhz MHZ if it lacks
+    that too)' of a file that lacks both (session 35, `words35`)."""
     out = tmp_path / "sim.h5"
     argv = ["simulate", "--n", "2", "--seed", "0", "--out", str(out), "--grid-from", str(SPANT_RAW)]
     assert main(argv) == 2
     line = one_error_line(capsys, "simulate")
-    assert f"--grid-from {SPANT_RAW} does not record the dwell time: add --dwell-time-s S" in line
-    assert "(and --spectrometer-freq-mhz MHZ if it lacks that too)" in line, line
+    assert (
+        f"--grid-from {SPANT_RAW} does not record the dwell time or the spectrometer frequency: "
+        "add --dwell-time-s S and --spectrometer-freq-mhz MHZ; the acquisition flags describe"
+    ) in line, line
     assert "Python" not in line
     assert main([*argv, "--dwell-time-s", "0.0005"]) == 2
     line = one_error_line(capsys, "simulate")
     assert "does not record the spectrometer frequency: add --spectrometer-freq-mhz MHZ;" in line
     assert not out.exists()
+
+
+def _records_its_frequency(path):
+    """An LCModel .RAW that records its spectrometer frequency ($SEQPAR's HZPPPM) and not its
+    dwell time."""
+    points = " 1.0 0.0\n" * 64
+    path.write_text(
+        f" $SEQPAR\n HZPPPM=123.2\n $END\n $NMID ID='x', FMTDAT='(2E16.8)' $END\n{points}"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["simulate", "--n", "2", "--seed", "0", "--out", "sim.h5", "--grid-from"],
+            "--grid-from {raw} does not record the dwell time: add --dwell-time-s S; the "
+            "acquisition flags describe the --grid-from file",
+        ),
+        (
+            ["train", "--model", "spectrum_physics", "--preset", "tiny", "--out", "run"]
+            + ["--grid-from"],
+            "--grid-from {raw} does not record the dwell time, and train takes no acquisition "
+            "flags: rewrite it as NIfTI-MRS with them, e.g. scaloquant convert {raw} f.nii.gz "
+            "--dwell-time-s S, and give that file",
+        ),
+        (
+            ["fit", "{raw}", "--dwell-time-s", "0.00025", "--spectrometer-freq-mhz", "123.2"]
+            + ["--out", "fit", "--basis"],
+            "--basis {raw} does not record the dwell time, and a basis must record its own "
+            "grid: give one that does (LCModel .BASIS, .npz, a folder of FSL-MRS .json), or "
+            "write this one with its grid: scaloquant basis convert {raw} basis.npz "
+            "--dwell-time-s S",
+        ),
+    ],
+)
+def test_a_file_that_records_its_frequency_is_asked_for_its_dwell_time_alone(
+    tmp_path, capsys, monkeypatch, argv, said
+):
+    """A ``--grid-from`` or ``--basis`` file that lacks one grid value: the refusal names that
+    one and its flag alone, where the remedies named both flags ('(and --spectrometer-freq-mhz
+    MHZ if it lacks that too)', 'basis convert ... --dwell-time-s S --spectrometer-freq-mhz
+    MHZ') though the file records the frequency (session 35, `words35`)."""
+    monkeypatch.chdir(tmp_path)
+    raw = _records_its_frequency(tmp_path / "f.RAW")
+    assert main([*(a.format(raw=raw) for a in argv), str(raw)]) == 2
+    assert one_error_line(capsys, argv[0]).endswith(said.format(raw=raw))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.RAW"]  # nothing written

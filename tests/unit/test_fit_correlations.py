@@ -140,3 +140,24 @@ def test_the_note_of_one_spectrum_gives_no_median_and_no_count(basis, noisy, tmp
         "below; per spectrum in results.json spectra[].fit.anticorrelated): A and A2 correlate "
         "at -1.00: read their sum"
     ], said
+
+
+def test_a_fit_of_voxels_prints_the_pairs_and_figures_notes_it_holds(
+    basis, noisy, tmp_path, capsys
+):
+    """``scaloquant fit`` of four voxels: the terminal prints the run's notes on the pairs the
+    fit cannot tell apart and on the voxels drawn, as results.json holds them, in that order."""
+    basis_path = write_basis_npz(tmp_path / "basis.npz", basis)
+    data = write_nifti_mrs(
+        tmp_path / "data.nii.gz", FID(noisy.reshape(4, 1, 1, -1), DWELL_S, FREQ_MHZ, 4.65)
+    )
+    out = tmp_path / "out"
+    argv = ["fit", str(data), "--basis", str(basis_path), "--out", str(out)]
+    flags = ["--preset", "simulated", "--ppm-range", "0.5", "4.0", "--mrsi-figures", "2"]
+    assert main([*argv, *flags]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    notes = json.loads((out / "results.json").read_text())["notes"]
+    shown = [line for line in printed if line in notes]
+    assert len(shown) == 2, printed
+    assert shown[0].startswith("metabolites the fit cannot tell apart")
+    assert shown[1].startswith("fit figures drawn for 2 of 4 voxels of data.nii.gz")

@@ -6,7 +6,7 @@ import argparse
 import gc
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +24,26 @@ ACQUISITION_FLAGS = (
     ("spectrometer_freq_mhz", "MHZ", "spectrometer frequency in MHz"),
     ("ppm_reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
 )
+
+
 #: The acquisition flags whose value is a positive number (a ppm reference is a signed shift).
 _POSITIVE_ACQUISITION = {"dwell_time_s", "spectrometer_freq_mhz"}
+
+
+def grid_flags(missing: Sequence[str]) -> list[str]:
+    """``FLAG METAVAR`` of each grid value ``missing`` names (a
+    :class:`~scaloquant.errors.MissingMetadataError`'s ``missing``: ``("dwell time",)`` ->
+    ``["--dwell-time-s S"]``), in the flags' order; of both where it names neither."""
+    grid = ACQUISITION_FLAGS[:2]
+    named = [g for g in grid if any(g[2].startswith(words) for words in missing)]
+    return [f"{flag_of(key)} {metavar}" for key, metavar, _ in named or grid]
+
+
+def lacked(missing: Sequence[str]) -> str:
+    """The grid values ``missing`` names, as the reader words them after "does not record the"
+    (``("dwell time", "spectrometer frequency")`` -> "dwell time or the spectrometer
+    frequency"); "acquisition" where it names none."""
+    return " or the ".join(missing) or "acquisition"
 
 
 def number(text: str) -> float:

@@ -22,6 +22,7 @@ def read_grid_file(
     from ..errors import InputFileError, MissingMetadataError
     from ..formats import fid_suffixes_text, is_simulation_path
     from ..io import read_fid
+    from ._common import grid_flags, lacked
 
     if is_simulation_path(path):
         raise InputFileError(
@@ -36,37 +37,23 @@ def read_grid_file(
             # the reader's 'PATH does not record the dwell time; pass --dwell-time-s' named
             # the path but not --grid-from, which these flags then describe
             raise MissingMetadataError(
-                _grid_flags_to_add(path, err.missing, overrides), path=err.path, missing=err.missing
+                f"--grid-from {path} does not record the {lacked(err.missing)}: add "
+                f"{' and '.join(grid_flags(err.missing))}; the acquisition flags describe the "
+                "--grid-from file",
+                path=err.path,
+                missing=err.missing,
             ) from None
     try:
         return read_fid(path)
     except MissingMetadataError as err:
         stem = Path(path).name.split(".")[0]
         raise MissingMetadataError(
-            f"--grid-from {path} does not record the {err.missing or 'acquisition'}, and "
-            f"{command} takes no acquisition flags: rewrite it as NIfTI-MRS with them, e.g. "
-            f"scaloquant convert {path} {stem}.nii.gz --dwell-time-s S --spectrometer-freq-mhz "
-            "MHZ, and give that file",
+            f"--grid-from {path} does not record the {lacked(err.missing)}, and {command} takes no "
+            "acquisition flags: rewrite it as NIfTI-MRS with them, e.g. scaloquant convert "
+            f"{path} {stem}.nii.gz {' '.join(grid_flags(err.missing))}, and give that file",
             path=err.path,
             missing=err.missing,
         ) from None
-
-
-def _grid_flags_to_add(path: Path, missing: str, given: Mapping[str, float]) -> str:
-    """The refusal of a ``--grid-from`` file that does not record ``missing`` ("dwell time"),
-    naming the acquisition flags to add: the missing value's first, then the other grid flag
-    not ``given`` (a file that lacks one often lacks both: an LCModel .RAW)."""
-    from ..formats import flag
-    from ._common import ACQUISITION_FLAGS
-
-    grid = [(key, metavar, what) for key, metavar, what in ACQUISITION_FLAGS[:2]]
-    first = next((g for g in grid if g[2].startswith(missing)), grid[0])
-    more = [g for g in grid if g is not first and g[0] not in given]
-    also = "".join(f" (and {flag(key)} {metavar} if it lacks that too)" for key, metavar, _ in more)
-    return (
-        f"--grid-from {path} does not record the {missing or 'acquisition'}: add "
-        f"{flag(first[0])} {first[1]}{also}; the acquisition flags describe the --grid-from file"
-    )
 
 
 def check_grid_file(

@@ -255,7 +255,7 @@ def user_basis_or_default(path: Path | None):
 def read_user_basis(path: Path | None):
     """The ``--basis`` file (it must record its own grid) and its name, or (None, None).
 
-    A basis that does not record its grid is refused saying so: the reader's 'pass
+    A basis that does not record its grid is refused saying what it lacks: the reader's 'pass
     --dwell-time-s' sent the user to a flag that describes the inputs, and the same refusal
     followed with it given (quantify, fit; train has no such flag). The remedy is ``scaloquant
     basis convert``, which takes the grid as flags (the last message named NIfTI-MRS, which is
@@ -264,7 +264,7 @@ def read_user_basis(path: Path | None):
         return None, None
     from ..errors import MissingMetadataError
     from ..io import read_basis
-    from ._common import refuse_simulation_basis
+    from ._common import grid_flags, lacked, refuse_simulation_basis
 
     refuse_simulation_basis(path, "--basis")
     try:
@@ -275,10 +275,10 @@ def read_user_basis(path: Path | None):
             f": {Path(err.path).name}" if err.path and Path(err.path) != Path(path) else ""
         )
         raise MissingMetadataError(
-            f"{where} does not record the {err.missing or 'acquisition'}, and a basis must "
-            "record its own grid: give one that does (LCModel .BASIS, .npz, a folder of "
-            f"FSL-MRS .json), or write this one with its grid: scaloquant basis convert {path} "
-            "basis.npz --dwell-time-s S --spectrometer-freq-mhz MHZ",
+            f"{where} does not record the {lacked(err.missing)}, and "
+            "a basis must record its own grid: give one that does (LCModel .BASIS, .npz, a "
+            "folder of FSL-MRS .json), or write this one with its grid: scaloquant basis "
+            f"convert {path} basis.npz {' '.join(grid_flags(err.missing))}",
             path=err.path,
             missing=err.missing,
         ) from None
@@ -300,16 +300,11 @@ def inputs_from_args(args: argparse.Namespace) -> list:
 def print_run(run: Any, verb: str, n_files: int, out: Path) -> None:
     """What a run did, for the terminal: counts, each input's conversions and warnings, the
     quality flags, the pairs the fit cannot tell apart, where the results are (quantify,
-    fit)."""
-    from ..quantify.notes import correlation_note, figure_note, quality_note
-
+    fit): the run's :attr:`~scaloquant.quantify.Run.terminal_notes`, not worded again."""
     print(f"{verb} {counted(run.n_spectra, 'spectrum', 'spectra')} from {counted(n_files, 'file')}")
     for r in run.results:
         for line in (*r.conversions, *r.warnings):
             print(f"{r.input.label}: {line}")
-    for line in (*quality_note(run.results), *correlation_note(run.results)):
+    for line in run.terminal_notes:
         print(line)
-    if run.command == "fit" and any(r.input.is_mrsi for r in run.results):
-        for line in figure_note(run.results, representative=True):
-            print(line)
     print(f"results: {out / 'results.csv'}; report: {out / 'report.html'}")

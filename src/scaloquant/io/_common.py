@@ -265,7 +265,7 @@ def require_grid(
         raise MissingMetadataError(
             f"{path} does not record the {' or the '.join(whats)}; pass {' and '.join(flags)}",
             path=path,
-            missing=whats[0],
+            missing=whats,
             keywords=keywords,
         )
     return float(dwell_time_s), float(spectrometer_freq_mhz)

@@ -123,6 +123,9 @@ class Run:
     adaptation : ``quantify --adapt``: the adapted model and its figures (None otherwise).
     model_label : what the fit figures' model curve is, where the command's usual label
         (:mod:`scaloquant.report.outputs`) does not say it (a physics-head model's); None: that.
+    terminal_notes : those of ``notes`` the terminal prints too, in its order: the quality
+        flags, the pairs the fit cannot tell apart, and ``fit``'s figure note where an input is
+        MRSI (its figures are a few voxels).
     """
 
     command: Command
@@ -134,6 +137,7 @@ class Run:
     facts: Mapping[str, Any]
     adaptation: AdaptResult | None = field(default=None, compare=False, repr=False)
     model_label: str | None = None
+    terminal_notes: tuple[str, ...] = ()
 
     @property
     def n_spectra(self) -> int:
@@ -312,8 +316,8 @@ def finish_run(
         )
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
     suffixes = (*base_suffixes, "_ratio_tcr", *(("_mM",) if unit is not None else ()))
-    if basis is not None:
-        notes += figure_note(results, representative=representative)
+    figures = figure_note(results, representative=representative) if basis is not None else []
+    notes += figures
     facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
     if options.ecc:
         notes += ecc_notes([p.input.water_path for p, *_ in partial])
@@ -321,20 +325,16 @@ def finish_run(
             "method": "klose",
             "water_references": [str(p.input.water_path) for p, *_ in partial],
         }
+    flagged = [*quality_note(results), *correlation_note(results)]
+    # fit's figures of an MRSI input are a few voxels of many: said where the run is seen
+    mrsi = command == "fit" and any(r.input.is_mrsi for r in results)
     return Run(
         command=command,
         names=names,
         results=tuple(results),
         suffixes=suffixes,
         sd_suffix=sd_suffix,
-        notes=tuple(
-            [
-                *notes,
-                *quality_note(results),
-                *correlation_note(results),
-                ratio_note,
-                *water_notes,
-            ]
-        ),
+        notes=tuple([*notes, *flagged, ratio_note, *water_notes]),
         facts=facts,
+        terminal_notes=tuple([*flagged, *(figures if mrsi else ())]),
     )
