@@ -343,13 +343,15 @@ def _solve(
         if config.baseline_ftest_rule == "nested"
         else [batched.baseline_ftest_bound(fids, basis, config, fit, score=score)] * len(candidates)
     )
+    # each candidate's problem built once (the refit rounds score them again), and the
+    # stiffer ones scored at the reference's lineshape in one pass (its columns formed once)
+    problems = [batched.baseline_problem(basis, config, ed) for ed in candidates[:-1]]
+    scores = batched.baseline_ftest_ssq(fids, problems, fit, fit)
     within = np.stack(
-        [
-            batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) <= bound[k]
-            for k, ed in enumerate(candidates[:-1])
-        ]
+        [ssq <= bound[k] for k, (ssq, _) in enumerate(scores)]
         + [np.ones(fids.shape[0], dtype=bool)]
     )  # (C, B) at the reference's lineshape
+    problems.append(None)  # the reference's, built where a round scores it
     index = np.argmax(within, axis=0)
     parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
     last = len(candidates) - 1
@@ -380,8 +382,10 @@ def _solve(
         ok = np.empty(rows.size, dtype=bool)
         for c in np.unique(k):
             at = np.flatnonzero(k == c)
-            ssq = batched.baseline_ftest_ssq(
-                fids[rows[at]], basis, config, candidates[c], sub.take(at), fit.take(rows[at])
+            if problems[c] is None:
+                problems[c] = batched.baseline_problem(basis, config, candidates[c])
+            [(ssq, _)] = batched.baseline_ftest_ssq(
+                fids[rows[at]], [problems[c]], sub.take(at), fit.take(rows[at])
             )
             ok[at] = ssq <= bound[c, rows[at]]
         for name, value in parts.items():
@@ -591,8 +595,12 @@ def asks_for_flexible_baseline(
     # numpy's BLAS on one thread, as around the whole fit (_fit_batched): the problems' spline
     # baseline matrices are small, and a physics-head model's run calls this outside the fit
     with threadpool_limits(limits=1, user_api="blas"):
-        bound = batched.baseline_ftest_bound(fids, basis, config, fit, ed)
-        return batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) > bound
+        # the flexible reference's score (the bound's) and the fixed stiffness' sum in one
+        # pass: the model's columns at fit's lineshape formed once for both
+        flexible = config.baseline_ed_candidates_per_ppm[-1]
+        problems = [batched.baseline_problem(basis, config, e) for e in (flexible, ed)]
+        score, (ssq, _) = batched.baseline_ftest_ssq(fids, problems, fit, fit)
+        return ssq > batched.baseline_ftest_bound(fids, basis, config, fit, ed, score=score)
 
 
 def _fit_adaptive(
