@@ -1487,3 +1487,35 @@ def test_reweighted_steps_go_on_after_a_rejection(fresh_python):
     free = {"mm_shift_prior_sd_hz": None}
     stuck, lower, same_v = _reweighted_run(fresh_python, "invivo", body, free)
     assert int(stuck) >= 3 and lower == "True" and same_v == "True"
+
+
+def test_levenberg_marquardt_from_the_trials_evaluation_is_its_own_start(fresh_python):
+    """The polish's stage to the fit's end (``PhysicsQuantifier.fit_objective_from``) hands its
+    Levenberg-Marquardt the single-precision trials' evaluation at their parameters
+    (``reweighted_steps(formed_again=False)``, whose rows written after a partial acceptance
+    keep their compact derivative columns) instead of forming it again: the same fit to the
+    bit (parameters, iterations, converged flags, every stored field of the evaluation) as
+    from its own first evaluation, on a subset of the rows and with another noise variance
+    than the trials' (the region's there: the cost is weighed anew)."""
+    body = (
+        "from scaloquant.fit.lm import take_rows, _STORED\n"
+        "from scaloquant.fit.stages import TRIAL_DTYPE\n"
+        "sol, nv = reweighted_steps(problem, theta, y, var, lower, upper, steps=3,\n"
+        "                           column_dtype=TRIAL_DTYPE, formed_again=False)\n"
+        "rows = torch.tensor([0, 2, 3, 5, 6, 7, 9, 10])\n"
+        "region = 0.5 * nv[rows]\n"
+        "def fit(start):\n"
+        "    return levenberg_marquardt(problem, sol.theta[rows], y[rows], region, lower[rows],\n"
+        "                               upper[rows], max_iterations=30,\n"
+        "                               column_dtype=TRIAL_DTYPE, start=start)\n"
+        "own = fit(None)\n"
+        "given = fit(take_rows(sol.evaluation, torch.cat([rows, rows[-1:]])))\n"
+        "same = [torch.equal(given.theta, own.theta)]\n"
+        "same += [torch.equal(given.iterations, own.iterations)]\n"
+        "same += [torch.equal(given.converged, own.converged)]\n"
+        "same += [torch.equal(getattr(given.evaluation, n), getattr(own.evaluation, n))\n"
+        "         for n in _STORED]\n"
+        "print(int((sol.iterations > 0).sum()), int(own.iterations.min()), all(same))\n"
+    )
+    trials, least, same = _reweighted_run(fresh_python, "invivo", body)
+    assert int(trials) == 12 and int(least) >= 1 and same == "True"
