@@ -926,6 +926,7 @@ def baseline_ftest_bound(
     ed_per_ppm: float | None = None,
     *,
     score: tuple[np.ndarray, np.ndarray] | None = None,
+    flexible: Problem | None = None,
 ) -> np.ndarray:
     """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
     ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))``, ``S_ref`` that of ``reference`` (the fit
@@ -949,10 +950,12 @@ def baseline_ftest_bound(
     candidate's baseline has fewer than the reference's (0: no increase allowed).
 
     ``score``: ``reference``'s :func:`baseline_ftest_score`, where the caller has it (the
-    two-start reference's, from its choice), so that it is not computed again."""
+    two-start reference's, from its choice), so that it is not computed again; ``flexible``:
+    the most flexible candidate's problem (:func:`baseline_problem`), where the caller built it,
+    so that it is not built again."""
     from scipy.special import fdtri
 
-    problem = _flexible_problem(basis, config)
+    problem = _flexible_problem(basis, config) if flexible is None else flexible
     if score is None:
         score = _real_ssq(fids, [problem], reference, reference)[0]
     ssq, active = score

@@ -334,24 +334,34 @@ def _solve(
             baseline_ed_per_ppm=np.asarray(candidates)[k],
         )
 
+    # each candidate's problem built once (the bound's, the first scores', the refit rounds'),
+    # and the candidates scored at the reference's lineshape in one pass (its columns formed
+    # once): the stiffer ones, and the reference's own score where its choice did not give it
+    problems = [batched.baseline_problem(basis, config, ed) for ed in candidates]
+    flexible = problems[-1]
+    scores = batched.baseline_ftest_ssq(
+        fids, problems[:-1] if score is not None else [flexible, *problems[:-1]], fit, fit
+    )
+    if score is None:
+        score, scores = scores[0], scores[1:]
     # (C, B): one row for every candidate (the same row under LCModel's rule)
     bound = np.stack(
         [
-            batched.baseline_ftest_bound(fids, basis, config, fit, ed, score=score)
+            batched.baseline_ftest_bound(
+                fids, basis, config, fit, ed, score=score, flexible=flexible
+            )
             for ed in candidates
         ]
         if config.baseline_ftest_rule == "nested"
-        else [batched.baseline_ftest_bound(fids, basis, config, fit, score=score)] * len(candidates)
+        else [
+            batched.baseline_ftest_bound(fids, basis, config, fit, score=score, flexible=flexible)
+        ]
+        * len(candidates)
     )
-    # each candidate's problem built once (the refit rounds score them again), and the
-    # stiffer ones scored at the reference's lineshape in one pass (its columns formed once)
-    problems = [batched.baseline_problem(basis, config, ed) for ed in candidates[:-1]]
-    scores = batched.baseline_ftest_ssq(fids, problems, fit, fit)
     within = np.stack(
         [ssq <= bound[k] for k, (ssq, _) in enumerate(scores)]
         + [np.ones(fids.shape[0], dtype=bool)]
     )  # (C, B) at the reference's lineshape
-    problems.append(None)  # the reference's, built where a round scores it
     index = np.argmax(within, axis=0)
     parts = {f: np.array(getattr(fit, f)) for f in batched.BatchedFit.__dataclass_fields__}
     last = len(candidates) - 1
@@ -382,8 +392,6 @@ def _solve(
         ok = np.empty(rows.size, dtype=bool)
         for c in np.unique(k):
             at = np.flatnonzero(k == c)
-            if problems[c] is None:
-                problems[c] = batched.baseline_problem(basis, config, candidates[c])
             [(ssq, _)] = batched.baseline_ftest_ssq(
                 fids[rows[at]], [problems[c]], sub.take(at), fit.take(rows[at])
             )
@@ -600,7 +608,10 @@ def asks_for_flexible_baseline(
         flexible = config.baseline_ed_candidates_per_ppm[-1]
         problems = [batched.baseline_problem(basis, config, e) for e in (flexible, ed)]
         score, (ssq, _) = batched.baseline_ftest_ssq(fids, problems, fit, fit)
-        return ssq > batched.baseline_ftest_bound(fids, basis, config, fit, ed, score=score)
+        bound = batched.baseline_ftest_bound(
+            fids, basis, config, fit, ed, score=score, flexible=problems[0]
+        )
+        return ssq > bound
 
 
 def _fit_adaptive(
