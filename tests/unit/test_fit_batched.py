@@ -432,6 +432,12 @@ def test_parametric_components_are_stated_in_protons_of_the_basis_scale(source):
     assert abs(mm20[0]) == pytest.approx((1.33 + 0.33 + 0.33 + 0.40) * unit, rel=1e-9)
 
 
+def _ssq(x, prepared, config, ed_per_ppm, fit, reference) -> np.ndarray:
+    """``batched.baseline_ftest_ssq``'s sum of squares at one candidate stiffness."""
+    problem = batched.baseline_problem(prepared, config, ed_per_ppm)
+    return batched.baseline_ftest_ssq(x, [problem], fit, reference)[0][0]
+
+
 def stiffness_data(small) -> FID:
     """Two noisy spectra of ``small`` on its straight baselines, then the same two on a baseline
     that undulates every 0.5 ppm as well."""
@@ -570,7 +576,7 @@ def test_the_screen_scores_chunks_side_by_side_as_one_call(small, monkeypatch):
     def screen():
         flags = sp.asks_for_flexible_baseline(x, prepared, adaptive, fit)
         bound = batched.baseline_ftest_bound(x, prepared, adaptive, fit, ed)
-        return flags, bound, batched.baseline_ftest_ssq(x, prepared, adaptive, ed, fit, fit)
+        return flags, bound, _ssq(x, prepared, adaptive, ed, fit, fit)
 
     calls, seen = [], []
     run, evaluate_ = batched.run_side_by_side, batched.evaluate
@@ -595,7 +601,8 @@ def test_the_screen_scores_chunks_side_by_side_as_one_call(small, monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
-    assert len(calls) == 4 and all(len(jobs) == 2 for jobs, *_ in calls)  # 2 chunks each
+    # the screen's score and sum in one pass, the bound's and the sum's own: 2 chunks each
+    assert len(calls) == 3 and all(len(jobs) == 2 for jobs, *_ in calls)
     assert set(seen) == {1}, seen
     np.testing.assert_array_equal(one[0], [False, False, True, True])
     for got in (small_batch, side):
@@ -789,7 +796,7 @@ def test_ftest_search_picks_what_refitting_every_candidate_picks(small):
     ] + [reference]
     within = np.stack(
         [
-            batched.baseline_ftest_ssq(x, prepared, ftest, ed, refit, reference) <= bound
+            _ssq(x, prepared, ftest, ed, refit, reference) <= bound
             for ed, refit in zip(candidates, refits, strict=True)
         ]
     )
@@ -821,7 +828,7 @@ def test_lower_reference_keeps_each_spectrums_lower_score(small):
     bad = replace(good, shift_hz=good.shift_hz + 3.0, theta=good.theta + 1.0)
 
     def score(fit):
-        return batched.baseline_ftest_ssq(x, prepared, ftest, flexible, fit, fit)
+        return _ssq(x, prepared, ftest, flexible, fit, fit)
 
     assert np.all(score(bad) > score(good))
     mask = np.array([True, False, True, False])
@@ -1054,7 +1061,7 @@ def test_nested_ftest_follows_the_data(small):
     x = sp._without_water(fid, nested)
     flexible = replace(nested, baseline_ed_per_ppm=candidates[-1])
     reference = batched.solve(x, prepared, flexible)
-    ssq = batched.baseline_ftest_ssq(x, prepared, nested, candidates[-1], reference, reference)
+    ssq = _ssq(x, prepared, nested, candidates[-1], reference, reference)
     np.testing.assert_allclose(
         batched.baseline_ftest_bound(x, prepared, nested, reference, candidates[-1]), ssq
     )
@@ -1480,3 +1487,35 @@ def test_reweighted_steps_go_on_after_a_rejection(fresh_python):
     free = {"mm_shift_prior_sd_hz": None}
     stuck, lower, same_v = _reweighted_run(fresh_python, "invivo", body, free)
     assert int(stuck) >= 3 and lower == "True" and same_v == "True"
+
+
+def test_levenberg_marquardt_from_the_trials_evaluation_is_its_own_start(fresh_python):
+    """The polish's stage to the fit's end (``PhysicsQuantifier.fit_objective_from``) hands its
+    Levenberg-Marquardt the single-precision trials' evaluation at their parameters
+    (``reweighted_steps(formed_again=False)``, whose rows written after a partial acceptance
+    keep their compact derivative columns) instead of forming it again: the same fit to the
+    bit (parameters, iterations, converged flags, every stored field of the evaluation) as
+    from its own first evaluation, on a subset of the rows and with another noise variance
+    than the trials' (the region's there: the cost is weighed anew)."""
+    body = (
+        "from scaloquant.fit.lm import take_rows, _STORED\n"
+        "from scaloquant.fit.stages import TRIAL_DTYPE\n"
+        "sol, nv = reweighted_steps(problem, theta, y, var, lower, upper, steps=3,\n"
+        "                           column_dtype=TRIAL_DTYPE, formed_again=False)\n"
+        "rows = torch.tensor([0, 2, 3, 5, 6, 7, 9, 10])\n"
+        "region = 0.5 * nv[rows]\n"
+        "def fit(start):\n"
+        "    return levenberg_marquardt(problem, sol.theta[rows], y[rows], region, lower[rows],\n"
+        "                               upper[rows], max_iterations=30,\n"
+        "                               column_dtype=TRIAL_DTYPE, start=start)\n"
+        "own = fit(None)\n"
+        "given = fit(take_rows(sol.evaluation, torch.cat([rows, rows[-1:]])))\n"
+        "same = [torch.equal(given.theta, own.theta)]\n"
+        "same += [torch.equal(given.iterations, own.iterations)]\n"
+        "same += [torch.equal(given.converged, own.converged)]\n"
+        "same += [torch.equal(getattr(given.evaluation, n), getattr(own.evaluation, n))\n"
+        "         for n in _STORED]\n"
+        "print(int((sol.iterations > 0).sum()), int(own.iterations.min()), all(same))\n"
+    )
+    trials, least, same = _reweighted_run(fresh_python, "invivo", body)
+    assert int(trials) == 12 and int(least) >= 1 and same == "True"

@@ -43,6 +43,7 @@ from .config import FitConfig
 from .crlb import crlb
 from .evaluation import (
     Evaluation,
+    columns,
     evaluate,
     kernel_weights,
     noise_var_from_residual,
@@ -843,39 +844,49 @@ def _theta_of(problem: Problem, fit: BatchedFit | Lineshapes, rows: slice) -> to
 
 def _real_ssq(
     fids: np.ndarray,
-    problem: Problem,
+    problems: list[Problem],
     fit: BatchedFit | Lineshapes,
     reference: BatchedFit | Lineshapes,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(S (B,), active amplitudes (B,))``: the sum of squares of the real part of ``fit``'s
-    residual over ``problem``'s window (amplitudes and baseline solved at ``fit``'s lineshape
-    and ``problem``'s stiffness) with ``reference``'s phases removed."""
-    device = problem.ppm.device
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(S (B,), active amplitudes (B,)), ...]``, one for each of ``problems`` (one basis
+    and lineshape model, baselines of other stiffnesses): the sum of squares of the real part
+    of ``fit``'s residual over the problem's window (amplitudes and baseline solved at
+    ``fit``'s lineshape and the problem's stiffness) with ``reference``'s phases removed. The
+    model's columns, which do not depend on the baseline, are formed once for all of them."""
+    first = problems[0]
+    device = first.ppm.device
     n = fids.shape[0]
-    offset = problem.ppm - problem.pivot_ppm
+    offset = first.ppm - first.pivot_ppm
 
-    def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def part(lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
         rows = slice(lo, hi)
         x = torch.as_tensor(np.array(fids[rows]), dtype=torch.complex128, device=device)
         zeros = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
         phi0 = torch.as_tensor(reference.phase0_rad[rows], device=device)[:, None]
         phi1 = torch.as_tensor(reference.phase1_rad_per_ppm[rows], device=device)[:, None]
         unphase = torch.exp(-1j * (phi0 + phi1 * offset.to(phi1.dtype)))  # (b, K)
-        ev = evaluate(
-            problem, _theta_of(problem, fit, rows), data_window(problem, x), zeros,
-            derivatives=False,
-        )  # fmt: skip
-        r, _ = residual_and_baseline(problem, ev)  # ev.stiffness None: problem's stiffness
-        ssq = (r * unphase).real.square().sum(-1).cpu().numpy()
-        return ssq, ev.passive.sum(-1).cpu().numpy()
+        theta, y = _theta_of(first, fit, rows), data_window(first, x)
+        formed = columns(first, theta)
+        out = []
+        for problem in problems:
+            ev = evaluate(problem, theta, y, zeros, derivatives=False, formed=formed)
+            r, _ = residual_and_baseline(problem, ev)  # ev.stiffness None: problem's stiffness
+            ssq = (r * unphase).real.square().sum(-1).cpu().numpy()
+            out.append((ssq, ev.passive.sum(-1).cpu().numpy()))
+        return out
 
     # the chunks side by side on the threads, as the fit's (the adaptive rule's screen of every
     # spectrum ran here on the caller's thread, its small operations split over torch's threads)
-    parts = chunk_parts(part, n, device, chunk_size(device, [problem]))
+    parts = chunk_parts(part, n, device, chunk_size(device, [first]))
     if not parts:
-        return np.empty(0), np.empty(0)
-    ssq, active = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return ssq, active
+        return [(np.empty(0), np.empty(0)) for _ in problems]
+    return [
+        (
+            np.concatenate([chunk[i][0] for chunk in parts]),
+            np.concatenate([chunk[i][1] for chunk in parts]),
+        )
+        for i in range(len(problems))
+    ]
 
 
 def baseline_ftest_score(
@@ -890,14 +901,21 @@ def baseline_ftest_score(
     ``config.baseline_ed_candidates_per_ppm`` (amplitudes and baseline solved again), and the
     fits' active amplitudes there. Also the F-test reference's choice between its two starts
     (``fit.spectra.lower_reference``), which hands the winner's to the bound."""
-    return _real_ssq(fids, _flexible_problem(basis, config), reference, reference)
+    return _real_ssq(fids, [_flexible_problem(basis, config)], reference, reference)[0]
+
+
+def baseline_problem(basis: BasisSet, config: FitConfig, ed_per_ppm: float) -> Problem:
+    """The problem of ``config``'s model with a spline baseline of ``ed_per_ppm`` effective
+    dimensions per ppm: an F-test candidate's (:func:`baseline_ftest_ssq`), built once by a
+    caller that scores it more than once."""
+    candidate = replace(config, baseline_ed_per_ppm=ed_per_ppm)
+    return make_problem(basis, candidate, device=usable_device(config.device))
 
 
 def _flexible_problem(basis: BasisSet, config: FitConfig) -> Problem:
     """The problem of ``config``'s model with the most flexible of its
     ``baseline_ed_candidates_per_ppm``: the F-test reference's."""
-    flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
-    return make_problem(basis, flexible, device=usable_device(config.device))
+    return baseline_problem(basis, config, config.baseline_ed_candidates_per_ppm[-1])
 
 
 def baseline_ftest_bound(
@@ -908,6 +926,7 @@ def baseline_ftest_bound(
     ed_per_ppm: float | None = None,
     *,
     score: tuple[np.ndarray, np.ndarray] | None = None,
+    flexible: Problem | None = None,
 ) -> np.ndarray:
     """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
     ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))``, ``S_ref`` that of ``reference`` (the fit
@@ -931,11 +950,15 @@ def baseline_ftest_bound(
     candidate's baseline has fewer than the reference's (0: no increase allowed).
 
     ``score``: ``reference``'s :func:`baseline_ftest_score`, where the caller has it (the
-    two-start reference's, from its choice), so that it is not computed again."""
+    two-start reference's, from its choice), so that it is not computed again; ``flexible``:
+    the most flexible candidate's problem (:func:`baseline_problem`), where the caller built it,
+    so that it is not built again."""
     from scipy.special import fdtri
 
-    problem = _flexible_problem(basis, config)
-    ssq, active = _real_ssq(fids, problem, reference, reference) if score is None else score
+    problem = _flexible_problem(basis, config) if flexible is None else flexible
+    if score is None:
+        score = _real_ssq(fids, [problem], reference, reference)[0]
+    ssq, active = score
     points = problem.ppm.numel()
     dof = np.clip(active + int(problem.free.sum()) + problem.baseline_ed, 1, points - 2)
     p = config.baseline_ftest_probability
@@ -943,9 +966,7 @@ def baseline_ftest_bound(
         return ssq * (1 + dof / (points - dof) * fdtri(dof, points - dof, p))
     if ed_per_ppm is None:
         raise ValueError("the nested F-test bound is per candidate: give ed_per_ppm")
-    stiff = make_problem(
-        basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=usable_device(config.device)
-    )
+    stiff = baseline_problem(basis, config, ed_per_ppm)
     dn = problem.baseline_ed - stiff.baseline_ed
     if dn <= 1e-9:
         return ssq
@@ -954,19 +975,17 @@ def baseline_ftest_bound(
 
 def baseline_ftest_ssq(
     fids: np.ndarray,
-    basis: BasisSet,
-    config: FitConfig,
-    ed_per_ppm: float,
+    problems: list[Problem],
     fit: BatchedFit | Lineshapes,
     reference: BatchedFit | Lineshapes,
-) -> np.ndarray:
-    """The residual sum of squares ``(B,)`` compared with :func:`baseline_ftest_bound`: the
-    real part of the residual at ``fit``'s lineshape with a baseline of ``ed_per_ppm``
-    effective dimensions per ppm (amplitudes and baseline solved again), ``reference``'s
-    phases removed. Scored at a fit with that stiffness, or (cheaply) at the reference's: a
-    lineshape adapted to the flexible baseline favours it (on spant the first port of the
-    rule, scoring every candidate there, picked 3-4 per ppm where refits give 1-2)."""
-    problem = make_problem(
-        basis, replace(config, baseline_ed_per_ppm=ed_per_ppm), device=torch.device(config.device)
-    )
-    return _real_ssq(fids, problem, fit, reference)[0]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The residual sums of squares compared with :func:`baseline_ftest_bound`, one
+    ``(S (B,), active amplitudes (B,))`` for each of ``problems`` (:func:`baseline_problem`:
+    candidate stiffnesses of one model): the real part of the residual at ``fit``'s lineshape
+    with that problem's baseline (amplitudes and baseline solved again), ``reference``'s phases
+    removed; the model's columns formed once for all. Scored at a fit with that stiffness, or
+    (cheaply) at the reference's: a lineshape adapted to the flexible baseline favours it (on
+    spant the first port of the rule, scoring every candidate there, picked 3-4 per ppm where
+    refits give 1-2). With the most flexible candidate's problem first, the first pair is
+    :func:`baseline_ftest_bound`'s ``score`` at ``reference``'s lineshape."""
+    return _real_ssq(fids, problems, fit, reference)

@@ -680,6 +680,7 @@ def evaluate(
     full_derivatives: bool = True,
     workspace: Workspace | None = None,
     stiffness: torch.Tensor | None = None,
+    formed: tuple | None = None,
 ) -> Evaluation:
     """The variable-projection objective at ``theta`` ``(B, P)`` for data windows ``y``
     ``(B, K)``, with its amplitudes and Jacobian terms. The whitened images ``C u`` of the
@@ -698,8 +699,13 @@ def evaluate(
     returned evaluation's arrays are valid until the next call with it). ``stiffness``
     ``(B,)`` long: each spectrum's baseline stiffness, an index into ``problem.stiffnesses``
     (:class:`~scaloquant.fit.problem.BaselineStiffnesses`), kept in the evaluation; None: the
-    problem's own for all."""
-    cols_c, z, edge, phase, kernel = columns(problem, theta, column_dtype, workspace)
+    problem's own for all. ``formed``: :func:`columns`' return at ``theta`` (with
+    ``column_dtype``, no ``workspace``) where the caller has it, of a problem of the same basis
+    and lineshape model (e.g. another baseline stiffness: the columns do not depend on it), so
+    that it is not formed again."""
+    if formed is None:
+        formed = columns(problem, theta, column_dtype, workspace)
+    cols_c, z, edge, phase, kernel = formed
     cols = stack(cols_c, workspace, "columns")
     ys = stack(y[..., None], workspace, "data")
     w_cols, w_y = whiten(problem, cols, stiffness), whiten(problem, ys, stiffness)

@@ -329,12 +329,17 @@ def first_rows(ev: Evaluation, n: int) -> Evaluation:
     return out
 
 
-def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation) -> None:
+def put_rows(ev: Evaluation, idx: torch.Tensor, new: Evaluation, *, jacobian: bool = False) -> None:
+    """``new``'s rows written into ``ev`` at ``idx``; ``ev``'s compact derivative columns
+    (``ev.jacobian``) dropped, or with ``jacobian`` written too (both must have them)."""
     for name in _STORED:
         getattr(ev, name)[idx] = getattr(new, name)
     if ev.stiffness is not None:
         ev.stiffness[idx] = new.stiffness
-    ev.jacobian = None  # the rows written hold full columns only
+    if jacobian:
+        ev.jacobian.base[idx], ev.jacobian.w_base[idx] = new.jacobian.base, new.jacobian.w_base
+    else:
+        ev.jacobian = None  # the rows written hold full columns only
 
 
 def _accepted(
@@ -378,6 +383,7 @@ def levenberg_marquardt(
     give_up: torch.Tensor | None = None,
     final_derivatives: bool = True,
     stiffness: torch.Tensor | None = None,
+    start: Evaluation | None = None,
 ) -> Solution:
     """Minimise the objective for every spectrum from ``theta`` ``(B, P)`` within ``lower``,
     ``upper`` ``(B, P)``; spectra leave the batch as they converge. ``amplitude_prior``
@@ -393,7 +399,14 @@ def levenberg_marquardt(
     ``final_derivatives=False``: the evaluation formed again at the end (``column_dtype``) is
     left without its derivative columns, for callers that read only its cost and amplitudes.
     ``stiffness`` ``(B,)`` long: each spectrum's baseline stiffness
-    (:func:`~scaloquant.fit.evaluation.evaluate`); None: the problem's for all."""
+    (:func:`~scaloquant.fit.evaluation.evaluate`); None: the problem's for all. ``start``: the
+    evaluation at ``theta`` (within the bounds) that the caller has, its rows with the last
+    once more at the end (``B + 1``, as :func:`evaluate_copied`'s), formed as this call's first
+    would be (``column_dtype``, derivatives in :data:`NORMAL_EQUATIONS_DTYPE` where it differs
+    from the basis' dtype, the compact ones kept, ``ev.jacobian``; e.g. the last accepted step of
+    :func:`reweighted_steps`), without ``amplitude_prior``, ``fixed_amplitudes`` or
+    ``stiffness``: taken instead of forming it again, its cost weighed anew with
+    ``noise_var``."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     # the returned evaluation is formed again at the end (other dtype): the iterations keep
     # only each spectrum's passive set, not its evaluation, and their normal equations are
@@ -403,18 +416,28 @@ def levenberg_marquardt(
     b = theta.shape[0]
     # every evaluation with its last spectrum once more, as a last row whose results are
     # dropped (_with_copy): the scalar tail of torch's elementwise kernels falls on the copy
-    ev_copy = evaluate_copied(
-        problem,
-        theta,
-        y,
-        noise_var,
-        amplitude_prior=amplitude_prior,
-        fixed_amplitudes=fixed_amplitudes,
-        column_dtype=column_dtype,
-        derivative_dtype=normal_dtype,
-        full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
-        stiffness=stiffness,
-    )
+    if start is None:
+        ev_copy = evaluate_copied(
+            problem,
+            theta,
+            y,
+            noise_var,
+            amplitude_prior=amplitude_prior,
+            fixed_amplitudes=fixed_amplitudes,
+            column_dtype=column_dtype,
+            derivative_dtype=normal_dtype,
+            full_derivatives=not again,  # the full columns only where ev (or its rows) is returned
+            stiffness=stiffness,
+        )
+    else:
+        if amplitude_prior is not None or fixed_amplitudes is not None or stiffness is not None:
+            raise ValueError(
+                "a given start evaluation takes no amplitude prior, fixed amplitudes or stiffness"
+            )
+        # the objective weighed with this call's noise variance, as its own evaluation's
+        ev_copy = start
+        data_cost = residual_cost(ev_copy.residual, ev_copy.w_residual)
+        ev_copy.cost = objective(problem, _with_copy(theta), data_cost, _with_copy(noise_var))
     ev = first_rows(ev_copy, b)
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
@@ -578,8 +601,9 @@ def reweighted_steps(
     the trials' residuals, and the returned evaluation is formed again in the basis' dtype at
     the final parameters, weighed with the variance its trial was, and its noise variance from
     it; ``formed_again=False``: not formed again, the trials' evaluation and noise variances
-    returned (their derivative columns in :data:`NORMAL_EQUATIONS_DTYPE`), for a caller that
-    fits some spectra on and forms the others' again.
+    returned (their derivative columns in :data:`NORMAL_EQUATIONS_DTYPE`, the compact ones,
+    ``ev.jacobian``, kept: :func:`levenberg_marquardt`'s ``start``), for a caller that fits
+    some spectra on from there and forms the others' again.
 
     Returns the solution (its evaluation in the basis' dtype, or the trials' with
     ``formed_again=False``, with the full derivative columns; ``iterations`` the trials,
@@ -634,8 +658,8 @@ def reweighted_steps(
                 jtj_d[where], grad_d[where] = jtj_new, grad_new
             if where.numel() == b:
                 ev = accepted
-            else:
-                put_rows(ev, where, accepted)
+            else:  # the compact derivative columns kept where the evaluation is handed on
+                put_rows(ev, where, accepted, jacobian=not formed_again)
         # the priors weighed anew with the noise variance of the current evaluation
         if step == 0:  # every spectrum's (the first trial's was the caller's)
             moved, current = active, ev

@@ -334,20 +334,32 @@ def _solve(
             baseline_ed_per_ppm=np.asarray(candidates)[k],
         )
 
+    # each candidate's problem built once (the bound's, the first scores', the refit rounds'),
+    # and the candidates scored at the reference's lineshape in one pass (its columns formed
+    # once): the stiffer ones, and the reference's own score where its choice did not give it
+    problems = [batched.baseline_problem(basis, config, ed) for ed in candidates]
+    flexible = problems[-1]
+    scores = batched.baseline_ftest_ssq(
+        fids, problems[:-1] if score is not None else [flexible, *problems[:-1]], fit, fit
+    )
+    if score is None:
+        score, scores = scores[0], scores[1:]
     # (C, B): one row for every candidate (the same row under LCModel's rule)
     bound = np.stack(
         [
-            batched.baseline_ftest_bound(fids, basis, config, fit, ed, score=score)
+            batched.baseline_ftest_bound(
+                fids, basis, config, fit, ed, score=score, flexible=flexible
+            )
             for ed in candidates
         ]
         if config.baseline_ftest_rule == "nested"
-        else [batched.baseline_ftest_bound(fids, basis, config, fit, score=score)] * len(candidates)
+        else [
+            batched.baseline_ftest_bound(fids, basis, config, fit, score=score, flexible=flexible)
+        ]
+        * len(candidates)
     )
     within = np.stack(
-        [
-            batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) <= bound[k]
-            for k, ed in enumerate(candidates[:-1])
-        ]
+        [ssq <= bound[k] for k, (ssq, _) in enumerate(scores)]
         + [np.ones(fids.shape[0], dtype=bool)]
     )  # (C, B) at the reference's lineshape
     index = np.argmax(within, axis=0)
@@ -380,8 +392,8 @@ def _solve(
         ok = np.empty(rows.size, dtype=bool)
         for c in np.unique(k):
             at = np.flatnonzero(k == c)
-            ssq = batched.baseline_ftest_ssq(
-                fids[rows[at]], basis, config, candidates[c], sub.take(at), fit.take(rows[at])
+            [(ssq, _)] = batched.baseline_ftest_ssq(
+                fids[rows[at]], [problems[c]], sub.take(at), fit.take(rows[at])
             )
             ok[at] = ssq <= bound[c, rows[at]]
         for name, value in parts.items():
@@ -591,8 +603,15 @@ def asks_for_flexible_baseline(
     # numpy's BLAS on one thread, as around the whole fit (_fit_batched): the problems' spline
     # baseline matrices are small, and a physics-head model's run calls this outside the fit
     with threadpool_limits(limits=1, user_api="blas"):
-        bound = batched.baseline_ftest_bound(fids, basis, config, fit, ed)
-        return batched.baseline_ftest_ssq(fids, basis, config, ed, fit, fit) > bound
+        # the flexible reference's score (the bound's) and the fixed stiffness' sum in one
+        # pass: the model's columns at fit's lineshape formed once for both
+        flexible = config.baseline_ed_candidates_per_ppm[-1]
+        problems = [batched.baseline_problem(basis, config, e) for e in (flexible, ed)]
+        score, (ssq, _) = batched.baseline_ftest_ssq(fids, problems, fit, fit)
+        bound = batched.baseline_ftest_bound(
+            fids, basis, config, fit, ed, score=score, flexible=problems[0]
+        )
+        return ssq > bound
 
 
 def _fit_adaptive(

@@ -503,7 +503,9 @@ class PhysicsQuantifier(nn.Module):
         :func:`~scaloquant.fit.lm.reweighted_steps` (``formed_again=False``) and
         ``residual_var`` theirs; the spectra not fitted on have theirs formed again in the
         basis' dtype (weighed with ``residual_var``) and their residual's noise variance taken
-        again from it, the others' formed by the Levenberg-Marquardt that fits them.
+        again from it, the others' formed by the Levenberg-Marquardt that fits them, which
+        starts from the trials' evaluation (``start``: the same fit to the bit as from its own
+        first one, that evaluation not formed again).
 
         Returns the solution (its evaluation in the basis' dtype) and the variance that weighs
         each spectrum's priors (the residual's where nothing was fitted on)."""
@@ -531,6 +533,8 @@ class PhysicsQuantifier(nn.Module):
                 upper[rows],
                 max_iterations=iterations,
                 column_dtype=stages.TRIAL_DTYPE,
+                # the trials' evaluation at these parameters, not formed again
+                start=take_rows(sol.evaluation, torch.cat([rows, rows[-1:]])),
             )
             theta[rows], weight_var[rows] = more.theta, region_var[rows]
             count[rows] += more.iterations
