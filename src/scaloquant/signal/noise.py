@@ -189,7 +189,5 @@ def misfit_beyond_noise(
     q = np.asarray(residual_over_noise, dtype=np.float64)
     allowed = 1.0 + CHANCE_EXCESS_SDS / np.sqrt(max(int(n_window_points), 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = 1.0 - allowed / q**2
-        return np.where(
-            np.isnan(share) | np.isnan(rel), np.nan, rel * np.sqrt(np.clip(share, 0, None))
-        )
+        # NaN in either passes through clip, sqrt and the product
+        return rel * np.sqrt(np.clip(1.0 - allowed / q**2, 0, None))
