@@ -34,7 +34,8 @@ class MissingMetadataError(ScaloquantError):
     inputs, not the basis): ``missing`` names each value the file lacks, in the flags' order
     (``("dwell time", "spectrometer frequency")``; it named the first alone, and a refusal
     worded from it said a file that lacks both lacks the dwell time). ``keywords``, where given, are the readers' keyword
-    arguments that give the values (``("dwell_time_s",)``): ``str(err)`` names them after
+    arguments that give the values (``("dwell_time_s",)``; the CLI's flags are named from
+    them, :func:`scaloquant.cli._common.grid_flags`): ``str(err)`` names them after
     ``message`` for a Python caller ('(or dwell_time_s=... and spectrometer_freq_mhz=... in
     Python)'), and :attr:`flag_message` is ``message`` alone, which names the flags (the CLI's
     line; it said '(or dwell_time_s=... in Python)' to the command's user)."""
@@ -52,6 +53,7 @@ class MissingMetadataError(ScaloquantError):
         self.flag_message = message
         self.path = path
         self.missing = missing
+        self.keywords = keywords
 
 
 class InvalidDataError(ScaloquantError):

@@ -30,12 +30,12 @@ ACQUISITION_FLAGS = (
 _POSITIVE_ACQUISITION = {"dwell_time_s", "spectrometer_freq_mhz"}
 
 
-def grid_flags(missing: Sequence[str]) -> list[str]:
-    """``FLAG METAVAR`` of each grid value ``missing`` names (a
-    :class:`~scaloquant.errors.MissingMetadataError`'s ``missing``: ``("dwell time",)`` ->
+def grid_flags(keywords: Sequence[str]) -> list[str]:
+    """``FLAG METAVAR`` of each grid value ``keywords`` names (a
+    :class:`~scaloquant.errors.MissingMetadataError`'s ``keywords``: ``("dwell_time_s",)`` ->
     ``["--dwell-time-s S"]``), in the flags' order; of both where it names neither."""
     grid = ACQUISITION_FLAGS[:2]
-    named = [g for g in grid if any(g[2].startswith(words) for words in missing)]
+    named = [g for g in grid if g[0] in keywords]
     return [f"{flag_of(key)} {metavar}" for key, metavar, _ in named or grid]
 
 

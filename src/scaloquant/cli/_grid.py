@@ -38,7 +38,7 @@ def read_grid_file(
             # the path but not --grid-from, which these flags then describe
             raise MissingMetadataError(
                 f"--grid-from {path} does not record the {lacked(err.missing)}: add "
-                f"{' and '.join(grid_flags(err.missing))}; the acquisition flags describe the "
+                f"{' and '.join(grid_flags(err.keywords))}; the acquisition flags describe the "
                 "--grid-from file",
                 path=err.path,
                 missing=err.missing,
@@ -50,7 +50,7 @@ def read_grid_file(
         raise MissingMetadataError(
             f"--grid-from {path} does not record the {lacked(err.missing)}, and {command} takes no "
             "acquisition flags: rewrite it as NIfTI-MRS with them, e.g. scaloquant convert "
-            f"{path} {stem}.nii.gz {' '.join(grid_flags(err.missing))}, and give that file",
+            f"{path} {stem}.nii.gz {' '.join(grid_flags(err.keywords))}, and give that file",
             path=err.path,
             missing=err.missing,
         ) from None

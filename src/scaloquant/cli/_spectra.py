@@ -278,7 +278,7 @@ def read_user_basis(path: Path | None):
             f"{where} does not record the {lacked(err.missing)}, and "
             "a basis must record its own grid: give one that does (LCModel .BASIS, .npz, a "
             "folder of FSL-MRS .json), or write this one with its grid: scaloquant basis "
-            f"convert {path} basis.npz {' '.join(grid_flags(err.missing))}",
+            f"convert {path} basis.npz {' '.join(grid_flags(err.keywords))}",
             path=err.path,
             missing=err.missing,
         ) from None

@@ -263,7 +263,7 @@ def _require_not_water(mm: MMSpectrumFile) -> None:
         MM spectrum mirrored about its reference.
     """
     from ..signal import water_peak
-    from ..signal.mirror import MIRRORED_RATIO, mirror_ratio
+    from ..signal.mirror import looks_mirrored, mirror_ratio
 
     fid = mm.fid
     if fid.nucleus != "1H":
@@ -274,10 +274,10 @@ def _require_not_water(mm: MMSpectrumFile) -> None:
         "in the other orientation than the inputs): rewrite it in theirs (scaloquant "
         "convert FILE OUT.nii.gz --conjugate)"
     )
-    as_read, conjugated = (
-        float(mirror_ratio(x, *grid)) for x in (fid.samples, np.conj(fid.samples))
+    as_read, conjugated = looks_mirrored(
+        mirror_ratio(np.stack([fid.samples, np.conj(fid.samples)]), *grid)
     )
-    if as_read > MIRRORED_RATIO and not conjugated > MIRRORED_RATIO:
+    if as_read and not conjugated:
         raise mirrored
     ratio = float(water_peak.water_ratio(fid.samples, *grid))
     if not water_peak.looks_like_water(ratio):

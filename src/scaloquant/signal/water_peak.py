@@ -143,7 +143,8 @@ def water_near_window(
     """How much water lies just above a fit window that ends at ``window_high_ppm``: the
     tallest point of the magnitude spectrum in ``(window_high_ppm, window_high_ppm +``
     :data:`NEAR_WINDOW_PPM` ``]`` over the tallest metabolite peak of
-    :data:`WATER_TEST_WINDOW_PPM` (as :func:`water_ratio`), ``(..., n_points) -> (...)``. Of
+    :data:`WATER_TEST_WINDOW_PPM` (not :func:`water_ratio`'s singlets: the measure
+    :data:`WATER_NEAR_WINDOW_RATIO` was measured with), ``(..., n_points) -> (...)``. Of
     the FIDs the fit saw (after its water removal). NaN for an empty FID or a band that misses
     either window. Compare with :data:`WATER_NEAR_WINDOW_RATIO`."""
     fids = np.asarray(fids)
