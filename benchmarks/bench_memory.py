@@ -22,12 +22,19 @@ Runs, each a new process (``python -m scaloquant ... --threads T``), its peak RS
   challenge's ``press3T_30ms.BASIS``: one process per spectrum, so a batch of any size peaks
   at ``workers`` x that process's RSS (``bench_fit_engine.py`` runs 2 at a time).
 
-Printed: each run's peak RSS in MB, wall and CPU seconds; the growth per voxel (or file)
+Printed: each run's peak RSS in MB, wall and CPU seconds (for each slice also the size of the
+amplitudes' covariance bound of its spectra, ``N M^2`` float64, which ``fit`` held whole to the
+end before session 35, and of what it keeps in its place: :func:`covariance_mb`); the growth
+per voxel (or file)
 between the smallest and largest input of a kind, in kB per spectrum; and each peak as a
 multiple of one LCModel process's and of 2 LCModel processes' (its per-spectrum process model
 on the user's 2 cores). With ``--compare SRC`` every scaloquant run goes first with another
 checkout's ``src`` and then with this one's, alternated, and their outputs (``results.csv``,
 ``results.json`` less its paths and times, ``figures/*.csv``) are compared byte for byte.
+
+Sessions 33 (``--sides 16 64``, the defaults) and 35 (``--sides 16 128 --files --no-quantify``:
+16384 voxels, the covariance's size in view; 256, 65536 voxels, would take ~40 min a fit on 2
+cores at the unloaded 27 spectra/s): docs/history/benchmarks-log.md.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_memory.py [--sides 16 32 64] [--files 1 32 128]
 [--quantify-max-side 32] [--threads 2] [--model CKPT] [--no-fit] [--no-quantify] [--no-lcmodel]
@@ -50,6 +57,9 @@ import _lcmodel as lcm
 from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS
 from bench_lcmodel import simulated_spectrum
 from bench_mrsi import slice_file
+from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.covariance import combined_parts
+from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import default_basis
 from scaloquant.io.nifti import write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -135,6 +145,17 @@ def lcmodel_peak(folder: Path, snr: float, seed: int) -> float | None:
         return None
     print(f"LCModel, 1 spectrum: peak RSS {peak:.0f} MB ({wall:.1f} s wall, {cpu:.1f} s CPU)")
     return peak
+
+
+def covariance_mb(n: int) -> tuple[int, float, float]:
+    """``(M, the MB of the (n, M, M) covariance, the MB of what the fit keeps instead)`` for
+    ``n`` of the slices' spectra fitted as the command does (the default basis under the
+    ``invivo`` preset: ``M`` components); what it keeps: every pair's correlation coefficient
+    ``(n, M (M - 1) / 2)`` and the combined rows' SDs ``(n, C)``, float64."""
+    basis = default_basis()
+    names = prepared_on_grid(basis, basis.acquisition, FIT_PRESETS["invivo"])[1].names
+    m, c = len(names), len(combined_parts(names))
+    return m, n * m * m * 8 / 2**20, n * (m * (m - 1) // 2 + c) * 8 / 2**20
 
 
 def same_outputs(a: Path, b: Path) -> str:
@@ -226,6 +247,12 @@ def main() -> None:
                     )
                 if len(outs) == 2:
                     print(f"  outputs: {same_outputs(*outs.values())}")
+                if command == "fit" and "slice" in label:
+                    m, whole, kept = covariance_mb(n)
+                    print(
+                        f"  the amplitudes' covariance bound of {n} x {m} x {m}: {whole:.0f} MB "
+                        f"(held whole before session 35), kept in its place: {kept:.0f} MB"
+                    )
         print("growth of the peak between the smallest and largest input of a kind:")
         for (command, kind, name), points in peaks.items():
             (n0, p0), (n1, p1) = min(points), max(points)
