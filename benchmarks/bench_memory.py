@@ -23,8 +23,8 @@ Runs, each a new process (``python -m scaloquant ... --threads T``), its peak RS
   at ``workers`` x that process's RSS (``bench_fit_engine.py`` runs 2 at a time).
 
 Printed: each run's peak RSS in MB, wall and CPU seconds (for each slice also the size of the
-amplitudes' covariance bound of its spectra, ``N M^2`` float64, which ``fit`` held whole to the
-end before session 35, and of what it keeps in its place: :func:`covariance_mb`); the growth
+covariance bound of its spectra, which ``fit`` held before session 35, and of what it keeps in
+its place: :func:`covariance_mb`); the growth
 per voxel (or file)
 between the smallest and largest input of a kind, in kB per spectrum; and each peak as a
 multiple of one LCModel process's and of 2 LCModel processes' (its per-spectrum process model
@@ -147,15 +147,23 @@ def lcmodel_peak(folder: Path, snr: float, seed: int) -> float | None:
     return peak
 
 
-def covariance_mb(n: int) -> tuple[int, float, float]:
-    """``(M, the MB of the (n, M, M) covariance, the MB of what the fit keeps instead)`` for
-    ``n`` of the slices' spectra fitted as the command does (the default basis under the
-    ``invivo`` preset: ``M`` components); what it keeps: every pair's correlation coefficient
-    ``(n, M (M - 1) / 2)`` and the combined rows' SDs ``(n, C)``, float64."""
+def covariance_mb(n: int) -> tuple[int, int, float, float, float]:
+    """``(M, M + P_free, MB of the (n, M, M) covariance, MB of the whole (n, M + P_free,
+    M + P_free) bound, MB of what the fit keeps instead)`` for ``n`` of the slices' spectra
+    fitted as the command does (the default basis under the ``invivo`` preset: ``M``
+    components, ``P_free`` free nonlinear parameters of its last pass); before session 35 the
+    solver's chunks held the whole bound until they were joined (the block a view of it), the
+    result the block; now both keep every pair's correlation coefficient ``(n, M (M - 1) / 2)``
+    and the combined rows' SDs ``(n, C)``, float64."""
+    from scaloquant.fit.problem import make_problem
+
     basis = default_basis()
-    names = prepared_on_grid(basis, basis.acquisition, FIT_PRESETS["invivo"])[1].names
-    m, c = len(names), len(combined_parts(names))
-    return m, n * m * m * 8 / 2**20, n * (m * (m - 1) // 2 + c) * 8 / 2**20
+    config = FIT_PRESETS["invivo"]
+    prepared = prepared_on_grid(basis, basis.acquisition, config)[1]
+    m, c = prepared.n_metabolites, len(combined_parts(prepared.names))
+    k = m + int(make_problem(prepared, config, device="cpu").free_index.numel())
+    mb = n * 8 / 2**20
+    return m, k, mb * m * m, mb * k * k, mb * (m * (m - 1) // 2 + c)
 
 
 def same_outputs(a: Path, b: Path) -> str:
@@ -248,10 +256,11 @@ def main() -> None:
                 if len(outs) == 2:
                     print(f"  outputs: {same_outputs(*outs.values())}")
                 if command == "fit" and "slice" in label:
-                    m, whole, kept = covariance_mb(n)
+                    m, k, block, whole, kept = covariance_mb(n)
                     print(
-                        f"  the amplitudes' covariance bound of {n} x {m} x {m}: {whole:.0f} MB "
-                        f"(held whole before session 35), kept in its place: {kept:.0f} MB"
+                        f"  covariance bound of {n} spectra: {n} x {k} x {k} {whole:.0f} MB, "
+                        f"its amplitudes' {m} x {m} {block:.0f} MB (held by the solve's chunks "
+                        f"and the result before session 35), kept in its place {kept:.0f} MB"
                     )
         print("growth of the peak between the smallest and largest input of a kind:")
         for (command, kind, name), points in peaks.items():

@@ -283,7 +283,10 @@ def test_polish_pair_correlations_are_the_fits_crlb_correlations(built, from_the
         fids, model.basis(), model.config.fit_config, est.theta.numpy(), deviations=True
     )
     np.testing.assert_allclose(at.noise_sd, est.noise_sd.numpy(), rtol=1e-9)
-    np.testing.assert_allclose(at.covariance, cov.numpy(), rtol=1e-6, atol=1e-9 * cov.abs().max())
+    # what it keeps of its covariance (batched.BatchedFit): the variances and the pairs
+    var = np.diagonal(cov.numpy(), axis1=-2, axis2=-1)
+    np.testing.assert_allclose(at.crlb_sd**2, var, rtol=1e-6, atol=1e-9 * cov.abs().max())
+    np.testing.assert_allclose(at.correlations, pairs, rtol=0.0, atol=1e-6)
     # the network alone forms no covariance
     assert model.estimate(x, polish_iterations=0, covariance=True).amplitude_covariance is None
     assert model.estimate(x, polish_iterations=5, network_theta=start).amplitude_covariance is None
