@@ -24,17 +24,17 @@ Runs, each a new process (``python -m scaloquant ... --threads T``), its peak RS
 
 Printed: each run's peak RSS in MB, wall and CPU seconds (for each slice also the size of the
 covariance bound of its spectra, which ``fit`` held before session 35, and of what it keeps in
-its place: :func:`covariance_mb`); the growth
-per voxel (or file)
-between the smallest and largest input of a kind, in kB per spectrum; and each peak as a
-multiple of one LCModel process's and of 2 LCModel processes' (its per-spectrum process model
-on the user's 2 cores). With ``--compare SRC`` every scaloquant run goes first with another
-checkout's ``src`` and then with this one's, alternated, and their outputs (``results.csv``,
-``results.json`` less its paths and times, ``figures/*.csv``) are compared byte for byte.
+its place: :func:`covariance_mb`); the growth per voxel (or file) between the smallest and
+largest input of a kind, in kB per spectrum; and each peak as a multiple of one LCModel
+process's and of 2 LCModel processes' (its per-spectrum process model on the user's 2 cores).
+With ``--compare SRC`` every scaloquant run goes first with another checkout's ``src`` and then
+with this one's, alternated, and their outputs (``results.csv``, ``results.json`` less its paths
+and times, ``figures/*.csv``) are compared byte for byte.
 
-Sessions 33 (``--sides 16 64``, the defaults) and 35 (``--sides 16 128 --files --no-quantify``:
-16384 voxels, the covariance's size in view; 256, 65536 voxels, would take ~40 min a fit on 2
-cores at the unloaded 27 spectra/s): docs/history/benchmarks-log.md.
+Session 33 ran ``--sides 16 64``; session 35 ``--sides 16 48 --files --no-quantify`` (a 128 x 128
+slice, 16384 voxels, and 256 x 256, 65536, would take ~10 and ~40 CPU minutes a fit, twice with
+``--compare``, beyond that session's time on a 2-core machine at load 16): docs/history/
+benchmarks-log.md, docs/history/fit-log.md.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_memory.py [--sides 16 32 64] [--files 1 32 128]
 [--quantify-max-side 32] [--threads 2] [--model CKPT] [--no-fit] [--no-quantify] [--no-lcmodel]
