@@ -245,10 +245,10 @@ def _solve_chunk(
     second: torch.Tensor | None = None,
     covariance: bool = False,
 ) -> BatchedFit:
-    """One chunk of :func:`solve` (``covariance``: keep the amplitudes' bound); ``twin_pairs`` (not None: the per-metabolite model) turns on
-    the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`;
-    ``exact``: the last pass's problem on all ``N`` samples where its own is decimated
-    (:func:`finish_on_the_full_grid`); ``stiffness`` ``(B,)`` long: each spectrum's baseline
+    """One chunk of :func:`solve` (``covariance``: keep the amplitudes' bound); ``twin_pairs``
+    (not None: the per-metabolite model) turns on the re-centred shift bounds, resets and twin
+    swaps of :mod:`scaloquant.fit.search`; ``exact``: the last pass's problem on all ``N``
+    samples where its own is decimated (:func:`finish_on_the_full_grid`); ``stiffness`` ``(B,)`` long: each spectrum's baseline
     stiffness in the passes after the continuation stages (an index into the problems'
     ``stiffnesses``); ``second`` ``(B, P)``: a second start of each spectrum (a fit's
     ``theta``), joined as ``B`` more rows after the continuation stages (it has none), the
@@ -532,7 +532,7 @@ def _batched_fit(
 
     # a view of the whole bound (B, M + P_free, M + P_free) (crlb's, 83 x 83 for the invivo
     # preset's 24 components): read here, nothing of it kept but copies, so that the chunks of
-    # solve do not hold it to the end (55 kB a spectrum, where the M x M block is 4.6 kB and what
+    # solve do not hold it to the end (55 kB a spectrum, where the M x M block is 4.5 kB and what
     # the outputs read of it 2.2 kB)
     cov = out(covariance)
     return BatchedFit(
