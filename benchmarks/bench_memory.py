@@ -22,12 +22,19 @@ Runs, each a new process (``python -m scaloquant ... --threads T``), its peak RS
   challenge's ``press3T_30ms.BASIS``: one process per spectrum, so a batch of any size peaks
   at ``workers`` x that process's RSS (``bench_fit_engine.py`` runs 2 at a time).
 
-Printed: each run's peak RSS in MB, wall and CPU seconds; the growth per voxel (or file)
-between the smallest and largest input of a kind, in kB per spectrum; and each peak as a
-multiple of one LCModel process's and of 2 LCModel processes' (its per-spectrum process model
-on the user's 2 cores). With ``--compare SRC`` every scaloquant run goes first with another
-checkout's ``src`` and then with this one's, alternated, and their outputs (``results.csv``,
-``results.json`` less its paths and times, ``figures/*.csv``) are compared byte for byte.
+Printed: each run's peak RSS in MB, wall and CPU seconds (for each slice also the size of the
+covariance bound of its spectra, which ``fit`` held before session 35, and of what it keeps in
+its place: :func:`covariance_mb`); the growth per voxel (or file) between the smallest and
+largest input of a kind, in kB per spectrum; and each peak as a multiple of one LCModel
+process's and of 2 LCModel processes' (its per-spectrum process model on the user's 2 cores).
+With ``--compare SRC`` every scaloquant run goes first with another checkout's ``src`` and then
+with this one's, alternated, and their outputs (``results.csv``, ``results.json`` less its paths
+and times, ``figures/*.csv``) are compared byte for byte.
+
+Session 33 ran ``--sides 16 64``; session 35 ``--sides 16 48 --files --no-quantify`` (a 128 x 128
+slice, 16384 voxels, and 256 x 256, 65536, would take ~10 and ~40 CPU minutes a fit, twice with
+``--compare``, beyond that session's time on a 2-core machine at load 16): docs/history/
+benchmarks-log.md, docs/history/fit-log.md.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_memory.py [--sides 16 32 64] [--files 1 32 128]
 [--quantify-max-side 32] [--threads 2] [--model CKPT] [--no-fit] [--no-quantify] [--no-lcmodel]
@@ -50,6 +57,9 @@ import _lcmodel as lcm
 from bench_lcmodel import CHALLENGE_BASIS as LCMODEL_BASIS
 from bench_lcmodel import simulated_spectrum
 from bench_mrsi import slice_file
+from scaloquant.fit.config import FIT_PRESETS
+from scaloquant.fit.covariance import combined_parts
+from scaloquant.fit.spectra import prepared_on_grid
 from scaloquant.io import default_basis
 from scaloquant.io.nifti import write_nifti_mrs
 from scaloquant.simulate import SimulationConfig, simulate_batch
@@ -135,6 +145,25 @@ def lcmodel_peak(folder: Path, snr: float, seed: int) -> float | None:
         return None
     print(f"LCModel, 1 spectrum: peak RSS {peak:.0f} MB ({wall:.1f} s wall, {cpu:.1f} s CPU)")
     return peak
+
+
+def covariance_mb(n: int) -> tuple[int, int, float, float, float]:
+    """``(M, M + P_free, MB of the (n, M, M) covariance, MB of the whole (n, M + P_free,
+    M + P_free) bound, MB of what the fit keeps instead)`` for ``n`` of the slices' spectra
+    fitted as the command does (the default basis under the ``invivo`` preset: ``M``
+    components, ``P_free`` free nonlinear parameters of its last pass); before session 35 the
+    solver's chunks held the whole bound until they were joined (the block a view of it), the
+    result the block; now both keep every pair's correlation coefficient ``(n, M (M - 1) / 2)``
+    and the combined rows' SDs ``(n, C)``, float64."""
+    from scaloquant.fit.problem import make_problem
+
+    basis = default_basis()
+    config = FIT_PRESETS["invivo"]
+    prepared = prepared_on_grid(basis, basis.acquisition, config)[1]
+    m, c = prepared.n_metabolites, len(combined_parts(prepared.names))
+    k = m + int(make_problem(prepared, config, device="cpu").free_index.numel())
+    mb = n * 8 / 2**20
+    return m, k, mb * m * m, mb * k * k, mb * (m * (m - 1) // 2 + c)
 
 
 def same_outputs(a: Path, b: Path) -> str:
@@ -226,6 +255,13 @@ def main() -> None:
                     )
                 if len(outs) == 2:
                     print(f"  outputs: {same_outputs(*outs.values())}")
+                if command == "fit" and "slice" in label:
+                    m, k, block, whole, kept = covariance_mb(n)
+                    print(
+                        f"  covariance bound of {n} spectra: {n} x {k} x {k} {whole:.0f} MB, "
+                        f"its amplitudes' {m} x {m} {block:.0f} MB (held by the solve's chunks "
+                        f"and the result before session 35), kept in its place {kept:.0f} MB"
+                    )
         print("growth of the peak between the smallest and largest input of a kind:")
         for (command, kind, name), points in peaks.items():
             (n0, p0), (n1, p1) = min(points), max(points)

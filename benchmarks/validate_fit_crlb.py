@@ -140,7 +140,7 @@ def main() -> None:
         config = replace(config, continuation_broadening_per_s=())
 
     t0 = time.perf_counter()
-    result = fit_spectra(fid, basis, config, start=start)
+    result = fit_spectra(fid, basis, config, start=start, covariance=True)
     seconds = time.perf_counter() - t0
     spectral_sd = float(noise_sd[0] * np.sqrt(basis.n_points))
     truth_config = config if config.grouping == "per_metabolite" else FIT_PRESETS["simulated"]

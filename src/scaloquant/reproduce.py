@@ -217,7 +217,7 @@ def fit_test_signals(test: SignalSet, basis: BasisSet, n: int) -> tuple[np.ndarr
     columns in the order of ``test.metabolites``."""
     from .fit import fit_spectra
 
-    result = fit_spectra(test.take(slice(0, n)).fid, basis, _reference_fit())
+    result = fit_spectra(test.take(slice(0, n)).fid, basis, _reference_fit(), covariance=True)
     order = [result.index(m) for m in test.metabolites]
     cov = np.asarray(result.amplitude_covariance)[:, order][:, :, order]
     return np.asarray(result.amplitudes)[:, order], cov

@@ -427,6 +427,7 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "lm",
         "start",
         "crlb",
+        "covariance",
         "stages",
         "search",
         "batched",

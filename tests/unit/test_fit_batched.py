@@ -633,7 +633,7 @@ def test_a_fit_restarted_from_its_own_parameters_stays_where_it_is(small):
     # the fit stops where an accepted step gains less than 1e-5 of the cost (lm.COST_RTOL:
     # within ~0.1 SD of the minimum), the restart goes on from there: the same to a small part
     # of each amplitude's CRLB SD
-    sd = np.sqrt(np.diagonal(fit.covariance, axis1=-2, axis2=-1))
+    sd = fit.crlb_sd
     moved = np.abs(again.amplitudes - fit.amplitudes) / sd
     print(f"restart moved the amplitudes by at most {moved.max():.3f} CRLB SD")
     assert moved.max() < 0.2

@@ -14,9 +14,11 @@ from test_fit_model import DWELL_S, FREQ_MHZ, N_POINTS
 from scaloquant.cli import main
 from scaloquant.errors import InvalidDataError
 from scaloquant.fit import FitConfig, fit_spectra
+from scaloquant.fit.covariance import combined_columns, covariance_pairs
 from scaloquant.fit.result import (
     ANTICORRELATION_MAX,
     anticorrelated,
+    combined_of,
     correlated_names,
     pair_names,
 )
@@ -72,7 +74,38 @@ def test_nearly_identical_spectra_correlate_near_minus_one_disjoint_near_zero(re
     assert [list(p) for p in listed] == [["A+A2"]] * 4
 
 
-def test_pair_correlations_are_the_covariances_scaled(result):
+def test_what_the_fit_keeps_is_what_its_covariance_gives(basis, noisy):
+    """By default the fit keeps, of its amplitudes' covariance bound, what its outputs read
+    (the combined rows' SDs, every pair's coefficient, read chunk by chunk) in place of the
+    bound: the numbers the kept bound (``covariance=True``) gives, to the bit, also for pairs
+    asked in another order and with a name the fit lacks; the bound of a sum that is no
+    combined row asks for the bound."""
+    named = BasisSet(("Cr", "PCr", "NAA", "Glu"), basis.fids, DWELL_S, FREQ_MHZ, 4.65)
+    fid = FID(noisy, DWELL_S, FREQ_MHZ, 4.65)
+    config = FitConfig(ppm_range=(0.5, 4.0))
+    kept = fit_spectra(fid, named, config)
+    full = fit_spectra(fid, named, config, covariance=True)
+    cov = full.amplitude_covariance
+    assert kept.amplitude_covariance is None and cov.shape == (4, 4, 4)
+    np.testing.assert_array_equal(kept.amplitudes, full.amplitudes)
+    names, total, sd = combined_columns(full.amplitudes, cov, full.names)
+    assert combined_of(kept)[0] == names == ("tNAA", "tCr", "Glx")
+    np.testing.assert_array_equal(combined_of(kept)[1], total)
+    np.testing.assert_array_equal(kept.combined_crlb_sd, sd)
+    np.testing.assert_array_equal(kept.amplitude_correlations, covariance_pairs(cov))
+    order = ("Glu", "X", "PCr", "Cr")
+    take = np.array([3, -1, 1, 0])
+    np.testing.assert_array_equal(kept.pair_correlations(order), covariance_pairs(cov, take))
+    np.testing.assert_array_equal(kept.crlb_sd_of_sum(["PCr", "Cr"]), sd[:, 1])
+    np.testing.assert_array_equal(kept.crlb_sd_of_sum(["NAA"]), kept.crlb_sd[:, 2])
+    np.testing.assert_array_equal(full.crlb_sd_of_sum(["Cr", "PCr"]), sd[:, 1])
+    with pytest.raises(InvalidDataError, match="covariance=True"):
+        kept.crlb_sd_of_sum(["Cr", "NAA"])
+
+
+def test_pair_correlations_are_the_covariances_scaled(basis, noisy):
+    fid = FID(noisy, DWELL_S, FREQ_MHZ, 4.65)
+    result = fit_spectra(fid, basis, FitConfig(ppm_range=(0.5, 4.0)), covariance=True)
     cov = result.amplitude_covariance
     sd = np.sqrt(np.einsum("...ii->...i", cov))
     want = cov / (sd[..., :, None] * sd[..., None, :])

@@ -83,7 +83,10 @@ def test_batch_equals_item_by_item():
     )
     batch = fit_spectra(as_fid(basis, data.reshape(2, 2, -1)), basis, CONFIG)
     assert batch.amplitudes.shape == (2, 2, 4)
-    assert batch.amplitude_covariance.shape == (2, 2, 4, 4)
+    # no covariance unless asked for; its pairs' coefficients, and no combined rows (A-D)
+    assert batch.amplitude_covariance is None
+    assert batch.amplitude_correlations.shape == (2, 2, 6)
+    assert batch.combined_crlb_sd.shape == (2, 2, 0)
     single = [fit_spectra(as_fid(basis, d), basis, CONFIG) for d in data]
     # Equal to rounding: the starting values of a batch come from one vectorised computation.
     np.testing.assert_allclose(
@@ -117,7 +120,7 @@ def test_start_is_used_and_zero_amplitude_has_infinite_percent():
     rng = np.random.default_rng(0)
     noisy = data + 0.05 * (rng.standard_normal(data.size) + 1j * rng.standard_normal(data.size))
     start = FitStart(damping_per_s=damping, shift_hz=shift, phase0_rad=0.0)
-    result = fit_spectra(as_fid(basis, noisy), basis, CONFIG, start=start)
+    result = fit_spectra(as_fid(basis, noisy), basis, CONFIG, start=start, covariance=True)
     assert result.amplitudes[0] == pytest.approx(1.0, abs=0.05)
     zero = result.amplitudes == 0
     assert np.all(np.isinf(result.crlb_pct[zero]))

@@ -17,8 +17,9 @@ from _quantifiers import SMALL_SCALOGRAM
 
 from scaloquant.errors import ConfigError, IncompatibleDataError
 from scaloquant.fit import batched
+from scaloquant.fit.covariance import covariance_pairs
 from scaloquant.fit.model import MISFIT_RATIO
-from scaloquant.fit.result import ANTICORRELATION_MAX, covariance_pairs
+from scaloquant.fit.result import ANTICORRELATION_MAX
 from scaloquant.io import default_basis
 from scaloquant.models.physics import PhysicsEstimate, build_physics_quantifier
 from scaloquant.models.physics_config import PhysicsQuantifierConfig
@@ -190,7 +191,11 @@ def test_polish_ends_on_the_fits_minimum_where_the_model_fits(built, k):
     x = torch.as_tensor(fids)
     region_var = model.region_noise_var(x)
     fit = batched.solve(
-        fids, model.basis(), model.config.fit_config, region_noise_sd=region_var.sqrt().numpy()
+        fids,
+        model.basis(),
+        model.config.fit_config,
+        region_noise_sd=region_var.sqrt().numpy(),
+        covariance=True,
     )
     theta, _ = invivo_truth(model.problem(), params)
     start = torch.as_tensor(theta[rows])
@@ -228,7 +233,11 @@ def from_the_fit(built):
     x = torch.as_tensor(fids)
     region_var = model.region_noise_var(x)
     fit = batched.solve(
-        fids, model.basis(), model.config.fit_config, region_noise_sd=region_var.sqrt().numpy()
+        fids,
+        model.basis(),
+        model.config.fit_config,
+        region_noise_sd=region_var.sqrt().numpy(),
+        covariance=True,
     )
     model.eval()
     est = model.estimate(
@@ -274,7 +283,10 @@ def test_polish_pair_correlations_are_the_fits_crlb_correlations(built, from_the
         fids, model.basis(), model.config.fit_config, est.theta.numpy(), deviations=True
     )
     np.testing.assert_allclose(at.noise_sd, est.noise_sd.numpy(), rtol=1e-9)
-    np.testing.assert_allclose(at.covariance, cov.numpy(), rtol=1e-6, atol=1e-9 * cov.abs().max())
+    # what it keeps of its covariance (batched.BatchedFit): the variances and the pairs
+    var = np.diagonal(cov.numpy(), axis1=-2, axis2=-1)
+    np.testing.assert_allclose(at.crlb_sd**2, var, rtol=1e-6, atol=1e-9 * cov.abs().max())
+    np.testing.assert_allclose(at.correlations, pairs, rtol=0.0, atol=1e-6)
     # the network alone forms no covariance
     assert model.estimate(x, polish_iterations=0, covariance=True).amplitude_covariance is None
     assert model.estimate(x, polish_iterations=5, network_theta=start).amplitude_covariance is None
@@ -291,7 +303,7 @@ def test_polish_combined_rows_are_the_fits(built, from_the_fit):
     parts' in quadrature (the report's sum before session 34: spant's spectrum 27 % against
     fit's 6 %). :meth:`predict_estimates` gives them per batch as :meth:`estimate`'s covariance
     does (batches of 1 against one of 2: 1.8e-9 relative seen)."""
-    from scaloquant.fit.result import combined_columns
+    from scaloquant.fit.covariance import combined_columns
 
     model = built[0]
     fids, fit, est, want = from_the_fit

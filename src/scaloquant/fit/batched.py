@@ -40,6 +40,7 @@ from ..threads import available_cpus, run_side_by_side, torch_threads
 from ..types import BasisSet
 from . import search
 from .config import FitConfig
+from .covariance import combined_sds, covariance_pairs
 from .crlb import crlb
 from .evaluation import (
     Evaluation,
@@ -200,10 +201,18 @@ def lineshapes(problem: Problem, theta: torch.Tensor) -> Lineshapes:
 
 @dataclass(frozen=True)
 class BatchedFit:
-    """The batched fit of ``B`` spectra as numpy arrays (``M`` metabolites, ``G`` groups)."""
+    """The batched fit of ``B`` spectra as numpy arrays (``M`` metabolites, ``G`` groups, ``C``
+    LCModel's combined rows of the metabolites' names, ``P = M (M - 1) / 2`` pairs): of the
+    amplitudes' Cramér–Rao covariance bound, what the outputs read (the SDs, the combined rows'
+    SDs, the pairs' correlation coefficients: :mod:`scaloquant.fit.covariance`), read chunk by
+    chunk; the bound itself ``(B, M, M)`` only where asked (``solve(..., covariance=True)``),
+    else ``(B, 0, 0)``."""
 
     amplitudes: np.ndarray  # (B, M)
-    covariance: np.ndarray  # (B, M, M)
+    covariance: np.ndarray  # (B, M, M) where asked, else (B, 0, 0)
+    crlb_sd: np.ndarray  # (B, M)
+    combined_sd: np.ndarray  # (B, C) combined_sds of the problem's names
+    correlations: np.ndarray  # (B, P) covariance_pairs
     damping_per_s: np.ndarray  # (B, M) group value + deviation
     shift_hz: np.ndarray  # (B, M)
     gauss_per_s2: np.ndarray  # (B, M)
@@ -235,11 +244,12 @@ def _solve_chunk(
     exact: Problem | None = None,
     stiffness: torch.Tensor | None = None,
     second: torch.Tensor | None = None,
+    covariance: bool = False,
 ) -> BatchedFit:
-    """One chunk of :func:`solve`; ``twin_pairs`` (not None: the per-metabolite model) turns on
-    the re-centred shift bounds, resets and twin swaps of :mod:`scaloquant.fit.search`;
-    ``exact``: the last pass's problem on all ``N`` samples where its own is decimated
-    (:func:`finish_on_the_full_grid`); ``stiffness`` ``(B,)`` long: each spectrum's baseline
+    """One chunk of :func:`solve` (``covariance``: keep the amplitudes' bound); ``twin_pairs``
+    (not None: the per-metabolite model) turns on the re-centred shift bounds, resets and twin
+    swaps of :mod:`scaloquant.fit.search`; ``exact``: the last pass's problem on all ``N``
+    samples where its own is decimated (:func:`finish_on_the_full_grid`); ``stiffness`` ``(B,)`` long: each spectrum's baseline
     stiffness in the passes after the continuation stages (an index into the problems'
     ``stiffnesses``); ``second`` ``(B, P)``: a second start of each spectrum (a fit's
     ``theta``), joined as ``B`` more rows after the continuation stages (it has none), the
@@ -356,9 +366,8 @@ def _solve_chunk(
     if preliminary is not None:
         prior_q = amplitude_prior(final, preliminary, noise_var)
     cov, _ = crlb(final, ev, noise_var, prior_q)
-    return _batched_fit(
-        final, sol, noise_var, cov[:, : final.n_metabolites, : final.n_metabolites], iterations
-    )
+    m = final.n_metabolites
+    return _batched_fit(final, sol, noise_var, cov[:, :m, :m], iterations, covariance)
 
 
 def full_grid_twin(
@@ -510,9 +519,11 @@ def _batched_fit(
     noise_var: torch.Tensor,
     covariance: torch.Tensor,
     iterations: torch.Tensor,
+    keep_covariance: bool = False,
 ) -> BatchedFit:
     """The :class:`BatchedFit` of ``sol`` of ``final``, with the noise variance ``(B,)``, the
-    amplitudes' covariance ``(B, M, M)`` and the iterations ``(B,)``."""
+    amplitudes' covariance ``(B, M, M)`` (read here; kept with ``keep_covariance``) and the
+    iterations ``(B,)``."""
     ev = sol.evaluation
     theta = sol.theta
     full_residual, coef = residual_and_baseline(final, ev)
@@ -520,9 +531,17 @@ def _batched_fit(
     def out(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy()
 
+    # a view of the whole bound (B, M + P_free, M + P_free) (crlb's, 83 x 83 for the invivo
+    # preset's 24 components): read here, nothing of it kept but copies, so that the chunks of
+    # solve do not hold it to the end (55 kB a spectrum, where the M x M block is 4.5 kB and what
+    # the outputs read of it 2.2 kB)
+    cov = out(covariance)
     return BatchedFit(
         amplitudes=out(ev.amplitudes),
-        covariance=out(covariance),
+        covariance=(cov if keep_covariance else cov[:, :0, :0]).copy(),
+        crlb_sd=np.sqrt(np.diagonal(cov, axis1=1, axis2=2)),
+        combined_sd=combined_sds(cov, final.names),
+        correlations=covariance_pairs(cov),
         baseline=out(coef),
         noise_sd=out(noise_var.sqrt()),
         residual_norm=out(full_residual.abs().square().sum(-1).sqrt()),
@@ -589,6 +608,7 @@ def solve(
     start: dict[str, np.ndarray] | None = None,
     baseline_ed_per_ppm: np.ndarray | None = None,
     second_start: np.ndarray | None = None,
+    covariance: bool = False,
 ) -> BatchedFit:
     """Fit FIDs ``(B, N)`` on ``basis``' grid (already
     :func:`~scaloquant.fit.problem.prepare_basis`-ed) in chunks of :func:`chunk_size` spectra on
@@ -617,7 +637,10 @@ def solve(
     side by side (spectrum ``j``'s from ``start`` at row ``2 j``, from ``second_start`` at
     ``2 j + 1``), each the fit that a solve of its own from that start gives (to the bit on a
     CPU, :func:`in_chunks`), where the two solves took two passes. Not with
-    ``baseline_ed_per_ppm`` nor the per-metabolite model's global moves."""
+    ``baseline_ed_per_ppm`` nor the per-metabolite model's global moves.
+
+    ``covariance``: keep the amplitudes' covariance bound (:attr:`BatchedFit.covariance`,
+    ``(B, M, M)``); without it, only what the outputs read of it, chunk by chunk."""
     device = usable_device(config.device)
     with_deviations = has_deviations(config)
     each, index = None, None
@@ -644,6 +667,7 @@ def solve(
                 region_noise_sd=None if region_noise_sd is None else region_noise_sd[order],
                 start={name: value[order] for name, value in (start or {}).items()},
                 baseline_ed_per_ppm=each_row[order],
+                covariance=covariance,
             )
             return fit.take(np.argsort(order))
         values, index = np.unique(each_row, return_inverse=True)
@@ -689,6 +713,7 @@ def solve(
             exact,
             stiffness,
             second,
+            covariance,
         )
         if second is None:
             return fit

@@ -58,9 +58,8 @@ def crlb_variances(
     session 16: within 9.3e-16 relative on the ``K = 0`` benchmark's 4096 spectra). ``workspace``:
     the Fisher matrix is formed in its array ``"fisher"`` (:class:`~scaloquant.fit.evaluation.
     Workspace`)."""
-    normed, outer, ident = _normed_fisher(problem, ev, noise_var, amplitude_prior, workspace)
-    var = _inverse_diagonal(normed)
-    return var.mul_(noise_var[:, None]).div_(torch.diagonal(outer, dim1=-2, dim2=-1)), ident
+    var, ident, _ = _variances_and_block(problem, ev, noise_var, amplitude_prior, workspace, 0)
+    return var, ident
 
 
 def crlb_amplitude_covariance(
@@ -78,8 +77,22 @@ def crlb_amplitude_covariance(
     of the Cholesky factor as the variances (one ``(B, M, n) x (B, n, M)`` product more), the
     pseudo-inverse's where :func:`_inverse` takes it; the variances are :func:`crlb_variances`'
     bit for bit. Equal to :func:`crlb`'s block to rounding."""
-    normed, outer, ident = _normed_fisher(problem, ev, noise_var, amplitude_prior, workspace)
     m = problem.n_metabolites
+    return _variances_and_block(problem, ev, noise_var, amplitude_prior, workspace, m)
+
+
+def _variances_and_block(
+    problem: Problem,
+    ev: Evaluation,
+    noise_var: torch.Tensor,
+    amplitude_prior: torch.Tensor | None,
+    workspace: Workspace | None,
+    m: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`crlb_variances` (``m = 0``: an empty block) and :func:`crlb_amplitude_covariance`
+    (``m`` the metabolites): the variances ``(B, M + P_free)``, the mask and the leading
+    ``(B, m, m)`` block of :func:`crlb`'s covariance, from :func:`_inverse_parts`."""
+    normed, outer, ident = _normed_fisher(problem, ev, noise_var, amplitude_prior, workspace)
     var, block = _inverse_parts(normed, m)
     var.mul_(noise_var[:, None]).div_(torch.diagonal(outer, dim1=-2, dim2=-1))
     return var, ident, block.mul_(noise_var[:, None, None]).div_(outer[:, :m, :m])
@@ -171,18 +184,13 @@ def _inverse(normed: torch.Tensor) -> torch.Tensor:
     return inv
 
 
-def _inverse_diagonal(normed: torch.Tensor) -> torch.Tensor:
-    """The diagonal ``(B, n)`` of :func:`_inverse`'s result, Cholesky or pseudo-inverse chosen
-    alike: ``diag(A^-1)`` is the column sums of squares of ``L^-1`` (``A = L L^T``), a
-    triangular solve instead of ``cholesky_inverse``'s whole product (``(64, 65, 65)``, 1
-    thread: 2.0-2.3 against 3.7-4.0 ms, the factorisation's 0.8-1.0 included)."""
-    return _inverse_parts(normed, 0)[0]
-
-
 def _inverse_parts(normed: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_inverse_diagonal`'s diagonal ``(B, n)`` and the leading ``(B, m, m)`` block of
-    :func:`_inverse`'s result (``(L^-1)^T L^-1`` over the first ``m`` columns of ``L^-1``;
-    ``(B, 0, 0)`` for ``m = 0``), from one triangular solve."""
+    """The diagonal ``(B, n)`` of :func:`_inverse`'s result, Cholesky or pseudo-inverse chosen
+    alike, and its leading ``(B, m, m)`` block (``(B, 0, 0)`` for ``m = 0``), from one
+    triangular solve: ``diag(A^-1)`` is the column sums of squares of ``L^-1`` (``A = L L^T``)
+    and the block ``(L^-1)^T L^-1`` over its first ``m`` columns, instead of
+    ``cholesky_inverse``'s whole product (the diagonal of ``(64, 65, 65)``, 1 thread: 2.0-2.3
+    against 3.7-4.0 ms, the factorisation's 0.8-1.0 included)."""
     factor, factored = _cholesky(normed)
     eye = torch.eye(normed.shape[-1], dtype=normed.dtype, device=normed.device)
     diag = torch.linalg.solve_triangular(factor, eye.expand_as(factor), upper=False)

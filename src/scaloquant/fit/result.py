@@ -9,8 +9,16 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from ..errors import InvalidDataError, UnknownMetaboliteError
-from ..metabolites import COMBINATIONS, REFERENCE_SINGLETS, indices_of
+from ..metabolites import REFERENCE_SINGLETS, indices_of
 from .config import FitConfig
+from .covariance import (
+    combined_columns,
+    combined_parts,
+    combined_sums,
+    covariance_pairs,
+    pairs_among,
+    sd_of_sum,
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,10 @@ class FitResult:
     crlb_pct : ``(..., M)`` ``100 crlb_sd / amplitude``, LCModel's %SD; ``inf`` for an amplitude
         of 0.
     amplitude_covariance : ``(..., M, M)`` the amplitude block of the covariance bound, for the
-        bound of sums and ratios (:meth:`crlb_sd_of_sum`).
+        bound of any sum (:meth:`crlb_sd_of_sum`); ``None`` unless asked for
+        (``fit_spectra(..., covariance=True)``): what the outputs read of it is kept instead,
+        ``combined_crlb_sd`` and ``amplitude_correlations``, read chunk by chunk as the fit
+        solves (the bound of 65,536 spectra of 24 components is 302 MB, those 147 MB).
     damping_per_s, shift_hz : ``(..., M)`` fitted extra damping (1/s) and shift (Hz) of each
         metabolite (equal within a group).
     phase0_rad : ``(...)`` zero-order phase; ``phase1_rad_per_ppm`` ``(...)`` first-order phase
@@ -82,13 +93,21 @@ class FitResult:
         spectra refitted with a flexible baseline, ``config.ppm_range`` for the others; the
         result's ``ppm`` is the widest, ``baseline`` holds NaN past a spectrum's own
         design); ``None`` when every spectrum was fitted over ``config.ppm_range``.
+    combined_crlb_sd : ``(..., C)`` the CRLB SDs of LCModel's combined rows of ``names``
+        (:func:`~scaloquant.fit.covariance.combined_parts`, in its order) from the covariance
+        of their parts (:func:`~scaloquant.fit.covariance.combined_sds`); ``None`` in results
+        built without them (then read from ``amplitude_covariance``).
+    amplitude_correlations : ``(..., M (M - 1) / 2)`` the correlation coefficients of the
+        amplitudes' estimates, each pair ``(i, j)``, ``i < j``, of ``names`` in
+        :func:`numpy.triu_indices` order (:func:`~scaloquant.fit.covariance.covariance_pairs`;
+        :meth:`pair_correlations` reads them by name); ``None`` as ``combined_crlb_sd``.
     """
 
     names: tuple[str, ...]
     amplitudes: np.ndarray
     crlb_sd: np.ndarray
     crlb_pct: np.ndarray
-    amplitude_covariance: np.ndarray
+    amplitude_covariance: np.ndarray | None
     damping_per_s: np.ndarray
     shift_hz: np.ndarray
     phase0_rad: np.ndarray
@@ -116,6 +135,8 @@ class FitResult:
     metabolite_fraction: np.ndarray | None = None
     window_ppm: np.ndarray | None = None
     residual_over_noise: np.ndarray | None = None
+    combined_crlb_sd: np.ndarray | None = None
+    amplitude_correlations: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -180,42 +201,41 @@ class FitResult:
     def crlb_sd_of_sum(self, names: Sequence[str]) -> np.ndarray:
         """Cramér–Rao bound (SD) of the sum of the amplitudes of ``names``, ``(...)``:
         ``sqrt(w^T C w)`` with ``w`` the indicator of ``names`` and ``C`` the covariance bound,
-        so the (often negative) covariance of overlapping metabolites counts."""
-        return sd_of_sum(self.amplitude_covariance, [self.index(n) for n in names])
+        so the (often negative) covariance of overlapping metabolites counts.
+
+        Raises
+        ------
+        InvalidDataError
+            The result keeps no covariance (:attr:`amplitude_covariance`) and ``names`` are
+            not the parts of one of its combined rows (:attr:`combined_crlb_sd`) nor one name.
+        """
+        indices = [self.index(n) for n in names]
+        if self.amplitude_covariance is not None:
+            return sd_of_sum(self.amplitude_covariance, indices)
+        if len(set(indices)) == 1:
+            return self.crlb_sd[..., indices[0]]
+        for c, parts in enumerate(combined_parts(self.names).values()):
+            if self.combined_crlb_sd is not None and sorted(parts) == sorted(set(indices)):
+                return self.combined_crlb_sd[..., c]
+        raise InvalidDataError(
+            f"the CRLB of the sum of {', '.join(names)} needs the fit's covariance, which it "
+            "keeps only where asked: fit with fit_spectra(..., covariance=True)"
+        )
 
     def pair_correlations(self, names: Sequence[str] | None = None) -> np.ndarray:
         """The correlation coefficients of the amplitudes' estimates, ``(..., P)``: of each pair
         ``(i, j)``, ``i < j``, of ``names`` (default :attr:`names`) in
         :func:`numpy.triu_indices` order (:func:`pair_names`), from
-        :attr:`amplitude_covariance` (:func:`covariance_pairs`); NaN for a name the fit does not
-        have."""
+        :attr:`amplitude_correlations` (:func:`~scaloquant.fit.covariance.pairs_among`), else
+        :attr:`amplitude_covariance` (:func:`~scaloquant.fit.covariance.covariance_pairs`);
+        NaN for a name the fit does not have."""
         names = self.names if names is None else tuple(names)
         take = np.array([self.names.index(n) if n in self.names else -1 for n in names])
-        return covariance_pairs(self.amplitude_covariance, take)
-
-
-def covariance_pairs(covariance: np.ndarray, take: np.ndarray | None = None) -> np.ndarray:
-    """The correlation coefficients ``(..., P)`` of estimates of covariance ``covariance``
-    ``(..., M, M)``: of each pair ``(i, j)``, ``i < j``, of the components ``take`` (indices
-    into ``M``, ``-1`` for one absent: NaN; default all ``M``) in :func:`numpy.triu_indices`
-    order, ``C_ij / sqrt(C_ii C_jj)`` (LCModel's table of correlation coefficients) clipped to
-    ``[-1, 1]``; NaN where a variance is 0. The fit's (:meth:`FitResult.pair_correlations`) and
-    a physics-head model's polish's
-    (:meth:`scaloquant.models.physics.PhysicsQuantifier.predict_estimates`)."""
-    cov = np.asarray(covariance, dtype=np.float64)
-    m = cov.shape[-1]
-    take = np.arange(m) if take is None else np.asarray(take)
-    missing, at = take < 0, np.maximum(take, 0)
-    # each pair a column of the flat (B, M * M) covariance: 0.2 s at 4096 spectra x 28
-    # components (378 pairs; load 9 on 2 cores), against minutes for their fit
-    flat = cov.reshape(-1, m * m)
-    i, j = np.triu_indices(len(take), 1)
-    var = np.take(flat, at * (m + 1), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.take(flat, at[i] * m + at[j], axis=1) / np.sqrt(var[:, i] * var[:, j])
-    r[:, missing[i] | missing[j]] = np.nan
-    r = np.where(np.isfinite(r), np.clip(r, -1.0, 1.0), np.nan)
-    return r.reshape(*cov.shape[:-2], len(i))
+        if self.amplitude_correlations is None:
+            return covariance_pairs(self.amplitude_covariance, take)
+        if names == self.names:
+            return self.amplitude_correlations
+        return pairs_among(self.amplitude_correlations, len(self.names), take)
 
 
 @dataclass(frozen=True)
@@ -332,59 +352,29 @@ def anticorrelated(
     return out
 
 
-def sd_of_sum(covariance: np.ndarray, indices: Sequence[int]) -> np.ndarray:
-    """The SD ``(...)`` of the sum of the estimates ``indices`` of covariance ``covariance``
-    ``(..., M, M)``: ``sqrt(w^T C w)`` with ``w`` their indicator, so the (often negative)
-    covariance of overlapping metabolites counts (LCModel's combined rows)."""
-    w = np.zeros(covariance.shape[-1])
-    w[list(indices)] = 1.0
-    return np.sqrt(np.einsum("i,...ij,j->...", w, covariance, w))
-
-
-def combined_parts(names: Sequence[str]) -> dict[str, list[int]]:
-    """LCModel's combined rows (:data:`scaloquant.metabolites.COMBINATIONS`) that ``names`` (a
-    basis' own spellings) have a part of: name -> the positions of its parts in ``names``."""
-    return {
-        name: idx for name, wanted in COMBINATIONS.items() if (idx := indices_of(wanted, names))
-    }
-
-
-def combined_columns(
-    amplitudes: np.ndarray, covariance: np.ndarray, names: Sequence[str]
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """LCModel's combined rows (:data:`scaloquant.metabolites.COMBINATIONS`, under any
-    spelling of ``names``) of estimates ``amplitudes`` ``(..., M)`` of covariance
-    ``covariance`` ``(..., M, M)``: their names, their amplitudes ``(..., C)`` (the sums of
-    their parts) and SDs ``(..., C)`` (:func:`sd_of_sum`); parts missing from ``names`` are
-    left out, a combination with none present is skipped (``C = 0``: empty columns). The
-    columns of ``fit`` (:func:`combined`) and of a physics-head model's polish
-    (:meth:`scaloquant.models.physics.PhysicsQuantifier.predict_estimates`)."""
-    amplitudes = np.asarray(amplitudes)
-    parts = combined_parts(names)
-    if not parts:
-        # a basis holding none of the parts (a .BASIS cut after its first block, Mac alone)
-        none = np.empty((*amplitudes.shape[:-1], 0))
-        return (), none, none
-    total = np.stack([amplitudes[..., idx].sum(axis=-1) for idx in parts.values()], axis=-1)
-    sd = np.stack([sd_of_sum(covariance, idx) for idx in parts.values()], axis=-1)
-    return tuple(parts), total, sd
-
-
 def with_combined(result: FitResult) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """``result``'s components, then its combined rows (:func:`combined_columns` of its CRLB
-    covariance): their names, amplitudes ``(..., M + C)`` and CRLB SDs ``(..., M + C)``, the
-    columns of ``fit`` and of a spectrum ``quantify`` fitted again."""
-    sums, total, sd = combined_columns(result.amplitudes, result.amplitude_covariance, result.names)
+    """``result``'s components, then its combined rows (:func:`combined_of`): their names,
+    amplitudes ``(..., M + C)`` and CRLB SDs ``(..., M + C)``, the columns of ``fit`` and of a
+    spectrum ``quantify`` fitted again."""
+    sums, total, sd = combined_of(result)
     amplitudes = np.concatenate([result.amplitudes, total], axis=-1)
     return (*result.names, *sums), amplitudes, np.concatenate([result.crlb_sd, sd], axis=-1)
 
 
+def combined_of(result: FitResult) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """LCModel's combined rows of ``result``
+    (:func:`~scaloquant.fit.covariance.combined_columns`): their names, amplitudes ``(..., C)``
+    and CRLB SDs ``(..., C)``, these :attr:`FitResult.combined_crlb_sd` where kept, else read
+    from :attr:`FitResult.amplitude_covariance`."""
+    if result.combined_crlb_sd is None:
+        return combined_columns(result.amplitudes, result.amplitude_covariance, result.names)
+    total = combined_sums(result.amplitudes, result.names)
+    return tuple(combined_parts(result.names)), total, result.combined_crlb_sd
+
+
 def combined(result: FitResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """:func:`combined_columns` of ``result`` (its CRLB covariance,
-    :attr:`FitResult.amplitude_covariance`) by name: ``(amplitude (...), CRLB SD (...))``."""
-    names, total, sd = combined_columns(
-        result.amplitudes, result.amplitude_covariance, result.names
-    )
+    """:func:`combined_of` of ``result`` by name: ``(amplitude (...), CRLB SD (...))``."""
+    names, total, sd = combined_of(result)
     return {name: (total[..., c], sd[..., c]) for c, name in enumerate(names)}
 
 
@@ -450,4 +440,6 @@ BATCH_FIELDS = (
     "metabolite_fraction",
     "window_ppm",
     "residual_over_noise",
+    "combined_crlb_sd",
+    "amplitude_correlations",
 )

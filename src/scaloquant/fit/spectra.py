@@ -20,6 +20,7 @@ def fit_spectra(
     config: FitConfig | None = None,
     *,
     start: FitStart | None = None,
+    covariance: bool = False,
 ) -> FitResult:
     """Fit every spectrum of ``fid`` as a linear combination of ``basis``.
 
@@ -37,6 +38,10 @@ def fit_spectra(
     config : options; default ``FIT_PRESETS["simulated"]`` (the per-metabolite model with
         its spread priors; ``FitConfig()`` is the same without them, ``simulated-plain``).
     start : optional starting values (e.g. from a network), see :class:`FitStart`.
+    covariance : keep the amplitudes' whole covariance bound
+        (:attr:`FitResult.amplitude_covariance`, ``(..., M, M)``, for the bound of any sum,
+        :meth:`FitResult.crlb_sd_of_sum`); by default only what the outputs read of it is kept
+        (the combined rows' SDs and the pairs' correlation coefficients), read chunk by chunk.
 
     Returns
     -------
@@ -54,7 +59,7 @@ def fit_spectra(
         A starting value has the wrong shape or is not finite.
     """
     config = config or FIT_PRESETS["simulated"]
-    return _fit_batched(fid, basis, config, start)
+    return _fit_batched(fid, basis, config, start, covariance)
 
 
 def fit_given_amplitudes(
@@ -92,7 +97,8 @@ def fit_given_amplitudes(
     Returns
     -------
     FitResult
-        ``amplitudes`` as given; ``crlb_sd``, ``crlb_pct`` and ``amplitude_covariance`` NaN
+        ``amplitudes`` as given; ``crlb_sd``, ``crlb_pct``, ``combined_crlb_sd`` and
+        ``amplitude_correlations`` NaN, no ``amplitude_covariance``
         (bounds of amplitudes that were not estimated would mean nothing); ``noise_sd`` from
         the residual, counting only the nonlinear and baseline parameters as fitted.
 
@@ -282,6 +288,7 @@ def _solve(
     region: np.ndarray | None,
     start: dict[str, np.ndarray],
     also_from: np.ndarray | None = None,
+    covariance: bool = False,
 ):
     """``(BatchedFit, baseline effective dimensions per ppm (B,), NaN without a spline)`` of
     :func:`scaloquant.fit.batched.solve`. With ``config.baseline_stiffness == "ftest"`` (a
@@ -316,11 +323,13 @@ def _solve(
     from . import batched
 
     if config.baseline_kind != "spline" or config.baseline_stiffness == "fixed":
-        fit = batched.solve(fids, basis, config, region_noise_sd=region, start=start)
+        fit = batched.solve(
+            fids, basis, config, region_noise_sd=region, start=start, covariance=covariance
+        )
         fixed = config.baseline_ed_per_ppm if config.baseline_kind == "spline" else np.nan
         return fit, np.full(fids.shape[0], fixed)
     candidates = config.baseline_ed_candidates_per_ppm
-    fit, score = _reference(fids, basis, config, region, start, also_from)
+    fit, score = _reference(fids, basis, config, region, start, also_from, covariance)
 
     def refit(k: np.ndarray, rows: np.ndarray):
         """The spectra ``rows`` refitted from the reference, each with its candidate ``k``
@@ -332,6 +341,7 @@ def _solve(
             region_noise_sd=None if region is None else region[rows],
             start={"theta": fit.theta[rows]},
             baseline_ed_per_ppm=np.asarray(candidates)[k],
+            covariance=covariance,
         )
 
     # each candidate's problem built once (the bound's, the first scores', the refit rounds'),
@@ -409,6 +419,7 @@ def _reference(
     region: np.ndarray | None,
     start: dict[str, np.ndarray],
     also_from: np.ndarray | None,
+    covariance: bool = False,
 ):
     """:func:`_solve`'s reference fit, ``config``'s at the most flexible of its
     ``baseline_ed_candidates_per_ppm``, and its
@@ -421,15 +432,21 @@ def _reference(
 
     flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
     if also_from is None:
-        return batched.solve(fids, basis, flexible, region_noise_sd=region, start=start), None
+        fit = batched.solve(
+            fids, basis, flexible, region_noise_sd=region, start=start, covariance=covariance
+        )
+        return fit, None
     if search.applies(config):
-        fit = batched.solve(fids, basis, flexible, region_noise_sd=region, start=start)
+        fit = batched.solve(
+            fids, basis, flexible, region_noise_sd=region, start=start, covariance=covariance
+        )
         other = batched.solve(
             fids,
             basis,
             replace(flexible, continuation_broadening_per_s=()),
             region_noise_sd=region,
             start={"theta": also_from},
+            covariance=covariance,
         )
         # side by side, as the one solve's rows
         both = batched.BatchedFit(
@@ -445,7 +462,13 @@ def _reference(
         # solves cost two passes (docs/history/fit-log.md "The reference's two starts in one
         # solve (session 34, twostart34)")
         both = batched.solve(
-            fids, basis, flexible, region_noise_sd=region, start=start, second_start=also_from
+            fids,
+            basis,
+            flexible,
+            region_noise_sd=region,
+            start=start,
+            second_start=also_from,
+            covariance=covariance,
         )
     return lower_reference(fids, basis, config, both)
 
@@ -521,7 +544,9 @@ class _FtestSearch:
         return ahead
 
 
-def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None) -> FitResult:
+def _fit_batched(
+    fid: FID, basis: BasisSet, config: FitConfig, start: FitStart | None, covariance: bool
+) -> FitResult:
     """:func:`fit_spectra` with the batched solver (:mod:`scaloquant.fit.batched`)."""
     # numpy's BLAS on one thread around the whole fit: the basis, water and noise steps, every
     # problem's spline baseline matrices (the solves', the F-test's) and the rebuilt spectra
@@ -545,8 +570,10 @@ def _fit_batched(fid: FID, basis: BasisSet, config: FitConfig, start: FitStart |
         batch_shape = fid.batch_shape
         start_arrays = _start_arrays(start, batch_shape, prepared.names)
         if config.baseline_kind == "spline" and config.baseline_stiffness == "adaptive":
-            return _fit_adaptive(fid, fids, prepared, config, region, start_arrays, conversions)
-        fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays)
+            return _fit_adaptive(
+                fid, fids, prepared, config, region, start_arrays, conversions, covariance
+            )
+        fit, baseline_ed = _solve(fids, prepared, config, region, start_arrays, None, covariance)
         return _batched_result(fit, baseline_ed, fid, fids, prepared, config, conversions)
 
 
@@ -622,6 +649,7 @@ def _fit_adaptive(
     region: np.ndarray | None,
     start: dict[str, np.ndarray],
     conversions: tuple[str, ...],
+    covariance: bool = False,
 ) -> FitResult:
     """:func:`fit_spectra` with ``baseline_stiffness="adaptive"``: every spectrum fitted with
     the fixed ``baseline_ed_per_ppm`` over ``ppm_range``; those whose fit asks for a more
@@ -630,7 +658,12 @@ def _fit_adaptive(
     ``ppm_range``; :func:`flexible_baseline_config`), their rows of the result replaced
     (:func:`_with_rows`)."""
     fixed, baseline_ed = _solve(
-        fids, prepared, replace(config, baseline_stiffness="fixed"), region, start
+        fids,
+        prepared,
+        replace(config, baseline_stiffness="fixed"),
+        region,
+        start,
+        covariance=covariance,
     )
     flexible = asks_for_flexible_baseline(fids, prepared, config, fixed)
     result = _batched_result(fixed, baseline_ed, fid, fids, prepared, config, conversions)
@@ -651,6 +684,7 @@ def _fit_adaptive(
         None if region is None else region[rows],
         {name: value[rows] for name, value in start.items()},
         also_from=fixed.theta[rows] if config.baseline_ftest_two_starts else None,
+        covariance=covariance,
     )
     subset = fid.with_samples(fid.samples.reshape(-1, fid.n_points)[rows])
     part = _batched_result(fit, baseline_ed, subset, fids[rows], prepared, window, conversions)
@@ -704,7 +738,7 @@ def _batched_result(
 
     batch_shape, m = fid.batch_shape, prepared.n_metabolites
     problem = make_problem(prepared, config, device="cpu")
-    sd = np.sqrt(np.diagonal(fit.covariance, axis1=1, axis2=2))
+    sd = fit.crlb_sd
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(fit.amplitudes > 0, 100.0 * sd / fit.amplitudes, np.inf)
     pct[np.isnan(sd)] = np.nan
@@ -718,7 +752,9 @@ def _batched_result(
         amplitudes=batch(fit.amplitudes, m),
         crlb_sd=batch(sd, m),
         crlb_pct=batch(pct, m),
-        amplitude_covariance=batch(fit.covariance, m, m),
+        amplitude_covariance=batch(fit.covariance, m, m) if fit.covariance.shape[1] else None,
+        combined_crlb_sd=batch(fit.combined_sd, fit.combined_sd.shape[1]),
+        amplitude_correlations=batch(fit.correlations, fit.correlations.shape[1]),
         damping_per_s=batch(fit.damping_per_s, m),
         shift_hz=batch(fit.shift_hz, m),
         phase0_rad=batch(fit.phase0_rad),

@@ -54,6 +54,7 @@ from .._config import whole_number
 from ..errors import ConfigError, IncompatibleDataError
 from ..fit import batched, search, stages
 from ..fit.config import FitConfig
+from ..fit.covariance import combined_columns, combined_parts, covariance_pairs
 from ..fit.evaluation import Workspace, evaluate, noise_var_from_residual, stack, w_inner
 from ..fit.lm import (
     Solution,
@@ -66,7 +67,6 @@ from ..fit.lm import (
 )
 from ..fit.model import MISFIT_RATIO
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
-from ..fit.result import combined_columns, combined_parts, covariance_pairs
 from ..fit.spectra import region_noise_sd
 from ..fit.start import cross_correlation_shift_hz
 from ..signal.axes import spectrum

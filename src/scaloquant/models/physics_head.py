@@ -133,7 +133,7 @@ def crlb_sd(
     bound (:func:`scaloquant.fit.crlb.crlb`, priors included), its diagonal alone
     (:func:`scaloquant.fit.crlb.crlb_variances`; ``workspace`` its)."""
     var, _ = crlb_variances(problem, ev, noise_var, workspace=workspace)
-    return var[:, : problem.n_metabolites].clamp_min(0).sqrt()
+    return _amplitude_sd(problem, var)
 
 
 def crlb_sd_and_covariance(
@@ -143,7 +143,13 @@ def crlb_sd_and_covariance(
     ``(B, M, M)`` (:func:`scaloquant.fit.crlb.crlb_amplitude_covariance`): what the polish's
     pair correlations are read from, as the fit's."""
     var, _, cov = crlb_amplitude_covariance(problem, ev, noise_var)
-    return var[:, : problem.n_metabolites].clamp_min(0).sqrt(), cov
+    return _amplitude_sd(problem, var), cov
+
+
+def _amplitude_sd(problem: Problem, var: torch.Tensor) -> torch.Tensor:
+    """The amplitudes' SDs ``(B, M)`` of the bound's variances ``var`` ``(B, M + P_free)``
+    (:func:`crlb_sd` and :func:`crlb_sd_and_covariance`: one reading of them)."""
+    return var[:, : problem.n_metabolites].clamp_min(0).sqrt()
 
 
 def fit_residual_checks(
