@@ -557,7 +557,7 @@ def test_the_adaptive_fit_runs_numpy_blas_on_one_thread(small, monkeypatch):
 
 def test_the_screen_scores_chunks_side_by_side_as_one_call(small, monkeypatch):
     """The adaptive rule's screen (``asks_for_flexible_baseline``: the F-test's bound and score,
-    ``batched._real_ssq``) of every spectrum scored in chunks side by side on 2 threads, one
+    ``batched.baseline_ftest_ssq``) of every spectrum scored in chunks side by side on 2 threads, one
     torch thread each (``batched.chunk_parts``, as the fit's chunks; it ran on the caller's
     thread with its small operations split over torch's threads): the known flags (the two
     straight baselines pass, the two undulating ones ask for a flexible baseline) and the same

@@ -743,7 +743,7 @@ def in_chunks(
 def chunk_parts(part: Callable[[int, int], T], n: int, device: torch.device, chunk: int) -> list[T]:
     """``[part(lo, hi), ...]`` over ``n`` spectra in chunks of at most ``chunk``
     (:func:`chunk_ranges`), in order: the batched fit's (:func:`in_chunks`), its F-test scores'
-    (:func:`_real_ssq`) and its result's rebuilt spectra
+    (:func:`baseline_ftest_ssq`) and its result's rebuilt spectra
     (``scaloquant.fit.spectra._derived_spectra``). On a CPU with 2+ threads, a chunk per thread side
     by side (one core each) rather than every small operation of one chunk split over the
     threads, which kept 2 cores ~1.3 busy; on a GPU one chunk after the other, halved where the
@@ -867,17 +867,23 @@ def _theta_of(problem: Problem, fit: BatchedFit | Lineshapes, rows: slice) -> to
     return theta
 
 
-def _real_ssq(
+def baseline_ftest_ssq(
     fids: np.ndarray,
     problems: list[Problem],
     fit: BatchedFit | Lineshapes,
     reference: BatchedFit | Lineshapes,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``[(S (B,), active amplitudes (B,)), ...]``, one for each of ``problems`` (one basis
-    and lineshape model, baselines of other stiffnesses): the sum of squares of the real part
-    of ``fit``'s residual over the problem's window (amplitudes and baseline solved at
-    ``fit``'s lineshape and the problem's stiffness) with ``reference``'s phases removed. The
-    model's columns, which do not depend on the baseline, are formed once for all of them."""
+    """The residual sums of squares compared with :func:`baseline_ftest_bound`, one
+    ``(S (B,), active amplitudes (B,))`` for each of ``problems`` (:func:`baseline_problem`:
+    candidate stiffnesses of one basis and lineshape model): the sum of squares of the real
+    part of ``fit``'s residual over the problem's window (amplitudes and baseline solved again
+    at ``fit``'s lineshape and the problem's stiffness), ``reference``'s phases removed; the
+    model's columns, which do not depend on the baseline, formed once for all. Scored at a fit
+    with that stiffness, or (cheaply) at the reference's: a lineshape adapted to the flexible
+    baseline favours it (on spant the first port of the rule, scoring every candidate there,
+    picked 3-4 per ppm where refits give 1-2). With the most flexible candidate's problem
+    first, the first pair is :func:`baseline_ftest_bound`'s ``score`` at ``reference``'s
+    lineshape."""
     first = problems[0]
     device = first.ppm.device
     n = fids.shape[0]
@@ -926,7 +932,7 @@ def baseline_ftest_score(
     ``config.baseline_ed_candidates_per_ppm`` (amplitudes and baseline solved again), and the
     fits' active amplitudes there. Also the F-test reference's choice between its two starts
     (``fit.spectra.lower_reference``), which hands the winner's to the bound."""
-    return _real_ssq(fids, [_flexible_problem(basis, config)], reference, reference)[0]
+    return baseline_ftest_ssq(fids, [_flexible_problem(basis, config)], reference, reference)[0]
 
 
 def baseline_problem(basis: BasisSet, config: FitConfig, ed_per_ppm: float) -> Problem:
@@ -952,6 +958,7 @@ def baseline_ftest_bound(
     *,
     score: tuple[np.ndarray, np.ndarray] | None = None,
     flexible: Problem | None = None,
+    stiff: Problem | None = None,
 ) -> np.ndarray:
     """The largest residual sum of squares ``(B,)`` a stiffer baseline may leave:
     ``S_ref (1 + n / (K - n) F^-1(p; n, K - n))``, ``S_ref`` that of ``reference`` (the fit
@@ -976,13 +983,14 @@ def baseline_ftest_bound(
 
     ``score``: ``reference``'s :func:`baseline_ftest_score`, where the caller has it (the
     two-start reference's, from its choice), so that it is not computed again; ``flexible``:
-    the most flexible candidate's problem (:func:`baseline_problem`), where the caller built it,
-    so that it is not built again."""
+    the most flexible candidate's problem (:func:`baseline_problem`), and ``stiff``, the
+    candidate ``ed_per_ppm``'s (the nested rule's), where the caller built them, so that they
+    are not built again."""
     from scipy.special import fdtri
 
     problem = _flexible_problem(basis, config) if flexible is None else flexible
     if score is None:
-        score = _real_ssq(fids, [problem], reference, reference)[0]
+        score = baseline_ftest_ssq(fids, [problem], reference, reference)[0]
     ssq, active = score
     points = problem.ppm.numel()
     dof = np.clip(active + int(problem.free.sum()) + problem.baseline_ed, 1, points - 2)
@@ -991,26 +999,9 @@ def baseline_ftest_bound(
         return ssq * (1 + dof / (points - dof) * fdtri(dof, points - dof, p))
     if ed_per_ppm is None:
         raise ValueError("the nested F-test bound is per candidate: give ed_per_ppm")
-    stiff = baseline_problem(basis, config, ed_per_ppm)
+    if stiff is None:
+        stiff = baseline_problem(basis, config, ed_per_ppm)
     dn = problem.baseline_ed - stiff.baseline_ed
     if dn <= 1e-9:
         return ssq
     return ssq * (1 + dn / (points - dof) * fdtri(dn, points - dof, 1 - p))
-
-
-def baseline_ftest_ssq(
-    fids: np.ndarray,
-    problems: list[Problem],
-    fit: BatchedFit | Lineshapes,
-    reference: BatchedFit | Lineshapes,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The residual sums of squares compared with :func:`baseline_ftest_bound`, one
-    ``(S (B,), active amplitudes (B,))`` for each of ``problems`` (:func:`baseline_problem`:
-    candidate stiffnesses of one model): the real part of the residual at ``fit``'s lineshape
-    with that problem's baseline (amplitudes and baseline solved again), ``reference``'s phases
-    removed; the model's columns formed once for all. Scored at a fit with that stiffness, or
-    (cheaply) at the reference's: a lineshape adapted to the flexible baseline favours it (on
-    spant the first port of the rule, scoring every candidate there, picked 3-4 per ppm where
-    refits give 1-2). With the most flexible candidate's problem first, the first pair is
-    :func:`baseline_ftest_bound`'s ``score`` at ``reference``'s lineshape."""
-    return _real_ssq(fids, problems, fit, reference)

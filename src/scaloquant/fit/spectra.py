@@ -358,9 +358,9 @@ def _solve(
     bound = np.stack(
         [
             batched.baseline_ftest_bound(
-                fids, basis, config, fit, ed, score=score, flexible=flexible
+                fids, basis, config, fit, ed, score=score, flexible=flexible, stiff=stiff
             )
-            for ed in candidates
+            for ed, stiff in zip(candidates, problems, strict=True)
         ]
         if config.baseline_ftest_rule == "nested"
         else [
@@ -636,7 +636,7 @@ def asks_for_flexible_baseline(
         problems = [batched.baseline_problem(basis, config, e) for e in (flexible, ed)]
         score, (ssq, _) = batched.baseline_ftest_ssq(fids, problems, fit, fit)
         bound = batched.baseline_ftest_bound(
-            fids, basis, config, fit, ed, score=score, flexible=problems[0]
+            fids, basis, config, fit, ed, score=score, flexible=problems[0], stiff=problems[1]
         )
         return ssq > bound
 
