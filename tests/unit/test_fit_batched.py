@@ -709,6 +709,54 @@ def test_a_mixed_stiffness_solve_fits_each_spectrum_as_a_solve_at_its_stiffness(
     assert proc.stdout.strip().splitlines()[-1] == "[] True"
 
 
+def test_a_stiffness_per_spectrum_with_the_per_metabolite_moves_is_each_stiffness_alone(
+    fresh_python,
+):
+    """``batched.solve(baseline_ed_per_ppm=...)`` with the per-metabolite model's global moves
+    (``grouping="per_metabolite"``, :mod:`scaloquant.fit.search`, whose problems are of one
+    stiffness): each stiffness' spectra in a solve of their own, put back in order, every output
+    that of a solve of those spectra at their stiffness alone, to the bit (fresh interpreter,
+    MKL's reproducible mode). Until session 35 it stopped with a ConfigError, and with it
+    ``fit --groups per_metabolite --baseline-stiffness ftest`` on any spectrum (exit 2 after the
+    reference fit: 'fit each stiffness on its own')."""
+    code = textwrap.dedent(
+        """\
+        from scaloquant.threads import prefer_reproducible_mkl
+        prefer_reproducible_mkl()
+        from dataclasses import replace
+        import numpy as np, torch
+        from scaloquant.fit import batched
+        from scaloquant.fit.config import FIT_PRESETS
+        from scaloquant.fit.spectra import prepared_on_grid, region_noise_sd
+        from scaloquant.io import default_basis
+        from scaloquant.simulate import SimulationConfig, simulate_batch
+        from scaloquant.types import FID
+        torch.set_num_threads(1)
+        basis = default_basis()
+        simulation = SimulationConfig.from_dict({'snr': [30.0, 30.0]})
+        x = simulate_batch(basis, simulation, 4, np.random.default_rng(2)).fids
+        fid = FID(x, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+        config = replace(FIT_PRESETS['invivo'], grouping='per_metabolite')
+        prepared = prepared_on_grid(basis, fid.acquisition, config)[1]
+        region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), config.noise_ppm_range)
+        each = np.array([5.0, 2.0, 5.0, 2.0])
+        mixed = batched.solve(x, prepared, config, region_noise_sd=region,
+            baseline_ed_per_ppm=each)
+        differ = []
+        for ed in (2.0, 5.0):
+            rows = np.flatnonzero(each == ed)
+            alone = batched.solve(x[rows], prepared, replace(config, baseline_ed_per_ppm=ed),
+                region_noise_sd=region[rows])
+            differ += [n for n in batched.BatchedFit.__dataclass_fields__
+                if not np.array_equal(getattr(mixed, n)[rows], getattr(alone, n))]
+        print(differ, mixed.amplitudes.shape[0])
+        """
+    )
+    proc = fresh_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[] 4"
+
+
 def test_ftest_refit_rounds_in_one_solve_are_the_rounds_one_at_a_time(fresh_python):
     """``baseline_stiffness="ftest"``'s refit rounds (``fit.spectra._solve``): a round's solve
     also refits what the next round may ask (the candidate after a pass and after a failure),

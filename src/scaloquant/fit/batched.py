@@ -230,6 +230,13 @@ class BatchedFit:
         """The spectra ``rows`` (indices or a mask, in their order)."""
         return replace(self, **{f: getattr(self, f)[rows] for f in self.__dataclass_fields__})
 
+    @classmethod
+    def joined(cls, parts: list[BatchedFit]) -> BatchedFit:
+        """The fits ``parts`` one after another, as one."""
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__)
+        )
+
 
 def _solve_chunk(
     stages: list[Problem],
@@ -627,8 +634,10 @@ def solve(
     :func:`scaloquant.fit.spectra._solve`): each spectrum's fit is the one a solve at its
     stiffness alone gives, to the bit on a CPU (as any spectrum's fit is its own,
     :func:`in_chunks`) where it starts from ``theta`` without continuation stages; the starts
-    and continuation stages otherwise see ``config.baseline_ed_per_ppm``. Not with the
-    per-metabolite model's global moves (:mod:`scaloquant.fit.search`).
+    and continuation stages otherwise see ``config.baseline_ed_per_ppm``. With the
+    per-metabolite model's global moves (:mod:`scaloquant.fit.search`, whose problems are of
+    one stiffness), each stiffness' spectra are a solve of their own, at that stiffness from
+    the stages on (the same fits as solves of each stiffness alone).
 
     ``second_start`` ``(B, P)``: each spectrum fitted also from there (a fit's ``theta``, as
     ``start``'s), without the continuation stages, as ``B`` more rows of the same tensor
@@ -650,12 +659,25 @@ def solve(
             "per-metabolite model's global moves; solve from each start on its own"
         )
     if baseline_ed_per_ppm is not None:
-        if search.applies(config):
-            raise ConfigError(
-                "a baseline stiffness per spectrum is not implemented for the per-metabolite "
-                "model's global moves; fit each stiffness on its own"
-            )
         each_row = np.asarray(baseline_ed_per_ppm, dtype=float).reshape(-1)
+        if search.applies(config):
+            # the global moves search at one stiffness (their problems are the config's): each
+            # stiffness' spectra in a solve of their own, the fits put back in the rows' order
+            # (a stiffness per spectrum of the F-test's rules: fit --groups per_metabolite
+            # --baseline-stiffness ftest stopped here until session 35)
+            groups = [np.flatnonzero(each_row == v) for v in np.unique(each_row)]
+            fits = [
+                solve(
+                    fids[rows],
+                    basis,
+                    replace(config, baseline_ed_per_ppm=float(each_row[rows[0]])),
+                    region_noise_sd=None if region_noise_sd is None else region_noise_sd[rows],
+                    start={name: value[rows] for name, value in (start or {}).items()},
+                    covariance=covariance,
+                )
+                for rows in groups
+            ]
+            return BatchedFit.joined(fits).take(np.argsort(np.concatenate(groups)))
         order = np.argsort(each_row, kind="stable")
         if np.any(np.diff(order) < 0):
             # sorted by stiffness, each stiffness' rows are slices of every array, whatever
@@ -734,10 +756,7 @@ def in_chunks(
     others in its chunk, nor on the chunk's size or its place in it: to the bit on a CPU with
     MKL's reproducible mode (scaloquant.threads.prefer_reproducible_mkl), which the command
     sets; docs/fit.md "Where it stands" says how far where it is not set, and on a GPU."""
-    parts = chunk_parts(part, n, device, chunk_size(device, problems))
-    return BatchedFit(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in BatchedFit.__dataclass_fields__)
-    )
+    return BatchedFit.joined(chunk_parts(part, n, device, chunk_size(device, problems)))
 
 
 def chunk_parts(part: Callable[[int, int], T], n: int, device: torch.device, chunk: int) -> list[T]:
