@@ -317,10 +317,10 @@ def finish_run(
     _, ratio_note = tcr_ratios(names, np.zeros((0, len(names))))
     suffixes = (*base_suffixes, "_ratio_tcr", *(("_mM",) if unit is not None else ()))
     figures = figure_note(results, representative=representative) if basis is not None else []
-    notes += figures
+    notes = [*notes, *figures]  # a new list: the caller's is left as it was given
     facts = {**facts, "water_scaling": options.water_scaling.to_dict() if unit else None}
     if options.ecc:
-        notes += ecc_notes([p.input.water_path for p, *_ in partial])
+        notes += ecc_notes([p.input.water_path for p, *_ in partial])  # the new list
         facts["eddy_current_correction"] = {
             "method": "klose",
             "water_references": [str(p.input.water_path) for p, *_ in partial],
