@@ -757,6 +757,38 @@ def test_a_stiffness_per_spectrum_with_the_per_metabolite_moves_is_each_stiffnes
     assert proc.stdout.strip().splitlines()[-1] == "[] 4"
 
 
+def test_the_per_metabolite_reference_from_two_starts_is_the_lower_of_its_two_solves():
+    """The F-test reference's two starts (``baseline_ftest_two_starts``) with the per-metabolite
+    model's global moves (``fit.spectra._reference``: two solves, their rows put side by side
+    for ``lower_reference``): each spectrum's reference is, field by field, the solve of the two
+    with the lower F-test score. On the merged tree of session 35 this stopped with 'cannot
+    reshape array of size 0 into shape (0,0)': the rows were interleaved by a reshape that
+    the covariance field, (B, 0, 0) unless asked for, cannot take."""
+    from scaloquant.fit import spectra as sp
+    from scaloquant.fit.spectra import prepared_on_grid, region_noise_sd
+    from scaloquant.simulate import SimulationConfig, simulate_batch
+
+    basis = default_basis()
+    simulation = SimulationConfig.from_dict({"snr": [30.0, 30.0]})
+    x = simulate_batch(basis, simulation, 3, np.random.default_rng(4)).fids
+    fid = FID(x, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
+    config = replace(FIT_PRESETS["invivo"], grouping="per_metabolite")
+    prepared = prepared_on_grid(basis, fid.acquisition, config)[1]
+    region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), config.noise_ppm_range)
+    fixed = batched.solve(x, prepared, config, region_noise_sd=region)
+    reference, (ssq, _) = sp._reference(x, prepared, config, region, {}, fixed.theta)
+    flexible = replace(config, baseline_ed_per_ppm=config.baseline_ed_candidates_per_ppm[-1])
+    first = batched.solve(x, prepared, flexible, region_noise_sd=region, start={})
+    warm = replace(flexible, continuation_broadening_per_s=())
+    other = batched.solve(x, prepared, warm, region_noise_sd=region, start={"theta": fixed.theta})
+    scores = [batched.baseline_ftest_score(x, prepared, config, f)[0] for f in (first, other)]
+    for j in range(x.shape[0]):
+        want = first if scores[0][j] <= scores[1][j] else other
+        for name in batched.BatchedFit.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(reference, name)[j], getattr(want, name)[j])
+        assert ssq[j] == min(scores[0][j], scores[1][j])
+
+
 def test_ftest_refit_rounds_in_one_solve_are_the_rounds_one_at_a_time(fresh_python):
     """``baseline_stiffness="ftest"``'s refit rounds (``fit.spectra._solve``): a round's solve
     also refits what the next round may ask (the candidate after a pass and after a failure),

@@ -740,9 +740,17 @@ def solve(
         if second is None:
             return fit
         # each spectrum's two rows side by side, so the chunks join in spectrum order
-        return fit.take(np.arange(2 * (hi - lo)).reshape(2, -1).T.reshape(-1))
+        return fit.take(side_by_side_rows(hi - lo))
 
     return in_chunks(part, fids.shape[0], device, [*stages, final, refine, exact])
+
+
+def side_by_side_rows(b: int) -> np.ndarray:
+    """``(2 b,)`` the rows that put the fits of ``b`` spectra from two starts, given one start's
+    ``b`` rows then the other's, side by side: spectrum ``j``'s first at row ``2 j``, its second
+    at ``2 j + 1`` (:func:`solve`'s ``second_start`` rows, ``fit.spectra.lower_reference``'s
+    input)."""
+    return np.arange(2 * b).reshape(2, -1).T.reshape(-1)
 
 
 def in_chunks(

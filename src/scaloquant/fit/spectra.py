@@ -449,13 +449,8 @@ def _reference(
             covariance=covariance,
         )
         # side by side, as the one solve's rows
-        both = batched.BatchedFit(
-            *(
-                np.stack([getattr(fit, f), getattr(other, f)], axis=1).reshape(
-                    -1, *getattr(fit, f).shape[1:]
-                )
-                for f in batched.BatchedFit.__dataclass_fields__
-            )
+        both = batched.BatchedFit.joined([fit, other]).take(
+            batched.side_by_side_rows(fids.shape[0])
         )
     else:
         # the second start's rows join the first's after the stages: the same fits, where two
