@@ -26,6 +26,12 @@ measured spectrum, as ``macromolecules="auto"`` keeps them beside a basis' measu
 macromolecules. The residual metabolites, the rest lines, the baseline and the noise are left
 out. The MM components plus the baseline (the broad rest, as Osprey keeps it) measured no better
 on Osprey's two subjects (docs/history/fit-log.md, session 33).
+
+With LCModel's free-form lineshape (``lineshape="freeform"``) the MM spectrum is cleaned with
+the free-form model's Voigt lines without its kernel: the cleaning measures the MM lines, and
+the data's fit then convolves every basis spectrum, ``MM_measured`` among them, with its own
+kernel, as LCModel convolves a measured MM spectrum of its basis (docs/history/fit-log.md,
+session 36, freemm36).
 """
 
 from __future__ import annotations
@@ -137,25 +143,20 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     config : the data's fit options; the MM spectrum's fit takes them with LCModel's
         parametric :data:`~scaloquant.physics.macromolecules.MM_COMPONENTS` as its
         macromolecules (no lipids), no ratio priors, metabolites and macromolecules grouped
-        apart (``grouping="metabolites_and_mm"``), the baseline at the fixed stiffness, the
+        apart (``grouping="metabolites_and_mm"``), Voigt lines in place of the free-form
+        lineshape (its kernel is the data's fit's), the baseline at the fixed stiffness, the
         groups' lines bounded
         (:data:`MM_FIT_DAMPING_BOUNDS_PER_S`, :data:`MM_FIT_GAUSS_BOUNDS_PER_S2`), and the better
         (lower residual) of two starts: the cross-correlation shift and none.
 
     Raises
     ------
-    ConfigError : the basis holds none of :data:`MM_FIT_METABOLITES`, or the free-form
-        lineshape is asked for (its kernel is not carried into the MM spectrum).
+    ConfigError : the basis holds none of :data:`MM_FIT_METABOLITES`.
     InvalidDataError : ``mm`` holds more than one spectrum, or its fit found no macromolecules.
     IncompatibleDataError : as :func:`~scaloquant.fit.spectra.fit_spectra`.
     """
     from .spectra import _modulated, fit_spectra, prepared_on_grid
 
-    if config.lineshape_kind == "freeform":
-        raise ConfigError(
-            "a measured MM spectrum is cleaned with Voigt lines; the free-form lineshape's "
-            "kernel is not carried into it: fit with the Voigt lineshape (lineshape 'voigt')"
-        )
     samples = mm.samples.reshape(-1, mm.n_points)
     if samples.shape[0] != 1:
         raise InvalidDataError(
@@ -179,6 +180,10 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
     mm_config = replace(
         config,
         macromolecules="basis",
+        # the free-form model's groups are Voigt lines: the MM spectrum's fit is that model
+        # without its kernel, which the data's fit then convolves every basis spectrum with,
+        # MM_measured included (as LCModel convolves a measured MM spectrum of its basis)
+        lineshape="voigt" if config.lineshape_kind == "freeform" else config.lineshape,
         ratio_priors="none",
         grouping="metabolites_and_mm",
         baseline_stiffness="fixed",
