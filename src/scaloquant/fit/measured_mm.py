@@ -101,6 +101,7 @@ class MeasuredMM:
     phase0_deg, phase1_deg_per_ppm : its fit's phases, removed.
     amplitudes : its fit's amplitudes (basis scale), of the MM components and the metabolite
         remains.
+    lineshape : its fit's lineshape (``"voigt"`` where the data's fit is free-form).
     """
 
     fid: np.ndarray
@@ -110,6 +111,7 @@ class MeasuredMM:
     phase0_deg: float
     phase1_deg_per_ppm: float
     amplitudes: dict[str, float]
+    lineshape: str
 
     def facts(self) -> dict[str, Any]:
         """JSON-able facts for results.json."""
@@ -119,8 +121,8 @@ class MeasuredMM:
 
         return {
             "basis_name": MEASURED_MM_NAME,
-            "cleaning": f"fitted with LCModel's parametric {', '.join(MM_COMPONENTS)}, the "
-            f"basis' {', '.join(MM_FIT_METABOLITES)} (those present), broad lines "
+            "cleaning": f"fitted with {self.lineshape} lines: LCModel's parametric "
+            f"{', '.join(MM_COMPONENTS)}, the basis' {', '.join(MM_FIT_METABOLITES)} (those present), broad lines "
             f"{', '.join(MM_FIT_REST_LINES)} at 3.8 and 3.96 ppm and a spline baseline at "
             "the fixed stiffness; the basis spectrum is the sum of the fitted MM components, "
             "phased and referenced by that fit",
@@ -225,6 +227,7 @@ def clean_mm_spectrum(mm: FID, basis: BasisSet, config: FitConfig) -> MeasuredMM
         phase0_deg=math.degrees(float(result.phase0_rad)),
         phase1_deg_per_ppm=math.degrees(float(result.phase1_rad_per_ppm)),
         amplitudes={n: float(a) for n, a in zip(fitted_names, amplitudes, strict=True)},
+        lineshape=mm_config.lineshape_kind,
     )
 
 
