@@ -7,6 +7,10 @@ examples. Each passage is found by the words around it and its backticked names 
 the parentheses' asides dropped (README's ``fit_residual (after `fit`, `--refine` ...)`` names
 a command, not a column). A column added to :data:`scaloquant.quantify.results.QUALITY_COLUMNS`
 (the writers' list), renamed or dropped fails here until the docs follow.
+
+The same holds for the values of the ``qc`` column: README's paragraph, where docs/architecture.md's
+bullet on a quality flag sends a new one, names every flag of
+:data:`scaloquant.signal.quality.FLAG_NAMES`, in its order, and no other.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from scaloquant.cli import SUBCOMMANDS
 from scaloquant.quantify.results import QUALITY_COLUMNS
+from scaloquant.signal.quality import FLAG_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The docs folder, joined to each file's name: written as one path before a quoted string,
@@ -36,6 +42,8 @@ LISTS = [
     ),
     (DOCS / "python.md", "`result.quality` the per-spectrum", "; `result.qc`", FIGURES),
 ]
+#: README's list of the flags the ``qc`` column holds: the words before it and after it.
+FLAG_LIST = ("and `qc`:", ". Each flag a run raised")
 #: Passages that name some of the columns as examples: each name must be one.
 EXAMPLES = [(DOCS / "report.md", "Per-spectrum columns the run has (e.g.", ")")]
 
@@ -74,3 +82,12 @@ def test_the_docs_list_every_quality_column_and_no_other(path, before, after, ex
 def test_the_docs_examples_are_quality_columns(path, before, after):
     names = _names(_passage(path, before, after))
     assert names and set(names) <= set(QUALITY_COLUMNS), names
+
+
+def test_readme_lists_every_quality_flag_and_no_other():
+    """A flag added to ``FLAG_NAMES`` (``signal/quality.py``) without its words in README's
+    paragraph fails here (a newcomer's flag, made by docs/architecture.md's recipe in a scratch
+    copy, passed every other test without them; session 36, newcomer36). The paragraph also
+    names the commands after which some flags come (`fit`): they are no flags."""
+    names = _names(_passage(Path("README.md"), *FLAG_LIST))
+    assert [n for n in names if n not in SUBCOMMANDS] == list(FLAG_NAMES)
