@@ -125,6 +125,23 @@ def test_misfit_beyond_noise_of_a_known_misfit_and_of_noise_alone():
     )
 
 
+def test_other_nuclei_get_every_figure_nan_but_the_empty_flag():
+    """Other nuclei (``proton=False``): the 1H ppm windows mean nothing, so every figure is NaN
+    (none left unset, whatever QualityFigures holds), the empty flag is each FID's own, and the
+    singlet profile has no points; a batch keeps its shape."""
+    rng = np.random.default_rng(3)
+    fids = np.stack([_line(2.01, 6.0) + _noise(rng, 0.05), np.zeros(N, complex)]).reshape(2, 1, N)
+    figures = quality.quality_figures(fids, *GRID, proton=False)
+    assert set(figures._fields) == set(quality.QualityFigures._fields)
+    for name, value in figures._asdict().items():
+        if name == "empty":
+            assert value.tolist() == [[False], [True]]
+        elif name == "singlet_profile":
+            assert value.shape == (2, 1, 0)
+        else:
+            assert value.shape == (2, 1) and np.isnan(value).all(), name
+
+
 def test_residual_over_noise_is_nan_where_there_is_no_noise_to_compare_with():
     """NaN without a noise region (a 1 kHz band at 123 MHz covers 0.6-8.7 ppm), for an empty
     FID (no noise in the region) and for other nuclei; points past a spectrum's own window (NaN) are

@@ -225,10 +225,12 @@ def quality_figures(
     fids = np.asarray(fids)
     batch = fids.shape[:-1]
     if not proton:
-        nan = np.full(batch, np.nan)
-        none = np.full((*batch, 0), np.nan)
-        empty = ~np.any(fids != 0, axis=-1)
-        return QualityFigures(nan, nan, nan, nan, nan, nan, empty, nan, nan, none)
+        # every figure NaN by name (a new field is NaN here too), but the empty flag, which
+        # needs no ppm window, and the singlet profile, of no points
+        figures = dict.fromkeys(QualityFigures._fields, np.full(batch, np.nan))
+        figures["empty"] = ~np.any(fids != 0, axis=-1)
+        figures["singlet_profile"] = np.full((*batch, 0), np.nan)
+        return QualityFigures(**figures)
     grid = (dwell_time_s, spectrometer_freq_mhz, ppm_reference)
     # the block size read where it is set (tests set it there)
     if int(np.prod(batch, dtype=int)) <= qc_spectra.QUALITY_BLOCK:
