@@ -9,7 +9,10 @@ strongest residual water line's centre and height over the NAA singlet's, the qu
 the fit's own figures), and, with ``--truth-start``, the same fit started from the true phases:
 its cost ``|data - model|^2`` over the window against the default fit's, and its MAE (is the
 truth's basin lower?). Lines are printed for the ``--worst`` spectra by
-MAE and for every spectrum whose phases are more than ``--phase-off`` deg off.
+MAE and for every spectrum whose phases are more than ``--phase-off`` deg off; then the
+``water_near_window`` ratio of the failed fits (session 16's: phi1 more than 15 deg/ppm off and
+the MAE above 3 mM) and of the others, with the metabolite singlets (the library's) and with the
+tallest point of 1.8-3.4 ppm (the measure until session 36, ``diag_water_near_ratio.py``).
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_water_near_window.py [--n 64] [--snr 30] [--seed 5]
 [--truth-start] [--band 4.4 5.2] [--set FIELD=JSON]``; ``--band`` sets
@@ -26,12 +29,13 @@ import numpy as np
 import torch
 
 from bench_invivo_default import tissue_spectra
+from diag_water_near_ratio import _span, near_ratios
 from scaloquant.fit import fit_spectra
 from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.result import FitStart
 from scaloquant.signal import water
 from scaloquant.signal.quality import fit_flags, qc_flags, quality_figures
-from scaloquant.signal.water_peak import water_near_window
+from scaloquant.signal.water_peak import WATER_NEAR_WINDOW_RATIO, water_near_window
 from scaloquant.simulate.prior import MEASURED_MM_NAMES, InvivoPrior
 
 
@@ -80,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                              config.ppm_range[1])  # fmt: skip
     flags = fit_flags(qc_flags(figures), result.relative_residual, result.linewidth_ppm,
                       result.metabolite_fraction, near)  # fmt: skip
+    # the ratio with the metabolite height until session 36 (the tallest point of 1.8-3.4 ppm)
+    old = near_ratios(seen, fid.dwell_time_s, fid.spectrometer_freq_mhz, fid.ppm_reference,
+                      config.ppm_range[1])["window"]  # fmt: skip
     # the strongest water line of each spectrum (height relative to NAA's, as the prior draws)
     wmax = np.argmax(p.water_height, axis=1)
     rows = np.arange(args.n)
@@ -117,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             ) * (pivot - truth_fit.phase1_pivot_ppm)
             line += f"  | {tcost[i]:8.4f} {terr[i]:6.3f} {wrap_deg(t0 - p.phase0_deg[i]):5.0f}"
         print(line)
+    # session 16's failed fits: phi1 more than 15 deg/ppm off and the MAE above 3 mM
+    failed = (np.abs(d1) > 15) & (err > 3)
+    for way, x in (("water_near_window", near), ("until session 36 (1.8-3.4 ppm)", old)):
+        print(
+            f"{way}: the {int(failed.sum())} failed fits {_span(x[failed])} "
+            f"({int(np.sum(x[failed] > WATER_NEAR_WINDOW_RATIO))} above "
+            f"{WATER_NEAR_WINDOW_RATIO:g}); the others {_span(x[~failed])}, 99th percentile "
+            f"{np.nanpercentile(x[~failed], 99):.2f} "
+            f"({int(np.sum(x[~failed] > WATER_NEAR_WINDOW_RATIO))} above)"
+        )
     good = np.abs(d0) <= args.phase_off
     print(
         f"median |dphi0| of the others {np.median(np.abs(d0[good])):.1f} deg, "

@@ -31,7 +31,6 @@ from scaloquant.signal.qc_spectra import _columns, _spectra, _window
 from scaloquant.signal.snr_fwhm import _heights, _peak_segments
 from scaloquant.signal.water_peak import (
     WATER_RATIO,
-    WATER_TEST_WINDOW_PPM,
     WATER_WINDOW_PPM,
     _tallest_singlet,
     _water_ratio,
@@ -42,6 +41,9 @@ from scaloquant.simulate.prior import InvivoPrior
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 #: The threshold of the ``window`` measure until session 35.
 OLD_WATER_RATIO = 200.0
+#: The window of the ``window`` measure (the water ratio's until session 35, the water near
+#: the fit window's until session 36: ``diag_water_near_ratio.py``).
+WINDOW_PPM = (1.8, 3.4)
 CHALLENGE_GRID = {"dwell_time_s": 2.5e-4, "spectrometer_freq_mhz": 123.261703}
 
 
@@ -54,7 +56,7 @@ def ratios(fids: np.ndarray, dwell: float, sf: float, ref: float) -> dict[str, n
     def height(window):
         return _heights(_peak_segments(s.ppm_zf, s.raw_zf, window, True), batch)
 
-    window = height(WATER_TEST_WINDOW_PPM)
+    window = height(WINDOW_PPM)
     water = np.abs(_columns(s.raw_zf, _window(s.ppm_zf, WATER_WINDOW_PPM))).max(axis=1)
     return {
         "window": _water_ratio(s, window),

@@ -5,8 +5,7 @@ its band-limited HLSVD, :func:`~scaloquant.signal.water.band_limited_components`
 frequency in :data:`~scaloquant.signal.water.WATER_BAND_PPM`, here with no width bound:
 ``max_fwhm_hz=inf``), each with its FWHM ``-ln|z| / (pi dt)`` (Hz), its centre (ppm) and its
 height: the tallest point of its magnitude spectrum over the data's tallest metabolite peak
-(:data:`~scaloquant.signal.water_peak.WATER_TEST_WINDOW_PPM`, 1.8-3.4 ppm, of the data less what
-was removed). The sum of the components is checked against what ``remove_water`` (unbounded)
+(:data:`METABOLITE_WINDOW_PPM`, 1.8-3.4 ppm, of the data less what was removed). The sum of the components is checked against what ``remove_water`` (unbounded)
 removes: the same to rounding, or the script stops.
 
 Sets: ``diag_physics_water.py``'s three renderings of ``--n`` ``invivo`` spectra at ``--snr``
@@ -39,7 +38,9 @@ from diag_physics_water import water_sets
 from scaloquant.io import default_basis
 from scaloquant.signal import axes
 from scaloquant.signal.water import WATER_BAND_PPM, band_limited_components, remove_water
-from scaloquant.signal.water_peak import WATER_TEST_WINDOW_PPM
+
+#: Where the data's tallest metabolite point is taken (its magnitude, no baseline removed).
+METABOLITE_WINDOW_PPM = (1.8, 3.4)
 
 
 def components(fid: np.ndarray, grid: tuple[float, float, float]) -> tuple[np.ndarray, ...]:
@@ -56,7 +57,7 @@ def measure(label: str, fids: np.ndarray, grid, args) -> None:
     n = fids.shape[-1]
     removed = fids - remove_water(fids, *grid, max_fwhm_hz=np.inf)
     ppm = axes.ppm_axis(n, grid[0], grid[1], grid[2])
-    window = (ppm >= WATER_TEST_WINDOW_PPM[0]) & (ppm <= WATER_TEST_WINDOW_PPM[1])
+    window = (ppm >= METABOLITE_WINDOW_PPM[0]) & (ppm <= METABOLITE_WINDOW_PPM[1])
     rows = []  # spectrum, fwhm Hz, ppm, height / metabolite peak
     worst = 0.0
     steps = np.arange(n)

@@ -93,7 +93,7 @@ QC_FLAGS: dict[str, str] = {
     "water_near_window": f"the data the fit saw (after its water removal; a physics-head model's: "
     f"the data as read, less the fit's water removal where it was applied: every spectrum with "
     f"a polish, the spectra with water this tall without one) hold a line more than "
-    f"{WATER_NEAR_WINDOW_RATIO:g}x the tallest metabolite peak within {NEAR_WINDOW_PPM:g} ppm above "
+    f"{WATER_NEAR_WINDOW_RATIO:g}x the tallest metabolite singlet within {NEAR_WINDOW_PPM:g} ppm above "
     "the fit window: residual water whose wings reach into the window, where the fit may turn "
     "its phase to follow them and give wrong-but-plausible estimates; check the phase of the "
     "fit figure, and fit with a window that ends lower (--ppm-range 0.2 4.0) or the water removed",
@@ -170,8 +170,9 @@ FIT_FACTS: dict[str, str] = {
     "water_near_window": "the tallest point of the magnitude spectrum the fit saw (after its "
     "water removal; a physics-head model's: the spectrum as read, less the fit's water removal "
     "where it was applied, as for the qc flag) within "
-    f"{NEAR_WINDOW_PPM:g} ppm above the fit window, over the tallest metabolite peak (1.8-3.4 "
-    f"ppm): above {WATER_NEAR_WINDOW_RATIO:g} the qc flag water_near_window",
+    f"{NEAR_WINDOW_PPM:g} ppm above the fit window, over the tallest of the NAA, creatine and "
+    f"choline singlets, each less its local baseline: above {WATER_NEAR_WINDOW_RATIO:g} the qc "
+    "flag water_near_window",
 }
 
 
