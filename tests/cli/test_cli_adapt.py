@@ -51,8 +51,13 @@ def test_adapt_writes_before_after_and_the_adapted_checkpoint(physics, spectra, 
     args = ["quantify", str(spectra), "--model", str(physics), "--out", str(out)]
     flags = ["--adapt", "--adapt-steps", "4", "--adapt-lr", "1e-3", "--save-adapted", str(saved)]
     assert main([*args, *flags]) == 0
-    printed = capsys.readouterr().out
-    assert "--adapt: the encoder fine-tuned on the 3 usable spectra" in printed
+    printed = capsys.readouterr().out.splitlines()
+    # once, among the run's notes that print_run prints after its counts (session 36): the
+    # CLI worded it again, before them, from the run's adaptation
+    said = [i for i, line in enumerate(printed) if line.startswith("--adapt: the encoder")]
+    assert len(said) == 1, printed
+    assert printed[said[0]].startswith("--adapt: the encoder fine-tuned on the 3 usable spectra")
+    assert printed[said[0] - 1] == "quantified 3 spectra from 1 file"
     summary = (out / "summary.md").read_text()
     assert "mean relative residual at the network's parameters" in summary
     facts = json.loads((out / "provenance.json").read_text())

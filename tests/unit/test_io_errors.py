@@ -351,3 +351,38 @@ def test_a_folder_or_a_missing_file_given_as_a_checkpoint_says_what_to_give(tmp_
         with pytest.raises(InputFileError) as raised:
             read_checkpoint(path)
         assert str(raised.value) == f"checkpoint {path} {what}; {CHECKPOINT_HINT}"
+
+
+@pytest.mark.parametrize(
+    ("given", "line"),
+    [
+        (
+            {},
+            "does not record the dwell time or the spectrometer frequency; pass --dwell-time-s "
+            "and --spectrometer-freq-mhz (or dwell_time_s=... and spectrometer_freq_mhz=... in "
+            "Python)",
+        ),
+        (
+            {"spectrometer_freq_mhz": 123.2},
+            "does not record the dwell time; pass --dwell-time-s (or dwell_time_s=... in Python)",
+        ),
+        (
+            {"dwell_time_s": 2.5e-4},
+            "does not record the spectrometer frequency; pass --spectrometer-freq-mhz (or "
+            "spectrometer_freq_mhz=... in Python)",
+        ),
+    ],
+)
+def test_a_grid_value_not_recorded_nor_given_is_named_with_its_flag(tmp_path, given, line):
+    """An LCModel .RAW without $SEQPAR records neither grid value: the refusal names each one
+    missing, in the flags' order, with its flag and keyword; its words are io's GRID_WORDS
+    (session 36: require_grid spelled them out again)."""
+    from scaloquant.io._common import GRID_WORDS
+
+    raw = tmp_path / "bare.RAW"
+    raw.write_text(raw_text([1.0, 0.0] * N))
+    with pytest.raises(MissingMetadataError) as err:
+        read_fid(raw, **given)
+    assert str(err.value) == f"{raw} {line}"
+    assert err.value.missing == tuple(GRID_WORDS[k][0] for k in err.value.keywords)
+    assert set(err.value.keywords).isdisjoint(given)

@@ -210,9 +210,6 @@ def _quantify(args: argparse.Namespace) -> int:
         provenance=run_provenance(args, checkpoint=checkpoint),
     )
     if run.adaptation is not None:
-        from ..quantify.notes import adaptation_note
-
-        print(adaptation_note(run.adaptation))
         if args.save_adapted is not None:
             from ..models.adapt import write_adapted_checkpoint
 

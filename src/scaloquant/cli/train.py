@@ -311,24 +311,42 @@ def handle(args: argparse.Namespace) -> int:
     """Refuse what can be refused before torch and the trainer are imported (seconds): the
     paths, the output folder, the flags of the other kind of model and ``--config``'s model;
     then train."""
-    from ..io.atomic import check_output_dir
+    from ..threads import is_launching_process  # no torch: a refusal stays quick
 
     require_paths(args)
     if args.out.exists() and not args.out.is_dir():
         # else "File exists" from the first mkdir under it, after the imports and the basis
         raise OutputExistsError(f"{args.out} is a file; give a folder for the outputs")
-    # a place that cannot be written, refused as the other commands refuse it, before the
-    # imports and the basis (it was 'No such file or directory (/proc/x)' from the first mkdir)
-    check_output_dir(args.out, overwrite=True)
+    # a place that cannot be written (it was 'No such file or directory (/proc/x)' from the
+    # first mkdir) and a folder that holds files (they were written beside, session 36) refused
+    # as the other commands refuse them, before the imports and the basis; --resume continues
+    # in the folder of the interrupted run, and a multi-process run's other processes find
+    # the folder the first one made
+    _check_out(args, resume=args.resume or not is_launching_process())
     before = _folders(args.out)
     try:
         return _train(args)
     except BaseException:
-        from ..threads import is_launching_process  # no torch: a refusal stays quick
-
         if is_launching_process():
             _remove_new_empty_folders(args.out, before)
         raise
+
+
+def _check_out(args: argparse.Namespace, *, resume: bool) -> None:
+    """:func:`~scaloquant.io.atomic.check_output_dir` of ``--out``: a folder that holds files
+    is refused unless ``--overwrite`` or ``resume``; where it holds an interrupted run's last
+    checkpoint the refusal also names ``--resume``."""
+    from ..io.atomic import check_output_dir
+
+    try:
+        check_output_dir(args.out, overwrite=args.overwrite or resume)
+    except OutputExistsError as err:
+        last = _last_checkpoint(args)
+        if not last.is_file():
+            raise
+        raise OutputExistsError(
+            f"{err}; or pass --resume to continue the interrupted run from {last}"
+        ) from None
 
 
 #: Flags of the regression CNNs' trainer that a physics-head model does not take.

@@ -36,20 +36,18 @@ from .pipeline import (
 
 
 def predict_test_set(
-    quantifier: Any,
-    test: SignalSet,
-    *,
-    name: str,
-    columns: Sequence[str] | None = None,
+    quantifier: Any, test: SignalSet, *, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Amplitudes ``(n_signals, len(columns))`` a trained quantifier estimates for ``test``,
-    with its ``columns`` in their order (default ``test.metabolites``), and their standard
-    deviations, same shape (NaN for a model without uncertainty).
+    """Amplitudes ``(n_signals, n_metabolites)`` a trained quantifier estimates for ``test``,
+    with columns in the order of ``test.metabolites``, and their standard deviations, same
+    shape (NaN for a model without uncertainty).
 
     Refuses (IncompatibleDataError) a model trained on another basis or another grid, one whose
-    scores the test file cannot give (:func:`check_model`), and columns it does not estimate.
+    scores the test file cannot give (:func:`check_model`), and one that does not estimate a
+    column of the file (``scaloquant evaluate`` scores such a model on the columns it estimates,
+    :func:`scoring`).
     """
-    order = _test_columns(quantifier, test, name, columns)
+    order = _test_columns(quantifier, test, name)
     # predict copies read-only arrays itself
     pred, sd = quantifier.predict_with_sd(test.fids)
     return (
@@ -65,27 +63,24 @@ def predict_physics_test_set(quantifier: Any, test: SignalSet, *, name: str) -> 
     in the fit's layout), from one pass: what :func:`predict_test_set` and
     :func:`scaloquant.evaluate.encoders.network_parameters` give. Refuses as
     :func:`predict_test_set`."""
-    order = _test_columns(quantifier, test, name, None)
+    order = _test_columns(quantifier, test, name)
     p = quantifier.predict_estimates(test.fids)
     return p._replace(
         amplitudes=p.amplitudes[:, order], sd=p.sd[:, order], network_sd=p.network_sd[:, order]
     )
 
 
-def _test_columns(
-    quantifier: Any, test: SignalSet, name: str, columns: Sequence[str] | None
-) -> list[int]:
-    """The model's amplitude columns of ``columns`` (default ``test.metabolites``), in their
-    order, after :func:`check_model`."""
+def _test_columns(quantifier: Any, test: SignalSet, name: str) -> list[int]:
+    """The model's amplitude columns of ``test.metabolites``, in their order, after
+    :func:`check_model`."""
     model_names = check_model(quantifier, test, name)
-    columns = test.metabolites if columns is None else tuple(columns)
-    absent = [m for m in columns if m not in model_names]
+    absent = [m for m in test.metabolites if m not in model_names]
     if absent:
         raise IncompatibleDataError(
             f"{name} does not estimate {', '.join(absent)}; score the columns it estimates "
             "(scaloquant evaluate names the others as not scored)"
         )
-    return [model_names.index(m) for m in columns]
+    return [model_names.index(m) for m in test.metabolites]
 
 
 def check_model(quantifier: Any, test: SignalSet, name: str) -> tuple[str, ...]:
@@ -313,13 +308,12 @@ def evaluate_checkpoints(
     for name, path in zip(names, checkpoints, strict=True):
         t0 = time.perf_counter()
         quantifier = load_model(path).quantifier
-        # every column the model estimates, after check_model (in predict_test_set)
-        estimated[name] = tuple(quantifier.metabolites)
-        predictions[name], sd = predict_test_set(
-            quantifier, test, name=name, columns=estimated[name]
-        )
+        # every column the model estimates, in its order: scoring picks those scored
+        estimated[name] = check_model(quantifier, test, name)
+        pred, sd = quantifier.predict_with_sd(test.fids)
+        predictions[name] = np.asarray(pred, dtype=np.float64)
         if quantifier.has_uncertainty:
-            sds[name] = sd
+            sds[name] = np.asarray(sd, dtype=np.float64)
         wall_times[f"predict_{name}"] = time.perf_counter() - t0
     scored = scoring(estimated, test)
 

@@ -245,23 +245,13 @@ def require_grid(
             dwell_time_s = plausible_recorded(recorded, "dwell_time_s", path)
         if spectrometer_freq_mhz is None:
             spectrometer_freq_mhz = plausible_recorded(recorded, "spectrometer_freq_mhz", path)
-    missing = [
-        (what, flag, keyword)
-        for value, what, flag, keyword in (
-            (dwell_time_s, "dwell time", "--dwell-time-s", "dwell_time_s"),
-            (
-                spectrometer_freq_mhz,
-                "spectrometer frequency",
-                "--spectrometer-freq-mhz",
-                "spectrometer_freq_mhz",
-            ),
-        )
-        if value is None
-    ]
-    if missing:
+    given = {"dwell_time_s": dwell_time_s, "spectrometer_freq_mhz": spectrometer_freq_mhz}
+    keywords = tuple(key for key, value in given.items() if value is None)
+    if keywords:
         # both at once where both are missing (an LCModel .RAW without $SEQPAR): naming one
         # sent the user back for the other in a second run (session 34, `audit34`)
-        whats, flags, keywords = zip(*missing, strict=True)
+        whats = tuple(GRID_WORDS[key][0] for key in keywords)
+        flags = [GRID_WORDS[key][2] for key in keywords]
         raise MissingMetadataError(
             f"{path} does not record the {' or the '.join(whats)}; pass {' and '.join(flags)}",
             path=path,

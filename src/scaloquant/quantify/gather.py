@@ -123,9 +123,9 @@ class Run:
     adaptation : ``quantify --adapt``: the adapted model and its figures (None otherwise).
     model_label : what the fit figures' model curve is, where the command's usual label
         (:mod:`scaloquant.report.outputs`) does not say it (a physics-head model's); None: that.
-    terminal_notes : those of ``notes`` the terminal prints too, in its order: the quality
-        flags, the pairs the fit cannot tell apart, and ``fit``'s figure note where an input is
-        MRSI (its figures are a few voxels).
+    terminal_notes : those of ``notes`` the terminal prints too, in its order: ``quantify
+        --adapt``'s note, the quality flags, the pairs the fit cannot tell apart, and ``fit``'s
+        figure note where an input is MRSI (its figures are a few voxels).
     """
 
     command: Command

@@ -569,8 +569,10 @@ def quantify_inputs(
             notes.append(baseline)
         if restarted:
             notes.append(minimum_note(restarted))
-    if adaptation is not None:
-        notes.append(adaptation_note(adaptation))
+    # the adaptation's note, in the run's notes and, from there, on the terminal (the CLI
+    # worded it once more: print_run prints the run's terminal_notes)
+    adapted = () if adaptation is None else (adaptation_note(adaptation),)
+    notes += adapted
     if water_removed:
         which = counted(water_removed, "spectrum", "spectra")
         why = (
@@ -620,7 +622,12 @@ def quantify_inputs(
             "model (the network's parameters, polished by the fit; a spectrum fitted again: "
             "that fit)"
         )
-    return replace(run, adaptation=adaptation, model_label=label)
+    return replace(
+        run,
+        adaptation=adaptation,
+        model_label=label,
+        terminal_notes=(*adapted, *run.terminal_notes),
+    )
 
 
 def _adapted(quantifier, prepared: Sequence[Prepared], config: AdaptConfig) -> AdaptResult:
