@@ -20,6 +20,7 @@ default (session 29, geo29)" there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import torch
 
@@ -227,6 +228,18 @@ def _gauss_newton_decrease(
     return -(grad * undamped).sum(-1)
 
 
+def _formed_again(
+    problem: Problem, column_dtype: torch.dtype | None
+) -> tuple[bool, torch.dtype | None]:
+    """Whether the iterations' evaluations (``column_dtype``, e.g.
+    :data:`~scaloquant.fit.stages.TRIAL_DTYPE`) are in another dtype than the basis', the
+    returned one then formed again in the basis' dtype, and the dtype of the iterations'
+    derivative columns and normal equations: :data:`NORMAL_EQUATIONS_DTYPE` where they are,
+    else ``None`` (the columns')."""
+    again = column_dtype is not None and column_dtype != problem.fids.dtype
+    return again, NORMAL_EQUATIONS_DTYPE if again else None
+
+
 def _judged(
     cost: torch.Tensor,
     new_cost: torch.Tensor,
@@ -246,6 +259,18 @@ def _judged(
     if predicted is not None:
         stalled &= predicted < tolerance
     return better, lam, stalled | (lam > LM_MAX)
+
+
+def _weighed_anew(
+    problem: Problem, ev: Evaluation, theta: torch.Tensor, noise_var: torch.Tensor
+) -> torch.Tensor:
+    """The objective ``(B,)`` of the evaluation ``ev`` at ``theta`` ``(B, P)`` (its rows) with
+    the priors weighed by ``noise_var`` ``(B,)`` instead of the variance it was formed with: its
+    data cost (:func:`~scaloquant.fit.evaluation.residual_cost`; no amplitude prior) plus the
+    priors (:func:`~scaloquant.fit.evaluation.objective`), as
+    :func:`~scaloquant.fit.evaluation.evaluate` weighs them."""
+    data_cost = residual_cost(ev.residual, ev.w_residual)
+    return objective(problem, theta, data_cost, noise_var)
 
 
 _STORED = tuple(
@@ -272,18 +297,24 @@ def take_rows(ev: Evaluation, idx: torch.Tensor) -> Evaluation:
     return out
 
 
+@overload
+def _with_copy(t: torch.Tensor) -> torch.Tensor: ...
+@overload
+def _with_copy(t: None) -> None: ...
 def _with_copy(t: torch.Tensor | None) -> torch.Tensor | None:
-    """``t`` ``(B, ...)`` with its last row once more at the end (``None`` stays ``None``).
+    """``t`` ``(B, ...)`` with its last row once more at the end (``None`` stays ``None``): the
+    solver's rule for every evaluation of a batch (:func:`evaluate_copied`, and
+    :func:`take_rows_with_copy` for rows of one), whose copy's results are dropped
+    (:func:`first_rows`).
 
-    :func:`levenberg_marquardt` evaluates every batch so and drops the copy's results
-    (:func:`first_rows`). torch's elementwise kernels take a whole array two SIMD vectors at a
-    time and the few elements past the last whole block (at the end of the last row) one by one,
-    by scalar code that rounds otherwise (the complex product's fused multiply-adds): the
-    spectrum last in its batch (or alone in it) got other steps in their last bits than in
-    another place, by the batch's size (the worst of 256 ``simulated`` spectra in chunks of 16
-    were the last of theirs: 239, 223, 15). With the copy last, the tail falls on the copy; a row
-    more per evaluation (docs/history/fit-log.md "The fit's chunk-size dependence (session 19,
-    `chunk19`)")."""
+    Why: torch's elementwise kernels take a whole array two SIMD vectors at a time and the few
+    elements past the last whole block (at the end of the last row) one by one, by scalar code
+    that rounds otherwise (the complex product's fused multiply-adds): the spectrum last in its
+    batch (or alone in it) got other steps in their last bits than in another place, by the
+    batch's size (the worst of 256 ``simulated`` spectra in chunks of 16 were the last of
+    theirs: 239, 223, 15). With the copy last, the tail falls on the copy, and a spectrum's
+    numbers do not depend on its batch's size; a row more per evaluation (docs/history/fit-log.md
+    "The fit's chunk-size dependence (session 19, `chunk19`)")."""
     return None if t is None else torch.cat([t, t[-1:]])
 
 
@@ -300,9 +331,8 @@ def evaluate_copied(
     **options,
 ) -> Evaluation:
     """:func:`~scaloquant.fit.evaluation.evaluate` (``options`` its keywords) of the batch with
-    its last spectrum once more at the end (:func:`_with_copy`: the scalar tail of torch's
-    elementwise kernels falls on the copy); ``B + 1`` rows, the copy's dropped by
-    :func:`first_rows`."""
+    its last spectrum once more at the end (:func:`_with_copy`, which says why); ``B + 1``
+    rows, the copy's dropped by :func:`first_rows`."""
     return evaluate(
         problem,
         _with_copy(theta),
@@ -314,6 +344,13 @@ def evaluate_copied(
         stiffness=_with_copy(stiffness),
         **options,
     )
+
+
+def take_rows_with_copy(ev: Evaluation, rows: torch.Tensor) -> Evaluation:
+    """:func:`take_rows` of ``ev`` at ``rows`` ``(R,)`` with the last of them once more at the
+    end (:func:`_with_copy`): ``R + 1`` rows, as :func:`evaluate_copied`'s of those spectra
+    (e.g. :func:`levenberg_marquardt`'s ``start``), the copy's dropped by :func:`first_rows`."""
+    return take_rows(ev, _with_copy(rows))
 
 
 def first_rows(ev: Evaluation, n: int) -> Evaluation:
@@ -356,8 +393,7 @@ def _accepted(
     ``dtype``, ``full``) and the data's normal equations :func:`_data_normal_equations` that
     the next step starts from: ``(evaluation, J^T J, gradient)`` of the rows (``equations=False``:
     no next step, ``None`` for both)."""
-    # the rows' last once more (its results dropped), as every evaluation's
-    subset = new_copy if rows is None else take_rows(new_copy, torch.cat([rows, rows[-1:]]))
+    subset = new_copy if rows is None else take_rows_with_copy(new_copy, rows)
     count = subset.cost.shape[0] - 1
     accepted = with_derivatives(problem, subset, dtype, full=full)
     jtj = grad = None
@@ -401,9 +437,10 @@ def levenberg_marquardt(
     ``stiffness`` ``(B,)`` long: each spectrum's baseline stiffness
     (:func:`~scaloquant.fit.evaluation.evaluate`); None: the problem's for all. ``start``: the
     evaluation at ``theta`` (within the bounds) that the caller has, its rows with the last
-    once more at the end (``B + 1``, as :func:`evaluate_copied`'s), formed as this call's first
-    would be (``column_dtype``, derivatives in :data:`NORMAL_EQUATIONS_DTYPE` where it differs
-    from the basis' dtype, the compact ones kept, ``ev.jacobian``; e.g. the last accepted step of
+    once more at the end (``B + 1``, as :func:`evaluate_copied`'s; :func:`take_rows_with_copy`
+    takes an evaluation's rows so), formed as this call's first would be (``column_dtype``,
+    derivatives in :data:`NORMAL_EQUATIONS_DTYPE` where it differs from the basis' dtype, the
+    compact ones kept, ``ev.jacobian``; e.g. the last accepted step of
     :func:`reweighted_steps`), without ``amplitude_prior``, ``fixed_amplitudes`` or
     ``stiffness``: taken instead of forming it again, its cost weighed anew with
     ``noise_var``."""
@@ -411,11 +448,10 @@ def levenberg_marquardt(
     # the returned evaluation is formed again at the end (other dtype): the iterations keep
     # only each spectrum's passive set, not its evaluation, and their normal equations are
     # formed in NORMAL_EQUATIONS_DTYPE
-    again = column_dtype is not None and column_dtype != problem.fids.dtype
-    normal_dtype = NORMAL_EQUATIONS_DTYPE if again else None
+    again, normal_dtype = _formed_again(problem, column_dtype)
     b = theta.shape[0]
     # every evaluation with its last spectrum once more, as a last row whose results are
-    # dropped (_with_copy): the scalar tail of torch's elementwise kernels falls on the copy
+    # dropped (_with_copy)
     if start is None:
         ev_copy = evaluate_copied(
             problem,
@@ -436,8 +472,7 @@ def levenberg_marquardt(
             )
         # the objective weighed with this call's noise variance, as its own evaluation's
         ev_copy = start
-        data_cost = residual_cost(ev_copy.residual, ev_copy.w_residual)
-        ev_copy.cost = objective(problem, _with_copy(theta), data_cost, _with_copy(noise_var))
+        ev_copy.cost = _weighed_anew(problem, ev_copy, _with_copy(theta), _with_copy(noise_var))
     ev = first_rows(ev_copy, b)
     lam = torch.full((b,), LM_START, dtype=theta.dtype, device=theta.device)
     iterations = torch.zeros(b, dtype=torch.long, device=theta.device)
@@ -611,8 +646,7 @@ def reweighted_steps(
     evaluation."""
     theta = torch.minimum(torch.maximum(theta, lower), upper)
     b = theta.shape[0]
-    again = column_dtype is not None and column_dtype != problem.fids.dtype
-    normal_dtype = NORMAL_EQUATIONS_DTYPE if again else None
+    again, normal_dtype = _formed_again(problem, column_dtype)
     ev_copy = evaluate_copied(
         problem, theta, y, noise_var, column_dtype=column_dtype, derivative_dtype=normal_dtype
     )
@@ -667,8 +701,7 @@ def reweighted_steps(
             moved, current = where, accepted
         if moved.numel():
             noise_var[moved] = noise_var_from_residual(problem, current)
-            data_cost = residual_cost(current.residual, current.w_residual)
-            cost[moved] = objective(problem, theta[moved], data_cost, noise_var[moved])
+            cost[moved] = _weighed_anew(problem, current, theta[moved], noise_var[moved])
         if bool(done.any()):
             converged[active[done]] = True
             active = active[~done]

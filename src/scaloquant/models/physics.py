@@ -64,6 +64,7 @@ from ..fit.lm import (
     put_rows,
     reweighted_steps,
     take_rows,
+    take_rows_with_copy,
 )
 from ..fit.model import MISFIT_RATIO
 from ..fit.problem import Problem, data_window, group_layout, make_problem, parameter_bounds
@@ -534,7 +535,7 @@ class PhysicsQuantifier(nn.Module):
                 max_iterations=iterations,
                 column_dtype=stages.TRIAL_DTYPE,
                 # the trials' evaluation at these parameters, not formed again
-                start=take_rows(sol.evaluation, torch.cat([rows, rows[-1:]])),
+                start=take_rows_with_copy(sol.evaluation, rows),
             )
             theta[rows], weight_var[rows] = more.theta, region_var[rows]
             count[rows] += more.iterations

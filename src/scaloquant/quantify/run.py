@@ -130,10 +130,10 @@ class PhysicsRows:
     refitted: int
     seen: np.ndarray
     theta: np.ndarray
+    stopped: np.ndarray
     refit: FitResult | None = None
     refit_rows: np.ndarray | None = None
     refit_fid: FID | None = None
-    stopped: np.ndarray | None = None
     restarted: int = 0
 
 
@@ -259,7 +259,7 @@ def _physics_estimates(
     if not flagged.size:
         pairs = {} if p.pair_correlations is None else {"anticorrelated": p.pair_correlations}
         facts |= pairs | {"water_near_window": near}
-        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta, stopped=stopped)
+        return PhysicsRows(column_names, columns, facts, dried, 0, seen, theta, stopped)
     # the fit's own adaptive rule, not its flexible refit alone: each row is then fit's row
     # of that spectrum also where the fit's screen keeps it at the fixed stiffness over
     # ppm_range (the polish's screen flags more where it ends away from the fit's minimum)
@@ -294,8 +294,8 @@ def _physics_estimates(
     facts["water_near_window"] = near
     flexible = int(np.count_nonzero(p.flexible))
     return PhysicsRows(
-        column_names, columns, facts, dried, flexible, seen, theta, refit, flagged, again,
-        np.zeros(n, dtype=bool), int(flagged.size) - flexible,
+        column_names, columns, facts, dried, flexible, seen, theta, np.zeros(n, dtype=bool),
+        refit, flagged, again, int(flagged.size) - flexible,
     )  # fmt: skip
 
 
@@ -516,7 +516,7 @@ def quantify_inputs(
             fit_facts = spread_fit_facts(refined, flat, rows, prep.input.n_spectra, names)
         checks = FitChecks(fit_residual, fit_linewidth, fit_metabolites, fit_noise, fit_facts)
         stopped = None
-        if estimates is not None and estimates.stopped is not None:
+        if estimates is not None:
             stopped = np.zeros(prep.input.n_spectra, dtype=bool)
             stopped[rows] = estimates.stopped
         flags, checks = flags_and_checks(prep, columns[""], columns_named, checks, stopped)
