@@ -18,7 +18,8 @@ followed by numbers.
   the FID zero-filled to twice its length, checked numerically against the ``.RAW`` files. So the
   FID is ``ifft(block, norm="ortho")``, truncated to ``NDATAB / 2`` points when the second half is
   the zero fill. A non-zero ``ISHIFT`` is undone by rolling the spectrum by ``-ISHIFT`` points, as
-  FSL-MRS's ``lcm_io.readLCModelBasis`` does.
+  FSL-MRS's ``lcm_io.readLCModelBasis`` does. :func:`write_lcmodel_basis` writes that layout
+  (zero-filled x2, ``ISHIFT = 0``), 0 Hz moved to 4.65 ppm, where LCModel takes a basis' 0 Hz.
 
 Convention
 ----------
