@@ -21,6 +21,11 @@ basis that spells a part otherwise (the ISMRM 2016 basis' ``PCho``) gets no row 
 default, so :func:`run_one` reads the basis' names and asks for each of scaloquant's combined
 rows (tNAA, tCr, tCho, Glx) in that spelling that the defaults lack (:func:`combination_lines`).
 
+A basis that scaloquant holds (any format it reads, or one it made, such as the fit's basis with
+its cleaned measured macromolecules ``MM_measured``) reaches LCModel through scaloquant's
+``.BASIS`` writer (:func:`write_basis`), which LCModel reads as it reads the original
+(``tests/integration/test_lcmodel_basis_writer.py``).
+
 Orientation: LCModel's ``.RAW`` holds ``conj`` of scaloquant's internal FID
 (:mod:`scaloquant.io.lcmodel`); it equals the samples of a NIfTI-MRS file on disk
 (``../shared/data/invivo/README.md``). :func:`write_raw` takes the samples in LCModel's
@@ -41,10 +46,10 @@ from pathlib import Path
 import numpy as np
 
 from scaloquant.errors import InputFileError, ScaloquantError
-from scaloquant.io import read_lcmodel_basis, write_lcmodel_raw
+from scaloquant.io import read_lcmodel_basis, write_lcmodel_basis, write_lcmodel_raw
 from scaloquant.io.lcmodel_output import lcmodel_table
 from scaloquant.metabolites import COMBINATIONS, canonical
-from scaloquant.types import FID
+from scaloquant.types import FID, BasisSet
 
 #: The builder in the shared folder (relative to the repository root: ``../shared/...``).
 BUILD_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared/peers/lcmodel/build.sh"
@@ -500,4 +505,21 @@ def write_raw(
     scale = np.abs(samples).max() or 1.0
     if not np.allclose(written, samples, rtol=0, atol=1e-7 * scale):
         raise LCModelError(f"{path}: scaloquant's .RAW writer did not keep LCModel's orientation")
+    return path
+
+
+def write_basis(path: Path, basis: BasisSet, *, renamed: Mapping[str, str] | None = None) -> Path:
+    """Write ``basis`` as an LCModel ``.BASIS`` with scaloquant's writer, its names first
+    ``renamed`` (e.g. ``{"MM_measured": "MMexp"}``: LCModel keeps 6 characters of a name), and
+    check that scaloquant's reader reads back its names and FIDs (the writer's round trip; their
+    moduli, since the writer moves a basis whose 0 Hz is not 4.65 ppm there)."""
+    renamed = dict(renamed or {})
+    basis = replace(basis, names=tuple(renamed.get(n, n) for n in basis.names))
+    write_lcmodel_basis(path, basis, overwrite=True)
+    back = read_lcmodel_basis(path)
+    scale = np.abs(basis.fids).max() or 1.0
+    if back.names != basis.names or not np.allclose(
+        np.abs(back.fids), np.abs(basis.fids), rtol=0, atol=1e-6 * scale
+    ):
+        raise LCModelError(f"{path}: scaloquant's .BASIS writer did not keep the basis")
     return path

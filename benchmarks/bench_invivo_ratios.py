@@ -14,7 +14,13 @@ water reference (:data:`WATER`; the Siemens spectrum has none), the line of the 
 ``--water REF --ecc`` (eddy-current correction by the water's phase, docs/fit.md "Eddy-current
 correction"), against the same LCModel ratios (LCModel ran with ``FILH2O`` and ``DOWS=T``,
 ``DOECC`` at its default ``F``), its starred ratios counted apart; every line then also gives
-the data's linewidth (``fwhm_hz``). ``--groups NAME [NAME ...]`` adds, under each case's fit
+the data's linewidth (``fwhm_hz``). ``--lcmodel-mm`` adds, under each ``-mm`` case, LCModel
+run with the basis that scaloquant's fit uses there (the embedded basis on the data's grid,
+``Mac`` replaced by the cleaned ``MM_measured``, :func:`scaloquant.fit.measured_mm.with_measured_mm`,
+named ``MMexp`` as LCModel keeps 6 characters), written by scaloquant's ``.BASIS`` writer
+(``_lcmodel.write_basis``), LCModel's parametric MM components omitted and its lipids kept as
+the fit keeps them: its ratios against the same LCModel ratios, then the fit's line against
+LCModel's with that same basis (:func:`lcmodel_measured_mm`). ``--groups NAME [NAME ...]`` adds, under each case's fit
 line, the line of the same fit with ``--groups NAME`` (``scaloquant fit --groups``, e.g.
 ``metabolites_and_each_mm``; docs/fit.md), its starred ratios counted apart.
 
@@ -35,7 +41,7 @@ LCModel's ratios over the same ratios (each line ends with its own mean).
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--ecc] [--groups NAME ...]
+    PYTHONPATH=src python benchmarks/bench_invivo_ratios.py OUT_DIR [--cases a,b] [--with-mm] [--lcmodel-mm] [--ecc] [--groups NAME ...]
         [--verbose] [--physics CASE=CKPT ...] [--physics-polish K ...] [--physics-stiffness S ...]
         [-- scaloquant fit flags...]
 """
@@ -179,6 +185,48 @@ def print_case(
     return bad, deviations if tol is not None else []
 
 
+#: LCModel's parametric macromolecules (its CHSIMU), omitted where the basis holds a measured
+#: MM spectrum; its lipids stay, as the fit keeps them beside ``MM_measured``.
+LCMODEL_MM_COMPONENTS = ("MM09", "MM12", "MM14", "MM17", "MM20")
+
+
+def lcmodel_measured_mm(name: str, inputs: list, out: Path) -> dict[str, str] | str:
+    """LCModel's ratios to tCr on a ``-mm`` case's data with the fit's basis (``--lcmodel-mm``):
+    the embedded basis and the case's metabolite-nulled spectrum cleaned as ``fit
+    --mm-spectrum`` cleans it (``FIT_PRESETS["invivo"]``, the fit's default), put on the data's
+    grid (``Mac`` replaced), written as ``.BASIS``; LCModel (:data:`LCMODEL_MM_COMPONENTS`
+    omitted) on the data's ``.RAW`` (its NIfTI-MRS samples on disk, transients averaged). Returned as a
+    ``results.csv``-like row (``tNAA_ratio_tcr``..., ``MM_measured_ratio_tcr``), or the reason
+    it has none."""
+    import _lcmodel as lcm
+    from bench_lcmodel import _invivo_case, group_ratios
+    from scaloquant.fit.config import FIT_PRESETS
+    from scaloquant.fit.measured_mm import MEASURED_MM_NAME, clean_mm_spectrum, with_measured_mm
+    from scaloquant.io import default_basis, read_fid
+
+    data, mm_path = Path(inputs[0]), Path(inputs[inputs.index("--mm-spectrum") + 1])
+    out.mkdir(parents=True, exist_ok=True)
+    case = _invivo_case(name, data, None, out / f"{name}.BASIS", out)  # writes the .RAW
+    mm = read_fid(mm_path)
+    mm = mm.with_samples(mm.samples.reshape(-1, mm.n_points).mean(0))  # as read_mm_spectra
+    basis = default_basis()
+    measured = clean_mm_spectrum(mm, basis, FIT_PRESETS["invivo"])
+    own, _ = with_measured_mm(basis, measured, case.fid.acquisition)
+    lcm.write_basis(case.lcmodel.basis, own, renamed={MEASURED_MM_NAME: "MMexp"})
+    omitted = LCMODEL_MM_COMPONENTS
+    settings = lcm.Settings(
+        extra=(f"nomit={len(omitted)}", *(f"chomit({k + 1})='{n}'" for k, n in enumerate(omitted)))
+    )
+    outcome = lcm.run_one(lcm.build(), case.lcmodel, out / "run", settings)
+    if outcome.result is None:
+        return str(outcome.error)
+    values = outcome.result.concentrations
+    row = {f"{k}_ratio_tcr": str(v) for k, v in group_ratios(values).items()}
+    tcr = values[lcm.combinations(own.names)["tCr"]]
+    row["MM_measured_ratio_tcr"] = str(values.get("MMexp", float("nan")) / tcr)
+    return row
+
+
 def summary(kind: str, outside: int, deviations: list[float]) -> str:
     """The last lines' line of one kind of line: its starred ratios, and the mean and largest
     absolute relative deviation over ``deviations`` (the ratios of the cases with a tolerance)."""
@@ -207,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="add the Osprey TE 30 cases fitted with their metabolite-nulled spectra "
         f"({', '.join(MM_CASES)})",
+    )
+    parser.add_argument(
+        "--lcmodel-mm",
+        action="store_true",
+        help="add, under each -mm case, LCModel with the fit's basis and MM_measured, written "
+        "by scaloquant's .BASIS writer",
     )
     parser.add_argument(
         "--ecc",
@@ -277,6 +331,18 @@ def main(argv: list[str] | None = None) -> int:
         count("fit", print_case(row, name, name, reference, tol, args.ecc))
         if isinstance(row, str):
             continue
+        if args.lcmodel_mm and name in MM_CASES:
+            lcm_row = lcmodel_measured_mm(name, inputs, args.out / f"{name}-lcmodel")
+            label = "  LCModel MMexp"
+            count(label.strip(), print_case(lcm_row, label, f"{name}{label}", reference, tol))
+            if not isinstance(lcm_row, str):
+                mine = {
+                    k.removesuffix("_ratio_tcr"): float(v)
+                    for k, v in lcm_row.items()
+                    if k.removesuffix("_ratio_tcr") in reference
+                }
+                ours = "  fit vs LCModel MMexp"
+                count(ours.strip(), print_case(row, ours, f"{name}{ours}", mine, tol))
         for grouping in args.groups:
             out = args.out / f"{name}-groups-{grouping}"
             grouped = [*cmd[:-1], str(out), "--groups", grouping, "--overwrite", *extra]

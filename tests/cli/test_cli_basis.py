@@ -142,3 +142,31 @@ def test_flag_misuse(capsys, tmp_path):
     assert_one_line_error(code, err, ".png")
     code, _, err = run(capsys, "--plot", str(tmp_path / "nofolder" / "b.png"))
     assert_one_line_error(code, err, "does not exist")
+
+
+def test_convert_writes_an_lcmodel_basis_by_its_suffix(capsys, tmp_path):
+    """``basis convert IN OUT.BASIS`` writes LCModel's format (any case of the suffix): read
+    back, NAA at 2.01 ppm (it was at 2.01 on IN's 4.70 ppm reference; LCModel's 0 Hz is
+    4.65), a name longer than LCModel keeps cut with a note; an existing OUT is kept without
+    --overwrite, another suffix refused in one line."""
+    t = axes.time_axis_s(1024, 5e-4)
+    fids = np.array(
+        [np.exp((2j * np.pi * axes.ppm_to_hz(p, 297.2, 4.70) - 20) * t) for p in (2.01, 3.03)]
+    )
+    basis = BasisSet(("NAA", "MM_measured"), fids, 5e-4, 297.2, ppm_reference=4.70)
+    src = write_basis_npz(tmp_path / "b.npz", basis)
+    out = tmp_path / "b.basis"
+    assert main(["basis", "convert", str(src), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "basis: MM_measured written as 'MM_mea' (LCModel keeps 6 characters)" in printed
+    code, info, err = run(capsys, str(out))
+    assert code == 0, err
+    rows = {line.split()[0]: float(line.split()[1]) for line in info.splitlines()[-2:]}
+    assert rows == pytest.approx({"NAA": 2.01, "MM_mea": 3.03}, abs=0.005)
+    out.write_text("precious")
+    assert main(["basis", "convert", str(src), str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_text() == "precious"
+    assert main(["basis", "convert", str(src), str(tmp_path / "b.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "give a .npz (scaloquant's basis format) or .BASIS" in err
+    assert not (tmp_path / "b.txt").exists()

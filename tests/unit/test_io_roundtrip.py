@@ -19,6 +19,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from scaloquant.errors import InvalidDataError
+from scaloquant.io import lcmodel as lcmodel_io
 from scaloquant.io import (
     read_basis,
     read_basis_npz,
@@ -206,6 +208,58 @@ def test_fsl_basis_round_trip(tmp_path):
     back = read_basis(folder)
     assert back.names == ("Cr", "NAA")  # FSL-MRS order: sorted file names
     np.testing.assert_allclose(peak(back.fids), [3.03, 2.01], atol=TOL_PPM)
+
+
+def test_lcmodel_basis_writer_lays_out_what_makebasis_does(tmp_path):
+    """Our .BASIS holds the numbers of LCModel's layout (the helper below, as makebasis and the
+    ISMRM 2016 basis: orthonormal FFT of conj(fid) zero-filled x2) to the 6 digits that helper
+    prints, and reads back to the FIDs to our 9 (9 digits: 1e-7 of the largest sample), with
+    the peaks at their ppm, echo time, sequence and line width (FWHMBA, ppm in the file)."""
+    fids = np.array([lorentzian(2.01), lorentzian(3.03, damping_per_s=20)])
+    meta = {"echo_time_ms": 30.0, "sequence": "PRESS", "fwhm_hz": [2.5, 2.5]}
+    basis = BasisSet(("NAA", "Cr"), fids, DWELL_S, MHZ, metadata=meta)
+    ours = lcmodel_io.write_lcmodel_basis(tmp_path / "ours.BASIS", basis)
+    text = ours.read_text()
+    for line in ("FMTBAS = '(6E16.8)'", f"NDATAB = {2 * N}", "CONC = 1.", "ISHIFT = 0"):
+        assert line in text
+    assert f"FWHMBA = {2.5 / MHZ!r}" in text
+    write_lcmodel_basis(tmp_path / "makebasis.BASIS", ["NAA", "Cr"], fids)
+    back, theirs = read_basis(ours), read_basis(tmp_path / "makebasis.BASIS")
+    np.testing.assert_allclose(back.fids, theirs.fids, atol=2e-5 * np.abs(fids).max())
+    np.testing.assert_allclose(back.fids, fids, rtol=0, atol=1e-7 * np.abs(fids).max())
+    assert back.names == ("NAA", "Cr")
+    assert back.metadata["fwhm_hz"] == pytest.approx([2.5, 2.5], rel=1e-12)
+    assert (back.metadata["echo_time_ms"], back.metadata["sequence"]) == (30.0, "PRESS")
+    np.testing.assert_allclose(peak(back.fids), [2.01, 3.03], atol=TOL_PPM)
+
+
+def test_lcmodel_basis_writer_moves_0_hz_to_4_65_ppm(tmp_path):
+    """LCModel takes 0 Hz of a basis as 4.65 ppm: a basis on 4.70 ppm is moved there, so its NAA
+    read back (at 4.65) is still at 2.01 ppm; unmoved it would read at 1.96, 10x the tolerance."""
+    basis = BasisSet(
+        ("NAA",), lorentzian(2.01 - 0.05)[None], DWELL_S, MHZ, ppm_reference=4.70
+    )  # 2.01 ppm on a 4.70 ppm reference
+    assert peak(basis.fids, ppm_reference=4.70) == pytest.approx([2.01], abs=TOL_PPM)
+    back = read_basis(lcmodel_io.write_lcmodel_basis(tmp_path / "moved.BASIS", basis))
+    assert back.ppm_reference == 4.65
+    np.testing.assert_allclose(peak(back.fids), [2.01], atol=TOL_PPM)
+
+
+def test_lcmodel_basis_writer_names_as_lcmodel_reads_them(tmp_path):
+    """LCModel keeps 6 characters of METABO (MCHMET): MM_measured is written as MM_mea; two
+    names that LCModel would read as one are refused, and nothing is written."""
+    fids = np.array([lorentzian(0.9), lorentzian(2.01)])
+    basis = BasisSet(("MM_measured", "NAA"), fids, DWELL_S, MHZ)
+    back = read_basis(lcmodel_io.write_lcmodel_basis(tmp_path / "mm.BASIS", basis))
+    assert back.names == ("MM_mea", "NAA")
+    np.testing.assert_allclose(back.fids, fids, rtol=0, atol=1e-7 * np.abs(fids).max())
+    twins = BasisSet(("Lip13a_1", "Lip13a_2"), fids, DWELL_S, MHZ)
+    with pytest.raises(InvalidDataError, match="'Lip13a_1' and 'Lip13a_2' are both 'Lip13a'"):
+        lcmodel_io.write_lcmodel_basis(tmp_path / "twins.BASIS", twins)
+    long = BasisSet(("NAA",), np.ones((1, 65537), complex), DWELL_S, MHZ)
+    with pytest.raises(InvalidDataError, match="at most 65536 points"):
+        lcmodel_io.write_lcmodel_basis(tmp_path / "long.BASIS", long)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mm.BASIS"]
 
 
 # ---- files written in each foreign convention -------------------------------------------------

@@ -1,6 +1,7 @@
 """``scaloquant basis info [PATH] [--plot FILE.png]``: describe a basis set (default: the embedded
-ISMRM 2016 basis) and optionally draw its spectra; ``scaloquant basis convert PATH OUT.npz``:
-rewrite one as a .npz that records its grid (the acquisition flags supply what PATH lacks).
+ISMRM 2016 basis) and optionally draw its spectra; ``scaloquant basis convert PATH OUTPUT.npz`` (or
+``OUTPUT.BASIS``): rewrite one as a .npz that records its grid (the acquisition flags supply
+what PATH lacks) or as an LCModel .BASIS, chosen by OUTPUT's suffix.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ PPM_RANGE = (0.2, 4.3)
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "basis",
-        help="inspect basis sets, or rewrite one as .npz",
+        help="inspect basis sets, or rewrite one as .npz or LCModel .BASIS",
         description="Inspect metabolite basis sets, or rewrite one as a .npz that records its "
-        "grid.",
+        "grid or as an LCModel .BASIS.",
     )
     sub = p.add_subparsers(dest="basis_command", metavar="ACTION")
     sub.required = True
@@ -57,11 +58,14 @@ def register(subparsers: Any) -> None:
 
     convert = sub.add_parser(
         "convert",
-        help="rewrite a basis set as a .npz file that records its grid",
+        help="rewrite a basis set as a .npz file that records its grid, or as LCModel .BASIS",
         description="Read a basis set (any format the PATH of 'basis info' takes) and write it "
-        "as scaloquant's .npz, which records the dwell time, spectrometer frequency and ppm "
-        "reference: a folder of LCModel .RAW or text files, which record none, given them "
-        "here becomes a basis that fit, quantify and train take as --basis.",
+        "as OUTPUT's suffix says. OUTPUT.npz: scaloquant's .npz, which records the dwell time, "
+        "spectrometer frequency and ppm reference: a folder of LCModel .RAW or text files, "
+        "which record none, given them here becomes a basis that fit, quantify and train take "
+        "as --basis. OUTPUT.BASIS: an LCModel basis set, for LCModel's FILBAS (0 Hz moved to "
+        "4.65 ppm, as LCModel takes it; names cut to LCModel's {LCMODEL_NAME_CHARS} "
+        "characters).",
     )
     convert.add_argument(
         "path",
@@ -69,8 +73,13 @@ def register(subparsers: Any) -> None:
         metavar="PATH",
         help=basis_formats_text(),
     )
-    convert.add_argument("out", type=path_value, metavar="OUT.npz", help="the .npz file to write")
-    convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT.npz")
+    convert.add_argument(
+        "out",
+        type=path_value,
+        metavar="OUTPUT",
+        help="the file to write: OUTPUT.npz (scaloquant's) or OUTPUT.BASIS (LCModel's)",
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     add_acquisition_flags(convert, applies_to="files that do not record it")
     convert.set_defaults(handler=handle_convert)
 
@@ -148,13 +157,23 @@ def handle_info(args: argparse.Namespace) -> int:
 
 
 def handle_convert(args: argparse.Namespace) -> int:
-    from ..io import write_basis_npz
+    from ..io import write_basis_npz, write_lcmodel_basis
+    from ..io.lcmodel import lcmodel_basis_names
 
-    if args.out.suffix.lower() != ".npz":
-        raise ConfigError(f"{args.out}: give a .npz file name (scaloquant's basis format)")
+    suffix = args.out.suffix.lower()
+    if suffix not in (".npz", ".basis"):
+        raise ConfigError(
+            f"{args.out}: give a .npz (scaloquant's basis format) or .BASIS (LCModel's) file name"
+        )
     check_writable(args.out, overwrite=args.overwrite)  # fail before any work
     basis = _load(args)
-    write_basis_npz(args.out, _as_converted(basis, args.path), overwrite=args.overwrite)
+    if suffix == ".npz":
+        write_basis_npz(args.out, _as_converted(basis, args.path), overwrite=args.overwrite)
+    else:
+        write_lcmodel_basis(args.out, basis, overwrite=args.overwrite)
+        for name, short in zip(basis.names, lcmodel_basis_names(basis.names), strict=True):
+            if short != name.strip():
+                print(f"basis: {name} written as {short!r} (LCModel keeps {len(short)} characters)")
     acq = basis.acquisition
     print(
         f"wrote {args.out}: {basis.n_metabolites} metabolites, {acq.n_points} points, dwell "

@@ -30,7 +30,12 @@ if TYPE_CHECKING:  # for the readers of the code; imported by __getattr__
     from .dispatch import read_basis, read_fid
     from .fsl import read_fsl_basis, write_fsl_basis
     from .jmrui import read_jmrui_txt
-    from .lcmodel import read_lcmodel_basis, read_lcmodel_raw, write_lcmodel_raw
+    from .lcmodel import (
+        read_lcmodel_basis,
+        read_lcmodel_raw,
+        write_lcmodel_basis,
+        write_lcmodel_raw,
+    )
     from .lcmodel_output import read_lcmodel_coord
     from .nifti import read_nifti_mrs, write_nifti_mrs
     from .npz import read_basis_npz, write_basis_npz
@@ -48,6 +53,7 @@ _MODULES = {
     "read_jmrui_txt": "jmrui",
     "read_lcmodel_basis": "lcmodel",
     "read_lcmodel_raw": "lcmodel",
+    "write_lcmodel_basis": "lcmodel",
     "write_lcmodel_raw": "lcmodel",
     "read_lcmodel_coord": "lcmodel_output",
     "read_nifti_mrs": "nifti",
@@ -71,6 +77,7 @@ __all__ = [
     "read_text_fid",
     "write_basis_npz",
     "write_fsl_basis",
+    "write_lcmodel_basis",
     "write_lcmodel_raw",
     "write_nifti_mrs",
 ]

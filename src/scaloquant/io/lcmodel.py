@@ -18,7 +18,8 @@ followed by numbers.
   the FID zero-filled to twice its length, checked numerically against the ``.RAW`` files. So the
   FID is ``ifft(block, norm="ortho")``, truncated to ``NDATAB / 2`` points when the second half is
   the zero fill. A non-zero ``ISHIFT`` is undone by rolling the spectrum by ``-ISHIFT`` points, as
-  FSL-MRS's ``lcm_io.readLCModelBasis`` does.
+  FSL-MRS's ``lcm_io.readLCModelBasis`` does. :func:`write_lcmodel_basis` writes that layout
+  (zero-filled x2, ``ISHIFT = 0``), 0 Hz moved to 4.65 ppm, where LCModel takes a basis' 0 Hz.
 
 Convention
 ----------
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..errors import InputFileError, InvalidDataError
 from ..signal import axes
 from ..types import FID, BasisSet
@@ -254,7 +256,10 @@ def read_lcmodel_basis(
     Returns
     -------
     BasisSet with ``fids`` of shape ``(n_metabolites, NDATAB / 2)`` (or ``NDATAB`` when the basis
-    was not zero-filled); ``metadata`` holds ``echo_time_ms`` and ``sequence`` when recorded.
+    was not zero-filled); ``metadata`` holds ``echo_time_ms`` and ``sequence`` when recorded,
+    and ``fwhm_hz`` (``FWHMBA`` in Hz, one per metabolite, as FSL-MRS's ``basis_width``) when
+    ``FWHMBA`` is positive. ``CONC``, ``TRAMP`` and ``VOLUME`` are not applied: the FIDs are the
+    file's numbers (LCModel divides them by ``CONC``; LCModel's GAMMA basis states 100).
     """
     text = read_text(path)
     path = Path(path)
@@ -304,6 +309,9 @@ def read_lcmodel_basis(
         metadata["echo_time_ms"] = echo_time_ms
     if seqpar.get("SEQ", "").strip():
         metadata["sequence"] = seqpar["SEQ"].strip()
+    fwhm_ppm = _float_field([g for g in groups if g.name == "SEQPAR"], ("FWHMBA",), path)
+    if fwhm_ppm is not None and fwhm_ppm > 0:  # -1: not stated (the ISMRM 2016 basis)
+        metadata["fwhm_hz"] = [fwhm_ppm * spectrometer_freq_mhz] * len(names)
     return BasisSet(
         names=tuple(names),
         fids=np.conj(fids),  # LCModel sign -> internal convention
@@ -354,7 +362,153 @@ def write_lcmodel_raw(
         " TRAMP = 1.\n"
         " $END\n"
     )
-    rows = "".join(f"{z.real:16.8E}{z.imag:16.8E}\n" for z in samples)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(header + rows)
+        tmp.write_text(header + _rows(samples, per_line=1))
+    return path
+
+
+#: The data format of what the writers here write: 9 significant digits in 16 characters.
+_NUMBER = "{:16.8E}"
+#: Below this magnitude a number prints with a 3-digit exponent that fills its 16 characters
+#: and runs into the number before it; such values are written as 0 (LCModel prints 6 digits).
+_SMALLEST = 1e-99
+#: LCModel keeps this many characters of a metabolite name (``MCHMET`` in ``lcmodel.inc``),
+#: of a basis' ``IDBASI`` (``MCHIDB`` in ``LCModel.f``) and of a spectrum's ``ID`` (``MCHID``).
+LCMODEL_NAME_CHARS = 6
+_IDBASI_CHARS = 80
+_ID_CHARS = 20
+#: LCModel's largest basis (``MDATA`` = 2 ``MUNFIL`` in ``lcmodel.inc``), complex points.
+_MAX_NDATAB = 131072
+#: LCModel takes 0 Hz of a basis as 4.65 ppm (``LCModel.f``: the basis is shifted by
+#: ``(4.65 - PPMCEN) / PPMINC`` points to the data's centre); the writer moves it there.
+LCMODEL_BASIS_PPM_REFERENCE = 4.65
+
+
+def _rows(samples: np.ndarray, *, per_line: int) -> str:
+    """Complex ``samples`` ``(n,)`` as interleaved ``re im`` text, ``per_line`` complex numbers
+    (``2 per_line`` fields of :data:`_NUMBER`) a line."""
+    values = np.column_stack([samples.real, samples.imag]).ravel()
+    values = np.where(np.abs(values) < _SMALLEST, 0.0, values)
+    fields = 2 * per_line
+    return "".join(
+        "".join(_NUMBER.format(v) for v in values[i : i + fields]) + "\n"
+        for i in range(0, values.size, fields)
+    )
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def lcmodel_basis_names(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The names LCModel reads for ``names``: each cut to its first
+    :data:`LCMODEL_NAME_CHARS` characters, as LCModel's namelist read of ``METABO`` keeps them.
+
+    Raises
+    ------
+    InvalidDataError
+        Two names that become one, or a name that is empty once cut.
+    """
+    short = tuple(n.strip()[:LCMODEL_NAME_CHARS] for n in names)
+    for name, cut in zip(names, short, strict=True):
+        if not cut:
+            raise InvalidDataError(f"basis metabolite {name!r} has no name LCModel can use")
+        others = [n for n, c in zip(names, short, strict=True) if c == cut and n != name]
+        if others:
+            raise InvalidDataError(
+                f"basis metabolites {name!r} and {others[0]!r} are both {cut!r} to LCModel, "
+                f"which keeps {LCMODEL_NAME_CHARS} characters of a name; rename one (or write "
+                "a .npz basis instead)"
+            )
+    return short
+
+
+def _basis_fwhm_ppm(basis: BasisSet) -> float | None:
+    """``FWHMBA``: the basis' one line width in ppm, from ``metadata["fwhm_hz"]`` (one value,
+    or a list of one value per metabolite, all equal); None when not recorded or not one."""
+    widths = basis.metadata.get("fwhm_hz")
+    if widths is None:
+        return None
+    widths = list(widths) if isinstance(widths, (list, tuple)) else [widths]
+    if not widths or any(w is None for w in widths) or len({float(w) for w in widths}) != 1:
+        return None
+    fwhm_hz = float(widths[0])
+    return fwhm_hz / basis.spectrometer_freq_mhz if fwhm_hz > 0 else None
+
+
+def write_lcmodel_basis(
+    path: str | os.PathLike, basis: BasisSet, *, overwrite: bool = False
+) -> Path:
+    """Write ``basis`` as an LCModel ``.BASIS`` file (atomically), as LCModel's ``makebasis``
+    lays one out and LCModel reads it (``LCModel.f``, the ``$BASIS1``/``$BASIS`` reads).
+
+    * ``$SEQPAR``: ``HZPPPM``; ``FWHMBA`` (ppm) from ``metadata["fwhm_hz"]`` when it holds one
+      width (else left out: LCModel's default); ``ECHOT`` (ms) and ``SEQ`` when recorded.
+    * ``$BASIS1``: ``IDBASI`` (scaloquant's version and the source's name), ``FMTBAS =
+      '(6E16.8)'`` (9 significant digits), ``BADELT`` (dwell time, s), ``NDATAB = 2 n_points``.
+    * per metabolite ``$NMUSED`` (``FILRAW``, the source) and ``$BASIS`` (``ID``, ``METABO`` as
+      :func:`lcmodel_basis_names`, ``CONC = TRAMP = VOLUME = 1``, ``ISHIFT = 0``), then the
+      ``NDATAB`` complex points of ``fft(r_[conj(fid), zeros(n_points)], norm="ortho")``: the
+      spectrum of the FID in LCModel's orientation zero-filled to twice its length, as
+      :func:`read_lcmodel_basis` undoes it (and as the ISMRM 2016 basis is made).
+
+    LCModel takes 0 Hz of a basis as 4.65 ppm; a basis on another ``ppm_reference`` is moved
+    there first (each FID times ``exp(2 pi i (ppm_reference - 4.65) MHz t)``), so its peaks keep
+    their ppm. Concentrations that LCModel fits with the file are in the units of the FIDs.
+
+    Parameters
+    ----------
+    path : output file; refused if it exists unless ``overwrite``.
+    basis : FIDs ``(n_metabolites, n_points)``, internal orientation, ``n_points <= 65536``.
+
+    Raises
+    ------
+    InvalidDataError
+        More points than LCModel holds, or two names LCModel would read as one.
+    """
+    path = Path(path)
+    n_points = basis.n_points
+    if 2 * n_points > _MAX_NDATAB:
+        raise InvalidDataError(
+            f"{path.name}: LCModel holds basis spectra of at most {_MAX_NDATAB // 2} points, "
+            f"this basis has {n_points}; truncate it or write a .npz basis instead"
+        )
+    names = lcmodel_basis_names(basis.names)
+    shift_hz = (basis.ppm_reference - LCMODEL_BASIS_PPM_REFERENCE) * basis.spectrometer_freq_mhz
+    t = axes.time_axis_s(n_points, basis.dwell_time_s)
+    fids = basis.fids * np.exp(2j * np.pi * shift_hz * t) if shift_hz else basis.fids
+    on_disk = np.conj(fids)  # internal convention -> LCModel sign
+    spectra = np.fft.fft(
+        np.concatenate([on_disk, np.zeros_like(on_disk)], axis=1), axis=1, norm="ortho"
+    )
+    source = Path(str(basis.provenance.get("source", "") or "")).name
+    idbasi = f"scaloquant {__version__}" + (f": {source}" if source else "")
+    seqpar = [f" HZPPPM = {basis.spectrometer_freq_mhz!r}"]
+    fwhm_ppm = _basis_fwhm_ppm(basis)
+    if fwhm_ppm is not None:
+        seqpar.insert(0, f" FWHMBA = {fwhm_ppm!r}")
+    if basis.metadata.get("echo_time_ms") is not None:
+        seqpar.append(f" ECHOT = {float(basis.metadata['echo_time_ms'])!r}")
+    if basis.metadata.get("sequence"):
+        seqpar.append(f" SEQ = {_quoted(str(basis.metadata['sequence']))}")
+    parts = [
+        " $SEQPAR\n" + ",\n".join(seqpar) + "\n $END\n",
+        " $BASIS1\n"
+        f" IDBASI = {_quoted(idbasi[:_IDBASI_CHARS])},\n"
+        " FMTBAS = '(6E16.8)',\n"
+        f" BADELT = {basis.dwell_time_s!r},\n"
+        f" NDATAB = {2 * n_points}\n"
+        " $END\n",
+    ]
+    for name, short, spectrum in zip(basis.names, names, spectra, strict=True):
+        parts.append(
+            f" $NMUSED\n FILRAW = {_quoted(source or name)}\n $END\n"
+            " $BASIS\n"
+            f" ID = {_quoted(name[:_ID_CHARS])},\n"
+            f" METABO = {_quoted(short)},\n"
+            " CONC = 1.,\n TRAMP = 1.,\n VOLUME = 1.,\n ISHIFT = 0\n"
+            " $END\n" + _rows(spectrum, per_line=3)
+        )
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text("".join(parts))
     return path
