@@ -5,8 +5,8 @@ what LCModel reads, not only what our reader reads back.
 Three runs against three originals: LCModel's own test case (``test_lcm``: the Philips spant
 spectrum and spant's ``3t.basis``, against LCModel 6.3's reference table of it); the Siemens
 spectrum with LCModel's GAMMA basis ``press_30ms_3T.basis``, whose ``CONC = 100`` scaloquant's
-reader does not apply (its FIDs are the file's numbers), so LCModel's concentrations with ours
-are the original's / 100 exactly; and the ISMRM 2016 challenge's first spectrum with the basis
+reader applies as LCModel does (the FIDs scaled by ``TRAMP / (VOLUME * CONC)``; until session 36
+it did not, and LCModel's concentrations with our copy were the original's / 100); and the ISMRM 2016 challenge's first spectrum with the basis
 written from another format (the jMRUI folder of the same FIDs, conjugated on disk) against
 ``press3T_30ms.BASIS``.
 
@@ -77,16 +77,15 @@ def assert_same_fit(
     expected: dict[str, float],
     expected_sd: dict[str, float],
     got: lcm.Result,
-    scale: float = 1,
     rows: list[str] | None = None,
 ) -> None:
-    """Every row of ``expected`` in ``got`` (times ``scale``) to LCModel's print; the same rows
+    """Every row of ``expected`` in ``got`` to LCModel's print; the same rows
     in both unless ``rows`` names those compared."""
     if rows is None:
         assert set(got.concentrations) == set(expected)
     largest = max(abs(v) for v in expected.values())
     for name, value in expected.items():
-        assert got.concentrations[name] * scale == pytest.approx(
+        assert got.concentrations[name] == pytest.approx(
             value, rel=RTOL, abs=ATOL_OF_LARGEST * largest
         ), name
         assert abs(got.percent_sd[name] - expected_sd[name]) <= SD_POINTS, name
@@ -137,8 +136,11 @@ def test_siemens_spectrum_with_our_gamma_basis_as_with_lcmodels(lcmodel_exe, tmp
                  tmp_path / "theirs")  # fmt: skip
     got = fit(lcmodel_exe, lcm.Spectrum("ours", raw, ours, *grid, echo_time_ms=30.0),
               tmp_path / "ours")  # fmt: skip
-    assert "CONC =  100." in original.read_text()  # LCModel divides its basis by 100
-    assert_same_fit(dict(theirs.concentrations), dict(theirs.percent_sd), got, scale=100)
+    # LCModel divides the original by its CONC = 100; our reader does too, and our copy
+    # states CONC = 1: the same concentrations (the reader without the scale: / 100)
+    assert "CONC =  100." in original.read_text()
+    assert "CONC = 1." in ours.read_text()
+    assert_same_fit(dict(theirs.concentrations), dict(theirs.percent_sd), got)
 
 
 def test_challenge_spectrum_with_our_basis_from_jmrui_files(lcmodel_exe, tmp_path):

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scaloquant.errors import InvalidDataError
+from scaloquant.errors import InputFileError, InvalidDataError
 from scaloquant.io import lcmodel as lcmodel_io
 from scaloquant.io import (
     read_basis,
@@ -231,6 +231,32 @@ def test_lcmodel_basis_writer_lays_out_what_makebasis_does(tmp_path):
     assert back.metadata["fwhm_hz"] == pytest.approx([2.5, 2.5], rel=1e-12)
     assert (back.metadata["echo_time_ms"], back.metadata["sequence"]) == (30.0, "PRESS")
     np.testing.assert_allclose(peak(back.fids), [2.01, 3.03], atol=TOL_PPM)
+
+
+def test_lcmodel_basis_is_scaled_by_tramp_over_volume_and_conc_as_lcmodel_scales_it(tmp_path):
+    """LCModel scales each basis spectrum by TRAMP / (VOLUME * CONC) of its $BASIS block
+    (LCModel.f: SCALE=TRAMP/(VOLUME*CONC); its GAMMA bases state CONC = 100), so that an
+    amplitude is a concentration in its units: Cr stated at CONC = 4, TRAMP = 2 reads as half
+    the FID the file holds, NAA (all 1) as written; a value not above 0 is refused in one line
+    naming the key and the metabolite, as LCModel stops there."""
+    fids = np.array([lorentzian(2.01), lorentzian(3.03)])
+    basis = BasisSet(("NAA", "Cr"), fids, DWELL_S, MHZ)
+    text = lcmodel_io.write_lcmodel_basis(tmp_path / "ours.BASIS", basis).read_text()
+    head, naa, cr = text.split(" $BASIS\n")
+    assert "'Cr'" in cr and "CONC = 1.," in cr and "TRAMP = 1.," in cr
+    (tmp_path / "conc.BASIS").write_text(
+        " $BASIS\n".join([head, naa, cr.replace("CONC = 1.,", "CONC = 4.,").replace(
+            "TRAMP = 1.,", "TRAMP = 2.,")])
+    )  # fmt: skip
+    back = read_basis(tmp_path / "conc.BASIS")
+    np.testing.assert_allclose(back.fids, fids * [[1.0], [0.5]], atol=1e-7 * np.abs(fids).max())
+    assert back.provenance["scaled"] == {"Cr": 0.5}
+    assert "scaled" not in read_basis(tmp_path / "ours.BASIS").provenance
+    (tmp_path / "zero.BASIS").write_text(
+        " $BASIS\n".join([head, naa, cr.replace("VOLUME = 1.,", "VOLUME = 0.,")])
+    )
+    with pytest.raises(InputFileError, match=r"zero.BASIS: VOLUME = 0 for Cr; LCModel needs"):
+        read_basis(tmp_path / "zero.BASIS")
 
 
 def test_lcmodel_basis_writer_moves_0_hz_to_4_65_ppm(tmp_path):

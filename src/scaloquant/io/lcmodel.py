@@ -258,8 +258,17 @@ def read_lcmodel_basis(
     BasisSet with ``fids`` of shape ``(n_metabolites, NDATAB / 2)`` (or ``NDATAB`` when the basis
     was not zero-filled); ``metadata`` holds ``echo_time_ms`` and ``sequence`` when recorded,
     and ``fwhm_hz`` (``FWHMBA`` in Hz, one per metabolite, as FSL-MRS's ``basis_width``) when
-    ``FWHMBA`` is positive. ``CONC``, ``TRAMP`` and ``VOLUME`` are not applied: the FIDs are the
-    file's numbers (LCModel divides them by ``CONC``; LCModel's GAMMA basis states 100).
+    ``FWHMBA`` is positive. Each metabolite's FID is scaled by ``TRAMP / (VOLUME * CONC)`` of its
+    ``$BASIS`` block (each 1 where not stated), as LCModel scales its basis spectra
+    (``SCALE=TRAMP/(VOLUME*CONC)`` in LCModel.f's basis reading), so that an amplitude is a
+    concentration in the units LCModel would report with the same basis (LCModel's GAMMA basis
+    states ``CONC = 100``); ``provenance["scaled"]`` names the metabolites whose scale is not 1.
+
+    Raises
+    ------
+    InputFileError : no ``$BASIS`` block, a damaged header, an encrypted basis, a block without
+        ``METABO``, a wrong point count, or a ``CONC``, ``TRAMP`` or ``VOLUME`` that is not
+        positive (LCModel stops there too).
     """
     text = read_text(path)
     path = Path(path)
@@ -285,6 +294,7 @@ def read_lcmodel_basis(
     )
 
     names, fids = [], []
+    scaled: dict[str, float] = {}
     for i in blocks:
         group = groups[i]
         name = group.fields.get("METABO", "").strip()
@@ -295,8 +305,11 @@ def read_lcmodel_basis(
         spec = require_finite(_numbers(text[group.end : stop], path, fmt), path)
         require_count(spec.size, int(n_data), path, what=f"points for {name} (NDATAB)")
         ishift = _float_field([group], ("ISHIFT",), path) or 0.0
+        scale = _basis_scale(group, name, path)
+        if scale != 1.0:
+            scaled[name] = scale
         names.append(name)
-        fids.append(np.fft.ifft(np.roll(spec, -int(ishift)), norm="ortho"))
+        fids.append(scale * np.fft.ifft(np.roll(spec, -int(ishift)), norm="ortho"))
     fids = np.array(fids)
     half = fids.shape[1] // 2
     if np.abs(fids[:, half:]).max() <= _ZERO_FILL_TOLERANCE * np.abs(fids[:, :half]).max():
@@ -319,8 +332,27 @@ def read_lcmodel_basis(
         spectrometer_freq_mhz=spectrometer_freq_mhz,
         ppm_reference=ppm_reference,
         metadata=metadata,
-        provenance={"source": str(path), "format": "lcmodel-basis", "recorded": recorded},
+        provenance={
+            "source": str(path),
+            "format": "lcmodel-basis",
+            "recorded": recorded,
+            **({"scaled": scaled} if scaled else {}),
+        },
     )
+
+
+def _basis_scale(group: _Namelist, name: str, path: Path) -> float:
+    """LCModel's scale of a ``$BASIS`` block's spectrum, ``TRAMP / (VOLUME * CONC)`` (each 1 where
+    the block does not state it)."""
+    values = {key: _float_field([group], (key,), path) for key in ("TRAMP", "VOLUME", "CONC")}
+    for key, value in values.items():
+        if value is not None and not value > 0:
+            raise InputFileError(
+                f"{path}: {key} = {value:g} for {name}; LCModel needs TRAMP, VOLUME and CONC "
+                "above 0 (the basis spectrum is scaled by TRAMP / (VOLUME * CONC)): fix the file"
+            )
+    tramp, volume, conc = (1.0 if v is None else v for v in values.values())
+    return tramp / (volume * conc)
 
 
 def _single_fid(fid: FID, path: Path) -> np.ndarray:
