@@ -295,7 +295,9 @@ def _solve_chunk(
         stiffness = None if stiffness is None else torch.cat([stiffness, stiffness])
     iterations = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
     preliminary = None
-    # the noise-scaled stopping rule (COST_NOISE_TOL) for the per-metabolite model's passes
+    # the noise-scaled stopping rule (COST_NOISE_TOL): the per-metabolite model's passes in the
+    # smaller of the region's and the residual's variance, the grouped ones' in the residual's
+    # beside the relative rule (residual_stop)
     stop_var = region_var if twin_pairs is not None else None
     if refine is None or region_var is None or twin_pairs is not None:
         # without deviations this is the fit; with them, it gives the noise level that weighs
@@ -313,6 +315,7 @@ def _solve_chunk(
             column_dtype=TRIAL_DTYPE,
             stop_var=stop_var,
             stiffness=stiffness,
+            residual_stop=twin_pairs is None,
         )
         if twin_pairs is not None:
             sol = search.global_moves(
@@ -356,6 +359,7 @@ def _solve_chunk(
             column_dtype=TRIAL_DTYPE,
             stop_var=stop_var,
             stiffness=stiffness,
+            residual_stop=twin_pairs is None,
         )
         iterations = iterations + sol.iterations
         final = last
