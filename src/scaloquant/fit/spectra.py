@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, InvalidDataError
 from ..signal import axes
+from ..signal.noise import residual_sum_of_squares
 from ..types import FID, Acquisition, BasisSet
 from .config import FIT_PRESETS, FitConfig
 from .result import BATCH_FIELDS, FitResult, FitSpectra, FitStart
@@ -161,11 +162,8 @@ def region_noise_sd(
             f"(axis {ppm[0]:.2f} to {ppm[-1]:.2f} ppm); pick a signal-free range with at least 8"
         )
     design = np.stack([np.ones(sel.size), ppm[sel] - ppm[sel].mean()], axis=1)
-    region = spectra[:, sel].T
-    coef = np.linalg.lstsq(design, region, rcond=None)[0]
-    res = region - design @ coef
     dof = 2 * sel.size - 4
-    return np.sqrt((np.abs(res) ** 2).sum(axis=0) / dof)
+    return np.sqrt(residual_sum_of_squares(design, spectra[:, sel].T) / dof)
 
 
 def _prepared(basis: BasisSet, fid: FID, config: FitConfig) -> tuple[BasisSet, tuple[str, ...]]:

@@ -41,6 +41,21 @@ def _band_mask(ppm: np.ndarray, region: tuple[float, float]) -> np.ndarray:
     return (ppm >= lo) & (ppm <= hi)
 
 
+def residual_sum_of_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``sum |r|^2`` over ``K`` of the residual ``r`` of ``values`` ``(K, B)`` less their
+    least-squares fit on the columns of ``design`` ``(K, p)``: ``(B,)``, each spectrum's bits
+    the same whatever ``B``, the last column solved and summed once more as a column that is
+    dropped. Why: one column alone took LAPACK's and BLAS's matrix-vector code and numpy's
+    pairwise sum of a contiguous column, which round otherwise than the code of two or more
+    (numpy's twin of the solver's rule, :func:`scaloquant.fit.lm._with_copy`): a spectrum
+    fitted alone had a signal-free region's noise SD 1 ulp off its SD in any batch, and so other
+    ``invivo`` amplitudes (1e-12 of themselves) and polish (docs/history/fit-log.md "A
+    spectrum's fit and its batch (session 36, batchinv36)")."""
+    padded = np.concatenate([values, values[:, -1:]], axis=1)
+    coef = np.linalg.lstsq(design, padded, rcond=None)[0]
+    return (np.abs(padded - design @ coef) ** 2).sum(axis=0)[:-1]
+
+
 def _noise_sd(s: _Spectra) -> np.ndarray:
     sum_sq = np.zeros(s.raw.shape[0])
     dof = 0
@@ -51,8 +66,7 @@ def _noise_sd(s: _Spectra) -> np.ndarray:
         x = s.ppm[sel] - s.ppm[sel].mean()
         design = np.stack([np.ones_like(x), x, x**2], axis=1)
         values = _columns(s.raw, sel).T.astype(np.complex128)
-        coef = np.linalg.lstsq(design, values, rcond=None)[0]
-        sum_sq += (np.abs(values - design @ coef) ** 2).sum(axis=0)
+        sum_sq += residual_sum_of_squares(design, values)
         dof += 2 * sel.size - 6
     if dof == 0:
         return np.full(s.raw.shape[0], np.nan)
