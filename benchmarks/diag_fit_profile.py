@@ -17,9 +17,10 @@ spectra each, 1 torch thread unless ``--threads``.
   assembly (derived spectra, linewidth, CRLB), water removal and basis preparation (timers
   wrapped around those module functions for the call, then removed; a stage inside another counts
   in both).
-* ``--save FILE.npz``: amplitudes, CRLB SDs, iterations and CPU seconds of each run;
-  ``--compare A.npz B.npz``: per run the amplitude differences in units of A's CRLB SD
-  (median, p99, max, and the spectra above 0.05), the MAE against the truth for
+* ``--save FILE.npz``: amplitudes, CRLB SDs, residual norms, iterations and CPU seconds of each
+  run; ``--compare A.npz B.npz``: per run the amplitude differences in units of A's CRLB SD
+  (median, p99, max, and the spectra above 0.05 with their residual norms ``|data - model|``,
+  the priors' terms not in them), the MAE against the truth for
   ``simulated``, and the CPU-seconds ratio.
 
 Usage: ``PYTHONPATH=src python benchmarks/diag_fit_profile.py [--n 128] [--runs invivo
@@ -87,7 +88,10 @@ def compare(a_path: str, b_path: str) -> None:
             line += f"; MAE {np.abs(amp_a - t).mean():.5f} -> {np.abs(amp_b - t).mean():.5f}"
         print(line)
         for i in off[:8]:
-            print(f"   spectrum {i}: cost {a[f'{run}_res'][i]:.6g} -> {b[f'{run}_res'][i]:.6g}")
+            print(
+                f"   spectrum {i}: residual norm |data - model| {a[f'{run}_res'][i]:.6g} -> "
+                f"{b[f'{run}_res'][i]:.6g}"
+            )
 
 
 #: The stages ``--stages`` times: (module, function name).

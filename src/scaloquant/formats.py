@@ -19,9 +19,45 @@ from typing import Literal, NamedTuple
 #: file named after it (``.RAW``: not the water ``.H2O``), and one such file a basis of one;
 #: ``""``, it holds no basis.
 BasisKind = Literal["", "file", "folder", "fid-files"]
+
+
+class AcquisitionValue(NamedTuple):
+    """How messages and the command line name one acquisition value (a row of
+    :data:`ACQUISITION_VALUES`)."""
+
+    #: in messages: "{path} does not record the dwell time"
+    words: str
+    #: after a value in messages ("0.00025 s"); upper-cased, the flag's metavar (``S``)
+    unit: str
+    #: the command-line flag that gives it (:func:`flag` of its key)
+    flag: str
+    #: the flag's ``--help``, before ", for ..." (``cli._common.add_acquisition_flags``)
+    help: str
+
+
+def flag(value: str) -> str:
+    """The command-line flag that gives an acquisition value: ``dwell_time_s`` ->
+    ``--dwell-time-s``."""
+    return "--" + value.replace("_", "-")
+
+
 #: The acquisition values a reader takes from the caller (``read_fid(path, dwell_time_s=...)``),
-#: each given on the command line by its flag (``--dwell-time-s``).
-ACQUISITION_VALUES: tuple[str, ...] = ("dwell_time_s", "spectrometer_freq_mhz", "ppm_reference")
+#: each given on the command line by its flag (``--dwell-time-s``): the one table of their
+#: words that the readers' errors (``io._common.require_grid``), ``io.dispatch`` and the CLI's
+#: flags and help read. The first two are the grid (a ppm reference is a signed shift).
+ACQUISITION_VALUES: dict[str, AcquisitionValue] = {
+    key: AcquisitionValue(words, unit, flag(key), help_text)
+    for key, words, unit, help_text in (
+        ("dwell_time_s", "dwell time", "s", "dwell time in seconds"),
+        ("spectrometer_freq_mhz", "spectrometer frequency", "MHz", "spectrometer frequency in MHz"),
+        (
+            "ppm_reference",
+            "ppm reference",
+            "ppm",
+            "chemical shift of 0 Hz in ppm (default 4.65 for 1H)",
+        ),
+    )
+}
 
 
 class FileFormat(NamedTuple):
@@ -174,12 +210,6 @@ FORMATS: tuple[FileFormat, ...] = (
 
 FID_FORMATS = tuple(f for f in FORMATS if f.fid)
 BASIS_FORMATS = tuple(f for f in FORMATS if f.basis)
-
-
-def flag(value: str) -> str:
-    """The command-line flag that gives an acquisition value: ``dwell_time_s`` ->
-    ``--dwell-time-s``."""
-    return "--" + value.replace("_", "-")
 
 
 def _or(items: list[str]) -> str:

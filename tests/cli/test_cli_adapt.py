@@ -58,6 +58,10 @@ def test_adapt_writes_before_after_and_the_adapted_checkpoint(physics, spectra, 
     assert len(said) == 1, printed
     assert printed[said[0]].startswith("--adapt: the encoder fine-tuned on the 3 usable spectra")
     assert printed[said[0] - 1] == "quantified 3 spectra from 1 file"
+    # the run's lines in one order: the counts first, the adapted model's file last, after the
+    # results' (session 36, `tidy36`: it printed first, before the counts)
+    assert printed[0] == "quantified 3 spectra from 1 file", printed
+    assert printed[-2].startswith("results: ") and printed[-1] == f"adapted model: {saved}"
     summary = (out / "summary.md").read_text()
     assert "mean relative residual at the network's parameters" in summary
     facts = json.loads((out / "provenance.json").read_text())

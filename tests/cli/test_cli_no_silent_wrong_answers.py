@@ -389,14 +389,18 @@ def test_train_hardware_settings_get_one_line_before_any_output(tmp_path, capsys
 
 @needs_read_only
 def test_train_refusal_after_the_folders_were_made_leaves_none(tmp_path, capsys):
-    missing = ["--data", str(tmp_path / "missing.h5")]  # read after the output folder is made
+    # a file that exists (a missing one is refused by require_paths, before any folder is
+    # made) but is no simulation: read, and refused, after the output folder is made
+    bad = tmp_path / "not_a_simulation.h5"
+    bad.write_text("not HDF5\n")
+    data = ["--data", str(bad)]
     out = tmp_path / "new" / "run"
-    assert _train(out, *missing, config_dir=tmp_path) == 2
-    assert "missing.h5" in one_error_line(capsys, "train")
+    assert _train(out, *data, config_dir=tmp_path) == 2
+    assert "not_a_simulation.h5" in one_error_line(capsys, "train")
     assert not (tmp_path / "new").exists()
     kept = tmp_path / "kept"
     (kept / "mine").mkdir(parents=True)
-    assert _train(kept, *missing, config_dir=tmp_path) == 2
+    assert _train(kept, *data, config_dir=tmp_path) == 2
     capsys.readouterr()
     assert sorted(p.name for p in kept.rglob("*")) == ["mine"]
 

@@ -18,8 +18,9 @@ import yaml
 
 from _shared import INVIVO
 from scaloquant.cli import main
-from scaloquant.cli._common import ACQUISITION_FLAGS, load_basis_as_simulated
+from scaloquant.cli._common import load_basis_as_simulated
 from scaloquant.fit.basis_grid import basis_for_data
+from scaloquant.formats import ACQUISITION_VALUES
 from scaloquant.io import default_basis, read_basis, read_fid, write_basis_npz
 from scaloquant.metabolites import canonical
 from scaloquant.signal import axes
@@ -35,7 +36,7 @@ SHIFT_HZ = -4.0
 #: Singlet, where it belongs (ppm), and a window that holds it both there and moved by
 #: SHIFT_HZ (so that a simulation on the uncorrected axis finds it 0.031 ppm off, not nothing).
 #: What load_basis reads of the command line (every acquisition flag, here not given).
-ACQUISITION_KEYS = [key for key, _, _ in ACQUISITION_FLAGS]
+ACQUISITION_KEYS = list(ACQUISITION_VALUES)
 SINGLETS = {"NAA": (2.008, (1.95, 2.06)), "Cr": (3.027, (2.97, 3.08)), "Cho": (3.21, (3.15, 3.26))}
 #: The simulated basis signals: the singlets' metabolites only, so that no neighbour (NAAG at
 #: 2.04 ppm, within NAA's window) is the tallest point.

@@ -375,14 +375,14 @@ def test_a_folder_or_a_missing_file_given_as_a_checkpoint_says_what_to_give(tmp_
 )
 def test_a_grid_value_not_recorded_nor_given_is_named_with_its_flag(tmp_path, given, line):
     """An LCModel .RAW without $SEQPAR records neither grid value: the refusal names each one
-    missing, in the flags' order, with its flag and keyword; its words are io's GRID_WORDS
-    (session 36: require_grid spelled them out again)."""
-    from scaloquant.io._common import GRID_WORDS
+    missing, in the flags' order, with its flag and keyword; its words are those of
+    formats.ACQUISITION_VALUES (session 36: require_grid spelled them out again)."""
+    from scaloquant.formats import ACQUISITION_VALUES
 
     raw = tmp_path / "bare.RAW"
     raw.write_text(raw_text([1.0, 0.0] * N))
     with pytest.raises(MissingMetadataError) as err:
         read_fid(raw, **given)
     assert str(err.value) == f"{raw} {line}"
-    assert err.value.missing == tuple(GRID_WORDS[k][0] for k in err.value.keywords)
+    assert err.value.missing == tuple(ACQUISITION_VALUES[k].words for k in err.value.keywords)
     assert set(err.value.keywords).isdisjoint(given)

@@ -13,30 +13,28 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _config
 from ..errors import ConfigError
+from ..formats import ACQUISITION_VALUES
 from ..formats import flag as flag_of
 
 if TYPE_CHECKING:  # numpy loads only with a basis, not for --help
     from ..types import BasisSet
 
-#: Acquisition facts some file formats lack: (key, metavar, help).
-ACQUISITION_FLAGS = (
-    ("dwell_time_s", "S", "dwell time in seconds"),
-    ("spectrometer_freq_mhz", "MHZ", "spectrometer frequency in MHz"),
-    ("ppm_reference", "PPM", "chemical shift of 0 Hz in ppm (default 4.65 for 1H)"),
-)
+#: The grid's acquisition values, whose value is a positive number (a ppm reference is a
+#: signed shift).
+_GRID = ("dwell_time_s", "spectrometer_freq_mhz")
 
 
-#: The acquisition flags whose value is a positive number (a ppm reference is a signed shift).
-_POSITIVE_ACQUISITION = {"dwell_time_s", "spectrometer_freq_mhz"}
+def _metavar(key: str) -> str:
+    """An acquisition flag's metavar: its value's unit, upper-cased (``S``, ``MHZ``, ``PPM``)."""
+    return ACQUISITION_VALUES[key].unit.upper()
 
 
 def grid_flags(keywords: Sequence[str]) -> list[str]:
     """``FLAG METAVAR`` of each grid value ``keywords`` names (a
     :class:`~scaloquant.errors.MissingMetadataError`'s ``keywords``: ``("dwell_time_s",)`` ->
     ``["--dwell-time-s S"]``), in the flags' order; of both where it names neither."""
-    grid = ACQUISITION_FLAGS[:2]
-    named = [g for g in grid if g[0] in keywords]
-    return [f"{flag_of(key)} {metavar}" for key, metavar, _ in named or grid]
+    named = [key for key in _GRID if key in keywords]
+    return [f"{ACQUISITION_VALUES[key].flag} {_metavar(key)}" for key in named or _GRID]
 
 
 def lacked(missing: Sequence[str]) -> str:
@@ -99,13 +97,13 @@ def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -
     """Add ``--dwell-time-s``, ``--spectrometer-freq-mhz``, ``--ppm-reference`` and
     ``--override-header``; ``applies_to`` ends "for ...", e.g. ``"input files that do not
     record it"``."""
-    for key, metavar, what in ACQUISITION_FLAGS:
+    for key, value in ACQUISITION_VALUES.items():
         parser.add_argument(
-            flag_of(key),
+            value.flag,
             dest=key,
-            type=positive_number if key in _POSITIVE_ACQUISITION else finite_number,
-            metavar=metavar,
-            help=f"{what}, for {applies_to} (a file's own value wins; "
+            type=positive_number if key in _GRID else finite_number,
+            metavar=_metavar(key),
+            help=f"{value.help}, for {applies_to} (a file's own value wins; "
             "one that differs is refused unless --override-header)",
         )
     parser.add_argument(
@@ -118,7 +116,7 @@ def add_acquisition_flags(parser: argparse.ArgumentParser, *, applies_to: str) -
 
 def acquisition_overrides(args: argparse.Namespace) -> dict[str, float]:
     """The acquisition flags the user gave, as keyword arguments of the readers."""
-    return {k: getattr(args, k) for k, _, _ in ACQUISITION_FLAGS if getattr(args, k) is not None}
+    return {k: getattr(args, k) for k in ACQUISITION_VALUES if getattr(args, k) is not None}
 
 
 def refuse_acquisition_flags(args: argparse.Namespace, why: str, why_one: str) -> None:

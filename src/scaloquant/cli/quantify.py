@@ -220,8 +220,11 @@ def _quantify(args: argparse.Namespace) -> int:
                 source=checkpoint,
                 overwrite=args.overwrite,
             )
-            print(f"adapted model: {args.save_adapted}")
     print_run(run, "quantified", len(inputs), args.out)
+    # after the run's lines, beside where its results are: printed before them, it came ahead
+    # of the counts line that opens every run's lines (session 36, `tidy36`)
+    if run.adaptation is not None and args.save_adapted is not None:
+        print(f"adapted model: {args.save_adapted}")
     return 0
 
 

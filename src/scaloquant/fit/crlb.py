@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from .evaluation import Evaluation, Workspace, whitened_inner, workspace_array
+from .evaluation import (
+    Evaluation,
+    Workspace,
+    add_prior_curvature,
+    whitened_inner,
+    workspace_array,
+)
 from .problem import Problem
 
 
@@ -111,7 +117,6 @@ def _normed_fisher(
     m = problem.n_metabolites
     dtype = ev.gram.dtype
     d, wd = ev.derivs.to(dtype), ev.w_derivs.to(dtype)
-    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
     n = m + d.shape[-1]
     # by blocks from the evaluation's Gram matrix, columns and whitened images: no (B, 2K, M +
     # P) copy, and the lower-left block is the transpose of the upper-right one
@@ -129,15 +134,13 @@ def _normed_fisher(
     # the baseline absorbs it, of a whitened norm 0 to rounding (its diagonal then as likely
     # negative as not: a NaN scale below): told apart by the whitened diagonal against the
     # plain one (the column's sum of squares), its rows and columns are replaced by the
-    # identity's below (no masking of D needed); unless a prior informs it
+    # identity's below (no masking of D needed); unless a prior informs it (the priors'
+    # curvature added as to the iterations' J^T J; the rows replaced are those no prior adds to)
     data = torch.diagonal(fisher[:, m:, m:], dim1=-2, dim2=-1)
     informed = data > BASELINE_ABSORBED_RTOL * torch.diagonal(plain, dim1=-2, dim2=-1)
-    ident = informed | (prior > 0)
     del plain
-    torch.diagonal(fisher, dim1=-2, dim2=-1)[:, m:] += prior * ident
-    if problem.penalty_active:
-        fi = problem.free_index
-        fisher[:, m:, m:] += noise_var[:, None, None] * problem.kernel_penalty[fi][:, fi]
+    prior = add_prior_curvature(problem, fisher[:, m:, m:], noise_var)
+    ident = informed | (prior > 0)
     _identity_rows(fisher, ~ident, m)
     scale = torch.sqrt(torch.diagonal(fisher, dim1=-2, dim2=-1)).clamp_min(1e-300)
     outer = scale[:, :, None] * scale[:, None, :]

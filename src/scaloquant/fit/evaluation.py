@@ -753,6 +753,23 @@ def objective(
     return data_cost + prior * noise_var
 
 
+def add_prior_curvature(
+    problem: Problem, matrix: torch.Tensor, noise_var: torch.Tensor
+) -> torch.Tensor:
+    """Add, in place, the priors' curvature to ``matrix`` ``(B, P_free, P_free)`` over the free
+    parameters (the data's ``J^T J`` of the Levenberg-Marquardt steps, the CRLB's Fisher block):
+    half the Hessian of :func:`objective`'s prior terms, the Gaussian priors' precisions on the
+    diagonal and the quadratic priors' ``Q``, each weighed by the noise variance ``(B,)``.
+    Returns the diagonal's terms ``(B, P_free)`` (the gradient's weights of ``theta``; 0 where
+    no prior informs the parameter)."""
+    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
+    torch.diagonal(matrix, dim1=-2, dim2=-1).add_(prior)
+    if problem.penalty_active:
+        fi = problem.free_index
+        matrix.add_(noise_var[:, None, None] * problem.kernel_penalty[fi][:, fi])
+    return prior
+
+
 def _kernel_penalty(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
     """The quadratic priors ``x^T Q x + 2 q^T x + c`` ``(B,)`` (the kernel's and the group
     spread priors; in units of the noise variance)."""

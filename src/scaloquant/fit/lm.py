@@ -27,6 +27,7 @@ import torch
 from .evaluation import (
     Evaluation,
     Jacobian,
+    add_prior_curvature,
     evaluate,
     noise_var_from_residual,
     objective,
@@ -160,16 +161,14 @@ def _with_priors(
     noise_var: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_data_normal_equations`' ``(jtj, grad)`` with the priors' terms at ``theta``
-    ``(B, P)`` and the noise variance ``(B,)`` added (new tensors)."""
-    prior = problem.prior_precision[problem.free_index] * noise_var[:, None]
-    jtj = jtj + torch.diag_embed(prior)
+    ``(B, P)`` and the noise variance ``(B,)`` added (new tensors; the curvature's by
+    :func:`~scaloquant.fit.evaluation.add_prior_curvature`, as the CRLB's)."""
+    jtj = jtj.clone()
+    prior = add_prior_curvature(problem, jtj, noise_var)
     grad = grad + prior * theta[:, problem.free_index]
     if problem.penalty_active:
-        fi = problem.free_index
-        q_free = problem.kernel_penalty[fi][:, fi]
-        jtj = jtj + noise_var[:, None, None] * q_free
         half_grad = times_matrix(theta, problem.kernel_penalty) + problem.kernel_linear
-        grad = grad + noise_var[:, None] * half_grad[:, fi]
+        grad = grad + noise_var[:, None] * half_grad[:, problem.free_index]
     return jtj, grad
 
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..errors import InputFileError, InvalidDataError, MissingMetadataError
+from ..formats import ACQUISITION_VALUES
 from ..paths import require_file
 
 
@@ -250,8 +251,8 @@ def require_grid(
     if keywords:
         # both at once where both are missing (an LCModel .RAW without $SEQPAR): naming one
         # sent the user back for the other in a second run (session 34, `audit34`)
-        whats = tuple(GRID_WORDS[key][0] for key in keywords)
-        flags = [GRID_WORDS[key][2] for key in keywords]
+        whats = tuple(ACQUISITION_VALUES[key].words for key in keywords)
+        flags = [ACQUISITION_VALUES[key].flag for key in keywords]
         raise MissingMetadataError(
             f"{path} does not record the {' or the '.join(whats)}; pass {' and '.join(flags)}",
             path=path,
@@ -261,14 +262,6 @@ def require_grid(
     return float(dwell_time_s), float(spectrometer_freq_mhz)
 
 
-#: What each acquisition value is called in messages: (words, unit, flag).
-GRID_WORDS = {
-    "dwell_time_s": ("dwell time", "s", "--dwell-time-s"),
-    "spectrometer_freq_mhz": ("spectrometer frequency", "MHz", "--spectrometer-freq-mhz"),
-    "ppm_reference": ("ppm reference", "ppm", "--ppm-reference"),
-}
-
-
 def plausible_recorded(recorded: Mapping[str, float], key: str, path: Path) -> float | None:
     """``recorded[key]`` (None where absent), refused with :class:`InvalidDataError` naming the
     file and the flag where it is no value in its unit (:func:`implausible_grid_value`)."""
@@ -276,7 +269,7 @@ def plausible_recorded(recorded: Mapping[str, float], key: str, path: Path) -> f
     why = None if value is None else implausible_grid_value(key, value)
     if why is None:
         return value
-    words, unit, flag = GRID_WORDS[key]
+    words, unit, flag, _ = ACQUISITION_VALUES[key]
     raise InvalidDataError(
         f"{path} records a {words} of {value:g} {unit}, {why} fix the file's header, or give the "
         f"{words} with {flag} and --override-header"

@@ -37,7 +37,6 @@ from ..formats import (
 from ..paths import require_existing
 from ..types import FID, BasisSet
 from ._common import (
-    GRID_WORDS,
     implausible_grid_value,
     plausible_recorded,
     read_text,
@@ -96,7 +95,7 @@ def _require_plausible(values: dict[str, float]) -> None:
         value = values.get(key)
         why = None if value is None else implausible_grid_value(key, value)
         if why is not None:
-            words, unit, flag = GRID_WORDS[key]
+            words, unit, flag, _ = ACQUISITION_VALUES[key]
             example = " (e.g. 0.00025 for 4 kHz)" if key == "dwell_time_s" else ""
             raise ConfigError(f"{flag} {value:g} is {why} give the {words} in {unit}{example}")
 
@@ -132,7 +131,7 @@ def reconcile_header(
         if _agrees(key, value, recorded[key]):
             keep[key] = recorded[key]
             continue
-        words, unit, flag = GRID_WORDS[key]
+        words, unit, flag, _ = ACQUISITION_VALUES[key]
         if not override_header:
             raise ConfigError(
                 f"{path} records a {words} of {recorded[key]:.10g} {unit} but {flag} gives "
@@ -148,8 +147,9 @@ def reconcile_header(
         provenance["warnings"] = [
             *(provenance.get("warnings") or ()),
             *(
-                f"--override-header: {GRID_WORDS[k][0]} {v['used']:.10g} {GRID_WORDS[k][1]} used instead of "
-                f"the {v['recorded']:.10g} {GRID_WORDS[k][1]} the file records"
+                f"--override-header: {ACQUISITION_VALUES[k].words} {v['used']:.10g} "
+                f"{ACQUISITION_VALUES[k].unit} used instead of the {v['recorded']:.10g} "
+                f"{ACQUISITION_VALUES[k].unit} the file records"
                 for k, v in overridden.items()
             ),
         ]
