@@ -823,6 +823,28 @@ def test_data_of_uncombined_coils_are_fitted_per_coil_and_say_so(basis, signals,
     assert "2 receive coils not combined (DIM_COIL)" in (out / "summary.md").read_text()
 
 
+@pytest.mark.parametrize(
+    ("tag", "words"),
+    [
+        ("DIM_EDIT", "2 edited subspectra (DIM_EDIT: MEGA, HERMES) quantified one by one"),
+        ("DIM_ISIS", "2 ISIS steps (DIM_ISIS) quantified one by one, though none is localised"),
+        ("DIM_INDIRECT_0", "2 rows of a 2-D acquisition (DIM_INDIRECT_0: J-resolved, multi-TE"),
+    ],
+)
+def test_subspectra_to_combine_first_are_fitted_one_by_one_and_say_so(
+    basis, signals, tmp_path, tag, words
+):
+    """Before: an edit-ON/OFF pair, two ISIS steps or two rows of a 2-D acquisition were each
+    fitted as a spectrum of the basis' sequence, exit 0, nothing said (session 36, audit36;
+    uncombined coils said so already)."""
+    parts = np.stack([signals[0], signals[0] * 0.5]).reshape(1, 1, 1, 2, -1)
+    data = write_nifti_mrs(tmp_path / "e.nii.gz", _fid(basis, parts), dim_tags=[tag])
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--preset", "simulated", "--out", str(out)]) == 0
+    assert len(_rows(out)) == 2  # still fitted: an edit-OFF spectrum alone is a fair question
+    assert words in (out / "summary.md").read_text()
+
+
 def test_unaveraged_transients_too_weak_one_by_one_say_to_average_them(basis, signals, tmp_path):
     """8 transients of one spectrum, each buried in noise (session 23's sweep: each flagged
     no_signal, with no word of why): the table's rows stay unquantified and the summary says
