@@ -761,6 +761,12 @@ FIT_REFUSALS = [
         "is it in Hz",
     ),
     ("water of uncombined coils", ["--water", "{tmp}/coils.nii.gz"], {}, "coils not combined"),
+    (
+        "free-form kernel wider than the window",  # 1e6 was text to YAML 1.1 (session 36)
+        ["--config", "{tmp}/ff.yaml"],
+        {"ff.yaml": "lineshape: freeform\nfreeform_halfwidth_hz: 1e6\n"},
+        "too few for the free-form kernel's",
+    ),
 ]
 
 
