@@ -851,6 +851,22 @@ def test_subspectra_to_combine_first_are_fitted_one_by_one_and_say_so(
     assert words in (out / "summary.md").read_text()
 
 
+def test_an_mrsi_water_voxel_without_signal_is_named_beside_its_nan_mm(basis, signals, tmp_path):
+    """A 2-voxel MRSI whose water reference holds zeros in its second voxel: that voxel's mM
+    were NaN, qc empty, and nothing said why (session 36, audit36)."""
+    t = basis.acquisition.time_axis_s()
+    water = np.stack([1e3 * np.exp(-t / 0.05), np.zeros_like(t)]).reshape(2, 1, 1, -1)
+    data = write_nifti_mrs(tmp_path / "m.nii.gz", _fid(basis, signals[:2].reshape(2, 1, 1, -1)))
+    wref = write_nifti_mrs(tmp_path / "w.nii.gz", _fid(basis, water))
+    out = tmp_path / "out"
+    argv = ["fit", str(data), "--water", str(wref), "--preset", "simulated", "--out", str(out)]
+    assert main(argv) == 0
+    rows = _rows(out)
+    assert np.isfinite(float(rows[0]["NAA_mM"])) and np.isnan(float(rows[1]["NAA_mM"]))
+    summary = (out / "summary.md").read_text()
+    assert "w.nii.gz holds no water signal in 1 of 2 voxels (1,0,0): the mM of" in summary
+
+
 def test_unaveraged_transients_too_weak_one_by_one_say_to_average_them(basis, signals, tmp_path):
     """8 transients of one spectrum, each buried in noise (session 23's sweep: each flagged
     no_signal, with no word of why): the table's rows stay unquantified and the summary says

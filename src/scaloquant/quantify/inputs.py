@@ -276,6 +276,8 @@ class SpectraInput:
             "fwhm_hz": width * water.spectrometer_freq_mhz,
             "water_ratio": ratio,
         }
+        if flat.shape[0] > 1:
+            notes.extend(self._water_voxels_without_signal(source))
         if not water_peak.looks_like_water(ratio):
             if np.isnan(ratio):
                 why = "it has no signal at 4.65 ppm (empty, or its band misses it)"
@@ -295,6 +297,27 @@ class SpectraInput:
                 )
             notes.append(f"{problem}; used anyway (--force): check the mM columns")
         return tuple(notes), figures
+
+    def _water_voxels_without_signal(self, source: str) -> tuple[str, ...]:
+        """For an MRSI water reference, one sentence naming its voxels without water signal
+        (:func:`~scaloquant.quantify.water.water_area` 0: all zeros), whose spectra get NaN in
+        every mM column: their NaN was unexplained where the voxel's spectrum was fitted
+        (session 36, audit36). Nothing where every voxel has signal."""
+        from .water import water_area
+
+        water = self.water
+        areas = water_area(water.samples, water.acquisition).reshape(-1)
+        empty = np.flatnonzero(~(areas > 0))
+        if not empty.size:
+            return ()
+        voxels = [",".join(map(str, i)) for i in np.ndindex(*water.samples.shape[:-1])]
+        which = ", ".join(voxels[i] for i in empty[:5])
+        more = f" and {empty.size - 5} more" if empty.size > 5 else ""
+        return (
+            f"the water reference {source} holds no water signal in {empty.size} of "
+            f"{areas.size} voxels ({which}{more}): the mM of their spectra are NaN; check "
+            "that it is the water reference of these data",
+        )
 
     def water_areas_source(self) -> np.ndarray | None:
         """Water samples broadcastable to the spectra: ``(..., n_points_w)`` or None."""
