@@ -406,6 +406,16 @@ def damage_nifti(d: Damager) -> None:
     save("data-real-float32", _nifti_with(data=data.real.astype(np.float32)))
     save("data-complex128", _nifti_with(data=data.astype(np.complex128)))
     save("data-5d-two-fids", _nifti_with(data=np.stack([data, data], axis=-1)))
+    # session 36 (audit36): parts of one measurement to combine first, fitted one by one (a
+    # warning says so), and a tag outside the standard on data that have the dimension
+    two = np.stack([data, data], axis=-1)
+    for name, tag in (
+        ("data-5d-dim-edit", "DIM_EDIT"),
+        ("data-5d-dim-isis", "DIM_ISIS"),
+        ("data-5d-dim-indirect", "DIM_INDIRECT_0"),
+        ("data-5d-tag-bogus", "DIM_BOGUS"),
+    ):
+        save(name, _nifti_with(json.dumps({**ext, "dim_5": tag}), data=two))
 
 
 def damage_basis(d: Damager) -> None:
@@ -450,6 +460,12 @@ def damage_basis(d: Damager) -> None:
     d.text("basis", "duplicate-metabo", f"{text[:at]}METABO = '{names[0]}'{text[to:]}", ".BASIS")
     d.text("basis", "empty-metabo", f"{text[:at]}METABO = ''{text[to:]}", ".BASIS")
     d.text("basis", "block-appended-again", text + text[blocks[0] : second], ".BASIS")
+    # session 36 (audit36): one metabolite of another length, not the last (10 lines short)
+    data_at = text.index("$END", text.index("$BASIS\n", second)) + 5
+    cut_to = data_at
+    for _ in range(10):
+        cut_to = text.index("\n", cut_to) + 1
+    d.text("basis", "second-block-ten-lines-short", text[:data_at] + text[cut_to:], ".BASIS")
     # the first block's data: after the $END of its $BASIS group
     start = text.index("$END", text.index("$BASIS\n", blocks[0])) + 4
     lines = text[start:].splitlines(keepends=True)
@@ -700,6 +716,15 @@ def _results(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _warnings(folder: Path) -> set[str]:
+    """The warnings of a run's summary.md (its '- warning: ...' lines), without file names."""
+    summary = folder / "summary.md"
+    if not summary.exists():
+        return set()
+    lines = summary.read_text().splitlines()
+    return {ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("- warning:")}
+
+
 def compare(run: Run, got: Outcome, base: Outcome | None, base_run: Run | None) -> str:
     """How a run that exited 0 compares with the undamaged file's."""
     if base is None or base.rc != 0 or base_run is None:
@@ -707,8 +732,11 @@ def compare(run: Run, got: Outcome, base: Outcome | None, base_run: Run | None) 
     if run.command in ("fit", "quantify", "fit --basis"):
         rows, ref = _results(run.out), _results(base_run.out)
         qc = ";".join(sorted({r.get("qc", "") for r in rows} - {""}))
+        # a warning the undamaged run's summary lacks (e.g. uncombined subspectra) says so too
+        extra = _warnings(run.out) - _warnings(base_run.out)
+        warned = f"; warnings={len(extra)}" if extra else ""
         if len(rows) != len(ref):
-            return f"{len(rows)} spectra, the undamaged {len(ref)}; qc={qc!r}"
+            return f"{len(rows)} spectra, the undamaged {len(ref)}; qc={qc!r}{warned}"
         worst, in_sd = 0.0, 0.0
         for r, b in zip(rows, ref, strict=True):
             for t in _COMPARED:
@@ -718,7 +746,7 @@ def compare(run: Run, got: Outcome, base: Outcome | None, base_run: Run | None) 
                 in_sd = max(in_sd, abs(got - was) / sd if sd else abs(got - was), key=_nan_first)
         return (
             f"max rel diff of {'/'.join(_COMPARED)} {worst:.3g} ({in_sd:.2g} of the undamaged "
-            f"run's sd); qc={qc!r}"
+            f"run's sd); qc={qc!r}{warned}"
         )
     if run.command == "convert":
         from scaloquant.errors import ScaloquantError
@@ -772,7 +800,7 @@ def verdict(command: str, got: Outcome, note: str) -> str:
         return "ok"
     if note.endswith(" 0 of ") or re.match(r"0 of \d+ lines", note):
         return "ok"
-    flagged = "qc=''" not in note and "qc=" in note
+    flagged = ("qc=''" not in note and "qc=" in note) or "warnings=" in note
     return "flagged" if flagged or "warning" in got.stderr.lower() else "UNFLAGGED"
 
 

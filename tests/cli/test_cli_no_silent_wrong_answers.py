@@ -765,6 +765,12 @@ FIT_REFUSALS = [
         "is it in Hz",
     ),
     ("water of uncombined coils", ["--water", "{tmp}/coils.nii.gz"], {}, "coils not combined"),
+    (
+        "free-form kernel wider than the window",  # 1e6 was text to YAML 1.1 (session 36)
+        ["--config", "{tmp}/ff.yaml"],
+        {"ff.yaml": "lineshape: freeform\nfreeform_halfwidth_hz: 1e6\n"},
+        "too few for the free-form kernel's",
+    ),
 ]
 
 
@@ -825,6 +831,44 @@ def test_data_of_uncombined_coils_are_fitted_per_coil_and_say_so(basis, signals,
     assert main(["fit", str(data), "--preset", "simulated", "--out", str(out)]) == 0
     assert len(_rows(out)) == 2
     assert "2 receive coils not combined (DIM_COIL)" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("tag", "words"),
+    [
+        ("DIM_EDIT", "2 edited subspectra (DIM_EDIT: MEGA, HERMES) quantified one by one"),
+        ("DIM_ISIS", "2 ISIS steps (DIM_ISIS) quantified one by one, though none is localised"),
+        ("DIM_INDIRECT_0", "2 rows of a 2-D acquisition (DIM_INDIRECT_0: J-resolved, multi-TE"),
+    ],
+)
+def test_subspectra_to_combine_first_are_fitted_one_by_one_and_say_so(
+    basis, signals, tmp_path, tag, words
+):
+    """Before: an edit-ON/OFF pair, two ISIS steps or two rows of a 2-D acquisition were each
+    fitted as a spectrum of the basis' sequence, exit 0, nothing said (session 36, audit36;
+    uncombined coils said so already)."""
+    parts = np.stack([signals[0], signals[0] * 0.5]).reshape(1, 1, 1, 2, -1)
+    data = write_nifti_mrs(tmp_path / "e.nii.gz", _fid(basis, parts), dim_tags=[tag])
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--preset", "simulated", "--out", str(out)]) == 0
+    assert len(_rows(out)) == 2  # still fitted: an edit-OFF spectrum alone is a fair question
+    assert words in (out / "summary.md").read_text()
+
+
+def test_an_mrsi_water_voxel_without_signal_is_named_beside_its_nan_mm(basis, signals, tmp_path):
+    """A 2-voxel MRSI whose water reference holds zeros in its second voxel: that voxel's mM
+    were NaN, qc empty, and nothing said why (session 36, audit36)."""
+    t = basis.acquisition.time_axis_s()
+    water = np.stack([1e3 * np.exp(-t / 0.05), np.zeros_like(t)]).reshape(2, 1, 1, -1)
+    data = write_nifti_mrs(tmp_path / "m.nii.gz", _fid(basis, signals[:2].reshape(2, 1, 1, -1)))
+    wref = write_nifti_mrs(tmp_path / "w.nii.gz", _fid(basis, water))
+    out = tmp_path / "out"
+    argv = ["fit", str(data), "--water", str(wref), "--preset", "simulated", "--out", str(out)]
+    assert main(argv) == 0
+    rows = _rows(out)
+    assert np.isfinite(float(rows[0]["NAA_mM"])) and np.isnan(float(rows[1]["NAA_mM"]))
+    summary = (out / "summary.md").read_text()
+    assert "w.nii.gz holds no water signal in 1 of 2 voxels (1,0,0): the mM of" in summary
 
 
 def test_unaveraged_transients_too_weak_one_by_one_say_to_average_them(basis, signals, tmp_path):

@@ -244,6 +244,17 @@ def test_an_output_file_that_is_a_folder_is_refused_as_one(tmp_path, capsys):
     assert f"{tmp_path} is a folder; give a file name" in one_error_line(capsys, "simulate")
 
 
+@pytest.mark.parametrize("name", ["sim.txt", "sim"])
+def test_a_simulation_output_not_named_as_hdf5_is_refused(tmp_path, capsys, name):
+    """simulate --out sim.txt wrote HDF5 there, exit 0, which fit then refused as 'a binary
+    file, not text' (session 36, audit36)."""
+    out = tmp_path / name
+    assert main(["simulate", "--n", "2", "--seed", "1", "--out", str(out)]) == 2
+    line = one_error_line(capsys, "simulate")
+    assert f"{out} is named otherwise; name it {out.with_suffix('.h5')}" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_simulation_file_given_to_fit_is_named_as_one(tmp_path, capsys, test_file):
     """fit/quantify/convert of simulate's .h5 said 'test.h5 is a binary file, not text; check
     the file format'."""

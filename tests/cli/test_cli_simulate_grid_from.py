@@ -210,7 +210,7 @@ def test_a_grid_file_of_another_field_is_refused_with_the_commands_remedy(
     """A 7 T file's grid: the library's 'train a model (or fit) with a basis set for 297.2 MHz'
     was off for ``simulate``, which needs a basis for that field (session 31, `words31`)."""
     grid = _grid_file(tmp_path / "7t.nii.gz", spectrometer_freq_mhz=297.2)
-    out = tmp_path / "out"
+    out = tmp_path / ("sim.h5" if command[0] == "simulate" else "out")  # a file, a folder
     assert main([*command, "--out", str(out), "--grid-from", str(grid)]) == 2
     line = one_error_line(capsys, command[0])
     assert f"--grid-from {grid}: acquired at 297.2 MHz (1H, 7.0 T)" in line, line

@@ -451,8 +451,8 @@ ROOM_ORDER: dict[str, tuple[str, ...]] = {
         "adapt",
     ),
     "quantify": (
-        "inputs",
         "water",
+        "inputs",
         "results",
         "rows",
         "notes",

@@ -13,7 +13,7 @@ import pytest
 from scaloquant._config import positive_number, true_or_false, whole_number
 from scaloquant.errors import ConfigError
 from scaloquant.fit.config import FIT_PRESETS, FitConfig
-from scaloquant.io.config import read_config
+from scaloquant.io.config import read_config, read_mapping
 from scaloquant.quantify import WaterScaling
 from scaloquant.scalogram import ScalogramConfig
 from scaloquant.simulate import BaselineConfig, InvivoPrior, SimulationConfig
@@ -203,3 +203,13 @@ def test_a_yaml_key_given_twice_is_refused(tmp_path):
     once = tmp_path / "ok.yaml"
     once.write_text("ppm_range: [0.2, 4.0]\nlineshape: voigt\n")
     assert read_config(once, FitConfig.from_dict).ppm_range == (0.2, 4.0)
+
+
+def test_a_yaml_number_with_an_exponent_is_a_number(tmp_path):
+    """PyYAML's YAML 1.1 read 1e6, 1.0e6 and 2.5E-3 as text: 'freeform_halfwidth_hz: 1e1' was
+    refused as "must be a positive number, got '1e1'" (session 36, audit36). Quoted, text."""
+    path = tmp_path / "c.yaml"
+    path.write_text("a: 1e6\nb: 1.0e6\nc: -2.5E-3\nd: '1e6'\ne: 5\nf: 1.0e+6\ng: e5\n")
+    read = read_mapping(path)
+    assert read == {"a": 1e6, "b": 1e6, "c": -2.5e-3, "d": "1e6", "e": 5, "f": 1e6, "g": "e5"}
+    assert isinstance(read["e"], int)

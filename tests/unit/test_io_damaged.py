@@ -210,6 +210,22 @@ def test_a_nifti_header_key_given_twice_with_two_values_is_refused(tmp_path):
         read_fid(path)
 
 
+@pytest.mark.parametrize("tag", ["DIM_FOO", "dim_dyn", ["DIM_DYN"]])
+def test_a_nifti_dimension_tag_outside_the_standard_is_refused_as_such(tmp_path, capsys, tag):
+    """Was 'cannot read ... as NIfTI-MRS (ValueError: tag must be one of the defined dimension
+    tags or None.); the file is truncated, corrupt or not NIfTI': a cause it is not (session
+    36, audit36)."""
+    samples = np.stack([_fid_values()] * 2).reshape(1, 1, 1, 2, -1)
+    path = write_nifti_mrs(tmp_path / "d.nii", FID(samples, **GRID), dim_tags=["DIM_DYN"])
+    header = json.loads(nib.load(path).header.extensions[0].get_content())
+    _patch_header_ext(path, json.dumps({**header, "dim_5": tag}))
+    assert main(["convert", str(path), str(tmp_path / "out.nii.gz")]) == 2
+    line = one_error_line(capsys, "convert")
+    assert f"is not valid NIfTI-MRS: its header extension's dim_5 is {tag!r}, not a" in line
+    assert "DIM_EDIT" in line and "truncated" not in line
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
 def _dim_offset(raw: bytes) -> tuple[str, int, int]:
     """(struct format, offset of dim[4], offset of pixdim[4]) of a NIfTI-1 or -2 header."""
     if struct.unpack("<i", raw[:4])[0] == 540:

@@ -126,3 +126,47 @@ def test_staging_folders_of_killed_runs_are_removed_others_kept(tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert names == {"out", *(v for k, v in left.items() if k != "killed")}
     assert (out / "metrics.json").read_text() == "1"
+
+
+def _unreplaceable(folder):
+    """Make the files in ``folder`` impossible to replace, as another user's files in a sticky
+    folder are: the folder read-only for a plain user, the file immutable for root (chattr);
+    returns the undo, or None where this machine allows neither (the test then skips)."""
+    folder.chmod(0o555)
+    probe = folder / ".probe"
+    try:
+        probe.write_text("")
+    except OSError:
+        return lambda: folder.chmod(0o755)
+    probe.unlink()
+    folder.chmod(0o755)  # root writes anyway: mark the file immutable instead
+    target = next(folder.iterdir())
+    done = subprocess.run(["chattr", "+i", str(target)], capture_output=True, check=False)
+    if done.returncode != 0:
+        return None
+    return lambda: subprocess.run(["chattr", "-i", str(target)], check=False)
+
+
+def test_a_move_refused_half_way_puts_the_earlier_outputs_back(tmp_path):
+    # the outputs are moved in sorted order: a.txt, then sub/b.txt (refused), then z.txt.
+    # Before: a.txt was the new run's and z.txt the old run's (one folder, two runs' results)
+    # under the claim "no partial output was left"
+    out = tmp_path / "out"
+    with staged_directory(out) as stage:
+        for name in ("a.txt", "sub/b.txt", "z.txt"):
+            (stage / name).parent.mkdir(exist_ok=True)
+            (stage / name).write_text("old")
+    undo = _unreplaceable(out / "sub")
+    if undo is None:
+        pytest.skip("neither a read-only folder nor chattr +i stops this user replacing a file")
+    try:
+        with pytest.raises(OSError):
+            with staged_directory(out, overwrite=True) as stage:
+                for name in ("a.txt", "sub/b.txt", "z.txt", "new/c.txt"):
+                    (stage / name).parent.mkdir(exist_ok=True)
+                    (stage / name).write_text("new")
+    finally:
+        undo()
+    texts = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert texts == {"a.txt": "old", "sub/b.txt": "old", "z.txt": "old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left

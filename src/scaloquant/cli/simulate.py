@@ -193,6 +193,7 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _output_format(args: argparse.Namespace) -> str:
     """``--format``, or the one the output's name implies; refuses a contradicting name."""
+    from ..formats import is_simulation_path
     from ..io.nifti import is_nifti_path
 
     named_nifti = is_nifti_path(args.out)
@@ -206,6 +207,13 @@ def _output_format(args: argparse.Namespace) -> str:
         raise ConfigError(
             f"--format hdf5 writes HDF5, but {args.out} is named as NIfTI; name it .h5 "
             "or pass --format nifti"
+        )
+    if fmt == "hdf5" and not is_simulation_path(args.out) and not args.out.is_dir():
+        # fit then read the HDF5 s.txt as text: 'a binary file, not text' (session 36)
+        raise ConfigError(
+            f"simulate writes HDF5 (or NIfTI-MRS with --format nifti), but {args.out} is "
+            f"named otherwise; name it {args.out.with_suffix('.h5')} (the other commands tell "
+            "a simulation file by its name)"
         )
     return fmt
 

@@ -345,7 +345,15 @@ def mm_shift_prior(group_names: tuple[str, ...], sd: float) -> np.ndarray:
     return q
 
 
-def _too_few_points(lo: float, hi: float, points: int) -> ConfigError:
+def _too_few_points(
+    lo: float, hi: float, points: int, n_kernel: int = 0, halfwidth_hz: float = 0.0
+) -> ConfigError:
+    if n_kernel > points:  # the kernel's half-width is the cause, not the window
+        return ConfigError(
+            f"ppm_range ({lo:g}, {hi:g}) holds {points} spectral points, too few for the "
+            f"free-form kernel's {n_kernel} weights alone: lower freeform_halfwidth_hz "
+            f"({halfwidth_hz:g} Hz; the default is {FitConfig.freeform_halfwidth_hz:g})"
+        )
     return ConfigError(
         f"ppm_range ({lo:g}, {hi:g}) holds {points} spectral points, too few for the model; "
         "widen it or fit fewer parameters"
@@ -407,7 +415,7 @@ def make_problem(
     n_kernel = len(offsets) - 1
     n_param = 3 * g + 2 + 2 * m + n_kernel
     if 2 * ppm.size <= m + n_param + 2 * ed:
-        raise _too_few_points(lo, hi, ppm.size)
+        raise _too_few_points(lo, hi, ppm.size, n_kernel, config.freeform_halfwidth_hz)
     free = np.zeros(n_param, dtype=bool)
     lower = np.full(n_param, -np.inf)
     upper = np.full(n_param, np.inf)

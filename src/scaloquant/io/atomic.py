@@ -215,8 +215,46 @@ def _move_into_place(staging: Path, path: Path, *, overwrite: bool) -> set[PureP
                 raise OutputExistsError(
                     f"{parent} is a file where an output folder belongs; move it"
                 )
-    for rel in files:
-        target = path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / rel, target)
+    # Each file this run replaces is first moved aside into the staging folder (removed with
+    # it), so that a move refused half-way (a file that cannot be replaced: another user's in a
+    # sticky folder, an immutable one) puts every file moved so far back as it was: the folder
+    # never holds one run's results.csv beside another run's results.json
+    aside = staging / f".replaced-{secrets.token_hex(4)}"
+    done: list[tuple[PurePath, bool]] = []  # (file, whether it replaced one)
+    made: list[Path] = []  # folders made for the outputs, outermost first
+    try:
+        for rel in files:
+            target = path / rel
+            for parent in reversed(list(target.parents)[: len(rel.parts) - 1]):
+                if not parent.exists():
+                    parent.mkdir()
+                    made.append(parent)
+            replaced = target.exists() or target.is_symlink()
+            if replaced:
+                (aside / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, aside / rel)
+            try:
+                os.replace(staging / rel, target)
+            except OSError:
+                if replaced:
+                    os.replace(aside / rel, target)
+                raise
+            done.append((rel, replaced))
+    except OSError:
+        _put_back(path, aside, done, made)
+        raise
     return set(files)
+
+
+def _put_back(path: Path, aside: Path, done: list[tuple[PurePath, bool]], made: list[Path]):
+    """Undo :func:`_move_into_place`'s moves ``done`` (each new file removed, the file it
+    replaced moved back from ``aside``) and remove the folders it ``made``; best effort (what
+    cannot be undone stays: the error that stopped the moves is the one reported)."""
+    for rel, replaced in reversed(done):
+        with contextlib.suppress(OSError):
+            (path / rel).unlink()
+            if replaced:
+                os.replace(aside / rel, path / rel)
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()

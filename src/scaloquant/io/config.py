@@ -10,6 +10,7 @@ pair), so the pure layers never touch a file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +62,15 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+# A number with an exponent is a number, as YAML 1.2, TOML and Python read it: PyYAML's YAML
+# 1.1 reads 1e6, 1.0e6 and 2.5E-3 as text (its floats need a dot and a signed exponent, 1.0e+6),
+# so 'freeform_halfwidth_hz: 1e1' was refused as "must be a positive number, got '1e1'"
+# (session 36, audit36). Quoted ('1e6') it stays text; the other forms resolve as before.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def read_mapping(path: Path) -> Mapping[str, Any]:

@@ -104,7 +104,7 @@ def read_nifti_mrs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image, content = _nifti_image(path)
-            _require_unique_header_keys(image, path)
+            _require_defined_dim_tags(_require_unique_header_keys(image, path), path)
             nmrs = NIFTI_MRS(image)
             on_disk = _image_data(image, content)
             _require_no_data_after_image(image, content, path)
@@ -244,18 +244,38 @@ def _nifti_image(path: Path):
         return kind.from_bytes(data), data
 
 
-def _require_unique_header_keys(image, path: Path) -> None:
+def _require_unique_header_keys(image, path: Path) -> Any:
     """Refuse a JSON header extension that gives a key twice with two values: JSON readers take
     the last, and which the writer meant is unknown (``SpectrometerFrequency`` twice: a
-    plausible spectrum on another field's axis). Invalid JSON is left to ``nifti_mrs``."""
-
+    plausible spectrum on another field's axis). Invalid JSON is left to ``nifti_mrs``.
+    Returns the (last) JSON header, None where there is none."""
+    header = None
     for extension in image.header.extensions:
         if extension.get_code() == _JSON_EXTENSION_CODE:
-            json.loads(
+            header = json.loads(
                 extension.get_content(),
                 object_pairs_hook=lambda pairs: unique_keys(
                     pairs, path, "its header extension gives {key} twice"
                 ),
+            )
+    return header
+
+
+def _require_defined_dim_tags(header: Any, path: Path) -> None:
+    """Refuse a ``dim_5``..``dim_7`` that is not one of the standard's dimension tags in the
+    words of a NIfTI-MRS refusal (``nifti_mrs`` raises a bare ``ValueError``, which read as
+    'the file is truncated, corrupt or not NIfTI')."""
+    from nifti_mrs.definitions import dimension_tags
+
+    if not isinstance(header, dict):
+        return
+    for key in ("dim_5", "dim_6", "dim_7"):
+        tag = header.get(key)
+        if tag is not None and (not isinstance(tag, str) or tag not in dimension_tags):
+            raise InputFileError(
+                f"{path} is not valid NIfTI-MRS: its header extension's {key} is {tag!r}, not a "
+                f"dimension tag of the standard ({', '.join(dimension_tags)}); correct the tag "
+                "or convert the file again"
             )
 
 

@@ -39,6 +39,38 @@ COMBINE_COILS = "combine the coils first (FSL-MRS: fsl_mrs_proc coilcombine)"
 #: series): quantified one by one, which is right for functional MRS and wrong for the
 #: transients of one average.
 DYN_TAG = "DIM_DYN"
+#: NIfTI-MRS tags of parts of one measurement that are combined before it is quantified (their
+#: definitions in the standard, ``nifti_mrs/standard/definitions.json``), each with the
+#: sentence of :meth:`SpectraInput.checks` after the count: quantified one by one, each part is
+#: fitted as a spectrum of the basis' sequence, which it is not.
+SUBSPECTRA_TAGS = {
+    "DIM_EDIT": (
+        "edited subspectra (DIM_EDIT: MEGA, HERMES) quantified one by one, each as a spectrum "
+        "of the basis' sequence, not the edited spectrum; form it first (FSL-MRS: fsl_mrs_proc "
+        "subtract --dim DIM_EDIT) and fit it with a basis set of the edited sequence"
+    ),
+    "DIM_ISIS": (
+        "ISIS steps (DIM_ISIS) quantified one by one, though none is localised alone; add them "
+        "with their signs first (FSL-MRS: fsl_mrs_proc add or subtract --dim DIM_ISIS)"
+    ),
+    "DIM_METCYCLE": (
+        "metabolite-cycled subspectra (DIM_METCYCLE) quantified one by one, each with the water "
+        "their combination removes; combine them first (FSL-MRS: fsl_mrs_proc subtract --dim "
+        "DIM_METCYCLE)"
+    ),
+    "DIM_PHASE_CYCLE": (
+        "phase-cycle steps (DIM_PHASE_CYCLE) quantified one by one, each with the signals their "
+        "sum cancels; average them first (FSL-MRS: fsl_mrs_proc average --dim DIM_PHASE_CYCLE)"
+    ),
+    **{
+        f"DIM_INDIRECT_{i}": (
+            f"rows of a 2-D acquisition (DIM_INDIRECT_{i}: J-resolved, multi-TE...) quantified "
+            "one by one, each as a 1-D spectrum at the header's echo time with the basis given; "
+            "fit each row with a basis set of its own timing"
+        )
+        for i in range(3)
+    },
+}
 
 
 def extra_axis(fid: FID, tag: str) -> int | None:
@@ -147,6 +179,9 @@ class SpectraInput:
                 "quantified on its own, so amplitudes and mM are per coil, not the voxel's "
                 f"(each coil has its own sensitivity); {COMBINE_COILS}"
             )
+        for tag, sentence in SUBSPECTRA_TAGS.items():
+            if (count := extra_size(fid, tag)) > 1:
+                found.append(f"{count} {sentence}")
         if fid.nucleus != "1H":
             return tuple(found)
         if mirror_ratios is None:
@@ -241,6 +276,8 @@ class SpectraInput:
             "fwhm_hz": width * water.spectrometer_freq_mhz,
             "water_ratio": ratio,
         }
+        if flat.shape[0] > 1:
+            notes.extend(self._water_voxels_without_signal(source))
         if not water_peak.looks_like_water(ratio):
             if np.isnan(ratio):
                 why = "it has no signal at 4.65 ppm (empty, or its band misses it)"
@@ -260,6 +297,27 @@ class SpectraInput:
                 )
             notes.append(f"{problem}; used anyway (--force): check the mM columns")
         return tuple(notes), figures
+
+    def _water_voxels_without_signal(self, source: str) -> tuple[str, ...]:
+        """For an MRSI water reference, one sentence naming its voxels without water signal
+        (:func:`~scaloquant.quantify.water.water_area` 0: all zeros), whose spectra get NaN in
+        every mM column: their NaN was unexplained where the voxel's spectrum was fitted
+        (session 36, audit36). Nothing where every voxel has signal."""
+        from .water import water_area
+
+        water = self.water
+        areas = water_area(water.samples, water.acquisition).reshape(-1)
+        empty = np.flatnonzero(~(areas > 0))
+        if not empty.size:
+            return ()
+        voxels = [",".join(map(str, i)) for i in np.ndindex(*water.samples.shape[:-1])]
+        which = ", ".join(voxels[i] for i in empty[:5])
+        more = f" and {empty.size - 5} more" if empty.size > 5 else ""
+        return (
+            f"the water reference {source} holds no water signal in {empty.size} of "
+            f"{areas.size} voxels ({which}{more}): the mM of their spectra are NaN; check "
+            "that it is the water reference of these data",
+        )
 
     def water_areas_source(self) -> np.ndarray | None:
         """Water samples broadcastable to the spectra: ``(..., n_points_w)`` or None."""
