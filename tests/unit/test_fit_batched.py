@@ -35,7 +35,6 @@ from scaloquant.fit.problem import (
     make_problem,
     parameter_bounds,
     prepare_basis,
-    with_components,
 )
 from scaloquant.fit.start import start_theta
 from scaloquant.io import default_basis
@@ -1603,39 +1602,3 @@ def test_levenberg_marquardt_from_the_trials_evaluation_is_its_own_start(fresh_p
     )
     trials, least, same = _reweighted_run(fresh_python, "invivo", body)
     assert int(trials) == 12 and int(least) >= 1 and same == "True"
-
-
-def test_freeform_kernel_leaves_parametric_components_unconvolved(small):
-    """LCModel convolves its free-form lineshape with the basis spectra only, not with its
-    simulated components of a given width (``LCModel.f``: ``lshape(nmetab) = sifwmn(1,
-    jsimul) .le. 0.``, and no convolution where ``lshape`` is false). Data: the fixture's
-    lines convolved with a known asymmetric kernel, plus LCModel's parametric Lip13 (its given
-    widths, a 3 /s damping, the fixture's phase; not convolved). With ``lineshape="freeform"``
-    every amplitude comes back within 0.1 % (noiseless data of the model: 1e-5 for Lip13,
-    2e-4 the others, where the LM's stopping rule leaves them; a model that convolves Lip13
-    too, as before session 36: Lip13 2.3 % off, the others 0.7 %), and the rebuilt model's
-    residual is the fit's (the kernel left off Lip13 there too)."""
-    basis, config, _, _ = small
-    # two spectra of the model (Mac's group and the metabolites'), their phase known
-    amplitudes = np.array([np.linspace(0.6, 1.4, len(NAMES)), np.linspace(1.4, 0.6, len(NAMES))])
-    phi0 = np.array([0.3, -0.2])
-    fids = model_data(
-        basis, config, amplitudes, np.array([[5.0, 15.0], [8.0, 12.0]]),
-        np.array([[1.0, 1.0], [-2.0, -2.0]]), np.array([[50.0, 50.0], [150.0, 150.0]]),
-        phi0, np.array([100.0, -50.0]),
-    )  # fmt: skip
-    kernel = {-2: 0.05, -1: 0.2, 0: 0.45, 1: 0.2, 2: 0.07, 3: 0.03}
-    with_lip = with_components(basis, ("Lip13",), unit_of=basis)
-    lip = np.exp(1j * phi0)[:, None] * with_lip.fids[-1] * np.exp(-3.0 * basis.time_axis_s())
-    data = convolved(fids, kernel) + lip
-    fid = FID(data, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-    free = fit_spectra(fid, with_lip, replace(config, lineshape="freeform"))
-    truth = np.concatenate([amplitudes, np.ones((2, 1))], axis=1)
-    err = np.abs(free.amplitudes / truth - 1)
-    print(f"Lip13 {err[:, -1].max():.2e}, others {err[:, :-1].max():.2e}")
-    assert err.max() < 1e-3
-    spectra = fitted_spectra(free, fid, with_lip)
-    rebuilt = np.linalg.norm(spectra.residual, axis=-1)
-    np.testing.assert_allclose(
-        rebuilt, free.residual_norm, rtol=1e-3, atol=1e-6 * np.abs(spectra.data).max()
-    )

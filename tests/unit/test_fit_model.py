@@ -4,18 +4,14 @@ numpy oracle: ``tests/unit/test_physics_model.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
 
 from scaloquant.fit import FitConfig
-from scaloquant.fit.config import FIT_PRESETS
 from scaloquant.fit.evaluation import columns, evaluate, stack
 from scaloquant.fit.lm import _normal_equations
-from scaloquant.fit.problem import Problem, data_window, make_problem, with_components
-from scaloquant.io import default_basis
+from scaloquant.fit.problem import Problem, data_window, make_problem
 from scaloquant.signal import axes
 from scaloquant.types import BasisSet
 
@@ -96,46 +92,6 @@ def test_model_derivatives_match_finite_differences(config):
     g = problem.n_groups
     gauss = 40.0 if config.lineshape_kind == "voigt" else 0.0
     theta = theta_of(problem, np.linspace(2, 8, g), np.linspace(-2, 3, g), 0.3, 0.05, gauss)
-    a = torch.tensor([[1.0, 0.5, 0.8, 0.3]], dtype=torch.float64)
-    y = torch.zeros(1, problem.ppm.numel(), dtype=torch.complex128)
-    ones = torch.ones(1, dtype=torch.float64)
-    analytic = evaluate(problem, theta, y, ones, fixed_amplitudes=a).derivs[0].numpy()
-
-    def model(t: torch.Tensor) -> np.ndarray:
-        return stack(columns(problem, t)[0] @ a.to(torch.complex128)[..., None])
-
-    for k, j in enumerate(problem.free_index.tolist()):
-        h = 1e-6 * max(1.0, abs(float(theta[0, j])))
-        up, down = theta.clone(), theta.clone()
-        up[0, j] += h
-        down[0, j] -= h
-        numeric = ((model(up) - model(down)) / (2 * h))[0, :, 0].numpy()
-        # single-precision FFTs: relative errors ~1e-7 of the largest column entry
-        np.testing.assert_allclose(
-            analytic[:, k], numeric, rtol=1e-4, atol=1e-5 * np.abs(numeric).max()
-        )
-
-
-@pytest.mark.parametrize("grouping", ["per_metabolite", "metabolites_and_mm"])
-def test_freeform_derivatives_with_unconvolved_components_match_finite_differences(grouping):
-    """With ``lineshape="freeform"`` and LCModel's parametric components, which the kernel
-    leaves unconvolved (``Problem.kernel_plain``), ``D`` (the kernel's columns, the groups'
-    and the per-metabolite deviations' of both kinds) against central differences of the
-    model ``S a``, as :func:`test_model_derivatives_match_finite_differences`."""
-    metabolites = default_basis().subset(["Cr", "NAA"])
-    basis = with_components(metabolites, ("MM20", "Lip13"), unit_of=metabolites)
-    config = replace(
-        FIT_PRESETS["invivo"], grouping=grouping, lineshape="freeform", decimate_model=False
-    )
-    problem = make_problem(basis, config)
-    assert problem.free[sl_dev := problem.slices()["damping_dev"]].all()
-    assert problem.free[problem.slices()["shift_dev"]].all() and sl_dev.stop > sl_dev.start
-    assert problem.kernel_plain.tolist() == [False, False, True, True]
-    g, sl = problem.n_groups, problem.slices()
-    theta = theta_of(problem, np.linspace(2, 8, g), np.linspace(-2, 3, g), 0.3, 0.05, 40.0)
-    kernel = torch.linspace(0.02, 0.08, sl["kernel"].stop - sl["kernel"].start)
-    theta[0, sl["kernel"]] = kernel.to(torch.float64)
-    theta[0, sl["damping_dev"]] = torch.tensor([0.5, -0.3, 0.2, 0.4], dtype=torch.float64)
     a = torch.tensor([[1.0, 0.5, 0.8, 0.3]], dtype=torch.float64)
     y = torch.zeros(1, problem.ppm.numel(), dtype=torch.complex128)
     ones = torch.ones(1, dtype=torch.float64)

@@ -438,24 +438,20 @@ def _derivative_columns(
         (problem.group_of == torch.arange(m, device=problem.group_of.device)).all()
     )
     if problem.kernel_active:  # before t z overwrites zd
-        # sum_m a_m z_m over the convolved columns, (B, 1, N)
-        a_conv = a if problem.kernel_plain is None else a * ~problem.kernel_plain
-        za = real_weighted_sum(a_conv[:, None, :], zd)
+        za = real_weighted_sum(a[:, None, :], zd)  # sum_m a_m z_m, (B, 1, N)
         spec = fft(za, overwrite=True)[:, 0]
         n = za.shape[-1]
         reads = [spec[:, torch.remainder(problem.fft_index - j, n)] for j in problem.kernel_offsets]
         kcols = torch.stack([r - reads[0] for r in reads[1:]], dim=-1).to(work)
         put("kernel", kcols * phase[..., None].to(work), 1.0)
 
-    def transform(
-        u: torch.Tensor, weights: torch.Tensor | None = None, plain: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def transform(u: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """The phased window columns of ``u`` ``(B, X, N)`` (this function's own: its FFT
         is written over it), times real ``weights`` ``(B, X)`` (the amplitudes, applied to the
-        ``(B, K, X)`` columns, not to ``u``); ``plain``: see :func:`_window`."""
+        ``(B, K, X)`` columns, not to ``u``)."""
         # the factor laid out as the window's transposed columns, so that the product is too
         factor = phase[:, None, :] if weights is None else phase[:, None, :] * weights[..., None]
-        window = _window(problem, u, kernel, overwrite=True, plain=plain)
+        window = _window(problem, u, kernel, overwrite=True)
         if workspace is None or problem.kernel_active:
             return window.to(work) * factor.to(work).mT
         # the same product in the workspace's array, laid out as window.to(work) is for the
@@ -468,7 +464,6 @@ def _derivative_columns(
         return out.copy_(window).mul_(factor.to(work).mT)
 
     transformed: list[torch.Tensor] = []  # the workspace's arrays taken by transform
-    plain_m, plain_g = problem.kernel_plain, problem.kernel_plain_groups
 
     g = problem.n_groups
     t2 = (time**2).to(time_d.dtype)
@@ -487,14 +482,14 @@ def _derivative_columns(
             if identity:
                 u = times_real(zd, t2)
                 _put_edge_rows(problem, u, ed, 2)
-                t2g = transform(u, a, plain_m)
+                t2g = transform(u, a)
             else:
                 times_real(grouped, t2, out=grouped)
                 _put_edge_rows(problem, grouped, grouped_edge, 2)
-                t2g = transform(grouped, plain=plain_g)
+                t2g = transform(grouped)
         times_real(zd, time_d, out=zd)  # t z, in place
         _put_edge_rows(problem, zd, ed, 1)
-        t1a = transform(zd, a, plain_m)
+        t1a = transform(zd, a)
         put("damping_dev", t1a, -1.0)
         put("shift_dev", t1a, 2 * math.pi, imaginary=True)
         # the groups' sums of the (B, K, M) columns stored column by column: one real product
@@ -516,10 +511,7 @@ def _derivative_columns(
         scale = None
         if identity:
             scale = torch.cat([a, a], dim=-1) if problem.gaussian else a
-        plain_both = plain_g
-        if plain_g is not None and problem.gaussian:
-            plain_both = torch.cat([plain_g, plain_g])
-        both = transform(both, scale, plain_both)
+        both = transform(both, scale)
         t1g, t2g = both[..., :g], both[..., g:]
     put("damping", t1g, -1.0)
     put("shift", t1g, 2 * math.pi, imaginary=True)
@@ -558,20 +550,14 @@ def _derivative_columns(
 
 
 def _window(
-    problem: Problem,
-    z: torch.Tensor,
-    kernel: torch.Tensor,
-    *,
-    overwrite: bool = False,
-    plain: torch.Tensor | None = None,
+    problem: Problem, z: torch.Tensor, kernel: torch.Tensor, *, overwrite: bool = False
 ) -> torch.Tensor:
     """Window columns ``(B, K, X)`` of ``z`` ``(B, X, N)``, convolved with ``kernel``
-    ``(B, J + 1)`` where ``problem`` fits one, but for the columns ``plain`` ``(X,)`` bool
-    (``problem.kernel_plain`` or ``kernel_plain_groups``, as ``z`` holds columns or groups);
-    ``overwrite``: ``z`` may be overwritten (:func:`scaloquant.physics.model.fft`)."""
+    ``(B, J + 1)`` where ``problem`` fits one; ``overwrite``: ``z`` may be overwritten
+    (:func:`scaloquant.physics.model.fft`)."""
     if problem.kernel_active:
         return kernel_window_columns(
-            z, problem.fft_index, problem.kernel_offsets, kernel, overwrite=overwrite, plain=plain
+            z, problem.fft_index, problem.kernel_offsets, kernel, overwrite=overwrite
         )
     return window_columns(z, problem.fft_index, overwrite=overwrite)
 
@@ -634,7 +620,7 @@ def columns(
     # the phase product promotes single-precision columns (TRIAL_DTYPE) to the basis' dtype
     # in the same pass (no separate conversion), over the window's rows as the FFT stores
     # them (B, M, K), not over its transposed view
-    window = _window(problem, z, kernel, plain=problem.kernel_plain).mT
+    window = _window(problem, z, kernel).mT
     if workspace is None or problem.kernel_active:
         cols = (window * phase[:, None, :]).to(problem.fids.dtype)
     else:  # the same product in the workspace's array, C order as the product's own (checked

@@ -238,10 +238,6 @@ class Problem:
     #: (``make_problem(stiffnesses_ed_per_ppm=...)``; None: every spectrum at
     #: ``baseline_ed_per_ppm``, the fields above)
     stiffnesses: BaselineStiffnesses | None = None
-    #: the columns ``(M,)`` and groups ``(G,)`` the free-form kernel leaves unconvolved
-    #: (:func:`kernel_plain`; None: it convolves every column)
-    kernel_plain: torch.Tensor | None = None
-    kernel_plain_groups: torch.Tensor | None = None
 
     @property
     def n_groups(self) -> int:
@@ -297,24 +293,6 @@ def kernel_offsets(half_bins: int) -> list[int]:
     ``J = half_bins`` (the order of :attr:`Problem.kernel_offsets` and of
     ``FitResult.lineshape_kernel``)."""
     return [0] + [j for j in range(-half_bins, half_bins + 1) if j != 0]
-
-
-def kernel_plain(names: tuple[str, ...], group_of: np.ndarray) -> np.ndarray | None:
-    """The columns ``(M,)`` bool that the free-form kernel does not convolve: LCModel's
-    parametric components (:data:`~scaloquant.physics.macromolecules.LCMODEL_COMPONENTS`,
-    lines of their own in-vivo widths), as LCModel convolves only the basis spectra, not its
-    simulated components of a given width (``LCModel.f``: ``lshape(nmetab) = sifwmn(1,
-    jsimul) .le. 0.``, then no convolution where ``lshape`` is false). None where there are
-    none, or where a lineshape group holds both kinds (one group's sum is convolved whole:
-    there the kernel convolves every column)."""
-    plain = np.array([n in LCMODEL_COMPONENTS for n in names], dtype=bool)
-    if not plain.any():
-        return None
-    for g in np.unique(group_of):
-        members = plain[group_of == g]
-        if members.any() and not members.all():
-            return None
-    return plain
 
 
 def kernel_prior(
@@ -486,7 +464,6 @@ def make_problem(
         None if echo_time_s is None else 1e3 * echo_time_s,
     )
     grid = _model_grid(basis, basis.fids * apod, fft_index, half, config.decimate_model)
-    plain = kernel_plain(basis.names, group_of) if n_kernel > 0 else None
     return Problem(
         names=basis.names,
         group_of=torch.as_tensor(group_of, dtype=torch.long, device=dev),
@@ -536,10 +513,6 @@ def make_problem(
         gauss_newton_stop=config.grouping == "per_metabolite",
         edge_runs=_runs(grid.edge_rows),
         stiffnesses=stiffnesses,
-        kernel_plain=None if plain is None else torch.as_tensor(plain, device=dev),
-        kernel_plain_groups=None
-        if plain is None
-        else torch.as_tensor(np.bincount(group_of, plain, minlength=g) > 0, device=dev),
     )
 
 

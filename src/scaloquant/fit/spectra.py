@@ -924,22 +924,14 @@ def _rebuild(
         x = torch.tensor(fids[rows], device=device)
         data.append(fft(x)[..., index].cpu().numpy())
         z = _modulated(result, basis, rows=rows, device=device)
-        plain = None if kernel is None else problem.kernel_plain
-        if plain is not None:
-            plain = plain.to(device)
-        if summed:  # the model's time signal (b, 1, N); (b, 2, N): convolved, plain columns
+        if summed:  # the model's time signal (b, 1, N)
             weights = torch.tensor(amplitudes[rows, None, :], device=device)
-            if plain is not None:
-                weights = torch.cat([weights * ~plain, weights * plain], dim=1)
-                plain = torch.tensor([False, True], device=device)
             z = weights.to(z.dtype) @ z
         if kernel is None:
             columns = window_columns(z, index, overwrite=True)
         else:  # the free-form kernel: sum_j s_j S(f_k - j), as the fit's model convolves it
             weights = torch.tensor(kernel.reshape(n, -1)[rows], device=device)
-            columns = kernel_window_columns(z, index, offsets, weights, overwrite=True, plain=plain)
-            if summed and plain is not None:
-                columns = columns.sum(-1, keepdim=True)
+            columns = kernel_window_columns(z, index, offsets, weights, overwrite=True)
         columns = columns.transpose(-1, -2).cpu().numpy() * phase[rows, None, :]
         parts.append(columns if summed else columns * amplitudes[rows, :, None])
     data = np.concatenate(data) if data else np.zeros((0, window.size), complex)

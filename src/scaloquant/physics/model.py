@@ -284,15 +284,13 @@ def kernel_window_columns(
     kernel: torch.Tensor,
     *,
     overwrite: bool = False,
-    plain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Window bins of ``DFT[z]`` convolved with a kernel on whole bins, ``(B, X, N)`` -> ``(B,
     K, X)``: ``sum_j s_bj DFT[z](f_k - j)`` for ``offsets`` ``j`` ``(J,)`` long and ``kernel``
     ``s`` ``(B, J)`` (LCModel's free-form lineshape; each term is the spectrum read ``j`` bins
     off, so a kernel costs one FFT like :func:`window_columns`, which a delta kernel equals).
     The bins wrap around the ``N``-point spectrum as the DFT does. ``overwrite``: see
-    :func:`fft`. ``plain``: ``(X,)`` bool, the columns read without the kernel (LCModel's
-    ``lshape = F``: its simulated components of a given width), or None."""
+    :func:`fft`."""
     spectrum = fft(z, overwrite=overwrite)
     n = z.shape[-1]
     out = None
@@ -300,8 +298,6 @@ def kernel_window_columns(
         idx = torch.remainder(fft_index - offsets[j], n)
         term = spectrum[..., idx] * kernel[:, j, None, None].to(spectrum.dtype)
         out = term if out is None else out.add_(term)
-    if plain is not None and bool(plain.any()):
-        out[:, plain] = spectrum[:, plain][..., fft_index]
     return out.transpose(-1, -2)
 
 
