@@ -442,6 +442,15 @@ def test_representative_voxels_skip_unusable_and_unfitted_spectra():
     assert representative_voxels(residual, np.zeros(6, bool), 3) == []
 
 
+def _same_numbers(got_rows, want_rows):
+    """The rows' estimates, CRLB, ratio, residual and qc equal (rtol 1e-9: each spectrum is
+    fitted on its own, whatever else its file holds; only rounding may differ)."""
+    for got, want in zip(got_rows, want_rows, strict=True):
+        assert got["qc"] == want["qc"]
+        for col in ("NAA", "tCr", "Glx_crlb_sd", "NAA_ratio_tcr", "fit_residual"):
+            np.testing.assert_allclose(float(got[col]), float(want[col]), rtol=1e-9)
+
+
 def test_fit_leaves_out_the_voxels_with_nothing_to_quantify(basis, simulated, tmp_path):
     """Voxels flagged empty or no_signal before the fit (outside the head) are not fitted:
     NaN estimates, fit residual and fit facts, as before; the other voxels' numbers are those
@@ -462,14 +471,51 @@ def test_fit_leaves_out_the_voxels_with_nothing_to_quantify(basis, simulated, tm
     assert [r["qc"] for r in mixed_rows][1:3] == ["no_signal", "empty"]
     for r in mixed_rows[1:3]:
         assert np.isnan(float(r["NAA"])) and np.isnan(float(r["fit_residual"]))
-    for got, want in zip([mixed_rows[0], mixed_rows[3]], alone_rows, strict=True):
-        for col in ("NAA", "tCr", "Glx_crlb_sd", "NAA_ratio_tcr", "fit_residual", "qc"):
-            if col == "qc":
-                assert got[col] == want[col]
-            else:
-                np.testing.assert_allclose(float(got[col]), float(want[col]), rtol=1e-9)
+    _same_numbers([mixed_rows[0], mixed_rows[3]], alone_rows)
     spectra = json.loads((tmp_path / "m" / "results.json").read_text())["spectra"]
     assert spectra[1]["fit"]["fwhm_hz"] is None and spectra[0]["fit"]["fwhm_hz"] > 0
+
+
+def _nan_at(path, *voxels):
+    """``path``, a NIfTI-MRS file, rewritten with a NaN at sample 5 of each of ``voxels`` (an
+    ``FID`` refuses NaN samples, so they are put in the written file: a scanner's bad voxel)."""
+    img = nibabel.load(path)
+    data = np.asanyarray(img.dataobj).copy()
+    for voxel in voxels:
+        data[(*voxel, 5)] = np.nan
+    nibabel.save(nibabel.Nifti2Image(data, img.affine, header=img.header), path)
+    return path
+
+
+def test_fit_leaves_out_an_mrsi_voxel_of_nan_samples_and_names_it(
+    basis, simulated, tmp_path, capsys
+):
+    """One NaN sample in one voxel of an MRSI file (a scanner's failed voxel) no longer refuses
+    the file (main refused it whole): that voxel is left out as an empty one (qc empty, NaN
+    estimates) and named in the run's warnings; the other voxels' numbers are those of the file
+    without it (each spectrum is fitted on its own). A single-voxel file with a NaN sample is
+    still refused in one line, as is an MRSI file whose every voxel holds one."""
+    fids = simulated.fids
+    samples = np.stack([fids[0], fids[0], fids[1]]).reshape(3, 1, 1, -1)
+    mixed = _nan_at(write_nifti_mrs(tmp_path / "mixed.nii.gz", _fid(basis, samples)), (1, 0, 0))
+    alone = write_nifti_mrs(tmp_path / "alone.nii.gz", _fid(basis, fids.reshape(2, 1, 1, -1)))
+    flags = ["--max-figures", "0", "--threads", "1"]
+    assert main(["fit", str(mixed), "--out", str(tmp_path / "m"), *flags]) == 0
+    assert main(["fit", str(alone), "--out", str(tmp_path / "a"), *flags]) == 0
+    mixed_rows, alone_rows = _rows(tmp_path / "m"), _rows(tmp_path / "a")
+    assert mixed_rows[1]["qc"] == "empty"
+    assert np.isnan(float(mixed_rows[1]["NAA"])) and np.isnan(float(mixed_rows[1]["fit_residual"]))
+    _same_numbers([mixed_rows[0], mixed_rows[2]], alone_rows)
+    warnings = json.loads((tmp_path / "m" / "results.json").read_text())["inputs"][0]["warnings"]
+    assert any("1 of 3 voxels hold NaN/Inf samples (voxel 1,0,0)" in w for w in warnings)
+    capsys.readouterr()
+    one = write_nifti_mrs(tmp_path / "one.nii.gz", _fid(basis, fids[:1].reshape(1, 1, 1, -1)))
+    every = write_nifti_mrs(tmp_path / "every.nii.gz", _fid(basis, samples[:2]))
+    for path in (_nan_at(one, (0, 0, 0)), _nan_at(every, (0, 0, 0), (1, 0, 0))):
+        out = tmp_path / path.name.split(".")[0]
+        assert main(["fit", str(path), "--out", str(out), *flags]) == 2
+        assert "NaN/Inf" in one_error_line(capsys, "fit")
+        assert not out.exists()
 
 
 SPANT = INVIVO / "philips-press30-spant"

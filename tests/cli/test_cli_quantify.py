@@ -294,6 +294,30 @@ def test_mrsi_empty_voxel_is_not_run_through_the_model(
     ]
 
 
+def test_mrsi_voxel_of_nan_samples_is_quantified_as_an_empty_one(
+    tiny_checkpoint, basis, signals, tmp_path
+):
+    """A voxel of an MRSI input holding a NaN sample (a scanner's failed voxel; main refused
+    the whole file) is left out as an empty voxel: every row the same as for the file with that
+    voxel all zero, and the voxel named in the run's warnings."""
+    samples = signals[:4].copy()
+    samples[2] = 0
+    empty = write_nifti_mrs(tmp_path / "empty.nii.gz", _fid(basis, samples.reshape(2, 2, 1, -1)))
+    img = nibabel.load(empty)
+    data = np.asanyarray(img.dataobj).copy()
+    data[1, 0, 0, 5] = np.nan  # voxel 1,0,0 is spectrum 2 in C order
+    broken = tmp_path / "broken.nii.gz"
+    nibabel.save(nibabel.Nifti2Image(data, img.affine, header=img.header), broken)
+    for path, out in ((empty, tmp_path / "e"), (broken, tmp_path / "b")):
+        assert _quantify(tiny_checkpoint, out, path, extra=["--max-figures", "0"]) == 0
+    unnamed = [
+        [{k: v for k, v in r.items() if k != "file"} for r in _rows(tmp_path / d)] for d in "be"
+    ]
+    assert unnamed[0] == unnamed[1]  # the file's name aside
+    (facts,) = json.loads((tmp_path / "b" / "results.json").read_text())["inputs"]
+    assert any("1 of 4 voxels hold NaN/Inf samples (voxel 1,0,0)" in w for w in facts["warnings"])
+
+
 def test_refine_draws_a_flagged_spectrum_first(tiny_checkpoint, basis, signals, tmp_path):
     """As ``fit``: with more spectra than --max-figures, the spectra the run flags (here the
     refined fit's misfit) are drawn first, then the highest SNRs; before session 32

@@ -213,15 +213,33 @@ def test_unknown_override_is_a_config_error(tmp_path):
         read_fid(tmp_path / "x.RAW", dwell=1.0)
 
 
-def _nifti(path, freq_mhz=123.2, data=None, intent=b"mrs_v0_2"):
+def _nifti(path, freq_mhz=123.2, data=None, intent=b"mrs_v0_2", **header):
     data = np.ones((1, 1, 1, N), np.complex64) if data is None else data
     img = nib.Nifti2Image(data, np.eye(4))
     img.header["pixdim"][4] = 2.5e-4
     img.header["intent_name"] = intent
-    ext = {"SpectrometerFrequency": [freq_mhz], "ResonantNucleus": ["1H"]}
+    ext = {"SpectrometerFrequency": [freq_mhz], "ResonantNucleus": ["1H"], **header}
     img.header.extensions.append(nib.nifti1.Nifti1Extension(44, json.dumps(ext).encode()))
     nib.save(img, path)
     return path
+
+
+def test_nifti_mrsi_voxels_of_nan_samples_are_blanked_and_named(tmp_path):
+    """A voxel of an MRSI file holding a NaN or Inf sample (in any of its coils) is read as an
+    empty voxel (all zero; main refused the whole file), named in the provenance's warnings;
+    the other voxels are read as they are. Every voxel bad: refused as a single voxel is."""
+    data = np.ones((2, 2, 1, N, 2), np.complex64)  # 4 voxels, 2 coils
+    data[1, 0, 0, 3, 1] = np.nan
+    data[0, 1, 0, 7, 0] = np.inf
+    fid = read_fid(_nifti(tmp_path / "mrsi.nii", data=data, dim_5="DIM_COIL"))
+    blank = np.zeros((2, 2, 1), bool)
+    blank[1, 0, 0] = blank[0, 1, 0] = True
+    assert np.all(fid.samples[blank] == 0) and np.all(fid.samples[~blank] == 1)
+    (warning,) = fid.provenance["warnings"]
+    assert "2 of 4 voxels hold NaN/Inf samples (voxel 0,1,0, 1,0,0)" in warning
+    data[...] = np.nan
+    with pytest.raises(InvalidDataError, match="NaN/Inf"):
+        read_fid(_nifti(tmp_path / "all.nii", data=data, dim_5="DIM_COIL"))
 
 
 def test_nifti_bad_inputs(tmp_path):

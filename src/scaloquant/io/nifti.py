@@ -161,8 +161,13 @@ def read_nifti_mrs(
     # written in C order: the spectra are then contiguous rows, so that every later (-1,
     # n_points) view is free (the moved axes otherwise cost a transposing copy at each
     # reshape: two per quantify run, 0.25 s each for 4096 x 2048 points)
-    moved = require_finite(np.moveaxis(on_disk, 3, -1), path)
+    moved = np.moveaxis(on_disk, 3, -1)
+    blanked = _non_finite_voxels(moved, path)
     samples = _conjugated_c_order(moved)
+    blank_warning = None
+    if blanked.any():
+        samples[blanked] = 0  # left out as an empty voxel is (qc empty, NaN estimates)
+        blank_warning = _blanked_warning(blanked, path)
     # handed over: FID keeps this new read-only array as it is, where it is complex128 (no copy)
     samples.setflags(write=False)
     legacy = legacy_orientation_warning(header, path)
@@ -182,8 +187,36 @@ def read_nifti_mrs(
             "header": header,
             "recorded": recorded,
             **sequence_provenance(header.get("SequenceName"), header.get("EchoTime")),
-            **({"warnings": [legacy]} if legacy else {}),
+            **(
+                {"warnings": [w for w in (legacy, blank_warning) if w]}
+                if legacy or blank_warning
+                else {}
+            ),
         },
+    )
+
+
+def _non_finite_voxels(moved: np.ndarray, path: Path) -> np.ndarray:
+    """``(x, y, z)`` True for the voxels of ``moved`` ``(x, y, z, *extra, n_points)`` that hold
+    a NaN/Inf sample (in any of their extra-dimension spectra): an MRSI scanner writes such
+    voxels (outside the head, a failed reconstruction): the caller blanks them to zero, so that
+    fit and quantify leave them out as empty voxels (qc ``empty``) and quantify the others. A
+    file of one voxel, or whose every voxel is bad, is refused as :func:`require_finite` does."""
+    bad = ~np.isfinite(moved).all(axis=tuple(range(3, moved.ndim)))
+    if bad.any() and (bad.size == 1 or bad.all()):
+        require_finite(moved, path)
+    return bad
+
+
+def _blanked_warning(blanked: np.ndarray, path: Path) -> str:
+    """The sentence naming the voxels :func:`_non_finite_voxels` found (at most 5 by index)."""
+    where = np.argwhere(blanked)
+    which = ", ".join(",".join(map(str, v)) for v in where[:5].tolist())
+    more = f" and {len(where) - 5} more" if len(where) > 5 else ""
+    return (
+        f"{len(where)} of {blanked.size} voxels hold NaN/Inf samples (voxel {which}{more}): read "
+        "as empty (all-zero) voxels, which fit and quantify leave out (qc empty, NaN estimates); "
+        f"re-export {path.name} if they should hold spectra"
     )
 
 
