@@ -241,6 +241,22 @@ def test_every_parser_keeps_every_flag_its_help_lists():
         assert kept == listed, parser.prog
 
 
+def test_no_help_prints_an_unfilled_placeholder():
+    """Every parser's ``--help`` (descriptions, flag helps) has its values filled in: no
+    ``{NAME}`` of an f-string left a plain string (``basis convert`` printed "LCModel's
+    {LCMODEL_NAME_CHARS} characters" until session 36's review)."""
+    from scaloquant.cli import build_parser
+
+    main_parser = build_parser()
+    parsers = [main_parser, *main_parser.subcommands[1].values(), *_sweep_parsers().values()]
+    for parser in parsers:
+        text = parser.format_help()
+        for action in parser.arguments:  # argparse shows a flag's choices as {a,b}
+            if action.choices is not None:
+                text = text.replace("{" + ",".join(map(str, action.choices)) + "}", "")
+        assert not re.search(r"\{[A-Za-z_][\w.]*(?:![rsa])?(?::[^}]*)?\}", text), parser.prog
+
+
 def test_a_parser_with_subcommands_takes_no_flag_with_a_value():
     """The main parser's and ``basis``' flags take no value, so that a command is the first
     word after them that is not a flag: ``build_parser`` builds that command's options alone,

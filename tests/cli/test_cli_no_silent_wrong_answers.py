@@ -868,7 +868,7 @@ def test_an_mrsi_water_voxel_without_signal_is_named_beside_its_nan_mm(basis, si
     rows = _rows(out)
     assert np.isfinite(float(rows[0]["NAA_mM"])) and np.isnan(float(rows[1]["NAA_mM"]))
     summary = (out / "summary.md").read_text()
-    assert "w.nii.gz holds no water signal in 1 of 2 voxels (1,0,0): the mM of" in summary
+    assert "w.nii.gz gives no water area in 1 of its 2 spectra (1,0,0; a zero sample" in summary
 
 
 def test_unaveraged_transients_too_weak_one_by_one_say_to_average_them(basis, signals, tmp_path):

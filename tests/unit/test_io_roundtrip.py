@@ -238,7 +238,8 @@ def test_lcmodel_basis_is_scaled_by_tramp_over_volume_and_conc_as_lcmodel_scales
     (LCModel.f: SCALE=TRAMP/(VOLUME*CONC); its GAMMA bases state CONC = 100), so that an
     amplitude is a concentration in its units: Cr stated at CONC = 4, TRAMP = 2 reads as half
     the FID the file holds, NAA (all 1) as written; a value not above 0 is refused in one line
-    naming the key and the metabolite, as LCModel stops there."""
+    naming the key and the metabolite, as LCModel stops there; a key a block leaves out keeps
+    the value of the block before, as LCModel's namelist reads keep it."""
     fids = np.array([lorentzian(2.01), lorentzian(3.03)])
     basis = BasisSet(("NAA", "Cr"), fids, DWELL_S, MHZ)
     text = lcmodel_io.write_lcmodel_basis(tmp_path / "ours.BASIS", basis).read_text()
@@ -257,6 +258,14 @@ def test_lcmodel_basis_is_scaled_by_tramp_over_volume_and_conc_as_lcmodel_scales
     )
     with pytest.raises(InputFileError, match=r"zero.BASIS: VOLUME = 0 for Cr; LCModel needs"):
         read_basis(tmp_path / "zero.BASIS")
+    # a key a block leaves out keeps the earlier block's value (LCModel's namelist reads):
+    # CONC = 4 stated for NAA only scales Cr too
+    (tmp_path / "carried.BASIS").write_text(
+        " $BASIS\n".join([head, naa.replace("CONC = 1.,", "CONC = 4.,"), cr.replace(
+            " CONC = 1.,\n", "")])
+    )  # fmt: skip
+    carried = read_basis(tmp_path / "carried.BASIS")
+    np.testing.assert_allclose(carried.fids, fids / 4, atol=1e-7 * np.abs(fids).max())
 
 
 def test_lcmodel_basis_writer_moves_0_hz_to_4_65_ppm(tmp_path):

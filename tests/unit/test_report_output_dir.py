@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +146,37 @@ def _unreplaceable(folder):
     if done.returncode != 0:
         return None
     return lambda: subprocess.run(["chattr", "-i", str(target)], check=False)
+
+
+def test_an_interruption_between_a_files_two_moves_puts_the_outputs_back(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM, which the CLI raises as KeyboardInterrupt) after an old output was
+    moved aside and before the new one took its place: every output is put back as it was, the
+    old file too (it was in the staging folder, which goes), and nothing is left half-way (the
+    interruption injected at that os.replace: a real one lands there by chance only)."""
+    from scaloquant.io import atomic
+
+    out = tmp_path / "out"
+    with staged_directory(out) as stage:
+        for name in ("a.txt", "sub/b.txt", "z.txt"):
+            (stage / name).parent.mkdir(exist_ok=True)
+            (stage / name).write_text("old")
+    real_replace = os.replace
+
+    def interrupted(src, dst):
+        if Path(src).name == "b.txt" and ".partial-" in str(src) and ".replaced-" not in str(src):
+            raise KeyboardInterrupt  # sub/b.txt moved aside, the new one not yet in place
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with staged_directory(out, overwrite=True) as stage:
+            for name in ("a.txt", "sub/b.txt", "z.txt", "new/c.txt"):
+                (stage / name).parent.mkdir(exist_ok=True)
+                (stage / name).write_text("new")
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    texts = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert texts == {"a.txt": "old", "sub/b.txt": "old", "z.txt": "old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left
 
 
 def test_a_move_refused_half_way_puts_the_earlier_outputs_back(tmp_path):

@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..fit.basis_grid import basis_reference_from_singlets
 from ..formats import basis_formats_text
 from ..io.atomic import check_writable
+from ..io.lcmodel import LCMODEL_NAME_CHARS
 from ..signal.peaks import main_peak_ppm
 from ..types import BasisSet
 from ._common import add_acquisition_flags, header_override_notes, load_basis, path_value
@@ -64,8 +65,8 @@ def register(subparsers: Any) -> None:
         "spectrometer frequency and ppm reference: a folder of LCModel .RAW or text files, "
         "which record none, given them here becomes a basis that fit, quantify and train take "
         "as --basis. OUTPUT.BASIS: an LCModel basis set, for LCModel's FILBAS (0 Hz moved to "
-        "4.65 ppm, as LCModel takes it; names cut to LCModel's {LCMODEL_NAME_CHARS} "
-        "characters).",
+        "4.65 ppm, as LCModel takes it; names cut to LCModel's "
+        f"{LCMODEL_NAME_CHARS} characters).",
     )
     convert.add_argument(
         "path",

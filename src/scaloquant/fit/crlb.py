@@ -134,8 +134,10 @@ def _normed_fisher(
     # the baseline absorbs it, of a whitened norm 0 to rounding (its diagonal then as likely
     # negative as not: a NaN scale below): told apart by the whitened diagonal against the
     # plain one (the column's sum of squares), its rows and columns are replaced by the
-    # identity's below (no masking of D needed); unless a prior informs it (the priors'
-    # curvature added as to the iterations' J^T J; the rows replaced are those no prior adds to)
+    # identity's below (no masking of D needed); unless a Gaussian prior informs it (the priors'
+    # curvature added as to the iterations' J^T J; the rows kept are those the data or a
+    # Gaussian precision inform: a quadratic prior's Q alone, the free-form kernel's or the
+    # groups' spread, does not keep a row the data leave uninformed)
     data = torch.diagonal(fisher[:, m:, m:], dim1=-2, dim2=-1)
     informed = data > BASELINE_ABSORBED_RTOL * torch.diagonal(plain, dim1=-2, dim2=-1)
     del plain

@@ -220,7 +220,7 @@ def _move_into_place(staging: Path, path: Path, *, overwrite: bool) -> set[PureP
     # sticky folder, an immutable one) puts every file moved so far back as it was: the folder
     # never holds one run's results.csv beside another run's results.json
     aside = staging / f".replaced-{secrets.token_hex(4)}"
-    done: list[tuple[PurePath, bool]] = []  # (file, whether it replaced one)
+    started: list[tuple[PurePath, bool]] = []  # (file, whether it replaces one), before its moves
     made: list[Path] = []  # folders made for the outputs, outermost first
     try:
         for rel in files:
@@ -230,31 +230,38 @@ def _move_into_place(staging: Path, path: Path, *, overwrite: bool) -> set[PureP
                     parent.mkdir()
                     made.append(parent)
             replaced = target.exists() or target.is_symlink()
+            # noted before its two moves, so that an interruption between them (Ctrl-C, or
+            # SIGTERM, which the CLI raises as KeyboardInterrupt) is undone too: the file moved
+            # aside would otherwise go with the staging folder
+            started.append((rel, replaced))
             if replaced:
                 (aside / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(target, aside / rel)
-            try:
-                os.replace(staging / rel, target)
-            except OSError:
-                if replaced:
-                    os.replace(aside / rel, target)
-                raise
-            done.append((rel, replaced))
-    except OSError:
-        _put_back(path, aside, done, made)
+            os.replace(staging / rel, target)
+    except BaseException:
+        _put_back(staging, path, aside, started, made)
         raise
     return set(files)
 
 
-def _put_back(path: Path, aside: Path, done: list[tuple[PurePath, bool]], made: list[Path]):
-    """Undo :func:`_move_into_place`'s moves ``done`` (each new file removed, the file it
-    replaced moved back from ``aside``) and remove the folders it ``made``; best effort (what
-    cannot be undone stays: the error that stopped the moves is the one reported)."""
-    for rel, replaced in reversed(done):
+def _put_back(
+    staging: Path,
+    path: Path,
+    aside: Path,
+    started: list[tuple[PurePath, bool]],
+    made: list[Path],
+) -> None:
+    """Undo :func:`_move_into_place`'s moves of the files ``started`` (the file each replaced
+    moved back from ``aside`` over the new one; a new file that replaced none removed, where it
+    left ``staging``) and remove the folders it ``made``; best effort (what cannot be undone
+    stays: the error that stopped the moves is the one reported)."""
+    for rel, replaced in reversed(started):
         with contextlib.suppress(OSError):
-            (path / rel).unlink()
             if replaced:
-                os.replace(aside / rel, path / rel)
+                if (aside / rel).exists() or (aside / rel).is_symlink():
+                    os.replace(aside / rel, path / rel)
+            elif not (staging / rel).exists():
+                (path / rel).unlink()
     for folder in reversed(made):
         with contextlib.suppress(OSError):
             folder.rmdir()

@@ -258,8 +258,9 @@ def read_lcmodel_basis(
     BasisSet with ``fids`` of shape ``(n_metabolites, NDATAB / 2)`` (or ``NDATAB`` when the basis
     was not zero-filled); ``metadata`` holds ``echo_time_ms`` and ``sequence`` when recorded,
     and ``fwhm_hz`` (``FWHMBA`` in Hz, one per metabolite, as FSL-MRS's ``basis_width``) when
-    ``FWHMBA`` is positive. Each metabolite's FID is scaled by ``TRAMP / (VOLUME * CONC)`` of its
-    ``$BASIS`` block (each 1 where not stated), as LCModel scales its basis spectra
+    ``FWHMBA`` is positive. Each metabolite's FID is scaled by ``TRAMP / (VOLUME * CONC)`` in
+    force at its ``$BASIS`` block (a key a block leaves out keeps the value an earlier block
+    stated, as LCModel's namelist reads keep it; 1 before any), as LCModel scales its basis spectra
     (``SCALE=TRAMP/(VOLUME*CONC)`` in LCModel.f's basis reading), so that an amplitude is a
     concentration in the units LCModel would report with the same basis (LCModel's GAMMA basis
     states ``CONC = 100``); ``provenance["scaled"]`` names the metabolites whose scale is not 1.
@@ -295,6 +296,10 @@ def read_lcmodel_basis(
 
     names, fids = [], []
     scaled: dict[str, float] = {}
+    # LCModel reads each $BASIS block as a Fortran namelist into the same variables, so a key a
+    # block leaves out keeps the value the block before stated (LCModel.f resets none of them
+    # between blocks); a key no block has stated yet is taken as 1 (0 for ISHIFT)
+    stated = {"TRAMP": 1.0, "VOLUME": 1.0, "CONC": 1.0, "ISHIFT": 0.0}
     for i in blocks:
         group = groups[i]
         name = group.fields.get("METABO", "").strip()
@@ -304,12 +309,14 @@ def read_lcmodel_basis(
         fmt = next((g.fields.get("FMTBAS") for g in header if "FMTBAS" in g.fields), None)
         spec = require_finite(_numbers(text[group.end : stop], path, fmt), path)
         require_count(spec.size, int(n_data), path, what=f"points for {name} (NDATAB)")
-        ishift = _float_field([group], ("ISHIFT",), path) or 0.0
-        scale = _basis_scale(group, name, path)
+        for key in stated:
+            value = _float_field([group], (key,), path)
+            stated[key] = stated[key] if value is None else value
+        scale = _basis_scale(stated, name, path)
         if scale != 1.0:
             scaled[name] = scale
         names.append(name)
-        fids.append(scale * np.fft.ifft(np.roll(spec, -int(ishift)), norm="ortho"))
+        fids.append(scale * np.fft.ifft(np.roll(spec, -int(stated["ISHIFT"])), norm="ortho"))
     fids = np.array(fids)
     half = fids.shape[1] // 2
     if np.abs(fids[:, half:]).max() <= _ZERO_FILL_TOLERANCE * np.abs(fids[:, :half]).max():
@@ -341,18 +348,16 @@ def read_lcmodel_basis(
     )
 
 
-def _basis_scale(group: _Namelist, name: str, path: Path) -> float:
-    """LCModel's scale of a ``$BASIS`` block's spectrum, ``TRAMP / (VOLUME * CONC)`` (each 1 where
-    the block does not state it)."""
-    values = {key: _float_field([group], (key,), path) for key in ("TRAMP", "VOLUME", "CONC")}
-    for key, value in values.items():
-        if value is not None and not value > 0:
+def _basis_scale(stated: dict[str, float], name: str, path: Path) -> float:
+    """LCModel's scale of a ``$BASIS`` block's spectrum, ``TRAMP / (VOLUME * CONC)`` of the values
+    in force at that block (``stated``)."""
+    for key in ("TRAMP", "VOLUME", "CONC"):
+        if not stated[key] > 0:
             raise InputFileError(
-                f"{path}: {key} = {value:g} for {name}; LCModel needs TRAMP, VOLUME and CONC "
+                f"{path}: {key} = {stated[key]:g} for {name}; LCModel needs TRAMP, VOLUME and CONC "
                 "above 0 (the basis spectrum is scaled by TRAMP / (VOLUME * CONC)): fix the file"
             )
-    tramp, volume, conc = (1.0 if v is None else v for v in values.values())
-    return tramp / (volume * conc)
+    return stated["TRAMP"] / (stated["VOLUME"] * stated["CONC"])
 
 
 def _single_fid(fid: FID, path: Path) -> np.ndarray:

@@ -299,8 +299,9 @@ class SpectraInput:
         return tuple(notes), figures
 
     def _water_voxels_without_signal(self, source: str) -> tuple[str, ...]:
-        """For an MRSI water reference, one sentence naming its voxels without water signal
-        (:func:`~scaloquant.quantify.water.water_area` 0: all zeros), whose spectra get NaN in
+        """For a water reference of several spectra (MRSI voxels, transients), one sentence naming
+        those without a water area (:func:`~scaloquant.quantify.water.water_area` 0: a zero sample
+        in its fit span, e.g. an all-zero voxel), whose spectra get NaN in
         every mM column: their NaN was unexplained where the voxel's spectrum was fitted
         (session 36, audit36). Nothing where every voxel has signal."""
         from .water import water_area
@@ -314,9 +315,10 @@ class SpectraInput:
         which = ", ".join(voxels[i] for i in empty[:5])
         more = f" and {empty.size - 5} more" if empty.size > 5 else ""
         return (
-            f"the water reference {source} holds no water signal in {empty.size} of "
-            f"{areas.size} voxels ({which}{more}): the mM of their spectra are NaN; check "
-            "that it is the water reference of these data",
+            f"the water reference {source} gives no water area in {empty.size} of its "
+            f"{areas.size} spectra ({which}{more}; a zero sample where the area is fitted, e.g. "
+            "an all-zero voxel): the mM of the spectra scaled by them are NaN; check that it "
+            "is the water reference of these data",
         )
 
     def water_areas_source(self) -> np.ndarray | None:
