@@ -888,3 +888,23 @@ def test_unaveraged_transients_too_weak_one_by_one_say_to_average_them(basis, si
     assert "8 transients not averaged (DIM_DYN): 8 of 8 spectra" in summary
     assert "align and average them first" in summary
     assert int(re.search(r"plain average has SNR (\d+)", summary).group(1)) >= 8  # measurable
+
+
+def test_an_mrsi_water_voxel_scaled_wrong_is_flagged_water_scale_off(basis, signals, tmp_path):
+    """Session 36's audit: the same 2-voxel MRSI with its second water voxel scaled by 1e-6 (a
+    wrong scale, another voxel's water) passed the scale-free water checks and gave NAA of
+    millions of mM with ``qc`` empty; now flagged ``water_scale_off`` (the first voxel, whose
+    _mM columns add up to within the limits, is not)."""
+    t = basis.acquisition.time_axis_s()
+    line = 1e3 * np.exp(-t / 0.05)
+    water = np.stack([line, 1e-6 * line]).reshape(2, 1, 1, -1)
+    data = write_nifti_mrs(tmp_path / "m.nii.gz", _fid(basis, signals[:2].reshape(2, 1, 1, -1)))
+    wref = write_nifti_mrs(tmp_path / "w.nii.gz", _fid(basis, water))
+    out = tmp_path / "out"
+    argv = ["fit", str(data), "--water", str(wref), "--preset", "simulated", "--out", str(out)]
+    assert main(argv) == 0
+    rows = _rows(out)
+    naa = [float(r["NAA_mM"]) for r in rows]
+    assert naa[1] > 1e6 > naa[0]  # still given, now flagged
+    assert "water_scale_off" not in rows[0]["qc"].split(";")
+    assert "water_scale_off" in rows[1]["qc"].split(";")
