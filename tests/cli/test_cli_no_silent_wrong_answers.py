@@ -855,16 +855,24 @@ def test_subspectra_to_combine_first_are_fitted_one_by_one_and_say_so(
     assert words in (out / "summary.md").read_text()
 
 
-def test_an_mrsi_water_voxel_without_signal_is_named_beside_its_nan_mm(basis, signals, tmp_path):
-    """A 2-voxel MRSI whose water reference holds zeros in its second voxel: that voxel's mM
-    were NaN, qc empty, and nothing said why (session 36, audit36)."""
+def _two_voxel_fit(basis, signals, tmp_path, second_water_scale: float) -> Path:
+    """``fit`` of a 2-voxel MRSI of ``signals[:2]`` with a water reference whose second voxel is
+    the first's times ``second_water_scale``; the output folder."""
     t = basis.acquisition.time_axis_s()
-    water = np.stack([1e3 * np.exp(-t / 0.05), np.zeros_like(t)]).reshape(2, 1, 1, -1)
+    line = 1e3 * np.exp(-t / 0.05)
+    water = np.stack([line, second_water_scale * line]).reshape(2, 1, 1, -1)
     data = write_nifti_mrs(tmp_path / "m.nii.gz", _fid(basis, signals[:2].reshape(2, 1, 1, -1)))
     wref = write_nifti_mrs(tmp_path / "w.nii.gz", _fid(basis, water))
     out = tmp_path / "out"
     argv = ["fit", str(data), "--water", str(wref), "--preset", "simulated", "--out", str(out)]
     assert main(argv) == 0
+    return out
+
+
+def test_an_mrsi_water_voxel_without_signal_is_named_beside_its_nan_mm(basis, signals, tmp_path):
+    """A 2-voxel MRSI whose water reference holds zeros in its second voxel: that voxel's mM
+    were NaN, qc empty, and nothing said why (session 36, audit36)."""
+    out = _two_voxel_fit(basis, signals, tmp_path, 0.0)
     rows = _rows(out)
     assert np.isfinite(float(rows[0]["NAA_mM"])) and np.isnan(float(rows[1]["NAA_mM"]))
     summary = (out / "summary.md").read_text()
@@ -888,3 +896,15 @@ def test_unaveraged_transients_too_weak_one_by_one_say_to_average_them(basis, si
     assert "8 transients not averaged (DIM_DYN): 8 of 8 spectra" in summary
     assert "align and average them first" in summary
     assert int(re.search(r"plain average has SNR (\d+)", summary).group(1)) >= 8  # measurable
+
+
+def test_an_mrsi_water_voxel_scaled_wrong_is_flagged_water_scale_off(basis, signals, tmp_path):
+    """Session 36's audit: the same 2-voxel MRSI with its second water voxel scaled by 1e-6 (a
+    wrong scale, another voxel's water) passed the scale-free water checks and gave NAA of
+    millions of mM with ``qc`` empty; now flagged ``water_scale_off`` (the first voxel, whose
+    _mM columns add up to within the limits, is not)."""
+    rows = _rows(_two_voxel_fit(basis, signals, tmp_path, 1e-6))
+    naa = [float(r["NAA_mM"]) for r in rows]
+    assert naa[1] > 1e6 > naa[0]  # still given, now flagged
+    assert "water_scale_off" not in rows[0]["qc"].split(";")
+    assert "water_scale_off" in rows[1]["qc"].split(";")

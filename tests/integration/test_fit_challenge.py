@@ -194,3 +194,85 @@ def test_the_challenges_own_jmrui_basis_gives_what_the_embedded_one_gives():
         gap = np.abs(theirs[name][0] - ours[name][0])
         assert np.all(gap < 0.5 * ours[name][1]), (name, gap / ours[name][1])
         assert np.median(gap / ours[name][0]) < 0.01, name
+
+
+TEXT = DATA / "datasets_text"
+CR_TEXT = DATA / "Cr_water_scaling_text" / "Cr_10mM_test_water_scaling.txt"
+
+
+@pytest.mark.skipif(not TEXT.is_dir(), reason=f"{TEXT} is absent (shared data)")
+def test_a_water_reference_scaled_wrong_is_flagged_and_no_challenge_spectrum_is(tmp_path):
+    """Session 36's audit: a water reference scaled by 1e-6 (a wrong scale, another voxel's, a
+    file that is not water) passed every water check, which do not depend on scale, and gave
+    NAA of 13 million mM with an empty ``qc``. Dataset 1's own water scaled by 1e-6 and by 1e6
+    is flagged ``water_scale_off`` (its mM sum about 6e7 and 6e-5 mM); the 28 challenge spectra
+    and the Cr_10mM phantom with their own water references (sums 10.8-1690 mM) are not."""
+    grid = ["--dwell-time-s", "2.5e-4", "--spectrometer-freq-mhz", "123.261703"]
+    columns = np.loadtxt(TEXT / "dataset1.txt")
+    scaled = []
+    for factor in (1e-6, 1e6):
+        path = tmp_path / f"dataset1_water_x{factor:g}.txt"
+        np.savetxt(path, np.column_stack([columns[:, :2], factor * columns[:, 2:]]))
+        scaled.append(path)
+    own = [TEXT / f"dataset{i}.txt" for i in range(1, 29)] + [CR_TEXT]
+    out = tmp_path / "out"
+    args = ["fit", *map(str, own + scaled), *grid, "--out", str(out), "--max-figures", "0"]
+    assert main(args) == 0
+    with open(out / "results.csv", newline="") as handle:
+        rows = {row["file"]: row for row in csv.DictReader(handle)}
+    for path in scaled:
+        assert "water_scale_off" in rows[path.name]["qc"].split(";"), path.name
+    assert float(rows[scaled[0].name]["tNAA_mM"]) > 1e6  # still given, now flagged
+    for path in own:
+        assert "water_scale_off" not in rows[path.name]["qc"].split(";"), path.name
+
+
+OSPREY_NIFTI = OSPREY / "nifti"
+SPANT_NIFTI = INVIVO / "philips-press30-spant" / "nifti_spec2nii"
+OSPREY_TE35_BASIS = OSPREY / "basis_philips_press35" / "3T_PRESS_Philips_35ms_noMM.BASIS"
+
+
+@pytest.mark.skipif(
+    not (OSPREY_NIFTI.is_dir() and SPANT_NIFTI.is_dir()),
+    reason=f"{OSPREY_NIFTI} or {SPANT_NIFTI} is absent (shared data)",
+)
+def test_no_scanner_spectrum_with_its_water_reference_is_flagged_water_scale_off(tmp_path):
+    """The shared scanner spectra that have a water reference, each with its own (the spectra
+    ``water_scale_off``'s limits were measured on: sums 46.5-74.5 mM): spant's Philips TE 30,
+    Osprey's two TE 30 subjects and their metabolite-nulled spectra (embedded basis) and its two
+    TE 35 subjects (Osprey's TE 35 basis)."""
+    mm = OSPREY_NIFTI / "UnEdited_with_MM_data"
+    te35 = OSPREY_NIFTI / "UnEdited"
+    runs = [
+        (
+            [SPANT_NIFTI / "metab.nii.gz"]
+            + [
+                mm / f"sub-0{s}_ses-01_PRESS{k}_raw-act_noID.nii.gz"
+                for k in ("", "-Inverted_TI-600")
+                for s in (1, 2)
+            ],
+            [SPANT_NIFTI / "wref.nii.gz"]
+            + [
+                mm / f"sub-0{s}_ses-01_PRESS{k}_raw-ref_noID.nii.gz"
+                for k in ("", "-Inverted_TI-600")
+                for s in (1, 2)
+            ],
+            [],
+        ),
+        (
+            [te35 / f"sub-0{s}_PRESS_35_act.nii.gz" for s in (1, 2)],
+            [te35 / f"sub-0{s}_PRESS_35_ref.nii.gz" for s in (1, 2)],
+            ["--basis", str(OSPREY_TE35_BASIS)],
+        ),
+    ]
+    for k, (data, water, basis) in enumerate(runs):
+        out = tmp_path / f"out{k}"
+        waters = [arg for path in water for arg in ("--water", str(path))]
+        args = ["fit", *map(str, data), *waters, *basis, "--out", str(out), "--max-figures", "0"]
+        assert main(args) == 0
+        with open(out / "results.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == len(data)
+        for row in rows:
+            assert np.isfinite(float(row["tCr_mM"])), row["file"]
+            assert "water_scale_off" not in row["qc"].split(";"), row["file"]

@@ -471,6 +471,42 @@ def test_every_flag_has_its_meaning_for_users():
     assert tuple(QC_FLAGS) == quality.FLAG_NAMES
 
 
+def test_water_scale_off_where_the_mM_sum_no_tissue_holds():
+    """Known answers of ``water_scale_off`` (the limits' measurements are in its docstring;
+    tests/integration/test_fit_challenge.py fits the shared spectra they were measured on): a
+    brain-like row (NAA 10, Cr 8, Glu 10 mM, a macromolecule NaN: sum 28), the Cr_10mM
+    phantom's 10.8, challenge dataset 28's 1690 are not flagged; the same brain row with its
+    water scaled by 1e-6 (x1e6: the audit's 13 million mM NAA) or by 1e6 (x1e-6) is. No water
+    reference (all NaN) and a fit without metabolites (``no_metabolites``, sum 0) add nothing."""
+    brain = np.array([10.0, 8.0, 10.0, np.nan])
+    rows = np.array(
+        [
+            brain,
+            [0.0, 10.8, 0.0, np.nan],
+            [228.0, 21.8, 540.0, 900.0],
+            brain * 1e6,
+            brain * 1e-6,
+            [np.nan] * 4,
+            [0.0, 0.0, 0.0, np.nan],
+        ]
+    )
+    flags = [[], [], ["too_broad", "lipids"], [], ["misfit"], [], ["no_metabolites"]]
+    out = quality.water_scale_flags(flags, rows)
+    assert out == [
+        [],
+        [],
+        ["too_broad", "lipids"],
+        ["water_scale_off"],
+        ["misfit", "water_scale_off"],
+        [],
+        ["no_metabolites"],
+    ]
+    assert out[0] is not flags[0]  # new lists: the caller's stay as they were
+    # the limits sit an order of magnitude beyond the measured 10.8-1690 mM on both sides
+    assert quality.WATER_SCALED_MM_MIN * 10 <= 10.8
+    assert quality.WATER_SCALED_MM_MAX >= 10 * 1690
+
+
 def test_figures_by_blocks_equal_one_pass_and_hold_one_block_at_a_time(monkeypatch):
     """:func:`~scaloquant.signal.quality.quality_figures` takes a batch
     :data:`~scaloquant.signal.qc_spectra.QUALITY_BLOCK` spectra at a time: the same numbers, bit

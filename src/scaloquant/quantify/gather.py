@@ -17,7 +17,7 @@ from .. import defaults
 from .._config import whole_number
 from ..errors import ConfigError
 from ..fit import FitConfig
-from ..signal.quality import unmeasurable
+from ..signal.quality import unmeasurable, water_scale_flags
 from ..signal.singlets import singlet_lags_ppm
 from ..types import BasisSet
 from .checks import blank_fit_facts, no_creatine, quality_columns
@@ -296,6 +296,8 @@ def finish_run(
         fit_facts = blank_fit_facts(fit_facts, unusable)
         scaling = _scaling_for(inp, options)
         derived = _derived(names, columns[""], inp, unit, scaling, macromolecules)
+        if "_mM" in derived:  # concentrations no tissue holds: the water is not the data's
+            flags = water_scale_flags(flags, derived["_mM"])
         used = scaling if unit is not None and inp.water is not None else None
         results.append(
             SpectraResult(

@@ -24,6 +24,8 @@ from ..signal.quality import (
     RESIDUAL_LARGE,
     RESIDUAL_OVER_NOISE_MAX,
     TOO_BROAD_PPM,
+    WATER_SCALED_MM_MAX,
+    WATER_SCALED_MM_MIN,
 )
 from ..signal.water_peak import NEAR_WINDOW_PPM, WATER_NEAR_WINDOW_RATIO, WATER_RATIO
 from ..types import FID
@@ -105,6 +107,12 @@ QC_FLAGS: dict[str, str] = {
     "model reaches, and the estimates mean nothing; check the spectrum's reference (results.json "
     "spectra[].fit.shift_ppm: where the fit put the singlets; spectra[].ppm_reference_correction: "
     "what the referencing corrected) and give the right one with --ppm-reference",
+    "water_scale_off": "the water-scaled concentrations add up to less than "
+    f"{WATER_SCALED_MM_MIN:g} mM or more than {WATER_SCALED_MM_MAX:g} mM (the sum of the _mM "
+    "columns; brain spectra give about 45-85 mM, a 10 mM phantom 10.8): no tissue or phantom "
+    "holds that, so the water reference is not this spectrum's (scaled wrong, another voxel's or "
+    "another acquisition's, or not a water file) and the _mM columns mean nothing; check the "
+    "water reference given (--water) and its scale; the ratios to tCr are unaffected",
 }
 
 

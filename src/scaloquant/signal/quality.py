@@ -8,7 +8,7 @@ FID, not a water reference). Everything here works on the unnormalised spectrum 
 
 :func:`quality_figures` forms every figure of :class:`QualityFigures` from one pair of FFTs a
 block of spectra; :func:`qc_flags` and :func:`fit_flags` turn them, and a fit's figures, into
-the flags of :data:`FLAG_NAMES`; :func:`reference_off` and :func:`reference_correction_ppm`
+the flags of :data:`FLAG_NAMES` (:func:`water_scale_flags` the water-scaled concentrations); :func:`reference_off` and :func:`reference_correction_ppm`
 read the data's own singlets against where an estimate put them (LCModel's referencing).
 
 The measures are in the modules below this one (each imports only those before it):
@@ -31,7 +31,8 @@ zeros), ``no_signal`` :data:`NO_SIGNAL_SNR`, ``water`` :data:`~.water_peak.WATER
 :data:`METABOLITES_OVER_DATA_MIN`, ``water_near_window``
 :data:`~.water_peak.WATER_NEAR_WINDOW_RATIO`, ``reference_off`` :data:`REFERENCE_OFF_PPM`,
 :data:`REFERENCE_OFF_UNFITTED_PPM`, :data:`REFERENCE_PROFILE_MIN` and
-:data:`REFERENCE_SINGLET_SNR`. The three that the mirror and water tests read themselves sit
+:data:`REFERENCE_SINGLET_SNR`, ``water_scale_off`` :data:`WATER_SCALED_MM_MIN` and
+:data:`WATER_SCALED_MM_MAX`. The three that the mirror and water tests read themselves sit
 beside those tests.
 """
 
@@ -134,6 +135,26 @@ METABOLITES_OVER_DATA = 2.0
 #: About 4x below the lowest.
 METABOLITES_OVER_DATA_MIN = 0.1
 
+#: The total water-scaled concentration of a spectrum (the sum of its ``_mM`` columns: every
+#: metabolite with a molarity, macromolecules and lipids left out), mM, outside which it cannot
+#: be tissue's or a phantom's (``water_scale_off``): the water reference is not this spectrum's
+#: (a wrong scale, a wrong MRSI voxel, a file that is not its water). ``scaloquant fit`` with
+#: each file's own water reference (session 36, conc36): the 28 ISMRM 2016 challenge spectra
+#: 52.8-82.4 mM for datasets 1-24, 117-169 mM for the tumour-like 25-27 and 1690 mM for 28 (its
+#: broad lines and lipids fitted as metabolites), its Cr_10mM phantom 10.8 mM; the scanner
+#: spectra with a water reference 46.5-74.5 mM (spant's Philips TE 30, Osprey's TE 35 with its
+#: basis, Osprey's TE 30 and their metabolite-nulled spectra, whose macromolecules the fit
+#: takes partly as metabolites). The literature (de Graaf, In Vivo NMR Spectroscopy, brain
+#: tCr about 5-10 mM and tNAA 8-17 mM) puts a brain's tCr and tNAA alone at 13-27 mM. A wide
+#: margin on both sides, so that no real spectrum is flagged: the lower limit is 10.8x under
+#: the phantom's (the lowest measured) and 13x under the brain's tCr + tNAA; the upper one is
+#: 12x over challenge dataset 28's and 240x over the brain spectra's largest. A water
+#: reference scaled by 1e-6 (session 36's audit: NAA 13,037,523 mM) or 1e6 is flagged, and so
+#: is any error of 1000x on a brain spectrum.
+WATER_SCALED_MM_MIN = 1.0
+#: ... and above which.
+WATER_SCALED_MM_MAX = 20000.0
+
 
 #: How far (ppm) the data's own singlets (:func:`~.singlets.singlet_shift`) may sit from where the
 #: estimate put them before the spectrum is flagged ``reference_off``: about one linewidth of a
@@ -171,6 +192,7 @@ FLAG_NAMES: tuple[str, ...] = (
     "no_metabolites",
     "water_near_window",
     "reference_off",
+    "water_scale_off",
 )
 #: Flags whose spectra are not quantified: their estimates are NaN, never a number.
 UNMEASURABLE_FLAGS = ("empty", "no_signal", "water")
@@ -418,6 +440,23 @@ def fit_flags(
                 f.append("reference_off")
         out.append(f)
     return out
+
+
+def water_scale_flags(flags: list[list[str]], concentrations_mM: np.ndarray) -> list[list[str]]:
+    """``flags`` with ``water_scale_off`` (new lists) where the total water-scaled
+    concentration, the sum of ``concentrations_mM`` ``(N, M)`` (NaN columns left out: the
+    macromolecules and lipids), lies outside :data:`WATER_SCALED_MM_MIN` ..
+    :data:`WATER_SCALED_MM_MAX`. Nothing where every column is NaN (no water reference, a
+    voxel without water signal, a spectrum not quantified) or where the fit found no metabolites
+    (``no_metabolites`` already says so)."""
+    mM = np.asarray(concentrations_mM, dtype=float).reshape(len(flags), -1)
+    known = np.isfinite(mM).any(axis=1)
+    total = np.nansum(mM, axis=1)
+    off = known & ((total < WATER_SCALED_MM_MIN) | (total > WATER_SCALED_MM_MAX))
+    return [
+        [*f, "water_scale_off"] if off[i] and "no_metabolites" not in f else list(f)
+        for i, f in enumerate(flags)
+    ]
 
 
 def reference_off(
