@@ -3,6 +3,7 @@ as its own flags, and they keep their parts across processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
@@ -49,3 +50,13 @@ def test_a_wrong_basis_for_a_model_names_the_option_as_the_caller_names_it():
         "--basis mine.BASIS is not the basis the model was trained on (its content hash "
         "differs); give that basis, or leave --basis out"
     )
+    # the file the model was trained with, read otherwise now (a .BASIS scaled by its CONC)
+    basis = default_basis()
+    basis = dataclasses.replace(basis, provenance={**basis.provenance, "source": "/b/mine.BASIS"})
+    trained = {"content_hash": "not this basis", "provenance": {"source": "/a/mine.BASIS"}}
+    with pytest.raises(NeedsOption) as caught:
+        model_basis(trained, basis, "mine.BASIS")
+    assert error_message(caught.value).startswith(
+        "--basis mine.BASIS is the file the model was trained on, but it reads otherwise now"
+    )
+    assert error_message(caught.value).endswith("retrain the model with it, or leave --basis out")

@@ -63,6 +63,20 @@ def model_basis(
     want = basis_meta.get("content_hash")
     if basis is not None:
         if basis.content_hash() != want:
+            trained = (basis_meta.get("provenance") or {}).get("source")
+            given = basis.provenance.get("source")
+            if trained and given and Path(trained).name == Path(given).name:
+                # the same file read otherwise by the version that trained the model: since
+                # session 36 a .BASIS is scaled by TRAMP / (VOLUME * CONC), as LCModel scales it
+                raise NeedsOption(
+                    Option("basis"),
+                    f" {basis_name} is the file the model was trained on, but it reads otherwise "
+                    "now (its content hash differs: an LCModel .BASIS stating CONC, TRAMP or "
+                    "VOLUME other than 1 is scaled as LCModel scales it since session 36); "
+                    "retrain the model with it, or leave ",
+                    Option("basis"),
+                    " out",
+                )
             raise NeedsOption(
                 Option("basis"),
                 f" {basis_name} is not the basis the model was trained on (its content hash "
