@@ -109,10 +109,11 @@ QC_FLAGS: dict[str, str] = {
     "what the referencing corrected) and give the right one with --ppm-reference",
     "water_scale_off": "the water-scaled concentrations add up to less than "
     f"{WATER_SCALED_MM_MIN:g} mM or more than {WATER_SCALED_MM_MAX:g} mM (the sum of the _mM "
-    "columns; brain spectra give about 45-85 mM, a 10 mM phantom 10.8): no tissue or phantom "
-    "holds that, so the water reference is not this spectrum's (scaled wrong, another voxel's or "
-    "another acquisition's, or not a water file) and the _mM columns mean nothing; check the "
-    "water reference given (--water) and its scale; the ratios to tCr are unaffected",
+    "columns; brain spectra give about 45-85 mM, a 10 mM phantom 10.8): no tissue holds that, so "
+    "the water reference is not this spectrum's (scaled wrong, another voxel's or another "
+    "acquisition's, or not a water file) and the _mM columns mean nothing; check the water "
+    "reference given (--water) and its scale (a phantom of less than 1 mM in all is flagged "
+    "too); the ratios to tCr are unaffected",
 }
 
 
