@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InputFileError, InvalidDataError
 from ..signal import axes
+from ..signal.match import to_grid
 from ..types import FID, BasisSet
 from ._common import (
     interleaved_to_complex,
@@ -490,8 +491,8 @@ def write_lcmodel_basis(
       :func:`read_lcmodel_basis` undoes it (and as the ISMRM 2016 basis is made).
 
     LCModel takes 0 Hz of a basis as 4.65 ppm; a basis on another ``ppm_reference`` is moved
-    there first (each FID times ``exp(2 pi i (ppm_reference - 4.65) MHz t)``), so its peaks keep
-    their ppm. Concentrations that LCModel fits with the file are in the units of the FIDs.
+    there first (:func:`~scaloquant.signal.match.to_grid`, the grid's rule of a ppm reference),
+    so its peaks keep their ppm. Concentrations that LCModel fits with the file are in the units of the FIDs.
 
     Parameters
     ----------
@@ -511,9 +512,9 @@ def write_lcmodel_basis(
             f"this basis has {n_points}; truncate it or write a .npz basis instead"
         )
     names = lcmodel_basis_names(basis.names)
-    shift_hz = (basis.ppm_reference - LCMODEL_BASIS_PPM_REFERENCE) * basis.spectrometer_freq_mhz
-    t = axes.time_axis_s(n_points, basis.dwell_time_s)
-    fids = basis.fids * np.exp(2j * np.pi * shift_hz * t) if shift_hz else basis.fids
+    # moved to 4.65 ppm by the grid's own rule of a ppm reference (as a basis goes to data)
+    at_lcmodel = replace(basis.acquisition, ppm_reference=LCMODEL_BASIS_PPM_REFERENCE)
+    fids, _ = to_grid(basis.fids, basis.acquisition, at_lcmodel, dwell_time_s=basis.dwell_time_s)
     on_disk = np.conj(fids)  # internal convention -> LCModel sign
     spectra = np.fft.fft(
         np.concatenate([on_disk, np.zeros_like(on_disk)], axis=1), axis=1, norm="ortho"
