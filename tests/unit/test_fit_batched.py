@@ -655,19 +655,15 @@ def test_a_fit_restarted_from_its_own_parameters_stays_where_it_is(small):
     print(f"the start from the group means moved them by {moved.max():.3f} CRLB SD")
 
 
-def test_a_mixed_stiffness_solve_fits_each_spectrum_as_a_solve_at_its_stiffness(fresh_python):
-    """``batched.solve(baseline_ed_per_ppm=...)`` (the F-test's refits: one solve whatever
-    their candidates): 8 SNR-30 spectra of the default simulator at two stiffnesses, 2 and 5
-    effective dimensions per ppm, in one tensor program, each started from the most flexible
-    (7 per ppm) fit's own parameters, get every output of a solve of those spectra at their
-    stiffness alone, to the bit (a spectrum's fit is its own whatever its company; each
-    stiffness' whitening and baseline products are the same per spectrum). In a fresh
-    interpreter with MKL's reproducible mode, as :func:`test_a_spectrum_fits_alike_in_any_chunk`
-    (without it they differ by ~1e-14 relative). The two stiffnesses' fits differ (baseline
-    coefficients by more than 1e-3 of their size), so a spectrum fitted at the other's would
-    show."""
-    code = textwrap.dedent(
-        """\
+def _stiffness_setup(n: int, *, seed: int, grouping: str | None = None) -> str:
+    """The head of the fresh-interpreter scripts of the stiffness-per-spectrum tests: MKL's
+    reproducible mode set before its first call (as the command sets it), one torch thread,
+    ``n`` SNR-30 default-simulator spectra ``x`` (seed ``seed``), the ``invivo`` preset
+    (``grouping`` replaced where given) as ``config``, its ``prepared`` basis and each spectrum's
+    signal-free ``region`` noise SD."""
+    changes = {} if grouping is None else {"grouping": grouping}
+    return textwrap.dedent(
+        f"""\
         from scaloquant.threads import prefer_reproducible_mkl
         prefer_reproducible_mkl()
         from dataclasses import replace
@@ -680,12 +676,29 @@ def test_a_mixed_stiffness_solve_fits_each_spectrum_as_a_solve_at_its_stiffness(
         from scaloquant.types import FID
         torch.set_num_threads(1)
         basis = default_basis()
-        simulation = SimulationConfig.from_dict({'snr': [30.0, 30.0]})
-        x = simulate_batch(basis, simulation, 8, np.random.default_rng(1)).fids
+        simulation = SimulationConfig.from_dict({{'snr': [30.0, 30.0]}})
+        x = simulate_batch(basis, simulation, {n}, np.random.default_rng({seed})).fids
         fid = FID(x, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-        config = FIT_PRESETS['invivo']
+        config = replace(FIT_PRESETS['invivo'], **{changes!r})
         prepared = prepared_on_grid(basis, fid.acquisition, config)[1]
         region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), config.noise_ppm_range)
+        """
+    )
+
+
+def test_a_mixed_stiffness_solve_fits_each_spectrum_as_a_solve_at_its_stiffness(fresh_python):
+    """``batched.solve(baseline_ed_per_ppm=...)`` (the F-test's refits: one solve whatever
+    their candidates): 8 SNR-30 spectra of the default simulator at two stiffnesses, 2 and 5
+    effective dimensions per ppm, in one tensor program, each started from the most flexible
+    (7 per ppm) fit's own parameters, get every output of a solve of those spectra at their
+    stiffness alone, to the bit (a spectrum's fit is its own whatever its company; each
+    stiffness' whitening and baseline products are the same per spectrum). In a fresh
+    interpreter with MKL's reproducible mode, as :func:`test_a_spectrum_fits_alike_in_any_chunk`
+    (without it they differ by ~1e-14 relative). The two stiffnesses' fits differ (baseline
+    coefficients by more than 1e-3 of their size), so a spectrum fitted at the other's would
+    show."""
+    code = _stiffness_setup(8, seed=1) + textwrap.dedent(
+        """\
         flexible = replace(config, baseline_ed_per_ppm=7.0)
         reference = batched.solve(x, prepared, flexible, region_noise_sd=region)
         warm = replace(config, continuation_broadening_per_s=())
@@ -722,26 +735,8 @@ def test_a_stiffness_per_spectrum_with_the_per_metabolite_moves_is_each_stiffnes
     MKL's reproducible mode). Until session 35 it stopped with a ConfigError, and with it
     ``fit --groups per_metabolite --baseline-stiffness ftest`` on any spectrum (exit 2 after the
     reference fit: 'fit each stiffness on its own')."""
-    code = textwrap.dedent(
+    code = _stiffness_setup(4, seed=2, grouping="per_metabolite") + textwrap.dedent(
         """\
-        from scaloquant.threads import prefer_reproducible_mkl
-        prefer_reproducible_mkl()
-        from dataclasses import replace
-        import numpy as np, torch
-        from scaloquant.fit import batched
-        from scaloquant.fit.config import FIT_PRESETS
-        from scaloquant.fit.spectra import prepared_on_grid, region_noise_sd
-        from scaloquant.io import default_basis
-        from scaloquant.simulate import SimulationConfig, simulate_batch
-        from scaloquant.types import FID
-        torch.set_num_threads(1)
-        basis = default_basis()
-        simulation = SimulationConfig.from_dict({'snr': [30.0, 30.0]})
-        x = simulate_batch(basis, simulation, 4, np.random.default_rng(2)).fids
-        fid = FID(x, basis.dwell_time_s, basis.spectrometer_freq_mhz, basis.ppm_reference)
-        config = replace(FIT_PRESETS['invivo'], grouping='per_metabolite')
-        prepared = prepared_on_grid(basis, fid.acquisition, config)[1]
-        region = region_noise_sd(fid.spectrum(), fid.ppm_axis(), config.noise_ppm_range)
         each = np.array([5.0, 2.0, 5.0, 2.0])
         mixed = batched.solve(x, prepared, config, region_noise_sd=region,
             baseline_ed_per_ppm=each)
