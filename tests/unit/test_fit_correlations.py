@@ -132,18 +132,23 @@ def test_anticorrelated_lists_the_pairs_at_or_below_most_negative_first():
         anticorrelated(r, (*names, "D"))
 
 
+def _fit_run(basis, samples, tmp_path, *flags: str):
+    """``scaloquant fit`` (exit 0 asserted) of ``samples`` ``(x, y, z, n_points)`` written as
+    NIfTI-MRS with ``basis`` as a .npz, the per-metabolite preset over 0.5-4.0 ppm and
+    ``flags``; returns the output folder."""
+    basis_path = write_basis_npz(tmp_path / "basis.npz", basis)
+    data = write_nifti_mrs(tmp_path / "data.nii.gz", FID(samples, DWELL_S, FREQ_MHZ, 4.65))
+    out = tmp_path / "out"
+    argv = ["fit", str(data), "--basis", str(basis_path), "--out", str(out)]
+    assert main([*argv, "--preset", "simulated", "--ppm-range", "0.5", "4.0", *flags]) == 0
+    return out
+
+
 def test_the_pairs_are_in_results_json_of_a_fit_run(basis, noisy, tmp_path):
     """``scaloquant fit`` of the four spectra: each lists ``A+A2`` (and nothing else) under
     ``spectra[].fit.anticorrelated``, as the library's fit gives it to 3 decimals, and a note
     names the pair and what to read."""
-    basis_path = write_basis_npz(tmp_path / "basis.npz", basis)
-    data = write_nifti_mrs(
-        tmp_path / "data.nii.gz", FID(noisy.reshape(4, 1, 1, -1), DWELL_S, FREQ_MHZ, 4.65)
-    )
-    out = tmp_path / "out"
-    argv = ["fit", str(data), "--basis", str(basis_path), "--out", str(out)]
-    flags = ["--preset", "simulated", "--ppm-range", "0.5", "4.0", "--max-figures", "0"]
-    assert main([*argv, *flags]) == 0
+    out = _fit_run(basis, noisy.reshape(4, 1, 1, -1), tmp_path, "--max-figures", "0")
     doc = json.loads((out / "results.json").read_text())
     listed = [s["fit"]["anticorrelated"] for s in doc["spectra"]]
     assert [list(p) for p in listed] == [["A+A2"]] * 4
@@ -158,14 +163,7 @@ def test_the_pairs_are_in_results_json_of_a_fit_run(basis, noisy, tmp_path):
 def test_the_note_of_one_spectrum_gives_no_median_and_no_count(basis, noisy, tmp_path):
     """Of a run of one spectrum the note gives its coefficient, not "the median" "in 1 of 1
     spectrum" (audit33: every single-voxel fit said so)."""
-    basis_path = write_basis_npz(tmp_path / "basis.npz", basis)
-    data = write_nifti_mrs(
-        tmp_path / "data.nii.gz", FID(noisy[0].reshape(1, 1, 1, -1), DWELL_S, FREQ_MHZ, 4.65)
-    )
-    out = tmp_path / "out"
-    argv = ["fit", str(data), "--basis", str(basis_path), "--out", str(out)]
-    flags = ["--preset", "simulated", "--ppm-range", "0.5", "4.0", "--max-figures", "0"]
-    assert main([*argv, *flags]) == 0
+    out = _fit_run(basis, noisy[0].reshape(1, 1, 1, -1), tmp_path, "--max-figures", "0")
     notes = json.loads((out / "results.json").read_text())["notes"]
     said = [n for n in notes if n.startswith("metabolites the fit cannot tell apart")]
     assert said == [
@@ -180,14 +178,7 @@ def test_a_fit_of_voxels_prints_the_pairs_and_figures_notes_it_holds(
 ):
     """``scaloquant fit`` of four voxels: the terminal prints the run's notes on the pairs the
     fit cannot tell apart and on the voxels drawn, as results.json holds them, in that order."""
-    basis_path = write_basis_npz(tmp_path / "basis.npz", basis)
-    data = write_nifti_mrs(
-        tmp_path / "data.nii.gz", FID(noisy.reshape(4, 1, 1, -1), DWELL_S, FREQ_MHZ, 4.65)
-    )
-    out = tmp_path / "out"
-    argv = ["fit", str(data), "--basis", str(basis_path), "--out", str(out)]
-    flags = ["--preset", "simulated", "--ppm-range", "0.5", "4.0", "--mrsi-figures", "2"]
-    assert main([*argv, *flags]) == 0
+    out = _fit_run(basis, noisy.reshape(4, 1, 1, -1), tmp_path, "--mrsi-figures", "2")
     printed = capsys.readouterr().out.splitlines()
     notes = json.loads((out / "results.json").read_text())["notes"]
     shown = [line for line in printed if line in notes]
